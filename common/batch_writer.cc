@@ -1,0 +1,98 @@
+#include "common/batch_writer.h"
+
+#include <boost/asio/post.hpp>
+
+namespace commitd {
+
+BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch)
+    : db_(db), io_(std::move(io)), max_batch_(max_batch), thread_([this] { Loop(); }) {}
+
+BatchWriter::~BatchWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void BatchWriter::Submit(Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void BatchWriter::Read(std::function<void(sqlite::Database&)> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reads_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
+void BatchWriter::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_cv_.wait(lock, [this] { return queue_.empty() && reads_.empty() && !busy_; });
+}
+
+BatchWriter::Stats BatchWriter::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void BatchWriter::Loop() {
+  std::vector<Job> batch;
+  std::deque<std::function<void(sqlite::Database&)>> reads;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      busy_ = false;
+      idle_cv_.notify_all();
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty() || !reads_.empty(); });
+      if (queue_.empty() && reads_.empty() && stop_) return;
+      busy_ = true;
+      std::size_t n = std::min(queue_.size(), max_batch_);
+      batch.clear();
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      reads.swap(reads_);
+    }
+    for (auto& read : reads) read(db_);
+    reads.clear();
+    if (!batch.empty()) RunBatch(batch);
+  }
+}
+
+void BatchWriter::RunBatch(std::vector<Job>& batch) {
+  std::vector<Status> results(batch.size());
+  Status begin = db_.Begin();
+  if (!begin.ok()) {
+    for (auto& r : results) r = begin;
+  } else {
+    for (std::size_t i = 0; i < batch.size(); ++i) results[i] = batch[i].run(db_);
+    Status commit = db_.Commit();
+    if (!commit.ok()) {
+      db_.Rollback();
+      for (auto& r : results) r = commit;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.batches++;
+    stats_.jobs += batch.size();
+  }
+  std::vector<std::function<void(Status)>> dones;
+  dones.reserve(batch.size());
+  for (auto& job : batch) dones.push_back(std::move(job.done));
+  boost::asio::post(io_, [dones = std::move(dones), results = std::move(results)]() mutable {
+    for (std::size_t i = 0; i < dones.size(); ++i) {
+      if (dones[i]) dones[i](results[i]);
+    }
+  });
+}
+
+}  // namespace commitd

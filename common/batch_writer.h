@@ -1,0 +1,73 @@
+// The storage thread: runs jobs against one SQLite database in batches, one
+// SQLite transaction (and so one fsync) per batch — group commit.
+//
+// Thread: Submit() is called from the io thread. Each job's `run` executes on
+// the storage thread inside the batch transaction; its `done` is posted back
+// to the io executor after the batch committed (or failed), in submission
+// order. Jobs submitted while a batch is being written form the next batch.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/sqlite_db.h"
+#include "common/status.h"
+
+namespace commitd {
+
+class BatchWriter {
+ public:
+  struct Job {
+    // Storage thread, inside the batch transaction. A non-ok status fails only
+    // this job; the job must leave the transaction usable (use a savepoint for
+    // multi-statement work that may fail half-way).
+    std::function<Status(sqlite::Database&)> run;
+    // io thread, after the batch's COMMIT: the job's own status, or the commit's error.
+    std::function<void(Status)> done;
+  };
+
+  struct Stats {
+    uint64_t batches = 0;
+    uint64_t jobs = 0;
+  };
+
+  // `db` is owned by the caller, outlives the writer, and from now on is
+  // touched only by the storage thread.
+  BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch = 1024);
+  ~BatchWriter();  // drains queued jobs, then joins
+  BatchWriter(const BatchWriter&) = delete;
+  BatchWriter& operator=(const BatchWriter&) = delete;
+
+  void Submit(Job job);
+  // Runs fn on the storage thread between batches (reads); fn posts its own
+  // result to the io executor. Not ordered with respect to Submit()ted jobs.
+  void Read(std::function<void(sqlite::Database&)> fn);
+  // Blocks until every job submitted so far has run and its done was posted.
+  void Flush();
+  Stats stats() const;
+
+ private:
+  void Loop();
+  void RunBatch(std::vector<Job>& batch);
+
+  sqlite::Database& db_;
+  boost::asio::any_io_executor io_;
+  const std::size_t max_batch_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable idle_cv_;
+  std::deque<Job> queue_;
+  std::deque<std::function<void(sqlite::Database&)>> reads_;
+  bool busy_ = false;
+  bool stop_ = false;
+  Stats stats_;
+  std::thread thread_;
+};
+
+}  // namespace commitd

@@ -1,0 +1,51 @@
+// Every timeout and limit of commitd, with its default. A --config FILE holds
+// a JSON object with any of these keys (unknown keys are an error), e.g.
+// {"request_timeout_ms": 2000, "retry_max_ms": 1000}.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/status.h"
+
+namespace commitd {
+
+struct Config {
+  // HTTP server (both processes).
+  int64_t max_body_bytes = 1 << 20;          // larger request bodies get 413
+  int64_t http_read_timeout_ms = 10'000;     // reading one request
+  int64_t http_idle_timeout_ms = 60'000;     // keep-alive wait for the next request
+  int64_t http_write_timeout_ms = 10'000;    // writing one response
+  int64_t handler_timeout_ms = 120'000;      // a request not answered by then gets 504
+
+  // HTTP client (both processes).
+  int64_t connect_timeout_ms = 1'000;
+  int64_t request_timeout_ms = 5'000;        // one request/response exchange with a peer
+
+  // Coordinator.
+  int64_t default_tx_timeout_ms = 5'000;     // prepare deadline when the request has no timeout_ms
+  int64_t retry_initial_ms = 50;             // first redelivery delay of commit/abort
+  int64_t retry_max_ms = 2'000;              // cap of the exponential redelivery backoff
+  int64_t max_in_flight = 4'096;             // undecided transactions; more -> 429
+  int64_t retry_after_s = 1;                 // Retry-After sent with 429 and 503
+  int64_t health_interval_ms = 1'000;        // how often registered participants are probed
+  int64_t tick_ms = 10;                      // timer resolution of the protocol engines
+
+  // Participant agent.
+  int64_t resolve_initial_ms = 200;          // first delay of asking the coordinator about an in-doubt record
+  int64_t resolve_max_ms = 5'000;            // cap of that backoff
+  int64_t outcome_retention_ms = 86'400'000; // finished txids remembered for duplicates (24 h)
+  int64_t register_interval_ms = 2'000;      // re-registration with the coordinator(s)
+
+  // Storage.
+  int64_t max_batch = 1'024;                 // jobs per group commit
+  int64_t busy_timeout_ms = 5'000;           // SQLite busy timeout
+
+  static Result<Config> FromJson(const nlohmann::json& value);
+  static Result<Config> Load(const std::string& path);
+  nlohmann::json ToJson() const;
+};
+
+}  // namespace commitd

@@ -1,0 +1,41 @@
+// Plain HTTP request/response values shared by the server, the client and handlers.
+// They hold no sockets, so protocol code and tests can build them freely.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace commitd::http {
+
+struct Request {
+  std::string method;                              // "GET", "POST", ...
+  std::string target;                              // raw target, e.g. "/v1/transactions?state=pending"
+  std::string path;                                // target without the query, percent-decoded
+  std::map<std::string, std::string> query;        // decoded query parameters
+  std::map<std::string, std::string> path_params;  // filled by the router: "/v1/transactions/{txid}" -> txid
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string body;
+
+  // Header value by case-insensitive name, or nullopt.
+  std::optional<std::string> Header(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers, e.g. Retry-After
+
+  std::optional<std::string> Header(std::string_view name) const;
+};
+
+// {"error":{"code":code,"message":message}} with the given status.
+Response ErrorResponse(int status, std::string_view code, std::string_view message);
+// body = value.dump()
+Response JsonResponse(int status, const nlohmann::json& value);
+
+}  // namespace commitd::http

@@ -1,0 +1,158 @@
+#include "common/sqlite_db.h"
+
+namespace commitd::sqlite {
+
+std::string ErrorText(sqlite3* db, int rc) {
+  std::string text = sqlite3_errstr(rc);
+  if (db != nullptr) {
+    const char* msg = sqlite3_errmsg(db);
+    if (msg != nullptr && text != msg) {
+      text += " (";
+      text += msg;
+      text += ")";
+    }
+  }
+  return text;
+}
+
+Statement& Statement::Bind(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+  return *this;
+}
+Statement& Statement::Bind(int index, double value) {
+  sqlite3_bind_double(stmt_, index, value);
+  return *this;
+}
+Statement& Statement::Bind(int index, std::string_view text) {
+  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Statement& Statement::BindBlob(int index, std::string_view bytes) {
+  sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Statement& Statement::BindNull(int index) {
+  sqlite3_bind_null(stmt_, index);
+  return *this;
+}
+Statement& Statement::Bind(std::string_view name, std::string_view text) {
+  return Bind(ParameterIndex(name), text);
+}
+int Statement::ParameterIndex(std::string_view name) const {
+  return sqlite3_bind_parameter_index(stmt_, std::string(name).c_str());
+}
+
+bool Statement::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE) {
+    sqlite3* db = sqlite3_db_handle(stmt_);
+    status_ = Status::IoError(ErrorText(db, rc));
+  }
+  return false;
+}
+
+Status Statement::Run() {
+  while (Step()) {
+  }
+  Status s = status_;
+  sqlite3_reset(stmt_);
+  return s;
+}
+
+int Statement::ColumnCount() const { return sqlite3_column_count(stmt_); }
+bool Statement::IsNull(int c) const { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
+int64_t Statement::Int(int c) const { return sqlite3_column_int64(stmt_, c); }
+double Statement::Double(int c) const { return sqlite3_column_double(stmt_, c); }
+std::string Statement::Text(int c) const {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, c));
+  return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, c));
+}
+std::string Statement::Blob(int c) const {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, c));
+  return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, c));
+}
+void Statement::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  status_ = Status::Ok();
+}
+
+Result<std::unique_ptr<Database>> Database::Open(const std::string& path, OpenOptions options) {
+  int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
+  flags |= SQLITE_OPEN_NOMUTEX;
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = "open " + path + ": " + ErrorText(raw, rc);
+    sqlite3_close_v2(raw);
+    return Status::IoError(msg);
+  }
+  std::unique_ptr<Database> db(new Database(raw, path));
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  sqlite3_extended_result_codes(raw, 1);
+  if (!options.read_only) {
+    if (options.wal) {
+      if (Status s = db->Exec("PRAGMA journal_mode=WAL"); !s.ok()) return s;
+    }
+    if (Status s = db->Exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+        !s.ok())
+      return s;
+  }
+  if (Status s = db->Exec("PRAGMA foreign_keys=ON"); !s.ok()) return s;
+  return db;
+}
+
+Database::~Database() {
+  wrappers_.clear();
+  cache_.clear();
+  sqlite3_close_v2(db_);
+}
+
+Status Database::Exec(std::string_view sql) {
+  char* err = nullptr;
+  std::string copy(sql);
+  int rc = sqlite3_exec(db_, copy.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return Status::IoError(msg);
+  }
+  return Status::Ok();
+}
+
+Statement* Database::Prepare(const std::string& sql, Status* error) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &raw,
+                                nullptr);
+    if (rc != SQLITE_OK) {
+      if (error != nullptr) *error = Status::InvalidArgument(ErrorText(db_, rc));
+      return nullptr;
+    }
+    it = cache_.emplace(sql, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(raw, sqlite3_finalize)).first;
+    wrappers_.emplace(raw, std::make_unique<Statement>(raw));
+  }
+  Statement* stmt = wrappers_.at(it->second.get()).get();
+  stmt->Reset();
+  return stmt;
+}
+
+Status Database::Begin() { return Exec("BEGIN IMMEDIATE"); }
+Status Database::Commit() { return Exec("COMMIT"); }
+Status Database::Rollback() {
+  if (!InTransaction()) return Status::Ok();
+  return Exec("ROLLBACK");
+}
+bool Database::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
+Status Database::LastError(std::string_view what) const {
+  std::string msg(what);
+  msg += ": ";
+  msg += sqlite3_errmsg(db_);
+  return Status::IoError(msg);
+}
+
+}  // namespace commitd::sqlite

@@ -1,0 +1,116 @@
+// Thin RAII wrapper over one SQLite connection with cached prepared statements.
+//
+// Thread: a Database is used by one thread at a time (the storage thread of
+// its process); it does no locking of its own.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/status.h"
+
+namespace commitd::sqlite {
+
+// A prepared statement owned by its Database's cache. Reset and unbound
+// every time it is handed out by Database::Prepare.
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+
+  Statement& Bind(int index, int64_t value);
+  Statement& Bind(int index, double value);
+  Statement& Bind(int index, std::string_view text);
+  Statement& BindBlob(int index, std::string_view bytes);
+  Statement& BindNull(int index);
+  Statement& Bind(std::string_view name, std::string_view text);  // ":name"
+  int ParameterIndex(std::string_view name) const;
+
+  // Advances; true when a row is available. A failure is reported by status().
+  bool Step();
+  // Steps to completion; the first error, if any.
+  Status Run();
+  const Status& status() const { return status_; }
+
+  int ColumnCount() const;
+  bool IsNull(int column) const;
+  int64_t Int(int column) const;
+  double Double(int column) const;
+  std::string Text(int column) const;
+  std::string Blob(int column) const;
+
+  sqlite3_stmt* handle() const { return stmt_; }
+  void Reset();
+
+ private:
+  sqlite3_stmt* stmt_;
+  Status status_;
+};
+
+struct OpenOptions {
+  bool create = true;
+  bool read_only = false;
+  bool wal = true;              // journal_mode=WAL
+  bool synchronous_full = true; // synchronous=FULL: a commit is on disk when it returns
+  int busy_timeout_ms = 5000;
+};
+
+class Database {
+ public:
+  static Result<std::unique_ptr<Database>> Open(const std::string& path, OpenOptions options = {});
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  sqlite3* handle() const { return db_; }
+  const std::string& path() const { return path_; }
+
+  // Runs one or more statements without results.
+  Status Exec(std::string_view sql);
+  // A cached statement for sql, reset and unbound; nullptr with *error set on failure.
+  Statement* Prepare(const std::string& sql, Status* error = nullptr);
+
+  Status Begin();           // BEGIN IMMEDIATE
+  Status Commit();
+  Status Rollback();        // no-op when no transaction is open
+  bool InTransaction() const;
+
+  // Status with the connection's last error message, prefixed by what.
+  Status LastError(std::string_view what) const;
+
+ private:
+  Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  sqlite3* db_;
+  std::string path_;
+  std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>> cache_;
+  std::unordered_map<sqlite3_stmt*, std::unique_ptr<Statement>> wrappers_;
+};
+
+// Rolls back on destruction unless Commit() succeeded.
+class Transaction {
+ public:
+  explicit Transaction(Database& db) : db_(db) { status_ = db_.Begin(); }
+  ~Transaction() {
+    if (status_.ok() && !done_) db_.Rollback();
+  }
+  const Status& status() const { return status_; }
+  Status Commit() {
+    done_ = true;
+    return db_.Commit();
+  }
+
+ private:
+  Database& db_;
+  Status status_;
+  bool done_ = false;
+};
+
+// SQLite error text for a result code: "constraint failed (CHECK constraint failed: balance >= 0)".
+std::string ErrorText(sqlite3* db, int rc);
+
+}  // namespace commitd::sqlite

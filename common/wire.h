@@ -1,0 +1,87 @@
+// JSON wire types of the client API (A.3) and the agent API (A.4), with
+// validation that names the offending field precisely.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace commitd::wire {
+
+enum class Protocol { k2pc, k3pc };
+std::string_view ProtocolName(Protocol p);
+
+// One operation of a branch: a named procedure with named args, or raw SQL
+// with positional params.
+struct Op {
+  std::optional<std::string> procedure;
+  nlohmann::json args = nlohmann::json::object();  // scalar values only
+  std::optional<std::string> sql;
+  nlohmann::json params = nlohmann::json::array();  // scalar values only
+  bool is_raw() const { return sql.has_value(); }
+};
+
+struct Branch {
+  std::string participant;
+  std::vector<Op> ops;
+};
+
+// POST /v1/transactions
+struct TxRequest {
+  Protocol protocol = Protocol::k2pc;
+  std::optional<int64_t> timeout_ms;
+  std::vector<Branch> branches;
+};
+
+constexpr int64_t kMaxTimeoutMs = 600'000;
+constexpr std::size_t kMaxBranches = 64;
+constexpr std::size_t kMaxOpsPerBranch = 1024;
+
+// Errors are InvalidArgument with a message like
+// "branches[1].ops[0].args.amount: must be a string, number, boolean or null".
+Result<TxRequest> ParseTxRequest(std::string_view body);
+Result<TxRequest> ParseTxRequest(const nlohmann::json& body);
+
+nlohmann::json OpToJson(const Op& op);
+Result<Op> ParseOp(const nlohmann::json& value, const std::string& where);
+
+struct ParticipantRef {
+  std::string name;
+  std::string url;
+};
+
+// POST /v1/prepare (coordinator -> agent)
+struct PrepareRequest {
+  std::string txid;
+  Protocol protocol = Protocol::k2pc;
+  std::string participant;   // the name the coordinator knows this agent by
+  std::string coordinator;   // URL to ask for the decision
+  int64_t timeout_ms = 0;    // the agent's deadline is now + timeout_ms
+  std::vector<Op> ops;
+  std::vector<ParticipantRef> participants;  // every participant of the transaction
+};
+nlohmann::json ToJson(const PrepareRequest& r);
+Result<PrepareRequest> ParsePrepareRequest(std::string_view body);
+
+// Reply to /v1/prepare.
+struct Vote {
+  std::string txid;
+  bool yes = false;
+  std::string reason;                               // why no
+  nlohmann::json results = nlohmann::json::array(); // one array of row objects per op
+};
+nlohmann::json ToJson(const Vote& v);
+Result<Vote> ParseVote(std::string_view body);
+
+// POST /v1/commit, /v1/abort, /v1/precommit: {"txid": "..."}
+Result<std::string> ParseTxidBody(std::string_view body);
+
+// A txid is 1..128 characters of [A-Za-z0-9._:-].
+bool IsValidTxid(std::string_view txid);
+
+}  // namespace commitd::wire

@@ -1,0 +1,55 @@
+// DecisionLog: where the coordinator makes decisions durable.
+//
+// The first implementation is SqliteDecisionLog (one SQLite file, group commit
+// on a storage thread); a Raft-replicated one comes later behind this interface.
+//
+// Thread: every method is called on the io thread; every callback runs on the
+// io thread. Appends complete in the order they were made.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "coordinator/types.h"
+
+namespace commitd::coordinator {
+
+struct RecoveredLog {
+  std::vector<DecisionRecord> unfinished;  // decided, not every participant acknowledged
+  std::vector<RegistryEntry> registry;
+};
+
+struct ListFilter {
+  std::optional<Outcome> outcome;  // nullopt: any
+  bool unfinished_only = false;
+  std::size_t limit = 100;
+};
+
+class DecisionLog {
+ public:
+  virtual ~DecisionLog() = default;
+
+  // Called once before serving: what must be resumed.
+  virtual Result<RecoveredLog> Recover() = 0;
+
+  // Makes the decision durable. The first decision for a txid wins: if one is
+  // already recorded, done gets Conflict and the stored record is unchanged.
+  virtual void AppendDecision(DecisionRecord record, std::function<void(Status)> done) = 0;
+  // Marks a decided transaction finished (every participant acked).
+  virtual void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) = 0;
+  // Adds or replaces a registry entry.
+  virtual void PutParticipant(RegistryEntry entry, std::function<void(Status)> done) = 0;
+
+  // Reads (also finished transactions).
+  virtual void FindDecision(std::string txid,
+                            std::function<void(Result<std::optional<DecisionRecord>>)> done) = 0;
+  virtual void FindByIdempotencyKey(std::string key,
+                                    std::function<void(Result<std::optional<DecisionRecord>>)> done) = 0;
+  // Newest first.
+  virtual void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) = 0;
+};
+
+}  // namespace commitd::coordinator

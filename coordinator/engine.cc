@@ -1,0 +1,353 @@
+#include "coordinator/engine.h"
+
+#include <algorithm>
+
+namespace commitd::coordinator {
+namespace {
+
+std::string VoteFailureReason(const std::string& participant, const Status& status, int64_t timeout_ms) {
+  switch (status.code()) {
+    case StatusCode::kTimeout:
+      return participant + " did not vote within " + std::to_string(timeout_ms) + " ms";
+    case StatusCode::kUnavailable:
+      return participant + " unreachable: " + status.message();
+    default:
+      return participant + " refused prepare: " + status.message();
+  }
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
+
+void Engine::Start(StartRequest request, int64_t now_ms) {
+  Tx tx;
+  tx.txid = request.txid;
+  tx.protocol = request.protocol;
+  tx.idempotency_key = request.idempotency_key;
+  tx.created_ms = request.created_ms;
+  tx.started_ms = now_ms;
+  tx.deadline_ms = now_ms + request.timeout_ms;
+  if (request.client != 0) tx.clients.push_back(request.client);
+  std::vector<wire::ParticipantRef> everyone;
+  for (const auto& p : request.participants) everyone.push_back({p.name, p.url});
+  for (std::size_t i = 0; i < request.participants.size(); ++i) {
+    Branch b;
+    b.participant = request.participants[i];
+    tx.branches.push_back(std::move(b));
+    wire::PrepareRequest prepare;
+    prepare.txid = request.txid;
+    prepare.protocol = request.protocol;
+    prepare.participant = request.participants[i].name;
+    prepare.coordinator = options_.self_url;
+    prepare.timeout_ms = request.timeout_ms;
+    prepare.ops = std::move(request.ops[i]);
+    prepare.participants = everyone;
+    actions_.push_back(action::SendPrepare{request.participants[i], std::move(prepare), request.timeout_ms});
+  }
+  tx.votes_pending = static_cast<int>(tx.branches.size());
+  if (!tx.idempotency_key.empty()) txid_by_key_[tx.idempotency_key] = tx.txid;
+  ++undecided_;
+  txs_.emplace(tx.txid, std::move(tx));
+}
+
+bool Engine::AttachClient(const std::string& txid, ClientToken client) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return false;
+  Tx& tx = it->second;
+  if (tx.phase == Phase::kPreparing || tx.phase == Phase::kDeciding) {
+    tx.clients.push_back(client);
+  } else {
+    actions_.push_back(action::ReplyClient{client, ReplyStatus(tx), ReplyBody(tx)});
+  }
+  return true;
+}
+
+Engine::Branch* Engine::FindBranch(Tx& tx, const std::string& participant) {
+  for (auto& b : tx.branches) {
+    if (b.participant.name == participant) return &b;
+  }
+  return nullptr;
+}
+
+void Engine::OnVote(const std::string& txid, const std::string& participant, Result<wire::Vote> vote,
+                    int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return;
+  Tx& tx = it->second;
+  Branch* b = FindBranch(tx, participant);
+  if (b == nullptr || b->vote != VoteState::kPending) return;
+  --tx.votes_pending;
+  if (tx.phase != Phase::kPreparing) {
+    // Decided already (deadline or another no); a late yes still needs the abort.
+    if (vote.ok() && vote->yes) {
+      b->vote = VoteState::kYes;
+      if (tx.outcome == Outcome::kAborted && !b->needs_decision) StartDelivery(tx, *b, now_ms);
+    } else {
+      b->vote = vote.ok() ? VoteState::kNo : VoteState::kNone;
+    }
+    return;
+  }
+  if (!vote.ok()) {
+    b->vote = VoteState::kNone;
+    Decide(tx, Outcome::kAborted, VoteFailureReason(participant, vote.status(), tx.deadline_ms - tx.started_ms),
+           now_ms);
+    return;
+  }
+  if (!vote->yes) {
+    b->vote = VoteState::kNo;
+    Decide(tx, Outcome::kAborted, participant + " voted no: " + vote->reason, now_ms);
+    return;
+  }
+  b->vote = VoteState::kYes;
+  b->results = std::move(vote->results);
+  if (tx.votes_pending == 0) Decide(tx, Outcome::kCommitted, "", now_ms);
+}
+
+void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms) {
+  tx.phase = Phase::kDeciding;
+  tx.outcome = outcome;
+  tx.reason = std::move(reason);
+  tx.decided_ms = now_ms;
+  --undecided_;
+  DecisionRecord record;
+  record.txid = tx.txid;
+  record.protocol = tx.protocol;
+  record.outcome = outcome;
+  for (const auto& b : tx.branches) record.participants.push_back(b.participant);
+  record.reason = tx.reason;
+  record.idempotency_key = tx.idempotency_key;
+  record.reply = ReplyBody(tx);
+  record.created_ms = tx.created_ms;
+  record.decided_ms = now_ms;
+  actions_.push_back(action::PersistDecision{std::move(record)});
+  if (outcome == Outcome::kAborted) {
+    // Presumed abort: no need to wait for the record before telling participants.
+    for (auto& b : tx.branches) {
+      if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
+    }
+    SendDue(tx, now_ms);
+  }
+}
+
+void Engine::StartDelivery(Tx& tx, Branch& b, int64_t now_ms) {
+  (void)tx;
+  b.needs_decision = true;
+  b.acked = false;
+  b.next_send_ms = now_ms;
+  b.backoff_ms = options_.retry_initial_ms;
+}
+
+void Engine::SendDue(Tx& tx, int64_t now_ms) {
+  for (auto& b : tx.branches) {
+    if (!b.needs_decision || b.acked || b.sending || b.next_send_ms > now_ms) continue;
+    b.sending = true;
+    ++b.attempts;
+    actions_.push_back(action::SendDecision{tx.txid, b.participant, tx.outcome});
+  }
+}
+
+void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return;
+  Tx& tx = it->second;
+  if (!status.ok()) {
+    if (tx.outcome == Outcome::kCommitted) {
+      // Nothing durable says commit, so presumed abort holds: abort instead.
+      tx.outcome = Outcome::kAborted;
+      tx.reason = "decision log write failed: " + status.message();
+      for (auto& b : tx.branches) {
+        if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
+      }
+    }
+    // An abort that is not durable is still an abort; the client hears it.
+  }
+  tx.durable = true;
+  tx.phase = Phase::kDelivering;
+  const int status_code = ReplyStatus(tx);
+  nlohmann::json body = ReplyBody(tx);
+  for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, status_code, body});
+  tx.clients.clear();
+  if (tx.outcome == Outcome::kCommitted) {
+    for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
+  }
+  SendDue(tx, now_ms);
+  MaybeFinish(tx, now_ms);
+}
+
+void Engine::OnDecisionAcked(const std::string& txid, const std::string& participant, const Status& status,
+                             int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return;
+  Tx& tx = it->second;
+  Branch* b = FindBranch(tx, participant);
+  if (b == nullptr || !b->sending) return;
+  b->sending = false;
+  if (status.ok()) {
+    b->acked = true;
+    b->last_error.clear();
+    MaybeFinish(tx, now_ms);
+    return;
+  }
+  b->last_error = status.message();
+  b->next_send_ms = now_ms + b->backoff_ms;
+  b->backoff_ms = std::min(b->backoff_ms * 2, options_.retry_max_ms);
+}
+
+void Engine::MaybeFinish(Tx& tx, int64_t now_ms) {
+  if (tx.phase != Phase::kDelivering || !tx.durable) return;
+  for (const auto& b : tx.branches) {
+    // A participant that has not voted yet got the abort too; its agent keeps a
+    // tombstone, so a late prepare there votes no.
+    if (b.needs_decision && !b.acked) return;
+  }
+  tx.phase = Phase::kFinishing;
+  actions_.push_back(action::PersistFinished{tx.txid, now_ms});
+}
+
+void Engine::OnFinishedPersisted(const std::string& txid, const Status& status) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return;
+  if (!status.ok()) {
+    // Stays unfinished in the log; the next restart redelivers, which participants ack again.
+    it->second.phase = Phase::kDelivering;
+  }
+  if (!it->second.idempotency_key.empty()) txid_by_key_.erase(it->second.idempotency_key);
+  txs_.erase(it);
+}
+
+void Engine::Resume(DecisionRecord record, int64_t now_ms) {
+  if (txs_.count(record.txid) != 0) return;
+  Tx tx;
+  tx.txid = record.txid;
+  tx.protocol = record.protocol;
+  tx.phase = Phase::kDelivering;
+  tx.outcome = record.outcome;
+  tx.reason = record.reason;
+  tx.created_ms = record.created_ms;
+  tx.started_ms = now_ms;
+  tx.decided_ms = record.decided_ms;
+  tx.durable = true;
+  tx.idempotency_key = record.idempotency_key;
+  for (auto& p : record.participants) {
+    Branch b;
+    b.participant = p;
+    b.vote = VoteState::kNone;  // unknown after a restart
+    tx.branches.push_back(std::move(b));
+  }
+  for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
+  auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
+  (void)inserted;
+  SendDue(it->second, now_ms);
+}
+
+void Engine::Tick(int64_t now_ms) {
+  for (auto& [txid, tx] : txs_) {
+    if (tx.phase == Phase::kPreparing) {
+      if (now_ms >= tx.deadline_ms) {
+        std::string missing;
+        for (auto& b : tx.branches) {
+          if (b.vote == VoteState::kPending) {
+            if (missing.empty()) missing = b.participant.name;
+          }
+        }
+        Decide(tx, Outcome::kAborted,
+               missing + " did not vote within " + std::to_string(tx.deadline_ms - tx.started_ms) + " ms", now_ms);
+        // Branches still pending may have prepared: they get the abort too.
+      }
+      continue;
+    }
+    if (tx.phase == Phase::kDelivering || (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kAborted)) {
+      SendDue(tx, now_ms);
+    }
+  }
+}
+
+void Engine::RetryNow(int64_t now_ms) {
+  for (auto& [txid, tx] : txs_) {
+    for (auto& b : tx.branches) {
+      if (b.needs_decision && !b.acked) {
+        b.next_send_ms = now_ms;
+        b.backoff_ms = options_.retry_initial_ms;
+      }
+    }
+    if (tx.phase == Phase::kDelivering) SendDue(tx, now_ms);
+  }
+}
+
+std::vector<Action> Engine::TakeActions() {
+  std::vector<Action> out;
+  out.swap(actions_);
+  return out;
+}
+
+int Engine::ReplyStatus(const Tx& tx) const { return tx.outcome == Outcome::kCommitted ? 200 : 409; }
+
+nlohmann::json Engine::ReplyBody(const Tx& tx) const {
+  nlohmann::json body = {{"txid", tx.txid}, {"outcome", OutcomeName(tx.outcome)}};
+  if (tx.outcome != Outcome::kCommitted) body["reason"] = tx.reason;
+  nlohmann::json branches = nlohmann::json::array();
+  for (const auto& b : tx.branches) {
+    const char* vote = b.vote == VoteState::kYes ? "yes" : b.vote == VoteState::kNo ? "no" : "none";
+    nlohmann::json branch = {{"participant", b.participant.name}, {"vote", vote}};
+    if (tx.outcome == Outcome::kCommitted) branch["results"] = b.results;
+    branches.push_back(std::move(branch));
+  }
+  body["branches"] = std::move(branches);
+  return body;
+}
+
+TxView Engine::View(const Tx& tx) const {
+  TxView v;
+  v.txid = tx.txid;
+  v.protocol = tx.protocol;
+  switch (tx.phase) {
+    case Phase::kPreparing: v.state = "preparing"; break;
+    case Phase::kDeciding: v.state = "deciding"; break;
+    case Phase::kDelivering: v.state = "delivering"; break;
+    case Phase::kFinishing: v.state = "finishing"; break;
+  }
+  v.outcome = tx.durable ? tx.outcome : Outcome::kPending;
+  v.reason = tx.durable ? tx.reason : "";
+  v.started_ms = tx.started_ms;
+  v.decided_ms = tx.durable ? tx.decided_ms : 0;
+  for (const auto& b : tx.branches) {
+    TxView::Branch vb;
+    vb.participant = b.participant.name;
+    if (b.acked) {
+      vb.state = tx.outcome == Outcome::kCommitted ? "committed" : "aborted";
+    } else {
+      switch (b.vote) {
+        case VoteState::kPending: vb.state = "preparing"; break;
+        case VoteState::kYes: vb.state = "voted_yes"; break;
+        case VoteState::kNo: vb.state = "voted_no"; break;
+        case VoteState::kNone: vb.state = "no_vote"; break;
+      }
+    }
+    vb.attempts = b.attempts;
+    vb.last_error = b.last_error;
+    v.branches.push_back(std::move(vb));
+  }
+  return v;
+}
+
+std::optional<TxView> Engine::Find(const std::string& txid) const {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return std::nullopt;
+  return View(it->second);
+}
+
+std::vector<TxView> Engine::List() const {
+  std::vector<TxView> out;
+  out.reserve(txs_.size());
+  for (const auto& [txid, tx] : txs_) out.push_back(View(tx));
+  return out;
+}
+
+std::optional<std::string> Engine::TxidForIdempotencyKey(const std::string& key) const {
+  auto it = txid_by_key_.find(key);
+  if (it == txid_by_key_.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace commitd::coordinator

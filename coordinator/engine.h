@@ -1,0 +1,180 @@
+// The coordinator's 2PC engine (presumed abort) as a pure state machine.
+//
+// It does no I/O and reads no clock: the service (or the simulator) feeds it
+// events with the current time, then takes the actions it produced and
+// carries them out, feeding the results back as further events.
+//
+// Protocol: prepare to every participant -> all vote yes -> PersistDecision
+// (commit) -> once durable, reply to the client and send commit to every
+// participant, retried with capped exponential backoff until acked -> all
+// acked -> PersistFinished. Any no vote, failed prepare or missed deadline ->
+// abort: abort is sent at once to every participant that might have prepared,
+// the abort record is persisted, and the client is answered once it is durable
+// (so an Idempotency-Key replay sees the same answer).
+//
+// Thread: not thread-safe; owned by the io thread of the service.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+#include "common/wire.h"
+#include "coordinator/types.h"
+
+namespace commitd::coordinator {
+
+// Identifies a waiting client request inside the service.
+using ClientToken = uint64_t;
+
+struct StartRequest {
+  std::string txid;
+  wire::Protocol protocol = wire::Protocol::k2pc;
+  int64_t timeout_ms = 5000;
+  std::vector<ParticipantRef> participants;   // one per branch
+  std::vector<std::vector<wire::Op>> ops;     // ops[i] for participants[i]
+  std::string idempotency_key;
+  ClientToken client = 0;
+  int64_t created_ms = 0;                     // wall clock, recorded in the log
+};
+
+namespace action {
+struct SendPrepare {
+  ParticipantRef to;
+  wire::PrepareRequest request;
+  int64_t timeout_ms = 0;  // how long to wait for the vote
+};
+struct SendDecision {
+  std::string txid;
+  ParticipantRef to;
+  Outcome outcome = Outcome::kAborted;
+};
+struct PersistDecision {
+  DecisionRecord record;
+};
+struct PersistFinished {
+  std::string txid;
+  int64_t finished_ms = 0;
+};
+struct ReplyClient {
+  ClientToken client = 0;
+  int status = 200;
+  nlohmann::json body;
+};
+}  // namespace action
+
+using Action = std::variant<action::SendPrepare, action::SendDecision, action::PersistDecision,
+                            action::PersistFinished, action::ReplyClient>;
+
+struct EngineOptions {
+  std::string self_url;           // put in prepare requests: where agents ask for decisions
+  int64_t retry_initial_ms = 50;  // decision redelivery backoff
+  int64_t retry_max_ms = 2000;
+};
+
+// A read-only picture of a transaction the engine holds, for the API.
+struct TxView {
+  std::string txid;
+  wire::Protocol protocol = wire::Protocol::k2pc;
+  std::string state;  // "preparing" | "deciding" | "delivering" | "finishing"
+  Outcome outcome = Outcome::kPending;
+  std::string reason;
+  struct Branch {
+    std::string participant;
+    std::string state;  // "preparing" | "voted_yes" | "voted_no" | "no_vote" | "committed" | "aborted"
+    int attempts = 0;   // decision deliveries tried
+    std::string last_error;
+  };
+  std::vector<Branch> branches;
+  int64_t started_ms = 0;
+  int64_t decided_ms = 0;  // 0 while undecided
+};
+
+class Engine {
+ public:
+  explicit Engine(EngineOptions options);
+
+  // --- inputs -------------------------------------------------------------
+  void Start(StartRequest request, int64_t now_ms);
+  // Another client waits for the answer of a running transaction (same Idempotency-Key).
+  bool AttachClient(const std::string& txid, ClientToken client);
+  // The answer to a SendPrepare: a vote, or why none came.
+  void OnVote(const std::string& txid, const std::string& participant, Result<wire::Vote> vote, int64_t now_ms);
+  void OnDecisionPersisted(const std::string& txid, const Status& status, int64_t now_ms);
+  // The answer to a SendDecision: ok when the participant acknowledged.
+  void OnDecisionAcked(const std::string& txid, const std::string& participant, const Status& status,
+                       int64_t now_ms);
+  void OnFinishedPersisted(const std::string& txid, const Status& status);
+  // Recovery: a decided transaction from the log that not every participant acked.
+  void Resume(DecisionRecord record, int64_t now_ms);
+  // Deadlines and redeliveries due by now_ms.
+  void Tick(int64_t now_ms);
+  // Makes every pending redelivery due now (operator "retry now").
+  void RetryNow(int64_t now_ms);
+
+  // --- outputs ------------------------------------------------------------
+  std::vector<Action> TakeActions();
+  bool HasActions() const { return !actions_.empty(); }
+
+  // --- queries ------------------------------------------------------------
+  std::optional<TxView> Find(const std::string& txid) const;
+  std::vector<TxView> List() const;
+  std::optional<std::string> TxidForIdempotencyKey(const std::string& key) const;
+  std::size_t undecided() const { return undecided_; }
+  std::size_t active() const { return txs_.size(); }
+
+ private:
+  enum class Phase { kPreparing, kDeciding, kDelivering, kFinishing };
+  enum class VoteState { kPending, kYes, kNo, kNone };
+  struct Branch {
+    ParticipantRef participant;
+    VoteState vote = VoteState::kPending;
+    nlohmann::json results = nlohmann::json::array();
+    bool needs_decision = false;  // must get the decision and ack it
+    bool acked = false;
+    bool sending = false;
+    int attempts = 0;
+    int64_t next_send_ms = 0;
+    int64_t backoff_ms = 0;
+    std::string last_error;
+  };
+  struct Tx {
+    std::string txid;
+    wire::Protocol protocol = wire::Protocol::k2pc;
+    Phase phase = Phase::kPreparing;
+    Outcome outcome = Outcome::kPending;
+    std::string reason;
+    std::vector<Branch> branches;
+    std::vector<ClientToken> clients;
+    std::string idempotency_key;
+    int64_t created_ms = 0;
+    int64_t started_ms = 0;
+    int64_t deadline_ms = 0;
+    int64_t decided_ms = 0;
+    bool durable = false;
+    int votes_pending = 0;
+  };
+
+  void Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms);
+  void StartDelivery(Tx& tx, Branch& b, int64_t now_ms);
+  void SendDue(Tx& tx, int64_t now_ms);
+  void MaybeFinish(Tx& tx, int64_t now_ms);
+  nlohmann::json ReplyBody(const Tx& tx) const;
+  int ReplyStatus(const Tx& tx) const;
+  Branch* FindBranch(Tx& tx, const std::string& participant);
+  TxView View(const Tx& tx) const;
+
+  EngineOptions options_;
+  std::unordered_map<std::string, Tx> txs_;
+  std::unordered_map<std::string, std::string> txid_by_key_;
+  std::size_t undecided_ = 0;
+  std::vector<Action> actions_;
+};
+
+}  // namespace commitd::coordinator

@@ -1,0 +1,83 @@
+// commitd: the coordinator process (design A.2).
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+
+#include "common/failpoint.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "coordinator/service.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: commitd --id ID --listen HOST:PORT --data-dir DIR
+               [--participant NAME=URL]... [--token SECRET] [--config FILE]
+               [--peers ID=URL,...] [--failpoint NAME]...
+
+Runs a commitd coordinator: the HTTP API of docs/api.md on --listen, the
+decision log in DIR/decisions.db. --participant registers an agent by name.
+--config is a JSON file of timeouts and limits (see docs/configuration.md).
+)";
+
+int UsageError(const std::string& message) {
+  std::cerr << "commitd: " << message << "\n\n" << kUsage;
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace commitd;
+  auto flags = Flags::Parse(argc, argv, {"id", "listen", "data-dir", "participant", "token", "config", "peers", "failpoint"},
+                            {"help"});
+  if (!flags.ok()) return UsageError(flags.status().message());
+  if (flags->Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (!flags->positional().empty()) return UsageError("unexpected argument " + flags->positional().front());
+  coordinator::ServiceOptions options;
+  options.id = flags->Get("id").value_or("c1");
+  options.listen = flags->Get("listen").value_or("127.0.0.1:7000");
+  auto data_dir = flags->Get("data-dir");
+  if (!data_dir) return UsageError("--data-dir is required");
+  options.data_dir = *data_dir;
+  options.token = flags->Get("token").value_or("");
+  if (auto peers = flags->Get("peers")) {
+    // A single-member list naming only this node is a group of one.
+    if (peers->find(',') != std::string::npos) {
+      return UsageError("--peers with more than one member needs the Raft group, which this build does not have yet");
+    }
+  }
+  for (const auto& p : flags->GetAll("participant")) {
+    auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0 || p.compare(eq + 1, 7, "http://") != 0) {
+      return UsageError("--participant must be NAME=http://HOST:PORT, got '" + p + "'");
+    }
+    options.participants.push_back({p.substr(0, eq), p.substr(eq + 1), 0});
+  }
+  if (auto path = flags->Get("config")) {
+    auto config = Config::Load(*path);
+    if (!config.ok()) return UsageError(config.status().message());
+    options.config = config.value();
+  }
+  log::SetComponent("commitd/" + options.id);
+  failpoint::InitFromEnvironment();
+  for (const auto& f : flags->GetAll("failpoint")) failpoint::Enable(f);
+
+  boost::asio::io_context io(1);
+  coordinator::Service service(io, options);
+  if (Status s = service.Start(); !s.ok()) {
+    log::Error("start_failed", {{"error", s.ToString()}});
+    std::cerr << "commitd: " << s.ToString() << "\n";
+    return 1;
+  }
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    log::Info("signal", {{"signal", sig}});
+    service.Shutdown([&io] { io.stop(); });
+  });
+  io.run();
+  return 0;
+}

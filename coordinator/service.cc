@@ -1,0 +1,687 @@
+#include "coordinator/service.h"
+
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "common/failpoint.h"
+#include "common/http_client.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "coordinator/engine.h"
+#include "coordinator/sqlite_decision_log.h"
+
+namespace commitd::coordinator {
+namespace {
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+nlohmann::json ViewToJson(const TxView& v, int64_t now_ms) {
+  nlohmann::json branches = nlohmann::json::array();
+  for (const auto& b : v.branches) {
+    nlohmann::json jb = {{"participant", b.participant}, {"state", b.state}, {"attempts", b.attempts}};
+    if (!b.last_error.empty()) jb["last_error"] = b.last_error;
+    branches.push_back(std::move(jb));
+  }
+  nlohmann::json out = {{"txid", v.txid},
+                        {"protocol", wire::ProtocolName(v.protocol)},
+                        {"state", v.state},
+                        {"outcome", OutcomeName(v.outcome)},
+                        {"branches", std::move(branches)},
+                        {"age_ms", now_ms - v.started_ms},
+                        {"timeline", {{"started_ms", v.started_ms}}}};
+  if (v.decided_ms != 0) out["timeline"]["decided_ms"] = v.decided_ms;
+  if (!v.reason.empty()) out["reason"] = v.reason;
+  return out;
+}
+
+nlohmann::json RecordToJson(const DecisionRecord& r, int64_t now_ms) {
+  nlohmann::json branches = nlohmann::json::array();
+  for (const auto& p : r.participants) {
+    std::string state = r.finished ? std::string(OutcomeName(r.outcome)) : "delivering";
+    branches.push_back({{"participant", p.name}, {"state", state}});
+  }
+  nlohmann::json timeline = {{"created_ms", r.created_ms}, {"decided_ms", r.decided_ms}};
+  if (r.finished) timeline["finished_ms"] = r.finished_ms;
+  nlohmann::json out = {{"txid", r.txid},
+                        {"protocol", wire::ProtocolName(r.protocol)},
+                        {"state", r.finished ? "finished" : "delivering"},
+                        {"outcome", OutcomeName(r.outcome)},
+                        {"branches", std::move(branches)},
+                        {"age_ms", now_ms - r.created_ms},
+                        {"timeline", std::move(timeline)}};
+  if (!r.reason.empty()) out["reason"] = r.reason;
+  return out;
+}
+
+struct Participant {
+  RegistryEntry entry;
+  bool catalog_known = false;
+  std::set<std::string> procedures;
+  bool allow_raw_sql = false;
+  bool healthy = false;
+  int64_t last_seen_ms = 0;
+  std::string last_error;
+};
+
+}  // namespace
+
+struct Service::Impl {
+  Impl(boost::asio::io_context& io, ServiceOptions options)
+      : io(io),
+        options(std::move(options)),
+        client(io, http::ClientOptions{std::chrono::milliseconds(this->options.config.connect_timeout_ms),
+                                       std::chrono::milliseconds(this->options.config.request_timeout_ms)}),
+        tick_timer(io),
+        health_timer(io) {}
+
+  boost::asio::io_context& io;
+  ServiceOptions options;
+  std::string self_url;
+  http::Router router;
+  std::unique_ptr<http::Server> server;
+  http::Client client;
+  std::unique_ptr<SqliteDecisionLog> log;
+  std::unique_ptr<Engine> engine;
+  boost::asio::steady_timer tick_timer;
+  boost::asio::steady_timer health_timer;
+  std::map<std::string, Participant> registry;
+  std::unordered_map<ClientToken, http::Responder> clients;
+  ClientToken next_client = 1;
+  uint64_t txid_counter = 0;
+  std::string txid_prefix;
+  bool stopping = false;
+  std::function<void()> on_stopped;
+  // Metrics.
+  uint64_t started = 0, committed = 0, aborted = 0, rejected_overload = 0;
+
+  Status Start();
+  void RegisterRoutes();
+  bool Authorized(const http::Request& req, const http::Responder& respond);
+  void Pump();
+  void Execute(Action& a);
+  void ScheduleTick();
+  void ScheduleHealth();
+  void Probe(const std::string& name);
+
+  void HandleSubmit(http::Request req, http::Responder respond);
+  void ValidateAndStart(std::shared_ptr<wire::TxRequest> tx, std::string key, http::Responder respond);
+  void StartTransaction(std::shared_ptr<wire::TxRequest> tx, const std::string& key, http::Responder respond);
+  void HandleGetTransaction(http::Request req, http::Responder respond);
+  void HandleListTransactions(http::Request req, http::Responder respond);
+  void HandleListParticipants(http::Responder respond);
+  void HandlePutParticipant(http::Request req, http::Responder respond);
+  void HandleMetrics(http::Responder respond);
+  std::string NewTxid();
+  std::optional<std::string> CheckOps(const wire::TxRequest& tx);
+  void MaybeFinishShutdown();
+};
+
+Service::Service(boost::asio::io_context& io, ServiceOptions options)
+    : impl_(std::make_unique<Impl>(io, std::move(options))) {}
+Service::~Service() = default;
+Status Service::Start() { return impl_->Start(); }
+uint16_t Service::port() const { return impl_->server ? impl_->server->port() : 0; }
+
+void Service::Shutdown(std::function<void()> done) {
+  Impl& s = *impl_;
+  s.stopping = true;
+  s.on_stopped = std::move(done);
+  log::Info("shutdown_started", {{"undecided", s.engine ? s.engine->undecided() : 0}});
+  s.MaybeFinishShutdown();
+}
+
+void Service::Impl::MaybeFinishShutdown() {
+  if (!stopping || !on_stopped) return;
+  if (engine && engine->undecided() > 0) return;  // the tick calls again
+  if (server) server->Stop();
+  tick_timer.cancel();
+  health_timer.cancel();
+  client.CloseIdle();
+  auto done = std::move(on_stopped);
+  on_stopped = nullptr;
+  log::Info("shutdown_done");
+  done();
+}
+
+Status Service::Impl::Start() {
+  auto addr = http::ParseHostPort(options.listen);
+  if (!addr.ok()) return addr.status();
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) return Status::IoError("cannot create data dir " + options.data_dir + ": " + ec.message());
+  auto opened = SqliteDecisionLog::Open(options.data_dir + "/decisions.db", io.get_executor(),
+                                        static_cast<std::size_t>(options.config.max_batch));
+  if (!opened.ok()) return opened.status();
+  log = std::move(opened).value();
+  auto recovered = log->Recover();
+  if (!recovered.ok()) return recovered.status();
+
+  http::ServerOptions so;
+  so.host = addr->first;
+  so.port = addr->second;
+  so.max_body_bytes = static_cast<std::size_t>(options.config.max_body_bytes);
+  so.read_timeout = std::chrono::milliseconds(options.config.http_read_timeout_ms);
+  so.idle_timeout = std::chrono::milliseconds(options.config.http_idle_timeout_ms);
+  so.write_timeout = std::chrono::milliseconds(options.config.http_write_timeout_ms);
+  so.handler_timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
+  RegisterRoutes();
+  server = std::make_unique<http::Server>(io, so, router);
+  if (Status s = server->Start(); !s.ok()) return s;
+  self_url = "http://" + addr->first + ":" + std::to_string(server->port());
+
+  EngineOptions eo;
+  eo.self_url = self_url;
+  eo.retry_initial_ms = options.config.retry_initial_ms;
+  eo.retry_max_ms = options.config.retry_max_ms;
+  engine = std::make_unique<Engine>(eo);
+  txid_prefix = options.id + "-" + std::to_string(WallMs()) + "-";
+
+  for (auto& e : recovered->registry) registry[e.name].entry = e;
+  for (auto& e : options.participants) {
+    e.updated_ms = WallMs();
+    registry[e.name].entry = e;
+    log->PutParticipant(e, [](Status s) {
+      if (!s.ok()) log::Error("registry_write_failed", {{"error", s.ToString()}});
+    });
+  }
+  const int64_t now = WallMs();
+  for (auto& record : recovered->unfinished) {
+    log::Info("resume_transaction", {{"txid", record.txid}, {"outcome", OutcomeName(record.outcome)}});
+    engine->Resume(std::move(record), now);
+  }
+  log::Info("coordinator_started", {{"id", options.id},
+                                    {"url", self_url},
+                                    {"resumed", recovered->unfinished.size()},
+                                    {"participants", registry.size()}});
+  Pump();
+  ScheduleTick();
+  for (auto& [name, p] : registry) Probe(name);
+  ScheduleHealth();
+  return Status::Ok();
+}
+
+bool Service::Impl::Authorized(const http::Request& req, const http::Responder& respond) {
+  if (options.token.empty()) return true;
+  auto h = req.Header("authorization");
+  if (h && *h == "Bearer " + options.token) return true;
+  respond(http::ErrorResponse(401, "unauthorized", "missing or wrong bearer token"));
+  return false;
+}
+
+void Service::Impl::RegisterRoutes() {
+  router.Add("POST", "/v1/transactions", [this](http::Request req, http::Responder r) {
+    if (Authorized(req, r)) HandleSubmit(std::move(req), std::move(r));
+  });
+  router.Add("GET", "/v1/transactions", [this](http::Request req, http::Responder r) {
+    if (Authorized(req, r)) HandleListTransactions(std::move(req), std::move(r));
+  });
+  router.Add("GET", "/v1/transactions/{txid}", [this](http::Request req, http::Responder r) {
+    if (Authorized(req, r)) HandleGetTransaction(std::move(req), std::move(r));
+  });
+  router.Add("GET", "/v1/participants", [this](http::Request req, http::Responder r) {
+    if (Authorized(req, r)) HandleListParticipants(std::move(r));
+  });
+  router.Add("PUT", "/v1/participants/{name}", [this](http::Request req, http::Responder r) {
+    if (Authorized(req, r)) HandlePutParticipant(std::move(req), std::move(r));
+  });
+  router.Add("POST", "/v1/admin/retry-now", [this](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    engine->RetryNow(WallMs());
+    Pump();
+    r(http::JsonResponse(200, {{"active", engine->active()}}));
+  });
+  router.Add("GET", "/v1/cluster", [this](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    r(http::JsonResponse(200, {{"id", options.id},
+                               {"role", "leader"},
+                               {"term", 0},
+                               {"leader", options.id},
+                               {"leader_url", self_url},
+                               {"commit_index", 0},
+                               {"members", {{{"id", options.id}, {"url", self_url}, {"role", "leader"}}}}}));
+  });
+  router.Add("GET", "/healthz", [](http::Request, http::Responder r) {
+    r(http::JsonResponse(200, {{"status", "ok"}}));
+  });
+  router.Add("GET", "/readyz", [this](http::Request, http::Responder r) {
+    if (stopping) {
+      r(http::ErrorResponse(503, "stopping", "coordinator is shutting down"));
+    } else {
+      r(http::JsonResponse(200, {{"status", "ready"}, {"leader", options.id}}));
+    }
+  });
+  router.Add("GET", "/metrics", [this](http::Request, http::Responder r) { HandleMetrics(std::move(r)); });
+}
+
+std::string Service::Impl::NewTxid() { return txid_prefix + std::to_string(++txid_counter); }
+
+std::optional<std::string> Service::Impl::CheckOps(const wire::TxRequest& tx) {
+  for (std::size_t i = 0; i < tx.branches.size(); ++i) {
+    const auto& b = tx.branches[i];
+    auto it = registry.find(b.participant);
+    if (it == registry.end()) {
+      return "branches[" + std::to_string(i) + "].participant: unknown participant '" + b.participant + "'";
+    }
+    const Participant& p = it->second;
+    if (!p.catalog_known) continue;  // unreachable so far: the prepare will say so
+    for (std::size_t j = 0; j < b.ops.size(); ++j) {
+      const auto& op = b.ops[j];
+      std::string where = "branches[" + std::to_string(i) + "].ops[" + std::to_string(j) + "]";
+      if (op.is_raw() && !p.allow_raw_sql) {
+        return where + ": raw SQL is not allowed on participant '" + b.participant +
+               "' (start its agent with --allow-raw-sql)";
+      }
+      if (op.procedure && p.procedures.count(*op.procedure) == 0) {
+        return where + ".procedure: participant '" + b.participant + "' has no procedure '" + *op.procedure + "'";
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
+  if (stopping) {
+    http::Response r = http::ErrorResponse(503, "stopping", "coordinator is shutting down");
+    r.headers.emplace_back("Retry-After", std::to_string(options.config.retry_after_s));
+    respond(std::move(r));
+    return;
+  }
+  auto parsed = wire::ParseTxRequest(std::string_view(req.body));
+  if (!parsed.ok()) {
+    respond(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
+    return;
+  }
+  auto tx = std::make_shared<wire::TxRequest>(std::move(parsed).value());
+  std::string key = req.Header("idempotency-key").value_or("");
+  if (key.size() > 256) {
+    respond(http::ErrorResponse(400, "invalid_request", "Idempotency-Key: must be at most 256 characters"));
+    return;
+  }
+  // Fetch the catalog of participants never reached yet, then validate.
+  std::vector<std::string> unknown;
+  for (const auto& b : tx->branches) {
+    auto it = registry.find(b.participant);
+    if (it != registry.end() && !it->second.catalog_known) unknown.push_back(b.participant);
+  }
+  if (unknown.empty()) {
+    ValidateAndStart(tx, std::move(key), std::move(respond));
+    return;
+  }
+  auto remaining = std::make_shared<std::size_t>(unknown.size());
+  for (const auto& name : unknown) {
+    http::ClientRequest cr;
+    cr.base_url = registry[name].entry.url;
+    cr.target = "/v1/procedures";
+    cr.timeout = std::chrono::milliseconds(options.config.connect_timeout_ms);
+    if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+    client.Send(std::move(cr), [this, name, tx, key, respond, remaining](Result<http::Response> r) {
+      auto it = registry.find(name);
+      if (it != registry.end() && r.ok() && r->status == 200) {
+        auto body = nlohmann::json::parse(r->body, nullptr, false);
+        if (body.is_object() && body.contains("procedures") && body["procedures"].is_array()) {
+          it->second.procedures.clear();
+          for (const auto& n : body["procedures"]) {
+            if (n.is_string()) it->second.procedures.insert(n.get<std::string>());
+          }
+          it->second.allow_raw_sql = body.value("allow_raw_sql", false);
+          it->second.catalog_known = true;
+        }
+      }
+      if (--*remaining == 0) ValidateAndStart(tx, key, respond);
+    });
+  }
+}
+
+void Service::Impl::ValidateAndStart(std::shared_ptr<wire::TxRequest> tx, std::string key,
+                                     http::Responder respond) {
+  if (auto error = CheckOps(*tx)) {
+    respond(http::ErrorResponse(400, "invalid_request", *error));
+    return;
+  }
+  if (key.empty()) {
+    StartTransaction(tx, key, std::move(respond));
+    return;
+  }
+  if (auto txid = engine->TxidForIdempotencyKey(key)) {
+    ClientToken token = next_client++;
+    clients.emplace(token, respond);
+    engine->AttachClient(*txid, token);
+    Pump();
+    return;
+  }
+  log->FindByIdempotencyKey(key, [this, tx, key, respond](Result<std::optional<DecisionRecord>> found) {
+    if (!found.ok()) {
+      respond(http::ErrorResponse(503, "storage_error", found.status().message()));
+      return;
+    }
+    if (found.value()) {
+      const DecisionRecord& r = **found;
+      respond(http::JsonResponse(r.outcome == Outcome::kCommitted ? 200 : 409, r.reply));
+      return;
+    }
+    if (auto txid = engine->TxidForIdempotencyKey(key)) {  // started while we looked
+      ClientToken token = next_client++;
+      clients.emplace(token, respond);
+      engine->AttachClient(*txid, token);
+      Pump();
+      return;
+    }
+    StartTransaction(tx, key, respond);
+  });
+}
+
+void Service::Impl::StartTransaction(std::shared_ptr<wire::TxRequest> tx, const std::string& key,
+                                     http::Responder respond) {
+  if (engine->undecided() >= static_cast<std::size_t>(options.config.max_in_flight)) {
+    ++rejected_overload;
+    http::Response r = http::ErrorResponse(429, "overloaded", "too many transactions in flight; retry later");
+    r.headers.emplace_back("Retry-After", std::to_string(options.config.retry_after_s));
+    respond(std::move(r));
+    return;
+  }
+  StartRequest sr;
+  sr.txid = NewTxid();
+  sr.protocol = tx->protocol;
+  sr.timeout_ms = tx->timeout_ms.value_or(options.config.default_tx_timeout_ms);
+  for (auto& b : tx->branches) {
+    sr.participants.push_back({b.participant, registry[b.participant].entry.url});
+    sr.ops.push_back(std::move(b.ops));
+  }
+  sr.idempotency_key = key;
+  sr.client = next_client++;
+  sr.created_ms = WallMs();
+  clients.emplace(sr.client, std::move(respond));
+  ++started;
+  engine->Start(std::move(sr), WallMs());
+  Pump();
+}
+
+void Service::Impl::Pump() {
+  while (engine->HasActions()) {
+    auto actions = engine->TakeActions();
+    for (auto& a : actions) Execute(a);
+  }
+  MaybeFinishShutdown();
+}
+
+void Service::Impl::Execute(Action& a) {
+  if (auto* p = std::get_if<action::SendPrepare>(&a)) {
+    http::ClientRequest cr;
+    cr.base_url = p->to.url;
+    cr.method = "POST";
+    cr.target = "/v1/prepare";
+    cr.body = wire::ToJson(p->request).dump();
+    cr.timeout = std::chrono::milliseconds(p->timeout_ms);
+    if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+    client.Send(std::move(cr), [this, txid = p->request.txid, name = p->to.name](Result<http::Response> r) {
+      Result<wire::Vote> vote = Status::Internal("unset");
+      if (!r.ok()) {
+        vote = r.status();
+      } else if (r->status != 200) {
+        auto body = nlohmann::json::parse(r->body, nullptr, false);
+        std::string msg = body.is_object() && body.contains("error") ? body["error"].value("message", r->body)
+                                                                      : r->body;
+        vote = Status::InvalidArgument("HTTP " + std::to_string(r->status) + ": " + msg);
+      } else {
+        vote = wire::ParseVote(r->body);
+      }
+      engine->OnVote(txid, name, std::move(vote), WallMs());
+      Pump();
+    });
+  } else if (auto* d = std::get_if<action::SendDecision>(&a)) {
+    if (d->outcome == Outcome::kCommitted && failpoint::Active("coordinator.skip_commit_delivery")) return;
+    http::ClientRequest cr;
+    cr.base_url = d->to.url;
+    cr.method = "POST";
+    cr.target = d->outcome == Outcome::kCommitted ? "/v1/commit" : "/v1/abort";
+    cr.body = nlohmann::json{{"txid", d->txid}}.dump();
+    if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+    client.Send(std::move(cr), [this, txid = d->txid, name = d->to.name](Result<http::Response> r) {
+      Status s;
+      if (!r.ok()) {
+        s = r.status();
+      } else if (r->status != 200) {
+        s = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + r->body);
+      }
+      if (!s.ok()) log::Warn("decision_delivery_failed", {{"txid", txid}, {"participant", name}, {"error", s.ToString()}});
+      engine->OnDecisionAcked(txid, name, s, WallMs());
+      Pump();
+    });
+  } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
+    if (pd->record.outcome == Outcome::kCommitted) ++committed; else ++aborted;
+    std::string txid = pd->record.txid;
+    log->AppendDecision(std::move(pd->record), [this, txid](Status s) {
+      if (!s.ok()) log::Error("decision_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      failpoint::CrashIf("coordinator.crash_after_decision_durable");
+      engine->OnDecisionPersisted(txid, s, WallMs());
+      Pump();
+    });
+  } else if (auto* pf = std::get_if<action::PersistFinished>(&a)) {
+    std::string txid = pf->txid;
+    log->MarkFinished(txid, pf->finished_ms, [this, txid](Status s) {
+      engine->OnFinishedPersisted(txid, s);
+      Pump();
+    });
+  } else if (auto* rc = std::get_if<action::ReplyClient>(&a)) {
+    auto it = clients.find(rc->client);
+    if (it == clients.end()) return;
+    http::Responder respond = std::move(it->second);
+    clients.erase(it);
+    respond(http::JsonResponse(rc->status, rc->body));
+  }
+}
+
+void Service::Impl::ScheduleTick() {
+  tick_timer.expires_after(std::chrono::milliseconds(options.config.tick_ms));
+  tick_timer.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    engine->Tick(WallMs());
+    Pump();
+    ScheduleTick();
+  });
+}
+
+void Service::Impl::ScheduleHealth() {
+  health_timer.expires_after(std::chrono::milliseconds(options.config.health_interval_ms));
+  health_timer.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    for (auto& [name, p] : registry) Probe(name);
+    ScheduleHealth();
+  });
+}
+
+void Service::Impl::Probe(const std::string& name) {
+  auto it = registry.find(name);
+  if (it == registry.end()) return;
+  http::ClientRequest cr;
+  cr.base_url = it->second.entry.url;
+  cr.target = "/v1/procedures";
+  cr.timeout = std::chrono::milliseconds(options.config.request_timeout_ms);
+  if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+  client.Send(std::move(cr), [this, name](Result<http::Response> r) {
+    auto it = registry.find(name);
+    if (it == registry.end()) return;
+    Participant& p = it->second;
+    if (!r.ok() || r->status != 200) {
+      p.healthy = false;
+      p.last_error = r.ok() ? "HTTP " + std::to_string(r->status) : r.status().message();
+      return;
+    }
+    auto body = nlohmann::json::parse(r->body, nullptr, false);
+    p.healthy = true;
+    p.last_seen_ms = WallMs();
+    p.last_error.clear();
+    if (body.is_object() && body.contains("procedures") && body["procedures"].is_array()) {
+      p.procedures.clear();
+      for (const auto& n : body["procedures"]) {
+        if (n.is_string()) p.procedures.insert(n.get<std::string>());
+      }
+      p.allow_raw_sql = body.value("allow_raw_sql", false);
+      p.catalog_known = true;
+    }
+  });
+}
+
+void Service::Impl::HandleGetTransaction(http::Request req, http::Responder respond) {
+  const std::string txid = req.path_params["txid"];
+  if (!wire::IsValidTxid(txid)) {
+    respond(http::ErrorResponse(400, "invalid_request", "txid: must be 1-128 characters of [A-Za-z0-9._:-]"));
+    return;
+  }
+  if (auto view = engine->Find(txid)) {
+    respond(http::JsonResponse(200, ViewToJson(*view, WallMs())));
+    return;
+  }
+  log->FindDecision(txid, [txid, respond](Result<std::optional<DecisionRecord>> found) {
+    if (!found.ok()) {
+      respond(http::ErrorResponse(503, "storage_error", found.status().message()));
+      return;
+    }
+    if (found.value()) {
+      respond(http::JsonResponse(200, RecordToJson(**found, WallMs())));
+      return;
+    }
+    // Presumed abort: a txid with no decision never committed and never will.
+    nlohmann::json body = {{"error", {{"code", "not_found"},
+                                      {"message", "no transaction " + txid +
+                                                      " is known here; under presumed abort it did not commit"}}},
+                           {"txid", txid},
+                           {"outcome", "aborted"}};
+    respond(http::JsonResponse(404, body));
+  });
+}
+
+void Service::Impl::HandleListTransactions(http::Request req, http::Responder respond) {
+  std::string state = req.query.count("state") ? req.query["state"] : "";
+  std::size_t limit = 100;
+  if (req.query.count("limit")) {
+    try {
+      long long n = std::stoll(req.query["limit"]);
+      if (n < 1 || n > 10000) throw std::out_of_range("limit");
+      limit = static_cast<std::size_t>(n);
+    } catch (const std::exception&) {
+      respond(http::ErrorResponse(400, "invalid_request", "limit: must be an integer between 1 and 10000"));
+      return;
+    }
+  }
+  const int64_t now = WallMs();
+  if (state == "pending" || state == "in_doubt") {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& v : engine->List()) {
+      bool pending = v.outcome == Outcome::kPending;
+      if ((state == "pending") != pending) continue;
+      nlohmann::json j = ViewToJson(v, now);
+      list.push_back({{"txid", j["txid"]}, {"protocol", j["protocol"]}, {"state", j["state"]},
+                      {"outcome", j["outcome"]}, {"age_ms", j["age_ms"]}});
+      if (list.size() >= limit) break;
+    }
+    respond(http::JsonResponse(200, {{"transactions", std::move(list)}}));
+    return;
+  }
+  ListFilter filter;
+  filter.limit = limit;
+  if (state == "committed") {
+    filter.outcome = Outcome::kCommitted;
+  } else if (state == "aborted") {
+    filter.outcome = Outcome::kAborted;
+  } else if (!state.empty()) {
+    respond(http::ErrorResponse(400, "invalid_request",
+                                "state: must be one of pending, in_doubt, committed, aborted"));
+    return;
+  }
+  log->ListDecisions(filter, [respond, now](Result<std::vector<DecisionRecord>> records) {
+    if (!records.ok()) {
+      respond(http::ErrorResponse(503, "storage_error", records.status().message()));
+      return;
+    }
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& r : *records) {
+      list.push_back({{"txid", r.txid},
+                      {"protocol", wire::ProtocolName(r.protocol)},
+                      {"state", r.finished ? "finished" : "delivering"},
+                      {"outcome", OutcomeName(r.outcome)},
+                      {"age_ms", now - r.created_ms}});
+    }
+    respond(http::JsonResponse(200, {{"transactions", std::move(list)}}));
+  });
+}
+
+void Service::Impl::HandleListParticipants(http::Responder respond) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [name, p] : registry) {
+    nlohmann::json j = {{"name", name}, {"url", p.entry.url}, {"healthy", p.healthy},
+                        {"last_seen_ms", p.last_seen_ms}, {"allow_raw_sql", p.allow_raw_sql},
+                        {"procedures", p.procedures}};
+    if (!p.last_error.empty()) j["last_error"] = p.last_error;
+    list.push_back(std::move(j));
+  }
+  respond(http::JsonResponse(200, {{"participants", std::move(list)}}));
+}
+
+void Service::Impl::HandlePutParticipant(http::Request req, http::Responder respond) {
+  const std::string name = req.path_params["name"];
+  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    respond(http::ErrorResponse(400, "invalid_request", "body: must be a JSON object {\"url\": \"http://...\"}"));
+    return;
+  }
+  if (!body.contains("url") || !body["url"].is_string() || body["url"].get<std::string>().rfind("http://", 0) != 0) {
+    respond(http::ErrorResponse(400, "invalid_request", "url: must be a string starting with http://"));
+    return;
+  }
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() != "url") {
+      respond(http::ErrorResponse(400, "invalid_request", "unknown field \"" + it.key() + "\""));
+      return;
+    }
+  }
+  if (name.empty() || name.size() > 128) {
+    respond(http::ErrorResponse(400, "invalid_request", "name: must be 1-128 characters"));
+    return;
+  }
+  RegistryEntry entry{name, body["url"].get<std::string>(), WallMs()};
+  log->PutParticipant(entry, [this, entry, respond](Status s) {
+    if (!s.ok()) {
+      respond(http::ErrorResponse(503, "storage_error", s.message()));
+      return;
+    }
+    Participant& p = registry[entry.name];
+    bool changed = p.entry.url != entry.url;
+    p.entry = entry;
+    if (changed) p.catalog_known = false;
+    Probe(entry.name);
+    respond(http::JsonResponse(200, {{"name", entry.name}, {"url", entry.url}}));
+  });
+}
+
+void Service::Impl::HandleMetrics(http::Responder respond) {
+  auto ws = log->writer_stats();
+  std::string text;
+  auto metric = [&](const char* name, const char* type, const char* help, uint64_t value) {
+    text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+            std::to_string(value) + "\n";
+  };
+  metric("commitd_transactions_started_total", "counter", "Transactions started.", started);
+  metric("commitd_transactions_committed_total", "counter", "Transactions decided commit.", committed);
+  metric("commitd_transactions_aborted_total", "counter", "Transactions decided abort.", aborted);
+  metric("commitd_transactions_rejected_overload_total", "counter", "Requests refused with 429.", rejected_overload);
+  metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", engine->undecided());
+  metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", engine->active());
+  metric("commitd_log_batches_total", "counter", "Group commits of the decision log.", ws.batches);
+  metric("commitd_log_records_total", "counter", "Records written to the decision log.", ws.jobs);
+  http::Response r;
+  r.status = 200;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = std::move(text);
+  respond(std::move(r));
+}
+
+}  // namespace commitd::coordinator

@@ -1,0 +1,47 @@
+// The coordinator process around the pure Engine: HTTP API (A.3), decision
+// log, participant registry and health probes, timers.
+//
+// Thread: everything here runs on the one io thread that runs `io`; the
+// decision log's storage thread only calls back through io.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "coordinator/types.h"
+
+namespace commitd::coordinator {
+
+struct ServiceOptions {
+  std::string id = "c1";
+  std::string listen = "127.0.0.1:7000";
+  std::string data_dir;
+  std::vector<RegistryEntry> participants;  // from --participant NAME=URL
+  std::string token;                        // required bearer token when non-empty
+  Config config;
+};
+
+class Service {
+ public:
+  Service(boost::asio::io_context& io, ServiceOptions options);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Opens the decision log, resumes unfinished transactions, starts serving.
+  Status Start();
+  // Graceful stop: refuse new work, let undecided transactions finish (bounded
+  // by their deadlines), then call `done` on the io thread.
+  void Shutdown(std::function<void()> done);
+  uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace commitd::coordinator

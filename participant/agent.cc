@@ -1,0 +1,414 @@
+#include "participant/agent.h"
+
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <unordered_map>
+
+#include "common/batch_writer.h"
+#include "common/failpoint.h"
+#include "common/http_client.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "common/sqlite_db.h"
+#include "participant/engine.h"
+#include "participant/resource_manager.h"
+
+namespace commitd::participant {
+namespace {
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Agent::Impl {
+  Impl(boost::asio::io_context& io, AgentOptions options)
+      : io(io),
+        options(std::move(options)),
+        client(io, http::ClientOptions{std::chrono::milliseconds(this->options.config.connect_timeout_ms),
+                                       std::chrono::milliseconds(this->options.config.request_timeout_ms)}),
+        tick_timer(io),
+        register_timer(io) {}
+
+  boost::asio::io_context& io;
+  AgentOptions options;
+  std::string self_url;
+  std::unique_ptr<sqlite::Database> db;   // used only by the storage thread once writer exists
+  std::unique_ptr<ResourceManager> rm;    // storage thread only, except const Validate()
+  std::unique_ptr<BatchWriter> writer;
+  std::unique_ptr<Engine> engine;
+  http::Router router;
+  std::unique_ptr<http::Server> server;
+  http::Client client;
+  boost::asio::steady_timer tick_timer;
+  boost::asio::steady_timer register_timer;
+  std::unordered_map<RequestToken, http::Responder> requests;
+  RequestToken next_token = 1;
+  std::vector<std::string> unregistered;  // coordinators not yet told our URL
+  bool stopping = false;
+  uint64_t prepares = 0, votes_yes = 0, votes_no = 0, commits = 0, aborts = 0;
+
+  Status Start();
+  void RegisterRoutes();
+  bool Authorized(const http::Request& req, const http::Responder& respond);
+  RequestToken Track(http::Responder respond);
+  void Pump();
+  void Execute(Action& a);
+  void QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index, std::string errors);
+  void ScheduleTick();
+  void RegisterWithCoordinators();
+  void HandleHeld(http::Request req, http::Responder respond);
+  void HandleMetrics(http::Responder respond);
+};
+
+Agent::Agent(boost::asio::io_context& io, AgentOptions options)
+    : impl_(std::make_unique<Impl>(io, std::move(options))) {}
+
+Agent::~Agent() {
+  // The writer's thread must end before the RM and the database go.
+  impl_->writer.reset();
+}
+
+Status Agent::Start() { return impl_->Start(); }
+uint16_t Agent::port() const { return impl_->server ? impl_->server->port() : 0; }
+
+void Agent::Shutdown(std::function<void()> done) {
+  Impl& s = *impl_;
+  s.stopping = true;
+  if (s.server) s.server->Stop();
+  s.tick_timer.cancel();
+  s.register_timer.cancel();
+  s.client.CloseIdle();
+  if (s.writer) s.writer->Flush();
+  // Flush posted the last completions; let them run before reporting done.
+  boost::asio::post(s.io, [done = std::move(done)] { done(); });
+}
+
+Status Agent::Impl::Start() {
+  auto addr = http::ParseHostPort(options.listen);
+  if (!addr.ok()) return addr.status();
+  auto procedures = Procedures::Load(options.procedures_path);
+  if (!procedures.ok()) return procedures.status();
+  sqlite::OpenOptions oo;
+  oo.create = false;
+  oo.busy_timeout_ms = static_cast<int>(options.config.busy_timeout_ms);
+  auto opened = sqlite::Database::Open(options.db_path, oo);
+  if (!opened.ok()) return opened.status();
+  db = std::move(opened).value();
+  auto rm_opened = ResourceManager::Open(*db, std::move(procedures).value(), {options.allow_raw_sql});
+  if (!rm_opened.ok()) return rm_opened.status();
+  rm = std::move(rm_opened).value();
+  auto records = rm->LoadPrepared();
+  if (!records.ok()) return records.status();
+  auto outcomes = rm->LoadOutcomes();
+  if (!outcomes.ok()) return outcomes.status();
+
+  EngineOptions eo;
+  eo.coordinators = options.coordinators;
+  eo.resolve_initial_ms = options.config.resolve_initial_ms;
+  eo.resolve_max_ms = options.config.resolve_max_ms;
+  eo.outcome_retention_ms = options.config.outcome_retention_ms;
+  engine = std::make_unique<Engine>(eo);
+  const std::size_t recovered = records->size();
+  engine->Recover(std::move(records).value(), outcomes.value(), WallMs());
+  writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch));
+
+  http::ServerOptions so;
+  so.host = addr->first;
+  so.port = addr->second;
+  so.max_body_bytes = static_cast<std::size_t>(options.config.max_body_bytes);
+  so.read_timeout = std::chrono::milliseconds(options.config.http_read_timeout_ms);
+  so.idle_timeout = std::chrono::milliseconds(options.config.http_idle_timeout_ms);
+  so.write_timeout = std::chrono::milliseconds(options.config.http_write_timeout_ms);
+  so.handler_timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
+  RegisterRoutes();
+  server = std::make_unique<http::Server>(io, so, router);
+  if (Status s = server->Start(); !s.ok()) return s;
+  self_url = "http://" + addr->first + ":" + std::to_string(server->port());
+  log::Info("agent_started", {{"name", options.name},
+                              {"url", self_url},
+                              {"db", options.db_path},
+                              {"recovered_prepared", recovered},
+                              {"locks", engine->locks().size()}});
+  unregistered = options.coordinators;
+  RegisterWithCoordinators();
+  Pump();
+  ScheduleTick();
+  return Status::Ok();
+}
+
+bool Agent::Impl::Authorized(const http::Request& req, const http::Responder& respond) {
+  if (options.token.empty()) return true;
+  auto h = req.Header("authorization");
+  if (h && *h == "Bearer " + options.token) return true;
+  respond(http::ErrorResponse(401, "unauthorized", "missing or wrong bearer token"));
+  return false;
+}
+
+RequestToken Agent::Impl::Track(http::Responder respond) {
+  RequestToken t = next_token++;
+  requests.emplace(t, std::move(respond));
+  return t;
+}
+
+void Agent::Impl::RegisterRoutes() {
+  router.Add("POST", "/v1/prepare", [this](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    auto parsed = wire::ParsePrepareRequest(req.body);
+    if (!parsed.ok()) {
+      r(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
+      return;
+    }
+    if (!parsed->participant.empty() && parsed->participant != options.name) {
+      r(http::ErrorResponse(400, "wrong_participant",
+                            "this agent is '" + options.name + "', not '" + parsed->participant + "'"));
+      return;
+    }
+    ++prepares;
+    if (Status v = rm->Validate(parsed->ops); !v.ok()) {
+      wire::Vote no;
+      no.txid = parsed->txid;
+      no.reason = v.message();
+      ++votes_no;
+      r(http::JsonResponse(200, wire::ToJson(no)));
+      return;
+    }
+    engine->OnPrepare(std::move(parsed).value(), Track(std::move(r)), WallMs());
+    Pump();
+  });
+  auto decision_route = [this](bool commit) {
+    return [this, commit](http::Request req, http::Responder r) {
+      if (!Authorized(req, r)) return;
+      auto txid = wire::ParseTxidBody(req.body);
+      if (!txid.ok()) {
+        r(http::ErrorResponse(400, "invalid_request", txid.status().message()));
+        return;
+      }
+      if (failpoint::Active("agent.ignore_decisions")) {
+        r(http::ErrorResponse(503, "failpoint", "agent.ignore_decisions is set"));
+        return;
+      }
+      if (commit) {
+        engine->OnCommit(*txid, Track(std::move(r)), WallMs());
+      } else {
+        engine->OnAbort(*txid, Track(std::move(r)), WallMs());
+      }
+      Pump();
+    };
+  };
+  router.Add("POST", "/v1/commit", decision_route(true));
+  router.Add("POST", "/v1/abort", decision_route(false));
+  router.Add("GET", "/v1/transactions", [this](http::Request req, http::Responder r) {
+    if (Authorized(req, r)) HandleHeld(std::move(req), std::move(r));
+  });
+  router.Add("GET", "/v1/procedures", [this](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    r(http::JsonResponse(200, {{"name", options.name}, {"procedures", rm->procedures().Names()},
+                               {"allow_raw_sql", options.allow_raw_sql}}));
+  });
+  router.Add("GET", "/healthz", [this](http::Request, http::Responder r) {
+    r(http::JsonResponse(200, {{"status", "ok"}, {"name", options.name}}));
+  });
+  router.Add("GET", "/metrics", [this](http::Request, http::Responder r) { HandleMetrics(std::move(r)); });
+}
+
+
+void Agent::Impl::Pump() {
+  for (auto actions = engine->TakeActions(); !actions.empty(); actions = engine->TakeActions()) {
+    for (auto& a : actions) Execute(a);
+  }
+}
+
+void Agent::Impl::Execute(Action& a) {
+  if (auto* ex = std::get_if<action::Execute>(&a)) {
+    auto result = std::make_shared<ExecutionResult>();
+    writer->Submit(
+        {[this, result, txid = ex->txid, ops = std::move(ex->ops)](sqlite::Database&) {
+           *result = rm->Execute(txid, ops);
+           return Status::Ok();
+         },
+         [this, result, txid = ex->txid](Status s) {
+           if (!s.ok()) {
+             result->ok = false;
+             result->reason = "storage error: " + s.message();
+           }
+           engine->OnExecuted(txid, std::move(*result), WallMs());
+           Pump();
+         }});
+  } else if (auto* pp = std::get_if<action::PersistPrepared>(&a)) {
+    failpoint::CrashIf("agent.crash_before_prepare_durable");
+    std::string txid = pp->record.txid;
+    writer->Submit({[this, record = std::move(pp->record)](sqlite::Database&) { return rm->PersistPrepared(record); },
+                    [this, txid = std::move(txid)](Status s) {
+                      if (s.ok()) failpoint::CrashIf("agent.crash_after_prepare_durable");
+                      if (s.ok()) ++votes_yes; else ++votes_no;
+                      engine->OnPreparedPersisted(txid, s, WallMs());
+                      Pump();
+                    }});
+  } else if (auto* ac = std::get_if<action::ApplyCommit>(&a)) {
+    writer->Submit({[this, txid = ac->txid](sqlite::Database&) {
+                      Status s = rm->ApplyCommit(txid);
+                      if (s.ok()) s = rm->RememberOutcome(txid, "committed", WallMs());
+                      return s;
+                    },
+                    [this, txid = ac->txid](Status s) {
+                      if (s.ok()) {
+                        ++commits;
+                        failpoint::CrashIf("agent.crash_after_commit_applied");
+                      } else {
+                        log::Error("commit_apply_failed", {{"txid", txid}, {"error", s.ToString()}});
+                      }
+                      engine->OnCommitApplied(txid, s, WallMs());
+                      Pump();
+                    }});
+  } else if (auto* ab = std::get_if<action::ApplyAbort>(&a)) {
+    writer->Submit({[this, txid = ab->txid](sqlite::Database&) {
+                      Status s = rm->DiscardPrepared(txid);
+                      if (s.ok()) s = rm->RememberOutcome(txid, "aborted", WallMs());
+                      return s;
+                    },
+                    [this, txid = ab->txid](Status s) {
+                      if (s.ok()) ++aborts;
+                      engine->OnAbortApplied(txid, s, WallMs());
+                      Pump();
+                    }});
+  } else if (auto* ro = std::get_if<action::RememberOutcome>(&a)) {
+    if (ro->outcome == "aborted") ++votes_no;
+    writer->Submit({[this, txid = ro->txid, outcome = ro->outcome](sqlite::Database&) {
+                      return rm->RememberOutcome(txid, outcome, WallMs());
+                    },
+                    nullptr});
+  } else if (auto* fo = std::get_if<action::ForgetOutcomesBefore>(&a)) {
+    writer->Submit({[this, cutoff = fo->cutoff_ms](sqlite::Database&) { return rm->ForgetOutcomesBefore(cutoff); },
+                    nullptr});
+  } else if (auto* reply = std::get_if<action::Reply>(&a)) {
+    auto it = requests.find(reply->to);
+    if (it == requests.end()) return;
+    http::Responder respond = std::move(it->second);
+    requests.erase(it);
+    respond(http::JsonResponse(reply->status, reply->body));
+  } else if (auto* q = std::get_if<action::QueryDecision>(&a)) {
+    if (failpoint::Active("agent.ignore_decisions")) {
+      engine->OnDecisionAnswer(q->txid, Status::Unavailable("agent.ignore_decisions is set"), WallMs());
+      return;
+    }
+    QueryDecision(q->txid, std::move(q->coordinators), 0, "");
+  }
+}
+
+// Asks urls[index..] in turn; the first definite answer wins.
+void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index,
+                                std::string errors) {
+  if (index >= urls.size()) {
+    if (urls.empty()) errors = "no coordinator URL known for this transaction";
+    engine->OnDecisionAnswer(txid, Status::Unavailable(errors), WallMs());
+    Pump();
+    return;
+  }
+  http::ClientRequest cr;
+  cr.base_url = urls[index];
+  cr.target = "/v1/transactions/" + txid;
+  if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+  client.Send(std::move(cr), [this, txid, urls = std::move(urls), index, errors = std::move(errors)](
+                                 Result<http::Response> r) mutable {
+    std::string error;
+    if (r.ok() && (r->status == 200 || r->status == 404)) {
+      auto body = nlohmann::json::parse(r->body, nullptr, false);
+      std::string outcome = body.is_object() ? body.value("outcome", "") : "";
+      if (outcome == "committed" || outcome == "aborted" || outcome == "pending") {
+        Decision d = outcome == "committed" ? Decision::kCommit
+                     : outcome == "aborted" ? Decision::kAbort
+                                            : Decision::kPending;
+        log::Info("decision_answer", {{"txid", txid}, {"coordinator", urls[index]}, {"outcome", outcome}});
+        engine->OnDecisionAnswer(txid, d, WallMs());
+        Pump();
+        return;
+      }
+      error = urls[index] + ": unexpected answer HTTP " + std::to_string(r->status);
+    } else {
+      error = urls[index] + ": " + (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().message());
+    }
+    if (!errors.empty()) errors += "; ";
+    errors += error;
+    QueryDecision(std::move(txid), std::move(urls), index + 1, std::move(errors));
+  });
+}
+
+void Agent::Impl::ScheduleTick() {
+  tick_timer.expires_after(std::chrono::milliseconds(options.config.tick_ms));
+  tick_timer.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping) return;
+    engine->Tick(WallMs());
+    Pump();
+    ScheduleTick();
+  });
+}
+
+void Agent::Impl::RegisterWithCoordinators() {
+  if (unregistered.empty() || stopping) return;
+  for (const auto& url : unregistered) {
+    http::ClientRequest cr;
+    cr.base_url = url;
+    cr.method = "PUT";
+    cr.target = "/v1/participants/" + options.name;
+    cr.body = nlohmann::json{{"url", self_url}}.dump();
+    if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+    client.Send(std::move(cr), [this, url](Result<http::Response> r) {
+      if (r.ok() && r->status == 200) {
+        std::erase(unregistered, url);
+        log::Info("registered", {{"coordinator", url}, {"url", self_url}});
+      }
+    });
+  }
+  register_timer.expires_after(std::chrono::milliseconds(options.config.register_interval_ms));
+  register_timer.async_wait([this](boost::system::error_code ec) {
+    if (!ec) RegisterWithCoordinators();
+  });
+}
+
+void Agent::Impl::HandleHeld(http::Request req, http::Responder respond) {
+  std::string state = req.query.count("state") ? req.query["state"] : "";
+  if (!state.empty() && state != "prepared" && state != "conflict") {
+    respond(http::ErrorResponse(400, "invalid_request", "state: must be prepared or conflict"));
+    return;
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& v : engine->Held(WallMs())) {
+    // "prepared": everything whose prepared record is durable and not yet resolved.
+    if (v.state == "executing" || v.state == "persisting") continue;
+    if (state == "conflict" && v.state != "conflict") continue;
+    nlohmann::json j = {{"txid", v.txid},      {"state", v.state},          {"age_ms", v.age_ms},
+                        {"deadline_ms", v.deadline_ms}, {"coordinator", v.coordinator},
+                        {"last_error", v.last_error}};
+    list.push_back(std::move(j));
+  }
+  respond(http::JsonResponse(200, {{"transactions", std::move(list)}}));
+}
+
+void Agent::Impl::HandleMetrics(http::Responder respond) {
+  auto ws = writer->stats();
+  std::string text;
+  auto metric = [&](const char* name, const char* type, const char* help, uint64_t value) {
+    text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+            std::to_string(value) + "\n";
+  };
+  metric("commitd_agent_prepares_total", "counter", "Prepare requests received.", prepares);
+  metric("commitd_agent_votes_yes_total", "counter", "Yes votes (prepared records made durable).", votes_yes);
+  metric("commitd_agent_votes_no_total", "counter", "No votes and tombstones.", votes_no);
+  metric("commitd_agent_commits_total", "counter", "Commits applied.", commits);
+  metric("commitd_agent_aborts_total", "counter", "Prepared records discarded by abort.", aborts);
+  metric("commitd_agent_apply_conflicts_total", "counter", "Changesets that did not apply cleanly.",
+         engine->conflicts());
+  metric("commitd_agent_locks_held", "gauge", "Lock keys held by prepared transactions.", engine->locks().size());
+  metric("commitd_agent_storage_batches_total", "counter", "Group commits of the agent database.", ws.batches);
+  metric("commitd_agent_storage_jobs_total", "counter", "Jobs run by the storage thread.", ws.jobs);
+  http::Response r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = std::move(text);
+  respond(std::move(r));
+}
+
+}  // namespace commitd::participant

@@ -1,0 +1,92 @@
+// commit-agent: a standalone participant agent over one SQLite file (design A.2, A.4).
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+
+#include "common/failpoint.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "participant/agent.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: commit-agent --name NAME --listen HOST:PORT --db FILE.db
+                    --procedures FILE.json [--allow-raw-sql]
+                    [--coordinator URL[,URL...]] [--token SECRET] [--config FILE]
+                    [--failpoint NAME]...
+
+Runs a commitd participant agent over the SQLite database FILE.db, serving the
+agent API of docs/protocol.md on --listen. Transactions may call the named
+procedures of --procedures; raw SQL ops are refused unless --allow-raw-sql.
+)";
+
+int UsageError(const std::string& message) {
+  std::cerr << "commit-agent: " << message << "\n\n" << kUsage;
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace commitd;
+  auto flags = Flags::Parse(argc, argv,
+                            {"name", "listen", "db", "procedures", "coordinator", "token", "config", "failpoint"},
+                            {"allow-raw-sql", "help"});
+  if (!flags.ok()) return UsageError(flags.status().message());
+  if (flags->Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (!flags->positional().empty()) return UsageError("unexpected argument " + flags->positional().front());
+  participant::AgentOptions options;
+  auto name = flags->Get("name");
+  auto db = flags->Get("db");
+  auto procedures = flags->Get("procedures");
+  if (!name) return UsageError("--name is required");
+  if (!db) return UsageError("--db is required");
+  if (!procedures) return UsageError("--procedures is required");
+  options.name = *name;
+  options.db_path = *db;
+  options.procedures_path = *procedures;
+  options.listen = flags->Get("listen").value_or("127.0.0.1:7101");
+  options.allow_raw_sql = flags->Has("allow-raw-sql");
+  options.token = flags->Get("token").value_or("");
+  for (const auto& list : flags->GetAll("coordinator")) {
+    std::size_t start = 0;
+    while (start <= list.size()) {
+      std::size_t comma = list.find(',', start);
+      if (comma == std::string::npos) comma = list.size();
+      std::string url = list.substr(start, comma - start);
+      if (!url.empty()) {
+        if (url.rfind("http://", 0) != 0) return UsageError("--coordinator URLs must start with http://, got " + url);
+        while (!url.empty() && url.back() == '/') url.pop_back();
+        options.coordinators.push_back(url);
+      }
+      start = comma + 1;
+    }
+  }
+  if (auto path = flags->Get("config")) {
+    auto config = Config::Load(*path);
+    if (!config.ok()) return UsageError(config.status().message());
+    options.config = config.value();
+  }
+  log::SetComponent("agent/" + options.name);
+  failpoint::InitFromEnvironment();
+  for (const auto& f : flags->GetAll("failpoint")) failpoint::Enable(f);
+
+  boost::asio::io_context io(1);
+  participant::Agent agent(io, options);
+  if (Status s = agent.Start(); !s.ok()) {
+    log::Error("start_failed", {{"error", s.ToString()}});
+    std::cerr << "commit-agent: " << s.ToString() << "\n";
+    return 1;
+  }
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    log::Info("signal", {{"signal", sig}});
+    agent.Shutdown([&io] { io.stop(); });
+  });
+  io.run();
+  return 0;
+}

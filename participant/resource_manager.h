@@ -1,0 +1,102 @@
+// The SQLite resource manager of an agent (design B.3).
+//
+// SQLite cannot keep a prepared transaction open, so Execute() runs a
+// transaction's ops inside a savepoint with an sqlite3session attached, takes
+// the changeset, and rolls the savepoint back: the database keeps only
+// committed data, and the changeset (plus the lock keys derived from it) is
+// what gets persisted in _commitd_prepared and applied at commit.
+//
+// Thread: storage thread only. Every method except Open/LoadPrepared is called
+// inside a batch transaction opened by BatchWriter on db().
+#pragma once
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/sqlite_db.h"
+#include "common/status.h"
+#include "common/wire.h"
+#include "participant/procedures.h"
+
+namespace commitd::participant {
+
+struct ExecutionResult {
+  bool ok = false;
+  std::string reason;                    // why not ok: constraint message, expect_changes, no PRIMARY KEY...
+  std::string changeset;                 // sqlite3session changeset bytes (may be empty: read-only)
+  std::vector<std::string> lock_keys;    // sorted, unique
+  nlohmann::json results = nlohmann::json::array();  // one array of row objects per op
+};
+
+struct PreparedRecord {
+  std::string txid;
+  std::string protocol;       // "2pc" | "3pc"
+  std::string state;          // "prepared" | "precommitted" | "conflict"
+  std::string changeset;
+  std::vector<std::string> lock_keys;
+  std::string coordinator;    // URL
+  nlohmann::json participants = nlohmann::json::array();  // [{"name","url"}]
+  int64_t created_ms = 0;     // wall clock
+  int64_t deadline_ms = 0;    // wall clock
+  std::string last_error;
+};
+
+struct ResourceManagerOptions {
+  bool allow_raw_sql = false;
+};
+
+class ResourceManager {
+ public:
+  // Opens (creating the _commitd_* tables if needed). `db` must outlive the RM.
+  static Result<std::unique_ptr<ResourceManager>> Open(sqlite::Database& db, Procedures procedures,
+                                                       ResourceManagerOptions options);
+  ~ResourceManager();
+
+  // Checks ops against the procedures and the raw-SQL policy without running
+  // anything: "unknown procedure 'x'", "raw SQL is not allowed on this agent".
+  Status Validate(const std::vector<wire::Op>& ops) const;
+
+  // Runs ops in a savepoint with a session attached to every non-_commitd_
+  // table, binds :txid and named args, checks expect_changes, refuses writes
+  // to tables without a PRIMARY KEY, takes the changeset, derives lock keys
+  // (primary key and every UNIQUE index, old and new values), and rolls back.
+  ExecutionResult Execute(const std::string& txid, const std::vector<wire::Op>& ops);
+
+  // INSERT OR REPLACE into _commitd_prepared.
+  Status PersistPrepared(const PreparedRecord& record);
+  // Updates state (e.g. "precommitted") and/or last_error of a record.
+  Status UpdatePrepared(const std::string& txid, const std::string& state, const std::string& last_error);
+  // Applies the record's changeset and deletes the record, in a savepoint. If
+  // the changeset does not apply cleanly nothing changes except that the record
+  // gets state "conflict" and last_error describing the conflict; returns Conflict.
+  // NotFound if there is no such record.
+  Status ApplyCommit(const std::string& txid);
+  // Deletes the record (abort). Ok if absent.
+  Status DiscardPrepared(const std::string& txid);
+  // Remembers a finished txid ("committed" | "aborted") in _commitd_finished.
+  Status RememberOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms);
+  // Forgets outcomes older than cutoff_ms.
+  Status ForgetOutcomesBefore(int64_t cutoff_ms);
+
+  // Startup: every prepared record, and every remembered outcome.
+  Result<std::vector<PreparedRecord>> LoadPrepared();
+  Result<std::map<std::string, std::string>> LoadOutcomes();
+
+  sqlite::Database& db() { return db_; }
+  const Procedures& procedures() const { return procedures_; }
+
+ private:
+  ResourceManager(sqlite::Database& db, Procedures procedures, ResourceManagerOptions options);
+  struct TableInfo;
+  const TableInfo* Table(const std::string& name);
+
+  sqlite::Database& db_;
+  Procedures procedures_;
+  ResourceManagerOptions options_;
+  std::map<std::string, std::unique_ptr<TableInfo>> tables_;  // schema cache for lock keys
+};
+
+}  // namespace commitd::participant
