@@ -73,11 +73,24 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
   if (!begin.ok()) {
     for (auto& r : results) r = begin;
   } else {
-    for (std::size_t i = 0; i < batch.size(); ++i) results[i] = batch[i].run(db_);
-    Status commit = db_.Commit();
-    if (!commit.ok()) {
-      db_.Rollback();
-      for (auto& r : results) r = commit;
+    bool rolled_back = false;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      results[i] = batch[i].run(db_);
+      // Some errors (ON CONFLICT ROLLBACK, I/O, full disk) make SQLite roll the
+      // whole transaction back: nothing of this batch is durable then.
+      if (!db_.InTransaction()) {
+        Status lost = Status::IoError("batch transaction rolled back: " + results[i].message());
+        for (auto& r : results) r = lost;
+        rolled_back = true;
+        break;
+      }
+    }
+    if (!rolled_back) {
+      Status commit = db_.Commit();
+      if (!commit.ok()) {
+        db_.Rollback();
+        for (auto& r : results) r = commit;
+      }
     }
   }
   {

@@ -32,6 +32,8 @@ class Statement {
   int ParameterIndex(std::string_view name) const;
 
   // Advances; true when a row is available. A failure is reported by status().
+  // A SELECT not stepped to its end keeps its read transaction open until
+  // Reset() (or the next Prepare of the same SQL): reset it when done.
   bool Step();
   // Steps to completion; the first error, if any.
   Status Run();
@@ -99,9 +101,11 @@ class Transaction {
     if (status_.ok() && !done_) db_.Rollback();
   }
   const Status& status() const { return status_; }
+  // On failure the transaction is still rolled back by the destructor.
   Status Commit() {
-    done_ = true;
-    return db_.Commit();
+    Status s = db_.Commit();
+    if (s.ok()) done_ = true;
+    return s;
   }
 
  private:

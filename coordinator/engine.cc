@@ -16,6 +16,13 @@ std::string VoteFailureReason(const std::string& participant, const Status& stat
   }
 }
 
+// vote: 0 pending, 1 yes, 2 no, 3 none (Engine::VoteState's order).
+const char* BranchState(bool acked, Outcome outcome, int vote) {
+  if (acked) return outcome == Outcome::kCommitted ? "committed" : "aborted";
+  static const char* const kVoteStates[] = {"preparing", "voted_yes", "voted_no", "no_vote"};
+  return kVoteStates[vote];
+}
+
 }  // namespace
 
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
@@ -314,16 +321,7 @@ TxView Engine::View(const Tx& tx) const {
   for (const auto& b : tx.branches) {
     TxView::Branch vb;
     vb.participant = b.participant.name;
-    if (b.acked) {
-      vb.state = tx.outcome == Outcome::kCommitted ? "committed" : "aborted";
-    } else {
-      switch (b.vote) {
-        case VoteState::kPending: vb.state = "preparing"; break;
-        case VoteState::kYes: vb.state = "voted_yes"; break;
-        case VoteState::kNo: vb.state = "voted_no"; break;
-        case VoteState::kNone: vb.state = "no_vote"; break;
-      }
-    }
+    vb.state = BranchState(b.acked, tx.outcome, static_cast<int>(b.vote));
     vb.attempts = b.attempts;
     vb.last_error = b.last_error;
     v.branches.push_back(std::move(vb));

@@ -299,6 +299,11 @@ void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
     respond(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
     return;
   }
+  if (parsed->protocol == wire::Protocol::k3pc) {
+    respond(http::ErrorResponse(400, "invalid_request",
+                                "protocol: \"3pc\" is not available in this version; use \"2pc\""));
+    return;
+  }
   auto tx = std::make_shared<wire::TxRequest>(std::move(parsed).value());
   std::string key = req.Header("idempotency-key").value_or("");
   if (key.size() > 256) {

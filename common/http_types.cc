@@ -1,0 +1,57 @@
+#include "common/http_types.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace commitd::http {
+
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::optional<std::string> FindHeader(const std::vector<std::pair<std::string, std::string>>& headers,
+                                      std::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (EqualsIgnoreCase(key, name)) return value;
+  }
+  return std::nullopt;
+}
+
+// Never throws: invalid UTF-8 (e.g. from a SQLite error message) is replaced.
+std::string DumpJson(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::optional<std::string> Request::Header(std::string_view name) const { return FindHeader(headers, name); }
+
+std::optional<std::string> Response::Header(std::string_view name) const {
+  if (EqualsIgnoreCase(name, "content-type") && !content_type.empty()) {
+    if (auto extra = FindHeader(headers, name)) return extra;
+    return content_type;
+  }
+  return FindHeader(headers, name);
+}
+
+Response ErrorResponse(int status, std::string_view code, std::string_view message) {
+  nlohmann::json body = {{"error", {{"code", code}, {"message", message}}}};
+  Response response;
+  response.status = status;
+  response.body = DumpJson(body);
+  return response;
+}
+
+Response JsonResponse(int status, const nlohmann::json& value) {
+  Response response;
+  response.status = status;
+  response.body = DumpJson(value);
+  return response;
+}
+
+}  // namespace commitd::http

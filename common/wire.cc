@@ -1,0 +1,353 @@
+#include "common/wire.h"
+
+#include <set>
+#include <string_view>
+
+namespace commitd::wire {
+
+namespace {
+
+using nlohmann::json;
+
+Status Invalid(const std::string& path, std::string_view what) {
+  std::string m = path;
+  m += ": ";
+  m += what;
+  return Status::InvalidArgument(std::move(m));
+}
+
+std::string Field(const std::string& where, std::string_view key) {
+  if (where.empty()) return std::string(key);
+  std::string path = where;
+  path += '.';
+  path += key;
+  return path;
+}
+
+std::string Index(const std::string& where, std::size_t i) { return where + "[" + std::to_string(i) + "]"; }
+
+Result<json> ParseBody(std::string_view body) {
+  try {
+    return json::parse(body);
+  } catch (const json::parse_error& e) {
+    // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
+    std::string_view what = e.what();
+    if (!what.empty() && what.front() == '[') {
+      std::size_t end = what.find("] ");
+      if (end != std::string_view::npos) what.remove_prefix(end + 2);
+    }
+    return Status::InvalidArgument("body is not valid JSON: " + std::string(what));
+  }
+}
+
+// `where` names the object in messages; "" for the top level, which is "body".
+Status CheckObject(const json& value, const std::string& where) {
+  if (value.is_object()) return Status::Ok();
+  if (where.empty()) return Invalid("body", "must be a JSON object");
+  return Invalid(where, "must be an object");
+}
+
+Status CheckKnownFields(const json& object, const std::string& where, std::initializer_list<std::string_view> known) {
+  for (const auto& [key, unused] : object.items()) {
+    bool found = false;
+    for (std::string_view k : known) {
+      if (key == k) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) return Invalid(where.empty() ? "body" : where, "unknown field \"" + key + "\"");
+  }
+  return Status::Ok();
+}
+
+bool IsScalar(const json& v) { return v.is_string() || v.is_number() || v.is_boolean() || v.is_null(); }
+
+constexpr std::string_view kScalar = "must be a string, number, boolean or null";
+
+Result<std::string> RequiredString(const json& object, const std::string& where, std::string_view key,
+                                   bool non_empty) {
+  std::string path = Field(where, key);
+  auto it = object.find(key);
+  if (it == object.end()) return Invalid(path, "is required");
+  if (!it->is_string()) return Invalid(path, "must be a string");
+  std::string s = it->get<std::string>();
+  if (non_empty && s.empty()) return Invalid(path, "must be a non-empty string");
+  return s;
+}
+
+Result<std::string> RequiredTxid(const json& object, const std::string& where) {
+  Result<std::string> txid = RequiredString(object, where, "txid", false);
+  if (!txid.ok()) return txid;
+  if (!IsValidTxid(*txid)) return Invalid(Field(where, "txid"), "must be 1 to 128 characters of [A-Za-z0-9._:-]");
+  return txid;
+}
+
+Status ParseProtocol(const json& value, const std::string& path, Protocol* out) {
+  if (value.is_string()) {
+    const auto& s = value.get_ref<const std::string&>();
+    if (s == "2pc") {
+      *out = Protocol::k2pc;
+      return Status::Ok();
+    }
+    if (s == "3pc") {
+      *out = Protocol::k3pc;
+      return Status::Ok();
+    }
+  }
+  return Invalid(path, "must be \"2pc\" or \"3pc\"");
+}
+
+Result<int64_t> ParseTimeout(const json& value, const std::string& path) {
+  bool ok = false;
+  int64_t v = 0;
+  if (value.is_number_unsigned()) {
+    uint64_t u = value.get<uint64_t>();
+    ok = u <= static_cast<uint64_t>(kMaxTimeoutMs);
+    v = static_cast<int64_t>(u);
+  } else if (value.is_number_integer()) {
+    v = value.get<int64_t>();
+    ok = true;
+  }
+  if (!ok || v < 1 || v > kMaxTimeoutMs) {
+    return Invalid(path, "must be an integer between 1 and " + std::to_string(kMaxTimeoutMs));
+  }
+  return v;
+}
+
+// A non-empty array of at most `max` elements.
+Status CheckList(const json& object, const std::string& where, std::string_view key, std::size_t max) {
+  std::string path = Field(where, key);
+  auto it = object.find(key);
+  if (it == object.end()) return Invalid(path, "is required");
+  if (!it->is_array() || it->empty()) return Invalid(path, "must be a non-empty array");
+  if (it->size() > max) return Invalid(path, "must have at most " + std::to_string(max) + " entries");
+  return Status::Ok();
+}
+
+Result<std::vector<Op>> ParseOps(const json& ops, const std::string& where) {
+  std::vector<Op> out;
+  out.reserve(ops.size());
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    Result<Op> op = ParseOp(ops[i], Index(where, i));
+    if (!op.ok()) return op.status();
+    out.push_back(std::move(op).value());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view ProtocolName(Protocol p) { return p == Protocol::k3pc ? "3pc" : "2pc"; }
+
+bool IsValidTxid(std::string_view txid) {
+  if (txid.empty() || txid.size() > 128) return false;
+  for (char c : txid) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<Op> ParseOp(const json& value, const std::string& where) {
+  if (Status s = CheckObject(value, where); !s.ok()) return s;
+  if (Status s = CheckKnownFields(value, where, {"procedure", "args", "sql", "params"}); !s.ok()) return s;
+  bool has_procedure = value.contains("procedure");
+  bool has_sql = value.contains("sql");
+  if (has_procedure == has_sql) return Invalid(where, "must have exactly one of \"procedure\" or \"sql\"");
+
+  Op op;
+  if (has_procedure) {
+    if (value.contains("params")) return Invalid(Field(where, "params"), "only allowed with \"sql\"");
+    Result<std::string> name = RequiredString(value, where, "procedure", true);
+    if (!name.ok()) return name.status();
+    op.procedure = std::move(name).value();
+    if (auto it = value.find("args"); it != value.end()) {
+      std::string path = Field(where, "args");
+      if (!it->is_object()) return Invalid(path, "must be an object");
+      for (const auto& [key, arg] : it->items()) {
+        if (!IsScalar(arg)) return Invalid(Field(path, key), kScalar);
+      }
+      op.args = *it;
+    }
+  } else {
+    if (value.contains("args")) return Invalid(Field(where, "args"), "only allowed with \"procedure\"");
+    Result<std::string> sql = RequiredString(value, where, "sql", true);
+    if (!sql.ok()) return sql.status();
+    op.sql = std::move(sql).value();
+    if (auto it = value.find("params"); it != value.end()) {
+      std::string path = Field(where, "params");
+      if (!it->is_array()) return Invalid(path, "must be an array");
+      for (std::size_t i = 0; i < it->size(); ++i) {
+        if (!IsScalar((*it)[i])) return Invalid(Index(path, i), kScalar);
+      }
+      op.params = *it;
+    }
+  }
+  return op;
+}
+
+json OpToJson(const Op& op) {
+  json j = json::object();
+  if (op.sql.has_value()) {
+    j["sql"] = *op.sql;
+    j["params"] = op.params;
+  } else {
+    j["procedure"] = op.procedure.value_or("");
+    j["args"] = op.args;
+  }
+  return j;
+}
+
+Result<TxRequest> ParseTxRequest(const json& body) {
+  if (Status s = CheckObject(body, ""); !s.ok()) return s;
+  if (Status s = CheckKnownFields(body, "", {"protocol", "timeout_ms", "branches"}); !s.ok()) return s;
+
+  TxRequest req;
+  if (auto it = body.find("protocol"); it != body.end()) {
+    if (Status s = ParseProtocol(*it, "protocol", &req.protocol); !s.ok()) return s;
+  }
+  if (auto it = body.find("timeout_ms"); it != body.end()) {
+    Result<int64_t> t = ParseTimeout(*it, "timeout_ms");
+    if (!t.ok()) return t.status();
+    req.timeout_ms = *t;
+  }
+  if (Status s = CheckList(body, "", "branches", kMaxBranches); !s.ok()) return s;
+
+  const json& branches = body["branches"];
+  std::set<std::string> seen;
+  req.branches.reserve(branches.size());
+  for (std::size_t i = 0; i < branches.size(); ++i) {
+    std::string where = Index("branches", i);
+    const json& b = branches[i];
+    if (Status s = CheckObject(b, where); !s.ok()) return s;
+    if (Status s = CheckKnownFields(b, where, {"participant", "ops"}); !s.ok()) return s;
+    Result<std::string> participant = RequiredString(b, where, "participant", true);
+    if (!participant.ok()) return participant.status();
+    if (!seen.insert(*participant).second) {
+      return Invalid(Field(where, "participant"), "'" + *participant + "' appears in more than one branch");
+    }
+    if (Status s = CheckList(b, where, "ops", kMaxOpsPerBranch); !s.ok()) return s;
+    Result<std::vector<Op>> ops = ParseOps(b["ops"], Field(where, "ops"));
+    if (!ops.ok()) return ops.status();
+    req.branches.push_back(Branch{std::move(participant).value(), std::move(ops).value()});
+  }
+  return req;
+}
+
+Result<TxRequest> ParseTxRequest(std::string_view body) {
+  Result<json> j = ParseBody(body);
+  if (!j.ok()) return j.status();
+  return ParseTxRequest(*j);
+}
+
+json ToJson(const PrepareRequest& r) {
+  json ops = json::array();
+  for (const Op& op : r.ops) ops.push_back(OpToJson(op));
+  json participants = json::array();
+  for (const ParticipantRef& p : r.participants) participants.push_back({{"name", p.name}, {"url", p.url}});
+  return {{"txid", r.txid},
+          {"protocol", ProtocolName(r.protocol)},
+          {"participant", r.participant},
+          {"coordinator", r.coordinator},
+          {"timeout_ms", r.timeout_ms},
+          {"ops", std::move(ops)},
+          {"participants", std::move(participants)}};
+}
+
+Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
+  Result<json> parsed = ParseBody(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  if (Status s = CheckObject(j, ""); !s.ok()) return s;
+  if (Status s = CheckKnownFields(
+          j, "", {"txid", "protocol", "participant", "coordinator", "timeout_ms", "ops", "participants"});
+      !s.ok())
+    return s;
+
+  PrepareRequest r;
+  Result<std::string> txid = RequiredTxid(j, "");
+  if (!txid.ok()) return txid.status();
+  r.txid = std::move(txid).value();
+  if (auto it = j.find("protocol"); it != j.end()) {
+    if (Status s = ParseProtocol(*it, "protocol", &r.protocol); !s.ok()) return s;
+  }
+  Result<std::string> participant = RequiredString(j, "", "participant", true);
+  if (!participant.ok()) return participant.status();
+  r.participant = std::move(participant).value();
+  Result<std::string> coordinator = RequiredString(j, "", "coordinator", false);
+  if (!coordinator.ok()) return coordinator.status();
+  r.coordinator = std::move(coordinator).value();
+  auto timeout = j.find("timeout_ms");
+  if (timeout == j.end()) return Invalid("timeout_ms", "is required");
+  Result<int64_t> t = ParseTimeout(*timeout, "timeout_ms");
+  if (!t.ok()) return t.status();
+  r.timeout_ms = *t;
+  if (Status s = CheckList(j, "", "ops", kMaxOpsPerBranch); !s.ok()) return s;
+  Result<std::vector<Op>> ops = ParseOps(j["ops"], "ops");
+  if (!ops.ok()) return ops.status();
+  r.ops = std::move(ops).value();
+
+  if (auto it = j.find("participants"); it != j.end()) {
+    if (!it->is_array()) return Invalid("participants", "must be an array");
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      std::string where = Index("participants", i);
+      const json& p = (*it)[i];
+      if (Status s = CheckObject(p, where); !s.ok()) return s;
+      if (Status s = CheckKnownFields(p, where, {"name", "url"}); !s.ok()) return s;
+      Result<std::string> name = RequiredString(p, where, "name", true);
+      if (!name.ok()) return name.status();
+      Result<std::string> url = RequiredString(p, where, "url", false);
+      if (!url.ok()) return url.status();
+      r.participants.push_back(ParticipantRef{std::move(name).value(), std::move(url).value()});
+    }
+  }
+  return r;
+}
+
+json ToJson(const Vote& v) {
+  return {{"txid", v.txid}, {"vote", v.yes ? "yes" : "no"}, {"reason", v.reason}, {"results", v.results}};
+}
+
+// Unknown fields are ignored: a vote is a reply, and newer agents may add to it.
+Result<Vote> ParseVote(std::string_view body) {
+  Result<json> parsed = ParseBody(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  if (Status s = CheckObject(j, ""); !s.ok()) return s;
+
+  Vote v;
+  Result<std::string> txid = RequiredTxid(j, "");
+  if (!txid.ok()) return txid.status();
+  v.txid = std::move(txid).value();
+  auto vote = j.find("vote");
+  if (vote == j.end()) return Invalid("vote", "is required");
+  if (*vote == "yes") {
+    v.yes = true;
+  } else if (*vote == "no") {
+    v.yes = false;
+  } else {
+    return Invalid("vote", "must be \"yes\" or \"no\"");
+  }
+  if (auto it = j.find("reason"); it != j.end() && !it->is_null()) {
+    if (!it->is_string()) return Invalid("reason", "must be a string");
+    v.reason = it->get<std::string>();
+  }
+  if (auto it = j.find("results"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return Invalid("results", "must be an array");
+    v.results = *it;
+  }
+  return v;
+}
+
+Result<std::string> ParseTxidBody(std::string_view body) {
+  Result<json> parsed = ParseBody(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  if (Status s = CheckObject(j, ""); !s.ok()) return s;
+  if (Status s = CheckKnownFields(j, "", {"txid"}); !s.ok()) return s;
+  return RequiredTxid(j, "");
+}
+
+}  // namespace commitd::wire

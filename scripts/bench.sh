@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Benchmarks commitd on loopback: builds, creates two bank databases, starts one
+# commitd and two commit-agents, measures the SQLite one-row commit baseline and
+# transfers at 1 and 64 clients, prints a summary, and stops everything.
+#
+# Environment (defaults in brackets):
+#   BENCH_SQLITE_S [5]      seconds of sqlite-commit
+#   BENCH_TRANSFER_S [10]   measured seconds per transfers run
+#   BENCH_WARMUP_S [1]      warmup seconds before each transfers run (not counted)
+#   BENCH_CLIENTS ["1 64"]  client counts, one transfers run each
+#   BENCH_ACCOUNTS [256]    accounts per bank
+#   BENCH_PROTOCOL [2pc]    2pc or 3pc
+#   BENCH_SKIP_BUILD [0]    1: use the binaries already in BENCH_BIN_DIR
+#   BENCH_BIN_DIR [build/release/bin]
+#   BENCH_WORK_DIR [build/bench]  parent of the run's databases and logs; keep it on
+#                           the disk you want to measure (not tmpfs)
+#   BENCH_KEEP [0]          1: keep the run directory afterwards
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SQLITE_S="${BENCH_SQLITE_S:-5}"
+TRANSFER_S="${BENCH_TRANSFER_S:-10}"
+WARMUP_S="${BENCH_WARMUP_S:-1}"
+CLIENTS="${BENCH_CLIENTS:-1 64}"
+ACCOUNTS="${BENCH_ACCOUNTS:-256}"
+PROTOCOL="${BENCH_PROTOCOL:-2pc}"
+BIN="${BENCH_BIN_DIR:-$ROOT/build/release/bin}"
+WORK_PARENT="${BENCH_WORK_DIR:-$ROOT/build/bench}"
+
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+  echo "== building (./scripts/build.sh)"
+  ./scripts/build.sh >/dev/null
+fi
+for exe in commitd commit-agent commitd-bench commitctl; do
+  [[ -x "$BIN/$exe" ]] || { echo "bench: $BIN/$exe not found; build first (./scripts/build.sh)" >&2; exit 1; }
+done
+
+mkdir -p "$WORK_PARENT"
+WORK="$(mktemp -d "$WORK_PARENT/run.XXXXXX")"
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ $rc -ne 0 ]]; then
+    echo "bench: failed (exit $rc); last log lines:" >&2
+    for log in "$WORK"/*.log; do [[ -f "$log" ]] && { echo "--- $log" >&2; tail -n 5 "$log" >&2; }; done
+    echo "bench: run directory kept: $WORK" >&2
+  elif [[ "${BENCH_KEEP:-0}" == 1 ]]; then
+    echo "run directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_healthy() {  # url name
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null "$1/healthz" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench: $2 did not answer $1/healthz within 10 s" >&2
+  return 1
+}
+
+echo "== run directory $WORK"
+"$BIN/commitd-bench" setup-bank --db "$WORK/a.db" --prefix acct --accounts "$ACCOUNTS" --balance 1000000000000
+"$BIN/commitd-bench" setup-bank --db "$WORK/b.db" --prefix acct --accounts "$ACCOUNTS" --balance 1000000000000
+
+PA="$(free_port)"; PB="$(free_port)"; PC="$(free_port)"
+while [[ "$PB" == "$PA" ]]; do PB="$(free_port)"; done
+while [[ "$PC" == "$PA" || "$PC" == "$PB" ]]; do PC="$(free_port)"; done
+COORD="http://127.0.0.1:$PC"
+
+"$BIN/commit-agent" --name bank-a --listen "127.0.0.1:$PA" --db "$WORK/a.db" \
+  --procedures examples/bank/procedures.json 2>"$WORK/bank-a.log" &
+PIDS+=($!)
+"$BIN/commit-agent" --name bank-b --listen "127.0.0.1:$PB" --db "$WORK/b.db" \
+  --procedures examples/bank/procedures.json 2>"$WORK/bank-b.log" &
+PIDS+=($!)
+mkdir -p "$WORK/c1"
+"$BIN/commitd" --id c1 --listen "127.0.0.1:$PC" --data-dir "$WORK/c1" \
+  --participant "bank-a=http://127.0.0.1:$PA" --participant "bank-b=http://127.0.0.1:$PB" 2>"$WORK/commitd.log" &
+PIDS+=($!)
+
+wait_healthy "http://127.0.0.1:$PA" bank-a
+wait_healthy "http://127.0.0.1:$PB" bank-b
+wait_healthy "$COORD" commitd
+for _ in $(seq 100); do
+  "$BIN/commitctl" --coordinator "$COORD" status >/dev/null 2>&1 && break
+  sleep 0.1
+done
+"$BIN/commitctl" --coordinator "$COORD" status
+
+echo "== sqlite-commit for ${SQLITE_S}s"
+"$BIN/commitd-bench" sqlite-commit --db "$WORK/sqlite-baseline.db" --duration-s "$SQLITE_S" --json \
+  | tee "$WORK/sqlite.json"
+
+RESULTS=("$WORK/sqlite.json")
+for n in $CLIENTS; do
+  echo "== transfers, $n client(s), ${TRANSFER_S}s after ${WARMUP_S}s warmup"
+  "$BIN/commitd-bench" transfers --coordinator "$COORD" --clients "$n" --duration-s "$TRANSFER_S" \
+    --warmup-s "$WARMUP_S" --account-prefix acct --accounts "$ACCOUNTS" --protocol "$PROTOCOL" --json \
+    | tee "$WORK/transfers-$n.json"
+  RESULTS+=("$WORK/transfers-$n.json")
+done
+
+"$BIN/commitctl" --coordinator "$COORD" status >/dev/null || echo "note: commitctl status reports something unfinished"
+
+python3 - "${RESULTS[@]}" <<'PY'
+import json, sys
+runs = [json.load(open(p)) for p in sys.argv[1:]]
+base = runs[0]["commits_per_s"]
+print()
+print(f"{'measurement':<28}{'per second':>12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'aborts':>8}{'errors':>8}{'÷ sqlite':>10}")
+print(f"{'sqlite one-row commit':<28}{base:>12.0f}{runs[0]['p50_us']/1000:>10.2f}{'':>10}{runs[0]['p99_us']/1000:>10.2f}"
+      f"{'':>8}{'':>8}{1:>10.2f}")
+for r in runs[1:]:
+    lat = r["latency_ms"]
+    name = f"transfers {r['protocol']}, {r['clients']} client" + ("s" if r["clients"] != 1 else "")
+    ratio = r["committed_per_s"] / base if base else 0
+    print(f"{name:<28}{r['committed_per_s']:>12.0f}{lat['p50']:>10.2f}{lat['p90']:>10.2f}{lat['p99']:>10.2f}"
+          f"{r['aborted']:>8}{r['errors']:>8}{ratio:>10.2f}")
+print()
+print("÷ sqlite: committed transfers per second over one-row SQLite commits per second on this disk.")
+print("Each transfer needs at least 3 durable writes (two prepares and the decision) plus two commits.")
+PY

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages commitd needs to build and test, and only
+# those that are missing: when everything is there it does nothing (no
+# apt-get update either). Works as root; otherwise uses sudo if it exists.
+#
+# Extra packages can be added for one run with COMMITD_EXTRA_PACKAGES="a b".
+set -euo pipefail
+
+PACKAGES=(
+  g++ cmake make
+  libboost-dev libboost-system-dev
+  libsqlite3-dev sqlite3
+  nlohmann-json3-dev doctest-dev
+  python3 curl ca-certificates
+)
+if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
+  read -r -a extra <<<"${COMMITD_EXTRA_PACKAGES}"
+  PACKAGES+=("${extra[@]}")
+fi
+
+if ! command -v dpkg >/dev/null 2>&1; then
+  echo "deps.sh: dpkg not found; not a Debian system, install these yourself: ${PACKAGES[*]}" >&2
+  exit 0
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "deps.sh: installing missing packages: ${missing[*]}" >&2
+if [[ "$(id -u)" -eq 0 ]]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "deps.sh: not root and sudo is not available; install as root: ${missing[*]}" >&2
+  exit 1
+fi
+
+"${SUDO[@]}" apt-get update
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,256 @@
+#include "common/batch_writer.h"
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace commitd {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "batch_writer_test.XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::unique_ptr<sqlite::Database> OpenDb(const TempDir& dir) {
+  Result<std::unique_ptr<sqlite::Database>> db = sqlite::Database::Open(dir.File("w.db"));
+  REQUIRE_MESSAGE(db.ok(), db.status().ToString());
+  REQUIRE((*db)->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)").ok());
+  return std::move(db).value();
+}
+
+// Runs io handlers on this thread until done() or a 10 s deadline.
+bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    io.restart();
+    io.run_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+BatchWriter::Job Insert(int64_t id, std::string value, std::function<void(Status)> done) {
+  return BatchWriter::Job{[id, value = std::move(value)](sqlite::Database& db) {
+                            sqlite::Statement* stmt = db.Prepare("INSERT INTO t(id, v) VALUES (?1, ?2)");
+                            if (stmt == nullptr) return Status::Internal("prepare");
+                            stmt->Bind(1, id).Bind(2, value);
+                            return stmt->Run();
+                          },
+                          std::move(done)};
+}
+
+int64_t Count(sqlite::Database& db) {
+  sqlite::Statement* stmt = db.Prepare("SELECT count(*) FROM t");
+  REQUIRE(stmt != nullptr);
+  REQUIRE(stmt->Step());
+  int64_t n = stmt->Int(0);
+  stmt->Reset();
+  return n;
+}
+
+TEST_CASE("jobs run in order on the storage thread; dones run in order on the io thread") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  const std::thread::id io_thread = std::this_thread::get_id();
+  std::vector<int> ran;  // touched by the storage thread only, read after Flush
+  std::vector<int> finished;
+  bool dones_on_io = true;
+  bool runs_off_io = true;
+  {
+    BatchWriter writer(*db, io.get_executor());
+    for (int i = 0; i < 50; ++i) {
+      writer.Submit(BatchWriter::Job{[&, i](sqlite::Database&) {
+                                       if (std::this_thread::get_id() == io_thread) runs_off_io = false;
+                                       ran.push_back(i);
+                                       return Status::Ok();
+                                     },
+                                     [&, i](Status s) {
+                                       CHECK(s.ok());
+                                       if (std::this_thread::get_id() != io_thread) dones_on_io = false;
+                                       finished.push_back(i);
+                                     }});
+    }
+    writer.Flush();
+    REQUIRE(RunUntil(io, [&] { return finished.size() == 50; }));
+    CHECK(writer.stats().jobs == 50);
+  }
+  CHECK(runs_off_io);
+  CHECK(dones_on_io);
+  std::vector<int> expected(50);
+  for (int i = 0; i < 50; ++i) expected[i] = i;
+  CHECK(ran == expected);
+  CHECK(finished == expected);
+}
+
+TEST_CASE("jobs submitted together share batches") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  constexpr int kJobs = 2000;
+  int ok = 0;
+  BatchWriter writer(*db, io.get_executor(), 256);
+  for (int i = 0; i < kJobs; ++i) {
+    writer.Submit(Insert(i, "v" + std::to_string(i), [&](Status s) {
+      CHECK(s.ok());
+      ++ok;
+    }));
+  }
+  REQUIRE(RunUntil(io, [&] { return ok == kJobs; }));
+  BatchWriter::Stats stats = writer.stats();
+  CHECK(stats.jobs == kJobs);
+  CHECK(stats.batches >= kJobs / 256);  // max_batch is respected
+  CHECK(stats.batches < kJobs / 10);
+  MESSAGE("batches for ", kJobs, " jobs: ", stats.batches);
+}
+
+TEST_CASE("a failing job fails only itself") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  std::vector<Status> results(3);
+  int done = 0;
+  {
+    BatchWriter writer(*db, io.get_executor());
+    // Hold the storage thread so all three land in one batch.
+    std::atomic<bool> release{false};
+    writer.Read([&](sqlite::Database&) {
+      while (!release.load()) std::this_thread::yield();
+    });
+    for (int i = 0; i < 3; ++i) {
+      // The second reuses id 1: a UNIQUE violation that aborts only its statement.
+      writer.Submit(Insert(i == 2 ? 2 : 1, "x", [&, i](Status s) {
+        results[i] = s;
+        ++done;
+      }));
+    }
+    release = true;
+    REQUIRE(RunUntil(io, [&] { return done == 3; }));
+    CHECK(writer.stats().batches == 1);
+  }
+  CHECK(results[0].ok());
+  CHECK_FALSE(results[1].ok());
+  CHECK(results[1].message().find("UNIQUE constraint failed") != std::string::npos);
+  CHECK(results[2].ok());
+  CHECK(Count(*db) == 2);
+}
+
+TEST_CASE("a commit failure fails the whole batch") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  REQUIRE(db->Exec("CREATE TABLE parent(id INTEGER PRIMARY KEY);"
+                   "CREATE TABLE child(id INTEGER PRIMARY KEY,"
+                   "  parent INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
+              .ok());
+  boost::asio::io_context io;
+  std::vector<Status> results(3);
+  int done = 0;
+  {
+    BatchWriter writer(*db, io.get_executor());
+    std::atomic<bool> release{false};
+    writer.Read([&](sqlite::Database&) {
+      while (!release.load()) std::this_thread::yield();
+    });
+    writer.Submit(Insert(1, "a", [&](Status s) {
+      results[0] = s;
+      ++done;
+    }));
+    // A deferred foreign key violation: the statement succeeds, COMMIT fails.
+    writer.Submit(BatchWriter::Job{[](sqlite::Database& d) { return d.Exec("INSERT INTO child VALUES (1, 99)"); },
+                                   [&](Status s) {
+                                     results[1] = s;
+                                     ++done;
+                                   }});
+    writer.Submit(Insert(2, "b", [&](Status s) {
+      results[2] = s;
+      ++done;
+    }));
+    release = true;
+    REQUIRE(RunUntil(io, [&] { return done == 3; }));
+
+    // The writer is still usable afterwards.
+    bool later = false;
+    writer.Submit(Insert(3, "c", [&](Status s) {
+      CHECK(s.ok());
+      later = true;
+    }));
+    REQUIRE(RunUntil(io, [&] { return later; }));
+  }
+  for (const Status& s : results) {
+    CHECK_FALSE(s.ok());
+    CHECK(s.message().find("FOREIGN KEY constraint failed") != std::string::npos);
+  }
+  CHECK_FALSE(db->InTransaction());
+  CHECK(Count(*db) == 1);
+}
+
+TEST_CASE("Read runs on the storage thread between batches") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  const std::thread::id io_thread = std::this_thread::get_id();
+  BatchWriter writer(*db, io.get_executor());
+  bool inserted = false;
+  writer.Submit(Insert(1, "a", [&](Status s) {
+    CHECK(s.ok());
+    inserted = true;
+  }));
+  REQUIRE(RunUntil(io, [&] { return inserted; }));
+
+  int64_t seen = -1;
+  bool off_io = false;
+  writer.Read([&, ex = io.get_executor()](sqlite::Database& d) {
+    off_io = std::this_thread::get_id() != io_thread;
+    int64_t n = Count(d);
+    boost::asio::post(ex, [&seen, n] { seen = n; });
+  });
+  REQUIRE(RunUntil(io, [&] { return seen >= 0; }));
+  CHECK(off_io);
+  CHECK(seen == 1);
+}
+
+TEST_CASE("the destructor drains queued jobs") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  int done = 0;
+  {
+    BatchWriter writer(*db, io.get_executor(), 8);
+    for (int i = 0; i < 100; ++i) {
+      writer.Submit(Insert(i, "x", [&](Status s) {
+        CHECK(s.ok());
+        ++done;
+      }));
+    }
+  }
+  // Every job ran and committed; the dones were posted, not yet run.
+  CHECK(Count(*db) == 100);
+  CHECK(done == 0);
+  io.run();
+  CHECK(done == 100);
+}
+
+}  // namespace
+}  // namespace commitd

@@ -1,0 +1,255 @@
+// The coordinator's 2PC engine driven by hand-fed events: no sockets, no clock.
+#include <doctest/doctest.h>
+
+#include "coordinator/engine.h"
+
+using namespace commitd;
+using namespace commitd::coordinator;
+
+namespace {
+
+template <class T>
+std::vector<T> Only(const std::vector<Action>& actions) {
+  std::vector<T> out;
+  for (const auto& a : actions) {
+    if (auto* p = std::get_if<T>(&a)) out.push_back(*p);
+  }
+  return out;
+}
+
+StartRequest Transfer(const std::string& txid, ClientToken client = 1, int64_t timeout_ms = 1000) {
+  StartRequest r;
+  r.txid = txid;
+  r.timeout_ms = timeout_ms;
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  wire::Op debit;
+  debit.procedure = "debit";
+  debit.args = {{"account", "alice"}, {"amount", 30}};
+  wire::Op credit;
+  credit.procedure = "credit";
+  credit.args = {{"account", "bob"}, {"amount", 30}};
+  r.ops = {{debit}, {credit}};
+  r.client = client;
+  r.created_ms = 5;
+  return r;
+}
+
+wire::Vote Yes(const std::string& txid) {
+  wire::Vote v;
+  v.txid = txid;
+  v.yes = true;
+  return v;
+}
+
+wire::Vote No(const std::string& txid, const std::string& reason) {
+  wire::Vote v;
+  v.txid = txid;
+  v.reason = reason;
+  return v;
+}
+
+Engine MakeEngine() { return Engine(EngineOptions{"http://coord", 50, 400}); }
+
+}  // namespace
+
+TEST_CASE("all yes: commit is persisted before the client hears it and before any commit is sent") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t1"), 0);
+  auto a = e.TakeActions();
+  auto prepares = Only<action::SendPrepare>(a);
+  REQUIRE(prepares.size() == 2);
+  CHECK(prepares[0].to.name == "bank-a");
+  CHECK(prepares[0].request.coordinator == "http://coord");
+  CHECK(prepares[0].request.participant == "bank-a");
+  CHECK(prepares[0].request.participants.size() == 2);
+  CHECK(prepares[0].request.ops.size() == 1);
+  CHECK(e.undecided() == 1);
+
+  e.OnVote("t1", "bank-a", Yes("t1"), 1);
+  CHECK(e.TakeActions().empty());
+  e.OnVote("t1", "bank-b", Yes("t1"), 2);
+  a = e.TakeActions();
+  REQUIRE(a.size() == 1);
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kCommitted);
+  CHECK(persist[0].record.participants.size() == 2);
+  CHECK(persist[0].record.reply["outcome"] == "committed");
+  CHECK(e.Find("t1")->outcome == Outcome::kPending);  // not durable yet
+
+  e.OnDecisionPersisted("t1", Status::Ok(), 3);
+  a = e.TakeActions();
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK(replies[0].body["outcome"] == "committed");
+  auto sends = Only<action::SendDecision>(a);
+  REQUIRE(sends.size() == 2);
+  CHECK(sends[0].outcome == Outcome::kCommitted);
+
+  e.OnDecisionAcked("t1", "bank-a", Status::Ok(), 4);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).empty());
+  e.OnDecisionAcked("t1", "bank-b", Status::Ok(), 5);
+  auto finished = Only<action::PersistFinished>(e.TakeActions());
+  REQUIRE(finished.size() == 1);
+  e.OnFinishedPersisted("t1", Status::Ok());
+  CHECK(e.active() == 0);
+  CHECK_FALSE(e.Find("t1").has_value());
+}
+
+TEST_CASE("a no vote aborts at once, names the participant, and skips the abort to the no voter") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t2"), 0);
+  e.TakeActions();
+  e.OnVote("t2", "bank-a", No("t2", "procedure 'debit' expected 1 changed row, got 0"), 1);
+  auto a = e.TakeActions();
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kAborted);
+  CHECK(persist[0].record.reason == "bank-a voted no: procedure 'debit' expected 1 changed row, got 0");
+  auto sends = Only<action::SendDecision>(a);
+  REQUIRE(sends.size() == 1);  // bank-b may have prepared; bank-a voted no
+  CHECK(sends[0].to.name == "bank-b");
+  CHECK(sends[0].outcome == Outcome::kAborted);
+  CHECK(Only<action::ReplyClient>(a).empty());  // answered once the abort is durable
+
+  e.OnDecisionPersisted("t2", Status::Ok(), 2);
+  auto replies = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 409);
+  CHECK(replies[0].body["reason"] == "bank-a voted no: procedure 'debit' expected 1 changed row, got 0");
+  // A late yes from bank-b changes nothing.
+  e.OnVote("t2", "bank-b", Yes("t2"), 3);
+  e.OnDecisionAcked("t2", "bank-b", Status::Ok(), 4);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("an unreachable participant aborts the transaction with a reason naming it") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t3"), 0);
+  e.TakeActions();
+  e.OnVote("t3", "bank-b", Status::Unavailable("connect to http://b failed: Connection refused"), 1);
+  auto persist = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.reason == "bank-b unreachable: connect to http://b failed: Connection refused");
+}
+
+TEST_CASE("no vote by the deadline aborts with a timeout reason; the silent participant gets the abort") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t4", 1, 1000), 0);
+  e.TakeActions();
+  e.OnVote("t4", "bank-a", Yes("t4"), 10);
+  e.Tick(999);
+  CHECK(e.TakeActions().empty());
+  e.Tick(1000);
+  auto a = e.TakeActions();
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.reason == "bank-b did not vote within 1000 ms");
+  CHECK(Only<action::SendDecision>(a).size() == 2);
+}
+
+TEST_CASE("commit delivery is retried with capped exponential backoff until acked") {
+  Engine e = MakeEngine();  // initial 50 ms, cap 400 ms
+  e.Start(Transfer("t5"), 0);
+  e.TakeActions();
+  e.OnVote("t5", "bank-a", Yes("t5"), 0);
+  e.OnVote("t5", "bank-b", Yes("t5"), 0);
+  e.OnDecisionPersisted("t5", Status::Ok(), 0);
+  e.TakeActions();
+  e.OnDecisionAcked("t5", "bank-a", Status::Ok(), 0);
+  int64_t now = 0;
+  std::vector<int64_t> gaps;
+  int64_t last_send = 0;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    e.OnDecisionAcked("t5", "bank-b", Status::Unavailable("down"), now);
+    // Find the next time a send comes out.
+    for (;;) {
+      ++now;
+      e.Tick(now);
+      auto sends = Only<action::SendDecision>(e.TakeActions());
+      if (!sends.empty()) {
+        CHECK(sends.size() == 1);
+        CHECK(sends[0].to.name == "bank-b");
+        gaps.push_back(now - last_send);
+        last_send = now;
+        break;
+      }
+      REQUIRE(now < 10'000);
+    }
+  }
+  CHECK(gaps == std::vector<int64_t>{50, 100, 200, 400, 400, 400});
+  CHECK(e.Find("t5")->branches[1].last_error == "down");
+  e.OnDecisionAcked("t5", "bank-b", Status::Ok(), now);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("a failed commit write turns into an abort: nothing durable says commit") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t6"), 0);
+  e.TakeActions();
+  e.OnVote("t6", "bank-a", Yes("t6"), 0);
+  e.OnVote("t6", "bank-b", Yes("t6"), 0);
+  e.TakeActions();
+  e.OnDecisionPersisted("t6", Status::IoError("disk full"), 1);
+  auto a = e.TakeActions();
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 409);
+  auto sends = Only<action::SendDecision>(a);
+  REQUIRE(sends.size() == 2);
+  CHECK(sends[0].outcome == Outcome::kAborted);
+}
+
+TEST_CASE("resume after restart redelivers the logged decision to every participant") {
+  Engine e = MakeEngine();
+  DecisionRecord r;
+  r.txid = "t7";
+  r.outcome = Outcome::kCommitted;
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  e.Resume(r, 100);
+  auto sends = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(sends.size() == 2);
+  CHECK(sends[0].outcome == Outcome::kCommitted);
+  CHECK(e.Find("t7")->outcome == Outcome::kCommitted);
+  e.OnDecisionAcked("t7", "bank-a", Status::Ok(), 101);
+  e.OnDecisionAcked("t7", "bank-b", Status::Ok(), 101);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("a second client with the same idempotency key gets the same answer") {
+  Engine e = MakeEngine();
+  StartRequest r = Transfer("t8", 1);
+  r.idempotency_key = "k1";
+  e.Start(r, 0);
+  e.TakeActions();
+  REQUIRE(e.TxidForIdempotencyKey("k1") == std::optional<std::string>("t8"));
+  CHECK(e.AttachClient("t8", 2));
+  e.OnVote("t8", "bank-a", Yes("t8"), 0);
+  e.OnVote("t8", "bank-b", Yes("t8"), 0);
+  auto persist = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.idempotency_key == "k1");
+  e.OnDecisionPersisted("t8", Status::Ok(), 1);
+  auto replies = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].body == replies[1].body);
+  // Attaching after the answer replies at once.
+  CHECK(e.AttachClient("t8", 3));
+  auto late = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(late.size() == 1);
+  CHECK(late[0].client == 3);
+  CHECK(late[0].body["txid"] == "t8");
+}
+
+TEST_CASE("votes for unknown transactions and duplicate votes are ignored") {
+  Engine e = MakeEngine();
+  e.OnVote("nope", "bank-a", Yes("nope"), 0);
+  CHECK(e.TakeActions().empty());
+  e.Start(Transfer("t9"), 0);
+  e.TakeActions();
+  e.OnVote("t9", "bank-a", Yes("t9"), 0);
+  e.OnVote("t9", "bank-a", No("t9", "late duplicate"), 0);
+  CHECK(e.TakeActions().empty());
+  CHECK(e.undecided() == 1);
+}

@@ -1,0 +1,22 @@
+#include <doctest/doctest.h>
+
+#include "participant/lock_table.h"
+
+using commitd::participant::LockTable;
+
+TEST_CASE("lock table: all-or-nothing acquisition, holder reported, release frees every key") {
+  LockTable t;
+  CHECK_FALSE(t.TryAcquire("t1", {"a", "b"}).has_value());
+  CHECK(t.size() == 2);
+  auto conflict = t.TryAcquire("t2", {"c", "b"});
+  REQUIRE(conflict.has_value());
+  CHECK(*conflict == "t1");
+  CHECK_FALSE(t.Holder("c").has_value());
+  CHECK_FALSE(t.TryAcquire("t1", {"a", "d"}).has_value());  // re-entrant for the holder
+  CHECK(t.Holder("d") == std::optional<std::string>("t1"));
+  t.Release("t1");
+  CHECK(t.size() == 0);
+  CHECK_FALSE(t.TryAcquire("t2", {"c", "b"}).has_value());
+  t.Release("unknown");
+  CHECK(t.size() == 2);
+}

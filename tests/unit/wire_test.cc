@@ -1,0 +1,300 @@
+#include "common/wire.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+namespace commitd::wire {
+namespace {
+
+using nlohmann::json;
+
+struct BadBody {
+  std::string body;
+  std::string message;
+};
+
+// One good branch, spliced into bodies that are wrong elsewhere.
+const std::string kGoodBranch = R"({"participant":"bank-a","ops":[{"procedure":"debit","args":{"amount":1}}]})";
+
+std::string WithOp(const std::string& op) {
+  return R"({"branches":[{"participant":"bank-a","ops":[)" + op + "]}]}";
+}
+
+TEST_CASE("ParseTxRequest rejects bad bodies with a precise message") {
+  const std::vector<BadBody> cases = {
+      {"{", ""},  // message checked by prefix below
+      {"[1,2]", "body: must be a JSON object"},
+      {"\"hi\"", "body: must be a JSON object"},
+      {"{}", "branches: is required"},
+      {R"({"branches":[]})", "branches: must be a non-empty array"},
+      {R"({"branches":{}})", "branches: must be a non-empty array"},
+      {R"({"branches":[1]})", "branches[0]: must be an object"},
+      {R"({"branches":[{"ops":[{"procedure":"p"}]}]})", "branches[0].participant: is required"},
+      {R"({"branches":[{"participant":"","ops":[{"procedure":"p"}]}]})",
+       "branches[0].participant: must be a non-empty string"},
+      {R"({"branches":[{"participant":7,"ops":[{"procedure":"p"}]}]})", "branches[0].participant: must be a string"},
+      {R"({"branches":[)" + kGoodBranch + "," + kGoodBranch + "]}",
+       "branches[1].participant: 'bank-a' appears in more than one branch"},
+      {R"({"branches":[{"participant":"bank-a"}]})", "branches[0].ops: is required"},
+      {R"({"branches":[{"participant":"bank-a","ops":[]}]})", "branches[0].ops: must be a non-empty array"},
+      {R"({"branches":[{"participant":"bank-a","ops":"x"}]})", "branches[0].ops: must be a non-empty array"},
+      {R"({"branches":[{"participant":"bank-a","ops":[{"procedure":"p"}],"x":1}]})",
+       "branches[0]: unknown field \"x\""},
+      {WithOp("3"), "branches[0].ops[0]: must be an object"},
+      {WithOp(R"({"procedure":"p","sql":"SELECT 1"})"),
+       "branches[0].ops[0]: must have exactly one of \"procedure\" or \"sql\""},
+      {WithOp("{}"), "branches[0].ops[0]: must have exactly one of \"procedure\" or \"sql\""},
+      {WithOp(R"({"procedure":""})"), "branches[0].ops[0].procedure: must be a non-empty string"},
+      {WithOp(R"({"procedure":5})"), "branches[0].ops[0].procedure: must be a string"},
+      {WithOp(R"({"sql":""})"), "branches[0].ops[0].sql: must be a non-empty string"},
+      {WithOp(R"({"procedure":"p","args":[1]})"), "branches[0].ops[0].args: must be an object"},
+      {WithOp(R"({"procedure":"p"},{"procedure":"p","args":{"amount":{"x":1}}})"),
+       "branches[0].ops[1].args.amount: must be a string, number, boolean or null"},
+      {WithOp(R"({"procedure":"p","args":{"a":1,"amount":[1]}})"),
+       "branches[0].ops[0].args.amount: must be a string, number, boolean or null"},
+      {WithOp(R"({"sql":"SELECT ?1","params":{"a":1}})"), "branches[0].ops[0].params: must be an array"},
+      {WithOp(R"({"sql":"SELECT ?1","params":[1,{"a":1}]})"),
+       "branches[0].ops[0].params[1]: must be a string, number, boolean or null"},
+      {WithOp(R"({"sql":"SELECT 1","args":{}})"), "branches[0].ops[0].args: only allowed with \"procedure\""},
+      {WithOp(R"({"procedure":"p","params":[]})"), "branches[0].ops[0].params: only allowed with \"sql\""},
+      {WithOp(R"({"procedure":"p","foo":1})"), "branches[0].ops[0]: unknown field \"foo\""},
+      {R"({"branches":[)" + kGoodBranch + R"(],"extra":true})", "body: unknown field \"extra\""},
+      {R"({"protocol":"4pc","branches":[)" + kGoodBranch + "]}", "protocol: must be \"2pc\" or \"3pc\""},
+      {R"({"protocol":2,"branches":[)" + kGoodBranch + "]}", "protocol: must be \"2pc\" or \"3pc\""},
+      {R"({"timeout_ms":0,"branches":[)" + kGoodBranch + "]}",
+       "timeout_ms: must be an integer between 1 and 600000"},
+      {R"({"timeout_ms":-5,"branches":[)" + kGoodBranch + "]}",
+       "timeout_ms: must be an integer between 1 and 600000"},
+      {R"({"timeout_ms":"100","branches":[)" + kGoodBranch + "]}",
+       "timeout_ms: must be an integer between 1 and 600000"},
+      {R"({"timeout_ms":600001,"branches":[)" + kGoodBranch + "]}",
+       "timeout_ms: must be an integer between 1 and 600000"},
+      {R"({"timeout_ms":1.5,"branches":[)" + kGoodBranch + "]}",
+       "timeout_ms: must be an integer between 1 and 600000"},
+      {R"({"timeout_ms":18446744073709551615,"branches":[)" + kGoodBranch + "]}",
+       "timeout_ms: must be an integer between 1 and 600000"},
+  };
+  CHECK(cases.size() >= 20);
+  for (const BadBody& c : cases) {
+    CAPTURE(c.body);
+    Result<TxRequest> r = ParseTxRequest(std::string_view(c.body));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kInvalidArgument);
+    if (c.message.empty()) {
+      CHECK(r.status().message().rfind("body is not valid JSON: ", 0) == 0);
+      CHECK(r.status().message().size() > std::string("body is not valid JSON: ").size());
+    } else {
+      CHECK(r.status().message() == c.message);
+    }
+  }
+}
+
+TEST_CASE("ParseTxRequest enforces size limits") {
+  json many = json::array();
+  for (std::size_t i = 0; i <= kMaxBranches; ++i) {
+    many.push_back({{"participant", "p" + std::to_string(i)}, {"ops", {{{"procedure", "x"}}}}});
+  }
+  Result<TxRequest> r = ParseTxRequest(json{{"branches", many}});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message() == "branches: must have at most 64 entries");
+
+  json ops = json::array();
+  for (std::size_t i = 0; i <= kMaxOpsPerBranch; ++i) ops.push_back({{"procedure", "x"}});
+  r = ParseTxRequest(json{{"branches", {{{"participant", "a"}, {"ops", ops}}}}});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message() == "branches[0].ops: must have at most 1024 entries");
+}
+
+TEST_CASE("ParseTxRequest accepts the design's example and round-trips ops") {
+  const std::string body = R"({
+    "protocol": "3pc", "timeout_ms": 5000,
+    "branches": [
+      {"participant": "bank-a",
+       "ops": [{"procedure": "debit", "args": {"account": "alice", "amount": 30, "note": null, "ok": true}},
+               {"procedure": "balance"}]},
+      {"participant": "bank-b",
+       "ops": [{"sql": "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2", "params": [30, "bob", 1.5]},
+               {"sql": "SELECT 1"}]}]})";
+  Result<TxRequest> r = ParseTxRequest(std::string_view(body));
+  REQUIRE(r.ok());
+  CHECK(r->protocol == Protocol::k3pc);
+  REQUIRE(r->timeout_ms.has_value());
+  CHECK(*r->timeout_ms == 5000);
+  REQUIRE(r->branches.size() == 2);
+  CHECK(r->branches[0].participant == "bank-a");
+  CHECK(r->branches[1].participant == "bank-b");
+
+  const Op& debit = r->branches[0].ops[0];
+  CHECK_FALSE(debit.is_raw());
+  CHECK(*debit.procedure == "debit");
+  CHECK(debit.args["amount"] == 30);
+  CHECK(r->branches[0].ops[1].args == json::object());
+  const Op& update = r->branches[1].ops[0];
+  CHECK(update.is_raw());
+  CHECK(update.params == json::array({30, "bob", 1.5}));
+  CHECK(r->branches[1].ops[1].params == json::array());
+
+  for (const Branch& b : r->branches) {
+    for (const Op& op : b.ops) {
+      Result<Op> again = ParseOp(OpToJson(op), "op");
+      REQUIRE(again.ok());
+      CHECK(again->procedure == op.procedure);
+      CHECK(again->sql == op.sql);
+      CHECK(again->args == op.args);
+      CHECK(again->params == op.params);
+    }
+  }
+  CHECK(OpToJson(debit) ==
+        json{{"procedure", "debit"}, {"args", {{"account", "alice"}, {"amount", 30}, {"note", nullptr}, {"ok", true}}}});
+}
+
+TEST_CASE("ParseTxRequest defaults") {
+  Result<TxRequest> r = ParseTxRequest(std::string_view(R"({"branches":[)" + kGoodBranch + "]}"));
+  REQUIRE(r.ok());
+  CHECK(r->protocol == Protocol::k2pc);
+  CHECK_FALSE(r->timeout_ms.has_value());
+  r = ParseTxRequest(std::string_view(R"({"timeout_ms":600000,"protocol":"2pc","branches":[)" + kGoodBranch + "]}"));
+  REQUIRE(r.ok());
+  CHECK(*r->timeout_ms == 600000);
+}
+
+TEST_CASE("ProtocolName") {
+  CHECK(ProtocolName(Protocol::k2pc) == "2pc");
+  CHECK(ProtocolName(Protocol::k3pc) == "3pc");
+}
+
+TEST_CASE("PrepareRequest round-trips") {
+  PrepareRequest p;
+  p.txid = "tx-1:a.b_c";
+  p.protocol = Protocol::k3pc;
+  p.participant = "bank-a";
+  p.coordinator = "http://127.0.0.1:7000";
+  p.timeout_ms = 2500;
+  Op op1;
+  op1.procedure = "debit";
+  op1.args = {{"account", "alice"}, {"amount", 30}};
+  Op op2;
+  op2.sql = "SELECT balance FROM accounts WHERE id = ?1";
+  op2.params = {"bob"};
+  p.ops = {op1, op2};
+  p.participants = {{"bank-a", "http://127.0.0.1:7101"}, {"bank-b", "http://127.0.0.1:7102"}};
+
+  json j = ToJson(p);
+  CHECK(j["protocol"] == "3pc");
+  CHECK(j["participants"][1] == json{{"name", "bank-b"}, {"url", "http://127.0.0.1:7102"}});
+  Result<PrepareRequest> back = ParsePrepareRequest(j.dump());
+  REQUIRE(back.ok());
+  CHECK(back->txid == p.txid);
+  CHECK(back->protocol == p.protocol);
+  CHECK(back->participant == p.participant);
+  CHECK(back->coordinator == p.coordinator);
+  CHECK(back->timeout_ms == p.timeout_ms);
+  REQUIRE(back->ops.size() == 2);
+  CHECK(*back->ops[0].procedure == "debit");
+  CHECK(back->ops[0].args == op1.args);
+  CHECK(*back->ops[1].sql == *op2.sql);
+  CHECK(back->ops[1].params == op2.params);
+  REQUIRE(back->participants.size() == 2);
+  CHECK(back->participants[0].name == "bank-a");
+  CHECK(back->participants[1].url == "http://127.0.0.1:7102");
+  CHECK(ToJson(*back) == j);
+}
+
+TEST_CASE("ParsePrepareRequest rejects bad bodies") {
+  json good = ToJson(PrepareRequest{"t1", Protocol::k2pc, "a", "http://c", 100, {Op{"p"}}, {}});
+  REQUIRE(ParsePrepareRequest(good.dump()).ok());
+  struct Case {
+    json body;
+    std::string message;
+  };
+  auto with = [&](const char* key, json value) {
+    json b = good;
+    b[key] = std::move(value);
+    return b;
+  };
+  auto without = [&](const char* key) {
+    json b = good;
+    b.erase(key);
+    return b;
+  };
+  const std::vector<Case> cases = {
+      {without("txid"), "txid: is required"},
+      {with("txid", "a b"), "txid: must be 1 to 128 characters of [A-Za-z0-9._:-]"},
+      {with("txid", 1), "txid: must be a string"},
+      {with("protocol", "x"), "protocol: must be \"2pc\" or \"3pc\""},
+      {without("participant"), "participant: is required"},
+      {with("coordinator", 3), "coordinator: must be a string"},
+      {without("timeout_ms"), "timeout_ms: is required"},
+      {with("timeout_ms", 0), "timeout_ms: must be an integer between 1 and 600000"},
+      {with("ops", json::array()), "ops: must be a non-empty array"},
+      {with("ops", {{{"sql", "x"}, {"args", json::object()}}}), "ops[0].args: only allowed with \"procedure\""},
+      {with("participants", "x"), "participants: must be an array"},
+      {with("participants", {{{"name", "a"}}}), "participants[0].url: is required"},
+      {with("participants", {{{"name", "a"}, {"url", "u"}, {"x", 1}}}), "participants[0]: unknown field \"x\""},
+      {with("extra", 1), "body: unknown field \"extra\""},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.body.dump());
+    Result<PrepareRequest> r = ParsePrepareRequest(c.body.dump());
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message() == c.message);
+  }
+  CHECK(ParsePrepareRequest("nope").status().message().rfind("body is not valid JSON: ", 0) == 0);
+}
+
+TEST_CASE("Vote round-trips") {
+  Vote yes{"t-1", true, "", json::array({json::array({{{"balance", 70}}}), json::array()})};
+  json j = ToJson(yes);
+  CHECK(j == json{{"txid", "t-1"}, {"vote", "yes"}, {"reason", ""}, {"results", yes.results}});
+  Result<Vote> back = ParseVote(j.dump());
+  REQUIRE(back.ok());
+  CHECK(back->txid == "t-1");
+  CHECK(back->yes);
+  CHECK(back->results == yes.results);
+
+  Vote no{"t-2", false, "lock conflict with t-1", json::array()};
+  back = ParseVote(ToJson(no).dump());
+  REQUIRE(back.ok());
+  CHECK_FALSE(back->yes);
+  CHECK(back->reason == "lock conflict with t-1");
+  CHECK(back->results == json::array());
+
+  back = ParseVote(R"({"txid":"t","vote":"no"})");
+  REQUIRE(back.ok());
+  CHECK(back->reason.empty());
+
+  CHECK(ParseVote(R"({"txid":"t","vote":"maybe"})").status().message() == "vote: must be \"yes\" or \"no\"");
+  CHECK(ParseVote(R"({"txid":"t"})").status().message() == "vote: is required");
+  CHECK(ParseVote(R"({"vote":"yes"})").status().message() == "txid: is required");
+  CHECK(ParseVote(R"({"txid":"t","vote":"yes","results":{}})").status().message() ==
+        "results: must be an array");
+}
+
+TEST_CASE("ParseTxidBody") {
+  Result<std::string> r = ParseTxidBody(R"({"txid":"abc-1"})");
+  REQUIRE(r.ok());
+  CHECK(*r == "abc-1");
+  CHECK(ParseTxidBody("{}").status().message() == "txid: is required");
+  CHECK(ParseTxidBody(R"({"txid":""})").status().message() ==
+        "txid: must be 1 to 128 characters of [A-Za-z0-9._:-]");
+  CHECK(ParseTxidBody(R"({"txid":"a","x":1})").status().message() == "body: unknown field \"x\"");
+  CHECK(ParseTxidBody("[]").status().message() == "body: must be a JSON object");
+  CHECK(ParseTxidBody("").status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("IsValidTxid") {
+  CHECK(IsValidTxid("a"));
+  CHECK(IsValidTxid("Tx-2026.11:25_abc"));
+  CHECK(IsValidTxid(std::string(128, 'x')));
+  CHECK_FALSE(IsValidTxid(""));
+  CHECK_FALSE(IsValidTxid(std::string(129, 'x')));
+  CHECK_FALSE(IsValidTxid("a b"));
+  CHECK_FALSE(IsValidTxid("a/b"));
+  CHECK_FALSE(IsValidTxid("é"));
+  CHECK_FALSE(IsValidTxid(std::string_view("a\0b", 3)));
+}
+
+}  // namespace
+}  // namespace commitd::wire
