@@ -62,8 +62,22 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Below Linux's ephemeral range, so that the 64 clients' outgoing connections
+# cannot take a listening port first.
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c '
+import random, socket
+while True:
+    port = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        print(port)
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()'
 }
 
 wait_healthy() {  # url name
@@ -117,7 +131,12 @@ for n in $CLIENTS; do
   RESULTS+=("$WORK/transfers-$n.json")
 done
 
-"$BIN/commitctl" --coordinator "$COORD" status >/dev/null || echo "note: commitctl status reports something unfinished"
+settled=0
+for _ in $(seq 50); do
+  if "$BIN/commitctl" --coordinator "$COORD" status >/dev/null 2>&1; then settled=1; break; fi
+  sleep 0.1
+done
+[[ $settled == 1 ]] || echo "note: commits still being delivered 5 s after the run (see commitctl status)"
 
 python3 - "${RESULTS[@]}" <<'PY'
 import json, sys

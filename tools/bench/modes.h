@@ -1,0 +1,16 @@
+// The bench's modes. Each reads its own flags and returns the process exit
+// code: 0 done, 1 the run failed, 2 usage error.
+#pragma once
+
+#include "common/flags.h"
+
+namespace commitd::bench {
+
+// Concurrent transfers through a coordinator (POST /v1/transactions).
+int RunTransfers(const Flags& flags);
+// One-row SQLite WAL synchronous=FULL commits in series: the baseline.
+int RunSqliteCommit(const Flags& flags);
+// Creates the example bank schema and N accounts in one database file.
+int RunSetupBank(const Flags& flags);
+
+}  // namespace commitd::bench

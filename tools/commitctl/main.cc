@@ -1,0 +1,154 @@
+// commitctl: admin and recovery tool for commitd.
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/flags.h"
+#include "tools/commitctl/commands.h"
+
+namespace {
+
+using namespace commitd::commitctl;
+
+constexpr const char* kGlobalHelp = R"(usage: commitctl [global flags] COMMAND [flags]
+
+commands:
+  status              coordinator role, participants and their health, pending and in-doubt counts
+  tx list             list transactions [--state pending|in_doubt|committed|aborted] [--limit N]
+  tx show TXID        one transaction: decision, each participant's state, timeline
+  in-doubt            what each participant holds prepared, with the coordinator's decision
+  retry-now           make the coordinator retry every unfinished delivery now
+  resolve TXID        push one transaction to its end and wait for it [--wait-s 10]
+
+global flags:
+  --coordinator URL   coordinator to ask (default http://127.0.0.1:7000)
+  --participant N=URL a participant agent (repeatable; used by in-doubt)
+  --token SECRET      sent as "Authorization: Bearer SECRET"
+  --json              print JSON instead of text
+  --help              this text; `commitctl COMMAND --help` for one command
+
+exit: 0 ok, 1 something in doubt, unhealthy or failed, 2 usage error
+)";
+
+struct Command {
+  std::vector<std::string> words;
+  int (*run)(Context&);
+  std::set<std::string> valued;  // beyond the global flags
+  std::set<std::string> switches;
+  const char* help;
+};
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command> commands = {
+      {{"status"}, RunStatus, {}, {},
+       "usage: commitctl status [--json]\n\n"
+       "Asks the coordinator for /v1/cluster, /v1/participants and its pending and in-doubt\n"
+       "transactions, and prints a summary. Exit 1 when a transaction is in doubt (decided but\n"
+       "not yet acknowledged by every participant) or a participant is unhealthy.\n"},
+      {{"tx", "list"}, RunTxList, {"state", "limit"}, {},
+       "usage: commitctl tx list [--state pending|in_doubt|committed|aborted] [--limit N] [--json]\n\n"
+       "Lists transactions, newest decisions first for committed/aborted. Without --state it lists\n"
+       "recorded decisions. --limit defaults to the coordinator's (100), at most 10000.\n"},
+      {{"tx", "show"}, RunTxShow, {}, {},
+       "usage: commitctl tx show TXID [--json]\n\n"
+       "Prints the transaction's protocol, state, outcome and reason, each participant's state\n"
+       "and the timeline. Exit 1 when it is still undecided or the coordinator has no record of\n"
+       "it (which under presumed abort means aborted).\n"},
+      {{"in-doubt"}, RunInDoubt, {}, {},
+       "usage: commitctl in-doubt [--participant NAME=URL]... [--json]\n\n"
+       "Asks each participant agent (the --participant flags, else the coordinator's registry)\n"
+       "for GET /v1/transactions?state=prepared, and the coordinator for each one's decision.\n"
+       "Prints txid, participant, age, state, the coordinator's outcome and the last error.\n"
+       "Exit 1 when any participant holds a prepared transaction or cannot be asked.\n"},
+      {{"retry-now"}, RunRetryNow, {}, {},
+       "usage: commitctl retry-now [--json]\n\n"
+       "POST /v1/admin/retry-now: the coordinator retries every unfinished commit/abort delivery\n"
+       "at once instead of waiting for its backoff. Prints how many transactions are active.\n"},
+      {{"resolve"}, RunResolve, {"wait-s"}, {},
+       "usage: commitctl resolve TXID [--wait-s 10] [--json]\n\n"
+       "Looks the transaction up; if it is not finished, asks the coordinator to retry now and\n"
+       "polls until it finishes or --wait-s passes. Exit 0 when finished (or unknown: presumed\n"
+       "aborted), 1 when still unfinished at the deadline.\n"},
+  };
+  return commands;
+}
+
+const std::set<std::string> kGlobalValued = {"coordinator", "participant", "token"};
+const std::set<std::string> kGlobalSwitches = {"json", "help"};
+
+// The words that are not flags or flag values, in order.
+std::vector<std::string> Words(int argc, char** argv) {
+  std::vector<std::string> words;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) {
+      words.push_back(arg);
+    } else if (arg.find('=') == std::string::npos && kGlobalValued.count(arg.substr(2)) != 0) {
+      ++i;
+    }
+  }
+  return words;
+}
+
+const Command* FindCommand(const std::vector<std::string>& words) {
+  for (const Command& c : Commands()) {
+    if (words.size() >= c.words.size() && std::equal(c.words.begin(), c.words.end(), words.begin())) return &c;
+  }
+  return nullptr;
+}
+
+int Usage(const std::string& message) {
+  PrintError(message);
+  std::fputs("run `commitctl --help` for the commands\n", stderr);
+  return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> words = Words(argc, argv);
+  const Command* command = FindCommand(words);
+  if (command == nullptr) {
+    auto globals = commitd::Flags::Parse(argc, argv, kGlobalValued, kGlobalSwitches);
+    if (globals.ok() && globals->Has("help") && (words.empty() || words == std::vector<std::string>{"tx"})) {
+      std::fputs(kGlobalHelp, stdout);
+      return kExitOk;
+    }
+    if (words.empty()) {
+      std::fputs(kGlobalHelp, stderr);
+      return kExitUsage;
+    }
+    if (words.size() == 1 && words[0] == "tx") return Usage("tx needs a subcommand: list or show");
+    return Usage("unknown command '" + words[0] + (words.size() > 1 && words[0] == "tx" ? " " + words[1] : "") + "'");
+  }
+
+  std::set<std::string> valued = kGlobalValued;
+  valued.insert(command->valued.begin(), command->valued.end());
+  std::set<std::string> switches = kGlobalSwitches;
+  switches.insert(command->switches.begin(), command->switches.end());
+  auto flags = commitd::Flags::Parse(argc, argv, valued, switches);
+  if (!flags.ok()) return Usage(flags.status().message());
+  if (flags->Has("help")) {
+    std::fputs(command->help, stdout);
+    return kExitOk;
+  }
+
+  Context ctx;
+  ctx.coordinator_url = flags->Get("coordinator").value_or("http://127.0.0.1:7000");
+  for (const std::string& spec : flags->GetAll("participant")) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return Usage("--participant wants NAME=URL, e.g. bank-a=http://127.0.0.1:7101; got '" + spec + "'");
+    }
+    ctx.participants.push_back({spec.substr(0, eq), spec.substr(eq + 1)});
+  }
+  ctx.json = flags->Has("json");
+  ctx.flags = &*flags;
+  ctx.args.assign(flags->positional().begin() + static_cast<std::ptrdiff_t>(command->words.size()),
+                  flags->positional().end());
+  BlockingClient client(flags->Get("token").value_or(""));
+  ctx.client = &client;
+  return command->run(ctx);
+}
