@@ -338,6 +338,9 @@ asio::awaitable<void> LingeringClose(Session& session) {
   session.stream.close();
 }
 
+// One connection. Timeouts: idle_timeout covers the wait for the first byte of
+// each request, read_timeout the rest of that request (header and body, one
+// deadline), write_timeout each write.
 asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
   Session session(std::move(socket));
   impl->sessions.insert(&session);

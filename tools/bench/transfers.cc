@@ -104,11 +104,10 @@ Result<TransferOptions> ReadOptions(const Flags& flags) {
   return o;
 }
 
-// Client i always moves money between the same pair of rows, so that clients
-// do not conflict while there are at least as many accounts as clients.
-std::string TransferBody(const TransferOptions& o, int64_t client) {
-  const std::string& a = o.accounts_a[client % o.accounts_a.size()];
-  const std::string& b = o.accounts_b[client % o.accounts_b.size()];
+// The transfer between row `row` of each bank.
+std::string TransferBody(const TransferOptions& o, std::size_t row) {
+  const std::string& a = o.accounts_a[row % o.accounts_a.size()];
+  const std::string& b = o.accounts_b[row % o.accounts_b.size()];
   nlohmann::json body = {
       {"protocol", o.protocol},
       {"branches",
@@ -129,12 +128,24 @@ asio::awaitable<void> ClientLoop(http::Client& client, const TransferOptions& o,
   request.base_url = o.coordinator;
   request.method = "POST";
   request.target = "/v1/transactions";
-  request.body = TransferBody(o, index);
+  // Client i owns rows i, i + clients, i + 2*clients, ... and takes them in
+  // turn: clients never share a row while there are at least as many accounts
+  // as clients, and a client's next transfer does not wait on the lock of its
+  // previous one (answered once the decision is durable, before agents applied
+  // it) unless it owns a single row.
+  std::vector<std::string> bodies;
+  const std::size_t rows = std::min(o.accounts_a.size(), o.accounts_b.size());
+  for (std::size_t row = static_cast<std::size_t>(index) % rows; bodies.empty() || row < rows;
+       row += static_cast<std::size_t>(o.clients)) {
+    bodies.push_back(TransferBody(o, row));
+  }
+  std::size_t next_body = 0;
   request.headers.emplace_back("Content-Type", "application/json");
   if (!o.token.empty()) request.headers.emplace_back("Authorization", "Bearer " + o.token);
   asio::steady_timer backoff(co_await asio::this_coro::executor);
 
   while (Clock::now() < stop_at) {
+    request.body = bodies[next_body++ % bodies.size()];
     const Clock::time_point start = Clock::now();
     Result<http::Response> reply = co_await client.Fetch(request);
     const Clock::time_point end = Clock::now();
