@@ -224,6 +224,14 @@ struct Responder::State {
   }
 };
 
+Responder Responder::FromCallback(boost::asio::io_context& io, std::function<void(Response)> fn) {
+  auto state = std::make_shared<State>();
+  state->executor = io.get_executor();
+  auto handler = [fn = std::move(fn)](Response r) { fn(std::move(r)); };
+  state->pending = std::make_unique<PendingResponseImpl<decltype(handler)>>(std::move(handler));
+  return Responder(std::move(state));
+}
+
 void Responder::operator()(Response response) const {
   if (state_) state_->Complete(std::move(response));
 }

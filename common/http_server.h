@@ -25,6 +25,9 @@ class Responder {
  public:
   struct State;
   explicit Responder(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  // A Responder that hands the response to `fn`, posted to `io` (never run
+  // inline); used to dispatch the sub-requests of a batch through a Router.
+  static Responder FromCallback(boost::asio::io_context& io, std::function<void(Response)> fn);
   void operator()(Response response) const;
 
  private:

@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "common/batching_client.h"
 #include "common/failpoint.h"
 #include "common/http_client.h"
 #include "common/http_server.h"
@@ -79,6 +80,7 @@ struct Service::Impl {
         options(std::move(options)),
         client(io, http::ClientOptions{std::chrono::milliseconds(this->options.config.connect_timeout_ms),
                                        std::chrono::milliseconds(this->options.config.request_timeout_ms)}),
+        peers(client),
         tick_timer(io),
         health_timer(io) {}
 
@@ -88,6 +90,7 @@ struct Service::Impl {
   http::Router router;
   std::unique_ptr<http::Server> server;
   http::Client client;
+  http::BatchingClient peers;  // protocol messages to agents, coalesced per agent under load
   std::unique_ptr<SqliteDecisionLog> log;
   std::unique_ptr<Engine> engine;
   boost::asio::steady_timer tick_timer;
@@ -426,7 +429,7 @@ void Service::Impl::Execute(Action& a) {
     cr.body = wire::ToJson(p->request).dump();
     cr.timeout = std::chrono::milliseconds(p->timeout_ms);
     if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
-    client.Send(std::move(cr), [this, txid = p->request.txid, name = p->to.name](Result<http::Response> r) {
+    peers.Send(std::move(cr), [this, txid = p->request.txid, name = p->to.name](Result<http::Response> r) {
       Result<wire::Vote> vote = Status::Internal("unset");
       if (!r.ok()) {
         vote = r.status();
@@ -449,7 +452,7 @@ void Service::Impl::Execute(Action& a) {
     cr.target = d->outcome == Outcome::kCommitted ? "/v1/commit" : "/v1/abort";
     cr.body = nlohmann::json{{"txid", d->txid}}.dump();
     if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
-    client.Send(std::move(cr), [this, txid = d->txid, name = d->to.name](Result<http::Response> r) {
+    peers.Send(std::move(cr), [this, txid = d->txid, name = d->to.name](Result<http::Response> r) {
       Status s;
       if (!r.ok()) {
         s = r.status();
@@ -681,6 +684,9 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
   metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", engine->undecided());
   metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", engine->active());
   metric("commitd_log_batches_total", "counter", "Group commits of the decision log.", ws.batches);
+  metric("commitd_peer_messages_total", "counter", "Protocol messages sent to agents.", peers.stats().requests);
+  metric("commitd_peer_exchanges_total", "counter", "HTTP exchanges that carried them (batched).",
+         peers.stats().exchanges);
   metric("commitd_log_records_total", "counter", "Records written to the decision log.", ws.jobs);
   http::Response r;
   r.status = 200;

@@ -1,11 +1,14 @@
 #include "participant/agent.h"
 
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <chrono>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/batch_writer.h"
 #include "common/failpoint.h"
+#include "common/http_batch.h"
 #include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/log.h"
@@ -40,7 +43,7 @@ struct Agent::Impl {
   std::unique_ptr<ResourceManager> rm;    // storage thread only, except const Validate()
   std::unique_ptr<BatchWriter> writer;
   std::unique_ptr<Engine> engine;
-  http::Router router;
+  http::Router own_router;  // routes of the agent's own server, when it listens
   std::unique_ptr<http::Server> server;
   http::Client client;
   boost::asio::steady_timer tick_timer;
@@ -48,11 +51,20 @@ struct Agent::Impl {
   std::unordered_map<RequestToken, http::Responder> requests;
   RequestToken next_token = 1;
   std::vector<std::string> unregistered;  // coordinators not yet told our URL
+  Procedures callables;                   // registered before Start(), then moved into the RM
+  bool started = false;
   bool stopping = false;
   uint64_t prepares = 0, votes_yes = 0, votes_no = 0, commits = 0, aborts = 0;
+  // Transactions whose changeset hit a conflict, each counted once however
+  // often the coordinator retries the commit.
+  std::unordered_set<std::string> conflicted;
+  uint64_t conflicted_total = 0;
 
   Status Start();
-  void RegisterRoutes();
+  void RegisterRoutes(http::Router& router, bool with_health);
+  // Wraps a handler of the agent API: 503 before Start() and after Shutdown(),
+  // 401 without the token.
+  http::Handler Guarded(http::Handler handler);
   bool Authorized(const http::Request& req, const http::Responder& respond);
   RequestToken Track(http::Responder respond);
   void Pump();
@@ -61,7 +73,8 @@ struct Agent::Impl {
   void ScheduleTick();
   void RegisterWithCoordinators();
   void HandleHeld(http::Request req, http::Responder respond);
-  void HandleMetrics(http::Responder respond);
+  void HandleLocks(http::Responder respond);
+  std::string MetricsText() const;
 };
 
 Agent::Agent(boost::asio::io_context& io, AgentOptions options)
@@ -72,8 +85,16 @@ Agent::~Agent() {
   impl_->writer.reset();
 }
 
+Status Agent::RegisterProcedure(std::string name, ProcedureFn fn) {
+  if (impl_->started) return Status::InvalidArgument("procedure '" + name + "': register procedures before Start()");
+  return impl_->callables.Add(std::move(name), std::move(fn));
+}
+
+void Agent::Mount(http::Router& router) { impl_->RegisterRoutes(router, false); }
 Status Agent::Start() { return impl_->Start(); }
 uint16_t Agent::port() const { return impl_->server ? impl_->server->port() : 0; }
+const std::string& Agent::url() const { return impl_->self_url; }
+std::string Agent::MetricsText() const { return impl_->started ? impl_->MetricsText() : std::string(); }
 
 void Agent::Shutdown(std::function<void()> done) {
   Impl& s = *impl_;
@@ -88,17 +109,36 @@ void Agent::Shutdown(std::function<void()> done) {
 }
 
 Status Agent::Impl::Start() {
-  auto addr = http::ParseHostPort(options.listen);
-  if (!addr.ok()) return addr.status();
-  auto procedures = Procedures::Load(options.procedures_path);
-  if (!procedures.ok()) return procedures.status();
+  if (started) return Status::InvalidArgument("the agent is already started");
+  std::pair<std::string, uint16_t> addr;
+  if (!options.listen.empty()) {
+    auto parsed = http::ParseHostPort(options.listen);
+    if (!parsed.ok()) return parsed.status();
+    addr = parsed.value();
+  } else if (options.advertise_url.empty() && !options.coordinators.empty()) {
+    return Status::InvalidArgument("advertise_url is required when the agent does not listen itself");
+  }
+  Procedures procedures;
+  if (!options.procedures_path.empty()) {
+    auto loaded = Procedures::Load(options.procedures_path);
+    if (!loaded.ok()) return loaded.status();
+    procedures = std::move(loaded).value();
+  } else if (callables.Names().empty() && !options.allow_raw_sql) {
+    return Status::InvalidArgument("no procedures: give a procedures file or register procedures");
+  }
+  for (const std::string& name : callables.Names()) {
+    const Procedure* callable = callables.Find(name);
+    if (Status s = procedures.Add(name, callable->callable); !s.ok()) {
+      return Status::InvalidArgument("procedure '" + name + "' is both registered and in " + options.procedures_path);
+    }
+  }
   sqlite::OpenOptions oo;
   oo.create = false;
   oo.busy_timeout_ms = static_cast<int>(options.config.busy_timeout_ms);
   auto opened = sqlite::Database::Open(options.db_path, oo);
   if (!opened.ok()) return opened.status();
   db = std::move(opened).value();
-  auto rm_opened = ResourceManager::Open(*db, std::move(procedures).value(), {options.allow_raw_sql});
+  auto rm_opened = ResourceManager::Open(*db, std::move(procedures), {options.allow_raw_sql});
   if (!rm_opened.ok()) return rm_opened.status();
   rm = std::move(rm_opened).value();
   auto records = rm->LoadPrepared();
@@ -113,23 +153,36 @@ Status Agent::Impl::Start() {
   eo.outcome_retention_ms = options.config.outcome_retention_ms;
   engine = std::make_unique<Engine>(eo);
   const std::size_t recovered = records->size();
+  for (const PreparedRecord& r : records.value()) {
+    if (r.state == "conflict") conflicted.insert(r.txid);
+  }
   engine->Recover(std::move(records).value(), outcomes.value(), WallMs());
   writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch));
 
-  http::ServerOptions so;
-  so.host = addr->first;
-  so.port = addr->second;
-  so.max_body_bytes = static_cast<std::size_t>(options.config.max_body_bytes);
-  so.read_timeout = std::chrono::milliseconds(options.config.http_read_timeout_ms);
-  so.idle_timeout = std::chrono::milliseconds(options.config.http_idle_timeout_ms);
-  so.write_timeout = std::chrono::milliseconds(options.config.http_write_timeout_ms);
-  so.handler_timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
-  RegisterRoutes();
-  server = std::make_unique<http::Server>(io, so, router);
-  if (Status s = server->Start(); !s.ok()) return s;
-  self_url = "http://" + addr->first + ":" + std::to_string(server->port());
+  started = true;
+
+  self_url = options.advertise_url;
+  if (!options.listen.empty()) {
+    http::ServerOptions so;
+    so.host = addr.first;
+    so.port = addr.second;
+    so.max_body_bytes = static_cast<std::size_t>(options.config.max_body_bytes);
+    so.read_timeout = std::chrono::milliseconds(options.config.http_read_timeout_ms);
+    so.idle_timeout = std::chrono::milliseconds(options.config.http_idle_timeout_ms);
+    so.write_timeout = std::chrono::milliseconds(options.config.http_write_timeout_ms);
+    so.handler_timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
+    RegisterRoutes(own_router, true);
+    server = std::make_unique<http::Server>(io, so, own_router);
+    if (Status s = server->Start(); !s.ok()) {
+      started = false;
+      return s;
+    }
+    if (self_url.empty()) self_url = "http://" + addr.first + ":" + std::to_string(server->port());
+  }
+  while (!self_url.empty() && self_url.back() == '/') self_url.pop_back();
   log::Info("agent_started", {{"name", options.name},
                               {"url", self_url},
+                              {"listening", !options.listen.empty()},
                               {"db", options.db_path},
                               {"recovered_prepared", recovered},
                               {"locks", engine->locks().size()}});
@@ -154,9 +207,21 @@ RequestToken Agent::Impl::Track(http::Responder respond) {
   return t;
 }
 
-void Agent::Impl::RegisterRoutes() {
-  router.Add("POST", "/v1/prepare", [this](http::Request req, http::Responder r) {
+http::Handler Agent::Impl::Guarded(http::Handler handler) {
+  return [this, handler = std::move(handler)](http::Request req, http::Responder r) {
+    if (!started || stopping) {
+      r(http::ErrorResponse(503, "not_ready", started ? "the agent is shutting down" : "the agent is not started"));
+      return;
+    }
     if (!Authorized(req, r)) return;
+    handler(std::move(req), std::move(r));
+  };
+}
+
+void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
+  // The coordinator coalesces messages to this agent into POST /v1/batch under load.
+  http::AddBatchRoute(router, io, "/v1/batch");
+  router.Add("POST", "/v1/prepare", Guarded([this](http::Request req, http::Responder r) {
     auto parsed = wire::ParsePrepareRequest(req.body);
     if (!parsed.ok()) {
       r(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
@@ -178,10 +243,9 @@ void Agent::Impl::RegisterRoutes() {
     }
     engine->OnPrepare(std::move(parsed).value(), Track(std::move(r)), WallMs());
     Pump();
-  });
+  }));
   auto decision_route = [this](bool commit) {
-    return [this, commit](http::Request req, http::Responder r) {
-      if (!Authorized(req, r)) return;
+    return Guarded([this, commit](http::Request req, http::Responder r) {
       auto txid = wire::ParseTxidBody(req.body);
       if (!txid.ok()) {
         r(http::ErrorResponse(400, "invalid_request", txid.status().message()));
@@ -197,24 +261,29 @@ void Agent::Impl::RegisterRoutes() {
         engine->OnAbort(*txid, Track(std::move(r)), WallMs());
       }
       Pump();
-    };
+    });
   };
   router.Add("POST", "/v1/commit", decision_route(true));
   router.Add("POST", "/v1/abort", decision_route(false));
-  router.Add("GET", "/v1/transactions", [this](http::Request req, http::Responder r) {
-    if (Authorized(req, r)) HandleHeld(std::move(req), std::move(r));
-  });
-  router.Add("GET", "/v1/procedures", [this](http::Request req, http::Responder r) {
-    if (!Authorized(req, r)) return;
+  router.Add("GET", "/v1/transactions", Guarded([this](http::Request req, http::Responder r) {
+    HandleHeld(std::move(req), std::move(r));
+  }));
+  router.Add("GET", "/v1/procedures", Guarded([this](http::Request, http::Responder r) {
     r(http::JsonResponse(200, {{"name", options.name}, {"procedures", rm->procedures().Names()},
                                {"allow_raw_sql", options.allow_raw_sql}}));
-  });
+  }));
+  router.Add("GET", "/v1/locks", Guarded([this](http::Request, http::Responder r) { HandleLocks(std::move(r)); }));
+  if (!with_health) return;
   router.Add("GET", "/healthz", [this](http::Request, http::Responder r) {
     r(http::JsonResponse(200, {{"status", "ok"}, {"name", options.name}}));
   });
-  router.Add("GET", "/metrics", [this](http::Request, http::Responder r) { HandleMetrics(std::move(r)); });
+  router.Add("GET", "/metrics", [this](http::Request, http::Responder r) {
+    http::Response response;
+    response.content_type = "text/plain; version=0.0.4";
+    response.body = started ? MetricsText() : std::string();
+    r(std::move(response));
+  });
 }
-
 
 void Agent::Impl::Pump() {
   for (auto actions = engine->TakeActions(); !actions.empty(); actions = engine->TakeActions()) {
@@ -257,7 +326,11 @@ void Agent::Impl::Execute(Action& a) {
                     [this, txid = ac->txid](Status s) {
                       if (s.ok()) {
                         ++commits;
+                        conflicted.erase(txid);
                         failpoint::CrashIf("agent.crash_after_commit_applied");
+                      } else if (s.code() == StatusCode::kConflict) {
+                        if (conflicted.insert(txid).second) ++conflicted_total;
+                        log::Warn("commit_apply_conflict", {{"txid", txid}, {"error", s.message()}});
                       } else {
                         log::Error("commit_apply_failed", {{"txid", txid}, {"error", s.ToString()}});
                       }
@@ -271,7 +344,10 @@ void Agent::Impl::Execute(Action& a) {
                       return s;
                     },
                     [this, txid = ab->txid](Status s) {
-                      if (s.ok()) ++aborts;
+                      if (s.ok()) {
+                        ++aborts;
+                        failpoint::CrashIf("agent.crash_during_abort");
+                      }
                       engine->OnAbortApplied(txid, s, WallMs());
                       Pump();
                     }});
@@ -388,27 +464,43 @@ void Agent::Impl::HandleHeld(http::Request req, http::Responder respond) {
   respond(http::JsonResponse(200, {{"transactions", std::move(list)}}));
 }
 
-void Agent::Impl::HandleMetrics(http::Responder respond) {
+void Agent::Impl::HandleLocks(http::Responder respond) {
+  std::vector<std::pair<std::string, std::string>> held;
+  for (auto& entry : engine->locks().Snapshot()) held.push_back(std::move(entry));
+  std::sort(held.begin(), held.end());
+  nlohmann::json list = nlohmann::json::array();
+  for (auto& [key, txid] : held) list.push_back({{"key", std::move(key)}, {"txid", std::move(txid)}});
+  http::Response r;
+  r.body = nlohmann::json{{"count", held.size()}, {"locks", std::move(list)}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  respond(std::move(r));
+}
+
+std::string Agent::Impl::MetricsText() const {
   auto ws = writer->stats();
   std::string text;
   auto metric = [&](const char* name, const char* type, const char* help, uint64_t value) {
     text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
             std::to_string(value) + "\n";
   };
+  std::size_t held_conflicts = 0;
+  for (const auto& v : engine->Held(WallMs())) held_conflicts += v.state == "conflict" ? 1 : 0;
   metric("commitd_agent_prepares_total", "counter", "Prepare requests received.", prepares);
   metric("commitd_agent_votes_yes_total", "counter", "Yes votes (prepared records made durable).", votes_yes);
   metric("commitd_agent_votes_no_total", "counter", "No votes and tombstones.", votes_no);
   metric("commitd_agent_commits_total", "counter", "Commits applied.", commits);
   metric("commitd_agent_aborts_total", "counter", "Prepared records discarded by abort.", aborts);
-  metric("commitd_agent_apply_conflicts_total", "counter", "Changesets that did not apply cleanly.",
-         engine->conflicts());
+  metric("commitd_agent_apply_conflicts_total", "counter",
+         "Transactions whose changeset did not apply cleanly, each counted once.", conflicted_total);
+  metric("commitd_agent_apply_conflict_attempts_total", "counter",
+         "Commit attempts that found a changeset conflict (retries included).", engine->conflicts());
+  metric("commitd_agent_conflicts_held", "gauge", "Prepared records in state conflict now.", held_conflicts);
+  metric("commitd_agent_transactions_held", "gauge", "Transactions held on this agent, in any state.",
+         engine->Held(WallMs()).size());
   metric("commitd_agent_locks_held", "gauge", "Lock keys held by prepared transactions.", engine->locks().size());
   metric("commitd_agent_storage_batches_total", "counter", "Group commits of the agent database.", ws.batches);
   metric("commitd_agent_storage_jobs_total", "counter", "Jobs run by the storage thread.", ws.jobs);
-  http::Response r;
-  r.content_type = "text/plain; version=0.0.4";
-  r.body = std::move(text);
-  respond(std::move(r));
+  return text;
 }
 
 }  // namespace commitd::participant

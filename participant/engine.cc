@@ -224,7 +224,8 @@ void Engine::OnCommitApplied(const std::string& txid, const Status& status, int6
     return;
   }
   if (status.code() == StatusCode::kConflict) {
-    ++conflicts_;
+    if (!tx.conflict_counted) ++conflicts_;  // once per transaction, not per retry
+    tx.conflict_counted = true;
     tx.state = State::kConflict;
     tx.last_error = status.message();
     ReplyAll(tx.commit_waiters, 409, AgentError("apply_conflict", status.message(), txid));

@@ -124,6 +124,7 @@ class Engine {
   std::vector<HeldView> Held(int64_t now_ms) const;
   const LockTable& locks() const { return locks_; }
   std::optional<std::string> OutcomeOf(const std::string& txid) const;
+  // Transactions whose changeset did not apply cleanly (each counted once).
   uint64_t conflicts() const { return conflicts_; }
 
  private:
@@ -141,6 +142,7 @@ class Engine {
     std::vector<RequestToken> commit_waiters;
     std::vector<RequestToken> abort_waiters;
     bool abort_requested = false;
+    bool conflict_counted = false;
     bool querying = false;
     int64_t next_query_ms = 0;
     int64_t query_backoff_ms = 0;

@@ -12,12 +12,13 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: commit-agent --name NAME --listen HOST:PORT --db FILE.db
                     --procedures FILE.json [--allow-raw-sql]
-                    [--coordinator URL[,URL...]] [--token SECRET] [--config FILE]
-                    [--failpoint NAME]...
+                    [--coordinator URL[,URL...]] [--advertise-url URL]
+                    [--token SECRET] [--config FILE] [--failpoint NAME]...
 
 Runs a commitd participant agent over the SQLite database FILE.db, serving the
 agent API of docs/protocol.md on --listen. Transactions may call the named
 procedures of --procedures; raw SQL ops are refused unless --allow-raw-sql.
+--advertise-url is the URL coordinators reach it at (default: http://--listen).
 )";
 
 int UsageError(const std::string& message) {
@@ -30,7 +31,8 @@ int UsageError(const std::string& message) {
 int main(int argc, char** argv) {
   using namespace commitd;
   auto flags = Flags::Parse(argc, argv,
-                            {"name", "listen", "db", "procedures", "coordinator", "token", "config", "failpoint"},
+                            {"name", "listen", "db", "procedures", "coordinator", "advertise-url", "token",
+                             "config", "failpoint"},
                             {"allow-raw-sql", "help"});
   if (!flags.ok()) return UsageError(flags.status().message());
   if (flags->Has("help")) {
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
   options.listen = flags->Get("listen").value_or("127.0.0.1:7101");
   options.allow_raw_sql = flags->Has("allow-raw-sql");
   options.token = flags->Get("token").value_or("");
+  options.advertise_url = flags->Get("advertise-url").value_or("");
+  if (options.listen.empty()) return UsageError("--listen must not be empty");
   for (const auto& list : flags->GetAll("coordinator")) {
     std::size_t start = 0;
     while (start <= list.size()) {

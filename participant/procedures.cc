@@ -98,6 +98,17 @@ Result<Procedures> Procedures::Load(const std::string& path) {
   return parsed;
 }
 
+Status Procedures::Add(std::string name, ProcedureFn fn) {
+  if (name.empty()) return Status::InvalidArgument("a procedure name must not be empty");
+  if (!fn) return Status::InvalidArgument("procedure '" + name + "': the callable is empty");
+  if (by_name_.count(name) != 0) return Status::InvalidArgument("procedure '" + name + "' is defined twice");
+  Procedure proc;
+  proc.name = name;
+  proc.callable = std::move(fn);
+  by_name_.emplace(std::move(name), std::move(proc));
+  return Status::Ok();
+}
+
 const Procedure* Procedures::Find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : &it->second;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -215,11 +216,33 @@ std::string UniquePrefix(const std::string& table, const std::string& index) {
   return EscapeName(table) + "|unique:" + EscapeName(index) + "|";
 }
 
+// Exactly what nlohmann::json accepts as a string when it dumps one.
+bool IsUtf8(const char* data, std::size_t size) {
+  try {
+    (void)json(std::string(data, size)).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
+// Keys are stored as JSON strings, which must be UTF-8: text that is not, and
+// every blob, is written in hex under its own tag so that encodings stay distinct.
 void AppendText(std::string* out, char tag, const char* data, std::size_t size) {
-  *out += tag;
+  static constexpr char kHex[] = "0123456789abcdef";
+  const bool hex = tag == 'b' || !IsUtf8(data, size);
+  *out += hex ? static_cast<char>(tag == 'b' ? 'b' : 'u') : tag;
   *out += std::to_string(size);
   *out += ':';
-  out->append(data, size);
+  if (!hex) {
+    out->append(data, size);
+    return;
+  }
+  for (std::size_t i = 0; i < size; ++i) {
+    const auto byte = static_cast<unsigned char>(data[i]);
+    *out += kHex[byte >> 4];
+    *out += kHex[byte & 15];
+  }
 }
 
 // Values equal under SQLite's comparison with `collation` encode equally:
@@ -682,8 +705,10 @@ struct UserStatement {
   std::function<std::string(sqlite3_stmt*)> bind;
 };
 
-// Runs `statement`, appending its rows to `rows`; empty on success, else the reason.
-std::string RunUserStatement(sqlite::Database& db, const UserStatement& statement, json* rows, std::size_t* row_count) {
+// Runs `statement`, appending its rows to `rows`; empty on success, else the
+// reason. *changes (if given) gets the rows a writing statement changed.
+std::string RunUserStatement(sqlite::Database& db, const UserStatement& statement, json* rows, std::size_t* row_count,
+                             int64_t* changes = nullptr) {
   std::string refusal;
   UserSqlScope scope(&refusal);
   Status error;
@@ -732,6 +757,7 @@ std::string RunUserStatement(sqlite::Database& db, const UserStatement& statemen
     for (int c = 0; c < columns; ++c) row[sqlite3_column_name(stmt, c)] = ColumnJson(stmt, c);
     rows->push_back(std::move(row));
   }
+  if (changes != nullptr) *changes = writes ? sqlite3_changes64(db.handle()) : 0;
   if (writes && statement.expect_changes.has_value()) {
     int64_t changes = sqlite3_changes64(db.handle());
     if (changes != *statement.expect_changes) {
@@ -786,6 +812,58 @@ std::string BindPositional(sqlite3_stmt* stmt, const json& params, const std::st
   if (given > position) {
     return std::to_string(given) + " params given, the statement takes " + std::to_string(position);
   }
+  return {};
+}
+
+// What a C++ procedure sees; lives for one call on the storage thread.
+class CallContext final : public ProcedureContext {
+ public:
+  CallContext(sqlite::Database& db, const std::string& txid, const json& args, json* rows, std::size_t* row_count)
+      : db_(db), txid_(txid), args_(args), rows_(rows), row_count_(row_count) {}
+
+  const std::string& txid() const override { return txid_; }
+  const json& args() const override { return args_; }
+  sqlite3* db() override { return db_.handle(); }
+  void AddRow(json row) override { rows_->push_back(std::move(row)); }
+
+  Result<StatementResult> Run(const std::string& sql, const json& params) override {
+    static const std::string kLabel = "SQL";
+    StatementResult out;
+    UserStatement statement{&sql, kLabel, std::nullopt,
+                            [&](sqlite3_stmt* s) { return BindNamed(s, params, txid_); }};
+    std::string why = RunUserStatement(db_, statement, &out.rows, row_count_, &out.changes);
+    if (why.empty()) return out;
+    if (why.rfind(kLabel + ": ", 0) == 0) why.erase(0, kLabel.size() + 2);
+    return Status::InvalidArgument(std::move(why));
+  }
+
+ private:
+  sqlite::Database& db_;
+  const std::string& txid_;
+  const json& args_;
+  json* rows_;
+  std::size_t* row_count_;
+};
+
+// Runs a C++ procedure under the same authorizer as SQL ops; empty on
+// success, else the reason for the no vote.
+std::string RunCallable(sqlite::Database& db, const Procedure& proc, const json& args, const std::string& txid,
+                        json* rows, std::size_t* row_count) {
+  const std::string label = "procedure '" + proc.name + "'";
+  std::string refusal;
+  UserSqlScope scope(&refusal);
+  CallContext context(db, txid, args, rows, row_count);
+  Status status;
+  try {
+    status = proc.callable(context);
+  } catch (const std::exception& e) {
+    return label + " threw: " + e.what();
+  } catch (...) {
+    return label + " threw an exception";
+  }
+  if (!status.ok()) return label + ": " + status.message();
+  if (!refusal.empty()) return label + ": " + refusal;
+  if (!db.InTransaction()) return label + ": the enclosing transaction was rolled back";
   return {};
 }
 
@@ -1019,11 +1097,12 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
           reason = RunUserStatement(db_, statement, &rows, &row_count);
         } else {
           const Procedure* proc = procedures_.Find(*op.procedure);
-          for (const std::string& sql : proc->statements) {
+          if (proc->callable) reason = RunCallable(db_, *proc, op.args, txid, &rows, &row_count);
+          for (std::size_t k = 0; k < proc->statements.size() && reason.empty(); ++k) {
+            const std::string& sql = proc->statements[k];
             UserStatement statement{&sql, "procedure '" + proc->name + "'", proc->expect_changes,
                                     [&](sqlite3_stmt* s) { return BindNamed(s, op.args, txid); }};
             reason = RunUserStatement(db_, statement, &rows, &row_count);
-            if (!reason.empty()) break;
           }
         }
         result.results.push_back(std::move(rows));

@@ -669,6 +669,75 @@ class Cluster:
 
 
 # --------------------------------------------------------------------------
+# Talking to one agent directly (as a coordinator would)
+
+def prepare_body(txid, participant, ops, coordinator="http://127.0.0.1:1", timeout_ms=60000,
+                 participants=None):
+    """The body of POST /v1/prepare. The default coordinator URL is never
+    answered; with the long default timeout the agent does not ask it before
+    the test is done."""
+    return {"txid": txid, "protocol": "2pc", "participant": participant, "coordinator": coordinator,
+            "timeout_ms": timeout_ms, "ops": ops, "participants": participants or []}
+
+
+def debit_ops(account, amount):
+    """The bank-side ops of a debit: the procedure and its journal row."""
+    return [{"procedure": "debit", "args": {"account": account, "amount": amount}},
+            {"procedure": "journal", "args": {"account": account, "delta": -amount}}]
+
+
+def agent_prepare(agent, txid, ops, **kw):
+    """POST /v1/prepare to an agent (name from kw["participant"] or ""). Returns (status, json)."""
+    participant = kw.pop("participant", "")
+    return post(_url_of(agent), "/v1/prepare", prepare_body(txid, participant, ops, **kw))
+
+
+def agent_commit(agent, txid):
+    return post(_url_of(agent), "/v1/commit", {"txid": txid})
+
+
+def agent_abort(agent, txid):
+    return post(_url_of(agent), "/v1/abort", {"txid": txid})
+
+
+def agent_locks(agent):
+    """{lock key: holder txid} from GET /v1/locks."""
+    status, body = get(_url_of(agent), "/v1/locks")
+    assert status == 200, f"GET /v1/locks on {_url_of(agent)}: {status} {body}"
+    return {entry["key"]: entry["txid"] for entry in body["locks"]}
+
+
+def held(agent, state="prepared"):
+    """{txid: entry} from GET /v1/transactions?state=..."""
+    status, body = get(_url_of(agent), f"/v1/transactions?state={state}")
+    assert status == 200, f"GET held on {_url_of(agent)}: {status} {body}"
+    return {t["txid"]: t for t in body["transactions"]}
+
+
+def metrics(url):
+    """{name: value} of a Prometheus text page (GET /metrics), unlabeled samples only."""
+    status, _, raw, _ = request("GET", _url_of(url), "/metrics")
+    assert status == 200, f"GET /metrics on {_url_of(url)}: {status}"
+    values = {}
+    for line in raw.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition(" ")
+            values[name] = float(value)
+    return values
+
+
+def write_seed(path, table_rows):
+    """Writes an SQL seed file: table_rows is {table: [(v1, v2, ...), ...]}."""
+    def literal(v):
+        return str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
+    with open(path, "w") as f:
+        for table, rows in table_rows.items():
+            for row in rows:
+                f.write(f"INSERT INTO {table} VALUES({', '.join(literal(v) for v in row)});\n")
+    return path
+
+
+# --------------------------------------------------------------------------
 # Assertions
 
 def expect_status(result, status, what=""):

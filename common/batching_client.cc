@@ -1,0 +1,104 @@
+#include "common/batching_client.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace commitd::http {
+
+BatchingClient::BatchingClient(Client& client, BatchingOptions options)
+    : client_(client), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {}
+
+BatchingClient::~BatchingClient() { *alive_ = false; }
+
+void BatchingClient::Send(ClientRequest request, std::function<void(Result<Response>)> done) {
+  std::string key = request.base_url;
+  while (!key.empty() && key.back() == '/') key.pop_back();
+  ++stats_.requests;
+  peers_[key].queue.push_back(Pending{std::move(request), std::move(done)});
+  Flush(key);
+}
+
+void BatchingClient::Flush(const std::string& peer_key) {
+  Peer& peer = peers_[peer_key];
+  if (peer.queue.empty() || peer.in_flight >= options_.max_in_flight) return;
+  ++peer.in_flight;
+  ++stats_.exchanges;
+  std::weak_ptr<bool> alive = alive_;
+
+  if (peer.queue.size() == 1) {
+    Pending one = std::move(peer.queue.front());
+    peer.queue.pop_front();
+    client_.Send(std::move(one.request),
+                 [this, alive, peer_key, done = std::move(one.done)](Result<Response> r) {
+                   auto guard = alive.lock();
+                   if (!guard || !*guard) return;
+                   --peers_[peer_key].in_flight;
+                   done(std::move(r));
+                   Flush(peer_key);
+                 });
+    return;
+  }
+
+  const std::size_t n = std::min(peer.queue.size(), options_.max_batch);
+  std::vector<std::function<void(Result<Response>)>> dones;
+  dones.reserve(n);
+  ClientRequest batch;
+  batch.base_url = peer.queue.front().request.base_url;
+  batch.method = "POST";
+  batch.target = options_.batch_target;
+  batch.headers = peer.queue.front().request.headers;
+  batch.headers.emplace_back("Content-Type", "application/json");
+  batch.timeout = std::chrono::milliseconds(0);
+  std::string body = "{\"requests\":[";
+  for (std::size_t i = 0; i < n; ++i) {
+    Pending p = std::move(peer.queue.front());
+    peer.queue.pop_front();
+    if (i != 0) body += ',';
+    body += "{\"method\":";
+    body += nlohmann::json(p.request.method).dump();
+    body += ",\"target\":";
+    body += nlohmann::json(p.request.target).dump();
+    if (!p.request.body.empty()) {
+      body += ",\"body\":";
+      body += p.request.body;  // already JSON
+    }
+    body += '}';
+    batch.timeout = std::max(batch.timeout, p.request.timeout);
+    dones.push_back(std::move(p.done));
+  }
+  body += "]}";
+  batch.body = std::move(body);
+  client_.Send(std::move(batch), [this, alive, peer_key, dones = std::move(dones)](Result<Response> r) {
+    auto guard = alive.lock();
+    if (!guard || !*guard) return;
+    --peers_[peer_key].in_flight;
+    std::vector<Result<Response>> results;
+    results.reserve(dones.size());
+    if (!r.ok()) {
+      for (std::size_t i = 0; i < dones.size(); ++i) results.emplace_back(r.status());
+    } else if (r->status != 200) {
+      // The peer refused the batch as a whole: every request gets its answer.
+      for (std::size_t i = 0; i < dones.size(); ++i) results.emplace_back(*r);
+    } else {
+      auto parsed = nlohmann::json::parse(r->body, nullptr, false);
+      const bool valid = parsed.is_object() && parsed.contains("responses") && parsed["responses"].is_array() &&
+                         parsed["responses"].size() == dones.size();
+      for (std::size_t i = 0; i < dones.size(); ++i) {
+        if (!valid) {
+          results.emplace_back(Status::Internal("malformed batch response from " + peer_key));
+          continue;
+        }
+        const auto& item = parsed["responses"][i];
+        Response sub;
+        sub.status = item.value("status", 500);
+        if (item.contains("body")) sub.body = item["body"].dump();
+        results.emplace_back(std::move(sub));
+      }
+    }
+    for (std::size_t i = 0; i < dones.size(); ++i) dones[i](std::move(results[i]));
+    Flush(peer_key);
+  });
+}
+
+}  // namespace commitd::http

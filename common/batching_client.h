@@ -1,0 +1,65 @@
+// Sends requests to peers through http::Client, coalescing the requests for
+// one peer that queue up while earlier ones are in flight into a single
+// POST <batch_target> (see common/http_batch.h).
+//
+// With little load every request goes out alone, at once, to its own target;
+// under load a peer gets at most `max_in_flight` exchanges at a time, each
+// carrying everything that queued meanwhile. Each request's callback gets its
+// own sub-response, exactly as if it had been sent alone.
+//
+// Thread: io thread only, like the Client it wraps (which must outlive it).
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "common/http_client.h"
+
+namespace commitd::http {
+
+struct BatchingOptions {
+  std::string batch_target = "/v1/batch";
+  std::size_t max_in_flight = 2;     // exchanges per peer at once
+  std::size_t max_batch = 256;       // requests per exchange
+};
+
+class BatchingClient {
+ public:
+  BatchingClient(Client& client, BatchingOptions options = {});
+  ~BatchingClient();
+
+  // request.body must be JSON (or empty). request.headers are sent with the
+  // exchange that carries it; requests to one peer should share headers.
+  void Send(ClientRequest request, std::function<void(Result<Response>)> done);
+
+  struct Stats {
+    uint64_t requests = 0;
+    uint64_t exchanges = 0;
+  };
+  Stats stats() const { return stats_; }
+
+ private:
+  struct Pending {
+    ClientRequest request;
+    std::function<void(Result<Response>)> done;
+  };
+  struct Peer {
+    std::deque<Pending> queue;
+    std::size_t in_flight = 0;
+  };
+
+  void Flush(const std::string& peer_key);
+
+  Client& client_;
+  BatchingOptions options_;
+  std::unordered_map<std::string, Peer> peers_;
+  Stats stats_;
+  // Callbacks check it so that none runs after this object is gone.
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace commitd::http

@@ -1,0 +1,83 @@
+#include "common/http_batch.h"
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace commitd::http {
+namespace {
+
+// Collects sub-responses; answers the batch when the last one arrives. Io thread only.
+struct BatchReply {
+  explicit BatchReply(Responder r) : respond(std::move(r)) {}
+  Responder respond;
+  std::vector<Response> responses;
+  std::size_t remaining = 0;
+
+  void Set(std::size_t index, Response r) {
+    responses[index] = std::move(r);
+    if (--remaining != 0) return;
+    // Sub-bodies are our own JSON; splice them in without re-parsing.
+    std::string body = "{\"responses\":[";
+    for (std::size_t i = 0; i < responses.size(); ++i) {
+      if (i != 0) body += ',';
+      body += "{\"status\":";
+      body += std::to_string(responses[i].status);
+      body += ",\"body\":";
+      const std::string& sub = responses[i].body;
+      const bool json = responses[i].content_type.rfind("application/json", 0) == 0 && !sub.empty();
+      body += json ? sub : nlohmann::json(sub).dump();
+      body += '}';
+    }
+    body += "]}";
+    Response out;
+    out.body = std::move(body);
+    respond(std::move(out));
+  }
+};
+
+}  // namespace
+
+void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::string& path, std::size_t max_requests) {
+  const Router* self = &router;
+  router.Add("POST", path, [self, &io, path, max_requests](Request request, Responder respond) {
+    auto batch = nlohmann::json::parse(request.body, nullptr, false);
+    if (batch.is_discarded() || !batch.is_object() || !batch.contains("requests") || !batch["requests"].is_array()) {
+      respond(ErrorResponse(400, "invalid_request", "body: must be {\"requests\": [...]}"));
+      return;
+    }
+    auto& items = batch["requests"];
+    if (items.empty() || items.size() > max_requests) {
+      respond(ErrorResponse(400, "invalid_request",
+                            "requests: must hold 1 to " + std::to_string(max_requests) + " entries"));
+      return;
+    }
+    auto reply = std::make_shared<BatchReply>(std::move(respond));
+    reply->responses.resize(items.size());
+    reply->remaining = items.size();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const auto& item = items[i];
+      Request sub;
+      sub.headers = request.headers;
+      if (!item.is_object() || !item.contains("target") || !item["target"].is_string()) {
+        reply->Set(i, ErrorResponse(400, "invalid_request",
+                                    "requests[" + std::to_string(i) + "].target: must be a string"));
+        continue;
+      }
+      sub.method = item.value("method", "POST");
+      sub.target = item["target"].get<std::string>();
+      sub.path = sub.target.substr(0, sub.target.find('?'));
+      if (item.contains("body")) sub.body = item["body"].dump();
+      Response error;
+      const Handler* handler = sub.path == path ? nullptr : self->Match(sub, &error);
+      if (handler == nullptr) {
+        if (sub.path == path) error = ErrorResponse(400, "invalid_request", "batches cannot be nested");
+        reply->Set(i, std::move(error));
+        continue;
+      }
+      (*handler)(std::move(sub), Responder::FromCallback(io, [reply, i](Response r) { reply->Set(i, std::move(r)); }));
+    }
+  });
+}
+
+}  // namespace commitd::http

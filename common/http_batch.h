@@ -1,0 +1,23 @@
+// Batches of requests in one HTTP exchange, so that many protocol messages to
+// the same peer share one round trip (the network's group commit).
+//
+//   POST <path> {"requests":[{"method":"POST","target":"/v1/prepare","body":{...}}, ...]}
+//   200 {"responses":[{"status":200,"body":{...}}, ...]}   (same order)
+//
+// Sub-request and sub-response bodies are JSON values, not strings.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <string>
+
+#include "common/http_server.h"
+
+namespace commitd::http {
+
+// Adds POST `path` to `router`: each sub-request is dispatched through the
+// same router (with the batch's headers, e.g. Authorization) and the batch is
+// answered once every sub-request is. `router` and `io` must outlive the server.
+void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::string& path,
+                   std::size_t max_requests = 4096);
+
+}  // namespace commitd::http

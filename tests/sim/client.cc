@@ -1,0 +1,98 @@
+#include "tests/sim/client.h"
+
+namespace commitd::sim {
+namespace {
+
+constexpr char kClient[] = "client";
+constexpr int64_t kClientTimeoutMs = 30'000;
+
+nlohmann::json Op(const std::string& procedure, nlohmann::json args) {
+  return {{"procedure", procedure}, {"args", std::move(args)}};
+}
+
+}  // namespace
+
+Client::Client(Context& ctx, std::string coordinator, std::map<std::string, std::vector<std::string>> accounts)
+    : ctx_(ctx), coordinator_(std::move(coordinator)), accounts_(std::move(accounts)) {
+  for (const auto& [bank, ids] : accounts_) banks_.push_back(bank);
+  ctx_.network.AddNode(kClient, [](const Request&, Responder respond) { respond({404, nullptr}); });
+}
+
+void Client::SubmitAt(int64_t at_ms, int64_t timeout_ms) {
+  ctx_.scheduler.At(at_ms, kClient, [this, timeout_ms] { Submit(timeout_ms); });
+}
+
+void Client::Submit(int64_t timeout_ms) {
+  Random& rng = ctx_.random;
+  const std::size_t from_index = static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(banks_.size()) - 1));
+  std::size_t to_index = static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(banks_.size()) - 2));
+  if (to_index >= from_index) ++to_index;
+  const std::string& from_bank = banks_[from_index];
+  const std::string& to_bank = banks_[to_index];
+  const auto& from_ids = accounts_[from_bank];
+  const auto& to_ids = accounts_[to_bank];
+  const std::string from = from_ids[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(from_ids.size()) - 1))];
+  const std::string to = to_ids[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(to_ids.size()) - 1))];
+  const int64_t amount = rng.Uniform(1, 80);
+
+  nlohmann::json debit = {{"participant", from_bank},
+                          {"ops", {Op("debit", {{"account", from}, {"amount", amount}}),
+                                   Op("journal", {{"account", from}, {"delta", -amount}})}}};
+  if (rng.Chance(0.5)) debit["ops"].push_back(Op("balance", {{"account", from}}));
+  nlohmann::json credit = {{"participant", to_bank},
+                           {"ops", {Op("credit", {{"account", to}, {"amount", amount}}),
+                                    Op("journal", {{"account", to}, {"delta", amount}})}}};
+  nlohmann::json branches = nlohmann::json::array();
+  if (rng.Chance(0.5)) {
+    branches = {std::move(debit), std::move(credit)};
+  } else {
+    branches = {std::move(credit), std::move(debit)};
+  }
+  const uint64_t n = ++submitted_;
+  const std::string what = "transfer #" + std::to_string(n) + " " + std::to_string(amount) + " " + from_bank + "/" +
+                           from + " -> " + to_bank + "/" + to;
+  ctx_.Log(kClient, "submit " + what);
+  Request request{"POST", "/v1/transactions",
+                  {{"protocol", "2pc"}, {"timeout_ms", timeout_ms}, {"branches", std::move(branches)}}};
+  std::map<std::string, std::size_t> ops_per_branch;
+  for (const auto& b : request.body["branches"]) ops_per_branch[b["participant"]] = b["ops"].size();
+  ctx_.network.Call(kClient, coordinator_, std::move(request), kClientTimeoutMs,
+                    [this, what, ops_per_branch](Result<Response> r) {
+    if (!r.ok()) {
+      ctx_.Log(kClient, "no answer for " + what + ": " + r.status().message());
+      return;
+    }
+    const std::string txid = r->body.is_object() ? r->body.value("txid", "") : "";
+    if ((r->status != 200 && r->status != 409) || txid.empty()) {
+      ctx_.Log(kClient, "error for " + what + ": HTTP " + std::to_string(r->status) + " " + r->body.dump());
+      return;
+    }
+    ++answered_;
+    const bool committed = r->status == 200;
+    ctx_.Log(kClient, std::string("told ") + (committed ? "committed " : "aborted ") + txid + " for " + what +
+                          (committed ? "" : ": " + r->body.value("reason", "")));
+    ctx_.checker.OnClientAnswer(txid, committed);
+    if (committed) CheckResults(txid, r->body, ops_per_branch);
+  });
+}
+
+// A committed answer carries, per branch, one array of rows per op (A.3).
+void Client::CheckResults(const std::string& txid, const nlohmann::json& body,
+                          const std::map<std::string, std::size_t>& ops_per_branch) {
+  for (const auto& [participant, ops] : ops_per_branch) {
+    const nlohmann::json* results = nullptr;
+    if (body.contains("branches") && body["branches"].is_array()) {
+      for (const auto& b : body["branches"]) {
+        if (b.value("participant", "") == participant && b.contains("results")) results = &b["results"];
+      }
+    }
+    if (results == nullptr || !results->is_array() || results->size() != ops) {
+      ctx_.checker.Fail("agreement", "the client's committed answer for " + txid + " has results " +
+                                         (results == nullptr ? "missing" : results->dump()) + " for " + participant +
+                                         ", which ran " + std::to_string(ops) + " ops");
+      return;
+    }
+  }
+}
+
+}  // namespace commitd::sim

@@ -1,0 +1,34 @@
+// Context: what every simulated node of one run shares. Owned by the world;
+// outlives every node.
+#pragma once
+
+#include <string>
+
+#include "common/config.h"
+#include "tests/sim/invariants.h"
+#include "tests/sim/network.h"
+#include "tests/sim/options.h"
+#include "tests/sim/random.h"
+#include "tests/sim/scheduler.h"
+#include "tests/sim/trace.h"
+
+namespace commitd::sim {
+
+struct Context {
+  Scheduler& scheduler;
+  Random& random;
+  Trace& trace;
+  Network& network;
+  Checker& checker;
+  Bug bug = Bug::kNone;
+  Config config;  // the real processes' defaults: timeouts, backoffs, tick
+
+  int64_t now() const { return scheduler.now(); }
+  void Log(const std::string& node, const std::string& what) { trace.Add(scheduler.now(), node, what); }
+};
+
+// Nodes address each other by name; URLs are "sim://<name>".
+inline std::string UrlOf(const std::string& node) { return "sim://" + node; }
+inline std::string NodeOf(const std::string& url) { return url.rfind("sim://", 0) == 0 ? url.substr(6) : url; }
+
+}  // namespace commitd::sim

@@ -1,0 +1,87 @@
+#include "tests/sim/invariants.h"
+
+namespace commitd::sim {
+namespace {
+
+std::string Join(const std::set<std::string>& s) {
+  std::string out;
+  for (const auto& x : s) out += (out.empty() ? "" : ",") + x;
+  return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
+void Checker::Fail(const std::string& invariant, const std::string& detail) {
+  if (!violation_) violation_ = invariant + ": " + detail;
+}
+
+void Checker::OnBranch(const std::string& txid, const std::string& participant) {
+  txs_[txid].branches.insert(participant);
+}
+
+void Checker::OnCommitted(const std::string& participant, const std::string& txid) {
+  TxFacts& f = txs_[txid];
+  f.committed_at.insert(participant);
+  Check(txid, f);
+}
+
+void Checker::OnAborted(const std::string& participant, const std::string& txid) {
+  TxFacts& f = txs_[txid];
+  f.aborted_at.insert(participant);
+  Check(txid, f);
+}
+
+void Checker::OnDecisionDurable(const std::string& txid, bool commit) {
+  TxFacts& f = txs_[txid];
+  if (f.decision && *f.decision != commit) {
+    Fail("atomicity", txid + " was durably decided both commit and abort");
+  }
+  f.decision = commit;
+  Check(txid, f);
+}
+
+void Checker::OnClientAnswer(const std::string& txid, bool committed) {
+  TxFacts& f = txs_[txid];
+  if (f.told && *f.told != committed) Fail("agreement", "the client was told both outcomes for " + txid);
+  f.told = committed;
+  ++(committed ? client_committed_ : client_aborted_);
+  Check(txid, f);
+}
+
+void Checker::Check(const std::string& txid, const TxFacts& f) {
+  const std::string where = " (committed at " + Join(f.committed_at) + ", aborted at " + Join(f.aborted_at) + ")";
+  if (!f.committed_at.empty() && !f.aborted_at.empty()) {
+    Fail("atomicity", txid + " committed at one participant and aborted at another" + where);
+  }
+  if (f.decision && *f.decision && !f.aborted_at.empty()) {
+    Fail("atomicity", txid + " was decided commit but aborted at a participant" + where);
+  }
+  if (f.decision && !*f.decision && !f.committed_at.empty()) {
+    Fail("atomicity", txid + " was decided abort but committed at a participant" + where);
+  }
+  if (f.told && *f.told && !f.aborted_at.empty()) {
+    Fail("agreement", "the client was told " + txid + " committed, but it aborted at a participant" + where);
+  }
+  if (f.told && !*f.told && !f.committed_at.empty()) {
+    Fail("agreement", "the client was told " + txid + " aborted, but it committed at a participant" + where);
+  }
+}
+
+void Checker::Final() {
+  for (const auto& [txid, f] : txs_) {
+    const bool committed = !f.committed_at.empty() || (f.decision && *f.decision) || (f.told && *f.told);
+    if (!committed) continue;
+    for (const auto& p : f.branches) {
+      if (f.committed_at.count(p) != 0) continue;
+      const std::string where = " (committed at " + Join(f.committed_at) + ", aborted at " + Join(f.aborted_at) + ")";
+      if (f.told && *f.told) {
+        Fail("agreement", "the client was told " + txid + " committed, but " + p + " never applied it" + where);
+      } else {
+        Fail("atomicity", txid + " committed, but " + p + " never applied it after healing" + where);
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace commitd::sim

@@ -1,0 +1,52 @@
+// Checker: the invariants of a run, fed with facts as they become durable.
+//
+// Facts: which txids a participant has durably committed (read from its
+// journal table) or aborted (its abort or no-vote record synced), which
+// decisions the coordinator's log made durable, and what the client was told.
+// Every new fact is checked against the others at once (atomicity, agreement
+// with the client); Final() checks what must hold once everything has healed.
+// The first violation is kept; the world stops the run when there is one.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace commitd::sim {
+
+class Checker {
+ public:
+  void OnBranch(const std::string& txid, const std::string& participant);
+  void OnCommitted(const std::string& participant, const std::string& txid);
+  void OnAborted(const std::string& participant, const std::string& txid);
+  void OnDecisionDurable(const std::string& txid, bool commit);
+  void OnClientAnswer(const std::string& txid, bool committed);
+  void Fail(const std::string& invariant, const std::string& detail);
+
+  // After healing: every transaction all-or-nothing at its participants, and
+  // every client answer true everywhere.
+  void Final();
+
+  bool violated() const { return violation_.has_value(); }
+  const std::string& violation() const { return *violation_; }
+  std::size_t client_committed() const { return client_committed_; }
+  std::size_t client_aborted() const { return client_aborted_; }
+
+ private:
+  struct TxFacts {
+    std::set<std::string> branches;
+    std::set<std::string> committed_at;
+    std::set<std::string> aborted_at;
+    std::optional<bool> decision;  // durable in the coordinator's log
+    std::optional<bool> told;      // what the client heard: true = committed
+  };
+  void Check(const std::string& txid, const TxFacts& f);
+
+  std::map<std::string, TxFacts> txs_;
+  std::optional<std::string> violation_;
+  std::size_t client_committed_ = 0;
+  std::size_t client_aborted_ = 0;
+};
+
+}  // namespace commitd::sim

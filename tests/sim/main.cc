@@ -1,0 +1,180 @@
+// commitd-sim: the deterministic simulator of commitd (design B.1).
+//
+//   commitd-sim --seed N [--trace]            one seed; on a violation, the trace that led to it
+//   commitd-sim --seeds N [--start S]         N seeds from S; stops at the first violation
+//   commitd-sim --seeds N --soak-seeds M      M seeds instead when COMMITD_SOAK=1
+//   --bug NAME                                a deliberate bug (commit-on-timeout, ack-before-durable,
+//                                             forget-decision); with --expect-violation, exit 0 iff caught
+//   --check-determinism                       run every seed twice and compare the traces
+//   --protocol 2pc|3pc
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "tests/sim/options.h"
+#include "tests/sim/world.h"
+
+#ifndef COMMITD_SOURCE_DIR
+#define COMMITD_SOURCE_DIR "."
+#endif
+
+namespace {
+
+using commitd::sim::Bug;
+using commitd::sim::RunResult;
+using commitd::sim::SimOptions;
+
+int Usage(const char* error) {
+  std::fprintf(stderr,
+               "%s\nusage: commitd-sim (--seed N | --seeds N [--start S] [--soak-seeds M]) [--protocol 2pc|3pc]\n"
+               "                   [--bug commit-on-timeout|ack-before-durable|forget-decision] [--expect-violation]\n"
+               "                   [--trace] [--trace-lines N] [--check-determinism]\n",
+               error);
+  return 2;
+}
+
+bool ParseU64(const char* text, uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+std::string TempDir() {
+  std::string base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path().string();
+  std::string dir = base + "/commitd-sim-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  SimOptions options;
+  options.source_dir = COMMITD_SOURCE_DIR;
+  uint64_t single = 0, seeds = 0, start = 1, soak_seeds = 0;
+  bool have_single = false, expect_violation = false, determinism = false;
+  std::string protocol = "2pc";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](uint64_t* out) {
+      if (i + 1 >= argc || !ParseU64(argv[i + 1], out)) return false;
+      ++i;
+      return true;
+    };
+    if (arg == "--seed") {
+      if (!value(&single)) return Usage("--seed needs a number");
+      have_single = true;
+    } else if (arg == "--seeds") {
+      if (!value(&seeds)) return Usage("--seeds needs a number");
+    } else if (arg == "--start") {
+      if (!value(&start)) return Usage("--start needs a number");
+    } else if (arg == "--soak-seeds") {
+      if (!value(&soak_seeds)) return Usage("--soak-seeds needs a number");
+    } else if (arg == "--trace-lines") {
+      uint64_t n = 0;
+      if (!value(&n)) return Usage("--trace-lines needs a number");
+      options.trace_lines = n;
+    } else if (arg == "--protocol" && i + 1 < argc) {
+      protocol = argv[++i];
+    } else if (arg == "--bug" && i + 1 < argc) {
+      auto bug = commitd::sim::ParseBug(argv[++i]);
+      if (!bug) return Usage("unknown --bug");
+      options.bug = *bug;
+    } else if (arg == "--trace") {
+      options.trace = true;
+    } else if (arg == "--expect-violation") {
+      expect_violation = true;
+    } else if (arg == "--check-determinism") {
+      determinism = true;
+    } else {
+      return Usage(("unknown argument " + arg).c_str());
+    }
+  }
+  if (protocol == "3pc") {
+    std::fprintf(stderr, "3pc is not implemented yet\n");
+    return 2;
+  }
+  if (protocol != "2pc") return Usage("--protocol must be 2pc or 3pc");
+  if (have_single == (seeds != 0)) return Usage("give exactly one of --seed N and --seeds N");
+  const char* soak = std::getenv("COMMITD_SOAK");
+  if (soak_seeds != 0 && soak != nullptr && std::string(soak) == "1") seeds = soak_seeds;
+  if (have_single) {
+    start = single;
+    seeds = 1;
+  }
+  options.tmp_dir = TempDir();
+
+  std::string replay_flags;
+  if (options.bug != Bug::kNone) replay_flags += " --bug " + std::string(commitd::sim::BugName(options.bug));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t ran = 0, transactions = 0, committed = 0, aborted = 0, crashes = 0, events = 0;
+  int64_t max_settle = 0;
+  int exit_code = 0;
+  bool found = false;
+  for (uint64_t seed = start; seed < start + seeds; ++seed) {
+    options.seed = seed;
+    RunResult r = commitd::sim::RunSeed(options);
+    ++ran;
+    transactions += r.transactions;
+    committed += r.committed;
+    aborted += r.aborted;
+    crashes += r.crashes;
+    events += r.events;
+    if (r.settle_ms > max_settle) max_settle = r.settle_ms;
+    if (have_single) {
+      std::printf("seed %llu: %s\n  profile: %s\n  %llu transactions (%llu committed, %llu aborted answers), "
+                  "%llu crashes, %llu messages, %llu events, %.1f s virtual, settled %.1f s after the last fault, "
+                  "trace hash %016llx\n",
+                  static_cast<unsigned long long>(seed), r.ok ? "ok" : "VIOLATION", r.profile.c_str(),
+                  static_cast<unsigned long long>(r.transactions), static_cast<unsigned long long>(r.committed),
+                  static_cast<unsigned long long>(r.aborted), static_cast<unsigned long long>(r.crashes),
+                  static_cast<unsigned long long>(r.messages), static_cast<unsigned long long>(r.events),
+                  static_cast<double>(r.virtual_ms) / 1000, static_cast<double>(r.settle_ms) / 1000,
+                  static_cast<unsigned long long>(r.trace_hash));
+    }
+    if (determinism) {
+      RunResult again = commitd::sim::RunSeed(options);
+      if (again.trace_hash != r.trace_hash || again.trace_lines != r.trace_lines || again.ok != r.ok) {
+        std::printf("NONDETERMINISM: seed %llu gave two different traces\n", static_cast<unsigned long long>(seed));
+        exit_code = 1;
+        break;
+      }
+    }
+    if (!r.ok) {
+      found = true;
+      std::printf("VIOLATION at seed %llu (after %llu seed(s)): %s\n  profile: %s\nreplay: commitd-sim --seed %llu%s\n",
+                  static_cast<unsigned long long>(seed), static_cast<unsigned long long>(ran), r.violation.c_str(),
+                  r.profile.c_str(), static_cast<unsigned long long>(seed), replay_flags.c_str());
+      exit_code = 1;
+      break;
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%llu seed(s) in %.2f s: %.1f seeds/s, %.0f simulated tx/s (%llu tx: %llu committed, %llu aborted "
+              "answers), %llu crashes, %.0f events/s, max settle %.1f s\n",
+              static_cast<unsigned long long>(ran), secs, static_cast<double>(ran) / secs,
+              static_cast<double>(transactions) / secs, static_cast<unsigned long long>(transactions),
+              static_cast<unsigned long long>(committed), static_cast<unsigned long long>(aborted),
+              static_cast<unsigned long long>(crashes), static_cast<double>(events) / secs,
+              static_cast<double>(max_settle) / 1000);
+  std::error_code ec;
+  std::filesystem::remove_all(options.tmp_dir, ec);
+  if (expect_violation) {
+    if (found) {
+      std::printf("expected violation found (bug%s)\n", replay_flags.c_str());
+      return 0;
+    }
+    std::printf("expected a violation%s, found none in %llu seed(s)\n", replay_flags.c_str(),
+                static_cast<unsigned long long>(ran));
+    return 1;
+  }
+  return exit_code;
+}

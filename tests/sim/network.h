@@ -1,0 +1,106 @@
+// Network: request/response exchanges between simulated nodes.
+//
+// An HTTP exchange is modelled as two one-way messages (request, response),
+// each delayed, possibly dropped, duplicated or overtaken by later messages,
+// and lost while its two ends are partitioned. The caller always hears back
+// exactly once: the first response to arrive, "connection refused" when the
+// callee was down, or a timeout — unless the caller itself crashed meanwhile,
+// in which case nothing is delivered (its process and sockets are gone).
+// A response produced by a callee that has since crashed is never sent.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "common/status.h"
+#include "tests/sim/random.h"
+#include "tests/sim/scheduler.h"
+#include "tests/sim/trace.h"
+
+namespace commitd::sim {
+
+struct Request {
+  std::string method;  // "POST" | "GET"
+  std::string target;  // "/v1/prepare", "/v1/transactions/{txid}", ...
+  nlohmann::json body;
+};
+
+struct Response {
+  int status = 200;
+  nlohmann::json body;
+};
+
+using Responder = std::function<void(Response)>;
+using Handler = std::function<void(const Request&, Responder)>;
+using ReplyCallback = std::function<void(Result<Response>)>;
+
+struct NetworkFaults {
+  double drop = 0;            // per message
+  double duplicate = 0;       // per message
+  double delay_outlier = 0;   // per message: a long delay that reorders it behind later ones
+  int64_t min_delay_ms = 1;
+  int64_t max_delay_ms = 5;
+  int64_t outlier_max_ms = 300;
+};
+
+class Network {
+ public:
+  Network(Scheduler& scheduler, Random& random, Trace& trace) : scheduler_(scheduler), random_(random), trace_(trace) {}
+
+  void AddNode(const std::string& name, Handler handler);
+  // A crash makes a node unreachable and invalidates everything its old
+  // process was waiting for; a restart makes it reachable again.
+  void Crash(const std::string& name);
+  void Restart(const std::string& name);
+  bool IsUp(const std::string& name) const { return nodes_.at(name).up; }
+
+  void Cut(const std::string& a, const std::string& b);
+  void Heal(const std::string& a, const std::string& b);
+  void HealAll();
+  bool Connected(const std::string& a, const std::string& b) const;
+
+  void set_faults(const NetworkFaults& faults) { faults_ = faults; }
+  uint64_t messages() const { return messages_; }
+
+  void Call(const std::string& from, const std::string& to, Request request, int64_t timeout_ms,
+            ReplyCallback callback);
+
+ private:
+  struct Node {
+    Handler handler;
+    bool up = true;
+    uint64_t incarnation = 0;
+  };
+  struct CallState {
+    uint64_t id = 0;
+    std::string from;
+    std::string to;
+    std::string label;
+    uint64_t from_incarnation = 0;
+    bool done = false;
+    ReplyCallback callback;
+  };
+
+  // Sends one one-way message; `arrive` runs at `to` unless it is lost.
+  void Transmit(const std::string& from, const std::string& to, const std::string& label,
+                std::function<void()> arrive);
+  void Finish(const std::shared_ptr<CallState>& call, Result<Response> result);
+  static std::pair<std::string, std::string> Link(const std::string& a, const std::string& b);
+
+  Scheduler& scheduler_;
+  Random& random_;
+  Trace& trace_;
+  NetworkFaults faults_;
+  std::map<std::string, Node> nodes_;
+  std::set<std::pair<std::string, std::string>> cut_;
+  uint64_t next_call_ = 0;
+  uint64_t messages_ = 0;
+};
+
+}  // namespace commitd::sim

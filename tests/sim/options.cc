@@ -1,0 +1,23 @@
+#include "tests/sim/options.h"
+
+namespace commitd::sim {
+
+std::optional<Bug> ParseBug(std::string_view name) {
+  if (name == "none") return Bug::kNone;
+  if (name == "commit-on-timeout") return Bug::kCommitOnTimeout;
+  if (name == "ack-before-durable") return Bug::kAckBeforeDurable;
+  if (name == "forget-decision") return Bug::kForgetDecision;
+  return std::nullopt;
+}
+
+std::string_view BugName(Bug bug) {
+  switch (bug) {
+    case Bug::kNone: return "none";
+    case Bug::kCommitOnTimeout: return "commit-on-timeout";
+    case Bug::kAckBeforeDurable: return "ack-before-durable";
+    case Bug::kForgetDecision: return "forget-decision";
+  }
+  return "none";
+}
+
+}  // namespace commitd::sim

@@ -1,0 +1,308 @@
+#include "tests/sim/world.h"
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include "tests/sim/client.h"
+#include "tests/sim/coordinator_node.h"
+#include "tests/sim/participant_node.h"
+
+namespace commitd::sim {
+namespace {
+
+constexpr char kCoordinator[] = "c1";
+constexpr int64_t kSettleProbeMs = 50;
+
+struct BankFiles {
+  std::string schema, procedures;
+  std::map<std::string, std::string> seeds;  // bank -> seed SQL
+  std::map<std::string, std::vector<std::string>> accounts;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The account ids of a seed file: every quoted name in its VALUES list.
+std::vector<std::string> AccountsOf(const std::string& seed_sql) {
+  std::vector<std::string> out;
+  std::size_t pos = seed_sql.find("VALUES");
+  while (pos != std::string::npos) {
+    std::size_t open = seed_sql.find('\'', pos);
+    if (open == std::string::npos) break;
+    std::size_t close = seed_sql.find('\'', open + 1);
+    if (close == std::string::npos) break;
+    out.push_back(seed_sql.substr(open + 1, close - open - 1));
+    pos = close + 1;
+  }
+  return out;
+}
+
+const BankFiles& Bank(const std::string& source_dir) {
+  static const BankFiles files = [&] {
+    BankFiles f;
+    const std::string dir = source_dir + "/examples/bank/";
+    f.schema = ReadFile(dir + "schema.sql");
+    f.procedures = ReadFile(dir + "procedures.json");
+    f.seeds["bank-a"] = ReadFile(dir + "seed-a.sql");
+    f.seeds["bank-b"] = ReadFile(dir + "seed-b.sql");
+    for (const auto& [bank, sql] : f.seeds) f.accounts[bank] = AccountsOf(sql);
+    return f;
+  }();
+  return files;
+}
+
+class World {
+ public:
+  explicit World(const SimOptions& options)
+      : options_(options),
+        random_(options.seed),
+        scheduler_(kEpochMs),
+        trace_(kEpochMs, options.trace ? 0 : options.trace_lines, options.trace),
+        network_(scheduler_, random_, trace_),
+        ctx_{scheduler_, random_, trace_, network_, checker_, options.bug, Config{}} {}
+
+  RunResult Run();
+
+ private:
+  void DrawProfile();
+  Status Build();
+  void AfterEvent(const std::string& node, Scheduler::Kind kind);
+  void Crash(const std::string& node);
+  void Restart(const std::string& node);
+  bool IsUp(const std::string& node) const;
+  void Heal();
+  void Probe();
+  void FinalChecks();
+  std::string Describe();
+
+  SimOptions options_;
+  Random random_;
+  Scheduler scheduler_;
+  Trace trace_;
+  Network network_;
+  Checker checker_;
+  Context ctx_;
+  std::unique_ptr<CoordinatorNode> coordinator_;
+  std::map<std::string, std::unique_ptr<ParticipantNode>> participants_;
+  std::unique_ptr<Client> client_;
+  RunResult result_;
+
+  // This seed's profile.
+  NetworkFaults faults_;
+  double crash_chance_ = 0;  // per step of a node; a twentieth of it per tick
+  int64_t crashes_left_ = 0;
+  int64_t max_down_ms_ = 0;
+  int64_t fault_end_ms_ = 0;
+  bool healed_ = false;
+  bool done_ = false;
+  std::map<std::string, uint64_t> down_epoch_;  // a restart scheduled before a later crash or heal is void
+};
+
+void World::DrawProfile() {
+  faults_.drop = static_cast<double>(random_.Uniform(0, 100)) / 1000;
+  faults_.duplicate = static_cast<double>(random_.Uniform(0, 50)) / 1000;
+  faults_.delay_outlier = static_cast<double>(random_.Uniform(0, 50)) / 1000;
+  faults_.min_delay_ms = 1;
+  faults_.max_delay_ms = random_.Uniform(1, 40);
+  faults_.outlier_max_ms = random_.Uniform(10, 1000);
+  crash_chance_ = static_cast<double>(random_.Uniform(0, 300)) / 10000;
+  crashes_left_ = random_.Uniform(0, 6);
+  max_down_ms_ = random_.Uniform(1, 3000);
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "drop %.3f dup %.3f outlier %.3f delay 1-%lld ms (+%lld) crash/step %.3f crashes<=%lld down<=%lld ms",
+                faults_.drop, faults_.duplicate, faults_.delay_outlier, static_cast<long long>(faults_.max_delay_ms),
+                static_cast<long long>(faults_.outlier_max_ms), crash_chance_, static_cast<long long>(crashes_left_),
+                static_cast<long long>(max_down_ms_));
+  result_.profile = line;
+}
+
+Status World::Build() {
+  const BankFiles& bank = Bank(options_.source_dir);
+  auto procedures = participant::Procedures::Parse(bank.procedures);
+  if (!procedures.ok()) return procedures.status();
+  coordinator_ = std::make_unique<CoordinatorNode>(kCoordinator, ctx_);
+  coordinator_->set_log_delay_ms(random_.Uniform(1, 20));
+  for (const auto& [name, seed_sql] : bank.seeds) {
+    const std::string path =
+        options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + name + ".db";
+    auto p = std::make_unique<ParticipantNode>(name, ctx_, path, procedures.value(), UrlOf(kCoordinator));
+    if (Status s = p->Create(bank.schema, seed_sql); !s.ok()) return s;
+    p->set_storage_delay_ms(random_.Uniform(1, 20));
+    participants_.emplace(name, std::move(p));
+  }
+  client_ = std::make_unique<Client>(ctx_, kCoordinator, bank.accounts);
+  coordinator_->Start();
+  for (auto& [name, p] : participants_) {
+    if (Status s = p->Start(); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+bool World::IsUp(const std::string& node) const {
+  if (node == kCoordinator) return coordinator_->up();
+  auto it = participants_.find(node);
+  return it != participants_.end() && it->second->up();
+}
+
+void World::AfterEvent(const std::string& node, Scheduler::Kind kind) {
+  if (healed_ || crashes_left_ <= 0 || node == "client" || !IsUp(node)) return;
+  if (!random_.Chance(kind == Scheduler::Kind::kTick ? crash_chance_ / 20 : crash_chance_)) return;
+  --crashes_left_;
+  Crash(node);
+  scheduler_.After(random_.Uniform(1, max_down_ms_), "", [this, node, epoch = down_epoch_[node]] {
+    if (down_epoch_[node] == epoch) Restart(node);
+  });
+}
+
+void World::Crash(const std::string& node) {
+  ++result_.crashes;
+  ++down_epoch_[node];
+  if (node == kCoordinator) {
+    coordinator_->Crash();
+  } else {
+    participants_.at(node)->Crash();
+  }
+}
+
+void World::Restart(const std::string& node) {
+  ++down_epoch_[node];
+  if (node == kCoordinator) {
+    coordinator_->Start();
+  } else if (Status s = participants_.at(node)->Start(); !s.ok()) {
+    checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
+  }
+}
+
+void World::Heal() {
+  healed_ = true;
+  ctx_.Log("world", "HEAL: no more faults; every node up, every link whole");
+  NetworkFaults calm;
+  calm.max_delay_ms = faults_.max_delay_ms;
+  network_.set_faults(calm);
+  network_.HealAll();
+  if (!coordinator_->up()) Restart(kCoordinator);
+  for (auto& [name, p] : participants_) {
+    if (!p->up()) Restart(name);
+  }
+  scheduler_.After(kSettleProbeMs, "", [this] { Probe(); });
+}
+
+void World::Probe() {
+  if (checker_.violated()) return;
+  bool settled = coordinator_->Settled();
+  for (auto& [name, p] : participants_) settled = settled && p->Settled();
+  if (settled) {
+    result_.settle_ms = scheduler_.now() - fault_end_ms_;
+    FinalChecks();
+    done_ = true;
+    return;
+  }
+  if (scheduler_.now() - fault_end_ms_ > kSettleBoundMs) {
+    checker_.Fail("no stuck state", "not settled " + std::to_string(kSettleBoundMs) +
+                                        " ms after the last fault:\n  " + Describe());
+    return;
+  }
+  scheduler_.After(kSettleProbeMs, "", [this] { Probe(); });
+}
+
+std::string World::Describe() {
+  std::string out = coordinator_->Describe();
+  for (auto& [name, p] : participants_) out += "\n  " + p->Describe();
+  return out;
+}
+
+void World::FinalChecks() {
+  checker_.Final();
+  int64_t total = 0, seed_total = 0;
+  for (auto& [name, p] : participants_) {
+    int64_t bank_total = 0;
+    if (auto problem = p->CheckBalances(&bank_total)) checker_.Fail("conservation", *problem);
+    total += bank_total;
+    seed_total += p->seed_total();
+  }
+  if (total != seed_total) {
+    checker_.Fail("conservation", "the banks hold " + std::to_string(total) + " in total, seeded with " +
+                                      std::to_string(seed_total));
+  }
+}
+
+RunResult World::Run() {
+  DrawProfile();
+  if (Status s = Build(); !s.ok()) {
+    result_.ok = false;
+    result_.violation = "setup: " + s.ToString();
+    return result_;
+  }
+  network_.set_faults(faults_);
+  ctx_.Log("world", "seed " + std::to_string(options_.seed) + ": " + result_.profile);
+
+  const int64_t transactions = random_.Uniform(5, 40);
+  const int64_t max_gap = random_.Uniform(1, 300);
+  const int64_t timeout = random_.Uniform(50, 3000);
+  int64_t at = scheduler_.now();
+  for (int64_t i = 0; i < transactions; ++i) {
+    at += random_.Uniform(0, max_gap);
+    client_->SubmitAt(at, timeout);
+  }
+  fault_end_ms_ = at + random_.Uniform(0, 3000);
+
+  std::vector<std::string> nodes = {kCoordinator, "client"};
+  for (const auto& [name, p] : participants_) nodes.push_back(name);
+  const int64_t partitions = random_.Uniform(0, 4);
+  for (int64_t i = 0; i < partitions; ++i) {
+    const std::string a = nodes[static_cast<std::size_t>(random_.Uniform(0, static_cast<int64_t>(nodes.size()) - 1))];
+    std::string b = a;
+    while (b == a) b = nodes[static_cast<std::size_t>(random_.Uniform(0, static_cast<int64_t>(nodes.size()) - 1))];
+    const int64_t start = random_.Uniform(scheduler_.now(), fault_end_ms_);
+    const int64_t length = random_.Uniform(1, 3000);
+    scheduler_.At(start, "", [this, a, b, length] {
+      if (healed_) return;
+      ctx_.Log("world", "PARTITION " + a + " | " + b + " for " + std::to_string(length) + " ms");
+      network_.Cut(a, b);
+      scheduler_.After(length, "", [this, a, b] {
+        if (healed_ || network_.Connected(a, b)) return;
+        ctx_.Log("world", "HEAL " + a + " | " + b);
+        network_.Heal(a, b);
+      });
+    });
+  }
+  scheduler_.At(fault_end_ms_, "", [this] { Heal(); });
+  scheduler_.set_after_event([this](const std::string& node, Scheduler::Kind kind) { AfterEvent(node, kind); });
+
+  while (!done_ && !checker_.violated() && scheduler_.Step()) ++result_.events;
+  if (!done_ && !checker_.violated()) checker_.Fail("simulation", "ran out of events before settling");
+
+  result_.ok = !checker_.violated();
+  if (!result_.ok) result_.violation = checker_.violation();
+  result_.transactions = client_->submitted();
+  result_.committed = checker_.client_committed();
+  result_.aborted = checker_.client_aborted();
+  result_.messages = network_.messages();
+  result_.virtual_ms = scheduler_.now() - kEpochMs;
+  result_.trace_hash = trace_.hash();
+  result_.trace_lines = trace_.lines();
+  if (!result_.ok && !options_.trace && options_.trace_lines > 0) {
+    std::printf("--- last %zu trace lines of seed %llu (seconds since start, node, event) ---\n",
+                options_.trace_lines, static_cast<unsigned long long>(options_.seed));
+    trace_.Dump();
+    std::printf("--- end of trace ---\n");
+  }
+  return result_;
+}
+
+}  // namespace
+
+RunResult RunSeed(const SimOptions& options) {
+  World world(options);
+  return world.Run();
+}
+
+}  // namespace commitd::sim

@@ -1,0 +1,161 @@
+// Batched requests: BatchingClient coalescing under load and AddBatchRoute
+// dispatching sub-requests through the router, over real sockets.
+#include <utility>  // before asio: Boost 1.74's awaitable.hpp uses std::exchange
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/batching_client.h"
+#include "common/http_batch.h"
+#include "common/http_client.h"
+#include "common/http_server.h"
+
+using namespace commitd;
+using namespace commitd::http;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct EchoServer {
+  explicit EchoServer(boost::asio::io_context& io) {
+    router.Add("POST", "/echo", [this](Request req, Responder respond) {
+      ++calls;
+      auto body = nlohmann::json::parse(req.body);
+      // Answer later for odd ids, to check replies may complete out of order.
+      int id = body["id"].get<int>();
+      Response r = JsonResponse(id % 7 == 0 ? 409 : 200, {{"id", id}, {"auth", req.Header("authorization").value_or("")}});
+      if (id % 2 == 0) {
+        respond(std::move(r));
+        return;
+      }
+      auto timer = std::make_shared<boost::asio::steady_timer>(*io_ptr, 2ms);
+      timer->async_wait([timer, respond, r](boost::system::error_code) { respond(r); });
+    });
+    AddBatchRoute(router, io, "/v1/batch");
+    io_ptr = &io;
+    server = std::make_unique<Server>(io, ServerOptions{}, router);
+    REQUIRE(server->Start().ok());
+  }
+  boost::asio::io_context* io_ptr = nullptr;
+  Router router;
+  std::unique_ptr<Server> server;
+  int calls = 0;
+};
+
+ClientRequest Echo(uint16_t port, int id) {
+  ClientRequest r;
+  r.base_url = "http://127.0.0.1:" + std::to_string(port);
+  r.method = "POST";
+  r.target = "/echo";
+  r.body = nlohmann::json{{"id", id}}.dump();
+  r.headers.emplace_back("Authorization", "Bearer s3cret");
+  return r;
+}
+
+void RunUntil(boost::asio::io_context& io, const std::function<bool()>& done) {
+  auto give_up = std::chrono::steady_clock::now() + 20s;
+  while (!done() && std::chrono::steady_clock::now() < give_up) io.run_one_for(50ms);
+  REQUIRE(done());
+}
+
+}  // namespace
+
+TEST_CASE("one request at a time goes out alone to its own target") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Client client(io);
+  BatchingClient batching(client);
+  int answered = 0;
+  for (int i = 0; i < 3; ++i) {
+    bool got = false;
+    batching.Send(Echo(server.server->port(), 2 * i + 2), [&](Result<Response> r) {
+      REQUIRE(r.ok());
+      CHECK(r->status == 200);
+      CHECK(nlohmann::json::parse(r->body)["id"] == 2 * i + 2);
+      got = true;
+      ++answered;
+    });
+    RunUntil(io, [&] { return got; });
+  }
+  CHECK(answered == 3);
+  CHECK(batching.stats().exchanges == 3);
+}
+
+TEST_CASE("requests queued behind in-flight ones share exchanges, and each gets its own answer") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Client client(io);
+  BatchingClient batching(client, BatchingOptions{"/v1/batch", 1, 64});
+  const int n = 300;
+  std::map<int, int> status_by_id;
+  for (int i = 0; i < n; ++i) {
+    batching.Send(Echo(server.server->port(), i), [&, i](Result<Response> r) {
+      REQUIRE(r.ok());
+      auto body = nlohmann::json::parse(r->body);
+      CHECK(body["id"] == i);
+      CHECK(body["auth"] == "Bearer s3cret");  // the batch's headers reach every sub-request
+      status_by_id[i] = r->status;
+    });
+  }
+  RunUntil(io, [&] { return static_cast<int>(status_by_id.size()) == n; });
+  CHECK(server.calls == n);
+  CHECK(status_by_id[7] == 409);
+  CHECK(status_by_id[8] == 200);
+  // One goes alone, the rest in batches of at most 64.
+  CHECK(batching.stats().exchanges <= 1 + (n - 1 + 63) / 64);
+  CHECK(batching.stats().requests == static_cast<uint64_t>(n));
+}
+
+TEST_CASE("a batch with a bad sub-request answers that one with an error and the rest normally") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Client client(io);
+  ClientRequest r;
+  r.base_url = "http://127.0.0.1:" + std::to_string(server.server->port());
+  r.method = "POST";
+  r.target = "/v1/batch";
+  r.body = R"({"requests":[{"target":"/echo","body":{"id":2}},{"target":"/nowhere"},{"target":"/v1/batch","body":{}},{"method":"POST"}]})";
+  bool done = false;
+  client.Send(r, [&](Result<Response> resp) {
+    REQUIRE(resp.ok());
+    REQUIRE(resp->status == 200);
+    auto body = nlohmann::json::parse(resp->body);
+    REQUIRE(body["responses"].size() == 4);
+    CHECK(body["responses"][0]["status"] == 200);
+    CHECK(body["responses"][0]["body"]["id"] == 2);
+    CHECK(body["responses"][1]["status"] == 404);
+    CHECK(body["responses"][2]["status"] == 400);
+    CHECK(body["responses"][3]["status"] == 400);
+    done = true;
+  });
+  RunUntil(io, [&] { return done; });
+  r.body = R"({"requests":"nope"})";
+  done = false;
+  client.Send(r, [&](Result<Response> resp) {
+    REQUIRE(resp.ok());
+    CHECK(resp->status == 400);
+    done = true;
+  });
+  RunUntil(io, [&] { return done; });
+}
+
+TEST_CASE("a peer that cannot be reached fails every request of the exchange") {
+  boost::asio::io_context io;
+  Client client(io);
+  BatchingClient batching(client, BatchingOptions{"/v1/batch", 1, 64});
+  int failed = 0;
+  for (int i = 0; i < 10; ++i) {
+    batching.Send(Echo(1, i), [&](Result<Response> r) {
+      CHECK_FALSE(r.ok());
+      CHECK(r.status().code() == StatusCode::kUnavailable);
+      ++failed;
+    });
+  }
+  RunUntil(io, [&] { return failed == 10; });
+}
