@@ -23,7 +23,7 @@ namespace commitd::http {
 
 struct BatchingOptions {
   std::string batch_target = "/v1/batch";
-  std::size_t max_in_flight = 2;     // exchanges per peer at once
+  std::size_t max_in_flight = 8;     // exchanges per peer at once
   std::size_t max_batch = 256;       // requests per exchange
 };
 

@@ -111,6 +111,15 @@ Database::~Database() {
 }
 
 Status Database::Exec(std::string_view sql) {
+  // One statement (the common case: BEGIN, COMMIT, SAVEPOINT ...) runs from
+  // the statement cache instead of being parsed again.
+  if (sql.find(';') == std::string_view::npos) {
+    Status error;
+    if (Statement* stmt = Prepare(std::string(sql), &error)) {
+      Status s = stmt->Run();
+      return s.ok() ? s : Status::IoError(s.message());
+    }
+  }
   char* err = nullptr;
   std::string copy(sql);
   int rc = sqlite3_exec(db_, copy.c_str(), nullptr, nullptr, &err);
@@ -122,8 +131,14 @@ Status Database::Exec(std::string_view sql) {
   return Status::Ok();
 }
 
-Statement* Database::Prepare(const std::string& sql, Status* error) {
-  auto it = cache_.find(sql);
+Statement* Database::Prepare(const std::string& sql, Status* error, std::string_view cache_group) {
+  std::string grouped;
+  if (!cache_group.empty()) {
+    grouped.reserve(cache_group.size() + 1 + sql.size());
+    grouped.append(cache_group).append(1, '\x1f').append(sql);
+  }
+  const std::string& key = cache_group.empty() ? sql : grouped;
+  auto it = cache_.find(key);
   if (it == cache_.end()) {
     sqlite3_stmt* raw = nullptr;
     int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &raw,
@@ -132,7 +147,7 @@ Statement* Database::Prepare(const std::string& sql, Status* error) {
       if (error != nullptr) *error = Status::InvalidArgument(ErrorText(db_, rc));
       return nullptr;
     }
-    it = cache_.emplace(sql, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(raw, sqlite3_finalize)).first;
+    it = cache_.emplace(key, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(raw, sqlite3_finalize)).first;
     wrappers_.emplace(raw, std::make_unique<Statement>(raw));
   }
   Statement* stmt = wrappers_.at(it->second.get()).get();

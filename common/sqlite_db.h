@@ -74,8 +74,10 @@ class Database {
 
   // Runs one or more statements without results.
   Status Exec(std::string_view sql);
-  // A cached statement for sql, reset and unbound; nullptr with *error set on failure.
-  Statement* Prepare(const std::string& sql, Status* error = nullptr);
+  // A cached statement for sql, reset and unbound; nullptr with *error set on
+  // failure. Statements of different cache groups never share an entry: user
+  // SQL prepared under an authorizer must not find a statement prepared without one.
+  Statement* Prepare(const std::string& sql, Status* error = nullptr, std::string_view cache_group = {});
 
   Status Begin();           // BEGIN IMMEDIATE
   Status Commit();

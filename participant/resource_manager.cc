@@ -712,7 +712,7 @@ std::string RunUserStatement(sqlite::Database& db, const UserStatement& statemen
   std::string refusal;
   UserSqlScope scope(&refusal);
   Status error;
-  sqlite::Statement* prepared = db.Prepare(*statement.sql, &error);
+  sqlite::Statement* prepared = db.Prepare(*statement.sql, &error, "ops");
   if (prepared == nullptr) {
     std::string why = refusal.empty() ? std::string(sqlite3_errmsg(db.handle())) : refusal;
     return statement.label + ": " + why;
@@ -1142,7 +1142,8 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
   }
 
   if (db_.InTransaction()) {
-    Status undo = db_.Exec("ROLLBACK TO commitd_execute; RELEASE commitd_execute");
+    Status undo = db_.Exec("ROLLBACK TO commitd_execute");
+    if (undo.ok()) undo = db_.Exec("RELEASE commitd_execute");
     if (!undo.ok() && reason.empty()) reason = "cannot roll back the savepoint: " + undo.message();
   } else if (reason.empty()) {
     reason = "the enclosing transaction was rolled back";

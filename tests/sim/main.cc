@@ -9,6 +9,7 @@
 //   --protocol 2pc|3pc
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

@@ -1,5 +1,6 @@
 #include "tests/sim/world.h"
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
