@@ -1,5 +1,7 @@
 #include "common/sqlite_db.h"
 
+#include <mutex>
+
 namespace commitd::sqlite {
 
 std::string ErrorText(sqlite3* db, int rc) {
@@ -78,7 +80,20 @@ void Statement::Reset() {
   status_ = Status::Ok();
 }
 
+namespace {
+
+// Memory-usage statistics make every SQLite allocation take a global mutex;
+// commitd never reads them. Must run before SQLite initializes (a later call
+// is refused by SQLite and harmless).
+void ConfigureSqliteOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path, OpenOptions options) {
+  ConfigureSqliteOnce();
   int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
   flags |= SQLITE_OPEN_NOMUTEX;

@@ -123,6 +123,11 @@ echo "== sqlite-commit for ${SQLITE_S}s"
   | tee "$WORK/sqlite.json"
 
 RESULTS=("$WORK/sqlite.json")
+AGENT_CLIENTS="${BENCH_AGENT_CLIENTS:-64}"
+echo "== agent group commit: prepare+commit straight to bank-a, $AGENT_CLIENTS clients, ${TRANSFER_S}s"
+"$BIN/commitd-bench" agent --agent "http://127.0.0.1:$PA" --participant bank-a --clients "$AGENT_CLIENTS" \
+  --duration-s "$TRANSFER_S" --warmup-s "$WARMUP_S" --account-prefix acct --accounts "$ACCOUNTS" --json \
+  | tee "$WORK/agent.json"
 for n in $CLIENTS; do
   echo "== transfers, $n client(s), ${TRANSFER_S}s after ${WARMUP_S}s warmup"
   "$BIN/commitd-bench" transfers --coordinator "$COORD" --clients "$n" --duration-s "$TRANSFER_S" \
@@ -138,9 +143,10 @@ for _ in $(seq 50); do
 done
 [[ $settled == 1 ]] || echo "note: commits still being delivered 5 s after the run (see commitctl status)"
 
-python3 - "${RESULTS[@]}" <<'PY'
+python3 - "$WORK/agent.json" "${RESULTS[@]}" <<'PY'
 import json, sys
-runs = [json.load(open(p)) for p in sys.argv[1:]]
+agent = json.load(open(sys.argv[1]))
+runs = [json.load(open(p)) for p in sys.argv[2:]]
 base = runs[0]["commits_per_s"]
 print()
 print(f"{'measurement':<28}{'per second':>12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'aborts':>8}{'errors':>8}{'÷ sqlite':>10}")
@@ -152,7 +158,12 @@ for r in runs[1:]:
     ratio = r["committed_per_s"] / base if base else 0
     print(f"{name:<28}{r['committed_per_s']:>12.0f}{lat['p50']:>10.2f}{lat['p90']:>10.2f}{lat['p99']:>10.2f}"
           f"{r['aborted']:>8}{r['errors']:>8}{ratio:>10.2f}")
+lat = agent["latency_ms"]
+print(f"{'agent prepares+commits, ' + str(agent['clients']):<28}{agent['prepares_commits_per_s']:>12.0f}{lat['p50']:>10.2f}"
+      f"{lat['p90']:>10.2f}{lat['p99']:>10.2f}{agent['refused']:>8}{agent['errors']:>8}"
+      f"{agent['prepares_commits_per_s'] / base if base else 0:>10.2f}")
 print()
 print("÷ sqlite: committed transfers per second over one-row SQLite commits per second on this disk.")
+print("The agent line counts prepares plus commits per second on one agent (issue 4's figure).")
 print("Each transfer needs at least 3 durable writes (two prepares and the decision) plus two commits.")
 PY

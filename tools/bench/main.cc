@@ -17,8 +17,12 @@ modes:
                  [--participant-a bank-a --participant-b bank-b] [--amount 1]
                  [--protocol 2pc|3pc] [--token SECRET] [--json]
                  N concurrent clients each loop POST /v1/transactions with a transfer
-                 (debit+journal on A, credit+journal on B); client i uses account i mod count.
+                 (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
+  agent          --agent URL [--participant bank-a] [--clients 64] [--duration-s 10] [--warmup-s 1]
+                 [--account-prefix acct] [--accounts 256] [--json]
+                 N concurrent clients each loop POST /v1/prepare (debit+journal on a row of its
+                 own) then POST /v1/commit straight to one agent: its group-commit throughput.
   sqlite-commit  --db FILE [--count N | --duration-s S] [--json]
                  One-row commits in series, WAL + synchronous=FULL (default --duration-s 5).
   setup-bank     --db FILE [--prefix acct] [--accounts 256] [--balance 1000000000]
@@ -47,6 +51,10 @@ int main(int argc, char** argv) {
     mode = {RunTransfers,
             {"coordinator", "clients", "duration-s", "warmup-s", "accounts-a", "accounts-b", "account-prefix",
              "accounts", "participant-a", "participant-b", "amount", "protocol", "token"},
+            {"json", "help"}};
+  } else if (name == "agent") {
+    mode = {RunAgentLoad,
+            {"agent", "participant", "clients", "duration-s", "warmup-s", "account-prefix", "accounts"},
             {"json", "help"}};
   } else if (name == "sqlite-commit") {
     mode = {RunSqliteCommit, {"db", "count", "duration-s"}, {"json", "help"}};

@@ -8,6 +8,8 @@ namespace commitd::bench {
 
 // Concurrent transfers through a coordinator (POST /v1/transactions).
 int RunTransfers(const Flags& flags);
+// Prepare + commit straight to one agent (its group commit, no coordinator).
+int RunAgentLoad(const Flags& flags);
 // One-row SQLite WAL synchronous=FULL commits in series: the baseline.
 int RunSqliteCommit(const Flags& flags);
 // Creates the example bank schema and N accounts in one database file.
