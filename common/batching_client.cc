@@ -26,7 +26,16 @@ void BatchingClient::Flush(const std::string& peer_key) {
   ++stats_.exchanges;
   std::weak_ptr<bool> alive = alive_;
 
-  if (peer.queue.size() == 1) {
+  // How many queued requests fit in one exchange (at least one).
+  std::size_t n = 0;
+  std::size_t bytes = 0;
+  while (n < peer.queue.size() && n < options_.max_batch) {
+    bytes += peer.queue[n].request.body.size() + peer.queue[n].request.target.size() + 32;
+    if (n > 0 && bytes > options_.max_batch_bytes) break;
+    ++n;
+  }
+
+  if (n == 1) {
     Pending one = std::move(peer.queue.front());
     peer.queue.pop_front();
     client_.Send(std::move(one.request),
@@ -40,7 +49,6 @@ void BatchingClient::Flush(const std::string& peer_key) {
     return;
   }
 
-  const std::size_t n = std::min(peer.queue.size(), options_.max_batch);
   std::vector<std::function<void(Result<Response>)>> dones;
   dones.reserve(n);
   ClientRequest batch;

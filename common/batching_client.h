@@ -25,6 +25,9 @@ struct BatchingOptions {
   std::string batch_target = "/v1/batch";
   std::size_t max_in_flight = 8;     // exchanges per peer at once
   std::size_t max_batch = 256;       // requests per exchange
+  // Bytes of request bodies per exchange; keep it below the peer's body limit
+  // (max_body_bytes, 1 MiB by default). A single larger request goes alone.
+  std::size_t max_batch_bytes = 512 * 1024;
 };
 
 class BatchingClient {

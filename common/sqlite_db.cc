@@ -162,6 +162,10 @@ Statement* Database::Prepare(const std::string& sql, Status* error, std::string_
       if (error != nullptr) *error = Status::InvalidArgument(ErrorText(db_, rc));
       return nullptr;
     }
+    if (raw == nullptr) {  // only whitespace or comments
+      if (error != nullptr) *error = Status::InvalidArgument("empty SQL statement");
+      return nullptr;
+    }
     it = cache_.emplace(key, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(raw, sqlite3_finalize)).first;
     wrappers_.emplace(raw, std::make_unique<Statement>(raw));
   }

@@ -25,6 +25,22 @@ int64_t WallMs() {
       .count();
 }
 
+struct AllOrNothingResult {
+  Status status;
+  bool keep = false;  // release the savepoint (keep the writes) even though status may be an error
+};
+
+// Runs a multi-step storage job in its own savepoint, so that a step failing
+// after another succeeded leaves nothing half-done in the batch (BatchWriter::Job's rule).
+template <class Steps>
+Status AllOrNothing(sqlite::Database& db, Steps&& steps) {
+  if (Status s = db.Exec("SAVEPOINT commitd_job"); !s.ok()) return s;
+  AllOrNothingResult r = steps();
+  if (!r.keep) db.Exec("ROLLBACK TO commitd_job");
+  db.Exec("RELEASE commitd_job");
+  return r.status;
+}
+
 }  // namespace
 
 struct Agent::Impl {
@@ -318,10 +334,14 @@ void Agent::Impl::Execute(Action& a) {
                       Pump();
                     }});
   } else if (auto* ac = std::get_if<action::ApplyCommit>(&a)) {
-    writer->Submit({[this, txid = ac->txid](sqlite::Database&) {
-                      Status s = rm->ApplyCommit(txid);
-                      if (s.ok()) s = rm->RememberOutcome(txid, "committed", WallMs());
-                      return s;
+    writer->Submit({[this, txid = ac->txid](sqlite::Database& db) {
+                      return AllOrNothing(db, [&] {
+                        Status s = rm->ApplyCommit(txid);
+                        // A conflict is kept (the record is marked); anything else failing undoes both steps.
+                        if (s.code() == StatusCode::kConflict) return AllOrNothingResult{s, true};
+                        if (s.ok()) s = rm->RememberOutcome(txid, "committed", WallMs());
+                        return AllOrNothingResult{s, s.ok()};
+                      });
                     },
                     [this, txid = ac->txid](Status s) {
                       if (s.ok()) {
@@ -338,10 +358,12 @@ void Agent::Impl::Execute(Action& a) {
                       Pump();
                     }});
   } else if (auto* ab = std::get_if<action::ApplyAbort>(&a)) {
-    writer->Submit({[this, txid = ab->txid](sqlite::Database&) {
-                      Status s = rm->DiscardPrepared(txid);
-                      if (s.ok()) s = rm->RememberOutcome(txid, "aborted", WallMs());
-                      return s;
+    writer->Submit({[this, txid = ab->txid](sqlite::Database& db) {
+                      return AllOrNothing(db, [&] {
+                        Status s = rm->DiscardPrepared(txid);
+                        if (s.ok()) s = rm->RememberOutcome(txid, "aborted", WallMs());
+                        return AllOrNothingResult{s, s.ok()};
+                      });
                     },
                     [this, txid = ab->txid](Status s) {
                       if (s.ok()) {
@@ -391,9 +413,16 @@ void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls,
   client.Send(std::move(cr), [this, txid, urls = std::move(urls), index, errors = std::move(errors)](
                                  Result<http::Response> r) mutable {
     std::string error;
-    if (r.ok() && (r->status == 200 || r->status == 404)) {
+    // "No record here, so aborted" (404) is proof only from the coordinator
+    // that ran the transaction (urls[0], from the prepare); another one that
+    // never saw it proves nothing.
+    const bool owner = index == 0;
+    if (r.ok() && (r->status == 200 || (r->status == 404 && owner))) {
       auto body = nlohmann::json::parse(r->body, nullptr, false);
-      std::string outcome = body.is_object() ? body.value("outcome", "") : "";
+      std::string outcome;
+      if (body.is_object() && body.contains("outcome") && body["outcome"].is_string()) {
+        outcome = body["outcome"].get<std::string>();
+      }
       if (outcome == "committed" || outcome == "aborted" || outcome == "pending") {
         Decision d = outcome == "committed" ? Decision::kCommit
                      : outcome == "aborted" ? Decision::kAbort
@@ -404,6 +433,8 @@ void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls,
         return;
       }
       error = urls[index] + ": unexpected answer HTTP " + std::to_string(r->status);
+    } else if (r.ok() && r->status == 404) {
+      error = urls[index] + ": does not know the transaction (only its own coordinator may presume abort)";
     } else {
       error = urls[index] + ": " + (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().message());
     }

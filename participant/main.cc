@@ -5,6 +5,7 @@
 
 #include "common/failpoint.h"
 #include "common/flags.h"
+#include "common/graceful_stop.h"
 #include "common/log.h"
 #include "participant/agent.h"
 
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     log::Info("signal", {{"signal", sig}});
-    agent.Shutdown([&io] { io.stop(); });
+    agent.Shutdown([&io] { StopAfterFlush(io); });
   });
   io.run();
   return 0;

@@ -994,6 +994,13 @@ std::string SchemaMismatch(const std::string& changeset, const TableLookup& look
   return problem;
 }
 
+int DeferredForeignKeyViolations(sqlite3* db) {
+  int current = 0;
+  int highwater = 0;
+  sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &current, &highwater, 0);
+  return current;
+}
+
 Status ExecOrIo(sqlite::Database& db, const char* sql) {
   Status s = db.Exec(sql);
   return s.ok() ? s : Status::IoError(std::string(sql) + ": " + s.message());
@@ -1069,6 +1076,7 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
     result.reason = s.message();
     return result;
   }
+  const int deferred_fks_before = DeferredForeignKeyViolations(db_.handle());
   if (Status s = db_.Exec("SAVEPOINT commitd_execute"); !s.ok()) {
     result.reason = "cannot open a savepoint: " + s.message();
     return result;
@@ -1125,6 +1133,11 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
       }
     }
 
+    // Deferred foreign keys are only checked at the outer COMMIT, long after
+    // this vote: a violation the ops left behind must be a no now.
+    if (reason.empty() && DeferredForeignKeyViolations(db_.handle()) > deferred_fks_before) {
+      reason = "FOREIGN KEY constraint failed (deferred foreign key left violated)";
+    }
     if (reason.empty()) {
       int size = 0;
       void* data = nullptr;

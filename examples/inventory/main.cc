@@ -11,6 +11,7 @@
 
 #include "common/failpoint.h"
 #include "common/flags.h"
+#include "common/graceful_stop.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/sqlite_db.h"
@@ -154,7 +155,7 @@ int main(int argc, char** argv) {
     if (ec) return;
     log::Info("signal", {{"signal", sig}});
     server.Stop();
-    agent->Shutdown([&io] { io.stop(); });
+    agent->Shutdown([&io] { StopAfterFlush(io); });
   });
   io.run();
   return 0;

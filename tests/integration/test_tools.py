@@ -130,22 +130,28 @@ def test_bench_modes():
         result = json.loads(out)
         assert result["commits"] == 20 and result["commits_per_s"] > 0, result
 
-    with Cluster() as c:
-        rc, out, err = run("commitd-bench", "transfers", "--coordinator", c.url, "--clients", "2",
-                           "--duration-s", "1.5", "--warmup-s", "0.3", "--accounts-a", "alice,carol",
-                           "--accounts-b", "bob,dave", "--json")
-        assert rc == 0, (out, err)
-        result = json.loads(out)
-        assert result["committed"] > 0 and result["errors"] == 0, result
-        assert result["latency_ms"]["p50"] > 0, result
-        moved = result["committed"]
+    # Balances large enough that a fast machine cannot drain them during the run
+    # (with the example's 100 each, every transfer after the first ~200 is an overdraft).
+    with tempfile.TemporaryDirectory(prefix="commitd-bench-seed-") as seeds:
+        for name, accounts in (("a", ("alice", "carol")), ("b", ("bob", "dave"))):
+            with open(os.path.join(seeds, f"seed-{name}.sql"), "w") as f:
+                f.writelines(f"INSERT INTO accounts VALUES('{acct}', 1000000000);\n" for acct in accounts)
+        with Cluster(banks={"bank-a": os.path.join(seeds, "seed-a.sql"), "bank-b": os.path.join(seeds, "seed-b.sql")}) as c:
+            rc, out, err = run("commitd-bench", "transfers", "--coordinator", c.url, "--clients", "2",
+                               "--duration-s", "1.5", "--warmup-s", "0.3", "--accounts-a", "alice,carol",
+                               "--accounts-b", "bob,dave", "--json")
+            assert rc == 0, (out, err)
+            result = json.loads(out)
+            assert result["committed"] > 0 and result["errors"] == 0, result
+            assert result["latency_ms"]["p50"] > 0, result
+            moved = result["committed"]
 
-        def journals_match():
-            # Every counted commit (and any from warmup or the tail) is journaled on both sides.
-            a, b = c.journal("bank-a"), c.journal("bank-b")
-            assert len(a) == len(b) >= moved, (len(a), len(b), moved)
-            return True
-        eventually(journals_match, 15, what="both journals hold every transfer")
+            def journals_match():
+                # Every counted commit (and any from warmup or the tail) is journaled on both sides.
+                a, b = c.journal("bank-a"), c.journal("bank-b")
+                assert len(a) == len(b) >= moved, (len(a), len(b), moved)
+                return True
+            eventually(journals_match, 15, what="both journals hold every transfer")
 
 
 if __name__ == "__main__":

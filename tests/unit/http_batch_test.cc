@@ -159,3 +159,29 @@ TEST_CASE("a peer that cannot be reached fails every request of the exchange") {
   }
   RunUntil(io, [&] { return failed == 10; });
 }
+
+TEST_CASE("an exchange never carries more request bytes than max_batch_bytes (a lone big request still goes)") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Client client(io);
+  BatchingClient batching(client, BatchingOptions{"/v1/batch", 1, 256, 4096});
+  int answered = 0;
+  for (int i = 0; i < 40; ++i) {
+    ClientRequest r = Echo(server.server->port(), i);
+    // ~1 KiB of padding each: at most 4 fit in one exchange.
+    r.body = nlohmann::json{{"id", i}, {"pad", std::string(1000, 'x')}}.dump();
+    batching.Send(std::move(r), [&](Result<Response> resp) {
+      REQUIRE(resp.ok());
+      ++answered;
+    });
+  }
+  ClientRequest big = Echo(server.server->port(), 1000);
+  big.body = nlohmann::json{{"id", 1000}, {"pad", std::string(10000, 'y')}}.dump();
+  batching.Send(std::move(big), [&](Result<Response> resp) {
+    REQUIRE(resp.ok());
+    CHECK(resp->status == 200);
+    ++answered;
+  });
+  RunUntil(io, [&] { return answered == 41; });
+  CHECK(batching.stats().exchanges >= 11);  // 40 padded requests, at most 4 per exchange, plus the big one
+}

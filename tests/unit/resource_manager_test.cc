@@ -581,5 +581,29 @@ TEST_CASE("LoadPrepared reports a corrupt record") {
   CHECK(records.status().code() == StatusCode::kCorruption);
 }
 
+
+// Regressions found in review.
+TEST_CASE("a deferred foreign key left violated by the ops votes no, and the batch still commits") {
+  Fixture f(true);
+  REQUIRE(f.db().Exec("CREATE TABLE parent(id INTEGER PRIMARY KEY); "
+                      "CREATE TABLE child(id INTEGER PRIMARY KEY, pid INTEGER REFERENCES parent(id) "
+                      "DEFERRABLE INITIALLY DEFERRED); INSERT INTO parent VALUES(1)")
+              .ok());
+  ExecutionResult bad = f.Execute("t1", {Sql("INSERT INTO child VALUES(10, 99)")});
+  CHECK_FALSE(bad.ok);
+  CHECK(bad.reason.find("FOREIGN KEY") != std::string::npos);
+  ExecutionResult good = f.Execute("t2", {Sql("INSERT INTO child VALUES(11, 1)")});
+  CHECK(good.ok);
+  CHECK(f.Count("child") == 0);
+}
+
+TEST_CASE("a raw SQL op of only whitespace or a comment is a no vote, not a crash") {
+  Fixture f(true);
+  ExecutionResult r = f.Execute("t1", {Sql("   ")});
+  CHECK_FALSE(r.ok);
+  ExecutionResult c = f.Execute("t2", {Sql("-- nothing")});
+  CHECK_FALSE(c.ok);
+}
+
 }  // namespace
 }  // namespace commitd::participant
