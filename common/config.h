@@ -18,7 +18,7 @@ struct Config {
   int64_t http_read_timeout_ms = 10'000;     // reading one request
   int64_t http_idle_timeout_ms = 60'000;     // keep-alive wait for the next request
   int64_t http_write_timeout_ms = 10'000;    // writing one response
-  int64_t handler_timeout_ms = 120'000;      // a request not answered by then gets 504
+  int64_t handler_timeout_ms = 660'000;      // a request not answered by then gets 504 (above the longest timeout_ms, 600 s)
 
   // HTTP client (both processes).
   int64_t connect_timeout_ms = 1'000;
