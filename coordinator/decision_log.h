@@ -7,6 +7,7 @@
 // io thread. Appends complete in the order they were made.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@ namespace commitd::coordinator {
 struct RecoveredLog {
   std::vector<DecisionRecord> unfinished;  // decided, not every participant acknowledged
   std::vector<RegistryEntry> registry;
+  uint64_t heuristic_decisions = 0;  // decisions an operator forced (DecisionRecord::heuristic)
 };
 
 struct ListFilter {

@@ -235,6 +235,7 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   tx.started_ms = now_ms;
   tx.decided_ms = record.decided_ms;
   tx.durable = true;
+  tx.heuristic = record.heuristic;
   tx.idempotency_key = record.idempotency_key;
   for (auto& p : record.participants) {
     Branch b;
@@ -318,6 +319,7 @@ TxView Engine::View(const Tx& tx) const {
   v.reason = tx.durable ? tx.reason : "";
   v.started_ms = tx.started_ms;
   v.decided_ms = tx.durable ? tx.decided_ms : 0;
+  v.heuristic = tx.heuristic;
   for (const auto& b : tx.branches) {
     TxView::Branch vb;
     vb.participant = b.participant.name;

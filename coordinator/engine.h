@@ -94,6 +94,7 @@ struct TxView {
   std::vector<Branch> branches;
   int64_t started_ms = 0;
   int64_t decided_ms = 0;  // 0 while undecided
+  bool heuristic = false;  // resumed from a decision an operator forced
 };
 
 class Engine {
@@ -158,6 +159,7 @@ class Engine {
     int64_t deadline_ms = 0;
     int64_t decided_ms = 0;
     bool durable = false;
+    bool heuristic = false;
     int votes_pending = 0;
   };
 

@@ -40,6 +40,7 @@ nlohmann::json ViewToJson(const TxView& v, int64_t now_ms) {
                         {"timeline", {{"started_ms", v.started_ms}}}};
   if (v.decided_ms != 0) out["timeline"]["decided_ms"] = v.decided_ms;
   if (!v.reason.empty()) out["reason"] = v.reason;
+  if (v.heuristic) out["heuristic"] = true;
   return out;
 }
 
@@ -59,6 +60,7 @@ nlohmann::json RecordToJson(const DecisionRecord& r, int64_t now_ms) {
                         {"age_ms", now_ms - r.created_ms},
                         {"timeline", std::move(timeline)}};
   if (!r.reason.empty()) out["reason"] = r.reason;
+  if (r.heuristic) out["heuristic"] = true;
   return out;
 }
 
@@ -104,6 +106,7 @@ struct Service::Impl {
   std::function<void()> on_stopped;
   // Metrics.
   uint64_t started = 0, committed = 0, aborted = 0, rejected_overload = 0;
+  uint64_t heuristic = 0;  // forced decisions in the log, counted from it at startup
 
   Status Start();
   void RegisterRoutes();
@@ -121,6 +124,8 @@ struct Service::Impl {
   void HandleListTransactions(http::Request req, http::Responder respond);
   void HandleListParticipants(http::Responder respond);
   void HandlePutParticipant(http::Request req, http::Responder respond);
+  void HandleForce(http::Request req, http::Responder respond);
+  void RecordHeuristic(DecisionRecord record, http::Responder respond);
   void HandleMetrics(http::Responder respond);
   std::string NewTxid();
   std::optional<std::string> CheckOps(const wire::TxRequest& tx);
@@ -187,6 +192,7 @@ Status Service::Impl::Start() {
   engine = std::make_unique<Engine>(eo);
   txid_prefix = options.id + "-" + std::to_string(WallMs()) + "-";
 
+  heuristic = recovered->heuristic_decisions;
   for (auto& e : recovered->registry) registry[e.name].entry = e;
   for (auto& e : options.participants) {
     e.updated_ms = WallMs();
@@ -240,6 +246,9 @@ void Service::Impl::RegisterRoutes() {
     engine->RetryNow(WallMs());
     Pump();
     r(http::JsonResponse(200, {{"active", engine->active()}}));
+  });
+  router.Add("POST", "/v1/admin/transactions/{txid}/force", [this](http::Request req, http::Responder r) {
+    if (Authorized(req, r)) HandleForce(std::move(req), std::move(r));
   });
   router.Add("GET", "/v1/cluster", [this](http::Request req, http::Responder r) {
     if (!Authorized(req, r)) return;
@@ -612,11 +621,13 @@ void Service::Impl::HandleListTransactions(http::Request req, http::Responder re
     }
     nlohmann::json list = nlohmann::json::array();
     for (const auto& r : *records) {
-      list.push_back({{"txid", r.txid},
-                      {"protocol", wire::ProtocolName(r.protocol)},
-                      {"state", r.finished ? "finished" : "delivering"},
-                      {"outcome", OutcomeName(r.outcome)},
-                      {"age_ms", now - r.created_ms}});
+      nlohmann::json j = {{"txid", r.txid},
+                          {"protocol", wire::ProtocolName(r.protocol)},
+                          {"state", r.finished ? "finished" : "delivering"},
+                          {"outcome", OutcomeName(r.outcome)},
+                          {"age_ms", now - r.created_ms}};
+      if (r.heuristic) j["heuristic"] = true;
+      list.push_back(std::move(j));
     }
     respond(http::JsonResponse(200, {{"transactions", std::move(list)}}));
   });
@@ -670,6 +681,158 @@ void Service::Impl::HandlePutParticipant(http::Request req, http::Responder resp
   });
 }
 
+namespace {
+
+// The answer to a force for a transaction the coordinator already decided:
+// the same outcome is a no-op, a different one is refused.
+http::Response AnswerDecided(const std::string& txid, Outcome existing, Outcome wanted, nlohmann::json tx) {
+  if (existing == wanted) {
+    return http::JsonResponse(
+        200, {{"txid", txid}, {"outcome", OutcomeName(existing)}, {"forced", false}, {"transaction", std::move(tx)}});
+  }
+  nlohmann::json body = {
+      {"error",
+       {{"code", "decision_conflict"},
+        {"message", txid + " is already decided " + std::string(OutcomeName(existing)) +
+                        "; a heuristic decision may only stand in for a decision that was lost"}}},
+      {"txid", txid},
+      {"outcome", OutcomeName(existing)}};
+  return http::JsonResponse(409, body);
+}
+
+}  // namespace
+
+// POST /v1/admin/transactions/{txid}/force
+//   {"outcome": "commit"|"abort", "participants": [{"name", "url"?}], "reason"?}
+void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
+  const std::string txid = req.path_params["txid"];
+  auto bad = [&respond](const std::string& message) {
+    respond(http::ErrorResponse(400, "invalid_request", message));
+  };
+  if (!wire::IsValidTxid(txid)) return bad("txid: must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (stopping) {
+    respond(http::ErrorResponse(503, "stopping", "coordinator is shutting down"));
+    return;
+  }
+  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return bad("body: must be a JSON object {\"outcome\":\"commit\"|\"abort\",\"participants\":[{\"name\":...}]}");
+  }
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() != "outcome" && it.key() != "participants" && it.key() != "reason") {
+      return bad("unknown field \"" + it.key() + "\"");
+    }
+  }
+  const std::string outcome_text =
+      body.contains("outcome") && body["outcome"].is_string() ? body["outcome"].get<std::string>() : "";
+  Outcome wanted;
+  if (outcome_text == "commit" || outcome_text == "committed") {
+    wanted = Outcome::kCommitted;
+  } else if (outcome_text == "abort" || outcome_text == "aborted") {
+    wanted = Outcome::kAborted;
+  } else {
+    return bad("outcome: must be \"commit\" or \"abort\"");
+  }
+  std::string reason = "heuristic decision forced by an operator";
+  if (body.contains("reason")) {
+    if (!body["reason"].is_string()) return bad("reason: must be a string");
+    reason = body["reason"].get<std::string>();
+  }
+  std::vector<ParticipantRef> participants;
+  const nlohmann::json list = body.value("participants", nlohmann::json::array());
+  if (!list.is_array()) return bad("participants: must be an array of {\"name\",\"url\"}");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const nlohmann::json& p = list[i];
+    const std::string where = "participants[" + std::to_string(i) + "]";
+    if (!p.is_object() || !p.contains("name") || !p["name"].is_string() || p["name"].get<std::string>().empty()) {
+      return bad(where + ".name: required");
+    }
+    ParticipantRef ref{p["name"].get<std::string>(), ""};
+    if (p.contains("url")) {
+      if (!p["url"].is_string() || p["url"].get<std::string>().rfind("http://", 0) != 0) {
+        return bad(where + ".url: must be a string starting with http://");
+      }
+      ref.url = p["url"].get<std::string>();
+    } else if (auto it = registry.find(ref.name); it != registry.end()) {
+      ref.url = it->second.entry.url;
+    } else {
+      return bad(where + ".url: required, '" + ref.name + "' is not registered here");
+    }
+    participants.push_back(std::move(ref));
+  }
+
+  if (auto view = engine->Find(txid)) {
+    if (view->outcome == Outcome::kPending) {
+      respond(http::ErrorResponse(409, "undecided",
+                                  txid + " is still collecting votes here; the protocol decides it (abort at its "
+                                         "deadline at the latest), not an operator"));
+      return;
+    }
+    respond(AnswerDecided(txid, view->outcome, wanted, ViewToJson(*view, WallMs())));
+    return;
+  }
+  log->FindDecision(txid, [this, txid, wanted, reason, participants = std::move(participants),
+                           respond](Result<std::optional<DecisionRecord>> found) mutable {
+    if (!found.ok()) {
+      respond(http::ErrorResponse(503, "storage_error", found.status().message()));
+      return;
+    }
+    if (found.value()) {
+      const DecisionRecord& r = **found;
+      respond(AnswerDecided(txid, r.outcome, wanted, RecordToJson(r, WallMs())));
+      return;
+    }
+    if (participants.empty()) {
+      respond(http::ErrorResponse(400, "invalid_request",
+                                  "participants: name the participants that hold " + txid +
+                                      " prepared; this coordinator has no record of it"));
+      return;
+    }
+    DecisionRecord record;
+    record.txid = txid;
+    record.outcome = wanted;
+    record.participants = std::move(participants);
+    record.reason = wanted == Outcome::kCommitted ? "" : reason;
+    record.created_ms = record.decided_ms = WallMs();
+    record.heuristic = true;
+    record.reply = {{"txid", txid}, {"outcome", OutcomeName(wanted)}, {"heuristic", true}, {"reason", reason}};
+    RecordHeuristic(std::move(record), std::move(respond));
+  });
+}
+
+void Service::Impl::RecordHeuristic(DecisionRecord record, http::Responder respond) {
+  log->AppendDecision(record, [this, record, respond](Status s) mutable {
+    if (s.code() == StatusCode::kConflict) {
+      // Decided meanwhile (a concurrent force): answer as if it had been found.
+      log->FindDecision(record.txid, [record, respond, s](Result<std::optional<DecisionRecord>> found) {
+        if (found.ok() && found.value()) {
+          respond(AnswerDecided(record.txid, (*found)->outcome, record.outcome, RecordToJson(**found, WallMs())));
+        } else {
+          respond(http::ErrorResponse(409, "decision_conflict", s.message()));
+        }
+      });
+      return;
+    }
+    if (!s.ok()) {
+      respond(http::ErrorResponse(503, "storage_error", s.message()));
+      return;
+    }
+    ++heuristic;
+    log::Warn("heuristic_decision", {{"txid", record.txid},
+                                     {"outcome", OutcomeName(record.outcome)},
+                                     {"participants", record.participants.size()}});
+    const int64_t now = WallMs();
+    nlohmann::json tx = RecordToJson(record, now);
+    engine->Resume(std::move(record), now);
+    Pump();
+    respond(http::JsonResponse(200, {{"txid", tx["txid"]},
+                                     {"outcome", tx["outcome"]},
+                                     {"forced", true},
+                                     {"heuristic", true},
+                                     {"transaction", std::move(tx)}}));
+  });
+}
+
 void Service::Impl::HandleMetrics(http::Responder respond) {
   auto ws = log->writer_stats();
   std::string text;
@@ -680,6 +843,8 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
   metric("commitd_transactions_started_total", "counter", "Transactions started.", started);
   metric("commitd_transactions_committed_total", "counter", "Transactions decided commit.", committed);
   metric("commitd_transactions_aborted_total", "counter", "Transactions decided abort.", aborted);
+  metric("commitd_transactions_heuristic_total", "counter",
+         "Decisions forced by an operator (commitctl resolve --force), in the log.", heuristic);
   metric("commitd_transactions_rejected_overload_total", "counter", "Requests refused with 429.", rejected_overload);
   metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", engine->undecided());
   metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", engine->active());

@@ -35,6 +35,9 @@ struct DecisionRecord {
   int64_t decided_ms = 0;
   bool finished = false;                // every participant acknowledged the decision
   int64_t finished_ms = 0;
+  // Forced by an operator (commitctl resolve --force) instead of decided by
+  // the protocol, typically because the original decision log was lost.
+  bool heuristic = false;
 };
 
 // A participant known to the coordinator (PUT /v1/participants/{name} or --participant).

@@ -276,6 +276,11 @@ def journal(db_path, txid=None):
     return _read(db_path, "SELECT txid, account, delta FROM journal WHERE txid = ? ORDER BY account", (txid,))
 
 
+def prepared_in_db(db_path):
+    """{txid: state} of the agent's _commitd_prepared table, read from the file."""
+    return dict(_read(db_path, "SELECT txid, state FROM _commitd_prepared"))
+
+
 def seed_balances(seed_file):
     """The balances a seed file creates, computed with an in-memory database."""
     if not os.path.isabs(seed_file):
@@ -421,6 +426,15 @@ class Process:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+def kill9_all(processes):
+    """SIGKILL to every running process first, then waits for each."""
+    procs = [p for p in processes if p.alive()]
+    for p in procs:
+        p.popen.kill()
+    for p in procs:
+        p.popen.wait(timeout=10)
 
 
 def tail(path, lines=40):
@@ -639,6 +653,21 @@ class Cluster:
 
     def tx_status(self, txid):
         return self.get(f"/v1/transactions/{urllib.parse.quote(txid, safe='')}")
+
+    def kill9_all(self):
+        """SIGKILL to the coordinator and every agent at once (a power cut),
+        then waits until all are gone."""
+        kill9_all(self.processes())
+
+    def start_all(self):
+        """Starts every stopped agent, then the coordinator, and waits for them."""
+        for bank in self.banks.values():
+            if not bank.process.alive():
+                bank.process.start()
+        for bank in self.banks.values():
+            bank.process.wait_healthy()
+        if not self.coordinator.alive():
+            self.start_coordinator()
 
     # -- teardown
     def processes(self):

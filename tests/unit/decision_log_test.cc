@@ -286,6 +286,60 @@ TEST_CASE("reopening keeps everything") {
   CHECK(f.Append(Record("ta", Outcome::kAborted, 4000)).code() == StatusCode::kConflict);
 }
 
+TEST_CASE("heuristic decisions are kept and counted") {
+  Fixture f;
+  DecisionRecord forced = Record("th", Outcome::kCommitted, 1000);
+  forced.heuristic = true;
+  REQUIRE(f.Append(forced).ok());
+  REQUIRE(f.Append(Record("tn", Outcome::kCommitted, 2000)).ok());
+  CHECK(f.Find("th")->heuristic);
+  CHECK_FALSE(f.Find("tn")->heuristic);
+  f.Close();
+  f.Open();
+  Result<RecoveredLog> rec = f.log().Recover();
+  REQUIRE(rec.ok());
+  CHECK(rec->heuristic_decisions == 1);
+  REQUIRE(rec->unfinished.size() == 2);
+  CHECK(rec->unfinished[0].heuristic);
+}
+
+TEST_CASE("a version-1 file gets the heuristic column on open") {
+  Fixture f;
+  f.Close();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(f.path() + suffix);
+  {
+    auto db = sqlite::Database::Open(f.path());
+    REQUIRE(db.ok());
+    REQUIRE((*db)->Exec(R"sql(
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+      CREATE TABLE decisions (txid TEXT PRIMARY KEY, protocol TEXT NOT NULL, outcome TEXT NOT NULL,
+        participants TEXT NOT NULL, reason TEXT NOT NULL, idempotency_key TEXT, reply TEXT NOT NULL,
+        created_ms INTEGER NOT NULL, decided_ms INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0,
+        finished_ms INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE participants (name TEXT PRIMARY KEY, url TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+      INSERT INTO meta VALUES ('schema_version', '1');
+      INSERT INTO decisions VALUES ('old', '2pc', 'committed', '[]', '', NULL, '{}', 1, 2, 0, 0);
+    )sql").ok());
+  }
+  f.Open();
+  std::optional<DecisionRecord> old = f.Find("old");
+  REQUIRE(old.has_value());
+  CHECK(old->outcome == Outcome::kCommitted);
+  CHECK_FALSE(old->heuristic);
+  DecisionRecord forced = Record("new", Outcome::kAborted, 3000);
+  forced.heuristic = true;
+  REQUIRE(f.Append(forced).ok());
+  CHECK(f.Find("new")->heuristic);
+  f.Close();
+  auto db = sqlite::Database::Open(f.path());
+  REQUIRE(db.ok());
+  sqlite::Statement* stmt = (*db)->Prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+  REQUIRE(stmt != nullptr);
+  REQUIRE(stmt->Step());
+  CHECK(stmt->Text(0) == "2");
+  stmt->Reset();
+}
+
 TEST_CASE("list with filters, newest first") {
   Fixture f;
   REQUIRE(f.Append(Record("c1", Outcome::kCommitted, 100)).ok());

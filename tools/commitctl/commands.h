@@ -11,5 +11,12 @@ int RunTxShow(Context& ctx);
 int RunInDoubt(Context& ctx);
 int RunRetryNow(Context& ctx);
 int RunResolve(Context& ctx);
+int RunForce(Context& ctx);  // resolve TXID --force commit|abort
+int RunInspect(Context& ctx);
+int RunRecover(Context& ctx);
+int RunLogDump(Context& ctx);
+
+// The participants to ask: --participant flags, else the coordinator's registry.
+Result<std::vector<Participant>> ParticipantsToAsk(Context& ctx);
 
 }  // namespace commitd::commitctl

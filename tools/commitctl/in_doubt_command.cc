@@ -4,9 +4,7 @@
 #include "tools/commitctl/transaction_view.h"
 
 namespace commitd::commitctl {
-namespace {
 
-// The participants to ask: --participant flags, else the coordinator's registry.
 Result<std::vector<Participant>> ParticipantsToAsk(Context& ctx) {
   if (!ctx.participants.empty()) return ctx.participants;
   auto reply = ctx.client->Call(ctx.Coordinator(), "GET", "/v1/participants");
@@ -20,6 +18,8 @@ Result<std::vector<Participant>> ParticipantsToAsk(Context& ctx) {
   }
   return out;
 }
+
+namespace {
 
 // What the coordinator says about txid, for one table cell.
 std::string CoordinatorOutcome(Context& ctx, const std::string& txid) {

@@ -21,6 +21,13 @@ commands:
   in-doubt            what each participant holds prepared, with the coordinator's decision
   retry-now           make the coordinator retry every unfinished delivery now
   resolve TXID        push one transaction to its end and wait for it [--wait-s 10]
+  resolve TXID --force commit|abort [--yes]
+                      heuristic decision for a transaction whose decision was lost
+
+offline commands (the services stopped; they read and lock the files):
+  inspect             --data-dir DIR and/or --participant-db FILE: decisions, unfinished ones, prepared records
+  recover             --data-dir DIR --participant-db FILE... [--apply]: settle prepared records from the log
+  log dump            --data-dir DIR: the decision log as JSON lines
 
 global flags:
   --coordinator URL   coordinator to ask (default http://127.0.0.1:7000)
@@ -66,11 +73,48 @@ const std::vector<Command>& Commands() {
        "usage: commitctl retry-now [--json]\n\n"
        "POST /v1/admin/retry-now: the coordinator retries every unfinished commit/abort delivery\n"
        "at once instead of waiting for its backoff. Prints how many transactions are active.\n"},
-      {{"resolve"}, RunResolve, {"wait-s"}, {},
-       "usage: commitctl resolve TXID [--wait-s 10] [--json]\n\n"
+      {{"resolve"}, RunResolve, {"wait-s", "force"}, {"yes"},
+       "usage: commitctl resolve TXID [--wait-s 10] [--json]\n"
+       "       commitctl resolve TXID --force commit|abort [--yes] [--participant N=URL]... [--wait-s 10] [--json]\n\n"
        "Looks the transaction up; if it is not finished, asks the coordinator to retry now and\n"
        "polls until it finishes or --wait-s passes. Exit 0 when finished (or unknown: presumed\n"
-       "aborted), 1 when still unfinished at the deadline.\n"},
+       "aborted), 1 when still unfinished at the deadline.\n\n"
+       "--force: a heuristic decision, for a transaction whose decision was lost with the\n"
+       "coordinator's log. Refused (exit 1) when the coordinator knows a different decision or\n"
+       "has not decided yet; a no-op (exit 0) when it knows the same one. Otherwise it finds the\n"
+       "participants holding TXID prepared (the --participant flags, else every registered one:\n"
+       "each must answer), prints the plan and, without --yes, stops there (exit 2, nothing\n"
+       "changed). With --yes the coordinator records the decision marked heuristic (tx show and\n"
+       "commitd_transactions_heuristic_total keep showing it) and delivers it; exit 0 once every\n"
+       "holder acknowledged. Forcing commit is dangerous: see docs/operations.md first.\n"},
+      {{"inspect"}, RunInspect, {"data-dir", "participant-db", "limit"}, {},
+       "usage: commitctl inspect [--data-dir DIR] [--participant-db FILE]... [--limit 20] [--json]\n\n"
+       "Offline: reads a stopped coordinator's DIR/decisions.db (decision counts, unfinished\n"
+       "decisions, the newest --limit decisions, the participant registry) and stopped agents'\n"
+       "databases (prepared records with age, deadline, state and last error; how many outcomes\n"
+       "they remember). Each file is locked exclusively first: refused, changing nothing, while a\n"
+       "commitd or commit-agent has it open. Exit 1 when something is in doubt (an unfinished\n"
+       "decision or a prepared record) or a file cannot be read.\n"},
+      {{"recover"}, RunRecover, {"data-dir", "participant-db"}, {"apply"},
+       "usage: commitctl recover --data-dir DIR --participant-db FILE [--participant-db FILE]... [--apply] [--json]\n\n"
+       "Offline, with every service stopped: for each prepared record in the agents' databases,\n"
+       "looks its txid up in the coordinator's decision log (DIR/decisions.db) and plans commit\n"
+       "(decided committed) or abort (decided aborted, or no record: presumed abort). 3PC records\n"
+       "are refused: 3PC recovery follows 3PC's rules and is not available. Prints the plan;\n"
+       "with --apply carries it out with the agent's own resource manager, one SQLite transaction\n"
+       "per record (apply the changeset or discard it, and remember the outcome), so the agents\n"
+       "start consistent. A changeset that does not apply cleanly is reported and left in place.\n"
+       "The decision log is not changed: the restarted coordinator redelivers its unfinished\n"
+       "decisions and the agents acknowledge them from their remembered outcomes.\n"
+       "Every file is locked exclusively first (refused while a service has it open). Exit 0 when\n"
+       "nothing is prepared any more, 1 when records remain (plan only, conflict, refused, error).\n"},
+      {{"log", "dump"}, RunLogDump, {"data-dir"}, {},
+       "usage: commitctl log dump --data-dir DIR\n\n"
+       "Offline: prints a stopped coordinator's decision log (DIR/decisions.db) as JSON lines,\n"
+       "oldest decision first ({\"type\":\"decision\",...}), then the participant registry\n"
+       "({\"type\":\"participant\",...}). The Raft log of a coordinator group is not built yet, so\n"
+       "there is none to dump. Locks the file like inspect. --json is accepted; the output is\n"
+       "always JSON.\n"},
   };
   return commands;
 }
@@ -80,12 +124,14 @@ const std::set<std::string> kGlobalSwitches = {"json", "help"};
 
 // The words that are not flags or flag values, in order.
 std::vector<std::string> Words(int argc, char** argv) {
+  std::set<std::string> valued = kGlobalValued;
+  for (const Command& c : Commands()) valued.insert(c.valued.begin(), c.valued.end());
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("--", 0) != 0) {
       words.push_back(arg);
-    } else if (arg.find('=') == std::string::npos && kGlobalValued.count(arg.substr(2)) != 0) {
+    } else if (arg.find('=') == std::string::npos && valued.count(arg.substr(2)) != 0) {
       ++i;
     }
   }
@@ -112,7 +158,8 @@ int main(int argc, char** argv) {
   const Command* command = FindCommand(words);
   if (command == nullptr) {
     auto globals = commitd::Flags::Parse(argc, argv, kGlobalValued, kGlobalSwitches);
-    if (globals.ok() && globals->Has("help") && (words.empty() || words == std::vector<std::string>{"tx"})) {
+    if (globals.ok() && globals->Has("help") && (words.empty() || words == std::vector<std::string>{"tx"} ||
+                                                   words == std::vector<std::string>{"log"})) {
       std::fputs(kGlobalHelp, stdout);
       return kExitOk;
     }
@@ -121,7 +168,9 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     if (words.size() == 1 && words[0] == "tx") return Usage("tx needs a subcommand: list or show");
-    return Usage("unknown command '" + words[0] + (words.size() > 1 && words[0] == "tx" ? " " + words[1] : "") + "'");
+    if (words.size() == 1 && words[0] == "log") return Usage("log needs a subcommand: dump");
+    const bool two_words = words.size() > 1 && (words[0] == "tx" || words[0] == "log");
+    return Usage("unknown command '" + words[0] + (two_words ? " " + words[1] : "") + "'");
   }
 
   std::set<std::string> valued = kGlobalValued;

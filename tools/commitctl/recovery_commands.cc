@@ -39,6 +39,11 @@ int RunRetryNow(Context& ctx) {
 
 int RunResolve(Context& ctx) {
   using Clock = std::chrono::steady_clock;
+  if (ctx.flags->Has("force")) return RunForce(ctx);
+  if (ctx.flags->Has("yes")) {
+    PrintError("--yes only confirms --force (see commitctl resolve --help)");
+    return kExitUsage;
+  }
   if (ctx.args.size() != 1) {
     PrintError("resolve needs exactly one TXID (see commitctl resolve --help)");
     return kExitUsage;

@@ -39,6 +39,7 @@ void PrintTransaction(const nlohmann::json& tx) {
   std::printf("state     %s\n", Str(tx, "state").c_str());
   std::printf("outcome   %s\n", Str(tx, "outcome").c_str());
   if (!Str(tx, "reason").empty()) std::printf("reason    %s\n", Str(tx, "reason").c_str());
+  if (tx.value("heuristic", false)) std::printf("decision  HEURISTIC: forced by an operator, not by the protocol\n");
   if (tx.contains("age_ms")) std::printf("age       %s\n", FormatAge(tx.value("age_ms", int64_t{0})).c_str());
 
   const nlohmann::json branches = tx.value("branches", nlohmann::json::array());

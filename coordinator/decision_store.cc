@@ -1,0 +1,335 @@
+#include "coordinator/decision_store.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace commitd::coordinator {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kSchemaVersion = "2";
+
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT
+);
+CREATE TABLE IF NOT EXISTS decisions (
+  txid TEXT PRIMARY KEY,
+  protocol TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  participants TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  idempotency_key TEXT,
+  reply TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  decided_ms INTEGER NOT NULL,
+  finished INTEGER NOT NULL DEFAULT 0,
+  finished_ms INTEGER NOT NULL DEFAULT 0,
+  heuristic INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_idempotency_key
+  ON decisions(idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS decisions_finished ON decisions(finished);
+CREATE INDEX IF NOT EXISTS decisions_decided_ms ON decisions(decided_ms);
+CREATE TABLE IF NOT EXISTS participants (
+  name TEXT PRIMARY KEY,
+  url TEXT NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2');
+)sql";
+
+constexpr std::string_view kUpgradeFrom1 = R"sql(
+ALTER TABLE decisions ADD COLUMN heuristic INTEGER NOT NULL DEFAULT 0;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+)sql";
+
+// After any upgrade: the column exists by then.
+constexpr std::string_view kIndexes = R"sql(
+CREATE INDEX IF NOT EXISTS decisions_heuristic ON decisions(heuristic) WHERE heuristic = 1;
+)sql";
+
+constexpr char kColumns[] =
+    "txid, protocol, outcome, participants, reason, idempotency_key, reply, created_ms, decided_ms, finished, "
+    "finished_ms, heuristic";
+
+const std::string kInsertDecision = std::string("INSERT OR IGNORE INTO decisions(") + kColumns +
+                                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+const std::string kSelectByTxid = std::string("SELECT ") + kColumns + " FROM decisions WHERE txid = ?1";
+const std::string kSelectByKey = std::string("SELECT ") + kColumns + " FROM decisions WHERE idempotency_key = ?1";
+const std::string kSelectUnfinished =
+    std::string("SELECT ") + kColumns + " FROM decisions WHERE finished = 0 ORDER BY decided_ms, txid";
+const std::string kSelectAll = std::string("SELECT ") + kColumns + " FROM decisions ORDER BY decided_ms, txid";
+
+Status Prepare(sqlite::Database& db, const std::string& sql, sqlite::Statement** stmt) {
+  Status error;
+  *stmt = db.Prepare(sql, &error);
+  if (*stmt == nullptr) return Status::Internal("prepare " + sql + ": " + error.message());
+  return Status::Ok();
+}
+
+std::string ParticipantsToJson(const std::vector<ParticipantRef>& participants) {
+  json j = json::array();
+  for (const ParticipantRef& p : participants) j.push_back({{"name", p.name}, {"url", p.url}});
+  return j.dump();
+}
+
+Status ParticipantsFromJson(const std::string& text, std::vector<ParticipantRef>* out) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_array()) return Status::Corruption("participants is not a JSON array: " + text);
+  for (const json& p : j) {
+    auto name = p.find("name");
+    auto url = p.find("url");
+    if (!p.is_object() || name == p.end() || url == p.end() || !name->is_string() || !url->is_string()) {
+      return Status::Corruption("bad participant entry: " + p.dump());
+    }
+    out->push_back(ParticipantRef{name->get<std::string>(), url->get<std::string>()});
+  }
+  return Status::Ok();
+}
+
+// The current row of a statement selecting kColumns.
+Result<DecisionRecord> ReadRecord(const sqlite::Statement& stmt) {
+  DecisionRecord r;
+  r.txid = stmt.Text(0);
+  std::string protocol = stmt.Text(1);
+  if (protocol == "2pc") {
+    r.protocol = wire::Protocol::k2pc;
+  } else if (protocol == "3pc") {
+    r.protocol = wire::Protocol::k3pc;
+  } else {
+    return Status::Corruption("decision " + r.txid + ": unknown protocol '" + protocol + "'");
+  }
+  std::string outcome = stmt.Text(2);
+  std::optional<Outcome> o = ParseOutcome(outcome);
+  if (!o) return Status::Corruption("decision " + r.txid + ": unknown outcome '" + outcome + "'");
+  r.outcome = *o;
+  if (Status s = ParticipantsFromJson(stmt.Text(3), &r.participants); !s.ok()) {
+    return Status::Corruption("decision " + r.txid + ": " + s.message());
+  }
+  r.reason = stmt.Text(4);
+  r.idempotency_key = stmt.Text(5);
+  std::string reply = stmt.Text(6);
+  r.reply = json::parse(reply, nullptr, false);
+  if (r.reply.is_discarded()) return Status::Corruption("decision " + r.txid + ": reply is not JSON");
+  r.created_ms = stmt.Int(7);
+  r.decided_ms = stmt.Int(8);
+  r.finished = stmt.Int(9) != 0;
+  r.finished_ms = stmt.Int(10);
+  r.heuristic = stmt.Int(11) != 0;
+  return r;
+}
+
+// Rows of a prepared (and bound) statement selecting kColumns, each to fn.
+Status ReadRecords(sqlite::Statement* stmt, const std::function<Status(DecisionRecord)>& fn) {
+  while (stmt->Step()) {
+    Result<DecisionRecord> r = ReadRecord(*stmt);
+    Status s = r.ok() ? fn(std::move(r).value()) : r.status();
+    if (!s.ok()) {
+      stmt->Reset();
+      return s;
+    }
+  }
+  Status s = stmt->status();
+  stmt->Reset();
+  return s;
+}
+
+Result<std::vector<DecisionRecord>> CollectRecords(sqlite::Statement* stmt) {
+  std::vector<DecisionRecord> out;
+  Status s = ReadRecords(stmt, [&out](DecisionRecord r) {
+    out.push_back(std::move(r));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::string> SchemaVersion(sqlite::Database& db) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db, "SELECT value FROM meta WHERE key = 'schema_version'", &stmt); !s.ok()) return s;
+  std::string version = stmt->Step() ? stmt->Text(0) : std::string();
+  Status step = stmt->status();
+  stmt->Reset();
+  if (!step.ok()) return step;
+  return version;
+}
+
+}  // namespace
+
+Status DecisionStore::CreateSchema() {
+  sqlite::Transaction txn(db_);
+  if (!txn.status().ok()) return txn.status();
+  if (Status s = db_.Exec(kSchema); !s.ok()) return Status::IoError("create schema: " + s.message());
+  Result<std::string> version = SchemaVersion(db_);
+  if (!version.ok()) return version.status();
+  if (*version == "1") {
+    if (Status s = db_.Exec(kUpgradeFrom1); !s.ok()) {
+      return Status::IoError(db_.path() + ": upgrade schema 1 to 2: " + s.message());
+    }
+  } else if (*version != kSchemaVersion) {
+    return Status::Corruption(db_.path() + ": unsupported schema_version '" + *version + "' (want " +
+                              std::string(kSchemaVersion) + ")");
+  }
+  if (Status s = db_.Exec(kIndexes); !s.ok()) return Status::IoError("create indexes: " + s.message());
+  return txn.Commit();
+}
+
+Result<std::optional<DecisionRecord>> DecisionStore::FindOne(const std::string& sql, const std::string& key) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, sql, &stmt); !s.ok()) return s;
+  stmt->Bind(1, key);
+  Result<std::vector<DecisionRecord>> rows = CollectRecords(stmt);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<DecisionRecord>();
+  return std::optional<DecisionRecord>(std::move(rows->front()));
+}
+
+Result<std::optional<DecisionRecord>> DecisionStore::FindByTxid(const std::string& txid) {
+  return FindOne(kSelectByTxid, txid);
+}
+
+Result<std::optional<DecisionRecord>> DecisionStore::FindByIdempotencyKey(const std::string& key) {
+  return FindOne(kSelectByKey, key);
+}
+
+// Why INSERT OR IGNORE did not insert `r`.
+Status DecisionStore::ExplainConflict(const DecisionRecord& r) {
+  Result<std::optional<DecisionRecord>> existing = FindByTxid(r.txid);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    return Status::Conflict("decision for " + r.txid + " already recorded: " +
+                            std::string(OutcomeName((*existing)->outcome)));
+  }
+  if (!r.idempotency_key.empty()) {
+    existing = FindByIdempotencyKey(r.idempotency_key);
+    if (!existing.ok()) return existing.status();
+    if (existing->has_value()) {
+      return Status::Conflict("idempotency key '" + r.idempotency_key + "' already used by " + (*existing)->txid);
+    }
+  }
+  return Status::Internal("decision for " + r.txid + " was not inserted");
+}
+
+Status DecisionStore::InsertDecision(const DecisionRecord& r) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, kInsertDecision, &stmt); !s.ok()) return s;
+  stmt->Bind(1, r.txid)
+      .Bind(2, wire::ProtocolName(r.protocol))
+      .Bind(3, OutcomeName(r.outcome))
+      .Bind(4, ParticipantsToJson(r.participants))
+      .Bind(5, r.reason);
+  if (r.idempotency_key.empty()) {
+    stmt->BindNull(6);
+  } else {
+    stmt->Bind(6, r.idempotency_key);
+  }
+  stmt->Bind(7, r.reply.dump())
+      .Bind(8, r.created_ms)
+      .Bind(9, r.decided_ms)
+      .Bind(10, static_cast<int64_t>(r.finished ? 1 : 0))
+      .Bind(11, r.finished_ms)
+      .Bind(12, static_cast<int64_t>(r.heuristic ? 1 : 0));
+  if (Status s = stmt->Run(); !s.ok()) return s;
+  if (sqlite3_changes(db_.handle()) == 0) return ExplainConflict(r);
+  return Status::Ok();
+}
+
+Status DecisionStore::MarkFinished(const std::string& txid, int64_t finished_ms) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "UPDATE decisions SET finished = 1, finished_ms = ?1 WHERE txid = ?2 AND finished = 0",
+                         &stmt);
+      !s.ok())
+    return s;
+  stmt->Bind(1, finished_ms).Bind(2, txid);
+  if (Status s = stmt->Run(); !s.ok()) return s;
+  if (sqlite3_changes(db_.handle()) > 0) return Status::Ok();
+  Result<std::optional<DecisionRecord>> existing = FindByTxid(txid);
+  if (!existing.ok()) return existing.status();
+  if (!existing->has_value()) return Status::NotFound("no decision recorded for " + txid);
+  return Status::Ok();
+}
+
+Status DecisionStore::PutParticipant(const RegistryEntry& e) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_,
+                         "INSERT INTO participants(name, url, updated_ms) VALUES (?1, ?2, ?3) "
+                         "ON CONFLICT(name) DO UPDATE SET url = excluded.url, updated_ms = excluded.updated_ms",
+                         &stmt);
+      !s.ok())
+    return s;
+  stmt->Bind(1, e.name).Bind(2, e.url).Bind(3, e.updated_ms);
+  return stmt->Run();
+}
+
+Result<std::vector<DecisionRecord>> DecisionStore::List(const ListFilter& filter) {
+  std::string sql = std::string("SELECT ") + kColumns + " FROM decisions";
+  if (filter.outcome && filter.unfinished_only) {
+    sql += " WHERE outcome = ?1 AND finished = 0";
+  } else if (filter.outcome) {
+    sql += " WHERE outcome = ?1";
+  } else if (filter.unfinished_only) {
+    sql += " WHERE finished = 0";
+  }
+  sql += " ORDER BY decided_ms DESC, txid LIMIT ?2";
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, sql, &stmt); !s.ok()) return s;
+  if (filter.outcome) stmt->Bind(1, OutcomeName(*filter.outcome));
+  uint64_t limit = std::min<uint64_t>(filter.limit, std::numeric_limits<int64_t>::max());
+  stmt->Bind(2, static_cast<int64_t>(limit));
+  return CollectRecords(stmt);
+}
+
+Result<std::vector<RegistryEntry>> DecisionStore::Registry() {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "SELECT name, url, updated_ms FROM participants ORDER BY name", &stmt); !s.ok()) {
+    return s;
+  }
+  std::vector<RegistryEntry> out;
+  while (stmt->Step()) out.push_back(RegistryEntry{stmt->Text(0), stmt->Text(1), stmt->Int(2)});
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<RecoveredLog> DecisionStore::Recover() {
+  RecoveredLog log;
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, kSelectUnfinished, &stmt); !s.ok()) return s;
+  Result<std::vector<DecisionRecord>> unfinished = CollectRecords(stmt);
+  if (!unfinished.ok()) return unfinished.status();
+  log.unfinished = std::move(unfinished).value();
+  Result<std::vector<RegistryEntry>> registry = Registry();
+  if (!registry.ok()) return registry.status();
+  log.registry = std::move(registry).value();
+  Result<int64_t> heuristic = Count(std::nullopt, true);
+  if (!heuristic.ok()) return heuristic.status();
+  log.heuristic_decisions = static_cast<uint64_t>(*heuristic);
+  return log;
+}
+
+Status DecisionStore::ForEach(const std::function<Status(const DecisionRecord&)>& fn) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, kSelectAll, &stmt); !s.ok()) return s;
+  return ReadRecords(stmt, [&fn](DecisionRecord r) { return fn(r); });
+}
+
+Result<int64_t> DecisionStore::Count(std::optional<Outcome> outcome, bool heuristic_only) {
+  std::string sql = "SELECT count(*) FROM decisions WHERE 1";
+  if (outcome) sql += " AND outcome = ?1";
+  if (heuristic_only) sql += " AND heuristic = 1";
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, sql, &stmt); !s.ok()) return s;
+  if (outcome) stmt->Bind(1, OutcomeName(*outcome));
+  int64_t n = stmt->Step() ? stmt->Int(0) : 0;
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return n;
+}
+
+}  // namespace commitd::coordinator

@@ -1,0 +1,58 @@
+// The tables of decisions.db (decisions, participants, meta) and the
+// statements on them, run synchronously on one connection. SqliteDecisionLog
+// runs them on its storage thread; commitctl runs them offline, on a file no
+// commitd has open.
+//
+// Schema versions: 1 had no decisions.heuristic column; 2 adds it. Opening a
+// version-1 file upgrades it in place (the column defaults to 0).
+//
+// Thread: whoever uses the connection; no locking of its own.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/sqlite_db.h"
+#include "common/status.h"
+#include "coordinator/decision_log.h"
+
+namespace commitd::coordinator {
+
+class DecisionStore {
+ public:
+  // db must outlive the store.
+  explicit DecisionStore(sqlite::Database& db) : db_(db) {}
+
+  // Creates missing tables and upgrades an older schema. Corruption when the
+  // file has a schema_version this build does not know.
+  Status CreateSchema();
+
+  // InsertDecision: Conflict if the txid (or its idempotency key) is taken;
+  // the stored record is unchanged then.
+  Status InsertDecision(const DecisionRecord& r);
+  // Already finished is fine (the first time stays); NotFound if unknown.
+  Status MarkFinished(const std::string& txid, int64_t finished_ms);
+  Status PutParticipant(const RegistryEntry& e);
+
+  Result<std::optional<DecisionRecord>> FindByTxid(const std::string& txid);
+  Result<std::optional<DecisionRecord>> FindByIdempotencyKey(const std::string& key);
+  // Newest first.
+  Result<std::vector<DecisionRecord>> List(const ListFilter& filter);
+  Result<std::vector<RegistryEntry>> Registry();
+  // Unfinished decisions (oldest first), the registry and the heuristic count.
+  Result<RecoveredLog> Recover();
+  // Every decision, oldest first, until fn returns an error (which is returned).
+  Status ForEach(const std::function<Status(const DecisionRecord&)>& fn);
+  Result<int64_t> Count(std::optional<Outcome> outcome, bool heuristic_only);
+
+ private:
+  Result<std::optional<DecisionRecord>> FindOne(const std::string& sql, const std::string& key);
+  Status ExplainConflict(const DecisionRecord& r);
+
+  sqlite::Database& db_;
+};
+
+}  // namespace commitd::coordinator

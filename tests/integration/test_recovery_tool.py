@@ -1,0 +1,379 @@
+"""commitctl's recovery commands against real processes: offline recover after
+everything crashed at once, the same crash healed by normal restarts,
+heuristic decisions (resolve --force), and the offline commands refusing to
+run beside a live service.
+
+Run one test: python3 test_recovery_tool.py --bin-dir build/release/bin test_force_decision
+"""
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Cluster, eventually, expect_status  # noqa: E402
+
+# Accounts the load moves money between; "grace" and "heidi" are kept for
+# transactions the tests prepare by hand.
+LOAD_ACCOUNTS = {"bank-a": ["alice", "carol", "erin"], "bank-b": ["bob", "dave", "frank"]}
+
+
+def ctl(*args, timeout=60):
+    """(exit code, stdout, stderr) of one commitctl run."""
+    p = subprocess.run([harness.bin_path("commitctl"), *args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def participant_flags(c):
+    flags = []
+    for name, bank in c.banks.items():
+        flags += ["--participant", f"{name}={bank.url}"]
+    return flags
+
+
+def db_flags(c):
+    flags = []
+    for bank in c.banks.values():
+        flags += ["--participant-db", bank.db]
+    return flags
+
+
+class Load:
+    """Client threads sending random transfers both ways until stopped."""
+
+    def __init__(self, c, threads=4):
+        self.c = c
+        self.stop_flag = threading.Event()
+        self.answered = 0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, i):
+        rng = random.Random(i)
+        while not self.stop_flag.is_set():
+            src_bank, dst_bank = rng.choice([("bank-a", "bank-b"), ("bank-b", "bank-a")])
+            src = rng.choice(LOAD_ACCOUNTS[src_bank])
+            dst = rng.choice(LOAD_ACCOUNTS[dst_bank])
+            try:
+                status, _ = self.c.transfer(src_bank, src, dst_bank, dst, rng.randint(1, 5), http_timeout=5.0)
+                if status in (200, 409):
+                    with self.lock:
+                        self.answered += 1
+            except OSError:
+                time.sleep(0.05)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(timeout=15)
+        return False
+
+
+def crash_under_load(c, seconds=2.0):
+    """Runs the load, kills every process at once mid-load, stops the load."""
+    with Load(c) as load:
+        eventually(lambda: load.answered >= 10, 30, what="load under way")
+        time.sleep(seconds)
+        c.kill9_all()
+        harness.log(f"killed everything after {load.answered} answered transfers")
+
+
+def snapshot(c):
+    return {name: (harness.prepared_in_db(b.db), c.balances(name), c.journal(name)) for name, b in c.banks.items()}
+
+
+def assert_consistent(c):
+    """Money conserved, journals agree across banks, balances match journals."""
+    seed_total = sum(sum(c.seed(n).values()) for n in c.banks)
+    total = sum(sum(c.balances(n).values()) for n in c.banks)
+    assert total == seed_total, f"money not conserved: {total} != {seed_total}"
+    deltas = {}
+    txids = {}
+    for name in c.banks:
+        txids[name] = {row[0] for row in c.journal(name)}
+        expected = dict(c.seed(name))
+        for txid, account, delta in c.journal(name):
+            deltas[txid] = deltas.get(txid, 0) + delta
+            expected[account] += delta
+        assert c.balances(name) == expected, f"{name}: balances {c.balances(name)} != seed + journal {expected}"
+    assert txids["bank-a"] == txids["bank-b"], (
+        f"journals disagree: only in bank-a {sorted(txids['bank-a'] - txids['bank-b'])}, "
+        f"only in bank-b {sorted(txids['bank-b'] - txids['bank-a'])}")
+    assert all(d == 0 for d in deltas.values()), {t: d for t, d in deltas.items() if d != 0}
+    return len(txids["bank-a"])
+
+
+def assert_nothing_prepared_in_files(c):
+    for name, bank in c.banks.items():
+        left = harness.prepared_in_db(bank.db)
+        assert not left, f"{name} still holds prepared {left}"
+
+
+def wait_services_agree(c, timeout=60):
+    """The restarted coordinator and agents agree: nothing pending or in
+    doubt at the coordinator, nothing prepared on any agent."""
+    def settled():
+        rc, out, err = ctl("--coordinator", c.url, "status")
+        assert rc == 0, f"status exit {rc}\n{out}\n{err}"
+        rc, out, err = ctl("--coordinator", c.url, "in-doubt", *participant_flags(c))
+        assert rc == 0, f"in-doubt exit {rc}\n{out}\n{err}"
+        return True
+    eventually(settled, timeout, interval=0.5, what="commitctl status and in-doubt exit 0")
+    for name in c.banks:
+        assert c.prepared(name) == [], c.prepared(name)
+
+
+def prepare_by_hand(c, txid, bank, ops, coordinator, timeout_ms=60000):
+    """A prepared transaction the coordinator never started (POST /v1/prepare to the agent)."""
+    participants = [{"name": n, "url": b.url} for n, b in c.banks.items()]
+    vote = expect_status(harness.agent_prepare(c.bank(bank).url, txid, ops, participant=bank,
+                                               coordinator=coordinator, timeout_ms=timeout_ms,
+                                               participants=participants),
+                         200, f"prepare {txid} on {bank}")
+    assert vote.get("vote") == "yes", vote
+
+
+def credit_ops(account, amount):
+    return [{"procedure": "credit", "args": {"account": account, "amount": amount}},
+            {"procedure": "journal", "args": {"account": account, "delta": amount}}]
+
+
+# --------------------------------------------------------------------------
+
+
+def test_offline_recover_after_everything_crashed():
+    with Cluster() as c:
+        # One record the coordinator never heard of: recover must presume abort.
+        prepare_by_hand(c, "by-hand-1", "bank-a", harness.debit_ops("grace", 7), c.url)
+        crash_under_load(c)
+        before = snapshot(c)
+        prepared = {(txid, c.bank(name).db) for name, (p, _, _) in before.items() for txid in p}
+        harness.log(f"prepared after the crash: {len(prepared)}")
+        assert ("by-hand-1", c.bank("bank-a").db) in prepared
+
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--json")
+        assert rc == 1, f"plan with records to settle: exit {rc}, want 1\n{out}\n{err}"
+        plan = json.loads(out)
+        assert plan["applied"] is False, plan
+        assert {(s["txid"], s["database"]) for s in plan["steps"]} == prepared, plan
+        by_hand = [s for s in plan["steps"] if s["txid"] == "by-hand-1"][0]
+        assert by_hand["action"] == "abort" and "presumed abort" in by_hand["why"], by_hand
+        assert snapshot(c) == before, "the plan alone changed a database"
+
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c))
+        assert rc == 1 and "plan only" in out and "by-hand-1" in out, (rc, out, err)
+
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply", "--json")
+        assert rc == 0, f"recover --apply: exit {rc}\n{out}\n{err}"
+        applied = json.loads(out)
+        assert applied["ok"] is True, applied
+        for step in applied["steps"]:
+            want = "committed" if step["action"] == "commit" else "aborted"
+            assert step["result"] == want, step
+
+        assert_nothing_prepared_in_files(c)
+        transfers = assert_consistent(c)
+        harness.log(f"{transfers} transfers committed; {len(applied['steps'])} records settled offline")
+        for step in applied["steps"]:
+            bank = [n for n, b in c.banks.items() if b.db == step["database"]][0]
+            in_journal = bool(c.journal(bank, step["txid"]))
+            assert in_journal == (step["action"] == "commit"), (step, c.journal(bank, step["txid"]))
+
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply")
+        assert rc == 0 and "nothing to recover" in out, (rc, out, err)
+        rc, out, err = ctl("inspect", *db_flags(c), "--json")
+        assert rc == 0, (rc, out, err)
+        assert all(not d["prepared"] for d in json.loads(out)["participant_dbs"]), out
+        rc, out, err = ctl("log", "dump", "--data-dir", c.data_dir)
+        assert rc == 0, (rc, out, err)
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert {line["type"] for line in lines} <= {"decision", "participant"}, lines[:3]
+        assert {line["name"] for line in lines if line["type"] == "participant"} == set(c.banks), lines
+        committed = {line["txid"] for line in lines if line["type"] == "decision" and line["outcome"] == "committed"}
+        assert {row[0] for row in c.journal("bank-a")} <= committed
+
+        settled = snapshot(c)
+        c.start_all()
+        wait_services_agree(c)
+        assert snapshot(c) == settled, "restarting changed a settled database"
+        body = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 1), 200, "transfer after recovery")
+        assert body["outcome"] == "committed", body
+
+
+def test_offline_recover_commits_undelivered_decisions():
+    # The coordinator makes commit decisions durable but never delivers them,
+    # so both banks hold every committed transfer prepared when all crash.
+    env = {"COMMITD_FAILPOINTS": "coordinator.skip_commit_delivery"}
+    with Cluster(coordinator_env=env) as c:
+        first = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=60000), 200, "transfer")
+        second = expect_status(c.transfer("bank-a", "carol", "bank-b", "dave", 20, timeout_ms=60000), 200, "transfer")
+        c.kill9_all()
+        # Someone changes dave behind bank-b's back: that changeset no longer applies.
+        conn = sqlite3.connect(c.bank("bank-b").db)
+        conn.execute("UPDATE accounts SET balance = 999 WHERE id = 'dave'")
+        conn.commit()
+        conn.close()
+
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply", "--json")
+        assert rc == 1, f"a conflict is left in doubt: exit {rc}, want 1\n{out}\n{err}"
+        results = {(s["txid"], s["database"]): s for s in json.loads(out)["steps"]}
+        a_db, b_db = c.bank("bank-a").db, c.bank("bank-b").db
+        assert all(s["action"] == "commit" for s in results.values()), results
+        assert results[(first["txid"], a_db)]["result"] == "committed"
+        assert results[(first["txid"], b_db)]["result"] == "committed"
+        assert results[(second["txid"], a_db)]["result"] == "committed"
+        assert results[(second["txid"], b_db)]["result"].startswith("conflict"), results
+        assert c.balances("bank-a")["alice"] == 70 and c.balances("bank-b")["bob"] == 80
+        assert harness.prepared_in_db(a_db) == {}
+        assert harness.prepared_in_db(b_db) == {second["txid"]: "conflict"}
+
+        rc, out, err = ctl("inspect", "--participant-db", b_db)
+        assert rc == 1 and "conflict" in out and second["txid"] in out, (rc, out, err)
+
+        # Restarted without the failpoint, commitd redelivers both decisions:
+        # the first is acknowledged from the remembered outcomes, the second
+        # stays in doubt on bank-b with the conflict as its reason.
+        c.coordinator.env = {}
+        c.start_all()
+
+        def first_finished():
+            status, tx = c.tx_status(first["txid"])
+            assert status == 200 and tx["state"] == "finished", tx
+            return True
+        eventually(first_finished, 30, what="the first transfer finished")
+        rc, out, err = ctl("--coordinator", c.url, "in-doubt", *participant_flags(c))
+        assert rc == 1 and second["txid"] in out and "conflict" in out, (rc, out, err)
+        assert c.balances("bank-b")["bob"] == 80, "a redelivered commit was applied twice"
+
+
+def test_recover_refuses_3pc_records():
+    with Cluster() as c:
+        c.stop()
+        # 3PC is not built yet, so no agent writes such a record: make one.
+        conn = sqlite3.connect(c.bank("bank-a").db)
+        conn.execute("INSERT INTO _commitd_prepared(txid, protocol, state, changeset, lock_keys, coordinator, "
+                     "participants, created_ms, deadline_ms) VALUES ('three-1', '3pc', 'precommitted', x'', '[]', "
+                     "?, '[]', 1, 2)", (c.url,))
+        conn.commit()
+        conn.close()
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply")
+        assert rc == 1 and "three-1" in out and "3PC recovery follows 3PC" in out, (rc, out, err)
+        assert harness.prepared_in_db(c.bank("bank-a").db) == {"three-1": "precommitted"}
+
+
+def test_crash_then_normal_restarts_clear_in_doubt():
+    with Cluster() as c:
+        prepare_by_hand(c, "by-hand-2", "bank-b", credit_ops("heidi", 3), c.url)
+        crash_under_load(c)
+        held = {name: harness.prepared_in_db(b.db) for name, b in c.banks.items()}
+        harness.log(f"prepared after the crash: {held}")
+        assert "by-hand-2" in held["bank-b"], held
+        c.start_all()
+
+        def no_doubt():
+            rc, out, err = ctl("--coordinator", c.url, "in-doubt", *participant_flags(c))
+            assert rc == 0, f"in-doubt exit {rc}\n{out}\n{err}"
+            return True
+        eventually(no_doubt, 60, interval=0.5, what="commitctl in-doubt reaching zero")
+        wait_services_agree(c)
+        assert_consistent(c)
+        assert not c.journal("bank-b", "by-hand-2"), "a transaction without a decision committed"
+
+
+def test_force_decision():
+    with Cluster() as c:
+        known = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 10), 200, "transfer")["txid"]
+        coordinator = ["--coordinator", c.url]
+
+        # Contradicting a known decision is refused; repeating it is a no-op.
+        rc, out, err = ctl(*coordinator, "resolve", known, "--force", "abort", "--yes")
+        assert rc == 1 and "committed" in err and "refusing" in err, (rc, out, err)
+        rc, out, err = ctl(*coordinator, "resolve", known, "--force", "commit", "--yes")
+        assert rc == 0 and "nothing to force" in out, (rc, out, err)
+        rc, out, err = ctl(*coordinator, "resolve", known, "--force", "maybe")
+        assert rc == 2, (rc, out, err)
+
+        # A transaction the coordinator does not know (its log was lost):
+        # both banks hold it prepared, the coordinator answers 404.
+        txid = "lost-log-1"
+        prepare_by_hand(c, txid, "bank-a", harness.debit_ops("grace", 5), c.url)
+        prepare_by_hand(c, txid, "bank-b", credit_ops("heidi", 5), c.url)
+        status, _ = c.tx_status(txid)
+        assert status == 404, status
+
+        rc, out, err = ctl(*coordinator, "resolve", txid, "--force", "commit")
+        assert rc == 2, f"without --yes: exit {rc}, want 2\n{out}\n{err}"
+        assert "plan" in out and "bank-a" in out and "bank-b" in out and "--yes" in out, out
+        assert "presumed abort" in out, out
+        assert set(harness.held(c.bank("bank-a").url)) == {txid}
+        assert set(harness.held(c.bank("bank-b").url)) == {txid}
+        assert c.tx_status(txid)[0] == 404, "the plan alone recorded a decision"
+
+        rc, out, err = ctl(*coordinator, "resolve", txid, "--force", "commit", "--yes", "--json")
+        assert rc == 0, f"--force commit --yes: exit {rc}\n{out}\n{err}"
+        result = json.loads(out)
+        assert result["forced"] is True and result["finished"] is True, result
+        assert c.balances("bank-a")["grace"] == 95 and c.balances("bank-b")["heidi"] == 55
+        assert c.journal("bank-a", txid) == [(txid, "grace", -5)]
+        assert c.journal("bank-b", txid) == [(txid, "heidi", 5)]
+        c.eventually_nothing_prepared()
+
+        rc, out, err = ctl(*coordinator, "tx", "show", txid, "--json")
+        shown = json.loads(out)
+        assert shown["heuristic"] is True and shown["outcome"] == "committed", shown
+        assert harness.metrics(c.url)["commitd_transactions_heuristic_total"] == 1
+
+        # The heuristic decision now stands like any other.
+        rc, out, err = ctl(*coordinator, "resolve", txid, "--force", "abort", "--yes")
+        assert rc == 1 and "refusing" in err, (rc, out, err)
+
+        # And survives a restart, still marked.
+        c.coordinator.terminate()
+        c.start_coordinator()
+        rc, out, err = ctl(*coordinator, "tx", "show", txid)
+        assert rc == 0 and "committed" in out and "HEURISTIC" in out, (rc, out, err)
+        assert json.loads(ctl(*coordinator, "tx", "show", txid, "--json")[1])["heuristic"] is True
+        assert harness.metrics(c.url)["commitd_transactions_heuristic_total"] == 1
+
+
+def test_offline_commands_refuse_beside_live_services():
+    with Cluster() as c:
+        expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 10), 200, "transfer")
+        prepare_by_hand(c, "held-1", "bank-a", harness.debit_ops("grace", 1), c.url)
+        a_db = c.bank("bank-a").db
+        for args in (["inspect", "--participant-db", a_db],
+                     ["inspect", "--data-dir", c.data_dir],
+                     ["log", "dump", "--data-dir", c.data_dir],
+                     ["recover", "--data-dir", c.data_dir, *db_flags(c), "--apply"]):
+            rc, out, err = ctl(*args)
+            assert rc == 1, f"{args}: exit {rc}, want 1\n{out}\n{err}"
+            assert "in use" in err and "stop it first" in err, (args, err)
+        assert harness.prepared_in_db(a_db) == {"held-1": "prepared"}, "recover changed a live agent's file"
+
+        # Stopped, the same files can be read.
+        c.agent("bank-a").terminate()
+        rc, out, err = ctl("inspect", "--participant-db", a_db)
+        assert rc == 1 and "held-1" in out and "1 prepared" in out, (rc, out, err)
+        rc, out, err = ctl("inspect", "--data-dir", c.data_dir)
+        assert rc == 1 and "in use" in err, "the coordinator still runs"
+        c.coordinator.terminate()
+        rc, out, err = ctl("inspect", "--data-dir", c.data_dir, "--json")
+        assert rc == 0, (rc, out, err)
+        log = json.loads(out)["decision_log"]
+        assert log["committed"] == 1 and log["unfinished"] == [] and len(log["registry"]) == 2, log
+
+
+
+if __name__ == "__main__":
+    harness.main(globals())

@@ -1,0 +1,205 @@
+// commitctl resolve TXID --force commit|abort [--yes]: a heuristic decision,
+// for when the coordinator's decision log was lost.
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "tools/commitctl/commands.h"
+#include "tools/commitctl/transaction_view.h"
+
+namespace commitd::commitctl {
+namespace {
+
+struct Holder {
+  Participant participant;
+  nlohmann::json held;  // the agent's GET /v1/transactions entry
+};
+
+// Every asked participant that holds txid; an error if one cannot be asked,
+// since a plan missing a holder would leave it in doubt.
+Result<std::vector<Holder>> FindHolders(Context& ctx, const std::string& txid) {
+  auto participants = ParticipantsToAsk(ctx);
+  if (!participants.ok()) return participants.status();
+  std::vector<Holder> holders;
+  for (const Participant& p : *participants) {
+    auto reply = ctx.client->Call(ctx.Agent(p), "GET", "/v1/transactions?state=prepared");
+    if (reply.ok() && reply->status != 200) {
+      reply = Status::Unavailable("participant " + p.name + " answered HTTP " + std::to_string(reply->status) + ": " +
+                                  ErrorMessage(*reply));
+    }
+    if (!reply.ok()) {
+      return Status::Unavailable(reply.status().message() +
+                                 "; every participant must answer before a forced decision is planned (or name "
+                                 "exactly the ones to ask with --participant NAME=URL)");
+    }
+    for (const auto& t : reply->body.value("transactions", nlohmann::json::array())) {
+      if (Str(t, "txid") == txid) holders.push_back({p, t});
+    }
+  }
+  return holders;
+}
+
+void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& holders) {
+  std::printf("plan: record a heuristic %s of %s in the coordinator's decision log, marked heuristic (`commitctl tx "
+              "show` and the metric commitd_transactions_heuristic_total keep showing it), then deliver it to:\n",
+              commit ? "COMMIT" : "ABORT", txid.c_str());
+  const int64_t now = WallNowMs();
+  for (const Holder& h : holders) {
+    const int64_t deadline = h.held.value("deadline_ms", int64_t{0});
+    std::string when = deadline > now ? "deadline in " + FormatAge(deadline - now)
+                                      : "deadline passed " + FormatAge(now - deadline) + " ago";
+    std::printf("  %-12s %-28s holds it %s (age %s, %s)\n", h.participant.name.c_str(), h.participant.url.c_str(),
+                Str(h.held, "state").c_str(), FormatAge(h.held.value("age_ms", int64_t{0})).c_str(), when.c_str());
+  }
+  if (commit) {
+    std::printf("warning: the coordinator has no record of %s, so it answers \"aborted\" (presumed abort) to every "
+                "participant that asks, and a participant past its deadline asks. Force commit only if you know "
+                "every participant of %s voted yes and none has aborted it (e.g. the coordinator lost its decision "
+                "log after deciding commit). A participant that already aborted it refuses the commit, which then "
+                "stays in doubt: atomicity is lost and must be repaired by hand.\n",
+                txid.c_str(), txid.c_str());
+  }
+}
+
+}  // namespace
+
+int RunForce(Context& ctx) {
+  using Clock = std::chrono::steady_clock;
+  if (ctx.args.size() != 1) {
+    PrintError("resolve --force needs exactly one TXID (see commitctl resolve --help)");
+    return kExitUsage;
+  }
+  const std::string force = *ctx.flags->Get("force");
+  if (force != "commit" && force != "abort") {
+    PrintError("--force: expected commit or abort, got '" + force + "'");
+    return kExitUsage;
+  }
+  double wait_s = 10;
+  if (auto text = ctx.flags->Get("wait-s")) {
+    char* end = nullptr;
+    wait_s = std::strtod(text->c_str(), &end);
+    if (text->empty() || *end != '\0' || wait_s < 0) {
+      PrintError("--wait-s: expected a number of seconds >= 0, got '" + *text + "'");
+      return kExitUsage;
+    }
+  }
+  const std::string& txid = ctx.args[0];
+  const bool commit = force == "commit";
+  const std::string wanted = commit ? "committed" : "aborted";
+  nlohmann::json report = {{"txid", txid}, {"force", force}, {"forced", false}};
+  auto refuse = [&](const std::string& why, int code) {
+    report["refused"] = why;
+    if (ctx.json) {
+      PrintJson(report);
+    } else {
+      PrintError(why);
+    }
+    return code;
+  };
+
+  auto tx = GetTransaction(ctx, txid);
+  if (!tx.ok()) return refuse(tx.status().message(), kExitTrouble);
+  if (tx->status == 200) {
+    const std::string known = Str(tx->body, "outcome");
+    report["coordinator_outcome"] = known;
+    if (known == "pending") {
+      return refuse(txid + " is not decided yet: the coordinator is collecting its votes and decides it itself "
+                           "(abort at its deadline at the latest); nothing to force",
+                    kExitTrouble);
+    }
+    if (known != wanted) {
+      return refuse("the coordinator recorded " + txid + " as " + known + "; refusing to force " + force +
+                        ": a heuristic decision may only stand in for a lost decision, never overrule one. "
+                        "`commitctl resolve " + txid + "` delivers the recorded one.",
+                    kExitTrouble);
+    }
+    report["transaction"] = tx->body;
+    if (ctx.json) {
+      PrintJson(report);
+    } else {
+      std::printf("%s is already decided %s by the coordinator; nothing to force. `commitctl resolve %s` pushes it "
+                  "to its participants.\n",
+                  txid.c_str(), known.c_str(), txid.c_str());
+    }
+    return kExitOk;
+  }
+
+  auto holders = FindHolders(ctx, txid);
+  if (!holders.ok()) return refuse(holders.status().message(), kExitTrouble);
+  nlohmann::json plan = nlohmann::json::array();
+  nlohmann::json participants = nlohmann::json::array();
+  for (const Holder& h : *holders) {
+    plan.push_back({{"participant", h.participant.name}, {"url", h.participant.url}, {"held", h.held}});
+    participants.push_back({{"name", h.participant.name}, {"url", h.participant.url}});
+  }
+  report["plan"] = plan;
+  if (holders->empty()) {
+    if (!commit) {
+      report["coordinator_outcome"] = "aborted";
+      if (ctx.json) {
+        PrintJson(report);
+      } else {
+        std::printf("no participant holds %s and the coordinator has no record of it: it is aborted (presumed "
+                    "abort); nothing to force\n",
+                    txid.c_str());
+      }
+      return kExitOk;
+    }
+    return refuse("no participant holds " + txid + " prepared, so there is nothing to commit (check the txid, and "
+                  "`commitctl in-doubt`)",
+                  kExitTrouble);
+  }
+
+  if (!ctx.flags->Has("yes")) {
+    report["refused"] = "not confirmed: --yes missing";
+    if (ctx.json) {
+      PrintJson(report);
+    } else {
+      PrintPlan(txid, commit, *holders);
+      std::printf("nothing changed: run again with --yes to do it\n");
+    }
+    return kExitUsage;
+  }
+
+  if (!ctx.json) PrintPlan(txid, commit, *holders);
+  const nlohmann::json body = {{"outcome", force}, {"participants", participants}};
+  auto reply = ctx.client->Call(ctx.Coordinator(), "POST", "/v1/admin/transactions/" + EncodePathSegment(txid) +
+                                                               "/force", body.dump());
+  if (!reply.ok()) return refuse(reply.status().message(), kExitTrouble);
+  if (reply->status == 409) {
+    return refuse("the coordinator refused: " + ErrorMessage(*reply), kExitTrouble);
+  }
+  if (reply->status != 200) {
+    return refuse("coordinator answered the force with HTTP " + std::to_string(reply->status) + ": " +
+                      ErrorMessage(*reply),
+                  kExitTrouble);
+  }
+  report["forced"] = reply->body.value("forced", false);
+
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait_s));
+  tx = GetTransaction(ctx, txid);
+  while (tx.ok() && !IsFinished(*tx) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    tx = GetTransaction(ctx, txid);
+  }
+  if (!tx.ok()) return refuse(tx.status().message(), kExitTrouble);
+  const bool finished = IsFinished(*tx);
+  report["finished"] = finished;
+  report["transaction"] = tx->body;
+  if (ctx.json) {
+    PrintJson(report);
+  } else {
+    std::printf("recorded: %s is %s (heuristic)%s\n", txid.c_str(), Str(tx->body, "outcome").c_str(),
+                finished ? ", every participant acknowledged it" : "");
+    if (!finished) {
+      PrintTransaction(tx->body);
+      std::printf("next: not every participant acknowledged it yet; commitd keeps delivering. Watch it with "
+                  "`commitctl tx show %s`; a participant that refuses (last_error) needs repair by hand.\n",
+                  txid.c_str());
+    }
+  }
+  return finished ? kExitOk : kExitTrouble;
+}
+
+}  // namespace commitd::commitctl

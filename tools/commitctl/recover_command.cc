@@ -1,0 +1,175 @@
+// commitctl recover: settles every prepared record in stopped agents'
+// databases from a stopped coordinator's decision log, with the resource
+// manager calls the agent itself makes.
+#include <cstdio>
+
+#include "coordinator/decision_store.h"
+#include "tools/commitctl/commands.h"
+#include "tools/commitctl/offline_files.h"
+
+namespace commitd::commitctl {
+namespace {
+
+struct Step {
+  ParticipantFile* file = nullptr;
+  participant::PreparedRecord record;
+  std::string action;  // "commit" | "abort" | "refuse"
+  std::string why;
+  std::string result;  // after --apply: "committed", "aborted", "conflict: ...", "failed: ...", "left in place"
+  bool trouble = false;
+};
+
+Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, participant::PreparedRecord record) {
+  Step step;
+  step.file = &file;
+  step.record = std::move(record);
+  if (step.record.protocol != "2pc") {
+    step.action = "refuse";
+    step.why = "protocol " + step.record.protocol + ": 3PC recovery follows 3PC's rules, not the decision log's, and "
+               "is not available in this version; leave it to its agent";
+    step.trouble = true;
+    return step;
+  }
+  auto decision = log.FindByTxid(step.record.txid);
+  if (!decision.ok()) return decision.status();
+  if (!decision->has_value()) {
+    step.action = "abort";
+    step.why = "no decision recorded: presumed abort";
+  } else {
+    const coordinator::DecisionRecord& d = **decision;
+    step.action = d.outcome == coordinator::Outcome::kCommitted ? "commit" : "abort";
+    step.why = std::string("decision log: ") + std::string(coordinator::OutcomeName(d.outcome)) +
+               (d.heuristic ? " (heuristic)" : "") + ", decided " + FormatAge(WallNowMs() - d.decided_ms) + " ago";
+  }
+  if (step.record.state == "conflict") step.why += "; its last commit attempt conflicted: " + step.record.last_error;
+  return step;
+}
+
+// One SQLite transaction: the resource manager's commit or abort and the
+// remembered outcome, as the agent does it.
+void Apply(Step& step) {
+  participant::ResourceManager& rm = *step.file->rm;
+  const std::string& txid = step.record.txid;
+  sqlite::Transaction txn(*step.file->db);
+  Status s = txn.status();
+  if (s.ok() && step.action == "commit") {
+    s = rm.ApplyCommit(txid);
+    if (s.ok()) s = rm.RememberOutcome(txid, "committed", WallNowMs());
+  } else if (s.ok()) {
+    s = rm.DiscardPrepared(txid);
+    if (s.ok()) s = rm.RememberOutcome(txid, "aborted", WallNowMs());
+  }
+  if (s.code() == StatusCode::kConflict) {
+    // ApplyCommit left the record in place, marked "conflict" with the reason: keep that.
+    Status kept = txn.Commit();
+    step.result = "conflict: " + s.message() + (kept.ok() ? "" : " (and recording it failed: " + kept.message() + ")");
+    step.trouble = true;
+    return;
+  }
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) {
+    step.result = "failed: " + s.message();
+    step.trouble = true;
+    return;
+  }
+  step.result = step.action == "commit" ? "committed" : "aborted";
+}
+
+}  // namespace
+
+int RunRecover(Context& ctx) {
+  const auto data_dir = ctx.flags->Get("data-dir");
+  const auto paths = ctx.flags->GetAll("participant-db");
+  if (!data_dir || paths.empty() || !ctx.args.empty()) {
+    PrintError("recover needs --data-dir DIR and at least one --participant-db FILE (see commitctl recover --help)");
+    return kExitUsage;
+  }
+  const bool apply = ctx.flags->Has("apply");
+
+  // Every file is locked before anything is read, so nothing changes if one is in use.
+  auto log_db = OpenDecisionLog(*data_dir);
+  if (!log_db.ok()) {
+    PrintError(log_db.status().message());
+    if (log_db.status().code() == StatusCode::kNotFound) {
+      PrintError("without the decision log nothing can be presumed aborted; if the coordinator lost it, see "
+                 "docs/operations.md (\"the coordinator lost its disk\")");
+    }
+    return kExitTrouble;
+  }
+  std::vector<ParticipantFile> files;
+  for (const std::string& path : paths) {
+    auto file = OpenParticipantDb(path);
+    if (!file.ok()) {
+      PrintError(file.status().message());
+      return kExitTrouble;
+    }
+    files.push_back(std::move(file).value());
+  }
+
+  coordinator::DecisionStore log(**log_db);
+  std::vector<Step> steps;
+  for (ParticipantFile& file : files) {
+    auto records = file.rm->LoadPrepared();
+    if (!records.ok()) {
+      PrintError(file.path + ": " + records.status().message());
+      return kExitTrouble;
+    }
+    for (auto& record : *records) {
+      auto step = Plan(log, file, std::move(record));
+      if (!step.ok()) {
+        PrintError((*log_db)->path() + ": " + step.status().message());
+        return kExitTrouble;
+      }
+      steps.push_back(std::move(step).value());
+    }
+  }
+
+  if (apply) {
+    for (Step& step : steps) {
+      if (step.action == "refuse") {
+        step.result = "left in place";
+      } else {
+        Apply(step);
+      }
+    }
+  }
+  bool trouble = false;
+  for (const Step& step : steps) trouble |= step.trouble;
+
+  if (ctx.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const Step& step : steps) {
+      nlohmann::json j = {{"txid", step.record.txid},
+                          {"database", step.file->path},
+                          {"action", step.action},
+                          {"why", step.why},
+                          {"coordinator", step.record.coordinator}};
+      if (apply) j["result"] = step.result;
+      list.push_back(std::move(j));
+    }
+    PrintJson({{"applied", apply}, {"steps", list}, {"ok", !trouble && (apply || steps.empty())}});
+  } else if (steps.empty()) {
+    std::printf("nothing prepared in %zu database(s): nothing to recover\n", files.size());
+  } else {
+    std::printf("%-40s %-24s %-7s %s\n", "TXID", "DATABASE", "ACTION", apply ? "RESULT  (WHY)" : "WHY");
+    for (const Step& step : steps) {
+      std::string tail = apply ? step.result + "  (" + step.why + ")" : step.why;
+      std::printf("%-40s %-24s %-7s %s\n", step.record.txid.c_str(), step.file->path.c_str(), step.action.c_str(),
+                  tail.c_str());
+    }
+    if (!apply) {
+      std::printf("plan only: nothing changed. Check that --data-dir is the coordinator these records name (%s), "
+                  "then run again with --apply.\n",
+                  steps.front().record.coordinator.c_str());
+    } else if (trouble) {
+      std::printf("some records are left in place (see RESULT). A conflict means rows changed behind the agent: "
+                  "see docs/operations.md (\"a changeset conflict\").\n");
+    } else {
+      std::printf("done: nothing is prepared any more. Start commitd, then the agents: commitd redelivers the "
+                  "decisions it had not finished, and the agents acknowledge them from their remembered outcomes.\n");
+    }
+  }
+  return trouble || (!apply && !steps.empty()) ? kExitTrouble : kExitOk;
+}
+
+}  // namespace commitd::commitctl
