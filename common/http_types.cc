@@ -54,4 +54,22 @@ Response JsonResponse(int status, const nlohmann::json& value) {
   return response;
 }
 
+std::string ErrorMessageOf(const Response& response) {
+  auto body = nlohmann::json::parse(response.body, nullptr, false);
+  std::string message;
+  if (body.is_object() && body.contains("error")) {
+    const auto& error = body["error"];
+    if (error.is_object() && error.contains("message") && error["message"].is_string()) {
+      message = error["message"].get<std::string>();
+    } else if (error.is_string()) {
+      message = error.get<std::string>();
+    }
+  }
+  if (message.empty()) message = response.body.substr(0, 300);
+  // Round-trip through the serializer to replace invalid UTF-8.
+  auto cleaned = nlohmann::json::parse(
+      nlohmann::json(message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), nullptr, false);
+  return cleaned.is_string() ? cleaned.get<std::string>() : std::string("(unreadable error body)");
+}
+
 }  // namespace commitd::http

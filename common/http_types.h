@@ -38,4 +38,9 @@ Response ErrorResponse(int status, std::string_view code, std::string_view messa
 // body = value.dump()
 Response JsonResponse(int status, const nlohmann::json& value);
 
+// What a peer's error response says, for a reason shown to users and stored
+// in logs: error.message of a JSON error body, else the body itself (cut to
+// 300 bytes); always valid UTF-8.
+std::string ErrorMessageOf(const Response& response);
+
 }  // namespace commitd::http

@@ -227,7 +227,7 @@ Status DecisionStore::InsertDecision(const DecisionRecord& r) {
   } else {
     stmt->Bind(6, r.idempotency_key);
   }
-  stmt->Bind(7, r.reply.dump())
+  stmt->Bind(7, r.reply.dump(-1, ' ', false, json::error_handler_t::replace))
       .Bind(8, r.created_ms)
       .Bind(9, r.decided_ms)
       .Bind(10, static_cast<int64_t>(r.finished ? 1 : 0))

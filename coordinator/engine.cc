@@ -344,6 +344,14 @@ std::vector<TxView> Engine::List() const {
   return out;
 }
 
+std::size_t Engine::awaiting_record() const {
+  std::size_t n = 0;
+  for (const auto& [txid, tx] : txs_) {
+    if (tx.phase == Phase::kDeciding) ++n;
+  }
+  return n;
+}
+
 std::optional<std::string> Engine::TxidForIdempotencyKey(const std::string& key) const {
   auto it = txid_by_key_.find(key);
   if (it == txid_by_key_.end()) return std::nullopt;

@@ -128,6 +128,8 @@ class Engine {
   std::vector<TxView> List() const;
   std::optional<std::string> TxidForIdempotencyKey(const std::string& key) const;
   std::size_t undecided() const { return undecided_; }
+  // Decided transactions whose decision record is not durable yet (their clients wait).
+  std::size_t awaiting_record() const;
   std::size_t active() const { return txs_.size(); }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -103,6 +104,7 @@ struct Service::Impl {
   uint64_t txid_counter = 0;
   std::string txid_prefix;
   bool stopping = false;
+  int64_t delivery_grace_until = 0;  // wall ms; shutdown waits this long for decision delivery
   std::function<void()> on_stopped;
   // Metrics.
   uint64_t started = 0, committed = 0, aborted = 0, rejected_overload = 0;
@@ -142,13 +144,19 @@ void Service::Shutdown(std::function<void()> done) {
   Impl& s = *impl_;
   s.stopping = true;
   s.on_stopped = std::move(done);
+  s.delivery_grace_until = WallMs() + 2'000;
   log::Info("shutdown_started", {{"undecided", s.engine ? s.engine->undecided() : 0}});
   s.MaybeFinishShutdown();
 }
 
 void Service::Impl::MaybeFinishShutdown() {
   if (!stopping || !on_stopped) return;
-  if (engine && engine->undecided() > 0) return;  // the tick calls again
+  // Every client must get its answer: wait (the tick calls again) until no
+  // transaction is undecided or waiting for its decision record, bounded by
+  // the transactions' own deadlines. Then give delivery of the decisions a
+  // short grace, so participants are not left holding locks until a restart.
+  if (engine && (engine->undecided() > 0 || engine->awaiting_record() > 0 || !clients.empty())) return;
+  if (engine && engine->active() > 0 && WallMs() < delivery_grace_until) return;
   if (server) server->Stop();
   tick_timer.cancel();
   health_timer.cancel();
@@ -443,10 +451,7 @@ void Service::Impl::Execute(Action& a) {
       if (!r.ok()) {
         vote = r.status();
       } else if (r->status != 200) {
-        auto body = nlohmann::json::parse(r->body, nullptr, false);
-        std::string msg = body.is_object() && body.contains("error") ? body["error"].value("message", r->body)
-                                                                      : r->body;
-        vote = Status::InvalidArgument("HTTP " + std::to_string(r->status) + ": " + msg);
+        vote = Status::InvalidArgument("HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r));
       } else {
         vote = wire::ParseVote(r->body);
       }
@@ -461,12 +466,19 @@ void Service::Impl::Execute(Action& a) {
     cr.target = d->outcome == Outcome::kCommitted ? "/v1/commit" : "/v1/abort";
     cr.body = nlohmann::json{{"txid", d->txid}}.dump();
     if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
-    peers.Send(std::move(cr), [this, txid = d->txid, name = d->to.name](Result<http::Response> r) {
+    const bool commit = d->outcome == Outcome::kCommitted;
+    peers.Send(std::move(cr), [this, txid = d->txid, name = d->to.name, commit](Result<http::Response> r) {
       Status s;
       if (!r.ok()) {
         s = r.status();
+      } else if (commit && r->status == 404 && r->body.find("\"unknown_transaction\"") != std::string::npos) {
+        // Every participant of a commit voted yes, so one that no longer knows
+        // the txid applied it and forgot it after its retention window (or
+        // lost its database: then no redelivery can help). Counted as acked.
+        log::Error("commit_unknown_at_participant",
+                   {{"txid", txid}, {"participant", name}, {"error", http::ErrorMessageOf(*r)}});
       } else if (r->status != 200) {
-        s = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + r->body);
+        s = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r));
       }
       if (!s.ok()) log::Warn("decision_delivery_failed", {{"txid", txid}, {"participant", name}, {"error", s.ToString()}});
       engine->OnDecisionAcked(txid, name, s, WallMs());
@@ -475,8 +487,16 @@ void Service::Impl::Execute(Action& a) {
   } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
     if (pd->record.outcome == Outcome::kCommitted) ++committed; else ++aborted;
     std::string txid = pd->record.txid;
-    log->AppendDecision(std::move(pd->record), [this, txid](Status s) {
+    const bool commit = pd->record.outcome == Outcome::kCommitted;
+    log->AppendDecision(std::move(pd->record), [this, txid, commit](Status s) {
       if (!s.ok()) log::Error("decision_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      if (!s.ok() && commit) {
+        // A failed COMMIT may still have left the record in the WAL, to
+        // reappear after a restart: guessing "abort" now could contradict it.
+        // Stop instead; on restart the log says what was decided.
+        log::Error("fatal_decision_log_failure", {{"txid", txid}, {"action", "stopping; restart to recover"}});
+        std::abort();
+      }
       failpoint::CrashIf("coordinator.crash_after_decision_durable");
       engine->OnDecisionPersisted(txid, s, WallMs());
       Pump();
