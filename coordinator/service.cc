@@ -461,7 +461,10 @@ void Service::Impl::Execute(Action& a) {
   } else if (auto* d = std::get_if<action::SendDecision>(&a)) {
     if (d->outcome == Outcome::kCommitted && failpoint::Active("coordinator.skip_commit_delivery")) return;
     http::ClientRequest cr;
-    cr.base_url = d->to.url;
+    // The registry's URL wins over the one recorded with the decision: an
+    // agent that moved and re-registered still gets its decisions.
+    auto registered = registry.find(d->to.name);
+    cr.base_url = registered != registry.end() ? registered->second.entry.url : d->to.url;
     cr.method = "POST";
     cr.target = d->outcome == Outcome::kCommitted ? "/v1/commit" : "/v1/abort";
     cr.body = nlohmann::json{{"txid", d->txid}}.dump();
