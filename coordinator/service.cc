@@ -11,6 +11,7 @@
 #include "common/batching_client.h"
 #include "common/failpoint.h"
 #include "common/http_client.h"
+#include "common/http_options.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "coordinator/engine.h"
@@ -81,8 +82,7 @@ struct Service::Impl {
   Impl(boost::asio::io_context& io, ServiceOptions options)
       : io(io),
         options(std::move(options)),
-        client(io, http::ClientOptions{std::chrono::milliseconds(this->options.config.connect_timeout_ms),
-                                       std::chrono::milliseconds(this->options.config.request_timeout_ms)}),
+        client(io, http::ClientOptionsFor(this->options.config)),
         peers(client),
         tick_timer(io),
         health_timer(io) {}
@@ -180,16 +180,9 @@ Status Service::Impl::Start() {
   auto recovered = log->Recover();
   if (!recovered.ok()) return recovered.status();
 
-  http::ServerOptions so;
-  so.host = addr->first;
-  so.port = addr->second;
-  so.max_body_bytes = static_cast<std::size_t>(options.config.max_body_bytes);
-  so.read_timeout = std::chrono::milliseconds(options.config.http_read_timeout_ms);
-  so.idle_timeout = std::chrono::milliseconds(options.config.http_idle_timeout_ms);
-  so.write_timeout = std::chrono::milliseconds(options.config.http_write_timeout_ms);
-  so.handler_timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
   RegisterRoutes();
-  server = std::make_unique<http::Server>(io, so, router);
+  server = std::make_unique<http::Server>(io, http::ServerOptionsFor(options.config, addr->first, addr->second),
+                                          router);
   if (Status s = server->Start(); !s.ok()) return s;
   self_url = "http://" + addr->first + ":" + std::to_string(server->port());
 
@@ -226,11 +219,7 @@ Status Service::Impl::Start() {
 }
 
 bool Service::Impl::Authorized(const http::Request& req, const http::Responder& respond) {
-  if (options.token.empty()) return true;
-  auto h = req.Header("authorization");
-  if (h && *h == "Bearer " + options.token) return true;
-  respond(http::ErrorResponse(401, "unauthorized", "missing or wrong bearer token"));
-  return false;
+  return http::CheckBearer(req, options.token, respond);
 }
 
 void Service::Impl::RegisterRoutes() {

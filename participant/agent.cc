@@ -10,6 +10,7 @@
 #include "common/failpoint.h"
 #include "common/http_batch.h"
 #include "common/http_client.h"
+#include "common/http_options.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/sqlite_db.h"
@@ -47,8 +48,7 @@ struct Agent::Impl {
   Impl(boost::asio::io_context& io, AgentOptions options)
       : io(io),
         options(std::move(options)),
-        client(io, http::ClientOptions{std::chrono::milliseconds(this->options.config.connect_timeout_ms),
-                                       std::chrono::milliseconds(this->options.config.request_timeout_ms)}),
+        client(io, http::ClientOptionsFor(this->options.config)),
         tick_timer(io),
         register_timer(io) {}
 
@@ -179,14 +179,7 @@ Status Agent::Impl::Start() {
 
   self_url = options.advertise_url;
   if (!options.listen.empty()) {
-    http::ServerOptions so;
-    so.host = addr.first;
-    so.port = addr.second;
-    so.max_body_bytes = static_cast<std::size_t>(options.config.max_body_bytes);
-    so.read_timeout = std::chrono::milliseconds(options.config.http_read_timeout_ms);
-    so.idle_timeout = std::chrono::milliseconds(options.config.http_idle_timeout_ms);
-    so.write_timeout = std::chrono::milliseconds(options.config.http_write_timeout_ms);
-    so.handler_timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
+    http::ServerOptions so = http::ServerOptionsFor(options.config, addr.first, addr.second);
     RegisterRoutes(own_router, true);
     server = std::make_unique<http::Server>(io, so, own_router);
     if (Status s = server->Start(); !s.ok()) {
@@ -210,11 +203,7 @@ Status Agent::Impl::Start() {
 }
 
 bool Agent::Impl::Authorized(const http::Request& req, const http::Responder& respond) {
-  if (options.token.empty()) return true;
-  auto h = req.Header("authorization");
-  if (h && *h == "Bearer " + options.token) return true;
-  respond(http::ErrorResponse(401, "unauthorized", "missing or wrong bearer token"));
-  return false;
+  return http::CheckBearer(req, options.token, respond);
 }
 
 RequestToken Agent::Impl::Track(http::Responder respond) {

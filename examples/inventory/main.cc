@@ -12,6 +12,7 @@
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/graceful_stop.h"
+#include "common/http_options.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/sqlite_db.h"
@@ -119,14 +120,7 @@ int main(int argc, char** argv) {
   http::Router router;
   // Declared before the server so that it outlives it (its routes are in router).
   std::unique_ptr<participant::Agent> agent;
-  http::ServerOptions so;
-  so.host = address->first;
-  so.port = address->second;
-  so.max_body_bytes = static_cast<std::size_t>(options.config.max_body_bytes);
-  so.read_timeout = std::chrono::milliseconds(options.config.http_read_timeout_ms);
-  so.idle_timeout = std::chrono::milliseconds(options.config.http_idle_timeout_ms);
-  so.write_timeout = std::chrono::milliseconds(options.config.http_write_timeout_ms);
-  so.handler_timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
+  http::ServerOptions so = http::ServerOptionsFor(options.config, address->first, address->second);
   http::Server server(io, so, router);
   if (Status s = server.Start(); !s.ok()) return fail(s);
   // Requests are served only once io runs, after everything below is set up.
