@@ -154,6 +154,22 @@ Statement* Database::Prepare(const std::string& sql, Status* error, std::string_
   }
   const std::string& key = cache_group.empty() ? sql : grouped;
   auto it = cache_.find(key);
+  if (it == cache_.end() && !cache_group.empty()) {
+    std::size_t& size = group_sizes_[std::string(cache_group)];
+    if (size >= kMaxGroupStatements) {
+      const std::string prefix = std::string(cache_group) + '\x1f';
+      for (auto entry = cache_.begin(); entry != cache_.end();) {
+        if (entry->first.compare(0, prefix.size(), prefix) == 0) {
+          wrappers_.erase(entry->second.get());
+          entry = cache_.erase(entry);
+        } else {
+          ++entry;
+        }
+      }
+      size = 0;
+    }
+    ++size;  // counted even if preparing fails below: an overestimate only empties the group sooner
+  }
   if (it == cache_.end()) {
     sqlite3_stmt* raw = nullptr;
     int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &raw,

@@ -77,7 +77,11 @@ class Database {
   // A cached statement for sql, reset and unbound; nullptr with *error set on
   // failure. Statements of different cache groups never share an entry: user
   // SQL prepared under an authorizer must not find a statement prepared without one.
+  // A named group holds at most kMaxGroupStatements; when full it is emptied
+  // (so user SQL with inline literals cannot grow the cache without bound), which
+  // invalidates that group's earlier Statement pointers.
   Statement* Prepare(const std::string& sql, Status* error = nullptr, std::string_view cache_group = {});
+  static constexpr std::size_t kMaxGroupStatements = 512;
 
   Status Begin();           // BEGIN IMMEDIATE
   Status Commit();
@@ -93,6 +97,7 @@ class Database {
   std::string path_;
   std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>> cache_;
   std::unordered_map<sqlite3_stmt*, std::unique_ptr<Statement>> wrappers_;
+  std::unordered_map<std::string, std::size_t> group_sizes_;
 };
 
 // Rolls back on destruction unless Commit() succeeded.

@@ -223,3 +223,25 @@ TEST_CASE("a held write lock makes Begin fail after the busy timeout") {
 
 }  // namespace
 }  // namespace commitd::sqlite
+
+TEST_CASE("a named statement group is bounded; the unnamed cache is not affected") {
+  char pattern[] = "/tmp/sqlite_group_test.XXXXXX";
+  REQUIRE(mkdtemp(pattern) != nullptr);
+  std::string dir = pattern;
+  {
+    auto db = commitd::sqlite::Database::Open(dir + "/g.db");
+    REQUIRE(db.ok());
+    commitd::sqlite::Statement* internal = (*db)->Prepare("SELECT 1");
+    REQUIRE(internal != nullptr);
+    for (std::size_t i = 0; i < commitd::sqlite::Database::kMaxGroupStatements * 3; ++i) {
+      commitd::sqlite::Statement* s = (*db)->Prepare("SELECT " + std::to_string(i), nullptr, "ops");
+      REQUIRE(s != nullptr);
+      REQUIRE(s->Step());
+      CHECK(s->Int(0) == static_cast<int64_t>(i));
+      s->Reset();
+    }
+    // The internal statement survived every eviction of the "ops" group.
+    CHECK((*db)->Prepare("SELECT 1") == internal);
+  }
+  std::filesystem::remove_all(dir);
+}
