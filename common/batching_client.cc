@@ -58,7 +58,9 @@ void BatchingClient::Flush(const std::string& peer_key) {
   batch.headers = peer.queue.front().request.headers;
   batch.headers.emplace_back("Content-Type", "application/json");
   batch.timeout = std::chrono::milliseconds(0);
-  std::string body = "{\"requests\":[";
+  std::string body;
+  body.reserve(bytes + 16);  // bytes: the estimate of the n requests counted above
+  body += "{\"requests\":[";
   for (std::size_t i = 0; i < n; ++i) {
     Pending p = std::move(peer.queue.front());
     peer.queue.pop_front();

@@ -18,7 +18,11 @@ struct BatchReply {
     responses[index] = std::move(r);
     if (--remaining != 0) return;
     // Sub-bodies are our own JSON; splice them in without re-parsing.
-    std::string body = "{\"responses\":[";
+    std::size_t size = 16;
+    for (const auto& r : responses) size += r.body.size() + 32;
+    std::string body;
+    body.reserve(size);  // one allocation: growing a large string by doubling churns malloc
+    body += "{\"responses\":[";
     for (std::size_t i = 0; i < responses.size(); ++i) {
       if (i != 0) body += ',';
       body += "{\"status\":";
