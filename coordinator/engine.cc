@@ -171,8 +171,20 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   tx.durable = true;
   tx.phase = Phase::kDelivering;
-  const int status_code = ReplyStatus(tx);
+  int status_code = ReplyStatus(tx);
   nlohmann::json body = ReplyBody(tx);
+  if (!status.ok() && !tx.idempotency_key.empty()) {
+    // The key was not stored with an answer, so a retry would run the
+    // transaction anew: say so instead of giving an answer a replay cannot repeat.
+    status_code = 503;
+    body = {{"error",
+             {{"code", "storage_error"},
+              {"message", "the decision could not be recorded (" + status.message() +
+                              "); the transaction did not commit; retrying with the same Idempotency-Key runs it "
+                              "again"}}},
+            {"txid", tx.txid},
+            {"outcome", "aborted"}};
+  }
   for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, status_code, body});
   tx.clients.clear();
   if (tx.outcome == Outcome::kCommitted) {

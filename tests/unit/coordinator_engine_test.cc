@@ -253,3 +253,19 @@ TEST_CASE("votes for unknown transactions and duplicate votes are ignored") {
   CHECK(e.TakeActions().empty());
   CHECK(e.undecided() == 1);
 }
+
+TEST_CASE("an abort that could not be recorded is not answered as a replayable 409 when an idempotency key was given") {
+  Engine e = MakeEngine();
+  StartRequest r = Transfer("t10", 1);
+  r.idempotency_key = "k10";
+  e.Start(r, 0);
+  e.TakeActions();
+  e.OnVote("t10", "bank-a", No("t10", "overdraft"), 0);
+  e.TakeActions();
+  e.OnDecisionPersisted("t10", Status::IoError("disk full"), 1);
+  auto replies = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 503);
+  CHECK(replies[0].body["outcome"] == "aborted");
+  CHECK(replies[0].body["error"]["code"] == "storage_error");
+}
