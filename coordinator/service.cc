@@ -108,6 +108,7 @@ struct Service::Impl {
   std::function<void()> on_stopped;
   // Metrics.
   uint64_t started = 0, committed = 0, aborted = 0, rejected_overload = 0;
+  uint64_t commits_unknown_at_participant = 0;  // commit deliveries answered unknown_transaction
   uint64_t heuristic = 0;  // forced decisions in the log, counted from it at startup
 
   Status Start();
@@ -467,6 +468,7 @@ void Service::Impl::Execute(Action& a) {
         // Every participant of a commit voted yes, so one that no longer knows
         // the txid applied it and forgot it after its retention window (or
         // lost its database: then no redelivery can help). Counted as acked.
+        ++commits_unknown_at_participant;
         log::Error("commit_unknown_at_participant",
                    {{"txid", txid}, {"participant", name}, {"error", http::ErrorMessageOf(*r)}});
       } else if (r->status != 200) {
@@ -569,7 +571,9 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
     respond(http::JsonResponse(200, ViewToJson(*view, WallMs())));
     return;
   }
-  log->FindDecision(txid, [txid, respond](Result<std::optional<DecisionRecord>> found) {
+  // A participant resolving an in-doubt record says who it is (?participant=NAME).
+  const std::string asker = req.query.count("participant") ? req.query["participant"] : "";
+  log->FindDecision(txid, [this, txid, asker, respond](Result<std::optional<DecisionRecord>> found) {
     if (!found.ok()) {
       respond(http::ErrorResponse(503, "storage_error", found.status().message()));
       return;
@@ -578,13 +582,42 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
       respond(http::JsonResponse(200, RecordToJson(**found, WallMs())));
       return;
     }
-    // Presumed abort: a txid with no decision never committed and never will.
     nlohmann::json body = {{"error", {{"code", "not_found"},
                                       {"message", "no transaction " + txid +
                                                       " is known here; under presumed abort it did not commit"}}},
                            {"txid", txid},
                            {"outcome", "aborted"}};
-    respond(http::JsonResponse(404, body));
+    if (asker.empty()) {
+      respond(http::JsonResponse(404, body));
+      return;
+    }
+    // Presumed abort told to a participant is a decision it will act on: record
+    // it first (first decision wins), so that nothing — a later forced commit,
+    // say — can decide the other way for the participants that did not ask.
+    const int64_t now = WallMs();
+    DecisionRecord abort;
+    abort.txid = txid;
+    abort.outcome = Outcome::kAborted;
+    auto registered = registry.find(asker);
+    abort.participants.push_back({asker, registered != registry.end() ? registered->second.entry.url : ""});
+    abort.reason = "presumed abort: unknown to the coordinator when " + asker + " asked";
+    abort.reply = {{"txid", txid}, {"outcome", "aborted"}, {"reason", abort.reason}};
+    abort.created_ms = abort.decided_ms = abort.finished_ms = now;
+    abort.finished = true;
+    log->AppendDecision(std::move(abort), [this, txid, body, respond](Status s) {
+      if (s.ok()) {
+        respond(http::JsonResponse(404, body));
+        return;
+      }
+      // Conflict: another decision got there first; answer with it.
+      log->FindDecision(txid, [respond, s](Result<std::optional<DecisionRecord>> again) {
+        if (again.ok() && again.value()) {
+          respond(http::JsonResponse(200, RecordToJson(**again, WallMs())));
+        } else {
+          respond(http::ErrorResponse(503, "storage_error", "cannot record the presumed abort: " + s.message()));
+        }
+      });
+    });
   });
 }
 
@@ -858,6 +891,9 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
   metric("commitd_transactions_heuristic_total", "counter",
          "Decisions forced by an operator (commitctl resolve --force), in the log.", heuristic);
   metric("commitd_transactions_rejected_overload_total", "counter", "Requests refused with 429.", rejected_overload);
+  metric("commitd_commits_unknown_at_participant_total", "counter",
+         "Commit deliveries a participant answered unknown_transaction (forgotten after retention, or a lost disk).",
+         commits_unknown_at_participant);
   metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", engine->undecided());
   metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", engine->active());
   metric("commitd_log_batches_total", "counter", "Group commits of the decision log.", ws.batches);

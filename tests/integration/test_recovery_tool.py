@@ -375,5 +375,52 @@ def test_offline_commands_refuse_beside_live_services():
 
 
 
+def test_force_commit_refused_once_a_participant_was_told_presumed_abort():
+    # Regression (review): bank-a asks about a txid the coordinator never knew
+    # and aborts on "presumed abort"; bank-b ignores decisions and still holds
+    # it. A forced commit must not commit bank-b alone: the coordinator now
+    # records the abort it answered, and the force is refused.
+    with Cluster(agent_env={"bank-b": {"COMMITD_FAILPOINTS": "agent.ignore_decisions"}}) as c:
+        coordinator = ["--coordinator", c.url]
+        txid = "lost-log-2"
+        prepare_by_hand(c, txid, "bank-a", harness.debit_ops("grace", 5), c.url, timeout_ms=300)
+        prepare_by_hand(c, txid, "bank-b", credit_ops("heidi", 5), c.url, timeout_ms=300)
+        eventually(lambda: txid not in harness.held(c.bank("bank-a").url) or None, 20,
+                   what="bank-a resolved the in-doubt record by asking the coordinator")
+        status, tx = c.tx_status(txid)
+        assert status == 200 and tx["outcome"] == "aborted" and "presumed abort" in tx.get("reason", ""), (status, tx)
+        rc, out, err = ctl(*coordinator, "resolve", txid, "--force", "commit", "--yes")
+        assert rc == 1, (rc, out, err)
+        assert c.balances("bank-a")["grace"] == 100 and c.balances("bank-b")["heidi"] == 50
+        assert c.journal("bank-b", txid) == []
+
+
+def test_recover_refuses_presumed_abort_against_evidence_of_commit():
+    # Regression (review): a record in state conflict (a commit was delivered)
+    # with no decision in the given log must be left in place, not discarded.
+    with Cluster(coordinator_env={"COMMITD_FAILPOINTS": "coordinator.skip_commit_delivery"}) as c:
+        txid = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 10, timeout_ms=60000), 200,
+                             "transfer")["txid"]
+        c.kill9_all()
+        b_db = c.bank("bank-b").db
+        conn = sqlite3.connect(b_db)
+        conn.execute("UPDATE accounts SET balance = balance + 1 WHERE id = 'bob'")  # behind the agent's back
+        conn.commit()
+        conn.close()
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply")
+        assert rc == 1, (rc, out, err)  # bank-b: conflict
+        # Now the log "loses" the decision (a stale backup, say).
+        conn = sqlite3.connect(os.path.join(c.data_dir, "decisions.db"))
+        conn.execute("DELETE FROM decisions WHERE txid = ?", (txid,))
+        conn.commit()
+        conn.close()
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply", "--json")
+        assert rc == 1, (rc, out, err)
+        assert out.strip(), (rc, out, err)
+        steps = json.loads(out)["steps"]
+        assert [s["action"] for s in steps] == ["refuse"], steps
+        assert txid in harness.prepared_in_db(b_db), "the conflicting record was discarded"
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -150,6 +150,18 @@ int RunForce(Context& ctx) {
                   kExitTrouble);
   }
 
+  for (const Holder& h : *holders) {
+    // A conflict record exists only because a commit was delivered to it:
+    // the transaction was decided commit, whatever this log lost.
+    const bool conflicted = h.held.is_object() && h.held.contains("state") && h.held["state"] == "conflict";
+    if (!commit && conflicted) {
+      return refuse(h.participant.name + " holds " + txid + " in state conflict, which only a delivered commit "
+                    "produces: it was decided commit, so forcing abort would split it. Repair the conflicting row "
+                    "(docs/operations.md, \"a changeset conflict\") or force commit instead",
+                    kExitTrouble);
+    }
+  }
+
   if (!ctx.flags->Has("yes")) {
     report["refused"] = "not confirmed: --yes missing";
     if (ctx.json) {

@@ -27,7 +27,7 @@ void PrintDecisionRow(const DecisionRecord& r, int64_t now) {
 
 // Fills *out; true when something is in doubt (an unfinished decision).
 Result<bool> InspectDecisionLog(const std::string& data_dir, std::size_t limit, bool print, nlohmann::json* out) {
-  auto db = OpenDecisionLog(data_dir);
+  auto db = OpenDecisionLog(data_dir, /*read_only=*/true);
   if (!db.ok()) return db.status();
   DecisionStore store(**db);
   auto total = store.Count(std::nullopt, false);

@@ -13,7 +13,7 @@ int RunLogDump(Context& ctx) {
     PrintError("log dump needs --data-dir DIR (see commitctl log dump --help)");
     return kExitUsage;
   }
-  auto db = OpenDecisionLog(*data_dir);
+  auto db = OpenDecisionLog(*data_dir, /*read_only=*/true);
   if (!db.ok()) {
     PrintError(db.status().message());
     return kExitTrouble;

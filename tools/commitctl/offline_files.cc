@@ -30,7 +30,7 @@ Result<std::unique_ptr<sqlite::Database>> OpenOffline(const std::string& path, c
   return db;
 }
 
-Result<std::unique_ptr<sqlite::Database>> OpenDecisionLog(const std::string& data_dir) {
+Result<std::unique_ptr<sqlite::Database>> OpenDecisionLog(const std::string& data_dir, bool read_only) {
   const std::string path = (std::filesystem::path(data_dir) / "decisions.db").string();
   auto db = OpenOffline(path, "commitd");
   if (!db.ok()) {
@@ -38,6 +38,18 @@ Result<std::unique_ptr<sqlite::Database>> OpenDecisionLog(const std::string& dat
       return Status::NotFound("no decision log at " + path + ": check --data-dir (the coordinator's --data-dir)");
     }
     return db.status();
+  }
+  if (read_only) {
+    // Read from an in-memory copy taken under the lock: an older schema is
+    // upgraded there, and the file itself is never changed.
+    auto copy = sqlite::Database::Open(":memory:");
+    if (!copy.ok()) return copy.status();
+    sqlite3_backup* backup = sqlite3_backup_init((*copy)->handle(), "main", (*db)->handle(), "main");
+    if (backup == nullptr) return (*copy)->LastError("copy " + path);
+    const int rc = sqlite3_backup_step(backup, -1);
+    sqlite3_backup_finish(backup);
+    if (rc != SQLITE_DONE) return Status::IoError("copy " + path + ": " + sqlite3_errstr(rc));
+    db = std::move(copy);
   }
   if (Status s = coordinator::DecisionStore(**db).CreateSchema(); !s.ok()) return s;
   return db;

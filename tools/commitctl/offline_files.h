@@ -28,7 +28,10 @@ namespace commitd::commitctl {
 Result<std::unique_ptr<sqlite::Database>> OpenOffline(const std::string& path, const std::string& owner);
 
 // <data_dir>/decisions.db, opened as above; an old schema is upgraded.
-Result<std::unique_ptr<sqlite::Database>> OpenDecisionLog(const std::string& data_dir);
+// read_only: the result is an in-memory copy (an older schema is upgraded
+// there), so inspecting a file never changes it — an older commitd could not
+// open an upgraded file.
+Result<std::unique_ptr<sqlite::Database>> OpenDecisionLog(const std::string& data_dir, bool read_only = false);
 
 // An agent's database with the resource manager the agent uses on it (no
 // procedures: enough to apply, discard and remember). rm goes before db.

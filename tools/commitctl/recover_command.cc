@@ -2,6 +2,7 @@
 // databases from a stopped coordinator's decision log, with the resource
 // manager calls the agent itself makes.
 #include <cstdio>
+#include <set>
 
 #include "coordinator/decision_store.h"
 #include "tools/commitctl/commands.h"
@@ -19,7 +20,9 @@ struct Step {
   bool trouble = false;
 };
 
-Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, participant::PreparedRecord record) {
+// committed_elsewhere: txids some given database remembers as committed.
+Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, participant::PreparedRecord record,
+                  const std::set<std::string>& committed_elsewhere) {
   Step step;
   step.file = &file;
   step.record = std::move(record);
@@ -32,12 +35,32 @@ Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, partic
   }
   auto decision = log.FindByTxid(step.record.txid);
   if (!decision.ok()) return decision.status();
+  const bool commit_seen = committed_elsewhere.count(step.record.txid) != 0;
+  if (!decision->has_value() && (step.record.state == "conflict" || commit_seen)) {
+    // A commit was delivered (a conflict only arises from one) or applied
+    // elsewhere, yet this log has no decision: it is not the log that ran the
+    // transaction (or it lost it). Presuming abort here would split it.
+    step.action = "refuse";
+    step.why = std::string("no decision in this log, but ") +
+               (commit_seen ? "another given database committed it" : "a commit was already attempted here") +
+               ": this --data-dir is not the coordinator that decided it; find that log, or settle it by hand "
+               "(docs/operations.md)";
+    step.trouble = true;
+    return step;
+  }
   if (!decision->has_value()) {
     step.action = "abort";
     step.why = "no decision recorded: presumed abort";
   } else {
     const coordinator::DecisionRecord& d = **decision;
     step.action = d.outcome == coordinator::Outcome::kCommitted ? "commit" : "abort";
+    if (step.action == "abort" && commit_seen) {
+      step.action = "refuse";
+      step.why = "the log says aborted, but another given database committed it: settle it by hand "
+                 "(docs/operations.md)";
+      step.trouble = true;
+      return step;
+    }
     step.why = std::string("decision log: ") + std::string(coordinator::OutcomeName(d.outcome)) +
                (d.heuristic ? " (heuristic)" : "") + ", decided " + FormatAge(WallNowMs() - d.decided_ms) + " ago";
   }
@@ -87,7 +110,7 @@ int RunRecover(Context& ctx) {
   const bool apply = ctx.flags->Has("apply");
 
   // Every file is locked before anything is read, so nothing changes if one is in use.
-  auto log_db = OpenDecisionLog(*data_dir);
+  auto log_db = OpenDecisionLog(*data_dir, /*read_only=*/!apply);
   if (!log_db.ok()) {
     PrintError(log_db.status().message());
     if (log_db.status().code() == StatusCode::kNotFound) {
@@ -107,6 +130,17 @@ int RunRecover(Context& ctx) {
   }
 
   coordinator::DecisionStore log(**log_db);
+  std::set<std::string> committed_somewhere;
+  for (ParticipantFile& file : files) {
+    auto outcomes = file.rm->LoadOutcomes();
+    if (!outcomes.ok()) {
+      PrintError(file.path + ": " + outcomes.status().message());
+      return kExitTrouble;
+    }
+    for (const auto& [txid, outcome] : *outcomes) {
+      if (outcome == "committed") committed_somewhere.insert(txid);
+    }
+  }
   std::vector<Step> steps;
   for (ParticipantFile& file : files) {
     auto records = file.rm->LoadPrepared();
@@ -115,7 +149,7 @@ int RunRecover(Context& ctx) {
       return kExitTrouble;
     }
     for (auto& record : *records) {
-      auto step = Plan(log, file, std::move(record));
+      auto step = Plan(log, file, std::move(record), committed_somewhere);
       if (!step.ok()) {
         PrintError((*log_db)->path() + ": " + step.status().message());
         return kExitTrouble;
@@ -158,9 +192,15 @@ int RunRecover(Context& ctx) {
                   tail.c_str());
     }
     if (!apply) {
-      std::printf("plan only: nothing changed. Check that --data-dir is the coordinator these records name (%s), "
+      std::set<std::string> coordinators;
+      for (const Step& step : steps) coordinators.insert(step.record.coordinator);
+      std::string names;
+      for (const std::string& c : coordinators) names += (names.empty() ? "" : ", ") + c;
+      std::printf("plan only: nothing changed. Check that --data-dir is the coordinator these records name (%s)%s, "
                   "then run again with --apply.\n",
-                  steps.front().record.coordinator.c_str());
+                  names.c_str(),
+                  coordinators.size() > 1 ? " -- they name more than one: recover each set with its own --data-dir"
+                                          : "");
     } else if (trouble) {
       std::printf("some records are left in place (see RESULT). A conflict means rows changed behind the agent: "
                   "see docs/operations.md (\"a changeset conflict\").\n");
