@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "common/batching_client.h"
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/http_client.h"
 #include "common/http_options.h"
@@ -20,11 +21,8 @@
 namespace commitd::coordinator {
 namespace {
 
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// Engine time: see common/clock.h.
+int64_t NowMs() { return EngineClockMs(); }
 
 nlohmann::json ViewToJson(const TxView& v, int64_t now_ms) {
   nlohmann::json branches = nlohmann::json::array();
@@ -145,7 +143,7 @@ void Service::Shutdown(std::function<void()> done) {
   Impl& s = *impl_;
   s.stopping = true;
   s.on_stopped = std::move(done);
-  s.delivery_grace_until = WallMs() + 2'000;
+  s.delivery_grace_until = NowMs() + 2'000;
   log::Info("shutdown_started", {{"undecided", s.engine ? s.engine->undecided() : 0}});
   s.MaybeFinishShutdown();
 }
@@ -157,7 +155,7 @@ void Service::Impl::MaybeFinishShutdown() {
   // the transactions' own deadlines. Then give delivery of the decisions a
   // short grace, so participants are not left holding locks until a restart.
   if (engine && (engine->undecided() > 0 || engine->awaiting_record() > 0 || !clients.empty())) return;
-  if (engine && engine->active() > 0 && WallMs() < delivery_grace_until) return;
+  if (engine && engine->active() > 0 && NowMs() < delivery_grace_until) return;
   if (server) server->Stop();
   tick_timer.cancel();
   health_timer.cancel();
@@ -192,18 +190,18 @@ Status Service::Impl::Start() {
   eo.retry_initial_ms = options.config.retry_initial_ms;
   eo.retry_max_ms = options.config.retry_max_ms;
   engine = std::make_unique<Engine>(eo);
-  txid_prefix = options.id + "-" + std::to_string(WallMs()) + "-";
+  txid_prefix = options.id + "-" + std::to_string(NowMs()) + "-";
 
   heuristic = recovered->heuristic_decisions;
   for (auto& e : recovered->registry) registry[e.name].entry = e;
   for (auto& e : options.participants) {
-    e.updated_ms = WallMs();
+    e.updated_ms = NowMs();
     registry[e.name].entry = e;
     log->PutParticipant(e, [](Status s) {
       if (!s.ok()) log::Error("registry_write_failed", {{"error", s.ToString()}});
     });
   }
-  const int64_t now = WallMs();
+  const int64_t now = NowMs();
   for (auto& record : recovered->unfinished) {
     log::Info("resume_transaction", {{"txid", record.txid}, {"outcome", OutcomeName(record.outcome)}});
     engine->Resume(std::move(record), now);
@@ -241,7 +239,7 @@ void Service::Impl::RegisterRoutes() {
   });
   router.Add("POST", "/v1/admin/retry-now", [this](http::Request req, http::Responder r) {
     if (!Authorized(req, r)) return;
-    engine->RetryNow(WallMs());
+    engine->RetryNow(NowMs());
     Pump();
     r(http::JsonResponse(200, {{"active", engine->active()}}));
   });
@@ -412,10 +410,10 @@ void Service::Impl::StartTransaction(std::shared_ptr<wire::TxRequest> tx, const 
   }
   sr.idempotency_key = key;
   sr.client = next_client++;
-  sr.created_ms = WallMs();
+  sr.created_ms = NowMs();
   clients.emplace(sr.client, std::move(respond));
   ++started;
-  engine->Start(std::move(sr), WallMs());
+  engine->Start(std::move(sr), NowMs());
   Pump();
 }
 
@@ -445,7 +443,7 @@ void Service::Impl::Execute(Action& a) {
       } else {
         vote = wire::ParseVote(r->body);
       }
-      engine->OnVote(txid, name, std::move(vote), WallMs());
+      engine->OnVote(txid, name, std::move(vote), NowMs());
       Pump();
     });
   } else if (auto* d = std::get_if<action::SendDecision>(&a)) {
@@ -475,7 +473,7 @@ void Service::Impl::Execute(Action& a) {
         s = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r));
       }
       if (!s.ok()) log::Warn("decision_delivery_failed", {{"txid", txid}, {"participant", name}, {"error", s.ToString()}});
-      engine->OnDecisionAcked(txid, name, s, WallMs());
+      engine->OnDecisionAcked(txid, name, s, NowMs());
       Pump();
     });
   } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
@@ -492,7 +490,7 @@ void Service::Impl::Execute(Action& a) {
         std::abort();
       }
       failpoint::CrashIf("coordinator.crash_after_decision_durable");
-      engine->OnDecisionPersisted(txid, s, WallMs());
+      engine->OnDecisionPersisted(txid, s, NowMs());
       Pump();
     });
   } else if (auto* pf = std::get_if<action::PersistFinished>(&a)) {
@@ -514,7 +512,7 @@ void Service::Impl::ScheduleTick() {
   tick_timer.expires_after(std::chrono::milliseconds(options.config.tick_ms));
   tick_timer.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
-    engine->Tick(WallMs());
+    engine->Tick(NowMs());
     Pump();
     ScheduleTick();
   });
@@ -548,7 +546,7 @@ void Service::Impl::Probe(const std::string& name) {
     }
     auto body = nlohmann::json::parse(r->body, nullptr, false);
     p.healthy = true;
-    p.last_seen_ms = WallMs();
+    p.last_seen_ms = NowMs();
     p.last_error.clear();
     if (body.is_object() && body.contains("procedures") && body["procedures"].is_array()) {
       p.procedures.clear();
@@ -568,7 +566,7 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
     return;
   }
   if (auto view = engine->Find(txid)) {
-    respond(http::JsonResponse(200, ViewToJson(*view, WallMs())));
+    respond(http::JsonResponse(200, ViewToJson(*view, NowMs())));
     return;
   }
   // A participant resolving an in-doubt record says who it is (?participant=NAME).
@@ -579,7 +577,7 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
       return;
     }
     if (found.value()) {
-      respond(http::JsonResponse(200, RecordToJson(**found, WallMs())));
+      respond(http::JsonResponse(200, RecordToJson(**found, NowMs())));
       return;
     }
     nlohmann::json body = {{"error", {{"code", "not_found"},
@@ -594,7 +592,7 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
     // Presumed abort told to a participant is a decision it will act on: record
     // it first (first decision wins), so that nothing — a later forced commit,
     // say — can decide the other way for the participants that did not ask.
-    const int64_t now = WallMs();
+    const int64_t now = NowMs();
     DecisionRecord abort;
     abort.txid = txid;
     abort.outcome = Outcome::kAborted;
@@ -612,7 +610,7 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
       // Conflict: another decision got there first; answer with it.
       log->FindDecision(txid, [respond, s](Result<std::optional<DecisionRecord>> again) {
         if (again.ok() && again.value()) {
-          respond(http::JsonResponse(200, RecordToJson(**again, WallMs())));
+          respond(http::JsonResponse(200, RecordToJson(**again, NowMs())));
         } else {
           respond(http::ErrorResponse(503, "storage_error", "cannot record the presumed abort: " + s.message()));
         }
@@ -634,7 +632,7 @@ void Service::Impl::HandleListTransactions(http::Request req, http::Responder re
       return;
     }
   }
-  const int64_t now = WallMs();
+  const int64_t now = NowMs();
   if (state == "pending" || state == "in_doubt") {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& v : engine->List()) {
@@ -711,7 +709,7 @@ void Service::Impl::HandlePutParticipant(http::Request req, http::Responder resp
     respond(http::ErrorResponse(400, "invalid_request", "name: must be 1-128 characters"));
     return;
   }
-  RegistryEntry entry{name, body["url"].get<std::string>(), WallMs()};
+  RegistryEntry entry{name, body["url"].get<std::string>(), NowMs()};
   log->PutParticipant(entry, [this, entry, respond](Status s) {
     if (!s.ok()) {
       respond(http::ErrorResponse(503, "storage_error", s.message()));
@@ -813,7 +811,7 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
                                          "deadline at the latest), not an operator"));
       return;
     }
-    respond(AnswerDecided(txid, view->outcome, wanted, ViewToJson(*view, WallMs())));
+    respond(AnswerDecided(txid, view->outcome, wanted, ViewToJson(*view, NowMs())));
     return;
   }
   log->FindDecision(txid, [this, txid, wanted, reason, participants = std::move(participants),
@@ -824,7 +822,7 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
     }
     if (found.value()) {
       const DecisionRecord& r = **found;
-      respond(AnswerDecided(txid, r.outcome, wanted, RecordToJson(r, WallMs())));
+      respond(AnswerDecided(txid, r.outcome, wanted, RecordToJson(r, NowMs())));
       return;
     }
     if (participants.empty()) {
@@ -838,7 +836,7 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
     record.outcome = wanted;
     record.participants = std::move(participants);
     record.reason = wanted == Outcome::kCommitted ? "" : reason;
-    record.created_ms = record.decided_ms = WallMs();
+    record.created_ms = record.decided_ms = NowMs();
     record.heuristic = true;
     record.reply = {{"txid", txid}, {"outcome", OutcomeName(wanted)}, {"heuristic", true}, {"reason", reason}};
     RecordHeuristic(std::move(record), std::move(respond));
@@ -851,7 +849,7 @@ void Service::Impl::RecordHeuristic(DecisionRecord record, http::Responder respo
       // Decided meanwhile (a concurrent force): answer as if it had been found.
       log->FindDecision(record.txid, [record, respond, s](Result<std::optional<DecisionRecord>> found) {
         if (found.ok() && found.value()) {
-          respond(AnswerDecided(record.txid, (*found)->outcome, record.outcome, RecordToJson(**found, WallMs())));
+          respond(AnswerDecided(record.txid, (*found)->outcome, record.outcome, RecordToJson(**found, NowMs())));
         } else {
           respond(http::ErrorResponse(409, "decision_conflict", s.message()));
         }
@@ -866,7 +864,7 @@ void Service::Impl::RecordHeuristic(DecisionRecord record, http::Responder respo
     log::Warn("heuristic_decision", {{"txid", record.txid},
                                      {"outcome", OutcomeName(record.outcome)},
                                      {"participants", record.participants.size()}});
-    const int64_t now = WallMs();
+    const int64_t now = NowMs();
     nlohmann::json tx = RecordToJson(record, now);
     engine->Resume(std::move(record), now);
     Pump();

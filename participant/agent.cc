@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "common/batch_writer.h"
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/http_batch.h"
 #include "common/http_client.h"
@@ -21,11 +22,8 @@
 namespace commitd::participant {
 namespace {
 
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// Engine time: see common/clock.h.
+int64_t NowMs() { return EngineClockMs(); }
 
 std::string PercentEncode(const std::string& text) {
   static const char kHex[] = "0123456789ABCDEF";
@@ -188,7 +186,7 @@ Status Agent::Impl::Start() {
   for (const PreparedRecord& r : records.value()) {
     if (r.state == "conflict") conflicted.insert(r.txid);
   }
-  engine->Recover(std::move(records).value(), outcomes.value(), WallMs());
+  engine->Recover(std::move(records).value(), outcomes.value(), NowMs());
   writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch));
 
   started = true;
@@ -262,7 +260,7 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
       r(http::JsonResponse(200, wire::ToJson(no)));
       return;
     }
-    engine->OnPrepare(std::move(parsed).value(), Track(std::move(r)), WallMs());
+    engine->OnPrepare(std::move(parsed).value(), Track(std::move(r)), NowMs());
     Pump();
   }));
   auto decision_route = [this](bool commit) {
@@ -277,9 +275,9 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
         return;
       }
       if (commit) {
-        engine->OnCommit(*txid, Track(std::move(r)), WallMs());
+        engine->OnCommit(*txid, Track(std::move(r)), NowMs());
       } else {
-        engine->OnAbort(*txid, Track(std::move(r)), WallMs());
+        engine->OnAbort(*txid, Track(std::move(r)), NowMs());
       }
       Pump();
     });
@@ -325,7 +323,7 @@ void Agent::Impl::Execute(Action& a) {
              result->ok = false;
              result->reason = "storage error: " + s.message();
            }
-           engine->OnExecuted(txid, std::move(*result), WallMs());
+           engine->OnExecuted(txid, std::move(*result), NowMs());
            Pump();
          }});
   } else if (auto* pp = std::get_if<action::PersistPrepared>(&a)) {
@@ -335,7 +333,7 @@ void Agent::Impl::Execute(Action& a) {
                     [this, txid = std::move(txid)](Status s) {
                       if (s.ok()) failpoint::CrashIf("agent.crash_after_prepare_durable");
                       if (s.ok()) ++votes_yes; else ++votes_no;
-                      engine->OnPreparedPersisted(txid, s, WallMs());
+                      engine->OnPreparedPersisted(txid, s, NowMs());
                       Pump();
                     }});
   } else if (auto* ac = std::get_if<action::ApplyCommit>(&a)) {
@@ -344,7 +342,7 @@ void Agent::Impl::Execute(Action& a) {
                         Status s = rm->ApplyCommit(txid);
                         // A conflict is kept (the record is marked); anything else failing undoes both steps.
                         if (s.code() == StatusCode::kConflict) return AllOrNothingResult{s, true};
-                        if (s.ok()) s = rm->RememberOutcome(txid, "committed", WallMs());
+                        if (s.ok()) s = rm->RememberOutcome(txid, "committed", NowMs());
                         return AllOrNothingResult{s, s.ok()};
                       });
                     },
@@ -359,14 +357,14 @@ void Agent::Impl::Execute(Action& a) {
                       } else {
                         log::Error("commit_apply_failed", {{"txid", txid}, {"error", s.ToString()}});
                       }
-                      engine->OnCommitApplied(txid, s, WallMs());
+                      engine->OnCommitApplied(txid, s, NowMs());
                       Pump();
                     }});
   } else if (auto* ab = std::get_if<action::ApplyAbort>(&a)) {
     writer->Submit({[this, txid = ab->txid](sqlite::Database& db) {
                       return AllOrNothing(db, [&] {
                         Status s = rm->DiscardPrepared(txid);
-                        if (s.ok()) s = rm->RememberOutcome(txid, "aborted", WallMs());
+                        if (s.ok()) s = rm->RememberOutcome(txid, "aborted", NowMs());
                         return AllOrNothingResult{s, s.ok()};
                       });
                     },
@@ -375,13 +373,13 @@ void Agent::Impl::Execute(Action& a) {
                         ++aborts;
                         failpoint::CrashIf("agent.crash_during_abort");
                       }
-                      engine->OnAbortApplied(txid, s, WallMs());
+                      engine->OnAbortApplied(txid, s, NowMs());
                       Pump();
                     }});
   } else if (auto* ro = std::get_if<action::RememberOutcome>(&a)) {
     if (ro->outcome == "aborted") ++votes_no;
     writer->Submit({[this, txid = ro->txid, outcome = ro->outcome](sqlite::Database&) {
-                      return rm->RememberOutcome(txid, outcome, WallMs());
+                      return rm->RememberOutcome(txid, outcome, NowMs());
                     },
                     nullptr});
   } else if (auto* fo = std::get_if<action::ForgetOutcomesBefore>(&a)) {
@@ -395,7 +393,7 @@ void Agent::Impl::Execute(Action& a) {
     respond(http::JsonResponse(reply->status, reply->body));
   } else if (auto* q = std::get_if<action::QueryDecision>(&a)) {
     if (failpoint::Active("agent.ignore_decisions")) {
-      engine->OnDecisionAnswer(q->txid, Status::Unavailable("agent.ignore_decisions is set"), WallMs());
+      engine->OnDecisionAnswer(q->txid, Status::Unavailable("agent.ignore_decisions is set"), NowMs());
       return;
     }
     QueryDecision(q->txid, std::move(q->coordinators), 0, "");
@@ -407,7 +405,7 @@ void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls,
                                 std::string errors) {
   if (index >= urls.size()) {
     if (urls.empty()) errors = "no coordinator URL known for this transaction";
-    engine->OnDecisionAnswer(txid, Status::Unavailable(errors), WallMs());
+    engine->OnDecisionAnswer(txid, Status::Unavailable(errors), NowMs());
     Pump();
     return;
   }
@@ -433,7 +431,7 @@ void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls,
                      : outcome == "aborted" ? Decision::kAbort
                                             : Decision::kPending;
         log::Info("decision_answer", {{"txid", txid}, {"coordinator", urls[index]}, {"outcome", outcome}});
-        engine->OnDecisionAnswer(txid, d, WallMs());
+        engine->OnDecisionAnswer(txid, d, NowMs());
         Pump();
         return;
       }
@@ -453,7 +451,7 @@ void Agent::Impl::ScheduleTick() {
   tick_timer.expires_after(std::chrono::milliseconds(options.config.tick_ms));
   tick_timer.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping) return;
-    engine->Tick(WallMs());
+    engine->Tick(NowMs());
     Pump();
     ScheduleTick();
   });
@@ -488,7 +486,7 @@ void Agent::Impl::HandleHeld(http::Request req, http::Responder respond) {
     return;
   }
   nlohmann::json list = nlohmann::json::array();
-  for (const auto& v : engine->Held(WallMs())) {
+  for (const auto& v : engine->Held(NowMs())) {
     // "prepared": everything whose prepared record is durable and not yet resolved.
     if (v.state == "executing" || v.state == "persisting") continue;
     if (state == "conflict" && v.state != "conflict") continue;
@@ -520,7 +518,7 @@ std::string Agent::Impl::MetricsText() const {
             std::to_string(value) + "\n";
   };
   std::size_t held_conflicts = 0;
-  for (const auto& v : engine->Held(WallMs())) held_conflicts += v.state == "conflict" ? 1 : 0;
+  for (const auto& v : engine->Held(NowMs())) held_conflicts += v.state == "conflict" ? 1 : 0;
   metric("commitd_agent_prepares_total", "counter", "Prepare requests received.", prepares);
   metric("commitd_agent_votes_yes_total", "counter", "Yes votes (prepared records made durable).", votes_yes);
   metric("commitd_agent_votes_no_total", "counter", "No votes and tombstones.", votes_no);
@@ -532,7 +530,7 @@ std::string Agent::Impl::MetricsText() const {
          "Commit attempts that found a changeset conflict (retries included).", engine->conflicts());
   metric("commitd_agent_conflicts_held", "gauge", "Prepared records in state conflict now.", held_conflicts);
   metric("commitd_agent_transactions_held", "gauge", "Transactions held on this agent, in any state.",
-         engine->Held(WallMs()).size());
+         engine->Held(NowMs()).size());
   metric("commitd_agent_locks_held", "gauge", "Lock keys held by prepared transactions.", engine->locks().size());
   metric("commitd_agent_storage_batches_total", "counter", "Group commits of the agent database.", ws.batches);
   metric("commitd_agent_storage_jobs_total", "counter", "Jobs run by the storage thread.", ws.jobs);
