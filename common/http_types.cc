@@ -54,6 +54,22 @@ Response JsonResponse(int status, const nlohmann::json& value) {
   return response;
 }
 
+std::string PercentEncode(std::string_view text) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::string ErrorMessageOf(const Response& response) {
   auto body = nlohmann::json::parse(response.body, nullptr, false);
   std::string message;

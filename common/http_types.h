@@ -38,6 +38,10 @@ Response ErrorResponse(int status, std::string_view code, std::string_view messa
 // body = value.dump()
 Response JsonResponse(int status, const nlohmann::json& value);
 
+// RFC 3986 percent-encoding of everything but unreserved characters, for a
+// path segment or a query value.
+std::string PercentEncode(std::string_view text);
+
 // What a peer's error response says, for a reason shown to users and stored
 // in logs: error.message of a JSON error body, else the body itself (cut to
 // 300 bytes); always valid UTF-8.

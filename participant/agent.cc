@@ -2,7 +2,6 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,21 +23,6 @@ namespace {
 
 // Engine time: see common/clock.h.
 int64_t NowMs() { return EngineClockMs(); }
-
-std::string PercentEncode(const std::string& text) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 struct AllOrNothingResult {
   Status status;
@@ -411,7 +395,7 @@ void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls,
   }
   http::ClientRequest cr;
   cr.base_url = urls[index];
-  cr.target = "/v1/transactions/" + txid + "?participant=" + PercentEncode(options.name);
+  cr.target = "/v1/transactions/" + txid + "?participant=" + http::PercentEncode(options.name);
   if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
   client.Send(std::move(cr), [this, txid, urls = std::move(urls), index, errors = std::move(errors)](
                                  Result<http::Response> r) mutable {

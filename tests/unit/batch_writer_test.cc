@@ -1,6 +1,8 @@
 #include "common/batch_writer.h"
 
 #include <doctest/doctest.h>
+
+#include "tests/unit/support/temp_dir.h"
 #include <stdlib.h>
 
 #include <atomic>
@@ -16,22 +18,7 @@
 namespace commitd {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "batch_writer_test.XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using testing::TempDir;
 
 std::unique_ptr<sqlite::Database> OpenDb(const TempDir& dir) {
   Result<std::unique_ptr<sqlite::Database>> db = sqlite::Database::Open(dir.File("w.db"));

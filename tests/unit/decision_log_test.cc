@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+
+#include "tests/unit/support/temp_dir.h"
 #include <stdlib.h>
 
 #include <boost/asio/io_context.hpp>
@@ -15,22 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "decision_log_test.XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using testing::TempDir;
 
 // A log on a temp file, with an io_context the test thread runs.
 class Fixture {

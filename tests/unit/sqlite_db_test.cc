@@ -1,6 +1,8 @@
 #include "common/sqlite_db.h"
 
 #include <doctest/doctest.h>
+
+#include "tests/unit/support/temp_dir.h"
 #include <stdlib.h>
 
 #include <chrono>
@@ -11,22 +13,7 @@
 namespace commitd::sqlite {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "sqlite_db_test.XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using testing::TempDir;
 
 std::unique_ptr<Database> OpenOrDie(const std::string& path, OpenOptions options = {}) {
   Result<std::unique_ptr<Database>> db = Database::Open(path, options);
@@ -53,7 +40,7 @@ int64_t Count(Database& db, const std::string& table) {
 }
 
 TEST_CASE("Open creates the file with WAL and synchronous=FULL") {
-  TempDir dir;
+  commitd::testing::TempDir dir("sqlite_db_test");
   std::string path = dir.File("a.db");
   CHECK_FALSE(std::filesystem::exists(path));
   auto db = OpenOrDie(path);
@@ -65,7 +52,7 @@ TEST_CASE("Open creates the file with WAL and synchronous=FULL") {
 }
 
 TEST_CASE("Open without create fails for a missing file") {
-  TempDir dir;
+  commitd::testing::TempDir dir("sqlite_db_test");
   OpenOptions options;
   options.create = false;
   Result<std::unique_ptr<Database>> db = Database::Open(dir.File("missing.db"), options);
@@ -75,7 +62,7 @@ TEST_CASE("Open without create fails for a missing file") {
 }
 
 TEST_CASE("Prepare caches statements and hands them out reset and unbound") {
-  TempDir dir;
+  commitd::testing::TempDir dir("sqlite_db_test");
   auto db = OpenOrDie(dir.File("a.db"));
   REQUIRE(db->Exec("CREATE TABLE t(v INTEGER)").ok());
   REQUIRE(db->Exec("INSERT INTO t VALUES (1), (2), (3)").ok());
@@ -106,7 +93,7 @@ TEST_CASE("Prepare caches statements and hands them out reset and unbound") {
 }
 
 TEST_CASE("binds of every type round-trip") {
-  TempDir dir;
+  commitd::testing::TempDir dir("sqlite_db_test");
   auto db = OpenOrDie(dir.File("a.db"));
   REQUIRE(db->Exec("CREATE TABLE t(i INTEGER, d REAL, s TEXT, b BLOB, n TEXT, named TEXT)").ok());
   const std::string blob("\x00\x01\xff binary", 10);
@@ -139,7 +126,7 @@ TEST_CASE("binds of every type round-trip") {
 }
 
 TEST_CASE("Transaction rolls back on destruction and commits on Commit") {
-  TempDir dir;
+  commitd::testing::TempDir dir("sqlite_db_test");
   auto db = OpenOrDie(dir.File("a.db"));
   REQUIRE(db->Exec("CREATE TABLE t(v INTEGER)").ok());
   {
@@ -168,7 +155,7 @@ TEST_CASE("Transaction rolls back on destruction and commits on Commit") {
 }
 
 TEST_CASE("errors carry SQLite's message") {
-  TempDir dir;
+  commitd::testing::TempDir dir("sqlite_db_test");
   auto db = OpenOrDie(dir.File("a.db"));
   REQUIRE(db->Exec("CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER CHECK (v >= 0))").ok());
   REQUIRE(db->Exec("INSERT INTO t VALUES ('a', 1)").ok());
@@ -195,7 +182,7 @@ TEST_CASE("errors carry SQLite's message") {
 }
 
 TEST_CASE("a held write lock makes Begin fail after the busy timeout") {
-  TempDir dir;
+  commitd::testing::TempDir dir("sqlite_db_test");
   OpenOptions options;
   options.busy_timeout_ms = 100;
   auto holder = OpenOrDie(dir.File("a.db"), options);
@@ -225,11 +212,9 @@ TEST_CASE("a held write lock makes Begin fail after the busy timeout") {
 }  // namespace commitd::sqlite
 
 TEST_CASE("a named statement group is bounded; the unnamed cache is not affected") {
-  char pattern[] = "/tmp/sqlite_group_test.XXXXXX";
-  REQUIRE(mkdtemp(pattern) != nullptr);
-  std::string dir = pattern;
+  commitd::testing::TempDir dir("sqlite_db_test");
   {
-    auto db = commitd::sqlite::Database::Open(dir + "/g.db");
+    auto db = commitd::sqlite::Database::Open(dir.File("g.db"));
     REQUIRE(db.ok());
     commitd::sqlite::Statement* internal = (*db)->Prepare("SELECT 1");
     REQUIRE(internal != nullptr);
@@ -243,5 +228,4 @@ TEST_CASE("a named statement group is bounded; the unnamed cache is not affected
     // The internal statement survived every eviction of the "ops" group.
     CHECK((*db)->Prepare("SELECT 1") == internal);
   }
-  std::filesystem::remove_all(dir);
 }

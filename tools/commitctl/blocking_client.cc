@@ -77,19 +77,4 @@ std::string ErrorMessage(const JsonReply& reply) {
   return "HTTP " + std::to_string(reply.status);
 }
 
-std::string EncodePathSegment(const std::string& text) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 }  // namespace commitd::commitctl

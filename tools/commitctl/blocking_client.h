@@ -47,7 +47,4 @@ class BlockingClient {
 // "error.message" of an A.3 error body, else the raw body, else "HTTP <status>".
 std::string ErrorMessage(const JsonReply& reply);
 
-// Percent-encodes everything but unreserved characters, for path segments.
-std::string EncodePathSegment(const std::string& text);
-
 }  // namespace commitd::commitctl

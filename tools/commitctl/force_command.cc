@@ -175,7 +175,7 @@ int RunForce(Context& ctx) {
 
   if (!ctx.json) PrintPlan(txid, commit, *holders);
   const nlohmann::json body = {{"outcome", force}, {"participants", participants}};
-  auto reply = ctx.client->Call(ctx.Coordinator(), "POST", "/v1/admin/transactions/" + EncodePathSegment(txid) +
+  auto reply = ctx.client->Call(ctx.Coordinator(), "POST", "/v1/admin/transactions/" + http::PercentEncode(txid) +
                                                                "/force", body.dump());
   if (!reply.ok()) return refuse(reply.status().message(), kExitTrouble);
   if (reply->status == 409) {

@@ -21,7 +21,7 @@ std::string WallTime(int64_t ms) {
 }  // namespace
 
 Result<JsonReply> GetTransaction(Context& ctx, const std::string& txid) {
-  const std::string target = "/v1/transactions/" + EncodePathSegment(txid);
+  const std::string target = "/v1/transactions/" + http::PercentEncode(txid);
   auto reply = ctx.client->Call(ctx.Coordinator(), "GET", target);
   if (!reply.ok()) return reply.status();
   if (reply->status != 200 && reply->status != 404) {

@@ -9,10 +9,10 @@ int RunTxList(Context& ctx) {
   std::string target = "/v1/transactions";
   std::string sep = "?";
   if (auto state = ctx.flags->Get("state")) {
-    target += sep + "state=" + EncodePathSegment(*state);
+    target += sep + "state=" + http::PercentEncode(*state);
     sep = "&";
   }
-  if (auto limit = ctx.flags->Get("limit")) target += sep + "limit=" + EncodePathSegment(*limit);
+  if (auto limit = ctx.flags->Get("limit")) target += sep + "limit=" + http::PercentEncode(*limit);
 
   auto reply = ctx.client->Call(ctx.Coordinator(), "GET", target);
   if (!reply.ok()) {
