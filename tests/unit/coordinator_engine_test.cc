@@ -1,6 +1,8 @@
 // The coordinator's 2PC engine driven by hand-fed events: no sockets, no clock.
 #include <doctest/doctest.h>
 
+#include "tests/unit/support/actions.h"
+
 #include "coordinator/engine.h"
 
 using namespace commitd;
@@ -8,14 +10,7 @@ using namespace commitd::coordinator;
 
 namespace {
 
-template <class T>
-std::vector<T> Only(const std::vector<Action>& actions) {
-  std::vector<T> out;
-  for (const auto& a : actions) {
-    if (auto* p = std::get_if<T>(&a)) out.push_back(*p);
-  }
-  return out;
-}
+using testing::Only;
 
 StartRequest Transfer(const std::string& txid, ClientToken client = 1, int64_t timeout_ms = 1000) {
   StartRequest r;

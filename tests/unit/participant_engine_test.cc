@@ -1,6 +1,8 @@
 // The participant engine driven by hand-fed events: no sockets, no SQLite.
 #include <doctest/doctest.h>
 
+#include "tests/unit/support/actions.h"
+
 #include "participant/engine.h"
 
 using namespace commitd;
@@ -8,14 +10,7 @@ using namespace commitd::participant;
 
 namespace {
 
-template <class T>
-std::vector<T> Only(const std::vector<Action>& actions) {
-  std::vector<T> out;
-  for (const auto& a : actions) {
-    if (auto* p = std::get_if<T>(&a)) out.push_back(*p);
-  }
-  return out;
-}
+using testing::Only;
 
 wire::PrepareRequest Prepare(const std::string& txid, int64_t timeout_ms = 1000) {
   wire::PrepareRequest r;
