@@ -265,6 +265,37 @@ Status DecisionStore::PutParticipant(const RegistryEntry& e) {
   return stmt->Run();
 }
 
+Result<std::vector<std::string>> DecisionStore::OwnUrls() {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "SELECT value FROM meta WHERE key = 'coordinator_urls'", &stmt); !s.ok()) return s;
+  std::string text = stmt->Step() ? stmt->Text(0) : std::string("[]");
+  Status step = stmt->status();
+  stmt->Reset();
+  if (!step.ok()) return step;
+  json urls = json::parse(text, nullptr, false);
+  if (!urls.is_array()) return Status::Corruption("meta coordinator_urls is not a JSON array");
+  std::vector<std::string> out;
+  for (const auto& u : urls) {
+    if (u.is_string()) out.push_back(u.get<std::string>());
+  }
+  return out;
+}
+
+Status DecisionStore::AddOwnUrl(const std::string& url) {
+  auto urls = OwnUrls();
+  if (!urls.ok()) return urls.status();
+  for (const auto& u : *urls) {
+    if (u == url) return Status::Ok();
+  }
+  urls->push_back(url);
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES ('coordinator_urls', ?1)", &stmt);
+      !s.ok())
+    return s;
+  stmt->Bind(1, json(*urls).dump());
+  return stmt->Run();
+}
+
 Result<std::vector<DecisionRecord>> DecisionStore::List(const ListFilter& filter) {
   std::string sql = std::string("SELECT ") + kColumns + " FROM decisions";
   if (filter.outcome && filter.unfinished_only) {

@@ -36,6 +36,11 @@ class DecisionStore {
   // Already finished is fine (the first time stays); NotFound if unknown.
   Status MarkFinished(const std::string& txid, int64_t finished_ms);
   Status PutParticipant(const RegistryEntry& e);
+  // Adds url to the URLs this coordinator has served under (meta
+  // 'coordinator_urls', a JSON array): what agents' records name it by.
+  Status AddOwnUrl(const std::string& url);
+  // Every URL AddOwnUrl recorded; empty for a log written before it existed.
+  Result<std::vector<std::string>> OwnUrls();
 
   Result<std::optional<DecisionRecord>> FindByTxid(const std::string& txid);
   Result<std::optional<DecisionRecord>> FindByIdempotencyKey(const std::string& key);

@@ -201,6 +201,9 @@ Status Service::Impl::Start() {
       if (!s.ok()) log::Error("registry_write_failed", {{"error", s.ToString()}});
     });
   }
+  log->AddOwnUrl(self_url, [](Status s) {
+    if (!s.ok()) log::Error("own_url_write_failed", {{"error", s.ToString()}});
+  });
   const int64_t now = NowMs();
   for (auto& record : recovered->unfinished) {
     log::Info("resume_transaction", {{"txid", record.txid}, {"outcome", OutcomeName(record.outcome)}});

@@ -67,6 +67,11 @@ void SqliteDecisionLog::PutParticipant(RegistryEntry entry, std::function<void(S
       std::move(done)});
 }
 
+void SqliteDecisionLog::AddOwnUrl(std::string url, std::function<void(Status)> done) {
+  writer_->Submit(BatchWriter::Job{
+      [url = std::move(url)](sqlite::Database& db) { return DecisionStore(db).AddOwnUrl(url); }, std::move(done)});
+}
+
 void SqliteDecisionLog::FindDecision(std::string txid,
                                      std::function<void(Result<std::optional<DecisionRecord>>)> done) {
   PostRead<Result<std::optional<DecisionRecord>>>(

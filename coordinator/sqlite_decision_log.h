@@ -29,6 +29,8 @@ class SqliteDecisionLog final : public DecisionLog {
   void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) override;
 
   BatchWriter::Stats writer_stats() const { return writer_->stats(); }
+  // Records the URL this coordinator serves under (see DecisionStore::AddOwnUrl).
+  void AddOwnUrl(std::string url, std::function<void(Status)> done);
 
  private:
   SqliteDecisionLog(std::unique_ptr<sqlite::Database> db, boost::asio::any_io_executor io, std::size_t max_batch);

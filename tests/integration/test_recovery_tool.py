@@ -422,5 +422,20 @@ def test_recover_refuses_presumed_abort_against_evidence_of_commit():
         assert txid in harness.prepared_in_db(b_db), "the conflicting record was discarded"
 
 
+def test_recover_presumes_abort_only_for_its_own_coordinator():
+    # Regression (review): a record naming another coordinator must not be
+    # discarded on this log's silence; this coordinator records its own URL.
+    with Cluster() as c:
+        prepare_by_hand(c, "mine-1", "bank-a", harness.debit_ops("grace", 1), c.url)
+        prepare_by_hand(c, "theirs-1", "bank-b", credit_ops("heidi", 1), "http://127.0.0.1:1")
+        c.kill9_all()
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply", "--json")
+        assert rc == 1 and out.strip(), (rc, out, err)
+        actions = {s["txid"]: s["action"] for s in json.loads(out)["steps"]}
+        assert actions == {"mine-1": "abort", "theirs-1": "refuse"}, actions
+        assert "theirs-1" in harness.prepared_in_db(c.bank("bank-b").db)
+        assert "mine-1" not in harness.prepared_in_db(c.bank("bank-a").db)
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -1,6 +1,7 @@
 // commitctl recover: settles every prepared record in stopped agents'
 // databases from a stopped coordinator's decision log, with the resource
 // manager calls the agent itself makes.
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -21,8 +22,9 @@ struct Step {
 };
 
 // committed_elsewhere: txids some given database remembers as committed.
+// own_urls: the URLs the log's coordinator served under (empty: not recorded).
 Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, participant::PreparedRecord record,
-                  const std::set<std::string>& committed_elsewhere) {
+                  const std::set<std::string>& committed_elsewhere, const std::vector<std::string>& own_urls) {
   Step step;
   step.file = &file;
   step.record = std::move(record);
@@ -45,6 +47,16 @@ Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, partic
                (commit_seen ? "another given database committed it" : "a commit was already attempted here") +
                ": this --data-dir is not the coordinator that decided it; find that log, or settle it by hand "
                "(docs/operations.md)";
+    step.trouble = true;
+    return step;
+  }
+  const bool other_coordinator = !own_urls.empty() && std::find(own_urls.begin(), own_urls.end(),
+                                                                step.record.coordinator) == own_urls.end();
+  if (!decision->has_value() && other_coordinator) {
+    // Only the coordinator that ran it may presume abort.
+    step.action = "refuse";
+    step.why = "no decision in this log, and the record names another coordinator (" + step.record.coordinator +
+               "): recover it with that coordinator's --data-dir";
     step.trouble = true;
     return step;
   }
@@ -141,6 +153,11 @@ int RunRecover(Context& ctx) {
       if (outcome == "committed") committed_somewhere.insert(txid);
     }
   }
+  auto own_urls = log.OwnUrls();
+  if (!own_urls.ok()) {
+    PrintError((*log_db)->path() + ": " + own_urls.status().message());
+    return kExitTrouble;
+  }
   std::vector<Step> steps;
   for (ParticipantFile& file : files) {
     auto records = file.rm->LoadPrepared();
@@ -149,7 +166,7 @@ int RunRecover(Context& ctx) {
       return kExitTrouble;
     }
     for (auto& record : *records) {
-      auto step = Plan(log, file, std::move(record), committed_somewhere);
+      auto step = Plan(log, file, std::move(record), committed_somewhere, *own_urls);
       if (!step.ok()) {
         PrintError((*log_db)->path() + ": " + step.status().message());
         return kExitTrouble;
