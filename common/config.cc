@@ -24,6 +24,7 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("health_interval_ms", c.health_interval_ms);
   fn("tick_ms", c.tick_ms);
   fn("resolve_initial_ms", c.resolve_initial_ms);
+  fn("termination_grace_ms", c.termination_grace_ms);
   fn("resolve_max_ms", c.resolve_max_ms);
   fn("outcome_retention_ms", c.outcome_retention_ms);
   fn("register_interval_ms", c.register_interval_ms);

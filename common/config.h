@@ -36,6 +36,7 @@ struct Config {
   // Participant agent.
   int64_t resolve_initial_ms = 200;          // first delay of asking the coordinator about an in-doubt record
   int64_t resolve_max_ms = 5'000;            // cap of that backoff
+  int64_t termination_grace_ms = 1'000;      // 3PC: past its deadline, how long an agent waits before terminating without the coordinator
   int64_t outcome_retention_ms = 86'400'000; // finished txids remembered for duplicates (24 h)
   int64_t register_interval_ms = 2'000;      // re-registration with the coordinator(s)
 

@@ -214,7 +214,32 @@ Status DecisionStore::ExplainConflict(const DecisionRecord& r) {
   return Status::Internal("decision for " + r.txid + " was not inserted");
 }
 
+// A 3PC precommit record (outcome pending) is not a decision: the decision
+// that follows replaces it in place.
+Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, bool* replaced) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_,
+                         "UPDATE decisions SET outcome = ?1, reason = ?2, reply = ?3, decided_ms = ?4, heuristic = ?5 "
+                         "WHERE txid = ?6 AND outcome = 'pending'",
+                         &stmt);
+      !s.ok())
+    return s;
+  stmt->Bind(1, OutcomeName(r.outcome))
+      .Bind(2, r.reason)
+      .Bind(3, r.reply.dump(-1, ' ', false, json::error_handler_t::replace))
+      .Bind(4, r.decided_ms)
+      .Bind(5, static_cast<int64_t>(r.heuristic ? 1 : 0))
+      .Bind(6, r.txid);
+  if (Status s = stmt->Run(); !s.ok()) return s;
+  *replaced = sqlite3_changes(db_.handle()) > 0;
+  return Status::Ok();
+}
+
 Status DecisionStore::InsertDecision(const DecisionRecord& r) {
+  if (r.outcome != Outcome::kPending) {
+    bool replaced = false;
+    if (Status s = ReplacePrecommit(r, &replaced); !s.ok() || replaced) return s;
+  }
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_, kInsertDecision, &stmt); !s.ok()) return s;
   stmt->Bind(1, r.txid)

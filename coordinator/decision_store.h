@@ -31,7 +31,8 @@ class DecisionStore {
   Status CreateSchema();
 
   // InsertDecision: Conflict if the txid (or its idempotency key) is taken;
-  // the stored record is unchanged then.
+  // the stored record is unchanged then. Exception: a decision (committed or
+  // aborted) replaces a 3PC precommit record (outcome pending) of its txid.
   Status InsertDecision(const DecisionRecord& r);
   // Already finished is fine (the first time stays); NotFound if unknown.
   Status MarkFinished(const std::string& txid, int64_t finished_ms);
@@ -56,6 +57,7 @@ class DecisionStore {
  private:
   Result<std::optional<DecisionRecord>> FindOne(const std::string& sql, const std::string& key);
   Status ExplainConflict(const DecisionRecord& r);
+  Status ReplacePrecommit(const DecisionRecord& r, bool* replaced);
 
   sqlite::Database& db_;
 };

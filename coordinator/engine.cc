@@ -35,6 +35,7 @@ void Engine::Start(StartRequest request, int64_t now_ms) {
   tx.created_ms = request.created_ms;
   tx.started_ms = now_ms;
   tx.deadline_ms = now_ms + request.timeout_ms;
+  tx.timeout_ms = request.timeout_ms;
   if (request.client != 0) tx.clients.push_back(request.client);
   std::vector<wire::ParticipantRef> everyone;
   for (const auto& p : request.participants) everyone.push_back({p.name, p.url});
@@ -62,7 +63,8 @@ bool Engine::AttachClient(const std::string& txid, ClientToken client) {
   auto it = txs_.find(txid);
   if (it == txs_.end()) return false;
   Tx& tx = it->second;
-  if (tx.phase == Phase::kPreparing || tx.phase == Phase::kDeciding) {
+  if (tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting || tx.phase == Phase::kPrecommitted ||
+      tx.phase == Phase::kDeciding) {
     tx.clients.push_back(client);
   } else {
     actions_.push_back(action::ReplyClient{client, ReplyStatus(tx), ReplyBody(tx)});
@@ -108,7 +110,108 @@ void Engine::OnVote(const std::string& txid, const std::string& participant, Res
   }
   b->vote = VoteState::kYes;
   b->results = std::move(vote->results);
-  if (tx.votes_pending == 0) Decide(tx, Outcome::kCommitted, "", now_ms);
+  if (tx.votes_pending != 0) return;
+  if (tx.protocol == wire::Protocol::k3pc) {
+    StartPrecommit(tx, now_ms);
+  } else {
+    Decide(tx, Outcome::kCommitted, "", now_ms);
+  }
+}
+
+DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const {
+  DecisionRecord record;
+  record.txid = tx.txid;
+  record.protocol = tx.protocol;
+  record.outcome = outcome;
+  for (const auto& b : tx.branches) record.participants.push_back(b.participant);
+  record.reason = tx.reason;
+  record.idempotency_key = tx.idempotency_key;
+  record.reply = outcome == Outcome::kPending ? nlohmann::json::object() : ReplyBody(tx);
+  record.created_ms = tx.created_ms;
+  record.decided_ms = now_ms;
+  return record;
+}
+
+void Engine::StartPrecommit(Tx& tx, int64_t now_ms) {
+  tx.phase = Phase::kPrecommitting;
+  actions_.push_back(action::PersistPrecommit{RecordOf(tx, Outcome::kPending, now_ms)});
+}
+
+void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end() || it->second.phase != Phase::kPrecommitting) return;
+  Tx& tx = it->second;
+  if (!status.ok()) {
+    // No participant has been told to precommit, so abort is still open.
+    Decide(tx, Outcome::kAborted, "precommit record write failed: " + status.message(), now_ms);
+    return;
+  }
+  tx.phase = Phase::kPrecommitted;
+  tx.precommit_deadline_ms = now_ms + tx.timeout_ms;
+  for (auto& b : tx.branches) {
+    b.precommit_next_ms = now_ms;
+    b.precommit_backoff_ms = options_.retry_initial_ms;
+  }
+  SendPrecommitsDue(tx, now_ms);
+}
+
+void Engine::SendPrecommitsDue(Tx& tx, int64_t now_ms) {
+  for (auto& b : tx.branches) {
+    if (b.precommit_acked || b.precommit_sending || b.precommit_next_ms > now_ms) continue;
+    b.precommit_sending = true;
+    actions_.push_back(action::SendPrecommit{tx.txid, b.participant});
+  }
+}
+
+void Engine::OnPrecommitAcked(const std::string& txid, const std::string& participant,
+                              Result<PrecommitAnswer> answer, int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return;
+  Tx& tx = it->second;
+  Branch* b = FindBranch(tx, participant);
+  if (b == nullptr) return;
+  b->precommit_sending = false;
+  if (tx.phase != Phase::kPrecommitted) return;
+  if (!answer.ok()) {
+    b->last_error = answer.status().message();
+    b->precommit_next_ms = now_ms + b->precommit_backoff_ms;
+    b->precommit_backoff_ms = std::min(b->precommit_backoff_ms * 2, options_.retry_max_ms);
+    return;
+  }
+  if (*answer == PrecommitAnswer::kAborted) {
+    // It decided abort by itself (termination while this coordinator was away).
+    Decide(tx, Outcome::kAborted, participant + " refused precommit: it has aborted", now_ms);
+    return;
+  }
+  b->precommit_acked = true;
+  b->last_error.clear();
+  for (const auto& other : tx.branches) {
+    if (!other.precommit_acked) return;
+  }
+  Decide(tx, Outcome::kCommitted, "", now_ms);
+}
+
+void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
+  if (tx.resumed || now_ms < tx.precommit_deadline_ms) return;
+  std::string silent;
+  bool any_acked = false;
+  for (const auto& b : tx.branches) {
+    if (b.precommit_acked) {
+      any_acked = true;
+    } else if (silent.empty()) {
+      silent = b.participant.name;
+    }
+  }
+  if (any_acked) {
+    // A participant that acked holds a durable precommit; termination would
+    // commit through it, so commit is the only outcome left.
+    Decide(tx, Outcome::kCommitted, "", now_ms);
+  } else {
+    Decide(tx, Outcome::kAborted,
+           "no participant acknowledged precommit within " + std::to_string(tx.timeout_ms) + " ms (first: " +
+               silent + ")",
+           now_ms);
+  }
 }
 
 void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms) {
@@ -117,17 +220,7 @@ void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms)
   tx.reason = std::move(reason);
   tx.decided_ms = now_ms;
   --undecided_;
-  DecisionRecord record;
-  record.txid = tx.txid;
-  record.protocol = tx.protocol;
-  record.outcome = outcome;
-  for (const auto& b : tx.branches) record.participants.push_back(b.participant);
-  record.reason = tx.reason;
-  record.idempotency_key = tx.idempotency_key;
-  record.reply = ReplyBody(tx);
-  record.created_ms = tx.created_ms;
-  record.decided_ms = now_ms;
-  actions_.push_back(action::PersistDecision{std::move(record)});
+  actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms)});
   if (outcome == Outcome::kAborted) {
     // Presumed abort: no need to wait for the record before telling participants.
     for (auto& b : tx.branches) {
@@ -249,11 +342,28 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   tx.durable = true;
   tx.heuristic = record.heuristic;
   tx.idempotency_key = record.idempotency_key;
+  const bool precommit_only = record.outcome == Outcome::kPending;
+  if (!tx.idempotency_key.empty()) txid_by_key_[tx.idempotency_key] = tx.txid;
   for (auto& p : record.participants) {
     Branch b;
     b.participant = p;
-    b.vote = VoteState::kNone;  // unknown after a restart
+    b.vote = precommit_only ? VoteState::kYes : VoteState::kNone;  // a precommit record means all voted yes
     tx.branches.push_back(std::move(b));
+  }
+  if (precommit_only) {
+    tx.phase = Phase::kPrecommitted;
+    tx.resumed = true;
+    tx.decided_ms = 0;
+    tx.durable = false;
+    ++undecided_;
+    for (auto& b : tx.branches) {
+      b.precommit_next_ms = now_ms;
+      b.precommit_backoff_ms = options_.retry_initial_ms;
+    }
+    auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
+    (void)inserted;
+    SendPrecommitsDue(it->second, now_ms);
+    return;
   }
   for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
   auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
@@ -277,6 +387,11 @@ void Engine::Tick(int64_t now_ms) {
       }
       continue;
     }
+    if (tx.phase == Phase::kPrecommitted) {
+      SendPrecommitsDue(tx, now_ms);
+      PrecommitDeadline(tx, now_ms);
+      continue;
+    }
     if (tx.phase == Phase::kDelivering || (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kAborted)) {
       SendDue(tx, now_ms);
     }
@@ -290,8 +405,13 @@ void Engine::RetryNow(int64_t now_ms) {
         b.next_send_ms = now_ms;
         b.backoff_ms = options_.retry_initial_ms;
       }
+      if (tx.phase == Phase::kPrecommitted && !b.precommit_acked) {
+        b.precommit_next_ms = now_ms;
+        b.precommit_backoff_ms = options_.retry_initial_ms;
+      }
     }
     if (tx.phase == Phase::kDelivering) SendDue(tx, now_ms);
+    if (tx.phase == Phase::kPrecommitted) SendPrecommitsDue(tx, now_ms);
   }
 }
 
@@ -323,6 +443,8 @@ TxView Engine::View(const Tx& tx) const {
   v.protocol = tx.protocol;
   switch (tx.phase) {
     case Phase::kPreparing: v.state = "preparing"; break;
+    case Phase::kPrecommitting:
+    case Phase::kPrecommitted: v.state = "precommitting"; break;
     case Phase::kDeciding: v.state = "deciding"; break;
     case Phase::kDelivering: v.state = "delivering"; break;
     case Phase::kFinishing: v.state = "finishing"; break;
@@ -336,6 +458,7 @@ TxView Engine::View(const Tx& tx) const {
     TxView::Branch vb;
     vb.participant = b.participant.name;
     vb.state = BranchState(b.acked, tx.outcome, static_cast<int>(b.vote));
+    if (!b.acked && b.precommit_acked) vb.state = "precommitted";
     vb.attempts = b.attempts;
     vb.last_error = b.last_error;
     v.branches.push_back(std::move(vb));

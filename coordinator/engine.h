@@ -1,4 +1,4 @@
-// The coordinator's 2PC engine (presumed abort) as a pure state machine.
+// The coordinator's 2PC (presumed abort) and 3PC engine as a pure state machine.
 //
 // It does no I/O and reads no clock: the service (or the simulator) feeds it
 // events with the current time, then takes the actions it produced and
@@ -11,6 +11,15 @@
 // abort: abort is sent at once to every participant that might have prepared,
 // the abort record is persisted, and the client is answered once it is durable
 // (so an Idempotency-Key replay sees the same answer).
+//
+// 3PC (Skeen; docs/protocol.md): all yes -> PersistPrecommit (a record with
+// outcome pending) -> once durable, precommit to every participant, retried
+// until acked -> all acked -> the commit decision as above. A participant that
+// answers it has aborted -> abort. At the precommit deadline (the
+// transaction's timeout_ms after the record) the engine commits if at least
+// one participant acked (a durable precommitted participant will make the
+// others commit) and aborts if none did. A transaction resumed from a
+// precommit record after a restart waits for every participant's answer.
 //
 // Thread: not thread-safe; owned by the io thread of the service.
 #pragma once
@@ -67,10 +76,21 @@ struct ReplyClient {
   int status = 200;
   nlohmann::json body;
 };
+struct PersistPrecommit {  // 3PC: record.outcome is kPending
+  DecisionRecord record;
+};
+struct SendPrecommit {
+  std::string txid;
+  ParticipantRef to;
+};
 }  // namespace action
 
 using Action = std::variant<action::SendPrepare, action::SendDecision, action::PersistDecision,
-                            action::PersistFinished, action::ReplyClient>;
+                            action::PersistFinished, action::ReplyClient, action::PersistPrecommit,
+                            action::SendPrecommit>;
+
+// A participant's answer to a precommit.
+enum class PrecommitAnswer { kAcked, kAborted };
 
 struct EngineOptions {
   std::string self_url;           // put in prepare requests: where agents ask for decisions
@@ -82,12 +102,13 @@ struct EngineOptions {
 struct TxView {
   std::string txid;
   wire::Protocol protocol = wire::Protocol::k2pc;
-  std::string state;  // "preparing" | "deciding" | "delivering" | "finishing"
+  std::string state;  // "preparing" | "precommitting" | "deciding" | "delivering" | "finishing"
   Outcome outcome = Outcome::kPending;
   std::string reason;
   struct Branch {
     std::string participant;
-    std::string state;  // "preparing" | "voted_yes" | "voted_no" | "no_vote" | "committed" | "aborted"
+    // "preparing" | "voted_yes" | "voted_no" | "no_vote" | "precommitted" | "committed" | "aborted"
+    std::string state;
     int attempts = 0;   // decision deliveries tried
     std::string last_error;
   };
@@ -112,7 +133,12 @@ class Engine {
   void OnDecisionAcked(const std::string& txid, const std::string& participant, const Status& status,
                        int64_t now_ms);
   void OnFinishedPersisted(const std::string& txid, const Status& status);
-  // Recovery: a decided transaction from the log that not every participant acked.
+  // 3PC.
+  void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
+  void OnPrecommitAcked(const std::string& txid, const std::string& participant, Result<PrecommitAnswer> answer,
+                        int64_t now_ms);
+  // Recovery: a decided transaction from the log that not every participant
+  // acked, or a 3PC precommit record (outcome kPending) without a decision.
   void Resume(DecisionRecord record, int64_t now_ms);
   // Deadlines and redeliveries due by now_ms.
   void Tick(int64_t now_ms);
@@ -133,7 +159,7 @@ class Engine {
   std::size_t active() const { return txs_.size(); }
 
  private:
-  enum class Phase { kPreparing, kDeciding, kDelivering, kFinishing };
+  enum class Phase { kPreparing, kPrecommitting, kPrecommitted, kDeciding, kDelivering, kFinishing };
   enum class VoteState { kPending, kYes, kNo, kNone };
   struct Branch {
     ParticipantRef participant;
@@ -146,6 +172,11 @@ class Engine {
     int64_t next_send_ms = 0;
     int64_t backoff_ms = 0;
     std::string last_error;
+    // 3PC precommit delivery.
+    bool precommit_acked = false;
+    bool precommit_sending = false;
+    int64_t precommit_next_ms = 0;
+    int64_t precommit_backoff_ms = 0;
   };
   struct Tx {
     std::string txid;
@@ -163,9 +194,16 @@ class Engine {
     bool durable = false;
     bool heuristic = false;
     int votes_pending = 0;
+    int64_t timeout_ms = 0;
+    int64_t precommit_deadline_ms = 0;
+    bool resumed = false;  // from the log after a restart
   };
 
   void Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms);
+  void StartPrecommit(Tx& tx, int64_t now_ms);
+  void SendPrecommitsDue(Tx& tx, int64_t now_ms);
+  void PrecommitDeadline(Tx& tx, int64_t now_ms);
+  DecisionRecord RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const;
   void StartDelivery(Tx& tx, Branch& b, int64_t now_ms);
   void SendDue(Tx& tx, int64_t now_ms);
   void MaybeFinish(Tx& tx, int64_t now_ms);

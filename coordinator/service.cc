@@ -46,15 +46,16 @@ nlohmann::json ViewToJson(const TxView& v, int64_t now_ms) {
 
 nlohmann::json RecordToJson(const DecisionRecord& r, int64_t now_ms) {
   nlohmann::json branches = nlohmann::json::array();
+  const bool precommit_only = r.outcome == Outcome::kPending;  // 3PC: precommit recorded, no decision yet
   for (const auto& p : r.participants) {
-    std::string state = r.finished ? std::string(OutcomeName(r.outcome)) : "delivering";
+    std::string state = r.finished ? std::string(OutcomeName(r.outcome)) : precommit_only ? "precommitted" : "delivering";
     branches.push_back({{"participant", p.name}, {"state", state}});
   }
   nlohmann::json timeline = {{"created_ms", r.created_ms}, {"decided_ms", r.decided_ms}};
   if (r.finished) timeline["finished_ms"] = r.finished_ms;
   nlohmann::json out = {{"txid", r.txid},
                         {"protocol", wire::ProtocolName(r.protocol)},
-                        {"state", r.finished ? "finished" : "delivering"},
+                        {"state", r.finished ? "finished" : precommit_only ? "precommitting" : "delivering"},
                         {"outcome", OutcomeName(r.outcome)},
                         {"branches", std::move(branches)},
                         {"age_ms", now_ms - r.created_ms},
@@ -107,6 +108,7 @@ struct Service::Impl {
   // Metrics.
   uint64_t started = 0, committed = 0, aborted = 0, rejected_overload = 0;
   uint64_t commits_unknown_at_participant = 0;  // commit deliveries answered unknown_transaction
+  uint64_t precommits_sent = 0;
   uint64_t heuristic = 0;  // forced decisions in the log, counted from it at startup
 
   Status Start();
@@ -310,11 +312,6 @@ void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
     respond(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
     return;
   }
-  if (parsed->protocol == wire::Protocol::k3pc) {
-    respond(http::ErrorResponse(400, "invalid_request",
-                                "protocol: \"3pc\" is not available in this version; use \"2pc\""));
-    return;
-  }
   auto tx = std::make_shared<wire::TxRequest>(std::move(parsed).value());
   std::string key = req.Header("idempotency-key").value_or("");
   if (key.size() > 256) {
@@ -376,6 +373,14 @@ void Service::Impl::ValidateAndStart(std::shared_ptr<wire::TxRequest> tx, std::s
   log->FindByIdempotencyKey(key, [this, tx, key, respond](Result<std::optional<DecisionRecord>> found) {
     if (!found.ok()) {
       respond(http::ErrorResponse(503, "storage_error", found.status().message()));
+      return;
+    }
+    if (found.value() && (*found)->outcome == Outcome::kPending) {
+      // A resumed 3PC transaction the engine has not registered the key for: it is still running.
+      http::Response busy = http::ErrorResponse(503, "in_progress", "transaction " + (*found)->txid +
+                                                                        " for this Idempotency-Key is still running");
+      busy.headers.emplace_back("Retry-After", "1");
+      respond(std::move(busy));
       return;
     }
     if (found.value()) {
@@ -483,6 +488,8 @@ void Service::Impl::Execute(Action& a) {
     if (pd->record.outcome == Outcome::kCommitted) ++committed; else ++aborted;
     std::string txid = pd->record.txid;
     const bool commit = pd->record.outcome == Outcome::kCommitted;
+    // 3PC: every participant acked precommit (or the deadline passed); nothing says commit yet.
+    if (commit && pd->record.protocol == wire::Protocol::k3pc) failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
     log->AppendDecision(std::move(pd->record), [this, txid, commit](Status s) {
       if (!s.ok()) log::Error("decision_write_failed", {{"txid", txid}, {"error", s.ToString()}});
       if (!s.ok() && commit) {
@@ -494,6 +501,42 @@ void Service::Impl::Execute(Action& a) {
       }
       failpoint::CrashIf("coordinator.crash_after_decision_durable");
       engine->OnDecisionPersisted(txid, s, NowMs());
+      Pump();
+    });
+  } else if (auto* pp = std::get_if<action::PersistPrecommit>(&a)) {
+    std::string txid = pp->record.txid;
+    log->AppendDecision(std::move(pp->record), [this, txid](Status s) {
+      if (!s.ok()) log::Error("precommit_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      failpoint::CrashIf("coordinator.crash_after_precommit_durable");
+      engine->OnPrecommitPersisted(txid, s, NowMs());
+      Pump();
+    });
+  } else if (auto* sp = std::get_if<action::SendPrecommit>(&a)) {
+    http::ClientRequest cr;
+    auto registered = registry.find(sp->to.name);
+    cr.base_url = registered != registry.end() ? registered->second.entry.url : sp->to.url;
+    cr.method = "POST";
+    cr.target = "/v1/precommit";
+    cr.body = nlohmann::json{{"txid", sp->txid}}.dump();
+    if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+    ++precommits_sent;
+    peers.Send(std::move(cr), [this, txid = sp->txid, name = sp->to.name](Result<http::Response> r) {
+      Result<PrecommitAnswer> answer = Status::Internal("unset");
+      if (!r.ok()) {
+        answer = r.status();
+      } else if (r->status == 200) {
+        answer = PrecommitAnswer::kAcked;
+      } else if ((r->status == 409 && r->body.find("\"already_aborted\"") != std::string::npos) ||
+                 (r->status == 404 && r->body.find("\"unknown_transaction\"") != std::string::npos)) {
+        answer = PrecommitAnswer::kAborted;
+      } else {
+        answer = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r));
+      }
+      if (!answer.ok()) {
+        log::Warn("precommit_delivery_failed",
+                  {{"txid", txid}, {"participant", name}, {"error", answer.status().ToString()}});
+      }
+      engine->OnPrecommitAcked(txid, name, std::move(answer), NowMs());
       Pump();
     });
   } else if (auto* pf = std::get_if<action::PersistFinished>(&a)) {
@@ -669,7 +712,9 @@ void Service::Impl::HandleListTransactions(http::Request req, http::Responder re
     for (const auto& r : *records) {
       nlohmann::json j = {{"txid", r.txid},
                           {"protocol", wire::ProtocolName(r.protocol)},
-                          {"state", r.finished ? "finished" : "delivering"},
+                          {"state", r.finished                          ? "finished"
+                                    : r.outcome == Outcome::kPending ? "precommitting"
+                                                                     : "delivering"},
                           {"outcome", OutcomeName(r.outcome)},
                           {"age_ms", now - r.created_ms}};
       if (r.heuristic) j["heuristic"] = true;
@@ -895,6 +940,8 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
   metric("commitd_commits_unknown_at_participant_total", "counter",
          "Commit deliveries a participant answered unknown_transaction (forgotten after retention, or a lost disk).",
          commits_unknown_at_participant);
+  metric("commitd_precommits_sent_total", "counter", "3PC precommit messages sent (retries included).",
+         precommits_sent);
   metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", engine->undecided());
   metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", engine->active());
   metric("commitd_log_batches_total", "counter", "Group commits of the decision log.", ws.batches);

@@ -40,6 +40,19 @@ Status AllOrNothing(sqlite::Database& db, Steps&& steps) {
   return r.status;
 }
 
+// A peer's answer to a termination request, as a state name (Engine::StateOf)
+// or why there is none.
+Result<std::string> PeerStateOf(const Result<http::Response>& r, const std::string& url) {
+  if (!r.ok()) return Status::Unavailable(url + ": " + r.status().message());
+  auto body = nlohmann::json::parse(r->body, nullptr, false);
+  if (r->status == 200 && body.is_object() && body.contains("state") && body["state"].is_string()) {
+    return body["state"].get<std::string>();
+  }
+  if (r->status == 404 && r->body.find("\"unknown_transaction\"") != std::string::npos) return std::string("unknown");
+  if (r->status == 409 && r->body.find("\"already_aborted\"") != std::string::npos) return std::string("aborted");
+  return Status::Unavailable(url + ": HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r));
+}
+
 }  // namespace
 
 struct Agent::Impl {
@@ -84,6 +97,7 @@ struct Agent::Impl {
   void Pump();
   void Execute(Action& a);
   void QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index, std::string errors);
+  void CallPeers(action::CallPeers call);
   void ScheduleTick();
   void RegisterWithCoordinators();
   void HandleHeld(http::Request req, http::Responder respond);
@@ -161,6 +175,8 @@ Status Agent::Impl::Start() {
   if (!outcomes.ok()) return outcomes.status();
 
   EngineOptions eo;
+  eo.name = options.name;
+  eo.termination_grace_ms = options.config.termination_grace_ms;
   eo.coordinators = options.coordinators;
   eo.resolve_initial_ms = options.config.resolve_initial_ms;
   eo.resolve_max_ms = options.config.resolve_max_ms;
@@ -266,6 +282,28 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
       Pump();
     });
   };
+  router.Add("POST", "/v1/precommit", Guarded([this](http::Request req, http::Responder r) {
+    auto txid = wire::ParseTxidBody(req.body);
+    if (!txid.ok()) {
+      r(http::ErrorResponse(400, "invalid_request", txid.status().message()));
+      return;
+    }
+    if (failpoint::Active("agent.ignore_decisions")) {
+      r(http::ErrorResponse(503, "failpoint", "agent.ignore_decisions is set"));
+      return;
+    }
+    engine->OnPrecommit(*txid, Track(std::move(r)), NowMs());
+    Pump();
+  }));
+  // One transaction's state here: what a peer running 3PC termination asks.
+  router.Add("GET", "/v1/transactions/{txid}", Guarded([this](http::Request req, http::Responder r) {
+    const std::string txid = req.path_params["txid"];
+    if (!wire::IsValidTxid(txid)) {
+      r(http::ErrorResponse(400, "invalid_request", "txid: must be 1-128 characters of [A-Za-z0-9._:-]"));
+      return;
+    }
+    r(http::JsonResponse(200, {{"txid", txid}, {"state", engine->StateOf(txid)}}));
+  }));
   router.Add("POST", "/v1/commit", decision_route(true));
   router.Add("POST", "/v1/abort", decision_route(false));
   router.Add("GET", "/v1/transactions", Guarded([this](http::Request req, http::Responder r) {
@@ -375,6 +413,15 @@ void Agent::Impl::Execute(Action& a) {
     http::Responder respond = std::move(it->second);
     requests.erase(it);
     respond(http::JsonResponse(reply->status, reply->body));
+  } else if (auto* pc = std::get_if<action::PersistPrecommitted>(&a)) {
+    writer->Submit({[this, txid = pc->txid](sqlite::Database&) { return rm->UpdatePrepared(txid, "precommitted", ""); },
+                    [this, txid = pc->txid](Status s) {
+                      if (s.ok()) failpoint::CrashIf("agent.crash_after_precommit_durable");
+                      engine->OnPrecommitPersisted(txid, s, NowMs());
+                      Pump();
+                    }});
+  } else if (auto* cp = std::get_if<action::CallPeers>(&a)) {
+    CallPeers(std::move(*cp));
   } else if (auto* q = std::get_if<action::QueryDecision>(&a)) {
     if (failpoint::Active("agent.ignore_decisions")) {
       engine->OnDecisionAnswer(q->txid, Status::Unavailable("agent.ignore_decisions is set"), NowMs());
@@ -395,7 +442,11 @@ void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls,
   }
   http::ClientRequest cr;
   cr.base_url = urls[index];
-  cr.target = "/v1/transactions/" + txid + "?participant=" + http::PercentEncode(options.name);
+  // Naming ourselves makes the coordinator record its presumed abort before
+  // answering; only the transaction's own coordinator (urls[0]) may do that.
+  // Another one records nothing, so it cannot later answer "aborted" from it.
+  cr.target = "/v1/transactions/" + txid;
+  if (index == 0) cr.target += "?participant=" + http::PercentEncode(options.name);
   if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
   client.Send(std::move(cr), [this, txid, urls = std::move(urls), index, errors = std::move(errors)](
                                  Result<http::Response> r) mutable {
@@ -429,6 +480,50 @@ void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls,
     errors += error;
     QueryDecision(std::move(txid), std::move(urls), index + 1, std::move(errors));
   });
+}
+
+// 3PC termination: one request per peer, all at once; kState and kPrecommit
+// answers go back to the engine together.
+void Agent::Impl::CallPeers(action::CallPeers call) {
+  struct Round {
+    std::vector<PeerAnswer> answers;
+    std::size_t pending = 0;
+  };
+  auto round = std::make_shared<Round>();
+  round->pending = call.peers.size();
+  round->answers.resize(call.peers.size());
+  const bool wait = call.call == action::PeerCall::kState || call.call == action::PeerCall::kPrecommit;
+  log::Info("termination_call", {{"txid", call.txid},
+                                 {"call", call.call == action::PeerCall::kState       ? "state"
+                                          : call.call == action::PeerCall::kPrecommit ? "precommit"
+                                          : call.call == action::PeerCall::kCommit    ? "commit"
+                                                                                      : "abort"},
+                                 {"peers", call.peers.size()}});
+  for (std::size_t i = 0; i < call.peers.size(); ++i) {
+    const wire::ParticipantRef& peer = call.peers[i];
+    round->answers[i].name = peer.name;
+    http::ClientRequest cr;
+    cr.base_url = peer.url;
+    cr.timeout = std::chrono::milliseconds(options.config.request_timeout_ms);
+    if (call.call == action::PeerCall::kState) {
+      cr.target = "/v1/transactions/" + call.txid;
+    } else {
+      cr.method = "POST";
+      cr.target = call.call == action::PeerCall::kPrecommit ? "/v1/precommit"
+                  : call.call == action::PeerCall::kCommit  ? "/v1/commit"
+                                                            : "/v1/abort";
+      cr.body = nlohmann::json{{"txid", call.txid}}.dump();
+    }
+    if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+    client.Send(std::move(cr), [this, round, i, wait, txid = call.txid, kind = call.call,
+                                url = peer.url](Result<http::Response> r) {
+      if (!wait) return;
+      round->answers[i].state = PeerStateOf(r, url);
+      if (--round->pending != 0 || stopping) return;
+      engine->OnPeerAnswers(txid, kind, std::move(round->answers), NowMs());
+      Pump();
+    });
+  }
 }
 
 void Agent::Impl::ScheduleTick() {
@@ -474,7 +569,7 @@ void Agent::Impl::HandleHeld(http::Request req, http::Responder respond) {
     // "prepared": everything whose prepared record is durable and not yet resolved.
     if (v.state == "executing" || v.state == "persisting") continue;
     if (state == "conflict" && v.state != "conflict") continue;
-    nlohmann::json j = {{"txid", v.txid},      {"state", v.state},          {"age_ms", v.age_ms},
+    nlohmann::json j = {{"txid", v.txid},      {"state", v.state},          {"protocol", v.protocol}, {"age_ms", v.age_ms},
                         {"deadline_ms", v.deadline_ms}, {"coordinator", v.coordinator},
                         {"last_error", v.last_error}};
     list.push_back(std::move(j));

@@ -113,6 +113,7 @@ void Engine::OnPreparedPersisted(const std::string& txid, const Status& status, 
   tx.state = State::kPrepared;
   tx.query_backoff_ms = options_.resolve_initial_ms;
   tx.next_query_ms = tx.deadline_ms;
+  tx.terminate_after_ms = tx.deadline_ms + options_.termination_grace_ms;
   ReplyAll(tx.prepare_waiters, 200, VoteBody(txid, true, "", tx.results));
   if (tx.abort_requested) StartAbort(txid, tx, std::nullopt);
 }
@@ -159,7 +160,12 @@ void Engine::OnCommit(const std::string& txid, RequestToken token, int64_t now_m
       actions_.push_back(action::Reply{
           token, 409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid)});
       return;
+    case State::kPrecommitting:
+      actions_.push_back(action::Reply{
+          token, 409, AgentError("not_prepared", "transaction " + txid + " is still precommitting here", txid)});
+      return;
     case State::kPrepared:
+    case State::kPrecommitted:
     case State::kCommitting:
     case State::kConflict:
       StartCommit(txid, tx, token);
@@ -189,6 +195,7 @@ void Engine::OnAbort(const std::string& txid, RequestToken token, int64_t now_ms
   switch (tx.state) {
     case State::kExecuting:
     case State::kPersisting:
+    case State::kPrecommitting:
       tx.abort_requested = true;
       tx.abort_waiters.push_back(token);
       return;
@@ -202,6 +209,7 @@ void Engine::OnAbort(const std::string& txid, RequestToken token, int64_t now_ms
           token, 409, AgentError("already_committing", "transaction " + txid + " has a commit pending here", txid)});
       return;
     case State::kPrepared:
+    case State::kPrecommitted:  // 3PC: termination or a restarted coordinator decided abort
     case State::kAborting:
       StartAbort(txid, tx, token);
       return;
@@ -231,7 +239,7 @@ void Engine::OnCommitApplied(const std::string& txid, const Status& status, int6
     ReplyAll(tx.commit_waiters, 409, AgentError("apply_conflict", status.message(), txid));
     return;
   }
-  tx.state = State::kPrepared;
+  tx.state = tx.precommitted ? State::kPrecommitted : State::kPrepared;
   tx.last_error = status.message();
   ReplyAll(tx.commit_waiters, 503, AgentError("storage_error", status.message(), txid));
 }
@@ -241,7 +249,7 @@ void Engine::OnAbortApplied(const std::string& txid, const Status& status, int64
   if (it == txs_.end() || it->second.state != State::kAborting) return;
   Tx& tx = it->second;
   if (!status.ok()) {
-    tx.state = State::kPrepared;
+    tx.state = tx.precommitted ? State::kPrecommitted : State::kPrepared;
     tx.last_error = status.message();
     ReplyAll(tx.abort_waiters, 503, AgentError("storage_error", status.message(), txid));
     return;
@@ -256,7 +264,7 @@ void Engine::OnDecisionAnswer(const std::string& txid, Result<Decision> answer, 
   if (it == txs_.end()) return;
   Tx& tx = it->second;
   tx.querying = false;
-  if (tx.state != State::kPrepared) return;
+  if (!Resolvable(tx)) return;
   if (answer.ok() && *answer == Decision::kCommit) {
     StartCommit(txid, tx, std::nullopt);
     return;
@@ -265,9 +273,23 @@ void Engine::OnDecisionAnswer(const std::string& txid, Result<Decision> answer, 
     StartAbort(txid, tx, std::nullopt);
     return;
   }
-  tx.last_error = answer.ok() ? "coordinator has not decided yet" : answer.status().message();
+  if (!answer.ok() && tx.protocol == wire::Protocol::k3pc && now_ms >= tx.terminate_after_ms) {
+    // No coordinator answers: the participants decide among themselves.
+    tx.last_error = answer.status().message();
+    StartTermination(txid, tx, now_ms);
+    return;
+  }
+  WaitLonger(tx, answer.ok() ? "coordinator has not decided yet" : answer.status().message(), now_ms);
+}
+
+void Engine::WaitLonger(Tx& tx, std::string why, int64_t now_ms) {
+  tx.last_error = std::move(why);
   tx.next_query_ms = now_ms + tx.query_backoff_ms;
   tx.query_backoff_ms = std::min(tx.query_backoff_ms * 2, options_.resolve_max_ms);
+}
+
+bool Engine::Resolvable(const Tx& tx) const {
+  return tx.state == State::kPrepared || (tx.protocol == wire::Protocol::k3pc && tx.state == State::kPrecommitted);
 }
 
 void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::string, std::string>& outcomes,
@@ -275,7 +297,12 @@ void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::st
   for (const auto& [txid, outcome] : outcomes) finished_[txid] = Finished{outcome, now_ms};
   for (auto& r : records) {
     Tx tx;
-    tx.state = r.state == "conflict" ? State::kConflict : State::kPrepared;
+    tx.state = r.state == "conflict"       ? State::kConflict
+               : r.state == "precommitted" ? State::kPrecommitted
+                                           : State::kPrepared;
+    tx.precommitted = r.state == "precommitted";
+    tx.recovered = true;
+    tx.terminate_after_ms = now_ms;
     tx.protocol = r.protocol == "3pc" ? wire::Protocol::k3pc : wire::Protocol::k2pc;
     tx.coordinator = r.coordinator;
     for (const auto& p : r.participants) {
@@ -283,6 +310,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::st
     }
     tx.created_ms = r.created_ms;
     tx.deadline_ms = r.deadline_ms;
+    tx.timeout_ms = std::max<int64_t>(0, r.deadline_ms - r.created_ms);
     tx.last_error = r.last_error;
     tx.query_backoff_ms = options_.resolve_initial_ms;
     tx.next_query_ms = now_ms;  // ask at once after a restart
@@ -294,7 +322,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::st
 
 void Engine::Tick(int64_t now_ms) {
   for (auto& [txid, tx] : txs_) {
-    if (tx.state != State::kPrepared || tx.querying || now_ms < tx.next_query_ms) continue;
+    if (!Resolvable(tx) || tx.querying || tx.terminating || now_ms < tx.next_query_ms) continue;
     tx.querying = true;
     std::vector<std::string> urls;
     if (!tx.coordinator.empty()) urls.push_back(tx.coordinator);
@@ -324,14 +352,8 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
   for (const auto& [txid, tx] : txs_) {
     HeldView v;
     v.txid = txid;
-    switch (tx.state) {
-      case State::kExecuting: v.state = "executing"; break;
-      case State::kPersisting: v.state = "persisting"; break;
-      case State::kPrepared: v.state = "prepared"; break;
-      case State::kCommitting: v.state = "committing"; break;
-      case State::kAborting: v.state = "aborting"; break;
-      case State::kConflict: v.state = "conflict"; break;
-    }
+    v.state = StateName(tx.state);
+    v.protocol = std::string(wire::ProtocolName(tx.protocol));
     v.age_ms = now_ms - tx.created_ms;
     v.deadline_ms = tx.deadline_ms;
     v.coordinator = tx.coordinator;
@@ -346,6 +368,234 @@ std::optional<std::string> Engine::OutcomeOf(const std::string& txid) const {
   auto it = finished_.find(txid);
   if (it == finished_.end()) return std::nullopt;
   return it->second.outcome;
+}
+
+}  // namespace commitd::participant
+
+namespace commitd::participant {
+
+const char* Engine::StateName(State s) {
+  switch (s) {
+    case State::kExecuting: return "executing";
+    case State::kPersisting: return "persisting";
+    case State::kPrepared: return "prepared";
+    case State::kPrecommitting: return "precommitting";
+    case State::kPrecommitted: return "precommitted";
+    case State::kCommitting: return "committing";
+    case State::kAborting: return "aborting";
+    case State::kConflict: return "conflict";
+  }
+  return "unknown";
+}
+
+std::string Engine::StateOf(const std::string& txid) const {
+  if (auto it = txs_.find(txid); it != txs_.end()) return StateName(it->second.state);
+  if (auto f = finished_.find(txid); f != finished_.end()) return f->second.outcome;
+  return "unknown";
+}
+
+void Engine::OnPrecommit(const std::string& txid, RequestToken token, int64_t now_ms) {
+  (void)now_ms;
+  auto answer = [&](int status, nlohmann::json body) { actions_.push_back(action::Reply{token, status, std::move(body)}); };
+  if (auto f = finished_.find(txid); f != finished_.end()) {
+    if (f->second.outcome == "committed") {
+      answer(200, {{"txid", txid}, {"state", "committed"}});
+    } else {
+      answer(409, AgentError("already_aborted", "transaction " + txid + " was aborted here", txid));
+    }
+    return;
+  }
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) {
+    answer(404, AgentError("unknown_transaction", "transaction " + txid + " was never prepared here", txid));
+    return;
+  }
+  Tx& tx = it->second;
+  if (tx.protocol != wire::Protocol::k3pc) {
+    answer(409, AgentError("not_3pc", "transaction " + txid + " runs 2pc here; precommit is a 3pc message", txid));
+    return;
+  }
+  switch (tx.state) {
+    case State::kExecuting:
+    case State::kPersisting:
+      answer(409, AgentError("not_prepared", "transaction " + txid + " is still preparing here", txid));
+      return;
+    case State::kAborting:
+      answer(409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid));
+      return;
+    case State::kPrecommitted:
+    case State::kCommitting:
+    case State::kConflict:
+      answer(200, {{"txid", txid}, {"state", "precommitted"}});
+      return;
+    case State::kPrecommitting:
+      tx.precommit_waiters.push_back(token);
+      return;
+    case State::kPrepared:
+      tx.precommit_waiters.push_back(token);
+      tx.state = State::kPrecommitting;
+      actions_.push_back(action::PersistPrecommitted{txid});
+      return;
+  }
+}
+
+void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end() || it->second.state != State::kPrecommitting) return;
+  Tx& tx = it->second;
+  if (!status.ok()) {
+    tx.state = State::kPrepared;
+    ReplyAll(tx.precommit_waiters, 503, AgentError("storage_error", status.message(), txid));
+    if (tx.precommit_then_push) {
+      tx.precommit_then_push = false;
+      tx.terminating = false;
+      WaitLonger(tx, "could not persist precommitted: " + status.message(), now_ms);
+    }
+    if (tx.abort_requested) StartAbort(txid, tx, std::nullopt);
+    return;
+  }
+  tx.state = State::kPrecommitted;
+  tx.precommitted = true;
+  ReplyAll(tx.precommit_waiters, 200, {{"txid", txid}, {"state", "precommitted"}});
+  // The commit should follow at once; ask (and terminate) only if it does not.
+  tx.query_backoff_ms = options_.resolve_initial_ms;
+  tx.next_query_ms = now_ms + tx.timeout_ms;
+  tx.terminate_after_ms = now_ms + tx.timeout_ms + options_.termination_grace_ms;
+  if (tx.abort_requested) {
+    tx.terminating = false;
+    StartAbort(txid, tx, std::nullopt);
+    return;
+  }
+  if (tx.precommit_then_push) {
+    tx.precommit_then_push = false;
+    PushPrecommit(txid, tx, now_ms);
+  }
+}
+
+std::vector<wire::ParticipantRef> Engine::Peers(const Tx& tx) const {
+  std::vector<wire::ParticipantRef> peers;
+  for (const auto& p : tx.participants) {
+    if (p.name != options_.name) peers.push_back(p);
+  }
+  return peers;
+}
+
+void Engine::StartTermination(const std::string& txid, Tx& tx, int64_t now_ms) {
+  tx.terminating = true;
+  std::vector<wire::ParticipantRef> peers = Peers(tx);
+  if (peers.empty()) {
+    DecideTermination(txid, tx, {}, now_ms);
+    return;
+  }
+  actions_.push_back(action::CallPeers{txid, action::PeerCall::kState, std::move(peers)});
+}
+
+void Engine::OnPeerAnswers(const std::string& txid, action::PeerCall call, std::vector<PeerAnswer> answers,
+                           int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end() || !it->second.terminating) return;
+  Tx& tx = it->second;
+  if (call == action::PeerCall::kState) {
+    DecideTermination(txid, tx, answers, now_ms);
+    return;
+  }
+  if (call != action::PeerCall::kPrecommit) return;
+  if (tx.state != State::kPrecommitted) {
+    tx.terminating = false;  // decided meanwhile (a commit or abort arrived)
+    return;
+  }
+  for (const auto& a : answers) {
+    if (a.state.ok() && (*a.state == "aborted" || *a.state == "aborting" || *a.state == "unknown")) {
+      Conclude(txid, tx, false, a.name + " refused precommit: " + *a.state);
+      return;
+    }
+  }
+  Conclude(txid, tx, true, "every reachable participant is precommitted");
+}
+
+// Skeen's termination rules, applied to this participant's own state (read
+// now, not when the round started) and its peers' answers.
+void Engine::DecideTermination(const std::string& txid, Tx& tx, const std::vector<PeerAnswer>& answers,
+                               int64_t now_ms) {
+  if (tx.state != State::kPrepared && tx.state != State::kPrecommitted) {
+    tx.terminating = false;
+    return;
+  }
+  std::string committed_at, aborted_at;
+  bool any_precommitted = tx.state == State::kPrecommitted;
+  std::size_t answered = 0;
+  tx.prepared_peers.clear();
+  std::string silent;
+  for (const auto& a : answers) {
+    if (!a.state.ok()) {
+      silent += (silent.empty() ? "" : ", ") + a.name;
+      continue;
+    }
+    ++answered;
+    const std::string& st = *a.state;
+    if (st == "committed" || st == "committing" || st == "conflict") {
+      committed_at = a.name;
+    } else if (st == "aborted" || st == "aborting" || st == "unknown" || st == "executing" || st == "persisting") {
+      aborted_at = a.name + " (" + st + ")";
+    } else if (st == "precommitted" || st == "precommitting") {
+      any_precommitted = true;
+    } else if (st == "prepared") {
+      for (const auto& p : tx.participants) {
+        if (p.name == a.name) tx.prepared_peers.push_back(p);
+      }
+    }
+  }
+  const bool everyone_answered = answered == Peers(tx).size();
+  if (!committed_at.empty()) {
+    Conclude(txid, tx, true, committed_at + " has committed");
+    return;
+  }
+  if (!aborted_at.empty()) {
+    Conclude(txid, tx, false, aborted_at + " has not prepared or has aborted");
+    return;
+  }
+  if (tx.recovered && !everyone_answered) {
+    // Restarted from disk: what happened while this process was down is
+    // unknown, so it never decides without every peer's answer.
+    tx.terminating = false;
+    WaitLonger(tx, "termination: restarted here, waiting for the coordinator or for " + silent, now_ms);
+    return;
+  }
+  if (!any_precommitted) {
+    Conclude(txid, tx, false, "no participant reachable is precommitted");
+    return;
+  }
+  if (tx.state == State::kPrepared) {
+    tx.precommit_then_push = true;
+    tx.state = State::kPrecommitting;
+    actions_.push_back(action::PersistPrecommitted{txid});
+    return;
+  }
+  PushPrecommit(txid, tx, now_ms);
+}
+
+void Engine::PushPrecommit(const std::string& txid, Tx& tx, int64_t now_ms) {
+  (void)now_ms;
+  if (tx.prepared_peers.empty()) {
+    Conclude(txid, tx, true, "every reachable participant is precommitted");
+    return;
+  }
+  actions_.push_back(action::CallPeers{txid, action::PeerCall::kPrecommit, tx.prepared_peers});
+}
+
+void Engine::Conclude(const std::string& txid, Tx& tx, bool commit, const std::string& why) {
+  tx.terminating = false;
+  tx.last_error = std::string("termination decided ") + (commit ? "commit: " : "abort: ") + why;
+  std::vector<wire::ParticipantRef> peers = Peers(tx);
+  if (commit) {
+    StartCommit(txid, tx, std::nullopt);
+  } else {
+    StartAbort(txid, tx, std::nullopt);
+  }
+  if (!peers.empty()) {
+    actions_.push_back(
+        action::CallPeers{txid, commit ? action::PeerCall::kCommit : action::PeerCall::kAbort, std::move(peers)});
+  }
 }
 
 }  // namespace commitd::participant

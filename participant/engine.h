@@ -1,4 +1,4 @@
-// The participant's 2PC engine as a pure state machine (design B.1, B.3).
+// The participant's 2PC and 3PC engine as a pure state machine (design B.1, B.3, B.4).
 //
 // It decides what happens to each transaction on this agent; the agent (or
 // the simulator) carries out its actions: resource-manager calls on the
@@ -11,6 +11,14 @@
 //    and released exactly when the commit is applied or the abort done;
 //  - a prepared transaction past its deadline is never decided alone: the
 //    engine keeps asking the coordinator(s), with capped exponential backoff;
+//  - 3PC (docs/protocol.md): a precommit is acknowledged only once the record
+//    says "precommitted" durably; past its deadline a 3PC transaction asks the
+//    coordinator(s) first and, when none answers, runs the termination
+//    protocol with the other participants (CallPeers): any committed -> commit;
+//    any aborted or unknown -> abort; any precommitted -> precommit every
+//    prepared peer, then commit; all merely prepared -> abort. A participant
+//    restarted from its database (recovered) decides only on decisive evidence
+//    or with every peer's answer, never alone;
 //  - duplicates are answered consistently: a repeated prepare gets the same
 //    vote, a repeated commit or abort is acknowledged again, an abort before
 //    its prepare leaves a tombstone so the late prepare votes no, and a commit
@@ -74,23 +82,50 @@ struct QueryDecision {
   std::string txid;
   std::vector<std::string> coordinators;  // URLs, in the order to try
 };
+struct PersistPrecommitted {  // the record's state becomes "precommitted"
+  std::string txid;
+};
+enum class PeerCall { kState, kPrecommit, kCommit, kAbort };
+// 3PC termination: one request to each peer (GET /v1/transactions/{txid},
+// POST /v1/precommit, /v1/commit, /v1/abort). kState and kPrecommit are
+// answered through OnPeerAnswers; kCommit and kAbort are not waited for.
+struct CallPeers {
+  std::string txid;
+  PeerCall call = PeerCall::kState;
+  std::vector<wire::ParticipantRef> peers;
+};
 }  // namespace action
 
 using Action = std::variant<action::Execute, action::PersistPrepared, action::ApplyCommit, action::ApplyAbort,
                             action::RememberOutcome, action::ForgetOutcomesBefore, action::Reply,
-                            action::QueryDecision>;
+                            action::QueryDecision, action::PersistPrecommitted, action::CallPeers>;
+
+// A peer's answer in the termination protocol: the state it reports
+// (StateOf's names), or why it did not answer.
+struct PeerAnswer {
+  std::string name;
+  Result<std::string> state = Status::Unavailable("no answer");
+};
 
 struct EngineOptions {
   std::vector<std::string> coordinators;     // --coordinator URLs, asked after the record's own
   int64_t resolve_initial_ms = 200;
   int64_t resolve_max_ms = 5000;
   int64_t outcome_retention_ms = 86'400'000;
+  // 3PC: how long past its deadline a prepared participant waits before it
+  // runs the termination protocol without the coordinator; it must exceed the
+  // longest a precommit can take to arrive (design B.4: bounded delays).
+  int64_t termination_grace_ms = 1000;
+  std::string name;  // this participant's name: excluded from a 3PC transaction's peers
 };
 
 // One transaction held on this agent, for GET /v1/transactions.
 struct HeldView {
   std::string txid;
-  std::string state;  // "executing" | "persisting" | "prepared" | "committing" | "aborting" | "conflict"
+  // "executing" | "persisting" | "prepared" | "precommitting" | "precommitted" | "committing" | "aborting" |
+  // "conflict"
+  std::string state;
+  std::string protocol;  // "2pc" | "3pc"
   int64_t age_ms = 0;
   int64_t deadline_ms = 0;  // wall clock
   std::string coordinator;
@@ -109,6 +144,12 @@ class Engine {
   void OnAbort(const std::string& txid, RequestToken token, int64_t now_ms);
   void OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms);
   void OnAbortApplied(const std::string& txid, const Status& status, int64_t now_ms);
+  // 3PC: POST /v1/precommit, from the coordinator or a peer running termination.
+  void OnPrecommit(const std::string& txid, RequestToken token, int64_t now_ms);
+  void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
+  // The answers to a CallPeers of kind kState or kPrecommit, one per peer.
+  void OnPeerAnswers(const std::string& txid, action::PeerCall call, std::vector<PeerAnswer> answers,
+                     int64_t now_ms);
   // The coordinator's answer to a QueryDecision, or why none came.
   void OnDecisionAnswer(const std::string& txid, Result<Decision> answer, int64_t now_ms);
   // Startup: the records and outcomes found in the database. Every record is
@@ -124,11 +165,23 @@ class Engine {
   std::vector<HeldView> Held(int64_t now_ms) const;
   const LockTable& locks() const { return locks_; }
   std::optional<std::string> OutcomeOf(const std::string& txid) const;
+  // What a peer asking about txid is told: a HeldView state, "committed",
+  // "aborted", or "unknown" (never seen here, or forgotten).
+  std::string StateOf(const std::string& txid) const;
   // Transactions whose changeset did not apply cleanly (each counted once).
   uint64_t conflicts() const { return conflicts_; }
 
  private:
-  enum class State { kExecuting, kPersisting, kPrepared, kCommitting, kAborting, kConflict };
+  enum class State {
+    kExecuting,
+    kPersisting,
+    kPrepared,
+    kPrecommitting,
+    kPrecommitted,
+    kCommitting,
+    kAborting,
+    kConflict
+  };
   struct Tx {
     State state = State::kExecuting;
     wire::Protocol protocol = wire::Protocol::k2pc;
@@ -143,10 +196,18 @@ class Engine {
     std::vector<RequestToken> abort_waiters;
     bool abort_requested = false;
     bool conflict_counted = false;
+    std::vector<RequestToken> precommit_waiters;
     bool querying = false;
     int64_t next_query_ms = 0;
     int64_t query_backoff_ms = 0;
     std::string last_error;
+    // 3PC.
+    bool precommitted = false;       // the record says "precommitted" durably
+    bool recovered = false;          // loaded from the database at startup
+    bool terminating = false;        // a termination round is running
+    bool precommit_then_push = false;  // termination: once precommitted here, precommit the prepared peers
+    std::vector<wire::ParticipantRef> prepared_peers;  // termination: peers that answered "prepared"
+    int64_t terminate_after_ms = 0;  // termination may start once the coordinator is silent past this
   };
   struct Finished {
     std::string outcome;  // "committed" | "aborted"
@@ -158,8 +219,17 @@ class Engine {
   void StartAbort(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void Finish(const std::string& txid, const std::string& outcome, int64_t now_ms);
   void ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body);
+  bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
+  void WaitLonger(Tx& tx, std::string why, int64_t now_ms);
+  void StartTermination(const std::string& txid, Tx& tx, int64_t now_ms);
+  void DecideTermination(const std::string& txid, Tx& tx, const std::vector<PeerAnswer>& answers, int64_t now_ms);
+  void PushPrecommit(const std::string& txid, Tx& tx, int64_t now_ms);
+  void Conclude(const std::string& txid, Tx& tx, bool commit, const std::string& why);
+  std::vector<wire::ParticipantRef> Peers(const Tx& tx) const;
   nlohmann::json VoteBody(const std::string& txid, bool yes, const std::string& reason,
                           const nlohmann::json& results) const;
+
+  static const char* StateName(State s);
 
   EngineOptions options_;
   std::unordered_map<std::string, Tx> txs_;

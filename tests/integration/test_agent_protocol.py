@@ -154,6 +154,22 @@ def test_commit_of_unknown_txid_is_404():
         assert c.balances("bank-a")["alice"] == 95
 
 
+def test_a_coordinator_that_did_not_run_the_transaction_never_aborts_it():
+    # Regression: the agent asked its --coordinator (not the record's own) with
+    # ?participant=NAME, so that coordinator recorded a presumed abort and then
+    # answered "aborted" (200) the next time, which the agent obeyed. Only the
+    # record's own coordinator may presume abort.
+    with Cluster(banks={"bank-a": "seed-a.sql"}) as c:
+        agent = c.agent("bank-a")
+        assert vote(agent_prepare(agent, "foreign-1", debit_ops("alice", 5), participant="bank-a",
+                                  coordinator="http://127.0.0.1:1", timeout_ms=100))[0] == "yes"
+        time.sleep(1.5)  # many rounds of resolution (FAST_CONFIG: resolve_max_ms 300)
+        assert "foreign-1" in held(agent), held(agent)
+        status, body = c.tx_status("foreign-1")
+        assert status == 404, (status, body)  # nothing recorded there
+        expect_status(agent_abort(agent, "foreign-1"), 200, "abort")
+
+
 def test_abort_before_prepare_leaves_a_tombstone():
     with Cluster(banks={"bank-a": "seed-a.sql"}) as c:
         agent = c.agent("bank-a")

@@ -86,16 +86,6 @@ def test_overdraft_aborts():
         assert status == 200 and tx["outcome"] == "committed", (status, tx)
 
 
-def test_three_phase_commit_is_refused_until_implemented():
-    # 3PC is not built yet: the coordinator must say so rather than run 2PC under its name.
-    with Cluster() as c:
-        status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc")
-        assert status == 400, (status, body)
-        assert "3pc" in body.get("error", {}).get("message", ""), body
-        c.eventually_nothing_prepared()
-        assert_unchanged(c)
-
-
 def test_credit_to_unknown_account_aborts():
     with Cluster() as c:
         body = expect_status(c.transfer("bank-a", "alice", "bank-b", "nobody", 10), 409, "credit nobody")

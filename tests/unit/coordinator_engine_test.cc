@@ -264,3 +264,137 @@ TEST_CASE("an abort that could not be recorded is not answered as a replayable 4
   CHECK(replies[0].body["outcome"] == "aborted");
   CHECK(replies[0].body["error"]["code"] == "storage_error");
 }
+
+// ---------------------------------------------------------------------------
+// 3PC.
+
+namespace {
+
+StartRequest Transfer3(const std::string& txid) {
+  StartRequest r = Transfer(txid);
+  r.protocol = wire::Protocol::k3pc;
+  return r;
+}
+
+// All yes and the precommit record durable: returns the precommits sent.
+std::vector<action::SendPrecommit> ToPrecommitted(Engine& e, const std::string& txid, int64_t now = 10) {
+  e.Start(Transfer3(txid), 0);
+  e.TakeActions();
+  e.OnVote(txid, "bank-a", Yes(txid), 1);
+  e.OnVote(txid, "bank-b", Yes(txid), 2);
+  auto a = e.TakeActions();
+  auto pre = Only<action::PersistPrecommit>(a);
+  REQUIRE(pre.size() == 1);
+  CHECK(pre[0].record.outcome == Outcome::kPending);
+  CHECK(pre[0].record.participants.size() == 2);
+  CHECK(Only<action::PersistDecision>(a).empty());
+  CHECK(Only<action::ReplyClient>(a).empty());
+  e.OnPrecommitPersisted(txid, Status::Ok(), now);
+  return Only<action::SendPrecommit>(e.TakeActions());
+}
+
+}  // namespace
+
+TEST_CASE("3pc: precommit is sent only once the precommit record is durable; all acks -> commit decision") {
+  Engine e = MakeEngine();
+  auto sent = ToPrecommitted(e, "t");
+  REQUIRE(sent.size() == 2);
+  CHECK(e.Find("t")->state == "precommitting");
+  CHECK(e.Find("t")->outcome == Outcome::kPending);
+  e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
+  CHECK(e.TakeActions().empty());
+  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAcked, 12);
+  auto decision = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(decision.size() == 1);
+  CHECK(decision[0].record.outcome == Outcome::kCommitted);
+  CHECK(decision[0].record.protocol == wire::Protocol::k3pc);
+  e.OnDecisionPersisted("t", Status::Ok(), 13);
+  auto a = e.TakeActions();
+  CHECK(Only<action::ReplyClient>(a).size() == 1);
+  CHECK(Only<action::SendDecision>(a).size() == 2);
+}
+
+TEST_CASE("3pc: a participant that aborted meanwhile refuses precommit -> abort to everyone") {
+  Engine e = MakeEngine();
+  ToPrecommitted(e, "t");
+  e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
+  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAborted, 12);
+  auto a = e.TakeActions();
+  auto decision = Only<action::PersistDecision>(a);
+  REQUIRE(decision.size() == 1);
+  CHECK(decision[0].record.outcome == Outcome::kAborted);
+  CHECK(decision[0].record.reason.find("bank-b refused precommit") != std::string::npos);
+  CHECK(Only<action::SendDecision>(a).size() == 2);
+}
+
+TEST_CASE("3pc: lost precommits are retried; at the deadline one ack is enough to commit, none aborts") {
+  Engine e = MakeEngine();
+  ToPrecommitted(e, "t", 10);
+  e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
+  e.OnPrecommitAcked("t", "bank-b", Status::Unavailable("refused"), 11);
+  e.Tick(100);
+  auto resent = Only<action::SendPrecommit>(e.TakeActions());
+  REQUIRE(resent.size() == 1);
+  CHECK(resent[0].to.name == "bank-b");
+  e.OnPrecommitAcked("t", "bank-b", Status::Unavailable("refused"), 100);
+  e.Tick(1009);
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  e.Tick(1010);  // 1000 ms (the timeout) after the record
+  auto d = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kCommitted);
+
+  Engine f = MakeEngine();
+  ToPrecommitted(f, "u", 10);
+  f.OnPrecommitAcked("u", "bank-a", Status::Unavailable("refused"), 11);
+  f.OnPrecommitAcked("u", "bank-b", Status::Unavailable("refused"), 11);
+  f.Tick(1010);
+  d = Only<action::PersistDecision>(f.TakeActions());
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kAborted);
+}
+
+TEST_CASE("3pc: a failed precommit record write aborts before anyone is told to precommit") {
+  Engine e = MakeEngine();
+  e.Start(Transfer3("t"), 0);
+  e.TakeActions();
+  e.OnVote("t", "bank-a", Yes("t"), 1);
+  e.OnVote("t", "bank-b", Yes("t"), 2);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::IoError("disk full"), 3);
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendPrecommit>(a).empty());
+  auto d = Only<action::PersistDecision>(a);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kAborted);
+}
+
+TEST_CASE("3pc: resumed from a precommit record, the engine waits for every participant, however long") {
+  DecisionRecord r;
+  r.txid = "t";
+  r.protocol = wire::Protocol::k3pc;
+  r.outcome = Outcome::kPending;
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  r.idempotency_key = "k1";
+  Engine e = MakeEngine();
+  e.Resume(r, 0);
+  REQUIRE(Only<action::SendPrecommit>(e.TakeActions()).size() == 2);
+  CHECK(e.TxidForIdempotencyKey("k1") == std::optional<std::string>("t"));
+  CHECK(e.undecided() == 1);
+  e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 1);
+  e.OnPrecommitAcked("t", "bank-b", Status::Unavailable("down"), 1);
+  for (int64_t now = 10; now < 100'000; now += 1000) {
+    e.Tick(now);
+    for (auto& s : Only<action::SendPrecommit>(e.TakeActions())) {
+      e.OnPrecommitAcked("t", s.to.name, Status::Unavailable("down"), now);
+    }
+  }
+  CHECK(e.Find("t")->outcome == Outcome::kPending);
+  e.RetryNow(100'000);
+  auto s = Only<action::SendPrecommit>(e.TakeActions());
+  REQUIRE(s.size() == 1);
+  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAcked, 100'001);
+  auto d = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kCommitted);
+}

@@ -173,6 +173,26 @@ TEST_CASE("the first decision wins") {
   CHECK(f.Find("t2")->outcome == Outcome::kAborted);
 }
 
+TEST_CASE("a 3pc precommit record (outcome pending) is replaced by the decision, and only by a decision") {
+  Fixture f;
+  DecisionRecord pre = Record("t1", Outcome::kPending, 1000, "K");
+  pre.protocol = wire::Protocol::k3pc;
+  REQUIRE(f.Append(pre).ok());
+  CHECK(f.Find("t1")->outcome == Outcome::kPending);
+  CHECK(f.FindByKey("K")->txid == "t1");
+  CHECK(f.Append(pre).code() == StatusCode::kConflict);  // a second precommit is not a decision
+  DecisionRecord commit = Record("t1", Outcome::kCommitted, 2000, "K");
+  commit.protocol = wire::Protocol::k3pc;
+  REQUIRE(f.Append(commit).ok());
+  std::optional<DecisionRecord> got = f.Find("t1");
+  CHECK(got->outcome == Outcome::kCommitted);
+  CHECK(got->decided_ms == 2000);
+  CHECK(got->reply == commit.reply);
+  // From now on the first decision wins as usual.
+  CHECK(f.Append(Record("t1", Outcome::kAborted, 3000)).code() == StatusCode::kConflict);
+  CHECK(f.Find("t1")->outcome == Outcome::kCommitted);
+}
+
 TEST_CASE("idempotency keys") {
   Fixture f;
   DecisionRecord r = Record("t1", Outcome::kAborted, 1000, "K");

@@ -266,3 +266,284 @@ TEST_CASE("finished txids are forgotten after the retention window") {
   REQUIRE(forget.size() == 1);
   CHECK(forget[0].cutoff_ms == 10'000);
 }
+
+// ---------------------------------------------------------------------------
+// 3PC: precommit, timeouts and the termination protocol.
+
+namespace {
+
+const std::vector<wire::ParticipantRef> kThree = {
+    {"bank-a", "http://a"}, {"bank-b", "http://b"}, {"bank-c", "http://c"}};
+
+Engine MakeEngine3(int64_t grace = 500) {
+  EngineOptions o{{}, 100, 800, 60'000};
+  o.termination_grace_ms = grace;
+  o.name = "bank-a";
+  return Engine(o);
+}
+
+// Drives a 3PC txid (deadline 1000) to prepared on bank-a.
+void Prepare3(Engine& e, const std::string& txid, std::vector<std::string> keys = {"k"}) {
+  wire::PrepareRequest r = Prepare(txid);
+  r.protocol = wire::Protocol::k3pc;
+  r.participants = kThree;
+  e.OnPrepare(r, 1, 0);
+  e.TakeActions();
+  e.OnExecuted(txid, Executed(std::move(keys)), 0);
+  e.TakeActions();
+  e.OnPreparedPersisted(txid, Status::Ok(), 0);
+  REQUIRE(Only<action::Reply>(e.TakeActions()).size() == 1);
+}
+
+void Precommit(Engine& e, const std::string& txid, int64_t now) {
+  e.OnPrecommit(txid, 9, now);
+  REQUIRE(Only<action::PersistPrecommitted>(e.TakeActions()).size() == 1);
+  e.OnPrecommitPersisted(txid, Status::Ok(), now);
+  auto r = Only<action::Reply>(e.TakeActions());
+  REQUIRE(r.size() == 1);
+  REQUIRE(r[0].body["state"] == "precommitted");
+}
+
+// Ticks until the engine asks the coordinator, and answers "unreachable".
+void CoordinatorSilent(Engine& e, const std::string& txid, int64_t now) {
+  e.Tick(now);
+  auto q = Only<action::QueryDecision>(e.TakeActions());
+  REQUIRE(q.size() == 1);
+  e.OnDecisionAnswer(txid, Status::Unavailable("connection refused"), now);
+}
+
+PeerAnswer Peer(const std::string& name, Result<std::string> state) { return PeerAnswer{name, std::move(state)}; }
+
+}  // namespace
+
+TEST_CASE("3pc: precommit is acknowledged only once it is durable, and repeats are acknowledged again") {
+  Engine e = MakeEngine3();
+  Prepare3(e, "t");
+  e.OnPrecommit("t", 5, 10);
+  auto a = e.TakeActions();
+  CHECK(Only<action::Reply>(a).empty());
+  REQUIRE(Only<action::PersistPrecommitted>(a).size() == 1);
+  CHECK(e.StateOf("t") == "precommitting");
+  e.OnPrecommit("t", 6, 11);  // a duplicate while persisting waits too
+  CHECK(e.TakeActions().empty());
+  e.OnPrecommitPersisted("t", Status::Ok(), 12);
+  auto replies = Only<action::Reply>(e.TakeActions());
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].status == 200);
+  CHECK(e.StateOf("t") == "precommitted");
+  e.OnPrecommit("t", 7, 13);
+  replies = Only<action::Reply>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].body["state"] == "precommitted");
+}
+
+TEST_CASE("3pc: precommit of an unknown, aborted or 2pc transaction is refused") {
+  Engine e = MakeEngine3();
+  e.OnPrecommit("nope", 1, 0);
+  auto r = Only<action::Reply>(e.TakeActions());
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].status == 404);
+  PrepareFully(e, "two", {"k2"}, 2);
+  e.OnPrecommit("two", 3, 0);
+  r = Only<action::Reply>(e.TakeActions());
+  CHECK(r[0].status == 409);
+  CHECK(r[0].body["error"]["code"] == "not_3pc");
+  Prepare3(e, "t");
+  e.OnAbort("t", 4, 0);
+  e.TakeActions();
+  e.OnAbortApplied("t", Status::Ok(), 0);
+  e.TakeActions();
+  e.OnPrecommit("t", 5, 0);
+  r = Only<action::Reply>(e.TakeActions());
+  CHECK(r[0].status == 409);
+  CHECK(r[0].body["error"]["code"] == "already_aborted");
+  CHECK(e.StateOf("t") == "aborted");
+}
+
+TEST_CASE("3pc: a live coordinator that has not decided keeps the participant waiting, even past the grace") {
+  Engine e = MakeEngine3(500);
+  Prepare3(e, "t");
+  for (int64_t now = 1000; now < 5000; now += 100) {
+    e.Tick(now);
+    for (auto& q : Only<action::QueryDecision>(e.TakeActions())) e.OnDecisionAnswer(q.txid, Decision::kPending, now);
+    CHECK(Only<action::CallPeers>(e.TakeActions()).empty());
+  }
+  CHECK(e.StateOf("t") == "prepared");
+}
+
+TEST_CASE("3pc: no termination before the deadline plus the grace, then the peers are asked") {
+  Engine e = MakeEngine3(500);
+  Prepare3(e, "t");
+  CoordinatorSilent(e, "t", 1000);  // at the deadline: too early to terminate
+  CHECK(Only<action::CallPeers>(e.TakeActions()).empty());
+  int64_t now = 1000;
+  std::vector<action::CallPeers> calls;
+  while (calls.empty() && now < 3000) {
+    now += 10;
+    e.Tick(now);
+    for (auto& q : Only<action::QueryDecision>(e.TakeActions())) {
+      e.OnDecisionAnswer(q.txid, Status::Unavailable("refused"), now);
+      calls = Only<action::CallPeers>(e.TakeActions());
+    }
+  }
+  REQUIRE(calls.size() == 1);
+  CHECK(now >= 1500);
+  CHECK(calls[0].call == action::PeerCall::kState);
+  REQUIRE(calls[0].peers.size() == 2);  // itself excluded
+  CHECK(calls[0].peers[0].name == "bank-b");
+  CHECK(calls[0].peers[1].name == "bank-c");
+}
+
+namespace {
+// A prepared or precommitted 3PC participant whose coordinator is silent, with a kState round out.
+Engine Terminating(bool precommitted) {
+  Engine e = MakeEngine3(0);
+  Prepare3(e, "t");
+  if (precommitted) Precommit(e, "t", 100);
+  const int64_t now = precommitted ? 1100 : 1000;
+  CoordinatorSilent(e, "t", now);
+  auto calls = Only<action::CallPeers>(e.TakeActions());
+  REQUIRE(calls.size() == 1);
+  REQUIRE(calls[0].call == action::PeerCall::kState);
+  return e;
+}
+}  // namespace
+
+TEST_CASE("3pc termination: any committed peer -> commit here and tell the others") {
+  Engine e = Terminating(false);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string("committed")), Peer("bank-c", std::string("prepared"))}, 2000);
+  auto a = e.TakeActions();
+  CHECK(Only<action::ApplyCommit>(a).size() == 1);
+  auto push = Only<action::CallPeers>(a);
+  REQUIRE(push.size() == 1);
+  CHECK(push[0].call == action::PeerCall::kCommit);
+}
+
+TEST_CASE("3pc termination: any aborted or unknown peer -> abort, even when precommitted here") {
+  for (const char* st : {"aborted", "unknown", "executing"}) {
+    Engine e = Terminating(true);
+    e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string(st)), Peer("bank-c", std::string("precommitted"))}, 2000);
+    auto a = e.TakeActions();
+    CHECK(Only<action::ApplyAbort>(a).size() == 1);
+    auto push = Only<action::CallPeers>(a);
+    REQUIRE(push.size() == 1);
+    CHECK(push[0].call == action::PeerCall::kAbort);
+  }
+}
+
+TEST_CASE("3pc termination: all merely prepared -> abort") {
+  Engine e = Terminating(false);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string("prepared")), Peer("bank-c", Status::Unavailable("down"))}, 2000);
+  CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("3pc termination: a precommitted peer -> precommit here, precommit the prepared peers, then commit") {
+  Engine e = Terminating(false);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string("precommitted")), Peer("bank-c", std::string("prepared"))}, 2000);
+  auto a = e.TakeActions();
+  REQUIRE(Only<action::PersistPrecommitted>(a).size() == 1);
+  CHECK(Only<action::ApplyCommit>(a).empty());
+  e.OnPrecommitPersisted("t", Status::Ok(), 2001);
+  a = e.TakeActions();
+  auto calls = Only<action::CallPeers>(a);
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].call == action::PeerCall::kPrecommit);
+  REQUIRE(calls[0].peers.size() == 1);
+  CHECK(calls[0].peers[0].name == "bank-c");
+  CHECK(Only<action::ApplyCommit>(a).empty());  // not before bank-c is precommitted
+  e.OnPeerAnswers("t", action::PeerCall::kPrecommit, {Peer("bank-c", std::string("precommitted"))}, 2002);
+  a = e.TakeActions();
+  CHECK(Only<action::ApplyCommit>(a).size() == 1);
+  calls = Only<action::CallPeers>(a);
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].call == action::PeerCall::kCommit);
+}
+
+TEST_CASE("3pc termination: a peer that refuses the precommit (it aborted meanwhile) -> abort") {
+  Engine e = Terminating(true);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string("prepared")), Peer("bank-c", std::string("prepared"))}, 2000);
+  auto calls = Only<action::CallPeers>(e.TakeActions());
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].peers.size() == 2);
+  e.OnPeerAnswers("t", action::PeerCall::kPrecommit, {Peer("bank-b", std::string("precommitted")), Peer("bank-c", std::string("aborted"))}, 2001);
+  CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("3pc termination: precommitted and alone (nobody answers) -> commit; prepared and alone -> abort") {
+  Engine e = Terminating(true);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", Status::Unavailable("down")), Peer("bank-c", Status::Unavailable("down"))}, 2000);
+  CHECK(Only<action::ApplyCommit>(e.TakeActions()).size() == 1);
+  Engine f = Terminating(false);
+  f.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", Status::Unavailable("down")), Peer("bank-c", Status::Unavailable("down"))}, 2000);
+  CHECK(Only<action::ApplyAbort>(f.TakeActions()).size() == 1);
+}
+
+TEST_CASE("3pc termination: the participant's own state is read when the answers arrive, not when it asked") {
+  Engine e = Terminating(false);
+  // The coordinator's precommit arrives while the peers are being asked.
+  Precommit(e, "t", 1500);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string("prepared")), Peer("bank-c", std::string("prepared"))}, 2000);
+  auto a = e.TakeActions();
+  CHECK(Only<action::ApplyAbort>(a).empty());  // "all prepared" no longer holds
+  auto calls = Only<action::CallPeers>(a);
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].call == action::PeerCall::kPrecommit);
+}
+
+TEST_CASE("3pc: a participant restarted from disk never decides alone, but does with every peer's answer") {
+  PreparedRecord r;
+  r.txid = "t";
+  r.protocol = "3pc";
+  r.state = "precommitted";
+  r.lock_keys = {"k"};
+  r.coordinator = "http://coord";
+  r.participants = nlohmann::json::array({{{"name", "bank-a"}, {"url", "http://a"}}, {{"name", "bank-b"}, {"url", "http://b"}}});
+  r.created_ms = 0;
+  r.deadline_ms = 1000;
+  Engine e = MakeEngine3(0);
+  e.Recover({r}, {}, 5000);
+  CHECK(e.StateOf("t") == "precommitted");
+  CHECK(e.locks().Holder("k") == std::optional<std::string>("t"));
+  CoordinatorSilent(e, "t", 5000);
+  auto calls = Only<action::CallPeers>(e.TakeActions());
+  REQUIRE(calls.size() == 1);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", Status::Unavailable("down"))}, 5001);
+  auto a = e.TakeActions();
+  CHECK(Only<action::ApplyCommit>(a).empty());
+  CHECK(Only<action::ApplyAbort>(a).empty());
+  CHECK(e.StateOf("t") == "precommitted");
+  // Later, bank-b answers: it is prepared; with everyone heard, precommit it and commit.
+  std::vector<action::CallPeers> again;
+  for (int64_t now = 5010; again.empty() && now < 20'000; now += 10) {
+    e.Tick(now);
+    for (auto& q : Only<action::QueryDecision>(e.TakeActions())) {
+      e.OnDecisionAnswer(q.txid, Status::Unavailable("refused"), now);
+      again = Only<action::CallPeers>(e.TakeActions());
+    }
+  }
+  REQUIRE(again.size() == 1);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string("prepared"))}, 20'000);
+  calls = Only<action::CallPeers>(e.TakeActions());
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].call == action::PeerCall::kPrecommit);
+}
+
+TEST_CASE("3pc: abort and commit are accepted while precommitted; commit waits out precommitting") {
+  Engine e = MakeEngine3();
+  Prepare3(e, "t");
+  Precommit(e, "t", 10);
+  e.OnAbort("t", 3, 20);
+  CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+  Engine f = MakeEngine3();
+  Prepare3(f, "u");
+  f.OnPrecommit("u", 4, 10);
+  f.TakeActions();
+  f.OnCommit("u", 5, 11);
+  auto r = Only<action::Reply>(f.TakeActions());
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].status == 409);
+  f.OnPrecommitPersisted("u", Status::Ok(), 12);
+  f.TakeActions();
+  f.OnCommit("u", 6, 13);
+  CHECK(Only<action::ApplyCommit>(f.TakeActions()).size() == 1);
+}

@@ -1,0 +1,161 @@
+"""Three-phase commit with real processes (design B.4, docs/protocol.md):
+3PC transfers commit and abort like 2PC ones, and when the coordinator is
+killed -9 the agents finish the transaction among themselves (termination
+protocol) without it ever restarting — committed when it died after every
+precommit was acknowledged, aborted when it died before sending any.
+
+Run one test: python3 test_three_phase.py --bin-dir build/release/bin test_3pc_transfer_commits
+"""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import FAST_CONFIG, Cluster, eventually, expect_status, reason_of  # noqa: E402
+
+# Short deadlines so that termination starts within a few seconds.
+CONFIG = dict(FAST_CONFIG, default_tx_timeout_ms=1500, termination_grace_ms=500, request_timeout_ms=500,
+              connect_timeout_ms=300)
+
+
+def test_3pc_transfer_commits():
+    with Cluster(config=CONFIG) as c:
+        body = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc"), 200, "3pc transfer")
+        assert body["outcome"] == "committed", body
+        txid = body["txid"]
+        c.eventually_balance("bank-a", "alice", 70)
+        c.eventually_balance("bank-b", "bob", 80)
+        assert c.journal("bank-a", txid) == [(txid, "alice", -30)]
+        status, tx = c.tx_status(txid)
+        assert status == 200 and tx["protocol"] == "3pc" and tx["outcome"] == "committed", (status, tx)
+        c.eventually_nothing_prepared()
+        _, _, metrics, _ = harness.request("GET", c.url, "/metrics")
+        assert "commitd_precommits_sent_total 2" in metrics, metrics
+
+
+def test_3pc_no_vote_aborts():
+    with Cluster(config=CONFIG) as c:
+        status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 1000, protocol="3pc")
+        assert status == 409 and body["outcome"] == "aborted", (status, body)
+        assert "bank-a voted no" in reason_of(body), body
+        c.eventually_nothing_prepared()
+        assert c.balances("bank-a") == c.seed("bank-a") and c.balances("bank-b") == c.seed("bank-b")
+
+
+def _kill_coordinator_mid_3pc(failpoint):
+    """Starts a 3PC transfer whose coordinator SIGKILLs itself at `failpoint`.
+    Returns the cluster with the coordinator dead (never restarted)."""
+    c = Cluster(config=CONFIG, coordinator_env={"COMMITD_FAILPOINTS": failpoint})
+    try:
+        try:
+            status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc", http_timeout=10)
+            raise AssertionError(f"the coordinator answered instead of crashing: {status} {body}")
+        except OSError:
+            pass
+        rc = c.coordinator.wait_exit(10)
+        assert rc == -signal.SIGKILL, f"commitd did not die at {failpoint}: rc={rc}"
+    except BaseException:
+        c.failed = True
+        c.close()
+        raise
+    return c
+
+
+def _journal_txids(c, name):
+    return sorted({row[0] for row in c.journal(name)})
+
+
+def test_coordinator_killed_after_every_precommit_ack_commits_without_it():
+    c = _kill_coordinator_mid_3pc("coordinator.crash_before_3pc_commit_record")
+    with c:
+        started = time.monotonic()
+        c.eventually_balance("bank-a", "alice", 70, timeout=30)
+        c.eventually_balance("bank-b", "bob", 80, timeout=30)
+        c.eventually_nothing_prepared(timeout=30)
+        harness.log(f"both agents committed {time.monotonic() - started:.2f} s after the coordinator died")
+        assert not c.coordinator.alive(), "the coordinator was restarted"
+        a, b = _journal_txids(c, "bank-a"), _journal_txids(c, "bank-b")
+        assert len(a) == 1 and a == b, (a, b)
+        # The termination protocol decided it: the agents' logs say so.
+        logs = c.agent("bank-a").log_text() + c.agent("bank-b").log_text()
+        assert "termination_call" in logs
+
+
+def test_coordinator_killed_before_precommit_aborts_without_it():
+    c = _kill_coordinator_mid_3pc("coordinator.crash_after_precommit_durable")
+    with c:
+        c.eventually_nothing_prepared(timeout=30)
+        assert not c.coordinator.alive(), "the coordinator was restarted"
+        assert c.balances("bank-a") == c.seed("bank-a") and c.balances("bank-b") == c.seed("bank-b")
+        assert c.journal("bank-a") == [] and c.journal("bank-b") == []
+        logs = c.agent("bank-a").log_text() + c.agent("bank-b").log_text()
+        assert "termination_call" in logs
+
+
+def test_2pc_stays_in_doubt_where_3pc_terminates():
+    # The same kill under 2PC: the agents hold the transaction until the
+    # coordinator returns (blocking), then commit it.
+    c = Cluster(config=CONFIG, coordinator_env={"COMMITD_FAILPOINTS": "coordinator.crash_after_decision_durable"})
+    with c:
+        try:
+            status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, http_timeout=10)
+            raise AssertionError(f"the coordinator answered instead of crashing: {status} {body}")
+        except OSError:
+            pass
+        assert c.coordinator.wait_exit(10) == -signal.SIGKILL
+        time.sleep(4)  # well past the deadline and the termination grace of 3PC
+        assert c.prepared("bank-a") and c.prepared("bank-b"), "2PC agents decided without their coordinator"
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+        c.eventually_balance("bank-a", "alice", 70)
+        c.eventually_balance("bank-b", "bob", 80)
+        c.eventually_nothing_prepared()
+
+
+def test_agent_precommit_and_state_endpoints_validate():
+    with Cluster(config=CONFIG) as c:
+        agent = c.bank("bank-a").url
+        status, body = harness.post(agent, "/v1/precommit", {"tx": "x"})
+        assert status == 400 and body["error"]["code"] == "invalid_request", (status, body)
+        status, body = harness.post(agent, "/v1/precommit", {"txid": "never-seen"})
+        assert status == 404 and body["error"]["code"] == "unknown_transaction", (status, body)
+        status, body = harness.get(agent, "/v1/transactions/never-seen")
+        assert status == 200 and body == {"txid": "never-seen", "state": "unknown"}, (status, body)
+        status, body = harness.get(agent, "/v1/transactions/bad%20id")
+        assert status == 400, (status, body)
+        # A 2PC transaction refuses precommit.
+        txid = "two-phase-1"
+        status, vote = harness.agent_prepare(agent, txid, harness.debit_ops("alice", 5), participant="bank-a")
+        assert status == 200 and vote["vote"] == "yes", (status, vote)
+        # A peer that never answers: restarted, bank-a must wait rather than decide alone.
+        prepared_3pc = harness.prepare_body("three-phase-1", "bank-a", harness.debit_ops("carol", 5),
+                                            participants=[{"name": "bank-a", "url": agent},
+                                                          {"name": "bank-z", "url": "http://127.0.0.1:1"}])
+        prepared_3pc["protocol"] = "3pc"
+        status, vote = harness.post(agent, "/v1/prepare", prepared_3pc)
+        assert status == 200 and vote["vote"] == "yes", (status, vote)
+        expect_status(harness.post(agent, "/v1/precommit", {"txid": "three-phase-1"}), 200, "precommit")
+        status, body = harness.get(agent, "/v1/transactions/three-phase-1")
+        assert body["state"] == "precommitted", body
+        # Durable: a restarted agent still holds it precommitted (and the lock).
+        c.agent("bank-a").kill9()
+        c.agent("bank-a").start().wait_healthy()
+        time.sleep(0.5)  # several rounds of asking the (unreachable) coordinator and peer
+        status, body = harness.get(agent, "/v1/transactions/three-phase-1")
+        assert body["state"] == "precommitted", body
+        expect_status(harness.post(agent, "/v1/commit", {"txid": "three-phase-1"}), 200, "commit")
+        assert c.balances("bank-a")["carol"] == 95
+        status, body = harness.post(agent, "/v1/precommit", {"txid": txid})
+        assert status == 409 and body["error"]["code"] == "not_3pc", (status, body)
+        status, body = harness.get(agent, f"/v1/transactions/{txid}")
+        assert status == 200 and body["state"] == "prepared", (status, body)
+        expect_status(harness.post(agent, "/v1/abort", {"txid": txid}), 200, "abort")
+        status, body = harness.get(agent, f"/v1/transactions/{txid}")
+        assert body["state"] == "aborted", body
+
+
+if __name__ == "__main__":
+    harness.main(globals())
