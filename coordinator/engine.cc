@@ -193,24 +193,16 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
 
 void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
   if (tx.resumed || now_ms < tx.precommit_deadline_ms) return;
-  std::string silent;
-  bool any_acked = false;
   for (const auto& b : tx.branches) {
-    if (b.precommit_acked) {
-      any_acked = true;
-    } else if (silent.empty()) {
-      silent = b.participant.name;
-    }
-  }
-  if (any_acked) {
     // A participant that acked holds a durable precommit; termination would
-    // commit through it, so commit is the only outcome left.
-    Decide(tx, Outcome::kCommitted, "", now_ms);
-  } else {
-    Decide(tx, Outcome::kAborted,
-           "no participant acknowledged precommit within " + std::to_string(tx.timeout_ms) + " ms (first: " +
-               silent + ")",
-           now_ms);
+    // commit through it, so commit is the only outcome left. With no ack the
+    // engine keeps asking: the participants may be precommitted (their acks
+    // lost, or they crashed after precommitting) and, after a total failure,
+    // commit by termination, so an abort here could contradict them.
+    if (b.precommit_acked) {
+      Decide(tx, Outcome::kCommitted, "", now_ms);
+      return;
+    }
   }
 }
 

@@ -18,7 +18,9 @@
 // answers it has aborted -> abort. At the precommit deadline (the
 // transaction's timeout_ms after the record) the engine commits if at least
 // one participant acked (a durable precommitted participant will make the
-// others commit) and aborts if none did. A transaction resumed from a
+// others commit); with no ack it keeps asking, since the participants may
+// have precommitted. Once the precommit record is durable, only a participant
+// answering that it has aborted leads to abort. A transaction resumed from a
 // precommit record after a restart waits for every participant's answer.
 //
 // Thread: not thread-safe; owned by the io thread of the service.

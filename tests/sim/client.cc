@@ -53,7 +53,7 @@ void Client::Submit(int64_t timeout_ms) {
                            from + " -> " + to_bank + "/" + to;
   ctx_.Log(kClient, "submit " + what);
   Request request{"POST", "/v1/transactions",
-                  {{"protocol", "2pc"}, {"timeout_ms", timeout_ms}, {"branches", std::move(branches)}}};
+                  {{"protocol", ctx_.protocol}, {"timeout_ms", timeout_ms}, {"branches", std::move(branches)}}};
   std::map<std::string, std::size_t> ops_per_branch;
   for (const auto& b : request.body["branches"]) ops_per_branch[b["participant"]] = b["ops"].size();
   ctx_.network.Call(kClient, coordinator_, std::move(request), kClientTimeoutMs,

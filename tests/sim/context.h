@@ -22,6 +22,7 @@ struct Context {
   Checker& checker;
   Bug bug = Bug::kNone;
   Config config;  // the real processes' defaults: timeouts, backoffs, tick
+  std::string protocol = "2pc";  // what the client asks for
 
   int64_t now() const { return scheduler.now(); }
   void Log(const std::string& node, const std::string& what) { trace.Add(scheduler.now(), node, what); }

@@ -188,8 +188,12 @@ void CoordinatorNode::Execute(coordinator::Action& a) {
     job.label = std::string("decision ") + txid + (commit ? " commit" : " abort") + (forget ? " (BUG: not written)" : "");
     job.run = [this, record = std::move(pd->record), forget]() -> Status {
       if (forget) return Status::Ok();
-      if (durable_.count(record.txid) != 0) return Status::Conflict("a decision for " + record.txid + " exists");
-      durable_.emplace(record.txid, record);
+      auto it = durable_.find(record.txid);
+      // As DecisionStore: a decision replaces a 3PC precommit record (outcome pending).
+      if (it != durable_.end() && it->second.outcome != Outcome::kPending) {
+        return Status::Conflict("a decision for " + record.txid + " exists");
+      }
+      durable_[record.txid] = record;
       return Status::Ok();
     };
     job.on_synced = [this, txid, commit, forget](const Status& s) {
@@ -200,6 +204,48 @@ void CoordinatorNode::Execute(coordinator::Action& a) {
       Pump();
     };
     log_.Submit(std::move(job));
+  } else if (auto* pp = std::get_if<action::PersistPrecommit>(&a)) {
+    const std::string txid = pp->record.txid;
+    SyncQueue::Job job;
+    job.label = "precommit record " + txid;
+    job.run = [this, record = std::move(pp->record)]() -> Status {
+      if (durable_.count(record.txid) != 0) return Status::Conflict("a record for " + record.txid + " exists");
+      durable_.emplace(record.txid, record);
+      return Status::Ok();
+    };
+    job.done = [this, txid](Status s) {
+      engine_->OnPrecommitPersisted(txid, s, ctx_.now());
+      Pump();
+    };
+    log_.Submit(std::move(job));
+  } else if (auto* sp = std::get_if<action::SendPrecommit>(&a)) {
+    const std::string txid = sp->txid;
+    const std::string to = sp->to.name;
+    ctx_.Log(name_, "send precommit " + txid + " -> " + to);
+    Request request{"POST", "/v1/precommit", {{"txid", txid}}};
+    ctx_.network.Call(name_, NodeOf(sp->to.url), std::move(request), ctx_.config.request_timeout_ms,
+                      [this, txid, to](Result<Response> r) {
+                        // As service.cc: 200 acked; already_aborted or unknown: it aborted.
+                        Result<coordinator::PrecommitAnswer> answer = Status::Internal("unset");
+                        const std::string code = r.ok() && r->body.is_object() && r->body.contains("error")
+                                                     ? r->body["error"].value("code", "")
+                                                     : "";
+                        if (!r.ok()) {
+                          answer = r.status();
+                        } else if (r->status == 200) {
+                          answer = coordinator::PrecommitAnswer::kAcked;
+                        } else if ((r->status == 409 && code == "already_aborted") ||
+                                   (r->status == 404 && code == "unknown_transaction")) {
+                          answer = coordinator::PrecommitAnswer::kAborted;
+                        } else {
+                          answer = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + r->body.dump());
+                        }
+                        ctx_.Log(name_, "precommit answer " + txid + " from " + to + ": " +
+                                            (answer.ok() ? (*answer == coordinator::PrecommitAnswer::kAcked ? "acked" : "aborted")
+                                                         : answer.status().ToString()));
+                        engine_->OnPrecommitAcked(txid, to, std::move(answer), ctx_.now());
+                        Pump();
+                      });
   } else if (auto* pf = std::get_if<action::PersistFinished>(&a)) {
     const std::string txid = pf->txid;
     SyncQueue::Job job;

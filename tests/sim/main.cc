@@ -6,15 +6,21 @@
 //   --bug NAME                                a deliberate bug (commit-on-timeout, ack-before-durable,
 //                                             forget-decision); with --expect-violation, exit 0 iff caught
 //   --check-determinism                       run every seed twice and compare the traces
-//   --protocol 2pc|3pc
+//   --protocol 2pc|3pc                        what the client asks for
+//   --scenario chaos|coordinator-loss|partition   see tests/sim/world.h
+//   --expect-blocking                         coordinator-loss: exit 0 iff some seed left a transaction
+//                                             in doubt while the coordinator was down (and none broke
+//                                             an invariant)
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "tests/sim/options.h"
 #include "tests/sim/world.h"
@@ -32,6 +38,7 @@ using commitd::sim::SimOptions;
 int Usage(const char* error) {
   std::fprintf(stderr,
                "%s\nusage: commitd-sim (--seed N | --seeds N [--start S] [--soak-seeds M]) [--protocol 2pc|3pc]\n"
+               "                   [--scenario chaos|coordinator-loss|partition] [--expect-blocking]\n"
                "                   [--bug commit-on-timeout|ack-before-durable|forget-decision] [--expect-violation]\n"
                "                   [--trace] [--trace-lines N] [--check-determinism]\n",
                error);
@@ -54,13 +61,28 @@ std::string TempDir() {
   return dir;
 }
 
+// The txid a violation message names: "atomicity: c1.1.4 committed at ..." -> "c1.1.4".
+std::string TxidOf(const std::string& violation) {
+  const std::size_t colon = violation.find(": ");
+  if (colon == std::string::npos) return "";
+  std::size_t begin = colon + 2;
+  if (violation.compare(begin, 4, "the ") == 0) {  // "the client was told c1.1.4 ..."
+    const std::size_t told = violation.find("told ", begin);
+    if (told == std::string::npos) return "";
+    begin = told + 5;
+  }
+  const std::size_t end = violation.find(' ', begin);
+  std::string txid = violation.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+  return txid.rfind("c1.", 0) == 0 ? txid : "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   SimOptions options;
   options.source_dir = COMMITD_SOURCE_DIR;
   uint64_t single = 0, seeds = 0, start = 1, soak_seeds = 0;
-  bool have_single = false, expect_violation = false, determinism = false;
+  bool have_single = false, expect_violation = false, expect_blocking = false, determinism = false;
   std::string protocol = "2pc";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -84,6 +106,14 @@ int main(int argc, char** argv) {
       options.trace_lines = n;
     } else if (arg == "--protocol" && i + 1 < argc) {
       protocol = argv[++i];
+    } else if (arg == "--scenario" && i + 1 < argc) {
+      auto scenario = commitd::sim::ParseScenario(argv[++i]);
+      if (!scenario) return Usage("unknown --scenario");
+      options.scenario = *scenario;
+    } else if (arg == "--focus" && i + 1 < argc) {
+      options.focus = argv[++i];
+    } else if (arg == "--expect-blocking") {
+      expect_blocking = true;
     } else if (arg == "--bug" && i + 1 < argc) {
       auto bug = commitd::sim::ParseBug(argv[++i]);
       if (!bug) return Usage("unknown --bug");
@@ -98,11 +128,11 @@ int main(int argc, char** argv) {
       return Usage(("unknown argument " + arg).c_str());
     }
   }
-  if (protocol == "3pc") {
-    std::fprintf(stderr, "3pc is not implemented yet\n");
-    return 2;
+  if (protocol != "2pc" && protocol != "3pc") return Usage("--protocol must be 2pc or 3pc");
+  options.protocol = protocol;
+  if (expect_blocking && options.scenario != commitd::sim::Scenario::kCoordinatorLoss) {
+    return Usage("--expect-blocking needs --scenario coordinator-loss");
   }
-  if (protocol != "2pc") return Usage("--protocol must be 2pc or 3pc");
   if (have_single == (seeds != 0)) return Usage("give exactly one of --seed N and --seeds N");
   const char* soak = std::getenv("COMMITD_SOAK");
   if (soak_seeds != 0 && soak != nullptr && std::string(soak) == "1") seeds = soak_seeds;
@@ -113,11 +143,18 @@ int main(int argc, char** argv) {
   options.tmp_dir = TempDir();
 
   std::string replay_flags;
+  if (protocol != "2pc") replay_flags += " --protocol " + protocol;
+  if (options.scenario != commitd::sim::Scenario::kChaos) {
+    replay_flags += " --scenario " + std::string(commitd::sim::ScenarioName(options.scenario));
+  }
   if (options.bug != Bug::kNone) replay_flags += " --bug " + std::string(commitd::sim::BugName(options.bug));
 
   const auto t0 = std::chrono::steady_clock::now();
   uint64_t ran = 0, transactions = 0, committed = 0, aborted = 0, crashes = 0, events = 0;
   int64_t max_settle = 0;
+  uint64_t blocked_seeds = 0, blocked_transactions = 0;
+  uint64_t first_blocked_seed = 0;
+  std::vector<int64_t> decided_after_loss;  // per seed, ms
   int exit_code = 0;
   bool found = false;
   for (uint64_t seed = start; seed < start + seeds; ++seed) {
@@ -130,6 +167,11 @@ int main(int argc, char** argv) {
     crashes += r.crashes;
     events += r.events;
     if (r.settle_ms > max_settle) max_settle = r.settle_ms;
+    if (r.in_doubt_after_loss == 0) decided_after_loss.push_back(r.decided_after_loss_ms);
+    if (r.in_doubt_after_loss > 0) {
+      if (blocked_seeds++ == 0) first_blocked_seed = seed;
+      blocked_transactions += static_cast<uint64_t>(r.in_doubt_after_loss);
+    }
     if (have_single) {
       std::printf("seed %llu: %s\n  profile: %s\n  %llu transactions (%llu committed, %llu aborted answers), "
                   "%llu crashes, %llu messages, %llu events, %.1f s virtual, settled %.1f s after the last fault, "
@@ -154,6 +196,17 @@ int main(int argc, char** argv) {
       std::printf("VIOLATION at seed %llu (after %llu seed(s)): %s\n  profile: %s\nreplay: commitd-sim --seed %llu%s\n",
                   static_cast<unsigned long long>(seed), static_cast<unsigned long long>(ran), r.violation.c_str(),
                   r.profile.c_str(), static_cast<unsigned long long>(seed), replay_flags.c_str());
+      // The schedule that did it: the same seed again (deterministic), printing
+      // every line about the transaction the violation names.
+      const std::string txid = TxidOf(r.violation);
+      if (!txid.empty() && options.focus.empty() && !determinism) {
+        SimOptions again = options;
+        again.focus = txid;
+        again.trace_lines = 0;
+        commitd::sim::RunSeed(again);
+        std::printf("(replay with: commitd-sim --seed %llu%s --focus %s)\n", static_cast<unsigned long long>(seed),
+                    replay_flags.c_str(), txid.c_str());
+      }
       exit_code = 1;
       break;
     }
@@ -166,8 +219,33 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(committed), static_cast<unsigned long long>(aborted),
               static_cast<unsigned long long>(crashes), static_cast<double>(events) / secs,
               static_cast<double>(max_settle) / 1000);
+  if (options.scenario == commitd::sim::Scenario::kCoordinatorLoss) {
+    std::printf("coordinator loss (%s): %llu of %llu seed(s) left %llu transaction(s) in doubt %lld ms after the "
+                "coordinator died%s\n",
+                protocol.c_str(), static_cast<unsigned long long>(blocked_seeds), static_cast<unsigned long long>(ran),
+                static_cast<unsigned long long>(blocked_transactions),
+                static_cast<long long>(commitd::sim::kNonBlockingBoundMs),
+                blocked_seeds != 0 ? (" (first: seed " + std::to_string(first_blocked_seed) + ")").c_str() : "");
+    if (!decided_after_loss.empty()) {
+      std::sort(decided_after_loss.begin(), decided_after_loss.end());
+      std::printf("  seeds where every participant decided without the coordinator: %zu; time from the crash to the "
+                  "last decision: median %.2f s, max %.2f s\n",
+                  decided_after_loss.size(),
+                  static_cast<double>(decided_after_loss[decided_after_loss.size() / 2]) / 1000,
+                  static_cast<double>(decided_after_loss.back()) / 1000);
+    }
+  }
   std::error_code ec;
   std::filesystem::remove_all(options.tmp_dir, ec);
+  if (expect_blocking) {
+    if (exit_code != 0) return exit_code;
+    if (blocked_seeds == 0) {
+      std::printf("expected %s to block in some seed, but every participant decided without the coordinator\n",
+                  protocol.c_str());
+      return 1;
+    }
+    return 0;
+  }
   if (expect_violation) {
     if (found) {
       std::printf("expected violation found (bug%s)\n", replay_flags.c_str());

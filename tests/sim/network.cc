@@ -24,6 +24,7 @@ bool Network::Connected(const std::string& a, const std::string& b) const { retu
 void Network::Transmit(const std::string& from, const std::string& to, const std::string& label,
                        std::function<void()> arrive) {
   ++messages_;
+  if (send_hook_) send_hook_(from, to, label);
   if (!Connected(from, to)) {
     trace_.Add(scheduler_.now(), from, "net cut " + label + " -> " + to);
     return;

@@ -66,6 +66,10 @@ class Network {
   bool Connected(const std::string& a, const std::string& b) const;
 
   void set_faults(const NetworkFaults& faults) { faults_ = faults; }
+  // Called as each one-way message leaves, before the links are looked at:
+  // lets a scenario cut links at the worst moment (an adversarial schedule).
+  using SendHook = std::function<void(const std::string& from, const std::string& to, const std::string& label)>;
+  void set_send_hook(SendHook hook) { send_hook_ = std::move(hook); }
   uint64_t messages() const { return messages_; }
 
   void Call(const std::string& from, const std::string& to, Request request, int64_t timeout_ms,
@@ -97,6 +101,7 @@ class Network {
   Random& random_;
   Trace& trace_;
   NetworkFaults faults_;
+  SendHook send_hook_;
   std::map<std::string, Node> nodes_;
   std::set<std::pair<std::string, std::string>> cut_;
   uint64_t next_call_ = 0;

@@ -10,6 +10,22 @@ std::optional<Bug> ParseBug(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<Scenario> ParseScenario(std::string_view name) {
+  if (name == "chaos") return Scenario::kChaos;
+  if (name == "coordinator-loss") return Scenario::kCoordinatorLoss;
+  if (name == "partition") return Scenario::kPartition;
+  return std::nullopt;
+}
+
+std::string_view ScenarioName(Scenario s) {
+  switch (s) {
+    case Scenario::kChaos: return "chaos";
+    case Scenario::kCoordinatorLoss: return "coordinator-loss";
+    case Scenario::kPartition: return "partition";
+  }
+  return "chaos";
+}
+
 std::string_view BugName(Bug bug) {
   switch (bug) {
     case Bug::kNone: return "none";

@@ -19,11 +19,22 @@ enum class Bug {
 std::optional<Bug> ParseBug(std::string_view name);
 std::string_view BugName(Bug bug);
 
+enum class Scenario {
+  kChaos,            // random loss, duplication, reordering, crashes and partitions (3PC: crashes only)
+  kCoordinatorLoss,  // crashes only, bounded delays: the coordinator dies mid-load and stays down a while
+  kPartition,        // no loss, no crash: one participant at a time is cut off from everyone else
+};
+std::optional<Scenario> ParseScenario(std::string_view name);
+std::string_view ScenarioName(Scenario s);
+
 struct SimOptions {
   uint64_t seed = 1;
   Bug bug = Bug::kNone;
+  std::string protocol = "2pc";    // what the client asks for: "2pc" | "3pc"
+  Scenario scenario = Scenario::kChaos;
   bool trace = false;              // echo every trace line
   std::size_t trace_lines = 400;   // kept for the report of a violation
+  std::string focus;               // a txid: print its whole story (and the world's faults) at the end
   std::string source_dir;          // for examples/bank
   std::string tmp_dir;             // where the participants' SQLite files live
 };
@@ -33,5 +44,9 @@ struct SimOptions {
 constexpr int64_t kEpochMs = 1'700'000'000'000;  // virtual wall clock at the start of a run
 constexpr int64_t kSettleBoundMs = 60'000;       // after the last fault, everything must be resolved by then
 constexpr int64_t kFinishedRetentionMs = 500;    // the simulated log forgets finished decisions after this
+// Coordinator loss: how long after the coordinator's crash every participant
+// must have decided (3PC) — the longest timeout_ms (3 s), the termination
+// grace, the resolve backoff cap and a round of requests, with room to spare.
+constexpr int64_t kNonBlockingBoundMs = 20'000;
 
 }  // namespace commitd::sim

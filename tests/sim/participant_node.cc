@@ -89,6 +89,8 @@ Status ParticipantNode::Start() {
   eo.resolve_initial_ms = ctx_.config.resolve_initial_ms;
   eo.resolve_max_ms = ctx_.config.resolve_max_ms;
   eo.outcome_retention_ms = ctx_.config.outcome_retention_ms;
+  eo.termination_grace_ms = ctx_.config.termination_grace_ms;
+  eo.name = name_;
   engine_ = std::make_unique<participant::Engine>(eo);
   const std::size_t recovered = records->size();
   engine_->Recover(std::move(records).value(), outcomes.value(), ctx_.now());
@@ -130,6 +132,15 @@ std::string ParticipantNode::Describe() {
     for (const auto& r : *records) out += "\n    prepared record: " + r.txid + " " + r.state;
   }
   return out;
+}
+
+std::size_t ParticipantNode::InDoubt() {
+  if (!up_) return 0;
+  std::size_t n = 0;
+  for (const auto& v : engine_->Held(ctx_.now())) {
+    if (v.state == "prepared" || v.state == "precommitted" || v.state == "precommitting") ++n;
+  }
+  return n;
 }
 
 std::optional<std::string> ParticipantNode::CheckBalances(int64_t* total) {
@@ -231,7 +242,71 @@ void ParticipantNode::Handle(const Request& request, Responder respond) {
     }
     return;
   }
+  if (request.method == "POST" && request.target == "/v1/precommit") {
+    auto txid = wire::ParseTxidBody(request.body.dump());
+    if (!txid.ok()) {
+      respond({400, {{"error", {{"code", "invalid_request"}, {"message", txid.status().message()}}}}});
+      return;
+    }
+    ctx_.Log(name_, "recv precommit " + *txid);
+    engine_->OnPrecommit(*txid, Track(std::move(respond)), ctx_.now());
+    Pump();
+    return;
+  }
+  if (request.method == "GET" && request.target.rfind("/v1/transactions/", 0) == 0) {
+    const std::string txid = request.target.substr(17);
+    const std::string state = engine_->StateOf(txid);
+    ctx_.Log(name_, "state of " + txid + " asked: " + state);
+    respond({200, {{"txid", txid}, {"state", state}}});
+    return;
+  }
   respond({404, {{"error", {{"code", "not_found"}, {"message", request.target}}}}});
+}
+
+namespace {
+// As PeerStateOf in participant/agent.cc.
+Result<std::string> PeerState(const Result<Response>& r, const std::string& peer) {
+  if (!r.ok()) return Status::Unavailable(peer + ": " + r.status().message());
+  const auto& body = r->body;
+  if (r->status == 200 && body.is_object() && body.contains("state") && body["state"].is_string()) {
+    return body["state"].get<std::string>();
+  }
+  const std::string code = body.is_object() && body.contains("error") ? body["error"].value("code", "") : "";
+  if (r->status == 404 && code == "unknown_transaction") return std::string("unknown");
+  if (r->status == 409 && code == "already_aborted") return std::string("aborted");
+  return Status::Unavailable(peer + ": HTTP " + std::to_string(r->status) + " " + body.dump());
+}
+}  // namespace
+
+// As Agent::Impl::CallPeers.
+void ParticipantNode::CallPeers(participant::action::CallPeers call) {
+  static const char* const kTargets[] = {"state", "/v1/precommit", "/v1/commit", "/v1/abort"};
+  struct Round {
+    std::vector<participant::PeerAnswer> answers;
+    std::size_t pending = 0;
+  };
+  auto round = std::make_shared<Round>();
+  round->pending = call.peers.size();
+  round->answers.resize(call.peers.size());
+  const bool wait = call.call == action::PeerCall::kState || call.call == action::PeerCall::kPrecommit;
+  const int kind = static_cast<int>(call.call);
+  ctx_.Log(name_, std::string("termination ") + kTargets[kind] + " " + call.txid + " to " +
+                      std::to_string(call.peers.size()) + " peer(s)");
+  for (std::size_t i = 0; i < call.peers.size(); ++i) {
+    const std::string peer = NodeOf(call.peers[i].url);
+    round->answers[i].name = call.peers[i].name;
+    Request request = call.call == action::PeerCall::kState
+                          ? Request{"GET", "/v1/transactions/" + call.txid, nullptr}
+                          : Request{"POST", kTargets[kind], {{"txid", call.txid}}};
+    ctx_.network.Call(name_, peer, std::move(request), ctx_.config.request_timeout_ms,
+                      [this, round, i, wait, peer, txid = call.txid, kind = call.call](Result<Response> r) {
+                        if (!wait) return;
+                        round->answers[i].state = PeerState(r, peer);
+                        if (--round->pending != 0) return;
+                        engine_->OnPeerAnswers(txid, kind, std::move(round->answers), ctx_.now());
+                        Pump();
+                      });
+  }
 }
 
 void ParticipantNode::Pump() {
@@ -309,6 +384,16 @@ void ParticipantNode::Execute(participant::Action& a) {
     requests_.erase(it);
     ctx_.Log(name_, "reply " + std::to_string(reply->status) + " " + reply->body.dump());
     respond({reply->status, reply->body});
+    return;
+  } else if (auto* pc = std::get_if<action::PersistPrecommitted>(&a)) {
+    job.label = "precommitted " + pc->txid;
+    job.run = [this, txid = pc->txid] { return rm_->UpdatePrepared(txid, "precommitted", ""); };
+    job.done = [this, txid = pc->txid](Status s) {
+      engine_->OnPrecommitPersisted(txid, s, ctx_.now());
+      Pump();
+    };
+  } else if (auto* cp = std::get_if<action::CallPeers>(&a)) {
+    CallPeers(std::move(*cp));
     return;
   } else if (auto* q = std::get_if<action::QueryDecision>(&a)) {
     ctx_.Log(name_, "query decision " + q->txid);

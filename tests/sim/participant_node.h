@@ -42,6 +42,8 @@ class ParticipantNode {
   // Nothing held by the engine, no lock, storage idle, no prepared record in the database.
   bool Settled();
   std::string Describe();
+  // Transactions the engine holds in doubt (prepared or precommitted) now.
+  std::size_t InDoubt();
   // Every balance equals its seed plus its journal; the bank's total in *total.
   std::optional<std::string> CheckBalances(int64_t* total);
   int64_t seed_total() const;
@@ -53,6 +55,7 @@ class ParticipantNode {
   void QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index, std::string errors);
   void ScheduleTick();
   void CommitOnTimeout();
+  void CallPeers(participant::action::CallPeers call);
   participant::RequestToken Track(Responder respond);
   std::vector<Status> RunBatch(std::vector<SyncQueue::Job>& batch);
   void ReadNewJournalRows();

@@ -16,9 +16,14 @@ void Trace::Add(int64_t now_ms, const std::string& node, const std::string& what
   }
   ++count_;
   if (echo_) std::printf("%s\n", line.c_str());
+  if (!focus_.empty() && (node == "world" || what.find(focus_) != std::string::npos)) focused_.push_back(line);
   if (capacity_ == 0) return;
   if (ring_.size() == capacity_) ring_.pop_front();
   ring_.push_back(std::move(line));
+}
+
+void Trace::DumpFocus() const {
+  for (const auto& line : focused_) std::printf("%s\n", line.c_str());
 }
 
 void Trace::Dump() const {

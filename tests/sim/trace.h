@@ -16,8 +16,13 @@ class Trace {
       : origin_ms_(origin_ms), capacity_(capacity), echo_(echo) {}
 
   void Add(int64_t now_ms, const std::string& node, const std::string& what);
+  // Also keeps, without limit, every line that mentions `focus` or comes
+  // from the world (faults, heals): one transaction's whole story.
+  void set_focus(std::string focus) { focus_ = std::move(focus); }
   // Prints the kept lines to stdout.
   void Dump() const;
+  // Prints the focused lines to stdout.
+  void DumpFocus() const;
   uint64_t hash() const { return hash_; }
   uint64_t lines() const { return count_; }
 
@@ -26,6 +31,8 @@ class Trace {
   std::size_t capacity_;
   bool echo_;
   std::deque<std::string> ring_;
+  std::string focus_;
+  std::deque<std::string> focused_;
   uint64_t hash_ = 14695981039346656037ull;  // FNV-1a offset basis
   uint64_t count_ = 0;
 };

@@ -67,7 +67,7 @@ class World {
         scheduler_(kEpochMs),
         trace_(kEpochMs, options.trace ? 0 : options.trace_lines, options.trace),
         network_(scheduler_, random_, trace_),
-        ctx_{scheduler_, random_, trace_, network_, checker_, options.bug, Config{}} {}
+        ctx_{scheduler_, random_, trace_, network_, checker_, options.bug, Config{}, options.protocol} {}
 
   RunResult Run();
 
@@ -81,6 +81,10 @@ class World {
   void Heal();
   void Probe();
   void FinalChecks();
+  void PlanChaosPartitions();
+  void PlanIsolations();
+  void PlanCoordinatorLoss(int64_t first_submit_ms, int64_t last_submit_ms);
+  void SampleInDoubt(int64_t lost_at_ms, int64_t until_ms);
   std::string Describe();
 
   SimOptions options_;
@@ -102,6 +106,7 @@ class World {
   int64_t max_down_ms_ = 0;
   int64_t fault_end_ms_ = 0;
   bool healed_ = false;
+  bool isolated_ = false;  // partition scenario: one isolation at a time
   bool done_ = false;
   std::map<std::string, uint64_t> down_epoch_;  // a restart scheduled before a later crash or heal is void
 };
@@ -116,6 +121,17 @@ void World::DrawProfile() {
   crash_chance_ = static_cast<double>(random_.Uniform(0, 300)) / 10000;
   crashes_left_ = random_.Uniform(0, 6);
   max_down_ms_ = random_.Uniform(1, 3000);
+  const bool three_phase = options_.protocol == "3pc";
+  if (three_phase || options_.scenario != Scenario::kChaos) {
+    // 3PC's assumptions: no message is lost, every delay is bounded (well
+    // under the termination grace). The same for 2PC in the comparison scenarios.
+    faults_.drop = 0;
+    faults_.outlier_max_ms = std::min<int64_t>(faults_.outlier_max_ms, 300);
+  }
+  if (options_.scenario != Scenario::kChaos) {
+    crash_chance_ = 0;  // the scenario places its faults itself
+    crashes_left_ = 0;
+  }
   char line[256];
   std::snprintf(line, sizeof line,
                 "drop %.3f dup %.3f outlier %.3f delay 1-%lld ms (+%lld) crash/step %.3f crashes<=%lld down<=%lld ms",
@@ -236,6 +252,7 @@ void World::FinalChecks() {
 }
 
 RunResult World::Run() {
+  trace_.set_focus(options_.focus);
   DrawProfile();
   if (Status s = Build(); !s.ok()) {
     result_.ok = false;
@@ -255,6 +272,48 @@ RunResult World::Run() {
   }
   fault_end_ms_ = at + random_.Uniform(0, 3000);
 
+  switch (options_.scenario) {
+    case Scenario::kChaos:
+      if (options_.protocol != "3pc") PlanChaosPartitions();
+      break;
+    case Scenario::kPartition:
+      PlanIsolations();
+      break;
+    case Scenario::kCoordinatorLoss:
+      PlanCoordinatorLoss(scheduler_.now(), at);
+      break;
+  }
+  if (options_.scenario != Scenario::kCoordinatorLoss) scheduler_.At(fault_end_ms_, "", [this] { Heal(); });
+  scheduler_.set_after_event([this](const std::string& node, Scheduler::Kind kind) { AfterEvent(node, kind); });
+
+  while (!done_ && !checker_.violated() && scheduler_.Step()) ++result_.events;
+  if (!done_ && !checker_.violated()) checker_.Fail("simulation", "ran out of events before settling");
+
+  result_.ok = !checker_.violated();
+  if (!result_.ok) result_.violation = checker_.violation();
+  result_.transactions = client_->submitted();
+  result_.committed = checker_.client_committed();
+  result_.aborted = checker_.client_aborted();
+  result_.messages = network_.messages();
+  result_.virtual_ms = scheduler_.now() - kEpochMs;
+  result_.trace_hash = trace_.hash();
+  result_.trace_lines = trace_.lines();
+  if (!options_.focus.empty()) {
+    std::printf("--- every trace line of %s, and the world's faults, seed %llu ---\n", options_.focus.c_str(),
+                static_cast<unsigned long long>(options_.seed));
+    trace_.DumpFocus();
+    std::printf("--- end ---\n");
+  } else if (!result_.ok && !options_.trace && options_.trace_lines > 0) {
+    std::printf("--- last %zu trace lines of seed %llu (seconds since start, node, event) ---\n",
+                options_.trace_lines, static_cast<unsigned long long>(options_.seed));
+    trace_.Dump();
+    std::printf("--- end of trace ---\n");
+  }
+  return result_;
+}
+
+// Random cuts between any two nodes.
+void World::PlanChaosPartitions() {
   std::vector<std::string> nodes = {kCoordinator, "client"};
   for (const auto& [name, p] : participants_) nodes.push_back(name);
   const int64_t partitions = random_.Uniform(0, 4);
@@ -275,28 +334,88 @@ RunResult World::Run() {
       });
     });
   }
-  scheduler_.At(fault_end_ms_, "", [this] { Heal(); });
-  scheduler_.set_after_event([this](const std::string& node, Scheduler::Kind kind) { AfterEvent(node, kind); });
+}
 
-  while (!done_ && !checker_.violated() && scheduler_.Step()) ++result_.events;
-  if (!done_ && !checker_.violated()) checker_.Fail("simulation", "ran out of events before settling");
-
-  result_.ok = !checker_.violated();
-  if (!result_.ok) result_.violation = checker_.violation();
-  result_.transactions = client_->submitted();
-  result_.committed = checker_.client_committed();
-  result_.aborted = checker_.client_aborted();
-  result_.messages = network_.messages();
-  result_.virtual_ms = scheduler_.now() - kEpochMs;
-  result_.trace_hash = trace_.hash();
-  result_.trace_lines = trace_.lines();
-  if (!result_.ok && !options_.trace && options_.trace_lines > 0) {
-    std::printf("--- last %zu trace lines of seed %llu (seconds since start, node, event) ---\n",
-                options_.trace_lines, static_cast<unsigned long long>(options_.seed));
-    trace_.Dump();
-    std::printf("--- end of trace ---\n");
+// One participant at a time cut off from the coordinator and the other
+// participant: the schedule under which 3PC can decide both ways. Some
+// isolations start at random times; others at the worst moment, as the
+// coordinator's precommit leaves for the participant (which then never gets
+// it while the other does).
+void World::PlanIsolations() {
+  std::vector<std::string> banks;
+  for (const auto& [name, p] : participants_) banks.push_back(name);
+  auto isolate = [this, banks](const std::string& alone, int64_t length) {
+    if (healed_ || isolated_) return;
+    isolated_ = true;
+    ctx_.Log("world", "PARTITION " + alone + " | everyone else, for " + std::to_string(length) + " ms");
+    network_.Cut(alone, kCoordinator);
+    for (const auto& other : banks) {
+      if (other != alone) network_.Cut(alone, other);
+    }
+    scheduler_.After(length, "", [this, alone, banks] {
+      isolated_ = false;
+      if (healed_) return;
+      ctx_.Log("world", "HEAL " + alone);
+      network_.Heal(alone, kCoordinator);
+      for (const auto& other : banks) {
+        if (other != alone) network_.Heal(alone, other);
+      }
+    });
+  };
+  const int64_t isolations = random_.Uniform(0, 3);
+  for (int64_t i = 0; i < isolations; ++i) {
+    const std::string alone = banks[static_cast<std::size_t>(random_.Uniform(0, static_cast<int64_t>(banks.size()) - 1))];
+    const int64_t start = random_.Uniform(scheduler_.now(), fault_end_ms_);
+    const int64_t length = random_.Uniform(500, 20000);
+    scheduler_.At(start, "", [isolate, alone, length] { isolate(alone, length); });
   }
-  return result_;
+  const double at_precommit = static_cast<double>(random_.Uniform(0, 300)) / 1000;
+  network_.set_send_hook([this, isolate, at_precommit](const std::string& from, const std::string& to,
+                                                       const std::string& label) {
+    if (from != kCoordinator || label.rfind("POST /v1/precommit", 0) != 0 || !random_.Chance(at_precommit)) return;
+    isolate(to, random_.Uniform(12'000, 25'000));
+  });
+}
+
+// The coordinator dies somewhere in the load and stays down for
+// kNonBlockingBoundMs; then whatever the participants still hold in doubt is
+// counted (3PC: must be nothing), and the coordinator comes back for the
+// usual settling and checks.
+void World::SampleInDoubt(int64_t lost_at_ms, int64_t until_ms) {
+  if (scheduler_.now() >= until_ms) return;
+  std::size_t in_doubt = 0;
+  for (auto& [name, p] : participants_) in_doubt += p->InDoubt();
+  if (in_doubt != 0) result_.decided_after_loss_ms = scheduler_.now() + 10 - lost_at_ms;
+  scheduler_.After(10, "", [this, lost_at_ms, until_ms] { SampleInDoubt(lost_at_ms, until_ms); });
+}
+
+void World::PlanCoordinatorLoss(int64_t first_submit_ms, int64_t last_submit_ms) {
+  const int64_t crash_at = random_.Uniform(first_submit_ms, last_submit_ms + 300);
+  scheduler_.At(crash_at, "", [this] {
+    ctx_.Log("world", "COORDINATOR LOST (down for " + std::to_string(kNonBlockingBoundMs) + " ms)");
+    Crash(kCoordinator);
+    SampleInDoubt(scheduler_.now(), scheduler_.now() + kNonBlockingBoundMs);
+    scheduler_.After(kNonBlockingBoundMs, "", [this] {
+      int64_t in_doubt = 0;
+      std::string where;
+      for (auto& [name, p] : participants_) {
+        const auto n = static_cast<int64_t>(p->InDoubt());
+        in_doubt += n;
+        if (n != 0) where += "\n  " + p->Describe();
+      }
+      result_.in_doubt_after_loss = in_doubt;
+      ctx_.Log("world", std::to_string(in_doubt) + " transaction(s) in doubt " + std::to_string(kNonBlockingBoundMs) +
+                            " ms after the coordinator was lost");
+      if (in_doubt != 0 && options_.protocol == "3pc") {
+        checker_.Fail("non-blocking", std::to_string(in_doubt) + " transaction(s) still in doubt " +
+                                          std::to_string(kNonBlockingBoundMs) +
+                                          " ms after the coordinator was lost:" + where);
+        return;
+      }
+      fault_end_ms_ = scheduler_.now();
+      Heal();
+    });
+  });
 }
 
 }  // namespace

@@ -5,6 +5,13 @@
 // rates of loss, duplication, reordering, crashes and partitions), runs the
 // schedule until the last fault, heals everything, and then requires the
 // system to settle within kSettleBoundMs, checking the invariants throughout.
+//
+// Scenarios (options.h): chaos draws everything at random, except that 3PC
+// gets only the faults it is designed for (crashes, bounded delays: no loss,
+// no partition); coordinator-loss kills the coordinator mid-load and counts,
+// kNonBlockingBoundMs later, what the participants still hold in doubt (3PC
+// must hold nothing); partition cuts one participant off from everyone else
+// at random times, with no loss and no crash.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +32,12 @@ struct RunResult {
   uint64_t messages = 0;
   uint64_t events = 0;
   int64_t settle_ms = 0;      // from the last fault to everything resolved
+  // Coordinator loss: transactions still in doubt at participants
+  // kNonBlockingBoundMs after the coordinator died (-1: not that scenario).
+  int64_t in_doubt_after_loss = -1;
+  // Coordinator loss: from the crash until no participant held anything in
+  // doubt any more (sampled every 10 ms; 0 if nothing was in doubt).
+  int64_t decided_after_loss_ms = 0;
   int64_t virtual_ms = 0;
   uint64_t trace_hash = 0;
   uint64_t trace_lines = 0;
