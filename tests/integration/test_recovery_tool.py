@@ -257,10 +257,10 @@ def test_offline_recover_commits_undelivered_decisions():
         assert c.balances("bank-b")["bob"] == 80, "a redelivered commit was applied twice"
 
 
-def test_recover_refuses_3pc_records():
+def test_recover_refuses_3pc_records_without_a_decision():
     with Cluster() as c:
         c.stop()
-        # 3PC is not built yet, so no agent writes such a record: make one.
+        # A precommitted 3PC record whose coordinator log knows nothing of it.
         conn = sqlite3.connect(c.bank("bank-a").db)
         conn.execute("INSERT INTO _commitd_prepared(txid, protocol, state, changeset, lock_keys, coordinator, "
                      "participants, created_ms, deadline_ms) VALUES ('three-1', '3pc', 'precommitted', x'', '[]', "
@@ -268,7 +268,7 @@ def test_recover_refuses_3pc_records():
         conn.commit()
         conn.close()
         rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply")
-        assert rc == 1 and "three-1" in out and "3PC recovery follows 3PC" in out, (rc, out, err)
+        assert rc == 1 and "three-1" in out and "3PC: precommitted here" in out, (rc, out, err)
         assert harness.prepared_in_db(c.bank("bank-a").db) == {"three-1": "precommitted"}
 
 

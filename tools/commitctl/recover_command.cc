@@ -28,15 +28,22 @@ Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, partic
   Step step;
   step.file = &file;
   step.record = std::move(record);
-  if (step.record.protocol != "2pc") {
+  auto decision = log.FindByTxid(step.record.txid);
+  if (!decision.ok()) return decision.status();
+  // 3PC: a decision in the log settles it as in 2PC, and no record at all
+  // means nobody was told to precommit, so presumed abort holds too. But a
+  // precommit without a decision may still end either way (termination).
+  const bool precommit_only = decision->has_value() && (*decision)->outcome == coordinator::Outcome::kPending;
+  if (precommit_only || (!decision->has_value() && step.record.state == "precommitted")) {
     step.action = "refuse";
-    step.why = "protocol " + step.record.protocol + ": 3PC recovery follows 3PC's rules, not the decision log's, and "
-               "is not available in this version; leave it to its agent";
+    step.why = precommit_only
+                   ? "3PC: the log holds its precommit but no decision; restart the coordinator or the agents: the "
+                     "coordinator or the agents' termination protocol decides it (docs/protocol.md)"
+                   : "3PC: precommitted here, yet this log has no record of it: this --data-dir is not the "
+                     "coordinator that ran it; restart the agents (termination protocol) or find that log";
     step.trouble = true;
     return step;
   }
-  auto decision = log.FindByTxid(step.record.txid);
-  if (!decision.ok()) return decision.status();
   const bool commit_seen = committed_elsewhere.count(step.record.txid) != 0;
   if (!decision->has_value() && (step.record.state == "conflict" || commit_seen)) {
     // A commit was delivered (a conflict only arises from one) or applied
