@@ -9,7 +9,8 @@
 #   BENCH_WARMUP_S [1]      warmup seconds before each transfers run (not counted)
 #   BENCH_CLIENTS ["1 64"]  client counts, one transfers run each
 #   BENCH_ACCOUNTS [256]    accounts per bank
-#   BENCH_PROTOCOL [2pc]    2pc or 3pc
+#   BENCH_PROTOCOL [2pc]    2pc, 3pc, or "2pc 3pc": the transfers runs once per protocol, side by side
+#   BENCH_SKIP_AGENT [0]    1: skip the agent group-commit run
 #   BENCH_SKIP_BUILD [0]    1: use the binaries already in BENCH_BIN_DIR
 #   BENCH_BIN_DIR [build/release/bin]
 #   BENCH_WORK_DIR [build/bench]  parent of the run's databases and logs; keep it on
@@ -124,16 +125,22 @@ echo "== sqlite-commit for ${SQLITE_S}s"
 
 RESULTS=("$WORK/sqlite.json")
 AGENT_CLIENTS="${BENCH_AGENT_CLIENTS:-64}"
-echo "== agent group commit: prepare+commit straight to bank-a, $AGENT_CLIENTS clients, ${TRANSFER_S}s"
-"$BIN/commitd-bench" agent --agent "http://127.0.0.1:$PA" --participant bank-a --clients "$AGENT_CLIENTS" \
-  --duration-s "$TRANSFER_S" --warmup-s "$WARMUP_S" --account-prefix acct --accounts "$ACCOUNTS" --json \
-  | tee "$WORK/agent.json"
+if [[ "${BENCH_SKIP_AGENT:-0}" == 1 ]]; then
+  echo '{}' >"$WORK/agent.json"
+else
+  echo "== agent group commit: prepare+commit straight to bank-a, $AGENT_CLIENTS clients, ${TRANSFER_S}s"
+  "$BIN/commitd-bench" agent --agent "http://127.0.0.1:$PA" --participant bank-a --clients "$AGENT_CLIENTS" \
+    --duration-s "$TRANSFER_S" --warmup-s "$WARMUP_S" --account-prefix acct --accounts "$ACCOUNTS" --json \
+    | tee "$WORK/agent.json"
+fi
 for n in $CLIENTS; do
-  echo "== transfers, $n client(s), ${TRANSFER_S}s after ${WARMUP_S}s warmup"
-  "$BIN/commitd-bench" transfers --coordinator "$COORD" --clients "$n" --duration-s "$TRANSFER_S" \
-    --warmup-s "$WARMUP_S" --account-prefix acct --accounts "$ACCOUNTS" --protocol "$PROTOCOL" --json \
-    | tee "$WORK/transfers-$n.json"
-  RESULTS+=("$WORK/transfers-$n.json")
+  for protocol in $PROTOCOL; do
+    echo "== transfers $protocol, $n client(s), ${TRANSFER_S}s after ${WARMUP_S}s warmup"
+    "$BIN/commitd-bench" transfers --coordinator "$COORD" --clients "$n" --duration-s "$TRANSFER_S" \
+      --warmup-s "$WARMUP_S" --account-prefix acct --accounts "$ACCOUNTS" --protocol "$protocol" --json \
+      | tee "$WORK/transfers-$protocol-$n.json"
+    RESULTS+=("$WORK/transfers-$protocol-$n.json")
+  done
 done
 
 settled=0
@@ -158,8 +165,8 @@ for r in runs[1:]:
     ratio = r["committed_per_s"] / base if base else 0
     print(f"{name:<28}{r['committed_per_s']:>12.0f}{lat['p50']:>10.2f}{lat['p90']:>10.2f}{lat['p99']:>10.2f}"
           f"{r['aborted']:>8}{r['errors']:>8}{ratio:>10.2f}")
-lat = agent["latency_ms"]
-print(f"{'agent prepares+commits, ' + str(agent['clients']):<28}{agent['prepares_commits_per_s']:>12.0f}{lat['p50']:>10.2f}"
+lat = agent.get("latency_ms")
+if lat: print(f"{'agent prepares+commits, ' + str(agent['clients']):<28}{agent['prepares_commits_per_s']:>12.0f}{lat['p50']:>10.2f}"
       f"{lat['p90']:>10.2f}{lat['p99']:>10.2f}{agent['refused']:>8}{agent['errors']:>8}"
       f"{agent['prepares_commits_per_s'] / base if base else 0:>10.2f}")
 print()
