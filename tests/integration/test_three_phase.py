@@ -95,6 +95,21 @@ def test_coordinator_killed_before_precommit_aborts_without_it():
         assert "termination_call" in logs
 
 
+def test_agent_killed_after_precommit_durable_converges_on_commit():
+    # bank-b dies with its precommit durable and unacknowledged; bank-a's ack is
+    # enough for the coordinator to commit at the precommit deadline.
+    with Cluster(config=CONFIG, agent_env={"bank-b": {"COMMITD_FAILPOINTS": "agent.crash_after_precommit_durable"}}) as c:
+        body = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc"), 200, "3pc transfer")
+        assert body["outcome"] == "committed", body
+        assert c.agent("bank-b").wait_exit(10) == -signal.SIGKILL
+        assert harness.prepared_in_db(c.bank("bank-b").db) == {body["txid"]: "precommitted"}
+        c.agent("bank-b").start(env={}).wait_healthy()
+        c.eventually_balance("bank-a", "alice", 70)
+        c.eventually_balance("bank-b", "bob", 80)
+        c.eventually_nothing_prepared()
+        assert c.journal("bank-b", body["txid"]) == [(body["txid"], "bob", 30)]
+
+
 def test_2pc_stays_in_doubt_where_3pc_terminates():
     # The same kill under 2PC: the agents hold the transaction until the
     # coordinator returns (blocking), then commit it.
