@@ -82,6 +82,10 @@ struct Agent::Impl {
   bool started = false;
   bool stopping = false;
   uint64_t prepares = 0, votes_yes = 0, votes_no = 0, commits = 0, aborts = 0;
+  // 3PC.
+  uint64_t precommits = 0;             // precommitted records made durable
+  uint64_t termination_rounds = 0;     // times the peers were asked (the coordinator was silent)
+  uint64_t termination_decisions = 0;  // commits and aborts decided by termination
   // Transactions whose changeset hit a conflict, each counted once however
   // often the coordinator retries the commit.
   std::unordered_set<std::string> conflicted;
@@ -416,7 +420,10 @@ void Agent::Impl::Execute(Action& a) {
   } else if (auto* pc = std::get_if<action::PersistPrecommitted>(&a)) {
     writer->Submit({[this, txid = pc->txid](sqlite::Database&) { return rm->UpdatePrepared(txid, "precommitted", ""); },
                     [this, txid = pc->txid](Status s) {
-                      if (s.ok()) failpoint::CrashIf("agent.crash_after_precommit_durable");
+                      if (s.ok()) {
+                        ++precommits;
+                        failpoint::CrashIf("agent.crash_after_precommit_durable");
+                      }
                       engine->OnPrecommitPersisted(txid, s, NowMs());
                       Pump();
                     }});
@@ -493,6 +500,8 @@ void Agent::Impl::CallPeers(action::CallPeers call) {
   round->pending = call.peers.size();
   round->answers.resize(call.peers.size());
   const bool wait = call.call == action::PeerCall::kState || call.call == action::PeerCall::kPrecommit;
+  if (call.call == action::PeerCall::kState) ++termination_rounds;
+  if (call.call == action::PeerCall::kCommit || call.call == action::PeerCall::kAbort) ++termination_decisions;
   log::Info("termination_call", {{"txid", call.txid},
                                  {"call", call.call == action::PeerCall::kState       ? "state"
                                           : call.call == action::PeerCall::kPrecommit ? "precommit"
@@ -603,6 +612,13 @@ std::string Agent::Impl::MetricsText() const {
   metric("commitd_agent_votes_no_total", "counter", "No votes and tombstones.", votes_no);
   metric("commitd_agent_commits_total", "counter", "Commits applied.", commits);
   metric("commitd_agent_aborts_total", "counter", "Prepared records discarded by abort.", aborts);
+  metric("commitd_agent_precommits_total", "counter", "3PC precommits made durable.", precommits);
+  metric("commitd_agent_termination_rounds_total", "counter",
+         "3PC termination rounds: the coordinator was silent, so the other participants were asked.",
+         termination_rounds);
+  metric("commitd_agent_termination_decisions_total", "counter",
+         "3PC transactions this agent decided by termination (and told the other participants).",
+         termination_decisions);
   metric("commitd_agent_apply_conflicts_total", "counter",
          "Transactions whose changeset did not apply cleanly, each counted once.", conflicted_total);
   metric("commitd_agent_apply_conflict_attempts_total", "counter",

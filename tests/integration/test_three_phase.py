@@ -8,6 +8,7 @@ Run one test: python3 test_three_phase.py --bin-dir build/release/bin test_3pc_t
 """
 
 import os
+import re
 import signal
 import sys
 import time
@@ -82,6 +83,12 @@ def test_coordinator_killed_after_every_precommit_ack_commits_without_it():
         # The termination protocol decided it: the agents' logs say so.
         logs = c.agent("bank-a").log_text() + c.agent("bank-b").log_text()
         assert "termination_call" in logs
+        decided = 0
+        for name in ("bank-a", "bank-b"):
+            _, _, text, _ = harness.request("GET", c.bank(name).url, "/metrics")
+            assert re.search(r"^commitd_agent_precommits_total 1$", text, re.M), text
+            decided += int(re.search(r"^commitd_agent_termination_decisions_total (\d+)$", text, re.M).group(1))
+        assert decided >= 1, "no agent decided by termination"
 
 
 def test_coordinator_killed_before_precommit_aborts_without_it():
