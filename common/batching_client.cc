@@ -1,8 +1,12 @@
 #include "common/batching_client.h"
 
 #include <algorithm>
+#include <charconv>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
+
+#include "common/http_batch.h"
 
 namespace commitd::http {
 
@@ -91,18 +95,18 @@ void BatchingClient::Flush(const std::string& peer_key) {
       // The peer refused the batch as a whole: every request gets its answer.
       for (std::size_t i = 0; i < dones.size(); ++i) results.emplace_back(*r);
     } else {
-      auto parsed = nlohmann::json::parse(r->body, nullptr, false);
-      const bool valid = parsed.is_object() && parsed.contains("responses") && parsed["responses"].is_array() &&
-                         parsed["responses"].size() == dones.size();
+      std::optional<std::vector<BatchPart>> parts = ParseBatch(r->body, "responses");
+      const bool valid = parts && parts->size() == dones.size();
       for (std::size_t i = 0; i < dones.size(); ++i) {
         if (!valid) {
           results.emplace_back(Status::Internal("malformed batch response from " + peer_key));
           continue;
         }
-        const auto& item = parsed["responses"][i];
+        const BatchPart& part = (*parts)[i];
         Response sub;
-        sub.status = item.value("status", 500);
-        if (item.contains("body")) sub.body = item["body"].dump();
+        sub.status = 500;
+        if (part.status) std::from_chars(part.status->data(), part.status->data() + part.status->size(), sub.status);
+        if (part.body) sub.body = std::string(*part.body);
         results.emplace_back(std::move(sub));
       }
     }

@@ -24,6 +24,8 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("health_interval_ms", c.health_interval_ms);
   fn("tick_ms", c.tick_ms);
   fn("resolve_initial_ms", c.resolve_initial_ms);
+  fn("raft_election_timeout_ms", c.raft_election_timeout_ms);
+  fn("raft_heartbeat_ms", c.raft_heartbeat_ms);
   fn("termination_grace_ms", c.termination_grace_ms);
   fn("resolve_max_ms", c.resolve_max_ms);
   fn("outcome_retention_ms", c.outcome_retention_ms);

@@ -2,6 +2,8 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 namespace commitd::http {
@@ -40,38 +42,177 @@ struct BatchReply {
   }
 };
 
+// Accepts any JSON: sax_parse with it validates a batch without building it.
+struct ValidJson {
+  using json = nlohmann::json;
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) { return true; }
+  bool key(json::string_t&) { return true; }
+  bool end_object() { return true; }
+  bool start_array(std::size_t) { return true; }
+  bool end_array() { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+};
+
+// Walks text already known to be valid JSON, so that each sub-request's body
+// reaches its handler as the bytes that came in, not parsed and dumped again.
+class Scanner {
+ public:
+  explicit Scanner(std::string_view text) : text_(text) {}
+
+  char Peek() {
+    SkipSpace();
+    return pos_ < text_.size() ? text_[pos_] : '\0';
+  }
+  void Take() { ++pos_; }
+
+  // The value starting here, as text.
+  std::string_view Value() {
+    SkipSpace();
+    const std::size_t start = pos_;
+    const char c = text_[pos_];
+    if (c == '"') {
+      SkipString();
+    } else if (c == '{' || c == '[') {
+      int depth = 0;
+      do {
+        const char d = text_[pos_];
+        if (d == '"') {
+          SkipString();
+          continue;
+        }
+        if (d == '{' || d == '[') ++depth;
+        if (d == '}' || d == ']') --depth;
+        ++pos_;
+      } while (depth > 0);
+    } else {
+      while (pos_ < text_.size() && std::string_view(",}] \t\r\n").find(text_[pos_]) == std::string_view::npos) ++pos_;
+    }
+    return text_.substr(start, pos_ - start);
+  }
+
+  // Calls member(key, *this) for each member of the object starting here;
+  // member must consume the value.
+  template <class Member>
+  void Object(Member&& member) {
+    Take();  // {
+    while (Peek() != '}') {
+      const std::string key = String(Value());
+      Peek();
+      Take();  // :
+      member(key, *this);
+      if (Peek() == ',') Take();
+    }
+    Take();
+  }
+
+  // Calls element(*this) for each element of the array starting here.
+  template <class Element>
+  void Array(Element&& element) {
+    Take();  // [
+    while (Peek() != ']') {
+      element(*this);
+      if (Peek() == ',') Take();
+    }
+    Take();
+  }
+
+  // A JSON string token's value.
+  static std::string String(std::string_view token) {
+    if (token.find('\\') == std::string_view::npos) return std::string(token.substr(1, token.size() - 2));
+    return nlohmann::json::parse(token).get<std::string>();
+  }
+
+ private:
+  void SkipSpace() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  void SkipString() {
+    for (++pos_; text_[pos_] != '"'; ++pos_) {
+      if (text_[pos_] == '\\') ++pos_;
+    }
+    ++pos_;
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
 }  // namespace
+
+std::optional<std::vector<BatchPart>> ParseBatch(const std::string& text, std::string_view key) {
+  ValidJson valid;
+  if (!nlohmann::json::sax_parse(text, &valid)) return std::nullopt;
+  Scanner scan(text);
+  if (scan.Peek() != '{') return std::nullopt;
+  std::optional<std::vector<BatchPart>> parts;
+  scan.Object([&](const std::string& name, Scanner& s) {
+    if (name != key || s.Peek() != '[') {
+      s.Value();
+      if (name == key) parts.reset();  // the last of repeated keys counts, as in a parsed object
+      return;
+    }
+    parts.emplace();
+    s.Array([&](Scanner& a) {
+      BatchPart& part = parts->emplace_back();
+      if (a.Peek() != '{') {
+        a.Value();
+        return;
+      }
+      part.object = true;
+      a.Object([&](const std::string& field, Scanner& o) {
+        std::string_view value = o.Value();
+        if (field == "method") part.method = value;
+        if (field == "target") part.target = value;
+        if (field == "status") part.status = value;
+        if (field == "body") part.body = value;
+      });
+    });
+  });
+  return parts;
+}
+
+std::string JsonStringValue(std::string_view token) { return Scanner::String(token); }
 
 void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::string& path, std::size_t max_requests) {
   const Router* self = &router;
   router.Add("POST", path, [self, &io, path, max_requests](Request request, Responder respond) {
-    auto batch = nlohmann::json::parse(request.body, nullptr, false);
-    if (batch.is_discarded() || !batch.is_object() || !batch.contains("requests") || !batch["requests"].is_array()) {
+    std::optional<std::vector<BatchPart>> items = ParseBatch(request.body, "requests");
+    if (!items) {
       respond(ErrorResponse(400, "invalid_request", "body: must be {\"requests\": [...]}"));
       return;
     }
-    auto& items = batch["requests"];
-    if (items.empty() || items.size() > max_requests) {
+    if (items->empty() || items->size() > max_requests) {
       respond(ErrorResponse(400, "invalid_request",
                             "requests: must hold 1 to " + std::to_string(max_requests) + " entries"));
       return;
     }
     auto reply = std::make_shared<BatchReply>(std::move(respond));
-    reply->responses.resize(items.size());
-    reply->remaining = items.size();
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const auto& item = items[i];
-      Request sub;
-      sub.headers = request.headers;
-      if (!item.is_object() || !item.contains("target") || !item["target"].is_string()) {
+    reply->responses.resize(items->size());
+    reply->remaining = items->size();
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      const BatchPart& item = (*items)[i];
+      const auto is_string = [](const std::optional<std::string_view>& token) { return token && token->front() == '"'; };
+      if (!item.object || !is_string(item.target) || (item.method && !is_string(item.method))) {
+        const char* field = item.object && is_string(item.target) ? "method" : "target";
         reply->Set(i, ErrorResponse(400, "invalid_request",
-                                    "requests[" + std::to_string(i) + "].target: must be a string"));
+                                    "requests[" + std::to_string(i) + "]." + field + ": must be a string"));
         continue;
       }
-      sub.method = item.value("method", "POST");
-      sub.target = item["target"].get<std::string>();
+      Request sub;
+      sub.headers = request.headers;
+      sub.method = item.method ? JsonStringValue(*item.method) : "POST";
+      sub.target = JsonStringValue(*item.target);
       sub.path = sub.target.substr(0, sub.target.find('?'));
-      if (item.contains("body")) sub.body = item["body"].dump();
+      if (item.body) sub.body = std::string(*item.body);
       Response error;
       const Handler* handler = sub.path == path ? nullptr : self->Match(sub, &error);
       if (handler == nullptr) {

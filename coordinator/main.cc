@@ -2,6 +2,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
+#include <set>
 
 #include "common/failpoint.h"
 #include "common/flags.h"
@@ -45,9 +46,26 @@ int main(int argc, char** argv) {
   options.data_dir = *data_dir;
   options.token = flags->Get("token").value_or("");
   if (auto peers = flags->Get("peers")) {
-    // A single-member list naming only this node is a group of one.
-    if (peers->find(',') != std::string::npos) {
-      return UsageError("--peers with more than one member needs the Raft group, which this build does not have yet");
+    std::set<std::string> ids;
+    bool self_listed = false;
+    std::size_t start = 0;
+    while (start <= peers->size()) {
+      std::size_t comma = peers->find(',', start);
+      std::string item = peers->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      start = comma == std::string::npos ? peers->size() + 1 : comma + 1;
+      auto eq = item.find('=');
+      if (eq == std::string::npos || eq == 0 || item.compare(eq + 1, 7, "http://") != 0) {
+        return UsageError("--peers must be ID=http://HOST:PORT,..., got '" + item + "'");
+      }
+      std::string id = item.substr(0, eq), url = item.substr(eq + 1);
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      if (!ids.insert(id).second) return UsageError("--peers names " + id + " twice");
+      self_listed = self_listed || id == options.id;
+      options.peers.push_back({id, url});
+    }
+    if (!self_listed) return UsageError("--peers must include this node (--id " + options.id + ")");
+    if (options.peers.size() % 2 == 0 || options.peers.size() > 7) {
+      return UsageError("--peers: a group has 3, 5 or 7 members (or 1), not " + std::to_string(options.peers.size()));
     }
   }
   for (const auto& p : flags->GetAll("participant")) {

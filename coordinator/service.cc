@@ -16,6 +16,7 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "coordinator/engine.h"
+#include "coordinator/replicated_decision_log.h"
 #include "coordinator/sqlite_decision_log.h"
 
 namespace commitd::coordinator {
@@ -93,7 +94,12 @@ struct Service::Impl {
   std::unique_ptr<http::Server> server;
   http::Client client;
   http::BatchingClient peers;  // protocol messages to agents, coalesced per agent under load
-  std::unique_ptr<SqliteDecisionLog> log;
+  // Exactly one of single_log (no --peers) and group_log (a Raft group); log points at it.
+  std::unique_ptr<SqliteDecisionLog> single_log;
+  std::unique_ptr<ReplicatedDecisionLog> group_log;
+  DecisionLog* log = nullptr;
+  uint64_t leadership_epoch = 0;  // group: bumped on every leadership change; stale callbacks compare it
+  uint64_t forwarded = 0;
   std::unique_ptr<Engine> engine;
   boost::asio::steady_timer tick_timer;
   boost::asio::steady_timer health_timer;
@@ -133,6 +139,14 @@ struct Service::Impl {
   std::string NewTxid();
   std::optional<std::string> CheckOps(const wire::TxRequest& tx);
   void MaybeFinishShutdown();
+  // Group mode.
+  Status StartGroup();
+  void OnLeadership(bool ready);
+  void DropEngine(const std::string& why);
+  // Wraps a client-API handler: on a group member that is not the ready
+  // leader, the request goes to the leader instead.
+  http::Handler Leading(http::Handler handler);
+  void Forward(http::Request req, http::Responder respond);
 };
 
 Service::Service(boost::asio::io_context& io, ServiceOptions options)
@@ -159,6 +173,7 @@ void Service::Impl::MaybeFinishShutdown() {
   if (engine && (engine->undecided() > 0 || engine->awaiting_record() > 0 || !clients.empty())) return;
   if (engine && engine->active() > 0 && NowMs() < delivery_grace_until) return;
   if (server) server->Stop();
+  if (group_log) group_log->Stop();
   tick_timer.cancel();
   health_timer.cancel();
   client.CloseIdle();
@@ -174,10 +189,12 @@ Status Service::Impl::Start() {
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) return Status::IoError("cannot create data dir " + options.data_dir + ": " + ec.message());
+  if (options.peers.size() > 1) return StartGroup();
   auto opened = SqliteDecisionLog::Open(options.data_dir + "/decisions.db", io.get_executor(),
                                         static_cast<std::size_t>(options.config.max_batch));
   if (!opened.ok()) return opened.status();
-  log = std::move(opened).value();
+  single_log = std::move(opened).value();
+  log = single_log.get();
   auto recovered = log->Recover();
   if (!recovered.ok()) return recovered.status();
 
@@ -203,7 +220,7 @@ Status Service::Impl::Start() {
       if (!s.ok()) log::Error("registry_write_failed", {{"error", s.ToString()}});
     });
   }
-  log->AddOwnUrl(self_url, [](Status s) {
+  single_log->AddOwnUrl(self_url, [](Status s) {
     if (!s.ok()) log::Error("own_url_write_failed", {{"error", s.ToString()}});
   });
   const int64_t now = NowMs();
@@ -227,32 +244,36 @@ bool Service::Impl::Authorized(const http::Request& req, const http::Responder& 
 }
 
 void Service::Impl::RegisterRoutes() {
-  router.Add("POST", "/v1/transactions", [this](http::Request req, http::Responder r) {
+  router.Add("POST", "/v1/transactions", Leading([this](http::Request req, http::Responder r) {
     if (Authorized(req, r)) HandleSubmit(std::move(req), std::move(r));
-  });
-  router.Add("GET", "/v1/transactions", [this](http::Request req, http::Responder r) {
+  }));
+  router.Add("GET", "/v1/transactions", Leading([this](http::Request req, http::Responder r) {
     if (Authorized(req, r)) HandleListTransactions(std::move(req), std::move(r));
-  });
-  router.Add("GET", "/v1/transactions/{txid}", [this](http::Request req, http::Responder r) {
+  }));
+  router.Add("GET", "/v1/transactions/{txid}", Leading([this](http::Request req, http::Responder r) {
     if (Authorized(req, r)) HandleGetTransaction(std::move(req), std::move(r));
-  });
-  router.Add("GET", "/v1/participants", [this](http::Request req, http::Responder r) {
+  }));
+  router.Add("GET", "/v1/participants", Leading([this](http::Request req, http::Responder r) {
     if (Authorized(req, r)) HandleListParticipants(std::move(r));
-  });
-  router.Add("PUT", "/v1/participants/{name}", [this](http::Request req, http::Responder r) {
+  }));
+  router.Add("PUT", "/v1/participants/{name}", Leading([this](http::Request req, http::Responder r) {
     if (Authorized(req, r)) HandlePutParticipant(std::move(req), std::move(r));
-  });
-  router.Add("POST", "/v1/admin/retry-now", [this](http::Request req, http::Responder r) {
+  }));
+  router.Add("POST", "/v1/admin/retry-now", Leading([this](http::Request req, http::Responder r) {
     if (!Authorized(req, r)) return;
     engine->RetryNow(NowMs());
     Pump();
     r(http::JsonResponse(200, {{"active", engine->active()}}));
-  });
-  router.Add("POST", "/v1/admin/transactions/{txid}/force", [this](http::Request req, http::Responder r) {
+  }));
+  router.Add("POST", "/v1/admin/transactions/{txid}/force", Leading([this](http::Request req, http::Responder r) {
     if (Authorized(req, r)) HandleForce(std::move(req), std::move(r));
-  });
+  }));
   router.Add("GET", "/v1/cluster", [this](http::Request req, http::Responder r) {
     if (!Authorized(req, r)) return;
+    if (group_log) {
+      r(http::JsonResponse(200, group_log->ClusterStatus()));
+      return;
+    }
     r(http::JsonResponse(200, {{"id", options.id},
                                {"role", "leader"},
                                {"term", 0},
@@ -267,11 +288,160 @@ void Service::Impl::RegisterRoutes() {
   router.Add("GET", "/readyz", [this](http::Request, http::Responder r) {
     if (stopping) {
       r(http::ErrorResponse(503, "stopping", "coordinator is shutting down"));
+    } else if (group_log && group_log->leader_url().empty()) {
+      r(http::ErrorResponse(503, "no_leader", "the group has no leader yet"));
+    } else if (group_log) {
+      r(http::JsonResponse(200, {{"status", "ready"}, {"leader_url", group_log->leader_url()}}));
     } else {
       r(http::JsonResponse(200, {{"status", "ready"}, {"leader", options.id}}));
     }
   });
   router.Add("GET", "/metrics", [this](http::Request, http::Responder r) { HandleMetrics(std::move(r)); });
+}
+
+http::Handler Service::Impl::Leading(http::Handler handler) {
+  return [this, handler = std::move(handler)](http::Request req, http::Responder r) {
+    if (!group_log || group_log->leader_ready()) {
+      handler(std::move(req), std::move(r));
+      return;
+    }
+    if (!Authorized(req, r)) return;
+    Forward(std::move(req), std::move(r));
+  };
+}
+
+// A follower passes a client request to the leader and relays the answer.
+// One hop only: a forwarded request that finds no ready leader gets 503.
+void Service::Impl::Forward(http::Request req, http::Responder respond) {
+  const std::string leader = group_log->leader_url();
+  if (leader.empty() || leader == self_url || req.Header("x-commitd-forwarded")) {
+    http::Response r = http::ErrorResponse(503, "no_leader", "no leader is ready yet; retry");
+    r.headers.emplace_back("Retry-After", std::to_string(options.config.retry_after_s));
+    respond(std::move(r));
+    return;
+  }
+  ++forwarded;
+  http::ClientRequest cr;
+  cr.base_url = leader;
+  cr.method = req.method;
+  cr.target = req.target;
+  cr.body = std::move(req.body);
+  cr.timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
+  for (const char* name : {"authorization", "idempotency-key", "content-type"}) {
+    if (auto v = req.Header(name)) cr.headers.emplace_back(name, *v);
+  }
+  cr.headers.emplace_back("X-Commitd-Forwarded", options.id);
+  client.Send(std::move(cr), [respond = std::move(respond), leader](Result<http::Response> r) {
+    if (!r.ok()) {
+      respond(http::ErrorResponse(503, "leader_unreachable", "the leader " + leader + " did not answer: " +
+                                                                 r.status().message() + "; retry"));
+      return;
+    }
+    respond(std::move(r).value());
+  });
+}
+
+Status Service::Impl::StartGroup() {
+  ReplicatedLogOptions ro;
+  ro.self_id = options.id;
+  ro.members = options.peers;
+  ro.token = options.token;
+  ro.election_timeout_ms = options.config.raft_election_timeout_ms;
+  ro.heartbeat_ms = options.config.raft_heartbeat_ms;
+  ro.tick_ms = std::min<int64_t>(options.config.tick_ms, options.config.raft_heartbeat_ms);
+  ro.max_batch = static_cast<std::size_t>(options.config.max_batch);
+  auto opened = ReplicatedDecisionLog::Open(options.data_dir + "/raft.db", io, ro);
+  if (!opened.ok()) return opened.status();
+  group_log = std::move(opened).value();
+  log = group_log.get();
+  for (const auto& m : options.peers) {
+    if (m.id == options.id) self_url = m.url;
+  }
+  auto addr = http::ParseHostPort(options.listen);
+  RegisterRoutes();
+  router.Add("POST", "/v1/raft", [this](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    Status s = group_log->OnRaftMessages(req.body);
+    if (!s.ok()) {
+      r(http::ErrorResponse(s.code() == StatusCode::kInvalidArgument ? 400 : 503, "raft", s.message()));
+      return;
+    }
+    r(http::JsonResponse(200, {{"ok", true}}));
+  });
+  server = std::make_unique<http::Server>(io, http::ServerOptionsFor(options.config, addr->first, addr->second),
+                                          router);
+  if (Status s = server->Start(); !s.ok()) return s;
+  if (self_url.empty()) self_url = "http://" + addr->first + ":" + std::to_string(server->port());
+  EngineOptions eo;
+  eo.self_url = self_url;
+  eo.retry_initial_ms = options.config.retry_initial_ms;
+  eo.retry_max_ms = options.config.retry_max_ms;
+  engine = std::make_unique<Engine>(eo);
+  txid_prefix = options.id + "-" + std::to_string(NowMs()) + "-";
+  for (auto& e : options.participants) {
+    e.updated_ms = NowMs();
+    registry[e.name].entry = e;
+  }
+  group_log->set_on_leadership([this](bool ready) { OnLeadership(ready); });
+  group_log->Start();
+  log::Info("coordinator_started", {{"id", options.id}, {"url", self_url}, {"group", options.peers.size()}});
+  ScheduleTick();
+  for (auto& [name, p] : registry) Probe(name);
+  ScheduleHealth();
+  return Status::Ok();
+}
+
+// Leader of a term with everything committed applied: take over every
+// decided-but-unfinished transaction and the registry from the state machine.
+// Stepping down: drop the engine; the next leader resumes from the log.
+void Service::Impl::OnLeadership(bool ready) {
+  if (!ready) {
+    DropEngine("this coordinator is no longer the leader");
+    return;
+  }
+  DropEngine("a new leadership term started");
+  auto recovered = group_log->Recover();
+  if (!recovered.ok()) {
+    log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
+    return;
+  }
+  heuristic = recovered->heuristic_decisions;
+  for (auto& e : recovered->registry) {
+    if (options.participants.end() == std::find_if(options.participants.begin(), options.participants.end(),
+                                                   [&](const RegistryEntry& p) { return p.name == e.name; })) {
+      registry[e.name].entry = e;
+    }
+  }
+  for (const auto& e : options.participants) {
+    bool known = false;
+    for (const auto& r : recovered->registry) known = known || (r.name == e.name && r.url == e.url);
+    if (!known) {
+      log->PutParticipant(e, [](Status s) {
+        if (!s.ok()) log::Warn("registry_write_failed", {{"error", s.ToString()}});
+      });
+    }
+  }
+  const int64_t now = NowMs();
+  for (auto& record : recovered->unfinished) engine->Resume(std::move(record), now);
+  log::Info("leading", {{"resumed", recovered->unfinished.size()}, {"participants", registry.size()}});
+  Pump();
+  for (auto& [name, p] : registry) Probe(name);
+}
+
+void Service::Impl::DropEngine(const std::string& why) {
+  ++leadership_epoch;
+  http::Response r = http::ErrorResponse(503, "leadership_lost", why + "; the outcome is unknown here: retry with the "
+                                                                    "same Idempotency-Key, or GET the transaction");
+  r.headers.emplace_back("Retry-After", std::to_string(options.config.retry_after_s));
+  auto waiting = std::move(clients);
+  clients.clear();
+  for (auto& [token, respond] : waiting) respond(r);
+  EngineOptions eo;
+  eo.self_url = self_url;
+  eo.retry_initial_ms = options.config.retry_initial_ms;
+  eo.retry_max_ms = options.config.retry_max_ms;
+  engine = std::make_unique<Engine>(eo);
+  MaybeFinishShutdown();
 }
 
 std::string Service::Impl::NewTxid() { return txid_prefix + std::to_string(++txid_counter); }
@@ -490,8 +660,15 @@ void Service::Impl::Execute(Action& a) {
     const bool commit = pd->record.outcome == Outcome::kCommitted;
     // 3PC: every participant acked precommit (or the deadline passed); nothing says commit yet.
     if (commit && pd->record.protocol == wire::Protocol::k3pc) failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
-    log->AppendDecision(std::move(pd->record), [this, txid, commit](Status s) {
+    log->AppendDecision(std::move(pd->record), [this, txid, commit, epoch = leadership_epoch](Status s) {
+      if (epoch != leadership_epoch) return;  // a group leader that has stepped down since
       if (!s.ok()) log::Error("decision_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      if (!s.ok() && group_log) {
+        // Only a lost leadership fails a group append, and the entry may still
+        // commit: the next leader resumes it. This engine must not guess.
+        DropEngine("the decision of " + txid + " could not be confirmed: " + s.message());
+        return;
+      }
       if (!s.ok() && commit) {
         // A failed COMMIT may still have left the record in the WAL, to
         // reappear after a restart: guessing "abort" now could contradict it.
@@ -505,7 +682,8 @@ void Service::Impl::Execute(Action& a) {
     });
   } else if (auto* pp = std::get_if<action::PersistPrecommit>(&a)) {
     std::string txid = pp->record.txid;
-    log->AppendDecision(std::move(pp->record), [this, txid](Status s) {
+    log->AppendDecision(std::move(pp->record), [this, txid, epoch = leadership_epoch](Status s) {
+      if (epoch != leadership_epoch) return;
       if (!s.ok()) log::Error("precommit_write_failed", {{"txid", txid}, {"error", s.ToString()}});
       failpoint::CrashIf("coordinator.crash_after_precommit_durable");
       engine->OnPrecommitPersisted(txid, s, NowMs());
@@ -541,7 +719,8 @@ void Service::Impl::Execute(Action& a) {
     });
   } else if (auto* pf = std::get_if<action::PersistFinished>(&a)) {
     std::string txid = pf->txid;
-    log->MarkFinished(txid, pf->finished_ms, [this, txid](Status s) {
+    log->MarkFinished(txid, pf->finished_ms, [this, txid, epoch = leadership_epoch](Status s) {
+      if (epoch != leadership_epoch) return;
       engine->OnFinishedPersisted(txid, s);
       Pump();
     });
@@ -631,7 +810,7 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
                                                       " is known here; under presumed abort it did not commit"}}},
                            {"txid", txid},
                            {"outcome", "aborted"}};
-    if (asker.empty()) {
+    if (asker.empty() && !group_log) {
       respond(http::JsonResponse(404, body));
       return;
     }
@@ -643,7 +822,9 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
     abort.txid = txid;
     abort.outcome = Outcome::kAborted;
     auto registered = registry.find(asker);
-    abort.participants.push_back({asker, registered != registry.end() ? registered->second.entry.url : ""});
+    if (!asker.empty()) {
+      abort.participants.push_back({asker, registered != registry.end() ? registered->second.entry.url : ""});
+    }
     abort.reason = "presumed abort: unknown to the coordinator when " + asker + " asked";
     abort.reply = {{"txid", txid}, {"outcome", "aborted"}, {"reason", abort.reason}};
     abort.created_ms = abort.decided_ms = abort.finished_ms = now;
@@ -925,7 +1106,7 @@ void Service::Impl::RecordHeuristic(DecisionRecord record, http::Responder respo
 }
 
 void Service::Impl::HandleMetrics(http::Responder respond) {
-  auto ws = log->writer_stats();
+  auto ws = group_log ? group_log->writer_stats() : single_log->writer_stats();
   std::string text;
   auto metric = [&](const char* name, const char* type, const char* help, uint64_t value) {
     text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +

@@ -12,6 +12,7 @@
 
 #include "common/config.h"
 #include "common/status.h"
+#include "coordinator/replicated_decision_log.h"
 #include "coordinator/types.h"
 
 namespace commitd::coordinator {
@@ -21,6 +22,7 @@ struct ServiceOptions {
   std::string listen = "127.0.0.1:7000";
   std::string data_dir;
   std::vector<RegistryEntry> participants;  // from --participant NAME=URL
+  std::vector<GroupMember> peers;           // from --peers: a Raft group when more than one (self included)
   std::string token;                        // required bearer token when non-empty
   Config config;
 };

@@ -11,6 +11,9 @@
 #include <set>
 #include <utility>
 
+#include "participant/changeset_apply.h"
+#include "participant/changeset_record.h"
+
 namespace commitd::participant {
 
 namespace {
@@ -532,7 +535,7 @@ bool IsSchemaTable(const char* table) {
          sqlite3_stricmp(table, "sqlite_temp_master") == 0 || sqlite3_stricmp(table, "sqlite_temp_schema") == 0;
 }
 
-// Introspection the session extension itself runs while a user statement steps.
+// Introspection of table information, harmless in ops.
 bool IsReadOnlyPragma(const char* name) {
   for (const char* allowed : {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
                               "foreign_key_list"}) {
@@ -599,10 +602,6 @@ int Authorize(void*, int action, const char* arg1, const char*, const char* db_n
   return SQLITE_DENY;
 }
 
-int SessionTableFilter(void*, const char* table) {
-  return std::strncmp(table, kReservedPrefix.data(), kReservedPrefix.size()) == 0 ? 0 : 1;
-}
-
 using WrittenTables = std::set<std::pair<std::string, std::string>>;  // (database, table)
 
 void OnUpdate(void* arg, int, const char* db_name, const char* table, sqlite3_int64) {
@@ -618,23 +617,6 @@ class UpdateHookScope {
 
  private:
   sqlite3* db_;
-};
-
-class SessionGuard {
- public:
-  SessionGuard() = default;
-  ~SessionGuard() { Delete(); }
-  SessionGuard(const SessionGuard&) = delete;
-  SessionGuard& operator=(const SessionGuard&) = delete;
-  sqlite3_session** out() { return &session_; }
-  sqlite3_session* get() const { return session_; }
-  void Delete() {
-    if (session_ != nullptr) sqlite3session_delete(session_);
-    session_ = nullptr;
-  }
-
- private:
-  sqlite3_session* session_ = nullptr;
 };
 
 // Binds a JSON scalar; empty on success, else why not.
@@ -867,133 +849,6 @@ std::string RunCallable(sqlite::Database& db, const Procedure& proc, const json&
   return {};
 }
 
-// ---------------------------------------------------------------------------
-// Applying a changeset.
-
-std::string SqlLiteral(sqlite3_value* value) {
-  if (value == nullptr) return "?";
-  switch (sqlite3_value_type(value)) {
-    case SQLITE_INTEGER:
-      return std::to_string(sqlite3_value_int64(value));
-    case SQLITE_FLOAT: {
-      char buf[40];
-      std::snprintf(buf, sizeof(buf), "%.17g", sqlite3_value_double(value));
-      return buf;
-    }
-    case SQLITE_TEXT: {
-      const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(value));
-      std::string out = "'";
-      for (int i = 0; i < sqlite3_value_bytes(value); ++i) {
-        if (p[i] == '\'') out += '\'';
-        out += p[i];
-      }
-      return out + "'";
-    }
-    case SQLITE_BLOB: {
-      static constexpr char kHex[] = "0123456789ABCDEF";
-      const auto* p = static_cast<const unsigned char*>(sqlite3_value_blob(value));
-      std::string out = "X'";
-      for (int i = 0; i < sqlite3_value_bytes(value); ++i) {
-        out += kHex[p[i] >> 4];
-        out += kHex[p[i] & 15];
-      }
-      return out + "'";
-    }
-    default:
-      return "NULL";
-  }
-}
-
-std::string DescribeConflict(int type, sqlite3_changeset_iter* iter) {
-  if (type == SQLITE_CHANGESET_FOREIGN_KEY) {
-    int count = 0;
-    sqlite3changeset_fk_conflicts(iter, &count);
-    return "changeset conflict (FOREIGN_KEY, " + std::to_string(count) +
-           " violation(s)): a referenced row was deleted or changed outside commitd";
-  }
-  const char* table = nullptr;
-  int ncol = 0;
-  int op = 0;
-  int indirect = 0;
-  sqlite3changeset_op(iter, &table, &ncol, &op, &indirect);
-  unsigned char* pk_flags = nullptr;
-  sqlite3changeset_pk(iter, &pk_flags, &ncol);
-  std::string pk;
-  for (int i = 0; i < ncol; ++i) {
-    if (pk_flags[i] == 0) continue;
-    sqlite3_value* v = nullptr;
-    if (op == SQLITE_INSERT) {
-      sqlite3changeset_new(iter, i, &v);
-    } else {
-      sqlite3changeset_old(iter, i, &v);
-    }
-    if (!pk.empty()) pk += ", ";
-    pk += SqlLiteral(v);
-  }
-  const char* name = "CONFLICT";
-  const char* what = "a row with this primary key was inserted outside commitd";
-  switch (type) {
-    case SQLITE_CHANGESET_DATA:
-      name = "DATA";
-      what = "row changed outside commitd";
-      break;
-    case SQLITE_CHANGESET_NOTFOUND:
-      name = "NOTFOUND";
-      what = "row deleted outside commitd";
-      break;
-    case SQLITE_CHANGESET_CONSTRAINT:
-      name = "CONSTRAINT";
-      what = "a constraint fails against data changed outside commitd";
-      break;
-    default:
-      break;
-  }
-  return "changeset conflict on " + std::string(table) + " (" + name + ", pk=(" + pk + ")): " + what;
-}
-
-int OnConflict(void* context, int type, sqlite3_changeset_iter* iter) {
-  auto* description = static_cast<std::string*>(context);
-  if (description->empty()) *description = DescribeConflict(type, iter);
-  return SQLITE_CHANGESET_ABORT;
-}
-
-// Why `changeset` cannot apply to the current schema, or empty. SQLite skips
-// changes for a missing table or one with other columns without a word.
-std::string SchemaMismatch(const std::string& changeset, const TableLookup& lookup) {
-  sqlite3_changeset_iter* iter = nullptr;
-  if (sqlite3changeset_start(&iter, static_cast<int>(changeset.size()), const_cast<char*>(changeset.data())) !=
-      SQLITE_OK) {
-    return "the changeset is corrupt";
-  }
-  std::string problem;
-  std::string last_table;
-  while (problem.empty() && sqlite3changeset_next(iter) == SQLITE_ROW) {
-    const char* table = nullptr;
-    int ncol = 0;
-    int op = 0;
-    int indirect = 0;
-    sqlite3changeset_op(iter, &table, &ncol, &op, &indirect);
-    if (last_table == table) continue;
-    last_table = table;
-    unsigned char* pk_flags = nullptr;
-    sqlite3changeset_pk(iter, &pk_flags, &ncol);
-    const TableSchema* schema = lookup(last_table);
-    if (schema == nullptr || schema->columns.empty()) {
-      problem = "changeset conflict on " + last_table + ": the table no longer exists";
-      break;
-    }
-    bool same = schema->columns.size() == static_cast<std::size_t>(ncol);
-    for (int i = 0; same && i < ncol; ++i) {
-      bool is_pk = std::find(schema->pk.begin(), schema->pk.end(), i) != schema->pk.end();
-      same = is_pk == (pk_flags[i] != 0);
-    }
-    if (!same) problem = "changeset conflict on " + last_table + ": the table's columns or primary key changed";
-  }
-  int rc = sqlite3changeset_finalize(iter);
-  if (problem.empty() && rc != SQLITE_OK) problem = "the changeset is corrupt";
-  return problem;
-}
-
 int DeferredForeignKeyViolations(sqlite3* db) {
   int current = 0;
   int highwater = 0;
@@ -1024,7 +879,11 @@ Result<std::vector<std::string>> ParseLockKeys(const std::string& txid, const st
 struct ResourceManager::TableInfo : TableSchema {};
 
 ResourceManager::ResourceManager(sqlite::Database& db, Procedures procedures, ResourceManagerOptions options)
-    : db_(db), procedures_(std::move(procedures)), options_(options) {}
+    : db_(db),
+      procedures_(std::move(procedures)),
+      options_(options),
+      applier_(std::make_unique<ChangesetApplier>(db)),
+      recorder_(std::make_unique<ChangesetRecorder>(db)) {}
 
 ResourceManager::~ResourceManager() { sqlite3_set_authorizer(db_.handle(), nullptr, nullptr); }
 
@@ -1085,13 +944,11 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
   std::string reason;
   WrittenTables written;
   {
-    SessionGuard session;
-    int rc = sqlite3session_create(db_.handle(), "main", session.out());
-    if (rc == SQLITE_OK) {
-      sqlite3session_table_filter(session.get(), SessionTableFilter, nullptr);
-      rc = sqlite3session_attach(session.get(), nullptr);
-    }
-    if (rc != SQLITE_OK) reason = std::string("cannot start a session: ") + sqlite3_errstr(rc);
+    struct StopRecording {
+      ChangesetRecorder& recorder;
+      ~StopRecording() { recorder.Stop(); }
+    } stop_recording{*recorder_};
+    if (Status s = recorder_->Start(); !s.ok()) reason = "cannot record the changes: " + s.message();
 
     std::size_t row_count = 0;
     if (reason.empty()) {
@@ -1139,18 +996,15 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
       reason = "FOREIGN KEY constraint failed (deferred foreign key left violated)";
     }
     if (reason.empty()) {
-      int size = 0;
-      void* data = nullptr;
-      rc = sqlite3session_changeset(session.get(), &size, &data);
-      if (rc == SQLITE_OK) {
-        result.changeset.assign(static_cast<const char*>(data), static_cast<std::size_t>(size));
-      } else if (rc == SQLITE_SCHEMA) {
-        reason = "cannot record the changes: a written table has generated columns, which SQLite's session "
-                 "extension does not support";
+      Result<std::string> changeset = recorder_->Changeset();
+      if (changeset.ok()) {
+        result.changeset = std::move(changeset).value();
+      } else if (changeset.status().code() == StatusCode::kInvalidArgument) {
+        reason = "cannot record the changes: a written table has generated columns, which changesets "
+                 "(SQLite's session format) do not hold";
       } else {
-        reason = std::string("cannot record the changes: ") + sqlite3_errstr(rc);
+        reason = "cannot record the changes: " + changeset.status().message();
       }
-      sqlite3_free(data);
     }
   }
 
@@ -1234,15 +1088,10 @@ Status ResourceManager::ApplyCommit(const std::string& txid) {
   if (Status s = ExecOrIo(db_, "SAVEPOINT commitd_apply"); !s.ok()) return s;
   std::string conflict;
   Status failure;
-  if (!changeset.empty()) {
-    conflict = SchemaMismatch(changeset, [this](const std::string& name) -> const TableSchema* { return Table(name); });
-    if (conflict.empty()) {
-      int rc = sqlite3changeset_apply(db_.handle(), static_cast<int>(changeset.size()),
-                                      const_cast<char*>(changeset.data()), nullptr, OnConflict, &conflict);
-      if (rc != SQLITE_OK && conflict.empty()) {
-        failure = Status::IoError("apply changeset of '" + txid + "': " + sqlite::ErrorText(db_.handle(), rc));
-      }
-    }
+  if (Status applied = applier_->Apply(changeset); applied.code() == StatusCode::kConflict) {
+    conflict = applied.message();
+  } else if (!applied.ok()) {
+    failure = Status::IoError("apply changeset of '" + txid + "': " + applied.message());
   }
   if (conflict.empty() && failure.ok()) {
     sqlite::Statement* remove = db_.Prepare("DELETE FROM _commitd_prepared WHERE txid = ?1", &error);

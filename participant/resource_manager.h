@@ -1,8 +1,8 @@
 // The SQLite resource manager of an agent (design B.3).
 //
 // SQLite cannot keep a prepared transaction open, so Execute() runs a
-// transaction's ops inside a savepoint with an sqlite3session attached, takes
-// the changeset, and rolls the savepoint back: the database keeps only
+// transaction's ops inside a savepoint while a ChangesetRecorder records their
+// changes, takes the changeset, and rolls the savepoint back: the database keeps only
 // committed data, and the changeset (plus the lock keys derived from it) is
 // what gets persisted in _commitd_prepared and applied at commit.
 //
@@ -23,10 +23,13 @@
 
 namespace commitd::participant {
 
+class ChangesetApplier;
+class ChangesetRecorder;
+
 struct ExecutionResult {
   bool ok = false;
   std::string reason;                    // why not ok: constraint message, expect_changes, no PRIMARY KEY...
-  std::string changeset;                 // sqlite3session changeset bytes (may be empty: read-only)
+  std::string changeset;                 // changeset bytes, sqlite3session format (may be empty: read-only)
   std::vector<std::string> lock_keys;    // sorted, unique
   nlohmann::json results = nlohmann::json::array();  // one array of row objects per op
 };
@@ -59,7 +62,7 @@ class ResourceManager {
   // anything: "unknown procedure 'x'", "raw SQL is not allowed on this agent".
   Status Validate(const std::vector<wire::Op>& ops) const;
 
-  // Runs ops in a savepoint with a session attached to every non-_commitd_
+  // Runs ops in a savepoint, recording changes to every non-_commitd_
   // table, binds :txid and named args, checks expect_changes, refuses writes
   // to tables without a PRIMARY KEY, takes the changeset, derives lock keys
   // (primary key and every UNIQUE index, old and new values), and rolls back.
@@ -97,6 +100,8 @@ class ResourceManager {
   Procedures procedures_;
   ResourceManagerOptions options_;
   std::map<std::string, std::unique_ptr<TableInfo>> tables_;  // schema cache for lock keys
+  std::unique_ptr<ChangesetApplier> applier_;
+  std::unique_ptr<ChangesetRecorder> recorder_;
 };
 
 }  // namespace commitd::participant

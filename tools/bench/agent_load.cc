@@ -1,17 +1,16 @@
 // Mode "agent": prepare + commit straight to one agent from N concurrent
 // clients, each on rows of its own, to measure the agent's group commit
-// without a coordinator in the way.
-#include <utility>  // before Asio: Boost 1.74 uses std::exchange without including it
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+// without a coordinator in the way. Each message is one HTTP exchange; with
+// --batched they go through a BatchingClient, as the coordinator sends them.
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/batching_client.h"
 #include "common/http_client.h"
 #include "common/wire.h"
 #include "tools/bench/flag_values.h"
@@ -23,6 +22,7 @@ namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
+using SendFn = std::function<void(http::ClientRequest, std::function<void(Result<http::Response>)>)>;
 
 struct AgentLoadOptions {
   std::string agent;
@@ -33,6 +33,7 @@ struct AgentLoadOptions {
   double duration_s = 10;
   double warmup_s = 1;
   bool json = false;
+  bool batched = false;  // coalesce messages into POST /v1/batch exchanges, as the coordinator does
 };
 
 struct Tally {
@@ -59,53 +60,88 @@ std::string PrepareBody(const AgentLoadOptions& o, const std::string& txid, cons
   return wire::ToJson(p).dump();
 }
 
-asio::awaitable<void> ClientLoop(http::Client& client, const AgentLoadOptions& o, int64_t index,
-                                 Clock::time_point measure_from, Clock::time_point stop_at, Tally& tally) {
-  // Client i owns rows i, i + clients, ...; it takes them in turn.
-  std::vector<std::string> rows;
-  for (int64_t r = index % o.accounts; rows.empty() || r < o.accounts; r += o.clients) {
-    rows.push_back(o.prefix + std::to_string(r));
-  }
-  const std::string run = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
-  http::ClientRequest prepare;
-  prepare.base_url = o.agent;
-  prepare.method = "POST";
-  prepare.target = "/v1/prepare";
-  http::ClientRequest commit = prepare;
-  commit.target = "/v1/commit";
-  for (int64_t n = 0; Clock::now() < stop_at; ++n) {
-    const std::string txid = "bench-" + run + "-" + std::to_string(index) + "-" + std::to_string(n);
-    prepare.body = PrepareBody(o, txid, rows[static_cast<std::size_t>(n) % rows.size()]);
-    const Clock::time_point start = Clock::now();
-    Result<http::Response> vote = co_await client.Fetch(prepare);
-    std::string problem;
-    bool yes = false;
-    if (!vote.ok() || vote->status != 200) {
-      problem = vote.ok() ? "prepare: HTTP " + std::to_string(vote->status) + " " + vote->body : vote.status().ToString();
-    } else {
-      auto parsed = wire::ParseVote(vote->body);
-      yes = parsed.ok() && parsed->yes;
-      if (!yes) problem = parsed.ok() ? "no vote: " + parsed->reason : parsed.status().ToString();
+// One client: prepare, then commit if the vote is yes, then the next transaction.
+class LoadClient {
+ public:
+  LoadClient(SendFn send, const AgentLoadOptions& o, int64_t index, Clock::time_point measure_from,
+             Clock::time_point stop_at, Tally& tally)
+      : send_(std::move(send)), o_(o), index_(index), measure_from_(measure_from), stop_at_(stop_at), tally_(tally) {
+    // Client i owns rows i, i + clients, ...; it takes them in turn.
+    for (int64_t r = index % o.accounts; rows_.empty() || r < o.accounts; r += o.clients) {
+      rows_.push_back(o.prefix + std::to_string(r));
     }
-    if (yes) {
-      commit.body = "{\"txid\":\"" + txid + "\"}";
-      Result<http::Response> ack = co_await client.Fetch(commit);
+    run_ = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  }
+
+  void Next() {
+    if (Clock::now() >= stop_at_) return;
+    txid_ = "bench-" + run_ + "-" + std::to_string(index_) + "-" + std::to_string(n_);
+    http::ClientRequest prepare = Request("/v1/prepare");
+    prepare.body = PrepareBody(o_, txid_, rows_[static_cast<std::size_t>(n_) % rows_.size()]);
+    ++n_;
+    start_ = Clock::now();
+    send_(std::move(prepare), [this](Result<http::Response> vote) { OnVote(std::move(vote)); });
+  }
+
+ private:
+  http::ClientRequest Request(const char* target) const {
+    http::ClientRequest r;
+    r.base_url = o_.agent;
+    r.method = "POST";
+    r.target = target;
+    r.timeout = std::chrono::milliseconds(30'000);
+    return r;
+  }
+
+  void OnVote(Result<http::Response> vote) {
+    if (!vote.ok() || vote->status != 200) {
+      Finish(false, vote.ok() ? "prepare: HTTP " + std::to_string(vote->status) + " " + vote->body
+                              : vote.status().ToString());
+      return;
+    }
+    auto parsed = wire::ParseVote(vote->body);
+    if (!parsed.ok() || !parsed->yes) {
+      Finish(false, parsed.ok() ? "no vote: " + parsed->reason : parsed.status().ToString());
+      return;
+    }
+    http::ClientRequest commit = Request("/v1/commit");
+    commit.body = "{\"txid\":\"" + txid_ + "\"}";
+    send_(std::move(commit), [this](Result<http::Response> ack) {
       if (!ack.ok() || ack->status != 200) {
-        problem = ack.ok() ? "commit: HTTP " + std::to_string(ack->status) + " " + ack->body : ack.status().ToString();
-        yes = false;
+        Finish(false, ack.ok() ? "commit: HTTP " + std::to_string(ack->status) + " " + ack->body
+                               : ack.status().ToString());
+      } else {
+        Finish(true, "");
+      }
+    });
+  }
+
+  void Finish(bool committed, const std::string& problem) {
+    const Clock::time_point end = Clock::now();
+    if (start_ >= measure_from_ && end <= stop_at_) {
+      if (committed) {
+        ++tally_.committed;
+        tally_.latency.Record(end - start_);
+      } else {
+        (problem.rfind("no vote", 0) == 0 ? tally_.refused : tally_.errors) += 1;
+        if (tally_.first_problem.empty()) tally_.first_problem = problem;
       }
     }
-    const Clock::time_point end = Clock::now();
-    if (start < measure_from || end > stop_at) continue;
-    if (yes) {
-      ++tally.committed;
-      tally.latency.Record(end - start);
-    } else {
-      (problem.rfind("no vote", 0) == 0 ? tally.refused : tally.errors) += 1;
-      if (tally.first_problem.empty()) tally.first_problem = problem;
-    }
+    Next();
   }
-}
+
+  SendFn send_;
+  const AgentLoadOptions& o_;
+  const int64_t index_;
+  const Clock::time_point measure_from_;
+  const Clock::time_point stop_at_;
+  Tally& tally_;
+  std::vector<std::string> rows_;
+  std::string run_;
+  std::string txid_;
+  int64_t n_ = 0;
+  Clock::time_point start_;
+};
 
 }  // namespace
 
@@ -134,20 +170,32 @@ int RunAgentLoad(const Flags& flags) {
   o.duration_s = *duration;
   o.warmup_s = *warmup;
   o.json = flags.Has("json");
+  o.batched = flags.Has("batched");
 
   asio::io_context io;
   http::ClientOptions client_options;
   client_options.max_idle_per_host = static_cast<std::size_t>(o.clients);
   client_options.request_timeout = std::chrono::milliseconds(30'000);
   http::Client client(io, client_options);
+  http::BatchingClient batching(client);
+  SendFn send = [&](http::ClientRequest request, std::function<void(Result<http::Response>)> done) {
+    if (o.batched) {
+      batching.Send(std::move(request), std::move(done));
+    } else {
+      client.Send(std::move(request), std::move(done));
+    }
+  };
   auto seconds = [](double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); };
   const Clock::time_point measure_from = Clock::now() + seconds(o.warmup_s);
   const Clock::time_point stop_at = measure_from + seconds(o.duration_s);
   Tally t;
+  std::vector<std::unique_ptr<LoadClient>> loaders;
   for (int64_t i = 0; i < o.clients; ++i) {
-    asio::co_spawn(io, ClientLoop(client, o, i, measure_from, stop_at, t), asio::detached);
+    loaders.push_back(std::make_unique<LoadClient>(send, o, i, measure_from, stop_at, t));
+    loaders.back()->Next();
   }
   io.run();
+  const auto stats = batching.stats();
 
   const double tx_per_s = static_cast<double>(t.committed) / o.duration_s;
   nlohmann::json latency = t.latency.SummaryMs();
@@ -155,7 +203,9 @@ int RunAgentLoad(const Flags& flags) {
     nlohmann::json out = {{"mode", "agent"},          {"clients", o.clients},        {"seconds", o.duration_s},
                           {"committed", t.committed}, {"refused", t.refused},        {"errors", t.errors},
                           {"transactions_per_s", tx_per_s}, {"prepares_commits_per_s", 2 * tx_per_s},
-                          {"latency_ms", latency}};
+                          {"latency_ms", latency}, {"batched", o.batched},
+                          {"messages_per_exchange", stats.exchanges == 0 ? 0.0 : static_cast<double>(stats.requests) /
+                                                                                    static_cast<double>(stats.exchanges)}};
     if (!t.first_problem.empty()) out["first_problem"] = t.first_problem;
     std::printf("%s\n", out.dump().c_str());
   } else {

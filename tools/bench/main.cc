@@ -20,9 +20,10 @@ modes:
                  (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
   agent          --agent URL [--participant bank-a] [--clients 64] [--duration-s 10] [--warmup-s 1]
-                 [--account-prefix acct] [--accounts 256] [--json]
+                 [--account-prefix acct] [--accounts 256] [--batched] [--json]
                  N concurrent clients each loop POST /v1/prepare (debit+journal on a row of its
                  own) then POST /v1/commit straight to one agent: its group-commit throughput.
+                 --batched: messages share POST /v1/batch exchanges, as the coordinator's do.
   sqlite-commit  --db FILE [--count N | --duration-s S] [--json]
                  One-row commits in series, WAL + synchronous=FULL (default --duration-s 5).
   setup-bank     --db FILE [--prefix acct] [--accounts 256] [--balance 1000000000]
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
   } else if (name == "agent") {
     mode = {RunAgentLoad,
             {"agent", "participant", "clients", "duration-s", "warmup-s", "account-prefix", "accounts"},
-            {"json", "help"}};
+            {"json", "batched", "help"}};
   } else if (name == "sqlite-commit") {
     mode = {RunSqliteCommit, {"db", "count", "duration-s"}, {"json", "help"}};
   } else if (name == "setup-bank") {

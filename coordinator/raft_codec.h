@@ -1,0 +1,44 @@
+// JSON encodings for the coordinator group (design B.5): Raft messages as they
+// travel between nodes (POST /v1/raft), and the commands that are the Raft
+// log's entries — decision records, finished marks, registry changes — as the
+// replicated decision log writes and applies them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "common/status.h"
+#include "coordinator/types.h"
+#include "raft/messages.h"
+
+namespace commitd::coordinator {
+
+nlohmann::json RaftMessageToJson(const raft::Message& m);
+Result<raft::Message> RaftMessageFromJson(const nlohmann::json& j);
+
+nlohmann::json RecordToJson(const DecisionRecord& r);
+Result<DecisionRecord> RecordFromJson(const nlohmann::json& j);
+
+namespace command {
+struct Decide {  // also a 3PC precommit record (outcome pending)
+  DecisionRecord record;
+};
+struct Finish {
+  std::string txid;
+  int64_t finished_ms = 0;
+};
+struct PutParticipant {
+  RegistryEntry entry;
+};
+}  // namespace command
+using Command = std::variant<command::Decide, command::Finish, command::PutParticipant>;
+
+std::string EncodeCommand(const Command& c);
+Result<Command> DecodeCommand(std::string_view data);
+
+// A node's Raft id, derived from its --id ("c1"): FNV-1a, never 0.
+raft::NodeId NodeIdOf(std::string_view name);
+
+}  // namespace commitd::coordinator

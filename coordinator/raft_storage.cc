@@ -1,0 +1,132 @@
+#include "coordinator/raft_storage.h"
+
+namespace commitd::coordinator {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS raft_state (
+  key TEXT PRIMARY KEY,
+  value
+);
+CREATE TABLE IF NOT EXISTS raft_log (
+  idx INTEGER PRIMARY KEY,
+  term INTEGER NOT NULL,
+  type INTEGER NOT NULL,
+  data BLOB NOT NULL
+);
+)sql";
+
+}  // namespace
+
+Status RaftStorage::SetInt(const char* key, int64_t value) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("INSERT OR REPLACE INTO raft_state(key, value) VALUES (?1, ?2)", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, std::string_view(key)).Bind(2, value);
+  return stmt->Run();
+}
+
+Result<int64_t> RaftStorage::GetInt(const char* key, int64_t fallback) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("SELECT value FROM raft_state WHERE key = ?1", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, std::string_view(key));
+  int64_t value = stmt->Step() ? stmt->Int(0) : fallback;
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return value;
+}
+
+Status RaftStorage::Init(const raft::Membership& bootstrap) {
+  sqlite::Transaction txn(db_);
+  if (!txn.status().ok()) return txn.status();
+  if (Status s = db_.Exec(kSchema); !s.ok()) return s;
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare(
+      "INSERT OR IGNORE INTO raft_state(key, value) VALUES ('snapshot_membership', ?1)", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, bootstrap.Encode());
+  if (Status s = stmt->Run(); !s.ok()) return s;
+  return txn.Commit();
+}
+
+Result<raft::RestoredState> RaftStorage::Load() {
+  raft::RestoredState state;
+  auto term = GetInt("term", 0);
+  auto vote = GetInt("vote", 0);
+  auto base_index = GetInt("snapshot_index", 0);
+  auto base_term = GetInt("snapshot_term", 0);
+  auto applied = GetInt("applied", 0);
+  for (const auto* r : {&term, &vote, &base_index, &base_term, &applied}) {
+    if (!r->ok()) return r->status();
+  }
+  state.hard_state.term = static_cast<raft::Term>(*term);
+  state.hard_state.voted_for = static_cast<raft::NodeId>(*vote);
+  state.snapshot.index = static_cast<raft::Index>(*base_index);
+  state.snapshot.term = static_cast<raft::Term>(*base_term);
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("SELECT value FROM raft_state WHERE key = 'snapshot_membership'", &error);
+  if (stmt == nullptr) return error;
+  std::string membership = stmt->Step() ? stmt->Text(0) : std::string();
+  stmt->Reset();
+  auto decoded = raft::Membership::Decode(membership);
+  if (!decoded) return Status::Corruption("raft_state: bad snapshot_membership '" + membership + "'");
+  state.snapshot.membership = *decoded;
+  stmt = db_.Prepare("SELECT idx, term, type, data FROM raft_log WHERE idx > ?1 ORDER BY idx", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, static_cast<int64_t>(state.snapshot.index));
+  raft::Index expected = state.snapshot.index + 1;
+  while (stmt->Step()) {
+    raft::Entry e;
+    e.index = static_cast<raft::Index>(stmt->Int(0));
+    e.term = static_cast<raft::Term>(stmt->Int(1));
+    e.type = static_cast<raft::EntryType>(stmt->Int(2));
+    e.data = stmt->Blob(3);
+    if (e.index != expected) {
+      stmt->Reset();
+      return Status::Corruption("raft_log: entry " + std::to_string(e.index) + " where " + std::to_string(expected) +
+                                " was expected");
+    }
+    ++expected;
+    state.entries.push_back(std::move(e));
+  }
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  state.applied = std::max<raft::Index>(static_cast<raft::Index>(*applied), state.snapshot.index);
+  return state;
+}
+
+Status RaftStorage::SaveHardState(const raft::HardState& hs) {
+  if (Status s = SetInt("term", static_cast<int64_t>(hs.term)); !s.ok()) return s;
+  return SetInt("vote", static_cast<int64_t>(hs.voted_for));
+}
+
+Status RaftStorage::TruncateFrom(raft::Index from) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("DELETE FROM raft_log WHERE idx >= ?1", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, static_cast<int64_t>(from));
+  return stmt->Run();
+}
+
+Status RaftStorage::Append(const std::vector<raft::Entry>& entries) {
+  Status error;
+  sqlite::Statement* stmt =
+      db_.Prepare("INSERT OR REPLACE INTO raft_log(idx, term, type, data) VALUES (?1, ?2, ?3, ?4)", &error);
+  if (stmt == nullptr) return error;
+  for (const auto& e : entries) {
+    stmt->Bind(1, static_cast<int64_t>(e.index))
+        .Bind(2, static_cast<int64_t>(e.term))
+        .Bind(3, static_cast<int64_t>(e.type))
+        .BindBlob(4, e.data);
+    if (Status s = stmt->Run(); !s.ok()) return s;
+    stmt->Reset();
+  }
+  return Status::Ok();
+}
+
+Status RaftStorage::SetApplied(raft::Index index) { return SetInt("applied", static_cast<int64_t>(index)); }
+
+}  // namespace commitd::coordinator

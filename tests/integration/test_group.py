@@ -1,0 +1,241 @@
+"""A Raft-replicated coordinator group (design B.5) with real processes on
+loopback: three commitd nodes, two bank agents. Any node serves the API
+(followers forward to the leader); the leader is killed -9 again and again
+under a transfer load, and no transaction whose outcome a client was told is
+lost or changed, and nothing stays in doubt.
+
+Run one test: python3 test_group.py --bin-dir build/release/bin test_any_member_serves_the_api
+"""
+
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import FAST_CONFIG, Cluster, Process, bin_path, eventually, free_port  # noqa: E402
+
+GROUP_CONFIG = dict(FAST_CONFIG)
+
+
+class Group:
+    """Three commitd nodes in one Raft group (c1..c3) and the two bank agents,
+    which know every node (--coordinator with all three URLs)."""
+
+    def __init__(self, size=3, config=None):
+        self.c = Cluster(config=config or GROUP_CONFIG, start=False)
+        self.urls = {f"c{i + 1}": f"http://127.0.0.1:{free_port()}" for i in range(size)}
+        self.c.coord_url = ",".join(self.urls.values())
+        self.nodes = {}
+        try:
+            for name, seed in self.c.bank_seeds.items():
+                self.c.add_bank(name, seed)
+            for bank in self.c.banks.values():
+                bank.process.wait_healthy()
+            peers = ",".join(f"{i}={u}" for i, u in self.urls.items())
+            for node_id, url in self.urls.items():
+                data_dir = os.path.join(self.c.dir, f"{node_id}-data")
+                os.makedirs(data_dir, exist_ok=True)
+                argv = [bin_path("commitd"), "--id", node_id, "--listen", url[len("http://"):],
+                        "--data-dir", data_dir, "--peers", peers]
+                for bank in self.c.banks.values():
+                    argv += ["--participant", f"{bank.name}={bank.url}"]
+                if self.c.config_path:
+                    argv += ["--config", self.c.config_path]
+                self.nodes[node_id] = Process(f"commitd-{node_id}", argv,
+                                              os.path.join(self.c.dir, f"commitd-{node_id}.log"), url).start()
+            for p in self.nodes.values():
+                p.wait_healthy()
+            self.wait_leader()
+        except BaseException:
+            self.c.failed = True
+            self.close()
+            raise
+
+    def cluster(self, node_id):
+        status, body = harness.get(self.urls[node_id], "/v1/cluster", timeout=2.0)
+        assert status == 200, (status, body)
+        return body
+
+    def leader(self):
+        """The id of the ready leader, as the live nodes see it, or None."""
+        for node_id, p in self.nodes.items():
+            if not p.alive():
+                continue
+            try:
+                info = self.cluster(node_id)
+            except OSError:
+                continue
+            if info.get("role") == "leader" and info.get("leader_ready"):
+                return node_id
+        return None
+
+    def wait_leader(self, timeout=20.0):
+        return eventually(lambda: self.leader(), timeout, what="a ready leader")
+
+    def close(self):
+        harness.stop_all(list(self.nodes.values()))
+        self.c.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.c.failed = True
+        self.close()
+        return False
+
+
+def test_any_member_serves_the_api():
+    with Group() as g:
+        leader = g.leader()
+        infos = {n: g.cluster(n) for n in g.urls}
+        for n, info in infos.items():
+            assert info["leader"] == leader, infos
+            assert len(info["members"]) == 3, info
+        txids = []
+        for n in g.urls:  # the leader and both followers (which forward)
+            status, body = harness.transfer(g.urls[n], "bank-a", "alice", "bank-b", "bob", 1)
+            assert status == 200 and body["outcome"] == "committed", (n, status, body)
+            txids.append(body["txid"])
+        for n in g.urls:
+            for txid in txids:
+                status, tx = harness.get(g.urls[n], f"/v1/transactions/{txid}")
+                assert status == 200 and tx["outcome"] == "committed", (n, txid, status, tx)
+        g.c.eventually_balance("bank-a", "alice", 97)
+        g.c.eventually_balance("bank-b", "bob", 53)
+        # The decisions are replicated: every node's commit index moves past them.
+        commit = g.cluster(leader)["commit_index"]
+        eventually(lambda: all(g.cluster(n)["applied_index"] >= commit for n in g.urls), 10,
+                   what="every node applied the leader's commit index")
+        # An unknown txid is presumed aborted, and the abort is appended first.
+        follower = next(n for n in g.urls if n != leader)
+        status, body = harness.get(g.urls[follower], "/v1/transactions/never-ran-1")
+        assert status == 404 and body["outcome"] == "aborted", (status, body)
+        status, body = harness.get(g.urls[leader], "/v1/transactions/never-ran-1")
+        assert status == 200 and body["outcome"] == "aborted", (status, body)
+
+
+class Load:
+    """Client threads doing transfers with Idempotency-Keys against random
+    live nodes, retrying a request (same key) until it gets an answer."""
+
+    def __init__(self, g, pairs):
+        self.g = g
+        self.pairs = pairs
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.outcomes = {}  # txid -> "committed" | "aborted", as clients were told
+        self.commit_times = []  # monotonic time of every committed answer
+        self.errors = []
+        self.threads = [threading.Thread(target=self.run, args=(a, b), daemon=True) for a, b in pairs]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def run(self, src, dst):
+        rng = random.Random(hash((src, dst)))
+        forward = True
+        while not self.stop.is_set():
+            # Back and forth, so that the balances never run out.
+            route = ("bank-a", src, "bank-b", dst) if forward else ("bank-b", dst, "bank-a", src)
+            forward = not forward
+            key = uuid.uuid4().hex
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                url = rng.choice(list(self.g.urls.values()))
+                try:
+                    status, body = harness.transfer(url, *route, 1, idem_key=key, http_timeout=10)
+                except OSError:
+                    time.sleep(0.02)
+                    continue
+                if status in (200, 409) and body.get("txid"):
+                    with self.lock:
+                        outcome = body["outcome"]
+                        previous = self.outcomes.setdefault(body["txid"], outcome)
+                        if previous != outcome:
+                            self.errors.append(f"{body['txid']}: told {previous}, then {outcome}")
+                        if outcome == "committed":
+                            self.commit_times.append(time.monotonic())
+                    break
+                if status not in (429, 503):
+                    with self.lock:
+                        self.errors.append(f"unexpected answer {status}: {body}")
+                    break
+                time.sleep(0.02)
+            else:
+                with self.lock:
+                    self.errors.append(f"no answer for key {key} within 60 s")
+
+    def first_commit_after(self, t):
+        with self.lock:
+            later = [x for x in self.commit_times if x > t]
+        return min(later) if later else None
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=90)
+
+
+def kills():
+    return int(os.environ.get("COMMITD_GROUP_KILLS", "40" if harness.soak() else "20"))
+
+
+def test_leader_killed_again_and_again_loses_nothing():
+    with Group() as g:
+        load = Load(g, [("alice", "bob"), ("carol", "dave"), ("erin", "frank"), ("grace", "heidi")]).start()
+        failovers = []
+        try:
+            time.sleep(1.0)
+            for i in range(kills()):
+                leader = g.wait_leader()
+                killed_at = time.monotonic()
+                g.nodes[leader].kill9()
+                eventually(lambda: load.first_commit_after(killed_at), 30, interval=0.01,
+                           what=f"a commit after kill #{i + 1} of {leader}")
+                failovers.append(load.first_commit_after(killed_at) - killed_at)
+                g.nodes[leader].start()
+                g.nodes[leader].wait_healthy()
+                # Let the restarted node catch up before the next kill, so that
+                # a majority always has the whole log.
+                eventually(lambda: g.leader() and all(
+                    g.cluster(n)["applied_index"] >= g.cluster(g.leader())["commit_index"] - 50 for n in g.urls),
+                    30, what="the restarted node catching up")
+                time.sleep(0.3)
+        finally:
+            load.finish()
+        assert not load.errors, load.errors[:5]
+        failovers.sort()
+        harness.log(f"{len(failovers)} leader kills: failover (kill -> next committed transfer) "
+                    f"p50 {statistics.median(failovers) * 1000:.0f} ms, max {failovers[-1] * 1000:.0f} ms; "
+                    f"{sum(1 for o in load.outcomes.values() if o == 'committed')} committed, "
+                    f"{sum(1 for o in load.outcomes.values() if o == 'aborted')} aborted")
+        # Nothing stays in doubt, and every answer a client got holds on both banks.
+        g.c.eventually_nothing_prepared(timeout=60)
+        journal_a = {row[0] for row in g.c.journal("bank-a")}
+        journal_b = {row[0] for row in g.c.journal("bank-b")}
+        assert journal_a == journal_b, (journal_a ^ journal_b)
+        for txid, outcome in load.outcomes.items():
+            if outcome == "committed":
+                assert txid in journal_a, f"{txid} was acknowledged committed but is not in the journals"
+            else:
+                assert txid not in journal_a, f"{txid} was acknowledged aborted but committed"
+        for name in g.c.banks:
+            bal, seed = g.c.balances(name), g.c.seed(name)
+            deltas = {}
+            for _, account, delta in g.c.journal(name):
+                deltas[account] = deltas.get(account, 0) + delta
+            for account, start in seed.items():
+                assert bal[account] == start + deltas.get(account, 0), (name, account, bal[account], start)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
