@@ -11,6 +11,8 @@
 #   BENCH_ACCOUNTS [256]    accounts per bank
 #   BENCH_PROTOCOL [2pc]    2pc, 3pc, or "2pc 3pc": the transfers runs once per protocol, side by side
 #   BENCH_SKIP_AGENT [0]    1: skip the agent group-commit run
+#   BENCH_GROUP [0]         1: also start a 3-node coordinator group (Raft) on the same agents and run
+#                           the 2pc transfers against its leader, after the single coordinator's runs
 #   BENCH_SKIP_BUILD [0]    1: use the binaries already in BENCH_BIN_DIR
 #   BENCH_BIN_DIR [build/release/bin]
 #   BENCH_WORK_DIR [build/bench]  parent of the run's databases and logs; keep it on
@@ -143,6 +145,39 @@ for n in $CLIENTS; do
   done
 done
 
+if [[ "${BENCH_GROUP:-0}" == 1 ]]; then
+  GP=(); PEERS=""
+  for i in 1 2 3; do
+    p="$(free_port)"
+    while [[ " $PA $PB $PC ${GP[*]} " == *" $p "* ]]; do p="$(free_port)"; done
+    GP+=("$p"); PEERS+="${PEERS:+,}g$i=http://127.0.0.1:$p"
+  done
+  for i in 1 2 3; do
+    mkdir -p "$WORK/g$i"
+    "$BIN/commitd" --id "g$i" --listen "127.0.0.1:${GP[$((i - 1))]}" --data-dir "$WORK/g$i" --peers "$PEERS" \
+      --participant "bank-a=http://127.0.0.1:$PA" --participant "bank-b=http://127.0.0.1:$PB" 2>"$WORK/g$i.log" &
+    PIDS+=($!)
+  done
+  LEADER=""
+  for _ in $(seq 100); do
+    for i in 1 2 3; do
+      url="http://127.0.0.1:${GP[$((i - 1))]}"
+      if curl -fsS "$url/v1/cluster" 2>/dev/null | grep -q '"leader_ready":true'; then LEADER="$url"; break; fi
+    done
+    [[ -n "$LEADER" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$LEADER" ]] || { echo "bench: the coordinator group elected no leader within 10 s" >&2; exit 1; }
+  echo "== coordinator group of 3, leader $LEADER"
+  for n in $CLIENTS; do
+    echo "== transfers 2pc through the group, $n client(s), ${TRANSFER_S}s after ${WARMUP_S}s warmup"
+    "$BIN/commitd-bench" transfers --coordinator "$LEADER" --clients "$n" --duration-s "$TRANSFER_S" \
+      --warmup-s "$WARMUP_S" --account-prefix acct --accounts "$ACCOUNTS" --protocol 2pc --json \
+      | tee "$WORK/transfers-group-$n.json"
+    RESULTS+=("$WORK/transfers-group-$n.json")
+  done
+fi
+
 settled=0
 for _ in $(seq 50); do
   if "$BIN/commitctl" --coordinator "$COORD" status >/dev/null 2>&1; then settled=1; break; fi
@@ -154,19 +189,21 @@ python3 - "$WORK/agent.json" "${RESULTS[@]}" <<'PY'
 import json, sys
 agent = json.load(open(sys.argv[1]))
 runs = [json.load(open(p)) for p in sys.argv[2:]]
+for p, r in zip(sys.argv[2:], runs):
+    r["group"] = "transfers-group-" in p
 base = runs[0]["commits_per_s"]
 print()
-print(f"{'measurement':<28}{'per second':>12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'aborts':>8}{'errors':>8}{'÷ sqlite':>10}")
-print(f"{'sqlite one-row commit':<28}{base:>12.0f}{runs[0]['p50_us']/1000:>10.2f}{'':>10}{runs[0]['p99_us']/1000:>10.2f}"
+print(f"{'measurement':<36}{'per second':>12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'aborts':>8}{'errors':>8}{'÷ sqlite':>10}")
+print(f"{'sqlite one-row commit':<36}{base:>12.0f}{runs[0]['p50_us']/1000:>10.2f}{'':>10}{runs[0]['p99_us']/1000:>10.2f}"
       f"{'':>8}{'':>8}{1:>10.2f}")
 for r in runs[1:]:
     lat = r["latency_ms"]
-    name = f"transfers {r['protocol']}, {r['clients']} client" + ("s" if r["clients"] != 1 else "")
+    name = f"transfers {r['protocol']}{' group of 3' if r['group'] else ''}, {r['clients']} client" + ("s" if r["clients"] != 1 else "")
     ratio = r["committed_per_s"] / base if base else 0
-    print(f"{name:<28}{r['committed_per_s']:>12.0f}{lat['p50']:>10.2f}{lat['p90']:>10.2f}{lat['p99']:>10.2f}"
+    print(f"{name:<36}{r['committed_per_s']:>12.0f}{lat['p50']:>10.2f}{lat['p90']:>10.2f}{lat['p99']:>10.2f}"
           f"{r['aborted']:>8}{r['errors']:>8}{ratio:>10.2f}")
 lat = agent.get("latency_ms")
-if lat: print(f"{'agent prepares+commits, ' + str(agent['clients']):<28}{agent['prepares_commits_per_s']:>12.0f}{lat['p50']:>10.2f}"
+if lat: print(f"{'agent prepares+commits, ' + str(agent['clients']):<36}{agent['prepares_commits_per_s']:>12.0f}{lat['p50']:>10.2f}"
       f"{lat['p90']:>10.2f}{lat['p99']:>10.2f}{agent['refused']:>8}{agent['errors']:>8}"
       f"{agent['prepares_commits_per_s'] / base if base else 0:>10.2f}")
 print()
