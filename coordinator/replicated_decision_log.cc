@@ -344,6 +344,19 @@ void ReplicatedDecisionLog::ListDecisions(ListFilter filter,
                    [done](Status s) { done(s); });
 }
 
+Status ReplicatedDecisionLog::TransferLeadership(const std::string& to) {
+  bool member = false;
+  for (const auto& m : options_.members) member = member || m.id == to;
+  if (!member) return Status::InvalidArgument("to: '" + to + "' is not a member of the group");
+  if (to == options_.self_id) return Status::Ok();  // already leads
+  raft::ProposeStatus s = node_->TransferLeadership(NodeIdOf(to), NowMs());
+  Pump();
+  if (s != raft::ProposeStatus::kOk) {
+    return Status::Conflict("cannot transfer leadership now: " + std::string(raft::ProposeStatusName(s)));
+  }
+  return Status::Ok();
+}
+
 std::string ReplicatedDecisionLog::leader_url() const {
   const raft::NodeId leader = node_->leader();
   if (leader == node_->id()) {

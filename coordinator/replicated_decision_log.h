@@ -80,6 +80,8 @@ class ReplicatedDecisionLog final : public DecisionLog {
   std::string leader_url() const;
   // GET /v1/cluster.
   nlohmann::json ClusterStatus() const;
+  // Leader only: hands leadership to member `to` (its id, "c2") once it has caught up.
+  Status TransferLeadership(const std::string& to);
   BatchWriter::Stats writer_stats() const { return writer_->stats(); }
 
  private:

@@ -268,6 +268,26 @@ void Service::Impl::RegisterRoutes() {
   router.Add("POST", "/v1/admin/transactions/{txid}/force", Leading([this](http::Request req, http::Responder r) {
     if (Authorized(req, r)) HandleForce(std::move(req), std::move(r));
   }));
+  // {"to": "c2"}: leadership to member c2 (the group's leader acts; others forward).
+  router.Add("POST", "/v1/cluster/transfer-leader", Leading([this](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    if (!group_log) {
+      r(http::ErrorResponse(400, "invalid_request", "this coordinator is not part of a group (no --peers)"));
+      return;
+    }
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("to") || !body["to"].is_string()) {
+      r(http::ErrorResponse(400, "invalid_request", "body: must be {\"to\":\"<member id>\"}"));
+      return;
+    }
+    Status s = group_log->TransferLeadership(body["to"].get<std::string>());
+    if (!s.ok()) {
+      r(http::ErrorResponse(s.code() == StatusCode::kInvalidArgument ? 400 : 409,
+                            s.code() == StatusCode::kInvalidArgument ? "invalid_request" : "conflict", s.message()));
+      return;
+    }
+    r(http::JsonResponse(202, {{"transferring_to", body["to"]}}));
+  }));
   router.Add("GET", "/v1/cluster", [this](http::Request req, http::Responder r) {
     if (!Authorized(req, r)) return;
     if (group_log) {
@@ -810,6 +830,13 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
                                                       " is known here; under presumed abort it did not commit"}}},
                            {"txid", txid},
                            {"outcome", "aborted"}};
+    if (group_log) {
+      // Every member shares this log: the abort recorded here binds whichever
+      // member ran the transaction (agents check their record's URL against this).
+      nlohmann::json group = nlohmann::json::array();
+      for (const auto& m : options.peers) group.push_back(m.url);
+      body["group"] = std::move(group);
+    }
     if (asker.empty() && !group_log) {
       respond(http::JsonResponse(404, body));
       return;

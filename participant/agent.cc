@@ -461,9 +461,14 @@ void Agent::Impl::QueryDecision(std::string txid, std::vector<std::string> urls,
     // "No record here, so aborted" (404) is proof only from the coordinator
     // that ran the transaction (urls[0], from the prepare); another one that
     // never saw it proves nothing.
-    const bool owner = index == 0;
+    auto body = r.ok() ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+    // A coordinator group answers for all its members (they share one log).
+    bool same_group = false;
+    if (body.is_object() && body.contains("group") && body["group"].is_array()) {
+      for (const auto& u : body["group"]) same_group = same_group || (u.is_string() && u.get<std::string>() == urls[0]);
+    }
+    const bool owner = index == 0 || same_group;
     if (r.ok() && (r->status == 200 || (r->status == 404 && owner))) {
-      auto body = nlohmann::json::parse(r->body, nullptr, false);
       std::string outcome;
       if (body.is_object() && body.contains("outcome") && body["outcome"].is_string()) {
         outcome = body["outcome"].get<std::string>();

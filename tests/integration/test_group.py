@@ -10,6 +10,7 @@ Run one test: python3 test_group.py --bin-dir build/release/bin test_any_member_
 import os
 import random
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -118,6 +119,52 @@ def test_any_member_serves_the_api():
         status, body = harness.get(g.urls[follower], "/v1/transactions/never-ran-1")
         assert status == 404 and body["outcome"] == "aborted", (status, body)
         status, body = harness.get(g.urls[leader], "/v1/transactions/never-ran-1")
+        assert status == 200 and body["outcome"] == "aborted", (status, body)
+
+
+def ctl(*args):
+    p = subprocess.run([bin_path("commitctl"), *args], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_commitctl_cluster_status_and_transfer_leader():
+    with Group() as g:
+        leader = g.leader()
+        follower = next(n for n in g.urls if n != leader)
+        rc, out, err = ctl("--coordinator", g.urls[follower], "cluster", "status")
+        assert rc == 0, (rc, out, err)
+        assert f"leader: {leader}" in out and out.count(" leader ") >= 1, out
+        rc, out, err = ctl("--coordinator", g.urls[follower], "cluster", "transfer-leader", "--to", follower)
+        assert rc == 0 and f"leader is now {follower}" in out, (rc, out, err)
+        assert g.wait_leader() == follower
+        status, body = harness.transfer(g.urls[leader], "bank-a", "alice", "bank-b", "bob", 1)
+        assert status == 200 and body["outcome"] == "committed", (status, body)
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader", "--to", "c9")
+        assert rc == 2 and "not a member" in err, (rc, out, err)
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader")
+        assert rc == 2 and "--to" in err, (rc, out, err)
+        # A member down: status says so and exits 1.
+        down = next(n for n in g.urls if n != follower)
+        g.nodes[down].kill9()
+        rc, out, err = ctl("--coordinator", g.urls[follower], "cluster", "status")
+        assert rc == 1 and "UNREACHABLE" in out, (rc, out, err)
+
+
+def test_a_transaction_of_a_dead_member_is_presumed_aborted_by_the_group():
+    # The agent's record names a member that is gone for good; the group (any
+    # live member, through the leader) appends the abort and says it answers
+    # for that member, so the agent accepts the presumed abort.
+    with Group() as g:
+        leader = g.leader()
+        gone = next(n for n in g.urls if n != leader)
+        agent = g.c.bank("bank-a").url
+        status, vote = harness.agent_prepare(agent, "dead-member-1", harness.debit_ops("alice", 5),
+                                             participant="bank-a", coordinator=g.urls[gone], timeout_ms=100)
+        assert status == 200 and vote["vote"] == "yes", (status, vote)
+        g.nodes[gone].kill9()
+        g.c.eventually_nothing_prepared(["bank-a"], timeout=30)
+        assert g.c.balances("bank-a")["alice"] == 100
+        status, body = harness.get(g.urls[leader], "/v1/transactions/dead-member-1")
         assert status == 200 and body["outcome"] == "aborted", (status, body)
 
 

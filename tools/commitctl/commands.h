@@ -15,6 +15,8 @@ int RunForce(Context& ctx);  // resolve TXID --force commit|abort
 int RunInspect(Context& ctx);
 int RunRecover(Context& ctx);
 int RunLogDump(Context& ctx);
+int RunClusterStatus(Context& ctx);
+int RunClusterTransferLeader(Context& ctx);
 
 // The participants to ask: --participant flags, else the coordinator's registry.
 Result<std::vector<Participant>> ParticipantsToAsk(Context& ctx);

@@ -23,6 +23,9 @@ commands:
   resolve TXID        push one transaction to its end and wait for it [--wait-s 10]
   resolve TXID --force commit|abort [--yes]
                       heuristic decision for a transaction whose decision was lost
+  cluster status      every member of the coordinator group: role, term, leader, commit and applied index
+  cluster transfer-leader --to ID
+                      hand leadership to another member and wait until it leads
 
 offline commands (the services stopped; they read and lock the files):
   inspect             --data-dir DIR and/or --participant-db FILE: decisions, unfinished ones, prepared records
@@ -54,6 +57,16 @@ const std::vector<Command>& Commands() {
        "Asks the coordinator for /v1/cluster, /v1/participants and its pending and in-doubt\n"
        "transactions, and prints a summary. Exit 1 when a transaction is in doubt (decided but\n"
        "not yet acknowledged by every participant) or a participant is unhealthy.\n"},
+      {{"cluster", "status"}, RunClusterStatus, {}, {},
+       "usage: commitctl cluster status [--json]\n\n"
+       "Asks --coordinator for /v1/cluster, then every member it lists, and prints each member's\n"
+       "role, term, the leader it follows, its commit and applied index and its membership.\n"
+       "Exit 1 when a member is unreachable or no member leads.\n"},
+      {{"cluster", "transfer-leader"}, RunClusterTransferLeader, {"to"}, {},
+       "usage: commitctl cluster transfer-leader --to ID [--json]\n\n"
+       "Asks the leader (through any member) to hand leadership to member ID once it has caught\n"
+       "up (Raft's TimeoutNow), then waits up to 5 s until ID leads. Use it before taking the\n"
+       "leader down for maintenance. Exit 1 when the transfer does not complete.\n"},
       {{"tx", "list"}, RunTxList, {"state", "limit"}, {},
        "usage: commitctl tx list [--state pending|in_doubt|committed|aborted] [--limit N] [--json]\n\n"
        "Lists transactions, newest decisions first for committed/aborted. Without --state it lists\n"
