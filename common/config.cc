@@ -26,6 +26,7 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("resolve_initial_ms", c.resolve_initial_ms);
   fn("raft_election_timeout_ms", c.raft_election_timeout_ms);
   fn("raft_heartbeat_ms", c.raft_heartbeat_ms);
+  fn("raft_snapshot_entries", c.raft_snapshot_entries);
   fn("termination_grace_ms", c.termination_grace_ms);
   fn("resolve_max_ms", c.resolve_max_ms);
   fn("outcome_retention_ms", c.outcome_retention_ms);

@@ -34,6 +34,7 @@ struct Config {
   int64_t tick_ms = 10;                      // timer resolution of the protocol engines
   int64_t raft_election_timeout_ms = 150;    // coordinator group: followers campaign after 1-2x this without a leader
   int64_t raft_heartbeat_ms = 50;            // coordinator group: leader heartbeat interval
+  int64_t raft_snapshot_entries = 10'000;    // coordinator group: snapshot (and truncate the log) every this many entries
 
   // Participant agent.
   int64_t resolve_initial_ms = 200;          // first delay of asking the coordinator about an in-doubt record

@@ -73,6 +73,13 @@ Result<raft::RestoredState> RaftStorage::Load() {
   auto decoded = raft::Membership::Decode(membership);
   if (!decoded) return Status::Corruption("raft_state: bad snapshot_membership '" + membership + "'");
   state.snapshot.membership = *decoded;
+  if (state.snapshot.index > 0) {
+    stmt = db_.Prepare("SELECT value FROM raft_state WHERE key = 'snapshot_data'", &error);
+    if (stmt == nullptr) return error;
+    std::string data = stmt->Step() ? stmt->Blob(0) : std::string();
+    stmt->Reset();
+    state.snapshot_data = std::make_shared<const std::string>(std::move(data));
+  }
   stmt = db_.Prepare("SELECT idx, term, type, data FROM raft_log WHERE idx > ?1 ORDER BY idx", &error);
   if (stmt == nullptr) return error;
   stmt->Bind(1, static_cast<int64_t>(state.snapshot.index));
@@ -128,5 +135,20 @@ Status RaftStorage::Append(const std::vector<raft::Entry>& entries) {
 }
 
 Status RaftStorage::SetApplied(raft::Index index) { return SetInt("applied", static_cast<int64_t>(index)); }
+
+Status RaftStorage::SaveSnapshot(const raft::SnapshotMeta& meta, const std::string& data) {
+  if (Status s = SetInt("snapshot_index", static_cast<int64_t>(meta.index)); !s.ok()) return s;
+  if (Status s = SetInt("snapshot_term", static_cast<int64_t>(meta.term)); !s.ok()) return s;
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare(
+      "INSERT OR REPLACE INTO raft_state(key, value) VALUES ('snapshot_membership', ?1), ('snapshot_data', ?2)", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, meta.membership.Encode()).BindBlob(2, data);
+  if (Status s = stmt->Run(); !s.ok()) return s;
+  stmt = db_.Prepare("DELETE FROM raft_log WHERE idx <= ?1", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, static_cast<int64_t>(meta.index));
+  return stmt->Run();
+}
 
 }  // namespace commitd::coordinator

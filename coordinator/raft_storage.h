@@ -27,6 +27,9 @@ class RaftStorage {
   Status TruncateFrom(raft::Index from);
   Status Append(const std::vector<raft::Entry>& entries);
   Status SetApplied(raft::Index index);
+  // Records a snapshot (taken here, or received from the leader) as the log's
+  // new base and deletes every entry up to meta.index.
+  Status SaveSnapshot(const raft::SnapshotMeta& meta, const std::string& data);
 
  private:
   Status SetInt(const char* key, int64_t value);

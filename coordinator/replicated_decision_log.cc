@@ -9,6 +9,7 @@
 #include "coordinator/decision_store.h"
 #include "coordinator/raft_codec.h"
 #include "coordinator/raft_storage.h"
+#include "coordinator/state_snapshot.h"
 
 namespace commitd::coordinator {
 namespace {
@@ -52,6 +53,7 @@ Result<std::unique_ptr<ReplicatedDecisionLog>> ReplicatedDecisionLog::Open(const
   no.heartbeat_interval_ms = log->options_.heartbeat_ms;
   no.seed = no.id ^ static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   log->applied_ = restored->applied;
+  log->snapshot_index_ = restored->snapshot.index;
   log->node_ = std::make_unique<raft::Node>(no, std::move(restored).value(), NowMs());
   return log;
 }
@@ -136,6 +138,7 @@ void ReplicatedDecisionLog::Pump() {
   if (stopped_) return;
   if (writing_ || !node_->HasReady()) {
     CheckLeadership();
+    if (!writing_) MaybeSnapshot();
     return;
   }
   writing_ = true;
@@ -144,11 +147,15 @@ void ReplicatedDecisionLog::Pump() {
   writer_->Submit(BatchWriter::Job{
       [ready, results](sqlite::Database& db) -> Status {
         RaftStorage storage(db);
-        if (ready->snapshot) {
-          return Status::Internal("a snapshot arrived; installing snapshots is not built yet (docs/raft.md)");
-        }
         if (ready->hard_state) {
           if (Status s = storage.SaveHardState(*ready->hard_state); !s.ok()) return s;
+        }
+        if (ready->snapshot) {
+          // From the leader: it becomes the log's base and the whole state machine.
+          const std::string& data = *ready->snapshot->data;
+          if (Status s = storage.SaveSnapshot(ready->snapshot->meta, data); !s.ok()) return s;
+          if (Status s = RestoreStateMachine(db, data); !s.ok()) return s;
+          if (Status s = storage.SetApplied(ready->snapshot->meta.index); !s.ok()) return s;
         }
         if (ready->truncate_from) {
           if (Status s = storage.TruncateFrom(*ready->truncate_from); !s.ok()) return s;
@@ -174,6 +181,11 @@ void ReplicatedDecisionLog::Pump() {
           std::abort();
         }
         Send(std::move(ready->messages));
+        if (ready->snapshot) {
+          applied_ = std::max(applied_, ready->snapshot->meta.index);
+          snapshot_index_ = ready->snapshot->meta.index;
+          log::Info("snapshot_installed", {{"index", snapshot_index_}, {"bytes", ready->snapshot->data->size()}});
+        }
         for (std::size_t i = 0; i < ready->committed.size(); ++i) {
           const raft::Entry& e = ready->committed[i];
           auto it = pending_.find(e.index);
@@ -200,6 +212,41 @@ void ReplicatedDecisionLog::Pump() {
         }
         AfterApply(applied_);
         writing_ = false;
+        Pump();
+      }});
+}
+
+// Every snapshot_entries applied entries: a consistent copy of the state
+// machine becomes the log's base, on disk and in the node (which sends it to
+// followers too far behind); the log before it is deleted.
+void ReplicatedDecisionLog::MaybeSnapshot() {
+  if (applied_ < snapshot_index_ + options_.snapshot_entries) return;
+  auto term = node_->log().TermAt(applied_);
+  if (!term) return;
+  raft::SnapshotMeta meta;
+  meta.index = applied_;
+  meta.term = *term;
+  meta.membership = node_->log().MembershipAt(applied_);
+  auto data = std::make_shared<std::string>();
+  writing_ = true;
+  writer_->Submit(BatchWriter::Job{
+      [meta, data](sqlite::Database& db) -> Status {
+        auto snapshot = SnapshotStateMachine(db);
+        if (!snapshot.ok()) return snapshot.status();
+        *data = std::move(snapshot).value();
+        return RaftStorage(db).SaveSnapshot(meta, *data);
+      },
+      [this, meta, data](Status s) {
+        writing_ = false;
+        if (!s.ok()) {
+          log::Error("snapshot_failed", {{"index", meta.index}, {"error", s.ToString()}});
+          snapshot_index_ = meta.index;  // do not retry at once; the next threshold tries again
+          Pump();
+          return;
+        }
+        node_->CompactLog(meta.index, data);
+        snapshot_index_ = meta.index;
+        log::Info("snapshot_taken", {{"index", meta.index}, {"bytes", data->size()}});
         Pump();
       }});
 }

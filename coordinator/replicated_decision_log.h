@@ -49,6 +49,9 @@ struct ReplicatedLogOptions {
   int64_t heartbeat_ms = 50;
   int64_t tick_ms = 10;
   std::size_t max_batch = 1024;
+  // A snapshot of the state machine is taken (and the log before it deleted)
+  // every this many applied entries.
+  raft::Index snapshot_entries = 10'000;
 };
 
 class ReplicatedDecisionLog final : public DecisionLog {
@@ -105,6 +108,7 @@ class ReplicatedDecisionLog final : public DecisionLog {
   // Runs fn on the storage thread once a ReadIndex round confirms leadership.
   void LinearizableRead(std::function<void(sqlite::Database&)> fn, std::function<void(Status)> fail);
   void ScheduleTick();
+  void MaybeSnapshot();
 
   boost::asio::io_context& io_;
   ReplicatedLogOptions options_;
@@ -124,6 +128,7 @@ class ReplicatedDecisionLog final : public DecisionLog {
   std::multimap<raft::Index, ReadWaiter> reads_waiting_apply_;
   uint64_t next_read_ = 1;
   raft::Index applied_ = 0;
+  raft::Index snapshot_index_ = 0;  // the log's base on disk
   bool writing_ = false;
   bool leader_ready_ = false;
   raft::Term ready_term_ = 0;

@@ -168,6 +168,35 @@ def test_a_transaction_of_a_dead_member_is_presumed_aborted_by_the_group():
         assert status == 200 and body["outcome"] == "aborted", (status, body)
 
 
+def test_a_member_far_behind_catches_up_from_a_snapshot():
+    with Group(config=dict(GROUP_CONFIG, raft_snapshot_entries=40)) as g:
+        leader = g.leader()
+        behind = next(n for n in g.urls if n != leader)
+        g.nodes[behind].kill9()
+        txids = []
+        for i in range(60):  # a decision and a finished mark each: well past several snapshots
+            route = ("bank-a", "alice", "bank-b", "bob") if i % 2 == 0 else ("bank-b", "bob", "bank-a", "alice")
+            status, body = harness.transfer(g.urls[leader], *route, 1)
+            assert status in (200, 409), (status, body)
+            txids.append(body["txid"])
+        assert "snapshot_taken" in open(g.nodes[leader].log_path).read()
+        g.nodes[behind].start().wait_healthy()
+        commit = g.cluster(leader)["commit_index"]
+        eventually(lambda: g.cluster(behind)["applied_index"] >= commit, 30, what=f"{behind} catching up")
+        assert "snapshot_installed" in open(g.nodes[behind].log_path).read()
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader", "--to", behind)
+        assert rc == 0, (rc, out, err)
+        for txid in (txids[0], txids[-1]):
+            status, tx = harness.get(g.urls[behind], f"/v1/transactions/{txid}")
+            assert status == 200 and tx["outcome"] == "committed", (txid, status, tx)
+        # And it restarts from its own snapshot.
+        g.nodes[behind].kill9()
+        g.nodes[behind].start().wait_healthy()
+        g.wait_leader()
+        status, body = harness.transfer(g.urls[behind], "bank-a", "alice", "bank-b", "bob", 1)
+        assert status == 200, (status, body)
+
+
 class Load:
     """Client threads doing transfers with Idempotency-Keys against random
     live nodes, retrying a request (same key) until it gets an answer."""

@@ -1,6 +1,7 @@
 // commitctl cluster status | transfer-leader: the coordinator group (design B.5).
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "tools/commitctl/commands.h"
@@ -96,7 +97,12 @@ int RunClusterTransferLeader(Context& ctx) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
     auto info = ClusterOf(ctx, ctx.Coordinator());
-    if (info.ok() && Str(*info, "leader") == *to && info->value("leader_ready", true)) {
+    std::optional<nlohmann::json> at_leader;
+    if (info.ok() && Str(*info, "leader") == *to) {
+      auto own = ClusterOf(ctx, Member(*to, Str(*info, "leader_url")));
+      if (own.ok()) at_leader = std::move(own).value();
+    }
+    if (at_leader && at_leader->value("leader_ready", false)) {
       if (ctx.json) {
         PrintJson({{"leader", *to}});
       } else {

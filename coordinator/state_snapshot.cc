@@ -1,0 +1,50 @@
+#include "coordinator/state_snapshot.h"
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/decision_store.h"
+#include "coordinator/raft_codec.h"
+
+namespace commitd::coordinator {
+
+Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
+  DecisionStore store(db);
+  nlohmann::json decisions = nlohmann::json::array();
+  Status s = store.ForEach([&decisions](const DecisionRecord& r) {
+    decisions.push_back(RecordToJson(r));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  auto registry = store.Registry();
+  if (!registry.ok()) return registry.status();
+  nlohmann::json participants = nlohmann::json::array();
+  for (const auto& e : *registry) participants.push_back({{"name", e.name}, {"url", e.url}, {"updated_ms", e.updated_ms}});
+  return nlohmann::json{{"version", 1}, {"decisions", std::move(decisions)}, {"participants", std::move(participants)}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
+  auto j = nlohmann::json::parse(snapshot, nullptr, false);
+  if (!j.is_object() || j.value("version", 0) != 1 || !j.contains("decisions") || !j.contains("participants")) {
+    return Status::Corruption("state machine snapshot: not a version-1 snapshot");
+  }
+  if (Status s = db.Exec("DELETE FROM decisions; DELETE FROM participants"); !s.ok()) return s;
+  DecisionStore store(db);
+  for (const auto& d : j["decisions"]) {
+    auto r = RecordFromJson(d);
+    if (!r.ok()) return Status::Corruption("state machine snapshot: " + r.status().message());
+    if (Status s = store.InsertDecision(*r); !s.ok()) return s;
+  }
+  try {
+    for (const auto& p : j["participants"]) {
+      RegistryEntry e{p.at("name").get<std::string>(), p.at("url").get<std::string>(),
+                      p.at("updated_ms").get<int64_t>()};
+      if (Status s = store.PutParticipant(e); !s.ok()) return s;
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(std::string("state machine snapshot: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+}  // namespace commitd::coordinator
