@@ -1,0 +1,166 @@
+// The durable half of a coordinator group member: RaftStorage on a real
+// SQLite file, the state machine snapshot, and the codecs of what travels
+// between members and what the Raft log holds.
+#include <doctest/doctest.h>
+
+#include "tests/unit/support/temp_dir.h"
+
+#include "coordinator/decision_store.h"
+#include "coordinator/raft_codec.h"
+#include "coordinator/raft_storage.h"
+#include "coordinator/state_snapshot.h"
+
+using namespace commitd;
+using namespace commitd::coordinator;
+
+namespace {
+
+std::unique_ptr<sqlite::Database> OpenDb(const std::string& path) {
+  auto db = sqlite::Database::Open(path);
+  REQUIRE(db.ok());
+  REQUIRE(DecisionStore(**db).CreateSchema().ok());
+  return std::move(db).value();
+}
+
+raft::Entry E(raft::Index i, raft::Term t, std::string data = "x") {
+  return raft::Entry{t, i, raft::EntryType::kNormal, std::move(data)};
+}
+
+DecisionRecord Decided(const std::string& txid, Outcome outcome) {
+  DecisionRecord r;
+  r.txid = txid;
+  r.outcome = outcome;
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  r.reason = outcome == Outcome::kAborted ? "bank-a voted no: x" : "";
+  r.idempotency_key = "key-" + txid;
+  r.reply = {{"txid", txid}, {"outcome", OutcomeName(outcome)}};
+  r.created_ms = 5;
+  r.decided_ms = 7;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("raft storage: term, vote and log survive a reopen; truncation and bootstrap membership") {
+  testing::TempDir dir;
+  const std::string path = dir.File("raft.db");
+  raft::Membership boot;
+  boot.voters = {1, 2, 3};
+  {
+    auto db = OpenDb(path);
+    RaftStorage st(*db);
+    REQUIRE(st.Init(boot).ok());
+    REQUIRE(st.SaveHardState({4, 2}).ok());
+    REQUIRE(st.Append({E(1, 1), E(2, 1), E(3, 4, "three")}).ok());
+    REQUIRE(st.TruncateFrom(3).ok());
+    REQUIRE(st.Append({E(3, 4, "new three"), E(4, 4)}).ok());
+    REQUIRE(st.SetApplied(2).ok());
+  }
+  auto db = OpenDb(path);
+  RaftStorage st(*db);
+  raft::Membership other;
+  other.voters = {9};
+  REQUIRE(st.Init(other).ok());  // ignored: the file already has its membership
+  auto loaded = st.Load();
+  REQUIRE(loaded.ok());
+  CHECK(loaded->hard_state.term == 4);
+  CHECK(loaded->hard_state.voted_for == 2);
+  CHECK(loaded->snapshot.membership == boot);
+  CHECK(loaded->applied == 2);
+  REQUIRE(loaded->entries.size() == 4);
+  CHECK(loaded->entries[2].data == "new three");
+  CHECK(loaded->entries[3].index == 4);
+}
+
+TEST_CASE("raft storage: a snapshot becomes the base, the log before it goes, and its data comes back") {
+  testing::TempDir dir;
+  auto db = OpenDb(dir.File("raft.db"));
+  RaftStorage st(*db);
+  raft::Membership boot;
+  boot.voters = {1, 2, 3};
+  REQUIRE(st.Init(boot).ok());
+  REQUIRE(st.Append({E(1, 1), E(2, 1), E(3, 2), E(4, 2)}).ok());
+  raft::SnapshotMeta meta{3, 2, boot};
+  REQUIRE(st.SaveSnapshot(meta, std::string("snap\0shot", 9)).ok());
+  auto loaded = st.Load();
+  REQUIRE(loaded.ok());
+  CHECK(loaded->snapshot.index == 3);
+  CHECK(loaded->snapshot.term == 2);
+  REQUIRE(loaded->snapshot_data);
+  CHECK(*loaded->snapshot_data == std::string("snap\0shot", 9));
+  REQUIRE(loaded->entries.size() == 1);
+  CHECK(loaded->entries[0].index == 4);
+  CHECK(loaded->applied == 3);  // never below the snapshot
+}
+
+TEST_CASE("state machine snapshot: restore reproduces every decision and the registry, replacing what was there") {
+  testing::TempDir dir;
+  auto a = OpenDb(dir.File("a.db"));
+  DecisionStore sa(*a);
+  REQUIRE(sa.InsertDecision(Decided("t1", Outcome::kCommitted)).ok());
+  DecisionRecord pre = Decided("t2", Outcome::kPending);
+  pre.protocol = wire::Protocol::k3pc;
+  REQUIRE(sa.InsertDecision(pre).ok());
+  REQUIRE(sa.MarkFinished("t1", 9).ok());
+  REQUIRE(sa.PutParticipant({"bank-a", "http://a", 3}).ok());
+  auto snapshot = SnapshotStateMachine(*a);
+  REQUIRE(snapshot.ok());
+
+  auto b = OpenDb(dir.File("b.db"));
+  DecisionStore sb(*b);
+  REQUIRE(sb.InsertDecision(Decided("stale", Outcome::kAborted)).ok());
+  REQUIRE(RestoreStateMachine(*b, *snapshot).ok());
+  CHECK_FALSE(sb.FindByTxid("stale")->has_value());
+  auto t1 = sb.FindByTxid("t1");
+  REQUIRE(t1->has_value());
+  CHECK((*t1)->finished);
+  CHECK((*t1)->finished_ms == 9);
+  CHECK((*t1)->reply == Decided("t1", Outcome::kCommitted).reply);
+  auto t2 = sb.FindByIdempotencyKey("key-t2");
+  REQUIRE(t2->has_value());
+  CHECK((*t2)->outcome == Outcome::kPending);
+  CHECK((*t2)->protocol == wire::Protocol::k3pc);
+  auto registry = sb.Registry();
+  REQUIRE(registry->size() == 1);
+  CHECK((*registry)[0].url == "http://a");
+  CHECK(RestoreStateMachine(*b, "{}").code() == StatusCode::kCorruption);
+}
+
+TEST_CASE("codecs: raft messages and log commands round-trip") {
+  raft::AppendEntries ae;
+  ae.prev_index = 7;
+  ae.prev_term = 3;
+  ae.entries = {E(8, 3, "{\"op\":1}"), raft::Entry{4, 9, raft::EntryType::kConfig, "v=1,2,3"}};
+  ae.leader_commit = 6;
+  ae.read_round = 2;
+  raft::Message m{NodeIdOf("c1"), NodeIdOf("c2"), 4, ae};
+  auto back = RaftMessageFromJson(RaftMessageToJson(m));
+  REQUIRE(back.ok());
+  CHECK(back->from == m.from);
+  CHECK(back->term == 4);
+  const auto& got = std::get<raft::AppendEntries>(back->body);
+  CHECK(got.entries == ae.entries);
+  CHECK(got.leader_commit == 6);
+
+  raft::InstallSnapshot is;
+  is.meta.index = 5;
+  is.meta.term = 2;
+  is.meta.membership.voters = {1, 2, 3};
+  is.chunk = std::string("\0\xff binary", 9);
+  is.done = true;
+  auto snap = RaftMessageFromJson(RaftMessageToJson(raft::Message{1, 2, 2, is}));
+  REQUIRE(snap.ok());
+  CHECK(std::get<raft::InstallSnapshot>(snap->body).chunk == is.chunk);
+  CHECK(std::get<raft::InstallSnapshot>(snap->body).meta == is.meta);
+  CHECK_FALSE(RaftMessageFromJson(nlohmann::json{{"type", "nope"}, {"from", 1}, {"to", 2}, {"term", 1}}).ok());
+
+  auto decide = DecodeCommand(EncodeCommand(command::Decide{Decided("t9", Outcome::kAborted)}));
+  REQUIRE(decide.ok());
+  CHECK(std::get<command::Decide>(*decide).record.reason == "bank-a voted no: x");
+  auto finish = DecodeCommand(EncodeCommand(command::Finish{"t9", 42}));
+  REQUIRE(finish.ok());
+  CHECK(std::get<command::Finish>(*finish).finished_ms == 42);
+  CHECK(DecodeCommand("not json").status().code() == StatusCode::kCorruption);
+  CHECK(NodeIdOf("c1") != NodeIdOf("c2"));
+  CHECK(NodeIdOf("c1") != raft::kNoNode);
+}
