@@ -72,6 +72,8 @@ void Checker::CheckDurableLog(raft::NodeId node, const raft::Log& log, raft::Ind
   }
 }
 
+void Checker::Report(std::string violation) { Fail(std::move(violation)); }
+
 void Checker::OnReadRequested(uint64_t request) { reads_[request] = max_committed_; }
 
 void Checker::OnReadAnswered(raft::NodeId node, const raft::ReadState& read) {

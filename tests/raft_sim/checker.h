@@ -43,6 +43,9 @@ class Checker {
   void OnReadRequested(uint64_t request);
   void OnReadAnswered(raft::NodeId node, const raft::ReadState& read);
 
+  // Anything else a driver finds wrong with what the node handed it.
+  void Report(std::string violation);
+
   bool IsCommitted(raft::Index index, raft::Term term) const;
   const std::optional<std::string>& violation() const { return violation_; }
   std::size_t committed_count() const { return committed_count_; }

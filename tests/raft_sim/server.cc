@@ -93,7 +93,7 @@ void Server::Pump(Checker& checker, const std::function<void(raft::Message)>& se
       checker.CheckDurableLog(id_, node_->log(), durable_.snapshot.index, durable_.last_index(), std::nullopt);
     }
     checker.OnAppended(id_, node_->log(), ready.append);
-    if (bug_ == Bug::kNone) {
+    if (bug_ != Bug::kAckBeforeDurable) {
       std::optional<raft::Term> last_term =
           durable_.entries.empty() ? durable_.snapshot.term : durable_.entries.back().term;
       checker.CheckDurableLog(id_, node_->log(), durable_.snapshot.index, durable_.last_index(), last_term);
@@ -107,6 +107,10 @@ void Server::Pump(Checker& checker, const std::function<void(raft::Message)>& se
       checker.OnApplied(id_, state_machine_.applied(), state_machine_.hash());
     }
     for (const raft::Entry& e : ready.committed) {
+      if (e.index != state_machine_.applied() + 1) {
+        checker.Report("apply: n" + std::to_string(id_) + " was handed entry " + std::to_string(e.index) +
+                       " after applying " + std::to_string(state_machine_.applied()));
+      }
       state_machine_.Apply(e);
       ++counters_.entries_applied;
       checker.OnApplied(id_, e.index, state_machine_.hash());
