@@ -14,11 +14,14 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: commitd --id ID --listen HOST:PORT --data-dir DIR
                [--participant NAME=URL]... [--token SECRET] [--config FILE]
-               [--peers ID=URL,...] [--failpoint NAME]...
+               [--peers ID=URL,... [--join]] [--failpoint NAME]...
 
 Runs a commitd coordinator: the HTTP API of docs/api.md on --listen, the
 decision log in DIR/decisions.db. --participant registers an agent by name.
 --config is a JSON file of timeouts and limits (see docs/configuration.md).
+--peers (3, 5 or 7 members, this one included) makes it a member of a Raft
+group, with everything in DIR/raft.db (docs/coordinator_group.md); with --join
+it is a new member of a running group and waits until `commitctl cluster add`.
 )";
 
 int UsageError(const std::string& message) {
@@ -31,7 +34,7 @@ int UsageError(const std::string& message) {
 int main(int argc, char** argv) {
   using namespace commitd;
   auto flags = Flags::Parse(argc, argv, {"id", "listen", "data-dir", "participant", "token", "config", "peers", "failpoint"},
-                            {"help"});
+                            {"help", "join"});
   if (!flags.ok()) return UsageError(flags.status().message());
   if (flags->Has("help")) {
     std::cout << kUsage;
@@ -64,7 +67,8 @@ int main(int argc, char** argv) {
       options.peers.push_back({id, url});
     }
     if (!self_listed) return UsageError("--peers must include this node (--id " + options.id + ")");
-    if (options.peers.size() % 2 == 0 || options.peers.size() > 7) {
+    options.join = flags->Has("join");
+    if (!options.join && (options.peers.size() % 2 == 0 || options.peers.size() > 7)) {
       return UsageError("--peers: a group has 3, 5 or 7 members (or 1), not " + std::to_string(options.peers.size()));
     }
   }

@@ -219,6 +219,8 @@ std::string EncodeCommand(const Command& c) {
     j = {{"op", "finish"}, {"txid", f->txid}, {"finished_ms", f->finished_ms}};
   } else if (const auto* p = std::get_if<command::PutParticipant>(&c)) {
     j = {{"op", "participant"}, {"name", p->entry.name}, {"url", p->entry.url}, {"updated_ms", p->entry.updated_ms}};
+  } else if (const auto* m = std::get_if<command::SetMember>(&c)) {
+    j = {{"op", "member"}, {"id", m->id}, {"url", m->url}};
   }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -240,6 +242,7 @@ Result<Command> DecodeCommand(std::string_view data) {
       return Command(command::PutParticipant{RegistryEntry{
           j.at("name").get<std::string>(), j.at("url").get<std::string>(), j.at("updated_ms").get<int64_t>()}});
     }
+    if (op == "member") return Command(command::SetMember{j.at("id").get<std::string>(), j.at("url").get<std::string>()});
     return Status::Corruption("raft entry: unknown op '" + op + "'");
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("raft entry: ") + e.what());

@@ -32,8 +32,12 @@ struct Finish {
 struct PutParticipant {
   RegistryEntry entry;
 };
+struct SetMember {  // a group member's URL, before it is added (empty url: forget it)
+  std::string id;
+  std::string url;
+};
 }  // namespace command
-using Command = std::variant<command::Decide, command::Finish, command::PutParticipant>;
+using Command = std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember>;
 
 std::string EncodeCommand(const Command& c);
 Result<Command> DecodeCommand(std::string_view data);

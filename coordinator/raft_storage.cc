@@ -8,6 +8,10 @@ CREATE TABLE IF NOT EXISTS raft_state (
   key TEXT PRIMARY KEY,
   value
 );
+CREATE TABLE IF NOT EXISTS group_members (
+  id TEXT PRIMARY KEY,
+  url TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS raft_log (
   idx INTEGER PRIMARY KEY,
   term INTEGER NOT NULL,
@@ -132,6 +136,29 @@ Status RaftStorage::Append(const std::vector<raft::Entry>& entries) {
     stmt->Reset();
   }
   return Status::Ok();
+}
+
+Status RaftStorage::SetMemberUrl(const std::string& id, const std::string& url) {
+  Status error;
+  sqlite::Statement* stmt =
+      url.empty() ? db_.Prepare("DELETE FROM group_members WHERE id = ?1", &error)
+                  : db_.Prepare("INSERT OR REPLACE INTO group_members(id, url) VALUES (?1, ?2)", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, id);
+  if (!url.empty()) stmt->Bind(2, url);
+  return stmt->Run();
+}
+
+Result<std::map<std::string, std::string>> RaftStorage::MemberUrls() {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("SELECT id, url FROM group_members", &error);
+  if (stmt == nullptr) return error;
+  std::map<std::string, std::string> out;
+  while (stmt->Step()) out[stmt->Text(0)] = stmt->Text(1);
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return out;
 }
 
 Status RaftStorage::SetApplied(raft::Index index) { return SetInt("applied", static_cast<int64_t>(index)); }

@@ -7,6 +7,9 @@
 // which runs before the writer exists.
 #pragma once
 
+#include <map>
+#include <string>
+
 #include "common/sqlite_db.h"
 #include "common/status.h"
 #include "raft/node.h"
@@ -30,6 +33,9 @@ class RaftStorage {
   // Records a snapshot (taken here, or received from the leader) as the log's
   // new base and deletes every entry up to meta.index.
   Status SaveSnapshot(const raft::SnapshotMeta& meta, const std::string& data);
+  // The URLs of group members (group_members table; part of the state machine).
+  Status SetMemberUrl(const std::string& id, const std::string& url);
+  Result<std::map<std::string, std::string>> MemberUrls();
 
  private:
   Status SetInt(const char* key, int64_t value);

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <future>
+#include <set>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -29,6 +30,7 @@ Status ApplyEntry(sqlite::Database& db, const raft::Entry& e) {
   if (auto* d = std::get_if<command::Decide>(&*command)) return store.InsertDecision(d->record);
   if (auto* f = std::get_if<command::Finish>(&*command)) return store.MarkFinished(f->txid, f->finished_ms);
   if (auto* p = std::get_if<command::PutParticipant>(&*command)) return store.PutParticipant(p->entry);
+  if (auto* m = std::get_if<command::SetMember>(&*command)) return RaftStorage(db).SetMemberUrl(m->id, m->url);
   return Status::Internal("unhandled command");
 }
 
@@ -41,12 +43,17 @@ Result<std::unique_ptr<ReplicatedDecisionLog>> ReplicatedDecisionLog::Open(const
   if (!db.ok()) return db.status();
   if (Status s = DecisionStore(**db).CreateSchema(); !s.ok()) return s;
   raft::Membership bootstrap;
-  for (const auto& m : options.members) bootstrap.voters.insert(NodeIdOf(m.id));
+  if (!options.join) {
+    for (const auto& m : options.members) bootstrap.voters.insert(NodeIdOf(m.id));
+  }
   RaftStorage storage(**db);
   if (Status s = storage.Init(bootstrap); !s.ok()) return s;
   auto restored = storage.Load();
   if (!restored.ok()) return restored.status();
+  auto replicated_urls = storage.MemberUrls();
+  if (!replicated_urls.ok()) return replicated_urls.status();
   std::unique_ptr<ReplicatedDecisionLog> log(new ReplicatedDecisionLog(io, std::move(options), std::move(db).value()));
+  for (const auto& [id, url] : *replicated_urls) log->SetMemberUrl(id, url);
   raft::NodeOptions no;
   no.id = NodeIdOf(log->options_.self_id);
   no.election_timeout_ms = log->options_.election_timeout_ms;
@@ -66,11 +73,19 @@ ReplicatedDecisionLog::ReplicatedDecisionLog(boost::asio::io_context& io, Replic
       writer_(std::make_unique<BatchWriter>(*db_, io.get_executor(), options_.max_batch)),
       client_(io, http::ClientOptions{std::chrono::milliseconds(300), std::chrono::milliseconds(kRaftRequestTimeoutMs)}),
       tick_timer_(io) {
-  for (const auto& m : options_.members) {
-    const raft::NodeId id = NodeIdOf(m.id);
-    ids_[id] = m.id;
-    if (m.id != options_.self_id) peers_[id] = PeerLink{m.url, 0};
+  for (const auto& m : options_.members) SetMemberUrl(m.id, m.url);
+}
+
+void ReplicatedDecisionLog::SetMemberUrl(const std::string& id, const std::string& url) {
+  const raft::NodeId n = NodeIdOf(id);
+  if (url.empty()) {
+    urls_.erase(n);
+    peers_.erase(n);
+    return;
   }
+  ids_[n] = id;
+  urls_[n] = url;
+  if (id != options_.self_id) peers_[n].url = url;
 }
 
 ReplicatedDecisionLog::~ReplicatedDecisionLog() {
@@ -96,6 +111,7 @@ void ReplicatedDecisionLog::ScheduleTick() {
   tick_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopped_) return;
     node_->Tick(NowMs());
+    PromoteCaughtUpLearners();
     Pump();
     ScheduleTick();
   });
@@ -144,8 +160,9 @@ void ReplicatedDecisionLog::Pump() {
   writing_ = true;
   auto ready = std::make_shared<raft::Ready>(node_->TakeReady());
   auto results = std::make_shared<std::vector<Status>>();
+  auto member_urls = std::make_shared<std::map<std::string, std::string>>();
   writer_->Submit(BatchWriter::Job{
-      [ready, results](sqlite::Database& db) -> Status {
+      [ready, results, member_urls](sqlite::Database& db) -> Status {
         RaftStorage storage(db);
         if (ready->hard_state) {
           if (Status s = storage.SaveHardState(*ready->hard_state); !s.ok()) return s;
@@ -156,6 +173,9 @@ void ReplicatedDecisionLog::Pump() {
           if (Status s = storage.SaveSnapshot(ready->snapshot->meta, data); !s.ok()) return s;
           if (Status s = RestoreStateMachine(db, data); !s.ok()) return s;
           if (Status s = storage.SetApplied(ready->snapshot->meta.index); !s.ok()) return s;
+          auto urls = storage.MemberUrls();
+          if (!urls.ok()) return urls.status();
+          *member_urls = std::move(urls).value();
         }
         if (ready->truncate_from) {
           if (Status s = storage.TruncateFrom(*ready->truncate_from); !s.ok()) return s;
@@ -174,13 +194,24 @@ void ReplicatedDecisionLog::Pump() {
         if (!ready->committed.empty()) return storage.SetApplied(ready->committed.back().index);
         return Status::Ok();
       },
-      [this, ready, results](Status s) {
+      [this, ready, results, member_urls](Status s) {
         if (!s.ok()) {
           // The Raft log on disk no longer matches what the node believes: stop.
           log::Error("fatal_raft_storage_failure", {{"error", s.ToString()}});
           std::abort();
         }
         Send(std::move(ready->messages));
+        for (const auto& [id, url] : *member_urls) SetMemberUrl(id, url);
+        for (std::size_t i = 0; i < ready->committed.size(); ++i) {
+          const raft::Entry& e = ready->committed[i];
+          if (e.type != raft::EntryType::kNormal || !(*results)[i].ok()) continue;
+          if (e.data.find("\"op\":\"member\"") == std::string::npos) continue;
+          auto c = DecodeCommand(e.data);
+          if (c.ok() && std::holds_alternative<command::SetMember>(*c)) {
+            const auto& m = std::get<command::SetMember>(*c);
+            SetMemberUrl(m.id, m.url);
+          }
+        }
         if (ready->snapshot) {
           applied_ = std::max(applied_, ready->snapshot->meta.index);
           snapshot_index_ = ready->snapshot->meta.index;
@@ -392,9 +423,9 @@ void ReplicatedDecisionLog::ListDecisions(ListFilter filter,
 }
 
 Status ReplicatedDecisionLog::TransferLeadership(const std::string& to) {
-  bool member = false;
-  for (const auto& m : options_.members) member = member || m.id == to;
-  if (!member) return Status::InvalidArgument("to: '" + to + "' is not a member of the group");
+  if (!node_->membership().IsVoter(NodeIdOf(to))) {
+    return Status::InvalidArgument("to: '" + to + "' is not a voting member of the group");
+  }
   if (to == options_.self_id) return Status::Ok();  // already leads
   raft::ProposeStatus s = node_->TransferLeadership(NodeIdOf(to), NowMs());
   Pump();
@@ -404,15 +435,65 @@ Status ReplicatedDecisionLog::TransferLeadership(const std::string& to) {
   return Status::Ok();
 }
 
-std::string ReplicatedDecisionLog::leader_url() const {
-  const raft::NodeId leader = node_->leader();
-  if (leader == node_->id()) {
-    for (const auto& m : options_.members) {
-      if (m.id == options_.self_id) return m.url;
+void ReplicatedDecisionLog::AddMember(const std::string& id, const std::string& url, std::function<void(Status)> done) {
+  if (!leader_ready_) {
+    done(Status::Unavailable("not the leader"));
+    return;
+  }
+  if (node_->membership().Contains(NodeIdOf(id))) {
+    done(Status::Conflict(id + " is already a member"));
+    return;
+  }
+  Propose(EncodeCommand(command::SetMember{id, url}), [this, id, done = std::move(done)](Status s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    raft::ProposeResult r = node_->ProposeConfChange({raft::ConfChangeType::kAddLearner, NodeIdOf(id)}, NowMs());
+    Pump();
+    if (r.status != raft::ProposeStatus::kOk) {
+      done(Status::Conflict("cannot add " + id + " now: " + std::string(raft::ProposeStatusName(r.status))));
+      return;
+    }
+    log::Info("member_added_as_learner", {{"id", id}});
+    done(Status::Ok());
+  });
+}
+
+Status ReplicatedDecisionLog::RemoveMember(const std::string& id) {
+  const raft::NodeId n = NodeIdOf(id);
+  if (!node_->membership().Contains(n)) return Status::InvalidArgument(id + " is not a member");
+  raft::ProposeResult r = node_->ProposeConfChange({raft::ConfChangeType::kRemove, n}, NowMs());
+  Pump();
+  if (r.status == raft::ProposeStatus::kCannotRemoveSelf) {
+    return Status::Conflict(id + " is the leader: transfer leadership first (commitctl cluster transfer-leader)");
+  }
+  if (r.status != raft::ProposeStatus::kOk) {
+    return Status::Conflict("cannot remove " + id + " now: " + std::string(raft::ProposeStatusName(r.status)));
+  }
+  log::Info("member_removed", {{"id", id}});
+  return Status::Ok();
+}
+
+// Leader: a learner that has caught up becomes a voter (the core refuses
+// while it lags, or while another change is pending; try again later).
+void ReplicatedDecisionLog::PromoteCaughtUpLearners() {
+  if (!leader_ready_ || node_->membership().learners.empty()) return;
+  const int64_t now = NowMs();
+  if (now < next_promotion_ms_) return;
+  next_promotion_ms_ = now + 100;
+  for (raft::NodeId learner : node_->membership().learners) {
+    raft::ProposeResult r = node_->ProposeConfChange({raft::ConfChangeType::kPromote, learner}, now);
+    if (r.status == raft::ProposeStatus::kOk) {
+      log::Info("member_promoted", {{"id", ids_.count(learner) ? ids_[learner] : std::to_string(learner)}});
+      break;
     }
   }
-  auto it = peers_.find(leader);
-  return it == peers_.end() ? std::string() : it->second.url;
+}
+
+std::string ReplicatedDecisionLog::leader_url() const {
+  auto it = urls_.find(node_->leader());
+  return it == urls_.end() ? std::string() : it->second;
 }
 
 nlohmann::json ReplicatedDecisionLog::ClusterStatus() const {
@@ -422,10 +503,12 @@ nlohmann::json ReplicatedDecisionLog::ClusterStatus() const {
   };
   nlohmann::json members = nlohmann::json::array();
   const raft::Membership& ms = node_->membership();
-  for (const auto& m : options_.members) {
-    const raft::NodeId n = NodeIdOf(m.id);
-    std::string role = ms.IsVoter(n) ? "voter" : ms.IsLearner(n) ? "learner" : "removed";
-    nlohmann::json j = {{"id", m.id}, {"url", m.url}, {"membership", role}};
+  std::set<raft::NodeId> shown = ms.voters;
+  shown.insert(ms.learners.begin(), ms.learners.end());
+  for (raft::NodeId n : shown) {
+    auto url = urls_.find(n);
+    std::string role = ms.IsVoter(n) ? "voter" : "learner";
+    nlohmann::json j = {{"id", id_of(n)}, {"url", url == urls_.end() ? std::string() : url->second}, {"membership", role}};
     if (n == node_->leader()) j["role"] = "leader";
     if (node_->role() == raft::Role::kLeader && n != node_->id()) j["match_index"] = node_->MatchIndex(n);
     members.push_back(std::move(j));

@@ -44,6 +44,9 @@ struct GroupMember {
 struct ReplicatedLogOptions {
   std::string self_id;
   std::vector<GroupMember> members;  // the bootstrap membership, self included
+  // A new member joining a running group: it starts with no membership and
+  // waits to be added (AddMember on the leader); `members` still gives URLs.
+  bool join = false;
   std::string token;                 // sent as a bearer token to the other members
   int64_t election_timeout_ms = 150;
   int64_t heartbeat_ms = 50;
@@ -85,6 +88,10 @@ class ReplicatedDecisionLog final : public DecisionLog {
   nlohmann::json ClusterStatus() const;
   // Leader only: hands leadership to member `to` (its id, "c2") once it has caught up.
   Status TransferLeadership(const std::string& to);
+  // Leader only: replicates the new member's URL, then adds it as a learner;
+  // the leader promotes it to voter once it has caught up.
+  void AddMember(const std::string& id, const std::string& url, std::function<void(Status)> done);
+  Status RemoveMember(const std::string& id);
   BatchWriter::Stats writer_stats() const { return writer_->stats(); }
 
  private:
@@ -109,6 +116,8 @@ class ReplicatedDecisionLog final : public DecisionLog {
   void LinearizableRead(std::function<void(sqlite::Database&)> fn, std::function<void(Status)> fail);
   void ScheduleTick();
   void MaybeSnapshot();
+  void SetMemberUrl(const std::string& id, const std::string& url);
+  void PromoteCaughtUpLearners();
 
   boost::asio::io_context& io_;
   ReplicatedLogOptions options_;
@@ -119,6 +128,8 @@ class ReplicatedDecisionLog final : public DecisionLog {
   boost::asio::steady_timer tick_timer_;
   std::map<raft::NodeId, PeerLink> peers_;
   std::map<raft::NodeId, std::string> ids_;  // node id -> member id ("c1")
+  std::map<raft::NodeId, std::string> urls_;  // node id -> URL, self included
+  int64_t next_promotion_ms_ = 0;
   std::map<raft::Index, Pending> pending_;
   struct ReadWaiter {
     std::function<void(sqlite::Database&)> fn;

@@ -100,6 +100,7 @@ struct Service::Impl {
   DecisionLog* log = nullptr;
   uint64_t leadership_epoch = 0;  // group: bumped on every leadership change; stale callbacks compare it
   uint64_t forwarded = 0;
+  uint64_t swept = 0;  // undecided transactions presumed aborted by SweepUndecided
   std::unique_ptr<Engine> engine;
   boost::asio::steady_timer tick_timer;
   boost::asio::steady_timer health_timer;
@@ -143,6 +144,7 @@ struct Service::Impl {
   Status StartGroup();
   void OnLeadership(bool ready);
   void DropEngine(const std::string& why);
+  void SweepUndecided();
   // Wraps a client-API handler: on a group member that is not the ready
   // leader, the request goes to the leader instead.
   http::Handler Leading(http::Handler handler);
@@ -189,7 +191,7 @@ Status Service::Impl::Start() {
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) return Status::IoError("cannot create data dir " + options.data_dir + ": " + ec.message());
-  if (options.peers.size() > 1) return StartGroup();
+  if (options.peers.size() > 1 || options.join) return StartGroup();
   auto opened = SqliteDecisionLog::Open(options.data_dir + "/decisions.db", io.get_executor(),
                                         static_cast<std::size_t>(options.config.max_batch));
   if (!opened.ok()) return opened.status();
@@ -236,6 +238,7 @@ Status Service::Impl::Start() {
   ScheduleTick();
   for (auto& [name, p] : registry) Probe(name);
   ScheduleHealth();
+  SweepUndecided();
   return Status::Ok();
 }
 
@@ -267,6 +270,44 @@ void Service::Impl::RegisterRoutes() {
   }));
   router.Add("POST", "/v1/admin/transactions/{txid}/force", Leading([this](http::Request req, http::Responder r) {
     if (Authorized(req, r)) HandleForce(std::move(req), std::move(r));
+  }));
+  // {"id": "c4", "url": "http://..."}: a new member (started with --join) joins as a
+  // learner and becomes a voter once it has caught up.
+  router.Add("POST", "/v1/cluster/members", Leading([this](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    if (!group_log) {
+      r(http::ErrorResponse(400, "invalid_request", "this coordinator is not part of a group (no --peers)"));
+      return;
+    }
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("id") || !body["id"].is_string() || body["id"].get<std::string>().empty() ||
+        !body.contains("url") || !body["url"].is_string() ||
+        body["url"].get<std::string>().rfind("http://", 0) != 0) {
+      r(http::ErrorResponse(400, "invalid_request", "body: must be {\"id\":\"c4\",\"url\":\"http://HOST:PORT\"}"));
+      return;
+    }
+    const std::string id = body["id"].get<std::string>();
+    group_log->AddMember(id, body["url"].get<std::string>(), [r, id](Status s) {
+      if (!s.ok()) {
+        r(http::ErrorResponse(s.code() == StatusCode::kConflict ? 409 : 503, "membership", s.message()));
+        return;
+      }
+      r(http::JsonResponse(202, {{"added", id}, {"membership", "learner"}}));
+    });
+  }));
+  router.Add("DELETE", "/v1/cluster/members/{id}", Leading([this](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    if (!group_log) {
+      r(http::ErrorResponse(400, "invalid_request", "this coordinator is not part of a group (no --peers)"));
+      return;
+    }
+    Status s = group_log->RemoveMember(req.path_params["id"]);
+    if (!s.ok()) {
+      const bool bad = s.code() == StatusCode::kInvalidArgument;
+      r(http::ErrorResponse(bad ? 400 : 409, bad ? "invalid_request" : "membership", s.message()));
+      return;
+    }
+    r(http::JsonResponse(202, {{"removed", req.path_params["id"]}}));
   }));
   // {"to": "c2"}: leadership to member c2 (the group's leader acts; others forward).
   router.Add("POST", "/v1/cluster/transfer-leader", Leading([this](http::Request req, http::Responder r) {
@@ -365,6 +406,7 @@ Status Service::Impl::StartGroup() {
   ReplicatedLogOptions ro;
   ro.self_id = options.id;
   ro.members = options.peers;
+  ro.join = options.join;
   ro.token = options.token;
   ro.election_timeout_ms = options.config.raft_election_timeout_ms;
   ro.heartbeat_ms = options.config.raft_heartbeat_ms;
@@ -447,6 +489,63 @@ void Service::Impl::OnLeadership(bool ready) {
   log::Info("leading", {{"resumed", recovered->unfinished.size()}, {"participants", registry.size()}});
   Pump();
   for (auto& [name, p] : registry) Probe(name);
+  SweepUndecided();
+}
+
+// After a restart, or when this member starts to lead, a transaction an agent
+// holds prepared for this coordinator (or group) with no record in the log
+// can never be decided by anyone else: the engine that ran it is gone, and
+// in a group every entry the old leader got committed is in this state
+// machine by now. Presume abort at once — recorded first, then delivered —
+// instead of leaving its locks held until the agent's deadline.
+void Service::Impl::SweepUndecided() {
+  if (registry.empty()) return;
+  std::set<std::string> ours = {self_url};
+  for (const auto& m : options.peers) ours.insert(m.url);
+  struct Sweep {
+    std::map<std::string, std::vector<ParticipantRef>> holders;  // txid -> agents holding it prepared
+    std::size_t pending = 0;
+  };
+  auto sweep = std::make_shared<Sweep>();
+  sweep->pending = registry.size();
+  const uint64_t epoch = leadership_epoch;
+  for (const auto& [name, p] : registry) {
+    http::ClientRequest cr;
+    cr.base_url = p.entry.url;
+    cr.target = "/v1/transactions?state=prepared";
+    cr.timeout = std::chrono::milliseconds(options.config.request_timeout_ms);
+    if (!options.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options.token);
+    client.Send(std::move(cr), [this, sweep, ours, epoch, name = name, url = p.entry.url](Result<http::Response> r) {
+      if (r.ok() && r->status == 200) {
+        auto body = nlohmann::json::parse(r->body, nullptr, false);
+        const auto list = body.is_object() ? body.value("transactions", nlohmann::json::array()) : nlohmann::json();
+        for (const auto& t : list) {
+          if (!t.is_object() || t.value("state", "") != "prepared" || !ours.count(t.value("coordinator", ""))) continue;
+          sweep->holders[t.value("txid", "")].push_back({name, url});
+        }
+      }
+      if (--sweep->pending != 0 || epoch != leadership_epoch || stopping) return;
+      for (auto& [txid, holders] : sweep->holders) {
+        if (txid.empty() || engine->Find(txid)) continue;
+        const int64_t now = NowMs();
+        DecisionRecord abort;
+        abort.txid = txid;
+        abort.outcome = Outcome::kAborted;
+        abort.participants = holders;
+        abort.reason = "presumed abort: undecided when coordinator " + options.id + " took over";
+        abort.reply = {{"txid", txid}, {"outcome", "aborted"}, {"reason", abort.reason}};
+        abort.created_ms = abort.decided_ms = now;
+        ++swept;
+        log->AppendDecision(abort, [this, abort, epoch](Status s) {
+          // Conflict: it was decided meanwhile (or finished just now); nothing to do.
+          if (!s.ok() || epoch != leadership_epoch) return;
+          log::Info("presumed_abort_swept", {{"txid", abort.txid}, {"participants", abort.participants.size()}});
+          engine->Resume(abort, NowMs());
+          Pump();
+        });
+      }
+    });
+  }
 }
 
 void Service::Impl::DropEngine(const std::string& why) {
@@ -1151,6 +1250,10 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
          commits_unknown_at_participant);
   metric("commitd_precommits_sent_total", "counter", "3PC precommit messages sent (retries included).",
          precommits_sent);
+  metric("commitd_presumed_aborts_swept_total", "counter",
+         "Prepared transactions of a previous incarnation or leader with no decision, aborted at takeover.", swept);
+  metric("commitd_requests_forwarded_total", "counter", "Client requests a follower passed to the leader.",
+         forwarded);
   metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", engine->undecided());
   metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", engine->active());
   metric("commitd_log_batches_total", "counter", "Group commits of the decision log.", ws.batches);

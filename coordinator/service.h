@@ -23,6 +23,7 @@ struct ServiceOptions {
   std::string data_dir;
   std::vector<RegistryEntry> participants;  // from --participant NAME=URL
   std::vector<GroupMember> peers;           // from --peers: a Raft group when more than one (self included)
+  bool join = false;                        // --join: a new member of a running group, waiting to be added
   std::string token;                        // required bearer token when non-empty
   Config config;
 };

@@ -114,6 +114,28 @@ def test_agent_crash_after_prepare_durable():
         assert_applied(c, ok["txid"])
 
 
+def test_restarted_coordinator_aborts_what_it_left_undecided_at_once():
+    # A prepared transaction of the coordinator's previous incarnation with no
+    # decision in its log can never be decided: the restarted coordinator
+    # records the abort and tells the agent right away, long before the
+    # agent's own deadline (60 s here) would make it ask.
+    with Cluster() as c:
+        agent = c.bank("bank-a").url
+        status, vote = harness.agent_prepare(agent, "orphan-1", harness.debit_ops("alice", 5), participant="bank-a",
+                                             coordinator=c.url, timeout_ms=60000)
+        assert status == 200 and vote["vote"] == "yes", (status, vote)
+        c.coordinator.kill9()
+        started = time.monotonic()
+        c.start_coordinator()
+        c.eventually_nothing_prepared(["bank-a"], timeout=10)
+        harness.log(f"orphan aborted {time.monotonic() - started:.2f} s after the restart began")
+        assert c.balances("bank-a")["alice"] == 100
+        status, tx = c.tx_status("orphan-1")
+        assert status == 200 and tx["outcome"] == "aborted" and "took over" in tx.get("reason", ""), (status, tx)
+        _, _, metrics, _ = harness.request("GET", c.url, "/metrics")
+        assert "commitd_presumed_aborts_swept_total 1" in metrics
+
+
 def test_coordinator_restart_keeps_outcomes_and_idempotency():
     with Cluster() as c:
         ok = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30, idem_key="crash-k"), 200, "transfer")

@@ -140,7 +140,7 @@ def test_commitctl_cluster_status_and_transfer_leader():
         status, body = harness.transfer(g.urls[leader], "bank-a", "alice", "bank-b", "bob", 1)
         assert status == 200 and body["outcome"] == "committed", (status, body)
         rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader", "--to", "c9")
-        assert rc == 2 and "not a member" in err, (rc, out, err)
+        assert rc == 2 and "not a voting member" in err, (rc, out, err)
         rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader")
         assert rc == 2 and "--to" in err, (rc, out, err)
         # A member down: status says so and exits 1.
@@ -195,6 +195,50 @@ def test_a_member_far_behind_catches_up_from_a_snapshot():
         g.wait_leader()
         status, body = harness.transfer(g.urls[behind], "bank-a", "alice", "bank-b", "bob", 1)
         assert status == 200, (status, body)
+
+
+def test_replace_a_member_add_then_remove():
+    with Group() as g:
+        peers = ",".join(f"{i}={u}" for i, u in g.urls.items())
+        c4_url = f"http://127.0.0.1:{free_port()}"
+        data_dir = os.path.join(g.c.dir, "c4-data")
+        os.makedirs(data_dir)
+        argv = [bin_path("commitd"), "--id", "c4", "--listen", c4_url[len("http://"):], "--data-dir", data_dir,
+                "--peers", peers + f",c4={c4_url}", "--join"]
+        for bank in g.c.banks.values():
+            argv += ["--participant", f"{bank.name}={bank.url}"]
+        if g.c.config_path:
+            argv += ["--config", g.c.config_path]
+        g.nodes["c4"] = Process("commitd-c4", argv, os.path.join(g.c.dir, "commitd-c4.log"), c4_url).start()
+        g.nodes["c4"].wait_healthy()
+        g.urls["c4"] = c4_url
+        for i in range(10):
+            route = ("bank-a", "alice", "bank-b", "bob") if i % 2 == 0 else ("bank-b", "bob", "bank-a", "alice")
+            assert harness.transfer(g.urls["c1"], *route, 1)[0] == 200
+        leader = g.leader()
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "add", f"c4={c4_url}")
+        assert rc == 0 and "c4 caught up and is a voter" in out, (rc, out, err)
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "add", f"c4={c4_url}")
+        assert rc == 1 and "already a member" in err, (rc, out, err)
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "remove", leader)
+        assert rc == 1 and "transfer leadership first" in err, (rc, out, err)
+        old = next(n for n in ("c1", "c2", "c3") if n != leader)
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "remove", old)
+        assert rc == 0, (rc, out, err)
+        g.nodes[old].terminate()
+        del g.urls[old]
+        info = g.cluster(leader)
+        assert sorted(m["id"] for m in info["members"]) == sorted(g.urls), info
+        # With c4 a voter, the group survives losing another original member.
+        other = next(n for n in ("c1", "c2", "c3") if n not in (leader, old))
+        g.nodes[other].kill9()
+        del g.urls[other]
+        status, body = harness.transfer(g.urls["c4"], "bank-a", "alice", "bank-b", "bob", 1)
+        assert status == 200 and body["outcome"] == "committed", (status, body)
+        rc, out, err = ctl("--coordinator", g.urls["c4"], "cluster", "transfer-leader", "--to", "c4")
+        assert rc == 0, (rc, out, err)
+        status, body = harness.transfer(g.urls[leader], "bank-b", "bob", "bank-a", "alice", 1)
+        assert status == 200 and body["outcome"] == "committed", (status, body)
 
 
 class Load:

@@ -117,4 +117,83 @@ int RunClusterTransferLeader(Context& ctx) {
   return kExitTrouble;
 }
 
+namespace {
+
+// Waits up to `seconds` until member `id` has membership `want` ("voter", or
+// "" for gone) in the view of the --coordinator member.
+bool WaitForMembership(Context& ctx, const std::string& id, const std::string& want, int seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto info = ClusterOf(ctx, ctx.Coordinator());
+    if (info.ok()) {
+      std::string have;
+      for (const auto& m : info->value("members", nlohmann::json::array())) {
+        if (Str(m, "id") == id) have = Str(m, "membership");
+      }
+      if (have == want) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+}  // namespace
+
+int RunClusterAdd(Context& ctx) {
+  if (ctx.args.size() != 1 || ctx.args[0].find('=') == std::string::npos) {
+    PrintError("cluster add needs ID=http://HOST:PORT (see commitctl cluster add --help)");
+    return kExitUsage;
+  }
+  const std::string id = ctx.args[0].substr(0, ctx.args[0].find('='));
+  const std::string url = ctx.args[0].substr(ctx.args[0].find('=') + 1);
+  auto reply = ctx.client->Call(ctx.Coordinator(), "POST", "/v1/cluster/members",
+                                nlohmann::json{{"id", id}, {"url", url}}.dump());
+  if (!reply.ok()) {
+    PrintError(reply.status().message());
+    return kExitTrouble;
+  }
+  if (reply->status / 100 != 2) {
+    PrintError("add refused: " + ErrorMessage(*reply));
+    return reply->status == 400 ? kExitUsage : kExitTrouble;
+  }
+  if (!WaitForMembership(ctx, id, "voter", 30)) {
+    PrintError(id + " was added as a learner but is not a voter after 30 s: is it running with --join, and can "
+               "the leader reach " + url + "? (commitctl cluster status)");
+    return kExitTrouble;
+  }
+  if (ctx.json) {
+    PrintJson({{"added", id}, {"membership", "voter"}});
+  } else {
+    std::printf("%s caught up and is a voter\n", id.c_str());
+  }
+  return kExitOk;
+}
+
+int RunClusterRemove(Context& ctx) {
+  if (ctx.args.size() != 1) {
+    PrintError("cluster remove needs the member ID (see commitctl cluster remove --help)");
+    return kExitUsage;
+  }
+  const std::string id = ctx.args[0];
+  auto reply = ctx.client->Call(ctx.Coordinator(), "DELETE", "/v1/cluster/members/" + id);
+  if (!reply.ok()) {
+    PrintError(reply.status().message());
+    return kExitTrouble;
+  }
+  if (reply->status / 100 != 2) {
+    PrintError("remove refused: " + ErrorMessage(*reply));
+    return reply->status == 400 ? kExitUsage : kExitTrouble;
+  }
+  if (!WaitForMembership(ctx, id, "", 10)) {
+    PrintError("the removal of " + id + " did not commit within 10 s (commitctl cluster status)");
+    return kExitTrouble;
+  }
+  if (ctx.json) {
+    PrintJson({{"removed", id}});
+  } else {
+    std::printf("%s is no longer a member; stop its process\n", id.c_str());
+  }
+  return kExitOk;
+}
+
 }  // namespace commitd::commitctl

@@ -17,6 +17,8 @@ int RunRecover(Context& ctx);
 int RunLogDump(Context& ctx);
 int RunClusterStatus(Context& ctx);
 int RunClusterTransferLeader(Context& ctx);
+int RunClusterAdd(Context& ctx);
+int RunClusterRemove(Context& ctx);
 
 // The participants to ask: --participant flags, else the coordinator's registry.
 Result<std::vector<Participant>> ParticipantsToAsk(Context& ctx);

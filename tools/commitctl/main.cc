@@ -26,6 +26,8 @@ commands:
   cluster status      every member of the coordinator group: role, term, leader, commit and applied index
   cluster transfer-leader --to ID
                       hand leadership to another member and wait until it leads
+  cluster add ID=URL  add a member started with --join; waits until it is a voter
+  cluster remove ID   remove a member (not the leader: transfer first)
 
 offline commands (the services stopped; they read and lock the files):
   inspect             --data-dir DIR and/or --participant-db FILE: decisions, unfinished ones, prepared records
@@ -67,6 +69,17 @@ const std::vector<Command>& Commands() {
        "Asks the leader (through any member) to hand leadership to member ID once it has caught\n"
        "up (Raft's TimeoutNow), then waits up to 5 s until ID leads. Use it before taking the\n"
        "leader down for maintenance. Exit 1 when the transfer does not complete.\n"},
+      {{"cluster", "add"}, RunClusterAdd, {}, {},
+       "usage: commitctl cluster add ID=http://HOST:PORT [--json]\n\n"
+       "Adds a new member to the coordinator group. Start it first with the group's --peers plus\n"
+       "itself and --join. The leader replicates its URL, adds it as a learner, sends it the log\n"
+       "(or a snapshot) and promotes it to voter once it has caught up; commitctl waits up to\n"
+       "30 s for that. One membership change at a time.\n"},
+      {{"cluster", "remove"}, RunClusterRemove, {}, {},
+       "usage: commitctl cluster remove ID [--json]\n\n"
+       "Removes a member from the coordinator group and waits until the removal is committed.\n"
+       "The leader cannot remove itself: run cluster transfer-leader first. Stop the removed\n"
+       "process afterwards. To replace a member: add the new one, then remove the old one.\n"},
       {{"tx", "list"}, RunTxList, {"state", "limit"}, {},
        "usage: commitctl tx list [--state pending|in_doubt|committed|aborted] [--limit N] [--json]\n\n"
        "Lists transactions, newest decisions first for committed/aborted. Without --state it lists\n"
