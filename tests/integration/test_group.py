@@ -241,6 +241,37 @@ def test_replace_a_member_add_then_remove():
         assert status == 200 and body["outcome"] == "committed", (status, body)
 
 
+def test_3pc_leader_killed_after_precommit_the_group_commits_it():
+    # With a group, the agents ask the group first (design B.4): a new leader
+    # resumes the precommit record and commits; termination is only the fallback.
+    with Group() as g:
+        leader = g.leader()
+        target = next(n for n in g.urls if n != leader)
+        g.nodes[target].kill9()
+        g.nodes[target].start(env={"COMMITD_FAILPOINTS": "coordinator.crash_before_3pc_commit_record"})
+        g.nodes[target].wait_healthy()
+        eventually(lambda: g.cluster(target)["applied_index"] >= g.cluster(leader)["commit_index"], 10,
+                   what="the restarted member catching up")
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader", "--to", target)
+        assert rc == 0, (rc, out, err)
+        try:
+            status, body = harness.transfer(g.urls[target], "bank-a", "alice", "bank-b", "bob", 30, protocol="3pc",
+                                            http_timeout=10)
+            raise AssertionError(f"the leader answered instead of crashing: {status} {body}")
+        except OSError:
+            pass
+        g.nodes[target].wait_exit(10)
+        g.c.eventually_balance("bank-a", "alice", 70)
+        g.c.eventually_balance("bank-b", "bob", 80)
+        g.c.eventually_nothing_prepared()
+        txid = g.c.journal("bank-a")[0][0]
+        survivor = g.wait_leader()
+        status, tx = harness.get(g.urls[survivor], f"/v1/transactions/{txid}")
+        assert status == 200 and tx["outcome"] == "committed" and tx["protocol"] == "3pc", (status, tx)
+        for name in g.c.banks:  # the group decided it, not the agents' termination protocol
+            assert "termination_call" not in g.c.agent(name).log_text(), name
+
+
 class Load:
     """Client threads doing transfers with Idempotency-Keys against random
     live nodes, retrying a request (same key) until it gets an answer."""
