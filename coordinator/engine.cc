@@ -126,7 +126,9 @@ DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) c
   for (const auto& b : tx.branches) record.participants.push_back(b.participant);
   record.reason = tx.reason;
   record.idempotency_key = tx.idempotency_key;
-  record.reply = outcome == Outcome::kPending ? nlohmann::json::object() : ReplyBody(tx);
+  // A precommit record keeps the reply a commit would give, results included,
+  // so that a leader resuming it can still answer the client in full.
+  record.reply = ReplyBody(tx, outcome == Outcome::kPending ? Outcome::kCommitted : outcome);
   record.created_ms = tx.created_ms;
   record.decided_ms = now_ms;
   return record;
@@ -334,6 +336,7 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   tx.durable = true;
   tx.heuristic = record.heuristic;
   tx.idempotency_key = record.idempotency_key;
+  tx.recorded_reply = std::move(record.reply);
   const bool precommit_only = record.outcome == Outcome::kPending;
   if (!tx.idempotency_key.empty()) txid_by_key_[tx.idempotency_key] = tx.txid;
   for (auto& p : record.participants) {
@@ -415,14 +418,19 @@ std::vector<Action> Engine::TakeActions() {
 
 int Engine::ReplyStatus(const Tx& tx) const { return tx.outcome == Outcome::kCommitted ? 200 : 409; }
 
-nlohmann::json Engine::ReplyBody(const Tx& tx) const {
-  nlohmann::json body = {{"txid", tx.txid}, {"outcome", OutcomeName(tx.outcome)}};
-  if (tx.outcome != Outcome::kCommitted) body["reason"] = tx.reason;
+nlohmann::json Engine::ReplyBody(const Tx& tx) const { return ReplyBody(tx, tx.outcome); }
+
+nlohmann::json Engine::ReplyBody(const Tx& tx, Outcome outcome) const {
+  if (tx.recorded_reply.is_object() && tx.recorded_reply.value("outcome", "") == OutcomeName(outcome)) {
+    return tx.recorded_reply;
+  }
+  nlohmann::json body = {{"txid", tx.txid}, {"outcome", OutcomeName(outcome)}};
+  if (outcome != Outcome::kCommitted) body["reason"] = tx.reason;
   nlohmann::json branches = nlohmann::json::array();
   for (const auto& b : tx.branches) {
     const char* vote = b.vote == VoteState::kYes ? "yes" : b.vote == VoteState::kNo ? "no" : "none";
     nlohmann::json branch = {{"participant", b.participant.name}, {"vote", vote}};
-    if (tx.outcome == Outcome::kCommitted) branch["results"] = b.results;
+    if (outcome == Outcome::kCommitted) branch["results"] = b.results;
     branches.push_back(std::move(branch));
   }
   body["branches"] = std::move(branches);

@@ -199,6 +199,9 @@ class Engine {
     int64_t timeout_ms = 0;
     int64_t precommit_deadline_ms = 0;
     bool resumed = false;  // from the log after a restart
+    // Resumed: the reply the log holds (votes and SELECT results are not in
+    // the engine any more); used when its outcome is the one being answered.
+    nlohmann::json recorded_reply;
   };
 
   void Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms);
@@ -210,6 +213,7 @@ class Engine {
   void SendDue(Tx& tx, int64_t now_ms);
   void MaybeFinish(Tx& tx, int64_t now_ms);
   nlohmann::json ReplyBody(const Tx& tx) const;
+  nlohmann::json ReplyBody(const Tx& tx, Outcome outcome) const;
   int ReplyStatus(const Tx& tx) const;
   Branch* FindBranch(Tx& tx, const std::string& participant);
   TxView View(const Tx& tx) const;

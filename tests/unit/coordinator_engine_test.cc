@@ -407,3 +407,47 @@ TEST_CASE("3pc: resumed from a precommit record, the engine waits for every part
   REQUIRE(d.size() == 1);
   CHECK(d[0].record.outcome == Outcome::kCommitted);
 }
+
+TEST_CASE("a resumed transaction answers a client from the recorded reply, SELECT results included") {
+  // Regression: after a restart or a change of leader the engine rebuilt the
+  // reply from what it held (no votes, no results) instead of the log's.
+  DecisionRecord r;
+  r.txid = "t";
+  r.outcome = Outcome::kCommitted;
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  r.idempotency_key = "k";
+  r.reply = {{"txid", "t"},
+             {"outcome", "committed"},
+             {"branches", {{{"participant", "bank-a"}, {"vote", "yes"}, {"results", {{{{"balance", 70}}}}}}}}};
+  Engine e = MakeEngine();
+  e.Resume(r, 0);
+  e.TakeActions();
+  REQUIRE(e.AttachClient("t", 9));
+  auto replies = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK(replies[0].body == r.reply);
+}
+
+TEST_CASE("3pc: the precommit record carries the commit reply, so a resumed precommit answers in full") {
+  Engine e = MakeEngine();
+  e.Start(Transfer3("t"), 0);
+  e.TakeActions();
+  wire::Vote yes = Yes("t");
+  yes.results = nlohmann::json::array({nlohmann::json::array({{{"balance", 70}}})});
+  e.OnVote("t", "bank-a", yes, 1);
+  e.OnVote("t", "bank-b", Yes("t"), 2);
+  auto pre = Only<action::PersistPrecommit>(e.TakeActions());
+  REQUIRE(pre.size() == 1);
+  CHECK(pre[0].record.reply["outcome"] == "committed");
+  CHECK(pre[0].record.reply["branches"][0]["results"] == yes.results);
+
+  Engine f = MakeEngine();  // the next leader
+  f.Resume(pre[0].record, 10);
+  for (auto& s : Only<action::SendPrecommit>(f.TakeActions())) {
+    f.OnPrecommitAcked("t", s.to.name, PrecommitAnswer::kAcked, 11);
+  }
+  auto d = Only<action::PersistDecision>(f.TakeActions());
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.reply == pre[0].record.reply);
+}
