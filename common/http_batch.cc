@@ -131,9 +131,7 @@ class Scanner {
 
  private:
   void SkipSpace() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
-      ++pos_;
-    }
+    while (pos_ < text_.size() && std::string_view(" \t\r\n").find(text_[pos_]) != std::string_view::npos) ++pos_;
   }
   void SkipString() {
     for (++pos_; text_[pos_] != '"'; ++pos_) {
@@ -200,7 +198,9 @@ void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::strin
     reply->remaining = items->size();
     for (std::size_t i = 0; i < items->size(); ++i) {
       const BatchPart& item = (*items)[i];
-      const auto is_string = [](const std::optional<std::string_view>& token) { return token && token->front() == '"'; };
+      const auto is_string = [](const std::optional<std::string_view>& token) {
+        return token && token->front() == '"';
+      };
       if (!item.object || !is_string(item.target) || (item.method && !is_string(item.method))) {
         const char* field = item.object && is_string(item.target) ? "method" : "target";
         reply->Set(i, ErrorResponse(400, "invalid_request",

@@ -1,7 +1,6 @@
 #include "participant/changeset_apply.h"
 
 #include <cstdio>
-#include <cstring>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -467,10 +466,14 @@ Status ChangesetApplier::Apply(std::string_view changeset) {
       Status error;
       Table* table = Lookup(last, &error);
       if (table == nullptr) return error;
-      if (table->columns.empty()) return Status::Conflict("changeset conflict on " + last + ": the table no longer exists");
+      if (table->columns.empty()) {
+        return Status::Conflict("changeset conflict on " + last + ": the table no longer exists");
+      }
       bool same = table->columns.size() == static_cast<std::size_t>(ncol);
       for (int i = 0; same && i < ncol; ++i) same = table->pk[i] == (pk_flags[i] != 0);
-      if (!same) return Status::Conflict("changeset conflict on " + last + ": the table's columns or primary key changed");
+      if (!same) {
+        return Status::Conflict("changeset conflict on " + last + ": the table's columns or primary key changed");
+      }
       tables.push_back(table);
       defer_foreign_keys = defer_foreign_keys || table->foreign_keys;
     }

@@ -898,17 +898,15 @@ Result<std::unique_ptr<ResourceManager>> ResourceManager::Open(sqlite::Database&
   return std::unique_ptr<ResourceManager>(new ResourceManager(db, std::move(procedures), options));
 }
 
-const ResourceManager::TableInfo* ResourceManager::Table(const std::string& name) {
-  Result<int64_t> version = SchemaVersion(db_);
-  if (!version.ok()) return nullptr;
+const ResourceManager::TableInfo* ResourceManager::Table(const std::string& name, int64_t schema_version) {
   auto it = tables_.find(name);
-  if (it != tables_.end() && it->second->schema_version == *version) return it->second.get();
+  if (it != tables_.end() && it->second->schema_version == schema_version) return it->second.get();
   auto info = std::make_unique<TableInfo>();
   if (!LoadTableSchema(db_, name, info.get()).ok()) {
     tables_.erase(name);
     return nullptr;
   }
-  info->schema_version = *version;
+  info->schema_version = schema_version;
   const TableInfo* result = info.get();
   tables_[name] = std::move(info);
   return result;
@@ -942,13 +940,16 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
   }
 
   std::string reason;
+  // Ops cannot change the schema: one read serves every table lookup below.
+  Result<int64_t> schema_version = SchemaVersion(db_);
+  if (!schema_version.ok()) reason = "cannot read the schema version: " + schema_version.status().message();
   WrittenTables written;
   {
     struct StopRecording {
       ChangesetRecorder& recorder;
       ~StopRecording() { recorder.Stop(); }
     } stop_recording{*recorder_};
-    if (Status s = recorder_->Start(); !s.ok()) reason = "cannot record the changes: " + s.message();
+    if (Status s = recorder_->Start(); !s.ok() && reason.empty()) reason = "cannot record the changes: " + s.message();
 
     std::size_t row_count = 0;
     if (reason.empty()) {
@@ -981,7 +982,8 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
                    "' is not in the main database; commitd cannot lock or replay writes to it";
         } else if (IsReserved(table.c_str()) || IsSqliteInternal(table.c_str())) {
           reason = "table '" + table + "' is reserved";
-        } else if (const TableInfo* info = Table(table); info == nullptr || info->columns.empty()) {
+        } else if (const TableInfo* info = Table(table, *schema_version);
+                   info == nullptr || info->columns.empty()) {
           reason = "cannot read the schema of table '" + table + "'";
         } else if (info->pk.empty()) {
           reason = "table '" + table + "' has no PRIMARY KEY; commitd cannot lock or replay writes to it";
@@ -1018,9 +1020,9 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
 
   if (reason.empty()) {
     std::map<std::string, const TableSchema*> seen;
-    auto lookup = [this, &seen](const std::string& name) -> const TableSchema* {
+    auto lookup = [this, &seen, version = *schema_version](const std::string& name) -> const TableSchema* {
       auto it = seen.find(name);
-      if (it == seen.end()) it = seen.emplace(name, Table(name)).first;
+      if (it == seen.end()) it = seen.emplace(name, Table(name, version)).first;
       return it->second;
     };
     Status s = DeriveLockKeys(db_, result.changeset, lookup, &result.lock_keys);

@@ -94,7 +94,7 @@ class ResourceManager {
  private:
   ResourceManager(sqlite::Database& db, Procedures procedures, ResourceManagerOptions options);
   struct TableInfo;
-  const TableInfo* Table(const std::string& name);
+  const TableInfo* Table(const std::string& name, int64_t schema_version);
 
   sqlite::Database& db_;
   Procedures procedures_;

@@ -140,8 +140,9 @@ TEST_CASE("a row deleted behind the applier's back is NOTFOUND, for an update an
   const std::string update = Record(f.db(), "UPDATE accounts SET balance = 1 WHERE id = 'bob'");
   const std::string remove = Record(f.db(), "DELETE FROM accounts WHERE id = 'bob'");
   Exec(f.db(), "DELETE FROM accounts WHERE id = 'bob'");
-  CHECK(f.Apply(update).message() == "changeset conflict on accounts (NOTFOUND, pk=('bob')): row deleted outside commitd");
-  CHECK(f.Apply(remove).message() == "changeset conflict on accounts (NOTFOUND, pk=('bob')): row deleted outside commitd");
+  const std::string gone = "changeset conflict on accounts (NOTFOUND, pk=('bob')): row deleted outside commitd";
+  CHECK(f.Apply(update).message() == gone);
+  CHECK(f.Apply(remove).message() == gone);
 }
 
 TEST_CASE("a delete of a row whose other columns changed is a DATA conflict") {
@@ -180,8 +181,9 @@ TEST_CASE("a change failing a constraint only because of the order within its ta
   bool insert_came_first = false;
   for (int id = 2; id < 40 && !insert_came_first; ++id) {
     Fixture f;
-    const std::string changeset = Record(f.db(), "UPDATE users SET email = 'old@x.org' WHERE id = 1;"
-                                                 "INSERT INTO users VALUES(" + std::to_string(id) + ", 'a@x.org', 'New')");
+    const std::string changeset =
+        Record(f.db(), "UPDATE users SET email = 'old@x.org' WHERE id = 1;"
+                       "INSERT INTO users VALUES(" + std::to_string(id) + ", 'a@x.org', 'New')");
     sqlite3_changeset_iter* iter = nullptr;
     REQUIRE(sqlite3changeset_start(&iter, static_cast<int>(changeset.size()), const_cast<char*>(changeset.data())) ==
             SQLITE_OK);

@@ -20,10 +20,11 @@ modes:
                  (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
   agent          --agent URL [--participant bank-a] [--clients 64] [--duration-s 10] [--warmup-s 1]
-                 [--account-prefix acct] [--accounts 256] [--batched] [--json]
+                 [--account-prefix acct] [--accounts 256] [--unbatched] [--json]
                  N concurrent clients each loop POST /v1/prepare (debit+journal on a row of its
                  own) then POST /v1/commit straight to one agent: its group-commit throughput.
-                 --batched: messages share POST /v1/batch exchanges, as the coordinator's do.
+                 Messages share POST /v1/batch exchanges, as the coordinator's do;
+                 --unbatched sends each in its own exchange.
   sqlite-commit  --db FILE [--count N | --duration-s S] [--json]
                  One-row commits in series, WAL + synchronous=FULL (default --duration-s 5).
   setup-bank     --db FILE [--prefix acct] [--accounts 256] [--balance 1000000000]
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
   } else if (name == "agent") {
     mode = {RunAgentLoad,
             {"agent", "participant", "clients", "duration-s", "warmup-s", "account-prefix", "accounts"},
-            {"json", "batched", "help"}};
+            {"json", "unbatched", "help"}};
   } else if (name == "sqlite-commit") {
     mode = {RunSqliteCommit, {"db", "count", "duration-s"}, {"json", "help"}};
   } else if (name == "setup-bank") {
