@@ -805,6 +805,12 @@ void Service::Impl::Execute(Action& a) {
     log->AppendDecision(std::move(pp->record), [this, txid, epoch = leadership_epoch](Status s) {
       if (epoch != leadership_epoch) return;
       if (!s.ok()) log::Error("precommit_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      if (!s.ok() && group_log) {
+        // As for a decision: the precommit record may still commit, and the
+        // next leader then resumes it; aborting here could contradict it.
+        DropEngine("the precommit of " + txid + " could not be confirmed: " + s.message());
+        return;
+      }
       failpoint::CrashIf("coordinator.crash_after_precommit_durable");
       engine->OnPrecommitPersisted(txid, s, NowMs());
       Pump();

@@ -5,6 +5,9 @@ namespace {
 
 constexpr char kClient[] = "client";
 constexpr int64_t kClientTimeoutMs = 30'000;
+// Group: a forward to an unreachable leader gives up after request_timeout_ms (5 s).
+constexpr int64_t kGroupClientTimeoutMs = 10'000;
+constexpr int kMaxAttempts = 30;
 
 nlohmann::json Op(const std::string& procedure, nlohmann::json args) {
   return {{"procedure", procedure}, {"args", std::move(args)}};
@@ -12,8 +15,9 @@ nlohmann::json Op(const std::string& procedure, nlohmann::json args) {
 
 }  // namespace
 
-Client::Client(Context& ctx, std::string coordinator, std::map<std::string, std::vector<std::string>> accounts)
-    : ctx_(ctx), coordinator_(std::move(coordinator)), accounts_(std::move(accounts)) {
+Client::Client(Context& ctx, std::vector<std::string> coordinators,
+               std::map<std::string, std::vector<std::string>> accounts)
+    : ctx_(ctx), coordinators_(std::move(coordinators)), accounts_(std::move(accounts)) {
   for (const auto& [bank, ids] : accounts_) banks_.push_back(bank);
   ctx_.network.AddNode(kClient, [](const Request&, Responder respond) { respond({404, nullptr}); });
 }
@@ -52,28 +56,55 @@ void Client::Submit(int64_t timeout_ms) {
   const std::string what = "transfer #" + std::to_string(n) + " " + std::to_string(amount) + " " + from_bank + "/" +
                            from + " -> " + to_bank + "/" + to;
   ctx_.Log(kClient, "submit " + what);
-  Request request{"POST", "/v1/transactions",
-                  {{"protocol", ctx_.protocol}, {"timeout_ms", timeout_ms}, {"branches", std::move(branches)}}};
-  std::map<std::string, std::size_t> ops_per_branch;
-  for (const auto& b : request.body["branches"]) ops_per_branch[b["participant"]] = b["ops"].size();
-  ctx_.network.Call(kClient, coordinator_, std::move(request), kClientTimeoutMs,
-                    [this, what, ops_per_branch](Result<Response> r) {
-    if (!r.ok()) {
-      ctx_.Log(kClient, "no answer for " + what + ": " + r.status().message());
-      return;
-    }
-    const std::string txid = r->body.is_object() ? r->body.value("txid", "") : "";
-    if ((r->status != 200 && r->status != 409) || txid.empty()) {
-      ctx_.Log(kClient, "error for " + what + ": HTTP " + std::to_string(r->status) + " " + r->body.dump());
-      return;
-    }
-    ++answered_;
-    const bool committed = r->status == 200;
-    ctx_.Log(kClient, std::string("told ") + (committed ? "committed " : "aborted ") + txid + " for " + what +
-                          (committed ? "" : ": " + r->body.value("reason", "")));
-    ctx_.checker.OnClientAnswer(txid, committed);
-    if (committed) CheckResults(txid, r->body, ops_per_branch);
-  });
+  auto transfer = std::make_shared<Transfer>();
+  transfer->what = what;
+  transfer->request = Request{"POST", "/v1/transactions",
+                              {{"protocol", ctx_.protocol}, {"timeout_ms", timeout_ms}, {"branches", std::move(branches)}}};
+  for (const auto& b : transfer->request.body["branches"]) transfer->ops_per_branch[b["participant"]] = b["ops"].size();
+  if (coordinators_.size() > 1) {
+    transfer->key = "transfer-" + std::to_string(n);
+    transfer->request.headers["idempotency-key"] = transfer->key;
+  }
+  ++in_flight_;
+  Attempt(std::move(transfer));
+}
+
+void Client::Attempt(std::shared_ptr<Transfer> transfer) {
+  const bool group = coordinators_.size() > 1;
+  ++transfer->attempts;
+  const std::string to =
+      group ? coordinators_[static_cast<std::size_t>(ctx_.random.Uniform(0, static_cast<int64_t>(coordinators_.size()) - 1))]
+            : coordinators_.front();
+  if (group) ctx_.Log(kClient, "attempt " + std::to_string(transfer->attempts) + " of " + transfer->what + " -> " + to);
+  ctx_.network.Call(kClient, to, transfer->request, group ? kGroupClientTimeoutMs : kClientTimeoutMs,
+                    [this, transfer, group](Result<Response> r) {
+                      if (OnAnswer(*transfer, r) || !group || transfer->attempts >= kMaxAttempts) {
+                        --in_flight_;
+                        return;
+                      }
+                      ctx_.scheduler.After(ctx_.random.Uniform(100, 1000), kClient,
+                                           [this, transfer] { Attempt(transfer); });
+                    });
+}
+
+bool Client::OnAnswer(const Transfer& transfer, const Result<Response>& r) {
+  const std::string& what = transfer.what;
+  if (!r.ok()) {
+    ctx_.Log(kClient, "no answer for " + what + ": " + r.status().message());
+    return false;
+  }
+  const std::string txid = r->body.is_object() ? r->body.value("txid", "") : "";
+  if ((r->status != 200 && r->status != 409) || txid.empty()) {
+    ctx_.Log(kClient, "error for " + what + ": HTTP " + std::to_string(r->status) + " " + r->body.dump());
+    return false;
+  }
+  ++answered_;
+  const bool committed = r->status == 200;
+  ctx_.Log(kClient, std::string("told ") + (committed ? "committed " : "aborted ") + txid + " for " + what +
+                        (committed ? "" : ": " + r->body.value("reason", "")));
+  ctx_.checker.OnClientAnswer(txid, committed);
+  if (committed) CheckResults(txid, r->body, transfer.ops_per_branch);
+  return true;
 }
 
 // A committed answer carries, per branch, one array of rows per op (A.3).

@@ -5,9 +5,15 @@
 // overdraw and their bank votes no; half of them read the debited balance
 // back, and a committed answer must carry those rows. The client itself never crashes and is
 // never partitioned from anything but the coordinator.
+//
+// With a coordinator group the client sends each attempt to a random member
+// with an Idempotency-Key of its own per transfer, and retries (same key) on
+// anything but a definite answer — no answer, 503 while there is no leader —
+// up to kMaxAttempts times.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,25 +24,39 @@ namespace commitd::sim {
 class Client {
  public:
   // accounts: bank -> its account ids.
-  Client(Context& ctx, std::string coordinator, std::map<std::string, std::vector<std::string>> accounts);
+  // coordinators: one name, or every member of a group.
+  Client(Context& ctx, std::vector<std::string> coordinators, std::map<std::string, std::vector<std::string>> accounts);
 
   // Submits one transfer at `at_ms` with the given prepare timeout.
   void SubmitAt(int64_t at_ms, int64_t timeout_ms);
 
   uint64_t submitted() const { return submitted_; }
   uint64_t answered() const { return answered_; }
+  // No transfer waiting for an answer or a retry.
+  bool idle() const { return in_flight_ == 0; }
 
  private:
+  struct Transfer {
+    std::string what;
+    std::string key;  // group only
+    Request request;
+    std::map<std::string, std::size_t> ops_per_branch;
+    int attempts = 0;
+  };
   void Submit(int64_t timeout_ms);
+  void Attempt(std::shared_ptr<Transfer> transfer);
+  // True when the answer is definite (committed or aborted).
+  bool OnAnswer(const Transfer& transfer, const Result<Response>& r);
   void CheckResults(const std::string& txid, const nlohmann::json& body,
                     const std::map<std::string, std::size_t>& ops_per_branch);
 
   Context& ctx_;
-  std::string coordinator_;
+  std::vector<std::string> coordinators_;
   std::map<std::string, std::vector<std::string>> accounts_;
   std::vector<std::string> banks_;
   uint64_t submitted_ = 0;
   uint64_t answered_ = 0;
+  uint64_t in_flight_ = 0;
 };
 
 }  // namespace commitd::sim

@@ -1,5 +1,7 @@
 #include "tests/sim/coordinator_node.h"
 
+#include "tests/sim/coordinator_calls.h"
+
 namespace commitd::sim {
 
 using coordinator::Outcome;
@@ -138,48 +140,15 @@ void CoordinatorNode::Pump() {
 
 void CoordinatorNode::Execute(coordinator::Action& a) {
   if (auto* p = std::get_if<action::SendPrepare>(&a)) {
-    const std::string txid = p->request.txid;
-    const std::string to = p->to.name;
-    ctx_.checker.OnBranch(txid, to);
-    ctx_.Log(name_, "send prepare " + txid + " -> " + to);
-    Request request{"POST", "/v1/prepare", wire::ToJson(p->request)};
-    ctx_.network.Call(name_, NodeOf(p->to.url), std::move(request), p->timeout_ms,
-                      [this, txid, to](Result<Response> r) {
-                        Result<wire::Vote> vote = Status::Internal("unset");
-                        if (!r.ok()) {
-                          vote = r.status();
-                        } else if (r->status != 200) {
-                          const auto& body = r->body;
-                          std::string msg = body.is_object() && body.contains("error")
-                                                ? body["error"].value("message", body.dump())
-                                                : body.dump();
-                          vote = Status::InvalidArgument("HTTP " + std::to_string(r->status) + ": " + msg);
-                        } else {
-                          vote = wire::ParseVote(r->body.dump());
-                        }
-                        ctx_.Log(name_, "vote " + txid + " from " + to + ": " +
-                                            (!vote.ok() ? vote.status().ToString() : vote->yes ? "yes" : "no " + vote->reason));
-                        engine_->OnVote(txid, to, std::move(vote), ctx_.now());
-                        Pump();
-                      });
+    CallPrepare(ctx_, name_, *p, [this, txid = p->request.txid, to = p->to.name](Result<wire::Vote> vote) {
+      engine_->OnVote(txid, to, std::move(vote), ctx_.now());
+      Pump();
+    });
   } else if (auto* d = std::get_if<action::SendDecision>(&a)) {
-    const bool commit = d->outcome == Outcome::kCommitted;
-    const std::string txid = d->txid;
-    const std::string to = d->to.name;
-    ctx_.Log(name_, std::string("send ") + (commit ? "commit " : "abort ") + txid + " -> " + to);
-    Request request{"POST", commit ? "/v1/commit" : "/v1/abort", {{"txid", txid}}};
-    ctx_.network.Call(name_, NodeOf(d->to.url), std::move(request), ctx_.config.request_timeout_ms,
-                      [this, txid, to](Result<Response> r) {
-                        Status s;
-                        if (!r.ok()) {
-                          s = r.status();
-                        } else if (r->status != 200) {
-                          s = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + r->body.dump());
-                        }
-                        ctx_.Log(name_, "ack " + txid + " from " + to + ": " + s.ToString());
-                        engine_->OnDecisionAcked(txid, to, s, ctx_.now());
-                        Pump();
-                      });
+    CallDecision(ctx_, name_, *d, [this, txid = d->txid, to = d->to.name](Status s) {
+      engine_->OnDecisionAcked(txid, to, s, ctx_.now());
+      Pump();
+    });
   } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
     const std::string txid = pd->record.txid;
     const bool commit = pd->record.outcome == Outcome::kCommitted;
@@ -219,33 +188,11 @@ void CoordinatorNode::Execute(coordinator::Action& a) {
     };
     log_.Submit(std::move(job));
   } else if (auto* sp = std::get_if<action::SendPrecommit>(&a)) {
-    const std::string txid = sp->txid;
-    const std::string to = sp->to.name;
-    ctx_.Log(name_, "send precommit " + txid + " -> " + to);
-    Request request{"POST", "/v1/precommit", {{"txid", txid}}};
-    ctx_.network.Call(name_, NodeOf(sp->to.url), std::move(request), ctx_.config.request_timeout_ms,
-                      [this, txid, to](Result<Response> r) {
-                        // As service.cc: 200 acked; already_aborted or unknown: it aborted.
-                        Result<coordinator::PrecommitAnswer> answer = Status::Internal("unset");
-                        const std::string code = r.ok() && r->body.is_object() && r->body.contains("error")
-                                                     ? r->body["error"].value("code", "")
-                                                     : "";
-                        if (!r.ok()) {
-                          answer = r.status();
-                        } else if (r->status == 200) {
-                          answer = coordinator::PrecommitAnswer::kAcked;
-                        } else if ((r->status == 409 && code == "already_aborted") ||
-                                   (r->status == 404 && code == "unknown_transaction")) {
-                          answer = coordinator::PrecommitAnswer::kAborted;
-                        } else {
-                          answer = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + r->body.dump());
-                        }
-                        ctx_.Log(name_, "precommit answer " + txid + " from " + to + ": " +
-                                            (answer.ok() ? (*answer == coordinator::PrecommitAnswer::kAcked ? "acked" : "aborted")
-                                                         : answer.status().ToString()));
-                        engine_->OnPrecommitAcked(txid, to, std::move(answer), ctx_.now());
-                        Pump();
-                      });
+    CallPrecommit(ctx_, name_, *sp,
+                  [this, txid = sp->txid, to = sp->to.name](Result<coordinator::PrecommitAnswer> answer) {
+                    engine_->OnPrecommitAcked(txid, to, std::move(answer), ctx_.now());
+                    Pump();
+                  });
   } else if (auto* pf = std::get_if<action::PersistFinished>(&a)) {
     const std::string txid = pf->txid;
     SyncQueue::Job job;

@@ -67,7 +67,37 @@ void Checker::Check(const std::string& txid, const TxFacts& f) {
   }
 }
 
+void Checker::OnRaftLeader(uint64_t term, const std::string& member) {
+  auto [it, inserted] = leaders_.emplace(term, member);
+  if (!inserted && it->second != member) {
+    Fail("election safety", it->second + " and " + member + " both lead term " + std::to_string(term));
+  }
+}
+
+void Checker::OnRaftApplied(const std::string& member, uint64_t index, uint64_t term, const std::string& data) {
+  auto [it, inserted] = applied_.emplace(index, std::make_pair(term, data));
+  if (!inserted && (it->second.first != term || it->second.second != data)) {
+    Fail("state machine safety", member + " applied a different entry at index " + std::to_string(index) +
+                                     " (term " + std::to_string(term) + ", another member applied term " +
+                                     std::to_string(it->second.first) + ")");
+  }
+}
+
+void Checker::OnIdempotencyKey(const std::string& txid, const std::string& key) { txids_by_key_[key].insert(txid); }
+
 void Checker::Final() {
+  for (const auto& [key, txids] : txids_by_key_) {
+    std::set<std::string> committed;
+    for (const auto& txid : txids) {
+      auto it = txs_.find(txid);
+      if (it != txs_.end() && !it->second.committed_at.empty()) committed.insert(txid);
+    }
+    if (committed.size() > 1) {
+      Fail("idempotency", "Idempotency-Key " + key + " committed " + std::to_string(committed.size()) +
+                              " transactions: " + Join(committed));
+      return;
+    }
+  }
   for (const auto& [txid, f] : txs_) {
     const bool committed = !f.committed_at.empty() || (f.decision && *f.decision) || (f.told && *f.told);
     if (!committed) continue;

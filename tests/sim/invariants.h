@@ -2,7 +2,10 @@
 //
 // Facts: which txids a participant has durably committed (read from its
 // journal table) or aborted (its abort or no-vote record synced), which
-// decisions the coordinator's log made durable, and what the client was told.
+// decisions the coordinator's log made durable (in a group: applied by a
+// member), and what the client was told; in a group also who led which term,
+// which entry each member applied at each index, and which txids were
+// started for which Idempotency-Key.
 // Every new fact is checked against the others at once (atomicity, agreement
 // with the client); Final() checks what must hold once everything has healed.
 // The first violation is kept; the world stops the run when there is one.
@@ -11,7 +14,9 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <cstdint>
 #include <string>
+#include <utility>
 
 namespace commitd::sim {
 
@@ -23,6 +28,14 @@ class Checker {
   void OnDecisionDurable(const std::string& txid, bool commit);
   void OnClientAnswer(const std::string& txid, bool committed);
   void Fail(const std::string& invariant, const std::string& detail);
+
+  // Coordinator group. Election safety: at most one leader per term. State
+  // machine safety: every member applies the same entry at each index.
+  void OnRaftLeader(uint64_t term, const std::string& member);
+  void OnRaftApplied(const std::string& member, uint64_t index, uint64_t term, const std::string& data);
+  // The transaction a coordinator started for a client's Idempotency-Key:
+  // at most one per key may commit anywhere (a retried transfer runs once).
+  void OnIdempotencyKey(const std::string& txid, const std::string& key);
 
   // After healing: every transaction all-or-nothing at its participants, and
   // every client answer true everywhere.
@@ -44,6 +57,9 @@ class Checker {
   void Check(const std::string& txid, const TxFacts& f);
 
   std::map<std::string, TxFacts> txs_;
+  std::map<uint64_t, std::string> leaders_;                          // term -> member
+  std::map<uint64_t, std::pair<uint64_t, std::string>> applied_;     // index -> (term, data)
+  std::map<std::string, std::set<std::string>> txids_by_key_;
   std::optional<std::string> violation_;
   std::size_t client_committed_ = 0;
   std::size_t client_aborted_ = 0;

@@ -8,6 +8,12 @@
 //   --check-determinism                       run every seed twice and compare the traces
 //   --protocol 2pc|3pc                        what the client asks for
 //   --scenario chaos|coordinator-loss|partition   see tests/sim/world.h
+//   --coordinators 1|3                        one coordinator (default) or a Raft group of three
+//                                             (chaos only; group bugs: group-no-resume, group-stale-read,
+//                                             group-presume-without-record, group-overwrite-decision,
+//                                             group-send-before-sync)
+//   --isolate-leader                          group, 3PC: also cut the ready leader off from the other
+//                                             members (2PC always does; participants keep every link)
 //   --expect-blocking                         coordinator-loss: exit 0 iff some seed left a transaction
 //                                             in doubt while the coordinator was down (and none broke
 //                                             an invariant)
@@ -40,7 +46,9 @@ int Usage(const char* error) {
                "%s\nusage: commitd-sim (--seed N | --seeds N [--start S] [--soak-seeds M]) [--protocol 2pc|3pc]\n"
                "                   [--scenario chaos|coordinator-loss|partition] [--expect-blocking]\n"
                "                   [--bug commit-on-timeout|ack-before-durable|forget-decision] [--expect-violation]\n"
-               "                   [--trace] [--trace-lines N] [--check-determinism]\n",
+               "                   [--coordinators 1|3] [--bug group-no-resume|group-stale-read|\n"
+               "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync]\n"
+               "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n",
                error);
   return 2;
 }
@@ -73,7 +81,8 @@ std::string TxidOf(const std::string& violation) {
   }
   const std::size_t end = violation.find(' ', begin);
   std::string txid = violation.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
-  return txid.rfind("c1.", 0) == 0 ? txid : "";
+  const bool coordinator_txid = txid.size() > 3 && txid[0] == 'c' && txid[1] >= '1' && txid[1] <= '9' && txid[2] == '.';
+  return coordinator_txid ? txid : "";
 }
 
 }  // namespace
@@ -118,6 +127,12 @@ int main(int argc, char** argv) {
       auto bug = commitd::sim::ParseBug(argv[++i]);
       if (!bug) return Usage("unknown --bug");
       options.bug = *bug;
+    } else if (arg == "--coordinators") {
+      uint64_t n = 0;
+      if (!value(&n) || (n != 1 && n != 3)) return Usage("--coordinators must be 1 or 3");
+      options.coordinators = static_cast<int>(n);
+    } else if (arg == "--isolate-leader") {
+      options.isolate_leader = true;
     } else if (arg == "--trace") {
       options.trace = true;
     } else if (arg == "--expect-violation") {
@@ -133,6 +148,10 @@ int main(int argc, char** argv) {
   if (expect_blocking && options.scenario != commitd::sim::Scenario::kCoordinatorLoss) {
     return Usage("--expect-blocking needs --scenario coordinator-loss");
   }
+  if (options.isolate_leader && options.coordinators == 1) return Usage("--isolate-leader needs --coordinators 3");
+  if (options.coordinators > 1 && options.scenario != commitd::sim::Scenario::kChaos) {
+    return Usage("--coordinators 3 runs the chaos scenario only");
+  }
   if (have_single == (seeds != 0)) return Usage("give exactly one of --seed N and --seeds N");
   const char* soak = std::getenv("COMMITD_SOAK");
   if (soak_seeds != 0 && soak != nullptr && std::string(soak) == "1") seeds = soak_seeds;
@@ -147,6 +166,8 @@ int main(int argc, char** argv) {
   if (options.scenario != commitd::sim::Scenario::kChaos) {
     replay_flags += " --scenario " + std::string(commitd::sim::ScenarioName(options.scenario));
   }
+  if (options.isolate_leader) replay_flags += " --isolate-leader";
+  if (options.coordinators > 1) replay_flags += " --coordinators " + std::to_string(options.coordinators);
   if (options.bug != Bug::kNone) replay_flags += " --bug " + std::string(commitd::sim::BugName(options.bug));
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -77,6 +77,13 @@ void Network::Call(const std::string& from, const std::string& to, Request reque
   });
 }
 
+void Network::Post(const std::string& from, const std::string& to, const std::string& label,
+                   std::function<void()> deliver) {
+  Transmit(from, to, label, [this, to, deliver = std::move(deliver)] {
+    if (nodes_.at(to).up) deliver();
+  });
+}
+
 void Network::Finish(const std::shared_ptr<CallState>& call, Result<Response> result) {
   if (call->done) return;
   call->done = true;

@@ -29,6 +29,7 @@ struct Request {
   std::string method;  // "POST" | "GET"
   std::string target;  // "/v1/prepare", "/v1/transactions/{txid}", ...
   nlohmann::json body;
+  std::map<std::string, std::string> headers;  // lower-case names: "idempotency-key", "x-commitd-forwarded"
 };
 
 struct Response {
@@ -74,6 +75,9 @@ class Network {
 
   void Call(const std::string& from, const std::string& to, Request request, int64_t timeout_ms,
             ReplyCallback callback);
+  // A one-way message with no answer (a Raft message): `deliver` runs at `to`
+  // if it arrives while `to` is up.
+  void Post(const std::string& from, const std::string& to, const std::string& label, std::function<void()> deliver);
 
  private:
   struct Node {

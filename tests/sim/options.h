@@ -14,6 +14,12 @@ enum class Bug {
   kCommitOnTimeout,   // a prepared 2PC participant commits by itself at its deadline
   kAckBeforeDurable,  // a participant acks a commit as soon as the apply job is queued
   kForgetDecision,    // the coordinator reports its decision durable without writing it
+  // Coordinator group (--coordinators 3):
+  kGroupNoResume,              // a new leader resumes no unfinished decision from the log
+  kGroupStaleRead,             // a follower answers a decision query from its own state machine
+  kGroupPresumeWithoutRecord,  // presumed abort answered without appending abort first
+  kGroupOverwriteDecision,     // applying a decision replaces an earlier decision of its txid
+  kGroupSendBeforeSync,        // a member sends a Ready's messages (votes, acks) before it is synced
 };
 
 std::optional<Bug> ParseBug(std::string_view name);
@@ -37,6 +43,8 @@ struct SimOptions {
   std::string focus;               // a txid: print its whole story (and the world's faults) at the end
   std::string source_dir;          // for examples/bank
   std::string tmp_dir;             // where the participants' SQLite files live
+  int coordinators = 1;            // 1: one CoordinatorNode; 3: a Raft group of GroupMemberNodes
+  bool isolate_leader = false;          // --isolate-leader: 3PC too gets group-internal partitions
 };
 
 // Every timing of the real processes comes from common/config.h defaults;

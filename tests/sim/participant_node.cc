@@ -28,12 +28,12 @@ Result<std::unique_ptr<sqlite::Database>> OpenDatabase(const std::string& path, 
 }  // namespace
 
 ParticipantNode::ParticipantNode(std::string name, Context& ctx, std::string db_path,
-                                 participant::Procedures procedures, std::string coordinator_url)
+                                 participant::Procedures procedures, std::vector<std::string> coordinator_urls)
     : name_(std::move(name)),
       ctx_(ctx),
       db_path_(std::move(db_path)),
       procedures_(std::move(procedures)),
-      coordinator_url_(std::move(coordinator_url)),
+      coordinator_urls_(std::move(coordinator_urls)),
       storage_(name_, ctx.scheduler, ctx.random, ctx.trace,
                [this](std::vector<SyncQueue::Job>& batch) { return RunBatch(batch); }) {
   ctx_.network.AddNode(name_, [this](const Request& r, Responder respond) { Handle(r, std::move(respond)); });
@@ -91,6 +91,7 @@ Status ParticipantNode::Start() {
   eo.outcome_retention_ms = ctx_.config.outcome_retention_ms;
   eo.termination_grace_ms = ctx_.config.termination_grace_ms;
   eo.name = name_;
+  if (coordinator_urls_.size() > 1) eo.coordinators = coordinator_urls_;
   engine_ = std::make_unique<participant::Engine>(eo);
   const std::size_t recovered = records->size();
   engine_->Recover(std::move(records).value(), outcomes.value(), ctx_.now());
@@ -412,13 +413,24 @@ void ParticipantNode::QueryDecision(std::string txid, std::vector<std::string> u
     Pump();
     return;
   }
-  Request request{"GET", "/v1/transactions/" + txid, nullptr};
+  // As the agent: naming ourselves lets the transaction's own coordinator
+  // (urls[0]) record its presumed abort before answering (group only).
+  std::string target = "/v1/transactions/" + txid;
+  if (index == 0 && coordinator_urls_.size() > 1) target += "?participant=" + name_;
+  Request request{"GET", std::move(target), nullptr};
   const std::string to = NodeOf(urls[index]);
   ctx_.network.Call(
       name_, to, std::move(request), ctx_.config.request_timeout_ms,
       [this, txid, urls = std::move(urls), index, errors = std::move(errors)](Result<Response> r) mutable {
         std::string error;
-        if (r.ok() && (r->status == 200 || r->status == 404)) {
+        // A 404 is proof of abort only from the transaction's own coordinator,
+        // or from a group that lists it (its members share one log).
+        bool same_group = false;
+        if (r.ok() && r->body.is_object() && r->body.contains("group") && r->body["group"].is_array()) {
+          for (const auto& u : r->body["group"]) same_group = same_group || (u.is_string() && u.get<std::string>() == urls[0]);
+        }
+        const bool owner = index == 0 || same_group;
+        if (r.ok() && (r->status == 200 || (r->status == 404 && owner))) {
           std::string outcome = r->body.is_object() ? r->body.value("outcome", "") : "";
           if (outcome == "committed" || outcome == "aborted" || outcome == "pending") {
             Decision d = outcome == "committed" ? Decision::kCommit
@@ -430,6 +442,8 @@ void ParticipantNode::QueryDecision(std::string txid, std::vector<std::string> u
             return;
           }
           error = urls[index] + ": unexpected answer HTTP " + std::to_string(r->status);
+        } else if (r.ok() && r->status == 404) {
+          error = urls[index] + ": does not know the transaction (only its own coordinator may presume abort)";
         } else {
           error = urls[index] + ": " + (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().message());
         }

@@ -27,7 +27,7 @@ namespace commitd::sim {
 class ParticipantNode {
  public:
   ParticipantNode(std::string name, Context& ctx, std::string db_path, participant::Procedures procedures,
-                  std::string coordinator_url);
+                  std::vector<std::string> coordinator_urls);
   ~ParticipantNode();
 
   // A fresh database holding the bank schema and its seed rows.
@@ -64,7 +64,7 @@ class ParticipantNode {
   Context& ctx_;
   std::string db_path_;
   participant::Procedures procedures_;
-  std::string coordinator_url_;
+  std::vector<std::string> coordinator_urls_;  // every member of a group; one URL otherwise
   bool up_ = false;
   uint64_t incarnation_ = 0;
   std::unique_ptr<sqlite::Database> db_;

@@ -9,6 +9,7 @@
 
 #include "tests/sim/client.h"
 #include "tests/sim/coordinator_node.h"
+#include "tests/sim/group_member_node.h"
 #include "tests/sim/participant_node.h"
 
 namespace commitd::sim {
@@ -85,7 +86,12 @@ class World {
   void PlanIsolations();
   void PlanCoordinatorLoss(int64_t first_submit_ms, int64_t last_submit_ms);
   void SampleInDoubt(int64_t lost_at_ms, int64_t until_ms);
+  void PlanLeaderFaults();
+  void IsolateLeader(const std::string& alone, int64_t length);
+  GroupMemberNode* ReadyLeader();
+  bool CoordinatorsSettled();
   std::string Describe();
+  bool group() const { return !members_.empty(); }
 
   SimOptions options_;
   Random random_;
@@ -94,7 +100,8 @@ class World {
   Network network_;
   Checker checker_;
   Context ctx_;
-  std::unique_ptr<CoordinatorNode> coordinator_;
+  std::unique_ptr<CoordinatorNode> coordinator_;           // one coordinator, or
+  std::map<std::string, std::unique_ptr<GroupMemberNode>> members_;  // a group (--coordinators 3)
   std::map<std::string, std::unique_ptr<ParticipantNode>> participants_;
   std::unique_ptr<Client> client_;
   RunResult result_;
@@ -106,7 +113,7 @@ class World {
   int64_t max_down_ms_ = 0;
   int64_t fault_end_ms_ = 0;
   bool healed_ = false;
-  bool isolated_ = false;  // partition scenario: one isolation at a time
+  bool isolated_ = false;  // partition scenario, group leader: one isolation at a time
   bool done_ = false;
   std::map<std::string, uint64_t> down_epoch_;  // a restart scheduled before a later crash or heal is void
 };
@@ -145,18 +152,37 @@ Status World::Build() {
   const BankFiles& bank = Bank(options_.source_dir);
   auto procedures = participant::Procedures::Parse(bank.procedures);
   if (!procedures.ok()) return procedures.status();
-  coordinator_ = std::make_unique<CoordinatorNode>(kCoordinator, ctx_);
-  coordinator_->set_log_delay_ms(random_.Uniform(1, 20));
+  std::vector<std::string> coordinator_names;
+  if (options_.coordinators > 1) {
+    std::vector<GroupMember> group;
+    for (int i = 1; i <= options_.coordinators; ++i) group.push_back({"c" + std::to_string(i), static_cast<raft::NodeId>(i)});
+    std::map<raft::NodeId, GroupMemberNode*> by_id;
+    for (const auto& m : group) {
+      auto node = std::make_unique<GroupMemberNode>(m, group, ctx_);
+      node->set_log_delay_ms(random_.Uniform(1, 20));
+      by_id[m.id] = node.get();
+      coordinator_names.push_back(m.name);
+      members_.emplace(m.name, std::move(node));
+    }
+    for (auto& [name, member] : members_) member->Connect(by_id);
+  } else {
+    coordinator_ = std::make_unique<CoordinatorNode>(kCoordinator, ctx_);
+    coordinator_->set_log_delay_ms(random_.Uniform(1, 20));
+    coordinator_names.push_back(kCoordinator);
+  }
+  std::vector<std::string> coordinator_urls;
+  for (const auto& name : coordinator_names) coordinator_urls.push_back(UrlOf(name));
   for (const auto& [name, seed_sql] : bank.seeds) {
     const std::string path =
         options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + name + ".db";
-    auto p = std::make_unique<ParticipantNode>(name, ctx_, path, procedures.value(), UrlOf(kCoordinator));
+    auto p = std::make_unique<ParticipantNode>(name, ctx_, path, procedures.value(), coordinator_urls);
     if (Status s = p->Create(bank.schema, seed_sql); !s.ok()) return s;
     p->set_storage_delay_ms(random_.Uniform(1, 20));
     participants_.emplace(name, std::move(p));
   }
-  client_ = std::make_unique<Client>(ctx_, kCoordinator, bank.accounts);
-  coordinator_->Start();
+  client_ = std::make_unique<Client>(ctx_, coordinator_names, bank.accounts);
+  if (coordinator_) coordinator_->Start();
+  for (auto& [name, member] : members_) member->Start();
   for (auto& [name, p] : participants_) {
     if (Status s = p->Start(); !s.ok()) return s;
   }
@@ -164,7 +190,8 @@ Status World::Build() {
 }
 
 bool World::IsUp(const std::string& node) const {
-  if (node == kCoordinator) return coordinator_->up();
+  if (auto m = members_.find(node); m != members_.end()) return m->second->up();
+  if (coordinator_ && node == kCoordinator) return coordinator_->up();
   auto it = participants_.find(node);
   return it != participants_.end() && it->second->up();
 }
@@ -182,7 +209,9 @@ void World::AfterEvent(const std::string& node, Scheduler::Kind kind) {
 void World::Crash(const std::string& node) {
   ++result_.crashes;
   ++down_epoch_[node];
-  if (node == kCoordinator) {
+  if (auto m = members_.find(node); m != members_.end()) {
+    m->second->Crash();
+  } else if (node == kCoordinator) {
     coordinator_->Crash();
   } else {
     participants_.at(node)->Crash();
@@ -191,7 +220,9 @@ void World::Crash(const std::string& node) {
 
 void World::Restart(const std::string& node) {
   ++down_epoch_[node];
-  if (node == kCoordinator) {
+  if (auto m = members_.find(node); m != members_.end()) {
+    m->second->Start();
+  } else if (node == kCoordinator) {
     coordinator_->Start();
   } else if (Status s = participants_.at(node)->Start(); !s.ok()) {
     checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
@@ -205,7 +236,10 @@ void World::Heal() {
   calm.max_delay_ms = faults_.max_delay_ms;
   network_.set_faults(calm);
   network_.HealAll();
-  if (!coordinator_->up()) Restart(kCoordinator);
+  if (coordinator_ && !coordinator_->up()) Restart(kCoordinator);
+  for (auto& [name, m] : members_) {
+    if (!m->up()) Restart(name);
+  }
   for (auto& [name, p] : participants_) {
     if (!p->up()) Restart(name);
   }
@@ -214,7 +248,7 @@ void World::Heal() {
 
 void World::Probe() {
   if (checker_.violated()) return;
-  bool settled = coordinator_->Settled();
+  bool settled = CoordinatorsSettled();
   for (auto& [name, p] : participants_) settled = settled && p->Settled();
   if (settled) {
     result_.settle_ms = scheduler_.now() - fault_end_ms_;
@@ -230,8 +264,30 @@ void World::Probe() {
   scheduler_.After(kSettleProbeMs, "", [this] { Probe(); });
 }
 
+// A group has settled when every member is up and idle, one is the ready
+// leader, every member has applied the leader's whole log and every record in
+// it is finished, and the client waits for nothing.
+bool World::CoordinatorsSettled() {
+  if (coordinator_) return coordinator_->Settled();
+  GroupMemberNode* leader = ReadyLeader();
+  if (leader == nullptr || !client_->idle()) return false;
+  for (auto& [name, m] : members_) {
+    if (!m->Idle() || !m->Caught(leader->last_index())) return false;
+  }
+  return true;
+}
+
+GroupMemberNode* World::ReadyLeader() {
+  for (auto& [name, m] : members_) {
+    if (m->leader_ready()) return m.get();
+  }
+  return nullptr;
+}
+
 std::string World::Describe() {
-  std::string out = coordinator_->Describe();
+  std::string out = client_->idle() ? "" : "client still waits for an answer\n  ";
+  if (coordinator_) out += coordinator_->Describe();
+  for (auto& [name, m] : members_) out += (name == members_.begin()->first ? "" : "\n  ") + m->Describe();
   for (auto& [name, p] : participants_) out += "\n  " + p->Describe();
   return out;
 }
@@ -275,6 +331,7 @@ RunResult World::Run() {
   switch (options_.scenario) {
     case Scenario::kChaos:
       if (options_.protocol != "3pc") PlanChaosPartitions();
+      if (group()) PlanLeaderFaults();
       break;
     case Scenario::kPartition:
       PlanIsolations();
@@ -314,7 +371,10 @@ RunResult World::Run() {
 
 // Random cuts between any two nodes.
 void World::PlanChaosPartitions() {
-  std::vector<std::string> nodes = {kCoordinator, "client"};
+  std::vector<std::string> nodes;
+  if (coordinator_) nodes.push_back(kCoordinator);
+  nodes.push_back("client");
+  for (const auto& [name, m] : members_) nodes.push_back(name);
   for (const auto& [name, p] : participants_) nodes.push_back(name);
   const int64_t partitions = random_.Uniform(0, 4);
   for (int64_t i = 0; i < partitions; ++i) {
@@ -334,6 +394,67 @@ void World::PlanChaosPartitions() {
       });
     });
   }
+}
+
+// Group: the ready leader is killed (per seed: 0-3 times) at random moments
+// of the load, and cut off from the other members (0-2 times) so that it is
+// deposed without knowing it. Under 3PC only with --isolate-leader: the
+// participants keep every link, but it is a partition all the same.
+void World::PlanLeaderFaults() {
+  const int64_t kills = random_.Uniform(0, 3);
+  for (int64_t i = 0; i < kills; ++i) {
+    const int64_t at = random_.Uniform(scheduler_.now(), fault_end_ms_);
+    const int64_t down = random_.Uniform(1, std::max<int64_t>(max_down_ms_, 300));
+    scheduler_.At(at, "", [this, down] {
+      GroupMemberNode* leader = ReadyLeader();
+      if (healed_ || leader == nullptr) return;
+      const std::string node = leader->name();
+      ctx_.Log("world", "KILL LEADER " + node + " (down for " + std::to_string(down) + " ms)");
+      Crash(node);
+      scheduler_.After(down, "", [this, node, epoch = down_epoch_[node]] {
+        if (down_epoch_[node] == epoch) Restart(node);
+      });
+    });
+  }
+  if (options_.protocol == "3pc" && !options_.isolate_leader) return;
+  const int64_t isolations = random_.Uniform(0, 2);
+  for (int64_t i = 0; i < isolations; ++i) {
+    const int64_t at = random_.Uniform(scheduler_.now(), fault_end_ms_);
+    const int64_t length = random_.Uniform(100, 3000);
+    scheduler_.At(at, "", [this, length] {
+      if (GroupMemberNode* leader = ReadyLeader()) IsolateLeader(leader->name(), length);
+    });
+  }
+  // The worst moment: as the leader replicates a decision or a precommit
+  // record (a follower may hold it, the leader has not committed it yet).
+  const double at_append = static_cast<double>(random_.Uniform(0, 200)) / 1000;
+  network_.set_send_hook([this, at_append](const std::string& from, const std::string&, const std::string& label) {
+    if (label.rfind("raft ", 0) != 0 || label.find("AppendEntries") == std::string::npos) return;
+    if (label.find("[decision ") == std::string::npos && label.find("[precommit record ") == std::string::npos &&
+        label.find(", decision ") == std::string::npos && label.find(", precommit record ") == std::string::npos) {
+      return;
+    }
+    GroupMemberNode* leader = ReadyLeader();
+    if (leader == nullptr || leader->name() != from || !random_.Chance(at_append)) return;
+    IsolateLeader(from, random_.Uniform(100, 3000));
+  });
+}
+
+void World::IsolateLeader(const std::string& alone, int64_t length) {
+  if (healed_ || isolated_) return;
+  isolated_ = true;
+  ctx_.Log("world", "PARTITION leader " + alone + " | the other members, for " + std::to_string(length) + " ms");
+  for (const auto& [name, m] : members_) {
+    if (name != alone) network_.Cut(alone, name);
+  }
+  scheduler_.After(length, "", [this, alone] {
+    isolated_ = false;
+    if (healed_) return;
+    ctx_.Log("world", "HEAL leader " + alone);
+    for (const auto& [name, m] : members_) {
+      if (name != alone) network_.Heal(alone, name);
+    }
+  });
 }
 
 // One participant at a time cut off from the coordinator and the other

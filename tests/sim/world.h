@@ -1,6 +1,7 @@
 // World: one simulated run of one seed.
 //
-// It builds the nodes (one coordinator, two bank participants, a client),
+// It builds the nodes (one coordinator or a Raft group of three, two bank
+// participants, a client),
 // draws this seed's fault profile (swarm testing: every seed gets its own
 // rates of loss, duplication, reordering, crashes and partitions), runs the
 // schedule until the last fault, heals everything, and then requires the
@@ -11,7 +12,9 @@
 // no partition); coordinator-loss kills the coordinator mid-load and counts,
 // kNonBlockingBoundMs later, what the participants still hold in doubt (3PC
 // must hold nothing); partition cuts one participant off from everyone else
-// at random times, with no loss and no crash.
+// at random times, with no loss and no crash. With a group (chaos only) the
+// ready leader is also killed, and cut off from the other members, at random
+// moments of the load.
 #pragma once
 
 #include <cstdint>
