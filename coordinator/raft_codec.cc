@@ -219,6 +219,10 @@ std::string EncodeCommand(const Command& c) {
     j = {{"op", "finish"}, {"txid", f->txid}, {"finished_ms", f->finished_ms}};
   } else if (const auto* p = std::get_if<command::PutParticipant>(&c)) {
     j = {{"op", "participant"}, {"name", p->entry.name}, {"url", p->entry.url}, {"updated_ms", p->entry.updated_ms}};
+  } else if (const auto* many = std::get_if<command::FinishMany>(&c)) {
+    json marks = json::array();
+    for (const auto& f : many->marks) marks.push_back({{"txid", f.txid}, {"finished_ms", f.finished_ms}});
+    j = {{"op", "finish_many"}, {"marks", std::move(marks)}};
   } else if (const auto* m = std::get_if<command::SetMember>(&c)) {
     j = {{"op", "member"}, {"id", m->id}, {"url", m->url}};
   }
@@ -241,6 +245,13 @@ Result<Command> DecodeCommand(std::string_view data) {
     if (op == "participant") {
       return Command(command::PutParticipant{RegistryEntry{
           j.at("name").get<std::string>(), j.at("url").get<std::string>(), j.at("updated_ms").get<int64_t>()}});
+    }
+    if (op == "finish_many") {
+      command::FinishMany many;
+      for (const auto& f : j.at("marks")) {
+        many.marks.push_back(command::Finish{f.at("txid").get<std::string>(), f.at("finished_ms").get<int64_t>()});
+      }
+      return Command(std::move(many));
     }
     if (op == "member") return Command(command::SetMember{j.at("id").get<std::string>(), j.at("url").get<std::string>()});
     return Status::Corruption("raft entry: unknown op '" + op + "'");

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "common/status.h"
 #include "coordinator/types.h"
@@ -32,12 +33,16 @@ struct Finish {
 struct PutParticipant {
   RegistryEntry entry;
 };
+struct FinishMany {  // finished marks coalesced while a write was in flight
+  std::vector<Finish> marks;
+};
 struct SetMember {  // a group member's URL, before it is added (empty url: forget it)
   std::string id;
   std::string url;
 };
 }  // namespace command
-using Command = std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember>;
+using Command =
+    std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember, command::FinishMany>;
 
 std::string EncodeCommand(const Command& c);
 Result<Command> DecodeCommand(std::string_view data);

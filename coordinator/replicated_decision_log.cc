@@ -31,6 +31,13 @@ Status ApplyEntry(sqlite::Database& db, const raft::Entry& e) {
   if (auto* f = std::get_if<command::Finish>(&*command)) return store.MarkFinished(f->txid, f->finished_ms);
   if (auto* p = std::get_if<command::PutParticipant>(&*command)) return store.PutParticipant(p->entry);
   if (auto* m = std::get_if<command::SetMember>(&*command)) return RaftStorage(db).SetMemberUrl(m->id, m->url);
+  if (auto* many = std::get_if<command::FinishMany>(&*command)) {
+    for (const auto& f : many->marks) {
+      Status s = store.MarkFinished(f.txid, f.finished_ms);
+      if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+    }
+    return Status::Ok();
+  }
   return Status::Internal("unhandled command");
 }
 
@@ -53,6 +60,7 @@ Result<std::unique_ptr<ReplicatedDecisionLog>> ReplicatedDecisionLog::Open(const
   auto replicated_urls = storage.MemberUrls();
   if (!replicated_urls.ok()) return replicated_urls.status();
   std::unique_ptr<ReplicatedDecisionLog> log(new ReplicatedDecisionLog(io, std::move(options), std::move(db).value()));
+  log->path_ = path;
   for (const auto& [id, url] : *replicated_urls) log->SetMemberUrl(id, url);
   raft::NodeOptions no;
   no.id = NodeIdOf(log->options_.self_id);
@@ -90,6 +98,7 @@ void ReplicatedDecisionLog::SetMemberUrl(const std::string& id, const std::strin
 
 ReplicatedDecisionLog::~ReplicatedDecisionLog() {
   stopped_ = true;
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
   writer_.reset();
   db_.reset();
 }
@@ -152,9 +161,10 @@ void ReplicatedDecisionLog::Propose(std::string data, std::function<void(Status)
 // commits applied in it), then its messages, then the completions.
 void ReplicatedDecisionLog::Pump() {
   if (stopped_) return;
+  if (!writing_) ProposeFinished();
   if (writing_ || !node_->HasReady()) {
     CheckLeadership();
-    if (!writing_) MaybeSnapshot();
+    MaybeSnapshot();
     return;
   }
   writing_ = true;
@@ -249,37 +259,75 @@ void ReplicatedDecisionLog::Pump() {
 
 // Every snapshot_entries applied entries: a consistent copy of the state
 // machine becomes the log's base, on disk and in the node (which sends it to
-// followers too far behind); the log before it is deleted.
+// followers too far behind); the log before it is deleted. The copy is read on
+// a thread of its own through a second, read-only connection (one WAL read
+// transaction: the tables exactly at the applied index stored with them), so
+// that Readies — and the heartbeats behind them — keep flowing meanwhile; a
+// snapshot of megabytes taken on the storage thread stalled the leader long
+// enough to lose its leadership.
 void ReplicatedDecisionLog::MaybeSnapshot() {
-  if (applied_ < snapshot_index_ + options_.snapshot_entries) return;
-  auto term = node_->log().TermAt(applied_);
-  if (!term) return;
-  raft::SnapshotMeta meta;
-  meta.index = applied_;
-  meta.term = *term;
-  meta.membership = node_->log().MembershipAt(applied_);
-  auto data = std::make_shared<std::string>();
-  writing_ = true;
-  writer_->Submit(BatchWriter::Job{
-      [meta, data](sqlite::Database& db) -> Status {
-        auto snapshot = SnapshotStateMachine(db);
-        if (!snapshot.ok()) return snapshot.status();
-        *data = std::move(snapshot).value();
-        return RaftStorage(db).SaveSnapshot(meta, *data);
-      },
-      [this, meta, data](Status s) {
-        writing_ = false;
-        if (!s.ok()) {
-          log::Error("snapshot_failed", {{"index", meta.index}, {"error", s.ToString()}});
-          snapshot_index_ = meta.index;  // do not retry at once; the next threshold tries again
-          Pump();
-          return;
+  if (snapshotting_ || applied_ < snapshot_index_ + options_.snapshot_entries) return;
+  snapshotting_ = true;
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
+  snapshot_thread_ = std::thread([this] {
+    Result<std::pair<raft::SnapshotMeta, std::string>> taken = Status::Internal("unset");
+    sqlite::OpenOptions oo;
+    oo.create = false;
+    oo.read_only = true;
+    auto db = sqlite::Database::Open(path_, oo);
+    if (!db.ok()) {
+      taken = db.status();
+    } else {
+      taken = [&]() -> Result<std::pair<raft::SnapshotMeta, std::string>> {
+        if (Status s = (*db)->Exec("BEGIN"); !s.ok()) return s;
+        raft::SnapshotMeta meta;
+        Status error;
+        sqlite::Statement* stmt = (*db)->Prepare(
+            "SELECT (SELECT value FROM raft_state WHERE key = 'applied'), "
+            "(SELECT term FROM raft_log WHERE idx = (SELECT value FROM raft_state WHERE key = 'applied'))",
+            &error);
+        if (stmt == nullptr) return error;
+        if (!stmt->Step() || stmt->IsNull(0) || stmt->IsNull(1)) {
+          stmt->Reset();
+          return Status::Unavailable("no applied entry to snapshot yet");
         }
-        node_->CompactLog(meta.index, data);
-        snapshot_index_ = meta.index;
-        log::Info("snapshot_taken", {{"index", meta.index}, {"bytes", data->size()}});
-        Pump();
-      }});
+        meta.index = static_cast<raft::Index>(stmt->Int(0));
+        meta.term = static_cast<raft::Term>(stmt->Int(1));
+        stmt->Reset();
+        auto data = SnapshotStateMachine(**db);
+        (*db)->Exec("COMMIT");
+        if (!data.ok()) return data.status();
+        return std::make_pair(meta, std::move(data).value());
+      }();
+    }
+    boost::asio::post(io_, [this, taken = std::move(taken)]() mutable { SaveSnapshot(std::move(taken)); });
+  });
+}
+
+void ReplicatedDecisionLog::SaveSnapshot(Result<std::pair<raft::SnapshotMeta, std::string>> taken) {
+  if (stopped_) return;
+  if (!taken.ok()) {
+    log::Warn("snapshot_failed", {{"error", taken.status().ToString()}});
+    snapshot_index_ = applied_;  // try again at the next threshold
+    snapshotting_ = false;
+    return;
+  }
+  raft::SnapshotMeta meta = taken->first;
+  meta.membership = node_->log().MembershipAt(meta.index);
+  auto data = std::make_shared<std::string>(std::move(taken->second));
+  writer_->Submit(BatchWriter::Job{[meta, data](sqlite::Database& db) { return RaftStorage(db).SaveSnapshot(meta, *data); },
+                                   [this, meta, data](Status s) {
+                                     snapshotting_ = false;
+                                     if (!s.ok()) {
+                                       log::Error("snapshot_failed", {{"index", meta.index}, {"error", s.ToString()}});
+                                       snapshot_index_ = meta.index;
+                                       return;
+                                     }
+                                     node_->CompactLog(meta.index, data);
+                                     snapshot_index_ = meta.index;
+                                     log::Info("snapshot_taken", {{"index", meta.index}, {"bytes", data->size()}});
+                                     Pump();
+                                   }});
 }
 
 void ReplicatedDecisionLog::AfterApply(raft::Index applied) {
@@ -321,6 +369,9 @@ void ReplicatedDecisionLog::CheckLeadership() {
 }
 
 void ReplicatedDecisionLog::FailPending(const std::string& why) {
+  auto finishing = std::move(finishing_);
+  finishing_.clear();
+  for (auto& w : finishing) w.done(Status::Unavailable(why));
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [index, p] : pending) {
@@ -380,8 +431,26 @@ void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<
   Propose(EncodeCommand(command::Decide{std::move(record)}), std::move(done));
 }
 
+// Finished marks are not urgent: those that arrive while a write is in
+// flight go into the log together, as one entry (ProposeFinished).
 void ReplicatedDecisionLog::MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) {
-  Propose(EncodeCommand(command::Finish{std::move(txid), finished_ms}), std::move(done));
+  if (!leader_ready_) {
+    done(Status::Unavailable("not the leader"));
+    return;
+  }
+  finishing_.push_back({command::Finish{std::move(txid), finished_ms}, std::move(done)});
+  if (!writing_) ProposeFinished();
+}
+
+void ReplicatedDecisionLog::ProposeFinished() {
+  if (finishing_.empty()) return;
+  auto batch = std::make_shared<std::vector<FinishWaiter>>(std::move(finishing_));
+  finishing_.clear();
+  command::FinishMany many;
+  for (const auto& w : *batch) many.marks.push_back(w.mark);
+  Propose(EncodeCommand(many), [batch](Status s) {
+    for (auto& w : *batch) w.done(s);
+  });
 }
 
 void ReplicatedDecisionLog::PutParticipant(RegistryEntry entry, std::function<void(Status)> done) {

@@ -26,12 +26,15 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/batch_writer.h"
 #include "common/http_client.h"
 #include "common/sqlite_db.h"
 #include "coordinator/decision_log.h"
+#include "coordinator/raft_codec.h"
 #include "raft/node.h"
 
 namespace commitd::coordinator {
@@ -116,6 +119,8 @@ class ReplicatedDecisionLog final : public DecisionLog {
   void LinearizableRead(std::function<void(sqlite::Database&)> fn, std::function<void(Status)> fail);
   void ScheduleTick();
   void MaybeSnapshot();
+  void ProposeFinished();
+  void SaveSnapshot(Result<std::pair<raft::SnapshotMeta, std::string>> taken);
   void SetMemberUrl(const std::string& id, const std::string& url);
   void PromoteCaughtUpLearners();
 
@@ -131,6 +136,11 @@ class ReplicatedDecisionLog final : public DecisionLog {
   std::map<raft::NodeId, std::string> urls_;  // node id -> URL, self included
   int64_t next_promotion_ms_ = 0;
   std::map<raft::Index, Pending> pending_;
+  struct FinishWaiter {
+    command::Finish mark;
+    std::function<void(Status)> done;
+  };
+  std::vector<FinishWaiter> finishing_;  // coalesced into one entry by ProposeFinished
   struct ReadWaiter {
     std::function<void(sqlite::Database&)> fn;
     std::function<void(Status)> fail;
@@ -140,6 +150,9 @@ class ReplicatedDecisionLog final : public DecisionLog {
   uint64_t next_read_ = 1;
   raft::Index applied_ = 0;
   raft::Index snapshot_index_ = 0;  // the log's base on disk
+  bool snapshotting_ = false;
+  std::string path_;
+  std::thread snapshot_thread_;  // reads the state machine for a snapshot; joined before the next and at destruction
   bool writing_ = false;
   bool leader_ready_ = false;
   raft::Term ready_term_ = 0;
