@@ -160,6 +160,13 @@ TEST_CASE("codecs: raft messages and log commands round-trip") {
   auto finish = DecodeCommand(EncodeCommand(command::Finish{"t9", 42}));
   REQUIRE(finish.ok());
   CHECK(std::get<command::Finish>(*finish).finished_ms == 42);
+  auto many = DecodeCommand(EncodeCommand(command::FinishMany{{{"a", 1}, {"b", 2}}}));
+  REQUIRE(many.ok());
+  REQUIRE(std::get<command::FinishMany>(*many).marks.size() == 2);
+  CHECK(std::get<command::FinishMany>(*many).marks[1].txid == "b");
+  auto member = DecodeCommand(EncodeCommand(command::SetMember{"c4", "http://h:1"}));
+  REQUIRE(member.ok());
+  CHECK(std::get<command::SetMember>(*member).url == "http://h:1");
   CHECK(DecodeCommand("not json").status().code() == StatusCode::kCorruption);
   CHECK(NodeIdOf("c1") != NodeIdOf("c2"));
   CHECK(NodeIdOf("c1") != raft::kNoNode);
