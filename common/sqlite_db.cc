@@ -205,4 +205,14 @@ Status Database::LastError(std::string_view what) const {
   return Status::IoError(msg);
 }
 
+std::string QuoteIdentifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
 }  // namespace commitd::sqlite

@@ -121,6 +121,9 @@ class Transaction {
   bool done_ = false;
 };
 
+// name as a quoted SQL identifier: "a""b" for a"b.
+std::string QuoteIdentifier(const std::string& name);
+
 // SQLite error text for a result code: "constraint failed (CHECK constraint failed: balance >= 0)".
 std::string ErrorText(sqlite3* db, int rc);
 

@@ -33,8 +33,9 @@ int UsageError(const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace commitd;
-  auto flags = Flags::Parse(argc, argv, {"id", "listen", "data-dir", "participant", "token", "config", "peers", "failpoint"},
-                            {"help", "join"});
+  auto flags =
+      Flags::Parse(argc, argv, {"id", "listen", "data-dir", "participant", "token", "config", "peers", "failpoint"},
+                   {"help", "join"});
   if (!flags.ok()) return UsageError(flags.status().message());
   if (flags->Has("help")) {
     std::cout << kUsage;

@@ -253,7 +253,8 @@ Result<Command> DecodeCommand(std::string_view data) {
       }
       return Command(std::move(many));
     }
-    if (op == "member") return Command(command::SetMember{j.at("id").get<std::string>(), j.at("url").get<std::string>()});
+    if (op == "member")
+      return Command(command::SetMember{j.at("id").get<std::string>(), j.at("url").get<std::string>()});
     return Status::Corruption("raft entry: unknown op '" + op + "'");
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("raft entry: ") + e.what());

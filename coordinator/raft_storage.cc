@@ -168,7 +168,8 @@ Status RaftStorage::SaveSnapshot(const raft::SnapshotMeta& meta, const std::stri
   if (Status s = SetInt("snapshot_term", static_cast<int64_t>(meta.term)); !s.ok()) return s;
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
-      "INSERT OR REPLACE INTO raft_state(key, value) VALUES ('snapshot_membership', ?1), ('snapshot_data', ?2)", &error);
+      "INSERT OR REPLACE INTO raft_state(key, value) VALUES ('snapshot_membership', ?1), ('snapshot_data', ?2)",
+      &error);
   if (stmt == nullptr) return error;
   stmt->Bind(1, meta.membership.Encode()).BindBlob(2, data);
   if (Status s = stmt->Run(); !s.ok()) return s;

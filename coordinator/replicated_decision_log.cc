@@ -79,7 +79,8 @@ ReplicatedDecisionLog::ReplicatedDecisionLog(boost::asio::io_context& io, Replic
       options_(std::move(options)),
       db_(std::move(db)),
       writer_(std::make_unique<BatchWriter>(*db_, io.get_executor(), options_.max_batch)),
-      client_(io, http::ClientOptions{std::chrono::milliseconds(300), std::chrono::milliseconds(kRaftRequestTimeoutMs)}),
+      client_(io,
+              http::ClientOptions{std::chrono::milliseconds(300), std::chrono::milliseconds(kRaftRequestTimeoutMs)}),
       tick_timer_(io) {
   for (const auto& m : options_.members) SetMemberUrl(m.id, m.url);
 }
@@ -315,19 +316,20 @@ void ReplicatedDecisionLog::SaveSnapshot(Result<std::pair<raft::SnapshotMeta, st
   raft::SnapshotMeta meta = taken->first;
   meta.membership = node_->log().MembershipAt(meta.index);
   auto data = std::make_shared<std::string>(std::move(taken->second));
-  writer_->Submit(BatchWriter::Job{[meta, data](sqlite::Database& db) { return RaftStorage(db).SaveSnapshot(meta, *data); },
-                                   [this, meta, data](Status s) {
-                                     snapshotting_ = false;
-                                     if (!s.ok()) {
-                                       log::Error("snapshot_failed", {{"index", meta.index}, {"error", s.ToString()}});
-                                       snapshot_index_ = meta.index;
-                                       return;
-                                     }
-                                     node_->CompactLog(meta.index, data);
-                                     snapshot_index_ = meta.index;
-                                     log::Info("snapshot_taken", {{"index", meta.index}, {"bytes", data->size()}});
-                                     Pump();
-                                   }});
+  writer_->Submit(
+      BatchWriter::Job{[meta, data](sqlite::Database& db) { return RaftStorage(db).SaveSnapshot(meta, *data); },
+                       [this, meta, data](Status s) {
+                         snapshotting_ = false;
+                         if (!s.ok()) {
+                           log::Error("snapshot_failed", {{"index", meta.index}, {"error", s.ToString()}});
+                           snapshot_index_ = meta.index;
+                           return;
+                         }
+                         node_->CompactLog(meta.index, data);
+                         snapshot_index_ = meta.index;
+                         log::Info("snapshot_taken", {{"index", meta.index}, {"bytes", data->size()}});
+                         Pump();
+                       }});
 }
 
 void ReplicatedDecisionLog::AfterApply(raft::Index applied) {
@@ -577,7 +579,8 @@ nlohmann::json ReplicatedDecisionLog::ClusterStatus() const {
   for (raft::NodeId n : shown) {
     auto url = urls_.find(n);
     std::string role = ms.IsVoter(n) ? "voter" : "learner";
-    nlohmann::json j = {{"id", id_of(n)}, {"url", url == urls_.end() ? std::string() : url->second}, {"membership", role}};
+    nlohmann::json j = {
+        {"id", id_of(n)}, {"url", url == urls_.end() ? std::string() : url->second}, {"membership", role}};
     if (n == node_->leader()) j["role"] = "leader";
     if (node_->role() == raft::Role::kLeader && n != node_->id()) j["match_index"] = node_->MatchIndex(n);
     members.push_back(std::move(j));

@@ -49,7 +49,9 @@ nlohmann::json RecordToJson(const DecisionRecord& r, int64_t now_ms) {
   nlohmann::json branches = nlohmann::json::array();
   const bool precommit_only = r.outcome == Outcome::kPending;  // 3PC: precommit recorded, no decision yet
   for (const auto& p : r.participants) {
-    std::string state = r.finished ? std::string(OutcomeName(r.outcome)) : precommit_only ? "precommitted" : "delivering";
+    std::string state = r.finished       ? std::string(OutcomeName(r.outcome))
+                        : precommit_only ? "precommitted"
+                                         : "delivering";
     branches.push_back({{"participant", p.name}, {"state", state}});
   }
   nlohmann::json timeline = {{"created_ms", r.created_ms}, {"decided_ms", r.decided_ms}};
@@ -770,7 +772,8 @@ void Service::Impl::Execute(Action& a) {
       } else if (r->status != 200) {
         s = Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r));
       }
-      if (!s.ok()) log::Warn("decision_delivery_failed", {{"txid", txid}, {"participant", name}, {"error", s.ToString()}});
+      if (!s.ok())
+        log::Warn("decision_delivery_failed", {{"txid", txid}, {"participant", name}, {"error", s.ToString()}});
       engine->OnDecisionAcked(txid, name, s, NowMs());
       Pump();
     });
@@ -779,7 +782,8 @@ void Service::Impl::Execute(Action& a) {
     std::string txid = pd->record.txid;
     const bool commit = pd->record.outcome == Outcome::kCommitted;
     // 3PC: every participant acked precommit (or the deadline passed); nothing says commit yet.
-    if (commit && pd->record.protocol == wire::Protocol::k3pc) failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
+    if (commit && pd->record.protocol == wire::Protocol::k3pc)
+      failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
     log->AppendDecision(std::move(pd->record), [this, txid, commit, epoch = leadership_epoch](Status s) {
       if (epoch != leadership_epoch) return;  // a group leader that has stepped down since
       if (!s.ok()) log::Error("decision_write_failed", {{"txid", txid}, {"error", s.ToString()}});

@@ -31,7 +31,8 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   auto registry = store.Registry();
   if (!registry.ok()) return registry.status();
   nlohmann::json participants = nlohmann::json::array();
-  for (const auto& e : *registry) participants.push_back({{"name", e.name}, {"url", e.url}, {"updated_ms", e.updated_ms}});
+  for (const auto& e : *registry)
+    participants.push_back({{"name", e.name}, {"url", e.url}, {"updated_ms", e.updated_ms}});
   nlohmann::json members = nlohmann::json::object();
   if (HasMembersTable(db)) {
     auto urls = RaftStorage(db).MemberUrls();

@@ -583,8 +583,12 @@ void Agent::Impl::HandleHeld(http::Request req, http::Responder respond) {
     // "prepared": everything whose prepared record is durable and not yet resolved.
     if (v.state == "executing" || v.state == "persisting") continue;
     if (state == "conflict" && v.state != "conflict") continue;
-    nlohmann::json j = {{"txid", v.txid},      {"state", v.state},          {"protocol", v.protocol}, {"age_ms", v.age_ms},
-                        {"deadline_ms", v.deadline_ms}, {"coordinator", v.coordinator},
+    nlohmann::json j = {{"txid", v.txid},
+                        {"state", v.state},
+                        {"protocol", v.protocol},
+                        {"age_ms", v.age_ms},
+                        {"deadline_ms", v.deadline_ms},
+                        {"coordinator", v.coordinator},
                         {"last_error", v.last_error}};
     list.push_back(std::move(j));
   }

@@ -28,16 +28,6 @@ IteratorPtr Start(std::string_view changeset, int* rc) {
 // The iterator's status once it is done, freeing it.
 int Finish(IteratorPtr iter) { return sqlite3changeset_finalize(iter.release()); }
 
-std::string QuoteId(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
 std::string Lower(std::string text) {
   for (char& c : text) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
@@ -279,9 +269,10 @@ class ChangesetApplier::Run {
       for (std::size_t i = 0; i < table.columns.size(); ++i) {
         const std::string n = std::to_string(i + 1);
         if (insert) {
-          sql += (i == 0 ? "" : ", ") + QuoteId(table.columns[i]);
+          sql += (i == 0 ? "" : ", ") + sqlite::QuoteIdentifier(table.columns[i]);
         } else {
-          sql += (i == 0 ? "" : " AND ") + QuoteId(table.columns[i]) + (table.pk[i] ? " = ?" : " IS ?") + n;
+          sql += (i == 0 ? "" : " AND ") + sqlite::QuoteIdentifier(table.columns[i]) +
+                 (table.pk[i] ? " = ?" : " IS ?") + n;
         }
       }
       if (insert) {
@@ -326,7 +317,7 @@ class ChangesetApplier::Run {
       std::string set;
       std::string where;
       for (std::size_t i = 0; i < n; ++i) {
-        const std::string column = QuoteId(table.columns[i]);
+        const std::string column = sqlite::QuoteIdentifier(table.columns[i]);
         if (news_[i] != nullptr) set += (set.empty() ? "" : ", ") + column + " = ?" + std::to_string(2 * i + 1);
         if (olds_[i] != nullptr) where += (where.empty() ? "" : " AND ") + column + " IS ?" + std::to_string(2 * i + 2);
       }
@@ -350,7 +341,7 @@ class ChangesetApplier::Run {
       int k = 0;
       for (std::size_t i = 0; i < table.columns.size(); ++i) {
         if (!table.pk[i]) continue;
-        sql += (k == 0 ? "" : " AND ") + QuoteId(table.columns[i]) + " IS ?" + std::to_string(k + 1);
+        sql += (k == 0 ? "" : " AND ") + sqlite::QuoteIdentifier(table.columns[i]) + " IS ?" + std::to_string(k + 1);
         ++k;
       }
       if (Status s = Prepare(db_, sql, &table.select); !s.ok()) return s;
@@ -436,7 +427,7 @@ ChangesetApplier::Table* ChangesetApplier::Lookup(const std::string& name, Statu
   }
   cols->Reset();
   table->foreign_keys = foreign_key_tables_.count(Lower(name)) != 0;
-  table->quoted = "main." + QuoteId(name);
+  table->quoted = "main." + sqlite::QuoteIdentifier(name);
   return tables_.emplace(name, std::move(table)).first->second.get();
 }
 

@@ -166,16 +166,6 @@ bool Changed(const Encoded& old, sqlite3_stmt* stmt, int i) {
   }
 }
 
-std::string QuoteId(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
 }  // namespace
 
 struct ChangesetRecorder::Table {
@@ -235,7 +225,7 @@ ChangesetRecorder::Table* ChangesetRecorder::Lookup(const char* name) {
   table->name = name;
   // A PRAGMA, not pragma_table_xinfo(): this may run inside a user statement,
   // whose authorizer refuses what creating that virtual table does.
-  const std::string sql = "PRAGMA main.table_xinfo(" + QuoteId(table->name) + ")";
+  const std::string sql = "PRAGMA main.table_xinfo(" + sqlite::QuoteIdentifier(table->name) + ")";
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(db_.handle(), sql.c_str(), static_cast<int>(sql.size()), &raw, nullptr);
   StatementPtr cols(raw);
@@ -313,12 +303,13 @@ Result<std::string> ChangesetRecorder::Changeset() {
   for (Table* table : order_) {
     if (!table->select) {
       std::string sql = "SELECT ";
-      for (std::size_t i = 0; i < table->columns.size(); ++i) sql += (i == 0 ? "" : ", ") + QuoteId(table->columns[i]);
-      sql += " FROM main." + QuoteId(table->name) + " WHERE ";
+      for (std::size_t i = 0; i < table->columns.size(); ++i)
+        sql += (i == 0 ? "" : ", ") + sqlite::QuoteIdentifier(table->columns[i]);
+      sql += " FROM main." + sqlite::QuoteIdentifier(table->name) + " WHERE ";
       int k = 0;
       for (std::size_t i = 0; i < table->columns.size(); ++i) {
         if (table->pk[i] == 0) continue;
-        sql += (k == 0 ? "" : " AND ") + QuoteId(table->columns[i]) + " IS ?" + std::to_string(k + 1);
+        sql += (k == 0 ? "" : " AND ") + sqlite::QuoteIdentifier(table->columns[i]) + " IS ?" + std::to_string(k + 1);
         ++k;
       }
       sqlite3_stmt* raw = nullptr;

@@ -43,7 +43,8 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
         return;
       case State::kAborting:
         actions_.push_back(action::Reply{
-            token, 200, VoteBody(txid, false, "transaction " + txid + " is being aborted here", nlohmann::json::array())});
+            token, 200,
+            VoteBody(txid, false, "transaction " + txid + " is being aborted here", nlohmann::json::array())});
         return;
       default:
         actions_.push_back(action::Reply{token, 200, VoteBody(txid, true, "", tx.results)});
@@ -396,7 +397,9 @@ std::string Engine::StateOf(const std::string& txid) const {
 
 void Engine::OnPrecommit(const std::string& txid, RequestToken token, int64_t now_ms) {
   (void)now_ms;
-  auto answer = [&](int status, nlohmann::json body) { actions_.push_back(action::Reply{token, status, std::move(body)}); };
+  auto answer = [&](int status, nlohmann::json body) {
+    actions_.push_back(action::Reply{token, status, std::move(body)});
+  };
   if (auto f = finished_.find(txid); f != finished_.end()) {
     if (f->second.outcome == "committed") {
       answer(200, {{"txid", txid}, {"state", "committed"}});

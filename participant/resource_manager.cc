@@ -80,16 +80,6 @@ struct TableSchema {
   std::string select_by_pk;              // every column of the row with the given primary key
 };
 
-std::string QuoteId(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
 Result<int64_t> SchemaVersion(sqlite::Database& db) {
   Status error;
   sqlite::Statement* stmt = db.Prepare("PRAGMA main.schema_version", &error);
@@ -187,12 +177,12 @@ Status LoadTableSchema(sqlite::Database& db, const std::string& name, TableSchem
     std::string sql = "SELECT ";
     for (std::size_t i = 0; i < schema->columns.size(); ++i) {
       if (i > 0) sql += ", ";
-      sql += QuoteId(schema->columns[i]);
+      sql += sqlite::QuoteIdentifier(schema->columns[i]);
     }
-    sql += " FROM main." + QuoteId(name) + " WHERE ";
+    sql += " FROM main." + sqlite::QuoteIdentifier(name) + " WHERE ";
     for (std::size_t i = 0; i < schema->pk.size(); ++i) {
       if (i > 0) sql += " AND ";
-      sql += QuoteId(schema->columns[schema->pk[i]]) + " = ?" + std::to_string(i + 1);
+      sql += sqlite::QuoteIdentifier(schema->columns[schema->pk[i]]) + " = ?" + std::to_string(i + 1);
     }
     schema->select_by_pk = std::move(sql);
   }
