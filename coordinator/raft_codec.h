@@ -1,7 +1,7 @@
-// JSON encodings for the coordinator group (design B.5): Raft messages as they
-// travel between nodes (POST /v1/raft), and the commands that are the Raft
-// log's entries — decision records, finished marks, registry changes — as the
-// replicated decision log writes and applies them.
+// JSON encodings for the coordinator group (design B.5): the commands that are
+// the Raft log's entries — decision records, finished marks, registry and
+// member changes — as the replicated decision log writes and applies them.
+// (Raft messages between members travel in the binary frame of raft_wire.h.)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -15,9 +15,6 @@
 #include "raft/messages.h"
 
 namespace commitd::coordinator {
-
-nlohmann::json RaftMessageToJson(const raft::Message& m);
-Result<raft::Message> RaftMessageFromJson(const nlohmann::json& j);
 
 nlohmann::json RecordToJson(const DecisionRecord& r);
 Result<DecisionRecord> RecordFromJson(const nlohmann::json& j);

@@ -10,6 +10,7 @@
 #include "coordinator/decision_store.h"
 #include "coordinator/raft_codec.h"
 #include "coordinator/raft_storage.h"
+#include "coordinator/raft_wire.h"
 #include "coordinator/state_snapshot.h"
 
 namespace commitd::coordinator {
@@ -128,17 +129,12 @@ void ReplicatedDecisionLog::ScheduleTick() {
 }
 
 Status ReplicatedDecisionLog::OnRaftMessages(const std::string& body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array()) {
-    return Status::InvalidArgument("body: must be {\"messages\":[...]}");
-  }
+  auto messages = DecodeRaftMessages(body);
+  if (!messages.ok()) return messages.status();
   if (stopped_) return Status::Unavailable("stopping");
   const int64_t now = NowMs();
-  for (const auto& m : j["messages"]) {
-    auto message = RaftMessageFromJson(m);
-    if (!message.ok()) return message.status();
-    if (message->to != node_->id()) continue;
-    node_->Step(*message, now);
+  for (const auto& m : *messages) {
+    if (m.to == node_->id()) node_->Step(m, now);
   }
   Pump();
   return Status::Ok();
@@ -382,12 +378,8 @@ void ReplicatedDecisionLog::FailPending(const std::string& why) {
 }
 
 void ReplicatedDecisionLog::Send(std::vector<raft::Message> messages) {
-  std::map<raft::NodeId, nlohmann::json> by_peer;
-  for (const auto& m : messages) {
-    auto& list = by_peer[m.to];
-    if (list.is_null()) list = nlohmann::json::array();
-    list.push_back(RaftMessageToJson(m));
-  }
+  std::map<raft::NodeId, std::vector<raft::Message>> by_peer;
+  for (auto& m : messages) by_peer[m.to].push_back(std::move(m));
   for (auto& [to, list] : by_peer) {
     auto peer = peers_.find(to);
     if (peer == peers_.end() || peer->second.in_flight >= kMaxInFlightPerPeer) continue;  // lost, as on a network
@@ -395,7 +387,8 @@ void ReplicatedDecisionLog::Send(std::vector<raft::Message> messages) {
     cr.base_url = peer->second.url;
     cr.method = "POST";
     cr.target = "/v1/raft";
-    cr.body = nlohmann::json{{"messages", std::move(list)}}.dump();
+    cr.body = EncodeRaftMessages(list);
+    cr.headers.emplace_back("Content-Type", "application/octet-stream");
     cr.timeout = std::chrono::milliseconds(kRaftRequestTimeoutMs);
     if (!options_.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options_.token);
     ++peer->second.in_flight;

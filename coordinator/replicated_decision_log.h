@@ -78,7 +78,7 @@ class ReplicatedDecisionLog final : public DecisionLog {
 
   void Start();
   void Stop();
-  // POST /v1/raft from another member: {"messages":[...]}.
+  // POST /v1/raft from another member: an RFT1 frame (raft_wire.h).
   Status OnRaftMessages(const std::string& body);
 
   // Leader, with an entry of its own term committed and everything committed applied.

@@ -8,6 +8,7 @@
 #include "coordinator/decision_store.h"
 #include "coordinator/raft_codec.h"
 #include "coordinator/raft_storage.h"
+#include "coordinator/raft_wire.h"
 #include "coordinator/state_snapshot.h"
 
 using namespace commitd;
@@ -134,25 +135,42 @@ TEST_CASE("codecs: raft messages and log commands round-trip") {
   ae.leader_commit = 6;
   ae.read_round = 2;
   raft::Message m{NodeIdOf("c1"), NodeIdOf("c2"), 4, ae};
-  auto back = RaftMessageFromJson(RaftMessageToJson(m));
-  REQUIRE(back.ok());
-  CHECK(back->from == m.from);
-  CHECK(back->term == 4);
-  const auto& got = std::get<raft::AppendEntries>(back->body);
-  CHECK(got.entries == ae.entries);
-  CHECK(got.leader_commit == 6);
 
   raft::InstallSnapshot is;
   is.meta.index = 5;
   is.meta.term = 2;
   is.meta.membership.voters = {1, 2, 3};
+  is.meta.membership.learners = {4};
   is.chunk = std::string("\0\xff binary", 9);
   is.done = true;
-  auto snap = RaftMessageFromJson(RaftMessageToJson(raft::Message{1, 2, 2, is}));
-  REQUIRE(snap.ok());
-  CHECK(std::get<raft::InstallSnapshot>(snap->body).chunk == is.chunk);
-  CHECK(std::get<raft::InstallSnapshot>(snap->body).meta == is.meta);
-  CHECK_FALSE(RaftMessageFromJson(nlohmann::json{{"type", "nope"}, {"from", 1}, {"to", 2}, {"term", 1}}).ok());
+  std::vector<raft::Message> all = {
+      m,
+      raft::Message{1, 2, 2, is},
+      raft::Message{2, 1, 3, raft::RequestVote{10, 3, true, false}},
+      raft::Message{1, 2, 3, raft::RequestVoteResponse{true, true}},
+      raft::Message{2, 1, 4, raft::AppendEntriesResponse{false, 0, 7, 2, 5, 9}},
+      raft::Message{2, 1, 4, raft::InstallSnapshotResponse{5, 64, false}},
+      raft::Message{1, 3, 4, raft::TimeoutNow{}}};
+  const std::string frame = EncodeRaftMessages(all);
+  auto back = DecodeRaftMessages(frame);
+  REQUIRE(back.ok());
+  REQUIRE(back->size() == all.size());
+  CHECK((*back)[0].from == m.from);
+  CHECK((*back)[0].term == 4);
+  const auto& got = std::get<raft::AppendEntries>((*back)[0].body);
+  CHECK(got.entries == ae.entries);
+  CHECK(got.leader_commit == 6);
+  CHECK(got.read_round == 2);
+  CHECK(std::get<raft::InstallSnapshot>((*back)[1].body).chunk == is.chunk);
+  CHECK(std::get<raft::InstallSnapshot>((*back)[1].body).meta == is.meta);
+  CHECK(std::get<raft::RequestVote>((*back)[2].body).pre_vote);
+  CHECK(std::get<raft::AppendEntriesResponse>((*back)[4].body).conflict_index == 5);
+  CHECK(std::get<raft::InstallSnapshotResponse>((*back)[5].body).next_offset == 64);
+  CHECK(std::holds_alternative<raft::TimeoutNow>((*back)[6].body));
+  // Every truncation, and garbage, is refused rather than misread.
+  for (std::size_t n = 0; n < frame.size(); ++n) CHECK_FALSE(DecodeRaftMessages(frame.substr(0, n)).ok());
+  CHECK_FALSE(DecodeRaftMessages(frame + "x").ok());
+  CHECK_FALSE(DecodeRaftMessages("{\"messages\":[]}").ok());
 
   auto decide = DecodeCommand(EncodeCommand(command::Decide{Decided("t9", Outcome::kAborted)}));
   REQUIRE(decide.ok());

@@ -1,0 +1,229 @@
+#include "coordinator/raft_wire.h"
+
+#include <cstdint>
+#include <cstring>
+
+namespace commitd::coordinator {
+namespace {
+
+constexpr char kMagic[4] = {'R', 'F', 'T', '1'};
+enum Kind : uint8_t { kVote, kVoteResponse, kAppend, kAppendResponse, kSnapshot, kSnapshotResponse, kTimeoutNow };
+
+class Writer {
+ public:
+  explicit Writer(std::string& out) : out_(out) {}
+  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void U32(uint32_t v) { Put(v, 4); }
+  void U64(uint64_t v) { Put(v, 8); }
+  void Bytes(std::string_view b) {
+    U32(static_cast<uint32_t>(b.size()));
+    out_.append(b);
+  }
+
+ private:
+  void Put(uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  std::string& out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool ok() const { return ok_; }
+  bool done() const { return pos_ == in_.size(); }
+  uint8_t U8() { return static_cast<uint8_t>(Get(1)); }
+  uint32_t U32() { return static_cast<uint32_t>(Get(4)); }
+  uint64_t U64() { return Get(8); }
+  bool Bool() { return U8() != 0; }
+  std::string Bytes() {
+    const uint32_t n = U32();
+    if (!ok_ || in_.size() - pos_ < n) {
+      ok_ = false;
+      return {};
+    }
+    std::string out(in_.substr(pos_, n));
+    pos_ += n;
+    return out;
+  }
+
+ private:
+  uint64_t Get(int n) {
+    if (!ok_ || in_.size() - pos_ < static_cast<std::size_t>(n)) {
+      ok_ = false;
+      return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
+    pos_ += n;
+    return v;
+  }
+  std::string_view in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+struct BodyWriter {
+  Writer& w;
+  void operator()(const raft::RequestVote& m) const {
+    w.U8(kVote);
+    w.U64(m.last_log_index);
+    w.U64(m.last_log_term);
+    w.U8(m.pre_vote);
+    w.U8(m.leadership_transfer);
+  }
+  void operator()(const raft::RequestVoteResponse& m) const {
+    w.U8(kVoteResponse);
+    w.U8(m.granted);
+    w.U8(m.pre_vote);
+  }
+  void operator()(const raft::AppendEntries& m) const {
+    w.U8(kAppend);
+    w.U64(m.prev_index);
+    w.U64(m.prev_term);
+    w.U64(m.leader_commit);
+    w.U64(m.read_round);
+    w.U32(static_cast<uint32_t>(m.entries.size()));
+    for (const auto& e : m.entries) {
+      w.U64(e.term);
+      w.U64(e.index);
+      w.U8(static_cast<uint8_t>(e.type));
+      w.Bytes(e.data);
+    }
+  }
+  void operator()(const raft::AppendEntriesResponse& m) const {
+    w.U8(kAppendResponse);
+    w.U8(m.success);
+    w.U64(m.match_index);
+    w.U64(m.rejected_prev_index);
+    w.U64(m.conflict_term);
+    w.U64(m.conflict_index);
+    w.U64(m.read_round);
+  }
+  void operator()(const raft::InstallSnapshot& m) const {
+    w.U8(kSnapshot);
+    w.U64(m.meta.index);
+    w.U64(m.meta.term);
+    w.Bytes(m.meta.membership.Encode());
+    w.U64(m.offset);
+    w.Bytes(m.chunk);
+    w.U8(m.done);
+  }
+  void operator()(const raft::InstallSnapshotResponse& m) const {
+    w.U8(kSnapshotResponse);
+    w.U64(m.snapshot_index);
+    w.U64(m.next_offset);
+    w.U8(m.done);
+  }
+  void operator()(const raft::TimeoutNow&) const { w.U8(kTimeoutNow); }
+};
+
+Result<raft::MessageBody> ReadBody(Reader& r) {
+  switch (r.U8()) {
+    case kVote: {
+      raft::RequestVote m;
+      m.last_log_index = r.U64();
+      m.last_log_term = r.U64();
+      m.pre_vote = r.Bool();
+      m.leadership_transfer = r.Bool();
+      return raft::MessageBody(m);
+    }
+    case kVoteResponse: {
+      raft::RequestVoteResponse m;
+      m.granted = r.Bool();
+      m.pre_vote = r.Bool();
+      return raft::MessageBody(m);
+    }
+    case kAppend: {
+      raft::AppendEntries m;
+      m.prev_index = r.U64();
+      m.prev_term = r.U64();
+      m.leader_commit = r.U64();
+      m.read_round = r.U64();
+      const uint32_t n = r.U32();
+      for (uint32_t i = 0; i < n && r.ok(); ++i) {
+        raft::Entry e;
+        e.term = r.U64();
+        e.index = r.U64();
+        const uint8_t type = r.U8();
+        if (type > static_cast<uint8_t>(raft::EntryType::kNoop))
+          return Status::InvalidArgument("raft frame: bad entry type");
+        e.type = static_cast<raft::EntryType>(type);
+        e.data = r.Bytes();
+        m.entries.push_back(std::move(e));
+      }
+      return raft::MessageBody(std::move(m));
+    }
+    case kAppendResponse: {
+      raft::AppendEntriesResponse m;
+      m.success = r.Bool();
+      m.match_index = r.U64();
+      m.rejected_prev_index = r.U64();
+      m.conflict_term = r.U64();
+      m.conflict_index = r.U64();
+      m.read_round = r.U64();
+      return raft::MessageBody(m);
+    }
+    case kSnapshot: {
+      raft::InstallSnapshot m;
+      m.meta.index = r.U64();
+      m.meta.term = r.U64();
+      auto membership = raft::Membership::Decode(r.Bytes());
+      if (!membership) return Status::InvalidArgument("raft frame: bad membership");
+      m.meta.membership = *membership;
+      m.offset = r.U64();
+      m.chunk = r.Bytes();
+      m.done = r.Bool();
+      return raft::MessageBody(std::move(m));
+    }
+    case kSnapshotResponse: {
+      raft::InstallSnapshotResponse m;
+      m.snapshot_index = r.U64();
+      m.next_offset = r.U64();
+      m.done = r.Bool();
+      return raft::MessageBody(m);
+    }
+    case kTimeoutNow:
+      return raft::MessageBody(raft::TimeoutNow{});
+    default:
+      return Status::InvalidArgument("raft frame: unknown message kind");
+  }
+}
+
+}  // namespace
+
+std::string EncodeRaftMessages(const std::vector<raft::Message>& messages) {
+  std::string out(kMagic, sizeof kMagic);
+  Writer w(out);
+  w.U32(static_cast<uint32_t>(messages.size()));
+  for (const auto& m : messages) {
+    w.U64(m.from);
+    w.U64(m.to);
+    w.U64(m.term);
+    std::visit(BodyWriter{w}, m.body);
+  }
+  return out;
+}
+
+Result<std::vector<raft::Message>> DecodeRaftMessages(std::string_view bytes) {
+  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    return Status::InvalidArgument("raft frame: not an RFT1 frame");
+  }
+  Reader r(bytes.substr(sizeof kMagic));
+  const uint32_t count = r.U32();
+  std::vector<raft::Message> out;
+  for (uint32_t i = 0; i < count && r.ok(); ++i) {
+    raft::Message m;
+    m.from = r.U64();
+    m.to = r.U64();
+    m.term = r.U64();
+    auto body = ReadBody(r);
+    if (!body.ok()) return body.status();
+    m.body = std::move(body).value();
+    out.push_back(std::move(m));
+  }
+  if (!r.ok() || !r.done()) return Status::InvalidArgument("raft frame: truncated or with trailing bytes");
+  return out;
+}
+
+}  // namespace commitd::coordinator
