@@ -150,6 +150,8 @@ struct Service::Impl {
   // Wraps a client-API handler: on a group member that is not the ready
   // leader, the request goes to the leader instead.
   http::Handler Leading(http::Handler handler);
+  http::Handler GroupAdmin(http::Handler handler);
+  void NewEngine();  // a fresh engine (start, and every change of leadership)
   void Forward(http::Request req, http::Responder respond);
 };
 
@@ -208,11 +210,7 @@ Status Service::Impl::Start() {
   if (Status s = server->Start(); !s.ok()) return s;
   self_url = "http://" + addr->first + ":" + std::to_string(server->port());
 
-  EngineOptions eo;
-  eo.self_url = self_url;
-  eo.retry_initial_ms = options.config.retry_initial_ms;
-  eo.retry_max_ms = options.config.retry_max_ms;
-  engine = std::make_unique<Engine>(eo);
+  NewEngine();
   txid_prefix = options.id + "-" + std::to_string(NowMs()) + "-";
 
   heuristic = recovered->heuristic_decisions;
@@ -275,12 +273,7 @@ void Service::Impl::RegisterRoutes() {
   }));
   // {"id": "c4", "url": "http://..."}: a new member (started with --join) joins as a
   // learner and becomes a voter once it has caught up.
-  router.Add("POST", "/v1/cluster/members", Leading([this](http::Request req, http::Responder r) {
-    if (!Authorized(req, r)) return;
-    if (!group_log) {
-      r(http::ErrorResponse(400, "invalid_request", "this coordinator is not part of a group (no --peers)"));
-      return;
-    }
+  router.Add("POST", "/v1/cluster/members", GroupAdmin([this](http::Request req, http::Responder r) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     if (!body.is_object() || !body.contains("id") || !body["id"].is_string() || body["id"].get<std::string>().empty() ||
         !body.contains("url") || !body["url"].is_string() ||
@@ -297,12 +290,7 @@ void Service::Impl::RegisterRoutes() {
       r(http::JsonResponse(202, {{"added", id}, {"membership", "learner"}}));
     });
   }));
-  router.Add("DELETE", "/v1/cluster/members/{id}", Leading([this](http::Request req, http::Responder r) {
-    if (!Authorized(req, r)) return;
-    if (!group_log) {
-      r(http::ErrorResponse(400, "invalid_request", "this coordinator is not part of a group (no --peers)"));
-      return;
-    }
+  router.Add("DELETE", "/v1/cluster/members/{id}", GroupAdmin([this](http::Request req, http::Responder r) {
     Status s = group_log->RemoveMember(req.path_params["id"]);
     if (!s.ok()) {
       const bool bad = s.code() == StatusCode::kInvalidArgument;
@@ -312,12 +300,7 @@ void Service::Impl::RegisterRoutes() {
     r(http::JsonResponse(202, {{"removed", req.path_params["id"]}}));
   }));
   // {"to": "c2"}: leadership to member c2 (the group's leader acts; others forward).
-  router.Add("POST", "/v1/cluster/transfer-leader", Leading([this](http::Request req, http::Responder r) {
-    if (!Authorized(req, r)) return;
-    if (!group_log) {
-      r(http::ErrorResponse(400, "invalid_request", "this coordinator is not part of a group (no --peers)"));
-      return;
-    }
+  router.Add("POST", "/v1/cluster/transfer-leader", GroupAdmin([this](http::Request req, http::Responder r) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     if (!body.is_object() || !body.contains("to") || !body["to"].is_string()) {
       r(http::ErrorResponse(400, "invalid_request", "body: must be {\"to\":\"<member id>\"}"));
@@ -360,6 +343,26 @@ void Service::Impl::RegisterRoutes() {
     }
   });
   router.Add("GET", "/metrics", [this](http::Request, http::Responder r) { HandleMetrics(std::move(r)); });
+}
+
+void Service::Impl::NewEngine() {
+  EngineOptions eo;
+  eo.self_url = self_url;
+  eo.retry_initial_ms = options.config.retry_initial_ms;
+  eo.retry_max_ms = options.config.retry_max_ms;
+  engine = std::make_unique<Engine>(eo);
+}
+
+// The group's admin endpoints: authorized, refused without a group, run on the leader.
+http::Handler Service::Impl::GroupAdmin(http::Handler handler) {
+  return Leading([this, handler = std::move(handler)](http::Request req, http::Responder r) {
+    if (!Authorized(req, r)) return;
+    if (!group_log) {
+      r(http::ErrorResponse(400, "invalid_request", "this coordinator is not part of a group (no --peers)"));
+      return;
+    }
+    handler(std::move(req), std::move(r));
+  });
 }
 
 http::Handler Service::Impl::Leading(http::Handler handler) {
@@ -437,11 +440,7 @@ Status Service::Impl::StartGroup() {
                                           router);
   if (Status s = server->Start(); !s.ok()) return s;
   if (self_url.empty()) self_url = "http://" + addr->first + ":" + std::to_string(server->port());
-  EngineOptions eo;
-  eo.self_url = self_url;
-  eo.retry_initial_ms = options.config.retry_initial_ms;
-  eo.retry_max_ms = options.config.retry_max_ms;
-  engine = std::make_unique<Engine>(eo);
+  NewEngine();
   txid_prefix = options.id + "-" + std::to_string(NowMs()) + "-";
   for (auto& e : options.participants) {
     e.updated_ms = NowMs();
@@ -558,11 +557,7 @@ void Service::Impl::DropEngine(const std::string& why) {
   auto waiting = std::move(clients);
   clients.clear();
   for (auto& [token, respond] : waiting) respond(r);
-  EngineOptions eo;
-  eo.self_url = self_url;
-  eo.retry_initial_ms = options.config.retry_initial_ms;
-  eo.retry_max_ms = options.config.retry_max_ms;
-  engine = std::make_unique<Engine>(eo);
+  NewEngine();
   MaybeFinishShutdown();
 }
 
