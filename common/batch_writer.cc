@@ -2,10 +2,29 @@
 
 #include <boost/asio/post.hpp>
 
-namespace commitd {
+#include "common/wal_sync.h"
 
-BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch)
-    : db_(db), io_(std::move(io)), max_batch_(max_batch), thread_([this] { Loop(); }) {}
+namespace commitd {
+namespace {
+
+bool InWalMode(sqlite::Database& db) {
+  sqlite::Statement* mode = db.Prepare("PRAGMA journal_mode");
+  if (mode == nullptr || !mode->Step()) return false;
+  const bool wal = mode->Text(0) == "wal";
+  mode->Reset();
+  return wal;
+}
+
+}  // namespace
+
+BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch, SyncMode sync)
+    : db_(db), io_(std::move(io)), max_batch_(max_batch) {
+  if (sync == SyncMode::kOverlapped && InWalMode(db_) && db_.Exec("PRAGMA synchronous=NORMAL").ok()) {
+    wal_sync_ = std::make_unique<sqlite::WalSync>(db_.path());
+    sync_thread_ = std::thread([this] { SyncLoop(); });
+  }
+  thread_ = std::thread([this] { Loop(); });
+}
 
 BatchWriter::~BatchWriter() {
   {
@@ -14,6 +33,14 @@ BatchWriter::~BatchWriter() {
   }
   cv_.notify_all();
   thread_.join();
+  if (sync_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      storage_done_ = true;
+    }
+    sync_cv_.notify_all();
+    sync_thread_.join();
+  }
 }
 
 void BatchWriter::Submit(Job job) {
@@ -34,12 +61,16 @@ void BatchWriter::Read(std::function<void(sqlite::Database&)> fn) {
 
 void BatchWriter::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
-  idle_cv_.wait(lock, [this] { return queue_.empty() && reads_.empty() && !busy_; });
+  idle_cv_.wait(lock, [this] { return queue_.empty() && reads_.empty() && !busy_ && unsynced_.empty() && !syncing_; });
 }
 
 BatchWriter::Stats BatchWriter::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
+}
+
+void BatchWriter::WaitSynced(std::unique_lock<std::mutex>& lock) {
+  synced_cv_.wait(lock, [this] { return unsynced_.empty() && !syncing_; });
 }
 
 void BatchWriter::Loop() {
@@ -60,6 +91,8 @@ void BatchWriter::Loop() {
         queue_.pop_front();
       }
       reads.swap(reads_);
+      // Reads see only durable data: nothing they report may vanish in a crash.
+      if (!reads.empty()) WaitSynced(lock);
     }
     for (auto& read : reads) read(db_);
     reads.clear();
@@ -68,43 +101,116 @@ void BatchWriter::Loop() {
 }
 
 void BatchWriter::RunBatch(std::vector<Job>& batch) {
-  std::vector<Status> results(batch.size());
-  Status begin = db_.Begin();
-  if (!begin.ok()) {
-    for (auto& r : results) r = begin;
-  } else {
-    bool rolled_back = false;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      results[i] = batch[i].run(db_);
-      // Some errors (ON CONFLICT ROLLBACK, I/O, full disk) make SQLite roll the
-      // whole transaction back: nothing of this batch is durable then.
-      if (!db_.InTransaction()) {
-        Status lost = Status::IoError("batch transaction rolled back: " + results[i].message());
-        for (auto& r : results) r = lost;
-        rolled_back = true;
-        break;
-      }
+  Status broken;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    broken = broken_;
+  }
+  std::vector<Job*> durable, scratch;
+  for (Job& job : batch) (job.durable ? durable : scratch).push_back(&job);
+  // Scratch jobs first: the io thread acts on their results while the durable
+  // jobs below are written, and what it submits then makes the next batch.
+  if (!scratch.empty()) {
+    std::vector<Status> results = RunInTransaction(scratch, broken, /*commit=*/false);
+    std::vector<std::function<void(Status)>> dones;
+    std::vector<Status> done_results;
+    for (std::size_t i = 0; i < scratch.size(); ++i) {
+      if (!scratch[i]->done) continue;
+      dones.push_back(std::move(scratch[i]->done));
+      done_results.push_back(std::move(results[i]));
     }
-    if (!rolled_back) {
-      Status commit = db_.Commit();
-      if (!commit.ok()) {
-        db_.Rollback();
-        for (auto& r : results) r = commit;
-      }
-    }
+    PostDones(std::move(dones), std::move(done_results));
+  }
+  std::vector<Status> results = RunInTransaction(durable, broken, /*commit=*/true);
+  std::vector<std::function<void(Status)>> dones;
+  std::vector<Status> done_results;
+  dones.reserve(durable.size());
+  done_results.reserve(durable.size());
+  for (std::size_t i = 0; i < durable.size(); ++i) {
+    if (!durable[i]->done) continue;
+    dones.push_back(std::move(durable[i]->done));
+    done_results.push_back(std::move(results[i]));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.batches++;
     stats_.jobs += batch.size();
-  }
-  std::vector<std::function<void(Status)>> dones;
-  dones.reserve(batch.size());
-  for (auto& job : batch) dones.push_back(std::move(job.done));
-  boost::asio::post(io_, [dones = std::move(dones), results = std::move(results)]() mutable {
-    for (std::size_t i = 0; i < dones.size(); ++i) {
-      if (dones[i]) dones[i](results[i]);
+    if (wal_sync_) {
+      if (durable.empty()) return;  // nothing was written
+      unsynced_.push_back(Unsynced{std::move(dones), std::move(done_results)});
+      sync_cv_.notify_one();
+      return;
     }
+  }
+  PostDones(std::move(dones), std::move(done_results));
+}
+
+std::vector<Status> BatchWriter::RunInTransaction(const std::vector<Job*>& jobs, const Status& broken, bool commit) {
+  std::vector<Status> results(jobs.size());
+  if (jobs.empty()) return results;
+  Status begin = broken.ok() ? db_.Begin() : broken;
+  if (!begin.ok()) {
+    for (auto& r : results) r = begin;
+    return results;
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    results[i] = jobs[i]->run(db_);
+    // Some errors (ON CONFLICT ROLLBACK, I/O, full disk) make SQLite roll the
+    // whole transaction back: nothing of this batch is durable then.
+    if (!db_.InTransaction()) {
+      Status lost = Status::IoError("batch transaction rolled back: " + results[i].message());
+      for (auto& r : results) r = lost;
+      return results;
+    }
+  }
+  if (!commit) {
+    db_.Rollback();
+    return results;
+  }
+  Status committed = db_.Commit();
+  if (!committed.ok()) {
+    db_.Rollback();
+    for (auto& r : results) r = committed;
+  }
+  return results;
+}
+
+void BatchWriter::SyncLoop() {
+  std::deque<Unsynced> batches;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      syncing_ = false;
+      synced_cv_.notify_all();
+      idle_cv_.notify_all();
+      sync_cv_.wait(lock, [this] { return storage_done_ || !unsynced_.empty(); });
+      if (unsynced_.empty()) return;
+      batches.swap(unsynced_);
+      syncing_ = true;
+    }
+    Status synced = wal_sync_->Sync();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.syncs++;
+      if (!synced.ok() && broken_.ok()) {
+        broken_ = Status::IoError("storage is broken until restart; " + synced.message());
+      }
+      synced = broken_;
+    }
+    for (Unsynced& b : batches) {
+      if (!synced.ok()) {
+        for (Status& r : b.results) r = synced;
+      }
+      PostDones(std::move(b.dones), std::move(b.results));
+    }
+    batches.clear();
+  }
+}
+
+void BatchWriter::PostDones(std::vector<std::function<void(Status)>> dones, std::vector<Status> results) {
+  if (dones.empty()) return;
+  boost::asio::post(io_, [dones = std::move(dones), results = std::move(results)]() mutable {
+    for (std::size_t i = 0; i < dones.size(); ++i) dones[i](results[i]);
   });
 }
 

@@ -191,7 +191,8 @@ Status Agent::Impl::Start() {
     if (r.state == "conflict") conflicted.insert(r.txid);
   }
   engine->Recover(std::move(records).value(), outcomes.value(), NowMs());
-  writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch));
+  writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch),
+                                        BatchWriter::SyncMode::kOverlapped);
 
   started = true;
 
@@ -351,7 +352,8 @@ void Agent::Impl::Execute(Action& a) {
            }
            engine->OnExecuted(txid, std::move(*result), NowMs());
            Pump();
-         }});
+         },
+         /*durable=*/false});  // the ops ran in a savepoint that was rolled back
   } else if (auto* pp = std::get_if<action::PersistPrepared>(&a)) {
     failpoint::CrashIf("agent.crash_before_prepare_durable");
     std::string txid = pp->record.txid;

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "common/failpoint.h"
+#include "common/wal_sync.h"
 #include "tests/unit/support/temp_dir.h"
 #include <stdlib.h>
 
@@ -10,6 +12,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -38,6 +41,25 @@ bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done) {
   return true;
 }
 
+// Blocks the storage thread inside a Read until Release(), so that jobs
+// submitted meanwhile all land in the next batch.
+class HoldStorageThread {
+ public:
+  explicit HoldStorageThread(BatchWriter& writer) {
+    writer.Read([this](sqlite::Database&) {
+      entered_ = true;
+      while (!released_.load()) std::this_thread::yield();
+    });
+    while (!entered_.load()) std::this_thread::yield();
+  }
+  ~HoldStorageThread() { Release(); }
+  void Release() { released_ = true; }
+
+ private:
+  std::atomic<bool> entered_{false};
+  std::atomic<bool> released_{false};
+};
+
 BatchWriter::Job Insert(int64_t id, std::string value, std::function<void(Status)> done) {
   return BatchWriter::Job{[id, value = std::move(value)](sqlite::Database& db) {
                             sqlite::Statement* stmt = db.Prepare("INSERT INTO t(id, v) VALUES (?1, ?2)");
@@ -57,7 +79,24 @@ int64_t Count(sqlite::Database& db) {
   return n;
 }
 
+constexpr BatchWriter::SyncMode kModes[] = {BatchWriter::SyncMode::kInCommit, BatchWriter::SyncMode::kOverlapped};
+
+const char* ModeName(BatchWriter::SyncMode mode) {
+  return mode == BatchWriter::SyncMode::kInCommit ? "in-commit" : "overlapped";
+}
+
+int64_t PragmaInt(sqlite::Database& db, const std::string& pragma) {
+  sqlite::Statement* stmt = db.Prepare("PRAGMA " + pragma);
+  REQUIRE(stmt != nullptr);
+  REQUIRE(stmt->Step());
+  int64_t v = stmt->Int(0);
+  stmt->Reset();
+  return v;
+}
+
 TEST_CASE("jobs run in order on the storage thread; dones run in order on the io thread") {
+ for (BatchWriter::SyncMode mode : kModes) {
+  CAPTURE(ModeName(mode));
   TempDir dir;
   auto db = OpenDb(dir);
   boost::asio::io_context io;
@@ -67,7 +106,8 @@ TEST_CASE("jobs run in order on the storage thread; dones run in order on the io
   bool dones_on_io = true;
   bool runs_off_io = true;
   {
-    BatchWriter writer(*db, io.get_executor());
+    BatchWriter writer(*db, io.get_executor(), 1024, mode);
+    CHECK(writer.overlapped() == (mode == BatchWriter::SyncMode::kOverlapped));
     for (int i = 0; i < 50; ++i) {
       writer.Submit(BatchWriter::Job{[&, i](sqlite::Database&) {
                                        if (std::this_thread::get_id() == io_thread) runs_off_io = false;
@@ -90,6 +130,7 @@ TEST_CASE("jobs run in order on the storage thread; dones run in order on the io
   for (int i = 0; i < 50; ++i) expected[i] = i;
   CHECK(ran == expected);
   CHECK(finished == expected);
+ }
 }
 
 TEST_CASE("jobs submitted together share batches") {
@@ -122,10 +163,7 @@ TEST_CASE("a failing job fails only itself") {
   {
     BatchWriter writer(*db, io.get_executor());
     // Hold the storage thread so all three land in one batch.
-    std::atomic<bool> release{false};
-    writer.Read([&](sqlite::Database&) {
-      while (!release.load()) std::this_thread::yield();
-    });
+    HoldStorageThread hold(writer);
     for (int i = 0; i < 3; ++i) {
       // The second reuses id 1: a UNIQUE violation that aborts only its statement.
       writer.Submit(Insert(i == 2 ? 2 : 1, "x", [&, i](Status s) {
@@ -133,7 +171,7 @@ TEST_CASE("a failing job fails only itself") {
         ++done;
       }));
     }
-    release = true;
+    hold.Release();
     REQUIRE(RunUntil(io, [&] { return done == 3; }));
     CHECK(writer.stats().batches == 1);
   }
@@ -156,10 +194,7 @@ TEST_CASE("a commit failure fails the whole batch") {
   int done = 0;
   {
     BatchWriter writer(*db, io.get_executor());
-    std::atomic<bool> release{false};
-    writer.Read([&](sqlite::Database&) {
-      while (!release.load()) std::this_thread::yield();
-    });
+    HoldStorageThread hold(writer);
     writer.Submit(Insert(1, "a", [&](Status s) {
       results[0] = s;
       ++done;
@@ -174,7 +209,7 @@ TEST_CASE("a commit failure fails the whole batch") {
       results[2] = s;
       ++done;
     }));
-    release = true;
+    hold.Release();
     REQUIRE(RunUntil(io, [&] { return done == 3; }));
 
     // The writer is still usable afterwards.
@@ -219,12 +254,14 @@ TEST_CASE("Read runs on the storage thread between batches") {
 }
 
 TEST_CASE("the destructor drains queued jobs") {
+ for (BatchWriter::SyncMode mode : kModes) {
+  CAPTURE(ModeName(mode));
   TempDir dir;
   auto db = OpenDb(dir);
   boost::asio::io_context io;
   int done = 0;
   {
-    BatchWriter writer(*db, io.get_executor(), 8);
+    BatchWriter writer(*db, io.get_executor(), 8, mode);
     for (int i = 0; i < 100; ++i) {
       writer.Submit(Insert(i, "x", [&](Status s) {
         CHECK(s.ok());
@@ -237,6 +274,147 @@ TEST_CASE("the destructor drains queued jobs") {
   CHECK(done == 0);
   io.run();
   CHECK(done == 100);
+ }
+}
+
+TEST_CASE("overlapped: synchronous=NORMAL, and a done runs only after an fdatasync that began after its batch") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  BatchWriter writer(*db, io.get_executor(), 1024, BatchWriter::SyncMode::kOverlapped);
+  REQUIRE(writer.overlapped());
+  int done = 0;
+  uint64_t syncs_seen = 0;
+  for (int i = 0; i < 200; ++i) {
+    writer.Submit(Insert(i, "x", [&](Status s) {
+      CHECK(s.ok());
+      ++done;
+      syncs_seen = writer.stats().syncs;
+      // Every batch up to this job's has been synced: at least as many syncs
+      // as it took to cover them, and at least one.
+      CHECK(syncs_seen >= 1);
+    }));
+  }
+  REQUIRE(RunUntil(io, [&] { return done == 200; }));
+  writer.Flush();
+  CHECK(writer.stats().syncs >= 1);
+  CHECK(writer.stats().syncs <= writer.stats().batches);
+  // Checked on the storage thread: the pragma is per connection.
+  int64_t synchronous = -1;
+  writer.Read([&](sqlite::Database& d) { synchronous = PragmaInt(d, "synchronous"); });
+  writer.Flush();
+  CHECK(synchronous == 1);  // NORMAL
+}
+
+TEST_CASE("overlapped falls back to in-commit syncing for a database not in WAL mode") {
+  TempDir dir;
+  Result<std::unique_ptr<sqlite::Database>> db = sqlite::Database::Open(dir.File("r.db"), {.wal = false});
+  REQUIRE(db.ok());
+  REQUIRE((*db)->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)").ok());
+  boost::asio::io_context io;
+  BatchWriter writer(**db, io.get_executor(), 1024, BatchWriter::SyncMode::kOverlapped);
+  CHECK_FALSE(writer.overlapped());
+  bool done = false;
+  writer.Submit(Insert(1, "x", [&](Status s) {
+    CHECK(s.ok());
+    done = true;
+  }));
+  REQUIRE(RunUntil(io, [&] { return done; }));
+  int64_t synchronous = -1;
+  writer.Read([&](sqlite::Database& d) { synchronous = PragmaInt(d, "synchronous"); });
+  writer.Flush();
+  CHECK(synchronous == 2);  // FULL, as opened
+  CHECK(writer.stats().syncs == 0);
+}
+
+TEST_CASE("scratch jobs run before the durable jobs of their batch, leave nothing, and are answered first") {
+ for (BatchWriter::SyncMode mode : kModes) {
+  CAPTURE(ModeName(mode));
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  std::vector<std::string> order;  // dones, on the io thread
+  int64_t scratch_saw = -1;
+  {
+    BatchWriter writer(*db, io.get_executor(), 1024, mode);
+    HoldStorageThread hold(writer);
+    writer.Submit(Insert(1, "durable", [&](Status s) {
+      CHECK(s.ok());
+      order.push_back("durable");
+    }));
+    BatchWriter::Job scratch{[&](sqlite::Database& d) {
+                               scratch_saw = Count(d);  // the durable insert above has not run yet
+                               return d.Exec("INSERT INTO t(id, v) VALUES (2, 'scratch')");
+                             },
+                             [&](Status s) {
+                               CHECK(s.ok());
+                               order.push_back("scratch");
+                             },
+                             /*durable=*/false};
+    writer.Submit(std::move(scratch));
+    hold.Release();
+    REQUIRE(RunUntil(io, [&] { return order.size() == 2; }));
+    CHECK(writer.stats().batches == 1);
+  }
+  CHECK(scratch_saw == 0);
+  CHECK(order == std::vector<std::string>{"scratch", "durable"});
+  CHECK(Count(*db) == 1);  // the scratch insert was rolled back
+ }
+}
+
+TEST_CASE("a failed fdatasync breaks the storage: unsynced and later jobs fail, nothing is reported durable") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  BatchWriter writer(*db, io.get_executor(), 1024, BatchWriter::SyncMode::kOverlapped);
+  REQUIRE(writer.overlapped());
+  bool first = false;
+  writer.Submit(Insert(1, "before", [&](Status s) {
+    CHECK(s.ok());
+    first = true;
+  }));
+  REQUIRE(RunUntil(io, [&] { return first; }));
+
+  failpoint::Enable("storage.fail_wal_sync");
+  Status failed;
+  bool second = false;
+  writer.Submit(Insert(2, "unsynced", [&](Status s) {
+    failed = s;
+    second = true;
+  }));
+  REQUIRE(RunUntil(io, [&] { return second; }));
+  failpoint::Disable("storage.fail_wal_sync");
+  CHECK(failed.code() == StatusCode::kIoError);
+  CHECK(failed.message().find("broken until restart") != std::string::npos);
+
+  // The kernel may have dropped the failed pages: a later fdatasync that
+  // succeeds proves nothing, so the writer stays broken.
+  Status later;
+  bool third = false;
+  writer.Submit(Insert(3, "after", [&](Status s) {
+    later = s;
+    third = true;
+  }));
+  REQUIRE(RunUntil(io, [&] { return third; }));
+  CHECK(later.code() == StatusCode::kIoError);
+  writer.Flush();
+}
+
+TEST_CASE("WalSync follows a WAL file that was replaced, and syncs the database file when there is no WAL") {
+  TempDir dir;
+  const std::string db_path = dir.File("s.db");
+  std::ofstream(db_path) << "db";
+  sqlite::WalSync sync(db_path);
+  CHECK(sync.Sync().ok());  // no WAL: the database file
+  std::ofstream(db_path + "-wal") << "first";
+  CHECK(sync.Sync().ok());
+  std::filesystem::remove(db_path + "-wal");
+  std::ofstream(db_path + "-wal") << "second";
+  CHECK(sync.Sync().ok());
+  std::filesystem::remove(db_path + "-wal");
+  std::filesystem::remove(db_path);
+  Status missing = sync.Sync();
+  CHECK(missing.code() == StatusCode::kIoError);
 }
 
 }  // namespace
