@@ -108,41 +108,36 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
   }
   std::vector<Job*> durable, scratch;
   for (Job& job : batch) (job.durable ? durable : scratch).push_back(&job);
-  // Scratch jobs first: the io thread acts on their results while the durable
-  // jobs below are written, and what it submits then makes the next batch.
-  if (!scratch.empty()) {
-    std::vector<Status> results = RunInTransaction(scratch, broken, /*commit=*/false);
-    std::vector<std::function<void(Status)>> dones;
-    std::vector<Status> done_results;
-    for (std::size_t i = 0; i < scratch.size(); ++i) {
-      if (!scratch[i]->done) continue;
-      dones.push_back(std::move(scratch[i]->done));
-      done_results.push_back(std::move(results[i]));
-    }
-    PostDones(std::move(dones), std::move(done_results));
-  }
-  std::vector<Status> results = RunInTransaction(durable, broken, /*commit=*/true);
+  std::vector<Status> durable_results = RunInTransaction(durable, broken, /*commit=*/true);
+  // After the durable jobs, so that these see everything submitted before them.
+  std::vector<Status> scratch_results = RunInTransaction(scratch, broken, /*commit=*/false);
   std::vector<std::function<void(Status)>> dones;
-  std::vector<Status> done_results;
-  dones.reserve(durable.size());
-  done_results.reserve(durable.size());
+  std::vector<Status> results;
+  dones.reserve(batch.size());
+  results.reserve(batch.size());
   for (std::size_t i = 0; i < durable.size(); ++i) {
     if (!durable[i]->done) continue;
     dones.push_back(std::move(durable[i]->done));
-    done_results.push_back(std::move(results[i]));
+    results.push_back(std::move(durable_results[i]));
+  }
+  for (std::size_t i = 0; i < scratch.size(); ++i) {
+    if (!scratch[i]->done) continue;
+    dones.push_back(std::move(scratch[i]->done));
+    results.push_back(std::move(scratch_results[i]));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.batches++;
     stats_.jobs += batch.size();
-    if (wal_sync_) {
-      if (durable.empty()) return;  // nothing was written
-      unsynced_.push_back(Unsynced{std::move(dones), std::move(done_results)});
+    // In order behind every earlier batch's dones; a batch that wrote nothing
+    // needs no fsync of its own, only to wait for one that is pending.
+    if (wal_sync_ && (!durable.empty() || syncing_ || !unsynced_.empty())) {
+      unsynced_.push_back(Unsynced{std::move(dones), std::move(results)});
       sync_cv_.notify_one();
       return;
     }
   }
-  PostDones(std::move(dones), std::move(done_results));
+  PostDones(std::move(dones), std::move(results));
 }
 
 std::vector<Status> BatchWriter::RunInTransaction(const std::vector<Job*>& jobs, const Status& broken, bool commit) {

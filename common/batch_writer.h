@@ -3,9 +3,9 @@
 //
 // Thread: Submit() is called from the io thread. Each job's `run` executes on
 // the storage thread inside the batch transaction; its `done` is posted back
-// to the io executor once the batch is durable (or failed), in submission
-// order (scratch jobs apart, below). Jobs submitted while a batch is being
-// written form the next batch.
+// to the io executor once the batch is durable (or failed): a batch's dones
+// after every earlier batch's, its durable jobs' dones first. Jobs submitted
+// while a batch is being written form the next batch.
 //
 // SyncMode::kOverlapped (WAL databases): the database runs with
 // synchronous=NORMAL and a second thread fdatasync()s the WAL, so batch N's
@@ -47,10 +47,9 @@ class BatchWriter {
     // the commit's (or fsync's) error.
     std::function<void(Status)> done;
     // false: the job writes nothing that must last (a scratch job). It runs
-    // before its batch's durable jobs, in a transaction of its own that is
-    // rolled back, and its done is posted at once. So it does not see what
-    // durable jobs of its own batch write, and its done runs before theirs
-    // (and before those of earlier batches not yet durable).
+    // after its batch's durable jobs, in a transaction of its own that is
+    // rolled back (so the pages it touched are not written to the WAL), and
+    // sees everything submitted before it; its done comes after theirs.
     bool durable = true;
   };
 

@@ -24,12 +24,10 @@
 //    its prepare leaves a tombstone so the late prepare votes no, and a commit
 //    for a txid never prepared is an error.
 //
-// Ordering assumption: Execute and ApplyCommit run on one storage thread, and
-// an Execute's result is fed back before the completion of every ApplyCommit
-// whose effects it did not see. So a transaction executed after a commit was
-// applied sees its effects, or finds the committing transaction's locks still
-// held. (The agent's BatchWriter runs a batch's executions before its durable
-// jobs and answers them at once; the durable jobs are answered after their fsync.)
+// Ordering assumption: Execute and ApplyCommit run on one FIFO storage thread
+// whose completions are fed back in order, so a transaction executed after a
+// commit was applied sees its effects, and one executed before it finds the
+// committing transaction's locks still held.
 //
 // Thread: not thread-safe; owned by the agent's io thread.
 #pragma once
