@@ -1,5 +1,9 @@
 #include "coordinator/raft_codec.h"
 
+#include <cstdint>
+
+#include "coordinator/byte_codec.h"
+
 namespace commitd::coordinator {
 namespace {
 
@@ -49,25 +53,146 @@ Result<DecisionRecord> RecordFromJson(const json& j) {
   }
 }
 
-std::string EncodeCommand(const Command& c) {
-  json j;
-  if (const auto* d = std::get_if<command::Decide>(&c)) {
-    j = {{"op", "decide"}, {"record", RecordToJson(d->record)}};
-  } else if (const auto* f = std::get_if<command::Finish>(&c)) {
-    j = {{"op", "finish"}, {"txid", f->txid}, {"finished_ms", f->finished_ms}};
-  } else if (const auto* p = std::get_if<command::PutParticipant>(&c)) {
-    j = {{"op", "participant"}, {"name", p->entry.name}, {"url", p->entry.url}, {"updated_ms", p->entry.updated_ms}};
-  } else if (const auto* many = std::get_if<command::FinishMany>(&c)) {
-    json marks = json::array();
-    for (const auto& f : many->marks) marks.push_back({{"txid", f.txid}, {"finished_ms", f.finished_ms}});
-    j = {{"op", "finish_many"}, {"marks", std::move(marks)}};
-  } else if (const auto* m = std::get_if<command::SetMember>(&c)) {
-    j = {{"op", "member"}, {"id", m->id}, {"url", m->url}};
+namespace {
+
+// Format 2 (binary): kFormat, an Op, then the command's fields in the order
+// below. Format 1 was a JSON object; such entries (from raft.db files written
+// before) still decode: a JSON object starts with '{', never with kFormat.
+constexpr uint8_t kFormat = 2;
+enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5 };
+
+uint8_t OutcomeCode(Outcome o) {
+  switch (o) {
+    case Outcome::kPending: return 0;
+    case Outcome::kCommitted: return 1;
+    case Outcome::kAborted: return 2;
   }
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return 2;
 }
 
-Result<Command> DecodeCommand(std::string_view data) {
+struct CommandWriter {
+  bytes::Writer& w;
+  void operator()(const command::Decide& d) const {
+    const DecisionRecord& r = d.record;
+    w.U8(kDecide);
+    w.Bytes(r.txid);
+    w.U8(r.protocol == wire::Protocol::k3pc ? 1 : 0);
+    w.U8(OutcomeCode(r.outcome));
+    w.U32(static_cast<uint32_t>(r.participants.size()));
+    for (const auto& p : r.participants) {
+      w.Bytes(p.name);
+      w.Bytes(p.url);
+    }
+    w.Bytes(r.reason);
+    w.Bytes(r.idempotency_key);
+    // No reply (null) is empty; a JSON text is never empty.
+    w.Bytes(r.reply.is_null() ? std::string() : r.reply.dump(-1, ' ', false, json::error_handler_t::replace));
+    w.I64(r.created_ms);
+    w.I64(r.decided_ms);
+    w.Bool(r.finished);
+    w.I64(r.finished_ms);
+    w.Bool(r.heuristic);
+  }
+  void operator()(const command::Finish& f) const {
+    w.U8(kFinish);
+    w.Bytes(f.txid);
+    w.I64(f.finished_ms);
+  }
+  void operator()(const command::PutParticipant& p) const {
+    w.U8(kParticipant);
+    w.Bytes(p.entry.name);
+    w.Bytes(p.entry.url);
+    w.I64(p.entry.updated_ms);
+  }
+  void operator()(const command::FinishMany& many) const {
+    w.U8(kFinishMany);
+    w.U32(static_cast<uint32_t>(many.marks.size()));
+    for (const auto& f : many.marks) {
+      w.Bytes(f.txid);
+      w.I64(f.finished_ms);
+    }
+  }
+  void operator()(const command::SetMember& m) const {
+    w.U8(kMember);
+    w.Bytes(m.id);
+    w.Bytes(m.url);
+  }
+};
+
+Result<Command> DecodeDecide(bytes::Reader& r) {
+  DecisionRecord d;
+  d.txid = r.Bytes();
+  const uint8_t protocol = r.U8();
+  if (protocol > 1) return Status::Corruption("raft entry: bad protocol");
+  d.protocol = protocol == 1 ? wire::Protocol::k3pc : wire::Protocol::k2pc;
+  switch (r.U8()) {
+    case 0: d.outcome = Outcome::kPending; break;
+    case 1: d.outcome = Outcome::kCommitted; break;
+    case 2: d.outcome = Outcome::kAborted; break;
+    default: return Status::Corruption("raft entry: bad outcome");
+  }
+  const uint32_t n = r.U32();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    ParticipantRef p;
+    p.name = r.Bytes();
+    p.url = r.Bytes();
+    d.participants.push_back(std::move(p));
+  }
+  d.reason = r.Bytes();
+  d.idempotency_key = r.Bytes();
+  const std::string_view reply = r.BytesView();
+  if (!reply.empty()) {
+    d.reply = json::parse(reply, nullptr, false);
+    if (d.reply.is_discarded()) return Status::Corruption("raft entry: reply is not JSON");
+  }
+  d.created_ms = r.I64();
+  d.decided_ms = r.I64();
+  d.finished = r.Bool();
+  d.finished_ms = r.I64();
+  d.heuristic = r.Bool();
+  return Command(command::Decide{std::move(d)});
+}
+
+Result<Command> DecodeBinary(bytes::Reader& r) {
+  switch (r.U8()) {
+    case kDecide: return DecodeDecide(r);
+    case kFinish: {
+      command::Finish f;
+      f.txid = r.Bytes();
+      f.finished_ms = r.I64();
+      return Command(std::move(f));
+    }
+    case kParticipant: {
+      RegistryEntry e;
+      e.name = r.Bytes();
+      e.url = r.Bytes();
+      e.updated_ms = r.I64();
+      return Command(command::PutParticipant{std::move(e)});
+    }
+    case kFinishMany: {
+      command::FinishMany many;
+      const uint32_t n = r.U32();
+      for (uint32_t i = 0; i < n && r.ok(); ++i) {
+        command::Finish f;
+        f.txid = r.Bytes();
+        f.finished_ms = r.I64();
+        many.marks.push_back(std::move(f));
+      }
+      return Command(std::move(many));
+    }
+    case kMember: {
+      command::SetMember m;
+      m.id = r.Bytes();
+      m.url = r.Bytes();
+      return Command(std::move(m));
+    }
+    default:
+      return Status::Corruption("raft entry: unknown op");
+  }
+}
+
+// Format 1, as raft.db files written before format 2 hold it.
+Result<Command> DecodeJson(std::string_view data) {
   json j = json::parse(data, nullptr, false);
   if (!j.is_object()) return Status::Corruption("raft entry is not a JSON object");
   try {
@@ -97,6 +222,29 @@ Result<Command> DecodeCommand(std::string_view data) {
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("raft entry: ") + e.what());
   }
+}
+
+}  // namespace
+
+std::string EncodeCommand(const Command& c) {
+  std::string out;
+  out.reserve(256);
+  bytes::Writer w(out);
+  w.U8(kFormat);
+  std::visit(CommandWriter{w}, c);
+  return out;
+}
+
+Result<Command> DecodeCommand(std::string_view data) {
+  if (!data.empty() && data[0] == '{') return DecodeJson(data);
+  if (data.empty() || static_cast<uint8_t>(data[0]) != kFormat) {
+    return Status::Corruption("raft entry: unknown command format");
+  }
+  bytes::Reader r(data.substr(1));
+  auto command = DecodeBinary(r);
+  if (!command.ok()) return command.status();
+  if (!r.ok() || !r.done()) return Status::Corruption("raft entry: truncated or with trailing bytes");
+  return command;
 }
 
 raft::NodeId NodeIdOf(std::string_view name) {

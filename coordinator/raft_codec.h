@@ -1,7 +1,10 @@
-// JSON encodings for the coordinator group (design B.5): the commands that are
-// the Raft log's entries — decision records, finished marks, registry and
-// member changes — as the replicated decision log writes and applies them.
-// (Raft messages between members travel in the binary frame of raft_wire.h.)
+// Encodings for the coordinator group (design B.5): the commands that are the
+// Raft log's entries — decision records, finished marks, registry and member
+// changes — in a binary form (format 2: byte_codec.h pieces, no JSON on the
+// path every member applies), and decision records as JSON (RecordToJson, for
+// the state machine snapshot). DecodeCommand still reads format 1, the JSON
+// objects of raft.db files written before. (Raft messages between members
+// travel in the binary frame of raft_wire.h.)
 #pragma once
 
 #include <nlohmann/json.hpp>

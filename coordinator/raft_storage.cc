@@ -1,5 +1,7 @@
 #include "coordinator/raft_storage.h"
 
+#include <algorithm>
+
 namespace commitd::coordinator {
 namespace {
 
@@ -19,6 +21,12 @@ CREATE TABLE IF NOT EXISTS raft_log (
   data BLOB NOT NULL
 );
 )sql";
+
+// Format 2: entries are binary commands (raft_codec.h) and a snapshot is only
+// its meta: the state machine tables in this file are its contents. Format 1
+// (no 'format' key) held JSON commands and the snapshot's bytes in
+// raft_state 'snapshot_data'; such a file is read and upgraded in place.
+constexpr int64_t kFormat = 2;
 
 }  // namespace
 
@@ -52,6 +60,13 @@ Status RaftStorage::Init(const raft::Membership& bootstrap) {
   if (stmt == nullptr) return error;
   stmt->Bind(1, bootstrap.Encode());
   if (Status s = stmt->Run(); !s.ok()) return s;
+  auto format = GetInt("format", 1);
+  if (!format.ok()) return format.status();
+  if (*format > kFormat) {
+    return Status::Corruption(db_.path() + ": raft.db format " + std::to_string(*format) +
+                              " is newer than this commitd's (" + std::to_string(kFormat) + ")");
+  }
+  if (Status s = SetInt("format", kFormat); !s.ok()) return s;
   return txn.Commit();
 }
 
@@ -77,13 +92,7 @@ Result<raft::RestoredState> RaftStorage::Load() {
   auto decoded = raft::Membership::Decode(membership);
   if (!decoded) return Status::Corruption("raft_state: bad snapshot_membership '" + membership + "'");
   state.snapshot.membership = *decoded;
-  if (state.snapshot.index > 0) {
-    stmt = db_.Prepare("SELECT value FROM raft_state WHERE key = 'snapshot_data'", &error);
-    if (stmt == nullptr) return error;
-    std::string data = stmt->Step() ? stmt->Blob(0) : std::string();
-    stmt->Reset();
-    state.snapshot_data = std::make_shared<const std::string>(std::move(data));
-  }
+  // No snapshot bytes: the node asks for them when a follower needs them.
   stmt = db_.Prepare("SELECT idx, term, type, data FROM raft_log WHERE idx > ?1 ORDER BY idx", &error);
   if (stmt == nullptr) return error;
   stmt->Bind(1, static_cast<int64_t>(state.snapshot.index));
@@ -163,15 +172,25 @@ Result<std::map<std::string, std::string>> RaftStorage::MemberUrls() {
 
 Status RaftStorage::SetApplied(raft::Index index) { return SetInt("applied", static_cast<int64_t>(index)); }
 
-Status RaftStorage::SaveSnapshot(const raft::SnapshotMeta& meta, const std::string& data) {
+Result<raft::Index> RaftStorage::Applied() {
+  auto applied = GetInt("applied", 0);
+  if (!applied.ok()) return applied.status();
+  auto base = GetInt("snapshot_index", 0);
+  if (!base.ok()) return base.status();
+  return static_cast<raft::Index>(std::max(*applied, *base));
+}
+
+Status RaftStorage::SaveSnapshot(const raft::SnapshotMeta& meta) {
   if (Status s = SetInt("snapshot_index", static_cast<int64_t>(meta.index)); !s.ok()) return s;
   if (Status s = SetInt("snapshot_term", static_cast<int64_t>(meta.term)); !s.ok()) return s;
   Status error;
-  sqlite::Statement* stmt = db_.Prepare(
-      "INSERT OR REPLACE INTO raft_state(key, value) VALUES ('snapshot_membership', ?1), ('snapshot_data', ?2)",
-      &error);
+  sqlite::Statement* stmt =
+      db_.Prepare("INSERT OR REPLACE INTO raft_state(key, value) VALUES ('snapshot_membership', ?1)", &error);
   if (stmt == nullptr) return error;
-  stmt->Bind(1, meta.membership.Encode()).BindBlob(2, data);
+  stmt->Bind(1, meta.membership.Encode());
+  if (Status s = stmt->Run(); !s.ok()) return s;
+  stmt = db_.Prepare("DELETE FROM raft_state WHERE key = 'snapshot_data'", &error);  // format 1's bytes
+  if (stmt == nullptr) return error;
   if (Status s = stmt->Run(); !s.ok()) return s;
   stmt = db_.Prepare("DELETE FROM raft_log WHERE idx <= ?1", &error);
   if (stmt == nullptr) return error;

@@ -30,9 +30,12 @@ class RaftStorage {
   Status TruncateFrom(raft::Index from);
   Status Append(const std::vector<raft::Entry>& entries);
   Status SetApplied(raft::Index index);
-  // Records a snapshot (taken here, or received from the leader) as the log's
-  // new base and deletes every entry up to meta.index.
-  Status SaveSnapshot(const raft::SnapshotMeta& meta, const std::string& data);
+  // The index the state machine tables have applied (at least the snapshot's).
+  Result<raft::Index> Applied();
+  // Records meta as the log's new base and deletes every entry up to
+  // meta.index. The snapshot's contents are the state machine tables of the
+  // same file, which have applied at least meta.index: Load returns no bytes.
+  Status SaveSnapshot(const raft::SnapshotMeta& meta);
   // The URLs of group members (group_members table; part of the state machine).
   Status SetMemberUrl(const std::string& id, const std::string& url);
   Result<std::map<std::string, std::string>> MemberUrls();

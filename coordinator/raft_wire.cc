@@ -3,65 +3,16 @@
 #include <cstdint>
 #include <cstring>
 
+#include "coordinator/byte_codec.h"
+
 namespace commitd::coordinator {
 namespace {
 
 constexpr char kMagic[4] = {'R', 'F', 'T', '1'};
 enum Kind : uint8_t { kVote, kVoteResponse, kAppend, kAppendResponse, kSnapshot, kSnapshotResponse, kTimeoutNow };
 
-class Writer {
- public:
-  explicit Writer(std::string& out) : out_(out) {}
-  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void U32(uint32_t v) { Put(v, 4); }
-  void U64(uint64_t v) { Put(v, 8); }
-  void Bytes(std::string_view b) {
-    U32(static_cast<uint32_t>(b.size()));
-    out_.append(b);
-  }
-
- private:
-  void Put(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
-  std::string& out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool ok() const { return ok_; }
-  bool done() const { return pos_ == in_.size(); }
-  uint8_t U8() { return static_cast<uint8_t>(Get(1)); }
-  uint32_t U32() { return static_cast<uint32_t>(Get(4)); }
-  uint64_t U64() { return Get(8); }
-  bool Bool() { return U8() != 0; }
-  std::string Bytes() {
-    const uint32_t n = U32();
-    if (!ok_ || in_.size() - pos_ < n) {
-      ok_ = false;
-      return {};
-    }
-    std::string out(in_.substr(pos_, n));
-    pos_ += n;
-    return out;
-  }
-
- private:
-  uint64_t Get(int n) {
-    if (!ok_ || in_.size() - pos_ < static_cast<std::size_t>(n)) {
-      ok_ = false;
-      return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
-    pos_ += n;
-    return v;
-  }
-  std::string_view in_;
-  std::size_t pos_ = 0;
-  bool ok_ = true;
-};
+using bytes::Reader;
+using bytes::Writer;
 
 struct BodyWriter {
   Writer& w;
@@ -193,7 +144,18 @@ Result<raft::MessageBody> ReadBody(Reader& r) {
 }  // namespace
 
 std::string EncodeRaftMessages(const std::vector<raft::Message>& messages) {
-  std::string out(kMagic, sizeof kMagic);
+  std::size_t size = sizeof kMagic + 4;
+  for (const auto& m : messages) {
+    size += 64;
+    if (const auto* ae = std::get_if<raft::AppendEntries>(&m.body)) {
+      for (const auto& e : ae->entries) size += 21 + e.data.size();
+    } else if (const auto* is = std::get_if<raft::InstallSnapshot>(&m.body)) {
+      size += 64 + is->chunk.size();
+    }
+  }
+  std::string out;
+  out.reserve(size);
+  out.append(kMagic, sizeof kMagic);
   Writer w(out);
   w.U32(static_cast<uint32_t>(messages.size()));
   for (const auto& m : messages) {

@@ -1,5 +1,6 @@
 #include "coordinator/replicated_decision_log.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <future>
@@ -17,13 +18,28 @@ namespace commitd::coordinator {
 namespace {
 
 constexpr int kMaxInFlightPerPeer = 4;
+constexpr std::size_t kMaxQueuedPerPeer = 4096;
 constexpr int64_t kRaftRequestTimeoutMs = 1000;
 
 int64_t NowMs() { return EngineClockMs(); }
 
+const std::string kSavepoint = "SAVEPOINT apply_entry";
+const std::string kRollbackToSavepoint = "ROLLBACK TO apply_entry";
+const std::string kReleaseSavepoint = "RELEASE apply_entry";
+
+// A statement without parameters or results, from the connection's cache.
+Status RunCached(sqlite::Database& db, const std::string& sql) {
+  Status error;
+  sqlite::Statement* stmt = db.Prepare(sql, &error);
+  if (stmt == nullptr) return error;
+  return stmt->Run();
+}
+
 // Applies one committed entry to the state machine; the result goes to the
-// member that proposed it. Deterministic: every member gets the same result.
-Status ApplyEntry(sqlite::Database& db, const raft::Entry& e) {
+// member that proposed it. Deterministic: every member gets the same result,
+// except for kIoError (the disk failed), which the caller treats as fatal.
+// A member URL it stores is added to *members.
+Status ApplyEntry(sqlite::Database& db, const raft::Entry& e, std::vector<command::SetMember>* members) {
   if (e.type != raft::EntryType::kNormal) return Status::Ok();
   auto command = DecodeCommand(e.data);
   if (!command.ok()) return command.status();
@@ -31,7 +47,11 @@ Status ApplyEntry(sqlite::Database& db, const raft::Entry& e) {
   if (auto* d = std::get_if<command::Decide>(&*command)) return store.InsertDecision(d->record);
   if (auto* f = std::get_if<command::Finish>(&*command)) return store.MarkFinished(f->txid, f->finished_ms);
   if (auto* p = std::get_if<command::PutParticipant>(&*command)) return store.PutParticipant(p->entry);
-  if (auto* m = std::get_if<command::SetMember>(&*command)) return RaftStorage(db).SetMemberUrl(m->id, m->url);
+  if (auto* m = std::get_if<command::SetMember>(&*command)) {
+    Status s = RaftStorage(db).SetMemberUrl(m->id, m->url);
+    if (s.ok()) members->push_back(std::move(*m));
+    return s;
+  }
   if (auto* many = std::get_if<command::FinishMany>(&*command)) {
     for (const auto& f : many->marks) {
       Status s = store.MarkFinished(f.txid, f.finished_ms);
@@ -113,6 +133,9 @@ void ReplicatedDecisionLog::Start() {
 void ReplicatedDecisionLog::Stop() {
   stopped_ = true;
   tick_timer_.cancel();
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto& h : held) h.respond(http::ErrorResponse(503, "raft", "stopping"));
   FailPending("the coordinator is shutting down");
   writer_->Flush();
 }
@@ -128,16 +151,24 @@ void ReplicatedDecisionLog::ScheduleTick() {
   });
 }
 
-Status ReplicatedDecisionLog::OnRaftMessages(const std::string& body) {
+void ReplicatedDecisionLog::OnRaftMessages(const std::string& body, http::Responder respond) {
   auto messages = DecodeRaftMessages(body);
-  if (!messages.ok()) return messages.status();
-  if (stopped_) return Status::Unavailable("stopping");
+  if (!messages.ok()) {
+    respond(http::ErrorResponse(400, "raft", messages.status().message()));
+    return;
+  }
+  if (stopped_) {
+    respond(http::ErrorResponse(503, "raft", "stopping"));
+    return;
+  }
   const int64_t now = NowMs();
+  raft::NodeId from = raft::kNoNode;
   for (const auto& m : *messages) {
+    from = m.from;
     if (m.to == node_->id()) node_->Step(m, now);
   }
+  held_.push_back(HeldResponse{from, std::move(respond)});
   Pump();
-  return Status::Ok();
 }
 
 void ReplicatedDecisionLog::Propose(std::string data, std::function<void(Status)> done) {
@@ -154,22 +185,55 @@ void ReplicatedDecisionLog::Propose(std::string data, std::function<void(Status)
   Pump();
 }
 
+namespace {
+
+// A leader's Ready that changes no term, vote, snapshot or truncation and
+// whose messages are all appends, snapshot chunks or TimeoutNow to followers.
+bool LeaderMessagesOnly(const raft::Ready& r) {
+  if (r.hard_state || r.snapshot || r.truncate_from || r.messages.empty()) return false;
+  return std::all_of(r.messages.begin(), r.messages.end(), [](const raft::Message& m) {
+    return std::holds_alternative<raft::AppendEntries>(m.body) ||
+           std::holds_alternative<raft::InstallSnapshot>(m.body) || std::holds_alternative<raft::TimeoutNow>(m.body);
+  });
+}
+
+}  // namespace
+
 // One Ready at a time: durable (one SQLite transaction, with the entries it
-// commits applied in it), then its messages, then the completions.
+// commits applied in it), then its messages (a leader's appends before, see
+// LeaderMessagesOnly), then the completions.
 void ReplicatedDecisionLog::Pump() {
   if (stopped_) return;
   if (!writing_) ProposeFinished();
   if (writing_ || !node_->HasReady()) {
+    if (!writing_ && !held_.empty()) {  // no Ready to wait for: nothing to reply
+      auto held = std::move(held_);
+      held_.clear();
+      Send({}, std::move(held));
+    }
     CheckLeadership();
     MaybeSnapshot();
     return;
   }
   writing_ = true;
   auto ready = std::make_shared<raft::Ready>(node_->TakeReady());
+  auto held = std::make_shared<std::vector<HeldResponse>>(std::move(held_));
+  held_.clear();
+  if (LeaderMessagesOnly(*ready)) {
+    // Raft thesis §10.2.1: the leader's appends go out while its own write
+    // runs. Safe because this Ready's messages promise nothing about this
+    // member's disk, and the commitment they may lead to reaches anyone (as
+    // leader_commit, applied entries or read answers) only through later
+    // Readies, taken after this one is durable.
+    Send(std::move(ready->messages), std::move(*held));
+    ready->messages.clear();
+    held->clear();
+  }
   auto results = std::make_shared<std::vector<Status>>();
   auto member_urls = std::make_shared<std::map<std::string, std::string>>();
+  auto member_changes = std::make_shared<std::vector<command::SetMember>>();
   writer_->Submit(BatchWriter::Job{
-      [ready, results, member_urls](sqlite::Database& db) -> Status {
+      [ready, results, member_urls, member_changes](sqlite::Database& db) -> Status {
         RaftStorage storage(db);
         if (ready->hard_state) {
           if (Status s = storage.SaveHardState(*ready->hard_state); !s.ok()) return s;
@@ -177,7 +241,7 @@ void ReplicatedDecisionLog::Pump() {
         if (ready->snapshot) {
           // From the leader: it becomes the log's base and the whole state machine.
           const std::string& data = *ready->snapshot->data;
-          if (Status s = storage.SaveSnapshot(ready->snapshot->meta, data); !s.ok()) return s;
+          if (Status s = storage.SaveSnapshot(ready->snapshot->meta); !s.ok()) return s;
           if (Status s = RestoreStateMachine(db, data); !s.ok()) return s;
           if (Status s = storage.SetApplied(ready->snapshot->meta.index); !s.ok()) return s;
           auto urls = storage.MemberUrls();
@@ -190,35 +254,32 @@ void ReplicatedDecisionLog::Pump() {
         if (!ready->append.empty()) {
           if (Status s = storage.Append(ready->append); !s.ok()) return s;
         }
+        results->reserve(ready->committed.size());
         for (const auto& e : ready->committed) {
           // Each entry in its own savepoint: a refused decision changes nothing.
-          if (Status s = db.Exec("SAVEPOINT apply_entry"); !s.ok()) return s;
-          Status r = ApplyEntry(db, e);
-          if (!r.ok()) db.Exec("ROLLBACK TO apply_entry");
-          db.Exec("RELEASE apply_entry");
+          if (Status s = RunCached(db, kSavepoint); !s.ok()) return s;
+          Status r = ApplyEntry(db, e, member_changes.get());
+          // A failed disk is not a refusal every member would repeat: stop
+          // rather than advance the applied index past an entry not applied.
+          if (r.code() == StatusCode::kIoError) return r;
+          if (!r.ok()) {
+            if (Status s = RunCached(db, kRollbackToSavepoint); !s.ok()) return s;
+          }
+          if (Status s = RunCached(db, kReleaseSavepoint); !s.ok()) return s;
           results->push_back(r);
         }
         if (!ready->committed.empty()) return storage.SetApplied(ready->committed.back().index);
         return Status::Ok();
       },
-      [this, ready, results, member_urls](Status s) {
+      [this, ready, results, member_urls, member_changes, held](Status s) {
         if (!s.ok()) {
           // The Raft log on disk no longer matches what the node believes: stop.
           log::Error("fatal_raft_storage_failure", {{"error", s.ToString()}});
           std::abort();
         }
-        Send(std::move(ready->messages));
+        Send(std::move(ready->messages), std::move(*held));
         for (const auto& [id, url] : *member_urls) SetMemberUrl(id, url);
-        for (std::size_t i = 0; i < ready->committed.size(); ++i) {
-          const raft::Entry& e = ready->committed[i];
-          if (e.type != raft::EntryType::kNormal || !(*results)[i].ok()) continue;
-          if (e.data.find("\"op\":\"member\"") == std::string::npos) continue;
-          auto c = DecodeCommand(e.data);
-          if (c.ok() && std::holds_alternative<command::SetMember>(*c)) {
-            const auto& m = std::get<command::SetMember>(*c);
-            SetMemberUrl(m.id, m.url);
-          }
-        }
+        for (const auto& m : *member_changes) SetMemberUrl(m.id, m.url);
         if (ready->snapshot) {
           applied_ = std::max(applied_, ready->snapshot->meta.index);
           snapshot_index_ = ready->snapshot->meta.index;
@@ -254,20 +315,56 @@ void ReplicatedDecisionLog::Pump() {
       }});
 }
 
-// Every snapshot_entries applied entries: a consistent copy of the state
-// machine becomes the log's base, on disk and in the node (which sends it to
-// followers too far behind); the log before it is deleted. The copy is read on
-// a thread of its own through a second, read-only connection (one WAL read
-// transaction: the tables exactly at the applied index stored with them), so
-// that Readies — and the heartbeats behind them — keep flowing meanwhile; a
-// snapshot of megabytes taken on the storage thread stalled the leader long
-// enough to lose its leadership.
+// Snapshots (Raft §7). The state machine tables in raft.db, stored with the
+// index they have applied, are a durable snapshot at every moment, so
+// compacting the log only records its new base and deletes the entries up to
+// it: every snapshot_entries applied entries, keeping the last
+// snapshot_entries / 2 so that a follower a little behind still catches up
+// from the log. The bytes a follower behind the base needs are serialized only
+// when the leader's core asks for them (snapshot_wanted): a copy of every
+// decision costs CPU in proportion to the whole table, which taking it at
+// every compaction spent on every member for nothing.
 void ReplicatedDecisionLog::MaybeSnapshot() {
-  if (snapshotting_ || applied_ < snapshot_index_ + options_.snapshot_entries) return;
+  if (snapshotting_) return;
+  if (node_->snapshot_wanted()) {
+    SerializeSnapshot();
+    return;
+  }
+  const raft::Index keep = options_.snapshot_entries / 2;
+  if (applied_ < snapshot_index_ + options_.snapshot_entries + keep) return;
+  CompactLog(applied_ - keep);
+}
+
+void ReplicatedDecisionLog::CompactLog(raft::Index index) {
+  const raft::Log& log = node_->log();
+  auto term = log.TermAt(index);
+  if (!term) return;  // already compacted further (a snapshot installed from the leader)
+  snapshotting_ = true;
+  raft::SnapshotMeta meta{index, *term, log.MembershipAt(index)};
+  writer_->Submit(BatchWriter::Job{[meta](sqlite::Database& db) { return RaftStorage(db).SaveSnapshot(meta); },
+                                   [this, meta](Status s) {
+                                     snapshotting_ = false;
+                                     snapshot_index_ = std::max(snapshot_index_, meta.index);
+                                     if (!s.ok()) {
+                                       log::Error("snapshot_failed", {{"index", meta.index}, {"error", s.ToString()}});
+                                       return;
+                                     }
+                                     node_->CompactLog(meta.index, nullptr);
+                                     log::Info("snapshot_taken", {{"index", meta.index}, {"log_compacted", true}});
+                                     Pump();
+                                   }});
+}
+
+// The copy is read on a thread of its own through a second, read-only
+// connection (one WAL read transaction: the tables exactly at the applied
+// index stored with them), so that Readies — and the heartbeats behind them —
+// keep flowing meanwhile; a snapshot of megabytes taken on the storage thread
+// stalled the leader long enough to lose its leadership.
+void ReplicatedDecisionLog::SerializeSnapshot() {
   snapshotting_ = true;
   if (snapshot_thread_.joinable()) snapshot_thread_.join();
   snapshot_thread_ = std::thread([this] {
-    Result<std::pair<raft::SnapshotMeta, std::string>> taken = Status::Internal("unset");
+    Result<std::pair<raft::Index, std::string>> taken = Status::Internal("unset");
     sqlite::OpenOptions oo;
     oo.create = false;
     oo.read_only = true;
@@ -275,57 +372,30 @@ void ReplicatedDecisionLog::MaybeSnapshot() {
     if (!db.ok()) {
       taken = db.status();
     } else {
-      taken = [&]() -> Result<std::pair<raft::SnapshotMeta, std::string>> {
+      taken = [&]() -> Result<std::pair<raft::Index, std::string>> {
         if (Status s = (*db)->Exec("BEGIN"); !s.ok()) return s;
-        raft::SnapshotMeta meta;
-        Status error;
-        sqlite::Statement* stmt = (*db)->Prepare(
-            "SELECT (SELECT value FROM raft_state WHERE key = 'applied'), "
-            "(SELECT term FROM raft_log WHERE idx = (SELECT value FROM raft_state WHERE key = 'applied'))",
-            &error);
-        if (stmt == nullptr) return error;
-        if (!stmt->Step() || stmt->IsNull(0) || stmt->IsNull(1)) {
-          stmt->Reset();
-          return Status::Unavailable("no applied entry to snapshot yet");
-        }
-        meta.index = static_cast<raft::Index>(stmt->Int(0));
-        meta.term = static_cast<raft::Term>(stmt->Int(1));
-        stmt->Reset();
-        auto data = SnapshotStateMachine(**db);
+        auto applied = RaftStorage(**db).Applied();
+        auto data = applied.ok() ? SnapshotStateMachine(**db) : Result<std::string>(applied.status());
         (*db)->Exec("COMMIT");
         if (!data.ok()) return data.status();
-        return std::make_pair(meta, std::move(data).value());
+        return std::make_pair(*applied, std::move(data).value());
       }();
     }
-    boost::asio::post(io_, [this, taken = std::move(taken)]() mutable { SaveSnapshot(std::move(taken)); });
+    boost::asio::post(io_, [this, taken = std::move(taken)]() mutable { ProvideSnapshot(std::move(taken)); });
   });
 }
 
-void ReplicatedDecisionLog::SaveSnapshot(Result<std::pair<raft::SnapshotMeta, std::string>> taken) {
+void ReplicatedDecisionLog::ProvideSnapshot(Result<std::pair<raft::Index, std::string>> taken) {
+  snapshotting_ = false;
   if (stopped_) return;
   if (!taken.ok()) {
     log::Warn("snapshot_failed", {{"error", taken.status().ToString()}});
-    snapshot_index_ = applied_;  // try again at the next threshold
-    snapshotting_ = false;
-    return;
+    return;  // the core asks again at its next heartbeat
   }
-  raft::SnapshotMeta meta = taken->first;
-  meta.membership = node_->log().MembershipAt(meta.index);
-  auto data = std::make_shared<std::string>(std::move(taken->second));
-  writer_->Submit(
-      BatchWriter::Job{[meta, data](sqlite::Database& db) { return RaftStorage(db).SaveSnapshot(meta, *data); },
-                       [this, meta, data](Status s) {
-                         snapshotting_ = false;
-                         if (!s.ok()) {
-                           log::Error("snapshot_failed", {{"index", meta.index}, {"error", s.ToString()}});
-                           snapshot_index_ = meta.index;
-                           return;
-                         }
-                         node_->CompactLog(meta.index, data);
-                         snapshot_index_ = meta.index;
-                         log::Info("snapshot_taken", {{"index", meta.index}, {"bytes", data->size()}});
-                         Pump();
-                       }});
+  auto data = std::make_shared<const std::string>(std::move(taken->second));
+  node_->ProvideSnapshot(taken->first, data);
+  log::Info("snapshot_serialized", {{"index", taken->first}, {"bytes", data->size()}});
+  Pump();
 }
 
 void ReplicatedDecisionLog::AfterApply(raft::Index applied) {
@@ -377,26 +447,76 @@ void ReplicatedDecisionLog::FailPending(const std::string& why) {
   }
 }
 
-void ReplicatedDecisionLog::Send(std::vector<raft::Message> messages) {
+void ReplicatedDecisionLog::Send(std::vector<raft::Message> messages, std::vector<HeldResponse> held) {
   std::map<raft::NodeId, std::vector<raft::Message>> by_peer;
   for (auto& m : messages) by_peer[m.to].push_back(std::move(m));
   for (auto& [to, list] : by_peer) {
-    auto peer = peers_.find(to);
-    if (peer == peers_.end() || peer->second.in_flight >= kMaxInFlightPerPeer) continue;  // lost, as on a network
-    http::ClientRequest cr;
-    cr.base_url = peer->second.url;
-    cr.method = "POST";
-    cr.target = "/v1/raft";
-    cr.body = EncodeRaftMessages(list);
-    cr.headers.emplace_back("Content-Type", "application/octet-stream");
-    cr.timeout = std::chrono::milliseconds(kRaftRequestTimeoutMs);
-    if (!options_.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options_.token);
-    ++peer->second.in_flight;
-    client_.Send(std::move(cr), [this, to](Result<http::Response>) {
-      auto it = peers_.find(to);
-      if (it != peers_.end()) --it->second.in_flight;
-    });
+    auto h = std::find_if(held.begin(), held.end(), [to = to](const HeldResponse& r) { return r.from == to; });
+    if (h == held.end()) {
+      Post(to, std::move(list));
+      continue;
+    }
+    http::Response r;
+    r.body = EncodeRaftMessages(list);
+    r.content_type = "application/octet-stream";
+    h->respond(std::move(r));
+    held.erase(h);
   }
+  for (auto& h : held) {
+    http::Response r;
+    r.body = EncodeRaftMessages({});
+    r.content_type = "application/octet-stream";
+    h.respond(std::move(r));
+  }
+}
+
+// At most kMaxInFlightPerPeer requests per peer; later messages wait and go
+// with the next request (past kMaxQueuedPerPeer they are lost, as on a network).
+void ReplicatedDecisionLog::Post(raft::NodeId to, std::vector<raft::Message> messages) {
+  auto peer = peers_.find(to);
+  if (peer == peers_.end()) return;
+  PeerLink& link = peer->second;
+  if (link.in_flight >= kMaxInFlightPerPeer) {
+    for (auto& m : messages) {
+      if (link.queued.size() >= kMaxQueuedPerPeer) break;
+      link.queued.push_back(std::move(m));
+    }
+    return;
+  }
+  if (!link.queued.empty()) {
+    for (auto& m : messages) link.queued.push_back(std::move(m));
+    messages = std::move(link.queued);
+    link.queued.clear();
+  }
+  if (messages.empty()) return;
+  http::ClientRequest cr;
+  cr.base_url = link.url;
+  cr.method = "POST";
+  cr.target = "/v1/raft";
+  cr.body = EncodeRaftMessages(messages);
+  cr.headers.emplace_back("Content-Type", "application/octet-stream");
+  cr.timeout = std::chrono::milliseconds(kRaftRequestTimeoutMs);
+  if (!options_.token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + options_.token);
+  ++link.in_flight;
+  client_.Send(std::move(cr), [this, to](Result<http::Response> r) { OnRaftResponse(to, std::move(r)); });
+}
+
+// The answer to a POST: the peer's replies to it (an RFT1 frame), if any.
+void ReplicatedDecisionLog::OnRaftResponse(raft::NodeId to, Result<http::Response> response) {
+  auto peer = peers_.find(to);
+  if (peer != peers_.end()) --peer->second.in_flight;
+  if (stopped_) return;
+  if (response.ok() && response->status == 200) {
+    auto messages = DecodeRaftMessages(response->body);
+    if (messages.ok()) {
+      const int64_t now = NowMs();
+      for (const auto& m : *messages) {
+        if (m.to == node_->id()) node_->Step(m, now);
+      }
+    }
+  }
+  if (peer != peers_.end() && !peer->second.queued.empty()) Post(to, {});
+  Pump();
 }
 
 void ReplicatedDecisionLog::LinearizableRead(std::function<void(sqlite::Database&)> fn,
@@ -423,6 +543,9 @@ Result<RecoveredLog> ReplicatedDecisionLog::Recover() {
 }
 
 void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<void(Status)> done) {
+  // The reply is read back only to answer a retry with the same
+  // Idempotency-Key; without one, every member would store it for nothing.
+  if (record.idempotency_key.empty()) record.reply = nullptr;
   Propose(EncodeCommand(command::Decide{std::move(record)}), std::move(done));
 }
 

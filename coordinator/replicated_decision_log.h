@@ -32,6 +32,7 @@
 
 #include "common/batch_writer.h"
 #include "common/http_client.h"
+#include "common/http_server.h"
 #include "common/sqlite_db.h"
 #include "coordinator/decision_log.h"
 #include "coordinator/raft_codec.h"
@@ -55,8 +56,8 @@ struct ReplicatedLogOptions {
   int64_t heartbeat_ms = 50;
   int64_t tick_ms = 10;
   std::size_t max_batch = 1024;
-  // A snapshot of the state machine is taken (and the log before it deleted)
-  // every this many applied entries.
+  // The log is compacted every this many applied entries, keeping the last
+  // snapshot_entries / 2 (the state machine tables are the snapshot).
   raft::Index snapshot_entries = 10'000;
 };
 
@@ -78,8 +79,12 @@ class ReplicatedDecisionLog final : public DecisionLog {
 
   void Start();
   void Stop();
-  // POST /v1/raft from another member: an RFT1 frame (raft_wire.h).
-  Status OnRaftMessages(const std::string& body);
+  // POST /v1/raft from another member: an RFT1 frame (raft_wire.h). The
+  // answer is an RFT1 frame too, sent once the Ready holding this member's
+  // replies to the frame is durable: it carries those of its messages that go
+  // back to the sender (an append's acknowledgement rides the append's
+  // response instead of a request of its own).
+  void OnRaftMessages(const std::string& body, http::Responder respond);
 
   // Leader, with an entry of its own term committed and everything committed applied.
   bool leader_ready() const { return leader_ready_; }
@@ -105,13 +110,23 @@ class ReplicatedDecisionLog final : public DecisionLog {
   struct PeerLink {
     std::string url;
     int in_flight = 0;
+    std::vector<raft::Message> queued;  // while kMaxInFlightPerPeer requests are out; sent with the next
+  };
+  // A /v1/raft request waiting for the Ready that holds this member's replies.
+  struct HeldResponse {
+    raft::NodeId from = raft::kNoNode;
+    http::Responder respond;
   };
 
   ReplicatedDecisionLog(boost::asio::io_context& io, ReplicatedLogOptions options,
                         std::unique_ptr<sqlite::Database> db);
   void Propose(std::string data, std::function<void(Status)> done);
   void Pump();
-  void Send(std::vector<raft::Message> messages);
+  // Sends each message to its peer: in the response to a request held from
+  // that peer, else in a POST; answers every held response.
+  void Send(std::vector<raft::Message> messages, std::vector<HeldResponse> held);
+  void Post(raft::NodeId to, std::vector<raft::Message> messages);
+  void OnRaftResponse(raft::NodeId to, Result<http::Response> response);
   void AfterApply(raft::Index applied);
   void CheckLeadership();
   void FailPending(const std::string& why);
@@ -119,8 +134,10 @@ class ReplicatedDecisionLog final : public DecisionLog {
   void LinearizableRead(std::function<void(sqlite::Database&)> fn, std::function<void(Status)> fail);
   void ScheduleTick();
   void MaybeSnapshot();
+  void CompactLog(raft::Index index);
+  void SerializeSnapshot();
+  void ProvideSnapshot(Result<std::pair<raft::Index, std::string>> taken);
   void ProposeFinished();
-  void SaveSnapshot(Result<std::pair<raft::SnapshotMeta, std::string>> taken);
   void SetMemberUrl(const std::string& id, const std::string& url);
   void PromoteCaughtUpLearners();
 
@@ -132,6 +149,7 @@ class ReplicatedDecisionLog final : public DecisionLog {
   http::Client client_;
   boost::asio::steady_timer tick_timer_;
   std::map<raft::NodeId, PeerLink> peers_;
+  std::vector<HeldResponse> held_;  // requests stepped since the last Ready was taken
   std::map<raft::NodeId, std::string> ids_;  // node id -> member id ("c1")
   std::map<raft::NodeId, std::string> urls_;  // node id -> URL, self included
   int64_t next_promotion_ms_ = 0;
@@ -150,9 +168,9 @@ class ReplicatedDecisionLog final : public DecisionLog {
   uint64_t next_read_ = 1;
   raft::Index applied_ = 0;
   raft::Index snapshot_index_ = 0;  // the log's base on disk
-  bool snapshotting_ = false;
+  bool snapshotting_ = false;       // a compaction or a serialization is under way
   std::string path_;
-  std::thread snapshot_thread_;  // reads the state machine for a snapshot; joined before the next and at destruction
+  std::thread snapshot_thread_;  // serializes the state machine; joined before the next and at destruction
   bool writing_ = false;
   bool leader_ready_ = false;
   raft::Term ready_term_ = 0;

@@ -429,12 +429,7 @@ Status Service::Impl::StartGroup() {
   RegisterRoutes();
   router.Add("POST", "/v1/raft", [this](http::Request req, http::Responder r) {
     if (!Authorized(req, r)) return;
-    Status s = group_log->OnRaftMessages(req.body);
-    if (!s.ok()) {
-      r(http::ErrorResponse(s.code() == StatusCode::kInvalidArgument ? 400 : 503, "raft", s.message()));
-      return;
-    }
-    r(http::JsonResponse(200, {{"ok", true}}));
+    group_log->OnRaftMessages(req.body, std::move(r));
   });
   server = std::make_unique<http::Server>(io, http::ServerOptionsFor(options.config, addr->first, addr->second),
                                           router);

@@ -35,6 +35,7 @@ Node::Node(NodeOptions options, RestoredState state, int64_t now_ms)
     : options_(std::move(options)),
       prng_(options_.seed),
       log_(std::move(state.snapshot), std::move(state.entries)),
+      snapshot_meta_(log_.base()),
       snapshot_data_(std::move(state.snapshot_data)),
       term_(state.hard_state.term),
       voted_for_(state.hard_state.voted_for),
@@ -218,7 +219,20 @@ void Node::CompactLog(Index index, std::shared_ptr<const std::string> data) {
   assert(index <= applied_);
   if (index <= log_.base().index) return;
   log_.CompactTo(index);
+  if (data) {
+    snapshot_meta_ = log_.base();
+    snapshot_data_ = std::move(data);
+    snapshot_wanted_ = false;
+  } else if (snapshot_data_ && snapshot_meta_.index < index) {
+    snapshot_data_.reset();  // a follower installing it would miss the entries compacted after it
+  }
+}
+
+void Node::ProvideSnapshot(Index index, std::shared_ptr<const std::string> data) {
+  if (index < log_.base().index || index > applied_ || !data) return;
+  snapshot_meta_ = SnapshotMeta{index, *log_.TermAt(index), log_.MembershipAt(index)};
   snapshot_data_ = std::move(data);
+  snapshot_wanted_ = false;
 }
 
 bool Node::HasReady() const {
@@ -277,6 +291,7 @@ void Node::InstallSnapshotLocally(SnapshotMeta meta, std::shared_ptr<const std::
   bool kept = log_.InstallSnapshot(meta);
   std::erase_if(pending_append_, [&](const Entry& e) { return !kept || e.index <= index; });
   if (!kept) pending_truncate_from_ = std::min(pending_truncate_from_.value_or(index + 1), index + 1);
+  snapshot_meta_ = meta;
   snapshot_data_ = data;
   pending_snapshot_ = SnapshotInstall{std::move(meta), std::move(data)};
   commit_ = std::max(commit_, index);

@@ -10,7 +10,8 @@
 //      entry with index <= snapshot.meta.index); then delete every entry with
 //      index >= truncate_from; then append `append`;
 //   2. only then send `messages` (a vote or an append acknowledgement must
-//      never leave before what it promises is on disk);
+//      never leave before what it promises is on disk; a leader's appends
+//      may leave earlier, see docs/raft.md "The Ready contract");
 //   3. apply: if snapshot is set, replace the state machine with it first;
 //      then apply `committed` in order;
 //   4. answer each of `reads` once the state machine has applied its index.
@@ -135,10 +136,15 @@ class Node {
   // commit index, confirms with a heartbeat round that a quorum still follows
   // it, then answers with a ReadState in a later Ready.
   ProposeStatus ReadIndex(uint64_t request, int64_t now_ms);
-  // The driver took a snapshot of its state machine at `index` (<= applied())
-  // and made it durable; the log before it may go. The node keeps `data` to
-  // send to followers that are too far behind.
+  // The driver's state machine is durable up to at least `index` (<= applied());
+  // the log up to it may go. `data`, the state machine at exactly `index`, is
+  // kept to send to followers that are too far behind; it may be null: the
+  // driver then serializes one when a follower needs it (snapshot_wanted()).
   void CompactLog(Index index, std::shared_ptr<const std::string> data);
+  // The state machine at `index` (base().index <= index <= applied()), to send
+  // to followers behind the log's base; the log is not compacted. Ignored when
+  // the log was compacted past `index` meanwhile (or index > applied()).
+  void ProvideSnapshot(Index index, std::shared_ptr<const std::string> data);
 
   // --- outputs ------------------------------------------------------------
   bool HasReady() const;
@@ -154,6 +160,9 @@ class Node {
   Index applied() const { return applied_; }
   const Log& log() const { return log_; }
   const Membership& membership() const { return log_.membership(); }
+  // Leader: a follower needs entries before the log's base and no snapshot
+  // bytes are held; the driver should call ProvideSnapshot.
+  bool snapshot_wanted() const { return role_ == Role::kLeader && snapshot_wanted_; }
   NodeId transfer_target() const { return transfer_target_; }
   // Leader only: the highest index known to match on `peer` (0 if unknown).
   Index MatchIndex(NodeId peer) const;
@@ -214,7 +223,11 @@ class Node {
   NodeOptions options_;
   SplitMix64 prng_;
   Log log_;
-  std::shared_ptr<const std::string> snapshot_data_;  // the snapshot at log_.base()
+  // The snapshot sent to followers behind the log's base: the state machine at
+  // snapshot_meta_.index (>= log_.base().index while snapshot_data_ is set).
+  SnapshotMeta snapshot_meta_;
+  std::shared_ptr<const std::string> snapshot_data_;
+  bool snapshot_wanted_ = false;
 
   Role role_ = Role::kFollower;
   Term term_ = 0;

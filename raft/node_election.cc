@@ -74,6 +74,7 @@ void Node::BecomeLeader() {
   votes_rejected_.clear();
   progress_.clear();
   transfer_target_ = kNoNode;
+  snapshot_wanted_ = false;
   SyncProgress();
   quorum_check_due_ms_ = now_ms_ + options_.election_timeout_ms;
   heartbeat_due_ms_ = now_ms_ + options_.heartbeat_interval_ms;

@@ -50,10 +50,15 @@ void Node::SendAppend(NodeId peer, bool heartbeat) {
   if (p.mode == ReplicationMode::kProbe && p.probe_sent && !heartbeat) return;
   std::optional<Term> prev_term = log_.TermAt(p.next - 1);
   if (!prev_term) {
-    // What this follower needs is compacted away: send the snapshot instead.
+    // What this follower needs is compacted away: send the snapshot instead,
+    // once the driver provided one (until then the heartbeat asks again).
+    if (!snapshot_data_) {
+      snapshot_wanted_ = true;
+      return;
+    }
     p.mode = ReplicationMode::kSnapshot;
-    p.snapshot_meta = log_.base();
-    p.snapshot_data = snapshot_data_ ? snapshot_data_ : std::make_shared<const std::string>();
+    p.snapshot_meta = snapshot_meta_;
+    p.snapshot_data = snapshot_data_;
     p.snapshot_offset = 0;
     SendSnapshotChunk(peer, p);
     return;

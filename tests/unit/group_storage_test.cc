@@ -73,7 +73,7 @@ TEST_CASE("raft storage: term, vote and log survive a reopen; truncation and boo
   CHECK(loaded->entries[3].index == 4);
 }
 
-TEST_CASE("raft storage: a snapshot becomes the base, the log before it goes, and its data comes back") {
+TEST_CASE("raft storage: a snapshot becomes the base and the log before it goes; its bytes are not stored") {
   testing::TempDir dir;
   auto db = OpenDb(dir.File("raft.db"));
   RaftStorage st(*db);
@@ -81,17 +81,44 @@ TEST_CASE("raft storage: a snapshot becomes the base, the log before it goes, an
   boot.voters = {1, 2, 3};
   REQUIRE(st.Init(boot).ok());
   REQUIRE(st.Append({E(1, 1), E(2, 1), E(3, 2), E(4, 2)}).ok());
+  // A format-1 file kept the snapshot's bytes; saving a snapshot drops them.
+  REQUIRE(db->Exec("INSERT INTO raft_state(key, value) VALUES ('snapshot_data', x'00')").ok());
   raft::SnapshotMeta meta{3, 2, boot};
-  REQUIRE(st.SaveSnapshot(meta, std::string("snap\0shot", 9)).ok());
+  REQUIRE(st.SaveSnapshot(meta).ok());
   auto loaded = st.Load();
   REQUIRE(loaded.ok());
   CHECK(loaded->snapshot.index == 3);
   CHECK(loaded->snapshot.term == 2);
-  REQUIRE(loaded->snapshot_data);
-  CHECK(*loaded->snapshot_data == std::string("snap\0shot", 9));
+  CHECK(loaded->snapshot.membership == boot);
+  CHECK_FALSE(loaded->snapshot_data);  // the state machine tables are the snapshot
   REQUIRE(loaded->entries.size() == 1);
   CHECK(loaded->entries[0].index == 4);
   CHECK(loaded->applied == 3);  // never below the snapshot
+  CHECK(*st.Applied() == 3);
+  REQUIRE(st.SetApplied(4).ok());
+  CHECK(*st.Applied() == 4);
+  sqlite::Statement* left = db->Prepare("SELECT count(*) FROM raft_state WHERE key = 'snapshot_data'");
+  REQUIRE(left->Step());
+  CHECK(left->Int(0) == 0);
+  left->Reset();
+}
+
+TEST_CASE("raft storage: the file records its format and refuses a newer one") {
+  testing::TempDir dir;
+  const std::string path = dir.File("raft.db");
+  raft::Membership boot;
+  boot.voters = {1};
+  {
+    auto db = OpenDb(path);
+    REQUIRE(RaftStorage(*db).Init(boot).ok());
+    sqlite::Statement* format = db->Prepare("SELECT value FROM raft_state WHERE key = 'format'");
+    REQUIRE(format->Step());
+    CHECK(format->Int(0) == 2);
+    format->Reset();
+    REQUIRE(db->Exec("UPDATE raft_state SET value = 3 WHERE key = 'format'").ok());
+  }
+  auto db = OpenDb(path);
+  CHECK(RaftStorage(*db).Init(boot).code() == StatusCode::kCorruption);
 }
 
 TEST_CASE("state machine snapshot: restore reproduces every decision and the registry, replacing what was there") {
@@ -172,9 +199,47 @@ TEST_CASE("codecs: raft messages and log commands round-trip") {
   CHECK_FALSE(DecodeRaftMessages(frame + "x").ok());
   CHECK_FALSE(DecodeRaftMessages("{\"messages\":[]}").ok());
 
-  auto decide = DecodeCommand(EncodeCommand(command::Decide{Decided("t9", Outcome::kAborted)}));
+  DecisionRecord full = Decided("t9", Outcome::kAborted);
+  full.protocol = wire::Protocol::k3pc;
+  full.finished = true;
+  full.finished_ms = -3;
+  full.heuristic = true;
+  const std::string encoded = EncodeCommand(command::Decide{full});
+  CHECK(encoded[0] != '{');  // binary (format 2), not JSON
+  auto decide = DecodeCommand(encoded);
   REQUIRE(decide.ok());
-  CHECK(std::get<command::Decide>(*decide).record.reason == "bank-a voted no: x");
+  const DecisionRecord& got_record = std::get<command::Decide>(*decide).record;
+  CHECK(got_record.txid == "t9");
+  CHECK(got_record.protocol == wire::Protocol::k3pc);
+  CHECK(got_record.outcome == Outcome::kAborted);
+  REQUIRE(got_record.participants.size() == 2);
+  CHECK(got_record.participants[1].url == "http://b");
+  CHECK(got_record.reason == "bank-a voted no: x");
+  CHECK(got_record.idempotency_key == "key-t9");
+  CHECK(got_record.reply == full.reply);
+  CHECK(got_record.created_ms == 5);
+  CHECK(got_record.decided_ms == 7);
+  CHECK(got_record.finished);
+  CHECK(got_record.finished_ms == -3);
+  CHECK(got_record.heuristic);
+  DecisionRecord no_reply = Decided("t10", Outcome::kCommitted);
+  no_reply.reply = nullptr;
+  auto decoded_no_reply = DecodeCommand(EncodeCommand(command::Decide{no_reply}));
+  REQUIRE(decoded_no_reply.ok());
+  CHECK(std::get<command::Decide>(*decoded_no_reply).record.reply.is_null());
+  for (std::size_t n = 0; n < encoded.size(); ++n) CHECK_FALSE(DecodeCommand(encoded.substr(0, n)).ok());
+  CHECK_FALSE(DecodeCommand(encoded + "x").ok());
+  // Format 1 (JSON), as raft.db files written before hold it, still decodes.
+  auto legacy = DecodeCommand(
+      "{\"op\":\"decide\",\"record\":{\"txid\":\"t1\",\"protocol\":\"2pc\",\"outcome\":\"committed\","
+      "\"participants\":[{\"name\":\"bank-a\",\"url\":\"http://a\"}],\"reason\":\"\",\"idempotency_key\":\"\","
+      "\"reply\":{\"txid\":\"t1\"},\"created_ms\":1,\"decided_ms\":2,\"finished\":false,\"finished_ms\":0,"
+      "\"heuristic\":false}}");
+  REQUIRE(legacy.ok());
+  CHECK(std::get<command::Decide>(*legacy).record.participants[0].name == "bank-a");
+  auto legacy_finish = DecodeCommand("{\"op\":\"finish\",\"txid\":\"t1\",\"finished_ms\":4}");
+  REQUIRE(legacy_finish.ok());
+  CHECK(std::get<command::Finish>(*legacy_finish).finished_ms == 4);
   auto finish = DecodeCommand(EncodeCommand(command::Finish{"t9", 42}));
   REQUIRE(finish.ok());
   CHECK(std::get<command::Finish>(*finish).finished_ms == 42);
@@ -186,6 +251,10 @@ TEST_CASE("codecs: raft messages and log commands round-trip") {
   REQUIRE(member.ok());
   CHECK(std::get<command::SetMember>(*member).url == "http://h:1");
   CHECK(DecodeCommand("not json").status().code() == StatusCode::kCorruption);
+  CHECK(DecodeCommand("").status().code() == StatusCode::kCorruption);
+  auto participant = DecodeCommand(EncodeCommand(command::PutParticipant{{"bank-c", "http://c", 11}}));
+  REQUIRE(participant.ok());
+  CHECK(std::get<command::PutParticipant>(*participant).entry.updated_ms == 11);
   CHECK(NodeIdOf("c1") != NodeIdOf("c2"));
   CHECK(NodeIdOf("c1") != raft::kNoNode);
 }

@@ -150,3 +150,74 @@ TEST_CASE("an empty snapshot is one chunk") {
   CHECK(CountLines(net->transcript(), "1->3 t1 InstallSnapshot 21/1 offset=0 len=0 done") >= 1);
   CHECK(net->node(3).commit_index() == 21);
 }
+
+TEST_CASE("a log compacted without snapshot bytes: the leader asks the driver for them when a follower needs them") {
+  NodeOptions tuning;
+  tuning.snapshot_chunk_bytes = 16;
+  StepNetwork net(3, tuning);
+  net.Campaign(1);
+  net.DeliverAll();
+  net.Isolate(3);
+  for (int i = 0; i < 20; ++i) net.Propose(1, "v" + std::to_string(i));
+  net.DeliverAll();
+  REQUIRE(net.node(1).applied() == 21);
+  net.With(1, [](Node& n, int64_t) {
+    n.CompactLog(19, nullptr);
+    return 0;
+  });
+  CHECK(net.node(1).log().base().index == 19);
+  CHECK_FALSE(net.node(1).snapshot_wanted());  // nobody needs one yet
+  net.Heal();
+  for (int i = 0; i < 3; ++i) {
+    net.Advance(50);
+    net.DeliverAll();
+  }
+  CHECK(net.node(1).snapshot_wanted());
+  CHECK(CountLines(net.transcript(), "1->3 t1 InstallSnapshot") == 0);
+  CHECK(net.node(3).log().last_index() == 1);
+
+  // The driver serializes its state machine as it is now, past the log's base;
+  // the log stays, and the follower continues from the entry after the snapshot.
+  net.Propose(1, "after");
+  net.DeliverAll();
+  REQUIRE(net.node(1).applied() == 22);
+  net.With(1, [](Node& n, int64_t) {
+    n.ProvideSnapshot(21, std::make_shared<const std::string>(40, 's'));
+    return 0;
+  });
+  CHECK_FALSE(net.node(1).snapshot_wanted());
+  CHECK(net.node(1).log().base().index == 19);
+  for (int i = 0; i < 10; ++i) {
+    net.Advance(50);
+    net.DeliverAll();
+  }
+  CHECK(CountLines(net.transcript(), "1->3 t1 InstallSnapshot 21/1 offset=32 len=8 done") >= 1);
+  CHECK(net.storage(3).snapshot.index == 21);
+  CHECK(net.storage(3).snapshot.membership == Voters({1, 2, 3}));
+  CHECK(net.node(3).log().last_index() == 22);
+  CHECK(net.node(3).commit_index() == 22);
+  REQUIRE(net.applied(3).size() == 2);
+  CHECK(net.applied(3)[1].data == "after");
+
+  SUBCASE("compacting past the snapshot drops it; the next follower that needs one asks again") {
+    net.With(1, [](Node& n, int64_t) {
+      n.CompactLog(22, nullptr);
+      n.ProvideSnapshot(21, std::make_shared<const std::string>("stale"));  // below the base: ignored
+      return 0;
+    });
+    net.Isolate(2);
+    net.Propose(1, "x");
+    net.Advance(50);
+    net.DeliverAll();
+    net.With(1, [](Node& n, int64_t) {
+      n.CompactLog(n.applied(), nullptr);
+      return 0;
+    });
+    net.Heal();
+    for (int i = 0; i < 3; ++i) {
+      net.Advance(50);
+      net.DeliverAll();
+    }
+    CHECK(net.node(1).snapshot_wanted());
+  }
+}
