@@ -2,29 +2,10 @@
 
 #include <boost/asio/post.hpp>
 
-#include "common/wal_sync.h"
-
 namespace commitd {
-namespace {
 
-bool InWalMode(sqlite::Database& db) {
-  sqlite::Statement* mode = db.Prepare("PRAGMA journal_mode");
-  if (mode == nullptr || !mode->Step()) return false;
-  const bool wal = mode->Text(0) == "wal";
-  mode->Reset();
-  return wal;
-}
-
-}  // namespace
-
-BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch, SyncMode sync)
-    : db_(db), io_(std::move(io)), max_batch_(max_batch) {
-  if (sync == SyncMode::kOverlapped && InWalMode(db_) && db_.Exec("PRAGMA synchronous=NORMAL").ok()) {
-    wal_sync_ = std::make_unique<sqlite::WalSync>(db_.path());
-    sync_thread_ = std::thread([this] { SyncLoop(); });
-  }
-  thread_ = std::thread([this] { Loop(); });
-}
+BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch)
+    : db_(db), io_(std::move(io)), max_batch_(max_batch), thread_([this] { Loop(); }) {}
 
 BatchWriter::~BatchWriter() {
   {
@@ -33,14 +14,6 @@ BatchWriter::~BatchWriter() {
   }
   cv_.notify_all();
   thread_.join();
-  if (sync_thread_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      storage_done_ = true;
-    }
-    sync_cv_.notify_all();
-    sync_thread_.join();
-  }
 }
 
 void BatchWriter::Submit(Job job) {
@@ -61,16 +34,12 @@ void BatchWriter::Read(std::function<void(sqlite::Database&)> fn) {
 
 void BatchWriter::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
-  idle_cv_.wait(lock, [this] { return queue_.empty() && reads_.empty() && !busy_ && unsynced_.empty() && !syncing_; });
+  idle_cv_.wait(lock, [this] { return queue_.empty() && reads_.empty() && !busy_; });
 }
 
 BatchWriter::Stats BatchWriter::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
-}
-
-void BatchWriter::WaitSynced(std::unique_lock<std::mutex>& lock) {
-  synced_cv_.wait(lock, [this] { return unsynced_.empty() && !syncing_; });
 }
 
 void BatchWriter::Loop() {
@@ -91,8 +60,6 @@ void BatchWriter::Loop() {
         queue_.pop_front();
       }
       reads.swap(reads_);
-      // Reads see only durable data: nothing they report may vanish in a crash.
-      if (!reads.empty()) WaitSynced(lock);
     }
     for (auto& read : reads) read(db_);
     reads.clear();
@@ -101,49 +68,39 @@ void BatchWriter::Loop() {
 }
 
 void BatchWriter::RunBatch(std::vector<Job>& batch) {
-  Status broken;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    broken = broken_;
-  }
   std::vector<Job*> durable, scratch;
   for (Job& job : batch) (job.durable ? durable : scratch).push_back(&job);
-  std::vector<Status> durable_results = RunInTransaction(durable, broken, /*commit=*/true);
+  std::vector<Status> durable_results = RunInTransaction(durable, /*commit=*/true);
   // After the durable jobs, so that these see everything submitted before them.
-  std::vector<Status> scratch_results = RunInTransaction(scratch, broken, /*commit=*/false);
+  std::vector<Status> scratch_results = RunInTransaction(scratch, /*commit=*/false);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.batches++;
+    stats_.jobs += batch.size();
+  }
   std::vector<std::function<void(Status)>> dones;
   std::vector<Status> results;
   dones.reserve(batch.size());
   results.reserve(batch.size());
   for (std::size_t i = 0; i < durable.size(); ++i) {
-    if (!durable[i]->done) continue;
     dones.push_back(std::move(durable[i]->done));
     results.push_back(std::move(durable_results[i]));
   }
   for (std::size_t i = 0; i < scratch.size(); ++i) {
-    if (!scratch[i]->done) continue;
     dones.push_back(std::move(scratch[i]->done));
     results.push_back(std::move(scratch_results[i]));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.batches++;
-    stats_.jobs += batch.size();
-    // In order behind every earlier batch's dones; a batch that wrote nothing
-    // needs no fsync of its own, only to wait for one that is pending.
-    if (wal_sync_ && (!durable.empty() || syncing_ || !unsynced_.empty())) {
-      unsynced_.push_back(Unsynced{std::move(dones), std::move(results)});
-      sync_cv_.notify_one();
-      return;
+  boost::asio::post(io_, [dones = std::move(dones), results = std::move(results)]() mutable {
+    for (std::size_t i = 0; i < dones.size(); ++i) {
+      if (dones[i]) dones[i](results[i]);
     }
-  }
-  PostDones(std::move(dones), std::move(results));
+  });
 }
 
-std::vector<Status> BatchWriter::RunInTransaction(const std::vector<Job*>& jobs, const Status& broken, bool commit) {
+std::vector<Status> BatchWriter::RunInTransaction(const std::vector<Job*>& jobs, bool commit) {
   std::vector<Status> results(jobs.size());
   if (jobs.empty()) return results;
-  Status begin = broken.ok() ? db_.Begin() : broken;
+  Status begin = db_.Begin();
   if (!begin.ok()) {
     for (auto& r : results) r = begin;
     return results;
@@ -168,45 +125,6 @@ std::vector<Status> BatchWriter::RunInTransaction(const std::vector<Job*>& jobs,
     for (auto& r : results) r = committed;
   }
   return results;
-}
-
-void BatchWriter::SyncLoop() {
-  std::deque<Unsynced> batches;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      syncing_ = false;
-      synced_cv_.notify_all();
-      idle_cv_.notify_all();
-      sync_cv_.wait(lock, [this] { return storage_done_ || !unsynced_.empty(); });
-      if (unsynced_.empty()) return;
-      batches.swap(unsynced_);
-      syncing_ = true;
-    }
-    Status synced = wal_sync_->Sync();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.syncs++;
-      if (!synced.ok() && broken_.ok()) {
-        broken_ = Status::IoError("storage is broken until restart; " + synced.message());
-      }
-      synced = broken_;
-    }
-    for (Unsynced& b : batches) {
-      if (!synced.ok()) {
-        for (Status& r : b.results) r = synced;
-      }
-      PostDones(std::move(b.dones), std::move(b.results));
-    }
-    batches.clear();
-  }
-}
-
-void BatchWriter::PostDones(std::vector<std::function<void(Status)>> dones, std::vector<Status> results) {
-  if (dones.empty()) return;
-  boost::asio::post(io_, [dones = std::move(dones), results = std::move(results)]() mutable {
-    for (std::size_t i = 0; i < dones.size(); ++i) dones[i](results[i]);
-  });
 }
 
 }  // namespace commitd

@@ -191,8 +191,7 @@ Status Agent::Impl::Start() {
     if (r.state == "conflict") conflicted.insert(r.txid);
   }
   engine->Recover(std::move(records).value(), outcomes.value(), NowMs());
-  writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch),
-                                        BatchWriter::SyncMode::kOverlapped);
+  writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch));
 
   started = true;
 

@@ -2,8 +2,6 @@
 
 #include <doctest/doctest.h>
 
-#include "common/failpoint.h"
-#include "common/wal_sync.h"
 #include "tests/unit/support/temp_dir.h"
 #include <stdlib.h>
 
@@ -12,7 +10,6 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -79,24 +76,7 @@ int64_t Count(sqlite::Database& db) {
   return n;
 }
 
-constexpr BatchWriter::SyncMode kModes[] = {BatchWriter::SyncMode::kInCommit, BatchWriter::SyncMode::kOverlapped};
-
-const char* ModeName(BatchWriter::SyncMode mode) {
-  return mode == BatchWriter::SyncMode::kInCommit ? "in-commit" : "overlapped";
-}
-
-int64_t PragmaInt(sqlite::Database& db, const std::string& pragma) {
-  sqlite::Statement* stmt = db.Prepare("PRAGMA " + pragma);
-  REQUIRE(stmt != nullptr);
-  REQUIRE(stmt->Step());
-  int64_t v = stmt->Int(0);
-  stmt->Reset();
-  return v;
-}
-
 TEST_CASE("jobs run in order on the storage thread; dones run in order on the io thread") {
- for (BatchWriter::SyncMode mode : kModes) {
-  CAPTURE(ModeName(mode));
   TempDir dir;
   auto db = OpenDb(dir);
   boost::asio::io_context io;
@@ -106,8 +86,7 @@ TEST_CASE("jobs run in order on the storage thread; dones run in order on the io
   bool dones_on_io = true;
   bool runs_off_io = true;
   {
-    BatchWriter writer(*db, io.get_executor(), 1024, mode);
-    CHECK(writer.overlapped() == (mode == BatchWriter::SyncMode::kOverlapped));
+    BatchWriter writer(*db, io.get_executor());
     for (int i = 0; i < 50; ++i) {
       writer.Submit(BatchWriter::Job{[&, i](sqlite::Database&) {
                                        if (std::this_thread::get_id() == io_thread) runs_off_io = false;
@@ -130,7 +109,6 @@ TEST_CASE("jobs run in order on the storage thread; dones run in order on the io
   for (int i = 0; i < 50; ++i) expected[i] = i;
   CHECK(ran == expected);
   CHECK(finished == expected);
- }
 }
 
 TEST_CASE("jobs submitted together share batches") {
@@ -254,14 +232,12 @@ TEST_CASE("Read runs on the storage thread between batches") {
 }
 
 TEST_CASE("the destructor drains queued jobs") {
- for (BatchWriter::SyncMode mode : kModes) {
-  CAPTURE(ModeName(mode));
   TempDir dir;
   auto db = OpenDb(dir);
   boost::asio::io_context io;
   int done = 0;
   {
-    BatchWriter writer(*db, io.get_executor(), 8, mode);
+    BatchWriter writer(*db, io.get_executor(), 8);
     for (int i = 0; i < 100; ++i) {
       writer.Submit(Insert(i, "x", [&](Status s) {
         CHECK(s.ok());
@@ -274,69 +250,16 @@ TEST_CASE("the destructor drains queued jobs") {
   CHECK(done == 0);
   io.run();
   CHECK(done == 100);
- }
-}
-
-TEST_CASE("overlapped: synchronous=NORMAL, and a done runs only after an fdatasync that began after its batch") {
-  TempDir dir;
-  auto db = OpenDb(dir);
-  boost::asio::io_context io;
-  BatchWriter writer(*db, io.get_executor(), 1024, BatchWriter::SyncMode::kOverlapped);
-  REQUIRE(writer.overlapped());
-  int done = 0;
-  uint64_t syncs_seen = 0;
-  for (int i = 0; i < 200; ++i) {
-    writer.Submit(Insert(i, "x", [&](Status s) {
-      CHECK(s.ok());
-      ++done;
-      syncs_seen = writer.stats().syncs;
-      // Every batch up to this job's has been synced: at least as many syncs
-      // as it took to cover them, and at least one.
-      CHECK(syncs_seen >= 1);
-    }));
-  }
-  REQUIRE(RunUntil(io, [&] { return done == 200; }));
-  writer.Flush();
-  CHECK(writer.stats().syncs >= 1);
-  CHECK(writer.stats().syncs <= writer.stats().batches);
-  // Checked on the storage thread: the pragma is per connection.
-  int64_t synchronous = -1;
-  writer.Read([&](sqlite::Database& d) { synchronous = PragmaInt(d, "synchronous"); });
-  writer.Flush();
-  CHECK(synchronous == 1);  // NORMAL
-}
-
-TEST_CASE("overlapped falls back to in-commit syncing for a database not in WAL mode") {
-  TempDir dir;
-  Result<std::unique_ptr<sqlite::Database>> db = sqlite::Database::Open(dir.File("r.db"), {.wal = false});
-  REQUIRE(db.ok());
-  REQUIRE((*db)->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)").ok());
-  boost::asio::io_context io;
-  BatchWriter writer(**db, io.get_executor(), 1024, BatchWriter::SyncMode::kOverlapped);
-  CHECK_FALSE(writer.overlapped());
-  bool done = false;
-  writer.Submit(Insert(1, "x", [&](Status s) {
-    CHECK(s.ok());
-    done = true;
-  }));
-  REQUIRE(RunUntil(io, [&] { return done; }));
-  int64_t synchronous = -1;
-  writer.Read([&](sqlite::Database& d) { synchronous = PragmaInt(d, "synchronous"); });
-  writer.Flush();
-  CHECK(synchronous == 2);  // FULL, as opened
-  CHECK(writer.stats().syncs == 0);
 }
 
 TEST_CASE("scratch jobs run after the durable jobs of their batch, leave nothing, and are answered after them") {
- for (BatchWriter::SyncMode mode : kModes) {
-  CAPTURE(ModeName(mode));
   TempDir dir;
   auto db = OpenDb(dir);
   boost::asio::io_context io;
   std::vector<std::string> order;  // dones, on the io thread
   int64_t scratch_saw = -1;
   {
-    BatchWriter writer(*db, io.get_executor(), 1024, mode);
+    BatchWriter writer(*db, io.get_executor());
     HoldStorageThread hold(writer);
     BatchWriter::Job scratch{[&](sqlite::Database& d) {
                                scratch_saw = Count(d);
@@ -359,16 +282,13 @@ TEST_CASE("scratch jobs run after the durable jobs of their batch, leave nothing
   CHECK(scratch_saw == 1);  // it saw the durable insert of its batch
   CHECK(order == std::vector<std::string>{"durable", "scratch"});
   CHECK(Count(*db) == 1);  // the scratch insert was rolled back
- }
 }
 
 // Regression: a scratch job's answer overtook the answer of a durable job
-// submitted before it whose batch was not yet synced. On the agent, an
-// execution then met the lock of a commit it had already seen applied, and
-// back-to-back transfers on one row voted no.
+// submitted before it (a version that answered executions before the fsync of
+// earlier batches). On the agent, an execution then met the lock of a commit it
+// had already seen applied, and back-to-back transfers on one row voted no.
 TEST_CASE("a scratch job is answered only after every durable job submitted before it") {
- for (BatchWriter::SyncMode mode : kModes) {
-  CAPTURE(ModeName(mode));
   TempDir dir;
   auto db = OpenDb(dir);
   boost::asio::io_context io;
@@ -376,7 +296,7 @@ TEST_CASE("a scratch job is answered only after every durable job submitted befo
   std::vector<int> answered;  // submission numbers, in the order their dones ran
   std::vector<int64_t> seen(kJobs, -1);
   {
-    BatchWriter writer(*db, io.get_executor(), 7, mode);
+    BatchWriter writer(*db, io.get_executor(), 7);
     for (int i = 0; i < kJobs; ++i) {
       if (i % 3 == 2) {
         writer.Submit(BatchWriter::Job{[&, i](sqlite::Database& d) {
@@ -411,62 +331,6 @@ TEST_CASE("a scratch job is answered only after every durable job submitted befo
     }
     done[i] = true;
   }
- }
-}
-
-TEST_CASE("a failed fdatasync breaks the storage: unsynced and later jobs fail, nothing is reported durable") {
-  TempDir dir;
-  auto db = OpenDb(dir);
-  boost::asio::io_context io;
-  BatchWriter writer(*db, io.get_executor(), 1024, BatchWriter::SyncMode::kOverlapped);
-  REQUIRE(writer.overlapped());
-  bool first = false;
-  writer.Submit(Insert(1, "before", [&](Status s) {
-    CHECK(s.ok());
-    first = true;
-  }));
-  REQUIRE(RunUntil(io, [&] { return first; }));
-
-  failpoint::Enable("storage.fail_wal_sync");
-  Status failed;
-  bool second = false;
-  writer.Submit(Insert(2, "unsynced", [&](Status s) {
-    failed = s;
-    second = true;
-  }));
-  REQUIRE(RunUntil(io, [&] { return second; }));
-  failpoint::Disable("storage.fail_wal_sync");
-  CHECK(failed.code() == StatusCode::kIoError);
-  CHECK(failed.message().find("broken until restart") != std::string::npos);
-
-  // The kernel may have dropped the failed pages: a later fdatasync that
-  // succeeds proves nothing, so the writer stays broken.
-  Status later;
-  bool third = false;
-  writer.Submit(Insert(3, "after", [&](Status s) {
-    later = s;
-    third = true;
-  }));
-  REQUIRE(RunUntil(io, [&] { return third; }));
-  CHECK(later.code() == StatusCode::kIoError);
-  writer.Flush();
-}
-
-TEST_CASE("WalSync follows a WAL file that was replaced, and syncs the database file when there is no WAL") {
-  TempDir dir;
-  const std::string db_path = dir.File("s.db");
-  std::ofstream(db_path) << "db";
-  sqlite::WalSync sync(db_path);
-  CHECK(sync.Sync().ok());  // no WAL: the database file
-  std::ofstream(db_path + "-wal") << "first";
-  CHECK(sync.Sync().ok());
-  std::filesystem::remove(db_path + "-wal");
-  std::ofstream(db_path + "-wal") << "second";
-  CHECK(sync.Sync().ok());
-  std::filesystem::remove(db_path + "-wal");
-  std::filesystem::remove(db_path);
-  Status missing = sync.Sync();
-  CHECK(missing.code() == StatusCode::kIoError);
 }
 
 }  // namespace
