@@ -1,11 +1,19 @@
 #include "common/batch_writer.h"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
+#include <string>
 
 namespace commitd {
 
 BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch)
-    : db_(db), io_(std::move(io)), max_batch_(max_batch), thread_([this] { Loop(); }) {}
+    : db_(db), io_(std::move(io)), max_batch_(max_batch) {
+  if (sqlite::Statement* level = db_.Prepare("PRAGMA synchronous"); level != nullptr && level->Step()) {
+    synchronous_ = static_cast<int>(level->Int(0));
+    level->Reset();
+  }
+  thread_ = std::thread([this] { Loop(); });
+}
 
 BatchWriter::~BatchWriter() {
   {
@@ -70,7 +78,11 @@ void BatchWriter::Loop() {
 void BatchWriter::RunBatch(std::vector<Job>& batch) {
   std::vector<Job*> durable, scratch;
   for (Job& job : batch) (job.durable ? durable : scratch).push_back(&job);
+  const bool skip_fsync = synchronous_ > 1 && !durable.empty() &&
+                          std::none_of(durable.begin(), durable.end(), [](const Job* j) { return j->needs_fsync; });
+  if (skip_fsync) db_.Exec("PRAGMA synchronous=NORMAL");
   std::vector<Status> durable_results = RunInTransaction(durable, /*commit=*/true);
+  if (skip_fsync) db_.Exec("PRAGMA synchronous=" + std::to_string(synchronous_));
   // After the durable jobs, so that these see everything submitted before them.
   std::vector<Status> scratch_results = RunInTransaction(scratch, /*commit=*/false);
   {

@@ -36,6 +36,11 @@ class BatchWriter {
     // batch's COMMIT), and sees everything submitted before it; its done comes
     // after theirs.
     bool durable = true;
+    // false: what this job writes may be lost in a machine crash (it can be
+    // rebuilt from what earlier, synced jobs wrote). A batch of such jobs only
+    // commits with synchronous=NORMAL: no fsync; the next batch that needs one
+    // syncs its WAL frames too, and recovery keeps a prefix of the WAL.
+    bool needs_fsync = true;
   };
 
   struct Stats {
@@ -67,6 +72,7 @@ class BatchWriter {
   sqlite::Database& db_;
   boost::asio::any_io_executor io_;
   const std::size_t max_batch_;
+  int synchronous_ = 2;  // the connection's own PRAGMA synchronous, restored after a batch without fsync
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable idle_cv_;

@@ -232,7 +232,7 @@ void ReplicatedDecisionLog::Pump() {
   auto results = std::make_shared<std::vector<Status>>();
   auto member_urls = std::make_shared<std::map<std::string, std::string>>();
   auto member_changes = std::make_shared<std::vector<command::SetMember>>();
-  writer_->Submit(BatchWriter::Job{
+  BatchWriter::Job job{
       [ready, results, member_urls, member_changes](sqlite::Database& db) -> Status {
         RaftStorage storage(db);
         if (ready->hard_state) {
@@ -312,7 +312,16 @@ void ReplicatedDecisionLog::Pump() {
         AfterApply(applied_);
         writing_ = false;
         Pump();
-      }});
+      }};
+  // A Ready that only applies committed entries promises nothing about this
+  // member's disk: the entries are durable in the log (on a quorum), and an
+  // apply lost in a machine crash is redone from the log on restart (the
+  // applied index is written with it). So it skips the fsync; the next Ready
+  // that persists something syncs it too, and compaction (always synced) never
+  // deletes an entry whose application could still be lost.
+  job.needs_fsync = ready->hard_state.has_value() || ready->snapshot.has_value() ||
+                    ready->truncate_from.has_value() || !ready->append.empty();
+  writer_->Submit(std::move(job));
 }
 
 // Snapshots (Raft §7). The state machine tables in raft.db, stored with the

@@ -333,5 +333,51 @@ TEST_CASE("a scratch job is answered only after every durable job submitted befo
   }
 }
 
+TEST_CASE("a batch whose jobs all skip the fsync commits with synchronous=NORMAL, then the level is restored") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  auto level = [](sqlite::Database& d) {
+    sqlite::Statement* stmt = d.Prepare("PRAGMA synchronous");
+    REQUIRE(stmt != nullptr);
+    REQUIRE(stmt->Step());
+    int64_t v = stmt->Int(0);
+    stmt->Reset();
+    return v;
+  };
+  std::vector<int64_t> seen;  // storage thread; read after the dones ran
+  int done = 0;
+  auto job = [&](bool needs_fsync) {
+    BatchWriter::Job j{[&](sqlite::Database& d) {
+                         seen.push_back(level(d));
+                         return Status::Ok();
+                       },
+                       [&](Status s) {
+                         CHECK(s.ok());
+                         ++done;
+                       }};
+    j.needs_fsync = needs_fsync;
+    return j;
+  };
+  BatchWriter writer(*db, io.get_executor());
+  {
+    HoldStorageThread hold(writer);
+    writer.Submit(job(false));
+    writer.Submit(job(false));
+  }
+  REQUIRE(RunUntil(io, [&] { return done == 2; }));
+  {
+    HoldStorageThread hold(writer);
+    writer.Submit(job(false));
+    writer.Submit(job(true));  // one job that needs it: the batch is synced
+  }
+  REQUIRE(RunUntil(io, [&] { return done == 4; }));
+  int64_t after = -1;
+  writer.Read([&](sqlite::Database& d) { after = level(d); });
+  writer.Flush();
+  CHECK(seen == std::vector<int64_t>{1, 1, 2, 2});
+  CHECK(after == 2);  // FULL, as the database was opened
+}
+
 }  // namespace
 }  // namespace commitd

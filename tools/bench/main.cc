@@ -20,7 +20,7 @@ modes:
                  (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
   agent          --agent URL [--participant bank-a] [--clients 64] [--duration-s 10] [--warmup-s 1]
-                 [--account-prefix acct] [--accounts 256] [--threads 2] [--unbatched] [--json]
+                 [--account-prefix acct] [--accounts 256] [--threads 1] [--unbatched] [--json]
                  N concurrent clients each loop POST /v1/prepare (debit+journal on a row of its
                  own) then POST /v1/commit straight to one agent: its group-commit throughput.
                  Txids are one sequence, shaped like a coordinator's. The clients are spread over
