@@ -12,6 +12,7 @@ BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, 
     synchronous_ = static_cast<int>(level->Int(0));
     level->Reset();
   }
+  current_synchronous_ = synchronous_;
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -80,9 +81,10 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
   for (Job& job : batch) (job.durable ? durable : scratch).push_back(&job);
   const bool skip_fsync = synchronous_ > 1 && !durable.empty() &&
                           std::none_of(durable.begin(), durable.end(), [](const Job* j) { return j->needs_fsync; });
-  if (skip_fsync) db_.Exec("PRAGMA synchronous=NORMAL");
-  std::vector<Status> durable_results = RunInTransaction(durable, /*commit=*/true);
-  if (skip_fsync) db_.Exec("PRAGMA synchronous=" + std::to_string(synchronous_));
+  // A batch that needs its fsync never commits unless the level is back.
+  Status level = SetSynchronous(skip_fsync ? 1 : synchronous_);
+  std::vector<Status> durable_results =
+      level.ok() ? RunInTransaction(durable, /*commit=*/true) : std::vector<Status>(durable.size(), level);
   // After the durable jobs, so that these see everything submitted before them.
   std::vector<Status> scratch_results = RunInTransaction(scratch, /*commit=*/false);
   {
@@ -107,6 +109,13 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
       if (dones[i]) dones[i](results[i]);
     }
   });
+}
+
+Status BatchWriter::SetSynchronous(int level) {
+  if (level == current_synchronous_) return Status::Ok();
+  Status s = db_.Exec("PRAGMA synchronous=" + std::to_string(level));
+  if (s.ok()) current_synchronous_ = level;
+  return s;
 }
 
 std::vector<Status> BatchWriter::RunInTransaction(const std::vector<Job*>& jobs, bool commit) {

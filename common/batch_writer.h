@@ -68,11 +68,15 @@ class BatchWriter {
   void RunBatch(std::vector<Job>& batch);
   // Runs jobs in one transaction, committed or rolled back; each job's status.
   std::vector<Status> RunInTransaction(const std::vector<Job*>& jobs, bool commit);
+  Status SetSynchronous(int level);  // PRAGMA synchronous, when it differs
 
   sqlite::Database& db_;
   boost::asio::any_io_executor io_;
   const std::size_t max_batch_;
-  int synchronous_ = 2;  // the connection's own PRAGMA synchronous, restored after a batch without fsync
+  // Storage thread: the connection's own PRAGMA synchronous, and the level set
+  // now (NORMAL after a batch that needed no fsync, until the next one that does).
+  int synchronous_ = 2;
+  int current_synchronous_ = 2;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
