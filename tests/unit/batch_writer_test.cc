@@ -67,14 +67,17 @@ BatchWriter::Job Insert(int64_t id, std::string value, std::function<void(Status
                           std::move(done)};
 }
 
-int64_t Count(sqlite::Database& db) {
-  sqlite::Statement* stmt = db.Prepare("SELECT count(*) FROM t");
+// The first column of the first row of sql.
+int64_t QueryInt(sqlite::Database& db, const std::string& sql) {
+  sqlite::Statement* stmt = db.Prepare(sql);
   REQUIRE(stmt != nullptr);
   REQUIRE(stmt->Step());
   int64_t n = stmt->Int(0);
   stmt->Reset();
   return n;
 }
+
+int64_t Count(sqlite::Database& db) { return QueryInt(db, "SELECT count(*) FROM t"); }
 
 TEST_CASE("jobs run in order on the storage thread; dones run in order on the io thread") {
   TempDir dir;
@@ -337,14 +340,7 @@ TEST_CASE("a batch whose jobs all skip the fsync commits with synchronous=NORMAL
   TempDir dir;
   auto db = OpenDb(dir);
   boost::asio::io_context io;
-  auto level = [](sqlite::Database& d) {
-    sqlite::Statement* stmt = d.Prepare("PRAGMA synchronous");
-    REQUIRE(stmt != nullptr);
-    REQUIRE(stmt->Step());
-    int64_t v = stmt->Int(0);
-    stmt->Reset();
-    return v;
-  };
+  auto level = [](sqlite::Database& d) { return QueryInt(d, "PRAGMA synchronous"); };
   std::vector<int64_t> seen;  // storage thread; read after the dones ran
   int done = 0;
   auto job = [&](bool needs_fsync) {
