@@ -2,16 +2,12 @@
 // clients, each on rows of its own, to measure the agent's group commit
 // without a coordinator in the way. Messages go through a BatchingClient, as
 // the coordinator sends them; with --unbatched each is its own HTTP exchange.
-// --threads spreads the clients over several io threads (1 by default; on the
-// 2-core reference machine 2 measured the same).
 #include <boost/asio/io_context.hpp>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/batching_client.h"
@@ -34,37 +30,23 @@ struct AgentLoadOptions {
   std::string prefix = "acct";
   int64_t accounts = 256;
   int64_t clients = 64;
-  int64_t threads = 1;
   double duration_s = 10;
   double warmup_s = 1;
   bool json = false;
   bool batched = true;  // coalesce messages into POST /v1/batch exchanges, as the coordinator does
 };
 
-// One sequence of txids for all clients, shaped like a coordinator's
-// (prefix + counter): the agent's B-trees keyed by txid see what they would
-// see behind a coordinator. Shared by the io threads.
-struct TxidSource {
-  std::string prefix;
-  std::atomic<int64_t> next{0};
-  std::string Next() { return prefix + std::to_string(++next); }
-};
-
-// One io thread's counts.
 struct Tally {
   int64_t committed = 0;
   int64_t refused = 0;  // no votes
   int64_t errors = 0;
   std::string first_problem;
   LatencyRecorder latency;  // prepare + commit
-
-  void Add(const Tally& other) {
-    committed += other.committed;
-    refused += other.refused;
-    errors += other.errors;
-    if (first_problem.empty()) first_problem = other.first_problem;
-    latency.Merge(other.latency);
-  }
+  // One sequence of txids for all clients, shaped like a coordinator's
+  // (prefix + counter): the agent's B-trees keyed by txid see what they would
+  // see behind a coordinator.
+  std::string txid_prefix;
+  int64_t last_txid = 0;
 };
 
 std::string PrepareBody(const AgentLoadOptions& o, const std::string& txid, const std::string& account) {
@@ -87,9 +69,8 @@ std::string PrepareBody(const AgentLoadOptions& o, const std::string& txid, cons
 class LoadClient {
  public:
   LoadClient(SendFn send, const AgentLoadOptions& o, int64_t index, Clock::time_point measure_from,
-             Clock::time_point stop_at, TxidSource& txids, Tally& tally)
-      : send_(std::move(send)), o_(o), measure_from_(measure_from), stop_at_(stop_at), txids_(txids),
-        tally_(tally) {
+             Clock::time_point stop_at, Tally& tally)
+      : send_(std::move(send)), o_(o), measure_from_(measure_from), stop_at_(stop_at), tally_(tally) {
     // Client i owns rows i, i + clients, ...; it takes them in turn.
     for (int64_t r = index % o.accounts; rows_.empty() || r < o.accounts; r += o.clients) {
       rows_.push_back(o.prefix + std::to_string(r));
@@ -98,7 +79,7 @@ class LoadClient {
 
   void Next() {
     if (Clock::now() >= stop_at_) return;
-    txid_ = txids_.Next();
+    txid_ = tally_.txid_prefix + std::to_string(++tally_.last_txid);
     http::ClientRequest prepare = Request("/v1/prepare");
     prepare.body = PrepareBody(o_, txid_, rows_[static_cast<std::size_t>(n_) % rows_.size()]);
     ++n_;
@@ -157,53 +138,11 @@ class LoadClient {
   const AgentLoadOptions& o_;
   const Clock::time_point measure_from_;
   const Clock::time_point stop_at_;
-  TxidSource& txids_;
   Tally& tally_;
   std::vector<std::string> rows_;
   std::string txid_;
   int64_t n_ = 0;
   Clock::time_point start_;
-};
-
-// One io thread with its own connections and a share of the clients.
-class Worker {
- public:
-  explicit Worker(int64_t clients)
-      : client_(io_, ClientOptions(clients)), batching_(client_) {}
-
-  void Start(const AgentLoadOptions& o, const std::vector<int64_t>& indexes, Clock::time_point measure_from,
-             Clock::time_point stop_at, TxidSource& txids) {
-    SendFn send = [this, &o](http::ClientRequest request, std::function<void(Result<http::Response>)> done) {
-      if (o.batched) {
-        batching_.Send(std::move(request), std::move(done));
-      } else {
-        client_.Send(std::move(request), std::move(done));
-      }
-    };
-    for (int64_t i : indexes) {
-      loaders_.push_back(std::make_unique<LoadClient>(send, o, i, measure_from, stop_at, txids, tally_));
-      loaders_.back()->Next();
-    }
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  void Join() { thread_.join(); }
-  const Tally& tally() const { return tally_; }
-  http::BatchingClient::Stats stats() const { return batching_.stats(); }
-
- private:
-  static http::ClientOptions ClientOptions(int64_t clients) {
-    http::ClientOptions options;
-    options.max_idle_per_host = static_cast<std::size_t>(clients);
-    options.request_timeout = std::chrono::milliseconds(30'000);
-    return options;
-  }
-
-  asio::io_context io_;
-  http::Client client_;
-  http::BatchingClient batching_;
-  Tally tally_;
-  std::vector<std::unique_ptr<LoadClient>> loaders_;
-  std::thread thread_;
 };
 
 }  // namespace
@@ -220,11 +159,9 @@ int RunAgentLoad(const Flags& flags) {
   o.prefix = flags.Get("account-prefix").value_or(o.prefix);
   auto accounts = IntFlag(flags, "accounts", o.accounts, 1);
   auto clients = IntFlag(flags, "clients", o.clients, 1);
-  auto threads = IntFlag(flags, "threads", o.threads, 1);
   auto duration = DoubleFlag(flags, "duration-s", o.duration_s, 0.1);
   auto warmup = DoubleFlag(flags, "warmup-s", o.warmup_s, 0);
-  for (const Status* s :
-       {&accounts.status(), &clients.status(), &threads.status(), &duration.status(), &warmup.status()}) {
+  for (const Status* s : {&accounts.status(), &clients.status(), &duration.status(), &warmup.status()}) {
     if (!s->ok()) {
       std::fprintf(stderr, "agent: %s\n", s->message().c_str());
       return 2;
@@ -232,36 +169,40 @@ int RunAgentLoad(const Flags& flags) {
   }
   o.accounts = *accounts;
   o.clients = *clients;
-  o.threads = std::min(*threads, o.clients);
   o.duration_s = *duration;
   o.warmup_s = *warmup;
   o.json = flags.Has("json");
   o.batched = !flags.Has("unbatched");
 
-  TxidSource txids;
-  txids.prefix = "bench-" +
-                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count()) +
-                 "-";
+  asio::io_context io;
+  http::ClientOptions client_options;
+  client_options.max_idle_per_host = static_cast<std::size_t>(o.clients);
+  client_options.request_timeout = std::chrono::milliseconds(30'000);
+  http::Client client(io, client_options);
+  http::BatchingClient batching(client);
+  SendFn send = [&](http::ClientRequest request, std::function<void(Result<http::Response>)> done) {
+    if (o.batched) {
+      batching.Send(std::move(request), std::move(done));
+    } else {
+      client.Send(std::move(request), std::move(done));
+    }
+  };
   auto seconds = [](double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); };
   const Clock::time_point measure_from = Clock::now() + seconds(o.warmup_s);
   const Clock::time_point stop_at = measure_from + seconds(o.duration_s);
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (int64_t w = 0; w < o.threads; ++w) {
-    std::vector<int64_t> indexes;
-    for (int64_t i = w; i < o.clients; i += o.threads) indexes.push_back(i);
-    workers.push_back(std::make_unique<Worker>(static_cast<int64_t>(indexes.size())));
-    workers.back()->Start(o, indexes, measure_from, stop_at, txids);
-  }
   Tally t;
-  http::BatchingClient::Stats stats;
-  for (auto& w : workers) {
-    w->Join();
-    t.Add(w->tally());
-    stats.requests += w->stats().requests;
-    stats.exchanges += w->stats().exchanges;
+  t.txid_prefix = "bench-" +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count()) +
+                  "-";
+  std::vector<std::unique_ptr<LoadClient>> loaders;
+  for (int64_t i = 0; i < o.clients; ++i) {
+    loaders.push_back(std::make_unique<LoadClient>(send, o, i, measure_from, stop_at, t));
+    loaders.back()->Next();
   }
+  io.run();
+  const auto stats = batching.stats();
 
   const double tx_per_s = static_cast<double>(t.committed) / o.duration_s;
   nlohmann::json latency = t.latency.SummaryMs();
@@ -269,17 +210,16 @@ int RunAgentLoad(const Flags& flags) {
     nlohmann::json out = {{"mode", "agent"},          {"clients", o.clients},        {"seconds", o.duration_s},
                           {"committed", t.committed}, {"refused", t.refused},        {"errors", t.errors},
                           {"transactions_per_s", tx_per_s}, {"prepares_commits_per_s", 2 * tx_per_s},
-                          {"latency_ms", latency}, {"batched", o.batched}, {"threads", o.threads}};
+                          {"latency_ms", latency}, {"batched", o.batched}};
     if (o.batched && stats.exchanges > 0) {
       out["messages_per_exchange"] = static_cast<double>(stats.requests) / static_cast<double>(stats.exchanges);
     }
     if (!t.first_problem.empty()) out["first_problem"] = t.first_problem;
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("agent: %lld clients on %lld threads, %.1f s: %.0f transactions/s = %.0f prepares+commits/s; "
-                "refused %lld, errors %lld\n",
-                static_cast<long long>(o.clients), static_cast<long long>(o.threads), o.duration_s, tx_per_s,
-                2 * tx_per_s, static_cast<long long>(t.refused), static_cast<long long>(t.errors));
+    std::printf("agent: %lld clients, %.1f s: %.0f transactions/s = %.0f prepares+commits/s; refused %lld, errors %lld\n",
+                static_cast<long long>(o.clients), o.duration_s, tx_per_s, 2 * tx_per_s,
+                static_cast<long long>(t.refused), static_cast<long long>(t.errors));
     std::printf("  latency ms (prepare + commit) p50 %.2f  p90 %.2f  p99 %.2f\n", latency["p50"].get<double>(),
                 latency["p90"].get<double>(), latency["p99"].get<double>());
     if (!t.first_problem.empty()) std::printf("  first problem: %s\n", t.first_problem.c_str());

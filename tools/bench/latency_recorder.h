@@ -16,10 +16,6 @@ class LatencyRecorder {
     sorted_ = false;
   }
   std::size_t count() const { return samples_.size(); }
-  void Merge(const LatencyRecorder& other) {
-    samples_.insert(samples_.end(), other.samples_.begin(), other.samples_.end());
-    sorted_ = false;
-  }
 
   // Nearest-rank percentile (0 < p <= 100) in nanoseconds; 0 when empty.
   int64_t PercentileNs(double p);
