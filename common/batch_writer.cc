@@ -6,8 +6,9 @@
 
 namespace commitd {
 
-BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch)
-    : db_(db), io_(std::move(io)), max_batch_(max_batch) {
+BatchWriter::BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch,
+                         std::function<void(sqlite::Database&)> after_rollback)
+    : db_(db), io_(std::move(io)), max_batch_(max_batch), after_rollback_(std::move(after_rollback)) {
   if (sqlite::Statement* level = db_.Prepare("PRAGMA synchronous"); level != nullptr && level->Step()) {
     synchronous_ = static_cast<int>(level->Int(0));
     level->Reset();
@@ -77,38 +78,39 @@ void BatchWriter::Loop() {
 }
 
 void BatchWriter::RunBatch(std::vector<Job>& batch) {
-  std::vector<Job*> durable, scratch;
-  for (Job& job : batch) (job.durable ? durable : scratch).push_back(&job);
-  const bool skip_fsync = synchronous_ > 1 && !durable.empty() &&
-                          std::none_of(durable.begin(), durable.end(), [](const Job* j) { return j->needs_fsync; });
+  RunScratch(batch);
+  const bool skip_fsync = synchronous_ > 1 && std::none_of(batch.begin(), batch.end(),
+                                                           [](const Job& j) { return j.needs_fsync; });
   // A batch that needs its fsync never commits unless the level is back.
   Status level = SetSynchronous(skip_fsync ? 1 : synchronous_);
-  std::vector<Status> durable_results =
-      level.ok() ? RunInTransaction(durable, /*commit=*/true) : std::vector<Status>(durable.size(), level);
-  // After the durable jobs, so that these see everything submitted before them.
-  std::vector<Status> scratch_results = RunInTransaction(scratch, /*commit=*/false);
+  bool rolled_back = false;
+  std::vector<Status> results =
+      level.ok() ? RunDurable(batch, &rolled_back) : std::vector<Status>(batch.size(), level);
+  if (rolled_back && after_rollback_) after_rollback_(db_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.batches++;
     stats_.jobs += batch.size();
   }
   std::vector<std::function<void(Status)>> dones;
-  std::vector<Status> results;
   dones.reserve(batch.size());
-  results.reserve(batch.size());
-  for (std::size_t i = 0; i < durable.size(); ++i) {
-    dones.push_back(std::move(durable[i]->done));
-    results.push_back(std::move(durable_results[i]));
-  }
-  for (std::size_t i = 0; i < scratch.size(); ++i) {
-    dones.push_back(std::move(scratch[i]->done));
-    results.push_back(std::move(scratch_results[i]));
-  }
+  for (Job& job : batch) dones.push_back(std::move(job.done));
   boost::asio::post(io_, [dones = std::move(dones), results = std::move(results)]() mutable {
     for (std::size_t i = 0; i < dones.size(); ++i) {
       if (dones[i]) dones[i](results[i]);
     }
   });
+}
+
+void BatchWriter::RunScratch(std::vector<Job>& batch) {
+  if (std::none_of(batch.begin(), batch.end(), [](const Job& j) { return static_cast<bool>(j.scratch); })) return;
+  if (!db_.Begin().ok()) return;
+  for (Job& job : batch) {
+    if (!job.scratch) continue;
+    job.scratch(db_);
+    if (!db_.InTransaction()) return;  // SQLite rolled it back itself; the rest never ran
+  }
+  db_.Rollback();
 }
 
 Status BatchWriter::SetSynchronous(int level) {
@@ -118,32 +120,29 @@ Status BatchWriter::SetSynchronous(int level) {
   return s;
 }
 
-std::vector<Status> BatchWriter::RunInTransaction(const std::vector<Job*>& jobs, bool commit) {
-  std::vector<Status> results(jobs.size());
-  if (jobs.empty()) return results;
+std::vector<Status> BatchWriter::RunDurable(std::vector<Job>& batch, bool* rolled_back) {
+  std::vector<Status> results(batch.size());
   Status begin = db_.Begin();
   if (!begin.ok()) {
     for (auto& r : results) r = begin;
     return results;
   }
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    results[i] = jobs[i]->run(db_);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    results[i] = batch[i].run(db_);
     // Some errors (ON CONFLICT ROLLBACK, I/O, full disk) make SQLite roll the
     // whole transaction back: nothing of this batch is durable then.
     if (!db_.InTransaction()) {
       Status lost = Status::IoError("batch transaction rolled back: " + results[i].message());
       for (auto& r : results) r = lost;
+      *rolled_back = true;
       return results;
     }
-  }
-  if (!commit) {
-    db_.Rollback();
-    return results;
   }
   Status committed = db_.Commit();
   if (!committed.ok()) {
     db_.Rollback();
     for (auto& r : results) r = committed;
+    *rolled_back = true;
   }
   return results;
 }

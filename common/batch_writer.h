@@ -30,12 +30,14 @@ class BatchWriter {
     std::function<Status(sqlite::Database&)> run;
     // io thread, after the batch's COMMIT: the job's own status, or the commit's error.
     std::function<void(Status)> done;
-    // false: the job writes nothing that must last (a scratch job). It runs
-    // after its batch's durable jobs, in a transaction of its own that is
-    // rolled back (so the pages it touched are not written to the WAL at the
-    // batch's COMMIT), and sees everything submitted before it; its done comes
-    // after theirs.
-    bool durable = true;
+    // Optional first step, storage thread: runs before every `run` of its
+    // batch, in a transaction of its own that is rolled back (reads, and
+    // writes that must not last: a prepare's execution). So the pages it
+    // touches are not written to the WAL at the batch's COMMIT. It sees what
+    // earlier batches committed, not the jobs of its own batch; `run` must
+    // cope with that, and with `scratch` not having run at all (its
+    // transaction could not begin).
+    std::function<void(sqlite::Database&)> scratch;
     // false: what this job writes may be lost in a machine crash (it can be
     // rebuilt from what earlier, synced jobs wrote). A batch of such jobs only
     // commits with synchronous=NORMAL: no fsync; the next batch that needs one
@@ -50,7 +52,11 @@ class BatchWriter {
 
   // `db` is owned by the caller, outlives the writer, and from now on is
   // touched only by the storage thread.
-  BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch = 1024);
+  // after_rollback (storage thread, optional): called when a batch's durable
+  // transaction was rolled back, so that state kept beside the database can
+  // be rebuilt from it.
+  BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch = 1024,
+              std::function<void(sqlite::Database&)> after_rollback = {});
   ~BatchWriter();  // drains queued jobs, then joins
   BatchWriter(const BatchWriter&) = delete;
   BatchWriter& operator=(const BatchWriter&) = delete;
@@ -66,13 +72,16 @@ class BatchWriter {
  private:
   void Loop();
   void RunBatch(std::vector<Job>& batch);
-  // Runs jobs in one transaction, committed or rolled back; each job's status.
-  std::vector<Status> RunInTransaction(const std::vector<Job*>& jobs, bool commit);
+  void RunScratch(std::vector<Job>& batch);
+  // Runs the jobs in one transaction and commits it; each job's status.
+  // *rolled_back: the transaction as a whole did not commit.
+  std::vector<Status> RunDurable(std::vector<Job>& batch, bool* rolled_back);
   Status SetSynchronous(int level);  // PRAGMA synchronous, when it differs
 
   sqlite::Database& db_;
   boost::asio::any_io_executor io_;
   const std::size_t max_batch_;
+  std::function<void(sqlite::Database&)> after_rollback_;
   // Storage thread: the connection's own PRAGMA synchronous, and the level set
   // now (NORMAL after a batch that needed no fsync, until the next one that does).
   int synchronous_ = 2;

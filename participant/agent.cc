@@ -3,6 +3,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -23,22 +24,6 @@ namespace {
 
 // Engine time: see common/clock.h.
 int64_t NowMs() { return EngineClockMs(); }
-
-struct AllOrNothingResult {
-  Status status;
-  bool keep = false;  // release the savepoint (keep the writes) even though status may be an error
-};
-
-// Runs a multi-step storage job in its own savepoint, so that a step failing
-// after another succeeded leaves nothing half-done in the batch (BatchWriter::Job's rule).
-template <class Steps>
-Status AllOrNothing(sqlite::Database& db, Steps&& steps) {
-  if (Status s = db.Exec("SAVEPOINT commitd_job"); !s.ok()) return s;
-  AllOrNothingResult r = steps();
-  if (!r.keep) db.Exec("ROLLBACK TO commitd_job");
-  db.Exec("RELEASE commitd_job");
-  return r.status;
-}
 
 // A peer's answer to a termination request, as a state name (Engine::StateOf)
 // or why there is none.
@@ -191,7 +176,16 @@ Status Agent::Impl::Start() {
     if (r.state == "conflict") conflicted.insert(r.txid);
   }
   engine->Recover(std::move(records).value(), outcomes.value(), NowMs());
-  writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch));
+  // A batch rolled back took back the records its prepares wrote and kept
+  // the ones its commits deleted: the lock table follows the records.
+  writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch),
+                                         [this](sqlite::Database&) {
+                                           if (Status s = rm->RebuildLocks(); !s.ok()) {
+                                             // Serving on would risk a key nobody holds: a restart rebuilds it.
+                                             log::Error("lock_table_rebuild_failed", {{"error", s.ToString()}});
+                                             std::abort();
+                                           }
+                                         });
 
   started = true;
 
@@ -337,42 +331,32 @@ void Agent::Impl::Pump() {
 }
 
 void Agent::Impl::Execute(Action& a) {
-  if (auto* ex = std::get_if<action::Execute>(&a)) {
-    auto result = std::make_shared<ExecutionResult>();
-    writer->Submit(
-        {[this, result, txid = ex->txid, ops = std::move(ex->ops)](sqlite::Database&) {
-           *result = rm->Execute(txid, ops);
-           return Status::Ok();
-         },
-         [this, result, txid = ex->txid](Status s) {
-           if (!s.ok()) {
-             result->ok = false;
-             result->reason = "storage error: " + s.message();
-           }
-           engine->OnExecuted(txid, std::move(*result), NowMs());
-           Pump();
-         },
-         /*durable=*/false});  // the ops ran in a savepoint that was rolled back
-  } else if (auto* pp = std::get_if<action::PersistPrepared>(&a)) {
-    failpoint::CrashIf("agent.crash_before_prepare_durable");
-    std::string txid = pp->record.txid;
-    writer->Submit({[this, record = std::move(pp->record)](sqlite::Database&) { return rm->PersistPrepared(record); },
-                    [this, txid = std::move(txid)](Status s) {
-                      if (s.ok()) failpoint::CrashIf("agent.crash_after_prepare_durable");
-                      if (s.ok()) ++votes_yes; else ++votes_no;
-                      engine->OnPreparedPersisted(txid, s, NowMs());
-                      Pump();
-                    }});
+  if (auto* pr = std::get_if<action::Prepare>(&a)) {
+    struct Shared {
+      std::vector<wire::Op> ops;
+      PreparedRecord record;
+      ExecutionResult execution;
+      PrepareResult result;
+    };
+    auto shared = std::make_shared<Shared>(Shared{std::move(pr->ops), std::move(pr->record), {}, {}});
+    BatchWriter::Job job;
+    // The execution's writes are rolled back: it runs in the batch's scratch transaction.
+    job.scratch = [this, shared](sqlite::Database&) { shared->execution = rm->Execute(shared->record.txid, shared->ops); };
+    job.run = [this, shared](sqlite::Database&) {
+      failpoint::CrashIf("agent.crash_before_prepare_durable");
+      shared->result = rm->Prepare(shared->record, shared->ops, std::move(shared->execution));
+      return Status::Ok();
+    };
+    job.done = [this, shared](Status s) {
+      const bool yes = s.ok() && shared->result.yes;
+      if (yes) failpoint::CrashIf("agent.crash_after_prepare_durable");
+      if (yes) ++votes_yes;
+      engine->OnPrepared(shared->record.txid, std::move(shared->result), s, NowMs());
+      Pump();
+    };
+    writer->Submit(std::move(job));
   } else if (auto* ac = std::get_if<action::ApplyCommit>(&a)) {
-    writer->Submit({[this, txid = ac->txid](sqlite::Database& db) {
-                      return AllOrNothing(db, [&] {
-                        Status s = rm->ApplyCommit(txid);
-                        // A conflict is kept (the record is marked); anything else failing undoes both steps.
-                        if (s.code() == StatusCode::kConflict) return AllOrNothingResult{s, true};
-                        if (s.ok()) s = rm->RememberOutcome(txid, "committed", NowMs());
-                        return AllOrNothingResult{s, s.ok()};
-                      });
-                    },
+    writer->Submit({[this, txid = ac->txid](sqlite::Database&) { return rm->Commit(txid, NowMs()); },
                     [this, txid = ac->txid](Status s) {
                       if (s.ok()) {
                         ++commits;
@@ -388,13 +372,7 @@ void Agent::Impl::Execute(Action& a) {
                       Pump();
                     }});
   } else if (auto* ab = std::get_if<action::ApplyAbort>(&a)) {
-    writer->Submit({[this, txid = ab->txid](sqlite::Database& db) {
-                      return AllOrNothing(db, [&] {
-                        Status s = rm->DiscardPrepared(txid);
-                        if (s.ok()) s = rm->RememberOutcome(txid, "aborted", NowMs());
-                        return AllOrNothingResult{s, s.ok()};
-                      });
-                    },
+    writer->Submit({[this, txid = ab->txid](sqlite::Database&) { return rm->Abort(txid, NowMs()); },
                     [this, txid = ab->txid](Status s) {
                       if (s.ok()) {
                         ++aborts;

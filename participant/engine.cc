@@ -37,8 +37,7 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   if (auto it = txs_.find(txid); it != txs_.end()) {
     Tx& tx = it->second;
     switch (tx.state) {
-      case State::kExecuting:
-      case State::kPersisting:
+      case State::kPreparing:
         tx.prepare_waiters.push_back(token);
         return;
       case State::kAborting:
@@ -59,8 +58,16 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   tx.created_ms = now_ms;
   tx.deadline_ms = now_ms + request.timeout_ms;
   tx.prepare_waiters.push_back(token);
+  PreparedRecord record;
+  record.txid = txid;
+  record.protocol = std::string(wire::ProtocolName(tx.protocol));
+  record.state = "prepared";
+  record.coordinator = tx.coordinator;
+  for (const auto& p : tx.participants) record.participants.push_back({{"name", p.name}, {"url", p.url}});
+  record.created_ms = tx.created_ms;
+  record.deadline_ms = tx.deadline_ms;
   txs_.emplace(txid, std::move(tx));
-  actions_.push_back(action::Execute{txid, std::move(request.ops)});
+  actions_.push_back(action::Prepare{std::move(request.ops), std::move(record)});
 }
 
 void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms) {
@@ -72,51 +79,34 @@ void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, 
   Finish(txid, "aborted", now_ms);
 }
 
-void Engine::OnExecuted(const std::string& txid, ExecutionResult result, int64_t now_ms) {
+void Engine::OnPrepared(const std::string& txid, PrepareResult result, const Status& status, int64_t now_ms) {
   auto it = txs_.find(txid);
-  if (it == txs_.end() || it->second.state != State::kExecuting) return;
+  if (it == txs_.end() || it->second.state != State::kPreparing) return;
   Tx& tx = it->second;
-  if (tx.abort_requested) {
-    VoteNo(txid, tx, "transaction " + txid + " was aborted by the coordinator during prepare", now_ms);
+  if (!status.ok()) {
+    VoteNo(txid, tx, "storage error: " + status.message(), now_ms);
     return;
   }
-  if (!result.ok) {
+  if (!result.yes) {
     VoteNo(txid, tx, result.reason, now_ms);
     return;
   }
-  if (auto holder = locks_.TryAcquire(txid, result.lock_keys)) {
-    VoteNo(txid, tx, "lock conflict with " + *holder, now_ms);
-    return;
-  }
-  tx.state = State::kPersisting;
-  tx.results = std::move(result.results);
-  PreparedRecord record;
-  record.txid = txid;
-  record.protocol = std::string(wire::ProtocolName(tx.protocol));
-  record.state = "prepared";
-  record.changeset = std::move(result.changeset);
-  record.lock_keys = std::move(result.lock_keys);
-  record.coordinator = tx.coordinator;
-  for (const auto& p : tx.participants) record.participants.push_back({{"name", p.name}, {"url", p.url}});
-  record.created_ms = tx.created_ms;
-  record.deadline_ms = tx.deadline_ms;
-  actions_.push_back(action::PersistPrepared{std::move(record)});
-}
-
-void Engine::OnPreparedPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
-  auto it = txs_.find(txid);
-  if (it == txs_.end() || it->second.state != State::kPersisting) return;
-  Tx& tx = it->second;
-  if (!status.ok()) {
-    VoteNo(txid, tx, "could not persist the prepared record: " + status.message(), now_ms);
-    return;
-  }
+  // The resource manager took the keys: this copy cannot conflict.
+  locks_.TryAcquire(txid, result.lock_keys);
   tx.state = State::kPrepared;
+  tx.results = std::move(result.results);
   tx.query_backoff_ms = options_.resolve_initial_ms;
   tx.next_query_ms = tx.deadline_ms;
   tx.terminate_after_ms = tx.deadline_ms + options_.termination_grace_ms;
+  if (tx.abort_requested) {
+    // The abort came while the record was being written: undo it, and vote no.
+    ReplyAll(tx.prepare_waiters, 200,
+             VoteBody(txid, false, "transaction " + txid + " was aborted by the coordinator during prepare",
+                      nlohmann::json::array()));
+    StartAbort(txid, tx, std::nullopt);
+    return;
+  }
   ReplyAll(tx.prepare_waiters, 200, VoteBody(txid, true, "", tx.results));
-  if (tx.abort_requested) StartAbort(txid, tx, std::nullopt);
 }
 
 void Engine::StartCommit(const std::string& txid, Tx& tx, std::optional<RequestToken> token) {
@@ -152,8 +142,7 @@ void Engine::OnCommit(const std::string& txid, RequestToken token, int64_t now_m
   }
   Tx& tx = it->second;
   switch (tx.state) {
-    case State::kExecuting:
-    case State::kPersisting:
+    case State::kPreparing:
       actions_.push_back(action::Reply{
           token, 409, AgentError("not_prepared", "transaction " + txid + " is still preparing here", txid)});
       return;
@@ -194,8 +183,7 @@ void Engine::OnAbort(const std::string& txid, RequestToken token, int64_t now_ms
   }
   Tx& tx = it->second;
   switch (tx.state) {
-    case State::kExecuting:
-    case State::kPersisting:
+    case State::kPreparing:
     case State::kPrecommitting:
       tx.abort_requested = true;
       tx.abort_waiters.push_back(token);
@@ -377,8 +365,7 @@ namespace commitd::participant {
 
 const char* Engine::StateName(State s) {
   switch (s) {
-    case State::kExecuting: return "executing";
-    case State::kPersisting: return "persisting";
+    case State::kPreparing: return "preparing";
     case State::kPrepared: return "prepared";
     case State::kPrecommitting: return "precommitting";
     case State::kPrecommitted: return "precommitted";
@@ -419,8 +406,7 @@ void Engine::OnPrecommit(const std::string& txid, RequestToken token, int64_t no
     return;
   }
   switch (tx.state) {
-    case State::kExecuting:
-    case State::kPersisting:
+    case State::kPreparing:
       answer(409, AgentError("not_prepared", "transaction " + txid + " is still preparing here", txid));
       return;
     case State::kAborting:
@@ -538,7 +524,8 @@ void Engine::DecideTermination(const std::string& txid, Tx& tx, const std::vecto
     const std::string& st = *a.state;
     if (st == "committed" || st == "committing" || st == "conflict") {
       committed_at = a.name;
-    } else if (st == "aborted" || st == "aborting" || st == "unknown" || st == "executing" || st == "persisting") {
+    } else if (st == "aborted" || st == "aborting" || st == "unknown" || st == "preparing" ||
+               st == "executing" || st == "persisting") {  // the last two: how agents before "preparing" name it
       aborted_at = a.name + " (" + st + ")";
     } else if (st == "precommitted" || st == "precommitting") {
       any_precommitted = true;

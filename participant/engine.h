@@ -7,8 +7,10 @@
 // Rules it keeps:
 //  - a yes vote is sent only after the prepared record is durable;
 //  - a commit is acknowledged only after it is applied and durable;
-//  - lock keys are taken after execution (no waiting: a held key votes no)
-//    and released exactly when the commit is applied or the abort done;
+//  - lock keys are taken by the resource manager as it writes the prepared
+//    record (no waiting: a held key votes no) and released exactly when the
+//    commit is applied or the abort done; the engine keeps a copy of the
+//    table, as of the completions it has seen, for listings;
 //  - a prepared transaction past its deadline is never decided alone: the
 //    engine keeps asking the coordinator(s), with capped exponential backoff;
 //  - 3PC (docs/protocol.md): a precommit is acknowledged only once the record
@@ -24,10 +26,9 @@
 //    its prepare leaves a tombstone so the late prepare votes no, and a commit
 //    for a txid never prepared is an error.
 //
-// Ordering assumption: Execute and ApplyCommit run on one FIFO storage thread
-// whose completions are fed back in order, so a transaction executed after a
-// commit was applied sees its effects, and one executed before it finds the
-// committing transaction's locks still held.
+// Ordering assumption: Prepare, ApplyCommit and ApplyAbort run on one FIFO
+// storage thread whose completions are fed back in order; the resource
+// manager's lock table decides there (ResourceManager::Prepare).
 //
 // Thread: not thread-safe; owned by the agent's io thread.
 #pragma once
@@ -53,17 +54,17 @@ using RequestToken = uint64_t;
 enum class Decision { kPending, kCommit, kAbort };
 
 namespace action {
-struct Execute {
-  std::string txid;
+// Execute the ops, take their lock keys and write the prepared record: one
+// storage job (ResourceManager::Execute, then ResourceManager::Prepare),
+// answered through OnPrepared.
+struct Prepare {
   std::vector<wire::Op> ops;
+  PreparedRecord record;  // without changeset and lock keys: the execution gives them
 };
-struct PersistPrepared {
-  PreparedRecord record;
-};
-struct ApplyCommit {  // apply the changeset, delete the record, remember "committed": one transaction
+struct ApplyCommit {  // ResourceManager::Commit: apply the changeset, delete the record, remember "committed"
   std::string txid;
 };
-struct ApplyAbort {   // delete the record, remember "aborted": one transaction
+struct ApplyAbort {   // ResourceManager::Abort: delete the record, remember "aborted"
   std::string txid;
 };
 struct RememberOutcome {  // tombstones and no votes; not waited for
@@ -96,7 +97,7 @@ struct CallPeers {
 };
 }  // namespace action
 
-using Action = std::variant<action::Execute, action::PersistPrepared, action::ApplyCommit, action::ApplyAbort,
+using Action = std::variant<action::Prepare, action::ApplyCommit, action::ApplyAbort,
                             action::RememberOutcome, action::ForgetOutcomesBefore, action::Reply,
                             action::QueryDecision, action::PersistPrecommitted, action::CallPeers>;
 
@@ -122,7 +123,7 @@ struct EngineOptions {
 // One transaction held on this agent, for GET /v1/transactions.
 struct HeldView {
   std::string txid;
-  // "executing" | "persisting" | "prepared" | "precommitting" | "precommitted" | "committing" | "aborting" |
+  // "preparing" | "prepared" | "precommitting" | "precommitted" | "committing" | "aborting" |
   // "conflict"
   std::string state;
   std::string protocol;  // "2pc" | "3pc"
@@ -138,8 +139,8 @@ class Engine {
 
   // --- inputs (now_ms: wall clock in milliseconds) -------------------------
   void OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t now_ms);
-  void OnExecuted(const std::string& txid, ExecutionResult result, int64_t now_ms);
-  void OnPreparedPersisted(const std::string& txid, const Status& status, int64_t now_ms);
+  // The storage job of a Prepare: its result, or the batch's error (then nothing of it lasted).
+  void OnPrepared(const std::string& txid, PrepareResult result, const Status& status, int64_t now_ms);
   void OnCommit(const std::string& txid, RequestToken token, int64_t now_ms);
   void OnAbort(const std::string& txid, RequestToken token, int64_t now_ms);
   void OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms);
@@ -173,8 +174,7 @@ class Engine {
 
  private:
   enum class State {
-    kExecuting,
-    kPersisting,
+    kPreparing,
     kPrepared,
     kPrecommitting,
     kPrecommitted,
@@ -183,7 +183,7 @@ class Engine {
     kConflict
   };
   struct Tx {
-    State state = State::kExecuting;
+    State state = State::kPreparing;
     wire::Protocol protocol = wire::Protocol::k2pc;
     std::string coordinator;
     std::vector<wire::ParticipantRef> participants;

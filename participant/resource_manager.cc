@@ -889,7 +889,77 @@ Result<std::unique_ptr<ResourceManager>> ResourceManager::Open(sqlite::Database&
   }
   // Set once: changing the authorizer expires every prepared statement.
   sqlite3_set_authorizer(db.handle(), Authorize, nullptr);
-  return std::unique_ptr<ResourceManager>(new ResourceManager(db, std::move(procedures), options));
+  std::unique_ptr<ResourceManager> rm(new ResourceManager(db, std::move(procedures), options));
+  if (Status s = rm->RebuildLocks(); !s.ok()) return s;
+  return rm;
+}
+
+Status ResourceManager::RebuildLocks() {
+  auto records = LoadPrepared();
+  if (!records.ok()) return records.status();
+  locks_.Clear();
+  // Records were prepared under the lock table, so their keys cannot overlap.
+  for (const PreparedRecord& r : *records) locks_.TryAcquire(r.txid, r.lock_keys);
+  return Status::Ok();
+}
+
+PrepareResult ResourceManager::Prepare(PreparedRecord record, const std::vector<wire::Op>& ops,
+                                       ExecutionResult execution) {
+  if (!execution.ran || (execution.ok && execution.met_held_key)) execution = Execute(record.txid, ops);
+  PrepareResult result;
+  if (!execution.ok) {
+    result.reason = std::move(execution.reason);
+    return result;
+  }
+  if (auto holder = locks_.FirstHolder(record.txid, execution.lock_keys)) {
+    result.reason = "lock conflict with " + *holder;
+    return result;
+  }
+  record.changeset = std::move(execution.changeset);
+  record.lock_keys = std::move(execution.lock_keys);
+  if (Status s = PersistPrepared(record); !s.ok()) {
+    result.reason = "could not persist the prepared record: " + s.message();
+    return result;
+  }
+  locks_.TryAcquire(record.txid, record.lock_keys);
+  result.yes = true;
+  result.results = std::move(execution.results);
+  result.lock_keys = std::move(record.lock_keys);
+  return result;
+}
+
+namespace {
+// Runs steps in a savepoint that is rolled back unless they succeed (or keep says so).
+template <class Steps>
+Status InSavepoint(sqlite::Database& db, Steps&& steps) {
+  if (Status s = ExecOrIo(db, "SAVEPOINT commitd_decide"); !s.ok()) return s;
+  auto [status, keep] = steps();
+  if (!keep) db.Exec("ROLLBACK TO commitd_decide");
+  db.Exec("RELEASE commitd_decide");
+  return status;
+}
+}  // namespace
+
+Status ResourceManager::Commit(const std::string& txid, int64_t now_ms) {
+  Status s = InSavepoint(db_, [&] {
+    Status applied = ApplyCommit(txid);
+    // A conflict is kept (the record is marked); anything else failing undoes both steps.
+    if (applied.code() == StatusCode::kConflict) return std::pair{applied, true};
+    if (applied.ok()) applied = RememberOutcome(txid, "committed", now_ms);
+    return std::pair{applied, applied.ok()};
+  });
+  if (s.ok()) locks_.Release(txid);
+  return s;
+}
+
+Status ResourceManager::Abort(const std::string& txid, int64_t now_ms) {
+  Status s = InSavepoint(db_, [&] {
+    Status discarded = DiscardPrepared(txid);
+    if (discarded.ok()) discarded = RememberOutcome(txid, "aborted", now_ms);
+    return std::pair{discarded, discarded.ok()};
+  });
+  if (s.ok()) locks_.Release(txid);
+  return s;
 }
 
 const ResourceManager::TableInfo* ResourceManager::Table(const std::string& name, int64_t schema_version) {
@@ -923,6 +993,7 @@ Status ResourceManager::Validate(const std::vector<wire::Op>& ops) const {
 
 ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vector<wire::Op>& ops) {
   ExecutionResult result;
+  result.ran = true;
   if (Status s = Validate(ops); !s.ok()) {
     result.reason = s.message();
     return result;
@@ -1030,6 +1101,7 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
     return result;
   }
   result.ok = true;
+  result.met_held_key = locks_.FirstHolder(txid, result.lock_keys).has_value();
   return result;
 }
 

@@ -6,6 +6,11 @@
 // committed data, and the changeset (plus the lock keys derived from it) is
 // what gets persisted in _commitd_prepared and applied at commit.
 //
+// It also holds the lock table (design B.3): the keys of every durable
+// prepared record. Prepare() takes them as it writes the record, Commit() and
+// Abort() release them once the record is gone; a batch rolled back after
+// that calls RebuildLocks().
+//
 // Thread: storage thread only. Every method except Open/LoadPrepared is called
 // inside a batch transaction opened by BatchWriter on db().
 #pragma once
@@ -19,6 +24,7 @@
 #include "common/sqlite_db.h"
 #include "common/status.h"
 #include "common/wire.h"
+#include "participant/lock_table.h"
 #include "participant/procedures.h"
 
 namespace commitd::participant {
@@ -32,6 +38,17 @@ struct ExecutionResult {
   std::string changeset;                 // changeset bytes, sqlite3session format (may be empty: read-only)
   std::vector<std::string> lock_keys;    // sorted, unique
   nlohmann::json results = nlohmann::json::array();  // one array of row objects per op
+  bool ran = false;          // Execute() ran (false: a prepare's execution was never reached)
+  bool met_held_key = false;  // one of lock_keys was held by another transaction when it ran
+};
+
+// What a prepare came to: a yes (the record is durable once the batch
+// commits, its keys are held) or a no and why.
+struct PrepareResult {
+  bool yes = false;
+  std::string reason;
+  nlohmann::json results = nlohmann::json::array();
+  std::vector<std::string> lock_keys;  // taken (yes only)
 };
 
 struct PreparedRecord {
@@ -68,6 +85,23 @@ class ResourceManager {
   // (primary key and every UNIQUE index, old and new values), and rolls back.
   ExecutionResult Execute(const std::string& txid, const std::vector<wire::Op>& ops);
 
+  // A prepare's second step, in the durable transaction: takes the
+  // execution's lock keys and writes the record (`record` without changeset
+  // and keys; they come from the execution). An execution that met a held
+  // key, or never ran, runs (again) here first: the holder may have committed
+  // since, and the ops must see its commit. A key still held is a no
+  // ("lock conflict with <txid>"); nothing is written or taken then.
+  PrepareResult Prepare(PreparedRecord record, const std::vector<wire::Op>& ops, ExecutionResult execution);
+  // Commit: ApplyCommit and RememberOutcome in one savepoint, then the
+  // record's keys are released. A conflict keeps the record and its keys.
+  Status Commit(const std::string& txid, int64_t now_ms);
+  // Abort: DiscardPrepared and RememberOutcome in one savepoint, then the keys are released.
+  Status Abort(const std::string& txid, int64_t now_ms);
+  // The lock table again from _commitd_prepared, after a batch was rolled back.
+  Status RebuildLocks();
+  const LockTable& locks() const { return locks_; }
+
+  // The steps below write the record only; they neither take nor release keys.
   // INSERT OR REPLACE into _commitd_prepared.
   Status PersistPrepared(const PreparedRecord& record);
   // Updates state (e.g. "precommitted") and/or last_error of a record.
@@ -84,7 +118,7 @@ class ResourceManager {
   // Forgets outcomes older than cutoff_ms.
   Status ForgetOutcomesBefore(int64_t cutoff_ms);
 
-  // Startup: every prepared record, and every remembered outcome.
+  // Every prepared record (Open() builds the lock table from them), and every remembered outcome.
   Result<std::vector<PreparedRecord>> LoadPrepared();
   Result<std::map<std::string, std::string>> LoadOutcomes();
 
@@ -102,6 +136,7 @@ class ResourceManager {
   std::map<std::string, std::unique_ptr<TableInfo>> tables_;  // schema cache for lock keys
   std::unique_ptr<ChangesetApplier> applier_;
   std::unique_ptr<ChangesetRecorder> recorder_;
+  LockTable locks_;
 };
 
 }  // namespace commitd::participant

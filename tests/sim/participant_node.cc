@@ -116,7 +116,10 @@ void ParticipantNode::Crash() {
 }
 
 bool ParticipantNode::Settled() {
-  if (!up_ || !storage_.idle() || !engine_->Held(ctx_.now()).empty() || engine_->locks().size() != 0) return false;
+  if (!up_ || !storage_.idle() || !engine_->Held(ctx_.now()).empty() || engine_->locks().size() != 0 ||
+      rm_->locks().size() != 0) {
+    return false;
+  }
   auto records = rm_->LoadPrepared();
   return records.ok() && records->empty();
 }
@@ -318,48 +321,36 @@ void ParticipantNode::Pump() {
 
 void ParticipantNode::Execute(participant::Action& a) {
   SyncQueue::Job job;
-  if (auto* ex = std::get_if<action::Execute>(&a)) {
-    auto result = std::make_shared<participant::ExecutionResult>();
-    job.label = "execute " + ex->txid;
-    job.run = [this, result, txid = ex->txid, ops = std::move(ex->ops)] {
-      *result = rm_->Execute(txid, ops);
+  if (auto* pr = std::get_if<action::Prepare>(&a)) {
+    struct Shared {
+      std::vector<wire::Op> ops;
+      participant::PreparedRecord record;
+      participant::ExecutionResult execution;
+      participant::PrepareResult result;
+    };
+    auto shared = std::make_shared<Shared>(Shared{std::move(pr->ops), std::move(pr->record), {}, {}});
+    const std::string txid = shared->record.txid;
+    job.label = "prepare " + txid;
+    job.scratch = [this, shared] { shared->execution = rm_->Execute(shared->record.txid, shared->ops); };
+    job.run = [this, shared] {
+      shared->result = rm_->Prepare(shared->record, shared->ops, std::move(shared->execution));
       return Status::Ok();
     };
-    job.done = [this, result, txid = ex->txid](Status s) {
-      if (!s.ok()) {
-        result->ok = false;
-        result->reason = "storage error: " + s.message();
-      }
-      ctx_.Log(name_, "executed " + txid + (result->ok ? ": ok" : ": " + result->reason));
-      engine_->OnExecuted(txid, std::move(*result), ctx_.now());
-      Pump();
-    };
-  } else if (auto* pp = std::get_if<action::PersistPrepared>(&a)) {
-    const std::string txid = pp->record.txid;
-    job.label = "prepared " + txid;
-    job.run = [this, record = std::move(pp->record)] { return rm_->PersistPrepared(record); };
-    job.done = [this, txid](Status s) {
-      engine_->OnPreparedPersisted(txid, s, ctx_.now());
+    job.done = [this, shared, txid](Status s) {
+      ctx_.Log(name_, "prepared " + txid + (s.ok() && shared->result.yes ? ": yes" : ": " + shared->result.reason));
+      engine_->OnPrepared(txid, std::move(shared->result), s, ctx_.now());
       Pump();
     };
   } else if (auto* ac = std::get_if<action::ApplyCommit>(&a)) {
     job.label = "commit " + ac->txid;
-    job.run = [this, txid = ac->txid] {
-      Status s = rm_->ApplyCommit(txid);
-      if (s.ok()) s = rm_->RememberOutcome(txid, "committed", ctx_.now());
-      return s;
-    };
+    job.run = [this, txid = ac->txid] { return rm_->Commit(txid, ctx_.now()); };
     job.done = [this, txid = ac->txid](Status s) {
       engine_->OnCommitApplied(txid, s, ctx_.now());
       Pump();
     };
   } else if (auto* ab = std::get_if<action::ApplyAbort>(&a)) {
     job.label = "abort " + ab->txid;
-    job.run = [this, txid = ab->txid] {
-      Status s = rm_->DiscardPrepared(txid);
-      if (s.ok()) s = rm_->RememberOutcome(txid, "aborted", ctx_.now());
-      return s;
-    };
+    job.run = [this, txid = ab->txid] { return rm_->Abort(txid, ctx_.now()); };
     job.on_synced = [this, txid = ab->txid](const Status& s) {
       if (s.ok()) ctx_.checker.OnAborted(name_, txid);
     };
@@ -456,6 +447,12 @@ void ParticipantNode::QueryDecision(std::string txid, std::vector<std::string> u
 // One batch, one SQLite transaction, as BatchWriter::RunBatch.
 std::vector<Status> ParticipantNode::RunBatch(std::vector<SyncQueue::Job>& batch) {
   std::vector<Status> results(batch.size());
+  if (db_->Begin().ok()) {
+    for (auto& job : batch) {
+      if (job.scratch) job.scratch();
+    }
+    db_->Rollback();
+  }
   Status begin = db_->Begin();
   if (!begin.ok()) {
     for (auto& r : results) r = begin;
@@ -466,6 +463,7 @@ std::vector<Status> ParticipantNode::RunBatch(std::vector<SyncQueue::Job>& batch
   if (!commit.ok()) {
     db_->Rollback();
     for (auto& r : results) r = commit;
+    if (Status s = rm_->RebuildLocks(); !s.ok()) ctx_.checker.Fail("locks", name_ + ": " + s.message());
     return results;
   }
   ReadNewJournalRows();

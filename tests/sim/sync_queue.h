@@ -24,6 +24,7 @@ class SyncQueue {
  public:
   struct Job {
     std::string label;
+    std::function<void()> scratch;                 // first, in a transaction rolled back (BatchWriter::Job::scratch)
     std::function<Status()> run;                   // inside the batch transaction
     std::function<void(const Status&)> on_synced;  // right after the batch is durable (for checks)
     std::function<void(Status)> done;              // the completion the node sees; may be empty

@@ -25,10 +25,10 @@ wire::PrepareRequest Prepare(const std::string& txid, int64_t timeout_ms = 1000)
   return r;
 }
 
-ExecutionResult Executed(std::vector<std::string> keys) {
-  ExecutionResult r;
-  r.ok = true;
-  r.changeset = "cs";
+// The resource manager's yes: the record is written and keys are held.
+PrepareResult Yes(std::vector<std::string> keys) {
+  PrepareResult r;
+  r.yes = true;
   r.lock_keys = std::move(keys);
   r.results = nlohmann::json::array({nlohmann::json::array()});
   return r;
@@ -41,11 +41,8 @@ action::Reply PrepareFully(Engine& e, const std::string& txid, std::vector<std::
                            int64_t now = 0) {
   e.OnPrepare(Prepare(txid), token, now);
   auto a = e.TakeActions();
-  REQUIRE(Only<action::Execute>(a).size() == 1);
-  e.OnExecuted(txid, Executed(std::move(keys)), now);
-  a = e.TakeActions();
-  REQUIRE(Only<action::PersistPrepared>(a).size() == 1);
-  e.OnPreparedPersisted(txid, Status::Ok(), now);
+  REQUIRE(Only<action::Prepare>(a).size() == 1);
+  e.OnPrepared(txid, Yes(std::move(keys)), Status::Ok(), now);
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   return replies[0];
@@ -57,57 +54,57 @@ TEST_CASE("the yes vote is sent only after the prepared record is durable") {
   Engine e = MakeEngine();
   e.OnPrepare(Prepare("t1"), 7, 0);
   auto a = e.TakeActions();
-  auto exec = Only<action::Execute>(a);
-  REQUIRE(exec.size() == 1);
-  CHECK(exec[0].txid == "t1");
+  auto prepare = Only<action::Prepare>(a);
+  REQUIRE(prepare.size() == 1);
+  CHECK(prepare[0].record.txid == "t1");
+  CHECK(prepare[0].record.deadline_ms == 1000);
+  CHECK(prepare[0].record.coordinator == "http://coord");
+  CHECK(prepare[0].ops.size() == 1);
   CHECK(Only<action::Reply>(a).empty());
-  e.OnExecuted("t1", Executed({"accounts|pk|alice"}), 1);
-  a = e.TakeActions();
-  auto persist = Only<action::PersistPrepared>(a);
-  REQUIRE(persist.size() == 1);
-  CHECK(persist[0].record.changeset == "cs");
-  CHECK(persist[0].record.deadline_ms == 1000);
-  CHECK(persist[0].record.coordinator == "http://coord");
-  CHECK(Only<action::Reply>(a).empty());
-  CHECK(e.locks().Holder("accounts|pk|alice") == std::optional<std::string>("t1"));
-  e.OnPreparedPersisted("t1", Status::Ok(), 2);
+  CHECK(e.StateOf("t1") == "preparing");
+  e.OnPrepare(Prepare("t1"), 8, 1);  // a duplicate waits for the same vote
+  CHECK(e.TakeActions().empty());
+  e.OnPrepared("t1", Yes({"accounts|pk|alice"}), Status::Ok(), 2);
   auto replies = Only<action::Reply>(e.TakeActions());
-  REQUIRE(replies.size() == 1);
+  REQUIRE(replies.size() == 2);
   CHECK(replies[0].to == 7);
   CHECK(replies[0].body["vote"] == "yes");
+  CHECK(replies[1].body["vote"] == "yes");
+  CHECK(e.locks().Holder("accounts|pk|alice") == std::optional<std::string>("t1"));
 }
 
-TEST_CASE("a key held by another prepared transaction votes no naming the holder, without waiting") {
+TEST_CASE("a no from the resource manager votes no with its reason and holds no lock") {
   Engine e = MakeEngine();
-  PrepareFully(e, "t1", {"accounts|pk|alice"}, 1);
-  e.OnPrepare(Prepare("t2"), 2, 0);
+  e.OnPrepare(Prepare("t1"), 1, 0);
   e.TakeActions();
-  e.OnExecuted("t2", Executed({"accounts|pk|alice", "accounts|pk|bob"}), 0);
+  PrepareResult no;
+  no.reason = "lock conflict with t0";
+  e.OnPrepared("t1", no, Status::Ok(), 0);
   auto a = e.TakeActions();
   auto replies = Only<action::Reply>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].body["vote"] == "no");
-  CHECK(replies[0].body["reason"] == "lock conflict with t1");
-  CHECK_FALSE(e.locks().Holder("accounts|pk|bob").has_value());  // all or nothing
-  CHECK(Only<action::RememberOutcome>(a).size() == 1);
-}
-
-TEST_CASE("an execution failure votes no with its reason and holds no lock") {
-  Engine e = MakeEngine();
-  e.OnPrepare(Prepare("t1"), 1, 0);
-  e.TakeActions();
-  ExecutionResult failed;
-  failed.reason = "CHECK constraint failed: balance >= 0";
-  e.OnExecuted("t1", failed, 0);
-  auto replies = Only<action::Reply>(e.TakeActions());
-  REQUIRE(replies.size() == 1);
-  CHECK(replies[0].body["reason"] == "CHECK constraint failed: balance >= 0");
+  CHECK(replies[0].body["reason"] == "lock conflict with t0");
   CHECK(e.locks().size() == 0);
+  CHECK(Only<action::RememberOutcome>(a).size() == 1);
   // A duplicate prepare gets the same vote.
   e.OnPrepare(Prepare("t1"), 2, 0);
   auto again = Only<action::Reply>(e.TakeActions());
   REQUIRE(again.size() == 1);
   CHECK(again[0].body["vote"] == "no");
+}
+
+TEST_CASE("a storage batch that failed votes no, even if the resource manager said yes") {
+  Engine e = MakeEngine();
+  e.OnPrepare(Prepare("t1"), 1, 0);
+  e.TakeActions();
+  e.OnPrepared("t1", Yes({"k"}), Status::IoError("disk I/O error"), 0);
+  auto replies = Only<action::Reply>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].body["vote"] == "no");
+  CHECK(replies[0].body["reason"] == "storage error: disk I/O error");
+  CHECK(e.locks().size() == 0);
+  CHECK(e.OutcomeOf("t1") == std::optional<std::string>("aborted"));
 }
 
 TEST_CASE("commit is acknowledged only after it is applied, and releases the locks then") {
@@ -160,21 +157,30 @@ TEST_CASE("an abort before its prepare leaves a tombstone: the late prepare vote
   CHECK(replies[0].status == 200);
   e.OnPrepare(Prepare("t1"), 2, 1);
   a = e.TakeActions();
-  CHECK(Only<action::Execute>(a).empty());
+  CHECK(Only<action::Prepare>(a).empty());
   auto vote = Only<action::Reply>(a);
   REQUIRE(vote.size() == 1);
   CHECK(vote[0].body["vote"] == "no");
 }
 
-TEST_CASE("an abort during execution is answered once execution ends, with a no vote") {
+TEST_CASE("an abort during prepare: the written record is aborted, the prepare gets a no") {
   Engine e = MakeEngine();
   e.OnPrepare(Prepare("t1"), 1, 0);
   e.TakeActions();
   e.OnAbort("t1", 2, 0);
   CHECK(Only<action::Reply>(e.TakeActions()).empty());
-  e.OnExecuted("t1", Executed({"k"}), 1);
-  auto replies = Only<action::Reply>(e.TakeActions());
-  REQUIRE(replies.size() == 2);
+  e.OnPrepared("t1", Yes({"k"}), Status::Ok(), 1);
+  auto a = e.TakeActions();
+  auto vote = Only<action::Reply>(a);
+  REQUIRE(vote.size() == 1);
+  CHECK(vote[0].to == 1);
+  CHECK(vote[0].body["vote"] == "no");
+  REQUIRE(Only<action::ApplyAbort>(a).size() == 1);
+  e.OnAbortApplied("t1", Status::Ok(), 2);
+  auto acked = Only<action::Reply>(e.TakeActions());
+  REQUIRE(acked.size() == 1);
+  CHECK(acked[0].to == 2);
+  CHECK(acked[0].body["state"] == "aborted");
   CHECK(e.locks().size() == 0);
   CHECK(e.OutcomeOf("t1") == std::optional<std::string>("aborted"));
 }
@@ -289,9 +295,7 @@ void Prepare3(Engine& e, const std::string& txid, std::vector<std::string> keys 
   r.participants = kThree;
   e.OnPrepare(r, 1, 0);
   e.TakeActions();
-  e.OnExecuted(txid, Executed(std::move(keys)), 0);
-  e.TakeActions();
-  e.OnPreparedPersisted(txid, Status::Ok(), 0);
+  e.OnPrepared(txid, Yes(std::move(keys)), Status::Ok(), 0);
   REQUIRE(Only<action::Reply>(e.TakeActions()).size() == 1);
 }
 
@@ -420,7 +424,7 @@ TEST_CASE("3pc termination: any committed peer -> commit here and tell the other
 }
 
 TEST_CASE("3pc termination: any aborted or unknown peer -> abort, even when precommitted here") {
-  for (const char* st : {"aborted", "unknown", "executing"}) {
+  for (const char* st : {"aborted", "unknown", "preparing", "executing"}) {
     Engine e = Terminating(true);
     e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string(st)), Peer("bank-c", std::string("precommitted"))}, 2000);
     auto a = e.TakeActions();

@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace commitd::participant {
@@ -606,4 +608,126 @@ TEST_CASE("a raw SQL op of only whitespace or a comment is a no vote, not a cras
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------
+// The lock table: Prepare takes keys as it writes the record; Commit and Abort
+// release them; it follows the records after a rollback or a reopen.
+
+namespace {
+
+PreparedRecord Header(const std::string& txid) {
+  PreparedRecord record;
+  record.txid = txid;
+  record.protocol = "2pc";
+  record.state = "prepared";
+  record.coordinator = "http://127.0.0.1:7000";
+  return record;
+}
+
+// One batch transaction, committed, as the storage thread runs a Prepare job.
+PrepareResult PrepareIn(Fixture& f, const std::string& txid, const std::vector<wire::Op>& ops,
+                        ExecutionResult execution = {}) {
+  sqlite::Transaction tx(f.db());
+  REQUIRE(tx.status().ok());
+  PrepareResult r = f.rm().Prepare(Header(txid), ops, std::move(execution));
+  REQUIRE(tx.Commit().ok());
+  return r;
+}
+
+Status Decide(Fixture& f, const std::string& txid, bool commit) {
+  sqlite::Transaction tx(f.db());
+  Status s = commit ? f.rm().Commit(txid, 1) : f.rm().Abort(txid, 1);
+  Status c = tx.Commit();
+  return s.ok() ? c : s;
+}
+
+// The execution a batch's scratch step makes: in a transaction that is rolled back.
+ExecutionResult ScratchExecute(Fixture& f, const std::string& txid, const std::vector<wire::Op>& ops) {
+  REQUIRE(f.db().Begin().ok());
+  ExecutionResult r = f.rm().Execute(txid, ops);
+  f.db().Rollback();
+  return r;
+}
+
+wire::Op Debit(const std::string& account, int amount) {
+  return Proc("debit", {{"account", account}, {"amount", amount}});
+}
+
+}  // namespace
+
+TEST_CASE("Prepare takes the keys with the record; a held key votes no naming the holder; Commit and Abort release") {
+  Fixture f;
+  PrepareResult t1 = PrepareIn(f, "t1", {Debit("alice", 30)});
+  REQUIRE_MESSAGE(t1.yes, t1.reason);
+  CHECK(t1.lock_keys == Keys{"accounts|pk|t5:alice"});
+  CHECK(f.rm().locks().Holder("accounts|pk|t5:alice") == std::optional<std::string>("t1"));
+
+  PrepareResult t2 = PrepareIn(f, "t2", {Debit("alice", 1), Proc("credit", {{"account", "bob"}, {"amount", 1}})});
+  CHECK_FALSE(t2.yes);
+  CHECK(t2.reason == "lock conflict with t1");
+  CHECK_FALSE(f.rm().locks().Holder("accounts|pk|t3:bob").has_value());  // all or nothing
+  auto records = f.rm().LoadPrepared();
+  REQUIRE(records.ok());
+  CHECK(records->size() == 1);  // no record for the no vote
+
+  REQUIRE(Decide(f, "t1", true).ok());
+  CHECK(f.rm().locks().size() == 0);
+  CHECK(f.Balance("alice") == 70);
+  PrepareResult t3 = PrepareIn(f, "t3", {Debit("alice", 1)});
+  REQUIRE_MESSAGE(t3.yes, t3.reason);
+  REQUIRE(Decide(f, "t3", false).ok());
+  CHECK(f.rm().locks().size() == 0);
+  CHECK(f.Balance("alice") == 70);
+}
+
+TEST_CASE("an execution that met a held key runs again in Prepare, after the holder's commit") {
+  Fixture f;
+  REQUIRE(PrepareIn(f, "t1", {Debit("alice", 30)}).yes);
+  // Both executions run while t1 holds alice (a batch's scratch step), then t1's
+  // commit is applied before their Prepare (the durable steps, in order).
+  ExecutionResult too_much = ScratchExecute(f, "t2", {Debit("alice", 80)});
+  ExecutionResult small = ScratchExecute(f, "t3", {Debit("alice", 10)});
+  REQUIRE(too_much.ok);  // 80 <= 100: fine before t1's commit
+  CHECK(too_much.met_held_key);
+  CHECK(small.met_held_key);
+  REQUIRE(Decide(f, "t1", true).ok());
+
+  PrepareResult t2 = PrepareIn(f, "t2", {Debit("alice", 80)}, std::move(too_much));
+  CHECK_FALSE(t2.yes);  // 80 > 70 now
+  CHECK(t2.reason == "procedure 'debit' expected 1 changed row, got 0");
+  PrepareResult t3 = PrepareIn(f, "t3", {Debit("alice", 10)}, std::move(small));
+  REQUIRE_MESSAGE(t3.yes, t3.reason);
+  REQUIRE(Decide(f, "t3", true).ok());  // a stale changeset (old balance 100) would conflict here
+  CHECK(f.Balance("alice") == 60);
+}
+
+TEST_CASE("an execution that met no held key is not run again") {
+  Fixture f;
+  ExecutionResult executed = ScratchExecute(f, "t1", {Debit("alice", 30)});
+  REQUIRE(executed.ok);
+  CHECK_FALSE(executed.met_held_key);
+  executed.results = json::array({json::array({{{"marker", 1}}})});  // what a rerun would not give back
+  PrepareResult t1 = PrepareIn(f, "t1", {Debit("alice", 30)}, std::move(executed));
+  REQUIRE(t1.yes);
+  CHECK(t1.results == json::parse(R"([[{"marker": 1}]])"));
+}
+
+TEST_CASE("the lock table follows the records: after a rolled-back batch (RebuildLocks) and after a reopen") {
+  Fixture f;
+  REQUIRE(PrepareIn(f, "t1", {Debit("alice", 30)}).yes);
+  // A batch that prepared t2 and committed t1, then was rolled back.
+  REQUIRE(f.db().Begin().ok());
+  REQUIRE(f.rm().Prepare(Header("t2"), {Debit("bob", 5)}, {}).yes);
+  REQUIRE(f.rm().Commit("t1", 1).ok());
+  CHECK(f.rm().locks().Holder("accounts|pk|t3:bob") == std::optional<std::string>("t2"));
+  CHECK_FALSE(f.rm().locks().Holder("accounts|pk|t5:alice").has_value());
+  f.db().Rollback();
+  REQUIRE(f.rm().RebuildLocks().ok());
+  const auto expected = std::unordered_map<std::string, std::string>{{"accounts|pk|t5:alice", "t1"}};
+  CHECK(f.rm().locks().Snapshot() == expected);
+  f.Reopen();
+  CHECK(f.rm().locks().Snapshot() == expected);
+  CHECK_FALSE(PrepareIn(f, "t3", {Debit("alice", 1)}).yes);
+}
+
 }  // namespace commitd::participant

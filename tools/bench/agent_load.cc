@@ -34,6 +34,7 @@ struct AgentLoadOptions {
   double warmup_s = 1;
   bool json = false;
   bool batched = true;  // coalesce messages into POST /v1/batch exchanges, as the coordinator does
+  std::size_t max_in_flight = http::BatchingOptions{}.max_in_flight;  // batched exchanges at once
 };
 
 struct Tally {
@@ -161,13 +162,16 @@ int RunAgentLoad(const Flags& flags) {
   auto clients = IntFlag(flags, "clients", o.clients, 1);
   auto duration = DoubleFlag(flags, "duration-s", o.duration_s, 0.1);
   auto warmup = DoubleFlag(flags, "warmup-s", o.warmup_s, 0);
-  for (const Status* s : {&accounts.status(), &clients.status(), &duration.status(), &warmup.status()}) {
+  auto in_flight = IntFlag(flags, "max-in-flight", static_cast<int64_t>(o.max_in_flight), 1);
+  for (const Status* s : {&accounts.status(), &clients.status(), &duration.status(), &warmup.status(),
+                          &in_flight.status()}) {
     if (!s->ok()) {
       std::fprintf(stderr, "agent: %s\n", s->message().c_str());
       return 2;
     }
   }
   o.accounts = *accounts;
+  o.max_in_flight = static_cast<std::size_t>(*in_flight);
   o.clients = *clients;
   o.duration_s = *duration;
   o.warmup_s = *warmup;
@@ -179,7 +183,9 @@ int RunAgentLoad(const Flags& flags) {
   client_options.max_idle_per_host = static_cast<std::size_t>(o.clients);
   client_options.request_timeout = std::chrono::milliseconds(30'000);
   http::Client client(io, client_options);
-  http::BatchingClient batching(client);
+  http::BatchingOptions batching_options;
+  batching_options.max_in_flight = o.max_in_flight;
+  http::BatchingClient batching(client, batching_options);
   SendFn send = [&](http::ClientRequest request, std::function<void(Result<http::Response>)> done) {
     if (o.batched) {
       batching.Send(std::move(request), std::move(done));

@@ -20,12 +20,12 @@ modes:
                  (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
   agent          --agent URL [--participant bank-a] [--clients 64] [--duration-s 10] [--warmup-s 1]
-                 [--account-prefix acct] [--accounts 256] [--unbatched] [--json]
+                 [--account-prefix acct] [--accounts 256] [--max-in-flight 8] [--unbatched] [--json]
                  N concurrent clients each loop POST /v1/prepare (debit+journal on a row of its
                  own) then POST /v1/commit straight to one agent: its group-commit throughput.
                  Txids are one sequence, shaped like a coordinator's. Messages share
-                 POST /v1/batch exchanges, as the coordinator's do; --unbatched sends each in
-                 its own exchange.
+                 POST /v1/batch exchanges, as the coordinator's do, at most --max-in-flight
+                 at once; --unbatched sends each in its own exchange.
   sqlite-commit  --db FILE [--count N | --duration-s S] [--json]
                  One-row commits in series, WAL + synchronous=FULL (default --duration-s 5).
   setup-bank     --db FILE [--prefix acct] [--accounts 256] [--balance 1000000000]
@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
             {"json", "help"}};
   } else if (name == "agent") {
     mode = {RunAgentLoad,
-            {"agent", "participant", "clients", "duration-s", "warmup-s", "account-prefix", "accounts"},
+            {"agent", "participant", "clients", "duration-s", "warmup-s", "account-prefix", "accounts",
+             "max-in-flight"},
             {"json", "unbatched", "help"}};
   } else if (name == "sqlite-commit") {
     mode = {RunSqliteCommit, {"db", "count", "duration-s"}, {"json", "help"}};
