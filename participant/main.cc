@@ -7,6 +7,7 @@
 #include "common/flags.h"
 #include "common/graceful_stop.h"
 #include "common/log.h"
+#include "common/malloc_tuning.h"
 #include "participant/agent.h"
 
 namespace {
@@ -31,6 +32,7 @@ int UsageError(const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace commitd;
+  TuneMallocOrReexec(argv);
   auto flags = Flags::Parse(argc, argv,
                             {"name", "listen", "db", "procedures", "coordinator", "advertise-url", "token",
                              "config", "failpoint"},
