@@ -20,12 +20,14 @@ modes:
                  (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
   agent          --agent URL [--participant bank-a] [--clients 64] [--duration-s 10] [--warmup-s 1]
-                 [--account-prefix acct] [--accounts 256] [--max-in-flight 8] [--unbatched] [--json]
+                 [--account-prefix acct] [--accounts 256] [--max-in-flight 8] [--max-batch 16]
+                 [--unbatched] [--json]
                  N concurrent clients each loop POST /v1/prepare (debit+journal on a row of its
                  own) then POST /v1/commit straight to one agent: its group-commit throughput.
                  Txids are one sequence, shaped like a coordinator's. Messages share
-                 POST /v1/batch exchanges, as the coordinator's do, at most --max-in-flight
-                 at once; --unbatched sends each in its own exchange.
+                 POST /v1/batch exchanges through the coordinator's batching client, at most
+                 --max-in-flight at once and --max-batch messages each (the coordinator's own
+                 cap is 256; see docs/benchmarking.md); --unbatched sends each alone.
   sqlite-commit  --db FILE [--count N | --duration-s S] [--json]
                  One-row commits in series, WAL + synchronous=FULL (default --duration-s 5).
   setup-bank     --db FILE [--prefix acct] [--accounts 256] [--balance 1000000000]
@@ -58,7 +60,7 @@ int main(int argc, char** argv) {
   } else if (name == "agent") {
     mode = {RunAgentLoad,
             {"agent", "participant", "clients", "duration-s", "warmup-s", "account-prefix", "accounts",
-             "max-in-flight"},
+             "max-in-flight", "max-batch"},
             {"json", "unbatched", "help"}};
   } else if (name == "sqlite-commit") {
     mode = {RunSqliteCommit, {"db", "count", "duration-s"}, {"json", "help"}};
