@@ -905,7 +905,10 @@ Status ResourceManager::RebuildLocks() {
 
 PrepareResult ResourceManager::Prepare(PreparedRecord record, const std::vector<wire::Op>& ops,
                                        ExecutionResult execution) {
-  if (!execution.ran || (execution.ok && execution.met_held_key)) execution = Execute(record.txid, ops);
+  // Only an execution that passed and met no held key is surely current: the
+  // rows it writes changed in no commit since. A failed one runs again too (a
+  // commit earlier in this batch may have made it possible); failures are rare.
+  if (!execution.ran || !execution.ok || execution.met_held_key) execution = Execute(record.txid, ops);
   PrepareResult result;
   if (!execution.ok) {
     result.reason = std::move(execution.reason);

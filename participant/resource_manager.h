@@ -88,8 +88,8 @@ class ResourceManager {
   // A prepare's second step, in the durable transaction: takes the
   // execution's lock keys and writes the record (`record` without changeset
   // and keys; they come from the execution). An execution that met a held
-  // key, or never ran, runs (again) here first: the holder may have committed
-  // since, and the ops must see its commit. A key still held is a no
+  // key, failed, or never ran, runs (again) here first: the holder may have
+  // committed since, and the ops must see its commit. A key still held is a no
   // ("lock conflict with <txid>"); nothing is written or taken then.
   PrepareResult Prepare(PreparedRecord record, const std::vector<wire::Op>& ops, ExecutionResult execution);
   // Commit: ApplyCommit and RememberOutcome in one savepoint, then the

@@ -701,6 +701,18 @@ TEST_CASE("an execution that met a held key runs again in Prepare, after the hol
   CHECK(f.Balance("alice") == 60);
 }
 
+TEST_CASE("a failed execution runs again in Prepare, after a commit earlier in its batch") {
+  Fixture f;
+  REQUIRE(PrepareIn(f, "t1", {Proc("credit", {{"account", "bob"}, {"amount", 100}})}).yes);
+  ExecutionResult short_funds = ScratchExecute(f, "t2", {Debit("bob", 120)});  // 50 < 120 before t1's commit
+  REQUIRE_FALSE(short_funds.ok);
+  REQUIRE(Decide(f, "t1", true).ok());  // bob: 150
+  PrepareResult t2 = PrepareIn(f, "t2", {Debit("bob", 120)}, std::move(short_funds));
+  REQUIRE_MESSAGE(t2.yes, t2.reason);
+  REQUIRE(Decide(f, "t2", true).ok());
+  CHECK(f.Balance("bob") == 30);
+}
+
 TEST_CASE("an execution that met no held key is not run again") {
   Fixture f;
   ExecutionResult executed = ScratchExecute(f, "t1", {Debit("alice", 30)});
