@@ -332,26 +332,22 @@ void Agent::Impl::Pump() {
 
 void Agent::Impl::Execute(Action& a) {
   if (auto* pr = std::get_if<action::Prepare>(&a)) {
-    struct Shared {
-      std::vector<wire::Op> ops;
-      PreparedRecord record;
-      ExecutionResult execution;
-      PrepareResult result;
-    };
-    auto shared = std::make_shared<Shared>(Shared{std::move(pr->ops), std::move(pr->record), {}, {}});
+    auto prepare = std::make_shared<PrepareJob>();
+    prepare->txid = pr->record.txid;
+    prepare->ops = std::move(pr->ops);
+    prepare->record = std::move(pr->record);
     BatchWriter::Job job;
-    // The execution's writes are rolled back: it runs in the batch's scratch transaction.
-    job.scratch = [this, shared](sqlite::Database&) { shared->execution = rm->Execute(shared->record.txid, shared->ops); };
-    job.run = [this, shared](sqlite::Database&) {
+    job.scratch = [this, prepare](sqlite::Database&) { prepare->Scratch(*rm); };
+    job.run = [this, prepare](sqlite::Database&) {
       failpoint::CrashIf("agent.crash_before_prepare_durable");
-      shared->result = rm->Prepare(shared->record, shared->ops, std::move(shared->execution));
+      prepare->Durable(*rm);
       return Status::Ok();
     };
-    job.done = [this, shared](Status s) {
-      const bool yes = s.ok() && shared->result.yes;
+    job.done = [this, prepare](Status s) {
+      const bool yes = s.ok() && prepare->result.yes;
       if (yes) failpoint::CrashIf("agent.crash_after_prepare_durable");
       if (yes) ++votes_yes;
-      engine->OnPrepared(shared->record.txid, std::move(shared->result), s, NowMs());
+      engine->OnPrepared(prepare->txid, std::move(prepare->result), s, NowMs());
       Pump();
     };
     writer->Submit(std::move(job));

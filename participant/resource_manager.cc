@@ -903,6 +903,12 @@ Status ResourceManager::RebuildLocks() {
   return Status::Ok();
 }
 
+void PrepareJob::Scratch(ResourceManager& rm) { execution = rm.Execute(txid, ops); }
+
+void PrepareJob::Durable(ResourceManager& rm) {
+  result = rm.Prepare(std::move(record), ops, std::move(execution));
+}
+
 PrepareResult ResourceManager::Prepare(PreparedRecord record, const std::vector<wire::Op>& ops,
                                        ExecutionResult execution) {
   // Only an execution that passed and met no held key is surely current: the

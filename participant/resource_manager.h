@@ -68,6 +68,22 @@ struct ResourceManagerOptions {
   bool allow_raw_sql = false;
 };
 
+class ResourceManager;
+
+// One prepare as a storage job in the two steps of a batch (BatchWriter::Job):
+// Scratch() executes the ops in the batch's scratch step, Durable() takes the
+// keys and writes the record in its durable step; `result` is the vote.
+struct PrepareJob {
+  std::string txid;
+  std::vector<wire::Op> ops;
+  PreparedRecord record;  // without changeset and lock keys
+  ExecutionResult execution;
+  PrepareResult result;
+
+  void Scratch(ResourceManager& rm);
+  void Durable(ResourceManager& rm);
+};
+
 class ResourceManager {
  public:
   // Opens (creating the _commitd_* tables if needed). `db` must outlive the RM.

@@ -322,23 +322,20 @@ void ParticipantNode::Pump() {
 void ParticipantNode::Execute(participant::Action& a) {
   SyncQueue::Job job;
   if (auto* pr = std::get_if<action::Prepare>(&a)) {
-    struct Shared {
-      std::vector<wire::Op> ops;
-      participant::PreparedRecord record;
-      participant::ExecutionResult execution;
-      participant::PrepareResult result;
-    };
-    auto shared = std::make_shared<Shared>(Shared{std::move(pr->ops), std::move(pr->record), {}, {}});
-    const std::string txid = shared->record.txid;
-    job.label = "prepare " + txid;
-    job.scratch = [this, shared] { shared->execution = rm_->Execute(shared->record.txid, shared->ops); };
-    job.run = [this, shared] {
-      shared->result = rm_->Prepare(shared->record, shared->ops, std::move(shared->execution));
+    auto prepare = std::make_shared<participant::PrepareJob>();
+    prepare->txid = pr->record.txid;
+    prepare->ops = std::move(pr->ops);
+    prepare->record = std::move(pr->record);
+    job.label = "prepare " + prepare->txid;
+    job.scratch = [this, prepare] { prepare->Scratch(*rm_); };
+    job.run = [this, prepare] {
+      prepare->Durable(*rm_);
       return Status::Ok();
     };
-    job.done = [this, shared, txid](Status s) {
-      ctx_.Log(name_, "prepared " + txid + (s.ok() && shared->result.yes ? ": yes" : ": " + shared->result.reason));
-      engine_->OnPrepared(txid, std::move(shared->result), s, ctx_.now());
+    job.done = [this, prepare](Status s) {
+      const participant::PrepareResult& r = prepare->result;
+      ctx_.Log(name_, "prepared " + prepare->txid + (!s.ok() ? ": " + s.message() : r.yes ? ": yes" : ": " + r.reason));
+      engine_->OnPrepared(prepare->txid, std::move(prepare->result), s, ctx_.now());
       Pump();
     };
   } else if (auto* ac = std::get_if<action::ApplyCommit>(&a)) {
