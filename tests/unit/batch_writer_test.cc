@@ -46,15 +46,22 @@ class HoldStorageThread {
     writer.Read([this](sqlite::Database&) {
       entered_ = true;
       while (!released_.load()) std::this_thread::yield();
+      left_ = true;  // the last touch of this object from the storage thread
     });
     while (!entered_.load()) std::this_thread::yield();
   }
-  ~HoldStorageThread() { Release(); }
+  // Waits until the storage thread has left the hold: it must not read
+  // released_ of a destroyed object (ASan: stack-use-after-scope).
+  ~HoldStorageThread() {
+    Release();
+    while (!left_.load()) std::this_thread::yield();
+  }
   void Release() { released_ = true; }
 
  private:
   std::atomic<bool> entered_{false};
   std::atomic<bool> released_{false};
+  std::atomic<bool> left_{false};
 };
 
 BatchWriter::Job Insert(int64_t id, std::string value, std::function<void(Status)> done) {
