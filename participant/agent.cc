@@ -332,10 +332,7 @@ void Agent::Impl::Pump() {
 
 void Agent::Impl::Execute(Action& a) {
   if (auto* pr = std::get_if<action::Prepare>(&a)) {
-    auto prepare = std::make_shared<PrepareJob>();
-    prepare->txid = pr->record.txid;
-    prepare->ops = std::move(pr->ops);
-    prepare->record = std::move(pr->record);
+    auto prepare = std::make_shared<PrepareJob>(PrepareJob{std::move(pr->ops), std::move(pr->record), {}, {}});
     BatchWriter::Job job;
     job.scratch = [this, prepare](sqlite::Database&) { prepare->Scratch(*rm); };
     job.run = [this, prepare](sqlite::Database&) {
@@ -347,7 +344,7 @@ void Agent::Impl::Execute(Action& a) {
       const bool yes = s.ok() && prepare->result.yes;
       if (yes) failpoint::CrashIf("agent.crash_after_prepare_durable");
       if (yes) ++votes_yes;
-      engine->OnPrepared(prepare->txid, std::move(prepare->result), s, NowMs());
+      engine->OnPrepared(prepare->record.txid, std::move(prepare->result), s, NowMs());
       Pump();
     };
     writer->Submit(std::move(job));

@@ -903,13 +903,11 @@ Status ResourceManager::RebuildLocks() {
   return Status::Ok();
 }
 
-void PrepareJob::Scratch(ResourceManager& rm) { execution = rm.Execute(txid, ops); }
+void PrepareJob::Scratch(ResourceManager& rm) { execution = rm.Execute(record.txid, ops); }
 
-void PrepareJob::Durable(ResourceManager& rm) {
-  result = rm.Prepare(std::move(record), ops, std::move(execution));
-}
+void PrepareJob::Durable(ResourceManager& rm) { result = rm.Prepare(record, ops, std::move(execution)); }
 
-PrepareResult ResourceManager::Prepare(PreparedRecord record, const std::vector<wire::Op>& ops,
+PrepareResult ResourceManager::Prepare(PreparedRecord& record, const std::vector<wire::Op>& ops,
                                        ExecutionResult execution) {
   // Only an execution that passed and met no held key is surely current: the
   // rows it writes changed in no commit since. A failed one runs again too (a
@@ -933,7 +931,7 @@ PrepareResult ResourceManager::Prepare(PreparedRecord record, const std::vector<
   locks_.TryAcquire(record.txid, record.lock_keys);
   result.yes = true;
   result.results = std::move(execution.results);
-  result.lock_keys = std::move(record.lock_keys);
+  result.lock_keys = record.lock_keys;
   return result;
 }
 

@@ -74,9 +74,8 @@ class ResourceManager;
 // Scratch() executes the ops in the batch's scratch step, Durable() takes the
 // keys and writes the record in its durable step; `result` is the vote.
 struct PrepareJob {
-  std::string txid;
   std::vector<wire::Op> ops;
-  PreparedRecord record;  // without changeset and lock keys
+  PreparedRecord record;  // without changeset and lock keys until Durable()
   ExecutionResult execution;
   PrepareResult result;
 
@@ -102,12 +101,12 @@ class ResourceManager {
   ExecutionResult Execute(const std::string& txid, const std::vector<wire::Op>& ops);
 
   // A prepare's second step, in the durable transaction: takes the
-  // execution's lock keys and writes the record (`record` without changeset
-  // and keys; they come from the execution). An execution that met a held
+  // execution's lock keys and writes the record (`record` comes without
+  // changeset and keys; they are filled in from the execution). An execution that met a held
   // key, failed, or never ran, runs (again) here first: the holder may have
   // committed since, and the ops must see its commit. A key still held is a no
   // ("lock conflict with <txid>"); nothing is written or taken then.
-  PrepareResult Prepare(PreparedRecord record, const std::vector<wire::Op>& ops, ExecutionResult execution);
+  PrepareResult Prepare(PreparedRecord& record, const std::vector<wire::Op>& ops, ExecutionResult execution);
   // Commit: ApplyCommit and RememberOutcome in one savepoint, then the
   // record's keys are released. A conflict keeps the record and its keys.
   Status Commit(const std::string& txid, int64_t now_ms);

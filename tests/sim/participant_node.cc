@@ -322,11 +322,9 @@ void ParticipantNode::Pump() {
 void ParticipantNode::Execute(participant::Action& a) {
   SyncQueue::Job job;
   if (auto* pr = std::get_if<action::Prepare>(&a)) {
-    auto prepare = std::make_shared<participant::PrepareJob>();
-    prepare->txid = pr->record.txid;
-    prepare->ops = std::move(pr->ops);
-    prepare->record = std::move(pr->record);
-    job.label = "prepare " + prepare->txid;
+    auto prepare =
+        std::make_shared<participant::PrepareJob>(participant::PrepareJob{std::move(pr->ops), std::move(pr->record), {}, {}});
+    job.label = "prepare " + prepare->record.txid;
     job.scratch = [this, prepare] { prepare->Scratch(*rm_); };
     job.run = [this, prepare] {
       prepare->Durable(*rm_);
@@ -334,8 +332,8 @@ void ParticipantNode::Execute(participant::Action& a) {
     };
     job.done = [this, prepare](Status s) {
       const participant::PrepareResult& r = prepare->result;
-      ctx_.Log(name_, "prepared " + prepare->txid + (!s.ok() ? ": " + s.message() : r.yes ? ": yes" : ": " + r.reason));
-      engine_->OnPrepared(prepare->txid, std::move(prepare->result), s, ctx_.now());
+      ctx_.Log(name_, "prepared " + prepare->record.txid + (!s.ok() ? ": " + s.message() : r.yes ? ": yes" : ": " + r.reason));
+      engine_->OnPrepared(prepare->record.txid, std::move(prepare->result), s, ctx_.now());
       Pump();
     };
   } else if (auto* ac = std::get_if<action::ApplyCommit>(&a)) {

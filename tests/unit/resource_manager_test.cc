@@ -629,7 +629,8 @@ PrepareResult PrepareIn(Fixture& f, const std::string& txid, const std::vector<w
                         ExecutionResult execution = {}) {
   sqlite::Transaction tx(f.db());
   REQUIRE(tx.status().ok());
-  PrepareResult r = f.rm().Prepare(Header(txid), ops, std::move(execution));
+  PreparedRecord record = Header(txid);
+  PrepareResult r = f.rm().Prepare(record, ops, std::move(execution));
   REQUIRE(tx.Commit().ok());
   return r;
 }
@@ -729,7 +730,8 @@ TEST_CASE("the lock table follows the records: after a rolled-back batch (Rebuil
   REQUIRE(PrepareIn(f, "t1", {Debit("alice", 30)}).yes);
   // A batch that prepared t2 and committed t1, then was rolled back.
   REQUIRE(f.db().Begin().ok());
-  REQUIRE(f.rm().Prepare(Header("t2"), {Debit("bob", 5)}, {}).yes);
+  PreparedRecord t2 = Header("t2");
+  REQUIRE(f.rm().Prepare(t2, {Debit("bob", 5)}, {}).yes);
   REQUIRE(f.rm().Commit("t1", 1).ok());
   CHECK(f.rm().locks().Holder("accounts|pk|t3:bob") == std::optional<std::string>("t2"));
   CHECK_FALSE(f.rm().locks().Holder("accounts|pk|t5:alice").has_value());
