@@ -78,14 +78,13 @@ void BatchWriter::Loop() {
 }
 
 void BatchWriter::RunBatch(std::vector<Job>& batch) {
-  RunScratch(batch);
   const bool skip_fsync = synchronous_ > 1 && std::none_of(batch.begin(), batch.end(),
                                                            [](const Job& j) { return j.needs_fsync; });
   // A batch that needs its fsync never commits unless the level is back.
   Status level = SetSynchronous(skip_fsync ? 1 : synchronous_);
   bool rolled_back = false;
   std::vector<Status> results =
-      level.ok() ? RunDurable(batch, &rolled_back) : std::vector<Status>(batch.size(), level);
+      level.ok() ? RunStorageBatch(db_, batch, &rolled_back) : std::vector<Status>(batch.size(), level);
   if (rolled_back && after_rollback_) after_rollback_(db_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -102,49 +101,11 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
   });
 }
 
-void BatchWriter::RunScratch(std::vector<Job>& batch) {
-  if (std::none_of(batch.begin(), batch.end(), [](const Job& j) { return static_cast<bool>(j.scratch); })) return;
-  if (!db_.Begin().ok()) return;
-  for (Job& job : batch) {
-    if (!job.scratch) continue;
-    job.scratch(db_);
-    if (!db_.InTransaction()) return;  // SQLite rolled it back itself; the rest never ran
-  }
-  db_.Rollback();
-}
-
 Status BatchWriter::SetSynchronous(int level) {
   if (level == current_synchronous_) return Status::Ok();
   Status s = db_.Exec("PRAGMA synchronous=" + std::to_string(level));
   if (s.ok()) current_synchronous_ = level;
   return s;
-}
-
-std::vector<Status> BatchWriter::RunDurable(std::vector<Job>& batch, bool* rolled_back) {
-  std::vector<Status> results(batch.size());
-  Status begin = db_.Begin();
-  if (!begin.ok()) {
-    for (auto& r : results) r = begin;
-    return results;
-  }
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    results[i] = batch[i].run(db_);
-    // Some errors (ON CONFLICT ROLLBACK, I/O, full disk) make SQLite roll the
-    // whole transaction back: nothing of this batch is durable then.
-    if (!db_.InTransaction()) {
-      Status lost = Status::IoError("batch transaction rolled back: " + results[i].message());
-      for (auto& r : results) r = lost;
-      *rolled_back = true;
-      return results;
-    }
-  }
-  Status committed = db_.Commit();
-  if (!committed.ok()) {
-    db_.Rollback();
-    for (auto& r : results) r = committed;
-    *rolled_back = true;
-  }
-  return results;
 }
 
 }  // namespace commitd

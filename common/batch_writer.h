@@ -18,38 +18,12 @@
 
 #include "common/sqlite_db.h"
 #include "common/status.h"
+#include "common/storage_queue.h"
 
 namespace commitd {
 
-class BatchWriter {
+class BatchWriter final : public StorageQueue {
  public:
-  struct Job {
-    // Storage thread, inside the batch transaction. A non-ok status fails only
-    // this job; the job must leave the transaction usable (use a savepoint for
-    // multi-statement work that may fail half-way).
-    std::function<Status(sqlite::Database&)> run;
-    // io thread, after the batch's COMMIT: the job's own status, or the commit's error.
-    std::function<void(Status)> done;
-    // Optional first step, storage thread: runs before every `run` of its
-    // batch, in a transaction of its own that is rolled back (reads, and
-    // writes that must not last: a prepare's execution). So the pages it
-    // touches are not written to the WAL at the batch's COMMIT. It sees what
-    // earlier batches committed, not the jobs of its own batch; `run` must
-    // cope with that, and with `scratch` not having run at all (its
-    // transaction could not begin).
-    std::function<void(sqlite::Database&)> scratch;
-    // false: what this job writes may be lost in a machine crash (it can be
-    // rebuilt from what earlier, synced jobs wrote). A batch of such jobs only
-    // commits with synchronous=NORMAL: no fsync; the next batch that needs one
-    // syncs its WAL frames too, and recovery keeps a prefix of the WAL.
-    bool needs_fsync = true;
-  };
-
-  struct Stats {
-    uint64_t batches = 0;
-    uint64_t jobs = 0;
-  };
-
   // `db` is owned by the caller, outlives the writer, and from now on is
   // touched only by the storage thread.
   // after_rollback (storage thread, optional): called when a batch's durable
@@ -57,25 +31,20 @@ class BatchWriter {
   // be rebuilt from it.
   BatchWriter(sqlite::Database& db, boost::asio::any_io_executor io, std::size_t max_batch = 1024,
               std::function<void(sqlite::Database&)> after_rollback = {});
-  ~BatchWriter();  // drains queued jobs, then joins
+  ~BatchWriter() override;  // drains queued jobs, then joins
   BatchWriter(const BatchWriter&) = delete;
   BatchWriter& operator=(const BatchWriter&) = delete;
 
-  void Submit(Job job);
-  // Runs fn on the storage thread between batches (reads); fn posts its own
-  // result to the io executor. Not ordered with respect to Submit()ted jobs.
-  void Read(std::function<void(sqlite::Database&)> fn);
+  void Submit(Job job) override;
+  // fn runs on the storage thread and posts its own result to the io executor.
+  void Read(std::function<void(sqlite::Database&)> fn) override;
   // Blocks until every job submitted so far has run and its done was posted.
   void Flush();
-  Stats stats() const;
+  Stats stats() const override;
 
  private:
   void Loop();
   void RunBatch(std::vector<Job>& batch);
-  void RunScratch(std::vector<Job>& batch);
-  // Runs the jobs in one transaction and commits it; each job's status.
-  // *rolled_back: the transaction as a whole did not commit.
-  std::vector<Status> RunDurable(std::vector<Job>& batch, bool* rolled_back);
   Status SetSynchronous(int level);  // PRAGMA synchronous, when it differs
 
   sqlite::Database& db_;

@@ -1,0 +1,57 @@
+#include "common/storage_queue.h"
+
+#include <algorithm>
+#include <string>
+
+namespace commitd {
+namespace {
+
+void RunScratch(sqlite::Database& db, std::vector<StorageJob>& batch) {
+  if (std::none_of(batch.begin(), batch.end(), [](const StorageJob& j) { return static_cast<bool>(j.scratch); })) {
+    return;
+  }
+  if (!db.Begin().ok()) return;
+  for (StorageJob& job : batch) {
+    if (!job.scratch) continue;
+    job.scratch(db);
+    if (!db.InTransaction()) return;  // SQLite rolled it back itself; the rest never ran
+  }
+  db.Rollback();
+}
+
+std::vector<Status> RunDurable(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back) {
+  std::vector<Status> results(batch.size());
+  Status begin = db.Begin();
+  if (!begin.ok()) {
+    for (auto& r : results) r = begin;
+    return results;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    results[i] = batch[i].run(db);
+    // Some errors (ON CONFLICT ROLLBACK, I/O, full disk) make SQLite roll the
+    // whole transaction back: nothing of this batch is durable then.
+    if (!db.InTransaction()) {
+      Status lost = Status::IoError("batch transaction rolled back: " + results[i].message());
+      for (auto& r : results) r = lost;
+      *rolled_back = true;
+      return results;
+    }
+  }
+  Status committed = db.Commit();
+  if (!committed.ok()) {
+    db.Rollback();
+    for (auto& r : results) r = committed;
+    *rolled_back = true;
+  }
+  return results;
+}
+
+}  // namespace
+
+std::vector<Status> RunStorageBatch(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back) {
+  *rolled_back = false;
+  RunScratch(db, batch);
+  return RunDurable(db, batch, rolled_back);
+}
+
+}  // namespace commitd
