@@ -321,6 +321,75 @@ Status DecisionStore::AddOwnUrl(const std::string& url) {
   return stmt->Run();
 }
 
+namespace {
+
+Result<std::string> MetaValue(sqlite::Database& db, const char* key) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db, "SELECT value FROM meta WHERE key = ?1", &stmt); !s.ok()) return s;
+  stmt->Bind(1, std::string(key));
+  std::string value = stmt->Step() ? stmt->Text(0) : std::string();
+  Status step = stmt->status();
+  stmt->Reset();
+  if (!step.ok()) return step;
+  return value;
+}
+
+Status SetMetaValue(sqlite::Database& db, const char* key, const std::string& value) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db, "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", &stmt); !s.ok()) return s;
+  stmt->Bind(1, std::string(key));
+  stmt->Bind(2, value);
+  return stmt->Run();
+}
+
+}  // namespace
+
+Result<std::string> DecisionStore::LogId() { return MetaValue(db_, "log_id"); }
+
+Status DecisionStore::SetLogId(const std::string& log_id) {
+  if (log_id.empty()) return Status::InvalidArgument("log id: must not be empty");
+  Result<std::string> current = LogId();
+  if (!current.ok()) return current.status();
+  if (*current == log_id) return Status::Ok();
+  if (!current->empty()) {
+    return Status::Conflict(db_.path() + ": the log already has identity " + *current);
+  }
+  return SetMetaValue(db_, "log_id", log_id);
+}
+
+Result<uint64_t> DecisionStore::NextIncarnation() {
+  Result<std::string> current = MetaValue(db_, "incarnation");
+  if (!current.ok()) return current.status();
+  uint64_t value = 0;
+  if (!current->empty()) {
+    std::size_t used = 0;
+    try {
+      value = std::stoull(*current, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != current->size()) {
+      return Status::Corruption(db_.path() + ": meta incarnation '" + *current + "' is not a number");
+    }
+  }
+  ++value;
+  if (Status s = SetMetaValue(db_, "incarnation", std::to_string(value)); !s.ok()) return s;
+  return value;
+}
+
+Status DecisionStore::CheckIntegrity() {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "PRAGMA quick_check(1)", &stmt); !s.ok()) {
+    return Status::Corruption(db_.path() + ": damaged, cannot be checked: " + s.message());
+  }
+  std::string verdict = stmt->Step() ? stmt->Text(0) : std::string();
+  Status step = stmt->status();
+  stmt->Reset();
+  if (!step.ok()) return Status::Corruption(db_.path() + ": damaged: " + step.message());
+  if (verdict != "ok") return Status::Corruption(db_.path() + ": damaged: " + verdict);
+  return Status::Ok();
+}
+
 Result<std::vector<DecisionRecord>> DecisionStore::List(const ListFilter& filter) {
   std::string sql = std::string("SELECT ") + kColumns + " FROM decisions";
   if (filter.outcome && filter.unfinished_only) {

@@ -43,6 +43,20 @@ class DecisionStore {
   // Every URL AddOwnUrl recorded; empty for a log written before it existed.
   Result<std::vector<std::string>> OwnUrls();
 
+  // The log's identity (meta 'log_id'): created with the log, sent with every
+  // prepare and kept in the agent's prepared record, so that a coordinator
+  // whose log was lost or replaced never presumes abort for a record written
+  // under another log. Empty until SetLogId.
+  Result<std::string> LogId();
+  // Sets it once; Conflict if the log already has a different one.
+  Status SetLogId(const std::string& log_id);
+  // Increments and returns meta 'incarnation' (0 before the first call): the
+  // durable counter that keeps a restarted coordinator's txids apart from its
+  // earlier ones. Durable once the caller's transaction commits.
+  Result<uint64_t> NextIncarnation();
+  // PRAGMA quick_check: Corruption naming the file if the file is damaged.
+  Status CheckIntegrity();
+
   Result<std::optional<DecisionRecord>> FindByTxid(const std::string& txid);
   Result<std::optional<DecisionRecord>> FindByIdempotencyKey(const std::string& key);
   // Newest first.
