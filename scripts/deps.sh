@@ -11,6 +11,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   libsqlite3-dev sqlite3
   nlohmann-json3-dev doctest-dev
+  libssl-dev openssl
   python3 curl ca-certificates
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
