@@ -13,6 +13,8 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("http_read_timeout_ms", c.http_read_timeout_ms);
   fn("http_idle_timeout_ms", c.http_idle_timeout_ms);
   fn("http_write_timeout_ms", c.http_write_timeout_ms);
+  fn("http_first_request_timeout_ms", c.http_first_request_timeout_ms);
+  fn("max_connections", c.max_connections);
   fn("handler_timeout_ms", c.handler_timeout_ms);
   fn("connect_timeout_ms", c.connect_timeout_ms);
   fn("request_timeout_ms", c.request_timeout_ms);

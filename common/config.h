@@ -18,6 +18,8 @@ struct Config {
   int64_t http_read_timeout_ms = 10'000;     // reading one request
   int64_t http_idle_timeout_ms = 60'000;     // keep-alive wait for the next request
   int64_t http_write_timeout_ms = 10'000;    // writing one response
+  int64_t http_first_request_timeout_ms = 5'000;  // a new connection must start its first request by then
+  int64_t max_connections = 1'024;           // open connections per listener (at most half the fd limit); the longest-idle one makes room
   int64_t handler_timeout_ms = 660'000;      // a request not answered by then gets 504 (above the longest timeout_ms, 600 s)
 
   // HTTP client (both processes).

@@ -9,6 +9,8 @@ ServerOptions ServerOptionsFor(const Config& config, std::string host, uint16_t 
   so.max_body_bytes = static_cast<std::size_t>(config.max_body_bytes);
   so.read_timeout = std::chrono::milliseconds(config.http_read_timeout_ms);
   so.idle_timeout = std::chrono::milliseconds(config.http_idle_timeout_ms);
+  so.first_request_timeout = std::chrono::milliseconds(config.http_first_request_timeout_ms);
+  so.max_connections = static_cast<std::size_t>(config.max_connections);
   so.write_timeout = std::chrono::milliseconds(config.http_write_timeout_ms);
   so.handler_timeout = std::chrono::milliseconds(config.handler_timeout_ms);
   return so;

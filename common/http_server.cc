@@ -20,6 +20,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <string_view>
@@ -251,6 +254,7 @@ struct Session {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   SessionPhase phase = SessionPhase::kIdle;
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
 };
 
 struct ServerState {
@@ -262,6 +266,7 @@ struct ServerState {
   const Router* router;  // nulled by ~Server; sessions must check before use
   tcp::acceptor acceptor;
   uint16_t bound_port = 0;
+  std::size_t max_connections = 0;  // options.max_connections, bounded by the fd limit at Start
   bool stopping = false;
   std::unordered_set<Session*> sessions;  // live sessions, owned by their coroutines
 };
@@ -360,16 +365,19 @@ asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
 
   const ServerOptions& options = impl->options;
   error_code ec;
+  bool first = true;
   while (!impl->stopping) {
     session.phase = SessionPhase::kIdle;
+    session.idle_since = std::chrono::steady_clock::now();
     if (session.buffer.size() == 0) {
-      session.stream.expires_after(options.idle_timeout);
+      session.stream.expires_after(first ? options.first_request_timeout : options.idle_timeout);
       std::size_t n = co_await session.stream.async_read_some(session.buffer.prepare(4096),
                                                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
       session.buffer.commit(n);
     }
     session.phase = SessionPhase::kBusy;
+    first = false;
     if (impl->router == nullptr) break;
 
     const auto read_deadline = std::chrono::steady_clock::now() + options.read_timeout;
@@ -429,6 +437,39 @@ asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
   session.stream.close();
 }
 
+// At the connection cap: closes the session that has waited longest for a
+// request (it ends and unregisters itself). False if every session is busy.
+bool MakeRoom(ServerState& impl) {
+  Session* oldest = nullptr;
+  for (Session* s : impl.sessions) {
+    if (s->phase == SessionPhase::kIdle && (oldest == nullptr || s->idle_since < oldest->idle_since)) oldest = s;
+  }
+  if (oldest == nullptr) {
+    log::Warn("http_connection_refused", {{"open", impl.sessions.size()}, {"max_connections", impl.max_connections}});
+    return false;
+  }
+  // Not erased here: the session's coroutine erases itself as it ends, and
+  // until then it must not count twice; so allow one over while it closes.
+  oldest->phase = SessionPhase::kBusy;
+  oldest->stream.close();
+  return true;
+}
+
+// Raises the soft limit on open files to the hard one; returns the soft limit now.
+std::size_t RaiseFileLimit() {
+  static const std::size_t limit = [] {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return std::size_t{1024};
+    if (rl.rlim_cur < rl.rlim_max) {
+      rlimit raised = rl;
+      raised.rlim_cur = rl.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20 : static_cast<std::size_t>(rl.rlim_cur);
+  }();
+  return limit;
+}
+
 asio::awaitable<void> AcceptLoop(ImplPtr impl) {
   asio::steady_timer backoff(impl->io);
   while (impl->acceptor.is_open()) {
@@ -443,6 +484,10 @@ asio::awaitable<void> AcceptLoop(ImplPtr impl) {
       continue;
     }
     if (impl->stopping) break;
+    if (impl->sessions.size() >= impl->max_connections && !MakeRoom(*impl)) {
+      socket.close(ec);
+      continue;
+    }
     socket.set_option(tcp::no_delay(true), ec);
     asio::co_spawn(impl->io, RunSession(impl, std::move(socket)), asio::detached);
   }
@@ -491,6 +536,7 @@ Status Server::Start() {
     return Status::Unavailable("listen on " + where + " failed: " + ec.message());
   }
   impl.stopping = false;
+  impl.max_connections = std::max<std::size_t>(1, std::min(impl.options.max_connections, RaiseFileLimit() / 2));
   asio::co_spawn(impl.io, AcceptLoop(impl_), asio::detached);
   return Status::Ok();
 }

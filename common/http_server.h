@@ -60,6 +60,11 @@ struct ServerOptions {
   std::size_t max_body_bytes = 1 << 20;                  // larger -> 413
   std::chrono::milliseconds read_timeout{10'000};        // reading one request once it started
   std::chrono::milliseconds idle_timeout{60'000};        // keep-alive wait for the next request
+  std::chrono::milliseconds first_request_timeout{5'000};  // a new connection's wait for its first request
+  // Open connections. At the cap, a new connection closes the longest-idle
+  // one (waiting for its next or first request) or, if none is idle, is
+  // closed itself. Start() lowers it to half the process's fd limit.
+  std::size_t max_connections = 1024;
   std::chrono::milliseconds write_timeout{10'000};
   std::chrono::milliseconds handler_timeout{120'000};    // a handler that never responds -> 504
 };
@@ -72,7 +77,8 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds and starts accepting. Error if the address cannot be bound.
+  // Binds and starts accepting. Error if the address cannot be bound. Raises
+  // the process's soft RLIMIT_NOFILE to its hard limit first (once).
   Status Start();
   // The bound port (useful with port 0).
   uint16_t port() const;

@@ -583,3 +583,70 @@ TEST_CASE("Destroying the client with requests in flight drops their callbacks")
 
 }  // namespace
 }  // namespace commitd::http
+
+namespace commitd::http {
+namespace {
+
+// Whether the server has closed a raw connection: a read returns EOF/reset
+// (true) rather than timing out (false).
+asio::awaitable<bool> ClosedByServer(tcp::socket& socket, std::chrono::milliseconds within) {
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor);
+  timer.expires_after(within);
+  bool closed = false, finished = false;
+  char byte;
+  socket.async_read_some(asio::buffer(&byte, 1), [&](error_code ec, std::size_t) {
+    closed = static_cast<bool>(ec) && ec != asio::error::operation_aborted;
+    finished = true;
+    timer.cancel();
+  });
+  error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (!finished) {
+    socket.cancel();
+    while (!finished) co_await Sleep(1ms);
+  }
+  co_return closed;
+}
+
+TEST_CASE("At the connection cap the longest-idle connection makes room, and requests are still served") {
+  asio::io_context io;
+  Router router = EchoRouter();
+  ServerOptions options;
+  options.max_connections = 4;
+  Server server(io, options, router);
+  REQUIRE(server.Start().ok());
+  Client client(io);
+  RunTest(io, [&]() -> asio::awaitable<void> {
+    std::vector<std::unique_ptr<tcp::socket>> idle;
+    for (int i = 0; i < 4; ++i) {
+      idle.push_back(std::make_unique<tcp::socket>(io));
+      co_await idle.back()->async_connect({asio::ip::make_address("127.0.0.1"), server.port()}, asio::use_awaitable);
+      co_await Sleep(5ms);  // distinct idle_since, oldest first
+    }
+    // A fifth connection (the client's) is served: the oldest idle one made room.
+    Result<Response> got = co_await client.Fetch(Post(server.port(), "/echo", "still here"));
+    REQUIRE(got.ok());
+    CHECK(got->body == "still here");
+    CHECK(co_await ClosedByServer(*idle[0], 500ms));
+    CHECK_FALSE(co_await ClosedByServer(*idle[3], 50ms));
+  });
+}
+
+TEST_CASE("A connection that sends no request is closed after the first-request timeout") {
+  asio::io_context io;
+  Router router = EchoRouter();
+  ServerOptions options;
+  options.first_request_timeout = 100ms;
+  options.idle_timeout = 10s;
+  Server server(io, options, router);
+  REQUIRE(server.Start().ok());
+  RunTest(io, [&]() -> asio::awaitable<void> {
+    tcp::socket silent(io);
+    co_await silent.async_connect({asio::ip::make_address("127.0.0.1"), server.port()}, asio::use_awaitable);
+    CHECK(co_await ClosedByServer(silent, 2s));
+  });
+}
+
+}  // namespace
+}  // namespace commitd::http
