@@ -12,6 +12,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   nlohmann-json3-dev doctest-dev
   libssl-dev openssl
+  faketime
   python3 curl ca-certificates
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
