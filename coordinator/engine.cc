@@ -28,6 +28,17 @@ const char* BranchState(bool acked, Outcome outcome, int vote) {
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
 
 void Engine::Start(StartRequest request, int64_t now_ms) {
+  if (txs_.count(request.txid) != 0) {
+    // A txid is started once: a second start must neither join nor reset the
+    // first (its participants, deadline and clients stay as they are).
+    if (request.client != 0) {
+      actions_.push_back(action::ReplyClient{
+          request.client, 409,
+          {{"error", {{"code", "duplicate_txid"}, {"message", "transaction " + request.txid + " is already running"}}},
+           {"txid", request.txid}}});
+    }
+    return;
+  }
   Tx tx;
   tx.txid = request.txid;
   tx.protocol = request.protocol;

@@ -125,6 +125,7 @@ class Engine {
   explicit Engine(EngineOptions options);
 
   // --- inputs -------------------------------------------------------------
+  // A txid the engine holds already is refused (ReplyClient 409 duplicate_txid).
   void Start(StartRequest request, int64_t now_ms);
   // Another client waits for the answer of a running transaction (same Idempotency-Key).
   bool AttachClient(const std::string& txid, ClientToken client);

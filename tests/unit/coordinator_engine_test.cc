@@ -451,3 +451,32 @@ TEST_CASE("3pc: the precommit record carries the commit reply, so a resumed prec
   REQUIRE(d.size() == 1);
   CHECK(d[0].record.reply == pre[0].record.reply);
 }
+
+TEST_CASE("a txid is started once: a second start is refused and leaves the first untouched") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t1", 1, 1000), 0);
+  REQUIRE(Only<action::SendPrepare>(e.TakeActions()).size() == 2);
+  StartRequest again = Transfer("t1", 2, 60'000);
+  again.participants = {{"ghost", "http://ghost"}};
+  again.ops = {{}};
+  e.Start(std::move(again), 10);
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendPrepare>(a).empty());
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].client == 2);
+  CHECK(replies[0].status == 409);
+  CHECK(e.undecided() == 1);
+  auto view = e.Find("t1");
+  REQUIRE(view.has_value());
+  CHECK(view->branches.size() == 2);
+  // The first transaction still ends at its own deadline and answers its own client.
+  e.Tick(1001);
+  auto persisted = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(persisted.size() == 1);
+  CHECK(persisted[0].record.participants.size() == 2);
+  e.OnDecisionPersisted("t1", Status::Ok(), 1002);
+  auto answers = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(answers.size() == 1);
+  CHECK(answers[0].client == 1);
+}
