@@ -12,7 +12,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   nlohmann-json3-dev doctest-dev
   libssl-dev openssl
-  faketime
+  faketime prometheus
   python3 curl ca-certificates
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
