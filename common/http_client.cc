@@ -6,10 +6,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <openssl/ssl.h>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -41,29 +45,41 @@ namespace {
 struct Connection {
   explicit Connection(const asio::any_io_executor& executor) : stream(executor) {}
   beast::tcp_stream stream;
+  // https: TLS over `stream`, set up by Connect.
+  std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> tls;
+  std::string tls_verify_error;  // why the server's certificate was refused, for the error message
   beast::flat_buffer buffer;
 };
 
 struct ParsedUrl {
+  bool https = false;
   std::string host;         // without brackets
   uint16_t port = 80;
-  std::string authority;    // "127.0.0.1:7101": Host header and pool key
-  std::string origin;       // "http://127.0.0.1:7101", for messages
+  std::string authority;    // "127.0.0.1:7101": Host header
+  std::string origin;       // "http://127.0.0.1:7101": pool key, for messages
   std::string path_prefix;  // base URL path without trailing '/', usually empty
 };
 
 Result<ParsedUrl> ParseBaseUrl(const std::string& url) {
-  constexpr std::string_view kScheme = "http://";
   std::string_view s = url;
-  auto invalid = [&url] { return Status::InvalidArgument("invalid URL '" + url + "': want http://host:port"); };
-  if (s.substr(0, kScheme.size()) != kScheme) return invalid();
-  s.remove_prefix(kScheme.size());
+  auto invalid = [&url] {
+    return Status::InvalidArgument("invalid URL '" + url + "': want http://host:port or https://host:port");
+  };
+  ParsedUrl parsed;
+  if (s.substr(0, 7) == "http://") {
+    s.remove_prefix(7);
+  } else if (s.substr(0, 8) == "https://") {
+    s.remove_prefix(8);
+    parsed.https = true;
+    parsed.port = 443;
+  } else {
+    return invalid();
+  }
   std::size_t slash = s.find('/');
   std::string_view authority = s.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? std::string_view() : s.substr(slash);
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
 
-  ParsedUrl parsed;
   std::string_view host = authority;
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {
@@ -88,7 +104,7 @@ Result<ParsedUrl> ParseBaseUrl(const std::string& url) {
   }
   parsed.host = std::string(host);
   parsed.authority = std::string(authority);
-  parsed.origin = std::string(kScheme) + parsed.authority;
+  parsed.origin = (parsed.https ? "https://" : "http://") + parsed.authority;
   parsed.path_prefix = std::string(path);
   return parsed;
 }
@@ -101,20 +117,20 @@ struct ClientState {
   asio::io_context& io;
   const ClientOptions options;
   bool destroyed = false;  // set by ~Client: in-flight requests abort, Send callbacks are dropped
-  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;  // by authority
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;  // by origin
   std::unordered_set<Connection*> active;  // connections in use by a request
 
-  std::unique_ptr<Connection> TakeIdle(const std::string& authority) {
-    auto it = idle.find(authority);
+  std::unique_ptr<Connection> TakeIdle(const std::string& origin) {
+    auto it = idle.find(origin);
     if (it == idle.end() || it->second.empty()) return nullptr;
     std::unique_ptr<Connection> conn = std::move(it->second.back());
     it->second.pop_back();
     return conn;
   }
 
-  void ReturnIdle(const std::string& authority, std::unique_ptr<Connection> conn) {
+  void ReturnIdle(const std::string& origin, std::unique_ptr<Connection> conn) {
     if (destroyed) return;
-    std::vector<std::unique_ptr<Connection>>& pool = idle[authority];
+    std::vector<std::unique_ptr<Connection>>& pool = idle[origin];
     if (pool.size() >= options.max_idle_per_host) return;
     conn->stream.expires_never();
     pool.push_back(std::move(conn));
@@ -168,6 +184,33 @@ asio::awaitable<Status> Connect(ImplPtr impl, Connection& conn, const ParsedUrl&
   }
   if (ec) co_return Status::Unavailable("connect to " + url.origin + " failed: " + ec.message());
   conn.stream.socket().set_option(tcp::no_delay(true), ec);
+  if (!url.https) co_return Status::Ok();
+  if (!impl->options.tls) {
+    co_return Status::InvalidArgument("cannot reach " + url.origin + ": https:// needs TLS configured (--tls-ca)");
+  }
+  conn.tls = std::make_unique<asio::ssl::stream<beast::tcp_stream&>>(conn.stream, *impl->options.tls);
+  // SNI for host names, and the name or address checked against the certificate.
+  error_code not_an_address;
+  asio::ip::make_address(url.host, not_an_address);
+  if (not_an_address) SSL_set_tlsext_host_name(conn.tls->native_handle(), url.host.c_str());
+  conn.tls->set_verify_callback(
+      [check = asio::ssl::host_name_verification(url.host), &conn](bool preverified, asio::ssl::verify_context& ctx) {
+        X509_STORE_CTX* store = ctx.native_handle();
+        if (!preverified) {
+          conn.tls_verify_error = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+          return false;
+        }
+        if (check(preverified, ctx)) return true;
+        conn.tls_verify_error = "the certificate is not for this host or address";
+        return false;
+      });
+  conn.stream.expires_after(timeout);
+  co_await conn.tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  if (impl->destroyed) co_return DestroyedStatus();
+  if (ec) {
+    co_return Status::Unavailable("TLS handshake with " + url.origin + " failed: " + ec.message() +
+                                  (conn.tls_verify_error.empty() ? "" : " (" + conn.tls_verify_error + ")"));
+  }
   co_return Status::Ok();
 }
 
@@ -228,7 +271,7 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
   error_code ec;
   for (int attempt = 0; attempt < 2; ++attempt) {
     // The retry always uses a fresh connection: the idle ones may all be stale.
-    std::unique_ptr<Connection> conn = attempt == 0 ? impl->TakeIdle(url.authority) : nullptr;
+    std::unique_ptr<Connection> conn = attempt == 0 ? impl->TakeIdle(url.origin) : nullptr;
     const bool reused = conn != nullptr;
     if (!reused) conn = std::make_unique<Connection>(impl->io.get_executor());
     ActiveConnection active(impl.get(), conn.get());
@@ -239,7 +282,11 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
     const auto deadline = std::chrono::steady_clock::now() + timeout;
 
     conn->stream.expires_at(deadline);
-    co_await bhttp::async_write(conn->stream, req, asio::redirect_error(asio::use_awaitable, ec));
+    if (conn->tls) {
+      co_await bhttp::async_write(*conn->tls, req, asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await bhttp::async_write(conn->stream, req, asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (ec) {
       if (reused && ec != beast::error::timeout && !impl->destroyed) continue;
       co_return RequestError(impl, ec, url, std::string_view(req.target().data(), req.target().size()), timeout);
@@ -249,7 +296,11 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
     parser.body_limit(impl->options.max_response_bytes);
     if (verb == bhttp::verb::head) parser.skip(true);
     conn->stream.expires_at(deadline);
-    co_await bhttp::async_read(conn->stream, conn->buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (conn->tls) {
+      co_await bhttp::async_read(*conn->tls, conn->buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await bhttp::async_read(conn->stream, conn->buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (ec) {
       const bool nothing_received = !parser.got_some() && conn->buffer.size() == 0;
       if (reused && nothing_received && ec != beast::error::timeout && !impl->destroyed) continue;
@@ -260,7 +311,7 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
     const bool reusable = msg.keep_alive() && conn->buffer.size() == 0;
     Response response = ToResponse(msg);
     if (reusable) {
-      impl->ReturnIdle(url.authority, std::move(conn));
+      impl->ReturnIdle(url.origin, std::move(conn));
     } else {
       conn->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
     }

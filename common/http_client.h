@@ -16,6 +16,7 @@
 
 #include "common/http_types.h"
 #include "common/status.h"
+#include "common/tls.h"
 
 namespace commitd::http {
 
@@ -24,10 +25,13 @@ struct ClientOptions {
   std::chrono::milliseconds request_timeout{5'000};  // default per request: write + read of the response
   std::size_t max_idle_per_host = 64;
   std::size_t max_response_bytes = 16 << 20;
+  // For https:// URLs (tls::ClientContext: the CA servers are verified
+  // against, and the client certificate if any). Unset: https:// URLs fail.
+  tls::Context tls;
 };
 
 struct ClientRequest {
-  std::string base_url;  // "http://127.0.0.1:7101" (trailing '/' allowed); only http:// is supported
+  std::string base_url;  // "http://127.0.0.1:7101" or "https://..." (trailing '/' allowed)
   std::string method = "GET";
   std::string target = "/";  // "/v1/prepare"
   std::string body;

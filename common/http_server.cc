@@ -15,6 +15,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -249,12 +250,24 @@ enum class SessionPhase {
   kBusy,      // reading a request, waiting for its handler or writing the response
 };
 
+// What the server's bookkeeping (cap, Stop, destruction) sees of a session.
 struct Session {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
-  beast::tcp_stream stream;
-  beast::flat_buffer buffer;
+  virtual ~Session() = default;
+  virtual void Close() = 0;
   SessionPhase phase = SessionPhase::kIdle;
   std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+};
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Stream>
+struct SessionOn final : Session {
+  template <class... Args>
+  explicit SessionOn(Args&&... args) : stream(std::forward<Args>(args)...) {}
+  void Close() override { beast::get_lowest_layer(stream).close(); }
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream); }
+  Stream stream;
+  beast::flat_buffer buffer;
 };
 
 struct ServerState {
@@ -336,33 +349,34 @@ asio::awaitable<Response> CallHandler(const ImplPtr& impl, const Handler& handle
 // Half-closes and discards what the peer still sends (for a short while), so
 // that an error reply sent before the request body was read reaches the
 // client instead of being destroyed by a TCP reset.
-asio::awaitable<void> LingeringClose(Session& session) {
+template <class Stream>
+asio::awaitable<void> LingeringClose(SessionOn<Stream>& session) {
   error_code ec;
-  session.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    // TLS: a close_notify, then the connection goes (draining would need the record layer).
+    session.tcp().expires_after(std::chrono::seconds(1));
+    co_await session.stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+    session.tcp().close();
+    co_return;
+  }
+  session.tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
   std::size_t drained = 0;
   char scratch[16 * 1024];
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   while (!ec && drained < (8u << 20)) {
-    session.stream.expires_at(until);
+    session.tcp().expires_at(until);
     std::size_t n = co_await session.stream.async_read_some(asio::buffer(scratch),
                                                               asio::redirect_error(asio::use_awaitable, ec));
     drained += n;
   }
-  session.stream.close();
+  session.tcp().close();
 }
 
 // One connection. Timeouts: idle_timeout covers the wait for the first byte of
 // each request, read_timeout the rest of that request (header and body, one
 // deadline), write_timeout each write.
-asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
-  Session session(std::move(socket));
-  impl->sessions.insert(&session);
-  struct Unregister {
-    ServerState* impl;
-    Session* session;
-    ~Unregister() { impl->sessions.erase(session); }
-  } unregister{impl.get(), &session};
-
+template <class Stream>
+asio::awaitable<void> ServeRequests(ImplPtr impl, SessionOn<Stream>& session) {
   const ServerOptions& options = impl->options;
   error_code ec;
   bool first = true;
@@ -370,7 +384,7 @@ asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
     session.phase = SessionPhase::kIdle;
     session.idle_since = std::chrono::steady_clock::now();
     if (session.buffer.size() == 0) {
-      session.stream.expires_after(first ? options.first_request_timeout : options.idle_timeout);
+      session.tcp().expires_after(first ? options.first_request_timeout : options.idle_timeout);
       std::size_t n = co_await session.stream.async_read_some(session.buffer.prepare(4096),
                                                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
@@ -383,19 +397,19 @@ asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
     const auto read_deadline = std::chrono::steady_clock::now() + options.read_timeout;
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(options.max_body_bytes);
-    session.stream.expires_at(read_deadline);
+    session.tcp().expires_at(read_deadline);
     co_await bhttp::async_read_header(session.stream, session.buffer, parser,
                                       asio::redirect_error(asio::use_awaitable, ec));
     if (!ec && !parser.is_done()) {
       if (auto expect = parser.get().find(bhttp::field::expect);
           expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        session.stream.expires_after(options.write_timeout);
+        session.tcp().expires_after(options.write_timeout);
         co_await asio::async_write(session.stream, asio::buffer(kContinue),
                                    asio::redirect_error(asio::use_awaitable, ec));
       }
       if (!ec) {
-        session.stream.expires_at(read_deadline);
+        session.tcp().expires_at(read_deadline);
         co_await bhttp::async_read(session.stream, session.buffer, parser,
                                    asio::redirect_error(asio::use_awaitable, ec));
       }
@@ -412,7 +426,7 @@ asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
         break;  // timeout, reset, eof: nobody to answer
       }
       auto res = ToBeastResponse(std::move(error), 11, false);
-      session.stream.expires_after(options.write_timeout);
+      session.tcp().expires_after(options.write_timeout);
       co_await bhttp::async_write(session.stream, res, asio::redirect_error(asio::use_awaitable, ec));
       if (!ec) co_await LingeringClose(session);
       co_return;
@@ -429,13 +443,47 @@ asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
 
     const bool keep_alive = client_keep_alive && !impl->stopping;
     auto res = ToBeastResponse(std::move(response), version, keep_alive);
-    session.stream.expires_after(options.write_timeout);
+    session.tcp().expires_after(options.write_timeout);
     co_await bhttp::async_write(session.stream, res, asio::redirect_error(asio::use_awaitable, ec));
     if (ec || !keep_alive) break;
   }
-  session.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  session.stream.close();
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    session.tcp().expires_after(options.write_timeout);
+    co_await session.stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    session.tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+  session.tcp().close();
 }
+
+// Registers a session with the server for as long as it lives.
+struct Registration {
+  Registration(ServerState* impl, Session* session) : impl(impl), session(session) { impl->sessions.insert(session); }
+  ~Registration() { impl->sessions.erase(session); }
+  ServerState* impl;
+  Session* session;
+};
+
+asio::awaitable<void> RunSession(ImplPtr impl, tcp::socket socket) {
+  SessionOn<beast::tcp_stream> session(std::move(socket));
+  Registration registration(impl.get(), &session);
+  co_await ServeRequests(impl, session);
+}
+
+asio::awaitable<void> RunTlsSession(ImplPtr impl, tcp::socket socket) {
+  SessionOn<TlsStream> session(std::move(socket), *impl->options.tls);
+  Registration registration(impl.get(), &session);
+  error_code ec;
+  session.tcp().expires_after(impl->options.first_request_timeout);
+  co_await session.stream.async_handshake(asio::ssl::stream_base::server,
+                                          asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    session.tcp().close();
+    co_return;
+  }
+  co_await ServeRequests(impl, session);
+}
+
 
 // At the connection cap: closes the session that has waited longest for a
 // request (it ends and unregisters itself). False if every session is busy.
@@ -451,7 +499,7 @@ bool MakeRoom(ServerState& impl) {
   // Not erased here: the session's coroutine erases itself as it ends, and
   // until then it must not count twice; so allow one over while it closes.
   oldest->phase = SessionPhase::kBusy;
-  oldest->stream.close();
+  oldest->Close();
   return true;
 }
 
@@ -489,7 +537,11 @@ asio::awaitable<void> AcceptLoop(ImplPtr impl) {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(impl->io, RunSession(impl, std::move(socket)), asio::detached);
+    if (impl->options.tls) {
+      asio::co_spawn(impl->io, RunTlsSession(impl, std::move(socket)), asio::detached);
+    } else {
+      asio::co_spawn(impl->io, RunSession(impl, std::move(socket)), asio::detached);
+    }
   }
 }
 
@@ -507,7 +559,7 @@ Server::~Server() {
   // The router may die with us: sessions check this before routing. Busy
   // sessions are cut too; their handlers' later responses go nowhere.
   impl_->router = nullptr;
-  for (Session* session : impl_->sessions) session->stream.close();
+  for (Session* session : impl_->sessions) session->Close();
 }
 
 Status Server::Start() {
@@ -549,7 +601,7 @@ void Server::Stop() {
   error_code ec;
   impl.acceptor.close(ec);
   for (Session* session : impl.sessions) {
-    if (session->phase == SessionPhase::kIdle) session->stream.close();
+    if (session->phase == SessionPhase::kIdle) session->Close();
   }
 }
 

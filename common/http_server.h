@@ -15,6 +15,7 @@
 
 #include "common/http_types.h"
 #include "common/status.h"
+#include "common/tls.h"
 
 namespace commitd::http {
 
@@ -67,6 +68,9 @@ struct ServerOptions {
   std::size_t max_connections = 1024;
   std::chrono::milliseconds write_timeout{10'000};
   std::chrono::milliseconds handler_timeout{120'000};    // a handler that never responds -> 504
+  // Set: serve HTTPS only (tls::ServerContext); the handshake must finish
+  // within first_request_timeout.
+  tls::Context tls;
 };
 
 class Server {
