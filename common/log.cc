@@ -18,6 +18,7 @@ const char* LevelName(Level l) {
     case Level::kInfo: return "info";
     case Level::kWarn: return "warn";
     case Level::kError: return "error";
+    case Level::kOff: break;
   }
   return "info";
 }

@@ -7,7 +7,7 @@
 
 namespace commitd::log {
 
-enum class Level { kDebug, kInfo, kWarn, kError };
+enum class Level { kDebug, kInfo, kWarn, kError, kOff };  // kOff: as a minimum, nothing is written
 
 // Set once at process start (before other threads run).
 void SetComponent(std::string component);  // e.g. "commitd/c1", "agent/bank-a"

@@ -1,22 +1,33 @@
 // DecisionLog on one SQLite file (<data-dir>/decisions.db), WAL + synchronous=FULL,
-// every append group-committed by a BatchWriter on its storage thread.
+// every append group-committed by a StorageQueue: a BatchWriter on its
+// storage thread in the binary, the simulator's SimStorageQueue in commitd-sim.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "common/batch_writer.h"
 #include "common/sqlite_db.h"
+#include "common/storage_queue.h"
 #include "coordinator/decision_log.h"
 
 namespace commitd::coordinator {
 
 class SqliteDecisionLog final : public DecisionLog {
  public:
-  // Opens or creates the file and its tables. io: where callbacks run.
+  // Runs fn on the owner's thread (where callbacks run).
+  using Post = std::function<void(std::function<void()> fn)>;
+
+  // Opens or creates the file and its tables, with a BatchWriter of its own.
+  // io: where callbacks run.
   static Result<std::unique_ptr<SqliteDecisionLog>> Open(const std::string& path, boost::asio::any_io_executor io,
                                                          std::size_t max_batch = 1024);
+  // On a database and a queue the caller owns (both outlive the log); creates
+  // the tables. post empty: the queue runs reads on the owner's thread itself,
+  // so Recover() reads the database directly.
+  static Result<std::unique_ptr<SqliteDecisionLog>> Create(sqlite::Database& db, StorageQueue& queue, Post post);
   ~SqliteDecisionLog() override;
 
   Result<RecoveredLog> Recover() override;
@@ -28,16 +39,21 @@ class SqliteDecisionLog final : public DecisionLog {
                             std::function<void(Result<std::optional<DecisionRecord>>)> done) override;
   void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) override;
 
-  BatchWriter::Stats writer_stats() const { return writer_->stats(); }
+  StorageQueue::Stats writer_stats() const { return queue_->stats(); }
   // Records the URL this coordinator serves under (see DecisionStore::AddOwnUrl).
   void AddOwnUrl(std::string url, std::function<void(Status)> done);
 
  private:
-  SqliteDecisionLog(std::unique_ptr<sqlite::Database> db, boost::asio::any_io_executor io, std::size_t max_batch);
+  SqliteDecisionLog(sqlite::Database& db, StorageQueue& queue, Post post) : db_(&db), queue_(&queue), post_(std::move(post)) {}
+  template <class T>
+  void PostRead(std::function<T(sqlite::Database&)> read, std::function<void(T)> done);
 
-  boost::asio::any_io_executor io_;
-  std::unique_ptr<sqlite::Database> db_;    // owned; used only by the writer's storage thread after Open
-  std::unique_ptr<BatchWriter> writer_;
+  // Open: owned here. Declared first so that they are destroyed last.
+  std::unique_ptr<sqlite::Database> owned_db_;
+  std::unique_ptr<BatchWriter> owned_writer_;
+  sqlite::Database* db_;  // after Create, touched only through queue_ (or directly when post_ is empty)
+  StorageQueue* queue_;
+  Post post_;
 };
 
 }  // namespace commitd::coordinator

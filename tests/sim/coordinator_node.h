@@ -1,59 +1,67 @@
-// CoordinatorNode: the real coordinator::Engine, driven the way
-// coordinator/service.cc drives it, with a simulated decision log.
+// CoordinatorNode: one simulated coordinator process running the real
+// coordinator::Node, on the real SqliteDecisionLog over a real SQLite file
+// (in the run's tmp dir) written through a SimStorageQueue, with the
+// simulator's AgentTransport and Timers. Client requests arriving over the
+// simulated network are parsed and answered as the HTTP adapter does
+// (coordinator/api_render.h).
 //
-// The log is a durable map (decisions and finished marks) written only by
-// syncs of a SyncQueue, so a crash loses exactly the writes not yet synced.
-// Like the real SqliteDecisionLog the first decision for a txid wins; unlike
-// it, a finished decision is forgotten kFinishedRetentionMs later, which
-// presumed abort allows and which makes an early ack visible.
+// A crash loses the Node, its waiting clients and every storage job not yet
+// synced, and closes the database; a restart reopens it and starts a Node.
+// The checker hears of a decision only once the batch holding it is durable.
 #pragma once
 
-#include <map>
 #include <memory>
+#include <set>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
-#include "coordinator/engine.h"
+#include "common/sqlite_db.h"
+#include "coordinator/node.h"
+#include "coordinator/sqlite_decision_log.h"
 #include "tests/sim/context.h"
-#include "tests/sim/sync_queue.h"
+#include "tests/sim/sim_agent_transport.h"
+#include "tests/sim/sim_storage_queue.h"
+#include "tests/sim/sim_timers.h"
 
 namespace commitd::sim {
 
 class CoordinatorNode {
  public:
-  CoordinatorNode(std::string name, Context& ctx);
+  // participants: the registered agents (their network nodes).
+  CoordinatorNode(std::string name, Context& ctx, std::string db_path, std::vector<std::string> participants);
+  ~CoordinatorNode();
 
-  // Boots a process: resumes every unfinished durable decision.
-  void Start();
-  // The process dies: engine, waiting clients and unsynced log writes are gone.
+  // Boots a process: opens the database and starts a Node (which resumes).
+  Status Start();
   void Crash();
   bool up() const { return up_; }
   const std::string& name() const { return name_; }
-  void set_log_delay_ms(int64_t ms) { log_.set_max_delay_ms(ms); }
+  void set_log_delay_ms(int64_t ms) { queue_.set_max_delay_ms(ms); }
 
-  // Nothing in flight and every durable decision finished.
-  bool Settled() const;
-  std::string Describe() const;
+  // Up, storage idle, nothing in the engine and every recorded decision finished.
+  bool Settled();
+  std::string Describe();
 
  private:
+  class FaultyLog;
+
   void Handle(const Request& request, Responder respond);
-  void HandleSubmit(const Request& request, Responder respond);
-  void HandleGetTransaction(const std::string& txid, Responder respond);
-  void Pump();
-  void Execute(coordinator::Action& a);
-  void ScheduleTick();
-  std::vector<Status> RunBatch(std::vector<SyncQueue::Job>& batch);
+  void ReportDurable(sqlite::Database& db);
 
   std::string name_;
   Context& ctx_;
+  std::string db_path_;
+  std::vector<std::string> participants_;
   bool up_ = false;
   uint64_t incarnation_ = 0;
-  uint64_t txid_counter_ = 0;
-  std::map<std::string, coordinator::DecisionRecord> durable_;  // survives crashes
-  SyncQueue log_;
-  std::unique_ptr<coordinator::Engine> engine_;
-  std::unordered_map<coordinator::ClientToken, Responder> clients_;
-  coordinator::ClientToken next_client_ = 1;
+  SimStorageQueue queue_;
+  std::unique_ptr<sqlite::Database> db_;
+  std::unique_ptr<coordinator::SqliteDecisionLog> store_;
+  std::unique_ptr<FaultyLog> log_;
+  std::unique_ptr<SimAgentTransport> agents_;
+  std::unique_ptr<SimTimers> timers_;
+  std::unique_ptr<coordinator::Node> node_;
+  std::set<std::string> appended_;  // decisions submitted to storage, not yet seen durable
 };
 
 }  // namespace commitd::sim

@@ -1,6 +1,7 @@
 #include "tests/sim/world.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -166,7 +167,11 @@ Status World::Build() {
     }
     for (auto& [name, member] : members_) member->Connect(by_id);
   } else {
-    coordinator_ = std::make_unique<CoordinatorNode>(kCoordinator, ctx_);
+    const std::string path = options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + kCoordinator + ".db";
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    std::vector<std::string> banks;
+    for (const auto& [name, seed_sql] : bank.seeds) banks.push_back(name);
+    coordinator_ = std::make_unique<CoordinatorNode>(kCoordinator, ctx_, path, banks);
     coordinator_->set_log_delay_ms(random_.Uniform(1, 20));
     coordinator_names.push_back(kCoordinator);
   }
@@ -181,7 +186,9 @@ Status World::Build() {
     participants_.emplace(name, std::move(p));
   }
   client_ = std::make_unique<Client>(ctx_, coordinator_names, bank.accounts);
-  if (coordinator_) coordinator_->Start();
+  if (coordinator_) {
+    if (Status s = coordinator_->Start(); !s.ok()) return s;
+  }
   for (auto& [name, member] : members_) member->Start();
   for (auto& [name, p] : participants_) {
     if (Status s = p->Start(); !s.ok()) return s;
@@ -223,7 +230,7 @@ void World::Restart(const std::string& node) {
   if (auto m = members_.find(node); m != members_.end()) {
     m->second->Start();
   } else if (node == kCoordinator) {
-    coordinator_->Start();
+    if (Status s = coordinator_->Start(); !s.ok()) checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
   } else if (Status s = participants_.at(node)->Start(); !s.ok()) {
     checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
   }

@@ -1,0 +1,82 @@
+#include "coordinator/agent_answers.h"
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/http_types.h"
+
+namespace commitd::coordinator {
+namespace {
+
+std::string MessageOf(int status, std::string_view body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::string(body);
+  return "HTTP " + std::to_string(status) + ": " + http::ErrorMessageOf(r);
+}
+
+}  // namespace
+
+std::string ErrorCodeOf(std::string_view body) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (!json.is_object() || !json.contains("error")) return "";
+  const auto& error = json["error"];
+  if (!error.is_object() || !error.contains("code") || !error["code"].is_string()) return "";
+  return error["code"].get<std::string>();
+}
+
+Result<wire::Vote> VoteOf(int status, std::string_view body) {
+  if (status != 200) return Status::InvalidArgument(MessageOf(status, body));
+  return wire::ParseVote(body);
+}
+
+Result<DecisionAck> DecisionAckOf(int status, std::string_view body) {
+  if (status == 200) return DecisionAck::kAcked;
+  if (status == 404 && ErrorCodeOf(body) == "unknown_transaction") return DecisionAck::kUnknownTransaction;
+  return Status::Unavailable(MessageOf(status, body));
+}
+
+Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body) {
+  if (status == 200) return PrecommitAnswer::kAcked;
+  const std::string code = ErrorCodeOf(body);
+  if ((status == 409 && code == "already_aborted") || (status == 404 && code == "unknown_transaction")) {
+    return PrecommitAnswer::kAborted;
+  }
+  return Status::Unavailable(MessageOf(status, body));
+}
+
+Result<AgentCatalog> CatalogOf(int status, std::string_view body) {
+  if (status != 200) return Status::Unavailable("HTTP " + std::to_string(status));
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (!json.is_object() || !json.contains("procedures") || !json["procedures"].is_array()) {
+    return Status::InvalidArgument("catalog: expected {\"procedures\": [...]}");
+  }
+  AgentCatalog catalog;
+  for (const auto& n : json["procedures"]) {
+    if (n.is_string()) catalog.procedures.insert(n.get<std::string>());
+  }
+  const auto raw = json.find("allow_raw_sql");
+  catalog.allow_raw_sql = raw != json.end() && raw->is_boolean() && raw->get<bool>();
+  return catalog;
+}
+
+Result<std::vector<PreparedAtAgent>> PreparedListOf(int status, std::string_view body) {
+  if (status != 200) return Status::Unavailable(MessageOf(status, body));
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (!json.is_object() || !json.contains("transactions") || !json["transactions"].is_array()) {
+    return Status::InvalidArgument("prepared list: expected {\"transactions\": [...]}");
+  }
+  std::vector<PreparedAtAgent> out;
+  for (const auto& t : json["transactions"]) {
+    if (!t.is_object()) continue;
+    auto text = [&t](const char* key) {
+      auto it = t.find(key);
+      return it != t.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    if (text("state") != "prepared" || text("txid").empty()) continue;
+    out.push_back({text("txid"), text("coordinator")});
+  }
+  return out;
+}
+
+}  // namespace commitd::coordinator

@@ -1,0 +1,27 @@
+// The agent's HTTP answers (status + JSON body, docs/api.md) as the typed
+// answers of AgentTransport. Pure; shared by HttpAgentTransport and the
+// simulator's transport, so the mapping exists once.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "coordinator/agent_transport.h"
+
+namespace commitd::coordinator {
+
+// The error code of a JSON error body ({"error":{"code":...}}), "" if none.
+std::string ErrorCodeOf(std::string_view body);
+
+// 200: the vote in the body; anything else: InvalidArgument("HTTP n: message").
+Result<wire::Vote> VoteOf(int status, std::string_view body);
+// 200: acked; 404 unknown_transaction: unknown; else Unavailable.
+Result<DecisionAck> DecisionAckOf(int status, std::string_view body);
+// 200: acked; 409 already_aborted or 404 unknown_transaction: aborted; else Unavailable.
+Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body);
+// GET /v1/procedures.
+Result<AgentCatalog> CatalogOf(int status, std::string_view body);
+// GET /v1/transactions?state=prepared: the entries in state "prepared".
+Result<std::vector<PreparedAtAgent>> PreparedListOf(int status, std::string_view body);
+
+}  // namespace commitd::coordinator

@@ -1,0 +1,61 @@
+// AgentTransport: how the coordinator's Node talks to participant agents.
+// Every answer is typed; how it travels (HTTP in the binary, the simulated
+// network in commitd-sim) is the implementation's business.
+//
+// Thread: every method is called on the Node's thread and every callback runs
+// there, exactly once (an unreachable agent is an error status).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/wire.h"
+#include "coordinator/engine.h"
+#include "coordinator/types.h"
+
+namespace commitd::coordinator {
+
+// A participant's answer to a commit or abort.
+enum class DecisionAck {
+  kAcked,
+  // The agent does not know the txid (forgotten after its retention window,
+  // or a lost database).
+  kUnknownTransaction,
+};
+
+// What an agent can run: GET /v1/procedures.
+struct AgentCatalog {
+  std::set<std::string> procedures;
+  bool allow_raw_sql = false;
+};
+
+// A transaction an agent holds prepared, and the coordinator URL it will ask.
+struct PreparedAtAgent {
+  std::string txid;
+  std::string coordinator;
+};
+
+class AgentTransport {
+ public:
+  virtual ~AgentTransport() = default;
+
+  // The vote, or why none came (a refusal is an InvalidArgument status).
+  virtual void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
+                       std::function<void(Result<wire::Vote>)> done) = 0;
+  // Delivers commit (kCommitted) or abort (kAborted).
+  virtual void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
+                       std::function<void(Result<DecisionAck>)> done) = 0;
+  virtual void Precommit(const ParticipantRef& to, const std::string& txid,
+                         std::function<void(Result<PrecommitAnswer>)> done) = 0;
+  // Every transaction the agent holds prepared now (takeover sweep).
+  virtual void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) = 0;
+  // timeout_ms 0: the transport's usual request timeout.
+  virtual void FetchCatalog(const ParticipantRef& to, int64_t timeout_ms,
+                            std::function<void(Result<AgentCatalog>)> done) = 0;
+};
+
+}  // namespace commitd::coordinator

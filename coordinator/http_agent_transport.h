@@ -1,0 +1,41 @@
+// AgentTransport over HTTP (docs/api.md, agent API): protocol messages go
+// through a BatchingClient (coalesced per agent under load), the rest through
+// the plain client. Answers are mapped by agent_answers.h.
+//
+// Thread: the io thread of the clients.
+#pragma once
+
+#include <string>
+
+#include "common/batching_client.h"
+#include "common/http_client.h"
+#include "coordinator/agent_transport.h"
+
+namespace commitd::coordinator {
+
+class HttpAgentTransport final : public AgentTransport {
+ public:
+  // token: sent as a bearer token when non-empty. Both clients outlive this.
+  HttpAgentTransport(http::Client& client, http::BatchingClient& peers, std::string token)
+      : client_(client), peers_(peers), token_(std::move(token)) {}
+
+  void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
+               std::function<void(Result<wire::Vote>)> done) override;
+  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
+               std::function<void(Result<DecisionAck>)> done) override;
+  void Precommit(const ParticipantRef& to, const std::string& txid,
+                 std::function<void(Result<PrecommitAnswer>)> done) override;
+  void ListPrepared(const ParticipantRef& to,
+                    std::function<void(Result<std::vector<PreparedAtAgent>>)> done) override;
+  void FetchCatalog(const ParticipantRef& to, int64_t timeout_ms,
+                    std::function<void(Result<AgentCatalog>)> done) override;
+
+ private:
+  http::ClientRequest RequestTo(const ParticipantRef& to, std::string method, std::string target) const;
+
+  http::Client& client_;
+  http::BatchingClient& peers_;
+  std::string token_;
+};
+
+}  // namespace commitd::coordinator

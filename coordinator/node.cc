@@ -1,0 +1,385 @@
+// Node: lifecycle, leadership, the engine's actions, the registry and the
+// takeover sweep. The client-facing requests are in node_requests.cc.
+#include "coordinator/node.h"
+
+#include <cstdlib>
+
+#include "common/failpoint.h"
+#include "common/log.h"
+
+namespace commitd::coordinator {
+
+EngineOptions EngineOptionsFor(const Config& config, std::string self_url) {
+  EngineOptions eo;
+  eo.self_url = std::move(self_url);
+  eo.retry_initial_ms = config.retry_initial_ms;
+  eo.retry_max_ms = config.retry_max_ms;
+  return eo;
+}
+
+NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string self_url) {
+  NodeOptions o;
+  o.id = std::move(id);
+  o.self_url = self_url;
+  o.default_tx_timeout_ms = config.default_tx_timeout_ms;
+  o.max_in_flight = config.max_in_flight;
+  o.tick_ms = config.tick_ms;
+  o.health_interval_ms = config.health_interval_ms;
+  o.catalog_timeout_ms = config.connect_timeout_ms;
+  o.engine = EngineOptionsFor(config, std::move(self_url));
+  return o;
+}
+
+Node::Node(NodeOptions options, DecisionLog& log, AgentTransport& agents, Timers& timers, Leadership* leadership)
+    : options_(std::move(options)),
+      log_(log),
+      agents_(agents),
+      timers_(timers),
+      leadership_(leadership),
+      alive_(std::make_shared<bool>(true)) {
+  NewEngine();
+}
+
+Node::~Node() { *alive_ = false; }
+
+void Node::NewEngine() { engine_ = std::make_unique<Engine>(options_.engine); }
+
+std::size_t Node::undecided() const { return engine_->undecided(); }
+std::size_t Node::active() const { return engine_->active(); }
+std::vector<TxView> Node::Transactions() const { return engine_->List(); }
+
+Status Node::Start() {
+  txid_prefix_ = options_.id + "-" + std::to_string(timers_.NowMs()) + "-";
+  const int64_t now = timers_.NowMs();
+  for (auto& e : options_.participants) e.updated_ms = now;
+  if (group()) {
+    for (const auto& e : options_.participants) registry_[e.name].entry = e;
+    leadership_->set_on_leadership([this](bool ready) { OnLeadership(ready); });
+    log::Info("coordinator_started", {{"id", options_.id}, {"url", options_.self_url}, {"group", true}});
+  } else {
+    auto recovered = log_.Recover();
+    if (!recovered.ok()) return recovered.status();
+    for (const auto& e : options_.participants) {
+      log_.PutParticipant(e, [](Status s) {
+        if (!s.ok()) log::Error("registry_write_failed", {{"error", s.ToString()}});
+      });
+    }
+    const std::size_t resumed = recovered->unfinished.size();
+    Resume(std::move(recovered).value());
+    log::Info("coordinator_started", {{"id", options_.id},
+                                      {"url", options_.self_url},
+                                      {"resumed", resumed},
+                                      {"participants", registry_.size()}});
+  }
+  ScheduleTick();
+  for (const auto& [name, p] : registry_) Probe(name);
+  ScheduleHealth();
+  if (!group()) SweepUndecided();
+  return Status::Ok();
+}
+
+// The log's registry (configured participants win), its heuristic count and
+// every unfinished transaction, into a fresh engine.
+void Node::Resume(RecoveredLog recovered) {
+  metrics_.heuristic = recovered.heuristic_decisions;
+  for (auto& e : recovered.registry) {
+    bool configured = false;
+    for (const auto& c : options_.participants) configured = configured || c.name == e.name;
+    if (!configured) registry_[e.name].entry = e;
+  }
+  for (const auto& e : options_.participants) registry_[e.name].entry = e;
+  const int64_t now = timers_.NowMs();
+  for (auto& record : recovered.unfinished) {
+    log::Info("resume_transaction", {{"txid", record.txid}, {"outcome", OutcomeName(record.outcome)}});
+    engine_->Resume(std::move(record), now);
+  }
+  Pump();
+}
+
+// Leader of a term with everything committed applied: take over every
+// decided-but-unfinished transaction and the registry from the state machine.
+// Stepping down: drop the engine; the next leader resumes from the log.
+void Node::OnLeadership(bool ready) {
+  if (!ready) {
+    DropEngine("this coordinator is no longer the leader");
+    return;
+  }
+  DropEngine("a new leadership term started");
+  auto recovered = log_.Recover();
+  if (!recovered.ok()) {
+    log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
+    return;
+  }
+  for (const auto& e : options_.participants) {
+    bool known = false;
+    for (const auto& r : recovered->registry) known = known || (r.name == e.name && r.url == e.url);
+    if (!known) {
+      log_.PutParticipant(e, [](Status s) {
+        if (!s.ok()) log::Warn("registry_write_failed", {{"error", s.ToString()}});
+      });
+    }
+  }
+  const std::size_t resumed = recovered->unfinished.size();
+  Resume(std::move(recovered).value());
+  log::Info("leading", {{"resumed", resumed}, {"participants", registry_.size()}});
+  for (const auto& [name, p] : registry_) Probe(name);
+  SweepUndecided();
+}
+
+void Node::DropEngine(const std::string& why) {
+  ++epoch_;
+  auto waiting = std::move(clients_);
+  clients_.clear();
+  for (auto& [token, done] : waiting) {
+    done(NodeError{NodeErrorKind::kLeadershipLost, why + "; the outcome is unknown here: retry with the same "
+                                                         "Idempotency-Key, or GET the transaction"});
+  }
+  NewEngine();
+  MaybeFinishShutdown();
+}
+
+// After a restart, or when this member starts to lead, a transaction an agent
+// holds prepared for this coordinator (or group) with no record in the log
+// can never be decided by anyone else: the engine that ran it is gone, and
+// in a group every entry the old leader got committed is in this state
+// machine by now. Presume abort at once — recorded first, then delivered —
+// instead of leaving its locks held until the agent's deadline.
+void Node::SweepUndecided() {
+  if (registry_.empty()) return;
+  std::set<std::string> ours = {options_.self_url};
+  if (group()) {
+    for (const auto& url : leadership_->member_urls()) ours.insert(url);
+  }
+  struct Sweep {
+    std::map<std::string, std::vector<ParticipantRef>> holders;  // txid -> agents holding it prepared
+    std::size_t pending = 0;
+  };
+  auto sweep = std::make_shared<Sweep>();
+  sweep->pending = registry_.size();
+  const uint64_t epoch = epoch_;
+  for (const auto& [name, p] : registry_) {
+    ParticipantRef to{name, p.entry.url};
+    agents_.ListPrepared(to, [this, sweep, ours, epoch, to](Result<std::vector<PreparedAtAgent>> listed) {
+      if (listed.ok()) {
+        for (const auto& t : *listed) {
+          if (ours.count(t.coordinator) != 0) sweep->holders[t.txid].push_back(to);
+        }
+      }
+      if (--sweep->pending != 0 || epoch != epoch_ || stopping_) return;
+      for (auto& [txid, holders] : sweep->holders) {
+        if (txid.empty() || engine_->Find(txid)) continue;
+        const int64_t now = timers_.NowMs();
+        DecisionRecord abort;
+        abort.txid = txid;
+        abort.outcome = Outcome::kAborted;
+        abort.participants = holders;
+        abort.reason = "presumed abort: undecided when coordinator " + options_.id + " took over";
+        abort.reply = {{"txid", txid}, {"outcome", "aborted"}, {"reason", abort.reason}};
+        abort.created_ms = abort.decided_ms = now;
+        ++metrics_.swept;
+        log_.AppendDecision(abort, [this, abort, epoch](Status s) {
+          // Conflict: it was decided meanwhile (or finished just now); nothing to do.
+          if (!s.ok() || epoch != epoch_) return;
+          log::Info("presumed_abort_swept", {{"txid", abort.txid}, {"participants", abort.participants.size()}});
+          engine_->Resume(abort, timers_.NowMs());
+          Pump();
+        });
+      }
+    });
+  }
+}
+
+void Node::Shutdown(std::function<void()> done) {
+  stopping_ = true;
+  on_stopped_ = std::move(done);
+  delivery_grace_until_ = timers_.NowMs() + options_.shutdown_grace_ms;
+  log::Info("shutdown_started", {{"undecided", engine_->undecided()}});
+  MaybeFinishShutdown();
+}
+
+void Node::MaybeFinishShutdown() {
+  if (!stopping_ || !on_stopped_) return;
+  // Every client must get its answer: wait (the tick calls again) until no
+  // transaction is undecided or waiting for its decision record, bounded by
+  // the transactions' own deadlines. Then give delivery of the decisions a
+  // short grace, so participants are not left holding locks until a restart.
+  if (engine_->undecided() > 0 || engine_->awaiting_record() > 0 || !clients_.empty()) return;
+  if (engine_->active() > 0 && timers_.NowMs() < delivery_grace_until_) return;
+  *alive_ = false;  // no more ticks or probes
+  alive_ = std::make_shared<bool>(false);
+  auto done = std::move(on_stopped_);
+  on_stopped_ = nullptr;
+  log::Info("shutdown_done");
+  done();
+}
+
+void Node::ScheduleTick() {
+  timers_.After(options_.tick_ms, [this, alive = std::weak_ptr<bool>(alive_)] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    engine_->Tick(timers_.NowMs());
+    Pump();
+    ScheduleTick();
+  });
+}
+
+void Node::ScheduleHealth() {
+  timers_.After(options_.health_interval_ms, [this, alive = std::weak_ptr<bool>(alive_)] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    for (const auto& [name, p] : registry_) Probe(name);
+    ScheduleHealth();
+  });
+}
+
+void Node::LearnCatalog(const std::string& name, const AgentCatalog& catalog) {
+  auto it = registry_.find(name);
+  if (it == registry_.end()) return;
+  it->second.procedures = catalog.procedures;
+  it->second.allow_raw_sql = catalog.allow_raw_sql;
+  it->second.catalog_known = true;
+}
+
+void Node::Probe(const std::string& name) {
+  auto it = registry_.find(name);
+  if (it == registry_.end()) return;
+  agents_.FetchCatalog({name, it->second.entry.url}, 0,
+                       [this, name, alive = std::weak_ptr<bool>(alive_)](Result<AgentCatalog> catalog) {
+                         if (alive.expired()) return;
+                         auto it = registry_.find(name);
+                         if (it == registry_.end()) return;
+                         ParticipantStatus& p = it->second;
+                         if (!catalog.ok()) {
+                           p.healthy = false;
+                           p.last_error = catalog.status().message();
+                           return;
+                         }
+                         p.healthy = true;
+                         p.last_seen_ms = timers_.NowMs();
+                         p.last_error.clear();
+                         LearnCatalog(name, *catalog);
+                       });
+}
+
+// The registry's URL wins over the one recorded with the decision: an agent
+// that moved and re-registered still gets its decisions.
+std::string Node::DeliveryUrl(const ParticipantRef& to) const {
+  auto registered = registry_.find(to.name);
+  return registered != registry_.end() ? registered->second.entry.url : to.url;
+}
+
+void Node::Pump() {
+  while (engine_->HasActions()) {
+    auto actions = engine_->TakeActions();
+    for (auto& a : actions) Execute(a);
+  }
+  MaybeFinishShutdown();
+}
+
+void Node::Execute(Action& a) {
+  if (auto* p = std::get_if<action::SendPrepare>(&a)) {
+    agents_.Prepare(p->to, p->request, p->timeout_ms,
+                    [this, txid = p->request.txid, name = p->to.name, epoch = epoch_](Result<wire::Vote> vote) {
+                      if (epoch != epoch_) return;
+                      engine_->OnVote(txid, name, std::move(vote), timers_.NowMs());
+                      Pump();
+                    });
+  } else if (auto* d = std::get_if<action::SendDecision>(&a)) {
+    const bool commit = d->outcome == Outcome::kCommitted;
+    if (commit && failpoint::Active("coordinator.skip_commit_delivery")) return;
+    ParticipantRef to{d->to.name, DeliveryUrl(d->to)};
+    agents_.Deliver(to, d->txid, d->outcome,
+                    [this, txid = d->txid, name = d->to.name, commit, epoch = epoch_](Result<DecisionAck> ack) {
+                      if (epoch != epoch_) return;
+                      Status s = ack.status();
+                      if (ack.ok() && *ack == DecisionAck::kUnknownTransaction) {
+                        if (commit) {
+                          // Every participant of a commit voted yes, so one that no longer
+                          // knows the txid applied it and forgot it after its retention
+                          // window (or lost its database: then no redelivery can help).
+                          // Counted as acked.
+                          ++metrics_.commits_unknown_at_participant;
+                          log::Error("commit_unknown_at_participant", {{"txid", txid}, {"participant", name}});
+                        } else {
+                          s = Status::Unavailable("abort answered unknown_transaction");
+                        }
+                      }
+                      if (!s.ok()) {
+                        log::Warn("decision_delivery_failed",
+                                  {{"txid", txid}, {"participant", name}, {"error", s.ToString()}});
+                      }
+                      engine_->OnDecisionAcked(txid, name, s, timers_.NowMs());
+                      Pump();
+                    });
+  } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
+    const bool commit = pd->record.outcome == Outcome::kCommitted;
+    if (commit) ++metrics_.committed; else ++metrics_.aborted;
+    std::string txid = pd->record.txid;
+    // 3PC: every participant acked precommit (or the deadline passed); nothing says commit yet.
+    if (commit && pd->record.protocol == wire::Protocol::k3pc)
+      failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
+    log_.AppendDecision(std::move(pd->record), [this, txid, commit, epoch = epoch_](Status s) {
+      if (epoch != epoch_) return;  // a group leader that has stepped down since
+      if (!s.ok()) log::Error("decision_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      if (!s.ok() && group()) {
+        // Only a lost leadership fails a group append, and the entry may still
+        // commit: the next leader resumes it. This engine must not guess.
+        DropEngine("the decision of " + txid + " could not be confirmed: " + s.message());
+        return;
+      }
+      if (!s.ok() && commit) {
+        // A failed COMMIT may still have left the record in the WAL, to
+        // reappear after a restart: guessing "abort" now could contradict it.
+        // Stop instead; on restart the log says what was decided.
+        log::Error("fatal_decision_log_failure", {{"txid", txid}, {"action", "stopping; restart to recover"}});
+        std::abort();
+      }
+      failpoint::CrashIf("coordinator.crash_after_decision_durable");
+      engine_->OnDecisionPersisted(txid, s, timers_.NowMs());
+      Pump();
+    });
+  } else if (auto* pp = std::get_if<action::PersistPrecommit>(&a)) {
+    std::string txid = pp->record.txid;
+    log_.AppendDecision(std::move(pp->record), [this, txid, epoch = epoch_](Status s) {
+      if (epoch != epoch_) return;
+      if (!s.ok()) log::Error("precommit_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      if (!s.ok() && group()) {
+        // As for a decision: the precommit record may still commit, and the
+        // next leader then resumes it; aborting here could contradict it.
+        DropEngine("the precommit of " + txid + " could not be confirmed: " + s.message());
+        return;
+      }
+      failpoint::CrashIf("coordinator.crash_after_precommit_durable");
+      engine_->OnPrecommitPersisted(txid, s, timers_.NowMs());
+      Pump();
+    });
+  } else if (auto* sp = std::get_if<action::SendPrecommit>(&a)) {
+    ++metrics_.precommits_sent;
+    ParticipantRef to{sp->to.name, DeliveryUrl(sp->to)};
+    agents_.Precommit(to, sp->txid,
+                      [this, txid = sp->txid, name = sp->to.name, epoch = epoch_](Result<PrecommitAnswer> answer) {
+                        if (epoch != epoch_) return;
+                        if (!answer.ok()) {
+                          log::Warn("precommit_delivery_failed",
+                                    {{"txid", txid}, {"participant", name}, {"error", answer.status().ToString()}});
+                        }
+                        engine_->OnPrecommitAcked(txid, name, std::move(answer), timers_.NowMs());
+                        Pump();
+                      });
+  } else if (auto* pf = std::get_if<action::PersistFinished>(&a)) {
+    std::string txid = pf->txid;
+    log_.MarkFinished(txid, pf->finished_ms, [this, txid, epoch = epoch_](Status s) {
+      if (epoch != epoch_) return;
+      engine_->OnFinishedPersisted(txid, s);
+      Pump();
+    });
+  } else if (auto* rc = std::get_if<action::ReplyClient>(&a)) {
+    auto it = clients_.find(rc->client);
+    if (it == clients_.end()) return;
+    auto done = std::move(it->second);
+    clients_.erase(it);
+    done(TxReply{rc->status, std::move(rc->body)});
+  }
+}
+
+}  // namespace commitd::coordinator

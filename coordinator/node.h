@@ -1,0 +1,225 @@
+// Node: the coordinator's rules around the pure Engine — what it decides,
+// records and delivers, and when. It owns the engine, the participant
+// registry (health, catalogs), the waiting clients, txid issuance,
+// idempotency lookups, admission, presumed abort on a decision query, the
+// takeover sweep, resume at start and on leadership, forced (heuristic)
+// decisions and the shutdown rule.
+//
+// It reaches the world only through what it is given: a DecisionLog, an
+// AgentTransport, Timers and, in a group, Leadership. Its API takes and
+// returns typed values; adapters (coordinator/service.cc over HTTP, the
+// simulator over its network) parse requests and render answers.
+//
+// Thread: single-threaded and event-driven; every method and every callback
+// of what it is given runs on one thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "common/wire.h"
+#include "coordinator/agent_transport.h"
+#include "coordinator/decision_log.h"
+#include "coordinator/engine.h"
+#include "coordinator/leadership.h"
+#include "coordinator/timers.h"
+
+namespace commitd::coordinator {
+
+struct NodeOptions {
+  std::string id = "c1";    // txid prefix; named in presumed-abort reasons
+  std::string self_url;     // where agents ask for decisions (put in prepares)
+  std::vector<RegistryEntry> participants;  // configured (--participant): they win over the log's registry
+  int64_t default_tx_timeout_ms = 0;
+  int64_t max_in_flight = 0;         // undecided transactions; more are refused (overloaded)
+  int64_t tick_ms = 0;
+  int64_t health_interval_ms = 0;
+  int64_t catalog_timeout_ms = 0;    // fetching an unknown catalog while a client waits
+  int64_t shutdown_grace_ms = 2'000; // how long shutdown waits for decision delivery
+  EngineOptions engine;
+};
+
+// The one place Config becomes Node and Engine options.
+EngineOptions EngineOptionsFor(const Config& config, std::string self_url);
+NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string self_url);
+
+enum class NodeErrorKind {
+  kInvalidRequest,    // the request is wrong: nothing changed
+  kOverloaded,        // too many transactions in flight: retry later
+  kStopping,          // shutting down
+  kStorage,           // the decision log failed
+  kInProgress,        // the Idempotency-Key's transaction is still running
+  kLeadershipLost,    // the outcome is unknown here: retry with the same key, or look it up
+  kUndecided,         // force: the protocol still decides it
+  kDecisionConflict,  // force: another decision was recorded meanwhile
+};
+struct NodeError {
+  NodeErrorKind kind;
+  std::string message;
+};
+
+// The client's answer: the engine's reply (HTTP status and JSON body, also
+// what an Idempotency-Key replay finds in the log), or an error.
+struct TxReply {
+  int status = 200;
+  nlohmann::json body;
+};
+using SubmitResult = std::variant<TxReply, NodeError>;
+
+struct SubmitRequest {
+  wire::TxRequest tx;
+  std::string idempotency_key;  // "" when none
+};
+
+// No record: under presumed abort it did not commit. `recorded`: the abort is
+// in the log (first decision wins). `group`: every member's URL (they share the log).
+struct PresumedAbort {
+  std::string txid;
+  bool recorded = false;
+  std::vector<std::string> group;
+};
+// The engine's view (running here), the log's record, or presumed abort.
+using TxLookup = std::variant<TxView, DecisionRecord, PresumedAbort, NodeError>;
+
+enum class TxListState { kAny, kPending, kInDoubt, kCommitted, kAborted };
+struct TxListQuery {
+  TxListState state = TxListState::kAny;
+  std::size_t limit = 100;
+};
+// Pending and in-doubt transactions come from the engine, the rest from the log.
+using TxList = std::variant<std::vector<TxView>, std::vector<DecisionRecord>, NodeError>;
+
+struct ParticipantStatus {
+  RegistryEntry entry;
+  bool catalog_known = false;
+  std::set<std::string> procedures;
+  bool allow_raw_sql = false;
+  bool healthy = false;
+  int64_t last_seen_ms = 0;
+  std::string last_error;
+};
+
+struct ForcedParticipant {
+  std::string name;
+  std::optional<std::string> url;  // nullopt: the registry's
+};
+struct ForceRequest {
+  std::string txid;
+  Outcome outcome = Outcome::kAborted;  // committed | aborted
+  std::vector<ForcedParticipant> participants;
+  std::string reason;  // "" for the default
+};
+struct ForceResult {
+  enum class Kind {
+    kForced,          // recorded as a heuristic decision and being delivered
+    kAlreadyDecided,  // decided the same way: nothing changed
+    kConflict,        // decided the other way: refused
+  };
+  Kind kind = Kind::kForced;
+  Outcome outcome = Outcome::kAborted;  // the decision that stands
+  std::variant<TxView, DecisionRecord> transaction;
+};
+using ForceAnswer = std::variant<ForceResult, NodeError>;
+
+// Counters the adapter renders (GET /metrics).
+struct NodeMetrics {
+  uint64_t started = 0;
+  uint64_t committed = 0;
+  uint64_t aborted = 0;
+  uint64_t heuristic = 0;  // forced decisions in the log (counted from it at start and on leadership)
+  uint64_t rejected_overload = 0;
+  uint64_t commits_unknown_at_participant = 0;  // commit deliveries answered unknown_transaction
+  uint64_t precommits_sent = 0;
+  uint64_t swept = 0;  // undecided transactions presumed aborted at takeover
+};
+
+class Node {
+ public:
+  // leadership: nullptr for a single coordinator. Everything given outlives the Node.
+  Node(NodeOptions options, DecisionLog& log, AgentTransport& agents, Timers& timers, Leadership* leadership);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Single: recovers the log, resumes every unfinished transaction, sweeps.
+  // Group: waits for leadership (then the same).
+  Status Start();
+  // Refuses new work, lets undecided transactions finish (bounded by their
+  // deadlines) and delivery run a short grace, then calls done once.
+  void Shutdown(std::function<void()> done);
+  bool stopping() const { return stopping_; }
+
+  void Submit(SubmitRequest request, std::function<void(SubmitResult)> done);
+  // asker: the participant asking (a decision query), "" for anyone else.
+  // A participant's question about an unknown txid (and any such question in
+  // a group) records the presumed abort before it is answered.
+  void GetTransaction(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done);
+  void ListTransactions(TxListQuery query, std::function<void(TxList)> done);
+  std::vector<ParticipantStatus> Participants() const;
+  // Records the entry (name, url), then probes the agent.
+  void PutParticipant(std::string name, std::string url, std::function<void(std::optional<NodeError>)> done);
+  void Force(ForceRequest request, std::function<void(ForceAnswer)> done);
+  // Every pending redelivery due now; returns the transactions not finished.
+  std::size_t RetryNow();
+
+  const NodeMetrics& metrics() const { return metrics_; }
+  std::size_t undecided() const;
+  std::size_t active() const;
+  // Every transaction the engine holds (for diagnostics).
+  std::vector<TxView> Transactions() const;
+
+ private:
+  struct Waiting;
+
+  bool group() const { return leadership_ != nullptr; }
+  void NewEngine();
+  void Resume(RecoveredLog recovered);
+  void OnLeadership(bool ready);
+  void DropEngine(const std::string& why);
+  void SweepUndecided();
+  void Pump();
+  void Execute(Action& a);
+  void ScheduleTick();
+  void ScheduleHealth();
+  void Probe(const std::string& name);
+  void LearnCatalog(const std::string& name, const AgentCatalog& catalog);
+  std::string DeliveryUrl(const ParticipantRef& to) const;
+  std::optional<std::string> CheckOps(const wire::TxRequest& tx) const;
+  void ValidateAndStart(std::shared_ptr<SubmitRequest> request, std::function<void(SubmitResult)> done);
+  void StartTransaction(std::shared_ptr<SubmitRequest> request, std::function<void(SubmitResult)> done);
+  void AttachClient(const std::string& txid, std::function<void(SubmitResult)> done);
+  void RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer)> done);
+  void MaybeFinishShutdown();
+
+  NodeOptions options_;
+  DecisionLog& log_;
+  AgentTransport& agents_;
+  Timers& timers_;
+  Leadership* leadership_;
+  std::unique_ptr<Engine> engine_;
+  std::map<std::string, ParticipantStatus> registry_;
+  std::unordered_map<ClientToken, std::function<void(SubmitResult)>> clients_;
+  ClientToken next_client_ = 1;
+  std::string txid_prefix_;
+  uint64_t txid_counter_ = 0;
+  // Bumped whenever the engine is dropped: callbacks of the old engine's work compare it.
+  uint64_t epoch_ = 0;
+  // Shared with every pending timer and callback; false once the Node is gone or stopped.
+  std::shared_ptr<bool> alive_;
+  bool stopping_ = false;
+  int64_t delivery_grace_until_ = 0;
+  std::function<void()> on_stopped_;
+  NodeMetrics metrics_;
+};
+
+}  // namespace commitd::coordinator

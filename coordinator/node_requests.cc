@@ -1,0 +1,357 @@
+// Node: what clients and operators ask (submit, look up, list, register,
+// force).
+#include <memory>
+
+#include "common/log.h"
+#include "coordinator/node.h"
+
+namespace commitd::coordinator {
+
+std::optional<std::string> Node::CheckOps(const wire::TxRequest& tx) const {
+  for (std::size_t i = 0; i < tx.branches.size(); ++i) {
+    const auto& b = tx.branches[i];
+    auto it = registry_.find(b.participant);
+    if (it == registry_.end()) {
+      return "branches[" + std::to_string(i) + "].participant: unknown participant '" + b.participant + "'";
+    }
+    const ParticipantStatus& p = it->second;
+    if (!p.catalog_known) continue;  // unreachable so far: the prepare will say so
+    for (std::size_t j = 0; j < b.ops.size(); ++j) {
+      const auto& op = b.ops[j];
+      std::string where = "branches[" + std::to_string(i) + "].ops[" + std::to_string(j) + "]";
+      if (op.is_raw() && !p.allow_raw_sql) {
+        return where + ": raw SQL is not allowed on participant '" + b.participant +
+               "' (start its agent with --allow-raw-sql)";
+      }
+      if (op.procedure && p.procedures.count(*op.procedure) == 0) {
+        return where + ".procedure: participant '" + b.participant + "' has no procedure '" + *op.procedure + "'";
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+void Node::Submit(SubmitRequest request, std::function<void(SubmitResult)> done) {
+  if (stopping_) {
+    done(NodeError{NodeErrorKind::kStopping, "coordinator is shutting down"});
+    return;
+  }
+  auto shared = std::make_shared<SubmitRequest>(std::move(request));
+  // Fetch the catalog of participants never reached yet, then validate.
+  std::vector<std::string> unknown;
+  for (const auto& b : shared->tx.branches) {
+    auto it = registry_.find(b.participant);
+    if (it != registry_.end() && !it->second.catalog_known) unknown.push_back(b.participant);
+  }
+  if (unknown.empty()) {
+    ValidateAndStart(shared, std::move(done));
+    return;
+  }
+  auto remaining = std::make_shared<std::size_t>(unknown.size());
+  auto shared_done = std::make_shared<std::function<void(SubmitResult)>>(std::move(done));
+  for (const auto& name : unknown) {
+    agents_.FetchCatalog({name, registry_[name].entry.url}, options_.catalog_timeout_ms,
+                         [this, name, shared, shared_done, remaining](Result<AgentCatalog> catalog) {
+                           if (catalog.ok()) LearnCatalog(name, *catalog);
+                           if (--*remaining == 0) ValidateAndStart(shared, std::move(*shared_done));
+                         });
+  }
+}
+
+void Node::AttachClient(const std::string& txid, std::function<void(SubmitResult)> done) {
+  ClientToken token = next_client_++;
+  clients_.emplace(token, std::move(done));
+  engine_->AttachClient(txid, token);
+  Pump();
+}
+
+void Node::ValidateAndStart(std::shared_ptr<SubmitRequest> request, std::function<void(SubmitResult)> done) {
+  if (auto error = CheckOps(request->tx)) {
+    done(NodeError{NodeErrorKind::kInvalidRequest, *error});
+    return;
+  }
+  const std::string key = request->idempotency_key;
+  if (key.empty()) {
+    StartTransaction(request, std::move(done));
+    return;
+  }
+  if (auto txid = engine_->TxidForIdempotencyKey(key)) {
+    AttachClient(*txid, std::move(done));
+    return;
+  }
+  log_.FindByIdempotencyKey(key, [this, request, key, done = std::move(done),
+                                  epoch = epoch_](Result<std::optional<DecisionRecord>> found) mutable {
+    if (!found.ok()) {
+      done(NodeError{NodeErrorKind::kStorage, found.status().message()});
+      return;
+    }
+    if (found.value() && (*found)->outcome == Outcome::kPending) {
+      // A resumed 3PC transaction the engine has not registered the key for: it is still running.
+      done(NodeError{NodeErrorKind::kInProgress,
+                     "transaction " + (*found)->txid + " for this Idempotency-Key is still running"});
+      return;
+    }
+    if (found.value()) {
+      const DecisionRecord& r = **found;
+      done(TxReply{r.outcome == Outcome::kCommitted ? 200 : 409, r.reply});
+      return;
+    }
+    if (epoch != epoch_) {
+      done(NodeError{NodeErrorKind::kLeadershipLost, "leadership changed while the request was checked; the "
+                                                     "outcome is unknown here: retry with the same Idempotency-Key"});
+      return;
+    }
+    if (auto txid = engine_->TxidForIdempotencyKey(key)) {  // started while we looked
+      AttachClient(*txid, std::move(done));
+      return;
+    }
+    StartTransaction(request, std::move(done));
+  });
+}
+
+void Node::StartTransaction(std::shared_ptr<SubmitRequest> request, std::function<void(SubmitResult)> done) {
+  if (engine_->undecided() >= static_cast<std::size_t>(options_.max_in_flight)) {
+    ++metrics_.rejected_overload;
+    done(NodeError{NodeErrorKind::kOverloaded, "too many transactions in flight; retry later"});
+    return;
+  }
+  const int64_t now = timers_.NowMs();
+  StartRequest sr;
+  sr.txid = txid_prefix_ + std::to_string(++txid_counter_);
+  sr.protocol = request->tx.protocol;
+  sr.timeout_ms = request->tx.timeout_ms.value_or(options_.default_tx_timeout_ms);
+  for (auto& b : request->tx.branches) {
+    sr.participants.push_back({b.participant, registry_[b.participant].entry.url});
+    sr.ops.push_back(std::move(b.ops));
+  }
+  sr.idempotency_key = request->idempotency_key;
+  sr.client = next_client_++;
+  sr.created_ms = now;
+  clients_.emplace(sr.client, std::move(done));
+  ++metrics_.started;
+  engine_->Start(std::move(sr), now);
+  Pump();
+}
+
+void Node::GetTransaction(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done) {
+  if (auto view = engine_->Find(txid)) {
+    done(*view);
+    return;
+  }
+  log_.FindDecision(txid, [this, txid, asker, done = std::move(done)](Result<std::optional<DecisionRecord>> found) {
+    if (!found.ok()) {
+      done(NodeError{NodeErrorKind::kStorage, found.status().message()});
+      return;
+    }
+    if (found.value()) {
+      done(std::move(**found));
+      return;
+    }
+    PresumedAbort presumed{txid, false, {}};
+    // Every member shares this log: the abort recorded here binds whichever
+    // member ran the transaction (agents check their record's URL against this).
+    if (group()) presumed.group = leadership_->member_urls();
+    if (asker.empty() && !group()) {
+      done(std::move(presumed));
+      return;
+    }
+    // Presumed abort told to a participant is a decision it will act on: record
+    // it first (first decision wins), so that nothing — a later forced commit,
+    // say — can decide the other way for the participants that did not ask.
+    const int64_t now = timers_.NowMs();
+    DecisionRecord abort;
+    abort.txid = txid;
+    abort.outcome = Outcome::kAborted;
+    if (!asker.empty()) {
+      auto registered = registry_.find(asker);
+      abort.participants.push_back({asker, registered != registry_.end() ? registered->second.entry.url : ""});
+    }
+    abort.reason = "presumed abort: unknown to the coordinator when " + asker + " asked";
+    abort.reply = {{"txid", txid}, {"outcome", "aborted"}, {"reason", abort.reason}};
+    abort.created_ms = abort.decided_ms = abort.finished_ms = now;
+    abort.finished = true;
+    log_.AppendDecision(std::move(abort), [this, txid, presumed, done](Status s) mutable {
+      if (s.ok()) {
+        presumed.recorded = true;
+        done(std::move(presumed));
+        return;
+      }
+      // Conflict: another decision got there first; answer with it.
+      log_.FindDecision(txid, [done, s](Result<std::optional<DecisionRecord>> again) {
+        if (again.ok() && again.value()) {
+          done(std::move(**again));
+        } else {
+          done(NodeError{NodeErrorKind::kStorage, "cannot record the presumed abort: " + s.message()});
+        }
+      });
+    });
+  });
+}
+
+void Node::ListTransactions(TxListQuery query, std::function<void(TxList)> done) {
+  if (query.state == TxListState::kPending || query.state == TxListState::kInDoubt) {
+    std::vector<TxView> list;
+    for (auto& v : engine_->List()) {
+      const bool pending = v.outcome == Outcome::kPending;
+      if ((query.state == TxListState::kPending) != pending) continue;
+      list.push_back(std::move(v));
+      if (list.size() >= query.limit) break;
+    }
+    done(std::move(list));
+    return;
+  }
+  ListFilter filter;
+  filter.limit = query.limit;
+  if (query.state == TxListState::kCommitted) filter.outcome = Outcome::kCommitted;
+  if (query.state == TxListState::kAborted) filter.outcome = Outcome::kAborted;
+  log_.ListDecisions(filter, [done = std::move(done)](Result<std::vector<DecisionRecord>> records) {
+    if (!records.ok()) {
+      done(NodeError{NodeErrorKind::kStorage, records.status().message()});
+      return;
+    }
+    done(std::move(records).value());
+  });
+}
+
+std::vector<ParticipantStatus> Node::Participants() const {
+  std::vector<ParticipantStatus> out;
+  for (const auto& [name, p] : registry_) out.push_back(p);
+  return out;
+}
+
+void Node::PutParticipant(std::string name, std::string url, std::function<void(std::optional<NodeError>)> done) {
+  RegistryEntry entry{std::move(name), std::move(url), timers_.NowMs()};
+  log_.PutParticipant(entry, [this, entry, done = std::move(done)](Status s) {
+    if (!s.ok()) {
+      done(NodeError{NodeErrorKind::kStorage, s.message()});
+      return;
+    }
+    ParticipantStatus& p = registry_[entry.name];
+    const bool changed = p.entry.url != entry.url;
+    p.entry = entry;
+    if (changed) p.catalog_known = false;
+    Probe(entry.name);
+    done(std::nullopt);
+  });
+}
+
+std::size_t Node::RetryNow() {
+  engine_->RetryNow(timers_.NowMs());
+  Pump();
+  return engine_->active();
+}
+
+namespace {
+
+// A force for a transaction already decided: the same outcome is a no-op, a
+// different one is refused.
+ForceResult AnswerDecided(Outcome existing, Outcome wanted, std::variant<TxView, DecisionRecord> tx) {
+  ForceResult r;
+  r.kind = existing == wanted ? ForceResult::Kind::kAlreadyDecided : ForceResult::Kind::kConflict;
+  r.outcome = existing;
+  r.transaction = std::move(tx);
+  return r;
+}
+
+}  // namespace
+
+void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
+  if (stopping_) {
+    done(NodeError{NodeErrorKind::kStopping, "coordinator is shutting down"});
+    return;
+  }
+  if (request.outcome == Outcome::kPending) {
+    done(NodeError{NodeErrorKind::kInvalidRequest, "outcome: must be commit or abort"});
+    return;
+  }
+  std::vector<ParticipantRef> participants;
+  for (std::size_t i = 0; i < request.participants.size(); ++i) {
+    const ForcedParticipant& p = request.participants[i];
+    ParticipantRef ref{p.name, p.url.value_or("")};
+    if (!p.url) {
+      auto it = registry_.find(p.name);
+      if (it == registry_.end()) {
+        done(NodeError{NodeErrorKind::kInvalidRequest, "participants[" + std::to_string(i) + "].url: required, '" +
+                                                           p.name + "' is not registered here"});
+        return;
+      }
+      ref.url = it->second.entry.url;
+    }
+    participants.push_back(std::move(ref));
+  }
+  const std::string txid = request.txid;
+  const Outcome wanted = request.outcome;
+  if (auto view = engine_->Find(txid)) {
+    if (view->outcome == Outcome::kPending) {
+      done(NodeError{NodeErrorKind::kUndecided, txid + " is still collecting votes here; the protocol decides it "
+                                                       "(abort at its deadline at the latest), not an operator"});
+      return;
+    }
+    done(AnswerDecided(view->outcome, wanted, *view));
+    return;
+  }
+  std::string reason = request.reason.empty() ? "heuristic decision forced by an operator" : request.reason;
+  log_.FindDecision(txid, [this, txid, wanted, reason, participants = std::move(participants),
+                           done = std::move(done)](Result<std::optional<DecisionRecord>> found) mutable {
+    if (!found.ok()) {
+      done(NodeError{NodeErrorKind::kStorage, found.status().message()});
+      return;
+    }
+    if (found.value()) {
+      const Outcome existing = (*found)->outcome;
+      done(AnswerDecided(existing, wanted, std::move(**found)));
+      return;
+    }
+    if (participants.empty()) {
+      done(NodeError{NodeErrorKind::kInvalidRequest, "participants: name the participants that hold " + txid +
+                                                         " prepared; this coordinator has no record of it"});
+      return;
+    }
+    DecisionRecord record;
+    record.txid = txid;
+    record.outcome = wanted;
+    record.participants = std::move(participants);
+    record.reason = wanted == Outcome::kCommitted ? "" : reason;
+    record.created_ms = record.decided_ms = timers_.NowMs();
+    record.heuristic = true;
+    record.reply = {{"txid", txid}, {"outcome", OutcomeName(wanted)}, {"heuristic", true}, {"reason", reason}};
+    RecordHeuristic(std::move(record), std::move(done));
+  });
+}
+
+void Node::RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer)> done) {
+  log_.AppendDecision(record, [this, record, done = std::move(done), epoch = epoch_](Status s) mutable {
+    if (s.code() == StatusCode::kConflict) {
+      // Decided meanwhile (a concurrent force): answer as if it had been found.
+      log_.FindDecision(record.txid, [record, done, s](Result<std::optional<DecisionRecord>> found) {
+        if (found.ok() && found.value()) {
+          const Outcome existing = (*found)->outcome;
+          done(AnswerDecided(existing, record.outcome, std::move(**found)));
+        } else {
+          done(NodeError{NodeErrorKind::kDecisionConflict, s.message()});
+        }
+      });
+      return;
+    }
+    if (!s.ok()) {
+      done(NodeError{NodeErrorKind::kStorage, s.message()});
+      return;
+    }
+    ++metrics_.heuristic;
+    log::Warn("heuristic_decision", {{"txid", record.txid},
+                                     {"outcome", OutcomeName(record.outcome)},
+                                     {"participants", record.participants.size()}});
+    ForceResult result;
+    result.kind = ForceResult::Kind::kForced;
+    result.outcome = record.outcome;
+    result.transaction = record;
+    // A leader that stepped down meanwhile leaves delivery to the next one (it resumes the record).
+    if (epoch == epoch_) {
+      engine_->Resume(std::move(record), timers_.NowMs());
+      Pump();
+    }
+    done(std::move(result));
+  });
+}
+
+}  // namespace commitd::coordinator

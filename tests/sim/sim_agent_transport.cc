@@ -1,0 +1,89 @@
+#include "tests/sim/sim_agent_transport.h"
+
+#include "coordinator/agent_answers.h"
+
+namespace commitd::sim {
+namespace {
+
+using coordinator::DecisionAck;
+using coordinator::PrecommitAnswer;
+
+// Calls `to` and maps the answer (status, body text) with `map`.
+template <class T, class Map>
+void Exchange(Context& ctx, const std::string& from, const std::string& to, Request request, int64_t timeout_ms,
+              Map map, std::function<void(Result<T>)> done) {
+  ctx.network.Call(from, to, std::move(request), timeout_ms,
+                   [map, done = std::move(done)](Result<Response> r) {
+                     if (!r.ok()) {
+                       done(r.status());
+                       return;
+                     }
+                     done(map(r->status, r->body.is_null() ? std::string() : r->body.dump()));
+                   });
+}
+
+std::string Describe(const Status& s) { return s.ToString(); }
+
+}  // namespace
+
+void SimAgentTransport::Prepare(const coordinator::ParticipantRef& to, const wire::PrepareRequest& request,
+                                int64_t timeout_ms, std::function<void(Result<wire::Vote>)> done) {
+  const std::string txid = request.txid;
+  ctx_.checker.OnBranch(txid, to.name);
+  ctx_.Log(from_, "send prepare " + txid + " -> " + to.name);
+  Exchange<wire::Vote>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/prepare", wire::ToJson(request), {}},
+                       timeout_ms, coordinator::VoteOf,
+                       [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<wire::Vote> vote) {
+                         ctx->Log(from, "vote " + txid + " from " + name + ": " +
+                                             (!vote.ok() ? Describe(vote.status())
+                                              : vote->yes ? "yes"
+                                                          : "no " + vote->reason));
+                         done(std::move(vote));
+                       });
+}
+
+void SimAgentTransport::Deliver(const coordinator::ParticipantRef& to, const std::string& txid,
+                                coordinator::Outcome outcome, std::function<void(Result<DecisionAck>)> done) {
+  const bool commit = outcome == coordinator::Outcome::kCommitted;
+  ctx_.Log(from_, std::string("send ") + (commit ? "commit " : "abort ") + txid + " -> " + to.name);
+  Exchange<DecisionAck>(ctx_, from_, NodeOf(to.url),
+                        Request{"POST", commit ? "/v1/commit" : "/v1/abort", {{"txid", txid}}, {}},
+                        ctx_.config.request_timeout_ms, coordinator::DecisionAckOf,
+                        [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<DecisionAck> ack) {
+                          ctx->Log(from, "ack " + txid + " from " + name + ": " +
+                                              (!ack.ok() ? Describe(ack.status())
+                                               : *ack == DecisionAck::kAcked ? "acked"
+                                                                             : "unknown_transaction"));
+                          done(std::move(ack));
+                        });
+}
+
+void SimAgentTransport::Precommit(const coordinator::ParticipantRef& to, const std::string& txid,
+                                  std::function<void(Result<PrecommitAnswer>)> done) {
+  ctx_.Log(from_, "send precommit " + txid + " -> " + to.name);
+  Exchange<PrecommitAnswer>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/precommit", {{"txid", txid}}, {}},
+                            ctx_.config.request_timeout_ms, coordinator::PrecommitAnswerOf,
+                            [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<PrecommitAnswer> answer) {
+                              ctx->Log(from, "precommit answer " + txid + " from " + name + ": " +
+                                                  (!answer.ok() ? Describe(answer.status())
+                                                   : *answer == PrecommitAnswer::kAcked ? "acked"
+                                                                                        : "aborted"));
+                              done(std::move(answer));
+                            });
+}
+
+void SimAgentTransport::ListPrepared(const coordinator::ParticipantRef& to,
+                                     std::function<void(Result<std::vector<coordinator::PreparedAtAgent>>)> done) {
+  Exchange<std::vector<coordinator::PreparedAtAgent>>(
+      ctx_, from_, NodeOf(to.url), Request{"GET", "/v1/transactions?state=prepared", nullptr, {}},
+      ctx_.config.request_timeout_ms, coordinator::PreparedListOf, std::move(done));
+}
+
+void SimAgentTransport::FetchCatalog(const coordinator::ParticipantRef& to, int64_t timeout_ms,
+                                     std::function<void(Result<coordinator::AgentCatalog>)> done) {
+  Exchange<coordinator::AgentCatalog>(ctx_, from_, NodeOf(to.url), Request{"GET", "/v1/procedures", nullptr, {}},
+                                      timeout_ms > 0 ? timeout_ms : ctx_.config.request_timeout_ms,
+                                      coordinator::CatalogOf, std::move(done));
+}
+
+}  // namespace commitd::sim

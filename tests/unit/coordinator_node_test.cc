@@ -1,0 +1,351 @@
+// coordinator::Node driven directly: the real SqliteDecisionLog on a temp
+// file (its storage queue run by the test, so "before it is durable" is a
+// state the test can look at), a transport whose answers the test gives, and
+// a clock the test moves.
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/storage_queue.h"
+#include "coordinator/decision_store.h"
+#include "coordinator/node.h"
+#include "coordinator/sqlite_decision_log.h"
+#include "tests/unit/support/temp_dir.h"
+
+namespace commitd::coordinator {
+namespace {
+
+// Jobs and reads wait until the test runs them (RunStorageBatch, as BatchWriter).
+class ManualQueue final : public StorageQueue {
+ public:
+  void Submit(Job job) override { jobs_.push_back(std::move(job)); }
+  void Read(std::function<void(sqlite::Database&)> fn) override { reads_.push_back(std::move(fn)); }
+  Stats stats() const override { return {}; }
+  bool idle() const { return jobs_.empty() && reads_.empty(); }
+  // Until nothing is queued: reads, then one batch with its completions.
+  void Drain(sqlite::Database& db) {
+    while (!idle()) {
+      auto reads = std::move(reads_);
+      reads_.clear();
+      for (auto& read : reads) read(db);
+      std::vector<Job> batch(std::make_move_iterator(jobs_.begin()), std::make_move_iterator(jobs_.end()));
+      jobs_.clear();
+      if (batch.empty()) continue;
+      bool rolled_back = false;
+      std::vector<Status> results = RunStorageBatch(db, batch, &rolled_back);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].done) batch[i].done(results[i]);
+      }
+    }
+  }
+
+ private:
+  std::deque<Job> jobs_;
+  std::deque<std::function<void(sqlite::Database&)>> reads_;
+};
+
+class ManualTimers final : public Timers {
+ public:
+  int64_t NowMs() override { return now_; }
+  void After(int64_t delay_ms, std::function<void()> fn) override { due_.emplace(now_ + delay_ms, std::move(fn)); }
+  void Advance(int64_t ms) {
+    const int64_t until = now_ + ms;
+    while (!due_.empty() && due_.begin()->first <= until) {
+      auto it = due_.begin();
+      now_ = it->first;
+      auto fn = std::move(it->second);
+      due_.erase(it);
+      fn();
+    }
+    now_ = until;
+  }
+
+ private:
+  int64_t now_ = 1'000'000;
+  std::multimap<int64_t, std::function<void()>> due_;
+};
+
+// Records every request; the test answers them.
+class ScriptedTransport final : public AgentTransport {
+ public:
+  struct Call {
+    std::string kind;  // "prepare" | "commit" | "abort" | "precommit"
+    std::string to;
+    std::string txid;
+  };
+  std::vector<Call> calls;
+  std::map<std::string, std::vector<PreparedAtAgent>> prepared;  // participant -> what ListPrepared answers
+  std::vector<std::function<void(Result<wire::Vote>)>> votes;
+  std::vector<std::function<void(Result<DecisionAck>)>> acks;
+
+  void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t,
+               std::function<void(Result<wire::Vote>)> done) override {
+    calls.push_back({"prepare", to.name, request.txid});
+    votes.push_back(std::move(done));
+  }
+  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
+               std::function<void(Result<DecisionAck>)> done) override {
+    calls.push_back({outcome == Outcome::kCommitted ? "commit" : "abort", to.name, txid});
+    acks.push_back(std::move(done));
+  }
+  void Precommit(const ParticipantRef& to, const std::string& txid,
+                 std::function<void(Result<PrecommitAnswer>)>) override {
+    calls.push_back({"precommit", to.name, txid});
+  }
+  void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) override {
+    done(prepared[to.name]);
+  }
+  void FetchCatalog(const ParticipantRef&, int64_t, std::function<void(Result<AgentCatalog>)> done) override {
+    done(Status::Unavailable("not reachable in this test"));
+  }
+  int Count(const std::string& kind, const std::string& txid) const {
+    int n = 0;
+    for (const auto& c : calls) n += c.kind == kind && c.txid == txid ? 1 : 0;
+    return n;
+  }
+};
+
+constexpr char kSelf[] = "http://127.0.0.1:7000";
+
+class Fixture {
+ public:
+  explicit Fixture(int64_t max_in_flight = 4096) {
+    auto db = sqlite::Database::Open(dir_.File("decisions.db"));
+    REQUIRE(db.ok());
+    db_ = std::move(db).value();
+    auto log = SqliteDecisionLog::Create(*db_, queue_, nullptr);
+    REQUIRE(log.ok());
+    log_ = std::move(log).value();
+    options_ = NodeOptionsFor(Config{}, "c1", kSelf);
+    options_.max_in_flight = max_in_flight;
+    options_.participants = {{"bank-a", "http://127.0.0.1:7101", 0}, {"bank-b", "http://127.0.0.1:7102", 0}};
+  }
+  ~Fixture() { node_.reset(); }
+
+  void Start() {
+    node_ = std::make_unique<Node>(options_, *log_, agents_, timers_, nullptr);
+    REQUIRE(node_->Start().ok());
+  }
+  void Store() { queue_.Drain(*db_); }
+  std::optional<DecisionRecord> Recorded(const std::string& txid) {
+    auto found = DecisionStore(*db_).FindByTxid(txid);
+    REQUIRE(found.ok());
+    return found.value();
+  }
+  void Insert(DecisionRecord r) { REQUIRE(DecisionStore(*db_).InsertDecision(r).ok()); }
+
+  Node& node() { return *node_; }
+  ScriptedTransport& agents() { return agents_; }
+  ManualTimers& timers() { return timers_; }
+  ManualQueue& queue() { return queue_; }
+
+ private:
+  testing::TempDir dir_;
+  std::unique_ptr<sqlite::Database> db_;
+  ManualQueue queue_;
+  std::unique_ptr<SqliteDecisionLog> log_;
+  ScriptedTransport agents_;
+  ManualTimers timers_;
+  NodeOptions options_;
+  std::unique_ptr<Node> node_;
+};
+
+wire::TxRequest Transfer() {
+  wire::TxRequest tx;
+  wire::Op op;
+  op.procedure = "debit";
+  tx.branches = {{"bank-a", {op}}, {"bank-b", {op}}};
+  tx.timeout_ms = 1000;
+  return tx;
+}
+
+DecisionRecord Decided(const std::string& txid, Outcome outcome) {
+  DecisionRecord r;
+  r.txid = txid;
+  r.outcome = outcome;
+  r.participants = {{"bank-a", "http://127.0.0.1:7101"}, {"bank-b", "http://127.0.0.1:7102"}};
+  r.reply = {{"txid", txid}, {"outcome", OutcomeName(outcome)}};
+  r.created_ms = r.decided_ms = 1;
+  return r;
+}
+
+TEST_CASE("a participant's question about an unknown txid is answered only once the presumed abort is durable") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<TxLookup> answer;
+  f.node().GetTransaction("lost-1", "bank-a", [&](TxLookup l) { answer = std::move(l); });
+  // The lookup and then the abort record go through storage: nothing is answered before.
+  CHECK_FALSE(answer.has_value());
+  f.Store();
+  REQUIRE(answer.has_value());
+  const auto* presumed = std::get_if<PresumedAbort>(&*answer);
+  REQUIRE(presumed != nullptr);
+  CHECK(presumed->recorded);
+  auto record = f.Recorded("lost-1");
+  REQUIRE(record.has_value());
+  CHECK(record->outcome == Outcome::kAborted);
+  CHECK(record->finished);
+
+  SUBCASE("a later forced commit cannot contradict it") {
+    std::optional<ForceAnswer> forced;
+    f.node().Force({"lost-1", Outcome::kCommitted, {{"bank-a", std::nullopt}}, ""},
+                   [&](ForceAnswer a) { forced = std::move(a); });
+    f.Store();
+    REQUIRE(forced.has_value());
+    const auto* result = std::get_if<ForceResult>(&*forced);
+    REQUIRE(result != nullptr);
+    CHECK(result->kind == ForceResult::Kind::kConflict);
+    CHECK(result->outcome == Outcome::kAborted);
+  }
+}
+
+TEST_CASE("an anonymous question about an unknown txid is answered without recording anything") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<TxLookup> answer;
+  f.node().GetTransaction("lost-2", "", [&](TxLookup l) { answer = std::move(l); });
+  f.Store();
+  REQUIRE(answer.has_value());
+  const auto* presumed = std::get_if<PresumedAbort>(&*answer);
+  REQUIRE(presumed != nullptr);
+  CHECK_FALSE(presumed->recorded);
+  CHECK_FALSE(f.Recorded("lost-2").has_value());
+}
+
+TEST_CASE("the takeover sweep records abort for what agents hold prepared for this coordinator, then delivers it") {
+  Fixture f;
+  f.agents().prepared["bank-a"] = {{"orphan", kSelf}, {"elsewhere", "http://127.0.0.1:9999"}};
+  f.agents().prepared["bank-b"] = {{"orphan", kSelf}};
+  f.Start();
+  CHECK(f.agents().Count("abort", "orphan") == 0);  // not before the record is durable
+  f.Store();
+  auto record = f.Recorded("orphan");
+  REQUIRE(record.has_value());
+  CHECK(record->outcome == Outcome::kAborted);
+  CHECK(record->participants.size() == 2);
+  CHECK(f.agents().Count("abort", "orphan") == 2);
+  CHECK_FALSE(f.Recorded("elsewhere").has_value());  // another coordinator's: not ours to decide
+  CHECK(f.node().metrics().swept == 1);
+}
+
+TEST_CASE("start resumes every unfinished decision and finishes it once every participant acked") {
+  Fixture f;
+  f.Insert(Decided("t-commit", Outcome::kCommitted));
+  f.Start();
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-commit") == 2);
+  CHECK(f.node().active() == 1);
+  // One agent acks; the other forgot the txid after its retention: counted as acked.
+  f.agents().acks[0](DecisionAck::kAcked);
+  f.agents().acks[1](DecisionAck::kUnknownTransaction);
+  f.Store();
+  CHECK(f.node().metrics().commits_unknown_at_participant == 1);
+  auto record = f.Recorded("t-commit");
+  REQUIRE(record.has_value());
+  CHECK(record->finished);
+  CHECK(f.node().active() == 0);
+}
+
+TEST_CASE("a forced decision is recorded as heuristic, then delivered; the same force again changes nothing") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<ForceAnswer> forced;
+  f.node().Force({"stuck", Outcome::kCommitted, {{"bank-a", std::nullopt}}, ""},
+                 [&](ForceAnswer a) { forced = std::move(a); });
+  f.Store();
+  REQUIRE(forced.has_value());
+  const auto* result = std::get_if<ForceResult>(&*forced);
+  REQUIRE(result != nullptr);
+  CHECK(result->kind == ForceResult::Kind::kForced);
+  auto record = f.Recorded("stuck");
+  REQUIRE(record.has_value());
+  CHECK(record->heuristic);
+  CHECK(record->outcome == Outcome::kCommitted);
+  CHECK(f.agents().Count("commit", "stuck") == 1);
+  CHECK(f.node().metrics().heuristic == 1);
+
+  std::optional<ForceAnswer> again;
+  f.node().Force({"stuck", Outcome::kCommitted, {}, ""}, [&](ForceAnswer a) { again = std::move(a); });
+  f.Store();
+  REQUIRE(again.has_value());
+  REQUIRE(std::holds_alternative<ForceResult>(*again));
+  CHECK(std::get<ForceResult>(*again).kind == ForceResult::Kind::kAlreadyDecided);
+
+  std::optional<ForceAnswer> unknown;
+  f.node().Force({"other", Outcome::kAborted, {{"bank-z", std::nullopt}}, ""},
+                 [&](ForceAnswer a) { unknown = std::move(a); });
+  REQUIRE(unknown.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*unknown));
+  CHECK(std::get<NodeError>(*unknown).kind == NodeErrorKind::kInvalidRequest);
+}
+
+TEST_CASE("a force while the protocol still collects votes is refused") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<SubmitResult> reply;
+  f.node().Submit({Transfer(), ""}, [&](SubmitResult r) { reply = std::move(r); });
+  REQUIRE(f.agents().calls.size() >= 1);
+  const std::string txid = f.agents().calls.back().txid;
+  std::optional<ForceAnswer> forced;
+  f.node().Force({txid, Outcome::kCommitted, {}, ""}, [&](ForceAnswer a) { forced = std::move(a); });
+  REQUIRE(forced.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*forced));
+  CHECK(std::get<NodeError>(*forced).kind == NodeErrorKind::kUndecided);
+}
+
+TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {
+  Fixture f(/*max_in_flight=*/1);
+  f.Start();
+  f.Store();
+  std::optional<SubmitResult> first, second;
+  f.node().Submit({Transfer(), ""}, [&](SubmitResult r) { first = std::move(r); });
+  f.node().Submit({Transfer(), ""}, [&](SubmitResult r) { second = std::move(r); });
+  CHECK_FALSE(first.has_value());  // waiting for votes
+  REQUIRE(second.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*second));
+  CHECK(std::get<NodeError>(*second).kind == NodeErrorKind::kOverloaded);
+  CHECK(f.node().metrics().rejected_overload == 1);
+  CHECK(f.node().metrics().started == 1);
+
+  // Both vote yes: commit is recorded, then the client hears 200.
+  for (auto& vote : f.agents().votes) {
+    wire::Vote yes;
+    yes.txid = f.agents().calls.front().txid;
+    yes.yes = true;
+    vote(yes);
+  }
+  CHECK_FALSE(first.has_value());  // not before the decision is durable
+  f.Store();
+  REQUIRE(first.has_value());
+  REQUIRE(std::holds_alternative<TxReply>(*first));
+  CHECK(std::get<TxReply>(*first).status == 200);
+}
+
+TEST_CASE("a transaction whose votes do not come is aborted at its deadline by the tick") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<SubmitResult> reply;
+  f.node().Submit({Transfer(), ""}, [&](SubmitResult r) { reply = std::move(r); });
+  const std::string txid = f.agents().calls.back().txid;
+  f.timers().Advance(1'500);
+  f.Store();
+  REQUIRE(reply.has_value());
+  REQUIRE(std::holds_alternative<TxReply>(*reply));
+  CHECK(std::get<TxReply>(*reply).status == 409);
+  auto record = f.Recorded(txid);
+  REQUIRE(record.has_value());
+  CHECK(record->outcome == Outcome::kAborted);
+}
+
+}  // namespace
+}  // namespace commitd::coordinator
