@@ -5,7 +5,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <list>
+#include <cstdint>
+#include <map>
 #include <memory>
 
 #include "participant/timers.h"
@@ -15,7 +16,10 @@ namespace commitd::participant {
 class AsioTimers final : public Timers {
  public:
   explicit AsioTimers(boost::asio::io_context& io) : io_(io) {}
-  ~AsioTimers() override { Cancel(); }
+  ~AsioTimers() override {
+    *alive_ = false;
+    Cancel();
+  }
 
   int64_t NowMs() const override;
   void After(int64_t delay_ms, std::function<void()> fn) override;
@@ -24,7 +28,10 @@ class AsioTimers final : public Timers {
 
  private:
   boost::asio::io_context& io_;
-  std::list<std::shared_ptr<boost::asio::steady_timer>> pending_;
+  uint64_t next_id_ = 0;
+  // A timer whose id is gone from here was cancelled, even if it had already expired.
+  std::map<uint64_t, std::shared_ptr<boost::asio::steady_timer>> pending_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace commitd::participant
