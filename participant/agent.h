@@ -1,7 +1,8 @@
 // Public: the participant agent as a library (design A.4).
 //
-// An Agent is the participant Engine, the SQLite ResourceManager on its own
-// storage thread, and the agent HTTP API of docs/protocol.md, all on an
+// An Agent is a participant::Node (participant/node.h: the engine and every
+// rule of the agent) on the SQLite ResourceManager with its own storage
+// thread, served through the agent HTTP API of docs/protocol.md, all on an
 // io_context the caller owns. commit-agent is one user; a C++ service that
 // embeds it is another (examples/inventory):
 //

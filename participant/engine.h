@@ -1,8 +1,8 @@
 // The participant's 2PC and 3PC engine as a pure state machine (design B.1, B.3, B.4).
 //
-// It decides what happens to each transaction on this agent; the agent (or
-// the simulator) carries out its actions: resource-manager calls on the
-// storage thread, replies to HTTP requests, and questions to the coordinator.
+// It decides what happens to each transaction on this agent; the participant
+// Node (participant/node.h) carries out its actions: storage jobs on the
+// resource manager, replies to requests, and questions to the coordinator.
 //
 // Rules it keeps:
 //  - a yes vote is sent only after the prepared record is durable;

@@ -1,11 +1,9 @@
 #include "tests/sim/participant_node.h"
 
 #include <filesystem>
+#include <utility>
 
 namespace commitd::sim {
-
-namespace action = participant::action;
-using participant::Decision;
 
 namespace {
 
@@ -34,13 +32,18 @@ ParticipantNode::ParticipantNode(std::string name, Context& ctx, std::string db_
       db_path_(std::move(db_path)),
       procedures_(std::move(procedures)),
       coordinator_urls_(std::move(coordinator_urls)),
-      storage_(name_, ctx.scheduler, ctx.random, ctx.trace,
-               [this](std::vector<SyncQueue::Job>& batch) { return RunBatch(batch); }) {
+      storage_(name_, ctx.scheduler, ctx.random, ctx.trace),
+      timers_(name_, ctx),
+      coordinator_transport_(name_, ctx, coordinator_urls_.size() > 1),
+      peer_transport_(name_, ctx) {
   ctx_.network.AddNode(name_, [this](const Request& r, Responder respond) { Handle(r, std::move(respond)); });
   ctx_.network.Crash(name_);
+  storage_.set_on_synced([this](sqlite::Database& db) { AfterSync(db); });
 }
 
 ParticipantNode::~ParticipantNode() {
+  node_.reset();
+  store_.reset();
   rm_.reset();
   db_.reset();
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
@@ -72,7 +75,8 @@ int64_t ParticipantNode::seed_total() const {
   return total;
 }
 
-// As Agent::Impl::Start: open, load the prepared records and outcomes, Recover.
+// The process boots: open the file and the ResourceManager; the Node
+// recovers from the records as commit-agent does.
 Status ParticipantNode::Start() {
   ++incarnation_;
   auto opened = OpenDatabase(db_path_, false);
@@ -81,26 +85,22 @@ Status ParticipantNode::Start() {
   auto rm = participant::ResourceManager::Open(*db_, procedures_, {});
   if (!rm.ok()) return rm.status();
   rm_ = std::move(rm).value();
-  auto records = rm_->LoadPrepared();
-  if (!records.ok()) return records.status();
-  auto outcomes = rm_->LoadOutcomes();
-  if (!outcomes.ok()) return outcomes.status();
-  participant::EngineOptions eo;
-  eo.resolve_initial_ms = ctx_.config.resolve_initial_ms;
-  eo.resolve_max_ms = ctx_.config.resolve_max_ms;
-  eo.outcome_retention_ms = ctx_.config.outcome_retention_ms;
-  eo.termination_grace_ms = ctx_.config.termination_grace_ms;
-  eo.name = name_;
-  if (coordinator_urls_.size() > 1) eo.coordinators = coordinator_urls_;
-  engine_ = std::make_unique<participant::Engine>(eo);
-  const std::size_t recovered = records->size();
-  engine_->Recover(std::move(records).value(), outcomes.value(), ctx_.now());
+  storage_.Attach(db_.get(), [this](sqlite::Database&) {
+    if (Status s = rm_->RebuildLocks(); !s.ok()) ctx_.checker.Fail("locks", name_ + ": " + s.message());
+  });
+  store_ = std::make_unique<participant::SqliteStore>(*rm_, storage_, timers_);
+  participant::NodeOptions options = participant::NodeOptions::From(ctx_.config, name_, UrlOf(name_), coordinator_urls_);
+  options.register_with_coordinators = false;  // the simulated coordinators know every participant's URL
+  node_ = std::make_unique<participant::Node>(std::move(options), *store_, coordinator_transport_, peer_transport_,
+                                              timers_);
+  node_->set_event_log([this](log::Level, std::string_view event, const nlohmann::json& fields) {
+    ctx_.Log(name_, std::string(event) + " " + fields.dump());
+  });
+  if (Status s = node_->Start(); !s.ok()) return s;
   up_ = true;
   ctx_.network.Restart(name_);
-  ctx_.Log(name_, "START (incarnation " + std::to_string(incarnation_) + ", " + std::to_string(recovered) +
-                      " prepared, " + std::to_string(engine_->locks().size()) + " locks)");
-  Pump();
-  ScheduleTick();
+  ctx_.Log(name_, "START (incarnation " + std::to_string(incarnation_) + ", " + std::to_string(node_->recovered()) +
+                      " prepared, " + std::to_string(node_->locks().size()) + " locks)");
   return Status::Ok();
 }
 
@@ -109,15 +109,14 @@ void ParticipantNode::Crash() {
   up_ = false;
   ctx_.network.Crash(name_);
   storage_.Crash();
-  requests_.clear();
-  engine_.reset();
+  node_.reset();
+  store_.reset();
   rm_.reset();
   db_.reset();
 }
 
 bool ParticipantNode::Settled() {
-  if (!up_ || !storage_.idle() || !engine_->Held(ctx_.now()).empty() || engine_->locks().size() != 0 ||
-      rm_->locks().size() != 0) {
+  if (!up_ || !storage_.idle() || !node_->Held().empty() || node_->locks().size() != 0 || rm_->locks().size() != 0) {
     return false;
   }
   auto records = rm_->LoadPrepared();
@@ -126,9 +125,9 @@ bool ParticipantNode::Settled() {
 
 std::string ParticipantNode::Describe() {
   if (!up_) return name_ + " down";
-  std::string out = name_ + " up, " + std::to_string(engine_->locks().size()) + " lock key(s) held" +
+  std::string out = name_ + " up, " + std::to_string(node_->locks().size()) + " lock key(s) held" +
                     (storage_.idle() ? "" : ", storage busy");
-  for (const auto& v : engine_->Held(ctx_.now())) {
+  for (const auto& v : node_->Held()) {
     out += "\n    held: " + v.txid + " " + v.state + " deadline +" + std::to_string(v.deadline_ms - ctx_.now()) +
            " ms, last error: " + v.last_error;
   }
@@ -141,7 +140,7 @@ std::string ParticipantNode::Describe() {
 std::size_t ParticipantNode::InDoubt() {
   if (!up_) return 0;
   std::size_t n = 0;
-  for (const auto& v : engine_->Held(ctx_.now())) {
+  for (const auto& v : node_->Held()) {
     if (v.state == "prepared" || v.state == "precommitted" || v.state == "precommitting") ++n;
   }
   return n;
@@ -172,302 +171,67 @@ std::optional<std::string> ParticipantNode::CheckBalances(int64_t* total) {
   return problem;
 }
 
-void ParticipantNode::ScheduleTick() {
-  ctx_.scheduler.After(ctx_.config.tick_ms, name_, [this, inc = incarnation_] {
-    if (!up_ || inc != incarnation_) return;
-    engine_->Tick(ctx_.now());
-    if (ctx_.bug == Bug::kCommitOnTimeout) CommitOnTimeout();
-    Pump();
-    ScheduleTick();
-  }, Scheduler::Kind::kTick);
+namespace {
+Response ErrorOf(int status, const std::string& code, const std::string& message) {
+  return {status, {{"error", {{"code", code}, {"message", message}}}}};
 }
+}  // namespace
 
-// The deliberate bug: a prepared transaction past its deadline commits alone.
-void ParticipantNode::CommitOnTimeout() {
-  for (const auto& v : engine_->Held(ctx_.now())) {
-    if (v.state != "prepared" || v.deadline_ms > ctx_.now()) continue;
-    ctx_.Log(name_, "BUG commit-on-timeout: committing " + v.txid + " alone");
-    engine_->OnDecisionAnswer(v.txid, Decision::kCommit, ctx_.now());
-  }
-}
-
-participant::RequestToken ParticipantNode::Track(Responder respond) {
-  participant::RequestToken t = next_token_++;
-  requests_.emplace(t, std::move(respond));
-  return t;
-}
-
+// The network's requests (the JSON the simulated coordinators and peers send,
+// parsed by the same wire:: parsers as the HTTP adapter's) as Node calls.
 void ParticipantNode::Handle(const Request& request, Responder respond) {
+  auto reply = [this, respond](participant::NodeReply r) {
+    ctx_.Log(name_, "reply " + std::to_string(r.status) + " " + r.body.dump());
+    respond({r.status, std::move(r.body)});
+  };
   if (request.method == "POST" && request.target == "/v1/prepare") {
     auto parsed = wire::ParsePrepareRequest(request.body.dump());
-    if (!parsed.ok()) {
-      respond({400, {{"error", {{"code", "invalid_request"}, {"message", parsed.status().message()}}}}});
-      return;
-    }
-    if (!parsed->participant.empty() && parsed->participant != name_) {
-      respond({400, {{"error", {{"code", "wrong_participant"}, {"message", "this agent is " + name_}}}}});
-      return;
-    }
+    if (!parsed.ok()) return respond(ErrorOf(400, "invalid_request", parsed.status().message()));
     ctx_.Log(name_, "recv prepare " + parsed->txid);
-    if (Status v = rm_->Validate(parsed->ops); !v.ok()) {
-      wire::Vote no;
-      no.txid = parsed->txid;
-      no.reason = v.message();
-      respond({200, wire::ToJson(no)});
-      return;
-    }
-    engine_->OnPrepare(std::move(parsed).value(), Track(std::move(respond)), ctx_.now());
-    Pump();
-    return;
-  }
-  const bool commit = request.target == "/v1/commit";
-  if (request.method == "POST" && (commit || request.target == "/v1/abort")) {
-    auto txid = wire::ParseTxidBody(request.body.dump());
-    if (!txid.ok()) {
-      respond({400, {{"error", {{"code", "invalid_request"}, {"message", txid.status().message()}}}}});
-      return;
-    }
-    ctx_.Log(name_, std::string("recv ") + (commit ? "commit " : "abort ") + *txid);
-    const participant::RequestToken token = Track(std::move(respond));
-    if (commit) {
-      engine_->OnCommit(*txid, token, ctx_.now());
-    } else {
-      engine_->OnAbort(*txid, token, ctx_.now());
-    }
-    Pump();
-    if (commit && ctx_.bug == Bug::kAckBeforeDurable && requests_.count(token) != 0) {
-      for (const auto& v : engine_->Held(ctx_.now())) {
-        if (v.txid != *txid || v.state != "committing") continue;
-        ctx_.Log(name_, "BUG ack-before-durable: acking commit " + *txid + " before it is synced");
-        Responder early = std::move(requests_[token]);
-        requests_.erase(token);
-        early({200, {{"txid", *txid}, {"state", "committed"}}});
-      }
-    }
-    return;
-  }
-  if (request.method == "POST" && request.target == "/v1/precommit") {
-    auto txid = wire::ParseTxidBody(request.body.dump());
-    if (!txid.ok()) {
-      respond({400, {{"error", {{"code", "invalid_request"}, {"message", txid.status().message()}}}}});
-      return;
-    }
-    ctx_.Log(name_, "recv precommit " + *txid);
-    engine_->OnPrecommit(*txid, Track(std::move(respond)), ctx_.now());
-    Pump();
+    node_->Prepare(std::move(parsed).value(), std::move(reply));
     return;
   }
   if (request.method == "GET" && request.target.rfind("/v1/transactions/", 0) == 0) {
     const std::string txid = request.target.substr(17);
-    const std::string state = engine_->StateOf(txid);
+    const std::string state = node_->StateOf(txid);
     ctx_.Log(name_, "state of " + txid + " asked: " + state);
     respond({200, {{"txid", txid}, {"state", state}}});
     return;
   }
-  respond({404, {{"error", {{"code", "not_found"}, {"message", request.target}}}}});
-}
-
-namespace {
-// As PeerStateOf in participant/agent.cc.
-Result<std::string> PeerState(const Result<Response>& r, const std::string& peer) {
-  if (!r.ok()) return Status::Unavailable(peer + ": " + r.status().message());
-  const auto& body = r->body;
-  if (r->status == 200 && body.is_object() && body.contains("state") && body["state"].is_string()) {
-    return body["state"].get<std::string>();
-  }
-  const std::string code = body.is_object() && body.contains("error") ? body["error"].value("code", "") : "";
-  if (r->status == 404 && code == "unknown_transaction") return std::string("unknown");
-  if (r->status == 409 && code == "already_aborted") return std::string("aborted");
-  return Status::Unavailable(peer + ": HTTP " + std::to_string(r->status) + " " + body.dump());
-}
-}  // namespace
-
-// As Agent::Impl::CallPeers.
-void ParticipantNode::CallPeers(participant::action::CallPeers call) {
-  static const char* const kTargets[] = {"state", "/v1/precommit", "/v1/commit", "/v1/abort"};
-  struct Round {
-    std::vector<participant::PeerAnswer> answers;
-    std::size_t pending = 0;
-  };
-  auto round = std::make_shared<Round>();
-  round->pending = call.peers.size();
-  round->answers.resize(call.peers.size());
-  const bool wait = call.call == action::PeerCall::kState || call.call == action::PeerCall::kPrecommit;
-  const int kind = static_cast<int>(call.call);
-  ctx_.Log(name_, std::string("termination ") + kTargets[kind] + " " + call.txid + " to " +
-                      std::to_string(call.peers.size()) + " peer(s)");
-  for (std::size_t i = 0; i < call.peers.size(); ++i) {
-    const std::string peer = NodeOf(call.peers[i].url);
-    round->answers[i].name = call.peers[i].name;
-    Request request = call.call == action::PeerCall::kState
-                          ? Request{"GET", "/v1/transactions/" + call.txid, nullptr}
-                          : Request{"POST", kTargets[kind], {{"txid", call.txid}}};
-    ctx_.network.Call(name_, peer, std::move(request), ctx_.config.request_timeout_ms,
-                      [this, round, i, wait, peer, txid = call.txid, kind = call.call](Result<Response> r) {
-                        if (!wait) return;
-                        round->answers[i].state = PeerState(r, peer);
-                        if (--round->pending != 0) return;
-                        engine_->OnPeerAnswers(txid, kind, std::move(round->answers), ctx_.now());
-                        Pump();
-                      });
-  }
-}
-
-void ParticipantNode::Pump() {
-  for (auto actions = engine_->TakeActions(); !actions.empty(); actions = engine_->TakeActions()) {
-    for (auto& a : actions) Execute(a);
-  }
-}
-
-void ParticipantNode::Execute(participant::Action& a) {
-  SyncQueue::Job job;
-  if (auto* pr = std::get_if<action::Prepare>(&a)) {
-    auto prepare =
-        std::make_shared<participant::PrepareJob>(participant::PrepareJob{std::move(pr->ops), std::move(pr->record), {}, {}});
-    job.label = "prepare " + prepare->record.txid;
-    job.scratch = [this, prepare] { prepare->Scratch(*rm_); };
-    job.run = [this, prepare] {
-      prepare->Durable(*rm_);
-      return Status::Ok();
-    };
-    job.done = [this, prepare](Status s) {
-      const participant::PrepareResult& r = prepare->result;
-      ctx_.Log(name_, "prepared " + prepare->record.txid + (!s.ok() ? ": " + s.message() : r.yes ? ": yes" : ": " + r.reason));
-      engine_->OnPrepared(prepare->record.txid, std::move(prepare->result), s, ctx_.now());
-      Pump();
-    };
-  } else if (auto* ac = std::get_if<action::ApplyCommit>(&a)) {
-    job.label = "commit " + ac->txid;
-    job.run = [this, txid = ac->txid] { return rm_->Commit(txid, ctx_.now()); };
-    job.done = [this, txid = ac->txid](Status s) {
-      engine_->OnCommitApplied(txid, s, ctx_.now());
-      Pump();
-    };
-  } else if (auto* ab = std::get_if<action::ApplyAbort>(&a)) {
-    job.label = "abort " + ab->txid;
-    job.run = [this, txid = ab->txid] { return rm_->Abort(txid, ctx_.now()); };
-    job.on_synced = [this, txid = ab->txid](const Status& s) {
-      if (s.ok()) ctx_.checker.OnAborted(name_, txid);
-    };
-    job.done = [this, txid = ab->txid](Status s) {
-      engine_->OnAbortApplied(txid, s, ctx_.now());
-      Pump();
-    };
-  } else if (auto* ro = std::get_if<action::RememberOutcome>(&a)) {
-    job.label = "remember " + ro->txid + " " + ro->outcome;
-    job.run = [this, txid = ro->txid, outcome = ro->outcome] { return rm_->RememberOutcome(txid, outcome, ctx_.now()); };
-    if (ro->outcome == "aborted") {
-      job.on_synced = [this, txid = ro->txid](const Status& s) {
-        if (s.ok()) ctx_.checker.OnAborted(name_, txid);
-      };
-    }
-  } else if (auto* fo = std::get_if<action::ForgetOutcomesBefore>(&a)) {
-    job.label = "forget outcomes";
-    job.run = [this, cutoff = fo->cutoff_ms] { return rm_->ForgetOutcomesBefore(cutoff); };
-  } else if (auto* reply = std::get_if<action::Reply>(&a)) {
-    auto it = requests_.find(reply->to);
-    if (it == requests_.end()) return;
-    Responder respond = std::move(it->second);
-    requests_.erase(it);
-    ctx_.Log(name_, "reply " + std::to_string(reply->status) + " " + reply->body.dump());
-    respond({reply->status, reply->body});
-    return;
-  } else if (auto* pc = std::get_if<action::PersistPrecommitted>(&a)) {
-    job.label = "precommitted " + pc->txid;
-    job.run = [this, txid = pc->txid] { return rm_->UpdatePrepared(txid, "precommitted", ""); };
-    job.done = [this, txid = pc->txid](Status s) {
-      engine_->OnPrecommitPersisted(txid, s, ctx_.now());
-      Pump();
-    };
-  } else if (auto* cp = std::get_if<action::CallPeers>(&a)) {
-    CallPeers(std::move(*cp));
-    return;
-  } else if (auto* q = std::get_if<action::QueryDecision>(&a)) {
-    ctx_.Log(name_, "query decision " + q->txid);
-    QueryDecision(q->txid, std::move(q->coordinators), 0, "");
+  const bool commit = request.target == "/v1/commit";
+  const bool abort = request.target == "/v1/abort";
+  const bool precommit = request.target == "/v1/precommit";
+  if (request.method != "POST" || !(commit || abort || precommit)) {
+    respond(ErrorOf(404, "not_found", request.target));
     return;
   }
-  storage_.Submit(std::move(job));
+  auto txid = wire::ParseTxidBody(request.body.dump());
+  if (!txid.ok()) return respond(ErrorOf(400, "invalid_request", txid.status().message()));
+  ctx_.Log(name_, "recv " + request.target.substr(4) + " " + *txid);
+  if (abort) return node_->Abort(*txid, std::move(reply));
+  if (precommit) return node_->Precommit(*txid, std::move(reply));
+  if (ctx_.bug != Bug::kAckBeforeDurable) return node_->Commit(*txid, std::move(reply));
+  // The deliberate bug: the commit is acknowledged as soon as its apply job
+  // is queued, and the real acknowledgement (once durable) is dropped.
+  auto answered = std::make_shared<bool>(false);
+  node_->Commit(*txid, [answered, reply](participant::NodeReply r) {
+    if (!std::exchange(*answered, true)) reply(std::move(r));
+  });
+  if (!*answered && node_->StateOf(*txid) == "committing") {
+    *answered = true;
+    ctx_.Log(name_, "BUG ack-before-durable: acking commit " + *txid + " before it is synced");
+    respond({200, {{"txid", *txid}, {"state", "committed"}}});
+  }
 }
 
-// As Agent::Impl::QueryDecision: asks urls[index..] in turn; the first definite answer wins.
-void ParticipantNode::QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index,
-                                    std::string errors) {
-  if (index >= urls.size()) {
-    if (urls.empty()) errors = "no coordinator URL known for this transaction";
-    engine_->OnDecisionAnswer(txid, Status::Unavailable(errors), ctx_.now());
-    Pump();
-    return;
-  }
-  // As the agent: naming ourselves lets the transaction's own coordinator
-  // (urls[0]) record its presumed abort before answering (group only).
-  std::string target = "/v1/transactions/" + txid;
-  if (index == 0 && coordinator_urls_.size() > 1) target += "?participant=" + name_;
-  Request request{"GET", std::move(target), nullptr};
-  const std::string to = NodeOf(urls[index]);
-  ctx_.network.Call(
-      name_, to, std::move(request), ctx_.config.request_timeout_ms,
-      [this, txid, urls = std::move(urls), index, errors = std::move(errors)](Result<Response> r) mutable {
-        std::string error;
-        // A 404 is proof of abort only from the transaction's own coordinator,
-        // or from a group that lists it (its members share one log).
-        bool same_group = false;
-        if (r.ok() && r->body.is_object() && r->body.contains("group") && r->body["group"].is_array()) {
-          for (const auto& u : r->body["group"]) same_group = same_group || (u.is_string() && u.get<std::string>() == urls[0]);
-        }
-        const bool owner = index == 0 || same_group;
-        if (r.ok() && (r->status == 200 || (r->status == 404 && owner))) {
-          std::string outcome = r->body.is_object() ? r->body.value("outcome", "") : "";
-          if (outcome == "committed" || outcome == "aborted" || outcome == "pending") {
-            Decision d = outcome == "committed" ? Decision::kCommit
-                         : outcome == "aborted" ? Decision::kAbort
-                                                : Decision::kPending;
-            ctx_.Log(name_, "decision answer " + txid + ": " + outcome);
-            engine_->OnDecisionAnswer(txid, d, ctx_.now());
-            Pump();
-            return;
-          }
-          error = urls[index] + ": unexpected answer HTTP " + std::to_string(r->status);
-        } else if (r.ok() && r->status == 404) {
-          error = urls[index] + ": does not know the transaction (only its own coordinator may presume abort)";
-        } else {
-          error = urls[index] + ": " + (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().message());
-        }
-        if (!errors.empty()) errors += "; ";
-        errors += error;
-        QueryDecision(std::move(txid), std::move(urls), index + 1, std::move(errors));
-      });
+void ParticipantNode::AfterSync(sqlite::Database& db) {
+  ReadNewJournalRows(db);
+  ReadNewAborts(db);
 }
 
-// One batch, one SQLite transaction, as BatchWriter::RunBatch.
-std::vector<Status> ParticipantNode::RunBatch(std::vector<SyncQueue::Job>& batch) {
-  std::vector<Status> results(batch.size());
-  if (db_->Begin().ok()) {
-    for (auto& job : batch) {
-      if (job.scratch) job.scratch();
-    }
-    db_->Rollback();
-  }
-  Status begin = db_->Begin();
-  if (!begin.ok()) {
-    for (auto& r : results) r = begin;
-    return results;
-  }
-  for (std::size_t i = 0; i < batch.size(); ++i) results[i] = batch[i].run();
-  Status commit = db_->Commit();
-  if (!commit.ok()) {
-    db_->Rollback();
-    for (auto& r : results) r = commit;
-    if (Status s = rm_->RebuildLocks(); !s.ok()) ctx_.checker.Fail("locks", name_ + ": " + s.message());
-    return results;
-  }
-  ReadNewJournalRows();
-  return results;
-}
-
-void ParticipantNode::ReadNewJournalRows() {
+void ParticipantNode::ReadNewJournalRows(sqlite::Database& db) {
   Status error;
-  sqlite::Statement* stmt = db_->Prepare("SELECT rowid, txid FROM journal WHERE rowid > ?1 ORDER BY rowid", &error);
+  sqlite::Statement* stmt = db.Prepare("SELECT rowid, txid FROM journal WHERE rowid > ?1 ORDER BY rowid", &error);
   if (stmt == nullptr) {
     ctx_.checker.Fail("conservation", name_ + ": cannot read the journal: " + error.message());
     return;
@@ -481,6 +245,22 @@ void ParticipantNode::ReadNewJournalRows() {
   }
   if (!any) return;
   if (auto problem = CheckBalances(nullptr)) ctx_.checker.Fail("conservation", *problem);
+}
+
+// Aborts are facts once their outcome row is synced (an abort, a no vote or a
+// tombstone): rows stamped since the last sync (each sync runs at a later
+// virtual millisecond than the one before).
+void ParticipantNode::ReadNewAborts(sqlite::Database& db) {
+  Status error;
+  sqlite::Statement* stmt = db.Prepare(
+      "SELECT txid FROM _commitd_finished WHERE outcome = 'aborted' AND finished_ms > ?1 ORDER BY txid", &error);
+  if (stmt == nullptr) {
+    ctx_.checker.Fail("atomicity", name_ + ": cannot read the outcomes: " + error.message());
+    return;
+  }
+  stmt->Bind(1, aborts_read_ms_);
+  while (stmt->Step()) ctx_.checker.OnAborted(name_, stmt->Text(0));
+  aborts_read_ms_ = ctx_.now();
 }
 
 }  // namespace commitd::sim

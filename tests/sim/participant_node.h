@@ -1,26 +1,28 @@
-// ParticipantNode: the real participant::Engine and the real SQLite
-// ResourceManager on a database file of its own, driven the way
-// participant/agent.cc drives them.
-//
-// Storage is a SyncQueue standing in for BatchWriter: Execute, PersistPrepared,
-// ApplyCommit... run in FIFO order, a batch per real SQLite transaction, and
-// completions come back in order (the engine's ordering assumption). A crash
-// closes the database and loses the unsynced jobs; a restart reopens the file
-// and recovers exactly as Agent::Start does.
+// ParticipantNode: one simulated participant process — participant::Node,
+// the class commit-agent runs, on the real SQLite ResourceManager and its own
+// database file, with the simulator's implementations of the Node's
+// interfaces: SimStorageQueue under the SqliteStore (the same batch code as
+// BatchWriter), transports over the sim Network, timers over the Scheduler.
+// What is left here is the process around the Node: opening the file,
+// crashing (the database closes, unsynced jobs are lost) and restarting
+// (the Node recovers exactly as in commit-agent), turning the network's
+// requests into Node calls, the world's checks, and the planted bugs'
+// fault hooks.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 
 #include "common/sqlite_db.h"
-#include "participant/engine.h"
+#include "participant/node.h"
 #include "participant/procedures.h"
 #include "participant/resource_manager.h"
+#include "participant/sqlite_store.h"
 #include "tests/sim/context.h"
-#include "tests/sim/sync_queue.h"
+#include "tests/sim/participant_transports.h"
+#include "tests/sim/sim_storage_queue.h"
 
 namespace commitd::sim {
 
@@ -39,10 +41,10 @@ class ParticipantNode {
   const std::string& name() const { return name_; }
   void set_storage_delay_ms(int64_t ms) { storage_.set_max_delay_ms(ms); }
 
-  // Nothing held by the engine, no lock, storage idle, no prepared record in the database.
+  // Nothing held by the node, no lock, storage idle, no prepared record in the database.
   bool Settled();
   std::string Describe();
-  // Transactions the engine holds in doubt (prepared or precommitted) now.
+  // Transactions the node holds in doubt (prepared or precommitted) now.
   std::size_t InDoubt();
   // Every balance equals its seed plus its journal; the bank's total in *total.
   std::optional<std::string> CheckBalances(int64_t* total);
@@ -50,15 +52,9 @@ class ParticipantNode {
 
  private:
   void Handle(const Request& request, Responder respond);
-  void Pump();
-  void Execute(participant::Action& a);
-  void QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index, std::string errors);
-  void ScheduleTick();
-  void CommitOnTimeout();
-  void CallPeers(participant::action::CallPeers call);
-  participant::RequestToken Track(Responder respond);
-  std::vector<Status> RunBatch(std::vector<SyncQueue::Job>& batch);
-  void ReadNewJournalRows();
+  void AfterSync(sqlite::Database& db);
+  void ReadNewJournalRows(sqlite::Database& db);
+  void ReadNewAborts(sqlite::Database& db);
 
   std::string name_;
   Context& ctx_;
@@ -67,14 +63,18 @@ class ParticipantNode {
   std::vector<std::string> coordinator_urls_;  // every member of a group; one URL otherwise
   bool up_ = false;
   uint64_t incarnation_ = 0;
+  SimStorageQueue storage_;
+  SimTimers timers_;
+  SimCoordinatorTransport coordinator_transport_;
+  SimPeerTransport peer_transport_;
+  // One process's worth; gone at a crash (node first, database last).
   std::unique_ptr<sqlite::Database> db_;
   std::unique_ptr<participant::ResourceManager> rm_;
-  std::unique_ptr<participant::Engine> engine_;
-  SyncQueue storage_;
-  std::unordered_map<participant::RequestToken, Responder> requests_;
-  participant::RequestToken next_token_ = 1;
+  std::unique_ptr<participant::SqliteStore> store_;
+  std::unique_ptr<participant::Node> node_;
   std::map<std::string, int64_t> seed_;  // account -> balance at creation
   int64_t journal_rowid_ = 0;            // journal rows up to here were reported to the checker
+  int64_t aborts_read_ms_ = -1;          // aborted outcomes stamped up to here were reported
 };
 
 }  // namespace commitd::sim

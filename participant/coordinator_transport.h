@@ -1,0 +1,51 @@
+// CoordinatorTransport: how a participant Node talks to coordinators. The
+// binary's implementation is HTTP (participant/http_coordinator_transport.h);
+// the simulator's goes over its network. An implementation maps the wire to
+// these typed answers and holds no rule about what an answer proves: the Node
+// decides that (a "not known here" is proof of abort only from the
+// transaction's own coordinator or its group).
+//
+// Thread: called on the Node's event thread; `done` runs there, exactly once.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace commitd::participant {
+
+struct DecisionQuery {
+  std::string coordinator_url;
+  std::string txid;
+  // The participant asking, named so that the coordinator records its
+  // presumed abort before answering; empty: ask without naming anyone.
+  std::string asking_participant;
+};
+
+struct DecisionAnswer {
+  enum class Kind {
+    kCommitted,
+    kAborted,
+    kPending,   // decided neither way yet
+    kNotKnown,  // no record of the transaction there: presumed abort, if it is the right coordinator
+    kError,     // no answer: unreachable, timeout, an answer of no known form
+  };
+  Kind kind = Kind::kError;
+  // kNotKnown: the URLs of every member of the answering coordinator group
+  // (they share one decision log); empty for a lone coordinator.
+  std::vector<std::string> group;
+  std::string error;  // kError: why
+};
+
+class CoordinatorTransport {
+ public:
+  virtual ~CoordinatorTransport() = default;
+  virtual void QueryDecision(DecisionQuery query, std::function<void(DecisionAnswer)> done) = 0;
+  // Tells a coordinator the URL this participant is reached at. Ok once it accepted.
+  virtual void Register(const std::string& coordinator_url, const std::string& name, const std::string& own_url,
+                        std::function<void(Status)> done) = 0;
+};
+
+}  // namespace commitd::participant

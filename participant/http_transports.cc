@@ -1,0 +1,122 @@
+#include "participant/http_transports.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/failpoint.h"
+
+namespace commitd::participant {
+namespace {
+
+// error.code of a JSON error body ({"error":{"code":...}}), or "".
+std::string ErrorCodeOf(const nlohmann::json& body) {
+  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return "";
+  const auto& error = body["error"];
+  return error.contains("code") && error["code"].is_string() ? error["code"].get<std::string>() : "";
+}
+
+std::string StringField(const nlohmann::json& body, const char* name) {
+  return body.is_object() && body.contains(name) && body[name].is_string() ? body[name].get<std::string>() : "";
+}
+
+void AddToken(http::ClientRequest& cr, const std::string& token) {
+  if (!token.empty()) cr.headers.emplace_back("Authorization", "Bearer " + token);
+}
+
+}  // namespace
+
+DecisionAnswer DecisionAnswerOf(const Result<http::Response>& r) {
+  DecisionAnswer answer;
+  if (!r.ok()) {
+    answer.error = r.status().message();
+    return answer;
+  }
+  const auto body = nlohmann::json::parse(r->body, nullptr, false);
+  const std::string outcome = StringField(body, "outcome");
+  if (r->status == 200) {
+    if (outcome == "committed") answer.kind = DecisionAnswer::Kind::kCommitted;
+    if (outcome == "aborted") answer.kind = DecisionAnswer::Kind::kAborted;
+    if (outcome == "pending") answer.kind = DecisionAnswer::Kind::kPending;
+  } else if (r->status == 404 && ErrorCodeOf(body) == "not_found" && outcome == "aborted") {
+    answer.kind = DecisionAnswer::Kind::kNotKnown;
+    if (body.contains("group") && body["group"].is_array()) {
+      for (const auto& u : body["group"]) {
+        if (u.is_string()) answer.group.push_back(u.get<std::string>());
+      }
+    }
+  }
+  if (answer.kind == DecisionAnswer::Kind::kError) {
+    answer.error = "unexpected answer HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r);
+  }
+  return answer;
+}
+
+PeerReply PeerReplyOf(const Result<http::Response>& r) {
+  PeerReply reply;
+  if (!r.ok()) {
+    reply.error = r.status().message();
+    return reply;
+  }
+  const auto body = nlohmann::json::parse(r->body, nullptr, false);
+  const std::string code = ErrorCodeOf(body);
+  if (r->status == 200 && body.is_object() && body.contains("state") && body["state"].is_string()) {
+    reply.kind = PeerReply::Kind::kState;
+    reply.state = body["state"].get<std::string>();
+  } else if (r->status == 404 && code == "unknown_transaction") {
+    reply.kind = PeerReply::Kind::kUnknownTransaction;
+  } else if (r->status == 409 && code == "already_aborted") {
+    reply.kind = PeerReply::Kind::kAlreadyAborted;
+  } else {
+    reply.error = "HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r);
+  }
+  return reply;
+}
+
+void HttpCoordinatorTransport::QueryDecision(DecisionQuery query, std::function<void(DecisionAnswer)> done) {
+  if (failpoint::Active("agent.ignore_decisions")) {
+    DecisionAnswer none;
+    none.error = "agent.ignore_decisions is set";
+    done(std::move(none));
+    return;
+  }
+  http::ClientRequest cr;
+  cr.base_url = query.coordinator_url;
+  cr.target = "/v1/transactions/" + query.txid;
+  if (!query.asking_participant.empty()) cr.target += "?participant=" + http::PercentEncode(query.asking_participant);
+  AddToken(cr, token_);
+  client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) { done(DecisionAnswerOf(r)); });
+}
+
+void HttpCoordinatorTransport::Register(const std::string& coordinator_url, const std::string& name,
+                                        const std::string& own_url, std::function<void(Status)> done) {
+  http::ClientRequest cr;
+  cr.base_url = coordinator_url;
+  cr.method = "PUT";
+  cr.target = "/v1/participants/" + name;
+  cr.body = nlohmann::json{{"url", own_url}}.dump();
+  AddToken(cr, token_);
+  client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) {
+    if (!r.ok()) return done(r.status());
+    if (r->status != 200) return done(Status::Unavailable("HTTP " + std::to_string(r->status)));
+    done(Status::Ok());
+  });
+}
+
+void HttpPeerTransport::Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
+                             std::function<void(PeerReply)> done) {
+  http::ClientRequest cr;
+  cr.base_url = peer.url;
+  cr.timeout = std::chrono::milliseconds(request_timeout_ms_);
+  if (call == action::PeerCall::kState) {
+    cr.target = "/v1/transactions/" + txid;
+  } else {
+    cr.method = "POST";
+    cr.target = call == action::PeerCall::kPrecommit ? "/v1/precommit"
+                : call == action::PeerCall::kCommit  ? "/v1/commit"
+                                                     : "/v1/abort";
+    cr.body = nlohmann::json{{"txid", txid}}.dump();
+  }
+  AddToken(cr, token_);
+  client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) { done(PeerReplyOf(r)); });
+}
+
+}  // namespace commitd::participant

@@ -1,0 +1,154 @@
+// participant::Node: one participant process's rules (design B.1a). It owns
+// the Engine and carries out its actions: storage work through a Store,
+// questions to coordinators through a CoordinatorTransport, 3PC termination
+// calls through a PeerTransport, ticks and registration retries through
+// Timers. It decides what counts as an answer:
+//  - a coordinator's "not known here" is proof of abort only from the
+//    transaction's own coordinator (the first URL asked, from the prepare) or
+//    from a group that lists it; any other coordinator's is no answer, and the
+//    next URL is asked;
+//  - only the transaction's own coordinator is asked with this participant's
+//    name (so it records its presumed abort before answering);
+//  - a peer that never saw the transaction answers "unknown", one that refused
+//    because it aborted answers "aborted" (engine.h has what they decide).
+// Recovery at start: the Store's prepared records and outcomes go into the
+// engine, which asks about every record at once.
+//
+// The commit-agent binary runs it behind HTTP (participant/agent.cc), the
+// simulator over its network (tests/sim/participant_node.cc).
+//
+// Thread: single-threaded; every method and every callback it is given runs
+// on one event thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/wire.h"
+#include "participant/coordinator_transport.h"
+#include "participant/engine.h"
+#include "participant/peer_transport.h"
+#include "participant/store.h"
+#include "participant/timers.h"
+
+namespace commitd::participant {
+
+struct NodeOptions {
+  std::string name;      // the participant name coordinators use
+  std::string self_url;  // what coordinators are told at registration
+  // Asked for decisions after a transaction's own coordinator; registered with.
+  std::vector<std::string> coordinators;
+  bool register_with_coordinators = true;
+  int64_t tick_ms = 10;
+  int64_t register_interval_ms = 2'000;
+  int64_t resolve_initial_ms = 200;
+  int64_t resolve_max_ms = 5'000;
+  int64_t outcome_retention_ms = 86'400'000;
+  int64_t termination_grace_ms = 1'000;
+
+  // Timings from the one source of defaults.
+  static NodeOptions From(const Config& config, std::string name, std::string self_url,
+                          std::vector<std::string> coordinators);
+};
+
+// The answer to a request: an HTTP-like status and the protocol's JSON body
+// (docs/protocol.md, agent API).
+struct NodeReply {
+  int status = 200;
+  nlohmann::json body;
+};
+using ReplyFn = std::function<void(NodeReply)>;
+
+struct NodeCounters {
+  uint64_t prepares = 0, votes_yes = 0, votes_no = 0, commits = 0, aborts = 0;
+  uint64_t precommits = 0;             // precommitted records made durable
+  uint64_t termination_rounds = 0;     // times the peers were asked (the coordinator was silent)
+  uint64_t termination_decisions = 0;  // commits and aborts decided by termination
+  uint64_t apply_conflicts = 0;        // transactions whose changeset did not apply, each once
+};
+
+// Where a Node reports what it did (decision answers, termination rounds,
+// conflicts...): the binary's JSON log, the simulator's trace.
+using NodeEventFn = std::function<void(log::Level level, std::string_view event, const nlohmann::json& fields)>;
+
+class Node {
+ public:
+  // Every reference must outlive the Node.
+  Node(NodeOptions options, Store& store, CoordinatorTransport& coordinators, PeerTransport& peers,
+       Timers& timers);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Default: log::Write.
+  void set_event_log(NodeEventFn fn) { event_log_ = std::move(fn); }
+
+  // Loads the store's records into the engine (recovery), starts ticking and
+  // registering. Nothing else may be called before it succeeds.
+  Status Start();
+  // Shutdown: no more ticks, registrations, decision queries or peer calls
+  // act; storage work in flight still completes and answers its requests.
+  void Stop();
+
+  // --- requests (answered through `reply`, exactly once unless stopped) ----
+  // A prepare for another participant is answered 400 wrong_participant.
+  void Prepare(wire::PrepareRequest request, ReplyFn reply);
+  void Commit(const std::string& txid, ReplyFn reply);
+  void Abort(const std::string& txid, ReplyFn reply);
+  void Precommit(const std::string& txid, ReplyFn reply);
+
+  // --- queries -------------------------------------------------------------
+  // What a peer asking about txid is told (Engine::StateOf).
+  std::string StateOf(const std::string& txid) const { return engine_->StateOf(txid); }
+  std::vector<HeldView> Held() const { return engine_->Held(timers_.NowMs()); }
+  const LockTable& locks() const { return engine_->locks(); }
+  std::vector<std::string> ProcedureNames() const { return store_.ProcedureNames(); }
+  const NodeCounters& counters() const { return counters_; }
+  uint64_t conflict_attempts() const { return engine_->conflicts(); }
+  std::size_t recovered() const { return recovered_; }
+
+ private:
+  RequestToken Track(ReplyFn reply);
+  void Pump();
+  void Execute(Action& a);
+  void QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index, std::string errors);
+  void OnDecisionAnswer(const std::string& txid, const std::vector<std::string>& urls, std::size_t index,
+                        std::string errors, DecisionAnswer answer);
+  void CallPeers(action::CallPeers call);
+  void ScheduleTick();
+  void RegisterWithCoordinators();
+
+  void Event(log::Level level, std::string_view event, const nlohmann::json& fields) const;
+
+  NodeOptions options_;
+  NodeEventFn event_log_;
+  Store& store_;
+  CoordinatorTransport& coordinators_;
+  PeerTransport& peers_;
+  Timers& timers_;
+  std::unique_ptr<Engine> engine_;
+  std::unordered_map<RequestToken, ReplyFn> requests_;
+  RequestToken next_token_ = 1;
+  std::vector<std::string> unregistered_;  // coordinators not yet told our URL
+  std::unordered_set<std::string> conflicted_;
+  NodeCounters counters_;
+  std::size_t recovered_ = 0;
+  bool started_ = false;
+  bool stopped_ = false;
+  // Shared with every callback handed out: false once the Node is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// A peer's reply as the engine's input: a state name, or why there is none.
+Result<std::string> PeerStateOf(const PeerReply& reply, const std::string& peer_url);
+
+}  // namespace commitd::participant

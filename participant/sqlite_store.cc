@@ -1,0 +1,54 @@
+#include "participant/sqlite_store.h"
+
+#include <memory>
+
+#include "common/failpoint.h"
+
+namespace commitd::participant {
+
+Result<Store::Contents> SqliteStore::Load() {
+  auto records = rm_.LoadPrepared();
+  if (!records.ok()) return records.status();
+  auto outcomes = rm_.LoadOutcomes();
+  if (!outcomes.ok()) return outcomes.status();
+  return Contents{std::move(records).value(), std::move(outcomes).value()};
+}
+
+void SqliteStore::Prepare(action::Prepare prepare,
+                          std::function<void(const std::string& txid, PrepareResult, Status)> done) {
+  auto job = std::make_shared<PrepareJob>(PrepareJob{std::move(prepare.ops), std::move(prepare.record), {}, {}});
+  StorageJob sj;
+  sj.scratch = [this, job](sqlite::Database&) { job->Scratch(rm_); };
+  sj.run = [this, job](sqlite::Database&) {
+    failpoint::CrashIf("agent.crash_before_prepare_durable");
+    job->Durable(rm_);
+    return Status::Ok();
+  };
+  sj.done = [job, done = std::move(done)](Status s) { done(job->record.txid, std::move(job->result), s); };
+  queue_.Submit(std::move(sj));
+}
+
+void SqliteStore::Commit(const std::string& txid, std::function<void(Status)> done) {
+  queue_.Submit({[this, txid](sqlite::Database&) { return rm_.Commit(txid, timers_.NowMs()); }, std::move(done)});
+}
+
+void SqliteStore::Abort(const std::string& txid, std::function<void(Status)> done) {
+  queue_.Submit({[this, txid](sqlite::Database&) { return rm_.Abort(txid, timers_.NowMs()); }, std::move(done)});
+}
+
+void SqliteStore::Precommit(const std::string& txid, std::function<void(Status)> done) {
+  queue_.Submit(
+      {[this, txid](sqlite::Database&) { return rm_.UpdatePrepared(txid, "precommitted", ""); }, std::move(done)});
+}
+
+void SqliteStore::RememberOutcome(const std::string& txid, const std::string& outcome) {
+  queue_.Submit(
+      {[this, txid, outcome](sqlite::Database&) { return rm_.RememberOutcome(txid, outcome, timers_.NowMs()); },
+       nullptr});
+}
+
+void SqliteStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
+  queue_.Submit({[this, cutoff_ms](sqlite::Database&) { return rm_.ForgetOutcomesBefore(cutoff_ms); }, nullptr});
+}
+
+}  // namespace commitd::participant

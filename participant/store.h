@@ -1,0 +1,53 @@
+// Store: where a participant Node's durable work goes, one method per engine
+// action that touches storage. SqliteStore (participant/sqlite_store.h) is
+// the implementation on the SQLite ResourceManager, used by the binary and
+// the simulator alike; another database would implement the same interface.
+//
+// Every `done` runs on the Node's event thread once the work is durable (or
+// failed), in submission order: the engine's ordering assumption (engine.h).
+//
+// Thread: the Node's event thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/wire.h"
+#include "participant/engine.h"
+#include "participant/resource_manager.h"
+
+namespace commitd::participant {
+
+class Store {
+ public:
+  // What the database holds at start: prepared records and remembered outcomes.
+  struct Contents {
+    std::vector<PreparedRecord> records;
+    std::map<std::string, std::string> outcomes;  // txid -> "committed" | "aborted"
+  };
+
+  virtual ~Store() = default;
+  // Before any other call (no work queued yet).
+  virtual Result<Contents> Load() = 0;
+  // Checks ops against the procedures and the raw-SQL policy without running anything.
+  virtual Status Validate(const std::vector<wire::Op>& ops) const = 0;
+  virtual std::vector<std::string> ProcedureNames() const = 0;
+
+  // Runs the ops, takes their keys and writes the prepared record.
+  virtual void Prepare(action::Prepare prepare,
+                       std::function<void(const std::string& txid, PrepareResult, Status)> done) = 0;
+  // Applies the changeset, deletes the record, remembers "committed". Conflict: the record stays.
+  virtual void Commit(const std::string& txid, std::function<void(Status)> done) = 0;
+  // Deletes the record, remembers "aborted".
+  virtual void Abort(const std::string& txid, std::function<void(Status)> done) = 0;
+  // 3PC: the record's state becomes "precommitted".
+  virtual void Precommit(const std::string& txid, std::function<void(Status)> done) = 0;
+  // Tombstones and no votes; not waited for.
+  virtual void RememberOutcome(const std::string& txid, const std::string& outcome) = 0;
+  virtual void ForgetOutcomesBefore(int64_t cutoff_ms) = 0;
+};
+
+}  // namespace commitd::participant

@@ -1,0 +1,57 @@
+// The simulator's implementations of a participant Node's interfaces:
+// transports over the sim Network and timers over the Scheduler. Answers go
+// through the same parsers as the HTTP transports' (DecisionAnswerOf,
+// PeerReplyOf), so the mapping from the wire to typed answers is one code.
+#pragma once
+
+#include <string>
+
+#include "participant/coordinator_transport.h"
+#include "participant/peer_transport.h"
+#include "participant/timers.h"
+#include "tests/sim/context.h"
+
+namespace commitd::sim {
+
+class SimTimers final : public participant::Timers {
+ public:
+  SimTimers(std::string node, Context& ctx) : node_(std::move(node)), ctx_(ctx) {}
+  int64_t NowMs() const override { return ctx_.now(); }
+  // A tick event (the world favours other steps for crashes).
+  void After(int64_t delay_ms, std::function<void()> fn) override {
+    ctx_.scheduler.After(delay_ms, node_, std::move(fn), Scheduler::Kind::kTick);
+  }
+
+ private:
+  std::string node_;
+  Context& ctx_;
+};
+
+class SimCoordinatorTransport final : public participant::CoordinatorTransport {
+ public:
+  SimCoordinatorTransport(std::string node, Context& ctx, bool send_asker)
+      : node_(std::move(node)), ctx_(ctx), send_asker_(send_asker) {}
+  void QueryDecision(participant::DecisionQuery query, std::function<void(participant::DecisionAnswer)> done) override;
+  void Register(const std::string& coordinator_url, const std::string& name, const std::string& own_url,
+                std::function<void(Status)> done) override;
+
+ private:
+  std::string node_;
+  Context& ctx_;
+  // The group members read ?participant=; the single simulated coordinator
+  // takes the whole rest of the target as the txid.
+  bool send_asker_;
+};
+
+class SimPeerTransport final : public participant::PeerTransport {
+ public:
+  SimPeerTransport(std::string node, Context& ctx) : node_(std::move(node)), ctx_(ctx) {}
+  void Call(const wire::ParticipantRef& peer, participant::action::PeerCall call, const std::string& txid,
+            std::function<void(participant::PeerReply)> done) override;
+
+ private:
+  std::string node_;
+  Context& ctx_;
+};
+
+}  // namespace commitd::sim

@@ -1,0 +1,460 @@
+// participant::Node with fake transports and timers, and the real SQLite
+// ResourceManager on a file: which coordinator answers count as proof,
+// recovery at start, and 3PC termination answers.
+#include "participant/node.h"
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/sqlite_db.h"
+#include "common/storage_queue.h"
+#include "participant/http_transports.h"
+#include "participant/resource_manager.h"
+#include "participant/sqlite_store.h"
+#include "tests/unit/support/temp_dir.h"
+
+namespace commitd::participant {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE accounts(id TEXT PRIMARY KEY, balance INTEGER NOT NULL CHECK(balance >= 0));
+INSERT INTO accounts VALUES('alice', 100);
+)sql";
+
+constexpr char kProcedures[] = R"json({ "procedures": {
+  "debit": {"sql": "UPDATE accounts SET balance = balance - :amount WHERE id = :account AND balance >= :amount",
+            "expect_changes": 1} } })json";
+
+constexpr char kOwner[] = "http://c1";   // the coordinator that runs the transaction
+constexpr char kOther[] = "http://c2";   // another coordinator the agent knows
+constexpr char kPeer[] = "http://bank-b";
+constexpr int64_t kTimeoutMs = 1000;
+
+// Runs every queued job as one batch (RunStorageBatch, as BatchWriter) when told to.
+class ManualStorageQueue final : public StorageQueue {
+ public:
+  explicit ManualStorageQueue(sqlite::Database& db) : db_(db) {}
+  void Submit(Job job) override { queued_.push_back(std::move(job)); }
+  void Read(std::function<void(sqlite::Database&)> fn) override { fn(db_); }
+  Stats stats() const override { return {}; }
+  bool Sync() {
+    if (queued_.empty()) return false;
+    std::vector<Job> batch(std::make_move_iterator(queued_.begin()), std::make_move_iterator(queued_.end()));
+    queued_.clear();
+    bool rolled_back = false;
+    std::vector<Status> results = RunStorageBatch(db_, batch, &rolled_back);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].done) batch[i].done(results[i]);
+    }
+    return true;
+  }
+
+ private:
+  sqlite::Database& db_;
+  std::deque<Job> queued_;
+};
+
+class ManualTimers final : public Timers {
+ public:
+  int64_t NowMs() const override { return now_; }
+  void After(int64_t delay_ms, std::function<void()> fn) override { due_.emplace(std::make_pair(now_ + delay_ms, seq_++), std::move(fn)); }
+  void RunUntil(int64_t when_ms) {
+    while (!due_.empty() && due_.begin()->first.first <= when_ms) {
+      auto it = due_.begin();
+      now_ = it->first.first;
+      auto fn = std::move(it->second);
+      due_.erase(it);
+      fn();
+    }
+    now_ = when_ms;
+  }
+  int64_t now_ = 1'700'000'000'000;
+
+ private:
+  uint64_t seq_ = 0;
+  std::map<std::pair<int64_t, uint64_t>, std::function<void()>> due_;
+};
+
+struct FakeCoordinators final : public CoordinatorTransport {
+  struct Asked {
+    DecisionQuery query;
+    std::function<void(DecisionAnswer)> done;
+  };
+  std::deque<Asked> asked;
+  void QueryDecision(DecisionQuery query, std::function<void(DecisionAnswer)> done) override {
+    asked.push_back({std::move(query), std::move(done)});
+  }
+  void Register(const std::string&, const std::string&, const std::string&, std::function<void(Status)> done) override {
+    done(Status::Ok());
+  }
+  Asked Next() {
+    REQUIRE(!asked.empty());
+    Asked a = std::move(asked.front());
+    asked.pop_front();
+    return a;
+  }
+};
+
+struct FakePeers final : public PeerTransport {
+  struct Called {
+    std::string url;
+    action::PeerCall call;
+    std::string txid;
+    std::function<void(PeerReply)> done;
+  };
+  std::deque<Called> called;
+  void Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
+            std::function<void(PeerReply)> done) override {
+    called.push_back({peer.url, call, txid, std::move(done)});
+  }
+};
+
+DecisionAnswer Answer(DecisionAnswer::Kind kind, std::vector<std::string> group = {}) {
+  DecisionAnswer a;
+  a.kind = kind;
+  a.group = std::move(group);
+  if (kind == DecisionAnswer::Kind::kError) a.error = "connection refused";
+  return a;
+}
+
+// One agent process on a database file that outlives it (Restart()).
+class Fixture {
+ public:
+  Fixture() : path_(dir_.File("bank.db")) {
+    sqlite::OpenOptions oo;
+    oo.create = true;
+    auto db = sqlite::Database::Open(path_, oo);
+    REQUIRE(db.ok());
+    REQUIRE((*db)->Exec(kSchema).ok());
+    Boot();
+  }
+  ~Fixture() { Down(); }
+
+  void Boot(std::vector<std::string> coordinators = {kOwner}) {
+    sqlite::OpenOptions oo;
+    oo.create = false;
+    auto db = sqlite::Database::Open(path_, oo);
+    REQUIRE(db.ok());
+    db_ = std::move(db).value();
+    auto procedures = Procedures::Parse(kProcedures);
+    REQUIRE(procedures.ok());
+    auto rm = ResourceManager::Open(*db_, std::move(procedures).value(), {});
+    REQUIRE(rm.ok());
+    rm_ = std::move(rm).value();
+    queue_ = std::make_unique<ManualStorageQueue>(*db_);
+    store_ = std::make_unique<SqliteStore>(*rm_, *queue_, timers);
+    Config config;
+    NodeOptions options = NodeOptions::From(config, "bank-a", "http://bank-a", std::move(coordinators));
+    options.register_with_coordinators = false;
+    node_ = std::make_unique<Node>(std::move(options), *store_, coordinators_, peers_, timers);
+    node_->set_event_log([](log::Level, std::string_view, const json&) {});
+    REQUIRE(node_->Start().ok());
+  }
+  void Down() {
+    node_.reset();
+    store_.reset();
+    queue_.reset();
+    rm_.reset();
+    db_.reset();
+  }
+  void Restart(std::vector<std::string> coordinators = {kOwner}) {
+    Down();
+    coordinators_.asked.clear();
+    peers_.called.clear();
+    Boot(std::move(coordinators));
+  }
+
+  // Prepares a debit of 30 from alice; returns the vote's reply.
+  NodeReply Prepare(const std::string& txid, wire::Protocol protocol = wire::Protocol::k2pc) {
+    wire::PrepareRequest r;
+    r.txid = txid;
+    r.protocol = protocol;
+    r.participant = "bank-a";
+    r.coordinator = kOwner;
+    r.timeout_ms = kTimeoutMs;
+    wire::Op op;
+    op.procedure = "debit";
+    op.args = {{"account", "alice"}, {"amount", 30}};
+    r.ops.push_back(op);
+    r.participants = {{"bank-a", "http://bank-a"}, {"bank-b", kPeer}};
+    std::optional<NodeReply> reply;
+    node_->Prepare(std::move(r), [&](NodeReply v) { reply = std::move(v); });
+    Settle();
+    REQUIRE(reply.has_value());
+    return *reply;
+  }
+  // Runs storage until nothing is queued.
+  void Settle() {
+    while (queue_->Sync()) {
+    }
+  }
+  // Moves the clock, letting ticks run, then settles storage.
+  void RunFor(int64_t ms) {
+    timers.RunUntil(timers.NowMs() + ms);
+    Settle();
+  }
+  int64_t Balance() {
+    sqlite::Statement* stmt = db_->Prepare("SELECT balance FROM accounts WHERE id = 'alice'");
+    REQUIRE(stmt != nullptr);
+    REQUIRE(stmt->Step());
+    int64_t b = stmt->Int(0);
+    stmt->Reset();
+    return b;
+  }
+  std::size_t Records() {
+    auto records = rm_->LoadPrepared();
+    REQUIRE(records.ok());
+    return records->size();
+  }
+
+  Node& node() { return *node_; }
+  FakeCoordinators& coordinators() { return coordinators_; }
+  FakePeers& peers() { return peers_; }
+  ManualTimers timers;
+
+ private:
+  testing::TempDir dir_;
+  std::string path_;
+  FakeCoordinators coordinators_;
+  FakePeers peers_;
+  std::unique_ptr<sqlite::Database> db_;
+  std::unique_ptr<ResourceManager> rm_;
+  std::unique_ptr<ManualStorageQueue> queue_;
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Node> node_;
+};
+
+TEST_CASE("a prepare for another participant is refused; a yes vote comes once the record is durable") {
+  Fixture f;
+  wire::PrepareRequest r;
+  r.txid = "t0";
+  r.participant = "bank-z";
+  std::optional<NodeReply> reply;
+  f.node().Prepare(r, [&](NodeReply v) { reply = std::move(v); });
+  REQUIRE(reply.has_value());
+  CHECK(reply->status == 400);
+  CHECK(reply->body["error"]["code"] == "wrong_participant");
+
+  NodeReply vote = f.Prepare("t1");
+  CHECK(vote.status == 200);
+  CHECK(vote.body["vote"] == "yes");
+  CHECK(f.Records() == 1);
+  CHECK(f.node().StateOf("t1") == "prepared");
+  CHECK(f.node().locks().size() > 0);
+}
+
+TEST_CASE("past its deadline a prepared transaction asks its own coordinator, naming itself; a 404 there aborts") {
+  Fixture f;
+  f.Prepare("t1");
+  f.RunFor(kTimeoutMs - 100);
+  CHECK(f.coordinators().asked.empty());
+  f.RunFor(200);
+  auto asked = f.coordinators().Next();
+  CHECK(asked.query.coordinator_url == kOwner);
+  CHECK(asked.query.txid == "t1");
+  CHECK(asked.query.asking_participant == "bank-a");
+  asked.done(Answer(DecisionAnswer::Kind::kNotKnown));
+  f.Settle();
+  CHECK(f.node().StateOf("t1") == "aborted");
+  CHECK(f.Records() == 0);
+  CHECK(f.Balance() == 100);
+  CHECK(f.node().locks().size() == 0);
+}
+
+TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof of abort") {
+  Fixture f;
+  f.Restart({kOther});
+  f.Prepare("t1");
+  f.RunFor(kTimeoutMs + 50);
+  auto owner = f.coordinators().Next();
+  CHECK(owner.query.coordinator_url == kOwner);
+  owner.done(Answer(DecisionAnswer::Kind::kError));
+  auto other = f.coordinators().Next();
+  CHECK(other.query.coordinator_url == kOther);
+  CHECK(other.query.asking_participant.empty());  // only the owner may record a presumed abort
+  other.done(Answer(DecisionAnswer::Kind::kNotKnown, {kOther, "http://c3"}));
+  f.Settle();
+  CHECK(f.node().StateOf("t1") == "prepared");
+  CHECK(f.Records() == 1);
+  const auto held = f.node().Held();
+  REQUIRE(held.size() == 1);
+  CHECK(held[0].last_error.find("only its own coordinator may presume abort") != std::string::npos);
+  // It keeps asking, with backoff, and commits when its coordinator answers.
+  f.RunFor(10'000);
+  auto again = f.coordinators().Next();
+  CHECK(again.query.coordinator_url == kOwner);
+  again.done(Answer(DecisionAnswer::Kind::kCommitted));
+  f.Settle();
+  CHECK(f.node().StateOf("t1") == "committed");
+  CHECK(f.Balance() == 70);
+  CHECK(f.Records() == 0);
+}
+
+TEST_CASE("a 404 from a group that lists the transaction's coordinator is proof of abort") {
+  Fixture f;
+  f.Restart({kOther});
+  f.Prepare("t1");
+  f.RunFor(kTimeoutMs + 50);
+  f.coordinators().Next().done(Answer(DecisionAnswer::Kind::kError));
+  f.coordinators().Next().done(Answer(DecisionAnswer::Kind::kNotKnown, {kOther, kOwner}));
+  f.Settle();
+  CHECK(f.node().StateOf("t1") == "aborted");
+  CHECK(f.Records() == 0);
+  CHECK(f.Balance() == 100);
+}
+
+TEST_CASE("pending and errors keep the transaction prepared; nothing is decided alone (2PC)") {
+  Fixture f;
+  f.Prepare("t1");
+  f.RunFor(kTimeoutMs + 50);
+  f.coordinators().Next().done(Answer(DecisionAnswer::Kind::kPending));
+  f.RunFor(20'000);
+  while (!f.coordinators().asked.empty()) f.coordinators().Next().done(Answer(DecisionAnswer::Kind::kError));
+  f.Settle();
+  CHECK(f.node().StateOf("t1") == "prepared");
+  CHECK(f.Records() == 1);
+  CHECK(f.peers().called.empty());
+}
+
+TEST_CASE("recovery at start: the prepared record, its locks, and a question to its coordinator at once") {
+  Fixture f;
+  f.Prepare("t1");
+  CHECK(f.Records() == 1);
+  const std::size_t keys = f.node().locks().size();
+  f.Restart();
+  CHECK(f.node().recovered() == 1);
+  CHECK(f.node().locks().size() == keys);
+  CHECK(f.node().StateOf("t1") == "prepared");
+  f.RunFor(20);  // one tick: well before the deadline, the restarted node asks
+  auto asked = f.coordinators().Next();
+  CHECK(asked.query.txid == "t1");
+  asked.done(Answer(DecisionAnswer::Kind::kCommitted));
+  f.Settle();
+  CHECK(f.node().StateOf("t1") == "committed");
+  CHECK(f.Balance() == 70);
+  // The outcome outlives another restart: a repeated commit is acknowledged.
+  f.Restart();
+  CHECK(f.node().recovered() == 0);
+  std::optional<NodeReply> reply;
+  f.node().Commit("t1", [&](NodeReply r) { reply = std::move(r); });
+  f.Settle();
+  REQUIRE(reply.has_value());
+  CHECK(reply->status == 200);
+  CHECK(f.Balance() == 70);
+}
+
+// Runs a 3PC transaction past its deadline and grace with its coordinator
+// silent; returns the termination's state call to the peer.
+FakePeers::Called SilentCoordinator3pc(Fixture& f) {
+  f.Prepare("t3", wire::Protocol::k3pc);
+  for (int i = 0; i < 100 && f.peers().called.empty(); ++i) {
+    f.RunFor(100);
+    while (!f.coordinators().asked.empty()) f.coordinators().Next().done(Answer(DecisionAnswer::Kind::kError));
+  }
+  REQUIRE(f.peers().called.size() == 1);
+  FakePeers::Called call = std::move(f.peers().called.front());
+  f.peers().called.pop_front();
+  CHECK(call.url == kPeer);
+  CHECK(call.call == action::PeerCall::kState);
+  CHECK(call.txid == "t3");
+  return call;
+}
+
+TEST_CASE("3PC termination: a peer that never saw the transaction makes it abort") {
+  Fixture f;
+  auto call = SilentCoordinator3pc(f);
+  PeerReply unknown;
+  unknown.kind = PeerReply::Kind::kUnknownTransaction;
+  call.done(unknown);
+  f.Settle();
+  CHECK(f.node().StateOf("t3") == "aborted");
+  CHECK(f.Balance() == 100);
+  CHECK(f.node().counters().termination_rounds == 1);
+}
+
+TEST_CASE("3PC termination: a peer that committed makes it commit") {
+  Fixture f;
+  auto call = SilentCoordinator3pc(f);
+  PeerReply committed;
+  committed.kind = PeerReply::Kind::kState;
+  committed.state = "committed";
+  call.done(committed);
+  f.Settle();
+  CHECK(f.node().StateOf("t3") == "committed");
+  CHECK(f.Balance() == 70);
+}
+
+TEST_CASE("3PC termination: a silent peer lets a live participant abort, never a restarted one") {
+  Fixture f;
+  PeerReply none;
+  none.error = "timeout";
+  SUBCASE("live: all merely prepared, so abort (3PC does not block)") {
+    auto call = SilentCoordinator3pc(f);
+    call.done(none);
+    f.Settle();
+    CHECK(f.node().StateOf("t3") == "aborted");
+    CHECK(f.Records() == 0);
+  }
+  SUBCASE("restarted from its records: it waits for every peer or the coordinator") {
+    f.Prepare("t3", wire::Protocol::k3pc);
+    f.Restart();
+    f.RunFor(20);
+    f.coordinators().Next().done(Answer(DecisionAnswer::Kind::kError));
+    REQUIRE(f.peers().called.size() == 1);
+    f.peers().called.front().done(none);
+    f.Settle();
+    CHECK(f.node().StateOf("t3") == "prepared");
+    CHECK(f.Records() == 1);
+  }
+}
+
+TEST_CASE("peer replies map to the engine's states") {
+  PeerReply r;
+  r.kind = PeerReply::Kind::kAlreadyAborted;
+  CHECK(PeerStateOf(r, kPeer).value() == "aborted");
+  r.kind = PeerReply::Kind::kUnknownTransaction;
+  CHECK(PeerStateOf(r, kPeer).value() == "unknown");
+  r.kind = PeerReply::Kind::kError;
+  r.error = "HTTP 500";
+  CHECK(!PeerStateOf(r, kPeer).ok());
+}
+
+TEST_CASE("HTTP answers are parsed by status and error code, not by searching the body") {
+  auto response = [](int status, json body) -> Result<http::Response> {
+    http::Response r;
+    r.status = status;
+    r.body = body.dump();
+    return r;
+  };
+  CHECK(DecisionAnswerOf(response(200, {{"outcome", "committed"}})).kind == DecisionAnswer::Kind::kCommitted);
+  CHECK(DecisionAnswerOf(response(200, {{"outcome", "pending"}})).kind == DecisionAnswer::Kind::kPending);
+  auto presumed = DecisionAnswerOf(
+      response(404, {{"error", {{"code", "not_found"}}}, {"outcome", "aborted"}, {"group", {kOwner, kOther}}}));
+  CHECK(presumed.kind == DecisionAnswer::Kind::kNotKnown);
+  CHECK(presumed.group == std::vector<std::string>{kOwner, kOther});
+  // A 404 of no known form (a route missing, a proxy) proves nothing.
+  CHECK(DecisionAnswerOf(response(404, {{"error", {{"code", "not_found"}}}})).kind == DecisionAnswer::Kind::kError);
+  CHECK(DecisionAnswerOf(Status::Unavailable("refused")).kind == DecisionAnswer::Kind::kError);
+
+  CHECK(PeerReplyOf(response(404, {{"error", {{"code", "unknown_transaction"}}}})).kind ==
+        PeerReply::Kind::kUnknownTransaction);
+  // The code in a message does not count.
+  CHECK(PeerReplyOf(response(404, {{"error", {{"code", "not_found"}, {"message", "\"unknown_transaction\""}}}})).kind ==
+        PeerReply::Kind::kError);
+  CHECK(PeerReplyOf(response(409, {{"error", {{"code", "already_aborted"}}}})).kind ==
+        PeerReply::Kind::kAlreadyAborted);
+  auto state = PeerReplyOf(response(200, {{"txid", "t"}, {"state", "precommitted"}}));
+  CHECK(state.kind == PeerReply::Kind::kState);
+  CHECK(state.state == "precommitted");
+}
+
+}  // namespace
+}  // namespace commitd::participant
