@@ -25,7 +25,9 @@
 #include "common/status.h"
 #include "common/wire.h"
 #include "participant/lock_table.h"
+#include "participant/prepared_record_store.h"
 #include "participant/procedures.h"
+#include "participant/table_schema.h"
 
 namespace commitd::participant {
 
@@ -49,19 +51,6 @@ struct PrepareResult {
   std::string reason;
   nlohmann::json results = nlohmann::json::array();
   std::vector<std::string> lock_keys;  // taken (yes only)
-};
-
-struct PreparedRecord {
-  std::string txid;
-  std::string protocol;       // "2pc" | "3pc"
-  std::string state;          // "prepared" | "precommitted" | "conflict"
-  std::string changeset;
-  std::vector<std::string> lock_keys;
-  std::string coordinator;    // URL
-  nlohmann::json participants = nlohmann::json::array();  // [{"name","url"}]
-  int64_t created_ms = 0;     // wall clock
-  int64_t deadline_ms = 0;    // wall clock
-  std::string last_error;
 };
 
 struct ResourceManagerOptions {
@@ -142,13 +131,12 @@ class ResourceManager {
 
  private:
   ResourceManager(sqlite::Database& db, Procedures procedures, ResourceManagerOptions options);
-  struct TableInfo;
-  const TableInfo* Table(const std::string& name, int64_t schema_version);
 
   sqlite::Database& db_;
   Procedures procedures_;
   ResourceManagerOptions options_;
-  std::map<std::string, std::unique_ptr<TableInfo>> tables_;  // schema cache for lock keys
+  PreparedRecordStore store_;
+  TableSchemaCache schemas_;  // for lock keys and the written-table checks
   std::unique_ptr<ChangesetApplier> applier_;
   std::unique_ptr<ChangesetRecorder> recorder_;
   LockTable locks_;
