@@ -6,6 +6,7 @@
 #include "participant/changeset_apply.h"
 #include "participant/changeset_record.h"
 #include "participant/lock_keys.h"
+#include "participant/procedure_check.h"
 #include "participant/sql_sandbox.h"
 #include "participant/user_statement.h"
 
@@ -60,6 +61,7 @@ ResourceManager::~ResourceManager() { RemoveSqlSandbox(db_.handle()); }
 Result<std::unique_ptr<ResourceManager>> ResourceManager::Open(sqlite::Database& db, Procedures procedures,
                                                                ResourceManagerOptions options) {
   if (Status s = PreparedRecordStore(db).CreateTables(); !s.ok()) return s;
+  if (Status s = CheckProceduresAgainstSchema(db, procedures); !s.ok()) return s;
   InstallSqlSandbox(db.handle());
   std::unique_ptr<ResourceManager> rm(new ResourceManager(db, std::move(procedures), options));
   if (Status s = rm->RebuildLocks(); !s.ok()) return s;
@@ -84,7 +86,7 @@ PrepareResult ResourceManager::Prepare(PreparedRecord& record, const std::vector
   // Only an execution that passed and met no held key is surely current: the
   // rows it writes changed in no commit since. A failed one runs again too (a
   // commit earlier in this batch may have made it possible); failures are rare.
-  if (!execution.ran || !execution.ok || execution.met_held_key) execution = Execute(record.txid, ops);
+  if (!execution.ran || (!execution.ok && !execution.interrupted) || execution.met_held_key) execution = Execute(record.txid, ops);
   PrepareResult result;
   if (!execution.ok) {
     result.reason = std::move(execution.reason);
@@ -182,6 +184,7 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
     if (Status s = recorder_->Start(); !s.ok() && reason.empty()) reason = "cannot record the changes: " + s.message();
 
     std::size_t row_count = 0;
+    StatementBudget budget{options_.sql_statement_timeout_ms};
     if (reason.empty()) {
       UpdateHookScope hook(db_.handle(), &written);
       for (std::size_t i = 0; i < ops.size() && reason.empty(); ++i) {
@@ -190,19 +193,20 @@ ExecutionResult ResourceManager::Execute(const std::string& txid, const std::vec
         if (op.is_raw()) {
           UserStatement statement{&*op.sql, "ops[" + std::to_string(i) + "]", std::nullopt,
                                   [&](sqlite3_stmt* s) { return BindPositional(s, op.params, txid); }};
-          reason = RunUserStatement(db_, statement, &rows, &row_count);
+          reason = RunUserStatement(db_, statement, &budget, &rows, &row_count);
         } else {
           const Procedure* proc = procedures_.Find(*op.procedure);
-          if (proc->callable) reason = RunCallable(db_, *proc, op.args, txid, &rows, &row_count);
+          if (proc->callable) reason = RunCallable(db_, *proc, op.args, txid, &budget, &rows, &row_count);
           for (std::size_t k = 0; k < proc->statements.size() && reason.empty(); ++k) {
             const std::string& sql = proc->statements[k];
             UserStatement statement{&sql, "procedure '" + proc->name + "'", proc->expect_changes,
                                     [&](sqlite3_stmt* s) { return BindNamed(s, op.args, txid); }};
-            reason = RunUserStatement(db_, statement, &rows, &row_count);
+            reason = RunUserStatement(db_, statement, &budget, &rows, &row_count);
           }
         }
         result.results.push_back(std::move(rows));
       }
+      result.interrupted = budget.interrupted;
     }
 
     if (reason.empty()) {

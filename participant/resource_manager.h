@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
 #include "common/wire.h"
@@ -42,6 +43,7 @@ struct ExecutionResult {
   nlohmann::json results = nlohmann::json::array();  // one array of row objects per op
   bool ran = false;          // Execute() ran (false: a prepare's execution was never reached)
   bool met_held_key = false;  // one of lock_keys was held by another transaction when it ran
+  bool interrupted = false;   // a statement ran past sql_statement_timeout_ms (a no that is not run again)
 };
 
 // What a prepare came to: a yes (the record is durable once the batch
@@ -55,6 +57,7 @@ struct PrepareResult {
 
 struct ResourceManagerOptions {
   bool allow_raw_sql = false;
+  int64_t sql_statement_timeout_ms = Config{}.sql_statement_timeout_ms;  // each statement of an op
 };
 
 class ResourceManager;
@@ -75,6 +78,8 @@ struct PrepareJob {
 class ResourceManager {
  public:
   // Opens (creating the _commitd_* tables if needed). `db` must outlive the RM.
+  // InvalidArgument if a statement of a SQL procedure does not prepare against
+  // the database's schema (a missing table or column), naming both.
   static Result<std::unique_ptr<ResourceManager>> Open(sqlite::Database& db, Procedures procedures,
                                                        ResourceManagerOptions options);
   ~ResourceManager();
@@ -93,7 +98,8 @@ class ResourceManager {
   // execution's lock keys and writes the record (`record` comes without
   // changeset and keys; they are filled in from the execution). An execution that met a held
   // key, failed, or never ran, runs (again) here first: the holder may have
-  // committed since, and the ops must see its commit. A key still held is a no
+  // committed since, and the ops must see its commit (an execution
+  // interrupted at sql_statement_timeout_ms is not run again). A key still held is a no
   // ("lock conflict with <txid>"); nothing is written or taken then.
   PrepareResult Prepare(PreparedRecord& record, const std::vector<wire::Op>& ops, ExecutionResult execution);
   // Commit: ApplyCommit and RememberOutcome in one savepoint, then the

@@ -74,8 +74,13 @@ json ColumnJson(sqlite3_stmt* stmt, int column) {
 
 }  // namespace
 
-std::string RunUserStatement(sqlite::Database& db, const UserStatement& statement, json* rows, std::size_t* row_count,
-                             int64_t* changes) {
+std::string InterruptedReason(int64_t timeout_ms) {
+  return "the statement ran longer than " + std::to_string(timeout_ms) +
+         " ms (sql_statement_timeout_ms) and was interrupted";
+}
+
+std::string RunUserStatement(sqlite::Database& db, const UserStatement& statement, StatementBudget* budget,
+                             json* rows, std::size_t* row_count, int64_t* changes) {
   std::string refusal;
   UserSqlScope scope(&refusal);
   Status error;
@@ -108,11 +113,16 @@ std::string RunUserStatement(sqlite::Database& db, const UserStatement& statemen
   if (std::string why = statement.bind(stmt); !why.empty()) return statement.label + ": " + why;
 
   const bool writes = sqlite3_stmt_readonly(stmt) == 0;
+  StatementDeadline deadline(db.handle(), budget->timeout_ms);
   for (;;) {
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) {
       std::string why = !refusal.empty() ? refusal : std::string(sqlite3_errmsg(db.handle()));
+      if (rc == SQLITE_INTERRUPT && deadline.expired()) {
+        budget->interrupted = true;
+        why = InterruptedReason(budget->timeout_ms);
+      }
       if (!db.InTransaction()) why += " (the statement rolled back the whole transaction)";
       return statement.label + ": " + why;
     }
@@ -185,8 +195,9 @@ namespace {
 // What a C++ procedure sees; lives for one call on the storage thread.
 class CallContext final : public ProcedureContext {
  public:
-  CallContext(sqlite::Database& db, const std::string& txid, const json& args, json* rows, std::size_t* row_count)
-      : db_(db), txid_(txid), args_(args), rows_(rows), row_count_(row_count) {}
+  CallContext(sqlite::Database& db, const std::string& txid, const json& args, StatementBudget* budget, json* rows,
+              std::size_t* row_count)
+      : db_(db), txid_(txid), args_(args), budget_(budget), rows_(rows), row_count_(row_count) {}
 
   const std::string& txid() const override { return txid_; }
   const json& args() const override { return args_; }
@@ -198,7 +209,7 @@ class CallContext final : public ProcedureContext {
     StatementResult out;
     UserStatement statement{&sql, kLabel, std::nullopt,
                             [&](sqlite3_stmt* s) { return BindNamed(s, params, txid_); }};
-    std::string why = RunUserStatement(db_, statement, &out.rows, row_count_, &out.changes);
+    std::string why = RunUserStatement(db_, statement, budget_, &out.rows, row_count_, &out.changes);
     if (why.empty()) return out;
     if (why.rfind(kLabel + ": ", 0) == 0) why.erase(0, kLabel.size() + 2);
     return Status::InvalidArgument(std::move(why));
@@ -208,6 +219,7 @@ class CallContext final : public ProcedureContext {
   sqlite::Database& db_;
   const std::string& txid_;
   const json& args_;
+  StatementBudget* budget_;
   json* rows_;
   std::size_t* row_count_;
 };
@@ -215,19 +227,27 @@ class CallContext final : public ProcedureContext {
 }  // namespace
 
 std::string RunCallable(sqlite::Database& db, const Procedure& proc, const json& args, const std::string& txid,
-                        json* rows, std::size_t* row_count) {
+                        StatementBudget* budget, json* rows, std::size_t* row_count) {
   const std::string label = "procedure '" + proc.name + "'";
   std::string refusal;
   UserSqlScope scope(&refusal);
-  CallContext context(db, txid, args, rows, row_count);
+  CallContext context(db, txid, args, budget, rows, row_count);
   Status status;
-  try {
-    status = proc.callable(context);
-  } catch (const std::exception& e) {
-    return label + " threw: " + e.what();
-  } catch (...) {
-    return label + " threw an exception";
+  std::string thrown;  // why the callable threw, if it did
+  {
+    StatementDeadline deadline(db.handle(), budget->timeout_ms);
+    try {
+      status = proc.callable(context);
+    } catch (const std::exception& e) {
+      thrown = label + " threw: " + e.what();
+    } catch (...) {
+      thrown = label + " threw an exception";
+    }
+    if (deadline.expired()) budget->interrupted = true;
   }
+  // An interrupted statement is the reason, whatever the callable made of it.
+  if (budget->interrupted) return label + ": " + InterruptedReason(budget->timeout_ms);
+  if (!thrown.empty()) return thrown;
   if (!status.ok()) return label + ": " + status.message();
   if (!refusal.empty()) return label + ": " + refusal;
   if (!db.InTransaction()) return label + ": the enclosing transaction was rolled back";
