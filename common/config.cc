@@ -33,6 +33,7 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("resolve_max_ms", c.resolve_max_ms);
   fn("outcome_retention_ms", c.outcome_retention_ms);
   fn("register_interval_ms", c.register_interval_ms);
+  fn("sql_statement_timeout_ms", c.sql_statement_timeout_ms);
   fn("max_batch", c.max_batch);
   fn("busy_timeout_ms", c.busy_timeout_ms);
 }

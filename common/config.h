@@ -44,6 +44,7 @@ struct Config {
   int64_t termination_grace_ms = 1'000;      // 3PC: past its deadline, how long an agent waits before terminating without the coordinator
   int64_t outcome_retention_ms = 86'400'000; // finished txids remembered for duplicates (24 h)
   int64_t register_interval_ms = 2'000;      // re-registration with the coordinator(s)
+  int64_t sql_statement_timeout_ms = 1'000;  // one statement of an op (procedure, raw SQL) runs at most this long
 
   // Storage.
   int64_t max_batch = 1'024;                 // jobs per group commit

@@ -21,11 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
 #include "common/wire.h"
 #include "participant/lock_table.h"
+#include "participant/prepared_record_store.h"
 #include "participant/procedures.h"
+#include "participant/table_schema.h"
 
 namespace commitd::participant {
 
@@ -40,6 +43,7 @@ struct ExecutionResult {
   nlohmann::json results = nlohmann::json::array();  // one array of row objects per op
   bool ran = false;          // Execute() ran (false: a prepare's execution was never reached)
   bool met_held_key = false;  // one of lock_keys was held by another transaction when it ran
+  bool interrupted = false;   // a statement ran past sql_statement_timeout_ms (a no that is not run again)
 };
 
 // What a prepare came to: a yes (the record is durable once the batch
@@ -51,21 +55,9 @@ struct PrepareResult {
   std::vector<std::string> lock_keys;  // taken (yes only)
 };
 
-struct PreparedRecord {
-  std::string txid;
-  std::string protocol;       // "2pc" | "3pc"
-  std::string state;          // "prepared" | "precommitted" | "conflict"
-  std::string changeset;
-  std::vector<std::string> lock_keys;
-  std::string coordinator;    // URL
-  nlohmann::json participants = nlohmann::json::array();  // [{"name","url"}]
-  int64_t created_ms = 0;     // wall clock
-  int64_t deadline_ms = 0;    // wall clock
-  std::string last_error;
-};
-
 struct ResourceManagerOptions {
   bool allow_raw_sql = false;
+  int64_t sql_statement_timeout_ms = Config{}.sql_statement_timeout_ms;  // each statement of an op
 };
 
 class ResourceManager;
@@ -86,6 +78,8 @@ struct PrepareJob {
 class ResourceManager {
  public:
   // Opens (creating the _commitd_* tables if needed). `db` must outlive the RM.
+  // InvalidArgument if a statement of a SQL procedure does not prepare against
+  // the database's schema (a missing table or column), naming both.
   static Result<std::unique_ptr<ResourceManager>> Open(sqlite::Database& db, Procedures procedures,
                                                        ResourceManagerOptions options);
   ~ResourceManager();
@@ -104,7 +98,8 @@ class ResourceManager {
   // execution's lock keys and writes the record (`record` comes without
   // changeset and keys; they are filled in from the execution). An execution that met a held
   // key, failed, or never ran, runs (again) here first: the holder may have
-  // committed since, and the ops must see its commit. A key still held is a no
+  // committed since, and the ops must see its commit (an execution
+  // interrupted at sql_statement_timeout_ms is not run again). A key still held is a no
   // ("lock conflict with <txid>"); nothing is written or taken then.
   PrepareResult Prepare(PreparedRecord& record, const std::vector<wire::Op>& ops, ExecutionResult execution);
   // Commit: ApplyCommit and RememberOutcome in one savepoint, then the
@@ -142,13 +137,12 @@ class ResourceManager {
 
  private:
   ResourceManager(sqlite::Database& db, Procedures procedures, ResourceManagerOptions options);
-  struct TableInfo;
-  const TableInfo* Table(const std::string& name, int64_t schema_version);
 
   sqlite::Database& db_;
   Procedures procedures_;
   ResourceManagerOptions options_;
-  std::map<std::string, std::unique_ptr<TableInfo>> tables_;  // schema cache for lock keys
+  PreparedRecordStore store_;
+  TableSchemaCache schemas_;  // for lock keys and the written-table checks
   std::unique_ptr<ChangesetApplier> applier_;
   std::unique_ptr<ChangesetRecorder> recorder_;
   LockTable locks_;

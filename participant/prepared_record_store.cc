@@ -1,0 +1,187 @@
+#include "participant/prepared_record_store.h"
+
+#include <utility>
+
+namespace commitd::participant {
+namespace {
+
+using nlohmann::json;
+
+// WITHOUT ROWID: one B-tree keyed by txid per table, so that inserting or
+// deleting a record dirties one page instead of a table page and an index page
+// (every group commit writes each page it dirtied whole to the WAL). Databases
+// created before keep their rowid tables; both work.
+constexpr char kSchema[] = R"sql(
+SAVEPOINT commitd_open;
+CREATE TABLE IF NOT EXISTS _commitd_prepared(
+  txid TEXT PRIMARY KEY,
+  protocol TEXT NOT NULL,
+  state TEXT NOT NULL,
+  changeset BLOB NOT NULL,
+  lock_keys TEXT NOT NULL,
+  coordinator TEXT NOT NULL,
+  participants TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  deadline_ms INTEGER NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _commitd_finished(
+  txid TEXT PRIMARY KEY,
+  outcome TEXT NOT NULL,
+  finished_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS _commitd_finished_by_time ON _commitd_finished(finished_ms);
+RELEASE commitd_open;
+)sql";
+
+Result<std::vector<std::string>> ParseLockKeys(const std::string& txid, const std::string& text) {
+  json parsed = json::parse(text, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_array()) {
+    return Status::Corruption("_commitd_prepared '" + txid + "': lock_keys is not a JSON array");
+  }
+  std::vector<std::string> keys;
+  for (const json& key : parsed) {
+    if (!key.is_string()) return Status::Corruption("_commitd_prepared '" + txid + "': lock_keys holds a non-string");
+    keys.push_back(key.get<std::string>());
+  }
+  return keys;
+}
+
+}  // namespace
+
+Status PreparedRecordStore::CreateTables() {
+  if (Status s = db_.Exec(kSchema); !s.ok()) {
+    db_.Exec("ROLLBACK TO commitd_open; RELEASE commitd_open");
+    return Status::IoError("create _commitd_ tables in " + db_.path() + ": " + s.message());
+  }
+  return Status::Ok();
+}
+
+Status PreparedRecordStore::Persist(const PreparedRecord& record) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare(
+      "INSERT OR REPLACE INTO _commitd_prepared(txid, protocol, state, changeset, lock_keys, coordinator, "
+      "participants, created_ms, deadline_ms, last_error) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+      &error);
+  if (stmt == nullptr) return error;
+  json keys = record.lock_keys;
+  stmt->Bind(1, record.txid)
+      .Bind(2, record.protocol)
+      .Bind(3, record.state)
+      .BindBlob(4, record.changeset)
+      .Bind(5, keys.dump())
+      .Bind(6, record.coordinator)
+      .Bind(7, record.participants.dump())
+      .Bind(8, record.created_ms)
+      .Bind(9, record.deadline_ms)
+      .Bind(10, record.last_error);
+  return stmt->Run();
+}
+
+Status PreparedRecordStore::Update(const std::string& txid, const std::string& state,
+                                   const std::string& last_error) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare(
+      "UPDATE _commitd_prepared SET state = CASE WHEN ?2 = '' THEN state ELSE ?2 END, last_error = ?3 "
+      "WHERE txid = ?1",
+      &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, txid).Bind(2, state).Bind(3, last_error);
+  if (Status s = stmt->Run(); !s.ok()) return s;
+  if (sqlite3_changes(db_.handle()) == 0) return Status::NotFound("no prepared transaction '" + txid + "'");
+  return Status::Ok();
+}
+
+Result<std::string> PreparedRecordStore::Changeset(const std::string& txid) {
+  Status error;
+  sqlite::Statement* read = db_.Prepare("SELECT changeset FROM _commitd_prepared WHERE txid = ?1", &error);
+  if (read == nullptr) return error;
+  read->Bind(1, txid);
+  if (!read->Step()) {
+    Status s = read->status();
+    read->Reset();
+    return s.ok() ? Status::NotFound("no prepared transaction '" + txid + "'") : s;
+  }
+  std::string changeset = read->Blob(0);
+  read->Reset();
+  return changeset;
+}
+
+Status PreparedRecordStore::Delete(const std::string& txid) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("DELETE FROM _commitd_prepared WHERE txid = ?1", &error);
+  if (stmt == nullptr) return error;
+  return stmt->Bind(1, txid).Run();
+}
+
+Status PreparedRecordStore::MarkConflict(const std::string& txid, const std::string& conflict) {
+  Status error;
+  sqlite::Statement* mark = db_.Prepare(
+      "UPDATE _commitd_prepared SET state = 'conflict', last_error = ?2 WHERE txid = ?1", &error);
+  if (mark == nullptr) return error;
+  return mark->Bind(1, txid).Bind(2, conflict).Run();
+}
+
+Status PreparedRecordStore::RememberOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare(
+      "INSERT OR REPLACE INTO _commitd_finished(txid, outcome, finished_ms) VALUES(?1, ?2, ?3)", &error);
+  if (stmt == nullptr) return error;
+  return stmt->Bind(1, txid).Bind(2, outcome).Bind(3, now_ms).Run();
+}
+
+Status PreparedRecordStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("DELETE FROM _commitd_finished WHERE finished_ms < ?1", &error);
+  if (stmt == nullptr) return error;
+  return stmt->Bind(1, cutoff_ms).Run();
+}
+
+Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare(
+      "SELECT txid, protocol, state, changeset, lock_keys, coordinator, participants, created_ms, deadline_ms, "
+      "last_error FROM _commitd_prepared ORDER BY created_ms, txid",
+      &error);
+  if (stmt == nullptr) return error;
+  std::vector<PreparedRecord> records;
+  while (stmt->Step()) {
+    PreparedRecord r;
+    r.txid = stmt->Text(0);
+    r.protocol = stmt->Text(1);
+    r.state = stmt->Text(2);
+    r.changeset = stmt->Blob(3);
+    Result<std::vector<std::string>> keys = ParseLockKeys(r.txid, stmt->Text(4));
+    if (!keys.ok()) {
+      stmt->Reset();
+      return keys.status();
+    }
+    r.lock_keys = std::move(keys).value();
+    r.coordinator = stmt->Text(5);
+    r.participants = json::parse(stmt->Text(6), nullptr, false);
+    if (r.participants.is_discarded() || !r.participants.is_array()) {
+      stmt->Reset();
+      return Status::Corruption("_commitd_prepared '" + r.txid + "': participants is not a JSON array");
+    }
+    r.created_ms = stmt->Int(7);
+    r.deadline_ms = stmt->Int(8);
+    r.last_error = stmt->Text(9);
+    records.push_back(std::move(r));
+  }
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return records;
+}
+
+Result<std::map<std::string, std::string>> PreparedRecordStore::LoadOutcomes() {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("SELECT txid, outcome FROM _commitd_finished", &error);
+  if (stmt == nullptr) return error;
+  std::map<std::string, std::string> outcomes;
+  while (stmt->Step()) outcomes[stmt->Text(0)] = stmt->Text(1);
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return outcomes;
+}
+
+}  // namespace commitd::participant

@@ -1,0 +1,66 @@
+// The prepared-record store: the _commitd_prepared table (one record per
+// transaction this agent voted yes on and has not finished) and the
+// _commitd_finished table (outcomes remembered for duplicate requests), in the
+// agent's own database. Each call is one or two statements on the caller's
+// transaction; none takes or releases lock keys.
+//
+// Thread: the storage thread (the thread of `db`).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/sqlite_db.h"
+#include "common/status.h"
+
+namespace commitd::participant {
+
+struct PreparedRecord {
+  std::string txid;
+  std::string protocol;       // "2pc" | "3pc"
+  std::string state;          // "prepared" | "precommitted" | "conflict"
+  std::string changeset;
+  std::vector<std::string> lock_keys;
+  std::string coordinator;    // URL
+  nlohmann::json participants = nlohmann::json::array();  // [{"name","url"}]
+  int64_t created_ms = 0;     // wall clock
+  int64_t deadline_ms = 0;    // wall clock
+  std::string last_error;
+};
+
+class PreparedRecordStore {
+ public:
+  explicit PreparedRecordStore(sqlite::Database& db) : db_(db) {}
+
+  // Creates the _commitd_* tables if needed.
+  Status CreateTables();
+
+  // INSERT OR REPLACE.
+  Status Persist(const PreparedRecord& record);
+  // Updates state (unless empty) and last_error; NotFound if there is no such record.
+  Status Update(const std::string& txid, const std::string& state, const std::string& last_error);
+  // The record's changeset; NotFound if there is no such record.
+  Result<std::string> Changeset(const std::string& txid);
+  // Deletes the record. Ok if absent.
+  Status Delete(const std::string& txid);
+  // Sets state "conflict" and last_error to `conflict`.
+  Status MarkConflict(const std::string& txid, const std::string& conflict);
+
+  // Remembers a finished txid ("committed" | "aborted").
+  Status RememberOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms);
+  // Forgets outcomes older than cutoff_ms.
+  Status ForgetOutcomesBefore(int64_t cutoff_ms);
+
+  // Every record, oldest first; Corruption if one does not parse.
+  Result<std::vector<PreparedRecord>> LoadPrepared();
+  // txid -> outcome.
+  Result<std::map<std::string, std::string>> LoadOutcomes();
+
+ private:
+  sqlite::Database& db_;
+};
+
+}  // namespace commitd::participant
