@@ -124,7 +124,8 @@ Status Agent::Impl::Start() {
   auto opened = sqlite::Database::Open(options.db_path, oo);
   if (!opened.ok()) return opened.status();
   db = std::move(opened).value();
-  auto rm_opened = ResourceManager::Open(*db, std::move(procedures), {options.allow_raw_sql});
+  auto rm_opened =
+      ResourceManager::Open(*db, std::move(procedures), {options.allow_raw_sql, options.config.sql_statement_timeout_ms});
   if (!rm_opened.ok()) return rm_opened.status();
   rm = std::move(rm_opened).value();
   // A batch rolled back took back the records its prepares wrote and kept

@@ -50,6 +50,16 @@ def test_runaway_raw_sql_is_interrupted_and_the_next_transfer_commits():
         c.eventually_balance("bank-b", "bob", 80)
 
 
+def test_the_statement_timeout_comes_from_the_config_file():
+    config = dict(harness.FAST_CONFIG, sql_statement_timeout_ms=200)
+    with Cluster(config=config, agent_args={"bank-a": ["--allow-raw-sql"]}) as c:
+        start = time.monotonic()
+        body = expect_status(c.post("/v1/transactions", runaway_body()), 409, "runaway statement")
+        took = time.monotonic() - start
+        assert "ran longer than 200 ms (sql_statement_timeout_ms)" in reason_of(body), body
+        assert took < 1.0, f"the runaway prepare took {took:.2f}s with a 200 ms limit"
+
+
 def test_sigterm_stops_an_agent_running_a_runaway_statement():
     with Cluster(agent_args={"bank-a": ["--allow-raw-sql"]}) as c:
         replies = []
