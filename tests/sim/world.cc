@@ -155,10 +155,14 @@ Status World::Build() {
   std::vector<std::string> coordinator_names;
   if (options_.coordinators > 1) {
     std::vector<GroupMember> group;
-    for (int i = 1; i <= options_.coordinators; ++i) group.push_back({"c" + std::to_string(i), static_cast<raft::NodeId>(i)});
+    for (int i = 1; i <= options_.coordinators; ++i) {
+      const std::string name = "c" + std::to_string(i);
+      group.push_back({name, coordinator::NodeIdOf(name)});
+    }
     std::map<raft::NodeId, GroupMemberNode*> by_id;
     for (const auto& m : group) {
-      auto node = std::make_unique<GroupMemberNode>(m, group, ctx_);
+      auto node = std::make_unique<GroupMemberNode>(
+          m, group, ctx_, options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + m.name + "-raft.db");
       node->set_log_delay_ms(random_.Uniform(1, 20));
       by_id[m.id] = node.get();
       coordinator_names.push_back(m.name);
@@ -182,7 +186,9 @@ Status World::Build() {
   }
   client_ = std::make_unique<Client>(ctx_, coordinator_names, bank.accounts);
   if (coordinator_) coordinator_->Start();
-  for (auto& [name, member] : members_) member->Start();
+  for (auto& [name, member] : members_) {
+    if (Status s = member->Start(); !s.ok()) return s;
+  }
   for (auto& [name, p] : participants_) {
     if (Status s = p->Start(); !s.ok()) return s;
   }
@@ -221,7 +227,7 @@ void World::Crash(const std::string& node) {
 void World::Restart(const std::string& node) {
   ++down_epoch_[node];
   if (auto m = members_.find(node); m != members_.end()) {
-    m->second->Start();
+    if (Status s = m->second->Start(); !s.ok()) checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
   } else if (node == kCoordinator) {
     coordinator_->Start();
   } else if (Status s = participants_.at(node)->Start(); !s.ok()) {
