@@ -34,9 +34,12 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
+namespace {
+
+Status Restore(sqlite::Database& db, std::string_view snapshot) {
   auto j = nlohmann::json::parse(snapshot, nullptr, false);
-  if (!j.is_object() || j.value("version", 0) != 1 || !j.contains("decisions") || !j.contains("participants")) {
+  if (!j.is_object() || !j.contains("version") || j["version"] != 1 || !j.contains("decisions") ||
+      !j["decisions"].is_array() || !j.contains("participants") || !j["participants"].is_array()) {
     return Status::Corruption("state machine snapshot: not a version-1 snapshot");
   }
   if (Status s = db.Exec("DELETE FROM decisions; DELETE FROM participants"); !s.ok()) return s;
@@ -63,6 +66,18 @@ Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
     return Status::Corruption(std::string("state machine snapshot: ") + e.what());
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+// The bytes come from another member: anything malformed is Corruption, never
+// an exception.
+Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
+  try {
+    return Restore(db, snapshot);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(std::string("state machine snapshot: ") + e.what());
+  }
 }
 
 }  // namespace commitd::coordinator

@@ -6,6 +6,7 @@
 #include "tests/unit/support/temp_dir.h"
 
 #include "coordinator/decision_store.h"
+#include "coordinator/group_members.h"
 #include "coordinator/raft_codec.h"
 #include "raft/storage.h"
 #include "raft/wire.h"
@@ -152,6 +153,22 @@ TEST_CASE("state machine snapshot: restore reproduces every decision and the reg
   REQUIRE(registry->size() == 1);
   CHECK((*registry)[0].url == "http://a");
   CHECK(RestoreStateMachine(*b, "{}").code() == StatusCode::kCorruption);
+}
+
+TEST_CASE("state machine snapshot: bytes from another member that are not a snapshot fail with Corruption, never throw") {
+  testing::TempDir dir;
+  auto b = OpenDb(dir.File("b.db"));
+  REQUIRE(GroupMembersTable(*b).CreateSchema().ok());
+  for (std::string garbage : {"", "not json", "[]", "{\"version\":\"1\",\"decisions\":[],\"participants\":[]}",
+                              "{\"version\":1,\"decisions\":5,\"participants\":[]}",
+                              "{\"version\":1,\"decisions\":[7],\"participants\":[]}",
+                              "{\"version\":1,\"decisions\":[],\"participants\":[{\"name\":1}]}",
+                              "{\"version\":1,\"decisions\":[],\"participants\":[],\"members\":{\"c1\":3}}"}) {
+    CAPTURE(garbage);
+    Status s;
+    CHECK_NOTHROW(s = RestoreStateMachine(*b, garbage));
+    CHECK(s.code() == StatusCode::kCorruption);
+  }
 }
 
 TEST_CASE("codecs: raft messages and log commands round-trip") {
