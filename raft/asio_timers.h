@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "common/clock.h"
-#include "raft/transport.h"
+#include "raft/timers.h"
 
 namespace commitd::raft {
 

@@ -29,6 +29,7 @@
 #include "common/storage_queue.h"
 #include "raft/node.h"
 #include "raft/state_machine.h"
+#include "raft/timers.h"
 #include "raft/transport.h"
 
 namespace commitd::raft {

@@ -30,6 +30,7 @@
 #include "common/sqlite_db.h"
 #include "coordinator/engine.h"
 #include "coordinator/replicated_decision_log.h"
+#include "raft/timers.h"
 #include "raft/transport.h"
 #include "tests/sim/context.h"
 #include "tests/sim/sim_storage_queue.h"

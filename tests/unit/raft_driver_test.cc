@@ -163,6 +163,7 @@ struct Cluster {
 void Net::Send(NodeId to, std::vector<Message> messages) {
   for (auto& m : messages) {
     CHECK(m.from == self_);
+    CHECK(m.to == to);
     cluster_.wire.push_back(std::move(m));
   }
 }
