@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "coordinator/byte_codec.h"
+#include "common/byte_codec.h"
 
 namespace commitd::coordinator {
 namespace {

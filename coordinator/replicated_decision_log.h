@@ -11,16 +11,16 @@
 // Elsewhere they complete with Unavailable; the service forwards client
 // requests to the leader instead.
 //
-// The Raft core (raft/node.h) is pure; this class is its driver: one Ready
-// at a time, made durable in one SQLite transaction on the storage thread
-// (BatchWriter) before its messages are sent (POST /v1/raft to each peer,
-// at most a few requests in flight per peer; Raft tolerates the loss).
+// Raft runs in raft::Driver (raft/driver.h) with DecisionStateMachine; this
+// class turns DecisionLog calls into proposals and linearizable reads, and
+// keeps the members' ids and URLs. The binary opens it with its own storage
+// thread (BatchWriter), HTTP transport (POST /v1/raft) and asio timers; the
+// simulator opens it on its own (OpenOn).
 //
-// Thread: the io thread, except what runs inside BatchWriter jobs.
+// Thread: the io thread, except what runs inside storage jobs.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,12 +31,14 @@
 #include <vector>
 
 #include "common/batch_writer.h"
-#include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/sqlite_db.h"
 #include "coordinator/decision_log.h"
 #include "coordinator/raft_codec.h"
-#include "raft/node.h"
+#include "coordinator/decision_state_machine.h"
+#include "raft/asio_timers.h"
+#include "raft/driver.h"
+#include "raft/http_transport.h"
 
 namespace commitd::coordinator {
 
@@ -59,12 +61,24 @@ struct ReplicatedLogOptions {
   // The log is compacted every this many applied entries, keeping the last
   // snapshot_entries / 2 (the state machine tables are the snapshot).
   raft::Index snapshot_entries = 10'000;
+  uint64_t seed = 0;  // for the election timeouts; 0: from the clock
+  // Deliberately wrong, for the simulator's checker (raft::DriverOptions,
+  // DecisionStateMachine).
+  bool unsafe_send_before_durable = false;
+  bool unsafe_overwrite_decisions = false;
 };
 
 class ReplicatedDecisionLog final : public DecisionLog {
  public:
+  // The binary's: raft.db at `path`, a storage thread, HTTP between members.
   static Result<std::unique_ptr<ReplicatedDecisionLog>> Open(const std::string& path, boost::asio::io_context& io,
                                                              ReplicatedLogOptions options);
+  // On storage, transport and timers the caller owns (the simulator). `db`
+  // is the queue's database; the queue runs its jobs on the caller's thread,
+  // so Recover reads it directly. Incoming messages go to driver().Receive.
+  static Result<std::unique_ptr<ReplicatedDecisionLog>> OpenOn(sqlite::Database& db, StorageQueue& storage,
+                                                               raft::Transport& transport, raft::Timers& timers,
+                                                               ReplicatedLogOptions options);
   ~ReplicatedDecisionLog() override;
 
   // The local state machine as it is now (call when leader_ready()).
@@ -79,15 +93,13 @@ class ReplicatedDecisionLog final : public DecisionLog {
 
   void Start();
   void Stop();
-  // POST /v1/raft from another member: an RFT1 frame (raft_wire.h). The
-  // answer is an RFT1 frame too, sent once the Ready holding this member's
-  // replies to the frame is durable: it carries those of its messages that go
-  // back to the sender (an append's acknowledgement rides the append's
-  // response instead of a request of its own).
+  // POST /v1/raft from another member (the binary's HTTP transport): an RFT1
+  // frame (raft/wire.h), answered with one once this member's replies to it
+  // may leave (an append's acknowledgement rides the append's response).
   void OnRaftMessages(const std::string& body, http::Responder respond);
 
   // Leader, with an entry of its own term committed and everything committed applied.
-  bool leader_ready() const { return leader_ready_; }
+  bool leader_ready() const { return driver_->leader_ready(); }
   // Called on the io thread whenever leader_ready() changes.
   void set_on_leadership(std::function<void(bool ready)> fn) { on_leadership_ = std::move(fn); }
   // The URL of the leader this member knows of ("" if none).
@@ -100,81 +112,47 @@ class ReplicatedDecisionLog final : public DecisionLog {
   // the leader promotes it to voter once it has caught up.
   void AddMember(const std::string& id, const std::string& url, std::function<void(Status)> done);
   Status RemoveMember(const std::string& id);
-  BatchWriter::Stats writer_stats() const { return writer_->stats(); }
+  StorageQueue::Stats writer_stats() const { return storage_->stats(); }
+  raft::Driver& driver() { return *driver_; }
+  DecisionStateMachine& machine() { return machine_; }
+  const raft::Driver& driver() const { return *driver_; }
 
  private:
-  struct Pending {
-    raft::Term term = 0;
-    std::function<void(Status)> done;
-  };
-  struct PeerLink {
-    std::string url;
-    int in_flight = 0;
-    std::vector<raft::Message> queued;  // while kMaxInFlightPerPeer requests are out; sent with the next
-  };
-  // A /v1/raft request waiting for the Ready that holds this member's replies.
-  struct HeldResponse {
-    raft::NodeId from = raft::kNoNode;
-    http::Responder respond;
-  };
-
-  ReplicatedDecisionLog(boost::asio::io_context& io, ReplicatedLogOptions options,
-                        std::unique_ptr<sqlite::Database> db);
-  void Propose(std::string data, std::function<void(Status)> done);
-  void Pump();
-  // Sends each message to its peer: in the response to a request held from
-  // that peer, else in a POST; answers every held response.
-  void Send(std::vector<raft::Message> messages, std::vector<HeldResponse> held);
-  void Post(raft::NodeId to, std::vector<raft::Message> messages);
-  void OnRaftResponse(raft::NodeId to, Result<http::Response> response);
-  void AfterApply(raft::Index applied);
-  void CheckLeadership();
-  void FailPending(const std::string& why);
+  ReplicatedDecisionLog(ReplicatedLogOptions options, raft::Timers& timers);
+  static Result<raft::RestoredState> Prepare(sqlite::Database& db, const ReplicatedLogOptions& options);
+  void Run(raft::RestoredState restored, StorageQueue& storage, raft::Transport& transport,
+           std::function<void(std::function<void(Result<sqlite::Database*>)>)> read_snapshot);
+  void OnLeadership(bool ready);
   // Runs fn on the storage thread once a ReadIndex round confirms leadership.
-  void LinearizableRead(std::function<void(sqlite::Database&)> fn, std::function<void(Status)> fail);
-  void ScheduleTick();
-  void MaybeSnapshot();
-  void CompactLog(raft::Index index);
-  void SerializeSnapshot();
-  void ProvideSnapshot(Result<std::pair<raft::Index, std::string>> taken);
+  template <class T>
+  void Read(std::function<Result<T>(sqlite::Database&)> read, std::function<void(Result<T>)> done);
   void ProposeFinished();
   void SetMemberUrl(const std::string& id, const std::string& url);
-  void PromoteCaughtUpLearners();
+  // The binary's: serializes a snapshot on a thread of its own (raft::DriverOptions::read_snapshot).
+  void ReadSnapshotOnThread(std::function<void(Result<sqlite::Database*>)> fn);
 
-  boost::asio::io_context& io_;
   ReplicatedLogOptions options_;
-  std::unique_ptr<sqlite::Database> db_;  // storage thread only, once writer_ exists
+  raft::Timers& timers_;
+  // The binary's own parts (null in the simulator).
+  std::unique_ptr<sqlite::Database> owned_db_;  // storage thread only, once writer_ exists
   std::unique_ptr<BatchWriter> writer_;
-  std::unique_ptr<raft::Node> node_;
-  http::Client client_;
-  boost::asio::steady_timer tick_timer_;
-  std::map<raft::NodeId, PeerLink> peers_;
-  std::vector<HeldResponse> held_;  // requests stepped since the last Ready was taken
-  std::map<raft::NodeId, std::string> ids_;  // node id -> member id ("c1")
+  std::unique_ptr<raft::AsioTimers> asio_timers_;
+  std::unique_ptr<raft::HttpTransport> http_;
+  std::string path_;
+  std::thread snapshot_thread_;  // joined before the next and at destruction
+  // The simulator's database, read directly by Recover.
+  sqlite::Database* db_on_owner_thread_ = nullptr;
+
+  StorageQueue* storage_ = nullptr;
+  DecisionStateMachine machine_;
+  std::unique_ptr<raft::Driver> driver_;
+  std::map<raft::NodeId, std::string> ids_;   // node id -> member id ("c1")
   std::map<raft::NodeId, std::string> urls_;  // node id -> URL, self included
-  int64_t next_promotion_ms_ = 0;
-  std::map<raft::Index, Pending> pending_;
   struct FinishWaiter {
     command::Finish mark;
     std::function<void(Status)> done;
   };
   std::vector<FinishWaiter> finishing_;  // coalesced into one entry by ProposeFinished
-  struct ReadWaiter {
-    std::function<void(sqlite::Database&)> fn;
-    std::function<void(Status)> fail;
-  };
-  std::map<uint64_t, ReadWaiter> reads_;  // by request number, until the Ready answers
-  std::multimap<raft::Index, ReadWaiter> reads_waiting_apply_;
-  uint64_t next_read_ = 1;
-  raft::Index applied_ = 0;
-  raft::Index snapshot_index_ = 0;  // the log's base on disk
-  bool snapshotting_ = false;       // a compaction or a serialization is under way
-  std::string path_;
-  std::thread snapshot_thread_;  // serializes the state machine; joined before the next and at destruction
-  bool writing_ = false;
-  bool leader_ready_ = false;
-  raft::Term ready_term_ = 0;
-  bool stopped_ = false;
   std::function<void(bool)> on_leadership_;
 };
 

@@ -4,21 +4,9 @@
 
 #include "coordinator/decision_store.h"
 #include "coordinator/raft_codec.h"
-#include "coordinator/raft_storage.h"
+#include "coordinator/group_members.h"
 
 namespace commitd::coordinator {
-namespace {
-
-// Member URLs live in raft.db (RaftStorage); a plain decisions.db has none.
-bool HasMembersTable(sqlite::Database& db) {
-  sqlite::Statement* stmt = db.Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'group_members'");
-  if (stmt == nullptr) return false;
-  const bool found = stmt->Step();
-  stmt->Reset();
-  return found;
-}
-
-}  // namespace
 
 Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   DecisionStore store(db);
@@ -34,8 +22,8 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   for (const auto& e : *registry)
     participants.push_back({{"name", e.name}, {"url", e.url}, {"updated_ms", e.updated_ms}});
   nlohmann::json members = nlohmann::json::object();
-  if (HasMembersTable(db)) {
-    auto urls = RaftStorage(db).MemberUrls();
+  if (GroupMembersTable(db).Exists()) {
+    auto urls = GroupMembersTable(db).Urls();
     if (!urls.ok()) return urls.status();
     for (const auto& [id, url] : *urls) members[id] = url;
   }
@@ -46,17 +34,20 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
+namespace {
+
+Status Restore(sqlite::Database& db, std::string_view snapshot) {
   auto j = nlohmann::json::parse(snapshot, nullptr, false);
-  if (!j.is_object() || j.value("version", 0) != 1 || !j.contains("decisions") || !j.contains("participants")) {
+  if (!j.is_object() || !j.contains("version") || j["version"] != 1 || !j.contains("decisions") ||
+      !j["decisions"].is_array() || !j.contains("participants") || !j["participants"].is_array()) {
     return Status::Corruption("state machine snapshot: not a version-1 snapshot");
   }
   if (Status s = db.Exec("DELETE FROM decisions; DELETE FROM participants"); !s.ok()) return s;
-  if (HasMembersTable(db) && j.contains("members") && j["members"].is_object()) {
+  if (GroupMembersTable(db).Exists() && j.contains("members") && j["members"].is_object()) {
     if (Status s = db.Exec("DELETE FROM group_members"); !s.ok()) return s;
     for (const auto& [id, url] : j["members"].items()) {
       if (!url.is_string()) return Status::Corruption("state machine snapshot: bad member url");
-      if (Status s = RaftStorage(db).SetMemberUrl(id, url.get<std::string>()); !s.ok()) return s;
+      if (Status s = GroupMembersTable(db).SetUrl(id, url.get<std::string>()); !s.ok()) return s;
     }
   }
   DecisionStore store(db);
@@ -75,6 +66,18 @@ Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
     return Status::Corruption(std::string("state machine snapshot: ") + e.what());
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+// The bytes come from another member: anything malformed is Corruption, never
+// an exception.
+Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
+  try {
+    return Restore(db, snapshot);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(std::string("state machine snapshot: ") + e.what());
+  }
 }
 
 }  // namespace commitd::coordinator

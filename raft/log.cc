@@ -28,6 +28,7 @@ std::vector<Entry> Log::Slice(Index from, Index to, std::size_t max_count) const
 }
 
 Index Log::FirstIndexOfTerm(Index index) const {
+  if (index < first_index() || index > last_index()) return first_index();
   Term term = At(index).term;
   auto first = std::lower_bound(entries_.begin(), entries_.end(), term,
                                 [](const Entry& e, Term t) { return e.term < t; });

@@ -31,7 +31,7 @@ class Log {
   std::vector<Entry> Slice(Index from, Index to, std::size_t max_count) const;
 
   // The first index of the run of entries sharing the term of the entry at index
-  // (never below first_index()).
+  // (never below first_index(); first_index() for an index outside the log).
   Index FirstIndexOfTerm(Index index) const;
   // The last index holding an entry of exactly this term, if any is still in the log.
   std::optional<Index> LastIndexOfTerm(Term term) const;

@@ -189,8 +189,10 @@ ProposeStatus Node::TransferLeadership(NodeId to, int64_t now_ms) {
   now_ms_ = now_ms;
   if (role_ != Role::kLeader) return ProposeStatus::kNotLeader;
   if (to == options_.id || !log_.membership().IsVoter(to)) return ProposeStatus::kInvalidChange;
+  // Asking again for the same target keeps the first deadline (thesis
+  // §3.10: a transfer not done within an election timeout is aborted).
+  if (transfer_target_ != to) transfer_deadline_ms_ = now_ms_ + options_.election_timeout_ms;
   transfer_target_ = to;
-  transfer_deadline_ms_ = now_ms_ + options_.election_timeout_ms;
   if (MatchIndex(to) == log_.last_index()) {
     MaybeSendTimeoutNow();
   } else {

@@ -236,13 +236,25 @@ void Node::HandleAppendEntries(const Message& m, const AppendEntries& ae) {
       return;
     }
     prev_index = first_new->index - 1;
-    prev_term = *log_.TermAt(prev_index);
+    std::optional<Term> term = log_.TermAt(prev_index);
+    if (!term) {  // the entries skip an index: malformed, refuse it
+      r.rejected_prev_index = ae.prev_index;
+      r.conflict_index = log_.last_index() + 1;
+      Send(m.from, r);
+      return;
+    }
+    prev_term = *term;
   }
   std::optional<Term> our_prev = log_.TermAt(prev_index);
   if (our_prev != prev_term) {
     r.rejected_prev_index = ae.prev_index;
     if (!our_prev) {
       r.conflict_index = log_.last_index() + 1;
+    } else if (prev_index <= log_.base().index) {
+      // The base (index 0, or the snapshot) is committed, so a leader cannot
+      // disagree with it; refuse without reading below the log.
+      r.conflict_term = *our_prev;
+      r.conflict_index = log_.first_index();
     } else {
       r.conflict_term = *our_prev;
       r.conflict_index = log_.FirstIndexOfTerm(prev_index);

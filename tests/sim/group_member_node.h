@@ -1,25 +1,24 @@
 // GroupMemberNode: one member of the coordinator group (design B.5,
-// docs/coordinator_group.md), driven the way
-// coordinator/replicated_decision_log.cc and coordinator/service.cc drive it.
+// docs/coordinator_group.md).
 //
-// Raft: the real raft::Node. Its storage is simulated: hard state, log and
-// the DecisionStateMachine survive a crash exactly as far as they were synced.
-// Each Ready that writes anything is one SyncQueue job (hard state, truncation,
-// appended entries and the committed entries applied, in one transaction);
-// only once it is synced are its messages sent and its proposals completed,
-// and only then is the next Ready taken. Raft messages travel over the
-// simulated network one way (loss, partitions and crashes apply).
+// Raft: the real coordinator::ReplicatedDecisionLog, that is the real
+// raft::Driver with the real DecisionStateMachine, on a real SQLite file in
+// the run's tmp dir. Its storage is a SimStorageQueue (the same batch code as
+// BatchWriter, in virtual time), its transport the simulated network (one
+// way: loss, partitions and crashes apply) and its timers the scheduler. A
+// crash loses the queue's unsynced jobs and closes the file; a restart
+// reopens it.
 //
 // Service: the real coordinator::Engine runs only while this member is the
 // ready leader (leader, with an entry of its own term applied). Becoming
 // ready it resumes every unfinished record of the state machine; losing it,
 // it drops the engine and answers its waiting clients 503. A failed decision
 // append drops the engine rather than feeding it the failure. Reads are
-// linearizable (ReadIndex). A question about an unknown txid appends abort
-// first and then answers 404 naming the group. A member that is not the
+// linearizable (DecisionLog reads). A question about an unknown txid appends
+// abort first and then answers 404 naming the group. A member that is not the
 // ready leader forwards client requests to the leader it knows, or answers 503.
 //
-// group_member_node.cc is the Raft driver, group_member_service.cc the service.
+// group_member_node.cc wires the member, group_member_service.cc is the service.
 #pragma once
 
 #include <map>
@@ -28,26 +27,29 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/sqlite_db.h"
 #include "coordinator/engine.h"
-#include "raft/node.h"
+#include "coordinator/replicated_decision_log.h"
+#include "raft/timers.h"
+#include "raft/transport.h"
 #include "tests/sim/context.h"
-#include "tests/sim/decision_state_machine.h"
-#include "tests/sim/sync_queue.h"
+#include "tests/sim/sim_storage_queue.h"
 
 namespace commitd::sim {
 
 struct GroupMember {
   std::string name;  // "c1": its network node and URL sim://c1
-  raft::NodeId id = raft::kNoNode;
+  raft::NodeId id = raft::kNoNode;  // coordinator::NodeIdOf(name)
 };
 
 class GroupMemberNode {
  public:
-  // `members` lists the whole group, this member included.
-  GroupMemberNode(GroupMember self, std::vector<GroupMember> members, Context& ctx);
+  // `members` lists the whole group, this member included; db_path is its raft.db.
+  GroupMemberNode(GroupMember self, std::vector<GroupMember> members, Context& ctx, std::string db_path);
+  ~GroupMemberNode();
 
-  void Start();
-  // The process dies: Raft node, engine, waiting clients and unsynced writes are gone.
+  Status Start();
+  // The process dies: Raft driver, engine, waiting clients and unsynced writes are gone.
   void Crash();
   bool up() const { return up_; }
   const std::string& name() const { return self_.name; }
@@ -57,36 +59,39 @@ class GroupMemberNode {
   // A Raft message arrived over the network.
   void Receive(const raft::Message& message);
 
-  bool leader_ready() const { return up_ && leader_ready_; }
-  // Up, storage idle, no proposal or client waiting, and the engine (if any) holds nothing.
+  bool leader_ready() const { return up_ && log_->leader_ready(); }
+  // Up, storage idle, no proposal, read or client waiting, and the engine (if any) holds nothing.
   bool Idle() const;
   // Every record in its state machine finished, and everything in its log applied.
   bool Caught(raft::Index leader_last_index) const;
-  raft::Index last_index() const { return node_ ? node_->log().last_index() : 0; }
+  raft::Index last_index() const { return up_ ? log_->driver().node().log().last_index() : 0; }
   std::string Describe() const;
 
  private:
-  struct Proposal {
-    raft::Term term = 0;
-    std::function<void(Status)> done;
+  // The simulated network as the driver's transport: one message, one delivery.
+  class Transport final : public raft::Transport {
+   public:
+    explicit Transport(GroupMemberNode& node) : node_(node) {}
+    void Send(raft::NodeId to, std::vector<raft::Message> messages) override;
+
+   private:
+    GroupMemberNode& node_;
   };
-  struct Read {
-    std::function<void()> run;
-    std::function<void(Status)> fail;
+  // The scheduler as the driver's timers; nothing scheduled before a crash runs after it.
+  class Timers final : public raft::Timers {
+   public:
+    explicit Timers(GroupMemberNode& node) : node_(node) {}
+    int64_t NowMs() override { return node_.ctx_.now(); }
+    void After(int64_t ms, std::function<void()> fn) override;
+    void Post(std::function<void()> fn) override;
+
+   private:
+    GroupMemberNode& node_;
   };
 
-  // Raft driver.
-  void Pump();
-  void Persisted(raft::Ready& ready, const std::vector<Status>& results);
-  Status PersistAndApply(const raft::Ready& ready, std::vector<Status>& results);
-  Status ApplyEntry(const raft::Entry& entry);
   std::string NameOf(raft::NodeId id) const;
-  void Send(std::vector<raft::Message> messages);
-  void CheckLeadership();
-  void FailPending(const std::string& why);
-  void Propose(const coordinator::Command& command, std::function<void(Status)> done);
-  void LinearizableRead(std::function<void()> run, std::function<void(Status)> fail);
-  void ScheduleTick();
+  void ObserveApplied(const raft::Entry& entry, const Status& result);
+  void ScheduleEngineTick();
 
   // Service.
   void OnLeadership(bool ready);
@@ -97,8 +102,9 @@ class GroupMemberNode {
   void StartTransaction(std::shared_ptr<wire::TxRequest> tx, const std::string& key, Responder respond);
   void AttachClient(const std::string& txid, Responder respond);
   void HandleGetTransaction(const std::string& txid, Responder respond);
-  // 200 with the record, or (none) 404 presumed abort; false if there is no record.
-  bool AnswerFromRecord(const std::string& txid, const std::string& how, const Responder& respond);
+  // 200 with the record, or (none) false.
+  bool AnswerFromRecord(const std::optional<coordinator::DecisionRecord>& record, const std::string& how,
+                        const Responder& respond);
   void AnswerPresumedAbort(const std::string& txid, const std::string& how, const Responder& respond);
   void RecordPresumedAbort(const std::string& txid, const std::string& asker, Responder respond);
   void PumpEngine();
@@ -108,24 +114,16 @@ class GroupMemberNode {
   std::vector<GroupMember> members_;
   std::map<raft::NodeId, GroupMemberNode*> peers_;
   Context& ctx_;
+  std::string db_path_;
   bool up_ = false;
   uint64_t incarnation_ = 0;
 
-  // Durable: what a crash keeps.
-  raft::HardState hard_state_;
-  std::vector<raft::Entry> log_;  // indexes 1.. (never compacted)
-  DecisionStateMachine machine_;
-
-  SyncQueue storage_;
-  std::unique_ptr<raft::Node> node_;
-  bool writing_ = false;
-  raft::Index applied_ = 0;  // what the driver has seen applied (after the sync's completion)
-  std::map<raft::Index, Proposal> proposals_;
-  uint64_t next_read_ = 1;
-  std::map<uint64_t, Read> reads_;
-  std::multimap<raft::Index, Read> reads_waiting_apply_;
-  bool leader_ready_ = false;
-  raft::Term ready_term_ = 0;
+  std::unique_ptr<sqlite::Database> db_;
+  SimStorageQueue storage_;
+  Transport transport_{*this};
+  Timers timers_{*this};
+  std::unique_ptr<coordinator::ReplicatedDecisionLog> log_;
+  raft::Index last_applied_ = 0;  // the checker's view: entries are applied in order
 
   std::unique_ptr<coordinator::Engine> engine_;
   uint64_t epoch_ = 0;  // bumped whenever the engine is dropped: stale callbacks compare it

@@ -1,6 +1,7 @@
 // GroupMemberNode, the service half: the engine while this member is the
-// ready leader, the client API and the engine's actions (as service.cc).
-// The Raft driver half is group_member_node.cc.
+// ready leader, the client API and the engine's actions (as service.cc),
+// over the member's ReplicatedDecisionLog (the DecisionLog interface).
+#include "coordinator/decision_store.h"
 #include "tests/sim/coordinator_calls.h"
 #include "tests/sim/group_member_node.h"
 
@@ -22,21 +23,27 @@ Response Error(int status, const std::string& code, const std::string& message) 
 // As Service::Impl::OnLeadership: a ready leader takes over every unfinished
 // record (3PC precommit records included); stepping down drops the engine.
 void GroupMemberNode::OnLeadership(bool ready) {
+  const raft::Term term = log_->driver().node().term();
   if (!ready) {
-    ctx_.Log(self_.name, "NOT LEADER (term " + std::to_string(node_->term()) + ")");
+    ctx_.Log(self_.name, "NOT LEADER (term " + std::to_string(term) + ")");
     DropEngine("this coordinator is no longer the leader");
     return;
   }
   DropEngine("a new leadership term started");
-  std::vector<DecisionRecord> unfinished = machine_.Unfinished();
+  auto recovered = log_->Recover();
+  if (!recovered.ok()) {
+    ctx_.checker.Fail("recovery", self_.name + " cannot read its state machine: " + recovered.status().ToString());
+    return;
+  }
+  std::vector<DecisionRecord> unfinished = std::move(recovered->unfinished);
   if (ctx_.bug == Bug::kGroupNoResume) unfinished.clear();
   std::string resumed;
   for (auto& record : unfinished) {
     resumed += " " + record.txid;
     engine_->Resume(std::move(record), ctx_.now());
   }
-  ctx_.Log(self_.name, "LEADER READY (term " + std::to_string(node_->term()) + ", applied " +
-                           std::to_string(applied_) + "), resumed " + std::to_string(unfinished.size()) +
+  ctx_.Log(self_.name, "LEADER READY (term " + std::to_string(term) + ", applied " +
+                           std::to_string(log_->driver().applied()) + "), resumed " + std::to_string(unfinished.size()) +
                            (ctx_.bug == Bug::kGroupNoResume ? " (BUG: resumes nothing)" : "") + resumed);
   PumpEngine();
 }
@@ -51,7 +58,7 @@ void GroupMemberNode::DropEngine(const std::string& why) {
                   why + "; the outcome is unknown here: retry with the same Idempotency-Key, or GET the transaction"));
   }
   engine_.reset();
-  if (!leader_ready_) return;
+  if (!log_ || !log_->leader_ready()) return;
   // Still the ready leader (an append failed): a fresh engine, as service.cc.
   coordinator::EngineOptions eo;
   eo.self_url = UrlOf(self_.name);
@@ -67,10 +74,11 @@ void GroupMemberNode::Handle(const Request& request, Responder respond) {
     respond(Error(404, "not_found", request.target));
     return;
   }
-  if (!leader_ready_) {
+  if (!log_->leader_ready()) {
     if (get && ctx_.bug == Bug::kGroupStaleRead) {
       const std::string txid = request.target.substr(17, request.target.find('?') - 17);
-      if (!AnswerFromRecord(txid, "BUG: stale read, follower", respond)) {
+      auto local = coordinator::DecisionStore(*db_).FindByTxid(txid);
+      if (!local.ok() || !AnswerFromRecord(*local, "BUG: stale read, follower", respond)) {
         AnswerPresumedAbort(txid, "BUG: stale read, follower", respond);
       }
       return;
@@ -87,7 +95,7 @@ void GroupMemberNode::Handle(const Request& request, Responder respond) {
 
 // One hop only: a forwarded request that finds no ready leader gets 503.
 void GroupMemberNode::Forward(const Request& request, Responder respond) {
-  const raft::NodeId leader = node_->leader();
+  const raft::NodeId leader = log_->driver().node().leader();
   if (leader == raft::kNoNode || leader == self_.id || request.headers.count("x-commitd-forwarded") != 0) {
     respond(Error(503, "no_leader", "no leader is ready yet; retry"));
     return;
@@ -125,30 +133,32 @@ void GroupMemberNode::HandleSubmit(const Request& request, Responder respond) {
     AttachClient(*txid, std::move(respond));
     return;
   }
-  LinearizableRead(
-      [this, tx, key, respond] {
-        const DecisionRecord* found = machine_.FindByIdempotencyKey(key);
-        if (found != nullptr && found->outcome == Outcome::kPending) {
-          respond(Error(503, "in_progress", "transaction " + found->txid + " for this Idempotency-Key is still running"));
-          return;
-        }
-        if (found != nullptr) {
-          ctx_.Log(self_.name, "replay key " + key + ": " + found->txid + " " +
-                                   std::string(coordinator::OutcomeName(found->outcome)));
-          respond({found->outcome == Outcome::kCommitted ? 200 : 409, found->reply});
-          return;
-        }
-        if (!engine_) {
-          respond(Error(503, "leadership_lost", "this coordinator is no longer the leader"));
-          return;
-        }
-        if (auto txid = engine_->TxidForIdempotencyKey(key)) {
-          AttachClient(*txid, respond);
-          return;
-        }
-        StartTransaction(tx, key, respond);
-      },
-      [respond](Status s) { respond(Error(503, "storage_error", s.message())); });
+  log_->FindByIdempotencyKey(key, [this, tx, key, respond,
+                                   epoch = epoch_](Result<std::optional<DecisionRecord>> found) {
+    if (!found.ok()) {
+      respond(Error(503, "storage_error", found.status().message()));
+      return;
+    }
+    if (found->has_value() && (*found)->outcome == Outcome::kPending) {
+      respond(Error(503, "in_progress", "transaction " + (*found)->txid + " for this Idempotency-Key is still running"));
+      return;
+    }
+    if (found->has_value()) {
+      const DecisionRecord& r = **found;
+      ctx_.Log(self_.name, "replay key " + key + ": " + r.txid + " " + std::string(coordinator::OutcomeName(r.outcome)));
+      respond({r.outcome == Outcome::kCommitted ? 200 : 409, r.reply});
+      return;
+    }
+    if (!engine_ || epoch != epoch_) {
+      respond(Error(503, "leadership_lost", "this coordinator is no longer the leader"));
+      return;
+    }
+    if (auto txid = engine_->TxidForIdempotencyKey(key)) {
+      AttachClient(*txid, respond);
+      return;
+    }
+    StartTransaction(tx, key, respond);
+  });
 }
 
 void GroupMemberNode::AttachClient(const std::string& txid, Responder respond) {
@@ -191,21 +201,24 @@ void GroupMemberNode::HandleGetTransaction(const std::string& target, Responder 
     respond({200, {{"txid", txid}, {"state", view->state}, {"outcome", coordinator::OutcomeName(view->outcome)}}});
     return;
   }
-  LinearizableRead(
-      [this, txid, asker, respond] {
-        if (AnswerFromRecord(txid, "log", respond)) return;
-        if (ctx_.bug == Bug::kGroupPresumeWithoutRecord) {
-          AnswerPresumedAbort(txid, "BUG: not recorded", respond);
-          return;
-        }
-        RecordPresumedAbort(txid, asker, respond);
-      },
-      [respond](Status s) { respond(Error(503, "storage_error", s.message())); });
+  log_->FindDecision(txid, [this, txid, asker, respond](Result<std::optional<DecisionRecord>> found) {
+    if (!found.ok()) {
+      respond(Error(503, "storage_error", found.status().message()));
+      return;
+    }
+    if (AnswerFromRecord(*found, "log", respond)) return;
+    if (ctx_.bug == Bug::kGroupPresumeWithoutRecord) {
+      AnswerPresumedAbort(txid, "BUG: not recorded", respond);
+      return;
+    }
+    RecordPresumedAbort(txid, asker, respond);
+  });
 }
 
-bool GroupMemberNode::AnswerFromRecord(const std::string& txid, const std::string& how, const Responder& respond) {
-  const DecisionRecord* r = machine_.Find(txid);
-  if (r == nullptr) return false;
+bool GroupMemberNode::AnswerFromRecord(const std::optional<DecisionRecord>& r, const std::string& how,
+                                       const Responder& respond) {
+  if (!r) return false;
+  const std::string& txid = r->txid;
   ctx_.Log(self_.name, "answer " + txid + ": " + std::string(coordinator::OutcomeName(r->outcome)) + " (" + how + ")");
   respond({200, {{"txid", txid},
                  {"state", r->finished ? "finished" : "delivering"},
@@ -235,21 +248,17 @@ void GroupMemberNode::RecordPresumedAbort(const std::string& txid, const std::st
   abort.created_ms = abort.decided_ms = abort.finished_ms = ctx_.now();
   abort.finished = true;
   ctx_.Log(self_.name, "presume abort " + txid + " (asked by " + asker + "): appending abort");
-  Propose(command::Decide{std::move(abort)}, [this, txid, respond](Status s) {
+  log_->AppendDecision(std::move(abort), [this, txid, respond](Status s) {
     if (s.ok()) {
       AnswerPresumedAbort(txid, "recorded", respond);
       return;
     }
     // Conflict: another decision got there first; answer with it.
-    LinearizableRead(
-        [this, txid, respond, s] {
-          if (!AnswerFromRecord(txid, "log, after " + s.ToString(), respond)) {
-            respond(Error(503, "storage_error", "cannot record the presumed abort: " + s.message()));
-          }
-        },
-        [respond, s](Status) {
-          respond(Error(503, "storage_error", "cannot record the presumed abort: " + s.message()));
-        });
+    log_->FindDecision(txid, [this, respond, s](Result<std::optional<DecisionRecord>> found) {
+      if (!found.ok() || !AnswerFromRecord(*found, "log, after " + s.ToString(), respond)) {
+        respond(Error(503, "storage_error", "cannot record the presumed abort: " + s.message()));
+      }
+    });
   });
 }
 
@@ -285,7 +294,7 @@ void GroupMemberNode::Execute(coordinator::Action& a) {
                   });
   } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
     const std::string txid = pd->record.txid;
-    Propose(command::Decide{std::move(pd->record)}, [this, current, txid](Status s) {
+    log_->AppendDecision(std::move(pd->record), [this, current, txid](Status s) {
       if (!current()) return;
       if (!s.ok()) {
         // Leadership lost (the entry may still commit) or another decision won:
@@ -299,7 +308,7 @@ void GroupMemberNode::Execute(coordinator::Action& a) {
     });
   } else if (auto* pp = std::get_if<action::PersistPrecommit>(&a)) {
     const std::string txid = pp->record.txid;
-    Propose(command::Decide{std::move(pp->record)}, [this, current, txid](Status s) {
+    log_->AppendDecision(std::move(pp->record), [this, current, txid](Status s) {
       if (!current()) return;
       if (!s.ok()) {
         // As service.cc: the precommit record may still commit; the next leader resumes it.
@@ -312,7 +321,7 @@ void GroupMemberNode::Execute(coordinator::Action& a) {
     });
   } else if (auto* pf = std::get_if<action::PersistFinished>(&a)) {
     const std::string txid = pf->txid;
-    Propose(command::Finish{txid, pf->finished_ms}, [this, current, txid](Status s) {
+    log_->MarkFinished(txid, pf->finished_ms, [this, current, txid](Status s) {
       if (!current()) return;
       engine_->OnFinishedPersisted(txid, s);
       PumpEngine();

@@ -156,10 +156,14 @@ Status World::Build() {
   std::vector<std::string> coordinator_names;
   if (options_.coordinators > 1) {
     std::vector<GroupMember> group;
-    for (int i = 1; i <= options_.coordinators; ++i) group.push_back({"c" + std::to_string(i), static_cast<raft::NodeId>(i)});
+    for (int i = 1; i <= options_.coordinators; ++i) {
+      const std::string name = "c" + std::to_string(i);
+      group.push_back({name, coordinator::NodeIdOf(name)});
+    }
     std::map<raft::NodeId, GroupMemberNode*> by_id;
     for (const auto& m : group) {
-      auto node = std::make_unique<GroupMemberNode>(m, group, ctx_);
+      auto node = std::make_unique<GroupMemberNode>(
+          m, group, ctx_, options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + m.name + "-raft.db");
       node->set_log_delay_ms(random_.Uniform(1, 20));
       by_id[m.id] = node.get();
       coordinator_names.push_back(m.name);
@@ -189,7 +193,9 @@ Status World::Build() {
   if (coordinator_) {
     if (Status s = coordinator_->Start(); !s.ok()) return s;
   }
-  for (auto& [name, member] : members_) member->Start();
+  for (auto& [name, member] : members_) {
+    if (Status s = member->Start(); !s.ok()) return s;
+  }
   for (auto& [name, p] : participants_) {
     if (Status s = p->Start(); !s.ok()) return s;
   }
@@ -228,7 +234,7 @@ void World::Crash(const std::string& node) {
 void World::Restart(const std::string& node) {
   ++down_epoch_[node];
   if (auto m = members_.find(node); m != members_.end()) {
-    m->second->Start();
+    if (Status s = m->second->Start(); !s.ok()) checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
   } else if (node == kCoordinator) {
     if (Status s = coordinator_->Start(); !s.ok()) checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
   } else if (Status s = participants_.at(node)->Start(); !s.ok()) {

@@ -1,4 +1,4 @@
-// The durable half of a coordinator group member: RaftStorage on a real
+// The durable half of a coordinator group member: raft::Storage on a real
 // SQLite file, the state machine snapshot, and the codecs of what travels
 // between members and what the Raft log holds.
 #include <doctest/doctest.h>
@@ -6,9 +6,10 @@
 #include "tests/unit/support/temp_dir.h"
 
 #include "coordinator/decision_store.h"
+#include "coordinator/group_members.h"
 #include "coordinator/raft_codec.h"
-#include "coordinator/raft_storage.h"
-#include "coordinator/raft_wire.h"
+#include "raft/storage.h"
+#include "raft/wire.h"
 #include "coordinator/state_snapshot.h"
 
 using namespace commitd;
@@ -49,7 +50,7 @@ TEST_CASE("raft storage: term, vote and log survive a reopen; truncation and boo
   boot.voters = {1, 2, 3};
   {
     auto db = OpenDb(path);
-    RaftStorage st(*db);
+    raft::Storage st(*db);
     REQUIRE(st.Init(boot).ok());
     REQUIRE(st.SaveHardState({4, 2}).ok());
     REQUIRE(st.Append({E(1, 1), E(2, 1), E(3, 4, "three")}).ok());
@@ -58,7 +59,7 @@ TEST_CASE("raft storage: term, vote and log survive a reopen; truncation and boo
     REQUIRE(st.SetApplied(2).ok());
   }
   auto db = OpenDb(path);
-  RaftStorage st(*db);
+  raft::Storage st(*db);
   raft::Membership other;
   other.voters = {9};
   REQUIRE(st.Init(other).ok());  // ignored: the file already has its membership
@@ -76,7 +77,7 @@ TEST_CASE("raft storage: term, vote and log survive a reopen; truncation and boo
 TEST_CASE("raft storage: a snapshot becomes the base and the log before it goes; its bytes are not stored") {
   testing::TempDir dir;
   auto db = OpenDb(dir.File("raft.db"));
-  RaftStorage st(*db);
+  raft::Storage st(*db);
   raft::Membership boot;
   boot.voters = {1, 2, 3};
   REQUIRE(st.Init(boot).ok());
@@ -110,7 +111,7 @@ TEST_CASE("raft storage: the file records its format and refuses a newer one") {
   boot.voters = {1};
   {
     auto db = OpenDb(path);
-    REQUIRE(RaftStorage(*db).Init(boot).ok());
+    REQUIRE(raft::Storage(*db).Init(boot).ok());
     sqlite::Statement* format = db->Prepare("SELECT value FROM raft_state WHERE key = 'format'");
     REQUIRE(format->Step());
     CHECK(format->Int(0) == 2);
@@ -118,7 +119,7 @@ TEST_CASE("raft storage: the file records its format and refuses a newer one") {
     REQUIRE(db->Exec("UPDATE raft_state SET value = 3 WHERE key = 'format'").ok());
   }
   auto db = OpenDb(path);
-  CHECK(RaftStorage(*db).Init(boot).code() == StatusCode::kCorruption);
+  CHECK(raft::Storage(*db).Init(boot).code() == StatusCode::kCorruption);
 }
 
 TEST_CASE("state machine snapshot: restore reproduces every decision and the registry, replacing what was there") {
@@ -154,11 +155,27 @@ TEST_CASE("state machine snapshot: restore reproduces every decision and the reg
   CHECK(RestoreStateMachine(*b, "{}").code() == StatusCode::kCorruption);
 }
 
+TEST_CASE("state machine snapshot: bytes from another member that are not a snapshot fail with Corruption, never throw") {
+  testing::TempDir dir;
+  auto b = OpenDb(dir.File("b.db"));
+  REQUIRE(GroupMembersTable(*b).CreateSchema().ok());
+  for (std::string garbage : {"", "not json", "[]", "{\"version\":\"1\",\"decisions\":[],\"participants\":[]}",
+                              "{\"version\":1,\"decisions\":5,\"participants\":[]}",
+                              "{\"version\":1,\"decisions\":[7],\"participants\":[]}",
+                              "{\"version\":1,\"decisions\":[],\"participants\":[{\"name\":1}]}",
+                              "{\"version\":1,\"decisions\":[],\"participants\":[],\"members\":{\"c1\":3}}"}) {
+    CAPTURE(garbage);
+    Status s;
+    CHECK_NOTHROW(s = RestoreStateMachine(*b, garbage));
+    CHECK(s.code() == StatusCode::kCorruption);
+  }
+}
+
 TEST_CASE("codecs: raft messages and log commands round-trip") {
   raft::AppendEntries ae;
   ae.prev_index = 7;
   ae.prev_term = 3;
-  ae.entries = {E(8, 3, "{\"op\":1}"), raft::Entry{4, 9, raft::EntryType::kConfig, "v=1,2,3"}};
+  ae.entries = {E(8, 3, "{\"op\":1}"), raft::Entry{4, 9, raft::EntryType::kConfig, "v=1,2,3;l="}};
   ae.leader_commit = 6;
   ae.read_round = 2;
   raft::Message m{NodeIdOf("c1"), NodeIdOf("c2"), 4, ae};
@@ -178,8 +195,8 @@ TEST_CASE("codecs: raft messages and log commands round-trip") {
       raft::Message{2, 1, 4, raft::AppendEntriesResponse{false, 0, 7, 2, 5, 9}},
       raft::Message{2, 1, 4, raft::InstallSnapshotResponse{5, 64, false}},
       raft::Message{1, 3, 4, raft::TimeoutNow{}}};
-  const std::string frame = EncodeRaftMessages(all);
-  auto back = DecodeRaftMessages(frame);
+  const std::string frame = raft::EncodeMessages(all);
+  auto back = raft::DecodeMessages(frame);
   REQUIRE(back.ok());
   REQUIRE(back->size() == all.size());
   CHECK((*back)[0].from == m.from);
@@ -195,9 +212,9 @@ TEST_CASE("codecs: raft messages and log commands round-trip") {
   CHECK(std::get<raft::InstallSnapshotResponse>((*back)[5].body).next_offset == 64);
   CHECK(std::holds_alternative<raft::TimeoutNow>((*back)[6].body));
   // Every truncation, and garbage, is refused rather than misread.
-  for (std::size_t n = 0; n < frame.size(); ++n) CHECK_FALSE(DecodeRaftMessages(frame.substr(0, n)).ok());
-  CHECK_FALSE(DecodeRaftMessages(frame + "x").ok());
-  CHECK_FALSE(DecodeRaftMessages("{\"messages\":[]}").ok());
+  for (std::size_t n = 0; n < frame.size(); ++n) CHECK_FALSE(raft::DecodeMessages(frame.substr(0, n)).ok());
+  CHECK_FALSE(raft::DecodeMessages(frame + "x").ok());
+  CHECK_FALSE(raft::DecodeMessages("{\"messages\":[]}").ok());
 
   DecisionRecord full = Decided("t9", Outcome::kAborted);
   full.protocol = wire::Protocol::k3pc;

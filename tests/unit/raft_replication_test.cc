@@ -236,3 +236,58 @@ TEST_CASE("a restarted node rebuilds its log and term from storage and relearns 
   CHECK(net.applied(2).size() == 6);
   CHECK(net.applied(2)[3].index == 1);
 }
+
+namespace {
+
+// A follower whose log was compacted up to (5, term 3), holding 6..8 after it.
+Node CompactedFollower() {
+  RestoredState s;
+  s.hard_state = {4, kNoNode};
+  s.snapshot = SnapshotMeta{5, 3, Voters({1, 2, 3})};
+  s.entries = Entries({3, 4, 4}, 6);
+  s.applied = 5;
+  NodeOptions o;
+  o.id = 2;
+  return Node(o, std::move(s), 0);
+}
+
+}  // namespace
+
+TEST_CASE("an append whose prevLogIndex is the log's base with another prevLogTerm is refused, never read below the log") {
+  SUBCASE("base 0: no entry 0 has a term but 0") {
+    Node n = Follower(1, {1, 1});
+    n.Step(Append(2, 0, 7, Entries({2}, 1), 0), 0);
+    AppendEntriesResponse r = OnlyAppendResponse(n.TakeReady());
+    CHECK_FALSE(r.success);
+    CHECK(r.rejected_prev_index == 0);
+    CHECK(r.conflict_index == 1);
+    CHECK(Terms(n.log()) == std::vector<Term>{1, 1});
+  }
+  SUBCASE("a snapshot base") {
+    Node n = CompactedFollower();
+    n.Step(Append(4, 5, 2, Entries({4}, 6), 0), 0);
+    AppendEntriesResponse r = OnlyAppendResponse(n.TakeReady());
+    CHECK_FALSE(r.success);
+    CHECK(r.rejected_prev_index == 5);
+    CHECK(r.conflict_term == 3);
+    CHECK(r.conflict_index == 6);
+    CHECK(Terms(n.log()) == std::vector<Term>{3, 4, 4});
+  }
+  SUBCASE("entries that start inside the snapshot and then skip indexes") {
+    Node n = CompactedFollower();
+    std::vector<Entry> gap = Entries({3}, 4);
+    gap.push_back(Entry{4, 20, EntryType::kNormal, "far"});
+    n.Step(Append(4, 3, 3, gap, 0), 0);
+    AppendEntriesResponse r = OnlyAppendResponse(n.TakeReady());
+    CHECK_FALSE(r.success);
+    CHECK(n.log().last_index() == 8);
+  }
+}
+
+TEST_CASE("Log::FirstIndexOfTerm never reads outside the log") {
+  Log log(SnapshotMeta{5, 3, Voters({1})}, Entries({3, 4, 4}, 6));
+  CHECK(log.FirstIndexOfTerm(5) == 6);
+  CHECK(log.FirstIndexOfTerm(0) == 6);
+  CHECK(log.FirstIndexOfTerm(9) == 6);
+  CHECK(log.FirstIndexOfTerm(8) == 7);
+}

@@ -92,3 +92,21 @@ TEST_CASE("transfer is refused to a learner, to oneself, and by a follower") {
   CHECK(Transfer(*net, 1, 1) == ProposeStatus::kInvalidChange);
   CHECK(Transfer(*net, 2, 3) == ProposeStatus::kNotLeader);
 }
+
+TEST_CASE("asking again for the same transfer does not extend its deadline (thesis 3.10)") {
+  auto net = Elected();
+  net->DropIf([](const Message& m) { return std::holds_alternative<TimeoutNow>(m.body); });
+  CHECK(Transfer(*net, 1, 2) == ProposeStatus::kOk);
+  net->DeliverAll();
+  // Asked again every 50 ms, past one election timeout (150 ms) since the first ask.
+  for (int i = 0; i < 4; ++i) {
+    net->Advance(50);
+    net->DeliverAll();
+    if (net->node(1).transfer_target() != kNoNode) CHECK(Transfer(*net, 1, 2) == ProposeStatus::kOk);
+  }
+  net->Advance(50);
+  net->DeliverAll();
+  CHECK(net->node(1).role() == Role::kLeader);
+  CHECK(net->node(1).transfer_target() == kNoNode);
+  CHECK(net->Propose(1, "x").status == ProposeStatus::kOk);
+}

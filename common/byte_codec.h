@@ -1,6 +1,6 @@
 // Fixed-width little-endian integers and length-prefixed bytes: the pieces of
-// the binary forms the coordinator group uses (raft_wire.h for messages
-// between members, raft_codec.h for the commands in the Raft log).
+// the binary forms the coordinator group uses (raft/wire.h for messages
+// between members, coordinator/raft_codec.h for the commands in the Raft log).
 #pragma once
 
 #include <cstddef>
@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace commitd::coordinator::bytes {
+namespace commitd::bytes {
 
 // Appends to a string it does not own; the string must outlive the Writer.
 class Writer {
@@ -74,4 +74,4 @@ class Reader {
   bool ok_ = true;
 };
 
-}  // namespace commitd::coordinator::bytes
+}  // namespace commitd::bytes

@@ -1,18 +1,14 @@
-#include "coordinator/raft_storage.h"
+#include "raft/storage.h"
 
 #include <algorithm>
 
-namespace commitd::coordinator {
+namespace commitd::raft {
 namespace {
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS raft_state (
   key TEXT PRIMARY KEY,
   value
-);
-CREATE TABLE IF NOT EXISTS group_members (
-  id TEXT PRIMARY KEY,
-  url TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS raft_log (
   idx INTEGER PRIMARY KEY,
@@ -22,15 +18,16 @@ CREATE TABLE IF NOT EXISTS raft_log (
 );
 )sql";
 
-// Format 2: entries are binary commands (raft_codec.h) and a snapshot is only
-// its meta: the state machine tables in this file are its contents. Format 1
-// (no 'format' key) held JSON commands and the snapshot's bytes in
-// raft_state 'snapshot_data'; such a file is read and upgraded in place.
+// Format 2: a snapshot is only its meta: the state machine's tables in this
+// file are its contents (and a coordinator's entries are binary commands,
+// coordinator/raft_codec.h). Format 1 (no 'format' key) held JSON commands and
+// the snapshot's bytes in raft_state 'snapshot_data'; such a file is read and
+// upgraded in place.
 constexpr int64_t kFormat = 2;
 
 }  // namespace
 
-Status RaftStorage::SetInt(const char* key, int64_t value) {
+Status Storage::SetInt(const char* key, int64_t value) {
   Status error;
   sqlite::Statement* stmt = db_.Prepare("INSERT OR REPLACE INTO raft_state(key, value) VALUES (?1, ?2)", &error);
   if (stmt == nullptr) return error;
@@ -38,7 +35,7 @@ Status RaftStorage::SetInt(const char* key, int64_t value) {
   return stmt->Run();
 }
 
-Result<int64_t> RaftStorage::GetInt(const char* key, int64_t fallback) {
+Result<int64_t> Storage::GetInt(const char* key, int64_t fallback) {
   Status error;
   sqlite::Statement* stmt = db_.Prepare("SELECT value FROM raft_state WHERE key = ?1", &error);
   if (stmt == nullptr) return error;
@@ -50,7 +47,7 @@ Result<int64_t> RaftStorage::GetInt(const char* key, int64_t fallback) {
   return value;
 }
 
-Status RaftStorage::Init(const raft::Membership& bootstrap) {
+Status Storage::Init(const Membership& bootstrap) {
   sqlite::Transaction txn(db_);
   if (!txn.status().ok()) return txn.status();
   if (Status s = db_.Exec(kSchema); !s.ok()) return s;
@@ -63,15 +60,15 @@ Status RaftStorage::Init(const raft::Membership& bootstrap) {
   auto format = GetInt("format", 1);
   if (!format.ok()) return format.status();
   if (*format > kFormat) {
-    return Status::Corruption(db_.path() + ": raft.db format " + std::to_string(*format) +
+    return Status::Corruption(db_.path() + ": raft storage format " + std::to_string(*format) +
                               " is newer than this commitd's (" + std::to_string(kFormat) + ")");
   }
   if (Status s = SetInt("format", kFormat); !s.ok()) return s;
   return txn.Commit();
 }
 
-Result<raft::RestoredState> RaftStorage::Load() {
-  raft::RestoredState state;
+Result<RestoredState> Storage::Load() {
+  RestoredState state;
   auto term = GetInt("term", 0);
   auto vote = GetInt("vote", 0);
   auto base_index = GetInt("snapshot_index", 0);
@@ -80,29 +77,35 @@ Result<raft::RestoredState> RaftStorage::Load() {
   for (const auto* r : {&term, &vote, &base_index, &base_term, &applied}) {
     if (!r->ok()) return r->status();
   }
-  state.hard_state.term = static_cast<raft::Term>(*term);
-  state.hard_state.voted_for = static_cast<raft::NodeId>(*vote);
-  state.snapshot.index = static_cast<raft::Index>(*base_index);
-  state.snapshot.term = static_cast<raft::Term>(*base_term);
+  state.hard_state.term = static_cast<Term>(*term);
+  state.hard_state.voted_for = static_cast<NodeId>(*vote);
+  state.snapshot.index = static_cast<Index>(*base_index);
+  state.snapshot.term = static_cast<Term>(*base_term);
   Status error;
   sqlite::Statement* stmt = db_.Prepare("SELECT value FROM raft_state WHERE key = 'snapshot_membership'", &error);
   if (stmt == nullptr) return error;
   std::string membership = stmt->Step() ? stmt->Text(0) : std::string();
   stmt->Reset();
-  auto decoded = raft::Membership::Decode(membership);
+  auto decoded = Membership::Decode(membership);
   if (!decoded) return Status::Corruption("raft_state: bad snapshot_membership '" + membership + "'");
   state.snapshot.membership = *decoded;
   // No snapshot bytes: the node asks for them when a follower needs them.
   stmt = db_.Prepare("SELECT idx, term, type, data FROM raft_log WHERE idx > ?1 ORDER BY idx", &error);
   if (stmt == nullptr) return error;
   stmt->Bind(1, static_cast<int64_t>(state.snapshot.index));
-  raft::Index expected = state.snapshot.index + 1;
+  Index expected = state.snapshot.index + 1;
   while (stmt->Step()) {
-    raft::Entry e;
-    e.index = static_cast<raft::Index>(stmt->Int(0));
-    e.term = static_cast<raft::Term>(stmt->Int(1));
-    e.type = static_cast<raft::EntryType>(stmt->Int(2));
+    Entry e;
+    e.index = static_cast<Index>(stmt->Int(0));
+    e.term = static_cast<Term>(stmt->Int(1));
+    const int64_t type = stmt->Int(2);
+    e.type = static_cast<EntryType>(type);
     e.data = stmt->Blob(3);
+    if (type < 0 || type > static_cast<int64_t>(EntryType::kNoop) ||
+        (e.type == EntryType::kConfig && !Membership::Decode(e.data))) {
+      stmt->Reset();
+      return Status::Corruption("raft_log: entry " + std::to_string(e.index) + " is not a valid entry");
+    }
     if (e.index != expected) {
       stmt->Reset();
       return Status::Corruption("raft_log: entry " + std::to_string(e.index) + " where " + std::to_string(expected) +
@@ -114,16 +117,16 @@ Result<raft::RestoredState> RaftStorage::Load() {
   Status s = stmt->status();
   stmt->Reset();
   if (!s.ok()) return s;
-  state.applied = std::max<raft::Index>(static_cast<raft::Index>(*applied), state.snapshot.index);
+  state.applied = std::max<Index>(static_cast<Index>(*applied), state.snapshot.index);
   return state;
 }
 
-Status RaftStorage::SaveHardState(const raft::HardState& hs) {
+Status Storage::SaveHardState(const HardState& hs) {
   if (Status s = SetInt("term", static_cast<int64_t>(hs.term)); !s.ok()) return s;
   return SetInt("vote", static_cast<int64_t>(hs.voted_for));
 }
 
-Status RaftStorage::TruncateFrom(raft::Index from) {
+Status Storage::TruncateFrom(Index from) {
   Status error;
   sqlite::Statement* stmt = db_.Prepare("DELETE FROM raft_log WHERE idx >= ?1", &error);
   if (stmt == nullptr) return error;
@@ -131,7 +134,7 @@ Status RaftStorage::TruncateFrom(raft::Index from) {
   return stmt->Run();
 }
 
-Status RaftStorage::Append(const std::vector<raft::Entry>& entries) {
+Status Storage::Append(const std::vector<Entry>& entries) {
   Status error;
   sqlite::Statement* stmt =
       db_.Prepare("INSERT OR REPLACE INTO raft_log(idx, term, type, data) VALUES (?1, ?2, ?3, ?4)", &error);
@@ -147,40 +150,17 @@ Status RaftStorage::Append(const std::vector<raft::Entry>& entries) {
   return Status::Ok();
 }
 
-Status RaftStorage::SetMemberUrl(const std::string& id, const std::string& url) {
-  Status error;
-  sqlite::Statement* stmt =
-      url.empty() ? db_.Prepare("DELETE FROM group_members WHERE id = ?1", &error)
-                  : db_.Prepare("INSERT OR REPLACE INTO group_members(id, url) VALUES (?1, ?2)", &error);
-  if (stmt == nullptr) return error;
-  stmt->Bind(1, id);
-  if (!url.empty()) stmt->Bind(2, url);
-  return stmt->Run();
-}
+Status Storage::SetApplied(Index index) { return SetInt("applied", static_cast<int64_t>(index)); }
 
-Result<std::map<std::string, std::string>> RaftStorage::MemberUrls() {
-  Status error;
-  sqlite::Statement* stmt = db_.Prepare("SELECT id, url FROM group_members", &error);
-  if (stmt == nullptr) return error;
-  std::map<std::string, std::string> out;
-  while (stmt->Step()) out[stmt->Text(0)] = stmt->Text(1);
-  Status s = stmt->status();
-  stmt->Reset();
-  if (!s.ok()) return s;
-  return out;
-}
-
-Status RaftStorage::SetApplied(raft::Index index) { return SetInt("applied", static_cast<int64_t>(index)); }
-
-Result<raft::Index> RaftStorage::Applied() {
+Result<Index> Storage::Applied() {
   auto applied = GetInt("applied", 0);
   if (!applied.ok()) return applied.status();
   auto base = GetInt("snapshot_index", 0);
   if (!base.ok()) return base.status();
-  return static_cast<raft::Index>(std::max(*applied, *base));
+  return static_cast<Index>(std::max(*applied, *base));
 }
 
-Status RaftStorage::SaveSnapshot(const raft::SnapshotMeta& meta) {
+Status Storage::SaveSnapshot(const SnapshotMeta& meta) {
   if (Status s = SetInt("snapshot_index", static_cast<int64_t>(meta.index)); !s.ok()) return s;
   if (Status s = SetInt("snapshot_term", static_cast<int64_t>(meta.term)); !s.ok()) return s;
   Status error;
@@ -198,4 +178,4 @@ Status RaftStorage::SaveSnapshot(const raft::SnapshotMeta& meta) {
   return stmt->Run();
 }
 
-}  // namespace commitd::coordinator
+}  // namespace commitd::raft

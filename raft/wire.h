@@ -12,10 +12,10 @@
 #include "common/status.h"
 #include "raft/messages.h"
 
-namespace commitd::coordinator {
+namespace commitd::raft {
 
-std::string EncodeRaftMessages(const std::vector<raft::Message>& messages);
+std::string EncodeMessages(const std::vector<raft::Message>& messages);
 // InvalidArgument when the bytes are not a well-formed frame.
-Result<std::vector<raft::Message>> DecodeRaftMessages(std::string_view bytes);
+Result<std::vector<raft::Message>> DecodeMessages(std::string_view bytes);
 
-}  // namespace commitd::coordinator
+}  // namespace commitd::raft

@@ -1,0 +1,264 @@
+// raft::Driver on real SQLite files: three members over an in-memory network,
+// a storage queue that runs a batch when the test says so, and a hand-moved
+// clock. The state machine is a counter table that refuses odd values.
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <map>
+
+#include "raft/driver.h"
+#include "raft/storage.h"
+#include "tests/unit/support/temp_dir.h"
+
+using namespace commitd;
+using namespace commitd::raft;
+
+namespace {
+
+class CounterMachine final : public StateMachine {
+ public:
+  Status Apply(sqlite::Database& db, const Entry& e) override {
+    if (e.type != EntryType::kNormal) return Status::Ok();
+    if (Status s = db.Exec("INSERT INTO counter(value) VALUES (" + e.data + ")"); !s.ok()) return s;
+    // Refused after writing: the driver's savepoint must roll the row back.
+    if (std::stoi(e.data) % 2 == 1) return Status::Conflict("odd");
+    return Status::Ok();
+  }
+  Result<std::string> Snapshot(sqlite::Database&) override { return std::string(); }
+  Status Restore(sqlite::Database&, std::string_view) override { return Status::Ok(); }
+};
+
+class ManualQueue final : public StorageQueue {
+ public:
+  explicit ManualQueue(sqlite::Database& db) : db_(db) {}
+  void Submit(Job job) override { jobs_.push_back(std::move(job)); }
+  void Read(std::function<void(sqlite::Database&)> fn) override { fn(db_); }
+  Stats stats() const override { return stats_; }
+  // Runs everything queued as one batch, then its completions.
+  void Sync() {
+    std::vector<Job> batch(std::make_move_iterator(jobs_.begin()), std::make_move_iterator(jobs_.end()));
+    jobs_.clear();
+    if (batch.empty()) return;
+    bool rolled_back = false;
+    std::vector<Status> results = RunStorageBatch(db_, batch, &rolled_back);
+    ++stats_.batches;
+    stats_.jobs += batch.size();
+    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(results[i]);
+  }
+  std::size_t queued() const { return jobs_.size(); }
+
+ private:
+  sqlite::Database& db_;
+  std::deque<Job> jobs_;
+  Stats stats_;
+};
+
+struct Cluster;
+
+class Net final : public Transport {
+ public:
+  Net(Cluster& c, NodeId self) : cluster_(c), self_(self) {}
+  void Send(NodeId to, std::vector<Message> messages) override;
+
+ private:
+  Cluster& cluster_;
+  NodeId self_;
+};
+
+class Clock final : public Timers {
+ public:
+  int64_t NowMs() override { return now; }
+  void After(int64_t ms, std::function<void()> fn) override { timers.emplace(now + ms, std::move(fn)); }
+  void Post(std::function<void()> fn) override { posted.push_back(std::move(fn)); }
+  int64_t now = 1000;
+  std::multimap<int64_t, std::function<void()>> timers;
+  std::vector<std::function<void()>> posted;
+};
+
+struct Member {
+  std::unique_ptr<sqlite::Database> db;
+  std::unique_ptr<ManualQueue> queue;
+  CounterMachine machine;
+  std::unique_ptr<Net> net;
+  std::unique_ptr<Driver> driver;
+};
+
+struct Cluster {
+  testing::TempDir dir;
+  Clock clock;
+  std::map<NodeId, Member> members;
+  std::deque<Message> wire;
+
+  Cluster() {
+    Membership boot{{1, 2, 3}, {}};
+    for (NodeId id = 1; id <= 3; ++id) {
+      Member& m = members[id];
+      auto db = sqlite::Database::Open(dir.File("m" + std::to_string(id) + ".db"));
+      REQUIRE(db.ok());
+      m.db = std::move(db).value();
+      REQUIRE(m.db->Exec("CREATE TABLE counter(value INTEGER)").ok());
+      REQUIRE(Storage(*m.db).Init(boot).ok());
+      auto restored = Storage(*m.db).Load();
+      REQUIRE(restored.ok());
+      m.queue = std::make_unique<ManualQueue>(*m.db);
+      m.net = std::make_unique<Net>(*this, id);
+      DriverOptions o;
+      o.node.id = id;
+      o.node.seed = id;
+      m.driver = std::make_unique<Driver>(o, std::move(restored).value(), m.machine, *m.queue, *m.net, clock);
+      m.driver->Start();
+    }
+  }
+  // Until nothing moves: deliver messages, sync every queue, run posted work.
+  void Settle() {
+    for (int round = 0; round < 1000; ++round) {
+      bool moved = false;
+      while (!wire.empty()) {
+        Message m = std::move(wire.front());
+        wire.pop_front();
+        members.at(m.to).driver->Receive({m});
+        moved = true;
+      }
+      for (auto& [id, m] : members) {
+        if (m.queue->queued() > 0) {
+          m.queue->Sync();
+          moved = true;
+        }
+      }
+      auto posted = std::move(clock.posted);
+      clock.posted.clear();
+      for (auto& fn : posted) fn();
+      if (!moved && posted.empty()) return;
+    }
+    FAIL("the cluster never settled");
+  }
+  void Advance(int64_t ms) {
+    const int64_t until = clock.now + ms;
+    while (!clock.timers.empty() && clock.timers.begin()->first <= until) {
+      auto it = clock.timers.begin();
+      clock.now = std::max(clock.now, it->first);
+      auto fn = std::move(it->second);
+      clock.timers.erase(it);
+      fn();
+      Settle();
+    }
+    clock.now = until;
+  }
+  Member* Leader() {
+    for (auto& [id, m] : members) {
+      if (m.driver->leader_ready()) return &m;
+    }
+    return nullptr;
+  }
+  int64_t Rows(Member& m) {
+    sqlite::Statement* stmt = m.db->Prepare("SELECT COUNT(*) FROM counter");
+    REQUIRE(stmt != nullptr);
+    REQUIRE(stmt->Step());
+    int64_t n = stmt->Int(0);
+    stmt->Reset();
+    return n;
+  }
+};
+
+void Net::Send(NodeId to, std::vector<Message> messages) {
+  for (auto& m : messages) {
+    CHECK(m.from == self_);
+    CHECK(m.to == to);
+    cluster_.wire.push_back(std::move(m));
+  }
+}
+
+Member& ElectedLeader(Cluster& c) {
+  for (int i = 0; i < 100 && c.Leader() == nullptr; ++i) c.Advance(50);
+  REQUIRE(c.Leader() != nullptr);
+  return *c.Leader();
+}
+
+}  // namespace
+
+TEST_CASE("driver: a proposal completes with its apply result on every member; a refusal changes nothing") {
+  Cluster c;
+  Member& leader = ElectedLeader(c);
+  std::vector<Status> results;
+  leader.driver->Propose("2", [&](Status s) { results.push_back(s); });
+  leader.driver->Propose("3", [&](Status s) { results.push_back(s); });
+  c.Settle();
+  c.Advance(100);  // heartbeats carry the commit index to the followers
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].ok());
+  CHECK(results[1].code() == StatusCode::kConflict);
+  for (auto& [id, m] : c.members) {
+    CHECK(c.Rows(m) == 1);  // "3" was written, then rolled back by its savepoint
+    auto applied = Storage(*m.db).Applied();
+    REQUIRE(applied.ok());
+    CHECK(*applied == leader.driver->applied());
+  }
+}
+
+TEST_CASE("driver: a Ready with nothing to write takes no storage job") {
+  Cluster c;
+  Member& leader = ElectedLeader(c);
+  c.Settle();
+  const uint64_t batches = leader.queue->stats().batches;
+  c.Advance(500);  // heartbeats and their answers only
+  CHECK(leader.queue->stats().batches == batches);
+  CHECK(leader.driver->leader_ready());
+}
+
+TEST_CASE("driver: messages of a Ready leave only once it is durable, except a leader's appends") {
+  Cluster c;
+  Member& leader = ElectedLeader(c);
+  c.Settle();
+  leader.driver->Propose("4", [](Status) {});
+  // The leader's append left while its own write waits in the queue.
+  CHECK(leader.queue->queued() == 1);
+  REQUIRE(c.wire.size() == 2);
+  Message append = c.wire.front();
+  c.wire.clear();
+  Member& follower = c.members.at(append.to);
+  follower.driver->Receive({append});
+  // The follower's acknowledgement waits for its own write.
+  CHECK(follower.queue->queued() == 1);
+  CHECK(c.wire.empty());
+  follower.queue->Sync();
+  REQUIRE(c.wire.size() == 1);
+  CHECK(std::holds_alternative<AppendEntriesResponse>(c.wire.front().body));
+}
+
+TEST_CASE("driver: a reply rides the delivery it answers") {
+  Cluster c;
+  Member& leader = ElectedLeader(c);
+  c.Settle();
+  leader.driver->Propose("6", [](Status) {});
+  Message append = c.wire.front();
+  c.wire.clear();
+  Member& follower = c.members.at(append.to);
+  std::vector<Message> replied;
+  bool answered = false;
+  follower.driver->Receive({append}, [&](Result<std::vector<Message>> r) {
+    REQUIRE(r.ok());
+    replied = *r;
+    answered = true;
+  });
+  CHECK_FALSE(answered);
+  follower.queue->Sync();
+  CHECK(answered);
+  REQUIRE(replied.size() == 1);
+  CHECK(std::holds_alternative<AppendEntriesResponse>(replied[0].body));
+  CHECK(c.wire.empty());  // nothing went through the transport
+}
+
+TEST_CASE("driver: proposals and reads are refused off the ready leader and fail when it stops") {
+  Cluster c;
+  Member& leader = ElectedLeader(c);
+  for (auto& [id, m] : c.members) {
+    if (&m == &leader) continue;
+    Status got;
+    m.driver->Propose("8", [&](Status s) { got = s; });
+    CHECK(got.code() == StatusCode::kUnavailable);
+  }
+  Status pending;
+  leader.driver->Propose("10", [&](Status s) { pending = s; });
+  leader.driver->Stop("stopping");
+  CHECK(pending.code() == StatusCode::kUnavailable);
+}
