@@ -32,7 +32,7 @@
 #include "coordinator/decision_log.h"
 #include "coordinator/engine.h"
 #include "coordinator/leadership.h"
-#include "coordinator/timers.h"
+#include "common/timers.h"
 
 namespace commitd::coordinator {
 

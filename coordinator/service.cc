@@ -13,7 +13,7 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "coordinator/api_render.h"
-#include "coordinator/asio_timers.h"
+#include "common/asio_timers.h"
 #include "coordinator/http_agent_transport.h"
 #include "coordinator/node.h"
 #include "coordinator/replicated_decision_log.h"

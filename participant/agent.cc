@@ -11,7 +11,7 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/sqlite_db.h"
-#include "participant/asio_timers.h"
+#include "common/asio_timers.h"
 #include "participant/http_transports.h"
 #include "participant/node.h"
 #include "participant/resource_manager.h"

@@ -38,7 +38,7 @@
 #include "participant/engine.h"
 #include "participant/peer_transport.h"
 #include "participant/store.h"
-#include "participant/timers.h"
+#include "common/timers.h"
 
 namespace commitd::participant {
 
@@ -48,12 +48,12 @@ struct NodeOptions {
   // Asked for decisions after a transaction's own coordinator; registered with.
   std::vector<std::string> coordinators;
   bool register_with_coordinators = true;
-  int64_t tick_ms = 10;
-  int64_t register_interval_ms = 2'000;
-  int64_t resolve_initial_ms = 200;
-  int64_t resolve_max_ms = 5'000;
-  int64_t outcome_retention_ms = 86'400'000;
-  int64_t termination_grace_ms = 1'000;
+  int64_t tick_ms = Config{}.tick_ms;
+  int64_t register_interval_ms = Config{}.register_interval_ms;
+  int64_t resolve_initial_ms = Config{}.resolve_initial_ms;
+  int64_t resolve_max_ms = Config{}.resolve_max_ms;
+  int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
+  int64_t termination_grace_ms = Config{}.termination_grace_ms;
 
   // Timings from the one source of defaults.
   static NodeOptions From(const Config& config, std::string name, std::string self_url,

@@ -13,7 +13,7 @@
 #include "common/storage_queue.h"
 #include "participant/resource_manager.h"
 #include "participant/store.h"
-#include "participant/timers.h"
+#include "common/timers.h"
 
 namespace commitd::participant {
 

@@ -33,7 +33,7 @@ ParticipantNode::ParticipantNode(std::string name, Context& ctx, std::string db_
       procedures_(std::move(procedures)),
       coordinator_urls_(std::move(coordinator_urls)),
       storage_(name_, ctx.scheduler, ctx.random, ctx.trace),
-      timers_(name_, ctx),
+      timers_(ctx.scheduler, name_),
       coordinator_transport_(name_, ctx, coordinator_urls_.size() > 1),
       peer_transport_(name_, ctx) {
   ctx_.network.AddNode(name_, [this](const Request& r, Responder respond) { Handle(r, std::move(respond)); });

@@ -23,6 +23,7 @@
 #include "tests/sim/context.h"
 #include "tests/sim/participant_transports.h"
 #include "tests/sim/sim_storage_queue.h"
+#include "tests/sim/sim_timers.h"
 
 namespace commitd::sim {
 

@@ -8,24 +8,9 @@
 
 #include "participant/coordinator_transport.h"
 #include "participant/peer_transport.h"
-#include "participant/timers.h"
 #include "tests/sim/context.h"
 
 namespace commitd::sim {
-
-class SimTimers final : public participant::Timers {
- public:
-  SimTimers(std::string node, Context& ctx) : node_(std::move(node)), ctx_(ctx) {}
-  int64_t NowMs() const override { return ctx_.now(); }
-  // A tick event (the world favours other steps for crashes).
-  void After(int64_t delay_ms, std::function<void()> fn) override {
-    ctx_.scheduler.After(delay_ms, node_, std::move(fn), Scheduler::Kind::kTick);
-  }
-
- private:
-  std::string node_;
-  Context& ctx_;
-};
 
 class SimCoordinatorTransport final : public participant::CoordinatorTransport {
  public:

@@ -51,7 +51,7 @@ class ManualQueue final : public StorageQueue {
 
 class ManualTimers final : public Timers {
  public:
-  int64_t NowMs() override { return now_; }
+  int64_t NowMs() const override { return now_; }
   void After(int64_t delay_ms, std::function<void()> fn) override { due_.emplace(now_ + delay_ms, std::move(fn)); }
   void Advance(int64_t ms) {
     const int64_t until = now_ + ms;

@@ -1,10 +1,10 @@
-#include "participant/asio_timers.h"
+#include "common/asio_timers.h"
 
 #include <chrono>
 
 #include "common/clock.h"
 
-namespace commitd::participant {
+namespace commitd {
 
 int64_t AsioTimers::NowMs() const { return EngineClockMs(); }
 
@@ -23,4 +23,4 @@ void AsioTimers::Cancel() {
   pending_.clear();
 }
 
-}  // namespace commitd::participant
+}  // namespace commitd

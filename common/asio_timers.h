@@ -1,4 +1,4 @@
-// AsioTimers: a Node's Timers on an io_context (engine time from common/clock.h).
+// AsioTimers: a node's Timers on an io_context (engine time from common/clock.h).
 //
 // Thread: the io_context's thread; NowMs() from any thread.
 #pragma once
@@ -9,9 +9,9 @@
 #include <map>
 #include <memory>
 
-#include "participant/timers.h"
+#include "common/timers.h"
 
-namespace commitd::participant {
+namespace commitd {
 
 class AsioTimers final : public Timers {
  public:
@@ -34,4 +34,4 @@ class AsioTimers final : public Timers {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-}  // namespace commitd::participant
+}  // namespace commitd
