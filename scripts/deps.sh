@@ -12,6 +12,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   nlohmann-json3-dev doctest-dev
   python3 curl ca-certificates
+  systemd  # systemd-analyze, for the tests that verify the installed units
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
   read -r -a extra <<<"${COMMITD_EXTRA_PACKAGES}"
