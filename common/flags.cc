@@ -7,6 +7,8 @@ Result<Flags> Flags::Parse(int argc, char** argv, const std::set<std::string>& v
   Flags flags;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "-h" && switches.count("help") != 0) arg = "--help";
+    if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-') return Status::InvalidArgument("unknown flag " + arg);
     if (arg.rfind("--", 0) != 0 || arg == "--") {
       flags.positional_.push_back(arg);
       continue;
@@ -44,5 +46,13 @@ std::vector<std::string> Flags::GetAll(const std::string& name) const {
 }
 
 bool Flags::Has(const std::string& name) const { return values_.count(name) != 0; }
+
+void Flags::Add(const std::string& name, std::string value) { values_[name].push_back(std::move(value)); }
+
+void Flags::AddMissing(const Flags& other) {
+  for (const auto& [name, values] : other.values_) {
+    if (values_.count(name) == 0) values_[name] = values;
+  }
+}
 
 }  // namespace commitd

@@ -1,5 +1,6 @@
 // Command-line flags: "--name value", "--name=value", repeatable, and
-// boolean switches. Unknown flags and missing values are usage errors.
+// boolean switches; "-h" is "--help" where "help" is a switch. Unknown flags
+// (also any other "-x") and missing values are usage errors.
 #pragma once
 
 #include <map>
@@ -21,6 +22,11 @@ class Flags {
   std::optional<std::string> Get(const std::string& name) const;
   std::vector<std::string> GetAll(const std::string& name) const;
   bool Has(const std::string& name) const;
+  // Appends one value of flag name (a switch's value is "true").
+  void Add(const std::string& name, std::string value);
+  // Takes every flag of other that this does not have: the command line
+  // parsed into this wins over other (e.g. a --config file).
+  void AddMissing(const Flags& other);
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:

@@ -40,6 +40,13 @@ std::string Timestamp() {
 void SetComponent(std::string component) { g_component = std::move(component); }
 void SetMinLevel(Level level) { g_min_level = level; }
 
+std::optional<Level> ParseLevel(std::string_view name) {
+  for (Level level : {Level::kDebug, Level::kInfo, Level::kWarn, Level::kError}) {
+    if (name == LevelName(level)) return level;
+  }
+  return std::nullopt;
+}
+
 void Write(Level level, std::string_view event, const nlohmann::json& fields) {
   if (level < g_min_level) return;
   nlohmann::json line = {{"ts", Timestamp()}, {"level", LevelName(level)}, {"component", g_component},

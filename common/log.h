@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,8 @@ enum class Level { kDebug, kInfo, kWarn, kError, kOff };  // kOff: as a minimum,
 // Set once at process start (before other threads run).
 void SetComponent(std::string component);  // e.g. "commitd/c1", "agent/bank-a"
 void SetMinLevel(Level level);
+// "debug", "info", "warn" or "error" (the --log-level values).
+std::optional<Level> ParseLevel(std::string_view name);
 
 // Writes {"ts":"...","level":"info","component":"...","event":event, ...fields}.
 void Write(Level level, std::string_view event, const nlohmann::json& fields = nlohmann::json::object());

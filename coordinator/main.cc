@@ -4,43 +4,51 @@
 #include <iostream>
 #include <set>
 
+#include "common/config_file.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/graceful_stop.h"
 #include "common/log.h"
+#include "common/program.h"
 #include "coordinator/service.h"
 
 namespace {
 
 constexpr const char* kUsage = R"(usage: commitd --id ID --listen HOST:PORT --data-dir DIR
                [--participant NAME=URL]... [--token SECRET] [--config FILE]
-               [--peers ID=URL,... [--join]] [--failpoint NAME]...
+               [--peers ID=URL,... [--join]] [--log-level LEVEL] [--failpoint NAME]...
+       commitd --version | --help
 
 Runs a commitd coordinator: the HTTP API of docs/api.md on --listen, the
 decision log in DIR/decisions.db. --participant registers an agent by name.
---config is a JSON file of timeouts and limits (see docs/configuration.md).
+--config is a JSON file of any of these flags (data_dir for --data-dir, ...)
+and the timeouts and limits of docs/configuration.md; flags given here win.
 --peers (3, 5 or 7 members, this one included) makes it a member of a Raft
 group, with everything in DIR/raft.db (docs/coordinator_group.md); with --join
 it is a new member of a running group and waits until `commitctl cluster add`.
+--log-level: debug, info (default), warn or error; logs are JSON lines on stderr.
+
+exit: 0 stopped by SIGTERM/SIGINT or --help/--version, 1 could not start,
+      2 bad flag or configuration
 )";
 
-int UsageError(const std::string& message) {
-  std::cerr << "commitd: " << message << "\n\n" << kUsage;
-  return 2;
-}
+const std::set<std::string> kValued = {"id",    "listen", "data-dir", "participant", "token",
+                                       "config", "peers", "failpoint", "log-level"};
+const std::set<std::string> kSwitches = {"join"};
+const commitd::Program kProgram("commitd", kUsage);
+
+int UsageError(const std::string& message) { return kProgram.UsageError(message); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace commitd;
-  auto flags =
-      Flags::Parse(argc, argv, {"id", "listen", "data-dir", "participant", "token", "config", "peers", "failpoint"},
-                   {"help", "join"});
-  if (!flags.ok()) return UsageError(flags.status().message());
-  if (flags->Has("help")) {
-    std::cout << kUsage;
-    return 0;
-  }
+  Flags parsed;
+  if (auto exit_code = kProgram.Parse(argc, argv, kValued, kSwitches, &parsed)) return *exit_code;
+  auto config = ApplyConfigFile(&parsed, kValued, kSwitches);
+  if (!config.ok()) return UsageError(config.status().message());
+  if (Status s = SetLogLevel(parsed); !s.ok()) return UsageError(s.message());
+  const Flags* flags = &parsed;
   if (!flags->positional().empty()) return UsageError("unexpected argument " + flags->positional().front());
   coordinator::ServiceOptions options;
   options.id = flags->Get("id").value_or("c1");
@@ -80,11 +88,7 @@ int main(int argc, char** argv) {
     }
     options.participants.push_back({p.substr(0, eq), p.substr(eq + 1), 0});
   }
-  if (auto path = flags->Get("config")) {
-    auto config = Config::Load(*path);
-    if (!config.ok()) return UsageError(config.status().message());
-    options.config = config.value();
-  }
+  options.config = config.value();
   log::SetComponent("commitd/" + options.id);
   failpoint::InitFromEnvironment();
   for (const auto& f : flags->GetAll("failpoint")) failpoint::Enable(f);

@@ -2,12 +2,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
+#include <set>
 
+#include "common/config_file.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/graceful_stop.h"
 #include "common/log.h"
 #include "common/malloc_tuning.h"
+#include "common/program.h"
 #include "participant/agent.h"
 
 namespace {
@@ -15,33 +18,41 @@ namespace {
 constexpr const char* kUsage = R"(usage: commit-agent --name NAME --listen HOST:PORT --db FILE.db
                     --procedures FILE.json [--allow-raw-sql]
                     [--coordinator URL[,URL...]] [--advertise-url URL]
-                    [--token SECRET] [--config FILE] [--failpoint NAME]...
+                    [--token SECRET] [--config FILE] [--log-level LEVEL]
+                    [--failpoint NAME]...
+       commit-agent --version | --help
 
 Runs a commitd participant agent over the SQLite database FILE.db, serving the
 agent API of docs/protocol.md on --listen. Transactions may call the named
-procedures of --procedures; raw SQL ops are refused unless --allow-raw-sql.
---advertise-url is the URL coordinators reach it at (default: http://--listen).
+procedures of --procedures (docs/procedures.md); raw SQL ops are refused
+unless --allow-raw-sql. --advertise-url is the URL coordinators reach it at
+(default: http://--listen). --config is a JSON file of any of these flags
+(db, procedures, allow_raw_sql: true, ...) and the timeouts and limits of
+docs/configuration.md; flags given here win. --log-level: debug, info
+(default), warn or error; logs are JSON lines on stderr.
+
+exit: 0 stopped by SIGTERM/SIGINT or --help/--version, 1 could not start,
+      2 bad flag or configuration
 )";
 
-int UsageError(const std::string& message) {
-  std::cerr << "commit-agent: " << message << "\n\n" << kUsage;
-  return 2;
-}
+const std::set<std::string> kValued = {"name",          "listen", "db",     "procedures", "coordinator",
+                                       "advertise-url", "token",  "config", "failpoint",  "log-level"};
+const std::set<std::string> kSwitches = {"allow-raw-sql"};
+const commitd::Program kProgram("commit-agent", kUsage);
+
+int UsageError(const std::string& message) { return kProgram.UsageError(message); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace commitd;
   TuneMallocOrReexec(argv);
-  auto flags = Flags::Parse(argc, argv,
-                            {"name", "listen", "db", "procedures", "coordinator", "advertise-url", "token",
-                             "config", "failpoint"},
-                            {"allow-raw-sql", "help"});
-  if (!flags.ok()) return UsageError(flags.status().message());
-  if (flags->Has("help")) {
-    std::cout << kUsage;
-    return 0;
-  }
+  Flags parsed;
+  if (auto exit_code = kProgram.Parse(argc, argv, kValued, kSwitches, &parsed)) return *exit_code;
+  auto config = ApplyConfigFile(&parsed, kValued, kSwitches);
+  if (!config.ok()) return UsageError(config.status().message());
+  if (Status s = SetLogLevel(parsed); !s.ok()) return UsageError(s.message());
+  const Flags* flags = &parsed;
   if (!flags->positional().empty()) return UsageError("unexpected argument " + flags->positional().front());
   participant::AgentOptions options;
   auto name = flags->Get("name");
@@ -72,11 +83,7 @@ int main(int argc, char** argv) {
       start = comma + 1;
     }
   }
-  if (auto path = flags->Get("config")) {
-    auto config = Config::Load(*path);
-    if (!config.ok()) return UsageError(config.status().message());
-    options.config = config.value();
-  }
+  options.config = config.value();
   log::SetComponent("agent/" + options.name);
   failpoint::InitFromEnvironment();
   for (const auto& f : flags->GetAll("failpoint")) failpoint::Enable(f);

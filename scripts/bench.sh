@@ -14,8 +14,10 @@
 #   BENCH_GROUP [0]         1: also start a 3-node coordinator group (Raft) on the same agents and run
 #                           the 2pc transfers against its leader, each right after the single
 #                           coordinator's 2pc run with the same client count
+#   BENCH_PRESET [release]  CMake preset to build: release (-O2, no debug info) or
+#                           relwithdebinfo (-O2 -g: symbols and lines for perf)
 #   BENCH_SKIP_BUILD [0]    1: use the binaries already in BENCH_BIN_DIR
-#   BENCH_BIN_DIR [build/release/bin]
+#   BENCH_BIN_DIR [build/BENCH_PRESET/bin]
 #   BENCH_WORK_DIR [build/bench]  parent of the run's databases and logs; keep it on
 #                           the disk you want to measure (not tmpfs)
 #   BENCH_KEEP [0]          1: keep the run directory afterwards
@@ -29,12 +31,21 @@ WARMUP_S="${BENCH_WARMUP_S:-1}"
 CLIENTS="${BENCH_CLIENTS:-1 64}"
 ACCOUNTS="${BENCH_ACCOUNTS:-256}"
 PROTOCOL="${BENCH_PROTOCOL:-2pc}"
-BIN="${BENCH_BIN_DIR:-$ROOT/build/release/bin}"
+PRESET="${BENCH_PRESET:-release}"
+BIN="${BENCH_BIN_DIR:-$ROOT/build/$PRESET/bin}"
 WORK_PARENT="${BENCH_WORK_DIR:-$ROOT/build/bench}"
 
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-  echo "== building (./scripts/build.sh)"
-  ./scripts/build.sh >/dev/null
+  if [[ "$PRESET" == release ]]; then
+    echo "== building (./scripts/build.sh)"
+    ./scripts/build.sh >/dev/null
+  else
+    echo "== building preset $PRESET"
+    ./scripts/deps.sh
+    cmake --preset "$PRESET" >/dev/null
+    cmake --build --preset "$PRESET" --parallel "$(nproc 2>/dev/null || echo 2)" \
+      --target commitd commit-agent commitd-bench commitctl >/dev/null
+  fi
 fi
 for exe in commitd commit-agent commitd-bench commitctl; do
   [[ -x "$BIN/$exe" ]] || { echo "bench: $BIN/$exe not found; build first (./scripts/build.sh)" >&2; exit 1; }
@@ -212,6 +223,6 @@ if lat: print(f"{'agent prepares+commits, ' + str(agent['clients']):<36}{agent['
       f"{agent['prepares_commits_per_s'] / base if base else 0:>10.2f}")
 print()
 print("÷ sqlite: committed transfers per second over one-row SQLite commits per second on this disk.")
-print("The agent line counts prepares plus commits per second on one agent (issue 4's figure).")
+print("The agent line counts prepares plus commits per second on one agent.")
 print("Each transfer needs at least 3 durable writes (two prepares and the decision) plus two commits.")
 PY

@@ -14,6 +14,7 @@ PACKAGES=(
   libssl-dev openssl
   faketime prometheus
   python3 curl ca-certificates
+  systemd  # systemd-analyze, for the tests that verify the installed units
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
   read -r -a extra <<<"${COMMITD_EXTRA_PACKAGES}"

@@ -2,6 +2,10 @@
 // clients, each on rows of its own, to measure the agent's group commit
 // without a coordinator in the way. Messages go through a BatchingClient, as
 // the coordinator sends them; with --unbatched each is its own HTTP exchange.
+#include <utility>  // before Asio: Boost 1.74 uses std::exchange without including it
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +20,7 @@
 #include "tools/bench/flag_values.h"
 #include "tools/bench/latency_recorder.h"
 #include "tools/bench/modes.h"
+#include "tools/bench/progress.h"
 
 namespace commitd::bench {
 namespace {
@@ -76,8 +81,13 @@ std::string PrepareBody(const AgentLoadOptions& o, const std::string& txid, cons
 class LoadClient {
  public:
   LoadClient(SendFn send, const AgentLoadOptions& o, int64_t index, Clock::time_point measure_from,
-             Clock::time_point stop_at, Tally& tally)
-      : send_(std::move(send)), o_(o), measure_from_(measure_from), stop_at_(stop_at), tally_(tally) {
+             Clock::time_point stop_at, Tally& tally, Progress& progress)
+      : send_(std::move(send)),
+        o_(o),
+        measure_from_(measure_from),
+        stop_at_(stop_at),
+        tally_(tally),
+        progress_(progress) {
     // Client i owns rows i, i + clients, ...; it takes them in turn.
     for (int64_t r = index % o.accounts; rows_.empty() || r < o.accounts; r += o.clients) {
       rows_.push_back(o.prefix + std::to_string(r));
@@ -85,7 +95,7 @@ class LoadClient {
   }
 
   void Next() {
-    if (Clock::now() >= stop_at_) return;
+    if (Clock::now() >= stop_at_ || progress_.gave_up()) return;
     txid_ = tally_.txid_prefix + std::to_string(++tally_.last_txid);
     http::ClientRequest prepare = Request("/v1/prepare");
     prepare.body = PrepareBody(o_, txid_, rows_[static_cast<std::size_t>(n_) % rows_.size()]);
@@ -105,6 +115,7 @@ class LoadClient {
   }
 
   void OnVote(Result<http::Response> vote) {
+    if (!vote.ok()) progress_.Unanswered();
     if (!vote.ok() || vote->status != 200) {
       Finish(false, vote.ok() ? "prepare: HTTP " + std::to_string(vote->status) + " " + vote->body
                               : vote.status().ToString());
@@ -118,6 +129,7 @@ class LoadClient {
     http::ClientRequest commit = Request("/v1/commit");
     commit.body = "{\"txid\":\"" + txid_ + "\"}";
     send_(std::move(commit), [this](Result<http::Response> ack) {
+      if (!ack.ok()) progress_.Unanswered();
       if (!ack.ok() || ack->status != 200) {
         Finish(false, ack.ok() ? "commit: HTTP " + std::to_string(ack->status) + " " + ack->body
                                : ack.status().ToString());
@@ -129,13 +141,19 @@ class LoadClient {
 
   void Finish(bool committed, const std::string& problem) {
     const Clock::time_point end = Clock::now();
+    if (committed) {
+      progress_.Committed(end - start_);
+    } else if (problem.rfind("no vote", 0) == 0 || problem.rfind("prepare: HTTP", 0) == 0 ||
+               problem.rfind("commit: HTTP", 0) == 0) {
+      progress_.Answered(problem.rfind("no vote", 0) != 0);
+    }
+    if (!committed && tally_.first_problem.empty()) tally_.first_problem = problem;
     if (start_ >= measure_from_ && end <= stop_at_) {
       if (committed) {
         ++tally_.committed;
         tally_.latency.Record(end - start_);
       } else {
         (problem.rfind("no vote", 0) == 0 ? tally_.refused : tally_.errors) += 1;
-        if (tally_.first_problem.empty()) tally_.first_problem = problem;
       }
     }
     Next();
@@ -146,6 +164,7 @@ class LoadClient {
   const Clock::time_point measure_from_;
   const Clock::time_point stop_at_;
   Tally& tally_;
+  Progress& progress_;
   std::vector<std::string> rows_;
   std::string txid_;
   int64_t n_ = 0;
@@ -211,12 +230,19 @@ int RunAgentLoad(const Flags& flags) {
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count()) +
                   "-";
+  Progress progress("agent", o.agent, measure_from);
+  asio::co_spawn(io, progress.Run(stop_at), asio::detached);
   std::vector<std::unique_ptr<LoadClient>> loaders;
   for (int64_t i = 0; i < o.clients; ++i) {
-    loaders.push_back(std::make_unique<LoadClient>(send, o, i, measure_from, stop_at, t));
+    loaders.push_back(std::make_unique<LoadClient>(send, o, i, measure_from, stop_at, t, progress));
     loaders.back()->Next();
   }
   io.run();
+  if (progress.gave_up()) {
+    std::fprintf(stderr, "agent: %s; is commit-agent running at %s? first problem: %s\n",
+                 progress.GiveUpMessage().c_str(), o.agent.c_str(), t.first_problem.c_str());
+    return 1;
+  }
   const auto stats = batching.stats();
 
   const double tx_per_s = static_cast<double>(t.committed) / o.duration_s;

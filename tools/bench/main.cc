@@ -1,15 +1,16 @@
 // commitd-bench: load generator for commitd and the SQLite baseline it is compared to.
 #include <cstdio>
-#include <cstring>
 #include <set>
 #include <string>
 
 #include "common/flags.h"
+#include "common/program.h"
 #include "tools/bench/modes.h"
 
 namespace {
 
 constexpr const char* kUsage = R"(usage: commitd-bench MODE [flags]
+       commitd-bench --version | --help
 
 modes:
   transfers      --coordinator URL --clients N --duration-s S [--warmup-s W]
@@ -19,6 +20,7 @@ modes:
                  N concurrent clients each loop POST /v1/transactions with a transfer
                  (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
+                 --token defaults to $COMMITD_TOKEN.
   agent          --agent URL [--participant bank-a] [--clients 64] [--duration-s 10] [--warmup-s 1]
                  [--account-prefix acct] [--accounts 256] [--max-in-flight 8] [--max-batch 16]
                  [--unbatched] [--json]
@@ -33,6 +35,9 @@ modes:
   setup-bank     --db FILE [--prefix acct] [--accounts 256] [--balance 1000000000]
                  Creates the example bank schema and accounts PREFIX0..PREFIX{N-1}.
 
+transfers and agent print a progress line each second on stderr (committed/s, p50, p99,
+errors) and stop early, exit 1, when nothing has answered for 5 s.
+
 exit: 0 done, 1 the run failed, 2 usage error. See docs/benchmarking.md.
 )";
 
@@ -46,9 +51,11 @@ struct Mode {
 
 int main(int argc, char** argv) {
   using namespace commitd::bench;
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  const commitd::Program program("commitd-bench", kUsage);
+  if (argc < 2 || argv[1][0] == '-') {
+    commitd::Flags flags;
+    if (auto exit_code = program.Parse(argc, argv, {}, {}, &flags)) return *exit_code;
+    return program.UsageError(argc < 2 ? "a mode is needed" : "unexpected argument " + flags.positional().front());
   }
   const std::string name = argv[1];
   Mode mode;
@@ -56,34 +63,21 @@ int main(int argc, char** argv) {
     mode = {RunTransfers,
             {"coordinator", "clients", "duration-s", "warmup-s", "accounts-a", "accounts-b", "account-prefix",
              "accounts", "participant-a", "participant-b", "amount", "protocol", "token"},
-            {"json", "help"}};
+            {"json"}};
   } else if (name == "agent") {
     mode = {RunAgentLoad,
             {"agent", "participant", "clients", "duration-s", "warmup-s", "account-prefix", "accounts",
              "max-in-flight", "max-batch"},
-            {"json", "unbatched", "help"}};
+            {"json", "unbatched"}};
   } else if (name == "sqlite-commit") {
-    mode = {RunSqliteCommit, {"db", "count", "duration-s"}, {"json", "help"}};
+    mode = {RunSqliteCommit, {"db", "count", "duration-s"}, {"json"}};
   } else if (name == "setup-bank") {
-    mode = {RunSetupBank, {"db", "prefix", "accounts", "balance"}, {"help"}};
+    mode = {RunSetupBank, {"db", "prefix", "accounts", "balance"}, {}};
   } else {
-    std::fprintf(stderr, "commitd-bench: unknown mode '%s'\n\n%s", name.c_str(), kUsage);
-    return 2;
+    return program.UsageError("unknown mode '" + name + "'");
   }
-  auto flags = commitd::Flags::Parse(argc - 1, argv + 1, mode.valued, mode.switches);
-  if (!flags.ok()) {
-    std::fprintf(stderr, "commitd-bench %s: %s (see commitd-bench --help)\n", name.c_str(),
-                 flags.status().message().c_str());
-    return 2;
-  }
-  if (flags->Has("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (!flags->positional().empty()) {
-    std::fprintf(stderr, "commitd-bench %s: unexpected argument '%s'\n", name.c_str(),
-                 flags->positional().front().c_str());
-    return 2;
-  }
-  return mode.run(*flags);
+  commitd::Flags flags;
+  if (auto exit_code = program.Parse(argc - 1, argv + 1, mode.valued, mode.switches, &flags)) return *exit_code;
+  if (!flags.positional().empty()) return program.UsageError("unexpected argument '" + flags.positional().front() + "'");
+  return mode.run(flags);
 }

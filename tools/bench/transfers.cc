@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "tools/bench/flag_values.h"
 #include "tools/bench/latency_recorder.h"
 #include "tools/bench/modes.h"
+#include "tools/bench/progress.h"
 
 namespace commitd::bench {
 namespace {
@@ -65,7 +67,8 @@ Result<TransferOptions> ReadOptions(const Flags& flags) {
   auto coordinator = flags.Get("coordinator");
   if (!coordinator) return Status::InvalidArgument("--coordinator URL is required");
   o.coordinator = *coordinator;
-  o.token = flags.Get("token").value_or("");
+  const char* env_token = std::getenv("COMMITD_TOKEN");
+  o.token = flags.Get("token").value_or(env_token != nullptr ? env_token : "");
   o.participant_a = flags.Get("participant-a").value_or(o.participant_a);
   o.participant_b = flags.Get("participant-b").value_or(o.participant_b);
   o.protocol = flags.Get("protocol").value_or(o.protocol);
@@ -123,7 +126,8 @@ std::string TransferBody(const TransferOptions& o, std::size_t row) {
 }
 
 asio::awaitable<void> ClientLoop(http::Client& client, const TransferOptions& o, int64_t index,
-                                 Clock::time_point measure_from, Clock::time_point stop_at, Tally& tally) {
+                                 Clock::time_point measure_from, Clock::time_point stop_at, Tally& tally,
+                                 Progress& progress) {
   http::ClientRequest request;
   request.base_url = o.coordinator;
   request.method = "POST";
@@ -144,7 +148,7 @@ asio::awaitable<void> ClientLoop(http::Client& client, const TransferOptions& o,
   if (!o.token.empty()) request.headers.emplace_back("Authorization", "Bearer " + o.token);
   asio::steady_timer backoff(co_await asio::this_coro::executor);
 
-  while (Clock::now() < stop_at) {
+  while (Clock::now() < stop_at && !progress.gave_up()) {
     request.body = bodies[next_body++ % bodies.size()];
     const Clock::time_point start = Clock::now();
     Result<http::Response> reply = co_await client.Fetch(request);
@@ -158,6 +162,13 @@ asio::awaitable<void> ClientLoop(http::Client& client, const TransferOptions& o,
     } else if (reply->status != 200 && reply->status != 409) {
       error = "http " + std::to_string(reply->status);
       if (tally.first_error.empty()) tally.first_error = error + ": " + reply->body;
+    }
+    if (!reply.ok()) {
+      progress.Unanswered();
+    } else if (reply->status == 200) {
+      progress.Committed(end - start);
+    } else {
+      progress.Answered(!error.empty());
     }
     if (error.empty() && reply->status == 409 && tally.first_abort_reason.empty()) {
       auto body = nlohmann::json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
@@ -239,10 +250,18 @@ int RunTransfers(const Flags& flags) {
   const Clock::time_point measure_from = Clock::now() + seconds(o.warmup_s);
   const Clock::time_point stop_at = measure_from + seconds(o.duration_s);
   Tally tally;
+  Progress progress("transfers", o.coordinator, measure_from);
+  asio::co_spawn(io, progress.Run(stop_at), asio::detached);
   for (int64_t i = 0; i < o.clients; ++i) {
-    asio::co_spawn(io, ClientLoop(client, o, i, measure_from, stop_at, tally), asio::detached);
+    asio::co_spawn(io, ClientLoop(client, o, i, measure_from, stop_at, tally, progress), asio::detached);
   }
   io.run();
+
+  if (progress.gave_up()) {
+    std::fprintf(stderr, "transfers: %s; is commitd running at %s? first error: %s\n",
+                 progress.GiveUpMessage().c_str(), o.coordinator.c_str(), tally.first_error.c_str());
+    return 1;
+  }
 
   if (tally.committed + tally.aborted == 0 && tally.errors > 0) {
     PrintReport(o, tally, o.duration_s);

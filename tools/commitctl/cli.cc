@@ -6,7 +6,7 @@
 namespace commitd::commitctl {
 
 Endpoint Context::Coordinator() const {
-  return {"coordinator", coordinator_url, "is commitd running? check --coordinator"};
+  return {"coordinator", coordinator_url, "is commitd running? check --coordinator or COMMITD_ENDPOINTS"};
 }
 
 Endpoint Context::Agent(const Participant& p) const {
@@ -37,6 +37,10 @@ int64_t WallNowMs() {
 }
 
 void PrintError(const std::string& message) { std::fprintf(stderr, "commitctl: %s\n", message.c_str()); }
+
+void PrintWaiting(double seconds, const std::string& what) {
+  std::fprintf(stderr, "commitctl: waiting up to %g s for %s\n", seconds, what.c_str());
+}
 
 void PrintJson(const nlohmann::json& value) { std::printf("%s\n", value.dump(2).c_str()); }
 

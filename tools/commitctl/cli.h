@@ -22,7 +22,7 @@ struct Participant {
 };
 
 struct Context {
-  std::string coordinator_url;
+  std::string coordinator_url;  // the first of the endpoints that answered (or the first of them)
   std::vector<Participant> participants;  // from --participant NAME=URL
   bool json = false;
   const Flags* flags = nullptr;     // the command's own flags, e.g. --state
@@ -39,6 +39,9 @@ std::string FormatAge(int64_t ms);
 int64_t WallNowMs();
 // Prints a one-line error to stderr, prefixed with "commitctl: ".
 void PrintError(const std::string& message);
+// Before a wait of more than a moment: "commitctl: waiting up to 30 s for ..."
+// on stderr, so stdout stays the command's result (or its JSON).
+void PrintWaiting(double seconds, const std::string& what);
 // Prints value.dump(2) to stdout.
 void PrintJson(const nlohmann::json& value);
 // j[key] as a string, "" when absent; numbers are printed.

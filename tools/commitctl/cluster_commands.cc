@@ -94,6 +94,7 @@ int RunClusterTransferLeader(Context& ctx) {
     return reply->status == 400 ? kExitUsage : kExitTrouble;
   }
   // Wait (up to 5 s) until the group says the new leader leads.
+  PrintWaiting(5, *to + " to lead");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
     auto info = ClusterOf(ctx, ctx.Coordinator());
@@ -121,8 +122,12 @@ namespace {
 
 // Waits up to `seconds` until member `id` has membership `want` ("voter", or
 // "" for gone) in the view of the --coordinator member.
+// Prints each membership id passes through on the way, on stderr.
 bool WaitForMembership(Context& ctx, const std::string& id, const std::string& want, int seconds) {
+  PrintWaiting(seconds, want.empty() ? "the group to commit the removal of " + id
+                                     : id + " to catch up with the leader's log and become a " + want);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string reported = "?";
   while (std::chrono::steady_clock::now() < deadline) {
     auto info = ClusterOf(ctx, ctx.Coordinator());
     if (info.ok()) {
@@ -131,6 +136,10 @@ bool WaitForMembership(Context& ctx, const std::string& id, const std::string& w
         if (Str(m, "id") == id) have = Str(m, "membership");
       }
       if (have == want) return true;
+      if (have != reported) {
+        std::fprintf(stderr, "commitctl: %s is %s\n", id.c_str(), have.empty() ? "not a member yet" : have.c_str());
+        reported = have;
+      }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

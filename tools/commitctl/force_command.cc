@@ -191,6 +191,9 @@ int RunForce(Context& ctx) {
   const Clock::time_point deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait_s));
   tx = GetTransaction(ctx, txid);
+  if (tx.ok() && !IsFinished(*tx) && wait_s > 0) {
+    PrintWaiting(wait_s, "every holder of " + txid + " to acknowledge the forced decision");
+  }
   while (tx.ok() && !IsFinished(*tx) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     tx = GetTransaction(ctx, txid);

@@ -1,11 +1,14 @@
 // commitctl: admin and recovery tool for commitd.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "common/flags.h"
+#include "common/program.h"
 #include "tools/commitctl/commands.h"
 
 namespace {
@@ -13,6 +16,7 @@ namespace {
 using namespace commitd::commitctl;
 
 constexpr const char* kGlobalHelp = R"(usage: commitctl [global flags] COMMAND [flags]
+       commitctl --version | --help
 
 commands:
   status              coordinator role, participants and their health, pending and in-doubt counts
@@ -35,14 +39,24 @@ offline commands (the services stopped; they read and lock the files):
   log dump            --data-dir DIR: the decision log as JSON lines
 
 global flags:
-  --coordinator URL   coordinator to ask (default http://127.0.0.1:7000)
+  --coordinator URL[,URL...]
+                      the coordinator, or the members of a coordinator group: the first
+                      that answers is asked (default $COMMITD_ENDPOINTS, else
+                      http://127.0.0.1:7000)
   --participant N=URL a participant agent (repeatable; used by in-doubt)
-  --token SECRET      sent as "Authorization: Bearer SECRET"
+  --token SECRET      sent as "Authorization: Bearer SECRET" (default $COMMITD_TOKEN)
   --json              print JSON instead of text
-  --help              this text; `commitctl COMMAND --help` for one command
+  -h, --help          this text; `commitctl COMMAND --help` for one command
+  --version           the version and git commit
+
+environment:
+  COMMITD_ENDPOINTS   URL[,URL...] when --coordinator is not given
+  COMMITD_TOKEN       the token when --token is not given
 
 exit: 0 ok, 1 something in doubt, unhealthy or failed, 2 usage error
 )";
+
+const commitd::Program kProgram("commitctl", kGlobalHelp);
 
 struct Command {
   std::vector<std::string> words;
@@ -156,7 +170,7 @@ std::vector<std::string> Words(int argc, char** argv) {
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0) {
+    if (arg.empty() || arg[0] != '-') {
       words.push_back(arg);
     } else if (arg.find('=') == std::string::npos && valued.count(arg.substr(2)) != 0) {
       ++i;
@@ -172,15 +186,45 @@ const Command* FindCommand(const std::vector<std::string>& words) {
   return nullptr;
 }
 
-int Usage(const std::string& message) {
-  PrintError(message);
-  std::fputs("run `commitctl --help` for the commands\n", stderr);
-  return kExitUsage;
+int Usage(const std::string& message) { return kProgram.UsageError(message); }
+
+std::vector<std::string> SplitCommas(const std::string& list) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    std::size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    if (comma > start) items.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+// The first endpoint that answers /healthz, else the first one (whose error
+// the command then reports).
+std::string FirstAnswering(const std::vector<std::string>& urls, BlockingClient& client) {
+  if (urls.size() == 1) return urls.front();
+  for (const std::string& url : urls) {
+    if (client.Call({"coordinator", url, ""}, "GET", "/healthz").ok()) return url;
+  }
+  return urls.front();
+}
+
+std::optional<std::string> Environment(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  return std::string(value);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc && std::string(argv[i]) != "--"; ++i) {
+    if (std::string(argv[i]) == "--version") {
+      std::printf("%s\n", kProgram.VersionLine().c_str());
+      return kExitOk;
+    }
+  }
   const std::vector<std::string> words = Words(argc, argv);
   const Command* command = FindCommand(words);
   if (command == nullptr) {
@@ -190,10 +234,7 @@ int main(int argc, char** argv) {
       std::fputs(kGlobalHelp, stdout);
       return kExitOk;
     }
-    if (words.empty()) {
-      std::fputs(kGlobalHelp, stderr);
-      return kExitUsage;
-    }
+    if (words.empty()) return Usage(globals.ok() ? "a command is needed" : globals.status().message());
     if (words.size() == 1 && words[0] == "tx") return Usage("tx needs a subcommand: list or show");
     if (words.size() == 1 && words[0] == "log") return Usage("log needs a subcommand: dump");
     const bool two_words = words.size() > 1 && (words[0] == "tx" || words[0] == "log");
@@ -212,7 +253,10 @@ int main(int argc, char** argv) {
   }
 
   Context ctx;
-  ctx.coordinator_url = flags->Get("coordinator").value_or("http://127.0.0.1:7000");
+  const std::string endpoints =
+      flags->Get("coordinator").value_or(Environment("COMMITD_ENDPOINTS").value_or("http://127.0.0.1:7000"));
+  const std::vector<std::string> urls = SplitCommas(endpoints);
+  if (urls.empty()) return Usage("--coordinator (or COMMITD_ENDPOINTS) names no URL");
   for (const std::string& spec : flags->GetAll("participant")) {
     const auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
@@ -224,7 +268,8 @@ int main(int argc, char** argv) {
   ctx.flags = &*flags;
   ctx.args.assign(flags->positional().begin() + static_cast<std::ptrdiff_t>(command->words.size()),
                   flags->positional().end());
-  BlockingClient client(flags->Get("token").value_or(""));
+  BlockingClient client(flags->Get("token").value_or(Environment("COMMITD_TOKEN").value_or("")));
   ctx.client = &client;
+  ctx.coordinator_url = FirstAnswering(urls, client);
   return command->run(ctx);
 }

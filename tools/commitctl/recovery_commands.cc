@@ -79,6 +79,7 @@ int RunResolve(Context& ctx) {
       return kExitTrouble;
     }
     pushed = true;
+    if (wait_s > 0) PrintWaiting(wait_s, txid + " to finish (every participant acknowledging the decision)");
     while (!IsFinished(*tx) && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       auto next = GetTransaction(ctx, txid);

@@ -1,0 +1,7 @@
+#include "common/version.h"
+
+namespace commitd {
+
+const char* const kVersion = COMMITD_VERSION;
+
+}  // namespace commitd
