@@ -97,7 +97,7 @@ void Service::Shutdown(std::function<void()> done) {
   s.node->Shutdown([&s, done = std::move(done)] {
     if (s.server) s.server->Stop();
     if (s.group_log) s.group_log->Stop();
-    s.timers.CancelAll();
+    s.timers.Cancel();
     s.client.CloseIdle();
     done();
   });
