@@ -48,7 +48,8 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
 
 Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
   auto j = nlohmann::json::parse(snapshot, nullptr, false);
-  if (!j.is_object() || j.value("version", 0) != 1 || !j.contains("decisions") || !j.contains("participants")) {
+  if (!j.is_object() || !j.contains("version") || j["version"] != 1 || !j.contains("decisions") ||
+      !j["decisions"].is_array() || !j.contains("participants") || !j["participants"].is_array()) {
     return Status::Corruption("state machine snapshot: not a version-1 snapshot");
   }
   if (Status s = db.Exec("DELETE FROM decisions; DELETE FROM participants"); !s.ok()) return s;
@@ -65,14 +66,10 @@ Status RestoreStateMachine(sqlite::Database& db, std::string_view snapshot) {
     if (!r.ok()) return Status::Corruption("state machine snapshot: " + r.status().message());
     if (Status s = store.InsertDecision(*r); !s.ok()) return s;
   }
-  try {
-    for (const auto& p : j["participants"]) {
-      RegistryEntry e{p.at("name").get<std::string>(), p.at("url").get<std::string>(),
-                      p.at("updated_ms").get<int64_t>()};
-      if (Status s = store.PutParticipant(e); !s.ok()) return s;
-    }
-  } catch (const nlohmann::json::exception& e) {
-    return Status::Corruption(std::string("state machine snapshot: ") + e.what());
+  for (const auto& p : j["participants"]) {
+    auto e = RegistryEntryFromJson(p);
+    if (!e.ok()) return Status::Corruption("state machine snapshot: " + e.status().message());
+    if (Status s = store.PutParticipant(*e); !s.ok()) return s;
   }
   return Status::Ok();
 }
