@@ -12,6 +12,9 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   nlohmann-json3-dev doctest-dev
   python3 curl ca-certificates
+  # The fuzz targets (tests/fuzz): clang, and the runtime library that ships
+  # libFuzzer and the sanitizers (only recommended by clang, so named here).
+  clang libclang-rt-14-dev
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
   read -r -a extra <<<"${COMMITD_EXTRA_PACKAGES}"
