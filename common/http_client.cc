@@ -185,9 +185,6 @@ asio::awaitable<Status> Connect(ImplPtr impl, Connection& conn, const ParsedUrl&
   if (ec) co_return Status::Unavailable("connect to " + url.origin + " failed: " + ec.message());
   conn.stream.socket().set_option(tcp::no_delay(true), ec);
   if (!url.https) co_return Status::Ok();
-  if (!impl->options.tls) {
-    co_return Status::InvalidArgument("cannot reach " + url.origin + ": https:// needs TLS configured (--tls-ca)");
-  }
   conn.tls = std::make_unique<asio::ssl::stream<beast::tcp_stream&>>(conn.stream, *impl->options.tls);
   // SNI for host names, and the name or address checked against the certificate.
   error_code not_an_address;
@@ -247,6 +244,9 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
   Result<ParsedUrl> parsed = ParseBaseUrl(request.base_url);
   if (!parsed.ok()) co_return parsed.status();
   const ParsedUrl& url = parsed.value();
+  if (url.https && !impl->options.tls) {
+    co_return Status::InvalidArgument("cannot reach " + url.origin + ": https:// needs TLS configured (--tls-ca)");
+  }
   const std::chrono::milliseconds timeout =
       request.timeout.count() > 0 ? request.timeout : impl->options.request_timeout;
 
