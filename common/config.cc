@@ -69,14 +69,18 @@ Result<Config> Config::FromJson(const nlohmann::json& value) {
   return config;
 }
 
+Result<Config> Config::Parse(std::string_view text, const std::string& source) {
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  if (parsed.is_discarded()) return Status::InvalidArgument(source + " is not valid JSON");
+  return FromJson(parsed);
+}
+
 Result<Config> Config::Load(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::InvalidArgument("cannot read config file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  auto parsed = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (parsed.is_discarded()) return Status::InvalidArgument("config file " + path + " is not valid JSON");
-  return FromJson(parsed);
+  return Parse(ss.str(), "config file " + path);
 }
 
 nlohmann::json Config::ToJson() const {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -51,6 +52,8 @@ struct Config {
   int64_t busy_timeout_ms = 5'000;           // SQLite busy timeout
 
   static Result<Config> FromJson(const nlohmann::json& value);
+  // The text of a config file; `source` names it in messages.
+  static Result<Config> Parse(std::string_view text, const std::string& source = "config");
   static Result<Config> Load(const std::string& path);
   nlohmann::json ToJson() const;
 };

@@ -26,10 +26,12 @@ std::string Field(const std::string& where, std::string_view key) {
 
 std::string Index(const std::string& where, std::size_t i) { return where + "[" + std::to_string(i) + "]"; }
 
+// Every failure is InvalidArgument: a syntax error (parse_error), and also a
+// number outside double's range such as 1e400 (out_of_range).
 Result<json> ParseBody(std::string_view body) {
   try {
     return json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
     std::string_view what = e.what();
     if (!what.empty() && what.front() == '[') {

@@ -9,6 +9,16 @@ namespace {
 
 using nlohmann::json;
 
+// An integer member. get<int64_t>() alone would also convert a float, which
+// is undefined behaviour out of int64_t's range (1e300).
+int64_t IntegerAt(const json& object, const char* key) {
+  const json& value = object.at(key);
+  if (!value.is_number_integer()) {
+    throw json::type_error::create(302, std::string(key) + " must be an integer, but is " + value.type_name(), &value);
+  }
+  return value.get<int64_t>();
+}
+
 }  // namespace
 
 json RecordToJson(const DecisionRecord& r) {
@@ -42,14 +52,22 @@ Result<DecisionRecord> RecordFromJson(const json& j) {
     r.reason = j.at("reason").get<std::string>();
     r.idempotency_key = j.at("idempotency_key").get<std::string>();
     r.reply = j.at("reply");
-    r.created_ms = j.at("created_ms").get<int64_t>();
-    r.decided_ms = j.at("decided_ms").get<int64_t>();
+    r.created_ms = IntegerAt(j, "created_ms");
+    r.decided_ms = IntegerAt(j, "decided_ms");
     r.finished = j.at("finished").get<bool>();
-    r.finished_ms = j.at("finished_ms").get<int64_t>();
+    r.finished_ms = IntegerAt(j, "finished_ms");
     r.heuristic = j.at("heuristic").get<bool>();
     return r;
   } catch (const json::exception& e) {
     return Status::InvalidArgument(std::string("decision record: ") + e.what());
+  }
+}
+
+Result<RegistryEntry> RegistryEntryFromJson(const json& j) {
+  try {
+    return RegistryEntry{j.at("name").get<std::string>(), j.at("url").get<std::string>(), IntegerAt(j, "updated_ms")};
+  } catch (const json::exception& e) {
+    return Status::InvalidArgument(std::string("registry entry: ") + e.what());
   }
 }
 
@@ -199,20 +217,21 @@ Result<Command> DecodeJson(std::string_view data) {
     const std::string op = j.at("op").get<std::string>();
     if (op == "decide") {
       auto r = RecordFromJson(j.at("record"));
-      if (!r.ok()) return r.status();
+      if (!r.ok()) return Status::Corruption("raft entry: " + r.status().message());
       return Command(command::Decide{std::move(r).value()});
     }
     if (op == "finish") {
-      return Command(command::Finish{j.at("txid").get<std::string>(), j.at("finished_ms").get<int64_t>()});
+      return Command(command::Finish{j.at("txid").get<std::string>(), IntegerAt(j, "finished_ms")});
     }
     if (op == "participant") {
-      return Command(command::PutParticipant{RegistryEntry{
-          j.at("name").get<std::string>(), j.at("url").get<std::string>(), j.at("updated_ms").get<int64_t>()}});
+      auto entry = RegistryEntryFromJson(j);
+      if (!entry.ok()) return Status::Corruption("raft entry: " + entry.status().message());
+      return Command(command::PutParticipant{std::move(entry).value()});
     }
     if (op == "finish_many") {
       command::FinishMany many;
       for (const auto& f : j.at("marks")) {
-        many.marks.push_back(command::Finish{f.at("txid").get<std::string>(), f.at("finished_ms").get<int64_t>()});
+        many.marks.push_back(command::Finish{f.at("txid").get<std::string>(), IntegerAt(f, "finished_ms")});
       }
       return Command(std::move(many));
     }

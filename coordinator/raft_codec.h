@@ -20,7 +20,10 @@
 namespace commitd::coordinator {
 
 nlohmann::json RecordToJson(const DecisionRecord& r);
+// InvalidArgument unless j has every field of RecordToJson with its type.
 Result<DecisionRecord> RecordFromJson(const nlohmann::json& j);
+// {"name", "url", "updated_ms"}; InvalidArgument unless j has them with their types.
+Result<RegistryEntry> RegistryEntryFromJson(const nlohmann::json& j);
 
 namespace command {
 struct Decide {  // also a 3PC precommit record (outcome pending)

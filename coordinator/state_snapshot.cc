@@ -56,14 +56,10 @@ Status Restore(sqlite::Database& db, std::string_view snapshot) {
     if (!r.ok()) return Status::Corruption("state machine snapshot: " + r.status().message());
     if (Status s = store.InsertDecision(*r); !s.ok()) return s;
   }
-  try {
-    for (const auto& p : j["participants"]) {
-      RegistryEntry e{p.at("name").get<std::string>(), p.at("url").get<std::string>(),
-                      p.at("updated_ms").get<int64_t>()};
-      if (Status s = store.PutParticipant(e); !s.ok()) return s;
-    }
-  } catch (const nlohmann::json::exception& e) {
-    return Status::Corruption(std::string("state machine snapshot: ") + e.what());
+  for (const auto& p : j["participants"]) {
+    auto e = RegistryEntryFromJson(p);
+    if (!e.ok()) return Status::Corruption("state machine snapshot: " + e.status().message());
+    if (Status s = store.PutParticipant(*e); !s.ok()) return s;
   }
   return Status::Ok();
 }

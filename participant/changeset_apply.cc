@@ -1,6 +1,8 @@
 #include "participant/changeset_apply.h"
 
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -18,6 +20,78 @@ struct FinalizeIterator {
   void operator()(sqlite3_changeset_iter* iter) const { sqlite3changeset_finalize(iter); }
 };
 using IteratorPtr = std::unique_ptr<sqlite3_changeset_iter, FinalizeIterator>;
+
+// Whether `changeset` is a sequence of well-formed table headers and changes,
+// each inside the bytes: SQLite's iterator is only given such bytes (the
+// SQLite of Debian 12, 3.40, loops forever on a table name without its
+// terminating NUL at the end of a changeset). Format: a table header is 'T',
+// a varint column count, one primary key byte per column and the
+// NUL-terminated name; a change is its op (INSERT, UPDATE, DELETE), an
+// indirect byte, and one value per column (two for an UPDATE: old then new).
+// A value is its type byte: 0 (undefined) or 5 (null) alone, 1 or 2 with 8
+// bytes, 3 or 4 with a varint length and that many bytes.
+bool WellFramed(std::string_view changeset) {
+  const auto* p = reinterpret_cast<const unsigned char*>(changeset.data());
+  const auto* end = p + changeset.size();
+  auto varint = [&](uint64_t* v) {
+    *v = 0;
+    for (int i = 0; i < 9; ++i) {
+      if (p == end) return false;
+      const unsigned char byte = *p++;
+      if (i == 8) {
+        *v = (*v << 8) | byte;
+        return true;
+      }
+      *v = (*v << 7) | (byte & 0x7f);
+      if ((byte & 0x80) == 0) return true;
+    }
+    return true;
+  };
+  auto value = [&]() {
+    if (p == end) return false;
+    switch (*p++) {
+      case 0:
+      case SQLITE_NULL:
+        return true;
+      case SQLITE_INTEGER:
+      case SQLITE_FLOAT:
+        if (end - p < 8) return false;
+        p += 8;
+        return true;
+      case SQLITE_TEXT:
+      case SQLITE_BLOB: {
+        uint64_t n = 0;
+        if (!varint(&n) || n > static_cast<uint64_t>(end - p)) return false;
+        p += n;
+        return true;
+      }
+      default:
+        return false;
+    }
+  };
+  uint64_t columns = 0;
+  while (p != end) {
+    const unsigned char kind = *p++;
+    if (kind == 'T') {
+      if (!varint(&columns) || columns == 0 || columns > 32767 || columns > static_cast<uint64_t>(end - p)) {
+        return false;
+      }
+      p += columns;
+      const auto* nul = static_cast<const unsigned char*>(std::memchr(p, 0, static_cast<std::size_t>(end - p)));
+      if (nul == nullptr) return false;
+      p = nul + 1;
+      continue;
+    }
+    if (columns == 0 || (kind != SQLITE_INSERT && kind != SQLITE_UPDATE && kind != SQLITE_DELETE)) return false;
+    if (p == end) return false;
+    ++p;  // indirect
+    const uint64_t values = kind == SQLITE_UPDATE ? 2 * columns : columns;
+    for (uint64_t i = 0; i < values; ++i) {
+      if (!value()) return false;
+    }
+  }
+  return true;
+}
 
 IteratorPtr Start(std::string_view changeset, int* rc) {
   sqlite3_changeset_iter* iter = nullptr;
@@ -433,6 +507,7 @@ ChangesetApplier::Table* ChangesetApplier::Lookup(const std::string& name, Statu
 
 Status ChangesetApplier::Apply(std::string_view changeset) {
   if (changeset.empty()) return Status::Ok();
+  if (!WellFramed(changeset)) return Status::Conflict("the changeset is corrupt");
   if (Status s = RefreshSchema(); !s.ok()) return s;
 
   // First the shape of every table, so that a mismatch writes nothing

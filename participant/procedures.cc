@@ -16,7 +16,7 @@ using nlohmann::json;
 bool IsBlank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
 
 // nlohmann's what() is "[json.exception.parse_error.101] parse error at line 1, column 2: ...".
-std::string ParseErrorText(const json::parse_error& e) {
+std::string ParseErrorText(const json::exception& e) {
   std::string text = e.what();
   if (!text.empty() && text[0] == '[') {
     std::size_t end = text.find("] ");
@@ -66,7 +66,7 @@ Result<Procedures> Procedures::Parse(const std::string& json_text) {
   json root;
   try {
     root = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     return Status::InvalidArgument("invalid procedures JSON: " + ParseErrorText(e));
   }
   if (!root.is_object()) return Status::InvalidArgument("procedures file: must be a JSON object");

@@ -15,6 +15,9 @@ PACKAGES=(
   faketime prometheus
   python3 curl ca-certificates
   systemd  # systemd-analyze, for the tests that verify the installed units
+  # The fuzz targets (tests/fuzz): clang, and the runtime library that ships
+  # libFuzzer and the sanitizers (only recommended by clang, so named here).
+  clang libclang-rt-14-dev
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
   read -r -a extra <<<"${COMMITD_EXTRA_PACKAGES}"

@@ -217,6 +217,27 @@ TEST_CASE("a table that changed shape or is gone writes nothing") {
   CHECK(f.Apply("not a changeset").message() == "the changeset is corrupt");
 }
 
+TEST_CASE("a changeset with broken framing is corrupt, refused before SQLite reads it") {
+  Fixture f;
+  const std::string good = Record(f.db(), "UPDATE accounts SET balance = 1 WHERE id = 'alice'");
+  REQUIRE(good.size() > 12);
+  // SQLite 3.40's iterator looped forever on a table name without its NUL at the end.
+  CHECK(f.Apply(std::string("T\x04\x01\x02\x00\x00abco\xff\xff\xffuntso", 18)).message() ==
+        "the changeset is corrupt");
+  // Every prefix is corrupt, except the table header alone (no changes).
+  for (std::size_t n = 1; n < good.size(); ++n) {
+    CAPTURE(n);
+    const Status s = f.Apply(good.substr(0, n));
+    CHECK((s.message() == "the changeset is corrupt" || (s.ok() && good[n] == SQLITE_UPDATE)));
+  }
+  CHECK(f.Apply(good + "T").message() == "the changeset is corrupt");
+  CHECK(f.Apply(good + std::string(1, '\x17')).message() == "the changeset is corrupt");
+  CHECK(f.Apply("P" + good.substr(1)).message() == "the changeset is corrupt");  // a patchset
+  CHECK(Rows(f.db(), "SELECT balance FROM accounts WHERE id = 'alice'") == "100\n");
+  REQUIRE(f.Apply(good).ok());
+  CHECK(Rows(f.db(), "SELECT balance FROM accounts WHERE id = 'alice'") == "1\n");
+}
+
 TEST_CASE("foreign keys are checked once the whole changeset is in") {
   Fixture f;
   Exec(f.db(),

@@ -275,3 +275,45 @@ TEST_CASE("codecs: raft messages and log commands round-trip") {
   CHECK(NodeIdOf("c1") != NodeIdOf("c2"));
   CHECK(NodeIdOf("c1") != raft::kNoNode);
 }
+
+TEST_CASE("codecs: the JSON forms refuse a float or a string where an integer belongs, cleanly") {
+  // get<int64_t>() of 1e300 is undefined behaviour; these must be errors.
+  for (const std::string entry : {
+           R"({"op":"finish","txid":"t1","finished_ms":1e300})",
+           R"({"op":"finish","txid":"t1","finished_ms":4.5})",
+           R"({"op":"finish","txid":"t1","finished_ms":"4"})",
+           R"({"op":"finish_many","marks":[{"txid":"t1","finished_ms":-1e300}]})",
+           R"({"op":"participant","name":"bank-a","url":"http://a","updated_ms":1e300})",
+           R"({"op":"decide","record":{"txid":"t1","protocol":"2pc","outcome":"committed","participants":[],)"
+           R"("reason":"","idempotency_key":"","reply":null,"created_ms":1e300,"decided_ms":2,"finished":false,)"
+           R"("finished_ms":0,"heuristic":false}})",
+       }) {
+    CAPTURE(entry);
+    CHECK(DecodeCommand(entry).status().code() == StatusCode::kCorruption);
+  }
+  nlohmann::json record = RecordToJson(Decided("t1", Outcome::kCommitted));
+  REQUIRE(RecordFromJson(record).ok());
+  record["decided_ms"] = 7.0;
+  CHECK(RecordFromJson(record).status().code() == StatusCode::kInvalidArgument);
+  CHECK(RegistryEntryFromJson({{"name", "a"}, {"url", "http://a"}, {"updated_ms", 3}})->updated_ms == 3);
+  CHECK(RegistryEntryFromJson({{"name", "a"}, {"url", "http://a"}, {"updated_ms", 1e300}}).status().code() ==
+        StatusCode::kInvalidArgument);
+  CHECK(RegistryEntryFromJson(nlohmann::json::array()).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("state machine snapshot: a malformed snapshot is Corruption, not an exception") {
+  testing::TempDir dir;
+  auto db = OpenDb(dir.File("a.db"));
+  for (const std::string snapshot : {
+           R"({"version":"1","decisions":[],"participants":[]})",  // value("version", 0) threw type_error
+           R"({"version":1e300,"decisions":[],"participants":[]})",
+           R"({"version":1,"decisions":{},"participants":[]})",
+           R"({"version":1,"decisions":[],"participants":7})",
+           R"({"version":1,"decisions":[],"participants":[{"name":"a","url":"u","updated_ms":1e300}]})",
+           R"({"version":1,"decisions":[],"participants":[["a","u",1]]})",
+       }) {
+    CAPTURE(snapshot);
+    CHECK(RestoreStateMachine(*db, snapshot).code() == StatusCode::kCorruption);
+  }
+  CHECK(RestoreStateMachine(*db, R"({"version":1,"decisions":[],"participants":[]})").ok());
+}

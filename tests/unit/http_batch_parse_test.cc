@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "common/http_batch.h"
+#include "common/http_batch_parse.h"
 
 namespace commitd::http {
 namespace {

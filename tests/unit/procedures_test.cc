@@ -62,6 +62,12 @@ TEST_CASE("invalid JSON reports the parser's position") {
   CHECK(broken.find("[json.exception") == std::string::npos);
 }
 
+TEST_CASE("a number outside double's range is invalid JSON, not an exception") {
+  std::string overflow = ParseError(R"({"procedures": {"p": {"sql": "SELECT 1", "expect_changes": 1e400}}})");
+  CHECK(overflow.rfind("invalid procedures JSON: ", 0) == 0);
+  CHECK(overflow.find("number overflow") != std::string::npos);
+}
+
 TEST_CASE("structural errors name the offending field") {
   CHECK(ParseError("[]") == "procedures file: must be a JSON object");
   CHECK(ParseError(R"({})") == "procedures: required");

@@ -284,6 +284,24 @@ TEST_CASE("ParseTxidBody") {
   CHECK(ParseTxidBody("").status().code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("a number outside double's range is a clean InvalidArgument from every parser") {
+  // nlohmann throws out_of_range (not parse_error) for these while parsing.
+  const std::vector<Status> statuses = {
+      ParseTxRequest(std::string_view(R"({"branches":1e400})")).status(),
+      ParseTxRequest(std::string_view(R"({"branches":[{"participant":"a","ops":[{"sql":"x","params":[-1e999]}]}]})"))
+          .status(),
+      ParsePrepareRequest(R"({"txid":"t","timeout_ms":1e400})").status(),
+      ParseVote(R"({"txid":"t","vote":"yes","results":[[{"x":1e400}]]})").status(),
+      ParseTxidBody(R"({"txid":1e400})").status(),
+  };
+  for (const Status& s : statuses) {
+    CHECK(s.code() == StatusCode::kInvalidArgument);
+    CHECK(s.message().rfind("body is not valid JSON: ", 0) == 0);
+    CHECK(s.message().find("number overflow") != std::string::npos);
+    CHECK(s.message().find("[json.exception") == std::string::npos);
+  }
+}
+
 TEST_CASE("IsValidTxid") {
   CHECK(IsValidTxid("a"));
   CHECK(IsValidTxid("Tx-2026.11:25_abc"));

@@ -1,0 +1,55 @@
+// Bodies an agent receives from coordinators (POST /v1/prepare, and the
+// {"txid"} bodies of /v1/commit, /v1/abort, /v1/precommit) and votes a
+// coordinator receives back: wire::ParsePrepareRequest, ParseTxidBody,
+// ParseVote. Every input goes to all three.
+#include <string>
+
+#include "common/wire.h"
+#include "tests/fuzz/fuzz_input.h"
+
+namespace {
+
+using commitd::Result;
+using commitd::StatusCode;
+using commitd::fuzz::Require;
+namespace wire = commitd::wire;
+
+template <class T>
+void CheckRefusal(const Result<T>& r) {
+  if (r.ok()) return;
+  Require(r.status().code() == StatusCode::kInvalidArgument, "a refusal is InvalidArgument");
+  Require(!r.status().message().empty(), "a refusal says why");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text = commitd::fuzz::Text(data, size);
+
+  Result<wire::PrepareRequest> prepare = wire::ParsePrepareRequest(text);
+  CheckRefusal(prepare);
+  if (prepare.ok()) {
+    Require(wire::IsValidTxid(prepare->txid), "a prepare's txid is valid");
+    Require(prepare->timeout_ms >= 1 && prepare->timeout_ms <= wire::kMaxTimeoutMs, "timeout in range");
+    // What a coordinator sends (ToJson) parses back to the same request.
+    const std::string sent = wire::ToJson(*prepare).dump();
+    Result<wire::PrepareRequest> again = wire::ParsePrepareRequest(sent);
+    Require(again.ok(), "a serialized prepare parses");
+    Require(wire::ToJson(*again).dump() == sent, "a serialized prepare round-trips");
+  }
+
+  Result<wire::Vote> vote = wire::ParseVote(text);
+  CheckRefusal(vote);
+  if (vote.ok()) {
+    Require(vote->results.is_array(), "vote results are an array");
+    const std::string sent = wire::ToJson(*vote).dump();
+    Result<wire::Vote> again = wire::ParseVote(sent);
+    Require(again.ok(), "a serialized vote parses");
+    Require(wire::ToJson(*again).dump() == sent, "a serialized vote round-trips");
+  }
+
+  Result<std::string> txid = wire::ParseTxidBody(text);
+  CheckRefusal(txid);
+  if (txid.ok()) Require(wire::IsValidTxid(*txid), "a txid body's txid is valid");
+  return 0;
+}

@@ -1,0 +1,44 @@
+// POST /v1/transactions bodies from clients: wire::ParseTxRequest.
+#include <string>
+
+#include "common/wire.h"
+#include "tests/fuzz/fuzz_input.h"
+
+namespace commitd::wire {
+namespace {
+
+using fuzz::Require;
+
+void CheckAccepted(const TxRequest& request) {
+  Require(!request.branches.empty() && request.branches.size() <= kMaxBranches, "branch count within limits");
+  if (request.timeout_ms) Require(*request.timeout_ms >= 1 && *request.timeout_ms <= kMaxTimeoutMs, "timeout in range");
+  for (const Branch& branch : request.branches) {
+    Require(!branch.participant.empty(), "participant named");
+    Require(!branch.ops.empty() && branch.ops.size() <= kMaxOpsPerBranch, "op count within limits");
+    for (const Op& op : branch.ops) {
+      Require(op.procedure.has_value() != op.sql.has_value(), "an op is a procedure or SQL");
+      // What the coordinator forwards to agents parses back to the same op.
+      nlohmann::json forwarded = nlohmann::json::parse(OpToJson(op).dump());
+      Result<Op> again = ParseOp(forwarded, "op");
+      Require(again.ok(), "a forwarded op parses");
+      Require(again->procedure == op.procedure && again->sql == op.sql && again->args == op.args &&
+                  again->params == op.params,
+              "a forwarded op is unchanged");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace commitd::wire
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace commitd;
+  Result<wire::TxRequest> request = wire::ParseTxRequest(fuzz::Text(data, size));
+  if (request.ok()) {
+    wire::CheckAccepted(*request);
+  } else {
+    fuzz::Require(request.status().code() == StatusCode::kInvalidArgument, "a refusal is InvalidArgument");
+    fuzz::Require(!request.status().message().empty(), "a refusal says why");
+  }
+  return 0;
+}
