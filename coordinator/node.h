@@ -47,6 +47,9 @@ struct NodeOptions {
   int64_t catalog_timeout_ms = 0;    // fetching an unknown catalog while a client waits
   int64_t shutdown_grace_ms = 2'000; // how long shutdown waits for decision delivery
   EngineOptions engine;
+  // Test-only fault switch (the simulator's planted bug), never set by the
+  // binary: a presumed abort is answered without being recorded first.
+  bool unsafe_presume_without_record = false;
 };
 
 // The one place Config becomes Node and Engine options.

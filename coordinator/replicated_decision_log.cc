@@ -166,6 +166,12 @@ void ReplicatedDecisionLog::ReadSnapshotOnThread(std::function<void(Result<sqlit
 }
 
 Result<RecoveredLog> ReplicatedDecisionLog::Recover() {
+  Result<RecoveredLog> recovered = RecoverNow();
+  if (recovered.ok() && options_.unsafe_recover_nothing_unfinished) recovered->unfinished.clear();
+  return recovered;
+}
+
+Result<RecoveredLog> ReplicatedDecisionLog::RecoverNow() {
   if (db_on_owner_thread_ != nullptr) return DecisionStore(*db_on_owner_thread_).Recover();
   std::promise<Result<RecoveredLog>> promise;
   auto future = promise.get_future();
@@ -176,6 +182,13 @@ Result<RecoveredLog> ReplicatedDecisionLog::Recover() {
 template <class T>
 void ReplicatedDecisionLog::Read(std::function<Result<T>(sqlite::Database&)> read,
                                  std::function<void(Result<T>)> done) {
+  if (options_.unsafe_local_reads) {
+    storage_->Read([&timers = timers_, read = std::move(read), done](sqlite::Database& db) {
+      Result<T> result = read(db);
+      timers.Post([done, result = std::move(result)]() mutable { done(std::move(result)); });
+    });
+    return;
+  }
   driver_->LinearizableRead(
       [&timers = timers_, read = std::move(read), done](sqlite::Database& db) {
         Result<T> result = read(db);
@@ -188,6 +201,11 @@ void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<
   // The reply is read back only to answer a retry with the same
   // Idempotency-Key; without one, every member would store it for nothing.
   if (record.idempotency_key.empty()) record.reply = nullptr;
+  if (options_.unsafe_complete_before_commit && record.outcome != Outcome::kPending) {
+    driver_->Propose(EncodeCommand(command::Decide{std::move(record)}), [](Status) {});
+    timers_.Post([done = std::move(done)] { done(Status::Ok()); });
+    return;
+  }
   driver_->Propose(EncodeCommand(command::Decide{std::move(record)}), std::move(done));
 }
 

@@ -66,6 +66,13 @@ struct ReplicatedLogOptions {
   // DecisionStateMachine).
   bool unsafe_send_before_durable = false;
   bool unsafe_overwrite_decisions = false;
+  // Test-only fault switches (the simulator's planted bugs), never set by the binary:
+  // Recover reports no unfinished record, so a new leader resumes nothing.
+  bool unsafe_recover_nothing_unfinished = false;
+  // Reads answer from the local state machine on any member, without ReadIndex.
+  bool unsafe_local_reads = false;
+  // A decision append completes as soon as it is proposed, before it is committed.
+  bool unsafe_complete_before_commit = false;
 };
 
 class ReplicatedDecisionLog final : public DecisionLog {
@@ -123,6 +130,7 @@ class ReplicatedDecisionLog final : public DecisionLog {
   void Run(raft::RestoredState restored, StorageQueue& storage, raft::Transport& transport,
            std::function<void(std::function<void(Result<sqlite::Database*>)>)> read_snapshot);
   void OnLeadership(bool ready);
+  Result<RecoveredLog> RecoverNow();
   // Runs fn on the storage thread once a ReadIndex round confirms leadership.
   template <class T>
   void Read(std::function<Result<T>(sqlite::Database&)> read, std::function<void(Result<T>)> done);

@@ -14,33 +14,13 @@
 #include "common/log.h"
 #include "coordinator/api_render.h"
 #include "common/asio_timers.h"
+#include "coordinator/group_leadership.h"
 #include "coordinator/http_agent_transport.h"
 #include "coordinator/node.h"
 #include "coordinator/replicated_decision_log.h"
 #include "coordinator/sqlite_decision_log.h"
 
 namespace commitd::coordinator {
-namespace {
-
-// Leadership as the Raft-replicated decision log knows it; the group's URLs
-// are the configured members'.
-class GroupLeadership final : public Leadership {
- public:
-  GroupLeadership(ReplicatedDecisionLog& log, const std::vector<GroupMember>& members) : log_(log) {
-    for (const auto& m : members) urls_.push_back(m.url);
-  }
-  bool leader_ready() const override { return log_.leader_ready(); }
-  std::string leader_url() const override { return log_.leader_url(); }
-  void set_on_leadership(std::function<void(bool)> fn) override { log_.set_on_leadership(std::move(fn)); }
-  std::vector<std::string> member_urls() const override { return urls_; }
-
- private:
-  ReplicatedDecisionLog& log_;
-  std::vector<std::string> urls_;
-};
-
-}  // namespace
-
 struct Service::Impl {
   Impl(boost::asio::io_context& io, ServiceOptions options)
       : io(io),

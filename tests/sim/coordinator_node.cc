@@ -2,8 +2,8 @@
 
 #include <filesystem>
 
-#include "coordinator/api_render.h"
 #include "coordinator/decision_store.h"
+#include "tests/sim/client_api.h"
 
 namespace commitd::sim {
 
@@ -110,6 +110,7 @@ Status CoordinatorNode::Start() {
   timers_ = std::make_unique<SimTimers>(ctx_.scheduler, name_);
   coordinator::NodeOptions options = coordinator::NodeOptionsFor(ctx_.config, name_, UrlOf(name_));
   for (const auto& p : participants_) options.participants.push_back({p, UrlOf(p), 0});
+  options.unsafe_presume_without_record = ctx_.bug == Bug::kPresumeWithoutRecord;
   node_ = std::make_unique<coordinator::Node>(std::move(options), *log_, *agents_, *timers_, nullptr);
   up_ = true;
   ctx_.network.Restart(name_);
@@ -164,41 +165,8 @@ std::string CoordinatorNode::Describe() {
   return out;
 }
 
-// The client API as the HTTP adapter serves it: submit and look up.
 void CoordinatorNode::Handle(const Request& request, Responder respond) {
-  const int64_t now = ctx_.now();
-  if (request.method == "POST" && request.target == "/v1/transactions") {
-    auto parsed = wire::ParseTxRequest(request.body);
-    if (!parsed.ok()) {
-      respond(Response{400, {{"error", {{"code", "invalid_request"}, {"message", parsed.status().message()}}}}});
-      return;
-    }
-    auto key = request.headers.find("idempotency-key");
-    coordinator::SubmitRequest submit{std::move(parsed).value(), key != request.headers.end() ? key->second : ""};
-    node_->Submit(std::move(submit), [this, respond = std::move(respond)](coordinator::SubmitResult result) {
-      coordinator::api::Rendered r = coordinator::api::Submit(result);
-      ctx_.Log(name_, "reply client: " + std::to_string(r.status) + " " +
-                          (r.body.is_object() ? r.body.value("txid", "") + " " + r.body.value("outcome", "") : ""));
-      respond(Response{r.status, std::move(r.body)});
-    });
-    return;
-  }
-  if (request.method == "GET" && request.target.rfind("/v1/transactions/", 0) == 0) {
-    std::string txid = request.target.substr(17);
-    std::string asker;
-    if (auto q = txid.find("?participant="); q != std::string::npos) {
-      asker = txid.substr(q + 13);
-      txid.resize(q);
-    }
-    node_->GetTransaction(txid, asker, [this, txid, now, respond = std::move(respond)](coordinator::TxLookup lookup) {
-      coordinator::api::Rendered r = coordinator::api::Lookup(lookup, now);
-      ctx_.Log(name_, "answer " + txid + ": " + std::to_string(r.status) + " " +
-                          (r.body.is_object() ? r.body.value("outcome", "") : ""));
-      respond(Response{r.status, std::move(r.body)});
-    });
-    return;
-  }
-  respond(Response{404, {{"error", {{"code", "not_found"}, {"message", request.target}}}}});
+  ServeClientApi(ctx_, name_, *node_, request, std::move(respond));
 }
 
 }  // namespace commitd::sim

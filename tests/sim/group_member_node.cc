@@ -1,9 +1,11 @@
-// GroupMemberNode: the member's wiring (group_member_service.cc is the service).
+// GroupMemberNode: the real ReplicatedDecisionLog and coordinator::Node of one
+// group member, wired to the simulated network, storage and scheduler.
 #include "tests/sim/group_member_node.h"
 
 #include <filesystem>
 
 #include "coordinator/decision_store.h"
+#include "tests/sim/client_api.h"
 
 namespace commitd::sim {
 
@@ -74,18 +76,21 @@ Result<std::unique_ptr<sqlite::Database>> OpenDatabase(const std::string& path) 
 }  // namespace
 
 GroupMemberNode::GroupMemberNode(GroupMember self, std::vector<GroupMember> members, Context& ctx,
-                                 std::string db_path)
+                                 std::string db_path, std::vector<std::string> participants)
     : self_(std::move(self)),
       members_(std::move(members)),
       ctx_(ctx),
       db_path_(std::move(db_path)),
-      storage_(self_.name, ctx.scheduler, ctx.random, ctx.trace) {
+      storage_(self_.name, ctx.scheduler, ctx.random, ctx.trace),
+      participants_(std::move(participants)) {
   RemoveFiles(db_path_);
   ctx_.network.AddNode(self_.name, [this](const Request& r, Responder respond) { Handle(r, std::move(respond)); });
   ctx_.network.Crash(self_.name);  // unreachable until Start
 }
 
 GroupMemberNode::~GroupMemberNode() {
+  node_.reset();
+  leadership_.reset();
   storage_.Crash();
   log_.reset();
   db_.reset();
@@ -101,7 +106,6 @@ std::string GroupMemberNode::NameOf(raft::NodeId id) const {
 
 Status GroupMemberNode::Start() {
   ++incarnation_;
-  txid_counter_ = 0;
   auto db = OpenDatabase(db_path_);
   if (!db.ok()) return db.status();
   db_ = std::move(db).value();
@@ -116,6 +120,10 @@ Status GroupMemberNode::Start() {
   o.seed = ctx_.random.Next() | 1;
   o.unsafe_send_before_durable = ctx_.bug == Bug::kGroupSendBeforeSync;
   o.unsafe_overwrite_decisions = ctx_.bug == Bug::kGroupOverwriteDecision;
+  o.unsafe_recover_nothing_unfinished = ctx_.bug == Bug::kGroupNoResume;
+  o.unsafe_local_reads = ctx_.bug == Bug::kGroupStaleRead;
+  o.unsafe_complete_before_commit = ctx_.bug == Bug::kGroupReplyBeforeDurable;
+  std::vector<coordinator::GroupMember> group = o.members;
   auto log = coordinator::ReplicatedDecisionLog::OpenOn(*db_, storage_, transport_, timers_, std::move(o));
   if (!log.ok()) {
     storage_.Crash();
@@ -126,10 +134,14 @@ Status GroupMemberNode::Start() {
   raft::Driver& driver = log_->driver();
   last_applied_ = driver.applied();
   log_->machine().set_observer([this](const raft::Entry& e, const Status& s) { ObserveApplied(e, s); });
-  log_->set_on_leadership([this](bool ready) { OnLeadership(ready); });
   driver.set_on_ready([this](const raft::Ready& ready) {
     const raft::Node& node = log_->driver().node();
     if (node.role() == raft::Role::kLeader) ctx_.checker.OnRaftLeader(node.term(), self_.name);
+    if (log_->driver().leader_ready() != was_ready_) {
+      was_ready_ = !was_ready_;
+      ctx_.Log(self_.name, std::string(was_ready_ ? "LEADER READY" : "NOT LEADER") + " (term " +
+                               std::to_string(node.term()) + ")");
+    }
     if (ready.hard_state || ready.snapshot || ready.truncate_from || !ready.append.empty() ||
         !ready.committed.empty()) {
       ctx_.Log(self_.name, DescribeReady(ready) +
@@ -138,6 +150,16 @@ Status GroupMemberNode::Start() {
                                     : ""));
     }
   });
+  was_ready_ = false;
+  leadership_ = std::make_unique<coordinator::GroupLeadership>(*log_, group);
+  agents_ = std::make_unique<SimAgentTransport>(ctx_, self_.name);
+  node_timers_ = std::make_unique<SimTimers>(ctx_.scheduler, self_.name);
+  coordinator::NodeOptions no = coordinator::NodeOptionsFor(ctx_.config, self_.name, UrlOf(self_.name));
+  for (const auto& p : participants_) no.participants.push_back({p, UrlOf(p), 0});
+  no.unsafe_presume_without_record =
+      ctx_.bug == Bug::kGroupPresumeWithoutRecord || ctx_.bug == Bug::kGroupStaleRead;
+  node_ = std::make_unique<coordinator::Node>(std::move(no), *log_, *agents_, *node_timers_, leadership_.get());
+  if (Status s = node_->Start(); !s.ok()) return s;
   up_ = true;
   ctx_.network.Restart(self_.name);
   const raft::Node& node = driver.node();
@@ -146,7 +168,6 @@ Status GroupMemberNode::Start() {
                            std::to_string(node.log().last_index()) + ", applied " +
                            std::to_string(driver.applied()) + ")");
   log_->Start();
-  ScheduleEngineTick();
   return Status::Ok();
 }
 
@@ -154,10 +175,11 @@ void GroupMemberNode::Crash() {
   ctx_.Log(self_.name, "CRASH");
   up_ = false;
   ctx_.network.Crash(self_.name);
+  node_.reset();
+  node_timers_.reset();
+  agents_.reset();
+  leadership_.reset();
   storage_.Crash();
-  clients_.clear();
-  engine_.reset();
-  ++epoch_;
   log_.reset();
   db_.reset();
 }
@@ -173,14 +195,17 @@ void GroupMemberNode::ObserveApplied(const raft::Entry& e, const Status& result)
   if (e.type != raft::EntryType::kNormal || !result.ok()) return;
   auto c = coordinator::DecodeCommand(e.data);
   if (!c.ok()) return;
-  if (auto* d = std::get_if<command::Decide>(&*c); d != nullptr && d->record.outcome != Outcome::kPending) {
+  auto* d = std::get_if<command::Decide>(&*c);
+  if (d == nullptr) return;
+  if (!d->record.idempotency_key.empty()) ctx_.checker.OnIdempotencyKey(d->record.txid, d->record.idempotency_key);
+  if (d->record.outcome != Outcome::kPending) {
     ctx_.checker.OnDecisionDurable(d->record.txid, d->record.outcome == Outcome::kCommitted);
   }
 }
 
 bool GroupMemberNode::Idle() const {
-  return up_ && storage_.idle() && !log_->driver().writing() && log_->driver().waiting() == 0 && clients_.empty() &&
-         (!engine_ || engine_->active() == 0);
+  return up_ && storage_.idle() && !log_->driver().writing() && log_->driver().waiting() == 0 &&
+         node_->active() == 0;
 }
 
 bool GroupMemberNode::Caught(raft::Index leader_last_index) const {
@@ -199,11 +224,9 @@ std::string GroupMemberNode::Describe() const {
          std::to_string(node.log().first_index()) + ".." + std::to_string(node.log().last_index()) + ", commit " +
          std::to_string(node.commit_index()) + ", applied " + std::to_string(driver.applied()) +
          (storage_.idle() ? "" : ", storage busy");
-  if (engine_) {
-    for (const auto& v : engine_->List()) {
-      out += "\n    in engine: " + v.txid + " " + v.state + " " + std::string(coordinator::OutcomeName(v.outcome));
-      for (const auto& b : v.branches) out += " [" + b.participant + " " + b.state + " " + b.last_error + "]";
-    }
+  for (const auto& v : node_->Transactions()) {
+    out += "\n    in engine: " + v.txid + " " + v.state + " " + std::string(coordinator::OutcomeName(v.outcome));
+    for (const auto& b : v.branches) out += " [" + b.participant + " " + b.state + " " + b.last_error + "]";
   }
   auto recovered = coordinator::DecisionStore(*db_).Recover();
   if (recovered.ok()) {
@@ -214,15 +237,37 @@ std::string GroupMemberNode::Describe() const {
   return out;
 }
 
-void GroupMemberNode::ScheduleEngineTick() {
-  ctx_.scheduler.After(ctx_.config.tick_ms, self_.name, [this, inc = incarnation_] {
-    if (!up_ || inc != incarnation_) return;
-    if (engine_) {
-      engine_->Tick(ctx_.now());
-      PumpEngine();
-    }
-    ScheduleEngineTick();
-  }, Scheduler::Kind::kTick);
+// The client API, as service.cc routes it: the ready leader's Node serves
+// it; any other member forwards it to the leader it knows.
+void GroupMemberNode::Handle(const Request& request, Responder respond) {
+  const bool get = request.method == "GET";
+  if (log_->leader_ready() || (get && ctx_.bug == Bug::kGroupStaleRead)) {
+    ServeClientApi(ctx_, self_.name, *node_, request, std::move(respond));
+    return;
+  }
+  Forward(request, std::move(respond));
+}
+
+// One hop only: a forwarded request that finds no ready leader gets 503.
+void GroupMemberNode::Forward(const Request& request, Responder respond) {
+  const raft::NodeId leader = log_->driver().node().leader();
+  if (leader == raft::kNoNode || leader == self_.id || request.headers.count("x-commitd-forwarded") != 0) {
+    respond({503, {{"error", {{"code", "no_leader"}, {"message", "no leader is ready yet; retry"}}}}});
+    return;
+  }
+  const std::string to = NameOf(leader);
+  Request forwarded = request;
+  forwarded.headers["x-commitd-forwarded"] = self_.name;
+  ctx_.network.Call(self_.name, to, std::move(forwarded), ctx_.config.request_timeout_ms,
+                    [respond = std::move(respond), to](Result<Response> r) {
+                      if (!r.ok()) {
+                        respond({503, {{"error", {{"code", "leader_unreachable"},
+                                                  {"message", "the leader " + to + " did not answer: " +
+                                                                  r.status().message()}}}}});
+                        return;
+                      }
+                      respond(std::move(r).value());
+                    });
 }
 
 void GroupMemberNode::Receive(const raft::Message& message) {

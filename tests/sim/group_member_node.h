@@ -9,31 +9,34 @@
 // crash loses the queue's unsynced jobs and closes the file; a restart
 // reopens it.
 //
-// Service: the real coordinator::Engine runs only while this member is the
-// ready leader (leader, with an entry of its own term applied). Becoming
-// ready it resumes every unfinished record of the state machine; losing it,
-// it drops the engine and answers its waiting clients 503. A failed decision
-// append drops the engine rather than feeding it the failure. Reads are
-// linearizable (DecisionLog reads). A question about an unknown txid appends
-// abort first and then answers 404 naming the group. A member that is not the
-// ready leader forwards client requests to the leader it knows, or answers 503.
+// Service: the real coordinator::Node, given the log, the shared
+// coordinator::GroupLeadership over it, the simulator's AgentTransport and
+// Timers (as the single CoordinatorNode, and as the binary's service.cc). The
+// Node runs an engine only while this member is the ready leader, resumes the
+// state machine's unfinished records when it becomes ready, and records a
+// presumed abort before answering it. A member that is not the ready leader
+// forwards client requests to the leader it knows, or answers 503 (as the
+// HTTP adapter does).
 //
-// group_member_node.cc wires the member, group_member_service.cc is the service.
+// The planted group bugs are the shipped classes' test-only fault switches
+// (ReplicatedLogOptions, NodeOptions, raft::DriverOptions).
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/sqlite_db.h"
-#include "coordinator/engine.h"
+#include "coordinator/group_leadership.h"
+#include "coordinator/node.h"
 #include "coordinator/replicated_decision_log.h"
 #include "raft/timers.h"
 #include "raft/transport.h"
 #include "tests/sim/context.h"
+#include "tests/sim/sim_agent_transport.h"
 #include "tests/sim/sim_storage_queue.h"
+#include "tests/sim/sim_timers.h"
 
 namespace commitd::sim {
 
@@ -44,12 +47,14 @@ struct GroupMember {
 
 class GroupMemberNode {
  public:
-  // `members` lists the whole group, this member included; db_path is its raft.db.
-  GroupMemberNode(GroupMember self, std::vector<GroupMember> members, Context& ctx, std::string db_path);
+  // `members` lists the whole group, this member included; db_path is its raft.db;
+  // participants: the configured agents (their network nodes).
+  GroupMemberNode(GroupMember self, std::vector<GroupMember> members, Context& ctx, std::string db_path,
+                  std::vector<std::string> participants);
   ~GroupMemberNode();
 
   Status Start();
-  // The process dies: Raft driver, engine, waiting clients and unsynced writes are gone.
+  // The process dies: Raft driver, Node, waiting clients and unsynced writes are gone.
   void Crash();
   bool up() const { return up_; }
   const std::string& name() const { return self_.name; }
@@ -60,7 +65,7 @@ class GroupMemberNode {
   void Receive(const raft::Message& message);
 
   bool leader_ready() const { return up_ && log_->leader_ready(); }
-  // Up, storage idle, no proposal, read or client waiting, and the engine (if any) holds nothing.
+  // Up, storage idle, no proposal or read waiting, and the Node's engine holds nothing.
   bool Idle() const;
   // Every record in its state machine finished, and everything in its log applied.
   bool Caught(raft::Index leader_last_index) const;
@@ -91,24 +96,8 @@ class GroupMemberNode {
 
   std::string NameOf(raft::NodeId id) const;
   void ObserveApplied(const raft::Entry& entry, const Status& result);
-  void ScheduleEngineTick();
-
-  // Service.
-  void OnLeadership(bool ready);
-  void DropEngine(const std::string& why);
   void Handle(const Request& request, Responder respond);
   void Forward(const Request& request, Responder respond);
-  void HandleSubmit(const Request& request, Responder respond);
-  void StartTransaction(std::shared_ptr<wire::TxRequest> tx, const std::string& key, Responder respond);
-  void AttachClient(const std::string& txid, Responder respond);
-  void HandleGetTransaction(const std::string& txid, Responder respond);
-  // 200 with the record, or (none) false.
-  bool AnswerFromRecord(const std::optional<coordinator::DecisionRecord>& record, const std::string& how,
-                        const Responder& respond);
-  void AnswerPresumedAbort(const std::string& txid, const std::string& how, const Responder& respond);
-  void RecordPresumedAbort(const std::string& txid, const std::string& asker, Responder respond);
-  void PumpEngine();
-  void Execute(coordinator::Action& a);
 
   GroupMember self_;
   std::vector<GroupMember> members_;
@@ -122,14 +111,15 @@ class GroupMemberNode {
   SimStorageQueue storage_;
   Transport transport_{*this};
   Timers timers_{*this};
+  std::vector<std::string> participants_;
   std::unique_ptr<coordinator::ReplicatedDecisionLog> log_;
   raft::Index last_applied_ = 0;  // the checker's view: entries are applied in order
+  bool was_ready_ = false;        // for the trace
 
-  std::unique_ptr<coordinator::Engine> engine_;
-  uint64_t epoch_ = 0;  // bumped whenever the engine is dropped: stale callbacks compare it
-  uint64_t txid_counter_ = 0;
-  std::unordered_map<coordinator::ClientToken, Responder> clients_;
-  coordinator::ClientToken next_client_ = 1;
+  std::unique_ptr<coordinator::GroupLeadership> leadership_;
+  std::unique_ptr<SimAgentTransport> agents_;
+  std::unique_ptr<SimTimers> node_timers_;
+  std::unique_ptr<coordinator::Node> node_;
 };
 
 }  // namespace commitd::sim

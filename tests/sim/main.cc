@@ -4,14 +4,15 @@
 //   commitd-sim --seeds N [--start S]         N seeds from S; stops at the first violation
 //   commitd-sim --seeds N --soak-seeds M      M seeds instead when COMMITD_SOAK=1
 //   --bug NAME                                a deliberate bug (commit-on-timeout, ack-before-durable,
-//                                             forget-decision); with --expect-violation, exit 0 iff caught
+//                                             forget-decision, presume-without-record); with
+//                                             --expect-violation, exit 0 iff caught
 //   --check-determinism                       run every seed twice and compare the traces
 //   --protocol 2pc|3pc                        what the client asks for
 //   --scenario chaos|coordinator-loss|partition   see tests/sim/world.h
 //   --coordinators 1|3                        one coordinator (default) or a Raft group of three
 //                                             (chaos only; group bugs: group-no-resume, group-stale-read,
 //                                             group-presume-without-record, group-overwrite-decision,
-//                                             group-send-before-sync)
+//                                             group-send-before-sync, group-reply-before-durable)
 //   --isolate-leader                          group, 3PC: also cut the ready leader off from the other
 //                                             members (2PC always does; participants keep every link)
 //   --expect-blocking                         coordinator-loss: exit 0 iff some seed left a transaction
@@ -46,9 +47,11 @@ int Usage(const char* error) {
   std::fprintf(stderr,
                "%s\nusage: commitd-sim (--seed N | --seeds N [--start S] [--soak-seeds M]) [--protocol 2pc|3pc]\n"
                "                   [--scenario chaos|coordinator-loss|partition] [--expect-blocking]\n"
-               "                   [--bug commit-on-timeout|ack-before-durable|forget-decision] [--expect-violation]\n"
+               "                   [--bug commit-on-timeout|ack-before-durable|forget-decision|presume-without-record]\n"
+               "                   [--expect-violation]\n"
                "                   [--coordinators 1|3] [--bug group-no-resume|group-stale-read|\n"
-               "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync]\n"
+               "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"
+               "                    group-reply-before-durable]\n"
                "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n",
                error);
   return 2;

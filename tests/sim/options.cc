@@ -7,11 +7,13 @@ std::optional<Bug> ParseBug(std::string_view name) {
   if (name == "commit-on-timeout") return Bug::kCommitOnTimeout;
   if (name == "ack-before-durable") return Bug::kAckBeforeDurable;
   if (name == "forget-decision") return Bug::kForgetDecision;
+  if (name == "presume-without-record") return Bug::kPresumeWithoutRecord;
   if (name == "group-no-resume") return Bug::kGroupNoResume;
   if (name == "group-stale-read") return Bug::kGroupStaleRead;
   if (name == "group-presume-without-record") return Bug::kGroupPresumeWithoutRecord;
   if (name == "group-overwrite-decision") return Bug::kGroupOverwriteDecision;
   if (name == "group-send-before-sync") return Bug::kGroupSendBeforeSync;
+  if (name == "group-reply-before-durable") return Bug::kGroupReplyBeforeDurable;
   return std::nullopt;
 }
 
@@ -37,11 +39,13 @@ std::string_view BugName(Bug bug) {
     case Bug::kCommitOnTimeout: return "commit-on-timeout";
     case Bug::kAckBeforeDurable: return "ack-before-durable";
     case Bug::kForgetDecision: return "forget-decision";
+    case Bug::kPresumeWithoutRecord: return "presume-without-record";
     case Bug::kGroupNoResume: return "group-no-resume";
     case Bug::kGroupStaleRead: return "group-stale-read";
     case Bug::kGroupPresumeWithoutRecord: return "group-presume-without-record";
     case Bug::kGroupOverwriteDecision: return "group-overwrite-decision";
     case Bug::kGroupSendBeforeSync: return "group-send-before-sync";
+    case Bug::kGroupReplyBeforeDurable: return "group-reply-before-durable";
   }
   return "none";
 }

@@ -1,5 +1,7 @@
 // What one simulated run is asked to do, and the deliberate bugs that test
-// the checker. Bugs live in the simulator's drivers, never in the engines.
+// the checker. A bug in a rule the binaries run is a test-only fault switch
+// of the shipped class (NodeOptions, ReplicatedLogOptions, raft::DriverOptions,
+// DecisionStateMachine), never a copy of the rule.
 #pragma once
 
 #include <cstdint>
@@ -14,12 +16,14 @@ enum class Bug {
   kCommitOnTimeout,   // a prepared 2PC participant commits by itself at its deadline
   kAckBeforeDurable,  // a participant acks a commit as soon as the apply job is queued
   kForgetDecision,    // the coordinator reports its decision durable without writing it
+  kPresumeWithoutRecord,  // a presumed abort told to a participant is not recorded first
   // Coordinator group (--coordinators 3):
   kGroupNoResume,              // a new leader resumes no unfinished decision from the log
   kGroupStaleRead,             // a follower answers a decision query from its own state machine
   kGroupPresumeWithoutRecord,  // presumed abort answered without appending abort first
   kGroupOverwriteDecision,     // applying a decision replaces an earlier decision of its txid
   kGroupSendBeforeSync,        // a member sends a Ready's messages (votes, acks) before it is synced
+  kGroupReplyBeforeDurable,    // a decision append completes (the client is answered) before it is committed
 };
 
 std::optional<Bug> ParseBug(std::string_view name);

@@ -160,10 +160,13 @@ Status World::Build() {
       const std::string name = "c" + std::to_string(i);
       group.push_back({name, coordinator::NodeIdOf(name)});
     }
+    std::vector<std::string> banks;
+    for (const auto& [name, seed_sql] : bank.seeds) banks.push_back(name);
     std::map<raft::NodeId, GroupMemberNode*> by_id;
     for (const auto& m : group) {
       auto node = std::make_unique<GroupMemberNode>(
-          m, group, ctx_, options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + m.name + "-raft.db");
+          m, group, ctx_, options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + m.name + "-raft.db",
+          banks);
       node->set_log_delay_ms(random_.Uniform(1, 20));
       by_id[m.id] = node.get();
       coordinator_names.push_back(m.name);
