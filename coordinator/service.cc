@@ -32,6 +32,7 @@ class GroupLeadership final : public Leadership {
   bool leader_ready() const override { return log_.leader_ready(); }
   std::string leader_url() const override { return log_.leader_url(); }
   void set_on_leadership(std::function<void(bool)> fn) override { log_.set_on_leadership(std::move(fn)); }
+  uint64_t term() const override { return log_.ClusterStatus().value("term", uint64_t{0}); }
   std::vector<std::string> member_urls() const override { return urls_; }
 
  private:
@@ -59,6 +60,7 @@ struct Service::Impl {
   http::BatchingClient peers;  // protocol messages to agents, coalesced per agent under load
   HttpAgentTransport agents;
   AsioTimers timers;
+  SystemEntropy entropy;
   // Exactly one of single_log (no --peers) and group_log (a Raft group).
   std::unique_ptr<SqliteDecisionLog> single_log;
   std::unique_ptr<ReplicatedDecisionLog> group_log;
@@ -140,7 +142,7 @@ Status Service::Impl::Start() {
   if (in_group) {
     if (Status s = OpenGroupLog(); !s.ok()) return s;
   } else {
-    auto opened = SqliteDecisionLog::Open(options.data_dir + "/decisions.db", io.get_executor(),
+    auto opened = SqliteDecisionLog::Open(options.data_dir + "/decisions.db", io.get_executor(), entropy,
                                           static_cast<std::size_t>(options.config.max_batch));
     if (!opened.ok()) return opened.status();
     single_log = std::move(opened).value();
@@ -160,7 +162,7 @@ Status Service::Impl::Start() {
   NodeOptions no = NodeOptionsFor(options.config, options.id, self_url);
   no.participants = options.participants;
   DecisionLog& log = group_log ? static_cast<DecisionLog&>(*group_log) : *single_log;
-  node = std::make_unique<Node>(std::move(no), log, agents, timers, leadership.get());
+  node = std::make_unique<Node>(std::move(no), log, agents, timers, entropy, leadership.get());
   if (single_log) {
     single_log->AddOwnUrl(self_url, [](Status s) {
       if (!s.ok()) log::Error("own_url_write_failed", {{"error", s.ToString()}});
@@ -354,7 +356,9 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
   }
   // A participant resolving an in-doubt record says who it is (?participant=NAME).
   const std::string asker = req.query.count("participant") ? req.query["participant"] : "";
-  node->GetTransaction(txid, asker, [this, respond = std::move(respond)](TxLookup lookup) {
+  // ... and the decision log its record was prepared under (?log_id=ID).
+  const std::string asker_log_id = req.query.count("log_id") ? req.query["log_id"] : "";
+  node->GetTransaction(txid, asker, asker_log_id, [this, respond = std::move(respond)](TxLookup lookup) {
     Respond(respond, api::Lookup(lookup, timers.NowMs()));
   });
 }
@@ -516,6 +520,9 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
   metric("commitd_requests_forwarded_total", "counter", "Client requests a follower passed to the leader.",
          forwarded);
   metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", node->undecided());
+  metric("commitd_transactions_in_doubt_foreign_log", "gauge",
+         "Records agents hold prepared under another decision log: in doubt until forced.",
+         node->in_doubt_foreign_log());
   metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", node->active());
   metric("commitd_log_batches_total", "counter", "Group commits of the decision log.", ws.batches);
   metric("commitd_peer_messages_total", "counter", "Protocol messages sent to agents.", peers.stats().requests);

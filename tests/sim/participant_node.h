@@ -64,7 +64,7 @@ class ParticipantNode {
   bool up_ = false;
   uint64_t incarnation_ = 0;
   SimStorageQueue storage_;
-  SimTimers timers_;
+  SimAgentTimers timers_;
   SimCoordinatorTransport coordinator_transport_;
   SimPeerTransport peer_transport_;
   // One process's worth; gone at a crash (node first, database last).

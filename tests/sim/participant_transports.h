@@ -13,9 +13,9 @@
 
 namespace commitd::sim {
 
-class SimTimers final : public participant::Timers {
+class SimAgentTimers final : public participant::Timers {
  public:
-  SimTimers(std::string node, Context& ctx) : node_(std::move(node)), ctx_(ctx) {}
+  SimAgentTimers(std::string node, Context& ctx) : node_(std::move(node)), ctx_(ctx) {}
   int64_t NowMs() const override { return ctx_.now(); }
   // A tick event (the world favours other steps for crashes).
   void After(int64_t delay_ms, std::function<void()> fn) override {
