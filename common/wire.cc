@@ -249,13 +249,15 @@ json ToJson(const PrepareRequest& r) {
   for (const Op& op : r.ops) ops.push_back(OpToJson(op));
   json participants = json::array();
   for (const ParticipantRef& p : r.participants) participants.push_back({{"name", p.name}, {"url", p.url}});
-  return {{"txid", r.txid},
-          {"protocol", ProtocolName(r.protocol)},
-          {"participant", r.participant},
-          {"coordinator", r.coordinator},
-          {"timeout_ms", r.timeout_ms},
-          {"ops", std::move(ops)},
-          {"participants", std::move(participants)}};
+  json out = {{"txid", r.txid},
+              {"protocol", ProtocolName(r.protocol)},
+              {"participant", r.participant},
+              {"coordinator", r.coordinator},
+              {"timeout_ms", r.timeout_ms},
+              {"ops", std::move(ops)},
+              {"participants", std::move(participants)}};
+  if (!r.log_id.empty()) out["log_id"] = r.log_id;  // absent: agents that predate it refuse unknown fields
+  return out;
 }
 
 Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
@@ -264,7 +266,7 @@ Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
   const json& j = *parsed;
   if (Status s = CheckObject(j, ""); !s.ok()) return s;
   if (Status s = CheckKnownFields(
-          j, "", {"txid", "protocol", "participant", "coordinator", "timeout_ms", "ops", "participants"});
+          j, "", {"txid", "protocol", "participant", "coordinator", "log_id", "timeout_ms", "ops", "participants"});
       !s.ok())
     return s;
 
@@ -281,6 +283,12 @@ Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
   Result<std::string> coordinator = RequiredString(j, "", "coordinator", false);
   if (!coordinator.ok()) return coordinator.status();
   r.coordinator = std::move(coordinator).value();
+  if (auto it = j.find("log_id"); it != j.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().size() > 64) {
+      return Invalid("log_id", "must be a string of at most 64 characters");
+    }
+    r.log_id = it->get<std::string>();
+  }
   auto timeout = j.find("timeout_ms");
   if (timeout == j.end()) return Invalid("timeout_ms", "is required");
   Result<int64_t> t = ParseTimeout(*timeout, "timeout_ms");

@@ -64,6 +64,7 @@ struct PrepareRequest {
   int64_t timeout_ms = 0;    // the agent's deadline is now + timeout_ms
   std::vector<Op> ops;
   std::vector<ParticipantRef> participants;  // every participant of the transaction
+  std::string log_id;  // the coordinator's decision log identity; "" from a group or an older coordinator
 };
 nlohmann::json ToJson(const PrepareRequest& r);
 Result<PrepareRequest> ParsePrepareRequest(std::string_view body);

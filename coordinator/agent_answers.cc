@@ -74,7 +74,7 @@ Result<std::vector<PreparedAtAgent>> PreparedListOf(int status, std::string_view
       return it != t.end() && it->is_string() ? it->get<std::string>() : std::string();
     };
     if (text("state") != "prepared" || text("txid").empty()) continue;
-    out.push_back({text("txid"), text("coordinator")});
+    out.push_back({text("txid"), text("coordinator"), text("log_id")});
   }
   return out;
 }

@@ -37,6 +37,7 @@ struct AgentCatalog {
 struct PreparedAtAgent {
   std::string txid;
   std::string coordinator;
+  std::string log_id;  // the decision log it was prepared under; "" from an older agent or record
 };
 
 class AgentTransport {

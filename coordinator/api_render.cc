@@ -99,6 +99,8 @@ Rendered Error(const NodeError& error) {
       return {409, ErrorBody("undecided", error.message)};
     case NodeErrorKind::kDecisionConflict:
       return {409, ErrorBody("decision_conflict", error.message)};
+    case NodeErrorKind::kUnknownLog:
+      return {404, ErrorBody("unknown_log", error.message)};
   }
   return {500, ErrorBody("internal", error.message)};
 }

@@ -22,6 +22,12 @@ struct RecoveredLog {
   std::vector<DecisionRecord> unfinished;  // decided, not every participant acknowledged
   std::vector<RegistryEntry> registry;
   uint64_t heuristic_decisions = 0;  // decisions an operator forced (DecisionRecord::heuristic)
+  // A single coordinator's log only (a group leaves them empty; its leader's
+  // Raft term is the incarnation): the durable counter this process's txids
+  // carry, incremented at open, and the log's identity ("" for a log created
+  // before identities existed).
+  uint64_t incarnation = 0;
+  std::string log_id;
 };
 
 struct ListFilter {

@@ -59,6 +59,7 @@ void Engine::Start(StartRequest request, int64_t now_ms) {
     prepare.protocol = request.protocol;
     prepare.participant = request.participants[i].name;
     prepare.coordinator = options_.self_url;
+    prepare.log_id = options_.log_id;
     prepare.timeout_ms = request.timeout_ms;
     prepare.ops = std::move(request.ops[i]);
     prepare.participants = everyone;
@@ -290,6 +291,24 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   SendDue(tx, now_ms);
   MaybeFinish(tx, now_ms);
+}
+
+bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const std::string& recorded_reason,
+                                int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return true;
+  Tx& tx = it->second;
+  if (recorded == Outcome::kAborted && tx.outcome == Outcome::kCommitted) {
+    tx.outcome = Outcome::kAborted;
+    tx.reason = "an abort was recorded first: " + recorded_reason;
+    for (auto& b : tx.branches) {
+      if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
+    }
+  } else if (recorded != tx.outcome) {
+    return false;
+  }
+  OnDecisionPersisted(txid, Status::Ok(), now_ms);
+  return true;
 }
 
 void Engine::OnDecisionAcked(const std::string& txid, const std::string& participant, const Status& status,

@@ -98,6 +98,7 @@ struct EngineOptions {
   std::string self_url;           // put in prepare requests: where agents ask for decisions
   int64_t retry_initial_ms = 50;  // decision redelivery backoff
   int64_t retry_max_ms = 2000;
+  std::string log_id;  // put in prepare requests: the decision log's identity ("" in a group)
 };
 
 // A read-only picture of a transaction the engine holds, for the API.
@@ -132,6 +133,13 @@ class Engine {
   // The answer to a SendPrepare: a vote, or why none came.
   void OnVote(const std::string& txid, const std::string& participant, Result<wire::Vote> vote, int64_t now_ms);
   void OnDecisionPersisted(const std::string& txid, const Status& status, int64_t now_ms);
+  // The log refused the decision: another one for txid was recorded first
+  // (first decision wins). A commit that lost to a recorded abort becomes that
+  // abort; otherwise the recorded outcome is this engine's and it goes on as if
+  // persisted. Returns false when the recorded outcome cannot be followed (an
+  // abort already sent against a recorded commit): the caller reports it.
+  bool OnDecisionConflict(const std::string& txid, Outcome recorded, const std::string& recorded_reason,
+                          int64_t now_ms);
   // The answer to a SendDecision: ok when the participant acknowledged.
   void OnDecisionAcked(const std::string& txid, const std::string& participant, const Status& status,
                        int64_t now_ms);

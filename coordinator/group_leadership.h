@@ -23,6 +23,7 @@ class GroupLeadership final : public Leadership {
   bool leader_ready() const override { return log_.leader_ready(); }
   std::string leader_url() const override { return log_.leader_url(); }
   void set_on_leadership(std::function<void(bool)> fn) override { log_.set_on_leadership(std::move(fn)); }
+  uint64_t term() const override { return log_.driver().node().term(); }
   std::vector<std::string> member_urls() const override { return urls_; }
 
  private:

@@ -5,6 +5,7 @@
 // Thread: the Node's thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -20,6 +21,8 @@ class Leadership {
   virtual std::string leader_url() const = 0;
   // Called whenever leader_ready() changes.
   virtual void set_on_leadership(std::function<void(bool ready)> fn) = 0;
+  // The current Raft term (while leader_ready(): the term this member leads).
+  virtual uint64_t term() const = 0;
   // Every member's URL, this one's included: they share one decision log.
   virtual std::vector<std::string> member_urls() const = 0;
 };

@@ -30,12 +30,14 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   return o;
 }
 
-Node::Node(NodeOptions options, DecisionLog& log, AgentTransport& agents, Timers& timers, Leadership* leadership)
+Node::Node(NodeOptions options, DecisionLog& log, AgentTransport& agents, Timers& timers, Entropy& entropy,
+           Leadership* leadership)
     : options_(std::move(options)),
       log_(log),
       agents_(agents),
       timers_(timers),
       leadership_(leadership),
+      entropy_(entropy),
       alive_(std::make_shared<bool>(true)) {
   NewEngine();
 }
@@ -49,7 +51,6 @@ std::size_t Node::active() const { return engine_->active(); }
 std::vector<TxView> Node::Transactions() const { return engine_->List(); }
 
 Status Node::Start() {
-  txid_prefix_ = options_.id + "-" + std::to_string(timers_.NowMs()) + "-";
   const int64_t now = timers_.NowMs();
   for (auto& e : options_.participants) e.updated_ms = now;
   if (group()) {
@@ -59,6 +60,13 @@ Status Node::Start() {
   } else {
     auto recovered = log_.Recover();
     if (!recovered.ok()) return recovered.status();
+    if (recovered->incarnation == 0) {
+      return Status::Internal("the decision log has no incarnation: txids could repeat");
+    }
+    txids_.emplace(options_.id, recovered->incarnation, entropy_);
+    log_id_ = recovered->log_id;
+    options_.engine.log_id = log_id_;
+    NewEngine();
     for (const auto& e : options_.participants) {
       log_.PutParticipant(e, [](Status s) {
         if (!s.ok()) log::Error("registry_write_failed", {{"error", s.ToString()}});
@@ -68,6 +76,8 @@ Status Node::Start() {
     Resume(std::move(recovered).value());
     log::Info("coordinator_started", {{"id", options_.id},
                                       {"url", options_.self_url},
+                                      {"incarnation", txids_->incarnation()},
+                                      {"log_id", log_id_},
                                       {"resumed", resumed},
                                       {"participants", registry_.size()}});
   }
@@ -101,10 +111,13 @@ void Node::Resume(RecoveredLog recovered) {
 // Stepping down: drop the engine; the next leader resumes from the log.
 void Node::OnLeadership(bool ready) {
   if (!ready) {
+    txids_.reset();
     DropEngine("this coordinator is no longer the leader");
     return;
   }
   DropEngine("a new leadership term started");
+  // Terms only grow and a term has one leader: (member id, term) is never reused.
+  txids_.emplace(options_.id, leadership_->term(), entropy_);
   auto recovered = log_.Recover();
   if (!recovered.ok()) {
     log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
@@ -162,7 +175,24 @@ void Node::SweepUndecided() {
     agents_.ListPrepared(to, [this, sweep, ours, epoch, to](Result<std::vector<PreparedAtAgent>> listed) {
       if (listed.ok()) {
         for (const auto& t : *listed) {
-          if (ours.count(t.coordinator) != 0) sweep->holders[t.txid].push_back(to);
+          if (ours.count(t.coordinator) == 0) continue;
+          if (!group() && !t.log_id.empty() && t.log_id != log_id_) {
+            // Prepared under another decision log (this one was lost or
+            // replaced): what it decided is unknowable here, and it may have
+            // been commit. Never presume abort; report it in doubt.
+            ForeignRecord& f = foreign_[t.txid];
+            if (f.holders.empty()) {
+              log::Error("transaction_in_doubt", {{"txid", t.txid},
+                                                  {"log_id", t.log_id},
+                                                  {"own_log_id", log_id_},
+                                                  {"participant", to.name}});
+            }
+            f.log_id = t.log_id;
+            f.holders.push_back(to);
+            f.seen_ms = timers_.NowMs();
+            continue;
+          }
+          sweep->holders[t.txid].push_back(to);
         }
       }
       if (--sweep->pending != 0 || epoch != epoch_ || stopping_) return;
@@ -187,6 +217,55 @@ void Node::SweepUndecided() {
       }
     });
   }
+}
+
+TxView Node::ForeignView(const std::string& txid, const ForeignRecord& r) const {
+  TxView v;
+  v.txid = txid;
+  v.state = "in_doubt";
+  v.outcome = Outcome::kPending;
+  v.reason = "prepared under decision log " + r.log_id + "; this coordinator's log is " +
+             (log_id_.empty() ? std::string("without identity") : log_id_) +
+             ": the outcome is unknown here; settle it with a forced decision";
+  for (const auto& h : r.holders) v.branches.push_back({h.name, "prepared", 0, ""});
+  v.started_ms = r.seen_ms;
+  return v;
+}
+
+// The log refused a decision because another was recorded first (a presumed
+// abort answered to a participant's question, say): the recorded one stands,
+// and the engine ends with it.
+void Node::FollowRecordedDecision(const std::string& txid, const Status& conflict) {
+  log_.FindDecision(txid, [this, txid, conflict, epoch = epoch_](Result<std::optional<DecisionRecord>> found) {
+    if (epoch != epoch_) return;
+    if (!found.ok()) {
+      // Neither the write nor the read works: the log is failing.
+      log::Error("decision_write_failed", {{"txid", txid}, {"error", found.status().ToString()}});
+      FailStop(txid);
+    }
+    const int64_t now = timers_.NowMs();
+    if (!found.value()) {
+      // The conflict was not on the txid (its Idempotency-Key is taken):
+      // nothing durable says commit for this txid, so presumed abort holds.
+      log::Warn("decision_not_recorded", {{"txid", txid}, {"error", conflict.ToString()}});
+      engine_->OnDecisionPersisted(txid, conflict, now);
+      Pump();
+      return;
+    }
+    const DecisionRecord& recorded = **found;
+    log::Warn("decision_recorded_first", {{"txid", txid}, {"recorded", OutcomeName(recorded.outcome)}});
+    if (!engine_->OnDecisionConflict(txid, recorded.outcome, recorded.reason, now)) {
+      log::Error("transaction_in_doubt", {{"txid", txid},
+                                          {"recorded", OutcomeName(recorded.outcome)},
+                                          {"reason", "the log recorded a different decision than the one delivered"}});
+    }
+    Pump();
+  });
+}
+
+[[noreturn]] void Node::FailStop(const std::string& txid) {
+  log::Error("fatal_decision_log_failure", {{"txid", txid}, {"action", "stopping; restart to recover"}});
+  std::abort();
 }
 
 void Node::Shutdown(std::function<void()> done) {
@@ -320,6 +399,10 @@ void Node::Execute(Action& a) {
       failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
     log_.AppendDecision(std::move(pd->record), [this, txid, commit, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;  // a group leader that has stepped down since
+      if (s.code() == StatusCode::kConflict) {
+        FollowRecordedDecision(txid, s);
+        return;
+      }
       if (!s.ok()) log::Error("decision_write_failed", {{"txid", txid}, {"error", s.ToString()}});
       if (!s.ok() && group()) {
         // Only a lost leadership fails a group append, and the entry may still
@@ -328,11 +411,10 @@ void Node::Execute(Action& a) {
         return;
       }
       if (!s.ok() && commit) {
-        // A failed COMMIT may still have left the record in the WAL, to
+        // A failed COMMIT write may still have left the record in the WAL, to
         // reappear after a restart: guessing "abort" now could contradict it.
         // Stop instead; on restart the log says what was decided.
-        log::Error("fatal_decision_log_failure", {{"txid", txid}, {"action", "stopping; restart to recover"}});
-        std::abort();
+        FailStop(txid);
       }
       failpoint::CrashIf("coordinator.crash_after_decision_durable");
       engine_->OnDecisionPersisted(txid, s, timers_.NowMs());

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/entropy.h"
 #include "common/status.h"
 #include "common/wire.h"
 #include "coordinator/agent_transport.h"
@@ -33,6 +34,7 @@
 #include "coordinator/engine.h"
 #include "coordinator/leadership.h"
 #include "common/timers.h"
+#include "coordinator/txid_issuer.h"
 
 namespace commitd::coordinator {
 
@@ -65,6 +67,7 @@ enum class NodeErrorKind {
   kLeadershipLost,    // the outcome is unknown here: retry with the same key, or look it up
   kUndecided,         // force: the protocol still decides it
   kDecisionConflict,  // force: another decision was recorded meanwhile
+  kUnknownLog,        // a decision query about a record prepared under another decision log: no answer here
 };
 struct NodeError {
   NodeErrorKind kind;
@@ -148,8 +151,10 @@ struct NodeMetrics {
 
 class Node {
  public:
-  // leadership: nullptr for a single coordinator. Everything given outlives the Node.
-  Node(NodeOptions options, DecisionLog& log, AgentTransport& agents, Timers& timers, Leadership* leadership);
+  // leadership: nullptr for a single coordinator. entropy: the random part of
+  // txids. Everything given outlives the Node.
+  Node(NodeOptions options, DecisionLog& log, AgentTransport& agents, Timers& timers, Entropy& entropy,
+       Leadership* leadership);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -165,8 +170,12 @@ class Node {
   void Submit(SubmitRequest request, std::function<void(SubmitResult)> done);
   // asker: the participant asking (a decision query), "" for anyone else.
   // A participant's question about an unknown txid (and any such question in
-  // a group) records the presumed abort before it is answered.
-  void GetTransaction(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done);
+  // a group) records the presumed abort before it is answered. asker_log_id:
+  // the log the asker's record was prepared under ("" if it does not know);
+  // a single coordinator whose log is another one answers kUnknownLog and
+  // records nothing (its log cannot prove anything about that record).
+  void GetTransaction(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
+                      std::function<void(TxLookup)> done);
   void ListTransactions(TxListQuery query, std::function<void(TxList)> done);
   std::vector<ParticipantStatus> Participants() const;
   // Records the entry (name, url), then probes the agent.
@@ -177,6 +186,10 @@ class Node {
 
   const NodeMetrics& metrics() const { return metrics_; }
   std::size_t undecided() const;
+  // Records agents hold prepared for this coordinator under another decision
+  // log (its log was lost or replaced): never presumed aborted, kept in doubt
+  // until an operator forces them.
+  std::size_t in_doubt_foreign_log() const { return foreign_.size(); }
   std::size_t active() const;
   // Every transaction the engine holds (for diagnostics).
   std::vector<TxView> Transactions() const;
@@ -203,6 +216,9 @@ class Node {
   void AttachClient(const std::string& txid, std::function<void(SubmitResult)> done);
   void RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer)> done);
   void MaybeFinishShutdown();
+  void FollowRecordedDecision(const std::string& txid, const Status& conflict);
+  // A decision log that cannot write: the only input that stops the process.
+  [[noreturn]] static void FailStop(const std::string& txid);
 
   NodeOptions options_;
   DecisionLog& log_;
@@ -213,8 +229,18 @@ class Node {
   std::map<std::string, ParticipantStatus> registry_;
   std::unordered_map<ClientToken, std::function<void(SubmitResult)>> clients_;
   ClientToken next_client_ = 1;
-  std::string txid_prefix_;
-  uint64_t txid_counter_ = 0;
+  Entropy& entropy_;
+  // Set once the incarnation is durable (single: at Start; group: for the
+  // term this member leads); nullopt while nothing may be issued.
+  std::optional<TxidIssuer> txids_;
+  std::string log_id_;  // single coordinator: the log's identity ("" for an older log)
+  struct ForeignRecord {
+    std::string log_id;  // the log the agents' records name
+    std::vector<ParticipantRef> holders;
+    int64_t seen_ms = 0;
+  };
+  std::map<std::string, ForeignRecord> foreign_;  // txid -> prepared under another log
+  TxView ForeignView(const std::string& txid, const ForeignRecord& r) const;
   // Bumped whenever the engine is dropped: callbacks of the old engine's work compare it.
   uint64_t epoch_ = 0;
   // Shared with every pending timer and callback; false once the Node is gone or stopped.

@@ -115,9 +115,13 @@ void Node::StartTransaction(std::shared_ptr<SubmitRequest> request, std::functio
     done(NodeError{NodeErrorKind::kOverloaded, "too many transactions in flight; retry later"});
     return;
   }
+  if (!txids_) {
+    done(NodeError{NodeErrorKind::kLeadershipLost, "this coordinator does not lead a term: retry"});
+    return;
+  }
   const int64_t now = timers_.NowMs();
   StartRequest sr;
-  sr.txid = txid_prefix_ + std::to_string(++txid_counter_);
+  sr.txid = txids_->Next();
   sr.protocol = request->tx.protocol;
   sr.timeout_ms = request->tx.timeout_ms.value_or(options_.default_tx_timeout_ms);
   for (auto& b : request->tx.branches) {
@@ -133,9 +137,21 @@ void Node::StartTransaction(std::shared_ptr<SubmitRequest> request, std::functio
   Pump();
 }
 
-void Node::GetTransaction(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done) {
+void Node::GetTransaction(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
+                          std::function<void(TxLookup)> done) {
   if (auto view = engine_->Find(txid)) {
     done(*view);
+    return;
+  }
+  if (auto f = foreign_.find(txid); f != foreign_.end()) {
+    done(ForeignView(txid, f->second));
+    return;
+  }
+  if (!group() && !asker_log_id.empty() && asker_log_id != log_id_) {
+    done(NodeError{NodeErrorKind::kUnknownLog,
+                   txid + " was prepared under decision log " + asker_log_id + "; this coordinator's log is " +
+                       (log_id_.empty() ? std::string("without identity") : log_id_) +
+                       ": it knows nothing about it (no presumed abort)"});
     return;
   }
   log_.FindDecision(txid, [this, txid, asker, done = std::move(done)](Result<std::optional<DecisionRecord>> found) {
@@ -191,6 +207,12 @@ void Node::GetTransaction(const std::string& txid, const std::string& asker, std
 void Node::ListTransactions(TxListQuery query, std::function<void(TxList)> done) {
   if (query.state == TxListState::kPending || query.state == TxListState::kInDoubt) {
     std::vector<TxView> list;
+    if (query.state == TxListState::kInDoubt) {
+      for (const auto& [txid, f] : foreign_) {
+        if (list.size() >= query.limit) break;
+        list.push_back(ForeignView(txid, f));
+      }
+    }
     for (auto& v : engine_->List()) {
       const bool pending = v.outcome == Outcome::kPending;
       if ((query.state == TxListState::kPending) != pending) continue;
@@ -338,6 +360,7 @@ void Node::RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer
       return;
     }
     ++metrics_.heuristic;
+    foreign_.erase(record.txid);
     log::Warn("heuristic_decision", {{"txid", record.txid},
                                      {"outcome", OutcomeName(record.outcome)},
                                      {"participants", record.participants.size()}});

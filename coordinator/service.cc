@@ -39,6 +39,7 @@ struct Service::Impl {
   http::BatchingClient peers;  // protocol messages to agents, coalesced per agent under load
   HttpAgentTransport agents;
   AsioTimers timers;
+  SystemEntropy entropy;
   // Exactly one of single_log (no --peers) and group_log (a Raft group).
   std::unique_ptr<SqliteDecisionLog> single_log;
   std::unique_ptr<ReplicatedDecisionLog> group_log;
@@ -120,7 +121,7 @@ Status Service::Impl::Start() {
   if (in_group) {
     if (Status s = OpenGroupLog(); !s.ok()) return s;
   } else {
-    auto opened = SqliteDecisionLog::Open(options.data_dir + "/decisions.db", io.get_executor(),
+    auto opened = SqliteDecisionLog::Open(options.data_dir + "/decisions.db", io.get_executor(), entropy,
                                           static_cast<std::size_t>(options.config.max_batch));
     if (!opened.ok()) return opened.status();
     single_log = std::move(opened).value();
@@ -140,7 +141,7 @@ Status Service::Impl::Start() {
   NodeOptions no = NodeOptionsFor(options.config, options.id, self_url);
   no.participants = options.participants;
   DecisionLog& log = group_log ? static_cast<DecisionLog&>(*group_log) : *single_log;
-  node = std::make_unique<Node>(std::move(no), log, agents, timers, leadership.get());
+  node = std::make_unique<Node>(std::move(no), log, agents, timers, entropy, leadership.get());
   if (single_log) {
     single_log->AddOwnUrl(self_url, [](Status s) {
       if (!s.ok()) log::Error("own_url_write_failed", {{"error", s.ToString()}});
@@ -334,7 +335,9 @@ void Service::Impl::HandleGetTransaction(http::Request req, http::Responder resp
   }
   // A participant resolving an in-doubt record says who it is (?participant=NAME).
   const std::string asker = req.query.count("participant") ? req.query["participant"] : "";
-  node->GetTransaction(txid, asker, [this, respond = std::move(respond)](TxLookup lookup) {
+  // ... and the decision log its record was prepared under (?log_id=ID).
+  const std::string asker_log_id = req.query.count("log_id") ? req.query["log_id"] : "";
+  node->GetTransaction(txid, asker, asker_log_id, [this, respond = std::move(respond)](TxLookup lookup) {
     Respond(respond, api::Lookup(lookup, timers.NowMs()));
   });
 }
@@ -496,6 +499,9 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
   metric("commitd_requests_forwarded_total", "counter", "Client requests a follower passed to the leader.",
          forwarded);
   metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", node->undecided());
+  metric("commitd_transactions_in_doubt_foreign_log", "gauge",
+         "Records agents hold prepared under another decision log: in doubt until forced.",
+         node->in_doubt_foreign_log());
   metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", node->active());
   metric("commitd_log_batches_total", "counter", "Group commits of the decision log.", ws.batches);
   metric("commitd_peer_messages_total", "counter", "Protocol messages sent to agents.", peers.stats().requests);

@@ -19,24 +19,67 @@ void SqliteDecisionLog::PostRead(std::function<T(sqlite::Database&)> read, std::
   });
 }
 
+namespace {
+
+struct Identity {
+  uint64_t incarnation = 0;
+  std::string log_id;
+};
+
+// Checks the file, creates the tables, gives an empty log its identity and
+// makes the next incarnation durable (one transaction), before anything is served.
+Result<Identity> OpenIdentity(sqlite::Database& db, Entropy& entropy) {
+  DecisionStore store(db);
+  if (Status s = store.CheckIntegrity(); !s.ok()) return s;
+  if (Status s = store.CreateSchema(); !s.ok()) return s;
+  sqlite::Transaction tx(db);
+  if (!tx.status().ok()) return tx.status();
+  Result<std::string> log_id = store.LogId();
+  if (!log_id.ok()) return log_id.status();
+  if (log_id->empty()) {
+    Result<int64_t> decisions = store.Count(std::nullopt, false);
+    if (!decisions.ok()) return decisions.status();
+    // A log that has decisions but no identity predates identities: it stays
+    // without one (agents' records of it carry none either).
+    if (*decisions == 0) {
+      std::string fresh = entropy.Hex(16);
+      if (Status s = store.SetLogId(fresh); !s.ok()) return s;
+      *log_id = fresh;
+    }
+  }
+  Result<uint64_t> incarnation = store.NextIncarnation();
+  if (!incarnation.ok()) return incarnation.status();
+  if (Status s = tx.Commit(); !s.ok()) return s;
+  return Identity{*incarnation, *log_id};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteDecisionLog>> SqliteDecisionLog::Open(const std::string& path,
-                                                                   boost::asio::any_io_executor io,
+                                                                   boost::asio::any_io_executor io, Entropy& entropy,
                                                                    std::size_t max_batch) {
   Result<std::unique_ptr<sqlite::Database>> db = sqlite::Database::Open(path);
   if (!db.ok()) return db.status();
-  if (Status s = DecisionStore(**db).CreateSchema(); !s.ok()) return s;
+  Result<Identity> identity = OpenIdentity(**db, entropy);
+  if (!identity.ok()) return identity.status();
   auto writer = std::make_unique<BatchWriter>(**db, io, max_batch);
   std::unique_ptr<SqliteDecisionLog> log(new SqliteDecisionLog(
       **db, *writer, [io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); }));
   log->owned_db_ = std::move(db).value();
   log->owned_writer_ = std::move(writer);
+  log->incarnation_ = identity->incarnation;
+  log->log_id_ = identity->log_id;
   return log;
 }
 
 Result<std::unique_ptr<SqliteDecisionLog>> SqliteDecisionLog::Create(sqlite::Database& db, StorageQueue& queue,
-                                                                     Post post) {
-  if (Status s = DecisionStore(db).CreateSchema(); !s.ok()) return s;
-  return std::unique_ptr<SqliteDecisionLog>(new SqliteDecisionLog(db, queue, std::move(post)));
+                                                                     Post post, Entropy& entropy) {
+  Result<Identity> identity = OpenIdentity(db, entropy);
+  if (!identity.ok()) return identity.status();
+  std::unique_ptr<SqliteDecisionLog> log(new SqliteDecisionLog(db, queue, std::move(post)));
+  log->incarnation_ = identity->incarnation;
+  log->log_id_ = identity->log_id;
+  return log;
 }
 
 SqliteDecisionLog::~SqliteDecisionLog() {
@@ -45,13 +88,21 @@ SqliteDecisionLog::~SqliteDecisionLog() {
 }
 
 Result<RecoveredLog> SqliteDecisionLog::Recover() {
-  if (!post_) return DecisionStore(*db_).Recover();
-  // Blocking the io thread is fine here: it runs once, before serving, and
-  // the storage thread never waits for the io thread.
-  std::promise<Result<RecoveredLog>> promise;
-  std::future<Result<RecoveredLog>> future = promise.get_future();
-  queue_->Read([&promise](sqlite::Database& db) { promise.set_value(DecisionStore(db).Recover()); });
-  return future.get();
+  Result<RecoveredLog> recovered = RecoveredLog{};
+  if (!post_) {
+    recovered = DecisionStore(*db_).Recover();
+  } else {
+    // Blocking the io thread is fine here: it runs once, before serving, and
+    // the storage thread never waits for the io thread.
+    std::promise<Result<RecoveredLog>> promise;
+    std::future<Result<RecoveredLog>> future = promise.get_future();
+    queue_->Read([&promise](sqlite::Database& db) { promise.set_value(DecisionStore(db).Recover()); });
+    recovered = future.get();
+  }
+  if (!recovered.ok()) return recovered;
+  recovered->incarnation = incarnation_;
+  recovered->log_id = log_id_;
+  return recovered;
 }
 
 void SqliteDecisionLog::AppendDecision(DecisionRecord record, std::function<void(Status)> done) {

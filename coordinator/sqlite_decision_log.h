@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/batch_writer.h"
+#include "common/entropy.h"
 #include "common/sqlite_db.h"
 #include "common/storage_queue.h"
 #include "coordinator/decision_log.h"
@@ -21,13 +22,17 @@ class SqliteDecisionLog final : public DecisionLog {
   using Post = std::function<void(std::function<void()> fn)>;
 
   // Opens or creates the file and its tables, with a BatchWriter of its own.
-  // io: where callbacks run.
+  // io: where callbacks run. A damaged file (PRAGMA quick_check) is refused
+  // with Corruption naming it. Every open makes the next incarnation durable,
+  // and gives an empty log its identity (16 random bytes from entropy).
   static Result<std::unique_ptr<SqliteDecisionLog>> Open(const std::string& path, boost::asio::any_io_executor io,
-                                                         std::size_t max_batch = 1024);
+                                                         Entropy& entropy, std::size_t max_batch = 1024);
   // On a database and a queue the caller owns (both outlive the log); creates
-  // the tables. post empty: the queue runs reads on the owner's thread itself,
-  // so Recover() reads the database directly.
-  static Result<std::unique_ptr<SqliteDecisionLog>> Create(sqlite::Database& db, StorageQueue& queue, Post post);
+  // the tables, the identity and the incarnation as Open does. post empty: the
+  // queue runs reads on the owner's thread itself, so Recover() reads the
+  // database directly.
+  static Result<std::unique_ptr<SqliteDecisionLog>> Create(sqlite::Database& db, StorageQueue& queue, Post post,
+                                                           Entropy& entropy);
   ~SqliteDecisionLog() override;
 
   Result<RecoveredLog> Recover() override;
@@ -54,6 +59,8 @@ class SqliteDecisionLog final : public DecisionLog {
   sqlite::Database* db_;  // after Create, touched only through queue_ (or directly when post_ is empty)
   StorageQueue* queue_;
   Post post_;
+  uint64_t incarnation_ = 0;
+  std::string log_id_;
 };
 
 }  // namespace commitd::coordinator

@@ -251,6 +251,7 @@ void Agent::Impl::HandleHeld(http::Request req, http::Responder respond) {
                         {"age_ms", v.age_ms},
                         {"deadline_ms", v.deadline_ms},
                         {"coordinator", v.coordinator},
+                        {"log_id", v.log_id},
                         {"last_error", v.last_error}};
     list.push_back(std::move(j));
   }

@@ -22,6 +22,9 @@ struct DecisionQuery {
   // The participant asking, named so that the coordinator records its
   // presumed abort before answering; empty: ask without naming anyone.
   std::string asking_participant;
+  // The decision log the record was prepared under ("" if unknown): a
+  // coordinator with another log answers kUnknownLog and records nothing.
+  std::string log_id;
 };
 
 struct DecisionAnswer {
@@ -30,6 +33,7 @@ struct DecisionAnswer {
     kAborted,
     kPending,   // decided neither way yet
     kNotKnown,  // no record of the transaction there: presumed abort, if it is the right coordinator
+    kUnknownLog,  // the coordinator's decision log is not the one the record was prepared under: no proof
     kError,     // no answer: unreachable, timeout, an answer of no known form
   };
   Kind kind = Kind::kError;

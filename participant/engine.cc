@@ -53,6 +53,7 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   Tx tx;
   tx.protocol = request.protocol;
   tx.coordinator = request.coordinator;
+  tx.log_id = request.log_id;
   tx.participants = request.participants;
   tx.timeout_ms = request.timeout_ms;
   tx.created_ms = now_ms;
@@ -63,6 +64,7 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   record.protocol = std::string(wire::ProtocolName(tx.protocol));
   record.state = "prepared";
   record.coordinator = tx.coordinator;
+  record.log_id = tx.log_id;
   for (const auto& p : tx.participants) record.participants.push_back({{"name", p.name}, {"url", p.url}});
   record.created_ms = tx.created_ms;
   record.deadline_ms = tx.deadline_ms;
@@ -294,6 +296,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::st
     tx.terminate_after_ms = now_ms;
     tx.protocol = r.protocol == "3pc" ? wire::Protocol::k3pc : wire::Protocol::k2pc;
     tx.coordinator = r.coordinator;
+    tx.log_id = r.log_id;
     for (const auto& p : r.participants) {
       tx.participants.push_back({p.value("name", ""), p.value("url", "")});
     }
@@ -318,7 +321,7 @@ void Engine::Tick(int64_t now_ms) {
     for (const auto& u : options_.coordinators) {
       if (std::find(urls.begin(), urls.end(), u) == urls.end()) urls.push_back(u);
     }
-    actions_.push_back(action::QueryDecision{txid, std::move(urls)});
+    actions_.push_back(action::QueryDecision{txid, tx.log_id, std::move(urls)});
   }
   if (now_ms >= next_forget_ms_) {
     const int64_t cutoff = now_ms - options_.outcome_retention_ms;
@@ -346,6 +349,7 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
     v.age_ms = now_ms - tx.created_ms;
     v.deadline_ms = tx.deadline_ms;
     v.coordinator = tx.coordinator;
+    v.log_id = tx.log_id;
     v.last_error = tx.last_error;
     out.push_back(std::move(v));
   }

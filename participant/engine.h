@@ -81,6 +81,7 @@ struct Reply {
 };
 struct QueryDecision {
   std::string txid;
+  std::string log_id;  // the decision log the record was prepared under ("" if unknown)
   std::vector<std::string> coordinators;  // URLs, in the order to try
 };
 struct PersistPrecommitted {  // the record's state becomes "precommitted"
@@ -130,6 +131,7 @@ struct HeldView {
   int64_t age_ms = 0;
   int64_t deadline_ms = 0;  // wall clock
   std::string coordinator;
+  std::string log_id;  // the coordinator's decision log ("" if the prepare named none)
   std::string last_error;
 };
 
@@ -186,6 +188,7 @@ class Engine {
     State state = State::kPreparing;
     wire::Protocol protocol = wire::Protocol::k2pc;
     std::string coordinator;
+    std::string log_id;
     std::vector<wire::ParticipantRef> participants;
     int64_t timeout_ms = 0;
     int64_t created_ms = 0;

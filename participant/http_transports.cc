@@ -36,6 +36,8 @@ DecisionAnswer DecisionAnswerOf(const Result<http::Response>& r) {
     if (outcome == "committed") answer.kind = DecisionAnswer::Kind::kCommitted;
     if (outcome == "aborted") answer.kind = DecisionAnswer::Kind::kAborted;
     if (outcome == "pending") answer.kind = DecisionAnswer::Kind::kPending;
+  } else if (r->status == 404 && ErrorCodeOf(body) == "unknown_log") {
+    answer.kind = DecisionAnswer::Kind::kUnknownLog;
   } else if (r->status == 404 && ErrorCodeOf(body) == "not_found" && outcome == "aborted") {
     answer.kind = DecisionAnswer::Kind::kNotKnown;
     if (body.contains("group") && body["group"].is_array()) {
@@ -81,7 +83,12 @@ void HttpCoordinatorTransport::QueryDecision(DecisionQuery query, std::function<
   http::ClientRequest cr;
   cr.base_url = query.coordinator_url;
   cr.target = "/v1/transactions/" + query.txid;
-  if (!query.asking_participant.empty()) cr.target += "?participant=" + http::PercentEncode(query.asking_participant);
+  std::string sep = "?";
+  if (!query.asking_participant.empty()) {
+    cr.target += sep + "participant=" + http::PercentEncode(query.asking_participant);
+    sep = "&";
+  }
+  if (!query.log_id.empty()) cr.target += sep + "log_id=" + http::PercentEncode(query.log_id);
   AddToken(cr, token_);
   client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) { done(DecisionAnswerOf(r)); });
 }

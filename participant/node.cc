@@ -186,13 +186,14 @@ void Node::Execute(Action& a) {
   } else if (auto* cp = std::get_if<action::CallPeers>(&a)) {
     CallPeers(std::move(*cp));
   } else if (auto* q = std::get_if<action::QueryDecision>(&a)) {
-    QueryDecision(q->txid, std::move(q->coordinators), 0, "");
+    QueryDecision(q->txid, std::move(q->log_id), std::move(q->coordinators), 0, "");
   }
 }
 
 // Asks urls[index..] in turn; the first definite answer wins. urls[0] is the
 // transaction's own coordinator (from its prepare).
-void Node::QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index, std::string errors) {
+void Node::QueryDecision(std::string txid, std::string log_id, std::vector<std::string> urls, std::size_t index,
+                         std::string errors) {
   if (index >= urls.size()) {
     if (urls.empty()) errors = "no coordinator URL known for this transaction";
     engine_->OnDecisionAnswer(txid, Status::Unavailable(errors), timers_.NowMs());
@@ -202,20 +203,22 @@ void Node::QueryDecision(std::string txid, std::vector<std::string> urls, std::s
   DecisionQuery query;
   query.coordinator_url = urls[index];
   query.txid = txid;
+  query.log_id = log_id;
   // Naming ourselves makes the coordinator record its presumed abort before
   // answering; only the transaction's own coordinator may do that. Another
   // one records nothing, so it cannot later answer "aborted" from it.
   if (index == 0) query.asking_participant = options_.name;
   coordinators_.QueryDecision(
-      std::move(query), [this, alive = alive_, txid = std::move(txid), urls = std::move(urls), index,
-                         errors = std::move(errors)](DecisionAnswer answer) mutable {
+      std::move(query), [this, alive = alive_, txid = std::move(txid), log_id = std::move(log_id),
+                         urls = std::move(urls), index, errors = std::move(errors)](DecisionAnswer answer) mutable {
         if (!*alive || stopped_) return;
-        OnDecisionAnswer(txid, urls, index, std::move(errors), std::move(answer));
+        OnDecisionAnswer(txid, log_id, urls, index, std::move(errors), std::move(answer));
       });
 }
 
-void Node::OnDecisionAnswer(const std::string& txid, const std::vector<std::string>& urls, std::size_t index,
-                            std::string errors, DecisionAnswer answer) {
+void Node::OnDecisionAnswer(const std::string& txid, const std::string& log_id,
+                            const std::vector<std::string>& urls, std::size_t index, std::string errors,
+                            DecisionAnswer answer) {
   using Kind = DecisionAnswer::Kind;
   // "No record here" is proof of abort only from the coordinator that ran
   // the transaction, or from a group that lists it (its members share one
@@ -240,6 +243,13 @@ void Node::OnDecisionAnswer(const std::string& txid, const std::vector<std::stri
         error = urls[index] + ": does not know the transaction (only its own coordinator may presume abort)";
       }
       break;
+    case Kind::kUnknownLog:
+      // Its log is not the one this record was prepared under (lost or
+      // replaced): it cannot know the outcome. Keep the record, keep asking.
+      error = urls[index] + ": its decision log is not " + log_id + ", which this record was prepared under";
+      if (index == 0) Event(log::Level::kError, "decision_log_unknown", {{"txid", txid}, {"log_id", log_id},
+                                                                         {"coordinator", urls[index]}});
+      break;
     case Kind::kError:
       error = urls[index] + ": " + answer.error;
       break;
@@ -257,7 +267,7 @@ void Node::OnDecisionAnswer(const std::string& txid, const std::vector<std::stri
   }
   if (!errors.empty()) errors += "; ";
   errors += error;
-  QueryDecision(txid, urls, index + 1, std::move(errors));
+  QueryDecision(txid, log_id, urls, index + 1, std::move(errors));
 }
 
 // 3PC termination: one call per peer, all at once; kState and kPrecommit

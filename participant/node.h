@@ -120,9 +120,10 @@ class Node {
   RequestToken Track(ReplyFn reply);
   void Pump();
   void Execute(Action& a);
-  void QueryDecision(std::string txid, std::vector<std::string> urls, std::size_t index, std::string errors);
-  void OnDecisionAnswer(const std::string& txid, const std::vector<std::string>& urls, std::size_t index,
-                        std::string errors, DecisionAnswer answer);
+  void QueryDecision(std::string txid, std::string log_id, std::vector<std::string> urls, std::size_t index,
+                     std::string errors);
+  void OnDecisionAnswer(const std::string& txid, const std::string& log_id, const std::vector<std::string>& urls,
+                        std::size_t index, std::string errors, DecisionAnswer answer);
   void CallPeers(action::CallPeers call);
   void ScheduleTick();
   void RegisterWithCoordinators();

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS _commitd_prepared(
   participants TEXT NOT NULL,
   created_ms INTEGER NOT NULL,
   deadline_ms INTEGER NOT NULL,
-  last_error TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+  last_error TEXT NOT NULL DEFAULT '',
+  log_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _commitd_finished(
   txid TEXT PRIMARY KEY,
   outcome TEXT NOT NULL,
@@ -52,6 +53,19 @@ Status PreparedRecordStore::CreateTables() {
     db_.Exec("ROLLBACK TO commitd_open; RELEASE commitd_open");
     return Status::IoError("create _commitd_ tables in " + db_.path() + ": " + s.message());
   }
+  Status error;
+  sqlite::Statement* columns = db_.Prepare("SELECT name FROM pragma_table_info('_commitd_prepared')", &error);
+  if (columns == nullptr) return error;
+  bool has_log_id = false;
+  while (columns->Step()) has_log_id = has_log_id || columns->Text(0) == "log_id";
+  Status listed = columns->status();
+  columns->Reset();
+  if (!listed.ok()) return listed;
+  if (!has_log_id) {
+    if (Status s = db_.Exec("ALTER TABLE _commitd_prepared ADD COLUMN log_id TEXT NOT NULL DEFAULT ''"); !s.ok()) {
+      return Status::IoError("add _commitd_prepared.log_id in " + db_.path() + ": " + s.message());
+    }
+  }
   return Status::Ok();
 }
 
@@ -59,7 +73,8 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
       "INSERT OR REPLACE INTO _commitd_prepared(txid, protocol, state, changeset, lock_keys, coordinator, "
-      "participants, created_ms, deadline_ms, last_error) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+      "participants, created_ms, deadline_ms, last_error, log_id) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
       &error);
   if (stmt == nullptr) return error;
   json keys = record.lock_keys;
@@ -72,7 +87,8 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
       .Bind(7, record.participants.dump())
       .Bind(8, record.created_ms)
       .Bind(9, record.deadline_ms)
-      .Bind(10, record.last_error);
+      .Bind(10, record.last_error)
+      .Bind(11, record.log_id);
   return stmt->Run();
 }
 
@@ -139,7 +155,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
       "SELECT txid, protocol, state, changeset, lock_keys, coordinator, participants, created_ms, deadline_ms, "
-      "last_error FROM _commitd_prepared ORDER BY created_ms, txid",
+      "last_error, log_id FROM _commitd_prepared ORDER BY created_ms, txid",
       &error);
   if (stmt == nullptr) return error;
   std::vector<PreparedRecord> records;
@@ -164,6 +180,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
     r.created_ms = stmt->Int(7);
     r.deadline_ms = stmt->Int(8);
     r.last_error = stmt->Text(9);
+    r.log_id = stmt->Text(10);
     records.push_back(std::move(r));
   }
   Status s = stmt->status();

@@ -25,6 +25,7 @@ struct PreparedRecord {
   std::string changeset;
   std::vector<std::string> lock_keys;
   std::string coordinator;    // URL
+  std::string log_id;         // the coordinator's decision log identity ("" if the prepare named none)
   nlohmann::json participants = nlohmann::json::array();  // [{"name","url"}]
   int64_t created_ms = 0;     // wall clock
   int64_t deadline_ms = 0;    // wall clock
@@ -35,7 +36,8 @@ class PreparedRecordStore {
  public:
   explicit PreparedRecordStore(sqlite::Database& db) : db_(db) {}
 
-  // Creates the _commitd_* tables if needed.
+  // Creates the _commitd_* tables if needed, and adds the log_id column to a
+  // _commitd_prepared table made before it existed (its records get "").
   Status CreateTables();
 
   // INSERT OR REPLACE.

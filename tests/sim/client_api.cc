@@ -26,11 +26,16 @@ void ServeClientApi(Context& ctx, const std::string& from, coordinator::Node& no
   if (request.method == "GET" && request.target.rfind("/v1/transactions/", 0) == 0) {
     std::string txid = request.target.substr(17);
     std::string asker;
+    std::string asker_log_id;
+    if (auto l = txid.find("&log_id="); l != std::string::npos) {
+      asker_log_id = txid.substr(l + 8);
+      txid.resize(l);
+    }
     if (auto q = txid.find("?participant="); q != std::string::npos) {
       asker = txid.substr(q + 13);
       txid.resize(q);
     }
-    node.GetTransaction(txid, asker, [&ctx, from, txid, now, respond = std::move(respond)](coordinator::TxLookup lookup) {
+    node.GetTransaction(txid, asker, asker_log_id, [&ctx, from, txid, now, respond = std::move(respond)](coordinator::TxLookup lookup) {
       coordinator::api::Rendered r = coordinator::api::Lookup(lookup, now);
       ctx.Log(from, "answer " + txid + ": " + std::to_string(r.status) + " " +
                         (r.body.is_object() ? r.body.value("outcome", "") : ""));

@@ -70,7 +70,8 @@ CoordinatorNode::CoordinatorNode(std::string name, Context& ctx, std::string db_
       ctx_(ctx),
       db_path_(std::move(db_path)),
       participants_(std::move(participants)),
-      queue_(name_, ctx.scheduler, ctx.random, ctx.trace) {
+      queue_(name_, ctx.scheduler, ctx.random, ctx.trace),
+      entropy_(ctx.random) {
   ctx_.network.AddNode(name_, [this](const Request& r, Responder respond) { Handle(r, std::move(respond)); });
   ctx_.network.Crash(name_);  // unreachable until Start
   queue_.set_on_synced([this](sqlite::Database& db) { ReportDurable(db); });
@@ -101,7 +102,7 @@ Status CoordinatorNode::Start() {
   if (Status s = db_->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF"); !s.ok()) {
     return s;
   }
-  auto store = coordinator::SqliteDecisionLog::Create(*db_, queue_, nullptr);
+  auto store = coordinator::SqliteDecisionLog::Create(*db_, queue_, nullptr, entropy_);
   if (!store.ok()) return store.status();
   store_ = std::move(store).value();
   queue_.Attach(db_.get());
@@ -111,7 +112,7 @@ Status CoordinatorNode::Start() {
   coordinator::NodeOptions options = coordinator::NodeOptionsFor(ctx_.config, name_, UrlOf(name_));
   for (const auto& p : participants_) options.participants.push_back({p, UrlOf(p), 0});
   options.unsafe_presume_without_record = ctx_.bug == Bug::kPresumeWithoutRecord;
-  node_ = std::make_unique<coordinator::Node>(std::move(options), *log_, *agents_, *timers_, nullptr);
+  node_ = std::make_unique<coordinator::Node>(std::move(options), *log_, *agents_, *timers_, entropy_, nullptr);
   up_ = true;
   ctx_.network.Restart(name_);
   ctx_.Log(name_, "START (incarnation " + std::to_string(incarnation_) + ")");

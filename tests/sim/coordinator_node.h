@@ -19,6 +19,7 @@
 #include "coordinator/node.h"
 #include "coordinator/sqlite_decision_log.h"
 #include "tests/sim/context.h"
+#include "tests/sim/seeded_entropy.h"
 #include "tests/sim/sim_agent_transport.h"
 #include "tests/sim/sim_storage_queue.h"
 #include "tests/sim/sim_timers.h"
@@ -60,6 +61,7 @@ class CoordinatorNode {
   std::unique_ptr<FaultyLog> log_;
   std::unique_ptr<SimAgentTransport> agents_;
   std::unique_ptr<SimTimers> timers_;
+  SeededEntropy entropy_;
   std::unique_ptr<coordinator::Node> node_;
   std::set<std::string> appended_;  // decisions submitted to storage, not yet seen durable
 };

@@ -158,7 +158,8 @@ Status GroupMemberNode::Start() {
   for (const auto& p : participants_) no.participants.push_back({p, UrlOf(p), 0});
   no.unsafe_presume_without_record =
       ctx_.bug == Bug::kGroupPresumeWithoutRecord || ctx_.bug == Bug::kGroupStaleRead;
-  node_ = std::make_unique<coordinator::Node>(std::move(no), *log_, *agents_, *node_timers_, leadership_.get());
+  node_ = std::make_unique<coordinator::Node>(std::move(no), *log_, *agents_, *node_timers_, entropy_,
+                                              leadership_.get());
   if (Status s = node_->Start(); !s.ok()) return s;
   up_ = true;
   ctx_.network.Restart(self_.name);

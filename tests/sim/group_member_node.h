@@ -36,6 +36,7 @@
 #include "tests/sim/context.h"
 #include "tests/sim/sim_agent_transport.h"
 #include "tests/sim/sim_storage_queue.h"
+#include "tests/sim/seeded_entropy.h"
 #include "tests/sim/sim_timers.h"
 
 namespace commitd::sim {
@@ -119,6 +120,7 @@ class GroupMemberNode {
   std::unique_ptr<coordinator::GroupLeadership> leadership_;
   std::unique_ptr<SimAgentTransport> agents_;
   std::unique_ptr<SimTimers> node_timers_;
+  SeededEntropy entropy_{ctx_.random};
   std::unique_ptr<coordinator::Node> node_;
 };
 

@@ -28,7 +28,10 @@ void SimCoordinatorTransport::QueryDecision(participant::DecisionQuery query,
     return;
   }
   std::string target = "/v1/transactions/" + query.txid;
-  if (send_asker_ && !query.asking_participant.empty()) target += "?participant=" + query.asking_participant;
+  if (send_asker_ && !query.asking_participant.empty()) {
+    target += "?participant=" + query.asking_participant;
+    if (!query.log_id.empty()) target += "&log_id=" + query.log_id;
+  }
   ctx_.Log(node_, "query decision " + query.txid + " at " + NodeOf(query.coordinator_url));
   ctx_.network.Call(node_, NodeOf(query.coordinator_url), Request{"GET", std::move(target), nullptr},
                     ctx_.config.request_timeout_ms,

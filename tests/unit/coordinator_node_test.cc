@@ -118,7 +118,7 @@ class Fixture {
     auto db = sqlite::Database::Open(dir_.File("decisions.db"));
     REQUIRE(db.ok());
     db_ = std::move(db).value();
-    auto log = SqliteDecisionLog::Create(*db_, queue_, nullptr);
+    auto log = SqliteDecisionLog::Create(*db_, queue_, nullptr, entropy_);
     REQUIRE(log.ok());
     log_ = std::move(log).value();
     options_ = NodeOptionsFor(Config{}, "c1", kSelf);
@@ -128,7 +128,7 @@ class Fixture {
   ~Fixture() { node_.reset(); }
 
   void Start() {
-    node_ = std::make_unique<Node>(options_, *log_, agents_, timers_, nullptr);
+    node_ = std::make_unique<Node>(options_, *log_, agents_, timers_, entropy_, nullptr);
     REQUIRE(node_->Start().ok());
   }
   void Store() { queue_.Drain(*db_); }
@@ -138,6 +138,20 @@ class Fixture {
     return found.value();
   }
   void Insert(DecisionRecord r) { REQUIRE(DecisionStore(*db_).InsertDecision(r).ok()); }
+  std::string LogId() {
+    auto id = DecisionStore(*db_).LogId();
+    REQUIRE(id.ok());
+    return *id;
+  }
+  // A restart: a new Node on a log opened anew over the same file.
+  void Restart() {
+    node_.reset();
+    log_.reset();
+    auto log = SqliteDecisionLog::Create(*db_, queue_, nullptr, entropy_);
+    REQUIRE(log.ok());
+    log_ = std::move(log).value();
+    Start();
+  }
 
   Node& node() { return *node_; }
   ScriptedTransport& agents() { return agents_; }
@@ -146,6 +160,7 @@ class Fixture {
 
  private:
   testing::TempDir dir_;
+  SystemEntropy entropy_;
   std::unique_ptr<sqlite::Database> db_;
   ManualQueue queue_;
   std::unique_ptr<SqliteDecisionLog> log_;
@@ -179,7 +194,7 @@ TEST_CASE("a participant's question about an unknown txid is answered only once 
   f.Start();
   f.Store();
   std::optional<TxLookup> answer;
-  f.node().GetTransaction("lost-1", "bank-a", [&](TxLookup l) { answer = std::move(l); });
+  f.node().GetTransaction("lost-1", "bank-a", "", [&](TxLookup l) { answer = std::move(l); });
   // The lookup and then the abort record go through storage: nothing is answered before.
   CHECK_FALSE(answer.has_value());
   f.Store();
@@ -210,7 +225,7 @@ TEST_CASE("an anonymous question about an unknown txid is answered without recor
   f.Start();
   f.Store();
   std::optional<TxLookup> answer;
-  f.node().GetTransaction("lost-2", "", [&](TxLookup l) { answer = std::move(l); });
+  f.node().GetTransaction("lost-2", "", "", [&](TxLookup l) { answer = std::move(l); });
   f.Store();
   REQUIRE(answer.has_value());
   const auto* presumed = std::get_if<PresumedAbort>(&*answer);
@@ -345,6 +360,136 @@ TEST_CASE("a transaction whose votes do not come is aborted at its deadline by t
   auto record = f.Recorded(txid);
   REQUIRE(record.has_value());
   CHECK(record->outcome == Outcome::kAborted);
+}
+
+}  // namespace
+}  // namespace commitd::coordinator
+
+namespace commitd::coordinator {
+namespace {
+
+std::string Submitted(Fixture& f, std::optional<SubmitResult>* result = nullptr) {
+  f.node().Submit({Transfer(), ""}, [result](SubmitResult r) {
+    if (result != nullptr) *result = std::move(r);
+  });
+  REQUIRE(!f.agents().calls.empty());
+  return f.agents().calls.back().txid;
+}
+
+TEST_CASE("txids carry the log's incarnation and a random part: a restart repeats none, whatever the clock") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  const std::string first = Submitted(f);
+  auto parts = ParseTxid(first);
+  REQUIRE(parts.has_value());
+  CHECK(parts->coordinator == "c1");
+  CHECK(parts->sequence == 1);
+  f.Restart();
+  f.Store();
+  const std::string second = Submitted(f);  // the ManualTimers clock has not moved
+  auto later = ParseTxid(second);
+  REQUIRE(later.has_value());
+  CHECK(later->incarnation == parts->incarnation + 1);
+  CHECK(later->sequence == 1);
+  CHECK(first != second);
+  CHECK(first.substr(first.size() - 16) != second.substr(second.size() - 16));
+}
+
+TEST_CASE("an empty log gets an identity at creation, and prepares carry it") {
+  Fixture f;
+  const std::string id = f.LogId();
+  CHECK(id.size() == 32);
+  f.Start();
+  f.Store();
+  f.Restart();
+  CHECK(f.LogId() == id);  // kept across restarts
+}
+
+TEST_CASE("a commit whose record loses to an abort recorded first ends aborted, without stopping the process") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<SubmitResult> result;
+  const std::string txid = Submitted(f, &result);
+  for (auto& vote : f.agents().votes) vote(wire::Vote{txid, true, "", nlohmann::json::array()});
+  // The commit record is queued, not written: a presumed abort gets there first.
+  DecisionRecord presumed = Decided(txid, Outcome::kAborted);
+  presumed.reason = "presumed abort: unknown to the coordinator when bank-a asked";
+  f.Insert(presumed);
+  f.Store();
+  REQUIRE(result.has_value());
+  const auto* reply = std::get_if<TxReply>(&*result);
+  REQUIRE(reply != nullptr);
+  CHECK(reply->status == 409);
+  CHECK(reply->body["outcome"] == "aborted");
+  CHECK(f.agents().Count("commit", txid) == 0);
+  CHECK(f.agents().Count("abort", txid) == 2);
+  auto record = f.Recorded(txid);
+  REQUIRE(record.has_value());
+  CHECK(record->outcome == Outcome::kAborted);
+}
+
+TEST_CASE("records prepared under another decision log are kept in doubt, never presumed aborted") {
+  Fixture f;
+  const std::string own = f.LogId();
+  f.agents().prepared["bank-a"] = {{"lost-log", kSelf, "0123456789abcdef0123456789abcdef"},
+                                   {"old-record", kSelf, ""},
+                                   {"same-log", kSelf, own}};
+  f.Start();
+  f.Store();
+  CHECK_FALSE(f.Recorded("lost-log").has_value());
+  CHECK(f.agents().Count("abort", "lost-log") == 0);
+  CHECK(f.node().in_doubt_foreign_log() == 1);
+  // Records without a log id, and records of this log, keep the presumed-abort rule.
+  CHECK(f.Recorded("old-record").has_value());
+  CHECK(f.Recorded("same-log").has_value());
+
+  std::optional<TxList> listed;
+  f.node().ListTransactions({TxListState::kInDoubt, 100}, [&](TxList l) { listed = std::move(l); });
+  REQUIRE(listed.has_value());
+  const auto* views = std::get_if<std::vector<TxView>>(&*listed);
+  REQUIRE(views != nullptr);
+  const TxView* lost = nullptr;
+  for (const auto& v : *views) lost = v.txid == "lost-log" ? &v : lost;
+  REQUIRE(lost != nullptr);
+  CHECK(lost->state == "in_doubt");
+  CHECK(lost->reason.find("0123456789abcdef0123456789abcdef") != std::string::npos);
+
+  SUBCASE("an operator settles it by force") {
+    std::optional<ForceAnswer> forced;
+    f.node().Force({"lost-log", Outcome::kCommitted, {{"bank-a", std::nullopt}}, ""},
+                   [&](ForceAnswer a) { forced = std::move(a); });
+    f.Store();
+    REQUIRE(forced.has_value());
+    REQUIRE(std::get_if<ForceResult>(&*forced) != nullptr);
+    CHECK(f.node().in_doubt_foreign_log() == 0);
+    CHECK(f.agents().Count("commit", "lost-log") == 1);
+  }
+}
+
+TEST_CASE("a decision query naming another decision log is answered unknown_log and records nothing") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<TxLookup> answer;
+  f.node().GetTransaction("c1-1-1-0000000000000000", "bank-a", "ffffffffffffffffffffffffffffffff",
+                          [&](TxLookup l) { answer = std::move(l); });
+  f.Store();
+  REQUIRE(answer.has_value());
+  const auto* error = std::get_if<NodeError>(&*answer);
+  REQUIRE(error != nullptr);
+  CHECK(error->kind == NodeErrorKind::kUnknownLog);
+  CHECK_FALSE(f.Recorded("c1-1-1-0000000000000000").has_value());
+
+  SUBCASE("its own log id keeps the presumed-abort rule") {
+    answer.reset();
+    f.node().GetTransaction("c1-1-2-0000000000000000", "bank-a", f.LogId(), [&](TxLookup l) { answer = std::move(l); });
+    f.Store();
+    REQUIRE(answer.has_value());
+    REQUIRE(std::get_if<PresumedAbort>(&*answer) != nullptr);
+    CHECK(f.Recorded("c1-1-2-0000000000000000").has_value());
+  }
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ class Fixture {
   Fixture() { Open(); }
 
   void Open() {
-    auto log = SqliteDecisionLog::Open(path(), io_.get_executor());
+    auto log = SqliteDecisionLog::Open(path(), io_.get_executor(), entropy_);
     REQUIRE_MESSAGE(log.ok(), log.status().ToString());
     log_ = std::move(log).value();
   }
@@ -92,6 +92,7 @@ class Fixture {
 
  private:
   TempDir dir_;
+  SystemEntropy entropy_;
   boost::asio::io_context io_;
   std::unique_ptr<SqliteDecisionLog> log_;
 };

@@ -1,0 +1,168 @@
+"""A careless or hostile world: inputs that must change nothing and crash nothing.
+
+Each test reproduces a way the coordinator used to break and checks that
+commitd now fails closed:
+- txids cannot be guessed: decision queries and forced decisions for guessed
+  "next" txids collide with no later transaction, and the coordinator still
+  stops on SIGTERM;
+- a restart with the wall clock at an instant used before repeats no txid;
+- a decisions.db truncated while commitd was stopped never turns a transaction
+  whose client was told "committed" into an abort: it is reported in doubt;
+- a damaged decisions.db is refused at start with an error naming the file;
+- a JSON number out of double's range is a 400 with a JSON error everywhere.
+"""
+
+import os
+import re
+import time
+
+import harness
+from harness import Cluster, eventually, get, post
+
+FAILPOINTS = "COMMITD_FAILPOINTS"
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def guesses(txid, count=5):
+    """The txids a caller who saw `txid` would try next."""
+    m = re.match(r"^(.*)-(\d+)-(\d+)-([0-9a-f]{16})$", txid)
+    if m:
+        prefix, incarnation, seq, rand = m.groups()
+        out = [f"{prefix}-{incarnation}-{int(seq) + i}-{rand}" for i in range(1, count + 1)]
+        out += [f"{prefix}-{int(incarnation) + 1}-{i}-{rand}" for i in range(1, count + 1)]
+        return out
+    m = re.match(r"^(.*)-(\d+)$", txid)
+    assert m, f"unexpected txid format: {txid}"
+    prefix, seq = m.groups()
+    return [f"{prefix}-{int(seq) + i}" for i in range(1, count + 1)]
+
+
+def metric(url, name):
+    status, _, text, _ = harness.request("GET", url, "/metrics")
+    assert status == 200, text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def assert_transfers_commit(c, n=5):
+    for _ in range(n):
+        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 1)
+        assert status == 200, reply
+        assert reply["outcome"] == "committed", reply
+
+
+def assert_stops_on_sigterm(c):
+    c.coordinator.terminate(timeout=15.0)
+    assert c.coordinator.returncode() == 0, c.coordinator.returncode()
+
+
+def test_decision_queries_for_guessed_txids_collide_with_nothing():
+    with Cluster() as c:
+        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 1)
+        assert status == 200, reply
+        for guess in guesses(reply["txid"]):
+            status, body = get(c.url, f"/v1/transactions/{guess}?participant=bank-a")
+            assert status in (400, 404), (guess, status, body)
+        assert_transfers_commit(c)
+        assert c.coordinator.alive()
+        assert_stops_on_sigterm(c)
+
+
+def test_forced_decisions_for_guessed_txids_collide_with_nothing():
+    dead = f"http://127.0.0.1:{harness.free_port()}"
+    with Cluster() as c:
+        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 1)
+        assert status == 200, reply
+        for guess in guesses(reply["txid"]):
+            status, body = post(c.url, f"/v1/admin/transactions/{guess}/force",
+                                {"outcome": "commit", "participants": [{"name": "ghost", "url": dead}]})
+            assert status in (200, 400, 404, 409), (guess, status, body)
+        assert_transfers_commit(c)
+        eventually(lambda: metric(c.url, "commitd_transactions_undecided") == 0, what="nothing undecided")
+        assert c.coordinator.alive()
+        assert_stops_on_sigterm(c)
+
+
+def test_restart_with_the_clock_at_an_earlier_instant_repeats_no_txid():
+    # The wall clock stands still at one instant; monotonic time runs.
+    env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": "2024-01-01 00:00:00", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    assert os.path.exists(FAKETIME_LIB), "libfaketime is missing: scripts/deps.sh installs the faketime package"
+    with Cluster(coordinator_env=env) as c:
+        seen = set()
+        for _ in range(3):
+            status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 1)
+            assert status == 200, reply
+            seen.add(reply["txid"])
+        c.coordinator.terminate()
+        c.start_coordinator()
+        for _ in range(3):
+            status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 1)
+            assert status == 200, reply
+            assert reply["txid"] not in seen, reply["txid"]
+            seen.add(reply["txid"])
+        assert c.coordinator.alive()
+        c.eventually_balance("bank-b", "bob", c.seed("bank-b")["bob"] + 6)
+
+
+def test_a_truncated_decision_log_reports_in_doubt_instead_of_presuming_abort():
+    with Cluster(coordinator_env={FAILPOINTS: "coordinator.skip_commit_delivery"}) as c:
+        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
+        assert status == 200 and reply["outcome"] == "committed", reply
+        txid = reply["txid"]
+        assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
+        c.coordinator.kill9()
+        for suffix in ("", "-wal", "-shm"):
+            path = os.path.join(c.data_dir, "decisions.db" + suffix)
+            if os.path.exists(path):
+                open(path, "w").close()
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+
+        def listed_in_doubt():
+            status, body = c.get("/v1/transactions?state=in_doubt")
+            assert status == 200, body
+            return txid in [t["txid"] for t in body["transactions"]]
+        eventually(listed_in_doubt, timeout=10.0, what="the transaction listed in doubt")
+        time.sleep(2.0)  # sweeps and agents' questions have run by now
+        # The client was told "committed": nobody may abort it.
+        assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
+        assert c.balances("bank-a")["alice"] == c.seed("bank-a")["alice"]
+        assert c.coordinator.alive()
+
+
+def test_a_damaged_decision_log_is_refused_at_start_naming_the_file():
+    with Cluster() as c:
+        for _ in range(50):
+            status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 1)
+            assert status == 200, reply
+        c.coordinator.terminate()
+        path = os.path.join(c.data_dir, "decisions.db")
+        size = os.path.getsize(path)
+        assert size > 3 * 4096, size
+        with open(path, "r+b") as f:
+            for at in range(4096 + 100, size, 4096):
+                f.seek(at)
+                f.write(bytes((i * 151 + 7) & 0xFF for i in range(64)))
+        c.coordinator.start()
+        assert c.coordinator.wait_exit(timeout=10.0) != 0
+        assert "decisions.db" in c.coordinator.log_text()
+        assert "damaged" in c.coordinator.log_text()
+
+
+def test_numbers_out_of_range_are_400_with_a_json_error():
+    with Cluster() as c:
+        for url, path, body in [(c.url, "/v1/transactions", '{"branches":1e400}'),
+                                (c.bank("bank-a").url, "/v1/prepare", '{"txid":"t-1","timeout_ms":1e400}'),
+                                (c.bank("bank-a").url, "/v1/commit", '{"txid":1e400}'),
+                                (c.bank("bank-a").url, "/v1/abort", '{"txid":1e400}'),
+                                (c.bank("bank-a").url, "/v1/precommit", '{"txid":1e400}')]:
+            status, reply, raw, _ = harness.request("POST", url, path, body=body)
+            assert status == 400, (url, path, status, raw)
+            assert isinstance(reply, dict) and "error" in reply, (path, reply)
+        assert c.coordinator.alive() and c.agent("bank-a").alive()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
