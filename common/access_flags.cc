@@ -30,10 +30,6 @@ Result<AccessSetup> AccessSetupFromFlags(const Flags& flags, const std::string& 
   } else if (!token.empty()) {
     setup.guard = auth::RouteGuard::SharedToken(token);
   }
-  if (!token.empty()) {
-    log::Warn("token_on_command_line",
-              {{"message", "--token is visible to every local user (ps, /proc); use --auth-file and --peer-token-file"}});
-  }
   setup.peer_token = token;
   if (auto path = flags.Get("peer-token-file")) {
     auto secret = auth::ReadSecretFile(*path);
@@ -47,9 +43,6 @@ Result<AccessSetup> AccessSetupFromFlags(const Flags& flags, const std::string& 
       return Status::InvalidArgument("--listen " + listen +
                                      " is not a loopback address: give --auth-file (or --insecure to allow anyone)");
     }
-    log::Warn("no_auth_file", {{"message", loopback ? "no --auth-file: any local process may call every route"
-                                                    : "--insecure: anyone who reaches the port may call every route"},
-                               {"listen", listen}});
   }
   const bool has_cert = flags.Has("tls-cert"), has_key = flags.Has("tls-key");
   if (has_cert != has_key) return Status::InvalidArgument("--tls-cert and --tls-key go together");
@@ -76,6 +69,18 @@ Result<AccessSetup> AccessSetupFromFlags(const Flags& flags, const std::string& 
   auto client_context = tls::ClientContext(client_files);
   if (!client_context.ok()) return client_context.status();
   setup.client_tls = std::move(client_context).value();
+  if (!token.empty()) {
+    log::Warn("token_on_command_line",
+              {{"message", "--token is visible to every local user (ps, /proc); use --auth-file and --peer-token-file"}});
+  }
+  if (!flags.Has("auth-file")) {
+    const bool loopback = !flags.Has("insecure") || IsLoopbackHost(http::ParseHostPort(listen).ok()
+                                                                        ? http::ParseHostPort(listen)->first
+                                                                        : std::string());
+    log::Warn("no_auth_file", {{"message", loopback ? "no --auth-file: any local process may call every route"
+                                                    : "--insecure: anyone who reaches the port may call every route"},
+                               {"listen", listen}});
+  }
   return setup;
 }
 

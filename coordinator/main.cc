@@ -71,12 +71,6 @@ int main(int argc, char** argv) {
   auto data_dir = flags->Get("data-dir");
   if (!data_dir) return UsageError("--data-dir is required");
   options.data_dir = *data_dir;
-  auto access = AccessSetupFromFlags(*flags, options.listen);
-  if (!access.ok()) return UsageError(access.status().message());
-  options.guard = std::move(access->guard);
-  options.peer_token = std::move(access->peer_token);
-  options.server_tls = std::move(access->server_tls);
-  options.client_tls = std::move(access->client_tls);
   if (auto peers = flags->Get("peers")) {
     std::set<std::string> ids;
     bool self_listed = false;
@@ -111,6 +105,12 @@ int main(int argc, char** argv) {
     }
     options.participants.push_back({p.substr(0, eq), *url, 0});
   }
+  auto access = AccessSetupFromFlags(*flags, options.listen);
+  if (!access.ok()) return UsageError(access.status().message());
+  options.guard = std::move(access->guard);
+  options.peer_token = std::move(access->peer_token);
+  options.server_tls = std::move(access->server_tls);
+  options.client_tls = std::move(access->client_tls);
   options.config = config.value();
   log::SetComponent("commitd/" + options.id);
   failpoint::InitFromEnvironment();

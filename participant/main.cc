@@ -82,12 +82,6 @@ int main(int argc, char** argv) {
   options.procedures_path = *procedures;
   options.listen = flags->Get("listen").value_or("127.0.0.1:7101");
   options.allow_raw_sql = flags->Has("allow-raw-sql");
-  auto access = AccessSetupFromFlags(*flags, options.listen);
-  if (!access.ok()) return UsageError(access.status().message());
-  options.guard = std::move(access->guard);
-  options.peer_token = std::move(access->peer_token);
-  options.server_tls = std::move(access->server_tls);
-  options.client_tls = std::move(access->client_tls);
   options.advertise_url = flags->Get("advertise-url").value_or("");
   if (options.listen.empty()) return UsageError("--listen must not be empty");
   for (const auto& list : flags->GetAll("coordinator")) {
@@ -104,6 +98,12 @@ int main(int argc, char** argv) {
       start = comma + 1;
     }
   }
+  auto access = AccessSetupFromFlags(*flags, options.listen);
+  if (!access.ok()) return UsageError(access.status().message());
+  options.guard = std::move(access->guard);
+  options.peer_token = std::move(access->peer_token);
+  options.server_tls = std::move(access->server_tls);
+  options.client_tls = std::move(access->client_tls);
   options.config = config.value();
   log::SetComponent("agent/" + options.name);
   failpoint::InitFromEnvironment();
