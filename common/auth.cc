@@ -122,9 +122,6 @@ Result<AuthTable> AuthTable::FromJson(const nlohmann::json& value) {
       entry.principal.roles.Add(*role);
     }
     for (const Entry& other : table.entries_) {
-      if (other.principal.name == entry.principal.name) {
-        return Status::InvalidArgument(where + ".name: '" + entry.principal.name + "' appears twice");
-      }
       if (CRYPTO_memcmp(other.digest.data(), entry.digest.data(), entry.digest.size()) == 0) {
         return Status::InvalidArgument(where + ": the same token as '" + other.principal.name + "'");
       }

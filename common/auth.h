@@ -11,7 +11,8 @@
 //   peer    protocol traffic between coordinators, members and agents, and an
 //           agent's registration under its own name (the token's name)
 //
-// Tokens are kept as SHA-256 digests only and compared in constant time.
+// Tokens are kept as SHA-256 digests only and compared in constant time. One
+// name may have several entries (a token being rotated: old and new).
 // Thread: immutable after Load; any thread.
 #pragma once
 

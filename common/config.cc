@@ -22,6 +22,7 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("retry_initial_ms", c.retry_initial_ms);
   fn("retry_max_ms", c.retry_max_ms);
   fn("max_in_flight", c.max_in_flight);
+  fn("max_participants", c.max_participants);
   fn("retry_after_s", c.retry_after_s);
   fn("health_interval_ms", c.health_interval_ms);
   fn("tick_ms", c.tick_ms);

@@ -32,6 +32,7 @@ struct Config {
   int64_t retry_initial_ms = 50;             // first redelivery delay of commit/abort
   int64_t retry_max_ms = 2'000;              // cap of the exponential redelivery backoff
   int64_t max_in_flight = 4'096;             // undecided transactions; more -> 429
+  int64_t max_participants = 256;            // registry entries; registering more -> 400
   int64_t retry_after_s = 1;                 // Retry-After sent with 429 and 503
   int64_t health_interval_ms = 1'000;        // how often registered participants are probed
   int64_t tick_ms = 10;                      // timer resolution of the protocol engines

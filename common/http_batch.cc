@@ -44,9 +44,35 @@ struct BatchReply {
 
 }  // namespace
 
-void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::string& path, std::size_t max_requests) {
+namespace {
+
+// A sub-request's path as the router will see it, unless it could be read as
+// another path: %-escapes, empty or dot segments.
+bool IsPlainPath(std::string_view path) {
+  if (path.empty() || path.front() != '/') return false;
+  if (path.find('%') != std::string_view::npos || path.find("//") != std::string_view::npos) return false;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    std::string_view segment = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    if (segment == "." || segment == "..") return false;
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::string& path, std::size_t max_requests,
+                   BatchAdmission admit) {
   const Router* self = &router;
-  router.Add("POST", path, [self, &io, path, max_requests](Request request, Responder respond) {
+  router.Add("POST", path, [self, &io, path, max_requests, admit](Request request, Responder respond) {
+    if (request.batched) {
+      respond(ErrorResponse(400, "invalid_request", "batches cannot be nested"));
+      return;
+    }
+    if (admit && !admit(request, respond)) return;
     std::optional<std::vector<BatchPart>> items = ParseBatch(request.body, "requests");
     if (!items) {
       respond(ErrorResponse(400, "invalid_request", "body: must be {\"requests\": [...]}"));
@@ -76,11 +102,17 @@ void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::strin
       sub.method = item.method ? JsonStringValue(*item.method) : "POST";
       sub.target = JsonStringValue(*item.target);
       sub.path = sub.target.substr(0, sub.target.find('?'));
+      sub.batched = true;
+      if (!IsPlainPath(sub.path)) {
+        reply->Set(i, ErrorResponse(400, "invalid_request",
+                                    "requests[" + std::to_string(i) +
+                                        "].target: must be a plain path (no %-escapes, empty or dot segments)"));
+        continue;
+      }
       if (item.body) sub.body = std::string(*item.body);
       Response error;
-      const Handler* handler = sub.path == path ? nullptr : self->Match(sub, &error);
+      const Handler* handler = self->Match(sub, &error);
       if (handler == nullptr) {
-        if (sub.path == path) error = ErrorResponse(400, "invalid_request", "batches cannot be nested");
         reply->Set(i, std::move(error));
         continue;
       }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,10 +19,18 @@
 
 namespace commitd::http {
 
+// Decides whether a request may use the batch route at all (answering it
+// when not); empty: anyone may.
+using BatchAdmission = std::function<bool(const Request&, const Responder&)>;
+
 // Adds POST `path` to `router`: each sub-request is dispatched through the
-// same router (with the batch's headers, e.g. Authorization) and the batch is
-// answered once every sub-request is. `router` and `io` must outlive the server.
+// same router (with the batch's headers, e.g. Authorization, so each meets
+// its route's own access check) and the batch is answered once every
+// sub-request is. A sub-request's target path is taken as given: one with a
+// %-escape, an empty or dot segment answers 400 in its place, and so does a
+// sub-request that reaches the batch route again (no nesting, at any depth).
+// `router` and `io` must outlive the server.
 void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::string& path,
-                   std::size_t max_requests = 4096);
+                   std::size_t max_requests = 4096, BatchAdmission admit = {});
 
 }  // namespace commitd::http

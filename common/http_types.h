@@ -19,6 +19,7 @@ struct Request {
   std::map<std::string, std::string> path_params;  // filled by the router: "/v1/transactions/{txid}" -> txid
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
+  bool batched = false;  // a sub-request of a batch (http_batch.h), never a batch itself
 
   // Header value by case-insensitive name, or nullopt.
   std::optional<std::string> Header(std::string_view name) const;

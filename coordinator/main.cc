@@ -4,18 +4,23 @@
 #include <iostream>
 #include <set>
 
+#include "common/access_flags.h"
 #include "common/config_file.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/graceful_stop.h"
 #include "common/log.h"
+#include "common/peer_url.h"
 #include "common/program.h"
 #include "coordinator/service.h"
 
 namespace {
 
 constexpr const char* kUsage = R"(usage: commitd --id ID --listen HOST:PORT --data-dir DIR
-               [--participant NAME=URL]... [--token SECRET] [--config FILE]
+               [--participant NAME=URL]... [--config FILE]
+               [--auth-file FILE] [--peer-token-file FILE] [--insecure] [--token SECRET]
+               [--tls-cert FILE --tls-key FILE] [--tls-ca FILE] [--tls-require-client-cert]
+               [--tls-client-cert FILE --tls-client-key FILE]
                [--peers ID=URL,... [--join]] [--log-level LEVEL] [--failpoint NAME]...
        commitd --version | --help
 
@@ -27,14 +32,24 @@ and the timeouts and limits of docs/configuration.md; flags given here win.
 group, with everything in DIR/raft.db (docs/coordinator_group.md); with --join
 it is a new member of a running group and waits until `commitctl cluster add`.
 --log-level: debug, info (default), warn or error; logs are JSON lines on stderr.
+--auth-file: the tokens and roles every route but /healthz and /readyz needs;
+without it, a non-loopback --listen needs --insecure. --peer-token-file: the
+token presented to agents and members. --token: one shared secret, sent and
+required (tests only: other local users can read it). --tls-*: HTTPS, see
+docs/security.md. URLs are http(s)://HOST:PORT.
 
 exit: 0 stopped by SIGTERM/SIGINT or --help/--version, 1 could not start,
       2 bad flag or configuration
 )";
 
-const std::set<std::string> kValued = {"id",    "listen", "data-dir", "participant", "token",
-                                       "config", "peers", "failpoint", "log-level"};
-const std::set<std::string> kSwitches = {"join"};
+std::set<std::string> Join(std::set<std::string> a, const std::set<std::string>& b) {
+  a.insert(b.begin(), b.end());
+  return a;
+}
+
+const std::set<std::string> kValued = Join(
+    {"id", "listen", "data-dir", "participant", "config", "peers", "failpoint", "log-level"}, commitd::AccessValuedFlags());
+const std::set<std::string> kSwitches = Join({"join"}, commitd::AccessSwitches());
 const commitd::Program kProgram("commitd", kUsage);
 
 int UsageError(const std::string& message) { return kProgram.UsageError(message); }
@@ -56,7 +71,6 @@ int main(int argc, char** argv) {
   auto data_dir = flags->Get("data-dir");
   if (!data_dir) return UsageError("--data-dir is required");
   options.data_dir = *data_dir;
-  options.token = flags->Get("token").value_or("");
   if (auto peers = flags->Get("peers")) {
     std::set<std::string> ids;
     bool self_listed = false;
@@ -66,14 +80,15 @@ int main(int argc, char** argv) {
       std::string item = peers->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       start = comma == std::string::npos ? peers->size() + 1 : comma + 1;
       auto eq = item.find('=');
-      if (eq == std::string::npos || eq == 0 || item.compare(eq + 1, 7, "http://") != 0) {
-        return UsageError("--peers must be ID=http://HOST:PORT,..., got '" + item + "'");
+      auto url = eq == std::string::npos ? Result<std::string>(Status::InvalidArgument("no '='"))
+                                         : ValidatePeerUrl(item.substr(eq + 1));
+      if (eq == 0 || !url.ok()) {
+        return UsageError("--peers must be ID=http(s)://HOST:PORT,..., got '" + item + "'");
       }
-      std::string id = item.substr(0, eq), url = item.substr(eq + 1);
-      while (!url.empty() && url.back() == '/') url.pop_back();
+      std::string id = item.substr(0, eq);
       if (!ids.insert(id).second) return UsageError("--peers names " + id + " twice");
       self_listed = self_listed || id == options.id;
-      options.peers.push_back({id, url});
+      options.peers.push_back({id, *url});
     }
     if (!self_listed) return UsageError("--peers must include this node (--id " + options.id + ")");
     options.join = flags->Has("join");
@@ -83,11 +98,19 @@ int main(int argc, char** argv) {
   }
   for (const auto& p : flags->GetAll("participant")) {
     auto eq = p.find('=');
-    if (eq == std::string::npos || eq == 0 || p.compare(eq + 1, 7, "http://") != 0) {
-      return UsageError("--participant must be NAME=http://HOST:PORT, got '" + p + "'");
+    auto url = eq == std::string::npos ? Result<std::string>(Status::InvalidArgument("no '='"))
+                                       : ValidatePeerUrl(p.substr(eq + 1));
+    if (eq == 0 || !url.ok()) {
+      return UsageError("--participant must be NAME=http(s)://HOST:PORT, got '" + p + "'");
     }
-    options.participants.push_back({p.substr(0, eq), p.substr(eq + 1), 0});
+    options.participants.push_back({p.substr(0, eq), *url, 0});
   }
+  auto access = AccessSetupFromFlags(*flags, options.listen);
+  if (!access.ok()) return UsageError(access.status().message());
+  options.guard = std::move(access->guard);
+  options.peer_token = std::move(access->peer_token);
+  options.server_tls = std::move(access->server_tls);
+  options.client_tls = std::move(access->client_tls);
   options.config = config.value();
   log::SetComponent("commitd/" + options.id);
   failpoint::InitFromEnvironment();

@@ -23,6 +23,7 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   o.self_url = self_url;
   o.default_tx_timeout_ms = config.default_tx_timeout_ms;
   o.max_in_flight = config.max_in_flight;
+  o.max_participants = config.max_participants;
   o.tick_ms = config.tick_ms;
   o.health_interval_ms = config.health_interval_ms;
   o.catalog_timeout_ms = config.connect_timeout_ms;

@@ -44,6 +44,7 @@ struct NodeOptions {
   std::vector<RegistryEntry> participants;  // configured (--participant): they win over the log's registry
   int64_t default_tx_timeout_ms = 0;
   int64_t max_in_flight = 0;         // undecided transactions; more are refused (overloaded)
+  int64_t max_participants = 256;    // registry entries; registering more is refused
   int64_t tick_ms = 0;
   int64_t health_interval_ms = 0;
   int64_t catalog_timeout_ms = 0;    // fetching an unknown catalog while a client waits

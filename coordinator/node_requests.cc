@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "common/log.h"
+#include "common/peer_url.h"
 #include "coordinator/node.h"
 
 namespace commitd::coordinator {
@@ -242,7 +243,18 @@ std::vector<ParticipantStatus> Node::Participants() const {
 }
 
 void Node::PutParticipant(std::string name, std::string url, std::function<void(std::optional<NodeError>)> done) {
-  RegistryEntry entry{std::move(name), std::move(url), timers_.NowMs()};
+  auto valid_url = ValidatePeerUrl(url);
+  if (!valid_url.ok()) {
+    done(NodeError{NodeErrorKind::kInvalidRequest, "url: " + valid_url.status().message()});
+    return;
+  }
+  if (!registry_.count(name) && registry_.size() >= static_cast<std::size_t>(options_.max_participants)) {
+    done(NodeError{NodeErrorKind::kInvalidRequest, "the registry holds max_participants (" +
+                                                       std::to_string(options_.max_participants) +
+                                                       ") participants already"});
+    return;
+  }
+  RegistryEntry entry{std::move(name), std::move(valid_url).value(), timers_.NowMs()};
   log_.PutParticipant(entry, [this, entry, done = std::move(done)](Status s) {
     if (!s.ok()) {
       done(NodeError{NodeErrorKind::kStorage, s.message()});

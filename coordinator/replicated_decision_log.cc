@@ -48,7 +48,8 @@ Result<std::unique_ptr<ReplicatedDecisionLog>> ReplicatedDecisionLog::Open(const
       io, log->options_.token,
       [self](std::vector<raft::Message> messages, raft::Reply reply) {
         self->driver_->Receive(std::move(messages), std::move(reply));
-      });
+      },
+      log->options_.client_tls);
   for (const auto& m : log->options_.members) log->SetMemberUrl(m.id, m.url);
   for (const auto& [id, url] : *urls) log->SetMemberUrl(id, url);
   log->Run(std::move(restored).value(), *log->writer_, *log->http_,

@@ -54,6 +54,7 @@ struct ReplicatedLogOptions {
   // waits to be added (AddMember on the leader); `members` still gives URLs.
   bool join = false;
   std::string token;                 // sent as a bearer token to the other members
+  tls::Context client_tls;           // for https:// members (unset: http:// only)
   int64_t election_timeout_ms = 150;
   int64_t heartbeat_ms = 50;
   int64_t tick_ms = 10;

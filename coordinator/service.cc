@@ -12,6 +12,7 @@
 #include "common/http_options.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "common/peer_url.h"
 #include "coordinator/api_render.h"
 #include "common/asio_timers.h"
 #include "coordinator/group_leadership.h"
@@ -21,14 +22,46 @@
 #include "coordinator/sqlite_decision_log.h"
 
 namespace commitd::coordinator {
+namespace {
+
+using auth::Permission;
+using auth::PeerSelf;
+
+// Every route but /healthz and /readyz, and who may call it (docs/security.md).
+constexpr auth::RouteRule kRoutes[] = {
+    {"POST", "/v1/transactions", Permission::kSubmit},
+    {"GET", "/v1/transactions", Permission::kReadTransactions},
+    // An agent resolving an in-doubt transaction asks with ?participant=<its name>.
+    {"GET", "/v1/transactions/{txid}", Permission::kReadTransactions, PeerSelf::kQueryParticipant},
+    {"GET", "/v1/participants", Permission::kReadCluster},
+    // An agent registers itself under its token's name.
+    {"PUT", "/v1/participants/{name}", Permission::kAdminister, PeerSelf::kPathName},
+    {"POST", "/v1/admin/retry-now", Permission::kAdminister},
+    {"POST", "/v1/admin/transactions/{txid}/force", Permission::kAdminister},
+    {"GET", "/v1/cluster", Permission::kReadCluster},
+    {"POST", "/v1/cluster/members", Permission::kAdminister},
+    {"DELETE", "/v1/cluster/members/{id}", Permission::kAdminister},
+    {"POST", "/v1/cluster/transfer-leader", Permission::kAdminister},
+    {"GET", "/metrics", Permission::kReadCluster},
+    {"POST", "/v1/raft", Permission::kProtocol},
+};
+
+}  // namespace
+
 struct Service::Impl {
   Impl(boost::asio::io_context& io, ServiceOptions options)
       : io(io),
         options(std::move(options)),
-        client(io, http::ClientOptionsFor(this->options.config)),
+        client(io, ClientOptions(this->options)),
         peers(client),
-        agents(client, peers, this->options.token),
+        agents(client, peers, this->options.peer_token),
         timers(io) {}
+
+  static http::ClientOptions ClientOptions(const ServiceOptions& options) {
+    http::ClientOptions co = http::ClientOptionsFor(options.config);
+    co.tls = options.client_tls;
+    return co;
+  }
 
   boost::asio::io_context& io;
   ServiceOptions options;
@@ -50,7 +83,8 @@ struct Service::Impl {
   Status Start();
   Status OpenGroupLog();
   void RegisterRoutes();
-  bool Authorized(const http::Request& req, const http::Responder& respond);
+  // router.Add with the route's access rule (kRoutes) checked first.
+  void Add(const std::string& method, const std::string& pattern, http::Handler handler);
   void Respond(const http::Responder& respond, const api::Rendered& rendered);
 
   void HandleSubmit(http::Request req, http::Responder respond);
@@ -95,7 +129,8 @@ Status Service::Impl::OpenGroupLog() {
   ro.self_id = options.id;
   ro.members = options.peers;
   ro.join = options.join;
-  ro.token = options.token;
+  ro.token = options.peer_token;
+  ro.client_tls = options.client_tls;
   ro.election_timeout_ms = options.config.raft_election_timeout_ms;
   ro.heartbeat_ms = options.config.raft_heartbeat_ms;
   ro.tick_ms = std::min<int64_t>(options.config.tick_ms, options.config.raft_heartbeat_ms);
@@ -128,15 +163,18 @@ Status Service::Impl::Start() {
   }
   RegisterRoutes();
   if (group_log) {
-    router.Add("POST", "/v1/raft", [this](http::Request req, http::Responder r) {
-      if (!Authorized(req, r)) return;
+    Add("POST", "/v1/raft", [this](http::Request req, http::Responder r) {
       group_log->OnRaftMessages(req.body, std::move(r));
     });
   }
-  server = std::make_unique<http::Server>(io, http::ServerOptionsFor(options.config, addr->first, addr->second),
-                                          router);
+  http::ServerOptions so = http::ServerOptionsFor(options.config, addr->first, addr->second);
+  so.tls = options.server_tls;
+  server = std::make_unique<http::Server>(io, so, router);
   if (Status s = server->Start(); !s.ok()) return s;
-  if (self_url.empty()) self_url = "http://" + addr->first + ":" + std::to_string(server->port());
+  if (self_url.empty()) {
+    self_url = std::string(options.server_tls ? "https://" : "http://") + addr->first + ":" +
+               std::to_string(server->port());
+  }
 
   NodeOptions no = NodeOptionsFor(options.config, options.id, self_url);
   no.participants = options.participants;
@@ -152,45 +190,43 @@ Status Service::Impl::Start() {
   return Status::Ok();
 }
 
-bool Service::Impl::Authorized(const http::Request& req, const http::Responder& respond) {
-  return http::CheckBearer(req, options.token, respond);
+void Service::Impl::Add(const std::string& method, const std::string& pattern, http::Handler handler) {
+  auth::AddGuarded(router, options.guard, kRoutes, method, pattern, std::move(handler));
 }
 
 void Service::Impl::RegisterRoutes() {
-  router.Add("POST", "/v1/transactions", Leading([this](http::Request req, http::Responder r) {
-    if (Authorized(req, r)) HandleSubmit(std::move(req), std::move(r));
+  Add("POST", "/v1/transactions", Leading([this](http::Request req, http::Responder r) {
+    HandleSubmit(std::move(req), std::move(r));
   }));
-  router.Add("GET", "/v1/transactions", Leading([this](http::Request req, http::Responder r) {
-    if (Authorized(req, r)) HandleListTransactions(std::move(req), std::move(r));
+  Add("GET", "/v1/transactions", Leading([this](http::Request req, http::Responder r) {
+    HandleListTransactions(std::move(req), std::move(r));
   }));
-  router.Add("GET", "/v1/transactions/{txid}", Leading([this](http::Request req, http::Responder r) {
-    if (Authorized(req, r)) HandleGetTransaction(std::move(req), std::move(r));
+  Add("GET", "/v1/transactions/{txid}", Leading([this](http::Request req, http::Responder r) {
+    HandleGetTransaction(std::move(req), std::move(r));
   }));
-  router.Add("GET", "/v1/participants", Leading([this](http::Request req, http::Responder r) {
-    if (Authorized(req, r)) HandleListParticipants(std::move(r));
+  Add("GET", "/v1/participants", Leading([this](http::Request, http::Responder r) {
+    HandleListParticipants(std::move(r));
   }));
-  router.Add("PUT", "/v1/participants/{name}", Leading([this](http::Request req, http::Responder r) {
-    if (Authorized(req, r)) HandlePutParticipant(std::move(req), std::move(r));
+  Add("PUT", "/v1/participants/{name}", Leading([this](http::Request req, http::Responder r) {
+    HandlePutParticipant(std::move(req), std::move(r));
   }));
-  router.Add("POST", "/v1/admin/retry-now", Leading([this](http::Request req, http::Responder r) {
-    if (!Authorized(req, r)) return;
+  Add("POST", "/v1/admin/retry-now", Leading([this](http::Request, http::Responder r) {
     r(http::JsonResponse(200, {{"active", node->RetryNow()}}));
   }));
-  router.Add("POST", "/v1/admin/transactions/{txid}/force", Leading([this](http::Request req, http::Responder r) {
-    if (Authorized(req, r)) HandleForce(std::move(req), std::move(r));
+  Add("POST", "/v1/admin/transactions/{txid}/force", Leading([this](http::Request req, http::Responder r) {
+    HandleForce(std::move(req), std::move(r));
   }));
   // {"id": "c4", "url": "http://..."}: a new member (started with --join) joins as a
   // learner and becomes a voter once it has caught up.
-  router.Add("POST", "/v1/cluster/members", GroupAdmin([this](http::Request req, http::Responder r) {
+  Add("POST", "/v1/cluster/members", GroupAdmin([this](http::Request req, http::Responder r) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     if (!body.is_object() || !body.contains("id") || !body["id"].is_string() || body["id"].get<std::string>().empty() ||
-        !body.contains("url") || !body["url"].is_string() ||
-        body["url"].get<std::string>().rfind("http://", 0) != 0) {
-      r(http::ErrorResponse(400, "invalid_request", "body: must be {\"id\":\"c4\",\"url\":\"http://HOST:PORT\"}"));
+        !body.contains("url") || !body["url"].is_string() || !ValidatePeerUrl(body["url"].get<std::string>()).ok()) {
+      r(http::ErrorResponse(400, "invalid_request", "body: must be {\"id\":\"c4\",\"url\":\"http(s)://HOST:PORT\"}"));
       return;
     }
     const std::string id = body["id"].get<std::string>();
-    group_log->AddMember(id, body["url"].get<std::string>(), [r, id](Status s) {
+    group_log->AddMember(id, *ValidatePeerUrl(body["url"].get<std::string>()), [r, id](Status s) {
       if (!s.ok()) {
         r(http::ErrorResponse(s.code() == StatusCode::kConflict ? 409 : 503, "membership", s.message()));
         return;
@@ -198,7 +234,7 @@ void Service::Impl::RegisterRoutes() {
       r(http::JsonResponse(202, {{"added", id}, {"membership", "learner"}}));
     });
   }));
-  router.Add("DELETE", "/v1/cluster/members/{id}", GroupAdmin([this](http::Request req, http::Responder r) {
+  Add("DELETE", "/v1/cluster/members/{id}", GroupAdmin([this](http::Request req, http::Responder r) {
     Status s = group_log->RemoveMember(req.path_params["id"]);
     if (!s.ok()) {
       const bool bad = s.code() == StatusCode::kInvalidArgument;
@@ -208,7 +244,7 @@ void Service::Impl::RegisterRoutes() {
     r(http::JsonResponse(202, {{"removed", req.path_params["id"]}}));
   }));
   // {"to": "c2"}: leadership to member c2 (the group's leader acts; others forward).
-  router.Add("POST", "/v1/cluster/transfer-leader", GroupAdmin([this](http::Request req, http::Responder r) {
+  Add("POST", "/v1/cluster/transfer-leader", GroupAdmin([this](http::Request req, http::Responder r) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     if (!body.is_object() || !body.contains("to") || !body["to"].is_string()) {
       r(http::ErrorResponse(400, "invalid_request", "body: must be {\"to\":\"<member id>\"}"));
@@ -222,8 +258,7 @@ void Service::Impl::RegisterRoutes() {
     }
     r(http::JsonResponse(202, {{"transferring_to", body["to"]}}));
   }));
-  router.Add("GET", "/v1/cluster", [this](http::Request req, http::Responder r) {
-    if (!Authorized(req, r)) return;
+  Add("GET", "/v1/cluster", [this](http::Request, http::Responder r) {
     if (group_log) {
       r(http::JsonResponse(200, group_log->ClusterStatus()));
       return;
@@ -250,14 +285,13 @@ void Service::Impl::RegisterRoutes() {
       r(http::JsonResponse(200, {{"status", "ready"}, {"leader", options.id}}));
     }
   });
-  router.Add("GET", "/metrics", [this](http::Request, http::Responder r) { HandleMetrics(std::move(r)); });
+  Add("GET", "/metrics", [this](http::Request, http::Responder r) { HandleMetrics(std::move(r)); });
 }
 
 
 // The group's admin endpoints: authorized, refused without a group, run on the leader.
 http::Handler Service::Impl::GroupAdmin(http::Handler handler) {
   return Leading([this, handler = std::move(handler)](http::Request req, http::Responder r) {
-    if (!Authorized(req, r)) return;
     if (!group_log) {
       r(http::ErrorResponse(400, "invalid_request", "this coordinator is not part of a group (no --peers)"));
       return;
@@ -272,7 +306,6 @@ http::Handler Service::Impl::Leading(http::Handler handler) {
       handler(std::move(req), std::move(r));
       return;
     }
-    if (!Authorized(req, r)) return;
     Forward(std::move(req), std::move(r));
   };
 }
@@ -392,8 +425,8 @@ void Service::Impl::HandlePutParticipant(http::Request req, http::Responder resp
     respond(http::ErrorResponse(400, "invalid_request", "body: must be a JSON object {\"url\": \"http://...\"}"));
     return;
   }
-  if (!body.contains("url") || !body["url"].is_string() || body["url"].get<std::string>().rfind("http://", 0) != 0) {
-    respond(http::ErrorResponse(400, "invalid_request", "url: must be a string starting with http://"));
+  if (!body.contains("url") || !body["url"].is_string()) {
+    respond(http::ErrorResponse(400, "invalid_request", "url: must be a string http(s)://HOST:PORT"));
     return;
   }
   for (auto it = body.begin(); it != body.end(); ++it) {
@@ -462,10 +495,10 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
     }
     ForcedParticipant fp{p["name"].get<std::string>(), std::nullopt};
     if (p.contains("url")) {
-      if (!p["url"].is_string() || p["url"].get<std::string>().rfind("http://", 0) != 0) {
-        return bad(where + ".url: must be a string starting with http://");
-      }
-      fp.url = p["url"].get<std::string>();
+      auto url = p["url"].is_string() ? ValidatePeerUrl(p["url"].get<std::string>())
+                                      : Result<std::string>(Status::InvalidArgument("must be a string"));
+      if (!url.ok()) return bad(where + ".url: " + url.status().message());
+      fp.url = std::move(url).value();
     }
     force.participants.push_back(std::move(fp));
   }

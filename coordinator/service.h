@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/route_guard.h"
+#include "common/tls.h"
 #include "common/status.h"
 #include "coordinator/replicated_decision_log.h"
 #include "coordinator/types.h"
@@ -24,7 +26,10 @@ struct ServiceOptions {
   std::vector<RegistryEntry> participants;  // from --participant NAME=URL
   std::vector<GroupMember> peers;           // from --peers: a Raft group when more than one (self included)
   bool join = false;                        // --join: a new member of a running group, waiting to be added
-  std::string token;                        // required bearer token when non-empty
+  auth::RouteGuard guard;                   // who may call which route (kRoutes in service.cc)
+  std::string peer_token;                   // bearer token sent to agents and members ("" for none)
+  tls::Context server_tls;                  // set: serve HTTPS only
+  tls::Context client_tls;                  // set: https:// agents and members, verified
   Config config;
 };
 

@@ -23,10 +23,16 @@ struct Agent::Impl {
   Impl(boost::asio::io_context& io, AgentOptions options)
       : io(io),
         options(std::move(options)),
-        client(io, http::ClientOptionsFor(this->options.config)),
-        coordinator_transport(client, this->options.token),
-        peer_transport(client, this->options.token, this->options.config.request_timeout_ms),
+        client(io, ClientOptions(this->options)),
+        coordinator_transport(client, this->options.peer_token),
+        peer_transport(client, this->options.peer_token, this->options.config.request_timeout_ms),
         timers(io) {}
+
+  static http::ClientOptions ClientOptions(const AgentOptions& options) {
+    http::ClientOptions co = http::ClientOptionsFor(options.config);
+    co.tls = options.client_tls;
+    return co;
+  }
 
   boost::asio::io_context& io;
   AgentOptions options;
@@ -48,15 +54,33 @@ struct Agent::Impl {
 
   Status Start();
   void RegisterRoutes(http::Router& router, bool with_health);
-  // Wraps a handler of the agent API: 503 before Start() and after Shutdown(),
-  // 401 without the token.
+  // Wraps a handler of the agent API: 503 before Start() and after Shutdown().
   http::Handler Guarded(http::Handler handler);
+  // router.Add with the route's access rule (kRoutes) checked first.
+  void Add(http::Router& router, const std::string& method, const std::string& pattern, http::Handler handler);
   void HandleHeld(http::Request req, http::Responder respond);
   void HandleLocks(http::Responder respond);
   std::string MetricsText() const;
 };
 
 namespace {
+
+using auth::Permission;
+
+// Every route but /healthz and /readyz, and who may call it (docs/security.md).
+// POST /v1/batch needs Permission::kProtocol, and each of its sub-requests its own.
+constexpr auth::RouteRule kRoutes[] = {
+    {"POST", "/v1/prepare", Permission::kProtocol},
+    {"POST", "/v1/precommit", Permission::kProtocol},
+    {"POST", "/v1/commit", Permission::kProtocol},
+    {"POST", "/v1/abort", Permission::kProtocol},
+    {"GET", "/v1/transactions/{txid}", Permission::kProtocol},
+    {"GET", "/v1/transactions", Permission::kProtocol},
+    {"GET", "/v1/procedures", Permission::kProtocol},
+    {"GET", "/v1/locks", Permission::kReadCluster},
+    {"GET", "/metrics", Permission::kReadCluster},
+};
+
 ReplyFn Render(http::Responder respond) {
   return [respond = std::move(respond)](NodeReply reply) { respond(http::JsonResponse(reply.status, reply.body)); };
 }
@@ -143,10 +167,14 @@ Status Agent::Impl::Start() {
   self_url = options.advertise_url;
   if (!options.listen.empty()) {
     http::ServerOptions so = http::ServerOptionsFor(options.config, addr.first, addr.second);
+    so.tls = options.server_tls;
     RegisterRoutes(own_router, true);
     server = std::make_unique<http::Server>(io, so, own_router);
     if (Status s = server->Start(); !s.ok()) return s;
-    if (self_url.empty()) self_url = "http://" + addr.first + ":" + std::to_string(server->port());
+    if (self_url.empty()) {
+      self_url = std::string(options.server_tls ? "https://" : "http://") + addr.first + ":" +
+                 std::to_string(server->port());
+    }
   }
   while (!self_url.empty() && self_url.back() == '/') self_url.pop_back();
   node = std::make_unique<Node>(NodeOptions::From(options.config, options.name, self_url, options.coordinators),
@@ -171,15 +199,21 @@ http::Handler Agent::Impl::Guarded(http::Handler handler) {
       r(http::ErrorResponse(503, "not_ready", started ? "the agent is shutting down" : "the agent is not started"));
       return;
     }
-    if (!http::CheckBearer(req, options.token, r)) return;
     handler(std::move(req), std::move(r));
   };
 }
 
+void Agent::Impl::Add(http::Router& router, const std::string& method, const std::string& pattern,
+                      http::Handler handler) {
+  auth::AddGuarded(router, options.guard, kRoutes, method, pattern, std::move(handler));
+}
+
 void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
   // The coordinator coalesces messages to this agent into POST /v1/batch under load.
-  http::AddBatchRoute(router, io, "/v1/batch");
-  router.Add("POST", "/v1/prepare", Guarded([this](http::Request req, http::Responder r) {
+  http::AddBatchRoute(router, io, "/v1/batch", 4096, [this](const http::Request& req, const http::Responder& r) {
+    return options.guard.Admit(req, Permission::kProtocol, r);
+  });
+  Add(router, "POST", "/v1/prepare", Guarded([this](http::Request req, http::Responder r) {
     auto parsed = wire::ParsePrepareRequest(req.body);
     if (!parsed.ok()) {
       r(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
@@ -202,9 +236,9 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
       ((*node).*call)(*txid, Render(std::move(r)));
     });
   };
-  router.Add("POST", "/v1/precommit", txid_route(&Node::Precommit));
+  Add(router, "POST", "/v1/precommit", txid_route(&Node::Precommit));
   // One transaction's state here: what a peer running 3PC termination asks.
-  router.Add("GET", "/v1/transactions/{txid}", Guarded([this](http::Request req, http::Responder r) {
+  Add(router, "GET", "/v1/transactions/{txid}", Guarded([this](http::Request req, http::Responder r) {
     const std::string txid = req.path_params["txid"];
     if (!wire::IsValidTxid(txid)) {
       r(http::ErrorResponse(400, "invalid_request", "txid: must be 1-128 characters of [A-Za-z0-9._:-]"));
@@ -212,21 +246,21 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
     }
     r(http::JsonResponse(200, {{"txid", txid}, {"state", node->StateOf(txid)}}));
   }));
-  router.Add("POST", "/v1/commit", txid_route(&Node::Commit));
-  router.Add("POST", "/v1/abort", txid_route(&Node::Abort));
-  router.Add("GET", "/v1/transactions", Guarded([this](http::Request req, http::Responder r) {
+  Add(router, "POST", "/v1/commit", txid_route(&Node::Commit));
+  Add(router, "POST", "/v1/abort", txid_route(&Node::Abort));
+  Add(router, "GET", "/v1/transactions", Guarded([this](http::Request req, http::Responder r) {
     HandleHeld(std::move(req), std::move(r));
   }));
-  router.Add("GET", "/v1/procedures", Guarded([this](http::Request, http::Responder r) {
+  Add(router, "GET", "/v1/procedures", Guarded([this](http::Request, http::Responder r) {
     r(http::JsonResponse(200, {{"name", options.name}, {"procedures", node->ProcedureNames()},
                                {"allow_raw_sql", options.allow_raw_sql}}));
   }));
-  router.Add("GET", "/v1/locks", Guarded([this](http::Request, http::Responder r) { HandleLocks(std::move(r)); }));
+  Add(router, "GET", "/v1/locks", Guarded([this](http::Request, http::Responder r) { HandleLocks(std::move(r)); }));
   if (!with_health) return;
   router.Add("GET", "/healthz", [this](http::Request, http::Responder r) {
     r(http::JsonResponse(200, {{"status", "ok"}, {"name", options.name}}));
   });
-  router.Add("GET", "/metrics", [this](http::Request, http::Responder r) {
+  Add(router, "GET", "/metrics", [this](http::Request, http::Responder r) {
     http::Response response;
     response.content_type = "text/plain; version=0.0.4";
     response.body = started ? MetricsText() : std::string();

@@ -34,6 +34,8 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/route_guard.h"
+#include "common/tls.h"
 #include "common/status.h"
 #include "participant/procedure_context.h"
 
@@ -58,7 +60,12 @@ struct AgentOptions {
   std::string procedures_path;
   bool allow_raw_sql = false;
   std::vector<std::string> coordinators;  // URLs to register with and ask for decisions
-  std::string token;                      // bearer token, sent and required when non-empty
+  // Incoming: who may call which route (the table in agent.cc). Outgoing:
+  // peer_token, presented to coordinators and other agents.
+  auth::RouteGuard guard;
+  std::string peer_token;
+  tls::Context server_tls;  // set: serve HTTPS only
+  tls::Context client_tls;  // set: https:// coordinators and peers, verified
   Config config;
 };
 

@@ -4,7 +4,9 @@
 #include <iostream>
 #include <set>
 
+#include "common/access_flags.h"
 #include "common/config_file.h"
+#include "common/peer_url.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/graceful_stop.h"
@@ -18,7 +20,10 @@ namespace {
 constexpr const char* kUsage = R"(usage: commit-agent --name NAME --listen HOST:PORT --db FILE.db
                     --procedures FILE.json [--allow-raw-sql]
                     [--coordinator URL[,URL...]] [--advertise-url URL]
-                    [--token SECRET] [--config FILE] [--log-level LEVEL]
+                    [--auth-file FILE] [--peer-token-file FILE] [--insecure]
+                    [--token SECRET] [--tls-cert FILE --tls-key FILE] [--tls-ca FILE]
+                    [--tls-require-client-cert] [--tls-client-cert FILE --tls-client-key FILE]
+                    [--config FILE] [--log-level LEVEL]
                     [--failpoint NAME]...
        commit-agent --version | --help
 
@@ -30,14 +35,25 @@ unless --allow-raw-sql. --advertise-url is the URL coordinators reach it at
 (db, procedures, allow_raw_sql: true, ...) and the timeouts and limits of
 docs/configuration.md; flags given here win. --log-level: debug, info
 (default), warn or error; logs are JSON lines on stderr.
+--auth-file: the tokens and roles every route but /healthz needs; without it,
+a non-loopback --listen needs --insecure. --peer-token-file: the token
+presented to coordinators and agents. --token: one shared secret, sent and
+required (tests only: other local users can read it). --tls-*: HTTPS, see
+docs/security.md. URLs are http(s)://HOST:PORT.
 
 exit: 0 stopped by SIGTERM/SIGINT or --help/--version, 1 could not start,
       2 bad flag or configuration
 )";
 
-const std::set<std::string> kValued = {"name",          "listen", "db",     "procedures", "coordinator",
-                                       "advertise-url", "token",  "config", "failpoint",  "log-level"};
-const std::set<std::string> kSwitches = {"allow-raw-sql"};
+std::set<std::string> Join(std::set<std::string> a, const std::set<std::string>& b) {
+  a.insert(b.begin(), b.end());
+  return a;
+}
+
+const std::set<std::string> kValued =
+    Join({"name", "listen", "db", "procedures", "coordinator", "advertise-url", "config", "failpoint", "log-level"},
+         commitd::AccessValuedFlags());
+const std::set<std::string> kSwitches = Join({"allow-raw-sql"}, commitd::AccessSwitches());
 const commitd::Program kProgram("commit-agent", kUsage);
 
 int UsageError(const std::string& message) { return kProgram.UsageError(message); }
@@ -66,7 +82,6 @@ int main(int argc, char** argv) {
   options.procedures_path = *procedures;
   options.listen = flags->Get("listen").value_or("127.0.0.1:7101");
   options.allow_raw_sql = flags->Has("allow-raw-sql");
-  options.token = flags->Get("token").value_or("");
   options.advertise_url = flags->Get("advertise-url").value_or("");
   if (options.listen.empty()) return UsageError("--listen must not be empty");
   for (const auto& list : flags->GetAll("coordinator")) {
@@ -76,13 +91,19 @@ int main(int argc, char** argv) {
       if (comma == std::string::npos) comma = list.size();
       std::string url = list.substr(start, comma - start);
       if (!url.empty()) {
-        if (url.rfind("http://", 0) != 0) return UsageError("--coordinator URLs must start with http://, got " + url);
-        while (!url.empty() && url.back() == '/') url.pop_back();
-        options.coordinators.push_back(url);
+        auto valid = ValidatePeerUrl(url);
+        if (!valid.ok()) return UsageError("--coordinator " + valid.status().message());
+        options.coordinators.push_back(*valid);
       }
       start = comma + 1;
     }
   }
+  auto access = AccessSetupFromFlags(*flags, options.listen);
+  if (!access.ok()) return UsageError(access.status().message());
+  options.guard = std::move(access->guard);
+  options.peer_token = std::move(access->peer_token);
+  options.server_tls = std::move(access->server_tls);
+  options.client_tls = std::move(access->client_tls);
   options.config = config.value();
   log::SetComponent("agent/" + options.name);
   failpoint::InitFromEnvironment();

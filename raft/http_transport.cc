@@ -21,10 +21,12 @@ http::Response FrameResponse(const std::vector<Message>& messages) {
 }  // namespace
 
 HttpTransport::HttpTransport(boost::asio::io_context& io, std::string token,
-                             std::function<void(std::vector<Message>, Reply)> receive)
+                             std::function<void(std::vector<Message>, Reply)> receive, tls::Context tls)
     : token_(std::move(token)),
       receive_(std::move(receive)),
-      client_(io, http::ClientOptions{std::chrono::milliseconds(300), std::chrono::milliseconds(kRequestTimeoutMs)}) {}
+      client_(io, http::ClientOptions{.connect_timeout = std::chrono::milliseconds(300),
+                                      .request_timeout = std::chrono::milliseconds(kRequestTimeoutMs),
+                                      .tls = std::move(tls)}) {}
 
 void HttpTransport::SetPeer(NodeId id, const std::string& url) { peers_[id].url = url; }
 

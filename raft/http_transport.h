@@ -26,9 +26,10 @@ namespace commitd::raft {
 class HttpTransport final : public Transport {
  public:
   // receive: where incoming messages go (Driver::Receive). token: sent as a
-  // bearer token to the other members ("" for none).
+  // bearer token to the other members ("" for none). tls: for https://
+  // members (tls::ClientContext; unset: http:// only).
   HttpTransport(boost::asio::io_context& io, std::string token,
-                std::function<void(std::vector<Message>, Reply)> receive);
+                std::function<void(std::vector<Message>, Reply)> receive, tls::Context tls = nullptr);
 
   void SetPeer(NodeId id, const std::string& url);
   void RemovePeer(NodeId id);

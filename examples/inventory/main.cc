@@ -99,7 +99,11 @@ int main(int argc, char** argv) {
   options.db_path = *db_path;
   options.listen = "";  // the service's server below serves the agent's routes
   options.coordinators = SplitUrls(flags->GetAll("coordinator"));
-  options.token = flags->Get("token").value_or("");
+  // --token: one shared secret, sent and required (the example keeps it simple).
+  if (auto token = flags->Get("token"); token && !token->empty()) {
+    options.guard = auth::RouteGuard::SharedToken(*token);
+    options.peer_token = *token;
+  }
   if (auto path = flags->Get("config")) {
     auto config = Config::Load(*path);
     if (!config.ok()) return UsageError(config.status().message());

@@ -145,6 +145,70 @@ TEST_CASE("a batch with a bad sub-request answers that one with an error and the
   RunUntil(io, [&] { return done; });
 }
 
+TEST_CASE("sub-request paths are taken as given, nesting is refused at any depth, admission runs first") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Router guarded;
+  int echoed = 0;
+  guarded.Add("POST", "/echo", [&](Request, Responder respond) {
+    ++echoed;
+    respond(JsonResponse(200, {{"ok", true}}));
+  });
+  AddBatchRoute(guarded, io, "/v1/batch", 4096, [](const Request& req, const Responder& respond) {
+    if (req.Header("authorization") == std::optional<std::string>("Bearer peer")) return true;
+    respond(ErrorResponse(401, "unauthorized", "no"));
+    return false;
+  });
+  Server guarded_server(io, ServerOptions{}, guarded);
+  REQUIRE(guarded_server.Start().ok());
+  Client client(io);
+  auto send = [&](uint16_t port, std::string body, std::optional<std::string> token) {
+    ClientRequest r;
+    r.base_url = "http://127.0.0.1:" + std::to_string(port);
+    r.method = "POST";
+    r.target = "/v1/batch";
+    r.body = std::move(body);
+    if (token) r.headers.emplace_back("Authorization", "Bearer " + *token);
+    std::optional<Response> got;
+    client.Send(r, [&](Result<Response> resp) {
+      REQUIRE(resp.ok());
+      got = std::move(resp).value();
+    });
+    RunUntil(io, [&] { return got.has_value(); });
+    return *got;
+  };
+  Response r = send(server.server->port(),
+                    R"({"requests":[{"target":"/v1/%62atch","body":{"requests":[{"target":"/echo","body":{"id":2}}]}},)"
+                    R"({"target":"/%65cho","body":{"id":2}},{"target":"//echo","body":{"id":2}},)"
+                    R"({"target":"/./echo","body":{"id":2}},{"target":"/v1/batch?x=1","body":{"requests":[]}}]})",
+                    std::nullopt);
+  REQUIRE(r.status == 200);
+  auto body = nlohmann::json::parse(r.body);
+  REQUIRE(body["responses"].size() == 5);
+  for (const auto& sub : body["responses"]) CHECK(sub["status"] == 400);
+  CHECK(server.calls == 0);
+
+  // A batch nested 20,000 deep: refused at its first level, nothing runs.
+  std::string deep;
+  for (int i = 0; i < 20000; ++i) deep += R"({"requests":[{"target":"/v1/batch","body":)";
+  deep += R"({"requests":[{"target":"/echo","body":{"id":2}}]})";
+  for (int i = 0; i < 20000; ++i) deep += "}]}";
+  r = send(server.server->port(), deep, std::nullopt);
+  REQUIRE(r.status == 200);
+  body = nlohmann::json::parse(r.body);
+  CHECK(body["responses"][0]["status"] == 400);
+  CHECK(server.calls == 0);
+
+  r = send(guarded_server.port(), R"({"requests":[{"target":"/echo","body":{}}]})", std::nullopt);
+  CHECK(r.status == 401);
+  r = send(guarded_server.port(), R"({"requests":[{"target":"/echo","body":{}}]})", "other");
+  CHECK(r.status == 401);
+  CHECK(echoed == 0);
+  r = send(guarded_server.port(), R"({"requests":[{"target":"/echo","body":{}}]})", "peer");
+  CHECK(r.status == 200);
+  CHECK(echoed == 1);
+}
+
 TEST_CASE("a peer that cannot be reached fails every request of the exchange") {
   boost::asio::io_context io;
   Client client(io);

@@ -16,11 +16,12 @@ modes:
   transfers      --coordinator URL --clients N --duration-s S [--warmup-s W]
                  [--accounts-a alice,carol --accounts-b bob,dave | --account-prefix acct --accounts N]
                  [--participant-a bank-a --participant-b bank-b] [--amount 1]
-                 [--protocol 2pc|3pc] [--token SECRET] [--json]
+                 [--protocol 2pc|3pc] [--token-file FILE] [--tls-ca FILE] [--json]
                  N concurrent clients each loop POST /v1/transactions with a transfer
                  (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
-                 --token defaults to $COMMITD_TOKEN.
+                 The token is --token-file's content, else $COMMITD_TOKEN (--token SECRET
+                 also works, for tests: other local users can read it).
   agent          --agent URL [--participant bank-a] [--clients 64] [--duration-s 10] [--warmup-s 1]
                  [--account-prefix acct] [--accounts 256] [--max-in-flight 8] [--max-batch 16]
                  [--unbatched] [--json]
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   if (name == "transfers") {
     mode = {RunTransfers,
             {"coordinator", "clients", "duration-s", "warmup-s", "accounts-a", "accounts-b", "account-prefix",
-             "accounts", "participant-a", "participant-b", "amount", "protocol", "token"},
+             "accounts", "participant-a", "participant-b", "amount", "protocol", "token", "token-file", "tls-ca"},
             {"json"}};
   } else if (name == "agent") {
     mode = {RunAgentLoad,

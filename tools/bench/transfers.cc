@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/http_client.h"
+#include "common/tls.h"
 #include "tools/bench/flag_values.h"
 #include "tools/bench/latency_recorder.h"
 #include "tools/bench/modes.h"
@@ -27,6 +29,7 @@ using Clock = std::chrono::steady_clock;
 struct TransferOptions {
   std::string coordinator;
   std::string token;
+  tls::Context tls;  // for an https:// coordinator (--tls-ca)
   int64_t clients = 1;
   double duration_s = 10;
   double warmup_s = 1;
@@ -69,6 +72,16 @@ Result<TransferOptions> ReadOptions(const Flags& flags) {
   o.coordinator = *coordinator;
   const char* env_token = std::getenv("COMMITD_TOKEN");
   o.token = flags.Get("token").value_or(env_token != nullptr ? env_token : "");
+  if (auto path = flags.Get("token-file")) {
+    auto secret = auth::ReadSecretFile(*path);
+    if (!secret.ok()) return Status::InvalidArgument("--token-file " + secret.status().message());
+    o.token = std::move(secret).value();
+  }
+  if (auto ca = flags.Get("tls-ca")) {
+    auto context = tls::ClientContext({*ca, "", ""});
+    if (!context.ok()) return Status::InvalidArgument("--tls-ca " + context.status().message());
+    o.tls = std::move(context).value();
+  }
   o.participant_a = flags.Get("participant-a").value_or(o.participant_a);
   o.participant_b = flags.Get("participant-b").value_or(o.participant_b);
   o.protocol = flags.Get("protocol").value_or(o.protocol);
@@ -242,6 +255,7 @@ int RunTransfers(const Flags& flags) {
   http::ClientOptions client_options;
   client_options.max_idle_per_host = static_cast<std::size_t>(o.clients);
   client_options.request_timeout = std::chrono::milliseconds(30'000);
+  client_options.tls = o.tls;
   http::Client client(io, client_options);
 
   auto seconds = [](double s) {

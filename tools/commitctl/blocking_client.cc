@@ -10,8 +10,9 @@ namespace {
 
 namespace asio = boost::asio;
 
-http::ClientOptions Options() {
+http::ClientOptions Options(tls::Context tls) {
   http::ClientOptions o;
+  o.tls = std::move(tls);
   o.connect_timeout = std::chrono::milliseconds(2'000);
   o.request_timeout = std::chrono::milliseconds(10'000);
   o.max_idle_per_host = 2;
@@ -25,7 +26,8 @@ asio::awaitable<void> FetchInto(http::Client& client, http::ClientRequest reques
 
 }  // namespace
 
-BlockingClient::BlockingClient(std::string token) : token_(std::move(token)), client_(io_, Options()) {}
+BlockingClient::BlockingClient(std::string token, tls::Context tls)
+    : token_(std::move(token)), client_(io_, Options(std::move(tls))) {}
 
 Result<JsonReply> BlockingClient::Call(const Endpoint& to, const std::string& method, const std::string& target,
                                        const std::string& body) {
@@ -52,7 +54,11 @@ Result<JsonReply> BlockingClient::Call(const Endpoint& to, const std::string& me
   const http::Response& r = response->value();
   if (r.status == 401) {
     return Status::InvalidArgument(to.what + " at " + to.url +
-                                   " refused the request (401): pass the right secret with --token SECRET");
+                                   " refused the request (401): pass a valid token with --token-file FILE or $COMMITD_TOKEN");
+  }
+  if (r.status == 403) {
+    return Status::InvalidArgument(to.what + " at " + to.url +
+                                   " refused the request (403): the token's roles do not allow it (docs/security.md)");
   }
   JsonReply reply;
   reply.status = r.status;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/http_client.h"
+#include "common/tls.h"
 #include "common/status.h"
 
 namespace commitd::commitctl {
@@ -30,7 +31,8 @@ struct JsonReply {
 
 class BlockingClient {
  public:
-  explicit BlockingClient(std::string token);
+  // tls: for https:// URLs (tls::ClientContext; unset: http:// only).
+  explicit BlockingClient(std::string token, tls::Context tls = nullptr);
 
   // The reply of any status, parsed as JSON. Errors are phrased for the user:
   // Unavailable/Timeout when unreachable, InvalidArgument on 401 or a bad URL,

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "common/flags.h"
+#include "common/auth.h"
 #include "common/program.h"
+#include "common/tls.h"
 #include "tools/commitctl/commands.h"
 
 namespace {
@@ -44,14 +46,17 @@ global flags:
                       that answers is asked (default $COMMITD_ENDPOINTS, else
                       http://127.0.0.1:7000)
   --participant N=URL a participant agent (repeatable; used by in-doubt)
-  --token SECRET      sent as "Authorization: Bearer SECRET" (default $COMMITD_TOKEN)
+  --token-file FILE   the file holding the token sent as "Authorization: Bearer ..."
+                      (default $COMMITD_TOKEN)
+  --token SECRET      the token itself (tests only: other local users can read it)
+  --tls-ca FILE       verify https:// coordinators and agents against this CA
   --json              print JSON instead of text
   -h, --help          this text; `commitctl COMMAND --help` for one command
   --version           the version and git commit
 
 environment:
   COMMITD_ENDPOINTS   URL[,URL...] when --coordinator is not given
-  COMMITD_TOKEN       the token when --token is not given
+  COMMITD_TOKEN       the token when neither --token-file nor --token is given
 
 exit: 0 ok, 1 something in doubt, unhealthy or failed, 2 usage error
 )";
@@ -160,7 +165,7 @@ const std::vector<Command>& Commands() {
   return commands;
 }
 
-const std::set<std::string> kGlobalValued = {"coordinator", "participant", "token"};
+const std::set<std::string> kGlobalValued = {"coordinator", "participant", "token", "token-file", "tls-ca"};
 const std::set<std::string> kGlobalSwitches = {"json", "help"};
 
 // The words that are not flags or flag values, in order.
@@ -268,7 +273,19 @@ int main(int argc, char** argv) {
   ctx.flags = &*flags;
   ctx.args.assign(flags->positional().begin() + static_cast<std::ptrdiff_t>(command->words.size()),
                   flags->positional().end());
-  BlockingClient client(flags->Get("token").value_or(Environment("COMMITD_TOKEN").value_or("")));
+  std::string token = flags->Get("token").value_or(Environment("COMMITD_TOKEN").value_or(""));
+  if (auto path = flags->Get("token-file")) {
+    auto secret = commitd::auth::ReadSecretFile(*path);
+    if (!secret.ok()) return Usage("--token-file " + secret.status().message());
+    token = std::move(secret).value();
+  }
+  commitd::tls::Context tls;
+  if (auto ca = flags->Get("tls-ca")) {
+    auto context = commitd::tls::ClientContext({*ca, "", ""});
+    if (!context.ok()) return Usage("--tls-ca " + context.status().message());
+    tls = std::move(context).value();
+  }
+  BlockingClient client(token, tls);
   ctx.client = &client;
   ctx.coordinator_url = FirstAnswering(urls, client);
   return command->run(ctx);
