@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/peer_url.h"
 #include "common/program.h"
+#include "common/version.h"
 #include "coordinator/service.h"
 
 namespace {
@@ -112,6 +113,8 @@ int main(int argc, char** argv) {
   options.server_tls = std::move(access->server_tls);
   options.client_tls = std::move(access->client_tls);
   options.config = config.value();
+  options.version = kVersion;
+  options.commit = kGitCommit;
   log::SetComponent("commitd/" + options.id);
   failpoint::InitFromEnvironment();
   for (const auto& f : flags->GetAll("failpoint")) failpoint::Enable(f);

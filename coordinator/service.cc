@@ -12,6 +12,7 @@
 #include "common/http_options.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/peer_url.h"
 #include "coordinator/api_render.h"
 #include "common/asio_timers.h"
@@ -55,7 +56,10 @@ struct Service::Impl {
         client(io, ClientOptions(this->options)),
         peers(client),
         agents(client, peers, this->options.peer_token),
-        timers(io) {}
+        timers(io) {
+    metrics::AddProcessMetrics(process_metrics);
+    metrics::AddBuildInfo(process_metrics, "commitd", this->options.version, this->options.commit);
+  }
 
   static http::ClientOptions ClientOptions(const ServiceOptions& options) {
     http::ClientOptions co = http::ClientOptionsFor(options.config);
@@ -72,6 +76,7 @@ struct Service::Impl {
   http::BatchingClient peers;  // protocol messages to agents, coalesced per agent under load
   HttpAgentTransport agents;
   AsioTimers timers;
+  metrics::Registry process_metrics;  // process_* and commitd_build_info, rendered after the node's counters
   SystemEntropy entropy;
   // Exactly one of single_log (no --peers) and group_log (a Raft group).
   std::unique_ptr<SqliteDecisionLog> single_log;
@@ -541,6 +546,7 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
   metric("commitd_peer_exchanges_total", "counter", "HTTP exchanges that carried them (batched).",
          peers.stats().exchanges);
   metric("commitd_log_records_total", "counter", "Records written to the decision log.", ws.jobs);
+  text += process_metrics.Render();
   http::Response r;
   r.status = 200;
   r.content_type = "text/plain; version=0.0.4";

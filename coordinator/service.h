@@ -30,6 +30,8 @@ struct ServiceOptions {
   std::string peer_token;                   // bearer token sent to agents and members ("" for none)
   tls::Context server_tls;                  // set: serve HTTPS only
   tls::Context client_tls;                  // set: https:// agents and members, verified
+  std::string version = "unknown";          // of this build: commitd_build_info on /metrics
+  std::string commit = "unknown";
   Config config;
 };
 

@@ -10,6 +10,7 @@
 #include "common/http_options.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/sqlite_db.h"
 #include "common/asio_timers.h"
 #include "participant/http_transports.h"
@@ -26,7 +27,10 @@ struct Agent::Impl {
         client(io, ClientOptions(this->options)),
         coordinator_transport(client, this->options.peer_token),
         peer_transport(client, this->options.peer_token, this->options.config.request_timeout_ms),
-        timers(io) {}
+        timers(io) {
+    metrics::AddProcessMetrics(process_metrics);
+    metrics::AddBuildInfo(process_metrics, "commitd_agent", this->options.version, this->options.commit);
+  }
 
   static http::ClientOptions ClientOptions(const AgentOptions& options) {
     http::ClientOptions co = http::ClientOptionsFor(options.config);
@@ -46,6 +50,7 @@ struct Agent::Impl {
   HttpCoordinatorTransport coordinator_transport;
   HttpPeerTransport peer_transport;
   AsioTimers timers;
+  metrics::Registry process_metrics;  // process_* and commitd_agent_build_info, after the agent's counters
   std::unique_ptr<SqliteStore> store;
   std::unique_ptr<Node> node;  // declared last: it goes first
   Procedures callables;        // registered before Start(), then moved into the RM
@@ -336,6 +341,7 @@ std::string Agent::Impl::MetricsText() const {
   metric("commitd_agent_locks_held", "gauge", "Lock keys held by prepared transactions.", node->locks().size());
   metric("commitd_agent_storage_batches_total", "counter", "Group commits of the agent database.", ws.batches);
   metric("commitd_agent_storage_jobs_total", "counter", "Jobs run by the storage thread.", ws.jobs);
+  text += process_metrics.Render();
   return text;
 }
 

@@ -66,6 +66,8 @@ struct AgentOptions {
   std::string peer_token;
   tls::Context server_tls;  // set: serve HTTPS only
   tls::Context client_tls;  // set: https:// coordinators and peers, verified
+  std::string version = "unknown";  // of this build: commitd_agent_build_info on /metrics
+  std::string commit = "unknown";
   Config config;
 };
 

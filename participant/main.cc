@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/malloc_tuning.h"
 #include "common/program.h"
+#include "common/version.h"
 #include "participant/agent.h"
 
 namespace {
@@ -105,6 +106,8 @@ int main(int argc, char** argv) {
   options.server_tls = std::move(access->server_tls);
   options.client_tls = std::move(access->client_tls);
   options.config = config.value();
+  options.version = kVersion;
+  options.commit = kGitCommit;
   log::SetComponent("agent/" + options.name);
   failpoint::InitFromEnvironment();
   for (const auto& f : flags->GetAll("failpoint")) failpoint::Enable(f);
