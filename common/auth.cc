@@ -136,11 +136,15 @@ Result<AuthTable> AuthTable::Load(const std::string& path) {
   if (!in) return Status::IoError(path + ": cannot read");
   std::stringstream text;
   text << in.rdbuf();
-  nlohmann::json value = nlohmann::json::parse(text.str(), nullptr, false);
-  if (value.is_discarded()) return Status::InvalidArgument(path + ": not valid JSON");
-  auto table = FromJson(value);
+  auto table = Parse(text.str());
   if (!table.ok()) return Status::InvalidArgument(path + ": " + table.status().message());
   return table;
+}
+
+Result<AuthTable> AuthTable::Parse(std::string_view text) {
+  nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
+  if (value.is_discarded()) return Status::InvalidArgument("not valid JSON");
+  return FromJson(value);
 }
 
 std::optional<Principal> AuthTable::Authenticate(std::optional<std::string_view> authorization) const {

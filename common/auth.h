@@ -72,6 +72,8 @@ enum class Verdict { kAllowed, kUnauthenticated, kForbidden };
 class AuthTable {
  public:
   static Result<AuthTable> FromJson(const nlohmann::json& value);
+  // The text of an auth file.
+  static Result<AuthTable> Parse(std::string_view text);
   // Errors name the file.
   static Result<AuthTable> Load(const std::string& path);
 

@@ -186,6 +186,16 @@ write("config", "integration", json.dumps({
 write("config", "group", dumps({"raft_election_timeout_ms": 300, "raft_heartbeat_ms": 100,
                                 "raft_snapshot_entries": 500, "max_batch": 64}))
 
+# --- auth files (docs/security.md) -------------------------------------------
+write("auth_file", "roles", json.dumps({"tokens": [
+    {"name": "orders-service", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+     "roles": ["client"]},
+    {"name": "ops", "token": "admin-token-0123456789", "roles": ["admin", "reader"]},
+    {"name": "bank-a", "token": "peer-token-bank-a-0123", "roles": ["peer"]}]}, indent=2))
+write("auth_file", "rotation", dumps({"tokens": [
+    {"name": "orders-service", "token": "old-client-token-0123", "roles": ["client"]},
+    {"name": "orders-service", "token": "new-client-token-0123", "roles": ["client"]}]}))
+
 
 # --- changesets (participant/changeset_apply.cc), recorded by SQLite's session
 # extension (the sqlite3 shell's .session) on the bank schema of changeset_fuzz.cc

@@ -105,6 +105,18 @@ TEST_CASE("malformed auth files are refused with the place of the error") {
   }
 }
 
+TEST_CASE("auth file text: invalid JSON, out-of-range numbers and deep nesting are refused cleanly") {
+  for (std::string text : {std::string("{not json"), std::string("{\"tokens\": 1e400}"), std::string(""),
+                           std::string(100000, '[') + std::string(100000, ']')}) {
+    auto t = AuthTable::Parse(text);
+    REQUIRE_FALSE(t.ok());
+    CHECK(t.status().code() == StatusCode::kInvalidArgument);
+  }
+  auto t = AuthTable::Parse(R"({"tokens":[{"name":"a","token":"0123456789abcdefg","roles":["reader"]}]})");
+  REQUIRE(t.ok());
+  CHECK(t->Authenticate("Bearer 0123456789abcdefg")->name == "a");
+}
+
 TEST_CASE("auth and secret files: errors name the file") {
   testing::TempDir dir;
   const std::string path = dir.File("auth.json");
