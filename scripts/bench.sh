@@ -14,6 +14,9 @@
 #   BENCH_GROUP [0]         1: also start a 3-node coordinator group (Raft) on the same agents and run
 #                           the 2pc transfers against its leader, each right after the single
 #                           coordinator's 2pc run with the same client count
+#   BENCH_ETCD [0]          1: also run the etcd reference (scripts/bench/etcd_reference.py: a 3-member
+#                           etcd cluster, puts through its JSON gateway with wrk) at BENCH_CLIENTS, after
+#                           commitd's runs, and print the group's rate over etcd's
 #   BENCH_PRESET [release]  CMake preset to build: release (-O2, no debug info) or
 #                           relwithdebinfo (-O2 -g: symbols and lines for perf)
 #   BENCH_SKIP_BUILD [0]    1: use the binaries already in BENCH_BIN_DIR
@@ -193,6 +196,15 @@ for n in $CLIENTS; do
 done
 
 
+ETCD_RESULTS="$WORK/etcd.jsonl"
+: >"$ETCD_RESULTS"
+if [[ "${BENCH_ETCD:-0}" == 1 ]]; then
+  echo "== etcd reference: 3 members, puts through the JSON gateway, clients $CLIENTS"
+  mkdir -p "$WORK/etcd"
+  python3 scripts/bench/etcd_reference.py --work-dir "$WORK/etcd" --clients "$CLIENTS" \
+    --seconds "$TRANSFER_S" --warmup "$WARMUP_S" | tee "$ETCD_RESULTS"
+fi
+
 settled=0
 for _ in $(seq 50); do
   if "$BIN/commitctl" --coordinator "$COORD" status >/dev/null 2>&1; then settled=1; break; fi
@@ -200,11 +212,12 @@ for _ in $(seq 50); do
 done
 [[ $settled == 1 ]] || echo "note: commits still being delivered 5 s after the run (see commitctl status)"
 
-python3 - "$WORK/agent.json" "${RESULTS[@]}" <<'PY'
+python3 - "$WORK/agent.json" "$ETCD_RESULTS" "${RESULTS[@]}" <<'PY'
 import json, sys
 agent = json.load(open(sys.argv[1]))
-runs = [json.load(open(p)) for p in sys.argv[2:]]
-for p, r in zip(sys.argv[2:], runs):
+etcd = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
+runs = [json.load(open(p)) for p in sys.argv[3:]]
+for p, r in zip(sys.argv[3:], runs):
     r["group"] = "transfers-group-" in p
 base = runs[0]["commits_per_s"]
 print()
@@ -221,6 +234,14 @@ lat = agent.get("latency_ms")
 if lat: print(f"{'agent prepares+commits, ' + str(agent['clients']):<36}{agent['prepares_commits_per_s']:>12.0f}{lat['p50']:>10.2f}"
       f"{lat['p90']:>10.2f}{lat['p99']:>10.2f}{agent['refused']:>8}{agent['errors']:>8}"
       f"{agent['prepares_commits_per_s'] / base if base else 0:>10.2f}")
+group_rate = {r["clients"]: r["committed_per_s"] for r in runs[1:] if r["group"]}
+for e in etcd:
+    name = f"etcd put, group of 3, {e['clients']} client" + ("s" if e["clients"] != 1 else "")
+    print(f"{name:<36}{e['ops_per_s']:>12.0f}{e['p50_ms']:>10.2f}{'':>10}{e['p99_ms']:>10.2f}{'':>8}{e['errors']:>8}"
+          f"{e['ops_per_s'] / base if base else 0:>10.2f}")
+    if e["clients"] in group_rate and e["ops_per_s"]:
+        print(f"  commitd group ÷ etcd at {e['clients']} clients: {group_rate[e['clients']] / e['ops_per_s']:.2f}"
+              f"   (CPU per put, etcd + wrk: {e['cpu_us_per_op']:.0f} µs)")
 print()
 print("÷ sqlite: committed transfers per second over one-row SQLite commits per second on this disk.")
 print("The agent line counts prepares plus commits per second on one agent.")
