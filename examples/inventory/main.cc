@@ -7,8 +7,10 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 
+#include "common/access_flags.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/graceful_stop.h"
@@ -26,8 +28,11 @@ using namespace commitd;
 
 constexpr const char* kUsage = R"(usage: inventory-service --listen HOST:PORT --db FILE.db
                          [--name NAME] [--coordinator URL[,URL...]]
-                         [--schema FILE.sql] [--token SECRET] [--config FILE]
-                         [--failpoint NAME]...
+                         [--schema FILE.sql] [--config FILE] [--failpoint NAME]...
+                         [--auth-file FILE] [--peer-token-file FILE] [--insecure]
+                         [--tls-cert FILE --tls-key FILE] [--tls-ca FILE]
+                         [--tls-client-cert FILE --tls-client-key FILE]
+                         [--tls-require-client-cert]
 
 Serves stock levels (GET /stock/{sku}) from FILE.db and takes part in commitd
 transactions as participant NAME (default "inventory") with the procedures
@@ -80,8 +85,11 @@ std::vector<std::string> SplitUrls(const std::vector<std::string>& lists) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv,
-                            {"name", "listen", "db", "coordinator", "schema", "token", "config", "failpoint"}, {"help"});
+  std::set<std::string> valued = {"name", "listen", "db", "coordinator", "schema", "config", "failpoint"};
+  valued.insert(AccessValuedFlags().begin(), AccessValuedFlags().end());
+  std::set<std::string> switches = {"help"};
+  switches.insert(AccessSwitches().begin(), AccessSwitches().end());
+  auto flags = Flags::Parse(argc, argv, valued, switches);
   if (!flags.ok()) return UsageError(flags.status().message());
   if (flags->Has("help")) {
     std::cout << kUsage;
@@ -99,11 +107,11 @@ int main(int argc, char** argv) {
   options.db_path = *db_path;
   options.listen = "";  // the service's server below serves the agent's routes
   options.coordinators = SplitUrls(flags->GetAll("coordinator"));
-  // --token: one shared secret, sent and required (the example keeps it simple).
-  if (auto token = flags->Get("token"); token && !token->empty()) {
-    options.guard = auth::RouteGuard::SharedToken(*token);
-    options.peer_token = *token;
-  }
+  auto access = AccessSetupFromFlags(*flags, *listen);
+  if (!access.ok()) return UsageError(access.status().message());
+  options.guard = std::move(access->guard);
+  options.peer_token = std::move(access->peer_token);
+  options.client_tls = std::move(access->client_tls);
   if (auto path = flags->Get("config")) {
     auto config = Config::Load(*path);
     if (!config.ok()) return UsageError(config.status().message());
@@ -125,10 +133,11 @@ int main(int argc, char** argv) {
   // Declared before the server so that it outlives it (its routes are in router).
   std::unique_ptr<participant::Agent> agent;
   http::ServerOptions so = http::ServerOptionsFor(options.config, address->first, address->second);
+  so.tls = access->server_tls;
   http::Server server(io, so, router);
   if (Status s = server.Start(); !s.ok()) return fail(s);
   // Requests are served only once io runs, after everything below is set up.
-  options.advertise_url = "http://" + address->first + ":" + std::to_string(server.port());
+  options.advertise_url = std::string(so.tls ? "https://" : "http://") + address->first + ":" + std::to_string(server.port());
 
   agent = std::make_unique<participant::Agent>(io, options);
   if (Status s = inventory::RegisterStockProcedures(*agent); !s.ok()) return fail(s);
