@@ -238,10 +238,10 @@ function drawChart(canvas, series, now) {
     ctx.lineTo(w - right, Math.round(y(v)) + 0.5);
     ctx.stroke();
     ctx.textAlign = "right";
-    ctx.fillText(v >= 10 ? v.toFixed(0) : v.toFixed(1), left - 4, y(v) + 4);
+    ctx.fillText(String(Number(v.toPrecision(3))), left - 4, y(v) + 4);
   }
-  ctx.textAlign = "center";
   for (let m = 0; m <= WINDOW_S / 60; m++) {
+    ctx.textAlign = m === 0 ? "right" : m === WINDOW_S / 60 ? "left" : "center";
     ctx.fillText(m === 0 ? "now" : `-${m} min`, x(now - m * 60), h - 4);
   }
   let legendX = left;
