@@ -189,6 +189,123 @@ def test_resolve_in_doubt_through_the_page():
         harness.log(f"screenshots in {out}")
 
 
+# Two scrapes of the metrics the page reads: between them 60 commits and 10
+# aborts, 60 latencies (2pc and a new 3pc series), and 100 prepare round trips
+# of bank-a taking 1 s in all.
+METRICS_BEFORE = """# TYPE commitd_transactions_total counter
+commitd_transactions_total{outcome="committed"} 100
+commitd_transactions_total{outcome="aborted"} 10
+# TYPE commitd_transaction_duration_seconds histogram
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.005"} 0
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.01"} 50
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.1"} 100
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="+Inf"} 100
+commitd_transaction_duration_seconds_sum{protocol="2pc",outcome="committed"} 2
+commitd_transaction_duration_seconds_count{protocol="2pc",outcome="committed"} 100
+commitd_participant_round_trip_seconds_sum{participant="bank-a",phase="prepare"} 1
+commitd_participant_round_trip_seconds_count{participant="bank-a",phase="prepare"} 100
+commitd_transactions_in_doubt{kind="undelivered"} 2
+commitd_transactions_in_doubt{kind="held"} 1
+commitd_transactions_in_flight 7
+"""
+METRICS_AFTER = """commitd_transactions_total{outcome="committed"} 160
+commitd_transactions_total{outcome="aborted"} 20
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.005"} 0
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.01"} 60
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.1"} 120
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="+Inf"} 120
+commitd_transaction_duration_seconds_bucket{protocol="3pc",outcome="committed",le="0.005"} 0
+commitd_transaction_duration_seconds_bucket{protocol="3pc",outcome="committed",le="0.01"} 20
+commitd_transaction_duration_seconds_bucket{protocol="3pc",outcome="committed",le="0.1"} 40
+commitd_transaction_duration_seconds_bucket{protocol="3pc",outcome="committed",le="+Inf"} 40
+commitd_transaction_duration_seconds_sum{protocol="2pc",outcome="committed"} 2.6
+commitd_transaction_duration_seconds_count{protocol="2pc",outcome="committed"} 120
+commitd_transaction_duration_seconds_sum{protocol="3pc",outcome="committed"} 0.6
+commitd_transaction_duration_seconds_count{protocol="3pc",outcome="committed"} 40
+commitd_participant_round_trip_seconds_sum{participant="bank-a",phase="prepare"} 2
+commitd_participant_round_trip_seconds_count{participant="bank-a",phase="prepare"} 200
+commitd_transactions_in_doubt{kind="undelivered"} 2
+commitd_transactions_in_doubt{kind="held"} 1
+commitd_transactions_in_flight 7
+"""
+# Only the counters that predate the histograms.
+METRICS_OLD_NAMES = """commitd_transactions_committed_total 5
+commitd_transactions_aborted_total 3
+commitd_transactions_undecided 4
+"""
+
+
+def test_metrics_arithmetic_of_the_page():
+    """The page's reading of /metrics: rates, histogram quantiles and means,
+    per-participant round trips, the in-doubt and in-flight gauges, counter
+    resets, and the fallback to the older counters when the new series are
+    missing."""
+    with Cluster() as c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        page = browser.new_page()
+        page.navigate(c.url + "/ui/")
+        page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
+        got = page.evaluate(f"""(() => {{
+            const a = parseMetrics({json.dumps(METRICS_BEFORE)}), b = parseMetrics({json.dumps(METRICS_AFTER)});
+            const old = parseMetrics({json.dumps(METRICS_OLD_NAMES)});
+            const ca = outcomeCounters(a), cb = outcomeCounters(b);
+            const rtt = (l) => l.participant === "bank-a" && l.phase === "prepare";
+            const ba = buckets(a, DURATION), bb = buckets(b, DURATION);
+            // The participant table from these two scrapes.
+            renderParticipants({{ok: true, json: {{participants: [
+                {{name: "bank-a", url: "http://a", healthy: true, last_seen_ms: Date.now()}},
+                {{name: "bank-b", url: "http://b", healthy: false, last_seen_ms: 0, last_error: "refused"}}]}}}}, b, a);
+            const row = (n) => [...document.querySelectorAll(`#participants tr[data-participant="${{n}}"] td`)].map((td) => td.textContent);
+            return {{
+              committed: cb.committed - ca.committed, aborted: cb.aborted - ca.aborted, source: cb.source,
+              p50: quantile(0.5, ba, bb), p99: quantile(0.99, ba, bb), mean: mean(a, b, DURATION),
+              rtt: mean(a, b, "commitd_participant_round_trip_seconds", rtt),
+              in_doubt: total(b, "commitd_transactions_in_doubt"), in_flight: total(b, "commitd_transactions_in_flight"),
+              reset: increase(100, 5), missing: total(b, "commitd_no_such_metric"),
+              old: outcomeCounters(old), old_histogram: buckets(old, DURATION),
+              bank_a: row("bank-a"), bank_b: row("bank-b"),
+            }};
+        }})()""")
+        assert (got["committed"], got["aborted"], got["source"]) == (60, 10, "commitd_transactions_total"), got
+        # Both protocols' buckets summed by bound (3pc's series are new, from 0):
+        # 30 in (5, 10] ms, 30 in (10, 100] ms; 1.2 s over 60 transactions.
+        assert abs(got["p50"] - 0.01) < 1e-9, got
+        assert abs(got["p99"] - (0.01 + 0.09 * (59.4 - 30) / 30)) < 1e-9, got
+        assert abs(got["mean"] - 1.2 / 60) < 1e-9, got
+        assert abs(got["rtt"] - 0.01) < 1e-9, got
+        assert (got["in_doubt"], got["in_flight"], got["reset"], got["missing"]) == (3, 7, 5, None), got
+        assert got["old"] == {"committed": 5, "aborted": 3, "source": "commitd_transactions_committed_total"}, got
+        assert got["old_histogram"] is None, got
+        assert got["bank_a"][1] == "healthy" and got["bank_a"][3] == "10.0 ms" and got["bank_a"][4] == "—", got
+        assert got["bank_b"][1] == "unhealthy" and got["bank_b"][2] == "never", got
+        assert_no_script_errors(page)
+
+
+def test_page_on_a_group_follower():
+    """Against a member of a three-node group that is not the leader: the
+    group's members, leader and term; participants; a search answered by
+    the leader (the member forwards it)."""
+    import test_group  # the group of test_group.py: c1..c3 and the two banks
+    with test_group.Group() as g, headless_chromium.HeadlessChromium(g.c.dir) as browser:
+        leader = g.wait_leader()
+        follower = next(n for n in g.urls if n != leader)
+        body = expect_status(harness.transfer(g.urls[follower], "bank-a", "alice", "bank-b", "bob", 5), 200, "transfer")
+        page = browser.new_page()
+        page.navigate(g.urls[follower] + "/ui/")
+        page.wait_for("document.querySelectorAll('#members tr[data-member]').length === 3", what="three members")
+        summary = page.evaluate("Object.fromEntries([...document.querySelectorAll('#group-summary [data-stat]')]"
+                                ".map((d) => [d.dataset.stat, d.textContent]))")
+        assert summary["id"] == follower and summary["role"] == "follower" and summary["leader"] == leader, summary
+        assert int(summary["term"]) >= 1 and int(summary["commit_index"]) >= 1, summary
+        assert f"leader {leader}" in text_of(page, "#node"), text_of(page, "#node")
+        page.wait_for("document.querySelectorAll('#participants tr[data-participant] .healthy').length === 2",
+                      what="two healthy participants")
+        page.evaluate(f"document.getElementById('search-txid').value = {json.dumps(body['txid'])}")
+        page.click("#search-form button")
+        page.wait_for("document.querySelector('#search-result [data-search=\"found\"]')", what="the search result")
+        assert "committed" in text_of(page, "#search-result"), text_of(page, "#search-result")
+        assert_no_script_errors(page)
+
+
 def test_dashboard_under_load():
     """The page while clients keep transferring: throughput and latency figures
     appear; the screenshot is the one in docs/images/dashboard.png."""

@@ -259,6 +259,23 @@ def test_responses_match_schemas():
         harness.log(f"agent: {len(a.checked)} responses validated")
 
 
+def test_group_member_routes():
+    """A group member serves the group-only routes, and its /v1/cluster
+    (leader and follower views) matches the schema."""
+    import test_group  # the group of test_group.py: c1..c3 and the two banks
+    with test_group.Group() as g:
+        leader = g.wait_leader()
+        for node_id, url in g.urls.items():
+            v = Validator(served_document(url))
+            v.call(url, "get", "/v1/cluster", want=200)
+            for method, template in sorted(GROUP_ONLY):
+                status, _, raw, _ = request(method.upper(), url, concrete(template), "{")
+                assert status not in (404, 405), f"{node_id}: {method.upper()} {template}: {status} {raw[:200]}"
+            if node_id == leader:
+                v.call(url, "post", "/v1/cluster/transfer-leader", {"to": "c9"}, want=400)
+                v.call(url, "post", "/v1/cluster/members", {"id": leader, "url": url}, want=409)
+
+
 def test_access_errors_match_schemas_and_documents_are_open():
     """With --auth-file: 401 and 403 bodies validate; /openapi.json and /ui/
     need no token (docs/security.md)."""
