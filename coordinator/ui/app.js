@@ -8,6 +8,7 @@ const WINDOW_S = 300;          // the charts show the last five minutes
 const RATE_WINDOW_S = 60;      // averages in the summary and per participant
 const DETAIL_LIMIT = 25;       // rows of each table whose branches are fetched
 const RESOLVE_WAIT_MS = 15000;
+const RESOLVE_AFTER_MS = 5000;  // younger in-doubt rows are usually being delivered right now
 const TOKEN_KEY = "commitd.token";
 
 const state = {
@@ -224,7 +225,7 @@ function drawChart(canvas, series, now) {
   const left = 48, right = 8, top = 20, bottom = 18;
   let max = 0;
   for (const s of series) for (const [, v] of s.points) if (isFinite(v) && v > max) max = v;
-  max = max > 0 ? niceCeil(max * 1.1) : 1;
+  max = max > 0 ? 4 * niceCeil((max * 1.1) / 4) : 1;  // four gridline steps of a round size
   const x = (t) => left + ((t - (now - WINDOW_S)) / WINDOW_S) * (w - left - right);
   const y = (v) => top + (1 - v / max) * (h - top - bottom);
   ctx.font = "11px system-ui, sans-serif";
@@ -408,8 +409,12 @@ function txLink(txid) {
   return el("button", { class: "link mono", type: "button", onclick: () => search(txid), text: txid });
 }
 
-function resolveButton(tx) {
+// Decided, unfinished, and either failing or older than a normal delivery:
+// offered to admin tokens only.
+function resolveButton(tx, detail) {
   if (!state.admin || tx.outcome === "pending" || tx.state === "finished") return null;
+  const failing = detail && detail.ok && (detail.json.branches || []).some((b) => b.last_error);
+  if (!failing && !(tx.age_ms >= RESOLVE_AFTER_MS)) return null;
   return el("button", { type: "button", class: "danger", "data-resolve": tx.txid,
                         onclick: () => askResolve(tx.txid, tx.outcome), text: "Resolve…" });
 }
@@ -431,7 +436,7 @@ async function renderTransactions(list, kind) {
     else cells.push(el("td", { text: t.protocol }));
     cells.push(el("td", { text: t.state }), el("td", { class: "num", text: formatAge(t.age_ms) }),
                el("td", {}, i < DETAIL_LIMIT ? branchTags(details[i]) : el("span", { class: "muted", text: "search for details" })));
-    if (kind === "in_doubt") cells.push(el("td", {}, resolveButton(t)));
+    if (kind === "in_doubt") cells.push(el("td", {}, resolveButton(t, details[i])));
     return el("tr", { "data-txid": t.txid }, ...cells);
   });
   fill(tbody, rows, kind === "in_doubt" ? 6 : 5, kind === "in_doubt" ? "nothing in doubt" : "nothing in flight");
@@ -477,7 +482,7 @@ async function search(txid) {
   out.replaceChildren(el("div", { "data-search": "found" }, dl,
     tx.reason ? el("p", {}, "reason: ", el("span", { class: "mono", text: tx.reason })) : null,
     el("p", { class: "muted", text: times }), table,
-    el("p", {}, resolveButton(tx))));
+    el("p", {}, resolveButton(tx, r))));
 }
 
 function askResolve(txid, outcome) {
