@@ -49,7 +49,10 @@ def write_if_changed(path, text):
 
 
 def openapi(args):
-    import yaml  # python3-yaml
+    try:
+        import yaml  # python3-yaml
+    except ImportError:
+        fail("python3-yaml is needed to read docs/openapi.yaml (apt-get install python3-yaml, or ./scripts/deps.sh)")
     try:
         with open(args.yaml, encoding="utf-8") as f:
             documents = list(yaml.safe_load_all(f))
