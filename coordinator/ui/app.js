@@ -17,6 +17,7 @@ const state = {
   samples: [],          // [{t: seconds, m: parsed metrics}], oldest first
   refreshing: false,
   pendingResolve: null, // {txid, outcome} awaiting confirmation
+  inDoubtCount: undefined, // rows of the last in-doubt listing, when no gauge says it
 };
 
 const $ = (id) => document.getElementById(id);
@@ -298,7 +299,8 @@ function renderGroup(r) {
     el("td", { text: m.role || (m.id === c.leader ? "leader" : "follower") }),
     el("td", { text: m.membership || (c.members.length === 1 ? "single node" : "—") }),
     el("td", { class: "num", text: m.match_index !== undefined ? m.match_index : "—" }),
-    el("td", { class: "mono" }, m.id !== c.id && m.url ? el("a", { href: m.url.replace(/\/$/, "") + "/ui/", text: m.url }) : m.url)));
+    el("td", { class: "mono" }, m.id !== c.id && /^https?:\/\//.test(m.url || "")
+      ? el("a", { href: m.url.replace(/\/$/, "") + "/ui/", text: m.url }) : m.url)));
   fill($("members"), rows, 5, "no members");
 }
 

@@ -338,7 +338,7 @@ def test_dashboard_under_load():
             rate = page.wait_for(
                 "(t => parseFloat(t) > 0 ? t : '')(document.querySelector('[data-stat=\"committed_per_s\"]').textContent)",
                 timeout=60, what="a committed rate above 0")
-            time.sleep(20)  # a stretch of the charts
+            time.sleep(12)  # a stretch of the charts
             page.screenshot(os.path.join(out, "dashboard-under-load.png"))
             assert_no_script_errors(page)
             harness.log(f"{answered[0]} transfers answered; the page showed {rate} committed/s")
