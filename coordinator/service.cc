@@ -14,7 +14,9 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/peer_url.h"
+#include "common/openapi_document.h"
 #include "coordinator/api_render.h"
+#include "coordinator/dashboard.h"
 #include "common/asio_timers.h"
 #include "coordinator/group_leadership.h"
 #include "coordinator/http_agent_transport.h"
@@ -28,7 +30,8 @@ namespace {
 using auth::Permission;
 using auth::PeerSelf;
 
-// Every route but /healthz and /readyz, and who may call it (docs/security.md).
+// Every route but the open ones (/healthz, /readyz, /openapi.json, /ui/), and
+// who may call it (docs/security.md).
 constexpr auth::RouteRule kRoutes[] = {
     {"POST", "/v1/transactions", Permission::kSubmit},
     {"GET", "/v1/transactions", Permission::kReadTransactions},
@@ -291,6 +294,8 @@ void Service::Impl::RegisterRoutes() {
     }
   });
   Add("GET", "/metrics", [this](http::Request, http::Responder r) { HandleMetrics(std::move(r)); });
+  openapi::AddRoute(router, openapi::CoordinatorDocument());
+  AddDashboardRoutes(router);
 }
 
 

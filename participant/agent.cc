@@ -11,6 +11,7 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/openapi_document.h"
 #include "common/sqlite_db.h"
 #include "common/asio_timers.h"
 #include "participant/http_transports.h"
@@ -265,6 +266,7 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
   router.Add("GET", "/healthz", [this](http::Request, http::Responder r) {
     r(http::JsonResponse(200, {{"status", "ok"}, {"name", options.name}}));
   });
+  openapi::AddRoute(router, openapi::AgentDocument());  // open, like /healthz
   Add(router, "GET", "/metrics", [this](http::Request, http::Responder r) {
     http::Response response;
     response.content_type = "text/plain; version=0.0.4";

@@ -14,6 +14,9 @@ PACKAGES=(
   libssl-dev openssl
   faketime prometheus
   python3 curl ca-certificates
+  python3-yaml        # the build turns docs/openapi.yaml into JSON
+  python3-jsonschema  # test_openapi.py validates responses against it
+  chromium            # test_dashboard.py drives the dashboard headless
   systemd  # systemd-analyze, for the tests that verify the installed units
   # The fuzz targets (tests/fuzz): clang, and the runtime library that ships
   # libFuzzer and the sanitizers (only recommended by clang, so named here).

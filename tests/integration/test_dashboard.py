@@ -1,0 +1,355 @@
+"""The dashboard at /ui/ in headless Chromium (DevTools protocol over a pipe,
+headless_chromium.py) against a coordinator and two agents with --auth-file:
+the page asks for a token, shows the participants and a transaction left in
+doubt, hides the resolve action from a read-only token, and resolves the
+in-doubt transaction for an admin token (click, confirm) until the
+coordinator reports it settled. Screenshots go to the test's output
+directory (build/release/test-output/test_dashboard, or $COMMITD_TEST_OUTPUT).
+
+Skipped (exit 77) only when chromium is not installed.
+
+Run one test: python3 test_dashboard.py --bin-dir build/release/bin test_resolve_in_doubt_through_the_page
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Cluster, bearer, eventually, expect_status  # noqa: E402
+import headless_chromium  # noqa: E402
+
+SKIP = 77
+
+TOKENS = {"client": "client-token-0123456789", "reader": "reader-token-0123456789",
+          "admin": "admin-token-0123456789", "bank-a": "bank-a-peer-token-0123456789",
+          "bank-b": "bank-b-peer-token-0123456789", "c1": "c1-peer-token-0123456789"}
+ROLES = {"client": ["client"], "reader": ["reader"], "admin": ["admin"],
+         "bank-a": ["peer"], "bank-b": ["peer"], "c1": ["peer"]}
+
+# Redelivery waits two minutes after a failed one: within the test, only the
+# page's resolve action brings the decision to the coordinator's attention again.
+CONFIG = dict(harness.FAST_CONFIG, retry_initial_ms=120000, retry_max_ms=120000)
+
+
+def output_dir():
+    out = os.environ.get("COMMITD_TEST_OUTPUT") or os.path.join(
+        os.path.dirname(harness.OPTIONS.bin_dir), "test-output", "test_dashboard")
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
+def secure_cluster(config=CONFIG, agent_env=None, balance=None):
+    """bank-a, bank-b and c1 with --auth-file and their peer tokens; every
+    account starts with `balance` if given (else the example's seeds)."""
+    c = Cluster(config=config, agent_env=agent_env, start=False)
+    if balance is not None:
+        for name, accounts in (("bank-a", ("alice", "carol", "erin", "grace")), ("bank-b", ("bob", "dave", "frank", "heidi"))):
+            seed = os.path.join(c.dir, f"seed-{name}.sql")
+            with open(seed, "w") as f:
+                f.writelines(f"INSERT INTO accounts VALUES('{a}', {balance});\n" for a in accounts)
+            c.bank_seeds[name] = seed
+    auth = os.path.join(c.dir, "auth.json")
+    with open(auth, "w") as f:
+        json.dump({"tokens": [{"name": n, "token": t, "roles": ROLES[n]} for n, t in TOKENS.items()]}, f)
+    token_files = {}
+    for name in ("bank-a", "bank-b", "c1"):
+        token_files[name] = os.path.join(c.dir, f"{name}.token")
+        with open(token_files[name], "w") as f:
+            f.write(TOKENS[name] + "\n")
+        os.chmod(token_files[name], 0o600)
+    c.agent_args = {n: ["--auth-file", auth, "--peer-token-file", token_files[n]] for n in ("bank-a", "bank-b")}
+    c.coordinator_args = ["--auth-file", auth, "--peer-token-file", token_files["c1"]]
+    try:
+        c.start()
+    except BaseException:
+        c.failed = True
+        c.close()
+        raise
+    return c
+
+
+def transfer(c, src, dst, amount, **kw):
+    return harness.post(c.url, "/v1/transactions", harness.transfer_body("bank-a", src, "bank-b", dst, amount, **kw),
+                        headers=bearer(TOKENS["client"]))
+
+
+def api_get(c, path):
+    return harness.request("GET", c.url, path, headers=bearer(TOKENS["reader"]))[:2]
+
+
+def in_doubt_at_coordinator(c):
+    status, body = api_get(c, "/v1/transactions?state=in_doubt")
+    assert status == 200, (status, body)
+    return [t["txid"] for t in body["transactions"]]
+
+
+def use_token(page, token):
+    page.evaluate(f"document.getElementById('token').value = {json.dumps(token)}")
+    page.click("#token-form button[type=submit]")
+
+
+def text_of(page, selector):
+    return page.evaluate(f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''")
+
+
+def assert_no_script_errors(page):
+    errors = page.console_errors()
+    assert not errors, f"the page logged errors: {json.dumps(errors)[:2000]}"
+
+
+# --------------------------------------------------------------------------
+
+
+def test_resolve_in_doubt_through_the_page():
+    out = output_dir()
+    # bank-b votes but refuses decisions: the committed transfer stays in doubt there.
+    c = secure_cluster(agent_env={"bank-b": {"COMMITD_FAILPOINTS": "agent.ignore_decisions"}})
+    with c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        # Transactions on bank-a alone (bank-b would keep every one in doubt): one commits, one aborts.
+        for ops, status in ((harness.debit_ops("carol", 5), 200), (harness.debit_ops("carol", 1000), 409)):
+            expect_status(harness.post(c.url, "/v1/transactions", {"branches": [{"participant": "bank-a", "ops": ops}]},
+                                       headers=bearer(TOKENS["client"])), status, "a bank-a transaction")
+        body = expect_status(transfer(c, "alice", "bob", 10, timeout_ms=600000), 200, "transfer left in doubt")
+        txid = body["txid"]
+        eventually(lambda: txid in in_doubt_at_coordinator(c), 20, what="the coordinator lists it in doubt")
+        assert txid in harness.prepared_in_db(c.bank("bank-b").db)
+
+        page = browser.new_page(1400, 1100)
+        page.navigate(c.url + "/ui/")
+        # Auth is on and the page has no token yet: it says so.
+        page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
+        page.wait_for("!document.getElementById('banner').hidden", what="the token banner")
+        assert "token" in text_of(page, "#banner"), text_of(page, "#banner")
+
+        # A read-only token sees everything but cannot resolve.
+        use_token(page, TOKENS["reader"])
+        page.wait_for(f"document.querySelector('#in-doubt tr[data-txid=\"{txid}\"]')", what="the in-doubt row")
+        page.wait_for("document.getElementById('access').textContent.includes('read-only')", what="read-only access")
+        assert not page.evaluate("!!document.querySelector('[data-resolve]')"), "a reader was offered resolve"
+
+        # The admin token, kept in sessionStorage across a reload.
+        use_token(page, TOKENS["admin"])
+        page.wait_for("document.getElementById('access').textContent.includes('admin')", what="admin access")
+        assert page.evaluate("sessionStorage.getItem('commitd.token')") == TOKENS["admin"]
+        page.navigate(c.url + "/ui/")
+        page.wait_for("document.getElementById('access').textContent.includes('admin')", what="admin after reload")
+        assert page.evaluate("document.getElementById('banner').hidden"), text_of(page, "#banner")
+
+        # What the page shows: the group, both participants healthy, the in-doubt
+        # transaction with each participant's state.
+        page.wait_for("document.querySelectorAll('#participants tr[data-participant] .healthy').length === 2",
+                      what="two healthy participants")
+        assert "c1" in text_of(page, "#members") and "leader" in text_of(page, "#group-summary")
+        row = f"#in-doubt tr[data-txid=\"{txid}\"]"
+        page.wait_for(f"document.querySelector('{row} [data-branch=\"bank-b\"]')", what="bank-b's state in the row")
+        assert "committed" in text_of(page, row), text_of(page, row)
+        assert "bank-a: committed" in text_of(page, row), text_of(page, row)
+        assert "bank-b: voted_yes" in text_of(page, row), text_of(page, row)  # not acknowledged
+        page.wait_for("document.querySelector('[data-stat=\"in_doubt\"]').textContent === '1'",
+                      what="the in-doubt count")
+        page.wait_for("/^[0-9.]+$/.test(document.querySelector('[data-stat=\"committed_per_s\"]').textContent)",
+                      what="a throughput figure")
+
+        # Search by txid: found, and an unknown one is presumed aborted.
+        page.evaluate(f"document.getElementById('search-txid').value = {json.dumps(txid)}")
+        page.click("#search-form button")
+        page.wait_for("document.querySelector('#search-result [data-search=\"found\"]')", what="the search result")
+        assert "bank-b" in text_of(page, "#search-result") and "committed" in text_of(page, "#search-result")
+        page.screenshot(os.path.join(out, "dashboard-in-doubt.png"))
+
+        # bank-b comes back without the failpoint and settles its own record by
+        # asking the coordinator; the coordinator has not heard back from it and
+        # would redeliver only after two minutes.
+        c.agent("bank-b").restart(env={})
+        c.agent("bank-b").wait_healthy()
+        eventually(lambda: txid not in harness.prepared_in_db(c.bank("bank-b").db), 30,
+                   what="bank-b applied the commit")
+        assert txid in in_doubt_at_coordinator(c), "settled without the page"
+
+        # Resolve through the page: click, then confirm.
+        page.click(f"[data-resolve=\"{txid}\"]")
+        page.wait_for("!document.getElementById('confirm').hidden", what="the confirmation")
+        assert txid in text_of(page, "#confirm-text")
+        page.click("#confirm-yes")
+        status = page.wait_for("(t => t.includes('settled') ? t : '')(document.getElementById('resolve-status').textContent)",
+                               timeout=30, what="the page reporting the transaction settled")
+        assert txid in status and "committed" in status, status
+        page.wait_for(f"!document.querySelector('{row}')", what="the row leaving the in-doubt table")
+
+        code, tx = api_get(c, f"/v1/transactions/{txid}")
+        assert code == 200 and tx["state"] == "finished" and tx["outcome"] == "committed", tx
+        assert txid not in in_doubt_at_coordinator(c)
+        assert c.balances("bank-b")["bob"] == c.seed("bank-b")["bob"] + 10
+        page.screenshot(os.path.join(out, "dashboard-resolved.png"))
+        assert_no_script_errors(page)
+        harness.log(f"screenshots in {out}")
+
+
+# Two scrapes of the metrics the page reads: between them 60 commits and 10
+# aborts, 60 latencies (2pc and a new 3pc series), and 100 prepare round trips
+# of bank-a taking 1 s in all.
+METRICS_BEFORE = """# TYPE commitd_transactions_total counter
+commitd_transactions_total{outcome="committed"} 100
+commitd_transactions_total{outcome="aborted"} 10
+# TYPE commitd_transaction_duration_seconds histogram
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.005"} 0
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.01"} 50
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.1"} 100
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="+Inf"} 100
+commitd_transaction_duration_seconds_sum{protocol="2pc",outcome="committed"} 2
+commitd_transaction_duration_seconds_count{protocol="2pc",outcome="committed"} 100
+commitd_participant_round_trip_seconds_sum{participant="bank-a",phase="prepare"} 1
+commitd_participant_round_trip_seconds_count{participant="bank-a",phase="prepare"} 100
+commitd_transactions_in_doubt{kind="undelivered"} 2
+commitd_transactions_in_doubt{kind="held"} 1
+commitd_transactions_in_flight 7
+"""
+METRICS_AFTER = """commitd_transactions_total{outcome="committed"} 160
+commitd_transactions_total{outcome="aborted"} 20
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.005"} 0
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.01"} 60
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="0.1"} 120
+commitd_transaction_duration_seconds_bucket{protocol="2pc",outcome="committed",le="+Inf"} 120
+commitd_transaction_duration_seconds_bucket{protocol="3pc",outcome="committed",le="0.005"} 0
+commitd_transaction_duration_seconds_bucket{protocol="3pc",outcome="committed",le="0.01"} 20
+commitd_transaction_duration_seconds_bucket{protocol="3pc",outcome="committed",le="0.1"} 40
+commitd_transaction_duration_seconds_bucket{protocol="3pc",outcome="committed",le="+Inf"} 40
+commitd_transaction_duration_seconds_sum{protocol="2pc",outcome="committed"} 2.6
+commitd_transaction_duration_seconds_count{protocol="2pc",outcome="committed"} 120
+commitd_transaction_duration_seconds_sum{protocol="3pc",outcome="committed"} 0.6
+commitd_transaction_duration_seconds_count{protocol="3pc",outcome="committed"} 40
+commitd_participant_round_trip_seconds_sum{participant="bank-a",phase="prepare"} 2
+commitd_participant_round_trip_seconds_count{participant="bank-a",phase="prepare"} 200
+commitd_transactions_in_doubt{kind="undelivered"} 2
+commitd_transactions_in_doubt{kind="held"} 1
+commitd_transactions_in_flight 7
+"""
+# Only the counters that predate the histograms.
+METRICS_OLD_NAMES = """commitd_transactions_committed_total 5
+commitd_transactions_aborted_total 3
+commitd_transactions_undecided 4
+"""
+
+
+def test_metrics_arithmetic_of_the_page():
+    """The page's reading of /metrics: rates, histogram quantiles and means,
+    per-participant round trips, the in-doubt and in-flight gauges, counter
+    resets, and the fallback to the older counters when the new series are
+    missing."""
+    with Cluster() as c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        page = browser.new_page()
+        page.navigate(c.url + "/ui/")
+        page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
+        got = page.evaluate(f"""(() => {{
+            const a = parseMetrics({json.dumps(METRICS_BEFORE)}), b = parseMetrics({json.dumps(METRICS_AFTER)});
+            const old = parseMetrics({json.dumps(METRICS_OLD_NAMES)});
+            const ca = outcomeCounters(a), cb = outcomeCounters(b);
+            const rtt = (l) => l.participant === "bank-a" && l.phase === "prepare";
+            const ba = buckets(a, DURATION), bb = buckets(b, DURATION);
+            // The participant table from these two scrapes.
+            renderParticipants({{ok: true, json: {{participants: [
+                {{name: "bank-a", url: "http://a", healthy: true, last_seen_ms: Date.now()}},
+                {{name: "bank-b", url: "http://b", healthy: false, last_seen_ms: 0, last_error: "refused"}}]}}}}, b, a);
+            const row = (n) => [...document.querySelectorAll(`#participants tr[data-participant="${{n}}"] td`)].map((td) => td.textContent);
+            return {{
+              committed: cb.committed - ca.committed, aborted: cb.aborted - ca.aborted, source: cb.source,
+              p50: quantile(0.5, ba, bb), p99: quantile(0.99, ba, bb), mean: mean(a, b, DURATION),
+              rtt: mean(a, b, "commitd_participant_round_trip_seconds", rtt),
+              in_doubt: total(b, "commitd_transactions_in_doubt"), in_flight: total(b, "commitd_transactions_in_flight"),
+              reset: increase(100, 5), missing: total(b, "commitd_no_such_metric"),
+              old: outcomeCounters(old), old_histogram: buckets(old, DURATION),
+              bank_a: row("bank-a"), bank_b: row("bank-b"),
+            }};
+        }})()""")
+        assert (got["committed"], got["aborted"], got["source"]) == (60, 10, "commitd_transactions_total"), got
+        # Both protocols' buckets summed by bound (3pc's series are new, from 0):
+        # 30 in (5, 10] ms, 30 in (10, 100] ms; 1.2 s over 60 transactions.
+        assert abs(got["p50"] - 0.01) < 1e-9, got
+        assert abs(got["p99"] - (0.01 + 0.09 * (59.4 - 30) / 30)) < 1e-9, got
+        assert abs(got["mean"] - 1.2 / 60) < 1e-9, got
+        assert abs(got["rtt"] - 0.01) < 1e-9, got
+        assert (got["in_doubt"], got["in_flight"], got["reset"], got["missing"]) == (3, 7, 5, None), got
+        assert got["old"] == {"committed": 5, "aborted": 3, "source": "commitd_transactions_committed_total"}, got
+        assert got["old_histogram"] is None, got
+        assert got["bank_a"][1] == "healthy" and got["bank_a"][3] == "10.0 ms" and got["bank_a"][4] == "—", got
+        assert got["bank_b"][1] == "unhealthy" and got["bank_b"][2] == "never", got
+        assert_no_script_errors(page)
+
+
+def test_page_on_a_group_follower():
+    """Against a member of a three-node group that is not the leader: the
+    group's members, leader and term; participants; a search answered by
+    the leader (the member forwards it)."""
+    import test_group  # the group of test_group.py: c1..c3 and the two banks
+    with test_group.Group() as g, headless_chromium.HeadlessChromium(g.c.dir) as browser:
+        leader = g.wait_leader()
+        follower = next(n for n in g.urls if n != leader)
+        body = expect_status(harness.transfer(g.urls[follower], "bank-a", "alice", "bank-b", "bob", 5), 200, "transfer")
+        page = browser.new_page()
+        page.navigate(g.urls[follower] + "/ui/")
+        page.wait_for("document.querySelectorAll('#members tr[data-member]').length === 3", what="three members")
+        summary = page.evaluate("Object.fromEntries([...document.querySelectorAll('#group-summary [data-stat]')]"
+                                ".map((d) => [d.dataset.stat, d.textContent]))")
+        assert summary["id"] == follower and summary["role"] == "follower" and summary["leader"] == leader, summary
+        assert int(summary["term"]) >= 1 and int(summary["commit_index"]) >= 1, summary
+        assert f"leader {leader}" in text_of(page, "#node"), text_of(page, "#node")
+        page.wait_for("document.querySelectorAll('#participants tr[data-participant] .healthy').length === 2",
+                      what="two healthy participants")
+        page.evaluate(f"document.getElementById('search-txid').value = {json.dumps(body['txid'])}")
+        page.click("#search-form button")
+        page.wait_for("document.querySelector('#search-result [data-search=\"found\"]')", what="the search result")
+        assert "committed" in text_of(page, "#search-result"), text_of(page, "#search-result")
+        assert_no_script_errors(page)
+
+
+def test_dashboard_under_load():
+    """The page while clients keep transferring: throughput and latency figures
+    appear; the screenshot is the one in docs/images/dashboard.png."""
+    out = output_dir()
+    c = secure_cluster(config=harness.FAST_CONFIG, balance=10**9)
+    stop = threading.Event()
+    answered = [0]
+
+    def client(i):
+        pairs = [("alice", "bob"), ("carol", "dave"), ("erin", "frank")]
+        while not stop.is_set():
+            src, dst = pairs[i % 3]
+            try:
+                status, _ = transfer(c, src, dst, 1)
+                if status in (200, 409):
+                    answered[0] += 1
+            except OSError:
+                time.sleep(0.05)
+
+    with c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            page = browser.new_page(1400, 1100)
+            page.navigate(c.url + "/ui/")
+            page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
+            use_token(page, TOKENS["admin"])
+            page.wait_for("document.getElementById('access').textContent.includes('admin')", what="admin access")
+            rate = page.wait_for(
+                "(t => parseFloat(t) > 0 ? t : '')(document.querySelector('[data-stat=\"committed_per_s\"]').textContent)",
+                timeout=60, what="a committed rate above 0")
+            time.sleep(12)  # a stretch of the charts
+            page.screenshot(os.path.join(out, "dashboard-under-load.png"))
+            assert_no_script_errors(page)
+            harness.log(f"{answered[0]} transfers answered; the page showed {rate} committed/s")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=15)
+
+
+if __name__ == "__main__":
+    if headless_chromium.find_chromium() is None:
+        print("chromium is not installed: skipped (apt-get install chromium)")
+        sys.exit(SKIP)
+    harness.main(globals())
