@@ -1,5 +1,8 @@
 #include "common/peer_url.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "common/http_server.h"
 
 namespace commitd {
@@ -22,6 +25,14 @@ Result<std::string> ValidatePeerUrl(const std::string& url) {
     return Status::InvalidArgument("'" + url + "': must be http(s)://HOST:PORT with a port from 1 to 65535");
   }
   return url.substr(0, url.find("://") + 3) + rest;
+}
+
+std::string NormalizedPeerUrl(const std::string& url) {
+  std::string lower = url;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  Result<std::string> valid = ValidatePeerUrl(lower);
+  return valid.ok() ? std::move(valid).value() : url;
 }
 
 }  // namespace commitd

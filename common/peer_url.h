@@ -13,4 +13,9 @@ namespace commitd {
 // otherwise.
 Result<std::string> ValidatePeerUrl(const std::string& url);
 
+// The form two URLs of one server are compared in: ValidatePeerUrl's, with
+// scheme and host lower-cased. A URL ValidatePeerUrl refuses stays as it is
+// (it equals only itself: the simulator's sim://NAME).
+std::string NormalizedPeerUrl(const std::string& url);
+
 }  // namespace commitd

@@ -32,6 +32,8 @@ bool RouteGuard::Admit(const http::Request& request, const RouteRule& rule, cons
     } else if (rule.peer_self == PeerSelf::kPathName) {
       auto it = request.path_params.find("name");
       if (it != request.path_params.end() && it->second == who.name) verdict = Verdict::kAllowed;
+    } else if (rule.peer_self == PeerSelf::kAnyPeer) {
+      verdict = Verdict::kAllowed;
     }
   }
   switch (verdict) {

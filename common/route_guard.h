@@ -21,6 +21,7 @@ enum class PeerSelf {
   kNo,
   kQueryParticipant,  // ?participant=NAME equals the token's name (a decision query)
   kPathName,          // the {name} path parameter equals the token's name (registration)
+  kAnyPeer,           // any peer (an agent learning its coordinators' group members)
 };
 
 struct RouteRule {

@@ -244,6 +244,18 @@ Result<TxRequest> ParseTxRequest(std::string_view body) {
   return ParseTxRequest(*j);
 }
 
+namespace {
+// An abort key: 1-128 hex digits (AbortKey gives 64).
+Result<std::string> AbortKeyField(const json& value) {
+  if (!value.is_string() || value.get_ref<const std::string&>().empty() ||
+      value.get_ref<const std::string&>().size() > 128 ||
+      value.get_ref<const std::string&>().find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Status::InvalidArgument("abort_key: must be a string of 1 to 128 lower-case hex digits");
+  }
+  return value.get<std::string>();
+}
+}  // namespace
+
 json ToJson(const PrepareRequest& r) {
   json ops = json::array();
   for (const Op& op : r.ops) ops.push_back(OpToJson(op));
@@ -257,6 +269,7 @@ json ToJson(const PrepareRequest& r) {
               {"ops", std::move(ops)},
               {"participants", std::move(participants)}};
   if (!r.log_id.empty()) out["log_id"] = r.log_id;  // absent: agents that predate it refuse unknown fields
+  if (!r.abort_key.empty()) out["abort_key"] = r.abort_key;
   return out;
 }
 
@@ -266,7 +279,8 @@ Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
   const json& j = *parsed;
   if (Status s = CheckObject(j, ""); !s.ok()) return s;
   if (Status s = CheckKnownFields(
-          j, "", {"txid", "protocol", "participant", "coordinator", "log_id", "timeout_ms", "ops", "participants"});
+          j, "", {"txid", "protocol", "participant", "coordinator", "log_id", "abort_key", "timeout_ms", "ops",
+                  "participants"});
       !s.ok())
     return s;
 
@@ -288,6 +302,11 @@ Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
       return Invalid("log_id", "must be a string of at most 64 characters");
     }
     r.log_id = it->get<std::string>();
+  }
+  if (auto it = j.find("abort_key"); it != j.end()) {
+    Result<std::string> key = AbortKeyField(*it);
+    if (!key.ok()) return key.status();
+    r.abort_key = std::move(key).value();
   }
   auto timeout = j.find("timeout_ms");
   if (timeout == j.end()) return Invalid("timeout_ms", "is required");
@@ -349,6 +368,30 @@ Result<Vote> ParseVote(std::string_view body) {
     v.results = *it;
   }
   return v;
+}
+
+json ToJson(const AbortRequest& r) {
+  json out = {{"txid", r.txid}};
+  if (!r.abort_key.empty()) out["abort_key"] = r.abort_key;
+  return out;
+}
+
+Result<AbortRequest> ParseAbortRequest(std::string_view body) {
+  Result<json> parsed = ParseBody(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  if (Status s = CheckObject(j, ""); !s.ok()) return s;
+  if (Status s = CheckKnownFields(j, "", {"txid", "abort_key"}); !s.ok()) return s;
+  AbortRequest r;
+  Result<std::string> txid = RequiredTxid(j, "");
+  if (!txid.ok()) return txid.status();
+  r.txid = std::move(txid).value();
+  if (auto it = j.find("abort_key"); it != j.end()) {
+    Result<std::string> key = AbortKeyField(*it);
+    if (!key.ok()) return key.status();
+    r.abort_key = std::move(key).value();
+  }
+  return r;
 }
 
 Result<std::string> ParseTxidBody(std::string_view body) {

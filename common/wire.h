@@ -64,7 +64,9 @@ struct PrepareRequest {
   int64_t timeout_ms = 0;    // the agent's deadline is now + timeout_ms
   std::vector<Op> ops;
   std::vector<ParticipantRef> participants;  // every participant of the transaction
-  std::string log_id;  // the coordinator's decision log identity; "" from a group or an older coordinator
+  std::string log_id;  // the coordinator's decision log identity; "" from an older coordinator
+  // The transaction's abort capability (common/abort_key.h); "" from an older coordinator.
+  std::string abort_key;
 };
 nlohmann::json ToJson(const PrepareRequest& r);
 Result<PrepareRequest> ParsePrepareRequest(std::string_view body);
@@ -79,8 +81,16 @@ struct Vote {
 nlohmann::json ToJson(const Vote& v);
 Result<Vote> ParseVote(std::string_view body);
 
-// POST /v1/commit, /v1/abort, /v1/precommit: {"txid": "..."}
+// POST /v1/commit, /v1/precommit: {"txid": "..."}
 Result<std::string> ParseTxidBody(std::string_view body);
+
+// POST /v1/abort: {"txid": "...", "abort_key": "..."}; abort_key is "" when absent.
+struct AbortRequest {
+  std::string txid;
+  std::string abort_key;
+};
+nlohmann::json ToJson(const AbortRequest& r);
+Result<AbortRequest> ParseAbortRequest(std::string_view body);
 
 // A txid is 1..128 characters of [A-Za-z0-9._:-].
 bool IsValidTxid(std::string_view txid);

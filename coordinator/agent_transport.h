@@ -47,9 +47,10 @@ class AgentTransport {
   // The vote, or why none came (a refusal is an InvalidArgument status).
   virtual void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                        std::function<void(Result<wire::Vote>)> done) = 0;
-  // Delivers commit (kCommitted) or abort (kAborted).
+  // Delivers commit (kCommitted) or abort (kAborted, with the transaction's
+  // abort key; "" when the log has no abort secret).
   virtual void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
-                       std::function<void(Result<DecisionAck>)> done) = 0;
+                       const std::string& abort_key, std::function<void(Result<DecisionAck>)> done) = 0;
   virtual void Precommit(const ParticipantRef& to, const std::string& txid,
                          std::function<void(Result<PrecommitAnswer>)> done) = 0;
   // Every transaction the agent holds prepared now (takeover sweep).

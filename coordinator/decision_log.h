@@ -22,12 +22,17 @@ struct RecoveredLog {
   std::vector<DecisionRecord> unfinished;  // decided, not every participant acknowledged
   std::vector<RegistryEntry> registry;
   uint64_t heuristic_decisions = 0;  // decisions an operator forced (DecisionRecord::heuristic)
-  // A single coordinator's log only (a group leaves them empty; its leader's
-  // Raft term is the incarnation): the durable counter this process's txids
-  // carry, incremented at open, and the log's identity ("" for a log created
-  // before identities existed).
+  // A single coordinator's log only (a group leaves it 0; its leader's Raft
+  // term is the incarnation): the durable counter this process's txids
+  // carry, incremented at open.
   uint64_t incarnation = 0;
+  // The log's identity: a single coordinator's is created with decisions.db
+  // ("" for a log created before identities existed); a group's by its first
+  // leader (CreateIdentity), "" until then.
   std::string log_id;
+  // The secret abort keys are derived from (common/abort_key.h); "" for a log
+  // without one (abort deliveries then carry no key).
+  std::string abort_secret;
 };
 
 struct ListFilter {
@@ -58,6 +63,15 @@ class DecisionLog {
                                     std::function<void(Result<std::optional<DecisionRecord>>)> done) = 0;
   // Newest first.
   virtual void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) = 0;
+
+  // A group's log: makes its identity durable in the replicated state; the
+  // first one applied wins (done: Ok, or Conflict when another was first).
+  // A single coordinator's log has its identity from the moment it is opened.
+  virtual void CreateIdentity(std::string log_id, std::string abort_secret, std::function<void(Status)> done) {
+    (void)log_id;
+    (void)abort_secret;
+    done(Status::InvalidArgument("this decision log got its identity when it was opened"));
+  }
 };
 
 }  // namespace commitd::coordinator

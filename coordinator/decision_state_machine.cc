@@ -42,6 +42,7 @@ Status DecisionStateMachine::ApplyCommand(sqlite::Database& db, const raft::Entr
     }
     return s;
   }
+  if (auto* id = std::get_if<command::SetIdentity>(&*command)) return store.SetIdentity(id->log_id, id->abort_secret);
   if (auto* many = std::get_if<command::FinishMany>(&*command)) {
     for (const auto& f : many->marks) {
       Status s = store.MarkFinished(f.txid, f.finished_ms);

@@ -357,6 +357,30 @@ Status DecisionStore::SetLogId(const std::string& log_id) {
   return SetMetaValue(db_, "log_id", log_id);
 }
 
+Result<std::string> DecisionStore::AbortSecret() { return MetaValue(db_, "abort_secret"); }
+
+Status DecisionStore::SetAbortSecret(const std::string& secret) {
+  if (secret.empty()) return Status::InvalidArgument("abort secret: must not be empty");
+  Result<std::string> current = AbortSecret();
+  if (!current.ok()) return current.status();
+  if (*current == secret) return Status::Ok();
+  if (!current->empty()) return Status::Conflict(db_.path() + ": the log already has an abort secret");
+  return SetMetaValue(db_, "abort_secret", secret);
+}
+
+Status DecisionStore::SetIdentity(const std::string& log_id, const std::string& abort_secret) {
+  if (log_id.empty() || abort_secret.empty()) return Status::InvalidArgument("log identity: must not be empty");
+  Result<std::string> current_id = LogId();
+  if (!current_id.ok()) return current_id.status();
+  Result<std::string> current_secret = AbortSecret();
+  if (!current_secret.ok()) return current_secret.status();
+  if ((!current_id->empty() && *current_id != log_id) || (!current_secret->empty() && *current_secret != abort_secret)) {
+    return Status::Conflict(db_.path() + ": the log already has identity " + *current_id);
+  }
+  if (Status s = SetLogId(log_id); !s.ok()) return s;
+  return SetAbortSecret(abort_secret);
+}
+
 Result<uint64_t> DecisionStore::NextIncarnation() {
   Result<std::string> current = MetaValue(db_, "incarnation");
   if (!current.ok()) return current.status();

@@ -50,6 +50,15 @@ class DecisionStore {
   Result<std::string> LogId();
   // Sets it once; Conflict if the log already has a different one.
   Status SetLogId(const std::string& log_id);
+  // The secret abort keys are derived from (meta 'abort_secret',
+  // common/abort_key.h), created with the identity and never sent anywhere.
+  // Empty until SetAbortSecret.
+  Result<std::string> AbortSecret();
+  // Sets it once; Conflict if the log already has a different one.
+  Status SetAbortSecret(const std::string& secret);
+  // Both at once (a group's replicated identity): Conflict, and nothing
+  // changed, if the log has another identity or secret.
+  Status SetIdentity(const std::string& log_id, const std::string& abort_secret);
   // Increments and returns meta 'incarnation' (0 before the first call): the
   // durable counter that keeps a restarted coordinator's txids apart from its
   // earlier ones. Durable once the caller's transaction commits.

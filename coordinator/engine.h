@@ -98,7 +98,7 @@ struct EngineOptions {
   std::string self_url;           // put in prepare requests: where agents ask for decisions
   int64_t retry_initial_ms = 50;  // decision redelivery backoff
   int64_t retry_max_ms = 2000;
-  std::string log_id;  // put in prepare requests: the decision log's identity ("" in a group)
+  std::string log_id;  // put in prepare requests: the decision log's identity
 };
 
 // A read-only picture of a transaction the engine holds, for the API.

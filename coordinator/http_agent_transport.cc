@@ -40,9 +40,10 @@ void HttpAgentTransport::Prepare(const ParticipantRef& to, const wire::PrepareRe
 }
 
 void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
-                                 std::function<void(Result<DecisionAck>)> done) {
-  http::ClientRequest cr = RequestTo(to, "POST", outcome == Outcome::kCommitted ? "/v1/commit" : "/v1/abort");
-  cr.body = nlohmann::json{{"txid", txid}}.dump();
+                                 const std::string& abort_key, std::function<void(Result<DecisionAck>)> done) {
+  const bool commit = outcome == Outcome::kCommitted;
+  http::ClientRequest cr = RequestTo(to, "POST", commit ? "/v1/commit" : "/v1/abort");
+  cr.body = commit ? nlohmann::json{{"txid", txid}}.dump() : wire::ToJson(wire::AbortRequest{txid, abort_key}).dump();
   peers_.Send(std::move(cr), Answer<DecisionAck>(std::move(done), DecisionAckOf));
 }
 

@@ -21,7 +21,7 @@ class HttpAgentTransport final : public AgentTransport {
 
   void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                std::function<void(Result<wire::Vote>)> done) override;
-  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
+  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome, const std::string& abort_key,
                std::function<void(Result<DecisionAck>)> done) override;
   void Precommit(const ParticipantRef& to, const std::string& txid,
                  std::function<void(Result<PrecommitAnswer>)> done) override;

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "common/abort_key.h"
 #include "common/failpoint.h"
 #include "common/log.h"
 
@@ -66,6 +67,7 @@ Status Node::Start() {
     }
     txids_.emplace(options_.id, recovered->incarnation, entropy_);
     log_id_ = recovered->log_id;
+    abort_secret_ = recovered->abort_secret;
     options_.engine.log_id = log_id_;
     NewEngine();
     for (const auto& e : options_.participants) {
@@ -124,6 +126,27 @@ void Node::OnLeadership(bool ready) {
     log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
     return;
   }
+  if (recovered->log_id.empty() || recovered->abort_secret.empty()) {
+    // The group's first leader gives its log an identity (replicated, so
+    // every later leader sends the same one) before it issues anything.
+    txids_.reset();
+    log_.CreateIdentity(entropy_.Hex(16), entropy_.Hex(32), [this, alive = alive_, epoch = epoch_](Status s) {
+      if (!*alive || epoch != epoch_) return;
+      if (!s.ok() && s.code() != StatusCode::kConflict) {
+        log::Error("log_identity_failed", {{"error", s.ToString()}});
+        timers_.After(options_.health_interval_ms, [this, alive, epoch] {
+          if (*alive && epoch == epoch_ && leadership_->leader_ready()) OnLeadership(true);
+        });
+        return;
+      }
+      OnLeadership(true);
+    });
+    return;
+  }
+  log_id_ = recovered->log_id;
+  abort_secret_ = recovered->abort_secret;
+  options_.engine.log_id = log_id_;
+  NewEngine();  // empty still: its prepares carry the identity
   for (const auto& e : options_.participants) {
     bool known = false;
     for (const auto& r : recovered->registry) known = known || (r.name == e.name && r.url == e.url);
@@ -177,7 +200,7 @@ void Node::SweepUndecided() {
       if (listed.ok()) {
         for (const auto& t : *listed) {
           if (ours.count(t.coordinator) == 0) continue;
-          if (!group() && !t.log_id.empty() && t.log_id != log_id_) {
+          if (!t.log_id.empty() && t.log_id != log_id_) {
             // Prepared under another decision log (this one was lost or
             // replaced): what it decided is unknowable here, and it may have
             // been commit. Never presume abort; report it in doubt.
@@ -358,6 +381,7 @@ void Node::Pump() {
 
 void Node::Execute(Action& a) {
   if (auto* p = std::get_if<action::SendPrepare>(&a)) {
+    if (!abort_secret_.empty()) p->request.abort_key = AbortKey(abort_secret_, p->request.txid);
     agents_.Prepare(p->to, p->request, p->timeout_ms,
                     [this, txid = p->request.txid, name = p->to.name, epoch = epoch_](Result<wire::Vote> vote) {
                       if (epoch != epoch_) return;
@@ -368,7 +392,9 @@ void Node::Execute(Action& a) {
     const bool commit = d->outcome == Outcome::kCommitted;
     if (commit && failpoint::Active("coordinator.skip_commit_delivery")) return;
     ParticipantRef to{d->to.name, DeliveryUrl(d->to)};
-    agents_.Deliver(to, d->txid, d->outcome,
+    const std::string abort_key =
+        commit || abort_secret_.empty() ? std::string() : AbortKey(abort_secret_, d->txid);
+    agents_.Deliver(to, d->txid, d->outcome, abort_key,
                     [this, txid = d->txid, name = d->to.name, commit, epoch = epoch_](Result<DecisionAck> ack) {
                       if (epoch != epoch_) return;
                       Status s = ack.status();

@@ -173,7 +173,7 @@ class Node {
   // A participant's question about an unknown txid (and any such question in
   // a group) records the presumed abort before it is answered. asker_log_id:
   // the log the asker's record was prepared under ("" if it does not know);
-  // a single coordinator whose log is another one answers kUnknownLog and
+  // a coordinator (or group) whose log is another one answers kUnknownLog and
   // records nothing (its log cannot prove anything about that record).
   void GetTransaction(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
                       std::function<void(TxLookup)> done);
@@ -234,7 +234,8 @@ class Node {
   // Set once the incarnation is durable (single: at Start; group: for the
   // term this member leads); nullopt while nothing may be issued.
   std::optional<TxidIssuer> txids_;
-  std::string log_id_;  // single coordinator: the log's identity ("" for an older log)
+  std::string log_id_;  // the log's identity ("" for an older log)
+  std::string abort_secret_;  // the log's, abort keys are derived from ("" for none)
   struct ForeignRecord {
     std::string log_id;  // the log the agents' records name
     std::vector<ParticipantRef> holders;

@@ -148,7 +148,7 @@ void Node::GetTransaction(const std::string& txid, const std::string& asker, con
     done(ForeignView(txid, f->second));
     return;
   }
-  if (!group() && !asker_log_id.empty() && asker_log_id != log_id_) {
+  if (!asker_log_id.empty() && asker_log_id != log_id_) {
     done(NodeError{NodeErrorKind::kUnknownLog,
                    txid + " was prepared under decision log " + asker_log_id + "; this coordinator's log is " +
                        (log_id_.empty() ? std::string("without identity") : log_id_) +

@@ -77,7 +77,7 @@ namespace {
 // below. Format 1 was a JSON object; such entries (from raft.db files written
 // before) still decode: a JSON object starts with '{', never with kFormat.
 constexpr uint8_t kFormat = 2;
-enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5 };
+enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5, kIdentity = 6 };
 
 uint8_t OutcomeCode(Outcome o) {
   switch (o) {
@@ -134,6 +134,11 @@ struct CommandWriter {
     w.U8(kMember);
     w.Bytes(m.id);
     w.Bytes(m.url);
+  }
+  void operator()(const command::SetIdentity& i) const {
+    w.U8(kIdentity);
+    w.Bytes(i.log_id);
+    w.Bytes(i.abort_secret);
   }
 };
 
@@ -203,6 +208,12 @@ Result<Command> DecodeBinary(bytes::Reader& r) {
       m.id = r.Bytes();
       m.url = r.Bytes();
       return Command(std::move(m));
+    }
+    case kIdentity: {
+      command::SetIdentity i;
+      i.log_id = r.Bytes();
+      i.abort_secret = r.Bytes();
+      return Command(std::move(i));
     }
     default:
       return Status::Corruption("raft entry: unknown op");

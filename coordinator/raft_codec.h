@@ -43,9 +43,13 @@ struct SetMember {  // a group member's URL, before it is added (empty url: forg
   std::string id;
   std::string url;
 };
+struct SetIdentity {  // the group log's identity, created by its first leader (the first applied wins)
+  std::string log_id;
+  std::string abort_secret;
+};
 }  // namespace command
-using Command =
-    std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember, command::FinishMany>;
+using Command = std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember,
+                             command::FinishMany, command::SetIdentity>;
 
 std::string EncodeCommand(const Command& c);
 Result<Command> DecodeCommand(std::string_view data);

@@ -172,12 +172,33 @@ Result<RecoveredLog> ReplicatedDecisionLog::Recover() {
   return recovered;
 }
 
+namespace {
+// The state machine's records, registry and identity.
+Result<RecoveredLog> RecoverFrom(sqlite::Database& db) {
+  DecisionStore store(db);
+  Result<RecoveredLog> recovered = store.Recover();
+  if (!recovered.ok()) return recovered;
+  Result<std::string> log_id = store.LogId();
+  if (!log_id.ok()) return log_id.status();
+  Result<std::string> abort_secret = store.AbortSecret();
+  if (!abort_secret.ok()) return abort_secret.status();
+  recovered->log_id = std::move(log_id).value();
+  recovered->abort_secret = std::move(abort_secret).value();
+  return recovered;
+}
+}  // namespace
+
 Result<RecoveredLog> ReplicatedDecisionLog::RecoverNow() {
-  if (db_on_owner_thread_ != nullptr) return DecisionStore(*db_on_owner_thread_).Recover();
+  if (db_on_owner_thread_ != nullptr) return RecoverFrom(*db_on_owner_thread_);
   std::promise<Result<RecoveredLog>> promise;
   auto future = promise.get_future();
-  storage_->Read([&promise](sqlite::Database& db) { promise.set_value(DecisionStore(db).Recover()); });
+  storage_->Read([&promise](sqlite::Database& db) { promise.set_value(RecoverFrom(db)); });
   return future.get();
+}
+
+void ReplicatedDecisionLog::CreateIdentity(std::string log_id, std::string abort_secret,
+                                           std::function<void(Status)> done) {
+  driver_->Propose(EncodeCommand(command::SetIdentity{std::move(log_id), std::move(abort_secret)}), std::move(done));
 }
 
 template <class T>

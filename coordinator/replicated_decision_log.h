@@ -98,6 +98,7 @@ class ReplicatedDecisionLog final : public DecisionLog {
   void FindByIdempotencyKey(std::string key,
                             std::function<void(Result<std::optional<DecisionRecord>>)> done) override;
   void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) override;
+  void CreateIdentity(std::string log_id, std::string abort_secret, std::function<void(Status)> done) override;
 
   void Start();
   void Stop();

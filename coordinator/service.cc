@@ -42,7 +42,8 @@ constexpr auth::RouteRule kRoutes[] = {
     {"PUT", "/v1/participants/{name}", Permission::kAdminister, PeerSelf::kPathName},
     {"POST", "/v1/admin/retry-now", Permission::kAdminister},
     {"POST", "/v1/admin/transactions/{txid}/force", Permission::kAdminister},
-    {"GET", "/v1/cluster", Permission::kReadCluster},
+    // Agents read the members' URLs: prepares are taken from them.
+    {"GET", "/v1/cluster", Permission::kReadCluster, PeerSelf::kAnyPeer},
     {"POST", "/v1/cluster/members", Permission::kAdminister},
     {"DELETE", "/v1/cluster/members/{id}", Permission::kAdminister},
     {"POST", "/v1/cluster/transfer-leader", Permission::kAdminister},

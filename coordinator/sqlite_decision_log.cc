@@ -24,6 +24,7 @@ namespace {
 struct Identity {
   uint64_t incarnation = 0;
   std::string log_id;
+  std::string abort_secret;
 };
 
 // Checks the file, creates the tables, gives an empty log its identity and
@@ -47,10 +48,19 @@ Result<Identity> OpenIdentity(sqlite::Database& db, Entropy& entropy) {
       *log_id = fresh;
     }
   }
+  // Every log gets an abort secret, one without identity too: it only makes
+  // aborts of records prepared from now on checkable.
+  Result<std::string> secret = store.AbortSecret();
+  if (!secret.ok()) return secret.status();
+  if (secret->empty()) {
+    std::string fresh = entropy.Hex(32);
+    if (Status s = store.SetAbortSecret(fresh); !s.ok()) return s;
+    *secret = fresh;
+  }
   Result<uint64_t> incarnation = store.NextIncarnation();
   if (!incarnation.ok()) return incarnation.status();
   if (Status s = tx.Commit(); !s.ok()) return s;
-  return Identity{*incarnation, *log_id};
+  return Identity{*incarnation, *log_id, *secret};
 }
 
 }  // namespace
@@ -69,6 +79,7 @@ Result<std::unique_ptr<SqliteDecisionLog>> SqliteDecisionLog::Open(const std::st
   log->owned_writer_ = std::move(writer);
   log->incarnation_ = identity->incarnation;
   log->log_id_ = identity->log_id;
+  log->abort_secret_ = identity->abort_secret;
   return log;
 }
 
@@ -79,6 +90,7 @@ Result<std::unique_ptr<SqliteDecisionLog>> SqliteDecisionLog::Create(sqlite::Dat
   std::unique_ptr<SqliteDecisionLog> log(new SqliteDecisionLog(db, queue, std::move(post)));
   log->incarnation_ = identity->incarnation;
   log->log_id_ = identity->log_id;
+  log->abort_secret_ = identity->abort_secret;
   return log;
 }
 
@@ -102,6 +114,7 @@ Result<RecoveredLog> SqliteDecisionLog::Recover() {
   if (!recovered.ok()) return recovered;
   recovered->incarnation = incarnation_;
   recovered->log_id = log_id_;
+  recovered->abort_secret = abort_secret_;
   return recovered;
 }
 

@@ -61,6 +61,7 @@ class SqliteDecisionLog final : public DecisionLog {
   Post post_;
   uint64_t incarnation_ = 0;
   std::string log_id_;
+  std::string abort_secret_;
 };
 
 }  // namespace commitd::coordinator

@@ -27,11 +27,18 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
     if (!urls.ok()) return urls.status();
     for (const auto& [id, url] : *urls) members[id] = url;
   }
-  return nlohmann::json{{"version", 1},
+  auto log_id = store.LogId();
+  if (!log_id.ok()) return log_id.status();
+  auto abort_secret = store.AbortSecret();
+  if (!abort_secret.ok()) return abort_secret.status();
+  nlohmann::json out = {{"version", 1},
                         {"decisions", std::move(decisions)},
                         {"participants", std::move(participants)},
-                        {"members", std::move(members)}}
-      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                        {"members", std::move(members)}};
+  // Absent from snapshots of a group without identity (and older ones).
+  if (!log_id->empty()) out["log_id"] = *log_id;
+  if (!abort_secret->empty()) out["abort_secret"] = *abort_secret;
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
@@ -42,6 +49,19 @@ Status Restore(sqlite::Database& db, std::string_view snapshot) {
       !j["decisions"].is_array() || !j.contains("participants") || !j["participants"].is_array()) {
     return Status::Corruption("state machine snapshot: not a version-1 snapshot");
   }
+  DecisionStore store(db);
+  if (j.contains("log_id") || j.contains("abort_secret")) {
+    if (!j.contains("log_id") || !j["log_id"].is_string() || !j.contains("abort_secret") ||
+        !j["abort_secret"].is_string()) {
+      return Status::Corruption("state machine snapshot: bad log identity");
+    }
+    // The snapshot of another group's log is never taken in.
+    Status s = store.SetIdentity(j["log_id"].get<std::string>(), j["abort_secret"].get<std::string>());
+    if (s.code() == StatusCode::kConflict || s.code() == StatusCode::kInvalidArgument) {
+      return Status::Corruption("state machine snapshot: " + s.message());
+    }
+    if (!s.ok()) return s;
+  }
   if (Status s = db.Exec("DELETE FROM decisions; DELETE FROM participants"); !s.ok()) return s;
   if (GroupMembersTable(db).Exists() && j.contains("members") && j["members"].is_object()) {
     if (Status s = db.Exec("DELETE FROM group_members"); !s.ok()) return s;
@@ -50,7 +70,6 @@ Status Restore(sqlite::Database& db, std::string_view snapshot) {
       if (Status s = GroupMembersTable(db).SetUrl(id, url.get<std::string>()); !s.ok()) return s;
     }
   }
-  DecisionStore store(db);
   for (const auto& d : j["decisions"]) {
     auto r = RecordFromJson(d);
     if (!r.ok()) return Status::Corruption("state machine snapshot: " + r.status().message());

@@ -1,5 +1,6 @@
 // A snapshot of the replicated state machine of a coordinator group member:
-// every decision record and the participant registry, as one JSON document.
+// every decision record, the participant registry, the members' URLs and the
+// log's identity (log_id, abort_secret), as one JSON document.
 // Taken inside a storage-thread transaction, so it is the state at exactly
 // the applied index stored with it (design B.5: a consistent copy of the
 // state machine tables).

@@ -253,7 +253,18 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
     r(http::JsonResponse(200, {{"txid", txid}, {"state", node->StateOf(txid)}}));
   }));
   Add(router, "POST", "/v1/commit", txid_route(&Node::Commit));
-  Add(router, "POST", "/v1/abort", txid_route(&Node::Abort));
+  Add(router, "POST", "/v1/abort", Guarded([this](http::Request req, http::Responder r) {
+    auto parsed = wire::ParseAbortRequest(req.body);
+    if (!parsed.ok()) {
+      r(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
+      return;
+    }
+    if (failpoint::Active("agent.ignore_decisions")) {
+      r(http::ErrorResponse(503, "failpoint", "agent.ignore_decisions is set"));
+      return;
+    }
+    node->Abort(*parsed, Render(std::move(r)));
+  }));
   Add(router, "GET", "/v1/transactions", Guarded([this](http::Request req, http::Responder r) {
     HandleHeld(std::move(req), std::move(r));
   }));

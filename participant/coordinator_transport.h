@@ -50,6 +50,10 @@ class CoordinatorTransport {
   // Tells a coordinator the URL this participant is reached at. Ok once it accepted.
   virtual void Register(const std::string& coordinator_url, const std::string& name, const std::string& own_url,
                         std::function<void(Status)> done) = 0;
+  // The URL of every member of the coordinator's group (GET /v1/cluster; a
+  // lone coordinator lists itself), or why there is no answer.
+  virtual void GroupMembers(const std::string& coordinator_url,
+                            std::function<void(Result<std::vector<std::string>>)> done) = 0;
 };
 
 }  // namespace commitd::participant

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/abort_key.h"
+
 namespace commitd::participant {
 
 nlohmann::json AgentError(std::string_view code, std::string_view message, const std::string& txid) {
@@ -54,6 +56,7 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   tx.protocol = request.protocol;
   tx.coordinator = request.coordinator;
   tx.log_id = request.log_id;
+  tx.abort_key = request.abort_key;
   tx.participants = request.participants;
   tx.timeout_ms = request.timeout_ms;
   tx.created_ms = now_ms;
@@ -65,6 +68,7 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   record.state = "prepared";
   record.coordinator = tx.coordinator;
   record.log_id = tx.log_id;
+  record.abort_key = tx.abort_key;
   for (const auto& p : tx.participants) record.participants.push_back({{"name", p.name}, {"url", p.url}});
   record.created_ms = tx.created_ms;
   record.deadline_ms = tx.deadline_ms;
@@ -165,7 +169,7 @@ void Engine::OnCommit(const std::string& txid, RequestToken token, int64_t now_m
   }
 }
 
-void Engine::OnAbort(const std::string& txid, RequestToken token, int64_t now_ms) {
+void Engine::OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
     if (f->second.outcome == "aborted") {
       actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "aborted"}}});
@@ -184,6 +188,20 @@ void Engine::OnAbort(const std::string& txid, RequestToken token, int64_t now_ms
     return;
   }
   Tx& tx = it->second;
+  // Before its yes vote the coordinator cannot have decided commit: anyone's
+  // abort is safe. Once the record voted yes, only the key proves the abort
+  // comes from the coordinator (or a peer of the transaction).
+  const bool voted_yes = tx.state != State::kPreparing && tx.state != State::kAborting;
+  if (voted_yes && !AbortKeyMatches(tx.abort_key, abort_key)) {
+    const std::string why =
+        tx.abort_key.empty()
+            ? "transaction " + txid + " was prepared without an abort key: only its coordinator's answer aborts it"
+            : "transaction " + txid + ": the abort does not carry the key of its coordinator";
+    actions_.push_back(action::Reply{token, 409, AgentError("abort_not_from_coordinator", why, txid)});
+    // Ask the coordinator instead, now (its answer is the proof).
+    if (Resolvable(tx) && !tx.querying && !tx.terminating) tx.next_query_ms = std::min(tx.next_query_ms, now_ms);
+    return;
+  }
   switch (tx.state) {
     case State::kPreparing:
     case State::kPrecommitting:
@@ -297,6 +315,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::st
     tx.protocol = r.protocol == "3pc" ? wire::Protocol::k3pc : wire::Protocol::k2pc;
     tx.coordinator = r.coordinator;
     tx.log_id = r.log_id;
+    tx.abort_key = r.abort_key;
     for (const auto& p : r.participants) {
       tx.participants.push_back({p.value("name", ""), p.value("url", "")});
     }
@@ -587,8 +606,8 @@ void Engine::Conclude(const std::string& txid, Tx& tx, bool commit, const std::s
     StartAbort(txid, tx, std::nullopt);
   }
   if (!peers.empty()) {
-    actions_.push_back(
-        action::CallPeers{txid, commit ? action::PeerCall::kCommit : action::PeerCall::kAbort, std::move(peers)});
+    actions_.push_back(action::CallPeers{txid, commit ? action::PeerCall::kCommit : action::PeerCall::kAbort,
+                                         std::move(peers), commit ? std::string() : tx.abort_key});
   }
 }
 

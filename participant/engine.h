@@ -21,6 +21,12 @@
 //    prepared peer, then commit; all merely prepared -> abort. A participant
 //    restarted from its database (recovered) decides only on decisive evidence
 //    or with every peer's answer, never alone;
+//  - an abort of a record that voted yes is taken only with the abort key its
+//    prepare carried (common/abort_key.h): from its coordinator, or from a
+//    peer that decided abort by termination. Any other abort, and every
+//    abort of a record whose prepare carried no key (an older coordinator's),
+//    is refused 409 abort_not_from_coordinator and makes the engine ask the
+//    coordinator at once; only its answer aborts such a record;
 //  - duplicates are answered consistently: a repeated prepare gets the same
 //    vote, a repeated commit or abort is acknowledged again, an abort before
 //    its prepare leaves a tombstone so the late prepare votes no, and a commit
@@ -95,6 +101,7 @@ struct CallPeers {
   std::string txid;
   PeerCall call = PeerCall::kState;
   std::vector<wire::ParticipantRef> peers;
+  std::string abort_key;  // kAbort: the transaction's abort key ("" if its prepare had none)
 };
 }  // namespace action
 
@@ -144,7 +151,8 @@ class Engine {
   // The storage job of a Prepare: its result, or the batch's error (then nothing of it lasted).
   void OnPrepared(const std::string& txid, PrepareResult result, const Status& status, int64_t now_ms);
   void OnCommit(const std::string& txid, RequestToken token, int64_t now_ms);
-  void OnAbort(const std::string& txid, RequestToken token, int64_t now_ms);
+  // abort_key: what the request carried ("" if nothing).
+  void OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms);
   void OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms);
   void OnAbortApplied(const std::string& txid, const Status& status, int64_t now_ms);
   // 3PC: POST /v1/precommit, from the coordinator or a peer running termination.
@@ -189,6 +197,7 @@ class Engine {
     wire::Protocol protocol = wire::Protocol::k2pc;
     std::string coordinator;
     std::string log_id;
+    std::string abort_key;
     std::vector<wire::ParticipantRef> participants;
     int64_t timeout_ms = 0;
     int64_t created_ms = 0;

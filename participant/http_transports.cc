@@ -52,6 +52,23 @@ DecisionAnswer DecisionAnswerOf(const Result<http::Response>& r) {
   return answer;
 }
 
+Result<std::vector<std::string>> GroupMembersOf(const Result<http::Response>& r) {
+  if (!r.ok()) return r.status();
+  if (r->status != 200) {
+    return Status::Unavailable("GET /v1/cluster: HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r));
+  }
+  const auto body = nlohmann::json::parse(r->body, nullptr, false);
+  if (!body.is_object() || !body.contains("members") || !body["members"].is_array()) {
+    return Status::Unavailable("GET /v1/cluster: no members list in the answer");
+  }
+  std::vector<std::string> urls;
+  for (const auto& m : body["members"]) {
+    const std::string url = StringField(m, "url");
+    if (!url.empty()) urls.push_back(url);
+  }
+  return urls;
+}
+
 PeerReply PeerReplyOf(const Result<http::Response>& r) {
   PeerReply reply;
   if (!r.ok()) {
@@ -108,8 +125,17 @@ void HttpCoordinatorTransport::Register(const std::string& coordinator_url, cons
   });
 }
 
+void HttpCoordinatorTransport::GroupMembers(const std::string& coordinator_url,
+                                            std::function<void(Result<std::vector<std::string>>)> done) {
+  http::ClientRequest cr;
+  cr.base_url = coordinator_url;
+  cr.target = "/v1/cluster";
+  AddToken(cr, token_);
+  client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) { done(GroupMembersOf(r)); });
+}
+
 void HttpPeerTransport::Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
-                             std::function<void(PeerReply)> done) {
+                             const std::string& abort_key, std::function<void(PeerReply)> done) {
   http::ClientRequest cr;
   cr.base_url = peer.url;
   cr.timeout = std::chrono::milliseconds(request_timeout_ms_);
@@ -120,7 +146,8 @@ void HttpPeerTransport::Call(const wire::ParticipantRef& peer, action::PeerCall 
     cr.target = call == action::PeerCall::kPrecommit ? "/v1/precommit"
                 : call == action::PeerCall::kCommit  ? "/v1/commit"
                                                      : "/v1/abort";
-    cr.body = nlohmann::json{{"txid", txid}}.dump();
+    cr.body = call == action::PeerCall::kAbort ? wire::ToJson(wire::AbortRequest{txid, abort_key}).dump()
+                                               : nlohmann::json{{"txid", txid}}.dump();
   }
   AddToken(cr, token_);
   client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) { done(PeerReplyOf(r)); });

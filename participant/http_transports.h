@@ -14,7 +14,7 @@
 
 namespace commitd::participant {
 
-// GET /v1/transactions/{txid}[?participant=name], PUT /v1/participants/{name}.
+// GET /v1/transactions/{txid}[?participant=name], PUT /v1/participants/{name}, GET /v1/cluster.
 class HttpCoordinatorTransport final : public CoordinatorTransport {
  public:
   // token: the bearer token sent with every request (empty: none).
@@ -22,6 +22,8 @@ class HttpCoordinatorTransport final : public CoordinatorTransport {
   void QueryDecision(DecisionQuery query, std::function<void(DecisionAnswer)> done) override;
   void Register(const std::string& coordinator_url, const std::string& name, const std::string& own_url,
                 std::function<void(Status)> done) override;
+  void GroupMembers(const std::string& coordinator_url,
+                    std::function<void(Result<std::vector<std::string>>)> done) override;
 
  private:
   http::Client& client_;
@@ -34,7 +36,7 @@ class HttpPeerTransport final : public PeerTransport {
   HttpPeerTransport(http::Client& client, std::string token, int64_t request_timeout_ms)
       : client_(client), token_(std::move(token)), request_timeout_ms_(request_timeout_ms) {}
   void Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
-            std::function<void(PeerReply)> done) override;
+            const std::string& abort_key, std::function<void(PeerReply)> done) override;
 
  private:
   http::Client& client_;
@@ -44,6 +46,8 @@ class HttpPeerTransport final : public PeerTransport {
 
 // A coordinator's answer to GET /v1/transactions/{txid} as a DecisionAnswer.
 DecisionAnswer DecisionAnswerOf(const Result<http::Response>& r);
+// A coordinator's answer to GET /v1/cluster: its members' URLs.
+Result<std::vector<std::string>> GroupMembersOf(const Result<http::Response>& r);
 // A peer agent's answer to a termination call as a PeerReply.
 PeerReply PeerReplyOf(const Result<http::Response>& r);
 

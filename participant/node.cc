@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "common/failpoint.h"
+#include "common/peer_url.h"
 
 namespace commitd::participant {
 
@@ -47,6 +48,9 @@ Node::Node(NodeOptions options, Store& store, CoordinatorTransport& coordinators
   eo.outcome_retention_ms = options_.outcome_retention_ms;
   eo.termination_grace_ms = options_.termination_grace_ms;
   engine_ = std::make_unique<Engine>(eo);
+  for (const std::string& url : options_.coordinators) {
+    if (std::string known = NormalizedPeerUrl(url); !known.empty()) known_coordinators_.insert(std::move(known));
+  }
 }
 
 Node::~Node() { *alive_ = false; }
@@ -69,6 +73,10 @@ Status Node::Start() {
   }
   engine_->Recover(std::move(contents->records), contents->outcomes, timers_.NowMs());
   started_ = true;
+  if (options_.coordinators.empty()) {
+    Event(log::Level::kWarn, "no_coordinator",
+          {{"message", "no coordinator is configured (--coordinator): every prepare is refused"}});
+  }
   if (options_.register_with_coordinators) unregistered_ = options_.coordinators;
   RegisterWithCoordinators();
   Pump();
@@ -91,6 +99,50 @@ void Node::Prepare(wire::PrepareRequest request, ReplyFn reply) {
     return;
   }
   ++counters_.prepares;
+  if (KnownCoordinator(request.coordinator)) {
+    AcceptPrepare(std::move(request), std::move(reply));
+    return;
+  }
+  LearnMembersThenPrepare(std::move(request), std::move(reply), 0);
+}
+
+bool Node::KnownCoordinator(const std::string& url) const {
+  const std::string normalized = NormalizedPeerUrl(url);
+  return !normalized.empty() && known_coordinators_.count(normalized) != 0;
+}
+
+void Node::LearnMembersThenPrepare(wire::PrepareRequest request, ReplyFn reply, std::size_t index) {
+  if (index >= options_.coordinators.size()) {
+    const std::string why = options_.coordinators.empty()
+                                ? "this agent has no coordinator configured (--coordinator): it takes no prepare"
+                                : "coordinator '" + request.coordinator +
+                                      "' is not one this agent knows (--coordinator, or a member of their groups)";
+    Event(log::Level::kWarn, "prepare_refused",
+          {{"txid", request.txid}, {"coordinator", request.coordinator}, {"reason", why}});
+    reply({403, AgentError("unknown_coordinator", why, request.txid)});
+    return;
+  }
+  coordinators_.GroupMembers(
+      options_.coordinators[index],
+      [this, alive = alive_, request = std::move(request), reply = std::move(reply),
+       index](Result<std::vector<std::string>> members) mutable {
+        if (!*alive || stopped_) return;
+        if (members.ok()) {
+          for (const std::string& url : *members) {
+            std::string normalized = NormalizedPeerUrl(url);
+            if (normalized.empty() || !known_coordinators_.insert(normalized).second) continue;
+            Event(log::Level::kInfo, "coordinator_learned", {{"url", normalized}, {"from", options_.coordinators[index]}});
+          }
+        }
+        if (KnownCoordinator(request.coordinator)) {
+          AcceptPrepare(std::move(request), std::move(reply));
+          return;
+        }
+        LearnMembersThenPrepare(std::move(request), std::move(reply), index + 1);
+      });
+}
+
+void Node::AcceptPrepare(wire::PrepareRequest request, ReplyFn reply) {
   if (Status v = store_.Validate(request.ops); !v.ok()) {
     wire::Vote no;
     no.txid = request.txid;
@@ -108,8 +160,8 @@ void Node::Commit(const std::string& txid, ReplyFn reply) {
   Pump();
 }
 
-void Node::Abort(const std::string& txid, ReplyFn reply) {
-  engine_->OnAbort(txid, Track(std::move(reply)), timers_.NowMs());
+void Node::Abort(const wire::AbortRequest& request, ReplyFn reply) {
+  engine_->OnAbort(request.txid, request.abort_key, Track(std::move(reply)), timers_.NowMs());
   Pump();
 }
 
@@ -295,7 +347,7 @@ void Node::CallPeers(action::CallPeers call) {
   for (std::size_t i = 0; i < call.peers.size(); ++i) {
     const wire::ParticipantRef& peer = call.peers[i];
     round->answers[i].name = peer.name;
-    peers_.Call(peer, call.call, call.txid,
+    peers_.Call(peer, call.call, call.txid, call.abort_key,
                 [this, alive = alive_, round, i, wait, txid = call.txid, kind = call.call,
                  url = peer.url](PeerReply reply) {
                   if (!wait || !*alive || stopped_) return;

@@ -10,7 +10,11 @@
 //  - only the transaction's own coordinator is asked with this participant's
 //    name (so it records its presumed abort before answering);
 //  - a peer that never saw the transaction answers "unknown", one that refused
-//    because it aborted answers "aborted" (engine.h has what they decide).
+//    because it aborted answers "aborted" (engine.h has what they decide);
+//  - a prepare is taken only when it names a known coordinator: one of
+//    NodeOptions::coordinators, or a member of their groups (asked of them,
+//    GET /v1/cluster, when a prepare names a URL not known yet). Without a
+//    configured coordinator every prepare is refused.
 // Recovery at start: the Store's prepared records and outcomes go into the
 // engine, which asks about every record at once.
 //
@@ -45,7 +49,9 @@ namespace commitd::participant {
 struct NodeOptions {
   std::string name;      // the participant name coordinators use
   std::string self_url;  // what coordinators are told at registration
-  // Asked for decisions after a transaction's own coordinator; registered with.
+  // Asked for decisions after a transaction's own coordinator; registered
+  // with; the only coordinators (with their groups' members) prepares are
+  // taken from.
   std::vector<std::string> coordinators;
   bool register_with_coordinators = true;
   int64_t tick_ms = Config{}.tick_ms;
@@ -100,10 +106,14 @@ class Node {
   void Stop();
 
   // --- requests (answered through `reply`, exactly once unless stopped) ----
-  // A prepare for another participant is answered 400 wrong_participant.
+  // A prepare for another participant is answered 400 wrong_participant; one
+  // naming a coordinator that is not known is answered 403
+  // unknown_coordinator, and holds and records nothing.
   void Prepare(wire::PrepareRequest request, ReplyFn reply);
   void Commit(const std::string& txid, ReplyFn reply);
-  void Abort(const std::string& txid, ReplyFn reply);
+  // Refused 409 abort_not_from_coordinator unless abort_key is the
+  // transaction's (engine.h: when a key is needed).
+  void Abort(const wire::AbortRequest& request, ReplyFn reply);
   void Precommit(const std::string& txid, ReplyFn reply);
 
   // --- queries -------------------------------------------------------------
@@ -118,6 +128,11 @@ class Node {
 
  private:
   RequestToken Track(ReplyFn reply);
+  bool KnownCoordinator(const std::string& url) const;
+  // Asks coordinators[index..] for their groups' members until request's
+  // coordinator is among them, then prepares; refuses when none lists it.
+  void LearnMembersThenPrepare(wire::PrepareRequest request, ReplyFn reply, std::size_t index);
+  void AcceptPrepare(wire::PrepareRequest request, ReplyFn reply);
   void Pump();
   void Execute(Action& a);
   void QueryDecision(std::string txid, std::string log_id, std::vector<std::string> urls, std::size_t index,
@@ -140,6 +155,9 @@ class Node {
   std::unordered_map<RequestToken, ReplyFn> requests_;
   RequestToken next_token_ = 1;
   std::vector<std::string> unregistered_;  // coordinators not yet told our URL
+  // Normalized URLs (NormalizedPeerUrl) prepares are taken from: the
+  // configured coordinators and the group members they listed.
+  std::unordered_set<std::string> known_coordinators_;
   std::unordered_set<std::string> conflicted_;
   NodeCounters counters_;
   std::size_t recovered_ = 0;

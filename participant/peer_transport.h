@@ -30,8 +30,9 @@ class PeerTransport {
  public:
   virtual ~PeerTransport() = default;
   // kState asks the peer's state; kPrecommit, kCommit and kAbort tell it.
+  // abort_key: sent with kAbort (the transaction's key, "" if it has none).
   virtual void Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
-                    std::function<void(PeerReply)> done) = 0;
+                    const std::string& abort_key, std::function<void(PeerReply)> done) = 0;
 };
 
 }  // namespace commitd::participant

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS _commitd_prepared(
   created_ms INTEGER NOT NULL,
   deadline_ms INTEGER NOT NULL,
   last_error TEXT NOT NULL DEFAULT '',
-  log_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+  log_id TEXT NOT NULL DEFAULT '',
+  abort_key TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _commitd_finished(
   txid TEXT PRIMARY KEY,
   outcome TEXT NOT NULL,
@@ -57,13 +58,20 @@ Status PreparedRecordStore::CreateTables() {
   sqlite::Statement* columns = db_.Prepare("SELECT name FROM pragma_table_info('_commitd_prepared')", &error);
   if (columns == nullptr) return error;
   bool has_log_id = false;
-  while (columns->Step()) has_log_id = has_log_id || columns->Text(0) == "log_id";
+  bool has_abort_key = false;
+  while (columns->Step()) {
+    has_log_id = has_log_id || columns->Text(0) == "log_id";
+    has_abort_key = has_abort_key || columns->Text(0) == "abort_key";
+  }
   Status listed = columns->status();
   columns->Reset();
   if (!listed.ok()) return listed;
-  if (!has_log_id) {
-    if (Status s = db_.Exec("ALTER TABLE _commitd_prepared ADD COLUMN log_id TEXT NOT NULL DEFAULT ''"); !s.ok()) {
-      return Status::IoError("add _commitd_prepared.log_id in " + db_.path() + ": " + s.message());
+  for (auto [present, column] : {std::pair{has_log_id, "log_id"}, std::pair{has_abort_key, "abort_key"}}) {
+    if (present) continue;
+    const std::string name = column;
+    if (Status s = db_.Exec("ALTER TABLE _commitd_prepared ADD COLUMN " + name + " TEXT NOT NULL DEFAULT ''");
+        !s.ok()) {
+      return Status::IoError("add _commitd_prepared." + name + " in " + db_.path() + ": " + s.message());
     }
   }
   return Status::Ok();
@@ -73,8 +81,8 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
       "INSERT OR REPLACE INTO _commitd_prepared(txid, protocol, state, changeset, lock_keys, coordinator, "
-      "participants, created_ms, deadline_ms, last_error, log_id) "
-      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+      "participants, created_ms, deadline_ms, last_error, log_id, abort_key) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
       &error);
   if (stmt == nullptr) return error;
   json keys = record.lock_keys;
@@ -88,7 +96,8 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
       .Bind(8, record.created_ms)
       .Bind(9, record.deadline_ms)
       .Bind(10, record.last_error)
-      .Bind(11, record.log_id);
+      .Bind(11, record.log_id)
+      .Bind(12, record.abort_key);
   return stmt->Run();
 }
 
@@ -155,7 +164,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
       "SELECT txid, protocol, state, changeset, lock_keys, coordinator, participants, created_ms, deadline_ms, "
-      "last_error, log_id FROM _commitd_prepared ORDER BY created_ms, txid",
+      "last_error, log_id, abort_key FROM _commitd_prepared ORDER BY created_ms, txid",
       &error);
   if (stmt == nullptr) return error;
   std::vector<PreparedRecord> records;
@@ -181,6 +190,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
     r.deadline_ms = stmt->Int(8);
     r.last_error = stmt->Text(9);
     r.log_id = stmt->Text(10);
+    r.abort_key = stmt->Text(11);
     records.push_back(std::move(r));
   }
   Status s = stmt->status();

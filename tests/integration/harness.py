@@ -28,6 +28,7 @@ Typical use:
 import argparse
 import atexit
 import ctypes
+import hashlib
 import http.client
 import json
 import os
@@ -614,7 +615,7 @@ class Cluster:
         port = free_port()
         argv = [bin_path("commit-agent"), "--name", name, "--listen", f"127.0.0.1:{port}",
                 "--db", db, "--procedures", source_path("examples", "bank", "procedures.json"),
-                "--coordinator", self.coord_url]
+                "--coordinator", f"{self.coord_url},{UNANSWERED_COORDINATOR}"]
         if self.config_path:
             argv += ["--config", self.config_path]
         argv += list(self.agent_args.get(name, []))
@@ -747,13 +748,25 @@ class Cluster:
 # --------------------------------------------------------------------------
 # Talking to one agent directly (as a coordinator would)
 
-def prepare_body(txid, participant, ops, coordinator="http://127.0.0.1:1", timeout_ms=60000,
+# A coordinator every Cluster agent knows (--coordinator) and that never
+# answers: tests that play the coordinator name it in their prepares.
+UNANSWERED_COORDINATOR = "http://127.0.0.1:1"
+
+
+def test_abort_key(txid):
+    """The abort key a test playing the coordinator gives txid (a real
+    coordinator derives it from its log's secret)."""
+    return hashlib.sha256(f"test coordinator:{txid}".encode()).hexdigest()
+
+
+def prepare_body(txid, participant, ops, coordinator=UNANSWERED_COORDINATOR, timeout_ms=60000,
                  participants=None):
     """The body of POST /v1/prepare. The default coordinator URL is never
     answered; with the long default timeout the agent does not ask it before
-    the test is done."""
+    the test is done. It carries test_abort_key(txid), which agent_abort sends."""
     return {"txid": txid, "protocol": "2pc", "participant": participant, "coordinator": coordinator,
-            "timeout_ms": timeout_ms, "ops": ops, "participants": participants or []}
+            "timeout_ms": timeout_ms, "ops": ops, "participants": participants or [],
+            "abort_key": test_abort_key(txid)}
 
 
 def debit_ops(account, amount):
@@ -772,8 +785,11 @@ def agent_commit(agent, txid):
     return post(_url_of(agent), "/v1/commit", {"txid": txid})
 
 
-def agent_abort(agent, txid):
-    return post(_url_of(agent), "/v1/abort", {"txid": txid})
+def agent_abort(agent, txid, abort_key=None):
+    """POST /v1/abort with test_abort_key(txid), or with abort_key ("" sends none)."""
+    key = test_abort_key(txid) if abort_key is None else abort_key
+    body = {"txid": txid, "abort_key": key} if key else {"txid": txid}
+    return post(_url_of(agent), "/v1/abort", body)
 
 
 def agent_locks(agent):

@@ -9,11 +9,19 @@ commitd now fails closed:
 - a decisions.db truncated while commitd was stopped never turns a transaction
   whose client was told "committed" into an abort: it is reported in doubt;
 - a damaged decisions.db is refused at start with an error naming the file;
-- a JSON number out of double's range is a 400 with a JSON error everywhere.
+- a JSON number out of double's range is a 400 with a JSON error everywhere;
+- an agent takes a prepare only from a coordinator it knows: one naming any
+  other URL is refused and holds no lock;
+- an abort of a prepared record is taken only with the transaction's abort
+  key: an outsider's abort while the coordinator that decided commit is down
+  is refused, and the restarted coordinator commits every participant;
+- a coordinator group's log has an identity too: a group re-bootstrapped from
+  empty directories never presumes abort for a record of the old group's log.
 """
 
 import os
 import re
+import shutil
 import time
 
 import harness
@@ -162,6 +170,79 @@ def test_numbers_out_of_range_are_400_with_a_json_error():
             assert status == 400, (url, path, status, raw)
             assert isinstance(reply, dict) and "error" in reply, (path, reply)
         assert c.coordinator.alive() and c.agent("bank-a").alive()
+
+
+def test_a_prepare_naming_an_unknown_coordinator_is_refused_and_holds_nothing():
+    stranger = f"http://127.0.0.1:{harness.free_port()}"
+    with Cluster() as c:
+        agent = c.bank("bank-a").url
+        status, body = harness.agent_prepare(agent, "stranger-1", harness.debit_ops("alice", 5),
+                                             participant="bank-a", coordinator=stranger, timeout_ms=600000)
+        assert status == 403, (status, body)
+        assert body["error"]["code"] == "unknown_coordinator", body
+        assert harness.agent_locks(agent) == {}
+        assert harness.held(agent) == {}
+        assert harness.prepared_in_db(c.bank("bank-a").db) == {}
+        # The same rows are free for the coordinator the agent knows.
+        assert_transfers_commit(c, n=2)
+        c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"] - 2)
+        assert c.agent("bank-a").alive()
+
+
+def test_an_abort_without_the_coordinators_key_is_refused_while_commit_was_decided():
+    with Cluster(coordinator_env={FAILPOINTS: "coordinator.skip_commit_delivery"}) as c:
+        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
+        assert status == 200 and reply["outcome"] == "committed", reply
+        txid = reply["txid"]
+        assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
+        c.coordinator.kill9()
+        for key in ("", "0" * 64, harness.test_abort_key(txid)):
+            status, body = harness.agent_abort(c.bank("bank-a").url, txid, abort_key=key)
+            assert status == 409, (key, status, body)
+            assert body["error"]["code"] == "abort_not_from_coordinator", body
+        assert txid in c.prepared("bank-a")
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+        c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"] - 30)
+        c.eventually_balance("bank-b", "bob", c.seed("bank-b")["bob"] + 30)
+        c.eventually_nothing_prepared()
+
+
+def test_a_rebootstrapped_group_reports_the_old_groups_records_in_doubt():
+    from test_group import Group
+    with Group() as g:
+        # Every member decides but delivers no commit: the agents keep their records.
+        for p in g.nodes.values():
+            p.terminate()
+        for p in g.nodes.values():
+            p.start(env={FAILPOINTS: "coordinator.skip_commit_delivery"})
+        for p in g.nodes.values():
+            p.wait_healthy()
+        leader = g.wait_leader()
+        status, reply = harness.transfer(g.urls[leader], "bank-a", "alice", "bank-b", "bob", 30, timeout_ms=3000)
+        assert status == 200 and reply["outcome"] == "committed", (status, reply)
+        txid = reply["txid"]
+        assert txid in g.c.prepared("bank-a") and txid in g.c.prepared("bank-b")
+        for node_id, p in g.nodes.items():
+            p.kill9()
+            data_dir = os.path.join(g.c.dir, f"{node_id}-data")
+            shutil.rmtree(data_dir)
+            os.makedirs(data_dir)
+        for p in g.nodes.values():
+            p.start(env={})
+        for p in g.nodes.values():
+            p.wait_healthy()
+        leader = g.wait_leader()
+
+        def listed_in_doubt():
+            status, body = harness.get(g.urls[g.wait_leader()], "/v1/transactions?state=in_doubt")
+            assert status == 200, body
+            return txid in [t["txid"] for t in body["transactions"]]
+        eventually(listed_in_doubt, timeout=20.0, what="the old group's transaction listed in doubt")
+        time.sleep(3.0)  # past the records' deadline: the agents have asked the new group by now
+        # The client was told "committed": the new group knows nothing, and presumes nothing.
+        assert txid in g.c.prepared("bank-a") and txid in g.c.prepared("bank-b")
+        assert g.c.balances("bank-a")["alice"] == g.c.seed("bank-a")["alice"]
 
 
 if __name__ == "__main__":

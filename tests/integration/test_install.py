@@ -111,6 +111,7 @@ def test_installed_processes_run_a_transfer():
         work = inst.path("var")
         os.makedirs(work)
         agents = {}
+        coord_port = harness.free_port()
         for name, seed in (("bank-a", "seed-a.sql"), ("bank-b", "seed-b.sql")):
             db = os.path.join(work, f"{name}.db")
             with sqlite3.connect(db) as conn:
@@ -119,11 +120,12 @@ def test_installed_processes_run_a_transfer():
             port = harness.free_port()
             agents[name] = Process(name, [inst.path("bin", "commit-agent"), "--name", name,
                                           "--listen", f"127.0.0.1:{port}", "--db", db, "--procedures",
-                                          os.path.join(doc, "examples", "bank", "procedures.json")],
+                                          os.path.join(doc, "examples", "bank", "procedures.json"),
+                                          "--coordinator", f"http://127.0.0.1:{coord_port}"],
                                    os.path.join(work, f"{name}.log"), f"http://127.0.0.1:{port}").start()
         for agent in agents.values():
             agent.wait_healthy()
-        port = harness.free_port()
+        port = coord_port
         data_dir = os.path.join(work, "c1")
         os.makedirs(data_dir)
         coord = Process("commitd", [inst.path("bin", "commitd"), "--id", "c1", "--listen", f"127.0.0.1:{port}",

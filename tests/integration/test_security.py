@@ -44,7 +44,7 @@ MATRIX = [
     ("coordinator", "PUT", "/v1/participants/bank-a", {}, {"admin", "bank-a"}),
     ("coordinator", "POST", "/v1/admin/retry-now", {}, {"admin"}),
     ("coordinator", "POST", "/v1/admin/transactions/tx-none/force", {}, {"admin"}),
-    ("coordinator", "GET", "/v1/cluster", None, READERS),
+    ("coordinator", "GET", "/v1/cluster", None, READERS | PEERS),
     ("coordinator", "POST", "/v1/cluster/members", {}, {"admin"}),
     ("coordinator", "DELETE", "/v1/cluster/members/c9", None, {"admin"}),
     ("coordinator", "POST", "/v1/cluster/transfer-leader", {}, {"admin"}),

@@ -174,7 +174,7 @@ def test_agent_precommit_and_state_endpoints_validate():
         assert status == 409 and body["error"]["code"] == "not_3pc", (status, body)
         status, body = harness.get(agent, f"/v1/transactions/{txid}")
         assert status == 200 and body["state"] == "prepared", (status, body)
-        expect_status(harness.post(agent, "/v1/abort", {"txid": txid}), 200, "abort")
+        expect_status(harness.agent_abort(agent, txid), 200, "abort")
         status, body = harness.get(agent, f"/v1/transactions/{txid}")
         assert body["state"] == "aborted", body
 

@@ -205,10 +205,15 @@ void ParticipantNode::Handle(const Request& request, Responder respond) {
     respond(ErrorOf(404, "not_found", request.target));
     return;
   }
+  if (abort) {
+    auto parsed = wire::ParseAbortRequest(request.body.dump());
+    if (!parsed.ok()) return respond(ErrorOf(400, "invalid_request", parsed.status().message()));
+    ctx_.Log(name_, "recv abort " + parsed->txid);
+    return node_->Abort(*parsed, std::move(reply));
+  }
   auto txid = wire::ParseTxidBody(request.body.dump());
   if (!txid.ok()) return respond(ErrorOf(400, "invalid_request", txid.status().message()));
   ctx_.Log(name_, "recv " + request.target.substr(4) + " " + *txid);
-  if (abort) return node_->Abort(*txid, std::move(reply));
   if (precommit) return node_->Precommit(*txid, std::move(reply));
   if (ctx_.bug != Bug::kAckBeforeDurable) return node_->Commit(*txid, std::move(reply));
   // The deliberate bug: the commit is acknowledged as soon as its apply job

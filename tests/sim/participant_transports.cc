@@ -47,13 +47,21 @@ void SimCoordinatorTransport::Register(const std::string& coordinator_url, const
                     });
 }
 
+void SimCoordinatorTransport::GroupMembers(const std::string& coordinator_url,
+                                           std::function<void(Result<std::vector<std::string>>)> done) {
+  ctx_.network.Call(node_, NodeOf(coordinator_url), Request{"GET", "/v1/cluster", nullptr},
+                    ctx_.config.request_timeout_ms,
+                    [done = std::move(done)](Result<Response> r) { done(participant::GroupMembersOf(AsHttp(r))); });
+}
+
 void SimPeerTransport::Call(const wire::ParticipantRef& peer, participant::action::PeerCall call,
-                            const std::string& txid, std::function<void(participant::PeerReply)> done) {
+                            const std::string& txid, const std::string& abort_key,
+                            std::function<void(participant::PeerReply)> done) {
   using participant::action::PeerCall;
   Request request = call == PeerCall::kState ? Request{"GET", "/v1/transactions/" + txid, nullptr}
                     : call == PeerCall::kPrecommit ? Request{"POST", "/v1/precommit", {{"txid", txid}}}
                     : call == PeerCall::kCommit    ? Request{"POST", "/v1/commit", {{"txid", txid}}}
-                                                   : Request{"POST", "/v1/abort", {{"txid", txid}}};
+                                                   : Request{"POST", "/v1/abort", wire::ToJson(wire::AbortRequest{txid, abort_key})};
   ctx_.network.Call(node_, NodeOf(peer.url), std::move(request), ctx_.config.request_timeout_ms,
                     [done = std::move(done)](Result<Response> r) { done(participant::PeerReplyOf(AsHttp(r))); });
 }

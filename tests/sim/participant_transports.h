@@ -19,6 +19,8 @@ class SimCoordinatorTransport final : public participant::CoordinatorTransport {
   void QueryDecision(participant::DecisionQuery query, std::function<void(participant::DecisionAnswer)> done) override;
   void Register(const std::string& coordinator_url, const std::string& name, const std::string& own_url,
                 std::function<void(Status)> done) override;
+  void GroupMembers(const std::string& coordinator_url,
+                    std::function<void(Result<std::vector<std::string>>)> done) override;
 
  private:
   std::string node_;
@@ -32,7 +34,7 @@ class SimPeerTransport final : public participant::PeerTransport {
  public:
   SimPeerTransport(std::string node, Context& ctx) : node_(std::move(node)), ctx_(ctx) {}
   void Call(const wire::ParticipantRef& peer, participant::action::PeerCall call, const std::string& txid,
-            std::function<void(participant::PeerReply)> done) override;
+            const std::string& abort_key, std::function<void(participant::PeerReply)> done) override;
 
  private:
   std::string node_;

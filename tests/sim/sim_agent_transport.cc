@@ -43,11 +43,14 @@ void SimAgentTransport::Prepare(const coordinator::ParticipantRef& to, const wir
 }
 
 void SimAgentTransport::Deliver(const coordinator::ParticipantRef& to, const std::string& txid,
-                                coordinator::Outcome outcome, std::function<void(Result<DecisionAck>)> done) {
+                                coordinator::Outcome outcome, const std::string& abort_key,
+                                std::function<void(Result<DecisionAck>)> done) {
   const bool commit = outcome == coordinator::Outcome::kCommitted;
   ctx_.Log(from_, std::string("send ") + (commit ? "commit " : "abort ") + txid + " -> " + to.name);
   Exchange<DecisionAck>(ctx_, from_, NodeOf(to.url),
-                        Request{"POST", commit ? "/v1/commit" : "/v1/abort", {{"txid", txid}}, {}},
+                        Request{"POST", commit ? "/v1/commit" : "/v1/abort",
+                                commit ? nlohmann::json{{"txid", txid}} : wire::ToJson(wire::AbortRequest{txid, abort_key}),
+                                {}},
                         ctx_.config.request_timeout_ms, coordinator::DecisionAckOf,
                         [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<DecisionAck> ack) {
                           ctx->Log(from, "ack " + txid + " from " + name + ": " +

@@ -19,7 +19,7 @@ class SimAgentTransport final : public coordinator::AgentTransport {
   void Prepare(const coordinator::ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                std::function<void(Result<wire::Vote>)> done) override;
   void Deliver(const coordinator::ParticipantRef& to, const std::string& txid, coordinator::Outcome outcome,
-               std::function<void(Result<coordinator::DecisionAck>)> done) override;
+               const std::string& abort_key, std::function<void(Result<coordinator::DecisionAck>)> done) override;
   void Precommit(const coordinator::ParticipantRef& to, const std::string& txid,
                  std::function<void(Result<coordinator::PrecommitAnswer>)> done) override;
   void ListPrepared(const coordinator::ParticipantRef& to,

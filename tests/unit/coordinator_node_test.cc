@@ -4,6 +4,8 @@
 // a clock the test moves.
 #include <doctest/doctest.h>
 
+#include "common/abort_key.h"
+
 #include <deque>
 #include <map>
 #include <memory>
@@ -82,15 +84,19 @@ class ScriptedTransport final : public AgentTransport {
   std::map<std::string, std::vector<PreparedAtAgent>> prepared;  // participant -> what ListPrepared answers
   std::vector<std::function<void(Result<wire::Vote>)>> votes;
   std::vector<std::function<void(Result<DecisionAck>)>> acks;
+  std::vector<std::string> abort_keys;    // what each Deliver carried
+  std::vector<std::string> prepare_keys;  // what each prepare carried
 
   void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t,
                std::function<void(Result<wire::Vote>)> done) override {
     calls.push_back({"prepare", to.name, request.txid});
+    prepare_keys.push_back(request.abort_key);
     votes.push_back(std::move(done));
   }
-  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
+  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome, const std::string& abort_key,
                std::function<void(Result<DecisionAck>)> done) override {
     calls.push_back({outcome == Outcome::kCommitted ? "commit" : "abort", to.name, txid});
+    abort_keys.push_back(abort_key);
     acks.push_back(std::move(done));
   }
   void Precommit(const ParticipantRef& to, const std::string& txid,
@@ -138,6 +144,11 @@ class Fixture {
     return found.value();
   }
   void Insert(DecisionRecord r) { REQUIRE(DecisionStore(*db_).InsertDecision(r).ok()); }
+  std::string AbortSecret() {
+    auto secret = DecisionStore(*db_).AbortSecret();
+    REQUIRE(secret.ok());
+    return *secret;
+  }
   std::string LogId() {
     auto id = DecisionStore(*db_).LogId();
     REQUIRE(id.ok());
@@ -300,6 +311,37 @@ TEST_CASE("a forced decision is recorded as heuristic, then delivered; the same 
   REQUIRE(unknown.has_value());
   REQUIRE(std::holds_alternative<NodeError>(*unknown));
   CHECK(std::get<NodeError>(*unknown).kind == NodeErrorKind::kInvalidRequest);
+}
+
+TEST_CASE("prepares and the abort carry the transaction's abort key, derived from the log's secret") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  const std::string secret = f.AbortSecret();
+  REQUIRE(secret.size() == 64);
+  f.node().Submit({Transfer(), ""}, [](SubmitResult) {});
+  REQUIRE(f.agents().prepare_keys.size() == 2);
+  const std::string txid = f.agents().calls.front().txid;
+  const std::string key = f.agents().prepare_keys[0];
+  CHECK(key == AbortKey(secret, txid));
+  CHECK(f.agents().prepare_keys[1] == key);  // one key per transaction, the same for every participant
+  wire::Vote yes;
+  yes.txid = txid;
+  yes.yes = true;
+  wire::Vote no = yes;
+  no.yes = false;
+  f.agents().votes[0](yes);
+  f.agents().votes[1](no);
+  f.Store();
+  REQUIRE(f.agents().Count("abort", txid) == 1);
+  CHECK(f.agents().abort_keys.back() == key);
+  // Another transaction, another key; a restart keeps the secret.
+  f.node().Submit({Transfer(), ""}, [](SubmitResult) {});
+  REQUIRE(f.agents().prepare_keys.size() == 4);
+  CHECK(f.agents().prepare_keys[2] != key);
+  f.Restart();
+  f.Store();
+  CHECK(f.AbortSecret() == secret);
 }
 
 TEST_CASE("a force while the protocol still collects votes is refused") {

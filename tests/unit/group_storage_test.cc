@@ -317,3 +317,37 @@ TEST_CASE("state machine snapshot: a malformed snapshot is Corruption, not an ex
   }
   CHECK(RestoreStateMachine(*db, R"({"version":1,"decisions":[],"participants":[]})").ok());
 }
+
+TEST_CASE("group log identity: the command round-trips, the first applied wins, snapshots carry it") {
+  auto encoded = EncodeCommand(command::SetIdentity{"feedc0de", "5ec7e7"});
+  auto decoded = DecodeCommand(encoded);
+  REQUIRE(decoded.ok());
+  const auto* identity = std::get_if<command::SetIdentity>(&*decoded);
+  REQUIRE(identity != nullptr);
+  CHECK(identity->log_id == "feedc0de");
+  CHECK(identity->abort_secret == "5ec7e7");
+
+  testing::TempDir dir;
+  auto a = OpenDb(dir.File("a.db"));
+  DecisionStore sa(*a);
+  REQUIRE(sa.SetIdentity("feedc0de", "5ec7e7").ok());
+  CHECK(sa.SetIdentity("feedc0de", "5ec7e7").ok());  // the same again: applied twice changes nothing
+  CHECK(sa.SetIdentity("0ther", "5ec7e7").code() == StatusCode::kConflict);
+  CHECK(sa.SetIdentity("feedc0de", "0ther").code() == StatusCode::kConflict);
+  CHECK(*sa.LogId() == "feedc0de");
+  CHECK(*sa.AbortSecret() == "5ec7e7");
+  REQUIRE(sa.InsertDecision(Decided("t1", Outcome::kCommitted)).ok());
+  auto snapshot = SnapshotStateMachine(*a);
+  REQUIRE(snapshot.ok());
+
+  auto b = OpenDb(dir.File("b.db"));
+  REQUIRE(RestoreStateMachine(*b, *snapshot).ok());
+  CHECK(*DecisionStore(*b).LogId() == "feedc0de");
+  CHECK(*DecisionStore(*b).AbortSecret() == "5ec7e7");
+
+  // A snapshot of another group's log is refused.
+  auto c = OpenDb(dir.File("c.db"));
+  REQUIRE(DecisionStore(*c).SetIdentity("another", "secret").ok());
+  CHECK(RestoreStateMachine(*c, *snapshot).code() == StatusCode::kCorruption);
+  CHECK(*DecisionStore(*c).LogId() == "another");
+}

@@ -12,9 +12,13 @@ namespace {
 
 using testing::Only;
 
+// The abort key the coordinator put in every prepare below.
+const std::string kKey(64, 'a');
+
 wire::PrepareRequest Prepare(const std::string& txid, int64_t timeout_ms = 1000) {
   wire::PrepareRequest r;
   r.txid = txid;
+  r.abort_key = kKey;
   r.participant = "bank-a";
   r.coordinator = "http://coord";
   r.timeout_ms = timeout_ms;
@@ -132,7 +136,7 @@ TEST_CASE("commit is acknowledged only after it is applied, and releases the loc
   REQUIRE(dup.size() == 1);
   CHECK(dup[0].body["vote"] == "yes");
   // Abort after commit is refused.
-  e.OnAbort("t1", 6, 15);
+  e.OnAbort("t1", kKey, 6, 15);
   auto ab = Only<action::Reply>(e.TakeActions());
   REQUIRE(ab.size() == 1);
   CHECK(ab[0].status == 409);
@@ -149,7 +153,7 @@ TEST_CASE("a commit for a txid never prepared is an error, never a silent ack") 
 
 TEST_CASE("an abort before its prepare leaves a tombstone: the late prepare votes no") {
   Engine e = MakeEngine();
-  e.OnAbort("t1", 1, 0);
+  e.OnAbort("t1", kKey, 1, 0);
   auto a = e.TakeActions();
   CHECK(Only<action::RememberOutcome>(a).size() == 1);
   auto replies = Only<action::Reply>(a);
@@ -167,7 +171,7 @@ TEST_CASE("an abort during prepare: the written record is aborted, the prepare g
   Engine e = MakeEngine();
   e.OnPrepare(Prepare("t1"), 1, 0);
   e.TakeActions();
-  e.OnAbort("t1", 2, 0);
+  e.OnAbort("t1", kKey, 2, 0);
   CHECK(Only<action::Reply>(e.TakeActions()).empty());
   e.OnPrepared("t1", Yes({"k"}), Status::Ok(), 1);
   auto a = e.TakeActions();
@@ -260,7 +264,7 @@ TEST_CASE("recovery rebuilds the lock table and asks about every record at once"
 TEST_CASE("finished txids are forgotten after the retention window") {
   Engine e(EngineOptions{{}, 100, 800, 10'000});
   e.Tick(0);
-  e.OnAbort("t1", 1, 0);
+  e.OnAbort("t1", kKey, 1, 0);
   e.TakeActions();
   CHECK(e.OutcomeOf("t1").has_value());
   e.Tick(5'000);
@@ -353,7 +357,7 @@ TEST_CASE("3pc: precommit of an unknown, aborted or 2pc transaction is refused")
   CHECK(r[0].status == 409);
   CHECK(r[0].body["error"]["code"] == "not_3pc");
   Prepare3(e, "t");
-  e.OnAbort("t", 4, 0);
+  e.OnAbort("t", kKey, 4, 0);
   e.TakeActions();
   e.OnAbortApplied("t", Status::Ok(), 0);
   e.TakeActions();
@@ -432,6 +436,7 @@ TEST_CASE("3pc termination: any aborted or unknown peer -> abort, even when prec
     auto push = Only<action::CallPeers>(a);
     REQUIRE(push.size() == 1);
     CHECK(push[0].call == action::PeerCall::kAbort);
+    CHECK(push[0].abort_key == kKey);  // the peers take the abort with the transaction's key
   }
 }
 
@@ -536,7 +541,7 @@ TEST_CASE("3pc: abort and commit are accepted while precommitted; commit waits o
   Engine e = MakeEngine3();
   Prepare3(e, "t");
   Precommit(e, "t", 10);
-  e.OnAbort("t", 3, 20);
+  e.OnAbort("t", kKey, 3, 20);
   CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
   Engine f = MakeEngine3();
   Prepare3(f, "u");
@@ -550,4 +555,61 @@ TEST_CASE("3pc: abort and commit are accepted while precommitted; commit waits o
   f.TakeActions();
   f.OnCommit("u", 6, 13);
   CHECK(Only<action::ApplyCommit>(f.TakeActions()).size() == 1);
+}
+
+TEST_CASE("an abort of a record that voted yes needs its key; otherwise refused, and the coordinator is asked") {
+  Engine e = MakeEngine();
+  PrepareFully(e, "t1", {"k1"}, 1);
+  for (const std::string& key : {std::string(), std::string(64, 'b'), kKey.substr(1)}) {
+    e.OnAbort("t1", key, 2, 10);
+    auto a = e.TakeActions();
+    CHECK(Only<action::ApplyAbort>(a).empty());
+    auto refused = Only<action::Reply>(a);
+    REQUIRE(refused.size() == 1);
+    CHECK(refused[0].status == 409);
+    CHECK(refused[0].body["error"]["code"] == "abort_not_from_coordinator");
+  }
+  CHECK(e.StateOf("t1") == "prepared");
+  CHECK(e.locks().size() == 1);
+  // Long before its deadline (1000), it asks its coordinator at the next tick.
+  e.Tick(20);
+  auto asked = Only<action::QueryDecision>(e.TakeActions());
+  REQUIRE(asked.size() == 1);
+  CHECK(asked[0].coordinators.front() == "http://coord");
+  e.OnDecisionAnswer("t1", Decision::kPending, 25);
+  e.TakeActions();
+  // The key aborts it.
+  e.OnAbort("t1", kKey, 3, 30);
+  CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("a record prepared without a key is aborted only by its coordinator's answer") {
+  Engine e = MakeEngine();
+  wire::PrepareRequest r = Prepare("old");
+  r.abort_key.clear();
+  e.OnPrepare(r, 1, 0);
+  e.TakeActions();
+  e.OnPrepared("old", Yes({"k"}), Status::Ok(), 0);
+  e.TakeActions();
+  e.OnAbort("old", kKey, 2, 5);
+  auto refused = Only<action::Reply>(e.TakeActions());
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].body["error"]["code"] == "abort_not_from_coordinator");
+  e.Tick(10);
+  REQUIRE(Only<action::QueryDecision>(e.TakeActions()).size() == 1);
+  e.OnDecisionAnswer("old", Decision::kAbort, 15);
+  CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("before its yes vote an abort needs no key: the coordinator cannot have decided commit") {
+  Engine e = MakeEngine();
+  e.OnPrepare(Prepare("t1"), 1, 0);
+  e.TakeActions();
+  e.OnAbort("t1", "", 2, 0);
+  e.OnPrepared("t1", Yes({"k"}), Status::Ok(), 1);
+  auto a = e.TakeActions();
+  auto vote = Only<action::Reply>(a);
+  REQUIRE(vote.size() == 1);
+  CHECK(vote[0].body["vote"] == "no");
+  CHECK(Only<action::ApplyAbort>(a).size() == 1);
 }

@@ -33,8 +33,8 @@ constexpr char kProcedures[] = R"json({ "procedures": {
   "debit": {"sql": "UPDATE accounts SET balance = balance - :amount WHERE id = :account AND balance >= :amount",
             "expect_changes": 1} } })json";
 
-constexpr char kOwner[] = "http://c1";   // the coordinator that runs the transaction
-constexpr char kOther[] = "http://c2";   // another coordinator the agent knows
+constexpr char kOwner[] = "http://c1:7000";   // the coordinator that runs the transaction
+constexpr char kOther[] = "http://c2:7000";   // another coordinator the agent knows
 constexpr char kPeer[] = "http://bank-b";
 constexpr int64_t kTimeoutMs = 1000;
 
@@ -95,6 +95,15 @@ struct FakeCoordinators final : public CoordinatorTransport {
   void Register(const std::string&, const std::string&, const std::string&, std::function<void(Status)> done) override {
     done(Status::Ok());
   }
+  // coordinator URL -> what GET /v1/cluster lists; absent: unreachable.
+  std::map<std::string, std::vector<std::string>> members;
+  std::vector<std::string> members_asked;
+  void GroupMembers(const std::string& url, std::function<void(Result<std::vector<std::string>>)> done) override {
+    members_asked.push_back(url);
+    auto it = members.find(url);
+    if (it == members.end()) return done(Status::Unavailable(url + ": connection refused"));
+    done(it->second);
+  }
   Asked Next() {
     REQUIRE(!asked.empty());
     Asked a = std::move(asked.front());
@@ -111,7 +120,7 @@ struct FakePeers final : public PeerTransport {
     std::function<void(PeerReply)> done;
   };
   std::deque<Called> called;
-  void Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
+  void Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid, const std::string&,
             std::function<void(PeerReply)> done) override {
     called.push_back({peer.url, call, txid, std::move(done)});
   }
@@ -173,12 +182,13 @@ class Fixture {
   }
 
   // Prepares a debit of 30 from alice; returns the vote's reply.
-  NodeReply Prepare(const std::string& txid, wire::Protocol protocol = wire::Protocol::k2pc) {
+  NodeReply Prepare(const std::string& txid, wire::Protocol protocol = wire::Protocol::k2pc,
+                    const std::string& coordinator = kOwner) {
     wire::PrepareRequest r;
     r.txid = txid;
     r.protocol = protocol;
     r.participant = "bank-a";
-    r.coordinator = kOwner;
+    r.coordinator = coordinator;
     r.timeout_ms = kTimeoutMs;
     wire::Op op;
     op.procedure = "debit";
@@ -251,6 +261,45 @@ TEST_CASE("a prepare for another participant is refused; a yes vote comes once t
   CHECK(f.node().locks().size() > 0);
 }
 
+TEST_CASE("a prepare naming a coordinator this agent does not know is refused: nothing held, nothing recorded") {
+  Fixture f;
+  f.coordinators().members[kOwner] = {kOwner};
+  NodeReply refused = f.Prepare("t1", wire::Protocol::k2pc, "http://127.0.0.1:1");
+  CHECK(refused.status == 403);
+  CHECK(refused.body["error"]["code"] == "unknown_coordinator");
+  CHECK(f.coordinators().members_asked == std::vector<std::string>{kOwner});
+  CHECK(f.Records() == 0);
+  CHECK(f.node().locks().size() == 0);
+  CHECK(f.node().StateOf("t1") == "unknown");
+  CHECK(f.Balance() == 100);
+  // Nothing remembered either: the same txid from the real coordinator prepares.
+  NodeReply vote = f.Prepare("t1", wire::Protocol::k2pc, "HTTP://C1:7000/");
+  CHECK(vote.status == 200);
+  CHECK(vote.body["vote"] == "yes");
+  CHECK(f.Records() == 1);
+}
+
+TEST_CASE("a member of a known coordinator's group is learned once and then trusted") {
+  Fixture f;
+  f.coordinators().members[kOwner] = {kOwner, "http://c4:7000"};
+  CHECK(f.Prepare("t1", wire::Protocol::k2pc, "http://c4:7000").body["vote"] == "yes");
+  CHECK(f.Prepare("t2", wire::Protocol::k2pc, "http://c4:7000").status == 200);
+  CHECK(f.coordinators().members_asked.size() == 1);
+  // An unreachable coordinator teaches nothing: fail closed.
+  f.coordinators().members.clear();
+  CHECK(f.Prepare("t3", wire::Protocol::k2pc, "http://c5:7000").status == 403);
+}
+
+TEST_CASE("an agent without a configured coordinator refuses every prepare") {
+  Fixture f;
+  f.Restart({});
+  NodeReply refused = f.Prepare("t1");
+  CHECK(refused.status == 403);
+  CHECK(refused.body["error"]["code"] == "unknown_coordinator");
+  CHECK(f.coordinators().members_asked.empty());
+  CHECK(f.Records() == 0);
+}
+
 TEST_CASE("past its deadline a prepared transaction asks its own coordinator, naming itself; a 404 there aborts") {
   Fixture f;
   f.Prepare("t1");
@@ -271,7 +320,7 @@ TEST_CASE("past its deadline a prepared transaction asks its own coordinator, na
 
 TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof of abort") {
   Fixture f;
-  f.Restart({kOther});
+  f.Restart({kOwner, kOther});
   f.Prepare("t1");
   f.RunFor(kTimeoutMs + 50);
   auto owner = f.coordinators().Next();
@@ -300,6 +349,7 @@ TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof
 
 TEST_CASE("a 404 from a group that lists the transaction's coordinator is proof of abort") {
   Fixture f;
+  f.coordinators().members[kOther] = {kOther, kOwner};
   f.Restart({kOther});
   f.Prepare("t1");
   f.RunFor(kTimeoutMs + 50);
@@ -454,6 +504,46 @@ TEST_CASE("HTTP answers are parsed by status and error code, not by searching th
   auto state = PeerReplyOf(response(200, {{"txid", "t"}, {"state", "precommitted"}}));
   CHECK(state.kind == PeerReply::Kind::kState);
   CHECK(state.state == "precommitted");
+}
+
+}  // namespace
+}  // namespace commitd::participant
+
+namespace commitd::participant {
+namespace {
+
+TEST_CASE("a _commitd_prepared table of an older agent gets log_id and abort_key; both round-trip") {
+  testing::TempDir dir;
+  auto db = sqlite::Database::Open(dir.File("old.db"));
+  REQUIRE(db.ok());
+  // The table as agents before log identities created it, with one record.
+  REQUIRE((*db)->Exec(R"sql(
+    CREATE TABLE _commitd_prepared(txid TEXT PRIMARY KEY, protocol TEXT NOT NULL, state TEXT NOT NULL,
+      changeset BLOB NOT NULL, lock_keys TEXT NOT NULL, coordinator TEXT NOT NULL, participants TEXT NOT NULL,
+      created_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL, last_error TEXT NOT NULL DEFAULT '');
+    INSERT INTO _commitd_prepared VALUES('old-1', '2pc', 'prepared', x'', '["k"]', 'http://c1:7000', '[]', 1, 2, '');
+  )sql").ok());
+  PreparedRecordStore store(**db);
+  REQUIRE(store.CreateTables().ok());
+  REQUIRE(store.CreateTables().ok());  // again: nothing to add
+  auto loaded = store.LoadPrepared();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->size() == 1);
+  CHECK((*loaded)[0].log_id.empty());
+  CHECK((*loaded)[0].abort_key.empty());  // aborted only on its coordinator's answer
+
+  PreparedRecord r = (*loaded)[0];
+  r.txid = "new-1";
+  r.log_id = "feedc0de";
+  r.abort_key = std::string(64, 'e');
+  REQUIRE(store.Persist(r).ok());
+  loaded = store.LoadPrepared();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->size() == 2);
+  const PreparedRecord& back = (*loaded)[0].txid == "new-1" ? (*loaded)[0] : (*loaded)[1];
+  CHECK(back.txid == "new-1");
+  CHECK(back.log_id == "feedc0de");
+  CHECK(back.abort_key == std::string(64, 'e'));
 }
 
 }  // namespace

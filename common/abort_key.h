@@ -1,0 +1,21 @@
+// The abort capability of one transaction: HMAC-SHA256(secret, txid), where
+// the secret is created with a coordinator's decision log (or a group's
+// replicated log) and never leaves it. The coordinator puts the key in every
+// prepare of the transaction and in every abort it sends; an agent takes an
+// abort of a record that voted yes only with the key its prepare carried
+// (docs/security.md). Participants of the transaction know the key too: 3PC
+// termination sends it with the aborts it decides.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace commitd {
+
+// 64 lower-case hex digits. The secret must not be empty.
+std::string AbortKey(std::string_view secret, std::string_view txid);
+
+// Constant-time comparison; false when either is empty.
+bool AbortKeyMatches(std::string_view expected, std::string_view given);
+
+}  // namespace commitd
