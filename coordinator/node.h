@@ -218,6 +218,9 @@ class Node {
   void RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer)> done);
   void MaybeFinishShutdown();
   void FollowRecordedDecision(const std::string& txid, const Status& conflict);
+  void CheckRecordAtAgent(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
+                          std::function<void(TxLookup)> done);
+  void LookUpOrPresume(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done);
   // A decision log that cannot write: the only input that stops the process.
   [[noreturn]] static void FailStop(const std::string& txid);
 
