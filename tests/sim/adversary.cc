@@ -51,6 +51,9 @@ Adversary::Adversary(Context& ctx, AdversaryTargets targets, bool outsider, std:
   ctx_.network.AddNode(kNode, [](const Request&, Responder respond) {
     respond({404, {{"error", {{"code", "not_found"}, {"message", "nothing here"}}}}});
   });
+  // The coordinator outsider-prepare-unknown names: no process answers there.
+  ctx_.network.AddNode(NodeOf(kNowhere), [](const Request&, Responder) {});
+  ctx_.network.Crash(NodeOf(kNowhere));
   if (only_.empty() || only_ == "force-after-presumed") {
     ctx_.on_presumed_abort = [this](const std::string& participant, const std::string& txid,
                                     const std::string& coordinator_url) {
