@@ -95,15 +95,16 @@ CoordinatorNode::~CoordinatorNode() {
 
 Status CoordinatorNode::Start() {
   ++incarnation_;
-  // As the participants' files: no fsync (a simulated crash does not kill the
-  // process, so a committed SQLite transaction is what "synced" means here).
+  // As the participants' files: rollback journal in memory, no fsync (a
+  // simulated crash does not kill the process, so a committed SQLite
+  // transaction is what "synced" means here).
   sqlite::OpenOptions oo;
   oo.wal = false;
   oo.synchronous_full = false;
   auto db = sqlite::Database::Open(db_path_, oo);
   if (!db.ok()) return db.status();
   db_ = std::move(db).value();
-  if (Status s = db_->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF"); !s.ok()) {
+  if (Status s = db_->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF"); !s.ok()) {
     return s;
   }
   auto store = coordinator::SqliteDecisionLog::Create(*db_, queue_, nullptr, entropy_);
