@@ -11,8 +11,9 @@ namespace {
 
 constexpr int64_t kCallTimeoutMs = 10'000;
 constexpr int64_t kOperatorPollMs = 500;
-// No forced pair this close to a replaced log (network delay + downtime).
-constexpr int64_t kWipeQuietMs = 6'000;
+// No force this close to a replaced log: a request delayed (up to 1 s of
+// outlier) or duplicated in the network could reach the new, empty log.
+constexpr int64_t kWipeQuietMs = 1'500;
 constexpr const char* kNowhere = "sim://nowhere";
 
 bool Definite(const Response& r) {
@@ -357,6 +358,9 @@ void Adversary::OnPresumedAbort(const std::string& participant, const std::strin
   bool ours = false;
   for (const auto& c : targets_.coordinators) ours = ours || c == to;
   if (!ours || targets_.healed() || force_after_presumed_left_ <= 0 || !ctx_.random.Chance(0.5)) return;
+  // Not around a replaced log: the force could reach the new, empty log,
+  // which knows nothing of the abort the old one recorded.
+  if (wipe_planned_ms_ >= 0 && std::abs(ctx_.now() - wipe_planned_ms_) < kWipeQuietMs) return;
   --force_after_presumed_left_;
   ctx_.Log(kNode, "ADVERSARY force-after-presumed " + txid);
   nlohmann::json participants = nlohmann::json::array({{{"name", participant}}});
@@ -383,16 +387,34 @@ void Adversary::OperatorPoll() {
         if (t.value("state", "") != "in_doubt") continue;
         any = true;
         const std::string txid = t.value("txid", "");
-        const bool commit = ctx_.checker.ShouldCommit(txid);
-        nlohmann::json participants = nlohmann::json::array();
         auto branches = ctx_.checker.BranchesOf(txid);
         if (branches.empty()) branches.insert(banks_.begin(), banks_.end());
-        for (const auto& b : branches) participants.push_back({{"name", b}});
-        ctx_.Log(kNode, "OPERATOR settles " + txid + ": " + (commit ? "commit" : "abort"));
-        Call(to, Request{"POST", "/v1/admin/transactions/" + txid + "/force",
-                         {{"outcome", commit ? "commit" : "abort"}, {"participants", std::move(participants)},
-                          {"reason", "settled by the operator"}}},
-             nullptr);
+        // First what the agents say (a 3PC record precommitted anywhere is
+        // committing by termination), then the history.
+        struct Survey {
+          std::size_t pending = 0;
+          bool commit = false;
+        };
+        auto survey = std::make_shared<Survey>();
+        survey->pending = branches.size();
+        survey->commit = ctx_.checker.ShouldCommit(txid);
+        for (const auto& b : branches) {
+          Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr},
+               [survey](const Response& state) {
+                 const std::string s = state.body.is_object() ? state.body.value("state", "") : "";
+                 if (s == "precommitted" || s == "committing" || s == "committed") survey->commit = true;
+               });
+        }
+        ctx_.scheduler.After(kOperatorPollMs / 2, kNode, [this, to, txid, branches, survey] {
+          nlohmann::json participants = nlohmann::json::array();
+          for (const auto& b : branches) participants.push_back({{"name", b}});
+          const bool commit = survey->commit || ctx_.checker.ShouldCommit(txid);
+          ctx_.Log(kNode, "OPERATOR settles " + txid + ": " + (commit ? "commit" : "abort"));
+          Call(to, Request{"POST", "/v1/admin/transactions/" + txid + "/force",
+                           {{"outcome", commit ? "commit" : "abort"}, {"participants", std::move(participants)},
+                            {"reason", "settled by the operator"}}},
+               nullptr);
+        });
       }
     }
     operator_busy_ = any || r.status != 200;

@@ -37,9 +37,10 @@
 // cannot both win; every definite outcome it is told must hold (the checker).
 //
 // The operator: after healing it lists each coordinator's in-doubt
-// transactions (records prepared under a log that was replaced) and forces
-// each with the outcome the system's history says (Checker::ShouldCommit),
-// naming every branch.
+// transactions (records prepared under a log that was replaced), asks each
+// branch's agent its state, and forces commit if one is precommitted or
+// committing or the history says commit (Checker::ShouldCommit), abort
+// otherwise, naming every branch.
 #pragma once
 
 #include <cstdint>
