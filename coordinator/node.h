@@ -174,7 +174,9 @@ class Node {
   // a group) records the presumed abort before it is answered. asker_log_id:
   // the log the asker's record was prepared under ("" if it does not know);
   // a single coordinator whose log is another one answers kUnknownLog and
-  // records nothing (its log cannot prove anything about that record).
+  // records nothing (its log cannot prove anything about that record). A
+  // participant naming no log, or another one, is checked against its agent's
+  // listing first (CheckRecordAtAgent).
   void GetTransaction(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
                       std::function<void(TxLookup)> done);
   void ListTransactions(TxListQuery query, std::function<void(TxList)> done);
