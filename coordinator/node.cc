@@ -216,6 +216,10 @@ void Node::SweepUndecided() {
             f.seen_ms = timers_.NowMs();
             continue;
           }
+          // Running here when the listing arrives: not undecided. Checked now,
+          // not once every agent answered: by then it may have finished and
+          // been forgotten, and this listing is stale.
+          if (epoch == epoch_ && engine_->Find(t.txid)) continue;
           sweep->holders[t.txid].push_back(to);
         }
       }

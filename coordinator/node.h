@@ -174,7 +174,9 @@ class Node {
   // a group) records the presumed abort before it is answered. asker_log_id:
   // the log the asker's record was prepared under ("" if it does not know);
   // a coordinator (or group) whose log is another one answers kUnknownLog and
-  // records nothing (its log cannot prove anything about that record).
+  // records nothing (its log cannot prove anything about that record). To a
+  // single coordinator, a participant naming no log, or another one, is
+  // checked against its agent's listing first (CheckRecordAtAgent).
   void GetTransaction(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
                       std::function<void(TxLookup)> done);
   void ListTransactions(TxListQuery query, std::function<void(TxList)> done);
@@ -218,6 +220,9 @@ class Node {
   void RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer)> done);
   void MaybeFinishShutdown();
   void FollowRecordedDecision(const std::string& txid, const Status& conflict);
+  void CheckRecordAtAgent(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
+                          std::function<void(TxLookup)> done);
+  void LookUpOrPresume(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done);
   // A decision log that cannot write: the only input that stops the process.
   [[noreturn]] static void FailStop(const std::string& txid);
 

@@ -148,13 +148,90 @@ void Node::GetTransaction(const std::string& txid, const std::string& asker, con
     done(ForeignView(txid, f->second));
     return;
   }
-  if (!asker_log_id.empty() && asker_log_id != log_id_) {
+  if (group() && !asker_log_id.empty() && asker_log_id != log_id_) {
     done(NodeError{NodeErrorKind::kUnknownLog,
-                   txid + " was prepared under decision log " + asker_log_id + "; this coordinator's log is " +
+                   txid + " was prepared under decision log " + asker_log_id + "; this group's log is " +
                        (log_id_.empty() ? std::string("without identity") : log_id_) +
                        ": it knows nothing about it (no presumed abort)"});
     return;
   }
+  if (!group() && asker_log_id != log_id_ && (!asker_log_id.empty() || !asker.empty())) {
+    CheckRecordAtAgent(txid, asker, asker_log_id, std::move(done));
+    return;
+  }
+  LookUpOrPresume(txid, asker, std::move(done));
+}
+
+// A question naming a log other than this one (or none, from a participant):
+// the asker's word is not enough, because recording a presumed abort for
+// another log's transaction (decisions.db replaced while the coordinator was
+// down) could contradict what that log decided, and would make an operator's
+// forced commit of it conflict. The agent's own listing says what it holds:
+// a record of this coordinator without a log id keeps the presumed-abort rule
+// (as in the sweep); one under another log is reported in doubt; anything
+// else is answered unknown_log, and nothing is recorded.
+void Node::CheckRecordAtAgent(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
+                              std::function<void(TxLookup)> done) {
+  auto unknown_log = [this, txid](const std::string& named) {
+    return NodeError{NodeErrorKind::kUnknownLog,
+                     txid + " was prepared under decision log " + (named.empty() ? std::string("(none named)") : named) +
+                         "; this coordinator's log is " +
+                         (log_id_.empty() ? std::string("without identity") : log_id_) +
+                         ": it knows nothing about it (no presumed abort)"};
+  };
+  auto registered = registry_.find(asker);
+  if (asker.empty() || registered == registry_.end()) {
+    done(unknown_log(asker_log_id));
+    return;
+  }
+  const ParticipantRef at{asker, registered->second.entry.url};
+  agents_.ListPrepared(at, [this, txid, asker, asker_log_id, at, unknown_log, done = std::move(done),
+                            alive = std::weak_ptr<bool>(alive_)](Result<std::vector<PreparedAtAgent>> listed) mutable {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    std::optional<std::string> held_under;
+    if (listed.ok()) {
+      for (const auto& t : *listed) {
+        if (t.txid == txid && t.coordinator == options_.self_url) held_under = t.log_id;
+      }
+    }
+    if (held_under && (held_under->empty() || *held_under == log_id_)) {
+      LookUpOrPresume(txid, asker, std::move(done));
+      return;
+    }
+    if (!held_under) {
+      done(unknown_log(asker_log_id));
+      return;
+    }
+    // Held under another log: an operator's forced decision answers it;
+    // otherwise it is in doubt.
+    log_.FindDecision(txid, [this, txid, asker, at, log_id = *held_under, unknown_log, done = std::move(done),
+                             alive](Result<std::optional<DecisionRecord>> found) {
+      auto a = alive.lock();
+      if (!a || !*a) return;
+      if (found.ok() && found.value() && (*found)->heuristic) {
+        foreign_.erase(txid);
+        done(std::move(**found));
+        return;
+      }
+      if (!engine_->Find(txid)) {
+        ForeignRecord& f = foreign_[txid];
+        if (f.holders.empty()) {
+          log::Error("transaction_in_doubt",
+                     {{"txid", txid}, {"log_id", log_id}, {"own_log_id", log_id_}, {"participant", asker}});
+        }
+        f.log_id = log_id;
+        bool known = false;
+        for (const auto& h : f.holders) known = known || h.name == at.name;
+        if (!known) f.holders.push_back(at);
+        f.seen_ms = timers_.NowMs();
+      }
+      done(unknown_log(log_id));
+    });
+  });
+}
+
+void Node::LookUpOrPresume(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done) {
   log_.FindDecision(txid, [this, txid, asker, done = std::move(done)](Result<std::optional<DecisionRecord>> found) {
     if (!found.ok()) {
       done(NodeError{NodeErrorKind::kStorage, found.status().message()});
@@ -333,6 +410,7 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
     }
     if (found.value()) {
       const Outcome existing = (*found)->outcome;
+      if ((*found)->heuristic) foreign_.erase(txid);  // settled by an earlier force
       done(AnswerDecided(existing, wanted, std::move(**found)));
       return;
     }

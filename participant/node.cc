@@ -275,7 +275,7 @@ void Node::OnDecisionAnswer(const std::string& txid, const std::string& log_id,
   // "No record here" is proof of abort only from the coordinator that ran
   // the transaction, or from a group that lists it (its members share one
   // log); another coordinator that never saw it proves nothing.
-  const bool owner = index == 0 || std::find(answer.group.begin(), answer.group.end(), urls[0]) != answer.group.end();
+  const bool owner = options_.unsafe_accept_not_known_from_any || index == 0 || std::find(answer.group.begin(), answer.group.end(), urls[0]) != answer.group.end();
   std::string error;
   std::optional<Decision> decision;
   switch (answer.kind) {

@@ -60,6 +60,9 @@ struct NodeOptions {
   int64_t resolve_max_ms = Config{}.resolve_max_ms;
   int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
   int64_t termination_grace_ms = Config{}.termination_grace_ms;
+  // Test-only fault switch (the simulator's planted bug), never set by the
+  // binary: any coordinator's "not known here" is taken as proof of abort.
+  bool unsafe_accept_not_known_from_any = false;
 
   // Timings from the one source of defaults.
   static NodeOptions From(const Config& config, std::string name, std::string self_url,

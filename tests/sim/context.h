@@ -2,6 +2,7 @@
 // outlives every node.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/config.h"
@@ -23,6 +24,11 @@ struct Context {
   Bug bug = Bug::kNone;
   Config config;  // the real processes' defaults: timeouts, backoffs, tick
   std::string protocol = "2pc";  // what the client asks for
+  bool adversary = false;        // --adversary: hostile callers act (tests/sim/adversary.h)
+  // A participant was told "not known here: presumed abort" by a coordinator
+  // (its URL). Set by the adversary, which reacts to it.
+  std::function<void(const std::string& participant, const std::string& txid, const std::string& coordinator_url)>
+      on_presumed_abort;
 
   int64_t now() const { return scheduler.now(); }
   void Log(const std::string& node, const std::string& what) { trace.Add(scheduler.now(), node, what); }

@@ -1,6 +1,7 @@
 #include "tests/sim/coordinator_node.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "coordinator/decision_store.h"
 #include "tests/sim/client_api.h"
@@ -34,6 +35,9 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   // acking before its outcome is durable) observable.
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override {
     store_.MarkFinished(std::move(txid), finished_ms, std::move(done));
+    // Under --adversary the log keeps every decision, as commitd's does:
+    // old txids are replayed to it.
+    if (node_.ctx_.adversary) return;
     node_.queue_.Submit(StorageJob{[cutoff = node_.ctx_.now() - kFinishedRetentionMs](sqlite::Database& db) {
                                      Status error;
                                      sqlite::Statement* stmt = db.Prepare(
@@ -91,15 +95,16 @@ CoordinatorNode::~CoordinatorNode() {
 
 Status CoordinatorNode::Start() {
   ++incarnation_;
-  // As the participants' files: no fsync (a simulated crash does not kill the
-  // process, so a committed SQLite transaction is what "synced" means here).
+  // As the participants' files: rollback journal in memory, no fsync (a
+  // simulated crash does not kill the process, so a committed SQLite
+  // transaction is what "synced" means here).
   sqlite::OpenOptions oo;
   oo.wal = false;
   oo.synchronous_full = false;
   auto db = sqlite::Database::Open(db_path_, oo);
   if (!db.ok()) return db.status();
   db_ = std::move(db).value();
-  if (Status s = db_->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF"); !s.ok()) {
+  if (Status s = db_->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF"); !s.ok()) {
     return s;
   }
   auto store = coordinator::SqliteDecisionLog::Create(*db_, queue_, nullptr, entropy_);
@@ -108,15 +113,32 @@ Status CoordinatorNode::Start() {
   queue_.Attach(db_.get());
   log_ = std::make_unique<FaultyLog>(*this, *store_);
   agents_ = std::make_unique<SimAgentTransport>(ctx_, name_);
-  timers_ = std::make_unique<SimTimers>(ctx_.scheduler, name_);
+  timers_ = std::make_unique<SimTimers>(ctx_.scheduler, name_, clock_offset_ms_);
   coordinator::NodeOptions options = coordinator::NodeOptionsFor(ctx_.config, name_, UrlOf(name_));
   for (const auto& p : participants_) options.participants.push_back({p, UrlOf(p), 0});
   options.unsafe_presume_without_record = ctx_.bug == Bug::kPresumeWithoutRecord;
   node_ = std::make_unique<coordinator::Node>(std::move(options), *log_, *agents_, *timers_, entropy_, nullptr);
   up_ = true;
   ctx_.network.Restart(name_);
-  ctx_.Log(name_, "START (incarnation " + std::to_string(incarnation_) + ")");
+  ctx_.Log(name_, "START (incarnation " + std::to_string(incarnation_) +
+                     (clock_offset_ms_ != 0 ? ", clock " + std::to_string(clock_offset_ms_) + " ms" : "") + ")");
   return node_->Start();
+}
+
+std::string CoordinatorNode::log_id() {
+  if (!up_) return "";
+  auto id = coordinator::DecisionStore(*db_).LogId();
+  return id.ok() ? *id : "";
+}
+
+void CoordinatorNode::ReplaceLogWithEmptyFile() {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::error_code ec;
+    std::filesystem::remove(db_path_ + suffix, ec);
+  }
+  std::ofstream(db_path_, std::ios::binary | std::ios::trunc);
+  ctx_.Log(name_, "LOG REPLACED by an empty file");
+  ctx_.checker.OnLogReplaced();
 }
 
 void CoordinatorNode::Crash() {
@@ -139,6 +161,7 @@ void CoordinatorNode::ReportDurable(sqlite::Database& db) {
   for (auto it = appended_.begin(); it != appended_.end();) {
     auto found = coordinator::DecisionStore(db).FindByTxid(*it);
     if (found.ok() && found->has_value() && (*found)->outcome != Outcome::kPending) {
+      ctx_.Log(name_, "durable: " + *it + " " + std::string(coordinator::OutcomeName((*found)->outcome)));
       ctx_.checker.OnDecisionDurable(*it, (*found)->outcome == Outcome::kCommitted);
       it = appended_.erase(it);
     } else {

@@ -38,6 +38,14 @@ class CoordinatorNode {
   bool up() const { return up_; }
   const std::string& name() const { return name_; }
   void set_log_delay_ms(int64_t ms) { queue_.set_max_delay_ms(ms); }
+  // The machine's wall clock minus the virtual clock, from the next Start on
+  // (the adversary sets it back).
+  void set_clock_offset_ms(int64_t ms) { clock_offset_ms_ = ms; }
+  int64_t clock_offset_ms() const { return clock_offset_ms_; }
+  // The log's identity ("" while down): what every prepare it sends carries.
+  std::string log_id();
+  // While down: decisions.db (and its -wal/-shm) replaced by an empty file.
+  void ReplaceLogWithEmptyFile();
 
   // Up, storage idle, nothing in the engine and every recorded decision finished.
   bool Settled();
@@ -55,6 +63,7 @@ class CoordinatorNode {
   std::vector<std::string> participants_;
   bool up_ = false;
   uint64_t incarnation_ = 0;
+  int64_t clock_offset_ms_ = 0;
   SimStorageQueue queue_;
   std::unique_ptr<sqlite::Database> db_;
   std::unique_ptr<coordinator::SqliteDecisionLog> store_;

@@ -153,7 +153,7 @@ Status GroupMemberNode::Start() {
   was_ready_ = false;
   leadership_ = std::make_unique<coordinator::GroupLeadership>(*log_, group);
   agents_ = std::make_unique<SimAgentTransport>(ctx_, self_.name);
-  node_timers_ = std::make_unique<SimTimers>(ctx_.scheduler, self_.name);
+  node_timers_ = std::make_unique<SimTimers>(ctx_.scheduler, self_.name, clock_offset_ms_);
   coordinator::NodeOptions no = coordinator::NodeOptionsFor(ctx_.config, self_.name, UrlOf(self_.name));
   for (const auto& p : participants_) no.participants.push_back({p, UrlOf(p), 0});
   no.unsafe_presume_without_record =

@@ -54,6 +54,9 @@ class GroupMemberNode {
                   std::vector<std::string> participants);
   ~GroupMemberNode();
 
+  // The machine's wall clock minus the virtual clock, from the next Start on.
+  void set_clock_offset_ms(int64_t ms) { clock_offset_ms_ = ms; }
+  int64_t clock_offset_ms() const { return clock_offset_ms_; }
   Status Start();
   // The process dies: Raft driver, Node, waiting clients and unsynced writes are gone.
   void Crash();
@@ -120,6 +123,7 @@ class GroupMemberNode {
   std::unique_ptr<coordinator::GroupLeadership> leadership_;
   std::unique_ptr<SimAgentTransport> agents_;
   std::unique_ptr<SimTimers> node_timers_;
+  int64_t clock_offset_ms_ = 0;
   SeededEntropy entropy_{ctx_.random};
   std::unique_ptr<coordinator::Node> node_;
 };

@@ -19,9 +19,12 @@ void Checker::OnBranch(const std::string& txid, const std::string& participant) 
   txs_[txid].branches.insert(participant);
 }
 
+// One journal row per branch: a second one is a commit applied twice.
 void Checker::OnCommitted(const std::string& participant, const std::string& txid) {
   TxFacts& f = txs_[txid];
-  f.committed_at.insert(participant);
+  if (!f.committed_at.insert(participant).second) {
+    Fail("nothing applied twice", txid + " was applied twice at " + participant);
+  }
   Check(txid, f);
 }
 
@@ -48,12 +51,58 @@ void Checker::OnClientAnswer(const std::string& txid, bool committed) {
   Check(txid, f);
 }
 
+void Checker::OnOutcomeTold(const std::string& txid, bool committed) {
+  TxFacts& f = txs_[txid];
+  if (f.told && *f.told != committed) Fail("agreement", "both outcomes were reported for " + txid);
+  f.told = committed;
+  Check(txid, f);
+}
+
+void Checker::OnLogReplaced() {
+  for (auto& [txid, f] : txs_) {
+    if (f.decision) f.lost_commit = f.lost_commit || *f.decision;
+    f.decision.reset();
+  }
+}
+
+std::vector<std::string> Checker::Txids() const {
+  std::vector<std::string> out;
+  for (const auto& [txid, f] : txs_) {
+    if (!f.branches.empty()) out.push_back(txid);
+  }
+  return out;
+}
+
+std::set<std::string> Checker::BranchesOf(const std::string& txid) const {
+  auto it = txs_.find(txid);
+  return it == txs_.end() ? std::set<std::string>{} : it->second.branches;
+}
+
+bool Checker::Resolved(const std::string& txid) const {
+  auto it = txs_.find(txid);
+  if (it == txs_.end() || it->second.branches.empty()) return false;
+  for (const auto& p : it->second.branches) {
+    if (!it->second.committed_at.count(p) && !it->second.aborted_at.count(p)) return false;
+  }
+  return true;
+}
+
+bool Checker::ShouldCommit(const std::string& txid) const {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return false;
+  const TxFacts& f = it->second;
+  return !f.committed_at.empty() || (f.decision && *f.decision) || f.lost_commit || (f.told && *f.told);
+}
+
 void Checker::Check(const std::string& txid, const TxFacts& f) {
   const std::string where = " (committed at " + Join(f.committed_at) + ", aborted at " + Join(f.aborted_at) + ")";
   if (!f.committed_at.empty() && !f.aborted_at.empty()) {
     Fail("atomicity", txid + " committed at one participant and aborted at another" + where);
   }
-  if (f.decision && *f.decision && !f.aborted_at.empty()) {
+  // A txid nobody prepared (a forged one, forced by an operator) leaves at
+  // most tombstones: "never prepared here", not an abort of anything.
+  const bool prepared_somewhere = !f.branches.empty() || !f.committed_at.empty();
+  if (f.decision && *f.decision && !f.aborted_at.empty() && prepared_somewhere) {
     Fail("atomicity", txid + " was decided commit but aborted at a participant" + where);
   }
   if (f.decision && !*f.decision && !f.committed_at.empty()) {
@@ -99,7 +148,8 @@ void Checker::Final() {
     }
   }
   for (const auto& [txid, f] : txs_) {
-    const bool committed = !f.committed_at.empty() || (f.decision && *f.decision) || (f.told && *f.told);
+    const bool committed =
+        !f.committed_at.empty() || (f.decision && *f.decision) || f.lost_commit || (f.told && *f.told);
     if (!committed) continue;
     for (const auto& p : f.branches) {
       if (f.committed_at.count(p) != 0) continue;

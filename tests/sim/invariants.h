@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace commitd::sim {
 
@@ -27,6 +28,9 @@ class Checker {
   void OnAborted(const std::string& participant, const std::string& txid);
   void OnDecisionDurable(const std::string& txid, bool commit);
   void OnClientAnswer(const std::string& txid, bool committed);
+  // A definite outcome told to anyone else (the adversary's callers): it must
+  // hold like a client's answer, without counting as one.
+  void OnOutcomeTold(const std::string& txid, bool committed);
   void Fail(const std::string& invariant, const std::string& detail);
 
   // Coordinator group. Election safety: at most one leader per term. State
@@ -37,9 +41,24 @@ class Checker {
   // at most one per key may commit anywhere (a retried transfer runs once).
   void OnIdempotencyKey(const std::string& txid, const std::string& key);
 
+  // The coordinator's log was replaced by an empty one: its decisions are
+  // gone (what participants and callers were told of them stays checked);
+  // a later decision is compared with the new log's only.
+  void OnLogReplaced();
+
   // After healing: every transaction all-or-nothing at its participants, and
   // every client answer true everywhere.
   void Final();
+
+  // What an observer of the system knows (the adversary picks txids from it;
+  // the operator settles in-doubt records with it).
+  std::vector<std::string> Txids() const;
+  std::set<std::string> BranchesOf(const std::string& txid) const;
+  // Every branch has durably committed or aborted it.
+  bool Resolved(const std::string& txid) const;
+  // Commit if it committed anywhere, was durably decided commit or reported
+  // committed; abort otherwise.
+  bool ShouldCommit(const std::string& txid) const;
 
   bool violated() const { return violation_.has_value(); }
   const std::string& violation() const { return *violation_; }
@@ -52,6 +71,7 @@ class Checker {
     std::set<std::string> committed_at;
     std::set<std::string> aborted_at;
     std::optional<bool> decision;  // durable in the coordinator's log
+    bool lost_commit = false;      // decided commit by a log since replaced
     std::optional<bool> told;      // what the client heard: true = committed
   };
   void Check(const std::string& txid, const TxFacts& f);

@@ -15,6 +15,9 @@
 //                                             group-send-before-sync, group-reply-before-durable)
 //   --isolate-leader                          group, 3PC: also cut the ready leader off from the other
 //                                             members (2PC always does; participants keep every link)
+//   --adversary                               hostile callers in every seed (tests/sim/adversary.h);
+//                                             --adversary-outsider adds the agent messages no rule refuses
+//                                             yet; --adversary-only ACTOR keeps one actor
 //   --expect-blocking                         coordinator-loss: exit 0 iff some seed left a transaction
 //                                             in doubt while the coordinator was down (and none broke
 //                                             an invariant)
@@ -30,6 +33,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/wire.h"
 #include "tests/sim/options.h"
 #include "tests/sim/world.h"
 
@@ -52,7 +56,9 @@ int Usage(const char* error) {
                "                   [--coordinators 1|3] [--bug group-no-resume|group-stale-read|\n"
                "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"
                "                    group-reply-before-durable]\n"
-               "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n",
+               "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
+               "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
+               "                   [--bug accept-404-from-non-owner (with --adversary)]\n",
                error);
   return 2;
 }
@@ -73,7 +79,7 @@ std::string TempDir() {
   return dir;
 }
 
-// The txid a violation message names: "atomicity: c1.1.4 committed at ..." -> "c1.1.4".
+// The txid a violation message names: "atomicity: c1-1-4-<hex> committed at ..." -> "c1-1-4-<hex>".
 std::string TxidOf(const std::string& violation) {
   const std::size_t colon = violation.find(": ");
   if (colon == std::string::npos) return "";
@@ -85,8 +91,7 @@ std::string TxidOf(const std::string& violation) {
   }
   const std::size_t end = violation.find(' ', begin);
   std::string txid = violation.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
-  const bool coordinator_txid = txid.size() > 3 && txid[0] == 'c' && txid[1] >= '1' && txid[1] <= '9' && txid[2] == '.';
-  return coordinator_txid ? txid : "";
+  return commitd::wire::IsValidTxid(txid) && txid.find('-') != std::string::npos ? txid : "";
 }
 
 }  // namespace
@@ -139,6 +144,14 @@ int main(int argc, char** argv) {
       options.coordinators = static_cast<int>(n);
     } else if (arg == "--isolate-leader") {
       options.isolate_leader = true;
+    } else if (arg == "--adversary") {
+      options.adversary = true;
+    } else if (arg == "--adversary-outsider") {
+      options.adversary = true;
+      options.adversary_outsider = true;
+    } else if (arg == "--adversary-only" && i + 1 < argc) {
+      options.adversary = true;
+      options.adversary_only = argv[++i];
     } else if (arg == "--trace") {
       options.trace = true;
     } else if (arg == "--expect-violation") {
@@ -158,6 +171,12 @@ int main(int argc, char** argv) {
   if (options.coordinators > 1 && options.scenario != commitd::sim::Scenario::kChaos) {
     return Usage("--coordinators 3 runs the chaos scenario only");
   }
+  if (options.adversary && options.scenario != commitd::sim::Scenario::kChaos) {
+    return Usage("--adversary runs the chaos scenario only");
+  }
+  if (options.bug == Bug::kAccept404FromNonOwner && !options.adversary) {
+    return Usage("--bug accept-404-from-non-owner needs --adversary (its coordinator that owns nothing)");
+  }
   if (have_single == (seeds != 0)) return Usage("give exactly one of --seed N and --seeds N");
   const char* soak = std::getenv("COMMITD_SOAK");
   if (soak_seeds != 0 && soak != nullptr && std::string(soak) == "1") seeds = soak_seeds;
@@ -174,6 +193,12 @@ int main(int argc, char** argv) {
   }
   if (options.isolate_leader) replay_flags += " --isolate-leader";
   if (options.coordinators > 1) replay_flags += " --coordinators " + std::to_string(options.coordinators);
+  if (options.adversary_outsider) {
+    replay_flags += " --adversary-outsider";
+  } else if (options.adversary) {
+    replay_flags += " --adversary";
+  }
+  if (!options.adversary_only.empty()) replay_flags += " --adversary-only " + options.adversary_only;
   if (options.bug != Bug::kNone) replay_flags += " --bug " + std::string(commitd::sim::BugName(options.bug));
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -17,6 +17,7 @@ enum class Bug {
   kAckBeforeDurable,  // a participant acks a commit as soon as the apply job is queued
   kForgetDecision,    // the coordinator reports its decision durable without writing it
   kPresumeWithoutRecord,  // a presumed abort told to a participant is not recorded first
+  kAccept404FromNonOwner,  // a participant takes any coordinator's "not known here" as proof of abort
   // Coordinator group (--coordinators 3):
   kGroupNoResume,              // a new leader resumes no unfinished decision from the log
   kGroupStaleRead,             // a follower answers a decision query from its own state machine
@@ -49,6 +50,11 @@ struct SimOptions {
   std::string tmp_dir;             // where the participants' SQLite files live
   int coordinators = 1;            // 1: one CoordinatorNode; 3: a Raft group of GroupMemberNodes
   bool isolate_leader = false;          // --isolate-leader: 3PC too gets group-internal partitions
+  bool adversary = false;               // --adversary: hostile callers in every seed (tests/sim/adversary.h)
+  // --adversary-outsider: also messages to agents no rule of theirs refuses yet
+  // (abort/commit/precommit of running transactions, prepares naming an unknown coordinator).
+  bool adversary_outsider = false;
+  std::string adversary_only;           // --adversary-only ACTOR: just that actor (regression runs)
 };
 
 // Every timing of the real processes comes from common/config.h defaults;

@@ -27,11 +27,14 @@ void SimCoordinatorTransport::QueryDecision(participant::DecisionQuery query,
     done(std::move(commit));
     return;
   }
+  // As HttpCoordinatorTransport builds it.
   std::string target = "/v1/transactions/" + query.txid;
-  if (send_asker_ && !query.asking_participant.empty()) {
-    target += "?participant=" + query.asking_participant;
-    if (!query.log_id.empty()) target += "&log_id=" + query.log_id;
+  std::string sep = "?";
+  if (!query.asking_participant.empty()) {
+    target += sep + "participant=" + query.asking_participant;
+    sep = "&";
   }
+  if (!query.log_id.empty()) target += sep + "log_id=" + query.log_id;
   ctx_.Log(node_, "query decision " + query.txid + " at " + NodeOf(query.coordinator_url));
   ctx_.network.Call(node_, NodeOf(query.coordinator_url), Request{"GET", std::move(target), nullptr},
                     ctx_.config.request_timeout_ms,

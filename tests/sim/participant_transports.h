@@ -14,8 +14,7 @@ namespace commitd::sim {
 
 class SimCoordinatorTransport final : public participant::CoordinatorTransport {
  public:
-  SimCoordinatorTransport(std::string node, Context& ctx, bool send_asker)
-      : node_(std::move(node)), ctx_(ctx), send_asker_(send_asker) {}
+  SimCoordinatorTransport(std::string node, Context& ctx) : node_(std::move(node)), ctx_(ctx) {}
   void QueryDecision(participant::DecisionQuery query, std::function<void(participant::DecisionAnswer)> done) override;
   void Register(const std::string& coordinator_url, const std::string& name, const std::string& own_url,
                 std::function<void(Status)> done) override;
@@ -25,9 +24,6 @@ class SimCoordinatorTransport final : public participant::CoordinatorTransport {
  private:
   std::string node_;
   Context& ctx_;
-  // The group members read ?participant=; the single simulated coordinator
-  // takes the whole rest of the target as the txid.
-  bool send_asker_;
 };
 
 class SimPeerTransport final : public participant::PeerTransport {

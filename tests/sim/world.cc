@@ -8,6 +8,7 @@
 #include <sstream>
 #include <vector>
 
+#include "tests/sim/adversary.h"
 #include "tests/sim/client.h"
 #include "tests/sim/coordinator_node.h"
 #include "tests/sim/group_member_node.h"
@@ -17,6 +18,7 @@ namespace commitd::sim {
 namespace {
 
 constexpr char kCoordinator[] = "c1";
+constexpr char kStranger[] = "c9";  // --adversary: a coordinator the agents know that runs none of their transactions
 constexpr int64_t kSettleProbeMs = 50;
 
 struct BankFiles {
@@ -69,7 +71,8 @@ class World {
         scheduler_(kEpochMs),
         trace_(kEpochMs, options.trace ? 0 : options.trace_lines, options.trace),
         network_(scheduler_, random_, trace_),
-        ctx_{scheduler_, random_, trace_, network_, checker_, options.bug, Config{}, options.protocol} {}
+        ctx_{scheduler_, random_, trace_, network_, checker_, options.bug, Config{}, options.protocol,
+             options.adversary, nullptr} {}
 
   RunResult Run();
 
@@ -79,6 +82,8 @@ class World {
   void AfterEvent(const std::string& node, Scheduler::Kind kind);
   void Crash(const std::string& node);
   void Restart(const std::string& node);
+  // The adversary's restart of a coordinator: clock set back, log replaced.
+  void AdversaryRestart(const std::string& node, int64_t back_ms, bool wipe, int64_t down_ms);
   bool IsUp(const std::string& node) const;
   void Heal();
   void Probe();
@@ -105,6 +110,10 @@ class World {
   std::map<std::string, std::unique_ptr<GroupMemberNode>> members_;  // a group (--coordinators 3)
   std::map<std::string, std::unique_ptr<ParticipantNode>> participants_;
   std::unique_ptr<Client> client_;
+  // --adversary: a coordinator that runs none of the transactions (the agents
+  // know it too), and the adversary.
+  std::unique_ptr<CoordinatorNode> stranger_;
+  std::unique_ptr<Adversary> adversary_;
   RunResult result_;
 
   // This seed's profile.
@@ -184,6 +193,14 @@ Status World::Build() {
   }
   std::vector<std::string> coordinator_urls;
   for (const auto& name : coordinator_names) coordinator_urls.push_back(UrlOf(name));
+  if (options_.adversary) {
+    const std::string path = options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + kStranger + ".db";
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    std::vector<std::string> banks;
+    for (const auto& [name, seed_sql] : bank.seeds) banks.push_back(name);
+    stranger_ = std::make_unique<CoordinatorNode>(kStranger, ctx_, path, banks);
+    coordinator_urls.push_back(UrlOf(kStranger));
+  }
   for (const auto& [name, seed_sql] : bank.seeds) {
     const std::string path =
         options_.tmp_dir + "/seed" + std::to_string(options_.seed) + "-" + name + ".db";
@@ -193,6 +210,21 @@ Status World::Build() {
     participants_.emplace(name, std::move(p));
   }
   client_ = std::make_unique<Client>(ctx_, coordinator_names, bank.accounts);
+  if (options_.adversary) {
+    AdversaryTargets targets;
+    targets.coordinators = coordinator_names;
+    targets.accounts = bank.accounts;
+    targets.restart = [this](const std::string& node, int64_t back_ms, bool wipe, int64_t down_ms) {
+      AdversaryRestart(node, back_ms, wipe, down_ms);
+    };
+    targets.healed = [this] { return healed_; };
+    targets.log_id_of = [this](const std::string& node) {
+      return coordinator_ && node == kCoordinator ? coordinator_->log_id() : std::string();
+    };
+    adversary_ = std::make_unique<Adversary>(ctx_, std::move(targets), options_.adversary_outsider,
+                                             options_.adversary_only);
+    if (Status s = stranger_->Start(); !s.ok()) return s;
+  }
   if (coordinator_) {
     if (Status s = coordinator_->Start(); !s.ok()) return s;
   }
@@ -245,6 +277,27 @@ void World::Restart(const std::string& node) {
   }
 }
 
+void World::AdversaryRestart(const std::string& node, int64_t back_ms, bool wipe, int64_t down_ms) {
+  if (healed_) return;
+  ctx_.Log("world", "ADVERSARY restarts " + node + (back_ms != 0 ? ", clock set back " + std::to_string(back_ms) +
+                                                                       " ms" : "") +
+                        (wipe ? ", log replaced by an empty file" : ""));
+  if (IsUp(node)) {
+    Crash(node);
+  } else {
+    ++down_epoch_[node];  // void the restart already planned
+  }
+  if (auto m = members_.find(node); m != members_.end()) {
+    m->second->set_clock_offset_ms(m->second->clock_offset_ms() - back_ms);
+  } else {
+    coordinator_->set_clock_offset_ms(coordinator_->clock_offset_ms() - back_ms);
+    if (wipe) coordinator_->ReplaceLogWithEmptyFile();
+  }
+  scheduler_.After(down_ms, "", [this, node, epoch = down_epoch_[node]] {
+    if (down_epoch_[node] == epoch) Restart(node);
+  });
+}
+
 void World::Heal() {
   healed_ = true;
   ctx_.Log("world", "HEAL: no more faults; every node up, every link whole");
@@ -259,12 +312,13 @@ void World::Heal() {
   for (auto& [name, p] : participants_) {
     if (!p->up()) Restart(name);
   }
+  if (adversary_) adversary_->OnHealed();
   scheduler_.After(kSettleProbeMs, "", [this] { Probe(); });
 }
 
 void World::Probe() {
   if (checker_.violated()) return;
-  bool settled = CoordinatorsSettled();
+  bool settled = CoordinatorsSettled() && (!adversary_ || adversary_->idle());
   for (auto& [name, p] : participants_) settled = settled && p->Settled();
   if (settled) {
     result_.settle_ms = scheduler_.now() - fault_end_ms_;
@@ -302,6 +356,7 @@ GroupMemberNode* World::ReadyLeader() {
 
 std::string World::Describe() {
   std::string out = client_->idle() ? "" : "client still waits for an answer\n  ";
+  if (adversary_ && !adversary_->idle()) out += "the adversary waits for answers, or the operator still settles\n  ";
   if (coordinator_) out += coordinator_->Describe();
   for (auto& [name, m] : members_) out += (name == members_.begin()->first ? "" : "\n  ") + m->Describe();
   for (auto& [name, p] : participants_) out += "\n  " + p->Describe();
@@ -356,6 +411,7 @@ RunResult World::Run() {
       PlanCoordinatorLoss(scheduler_.now(), at);
       break;
   }
+  if (adversary_) adversary_->Plan(scheduler_.now(), fault_end_ms_);
   if (options_.scenario != Scenario::kCoordinatorLoss) scheduler_.At(fault_end_ms_, "", [this] { Heal(); });
   scheduler_.set_after_event([this](const std::string& node, Scheduler::Kind kind) { AfterEvent(node, kind); });
 

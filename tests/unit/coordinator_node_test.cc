@@ -205,7 +205,7 @@ TEST_CASE("a participant's question about an unknown txid is answered only once 
   f.Start();
   f.Store();
   std::optional<TxLookup> answer;
-  f.node().GetTransaction("lost-1", "bank-a", "", [&](TxLookup l) { answer = std::move(l); });
+  f.node().GetTransaction("lost-1", "bank-a", f.LogId(), [&](TxLookup l) { answer = std::move(l); });
   // The lookup and then the abort record go through storage: nothing is answered before.
   CHECK_FALSE(answer.has_value());
   f.Store();
@@ -523,6 +523,29 @@ TEST_CASE("a decision query naming another decision log is answered unknown_log 
   REQUIRE(error != nullptr);
   CHECK(error->kind == NodeErrorKind::kUnknownLog);
   CHECK_FALSE(f.Recorded("c1-1-1-0000000000000000").has_value());
+
+  SUBCASE("a participant naming no log is answered unknown_log: a replaced log records nothing for it") {
+    // The log that ran this txid may be gone (decisions.db replaced while the
+    // coordinator was down) and may have decided commit; a question without
+    // the log's identity must not record a presumed abort the operator's
+    // forced commit would then conflict with.
+    answer.reset();
+    f.node().GetTransaction("c1-1-3-0000000000000000", "bank-a", "", [&](TxLookup l) { answer = std::move(l); });
+    f.Store();
+    REQUIRE(answer.has_value());
+    const auto* none = std::get_if<NodeError>(&*answer);
+    REQUIRE(none != nullptr);
+    CHECK(none->kind == NodeErrorKind::kUnknownLog);
+    CHECK_FALSE(f.Recorded("c1-1-3-0000000000000000").has_value());
+    std::optional<ForceAnswer> forced;
+    f.node().Force({"c1-1-3-0000000000000000", Outcome::kCommitted, {{"bank-a", std::nullopt}}, ""},
+                   [&](ForceAnswer a) { forced = std::move(a); });
+    f.Store();
+    REQUIRE(forced.has_value());
+    const auto* result = std::get_if<ForceResult>(&*forced);
+    REQUIRE(result != nullptr);
+    CHECK(result->kind == ForceResult::Kind::kForced);
+  }
 
   SUBCASE("its own log id keeps the presumed-abort rule") {
     answer.reset();
