@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -115,6 +116,10 @@ class Node {
   const NodeCounters& counters() const { return counters_; }
   uint64_t conflict_attempts() const { return engine_->conflicts(); }
   std::size_t recovered() const { return recovered_; }
+  // Registered with at least one coordinator (true when it has none to register with).
+  bool registered() const {
+    return !options_.register_with_coordinators || options_.coordinators.empty() || registered_ > 0;
+  }
 
  private:
   RequestToken Track(ReplyFn reply);
@@ -140,6 +145,8 @@ class Node {
   std::unordered_map<RequestToken, ReplyFn> requests_;
   RequestToken next_token_ = 1;
   std::vector<std::string> unregistered_;  // coordinators not yet told our URL
+  std::size_t registered_ = 0;             // coordinators that accepted it
+  std::map<std::string, std::string> registration_errors_;  // coordinator URL -> the reason last logged
   std::unordered_set<std::string> conflicted_;
   NodeCounters counters_;
   std::size_t recovered_ = 0;
