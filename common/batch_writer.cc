@@ -52,6 +52,16 @@ BatchWriter::Stats BatchWriter::stats() const {
   return stats_;
 }
 
+void BatchWriter::set_metrics(BatchMetrics m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  metrics_ = m;
+}
+
+std::size_t BatchWriter::queue_depth() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
 void BatchWriter::Loop() {
   std::vector<Job> batch;
   std::deque<std::function<void(sqlite::Database&)>> reads;
@@ -83,14 +93,19 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
   // A batch that needs its fsync never commits unless the level is back.
   Status level = SetSynchronous(skip_fsync ? 1 : synchronous_);
   bool rolled_back = false;
-  std::vector<Status> results =
-      level.ok() ? RunStorageBatch(db_, batch, &rolled_back) : std::vector<Status>(batch.size(), level);
+  double commit_seconds = 0;
+  std::vector<Status> results = level.ok() ? RunStorageBatch(db_, batch, &rolled_back, &commit_seconds)
+                                           : std::vector<Status>(batch.size(), level);
   if (rolled_back && after_rollback_) after_rollback_(db_);
+  BatchMetrics m;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.batches++;
     stats_.jobs += batch.size();
+    m = metrics_;
   }
+  if (m.batch_size != nullptr) m.batch_size->Observe(static_cast<double>(batch.size()));
+  if (m.fsync_seconds != nullptr && !skip_fsync && level.ok() && !rolled_back) m.fsync_seconds->Observe(commit_seconds);
   std::vector<std::function<void(Status)>> dones;
   dones.reserve(batch.size());
   for (Job& job : batch) dones.push_back(std::move(job.done));

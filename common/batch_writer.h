@@ -16,11 +16,19 @@
 #include <thread>
 #include <vector>
 
+#include "common/metrics.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
 #include "common/storage_queue.h"
 
 namespace commitd {
+
+// Histograms a BatchWriter records into from its storage thread (metrics are
+// lock-free). Null: not recorded.
+struct BatchMetrics {
+  metrics::Histogram* batch_size = nullptr;     // jobs per batch
+  metrics::Histogram* fsync_seconds = nullptr;  // COMMIT of a batch that needed its fsync
+};
 
 class BatchWriter final : public StorageQueue {
  public:
@@ -41,6 +49,10 @@ class BatchWriter final : public StorageQueue {
   // Blocks until every job submitted so far has run and its done was posted.
   void Flush();
   Stats stats() const override;
+  // Any time; from the next batch on.
+  void set_metrics(BatchMetrics m);
+  // Jobs submitted and not yet taken into a batch.
+  std::size_t queue_depth() const;
 
  private:
   void Loop();
@@ -63,6 +75,7 @@ class BatchWriter final : public StorageQueue {
   bool busy_ = false;
   bool stop_ = false;
   Stats stats_;
+  BatchMetrics metrics_;  // under mu_; the storage thread copies it per batch
   std::thread thread_;
 };
 

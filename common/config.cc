@@ -25,6 +25,8 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("max_participants", c.max_participants);
   fn("retry_after_s", c.retry_after_s);
   fn("health_interval_ms", c.health_interval_ms);
+  fn("health_stale_probes", c.health_stale_probes);
+  fn("health_backoff_max_ms", c.health_backoff_max_ms);
   fn("tick_ms", c.tick_ms);
   fn("resolve_initial_ms", c.resolve_initial_ms);
   fn("raft_election_timeout_ms", c.raft_election_timeout_ms);

@@ -35,6 +35,8 @@ struct Config {
   int64_t max_participants = 256;            // registry entries; registering more -> 400
   int64_t retry_after_s = 1;                 // Retry-After sent with 429 and 503
   int64_t health_interval_ms = 1'000;        // how often registered participants are probed
+  int64_t health_stale_probes = 3;           // healthy: answered a probe within this many intervals
+  int64_t health_backoff_max_ms = 30'000;    // cap of the probe backoff of an unreachable participant
   int64_t tick_ms = 10;                      // timer resolution of the protocol engines
   int64_t raft_election_timeout_ms = 150;    // coordinator group: followers campaign after 1-2x this without a leader
   int64_t raft_heartbeat_ms = 50;            // coordinator group: leader heartbeat interval

@@ -89,22 +89,24 @@ std::string ReadFile(const char* path) {
 Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {
   std::sort(bounds_.begin(), bounds_.end());
   bounds_.erase(std::unique(bounds_.begin(), bounds_.end()), bounds_.end());
-  counts_.assign(bounds_.size() + 1, 0);
+  counts_ = std::make_unique<std::atomic<uint64_t>[]>(bounds_.size() + 1);
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
 }
 
 void Histogram::Observe(double value) {
   std::size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
-  ++counts_[i];
-  ++count_;
-  sum_ += value;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
 std::vector<uint64_t> Histogram::Cumulative() const {
-  std::vector<uint64_t> out(counts_.size());
+  std::vector<uint64_t> out(bounds_.size() + 1);
   uint64_t running = 0;
-  for (std::size_t i = 0; i < counts_.size(); ++i) out[i] = running += counts_[i];
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = running += counts_[i].load(std::memory_order_relaxed);
   return out;
 }
+
+uint64_t Histogram::count() const { return Cumulative().back(); }
 
 std::vector<double> LatencyBuckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -140,6 +142,12 @@ void Registry::AddCounterFn(const std::string& name, const std::string& help, La
       .series.push_back({std::move(labels), nullptr, nullptr, nullptr, std::move(read)});
 }
 
+void Registry::Remove(const std::string& name, const Labels& labels) {
+  auto it = families_.find(name);
+  if (it == families_.end()) return;
+  std::erase_if(it->second.series, [&labels](const Series& s) { return s.labels == labels; });
+}
+
 Histogram& Registry::AddHistogram(const std::string& name, const std::string& help, std::vector<double> bounds,
                                   Labels labels) {
   Histogram& h = histograms_.emplace_back(std::move(bounds));
@@ -150,18 +158,20 @@ Histogram& Registry::AddHistogram(const std::string& name, const std::string& he
 std::string Registry::Render() const {
   std::string out;
   for (const auto& [name, family] : families_) {
+    if (family.series.empty()) continue;
     out += "# HELP " + name + " " + EscapeHelp(family.help) + "\n";
     out += "# TYPE " + name + " " + TypeName(family.type) + "\n";
     for (const Series& s : family.series) {
       if (s.histogram != nullptr) {
         const Histogram& h = *s.histogram;
+        // One read of the buckets: count and +Inf are the same number.
         std::vector<uint64_t> cumulative = h.Cumulative();
         for (std::size_t i = 0; i <= h.bounds().size(); ++i) {
           std::pair<std::string, std::string> le{"le", i < h.bounds().size() ? FormatValue(h.bounds()[i]) : "+Inf"};
           out += name + "_bucket" + LabelText(s.labels, &le) + " " + std::to_string(cumulative[i]) + "\n";
         }
         out += name + "_sum" + LabelText(s.labels) + " " + FormatValue(h.sum()) + "\n";
-        out += name + "_count" + LabelText(s.labels) + " " + std::to_string(h.count()) + "\n";
+        out += name + "_count" + LabelText(s.labels) + " " + std::to_string(cumulative.back()) + "\n";
         continue;
       }
       double value = s.read ? s.read() : s.counter != nullptr ? s.counter->value() : s.gauge->value();

@@ -1,5 +1,7 @@
 #include "common/storage_queue.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <string>
 
@@ -19,7 +21,8 @@ void RunScratch(sqlite::Database& db, std::vector<StorageJob>& batch) {
   db.Rollback();
 }
 
-std::vector<Status> RunDurable(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back) {
+std::vector<Status> RunDurable(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back,
+                               double* commit_seconds) {
   std::vector<Status> results(batch.size());
   Status begin = db.Begin();
   if (!begin.ok()) {
@@ -37,7 +40,11 @@ std::vector<Status> RunDurable(sqlite::Database& db, std::vector<StorageJob>& ba
       return results;
     }
   }
+  const auto commit_start = std::chrono::steady_clock::now();
   Status committed = db.Commit();
+  if (commit_seconds != nullptr) {
+    *commit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count();
+  }
   if (!committed.ok()) {
     db.Rollback();
     for (auto& r : results) r = committed;
@@ -48,10 +55,11 @@ std::vector<Status> RunDurable(sqlite::Database& db, std::vector<StorageJob>& ba
 
 }  // namespace
 
-std::vector<Status> RunStorageBatch(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back) {
+std::vector<Status> RunStorageBatch(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back,
+                                    double* commit_seconds) {
   *rolled_back = false;
   RunScratch(db, batch);
-  return RunDurable(db, batch, rolled_back);
+  return RunDurable(db, batch, rolled_back, commit_seconds);
 }
 
 }  // namespace commitd

@@ -60,6 +60,9 @@ class StorageQueue {
 // rolled back, then every run in one transaction that is committed. One status
 // per job. *rolled_back: the durable transaction as a whole did not commit
 // (then every status is that error). The caller sets PRAGMA synchronous.
-std::vector<Status> RunStorageBatch(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back);
+// commit_seconds (optional): how long the COMMIT took (with synchronous=FULL,
+// the fsync), measured on the steady clock; 0 if it was never reached.
+std::vector<Status> RunStorageBatch(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back,
+                                    double* commit_seconds = nullptr);
 
 }  // namespace commitd

@@ -336,7 +336,9 @@ Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
 }
 
 json ToJson(const Vote& v) {
-  return {{"txid", v.txid}, {"vote", v.yes ? "yes" : "no"}, {"reason", v.reason}, {"results", v.results}};
+  json j = {{"txid", v.txid}, {"vote", v.yes ? "yes" : "no"}, {"reason", v.reason}, {"results", v.results}};
+  if (!v.yes && v.no_code == VoteNoCode::kLockConflict) j["code"] = "lock_conflict";
+  return j;
 }
 
 // Unknown fields are ignored: a vote is a reply, and newer agents may add to it.
@@ -366,6 +368,10 @@ Result<Vote> ParseVote(std::string_view body) {
   if (auto it = j.find("results"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) return Invalid("results", "must be an array");
     v.results = *it;
+  }
+  // Any other code (from a newer agent) is a plain no.
+  if (auto it = j.find("code"); it != j.end() && !v.yes && it->is_string() && *it == "lock_conflict") {
+    v.no_code = VoteNoCode::kLockConflict;
   }
   return v;
 }

@@ -71,12 +71,17 @@ struct PrepareRequest {
 nlohmann::json ToJson(const PrepareRequest& r);
 Result<PrepareRequest> ParsePrepareRequest(std::string_view body);
 
+// Why a participant voted no, when it is a class the coordinator counts
+// ("code" in the vote; absent: kOther).
+enum class VoteNoCode { kOther, kLockConflict };
+
 // Reply to /v1/prepare.
 struct Vote {
   std::string txid;
   bool yes = false;
   std::string reason;                               // why no
   nlohmann::json results = nlohmann::json::array(); // one array of row objects per op
+  VoteNoCode no_code = VoteNoCode::kOther;          // "code": "lock_conflict"
 };
 nlohmann::json ToJson(const Vote& v);
 Result<Vote> ParseVote(std::string_view body);

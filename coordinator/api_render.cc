@@ -101,6 +101,10 @@ Rendered Error(const NodeError& error) {
       return {409, ErrorBody("decision_conflict", error.message)};
     case NodeErrorKind::kUnknownLog:
       return {404, ErrorBody("unknown_log", error.message)};
+    case NodeErrorKind::kNotFound:
+      return {404, ErrorBody("not_found", error.message)};
+    case NodeErrorKind::kParticipantInUse:
+      return {409, ErrorBody("participant_in_use", error.message)};
   }
   return {500, ErrorBody("internal", error.message)};
 }

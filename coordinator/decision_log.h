@@ -53,8 +53,12 @@ class DecisionLog {
   virtual void AppendDecision(DecisionRecord record, std::function<void(Status)> done) = 0;
   // Marks a decided transaction finished (every participant acked).
   virtual void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) = 0;
-  // Adds or replaces a registry entry.
+  // Adds or replaces a registry entry. An entry with an empty url removes the name.
   virtual void PutParticipant(RegistryEntry entry, std::function<void(Status)> done) = 0;
+  // Removes a registry entry (durably, like PutParticipant).
+  void RemoveParticipant(std::string name, std::function<void(Status)> done) {
+    PutParticipant(RegistryEntry{std::move(name), std::string(), 0}, std::move(done));
+  }
 
   // Reads (also finished transactions).
   virtual void FindDecision(std::string txid,

@@ -280,6 +280,11 @@ Status DecisionStore::MarkFinished(const std::string& txid, int64_t finished_ms)
 
 Status DecisionStore::PutParticipant(const RegistryEntry& e) {
   sqlite::Statement* stmt;
+  if (e.url.empty()) {  // removed
+    if (Status s = Prepare(db_, "DELETE FROM participants WHERE name = ?1", &stmt); !s.ok()) return s;
+    stmt->Bind(1, e.name);
+    return stmt->Run();
+  }
   if (Status s = Prepare(db_,
                          "INSERT INTO participants(name, url, updated_ms) VALUES (?1, ?2, ?3) "
                          "ON CONFLICT(name) DO UPDATE SET url = excluded.url, updated_ms = excluded.updated_ms",

@@ -36,7 +36,7 @@ class DecisionStore {
   Status InsertDecision(const DecisionRecord& r);
   // Already finished is fine (the first time stays); NotFound if unknown.
   Status MarkFinished(const std::string& txid, int64_t finished_ms);
-  Status PutParticipant(const RegistryEntry& e);
+  Status PutParticipant(const RegistryEntry& e);  // an empty url deletes the name
   // Adds url to the URLs this coordinator has served under (meta
   // 'coordinator_urls', a JSON array): what agents' records name it by.
   Status AddOwnUrl(const std::string& url);

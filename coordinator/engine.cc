@@ -16,6 +16,14 @@ std::string VoteFailureReason(const std::string& participant, const Status& stat
   }
 }
 
+AbortReason VoteFailureClass(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kTimeout: return AbortReason::kTimeout;
+    case StatusCode::kUnavailable: return AbortReason::kUnreachable;
+    default: return AbortReason::kVoteNo;  // refused the prepare
+  }
+}
+
 // vote: 0 pending, 1 yes, 2 no, 3 none (Engine::VoteState's order).
 const char* BranchState(bool acked, Outcome outcome, int vote) {
   if (acked) return outcome == Outcome::kCommitted ? "committed" : "aborted";
@@ -24,6 +32,18 @@ const char* BranchState(bool acked, Outcome outcome, int vote) {
 }
 
 }  // namespace
+
+std::string_view AbortReasonName(AbortReason r) {
+  switch (r) {
+    case AbortReason::kVoteNo: return "vote_no";
+    case AbortReason::kLockConflict: return "lock_conflict";
+    case AbortReason::kTimeout: return "timeout";
+    case AbortReason::kUnreachable: return "unreachable";
+    case AbortReason::kOverload: return "overload";
+    case AbortReason::kStorage: return "storage";
+  }
+  return "vote_no";
+}
 
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
 
@@ -112,12 +132,13 @@ void Engine::OnVote(const std::string& txid, const std::string& participant, Res
   if (!vote.ok()) {
     b->vote = VoteState::kNone;
     Decide(tx, Outcome::kAborted, VoteFailureReason(participant, vote.status(), tx.deadline_ms - tx.started_ms),
-           now_ms);
+           now_ms, VoteFailureClass(vote.status()));
     return;
   }
   if (!vote->yes) {
     b->vote = VoteState::kNo;
-    Decide(tx, Outcome::kAborted, participant + " voted no: " + vote->reason, now_ms);
+    Decide(tx, Outcome::kAborted, participant + " voted no: " + vote->reason, now_ms,
+           vote->no_code == wire::VoteNoCode::kLockConflict ? AbortReason::kLockConflict : AbortReason::kVoteNo);
     return;
   }
   b->vote = VoteState::kYes;
@@ -157,7 +178,8 @@ void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status,
   Tx& tx = it->second;
   if (!status.ok()) {
     // No participant has been told to precommit, so abort is still open.
-    Decide(tx, Outcome::kAborted, "precommit record write failed: " + status.message(), now_ms);
+    Decide(tx, Outcome::kAborted, "precommit record write failed: " + status.message(), now_ms,
+           AbortReason::kStorage);
     return;
   }
   tx.phase = Phase::kPrecommitted;
@@ -220,13 +242,13 @@ void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
   }
 }
 
-void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms) {
+void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms, AbortReason abort_reason) {
   tx.phase = Phase::kDeciding;
   tx.outcome = outcome;
   tx.reason = std::move(reason);
   tx.decided_ms = now_ms;
   --undecided_;
-  actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms)});
+  actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), abort_reason});
   if (outcome == Outcome::kAborted) {
     // Presumed abort: no need to wait for the record before telling participants.
     for (auto& b : tx.branches) {
@@ -407,7 +429,8 @@ void Engine::Tick(int64_t now_ms) {
           }
         }
         Decide(tx, Outcome::kAborted,
-               missing + " did not vote within " + std::to_string(tx.deadline_ms - tx.started_ms) + " ms", now_ms);
+               missing + " did not vote within " + std::to_string(tx.deadline_ms - tx.started_ms) + " ms", now_ms,
+               AbortReason::kTimeout);
         // Branches still pending may have prepared: they get the abort too.
       }
       continue;

@@ -55,6 +55,18 @@ struct StartRequest {
   int64_t created_ms = 0;                     // wall clock, recorded in the log
 };
 
+// Why a transaction was aborted, in classes an operator can alert on.
+enum class AbortReason {
+  kVoteNo,        // a participant voted no (or refused the prepare, or had aborted before precommit)
+  kLockConflict,  // a participant voted no because another transaction holds a lock it needs
+  kTimeout,       // a vote did not come before the transaction's deadline
+  kUnreachable,   // a participant could not be reached for its vote
+  kOverload,      // refused at admission: too many transactions in flight (counted by the Node)
+  kStorage,       // the decision log could not record the precommit
+};
+inline constexpr std::size_t kAbortReasonCount = 6;
+std::string_view AbortReasonName(AbortReason r);  // "vote_no" | "lock_conflict" | ...
+
 namespace action {
 struct SendPrepare {
   ParticipantRef to;
@@ -68,6 +80,7 @@ struct SendDecision {
 };
 struct PersistDecision {
   DecisionRecord record;
+  AbortReason abort_reason = AbortReason::kVoteNo;  // for an abort: its class
 };
 struct PersistFinished {
   std::string txid;
@@ -213,7 +226,8 @@ class Engine {
     nlohmann::json recorded_reply;
   };
 
-  void Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms);
+  void Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
+              AbortReason abort_reason = AbortReason::kVoteNo);
   void StartPrecommit(Tx& tx, int64_t now_ms);
   void SendPrecommitsDue(Tx& tx, int64_t now_ms);
   void PrecommitDeadline(Tx& tx, int64_t now_ms);

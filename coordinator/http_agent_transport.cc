@@ -19,7 +19,65 @@ std::function<void(Result<http::Response>)> Answer(std::function<void(Result<T>)
   };
 }
 
+// A status the protocol answers `call` with besides 200.
+bool ExpectedStatus(AgentCall call, int status) {
+  switch (call) {
+    case AgentCall::kCommit:
+    case AgentCall::kAbort: return status == 404;                      // unknown_transaction
+    case AgentCall::kPrecommit: return status == 404 || status == 409;  // unknown_transaction, already_aborted
+    default: return false;
+  }
+}
+
+// The failure of one exchange, if it is one.
+std::optional<AgentCallError> ErrorOf(const Result<http::Response>& r, AgentCall call) {
+  if (!r.ok()) {
+    return r.status().code() == StatusCode::kTimeout ? AgentCallError::kTimeout : AgentCallError::kUnreachable;
+  }
+  const int status = r->status;
+  if (status == 200 || ExpectedStatus(call, status)) return std::nullopt;
+  if (status == 401 || status == 403) return AgentCallError::kRefused;
+  if (status == 429 || status == 503) return AgentCallError::kOverloaded;
+  if (status >= 500) return AgentCallError::kServerError;
+  return AgentCallError::kRejected;
+}
+
 }  // namespace
+
+std::string_view AgentCallName(AgentCall call) {
+  switch (call) {
+    case AgentCall::kPrepare: return "prepare";
+    case AgentCall::kPrecommit: return "precommit";
+    case AgentCall::kCommit: return "commit";
+    case AgentCall::kAbort: return "abort";
+    case AgentCall::kProbe: return "probe";
+    case AgentCall::kListPrepared: return "list_prepared";
+  }
+  return "probe";
+}
+
+std::string_view AgentCallErrorName(AgentCallError error) {
+  switch (error) {
+    case AgentCallError::kTimeout: return "timeout";
+    case AgentCallError::kUnreachable: return "unreachable";
+    case AgentCallError::kRefused: return "refused";
+    case AgentCallError::kOverloaded: return "overloaded";
+    case AgentCallError::kRejected: return "rejected";
+    case AgentCallError::kServerError: return "server_error";
+  }
+  return "unreachable";
+}
+
+std::function<void(Result<http::Response>)> HttpAgentTransport::Observed(
+    const ParticipantRef& to, AgentCall call, std::function<void(Result<http::Response>)> handler) const {
+  if (observer_ == nullptr) return handler;
+  return [observer = observer_, name = to.name, call, start = std::chrono::steady_clock::now(),
+          handler = std::move(handler)](Result<http::Response> r) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    observer->OnAgentCall(name, call, seconds, ErrorOf(r, call));
+    handler(std::move(r));
+  };
+}
 
 http::ClientRequest HttpAgentTransport::RequestTo(const ParticipantRef& to, std::string method,
                                                   std::string target) const {
@@ -36,7 +94,7 @@ void HttpAgentTransport::Prepare(const ParticipantRef& to, const wire::PrepareRe
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/prepare");
   cr.body = wire::ToJson(request).dump();
   cr.timeout = std::chrono::milliseconds(timeout_ms);
-  peers_.Send(std::move(cr), Answer<wire::Vote>(std::move(done), VoteOf));
+  peers_.Send(std::move(cr), Observed(to, AgentCall::kPrepare, Answer<wire::Vote>(std::move(done), VoteOf)));
 }
 
 void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
@@ -44,27 +102,30 @@ void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& tx
   const bool commit = outcome == Outcome::kCommitted;
   http::ClientRequest cr = RequestTo(to, "POST", commit ? "/v1/commit" : "/v1/abort");
   cr.body = commit ? nlohmann::json{{"txid", txid}}.dump() : wire::ToJson(wire::AbortRequest{txid, abort_key}).dump();
-  peers_.Send(std::move(cr), Answer<DecisionAck>(std::move(done), DecisionAckOf));
+  peers_.Send(std::move(cr), Observed(to, commit ? AgentCall::kCommit : AgentCall::kAbort,
+                                      Answer<DecisionAck>(std::move(done), DecisionAckOf)));
 }
 
 void HttpAgentTransport::Precommit(const ParticipantRef& to, const std::string& txid,
                                    std::function<void(Result<PrecommitAnswer>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/precommit");
   cr.body = nlohmann::json{{"txid", txid}}.dump();
-  peers_.Send(std::move(cr), Answer<PrecommitAnswer>(std::move(done), PrecommitAnswerOf));
+  peers_.Send(std::move(cr),
+              Observed(to, AgentCall::kPrecommit, Answer<PrecommitAnswer>(std::move(done), PrecommitAnswerOf)));
 }
 
 void HttpAgentTransport::ListPrepared(const ParticipantRef& to,
                                       std::function<void(Result<std::vector<PreparedAtAgent>>)> done) {
   client_.Send(RequestTo(to, "GET", "/v1/transactions?state=prepared"),
-               Answer<std::vector<PreparedAtAgent>>(std::move(done), PreparedListOf));
+               Observed(to, AgentCall::kListPrepared,
+                        Answer<std::vector<PreparedAtAgent>>(std::move(done), PreparedListOf)));
 }
 
 void HttpAgentTransport::FetchCatalog(const ParticipantRef& to, int64_t timeout_ms,
                                       std::function<void(Result<AgentCatalog>)> done) {
   http::ClientRequest cr = RequestTo(to, "GET", "/v1/procedures");
   cr.timeout = std::chrono::milliseconds(timeout_ms);
-  client_.Send(std::move(cr), Answer<AgentCatalog>(std::move(done), CatalogOf));
+  client_.Send(std::move(cr), Observed(to, AgentCall::kProbe, Answer<AgentCatalog>(std::move(done), CatalogOf)));
 }
 
 }  // namespace commitd::coordinator

@@ -9,6 +9,7 @@
 
 #include "common/batching_client.h"
 #include "common/http_client.h"
+#include "coordinator/agent_call_observer.h"
 #include "coordinator/agent_transport.h"
 
 namespace commitd::coordinator {
@@ -18,6 +19,8 @@ class HttpAgentTransport final : public AgentTransport {
   // token: sent as a bearer token when non-empty. Both clients outlive this.
   HttpAgentTransport(http::Client& client, http::BatchingClient& peers, std::string token)
       : client_(client), peers_(peers), token_(std::move(token)) {}
+  // Told about every exchange (round trip, error); must outlive this. Null: nobody.
+  void set_observer(AgentCallObserver* observer) { observer_ = observer; }
 
   void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                std::function<void(Result<wire::Vote>)> done) override;
@@ -32,10 +35,14 @@ class HttpAgentTransport final : public AgentTransport {
 
  private:
   http::ClientRequest RequestTo(const ParticipantRef& to, std::string method, std::string target) const;
+  // Wraps an answer handler: the observer hears of the exchange first.
+  std::function<void(Result<http::Response>)> Observed(const ParticipantRef& to, AgentCall call,
+                                                       std::function<void(Result<http::Response>)> handler) const;
 
   http::Client& client_;
   http::BatchingClient& peers_;
   std::string token_;
+  AgentCallObserver* observer_ = nullptr;
 };
 
 }  // namespace commitd::coordinator

@@ -2,6 +2,7 @@
 // takeover sweep. The client-facing requests are in node_requests.cc.
 #include "coordinator/node.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/abort_key.h"
@@ -27,6 +28,8 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   o.max_participants = config.max_participants;
   o.tick_ms = config.tick_ms;
   o.health_interval_ms = config.health_interval_ms;
+  o.health_stale_probes = config.health_stale_probes;
+  o.health_backoff_max_ms = config.health_backoff_max_ms;
   o.catalog_timeout_ms = config.connect_timeout_ms;
   o.engine = EngineOptionsFor(config, std::move(self_url));
   return o;
@@ -51,6 +54,20 @@ void Node::NewEngine() { engine_ = std::make_unique<Engine>(options_.engine); }
 std::size_t Node::undecided() const { return engine_->undecided(); }
 std::size_t Node::active() const { return engine_->active(); }
 std::vector<TxView> Node::Transactions() const { return engine_->List(); }
+
+Node::InDoubt Node::in_doubt() const {
+  InDoubt counts;
+  for (const TxView& v : engine_->List()) {
+    if (v.outcome == Outcome::kPending) continue;
+    if (v.heuristic) {
+      ++counts.held;
+    } else {
+      ++counts.undelivered;
+    }
+  }
+  counts.foreign_log = foreign_.size();
+  return counts;
+}
 
 Status Node::Start() {
   const int64_t now = timers_.NowMs();
@@ -95,6 +112,16 @@ Status Node::Start() {
 // every unfinished transaction, into a fresh engine.
 void Node::Resume(RecoveredLog recovered) {
   metrics_.heuristic = recovered.heuristic_decisions;
+  // Entries removed since this member last read the log (another leader's DELETE) go.
+  std::erase_if(registry_, [&](const auto& kv) {
+    for (const auto& e : recovered.registry) {
+      if (e.name == kv.first) return false;
+    }
+    for (const auto& c : options_.participants) {
+      if (c.name == kv.first) return false;
+    }
+    return true;
+  });
   for (auto& e : recovered.registry) {
     bool configured = false;
     for (const auto& c : options_.participants) configured = configured || c.name == e.name;
@@ -330,13 +357,35 @@ void Node::ScheduleTick() {
   });
 }
 
+// Every interval: a participant whose last answer is older than
+// health_stale_probes intervals is unhealthy (a stopped process answers
+// nothing, not even an error), and every probe that is due goes out.
 void Node::ScheduleHealth() {
   timers_.After(options_.health_interval_ms, [this, alive = std::weak_ptr<bool>(alive_)] {
     auto a = alive.lock();
     if (!a || !*a) return;
-    for (const auto& [name, p] : registry_) Probe(name);
+    const int64_t now = timers_.NowMs();
+    const int64_t stale_ms = options_.health_stale_probes * options_.health_interval_ms;
+    for (auto& [name, p] : registry_) {
+      if (p.healthy && now - p.last_seen_ms > stale_ms) {
+        SetHealthy(name, p, false, "no answer to a health probe for " + std::to_string(now - p.last_seen_ms) + " ms");
+      }
+      const ProbeSchedule& schedule = probes_[name];
+      if (!schedule.in_flight && now >= schedule.next_ms) Probe(name);
+    }
     ScheduleHealth();
   });
+}
+
+void Node::SetHealthy(const std::string& name, ParticipantStatus& p, bool healthy, const std::string& why) {
+  if (!healthy) p.last_error = why;
+  if (p.healthy == healthy) return;
+  p.healthy = healthy;
+  if (healthy) {
+    log::Info("participant_healthy", {{"participant", name}, {"url", p.entry.url}});
+  } else {
+    log::Warn("participant_unhealthy", {{"participant", name}, {"url", p.entry.url}, {"error", why}});
+  }
 }
 
 void Node::LearnCatalog(const std::string& name, const AgentCatalog& catalog) {
@@ -347,23 +396,43 @@ void Node::LearnCatalog(const std::string& name, const AgentCatalog& catalog) {
   it->second.catalog_known = true;
 }
 
-void Node::Probe(const std::string& name) {
+void Node::Probe(const std::string& name, bool force) {
   auto it = registry_.find(name);
   if (it == registry_.end()) return;
-  agents_.FetchCatalog({name, it->second.entry.url}, 0,
-                       [this, name, alive = std::weak_ptr<bool>(alive_)](Result<AgentCatalog> catalog) {
+  ProbeSchedule& schedule = probes_[name];
+  if (schedule.in_flight && !force) return;
+  if (force) {
+    ++schedule.generation;
+    schedule.backoff_ms = 0;
+  }
+  schedule.in_flight = true;
+  agents_.FetchCatalog({name, it->second.entry.url}, options_.health_interval_ms,
+                       [this, name, generation = schedule.generation,
+                        alive = std::weak_ptr<bool>(alive_)](Result<AgentCatalog> catalog) {
                          if (alive.expired()) return;
                          auto it = registry_.find(name);
-                         if (it == registry_.end()) return;
+                         auto sit = probes_.find(name);
+                         if (it == registry_.end() || sit == probes_.end()) return;
+                         ProbeSchedule& schedule = sit->second;
+                         if (schedule.generation != generation) return;  // a forced probe replaced it
+                         schedule.in_flight = false;
                          ParticipantStatus& p = it->second;
+                         const int64_t now = timers_.NowMs();
                          if (!catalog.ok()) {
-                           p.healthy = false;
-                           p.last_error = catalog.status().message();
+                           // Unreachable: probe again after 1, 2, 4, ... intervals, capped.
+                           schedule.backoff_ms =
+                               schedule.backoff_ms == 0
+                                   ? options_.health_interval_ms
+                                   : std::min(schedule.backoff_ms * 2, options_.health_backoff_max_ms);
+                           schedule.next_ms = now + schedule.backoff_ms;
+                           SetHealthy(name, p, false, catalog.status().message());
                            return;
                          }
-                         p.healthy = true;
-                         p.last_seen_ms = timers_.NowMs();
+                         schedule.backoff_ms = 0;
+                         schedule.next_ms = now + options_.health_interval_ms;
+                         p.last_seen_ms = now;
                          p.last_error.clear();
+                         SetHealthy(name, p, true, "");
                          LearnCatalog(name, *catalog);
                        });
 }
@@ -423,7 +492,12 @@ void Node::Execute(Action& a) {
                     });
   } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
     const bool commit = pd->record.outcome == Outcome::kCommitted;
-    if (commit) ++metrics_.committed; else ++metrics_.aborted;
+    if (commit) {
+      ++metrics_.committed;
+    } else {
+      ++metrics_.aborted;
+      ++metrics_.aborts_by_reason[static_cast<std::size_t>(pd->abort_reason)];
+    }
     std::string txid = pd->record.txid;
     // 3PC: every participant acked precommit (or the deadline passed); nothing says commit yet.
     if (commit && pd->record.protocol == wire::Protocol::k3pc)

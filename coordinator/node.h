@@ -46,7 +46,9 @@ struct NodeOptions {
   int64_t max_in_flight = 0;         // undecided transactions; more are refused (overloaded)
   int64_t max_participants = 256;    // registry entries; registering more is refused
   int64_t tick_ms = 0;
-  int64_t health_interval_ms = 0;
+  int64_t health_interval_ms = 0;   // probe period, and how long one probe may take
+  int64_t health_stale_probes = 3;  // healthy: answered within this many intervals
+  int64_t health_backoff_max_ms = 30'000;  // an unreachable participant: probed after 1, 2, 4, ... intervals
   int64_t catalog_timeout_ms = 0;    // fetching an unknown catalog while a client waits
   int64_t shutdown_grace_ms = 2'000; // how long shutdown waits for decision delivery
   EngineOptions engine;
@@ -69,6 +71,8 @@ enum class NodeErrorKind {
   kUndecided,         // force: the protocol still decides it
   kDecisionConflict,  // force: another decision was recorded meanwhile
   kUnknownLog,        // a decision query about a record prepared under another decision log: no answer here
+  kNotFound,          // no such participant
+  kParticipantInUse,  // the participant holds undecided or undelivered transactions, or is configured
 };
 struct NodeError {
   NodeErrorKind kind;
@@ -143,6 +147,7 @@ struct NodeMetrics {
   uint64_t started = 0;
   uint64_t committed = 0;
   uint64_t aborted = 0;
+  uint64_t aborts_by_reason[kAbortReasonCount] = {};  // by AbortReason; kOverload: refused at admission
   uint64_t heuristic = 0;  // forced decisions in the log (counted from it at start and on leadership)
   uint64_t rejected_overload = 0;
   uint64_t commits_unknown_at_participant = 0;  // commit deliveries answered unknown_transaction
@@ -183,6 +188,9 @@ class Node {
   std::vector<ParticipantStatus> Participants() const;
   // Records the entry (name, url), then probes the agent.
   void PutParticipant(std::string name, std::string url, std::function<void(std::optional<NodeError>)> done);
+  // Removes the entry durably; refused while a transaction this coordinator
+  // holds (undecided, being delivered, or in doubt under another log) names it.
+  void RemoveParticipant(const std::string& name, std::function<void(std::optional<NodeError>)> done);
   void Force(ForceRequest request, std::function<void(ForceAnswer)> done);
   // Every pending redelivery due now; returns the transactions not finished.
   std::size_t RetryNow();
@@ -194,6 +202,13 @@ class Node {
   // until an operator forces them.
   std::size_t in_doubt_foreign_log() const { return foreign_.size(); }
   std::size_t active() const;
+  // Decided transactions not yet acknowledged by every participant, by kind.
+  struct InDoubt {
+    std::size_t undelivered = 0;  // decided by the protocol, delivery still running
+    std::size_t held = 0;         // decided by an operator (forced), delivery still running
+    std::size_t foreign_log = 0;  // prepared under another decision log: waiting for an operator
+  };
+  InDoubt in_doubt() const;
   // Every transaction the engine holds (for diagnostics).
   std::vector<TxView> Transactions() const;
 
@@ -210,7 +225,9 @@ class Node {
   void Execute(Action& a);
   void ScheduleTick();
   void ScheduleHealth();
-  void Probe(const std::string& name);
+  // Probes now, unless a probe of it is in flight (force: anyway; a new URL).
+  void Probe(const std::string& name, bool force = false);
+  void SetHealthy(const std::string& name, ParticipantStatus& p, bool healthy, const std::string& why);
   void LearnCatalog(const std::string& name, const AgentCatalog& catalog);
   std::string DeliveryUrl(const ParticipantRef& to) const;
   std::optional<std::string> CheckOps(const wire::TxRequest& tx) const;
@@ -233,6 +250,13 @@ class Node {
   Leadership* leadership_;
   std::unique_ptr<Engine> engine_;
   std::map<std::string, ParticipantStatus> registry_;
+  struct ProbeSchedule {
+    int64_t next_ms = 0;     // the next probe is due then
+    int64_t backoff_ms = 0;  // 0 while it answers; doubled per failure up to health_backoff_max_ms
+    bool in_flight = false;
+    uint64_t generation = 0;  // bumped by a forced probe: older answers are ignored
+  };
+  std::map<std::string, ProbeSchedule> probes_;  // by participant name
   std::unordered_map<ClientToken, std::function<void(SubmitResult)>> clients_;
   ClientToken next_client_ = 1;
   Entropy& entropy_;

@@ -113,6 +113,7 @@ void Node::ValidateAndStart(std::shared_ptr<SubmitRequest> request, std::functio
 void Node::StartTransaction(std::shared_ptr<SubmitRequest> request, std::function<void(SubmitResult)> done) {
   if (engine_->undecided() >= static_cast<std::size_t>(options_.max_in_flight)) {
     ++metrics_.rejected_overload;
+    ++metrics_.aborts_by_reason[static_cast<std::size_t>(AbortReason::kOverload)];
     done(NodeError{NodeErrorKind::kOverloaded, "too many transactions in flight; retry later"});
     return;
   }
@@ -341,7 +342,56 @@ void Node::PutParticipant(std::string name, std::string url, std::function<void(
     const bool changed = p.entry.url != entry.url;
     p.entry = entry;
     if (changed) p.catalog_known = false;
-    Probe(entry.name);
+    Probe(entry.name, /*force=*/changed);
+    done(std::nullopt);
+  });
+}
+
+void Node::RemoveParticipant(const std::string& name, std::function<void(std::optional<NodeError>)> done) {
+  if (registry_.count(name) == 0) {
+    done(NodeError{NodeErrorKind::kNotFound, "participant " + name + " is not registered"});
+    return;
+  }
+  for (const auto& c : options_.participants) {
+    if (c.name == name) {
+      done(NodeError{NodeErrorKind::kParticipantInUse,
+                     "participant " + name + " is configured with --participant; remove the flag instead"});
+      return;
+    }
+  }
+  std::size_t holding = 0;
+  std::string example;
+  for (const TxView& v : engine_->List()) {
+    for (const auto& b : v.branches) {
+      if (b.participant != name) continue;
+      if (holding++ == 0) example = v.txid;
+      break;
+    }
+  }
+  for (const auto& [txid, f] : foreign_) {
+    for (const auto& h : f.holders) {
+      if (h.name != name) continue;
+      if (holding++ == 0) example = txid;
+      break;
+    }
+  }
+  if (holding > 0) {
+    done(NodeError{NodeErrorKind::kParticipantInUse,
+                   "participant " + name + " holds " + std::to_string(holding) +
+                       " undecided or undelivered transaction(s) (" + example +
+                       "...); remove it once they are finished or forced"});
+    return;
+  }
+  log_.RemoveParticipant(name, [this, name, alive = std::weak_ptr<bool>(alive_),
+                                done = std::move(done)](Status s) {
+    if (alive.expired()) return;
+    if (!s.ok()) {
+      done(NodeError{NodeErrorKind::kStorage, s.message()});
+      return;
+    }
+    registry_.erase(name);
+    probes_.erase(name);
+    log::Info("participant_removed", {{"participant", name}});
     done(std::nullopt);
   });
 }

@@ -90,6 +90,14 @@ void ReplicatedDecisionLog::Run(raft::RestoredState restored, StorageQueue& stor
   o.unsafe_send_before_durable = options_.unsafe_send_before_durable;
   driver_ = std::make_unique<raft::Driver>(std::move(o), std::move(restored), machine_, storage, transport, timers_);
   driver_->set_on_leadership([this](bool ready) { OnLeadership(ready); });
+  driver_->set_on_leader_change([this](raft::NodeId leader, raft::Term term) {
+    auto id = ids_.find(leader);
+    log::Info("leader_changed", {{"term", term},
+                                 {"leader", leader == raft::kNoNode ? std::string()
+                                            : id == ids_.end()      ? std::to_string(leader)
+                                                                    : id->second},
+                                 {"self", options_.self_id}});
+  });
   // Finished marks gathered while a Ready was being written go in one entry.
   driver_->set_before_ready([this] { ProposeFinished(); });
 }

@@ -121,6 +121,11 @@ class ReplicatedDecisionLog final : public DecisionLog {
   // the leader promotes it to voter once it has caught up.
   void AddMember(const std::string& id, const std::string& url, std::function<void(Status)> done);
   Status RemoveMember(const std::string& id);
+  // Batch size and fsync latency of its storage thread (the binary's; the simulator has none).
+  void set_batch_metrics(BatchMetrics m) {
+    if (writer_) writer_->set_metrics(m);
+  }
+  std::size_t queue_depth() const { return writer_ ? writer_->queue_depth() : 0; }
   StorageQueue::Stats writer_stats() const { return storage_->stats(); }
   raft::Driver& driver() { return *driver_; }
   DecisionStateMachine& machine() { return machine_; }

@@ -22,6 +22,7 @@
 #include "coordinator/http_agent_transport.h"
 #include "coordinator/node.h"
 #include "coordinator/replicated_decision_log.h"
+#include "coordinator/service_metrics.h"
 #include "coordinator/sqlite_decision_log.h"
 
 namespace commitd::coordinator {
@@ -40,6 +41,7 @@ constexpr auth::RouteRule kRoutes[] = {
     {"GET", "/v1/participants", Permission::kReadCluster},
     // An agent registers itself under its token's name.
     {"PUT", "/v1/participants/{name}", Permission::kAdminister, PeerSelf::kPathName},
+    {"DELETE", "/v1/participants/{name}", Permission::kAdminister},
     {"POST", "/v1/admin/retry-now", Permission::kAdminister},
     {"POST", "/v1/admin/transactions/{txid}/force", Permission::kAdminister},
     // Agents read the members' URLs: prepares are taken from them.
@@ -60,9 +62,9 @@ struct Service::Impl {
         client(io, ClientOptions(this->options)),
         peers(client),
         agents(client, peers, this->options.peer_token),
-        timers(io) {
-    metrics::AddProcessMetrics(process_metrics);
-    metrics::AddBuildInfo(process_metrics, "commitd", this->options.version, this->options.commit);
+        timers(io),
+        metrics(this->options.version, this->options.commit) {
+    agents.set_observer(&metrics);
   }
 
   static http::ClientOptions ClientOptions(const ServiceOptions& options) {
@@ -80,7 +82,7 @@ struct Service::Impl {
   http::BatchingClient peers;  // protocol messages to agents, coalesced per agent under load
   HttpAgentTransport agents;
   AsioTimers timers;
-  metrics::Registry process_metrics;  // process_* and commitd_build_info, rendered after the node's counters
+  ServiceMetrics metrics;  // GET /metrics; the transport reports to it, so it outlives nothing it is given
   SystemEntropy entropy;
   // Exactly one of single_log (no --peers) and group_log (a Raft group).
   std::unique_ptr<SqliteDecisionLog> single_log;
@@ -91,6 +93,7 @@ struct Service::Impl {
 
   Status Start();
   Status OpenGroupLog();
+  void AttachMetrics();
   void RegisterRoutes();
   // router.Add with the route's access rule (kRoutes) checked first.
   void Add(const std::string& method, const std::string& pattern, http::Handler handler);
@@ -194,9 +197,28 @@ Status Service::Impl::Start() {
       if (!s.ok()) log::Error("own_url_write_failed", {{"error", s.ToString()}});
     });
   }
+  AttachMetrics();
   if (Status s = node->Start(); !s.ok()) return s;
   if (group_log) group_log->Start();
   return Status::Ok();
+}
+
+void Service::Impl::AttachMetrics() {
+  MetricSources sources;
+  sources.node = node.get();
+  auto writer_stats = [this] { return group_log ? group_log->writer_stats() : single_log->writer_stats(); };
+  sources.log_batches = [writer_stats] { return writer_stats().batches; };
+  sources.log_records = [writer_stats] { return writer_stats().jobs; };
+  sources.peer_messages = [this] { return peers.stats().requests; };
+  sources.peer_exchanges = [this] { return peers.stats().exchanges; };
+  sources.forwarded = [this] { return forwarded; };
+  if (group_log) {
+    sources.raft = &group_log->driver();
+    group_log->set_batch_metrics(metrics.decision_log_batch_metrics());
+  } else {
+    single_log->set_batch_metrics(metrics.decision_log_batch_metrics());
+  }
+  metrics.Attach(std::move(sources));
 }
 
 void Service::Impl::Add(const std::string& method, const std::string& pattern, http::Handler handler) {
@@ -218,6 +240,16 @@ void Service::Impl::RegisterRoutes() {
   }));
   Add("PUT", "/v1/participants/{name}", Leading([this](http::Request req, http::Responder r) {
     HandlePutParticipant(std::move(req), std::move(r));
+  }));
+  Add("DELETE", "/v1/participants/{name}", Leading([this](http::Request req, http::Responder r) {
+    const std::string name = req.path_params["name"];
+    node->RemoveParticipant(name, [this, name, r = std::move(r)](std::optional<NodeError> error) {
+      if (error) {
+        Respond(r, api::Error(*error));
+        return;
+      }
+      r(http::JsonResponse(200, {{"removed", name}}));
+    });
   }));
   Add("POST", "/v1/admin/retry-now", Leading([this](http::Request, http::Responder r) {
     r(http::JsonResponse(200, {{"active", node->RetryNow()}}));
@@ -367,8 +399,23 @@ void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
     respond(http::ErrorResponse(400, "invalid_request", "Idempotency-Key: must be at most 256 characters"));
     return;
   }
+  const wire::Protocol protocol = parsed->protocol;
   node->Submit({std::move(parsed).value(), std::move(key)},
-               [this, respond = std::move(respond)](SubmitResult result) { Respond(respond, api::Submit(result)); });
+               [this, protocol, start = std::chrono::steady_clock::now(),
+                respond = std::move(respond)](SubmitResult result) {
+                 if (const auto* reply = std::get_if<TxReply>(&result)) {
+                   const auto outcome = reply->body.is_object() && reply->body.contains("outcome") &&
+                                                reply->body["outcome"].is_string()
+                                            ? ParseOutcome(reply->body["outcome"].get<std::string>())
+                                            : std::nullopt;
+                   if (outcome) {
+                     metrics.ObserveTransaction(
+                         protocol, *outcome,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+                   }
+                 }
+                 Respond(respond, api::Submit(result));
+               });
 }
 
 void Service::Impl::HandleGetTransaction(http::Request req, http::Responder respond) {
@@ -519,44 +566,10 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
 }
 
 void Service::Impl::HandleMetrics(http::Responder respond) {
-  auto ws = group_log ? group_log->writer_stats() : single_log->writer_stats();
-  const NodeMetrics& m = node->metrics();
-  std::string text;
-  auto metric = [&](const char* name, const char* type, const char* help, uint64_t value) {
-    text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-            std::to_string(value) + "\n";
-  };
-  metric("commitd_transactions_started_total", "counter", "Transactions started.", m.started);
-  metric("commitd_transactions_committed_total", "counter", "Transactions decided commit.", m.committed);
-  metric("commitd_transactions_aborted_total", "counter", "Transactions decided abort.", m.aborted);
-  metric("commitd_transactions_heuristic_total", "counter",
-         "Decisions forced by an operator (commitctl resolve --force), in the log.", m.heuristic);
-  metric("commitd_transactions_rejected_overload_total", "counter", "Requests refused with 429.",
-         m.rejected_overload);
-  metric("commitd_commits_unknown_at_participant_total", "counter",
-         "Commit deliveries a participant answered unknown_transaction (forgotten after retention, or a lost disk).",
-         m.commits_unknown_at_participant);
-  metric("commitd_precommits_sent_total", "counter", "3PC precommit messages sent (retries included).",
-         m.precommits_sent);
-  metric("commitd_presumed_aborts_swept_total", "counter",
-         "Prepared transactions of a previous incarnation or leader with no decision, aborted at takeover.", m.swept);
-  metric("commitd_requests_forwarded_total", "counter", "Client requests a follower passed to the leader.",
-         forwarded);
-  metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", node->undecided());
-  metric("commitd_transactions_in_doubt_foreign_log", "gauge",
-         "Records agents hold prepared under another decision log: in doubt until forced.",
-         node->in_doubt_foreign_log());
-  metric("commitd_transactions_active", "gauge", "Transactions not yet finished.", node->active());
-  metric("commitd_log_batches_total", "counter", "Group commits of the decision log.", ws.batches);
-  metric("commitd_peer_messages_total", "counter", "Protocol messages sent to agents.", peers.stats().requests);
-  metric("commitd_peer_exchanges_total", "counter", "HTTP exchanges that carried them (batched).",
-         peers.stats().exchanges);
-  metric("commitd_log_records_total", "counter", "Records written to the decision log.", ws.jobs);
-  text += process_metrics.Render();
   http::Response r;
   r.status = 200;
   r.content_type = "text/plain; version=0.0.4";
-  r.body = std::move(text);
+  r.body = metrics.Render();
   respond(std::move(r));
 }
 

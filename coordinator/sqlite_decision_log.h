@@ -44,6 +44,11 @@ class SqliteDecisionLog final : public DecisionLog {
                             std::function<void(Result<std::optional<DecisionRecord>>)> done) override;
   void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) override;
 
+  // Batch size and fsync latency of its storage thread (the binary's; the simulator has none).
+  void set_batch_metrics(BatchMetrics m) {
+    if (owned_writer_) owned_writer_->set_metrics(m);
+  }
+  std::size_t queue_depth() const { return owned_writer_ ? owned_writer_->queue_depth() : 0; }
   StorageQueue::Stats writer_stats() const { return queue_->stats(); }
   // Records the URL this coordinator serves under (see DecisionStore::AddOwnUrl).
   void AddOwnUrl(std::string url, std::function<void(Status)> done);

@@ -18,6 +18,7 @@
 #include "participant/node.h"
 #include "participant/resource_manager.h"
 #include "participant/sqlite_store.h"
+#include "participant/timed_store.h"
 
 namespace commitd::participant {
 
@@ -28,9 +29,22 @@ struct Agent::Impl {
         client(io, ClientOptions(this->options)),
         coordinator_transport(client, this->options.peer_token),
         peer_transport(client, this->options.peer_token, this->options.config.request_timeout_ms),
-        timers(io) {
-    metrics::AddProcessMetrics(process_metrics);
-    metrics::AddBuildInfo(process_metrics, "commitd_agent", this->options.version, this->options.commit);
+        timers(io),
+        storage_batch_size(registry.AddHistogram("commitd_agent_storage_batch_size",
+                                                 "Jobs per group commit of the agent database.",
+                                                 metrics::SizeBuckets())),
+        fsync_seconds(registry.AddHistogram(
+            "commitd_agent_fsync_seconds",
+            "Duration of the COMMIT (with its fsync) of a storage batch that needed one.",
+            metrics::LatencyBuckets())),
+        apply_commit_seconds(registry.AddHistogram(
+            "commitd_agent_apply_seconds",
+            "A decision applied durably: from reaching storage to synced (queue wait included).",
+            metrics::LatencyBuckets(), {{"outcome", "commit"}})),
+        apply_abort_seconds(registry.AddHistogram("commitd_agent_apply_seconds", "", metrics::LatencyBuckets(),
+                                                  {{"outcome", "abort"}})) {
+    metrics::AddProcessMetrics(registry);
+    metrics::AddBuildInfo(registry, "commitd_agent", this->options.version, this->options.commit);
   }
 
   static http::ClientOptions ClientOptions(const AgentOptions& options) {
@@ -51,14 +65,22 @@ struct Agent::Impl {
   HttpCoordinatorTransport coordinator_transport;
   HttpPeerTransport peer_transport;
   AsioTimers timers;
-  metrics::Registry process_metrics;  // process_* and commitd_agent_build_info, after the agent's counters
-  std::unique_ptr<SqliteStore> store;
+  // GET /metrics. The storage thread records batch sizes and fsync latencies
+  // (lock-free); everything else is read or recorded on the io thread.
+  metrics::Registry registry;
+  metrics::Histogram& storage_batch_size;
+  metrics::Histogram& fsync_seconds;
+  metrics::Histogram& apply_commit_seconds;
+  metrics::Histogram& apply_abort_seconds;
+  std::unique_ptr<SqliteStore> sqlite_store;
+  std::unique_ptr<TimedStore> store;
   std::unique_ptr<Node> node;  // declared last: it goes first
   Procedures callables;        // registered before Start(), then moved into the RM
   bool started = false;
   bool stopping = false;
 
   Status Start();
+  void AddNodeMetrics();
   void RegisterRoutes(http::Router& router, bool with_health);
   // Wraps a handler of the agent API: 503 before Start() and after Shutdown().
   http::Handler Guarded(http::Handler handler);
@@ -168,7 +190,9 @@ Status Agent::Impl::Start() {
                                              std::abort();
                                            }
                                          });
-  store = std::make_unique<SqliteStore>(*rm, *writer, timers);
+  writer->set_metrics({&storage_batch_size, &fsync_seconds});
+  sqlite_store = std::make_unique<SqliteStore>(*rm, *writer, timers);
+  store = std::make_unique<TimedStore>(*sqlite_store, apply_commit_seconds, apply_abort_seconds);
 
   self_url = options.advertise_url;
   if (!options.listen.empty()) {
@@ -189,6 +213,7 @@ Status Agent::Impl::Start() {
     if (server) server->Stop();
     return s;
   }
+  AddNodeMetrics();
   started = true;
   log::Info("agent_started", {{"name", options.name},
                               {"url", self_url},
@@ -278,6 +303,18 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
     r(http::JsonResponse(200, {{"status", "ok"}, {"name", options.name}}));
   });
   openapi::AddRoute(router, openapi::AgentDocument());  // open, like /healthz
+  // Ready: storage open, recovery done (both by Start()), registered with a coordinator.
+  router.Add("GET", "/readyz", [this](http::Request, http::Responder r) {
+    if (stopping) {
+      r(http::ErrorResponse(503, "stopping", "the agent is shutting down"));
+    } else if (!started) {
+      r(http::ErrorResponse(503, "starting", "storage is not open or recovery is not done yet"));
+    } else if (!node->registered()) {
+      r(http::ErrorResponse(503, "not_registered", "no coordinator has accepted this agent's registration yet"));
+    } else {
+      r(http::JsonResponse(200, {{"status", "ready"}, {"name", options.name}}));
+    }
+  });
   Add(router, "GET", "/metrics", [this](http::Request, http::Responder r) {
     http::Response response;
     response.content_type = "text/plain; version=0.0.4";
@@ -322,40 +359,55 @@ void Agent::Impl::HandleLocks(http::Responder respond) {
   respond(std::move(r));
 }
 
-std::string Agent::Impl::MetricsText() const {
-  auto ws = writer->stats();
-  const NodeCounters& c = node->counters();
-  std::string text;
-  auto metric = [&](const char* name, const char* type, const char* help, uint64_t value) {
-    text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-            std::to_string(value) + "\n";
+void Agent::Impl::AddNodeMetrics() {
+  const Node* n = node.get();
+  const NodeCounters* c = &n->counters();
+  auto counter = [this](const char* name, const char* help, metrics::Labels labels, const uint64_t* value) {
+    registry.AddCounterFn(name, help, std::move(labels), [value] { return static_cast<double>(*value); });
   };
-  std::size_t held_conflicts = 0;
-  for (const auto& v : node->Held()) held_conflicts += v.state == "conflict" ? 1 : 0;
-  metric("commitd_agent_prepares_total", "counter", "Prepare requests received.", c.prepares);
-  metric("commitd_agent_votes_yes_total", "counter", "Yes votes (prepared records made durable).", c.votes_yes);
-  metric("commitd_agent_votes_no_total", "counter", "No votes and tombstones.", c.votes_no);
-  metric("commitd_agent_commits_total", "counter", "Commits applied.", c.commits);
-  metric("commitd_agent_aborts_total", "counter", "Prepared records discarded by abort.", c.aborts);
-  metric("commitd_agent_precommits_total", "counter", "3PC precommits made durable.", c.precommits);
-  metric("commitd_agent_termination_rounds_total", "counter",
-         "3PC termination rounds: the coordinator was silent, so the other participants were asked.",
-         c.termination_rounds);
-  metric("commitd_agent_termination_decisions_total", "counter",
-         "3PC transactions this agent decided by termination (and told the other participants).",
-         c.termination_decisions);
-  metric("commitd_agent_apply_conflicts_total", "counter",
-         "Transactions whose changeset did not apply cleanly, each counted once.", c.apply_conflicts);
-  metric("commitd_agent_apply_conflict_attempts_total", "counter",
-         "Commit attempts that found a changeset conflict (retries included).", node->conflict_attempts());
-  metric("commitd_agent_conflicts_held", "gauge", "Prepared records in state conflict now.", held_conflicts);
-  metric("commitd_agent_transactions_held", "gauge", "Transactions held on this agent, in any state.",
-         node->Held().size());
-  metric("commitd_agent_locks_held", "gauge", "Lock keys held by prepared transactions.", node->locks().size());
-  metric("commitd_agent_storage_batches_total", "counter", "Group commits of the agent database.", ws.batches);
-  metric("commitd_agent_storage_jobs_total", "counter", "Jobs run by the storage thread.", ws.jobs);
-  text += process_metrics.Render();
-  return text;
+  counter("commitd_agent_prepares_total", "Prepare requests received.", {}, &c->prepares);
+  counter("commitd_agent_votes_total", "Votes by result (no: no votes and tombstones).", {{"result", "yes"}},
+          &c->votes_yes);
+  counter("commitd_agent_votes_total", "", {{"result", "no"}}, &c->votes_no);
+  counter("commitd_agent_commits_total", "Commits applied.", {}, &c->commits);
+  counter("commitd_agent_aborts_total", "Prepared records discarded by abort.", {}, &c->aborts);
+  counter("commitd_agent_precommits_total", "3PC precommits made durable.", {}, &c->precommits);
+  counter("commitd_agent_termination_rounds_total",
+          "3PC termination rounds: the coordinator was silent, so the other participants were asked.", {},
+          &c->termination_rounds);
+  counter("commitd_agent_termination_decisions_total",
+          "3PC transactions this agent decided by termination (and told the other participants).", {},
+          &c->termination_decisions);
+  counter("commitd_agent_apply_conflicts_total",
+          "Transactions whose changeset did not apply cleanly, each counted once.", {}, &c->apply_conflicts);
+  registry.AddCounterFn("commitd_agent_apply_conflict_attempts_total",
+                        "Commit attempts that found a changeset conflict (retries included).", {},
+                        [n] { return static_cast<double>(n->conflict_attempts()); });
+  auto held = [n](bool (*keep)(const HeldView&)) {
+    std::size_t count = 0;
+    for (const auto& v : n->Held()) count += keep(v) ? 1 : 0;
+    return static_cast<double>(count);
+  };
+  registry.AddGaugeFn("commitd_agent_conflicts_held", "Prepared records in state conflict now.", {},
+                      [held] { return held([](const HeldView& v) { return v.state == "conflict"; }); });
+  registry.AddGaugeFn("commitd_agent_transactions_held", "Transactions held on this agent, in any state.", {},
+                      [held] { return held([](const HeldView&) { return true; }); });
+  registry.AddGaugeFn("commitd_agent_prepared_records",
+                      "Durable prepared records (prepared, precommitted or conflict) waiting for a decision.", {},
+                      [held] {
+                        return held([](const HeldView& v) { return v.state != "preparing"; });
+                      });
+  registry.AddGaugeFn("commitd_agent_locks_held", "Lock keys held by prepared transactions.", {},
+                      [n] { return static_cast<double>(n->locks().size()); });
+  const BatchWriter* w = writer.get();
+  registry.AddGaugeFn("commitd_agent_storage_queue_depth", "Storage jobs waiting for the next batch.", {},
+                      [w] { return static_cast<double>(w->queue_depth()); });
+  registry.AddCounterFn("commitd_agent_storage_batches_total", "Group commits of the agent database.", {},
+                        [w] { return static_cast<double>(w->stats().batches); });
+  registry.AddCounterFn("commitd_agent_storage_jobs_total", "Jobs run by the storage thread.", {},
+                        [w] { return static_cast<double>(w->stats().jobs); });
 }
+
+std::string Agent::Impl::MetricsText() const { return registry.Render(); }
 
 }  // namespace commitd::participant

@@ -47,7 +47,8 @@ class CoordinatorTransport {
  public:
   virtual ~CoordinatorTransport() = default;
   virtual void QueryDecision(DecisionQuery query, std::function<void(DecisionAnswer)> done) = 0;
-  // Tells a coordinator the URL this participant is reached at. Ok once it accepted.
+  // Tells a coordinator the URL this participant is reached at. Ok once it
+  // accepted; InvalidArgument when it refused the token; else why it failed.
   virtual void Register(const std::string& coordinator_url, const std::string& name, const std::string& own_url,
                         std::function<void(Status)> done) = 0;
   // The URL of every member of the coordinator's group (GET /v1/cluster; a

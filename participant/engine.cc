@@ -13,11 +13,12 @@ nlohmann::json AgentError(std::string_view code, std::string_view message, const
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
 
 nlohmann::json Engine::VoteBody(const std::string& txid, bool yes, const std::string& reason,
-                                const nlohmann::json& results) const {
+                                const nlohmann::json& results, wire::VoteNoCode code) const {
   wire::Vote v;
   v.txid = txid;
   v.yes = yes;
   v.reason = reason;
+  v.no_code = code;
   v.results = results;
   return wire::ToJson(v);
 }
@@ -76,8 +77,9 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   actions_.push_back(action::Prepare{std::move(request.ops), std::move(record)});
 }
 
-void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms) {
-  ReplyAll(tx.prepare_waiters, 200, VoteBody(txid, false, reason, nlohmann::json::array()));
+void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms,
+                    wire::VoteNoCode code) {
+  ReplyAll(tx.prepare_waiters, 200, VoteBody(txid, false, reason, nlohmann::json::array(), code));
   ReplyAll(tx.abort_waiters, 200, {{"txid", txid}, {"state", "aborted"}});
   ReplyAll(tx.commit_waiters, 409, AgentError("aborted", "transaction " + txid + " voted no here", txid));
   locks_.Release(txid);
@@ -94,7 +96,8 @@ void Engine::OnPrepared(const std::string& txid, PrepareResult result, const Sta
     return;
   }
   if (!result.yes) {
-    VoteNo(txid, tx, result.reason, now_ms);
+    VoteNo(txid, tx, result.reason, now_ms,
+           result.lock_conflict ? wire::VoteNoCode::kLockConflict : wire::VoteNoCode::kOther);
     return;
   }
   // The resource manager took the keys: this copy cannot conflict.

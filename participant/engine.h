@@ -226,7 +226,8 @@ class Engine {
     int64_t at_ms = 0;
   };
 
-  void VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms);
+  void VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms,
+              wire::VoteNoCode code = wire::VoteNoCode::kOther);
   void StartCommit(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void StartAbort(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void Finish(const std::string& txid, const std::string& outcome, int64_t now_ms);
@@ -239,7 +240,7 @@ class Engine {
   void Conclude(const std::string& txid, Tx& tx, bool commit, const std::string& why);
   std::vector<wire::ParticipantRef> Peers(const Tx& tx) const;
   nlohmann::json VoteBody(const std::string& txid, bool yes, const std::string& reason,
-                          const nlohmann::json& results) const;
+                          const nlohmann::json& results, wire::VoteNoCode code = wire::VoteNoCode::kOther) const;
 
   static const char* StateName(State s);
 

@@ -120,7 +120,13 @@ void HttpCoordinatorTransport::Register(const std::string& coordinator_url, cons
   AddToken(cr, token_);
   client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) {
     if (!r.ok()) return done(r.status());
-    if (r->status != 200) return done(Status::Unavailable("HTTP " + std::to_string(r->status)));
+    if (r->status == 401 || r->status == 403) {
+      return done(Status::InvalidArgument("the coordinator refused this agent's token (--peer-token-file): HTTP " +
+                                          std::to_string(r->status) + ": " + http::ErrorMessageOf(*r)));
+    }
+    if (r->status != 200) {
+      return done(Status::Unavailable("HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r)));
+    }
     done(Status::Ok());
   });
 }

@@ -373,8 +373,21 @@ void Node::RegisterWithCoordinators() {
   const std::vector<std::string> urls = unregistered_;  // a callback may erase from unregistered_
   for (const auto& url : urls) {
     coordinators_.Register(url, options_.name, options_.self_url, [this, alive = alive_, url](Status s) {
-      if (!*alive || !s.ok()) return;
+      if (!*alive) return;
+      if (!s.ok()) {
+        // Logged when it starts failing and when the reason changes, not at every retry.
+        const std::string reason = s.code() == StatusCode::kInvalidArgument ? "wrong_token" : "unreachable";
+        std::string& last = registration_errors_[url];
+        if (last != reason) {
+          last = reason;
+          Event(log::Level::kWarn, "registration_failed",
+                {{"coordinator", url}, {"reason", reason}, {"error", s.ToString()}});
+        }
+        return;
+      }
+      registration_errors_.erase(url);
       if (std::erase(unregistered_, url) != 0) {
+        ++registered_;
         Event(log::Level::kInfo, "registered", {{"coordinator", url}, {"url", options_.self_url}});
       }
     });

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -128,6 +129,10 @@ class Node {
   const NodeCounters& counters() const { return counters_; }
   uint64_t conflict_attempts() const { return engine_->conflicts(); }
   std::size_t recovered() const { return recovered_; }
+  // Registered with at least one coordinator (true when it has none to register with).
+  bool registered() const {
+    return !options_.register_with_coordinators || options_.coordinators.empty() || registered_ > 0;
+  }
 
  private:
   RequestToken Track(ReplyFn reply);
@@ -161,6 +166,8 @@ class Node {
   // Normalized URLs (NormalizedPeerUrl) prepares are taken from: the
   // configured coordinators and the group members they listed.
   std::unordered_set<std::string> known_coordinators_;
+  std::size_t registered_ = 0;             // coordinators that accepted it
+  std::map<std::string, std::string> registration_errors_;  // coordinator URL -> the reason last logged
   std::unordered_set<std::string> conflicted_;
   NodeCounters counters_;
   std::size_t recovered_ = 0;

@@ -94,6 +94,7 @@ PrepareResult ResourceManager::Prepare(PreparedRecord& record, const std::vector
   }
   if (auto holder = locks_.FirstHolder(record.txid, execution.lock_keys)) {
     result.reason = "lock conflict with " + *holder;
+    result.lock_conflict = true;
     return result;
   }
   record.changeset = std::move(execution.changeset);

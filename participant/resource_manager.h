@@ -51,6 +51,7 @@ struct ExecutionResult {
 struct PrepareResult {
   bool yes = false;
   std::string reason;
+  bool lock_conflict = false;  // a no because another transaction holds a key
   nlohmann::json results = nlohmann::json::array();
   std::vector<std::string> lock_keys;  // taken (yes only)
 };

@@ -239,6 +239,7 @@ void Driver::Written(const std::shared_ptr<Ready>& ready, const std::shared_ptr<
   if (ready->snapshot) {
     applied_ = std::max(applied_, ready->snapshot->meta.index);
     snapshot_index_ = ready->snapshot->meta.index;
+    ++counters_.snapshots_installed;
     log::Info("snapshot_installed", {{"index", snapshot_index_}, {"bytes", ready->snapshot->data->size()}});
   }
   if (!ready->committed.empty()) applied_ = ready->committed.back().index;
@@ -299,7 +300,16 @@ void Driver::Send(std::vector<Message> messages, std::vector<HeldReply> held) {
 // Leader-ready is sticky for a term: it starts once this member, as leader,
 // has applied an entry of its own term (so every earlier decision is in the
 // state machine), and ends when it stops leading or the term changes.
+void Driver::NoteLeader() {
+  const NodeId leader = node_->leader();
+  if (leader == known_leader_) return;
+  if (leader != kNoNode) ++counters_.leader_changes;
+  known_leader_ = leader;
+  if (on_leader_change_) on_leader_change_(leader, node_->term());
+}
+
 void Driver::CheckLeadership() {
+  NoteLeader();
   const bool leader = node_->role() == Role::kLeader;
   if (!leader && waiting() > 0) FailWaiting("this member is no longer the leader");
   bool ready = false;

@@ -51,6 +51,13 @@ struct DriverOptions {
   bool unsafe_send_before_durable = false;
 };
 
+// What the driver counted since it started (metrics).
+struct DriverCounters {
+  uint64_t leader_changes = 0;       // times the leader this member knows of became another one
+  uint64_t snapshots_taken = 0;      // log compactions at a local snapshot
+  uint64_t snapshots_installed = 0;  // snapshots received from the leader and installed
+};
+
 class Driver {
  public:
   // `restored` is what raft::Storage::Load read from the queue's database.
@@ -89,6 +96,9 @@ class Driver {
   void set_before_ready(std::function<void()> fn) { before_ready_ = std::move(fn); }
   // Called with each Ready as it is taken (traces and the simulator's checks).
   void set_on_ready(std::function<void(const Ready&)> fn) { on_ready_ = std::move(fn); }
+  // Called whenever the leader this member knows of changes (kNoNode: none known).
+  void set_on_leader_change(std::function<void(NodeId leader, Term term)> fn) { on_leader_change_ = std::move(fn); }
+  const DriverCounters& counters() const { return counters_; }
 
   const Node& node() const { return *node_; }
   Index applied() const { return applied_; }
@@ -120,6 +130,7 @@ class Driver {
   void Send(std::vector<Message> messages, std::vector<HeldReply> held);
   void ScheduleTick();
   void CheckLeadership();
+  void NoteLeader();
   void FailWaiting(const std::string& why);
   void AfterApply();
   void PromoteCaughtUpLearners();
@@ -156,6 +167,9 @@ class Driver {
   std::function<void(bool)> on_leadership_;
   std::function<void()> before_ready_;
   std::function<void(const Ready&)> on_ready_;
+  std::function<void(NodeId, Term)> on_leader_change_;
+  NodeId known_leader_ = kNoNode;
+  DriverCounters counters_;
 };
 
 }  // namespace commitd::raft

@@ -44,6 +44,7 @@ void Driver::CompactLog(Index index) {
     snapshot_index_ = std::max(snapshot_index_, meta.index);
     if (stopped_) return;
     node_->CompactLog(meta.index, nullptr);
+    ++counters_.snapshots_taken;
     log::Info("snapshot_taken", {{"index", meta.index}, {"log_compacted", true}});
     Pump();
   };

@@ -106,8 +106,20 @@ class ScriptedTransport final : public AgentTransport {
   void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) override {
     done(prepared[to.name]);
   }
-  void FetchCatalog(const ParticipantRef&, int64_t, std::function<void(Result<AgentCatalog>)> done) override {
-    done(Status::Unavailable("not reachable in this test"));
+  // Health probes: answered unreachable unless the test says otherwise.
+  enum class Probe { kUnreachable, kAnswer, kHang };
+  Probe probe = Probe::kUnreachable;
+  std::map<std::string, int> probes;  // participant -> probes sent
+  std::vector<std::function<void(Result<AgentCatalog>)>> hanging;
+  void FetchCatalog(const ParticipantRef& to, int64_t, std::function<void(Result<AgentCatalog>)> done) override {
+    ++probes[to.name];
+    if (probe == Probe::kAnswer) {
+      done(AgentCatalog{});
+    } else if (probe == Probe::kHang) {
+      hanging.push_back(std::move(done));
+    } else {
+      done(Status::Unavailable("not reachable in this test"));
+    }
   }
   int Count(const std::string& kind, const std::string& txid) const {
     int n = 0;
@@ -555,6 +567,134 @@ TEST_CASE("a decision query naming another decision log is answered unknown_log 
     REQUIRE(std::get_if<PresumedAbort>(&*answer) != nullptr);
     CHECK(f.Recorded("c1-1-2-0000000000000000").has_value());
   }
+}
+
+}  // namespace
+}  // namespace commitd::coordinator
+
+namespace commitd::coordinator {
+namespace {
+
+bool Healthy(Fixture& f, const std::string& name) {
+  for (const auto& p : f.node().Participants()) {
+    if (p.entry.name == name) return p.healthy;
+  }
+  FAIL("not registered: " << name);
+  return false;
+}
+
+TEST_CASE("a participant is healthy only while it answers probes; a silent one turns unhealthy") {
+  Fixture f;
+  f.agents().probe = ScriptedTransport::Probe::kAnswer;
+  f.Start();
+  f.Store();
+  CHECK(Healthy(f, "bank-a"));
+  // It stops answering (a stopped process): the probe hangs, no error comes.
+  f.agents().probe = ScriptedTransport::Probe::kHang;
+  f.timers().Advance(2'000);
+  CHECK(Healthy(f, "bank-a"));  // answered 2 s ago: within 3 intervals
+  f.timers().Advance(2'100);
+  CHECK_FALSE(Healthy(f, "bank-a"));
+  // One probe in flight per participant, however long it hangs.
+  CHECK(f.agents().hanging.size() == 2);
+  // It answers again.
+  f.agents().probe = ScriptedTransport::Probe::kAnswer;
+  for (auto& done : f.agents().hanging) done(AgentCatalog{});
+  CHECK(Healthy(f, "bank-a"));
+}
+
+TEST_CASE("probes of an unreachable participant back off exponentially up to the cap") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  const int at_start = f.agents().probes["bank-a"];
+  f.timers().Advance(60'000);
+  const int in_a_minute = f.agents().probes["bank-a"] - at_start;
+  // Every second that would be 60; after 1, 2, 4, 8, 16 s and then every 30 s it is about 6.
+  CHECK(in_a_minute >= 4);
+  CHECK(in_a_minute <= 8);
+  CHECK_FALSE(Healthy(f, "bank-a"));
+  // Once it answers, every interval again.
+  f.agents().probe = ScriptedTransport::Probe::kAnswer;
+  f.timers().Advance(31'000);
+  CHECK(Healthy(f, "bank-a"));
+  const int after = f.agents().probes["bank-a"];
+  f.timers().Advance(5'000);
+  CHECK(f.agents().probes["bank-a"] - after >= 4);
+}
+
+TEST_CASE("abort reasons are counted by class") {
+  Fixture f(/*max_in_flight=*/1);
+  f.Start();
+  f.Store();
+  // A no vote because of a lock conflict.
+  std::string txid = Submitted(f);
+  wire::Vote no;
+  no.txid = txid;
+  no.yes = false;
+  no.reason = "lock conflict with t0";
+  no.no_code = wire::VoteNoCode::kLockConflict;
+  f.agents().votes.back()(no);
+  f.Store();
+  // Refused at admission while one is undecided.
+  Submitted(f);
+  std::optional<SubmitResult> refused;
+  f.node().Submit({Transfer(), ""}, [&](SubmitResult r) { refused = std::move(r); });
+  REQUIRE(refused.has_value());
+  // The undecided one times out.
+  f.timers().Advance(1'500);
+  f.Store();
+  const NodeMetrics& m = f.node().metrics();
+  CHECK(m.aborts_by_reason[static_cast<std::size_t>(AbortReason::kLockConflict)] == 1);
+  CHECK(m.aborts_by_reason[static_cast<std::size_t>(AbortReason::kOverload)] == 1);
+  CHECK(m.aborts_by_reason[static_cast<std::size_t>(AbortReason::kTimeout)] == 1);
+  CHECK(m.aborts_by_reason[static_cast<std::size_t>(AbortReason::kVoteNo)] == 0);
+  CHECK(m.aborted == 2);
+}
+
+TEST_CASE("a participant is removed durably, never while a transaction names it, never when configured") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<std::optional<NodeError>> put;
+  f.node().PutParticipant("bank-c", "http://127.0.0.1:7103", [&](std::optional<NodeError> e) { put = e; });
+  f.Store();
+  REQUIRE(put.has_value());
+  REQUIRE_FALSE(put->has_value());
+
+  std::optional<std::optional<NodeError>> removed;
+  auto remove = [&](const std::string& name) {
+    removed.reset();
+    f.node().RemoveParticipant(name, [&](std::optional<NodeError> e) { removed = e; });
+    f.Store();
+    REQUIRE(removed.has_value());
+  };
+  remove("bank-a");
+  REQUIRE(removed->has_value());
+  CHECK((*removed)->kind == NodeErrorKind::kParticipantInUse);  // configured with --participant
+  remove("nobody");
+  REQUIRE(removed->has_value());
+  CHECK((*removed)->kind == NodeErrorKind::kNotFound);
+
+  // A transaction naming bank-c is undecided: refused.
+  wire::TxRequest tx = Transfer();
+  tx.branches[1].participant = "bank-c";
+  f.node().Submit({tx, ""}, [](SubmitResult) {});
+  remove("bank-c");
+  REQUIRE(removed->has_value());
+  CHECK((*removed)->kind == NodeErrorKind::kParticipantInUse);
+  // Finished (aborted at its deadline, acked by both): removed.
+  f.timers().Advance(1'500);
+  f.Store();
+  for (auto& ack : f.agents().acks) ack(DecisionAck::kAcked);
+  f.Store();
+  CHECK(f.node().active() == 0);
+  remove("bank-c");
+  CHECK_FALSE(removed->has_value());
+  for (const auto& p : f.node().Participants()) CHECK(p.entry.name != "bank-c");
+  f.Restart();
+  f.Store();
+  for (const auto& p : f.node().Participants()) CHECK(p.entry.name != "bank-c");
 }
 
 }  // namespace

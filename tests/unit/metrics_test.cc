@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/metrics.h"
 #include "tests/unit/support/temp_dir.h"
@@ -51,6 +53,59 @@ TEST_CASE("histograms have cumulative buckets, +Inf, sum and count") {
   CHECK(Contains(text, "commitd_x_seconds_bucket{protocol=\"2pc\",le=\"+Inf\"} 4\n"));
   CHECK(Contains(text, "commitd_x_seconds_sum{protocol=\"2pc\"} 3.0515\n"));
   CHECK(Contains(text, "commitd_x_seconds_count{protocol=\"2pc\"} 4\n"));
+}
+
+TEST_CASE("a labelled family resolves each child once and renders every child under one name") {
+  Registry r;
+  HistogramFamily rtt(r, "commitd_participant_round_trip_seconds", "Round trips.", {"participant", "phase"},
+                      {0.01, 0.1});
+  CounterFamily errors(r, "commitd_participant_errors_total", "Errors.", {"participant", "kind"});
+  Histogram& a_prepare = rtt.With({"bank-a", "prepare"});
+  CHECK(&rtt.With({"bank-a", "prepare"}) == &a_prepare);
+  CHECK(&rtt.With({"bank-b", "prepare"}) != &a_prepare);
+  a_prepare.Observe(0.005);
+  errors.With({"bank-a", "timeout"}).Inc();
+  errors.With({"bank-b", "unreachable"}).Inc(2);
+  std::string text = r.Render();
+  CHECK(Contains(text, "commitd_participant_round_trip_seconds_bucket{participant=\"bank-a\",phase=\"prepare\",le=\"0.01\"} 1\n"));
+  CHECK(Contains(text, "commitd_participant_round_trip_seconds_count{participant=\"bank-b\",phase=\"prepare\"} 0\n"));
+  CHECK(Contains(text, "commitd_participant_errors_total{participant=\"bank-b\",kind=\"unreachable\"} 2\n"));
+  // A removed participant's series go; the rest stay.
+  errors.Remove({"bank-b", "unreachable"});
+  rtt.Remove({"bank-b", "prepare"});
+  text = r.Render();
+  CHECK(!Contains(text, "bank-b"));
+  CHECK(Contains(text, "commitd_participant_errors_total{participant=\"bank-a\",kind=\"timeout\"} 1\n"));
+  // Made again after removal: from zero.
+  CHECK(errors.With({"bank-b", "unreachable"}).value() == 0);
+}
+
+TEST_CASE("a family whose every series was removed renders nothing") {
+  Registry r;
+  GaugeFamily healthy(r, "commitd_participant_healthy", "Health.", {"participant"});
+  healthy.With({"bank-a"}).Set(1);
+  healthy.Remove({"bank-a"});
+  CHECK(r.Render().empty());
+}
+
+TEST_CASE("recording from several threads loses nothing") {
+  Registry r;
+  Histogram& h = r.AddHistogram("commitd_x_seconds", "X.", {0.5});
+  Counter& c = r.AddCounter("commitd_x_total", "X.");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) {
+        h.Observe(i % 2 == 0 ? 0.25 : 1.0);
+        c.Inc();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(h.count() == 40000);
+  CHECK(h.Cumulative()[0] == 20000);
+  CHECK(h.sum() == doctest::Approx(20000 * 0.25 + 20000 * 1.0));
+  CHECK(c.value() == 40000);
 }
 
 TEST_CASE("process metrics and build info read real values") {

@@ -260,6 +260,18 @@ TEST_CASE("Vote round-trips") {
   CHECK_FALSE(back->yes);
   CHECK(back->reason == "lock conflict with t-1");
   CHECK(back->results == json::array());
+  CHECK(back->no_code == VoteNoCode::kOther);
+  CHECK_FALSE(ToJson(no).contains("code"));
+
+  // A no because of a lock conflict says so in "code"; an unknown code is a plain no.
+  Vote conflict{"t-3", false, "lock conflict with t-1", json::array(), VoteNoCode::kLockConflict};
+  CHECK(ToJson(conflict)["code"] == "lock_conflict");
+  back = ParseVote(ToJson(conflict).dump());
+  REQUIRE(back.ok());
+  CHECK(back->no_code == VoteNoCode::kLockConflict);
+  back = ParseVote(R"({"txid":"t-4","vote":"no","reason":"x","code":"something_newer"})");
+  REQUIRE(back.ok());
+  CHECK(back->no_code == VoteNoCode::kOther);
 
   back = ParseVote(R"({"txid":"t","vote":"no"})");
   REQUIRE(back.ok());
