@@ -101,6 +101,10 @@ Rendered Error(const NodeError& error) {
       return {409, ErrorBody("decision_conflict", error.message)};
     case NodeErrorKind::kUnknownLog:
       return {404, ErrorBody("unknown_log", error.message)};
+    case NodeErrorKind::kForgotten:
+      return {404, ErrorBody("forgotten", error.message)};
+    case NodeErrorKind::kKeyForgotten:
+      return {409, ErrorBody("forgotten", error.message)};
   }
   return {500, ErrorBody("internal", error.message)};
 }

@@ -77,7 +77,7 @@ namespace {
 // below. Format 1 was a JSON object; such entries (from raft.db files written
 // before) still decode: a JSON object starts with '{', never with kFormat.
 constexpr uint8_t kFormat = 2;
-enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5 };
+enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5, kForgetFinished = 6 };
 
 uint8_t OutcomeCode(Outcome o) {
   switch (o) {
@@ -134,6 +134,11 @@ struct CommandWriter {
     w.U8(kMember);
     w.Bytes(m.id);
     w.Bytes(m.url);
+  }
+  void operator()(const command::ForgetFinished& f) const {
+    w.U8(kForgetFinished);
+    w.I64(f.cutoff_ms);
+    w.U32(f.limit);
   }
 };
 
@@ -203,6 +208,12 @@ Result<Command> DecodeBinary(bytes::Reader& r) {
       m.id = r.Bytes();
       m.url = r.Bytes();
       return Command(std::move(m));
+    }
+    case kForgetFinished: {
+      command::ForgetFinished f;
+      f.cutoff_ms = r.I64();
+      f.limit = r.U32();
+      return Command(f);
     }
     default:
       return Status::Corruption("raft entry: unknown op");

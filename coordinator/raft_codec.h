@@ -43,9 +43,13 @@ struct SetMember {  // a group member's URL, before it is added (empty url: forg
   std::string id;
   std::string url;
 };
+struct ForgetFinished {  // retention: DecisionStore::ForgetFinishedBefore(cutoff_ms, limit)
+  int64_t cutoff_ms = 0;
+  uint32_t limit = 0;
+};
 }  // namespace command
-using Command =
-    std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember, command::FinishMany>;
+using Command = std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember,
+                             command::FinishMany, command::ForgetFinished>;
 
 std::string EncodeCommand(const Command& c);
 Result<Command> DecodeCommand(std::string_view data);

@@ -534,6 +534,9 @@ void Service::Impl::HandleMetrics(http::Responder respond) {
          m.precommits_sent);
   metric("commitd_presumed_aborts_swept_total", "counter",
          "Prepared transactions of a previous incarnation or leader with no decision, aborted at takeover.", m.swept);
+  metric("commitd_decisions_forgotten_total", "counter",
+         "Finished decisions deleted after decision_retention_ms by this coordinator (as leader, in a group).",
+         m.forgotten);
   metric("commitd_requests_forwarded_total", "counter", "Client requests a follower passed to the leader.",
          forwarded);
   metric("commitd_transactions_undecided", "gauge", "Transactions waiting for votes.", node->undecided());
