@@ -41,6 +41,7 @@ struct Config {
   int64_t raft_election_timeout_ms = 150;    // coordinator group: followers campaign after 1-2x this without a leader
   int64_t raft_heartbeat_ms = 50;            // coordinator group: leader heartbeat interval
   int64_t raft_snapshot_entries = 10'000;    // coordinator group: snapshot (and truncate the log) every this many entries
+  int64_t decision_retention_ms = 604'800'000; // finished decisions (and their Idempotency-Keys' answers) are deleted after this (7 days)
 
   // Participant agent.
   int64_t resolve_initial_ms = 200;          // first delay of asking the coordinator about an in-doubt record

@@ -110,6 +110,11 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, OpenOp
   if (!options.read_only) {
     if (options.wal) {
       if (Status s = db->Exec("PRAGMA journal_mode=WAL"); !s.ok()) return s;
+      // The automatic checkpoint (every 1000 pages) lets the WAL start over
+      // from its beginning; this cuts the file back to 64 MiB when it does, so
+      // a burst (or a long reader holding the checkpoint back) does not leave
+      // it large for good.
+      if (Status s = db->Exec("PRAGMA journal_size_limit=67108864"); !s.ok()) return s;
     }
     if (Status s = db->Exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
         !s.ok())

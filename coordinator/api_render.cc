@@ -105,6 +105,10 @@ Rendered Error(const NodeError& error) {
       return {404, ErrorBody("not_found", error.message)};
     case NodeErrorKind::kParticipantInUse:
       return {409, ErrorBody("participant_in_use", error.message)};
+    case NodeErrorKind::kForgotten:
+      return {404, ErrorBody("forgotten", error.message)};
+    case NodeErrorKind::kKeyForgotten:
+      return {409, ErrorBody("forgotten", error.message)};
   }
   return {500, ErrorBody("internal", error.message)};
 }

@@ -50,6 +50,12 @@ Status DecisionStateMachine::ApplyCommand(sqlite::Database& db, const raft::Entr
     }
     return Status::Ok();
   }
+  if (auto* forget = std::get_if<command::ForgetFinished>(&*command)) {
+    auto n = store.ForgetFinishedBefore(forget->cutoff_ms, forget->limit);
+    if (!n.ok()) return n.status();
+    last_forgotten_ = *n;
+    return Status::Ok();
+  }
   return Status::Internal("unhandled command");
 }
 

@@ -9,6 +9,7 @@
 // AfterDurable and the callback on the owner's.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -38,6 +39,8 @@ class DecisionStateMachine final : public raft::StateMachine {
   void set_on_member_url(std::function<void(const std::string& id, const std::string& url)> fn) {
     on_member_url_ = std::move(fn);
   }
+  // How many decisions the last applied ForgetFinished deleted (read once its proposal completed).
+  std::size_t last_forgotten() const { return last_forgotten_.load(); }
 
  private:
   Status ApplyCommand(sqlite::Database& db, const raft::Entry& entry);
@@ -48,6 +51,7 @@ class DecisionStateMachine final : public raft::StateMachine {
   // Storage thread to owner's thread: URLs applied since the last AfterDurable.
   std::vector<command::SetMember> member_urls_;
   std::function<void(const std::string&, const std::string&)> on_member_url_;
+  std::atomic<std::size_t> last_forgotten_{0};
 };
 
 }  // namespace commitd::coordinator

@@ -1,7 +1,11 @@
 #include "coordinator/decision_store.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
+
+#include "common/auth.h"
+#include "coordinator/txid_issuer.h"
 
 namespace commitd::coordinator {
 
@@ -39,6 +43,15 @@ CREATE TABLE IF NOT EXISTS participants (
   url TEXT NOT NULL,
   updated_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS forgotten_txids (
+  coordinator TEXT NOT NULL,
+  incarnation INTEGER NOT NULL,
+  max_sequence INTEGER NOT NULL,
+  PRIMARY KEY (coordinator, incarnation)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS forgotten_keys (
+  key_hash INTEGER PRIMARY KEY
+);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2');
 )sql";
 
@@ -50,6 +63,7 @@ UPDATE meta SET value = '2' WHERE key = 'schema_version';
 // After any upgrade: the column exists by then.
 constexpr std::string_view kIndexes = R"sql(
 CREATE INDEX IF NOT EXISTS decisions_heuristic ON decisions(heuristic) WHERE heuristic = 1;
+CREATE INDEX IF NOT EXISTS decisions_finished_order ON decisions(finished_ms, txid) WHERE finished = 1;
 )sql";
 
 constexpr char kColumns[] =
@@ -406,16 +420,54 @@ Result<uint64_t> DecisionStore::NextIncarnation() {
   return value;
 }
 
-Status DecisionStore::CheckIntegrity() {
+namespace {
+
+// One PRAGMA quick_check, Corruption naming the file unless it says "ok".
+Status QuickCheck(sqlite::Database& db, const std::string& pragma) {
   sqlite::Statement* stmt;
-  if (Status s = Prepare(db_, "PRAGMA quick_check(1)", &stmt); !s.ok()) {
-    return Status::Corruption(db_.path() + ": damaged, cannot be checked: " + s.message());
+  if (Status s = Prepare(db, pragma, &stmt); !s.ok()) {
+    return Status::Corruption(db.path() + ": damaged, cannot be checked: " + s.message());
   }
   std::string verdict = stmt->Step() ? stmt->Text(0) : std::string();
   Status step = stmt->status();
   stmt->Reset();
+  if (!step.ok()) return Status::Corruption(db.path() + ": damaged: " + step.message());
+  if (verdict != "ok") return Status::Corruption(db.path() + ": damaged: " + verdict);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status DecisionStore::CheckIntegrity() {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size", &stmt);
+      !s.ok()) {
+    return Status::Corruption(db_.path() + ": damaged, cannot be checked: " + s.message());
+  }
+  const int64_t bytes = stmt->Step() ? stmt->Int(0) : 0;
+  Status step = stmt->status();
+  stmt->Reset();
   if (!step.ok()) return Status::Corruption(db_.path() + ": damaged: " + step.message());
-  if (verdict != "ok") return Status::Corruption(db_.path() + ": damaged: " + verdict);
+  if (bytes <= kFullIntegrityCheckBytes) return QuickCheck(db_, "PRAGMA quick_check(1)");
+  // A large log: the whole-file check would read all of it (seconds per
+  // hundred MiB) before serving. Check every table but the decisions; their
+  // pages are checked by SQLite as they are read, the unfinished ones at
+  // recovery first.
+  if (Status s = Prepare(db_,
+                         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT IN ('decisions') "
+                         "AND name NOT LIKE 'sqlite_%'",
+                         &stmt);
+      !s.ok()) {
+    return Status::Corruption(db_.path() + ": damaged, cannot be checked: " + s.message());
+  }
+  std::vector<std::string> tables;
+  while (stmt->Step()) tables.push_back(stmt->Text(0));
+  step = stmt->status();
+  stmt->Reset();
+  if (!step.ok()) return Status::Corruption(db_.path() + ": damaged: " + step.message());
+  for (const std::string& table : tables) {
+    if (Status s = QuickCheck(db_, "PRAGMA quick_check(" + sqlite::QuoteIdentifier(table) + ")"); !s.ok()) return s;
+  }
   return Status::Ok();
 }
 
@@ -484,6 +536,169 @@ Result<int64_t> DecisionStore::Count(std::optional<Outcome> outcome, bool heuris
   stmt->Reset();
   if (!s.ok()) return s;
   return n;
+}
+
+int64_t KeyHash(const std::string& key) {
+  const auth::Digest digest = auth::Sha256(key);
+  int64_t hash = 0;
+  std::memcpy(&hash, digest.data(), sizeof(hash));
+  return hash;
+}
+
+namespace {
+
+// Inside a savepoint: what was forgotten is remembered together with the deletion, or neither.
+Status ForgetRows(sqlite::Database& db, int64_t cutoff_ms, std::size_t limit, std::size_t* forgotten) {
+  sqlite::Statement* select;
+  if (Status s = Prepare(db,
+                         // INDEXED BY: without it the planner takes decisions_finished
+                         // (finished = 1) and sorts every finished row, each time.
+                         "SELECT txid, idempotency_key FROM decisions INDEXED BY decisions_finished_order "
+                         "WHERE finished = 1 AND finished_ms < ?1 ORDER BY finished_ms, txid LIMIT ?2",
+                         &select);
+      !s.ok())
+    return s;
+  select->Bind(1, cutoff_ms).Bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, 1'000'000)));
+  std::vector<std::pair<std::string, std::string>> rows;
+  while (select->Step()) rows.emplace_back(select->Text(0), select->Text(1));
+  Status step = select->status();
+  select->Reset();
+  if (!step.ok()) return step;
+  sqlite::Statement* horizon;
+  if (Status s = Prepare(db,
+                         "INSERT INTO forgotten_txids(coordinator, incarnation, max_sequence) VALUES (?1, ?2, ?3) "
+                         "ON CONFLICT(coordinator, incarnation) DO UPDATE SET "
+                         "max_sequence = max(max_sequence, excluded.max_sequence)",
+                         &horizon);
+      !s.ok())
+    return s;
+  sqlite::Statement* key;
+  if (Status s = Prepare(db, "INSERT OR IGNORE INTO forgotten_keys(key_hash) VALUES (?1)", &key); !s.ok()) return s;
+  sqlite::Statement* erase;
+  if (Status s = Prepare(db, "DELETE FROM decisions WHERE txid = ?1", &erase); !s.ok()) return s;
+  constexpr uint64_t kMaxSequence = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  for (const auto& [txid, idempotency_key] : rows) {
+    if (std::optional<TxidParts> parts = ParseTxid(txid)) {
+      horizon->Bind(1, parts->coordinator)
+          .Bind(2, static_cast<int64_t>(std::min(parts->incarnation, kMaxSequence)))
+          .Bind(3, static_cast<int64_t>(std::min(parts->sequence, kMaxSequence)));
+      if (Status s = horizon->Run(); !s.ok()) return s;
+    }
+    if (!idempotency_key.empty()) {
+      key->Bind(1, KeyHash(idempotency_key));
+      if (Status s = key->Run(); !s.ok()) return s;
+    }
+    erase->Bind(1, txid);
+    if (Status s = erase->Run(); !s.ok()) return s;
+  }
+  *forgotten = rows.size();
+  if (!rows.empty()) {
+    sqlite::Statement* meta;
+    if (Status s = Prepare(db,
+                           "INSERT INTO meta(key, value) VALUES ('forgotten_before_ms', ?1) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+                           "WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                           &meta);
+        !s.ok())
+      return s;
+    meta->Bind(1, std::to_string(cutoff_ms));
+    if (Status s = meta->Run(); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::size_t> DecisionStore::ForgetFinishedBefore(int64_t cutoff_ms, std::size_t limit) {
+  if (Status s = db_.Exec("SAVEPOINT forget_finished"); !s.ok()) return s;
+  std::size_t forgotten = 0;
+  Status s = ForgetRows(db_, cutoff_ms, limit, &forgotten);
+  if (!s.ok()) {
+    db_.Exec("ROLLBACK TO forget_finished");
+    db_.Exec("RELEASE forget_finished");
+    return s;
+  }
+  if (Status r = db_.Exec("RELEASE forget_finished"); !r.ok()) return r;
+  return forgotten;
+}
+
+Result<bool> DecisionStore::TxidForgotten(const std::string& txid) {
+  std::optional<TxidParts> parts = ParseTxid(txid);
+  if (!parts) return false;
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_,
+                         "SELECT 1 FROM forgotten_txids WHERE coordinator = ?1 AND incarnation = ?2 "
+                         "AND max_sequence >= ?3",
+                         &stmt);
+      !s.ok())
+    return s;
+  stmt->Bind(1, parts->coordinator)
+      .Bind(2, static_cast<int64_t>(std::min(parts->incarnation, kMax)))
+      .Bind(3, static_cast<int64_t>(std::min(parts->sequence, kMax)));
+  const bool found = stmt->Step();
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return found;
+}
+
+Result<bool> DecisionStore::KeyForgotten(const std::string& key) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "SELECT 1 FROM forgotten_keys WHERE key_hash = ?1", &stmt); !s.ok()) return s;
+  stmt->Bind(1, KeyHash(key));
+  const bool found = stmt->Step();
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return found;
+}
+
+Result<ForgottenState> DecisionStore::Forgotten() {
+  ForgottenState out;
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "SELECT coordinator, incarnation, max_sequence FROM forgotten_txids "
+                              "ORDER BY coordinator, incarnation", &stmt);
+      !s.ok())
+    return s;
+  while (stmt->Step()) out.txids.push_back({stmt->Text(0), stmt->Int(1), stmt->Int(2)});
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  if (s = Prepare(db_, "SELECT key_hash FROM forgotten_keys ORDER BY key_hash", &stmt); !s.ok()) return s;
+  while (stmt->Step()) out.key_hashes.push_back(stmt->Int(0));
+  s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  if (s = Prepare(db_, "SELECT value FROM meta WHERE key = 'forgotten_before_ms'", &stmt); !s.ok()) return s;
+  if (stmt->Step()) out.before_ms = std::atoll(stmt->Text(0).c_str());
+  s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status DecisionStore::RestoreForgotten(const ForgottenState& state) {
+  if (Status s = db_.Exec("DELETE FROM forgotten_txids; DELETE FROM forgotten_keys; "
+                          "DELETE FROM meta WHERE key = 'forgotten_before_ms'");
+      !s.ok())
+    return s;
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db_, "INSERT OR REPLACE INTO forgotten_txids(coordinator, incarnation, max_sequence) "
+                              "VALUES (?1, ?2, ?3)", &stmt);
+      !s.ok())
+    return s;
+  for (const auto& t : state.txids) {
+    stmt->Bind(1, t.coordinator).Bind(2, t.incarnation).Bind(3, t.max_sequence);
+    if (Status s = stmt->Run(); !s.ok()) return s;
+  }
+  if (Status s = Prepare(db_, "INSERT OR IGNORE INTO forgotten_keys(key_hash) VALUES (?1)", &stmt); !s.ok()) return s;
+  for (int64_t h : state.key_hashes) {
+    stmt->Bind(1, h);
+    if (Status s = stmt->Run(); !s.ok()) return s;
+  }
+  if (state.before_ms != 0) return SetMetaValue(db_, "forgotten_before_ms", std::to_string(state.before_ms));
+  return Status::Ok();
 }
 
 }  // namespace commitd::coordinator

@@ -21,6 +21,24 @@
 
 namespace commitd::coordinator {
 
+// What retention deleted, as far as later questions need it: per txid issuer
+// (coordinator id, incarnation) the highest sequence of a deleted decision,
+// and the Idempotency-Keys of deleted decisions (the first 8 bytes of their
+// SHA-256).
+struct ForgottenState {
+  struct Issuer {
+    std::string coordinator;
+    int64_t incarnation = 0;
+    int64_t max_sequence = 0;
+  };
+  std::vector<Issuer> txids;
+  std::vector<int64_t> key_hashes;
+  int64_t before_ms = 0;  // the newest cutoff that deleted anything (0: none)
+};
+
+// The first 8 bytes of the key's SHA-256, as stored in forgotten_keys.
+int64_t KeyHash(const std::string& key);
+
 class DecisionStore {
  public:
   // db must outlive the store.
@@ -64,6 +82,10 @@ class DecisionStore {
   // earlier ones. Durable once the caller's transaction commits.
   Result<uint64_t> NextIncarnation();
   // PRAGMA quick_check: Corruption naming the file if the file is damaged.
+  // Above kFullIntegrityCheckBytes every table but the decisions is checked
+  // (the decisions' pages are checked as SQLite reads them), so that a start
+  // does not read the whole history first.
+  static constexpr int64_t kFullIntegrityCheckBytes = 64 << 20;
   Status CheckIntegrity();
 
   Result<std::optional<DecisionRecord>> FindByTxid(const std::string& txid);
@@ -76,6 +98,22 @@ class DecisionStore {
   // Every decision, oldest first, until fn returns an error (which is returned).
   Status ForEach(const std::function<Status(const DecisionRecord&)>& fn);
   Result<int64_t> Count(std::optional<Outcome> outcome, bool heuristic_only);
+
+  // Retention: deletes up to `limit` finished decisions with finished_ms <
+  // cutoff_ms, oldest first (deterministic: the same rows on every group
+  // member with the same state), and remembers what they covered
+  // (ForgottenState), all or nothing. Returns how many were deleted.
+  // Unfinished decisions are never deleted.
+  Result<std::size_t> ForgetFinishedBefore(int64_t cutoff_ms, std::size_t limit);
+  // A txid in the issuer's format whose (coordinator, incarnation) had a
+  // decision with this or a higher sequence deleted: if it had a record, the
+  // record is gone. False for anything else.
+  Result<bool> TxidForgotten(const std::string& txid);
+  // The key belonged to a decision that was deleted.
+  Result<bool> KeyForgotten(const std::string& key);
+  Result<ForgottenState> Forgotten();
+  // Replaces what Forgotten() returns (a group member's snapshot).
+  Status RestoreForgotten(const ForgottenState& state);
 
  private:
   Result<std::optional<DecisionRecord>> FindOne(const std::string& sql, const std::string& key);

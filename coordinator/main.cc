@@ -1,6 +1,7 @@
 // commitd: the coordinator process (design A.2).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <charconv>
 #include <iostream>
 #include <set>
 
@@ -22,7 +23,8 @@ constexpr const char* kUsage = R"(usage: commitd --id ID --listen HOST:PORT --da
                [--auth-file FILE] [--peer-token-file FILE] [--insecure] [--token SECRET]
                [--tls-cert FILE --tls-key FILE] [--tls-ca FILE] [--tls-require-client-cert]
                [--tls-client-cert FILE --tls-client-key FILE]
-               [--peers ID=URL,... [--join]] [--log-level LEVEL] [--failpoint NAME]...
+               [--peers ID=URL,... [--join]] [--decision-retention-ms MS]
+               [--log-level LEVEL] [--failpoint NAME]...
        commitd --version | --help
 
 Runs a commitd coordinator: the HTTP API of docs/api.md on --listen, the
@@ -32,6 +34,8 @@ and the timeouts and limits of docs/configuration.md; flags given here win.
 --peers (3, 5 or 7 members, this one included) makes it a member of a Raft
 group, with everything in DIR/raft.db (docs/coordinator_group.md); with --join
 it is a new member of a running group and waits until `commitctl cluster add`.
+--decision-retention-ms: finished decisions are deleted this long after every
+participant acknowledged them (default 7 days; config decision_retention_ms).
 --log-level: debug, info (default), warn or error; logs are JSON lines on stderr.
 --auth-file: the tokens and roles every route but /healthz and /readyz needs;
 without it, a non-loopback --listen needs --insecure. --peer-token-file: the
@@ -49,7 +53,7 @@ std::set<std::string> Join(std::set<std::string> a, const std::set<std::string>&
 }
 
 const std::set<std::string> kValued = Join(
-    {"id", "listen", "data-dir", "participant", "config", "peers", "failpoint", "log-level"}, commitd::AccessValuedFlags());
+    {"id", "listen", "data-dir", "participant", "config", "peers", "failpoint", "log-level", "decision-retention-ms"}, commitd::AccessValuedFlags());
 const std::set<std::string> kSwitches = Join({"join"}, commitd::AccessSwitches());
 const commitd::Program kProgram("commitd", kUsage);
 
@@ -113,6 +117,14 @@ int main(int argc, char** argv) {
   options.server_tls = std::move(access->server_tls);
   options.client_tls = std::move(access->client_tls);
   options.config = config.value();
+  if (auto retention = flags->Get("decision-retention-ms")) {
+    int64_t ms = 0;
+    auto [end, ec] = std::from_chars(retention->data(), retention->data() + retention->size(), ms);
+    if (ec != std::errc() || end != retention->data() + retention->size() || ms <= 0) {
+      return UsageError("--decision-retention-ms must be a positive number of milliseconds, got '" + *retention + "'");
+    }
+    options.config.decision_retention_ms = ms;
+  }
   options.version = kVersion;
   options.commit = kGitCommit;
   log::SetComponent("commitd/" + options.id);

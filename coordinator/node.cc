@@ -31,6 +31,7 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   o.health_stale_probes = config.health_stale_probes;
   o.health_backoff_max_ms = config.health_backoff_max_ms;
   o.catalog_timeout_ms = config.connect_timeout_ms;
+  o.decision_retention_ms = config.decision_retention_ms;
   o.engine = EngineOptionsFor(config, std::move(self_url));
   return o;
 }
@@ -104,6 +105,7 @@ Status Node::Start() {
   ScheduleTick();
   for (const auto& [name, p] : registry_) Probe(name);
   ScheduleHealth();
+  ScheduleForget(ForgetIntervalMs(options_.decision_retention_ms));
   if (!group()) SweepUndecided();
   return Status::Ok();
 }
@@ -130,7 +132,8 @@ void Node::Resume(RecoveredLog recovered) {
   for (const auto& e : options_.participants) registry_[e.name].entry = e;
   const int64_t now = timers_.NowMs();
   for (auto& record : recovered.unfinished) {
-    log::Info("resume_transaction", {{"txid", record.txid}, {"outcome", OutcomeName(record.outcome)}});
+    // Debug: a restart with thousands to resume would spend its start writing them.
+    log::Debug("resume_transaction", {{"txid", record.txid}, {"outcome", OutcomeName(record.outcome)}});
     engine_->Resume(std::move(record), now);
   }
   Pump();
@@ -354,6 +357,37 @@ void Node::ScheduleTick() {
     engine_->Tick(timers_.NowMs());
     Pump();
     ScheduleTick();
+  });
+}
+
+int64_t ForgetIntervalMs(int64_t retention_ms) { return std::clamp<int64_t>(retention_ms / 10, 10, 1'000); }
+
+// Only a node that may write (a single coordinator, a group's leader) deletes;
+// a group's followers delete when they apply the leader's command.
+void Node::ScheduleForget(int64_t delay_ms) {
+  timers_.After(delay_ms, [this, alive = std::weak_ptr<bool>(alive_)] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    const int64_t interval = ForgetIntervalMs(options_.decision_retention_ms);
+    if (!txids_ || stopping_) {
+      ScheduleForget(interval);
+      return;
+    }
+    const int64_t cutoff = timers_.NowMs() - options_.decision_retention_ms;
+    log_.ForgetFinished(cutoff, kForgetBatch, [this, interval, alive = std::weak_ptr<bool>(alive_)](
+                                                   Result<std::size_t> forgotten) {
+      auto a = alive.lock();
+      if (!a || !*a) return;
+      if (!forgotten.ok()) {
+        if (forgotten.status().code() != StatusCode::kUnavailable) {
+          log::Warn("forget_failed", {{"error", forgotten.status().ToString()}});
+        }
+        ScheduleForget(interval);
+        return;
+      }
+      metrics_.forgotten += *forgotten;
+      ScheduleForget(*forgotten == kForgetBatch ? 0 : interval);
+    });
   });
 }
 

@@ -51,6 +51,7 @@ struct NodeOptions {
   int64_t health_backoff_max_ms = 30'000;  // an unreachable participant: probed after 1, 2, 4, ... intervals
   int64_t catalog_timeout_ms = 0;    // fetching an unknown catalog while a client waits
   int64_t shutdown_grace_ms = 2'000; // how long shutdown waits for decision delivery
+  int64_t decision_retention_ms = Config{}.decision_retention_ms;  // finished decisions are deleted after this
   EngineOptions engine;
   // Test-only fault switch (the simulator's planted bug), never set by the
   // binary: a presumed abort is answered without being recorded first.
@@ -73,6 +74,8 @@ enum class NodeErrorKind {
   kUnknownLog,        // a decision query about a record prepared under another decision log: no answer here
   kNotFound,          // no such participant
   kParticipantInUse,  // the participant holds undecided or undelivered transactions, or is configured
+  kForgotten,         // the txid's record was deleted after decision_retention_ms: its outcome is not known here
+  kKeyForgotten,      // the Idempotency-Key's decision was deleted after retention: not run again
 };
 struct NodeError {
   NodeErrorKind kind;
@@ -153,7 +156,14 @@ struct NodeMetrics {
   uint64_t commits_unknown_at_participant = 0;  // commit deliveries answered unknown_transaction
   uint64_t precommits_sent = 0;
   uint64_t swept = 0;  // undecided transactions presumed aborted at takeover
+  uint64_t forgotten = 0;  // finished decisions deleted after decision_retention_ms (by this node)
 };
+
+// Retention runs one bounded batch per interval, and the next one at once
+// while batches come back full (a backlog), each a job of its own between
+// client batches on the storage queue.
+constexpr std::size_t kForgetBatch = 512;
+int64_t ForgetIntervalMs(int64_t retention_ms);  // retention/10, within 10 ms .. 1 s
 
 class Node {
  public:
@@ -228,6 +238,8 @@ class Node {
   // Probes now, unless a probe of it is in flight (force: anyway; a new URL).
   void Probe(const std::string& name, bool force = false);
   void SetHealthy(const std::string& name, ParticipantStatus& p, bool healthy, const std::string& why);
+  void ScheduleForget(int64_t delay_ms);
+  void PresumeAbort(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done);
   void LearnCatalog(const std::string& name, const AgentCatalog& catalog);
   std::string DeliveryUrl(const ParticipantRef& to) const;
   std::optional<std::string> CheckOps(const wire::TxRequest& tx) const;

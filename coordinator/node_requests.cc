@@ -97,16 +97,29 @@ void Node::ValidateAndStart(std::shared_ptr<SubmitRequest> request, std::functio
       done(TxReply{r.outcome == Outcome::kCommitted ? 200 : 409, r.reply});
       return;
     }
-    if (epoch != epoch_) {
-      done(NodeError{NodeErrorKind::kLeadershipLost, "leadership changed while the request was checked; the "
-                                                     "outcome is unknown here: retry with the same Idempotency-Key"});
-      return;
-    }
-    if (auto txid = engine_->TxidForIdempotencyKey(key)) {  // started while we looked
-      AttachClient(*txid, std::move(done));
-      return;
-    }
-    StartTransaction(request, std::move(done));
+    log_.KeyForgotten(key, [this, request, key, done = std::move(done), epoch](Result<bool> forgotten) mutable {
+      if (!forgotten.ok()) {
+        done(NodeError{NodeErrorKind::kStorage, forgotten.status().message()});
+        return;
+      }
+      if (*forgotten) {
+        done(NodeError{NodeErrorKind::kKeyForgotten,
+                       "Idempotency-Key '" + key + "' was used by a transaction that finished more than "
+                       "decision_retention_ms (" + std::to_string(options_.decision_retention_ms) +
+                       " ms) ago; its record was deleted, and it is not run again: use a new key"});
+        return;
+      }
+      if (epoch != epoch_) {
+        done(NodeError{NodeErrorKind::kLeadershipLost, "leadership changed while the request was checked; the "
+                                                       "outcome is unknown here: retry with the same Idempotency-Key"});
+        return;
+      }
+      if (auto txid = engine_->TxidForIdempotencyKey(key)) {  // started while we looked
+        AttachClient(*txid, std::move(done));
+        return;
+      }
+      StartTransaction(request, std::move(done));
+    });
   });
 }
 
@@ -242,6 +255,29 @@ void Node::LookUpOrPresume(const std::string& txid, const std::string& asker, st
       done(std::move(**found));
       return;
     }
+    // A record retention deleted was finished: every participant had
+    // acknowledged it, so none holds it prepared and none asks. Whatever asks
+    // now (a client, an agent restored from a backup) gets "forgotten", never
+    // an abort the record may contradict (docs/protocol.md, Retention).
+    log_.TxidForgotten(txid, [this, txid, asker, done](Result<bool> forgotten) {
+      if (!forgotten.ok()) {
+        done(NodeError{NodeErrorKind::kStorage, forgotten.status().message()});
+        return;
+      }
+      if (*forgotten) {
+        done(NodeError{NodeErrorKind::kForgotten,
+                       txid + " was decided and finished more than decision_retention_ms (" +
+                           std::to_string(options_.decision_retention_ms) +
+                           " ms) ago and its record was deleted: its outcome is no longer known here"});
+        return;
+      }
+      PresumeAbort(txid, asker, done);
+    });
+  });
+}
+
+void Node::PresumeAbort(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done) {
+  {
     PresumedAbort presumed{txid, false, {}};
     // Every member shares this log: the abort recorded here binds whichever
     // member ran the transaction (agents check their record's URL against this).
@@ -280,7 +316,7 @@ void Node::LookUpOrPresume(const std::string& txid, const std::string& asker, st
         }
       });
     });
-  });
+  }
 }
 
 void Node::ListTransactions(TxListQuery query, std::function<void(TxList)> done) {

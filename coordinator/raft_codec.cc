@@ -77,7 +77,7 @@ namespace {
 // below. Format 1 was a JSON object; such entries (from raft.db files written
 // before) still decode: a JSON object starts with '{', never with kFormat.
 constexpr uint8_t kFormat = 2;
-enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5, kIdentity = 6 };
+enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5, kIdentity = 6, kForgetFinished = 7 };
 
 uint8_t OutcomeCode(Outcome o) {
   switch (o) {
@@ -139,6 +139,11 @@ struct CommandWriter {
     w.U8(kIdentity);
     w.Bytes(i.log_id);
     w.Bytes(i.abort_secret);
+  }
+  void operator()(const command::ForgetFinished& f) const {
+    w.U8(kForgetFinished);
+    w.I64(f.cutoff_ms);
+    w.U32(f.limit);
   }
 };
 
@@ -214,6 +219,12 @@ Result<Command> DecodeBinary(bytes::Reader& r) {
       i.log_id = r.Bytes();
       i.abort_secret = r.Bytes();
       return Command(std::move(i));
+    }
+    case kForgetFinished: {
+      command::ForgetFinished f;
+      f.cutoff_ms = r.I64();
+      f.limit = r.U32();
+      return Command(f);
     }
     default:
       return Status::Corruption("raft entry: unknown op");

@@ -47,9 +47,13 @@ struct SetIdentity {  // the group log's identity, created by its first leader (
   std::string log_id;
   std::string abort_secret;
 };
+struct ForgetFinished {  // retention: DecisionStore::ForgetFinishedBefore(cutoff_ms, limit)
+  int64_t cutoff_ms = 0;
+  uint32_t limit = 0;
+};
 }  // namespace command
 using Command = std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember,
-                             command::FinishMany, command::SetIdentity>;
+                             command::FinishMany, command::SetIdentity, command::ForgetFinished>;
 
 std::string EncodeCommand(const Command& c);
 Result<Command> DecodeCommand(std::string_view data);

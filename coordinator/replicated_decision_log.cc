@@ -1,6 +1,8 @@
 #include "coordinator/replicated_decision_log.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <set>
 
@@ -281,6 +283,30 @@ void ReplicatedDecisionLog::ListDecisions(ListFilter filter,
                                           std::function<void(Result<std::vector<DecisionRecord>>)> done) {
   Read<std::vector<DecisionRecord>>([filter](sqlite::Database& db) { return DecisionStore(db).List(filter); },
                                     std::move(done));
+}
+
+void ReplicatedDecisionLog::ForgetFinished(int64_t cutoff_ms, std::size_t limit,
+                                           std::function<void(Result<std::size_t>)> done) {
+  if (!driver_->leader_ready()) {
+    done(Status::Unavailable("not the leader"));
+    return;
+  }
+  command::ForgetFinished forget{cutoff_ms, static_cast<uint32_t>(std::min<std::size_t>(limit, UINT32_MAX))};
+  driver_->Propose(EncodeCommand(forget), [this, done = std::move(done)](Status s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    done(machine_.last_forgotten());
+  });
+}
+
+void ReplicatedDecisionLog::TxidForgotten(std::string txid, std::function<void(Result<bool>)> done) {
+  Read<bool>([txid](sqlite::Database& db) { return DecisionStore(db).TxidForgotten(txid); }, std::move(done));
+}
+
+void ReplicatedDecisionLog::KeyForgotten(std::string key, std::function<void(Result<bool>)> done) {
+  Read<bool>([key](sqlite::Database& db) { return DecisionStore(db).KeyForgotten(key); }, std::move(done));
 }
 
 Status ReplicatedDecisionLog::TransferLeadership(const std::string& to) {

@@ -89,6 +89,9 @@ void ServiceMetrics::Attach(MetricSources sources) {
       "commitd_presumed_aborts_swept_total",
       "Prepared transactions of a previous incarnation or leader with no decision, aborted at takeover.", {},
       [m] { return static_cast<double>(m->swept); });
+  registry_.AddCounterFn("commitd_decisions_forgotten_total",
+                         "Finished decisions deleted after decision_retention_ms by this coordinator (as leader, in a group).",
+                         {}, [m] { return static_cast<double>(m->forgotten); });
   auto counter = [this](const char* name, const char* help, std::function<uint64_t()> read) {
     registry_.AddCounterFn(name, help, {}, [read = std::move(read)] { return static_cast<double>(read()); });
   };

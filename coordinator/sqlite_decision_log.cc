@@ -162,4 +162,32 @@ void SqliteDecisionLog::ListDecisions(ListFilter filter,
       [filter](sqlite::Database& db) { return DecisionStore(db).List(filter); }, std::move(done));
 }
 
+void SqliteDecisionLog::ForgetFinished(int64_t cutoff_ms, std::size_t limit,
+                                       std::function<void(Result<std::size_t>)> done) {
+  auto forgotten = std::make_shared<std::size_t>(0);
+  queue_->Submit(StorageJob{[cutoff_ms, limit, forgotten](sqlite::Database& db) {
+                              Result<std::size_t> n = DecisionStore(db).ForgetFinishedBefore(cutoff_ms, limit);
+                              if (!n.ok()) return n.status();
+                              *forgotten = *n;
+                              return Status::Ok();
+                            },
+                            [forgotten, done = std::move(done)](Status s) {
+                              if (!s.ok()) {
+                                done(s);
+                                return;
+                              }
+                              done(*forgotten);
+                            }});
+}
+
+void SqliteDecisionLog::TxidForgotten(std::string txid, std::function<void(Result<bool>)> done) {
+  PostRead<Result<bool>>([txid = std::move(txid)](sqlite::Database& db) { return DecisionStore(db).TxidForgotten(txid); },
+                         std::move(done));
+}
+
+void SqliteDecisionLog::KeyForgotten(std::string key, std::function<void(Result<bool>)> done) {
+  PostRead<Result<bool>>([key = std::move(key)](sqlite::Database& db) { return DecisionStore(db).KeyForgotten(key); },
+                         std::move(done));
+}
+
 }  // namespace commitd::coordinator

@@ -43,6 +43,9 @@ class SqliteDecisionLog final : public DecisionLog {
   void FindByIdempotencyKey(std::string key,
                             std::function<void(Result<std::optional<DecisionRecord>>)> done) override;
   void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) override;
+  void ForgetFinished(int64_t cutoff_ms, std::size_t limit, std::function<void(Result<std::size_t>)> done) override;
+  void TxidForgotten(std::string txid, std::function<void(Result<bool>)> done) override;
+  void KeyForgotten(std::string key, std::function<void(Result<bool>)> done) override;
 
   // Batch size and fsync latency of its storage thread (the binary's; the simulator has none).
   void set_batch_metrics(BatchMetrics m) {

@@ -31,10 +31,18 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   if (!log_id.ok()) return log_id.status();
   auto abort_secret = store.AbortSecret();
   if (!abort_secret.ok()) return abort_secret.status();
+  auto forgotten = store.Forgotten();
+  if (!forgotten.ok()) return forgotten.status();
+  nlohmann::json issuers = nlohmann::json::array();
+  for (const auto& i : forgotten->txids) issuers.push_back({i.coordinator, i.incarnation, i.max_sequence});
   nlohmann::json out = {{"version", 1},
                         {"decisions", std::move(decisions)},
                         {"participants", std::move(participants)},
-                        {"members", std::move(members)}};
+                        {"members", std::move(members)},
+                        {"forgotten",
+                         {{"txids", std::move(issuers)},
+                          {"keys", forgotten->key_hashes},
+                          {"before_ms", forgotten->before_ms}}}};
   // Absent from snapshots of a group without identity (and older ones).
   if (!log_id->empty()) out["log_id"] = *log_id;
   if (!abort_secret->empty()) out["abort_secret"] = *abort_secret;
@@ -42,6 +50,19 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
 }
 
 namespace {
+
+// A snapshot without "forgotten" (taken before retention existed) forgot nothing.
+ForgottenState ForgottenFromJson(const nlohmann::json& snapshot) {
+  ForgottenState out;
+  auto f = snapshot.find("forgotten");
+  if (f == snapshot.end() || !f->is_object()) return out;
+  for (const auto& i : f->value("txids", nlohmann::json::array())) {
+    out.txids.push_back({i.at(0).get<std::string>(), i.at(1).get<int64_t>(), i.at(2).get<int64_t>()});
+  }
+  for (const auto& k : f->value("keys", nlohmann::json::array())) out.key_hashes.push_back(k.get<int64_t>());
+  out.before_ms = f->value("before_ms", int64_t{0});
+  return out;
+}
 
 Status Restore(sqlite::Database& db, std::string_view snapshot) {
   auto j = nlohmann::json::parse(snapshot, nullptr, false);
@@ -80,7 +101,7 @@ Status Restore(sqlite::Database& db, std::string_view snapshot) {
     if (!e.ok()) return Status::Corruption("state machine snapshot: " + e.status().message());
     if (Status s = store.PutParticipant(*e); !s.ok()) return s;
   }
-  return Status::Ok();
+  return store.RestoreForgotten(ForgottenFromJson(j));
 }
 
 }  // namespace

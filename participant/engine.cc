@@ -231,6 +231,7 @@ void Engine::OnAbort(const std::string& txid, const std::string& abort_key, Requ
 void Engine::Finish(const std::string& txid, const std::string& outcome, int64_t now_ms) {
   txs_.erase(txid);
   finished_[txid] = Finished{outcome, now_ms};
+  finished_order_.emplace_back(now_ms, txid);
 }
 
 void Engine::OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms) {
@@ -306,7 +307,10 @@ bool Engine::Resolvable(const Tx& tx) const {
 
 void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::string, std::string>& outcomes,
                      int64_t now_ms) {
-  for (const auto& [txid, outcome] : outcomes) finished_[txid] = Finished{outcome, now_ms};
+  for (const auto& [txid, outcome] : outcomes) {
+    finished_[txid] = Finished{outcome, now_ms};
+    finished_order_.emplace_back(now_ms, txid);
+  }
   for (auto& r : records) {
     Tx tx;
     tx.state = r.state == "conflict"       ? State::kConflict
@@ -347,11 +351,14 @@ void Engine::Tick(int64_t now_ms) {
   }
   if (now_ms >= next_forget_ms_) {
     const int64_t cutoff = now_ms - options_.outcome_retention_ms;
-    for (auto it = finished_.begin(); it != finished_.end();) {
-      it = it->second.at_ms < cutoff ? finished_.erase(it) : std::next(it);
+    while (!finished_order_.empty() && finished_order_.front().first < cutoff) {
+      auto it = finished_.find(finished_order_.front().second);
+      if (it != finished_.end() && it->second.at_ms < cutoff) finished_.erase(it);  // not finished again since
+      finished_order_.pop_front();
     }
     if (next_forget_ms_ != 0) actions_.push_back(action::ForgetOutcomesBefore{cutoff});
-    next_forget_ms_ = now_ms + std::max<int64_t>(1000, options_.outcome_retention_ms / 10);
+    // Often, so that each purge of the table is a small batch (the store deletes a bounded number per call).
+    next_forget_ms_ = now_ms + std::clamp<int64_t>(options_.outcome_retention_ms / 10, 10, 1000);
   }
 }
 

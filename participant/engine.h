@@ -40,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -247,6 +248,9 @@ class Engine {
   EngineOptions options_;
   std::unordered_map<std::string, Tx> txs_;
   std::unordered_map<std::string, Finished> finished_;
+  // (at_ms, txid) in the order they finished: the purge pops what is past the
+  // retention window instead of scanning finished_.
+  std::deque<std::pair<int64_t, std::string>> finished_order_;
   LockTable locks_;
   std::vector<Action> actions_;
   int64_t next_forget_ms_ = 0;

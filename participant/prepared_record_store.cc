@@ -155,9 +155,12 @@ Status PreparedRecordStore::RememberOutcome(const std::string& txid, const std::
 
 Status PreparedRecordStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
   Status error;
-  sqlite::Statement* stmt = db_.Prepare("DELETE FROM _commitd_finished WHERE finished_ms < ?1", &error);
+  sqlite::Statement* stmt = db_.Prepare(
+      "DELETE FROM _commitd_finished WHERE txid IN (SELECT txid FROM _commitd_finished WHERE finished_ms < ?1 "
+      "ORDER BY finished_ms LIMIT ?2)",
+      &error);
   if (stmt == nullptr) return error;
-  return stmt->Bind(1, cutoff_ms).Run();
+  return stmt->Bind(1, cutoff_ms).Bind(2, kForgetOutcomesBatch).Run();
 }
 
 Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {

@@ -55,7 +55,9 @@ class PreparedRecordStore {
 
   // Remembers a finished txid ("committed" | "aborted").
   Status RememberOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms);
-  // Forgets outcomes older than cutoff_ms.
+  // Forgets outcomes older than cutoff_ms, at most kForgetOutcomesBatch of
+  // them (oldest first): one bounded job; the engine asks every second.
+  static constexpr int64_t kForgetOutcomesBatch = 16'384;
   Status ForgetOutcomesBefore(int64_t cutoff_ms);
 
   // Every record, oldest first; Corruption if one does not parse.

@@ -180,6 +180,7 @@ class Fixture {
   ScriptedTransport& agents() { return agents_; }
   ManualTimers& timers() { return timers_; }
   ManualQueue& queue() { return queue_; }
+  NodeOptions& options() { return options_; }
 
  private:
   testing::TempDir dir_;
@@ -566,6 +567,91 @@ TEST_CASE("a decision query naming another decision log is answered unknown_log 
     REQUIRE(answer.has_value());
     REQUIRE(std::get_if<PresumedAbort>(&*answer) != nullptr);
     CHECK(f.Recorded("c1-1-2-0000000000000000").has_value());
+  }
+}
+
+// Retention: a finished decision older than decision_retention_ms is deleted;
+// what asks about it afterwards hears "forgotten", never an abort.
+TEST_CASE("retention deletes old finished decisions; their txids and keys are answered forgotten, never aborted") {
+  Fixture f;
+  f.options().decision_retention_ms = 1'000;
+  const int64_t now = f.timers().NowMs();
+  const std::string old_commit = "c1-1-5-00000000000000aa";
+  DecisionRecord finished = Decided(old_commit, Outcome::kCommitted);
+  finished.idempotency_key = "key-old";
+  finished.finished = true;
+  finished.finished_ms = now - 5'000;
+  f.Insert(finished);
+  DecisionRecord recent = Decided("c1-1-7-00000000000000bb", Outcome::kCommitted);
+  recent.idempotency_key = "key-recent";
+  recent.finished = true;
+  recent.finished_ms = now;
+  f.Insert(recent);
+  DecisionRecord delivering = Decided("c1-1-6-00000000000000cc", Outcome::kCommitted);
+  delivering.decided_ms = now - 9'000;
+  f.Insert(delivering);  // not finished: resumed, never deleted
+  f.Start();
+  f.Store();
+  f.timers().Advance(ForgetIntervalMs(1'000));
+  f.Store();
+  CHECK_FALSE(f.Recorded(old_commit).has_value());
+  CHECK(f.Recorded("c1-1-7-00000000000000bb").has_value());
+  CHECK(f.Recorded("c1-1-6-00000000000000cc").has_value());
+  CHECK(f.node().metrics().forgotten == 1);
+
+  auto ask = [&f](const std::string& txid, const std::string& asker) {
+    std::optional<TxLookup> answer;
+    f.node().GetTransaction(txid, asker, "", [&](TxLookup l) { answer = std::move(l); });
+    f.Store();
+    REQUIRE(answer.has_value());
+    return *answer;
+  };
+  for (const std::string asker : {"bank-a", ""}) {
+    TxLookup answer = ask(old_commit, asker);
+    const auto* error = std::get_if<NodeError>(&answer);
+    REQUIRE(error != nullptr);
+    CHECK(error->kind == NodeErrorKind::kForgotten);
+    CHECK_FALSE(f.Recorded(old_commit).has_value());  // no presumed abort recorded
+  }
+  // A lower sequence of the same incarnation may have had a record too: forgotten as well.
+  TxLookup lower = ask("c1-1-2-00000000000000dd", "bank-a");
+  REQUIRE(std::get_if<NodeError>(&lower) != nullptr);
+  CHECK(std::get<NodeError>(lower).kind == NodeErrorKind::kForgotten);
+  // A higher one, or another incarnation, had none deleted: presumed abort as before.
+  TxLookup higher = ask("c1-1-9-00000000000000ee", "bank-a");
+  CHECK(std::get_if<PresumedAbort>(&higher) != nullptr);
+  TxLookup other = ask("c1-7-1-00000000000000ee", "bank-a");
+  CHECK(std::get_if<PresumedAbort>(&other) != nullptr);
+  // Inside the window the record answers.
+  TxLookup kept = ask("c1-1-7-00000000000000bb", "");
+  CHECK(std::get_if<DecisionRecord>(&kept) != nullptr);
+
+  auto submit = [&f](const std::string& key) {
+    std::optional<SubmitResult> reply;
+    f.node().Submit({Transfer(), key}, [&](SubmitResult r) { reply = std::move(r); });
+    f.Store();
+    REQUIRE(reply.has_value());
+    return *reply;
+  };
+  const std::size_t calls_before = f.agents().calls.size();
+  SubmitResult forgotten = submit("key-old");
+  REQUIRE(std::get_if<NodeError>(&forgotten) != nullptr);
+  CHECK(std::get<NodeError>(forgotten).kind == NodeErrorKind::kKeyForgotten);
+  SubmitResult replayed = submit("key-recent");
+  REQUIRE(std::get_if<TxReply>(&replayed) != nullptr);
+  CHECK(std::get<TxReply>(replayed).body == recent.reply);
+  CHECK(f.agents().calls.size() == calls_before);  // nothing prepared for either
+
+  SUBCASE("the recent one goes once it is old enough") {
+    f.timers().Advance(1'000 + ForgetIntervalMs(1'000));
+    f.Store();
+    f.timers().Advance(ForgetIntervalMs(1'000));
+    f.Store();
+    CHECK_FALSE(f.Recorded("c1-1-7-00000000000000bb").has_value());
+    CHECK(f.Recorded("c1-1-6-00000000000000cc").has_value());
+    SubmitResult now_forgotten = submit("key-recent");
+    REQUIRE(std::get_if<NodeError>(&now_forgotten) != nullptr);
+    CHECK(std::get<NodeError>(now_forgotten).kind == NodeErrorKind::kKeyForgotten);
   }
 }
 

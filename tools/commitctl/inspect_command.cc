@@ -4,6 +4,7 @@
 
 #include "coordinator/decision_store.h"
 #include "tools/commitctl/commands.h"
+#include "tools/commitctl/group_files.h"
 #include "tools/commitctl/offline_files.h"
 
 namespace commitd::commitctl {
@@ -26,10 +27,60 @@ void PrintDecisionRow(const DecisionRecord& r, int64_t now) {
 }
 
 // Fills *out; true when something is in doubt (an unfinished decision).
+Result<bool> InspectStore(sqlite::Database& db, const std::string& path, std::size_t limit, bool print,
+                          nlohmann::json* out);
+
+// A group member: its Raft position, then its state machine like a decisions.db.
+Result<bool> InspectGroupMember(const std::string& data_dir, std::size_t limit, bool print, nlohmann::json* out) {
+  auto member = OpenGroupMember(data_dir);
+  if (!member.ok()) return member.status();
+  std::vector<GroupMemberFiles> one;
+  one.push_back(std::move(member).value());
+  const GroupMemberFiles& m = one.front();
+  auto in_tail = DecisionsInTails(one);
+  if (!in_tail.ok()) return in_tail.status();
+  nlohmann::json tail = nlohmann::json::array();
+  for (const auto& [txid, entries] : *in_tail) {
+    for (const auto& e : entries) {
+      tail.push_back({{"txid", txid}, {"index", e.index}, {"term", e.term}, {"outcome", coordinator::OutcomeName(e.outcome)}});
+    }
+  }
+  if (print) {
+    std::printf("group member %s: term %llu, applied %llu (term %llu), log ends at %llu (term %llu), %zu voter(s); "
+                "%zu entr%s after the applied index (not known to be committed), %zu of them decisions\n",
+                m.path.c_str(), static_cast<unsigned long long>(m.term), static_cast<unsigned long long>(m.applied),
+                static_cast<unsigned long long>(m.applied_term), static_cast<unsigned long long>(m.last_index),
+                static_cast<unsigned long long>(m.last_term), m.membership.voters.size(), m.tail.size(),
+                m.tail.size() == 1 ? "y" : "ies", tail.size());
+    for (const auto& t : tail) {
+      std::printf("  log %-8s %-40s %-9s (term %s; committed only if a majority has it)\n",
+                  t["index"].dump().c_str(), t["txid"].get<std::string>().c_str(),
+                  t["outcome"].get<std::string>().c_str(), t["term"].dump().c_str());
+    }
+  }
+  auto doubt = InspectStore(*m.db, m.path, limit, print, out);
+  if (!doubt.ok()) return doubt;
+  (*out)["group"] = {{"term", m.term},
+                     {"applied", m.applied},
+                     {"applied_term", m.applied_term},
+                     {"last_index", m.last_index},
+                     {"last_term", m.last_term},
+                     {"voters", m.membership.voters.size()},
+                     {"tail_entries", m.tail.size()},
+                     {"tail_decisions", tail}};
+  return *doubt || !tail.empty();
+}
+
 Result<bool> InspectDecisionLog(const std::string& data_dir, std::size_t limit, bool print, nlohmann::json* out) {
+  if (IsGroupMemberDir(data_dir)) return InspectGroupMember(data_dir, limit, print, out);
   auto db = OpenDecisionLog(data_dir, /*read_only=*/true);
   if (!db.ok()) return db.status();
-  DecisionStore store(**db);
+  return InspectStore(**db, (*db)->path(), limit, print, out);
+}
+
+Result<bool> InspectStore(sqlite::Database& db, const std::string& path, std::size_t limit, bool print,
+                          nlohmann::json* out) {
+  DecisionStore store(db);
   auto total = store.Count(std::nullopt, false);
   auto committed = store.Count(Outcome::kCommitted, false);
   auto heuristic = store.Count(std::nullopt, true);
@@ -39,7 +90,7 @@ Result<bool> InspectDecisionLog(const std::string& data_dir, std::size_t limit, 
   auto recent = store.List(filter);
   for (const Status* s : {&total.status(), &committed.status(), &heuristic.status(), &recovered.status(),
                           &recent.status()}) {
-    if (!s->ok()) return Status(s->code(), (*db)->path() + ": " + s->message());
+    if (!s->ok()) return Status(s->code(), path + ": " + s->message());
   }
   const int64_t now = WallNowMs();
   nlohmann::json unfinished = nlohmann::json::array();
@@ -50,7 +101,7 @@ Result<bool> InspectDecisionLog(const std::string& data_dir, std::size_t limit, 
   for (const auto& e : recovered->registry) {
     registry.push_back({{"name", e.name}, {"url", e.url}, {"updated_ms", e.updated_ms}});
   }
-  *out = {{"path", (*db)->path()},
+  *out = {{"path", path},
           {"decisions", *total},
           {"committed", *committed},
           {"aborted", *total - *committed},
@@ -60,7 +111,7 @@ Result<bool> InspectDecisionLog(const std::string& data_dir, std::size_t limit, 
           {"registry", registry}};
   if (print) {
     std::printf("decision log %s: %lld decisions (%lld committed, %lld aborted), %zu unfinished, %lld heuristic\n",
-                (*db)->path().c_str(), static_cast<long long>(*total), static_cast<long long>(*committed),
+                path.c_str(), static_cast<long long>(*total), static_cast<long long>(*committed),
                 static_cast<long long>(*total - *committed), recovered->unfinished.size(),
                 static_cast<long long>(*heuristic));
     if (!recovered->unfinished.empty()) {

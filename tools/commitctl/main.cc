@@ -37,7 +37,7 @@ commands:
 
 offline commands (the services stopped; they read and lock the files):
   inspect             --data-dir DIR and/or --participant-db FILE: decisions, unfinished ones, prepared records
-  recover             --data-dir DIR --participant-db FILE... [--apply]: settle prepared records from the log
+  recover             --data-dir DIR... --participant-db FILE... [--apply]: settle prepared records from the log
   log dump            --data-dir DIR: the decision log as JSON lines
 
 global flags:
@@ -134,14 +134,17 @@ const std::vector<Command>& Commands() {
        "holder acknowledged. Forcing commit is dangerous: see docs/operations.md first.\n"},
       {{"inspect"}, RunInspect, {"data-dir", "participant-db", "limit"}, {},
        "usage: commitctl inspect [--data-dir DIR] [--participant-db FILE]... [--limit 20] [--json]\n\n"
-       "Offline: reads a stopped coordinator's DIR/decisions.db (decision counts, unfinished\n"
+       "Offline: reads a stopped coordinator's DIR/decisions.db, or a group member's DIR/raft.db (its\n"
+       "term, applied index and the log entries after it, not known to be committed), then the\n"
+       "decisions (decision counts, unfinished\n"
        "decisions, the newest --limit decisions, the participant registry) and stopped agents'\n"
        "databases (prepared records with age, deadline, state and last error; how many outcomes\n"
        "they remember). Each file is locked exclusively first: refused, changing nothing, while a\n"
        "commitd or commit-agent has it open. Exit 1 when something is in doubt (an unfinished\n"
        "decision or a prepared record) or a file cannot be read.\n"},
       {{"recover"}, RunRecover, {"data-dir", "participant-db"}, {"apply"},
-       "usage: commitctl recover --data-dir DIR --participant-db FILE [--participant-db FILE]... [--apply] [--json]\n\n"
+       "usage: commitctl recover --data-dir DIR [--data-dir DIR]... --participant-db FILE [--participant-db FILE]...\n"
+       "                         [--apply] [--json]\n\n"
        "Offline, with every service stopped: for each prepared record in the agents' databases,\n"
        "looks its txid up in the coordinator's decision log (DIR/decisions.db) and plans commit\n"
        "(decided committed) or abort (decided aborted, or no record: presumed abort). A 3PC record\n"
@@ -152,15 +155,24 @@ const std::vector<Command>& Commands() {
        "start consistent. A changeset that does not apply cleanly is reported and left in place.\n"
        "The decision log is not changed: the restarted coordinator redelivers its unfinished\n"
        "decisions and the agents acknowledge them from their remembered outcomes.\n"
+       "A txid whose decision was deleted after decision_retention_ms is refused, not presumed aborted.\n"
+       "A coordinator group: one --data-dir per member (each DIR/raft.db). Decisions in any member's\n"
+       "state machine are committed and are carried out. Abort is presumed for a txid only when no\n"
+       "given member's log holds a decision for it, at least a majority of the members' directories\n"
+       "are given (fewer may all lack a decision a majority committed), and either every member's is\n"
+       "given or the group committed entries of a later term than the txid's (docs/operations.md).\n"
        "Every file is locked exclusively first (refused while a service has it open). Exit 0 when\n"
        "nothing is prepared any more, 1 when records remain (plan only, conflict, refused, error).\n"},
       {{"log", "dump"}, RunLogDump, {"data-dir"}, {},
        "usage: commitctl log dump --data-dir DIR\n\n"
-       "Offline: prints a stopped coordinator's decision log (DIR/decisions.db) as JSON lines,\n"
-       "oldest decision first ({\"type\":\"decision\",...}), then the participant registry\n"
-       "({\"type\":\"participant\",...}). The Raft log of a coordinator group is not built yet, so\n"
-       "there is none to dump. Locks the file like inspect. --json is accepted; the output is\n"
-       "always JSON.\n"},
+       "Offline: prints a stopped coordinator's decision log as JSON lines. For DIR/decisions.db\n"
+       "(a single coordinator): every decision, oldest first ({\"type\":\"decision\",...}), then the\n"
+       "participant registry ({\"type\":\"participant\",...}). For DIR/raft.db (a group member):\n"
+       "first {\"type\":\"member\"} (term, applied index, log end), then its state machine the same\n"
+       "way (every entry up to the applied index: committed), then each log entry after the\n"
+       "applied index ({\"type\":\"entry\",\"committed\":\"unknown\",\"command\":{...}}): committed\n"
+       "only if a majority of the members has it. Decisions deleted after decision_retention_ms\n"
+       "are not in it. Locks the file like inspect. --json is accepted; the output is always JSON.\n"},
   };
   return commands;
 }

@@ -3,10 +3,16 @@
 // manager calls the agent itself makes.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "coordinator/decision_store.h"
+#include "coordinator/group_members.h"
+#include "coordinator/txid_issuer.h"
 #include "tools/commitctl/commands.h"
+#include "tools/commitctl/group_files.h"
 #include "tools/commitctl/offline_files.h"
 
 namespace commitd::commitctl {
@@ -21,10 +27,48 @@ struct Step {
   bool trouble = false;
 };
 
+// What the directories of a coordinator group's members show (docs/operations.md,
+// "Recovering a group offline"): `log` is the state machine of the member
+// that applied the most (everything in it is committed).
+struct GroupEvidence {
+  std::size_t given = 0;           // member directories given
+  std::size_t voters = 0;          // the group's voting members
+  raft::Term committed_term = 0;   // the term of the last entry known committed
+  std::map<std::string, std::vector<TailDecision>> in_tails;  // decisions not known to be committed
+};
+
+// Why a group's files cannot presume abort for a txid with no committed
+// decision, or "" when they can.
+std::string GroupCannotPresume(const GroupEvidence& g, const std::string& txid) {
+  if (auto it = g.in_tails.find(txid); it != g.in_tails.end()) {
+    const TailDecision& t = it->second.front();
+    return std::string("a member's log holds a ") + std::string(coordinator::OutcomeName(t.outcome)) +
+           " decision for it (" + t.member_path + ", entry " + std::to_string(t.index) +
+           ") that is not known to be committed: start a majority of the group and it settles it";
+  }
+  const std::size_t quorum = g.voters / 2 + 1;
+  if (g.given < quorum) {
+    return "only " + std::to_string(g.given) + " of the group's " + std::to_string(g.voters) +
+           " members' directories given: a decision a majority committed may be missing from them (a member that "
+           "lagged behind never received it), so nothing is presumed aborted; give at least " +
+           std::to_string(quorum) + " members' --data-dir";
+  }
+  if (g.given >= g.voters) return "";  // every log there is: a decision in none of them exists nowhere
+  std::optional<coordinator::TxidParts> parts = coordinator::ParseTxid(txid);
+  if (parts && parts->incarnation < g.committed_term) return "";
+  return "no given member holds a decision for it, but it was issued in term " +
+         (parts ? std::to_string(parts->incarnation) : std::string("(unknown)")) +
+         " and the group committed nothing of a later term (last committed term " + std::to_string(g.committed_term) +
+         "): a member not given here may hold its decision and could still get it committed; give every "
+         "member's --data-dir, or start a majority of the group (its new leader presumes abort itself)";
+}
+
 // committed_elsewhere: txids some given database remembers as committed.
 // own_urls: the URLs the log's coordinator served under (empty: not recorded).
+// group: set when `log` is a group member's state machine.
 Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, participant::PreparedRecord record,
-                  const std::set<std::string>& committed_elsewhere, const std::vector<std::string>& own_urls) {
+                  const std::set<std::string>& committed_elsewhere, const std::vector<std::string>& own_urls,
+                  const GroupEvidence* group) {
   Step step;
   step.file = &file;
   step.record = std::move(record);
@@ -43,6 +87,27 @@ Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, partic
                      "coordinator that ran it; restart the agents (termination protocol) or find that log";
     step.trouble = true;
     return step;
+  }
+  if (!decision->has_value()) {
+    auto forgotten = log.TxidForgotten(step.record.txid);
+    if (!forgotten.ok()) return forgotten.status();
+    if (*forgotten) {
+      step.action = "refuse";
+      step.why = "its decision was deleted after decision_retention_ms (this log issued it and finished it: every "
+                 "participant had acknowledged it), so it is not presumed aborted: settle it by hand with what the "
+                 "other participants show (docs/operations.md)";
+      step.trouble = true;
+      return step;
+    }
+    if (group != nullptr) {
+      std::string why = GroupCannotPresume(*group, step.record.txid);
+      if (!why.empty()) {
+        step.action = "refuse";
+        step.why = why;
+        step.trouble = true;
+        return step;
+      }
+    }
   }
   const bool commit_seen = committed_elsewhere.count(step.record.txid) != 0;
   if (!decision->has_value() && (step.record.state == "conflict" || commit_seen)) {
@@ -120,23 +185,84 @@ void Apply(Step& step) {
 }  // namespace
 
 int RunRecover(Context& ctx) {
-  const auto data_dir = ctx.flags->Get("data-dir");
+  const auto data_dirs = ctx.flags->GetAll("data-dir");
   const auto paths = ctx.flags->GetAll("participant-db");
-  if (!data_dir || paths.empty() || !ctx.args.empty()) {
+  if (data_dirs.empty() || paths.empty() || !ctx.args.empty()) {
     PrintError("recover needs --data-dir DIR and at least one --participant-db FILE (see commitctl recover --help)");
     return kExitUsage;
   }
   const bool apply = ctx.flags->Has("apply");
+  std::size_t group_dirs = 0;
+  for (const auto& dir : data_dirs) group_dirs += IsGroupMemberDir(dir) ? 1 : 0;
+  if (group_dirs != 0 && group_dirs != data_dirs.size()) {
+    PrintError("--data-dir: give either one coordinator's directory (decisions.db) or group members' directories "
+               "(raft.db), not both");
+    return kExitUsage;
+  }
+  if (group_dirs == 0 && data_dirs.size() > 1) {
+    PrintError("--data-dir: more than one is only for the members of a coordinator group (DIR/raft.db)");
+    return kExitUsage;
+  }
 
   // Every file is locked before anything is read, so nothing changes if one is in use.
-  auto log_db = OpenDecisionLog(*data_dir, /*read_only=*/!apply);
-  if (!log_db.ok()) {
-    PrintError(log_db.status().message());
-    if (log_db.status().code() == StatusCode::kNotFound) {
-      PrintError("without the decision log nothing can be presumed aborted; if the coordinator lost it, see "
-                 "docs/operations.md (\"the coordinator lost its disk\")");
+  std::unique_ptr<sqlite::Database> single_db;
+  std::vector<GroupMemberFiles> members;
+  GroupEvidence evidence;
+  sqlite::Database* log_db = nullptr;
+  std::string log_path;
+  if (group_dirs == 0) {
+    auto opened = OpenDecisionLog(data_dirs.front(), /*read_only=*/!apply);
+    if (!opened.ok()) {
+      PrintError(opened.status().message());
+      if (opened.status().code() == StatusCode::kNotFound) {
+        PrintError("without the decision log nothing can be presumed aborted; if the coordinator lost it, see "
+                   "docs/operations.md (\"the coordinator lost its disk\")");
+      }
+      return kExitTrouble;
     }
-    return kExitTrouble;
+    single_db = std::move(opened).value();
+    log_db = single_db.get();
+    log_path = single_db->path();
+  } else {
+    std::set<std::string> seen;
+    for (const auto& dir : data_dirs) {
+      std::error_code ec;
+      const std::string canonical = std::filesystem::weakly_canonical(dir, ec).string();
+      if (!seen.insert(ec ? dir : canonical).second) {
+        PrintError("--data-dir " + dir + " is given twice: each must be another member's directory");
+        return kExitUsage;
+      }
+      auto member = OpenGroupMember(dir);
+      if (!member.ok()) {
+        PrintError(member.status().message());
+        return kExitTrouble;
+      }
+      members.push_back(std::move(member).value());
+    }
+    auto tails = DecisionsInTails(members);
+    if (!tails.ok()) {
+      PrintError(tails.status().message() + ": nothing can be planned from these files");
+      return kExitTrouble;
+    }
+    evidence.in_tails = std::move(tails).value();
+    evidence.given = members.size();
+    const GroupMemberFiles* newest_log = &members.front();
+    const GroupMemberFiles* most_applied = &members.front();
+    for (const auto& m : members) {
+      if (std::tie(m.last_term, m.last_index) > std::tie(newest_log->last_term, newest_log->last_index)) newest_log = &m;
+      if (m.applied > most_applied->applied) most_applied = &m;
+    }
+    evidence.voters = newest_log->membership.voters.size();
+    for (const auto& m : members) evidence.voters = std::max(evidence.voters, m.membership.voters.size());
+    evidence.committed_term = most_applied->applied_term;
+    log_db = most_applied->db.get();
+    log_path = most_applied->path;
+    if (!ctx.json) {
+      std::printf("group: %zu of %zu members' directories; committed state from %s (applied %llu, term %llu)\n",
+                  evidence.given, evidence.voters, log_path.c_str(),
+                  static_cast<unsigned long long>(most_applied->applied),
+                  static_cast<unsigned long long>(most_applied->applied_term));
+    }
   }
   std::vector<ParticipantFile> files;
   for (const std::string& path : paths) {
@@ -148,7 +274,7 @@ int RunRecover(Context& ctx) {
     files.push_back(std::move(file).value());
   }
 
-  coordinator::DecisionStore log(**log_db);
+  coordinator::DecisionStore log(*log_db);
   std::set<std::string> committed_somewhere;
   for (ParticipantFile& file : files) {
     auto outcomes = file.rm->LoadOutcomes();
@@ -161,8 +287,14 @@ int RunRecover(Context& ctx) {
     }
   }
   auto own_urls = log.OwnUrls();
+  if (own_urls.ok() && !members.empty()) {
+    // A group's records name the member that ran them: every member's URL is the group's.
+    auto urls = coordinator::GroupMembersTable(*log_db).Urls();
+    if (!urls.ok()) own_urls = urls.status();
+    for (const auto& [id, url] : urls.ok() ? *urls : std::map<std::string, std::string>{}) own_urls->push_back(url);
+  }
   if (!own_urls.ok()) {
-    PrintError((*log_db)->path() + ": " + own_urls.status().message());
+    PrintError(log_path + ": " + own_urls.status().message());
     return kExitTrouble;
   }
   std::vector<Step> steps;
@@ -173,9 +305,10 @@ int RunRecover(Context& ctx) {
       return kExitTrouble;
     }
     for (auto& record : *records) {
-      auto step = Plan(log, file, std::move(record), committed_somewhere, *own_urls);
+      auto step = Plan(log, file, std::move(record), committed_somewhere, *own_urls,
+                       members.empty() ? nullptr : &evidence);
       if (!step.ok()) {
-        PrintError((*log_db)->path() + ": " + step.status().message());
+        PrintError(log_path + ": " + step.status().message());
         return kExitTrouble;
       }
       steps.push_back(std::move(step).value());
