@@ -19,8 +19,10 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   auto registry = store.Registry();
   if (!registry.ok()) return registry.status();
   nlohmann::json participants = nlohmann::json::array();
-  for (const auto& e : *registry)
+  for (const auto& e : *registry) {
+    if (e.url.empty()) continue;  // an empty URL means removed (PutParticipant)
     participants.push_back({{"name", e.name}, {"url", e.url}, {"updated_ms", e.updated_ms}});
+  }
   nlohmann::json members = nlohmann::json::object();
   if (GroupMembersTable(db).Exists()) {
     auto urls = GroupMembersTable(db).Urls();

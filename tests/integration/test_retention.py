@@ -26,6 +26,14 @@ def decision_rows(c):
         db.close()
 
 
+def log_id(c):
+    db = sqlite3.connect(f"file:{os.path.join(c.data_dir, 'decisions.db')}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT value FROM meta WHERE key = 'log_id'").fetchone()[0]
+    finally:
+        db.close()
+
+
 def metric(c, name):
     status, body = harness.request("GET", c.url, "/metrics")[0:3:2]
     assert status == 200, status
@@ -56,8 +64,9 @@ def test_finished_decisions_are_deleted_and_answered_forgotten_after_the_window(
         assert status == 404, (status, tx)
         assert tx["error"]["code"] == "forgotten", tx
         assert "outcome" not in tx, tx
-        # ... also to a participant asking, and nothing is recorded for it.
-        status, tx = c.get(f"/v1/transactions/{urllib.parse.quote(txid, safe='')}?participant=bank-a")
+        # ... also to a participant asking (naming the log, as agents do), and nothing is recorded for it.
+        status, tx = c.get(f"/v1/transactions/{urllib.parse.quote(txid, safe='')}?participant=bank-a"
+                           f"&log_id={log_id(c)}")
         assert status == 404 and tx["error"]["code"] == "forgotten", (status, tx)
         assert txid not in decision_rows(c)
         # ... and the key is not run a second time.

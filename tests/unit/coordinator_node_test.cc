@@ -601,7 +601,8 @@ TEST_CASE("retention deletes old finished decisions; their txids and keys are an
 
   auto ask = [&f](const std::string& txid, const std::string& asker) {
     std::optional<TxLookup> answer;
-    f.node().GetTransaction(txid, asker, "", [&](TxLookup l) { answer = std::move(l); });
+    // A participant names the log its record was prepared under.
+    f.node().GetTransaction(txid, asker, asker.empty() ? "" : f.LogId(), [&](TxLookup l) { answer = std::move(l); });
     f.Store();
     REQUIRE(answer.has_value());
     return *answer;
