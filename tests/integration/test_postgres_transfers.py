@@ -6,6 +6,8 @@ clear start-up errors of the PostgreSQL backend."""
 import os
 import subprocess
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -60,6 +62,48 @@ def test_repeated_commit_and_abort_are_idempotent():
         agent.start().wait_healthy()
         status, body = agent_commit(agent, "tx-idem-1")
         assert status == 200 and body["state"] == "committed", (status, body)
+
+
+def test_concurrency_on_same_rows():
+    with PgServer() as pg, PgCluster(pg) as c:
+        agent = c.agent("bank-b")
+        # A prepared transaction holds its row: a second prepare on it votes no quickly, naming the lock.
+        status, vote = agent_prepare(agent, "tx-hold", debit_ops("bob", 1), participant="bank-b")
+        assert vote["vote"] == "yes", vote
+        t0 = time.monotonic()
+        status, vote = agent_prepare(agent, "tx-wait", debit_ops("bob", 1), participant="bank-b")
+        assert vote["vote"] == "no" and "lock conflict" in vote["reason"], vote
+        assert time.monotonic() - t0 < 5, "the conflicting prepare queued instead of voting no"
+        status, body = agent_commit(agent, "tx-hold")
+        assert status == 200, body
+        status, vote = agent_prepare(agent, "tx-after", debit_ops("bob", 1), participant="bank-b")
+        assert vote["vote"] == "yes", vote
+        agent_abort(agent, "tx-after")
+        # Many clients moving money both ways between the same accounts:
+        # every outcome is definite, the money is conserved, nothing stays prepared.
+        outcomes = []
+
+        def client(i):
+            for n in range(15):
+                if (i + n) % 2:
+                    status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 1)
+                else:
+                    status, body = c.transfer("bank-b", "bob", "bank-a", "alice", 1)
+                outcomes.append((status, body.get("outcome")))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=240)
+        assert len(outcomes) == 8 * 15, len(outcomes)
+        assert all(o in ((200, "committed"), (409, "aborted")) for o in outcomes), outcomes
+        assert any(o == (200, "committed") for o in outcomes), outcomes
+        c.eventually_nothing_prepared()
+        harness.eventually(lambda: c.pg_prepared("bank-b") == [], what="no prepared gids left")
+        total = sum(c.balances("bank-a").values()) + sum(c.balances("bank-b").values())
+        assert total == sum(c.seed("bank-a").values()) + sum(c.seed("bank-b").values()) - 1, total
+        assert {t for t, _, _ in c.journal("bank-a")} | {"tx-hold"} == {t for t, _, _ in c.journal("bank-b")}
 
 
 def _start_error(argv):
