@@ -86,12 +86,19 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& d
     PQfinish(conn);
     return Status::Unavailable("cannot connect to PostgreSQL: " + message);
   }
+  // Notices and warnings (e.g. "relation already exists, skipping") are not errors: not printed.
+  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<PgConnection>(new PgConnection(conn));
 }
 
 PgConnection::~PgConnection() { PQfinish(conn_); }
 
 bool PgConnection::healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+std::string PgConnection::database() const {
+  const char* db = PQdb(conn_);
+  return db ? db : "";
+}
 
 PgResult PgConnection::Wrap(PGresult* r) { return PgResult(r, r ? "" : Trimmed(PQerrorMessage(conn_))); }
 

@@ -75,6 +75,7 @@ class PgConnection {
   PgConnection& operator=(const PgConnection&) = delete;
 
   bool healthy() const;
+  std::string database() const;  // the database connected to
   // A statement without parameters.
   PgResult Exec(const std::string& sql);
   // A statement with text parameters ($1..$n); nullopt is NULL.

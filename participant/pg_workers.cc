@@ -18,6 +18,10 @@ void PgLink::DropIfBroken(const PgResult& r) {
   if (r.connection_lost() || (conn_ && !conn_->healthy())) conn_.reset();
 }
 
+void PgLink::DropIfBroken() {
+  if (conn_ && !conn_->healthy()) conn_.reset();
+}
+
 PgWorkers::PgWorkers(std::string dsn, std::string application_name, std::size_t threads,
                      std::function<Status(PgConnection&)> setup) {
   if (threads == 0) threads = 1;

@@ -31,6 +31,7 @@ class PgLink {
   Result<PgConnection*> Get();
   // Closes the connection if a statement found it broken.
   void DropIfBroken(const PgResult& r);
+  void DropIfBroken();
 
  private:
   friend class PgWorkers;

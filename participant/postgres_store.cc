@@ -1,10 +1,10 @@
 #include "participant/postgres_store.h"
 
-#include <set>
 
 #include "common/failpoint.h"
 #include "common/log.h"
 #include "participant/pg_gid.h"
+#include "participant/pg_records.h"
 #include "participant/user_statement.h"
 
 namespace commitd::participant {
@@ -14,24 +14,6 @@ using pg::PgConnection;
 using pg::PgLink;
 using pg::PgResult;
 using Params = std::vector<std::optional<std::string>>;
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS _commitd_pg_prepared (
-  agent text NOT NULL, txid text NOT NULL, protocol text NOT NULL, coordinator text NOT NULL,
-  log_id text NOT NULL, participants text NOT NULL, created_ms bigint NOT NULL, deadline_ms bigint NOT NULL,
-  PRIMARY KEY (agent, txid));
-CREATE TABLE IF NOT EXISTS _commitd_pg_precommitted (
-  agent text NOT NULL, txid text NOT NULL, PRIMARY KEY (agent, txid));
-CREATE TABLE IF NOT EXISTS _commitd_pg_finished (
-  agent text NOT NULL, txid text NOT NULL, outcome text NOT NULL, at_ms bigint NOT NULL,
-  PRIMARY KEY (agent, txid));
-)sql";
-
-constexpr const char* kAbortCleanup =
-    "WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2), "
-    "p AS (DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2) "
-    "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'aborted', $3) "
-    "ON CONFLICT (agent, txid) DO NOTHING";
 
 std::string Reason(const PgResult& r) {
   const std::string state = r.sqlstate();
@@ -86,7 +68,7 @@ Status CheckServer(PgConnection& conn) {
         "PostgreSQL has max_prepared_transactions = 0, so it cannot prepare transactions: set it in "
         "postgresql.conf (at least the agent's pg_connections) and restart the server");
   }
-  PgResult t = conn.Exec(kSchema);
+  PgResult t = conn.Exec(pg::kSchema);
   if (!t.ok()) {
     return Status::InvalidArgument("PostgreSQL: cannot create the agent's tables (_commitd_pg_*): " +
                                    pg::Describe(t) + "; the role needs CREATE on the schema, or the tables made by its owner");
@@ -192,74 +174,26 @@ Result<Store::Contents> PostgresStore::Load() {
   auto opened = PgConnection::Connect(options_.dsn, "commitd-load:" + options_.agent);
   if (!opened.ok()) return opened.status();
   PgConnection& conn = **opened;
-  const Params agent = {options_.agent};
   conn.Exec(
       "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
       "WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
       {"commitd:" + options_.agent});
-  PgResult gids = conn.Exec(
-      "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)",
-      {pg::GidPrefix(options_.agent)});
-  PgResult meta = conn.Exec(
-      "SELECT txid, protocol, coordinator, log_id, participants, created_ms, deadline_ms "
-      "FROM _commitd_pg_prepared WHERE agent = $1 ORDER BY created_ms, txid",
-      agent);
-  PgResult pre = conn.Exec("SELECT txid FROM _commitd_pg_precommitted WHERE agent = $1", agent);
-  for (const PgResult* r : {&gids, &meta, &pre}) {
-    if (!r->ok()) return Status::Unavailable("PostgreSQL: reading the prepared transactions: " + pg::Describe(*r));
-  }
-  std::set<std::string> prepared;
-  for (int i = 0; i < gids.rows(); ++i) {
-    if (auto txid = pg::TxidOfGid(options_.agent, gids.value(i, 0))) prepared.insert(*txid);
-  }
-  std::set<std::string> precommitted;
-  for (int i = 0; i < pre.rows(); ++i) precommitted.insert(pre.value(i, 0));
-
-  Contents contents;
   const int64_t now = now_ms_();
-  std::set<std::string> described;
-  for (int i = 0; i < meta.rows(); ++i) {
-    const std::string txid = meta.value(i, 0);
-    if (prepared.count(txid) == 0) {
-      // Never prepared, or rolled back before its row went: not committed.
-      PgResult gone = conn.Exec(kAbortCleanup, {options_.agent, txid, std::to_string(now)});
-      if (!gone.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(gone));
-      continue;
+  if (Status s = pg::SettleOrphanMetadata(conn, options_.agent, now); !s.ok()) return s;
+  auto records = pg::LoadPreparedRecords(conn, options_.agent, now);
+  if (!records.ok()) return records.status();
+  auto outcomes = pg::LoadOutcomes(conn, options_.agent);
+  if (!outcomes.ok()) return outcomes.status();
+  Contents contents;
+  for (pg::PgPreparedRecord& p : *records) {
+    if (!p.record.last_error.empty()) {
+      // Prepared, but its metadata is gone (deleted by hand): the coordinators
+      // of --coordinator are asked, never decided alone.
+      log::Error("pg_prepared_without_metadata", {{"txid", p.record.txid}, {"error", p.record.last_error}});
     }
-    PreparedRecord r;
-    r.txid = txid;
-    r.protocol = meta.value(i, 1);
-    r.state = precommitted.count(txid) ? "precommitted" : "prepared";
-    r.coordinator = meta.value(i, 2);
-    r.log_id = meta.value(i, 3);
-    r.participants = nlohmann::json::parse(meta.value(i, 4), nullptr, false);
-    if (r.participants.is_discarded() || !r.participants.is_array()) r.participants = nlohmann::json::array();
-    r.created_ms = std::strtoll(meta.value(i, 5).c_str(), nullptr, 10);
-    r.deadline_ms = std::strtoll(meta.value(i, 6).c_str(), nullptr, 10);
-    described.insert(txid);
-    contents.records.push_back(std::move(r));
+    contents.records.push_back(std::move(p.record));
   }
-  for (const std::string& txid : prepared) {
-    if (described.count(txid)) continue;
-    // Prepared, but its metadata is gone (deleted by hand): the coordinators
-    // of --coordinator are asked, never decided alone.
-    log::Error("pg_prepared_without_metadata", {{"txid", txid}, {"gid", pg::GidPrefix(options_.agent) + txid}});
-    PreparedRecord r;
-    r.txid = txid;
-    r.protocol = "2pc";
-    r.state = "prepared";
-    r.created_ms = now;
-    r.deadline_ms = now;
-    r.last_error = "metadata row missing from _commitd_pg_prepared";
-    contents.records.push_back(std::move(r));
-  }
-  conn.Exec(
-      "DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts "
-      "WHERE gid = $2 || txid)",
-      {options_.agent, pg::GidPrefix(options_.agent)});
-  PgResult outcomes = conn.Exec("SELECT txid, outcome FROM _commitd_pg_finished WHERE agent = $1", agent);
-  if (!outcomes.ok()) return Status::Unavailable("PostgreSQL: reading outcomes: " + pg::Describe(outcomes));
-  for (int i = 0; i < outcomes.rows(); ++i) contents.outcomes[outcomes.value(i, 0)] = outcomes.value(i, 1);
+  contents.outcomes = std::move(outcomes).value();
   return contents;
 }
 
@@ -460,27 +394,11 @@ void PostgresStore::Commit(const std::string& txid, std::function<void(Status)> 
 }
 
 Status PostgresStore::RunCommit(PgLink& link, const std::string& txid) {
-  auto gid = pg::EncodeGid(options_.agent, txid);
-  if (!gid.ok()) return gid.status();
   auto got = link.Get();
   if (!got.ok()) return got.status();
-  PgConnection& conn = **got;
-  PgResult r = conn.Exec("COMMIT PREPARED " + conn.Literal(*gid));
-  if (!r.ok()) {
-    link.DropIfBroken(r);
-    if (r.connection_lost()) return Status::Unavailable(Reason(r));
-    if (r.sqlstate() != pg::sqlstate::kUndefinedObject) return Status::IoError("COMMIT PREPARED: " + pg::Describe(r));
-    // Gone: committed before (a repeated commit) only if the outcome row says so.
-    PgResult o = conn.Exec("SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2",
-                           {options_.agent, txid});
-    if (!o.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(o));
-    if (o.rows() != 1 || o.value(0, 0) != "committed") {
-      return Status::Internal("PostgreSQL holds no prepared transaction " + *gid +
-                              " and no committed outcome for it (was it rolled back by hand?)");
-    }
-  }
-  conn.Exec("DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2", {options_.agent, txid});
-  return Status::Ok();
+  Status s = pg::CommitPrepared(**got, options_.agent, txid);
+  link.DropIfBroken();
+  return s;
 }
 
 void PostgresStore::Abort(const std::string& txid, std::function<void(Status)> done) {
@@ -492,29 +410,11 @@ void PostgresStore::Abort(const std::string& txid, std::function<void(Status)> d
 }
 
 Status PostgresStore::RunAbort(PgLink& link, const std::string& txid, int64_t now_ms) {
-  auto gid = pg::EncodeGid(options_.agent, txid);
-  if (!gid.ok()) return gid.status();
   auto got = link.Get();
   if (!got.ok()) return got.status();
-  PgConnection& conn = **got;
-  PgResult r = conn.Exec("ROLLBACK PREPARED " + conn.Literal(*gid));
-  if (!r.ok()) {
-    link.DropIfBroken(r);
-    if (r.connection_lost()) return Status::Unavailable(Reason(r));
-    if (r.sqlstate() != pg::sqlstate::kUndefinedObject) return Status::IoError("ROLLBACK PREPARED: " + pg::Describe(r));
-    PgResult o = conn.Exec("SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2",
-                           {options_.agent, txid});
-    if (!o.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(o));
-    if (o.rows() == 1 && o.value(0, 0) == "committed") {
-      return Status::Internal("transaction " + txid + " was committed in PostgreSQL; it cannot be aborted");
-    }
-  }
-  PgResult cleanup = conn.Exec(kAbortCleanup, {options_.agent, txid, std::to_string(now_ms)});
-  if (!cleanup.ok()) {
-    link.DropIfBroken(cleanup);
-    return Status::Unavailable("PostgreSQL: " + pg::Describe(cleanup));
-  }
-  return Status::Ok();
+  Status s = pg::RollBackPrepared(**got, options_.agent, txid, now_ms);
+  link.DropIfBroken();
+  return s;
 }
 
 void PostgresStore::Precommit(const std::string& txid, std::function<void(Status)> done) {
