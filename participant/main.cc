@@ -124,10 +124,10 @@ int main(int argc, char** argv) {
   auto name = flags->Get("name");
   auto procedures = flags->Get("procedures");
   if (!name) return UsageError("--name is required");
-  if (!procedures) return UsageError("--procedures is required");
-  options.name = *name;
   auto backend = commitd::ParseBackend(*flags, &options);
   if (!backend.ok()) return UsageError(backend.message());
+  if (!procedures) return UsageError("--procedures is required");
+  options.name = *name;
   options.procedures_path = *procedures;
   options.listen = flags->Get("listen").value_or("127.0.0.1:7101");
   options.allow_raw_sql = flags->Has("allow-raw-sql");

@@ -76,9 +76,10 @@ int64_t PgResult::affected() const {
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,
                                                             const std::string& application_name) {
-  const char* keys[] = {"dbname", "application_name", "client_encoding", nullptr};
-  const char* values[] = {dsn.c_str(), application_name.c_str(), "UTF8", nullptr};
-  // expand_dbname=1: the dsn's own keys win over nothing; application_name is added after it.
+  // expand_dbname=1: the dsn's keys replace connect_timeout (before it); application_name and
+  // client_encoding (after it) replace the dsn's.
+  const char* keys[] = {"connect_timeout", "dbname", "application_name", "client_encoding", nullptr};
+  const char* values[] = {"5", dsn.c_str(), application_name.c_str(), "UTF8", nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, 1);
   if (!conn) return Status::Unavailable("PostgreSQL: out of memory creating a connection");
   if (PQstatus(conn) != CONNECTION_OK) {

@@ -115,7 +115,7 @@ Status SettleOrphanMetadata(PgConnection& conn, const std::string& agent, int64_
   return Status::Ok();
 }
 
-Status CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid) {
+Status CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, bool precommitted) {
   auto gid = EncodeGid(agent, txid);
   if (!gid.ok()) return gid.status();
   PgResult r = conn.Exec("COMMIT PREPARED " + conn.Literal(*gid));
@@ -129,7 +129,9 @@ Status CommitPrepared(PgConnection& conn, const std::string& agent, const std::s
                               " and no committed outcome for it (was it rolled back by hand?)");
     }
   }
-  conn.Exec("DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2", {agent, txid});
+  if (precommitted) {
+    conn.Exec("DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2", {agent, txid});
+  }
   return Status::Ok();
 }
 

@@ -191,6 +191,7 @@ Result<Store::Contents> PostgresStore::Load() {
       // of --coordinator are asked, never decided alone.
       log::Error("pg_prepared_without_metadata", {{"txid", p.record.txid}, {"error", p.record.last_error}});
     }
+    if (p.record.state == "precommitted") precommitted_.insert(p.record.txid);
     contents.records.push_back(std::move(p.record));
   }
   contents.outcomes = std::move(outcomes).value();
@@ -267,13 +268,15 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     }
     yes.results.push_back(std::move(rows));
   }
-  PgResult end = conn.Exec(
-      "WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2) "
-      "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'committed', $3)",
-      {options_.agent, record.txid, std::to_string(now_ms)});
-  if (!end.ok()) return fail(end);
   failpoint::CrashIf("agent.crash_before_prepare_durable");
-  PgResult prepared = conn.Exec("PREPARE TRANSACTION " + conn.Literal(*gid));
+  // The end of the metadata row and the "committed" outcome, taking effect
+  // only if this transaction commits, then PREPARE TRANSACTION: one round trip.
+  PgResult prepared = conn.Exec(
+      "WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = " + conn.Literal(options_.agent) +
+      " AND txid = " + conn.Literal(record.txid) +
+      ") INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" + conn.Literal(options_.agent) +
+      ", " + conn.Literal(record.txid) + ", 'committed', " + std::to_string(now_ms) + "); PREPARE TRANSACTION " +
+      conn.Literal(*gid));
   if (prepared.connection_lost()) {
     // It may or may not have been prepared: vote no, and roll it back once PostgreSQL answers.
     {
@@ -387,22 +390,24 @@ void PostgresStore::RollBackUncertain(PgLink& link) {
 }
 
 void PostgresStore::Commit(const std::string& txid, std::function<void(Status)> done) {
-  workers_->Submit([this, txid, done = std::move(done)](PgLink& link) mutable {
-    Status s = RunCommit(link, txid);
+  const bool precommitted = precommitted_.erase(txid) != 0;
+  workers_->Submit([this, txid, precommitted, done = std::move(done)](PgLink& link) mutable {
+    Status s = RunCommit(link, txid, precommitted);
     post_([s = std::move(s), done = std::move(done)] { done(s); });
   });
 }
 
-Status PostgresStore::RunCommit(PgLink& link, const std::string& txid) {
+Status PostgresStore::RunCommit(PgLink& link, const std::string& txid, bool precommitted) {
   auto got = link.Get();
   if (!got.ok()) return got.status();
-  Status s = pg::CommitPrepared(**got, options_.agent, txid);
+  Status s = pg::CommitPrepared(**got, options_.agent, txid, precommitted);
   link.DropIfBroken();
   return s;
 }
 
 void PostgresStore::Abort(const std::string& txid, std::function<void(Status)> done) {
   const int64_t now = now_ms_();
+  precommitted_.erase(txid);
   workers_->Submit([this, txid, now, done = std::move(done)](PgLink& link) mutable {
     Status s = RunAbort(link, txid, now);
     post_([s = std::move(s), done = std::move(done)] { done(s); });
@@ -418,6 +423,7 @@ Status PostgresStore::RunAbort(PgLink& link, const std::string& txid, int64_t no
 }
 
 void PostgresStore::Precommit(const std::string& txid, std::function<void(Status)> done) {
+  precommitted_.insert(txid);
   workers_->Submit([this, txid, done = std::move(done)](PgLink& link) mutable {
     Status s = Status::Ok();
     if (auto got = link.Get(); !got.ok()) {

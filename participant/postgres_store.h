@@ -34,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/config.h"
@@ -90,7 +91,7 @@ class PostgresStore final : public Store {
   // Runs one op's statements; a non-empty return is the reason for a no.
   std::string RunOp(pg::PgConnection& conn, pg::PgLink& link, const std::string& txid, const wire::Op& op,
                     nlohmann::json* rows);
-  Status RunCommit(pg::PgLink& link, const std::string& txid);
+  Status RunCommit(pg::PgLink& link, const std::string& txid, bool precommitted);
   Status RunAbort(pg::PgLink& link, const std::string& txid, int64_t now_ms);
   // Gids whose PREPARE TRANSACTION lost its connection: rolled back once PostgreSQL answers.
   void RollBackUncertain(pg::PgLink& link);
@@ -99,6 +100,8 @@ class PostgresStore final : public Store {
   Procedures procedures_;
   std::map<std::string, std::vector<pg::TranslatedSql>> translated_;  // procedure name -> statements
   std::function<int64_t()> now_ms_;
+  // 3PC transactions with a _commitd_pg_precommitted row to remove at commit (event thread).
+  std::unordered_set<std::string> precommitted_;
   Post post_;
   std::mutex uncertain_mu_;
   std::vector<std::string> uncertain_gids_;

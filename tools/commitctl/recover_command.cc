@@ -102,7 +102,8 @@ void Apply(Step& step) {
   if (step.pg) {
     // COMMIT PREPARED or ROLLBACK PREPARED, as the agent does it.
     participant::pg::PgConnection& conn = *step.pg->conn;
-    Status s = step.action == "commit" ? participant::pg::CommitPrepared(conn, step.agent, step.record.txid)
+    Status s = step.action == "commit" ? participant::pg::CommitPrepared(conn, step.agent, step.record.txid,
+                                                                                       /*precommitted=*/true)
                                        : participant::pg::RollBackPrepared(conn, step.agent, step.record.txid,
                                                                            WallNowMs());
     step.trouble = !s.ok();
