@@ -106,6 +106,32 @@ def test_concurrency_on_same_rows():
         assert {t for t, _, _ in c.journal("bank-a")} | {"tx-hold"} == {t for t, _, _ in c.journal("bank-b")}
 
 
+def test_backend_and_dsn_file_from_the_config_file():
+    with PgServer() as pg:
+        pg.make_bank("bank", "seed-b.sql")
+        dsn_file = os.path.join(pg.dir, "dsn")
+        with open(dsn_file, "w") as f:
+            f.write(pg.dsn("bank") + "\n")
+        config = harness.write_config(os.path.join(pg.dir, "agent.json"),
+                                      {"backend": "postgres", "dsn_file": dsn_file, "pg_lock_timeout_ms": 50})
+        port = free_port()
+        agent = harness.Process("bank", [harness.bin_path("commit-agent"), "--name", "bank", "--listen",
+                                         f"127.0.0.1:{port}", "--procedures",
+                                         harness.source_path("examples", "bank", "procedures.json"),
+                                         "--config", config],
+                                os.path.join(pg.dir, "agent.log"), f"http://127.0.0.1:{port}")
+        try:
+            agent.start().wait_healthy()
+            status, vote = agent_prepare(agent, "tx-config", debit_ops("bob", 2), participant="bank")
+            assert vote["vote"] == "yes", vote
+            assert pg.prepared_gids("bank") == ["commitd:bank:tx-config"]
+            status, body = agent_commit(agent, "tx-config")
+            assert status == 200, body
+            assert pg.balances("bank")["bob"] == 48
+        finally:
+            agent.terminate()
+
+
 def _start_error(argv):
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     return r.returncode, r.stderr.decode(errors="replace")
