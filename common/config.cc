@@ -40,6 +40,8 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("sql_statement_timeout_ms", c.sql_statement_timeout_ms);
   fn("max_batch", c.max_batch);
   fn("busy_timeout_ms", c.busy_timeout_ms);
+  fn("pg_connections", c.pg_connections);
+  fn("pg_lock_timeout_ms", c.pg_lock_timeout_ms);
 }
 
 }  // namespace

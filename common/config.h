@@ -55,6 +55,10 @@ struct Config {
   int64_t max_batch = 1'024;                 // jobs per group commit
   int64_t busy_timeout_ms = 5'000;           // SQLite busy timeout
 
+  // PostgreSQL participant (commit-agent --backend postgres).
+  int64_t pg_connections = 16;               // pooled connections, each with its own worker thread
+  int64_t pg_lock_timeout_ms = 100;          // a prepare waits at most this long for a row lock, then votes no
+
   static Result<Config> FromJson(const nlohmann::json& value);
   // The text of a config file; `source` names it in messages.
   static Result<Config> Parse(std::string_view text, const std::string& source = "config");

@@ -16,6 +16,7 @@
 #include "common/asio_timers.h"
 #include "participant/http_transports.h"
 #include "participant/node.h"
+#include "participant/postgres_store.h"
 #include "participant/resource_manager.h"
 #include "participant/sqlite_store.h"
 #include "participant/timed_store.h"
@@ -72,7 +73,8 @@ struct Agent::Impl {
   metrics::Histogram& fsync_seconds;
   metrics::Histogram& apply_commit_seconds;
   metrics::Histogram& apply_abort_seconds;
-  std::unique_ptr<SqliteStore> sqlite_store;
+  std::unique_ptr<Store> backend_store;  // a SqliteStore or a PostgresStore
+  PostgresStore* pg_store = nullptr;     // backend_store, when the backend is PostgreSQL
   std::unique_ptr<TimedStore> store;
   std::unique_ptr<Node> node;  // declared last: it goes first
   Procedures callables;        // registered before Start(), then moved into the RM
@@ -142,6 +144,7 @@ void Agent::Shutdown(std::function<void()> done) {
   s.timers.Cancel();
   s.client.CloseIdle();
   if (s.writer) s.writer->Flush();
+  if (s.pg_store) s.pg_store->Drain();
   // Flush posted the last completions; let them run before reporting done.
   boost::asio::post(s.io, [done = std::move(done)] { done(); });
 }
@@ -170,29 +173,40 @@ Status Agent::Impl::Start() {
       return Status::InvalidArgument("procedure '" + name + "' is both registered and in " + options.procedures_path);
     }
   }
-  sqlite::OpenOptions oo;
-  oo.create = false;
-  oo.busy_timeout_ms = static_cast<int>(options.config.busy_timeout_ms);
-  auto opened = sqlite::Database::Open(options.db_path, oo);
-  if (!opened.ok()) return opened.status();
-  db = std::move(opened).value();
-  auto rm_opened =
-      ResourceManager::Open(*db, std::move(procedures), {options.allow_raw_sql, options.config.sql_statement_timeout_ms});
-  if (!rm_opened.ok()) return rm_opened.status();
-  rm = std::move(rm_opened).value();
-  // A batch rolled back took back the records its prepares wrote and kept
-  // the ones its commits deleted: the lock table follows the records.
-  writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch),
-                                         [this](sqlite::Database&) {
-                                           if (Status s = rm->RebuildLocks(); !s.ok()) {
-                                             // Serving on would risk a key nobody holds: a restart rebuilds it.
-                                             log::Error("lock_table_rebuild_failed", {{"error", s.ToString()}});
-                                             std::abort();
-                                           }
-                                         });
-  writer->set_metrics({&storage_batch_size, &fsync_seconds});
-  sqlite_store = std::make_unique<SqliteStore>(*rm, *writer, timers);
-  store = std::make_unique<TimedStore>(*sqlite_store, apply_commit_seconds, apply_abort_seconds);
+  if (options.backend == Backend::kPostgres) {
+    PostgresStoreOptions po{options.name, options.dsn, options.allow_raw_sql, options.config.pg_connections,
+                            options.config.pg_lock_timeout_ms, options.config.sql_statement_timeout_ms};
+    auto opened = PostgresStore::Open(
+        std::move(po), std::move(procedures), [this] { return timers.NowMs(); },
+        [this](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); });
+    if (!opened.ok()) return opened.status();
+    pg_store = opened->get();
+    backend_store = std::move(opened).value();
+  } else {
+    sqlite::OpenOptions oo;
+    oo.create = false;
+    oo.busy_timeout_ms = static_cast<int>(options.config.busy_timeout_ms);
+    auto opened = sqlite::Database::Open(options.db_path, oo);
+    if (!opened.ok()) return opened.status();
+    db = std::move(opened).value();
+    auto rm_opened =
+        ResourceManager::Open(*db, std::move(procedures), {options.allow_raw_sql, options.config.sql_statement_timeout_ms});
+    if (!rm_opened.ok()) return rm_opened.status();
+    rm = std::move(rm_opened).value();
+    // A batch rolled back took back the records its prepares wrote and kept
+    // the ones its commits deleted: the lock table follows the records.
+    writer = std::make_unique<BatchWriter>(*db, io.get_executor(), static_cast<std::size_t>(options.config.max_batch),
+                                           [this](sqlite::Database&) {
+                                             if (Status s = rm->RebuildLocks(); !s.ok()) {
+                                               // Serving on would risk a key nobody holds: a restart rebuilds it.
+                                               log::Error("lock_table_rebuild_failed", {{"error", s.ToString()}});
+                                               std::abort();
+                                             }
+                                           });
+    writer->set_metrics({&storage_batch_size, &fsync_seconds});
+    backend_store = std::make_unique<SqliteStore>(*rm, *writer, timers);
+  }
+  store = std::make_unique<TimedStore>(*backend_store, apply_commit_seconds, apply_abort_seconds);
 
   self_url = options.advertise_url;
   if (!options.listen.empty()) {
@@ -218,7 +232,8 @@ Status Agent::Impl::Start() {
   log::Info("agent_started", {{"name", options.name},
                               {"url", self_url},
                               {"listening", !options.listen.empty()},
-                              {"db", options.db_path},
+                              {"backend", options.backend == Backend::kPostgres ? "postgres" : "sqlite"},
+                              {"db", options.backend == Backend::kPostgres ? "" : options.db_path},
                               {"recovered_prepared", node->recovered()},
                               {"locks", node->locks().size()}});
   return Status::Ok();
@@ -400,6 +415,7 @@ void Agent::Impl::AddNodeMetrics() {
   registry.AddGaugeFn("commitd_agent_locks_held", "Lock keys held by prepared transactions.", {},
                       [n] { return static_cast<double>(n->locks().size()); });
   const BatchWriter* w = writer.get();
+  if (w == nullptr) return;  // PostgreSQL: its own server batches and syncs
   registry.AddGaugeFn("commitd_agent_storage_queue_depth", "Storage jobs waiting for the next batch.", {},
                       [w] { return static_cast<double>(w->queue_depth()); });
   registry.AddCounterFn("commitd_agent_storage_batches_total", "Group commits of the agent database.", {},

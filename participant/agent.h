@@ -45,6 +45,10 @@ class Router;
 
 namespace commitd::participant {
 
+// Where the agent's data lives: a SQLite file (db_path) or a PostgreSQL
+// database (dsn, docs/participant.md).
+enum class Backend { kSqlite, kPostgres };
+
 struct AgentOptions {
   std::string name;  // the participant name coordinators use
   // Address the agent serves its API on. Empty: it does not listen; the
@@ -54,7 +58,9 @@ struct AgentOptions {
   // Empty: http://<listen host>:<bound port>. Required when listen is empty
   // and coordinators are given.
   std::string advertise_url;
-  std::string db_path;  // must exist; the agent adds its _commitd_* tables
+  Backend backend = Backend::kSqlite;
+  std::string db_path;  // kSqlite: must exist; the agent adds its _commitd_* tables
+  std::string dsn;      // kPostgres: libpq conninfo; the agent adds its _commitd_pg_* tables
   // The procedures file (A.4). Empty: only procedures registered with
   // RegisterProcedure (and raw SQL, if allowed).
   std::string procedures_path;

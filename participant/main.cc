@@ -1,7 +1,10 @@
 // commit-agent: a standalone participant agent over one SQLite file (design A.2, A.4).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cctype>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <set>
 
 #include "common/access_flags.h"
@@ -20,6 +23,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: commit-agent --name NAME --listen HOST:PORT --db FILE.db
                     --procedures FILE.json [--allow-raw-sql]
+       commit-agent --backend postgres (--dsn DSN | --dsn-file FILE) ...
                     [--coordinator URL[,URL...]] [--advertise-url URL]
                     [--auth-file FILE] [--peer-token-file FILE] [--insecure]
                     [--token SECRET] [--tls-cert FILE --tls-key FILE] [--tls-ca FILE]
@@ -28,7 +32,10 @@ constexpr const char* kUsage = R"(usage: commit-agent --name NAME --listen HOST:
                     [--failpoint NAME]...
        commit-agent --version | --help
 
-Runs a commitd participant agent over the SQLite database FILE.db, serving the
+Runs a commitd participant agent over the SQLite database FILE.db (--backend
+sqlite, the default) or over a PostgreSQL database (--backend postgres: --dsn
+is a libpq connection string, --dsn-file a file holding one, for a DSN with a
+password; the server needs max_prepared_transactions > 0), serving the
 agent API of docs/protocol.md on --listen. Transactions may call the named
 procedures of --procedures (docs/procedures.md); raw SQL ops are refused
 unless --allow-raw-sql. --advertise-url is the URL coordinators reach it at
@@ -52,7 +59,7 @@ std::set<std::string> Join(std::set<std::string> a, const std::set<std::string>&
 }
 
 const std::set<std::string> kValued =
-    Join({"name", "listen", "db", "procedures", "coordinator", "advertise-url", "config", "failpoint", "log-level"},
+    Join({"name", "listen", "db", "backend", "dsn", "dsn-file", "procedures", "coordinator", "advertise-url", "config", "failpoint", "log-level"},
          commitd::AccessValuedFlags());
 const std::set<std::string> kSwitches = Join({"allow-raw-sql"}, commitd::AccessSwitches());
 const commitd::Program kProgram("commit-agent", kUsage);
@@ -60,6 +67,48 @@ const commitd::Program kProgram("commit-agent", kUsage);
 int UsageError(const std::string& message) { return kProgram.UsageError(message); }
 
 }  // namespace
+
+namespace commitd {
+namespace {
+
+// --backend, --db, --dsn and --dsn-file into options: one data source, the one its backend reads.
+Status ParseBackend(const Flags& flags, participant::AgentOptions* options) {
+  const std::string backend = flags.Get("backend").value_or("sqlite");
+  auto db = flags.Get("db");
+  auto dsn = flags.Get("dsn");
+  auto dsn_file = flags.Get("dsn-file");
+  if (db && (dsn || dsn_file)) return Status::InvalidArgument("--db and --dsn/--dsn-file are exclusive");
+  if (backend == "sqlite") {
+    if (dsn || dsn_file) return Status::InvalidArgument("--dsn and --dsn-file need --backend postgres");
+    if (!db) return Status::InvalidArgument("--db is required");
+    options->backend = participant::Backend::kSqlite;
+    options->db_path = *db;
+    return Status::Ok();
+  }
+  if (backend != "postgres") {
+    return Status::InvalidArgument("--backend must be sqlite or postgres, not '" + backend + "'");
+  }
+  if (dsn && dsn_file) return Status::InvalidArgument("--dsn and --dsn-file are exclusive");
+  if (!dsn && !dsn_file) return Status::InvalidArgument("--backend postgres needs --dsn or --dsn-file");
+  options->backend = participant::Backend::kPostgres;
+  if (dsn) {
+    options->dsn = *dsn;
+  } else {
+    std::ifstream in(*dsn_file);
+    if (!in) return Status::InvalidArgument("--dsn-file: cannot read " + *dsn_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    options->dsn = text.str();
+    while (!options->dsn.empty() && std::isspace(static_cast<unsigned char>(options->dsn.back()))) {
+      options->dsn.pop_back();
+    }
+  }
+  if (options->dsn.empty()) return Status::InvalidArgument("--dsn: must not be empty");
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace commitd
 
 int main(int argc, char** argv) {
   using namespace commitd;
@@ -73,13 +122,12 @@ int main(int argc, char** argv) {
   if (!flags->positional().empty()) return UsageError("unexpected argument " + flags->positional().front());
   participant::AgentOptions options;
   auto name = flags->Get("name");
-  auto db = flags->Get("db");
   auto procedures = flags->Get("procedures");
   if (!name) return UsageError("--name is required");
-  if (!db) return UsageError("--db is required");
+  auto backend = commitd::ParseBackend(*flags, &options);
+  if (!backend.ok()) return UsageError(backend.message());
   if (!procedures) return UsageError("--procedures is required");
   options.name = *name;
-  options.db_path = *db;
   options.procedures_path = *procedures;
   options.listen = flags->Get("listen").value_or("127.0.0.1:7101");
   options.allow_raw_sql = flags->Has("allow-raw-sql");

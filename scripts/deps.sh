@@ -10,6 +10,7 @@ PACKAGES=(
   g++ cmake make
   libboost-dev libboost-system-dev
   libsqlite3-dev sqlite3
+  postgresql libpq-dev  # the PostgreSQL participant (--backend postgres) and its tests
   nlohmann-json3-dev doctest-dev
   libssl-dev openssl
   faketime prometheus

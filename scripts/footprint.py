@@ -136,7 +136,8 @@ def metric_total(url):
         return None
     total = 0
     for line in text.splitlines():
-        for name in ("commitd_transactions_committed_total ", "commitd_transactions_aborted_total "):
+        for name in ('commitd_transactions_total{outcome="committed"} ',
+                     'commitd_transactions_total{outcome="aborted"} '):
             if line.startswith(name):
                 total += float(line.split()[1])
     return int(total)
@@ -162,19 +163,25 @@ def steady(args, work):
     config = {"decision_retention_ms": args.retention_ms, "outcome_retention_ms": args.retention_ms}
     with open(f"{work}/config.json", "w") as f:
         json.dump(config, f)
+    # Agents take prepares only from the coordinators they are given.
+    coordinator_ports = [free_port() for _ in range(3 if args.group else 1)]
+    coordinator_flags = []
+    for port in coordinator_ports:
+        coordinator_flags += ["--coordinator", f"http://127.0.0.1:{port}"]
     agents = {}
     for name in ("a", "b"):
         port = free_port()
         p = start([os.path.join(args.bin_dir, "commit-agent"), "--name", f"bank-{name}", "--listen",
                    f"127.0.0.1:{port}", "--db", f"{work}/{name}.db", "--procedures",
-                   os.path.join(ROOT, "examples", "bank", "procedures.json"), "--config", f"{work}/config.json"],
+                   os.path.join(ROOT, "examples", "bank", "procedures.json"), "--config", f"{work}/config.json",
+                   *coordinator_flags],
                   f"{work}/bank-{name}.log")
         agents[name] = (p, f"http://127.0.0.1:{port}")
         wait_for(agents[name][1], "/healthz")
     participants = ["--participant", f"bank-a={agents['a'][1]}", "--participant", f"bank-b={agents['b'][1]}"]
     coordinators = []
     if args.group:
-        ports = [free_port() for _ in range(3)]
+        ports = coordinator_ports
         peers = ",".join(f"g{i + 1}=http://127.0.0.1:{ports[i]}" for i in range(3))
         for i in range(3):
             d = f"{work}/g{i + 1}"
@@ -191,7 +198,7 @@ def steady(args, work):
         if url is None:
             raise SystemExit("footprint: the group elected no leader")
     else:
-        port = free_port()
+        port = coordinator_ports[0]
         os.makedirs(f"{work}/c1")
         p = start([os.path.join(args.bin_dir, "commitd"), "--id", "c1", "--listen", f"127.0.0.1:{port}",
                    "--data-dir", f"{work}/c1", "--config", f"{work}/config.json", *participants], f"{work}/c1.log")

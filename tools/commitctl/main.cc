@@ -37,7 +37,8 @@ commands:
 
 offline commands (the services stopped; they read and lock the files):
   inspect             --data-dir DIR and/or --participant-db FILE: decisions, unfinished ones, prepared records
-  recover             --data-dir DIR... --participant-db FILE... [--apply]: settle prepared records from the log
+  recover             --data-dir DIR... --participant-db FILE... --participant-dsn DSN... [--apply]:
+                      settle prepared records (SQLite files, PostgreSQL databases) from the log
   log dump            --data-dir DIR: the decision log as JSON lines
 
 global flags:
@@ -142,9 +143,9 @@ const std::vector<Command>& Commands() {
        "they remember). Each file is locked exclusively first: refused, changing nothing, while a\n"
        "commitd or commit-agent has it open. Exit 1 when something is in doubt (an unfinished\n"
        "decision or a prepared record) or a file cannot be read.\n"},
-      {{"recover"}, RunRecover, {"data-dir", "participant-db"}, {"apply"},
+      {{"recover"}, RunRecover, {"data-dir", "participant-db", "participant-dsn"}, {"apply"},
        "usage: commitctl recover --data-dir DIR [--data-dir DIR]... --participant-db FILE [--participant-db FILE]...\n"
-       "                         [--apply] [--json]\n\n"
+       "                         [--participant-dsn DSN]... [--apply] [--json]\n\n"
        "Offline, with every service stopped: for each prepared record in the agents' databases,\n"
        "looks its txid up in the coordinator's decision log (DIR/decisions.db) and plans commit\n"
        "(decided committed) or abort (decided aborted, or no record: presumed abort). A 3PC record\n"
@@ -153,6 +154,9 @@ const std::vector<Command>& Commands() {
        "with --apply carries it out with the agent's own resource manager, one SQLite transaction\n"
        "per record (apply the changeset or discard it, and remember the outcome), so the agents\n"
        "start consistent. A changeset that does not apply cleanly is reported and left in place.\n"
+       "--participant-dsn: a PostgreSQL participant's database (libpq DSN): its commitd:<agent>:<txid>\n"
+       "transactions in pg_prepared_xacts are settled with COMMIT PREPARED / ROLLBACK PREPARED;\n"
+       "refused while a commit-agent is connected to it.\n"
        "The decision log is not changed: the restarted coordinator redelivers its unfinished\n"
        "decisions and the agents acknowledge them from their remembered outcomes.\n"
        "A txid whose decision was deleted after decision_retention_ms is refused, not presumed aborted.\n"

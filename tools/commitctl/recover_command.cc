@@ -11,6 +11,8 @@
 #include "coordinator/decision_store.h"
 #include "coordinator/group_members.h"
 #include "coordinator/txid_issuer.h"
+#include "participant/pg_connection.h"
+#include "participant/pg_records.h"
 #include "tools/commitctl/commands.h"
 #include "tools/commitctl/group_files.h"
 #include "tools/commitctl/offline_files.h"
@@ -18,8 +20,18 @@
 namespace commitd::commitctl {
 namespace {
 
+// A PostgreSQL participant's database (--participant-dsn): every commitd
+// agent's prepared transactions in it.
+struct PgDatabase {
+  std::string label;  // for the DATABASE column: "postgres:<dbname>"
+  std::unique_ptr<participant::pg::PgConnection> conn;
+};
+
 struct Step {
-  ParticipantFile* file = nullptr;
+  ParticipantFile* file = nullptr;  // or:
+  PgDatabase* pg = nullptr;
+  std::string agent;  // pg: the agent whose gid it is
+  std::string database() const { return file ? file->path : pg->label + "/" + agent; }
   participant::PreparedRecord record;
   std::string action;  // "commit" | "abort" | "refuse"
   std::string why;
@@ -66,12 +78,8 @@ std::string GroupCannotPresume(const GroupEvidence& g, const std::string& txid) 
 // committed_elsewhere: txids some given database remembers as committed.
 // own_urls: the URLs the log's coordinator served under (empty: not recorded).
 // group: set when `log` is a group member's state machine.
-Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, participant::PreparedRecord record,
-                  const std::set<std::string>& committed_elsewhere, const std::vector<std::string>& own_urls,
-                  const GroupEvidence* group) {
-  Step step;
-  step.file = &file;
-  step.record = std::move(record);
+Result<Step> Plan(coordinator::DecisionStore& log, Step step, const std::set<std::string>& committed_elsewhere,
+                  const std::vector<std::string>& own_urls, const GroupEvidence* group) {
   auto decision = log.FindByTxid(step.record.txid);
   if (!decision.ok()) return decision.status();
   // 3PC: a decision in the log settles it as in 2PC, and no record at all
@@ -155,6 +163,17 @@ Result<Step> Plan(coordinator::DecisionStore& log, ParticipantFile& file, partic
 // One SQLite transaction: the resource manager's commit or abort and the
 // remembered outcome, as the agent does it.
 void Apply(Step& step) {
+  if (step.pg) {
+    // COMMIT PREPARED or ROLLBACK PREPARED, as the agent does it.
+    participant::pg::PgConnection& conn = *step.pg->conn;
+    Status s = step.action == "commit" ? participant::pg::CommitPrepared(conn, step.agent, step.record.txid,
+                                                                                       /*precommitted=*/true)
+                                       : participant::pg::RollBackPrepared(conn, step.agent, step.record.txid,
+                                                                           WallNowMs());
+    step.trouble = !s.ok();
+    step.result = s.ok() ? (step.action == "commit" ? "committed" : "aborted") : "failed: " + s.message();
+    return;
+  }
   participant::ResourceManager& rm = *step.file->rm;
   const std::string& txid = step.record.txid;
   sqlite::Transaction txn(*step.file->db);
@@ -187,8 +206,10 @@ void Apply(Step& step) {
 int RunRecover(Context& ctx) {
   const auto data_dirs = ctx.flags->GetAll("data-dir");
   const auto paths = ctx.flags->GetAll("participant-db");
-  if (data_dirs.empty() || paths.empty() || !ctx.args.empty()) {
-    PrintError("recover needs --data-dir DIR and at least one --participant-db FILE (see commitctl recover --help)");
+  const auto dsns = ctx.flags->GetAll("participant-dsn");
+  if (data_dirs.empty() || (paths.empty() && dsns.empty()) || !ctx.args.empty()) {
+    PrintError("recover needs --data-dir DIR and at least one --participant-db FILE or --participant-dsn DSN "
+               "(see commitctl recover --help)");
     return kExitUsage;
   }
   const bool apply = ctx.flags->Has("apply");
@@ -274,8 +295,40 @@ int RunRecover(Context& ctx) {
     files.push_back(std::move(file).value());
   }
 
+  std::vector<PgDatabase> pgs;
+  for (const std::string& dsn : dsns) {
+    auto conn = participant::pg::PgConnection::Connect(dsn, "commitctl");
+    if (!conn.ok()) {
+      PrintError(conn.status().message());
+      return kExitTrouble;
+    }
+    // Offline like the files: no agent may be settling the same transactions.
+    participant::pg::PgResult agents = (*conn)->Exec(
+        "SELECT string_agg(DISTINCT application_name, ', ') FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name LIKE 'commitd:%'");
+    if (!agents.ok()) {
+      PrintError("PostgreSQL: " + participant::pg::Describe(agents));
+      return kExitTrouble;
+    }
+    if (!agents.is_null(0, 0)) {
+      PrintError("a commit-agent is connected to " + (*conn)->database() + " (" + agents.value(0, 0) +
+                 "): stop it first");
+      return kExitTrouble;
+    }
+    pgs.push_back({"postgres:" + (*conn)->database(), std::move(conn).value()});
+  }
+
   coordinator::DecisionStore log(*log_db);
   std::set<std::string> committed_somewhere;
+  for (PgDatabase& db : pgs) {
+    participant::pg::PgResult r = db.conn->Exec(
+        "SELECT txid FROM _commitd_pg_finished WHERE outcome = 'committed'");
+    if (!r.ok() && r.sqlstate() != participant::pg::sqlstate::kUndefinedTable) {
+      PrintError(db.label + ": " + participant::pg::Describe(r));
+      return kExitTrouble;
+    }
+    for (int i = 0; i < r.rows(); ++i) committed_somewhere.insert(r.value(i, 0));
+  }
   for (ParticipantFile& file : files) {
     auto outcomes = file.rm->LoadOutcomes();
     if (!outcomes.ok()) {
@@ -305,7 +358,30 @@ int RunRecover(Context& ctx) {
       return kExitTrouble;
     }
     for (auto& record : *records) {
-      auto step = Plan(log, file, std::move(record), committed_somewhere, *own_urls,
+      Step proposed;
+      proposed.file = &file;
+      proposed.record = std::move(record);
+      auto step = Plan(log, std::move(proposed), committed_somewhere, *own_urls,
+                       members.empty() ? nullptr : &evidence);
+      if (!step.ok()) {
+        PrintError(log_path + ": " + step.status().message());
+        return kExitTrouble;
+      }
+      steps.push_back(std::move(step).value());
+    }
+  }
+  for (PgDatabase& db : pgs) {
+    auto records = participant::pg::LoadPreparedRecords(*db.conn, std::nullopt, WallNowMs());
+    if (!records.ok()) {
+      PrintError(db.label + ": " + records.status().message());
+      return kExitTrouble;
+    }
+    for (auto& p : *records) {
+      Step proposed;
+      proposed.pg = &db;
+      proposed.agent = p.agent;
+      proposed.record = std::move(p.record);
+      auto step = Plan(log, std::move(proposed), committed_somewhere, *own_urls,
                        members.empty() ? nullptr : &evidence);
       if (!step.ok()) {
         PrintError(log_path + ": " + step.status().message());
@@ -331,7 +407,7 @@ int RunRecover(Context& ctx) {
     nlohmann::json list = nlohmann::json::array();
     for (const Step& step : steps) {
       nlohmann::json j = {{"txid", step.record.txid},
-                          {"database", step.file->path},
+                          {"database", step.database()},
                           {"action", step.action},
                           {"why", step.why},
                           {"coordinator", step.record.coordinator}};
@@ -340,12 +416,12 @@ int RunRecover(Context& ctx) {
     }
     PrintJson({{"applied", apply}, {"steps", list}, {"ok", !trouble && (apply || steps.empty())}});
   } else if (steps.empty()) {
-    std::printf("nothing prepared in %zu database(s): nothing to recover\n", files.size());
+    std::printf("nothing prepared in %zu database(s): nothing to recover\n", files.size() + pgs.size());
   } else {
     std::printf("%-40s %-24s %-7s %s\n", "TXID", "DATABASE", "ACTION", apply ? "RESULT  (WHY)" : "WHY");
     for (const Step& step : steps) {
       std::string tail = apply ? step.result + "  (" + step.why + ")" : step.why;
-      std::printf("%-40s %-24s %-7s %s\n", step.record.txid.c_str(), step.file->path.c_str(), step.action.c_str(),
+      std::printf("%-40s %-24s %-7s %s\n", step.record.txid.c_str(), step.database().c_str(), step.action.c_str(),
                   tail.c_str());
     }
     if (!apply) {

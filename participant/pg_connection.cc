@@ -1,0 +1,133 @@
+#include "participant/pg_connection.h"
+
+#include <cstdlib>
+
+namespace commitd::participant::pg {
+namespace {
+
+std::string Trimmed(const char* text) {
+  std::string s = text ? text : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+PgResult::PgResult(PGresult* r, std::string connection_error) : result_(r) {
+  if (!r) {
+    connection_lost_ = true;
+    connection_error_ = std::move(connection_error);
+    return;
+  }
+  if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
+    const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    // No SQLSTATE: libpq's own error (the connection went away). Class 08:
+    // connection exceptions; 57P01-57P03: the server is shutting down or restarting.
+    std::string_view s = state ? state : "";
+    connection_lost_ = s.empty() || s.substr(0, 2) == "08" || s == "57P01" || s == "57P02" || s == "57P03";
+    if (connection_lost_) connection_error_ = connection_error.empty() ? Trimmed(PQresultErrorMessage(r)) : connection_error;
+  }
+}
+
+bool PgResult::ok() const {
+  if (!result_) return false;
+  ExecStatusType s = PQresultStatus(result_.get());
+  return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
+std::string PgResult::sqlstate() const {
+  if (!result_ || ok()) return "";
+  const char* state = PQresultErrorField(result_.get(), PG_DIAG_SQLSTATE);
+  return state ? state : "";
+}
+
+std::string PgResult::error() const {
+  if (ok()) return "";
+  if (!result_) return connection_error_.empty() ? "no result from PostgreSQL" : connection_error_;
+  const char* primary = PQresultErrorField(result_.get(), PG_DIAG_MESSAGE_PRIMARY);
+  std::string text = primary ? primary : Trimmed(PQresultErrorMessage(result_.get()));
+  if (text.empty()) text = connection_error_;
+  if (const char* detail = PQresultErrorField(result_.get(), PG_DIAG_MESSAGE_DETAIL)) {
+    text += std::string(" (") + detail + ")";
+  }
+  return text;
+}
+
+int PgResult::rows() const { return result_ ? PQntuples(result_.get()) : 0; }
+int PgResult::columns() const { return result_ ? PQnfields(result_.get()) : 0; }
+std::string PgResult::column_name(int c) const { return PQfname(result_.get(), c); }
+Oid PgResult::column_type(int c) const { return PQftype(result_.get(), c); }
+bool PgResult::is_null(int r, int c) const { return PQgetisnull(result_.get(), r, c) != 0; }
+std::string PgResult::value(int r, int c) const {
+  return std::string(PQgetvalue(result_.get(), r, c), static_cast<std::size_t>(PQgetlength(result_.get(), r, c)));
+}
+
+std::string PgResult::command() const {
+  if (!result_) return "";
+  std::string status = PQcmdStatus(result_.get());
+  return status.substr(0, status.find(' '));
+}
+
+int64_t PgResult::affected() const {
+  if (!result_) return 0;
+  const char* n = PQcmdTuples(result_.get());
+  return (n && *n) ? std::strtoll(n, nullptr, 10) : 0;
+}
+
+Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,
+                                                            const std::string& application_name) {
+  // expand_dbname=1: the dsn's keys replace connect_timeout (before it); application_name and
+  // client_encoding (after it) replace the dsn's.
+  const char* keys[] = {"connect_timeout", "dbname", "application_name", "client_encoding", nullptr};
+  const char* values[] = {"5", dsn.c_str(), application_name.c_str(), "UTF8", nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, 1);
+  if (!conn) return Status::Unavailable("PostgreSQL: out of memory creating a connection");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string message = Trimmed(PQerrorMessage(conn));
+    PQfinish(conn);
+    return Status::Unavailable("cannot connect to PostgreSQL: " + message);
+  }
+  // Notices and warnings (e.g. "relation already exists, skipping") are not errors: not printed.
+  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+}
+
+PgConnection::~PgConnection() { PQfinish(conn_); }
+
+bool PgConnection::healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+std::string PgConnection::database() const {
+  const char* db = PQdb(conn_);
+  return db ? db : "";
+}
+
+PgResult PgConnection::Wrap(PGresult* r) { return PgResult(r, r ? "" : Trimmed(PQerrorMessage(conn_))); }
+
+PgResult PgConnection::Exec(const std::string& sql) { return Wrap(PQexec(conn_, sql.c_str())); }
+
+PgResult PgConnection::Exec(const std::string& sql, const std::vector<std::optional<std::string>>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return Wrap(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                           nullptr, 0));
+}
+
+PgResult PgConnection::Prepare(const std::string& name, const std::string& sql) {
+  return Wrap(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
+}
+
+std::string PgConnection::Literal(std::string_view text) {
+  char* quoted = PQescapeLiteral(conn_, text.data(), text.size());
+  if (!quoted) return "''";
+  std::string out(quoted);
+  PQfreemem(quoted);
+  return out;
+}
+
+std::string Describe(const PgResult& r) {
+  std::string state = r.sqlstate();
+  return state.empty() ? r.error() : state + ": " + r.error();
+}
+
+}  // namespace commitd::participant::pg

@@ -1,0 +1,97 @@
+// A small RAII wrapper of libpq: one connection (PgConnection) and one
+// result (PgResult). Statements run with text parameters and text results.
+//
+// Thread: a connection is used by one thread at a time (its pool worker, or
+// the thread that opened it at start).
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace commitd::participant::pg {
+
+// Some SQLSTATEs the participant tells apart (PostgreSQL, Appendix A).
+namespace sqlstate {
+constexpr std::string_view kSerializationFailure = "40001";
+constexpr std::string_view kDeadlockDetected = "40P01";
+constexpr std::string_view kLockNotAvailable = "55P03";
+constexpr std::string_view kQueryCanceled = "57014";  // statement_timeout
+constexpr std::string_view kUndefinedObject = "42704";  // e.g. no prepared transaction with that gid
+constexpr std::string_view kInsufficientPrivilege = "42501";
+constexpr std::string_view kUndefinedTable = "42P01";
+constexpr std::string_view kUndefinedColumn = "42703";
+}  // namespace sqlstate
+
+class PgResult {
+ public:
+  PgResult() = default;
+  // Takes ownership of r (may be null: the connection failed).
+  PgResult(PGresult* r, std::string connection_error);
+
+  // The statement succeeded (a command or rows).
+  bool ok() const;
+  // No result at all, or a connection-class error: the server may not have
+  // seen (or finished) the statement.
+  bool connection_lost() const { return connection_lost_; }
+  // "" when ok or connection_lost.
+  std::string sqlstate() const;
+  // PostgreSQL's primary message (and detail), or libpq's.
+  std::string error() const;
+
+  int rows() const;
+  int columns() const;
+  std::string column_name(int c) const;
+  Oid column_type(int c) const;
+  bool is_null(int r, int c) const;
+  std::string value(int r, int c) const;
+  // "UPDATE 1" -> "UPDATE"; rows affected by INSERT/UPDATE/DELETE/MERGE (0 for others).
+  std::string command() const;
+  int64_t affected() const;
+
+ private:
+  struct Clear {
+    void operator()(PGresult* r) const { PQclear(r); }
+  };
+  std::unique_ptr<PGresult, Clear> result_;
+  bool connection_lost_ = false;
+  std::string connection_error_;
+};
+
+class PgConnection {
+ public:
+  // Connects with `dsn` (a libpq conninfo string or URI); `application_name`
+  // names the agent's sessions in pg_stat_activity. Unavailable with libpq's
+  // message when the server cannot be reached or refuses the login.
+  static Result<std::unique_ptr<PgConnection>> Connect(const std::string& dsn, const std::string& application_name);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  bool healthy() const;
+  std::string database() const;  // the database connected to
+  // A statement without parameters.
+  PgResult Exec(const std::string& sql);
+  // A statement with text parameters ($1..$n); nullopt is NULL.
+  PgResult Exec(const std::string& sql, const std::vector<std::optional<std::string>>& params);
+  // Parses and plans sql as an unnamed prepared statement (checks tables and columns).
+  PgResult Prepare(const std::string& name, const std::string& sql);
+  // A string as a SQL literal ('it''s').
+  std::string Literal(std::string_view text);
+
+ private:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  PgResult Wrap(PGresult* r);
+  PGconn* conn_;
+};
+
+// "SQLSTATE: message" of a failed result, for reasons and logs.
+std::string Describe(const PgResult& r);
+
+}  // namespace commitd::participant::pg

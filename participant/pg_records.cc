@@ -1,0 +1,157 @@
+#include "participant/pg_records.h"
+
+#include <cstdlib>
+#include <set>
+
+#include "participant/pg_gid.h"
+
+namespace commitd::participant::pg {
+namespace {
+
+using Params = std::vector<std::optional<std::string>>;
+
+constexpr const char* kAbortCleanup =
+    "WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2), "
+    "p AS (DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2) "
+    "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'aborted', $3) "
+    "ON CONFLICT (agent, txid) DO NOTHING";
+
+Status Failed(const PgResult& r, const std::string& what) {
+  if (r.connection_lost()) return Status::Unavailable("PostgreSQL unavailable: " + r.error());
+  return Status::IoError(what + ": " + Describe(r));
+}
+
+// The agent's name and txid of a commitd gid, or nullopt.
+std::optional<std::pair<std::string, std::string>> SplitGid(const std::string& gid) {
+  const std::string scheme = "commitd:";
+  if (gid.rfind(scheme, 0) != 0) return std::nullopt;
+  std::size_t colon = gid.find(':', scheme.size());
+  if (colon == std::string::npos) return std::nullopt;
+  std::string agent = gid.substr(scheme.size(), colon - scheme.size());
+  auto txid = TxidOfGid(agent, gid);
+  if (!ValidateAgentName(agent).ok() || !txid) return std::nullopt;
+  return std::make_pair(agent, *txid);
+}
+
+}  // namespace
+
+const char* const kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS _commitd_pg_prepared (
+  agent text NOT NULL, txid text NOT NULL, protocol text NOT NULL, coordinator text NOT NULL,
+  log_id text NOT NULL, participants text NOT NULL, created_ms bigint NOT NULL, deadline_ms bigint NOT NULL,
+  PRIMARY KEY (agent, txid));
+ALTER TABLE _commitd_pg_prepared ADD COLUMN IF NOT EXISTS abort_key text NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS _commitd_pg_precommitted (
+  agent text NOT NULL, txid text NOT NULL, PRIMARY KEY (agent, txid));
+CREATE TABLE IF NOT EXISTS _commitd_pg_finished (
+  agent text NOT NULL, txid text NOT NULL, outcome text NOT NULL, at_ms bigint NOT NULL,
+  PRIMARY KEY (agent, txid));
+)sql";
+
+Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, const std::optional<std::string>& agent,
+                                                          int64_t now_ms) {
+  PgResult gids = conn.Exec(
+      "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1) "
+      "ORDER BY prepared, gid",
+      {agent ? GidPrefix(*agent) : std::string("commitd:")});
+  if (!gids.ok()) return Failed(gids, "reading pg_prepared_xacts");
+  std::vector<PgPreparedRecord> out;
+  for (int i = 0; i < gids.rows(); ++i) {
+    auto parts = SplitGid(gids.value(i, 0));
+    if (!parts || (agent && parts->first != *agent)) continue;
+    PgPreparedRecord p;
+    p.agent = parts->first;
+    PreparedRecord& r = p.record;
+    r.txid = parts->second;
+    PgResult meta = conn.Exec(
+        "SELECT protocol, coordinator, log_id, participants, created_ms, deadline_ms, "
+        "EXISTS (SELECT 1 FROM _commitd_pg_precommitted c WHERE c.agent = $1 AND c.txid = $2), abort_key "
+        "FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2",
+        {p.agent, r.txid});
+    if (!meta.ok()) return Failed(meta, "reading _commitd_pg_prepared");
+    if (meta.rows() == 1) {
+      r.protocol = meta.value(0, 0);
+      r.coordinator = meta.value(0, 1);
+      r.log_id = meta.value(0, 2);
+      r.participants = nlohmann::json::parse(meta.value(0, 3), nullptr, false);
+      if (r.participants.is_discarded() || !r.participants.is_array()) r.participants = nlohmann::json::array();
+      r.created_ms = std::strtoll(meta.value(0, 4).c_str(), nullptr, 10);
+      r.deadline_ms = std::strtoll(meta.value(0, 5).c_str(), nullptr, 10);
+      r.state = meta.value(0, 6) == "t" ? "precommitted" : "prepared";
+      r.abort_key = meta.value(0, 7);
+    } else {
+      r.protocol = "2pc";
+      r.state = "prepared";
+      r.created_ms = now_ms;
+      r.deadline_ms = now_ms;
+      r.last_error = "metadata row missing from _commitd_pg_prepared";
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> LoadOutcomes(PgConnection& conn, const std::string& agent) {
+  PgResult r = conn.Exec("SELECT txid, outcome FROM _commitd_pg_finished WHERE agent = $1", {agent});
+  if (!r.ok()) return Failed(r, "reading _commitd_pg_finished");
+  std::map<std::string, std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out[r.value(i, 0)] = r.value(i, 1);
+  return out;
+}
+
+Status SettleOrphanMetadata(PgConnection& conn, const std::string& agent, int64_t now_ms) {
+  PgResult orphans = conn.Exec(
+      "SELECT txid FROM _commitd_pg_prepared m WHERE agent = $1 AND NOT EXISTS "
+      "(SELECT 1 FROM pg_prepared_xacts x WHERE x.database = current_database() AND x.gid = $2 || m.txid)",
+      {agent, GidPrefix(agent)});
+  if (!orphans.ok()) return Failed(orphans, "reading _commitd_pg_prepared");
+  for (int i = 0; i < orphans.rows(); ++i) {
+    PgResult gone = conn.Exec(kAbortCleanup, {agent, orphans.value(i, 0), std::to_string(now_ms)});
+    if (!gone.ok()) return Failed(gone, "settling an unprepared record");
+  }
+  PgResult stale = conn.Exec(
+      "DELETE FROM _commitd_pg_precommitted c WHERE agent = $1 AND NOT EXISTS "
+      "(SELECT 1 FROM pg_prepared_xacts x WHERE x.database = current_database() AND x.gid = $2 || c.txid)",
+      {agent, GidPrefix(agent)});
+  if (!stale.ok()) return Failed(stale, "clearing _commitd_pg_precommitted");
+  return Status::Ok();
+}
+
+Status CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, bool precommitted) {
+  auto gid = EncodeGid(agent, txid);
+  if (!gid.ok()) return gid.status();
+  PgResult r = conn.Exec("COMMIT PREPARED " + conn.Literal(*gid));
+  if (!r.ok()) {
+    if (r.sqlstate() != sqlstate::kUndefinedObject) return Failed(r, "COMMIT PREPARED");
+    // Gone: committed before (a repeated commit) only if the outcome row says so.
+    PgResult o = conn.Exec("SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2", {agent, txid});
+    if (!o.ok()) return Failed(o, "reading _commitd_pg_finished");
+    if (o.rows() != 1 || o.value(0, 0) != "committed") {
+      return Status::Internal("PostgreSQL holds no prepared transaction " + *gid +
+                              " and no committed outcome for it (was it rolled back by hand?)");
+    }
+  }
+  if (precommitted) {
+    conn.Exec("DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2", {agent, txid});
+  }
+  return Status::Ok();
+}
+
+Status RollBackPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, int64_t now_ms) {
+  auto gid = EncodeGid(agent, txid);
+  if (!gid.ok()) return gid.status();
+  PgResult r = conn.Exec("ROLLBACK PREPARED " + conn.Literal(*gid));
+  if (!r.ok()) {
+    if (r.sqlstate() != sqlstate::kUndefinedObject) return Failed(r, "ROLLBACK PREPARED");
+    PgResult o = conn.Exec("SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2", {agent, txid});
+    if (!o.ok()) return Failed(o, "reading _commitd_pg_finished");
+    if (o.rows() == 1 && o.value(0, 0) == "committed") {
+      return Status::Internal("transaction " + txid + " was committed in PostgreSQL; it cannot be aborted");
+    }
+  }
+  PgResult cleanup = conn.Exec(kAbortCleanup, {agent, txid, std::to_string(now_ms)});
+  if (!cleanup.ok()) return Failed(cleanup, "remembering the abort");
+  return Status::Ok();
+}
+
+}  // namespace commitd::participant::pg

@@ -1,0 +1,50 @@
+// The PostgreSQL participant's durable state, read and settled on one
+// connection: its prepared transactions (pg_prepared_xacts, gid
+// "commitd:<agent>:<txid>") with their metadata rows (_commitd_pg_prepared),
+// and its remembered outcomes (_commitd_pg_finished). PostgresStore runs
+// these on its pool; commitctl recover --participant-dsn runs them offline.
+//
+// Thread: the caller's (the connection's).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "participant/pg_connection.h"
+#include "participant/prepared_record_store.h"
+
+namespace commitd::participant::pg {
+
+// The agent's tables, created if missing.
+extern const char* const kSchema;
+
+struct PgPreparedRecord {
+  std::string agent;
+  PreparedRecord record;
+};
+
+// Prepared transactions of `agent` (every commitd agent's when nullopt) in
+// the connection's database, with their metadata; state "precommitted" when
+// _commitd_pg_precommitted says so. A gid without a metadata row gets a
+// record naming no coordinator, with last_error saying so.
+Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, const std::optional<std::string>& agent,
+                                                          int64_t now_ms);
+// txid -> "committed" | "aborted".
+Result<std::map<std::string, std::string>> LoadOutcomes(PgConnection& conn, const std::string& agent);
+// Metadata rows of `agent` without a prepared transaction (never prepared,
+// or rolled back before the row went): remembered as aborted, rows removed.
+Status SettleOrphanMetadata(PgConnection& conn, const std::string& agent, int64_t now_ms);
+
+// COMMIT PREPARED; Ok too when the gid is gone and the outcome row says
+// committed (a repeated commit). Unavailable when the connection broke.
+// precommitted: also remove its _commitd_pg_precommitted row (3PC).
+Status CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, bool precommitted);
+// ROLLBACK PREPARED (Ok when already gone, unless committed), then the
+// metadata rows go and "aborted" is remembered.
+Status RollBackPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, int64_t now_ms);
+
+}  // namespace commitd::participant::pg

@@ -1,0 +1,472 @@
+#include "participant/postgres_store.h"
+
+
+#include "common/failpoint.h"
+#include "common/log.h"
+#include "participant/pg_gid.h"
+#include "participant/pg_records.h"
+#include "participant/user_statement.h"
+
+namespace commitd::participant {
+namespace {
+
+using pg::PgConnection;
+using pg::PgLink;
+using pg::PgResult;
+using Params = std::vector<std::optional<std::string>>;
+
+std::string Reason(const PgResult& r) {
+  const std::string state = r.sqlstate();
+  if (r.connection_lost()) return "PostgreSQL unavailable: " + r.error();
+  if (state == pg::sqlstate::kLockNotAvailable) return "lock conflict: " + r.error();
+  if (state == pg::sqlstate::kSerializationFailure) return "serialization failure: " + r.error();
+  if (state == pg::sqlstate::kDeadlockDetected) return "deadlock: " + r.error();
+  if (state == pg::sqlstate::kQueryCanceled) return "statement timeout: " + r.error();
+  return pg::Describe(r);
+}
+
+// A JSON arg as a text parameter: PostgreSQL infers its type from the statement.
+Result<std::optional<std::string>> TextOf(const nlohmann::json& v, const std::string& what) {
+  if (v.is_null()) return std::optional<std::string>();
+  if (v.is_string()) return std::optional<std::string>(v.get<std::string>());
+  if (v.is_boolean()) return std::optional<std::string>(v.get<bool>() ? "1" : "0");
+  if (v.is_number()) return std::optional<std::string>(v.dump());
+  return Status::InvalidArgument(what + ": must be a string, number, boolean or null");
+}
+
+// A result value as JSON: numbers and booleans typed, NULL null, the rest text.
+nlohmann::json JsonOf(const PgResult& r, int row, int col) {
+  if (r.is_null(row, col)) return nullptr;
+  std::string text = r.value(row, col);
+  switch (r.column_type(col)) {
+    case 16:  // bool
+      return text == "t";
+    case 20: case 21: case 23: case 26: case 700: case 701: case 1700: {  // int8 int2 int4 oid float4 float8 numeric
+      auto parsed = nlohmann::json::parse(text, nullptr, false);
+      if (!parsed.is_discarded() && parsed.is_number()) return parsed;
+      return text;  // NaN, Infinity
+    }
+    default:
+      return text;
+  }
+}
+
+Status SessionSetup(PgConnection& conn) {
+  // Only the metadata rows commit without waiting for their flush (see the
+  // header); PREPARE TRANSACTION and COMMIT PREPARED always flush, and a
+  // precommit asks for it.
+  PgResult r = conn.Exec("SET synchronous_commit = off");
+  if (!r.ok()) return Status::Unavailable("PostgreSQL session setup: " + pg::Describe(r));
+  return Status::Ok();
+}
+
+Status CheckServer(PgConnection& conn) {
+  PgResult r = conn.Exec("SHOW max_prepared_transactions");
+  if (!r.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
+  if (r.rows() == 1 && r.value(0, 0) == "0") {
+    return Status::InvalidArgument(
+        "PostgreSQL has max_prepared_transactions = 0, so it cannot prepare transactions: set it in "
+        "postgresql.conf (at least the agent's pg_connections) and restart the server");
+  }
+  PgResult t = conn.Exec(pg::kSchema);
+  if (!t.ok()) {
+    return Status::InvalidArgument("PostgreSQL: cannot create the agent's tables (_commitd_pg_*): " +
+                                   pg::Describe(t) + "; the role needs CREATE on the schema, or the tables made by its owner");
+  }
+  PgResult own = conn.Exec(
+      "SELECT has_table_privilege('_commitd_pg_prepared', 'SELECT,INSERT,DELETE') "
+      "AND has_table_privilege('_commitd_pg_precommitted', 'SELECT,INSERT,DELETE') "
+      "AND has_table_privilege('_commitd_pg_finished', 'SELECT,INSERT,DELETE')");
+  if (!own.ok() || own.value(0, 0) != "t") {
+    return Status::InvalidArgument("PostgreSQL: the role may not read and write the agent's tables (_commitd_pg_*)");
+  }
+  return Status::Ok();
+}
+
+// Parses and plans a statement, then plans it with NULL parameters through
+// EXPLAIN, which also checks the role's privileges on every table it names.
+Status CheckStatement(PgConnection& conn, const std::string& where, const pg::TranslatedSql& sql) {
+  PgResult begin = conn.Exec("BEGIN");
+  if (!begin.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(begin));
+  Status status = Status::Ok();
+  PgResult prepared = conn.Prepare("commitd_check", sql.sql);
+  if (!prepared.ok()) {
+    status = Status::InvalidArgument(where + ": " + pg::Describe(prepared));
+  } else {
+    std::string explain = "EXPLAIN EXECUTE commitd_check";
+    if (!sql.names.empty()) {
+      explain += "(";
+      for (std::size_t i = 0; i < sql.names.size(); ++i) explain += i ? ", NULL" : "NULL";
+      explain += ")";
+    }
+    PgResult planned = conn.Exec(explain);
+    if (!planned.ok()) status = Status::InvalidArgument(where + ": " + pg::Describe(planned));
+  }
+  conn.Exec("ROLLBACK");
+  conn.Exec("DEALLOCATE ALL");
+  return status;
+}
+
+}  // namespace
+
+PostgresStore::PostgresStore(PostgresStoreOptions options, Procedures procedures, std::function<int64_t()> now_ms,
+                             Post post)
+    : options_(std::move(options)),
+      procedures_(std::move(procedures)),
+      now_ms_(std::move(now_ms)),
+      post_(std::move(post)) {}
+
+PostgresStore::~PostgresStore() { workers_.reset(); }
+
+Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions options, Procedures procedures,
+                                                           std::function<int64_t()> now_ms, Post post) {
+  if (Status s = pg::ValidateAgentName(options.agent); !s.ok()) return s;
+  if (options.dsn.empty()) return Status::InvalidArgument("the PostgreSQL DSN is empty");
+  std::unique_ptr<PostgresStore> store(
+      new PostgresStore(std::move(options), std::move(procedures), std::move(now_ms), std::move(post)));
+  const PostgresStoreOptions& o = store->options_;
+  for (const std::string& name : store->procedures_.Names()) {
+    const Procedure* proc = store->procedures_.Find(name);
+    if (proc->callable) {
+      return Status::InvalidArgument("procedure '" + name + "': C++ procedures run only on the SQLite backend");
+    }
+    auto& statements = store->translated_[name];
+    for (std::size_t i = 0; i < proc->statements.size(); ++i) {
+      const std::string where = "procedure '" + name + "' statement " + std::to_string(i + 1);
+      if (Status s = pg::CheckStatementKind(proc->statements[i]); !s.ok()) {
+        return Status::InvalidArgument(where + ": " + s.message());
+      }
+      auto translated = pg::TranslateNamedParameters(proc->statements[i]);
+      if (!translated.ok()) return Status::InvalidArgument(where + ": " + translated.status().message());
+      statements.push_back(std::move(translated).value());
+    }
+  }
+  auto conn = PgConnection::Connect(o.dsn, "commitd:" + o.agent);
+  if (!conn.ok()) return conn.status();
+  if (Status s = CheckServer(**conn); !s.ok()) return s;
+  for (const auto& [name, statements] : store->translated_) {
+    for (std::size_t i = 0; i < statements.size(); ++i) {
+      const std::string where = "procedure '" + name + "' statement " + std::to_string(i + 1);
+      if (Status s = CheckStatement(**conn, where, statements[i]); !s.ok()) return s;
+    }
+  }
+  store->workers_ = std::make_unique<pg::PgWorkers>(o.dsn, "commitd:" + o.agent,
+                                                    static_cast<std::size_t>(o.connections), SessionSetup);
+  return store;
+}
+
+Status PostgresStore::Validate(const std::vector<wire::Op>& ops) const {
+  for (const wire::Op& op : ops) {
+    if (op.is_raw()) {
+      if (!options_.allow_raw_sql) return Status::InvalidArgument("raw SQL is not allowed on this agent");
+      if (Status s = pg::CheckStatementKind(*op.sql); !s.ok()) return s;
+    } else if (!op.procedure || !procedures_.Find(*op.procedure)) {
+      return Status::InvalidArgument("unknown procedure '" + op.procedure.value_or("") + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+// Runs on the event thread before any work: ends sessions a previous run of
+// this agent left (their transactions roll back; prepared ones stay), then
+// reads the agent's prepared transactions and remembered outcomes.
+Result<Store::Contents> PostgresStore::Load() {
+  auto opened = PgConnection::Connect(options_.dsn, "commitd-load:" + options_.agent);
+  if (!opened.ok()) return opened.status();
+  PgConnection& conn = **opened;
+  conn.Exec(
+      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+      "WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
+      {"commitd:" + options_.agent});
+  const int64_t now = now_ms_();
+  if (Status s = pg::SettleOrphanMetadata(conn, options_.agent, now); !s.ok()) return s;
+  auto records = pg::LoadPreparedRecords(conn, options_.agent, now);
+  if (!records.ok()) return records.status();
+  auto outcomes = pg::LoadOutcomes(conn, options_.agent);
+  if (!outcomes.ok()) return outcomes.status();
+  Contents contents;
+  for (pg::PgPreparedRecord& p : *records) {
+    if (!p.record.last_error.empty()) {
+      // Prepared, but its metadata is gone (deleted by hand): the coordinators
+      // of --coordinator are asked, never decided alone.
+      log::Error("pg_prepared_without_metadata", {{"txid", p.record.txid}, {"error", p.record.last_error}});
+    }
+    if (p.record.state == "precommitted") precommitted_.insert(p.record.txid);
+    contents.records.push_back(std::move(p.record));
+  }
+  contents.outcomes = std::move(outcomes).value();
+  return contents;
+}
+
+void PostgresStore::Prepare(action::Prepare prepare,
+                            std::function<void(const std::string& txid, PrepareResult, Status)> done) {
+  auto job = std::make_shared<action::Prepare>(std::move(prepare));
+  const int64_t now = now_ms_();
+  workers_->Submit([this, job, now, done = std::move(done)](PgLink& link) mutable {
+    PrepareResult result = RunPrepare(link, job->ops, job->record, now);
+    post_([txid = job->record.txid, result = std::move(result), done = std::move(done)]() mutable {
+      done(txid, std::move(result), Status::Ok());
+    });
+  });
+}
+
+PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op>& ops,
+                                        const PreparedRecord& record, int64_t now_ms) {
+  PrepareResult no;
+  auto gid = pg::EncodeGid(options_.agent, record.txid);
+  if (!gid.ok()) {
+    no.reason = gid.status().message();
+    return no;
+  }
+  RollBackUncertain(link);
+  auto got = link.Get();
+  if (!got.ok()) {
+    no.reason = "PostgreSQL unavailable: " + got.status().message();
+    return no;
+  }
+  PgConnection& conn = **got;
+  auto fail = [&](const PgResult& r) {
+    no.reason = Reason(r);
+    link.DropIfBroken(r);
+    if (link.Get().ok()) {  // the same connection, unless it broke
+      PgConnection& c = **link.Get();
+      c.Exec("ROLLBACK");
+      c.Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
+    }
+    return no;
+  };
+  // The metadata row, then the transaction, in one round trip. The COMMIT
+  // matters: a BEGIN in a multi-statement query would otherwise take the
+  // statements before it into its transaction.
+  const std::string start =
+      "INSERT INTO _commitd_pg_prepared(agent, txid, protocol, coordinator, log_id, participants, created_ms, "
+      "deadline_ms, abort_key) VALUES (" +
+      conn.Literal(options_.agent) + ", " + conn.Literal(record.txid) + ", " + conn.Literal(record.protocol) + ", " +
+      conn.Literal(record.coordinator) + ", " + conn.Literal(record.log_id) + ", " +
+      conn.Literal(record.participants.dump()) + ", " + std::to_string(record.created_ms) + ", " +
+      std::to_string(record.deadline_ms) + ", " + conn.Literal(record.abort_key) +
+      ") ON CONFLICT (agent, txid) DO UPDATE SET protocol = EXCLUDED.protocol, coordinator = EXCLUDED.coordinator, "
+      "log_id = EXCLUDED.log_id, participants = EXCLUDED.participants, created_ms = EXCLUDED.created_ms, "
+      "deadline_ms = EXCLUDED.deadline_ms, abort_key = EXCLUDED.abort_key; COMMIT; BEGIN; SET LOCAL statement_timeout = " +
+      std::to_string(options_.statement_timeout_ms) + "; SET LOCAL lock_timeout = " +
+      std::to_string(options_.lock_timeout_ms);
+  if (PgResult r = conn.Exec(start); !r.ok()) return fail(r);
+
+  PrepareResult yes;
+  yes.yes = true;
+  for (const wire::Op& op : ops) {
+    nlohmann::json rows = nlohmann::json::array();
+    std::string reason = RunOp(conn, link, record.txid, op, &rows);
+    if (!reason.empty()) {
+      // A statement error; the connection may have broken.
+      no.reason = reason;
+      if (auto c = link.Get(); c.ok()) {
+        (*c)->Exec("ROLLBACK");
+        (*c)->Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
+      }
+      return no;
+    }
+    yes.results.push_back(std::move(rows));
+  }
+  failpoint::CrashIf("agent.crash_before_prepare_durable");
+  // The end of the metadata row and the "committed" outcome, taking effect
+  // only if this transaction commits, then PREPARE TRANSACTION: one round trip.
+  PgResult prepared = conn.Exec(
+      "WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = " + conn.Literal(options_.agent) +
+      " AND txid = " + conn.Literal(record.txid) +
+      ") INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" + conn.Literal(options_.agent) +
+      ", " + conn.Literal(record.txid) + ", 'committed', " + std::to_string(now_ms) + "); PREPARE TRANSACTION " +
+      conn.Literal(*gid));
+  if (prepared.connection_lost()) {
+    // It may or may not have been prepared: vote no, and roll it back once PostgreSQL answers.
+    {
+      std::lock_guard<std::mutex> lock(uncertain_mu_);
+      uncertain_gids_.push_back(*gid);
+    }
+    no.reason = Reason(prepared);
+    link.DropIfBroken(prepared);
+    return no;
+  }
+  if (!prepared.ok()) return fail(prepared);
+  if (prepared.command() != "PREPARE") {  // the transaction had failed: PostgreSQL rolled it back
+    no.reason = "PostgreSQL rolled the transaction back instead of preparing it";
+    conn.Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
+    return no;
+  }
+  return yes;
+}
+
+std::string PostgresStore::RunOp(PgConnection& conn, PgLink& link, const std::string& txid, const wire::Op& op,
+                                 nlohmann::json* rows) {
+  struct Step {
+    const pg::TranslatedSql* sql;
+    Params params;
+  };
+  std::vector<Step> steps;
+  std::optional<int64_t> expect;
+  std::string what;
+  pg::TranslatedSql raw;
+  if (op.is_raw()) {
+    if (!options_.allow_raw_sql) return "raw SQL is not allowed on this agent";
+    if (Status s = pg::CheckStatementKind(*op.sql); !s.ok()) return s.message();
+    raw.sql = *op.sql;
+    Params params;
+    for (std::size_t i = 0; i < op.params.size(); ++i) {
+      auto text = TextOf(op.params[i], "params[" + std::to_string(i) + "]");
+      if (!text.ok()) return text.status().message();
+      params.push_back(*text);
+    }
+    steps.push_back({&raw, std::move(params)});
+    what = "raw SQL";
+  } else {
+    const Procedure* proc = op.procedure ? procedures_.Find(*op.procedure) : nullptr;
+    auto it = op.procedure ? translated_.find(*op.procedure) : translated_.end();
+    if (!proc || it == translated_.end()) return "unknown procedure '" + op.procedure.value_or("") + "'";
+    expect = proc->expect_changes;
+    what = "procedure '" + proc->name + "'";
+    for (const pg::TranslatedSql& sql : it->second) {
+      Params params;
+      for (const std::string& name : sql.names) {
+        if (name == "txid") {
+          params.push_back(txid);
+          continue;
+        }
+        auto arg = op.args.find(name);
+        if (arg == op.args.end()) return "missing argument '" + name + "'";
+        auto text = TextOf(*arg, "args." + name);
+        if (!text.ok()) return text.status().message();
+        params.push_back(*text);
+      }
+      steps.push_back({&sql, std::move(params)});
+    }
+  }
+  std::size_t returned = 0;
+  for (const Step& step : steps) {
+    PgResult r = conn.Exec(step.sql->sql, step.params);
+    if (!r.ok()) {
+      std::string reason = Reason(r);
+      link.DropIfBroken(r);
+      return reason;
+    }
+    const std::string command = r.command();
+    const bool writes = command == "INSERT" || command == "UPDATE" || command == "DELETE" || command == "MERGE";
+    if (expect && writes && r.affected() != *expect) {
+      return what + " expected " + std::to_string(*expect) + " changed row" + (*expect == 1 ? "" : "s") + ", got " +
+             std::to_string(r.affected());
+    }
+    returned += static_cast<std::size_t>(r.rows());
+    if (returned > kMaxResultRows) return what + " returned more than " + std::to_string(kMaxResultRows) + " rows";
+    for (int i = 0; i < r.rows(); ++i) {
+      nlohmann::json row = nlohmann::json::object();
+      for (int c = 0; c < r.columns(); ++c) row[r.column_name(c)] = JsonOf(r, i, c);
+      rows->push_back(std::move(row));
+    }
+  }
+  return "";
+}
+
+void PostgresStore::RollBackUncertain(PgLink& link) {
+  std::vector<std::string> gids;
+  {
+    std::lock_guard<std::mutex> lock(uncertain_mu_);
+    gids.swap(uncertain_gids_);
+  }
+  std::vector<std::string> left;
+  for (const std::string& gid : gids) {
+    auto got = link.Get();
+    if (!got.ok()) {
+      left.push_back(gid);
+      continue;
+    }
+    PgResult r = (*got)->Exec("ROLLBACK PREPARED " + (*got)->Literal(gid));
+    if (!r.ok() && r.sqlstate() != pg::sqlstate::kUndefinedObject) {
+      link.DropIfBroken(r);
+      left.push_back(gid);
+    }
+  }
+  if (left.empty()) return;
+  std::lock_guard<std::mutex> lock(uncertain_mu_);
+  uncertain_gids_.insert(uncertain_gids_.end(), left.begin(), left.end());
+}
+
+void PostgresStore::Commit(const std::string& txid, std::function<void(Status)> done) {
+  const bool precommitted = precommitted_.erase(txid) != 0;
+  workers_->Submit([this, txid, precommitted, done = std::move(done)](PgLink& link) mutable {
+    Status s = RunCommit(link, txid, precommitted);
+    post_([s = std::move(s), done = std::move(done)] { done(s); });
+  });
+}
+
+Status PostgresStore::RunCommit(PgLink& link, const std::string& txid, bool precommitted) {
+  auto got = link.Get();
+  if (!got.ok()) return got.status();
+  Status s = pg::CommitPrepared(**got, options_.agent, txid, precommitted);
+  link.DropIfBroken();
+  return s;
+}
+
+void PostgresStore::Abort(const std::string& txid, std::function<void(Status)> done) {
+  const int64_t now = now_ms_();
+  precommitted_.erase(txid);
+  workers_->Submit([this, txid, now, done = std::move(done)](PgLink& link) mutable {
+    Status s = RunAbort(link, txid, now);
+    post_([s = std::move(s), done = std::move(done)] { done(s); });
+  });
+}
+
+Status PostgresStore::RunAbort(PgLink& link, const std::string& txid, int64_t now_ms) {
+  auto got = link.Get();
+  if (!got.ok()) return got.status();
+  Status s = pg::RollBackPrepared(**got, options_.agent, txid, now_ms);
+  link.DropIfBroken();
+  return s;
+}
+
+void PostgresStore::Precommit(const std::string& txid, std::function<void(Status)> done) {
+  precommitted_.insert(txid);
+  workers_->Submit([this, txid, done = std::move(done)](PgLink& link) mutable {
+    Status s = Status::Ok();
+    if (auto got = link.Get(); !got.ok()) {
+      s = got.status();
+    } else {
+      PgConnection& conn = **got;
+      PgResult r = conn.Exec("BEGIN; SET LOCAL synchronous_commit = on; "
+                             "INSERT INTO _commitd_pg_precommitted(agent, txid) VALUES (" +
+                             conn.Literal(options_.agent) + ", " + conn.Literal(txid) +
+                             ") ON CONFLICT DO NOTHING; COMMIT");
+      if (!r.ok()) {
+        s = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
+        link.DropIfBroken(r);
+        if (auto c = link.Get(); c.ok()) (*c)->Exec("ROLLBACK");
+      }
+    }
+    post_([s = std::move(s), done = std::move(done)] { done(s); });
+  });
+}
+
+void PostgresStore::RememberOutcome(const std::string& txid, const std::string& outcome) {
+  const int64_t now = now_ms_();
+  workers_->Submit([this, txid, outcome, now](PgLink& link) {
+    auto got = link.Get();
+    if (!got.ok()) return;
+    PgResult r = (*got)->Exec(
+        "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (agent, txid) DO NOTHING",
+        {options_.agent, txid, outcome, std::to_string(now)});
+    link.DropIfBroken(r);
+  });
+}
+
+void PostgresStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
+  workers_->Submit([this, cutoff_ms](PgLink& link) {
+    auto got = link.Get();
+    if (!got.ok()) return;
+    PgResult r = (*got)->Exec("DELETE FROM _commitd_pg_finished WHERE agent = $1 AND at_ms < $2",
+                              {options_.agent, std::to_string(cutoff_ms)});
+    link.DropIfBroken(r);
+  });
+}
+
+void PostgresStore::Drain() { workers_->Drain(); }
+
+}  // namespace commitd::participant

@@ -1,0 +1,111 @@
+// PostgresStore: a participant's Store on a PostgreSQL database, using its
+// native prepared transactions (docs/participant.md, "The PostgreSQL backend").
+//
+//  - Prepare: the prepared record's metadata (coordinator URL, log_id,
+//    protocol, participants, deadline) is committed to _commitd_pg_prepared;
+//    then, in one transaction on a pooled connection, the branch's procedures
+//    run, that metadata row is deleted and a "committed" row is inserted into
+//    _commitd_pg_finished, and the transaction ends in
+//    PREPARE TRANSACTION 'commitd:<agent>:<txid>'. The vote is yes only once
+//    that returned. COMMIT PREPARED thus makes the data, the outcome row and
+//    the end of the record durable at once. The metadata row is committed
+//    without waiting for its flush: PREPARE TRANSACTION flushes the WAL up to
+//    itself, and so that earlier commit too, before the vote is sent.
+//  - Commit: COMMIT PREPARED; a gid already gone is a commit done before
+//    when _commitd_pg_finished says "committed".
+//  - Abort: ROLLBACK PREPARED (a gid already gone is fine unless committed),
+//    then the metadata row goes and "aborted" is remembered.
+//  - Precommit (3PC): a row in _commitd_pg_precommitted, flushed.
+//  - Load: the agent's gids in pg_prepared_xacts, each with its metadata row;
+//    a metadata row without a prepared transaction is a prepare that never
+//    completed (or was rolled back): remembered as aborted.
+// Row locks are PostgreSQL's: a prepare waits at most pg_lock_timeout_ms for
+// one, then votes no; a deadlock or serialization failure is a no too. The
+// engine's lock table stays empty (PrepareResult::lock_keys).
+//
+// Thread: the Node's event thread calls every method; statements run on
+// PgWorkers' threads, and each `done` is handed to `post` to run on the event
+// thread. Completions of different transactions may arrive in any order: the
+// engine orders only the work of one transaction, and that it never submits
+// twice at once.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common/config.h"
+#include "participant/pg_sql.h"
+#include "participant/pg_workers.h"
+#include "participant/procedures.h"
+#include "participant/store.h"
+
+namespace commitd::participant {
+
+struct PostgresStoreOptions {
+  std::string agent;  // the participant name: part of every gid
+  std::string dsn;
+  bool allow_raw_sql = false;
+  int64_t connections = Config{}.pg_connections;
+  int64_t lock_timeout_ms = Config{}.pg_lock_timeout_ms;
+  int64_t statement_timeout_ms = Config{}.sql_statement_timeout_ms;
+};
+
+class PostgresStore final : public Store {
+ public:
+  using Post = std::function<void(std::function<void()>)>;
+
+  // Connects and checks what an operator can get wrong, naming the cause:
+  // a DSN that does not connect, max_prepared_transactions = 0, a role that
+  // cannot create the agent's tables, a procedure statement whose table or
+  // column is missing or that the role may not run. Creates the _commitd_pg_*
+  // tables. `now_ms` stamps outcomes (event thread); `post` runs a completion
+  // on the event thread.
+  static Result<std::unique_ptr<PostgresStore>> Open(PostgresStoreOptions options, Procedures procedures,
+                                                     std::function<int64_t()> now_ms, Post post);
+  ~PostgresStore() override;
+
+  Result<Contents> Load() override;
+  Status Validate(const std::vector<wire::Op>& ops) const override;
+  std::vector<std::string> ProcedureNames() const override { return procedures_.Names(); }
+
+  void Prepare(action::Prepare prepare,
+               std::function<void(const std::string& txid, PrepareResult, Status)> done) override;
+  void Commit(const std::string& txid, std::function<void(Status)> done) override;
+  void Abort(const std::string& txid, std::function<void(Status)> done) override;
+  void Precommit(const std::string& txid, std::function<void(Status)> done) override;
+  void RememberOutcome(const std::string& txid, const std::string& outcome) override;
+  void ForgetOutcomesBefore(int64_t cutoff_ms) override;
+
+  // Blocks until every submitted job has run (its completion is posted).
+  void Drain();
+
+ private:
+  PostgresStore(PostgresStoreOptions options, Procedures procedures, std::function<int64_t()> now_ms, Post post);
+
+  PrepareResult RunPrepare(pg::PgLink& link, const std::vector<wire::Op>& ops, const PreparedRecord& record,
+                           int64_t now_ms);
+  // Runs one op's statements; a non-empty return is the reason for a no.
+  std::string RunOp(pg::PgConnection& conn, pg::PgLink& link, const std::string& txid, const wire::Op& op,
+                    nlohmann::json* rows);
+  Status RunCommit(pg::PgLink& link, const std::string& txid, bool precommitted);
+  Status RunAbort(pg::PgLink& link, const std::string& txid, int64_t now_ms);
+  // Gids whose PREPARE TRANSACTION lost its connection: rolled back once PostgreSQL answers.
+  void RollBackUncertain(pg::PgLink& link);
+
+  PostgresStoreOptions options_;
+  Procedures procedures_;
+  std::map<std::string, std::vector<pg::TranslatedSql>> translated_;  // procedure name -> statements
+  std::function<int64_t()> now_ms_;
+  // 3PC transactions with a _commitd_pg_precommitted row to remove at commit (event thread).
+  std::unordered_set<std::string> precommitted_;
+  Post post_;
+  std::mutex uncertain_mu_;
+  std::vector<std::string> uncertain_gids_;
+  std::unique_ptr<pg::PgWorkers> workers_;  // last: its threads end first
+};
+
+}  // namespace commitd::participant

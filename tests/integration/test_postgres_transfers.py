@@ -1,0 +1,181 @@
+"""Transfers between a SQLite bank (bank-a) and a PostgreSQL bank (bank-b,
+commit-agent --backend postgres): commits, aborts (a debit that would
+overdraw), both directions, nothing left in pg_prepared_xacts, and the
+clear start-up errors of the PostgreSQL backend."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import pg_cluster  # noqa: E402
+from harness import agent_prepare, agent_commit, agent_abort, debit_ops, free_port  # noqa: E402
+from pg_cluster import PgCluster, PgServer  # noqa: E402
+
+
+def test_transfer_commits_and_aborts():
+    with PgServer() as pg, PgCluster(pg) as c:
+        status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30)
+        assert status == 200 and body["outcome"] == "committed", (status, body)
+        c.eventually_balance("bank-a", "alice", 70)
+        c.eventually_balance("bank-b", "bob", 80)
+        assert c.journal("bank-b", body["txid"]) == [(body["txid"], "bob", 30)]
+        # PostgreSQL to SQLite, committing.
+        status, body = c.transfer("bank-b", "dave", "bank-a", "carol", 20)
+        assert status == 200 and body["outcome"] == "committed", (status, body)
+        c.eventually_balance("bank-b", "dave", 30)
+        # An overdraft on the PostgreSQL side: it votes no, nothing changes anywhere.
+        status, body = c.transfer("bank-b", "bob", "bank-a", "alice", 1000)
+        assert status == 409 and body["outcome"] == "aborted", (status, body)
+        assert "expected 1 changed row, got 0" in str(body), body
+        # An overdraft on the SQLite side: the PostgreSQL branch prepared and is rolled back.
+        status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 1000)
+        assert status == 409 and body["outcome"] == "aborted", (status, body)
+        c.eventually_nothing_prepared()
+        harness.eventually(lambda: c.pg_prepared("bank-b") == [], what="no prepared gids left")
+        assert c.balances("bank-b") == {"bob": 80, "dave": 30, "frank": 50, "heidi": 50}
+        assert c.journal("bank-b", body["txid"]) == []
+
+
+def test_repeated_commit_and_abort_are_idempotent():
+    with PgServer() as pg, PgCluster(pg, banks={"bank-b": "seed-b.sql"}) as c:
+        agent = c.agent("bank-b")
+        status, vote = agent_prepare(agent, "tx-idem-1", debit_ops("bob", 5), participant="bank-b")
+        assert status == 200 and vote["vote"] == "yes", (status, vote)
+        assert pg.prepared_gids("bank-b") == ["commitd:bank-b:tx-idem-1"]
+        for _ in range(2):
+            status, body = agent_commit(agent, "tx-idem-1")
+            assert status == 200 and body["state"] == "committed", (status, body)
+        assert c.balances("bank-b")["bob"] == 45
+        status, vote = agent_prepare(agent, "tx-idem-2", debit_ops("dave", 5), participant="bank-b")
+        assert vote["vote"] == "yes", vote
+        for _ in range(2):
+            status, body = agent_abort(agent, "tx-idem-2")
+            assert status == 200 and body["state"] == "aborted", (status, body)
+        assert c.balances("bank-b")["dave"] == 50
+        assert pg.prepared_gids() == []
+        # After a restart the outcomes are still known: a repeated commit is acknowledged again.
+        agent.terminate()
+        agent.start().wait_healthy()
+        status, body = agent_commit(agent, "tx-idem-1")
+        assert status == 200 and body["state"] == "committed", (status, body)
+
+
+def test_concurrency_on_same_rows():
+    with PgServer() as pg, PgCluster(pg) as c:
+        agent = c.agent("bank-b")
+        # A prepared transaction holds its row: a second prepare on it votes no quickly, naming the lock.
+        status, vote = agent_prepare(agent, "tx-hold", debit_ops("bob", 1), participant="bank-b")
+        assert vote["vote"] == "yes", vote
+        t0 = time.monotonic()
+        status, vote = agent_prepare(agent, "tx-wait", debit_ops("bob", 1), participant="bank-b")
+        assert vote["vote"] == "no" and "lock conflict" in vote["reason"], vote
+        assert time.monotonic() - t0 < 5, "the conflicting prepare queued instead of voting no"
+        status, body = agent_commit(agent, "tx-hold")
+        assert status == 200, body
+        status, vote = agent_prepare(agent, "tx-after", debit_ops("bob", 1), participant="bank-b")
+        assert vote["vote"] == "yes", vote
+        agent_abort(agent, "tx-after")
+        # Many clients moving money both ways between the same accounts:
+        # every outcome is definite, the money is conserved, nothing stays prepared.
+        outcomes = []
+
+        def client(i):
+            for n in range(15):
+                if (i + n) % 2:
+                    status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 1)
+                else:
+                    status, body = c.transfer("bank-b", "bob", "bank-a", "alice", 1)
+                outcomes.append((status, body.get("outcome")))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=240)
+        assert len(outcomes) == 8 * 15, len(outcomes)
+        assert all(o in ((200, "committed"), (409, "aborted")) for o in outcomes), outcomes
+        assert any(o == (200, "committed") for o in outcomes), outcomes
+        c.eventually_nothing_prepared()
+        harness.eventually(lambda: c.pg_prepared("bank-b") == [], what="no prepared gids left")
+        total = sum(c.balances("bank-a").values()) + sum(c.balances("bank-b").values())
+        assert total == sum(c.seed("bank-a").values()) + sum(c.seed("bank-b").values()) - 1, total
+        assert {t for t, _, _ in c.journal("bank-a")} | {"tx-hold"} == {t for t, _, _ in c.journal("bank-b")}
+
+
+def test_backend_and_dsn_file_from_the_config_file():
+    with PgServer() as pg:
+        pg.make_bank("bank", "seed-b.sql")
+        dsn_file = os.path.join(pg.dir, "dsn")
+        with open(dsn_file, "w") as f:
+            f.write(pg.dsn("bank") + "\n")
+        config = harness.write_config(os.path.join(pg.dir, "agent.json"),
+                                      {"backend": "postgres", "dsn_file": dsn_file, "pg_lock_timeout_ms": 50})
+        port = free_port()
+        agent = harness.Process("bank", [harness.bin_path("commit-agent"), "--name", "bank", "--listen",
+                                         f"127.0.0.1:{port}", "--procedures",
+                                         harness.source_path("examples", "bank", "procedures.json"),
+                                         "--config", config],
+                                os.path.join(pg.dir, "agent.log"), f"http://127.0.0.1:{port}")
+        try:
+            agent.start().wait_healthy()
+            status, vote = agent_prepare(agent, "tx-config", debit_ops("bob", 2), participant="bank")
+            assert vote["vote"] == "yes", vote
+            assert pg.prepared_gids("bank") == ["commitd:bank:tx-config"]
+            status, body = agent_commit(agent, "tx-config")
+            assert status == 200, body
+            assert pg.balances("bank")["bob"] == 48
+        finally:
+            agent.terminate()
+
+
+def _start_error(argv):
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    return r.returncode, r.stderr.decode(errors="replace")
+
+
+def test_clear_errors_at_start():
+    procs = harness.source_path("examples", "bank", "procedures.json")
+    with PgServer(settings={"max_prepared_transactions": "0"}) as pg:
+        pg.make_bank("bank", "seed-b.sql")
+        rc, err = _start_error(pg_cluster.agent_argv("bank", free_port(), pg.dsn("bank")))
+        assert rc == 1 and "max_prepared_transactions = 0" in err, (rc, err)
+    with PgServer() as pg:
+        pg.make_bank("bank", "seed-b.sql")
+        # A DSN that does not connect.
+        rc, err = _start_error(pg_cluster.agent_argv("bank", free_port(), pg.dsn("nosuchdb")))
+        assert rc == 1 and "cannot connect to PostgreSQL" in err and "nosuchdb" in err, (rc, err)
+        # A role without rights on the bank's tables.
+        pg.psql("CREATE ROLE clerk LOGIN")
+        pg.psql("GRANT CREATE ON SCHEMA public TO clerk", db="bank")
+        rc, err = _start_error(pg_cluster.agent_argv("bank", free_port(), pg.dsn("bank", user="clerk")))
+        assert rc == 1 and "permission denied for table accounts" in err, (rc, err)
+        # A procedure whose table is missing.
+        bad = os.path.join(pg.dir, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"procedures": {"debit": {"sql": "UPDATE acounts SET balance = balance - :amount"}}}')
+        argv = pg_cluster.agent_argv("bank", free_port(), pg.dsn("bank"))
+        argv[argv.index(procs)] = bad
+        rc, err = _start_error(argv)
+        assert rc == 1 and "procedure 'debit'" in err and 'relation "acounts" does not exist' in err, (rc, err)
+        # --db and --dsn are exclusive; --dsn-file reads the DSN from a file.
+        rc, err = _start_error(pg_cluster.agent_argv("bank", free_port(), pg.dsn("bank"), ["--db", "x.db"]))
+        assert rc == 2 and "exclusive" in err, (rc, err)
+        dsn_file = os.path.join(pg.dir, "dsn")
+        with open(dsn_file, "w") as f:
+            f.write(pg.dsn("nosuchdb2") + "\n")
+        argv = pg_cluster.agent_argv("bank", free_port(), "x")
+        i = argv.index("--dsn")
+        argv[i:i + 2] = ["--dsn-file", dsn_file]
+        rc, err = _start_error(argv)
+        assert rc == 1 and "nosuchdb2" in err, (rc, err)
+
+
+if __name__ == "__main__":
+    if not pg_cluster.available():
+        print("SKIP: PostgreSQL binaries not found in " + pg_cluster.PG_BIN + " (install postgresql)")
+        sys.exit(77)
+    harness.main(globals())
