@@ -39,8 +39,7 @@ const char* const kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS _commitd_pg_prepared (
   agent text NOT NULL, txid text NOT NULL, protocol text NOT NULL, coordinator text NOT NULL,
   log_id text NOT NULL, participants text NOT NULL, created_ms bigint NOT NULL, deadline_ms bigint NOT NULL,
-  PRIMARY KEY (agent, txid));
-ALTER TABLE _commitd_pg_prepared ADD COLUMN IF NOT EXISTS abort_key text NOT NULL DEFAULT '';
+  abort_key text NOT NULL DEFAULT '', PRIMARY KEY (agent, txid));
 CREATE TABLE IF NOT EXISTS _commitd_pg_precommitted (
   agent text NOT NULL, txid text NOT NULL, PRIMARY KEY (agent, txid));
 CREATE TABLE IF NOT EXISTS _commitd_pg_finished (

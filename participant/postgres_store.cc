@@ -73,6 +73,18 @@ Status CheckServer(PgConnection& conn) {
     return Status::InvalidArgument("PostgreSQL: cannot create the agent's tables (_commitd_pg_*): " +
                                    pg::Describe(t) + "; the role needs CREATE on the schema, or the tables made by its owner");
   }
+  // Adding a column would wait for every prepared transaction that touched
+  // the table (they hold its lock until resolved): the operator adds it.
+  PgResult columns = conn.Exec(
+      "SELECT count(*) FROM information_schema.columns WHERE table_name = '_commitd_pg_prepared' "
+      "AND table_schema = current_schema() AND column_name = 'abort_key'");
+  if (!columns.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(columns));
+  if (columns.value(0, 0) != "1") {
+    return Status::InvalidArgument(
+        "PostgreSQL: _commitd_pg_prepared lacks the column abort_key (made by an older commit-agent): once no "
+        "commitd: transaction is prepared, run ALTER TABLE _commitd_pg_prepared ADD COLUMN abort_key text NOT NULL "
+        "DEFAULT ''");
+  }
   PgResult own = conn.Exec(
       "SELECT has_table_privilege('_commitd_pg_prepared', 'SELECT,INSERT,DELETE') "
       "AND has_table_privilege('_commitd_pg_precommitted', 'SELECT,INSERT,DELETE') "

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 import harness
-from harness import Bank, Cluster, Process, bin_path, free_port, source_path
+from harness import UNANSWERED_COORDINATOR, Bank, Cluster, Process, bin_path, free_port, source_path
 
 PG_BIN = os.environ.get("COMMITD_PG_BIN", "/usr/lib/postgresql/15/bin")
 _PR_SET_PDEATHSIG = 1
@@ -220,7 +220,7 @@ class PgCluster(Cluster):
         argv = [bin_path("commit-agent"), "--name", name, "--listen", f"127.0.0.1:{port}",
                 "--backend", "postgres", "--dsn", self.pg.dsn(name),
                 "--procedures", source_path("examples", "bank", "procedures.json"),
-                "--coordinator", self.coord_url]
+                "--coordinator", f"{self.coord_url},{UNANSWERED_COORDINATOR}"]
         if self.config_path:
             argv += ["--config", self.config_path]
         argv += list(self.agent_args.get(name, []))

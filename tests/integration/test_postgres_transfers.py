@@ -118,7 +118,7 @@ def test_backend_and_dsn_file_from_the_config_file():
         agent = harness.Process("bank", [harness.bin_path("commit-agent"), "--name", "bank", "--listen",
                                          f"127.0.0.1:{port}", "--procedures",
                                          harness.source_path("examples", "bank", "procedures.json"),
-                                         "--config", config],
+                                         "--config", config, "--coordinator", harness.UNANSWERED_COORDINATOR],
                                 os.path.join(pg.dir, "agent.log"), f"http://127.0.0.1:{port}")
         try:
             agent.start().wait_healthy()
