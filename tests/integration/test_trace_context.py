@@ -189,5 +189,22 @@ def test_force_route_returns_a_trace():
         assert TRACEPARENT.match(headers.get("traceparent", "")), headers
 
 
+def test_group_follower_forwards_the_trace_and_the_leader_delivers_in_it():
+    from test_group import GROUP_CONFIG, Group
+    with Group(config=dict(GROUP_CONFIG, log_level="debug")) as g:
+        leader = g.leader()
+        follower = next(n for n in g.urls if n != leader)
+        status, obj, raw, headers = request("POST", g.urls[follower], "/v1/transactions",
+                                            transfer_body("bank-a", "alice", "bank-b", "bob", 1), {"traceparent": T})
+        assert status == 200 and obj["outcome"] == "committed", raw
+        assert TRACEPARENT.match(headers.get("traceparent", "")).group(1) == T_TRACE, headers
+        txid = obj["txid"]
+        for name in ("bank-a", "bank-b"):
+            for line in agent_lines(g.c, name, txid, ("prepare", "commit")):
+                assert line.get("trace_id") == T_TRACE, f"{name}: {line}"
+        started = [l for l in log_lines(g.nodes[leader], txid) if l.get("event") == "transaction_started"]
+        assert started and started[0]["trace_id"] == T_TRACE, started
+
+
 if __name__ == "__main__":
     harness.main(globals())
