@@ -9,6 +9,15 @@
 #include "common/http_batch.h"
 
 namespace commitd::http {
+namespace {
+
+bool IsTraceparent(std::string_view name) {
+  return name.size() == 11 && std::equal(name.begin(), name.end(), "traceparent", [](char a, char b) {
+           return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b;
+         });
+}
+
+}  // namespace
 
 BatchingClient::BatchingClient(Client& client, BatchingOptions options)
     : client_(client), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {}
@@ -59,7 +68,10 @@ void BatchingClient::Flush(const std::string& peer_key) {
   batch.base_url = peer.queue.front().request.base_url;
   batch.method = "POST";
   batch.target = options_.batch_target;
-  batch.headers = peer.queue.front().request.headers;
+  // Shared headers (Authorization); a trace context is each request's own.
+  for (const auto& header : peer.queue.front().request.headers) {
+    if (!IsTraceparent(header.first)) batch.headers.push_back(header);
+  }
   batch.headers.emplace_back("Content-Type", "application/json");
   batch.timeout = std::chrono::milliseconds(0);
   std::string body;
@@ -76,6 +88,12 @@ void BatchingClient::Flush(const std::string& peer_key) {
     if (!p.request.body.empty()) {
       body += ",\"body\":";
       body += p.request.body;  // already JSON
+    }
+    for (const auto& header : p.request.headers) {
+      if (!IsTraceparent(header.first)) continue;
+      body += ",\"traceparent\":";
+      body += nlohmann::json(header.second).dump();
+      break;
     }
     body += '}';
     batch.timeout = std::max(batch.timeout, p.request.timeout);

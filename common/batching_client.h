@@ -36,7 +36,8 @@ class BatchingClient {
   ~BatchingClient();
 
   // request.body must be JSON (or empty). request.headers are sent with the
-  // exchange that carries it; requests to one peer should share headers.
+  // exchange that carries it; requests to one peer should share headers, but
+  // for `traceparent`: in a batch, each request's goes in its own item.
   void Send(ClientRequest request, std::function<void(Result<Response>)> done);
 
   struct Stats {

@@ -9,6 +9,8 @@
 namespace commitd::http {
 namespace {
 
+constexpr std::string_view kTraceparent = "traceparent";  // header names are lower-cased
+
 // Collects sub-responses; answers the batch when the last one arrives. Io thread only.
 struct BatchReply {
   explicit BatchReply(Responder r) : respond(std::move(r)) {}
@@ -98,7 +100,12 @@ void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::strin
         continue;
       }
       Request sub;
-      sub.headers = request.headers;
+      sub.headers.reserve(request.headers.size() + 1);
+      for (const auto& header : request.headers) {
+        if (header.first != kTraceparent) sub.headers.push_back(header);
+      }
+      // Not a string: no trace context, as a malformed header would be.
+      if (is_string(item.traceparent)) sub.headers.emplace_back(kTraceparent, JsonStringValue(*item.traceparent));
       sub.method = item.method ? JsonStringValue(*item.method) : "POST";
       sub.target = JsonStringValue(*item.target);
       sub.path = sub.target.substr(0, sub.target.find('?'));

@@ -1,10 +1,13 @@
 // Batches of requests in one HTTP exchange, so that many protocol messages to
 // the same peer share one round trip (the network's group commit).
 //
-//   POST <path> {"requests":[{"method":"POST","target":"/v1/prepare","body":{...}}, ...]}
+//   POST <path> {"requests":[{"method":"POST","target":"/v1/prepare","body":{...},
+//                              "traceparent":"00-..."}, ...]}
 //   200 {"responses":[{"status":200,"body":{...}}, ...]}   (same order)
 //
-// Sub-request and sub-response bodies are JSON values, not strings.
+// Sub-request and sub-response bodies are JSON values, not strings. A
+// sub-request's "traceparent" (optional) is its own trace context: the batch
+// exchange's traceparent header, if any, is not passed to sub-requests.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

@@ -135,6 +135,7 @@ std::optional<std::vector<BatchPart>> ParseBatch(const std::string& text, std::s
         if (field == "target") part.target = value;
         if (field == "status") part.status = value;
         if (field == "body") part.body = value;
+        if (field == "traceparent") part.traceparent = value;
       });
     });
   });

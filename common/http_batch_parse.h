@@ -18,6 +18,8 @@ struct BatchPart {
   std::optional<std::string_view> target;
   std::optional<std::string_view> status;
   std::optional<std::string_view> body;
+  // A sub-request's own W3C traceparent (common/trace_context.h).
+  std::optional<std::string_view> traceparent;
 };
 
 // The elements of `text`'s array member `key`, viewing into `text`; nullopt

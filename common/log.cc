@@ -47,6 +47,8 @@ std::optional<Level> ParseLevel(std::string_view name) {
   return std::nullopt;
 }
 
+bool Enabled(Level level) { return level >= g_min_level && level != Level::kOff; }
+
 void Write(Level level, std::string_view event, const nlohmann::json& fields) {
   if (level < g_min_level) return;
   nlohmann::json line = {{"ts", Timestamp()}, {"level", LevelName(level)}, {"component", g_component},

@@ -15,6 +15,8 @@ void SetComponent(std::string component);  // e.g. "commitd/c1", "agent/bank-a"
 void SetMinLevel(Level level);
 // "debug", "info", "warn" or "error" (the --log-level values).
 std::optional<Level> ParseLevel(std::string_view name);
+// Whether a line at `level` is written: lets a caller skip building its fields.
+bool Enabled(Level level);
 
 // Writes {"ts":"...","level":"info","component":"...","event":event, ...fields}.
 void Write(Level level, std::string_view event, const nlohmann::json& fields = nlohmann::json::object());

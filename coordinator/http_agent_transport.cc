@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "common/log.h"
 #include "coordinator/agent_answers.h"
 
 namespace commitd::coordinator {
@@ -89,11 +90,26 @@ http::ClientRequest HttpAgentTransport::RequestTo(const ParticipantRef& to, std:
   return cr;
 }
 
+void HttpAgentTransport::AddTrace(http::ClientRequest& request, const ParticipantRef& to, AgentCall call,
+                                  const std::string& txid) {
+  if (!trace_source_) return;
+  const TraceContext span = trace_source_(txid).Child(span_ids_);
+  request.headers.emplace_back(TraceContext::kHeader, span.Format());
+  if (log::Enabled(log::Level::kDebug)) {
+    log::Debug("agent_call", {{"txid", txid},
+                              {"participant", to.name},
+                              {"call", AgentCallName(call)},
+                              {"trace_id", span.trace_id()},
+                              {"span_id", span.span_id()}});
+  }
+}
+
 void HttpAgentTransport::Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                                  std::function<void(Result<wire::Vote>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/prepare");
   cr.body = wire::ToJson(request).dump();
   cr.timeout = std::chrono::milliseconds(timeout_ms);
+  AddTrace(cr, to, AgentCall::kPrepare, request.txid);
   peers_.Send(std::move(cr), Observed(to, AgentCall::kPrepare, Answer<wire::Vote>(std::move(done), VoteOf)));
 }
 
@@ -102,6 +118,7 @@ void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& tx
   const bool commit = outcome == Outcome::kCommitted;
   http::ClientRequest cr = RequestTo(to, "POST", commit ? "/v1/commit" : "/v1/abort");
   cr.body = commit ? nlohmann::json{{"txid", txid}}.dump() : wire::ToJson(wire::AbortRequest{txid, abort_key}).dump();
+  AddTrace(cr, to, commit ? AgentCall::kCommit : AgentCall::kAbort, txid);
   peers_.Send(std::move(cr), Observed(to, commit ? AgentCall::kCommit : AgentCall::kAbort,
                                       Answer<DecisionAck>(std::move(done), DecisionAckOf)));
 }
@@ -110,6 +127,7 @@ void HttpAgentTransport::Precommit(const ParticipantRef& to, const std::string& 
                                    std::function<void(Result<PrecommitAnswer>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/precommit");
   cr.body = nlohmann::json{{"txid", txid}}.dump();
+  AddTrace(cr, to, AgentCall::kPrecommit, txid);
   peers_.Send(std::move(cr),
               Observed(to, AgentCall::kPrecommit, Answer<PrecommitAnswer>(std::move(done), PrecommitAnswerOf)));
 }

@@ -5,12 +5,15 @@
 // Thread: the io thread of the clients.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/batching_client.h"
+#include "common/entropy.h"
 #include "common/http_client.h"
 #include "coordinator/agent_call_observer.h"
 #include "coordinator/agent_transport.h"
+#include "common/trace_context.h"
 
 namespace commitd::coordinator {
 
@@ -21,6 +24,11 @@ class HttpAgentTransport final : public AgentTransport {
       : client_(client), peers_(peers), token_(std::move(token)) {}
   // Told about every exchange (round trip, error); must outlive this. Null: nobody.
   void set_observer(AgentCallObserver* observer) { observer_ = observer; }
+  // The trace a transaction's calls belong to; each protocol call (prepare,
+  // precommit, commit, abort) is a new span in it, sent as `traceparent`.
+  // Unset: no trace context is sent.
+  using TraceSource = std::function<TraceContext(const std::string& txid)>;
+  void set_trace_source(TraceSource source) { trace_source_ = std::move(source); }
 
   void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                std::function<void(Result<wire::Vote>)> done) override;
@@ -35,6 +43,8 @@ class HttpAgentTransport final : public AgentTransport {
 
  private:
   http::ClientRequest RequestTo(const ParticipantRef& to, std::string method, std::string target) const;
+  // Adds the call's traceparent (a new span of txid's trace) and logs it at debug level.
+  void AddTrace(http::ClientRequest& request, const ParticipantRef& to, AgentCall call, const std::string& txid);
   // Wraps an answer handler: the observer hears of the exchange first.
   std::function<void(Result<http::Response>)> Observed(const ParticipantRef& to, AgentCall call,
                                                        std::function<void(Result<http::Response>)> handler) const;
@@ -43,6 +53,8 @@ class HttpAgentTransport final : public AgentTransport {
   http::BatchingClient& peers_;
   std::string token_;
   AgentCallObserver* observer_ = nullptr;
+  TraceSource trace_source_;
+  SystemEntropy span_ids_;
 };
 
 }  // namespace commitd::coordinator

@@ -201,6 +201,7 @@ void Node::DropEngine(const std::string& why) {
     done(NodeError{NodeErrorKind::kLeadershipLost, why + "; the outcome is unknown here: retry with the same "
                                                          "Idempotency-Key, or GET the transaction"});
   }
+  traces_.clear();
   NewEngine();
   MaybeFinishShutdown();
 }
@@ -512,14 +513,15 @@ void Node::Execute(Action& a) {
                           // window (or lost its database: then no redelivery can help).
                           // Counted as acked.
                           ++metrics_.commits_unknown_at_participant;
-                          log::Error("commit_unknown_at_participant", {{"txid", txid}, {"participant", name}});
+                          log::Error("commit_unknown_at_participant",
+                                     Traced(txid, {{"txid", txid}, {"participant", name}}));
                         } else {
                           s = Status::Unavailable("abort answered unknown_transaction");
                         }
                       }
                       if (!s.ok()) {
                         log::Warn("decision_delivery_failed",
-                                  {{"txid", txid}, {"participant", name}, {"error", s.ToString()}});
+                                  Traced(txid, {{"txid", txid}, {"participant", name}, {"error", s.ToString()}}));
                       }
                       engine_->OnDecisionAcked(txid, name, s, timers_.NowMs());
                       Pump();
@@ -542,7 +544,7 @@ void Node::Execute(Action& a) {
         FollowRecordedDecision(txid, s);
         return;
       }
-      if (!s.ok()) log::Error("decision_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      if (!s.ok()) log::Error("decision_write_failed", Traced(txid, {{"txid", txid}, {"error", s.ToString()}}));
       if (!s.ok() && group()) {
         // Only a lost leadership fails a group append, and the entry may still
         // commit: the next leader resumes it. This engine must not guess.
@@ -563,7 +565,7 @@ void Node::Execute(Action& a) {
     std::string txid = pp->record.txid;
     log_.AppendDecision(std::move(pp->record), [this, txid, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;
-      if (!s.ok()) log::Error("precommit_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      if (!s.ok()) log::Error("precommit_write_failed", Traced(txid, {{"txid", txid}, {"error", s.ToString()}}));
       if (!s.ok() && group()) {
         // As for a decision: the precommit record may still commit, and the
         // next leader then resumes it; aborting here could contradict it.
@@ -582,7 +584,8 @@ void Node::Execute(Action& a) {
                         if (epoch != epoch_) return;
                         if (!answer.ok()) {
                           log::Warn("precommit_delivery_failed",
-                                    {{"txid", txid}, {"participant", name}, {"error", answer.status().ToString()}});
+                                    Traced(txid, {{"txid", txid}, {"participant", name},
+                                                  {"error", answer.status().ToString()}}));
                         }
                         engine_->OnPrecommitAcked(txid, name, std::move(answer), timers_.NowMs());
                         Pump();
@@ -591,6 +594,7 @@ void Node::Execute(Action& a) {
     std::string txid = pf->txid;
     log_.MarkFinished(txid, pf->finished_ms, [this, txid, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;
+      if (s.ok()) traces_.erase(txid);
       engine_->OnFinishedPersisted(txid, s);
       Pump();
     });

@@ -34,6 +34,7 @@
 #include "coordinator/engine.h"
 #include "coordinator/leadership.h"
 #include "common/timers.h"
+#include "common/trace_context.h"
 #include "coordinator/txid_issuer.h"
 
 namespace commitd::coordinator {
@@ -93,6 +94,9 @@ using SubmitResult = std::variant<TxReply, NodeError>;
 struct SubmitRequest {
   wire::TxRequest tx;
   std::string idempotency_key;  // "" when none
+  // The client's trace (the coordinator's span in it); nullopt: none (every
+  // agent call then starts a trace of its own, see TraceFor).
+  std::optional<TraceContext> trace;
 };
 
 // No record: under presumed abort it did not commit. `recorded`: the abort is
@@ -132,6 +136,7 @@ struct ForceRequest {
   Outcome outcome = Outcome::kAborted;  // committed | aborted
   std::vector<ForcedParticipant> participants;
   std::string reason;  // "" for the default
+  std::optional<TraceContext> trace;  // as SubmitRequest::trace, for the forced decision's delivery
 };
 struct ForceResult {
   enum class Kind {
@@ -221,6 +226,11 @@ class Node {
   InDoubt in_doubt() const;
   // Every transaction the engine holds (for diagnostics).
   std::vector<TxView> Transactions() const;
+  // The trace the agent calls about txid belong to: the client's, or one
+  // started from `fresh` (and kept, and logged) on the first call, e.g. for a
+  // decision resumed after a restart or by a new leader. Forgotten once the
+  // transaction is finished here.
+  TraceContext TraceFor(const std::string& txid, Entropy& fresh);
 
  private:
   struct Waiting;
@@ -246,7 +256,10 @@ class Node {
   void ValidateAndStart(std::shared_ptr<SubmitRequest> request, std::function<void(SubmitResult)> done);
   void StartTransaction(std::shared_ptr<SubmitRequest> request, std::function<void(SubmitResult)> done);
   void AttachClient(const std::string& txid, std::function<void(SubmitResult)> done);
-  void RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer)> done);
+  void RecordHeuristic(DecisionRecord record, std::optional<TraceContext> trace,
+                       std::function<void(ForceAnswer)> done);
+  // fields, with the transaction's trace_id when it has one here.
+  nlohmann::json Traced(const std::string& txid, nlohmann::json fields) const;
   void MaybeFinishShutdown();
   void FollowRecordedDecision(const std::string& txid, const Status& conflict);
   void CheckRecordAtAgent(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
@@ -283,6 +296,9 @@ class Node {
     int64_t seen_ms = 0;
   };
   std::map<std::string, ForeignRecord> foreign_;  // txid -> prepared under another log
+  std::unordered_map<std::string, TraceContext> traces_;  // txid -> its trace, until finished
+  static constexpr std::size_t kTracesPruneAt = 4096;
+  std::size_t traces_prune_at_ = kTracesPruneAt;
   TxView ForeignView(const std::string& txid, const ForeignRecord& r) const;
   // Bumped whenever the engine is dropped: callbacks of the old engine's work compare it.
   uint64_t epoch_ = 0;

@@ -146,6 +146,20 @@ void Node::StartTransaction(std::shared_ptr<SubmitRequest> request, std::functio
   sr.idempotency_key = request->idempotency_key;
   sr.client = next_client_++;
   sr.created_ms = now;
+  if (request->trace) {
+    // A transaction that ends without being marked finished here leaves its
+    // entry behind: drop those of transactions the engine no longer holds.
+    if (traces_.size() >= traces_prune_at_) {
+      std::erase_if(traces_, [this](const auto& entry) { return !engine_->Find(entry.first); });
+      traces_prune_at_ = std::max<std::size_t>(kTracesPruneAt, 2 * traces_.size());
+    }
+    traces_.insert_or_assign(sr.txid, *request->trace);
+  }
+  if (log::Enabled(log::Level::kDebug)) {
+    log::Debug("transaction_started", Traced(sr.txid, {{"txid", sr.txid},
+                                                       {"protocol", wire::ProtocolName(sr.protocol)},
+                                                       {"participants", sr.participants.size()}}));
+  }
   clients_.emplace(sr.client, std::move(done));
   ++metrics_.started;
   engine_->Start(std::move(sr), now);
@@ -489,6 +503,7 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
   }
   std::string reason = request.reason.empty() ? "heuristic decision forced by an operator" : request.reason;
   log_.FindDecision(txid, [this, txid, wanted, reason, participants = std::move(participants),
+                           trace = std::move(request.trace),
                            done = std::move(done)](Result<std::optional<DecisionRecord>> found) mutable {
     if (!found.ok()) {
       done(NodeError{NodeErrorKind::kStorage, found.status().message()});
@@ -513,12 +528,14 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
     record.created_ms = record.decided_ms = timers_.NowMs();
     record.heuristic = true;
     record.reply = {{"txid", txid}, {"outcome", OutcomeName(wanted)}, {"heuristic", true}, {"reason", reason}};
-    RecordHeuristic(std::move(record), std::move(done));
+    RecordHeuristic(std::move(record), std::move(trace), std::move(done));
   });
 }
 
-void Node::RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer)> done) {
-  log_.AppendDecision(record, [this, record, done = std::move(done), epoch = epoch_](Status s) mutable {
+void Node::RecordHeuristic(DecisionRecord record, std::optional<TraceContext> trace,
+                           std::function<void(ForceAnswer)> done) {
+  log_.AppendDecision(record, [this, record, trace = std::move(trace), done = std::move(done),
+                               epoch = epoch_](Status s) mutable {
     if (s.code() == StatusCode::kConflict) {
       // Decided meanwhile (a concurrent force): answer as if it had been found.
       log_.FindDecision(record.txid, [record, done, s](Result<std::optional<DecisionRecord>> found) {
@@ -537,9 +554,10 @@ void Node::RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer
     }
     ++metrics_.heuristic;
     foreign_.erase(record.txid);
-    log::Warn("heuristic_decision", {{"txid", record.txid},
-                                     {"outcome", OutcomeName(record.outcome)},
-                                     {"participants", record.participants.size()}});
+    if (trace && epoch == epoch_) traces_.insert_or_assign(record.txid, *trace);
+    log::Warn("heuristic_decision", Traced(record.txid, {{"txid", record.txid},
+                                                         {"outcome", OutcomeName(record.outcome)},
+                                                         {"participants", record.participants.size()}}));
     ForceResult result;
     result.kind = ForceResult::Kind::kForced;
     result.outcome = record.outcome;
@@ -551,6 +569,23 @@ void Node::RecordHeuristic(DecisionRecord record, std::function<void(ForceAnswer
     }
     done(std::move(result));
   });
+}
+
+TraceContext Node::TraceFor(const std::string& txid, Entropy& fresh) {
+  auto it = traces_.find(txid);
+  if (it != traces_.end()) return it->second;
+  TraceContext trace = TraceContext::Generate(fresh);
+  if (engine_->Find(txid)) {  // kept only while the transaction runs here (finishing forgets it)
+    traces_.emplace(txid, trace);
+    log::Info("trace_started", {{"txid", txid}, {"trace_id", trace.trace_id()}, {"span_id", trace.span_id()}});
+  }
+  return trace;
+}
+
+nlohmann::json Node::Traced(const std::string& txid, nlohmann::json fields) const {
+  auto it = traces_.find(txid);
+  if (it != traces_.end()) fields["trace_id"] = it->second.trace_id();
+  return fields;
 }
 
 }  // namespace commitd::coordinator

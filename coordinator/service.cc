@@ -98,6 +98,10 @@ struct Service::Impl {
   // router.Add with the route's access rule (kRoutes) checked first.
   void Add(const std::string& method, const std::string& pattern, http::Handler handler);
   void Respond(const http::Responder& respond, const api::Rendered& rendered);
+  // The coordinator's span for a client request: a child of the request's
+  // valid traceparent, else a new trace; every answer carries it back.
+  TraceContext TraceOf(const http::Request& req);
+  static http::Responder Traced(http::Responder respond, const TraceContext& trace, boost::asio::io_context& io);
 
   void HandleSubmit(http::Request req, http::Responder respond);
   void HandleGetTransaction(http::Request req, http::Responder respond);
@@ -127,6 +131,20 @@ void Service::Shutdown(std::function<void()> done) {
     s.timers.Cancel();
     s.client.CloseIdle();
     done();
+  });
+}
+
+TraceContext Service::Impl::TraceOf(const http::Request& req) {
+  auto header = req.Header(TraceContext::kHeader);
+  std::optional<TraceContext> given = header ? TraceContext::Parse(*header) : std::nullopt;
+  return given ? given->Child(entropy) : TraceContext::Generate(entropy);
+}
+
+http::Responder Service::Impl::Traced(http::Responder respond, const TraceContext& trace,
+                                      boost::asio::io_context& io) {
+  return http::Responder::FromCallback(io, [respond = std::move(respond), header = trace.Format()](http::Response r) {
+    r.headers.emplace_back(TraceContext::kHeader, header);
+    respond(std::move(r));
   });
 }
 
@@ -192,6 +210,7 @@ Status Service::Impl::Start() {
   no.participants = options.participants;
   DecisionLog& log = group_log ? static_cast<DecisionLog&>(*group_log) : *single_log;
   node = std::make_unique<Node>(std::move(no), log, agents, timers, entropy, leadership.get());
+  agents.set_trace_source([this](const std::string& txid) { return node->TraceFor(txid, entropy); });
   if (single_log) {
     single_log->AddOwnUrl(self_url, [](Status s) {
       if (!s.ok()) log::Error("own_url_write_failed", {{"error", s.ToString()}});
@@ -370,7 +389,7 @@ void Service::Impl::Forward(http::Request req, http::Responder respond) {
   cr.target = req.target;
   cr.body = std::move(req.body);
   cr.timeout = std::chrono::milliseconds(options.config.handler_timeout_ms);
-  for (const char* name : {"authorization", "idempotency-key", "content-type"}) {
+  for (const char* name : {"authorization", "idempotency-key", "content-type", "traceparent"}) {
     if (auto v = req.Header(name)) cr.headers.emplace_back(name, *v);
   }
   cr.headers.emplace_back("X-Commitd-Forwarded", options.id);
@@ -385,6 +404,8 @@ void Service::Impl::Forward(http::Request req, http::Responder respond) {
 }
 
 void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
+  const TraceContext trace = TraceOf(req);
+  respond = Traced(std::move(respond), trace, io);
   if (node->stopping()) {
     Respond(respond, api::Error({NodeErrorKind::kStopping, "coordinator is shutting down"}));
     return;
@@ -400,7 +421,7 @@ void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
     return;
   }
   const wire::Protocol protocol = parsed->protocol;
-  node->Submit({std::move(parsed).value(), std::move(key)},
+  node->Submit({std::move(parsed).value(), std::move(key), trace},
                [this, protocol, start = std::chrono::steady_clock::now(),
                 respond = std::move(respond)](SubmitResult result) {
                  if (const auto* reply = std::get_if<TxReply>(&result)) {
@@ -510,6 +531,8 @@ void Service::Impl::HandlePutParticipant(http::Request req, http::Responder resp
 // POST /v1/admin/transactions/{txid}/force
 //   {"outcome": "commit"|"abort", "participants": [{"name", "url"?}], "reason"?}
 void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
+  const TraceContext trace = TraceOf(req);
+  respond = Traced(std::move(respond), trace, io);
   const std::string txid = req.path_params["txid"];
   auto bad = [&respond](const std::string& message) {
     respond(http::ErrorResponse(400, "invalid_request", message));
@@ -530,6 +553,7 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
   }
   ForceRequest force;
   force.txid = txid;
+  force.trace = trace;
   const std::string outcome_text =
       body.contains("outcome") && body["outcome"].is_string() ? body["outcome"].get<std::string>() : "";
   if (outcome_text == "commit" || outcome_text == "committed") {

@@ -17,6 +17,7 @@
 #include "participant/http_transports.h"
 #include "participant/node.h"
 #include "participant/postgres_store.h"
+#include "participant/request_traces.h"
 #include "participant/resource_manager.h"
 #include "participant/sqlite_store.h"
 #include "participant/timed_store.h"
@@ -76,6 +77,7 @@ struct Agent::Impl {
   std::unique_ptr<Store> backend_store;  // a SqliteStore or a PostgresStore
   PostgresStore* pg_store = nullptr;     // backend_store, when the backend is PostgreSQL
   std::unique_ptr<TimedStore> store;
+  RequestTraces traces;  // outlives the node: its replies and events use it
   std::unique_ptr<Node> node;  // declared last: it goes first
   Procedures callables;        // registered before Start(), then moved into the RM
   bool started = false;
@@ -223,6 +225,9 @@ Status Agent::Impl::Start() {
   while (!self_url.empty() && self_url.back() == '/') self_url.pop_back();
   node = std::make_unique<Node>(NodeOptions::From(options.config, options.name, self_url, options.coordinators),
                                 *store, coordinator_transport, peer_transport, timers);
+  node->set_event_log([this](log::Level level, std::string_view event, const nlohmann::json& fields) {
+    traces.Write(level, event, fields);
+  });
   if (Status s = node->Start(); !s.ok()) {
     if (server) server->Stop();
     return s;
@@ -265,11 +270,12 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
       r(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
       return;
     }
-    node->Prepare(std::move(parsed).value(), Render(std::move(r)));
+    const std::string txid = parsed->txid;
+    node->Prepare(std::move(parsed).value(), traces.Track("prepare", txid, req, Render(std::move(r))));
   }));
   // POST /v1/commit, /v1/abort, /v1/precommit: {"txid": ...}.
-  auto txid_route = [this](void (Node::*call)(const std::string&, ReplyFn)) {
-    return Guarded([this, call](http::Request req, http::Responder r) {
+  auto txid_route = [this](void (Node::*call)(const std::string&, ReplyFn), std::string_view name) {
+    return Guarded([this, call, name](http::Request req, http::Responder r) {
       auto txid = wire::ParseTxidBody(req.body);
       if (!txid.ok()) {
         r(http::ErrorResponse(400, "invalid_request", txid.status().message()));
@@ -279,10 +285,10 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
         r(http::ErrorResponse(503, "failpoint", "agent.ignore_decisions is set"));
         return;
       }
-      ((*node).*call)(*txid, Render(std::move(r)));
+      ((*node).*call)(*txid, traces.Track(name, *txid, req, Render(std::move(r))));
     });
   };
-  Add(router, "POST", "/v1/precommit", txid_route(&Node::Precommit));
+  Add(router, "POST", "/v1/precommit", txid_route(&Node::Precommit, "precommit"));
   // One transaction's state here: what a peer running 3PC termination asks.
   Add(router, "GET", "/v1/transactions/{txid}", Guarded([this](http::Request req, http::Responder r) {
     const std::string txid = req.path_params["txid"];
@@ -292,7 +298,7 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
     }
     r(http::JsonResponse(200, {{"txid", txid}, {"state", node->StateOf(txid)}}));
   }));
-  Add(router, "POST", "/v1/commit", txid_route(&Node::Commit));
+  Add(router, "POST", "/v1/commit", txid_route(&Node::Commit, "commit"));
   Add(router, "POST", "/v1/abort", Guarded([this](http::Request req, http::Responder r) {
     auto parsed = wire::ParseAbortRequest(req.body);
     if (!parsed.ok()) {
@@ -303,7 +309,7 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
       r(http::ErrorResponse(503, "failpoint", "agent.ignore_decisions is set"));
       return;
     }
-    node->Abort(*parsed, Render(std::move(r)));
+    node->Abort(*parsed, traces.Track("abort", parsed->txid, req, Render(std::move(r))));
   }));
   Add(router, "GET", "/v1/transactions", Guarded([this](http::Request req, http::Responder r) {
     HandleHeld(std::move(req), std::move(r));

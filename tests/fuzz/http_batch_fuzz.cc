@@ -44,6 +44,7 @@ void Read(const std::string& text, std::string_view key) {
     CheckToken(part.target, text);
     CheckToken(part.status, text);
     CheckToken(part.body, text);
+    CheckToken(part.traceparent, text);
     if (part.body) Require(nlohmann::json::parse(*part.body) == array[i].at("body"), "a body is the element's body");
     if (part.status) {
       int status = 500;

@@ -784,5 +784,52 @@ TEST_CASE("a participant is removed durably, never while a transaction names it,
   for (const auto& p : f.node().Participants()) CHECK(p.entry.name != "bank-c");
 }
 
+
+TEST_CASE("a transaction's calls belong to the client's trace until it is finished; resumed ones get a new one") {
+  Fixture f;
+  f.Insert(Decided("t-resumed", Outcome::kCommitted));
+  f.Start();
+  f.Store();
+  SystemEntropy fresh;
+  const auto client = TraceContext::Parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  REQUIRE(client);
+
+  SubmitRequest request{Transfer(), ""};
+  request.trace = *client;
+  f.node().Submit(std::move(request), [](SubmitResult) {});
+  REQUIRE(f.agents().votes.size() == 2);
+  const std::string txid = f.agents().calls.back().txid;
+  CHECK(f.node().TraceFor(txid, fresh) == *client);
+  wire::Vote yes;
+  yes.txid = txid;
+  yes.yes = true;
+  f.agents().votes[0](yes);
+  f.agents().votes[1](yes);
+  f.Store();
+  REQUIRE(f.agents().Count("commit", txid) == 2);
+  CHECK(f.node().TraceFor(txid, fresh) == *client);  // delivery stays in the client's trace
+
+  // The resumed decision has no client: a new trace, the same for each of its calls.
+  const TraceContext resumed = f.node().TraceFor("t-resumed", fresh);
+  CHECK(resumed.trace_id() != client->trace_id());
+  CHECK(f.node().TraceFor("t-resumed", fresh) == resumed);
+
+  // Every ack in: finished, and the trace is forgotten (a later call would start another).
+  for (auto& ack : f.agents().acks) ack(DecisionAck::kAcked);
+  f.Store();
+  f.Store();
+  REQUIRE(f.Recorded(txid)->finished);
+  CHECK(f.node().TraceFor(txid, fresh).trace_id() != client->trace_id());
+  CHECK(f.node().TraceFor("t-resumed", fresh).trace_id() != resumed.trace_id());
+
+  // A forced decision is delivered in the trace of the request that forced it.
+  ForceRequest force{"stuck", Outcome::kAborted, {{"bank-a", std::nullopt}}, ""};
+  force.trace = *client;
+  f.node().Force(std::move(force), [](ForceAnswer) {});
+  f.Store();
+  REQUIRE(f.agents().Count("abort", "stuck") == 1);
+  CHECK(f.node().TraceFor("stuck", fresh) == *client);
+}
+
 }  // namespace
 }  // namespace commitd::coordinator

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -29,7 +30,9 @@ struct EchoServer {
       auto body = nlohmann::json::parse(req.body);
       // Answer later for odd ids, to check replies may complete out of order.
       int id = body["id"].get<int>();
-      Response r = JsonResponse(id % 7 == 0 ? 409 : 200, {{"id", id}, {"auth", req.Header("authorization").value_or("")}});
+      Response r = JsonResponse(id % 7 == 0 ? 409 : 200, {{"id", id},
+                                                               {"auth", req.Header("authorization").value_or("")},
+                                                               {"trace", req.Header("traceparent").value_or("")}});
       if (id % 2 == 0) {
         respond(std::move(r));
         return;
@@ -110,6 +113,65 @@ TEST_CASE("requests queued behind in-flight ones share exchanges, and each gets 
   // One goes alone, the rest in batches of at most 64.
   CHECK(batching.stats().exchanges <= 1 + (n - 1 + 63) / 64);
   CHECK(batching.stats().requests == static_cast<uint64_t>(n));
+}
+
+// A distinct, valid traceparent per id.
+std::string TraceFor(int id) {
+  char span[17];
+  std::snprintf(span, sizeof span, "%016x", id + 1);
+  return std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-") + span + "-01";
+}
+
+TEST_CASE("each batched request carries its own traceparent, not the first one's") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Client client(io);
+  BatchingClient batching(client, BatchingOptions{"/v1/batch", 1, 64});
+  const int n = 100;
+  std::map<int, std::string> trace_by_id;
+  for (int i = 0; i < n; ++i) {
+    ClientRequest r = Echo(server.server->port(), i);
+    if (i % 5 != 4) r.headers.emplace_back(i % 2 == 0 ? "traceparent" : "Traceparent", TraceFor(i));
+    batching.Send(std::move(r), [&, i](Result<Response> resp) {
+      REQUIRE(resp.ok());
+      trace_by_id[i] = nlohmann::json::parse(resp->body)["trace"].get<std::string>();
+    });
+  }
+  RunUntil(io, [&] { return static_cast<int>(trace_by_id.size()) == n; });
+  CHECK(batching.stats().exchanges < static_cast<uint64_t>(n));  // most went in batches
+  for (int i = 0; i < n; ++i) {
+    CAPTURE(i);
+    CHECK(trace_by_id[i] == (i % 5 == 4 ? "" : TraceFor(i)));
+  }
+}
+
+TEST_CASE("a sub-request's traceparent is its item's; the batch's header and a non-string item are not") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Client client(io);
+  ClientRequest r;
+  r.base_url = "http://127.0.0.1:" + std::to_string(server.server->port());
+  r.method = "POST";
+  r.target = "/v1/batch";
+  r.headers.emplace_back("traceparent", TraceFor(99));
+  r.body = R"({"requests":[{"target":"/echo","body":{"id":2},"traceparent":")" + TraceFor(2) +
+           R"("},{"target":"/echo","body":{"id":4}},{"target":"/echo","body":{"id":6},"traceparent":{"x":1}},)"
+           R"({"target":"/echo","body":{"id":8},"traceparent":"garbage"}]})";
+  bool done = false;
+  client.Send(r, [&](Result<Response> resp) {
+    REQUIRE(resp.ok());
+    REQUIRE(resp->status == 200);
+    auto body = nlohmann::json::parse(resp->body);
+    REQUIRE(body["responses"].size() == 4);
+    for (const auto& sub : body["responses"]) CHECK(sub["status"] == 200);
+    CHECK(body["responses"][0]["body"]["trace"] == TraceFor(2));
+    CHECK(body["responses"][1]["body"]["trace"] == "");
+    CHECK(body["responses"][2]["body"]["trace"] == "");
+    // Passed on as given: the handler parses it (and treats garbage as absent).
+    CHECK(body["responses"][3]["body"]["trace"] == "garbage");
+    done = true;
+  });
+  RunUntil(io, [&] { return done; });
 }
 
 TEST_CASE("a batch with a bad sub-request answers that one with an error and the rest normally") {
