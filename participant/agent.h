@@ -1,4 +1,4 @@
-// Public: the participant agent as a library (design A.4).
+// Public: the participant agent as a library.
 //
 // An Agent is a participant::Node (participant/node.h: the engine and every
 // rule of the agent) on the SQLite ResourceManager with its own storage
@@ -55,7 +55,7 @@ struct AgentOptions {
   // and coordinators are given.
   std::string advertise_url;
   std::string db_path;  // must exist; the agent adds its _commitd_* tables
-  // The procedures file (A.4). Empty: only procedures registered with
+  // The procedures file (docs/participant.md). Empty: only procedures registered with
   // RegisterProcedure (and raw SQL, if allowed).
   std::string procedures_path;
   bool allow_raw_sql = false;
