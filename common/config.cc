@@ -21,6 +21,8 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("default_tx_timeout_ms", c.default_tx_timeout_ms);
   fn("retry_initial_ms", c.retry_initial_ms);
   fn("retry_max_ms", c.retry_max_ms);
+  fn("deliveries_per_participant", c.deliveries_per_participant);
+  fn("shutdown_grace_ms", c.shutdown_grace_ms);
   fn("max_in_flight", c.max_in_flight);
   fn("max_participants", c.max_participants);
   fn("retry_after_s", c.retry_after_s);

@@ -31,6 +31,8 @@ struct Config {
   int64_t default_tx_timeout_ms = 5'000;     // prepare deadline when the request has no timeout_ms
   int64_t retry_initial_ms = 50;             // first redelivery delay of commit/abort
   int64_t retry_max_ms = 2'000;              // cap of the exponential redelivery backoff
+  int64_t deliveries_per_participant = 256;  // decisions sent to one participant and not answered yet; more wait
+  int64_t shutdown_grace_ms = 2'000;         // how long shutdown waits for the delivery of decisions
   int64_t max_in_flight = 4'096;             // undecided transactions; more -> 429
   int64_t max_participants = 256;            // registry entries; registering more -> 400
   int64_t retry_after_s = 1;                 // Retry-After sent with 429 and 503

@@ -1,4 +1,4 @@
-// JSON wire types of the client API (A.3) and the agent API (A.4), with
+// JSON wire types of the client API and the agent API (docs/protocol.md), with
 // validation that names the offending field precisely.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The coordinator group's replicated state machine (design B.5): decision
+// The coordinator group's replicated state machine: decision
 // records, the participant registry and the members' URLs, on
 // DecisionStore's tables in the member's raft.db, changed only by applying
 // committed entries (raft_codec.h commands) in log order. Applying is

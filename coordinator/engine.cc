@@ -168,7 +168,7 @@ DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) c
 }
 
 void Engine::StartPrecommit(Tx& tx, int64_t now_ms) {
-  tx.phase = Phase::kPrecommitting;
+  SetPhase(tx, Phase::kPrecommitting);
   actions_.push_back(action::PersistPrecommit{RecordOf(tx, Outcome::kPending, now_ms)});
 }
 
@@ -182,7 +182,7 @@ void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status,
            AbortReason::kStorage);
     return;
   }
-  tx.phase = Phase::kPrecommitted;
+  SetPhase(tx, Phase::kPrecommitted);
   tx.precommit_deadline_ms = now_ms + tx.timeout_ms;
   for (auto& b : tx.branches) {
     b.precommit_next_ms = now_ms;
@@ -243,7 +243,7 @@ void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
 }
 
 void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms, AbortReason abort_reason) {
-  tx.phase = Phase::kDeciding;
+  SetPhase(tx, Phase::kDeciding);
   tx.outcome = outcome;
   tx.reason = std::move(reason);
   tx.decided_ms = now_ms;
@@ -269,6 +269,10 @@ void Engine::StartDelivery(Tx& tx, Branch& b, int64_t now_ms) {
 void Engine::SendDue(Tx& tx, int64_t now_ms) {
   for (auto& b : tx.branches) {
     if (!b.needs_decision || b.acked || b.sending || b.next_send_ms > now_ms) continue;
+    // Bounded per participant: the rest go out on a later tick, as answers come back.
+    int64_t& sending = sending_to_[b.participant.name];
+    if (sending >= options_.deliveries_per_participant) continue;
+    ++sending;
     b.sending = true;
     ++b.attempts;
     actions_.push_back(action::SendDecision{tx.txid, b.participant, tx.outcome});
@@ -291,7 +295,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
     // An abort that is not durable is still an abort; the client hears it.
   }
   tx.durable = true;
-  tx.phase = Phase::kDelivering;
+  SetPhase(tx, Phase::kDelivering);
   int status_code = ReplyStatus(tx);
   nlohmann::json body = ReplyBody(tx);
   if (!status.ok() && !tx.idempotency_key.empty()) {
@@ -341,6 +345,7 @@ void Engine::OnDecisionAcked(const std::string& txid, const std::string& partici
   Branch* b = FindBranch(tx, participant);
   if (b == nullptr || !b->sending) return;
   b->sending = false;
+  --sending_to_[participant];
   if (status.ok()) {
     b->acked = true;
     b->last_error.clear();
@@ -359,7 +364,7 @@ void Engine::MaybeFinish(Tx& tx, int64_t now_ms) {
     // tombstone, so a late prepare there votes no.
     if (b.needs_decision && !b.acked) return;
   }
-  tx.phase = Phase::kFinishing;
+  SetPhase(tx, Phase::kFinishing);
   actions_.push_back(action::PersistFinished{tx.txid, now_ms});
 }
 
@@ -368,10 +373,10 @@ void Engine::OnFinishedPersisted(const std::string& txid, const Status& status) 
   if (it == txs_.end()) return;
   if (!status.ok()) {
     // Stays unfinished in the log; the next restart redelivers, which participants ack again.
-    it->second.phase = Phase::kDelivering;
+    SetPhase(it->second, Phase::kDelivering);
   }
   if (!it->second.idempotency_key.empty()) txid_by_key_.erase(it->second.idempotency_key);
-  txs_.erase(it);
+  Erase(it);
 }
 
 void Engine::Resume(DecisionRecord record, int64_t now_ms) {
@@ -379,7 +384,7 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   Tx tx;
   tx.txid = record.txid;
   tx.protocol = record.protocol;
-  tx.phase = Phase::kDelivering;
+  SetPhase(tx, Phase::kDelivering);
   tx.outcome = record.outcome;
   tx.reason = record.reason;
   tx.created_ms = record.created_ms;
@@ -398,7 +403,7 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
     tx.branches.push_back(std::move(b));
   }
   if (precommit_only) {
-    tx.phase = Phase::kPrecommitted;
+    SetPhase(tx, Phase::kPrecommitted);
     tx.resumed = true;
     tx.decided_ms = 0;
     tx.durable = false;
@@ -469,6 +474,20 @@ std::vector<Action> Engine::TakeActions() {
   return out;
 }
 
+void Engine::SetPhase(Tx& tx, Phase phase) {
+  if (tx.phase == Phase::kDeciding) --deciding_;
+  if (phase == Phase::kDeciding) ++deciding_;
+  tx.phase = phase;
+}
+
+void Engine::Erase(std::unordered_map<std::string, Tx>::iterator it) {
+  if (it->second.phase == Phase::kDeciding) --deciding_;
+  for (const Branch& b : it->second.branches) {
+    if (b.sending) --sending_to_[b.participant.name];
+  }
+  txs_.erase(it);
+}
+
 int Engine::ReplyStatus(const Tx& tx) const { return tx.outcome == Outcome::kCommitted ? 200 : 409; }
 
 nlohmann::json Engine::ReplyBody(const Tx& tx) const { return ReplyBody(tx, tx.outcome); }
@@ -532,13 +551,6 @@ std::vector<TxView> Engine::List() const {
   return out;
 }
 
-std::size_t Engine::awaiting_record() const {
-  std::size_t n = 0;
-  for (const auto& [txid, tx] : txs_) {
-    if (tx.phase == Phase::kDeciding) ++n;
-  }
-  return n;
-}
 
 std::optional<std::string> Engine::TxidForIdempotencyKey(const std::string& key) const {
   auto it = txid_by_key_.find(key);

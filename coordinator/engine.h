@@ -35,6 +35,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/config.h"
 #include "common/status.h"
 #include "common/wire.h"
 #include "coordinator/types.h"
@@ -47,7 +48,7 @@ using ClientToken = uint64_t;
 struct StartRequest {
   std::string txid;
   wire::Protocol protocol = wire::Protocol::k2pc;
-  int64_t timeout_ms = 5000;
+  int64_t timeout_ms = Config{}.default_tx_timeout_ms;
   std::vector<ParticipantRef> participants;   // one per branch
   std::vector<std::vector<wire::Op>> ops;     // ops[i] for participants[i]
   std::string idempotency_key;
@@ -108,9 +109,11 @@ using Action = std::variant<action::SendPrepare, action::SendDecision, action::P
 enum class PrecommitAnswer { kAcked, kAborted };
 
 struct EngineOptions {
-  std::string self_url;           // put in prepare requests: where agents ask for decisions
-  int64_t retry_initial_ms = 50;  // decision redelivery backoff
-  int64_t retry_max_ms = 2000;
+  std::string self_url;  // put in prepare requests: where agents ask for decisions
+  int64_t retry_initial_ms = Config{}.retry_initial_ms;  // decision redelivery backoff
+  int64_t retry_max_ms = Config{}.retry_max_ms;
+  // Decisions sent to one participant and not answered yet; more wait for a later tick.
+  int64_t deliveries_per_participant = Config{}.deliveries_per_participant;
   std::string log_id;  // put in prepare requests: the decision log's identity
 };
 
@@ -179,7 +182,7 @@ class Engine {
   std::optional<std::string> TxidForIdempotencyKey(const std::string& key) const;
   std::size_t undecided() const { return undecided_; }
   // Decided transactions whose decision record is not durable yet (their clients wait).
-  std::size_t awaiting_record() const;
+  std::size_t awaiting_record() const { return deciding_; }
   std::size_t active() const { return txs_.size(); }
 
  private:
@@ -240,11 +243,15 @@ class Engine {
   int ReplyStatus(const Tx& tx) const;
   Branch* FindBranch(Tx& tx, const std::string& participant);
   TxView View(const Tx& tx) const;
+  void SetPhase(Tx& tx, Phase phase);  // keeps deciding_
+  void Erase(std::unordered_map<std::string, Tx>::iterator it);
 
   EngineOptions options_;
   std::unordered_map<std::string, Tx> txs_;
   std::unordered_map<std::string, std::string> txid_by_key_;
   std::size_t undecided_ = 0;
+  std::size_t deciding_ = 0;  // transactions in Phase::kDeciding
+  std::unordered_map<std::string, int64_t> sending_to_;  // participant -> decisions sent, not answered
   std::vector<Action> actions_;
 };
 

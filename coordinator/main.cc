@@ -1,4 +1,4 @@
-// commitd: the coordinator process (design A.2).
+// commitd: the coordinator process.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <charconv>

@@ -16,6 +16,7 @@ EngineOptions EngineOptionsFor(const Config& config, std::string self_url) {
   eo.self_url = std::move(self_url);
   eo.retry_initial_ms = config.retry_initial_ms;
   eo.retry_max_ms = config.retry_max_ms;
+  eo.deliveries_per_participant = config.deliveries_per_participant;
   return eo;
 }
 
@@ -32,6 +33,7 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   o.health_backoff_max_ms = config.health_backoff_max_ms;
   o.catalog_timeout_ms = config.connect_timeout_ms;
   o.decision_retention_ms = config.decision_retention_ms;
+  o.shutdown_grace_ms = config.shutdown_grace_ms;
   o.engine = EngineOptionsFor(config, std::move(self_url));
   return o;
 }
@@ -195,6 +197,7 @@ void Node::OnLeadership(bool ready) {
 
 void Node::DropEngine(const std::string& why) {
   ++epoch_;
+  failing_deliveries_.clear();
   auto waiting = std::move(clients_);
   clients_.clear();
   for (auto& [token, done] : waiting) {
@@ -423,6 +426,29 @@ void Node::SetHealthy(const std::string& name, ParticipantStatus& p, bool health
   }
 }
 
+void Node::NoteDelivery(const std::string& participant, const std::string& txid, const Status& status) {
+  auto it = failing_deliveries_.find(participant);
+  if (status.ok()) {
+    if (it == failing_deliveries_.end()) return;
+    log::Info("decision_delivery_recovered", {{"participant", participant}, {"failures", it->second.failures}});
+    failing_deliveries_.erase(it);
+    return;
+  }
+  if (log::Enabled(log::Level::kDebug)) {
+    log::Debug("decision_delivery_failed",
+               Traced(txid, {{"txid", txid}, {"participant", participant}, {"error", status.ToString()}}));
+  }
+  if (it != failing_deliveries_.end()) {
+    ++it->second.failures;
+    return;
+  }
+  failing_deliveries_[participant] = DeliveryTrouble{1, status.ToString()};
+  log::Warn("decision_delivery_failing",
+            Traced(txid, {{"participant", participant}, {"txid", txid}, {"error", status.ToString()},
+                          {"message", "decisions to this participant are retried with backoff; logged again once it "
+                                      "answers"}}));
+}
+
 void Node::LearnCatalog(const std::string& name, const AgentCatalog& catalog) {
   auto it = registry_.find(name);
   if (it == registry_.end()) return;
@@ -519,10 +545,7 @@ void Node::Execute(Action& a) {
                           s = Status::Unavailable("abort answered unknown_transaction");
                         }
                       }
-                      if (!s.ok()) {
-                        log::Warn("decision_delivery_failed",
-                                  Traced(txid, {{"txid", txid}, {"participant", name}, {"error", s.ToString()}}));
-                      }
+                      NoteDelivery(name, txid, s);
                       engine_->OnDecisionAcked(txid, name, s, timers_.NowMs());
                       Pump();
                     });

@@ -45,13 +45,14 @@ struct NodeOptions {
   std::vector<RegistryEntry> participants;  // configured (--participant): they win over the log's registry
   int64_t default_tx_timeout_ms = 0;
   int64_t max_in_flight = 0;         // undecided transactions; more are refused (overloaded)
-  int64_t max_participants = 256;    // registry entries; registering more is refused
+  int64_t max_participants = Config{}.max_participants;  // registry entries; registering more is refused
   int64_t tick_ms = 0;
   int64_t health_interval_ms = 0;   // probe period, and how long one probe may take
-  int64_t health_stale_probes = 3;  // healthy: answered within this many intervals
-  int64_t health_backoff_max_ms = 30'000;  // an unreachable participant: probed after 1, 2, 4, ... intervals
+  int64_t health_stale_probes = Config{}.health_stale_probes;  // healthy: answered within this many intervals
+  // An unreachable participant: probed after 1, 2, 4, ... intervals, up to this.
+  int64_t health_backoff_max_ms = Config{}.health_backoff_max_ms;
   int64_t catalog_timeout_ms = 0;    // fetching an unknown catalog while a client waits
-  int64_t shutdown_grace_ms = 2'000; // how long shutdown waits for decision delivery
+  int64_t shutdown_grace_ms = Config{}.shutdown_grace_ms;  // how long shutdown waits for decision delivery
   int64_t decision_retention_ms = Config{}.decision_retention_ms;  // finished decisions are deleted after this
   EngineOptions engine;
   // Test-only fault switch (the simulator's planted bug), never set by the
@@ -248,6 +249,8 @@ class Node {
   // Probes now, unless a probe of it is in flight (force: anyway; a new URL).
   void Probe(const std::string& name, bool force = false);
   void SetHealthy(const std::string& name, ParticipantStatus& p, bool healthy, const std::string& why);
+  // Logs a participant's decision deliveries once per change (failing, answering), not per txid.
+  void NoteDelivery(const std::string& participant, const std::string& txid, const Status& status);
   void ScheduleForget(int64_t delay_ms);
   void PresumeAbort(const std::string& txid, const std::string& asker, std::function<void(TxLookup)> done);
   void LearnCatalog(const std::string& name, const AgentCatalog& catalog);
@@ -282,6 +285,11 @@ class Node {
     uint64_t generation = 0;  // bumped by a forced probe: older answers are ignored
   };
   std::map<std::string, ProbeSchedule> probes_;  // by participant name
+  struct DeliveryTrouble {
+    uint64_t failures = 0;  // since its deliveries last succeeded
+    std::string first_error;
+  };
+  std::map<std::string, DeliveryTrouble> failing_deliveries_;  // by participant name
   std::unordered_map<ClientToken, std::function<void(SubmitResult)>> clients_;
   ClientToken next_client_ = 1;
   Entropy& entropy_;

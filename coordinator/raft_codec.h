@@ -1,4 +1,4 @@
-// Encodings for the coordinator group (design B.5): the commands that are the
+// Encodings for the coordinator group: the commands that are the
 // Raft log's entries — decision records, finished marks, registry and member
 // changes — in a binary form (format 2: byte_codec.h pieces, no JSON on the
 // path every member applies), and decision records as JSON (RecordToJson, for

@@ -1,4 +1,4 @@
-// DecisionLog on a Raft group (design B.5): one member of a 3- or 5-node
+// DecisionLog on a Raft group: one member of a 3- or 5-node
 // coordinator group. Appends become Raft entries (raft_codec.h commands); an
 // append completes when its entry is committed and applied to the local state
 // machine — DecisionStore's tables in the member's own SQLite file (raft.db),
@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/batch_writer.h"
+#include "common/config.h"
 #include "common/http_server.h"
 #include "common/sqlite_db.h"
 #include "coordinator/decision_log.h"
@@ -55,13 +56,13 @@ struct ReplicatedLogOptions {
   bool join = false;
   std::string token;                 // sent as a bearer token to the other members
   tls::Context client_tls;           // for https:// members (unset: http:// only)
-  int64_t election_timeout_ms = 150;
-  int64_t heartbeat_ms = 50;
-  int64_t tick_ms = 10;
-  std::size_t max_batch = 1024;
+  int64_t election_timeout_ms = Config{}.raft_election_timeout_ms;
+  int64_t heartbeat_ms = Config{}.raft_heartbeat_ms;
+  int64_t tick_ms = Config{}.tick_ms;
+  std::size_t max_batch = static_cast<std::size_t>(Config{}.max_batch);
   // The log is compacted every this many applied entries, keeping the last
   // snapshot_entries / 2 (the state machine tables are the snapshot).
-  raft::Index snapshot_entries = 10'000;
+  raft::Index snapshot_entries = static_cast<raft::Index>(Config{}.raft_snapshot_entries);
   uint64_t seed = 0;  // for the election timeouts; 0: from the clock
   // Deliberately wrong, for the simulator's checker (raft::DriverOptions,
   // DecisionStateMachine).

@@ -1,5 +1,5 @@
 // The coordinator process: coordinator::Node (node.h) behind the HTTP API
-// (A.3), on a SQLite decision log or, with --peers, a Raft-replicated one.
+// (docs/protocol.md), on a SQLite decision log or, with --peers, a Raft-replicated one.
 //
 // Thread: everything here runs on the one io thread that runs `io`; the
 // decision log's storage thread only calls back through io.

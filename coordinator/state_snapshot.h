@@ -2,7 +2,7 @@
 // every decision record, the participant registry, the members' URLs and the
 // log's identity (log_id, abort_secret), as one JSON document.
 // Taken inside a storage-thread transaction, so it is the state at exactly
-// the applied index stored with it (design B.5: a consistent copy of the
+// the applied index stored with it (a consistent copy of the
 // state machine tables).
 #pragma once
 

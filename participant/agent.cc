@@ -296,7 +296,13 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
       r(http::ErrorResponse(400, "invalid_request", "txid: must be 1-128 characters of [A-Za-z0-9._:-]"));
       return;
     }
-    r(http::JsonResponse(200, {{"txid", txid}, {"state", node->StateOf(txid)}}));
+    node->LookUpState(txid, [txid, r = std::move(r)](Result<std::string> state) {
+      if (!state.ok()) {
+        r(http::ErrorResponse(503, "storage_error", state.status().message()));
+        return;
+      }
+      r(http::JsonResponse(200, {{"txid", txid}, {"state", *state}}));
+    });
   }));
   Add(router, "POST", "/v1/commit", txid_route(&Node::Commit, "commit"));
   Add(router, "POST", "/v1/abort", Guarded([this](http::Request req, http::Responder r) {

@@ -1,4 +1,4 @@
-// Public: the participant agent as a library (design A.4).
+// Public: the participant agent as a library.
 //
 // An Agent is a participant::Node (participant/node.h: the engine and every
 // rule of the agent) on the SQLite ResourceManager with its own storage
@@ -61,7 +61,7 @@ struct AgentOptions {
   Backend backend = Backend::kSqlite;
   std::string db_path;  // kSqlite: must exist; the agent adds its _commitd_* tables
   std::string dsn;      // kPostgres: libpq conninfo; the agent adds its _commitd_pg_* tables
-  // The procedures file (A.4). Empty: only procedures registered with
+  // The procedures file (docs/participant.md). Empty: only procedures registered with
   // RegisterProcedure (and raw SQL, if allowed).
   std::string procedures_path;
   bool allow_raw_sql = false;

@@ -34,6 +34,10 @@ struct DecisionAnswer {
     kPending,   // decided neither way yet
     kNotKnown,  // no record of the transaction there: presumed abort, if it is the right coordinator
     kUnknownLog,  // the coordinator's decision log is not the one the record was prepared under: no proof
+    // It deleted the transaction's finished decision after its retention
+    // window: every participant had acknowledged it, so a record still
+    // prepared here contradicts its log. No proof either way: in doubt.
+    kForgotten,
     kError,     // no answer: unreachable, timeout, an answer of no known form
   };
   Kind kind = Kind::kError;

@@ -386,6 +386,14 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
   return out;
 }
 
+bool Engine::Knows(const std::string& txid) const { return txs_.count(txid) != 0 || finished_.count(txid) != 0; }
+
+void Engine::LearnOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms) {
+  if (Knows(txid) || (outcome != "committed" && outcome != "aborted")) return;
+  finished_[txid] = Finished{outcome, now_ms};
+  finished_order_.emplace_back(now_ms, txid);
+}
+
 std::optional<std::string> Engine::OutcomeOf(const std::string& txid) const {
   auto it = finished_.find(txid);
   if (it == finished_.end()) return std::nullopt;

@@ -1,4 +1,4 @@
-// The participant's 2PC and 3PC engine as a pure state machine (design B.1, B.3, B.4).
+// The participant's 2PC and 3PC engine as a pure state machine.
 //
 // It decides what happens to each transaction on this agent; the participant
 // Node (participant/node.h) carries out its actions: storage jobs on the
@@ -49,6 +49,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/config.h"
 #include "common/status.h"
 #include "common/wire.h"
 #include "participant/lock_table.h"
@@ -119,13 +120,13 @@ struct PeerAnswer {
 
 struct EngineOptions {
   std::vector<std::string> coordinators;     // --coordinator URLs, asked after the record's own
-  int64_t resolve_initial_ms = 200;
-  int64_t resolve_max_ms = 5000;
-  int64_t outcome_retention_ms = 86'400'000;
+  int64_t resolve_initial_ms = Config{}.resolve_initial_ms;
+  int64_t resolve_max_ms = Config{}.resolve_max_ms;
+  int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
   // 3PC: how long past its deadline a prepared participant waits before it
   // runs the termination protocol without the coordinator; it must exceed the
-  // longest a precommit can take to arrive (design B.4: bounded delays).
-  int64_t termination_grace_ms = 1000;
+  // longest a precommit can take to arrive (3PC assumes bounded delays).
+  int64_t termination_grace_ms = Config{}.termination_grace_ms;
   std::string name;  // this participant's name: excluded from a 3PC transaction's peers
 };
 
@@ -177,6 +178,12 @@ class Engine {
   std::vector<HeldView> Held(int64_t now_ms) const;
   const LockTable& locks() const { return locks_; }
   std::optional<std::string> OutcomeOf(const std::string& txid) const;
+  // Holds txid, or remembers its outcome in memory.
+  bool Knows(const std::string& txid) const;
+  // An outcome the store remembered from before this start (the Node looks it
+  // up before a request about a txid the engine does not know): remembered
+  // from now on like one finished here. Ignored when txid is known.
+  void LearnOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms);
   // What a peer asking about txid is told: a HeldView state, "committed",
   // "aborted", or "unknown" (never seen here, or forgotten).
   std::string StateOf(const std::string& txid) const;

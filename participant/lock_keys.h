@@ -1,4 +1,4 @@
-// The lock keys of a changeset (design B.3): "<table>|pk|<values>" for every
+// The lock keys of a changeset: "<table>|pk|<values>" for every
 // row it touches, "<table>|unique:<index>|<values>" for the UNIQUE index
 // entries it adds or removes, and the parent key each inserted or re-pointed
 // foreign key refers to.

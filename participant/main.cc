@@ -1,4 +1,4 @@
-// commit-agent: a standalone participant agent over one SQLite file (design A.2, A.4).
+// commit-agent: a standalone participant agent over one SQLite file.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cctype>

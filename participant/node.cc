@@ -71,6 +71,9 @@ Status Node::Start() {
   for (const PreparedRecord& r : contents->records) {
     if (r.state == "conflict") conflicted_.insert(r.txid);
   }
+  if (contents->newest_outcome_ms > 0) {
+    stored_outcomes_until_ms_ = contents->newest_outcome_ms + options_.outcome_retention_ms;
+  }
   engine_->Recover(std::move(contents->records), contents->outcomes, timers_.NowMs());
   started_ = true;
   if (options_.coordinators.empty()) {
@@ -151,23 +154,62 @@ void Node::AcceptPrepare(wire::PrepareRequest request, ReplyFn reply) {
     reply({200, wire::ToJson(no)});
     return;
   }
-  engine_->OnPrepare(std::move(request), Track(std::move(reply)), timers_.NowMs());
-  Pump();
+  const std::string txid = request.txid;
+  WithStoredOutcome(txid, reply, [this, request = std::move(request), reply]() mutable {
+    engine_->OnPrepare(std::move(request), Track(std::move(reply)), timers_.NowMs());
+    Pump();
+  });
 }
 
 void Node::Commit(const std::string& txid, ReplyFn reply) {
-  engine_->OnCommit(txid, Track(std::move(reply)), timers_.NowMs());
-  Pump();
+  WithStoredOutcome(txid, reply, [this, txid, reply] {
+    engine_->OnCommit(txid, Track(reply), timers_.NowMs());
+    Pump();
+  });
 }
 
 void Node::Abort(const wire::AbortRequest& request, ReplyFn reply) {
-  engine_->OnAbort(request.txid, request.abort_key, Track(std::move(reply)), timers_.NowMs());
-  Pump();
+  WithStoredOutcome(request.txid, reply, [this, request, reply] {
+    engine_->OnAbort(request.txid, request.abort_key, Track(reply), timers_.NowMs());
+    Pump();
+  });
 }
 
 void Node::Precommit(const std::string& txid, ReplyFn reply) {
-  engine_->OnPrecommit(txid, Track(std::move(reply)), timers_.NowMs());
-  Pump();
+  WithStoredOutcome(txid, reply, [this, txid, reply] {
+    engine_->OnPrecommit(txid, Track(reply), timers_.NowMs());
+    Pump();
+  });
+}
+
+void Node::LookUpState(const std::string& txid, std::function<void(Result<std::string>)> done) {
+  WithStoredOutcome(
+      txid, [this, txid, done] { done(engine_->StateOf(txid)); }, [done](const Status& s) { done(s); });
+}
+
+void Node::WithStoredOutcome(const std::string& txid, std::function<void()> then,
+                             std::function<void(const Status&)> failed) {
+  if (engine_->Knows(txid) || timers_.NowMs() >= stored_outcomes_until_ms_) {
+    then();
+    return;
+  }
+  store_.FindOutcome(txid, [this, alive = alive_, txid, then = std::move(then), failed = std::move(failed)](
+                               Result<std::optional<StoredOutcome>> found) {
+    if (!*alive) return;
+    if (!found.ok()) {
+      Event(log::Level::kError, "outcome_lookup_failed", {{"txid", txid}, {"error", found.status().ToString()}});
+      failed(found.status());
+      return;
+    }
+    if (found->has_value()) engine_->LearnOutcome(txid, (*found)->outcome, timers_.NowMs());
+    then();
+  });
+}
+
+void Node::WithStoredOutcome(const std::string& txid, const ReplyFn& reply, std::function<void()> then) {
+  WithStoredOutcome(txid, std::move(then), [reply, txid](const Status& s) {
+    reply({503, AgentError("storage_error", "the outcomes this agent remembers cannot be read: " + s.message(), txid)});
+  });
 }
 
 void Node::Pump() {
@@ -301,6 +343,20 @@ void Node::OnDecisionAnswer(const std::string& txid, const std::string& log_id,
       error = urls[index] + ": its decision log is not " + log_id + ", which this record was prepared under";
       if (index == 0) Event(log::Level::kError, "decision_log_unknown", {{"txid", txid}, {"log_id", log_id},
                                                                          {"coordinator", urls[index]}});
+      break;
+    case Kind::kForgotten:
+      // Its log deleted the finished decision, so it believed every
+      // participant had acknowledged it: this record contradicts that. Keep
+      // it in doubt for an operator (commitctl resolve), never presume;
+      // reported once, the questions go on quietly with their backoff.
+      error = urls[index] + ": it forgot this transaction's decision after its retention window; the outcome is "
+                            "not known here: an operator must resolve it";
+      if (forgotten_reported_.insert(txid).second) {
+        Event(log::Level::kError, "decision_forgotten",
+              {{"txid", txid}, {"coordinator", urls[index]},
+               {"message", "a record prepared here outlived its coordinator's decision: in doubt until an operator "
+                           "resolves it"}});
+      }
       break;
     case Kind::kError:
       error = urls[index] + ": " + answer.error;

@@ -1,4 +1,4 @@
-// participant::Node: one participant process's rules (design B.1a). It owns
+// participant::Node: one participant process's rules. It owns
 // the Engine and carries out its actions: storage work through a Store,
 // questions to coordinators through a CoordinatorTransport, 3PC termination
 // calls through a PeerTransport, ticks and registration retries through
@@ -15,8 +15,11 @@
 //    NodeOptions::coordinators, or a member of their groups (asked of them,
 //    GET /v1/cluster, when a prepare names a URL not known yet). Without a
 //    configured coordinator every prepare is refused.
-// Recovery at start: the Store's prepared records and outcomes go into the
-// engine, which asks about every record at once.
+// Recovery at start: the Store's prepared records go into the engine, which
+// asks about every record at once. Remembered outcomes stay in the store: a
+// request about a txid the engine does not know waits for one lookup there
+// (while the store's newest outcome from before the start is within
+// outcome_retention_ms), so start work does not grow with finished history.
 //
 // The commit-agent binary runs it behind HTTP (participant/agent.cc), the
 // simulator over its network (tests/sim/participant_node.cc).
@@ -121,7 +124,10 @@ class Node {
   void Precommit(const std::string& txid, ReplyFn reply);
 
   // --- queries -------------------------------------------------------------
-  // What a peer asking about txid is told (Engine::StateOf).
+  // What a peer asking about txid is told (Engine::StateOf), once the store
+  // was asked about a txid the engine does not know; an error when it could not be.
+  void LookUpState(const std::string& txid, std::function<void(Result<std::string>)> done);
+  // The same from memory only (transactions held, outcomes seen since the start).
   std::string StateOf(const std::string& txid) const { return engine_->StateOf(txid); }
   std::vector<HeldView> Held() const { return engine_->Held(timers_.NowMs()); }
   const LockTable& locks() const { return engine_->locks(); }
@@ -141,6 +147,13 @@ class Node {
   // coordinator is among them, then prepares; refuses when none lists it.
   void LearnMembersThenPrepare(wire::PrepareRequest request, ReplyFn reply, std::size_t index);
   void AcceptPrepare(wire::PrepareRequest request, ReplyFn reply);
+  // Runs `then` once the engine knows what the store remembers of txid (at
+  // once when it knows txid already, or nothing from before the start can
+  // still be remembered); `failed` instead when the store could not be read.
+  void WithStoredOutcome(const std::string& txid, std::function<void()> then,
+                         std::function<void(const Status&)> failed);
+  // WithStoredOutcome for a request: a storage error is answered 503.
+  void WithStoredOutcome(const std::string& txid, const ReplyFn& reply, std::function<void()> then);
   void Pump();
   void Execute(Action& a);
   void QueryDecision(std::string txid, std::string log_id, std::vector<std::string> urls, std::size_t index,
@@ -169,8 +182,10 @@ class Node {
   std::size_t registered_ = 0;             // coordinators that accepted it
   std::map<std::string, std::string> registration_errors_;  // coordinator URL -> the reason last logged
   std::unordered_set<std::string> conflicted_;
+  std::unordered_set<std::string> forgotten_reported_;  // txids whose coordinator forgot the decision (logged once)
   NodeCounters counters_;
   std::size_t recovered_ = 0;
+  int64_t stored_outcomes_until_ms_ = 0;  // the store may remember outcomes from before the start until then
   bool started_ = false;
   bool stopped_ = false;
   // Shared with every callback handed out: false once the Node is gone.

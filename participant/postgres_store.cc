@@ -469,6 +469,26 @@ void PostgresStore::RememberOutcome(const std::string& txid, const std::string& 
   });
 }
 
+void PostgresStore::FindOutcome(const std::string& txid,
+                                std::function<void(Result<std::optional<StoredOutcome>>)> done) {
+  workers_->Submit([this, txid, done = std::move(done)](PgLink& link) mutable {
+    Result<std::optional<StoredOutcome>> found = std::optional<StoredOutcome>{};
+    if (auto got = link.Get(); !got.ok()) {
+      found = got.status();
+    } else {
+      PgResult r = (*got)->Exec("SELECT outcome, at_ms FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2",
+                                {options_.agent, txid});
+      if (!r.ok()) {
+        found = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
+        link.DropIfBroken(r);
+      } else if (r.rows() == 1) {
+        found = std::optional<StoredOutcome>{StoredOutcome{r.value(0, 0), std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
+      }
+    }
+    post_([found = std::move(found), done = std::move(done)]() mutable { done(std::move(found)); });
+  });
+}
+
 void PostgresStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
   workers_->Submit([this, cutoff_ms](PgLink& link) {
     auto got = link.Get();

@@ -78,6 +78,10 @@ class PostgresStore final : public Store {
   void Abort(const std::string& txid, std::function<void(Status)> done) override;
   void Precommit(const std::string& txid, std::function<void(Status)> done) override;
   void RememberOutcome(const std::string& txid, const std::string& outcome) override;
+  // Load() returns every outcome (and newest_outcome_ms 0), so the node never
+  // asks; answered from _commitd_pg_finished all the same.
+  void FindOutcome(const std::string& txid,
+                   std::function<void(Result<std::optional<StoredOutcome>>)> done) override;
   void ForgetOutcomesBefore(int64_t cutoff_ms) override;
 
   // Blocks until every submitted job has run (its completion is posted).

@@ -202,6 +202,34 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
   return records;
 }
 
+Result<std::optional<StoredOutcome>> PreparedRecordStore::FindOutcome(const std::string& txid) {
+  Status error;
+  sqlite::Statement* stmt =
+      db_.Prepare("SELECT outcome, finished_ms FROM _commitd_finished WHERE txid = ?1", &error);
+  if (stmt == nullptr) return error;
+  std::optional<StoredOutcome> found;
+  stmt->Bind(1, txid);
+  if (stmt->Step()) found = StoredOutcome{stmt->Text(0), stmt->Int(1)};
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  if (found && found->outcome != "committed" && found->outcome != "aborted") {
+    return Status::Corruption("_commitd_finished '" + txid + "': outcome '" + found->outcome + "'");
+  }
+  return found;
+}
+
+Result<int64_t> PreparedRecordStore::NewestOutcomeMs() {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare("SELECT MAX(finished_ms) FROM _commitd_finished", &error);
+  if (stmt == nullptr) return error;
+  const int64_t newest = stmt->Step() ? stmt->Int(0) : 0;
+  Status s = stmt->status();
+  stmt->Reset();
+  if (!s.ok()) return s;
+  return newest;
+}
+
 Result<std::map<std::string, std::string>> PreparedRecordStore::LoadOutcomes() {
   Status error;
   sqlite::Statement* stmt = db_.Prepare("SELECT txid, outcome FROM _commitd_finished", &error);

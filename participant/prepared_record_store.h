@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -17,6 +18,12 @@
 #include "common/status.h"
 
 namespace commitd::participant {
+
+// An outcome _commitd_finished remembers.
+struct StoredOutcome {
+  std::string outcome;  // "committed" | "aborted"
+  int64_t finished_ms = 0;
+};
 
 struct PreparedRecord {
   std::string txid;
@@ -64,6 +71,10 @@ class PreparedRecordStore {
   Result<std::vector<PreparedRecord>> LoadPrepared();
   // txid -> outcome.
   Result<std::map<std::string, std::string>> LoadOutcomes();
+  // One remembered outcome (by primary key), nullopt if none.
+  Result<std::optional<StoredOutcome>> FindOutcome(const std::string& txid);
+  // The newest remembered outcome's finished_ms (by its index), 0 if none.
+  Result<int64_t> NewestOutcomeMs();
 
  private:
   sqlite::Database& db_;

@@ -1,5 +1,5 @@
 // The procedure catalog of an agent: named SQL from the procedures file
-// (A.4) and C++ callables registered by an embedding service.
+// (docs/participant.md) and C++ callables registered by an embedding service.
 #pragma once
 
 #include <map>

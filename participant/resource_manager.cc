@@ -316,5 +316,9 @@ Status ResourceManager::ForgetOutcomesBefore(int64_t cutoff_ms) { return store_.
 Result<std::vector<PreparedRecord>> ResourceManager::LoadPrepared() { return store_.LoadPrepared(); }
 
 Result<std::map<std::string, std::string>> ResourceManager::LoadOutcomes() { return store_.LoadOutcomes(); }
+Result<std::optional<StoredOutcome>> ResourceManager::FindOutcome(const std::string& txid) {
+  return store_.FindOutcome(txid);
+}
+Result<int64_t> ResourceManager::NewestOutcomeMs() { return store_.NewestOutcomeMs(); }
 
 }  // namespace commitd::participant

@@ -1,4 +1,4 @@
-// The SQLite resource manager of an agent (design B.3).
+// The SQLite resource manager of an agent.
 //
 // SQLite cannot keep a prepared transaction open, so Execute() runs a
 // transaction's ops inside a savepoint while a ChangesetRecorder records their
@@ -6,7 +6,7 @@
 // committed data, and the changeset (plus the lock keys derived from it) is
 // what gets persisted in _commitd_prepared and applied at commit.
 //
-// It also holds the lock table (design B.3): the keys of every durable
+// It also holds the lock table: the keys of every durable
 // prepared record. Prepare() takes them as it writes the record, Commit() and
 // Abort() release them once the record is gone; a batch rolled back after
 // that calls RebuildLocks().
@@ -132,6 +132,9 @@ class ResourceManager {
   // Every prepared record (Open() builds the lock table from them), and every remembered outcome.
   Result<std::vector<PreparedRecord>> LoadPrepared();
   Result<std::map<std::string, std::string>> LoadOutcomes();
+  // One remembered outcome; the newest one's time (0: none). Storage thread only.
+  Result<std::optional<StoredOutcome>> FindOutcome(const std::string& txid);
+  Result<int64_t> NewestOutcomeMs();
 
   sqlite::Database& db() { return db_; }
   const Procedures& procedures() const { return procedures_; }

@@ -9,9 +9,13 @@ namespace commitd::participant {
 Result<Store::Contents> SqliteStore::Load() {
   auto records = rm_.LoadPrepared();
   if (!records.ok()) return records.status();
-  auto outcomes = rm_.LoadOutcomes();
-  if (!outcomes.ok()) return outcomes.status();
-  return Contents{std::move(records).value(), std::move(outcomes).value()};
+  // Outcomes stay in the table (FindOutcome): only the newest one's time is read.
+  auto newest = rm_.NewestOutcomeMs();
+  if (!newest.ok()) return newest.status();
+  Contents contents;
+  contents.records = std::move(records).value();
+  contents.newest_outcome_ms = *newest;
+  return contents;
 }
 
 void SqliteStore::Prepare(action::Prepare prepare,
@@ -45,6 +49,25 @@ void SqliteStore::RememberOutcome(const std::string& txid, const std::string& ou
   queue_.Submit(
       {[this, txid, outcome](sqlite::Database&) { return rm_.RememberOutcome(txid, outcome, timers_.NowMs()); },
        nullptr});
+}
+
+void SqliteStore::FindOutcome(const std::string& txid,
+                              std::function<void(Result<std::optional<StoredOutcome>>)> done) {
+  auto found = std::make_shared<Result<std::optional<StoredOutcome>>>(std::optional<StoredOutcome>{});
+  StorageJob job;
+  job.run = [this, txid, found](sqlite::Database&) {
+    *found = rm_.FindOutcome(txid);
+    return found->ok() ? Status::Ok() : found->status();
+  };
+  job.done = [found, done = std::move(done)](Status s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    done(std::move(*found));
+  };
+  job.needs_fsync = false;  // a read
+  queue_.Submit(std::move(job));
 }
 
 void SqliteStore::ForgetOutcomesBefore(int64_t cutoff_ms) {

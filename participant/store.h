@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,10 +24,14 @@ namespace commitd::participant {
 
 class Store {
  public:
-  // What the database holds at start: prepared records and remembered outcomes.
+  // What the database holds at start: prepared records, and either every
+  // remembered outcome (`outcomes`) or, for a store that answers FindOutcome,
+  // none of them but the newest one's time: start work does not grow with
+  // finished history.
   struct Contents {
     std::vector<PreparedRecord> records;
     std::map<std::string, std::string> outcomes;  // txid -> "committed" | "aborted"
+    int64_t newest_outcome_ms = 0;  // FindOutcome is asked while this is within outcome retention; 0: none
   };
 
   virtual ~Store() = default;
@@ -48,6 +53,12 @@ class Store {
   // Tombstones and no votes; not waited for.
   virtual void RememberOutcome(const std::string& txid, const std::string& outcome) = 0;
   virtual void ForgetOutcomesBefore(int64_t cutoff_ms) = 0;
+  // The outcome remembered for txid (nullopt: none), in order with the jobs
+  // submitted before it. Asked only while Load()'s newest_outcome_ms is
+  // within outcome retention (a store whose Load() returns every outcome
+  // and 0 there is never asked, but must still answer).
+  virtual void FindOutcome(const std::string& txid,
+                           std::function<void(Result<std::optional<StoredOutcome>>)> done) = 0;
 };
 
 }  // namespace commitd::participant

@@ -40,6 +40,10 @@ class TimedStore final : public Store {
     inner_.RememberOutcome(txid, outcome);
   }
   void ForgetOutcomesBefore(int64_t cutoff_ms) override { inner_.ForgetOutcomesBefore(cutoff_ms); }
+  void FindOutcome(const std::string& txid,
+                   std::function<void(Result<std::optional<StoredOutcome>>)> done) override {
+    inner_.FindOutcome(txid, std::move(done));
+  }
 
  private:
   // Only applications that succeeded are observed.

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/status.h"
 #include "common/storage_queue.h"
 #include "raft/node.h"
@@ -36,10 +37,10 @@ namespace commitd::raft {
 
 struct DriverOptions {
   NodeOptions node;  // id, election timeout, heartbeat, seed
-  int64_t tick_ms = 10;
+  int64_t tick_ms = Config{}.tick_ms;
   // The log is compacted every this many applied entries, keeping the last
   // snapshot_entries / 2 (the state machine's tables are the snapshot).
-  Index snapshot_entries = 10'000;
+  Index snapshot_entries = static_cast<Index>(Config{}.raft_snapshot_entries);
   // Runs fn with a connection to the database (or the error opening one); fn
   // serializes the state machine in a read transaction there and posts its
   // own result. Unset: through the storage queue's Read. The binary gives a

@@ -1,4 +1,4 @@
-// One Raft server as a pure state machine (design B.1, B.5; docs/raft.md).
+// One Raft server as a pure state machine (docs/raft.md).
 //
 // Inputs: Tick(now_ms), Step(message, now_ms), Propose, ProposeConfChange,
 // TransferLeadership, ReadIndex, CompactLog. Output: a Ready batch, taken with

@@ -15,7 +15,7 @@ restart: a decisions.db holding --history finished decisions and --unfinished
 decided-but-undelivered ones (their participants unreachable), written with
 the real schema by a commitd that is then stopped; then the time from exec of
 commitd to /readyz 200 (median of 3). Likewise an agent whose database holds
---outcomes remembered outcomes, exec to /healthz 200.
+--outcomes remembered outcomes, exec to /readyz 200.
 
 Nothing here asserts: these are figures for docs/operations.md. Everything
 runs niced, under --work-dir (default build/footprint), on 127.0.0.1.
@@ -303,15 +303,15 @@ def restart(args, work):
     aurl = f"http://127.0.0.1:{port}"
     aargv = [os.path.join(args.bin_dir, "commit-agent"), "--name", "bank-a", "--listen", f"127.0.0.1:{port}",
              "--db", agent_db, "--procedures", os.path.join(ROOT, "examples", "bank", "procedures.json")]
-    aempty, _ = time_to(aargv, aurl, "/healthz", f"{work}/bank-a.log", runs=1)
+    aempty, _ = time_to(aargv, aurl, "/readyz", f"{work}/bank-a.log", runs=1)
     db = sqlite3.connect(agent_db)
     now_ms = int(time.time() * 1000)
     db.executemany("INSERT INTO _commitd_finished(txid, outcome, finished_ms) VALUES (?, 'committed', ?)",
                    ((f"c1-1-{i}-{random.getrandbits(64):016x}", now_ms) for i in range(args.outcomes)))
     db.commit()
     db.close()
-    median, all_runs = time_to(aargv, aurl, "/healthz", f"{work}/bank-a.log")
-    print(f"commit-agent with {args.outcomes:,} outcome records, exec -> /healthz 200: {median * 1000:.0f} ms median "
+    median, all_runs = time_to(aargv, aurl, "/readyz", f"{work}/bank-a.log")
+    print(f"commit-agent with {args.outcomes:,} outcome records, exec -> /readyz 200: {median * 1000:.0f} ms median "
           f"of {[round(x * 1000) for x in all_runs]} ms (empty: {aempty * 1000:.0f} ms)", flush=True)
 
 

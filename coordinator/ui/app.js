@@ -436,7 +436,10 @@ async function renderTransactions(list, kind) {
     const cells = [el("td", { class: "txid" }, txLink(t.txid))];
     if (kind === "in_doubt") cells.push(el("td", { class: t.outcome, text: t.outcome + (t.heuristic ? " (heuristic)" : "") }));
     else cells.push(el("td", { text: t.protocol }));
-    cells.push(el("td", { text: t.state }), el("td", { class: "num", text: formatAge(t.age_ms) }),
+    // The detail was fetched after the list: show the state its branches are in.
+    const detail = i < DETAIL_LIMIT && details[i] && details[i].ok ? details[i].json : null;
+    cells.push(el("td", { text: detail && detail.state ? detail.state : t.state }),
+               el("td", { class: "num", text: formatAge(t.age_ms) }),
                el("td", {}, i < DETAIL_LIMIT ? branchTags(details[i]) : el("span", { class: "muted", text: "search for details" })));
     if (kind === "in_doubt") cells.push(el("td", {}, resolveButton(t, details[i])));
     return el("tr", { "data-txid": t.txid }, ...cells);

@@ -1,4 +1,4 @@
-"""The crash matrix (design B.3): a real process dies at each named
+"""The crash matrix: a real process dies at each named
 failpoint (it SIGKILLs itself there), is restarted without it, and both bank
 databases must reach the coordinator's decision, with balances matching the
 journal and nothing left prepared.

@@ -1,5 +1,5 @@
-"""The participant agent on its own, driven as a coordinator would drive it
-(design A.4, B.3): many transactions prepared at once, lock release exactly at
+"""The participant agent on its own, driven as a coordinator would drive it:
+many transactions prepared at once, lock release exactly at
 commit/abort, the lock table rebuilt after kill -9, unknown commits, abort
 before prepare, the retention window, and changes made behind the agent's back.
 

@@ -19,8 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Cluster, Process, eventually, expect_status  # noqa: E402
 
-# commitd-sim's command line is not converted yet (see docs/operations.md).
-BINARIES = ["commitd", "commit-agent", "commitctl", "commitd-bench", "commitd-raft-sim"]
+BINARIES = ["commitd", "commit-agent", "commitctl", "commitd-bench", "commitd-sim", "commitd-raft-sim"]
 
 
 def run(tool, *args, env=None, timeout=60):

@@ -1,4 +1,4 @@
-"""Crash recovery with real processes and kill -9 (design B.3, B.4).
+"""Crash recovery with real processes and kill -9.
 
 Failpoints (environment variable COMMITD_FAILPOINTS, comma-separated names):
   coordinator.skip_commit_delivery   commitd makes the decision durable and

@@ -1,4 +1,4 @@
-"""A Raft-replicated coordinator group (design B.5) with real processes on
+"""A Raft-replicated coordinator group with real processes on
 loopback: three commitd nodes, two bank agents. Any node serves the API
 (followers forward to the leader); the leader is killed -9 again and again
 under a transfer load, and no transaction whose outcome a client was told is
@@ -252,7 +252,7 @@ def test_replace_a_member_add_then_remove():
 
 
 def test_3pc_leader_killed_after_precommit_the_group_commits_it():
-    # With a group, the agents ask the group first (design B.4): a new leader
+    # With a group, the agents ask the group first: a new leader
     # resumes the precommit record and commits; termination is only the fallback.
     with Group() as g:
         leader = g.leader()

@@ -1,4 +1,4 @@
-"""Three-phase commit with real processes (design B.4, docs/protocol.md):
+"""Three-phase commit with real processes (docs/protocol.md):
 3PC transfers commit and abort like 2PC ones, and when the coordinator is
 killed -9 the agents finish the transaction among themselves (termination
 protocol) without it ever restarting — committed when it died after every

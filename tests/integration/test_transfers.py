@@ -1,5 +1,5 @@
 """Transfers between two bank agents through one coordinator: commits, aborts,
-validation, participant failure and idempotency (design A.3, A.4).
+validation, participant failure and idempotency.
 
 Run one test: python3 test_transfers.py --bin-dir build/release/bin test_overdraft_aborts
 """

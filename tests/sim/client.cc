@@ -107,7 +107,7 @@ bool Client::OnAnswer(const Transfer& transfer, const Result<Response>& r) {
   return true;
 }
 
-// A committed answer carries, per branch, one array of rows per op (A.3).
+// A committed answer carries, per branch, one array of rows per op.
 void Client::CheckResults(const std::string& txid, const nlohmann::json& body,
                           const std::map<std::string, std::size_t>& ops_per_branch) {
   for (const auto& [participant, ops] : ops_per_branch) {

@@ -1,5 +1,5 @@
-// GroupMemberNode: one member of the coordinator group (design B.5,
-// docs/coordinator_group.md).
+// GroupMemberNode: one member of the coordinator group
+// (docs/coordinator_group.md).
 //
 // Raft: the real coordinator::ReplicatedDecisionLog, that is the real
 // raft::Driver with the real DecisionStateMachine, on a real SQLite file in

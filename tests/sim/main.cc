@@ -1,4 +1,4 @@
-// commitd-sim: the deterministic simulator of commitd (design B.1).
+// commitd-sim: the deterministic simulator of commitd.
 //
 //   commitd-sim --seed N [--trace]            one seed; on a violation, the trace that led to it
 //   commitd-sim --seeds N [--start S]         N seeds from S; stops at the first violation
@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/program.h"
 #include "common/wire.h"
 #include "tests/sim/options.h"
 #include "tests/sim/world.h"
@@ -47,21 +48,29 @@ using commitd::sim::Bug;
 using commitd::sim::RunResult;
 using commitd::sim::SimOptions;
 
-int Usage(const char* error) {
-  std::fprintf(stderr,
-               "%s\nusage: commitd-sim (--seed N | --seeds N [--start S] [--soak-seeds M]) [--protocol 2pc|3pc]\n"
-               "                   [--scenario chaos|coordinator-loss|partition] [--expect-blocking]\n"
-               "                   [--bug commit-on-timeout|ack-before-durable|forget-decision|presume-without-record]\n"
-               "                   [--expect-violation]\n"
-               "                   [--coordinators 1|3] [--bug group-no-resume|group-stale-read|\n"
-               "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"
-               "                    group-reply-before-durable]\n"
-               "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
-               "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
-               "                   [--bug accept-404-from-non-owner (with --adversary)]\n",
-               error);
-  return 2;
-}
+constexpr const char* kUsage =
+    "usage: commitd-sim (--seed N | --seeds N [--start S] [--soak-seeds M]) [--protocol 2pc|3pc]\n"
+    "                   [--scenario chaos|coordinator-loss|partition] [--expect-blocking]\n"
+    "                   [--bug commit-on-timeout|ack-before-durable|forget-decision|presume-without-record]\n"
+    "                   [--expect-violation]\n"
+    "                   [--coordinators 1|3] [--bug group-no-resume|group-stale-read|\n"
+    "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"
+    "                    group-reply-before-durable]\n"
+    "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
+    "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
+    "                   [--bug accept-404-from-non-owner (with --adversary)] [--focus NAME]\n"
+    "       commitd-sim --version | --help\n"
+    "\n"
+    "Runs the coordinator and agents under the deterministic simulator and checks\n"
+    "the invariants after every step (docs/simulation.md).\n"
+    "\n"
+    "exit: 0 every seed passed (with --expect-violation: a violation was found;\n"
+    "      with --expect-blocking: a seed blocked), 1 a violation (or the expected\n"
+    "      one was not found), 2 usage error\n";
+
+const commitd::Program kProgram("commitd-sim", kUsage);
+
+int Usage(const std::string& error) { return kProgram.UsageError(error); }
 
 bool ParseU64(const char* text, uint64_t* out) {
   char* end = nullptr;
@@ -111,7 +120,17 @@ int main(int argc, char** argv) {
       ++i;
       return true;
     };
-    if (arg == "--seed") {
+    auto text = [&]() -> const char* {
+      if (i + 1 >= argc) std::exit(Usage(arg + " needs a value"));
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("%s\n", kProgram.VersionLine().c_str());
+      return 0;
+    } else if (arg == "--seed") {
       if (!value(&single)) return Usage("--seed needs a number");
       have_single = true;
     } else if (arg == "--seeds") {
@@ -124,19 +143,19 @@ int main(int argc, char** argv) {
       uint64_t n = 0;
       if (!value(&n)) return Usage("--trace-lines needs a number");
       options.trace_lines = n;
-    } else if (arg == "--protocol" && i + 1 < argc) {
-      protocol = argv[++i];
-    } else if (arg == "--scenario" && i + 1 < argc) {
-      auto scenario = commitd::sim::ParseScenario(argv[++i]);
-      if (!scenario) return Usage("unknown --scenario");
+    } else if (arg == "--protocol") {
+      protocol = text();
+    } else if (arg == "--scenario") {
+      auto scenario = commitd::sim::ParseScenario(text());
+      if (!scenario) return Usage("unknown --scenario " + std::string(argv[i]));
       options.scenario = *scenario;
-    } else if (arg == "--focus" && i + 1 < argc) {
-      options.focus = argv[++i];
+    } else if (arg == "--focus") {
+      options.focus = text();
     } else if (arg == "--expect-blocking") {
       expect_blocking = true;
-    } else if (arg == "--bug" && i + 1 < argc) {
-      auto bug = commitd::sim::ParseBug(argv[++i]);
-      if (!bug) return Usage("unknown --bug");
+    } else if (arg == "--bug") {
+      auto bug = commitd::sim::ParseBug(text());
+      if (!bug) return Usage("unknown --bug " + std::string(argv[i]));
       options.bug = *bug;
     } else if (arg == "--coordinators") {
       uint64_t n = 0;
@@ -149,9 +168,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--adversary-outsider") {
       options.adversary = true;
       options.adversary_outsider = true;
-    } else if (arg == "--adversary-only" && i + 1 < argc) {
+    } else if (arg == "--adversary-only") {
       options.adversary = true;
-      options.adversary_only = argv[++i];
+      options.adversary_only = text();
     } else if (arg == "--trace") {
       options.trace = true;
     } else if (arg == "--expect-violation") {
@@ -159,7 +178,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--check-determinism") {
       determinism = true;
     } else {
-      return Usage(("unknown argument " + arg).c_str());
+      return Usage((arg.rfind("-", 0) == 0 ? "unknown flag " : "unexpected argument ") + arg);
     }
   }
   if (protocol != "2pc" && protocol != "3pc") return Usage("--protocol must be 2pc or 3pc");

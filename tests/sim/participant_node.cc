@@ -222,9 +222,14 @@ void ParticipantNode::Handle(const Request& request, Responder respond) {
   }
   if (request.method == "GET" && request.target.rfind("/v1/transactions/", 0) == 0) {
     const std::string txid = request.target.substr(17);
-    const std::string state = node_->StateOf(txid);
-    ctx_.Log(name_, "state of " + txid + " asked: " + state);
-    respond({200, {{"txid", txid}, {"state", state}}});
+    node_->LookUpState(txid, [this, txid, respond](Result<std::string> state) {
+      if (!state.ok()) {
+        respond(ErrorOf(503, "storage_error", state.status().message()));
+        return;
+      }
+      ctx_.Log(name_, "state of " + txid + " asked: " + *state);
+      respond({200, {{"txid", txid}, {"state", *state}}});
+    });
     return;
   }
   const bool commit = request.target == "/v1/commit";

@@ -1,6 +1,9 @@
 // The coordinator's 2PC engine driven by hand-fed events: no sockets, no clock.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <set>
+
 #include "tests/unit/support/actions.h"
 
 #include "coordinator/engine.h"
@@ -210,6 +213,63 @@ TEST_CASE("resume after restart redelivers the logged decision to every particip
   e.OnDecisionAcked("t7", "bank-a", Status::Ok(), 101);
   e.OnDecisionAcked("t7", "bank-b", Status::Ok(), 101);
   CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("resumed decisions go out at most deliveries_per_participant at a time per participant") {
+  EngineOptions o{"http://coord", 50, 400};
+  o.deliveries_per_participant = 3;
+  Engine e(o);
+  for (int i = 0; i < 10; ++i) {
+    DecisionRecord r;
+    r.txid = "r" + std::to_string(i);
+    r.outcome = Outcome::kCommitted;
+    r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+    e.Resume(r, 100);
+  }
+  // A third participant, healthy, is not held back by the other two's backlog.
+  DecisionRecord c;
+  c.txid = "c0";
+  c.outcome = Outcome::kAborted;
+  c.participants = {{"bank-c", "http://c"}};
+  e.Resume(c, 100);
+  auto count = [](const std::vector<action::SendDecision>& sends, const std::string& name) {
+    return std::count_if(sends.begin(), sends.end(), [&](const auto& s) { return s.to.name == name; });
+  };
+  auto sends = Only<action::SendDecision>(e.TakeActions());
+  CHECK(count(sends, "bank-a") == 3);
+  CHECK(count(sends, "bank-b") == 3);
+  CHECK(count(sends, "bank-c") == 1);
+  e.Tick(101);
+  CHECK(Only<action::SendDecision>(e.TakeActions()).empty());  // every slot is taken
+  // One failure frees one slot of bank-a: the next tick sends one more there, not the failed one (backoff).
+  const std::string failed = sends[0].to.name == "bank-a" ? sends[0].txid : sends[1].txid;
+  e.OnDecisionAcked(failed, "bank-a", Status::Unavailable("refused"), 102);
+  e.Tick(103);
+  auto more = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(more.size() == 1);
+  CHECK(more[0].to.name == "bank-a");
+  CHECK(more[0].txid != failed);
+  // Every transaction finishes once the participants answer, slot by slot.
+  std::set<std::string> finished;
+  std::vector<action::SendDecision> pending = sends;
+  pending.insert(pending.end(), more.begin(), more.end());
+  int64_t now = 200;
+  for (int round = 0; round < 100 && finished.size() < 11; ++round) {
+    for (const auto& s : pending) {
+      if (s.txid == failed && s.to.name == "bank-a" && round == 0) continue;  // already answered
+      e.OnDecisionAcked(s.txid, s.to.name, Status::Ok(), now);
+    }
+    for (const auto& f : Only<action::PersistFinished>(e.TakeActions())) {
+      finished.insert(f.txid);
+      e.OnFinishedPersisted(f.txid, Status::Ok());
+    }
+    now += 1000;
+    e.Tick(now);
+    pending = Only<action::SendDecision>(e.TakeActions());
+    for (const auto& s : pending) CHECK(count(pending, s.to.name) <= 3);
+  }
+  CHECK(finished.size() == 11);
+  CHECK(e.active() == 0);
 }
 
 TEST_CASE("a second client with the same idempotency key gets the same answer") {

@@ -4,6 +4,7 @@
 #include "participant/node.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <deque>
 #include <map>
@@ -318,6 +319,41 @@ TEST_CASE("past its deadline a prepared transaction asks its own coordinator, na
   CHECK(f.node().locks().size() == 0);
 }
 
+TEST_CASE("a coordinator that forgot the decision leaves the record in doubt, reported once, never presumed") {
+  Fixture f;
+  int reported = 0;
+  f.node().set_event_log([&](log::Level level, std::string_view event, const json& fields) {
+    if (event == "decision_forgotten") {
+      ++reported;
+      CHECK(level == log::Level::kError);
+      CHECK(fields["txid"] == "t1");
+    }
+  });
+  f.Prepare("t1");
+  for (int round = 0; round < 4; ++round) {
+    f.RunFor(kTimeoutMs);
+    // Its own coordinator, then the other configured one (same log in a group): both forgot it.
+    while (!f.coordinators().asked.empty()) {
+      f.coordinators().Next().done(Answer(DecisionAnswer::Kind::kForgotten));
+      f.Settle();
+    }
+  }
+  CHECK(reported == 1);
+  CHECK(f.node().StateOf("t1") == "prepared");
+  CHECK(f.Records() == 1);
+  CHECK(f.Balance() == 100);
+  auto held = f.node().Held();
+  REQUIRE(held.size() == 1);
+  CHECK(held[0].last_error.find("forgot") != std::string::npos);
+  // An operator's decision still ends it.
+  std::optional<NodeReply> reply;
+  f.node().Commit("t1", [&](NodeReply r) { reply = std::move(r); });
+  f.Settle();
+  REQUIRE(reply.has_value());
+  CHECK(reply->status == 200);
+  CHECK(f.Balance() == 70);
+}
+
 TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof of abort") {
   Fixture f;
   f.Restart({kOwner, kOther});
@@ -399,6 +435,96 @@ TEST_CASE("recovery at start: the prepared record, its locks, and a question to 
   REQUIRE(reply.has_value());
   CHECK(reply->status == 200);
   CHECK(f.Balance() == 70);
+}
+
+TEST_CASE("remembered outcomes stay in the store: after a restart duplicates and peers are answered from it") {
+  Fixture f;
+  f.Prepare("t1");
+  std::optional<NodeReply> reply;
+  f.node().Commit("t1", [&](NodeReply r) { reply = std::move(r); });
+  f.Settle();
+  REQUIRE(reply.has_value());
+  CHECK(reply->status == 200);
+  // An abort before its prepare leaves a tombstone.
+  reply.reset();
+  f.node().Abort(wire::AbortRequest{"t2", ""}, [&](NodeReply r) { reply = std::move(r); });
+  f.Settle();
+  REQUIRE(reply.has_value());
+  CHECK(f.Balance() == 70);
+  f.Restart();
+  // Nothing was loaded into memory ...
+  CHECK(f.node().StateOf("t1") == "unknown");
+  CHECK(f.node().StateOf("t2") == "unknown");
+  // ... but a peer asking learns the outcome from the store.
+  std::optional<Result<std::string>> state;
+  f.node().LookUpState("t1", [&](Result<std::string> s) { state = std::move(s); });
+  f.Settle();
+  REQUIRE(state.has_value());
+  REQUIRE(state->ok());
+  CHECK(**state == "committed");
+  CHECK(f.node().StateOf("t1") == "committed");  // remembered from now on
+  // The late prepare after the tombstone votes no, and runs nothing.
+  NodeReply vote = f.Prepare("t2");
+  CHECK(vote.body["vote"] == "no");
+  CHECK(f.Balance() == 70);
+  CHECK(f.Records() == 0);
+  // A repeated prepare of the committed one gets its yes, and runs nothing again.
+  vote = f.Prepare("t1");
+  CHECK(vote.body["vote"] == "yes");
+  CHECK(f.Balance() == 70);
+  CHECK(f.Records() == 0);
+  // A txid never seen is still unknown.
+  state.reset();
+  f.node().LookUpState("t9", [&](Result<std::string> s) { state = std::move(s); });
+  f.Settle();
+  REQUIRE(state.has_value());
+  CHECK(**state == "unknown");
+}
+
+// SQLite virtual-machine steps of a store's Load() on a database holding `outcomes` remembered outcomes.
+int64_t LoadSteps(const std::string& path, int outcomes) {
+  sqlite::OpenOptions oo;
+  oo.create = true;
+  auto db = sqlite::Database::Open(path, oo);
+  REQUIRE(db.ok());
+  REQUIRE((*db)->Exec(kSchema).ok());
+  auto procedures = Procedures::Parse(kProcedures);
+  REQUIRE(procedures.ok());
+  auto rm = ResourceManager::Open(**db, std::move(procedures).value(), {});
+  REQUIRE(rm.ok());
+  {
+    sqlite::Transaction txn(**db);
+    for (int i = 0; i < outcomes; ++i) {
+      REQUIRE((*rm)->RememberOutcome("t" + std::to_string(i), i % 2 ? "committed" : "aborted", 1000 + i).ok());
+    }
+    REQUIRE(txn.Commit().ok());
+  }
+  ManualStorageQueue queue(**db);
+  ManualTimers timers;
+  SqliteStore store(**rm, queue, timers);
+  int64_t steps = 0;
+  sqlite3_progress_handler(
+      (*db)->handle(), 1,
+      [](void* n) {
+        ++*static_cast<int64_t*>(n);
+        return 0;
+      },
+      &steps);
+  auto contents = store.Load();
+  sqlite3_progress_handler((*db)->handle(), 0, nullptr, nullptr);
+  REQUIRE(contents.ok());
+  CHECK(contents->outcomes.empty());
+  CHECK(contents->newest_outcome_ms == 1000 + outcomes - 1);
+  return steps;
+}
+
+TEST_CASE("restart work does not grow with remembered outcomes: Load reads none of them") {
+  testing::TempDir dir;
+  const int64_t few = LoadSteps(dir.File("few.db"), 100);
+  const int64_t many = LoadSteps(dir.File("many.db"), 20'000);
+  MESSAGE("load steps: " << few << " with 100 outcomes, " << many << " with 20000");
+  // An index search grows with the logarithm of the table; a scan would take 200 times as many.
+  CHECK(many < 2 * few + 200);
 }
 
 // Runs a 3PC transaction past its deadline and grace with its coordinator
@@ -490,6 +616,8 @@ TEST_CASE("HTTP answers are parsed by status and error code, not by searching th
       response(404, {{"error", {{"code", "not_found"}}}, {"outcome", "aborted"}, {"group", {kOwner, kOther}}}));
   CHECK(presumed.kind == DecisionAnswer::Kind::kNotKnown);
   CHECK(presumed.group == std::vector<std::string>{kOwner, kOther});
+  CHECK(DecisionAnswerOf(response(404, {{"error", {{"code", "forgotten"}}}})).kind ==
+        DecisionAnswer::Kind::kForgotten);
   // A 404 of no known form (a route missing, a proxy) proves nothing.
   CHECK(DecisionAnswerOf(response(404, {{"error", {{"code", "not_found"}}}})).kind == DecisionAnswer::Kind::kError);
   CHECK(DecisionAnswerOf(Status::Unavailable("refused")).kind == DecisionAnswer::Kind::kError);

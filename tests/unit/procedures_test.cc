@@ -17,7 +17,7 @@ std::string ParseError(const std::string& text) {
   return parsed.status().message();
 }
 
-TEST_CASE("parses the procedures of A.4") {
+TEST_CASE("parses a procedures file") {
   Result<Procedures> parsed = Procedures::Parse(R"json({ "procedures": {
     "debit":   {"sql": "UPDATE accounts SET balance = balance - :amount WHERE id = :account AND balance >= :amount",
                 "expect_changes": 1},

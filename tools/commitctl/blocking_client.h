@@ -46,7 +46,7 @@ class BlockingClient {
   http::Client client_;
 };
 
-// "error.message" of an A.3 error body, else the raw body, else "HTTP <status>".
+// "error.message" of an error body, else the raw body, else "HTTP <status>".
 std::string ErrorMessage(const JsonReply& reply);
 
 }  // namespace commitd::commitctl

@@ -1,4 +1,4 @@
-// commitctl cluster status | transfer-leader: the coordinator group (design B.5).
+// commitctl cluster status | transfer-leader: the coordinator group.
 #include <chrono>
 #include <cstdio>
 #include <optional>
