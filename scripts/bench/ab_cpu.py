@@ -185,7 +185,7 @@ def one_run(args, label, bin_dir, run_no):
         if args.perf_dir:
             os.makedirs(args.perf_dir, exist_ok=True)
             for name, p in cluster.procs.items():
-                perf.append(subprocess.Popen(["perf", "record", "-q", "-F", "499", "--call-graph", args.call_graph,
+                perf.append(subprocess.Popen(["perf", "record", "-q", "-F", str(args.perf_freq), "--call-graph", args.call_graph,
                                               "-o", f"{args.perf_dir}/{label}{run_no}-{name}.data", "-p", str(p.pid),
                                               "--", "sleep", str(max(1, args.seconds - 1))],
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -228,6 +228,7 @@ def main():
     ap.add_argument("--protocol", default="2pc")
     ap.add_argument("--group", action="store_true")
     ap.add_argument("--perf-dir")
+    ap.add_argument("--perf-freq", type=int, default=999, help="perf samples per second")
     ap.add_argument("--call-graph", default="dwarf", help="perf --call-graph mode (dwarf or fp)")
     ap.add_argument("--work-dir", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--keep", action="store_true")
