@@ -40,8 +40,8 @@ struct Config {
   int64_t health_stale_probes = 3;           // healthy: answered a probe within this many intervals
   int64_t health_backoff_max_ms = 30'000;    // cap of the probe backoff of an unreachable participant
   int64_t tick_ms = 10;                      // timer resolution of the protocol engines
-  int64_t raft_election_timeout_ms = 150;    // coordinator group: followers campaign after 1-2x this without a leader
-  int64_t raft_heartbeat_ms = 50;            // coordinator group: leader heartbeat interval
+  int64_t raft_election_timeout_ms = 1'000;  // coordinator group: followers campaign after 1-2x this without a leader
+  int64_t raft_heartbeat_ms = 100;           // coordinator group: leader heartbeat interval
   int64_t raft_snapshot_entries = 10'000;    // coordinator group: snapshot (and truncate the log) every this many entries
   int64_t decision_retention_ms = 604'800'000; // finished decisions (and their Idempotency-Keys' answers) are deleted after this (7 days)
 

@@ -115,12 +115,24 @@ PA="$(free_port)"; PB="$(free_port)"; PC="$(free_port)"
 while [[ "$PB" == "$PA" ]]; do PB="$(free_port)"; done
 while [[ "$PC" == "$PA" || "$PC" == "$PB" ]]; do PC="$(free_port)"; done
 COORD="http://127.0.0.1:$PC"
+GP=(); PEERS=""
+if [[ "${BENCH_GROUP:-0}" == 1 ]]; then
+  for i in 1 2 3; do
+    p="$(free_port)"
+    while [[ " $PA $PB $PC ${GP[*]} " == *" $p "* ]]; do p="$(free_port)"; done
+    GP+=("$p"); PEERS+="${PEERS:+,}g$i=http://127.0.0.1:$p"
+  done
+fi
+# Agents take prepares only from coordinators they know: the single one, the
+# group's members, and the address `commitd-bench agent` names in its prepares.
+KNOWN="$COORD,http://127.0.0.1:1"
+for p in "${GP[@]}"; do KNOWN+=",http://127.0.0.1:$p"; done
 
 "$BIN/commit-agent" --name bank-a --listen "127.0.0.1:$PA" --db "$WORK/a.db" \
-  --procedures examples/bank/procedures.json 2>"$WORK/bank-a.log" &
+  --procedures examples/bank/procedures.json --coordinator "$KNOWN" 2>"$WORK/bank-a.log" &
 PIDS+=($!)
 "$BIN/commit-agent" --name bank-b --listen "127.0.0.1:$PB" --db "$WORK/b.db" \
-  --procedures examples/bank/procedures.json 2>"$WORK/bank-b.log" &
+  --procedures examples/bank/procedures.json --coordinator "$KNOWN" 2>"$WORK/bank-b.log" &
 PIDS+=($!)
 mkdir -p "$WORK/c1"
 "$BIN/commitd" --id c1 --listen "127.0.0.1:$PC" --data-dir "$WORK/c1" \
@@ -152,12 +164,6 @@ else
 fi
 LEADER=""
 if [[ "${BENCH_GROUP:-0}" == 1 ]]; then
-  GP=(); PEERS=""
-  for i in 1 2 3; do
-    p="$(free_port)"
-    while [[ " $PA $PB $PC ${GP[*]} " == *" $p "* ]]; do p="$(free_port)"; done
-    GP+=("$p"); PEERS+="${PEERS:+,}g$i=http://127.0.0.1:$p"
-  done
   for i in 1 2 3; do
     mkdir -p "$WORK/g$i"
     "$BIN/commitd" --id "g$i" --listen "127.0.0.1:${GP[$((i - 1))]}" --data-dir "$WORK/g$i" --peers "$PEERS" \

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""CPU per transfer of commitd and its agents, and paired A/B runs of two builds.
+
+  scripts/bench/ab_cpu.py --a BIN_DIR [--b BIN_DIR] [--pairs 3] [--clients 64]
+      [--seconds 8] [--warmup 1] [--protocol 2pc] [--group] [--perf-dir DIR]
+
+Each run starts from fresh databases: two commit-agents (bank-a, bank-b) and
+one commitd (or, with --group, a 3-member coordinator group) from BIN_DIR,
+then `commitd-bench transfers` against the coordinator (the group's leader).
+Over the measured window (after the warmup) it reads, for every process,
+utime+stime from /proc/PID/stat and the context switches of all its threads
+(/proc/PID/task/*/status), and prints them per committed transfer along with
+the rate. With --b the runs alternate A, B, B, A, A, B, ... (--pairs pairs)
+and the summary shows the median and [min–max] of each figure per build.
+With --group it also counts leader changes (commitd_raft_leader_changes_total
+summed over the members, before and after the window).
+--perf-dir: `perf record -g` each server process over the window into
+DIR/<run>-<process>.data (one run per build is enough for a profile).
+
+The machine is shared and noisy: compare builds only within one invocation,
+by CPU per transfer first and rate second. Runs under --work-dir (default
+build/bench), which must be on the disk being measured (not tmpfs).
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port(taken):
+    while True:
+        port = random.randint(20000, 32000)
+        if port in taken:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            taken.add(port)
+            return port
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+
+def http_get(url, timeout=2.0):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def ctx_switches(pid):
+    voluntary = involuntary = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches"):
+                        involuntary += int(line.split()[1])
+        except OSError:
+            pass
+    return voluntary, involuntary
+
+
+def leader_changes(urls):
+    total = 0
+    for url in urls:
+        status, body = http_get(url + "/metrics")
+        for line in body.splitlines():
+            if line.startswith("commitd_raft_leader_changes_total"):
+                total += int(float(line.split()[-1]))
+    return total
+
+
+class Cluster:
+    def __init__(self, bin_dir, work, group):
+        self.bin = bin_dir
+        self.work = work
+        self.procs = {}
+        taken = set()
+        for db in ("a", "b"):
+            subprocess.run([f"{bin_dir}/commitd-bench", "setup-bank", "--db", f"{work}/{db}.db", "--prefix", "acct",
+                            "--accounts", "256", "--balance", "1000000000000"], check=True, stdout=subprocess.DEVNULL)
+        pa, pb = free_port(taken), free_port(taken)
+        participants = ["--participant", f"bank-a=http://127.0.0.1:{pa}", "--participant", f"bank-b=http://127.0.0.1:{pb}"]
+        ports = [free_port(taken) for _ in range(3 if group else 1)]
+        self.urls = [f"http://127.0.0.1:{p}" for p in ports]
+        # Agents take prepares only from the coordinators they know.
+        for name, port, db in (("bank-a", pa, "a"), ("bank-b", pb, "b")):
+            self.start(name, [f"{bin_dir}/commit-agent", "--name", name, "--listen", f"127.0.0.1:{port}", "--db",
+                              f"{work}/{db}.db", "--procedures", f"{ROOT}/examples/bank/procedures.json",
+                              "--coordinator", ",".join(self.urls)])
+        if group:
+            peers = ",".join(f"g{i + 1}=http://127.0.0.1:{p}" for i, p in enumerate(ports))
+            for i, p in enumerate(ports):
+                os.makedirs(f"{work}/g{i + 1}")
+                self.start(f"g{i + 1}", [f"{bin_dir}/commitd", "--id", f"g{i + 1}", "--listen", f"127.0.0.1:{p}",
+                                         "--data-dir", f"{work}/g{i + 1}", "--peers", peers] + participants)
+        else:
+            os.makedirs(f"{work}/c1")
+            self.start("commitd", [f"{bin_dir}/commitd", "--id", "c1", "--listen", f"127.0.0.1:{ports[0]}",
+                                   "--data-dir", f"{work}/c1"] + participants)
+        for url in [f"http://127.0.0.1:{pa}", f"http://127.0.0.1:{pb}"] + self.urls:
+            self.wait(lambda: http_get(url + "/healthz")[0] == 200, f"{url}/healthz")
+        self.leader = None
+
+        def find_leader():
+            for url in self.urls:
+                status, body = http_get(url + "/v1/cluster")
+                if not group or (status == 200 and json.loads(body).get("leader_ready")):
+                    self.leader = url
+                    return True
+            return False
+
+        self.wait(find_leader, "a ready leader")
+        self.wait(lambda: subprocess.run([f"{bin_dir}/commitctl", "--coordinator", self.leader, "status"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0,
+                  "both participants healthy")
+
+    def start(self, name, argv):
+        log = open(f"{self.work}/{name}.log", "w")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=log)
+
+    @staticmethod
+    def wait(pred, what, seconds=20):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if pred():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"timed out waiting for {what}")
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def one_run(args, label, bin_dir, run_no):
+    work = tempfile.mkdtemp(prefix=f"ab-{label}-", dir=args.work_dir)
+    cluster = Cluster(bin_dir, work, args.group)
+    perf = []
+    try:
+        bench = subprocess.Popen([f"{bin_dir}/commitd-bench", "transfers", "--coordinator", cluster.leader, "--clients",
+                                  str(args.clients), "--duration-s", str(args.seconds), "--warmup-s", str(args.warmup),
+                                  "--account-prefix", "acct", "--accounts", "256", "--protocol", args.protocol,
+                                  "--json"], stdout=subprocess.PIPE, text=True)
+        pids = {name: p.pid for name, p in cluster.procs.items()}
+        pids["bench"] = bench.pid
+        time.sleep(args.warmup)
+        changes_before = leader_changes(cluster.urls) if args.group else 0
+        cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items()}
+        cs0 = {n: ctx_switches(pid) for n, pid in pids.items()}
+        if args.perf_dir:
+            os.makedirs(args.perf_dir, exist_ok=True)
+            for name, p in cluster.procs.items():
+                perf.append(subprocess.Popen(["perf", "record", "-q", "-F", str(args.perf_freq), "--call-graph", args.call_graph,
+                                              "-o", f"{args.perf_dir}/{label}{run_no}-{name}.data", "-p", str(p.pid),
+                                              "--", "sleep", str(max(1, args.seconds - 1))],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(args.seconds)
+        cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items()}
+        cs1 = {n: ctx_switches(pid) for n, pid in pids.items()}
+        changes = (leader_changes(cluster.urls) - changes_before) if args.group else 0
+        out, _ = bench.communicate(timeout=60)
+        for p in perf:
+            p.wait()
+        result = json.loads(out.strip().splitlines()[-1])
+    finally:
+        cluster.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    n = max(1, result["committed"] + result["aborted"])
+    if result["committed"] == 0:
+        print(json.dumps(result), file=sys.stderr)
+    row = {"build": label, "rate": result["committed_per_s"], "aborts": result["aborted"], "errors": result["errors"],
+           "p50_ms": result["latency_ms"]["p50"], "leader_changes": changes}
+    total = 0.0
+    for name in pids:
+        us = (cpu1[name] - cpu0[name]) * 1e6 / n
+        total += us
+        row[f"cpu_us.{name}"] = us
+        row[f"vcs.{name}"] = (cs1[name][0] - cs0[name][0]) / n
+        row[f"ivcs.{name}"] = (cs1[name][1] - cs0[name][1]) / n
+    row["cpu_us.total"] = total
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--a", required=True, help="bin directory of build A (the baseline)")
+    ap.add_argument("--b", help="bin directory of build B")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--warmup", type=float, default=1)
+    ap.add_argument("--protocol", default="2pc")
+    ap.add_argument("--group", action="store_true")
+    ap.add_argument("--perf-dir")
+    ap.add_argument("--perf-freq", type=int, default=999, help="perf samples per second")
+    ap.add_argument("--call-graph", default="dwarf", help="perf --call-graph mode (dwarf or fp)")
+    ap.add_argument("--work-dir", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    os.makedirs(args.work_dir, exist_ok=True)
+    builds = [("A", os.path.abspath(args.a))] + ([("B", os.path.abspath(args.b))] if args.b else [])
+    rows = []
+    for i in range(args.pairs):
+        order = builds if i % 2 == 0 else builds[::-1]
+        for label, bin_dir in order:
+            load = os.getloadavg()[0]
+            row = one_run(args, label, bin_dir, i)
+            row["load1"] = load
+            rows.append(row)
+            print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    keys = [k for k in rows[0] if k not in ("build",)]
+    print()
+    print(f"{'figure':<22}" + "".join(f"{'build ' + label + ' median [min-max]':>34}" for label, _ in builds))
+    for k in keys:
+        line = f"{k:<22}"
+        for label, _ in builds:
+            vals = [r[k] for r in rows if r["build"] == label]
+            line += f"{statistics.median(vals):>16.2f} [{min(vals):.2f}-{max(vals):.2f}]".rjust(34)
+        print(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
