@@ -31,7 +31,9 @@ void SimAgentTransport::Prepare(const coordinator::ParticipantRef& to, const wir
   const std::string txid = request.txid;
   ctx_.checker.OnBranch(txid, to.name);
   ctx_.Log(from_, "send prepare " + txid + " -> " + to.name);
-  Exchange<wire::Vote>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/prepare", wire::ToJson(request), {}},
+  nlohmann::json body = wire::ToJson(request);
+  if (ctx_.prepares_without_log) body.erase("log_id");
+  Exchange<wire::Vote>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/prepare", std::move(body), {}},
                        timeout_ms, coordinator::VoteOf,
                        [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<wire::Vote> vote) {
                          ctx->Log(from, "vote " + txid + " from " + name + ": " +
