@@ -252,10 +252,10 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
     }
     node->Prepare(std::move(parsed).value(), Render(std::move(r)));
   }));
-  // POST /v1/commit, /v1/abort, /v1/precommit: {"txid": ...}.
-  auto txid_route = [this](void (Node::*call)(const std::string&, ReplyFn)) {
+  // POST /v1/commit, /v1/precommit: {"txid": ..., "commit_key": ...}.
+  auto txid_route = [this](void (Node::*call)(const wire::CommitRequest&, ReplyFn)) {
     return Guarded([this, call](http::Request req, http::Responder r) {
-      auto txid = wire::ParseTxidBody(req.body);
+      auto txid = wire::ParseCommitRequest(req.body);
       if (!txid.ok()) {
         r(http::ErrorResponse(400, "invalid_request", txid.status().message()));
         return;
