@@ -61,6 +61,7 @@ write("agent_request", "vote-yes", dumps({"txid": "c1-000000000000002a", "vote":
 write("agent_request", "vote-no", dumps({"txid": "c1-000000000000002b", "vote": "no",
                                           "reason": "procedure 'debit': expected 1 change(s), got 0"}))
 write("agent_request", "txid", dumps({"txid": "c1-000000000000002a"}))
+write("agent_request", "commit-key", dumps({"txid": "c1-1-7-00c0ffee00c0ffee", "commit_key": "c" * 64}))
 
 # --- batches (common/http_batch.h) ------------------------------------------
 write("http_batch", "requests", dumps({"requests": [
