@@ -245,15 +245,17 @@ Result<TxRequest> ParseTxRequest(std::string_view body) {
 }
 
 namespace {
-// An abort key: 1-128 hex digits (AbortKey gives 64).
-Result<std::string> AbortKeyField(const json& value) {
+// A key or check (abort_key, commit_key, commit_check): 1-128 hex digits
+// (common/abort_key.h gives 64).
+Result<std::string> KeyField(const json& value, const char* name) {
   if (!value.is_string() || value.get_ref<const std::string&>().empty() ||
       value.get_ref<const std::string&>().size() > 128 ||
       value.get_ref<const std::string&>().find_first_not_of("0123456789abcdef") != std::string::npos) {
-    return Status::InvalidArgument("abort_key: must be a string of 1 to 128 lower-case hex digits");
+    return Status::InvalidArgument(std::string(name) + ": must be a string of 1 to 128 lower-case hex digits");
   }
   return value.get<std::string>();
 }
+Result<std::string> AbortKeyField(const json& value) { return KeyField(value, "abort_key"); }
 }  // namespace
 
 json ToJson(const PrepareRequest& r) {
@@ -270,6 +272,7 @@ json ToJson(const PrepareRequest& r) {
               {"participants", std::move(participants)}};
   if (!r.log_id.empty()) out["log_id"] = r.log_id;  // absent: agents that predate it refuse unknown fields
   if (!r.abort_key.empty()) out["abort_key"] = r.abort_key;
+  if (!r.commit_check.empty()) out["commit_check"] = r.commit_check;
   return out;
 }
 
@@ -279,7 +282,8 @@ Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
   const json& j = *parsed;
   if (Status s = CheckObject(j, ""); !s.ok()) return s;
   if (Status s = CheckKnownFields(
-          j, "", {"txid", "protocol", "participant", "coordinator", "log_id", "abort_key", "timeout_ms", "ops",
+          j, "", {"txid", "protocol", "participant", "coordinator", "log_id", "abort_key", "commit_check", "timeout_ms",
+                  "ops",
                   "participants"});
       !s.ok())
     return s;
@@ -307,6 +311,11 @@ Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
     Result<std::string> key = AbortKeyField(*it);
     if (!key.ok()) return key.status();
     r.abort_key = std::move(key).value();
+  }
+  if (auto it = j.find("commit_check"); it != j.end()) {
+    Result<std::string> check = KeyField(*it, "commit_check");
+    if (!check.ok()) return check.status();
+    r.commit_check = std::move(check).value();
   }
   auto timeout = j.find("timeout_ms");
   if (timeout == j.end()) return Invalid("timeout_ms", "is required");
@@ -407,6 +416,30 @@ Result<std::string> ParseTxidBody(std::string_view body) {
   if (Status s = CheckObject(j, ""); !s.ok()) return s;
   if (Status s = CheckKnownFields(j, "", {"txid"}); !s.ok()) return s;
   return RequiredTxid(j, "");
+}
+
+json ToJson(const CommitRequest& r) {
+  json out = {{"txid", r.txid}};
+  if (!r.commit_key.empty()) out["commit_key"] = r.commit_key;
+  return out;
+}
+
+Result<CommitRequest> ParseCommitRequest(std::string_view body) {
+  Result<json> parsed = ParseBody(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  if (Status s = CheckObject(j, ""); !s.ok()) return s;
+  if (Status s = CheckKnownFields(j, "", {"txid", "commit_key"}); !s.ok()) return s;
+  CommitRequest r;
+  Result<std::string> txid = RequiredTxid(j, "");
+  if (!txid.ok()) return txid.status();
+  r.txid = std::move(txid).value();
+  if (auto it = j.find("commit_key"); it != j.end()) {
+    Result<std::string> key = KeyField(*it, "commit_key");
+    if (!key.ok()) return key.status();
+    r.commit_key = std::move(key).value();
+  }
+  return r;
 }
 
 }  // namespace commitd::wire

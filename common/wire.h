@@ -67,6 +67,8 @@ struct PrepareRequest {
   std::string log_id;  // the coordinator's decision log identity; "" from an older coordinator
   // The transaction's abort capability (common/abort_key.h); "" from an older coordinator.
   std::string abort_key;
+  // CommitCheck of the transaction's commit key (common/abort_key.h); "" from an older coordinator.
+  std::string commit_check;
 };
 nlohmann::json ToJson(const PrepareRequest& r);
 Result<PrepareRequest> ParsePrepareRequest(std::string_view body);
@@ -86,8 +88,17 @@ struct Vote {
 nlohmann::json ToJson(const Vote& v);
 Result<Vote> ParseVote(std::string_view body);
 
-// POST /v1/commit, /v1/precommit: {"txid": "..."}
+// {"txid": "..."} alone.
 Result<std::string> ParseTxidBody(std::string_view body);
+
+// POST /v1/commit, /v1/precommit: {"txid": "...", "commit_key": "..."};
+// commit_key is "" when absent.
+struct CommitRequest {
+  std::string txid;
+  std::string commit_key;
+};
+nlohmann::json ToJson(const CommitRequest& r);
+Result<CommitRequest> ParseCommitRequest(std::string_view body);
 
 // POST /v1/abort: {"txid": "...", "abort_key": "..."}; abort_key is "" when absent.
 struct AbortRequest {

@@ -47,11 +47,12 @@ class AgentTransport {
   // The vote, or why none came (a refusal is an InvalidArgument status).
   virtual void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                        std::function<void(Result<wire::Vote>)> done) = 0;
-  // Delivers commit (kCommitted) or abort (kAborted, with the transaction's
-  // abort key; "" when the log has no abort secret).
-  virtual void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
-                       const std::string& abort_key, std::function<void(Result<DecisionAck>)> done) = 0;
-  virtual void Precommit(const ParticipantRef& to, const std::string& txid,
+  // Delivers commit (kCommitted, with the transaction's commit key) or abort
+  // (kAborted, with its abort key); key is "" when the log has no secret.
+  virtual void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome, const std::string& key,
+                       std::function<void(Result<DecisionAck>)> done) = 0;
+  // commit_key: the transaction's commit key ("" when the log has no secret).
+  virtual void Precommit(const ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                          std::function<void(Result<PrecommitAnswer>)> done) = 0;
   // Every transaction the agent holds prepared now (takeover sweep).
   virtual void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) = 0;

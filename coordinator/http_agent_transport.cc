@@ -114,19 +114,20 @@ void HttpAgentTransport::Prepare(const ParticipantRef& to, const wire::PrepareRe
 }
 
 void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,
-                                 const std::string& abort_key, std::function<void(Result<DecisionAck>)> done) {
+                                 const std::string& key, std::function<void(Result<DecisionAck>)> done) {
   const bool commit = outcome == Outcome::kCommitted;
   http::ClientRequest cr = RequestTo(to, "POST", commit ? "/v1/commit" : "/v1/abort");
-  cr.body = commit ? nlohmann::json{{"txid", txid}}.dump() : wire::ToJson(wire::AbortRequest{txid, abort_key}).dump();
+  cr.body = commit ? wire::ToJson(wire::CommitRequest{txid, key}).dump()
+                   : wire::ToJson(wire::AbortRequest{txid, key}).dump();
   AddTrace(cr, to, commit ? AgentCall::kCommit : AgentCall::kAbort, txid);
   peers_.Send(std::move(cr), Observed(to, commit ? AgentCall::kCommit : AgentCall::kAbort,
                                       Answer<DecisionAck>(std::move(done), DecisionAckOf)));
 }
 
-void HttpAgentTransport::Precommit(const ParticipantRef& to, const std::string& txid,
+void HttpAgentTransport::Precommit(const ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                                    std::function<void(Result<PrecommitAnswer>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/precommit");
-  cr.body = nlohmann::json{{"txid", txid}}.dump();
+  cr.body = wire::ToJson(wire::CommitRequest{txid, commit_key}).dump();
   AddTrace(cr, to, AgentCall::kPrecommit, txid);
   peers_.Send(std::move(cr),
               Observed(to, AgentCall::kPrecommit, Answer<PrecommitAnswer>(std::move(done), PrecommitAnswerOf)));

@@ -32,9 +32,9 @@ class HttpAgentTransport final : public AgentTransport {
 
   void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                std::function<void(Result<wire::Vote>)> done) override;
-  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome, const std::string& abort_key,
+  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome, const std::string& key,
                std::function<void(Result<DecisionAck>)> done) override;
-  void Precommit(const ParticipantRef& to, const std::string& txid,
+  void Precommit(const ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                  std::function<void(Result<PrecommitAnswer>)> done) override;
   void ListPrepared(const ParticipantRef& to,
                     std::function<void(Result<std::vector<PreparedAtAgent>>)> done) override;

@@ -515,7 +515,10 @@ void Node::Pump() {
 
 void Node::Execute(Action& a) {
   if (auto* p = std::get_if<action::SendPrepare>(&a)) {
-    if (!abort_secret_.empty()) p->request.abort_key = AbortKey(abort_secret_, p->request.txid);
+    if (!abort_secret_.empty()) {
+      p->request.abort_key = AbortKey(abort_secret_, p->request.txid);
+      p->request.commit_check = CommitCheck(CommitKey(abort_secret_, p->request.txid));
+    }
     agents_.Prepare(p->to, p->request, p->timeout_ms,
                     [this, txid = p->request.txid, name = p->to.name, epoch = epoch_](Result<wire::Vote> vote) {
                       if (epoch != epoch_) return;
@@ -526,9 +529,10 @@ void Node::Execute(Action& a) {
     const bool commit = d->outcome == Outcome::kCommitted;
     if (commit && failpoint::Active("coordinator.skip_commit_delivery")) return;
     ParticipantRef to{d->to.name, DeliveryUrl(d->to)};
-    const std::string abort_key =
-        commit || abort_secret_.empty() ? std::string() : AbortKey(abort_secret_, d->txid);
-    agents_.Deliver(to, d->txid, d->outcome, abort_key,
+    const std::string key = abort_secret_.empty() ? std::string()
+                            : commit              ? CommitKey(abort_secret_, d->txid)
+                                                  : AbortKey(abort_secret_, d->txid);
+    agents_.Deliver(to, d->txid, d->outcome, key,
                     [this, txid = d->txid, name = d->to.name, commit, epoch = epoch_](Result<DecisionAck> ack) {
                       if (epoch != epoch_) return;
                       Status s = ack.status();
@@ -602,7 +606,7 @@ void Node::Execute(Action& a) {
   } else if (auto* sp = std::get_if<action::SendPrecommit>(&a)) {
     ++metrics_.precommits_sent;
     ParticipantRef to{sp->to.name, DeliveryUrl(sp->to)};
-    agents_.Precommit(to, sp->txid,
+    agents_.Precommit(to, sp->txid, abort_secret_.empty() ? std::string() : CommitKey(abort_secret_, sp->txid),
                       [this, txid = sp->txid, name = sp->to.name, epoch = epoch_](Result<PrecommitAnswer> answer) {
                         if (epoch != epoch_) return;
                         if (!answer.ok()) {

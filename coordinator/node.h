@@ -207,6 +207,7 @@ class Node {
   // Removes the entry durably; refused while a transaction this coordinator
   // holds (undecided, being delivered, or in doubt under another log) names it.
   void RemoveParticipant(const std::string& name, std::function<void(std::optional<NodeError>)> done);
+  // In a group, only a leader whose log has its identity records one.
   void Force(ForceRequest request, std::function<void(ForceAnswer)> done);
   // Every pending redelivery due now; returns the transactions not finished.
   std::size_t RetryNow();

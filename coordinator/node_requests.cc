@@ -471,6 +471,13 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
     done(NodeError{NodeErrorKind::kStopping, "coordinator is shutting down"});
     return;
   }
+  if (group() && !txids_) {
+    // Not leading, or leading before the log has its identity: a decision
+    // recorded now could be applied after the leader resumed from the state
+    // machine, and no engine would ever deliver it.
+    done(NodeError{NodeErrorKind::kLeadershipLost, "this coordinator does not lead a ready term: retry"});
+    return;
+  }
   if (request.outcome == Outcome::kPending) {
     done(NodeError{NodeErrorKind::kInvalidRequest, "outcome: must be commit or abort"});
     return;

@@ -273,10 +273,10 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
     const std::string txid = parsed->txid;
     node->Prepare(std::move(parsed).value(), traces.Track("prepare", txid, req, Render(std::move(r))));
   }));
-  // POST /v1/commit, /v1/abort, /v1/precommit: {"txid": ...}.
-  auto txid_route = [this](void (Node::*call)(const std::string&, ReplyFn), std::string_view name) {
+  // POST /v1/commit, /v1/precommit: {"txid": ..., "commit_key": ...}.
+  auto txid_route = [this](void (Node::*call)(const wire::CommitRequest&, ReplyFn), std::string_view name) {
     return Guarded([this, call, name](http::Request req, http::Responder r) {
-      auto txid = wire::ParseTxidBody(req.body);
+      auto txid = wire::ParseCommitRequest(req.body);
       if (!txid.ok()) {
         r(http::ErrorResponse(400, "invalid_request", txid.status().message()));
         return;
@@ -285,7 +285,7 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
         r(http::ErrorResponse(503, "failpoint", "agent.ignore_decisions is set"));
         return;
       }
-      ((*node).*call)(*txid, traces.Track(name, *txid, req, Render(std::move(r))));
+      ((*node).*call)(*txid, traces.Track(name, txid->txid, req, Render(std::move(r))));
     });
   };
   Add(router, "POST", "/v1/precommit", txid_route(&Node::Precommit, "precommit"));

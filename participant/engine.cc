@@ -58,6 +58,7 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   tx.coordinator = request.coordinator;
   tx.log_id = request.log_id;
   tx.abort_key = request.abort_key;
+  tx.commit_check = request.commit_check;
   tx.participants = request.participants;
   tx.timeout_ms = request.timeout_ms;
   tx.created_ms = now_ms;
@@ -70,6 +71,7 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   record.coordinator = tx.coordinator;
   record.log_id = tx.log_id;
   record.abort_key = tx.abort_key;
+  record.commit_check = tx.commit_check;
   for (const auto& p : tx.participants) record.participants.push_back({{"name", p.name}, {"url", p.url}});
   record.created_ms = tx.created_ms;
   record.deadline_ms = tx.deadline_ms;
@@ -132,8 +134,24 @@ void Engine::StartAbort(const std::string& txid, Tx& tx, std::optional<RequestTo
   actions_.push_back(action::ApplyAbort{txid});
 }
 
-void Engine::OnCommit(const std::string& txid, RequestToken token, int64_t now_ms) {
-  (void)now_ms;
+bool Engine::CommitKeyAccepted(const std::string& txid, Tx& tx, const std::string& commit_key, RequestToken token,
+                               int64_t now_ms) {
+  const bool voted_yes = tx.state != State::kPreparing && tx.state != State::kAborting;
+  if (!voted_yes || tx.commit_check.empty()) return true;  // an older coordinator's record: as before
+  if (CommitKeyMatches(tx.commit_check, commit_key)) {
+    tx.commit_key = commit_key;  // for the commits and precommits termination may send
+    return true;
+  }
+  actions_.push_back(action::Reply{
+      token, 409,
+      AgentError("commit_not_from_coordinator",
+                 "transaction " + txid + ": the message does not carry the commit key of its coordinator", txid)});
+  // Ask the coordinator instead, now (its answer is the proof).
+  if (Resolvable(tx) && !tx.querying && !tx.terminating) tx.next_query_ms = std::min(tx.next_query_ms, now_ms);
+  return false;
+}
+
+void Engine::OnCommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
     if (f->second.outcome == "committed") {
       actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "committed"}}});
@@ -150,6 +168,7 @@ void Engine::OnCommit(const std::string& txid, RequestToken token, int64_t now_m
     return;
   }
   Tx& tx = it->second;
+  if (!CommitKeyAccepted(txid, tx, commit_key, token, now_ms)) return;
   switch (tx.state) {
     case State::kPreparing:
       actions_.push_back(action::Reply{
@@ -323,6 +342,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::st
     tx.coordinator = r.coordinator;
     tx.log_id = r.log_id;
     tx.abort_key = r.abort_key;
+    tx.commit_check = r.commit_check;
     for (const auto& p : r.participants) {
       tx.participants.push_back({p.value("name", ""), p.value("url", "")});
     }
@@ -423,8 +443,8 @@ std::string Engine::StateOf(const std::string& txid) const {
   return "unknown";
 }
 
-void Engine::OnPrecommit(const std::string& txid, RequestToken token, int64_t now_ms) {
-  (void)now_ms;
+void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key, RequestToken token,
+                         int64_t now_ms) {
   auto answer = [&](int status, nlohmann::json body) {
     actions_.push_back(action::Reply{token, status, std::move(body)});
   };
@@ -446,6 +466,7 @@ void Engine::OnPrecommit(const std::string& txid, RequestToken token, int64_t no
     answer(409, AgentError("not_3pc", "transaction " + txid + " runs 2pc here; precommit is a 3pc message", txid));
     return;
   }
+  if (!CommitKeyAccepted(txid, tx, commit_key, token, now_ms)) return;
   switch (tx.state) {
     case State::kPreparing:
       answer(409, AgentError("not_prepared", "transaction " + txid + " is still preparing here", txid));
@@ -611,7 +632,7 @@ void Engine::PushPrecommit(const std::string& txid, Tx& tx, int64_t now_ms) {
     Conclude(txid, tx, true, "every reachable participant is precommitted");
     return;
   }
-  actions_.push_back(action::CallPeers{txid, action::PeerCall::kPrecommit, tx.prepared_peers});
+  actions_.push_back(action::CallPeers{txid, action::PeerCall::kPrecommit, tx.prepared_peers, "", tx.commit_key});
 }
 
 void Engine::Conclude(const std::string& txid, Tx& tx, bool commit, const std::string& why) {
@@ -625,7 +646,8 @@ void Engine::Conclude(const std::string& txid, Tx& tx, bool commit, const std::s
   }
   if (!peers.empty()) {
     actions_.push_back(action::CallPeers{txid, commit ? action::PeerCall::kCommit : action::PeerCall::kAbort,
-                                         std::move(peers), commit ? std::string() : tx.abort_key});
+                                         std::move(peers), commit ? std::string() : tx.abort_key,
+                                         commit ? tx.commit_key : std::string()});
   }
 }
 

@@ -27,6 +27,13 @@
 //    abort of a record whose prepare carried no key (an older coordinator's),
 //    is refused 409 abort_not_from_coordinator and makes the engine ask the
 //    coordinator at once; only its answer aborts such a record;
+//  - a commit or precommit of a record that voted yes is taken only with the
+//    commit key whose check its prepare carried (common/abort_key.h): from
+//    its coordinator, or from a precommitted peer that was given the key and
+//    decided commit by termination. Any other is refused 409
+//    commit_not_from_coordinator, changes nothing, and makes the engine ask
+//    the coordinator at once. A record whose prepare carried no check (an
+//    older coordinator's) takes any commit or precommit;
 //  - duplicates are answered consistently: a repeated prepare gets the same
 //    vote, a repeated commit or abort is acknowledged again, an abort before
 //    its prepare leaves a tombstone so the late prepare votes no, and a commit
@@ -104,6 +111,7 @@ struct CallPeers {
   PeerCall call = PeerCall::kState;
   std::vector<wire::ParticipantRef> peers;
   std::string abort_key;  // kAbort: the transaction's abort key ("" if its prepare had none)
+  std::string commit_key;  // kPrecommit, kCommit: the commit key this agent was given ("" if none)
 };
 }  // namespace action
 
@@ -152,13 +160,14 @@ class Engine {
   void OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t now_ms);
   // The storage job of a Prepare: its result, or the batch's error (then nothing of it lasted).
   void OnPrepared(const std::string& txid, PrepareResult result, const Status& status, int64_t now_ms);
-  void OnCommit(const std::string& txid, RequestToken token, int64_t now_ms);
+  // commit_key: what the request carried ("" if nothing).
+  void OnCommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms);
   // abort_key: what the request carried ("" if nothing).
   void OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms);
   void OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms);
   void OnAbortApplied(const std::string& txid, const Status& status, int64_t now_ms);
   // 3PC: POST /v1/precommit, from the coordinator or a peer running termination.
-  void OnPrecommit(const std::string& txid, RequestToken token, int64_t now_ms);
+  void OnPrecommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms);
   void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   // The answers to a CallPeers of kind kState or kPrecommit, one per peer.
   void OnPeerAnswers(const std::string& txid, action::PeerCall call, std::vector<PeerAnswer> answers,
@@ -206,6 +215,11 @@ class Engine {
     std::string coordinator;
     std::string log_id;
     std::string abort_key;
+    std::string commit_check;  // from the prepare ("" from an older coordinator)
+    // The commit key, once a commit or precommit carrying it arrived; kept in
+    // memory only (a restarted agent has none: its peers then commit on its
+    // state, by their own termination).
+    std::string commit_key;
     std::vector<wire::ParticipantRef> participants;
     int64_t timeout_ms = 0;
     int64_t created_ms = 0;
@@ -241,6 +255,10 @@ class Engine {
   void Finish(const std::string& txid, const std::string& outcome, int64_t now_ms);
   void ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body);
   bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
+  // A commit or precommit for a record that voted yes: refused (and answered)
+  // unless it carries the commit key; returns whether it may go on.
+  bool CommitKeyAccepted(const std::string& txid, Tx& tx, const std::string& commit_key, RequestToken token,
+                         int64_t now_ms);
   void WaitLonger(Tx& tx, std::string why, int64_t now_ms);
   void StartTermination(const std::string& txid, Tx& tx, int64_t now_ms);
   void DecideTermination(const std::string& txid, Tx& tx, const std::vector<PeerAnswer>& answers, int64_t now_ms);

@@ -143,7 +143,7 @@ void HttpCoordinatorTransport::GroupMembers(const std::string& coordinator_url,
 }
 
 void HttpPeerTransport::Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
-                             const std::string& abort_key, std::function<void(PeerReply)> done) {
+                             const std::string& key, std::function<void(PeerReply)> done) {
   http::ClientRequest cr;
   cr.base_url = peer.url;
   cr.timeout = std::chrono::milliseconds(request_timeout_ms_);
@@ -154,8 +154,8 @@ void HttpPeerTransport::Call(const wire::ParticipantRef& peer, action::PeerCall 
     cr.target = call == action::PeerCall::kPrecommit ? "/v1/precommit"
                 : call == action::PeerCall::kCommit  ? "/v1/commit"
                                                      : "/v1/abort";
-    cr.body = call == action::PeerCall::kAbort ? wire::ToJson(wire::AbortRequest{txid, abort_key}).dump()
-                                               : nlohmann::json{{"txid", txid}}.dump();
+    cr.body = call == action::PeerCall::kAbort ? wire::ToJson(wire::AbortRequest{txid, key}).dump()
+                                               : wire::ToJson(wire::CommitRequest{txid, key}).dump();
   }
   AddToken(cr, token_);
   client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) { done(PeerReplyOf(r)); });

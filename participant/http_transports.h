@@ -36,7 +36,7 @@ class HttpPeerTransport final : public PeerTransport {
   HttpPeerTransport(http::Client& client, std::string token, int64_t request_timeout_ms)
       : client_(client), token_(std::move(token)), request_timeout_ms_(request_timeout_ms) {}
   void Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
-            const std::string& abort_key, std::function<void(PeerReply)> done) override;
+            const std::string& key, std::function<void(PeerReply)> done) override;
 
  private:
   http::Client& client_;

@@ -161,9 +161,9 @@ void Node::AcceptPrepare(wire::PrepareRequest request, ReplyFn reply) {
   });
 }
 
-void Node::Commit(const std::string& txid, ReplyFn reply) {
-  WithStoredOutcome(txid, reply, [this, txid, reply] {
-    engine_->OnCommit(txid, Track(reply), timers_.NowMs());
+void Node::Commit(const wire::CommitRequest& request, ReplyFn reply) {
+  WithStoredOutcome(request.txid, reply, [this, request, reply] {
+    engine_->OnCommit(request.txid, request.commit_key, Track(reply), timers_.NowMs());
     Pump();
   });
 }
@@ -175,9 +175,9 @@ void Node::Abort(const wire::AbortRequest& request, ReplyFn reply) {
   });
 }
 
-void Node::Precommit(const std::string& txid, ReplyFn reply) {
-  WithStoredOutcome(txid, reply, [this, txid, reply] {
-    engine_->OnPrecommit(txid, Track(reply), timers_.NowMs());
+void Node::Precommit(const wire::CommitRequest& request, ReplyFn reply) {
+  WithStoredOutcome(request.txid, reply, [this, request, reply] {
+    engine_->OnPrecommit(request.txid, request.commit_key, Track(reply), timers_.NowMs());
     Pump();
   });
 }
@@ -403,7 +403,7 @@ void Node::CallPeers(action::CallPeers call) {
   for (std::size_t i = 0; i < call.peers.size(); ++i) {
     const wire::ParticipantRef& peer = call.peers[i];
     round->answers[i].name = peer.name;
-    peers_.Call(peer, call.call, call.txid, call.abort_key,
+    peers_.Call(peer, call.call, call.txid, call.call == action::PeerCall::kAbort ? call.abort_key : call.commit_key,
                 [this, alive = alive_, round, i, wait, txid = call.txid, kind = call.call,
                  url = peer.url](PeerReply reply) {
                   if (!wait || !*alive || stopped_) return;

@@ -117,11 +117,13 @@ class Node {
   // naming a coordinator that is not known is answered 403
   // unknown_coordinator, and holds and records nothing.
   void Prepare(wire::PrepareRequest request, ReplyFn reply);
-  void Commit(const std::string& txid, ReplyFn reply);
+  // Commit and precommit: refused 409 commit_not_from_coordinator unless
+  // commit_key is the transaction's (engine.h: when a key is needed).
+  void Commit(const wire::CommitRequest& request, ReplyFn reply);
   // Refused 409 abort_not_from_coordinator unless abort_key is the
   // transaction's (engine.h: when a key is needed).
   void Abort(const wire::AbortRequest& request, ReplyFn reply);
-  void Precommit(const std::string& txid, ReplyFn reply);
+  void Precommit(const wire::CommitRequest& request, ReplyFn reply);
 
   // --- queries -------------------------------------------------------------
   // What a peer asking about txid is told (Engine::StateOf), once the store

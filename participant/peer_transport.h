@@ -30,9 +30,10 @@ class PeerTransport {
  public:
   virtual ~PeerTransport() = default;
   // kState asks the peer's state; kPrecommit, kCommit and kAbort tell it.
-  // abort_key: sent with kAbort (the transaction's key, "" if it has none).
+  // key: the transaction's abort key with kAbort, its commit key with
+  // kPrecommit and kCommit ("" if this agent has none).
   virtual void Call(const wire::ParticipantRef& peer, action::PeerCall call, const std::string& txid,
-                    const std::string& abort_key, std::function<void(PeerReply)> done) = 0;
+                    const std::string& key, std::function<void(PeerReply)> done) = 0;
 };
 
 }  // namespace commitd::participant

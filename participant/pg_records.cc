@@ -39,7 +39,7 @@ const char* const kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS _commitd_pg_prepared (
   agent text NOT NULL, txid text NOT NULL, protocol text NOT NULL, coordinator text NOT NULL,
   log_id text NOT NULL, participants text NOT NULL, created_ms bigint NOT NULL, deadline_ms bigint NOT NULL,
-  abort_key text NOT NULL DEFAULT '', PRIMARY KEY (agent, txid));
+  abort_key text NOT NULL DEFAULT '', commit_check text NOT NULL DEFAULT '', PRIMARY KEY (agent, txid));
 CREATE TABLE IF NOT EXISTS _commitd_pg_precommitted (
   agent text NOT NULL, txid text NOT NULL, PRIMARY KEY (agent, txid));
 CREATE TABLE IF NOT EXISTS _commitd_pg_finished (
@@ -64,7 +64,7 @@ Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, co
     r.txid = parts->second;
     PgResult meta = conn.Exec(
         "SELECT protocol, coordinator, log_id, participants, created_ms, deadline_ms, "
-        "EXISTS (SELECT 1 FROM _commitd_pg_precommitted c WHERE c.agent = $1 AND c.txid = $2), abort_key "
+        "EXISTS (SELECT 1 FROM _commitd_pg_precommitted c WHERE c.agent = $1 AND c.txid = $2), abort_key, commit_check "
         "FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2",
         {p.agent, r.txid});
     if (!meta.ok()) return Failed(meta, "reading _commitd_pg_prepared");
@@ -78,6 +78,7 @@ Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, co
       r.deadline_ms = std::strtoll(meta.value(0, 5).c_str(), nullptr, 10);
       r.state = meta.value(0, 6) == "t" ? "precommitted" : "prepared";
       r.abort_key = meta.value(0, 7);
+      r.commit_check = meta.value(0, 8);
     } else {
       r.protocol = "2pc";
       r.state = "prepared";

@@ -77,13 +77,13 @@ Status CheckServer(PgConnection& conn) {
   // the table (they hold its lock until resolved): the operator adds it.
   PgResult columns = conn.Exec(
       "SELECT count(*) FROM information_schema.columns WHERE table_name = '_commitd_pg_prepared' "
-      "AND table_schema = current_schema() AND column_name = 'abort_key'");
+      "AND table_schema = current_schema() AND column_name IN ('abort_key', 'commit_check')");
   if (!columns.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(columns));
-  if (columns.value(0, 0) != "1") {
+  if (columns.value(0, 0) != "2") {
     return Status::InvalidArgument(
-        "PostgreSQL: _commitd_pg_prepared lacks the column abort_key (made by an older commit-agent): once no "
-        "commitd: transaction is prepared, run ALTER TABLE _commitd_pg_prepared ADD COLUMN abort_key text NOT NULL "
-        "DEFAULT ''");
+        "PostgreSQL: _commitd_pg_prepared lacks the columns abort_key and commit_check (made by an older "
+        "commit-agent): once no commitd: transaction is prepared, run ALTER TABLE _commitd_pg_prepared ADD COLUMN IF "
+        "NOT EXISTS abort_key text NOT NULL DEFAULT '', ADD COLUMN IF NOT EXISTS commit_check text NOT NULL DEFAULT ''");
   }
   PgResult own = conn.Exec(
       "SELECT has_table_privilege('_commitd_pg_prepared', 'SELECT,INSERT,DELETE') "
@@ -252,14 +252,16 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   // statements before it into its transaction.
   const std::string start =
       "INSERT INTO _commitd_pg_prepared(agent, txid, protocol, coordinator, log_id, participants, created_ms, "
-      "deadline_ms, abort_key) VALUES (" +
+      "deadline_ms, abort_key, commit_check) VALUES (" +
       conn.Literal(options_.agent) + ", " + conn.Literal(record.txid) + ", " + conn.Literal(record.protocol) + ", " +
       conn.Literal(record.coordinator) + ", " + conn.Literal(record.log_id) + ", " +
       conn.Literal(record.participants.dump()) + ", " + std::to_string(record.created_ms) + ", " +
-      std::to_string(record.deadline_ms) + ", " + conn.Literal(record.abort_key) +
+      std::to_string(record.deadline_ms) + ", " + conn.Literal(record.abort_key) + ", " +
+      conn.Literal(record.commit_check) +
       ") ON CONFLICT (agent, txid) DO UPDATE SET protocol = EXCLUDED.protocol, coordinator = EXCLUDED.coordinator, "
       "log_id = EXCLUDED.log_id, participants = EXCLUDED.participants, created_ms = EXCLUDED.created_ms, "
-      "deadline_ms = EXCLUDED.deadline_ms, abort_key = EXCLUDED.abort_key; COMMIT; BEGIN; SET LOCAL statement_timeout = " +
+      "deadline_ms = EXCLUDED.deadline_ms, abort_key = EXCLUDED.abort_key, commit_check = EXCLUDED.commit_check; "
+      "COMMIT; BEGIN; SET LOCAL statement_timeout = " +
       std::to_string(options_.statement_timeout_ms) + "; SET LOCAL lock_timeout = " +
       std::to_string(options_.lock_timeout_ms);
   if (PgResult r = conn.Exec(start); !r.ok()) return fail(r);

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS _commitd_prepared(
   deadline_ms INTEGER NOT NULL,
   last_error TEXT NOT NULL DEFAULT '',
   log_id TEXT NOT NULL DEFAULT '',
-  abort_key TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+  abort_key TEXT NOT NULL DEFAULT '',
+  commit_check TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _commitd_finished(
   txid TEXT PRIMARY KEY,
   outcome TEXT NOT NULL,
@@ -59,14 +60,17 @@ Status PreparedRecordStore::CreateTables() {
   if (columns == nullptr) return error;
   bool has_log_id = false;
   bool has_abort_key = false;
+  bool has_commit_check = false;
   while (columns->Step()) {
     has_log_id = has_log_id || columns->Text(0) == "log_id";
     has_abort_key = has_abort_key || columns->Text(0) == "abort_key";
+    has_commit_check = has_commit_check || columns->Text(0) == "commit_check";
   }
   Status listed = columns->status();
   columns->Reset();
   if (!listed.ok()) return listed;
-  for (auto [present, column] : {std::pair{has_log_id, "log_id"}, std::pair{has_abort_key, "abort_key"}}) {
+  for (auto [present, column] : {std::pair{has_log_id, "log_id"}, std::pair{has_abort_key, "abort_key"},
+                                 std::pair{has_commit_check, "commit_check"}}) {
     if (present) continue;
     const std::string name = column;
     if (Status s = db_.Exec("ALTER TABLE _commitd_prepared ADD COLUMN " + name + " TEXT NOT NULL DEFAULT ''");
@@ -81,8 +85,8 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
       "INSERT OR REPLACE INTO _commitd_prepared(txid, protocol, state, changeset, lock_keys, coordinator, "
-      "participants, created_ms, deadline_ms, last_error, log_id, abort_key) "
-      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+      "participants, created_ms, deadline_ms, last_error, log_id, abort_key, commit_check) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
       &error);
   if (stmt == nullptr) return error;
   json keys = record.lock_keys;
@@ -97,7 +101,8 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
       .Bind(9, record.deadline_ms)
       .Bind(10, record.last_error)
       .Bind(11, record.log_id)
-      .Bind(12, record.abort_key);
+      .Bind(12, record.abort_key)
+      .Bind(13, record.commit_check);
   return stmt->Run();
 }
 
@@ -167,7 +172,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
       "SELECT txid, protocol, state, changeset, lock_keys, coordinator, participants, created_ms, deadline_ms, "
-      "last_error, log_id, abort_key FROM _commitd_prepared ORDER BY created_ms, txid",
+      "last_error, log_id, abort_key, commit_check FROM _commitd_prepared ORDER BY created_ms, txid",
       &error);
   if (stmt == nullptr) return error;
   std::vector<PreparedRecord> records;
@@ -194,6 +199,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
     r.last_error = stmt->Text(9);
     r.log_id = stmt->Text(10);
     r.abort_key = stmt->Text(11);
+    r.commit_check = stmt->Text(12);
     records.push_back(std::move(r));
   }
   Status s = stmt->status();

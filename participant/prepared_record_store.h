@@ -34,6 +34,7 @@ struct PreparedRecord {
   std::string coordinator;    // URL
   std::string log_id;         // the coordinator's decision log identity ("" if the prepare named none)
   std::string abort_key;      // the transaction's abort capability ("" if the prepare carried none)
+  std::string commit_check;   // SHA-256 of its commit capability, hex ("" if the prepare carried none)
   nlohmann::json participants = nlohmann::json::array();  // [{"name","url"}]
   int64_t created_ms = 0;     // wall clock
   int64_t deadline_ms = 0;    // wall clock
@@ -44,9 +45,9 @@ class PreparedRecordStore {
  public:
   explicit PreparedRecordStore(sqlite::Database& db) : db_(db) {}
 
-  // Creates the _commitd_* tables if needed, and adds the log_id and
-  // abort_key columns to a _commitd_prepared table made before they existed
-  // (its records get "").
+  // Creates the _commitd_* tables if needed, and adds the log_id,
+  // abort_key and commit_check columns to a _commitd_prepared table made
+  // before they existed (its records get "").
   Status CreateTables();
 
   // INSERT OR REPLACE.

@@ -1,7 +1,7 @@
 // Bodies an agent receives from coordinators (POST /v1/prepare, and the
-// {"txid"} bodies of /v1/commit, /v1/abort, /v1/precommit) and votes a
-// coordinator receives back: wire::ParsePrepareRequest, ParseTxidBody,
-// ParseVote. Every input goes to all three.
+// {"txid"} and {"txid","commit_key"} bodies of /v1/commit, /v1/precommit)
+// and votes a coordinator receives back: wire::ParsePrepareRequest,
+// ParseTxidBody, ParseCommitRequest, ParseVote. Every input goes to each.
 #include <string>
 
 #include "common/wire.h"
@@ -51,5 +51,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Result<std::string> txid = wire::ParseTxidBody(text);
   CheckRefusal(txid);
   if (txid.ok()) Require(wire::IsValidTxid(*txid), "a txid body's txid is valid");
+
+  Result<wire::CommitRequest> commit = wire::ParseCommitRequest(text);
+  CheckRefusal(commit);
+  if (commit.ok()) {
+    Require(wire::IsValidTxid(commit->txid), "a commit body's txid is valid");
+    const std::string sent = wire::ToJson(*commit).dump();
+    Result<wire::CommitRequest> again = wire::ParseCommitRequest(sent);
+    Require(again.ok() && again->txid == commit->txid && again->commit_key == commit->commit_key,
+            "a serialized commit body round-trips");
+  }
   return 0;
 }

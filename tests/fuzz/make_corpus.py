@@ -61,6 +61,7 @@ write("agent_request", "vote-yes", dumps({"txid": "c1-000000000000002a", "vote":
 write("agent_request", "vote-no", dumps({"txid": "c1-000000000000002b", "vote": "no",
                                           "reason": "procedure 'debit': expected 1 change(s), got 0"}))
 write("agent_request", "txid", dumps({"txid": "c1-000000000000002a"}))
+write("agent_request", "commit-key", dumps({"txid": "c1-1-7-00c0ffee00c0ffee", "commit_key": "c" * 64}))
 
 # --- batches (common/http_batch.h) ------------------------------------------
 write("http_batch", "requests", dumps({"requests": [
@@ -259,12 +260,22 @@ def bank_changeset(changes):
 PEERS = dumps([{"name": "bank-a", "url": "http://127.0.0.1:7101"}, {"name": "bank-b", "url": "http://127.0.0.1:7102"}])
 write("prepared_record", "debit", row(
     "c1-000000000000002a", "2pc", "prepared", dumps(["accounts/pk/'alice'"]), "http://127.0.0.1:7000", PEERS,
-    "1764700000000", "1764700005000", "",
+    "1764700000000", "1764700005000", "", "", "", "",
     bank_changeset("UPDATE accounts SET balance = balance - 30 WHERE id = 'alice';"
                    "INSERT INTO journal VALUES ('c1-000000000000002a', 'alice', -30);")))
 write("prepared_record", "conflict", row(
     "c1-000000000000002b", "3pc", "conflict", dumps(["accounts/pk/'carol'"]), "http://127.0.0.1:7000", "[]",
     "1", "2", "changeset conflict on accounts (NOTFOUND, pk=('carol')): row deleted outside commitd",
+    "5f3c0a9e1d2b4c6f8a7e9d0c1b2a3f4e", "a" * 64, "c" * 64,
     bank_changeset("INSERT INTO accounts VALUES ('carol', 1); DELETE FROM accounts WHERE id = 'carol';"
                    "UPDATE accounts SET balance = 0 WHERE id = 'bob';")))
-write("prepared_record", "read-only", row("c1-3", "2pc", "precommitted", "[]", "", "[]", "1", "2", "", ""))
+write("prepared_record", "read-only", row("c1-3", "2pc", "precommitted", "[]", "", "[]", "1", "2", "", "", "", "", ""))
+# A record prepared by a coordinator with a log identity: its abort key and
+# the check of its commit key (common/abort_key.h), as an agent stores them.
+write("prepared_record", "with-keys", row(
+    "c1-1-7-00c0ffee00c0ffee", "3pc", "precommitted", dumps(["accounts/pk/'bob'"]), "http://127.0.0.1:7000", PEERS,
+    "1764700000000", "1764700005000", "", "5f3c0a9e1d2b4c6f8a7e9d0c1b2a3f4e",
+    "3b8a1f0c9e2d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b",
+    "9d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e",
+    bank_changeset("UPDATE accounts SET balance = balance + 30 WHERE id = 'bob';"
+                   "INSERT INTO journal VALUES ('c1-1-7-00c0ffee00c0ffee', 'bob', 30);")))

@@ -3,7 +3,7 @@
 // keys) and commits or aborts later (ApplyCommit applies the stored
 // changeset). Fields (0x1f-separated; the changeset last, taking the rest):
 //   txid, protocol, state, lock_keys, coordinator, participants, created_ms,
-//   deadline_ms, last_error, changeset
+//   deadline_ms, last_error, log_id, abort_key, commit_check, changeset
 #include <memory>
 #include <string>
 
@@ -44,15 +44,16 @@ bool OneOf(StatusCode code, std::initializer_list<StatusCode> codes) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::unique_ptr<sqlite::Database> db = OpenBank();
-  const std::vector<std::string_view> f = commitd::fuzz::Fields(commitd::fuzz::Text(data, size), 10);
+  const std::vector<std::string_view> f = commitd::fuzz::Fields(commitd::fuzz::Text(data, size), 13);
   const std::string txid(f[0]);
 
   Require(db->Exec("BEGIN").ok(), "begin");
   sqlite::Statement* insert = db->Prepare(
       "INSERT INTO _commitd_prepared(txid, protocol, state, lock_keys, coordinator, participants, created_ms, "
-      "deadline_ms, last_error, changeset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-  for (int i = 0; i < 9; ++i) insert->Bind(i + 1, f[i]);
-  insert->BindBlob(10, f[9]);
+      "deadline_ms, last_error, log_id, abort_key, commit_check, changeset) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  for (int i = 0; i < 12; ++i) insert->Bind(i + 1, f[i]);
+  insert->BindBlob(13, f[12]);
   Require(insert->Run().ok(), "insert a prepared record");
 
   auto rm = participant::ResourceManager::Open(*db, {}, {});

@@ -15,6 +15,9 @@ commitd now fails closed:
 - an abort of a prepared record is taken only with the transaction's abort
   key: an outsider's abort while the coordinator that decided commit is down
   is refused, and the restarted coordinator commits every participant;
+- a commit of a prepared record is taken only with the transaction's commit
+  key: an outsider's commit while the coordinator that decided abort is down
+  is refused, and the restarted coordinator's abort still goes through;
 - a coordinator group's log has an identity too: a group re-bootstrapped from
   empty directories never presumes abort for a record of the old group's log.
 """
@@ -206,6 +209,35 @@ def test_an_abort_without_the_coordinators_key_is_refused_while_commit_was_decid
         c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"] - 30)
         c.eventually_balance("bank-b", "bob", c.seed("bank-b")["bob"] + 30)
         c.eventually_nothing_prepared()
+
+
+def test_a_commit_without_the_coordinators_key_is_refused_while_abort_was_decided():
+    with Cluster(agent_env={"bank-b": {FAILPOINTS: "agent.ignore_decisions"}}) as c:
+        # alice cannot pay 1000: bank-a votes no, the coordinator decides abort;
+        # bank-b votes yes and holds its record (it answers no decision yet).
+        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 1000, timeout_ms=15000)
+        assert status != 200 and reply.get("outcome") == "aborted", (status, reply)
+        txid = reply["txid"]
+        eventually(lambda: txid in c.prepared("bank-b"), what="bank-b holds the record")
+        c.coordinator.kill9()
+        c.agent("bank-b").terminate()
+        c.agent("bank-b").start(env={}).wait_healthy()
+        agent = c.bank("bank-b").url
+        for body in ({"txid": txid}, {"txid": txid, "commit_key": "0" * 64},
+                     {"txid": txid, "commit_key": harness.test_abort_key(txid)}):
+            status, answer = post(agent, "/v1/commit", body)
+            assert status == 409, (body, status, answer)
+            assert answer["error"]["code"] == "commit_not_from_coordinator", answer
+        assert txid in c.prepared("bank-b")
+        assert c.balances("bank-b")["bob"] == c.seed("bank-b")["bob"]
+        assert c.journal("bank-b") == []
+        # The coordinator, back, still ends it with its abort.
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+        c.eventually_nothing_prepared()
+        assert c.balances("bank-b")["bob"] == c.seed("bank-b")["bob"]
+        assert c.balances("bank-a")["alice"] == c.seed("bank-a")["alice"]
+        assert c.journal("bank-b") == []
 
 
 def test_a_rebootstrapped_group_reports_the_old_groups_records_in_doubt():

@@ -26,7 +26,8 @@
 //                      its wall clock set back by 1 s to 10 min
 //   wipe-log           single coordinator: while it is down its decisions.db is
 //                      replaced by an empty file
-// With --adversary-outsider also (no agent rule refuses these yet):
+// With --adversary-outsider also (each refused by an agent rule: the abort key,
+// the commit key, the known coordinators):
 //   outsider-abort-running, outsider-commit-running, outsider-precommit-running
 //                      abort/commit/precommit sent to an agent for a running txid
 //   outsider-prepare-unknown  a prepare naming a coordinator that does not exist

@@ -18,6 +18,8 @@
 //   --adversary                               hostile callers in every seed (tests/sim/adversary.h);
 //                                             --adversary-outsider adds the agent messages no rule refuses
 //                                             yet; --adversary-only ACTOR keeps one actor
+//   --prepares-without-log                    the coordinators' prepares name no decision log (as before
+//                                             prepares carried it): agents ask without naming one
 //   --expect-blocking                         coordinator-loss: exit 0 iff some seed left a transaction
 //                                             in doubt while the coordinator was down (and none broke
 //                                             an invariant)
@@ -58,7 +60,8 @@ constexpr const char* kUsage =
     "                    group-reply-before-durable]\n"
     "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
     "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
-    "                   [--bug accept-404-from-non-owner (with --adversary)] [--focus NAME]\n"
+    "                   [--bug accept-404-from-non-owner (with --adversary)] [--prepares-without-log]\n"
+    "                   [--focus NAME]\n"
     "       commitd-sim --version | --help\n"
     "\n"
     "Runs the coordinator and agents under the deterministic simulator and checks\n"
@@ -171,6 +174,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--adversary-only") {
       options.adversary = true;
       options.adversary_only = text();
+    } else if (arg == "--prepares-without-log") {
+      options.prepares_without_log = true;
     } else if (arg == "--trace") {
       options.trace = true;
     } else if (arg == "--expect-violation") {
@@ -217,6 +222,7 @@ int main(int argc, char** argv) {
   } else if (options.adversary) {
     replay_flags += " --adversary";
   }
+  if (options.prepares_without_log) replay_flags += " --prepares-without-log";
   if (!options.adversary_only.empty()) replay_flags += " --adversary-only " + options.adversary_only;
   if (options.bug != Bug::kNone) replay_flags += " --bug " + std::string(commitd::sim::BugName(options.bug));
 

@@ -55,6 +55,10 @@ struct SimOptions {
   // (abort/commit/precommit of running transactions, prepares naming an unknown coordinator).
   bool adversary_outsider = false;
   std::string adversary_only;           // --adversary-only ACTOR: just that actor (regression runs)
+  // --prepares-without-log: the coordinators' prepares carry no log identity,
+  // as coordinators sent them before prepares named their decision log; the
+  // agents then ask without naming a log (an upgrade in progress).
+  bool prepares_without_log = false;
 };
 
 // Every timing of the real processes comes from common/config.h defaults;

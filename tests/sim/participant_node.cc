@@ -245,15 +245,16 @@ void ParticipantNode::Handle(const Request& request, Responder respond) {
     ctx_.Log(name_, "recv abort " + parsed->txid);
     return node_->Abort(*parsed, std::move(reply));
   }
-  auto txid = wire::ParseTxidBody(request.body.dump());
-  if (!txid.ok()) return respond(ErrorOf(400, "invalid_request", txid.status().message()));
+  auto parsed = wire::ParseCommitRequest(request.body.dump());
+  if (!parsed.ok()) return respond(ErrorOf(400, "invalid_request", parsed.status().message()));
+  const std::string* txid = &parsed->txid;
   ctx_.Log(name_, "recv " + request.target.substr(4) + " " + *txid);
-  if (precommit) return node_->Precommit(*txid, std::move(reply));
-  if (ctx_.bug != Bug::kAckBeforeDurable) return node_->Commit(*txid, std::move(reply));
+  if (precommit) return node_->Precommit(*parsed, std::move(reply));
+  if (ctx_.bug != Bug::kAckBeforeDurable) return node_->Commit(*parsed, std::move(reply));
   // The deliberate bug: the commit is acknowledged as soon as its apply job
   // is queued, and the real acknowledgement (once durable) is dropped.
   auto answered = std::make_shared<bool>(false);
-  node_->Commit(*txid, [answered, reply](participant::NodeReply r) {
+  node_->Commit(*parsed, [answered, reply](participant::NodeReply r) {
     if (!std::exchange(*answered, true)) reply(std::move(r));
   });
   if (!*answered && node_->StateOf(*txid) == "committing") {

@@ -58,13 +58,13 @@ void SimCoordinatorTransport::GroupMembers(const std::string& coordinator_url,
 }
 
 void SimPeerTransport::Call(const wire::ParticipantRef& peer, participant::action::PeerCall call,
-                            const std::string& txid, const std::string& abort_key,
+                            const std::string& txid, const std::string& key,
                             std::function<void(participant::PeerReply)> done) {
   using participant::action::PeerCall;
   Request request = call == PeerCall::kState ? Request{"GET", "/v1/transactions/" + txid, nullptr}
-                    : call == PeerCall::kPrecommit ? Request{"POST", "/v1/precommit", {{"txid", txid}}}
-                    : call == PeerCall::kCommit    ? Request{"POST", "/v1/commit", {{"txid", txid}}}
-                                                   : Request{"POST", "/v1/abort", wire::ToJson(wire::AbortRequest{txid, abort_key})};
+                    : call == PeerCall::kPrecommit ? Request{"POST", "/v1/precommit", wire::ToJson(wire::CommitRequest{txid, key})}
+                    : call == PeerCall::kCommit    ? Request{"POST", "/v1/commit", wire::ToJson(wire::CommitRequest{txid, key})}
+                                                   : Request{"POST", "/v1/abort", wire::ToJson(wire::AbortRequest{txid, key})};
   ctx_.network.Call(node_, NodeOf(peer.url), std::move(request), ctx_.config.request_timeout_ms,
                     [done = std::move(done)](Result<Response> r) { done(participant::PeerReplyOf(AsHttp(r))); });
 }

@@ -30,7 +30,7 @@ class SimPeerTransport final : public participant::PeerTransport {
  public:
   SimPeerTransport(std::string node, Context& ctx) : node_(std::move(node)), ctx_(ctx) {}
   void Call(const wire::ParticipantRef& peer, participant::action::PeerCall call, const std::string& txid,
-            const std::string& abort_key, std::function<void(participant::PeerReply)> done) override;
+            const std::string& key, std::function<void(participant::PeerReply)> done) override;
 
  private:
   std::string node_;

@@ -31,7 +31,9 @@ void SimAgentTransport::Prepare(const coordinator::ParticipantRef& to, const wir
   const std::string txid = request.txid;
   ctx_.checker.OnBranch(txid, to.name);
   ctx_.Log(from_, "send prepare " + txid + " -> " + to.name);
-  Exchange<wire::Vote>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/prepare", wire::ToJson(request), {}},
+  nlohmann::json body = wire::ToJson(request);
+  if (ctx_.prepares_without_log) body.erase("log_id");
+  Exchange<wire::Vote>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/prepare", std::move(body), {}},
                        timeout_ms, coordinator::VoteOf,
                        [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<wire::Vote> vote) {
                          ctx->Log(from, "vote " + txid + " from " + name + ": " +
@@ -43,13 +45,13 @@ void SimAgentTransport::Prepare(const coordinator::ParticipantRef& to, const wir
 }
 
 void SimAgentTransport::Deliver(const coordinator::ParticipantRef& to, const std::string& txid,
-                                coordinator::Outcome outcome, const std::string& abort_key,
+                                coordinator::Outcome outcome, const std::string& key,
                                 std::function<void(Result<DecisionAck>)> done) {
   const bool commit = outcome == coordinator::Outcome::kCommitted;
   ctx_.Log(from_, std::string("send ") + (commit ? "commit " : "abort ") + txid + " -> " + to.name);
   Exchange<DecisionAck>(ctx_, from_, NodeOf(to.url),
                         Request{"POST", commit ? "/v1/commit" : "/v1/abort",
-                                commit ? nlohmann::json{{"txid", txid}} : wire::ToJson(wire::AbortRequest{txid, abort_key}),
+                                commit ? wire::ToJson(wire::CommitRequest{txid, key}) : wire::ToJson(wire::AbortRequest{txid, key}),
                                 {}},
                         ctx_.config.request_timeout_ms, coordinator::DecisionAckOf,
                         [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<DecisionAck> ack) {
@@ -62,9 +64,10 @@ void SimAgentTransport::Deliver(const coordinator::ParticipantRef& to, const std
 }
 
 void SimAgentTransport::Precommit(const coordinator::ParticipantRef& to, const std::string& txid,
-                                  std::function<void(Result<PrecommitAnswer>)> done) {
+                                  const std::string& commit_key, std::function<void(Result<PrecommitAnswer>)> done) {
   ctx_.Log(from_, "send precommit " + txid + " -> " + to.name);
-  Exchange<PrecommitAnswer>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/precommit", {{"txid", txid}}, {}},
+  Exchange<PrecommitAnswer>(ctx_, from_, NodeOf(to.url),
+                            Request{"POST", "/v1/precommit", wire::ToJson(wire::CommitRequest{txid, commit_key}), {}},
                             ctx_.config.request_timeout_ms, coordinator::PrecommitAnswerOf,
                             [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<PrecommitAnswer> answer) {
                               ctx->Log(from, "precommit answer " + txid + " from " + name + ": " +

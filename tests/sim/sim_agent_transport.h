@@ -19,8 +19,8 @@ class SimAgentTransport final : public coordinator::AgentTransport {
   void Prepare(const coordinator::ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                std::function<void(Result<wire::Vote>)> done) override;
   void Deliver(const coordinator::ParticipantRef& to, const std::string& txid, coordinator::Outcome outcome,
-               const std::string& abort_key, std::function<void(Result<coordinator::DecisionAck>)> done) override;
-  void Precommit(const coordinator::ParticipantRef& to, const std::string& txid,
+               const std::string& key, std::function<void(Result<coordinator::DecisionAck>)> done) override;
+  void Precommit(const coordinator::ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                  std::function<void(Result<coordinator::PrecommitAnswer>)> done) override;
   void ListPrepared(const coordinator::ParticipantRef& to,
                     std::function<void(Result<std::vector<coordinator::PreparedAtAgent>>)> done) override;

@@ -72,7 +72,7 @@ class World {
         trace_(kEpochMs, options.trace ? 0 : options.trace_lines, options.trace),
         network_(scheduler_, random_, trace_),
         ctx_{scheduler_, random_, trace_, network_, checker_, options.bug, Config{}, options.protocol,
-             options.adversary, nullptr} {}
+             options.adversary, options.prepares_without_log, nullptr} {}
 
   RunResult Run();
 

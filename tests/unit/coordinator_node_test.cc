@@ -84,22 +84,24 @@ class ScriptedTransport final : public AgentTransport {
   std::map<std::string, std::vector<PreparedAtAgent>> prepared;  // participant -> what ListPrepared answers
   std::vector<std::function<void(Result<wire::Vote>)>> votes;
   std::vector<std::function<void(Result<DecisionAck>)>> acks;
-  std::vector<std::string> abort_keys;    // what each Deliver carried
+  std::vector<std::string> abort_keys;    // what each Deliver carried (its key, commit or abort)
   std::vector<std::string> prepare_keys;  // what each prepare carried
+  std::vector<std::string> commit_checks;  // what each prepare carried
 
   void Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t,
                std::function<void(Result<wire::Vote>)> done) override {
     calls.push_back({"prepare", to.name, request.txid});
     prepare_keys.push_back(request.abort_key);
+    commit_checks.push_back(request.commit_check);
     votes.push_back(std::move(done));
   }
-  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome, const std::string& abort_key,
+  void Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome, const std::string& key,
                std::function<void(Result<DecisionAck>)> done) override {
     calls.push_back({outcome == Outcome::kCommitted ? "commit" : "abort", to.name, txid});
-    abort_keys.push_back(abort_key);
+    abort_keys.push_back(key);
     acks.push_back(std::move(done));
   }
-  void Precommit(const ParticipantRef& to, const std::string& txid,
+  void Precommit(const ParticipantRef& to, const std::string& txid, const std::string&,
                  std::function<void(Result<PrecommitAnswer>)>) override {
     calls.push_back({"precommit", to.name, txid});
   }
@@ -355,6 +357,30 @@ TEST_CASE("prepares and the abort carry the transaction's abort key, derived fro
   f.Restart();
   f.Store();
   CHECK(f.AbortSecret() == secret);
+}
+
+TEST_CASE("prepares carry the check of the commit key; the commit carries the key, derived from the log's secret") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  const std::string secret = f.AbortSecret();
+  f.node().Submit({Transfer(), ""}, [](SubmitResult) {});
+  REQUIRE(f.agents().commit_checks.size() == 2);
+  const std::string txid = f.agents().calls.front().txid;
+  const std::string commit_key = CommitKey(secret, txid);
+  CHECK(commit_key != AbortKey(secret, txid));
+  CHECK(f.agents().commit_checks[0] == CommitCheck(commit_key));
+  CHECK(f.agents().commit_checks[1] == CommitCheck(commit_key));
+  CHECK(f.agents().commit_checks[0] != commit_key);  // the prepare never carries the key itself
+  wire::Vote yes;
+  yes.txid = txid;
+  yes.yes = true;
+  f.agents().votes[0](yes);
+  f.agents().votes[1](yes);
+  f.Store();
+  REQUIRE(f.agents().Count("commit", txid) == 2);
+  CHECK(f.agents().abort_keys.back() == commit_key);
+  CHECK(CommitKeyMatches(f.agents().commit_checks[0], f.agents().abort_keys.back()));
 }
 
 TEST_CASE("a force while the protocol still collects votes is refused") {

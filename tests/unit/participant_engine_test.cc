@@ -3,6 +3,7 @@
 
 #include "tests/unit/support/actions.h"
 
+#include "common/abort_key.h"
 #include "participant/engine.h"
 
 using namespace commitd;
@@ -12,13 +13,16 @@ namespace {
 
 using testing::Only;
 
-// The abort key the coordinator put in every prepare below.
+// The abort key the coordinator put in every prepare below, and the commit
+// key whose check it put there.
 const std::string kKey(64, 'a');
+const std::string kCommitKey(64, 'c');
 
 wire::PrepareRequest Prepare(const std::string& txid, int64_t timeout_ms = 1000) {
   wire::PrepareRequest r;
   r.txid = txid;
   r.abort_key = kKey;
+  r.commit_check = CommitCheck(kCommitKey);
   r.participant = "bank-a";
   r.coordinator = "http://coord";
   r.timeout_ms = timeout_ms;
@@ -114,12 +118,12 @@ TEST_CASE("a storage batch that failed votes no, even if the resource manager sa
 TEST_CASE("commit is acknowledged only after it is applied, and releases the locks then") {
   Engine e = MakeEngine();
   PrepareFully(e, "t1", {"k1"}, 1);
-  e.OnCommit("t1", 2, 10);
+  e.OnCommit("t1", kCommitKey, 2, 10);
   auto a = e.TakeActions();
   CHECK(Only<action::ApplyCommit>(a).size() == 1);
   CHECK(Only<action::Reply>(a).empty());
   CHECK(e.locks().Holder("k1").has_value());
-  e.OnCommit("t1", 3, 11);  // duplicate while applying: waits, no second apply
+  e.OnCommit("t1", kCommitKey, 3, 11);  // duplicate while applying: waits, no second apply
   CHECK(Only<action::ApplyCommit>(e.TakeActions()).empty());
   e.OnCommitApplied("t1", Status::Ok(), 12);
   auto replies = Only<action::Reply>(e.TakeActions());
@@ -127,7 +131,7 @@ TEST_CASE("commit is acknowledged only after it is applied, and releases the loc
   CHECK(replies[0].body["state"] == "committed");
   CHECK(e.locks().size() == 0);
   // Repeated commit after the fact: acked again. Duplicate prepare: same (yes) vote.
-  e.OnCommit("t1", 4, 13);
+  e.OnCommit("t1", kCommitKey, 4, 13);
   auto re = Only<action::Reply>(e.TakeActions());
   REQUIRE(re.size() == 1);
   CHECK(re[0].status == 200);
@@ -144,7 +148,7 @@ TEST_CASE("commit is acknowledged only after it is applied, and releases the loc
 
 TEST_CASE("a commit for a txid never prepared is an error, never a silent ack") {
   Engine e = MakeEngine();
-  e.OnCommit("ghost", 1, 0);
+  e.OnCommit("ghost", kCommitKey, 1, 0);
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 404);
@@ -225,7 +229,7 @@ TEST_CASE("past its deadline a prepared transaction asks the coordinators with c
 TEST_CASE("a changeset conflict keeps the record and its locks, counted and shown") {
   Engine e = MakeEngine();
   PrepareFully(e, "t1", {"k"}, 1);
-  e.OnCommit("t1", 2, 0);
+  e.OnCommit("t1", kCommitKey, 2, 0);
   e.TakeActions();
   e.OnCommitApplied("t1", Status::Conflict("changeset conflict on accounts"), 1);
   auto replies = Only<action::Reply>(e.TakeActions());
@@ -304,7 +308,7 @@ void Prepare3(Engine& e, const std::string& txid, std::vector<std::string> keys 
 }
 
 void Precommit(Engine& e, const std::string& txid, int64_t now) {
-  e.OnPrecommit(txid, 9, now);
+  e.OnPrecommit(txid, kCommitKey, 9, now);
   REQUIRE(Only<action::PersistPrecommitted>(e.TakeActions()).size() == 1);
   e.OnPrecommitPersisted(txid, Status::Ok(), now);
   auto r = Only<action::Reply>(e.TakeActions());
@@ -327,19 +331,19 @@ PeerAnswer Peer(const std::string& name, Result<std::string> state) { return Pee
 TEST_CASE("3pc: precommit is acknowledged only once it is durable, and repeats are acknowledged again") {
   Engine e = MakeEngine3();
   Prepare3(e, "t");
-  e.OnPrecommit("t", 5, 10);
+  e.OnPrecommit("t", kCommitKey, 5, 10);
   auto a = e.TakeActions();
   CHECK(Only<action::Reply>(a).empty());
   REQUIRE(Only<action::PersistPrecommitted>(a).size() == 1);
   CHECK(e.StateOf("t") == "precommitting");
-  e.OnPrecommit("t", 6, 11);  // a duplicate while persisting waits too
+  e.OnPrecommit("t", kCommitKey, 6, 11);  // a duplicate while persisting waits too
   CHECK(e.TakeActions().empty());
   e.OnPrecommitPersisted("t", Status::Ok(), 12);
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 2);
   CHECK(replies[0].status == 200);
   CHECK(e.StateOf("t") == "precommitted");
-  e.OnPrecommit("t", 7, 13);
+  e.OnPrecommit("t", kCommitKey, 7, 13);
   replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].body["state"] == "precommitted");
@@ -347,12 +351,12 @@ TEST_CASE("3pc: precommit is acknowledged only once it is durable, and repeats a
 
 TEST_CASE("3pc: precommit of an unknown, aborted or 2pc transaction is refused") {
   Engine e = MakeEngine3();
-  e.OnPrecommit("nope", 1, 0);
+  e.OnPrecommit("nope", kCommitKey, 1, 0);
   auto r = Only<action::Reply>(e.TakeActions());
   REQUIRE(r.size() == 1);
   CHECK(r[0].status == 404);
   PrepareFully(e, "two", {"k2"}, 2);
-  e.OnPrecommit("two", 3, 0);
+  e.OnPrecommit("two", kCommitKey, 3, 0);
   r = Only<action::Reply>(e.TakeActions());
   CHECK(r[0].status == 409);
   CHECK(r[0].body["error"]["code"] == "not_3pc");
@@ -361,7 +365,7 @@ TEST_CASE("3pc: precommit of an unknown, aborted or 2pc transaction is refused")
   e.TakeActions();
   e.OnAbortApplied("t", Status::Ok(), 0);
   e.TakeActions();
-  e.OnPrecommit("t", 5, 0);
+  e.OnPrecommit("t", kCommitKey, 5, 0);
   r = Only<action::Reply>(e.TakeActions());
   CHECK(r[0].status == 409);
   CHECK(r[0].body["error"]["code"] == "already_aborted");
@@ -545,15 +549,15 @@ TEST_CASE("3pc: abort and commit are accepted while precommitted; commit waits o
   CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
   Engine f = MakeEngine3();
   Prepare3(f, "u");
-  f.OnPrecommit("u", 4, 10);
+  f.OnPrecommit("u", kCommitKey, 4, 10);
   f.TakeActions();
-  f.OnCommit("u", 5, 11);
+  f.OnCommit("u", kCommitKey, 5, 11);
   auto r = Only<action::Reply>(f.TakeActions());
   REQUIRE(r.size() == 1);
   CHECK(r[0].status == 409);
   f.OnPrecommitPersisted("u", Status::Ok(), 12);
   f.TakeActions();
-  f.OnCommit("u", 6, 13);
+  f.OnCommit("u", kCommitKey, 6, 13);
   CHECK(Only<action::ApplyCommit>(f.TakeActions()).size() == 1);
 }
 
@@ -612,4 +616,98 @@ TEST_CASE("before its yes vote an abort needs no key: the coordinator cannot hav
   REQUIRE(vote.size() == 1);
   CHECK(vote[0].body["vote"] == "no");
   CHECK(Only<action::ApplyAbort>(a).size() == 1);
+}
+
+TEST_CASE("a commit or precommit of a record that voted yes needs its commit key; otherwise refused, nothing changed") {
+  for (bool three_pc : {false, true}) {
+    Engine e = three_pc ? MakeEngine3() : MakeEngine();
+    if (three_pc) {
+      Prepare3(e, "t1");
+    } else {
+      PrepareFully(e, "t1", {"k1"}, 1);
+    }
+    // The abort key, another key, a truncated key, the check itself, nothing.
+    for (const std::string& key : {kKey, std::string(64, 'b'), kCommitKey.substr(1), CommitCheck(kCommitKey),
+                                   std::string()}) {
+      e.OnCommit("t1", key, 2, 10);
+      if (three_pc) e.OnPrecommit("t1", key, 3, 10);
+      auto a = e.TakeActions();
+      CHECK(Only<action::ApplyCommit>(a).empty());
+      CHECK(Only<action::PersistPrecommitted>(a).empty());
+      auto refused = Only<action::Reply>(a);
+      REQUIRE(refused.size() == (three_pc ? 2u : 1u));
+      for (const auto& r : refused) {
+        CHECK(r.status == 409);
+        CHECK(r.body["error"]["code"] == "commit_not_from_coordinator");
+      }
+    }
+    CHECK(e.StateOf("t1") == "prepared");
+    // It asks its coordinator at the next tick, long before its deadline.
+    e.Tick(20);
+    REQUIRE(Only<action::QueryDecision>(e.TakeActions()).size() == 1);
+    e.OnDecisionAnswer("t1", Decision::kPending, 25);
+    e.TakeActions();
+    // The coordinator's abort still works.
+    e.OnAbort("t1", kKey, 4, 30);
+    CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+  }
+}
+
+TEST_CASE("the commit key commits; a precommitted participant passes it on in termination") {
+  Engine e = MakeEngine();
+  PrepareFully(e, "t1", {"k1"}, 1);
+  e.OnCommit("t1", kCommitKey, 2, 10);
+  CHECK(Only<action::ApplyCommit>(e.TakeActions()).size() == 1);
+
+  // 3PC: precommitted with the key, then the coordinator falls silent.
+  Engine t = MakeEngine3(0);
+  Prepare3(t, "t");
+  Precommit(t, "t", 100);
+  CoordinatorSilent(t, "t", 1100);
+  REQUIRE(Only<action::CallPeers>(t.TakeActions()).size() == 1);
+  t.OnPeerAnswers("t", action::PeerCall::kState,
+                  {Peer("bank-b", std::string("precommitted")), Peer("bank-c", std::string("prepared"))}, 2000);
+  auto push = Only<action::CallPeers>(t.TakeActions());
+  REQUIRE(push.size() == 1);
+  CHECK(push[0].call == action::PeerCall::kPrecommit);
+  CHECK(push[0].commit_key == kCommitKey);
+  t.OnPeerAnswers("t", action::PeerCall::kPrecommit, {Peer("bank-c", std::string("precommitted"))}, 2001);
+  auto a = t.TakeActions();
+  CHECK(Only<action::ApplyCommit>(a).size() == 1);
+  push = Only<action::CallPeers>(a);
+  REQUIRE(push.size() == 1);
+  CHECK(push[0].call == action::PeerCall::kCommit);
+  CHECK(push[0].commit_key == kCommitKey);
+  CHECK(push[0].abort_key.empty());
+}
+
+TEST_CASE("a record prepared without a commit check takes any commit, as before") {
+  Engine e = MakeEngine();
+  wire::PrepareRequest r = Prepare("old");
+  r.commit_check.clear();
+  e.OnPrepare(r, 1, 0);
+  e.TakeActions();
+  e.OnPrepared("old", Yes({"k"}), Status::Ok(), 0);
+  e.TakeActions();
+  e.OnCommit("old", "", 2, 5);
+  CHECK(Only<action::ApplyCommit>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("the commit check is kept with the record and survives a restart") {
+  Engine e = MakeEngine();
+  e.OnPrepare(Prepare("t1"), 1, 0);
+  auto prepares = Only<action::Prepare>(e.TakeActions());
+  REQUIRE(prepares.size() == 1);
+  CHECK(prepares[0].record.commit_check == CommitCheck(kCommitKey));
+  PreparedRecord record = prepares[0].record;
+  record.lock_keys = {"k"};
+  Engine restarted = MakeEngine();
+  restarted.Recover({record}, {}, 0);
+  restarted.TakeActions();
+  restarted.OnCommit("t1", std::string(64, 'b'), 2, 1);
+  auto refused = Only<action::Reply>(restarted.TakeActions());
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].body["error"]["code"] == "commit_not_from_coordinator");
+  restarted.OnCommit("t1", kCommitKey, 3, 2);
+  CHECK(Only<action::ApplyCommit>(restarted.TakeActions()).size() == 1);
 }

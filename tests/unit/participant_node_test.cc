@@ -430,7 +430,7 @@ TEST_CASE("recovery at start: the prepared record, its locks, and a question to 
   f.Restart();
   CHECK(f.node().recovered() == 0);
   std::optional<NodeReply> reply;
-  f.node().Commit("t1", [&](NodeReply r) { reply = std::move(r); });
+  f.node().Commit({"t1", ""}, [&](NodeReply r) { reply = std::move(r); });
   f.Settle();
   REQUIRE(reply.has_value());
   CHECK(reply->status == 200);
@@ -640,7 +640,7 @@ TEST_CASE("HTTP answers are parsed by status and error code, not by searching th
 namespace commitd::participant {
 namespace {
 
-TEST_CASE("a _commitd_prepared table of an older agent gets log_id and abort_key; both round-trip") {
+TEST_CASE("a _commitd_prepared table of an older agent gets log_id, abort_key and commit_check; all round-trip") {
   testing::TempDir dir;
   auto db = sqlite::Database::Open(dir.File("old.db"));
   REQUIRE(db.ok());
@@ -659,11 +659,13 @@ TEST_CASE("a _commitd_prepared table of an older agent gets log_id and abort_key
   REQUIRE(loaded->size() == 1);
   CHECK((*loaded)[0].log_id.empty());
   CHECK((*loaded)[0].abort_key.empty());  // aborted only on its coordinator's answer
+  CHECK((*loaded)[0].commit_check.empty());  // committed by any commit, as before
 
   PreparedRecord r = (*loaded)[0];
   r.txid = "new-1";
   r.log_id = "feedc0de";
   r.abort_key = std::string(64, 'e');
+  r.commit_check = std::string(64, 'f');
   REQUIRE(store.Persist(r).ok());
   loaded = store.LoadPrepared();
   REQUIRE(loaded.ok());
@@ -672,6 +674,28 @@ TEST_CASE("a _commitd_prepared table of an older agent gets log_id and abort_key
   CHECK(back.txid == "new-1");
   CHECK(back.log_id == "feedc0de");
   CHECK(back.abort_key == std::string(64, 'e'));
+  CHECK(back.commit_check == std::string(64, 'f'));
+}
+
+TEST_CASE("a table with log_id and abort_key but no commit_check gets it") {
+  testing::TempDir dir;
+  auto db = sqlite::Database::Open(dir.File("mid.db"));
+  REQUIRE(db.ok());
+  REQUIRE((*db)->Exec(R"sql(
+    CREATE TABLE _commitd_prepared(txid TEXT PRIMARY KEY, protocol TEXT NOT NULL, state TEXT NOT NULL,
+      changeset BLOB NOT NULL, lock_keys TEXT NOT NULL, coordinator TEXT NOT NULL, participants TEXT NOT NULL,
+      created_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL, last_error TEXT NOT NULL DEFAULT '',
+      log_id TEXT NOT NULL DEFAULT '', abort_key TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+    INSERT INTO _commitd_prepared VALUES('mid-1', '3pc', 'precommitted', x'', '[]', 'http://c1:7000', '[]', 1, 2, '',
+      'feedc0de', 'abcd');
+  )sql").ok());
+  PreparedRecordStore store(**db);
+  REQUIRE(store.CreateTables().ok());
+  auto loaded = store.LoadPrepared();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->size() == 1);
+  CHECK((*loaded)[0].abort_key == "abcd");
+  CHECK((*loaded)[0].commit_check.empty());
 }
 
 }  // namespace

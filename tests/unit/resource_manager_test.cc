@@ -576,7 +576,7 @@ TEST_CASE("outcomes are remembered, forgotten by age and survive a reopen") {
 TEST_CASE("LoadPrepared reports a corrupt record") {
   Fixture f;
   REQUIRE(f.db()
-              .Exec("INSERT INTO _commitd_prepared VALUES('bad', '2pc', 'prepared', x'', 'not json', '', '[]', 0, 0, '', '', '')")
+              .Exec("INSERT INTO _commitd_prepared VALUES('bad', '2pc', 'prepared', x'', 'not json', '', '[]', 0, 0, '', '', '', '')")
               .ok());
   auto records = f.rm().LoadPrepared();
   REQUIRE_FALSE(records.ok());

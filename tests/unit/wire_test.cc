@@ -328,3 +328,35 @@ TEST_CASE("IsValidTxid") {
 
 }  // namespace
 }  // namespace commitd::wire
+
+namespace wire = commitd::wire;
+
+TEST_CASE("commit and precommit bodies: commit_key optional, hex only; prepares carry commit_check") {
+  auto plain = wire::ParseCommitRequest(R"({"txid":"c1-1-1-ab"})");
+  REQUIRE(plain.ok());
+  CHECK(plain->commit_key.empty());
+  const std::string key(64, 'c');
+  auto keyed = wire::ParseCommitRequest(wire::ToJson(wire::CommitRequest{"c1-1-1-ab", key}).dump());
+  REQUIRE(keyed.ok());
+  CHECK(keyed->commit_key == key);
+  for (const char* bad : {R"({"txid":"t","commit_key":""})", R"({"txid":"t","commit_key":"XYZ"})",
+                          R"({"txid":"t","commit_key":7})", R"({"txid":"t","abort_key":"ab"})"}) {
+    CHECK_FALSE(wire::ParseCommitRequest(bad).ok());
+  }
+  wire::PrepareRequest p;
+  p.txid = "c1-1-1-ab";
+  p.participant = "bank-a";
+  p.timeout_ms = 1000;
+  p.coordinator = "http://c1";
+  wire::Op op;
+  op.procedure = "debit";
+  op.args = {{"account", "alice"}, {"amount", 1}};
+  p.ops = {op};
+  p.commit_check = std::string(64, 'd');
+  auto back = wire::ParsePrepareRequest(wire::ToJson(p).dump());
+  INFO(back.status().ToString());
+  REQUIRE(back.ok());
+  CHECK(back->commit_check == p.commit_check);
+  p.commit_check.clear();
+  CHECK_FALSE(wire::ToJson(p).contains("commit_check"));  // absent, as older coordinators send it
+}
