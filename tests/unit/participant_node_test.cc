@@ -347,7 +347,7 @@ TEST_CASE("a coordinator that forgot the decision leaves the record in doubt, re
   CHECK(held[0].last_error.find("forgot") != std::string::npos);
   // An operator's decision still ends it.
   std::optional<NodeReply> reply;
-  f.node().Commit("t1", [&](NodeReply r) { reply = std::move(r); });
+  f.node().Commit(wire::CommitRequest{"t1", ""}, [&](NodeReply r) { reply = std::move(r); });
   f.Settle();
   REQUIRE(reply.has_value());
   CHECK(reply->status == 200);
@@ -441,7 +441,7 @@ TEST_CASE("remembered outcomes stay in the store: after a restart duplicates and
   Fixture f;
   f.Prepare("t1");
   std::optional<NodeReply> reply;
-  f.node().Commit("t1", [&](NodeReply r) { reply = std::move(r); });
+  f.node().Commit(wire::CommitRequest{"t1", ""}, [&](NodeReply r) { reply = std::move(r); });
   f.Settle();
   REQUIRE(reply.has_value());
   CHECK(reply->status == 200);
