@@ -87,7 +87,9 @@ for ((i = 0; i < 300; i++)); do "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_POR
                           unnest(ARRAY['acct', 'pgacct']) p"
 
 echo "{\"pg_connections\": ${BENCH_PG_CONNECTIONS:-64}}" >"$WORK/agent-config.json"
-"$BIN/commit-agent" --name bank-a --config "$WORK/agent-config.json" --listen "127.0.0.1:$AGENT_PORT" --backend postgres \
+# Agents take prepares only from coordinators they know: `commitd-bench agent`
+# names this address in its prepares and never needs it answered.
+"$BIN/commit-agent" --name bank-a --coordinator http://127.0.0.1:1 --config "$WORK/agent-config.json" --listen "127.0.0.1:$AGENT_PORT" --backend postgres \
   --dsn "host=127.0.0.1 port=$PG_PORT dbname=bench user=postgres" \
   --procedures "$ROOT/examples/bank/procedures.json" --log-level warn >"$WORK/agent.log" 2>&1 &
 PIDS+=("$!")
