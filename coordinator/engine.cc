@@ -194,6 +194,11 @@ void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status,
 void Engine::SendPrecommitsDue(Tx& tx, int64_t now_ms) {
   for (auto& b : tx.branches) {
     if (b.precommit_acked || b.precommit_sending || b.precommit_next_ms > now_ms) continue;
+    // Shares the participant's bound with decisions: a restart resuming
+    // thousands of precommitted transactions sends them in waves too.
+    int64_t& sending = sending_to_[b.participant.name];
+    if (sending >= options_.deliveries_per_participant) continue;
+    ++sending;
     b.precommit_sending = true;
     actions_.push_back(action::SendPrecommit{tx.txid, b.participant});
   }
@@ -206,7 +211,10 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
   Tx& tx = it->second;
   Branch* b = FindBranch(tx, participant);
   if (b == nullptr) return;
-  b->precommit_sending = false;
+  if (b->precommit_sending) {
+    b->precommit_sending = false;
+    --sending_to_[participant];
+  }
   if (tx.phase != Phase::kPrecommitted) return;
   if (!answer.ok()) {
     b->last_error = answer.status().message();
@@ -484,6 +492,7 @@ void Engine::Erase(std::unordered_map<std::string, Tx>::iterator it) {
   if (it->second.phase == Phase::kDeciding) --deciding_;
   for (const Branch& b : it->second.branches) {
     if (b.sending) --sending_to_[b.participant.name];
+    if (b.precommit_sending) --sending_to_[b.participant.name];
   }
   txs_.erase(it);
 }

@@ -251,7 +251,7 @@ class Engine {
   std::unordered_map<std::string, std::string> txid_by_key_;
   std::size_t undecided_ = 0;
   std::size_t deciding_ = 0;  // transactions in Phase::kDeciding
-  std::unordered_map<std::string, int64_t> sending_to_;  // participant -> decisions sent, not answered
+  std::unordered_map<std::string, int64_t> sending_to_;  // participant -> decisions and precommits sent, not answered
   std::vector<Action> actions_;
 };
 

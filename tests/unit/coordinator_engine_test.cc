@@ -468,6 +468,43 @@ TEST_CASE("3pc: resumed from a precommit record, the engine waits for every part
   CHECK(d[0].record.outcome == Outcome::kCommitted);
 }
 
+TEST_CASE("3pc: resumed precommits share the participant's bound with decisions") {
+  EngineOptions o{"http://coord", 50, 400};
+  o.deliveries_per_participant = 3;
+  Engine e(o);
+  for (int i = 0; i < 5; ++i) {
+    DecisionRecord r;
+    r.txid = "p" + std::to_string(i);
+    r.protocol = wire::Protocol::k3pc;
+    r.outcome = Outcome::kPending;
+    r.participants = {{"bank-a", "http://a"}};
+    e.Resume(r, 100);
+  }
+  DecisionRecord d;
+  d.txid = "d0";
+  d.outcome = Outcome::kCommitted;
+  d.participants = {{"bank-a", "http://a"}};
+  e.Resume(d, 100);
+  auto first = e.TakeActions();
+  CHECK(Only<action::SendPrecommit>(first).size() == 3);
+  CHECK(Only<action::SendDecision>(first).empty());  // every slot is taken
+  e.Tick(101);
+  CHECK(e.TakeActions().empty());
+  // An answer, failed or not, frees its slot for the next message.
+  const auto sent = Only<action::SendPrecommit>(first);
+  e.OnPrecommitAcked(sent[0].txid, "bank-a", Status::Unavailable("refused"), 102);
+  e.OnPrecommitAcked(sent[1].txid, "bank-a", PrecommitAnswer::kAcked, 102);
+  e.Tick(103);
+  auto next = e.TakeActions();
+  CHECK(Only<action::SendPrecommit>(next).size() + Only<action::SendDecision>(next).size() == 2);
+  // A late duplicate answer frees nothing twice.
+  e.OnPrecommitAcked(sent[1].txid, "bank-a", PrecommitAnswer::kAcked, 104);
+  e.Tick(105);
+  auto after = e.TakeActions();
+  CHECK(Only<action::SendPrecommit>(after).empty());
+  CHECK(Only<action::SendDecision>(after).empty());
+}
+
 TEST_CASE("a resumed transaction answers a client from the recorded reply, SELECT results included") {
   // Regression: after a restart or a change of leader the engine rebuilt the
   // reply from what it held (no votes, no results) instead of the log's.
