@@ -38,7 +38,9 @@ struct NodeOptions {
   NodeId id = kNoNode;
   // Followers and candidates wait a random time in [election_timeout_ms,
   // 2 * election_timeout_ms) before campaigning; a leader checks its quorum
-  // every election_timeout_ms.
+  // every election_timeout_ms. These two values are the library's own, for
+  // its tests and simulator (the Raft paper's range); commitd always sets
+  // both from Config (raft_election_timeout_ms, raft_heartbeat_ms).
   int64_t election_timeout_ms = 150;
   int64_t heartbeat_interval_ms = 50;
   std::size_t max_entries_per_append = 64;
