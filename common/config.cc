@@ -35,6 +35,7 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("raft_heartbeat_ms", c.raft_heartbeat_ms);
   fn("raft_snapshot_entries", c.raft_snapshot_entries);
   fn("decision_retention_ms", c.decision_retention_ms);
+  fn("forgotten_key_retention_ms", c.forgotten_key_retention_ms);
   fn("termination_grace_ms", c.termination_grace_ms);
   fn("resolve_max_ms", c.resolve_max_ms);
   fn("outcome_retention_ms", c.outcome_retention_ms);

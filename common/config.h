@@ -31,7 +31,7 @@ struct Config {
   int64_t default_tx_timeout_ms = 5'000;     // prepare deadline when the request has no timeout_ms
   int64_t retry_initial_ms = 50;             // first redelivery delay of commit/abort
   int64_t retry_max_ms = 2'000;              // cap of the exponential redelivery backoff
-  int64_t deliveries_per_participant = 256;  // decisions sent to one participant and not answered yet; more wait
+  int64_t deliveries_per_participant = 256;  // decisions and 3PC precommits sent to one participant and not answered yet; more wait
   int64_t shutdown_grace_ms = 2'000;         // how long shutdown waits for the delivery of decisions
   int64_t max_in_flight = 4'096;             // undecided transactions; more -> 429
   int64_t max_participants = 256;            // registry entries; registering more -> 400
@@ -44,6 +44,7 @@ struct Config {
   int64_t raft_heartbeat_ms = 100;           // coordinator group: leader heartbeat interval
   int64_t raft_snapshot_entries = 10'000;    // coordinator group: snapshot (and truncate the log) every this many entries
   int64_t decision_retention_ms = 604'800'000; // finished decisions (and their Idempotency-Keys' answers) are deleted after this (7 days)
+  int64_t forgotten_key_retention_ms = 2'592'000'000; // a deleted decision's Idempotency-Key is refused this much longer, then free again (30 days)
 
   // Participant agent.
   int64_t resolve_initial_ms = 200;          // first delay of asking the coordinator about an in-doubt record

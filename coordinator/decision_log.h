@@ -77,9 +77,12 @@ class DecisionLog {
     done(Status::InvalidArgument("this decision log got its identity when it was opened"));
   }
   // Retention (DecisionStore::ForgetFinishedBefore): deletes up to `limit`
-  // finished decisions older than cutoff_ms; done gets how many. One bounded
-  // job on the storage queue, between client batches.
-  virtual void ForgetFinished(int64_t cutoff_ms, std::size_t limit, std::function<void(Result<std::size_t>)> done) = 0;
+  // finished decisions older than cutoff_ms, and lets go of up to `limit`
+  // remembered Idempotency-Keys forgotten before keys_cutoff_ms; done gets
+  // how many decisions. One bounded job on the storage queue, between client
+  // batches.
+  virtual void ForgetFinished(int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit,
+                              std::function<void(Result<std::size_t>)> done) = 0;
   // For a txid or Idempotency-Key with no record: whether its record was deleted by retention.
   virtual void TxidForgotten(std::string txid, std::function<void(Result<bool>)> done) = 0;
   virtual void KeyForgotten(std::string key, std::function<void(Result<bool>)> done) = 0;

@@ -51,7 +51,7 @@ Status DecisionStateMachine::ApplyCommand(sqlite::Database& db, const raft::Entr
     return Status::Ok();
   }
   if (auto* forget = std::get_if<command::ForgetFinished>(&*command)) {
-    auto n = store.ForgetFinishedBefore(forget->cutoff_ms, forget->limit);
+    auto n = store.ForgetFinishedBefore(forget->cutoff_ms, forget->keys_cutoff_ms, forget->limit);
     if (!n.ok()) return n.status();
     last_forgotten_ = *n;
     return Status::Ok();

@@ -13,7 +13,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kSchemaVersion = "2";
+constexpr std::string_view kSchemaVersion = "3";
 
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (
@@ -50,9 +50,10 @@ CREATE TABLE IF NOT EXISTS forgotten_txids (
   PRIMARY KEY (coordinator, incarnation)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS forgotten_keys (
-  key_hash INTEGER PRIMARY KEY
+  key_hash INTEGER PRIMARY KEY,
+  forgotten_ms INTEGER NOT NULL DEFAULT 0
 );
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2');
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '3');
 )sql";
 
 constexpr std::string_view kUpgradeFrom1 = R"sql(
@@ -60,8 +61,17 @@ ALTER TABLE decisions ADD COLUMN heuristic INTEGER NOT NULL DEFAULT 0;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 )sql";
 
-// After any upgrade: the column exists by then.
+// A key forgotten before keys had a time counts as forgotten at the newest
+// cutoff that deleted anything: it is kept a whole window from then.
+constexpr std::string_view kStampOldKeys = R"sql(
+UPDATE forgotten_keys SET forgotten_ms =
+  COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'forgotten_before_ms'), 0);
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
+)sql";
+
+// After any upgrade: the columns exist by then.
 constexpr std::string_view kIndexes = R"sql(
+CREATE INDEX IF NOT EXISTS forgotten_keys_age ON forgotten_keys(forgotten_ms);
 CREATE INDEX IF NOT EXISTS decisions_heuristic ON decisions(heuristic) WHERE heuristic = 1;
 CREATE INDEX IF NOT EXISTS decisions_finished_order ON decisions(finished_ms, txid) WHERE finished = 1;
 )sql";
@@ -172,6 +182,26 @@ Result<std::string> SchemaVersion(sqlite::Database& db) {
   return version;
 }
 
+// forgotten_keys gains the time its keys were forgotten. The table may be
+// new (made just now by kSchema, with the column): only an old one is altered.
+Status UpgradeFrom2(sqlite::Database& db) {
+  sqlite::Statement* stmt;
+  if (Status s = Prepare(db, "SELECT count(*) FROM pragma_table_info('forgotten_keys') WHERE name = 'forgotten_ms'",
+                         &stmt);
+      !s.ok())
+    return s;
+  const bool has_column = stmt->Step() && stmt->Int(0) == 1;
+  Status step = stmt->status();
+  stmt->Reset();
+  if (!step.ok()) return step;
+  if (!has_column) {
+    if (Status s = db.Exec("ALTER TABLE forgotten_keys ADD COLUMN forgotten_ms INTEGER NOT NULL DEFAULT 0"); !s.ok()) {
+      return s;
+    }
+  }
+  return db.Exec(kStampOldKeys);
+}
+
 }  // namespace
 
 Status DecisionStore::CreateSchema() {
@@ -183,6 +213,12 @@ Status DecisionStore::CreateSchema() {
   if (*version == "1") {
     if (Status s = db_.Exec(kUpgradeFrom1); !s.ok()) {
       return Status::IoError(db_.path() + ": upgrade schema 1 to 2: " + s.message());
+    }
+    *version = "2";
+  }
+  if (*version == "2") {
+    if (Status s = UpgradeFrom2(db_); !s.ok()) {
+      return Status::IoError(db_.path() + ": upgrade schema 2 to 3: " + s.message());
     }
   } else if (*version != kSchemaVersion) {
     return Status::Corruption(db_.path() + ": unsupported schema_version '" + *version + "' (want " +
@@ -548,7 +584,8 @@ int64_t KeyHash(const std::string& key) {
 namespace {
 
 // Inside a savepoint: what was forgotten is remembered together with the deletion, or neither.
-Status ForgetRows(sqlite::Database& db, int64_t cutoff_ms, std::size_t limit, std::size_t* forgotten) {
+Status ForgetRows(sqlite::Database& db, int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit,
+                  std::size_t* forgotten) {
   sqlite::Statement* select;
   if (Status s = Prepare(db,
                          // INDEXED BY: without it the planner takes decisions_finished
@@ -573,7 +610,12 @@ Status ForgetRows(sqlite::Database& db, int64_t cutoff_ms, std::size_t limit, st
       !s.ok())
     return s;
   sqlite::Statement* key;
-  if (Status s = Prepare(db, "INSERT OR IGNORE INTO forgotten_keys(key_hash) VALUES (?1)", &key); !s.ok()) return s;
+  if (Status s = Prepare(db,
+                         "INSERT INTO forgotten_keys(key_hash, forgotten_ms) VALUES (?1, ?2) ON CONFLICT(key_hash) "
+                         "DO UPDATE SET forgotten_ms = max(forgotten_ms, excluded.forgotten_ms)",
+                         &key);
+      !s.ok())
+    return s;
   sqlite::Statement* erase;
   if (Status s = Prepare(db, "DELETE FROM decisions WHERE txid = ?1", &erase); !s.ok()) return s;
   constexpr uint64_t kMaxSequence = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
@@ -585,7 +627,7 @@ Status ForgetRows(sqlite::Database& db, int64_t cutoff_ms, std::size_t limit, st
       if (Status s = horizon->Run(); !s.ok()) return s;
     }
     if (!idempotency_key.empty()) {
-      key->Bind(1, KeyHash(idempotency_key));
+      key->Bind(1, KeyHash(idempotency_key)).Bind(2, cutoff_ms);
       if (Status s = key->Run(); !s.ok()) return s;
     }
     erase->Bind(1, txid);
@@ -604,15 +646,26 @@ Status ForgetRows(sqlite::Database& db, int64_t cutoff_ms, std::size_t limit, st
     meta->Bind(1, std::to_string(cutoff_ms));
     if (Status s = meta->Run(); !s.ok()) return s;
   }
-  return Status::Ok();
+  // Keys forgotten long enough are let go, as many per call as decisions
+  // may be deleted: they were forgotten one per deleted decision, so this
+  // keeps pace. Ordered, so every group member lets go of the same ones.
+  sqlite::Statement* expire;
+  if (Status s = Prepare(db,
+                         "DELETE FROM forgotten_keys WHERE key_hash IN (SELECT key_hash FROM forgotten_keys "
+                         "WHERE forgotten_ms < ?1 ORDER BY forgotten_ms, key_hash LIMIT ?2)",
+                         &expire);
+      !s.ok())
+    return s;
+  expire->Bind(1, keys_cutoff_ms).Bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, 1'000'000)));
+  return expire->Run();
 }
 
 }  // namespace
 
-Result<std::size_t> DecisionStore::ForgetFinishedBefore(int64_t cutoff_ms, std::size_t limit) {
+Result<std::size_t> DecisionStore::ForgetFinishedBefore(int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit) {
   if (Status s = db_.Exec("SAVEPOINT forget_finished"); !s.ok()) return s;
   std::size_t forgotten = 0;
-  Status s = ForgetRows(db_, cutoff_ms, limit, &forgotten);
+  Status s = ForgetRows(db_, cutoff_ms, keys_cutoff_ms, limit, &forgotten);
   if (!s.ok()) {
     db_.Exec("ROLLBACK TO forget_finished");
     db_.Exec("RELEASE forget_finished");
@@ -665,8 +718,10 @@ Result<ForgottenState> DecisionStore::Forgotten() {
   Status s = stmt->status();
   stmt->Reset();
   if (!s.ok()) return s;
-  if (s = Prepare(db_, "SELECT key_hash FROM forgotten_keys ORDER BY key_hash", &stmt); !s.ok()) return s;
-  while (stmt->Step()) out.key_hashes.push_back(stmt->Int(0));
+  if (s = Prepare(db_, "SELECT key_hash, forgotten_ms FROM forgotten_keys ORDER BY key_hash", &stmt); !s.ok()) {
+    return s;
+  }
+  while (stmt->Step()) out.keys.push_back({stmt->Int(0), stmt->Int(1)});
   s = stmt->status();
   stmt->Reset();
   if (!s.ok()) return s;
@@ -692,9 +747,11 @@ Status DecisionStore::RestoreForgotten(const ForgottenState& state) {
     stmt->Bind(1, t.coordinator).Bind(2, t.incarnation).Bind(3, t.max_sequence);
     if (Status s = stmt->Run(); !s.ok()) return s;
   }
-  if (Status s = Prepare(db_, "INSERT OR IGNORE INTO forgotten_keys(key_hash) VALUES (?1)", &stmt); !s.ok()) return s;
-  for (int64_t h : state.key_hashes) {
-    stmt->Bind(1, h);
+  if (Status s = Prepare(db_, "INSERT OR REPLACE INTO forgotten_keys(key_hash, forgotten_ms) VALUES (?1, ?2)", &stmt);
+      !s.ok())
+    return s;
+  for (const ForgottenState::Key& k : state.keys) {
+    stmt->Bind(1, k.hash).Bind(2, k.forgotten_ms);
     if (Status s = stmt->Run(); !s.ok()) return s;
   }
   if (state.before_ms != 0) return SetMetaValue(db_, "forgotten_before_ms", std::to_string(state.before_ms));

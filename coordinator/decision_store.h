@@ -24,15 +24,19 @@ namespace commitd::coordinator {
 // What retention deleted, as far as later questions need it: per txid issuer
 // (coordinator id, incarnation) the highest sequence of a deleted decision,
 // and the Idempotency-Keys of deleted decisions (the first 8 bytes of their
-// SHA-256).
+// SHA-256, with the cutoff that deleted them).
 struct ForgottenState {
   struct Issuer {
     std::string coordinator;
     int64_t incarnation = 0;
     int64_t max_sequence = 0;
   };
+  struct Key {
+    int64_t hash = 0;
+    int64_t forgotten_ms = 0;
+  };
   std::vector<Issuer> txids;
-  std::vector<int64_t> key_hashes;
+  std::vector<Key> keys;
   int64_t before_ms = 0;  // the newest cutoff that deleted anything (0: none)
 };
 
@@ -102,14 +106,15 @@ class DecisionStore {
   // Retention: deletes up to `limit` finished decisions with finished_ms <
   // cutoff_ms, oldest first (deterministic: the same rows on every group
   // member with the same state), and remembers what they covered
-  // (ForgottenState), all or nothing. Returns how many were deleted.
-  // Unfinished decisions are never deleted.
-  Result<std::size_t> ForgetFinishedBefore(int64_t cutoff_ms, std::size_t limit);
+  // (ForgottenState), all or nothing; lets go of up to `limit` remembered
+  // keys forgotten before keys_cutoff_ms. Returns how many decisions were
+  // deleted. Unfinished decisions are never deleted.
+  Result<std::size_t> ForgetFinishedBefore(int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit);
   // A txid in the issuer's format whose (coordinator, incarnation) had a
   // decision with this or a higher sequence deleted: if it had a record, the
   // record is gone. False for anything else.
   Result<bool> TxidForgotten(const std::string& txid);
-  // The key belonged to a decision that was deleted.
+  // The key belonged to a decision that was deleted, and is still remembered.
   Result<bool> KeyForgotten(const std::string& key);
   Result<ForgottenState> Forgotten();
   // Replaces what Forgotten() returns (a group member's snapshot).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 
 #include "common/abort_key.h"
 #include "common/failpoint.h"
@@ -33,6 +34,7 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   o.health_backoff_max_ms = config.health_backoff_max_ms;
   o.catalog_timeout_ms = config.connect_timeout_ms;
   o.decision_retention_ms = config.decision_retention_ms;
+  o.forgotten_key_retention_ms = config.forgotten_key_retention_ms;
   o.shutdown_grace_ms = config.shutdown_grace_ms;
   o.engine = EngineOptionsFor(config, std::move(self_url));
   return o;
@@ -377,8 +379,14 @@ void Node::ScheduleForget(int64_t delay_ms) {
       ScheduleForget(interval);
       return;
     }
-    const int64_t cutoff = timers_.NowMs() - options_.decision_retention_ms;
-    log_.ForgetFinished(cutoff, kForgetBatch, [this, interval, alive = std::weak_ptr<bool>(alive_)](
+    // Retentions come from a config file: a huge one must not wrap around.
+    auto minus = [](int64_t a, int64_t b) {
+      int64_t out;
+      return __builtin_sub_overflow(a, b, &out) ? std::numeric_limits<int64_t>::min() : out;
+    };
+    const int64_t cutoff = minus(timers_.NowMs(), options_.decision_retention_ms);
+    const int64_t keys_cutoff = minus(cutoff, options_.forgotten_key_retention_ms);
+    log_.ForgetFinished(cutoff, keys_cutoff, kForgetBatch, [this, interval, alive = std::weak_ptr<bool>(alive_)](
                                                    Result<std::size_t> forgotten) {
       auto a = alive.lock();
       if (!a || !*a) return;

@@ -54,6 +54,7 @@ struct NodeOptions {
   int64_t catalog_timeout_ms = 0;    // fetching an unknown catalog while a client waits
   int64_t shutdown_grace_ms = Config{}.shutdown_grace_ms;  // how long shutdown waits for decision delivery
   int64_t decision_retention_ms = Config{}.decision_retention_ms;  // finished decisions are deleted after this
+  int64_t forgotten_key_retention_ms = Config{}.forgotten_key_retention_ms;  // their keys are refused this much longer
   EngineOptions engine;
   // Test-only fault switch (the simulator's planted bug), never set by the
   // binary: a presumed abort is answered without being recorded first.

@@ -77,7 +77,8 @@ namespace {
 // below. Format 1 was a JSON object; such entries (from raft.db files written
 // before) still decode: a JSON object starts with '{', never with kFormat.
 constexpr uint8_t kFormat = 2;
-enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5, kIdentity = 6, kForgetFinished = 7 };
+enum Op : uint8_t { kDecide = 1, kFinish = 2, kParticipant = 3, kFinishMany = 4, kMember = 5, kIdentity = 6, kForgetFinished = 7,
+              kForgetFinishedAndKeys = 8 };
 
 uint8_t OutcomeCode(Outcome o) {
   switch (o) {
@@ -141,9 +142,10 @@ struct CommandWriter {
     w.Bytes(i.abort_secret);
   }
   void operator()(const command::ForgetFinished& f) const {
-    w.U8(kForgetFinished);
+    w.U8(kForgetFinishedAndKeys);
     w.I64(f.cutoff_ms);
     w.U32(f.limit);
+    w.I64(f.keys_cutoff_ms);
   }
 };
 
@@ -182,7 +184,8 @@ Result<Command> DecodeDecide(bytes::Reader& r) {
 }
 
 Result<Command> DecodeBinary(bytes::Reader& r) {
-  switch (r.U8()) {
+  const uint8_t op = r.U8();
+  switch (op) {
     case kDecide: return DecodeDecide(r);
     case kFinish: {
       command::Finish f;
@@ -220,10 +223,12 @@ Result<Command> DecodeBinary(bytes::Reader& r) {
       i.abort_secret = r.Bytes();
       return Command(std::move(i));
     }
-    case kForgetFinished: {
+    case kForgetFinished:  // written before remembered keys were let go: keeps every key
+    case kForgetFinishedAndKeys: {
       command::ForgetFinished f;
       f.cutoff_ms = r.I64();
       f.limit = r.U32();
+      if (op == kForgetFinishedAndKeys) f.keys_cutoff_ms = r.I64();
       return Command(f);
     }
     default:

@@ -7,6 +7,7 @@
 // travel in the binary frame of raft_wire.h.)
 #pragma once
 
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -47,9 +48,10 @@ struct SetIdentity {  // the group log's identity, created by its first leader (
   std::string log_id;
   std::string abort_secret;
 };
-struct ForgetFinished {  // retention: DecisionStore::ForgetFinishedBefore(cutoff_ms, limit)
+struct ForgetFinished {  // retention: DecisionStore::ForgetFinishedBefore(cutoff_ms, keys_cutoff_ms, limit)
   int64_t cutoff_ms = 0;
   uint32_t limit = 0;
+  int64_t keys_cutoff_ms = std::numeric_limits<int64_t>::min();  // the minimum: no key is let go
 };
 }  // namespace command
 using Command = std::variant<command::Decide, command::Finish, command::PutParticipant, command::SetMember,

@@ -285,13 +285,14 @@ void ReplicatedDecisionLog::ListDecisions(ListFilter filter,
                                     std::move(done));
 }
 
-void ReplicatedDecisionLog::ForgetFinished(int64_t cutoff_ms, std::size_t limit,
+void ReplicatedDecisionLog::ForgetFinished(int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit,
                                            std::function<void(Result<std::size_t>)> done) {
   if (!driver_->leader_ready()) {
     done(Status::Unavailable("not the leader"));
     return;
   }
-  command::ForgetFinished forget{cutoff_ms, static_cast<uint32_t>(std::min<std::size_t>(limit, UINT32_MAX))};
+  command::ForgetFinished forget{cutoff_ms, static_cast<uint32_t>(std::min<std::size_t>(limit, UINT32_MAX)),
+                                 keys_cutoff_ms};
   driver_->Propose(EncodeCommand(forget), [this, done = std::move(done)](Status s) {
     if (!s.ok()) {
       done(s);

@@ -101,7 +101,8 @@ class ReplicatedDecisionLog final : public DecisionLog {
   void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) override;
   void CreateIdentity(std::string log_id, std::string abort_secret, std::function<void(Status)> done) override;
   // Leader only: a replicated command every member applies to the same rows.
-  void ForgetFinished(int64_t cutoff_ms, std::size_t limit, std::function<void(Result<std::size_t>)> done) override;
+  void ForgetFinished(int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit,
+                      std::function<void(Result<std::size_t>)> done) override;
   void TxidForgotten(std::string txid, std::function<void(Result<bool>)> done) override;
   void KeyForgotten(std::string key, std::function<void(Result<bool>)> done) override;
 

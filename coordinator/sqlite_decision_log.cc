@@ -162,11 +162,12 @@ void SqliteDecisionLog::ListDecisions(ListFilter filter,
       [filter](sqlite::Database& db) { return DecisionStore(db).List(filter); }, std::move(done));
 }
 
-void SqliteDecisionLog::ForgetFinished(int64_t cutoff_ms, std::size_t limit,
+void SqliteDecisionLog::ForgetFinished(int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit,
                                        std::function<void(Result<std::size_t>)> done) {
   auto forgotten = std::make_shared<std::size_t>(0);
-  queue_->Submit(StorageJob{[cutoff_ms, limit, forgotten](sqlite::Database& db) {
-                              Result<std::size_t> n = DecisionStore(db).ForgetFinishedBefore(cutoff_ms, limit);
+  queue_->Submit(StorageJob{[cutoff_ms, keys_cutoff_ms, limit, forgotten](sqlite::Database& db) {
+                              Result<std::size_t> n =
+                                  DecisionStore(db).ForgetFinishedBefore(cutoff_ms, keys_cutoff_ms, limit);
                               if (!n.ok()) return n.status();
                               *forgotten = *n;
                               return Status::Ok();

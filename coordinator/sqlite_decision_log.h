@@ -43,7 +43,8 @@ class SqliteDecisionLog final : public DecisionLog {
   void FindByIdempotencyKey(std::string key,
                             std::function<void(Result<std::optional<DecisionRecord>>)> done) override;
   void ListDecisions(ListFilter filter, std::function<void(Result<std::vector<DecisionRecord>>)> done) override;
-  void ForgetFinished(int64_t cutoff_ms, std::size_t limit, std::function<void(Result<std::size_t>)> done) override;
+  void ForgetFinished(int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit,
+                      std::function<void(Result<std::size_t>)> done) override;
   void TxidForgotten(std::string txid, std::function<void(Result<bool>)> done) override;
   void KeyForgotten(std::string key, std::function<void(Result<bool>)> done) override;
 

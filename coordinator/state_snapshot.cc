@@ -37,13 +37,15 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   if (!forgotten.ok()) return forgotten.status();
   nlohmann::json issuers = nlohmann::json::array();
   for (const auto& i : forgotten->txids) issuers.push_back({i.coordinator, i.incarnation, i.max_sequence});
+  nlohmann::json keys = nlohmann::json::array();
+  for (const auto& k : forgotten->keys) keys.push_back({k.hash, k.forgotten_ms});
   nlohmann::json out = {{"version", 1},
                         {"decisions", std::move(decisions)},
                         {"participants", std::move(participants)},
                         {"members", std::move(members)},
                         {"forgotten",
                          {{"txids", std::move(issuers)},
-                          {"keys", forgotten->key_hashes},
+                          {"keys", std::move(keys)},
                           {"before_ms", forgotten->before_ms}}}};
   // Absent from snapshots of a group without identity (and older ones).
   if (!log_id->empty()) out["log_id"] = *log_id;
@@ -61,8 +63,16 @@ ForgottenState ForgottenFromJson(const nlohmann::json& snapshot) {
   for (const auto& i : f->value("txids", nlohmann::json::array())) {
     out.txids.push_back({i.at(0).get<std::string>(), i.at(1).get<int64_t>(), i.at(2).get<int64_t>()});
   }
-  for (const auto& k : f->value("keys", nlohmann::json::array())) out.key_hashes.push_back(k.get<int64_t>());
   out.before_ms = f->value("before_ms", int64_t{0});
+  // [hash, forgotten_ms]; a bare hash (a snapshot from before keys had a
+  // time) counts as forgotten at before_ms, as the schema upgrade does.
+  for (const auto& k : f->value("keys", nlohmann::json::array())) {
+    if (k.is_array()) {
+      out.keys.push_back({k.at(0).get<int64_t>(), k.at(1).get<int64_t>()});
+    } else {
+      out.keys.push_back({k.get<int64_t>(), out.before_ms});
+    }
+  }
   return out;
 }
 

@@ -5,8 +5,9 @@
   scripts/footprint.py restart [--history 1000000] [--unfinished 10000] [--outcomes 100000]
 
 steady: two commit-agents and one commitd (or, with --group, a 3-member
-coordinator group) with decision_retention_ms and outcome_retention_ms set to
---retention-ms, driven by `commitd-bench transfers`. Each time the committed +
+coordinator group) with decision_retention_ms, forgotten_key_retention_ms and
+outcome_retention_ms set to --retention-ms, driven by `commitd-bench
+transfers --idempotency-keys` (every transaction has a key of its own). Each time the committed +
 aborted count passes a mark it prints bytes on disk (decisions.db or raft.db
 with their -wal, each agent's database with its -wal) and the RSS of every
 process. Steady state means these level off.
@@ -160,7 +161,8 @@ def steady(args, work):
     for name in ("a", "b"):
         subprocess.run([bench, "setup-bank", "--db", f"{work}/{name}.db", "--prefix", "acct", "--accounts", "256",
                         "--balance", "1000000000000"], check=True, stdout=subprocess.DEVNULL)
-    config = {"decision_retention_ms": args.retention_ms, "outcome_retention_ms": args.retention_ms}
+    config = {"decision_retention_ms": args.retention_ms, "forgotten_key_retention_ms": args.retention_ms,
+              "outcome_retention_ms": args.retention_ms}
     with open(f"{work}/config.json", "w") as f:
         json.dump(config, f)
     # Agents take prepares only from the coordinators they are given.
@@ -206,7 +208,7 @@ def steady(args, work):
         coordinators.append((p, url, with_wal(f"{work}/c1/decisions.db")))
         wait_for(url, "/readyz")
     load = start([bench, "transfers", "--coordinator", url, "--clients", str(args.clients), "--duration-s",
-                  "1000000", "--warmup-s", "0", "--account-prefix", "acct", "--accounts", "256"],
+                  "1000000", "--warmup-s", "0", "--account-prefix", "acct", "--accounts", "256", "--idempotency-keys"],
                  f"{work}/bench.log")
     marks = [int(m) for m in args.marks.split(",")]
     kind = "group of 3" if args.group else "single coordinator"

@@ -62,8 +62,9 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
                      std::function<void(Result<std::vector<DecisionRecord>>)> done) override {
     store_.ListDecisions(filter, std::move(done));
   }
-  void ForgetFinished(int64_t cutoff_ms, std::size_t limit, std::function<void(Result<std::size_t>)> done) override {
-    store_.ForgetFinished(cutoff_ms, limit, std::move(done));
+  void ForgetFinished(int64_t cutoff_ms, int64_t keys_cutoff_ms, std::size_t limit,
+                      std::function<void(Result<std::size_t>)> done) override {
+    store_.ForgetFinished(cutoff_ms, keys_cutoff_ms, limit, std::move(done));
   }
   void TxidForgotten(std::string txid, std::function<void(Result<bool>)> done) override {
     store_.TxidForgotten(std::move(txid), std::move(done));

@@ -601,6 +601,7 @@ TEST_CASE("a decision query naming another decision log is answered unknown_log 
 TEST_CASE("retention deletes old finished decisions; their txids and keys are answered forgotten, never aborted") {
   Fixture f;
   f.options().decision_retention_ms = 1'000;
+  f.options().forgotten_key_retention_ms = 3'000;
   const int64_t now = f.timers().NowMs();
   const std::string old_commit = "c1-1-5-00000000000000aa";
   DecisionRecord finished = Decided(old_commit, Outcome::kCommitted);
@@ -679,6 +680,25 @@ TEST_CASE("retention deletes old finished decisions; their txids and keys are an
     SubmitResult now_forgotten = submit("key-recent");
     REQUIRE(std::get_if<NodeError>(&now_forgotten) != nullptr);
     CHECK(std::get<NodeError>(now_forgotten).kind == NodeErrorKind::kKeyForgotten);
+  }
+  SUBCASE("a forgotten key is let go forgotten_key_retention_ms later: it runs as a new transaction") {
+    // Retention runs every interval, each run once the previous one is stored.
+    auto run_for = [&f](int64_t ms) {
+      for (int64_t t = 0; t < ms; t += ForgetIntervalMs(1'000)) {
+        f.timers().Advance(ForgetIntervalMs(1'000));
+        f.Store();
+      }
+    };
+    run_for(2'000);
+    SubmitResult still = submit("key-old");
+    REQUIRE(std::get_if<NodeError>(&still) != nullptr);
+    CHECK(std::get<NodeError>(still).kind == NodeErrorKind::kKeyForgotten);
+    run_for(2'000);
+    std::optional<SubmitResult> reply;
+    f.node().Submit({Transfer(), "key-old"}, [&](SubmitResult r) { reply = std::move(r); });
+    f.Store();
+    CHECK(f.agents().calls.size() > calls_before);  // prepared anew
+    if (reply) CHECK(std::get_if<NodeError>(&*reply) == nullptr);
   }
 }
 

@@ -311,7 +311,7 @@ TEST_CASE("heuristic decisions are kept and counted") {
   CHECK(rec->unfinished[0].heuristic);
 }
 
-TEST_CASE("a version-1 file gets the heuristic column on open") {
+TEST_CASE("a version-1 file gets the heuristic column and the forgotten keys' time on open") {
   Fixture f;
   f.Close();
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(f.path() + suffix);
@@ -344,7 +344,7 @@ TEST_CASE("a version-1 file gets the heuristic column on open") {
   sqlite::Statement* stmt = (*db)->Prepare("SELECT value FROM meta WHERE key = 'schema_version'");
   REQUIRE(stmt != nullptr);
   REQUIRE(stmt->Step());
-  CHECK(stmt->Text(0) == "2");
+  CHECK(stmt->Text(0) == "3");
   stmt->Reset();
 }
 

@@ -3,6 +3,8 @@
 // state machines, and what a snapshot carries of it.
 #include <doctest/doctest.h>
 
+#include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "coordinator/decision_state_machine.h"
@@ -60,16 +62,17 @@ TEST_CASE("ForgetFinishedBefore deletes finished decisions older than the cutoff
   unfinished.finished = false;
   REQUIRE(store.InsertDecision(unfinished).ok());
 
-  auto first = store.ForgetFinishedBefore(/*cutoff_ms=*/108, /*limit=*/4);
+  constexpr int64_t kKeepKeys = 0;  // no key was forgotten before time 0
+  auto first = store.ForgetFinishedBefore(/*cutoff_ms=*/108, kKeepKeys, /*limit=*/4);
   REQUIRE(first.ok());
   CHECK(*first == 4);  // 101..104
   CHECK(Rows(store) == 7);
   CHECK_FALSE(store.FindByTxid(Txid(3, 4))->has_value());
   CHECK(store.FindByTxid(Txid(3, 5))->has_value());
-  auto second = store.ForgetFinishedBefore(108, 4);
+  auto second = store.ForgetFinishedBefore(108, kKeepKeys, 4);
   REQUIRE(second.ok());
   CHECK(*second == 3);  // 105..107: finished_ms 108 is not before the cutoff
-  auto third = store.ForgetFinishedBefore(108, 4);
+  auto third = store.ForgetFinishedBefore(108, kKeepKeys, 4);
   REQUIRE(third.ok());
   CHECK(*third == 0);
   CHECK(store.FindByTxid(Txid(3, 8))->has_value());
@@ -139,12 +142,23 @@ TEST_CASE("the group's forget command deletes the same rows on every member, and
   CHECK(Rows(sb) == 2);
 
   // The codec keeps the command.
-  auto decoded = DecodeCommand(EncodeCommand(command::ForgetFinished{123, 45}));
+  const std::string encoded = EncodeCommand(command::ForgetFinished{123, 45, -7});
+  auto decoded = DecodeCommand(encoded);
   REQUIRE(decoded.ok());
   const auto* forget = std::get_if<command::ForgetFinished>(&*decoded);
   REQUIRE(forget != nullptr);
   CHECK(forget->cutoff_ms == 123);
   CHECK(forget->limit == 45);
+  CHECK(forget->keys_cutoff_ms == -7);
+  // The entry written before keys were let go (op 7, no keys cutoff) keeps every key.
+  std::string older = encoded.substr(0, encoded.size() - 8);
+  older[1] = 7;
+  auto decoded_older = DecodeCommand(older);
+  REQUIRE(decoded_older.ok());
+  const auto* older_forget = std::get_if<command::ForgetFinished>(&*decoded_older);
+  REQUIRE(older_forget != nullptr);
+  CHECK(older_forget->cutoff_ms == 123);
+  CHECK(older_forget->keys_cutoff_ms == std::numeric_limits<int64_t>::min());
 
   // A member restored from a's snapshot knows what a forgot.
   auto snapshot = SnapshotStateMachine(*a);
@@ -157,6 +171,91 @@ TEST_CASE("the group's forget command deletes the same rows on every member, and
   CHECK_FALSE(Forgotten(sc, Txid(4, 5)));
   CHECK(*sc.KeyForgotten("key2"));
   CHECK_FALSE(*sc.KeyForgotten("key5"));
+}
+
+TEST_CASE("a forgotten Idempotency-Key is refused for its window, then let go, on every member alike") {
+  testing::TempDir dir;
+  auto a = OpenDb(dir.File("a.db"));
+  auto b = OpenDb(dir.File("b.db"));
+  DecisionStateMachine ma;
+  DecisionStateMachine mb;
+  raft::Index index = 0;
+  auto apply_both = [&](const Command& c) {
+    raft::Entry e{1, ++index, raft::EntryType::kNormal, EncodeCommand(c)};
+    REQUIRE(ma.Apply(*a, e).ok());
+    REQUIRE(mb.Apply(*b, e).ok());
+  };
+  for (int i = 1; i <= 5; ++i) apply_both(command::Decide{Finished(Txid(5, i), 10 * i, "key" + std::to_string(i))});
+  // Deleted by the cutoffs 25 (keys 1, 2) and 45 (keys 3, 4); key5's decision stays.
+  apply_both(command::ForgetFinished{25, 100, 0});
+  apply_both(command::ForgetFinished{45, 100, 0});
+  DecisionStore sa(*a);
+  DecisionStore sb(*b);
+  for (DecisionStore* s : {&sa, &sb}) {
+    for (int i = 1; i <= 4; ++i) CHECK(*s->KeyForgotten("key" + std::to_string(i)));
+    CHECK_FALSE(*s->KeyForgotten("key5"));
+  }
+  // Keys forgotten before 30 are let go, at most `limit` per command, the oldest first.
+  apply_both(command::ForgetFinished{45, 1, 30});
+  const int still_a = *sa.KeyForgotten("key1") + *sa.KeyForgotten("key2");
+  const int still_b = *sb.KeyForgotten("key1") + *sb.KeyForgotten("key2");
+  CHECK(still_a == 1);
+  CHECK(*sa.KeyForgotten("key1") == *sb.KeyForgotten("key1"));
+  CHECK(still_a == still_b);
+  apply_both(command::ForgetFinished{45, 100, 30});
+  for (DecisionStore* s : {&sa, &sb}) {
+    CHECK_FALSE(*s->KeyForgotten("key1"));
+    CHECK_FALSE(*s->KeyForgotten("key2"));
+    CHECK(*s->KeyForgotten("key3"));  // forgotten at 45: not yet
+    CHECK(*s->KeyForgotten("key4"));
+  }
+  // A snapshot carries each key's time: the restored member lets go of them alike.
+  auto snapshot = SnapshotStateMachine(*a);
+  REQUIRE(snapshot.ok());
+  auto c = OpenDb(dir.File("c.db"));
+  REQUIRE(RestoreStateMachine(*c, *snapshot).ok());
+  DecisionStore sc(*c);
+  CHECK(*sc.KeyForgotten("key3"));
+  REQUIRE(sc.ForgetFinishedBefore(45, 46, 100).ok());
+  CHECK_FALSE(*sc.KeyForgotten("key3"));
+  CHECK_FALSE(*sc.KeyForgotten("key4"));
+}
+
+TEST_CASE("keys forgotten before keys had a time are kept a whole window from the newest cutoff") {
+  testing::TempDir dir;
+  const std::string path = dir.File("decisions.db");
+  {
+    auto db = OpenDb(path);
+    DecisionStore store(*db);
+    REQUIRE(store.InsertDecision(Finished(Txid(6, 1), 10, "old-key")).ok());
+    REQUIRE(store.ForgetFinishedBefore(500, 0, 10).ok());
+    // Back to schema 2: forgotten_keys without its time.
+    REQUIRE(db->Exec("DROP INDEX forgotten_keys_age; ALTER TABLE forgotten_keys DROP COLUMN forgotten_ms; "
+                     "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+                .ok());
+  }
+  auto db = OpenDb(path);
+  DecisionStore store(*db);
+  auto state = store.Forgotten();
+  REQUIRE(state.ok());
+  REQUIRE(state->keys.size() == 1);
+  CHECK(state->keys[0].forgotten_ms == 500);
+  REQUIRE(store.ForgetFinishedBefore(600, 500, 10).ok());
+  CHECK(*store.KeyForgotten("old-key"));
+  REQUIRE(store.ForgetFinishedBefore(600, 501, 10).ok());
+  CHECK_FALSE(*store.KeyForgotten("old-key"));
+
+  // A snapshot taken before keys had a time lists bare hashes: they count as forgotten at its before_ms.
+  auto snapshot = nlohmann::json::parse(*SnapshotStateMachine(*db));
+  snapshot["forgotten"]["keys"] = nlohmann::json::array({KeyHash("snapshot-key")});
+  snapshot["forgotten"]["before_ms"] = 700;
+  auto c = OpenDb(dir.File("c.db"));
+  REQUIRE(RestoreStateMachine(*c, snapshot.dump()).ok());
+  auto restored = DecisionStore(*c).Forgotten();
+  REQUIRE(restored.ok());
+  REQUIRE(restored->keys.size() == 1);
+  CHECK(restored->keys[0].hash == KeyHash("snapshot-key"));
+  CHECK(restored->keys[0].forgotten_ms == 700);
 }
 
 // SQLite virtual-machine steps Recover() takes (progress handler every step).
@@ -210,7 +309,7 @@ int64_t ForgetSteps(sqlite::Database& db) {
         return 0;
       },
       &steps);
-  auto forgotten = DecisionStore(db).ForgetFinishedBefore(/*cutoff_ms=*/50, 512);
+  auto forgotten = DecisionStore(db).ForgetFinishedBefore(/*cutoff_ms=*/50, /*keys_cutoff_ms=*/0, 512);
   sqlite3_progress_handler(db.handle(), 0, nullptr, nullptr);
   REQUIRE(forgotten.ok());
   CHECK(*forgotten == 0);

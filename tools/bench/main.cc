@@ -16,9 +16,10 @@ modes:
   transfers      --coordinator URL --clients N --duration-s S [--warmup-s W]
                  [--accounts-a alice,carol --accounts-b bob,dave | --account-prefix acct --accounts N]
                  [--participant-a bank-a --participant-b bank-b] [--amount 1]
-                 [--protocol 2pc|3pc] [--token-file FILE] [--tls-ca FILE] [--json]
+                 [--protocol 2pc|3pc] [--idempotency-keys] [--token-file FILE] [--tls-ca FILE] [--json]
                  N concurrent clients each loop POST /v1/transactions with a transfer
                  (debit+journal on A, credit+journal on B); client i takes rows i, i+N, ... in turn.
+                 --idempotency-keys: each request carries an Idempotency-Key of its own.
                  Defaults: --clients 1 --duration-s 10 --warmup-s 1 --account-prefix acct --accounts 256.
                  The token is --token-file's content, else $COMMITD_TOKEN (--token SECRET
                  also works, for tests: other local users can read it).
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
     mode = {RunTransfers,
             {"coordinator", "clients", "duration-s", "warmup-s", "accounts-a", "accounts-b", "account-prefix",
              "accounts", "participant-a", "participant-b", "amount", "protocol", "token", "token-file", "tls-ca"},
-            {"json"}};
+            {"json", "idempotency-keys"}};
   } else if (name == "agent") {
     mode = {RunAgentLoad,
             {"agent", "participant", "clients", "duration-s", "warmup-s", "account-prefix", "accounts",

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct TransferOptions {
   int64_t amount = 1;
   std::string protocol = "2pc";
   bool json = false;
+  std::string key_prefix;  // non-empty: every request carries Idempotency-Key <prefix><client>-<n>
 };
 
 // Requests that started after the warmup and ended before the stop time.
@@ -87,6 +89,11 @@ Result<TransferOptions> ReadOptions(const Flags& flags) {
   o.protocol = flags.Get("protocol").value_or(o.protocol);
   if (o.protocol != "2pc" && o.protocol != "3pc") return Status::InvalidArgument("--protocol: 2pc or 3pc");
   o.json = flags.Has("json");
+  if (flags.Has("idempotency-keys")) {
+    // One prefix per run: a later run never replays an earlier run's keys.
+    std::random_device random;
+    o.key_prefix = "bench-" + std::to_string(random()) + std::to_string(random()) + "-";
+  }
 
   auto clients = IntFlag(flags, "clients", 1, 1);
   auto duration = DoubleFlag(flags, "duration-s", 10, 0.1);
@@ -157,12 +164,17 @@ asio::awaitable<void> ClientLoop(http::Client& client, const TransferOptions& o,
     bodies.push_back(TransferBody(o, row));
   }
   std::size_t next_body = 0;
+  int64_t sent = 0;
   request.headers.emplace_back("Content-Type", "application/json");
   if (!o.token.empty()) request.headers.emplace_back("Authorization", "Bearer " + o.token);
+  if (!o.key_prefix.empty()) request.headers.emplace_back("Idempotency-Key", "");
   asio::steady_timer backoff(co_await asio::this_coro::executor);
 
   while (Clock::now() < stop_at && !progress.gave_up()) {
     request.body = bodies[next_body++ % bodies.size()];
+    if (!o.key_prefix.empty()) {
+      request.headers.back().second = o.key_prefix + std::to_string(index) + "-" + std::to_string(++sent);
+    }
     const Clock::time_point start = Clock::now();
     Result<http::Response> reply = co_await client.Fetch(request);
     const Clock::time_point end = Clock::now();
