@@ -94,7 +94,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& d
 
 PgConnection::~PgConnection() { PQfinish(conn_); }
 
-bool PgConnection::healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+bool PgConnection::healthy() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
 std::string PgConnection::database() const {
   const char* db = PQdb(conn_);
@@ -111,6 +111,49 @@ PgResult PgConnection::Exec(const std::string& sql, const std::vector<std::optio
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   return Wrap(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
                            nullptr, 0));
+}
+
+std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatement>& statements) {
+  std::vector<PgResult> out;
+  out.reserve(statements.size());
+  auto lost = [&] {
+    const std::string error = Trimmed(PQerrorMessage(conn_));
+    while (out.size() < statements.size()) out.emplace_back(nullptr, error.empty() ? "pipeline failed" : error);
+    broken_ = true;
+    return std::move(out);
+  };
+  if (PQenterPipelineMode(conn_) != 1) return lost();
+  std::size_t syncs = 0;
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    const PipelinedStatement& s = statements[i];
+    std::vector<const char*> values;
+    values.reserve(s.params.size());
+    for (const auto& p : s.params) values.push_back(p ? p->c_str() : nullptr);
+    if (PQsendQueryParams(conn_, s.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                          nullptr, 0) != 1) {
+      return lost();
+    }
+    if (s.sync_after || i + 1 == statements.size()) {
+      if (PQpipelineSync(conn_) != 1) return lost();
+      ++syncs;
+    }
+  }
+  // Each statement: its result, then a null; each sync: a PGRES_PIPELINE_SYNC result.
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    PGresult* r = PQgetResult(conn_);
+    if (!r) return lost();
+    out.push_back(Wrap(r));
+    if (PQgetResult(conn_) != nullptr) return lost();
+    if (statements[i].sync_after || i + 1 == statements.size()) {
+      PGresult* sync = PQgetResult(conn_);
+      const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+      PQclear(sync);
+      if (!synced) return lost();
+      --syncs;
+    }
+  }
+  if (syncs != 0 || PQexitPipelineMode(conn_) != 1) broken_ = true;
+  return out;
 }
 
 PgResult PgConnection::Prepare(const std::string& name, const std::string& sql) {

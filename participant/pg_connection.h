@@ -64,6 +64,16 @@ class PgResult {
   std::string connection_error_;
 };
 
+// One statement of a pipeline (PgConnection::Pipeline).
+struct PipelinedStatement {
+  std::string sql;
+  std::vector<std::optional<std::string>> params;  // $1..$n, text; nullopt is NULL
+  // Ends a segment here: the statements since the last sync that ran outside
+  // an explicit transaction commit; after an error, only the rest of the
+  // segment is skipped.
+  bool sync_after = false;
+};
+
 class PgConnection {
  public:
   // Connects with `dsn` (a libpq conninfo string or URI); `application_name`
@@ -80,6 +90,11 @@ class PgConnection {
   PgResult Exec(const std::string& sql);
   // A statement with text parameters ($1..$n); nullopt is NULL.
   PgResult Exec(const std::string& sql, const std::vector<std::optional<std::string>>& params);
+  // Sends every statement (libpq's pipeline mode) before reading any
+  // result: one round trip. One result per statement, in order; after an
+  // error the segment's later statements are not run (not ok, no SQLSTATE).
+  // A pipeline that cannot be finished leaves the connection unhealthy.
+  std::vector<PgResult> Pipeline(const std::vector<PipelinedStatement>& statements);
   // Parses and plans sql as an unnamed prepared statement (checks tables and columns).
   PgResult Prepare(const std::string& name, const std::string& sql);
   // A string as a SQL literal ('it''s').
@@ -89,6 +104,7 @@ class PgConnection {
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   PgResult Wrap(PGresult* r);
   PGconn* conn_;
+  bool broken_ = false;  // a pipeline was left unfinished
 };
 
 // "SQLSTATE: message" of a failed result, for reasons and logs.

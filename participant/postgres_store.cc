@@ -230,6 +230,15 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     no.reason = gid.status().message();
     return no;
   }
+  std::vector<OpStatements> planned;
+  for (const wire::Op& op : ops) {
+    auto statements = PlanOp(record.txid, op);
+    if (!statements.ok()) {
+      no.reason = statements.status().message();
+      return no;
+    }
+    planned.push_back(std::move(statements).value());
+  }
   RollBackUncertain(link);
   auto got = link.Get();
   if (!got.ok()) {
@@ -237,47 +246,53 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return no;
   }
   PgConnection& conn = **got;
-  auto fail = [&](const PgResult& r) {
-    no.reason = Reason(r);
-    link.DropIfBroken(r);
-    if (link.Get().ok()) {  // the same connection, unless it broke
-      PgConnection& c = **link.Get();
-      c.Exec("ROLLBACK");
-      c.Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
+  auto undo = [&] {  // on the same connection, unless it broke
+    if (auto c = link.Get(); c.ok()) {
+      (*c)->Exec("ROLLBACK");
+      (*c)->Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
     }
-    return no;
   };
-  // The metadata row, then the transaction, in one round trip. The COMMIT
-  // matters: a BEGIN in a multi-statement query would otherwise take the
-  // statements before it into its transaction.
-  const std::string start =
-      "INSERT INTO _commitd_pg_prepared(agent, txid, protocol, coordinator, log_id, participants, created_ms, "
-      "deadline_ms, abort_key, commit_check) VALUES (" +
-      conn.Literal(options_.agent) + ", " + conn.Literal(record.txid) + ", " + conn.Literal(record.protocol) + ", " +
-      conn.Literal(record.coordinator) + ", " + conn.Literal(record.log_id) + ", " +
-      conn.Literal(record.participants.dump()) + ", " + std::to_string(record.created_ms) + ", " +
-      std::to_string(record.deadline_ms) + ", " + conn.Literal(record.abort_key) + ", " +
-      conn.Literal(record.commit_check) +
-      ") ON CONFLICT (agent, txid) DO UPDATE SET protocol = EXCLUDED.protocol, coordinator = EXCLUDED.coordinator, "
-      "log_id = EXCLUDED.log_id, participants = EXCLUDED.participants, created_ms = EXCLUDED.created_ms, "
-      "deadline_ms = EXCLUDED.deadline_ms, abort_key = EXCLUDED.abort_key, commit_check = EXCLUDED.commit_check; "
-      "COMMIT; BEGIN; SET LOCAL statement_timeout = " +
-      std::to_string(options_.statement_timeout_ms) + "; SET LOCAL lock_timeout = " +
-      std::to_string(options_.lock_timeout_ms);
-  if (PgResult r = conn.Exec(start); !r.ok()) return fail(r);
 
+  // One round trip: the metadata row, committed on its own (its sync ends
+  // it), then the transaction and every op's statements.
+  std::vector<pg::PipelinedStatement> pipeline;
+  pipeline.push_back(
+      {"INSERT INTO _commitd_pg_prepared(agent, txid, protocol, coordinator, log_id, participants, created_ms, "
+       "deadline_ms, abort_key, commit_check) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+       "ON CONFLICT (agent, txid) DO UPDATE SET protocol = EXCLUDED.protocol, coordinator = EXCLUDED.coordinator, "
+       "log_id = EXCLUDED.log_id, participants = EXCLUDED.participants, created_ms = EXCLUDED.created_ms, "
+       "deadline_ms = EXCLUDED.deadline_ms, abort_key = EXCLUDED.abort_key, commit_check = EXCLUDED.commit_check",
+       {options_.agent, record.txid, record.protocol, record.coordinator, record.log_id, record.participants.dump(),
+        std::to_string(record.created_ms), std::to_string(record.deadline_ms), record.abort_key,
+        record.commit_check},
+       /*sync_after=*/true});
+  pipeline.push_back({"BEGIN", {}});
+  pipeline.push_back({"SET LOCAL statement_timeout = " + std::to_string(options_.statement_timeout_ms), {}});
+  pipeline.push_back({"SET LOCAL lock_timeout = " + std::to_string(options_.lock_timeout_ms), {}});
+  constexpr std::size_t kFirstOpStatement = 4;
+  for (const OpStatements& op : planned) {
+    for (const OpStatements::Step& step : op.steps) pipeline.push_back({step.sql->sql, step.params});
+  }
+  std::vector<PgResult> results = conn.Pipeline(pipeline);
+  for (std::size_t i = 0; i < kFirstOpStatement; ++i) {
+    if (!results[i].ok()) {
+      no.reason = Reason(results[i]);
+      link.DropIfBroken(results[i]);
+      undo();
+      return no;
+    }
+  }
   PrepareResult yes;
   yes.yes = true;
-  for (const wire::Op& op : ops) {
+  std::size_t next = kFirstOpStatement;
+  for (const OpStatements& op : planned) {
     nlohmann::json rows = nlohmann::json::array();
-    std::string reason = RunOp(conn, link, record.txid, op, &rows);
+    std::string reason = OpResults(op, results, next, &rows);
+    next += op.steps.size();
     if (!reason.empty()) {
-      // A statement error; the connection may have broken.
       no.reason = reason;
-      if (auto c = link.Get(); c.ok()) {
-        (*c)->Exec("ROLLBACK");
-        (*c)->Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
-      }
+      for (const PgResult& r : results) link.DropIfBroken(r);
+      undo();
       return no;
     }
     yes.results.push_back(std::move(rows));
@@ -301,7 +316,12 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     link.DropIfBroken(prepared);
     return no;
   }
-  if (!prepared.ok()) return fail(prepared);
+  if (!prepared.ok()) {
+    no.reason = Reason(prepared);
+    link.DropIfBroken(prepared);
+    undo();
+    return no;
+  }
   if (prepared.command() != "PREPARE") {  // the transaction had failed: PostgreSQL rolled it back
     no.reason = "PostgreSQL rolled the transaction back instead of preparing it";
     conn.Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
@@ -310,70 +330,66 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   return yes;
 }
 
-std::string PostgresStore::RunOp(PgConnection& conn, PgLink& link, const std::string& txid, const wire::Op& op,
-                                 nlohmann::json* rows) {
-  struct Step {
-    const pg::TranslatedSql* sql;
-    Params params;
-  };
-  std::vector<Step> steps;
-  std::optional<int64_t> expect;
-  std::string what;
-  pg::TranslatedSql raw;
+Result<PostgresStore::OpStatements> PostgresStore::PlanOp(const std::string& txid, const wire::Op& op) const {
+  OpStatements out;
   if (op.is_raw()) {
-    if (!options_.allow_raw_sql) return "raw SQL is not allowed on this agent";
-    if (Status s = pg::CheckStatementKind(*op.sql); !s.ok()) return s.message();
-    raw.sql = *op.sql;
+    if (!options_.allow_raw_sql) return Status::InvalidArgument("raw SQL is not allowed on this agent");
+    if (Status s = pg::CheckStatementKind(*op.sql); !s.ok()) return s;
+    out.raw = std::make_unique<pg::TranslatedSql>();
+    out.raw->sql = *op.sql;
     Params params;
     for (std::size_t i = 0; i < op.params.size(); ++i) {
       auto text = TextOf(op.params[i], "params[" + std::to_string(i) + "]");
-      if (!text.ok()) return text.status().message();
+      if (!text.ok()) return text.status();
       params.push_back(*text);
     }
-    steps.push_back({&raw, std::move(params)});
-    what = "raw SQL";
-  } else {
-    const Procedure* proc = op.procedure ? procedures_.Find(*op.procedure) : nullptr;
-    auto it = op.procedure ? translated_.find(*op.procedure) : translated_.end();
-    if (!proc || it == translated_.end()) return "unknown procedure '" + op.procedure.value_or("") + "'";
-    expect = proc->expect_changes;
-    what = "procedure '" + proc->name + "'";
-    for (const pg::TranslatedSql& sql : it->second) {
-      Params params;
-      for (const std::string& name : sql.names) {
-        if (name == "txid") {
-          params.push_back(txid);
-          continue;
-        }
-        auto arg = op.args.find(name);
-        if (arg == op.args.end()) return "missing argument '" + name + "'";
-        auto text = TextOf(*arg, "args." + name);
-        if (!text.ok()) return text.status().message();
-        params.push_back(*text);
-      }
-      steps.push_back({&sql, std::move(params)});
-    }
+    out.steps.push_back({out.raw.get(), std::move(params)});
+    out.what = "raw SQL";
+    return out;
   }
-  std::size_t returned = 0;
-  for (const Step& step : steps) {
-    PgResult r = conn.Exec(step.sql->sql, step.params);
-    if (!r.ok()) {
-      std::string reason = Reason(r);
-      link.DropIfBroken(r);
-      return reason;
+  const Procedure* proc = op.procedure ? procedures_.Find(*op.procedure) : nullptr;
+  auto it = op.procedure ? translated_.find(*op.procedure) : translated_.end();
+  if (!proc || it == translated_.end()) {
+    return Status::InvalidArgument("unknown procedure '" + op.procedure.value_or("") + "'");
+  }
+  out.expect = proc->expect_changes;
+  out.what = "procedure '" + proc->name + "'";
+  for (const pg::TranslatedSql& sql : it->second) {
+    Params params;
+    for (const std::string& name : sql.names) {
+      if (name == "txid") {
+        params.push_back(txid);
+        continue;
+      }
+      auto arg = op.args.find(name);
+      if (arg == op.args.end()) return Status::InvalidArgument("missing argument '" + name + "'");
+      auto text = TextOf(*arg, "args." + name);
+      if (!text.ok()) return text.status();
+      params.push_back(*text);
     }
+    out.steps.push_back({&sql, std::move(params)});
+  }
+  return out;
+}
+
+std::string PostgresStore::OpResults(const OpStatements& op, const std::vector<PgResult>& results,
+                                     std::size_t first, nlohmann::json* rows) const {
+  std::size_t returned = 0;
+  for (std::size_t i = 0; i < op.steps.size(); ++i) {
+    const PgResult& r = results[first + i];
+    if (!r.ok()) return Reason(r);
     const std::string command = r.command();
     const bool writes = command == "INSERT" || command == "UPDATE" || command == "DELETE" || command == "MERGE";
-    if (expect && writes && r.affected() != *expect) {
-      return what + " expected " + std::to_string(*expect) + " changed row" + (*expect == 1 ? "" : "s") + ", got " +
-             std::to_string(r.affected());
+    if (op.expect && writes && r.affected() != *op.expect) {
+      return op.what + " expected " + std::to_string(*op.expect) + " changed row" + (*op.expect == 1 ? "" : "s") +
+             ", got " + std::to_string(r.affected());
     }
     returned += static_cast<std::size_t>(r.rows());
-    if (returned > kMaxResultRows) return what + " returned more than " + std::to_string(kMaxResultRows) + " rows";
-    for (int i = 0; i < r.rows(); ++i) {
-      nlohmann::json row = nlohmann::json::object();
-      for (int c = 0; c < r.columns(); ++c) row[r.column_name(c)] = JsonOf(r, i, c);
-      rows->push_back(std::move(row));
+    if (returned > kMaxResultRows) return op.what + " returned more than " + std::to_string(kMaxResultRows) + " rows";
+    for (int row = 0; row < r.rows(); ++row) {
+      nlohmann::json object = nlohmann::json::object();
+      for (int c = 0; c < r.columns(); ++c) object[r.column_name(c)] = JsonOf(r, row, c);
+      rows->push_back(std::move(object));
     }
   }
   return "";

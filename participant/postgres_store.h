@@ -92,9 +92,22 @@ class PostgresStore final : public Store {
 
   PrepareResult RunPrepare(pg::PgLink& link, const std::vector<wire::Op>& ops, const PreparedRecord& record,
                            int64_t now_ms);
-  // Runs one op's statements; a non-empty return is the reason for a no.
-  std::string RunOp(pg::PgConnection& conn, pg::PgLink& link, const std::string& txid, const wire::Op& op,
-                    nlohmann::json* rows);
+  // An op's statements with their parameters, checked before anything is sent.
+  struct OpStatements {
+    struct Step {
+      const pg::TranslatedSql* sql;  // in translated_, or `raw`
+      std::vector<std::optional<std::string>> params;
+    };
+    std::vector<Step> steps;
+    std::optional<int64_t> expect;  // the procedure's expect_changes
+    std::string what;               // "procedure 'debit'", "raw SQL"
+    std::unique_ptr<pg::TranslatedSql> raw;
+  };
+  Result<OpStatements> PlanOp(const std::string& txid, const wire::Op& op) const;
+  // Checks an op's results (from `first` in results) and collects its rows;
+  // a non-empty return is the reason for a no.
+  std::string OpResults(const OpStatements& op, const std::vector<pg::PgResult>& results, std::size_t first,
+                        nlohmann::json* rows) const;
   Status RunCommit(pg::PgLink& link, const std::string& txid, bool precommitted);
   Status RunAbort(pg::PgLink& link, const std::string& txid, int64_t now_ms);
   // Gids whose PREPARE TRANSACTION lost its connection: rolled back once PostgreSQL answers.
