@@ -374,8 +374,8 @@ Result<Vote> ParseVote(std::string_view body) {
     if (!it->is_string()) return Invalid("reason", "must be a string");
     v.reason = it->get<std::string>();
   }
-  if (auto it = j.find("results"); it != j.end() && !it->is_null()) {
-    if (!it->is_array()) return Invalid("results", "must be an array");
+  if (auto it = j.find("results"); it != j.end()) {
+    if (!it->is_array() && !it->is_null()) return Invalid("results", "must be an array or null");
     v.results = *it;
   }
   // Any other code (from a newer agent) is a plain no.

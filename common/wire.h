@@ -82,7 +82,9 @@ struct Vote {
   std::string txid;
   bool yes = false;
   std::string reason;                               // why no
-  nlohmann::json results = nlohmann::json::array(); // one array of row objects per op
+  // One array of row objects per op; null when the agent no longer knows them
+  // (it restarted after the prepare was durable and before it answered).
+  nlohmann::json results = nlohmann::json::array();
   VoteNoCode no_code = VoteNoCode::kOther;          // "code": "lock_conflict"
 };
 nlohmann::json ToJson(const Vote& v);

@@ -32,9 +32,10 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   const std::string txid = request.txid;
   if (auto f = finished_.find(txid); f != finished_.end()) {
     bool yes = f->second.outcome == "committed";
+    // A finished transaction's results are no longer kept: unknown (null).
     actions_.push_back(action::Reply{
         token, 200, VoteBody(txid, yes, yes ? "" : "transaction " + txid + " was already aborted here",
-                             nlohmann::json::array())});
+                             yes ? nlohmann::json(nullptr) : nlohmann::json::array())});
     return;
   }
   if (auto it = txs_.find(txid); it != txs_.end()) {
@@ -350,6 +351,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::st
     tx.deadline_ms = r.deadline_ms;
     tx.timeout_ms = std::max<int64_t>(0, r.deadline_ms - r.created_ms);
     tx.last_error = r.last_error;
+    tx.results = nullptr;  // not stored with the record: a repeated prepare's yes says they are unknown
     tx.query_backoff_ms = options_.resolve_initial_ms;
     tx.next_query_ms = now_ms;  // ask at once after a restart
     // Records were prepared together, so their keys cannot overlap.

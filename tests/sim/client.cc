@@ -107,7 +107,9 @@ bool Client::OnAnswer(const Transfer& transfer, const Result<Response>& r) {
   return true;
 }
 
-// A committed answer carries, per branch, one array of rows per op.
+// A committed answer carries, per branch, one array of rows per op, or null
+// where the agent no longer knew them (it restarted between its durable
+// prepare and its vote); never a wrong count.
 void Client::CheckResults(const std::string& txid, const nlohmann::json& body,
                           const std::map<std::string, std::size_t>& ops_per_branch) {
   for (const auto& [participant, ops] : ops_per_branch) {
@@ -117,6 +119,7 @@ void Client::CheckResults(const std::string& txid, const nlohmann::json& body,
         if (b.value("participant", "") == participant && b.contains("results")) results = &b["results"];
       }
     }
+    if (results != nullptr && results->is_null()) continue;
     if (results == nullptr || !results->is_array() || results->size() != ops) {
       ctx_.checker.Fail("agreement", "the client's committed answer for " + txid + " has results " +
                                          (results == nullptr ? "missing" : results->dump()) + " for " + participant +

@@ -711,3 +711,45 @@ TEST_CASE("the commit check is kept with the record and survives a restart") {
   restarted.OnCommit("t1", kCommitKey, 3, 2);
   CHECK(Only<action::ApplyCommit>(restarted.TakeActions()).size() == 1);
 }
+
+namespace {
+
+// A repeated prepare (a duplicate, or the coordinator asking again) of a
+// record prepared before a restart: the vote is yes, and its rows, which the
+// record does not keep, are reported unknown (null), never as "no rows".
+TEST_CASE("a repeated prepare after a restart votes yes with its results unknown, not empty") {
+  Engine e = MakeEngine();
+  action::Reply first = PrepareFully(e, "t1", {"k"}, 1);
+  CHECK(first.body["vote"] == "yes");
+  CHECK(first.body["results"].is_array());
+  e.OnPrepare(Prepare("t1"), 2, 1);  // before a restart the rows are still known
+  auto again = Only<action::Reply>(e.TakeActions());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].body["results"] == first.body["results"]);
+
+  PreparedRecord record;
+  record.txid = "t1";
+  record.state = "prepared";
+  record.lock_keys = {"k"};
+  record.coordinator = "http://coord";
+  record.deadline_ms = 1'000'000;
+  Engine restarted = MakeEngine();
+  restarted.Recover({record}, {{"t0", "committed"}}, 10);
+  restarted.TakeActions();
+  restarted.OnPrepare(Prepare("t1"), 3, 11);
+  auto vote = Only<action::Reply>(restarted.TakeActions());
+  REQUIRE(vote.size() == 1);
+  CHECK(vote[0].body["vote"] == "yes");
+  CHECK(vote[0].body["results"].is_null());
+  auto parsed = wire::ParseVote(vote[0].body.dump());
+  REQUIRE(parsed.ok());
+  CHECK(parsed->results.is_null());
+  // Finished and committed: also unknown.
+  restarted.OnPrepare(Prepare("t0"), 4, 12);
+  auto finished = Only<action::Reply>(restarted.TakeActions());
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].body["vote"] == "yes");
+  CHECK(finished[0].body["results"].is_null());
+}
+
+}  // namespace

@@ -281,7 +281,12 @@ TEST_CASE("Vote round-trips") {
   CHECK(ParseVote(R"({"txid":"t"})").status().message() == "vote: is required");
   CHECK(ParseVote(R"({"vote":"yes"})").status().message() == "txid: is required");
   CHECK(ParseVote(R"({"txid":"t","vote":"yes","results":{}})").status().message() ==
-        "results: must be an array");
+        "results: must be an array or null");
+  // null: the agent no longer knows the rows (it restarted after the prepare); kept as null, not as "no rows".
+  back = ParseVote(R"({"txid":"t","vote":"yes","results":null})");
+  REQUIRE(back.ok());
+  CHECK(back->results.is_null());
+  CHECK(ToJson(*back)["results"].is_null());
 }
 
 TEST_CASE("ParseTxidBody") {
