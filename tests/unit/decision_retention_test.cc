@@ -53,6 +53,21 @@ bool Forgotten(DecisionStore& store, const std::string& txid) {
   return *f;
 }
 
+// Two group members' state machines on their own files, applying the same entries.
+struct TwoMembers {
+  explicit TwoMembers(testing::TempDir& dir) : a(OpenDb(dir.File("a.db"))), b(OpenDb(dir.File("b.db"))) {}
+  void Apply(const Command& c) {
+    raft::Entry e{1, ++index, raft::EntryType::kNormal, EncodeCommand(c)};
+    REQUIRE(ma.Apply(*a, e).ok());
+    REQUIRE(mb.Apply(*b, e).ok());
+  }
+  std::unique_ptr<sqlite::Database> a;
+  std::unique_ptr<sqlite::Database> b;
+  DecisionStateMachine ma;
+  DecisionStateMachine mb;
+  raft::Index index = 0;
+};
+
 TEST_CASE("ForgetFinishedBefore deletes finished decisions older than the cutoff, oldest first, at most limit") {
   testing::TempDir dir;
   auto db = OpenDb(dir.File("decisions.db"));
@@ -107,16 +122,12 @@ TEST_CASE("ForgetFinishedBefore deletes finished decisions older than the cutoff
 
 TEST_CASE("the group's forget command deletes the same rows on every member, and snapshots carry what was forgotten") {
   testing::TempDir dir;
-  auto a = OpenDb(dir.File("a.db"));
-  auto b = OpenDb(dir.File("b.db"));
-  DecisionStateMachine ma;
-  DecisionStateMachine mb;
-  raft::Index index = 0;
-  auto apply_both = [&](const Command& c) {
-    raft::Entry e{1, ++index, raft::EntryType::kNormal, EncodeCommand(c)};
-    REQUIRE(ma.Apply(*a, e).ok());
-    REQUIRE(mb.Apply(*b, e).ok());
-  };
+  TwoMembers members(dir);
+  auto& a = members.a;
+  auto& b = members.b;
+  const DecisionStateMachine& ma = members.ma;
+  const DecisionStateMachine& mb = members.mb;
+  auto apply_both = [&members](const Command& c) { members.Apply(c); };
   // Several decisions finished in the same millisecond: the txid orders them.
   for (int i = 1; i <= 6; ++i) {
     DecisionRecord r = Finished(Txid(4, i), 0, "key" + std::to_string(i));
@@ -175,16 +186,10 @@ TEST_CASE("the group's forget command deletes the same rows on every member, and
 
 TEST_CASE("a forgotten Idempotency-Key is refused for its window, then let go, on every member alike") {
   testing::TempDir dir;
-  auto a = OpenDb(dir.File("a.db"));
-  auto b = OpenDb(dir.File("b.db"));
-  DecisionStateMachine ma;
-  DecisionStateMachine mb;
-  raft::Index index = 0;
-  auto apply_both = [&](const Command& c) {
-    raft::Entry e{1, ++index, raft::EntryType::kNormal, EncodeCommand(c)};
-    REQUIRE(ma.Apply(*a, e).ok());
-    REQUIRE(mb.Apply(*b, e).ok());
-  };
+  TwoMembers members(dir);
+  auto& a = members.a;
+  auto& b = members.b;
+  auto apply_both = [&members](const Command& c) { members.Apply(c); };
   for (int i = 1; i <= 5; ++i) apply_both(command::Decide{Finished(Txid(5, i), 10 * i, "key" + std::to_string(i))});
   // Deleted by the cutoffs 25 (keys 1, 2) and 45 (keys 3, 4); key5's decision stays.
   apply_both(command::ForgetFinished{25, 100, 0});
