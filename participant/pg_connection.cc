@@ -11,6 +11,14 @@ std::string Trimmed(const char* text) {
   return s;
 }
 
+// libpq's view of text parameters: pointers into params (which must outlive it); NULL for nullopt.
+std::vector<const char*> ParamValues(const std::vector<std::optional<std::string>>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return values;
+}
+
 }  // namespace
 
 PgResult::PgResult(PGresult* r, std::string connection_error) : result_(r) {
@@ -106,9 +114,7 @@ PgResult PgConnection::Wrap(PGresult* r) { return PgResult(r, r ? "" : Trimmed(P
 PgResult PgConnection::Exec(const std::string& sql) { return Wrap(PQexec(conn_, sql.c_str())); }
 
 PgResult PgConnection::Exec(const std::string& sql, const std::vector<std::optional<std::string>>& params) {
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  const std::vector<const char*> values = ParamValues(params);
   return Wrap(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
                            nullptr, 0));
 }
@@ -122,21 +128,16 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
     broken_ = true;
     return std::move(out);
   };
+  auto ends_segment = [&](std::size_t i) { return statements[i].sync_after || i + 1 == statements.size(); };
   if (PQenterPipelineMode(conn_) != 1) return lost();
-  std::size_t syncs = 0;
   for (std::size_t i = 0; i < statements.size(); ++i) {
     const PipelinedStatement& s = statements[i];
-    std::vector<const char*> values;
-    values.reserve(s.params.size());
-    for (const auto& p : s.params) values.push_back(p ? p->c_str() : nullptr);
+    const std::vector<const char*> values = ParamValues(s.params);
     if (PQsendQueryParams(conn_, s.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
                           nullptr, 0) != 1) {
       return lost();
     }
-    if (s.sync_after || i + 1 == statements.size()) {
-      if (PQpipelineSync(conn_) != 1) return lost();
-      ++syncs;
-    }
+    if (ends_segment(i) && PQpipelineSync(conn_) != 1) return lost();
   }
   // Each statement: its result, then a null; each sync: a PGRES_PIPELINE_SYNC result.
   for (std::size_t i = 0; i < statements.size(); ++i) {
@@ -144,15 +145,14 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
     if (!r) return lost();
     out.push_back(Wrap(r));
     if (PQgetResult(conn_) != nullptr) return lost();
-    if (statements[i].sync_after || i + 1 == statements.size()) {
+    if (ends_segment(i)) {
       PGresult* sync = PQgetResult(conn_);
       const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
       PQclear(sync);
       if (!synced) return lost();
-      --syncs;
     }
   }
-  if (syncs != 0 || PQexitPipelineMode(conn_) != 1) broken_ = true;
+  if (PQexitPipelineMode(conn_) != 1) broken_ = true;
   return out;
 }
 

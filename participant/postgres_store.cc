@@ -246,11 +246,15 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return no;
   }
   PgConnection& conn = **got;
-  auto undo = [&] {  // on the same connection, unless it broke
+  // A no: the transaction rolled back and the metadata row deleted, on the
+  // same connection unless it broke (then on a new one).
+  auto refuse = [&](std::string reason) {
+    no.reason = std::move(reason);
     if (auto c = link.Get(); c.ok()) {
       (*c)->Exec("ROLLBACK");
       (*c)->Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
     }
+    return no;
   };
 
   // One round trip: the metadata row, committed on its own (its sync ends
@@ -276,10 +280,8 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   std::vector<PgResult> results = conn.Pipeline(pipeline);
   for (std::size_t i = 0; i < kFirstOpStatement; ++i) {
     if (!results[i].ok()) {
-      no.reason = Reason(results[i]);
       link.DropIfBroken(results[i]);
-      undo();
-      return no;
+      return refuse(Reason(results[i]));
     }
   }
   PrepareResult yes;
@@ -290,10 +292,8 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     std::string reason = OpResults(op, results, next, &rows);
     next += op.steps.size();
     if (!reason.empty()) {
-      no.reason = reason;
       for (const PgResult& r : results) link.DropIfBroken(r);
-      undo();
-      return no;
+      return refuse(std::move(reason));
     }
     yes.results.push_back(std::move(rows));
   }
@@ -317,15 +317,11 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return no;
   }
   if (!prepared.ok()) {
-    no.reason = Reason(prepared);
     link.DropIfBroken(prepared);
-    undo();
-    return no;
+    return refuse(Reason(prepared));
   }
   if (prepared.command() != "PREPARE") {  // the transaction had failed: PostgreSQL rolled it back
-    no.reason = "PostgreSQL rolled the transaction back instead of preparing it";
-    conn.Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
-    return no;
+    return refuse("PostgreSQL rolled the transaction back instead of preparing it");
   }
   return yes;
 }
