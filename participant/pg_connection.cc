@@ -119,6 +119,14 @@ PgResult PgConnection::Exec(const std::string& sql, const std::vector<std::optio
                            nullptr, 0));
 }
 
+std::string PgConnection::PlanName(const std::string& sql, bool* fresh) {
+  auto [it, inserted] = plans_.try_emplace(sql);
+  // A new name each time: a plan dropped after an error may still exist on the server.
+  if (inserted) it->second = "commitd_" + std::to_string(next_plan_++);
+  *fresh = inserted;
+  return it->second;
+}
+
 std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatement>& statements) {
   std::vector<PgResult> out;
   out.reserve(statements.size());
@@ -126,25 +134,53 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
     const std::string error = Trimmed(PQerrorMessage(conn_));
     while (out.size() < statements.size()) out.emplace_back(nullptr, error.empty() ? "pipeline failed" : error);
     broken_ = true;
+    plans_.clear();
     return std::move(out);
   };
   auto ends_segment = [&](std::size_t i) { return statements[i].sync_after || i + 1 == statements.size(); };
+  // Whether statement i was sent with its plan first.
+  std::vector<bool> planned(statements.size(), false);
   if (PQenterPipelineMode(conn_) != 1) return lost();
   for (std::size_t i = 0; i < statements.size(); ++i) {
     const PipelinedStatement& s = statements[i];
     const std::vector<const char*> values = ParamValues(s.params);
-    if (PQsendQueryParams(conn_, s.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                          nullptr, 0) != 1) {
-      return lost();
+    const int n = static_cast<int>(values.size());
+    int sent = 0;
+    if (s.reuse_plan) {
+      bool fresh = false;
+      const std::string name = PlanName(s.sql, &fresh);
+      planned[i] = fresh;
+      if (fresh && PQsendPrepare(conn_, name.c_str(), s.sql.c_str(), 0, nullptr) != 1) return lost();
+      sent = PQsendQueryPrepared(conn_, name.c_str(), n, values.data(), nullptr, nullptr, 0);
+    } else {
+      sent = PQsendQueryParams(conn_, s.sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
     }
+    if (sent != 1) return lost();
     if (ends_segment(i) && PQpipelineSync(conn_) != 1) return lost();
   }
-  // Each statement: its result, then a null; each sync: a PGRES_PIPELINE_SYNC result.
+  // Each statement: its plan's result and a null if sent with it, then its
+  // result and a null; each sync: a PGRES_PIPELINE_SYNC result.
   for (std::size_t i = 0; i < statements.size(); ++i) {
+    PgResult plan;
+    if (planned[i]) {
+      PGresult* p = PQgetResult(conn_);
+      if (!p) return lost();
+      plan = Wrap(p);
+      if (PQgetResult(conn_) != nullptr) return lost();
+    }
     PGresult* r = PQgetResult(conn_);
     if (!r) return lost();
-    out.push_back(Wrap(r));
+    PgResult result = Wrap(r);
     if (PQgetResult(conn_) != nullptr) return lost();
+    if (planned[i] && !plan.ok()) {
+      // Not planned (a bad statement, or its segment failed before): planned again on next use.
+      plans_.erase(statements[i].sql);
+      if (!plan.sqlstate().empty() || plan.connection_lost()) result = std::move(plan);
+    } else if (statements[i].reuse_plan && result.sqlstate() == sqlstate::kFeatureNotSupported) {
+      // "cached plan must not change result type": a table changed under the plan.
+      plans_.erase(statements[i].sql);
+    }
+    out.push_back(std::move(result));
     if (ends_segment(i)) {
       PGresult* sync = PQgetResult(conn_);
       const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;

@@ -7,10 +7,12 @@
 
 #include <libpq-fe.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -27,6 +29,7 @@ constexpr std::string_view kUndefinedObject = "42704";  // e.g. no prepared tran
 constexpr std::string_view kInsufficientPrivilege = "42501";
 constexpr std::string_view kUndefinedTable = "42P01";
 constexpr std::string_view kUndefinedColumn = "42703";
+constexpr std::string_view kFeatureNotSupported = "0A000";  // e.g. "cached plan must not change result type"
 }  // namespace sqlstate
 
 class PgResult {
@@ -72,6 +75,10 @@ struct PipelinedStatement {
   // an explicit transaction commit; after an error, only the rest of the
   // segment is skipped.
   bool sync_after = false;
+  // Parsed and planned once per connection (a named prepared statement),
+  // then only bound and run: for the agent's fixed statements and the
+  // procedures', never for raw SQL (one name each would pile up).
+  bool reuse_plan = false;
 };
 
 class PgConnection {
@@ -103,8 +110,14 @@ class PgConnection {
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   PgResult Wrap(PGresult* r);
+  // The name of sql's prepared statement on this session; `fresh` when it
+  // must be sent first.
+  std::string PlanName(const std::string& sql, bool* fresh);
   PGconn* conn_;
   bool broken_ = false;  // a pipeline was left unfinished
+  // sql -> name of its prepared statement on this session (reuse_plan).
+  std::unordered_map<std::string, std::string> plans_;
+  uint64_t next_plan_ = 0;
 };
 
 // "SQLSTATE: message" of a failed result, for reasons and logs.

@@ -51,11 +51,16 @@ nlohmann::json JsonOf(const PgResult& r, int row, int col) {
   }
 }
 
-Status SessionSetup(PgConnection& conn) {
+// Session settings of every pooled connection. The timeouts bound every
+// statement the agent sends: a user statement, and also a metadata row or
+// outcome that would otherwise wait for a row a prepared transaction holds.
+Status SessionSetup(PgConnection& conn, const PostgresStoreOptions& o) {
   // Only the metadata rows commit without waiting for their flush (see the
   // header); PREPARE TRANSACTION and COMMIT PREPARED always flush, and a
   // precommit asks for it.
-  PgResult r = conn.Exec("SET synchronous_commit = off");
+  PgResult r = conn.Exec("SET synchronous_commit = off; SET statement_timeout = " +
+                         std::to_string(o.statement_timeout_ms) + "; SET lock_timeout = " +
+                         std::to_string(o.lock_timeout_ms));
   if (!r.ok()) return Status::Unavailable("PostgreSQL session setup: " + pg::Describe(r));
   return Status::Ok();
 }
@@ -163,7 +168,8 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions 
     }
   }
   store->workers_ = std::make_unique<pg::PgWorkers>(o.dsn, "commitd:" + o.agent,
-                                                    static_cast<std::size_t>(o.connections), SessionSetup);
+                                                    static_cast<std::size_t>(o.connections),
+                                                    [&o](PgConnection& conn) { return SessionSetup(conn, o); });
   return store;
 }
 
@@ -269,13 +275,13 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
        {options_.agent, record.txid, record.protocol, record.coordinator, record.log_id, record.participants.dump(),
         std::to_string(record.created_ms), std::to_string(record.deadline_ms), record.abort_key,
         record.commit_check},
-       /*sync_after=*/true});
+       /*sync_after=*/true, /*reuse_plan=*/true});
   pipeline.push_back({"BEGIN", {}});
-  pipeline.push_back({"SET LOCAL statement_timeout = " + std::to_string(options_.statement_timeout_ms), {}});
-  pipeline.push_back({"SET LOCAL lock_timeout = " + std::to_string(options_.lock_timeout_ms), {}});
-  constexpr std::size_t kFirstOpStatement = 4;
+  constexpr std::size_t kFirstOpStatement = 2;
   for (const OpStatements& op : planned) {
-    for (const OpStatements::Step& step : op.steps) pipeline.push_back({step.sql->sql, step.params});
+    for (const OpStatements::Step& step : op.steps) {
+      pipeline.push_back({step.sql->sql, step.params, /*sync_after=*/false, /*reuse_plan=*/!op.raw});
+    }
   }
   std::vector<PgResult> results = conn.Pipeline(pipeline);
   for (std::size_t i = 0; i < kFirstOpStatement; ++i) {
@@ -300,12 +306,14 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   failpoint::CrashIf("agent.crash_before_prepare_durable");
   // The end of the metadata row and the "committed" outcome, taking effect
   // only if this transaction commits, then PREPARE TRANSACTION: one round trip.
-  PgResult prepared = conn.Exec(
-      "WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = " + conn.Literal(options_.agent) +
-      " AND txid = " + conn.Literal(record.txid) +
-      ") INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" + conn.Literal(options_.agent) +
-      ", " + conn.Literal(record.txid) + ", 'committed', " + std::to_string(now_ms) + "); PREPARE TRANSACTION " +
-      conn.Literal(*gid));
+  std::vector<PgResult> ended = conn.Pipeline(
+      {{"WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2) "
+        "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'committed', $3)",
+        {options_.agent, record.txid, std::to_string(now_ms)}, /*sync_after=*/false, /*reuse_plan=*/true},
+       {"PREPARE TRANSACTION " + conn.Literal(*gid), {}}});
+  // The outcome row's failure, or else PREPARE TRANSACTION's result.
+  const bool prepare_ran = ended[0].ok();
+  PgResult prepared = std::move(ended[prepare_ran ? 1 : 0]);
   if (prepared.connection_lost()) {
     // It may or may not have been prepared: vote no, and roll it back once PostgreSQL answers.
     {
@@ -317,6 +325,12 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return no;
   }
   if (!prepared.ok()) {
+    if (prepare_ran && prepared.sqlstate() == pg::sqlstate::kQueryCanceled) {
+      // A cancel (its statement timeout) may end PREPARE TRANSACTION after
+      // it took effect: rolled back too once PostgreSQL answers.
+      std::lock_guard<std::mutex> lock(uncertain_mu_);
+      uncertain_gids_.push_back(*gid);
+    }
     link.DropIfBroken(prepared);
     return refuse(Reason(prepared));
   }

@@ -19,8 +19,10 @@
 //  - Load: the agent's gids in pg_prepared_xacts, each with its metadata row;
 //    a metadata row without a prepared transaction is a prepare that never
 //    completed (or was rolled back): remembered as aborted.
-// Row locks are PostgreSQL's: a prepare waits at most pg_lock_timeout_ms for
-// one, then votes no; a deadlock or serialization failure is a no too. The
+// Statements other than raw SQL are planned once per session (named prepared
+// statements, PgConnection::Pipeline). Row locks are PostgreSQL's: every
+// statement waits at most pg_lock_timeout_ms for one, then fails (a prepare
+// votes no); a deadlock or serialization failure is a no too. The
 // engine's lock table stays empty (PrepareResult::lock_keys).
 //
 // Thread: the Node's event thread calls every method; statements run on

@@ -3,6 +3,7 @@ commit-agent --backend postgres): commits, aborts (a debit that would
 overdraw), both directions, nothing left in pg_prepared_xacts, and the
 clear start-up errors of the PostgreSQL backend."""
 
+import json
 import os
 import subprocess
 import sys
@@ -128,6 +129,65 @@ def test_backend_and_dsn_file_from_the_config_file():
             status, body = agent_commit(agent, "tx-config")
             assert status == 200, body
             assert pg.balances("bank")["bob"] == 48
+        finally:
+            agent.terminate()
+
+
+def test_statement_plans_follow_table_changes():
+    """The agent plans each procedure statement once per connection; a table
+    dropped or changed under a plan costs at most one no, never a stuck agent."""
+    with PgServer() as pg:
+        pg.make_bank("bank", "seed-b.sql")
+        procedures = os.path.join(pg.dir, "procedures.json")
+        with open(procedures, "w") as f:
+            json.dump({"procedures": {"peek": {"sql": "SELECT * FROM accounts WHERE id = :account"},
+                                      "note": {"sql": "INSERT INTO notes(txid) VALUES (:txid)"}}}, f)
+        pg.psql("CREATE TABLE notes(txid text)", db="bank")
+        config = harness.write_config(os.path.join(pg.dir, "agent.json"), {"pg_connections": 1})
+        port = free_port()
+        agent = harness.Process("bank", [harness.bin_path("commit-agent"), "--name", "bank", "--listen",
+                                         f"127.0.0.1:{port}", "--backend", "postgres", "--dsn", pg.dsn("bank"),
+                                         "--procedures", procedures, "--config", config,
+                                         "--coordinator", harness.UNANSWERED_COORDINATOR],
+                                os.path.join(pg.dir, "agent.log"), f"http://127.0.0.1:{port}")
+        peek = [{"procedure": "peek", "args": {"account": "bob"}}]
+        note = [{"procedure": "note", "args": {}}]
+        counter = iter(range(1000))
+
+        def prepare_until_yes(ops):
+            """The votes of prepares of ops until the first yes (each yes aborted after)."""
+            votes = []
+            while not votes or votes[-1]["vote"] != "yes":
+                txid = f"tx-plan-{next(counter)}"
+                status, vote = agent_prepare(agent, txid, ops, participant="bank")
+                assert status == 200, (status, vote)
+                votes.append(vote)
+                agent_abort(agent, txid)
+                assert len(votes) <= 2, votes
+            return votes
+
+        try:
+            agent.start().wait_healthy()
+            for _ in range(3):  # the plan made, then reused
+                assert prepare_until_yes(peek)[-1]["results"] == [[{"id": "bob", "balance": 50}]]
+            # A new column changes what the planned SELECT * returns.
+            pg.psql("ALTER TABLE accounts ADD COLUMN note text DEFAULT 'n'", db="bank")
+            votes = prepare_until_yes(peek)
+            assert votes[-1]["results"] == [[{"id": "bob", "balance": 50, "note": "n"}]], votes
+            assert [v["results"] for v in prepare_until_yes(peek)] == [votes[-1]["results"]]
+            # A table gone while the agent reconnects: the new session's plan
+            # fails, a no naming it; the table back: planned anew.
+            assert prepare_until_yes(note)[-1]["vote"] == "yes"
+            pg.psql("DROP TABLE notes", db="bank")
+            pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'commitd:bank'",
+                    db="bank")
+            for txid in ("tx-plan-gone-1", "tx-plan-gone-2"):  # the first may meet the ended session
+                status, vote = agent_prepare(agent, txid, note, participant="bank")
+                assert vote["vote"] == "no", vote
+            assert "notes" in vote["reason"], vote
+            pg.psql("CREATE TABLE notes(txid text)", db="bank")
+            assert prepare_until_yes(note)[-1]["results"] == [[]]
+            assert pg.prepared_gids("bank") == []
         finally:
             agent.terminate()
 
