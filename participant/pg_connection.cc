@@ -137,7 +137,6 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
     plans_.clear();
     return std::move(out);
   };
-  auto ends_segment = [&](std::size_t i) { return statements[i].sync_after || i + 1 == statements.size(); };
   // Whether statement i was sent with its plan first.
   std::vector<bool> planned(statements.size(), false);
   if (PQenterPipelineMode(conn_) != 1) return lost();
@@ -156,10 +155,10 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
       sent = PQsendQueryParams(conn_, s.sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
     }
     if (sent != 1) return lost();
-    if (ends_segment(i) && PQpipelineSync(conn_) != 1) return lost();
   }
+  if (PQpipelineSync(conn_) != 1) return lost();
   // Each statement: its plan's result and a null if sent with it, then its
-  // result and a null; each sync: a PGRES_PIPELINE_SYNC result.
+  // result and a null; then the sync's PGRES_PIPELINE_SYNC result.
   for (std::size_t i = 0; i < statements.size(); ++i) {
     PgResult plan;
     if (planned[i]) {
@@ -173,7 +172,7 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
     PgResult result = Wrap(r);
     if (PQgetResult(conn_) != nullptr) return lost();
     if (planned[i] && !plan.ok()) {
-      // Not planned (a bad statement, or its segment failed before): planned again on next use.
+      // Not planned (a bad statement, or an earlier statement failed): planned again on next use.
       plans_.erase(statements[i].sql);
       if (!plan.sqlstate().empty() || plan.connection_lost()) result = std::move(plan);
     } else if (statements[i].reuse_plan && result.sqlstate() == sqlstate::kFeatureNotSupported) {
@@ -181,13 +180,11 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
       plans_.erase(statements[i].sql);
     }
     out.push_back(std::move(result));
-    if (ends_segment(i)) {
-      PGresult* sync = PQgetResult(conn_);
-      const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
-      PQclear(sync);
-      if (!synced) return lost();
-    }
   }
+  PGresult* sync = PQgetResult(conn_);
+  const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  if (!synced) return lost();
   if (PQexitPipelineMode(conn_) != 1) broken_ = true;
   return out;
 }

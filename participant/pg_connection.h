@@ -71,10 +71,6 @@ class PgResult {
 struct PipelinedStatement {
   std::string sql;
   std::vector<std::optional<std::string>> params;  // $1..$n, text; nullopt is NULL
-  // Ends a segment here: the statements since the last sync that ran outside
-  // an explicit transaction commit; after an error, only the rest of the
-  // segment is skipped.
-  bool sync_after = false;
   // Parsed and planned once per connection (a named prepared statement),
   // then only bound and run: for the agent's fixed statements and the
   // procedures', never for raw SQL (one name each would pile up).
@@ -98,8 +94,10 @@ class PgConnection {
   // A statement with text parameters ($1..$n); nullopt is NULL.
   PgResult Exec(const std::string& sql, const std::vector<std::optional<std::string>>& params);
   // Sends every statement (libpq's pipeline mode) before reading any
-  // result: one round trip. One result per statement, in order; after an
-  // error the segment's later statements are not run (not ok, no SQLSTATE).
+  // result, then one sync: one round trip. One result per statement, in
+  // order; after an error the later statements are not run (not ok, no
+  // SQLSTATE). Statements outside an explicit transaction share one implicit
+  // transaction.
   // A pipeline that cannot be finished leaves the connection unhealthy.
   std::vector<PgResult> Pipeline(const std::vector<PipelinedStatement>& statements);
   // Parses and plans sql as an unnamed prepared statement (checks tables and columns).

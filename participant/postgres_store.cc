@@ -263,9 +263,11 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return no;
   };
 
-  // One round trip: the metadata row, committed on its own (its sync ends
-  // it), then the transaction and every op's statements.
+  // One round trip: the metadata row in a transaction of its own, then the
+  // transaction and every op's statements (one segment: libpq sends a
+  // segment at once).
   std::vector<pg::PipelinedStatement> pipeline;
+  pipeline.push_back({"BEGIN", {}, /*reuse_plan=*/true});
   pipeline.push_back(
       {"INSERT INTO _commitd_pg_prepared(agent, txid, protocol, coordinator, log_id, participants, created_ms, "
        "deadline_ms, abort_key, commit_check) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
@@ -275,12 +277,13 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
        {options_.agent, record.txid, record.protocol, record.coordinator, record.log_id, record.participants.dump(),
         std::to_string(record.created_ms), std::to_string(record.deadline_ms), record.abort_key,
         record.commit_check},
-       /*sync_after=*/true, /*reuse_plan=*/true});
-  pipeline.push_back({"BEGIN", {}});
-  constexpr std::size_t kFirstOpStatement = 2;
+       /*reuse_plan=*/true});
+  pipeline.push_back({"COMMIT", {}, /*reuse_plan=*/true});
+  pipeline.push_back({"BEGIN", {}, /*reuse_plan=*/true});
+  constexpr std::size_t kFirstOpStatement = 4;
   for (const OpStatements& op : planned) {
     for (const OpStatements::Step& step : op.steps) {
-      pipeline.push_back({step.sql->sql, step.params, /*sync_after=*/false, /*reuse_plan=*/!op.raw});
+      pipeline.push_back({step.sql->sql, step.params, /*reuse_plan=*/!op.raw});
     }
   }
   std::vector<PgResult> results = conn.Pipeline(pipeline);
@@ -309,7 +312,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   std::vector<PgResult> ended = conn.Pipeline(
       {{"WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2) "
         "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'committed', $3)",
-        {options_.agent, record.txid, std::to_string(now_ms)}, /*sync_after=*/false, /*reuse_plan=*/true},
+        {options_.agent, record.txid, std::to_string(now_ms)}, /*reuse_plan=*/true},
        {"PREPARE TRANSACTION " + conn.Literal(*gid), {}}});
   // The outcome row's failure, or else PREPARE TRANSACTION's result.
   const bool prepare_ran = ended[0].ok();
