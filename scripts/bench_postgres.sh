@@ -15,7 +15,7 @@
 #   BENCH_ROUNDS [3]        alternated agent/pgbench rounds
 #   BENCH_SECONDS [10]      measured seconds per run
 #   BENCH_CLIENTS [64]      clients of both
-#   BENCH_PG_CONNECTIONS [64]  the agent's pg_connections (its pool; docs/configuration.md)
+#   BENCH_PG_CONNECTIONS [the agent's default]  the agent's pg_connections (its pool; docs/configuration.md)
 #   BENCH_SKIP_BUILD [0]    1: use the binaries already in BENCH_BIN_DIR
 #   BENCH_BIN_DIR [build/release/bin]
 #   BENCH_WORK_DIR [build/bench]  parent of the run's server and logs (keep it on a real disk)
@@ -86,7 +86,11 @@ for ((i = 0; i < 300; i++)); do "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_POR
 "${PSQL[@]}" -d bench -c "INSERT INTO accounts SELECT p || i, 1000000000 FROM generate_series(0, 255) i,
                           unnest(ARRAY['acct', 'pgacct']) p"
 
-echo "{\"pg_connections\": ${BENCH_PG_CONNECTIONS:-64}}" >"$WORK/agent-config.json"
+if [[ -n "${BENCH_PG_CONNECTIONS:-}" ]]; then
+  echo "{\"pg_connections\": $BENCH_PG_CONNECTIONS}" >"$WORK/agent-config.json"
+else
+  echo "{}" >"$WORK/agent-config.json"
+fi
 # Agents take prepares only from coordinators they know: `commitd-bench agent`
 # names this address in its prepares and never needs it answered.
 "$BIN/commit-agent" --name bank-a --coordinator http://127.0.0.1:1 --config "$WORK/agent-config.json" --listen "127.0.0.1:$AGENT_PORT" --backend postgres \
