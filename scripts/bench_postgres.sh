@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# The PostgreSQL participant against PostgreSQL alone, in the same run.
+# The agents against PostgreSQL alone, in the same run.
 # Starts a private PostgreSQL server (fsync and synchronous_commit on, as
 # shipped; initdb into BENCH_WORK_DIR; as `nobody` when run as root) holding
-# the example bank (accounts acct0..acct255), then alternates, BENCH_ROUNDS
-# times:
+# the example bank (accounts acct0..acct255), and a SQLite bank with the same
+# accounts, then alternates, BENCH_ROUNDS times:
 #   agent     commitd-bench agent: 64 clients, prepare (debit + journal) then
 #             commit, straight to commit-agent --backend postgres;
+#   sqlite    the same against commit-agent on the SQLite bank (WAL, FULL);
 #   pgbench   the same statements driven directly by pgbench with 64 clients:
 #             BEGIN; UPDATE; INSERT; PREPARE TRANSACTION; COMMIT PREPARED.
-# Prints each run and the medians, min-max and the ratio agent / PostgreSQL
-# (prepares+commits per second; one transaction = one prepare + one commit).
+# Prints each run and the medians, min-max and the ratios of each agent to
+# PostgreSQL alone (prepares+commits per second; one transaction = one
+# prepare + one commit).
 #
 # Environment (defaults in brackets):
 #   BENCH_ROUNDS [3]        alternated agent/pgbench rounds
 #   BENCH_SECONDS [10]      measured seconds per run
 #   BENCH_CLIENTS [64]      clients of both
 #   BENCH_PG_CONNECTIONS [the agent's default]  the agent's pg_connections (its pool; docs/configuration.md)
+#   BENCH_BACKGROUND_LOAD [0]  busy-loop processes kept running through every run (other work on the machine)
 #   BENCH_SKIP_BUILD [0]    1: use the binaries already in BENCH_BIN_DIR
 #   BENCH_BIN_DIR [build/release/bin]
 #   BENCH_WORK_DIR [build/bench]  parent of the run's server and logs (keep it on a real disk)
@@ -61,8 +64,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r PG_PORT AGENT_PORT < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
+read -r PG_PORT AGENT_PORT SQLITE_PORT < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(3)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))')
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres)
@@ -97,7 +100,17 @@ fi
   --dsn "host=127.0.0.1 port=$PG_PORT dbname=bench user=postgres" \
   --procedures "$ROOT/examples/bank/procedures.json" --log-level warn >"$WORK/agent.log" 2>&1 &
 PIDS+=("$!")
-for ((i = 0; i < 200; i++)); do curl -fsS -m 1 "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+"$BIN/commitd-bench" setup-bank --db "$WORK/sqlite-bank.db" --prefix acct --accounts 256 --balance 1000000000 >/dev/null
+"$BIN/commit-agent" --name bank-a --coordinator http://127.0.0.1:1 --listen "127.0.0.1:$SQLITE_PORT" \
+  --db "$WORK/sqlite-bank.db" --procedures "$ROOT/examples/bank/procedures.json" --log-level warn >"$WORK/sqlite-agent.log" 2>&1 &
+PIDS+=("$!")
+for port in "$AGENT_PORT" "$SQLITE_PORT"; do
+  for ((i = 0; i < 200; i++)); do curl -fsS -m 1 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+for ((i = 0; i < ${BENCH_BACKGROUND_LOAD:-0}; i++)); do
+  bash -c 'while :; do :; done' &
+  PIDS+=("$!")
+done
 
 # The agent's statements (examples/bank/procedures.json), on a row per client, with PostgreSQL's own 2PC.
 cat >"$WORK/prepare_commit.sql" <<'SQL'
@@ -109,21 +122,29 @@ PREPARE TRANSACTION 'pgb-:client_id-:n';
 COMMIT PREPARED 'pgb-:client_id-:n';
 SQL
 
-AGENT=()
-PGB=()
-for ((r = 1; r <= ROUNDS; r++)); do
-  a="$("$BIN/commitd-bench" agent --agent "http://127.0.0.1:$AGENT_PORT" --participant bank-a \
-        --clients "$CLIENTS" --duration-s "$SECONDS_PER_RUN" --warmup-s 1 --json 2>/dev/null \
-        | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f %d %d %.2f" % (d["prepares_commits_per_s"], d["refused"], d["errors"], d["latency_ms"]["p50"]))')"
-  read -r a_rate a_refused a_errors a_p50 <<<"$a"
-  AGENT+=("$a_rate")
+# One `commitd-bench agent` run against the agent at port $1: "rate refused errors p50".
+agent_run() {
+  "$BIN/commitd-bench" agent --agent "http://127.0.0.1:$1" --participant bank-a \
+      --clients "$CLIENTS" --duration-s "$SECONDS_PER_RUN" --warmup-s 1 --json 2>/dev/null \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f %d %d %.2f" % (d["prepares_commits_per_s"], d["refused"], d["errors"], d["latency_ms"]["p50"]))'
   # Abort what the run left prepared (its last prepares, never committed).
-  curl -fsS "http://127.0.0.1:$AGENT_PORT/v1/transactions?state=prepared" \
+  curl -fsS "http://127.0.0.1:$1/v1/transactions?state=prepared" \
     | python3 -c 'import json,sys; [print(t["txid"]) for t in json.load(sys.stdin)["transactions"]]' \
     | while read -r txid; do
-        curl -fsS -o /dev/null -X POST -d "{\"txid\": \"$txid\"}" "http://127.0.0.1:$AGENT_PORT/v1/abort"
+        curl -fsS -o /dev/null -X POST -d "{\"txid\": \"$txid\"}" "http://127.0.0.1:$1/v1/abort"
       done
+}
+
+AGENT=()
+SQLITE=()
+PGB=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  read -r a_rate a_refused a_errors a_p50 <<<"$(agent_run "$AGENT_PORT")"
+  AGENT+=("$a_rate")
   echo "round $r  agent    $a_rate prepares+commits/s  (p50 ${a_p50} ms, refused $a_refused, errors $a_errors)"
+  read -r s_rate s_refused s_errors s_p50 <<<"$(agent_run "$SQLITE_PORT")"
+  SQLITE+=("$s_rate")
+  echo "round $r  sqlite   $s_rate prepares+commits/s  (p50 ${s_p50} ms, refused $s_refused, errors $s_errors)"
   p="$(pgbench -n -M simple -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" -f "$WORK/prepare_commit.sql" \
         -h 127.0.0.1 -p "$PG_PORT" -U postgres bench 2>&1 | tee -a "$WORK/pgbench.log" \
         | awk '/^tps = / {printf "%.0f", 2 * $3}')"
@@ -131,13 +152,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r  pgbench  $p prepares+commits/s"
 done
 
-python3 - "${AGENT[*]}" "${PGB[*]}" <<'PY'
+python3 - "${AGENT[*]}" "${SQLITE[*]}" "${PGB[*]}" <<'PY'
 import statistics, sys
-agent = [float(x) for x in sys.argv[1].split()]
-pg = [float(x) for x in sys.argv[2].split()]
-ma, mp = statistics.median(agent), statistics.median(pg)
-print(f"agent    median {ma:,.0f}  min-max {min(agent):,.0f}-{max(agent):,.0f} prepares+commits/s")
-print(f"pgbench  median {mp:,.0f}  min-max {min(pg):,.0f}-{max(pg):,.0f} prepares+commits/s")
-print(f"ratio agent / PostgreSQL alone (medians): {ma / mp:.2f}  (per round: "
-      + ", ".join(f"{a / p:.2f}" for a, p in zip(agent, pg)) + ")")
+agent, sqlite, pg = ([float(x) for x in arg.split()] for arg in sys.argv[1:4])
+for name, runs in (("agent", agent), ("sqlite", sqlite), ("pgbench", pg)):
+    print(f"{name:8} median {statistics.median(runs):,.0f}  min-max {min(runs):,.0f}-{max(runs):,.0f} prepares+commits/s")
+mp = statistics.median(pg)
+for name, label, runs in (("agent", "PostgreSQL agent", agent), ("sqlite", "SQLite agent", sqlite)):
+    print(f"ratio {label} / PostgreSQL alone (medians): {statistics.median(runs) / mp:.2f}  (per round: "
+          + ", ".join(f"{a / p:.2f}" for a, p in zip(runs, pg)) + ")")
 PY
