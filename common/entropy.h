@@ -3,8 +3,10 @@
 // gives a seeded source so that runs replay.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace commitd {
@@ -17,11 +19,25 @@ class Entropy {
   std::string Hex(std::size_t n);
 };
 
-// getrandom(2). A failure to read the kernel's randomness is not survivable
-// (ids could repeat), so it terminates the process with a log line.
+// The kernel's randomness (getrandom(2)), read ahead a block at a time: a
+// coordinator takes a few ids per transaction, and a system call each is
+// dear. Bytes are handed out once and wiped from the block. A failure to
+// read the kernel's randomness is not survivable (ids could repeat), so it
+// terminates the process with a log line.
+// Thread: Fill may be called from any thread.
 class SystemEntropy final : public Entropy {
  public:
+  SystemEntropy() = default;
+  SystemEntropy(const SystemEntropy&) = delete;
+  SystemEntropy& operator=(const SystemEntropy&) = delete;
+  ~SystemEntropy() override;
   void Fill(uint8_t* out, std::size_t n) override;
+
+ private:
+  static constexpr std::size_t kBlock = 4096;
+  std::mutex mu_;
+  std::array<uint8_t, kBlock> block_{};
+  std::size_t used_ = kBlock;  // block_[used_..] not handed out yet
 };
 
 }  // namespace commitd

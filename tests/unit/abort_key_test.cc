@@ -1,0 +1,57 @@
+#include "common/abort_key.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <string>
+
+#include <doctest/doctest.h>
+
+namespace commitd {
+namespace {
+
+std::string OneShotHmacHex(const std::string& secret, const std::string& message) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &length);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out.push_back(kHex[mac[i] >> 4]);
+    out.push_back(kHex[mac[i] & 0xF]);
+  }
+  return out;
+}
+
+TEST_CASE("AbortKey is HMAC-SHA256 of the txid (RFC 4231 test case 2)") {
+  CHECK(AbortKey("Jefe", "what do ya want for nothing?") ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST_CASE("keys stay right when the secret changes between calls") {
+  // The keyed context is reused for the same secret and keyed again for another.
+  const std::string a(32, '\x01');
+  const std::string b = "another secret, longer than one SHA-256 block of sixty-four bytes..........";
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& secret : {a, b, a, a, b}) {
+      CHECK(AbortKey(secret, "c1-tx-" + std::to_string(round)) == OneShotHmacHex(secret, "c1-tx-" + std::to_string(round)));
+      CHECK(CommitKey(secret, "c1-tx") == OneShotHmacHex(secret, std::string("commit\0c1-tx", 12)));
+    }
+  }
+  CHECK(AbortKey(a, "t") != AbortKey(b, "t"));
+  CHECK(AbortKey(a, "t") != CommitKey(a, "t"));
+}
+
+TEST_CASE("a commit key matches its check only") {
+  const std::string key = CommitKey("secret", "tx-1");
+  const std::string check = CommitCheck(key);
+  CHECK(CommitKeyMatches(check, key));
+  CHECK_FALSE(CommitKeyMatches(check, CommitKey("secret", "tx-2")));
+  CHECK_FALSE(CommitKeyMatches(check, ""));
+  CHECK_FALSE(CommitKeyMatches("", key));
+  CHECK_FALSE(AbortKeyMatches(AbortKey("secret", "tx-1"), AbortKey("secret", "tx-1").substr(1)));
+}
+
+}  // namespace
+}  // namespace commitd
