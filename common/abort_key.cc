@@ -5,9 +5,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/params.h>
-#include <openssl/sha.h>
 
 #include <string>
+
+#include "common/sha256.h"
 
 namespace commitd {
 
@@ -105,9 +106,8 @@ std::string CommitKey(std::string_view secret, std::string_view txid) {
 }
 
 std::string CommitCheck(std::string_view commit_key) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(commit_key.data()), commit_key.size(), digest);
-  return Hex(digest, SHA256_DIGEST_LENGTH);
+  const Sha256Digest digest = Sha256(commit_key);
+  return Hex(digest.data(), static_cast<unsigned int>(digest.size()));
 }
 
 bool CommitKeyMatches(std::string_view check, std::string_view given) {

@@ -1,7 +1,6 @@
 #include "common/auth.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <fstream>
 #include <sstream>
@@ -65,16 +64,6 @@ RoleSet RolesFor(Permission permission) {
     case Permission::kProtocol: return {Role::kPeer};
   }
   return {};
-}
-
-Digest Sha256(std::string_view data) {
-  Digest out{};
-  unsigned int size = 0;
-  // EVP_Digest only fails on allocation failure inside OpenSSL.
-  if (EVP_Digest(data.data(), data.size(), out.data(), &size, EVP_sha256(), nullptr) != 1 || size != out.size()) {
-    out.fill(0xff);
-  }
-  return out;
 }
 
 Result<AuthTable> AuthTable::FromJson(const nlohmann::json& value) {

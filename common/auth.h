@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/sha256.h"
 #include "common/status.h"
 
 namespace commitd::auth {
@@ -59,8 +60,8 @@ enum class Permission {
 // The roles that grant a permission.
 RoleSet RolesFor(Permission permission);
 
-using Digest = std::array<uint8_t, 32>;
-Digest Sha256(std::string_view data);
+using Digest = Sha256Digest;
+using ::commitd::Sha256;
 
 struct Principal {
   std::string name;

@@ -4,6 +4,8 @@
 #include <openssl/hmac.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -41,6 +43,21 @@ TEST_CASE("keys stay right when the secret changes between calls") {
   }
   CHECK(AbortKey(a, "t") != AbortKey(b, "t"));
   CHECK(AbortKey(a, "t") != CommitKey(a, "t"));
+}
+
+TEST_CASE("a commit check is the SHA-256 of the key, from any thread") {
+  CHECK(CommitCheck("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  std::vector<std::string> checks(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    threads.emplace_back([&checks, i] {
+      for (int n = 0; n < 200; ++n) checks[i] = CommitCheck(CommitKey("secret " + std::to_string(i), "tx"));
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    CHECK(checks[i] == CommitCheck(OneShotHmacHex("secret " + std::to_string(i), std::string("commit\0tx", 9))));
+  }
 }
 
 TEST_CASE("a commit key matches its check only") {
