@@ -17,6 +17,10 @@
 #   BENCH_ETCD [0]          1: also run the etcd reference (scripts/bench/etcd_reference.py: a 3-member
 #                           etcd cluster, puts through its JSON gateway with wrk) at BENCH_CLIENTS, after
 #                           commitd's runs, and print the group's rate over etcd's
+#   BENCH_POSTGRES [0]      1: also run scripts/bench_postgres.sh (the PostgreSQL and SQLite agents
+#                           against PostgreSQL alone, 64 clients; BENCH_PG_ROUNDS [1] rounds) after the summary
+#   BENCH_CPU [0]           1: also run scripts/bench/ab_cpu.py on these binaries (CPU per transfer of
+#                           every process) at 64 clients and 1 client, and for the group if BENCH_GROUP=1
 #   BENCH_PRESET [release]  CMake preset to build: release (-O2, no debug info) or
 #                           relwithdebinfo (-O2 -g: symbols and lines for perf)
 #   BENCH_SKIP_BUILD [0]    1: use the binaries already in BENCH_BIN_DIR
@@ -253,3 +257,21 @@ print("÷ sqlite: committed transfers per second over one-row SQLite commits per
 print("The agent line counts prepares plus commits per second on one agent.")
 print("Each transfer needs at least 3 durable writes (two prepares and the decision) plus two commits.")
 PY
+
+if [[ "${BENCH_POSTGRES:-0}" == 1 ]]; then
+  echo
+  echo "== the agents against PostgreSQL alone (scripts/bench_postgres.sh)"
+  BENCH_SKIP_BUILD=1 BENCH_BIN_DIR="$BIN" BENCH_ROUNDS="${BENCH_PG_ROUNDS:-1}" BENCH_SECONDS="$TRANSFER_S" BENCH_CLIENTS=64 \
+    BENCH_WORK_DIR="$WORK_PARENT" ./scripts/bench_postgres.sh
+fi
+if [[ "${BENCH_CPU:-0}" == 1 ]]; then
+  cpu_runs=("--clients 64" "--clients 1")
+  [[ "${BENCH_GROUP:-0}" == 1 ]] && cpu_runs+=("--clients 64 --group")
+  for args in "${cpu_runs[@]}"; do
+    echo
+    echo "== CPU per transfer, every process (scripts/bench/ab_cpu.py $args)"
+    # shellcheck disable=SC2086
+    python3 scripts/bench/ab_cpu.py --a "$BIN" --pairs 1 --seconds "$TRANSFER_S" $args \
+      --work-dir "$WORK_PARENT" | grep -E '^(figure|rate|p50_ms|cpu_us|vcs|leader_changes)'
+  done
+fi
