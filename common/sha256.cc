@@ -1,7 +1,6 @@
 #include "common/sha256.h"
 
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 
 namespace commitd {
 namespace {

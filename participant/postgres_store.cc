@@ -264,8 +264,8 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   };
 
   // One round trip: the metadata row in a transaction of its own, then the
-  // transaction and every op's statements (one segment: libpq sends a
-  // segment at once).
+  // transaction and every op's statements, all before one sync (libpq sends
+  // at each sync, PostgreSQL answers at each).
   std::vector<pg::PipelinedStatement> pipeline;
   pipeline.push_back({"BEGIN", {}, /*reuse_plan=*/true});
   pipeline.push_back(
