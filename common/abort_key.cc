@@ -8,22 +8,12 @@
 
 #include <string>
 
+#include "common/hex.h"
 #include "common/sha256.h"
 
 namespace commitd {
 
 namespace {
-
-std::string Hex(const unsigned char* bytes, unsigned int length) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * length);
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 0xF]);
-  }
-  return out;
-}
 
 // HMAC-SHA256 with the algorithm looked up once and a context kept keyed
 // per thread: OpenSSL's one-shot HMAC() looks the digest up in its provider
@@ -87,7 +77,7 @@ std::string HmacHex(std::string_view secret, std::string_view message) {
   thread_local KeyedHmac keyed;
   unsigned char mac[EVP_MAX_MD_SIZE];
   std::size_t length = 0;
-  if (keyed.Mac(secret, message, mac, &length)) return Hex(mac, static_cast<unsigned int>(length));
+  if (keyed.Mac(secret, message, mac, &length)) return Hex(mac, length);
   unsigned int one_shot = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &one_shot);
@@ -107,7 +97,7 @@ std::string CommitKey(std::string_view secret, std::string_view txid) {
 
 std::string CommitCheck(std::string_view commit_key) {
   const Sha256Digest digest = Sha256(commit_key);
-  return Hex(digest.data(), static_cast<unsigned int>(digest.size()));
+  return Hex(digest.data(), digest.size());
 }
 
 bool CommitKeyMatches(std::string_view check, std::string_view given) {

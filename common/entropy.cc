@@ -7,21 +7,15 @@
 #include <cstring>
 #include <vector>
 
+#include "common/hex.h"
 #include "common/log.h"
 
 namespace commitd {
 
 std::string Entropy::Hex(std::size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::vector<uint8_t> bytes(n);
   Fill(bytes.data(), n);
-  std::string out;
-  out.reserve(2 * n);
-  for (uint8_t b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0xf]);
-  }
-  return out;
+  return commitd::Hex(bytes.data(), n);
 }
 
 namespace {

@@ -2,15 +2,13 @@
 
 #include <stdexcept>
 
+#include "common/hex.h"
+
 namespace commitd::auth {
 
 RouteGuard RouteGuard::SharedToken(const std::string& token) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (uint8_t b : Sha256(token)) {
-    hex.push_back(kDigits[b >> 4]);
-    hex.push_back(kDigits[b & 0xf]);
-  }
+  const Digest digest = Sha256(token);
+  const std::string hex = Hex(digest.data(), digest.size());
   nlohmann::json tokens = {
       {"tokens", {{{"name", "shared"}, {"sha256", hex}, {"roles", {"client", "reader", "admin", "peer"}}}}}};
   auto table = AuthTable::FromJson(tokens);

@@ -1,5 +1,7 @@
 #include "common/trace_context.h"
 
+#include "common/hex.h"
+
 namespace commitd {
 namespace {
 
@@ -52,7 +54,6 @@ TraceContext TraceContext::Child(Entropy& entropy) const {
 }
 
 std::string TraceContext::Format() const {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   out.reserve(kHeaderSize);
   out += "00-";
@@ -60,8 +61,7 @@ std::string TraceContext::Format() const {
   out += '-';
   out += span_id_;
   out += '-';
-  out += kDigits[flags_ >> 4];
-  out += kDigits[flags_ & 0xf];
+  AppendHex(&out, &flags_, 1);
   return out;
 }
 

@@ -7,6 +7,8 @@
 #include <optional>
 #include <utility>
 
+#include "common/hex.h"
+
 namespace commitd::participant {
 namespace {
 
@@ -44,7 +46,6 @@ bool IsUtf8(const char* data, std::size_t size) {
 // Keys are stored as JSON strings, which must be UTF-8: text that is not, and
 // every blob, is written in hex under its own tag so that encodings stay distinct.
 void AppendText(std::string* out, char tag, const char* data, std::size_t size) {
-  static constexpr char kHex[] = "0123456789abcdef";
   const bool hex = tag == 'b' || !IsUtf8(data, size);
   *out += hex ? static_cast<char>(tag == 'b' ? 'b' : 'u') : tag;
   *out += std::to_string(size);
@@ -53,11 +54,7 @@ void AppendText(std::string* out, char tag, const char* data, std::size_t size) 
     out->append(data, size);
     return;
   }
-  for (std::size_t i = 0; i < size; ++i) {
-    const auto byte = static_cast<unsigned char>(data[i]);
-    *out += kHex[byte >> 4];
-    *out += kHex[byte & 15];
-  }
+  AppendHex(out, data, size);
 }
 
 // Values equal under SQLite's comparison with `collation` encode equally:

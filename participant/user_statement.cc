@@ -5,6 +5,7 @@
 #include <limits>
 #include <utility>
 
+#include "common/hex.h"
 #include "participant/sql_sandbox.h"
 
 namespace commitd::participant {
@@ -56,16 +57,7 @@ json ColumnJson(sqlite3_stmt* stmt, int column) {
       return std::string(p == nullptr ? "" : p, sqlite3_column_bytes(stmt, column));
     }
     case SQLITE_BLOB: {
-      static constexpr char kHex[] = "0123456789abcdef";
-      const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(stmt, column));
-      int n = sqlite3_column_bytes(stmt, column);
-      std::string hex;
-      hex.reserve(static_cast<std::size_t>(n) * 2);
-      for (int i = 0; i < n; ++i) {
-        hex += kHex[p[i] >> 4];
-        hex += kHex[p[i] & 15];
-      }
-      return hex;
+      return Hex(sqlite3_column_blob(stmt, column), static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
     }
     default:
       return nullptr;

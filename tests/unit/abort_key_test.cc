@@ -9,6 +9,8 @@
 
 #include <doctest/doctest.h>
 
+#include "common/hex.h"
+
 namespace commitd {
 namespace {
 
@@ -17,13 +19,7 @@ std::string OneShotHmacHex(const std::string& secret, const std::string& message
   unsigned int length = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &length);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(kHex[mac[i] >> 4]);
-    out.push_back(kHex[mac[i] & 0xF]);
-  }
-  return out;
+  return Hex(mac, length);
 }
 
 TEST_CASE("AbortKey is HMAC-SHA256 of the txid (RFC 4231 test case 2)") {
