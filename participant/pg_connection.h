@@ -100,7 +100,7 @@ class PgConnection {
   // transaction.
   // A pipeline that cannot be finished leaves the connection unhealthy.
   std::vector<PgResult> Pipeline(const std::vector<PipelinedStatement>& statements);
-  // Parses and plans sql as an unnamed prepared statement (checks tables and columns).
+  // Parses and plans sql as the prepared statement `name` (checks tables and columns); outside Pipeline's plans.
   PgResult Prepare(const std::string& name, const std::string& sql);
   // A string as a SQL literal ('it''s').
   std::string Literal(std::string_view text);
