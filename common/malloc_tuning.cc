@@ -8,7 +8,7 @@
 namespace commitd {
 namespace {
 
-constexpr const char* kTcacheCount = "glibc.malloc.tcache_count=256";
+constexpr const char* kTcacheCount = "glibc.malloc.tcache_count=2048";
 constexpr const char* kDoneMarker = "COMMITD_MALLOC_TUNING";
 
 }  // namespace

@@ -168,7 +168,7 @@ def test_agent_sizes_the_malloc_cache_by_reexecuting_itself():
            "bank-c": {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=7"}}
     with Cluster(banks=banks, agent_env=env) as c:
         tuned = _environ(c.agent("bank-a"))
-        assert tuned.get(b"GLIBC_TUNABLES") == b"glibc.malloc.tcache_count=256", tuned.get(b"GLIBC_TUNABLES")
+        assert tuned.get(b"GLIBC_TUNABLES") == b"glibc.malloc.tcache_count=2048", tuned.get(b"GLIBC_TUNABLES")
         assert tuned.get(b"COMMITD_MALLOC_TUNING") == b"applied"
         off = _environ(c.agent("bank-b"))
         assert b"GLIBC_TUNABLES" not in off and off.get(b"COMMITD_MALLOC_TUNING") == b"off"
