@@ -2,6 +2,8 @@
 
 #include <mutex>
 
+#include "common/sqlite_wal_vfs.h"
+
 namespace commitd::sqlite {
 
 std::string ErrorText(sqlite3* db, int rc) {
@@ -98,7 +100,7 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, OpenOp
   if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
   flags |= SQLITE_OPEN_NOMUTEX;
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, WalJoiningVfs()->zName);
   if (rc != SQLITE_OK) {
     std::string msg = "open " + path + ": " + ErrorText(raw, rc);
     sqlite3_close_v2(raw);
