@@ -266,7 +266,7 @@ Status DecisionStore::ExplainConflict(const DecisionRecord& r) {
 
 // A 3PC precommit record (outcome pending) is not a decision: the decision
 // that follows replaces it in place.
-Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, bool* replaced) {
+Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, const std::string& reply, bool* replaced) {
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_,
                          "UPDATE decisions SET outcome = ?1, reason = ?2, reply = ?3, decided_ms = ?4, heuristic = ?5 "
@@ -276,7 +276,7 @@ Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, bool* replaced) 
     return s;
   stmt->Bind(1, OutcomeName(r.outcome))
       .Bind(2, r.reason)
-      .Bind(3, r.reply.dump(-1, ' ', false, json::error_handler_t::replace))
+      .Bind(3, reply)
       .Bind(4, r.decided_ms)
       .Bind(5, static_cast<int64_t>(r.heuristic ? 1 : 0))
       .Bind(6, r.txid);
@@ -286,9 +286,11 @@ Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, bool* replaced) 
 }
 
 Status DecisionStore::InsertDecision(const DecisionRecord& r) {
-  if (r.outcome != Outcome::kPending) {
+  const std::string reply = r.reply.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Only 3PC records a precommit (outcome pending) before its decision.
+  if (r.protocol == wire::Protocol::k3pc && r.outcome != Outcome::kPending) {
     bool replaced = false;
-    if (Status s = ReplacePrecommit(r, &replaced); !s.ok() || replaced) return s;
+    if (Status s = ReplacePrecommit(r, reply, &replaced); !s.ok() || replaced) return s;
   }
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_, kInsertDecision, &stmt); !s.ok()) return s;
@@ -302,7 +304,7 @@ Status DecisionStore::InsertDecision(const DecisionRecord& r) {
   } else {
     stmt->Bind(6, r.idempotency_key);
   }
-  stmt->Bind(7, r.reply.dump(-1, ' ', false, json::error_handler_t::replace))
+  stmt->Bind(7, reply)
       .Bind(8, r.created_ms)
       .Bind(9, r.decided_ms)
       .Bind(10, static_cast<int64_t>(r.finished ? 1 : 0))

@@ -54,7 +54,8 @@ class DecisionStore {
 
   // InsertDecision: Conflict if the txid (or its idempotency key) is taken;
   // the stored record is unchanged then. Exception: a decision (committed or
-  // aborted) replaces a 3PC precommit record (outcome pending) of its txid.
+  // aborted) of a 3PC transaction replaces its precommit record (outcome
+  // pending); a 2PC decision never does.
   Status InsertDecision(const DecisionRecord& r);
   // Already finished is fine (the first time stays); NotFound if unknown.
   Status MarkFinished(const std::string& txid, int64_t finished_ms);
@@ -123,7 +124,8 @@ class DecisionStore {
  private:
   Result<std::optional<DecisionRecord>> FindOne(const std::string& sql, const std::string& key);
   Status ExplainConflict(const DecisionRecord& r);
-  Status ReplacePrecommit(const DecisionRecord& r, bool* replaced);
+  // reply: r.reply as stored.
+  Status ReplacePrecommit(const DecisionRecord& r, const std::string& reply, bool* replaced);
 
   sqlite::Database& db_;
 };

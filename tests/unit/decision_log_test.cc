@@ -194,6 +194,17 @@ TEST_CASE("a 3pc precommit record (outcome pending) is replaced by the decision,
   CHECK(f.Find("t1")->outcome == Outcome::kCommitted);
 }
 
+TEST_CASE("a 2pc decision does not replace a precommit record") {
+  Fixture f;
+  DecisionRecord pre = Record("t1", Outcome::kPending, 1000);
+  pre.protocol = wire::Protocol::k3pc;
+  REQUIRE(f.Append(pre).ok());
+  CHECK(f.Append(Record("t1", Outcome::kCommitted, 2000)).code() == StatusCode::kConflict);
+  std::optional<DecisionRecord> got = f.Find("t1");
+  CHECK(got->outcome == Outcome::kPending);
+  CHECK(got->protocol == wire::Protocol::k3pc);
+}
+
 TEST_CASE("idempotency keys") {
   Fixture f;
   DecisionRecord r = Record("t1", Outcome::kAborted, 1000, "K");
