@@ -1,7 +1,6 @@
 #include "common/sqlite_wal_vfs.h"
 
 #include <cstring>
-#include <mutex>
 
 namespace commitd::sqlite {
 namespace {
