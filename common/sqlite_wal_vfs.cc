@@ -35,7 +35,7 @@ int Release(sqlite3_file* f) { return Release(reinterpret_cast<WalFile*>(f)); }
 int Close(sqlite3_file* f) {
   auto* w = reinterpret_cast<WalFile*>(f);
   int released = Release(w);
-  int closed = w->inner->pMethods != nullptr ? w->inner->pMethods->xClose(w->inner) : SQLITE_OK;
+  int closed = w->inner->pMethods->xClose(w->inner);  // set: Open installs these methods only then
   sqlite3_free(w->joined);
   w->joined = nullptr;
   return released != SQLITE_OK ? released : closed;
@@ -145,11 +145,8 @@ int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int*
   w->inner = inner;
   inner->pMethods = nullptr;
   int rc = under->xOpen(under, name, inner, flags, out_flags);
-  if (inner->pMethods == nullptr) {
-    w->base.pMethods = nullptr;
-    return rc;
-  }
-  w->base.pMethods = &kWalMethods;
+  // SQLite calls xClose whenever pMethods is set, even after a failed open.
+  if (inner->pMethods != nullptr) w->base.pMethods = &kWalMethods;
   return rc;
 }
 
