@@ -3,6 +3,10 @@
 #include <boost/asio/post.hpp>
 #include <algorithm>
 #include <string>
+#include <utility>
+
+#include "common/failpoint.h"
+#include "common/log.h"
 
 namespace commitd {
 
@@ -44,7 +48,10 @@ void BatchWriter::Read(std::function<void(sqlite::Database&)> fn) {
 
 void BatchWriter::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
+  ++flushing_;
+  cv_.notify_one();
   idle_cv_.wait(lock, [this] { return queue_.empty() && reads_.empty() && !busy_; });
+  --flushing_;
 }
 
 BatchWriter::Stats BatchWriter::stats() const {
@@ -66,20 +73,35 @@ void BatchWriter::Loop() {
   std::vector<Job> batch;
   std::deque<std::function<void(sqlite::Database&)>> reads;
   for (;;) {
+    bool sync_held = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      busy_ = false;
-      idle_cv_.notify_all();
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty() || !reads_.empty(); });
-      if (queue_.empty() && reads_.empty() && stop_) return;
-      busy_ = true;
-      std::size_t n = std::min(queue_.size(), max_batch_);
-      batch.clear();
-      for (std::size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      auto has_work = [this] { return stop_ || !queue_.empty() || !reads_.empty(); };
+      if (held_.empty()) {
+        busy_ = false;
+        idle_cv_.notify_all();
+        cv_.wait(lock, has_work);
+      } else {
+        // Still busy for Flush(): held dones are not posted yet.
+        cv_.wait_until(lock, held_deadline_, [&] { return has_work() || flushing_ > 0; });
       }
-      reads.swap(reads_);
+      if (queue_.empty() && reads_.empty()) {
+        if (held_.empty()) return;  // stopping, and nothing left
+        sync_held = true;           // the linger ran out, a Flush() waits, or stopping
+      } else {
+        busy_ = true;
+        std::size_t n = std::min(queue_.size(), max_batch_);
+        batch.clear();
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        reads.swap(reads_);
+      }
+    }
+    if (sync_held) {
+      SyncHeld();
+      continue;
     }
     for (auto& read : reads) read(db_);
     reads.clear();
@@ -88,15 +110,29 @@ void BatchWriter::Loop() {
 }
 
 void BatchWriter::RunBatch(std::vector<Job>& batch) {
-  const bool skip_fsync = synchronous_ > 1 && std::none_of(batch.begin(), batch.end(),
-                                                           [](const Job& j) { return j.needs_fsync; });
+  auto any = [&](auto pred) { return std::any_of(batch.begin(), batch.end(), pred); };
+  const bool full = synchronous_ > 1;
+  const bool any_later = any([](const Job& j) { return j.durability == Durability::kSyncWithNext; });
+  // A done that asks for no sync is not held behind one that waits for it.
+  const bool unsynced_done_would_wait = (any_later || !held_.empty()) && any([](const Job& j) {
+                                          return j.durability == Durability::kNone && j.done;
+                                        });
+  const bool sync = full && (any([](const Job& j) { return j.durability == Durability::kSyncNow; }) ||
+                             unsynced_done_would_wait);
   // A batch that needs its fsync never commits unless the level is back.
-  Status level = SetSynchronous(skip_fsync ? 1 : synchronous_);
+  Status level = SetSynchronous(full && !sync ? 1 : synchronous_);
   bool rolled_back = false;
   double commit_seconds = 0;
-  std::vector<Status> results = level.ok() ? RunStorageBatch(db_, batch, &rolled_back, &commit_seconds)
-                                           : std::vector<Status>(batch.size(), level);
+  std::vector<Status> results;
+  if (!sync_failed_.ok()) {
+    results.assign(batch.size(), sync_failed_);
+  } else if (level.ok()) {
+    results = RunStorageBatch(db_, batch, &rolled_back, &commit_seconds);
+  } else {
+    results.assign(batch.size(), level);
+  }
   if (rolled_back && after_rollback_) after_rollback_(db_);
+  const bool committed = sync_failed_.ok() && level.ok() && !rolled_back;
   BatchMetrics m;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -105,13 +141,55 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
     m = metrics_;
   }
   if (m.batch_size != nullptr) m.batch_size->Observe(static_cast<double>(batch.size()));
-  if (m.fsync_seconds != nullptr && !skip_fsync && level.ok() && !rolled_back) m.fsync_seconds->Observe(commit_seconds);
-  std::vector<std::function<void(Status)>> dones;
-  dones.reserve(batch.size());
-  for (Job& job : batch) dones.push_back(std::move(job.done));
-  boost::asio::post(io_, [dones = std::move(dones), results = std::move(results)]() mutable {
-    for (std::size_t i = 0; i < dones.size(); ++i) {
-      if (dones[i]) dones[i](results[i]);
+  if (m.fsync_seconds != nullptr && sync && committed) m.fsync_seconds->Observe(commit_seconds);
+  const bool was_holding = !held_.empty();
+  for (std::size_t i = 0; i < batch.size(); ++i) held_.emplace_back(std::move(batch[i].done), std::move(results[i]));
+  if (committed && sync) {
+    Post(std::move(held_));  // this fsync covered every held job's frames too
+    held_.clear();
+  } else if (committed && full && (any_later || was_holding)) {
+    // Held until a later fsync; the deadline is the first held job's.
+    if (!was_holding) held_deadline_ = std::chrono::steady_clock::now() + sync_linger_;
+  } else if (was_holding) {
+    SyncHeld();  // this batch failed or needs no sync; its dones must not wait behind the held ones
+  } else {
+    Post(std::move(held_));
+    held_.clear();
+  }
+}
+
+void BatchWriter::SyncHeld() {
+  if (sync_failed_.ok()) {
+    const auto start = std::chrono::steady_clock::now();
+    Status synced = failpoint::Active("storage.fail_wal_sync") ? Status::IoError("failpoint storage.fail_wal_sync")
+                                                                : db_.SyncWal();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    BatchMetrics m;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      m = metrics_;
+    }
+    if (synced.ok() && m.fsync_seconds != nullptr) m.fsync_seconds->Observe(seconds);
+    if (!synced.ok()) {
+      sync_failed_ = Status::IoError("storage failed: an fsync of the WAL failed (" + synced.message() +
+                                         "); restart to recover from what the disk holds");
+      log::Error("wal_sync_failed", {{"database", db_.path()}, {"error", synced.ToString()}});
+    }
+  }
+  if (!sync_failed_.ok()) {
+    for (auto& [done, status] : held_) {
+      if (status.ok()) status = sync_failed_;
+    }
+  }
+  Post(std::move(held_));
+  held_.clear();
+}
+
+void BatchWriter::Post(std::vector<std::pair<std::function<void(Status)>, Status>> dones) {
+  if (dones.empty()) return;
+  boost::asio::post(io_, [dones = std::move(dones)]() mutable {
+    for (auto& [done, status] : dones) {
+      if (done) done(status);
     }
   });
 }

@@ -5,9 +5,15 @@
 // the storage thread inside the batch transaction; its `done` is posted back
 // to the io executor after the batch committed (or failed), in submission
 // order. Jobs submitted while a batch is being written form the next batch.
+// Dones of Durability::kSyncWithNext jobs are held until a later batch's fsync
+// or, when the queue stays empty for the linger, an fsync of the WAL alone.
+// If that fsync fails, what the held jobs wrote may not be on disk while the
+// database shows it: the writer then fails every later job (fail closed) until
+// the process restarts and recovers from what the disk holds.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -27,7 +33,7 @@ namespace commitd {
 // lock-free). Null: not recorded.
 struct BatchMetrics {
   metrics::Histogram* batch_size = nullptr;     // jobs per batch
-  metrics::Histogram* fsync_seconds = nullptr;  // COMMIT of a batch that needed its fsync
+  metrics::Histogram* fsync_seconds = nullptr;  // COMMIT of a batch that synced, or an fsync of the WAL alone
 };
 
 class BatchWriter final : public StorageQueue {
@@ -46,17 +52,25 @@ class BatchWriter final : public StorageQueue {
   void Submit(Job job) override;
   // fn runs on the storage thread and posts its own result to the io executor.
   void Read(std::function<void(sqlite::Database&)> fn) override;
-  // Blocks until every job submitted so far has run and its done was posted.
+  // Blocks until every job submitted so far has run and its done was posted
+  // (held dones get their fsync now, without waiting for the linger).
   void Flush();
   Stats stats() const override;
   // Any time; from the next batch on.
   void set_metrics(BatchMetrics m);
   // Jobs submitted and not yet taken into a batch.
   std::size_t queue_depth() const;
+  // How long a done of a kSyncWithNext job may wait for another batch's fsync
+  // before the WAL is synced for it alone. Set before the first Submit.
+  void set_sync_linger(std::chrono::microseconds linger) { sync_linger_ = linger; }
+  static constexpr std::chrono::microseconds kDefaultSyncLinger{1000};
 
  private:
   void Loop();
   void RunBatch(std::vector<Job>& batch);
+  // Syncs the WAL and posts the held dones (with the sync's error if it failed).
+  void SyncHeld();
+  void Post(std::vector<std::pair<std::function<void(Status)>, Status>> dones);
   Status SetSynchronous(int level);  // PRAGMA synchronous, when it differs
 
   sqlite::Database& db_;
@@ -67,6 +81,13 @@ class BatchWriter final : public StorageQueue {
   // now (NORMAL after a batch that needed no fsync, until the next one that does).
   int synchronous_ = 2;
   int current_synchronous_ = 2;
+  std::chrono::microseconds sync_linger_ = kDefaultSyncLinger;
+  // Storage thread: dones (with their jobs' statuses) waiting for an fsync, in
+  // submission order, and when the first of them must have it.
+  std::vector<std::pair<std::function<void(Status)>, Status>> held_;
+  std::chrono::steady_clock::time_point held_deadline_;
+  // Storage thread: set when an fsync of held jobs failed; every later job fails with it.
+  Status sync_failed_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
@@ -74,6 +95,7 @@ class BatchWriter final : public StorageQueue {
   std::deque<std::function<void(sqlite::Database&)>> reads_;
   bool busy_ = false;
   bool stop_ = false;
+  int flushing_ = 0;  // callers blocked in Flush()
   Stats stats_;
   BatchMetrics metrics_;  // under mu_; the storage thread copies it per batch
   std::thread thread_;

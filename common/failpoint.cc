@@ -34,6 +34,11 @@ void Enable(std::string name) {
   g_active.insert(std::move(name));
 }
 
+void Disable(std::string_view name) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (auto it = g_active.find(name); it != g_active.end()) g_active.erase(it);
+}
+
 bool Active(std::string_view name) {
   std::lock_guard<std::mutex> lock(g_mu);
   return g_active.find(name) != g_active.end();

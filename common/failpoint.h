@@ -11,6 +11,7 @@ namespace commitd::failpoint {
 // Adds names from COMMITD_FAILPOINTS; call once at start-up.
 void InitFromEnvironment();
 void Enable(std::string name);
+void Disable(std::string_view name);
 bool Active(std::string_view name);
 // If name is active: logs it and kills this process with SIGKILL, as kill -9 would.
 void CrashIf(std::string_view name);

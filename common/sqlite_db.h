@@ -87,6 +87,10 @@ class Database {
   Status Commit();
   Status Rollback();        // no-op when no transaction is open
   bool InTransaction() const;
+  // fsync of the WAL file as it is now (what transactions committed with
+  // synchronous=NORMAL wrote), as a synchronous=FULL commit would sync it.
+  // Outside a transaction; an error if no WAL is open.
+  Status SyncWal();
 
   // Status with the connection's last error message, prefixed by what.
   Status LastError(std::string_view what) const;

@@ -6,7 +6,8 @@
 //
 // Thread: Submit() and Read() are called from the owner's event thread; each
 // job's `done` and each read's result come back on that thread, after the
-// batch committed (or failed), in submission order.
+// batch committed (or failed) and, as its Durability asks, was synced; dones
+// come back in submission order.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,23 @@
 #include "common/status.h"
 
 namespace commitd {
+
+// When a job's writes must reach the disk, relative to its `done`.
+enum class Durability {
+  // Synced before done; its batch commits with the connection's own level
+  // (synchronous=FULL: an fsync).
+  kSyncNow,
+  // Synced before done, but nobody waits on it for an answer to a client: a
+  // batch of such jobs commits with synchronous=NORMAL (no fsync), and their
+  // dones wait for the next batch that syncs (its fsync covers every earlier
+  // WAL frame) or, when none comes within the writer's linger, for an fsync
+  // of the WAL on its own. An agent's commit rides on the next prepare's fsync.
+  kSyncWithNext,
+  // May be lost in a machine crash (it can be rebuilt from what earlier,
+  // synced jobs wrote): a batch of such jobs commits without fsync, and the
+  // next batch that syncs covers it; recovery keeps a prefix of the WAL.
+  kNone,
+};
 
 struct StorageJob {
   // Inside the batch transaction. A non-ok status fails only this job; the
@@ -33,11 +51,7 @@ struct StorageJob {
   // not the jobs of its own batch; `run` must cope with that, and with
   // `scratch` not having run at all (its transaction could not begin).
   std::function<void(sqlite::Database&)> scratch;
-  // false: what this job writes may be lost in a machine crash (it can be
-  // rebuilt from what earlier, synced jobs wrote). A batch of such jobs only
-  // commits with synchronous=NORMAL: no fsync; the next batch that needs one
-  // syncs its WAL frames too, and recovery keeps a prefix of the WAL.
-  bool needs_fsync = true;
+  Durability durability = Durability::kSyncNow;
 };
 
 class StorageQueue {

@@ -42,7 +42,7 @@ ServiceMetrics::ServiceMetrics(const std::string& version, const std::string& co
                                              metrics::SizeBuckets())),
       log_fsync_seconds_(registry_.AddHistogram(
           "commitd_decision_log_fsync_seconds",
-          "Duration of the COMMIT (with its fsync) of a decision-log batch that needed one.",
+          "Duration of the COMMIT (with its fsync) of a decision-log batch that synced, or of an fsync of the WAL alone.",
           metrics::LatencyBuckets())) {
   for (wire::Protocol p : {wire::Protocol::k2pc, wire::Protocol::k3pc}) {
     for (Outcome o : {Outcome::kCommitted, Outcome::kAborted}) {

@@ -125,11 +125,14 @@ void SqliteDecisionLog::AppendDecision(DecisionRecord record, std::function<void
       std::move(done)});
 }
 
+// A finished mark is written when the agents' acknowledgements arrive, which
+// is when the next transaction's votes arrive too: it rides on that decision's
+// fsync instead of taking one of its own ahead of it.
 void SqliteDecisionLog::MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) {
   queue_->Submit(StorageJob{[txid = std::move(txid), finished_ms](sqlite::Database& db) {
                               return DecisionStore(db).MarkFinished(txid, finished_ms);
                             },
-                            std::move(done)});
+                            std::move(done), nullptr, Durability::kSyncWithNext});
 }
 
 void SqliteDecisionLog::PutParticipant(RegistryEntry entry, std::function<void(Status)> done) {

@@ -37,7 +37,7 @@ struct Agent::Impl {
                                                  metrics::SizeBuckets())),
         fsync_seconds(registry.AddHistogram(
             "commitd_agent_fsync_seconds",
-            "Duration of the COMMIT (with its fsync) of a storage batch that needed one.",
+            "Duration of the COMMIT (with its fsync) of a storage batch that synced, or of an fsync of the WAL alone.",
             metrics::LatencyBuckets())),
         apply_commit_seconds(registry.AddHistogram(
             "commitd_agent_apply_seconds",

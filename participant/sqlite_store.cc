@@ -32,12 +32,19 @@ void SqliteStore::Prepare(action::Prepare prepare,
   queue_.Submit(std::move(sj));
 }
 
+// Commits, aborts and remembered outcomes follow a decision that is already
+// durable at the coordinator, which answered its client: they ride on the next
+// prepare's fsync instead of holding the storage thread for one of their own.
+// What they release (keys, records) is released in the database at once, and
+// a later prepare that reads it is synced together with it (one WAL).
 void SqliteStore::Commit(const std::string& txid, std::function<void(Status)> done) {
-  queue_.Submit({[this, txid](sqlite::Database&) { return rm_.Commit(txid, timers_.NowMs()); }, std::move(done)});
+  queue_.Submit({[this, txid](sqlite::Database&) { return rm_.Commit(txid, timers_.NowMs()); }, std::move(done),
+                 nullptr, Durability::kSyncWithNext});
 }
 
 void SqliteStore::Abort(const std::string& txid, std::function<void(Status)> done) {
-  queue_.Submit({[this, txid](sqlite::Database&) { return rm_.Abort(txid, timers_.NowMs()); }, std::move(done)});
+  queue_.Submit({[this, txid](sqlite::Database&) { return rm_.Abort(txid, timers_.NowMs()); }, std::move(done),
+                 nullptr, Durability::kSyncWithNext});
 }
 
 void SqliteStore::Precommit(const std::string& txid, std::function<void(Status)> done) {
@@ -48,7 +55,7 @@ void SqliteStore::Precommit(const std::string& txid, std::function<void(Status)>
 void SqliteStore::RememberOutcome(const std::string& txid, const std::string& outcome) {
   queue_.Submit(
       {[this, txid, outcome](sqlite::Database&) { return rm_.RememberOutcome(txid, outcome, timers_.NowMs()); },
-       nullptr});
+       nullptr, nullptr, Durability::kSyncWithNext});
 }
 
 void SqliteStore::FindOutcome(const std::string& txid,
@@ -66,12 +73,13 @@ void SqliteStore::FindOutcome(const std::string& txid,
     }
     done(std::move(*found));
   };
-  job.needs_fsync = false;  // a read
+  job.durability = Durability::kNone;  // a read
   queue_.Submit(std::move(job));
 }
 
 void SqliteStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
-  queue_.Submit({[this, cutoff_ms](sqlite::Database&) { return rm_.ForgetOutcomesBefore(cutoff_ms); }, nullptr});
+  queue_.Submit({[this, cutoff_ms](sqlite::Database&) { return rm_.ForgetOutcomesBefore(cutoff_ms); }, nullptr,
+                 nullptr, Durability::kSyncWithNext});
 }
 
 }  // namespace commitd::participant

@@ -227,8 +227,9 @@ void Driver::Pump() {
   // applied index is written with it). So it skips the fsync; the next Ready
   // that persists something syncs it too, and compaction (always synced) never
   // deletes an entry whose application could still be lost.
-  job.needs_fsync = ready->hard_state.has_value() || ready->snapshot.has_value() || ready->truncate_from.has_value() ||
-                    !ready->append.empty();
+  const bool persists = ready->hard_state.has_value() || ready->snapshot.has_value() ||
+                        ready->truncate_from.has_value() || !ready->append.empty();
+  job.durability = persists ? Durability::kSyncNow : Durability::kNone;
   storage_.Submit(std::move(job));
 }
 

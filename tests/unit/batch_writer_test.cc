@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "common/failpoint.h"
+#include "common/metrics.h"
 #include "tests/unit/support/temp_dir.h"
 #include <stdlib.h>
 
@@ -27,9 +29,10 @@ std::unique_ptr<sqlite::Database> OpenDb(const TempDir& dir) {
   return std::move(db).value();
 }
 
-// Runs io handlers on this thread until done() or a 10 s deadline.
-bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+// Runs io handlers on this thread until done() or the deadline.
+bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done,
+              std::chrono::steady_clock::duration limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
   while (!done()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     io.restart();
@@ -348,7 +351,7 @@ TEST_CASE("a batch whose jobs all skip the fsync commits with synchronous=NORMAL
   auto level = [](sqlite::Database& d) { return QueryInt(d, "PRAGMA synchronous"); };
   std::vector<int64_t> seen;  // storage thread; read after the dones ran
   int done = 0;
-  auto job = [&](bool needs_fsync) {
+  auto job = [&](Durability durability) {
     BatchWriter::Job j{[&](sqlite::Database& d) {
                          seen.push_back(level(d));
                          return Status::Ok();
@@ -357,20 +360,20 @@ TEST_CASE("a batch whose jobs all skip the fsync commits with synchronous=NORMAL
                          CHECK(s.ok());
                          ++done;
                        }};
-    j.needs_fsync = needs_fsync;
+    j.durability = durability;
     return j;
   };
   BatchWriter writer(*db, io.get_executor());
   {
     HoldStorageThread hold(writer);
-    writer.Submit(job(false));
-    writer.Submit(job(false));
+    writer.Submit(job(Durability::kNone));
+    writer.Submit(job(Durability::kNone));
   }
   REQUIRE(RunUntil(io, [&] { return done == 2; }));
   {
     HoldStorageThread hold(writer);
-    writer.Submit(job(false));
-    writer.Submit(job(true));  // one job that needs it: the batch is synced
+    writer.Submit(job(Durability::kNone));
+    writer.Submit(job(Durability::kSyncNow));  // one job that needs it: the batch is synced
   }
   REQUIRE(RunUntil(io, [&] { return done == 4; }));
   int64_t after = -1;
@@ -378,6 +381,147 @@ TEST_CASE("a batch whose jobs all skip the fsync commits with synchronous=NORMAL
   writer.Flush();
   CHECK(seen == std::vector<int64_t>{1, 1, 2, 2});
   CHECK(after == 2);  // FULL, as the database was opened
+}
+
+// A job that waits for a later fsync, with the synchronous level its batch ran at.
+BatchWriter::Job SyncWithNext(int64_t id, std::vector<int64_t>* levels, std::function<void(Status)> done) {
+  BatchWriter::Job job = Insert(id, "later", std::move(done));
+  job.run = [id, levels, insert = std::move(job.run)](sqlite::Database& db) {
+    levels->push_back(QueryInt(db, "PRAGMA synchronous"));
+    return insert(db);
+  };
+  job.durability = Durability::kSyncWithNext;
+  return job;
+}
+
+TEST_CASE("a job that syncs with the next batch commits without fsync and is answered after the next batch's fsync") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  metrics::Histogram fsyncs(metrics::LatencyBuckets());
+  std::vector<int64_t> levels;  // storage thread; read after the dones ran
+  std::vector<int> answered;
+  BatchWriter writer(*db, io.get_executor());
+  writer.set_sync_linger(std::chrono::seconds(30));
+  writer.set_metrics({nullptr, &fsyncs});
+  writer.Submit(SyncWithNext(1, &levels, [&](Status s) {
+    CHECK(s.ok());
+    answered.push_back(1);
+  }));
+  // Committed (a second connection reads it) but not synced: no answer yet.
+  REQUIRE(RunUntil(io, [&] {
+    auto reader = sqlite::Database::Open(dir.File("w.db"));
+    return reader.ok() && QueryInt(**reader, "SELECT count(*) FROM t") == 1;
+  }));
+  RunUntil(io, [] { return false; }, std::chrono::milliseconds(200));
+  CHECK(answered.empty());
+  CHECK(fsyncs.count() == 0);
+  writer.Submit(Insert(2, "now", [&](Status s) {
+    CHECK(s.ok());
+    answered.push_back(2);
+  }));
+  REQUIRE(RunUntil(io, [&] { return answered.size() == 2; }));
+  CHECK(answered == std::vector<int>{1, 2});  // in submission order, after the one fsync
+  CHECK(fsyncs.count() == 1);
+  CHECK(levels == std::vector<int64_t>{1});
+}
+
+TEST_CASE("with no batch after it, a job that syncs with the next is answered after its linger and an fsync of the WAL") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  metrics::Histogram fsyncs(metrics::LatencyBuckets());
+  std::vector<int64_t> levels;
+  BatchWriter writer(*db, io.get_executor());
+  writer.set_sync_linger(std::chrono::milliseconds(150));
+  writer.set_metrics({nullptr, &fsyncs});
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration took{};
+  bool done = false;
+  writer.Submit(SyncWithNext(1, &levels, [&](Status s) {
+    CHECK(s.ok());
+    took = std::chrono::steady_clock::now() - start;
+    done = true;
+  }));
+  REQUIRE(RunUntil(io, [&] { return done; }));
+  CHECK(took >= std::chrono::milliseconds(150));
+  CHECK(fsyncs.count() == 1);
+  CHECK(levels == std::vector<int64_t>{1});
+}
+
+TEST_CASE("a done that needs no sync is not held behind one that waits for a sync: the batch syncs at once") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  metrics::Histogram fsyncs(metrics::LatencyBuckets());
+  std::vector<int64_t> levels;
+  std::vector<int> answered;
+  BatchWriter writer(*db, io.get_executor());
+  writer.set_sync_linger(std::chrono::seconds(30));
+  writer.set_metrics({nullptr, &fsyncs});
+  writer.Submit(SyncWithNext(1, &levels, [&](Status) { answered.push_back(1); }));
+  RunUntil(io, [] { return false; }, std::chrono::milliseconds(100));
+  BatchWriter::Job read{[&](sqlite::Database& d) {
+                          levels.push_back(QueryInt(d, "PRAGMA synchronous"));
+                          return Status::Ok();
+                        },
+                        [&](Status) { answered.push_back(2); }};
+  read.durability = Durability::kNone;
+  writer.Submit(std::move(read));
+  REQUIRE(RunUntil(io, [&] { return answered.size() == 2; }, std::chrono::seconds(5)));
+  CHECK(answered == std::vector<int>{1, 2});
+  CHECK(levels == std::vector<int64_t>{1, 2});
+  CHECK(fsyncs.count() == 1);
+}
+
+TEST_CASE("Flush and the destructor sync held jobs instead of waiting for the linger") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  std::vector<int64_t> levels;
+  int done = 0;
+  {
+    BatchWriter writer(*db, io.get_executor());
+    writer.set_sync_linger(std::chrono::seconds(30));
+    writer.Submit(SyncWithNext(1, &levels, [&](Status s) { done += s.ok() ? 1 : 100; }));
+    const auto start = std::chrono::steady_clock::now();
+    writer.Flush();
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+    REQUIRE(RunUntil(io, [&] { return done == 1; }));
+    writer.Submit(SyncWithNext(2, &levels, [&](Status s) { done += s.ok() ? 1 : 100; }));
+  }  // destroyed with the second job's done held
+  REQUIRE(RunUntil(io, [&] { return done == 2; }, std::chrono::seconds(5)));
+  CHECK(QueryInt(*db, "SELECT count(*) FROM t") == 2);
+}
+
+TEST_CASE("when the fsync of held jobs fails, they and every later job fail") {
+  TempDir dir;
+  auto db = OpenDb(dir);
+  boost::asio::io_context io;
+  std::vector<int64_t> levels;
+  std::vector<Status> statuses;
+  BatchWriter writer(*db, io.get_executor());
+  writer.set_sync_linger(std::chrono::milliseconds(20));
+  failpoint::Enable("storage.fail_wal_sync");
+  writer.Submit(SyncWithNext(1, &levels, [&](Status s) { statuses.push_back(s); }));
+  const bool answered = RunUntil(io, [&] { return statuses.size() == 1; });
+  failpoint::Disable("storage.fail_wal_sync");
+  REQUIRE(answered);
+  CHECK(statuses[0].code() == StatusCode::kIoError);
+  writer.Submit(Insert(2, "after", [&](Status s) { statuses.push_back(s); }));
+  REQUIRE(RunUntil(io, [&] { return statuses.size() == 2; }));
+  CHECK(statuses[1].code() == StatusCode::kIoError);
+  CHECK(QueryInt(*db, "SELECT count(*) FROM t WHERE id = 2") == 0);  // not run at all
+}
+
+TEST_CASE("SyncWal fails when the database has no WAL open") {
+  TempDir dir;
+  sqlite::OpenOptions options;
+  options.wal = false;
+  auto db = sqlite::Database::Open(dir.File("plain.db"), options);
+  REQUIRE(db.ok());
+  REQUIRE((*db)->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY)").ok());
+  CHECK((*db)->SyncWal().code() == StatusCode::kIoError);
 }
 
 }  // namespace
