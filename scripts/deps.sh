@@ -22,6 +22,9 @@ PACKAGES=(
   # The fuzz targets (tests/fuzz): clang, and the runtime library that ships
   # libFuzzer and the sanitizers (only recommended by clang, so named here).
   clang libclang-rt-14-dev
+  # The benchmark's reference runs (scripts/bench.sh BENCH_ETCD=1): a 3-member
+  # etcd cluster loaded through its JSON gateway with wrk.
+  etcd-server wrk
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
   read -r -a extra <<<"${COMMITD_EXTRA_PACKAGES}"
