@@ -394,16 +394,20 @@ BatchWriter::Job SyncWithNext(int64_t id, std::vector<int64_t>* levels, std::fun
   return job;
 }
 
-TEST_CASE("a job that syncs with the next batch commits without fsync and is answered after the next batch's fsync") {
+// A writer that counts its fsyncs; each test sets its linger.
+struct LingeringWriter {
+  LingeringWriter() { writer.set_metrics({nullptr, &fsyncs}); }
   TempDir dir;
-  auto db = OpenDb(dir);
+  std::unique_ptr<sqlite::Database> db = OpenDb(dir);
   boost::asio::io_context io;
-  metrics::Histogram fsyncs(metrics::LatencyBuckets());
+  metrics::Histogram fsyncs{metrics::LatencyBuckets()};
   std::vector<int64_t> levels;  // storage thread; read after the dones ran
-  std::vector<int> answered;
-  BatchWriter writer(*db, io.get_executor());
+  BatchWriter writer{*db, io.get_executor()};
+};
+
+TEST_CASE_FIXTURE(LingeringWriter, "a job that syncs with the next batch commits without fsync and is answered after the next batch's fsync") {
   writer.set_sync_linger(std::chrono::seconds(30));
-  writer.set_metrics({nullptr, &fsyncs});
+  std::vector<int> answered;
   writer.Submit(SyncWithNext(1, &levels, [&](Status s) {
     CHECK(s.ok());
     answered.push_back(1);
@@ -426,15 +430,8 @@ TEST_CASE("a job that syncs with the next batch commits without fsync and is ans
   CHECK(levels == std::vector<int64_t>{1});
 }
 
-TEST_CASE("with no batch after it, a job that syncs with the next is answered after its linger and an fsync of the WAL") {
-  TempDir dir;
-  auto db = OpenDb(dir);
-  boost::asio::io_context io;
-  metrics::Histogram fsyncs(metrics::LatencyBuckets());
-  std::vector<int64_t> levels;
-  BatchWriter writer(*db, io.get_executor());
+TEST_CASE_FIXTURE(LingeringWriter, "with no batch after it, a job that syncs with the next is answered after its linger and an fsync of the WAL") {
   writer.set_sync_linger(std::chrono::milliseconds(150));
-  writer.set_metrics({nullptr, &fsyncs});
   const auto start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::duration took{};
   bool done = false;
@@ -449,16 +446,9 @@ TEST_CASE("with no batch after it, a job that syncs with the next is answered af
   CHECK(levels == std::vector<int64_t>{1});
 }
 
-TEST_CASE("a done that needs no sync is not held behind one that waits for a sync: the batch syncs at once") {
-  TempDir dir;
-  auto db = OpenDb(dir);
-  boost::asio::io_context io;
-  metrics::Histogram fsyncs(metrics::LatencyBuckets());
-  std::vector<int64_t> levels;
-  std::vector<int> answered;
-  BatchWriter writer(*db, io.get_executor());
+TEST_CASE_FIXTURE(LingeringWriter, "a done that needs no sync is not held behind one that waits for a sync: the batch syncs at once") {
   writer.set_sync_linger(std::chrono::seconds(30));
-  writer.set_metrics({nullptr, &fsyncs});
+  std::vector<int> answered;
   writer.Submit(SyncWithNext(1, &levels, [&](Status) { answered.push_back(1); }));
   RunUntil(io, [] { return false; }, std::chrono::milliseconds(100));
   BatchWriter::Job read{[&](sqlite::Database& d) {
