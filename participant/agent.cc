@@ -357,19 +357,10 @@ void Agent::Impl::HandleHeld(http::Request req, http::Responder respond) {
     return;
   }
   nlohmann::json list = nlohmann::json::array();
-  for (const auto& v : node->Held()) {
-    // "prepared": everything whose prepared record is durable and not yet resolved.
-    if (v.state == "executing" || v.state == "persisting") continue;
+  // "prepared": everything whose prepared record is durable and not yet resolved.
+  for (const auto& v : node->HeldRecords()) {
     if (state == "conflict" && v.state != "conflict") continue;
-    nlohmann::json j = {{"txid", v.txid},
-                        {"state", v.state},
-                        {"protocol", v.protocol},
-                        {"age_ms", v.age_ms},
-                        {"deadline_ms", v.deadline_ms},
-                        {"coordinator", v.coordinator},
-                        {"log_id", v.log_id},
-                        {"last_error", v.last_error}};
-    list.push_back(std::move(j));
+    list.push_back(HeldJson(v));
   }
   respond(http::JsonResponse(200, {{"transactions", std::move(list)}}));
 }
@@ -422,7 +413,7 @@ void Agent::Impl::AddNodeMetrics() {
   registry.AddGaugeFn("commitd_agent_prepared_records",
                       "Durable prepared records (prepared, precommitted or conflict) waiting for a decision.", {},
                       [held] {
-                        return held([](const HeldView& v) { return v.state != "preparing"; });
+                        return held([](const HeldView& v) { return v.record_durable; });
                       });
   registry.AddGaugeFn("commitd_agent_locks_held", "Lock keys held by prepared transactions.", {},
                       [n] { return static_cast<double>(n->locks().size()); });

@@ -396,6 +396,7 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
     HeldView v;
     v.txid = txid;
     v.state = StateName(tx.state);
+    v.record_durable = tx.state != State::kPreparing;
     v.protocol = std::string(wire::ProtocolName(tx.protocol));
     v.age_ms = now_ms - tx.created_ms;
     v.deadline_ms = tx.deadline_ms;
@@ -406,6 +407,17 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
   }
   std::sort(out.begin(), out.end(), [](const HeldView& a, const HeldView& b) { return a.txid < b.txid; });
   return out;
+}
+
+nlohmann::json HeldJson(const HeldView& v) {
+  return {{"txid", v.txid},
+          {"state", v.state},
+          {"protocol", v.protocol},
+          {"age_ms", v.age_ms},
+          {"deadline_ms", v.deadline_ms},
+          {"coordinator", v.coordinator},
+          {"log_id", v.log_id},
+          {"last_error", v.last_error}};
 }
 
 bool Engine::Knows(const std::string& txid) const { return txs_.count(txid) != 0 || finished_.count(txid) != 0; }

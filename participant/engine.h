@@ -144,6 +144,8 @@ struct HeldView {
   // "preparing" | "prepared" | "precommitting" | "precommitted" | "committing" | "aborting" |
   // "conflict"
   std::string state;
+  // false while the prepare is being written ("preparing"): no record yet.
+  bool record_durable = false;
   std::string protocol;  // "2pc" | "3pc"
   int64_t age_ms = 0;
   int64_t deadline_ms = 0;  // wall clock
@@ -151,6 +153,8 @@ struct HeldView {
   std::string log_id;  // the coordinator's decision log ("" if the prepare named none)
   std::string last_error;
 };
+// A held transaction as GET /v1/transactions lists it (docs/participant.md).
+nlohmann::json HeldJson(const HeldView& v);
 
 class Engine {
  public:

@@ -132,6 +132,12 @@ class Node {
   // The same from memory only (transactions held, outcomes seen since the start).
   std::string StateOf(const std::string& txid) const { return engine_->StateOf(txid); }
   std::vector<HeldView> Held() const { return engine_->Held(timers_.NowMs()); }
+  // The held transactions whose prepared record is durable (what an agent lists).
+  std::vector<HeldView> HeldRecords() const {
+    std::vector<HeldView> held = Held();
+    std::erase_if(held, [](const HeldView& v) { return !v.record_durable; });
+    return held;
+  }
   const LockTable& locks() const { return engine_->locks(); }
   std::vector<std::string> ProcedureNames() const { return store_.ProcedureNames(); }
   const NodeCounters& counters() const { return counters_; }

@@ -202,17 +202,7 @@ void ParticipantNode::Handle(const Request& request, Responder respond) {
   // whose prepare is durable and not yet resolved.
   if (request.method == "GET" && request.target.rfind("/v1/transactions?", 0) == 0) {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& v : node_->Held()) {
-      if (v.state == "executing" || v.state == "persisting") continue;
-      list.push_back({{"txid", v.txid},
-                      {"state", v.state},
-                      {"protocol", v.protocol},
-                      {"age_ms", v.age_ms},
-                      {"deadline_ms", v.deadline_ms},
-                      {"coordinator", v.coordinator},
-                      {"log_id", v.log_id},
-                      {"last_error", v.last_error}});
-    }
+    for (const auto& v : node_->HeldRecords()) list.push_back(HeldJson(v));
     respond({200, {{"transactions", std::move(list)}}});
     return;
   }

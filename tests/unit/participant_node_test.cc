@@ -185,6 +185,14 @@ class Fixture {
   // Prepares a debit of 30 from alice; returns the vote's reply.
   NodeReply Prepare(const std::string& txid, wire::Protocol protocol = wire::Protocol::k2pc,
                     const std::string& coordinator = kOwner) {
+    std::optional<NodeReply> reply;
+    node_->Prepare(DebitRequest(txid, protocol, coordinator), [&](NodeReply v) { reply = std::move(v); });
+    Settle();
+    REQUIRE(reply.has_value());
+    return *reply;
+  }
+  static wire::PrepareRequest DebitRequest(const std::string& txid, wire::Protocol protocol = wire::Protocol::k2pc,
+                                           const std::string& coordinator = kOwner) {
     wire::PrepareRequest r;
     r.txid = txid;
     r.protocol = protocol;
@@ -196,11 +204,7 @@ class Fixture {
     op.args = {{"account", "alice"}, {"amount", 30}};
     r.ops.push_back(op);
     r.participants = {{"bank-a", "http://bank-a"}, {"bank-b", kPeer}};
-    std::optional<NodeReply> reply;
-    node_->Prepare(std::move(r), [&](NodeReply v) { reply = std::move(v); });
-    Settle();
-    REQUIRE(reply.has_value());
-    return *reply;
+    return r;
   }
   // Runs storage until nothing is queued.
   void Settle() {
@@ -352,6 +356,23 @@ TEST_CASE("a coordinator that forgot the decision leaves the record in doubt, re
   REQUIRE(reply.has_value());
   CHECK(reply->status == 200);
   CHECK(f.Balance() == 70);
+}
+
+TEST_CASE("the records an agent lists are those whose prepare is durable, not one still being written") {
+  Fixture f;
+  std::optional<NodeReply> vote;
+  f.node().Prepare(Fixture::DebitRequest("t1"), [&](NodeReply r) { vote = std::move(r); });
+  CHECK(f.node().StateOf("t1") == "preparing");  // its batch has not run
+  REQUIRE(f.node().Held().size() == 1);
+  CHECK_FALSE(f.node().Held()[0].record_durable);
+  CHECK(f.node().HeldRecords().empty());
+  f.Settle();
+  REQUIRE(vote.has_value());
+  const auto records = f.node().HeldRecords();
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].txid == "t1");
+  CHECK(records[0].state == "prepared");
+  CHECK(HeldJson(records[0])["state"] == "prepared");
 }
 
 TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof of abort") {
