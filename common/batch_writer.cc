@@ -145,16 +145,14 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
   const bool was_holding = !held_.empty();
   for (std::size_t i = 0; i < batch.size(); ++i) held_.emplace_back(std::move(batch[i].done), std::move(results[i]));
   if (committed && sync) {
-    Post(std::move(held_));  // this fsync covered every held job's frames too
-    held_.clear();
+    PostHeld();  // this fsync covered every held job's frames too
   } else if (committed && full && (any_later || was_holding)) {
     // Held until a later fsync; the deadline is the first held job's.
     if (!was_holding) held_deadline_ = std::chrono::steady_clock::now() + sync_linger_;
   } else if (was_holding) {
     SyncHeld();  // this batch failed or needs no sync; its dones must not wait behind the held ones
   } else {
-    Post(std::move(held_));
-    held_.clear();
+    PostHeld();
   }
 }
 
@@ -172,7 +170,7 @@ void BatchWriter::SyncHeld() {
     if (synced.ok() && m.fsync_seconds != nullptr) m.fsync_seconds->Observe(seconds);
     if (!synced.ok()) {
       sync_failed_ = Status::IoError("storage failed: an fsync of the WAL failed (" + synced.message() +
-                                         "); restart to recover from what the disk holds");
+                                     "); restart to recover from what the disk holds");
       log::Error("wal_sync_failed", {{"database", db_.path()}, {"error", synced.ToString()}});
     }
   }
@@ -181,13 +179,12 @@ void BatchWriter::SyncHeld() {
       if (status.ok()) status = sync_failed_;
     }
   }
-  Post(std::move(held_));
-  held_.clear();
+  PostHeld();
 }
 
-void BatchWriter::Post(std::vector<std::pair<std::function<void(Status)>, Status>> dones) {
-  if (dones.empty()) return;
-  boost::asio::post(io_, [dones = std::move(dones)]() mutable {
+void BatchWriter::PostHeld() {
+  if (held_.empty()) return;
+  boost::asio::post(io_, [dones = std::exchange(held_, {})]() mutable {
     for (auto& [done, status] : dones) {
       if (done) done(status);
     }

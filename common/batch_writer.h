@@ -70,7 +70,8 @@ class BatchWriter final : public StorageQueue {
   void RunBatch(std::vector<Job>& batch);
   // Syncs the WAL and posts the held dones (with the sync's error if it failed).
   void SyncHeld();
-  void Post(std::vector<std::pair<std::function<void(Status)>, Status>> dones);
+  // Posts the held dones to the io executor, in order, and empties held_.
+  void PostHeld();
   Status SetSynchronous(int level);  // PRAGMA synchronous, when it differs
 
   sqlite::Database& db_;
