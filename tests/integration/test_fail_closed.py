@@ -31,7 +31,8 @@ import harness
 from harness import Cluster, eventually, get, post
 
 FAILPOINTS = "COMMITD_FAILPOINTS"
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+# tests/support/frozen_wall_clock.cc; ctest names it.
+FROZEN_WALL_CLOCK_LIB = os.environ.get("COMMITD_FROZEN_WALL_CLOCK_LIB", "")
 
 
 def guesses(txid, count=5):
@@ -98,8 +99,9 @@ def test_forced_decisions_for_guessed_txids_collide_with_nothing():
 
 def test_restart_with_the_clock_at_an_earlier_instant_repeats_no_txid():
     # The wall clock stands still at one instant; monotonic time runs.
-    env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": "2024-01-01 00:00:00", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    assert os.path.exists(FAKETIME_LIB), "libfaketime is missing: scripts/deps.sh installs the faketime package"
+    assert os.path.exists(FROZEN_WALL_CLOCK_LIB), \
+        f"COMMITD_FROZEN_WALL_CLOCK_LIB={FROZEN_WALL_CLOCK_LIB!r}: run this test through ctest"
+    env = {"LD_PRELOAD": FROZEN_WALL_CLOCK_LIB, "COMMITD_TEST_WALL_CLOCK": "1704067200"}  # 2024-01-01 00:00:00 UTC
     with Cluster(coordinator_env=env) as c:
         seen = set()
         for _ in range(3):
@@ -115,6 +117,8 @@ def test_restart_with_the_clock_at_an_earlier_instant_repeats_no_txid():
             seen.add(reply["txid"])
         assert c.coordinator.alive()
         c.eventually_balance("bank-b", "bob", c.seed("bank-b")["bob"] + 6)
+        # The coordinator did run at the frozen instant: its log lines carry it.
+        assert '"ts":"2024-01-01T00:00:00.000Z"' in c.coordinator.log_text()
 
 
 def test_a_truncated_decision_log_reports_in_doubt_instead_of_presuming_abort():
