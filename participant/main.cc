@@ -14,7 +14,6 @@
 #include "common/flags.h"
 #include "common/graceful_stop.h"
 #include "common/log.h"
-#include "common/malloc_tuning.h"
 #include "common/program.h"
 #include "common/version.h"
 #include "participant/agent.h"
@@ -112,7 +111,6 @@ Status ParseBackend(const Flags& flags, participant::AgentOptions* options) {
 
 int main(int argc, char** argv) {
   using namespace commitd;
-  TuneMallocOrReexec(argv);
   Flags parsed;
   if (auto exit_code = kProgram.Parse(argc, argv, kValued, kSwitches, &parsed)) return *exit_code;
   auto config = ApplyConfigFile(&parsed, kValued, kSwitches);

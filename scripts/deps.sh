@@ -13,7 +13,8 @@ PACKAGES=(
   postgresql libpq-dev  # the PostgreSQL participant (--backend postgres) and its tests
   nlohmann-json3-dev doctest-dev
   libssl-dev openssl
-  faketime prometheus
+  libjemalloc-dev  # the allocator of commitd and commit-agent (cmake/allocator.cmake)
+  prometheus  # promtool checks the metrics text
   python3 curl ca-certificates
   python3-yaml        # the build turns docs/openapi.yaml into JSON
   python3-jsonschema  # test_openapi.py validates responses against it

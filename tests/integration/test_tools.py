@@ -154,30 +154,5 @@ def test_bench_modes():
             eventually(journals_match, 15, what="both journals hold every transfer")
 
 
-def _environ(process):
-    with open(f"/proc/{process.popen.pid}/environ", "rb") as f:
-        return dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
-
-
-def test_agent_sizes_the_malloc_cache_by_reexecuting_itself():
-    """commit-agent re-executes itself once with glibc.malloc.tcache_count set
-    (common/malloc_tuning.h); an operator's own tcache_count, and
-    COMMITD_MALLOC_TUNING=off, are left alone. The same process (pid) serves."""
-    banks = {"bank-a": "seed-a.sql", "bank-b": "seed-b.sql", "bank-c": "seed-a.sql"}
-    env = {"bank-b": {"COMMITD_MALLOC_TUNING": "off"},
-           "bank-c": {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=7"}}
-    with Cluster(banks=banks, agent_env=env) as c:
-        tuned = _environ(c.agent("bank-a"))
-        assert tuned.get(b"GLIBC_TUNABLES") == b"glibc.malloc.tcache_count=2048", tuned.get(b"GLIBC_TUNABLES")
-        assert tuned.get(b"COMMITD_MALLOC_TUNING") == b"applied"
-        off = _environ(c.agent("bank-b"))
-        assert b"GLIBC_TUNABLES" not in off and off.get(b"COMMITD_MALLOC_TUNING") == b"off"
-        chosen = _environ(c.agent("bank-c"))
-        assert chosen.get(b"GLIBC_TUNABLES") == b"glibc.malloc.tcache_count=7"
-        assert b"COMMITD_MALLOC_TUNING" not in chosen
-        status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 5)
-        assert status == 200 and body["outcome"] == "committed", (status, body)
-
-
 if __name__ == "__main__":
     harness.main(globals())
