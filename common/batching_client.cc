@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/http_batch.h"
+#include "common/json_text.h"
 
 namespace commitd::http {
 namespace {
@@ -82,9 +83,9 @@ void BatchingClient::Flush(const std::string& peer_key) {
     peer.queue.pop_front();
     if (i != 0) body += ',';
     body += "{\"method\":";
-    body += nlohmann::json(p.request.method).dump();
+    AppendJsonString(&body, p.request.method);
     body += ",\"target\":";
-    body += nlohmann::json(p.request.target).dump();
+    AppendJsonString(&body, p.request.target);
     if (!p.request.body.empty()) {
       body += ",\"body\":";
       body += p.request.body;  // already JSON
@@ -92,7 +93,7 @@ void BatchingClient::Flush(const std::string& peer_key) {
     for (const auto& header : p.request.headers) {
       if (!IsTraceparent(header.first)) continue;
       body += ",\"traceparent\":";
-      body += nlohmann::json(header.second).dump();
+      AppendJsonString(&body, header.second);
       break;
     }
     body += '}';

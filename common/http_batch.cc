@@ -1,4 +1,5 @@
 #include "common/http_batch.h"
+#include "common/json_text.h"
 
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -34,7 +35,11 @@ struct BatchReply {
       body += ",\"body\":";
       const std::string& sub = responses[i].body;
       const bool json = responses[i].content_type.rfind("application/json", 0) == 0 && !sub.empty();
-      body += json ? sub : nlohmann::json(sub).dump();
+      if (json) {
+        body += sub;
+      } else {
+        AppendJsonString(&body, sub);
+      }
       body += '}';
     }
     body += "]}";

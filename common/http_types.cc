@@ -1,4 +1,5 @@
 #include "common/http_types.h"
+#include "common/json_text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -20,11 +21,6 @@ std::optional<std::string> FindHeader(const std::vector<std::pair<std::string, s
     if (EqualsIgnoreCase(key, name)) return value;
   }
   return std::nullopt;
-}
-
-// Never throws: invalid UTF-8 (e.g. from a SQLite error message) is replaced.
-std::string DumpJson(const nlohmann::json& value) {
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace

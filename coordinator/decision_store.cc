@@ -6,6 +6,7 @@
 
 #include "common/auth.h"
 #include "coordinator/txid_issuer.h"
+#include "common/json_text.h"
 
 namespace commitd::coordinator {
 
@@ -286,7 +287,7 @@ Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, const std::strin
 }
 
 Status DecisionStore::InsertDecision(const DecisionRecord& r) {
-  const std::string reply = r.reply.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string reply = DumpJson(r.reply);
   // Only 3PC records a precommit (outcome pending) before its decision.
   if (r.protocol == wire::Protocol::k3pc && r.outcome != Outcome::kPending) {
     bool replaced = false;

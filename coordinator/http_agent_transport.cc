@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "coordinator/agent_answers.h"
+#include "common/json_text.h"
 
 namespace commitd::coordinator {
 namespace {
@@ -107,7 +108,7 @@ void HttpAgentTransport::AddTrace(http::ClientRequest& request, const Participan
 void HttpAgentTransport::Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                                  std::function<void(Result<wire::Vote>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/prepare");
-  cr.body = wire::ToJson(request).dump();
+  cr.body = DumpJson(wire::ToJson(request));
   cr.timeout = std::chrono::milliseconds(timeout_ms);
   AddTrace(cr, to, AgentCall::kPrepare, request.txid);
   peers_.Send(std::move(cr), Observed(to, AgentCall::kPrepare, Answer<wire::Vote>(std::move(done), VoteOf)));
@@ -117,8 +118,8 @@ void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& tx
                                  const std::string& key, std::function<void(Result<DecisionAck>)> done) {
   const bool commit = outcome == Outcome::kCommitted;
   http::ClientRequest cr = RequestTo(to, "POST", commit ? "/v1/commit" : "/v1/abort");
-  cr.body = commit ? wire::ToJson(wire::CommitRequest{txid, key}).dump()
-                   : wire::ToJson(wire::AbortRequest{txid, key}).dump();
+  cr.body = commit ? DumpJson(wire::ToJson(wire::CommitRequest{txid, key}))
+                   : DumpJson(wire::ToJson(wire::AbortRequest{txid, key}));
   AddTrace(cr, to, commit ? AgentCall::kCommit : AgentCall::kAbort, txid);
   peers_.Send(std::move(cr), Observed(to, commit ? AgentCall::kCommit : AgentCall::kAbort,
                                       Answer<DecisionAck>(std::move(done), DecisionAckOf)));
@@ -127,7 +128,7 @@ void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& tx
 void HttpAgentTransport::Precommit(const ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                                    std::function<void(Result<PrecommitAnswer>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/precommit");
-  cr.body = wire::ToJson(wire::CommitRequest{txid, commit_key}).dump();
+  cr.body = DumpJson(wire::ToJson(wire::CommitRequest{txid, commit_key}));
   AddTrace(cr, to, AgentCall::kPrecommit, txid);
   peers_.Send(std::move(cr),
               Observed(to, AgentCall::kPrecommit, Answer<PrecommitAnswer>(std::move(done), PrecommitAnswerOf)));

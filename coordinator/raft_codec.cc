@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "common/byte_codec.h"
+#include "common/json_text.h"
 
 namespace commitd::coordinator {
 namespace {
@@ -105,7 +106,7 @@ struct CommandWriter {
     w.Bytes(r.reason);
     w.Bytes(r.idempotency_key);
     // No reply (null) is empty; a JSON text is never empty.
-    w.Bytes(r.reply.is_null() ? std::string() : r.reply.dump(-1, ' ', false, json::error_handler_t::replace));
+    w.Bytes(r.reply.is_null() ? std::string() : DumpJson(r.reply));
     w.I64(r.created_ms);
     w.I64(r.decided_ms);
     w.Bool(r.finished);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/failpoint.h"
+#include "common/json_text.h"
 
 namespace commitd::participant {
 namespace {
@@ -154,8 +155,8 @@ void HttpPeerTransport::Call(const wire::ParticipantRef& peer, action::PeerCall 
     cr.target = call == action::PeerCall::kPrecommit ? "/v1/precommit"
                 : call == action::PeerCall::kCommit  ? "/v1/commit"
                                                      : "/v1/abort";
-    cr.body = call == action::PeerCall::kAbort ? wire::ToJson(wire::AbortRequest{txid, key}).dump()
-                                               : wire::ToJson(wire::CommitRequest{txid, key}).dump();
+    cr.body = call == action::PeerCall::kAbort ? DumpJson(wire::ToJson(wire::AbortRequest{txid, key}))
+                                               : DumpJson(wire::ToJson(wire::CommitRequest{txid, key}));
   }
   AddToken(cr, token_);
   client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) { done(PeerReplyOf(r)); });

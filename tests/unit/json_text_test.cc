@@ -1,0 +1,90 @@
+#include "common/json_text.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+
+namespace commitd {
+namespace {
+
+using nlohmann::json;
+
+std::string Reference(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Strings weighted towards what needs care: quotes, backslashes, every
+// control character, DEL, multi-byte UTF-8, and bytes that are not UTF-8.
+std::string RandomString(std::mt19937_64& random) {
+  static const std::string kPieces[] = {"a", "txid-42", "\"", "\\", "/", "\x7f", "é", "€", "😀", "\xff", "\xc3",
+                                        "\xe2\x82", "\xed\xa0\x80", " ", ""};
+  std::string text;
+  size_t length = random() % 12;
+  for (size_t i = 0; i < length; ++i) {
+    if (random() % 4 == 0) {
+      text.push_back(static_cast<char>(random() % 0x20));
+    } else {
+      text += kPieces[random() % std::size(kPieces)];
+    }
+  }
+  return text;
+}
+
+json RandomValue(std::mt19937_64& random, int depth) {
+  switch (random() % (depth > 3 ? 6 : 8)) {
+    case 0: return nullptr;
+    case 1: return random() % 2 == 0;
+    case 2: return static_cast<int64_t>(random());
+    case 3: return static_cast<uint64_t>(random());
+    case 4: return std::uniform_real_distribution<double>(-1e20, 1e20)(random);
+    case 5: return RandomString(random);
+    case 6: {
+      json array = json::array();
+      for (size_t i = random() % 5; i > 0; --i) array.push_back(RandomValue(random, depth + 1));
+      return array;
+    }
+    default: {
+      json object = json::object();
+      for (size_t i = random() % 5; i > 0; --i) object[RandomString(random)] = RandomValue(random, depth + 1);
+      return object;
+    }
+  }
+}
+
+TEST_CASE("json text is byte for byte what nlohmann writes with invalid UTF-8 replaced") {
+  std::mt19937_64 random(20261204);
+  for (int i = 0; i < 20000; ++i) {
+    json value = RandomValue(random, 0);
+    REQUIRE_MESSAGE(DumpJson(value) == Reference(value), Reference(value));
+  }
+}
+
+TEST_CASE("json text of the edge values") {
+  const json values[] = {json::object(),
+                         json::array(),
+                         std::numeric_limits<int64_t>::min(),
+                         std::numeric_limits<int64_t>::max(),
+                         std::numeric_limits<uint64_t>::max(),
+                         0,
+                         -0.0,
+                         1e300,
+                         std::numeric_limits<double>::quiet_NaN(),
+                         std::numeric_limits<double>::infinity(),
+                         std::string("\0nul", 4),
+                         "\x01\x1f\x7f",
+                         json::binary({1, 2, 3})};
+  for (const json& value : values) CHECK(DumpJson(value) == Reference(value));
+  CHECK(DumpJson(json("tab\there \"quoted\" back\\slash")) == R"("tab\there \"quoted\" back\\slash")");
+  CHECK(DumpJson(json("\x01")) == R"("\u0001")");
+  CHECK(DumpJson(json("bad \xff byte")) == "\"bad \xef\xbf\xbd byte\"");
+}
+
+TEST_CASE("json text appends to what the string holds") {
+  std::string out = "prefix:";
+  AppendJson(&out, json{{"b", 1}, {"a", {true, nullptr}}});
+  CHECK(out == R"(prefix:{"a":[true,null],"b":1})");
+}
+
+}  // namespace
+}  // namespace commitd
