@@ -8,9 +8,9 @@ Each run starts from fresh databases: two commit-agents (bank-a, bank-b) and
 one commitd (or, with --group, a 3-member coordinator group) from BIN_DIR,
 then `commitd-bench transfers` against the coordinator (the group's leader).
 Over the measured window (after the warmup) it reads, for every process,
-utime+stime from /proc/PID/stat and the context switches of all its threads
-(/proc/PID/task/*/status), and prints them per committed transfer along with
-the rate. With --b the runs alternate A, B, B, A, A, B, ... (--pairs pairs)
+utime+stime from /proc/PID/stat, the context switches of all its threads
+(/proc/PID/task/*/status) and the growth of its resident memory (VmRSS), and
+prints them per committed transfer along with the rate. With --b the runs alternate A, B, B, A, A, B, ... (--pairs pairs)
 and the summary shows the median and [min–max] of each figure per build.
 With --group it also counts leader changes (commitd_raft_leader_changes_total
 summed over the members, before and after the window).
@@ -85,6 +85,14 @@ def ctx_switches(pid):
         except OSError:
             pass
     return voluntary, involuntary
+
+
+def resident_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def leader_changes(urls):
@@ -182,6 +190,7 @@ def one_run(args, label, bin_dir, run_no):
         changes_before = leader_changes(cluster.urls) if args.group else 0
         cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items()}
         cs0 = {n: ctx_switches(pid) for n, pid in pids.items()}
+        rss0 = {n: resident_bytes(pid) for n, pid in pids.items()}
         if args.perf_dir:
             os.makedirs(args.perf_dir, exist_ok=True)
             for name, p in cluster.procs.items():
@@ -192,6 +201,7 @@ def one_run(args, label, bin_dir, run_no):
         time.sleep(args.seconds)
         cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items()}
         cs1 = {n: ctx_switches(pid) for n, pid in pids.items()}
+        rss1 = {n: resident_bytes(pid) for n, pid in pids.items()}
         changes = (leader_changes(cluster.urls) - changes_before) if args.group else 0
         out, _ = bench.communicate(timeout=60)
         for p in perf:
@@ -213,6 +223,7 @@ def one_run(args, label, bin_dir, run_no):
         row[f"cpu_us.{name}"] = us
         row[f"vcs.{name}"] = (cs1[name][0] - cs0[name][0]) / n
         row[f"ivcs.{name}"] = (cs1[name][1] - cs0[name][1]) / n
+        row[f"rss_growth_b.{name}"] = (rss1[name] - rss0[name]) / n
     row["cpu_us.total"] = total
     return row
 
