@@ -1,0 +1,87 @@
+"""scripts/bench/summarize.py on bench.sh outputs: medians and ranges of each
+figure across runs, ratios taken within each run, the group's leader found
+per run, and a clear failure on a file that holds no figures.
+
+Run: python3 test_bench_summary.py --source-dir .
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def bench_output(sqlite_rate, transfers_rate, ratio, p50_2pc, p50_3pc, leader_member, leader_us):
+    members = {f"g{i}": 35.0 for i in (1, 2, 3)}
+    members[leader_member] = leader_us
+    member_lines = "\n".join(f"cpu_us.{name}  {us:.2f} [{us:.2f}-{us:.2f}]" for name, us in members.items())
+    return f"""transfers     1s: 10 committed/s, p50 1.00 ms, p99 2.00 ms, 0 errors
+measurement                           per second    p50 ms    p90 ms    p99 ms  aborts  errors  ÷ sqlite
+sqlite one-row commit                       {sqlite_rate}      0.13                0.35                      1.00
+transfers 2pc, 1 client                      700      {p50_2pc}      1.62      2.68       0       0      0.10
+transfers 3pc, 1 client                      450      {p50_3pc}      2.48      3.33       0       0      0.06
+transfers 2pc, 64 clients                   {transfers_rate}     12.46     15.49     18.34       0       0      {ratio}
+etcd put, group of 3, 64 clients            6908      8.48               20.36               0      0.97
+  commitd group ÷ etcd at 64 clients: 0.58   (CPU per put, etcd + wrk: 251 µs)
+
+== CPU per transfer, every process (scripts/bench/ab_cpu.py --clients 64 --group)
+figure                          build A median [min-max]
+rate                           4000.00 [4000.00-4000.00]
+leader_changes                    0.00 [0.00-0.00]
+{member_lines}
+cpu_us.total                      400.00 [400.00-400.00]
+load1                                   1.24 [1.24-1.24]
+"""
+
+
+def summarize(*texts):
+    with tempfile.TemporaryDirectory() as d:
+        paths = []
+        for i, text in enumerate(texts):
+            path = os.path.join(d, f"run{i}.txt")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            paths.append(path)
+        script = os.path.join(harness.OPTIONS.source_dir, "scripts", "bench", "summarize.py")
+        done = subprocess.run([sys.executable, script, *paths], capture_output=True, text=True, timeout=30)
+    lines = {}
+    for line in done.stdout.splitlines():
+        name, value = re.match(r"^(.*?)\s{2,}(\S.*)$", line).groups()
+        lines[name] = value
+    return done.returncode, lines, done.stderr
+
+
+def test_medians_and_ranges_of_figures_taken_within_each_run():
+    rc, lines, err = summarize(bench_output(7000, 5000, 0.71, 1.20, 1.80, "g1", 120.0),
+                               bench_output(6000, 5400, 0.90, 1.30, 2.60, "g2", 130.0),
+                               bench_output(8000, 4800, 0.60, 1.00, 1.60, "g3", 110.0))
+    assert rc == 0, err
+    assert lines["sqlite one-row commit: per second"] == "7,000 [6,000–8,000]", lines
+    assert lines["transfers 2pc, 64 clients: ÷ sqlite"] == "0.71 [0.60–0.90]", lines
+    # 1.80/1.20 = 1.50, 2.60/1.30 = 2.00, 1.60/1.00 = 1.60: the median of the runs' own ratios.
+    assert lines["3pc p50 ÷ 2pc p50, 1 client"] == "1.60 [1.50–2.00]", lines
+    assert lines["group ÷ etcd, 64 clients"] == "0.58 [0.58–0.58]", lines
+    # A different member led each run; the leader's cost is still one figure.
+    assert lines["ab_cpu --clients 64 --group: cpu_us of the leader"] == "120 [110–130]", lines
+    assert lines["ab_cpu --clients 64 --group: cpu_us.total"] == "400 [400–400]", lines
+    assert not any(name.endswith("load1") for name in lines), lines
+
+
+def test_a_figure_missing_from_a_run_says_so():
+    partial = bench_output(7000, 5000, 0.71, 1.20, 1.80, "g1", 120.0).replace(
+        "transfers 3pc, 1 client ", "transfers 3pc, 1 clientX")
+    rc, lines, err = summarize(bench_output(7000, 5000, 0.71, 1.20, 1.80, "g1", 120.0), partial)
+    assert rc == 0, err
+    assert lines["transfers 3pc, 1 client: p50 ms"].endswith("(1 of 2 runs)"), lines
+
+
+def test_no_figures_is_an_error():
+    rc, lines, err = summarize("nothing measured here\n")
+    assert rc == 1 and "no bench.sh figures" in err, (rc, lines, err)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
