@@ -31,7 +31,7 @@ void Engine::ReplyAll(std::vector<RequestToken>& waiters, int status, const nloh
 void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t now_ms) {
   const std::string txid = request.txid;
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    bool yes = f->second.outcome == "committed";
+    bool yes = f->second.outcome == Outcome::kCommitted;
     // A finished transaction's results are no longer kept: unknown (null).
     actions_.push_back(action::Reply{
         token, 200, VoteBody(txid, yes, yes ? "" : "transaction " + txid + " was already aborted here",
@@ -87,7 +87,7 @@ void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, 
   ReplyAll(tx.commit_waiters, 409, AgentError("aborted", "transaction " + txid + " voted no here", txid));
   locks_.Release(txid);
   actions_.push_back(action::RememberOutcome{txid, "aborted"});
-  Finish(txid, "aborted", now_ms);
+  Finish(txid, Outcome::kAborted, now_ms);
 }
 
 void Engine::OnPrepared(const std::string& txid, PrepareResult result, const Status& status, int64_t now_ms) {
@@ -154,7 +154,7 @@ bool Engine::CommitKeyAccepted(const std::string& txid, Tx& tx, const std::strin
 
 void Engine::OnCommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second.outcome == "committed") {
+    if (f->second.outcome == Outcome::kCommitted) {
       actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "committed"}}});
     } else {
       actions_.push_back(action::Reply{
@@ -194,7 +194,7 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
 
 void Engine::OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second.outcome == "aborted") {
+    if (f->second.outcome == Outcome::kAborted) {
       actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "aborted"}}});
     } else {
       actions_.push_back(action::Reply{
@@ -206,7 +206,7 @@ void Engine::OnAbort(const std::string& txid, const std::string& abort_key, Requ
   if (it == txs_.end()) {
     // Tombstone: a prepare arriving later must vote no.
     actions_.push_back(action::RememberOutcome{txid, "aborted"});
-    Finish(txid, "aborted", now_ms);
+    Finish(txid, Outcome::kAborted, now_ms);
     actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "aborted"}}});
     return;
   }
@@ -248,10 +248,34 @@ void Engine::OnAbort(const std::string& txid, const std::string& abort_key, Requ
   }
 }
 
-void Engine::Finish(const std::string& txid, const std::string& outcome, int64_t now_ms) {
+void Engine::Finish(const std::string& txid, Outcome outcome, int64_t now_ms) {
   txs_.erase(txid);
-  finished_[txid] = Finished{outcome, now_ms};
-  finished_order_.emplace_back(now_ms, txid);
+  Remember(txid, outcome, now_ms);
+}
+
+void Engine::Remember(const std::string& txid, Outcome outcome, int64_t now_ms) {
+  auto [it, inserted] = finished_.try_emplace(txid);
+  it->second = Finished{outcome, now_ms};
+  if (inserted) finished_order_.emplace_back(now_ms, &it->first);
+  // Remembered already: its one entry stays where it is; the purge moves it
+  // to the new time when it comes to it.
+}
+
+void Engine::ForgetBefore(int64_t cutoff_ms) {
+  while (!finished_order_.empty() && finished_order_.front().first < cutoff_ms) {
+    const std::string* txid = finished_order_.front().second;
+    finished_order_.pop_front();
+    auto it = finished_.find(*txid);
+    if (it->second.at_ms < cutoff_ms) {
+      finished_.erase(it);
+    } else {
+      finished_order_.emplace_back(it->second.at_ms, txid);  // finished again since
+    }
+  }
+}
+
+const char* Engine::OutcomeName(Outcome outcome) {
+  return outcome == Outcome::kCommitted ? "committed" : "aborted";
 }
 
 void Engine::OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms) {
@@ -261,7 +285,7 @@ void Engine::OnCommitApplied(const std::string& txid, const Status& status, int6
   if (status.ok()) {
     locks_.Release(txid);
     ReplyAll(tx.commit_waiters, 200, {{"txid", txid}, {"state", "committed"}});
-    Finish(txid, "committed", now_ms);
+    Finish(txid, Outcome::kCommitted, now_ms);
     return;
   }
   if (status.code() == StatusCode::kConflict) {
@@ -289,7 +313,7 @@ void Engine::OnAbortApplied(const std::string& txid, const Status& status, int64
   }
   locks_.Release(txid);
   ReplyAll(tx.abort_waiters, 200, {{"txid", txid}, {"state", "aborted"}});
-  Finish(txid, "aborted", now_ms);
+  Finish(txid, Outcome::kAborted, now_ms);
 }
 
 void Engine::OnDecisionAnswer(const std::string& txid, Result<Decision> answer, int64_t now_ms) {
@@ -328,8 +352,10 @@ bool Engine::Resolvable(const Tx& tx) const {
 void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::string, std::string>& outcomes,
                      int64_t now_ms) {
   for (const auto& [txid, outcome] : outcomes) {
-    finished_[txid] = Finished{outcome, now_ms};
-    finished_order_.emplace_back(now_ms, txid);
+    // Not an outcome: left unknown, so a request about it reads the store,
+    // which reports the row as corrupt instead of a guess.
+    if (outcome != "committed" && outcome != "aborted") continue;
+    Remember(txid, outcome == "committed" ? Outcome::kCommitted : Outcome::kAborted, now_ms);
   }
   for (auto& r : records) {
     Tx tx;
@@ -373,11 +399,7 @@ void Engine::Tick(int64_t now_ms) {
   }
   if (now_ms >= next_forget_ms_) {
     const int64_t cutoff = now_ms - options_.outcome_retention_ms;
-    while (!finished_order_.empty() && finished_order_.front().first < cutoff) {
-      auto it = finished_.find(finished_order_.front().second);
-      if (it != finished_.end() && it->second.at_ms < cutoff) finished_.erase(it);  // not finished again since
-      finished_order_.pop_front();
-    }
+    ForgetBefore(cutoff);
     if (next_forget_ms_ != 0) actions_.push_back(action::ForgetOutcomesBefore{cutoff});
     // Often, so that each purge of the table is a small batch (the store deletes a bounded number per call).
     next_forget_ms_ = now_ms + std::clamp<int64_t>(options_.outcome_retention_ms / 10, 10, 1000);
@@ -424,14 +446,13 @@ bool Engine::Knows(const std::string& txid) const { return txs_.count(txid) != 0
 
 void Engine::LearnOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms) {
   if (Knows(txid) || (outcome != "committed" && outcome != "aborted")) return;
-  finished_[txid] = Finished{outcome, now_ms};
-  finished_order_.emplace_back(now_ms, txid);
+  Remember(txid, outcome == "committed" ? Outcome::kCommitted : Outcome::kAborted, now_ms);
 }
 
 std::optional<std::string> Engine::OutcomeOf(const std::string& txid) const {
   auto it = finished_.find(txid);
   if (it == finished_.end()) return std::nullopt;
-  return it->second.outcome;
+  return std::string(OutcomeName(it->second.outcome));
 }
 
 }  // namespace commitd::participant
@@ -453,7 +474,7 @@ const char* Engine::StateName(State s) {
 
 std::string Engine::StateOf(const std::string& txid) const {
   if (auto it = txs_.find(txid); it != txs_.end()) return StateName(it->second.state);
-  if (auto f = finished_.find(txid); f != finished_.end()) return f->second.outcome;
+  if (auto f = finished_.find(txid); f != finished_.end()) return OutcomeName(f->second.outcome);
   return "unknown";
 }
 
@@ -463,7 +484,7 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
     actions_.push_back(action::Reply{token, status, std::move(body)});
   };
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second.outcome == "committed") {
+    if (f->second.outcome == Outcome::kCommitted) {
       answer(200, {{"txid", txid}, {"state", "committed"}});
     } else {
       answer(409, AgentError("already_aborted", "transaction " + txid + " was aborted here", txid));

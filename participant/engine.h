@@ -247,8 +247,12 @@ class Engine {
     std::vector<wire::ParticipantRef> prepared_peers;  // termination: peers that answered "prepared"
     int64_t terminate_after_ms = 0;  // termination may start once the coordinator is silent past this
   };
+  enum class Outcome : uint8_t { kCommitted, kAborted };
+  // Memory per remembered outcome is what an agent's RSS grows by, for the
+  // whole retention window (docs/operations.md): keep this and the order
+  // entry small.
   struct Finished {
-    std::string outcome;  // "committed" | "aborted"
+    Outcome outcome = Outcome::kAborted;
     int64_t at_ms = 0;
   };
 
@@ -256,7 +260,12 @@ class Engine {
               wire::VoteNoCode code = wire::VoteNoCode::kOther);
   void StartCommit(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void StartAbort(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
-  void Finish(const std::string& txid, const std::string& outcome, int64_t now_ms);
+  void Finish(const std::string& txid, Outcome outcome, int64_t now_ms);
+  // Remembers txid's outcome as of now_ms (again, if it is remembered already).
+  void Remember(const std::string& txid, Outcome outcome, int64_t now_ms);
+  // Forgets what finished before cutoff_ms.
+  void ForgetBefore(int64_t cutoff_ms);
+  static const char* OutcomeName(Outcome outcome);
   void ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body);
   bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
   // A commit or precommit for a record that voted yes: refused (and answered)
@@ -277,9 +286,11 @@ class Engine {
   EngineOptions options_;
   std::unordered_map<std::string, Tx> txs_;
   std::unordered_map<std::string, Finished> finished_;
-  // (at_ms, txid) in the order they finished: the purge pops what is past the
-  // retention window instead of scanning finished_.
-  std::deque<std::pair<int64_t, std::string>> finished_order_;
+  // One (at_ms, key) entry per finished_ element, in the order they finished:
+  // the purge pops what is past the retention window instead of scanning
+  // finished_. The key points into finished_'s own node (stable until that
+  // element is erased, which only the purge does, when it pops its one entry).
+  std::deque<std::pair<int64_t, const std::string*>> finished_order_;
   LockTable locks_;
   std::vector<Action> actions_;
   int64_t next_forget_ms_ = 0;

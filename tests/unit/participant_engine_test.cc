@@ -281,6 +281,31 @@ TEST_CASE("finished txids are forgotten after the retention window") {
   CHECK(forget[0].cutoff_ms == 10'000);
 }
 
+TEST_CASE("an outcome remembered again is forgotten a retention window after the last time, not the first") {
+  Engine e(EngineOptions{{}, 100, 800, 10'000});
+  e.Recover({}, {{"t1", "aborted"}}, 0);
+  e.Recover({}, {{"t1", "committed"}}, 5'000);
+  CHECK(e.OutcomeOf("t1") == std::optional<std::string>("committed"));
+  e.Tick(12'000);  // past the first time's window, inside the second's
+  e.TakeActions();
+  CHECK(e.OutcomeOf("t1") == std::optional<std::string>("committed"));
+  e.Tick(16'000);
+  e.TakeActions();
+  CHECK_FALSE(e.OutcomeOf("t1").has_value());
+  CHECK_FALSE(e.Knows("t1"));
+  e.Tick(40'000);  // nothing left to purge, nothing dangling
+  e.TakeActions();
+  CHECK_FALSE(e.Knows("t1"));
+}
+
+TEST_CASE("a stored outcome that is neither committed nor aborted is not remembered") {
+  Engine e = MakeEngine();
+  e.Recover({}, {{"t1", "committed"}, {"t2", "maybe"}}, 0);
+  CHECK(e.OutcomeOf("t1") == std::optional<std::string>("committed"));
+  CHECK_FALSE(e.Knows("t2"));
+  CHECK(e.StateOf("t2") == "unknown");
+}
+
 // ---------------------------------------------------------------------------
 // 3PC: precommit, timeouts and the termination protocol.
 
