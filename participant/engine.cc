@@ -278,6 +278,12 @@ const char* Engine::OutcomeName(Outcome outcome) {
   return outcome == Outcome::kCommitted ? "committed" : "aborted";
 }
 
+std::optional<Engine::Outcome> Engine::ParseOutcome(const std::string& name) {
+  if (name == "committed") return Outcome::kCommitted;
+  if (name == "aborted") return Outcome::kAborted;
+  return std::nullopt;
+}
+
 void Engine::OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms) {
   auto it = txs_.find(txid);
   if (it == txs_.end() || it->second.state != State::kCommitting) return;
@@ -354,8 +360,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::st
   for (const auto& [txid, outcome] : outcomes) {
     // Not an outcome: left unknown, so a request about it reads the store,
     // which reports the row as corrupt instead of a guess.
-    if (outcome != "committed" && outcome != "aborted") continue;
-    Remember(txid, outcome == "committed" ? Outcome::kCommitted : Outcome::kAborted, now_ms);
+    if (std::optional<Outcome> parsed = ParseOutcome(outcome)) Remember(txid, *parsed, now_ms);
   }
   for (auto& r : records) {
     Tx tx;
@@ -445,8 +450,8 @@ nlohmann::json HeldJson(const HeldView& v) {
 bool Engine::Knows(const std::string& txid) const { return txs_.count(txid) != 0 || finished_.count(txid) != 0; }
 
 void Engine::LearnOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms) {
-  if (Knows(txid) || (outcome != "committed" && outcome != "aborted")) return;
-  Remember(txid, outcome == "committed" ? Outcome::kCommitted : Outcome::kAborted, now_ms);
+  if (Knows(txid)) return;
+  if (std::optional<Outcome> parsed = ParseOutcome(outcome)) Remember(txid, *parsed, now_ms);
 }
 
 std::optional<std::string> Engine::OutcomeOf(const std::string& txid) const {

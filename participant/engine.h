@@ -266,6 +266,8 @@ class Engine {
   // Forgets what finished before cutoff_ms.
   void ForgetBefore(int64_t cutoff_ms);
   static const char* OutcomeName(Outcome outcome);
+  // The outcome a store names; nullopt for anything but "committed" or "aborted".
+  static std::optional<Outcome> ParseOutcome(const std::string& name);
   void ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body);
   bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
   // A commit or precommit for a record that voted yes: refused (and answered)
