@@ -5,6 +5,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "common/json_text.h"
+
 namespace commitd::log {
 namespace {
 
@@ -56,7 +58,7 @@ void Write(Level level, std::string_view event, const nlohmann::json& fields) {
   if (fields.is_object()) {
     for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
   }
-  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string text = DumpJson(line);
   text += '\n';
   std::lock_guard<std::mutex> lock(g_mu);
   std::fwrite(text.data(), 1, text.size(), stderr);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
 #include "coordinator/decision_store.h"
 #include "coordinator/raft_codec.h"
 #include "coordinator/group_members.h"
@@ -50,7 +51,7 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   // Absent from snapshots of a group without identity (and older ones).
   if (!log_id->empty()) out["log_id"] = *log_id;
   if (!abort_secret->empty()) out["abort_secret"] = *abort_secret;
-  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return DumpJson(out);
 }
 
 namespace {

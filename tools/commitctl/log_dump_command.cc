@@ -2,6 +2,7 @@
 // a group member, its state machine and then the log entries after it.
 #include <cstdio>
 
+#include "common/json_text.h"
 #include "coordinator/decision_store.h"
 #include "tools/commitctl/commands.h"
 #include "tools/commitctl/group_files.h"
@@ -11,7 +12,7 @@ namespace commitd::commitctl {
 namespace {
 
 void PrintLine(const nlohmann::json& line) {
-  std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  std::printf("%s\n", DumpJson(line).c_str());
 }
 
 nlohmann::json CommandJson(const coordinator::Command& c) {
