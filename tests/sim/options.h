@@ -65,7 +65,11 @@ struct SimOptions {
 // these are what the simulator adds.
 constexpr int64_t kEpochMs = 1'700'000'000'000;  // virtual wall clock at the start of a run
 constexpr int64_t kSettleBoundMs = 60'000;       // after the last fault, everything must be resolved by then
-constexpr int64_t kFinishedRetentionMs = 500;    // the simulated log forgets finished decisions after this
+// The simulated log forgets finished decisions after this: longer than any
+// message is in flight (World's delays: at most 40 + 1,000 ms), as commitd's
+// retention is, so that a question an agent sent before its ack never
+// arrives after the decision it asks about was forgotten.
+constexpr int64_t kFinishedRetentionMs = 1'500;
 // Coordinator loss: how long after the coordinator's crash every participant
 // must have decided (3PC) — the longest timeout_ms (3 s), the termination
 // grace, the resolve backoff cap and a round of requests, with room to spare.
