@@ -3,6 +3,7 @@
 
   scripts/bench/ab_cpu.py --a BIN_DIR [--b BIN_DIR] [--pairs 3] [--clients 64]
       [--seconds 8] [--warmup 1] [--protocol 2pc] [--group] [--perf-dir DIR]
+      [--agent-config-b FILE]
 
 Each run starts from fresh databases: two commit-agents (bank-a, bank-b) and
 one commitd (or, with --group, a 3-member coordinator group) from BIN_DIR,
@@ -16,6 +17,8 @@ With --group it also counts leader changes (commitd_raft_leader_changes_total
 summed over the members, before and after the window).
 --perf-dir: `perf record -g` each server process over the window into
 DIR/<run>-<process>.data (one run per build is enough for a profile).
+--agent-config-b: a --config file for build B's agents only, to measure a
+setting build A does not have.
 
 The machine is shared and noisy: compare builds only within one invocation,
 by CPU per transfer first and rate second. Runs under --work-dir (default
@@ -106,7 +109,7 @@ def leader_changes(urls):
 
 
 class Cluster:
-    def __init__(self, bin_dir, work, group):
+    def __init__(self, bin_dir, work, group, agent_config=None):
         self.bin = bin_dir
         self.work = work
         self.procs = {}
@@ -122,7 +125,8 @@ class Cluster:
         for name, port, db in (("bank-a", pa, "a"), ("bank-b", pb, "b")):
             self.start(name, [f"{bin_dir}/commit-agent", "--name", name, "--listen", f"127.0.0.1:{port}", "--db",
                               f"{work}/{db}.db", "--procedures", f"{ROOT}/examples/bank/procedures.json",
-                              "--coordinator", ",".join(self.urls)])
+                              "--coordinator", ",".join(self.urls)]
+                       + (["--config", agent_config] if agent_config else []))
         if group:
             peers = ",".join(f"g{i + 1}=http://127.0.0.1:{p}" for i, p in enumerate(ports))
             for i, p in enumerate(ports):
@@ -177,7 +181,7 @@ class Cluster:
 
 def one_run(args, label, bin_dir, run_no):
     work = tempfile.mkdtemp(prefix=f"ab-{label}-", dir=args.work_dir)
-    cluster = Cluster(bin_dir, work, args.group)
+    cluster = Cluster(bin_dir, work, args.group, args.agent_config_b if label == "B" else None)
     perf = []
     try:
         bench = subprocess.Popen([f"{bin_dir}/commitd-bench", "transfers", "--coordinator", cluster.leader, "--clients",
@@ -241,6 +245,7 @@ def main():
     ap.add_argument("--perf-dir")
     ap.add_argument("--perf-freq", type=int, default=999, help="perf samples per second")
     ap.add_argument("--call-graph", default="dwarf", help="perf --call-graph mode (dwarf or fp)")
+    ap.add_argument("--agent-config-b", help="a --config file for build B's agents (a setting build A lacks)")
     ap.add_argument("--work-dir", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
