@@ -39,6 +39,7 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("termination_grace_ms", c.termination_grace_ms);
   fn("resolve_max_ms", c.resolve_max_ms);
   fn("outcome_retention_ms", c.outcome_retention_ms);
+  fn("outcome_memory_ms", c.outcome_memory_ms);
   fn("register_interval_ms", c.register_interval_ms);
   fn("sql_statement_timeout_ms", c.sql_statement_timeout_ms);
   fn("max_batch", c.max_batch);

@@ -50,7 +50,8 @@ struct Config {
   int64_t resolve_initial_ms = 200;          // first delay of asking the coordinator about an in-doubt record
   int64_t resolve_max_ms = 5'000;            // cap of that backoff
   int64_t termination_grace_ms = 1'000;      // 3PC: past its deadline, how long an agent waits before terminating without the coordinator
-  int64_t outcome_retention_ms = 86'400'000; // finished txids remembered for duplicates (24 h)
+  int64_t outcome_retention_ms = 86'400'000; // finished txids remembered for duplicates (24 h), in the database
+  int64_t outcome_memory_ms = 60'000;        // the newest of them kept in memory too, answered without a read
   int64_t register_interval_ms = 2'000;      // re-registration with the coordinator(s)
   int64_t sql_statement_timeout_ms = 1'000;  // one statement of an op (procedure, raw SQL) runs at most this long
 

@@ -31,11 +31,7 @@ void Engine::ReplyAll(std::vector<RequestToken>& waiters, int status, const nloh
 void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t now_ms) {
   const std::string txid = request.txid;
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    bool yes = f->second.outcome == Outcome::kCommitted;
-    // A finished transaction's results are no longer kept: unknown (null).
-    actions_.push_back(action::Reply{
-        token, 200, VoteBody(txid, yes, yes ? "" : "transaction " + txid + " was already aborted here",
-                             yes ? nlohmann::json(nullptr) : nlohmann::json::array())});
+    AnswerFinishedPrepare(txid, f->second, token);
     return;
   }
   if (auto it = txs_.find(txid); it != txs_.end()) {
@@ -80,13 +76,49 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   actions_.push_back(action::Prepare{std::move(request.ops), std::move(record)});
 }
 
+void Engine::AnswerFinishedPrepare(const std::string& txid, Outcome outcome, RequestToken token) {
+  const bool yes = outcome == Outcome::kCommitted;
+  // A finished transaction's results are no longer kept: unknown (null).
+  actions_.push_back(action::Reply{
+      token, 200, VoteBody(txid, yes, yes ? "" : "transaction " + txid + " was already aborted here",
+                           yes ? nlohmann::json(nullptr) : nlohmann::json::array())});
+}
+
+void Engine::AnswerFinishedAbort(const std::string& txid, Outcome outcome, RequestToken token) {
+  if (outcome == Outcome::kAborted) {
+    actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "aborted"}}});
+  } else {
+    actions_.push_back(action::Reply{
+        token, 409, AgentError("already_committed", "transaction " + txid + " was committed here", txid)});
+  }
+}
+
+void Engine::OnPreparedFinishedBefore(const std::string& txid, Tx& tx, const Result<Outcome>& finished,
+                                      int64_t now_ms) {
+  // Only prepare and abort requests wait on a preparing transaction.
+  std::vector<RequestToken> prepares = std::move(tx.prepare_waiters);
+  std::vector<RequestToken> aborts = std::move(tx.abort_waiters);
+  txs_.erase(txid);
+  if (!finished.ok()) {
+    // Whether it finished, and how, is unknown: nothing is decided or remembered.
+    const nlohmann::json error = AgentError(
+        "storage_error", "the outcomes this agent remembers cannot be read: " + finished.status().message(), txid);
+    for (RequestToken t : prepares) actions_.push_back(action::Reply{t, 503, error});
+    for (RequestToken t : aborts) actions_.push_back(action::Reply{t, 503, error});
+    return;
+  }
+  Remember(txid, *finished, now_ms);
+  for (RequestToken t : prepares) AnswerFinishedPrepare(txid, *finished, t);
+  for (RequestToken t : aborts) AnswerFinishedAbort(txid, *finished, t);
+}
+
 void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms,
                     wire::VoteNoCode code) {
   ReplyAll(tx.prepare_waiters, 200, VoteBody(txid, false, reason, nlohmann::json::array(), code));
   ReplyAll(tx.abort_waiters, 200, {{"txid", txid}, {"state", "aborted"}});
   ReplyAll(tx.commit_waiters, 409, AgentError("aborted", "transaction " + txid + " voted no here", txid));
   locks_.Release(txid);
-  actions_.push_back(action::RememberOutcome{txid, "aborted"});
+  actions_.push_back(action::RememberOutcome{txid, Outcome::kAborted});
   Finish(txid, Outcome::kAborted, now_ms);
 }
 
@@ -96,6 +128,10 @@ void Engine::OnPrepared(const std::string& txid, PrepareResult result, const Sta
   Tx& tx = it->second;
   if (!status.ok()) {
     VoteNo(txid, tx, "storage error: " + status.message(), now_ms);
+    return;
+  }
+  if (result.finished_before) {
+    OnPreparedFinishedBefore(txid, tx, *result.finished_before, now_ms);
     return;
   }
   if (!result.yes) {
@@ -154,7 +190,7 @@ bool Engine::CommitKeyAccepted(const std::string& txid, Tx& tx, const std::strin
 
 void Engine::OnCommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second.outcome == Outcome::kCommitted) {
+    if (f->second == Outcome::kCommitted) {
       actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "committed"}}});
     } else {
       actions_.push_back(action::Reply{
@@ -194,18 +230,13 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
 
 void Engine::OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second.outcome == Outcome::kAborted) {
-      actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "aborted"}}});
-    } else {
-      actions_.push_back(action::Reply{
-          token, 409, AgentError("already_committed", "transaction " + txid + " was committed here", txid)});
-    }
+    AnswerFinishedAbort(txid, f->second, token);
     return;
   }
   auto it = txs_.find(txid);
   if (it == txs_.end()) {
     // Tombstone: a prepare arriving later must vote no.
-    actions_.push_back(action::RememberOutcome{txid, "aborted"});
+    actions_.push_back(action::RememberOutcome{txid, Outcome::kAborted});
     Finish(txid, Outcome::kAborted, now_ms);
     actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "aborted"}}});
     return;
@@ -254,34 +285,20 @@ void Engine::Finish(const std::string& txid, Outcome outcome, int64_t now_ms) {
 }
 
 void Engine::Remember(const std::string& txid, Outcome outcome, int64_t now_ms) {
-  auto [it, inserted] = finished_.try_emplace(txid);
-  it->second = Finished{outcome, now_ms};
-  if (inserted) finished_order_.emplace_back(now_ms, &it->first);
-  // Remembered already: its one entry stays where it is; the purge moves it
-  // to the new time when it comes to it.
+  auto [it, inserted] = finished_.try_emplace(txid, outcome);
+  if (!inserted) {
+    // Its memory still ends a window after the first time: the store answers after that.
+    it->second = outcome;
+    return;
+  }
+  finished_order_.emplace_back(now_ms, &it->first);
 }
 
 void Engine::ForgetBefore(int64_t cutoff_ms) {
   while (!finished_order_.empty() && finished_order_.front().first < cutoff_ms) {
-    const std::string* txid = finished_order_.front().second;
+    finished_.erase(*finished_order_.front().second);
     finished_order_.pop_front();
-    auto it = finished_.find(*txid);
-    if (it->second.at_ms < cutoff_ms) {
-      finished_.erase(it);
-    } else {
-      finished_order_.emplace_back(it->second.at_ms, txid);  // finished again since
-    }
   }
-}
-
-const char* Engine::OutcomeName(Outcome outcome) {
-  return outcome == Outcome::kCommitted ? "committed" : "aborted";
-}
-
-std::optional<Engine::Outcome> Engine::ParseOutcome(const std::string& name) {
-  if (name == "committed") return Outcome::kCommitted;
-  if (name == "aborted") return Outcome::kAborted;
-  return std::nullopt;
 }
 
 void Engine::OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms) {
@@ -355,13 +372,7 @@ bool Engine::Resolvable(const Tx& tx) const {
   return tx.state == State::kPrepared || (tx.protocol == wire::Protocol::k3pc && tx.state == State::kPrecommitted);
 }
 
-void Engine::Recover(std::vector<PreparedRecord> records, const std::map<std::string, std::string>& outcomes,
-                     int64_t now_ms) {
-  for (const auto& [txid, outcome] : outcomes) {
-    // Not an outcome: left unknown, so a request about it reads the store,
-    // which reports the row as corrupt instead of a guess.
-    if (std::optional<Outcome> parsed = ParseOutcome(outcome)) Remember(txid, *parsed, now_ms);
-  }
+void Engine::Recover(std::vector<PreparedRecord> records, int64_t now_ms) {
   for (auto& r : records) {
     Tx tx;
     tx.state = r.state == "conflict"       ? State::kConflict
@@ -402,9 +413,9 @@ void Engine::Tick(int64_t now_ms) {
     }
     actions_.push_back(action::QueryDecision{txid, tx.log_id, std::move(urls)});
   }
+  ForgetBefore(now_ms - std::min(options_.outcome_memory_ms, options_.outcome_retention_ms));
   if (now_ms >= next_forget_ms_) {
     const int64_t cutoff = now_ms - options_.outcome_retention_ms;
-    ForgetBefore(cutoff);
     if (next_forget_ms_ != 0) actions_.push_back(action::ForgetOutcomesBefore{cutoff});
     // Often, so that each purge of the table is a small batch (the store deletes a bounded number per call).
     next_forget_ms_ = now_ms + std::clamp<int64_t>(options_.outcome_retention_ms / 10, 10, 1000);
@@ -449,15 +460,14 @@ nlohmann::json HeldJson(const HeldView& v) {
 
 bool Engine::Knows(const std::string& txid) const { return txs_.count(txid) != 0 || finished_.count(txid) != 0; }
 
-void Engine::LearnOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms) {
-  if (Knows(txid)) return;
-  if (std::optional<Outcome> parsed = ParseOutcome(outcome)) Remember(txid, *parsed, now_ms);
+void Engine::LearnOutcome(const std::string& txid, Outcome outcome, int64_t now_ms) {
+  if (!Knows(txid)) Remember(txid, outcome, now_ms);
 }
 
 std::optional<std::string> Engine::OutcomeOf(const std::string& txid) const {
   auto it = finished_.find(txid);
   if (it == finished_.end()) return std::nullopt;
-  return std::string(OutcomeName(it->second.outcome));
+  return std::string(OutcomeName(it->second));
 }
 
 }  // namespace commitd::participant
@@ -479,7 +489,7 @@ const char* Engine::StateName(State s) {
 
 std::string Engine::StateOf(const std::string& txid) const {
   if (auto it = txs_.find(txid); it != txs_.end()) return StateName(it->second.state);
-  if (auto f = finished_.find(txid); f != finished_.end()) return OutcomeName(f->second.outcome);
+  if (auto f = finished_.find(txid); f != finished_.end()) return OutcomeName(f->second);
   return "unknown";
 }
 
@@ -489,7 +499,7 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
     actions_.push_back(action::Reply{token, status, std::move(body)});
   };
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second.outcome == Outcome::kCommitted) {
+    if (f->second == Outcome::kCommitted) {
       answer(200, {{"txid", txid}, {"state", "committed"}});
     } else {
       answer(409, AgentError("already_aborted", "transaction " + txid + " was aborted here", txid));

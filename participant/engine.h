@@ -60,6 +60,7 @@
 #include "common/status.h"
 #include "common/wire.h"
 #include "participant/lock_table.h"
+#include "participant/outcome.h"
 #include "participant/resource_manager.h"
 
 namespace commitd::participant {
@@ -84,7 +85,7 @@ struct ApplyAbort {   // ResourceManager::Abort: delete the record, remember "ab
 };
 struct RememberOutcome {  // tombstones and no votes; not waited for
   std::string txid;
-  std::string outcome;
+  Outcome outcome = Outcome::kAborted;
 };
 struct ForgetOutcomesBefore {
   int64_t cutoff_ms = 0;
@@ -130,7 +131,8 @@ struct EngineOptions {
   std::vector<std::string> coordinators;     // --coordinator URLs, asked after the record's own
   int64_t resolve_initial_ms = Config{}.resolve_initial_ms;
   int64_t resolve_max_ms = Config{}.resolve_max_ms;
-  int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
+  int64_t outcome_retention_ms = Config{}.outcome_retention_ms;  // in the store
+  int64_t outcome_memory_ms = Config{}.outcome_memory_ms;        // in memory too (capped by retention)
   // 3PC: how long past its deadline a prepared participant waits before it
   // runs the termination protocol without the coordinator; it must exceed the
   // longest a precommit can take to arrive (3PC assumes bounded delays).
@@ -178,10 +180,9 @@ class Engine {
                      int64_t now_ms);
   // The coordinator's answer to a QueryDecision, or why none came.
   void OnDecisionAnswer(const std::string& txid, Result<Decision> answer, int64_t now_ms);
-  // Startup: the records and outcomes found in the database. Every record is
+  // Startup: the prepared records found in the database. Every record is
   // asked about at once.
-  void Recover(std::vector<PreparedRecord> records, const std::map<std::string, std::string>& outcomes,
-               int64_t now_ms);
+  void Recover(std::vector<PreparedRecord> records, int64_t now_ms);
   void Tick(int64_t now_ms);
 
   // --- outputs -------------------------------------------------------------
@@ -193,10 +194,11 @@ class Engine {
   std::optional<std::string> OutcomeOf(const std::string& txid) const;
   // Holds txid, or remembers its outcome in memory.
   bool Knows(const std::string& txid) const;
-  // An outcome the store remembered from before this start (the Node looks it
-  // up before a request about a txid the engine does not know): remembered
-  // from now on like one finished here. Ignored when txid is known.
-  void LearnOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms);
+  // An outcome the store remembers past the memory window or from before
+  // this start (the Node looks it up before a commit, abort, precommit or
+  // state question about a txid the engine does not know): remembered in
+  // memory again. Ignored when txid is known.
+  void LearnOutcome(const std::string& txid, Outcome outcome, int64_t now_ms);
   // What a peer asking about txid is told: a HeldView state, "committed",
   // "aborted", or "unknown" (never seen here, or forgotten).
   std::string StateOf(const std::string& txid) const;
@@ -247,27 +249,22 @@ class Engine {
     std::vector<wire::ParticipantRef> prepared_peers;  // termination: peers that answered "prepared"
     int64_t terminate_after_ms = 0;  // termination may start once the coordinator is silent past this
   };
-  enum class Outcome : uint8_t { kCommitted, kAborted };
-  // Memory per remembered outcome is what an agent's RSS grows by, for the
-  // whole retention window (docs/operations.md): keep this and the order
-  // entry small.
-  struct Finished {
-    Outcome outcome = Outcome::kAborted;
-    int64_t at_ms = 0;
-  };
-
   void VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms,
               wire::VoteNoCode code = wire::VoteNoCode::kOther);
   void StartCommit(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void StartAbort(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void Finish(const std::string& txid, Outcome outcome, int64_t now_ms);
-  // Remembers txid's outcome as of now_ms (again, if it is remembered already).
+  // Remembers txid's outcome in memory from now_ms.
   void Remember(const std::string& txid, Outcome outcome, int64_t now_ms);
-  // Forgets what finished before cutoff_ms.
+  // Forgets from memory what was remembered before cutoff_ms.
   void ForgetBefore(int64_t cutoff_ms);
-  static const char* OutcomeName(Outcome outcome);
-  // The outcome a store names; nullopt for anything but "committed" or "aborted".
-  static std::optional<Outcome> ParseOutcome(const std::string& name);
+  // A prepare of a txid that finished here: the vote it had, again.
+  void AnswerFinishedPrepare(const std::string& txid, Outcome outcome, RequestToken token);
+  // An abort of a txid that finished here.
+  void AnswerFinishedAbort(const std::string& txid, Outcome outcome, RequestToken token);
+  // A prepare's storage job found txid finished before (or could not read
+  // whether it had): no record was written; its waiters are answered.
+  void OnPreparedFinishedBefore(const std::string& txid, Tx& tx, const Result<Outcome>& finished, int64_t now_ms);
   void ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body);
   bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
   // A commit or precommit for a record that voted yes: refused (and answered)
@@ -287,11 +284,14 @@ class Engine {
 
   EngineOptions options_;
   std::unordered_map<std::string, Tx> txs_;
-  std::unordered_map<std::string, Finished> finished_;
-  // One (at_ms, key) entry per finished_ element, in the order they finished:
-  // the purge pops what is past the retention window instead of scanning
-  // finished_. The key points into finished_'s own node (stable until that
-  // element is erased, which only the purge does, when it pops its one entry).
+  // The outcomes of the last outcome_memory_ms (the store keeps them for
+  // outcome_retention_ms). What each costs is what an agent's memory grows
+  // by at a steady rate (docs/operations.md): keep it small.
+  std::unordered_map<std::string, Outcome> finished_;
+  // One (remembered at, key) entry per finished_ element, in the order they
+  // were remembered: the purge pops what is past the memory window instead of
+  // scanning finished_. The key points into finished_'s own node (stable
+  // until that element is erased, which only the purge does, with its entry).
   std::deque<std::pair<int64_t, const std::string*>> finished_order_;
   LockTable locks_;
   std::vector<Action> actions_;

@@ -19,6 +19,7 @@ NodeOptions NodeOptions::From(const Config& config, std::string name, std::strin
   o.resolve_initial_ms = config.resolve_initial_ms;
   o.resolve_max_ms = config.resolve_max_ms;
   o.outcome_retention_ms = config.outcome_retention_ms;
+  o.outcome_memory_ms = config.outcome_memory_ms;
   o.termination_grace_ms = config.termination_grace_ms;
   return o;
 }
@@ -46,6 +47,7 @@ Node::Node(NodeOptions options, Store& store, CoordinatorTransport& coordinators
   eo.resolve_initial_ms = options_.resolve_initial_ms;
   eo.resolve_max_ms = options_.resolve_max_ms;
   eo.outcome_retention_ms = options_.outcome_retention_ms;
+  eo.outcome_memory_ms = options_.outcome_memory_ms;
   eo.termination_grace_ms = options_.termination_grace_ms;
   engine_ = std::make_unique<Engine>(eo);
   for (const std::string& url : options_.coordinators) {
@@ -71,10 +73,7 @@ Status Node::Start() {
   for (const PreparedRecord& r : contents->records) {
     if (r.state == "conflict") conflicted_.insert(r.txid);
   }
-  if (contents->newest_outcome_ms > 0) {
-    stored_outcomes_until_ms_ = contents->newest_outcome_ms + options_.outcome_retention_ms;
-  }
-  engine_->Recover(std::move(contents->records), contents->outcomes, timers_.NowMs());
+  engine_->Recover(std::move(contents->records), timers_.NowMs());
   started_ = true;
   if (options_.coordinators.empty()) {
     Event(log::Level::kWarn, "no_coordinator",
@@ -154,11 +153,9 @@ void Node::AcceptPrepare(wire::PrepareRequest request, ReplyFn reply) {
     reply({200, wire::ToJson(no)});
     return;
   }
-  const std::string txid = request.txid;
-  WithStoredOutcome(txid, reply, [this, request = std::move(request), reply]() mutable {
-    engine_->OnPrepare(std::move(request), Track(std::move(reply)), timers_.NowMs());
-    Pump();
-  });
+  // No lookup first: the prepare's own storage job reads the txid's remembered outcome.
+  engine_->OnPrepare(std::move(request), Track(std::move(reply)), timers_.NowMs());
+  Pump();
 }
 
 void Node::Commit(const wire::CommitRequest& request, ReplyFn reply) {
@@ -189,7 +186,7 @@ void Node::LookUpState(const std::string& txid, std::function<void(Result<std::s
 
 void Node::WithStoredOutcome(const std::string& txid, std::function<void()> then,
                              std::function<void(const Status&)> failed) {
-  if (engine_->Knows(txid) || timers_.NowMs() >= stored_outcomes_until_ms_) {
+  if (engine_->Knows(txid)) {
     then();
     return;
   }
@@ -257,7 +254,7 @@ void Node::Execute(Action& a) {
       Pump();
     });
   } else if (auto* ro = std::get_if<action::RememberOutcome>(&a)) {
-    if (ro->outcome == "aborted") ++counters_.votes_no;
+    if (ro->outcome == Outcome::kAborted) ++counters_.votes_no;
     store_.RememberOutcome(ro->txid, ro->outcome);
   } else if (auto* fo = std::get_if<action::ForgetOutcomesBefore>(&a)) {
     store_.ForgetOutcomesBefore(fo->cutoff_ms);

@@ -16,10 +16,11 @@
 //    GET /v1/cluster, when a prepare names a URL not known yet). Without a
 //    configured coordinator every prepare is refused.
 // Recovery at start: the Store's prepared records go into the engine, which
-// asks about every record at once. Remembered outcomes stay in the store: a
-// request about a txid the engine does not know waits for one lookup there
-// (while the store's newest outcome from before the start is within
-// outcome_retention_ms), so start work does not grow with finished history.
+// asks about every record at once. Remembered outcomes stay in the store, so
+// neither start work nor memory grows with finished history: the engine keeps
+// only the last outcome_memory_ms of them; a prepare's storage job reads the
+// store's for its txid, and a commit, abort, precommit or state question
+// about a txid the engine does not know waits for one lookup there.
 //
 // The commit-agent binary runs it behind HTTP (participant/agent.cc), the
 // simulator over its network (tests/sim/participant_node.cc).
@@ -63,6 +64,7 @@ struct NodeOptions {
   int64_t resolve_initial_ms = Config{}.resolve_initial_ms;
   int64_t resolve_max_ms = Config{}.resolve_max_ms;
   int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
+  int64_t outcome_memory_ms = Config{}.outcome_memory_ms;
   int64_t termination_grace_ms = Config{}.termination_grace_ms;
   // Test-only fault switch (the simulator's planted bug), never set by the
   // binary: any coordinator's "not known here" is taken as proof of abort.
@@ -193,7 +195,6 @@ class Node {
   std::unordered_set<std::string> forgotten_reported_;  // txids whose coordinator forgot the decision (logged once)
   NodeCounters counters_;
   std::size_t recovered_ = 0;
-  int64_t stored_outcomes_until_ms_ = 0;  // the store may remember outcomes from before the start until then
   bool started_ = false;
   bool stopped_ = false;
   // Shared with every callback handed out: false once the Node is gone.

@@ -91,14 +91,6 @@ Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, co
   return out;
 }
 
-Result<std::map<std::string, std::string>> LoadOutcomes(PgConnection& conn, const std::string& agent) {
-  PgResult r = conn.Exec("SELECT txid, outcome FROM _commitd_pg_finished WHERE agent = $1", {agent});
-  if (!r.ok()) return Failed(r, "reading _commitd_pg_finished");
-  std::map<std::string, std::string> out;
-  for (int i = 0; i < r.rows(); ++i) out[r.value(i, 0)] = r.value(i, 1);
-  return out;
-}
-
 Status SettleOrphanMetadata(PgConnection& conn, const std::string& agent, int64_t now_ms) {
   PgResult orphans = conn.Exec(
       "SELECT txid FROM _commitd_pg_prepared m WHERE agent = $1 AND NOT EXISTS "

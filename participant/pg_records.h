@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,8 +32,6 @@ struct PgPreparedRecord {
 // record naming no coordinator, with last_error saying so.
 Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, const std::optional<std::string>& agent,
                                                           int64_t now_ms);
-// txid -> "committed" | "aborted".
-Result<std::map<std::string, std::string>> LoadOutcomes(PgConnection& conn, const std::string& agent);
 // Metadata rows of `agent` without a prepared transaction (never prepared,
 // or rolled back before the row went): remembered as aborted, rows removed.
 Status SettleOrphanMetadata(PgConnection& conn, const std::string& agent, int64_t now_ms);

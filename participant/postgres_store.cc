@@ -187,7 +187,7 @@ Status PostgresStore::Validate(const std::vector<wire::Op>& ops) const {
 
 // Runs on the event thread before any work: ends sessions a previous run of
 // this agent left (their transactions roll back; prepared ones stay), then
-// reads the agent's prepared transactions and remembered outcomes.
+// reads the agent's prepared transactions.
 Result<Store::Contents> PostgresStore::Load() {
   auto opened = PgConnection::Connect(options_.dsn, "commitd-load:" + options_.agent);
   if (!opened.ok()) return opened.status();
@@ -200,8 +200,6 @@ Result<Store::Contents> PostgresStore::Load() {
   if (Status s = pg::SettleOrphanMetadata(conn, options_.agent, now); !s.ok()) return s;
   auto records = pg::LoadPreparedRecords(conn, options_.agent, now);
   if (!records.ok()) return records.status();
-  auto outcomes = pg::LoadOutcomes(conn, options_.agent);
-  if (!outcomes.ok()) return outcomes.status();
   Contents contents;
   for (pg::PgPreparedRecord& p : *records) {
     if (!p.record.last_error.empty()) {
@@ -212,7 +210,6 @@ Result<Store::Contents> PostgresStore::Load() {
     if (p.record.state == "precommitted") precommitted_.insert(p.record.txid);
     contents.records.push_back(std::move(p.record));
   }
-  contents.outcomes = std::move(outcomes).value();
   return contents;
 }
 
@@ -263,10 +260,12 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return no;
   };
 
-  // One round trip: the metadata row in a transaction of its own, then the
-  // transaction and every op's statements, all before one sync (libpq sends
-  // at each sync, PostgreSQL answers at each).
+  // One round trip: the txid's remembered outcome, the metadata row in a
+  // transaction of its own, then the transaction and every op's statements,
+  // all before one sync (libpq sends at each sync, PostgreSQL answers at each).
   std::vector<pg::PipelinedStatement> pipeline;
+  pipeline.push_back({"SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2",
+                      {options_.agent, record.txid}, /*reuse_plan=*/true});
   pipeline.push_back({"BEGIN", {}, /*reuse_plan=*/true});
   pipeline.push_back(
       {"INSERT INTO _commitd_pg_prepared(agent, txid, protocol, coordinator, log_id, participants, created_ms, "
@@ -280,7 +279,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
        /*reuse_plan=*/true});
   pipeline.push_back({"COMMIT", {}, /*reuse_plan=*/true});
   pipeline.push_back({"BEGIN", {}, /*reuse_plan=*/true});
-  constexpr std::size_t kFirstOpStatement = 4;
+  constexpr std::size_t kFirstOpStatement = 5;
   for (const OpStatements& op : planned) {
     for (const OpStatements::Step& step : op.steps) {
       pipeline.push_back({step.sql->sql, step.params, /*reuse_plan=*/!op.raw});
@@ -292,6 +291,15 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
       link.DropIfBroken(results[i]);
       return refuse(Reason(results[i]));
     }
+  }
+  if (const PgResult& finished = results[0]; finished.rows() > 0) {
+    const std::string name = finished.value(0, 0);
+    PrepareResult before = refuse("");  // rolled back, metadata row deleted: nothing of it stays
+    std::optional<Outcome> outcome = ParseOutcome(name);
+    before.finished_before = outcome ? Result<Outcome>(*outcome)
+                                     : Result<Outcome>(Status::Corruption("_commitd_pg_finished '" + record.txid +
+                                                                          "': outcome '" + name + "'"));
+    return before;
   }
   PrepareResult yes;
   yes.yes = true;
@@ -487,9 +495,9 @@ void PostgresStore::Precommit(const std::string& txid, std::function<void(Status
   });
 }
 
-void PostgresStore::RememberOutcome(const std::string& txid, const std::string& outcome) {
+void PostgresStore::RememberOutcome(const std::string& txid, Outcome outcome) {
   const int64_t now = now_ms_();
-  workers_->Submit([this, txid, outcome, now](PgLink& link) {
+  workers_->Submit([this, txid, outcome = std::string(OutcomeName(outcome)), now](PgLink& link) {
     auto got = link.Get();
     if (!got.ok()) return;
     PgResult r = (*got)->Exec(
@@ -513,7 +521,11 @@ void PostgresStore::FindOutcome(const std::string& txid,
         found = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
         link.DropIfBroken(r);
       } else if (r.rows() == 1) {
-        found = std::optional<StoredOutcome>{StoredOutcome{r.value(0, 0), std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
+        if (std::optional<Outcome> outcome = ParseOutcome(r.value(0, 0))) {
+          found = std::optional<StoredOutcome>{StoredOutcome{*outcome, std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
+        } else {
+          found = Status::Corruption("_commitd_pg_finished '" + txid + "': outcome '" + r.value(0, 0) + "'");
+        }
       }
     }
     post_([found = std::move(found), done = std::move(done)]() mutable { done(std::move(found)); });

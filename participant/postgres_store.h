@@ -79,9 +79,10 @@ class PostgresStore final : public Store {
   void Commit(const std::string& txid, std::function<void(Status)> done) override;
   void Abort(const std::string& txid, std::function<void(Status)> done) override;
   void Precommit(const std::string& txid, std::function<void(Status)> done) override;
-  void RememberOutcome(const std::string& txid, const std::string& outcome) override;
-  // Load() returns every outcome (and newest_outcome_ms 0), so the node never
-  // asks; answered from _commitd_pg_finished all the same.
+  void RememberOutcome(const std::string& txid, Outcome outcome) override;
+  // Jobs run on several connections at once: unlike the SQLite store's, a
+  // remembered outcome may still be in flight when a later job reads. The
+  // engine's memory of recent outcomes covers that window.
   void FindOutcome(const std::string& txid,
                    std::function<void(Result<std::optional<StoredOutcome>>)> done) override;
   void ForgetOutcomesBefore(int64_t cutoff_ms) override;

@@ -213,27 +213,20 @@ Result<std::optional<StoredOutcome>> PreparedRecordStore::FindOutcome(const std:
   sqlite::Statement* stmt =
       db_.Prepare("SELECT outcome, finished_ms FROM _commitd_finished WHERE txid = ?1", &error);
   if (stmt == nullptr) return error;
-  std::optional<StoredOutcome> found;
+  std::optional<std::string> name;
+  int64_t finished_ms = 0;
   stmt->Bind(1, txid);
-  if (stmt->Step()) found = StoredOutcome{stmt->Text(0), stmt->Int(1)};
-  Status s = stmt->status();
-  stmt->Reset();
-  if (!s.ok()) return s;
-  if (found && found->outcome != "committed" && found->outcome != "aborted") {
-    return Status::Corruption("_commitd_finished '" + txid + "': outcome '" + found->outcome + "'");
+  if (stmt->Step()) {
+    name = stmt->Text(0);
+    finished_ms = stmt->Int(1);
   }
-  return found;
-}
-
-Result<int64_t> PreparedRecordStore::NewestOutcomeMs() {
-  Status error;
-  sqlite::Statement* stmt = db_.Prepare("SELECT MAX(finished_ms) FROM _commitd_finished", &error);
-  if (stmt == nullptr) return error;
-  const int64_t newest = stmt->Step() ? stmt->Int(0) : 0;
   Status s = stmt->status();
   stmt->Reset();
   if (!s.ok()) return s;
-  return newest;
+  if (!name) return std::optional<StoredOutcome>();
+  std::optional<Outcome> outcome = ParseOutcome(*name);
+  if (!outcome) return Status::Corruption("_commitd_finished '" + txid + "': outcome '" + *name + "'");
+  return std::optional<StoredOutcome>(StoredOutcome{*outcome, finished_ms});
 }
 
 Result<std::map<std::string, std::string>> PreparedRecordStore::LoadOutcomes() {

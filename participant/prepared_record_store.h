@@ -16,12 +16,13 @@
 
 #include "common/sqlite_db.h"
 #include "common/status.h"
+#include "participant/outcome.h"
 
 namespace commitd::participant {
 
 // An outcome _commitd_finished remembers.
 struct StoredOutcome {
-  std::string outcome;  // "committed" | "aborted"
+  Outcome outcome = Outcome::kAborted;
   int64_t finished_ms = 0;
 };
 
@@ -74,8 +75,6 @@ class PreparedRecordStore {
   Result<std::map<std::string, std::string>> LoadOutcomes();
   // One remembered outcome (by primary key), nullopt if none.
   Result<std::optional<StoredOutcome>> FindOutcome(const std::string& txid);
-  // The newest remembered outcome's finished_ms (by its index), 0 if none.
-  Result<int64_t> NewestOutcomeMs();
 
  private:
   sqlite::Database& db_;

@@ -79,7 +79,20 @@ Status ResourceManager::RebuildLocks() {
 
 void PrepareJob::Scratch(ResourceManager& rm) { execution = rm.Execute(record.txid, ops); }
 
-void PrepareJob::Durable(ResourceManager& rm) { result = rm.Prepare(record, ops, std::move(execution)); }
+void PrepareJob::Durable(ResourceManager& rm) {
+  // In the durable step, so that an outcome written earlier in this batch (a
+  // tombstone) is seen.
+  auto earlier = rm.FindOutcome(record.txid);
+  if (!earlier.ok()) {
+    result.finished_before = Result<Outcome>(earlier.status());
+    return;
+  }
+  if (earlier->has_value()) {
+    result.finished_before = Result<Outcome>((*earlier)->outcome);
+    return;
+  }
+  result = rm.Prepare(record, ops, std::move(execution));
+}
 
 PrepareResult ResourceManager::Prepare(PreparedRecord& record, const std::vector<wire::Op>& ops,
                                        ExecutionResult execution) {
@@ -319,6 +332,5 @@ Result<std::map<std::string, std::string>> ResourceManager::LoadOutcomes() { ret
 Result<std::optional<StoredOutcome>> ResourceManager::FindOutcome(const std::string& txid) {
   return store_.FindOutcome(txid);
 }
-Result<int64_t> ResourceManager::NewestOutcomeMs() { return store_.NewestOutcomeMs(); }
 
 }  // namespace commitd::participant

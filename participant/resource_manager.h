@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "common/status.h"
 #include "common/wire.h"
 #include "participant/lock_table.h"
+#include "participant/outcome.h"
 #include "participant/prepared_record_store.h"
 #include "participant/procedures.h"
 #include "participant/table_schema.h"
@@ -54,6 +56,9 @@ struct PrepareResult {
   bool lock_conflict = false;  // a no because another transaction holds a key
   nlohmann::json results = nlohmann::json::array();
   std::vector<std::string> lock_keys;  // taken (yes only)
+  // Set when the txid finished here before (_commitd_finished): nothing ran
+  // and no record was written. Its outcome, or why it could not be read.
+  std::optional<Result<Outcome>> finished_before;
 };
 
 struct ResourceManagerOptions {
@@ -132,9 +137,8 @@ class ResourceManager {
   // Every prepared record (Open() builds the lock table from them), and every remembered outcome.
   Result<std::vector<PreparedRecord>> LoadPrepared();
   Result<std::map<std::string, std::string>> LoadOutcomes();
-  // One remembered outcome; the newest one's time (0: none). Storage thread only.
+  // One remembered outcome. Storage thread only.
   Result<std::optional<StoredOutcome>> FindOutcome(const std::string& txid);
-  Result<int64_t> NewestOutcomeMs();
 
   sqlite::Database& db() { return db_; }
   const Procedures& procedures() const { return procedures_; }

@@ -9,12 +9,8 @@ namespace commitd::participant {
 Result<Store::Contents> SqliteStore::Load() {
   auto records = rm_.LoadPrepared();
   if (!records.ok()) return records.status();
-  // Outcomes stay in the table (FindOutcome): only the newest one's time is read.
-  auto newest = rm_.NewestOutcomeMs();
-  if (!newest.ok()) return newest.status();
   Contents contents;
   contents.records = std::move(records).value();
-  contents.newest_outcome_ms = *newest;
   return contents;
 }
 
@@ -52,9 +48,11 @@ void SqliteStore::Precommit(const std::string& txid, std::function<void(Status)>
       {[this, txid](sqlite::Database&) { return rm_.UpdatePrepared(txid, "precommitted", ""); }, std::move(done)});
 }
 
-void SqliteStore::RememberOutcome(const std::string& txid, const std::string& outcome) {
+void SqliteStore::RememberOutcome(const std::string& txid, Outcome outcome) {
   queue_.Submit(
-      {[this, txid, outcome](sqlite::Database&) { return rm_.RememberOutcome(txid, outcome, timers_.NowMs()); },
+      {[this, txid, outcome](sqlite::Database&) {
+         return rm_.RememberOutcome(txid, OutcomeName(outcome), timers_.NowMs());
+       },
        nullptr, nullptr, Durability::kSyncWithNext});
 }
 

@@ -24,14 +24,11 @@ namespace commitd::participant {
 
 class Store {
  public:
-  // What the database holds at start: prepared records, and either every
-  // remembered outcome (`outcomes`) or, for a store that answers FindOutcome,
-  // none of them but the newest one's time: start work does not grow with
-  // finished history.
+  // What the database holds at start: the prepared records. Remembered
+  // outcomes stay in the store (a prepare's job and FindOutcome read them),
+  // so start work does not grow with finished history.
   struct Contents {
     std::vector<PreparedRecord> records;
-    std::map<std::string, std::string> outcomes;  // txid -> "committed" | "aborted"
-    int64_t newest_outcome_ms = 0;  // FindOutcome is asked while this is within outcome retention; 0: none
   };
 
   virtual ~Store() = default;
@@ -41,7 +38,10 @@ class Store {
   virtual Status Validate(const std::vector<wire::Op>& ops) const = 0;
   virtual std::vector<std::string> ProcedureNames() const = 0;
 
-  // Runs the ops, takes their keys and writes the prepared record.
+  // Runs the ops, takes their keys and writes the prepared record; unless
+  // the txid has a remembered outcome, written before this prepare in
+  // submission order: then nothing runs, and the result's finished_before
+  // says which (or that it could not be read).
   virtual void Prepare(action::Prepare prepare,
                        std::function<void(const std::string& txid, PrepareResult, Status)> done) = 0;
   // Applies the changeset, deletes the record, remembers "committed". Conflict: the record stays.
@@ -51,12 +51,10 @@ class Store {
   // 3PC: the record's state becomes "precommitted".
   virtual void Precommit(const std::string& txid, std::function<void(Status)> done) = 0;
   // Tombstones and no votes; not waited for.
-  virtual void RememberOutcome(const std::string& txid, const std::string& outcome) = 0;
+  virtual void RememberOutcome(const std::string& txid, Outcome outcome) = 0;
   virtual void ForgetOutcomesBefore(int64_t cutoff_ms) = 0;
   // The outcome remembered for txid (nullopt: none), in order with the jobs
-  // submitted before it. Asked only while Load()'s newest_outcome_ms is
-  // within outcome retention (a store whose Load() returns every outcome
-  // and 0 there is never asked, but must still answer).
+  // submitted before it.
   virtual void FindOutcome(const std::string& txid,
                            std::function<void(Result<std::optional<StoredOutcome>>)> done) = 0;
 };

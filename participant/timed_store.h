@@ -36,7 +36,7 @@ class TimedStore final : public Store {
   void Precommit(const std::string& txid, std::function<void(Status)> done) override {
     inner_.Precommit(txid, std::move(done));
   }
-  void RememberOutcome(const std::string& txid, const std::string& outcome) override {
+  void RememberOutcome(const std::string& txid, Outcome outcome) override {
     inner_.RememberOutcome(txid, outcome);
   }
   void ForgetOutcomesBefore(int64_t cutoff_ms) override { inner_.ForgetOutcomesBefore(cutoff_ms); }

@@ -65,6 +65,42 @@ def test_repeated_commit_and_abort_are_idempotent():
         assert status == 200 and body["state"] == "committed", (status, body)
 
 
+def test_outcomes_past_the_memory_window_are_read_from_postgresql():
+    config = dict(harness.FAST_CONFIG, outcome_memory_ms=200)
+    with PgServer() as pg, PgCluster(pg, banks={"bank-b": "seed-b.sql"}, config=config) as c:
+        agent = c.agent("bank-b")
+        status, vote = agent_prepare(agent, "tx-mem-1", debit_ops("bob", 5), participant="bank-b")
+        assert status == 200 and vote["vote"] == "yes", (status, vote)
+        status, body = agent_commit(agent, "tx-mem-1")
+        assert status == 200 and body["state"] == "committed", (status, body)
+        status, body = agent_abort(agent, "tx-mem-2")  # before its prepare: a tombstone
+        assert status == 200 and body["state"] == "aborted", (status, body)
+        time.sleep(1.0)  # both leave the agent's memory; PostgreSQL keeps them
+
+        # A repeated prepare of the committed one gets its yes and runs nothing again.
+        status, vote = agent_prepare(agent, "tx-mem-1", debit_ops("bob", 5), participant="bank-b")
+        assert status == 200 and vote["vote"] == "yes" and vote["results"] is None, (status, vote)
+        # The late prepare after the tombstone votes no.
+        status, vote = agent_prepare(agent, "tx-mem-2", debit_ops("dave", 5), participant="bank-b")
+        assert status == 200 and vote["vote"] == "no", (status, vote)
+        assert c.balances("bank-b")["bob"] == 45 and c.balances("bank-b")["dave"] == 50
+        assert pg.prepared_gids() == []
+        assert pg.psql("SELECT count(*) FROM _commitd_pg_prepared", db="bank-b") == [["0"]]
+        time.sleep(1.0)
+        status, body = agent_commit(agent, "tx-mem-1")
+        assert status == 200 and body["state"] == "committed", (status, body)
+
+        # An outcome row that is neither committed nor aborted: the prepare is
+        # answered 503, nothing runs, and the row is left for the operator.
+        time.sleep(1.0)
+        pg.psql("UPDATE _commitd_pg_finished SET outcome = 'maybe' WHERE txid = 'tx-mem-1'", db="bank-b")
+        status, body = agent_prepare(agent, "tx-mem-1", debit_ops("bob", 5), participant="bank-b")
+        assert status == 503 and body["error"]["code"] == "storage_error", (status, body)
+        assert c.balances("bank-b")["bob"] == 45
+        assert pg.prepared_gids() == []
+        assert pg.psql("SELECT outcome FROM _commitd_pg_finished WHERE txid = 'tx-mem-1'", db="bank-b") == [["maybe"]]
+
+
 def test_concurrency_on_same_rows():
     with PgServer() as pg, PgCluster(pg) as c:
         agent = c.agent("bank-b")

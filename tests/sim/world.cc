@@ -149,12 +149,18 @@ void World::DrawProfile() {
     crash_chance_ = 0;  // the scenario places its faults itself
     crashes_left_ = 0;
   }
-  char line[256];
+  // Two seeds in three keep agents' outcomes in memory for only a few ticks,
+  // so that duplicates, late prepares and peers' questions are answered from
+  // the database. Chosen by the seed, not drawn: every other draw stays as it was.
+  static constexpr int64_t kOutcomeMemoryMs[] = {Config{}.outcome_memory_ms, 30, 300};
+  ctx_.config.outcome_memory_ms = kOutcomeMemoryMs[options_.seed % 3];
+  char line[320];
   std::snprintf(line, sizeof line,
-                "drop %.3f dup %.3f outlier %.3f delay 1-%lld ms (+%lld) crash/step %.3f crashes<=%lld down<=%lld ms",
+                "drop %.3f dup %.3f outlier %.3f delay 1-%lld ms (+%lld) crash/step %.3f crashes<=%lld down<=%lld ms "
+                "outcome memory %lld ms",
                 faults_.drop, faults_.duplicate, faults_.delay_outlier, static_cast<long long>(faults_.max_delay_ms),
                 static_cast<long long>(faults_.outlier_max_ms), crash_chance_, static_cast<long long>(crashes_left_),
-                static_cast<long long>(max_down_ms_));
+                static_cast<long long>(max_down_ms_), static_cast<long long>(ctx_.config.outcome_memory_ms));
   result_.profile = line;
 }
 

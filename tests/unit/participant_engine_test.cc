@@ -1,6 +1,8 @@
 // The participant engine driven by hand-fed events: no sockets, no SQLite.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "tests/unit/support/actions.h"
 
 #include "common/abort_key.h"
@@ -258,52 +260,131 @@ TEST_CASE("recovery rebuilds the lock table and asks about every record at once"
   r2.txid = "t2";
   r2.lock_keys = {"c"};
   Engine after = MakeEngine();
-  after.Recover({r1, r2}, {{"t0", "committed"}}, 50);
+  after.Recover({r1, r2}, 50);
   CHECK(after.locks().Snapshot() == before.locks().Snapshot());
-  CHECK(after.OutcomeOf("t0") == std::optional<std::string>("committed"));
   after.Tick(50);
   CHECK(Only<action::QueryDecision>(after.TakeActions()).size() == 2);
 }
 
-TEST_CASE("finished txids are forgotten after the retention window") {
-  Engine e(EngineOptions{{}, 100, 800, 10'000});
+namespace {
+
+// An engine with these windows that remembers t1 aborted (a tombstone) at 0.
+Engine TombstoneAtZero(int64_t retention_ms, int64_t memory_ms) {
+  EngineOptions o{{}, 100, 800, retention_ms};
+  o.outcome_memory_ms = memory_ms;
+  Engine e(o);
   e.Tick(0);
   e.OnAbort("t1", kKey, 1, 0);
   e.TakeActions();
-  CHECK(e.OutcomeOf("t1").has_value());
-  e.Tick(5'000);
+  CHECK(e.OutcomeOf("t1") == std::optional<std::string>("aborted"));
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("finished txids leave memory after the memory window, and the store's after the retention window") {
+  Engine e = TombstoneAtZero(10'000, 1'000);
+  e.Tick(500);
   e.TakeActions();
   CHECK(e.OutcomeOf("t1").has_value());
-  e.Tick(20'000);
+  e.Tick(2'000);
   auto forget = Only<action::ForgetOutcomesBefore>(e.TakeActions());
-  CHECK_FALSE(e.OutcomeOf("t1").has_value());
+  CHECK_FALSE(e.Knows("t1"));
+  CHECK(e.StateOf("t1") == "unknown");
+  REQUIRE(forget.size() == 1);
+  CHECK(forget[0].cutoff_ms == 2'000 - 10'000);  // the store keeps it
+  e.Tick(20'000);
+  forget = Only<action::ForgetOutcomesBefore>(e.TakeActions());
   REQUIRE(forget.size() == 1);
   CHECK(forget[0].cutoff_ms == 10'000);
 }
 
-TEST_CASE("an outcome remembered again is forgotten a retention window after the last time, not the first") {
-  Engine e(EngineOptions{{}, 100, 800, 10'000});
-  e.Recover({}, {{"t1", "aborted"}}, 0);
-  e.Recover({}, {{"t1", "committed"}}, 5'000);
-  CHECK(e.OutcomeOf("t1") == std::optional<std::string>("committed"));
-  e.Tick(12'000);  // past the first time's window, inside the second's
+TEST_CASE("the memory window is capped by the retention window") {
+  Engine e = TombstoneAtZero(1'000, 60'000);
+  e.Tick(2'000);
   e.TakeActions();
+  CHECK_FALSE(e.Knows("t1"));
+}
+
+TEST_CASE("an outcome learned from the store is remembered for a memory window from then") {
+  EngineOptions o{{}, 100, 800, 10'000};
+  o.outcome_memory_ms = 1'000;
+  Engine e(o);
+  e.Tick(0);
+  e.LearnOutcome("t1", Outcome::kCommitted, 5'000);
+  e.LearnOutcome("t1", Outcome::kAborted, 5'100);  // known: ignored
   CHECK(e.OutcomeOf("t1") == std::optional<std::string>("committed"));
-  e.Tick(16'000);
+  e.Tick(5'900);
   e.TakeActions();
-  CHECK_FALSE(e.OutcomeOf("t1").has_value());
+  CHECK(e.Knows("t1"));
+  e.Tick(6'100);
+  e.TakeActions();
   CHECK_FALSE(e.Knows("t1"));
   e.Tick(40'000);  // nothing left to purge, nothing dangling
   e.TakeActions();
   CHECK_FALSE(e.Knows("t1"));
 }
 
-TEST_CASE("a stored outcome that is neither committed nor aborted is not remembered") {
+namespace {
+
+// A prepare that is still being written, with a duplicate and an abort
+// waiting on it; its storage job then answers with `finished_before`.
+std::vector<action::Reply> PrepareFoundFinished(Engine& e, Result<Outcome> finished_before, std::vector<Action>* rest) {
+  e.OnPrepare(Prepare("t1"), 1, 0);
+  REQUIRE(Only<action::Prepare>(e.TakeActions()).size() == 1);
+  e.OnPrepare(Prepare("t1"), 2, 1);
+  e.OnAbort("t1", "", 3, 2);  // before a yes vote anyone's abort waits for the prepare
+  CHECK(e.TakeActions().empty());
+  PrepareResult result;
+  result.finished_before = std::move(finished_before);
+  e.OnPrepared("t1", std::move(result), Status::Ok(), 3);
+  *rest = e.TakeActions();
+  auto replies = Only<action::Reply>(*rest);
+  REQUIRE(replies.size() == 3);
+  std::sort(replies.begin(), replies.end(), [](const auto& a, const auto& b) { return a.to < b.to; });
+  return replies;
+}
+
+}  // namespace
+
+TEST_CASE("a prepare whose storage job finds the txid committed before gets the yes it had, and holds nothing") {
   Engine e = MakeEngine();
-  e.Recover({}, {{"t1", "committed"}, {"t2", "maybe"}}, 0);
-  CHECK(e.OutcomeOf("t1") == std::optional<std::string>("committed"));
-  CHECK_FALSE(e.Knows("t2"));
-  CHECK(e.StateOf("t2") == "unknown");
+  std::vector<Action> rest;
+  auto replies = PrepareFoundFinished(e, Outcome::kCommitted, &rest);
+  CHECK(replies[0].body["vote"] == "yes");
+  CHECK(replies[0].body["results"].is_null());
+  CHECK(replies[1].body["vote"] == "yes");
+  CHECK(replies[2].status == 409);
+  CHECK(replies[2].body["error"]["code"] == "already_committed");
+  CHECK(Only<action::RememberOutcome>(rest).empty());  // the store has it
+  CHECK(e.StateOf("t1") == "committed");
+  CHECK(e.Held(4).empty());
+  CHECK(e.locks().size() == 0);
+}
+
+TEST_CASE("a prepare whose storage job finds a tombstone votes no, and the waiting abort is acknowledged") {
+  Engine e = MakeEngine();
+  std::vector<Action> rest;
+  auto replies = PrepareFoundFinished(e, Outcome::kAborted, &rest);
+  CHECK(replies[0].body["vote"] == "no");
+  CHECK(replies[1].body["vote"] == "no");
+  CHECK(replies[2].status == 200);
+  CHECK(replies[2].body["state"] == "aborted");
+  CHECK(Only<action::RememberOutcome>(rest).empty());
+  CHECK(e.StateOf("t1") == "aborted");
+}
+
+TEST_CASE("a prepare whose txid's stored outcome cannot be read is answered 503 and decides nothing") {
+  Engine e = MakeEngine();
+  std::vector<Action> rest;
+  auto replies = PrepareFoundFinished(e, Status::Corruption("_commitd_finished 't1': outcome 'maybe'"), &rest);
+  for (const auto& r : replies) {
+    CHECK(r.status == 503);
+    CHECK(r.body["error"]["code"] == "storage_error");
+  }
+  CHECK(Only<action::RememberOutcome>(rest).empty());
+  CHECK_FALSE(e.Knows("t1"));
+  CHECK(e.Held(4).empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -539,7 +620,7 @@ TEST_CASE("3pc: a participant restarted from disk never decides alone, but does 
   r.created_ms = 0;
   r.deadline_ms = 1000;
   Engine e = MakeEngine3(0);
-  e.Recover({r}, {}, 5000);
+  e.Recover({r}, 5000);
   CHECK(e.StateOf("t") == "precommitted");
   CHECK(e.locks().Holder("k") == std::optional<std::string>("t"));
   CoordinatorSilent(e, "t", 5000);
@@ -727,7 +808,7 @@ TEST_CASE("the commit check is kept with the record and survives a restart") {
   PreparedRecord record = prepares[0].record;
   record.lock_keys = {"k"};
   Engine restarted = MakeEngine();
-  restarted.Recover({record}, {}, 0);
+  restarted.Recover({record}, 0);
   restarted.TakeActions();
   restarted.OnCommit("t1", std::string(64, 'b'), 2, 1);
   auto refused = Only<action::Reply>(restarted.TakeActions());
@@ -759,7 +840,8 @@ TEST_CASE("a repeated prepare after a restart votes yes with its results unknown
   record.coordinator = "http://coord";
   record.deadline_ms = 1'000'000;
   Engine restarted = MakeEngine();
-  restarted.Recover({record}, {{"t0", "committed"}}, 10);
+  restarted.Recover({record}, 10);
+  restarted.LearnOutcome("t0", Outcome::kCommitted, 10);
   restarted.TakeActions();
   restarted.OnPrepare(Prepare("t1"), 3, 11);
   auto vote = Only<action::Reply>(restarted.TakeActions());
