@@ -2,26 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_syntax.h"
+
 namespace commitd::http {
 namespace {
-
-// Accepts any JSON: sax_parse with it validates a batch without building it.
-struct ValidJson {
-  using json = nlohmann::json;
-  bool null() { return true; }
-  bool boolean(bool) { return true; }
-  bool number_integer(json::number_integer_t) { return true; }
-  bool number_unsigned(json::number_unsigned_t) { return true; }
-  bool number_float(json::number_float_t, const json::string_t&) { return true; }
-  bool string(json::string_t&) { return true; }
-  bool binary(json::binary_t&) { return true; }
-  bool start_object(std::size_t) { return true; }
-  bool key(json::string_t&) { return true; }
-  bool end_object() { return true; }
-  bool start_array(std::size_t) { return true; }
-  bool end_array() { return true; }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
-};
 
 // Walks text already known to be valid JSON, so that each sub-request's body
 // reaches its handler as the bytes that came in, not parsed and dumped again.
@@ -110,8 +94,7 @@ class Scanner {
 }  // namespace
 
 std::optional<std::vector<BatchPart>> ParseBatch(const std::string& text, std::string_view key) {
-  ValidJson valid;
-  if (!nlohmann::json::sax_parse(text, &valid)) return std::nullopt;
+  if (!IsJson(text)) return std::nullopt;
   Scanner scan(text);
   if (scan.Peek() != '{') return std::nullopt;
   std::optional<std::vector<BatchPart>> parts;

@@ -1,11 +1,13 @@
 // Batch bodies (common/http_batch_parse.h): {"requests":[...]} as a server
 // receives it and {"responses":[...]} as a client receives it, read the way
-// AddBatchRoute and BatchingClient read them.
+// AddBatchRoute and BatchingClient read them; and the syntax check they rely
+// on (common/json_syntax.h) against nlohmann's.
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/http_batch_parse.h"
+#include "common/json_syntax.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace {
@@ -30,7 +32,15 @@ void CheckToken(const std::optional<std::string_view>& token, const std::string&
 
 void Read(const std::string& text, std::string_view key) {
   std::optional<std::vector<http::BatchPart>> parts = http::ParseBatch(text, key);
-  if (!parts) return;
+  if (!parts) {
+    // Refused: then a DOM parser finds no such array either.
+    const nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+    const bool nlohmann_only = text.rfind("\xef\xbb\xbf", 0) == 0 || text.find('\0') != std::string::npos;
+    Require(nlohmann_only || parsed.is_discarded() || !parsed.is_object() || !parsed.contains(key) ||
+                !parsed.at(std::string(key)).is_array(),
+            "a batch a DOM parser reads is not refused");
+    return;
+  }
   // A batch is also JSON a DOM parser accepts, with `key` an array of as many elements.
   const nlohmann::json parsed = nlohmann::json::parse(text);
   Require(parsed.is_object() && parsed.contains(key) && parsed.at(std::string(key)).is_array(),
@@ -57,6 +67,9 @@ void Read(const std::string& text, std::string_view key) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(commitd::fuzz::Text(data, size));
+  // nlohmann skips a leading byte-order mark and stops reading at a NUL byte; IsJson refuses both.
+  const bool nlohmann_only = text.rfind("\xef\xbb\xbf", 0) == 0 || text.find('\0') != std::string::npos;
+  Require(commitd::IsJson(text) == (nlohmann::json::accept(text) && !nlohmann_only), "IsJson judges as nlohmann does");
   Read(text, "requests");
   Read(text, "responses");
   return 0;

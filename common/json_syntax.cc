@@ -1,0 +1,202 @@
+#include "common/json_syntax.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace commitd {
+namespace {
+
+class Checker {
+ public:
+  explicit Checker(std::string_view text) : s_(text) {}
+
+  bool Document() {
+    // Containers open at this point, innermost last: true for an object.
+    std::vector<bool> open;
+    for (;;) {
+      SkipSpace();
+      if (At('{') || At('[')) {
+        const bool object = At('{');
+        ++i_;
+        SkipSpace();
+        if (At(object ? '}' : ']')) {
+          ++i_;
+        } else {
+          open.push_back(object);
+          if (object && !Key()) return false;
+          continue;  // the first value
+        }
+      } else if (!Scalar()) {
+        return false;
+      }
+      // A value ended: close what ends here, or go on to the next element.
+      for (;;) {
+        SkipSpace();
+        if (open.empty()) return i_ == s_.size();
+        if (At(',')) {
+          ++i_;
+          if (open.back() && !Key()) return false;
+          break;
+        }
+        if (!At(open.back() ? '}' : ']')) return false;
+        ++i_;
+        open.pop_back();
+      }
+    }
+  }
+
+ private:
+  bool At(char c) const { return i_ < s_.size() && s_[i_] == c; }
+
+  void SkipSpace() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+
+  // A member's key and its colon.
+  bool Key() {
+    SkipSpace();
+    if (!At('"') || !String()) return false;
+    SkipSpace();
+    if (!At(':')) return false;
+    ++i_;
+    return true;
+  }
+
+  bool Scalar() {
+    if (At('"')) return String();
+    if (Literal("true") || Literal("false") || Literal("null")) return true;
+    return Number();
+  }
+
+  bool Literal(std::string_view word) {
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+
+  bool Digits() {
+    const std::size_t start = i_;
+    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+    return i_ > start;
+  }
+
+  bool Number() {
+    const std::size_t start = i_;
+    if (At('-')) ++i_;
+    if (At('0')) {
+      ++i_;
+    } else if (i_ >= s_.size() || s_[i_] < '1' || s_[i_] > '9' || !Digits()) {
+      return false;
+    }
+    bool integer = true;
+    if (At('.')) {
+      ++i_;
+      if (!Digits()) return false;
+      integer = false;
+    }
+    if (At('e') || At('E')) {
+      ++i_;
+      if (At('+') || At('-')) ++i_;
+      if (!Digits()) return false;
+      integer = false;
+    }
+    // A number with a fraction or exponent, or an integer too large for 64
+    // bits, is read as a double, and nlohmann refuses one that overflows it.
+    if (integer && i_ - start < 19) return true;
+    const std::string number(s_.substr(start, i_ - start));
+    return std::isfinite(std::strtod(number.c_str(), nullptr));
+  }
+
+  int Hex4() {
+    if (s_.size() - i_ < 4) return -1;
+    int v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = s_[i_++];
+      v <<= 4;
+      if (c >= '0' && c <= '9') {
+        v |= c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        v |= c - 'a' + 10;
+      } else if (c >= 'A' && c <= 'F') {
+        v |= c - 'A' + 10;
+      } else {
+        return -1;
+      }
+    }
+    return v;
+  }
+
+  bool Escape() {
+    if (i_ >= s_.size()) return false;
+    const char c = s_[i_++];
+    if (c != 'u') return std::string_view("\"\\/bfnrt").find(c) != std::string_view::npos;
+    const int unit = Hex4();
+    if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
+    if (unit < 0xD800 || unit > 0xDBFF) return true;
+    // A high surrogate: its low half must follow.
+    if (!Literal("\\u")) return false;
+    const int low = Hex4();
+    return low >= 0xDC00 && low <= 0xDFFF;
+  }
+
+  // One UTF-8 sequence starting with a byte >= 0x80 (RFC 3629: shortest
+  // form, no surrogates, at most U+10FFFF).
+  bool Utf8() {
+    const auto byte = [&](std::size_t k) { return static_cast<uint8_t>(s_[i_ + k]); };
+    const auto tail = [&](std::size_t k, uint8_t lo = 0x80, uint8_t hi = 0xBF) {
+      return i_ + k < s_.size() && byte(k) >= lo && byte(k) <= hi;
+    };
+    const uint8_t b = byte(0);
+    std::size_t n = 0;
+    if (b >= 0xC2 && b <= 0xDF) {
+      n = tail(1) ? 2 : 0;
+    } else if (b == 0xE0) {
+      n = tail(1, 0xA0) && tail(2) ? 3 : 0;
+    } else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) {
+      n = tail(1) && tail(2) ? 3 : 0;
+    } else if (b == 0xED) {
+      n = tail(1, 0x80, 0x9F) && tail(2) ? 3 : 0;
+    } else if (b == 0xF0) {
+      n = tail(1, 0x90) && tail(2) && tail(3) ? 4 : 0;
+    } else if (b >= 0xF1 && b <= 0xF3) {
+      n = tail(1) && tail(2) && tail(3) ? 4 : 0;
+    } else if (b == 0xF4) {
+      n = tail(1, 0x80, 0x8F) && tail(2) && tail(3) ? 4 : 0;
+    }
+    i_ += n;
+    return n != 0;
+  }
+
+  bool String() {
+    ++i_;  // "
+    while (i_ < s_.size()) {
+      const auto c = static_cast<uint8_t>(s_[i_]);
+      if (c == '"') {
+        ++i_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        ++i_;
+        if (!Escape()) return false;
+      } else if (c < 0x80) {
+        ++i_;
+      } else if (!Utf8()) {
+        return false;
+      }
+    }
+    return false;
+  }
+
+  std::string_view s_;
+  std::size_t i_ = 0;
+};
+
+}  // namespace
+
+bool IsJson(std::string_view text) { return Checker(text).Document(); }
+
+}  // namespace commitd

@@ -1,0 +1,76 @@
+// IsJson against nlohmann::json::accept, the parser whose text it stands in
+// for: chosen cases, then random texts built from JSON's own pieces.
+#include "common/json_syntax.h"
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+namespace commitd {
+namespace {
+
+bool Accepted(const std::string& text) { return nlohmann::json::accept(text); }
+
+TEST_CASE("chosen texts are judged as nlohmann judges them") {
+  const std::string cases[] = {
+      "{}", "[]", "0", "-0", "1.5e3", "-1E-2", "\"\"", "true", "false", "null", " \t\r\n{ } ",
+      R"({"requests":[{"method":"POST","target":"/v1/prepare","body":{"txid":"t","ops":[1,2.5,null]}}]})",
+      R"("\u00e9\uD83D\uDE00\n\t\\\/\"")", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "18446744073709551616",
+      "123456789012345678901234567890", "1e308", "1e-400", "-1e-400",
+      // Refused.
+      "", " ", "{", "}", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{1:2}", "01", "-", "1.", ".5", "1e",
+      "1e+", "+1", "0x10", "NaN", "Infinity", "tru", "nul", "True", "[1 2]", "{} {}", "\"a", "\"\\x\"", "\"\\u12\"",
+      "\"\\uZZZZ\"", "\"\\uD800\"", "\"\\uDC00\"", "\"\\uD800\\u0041\"", "\"\x01\"", "\"\xff\"", "\"\xc3\"",
+      "\"\xc0\x80\"", "\"\xe0\x80\x80\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xf8\x88\x80\x80\x80\"",
+      "1e309", "-1e309", "[1]x", "/* c */ 1", "\xef\xbb\xbf{}"};
+  for (const std::string& text : cases) {
+    CAPTURE(text);
+    if (text.rfind("\xef\xbb\xbf", 0) == 0) {
+      CHECK_FALSE(IsJson(text));  // nlohmann skips a byte-order mark; a batch never has one
+      continue;
+    }
+    CHECK(IsJson(text) == Accepted(text));
+  }
+}
+
+TEST_CASE("a NUL byte is never JSON, though nlohmann stops reading there") {
+  const std::string after_value("200\0\0]", 6);
+  CHECK(Accepted(after_value));
+  CHECK_FALSE(IsJson(after_value));
+  CHECK_FALSE(IsJson(std::string("\"a\0b\"", 5)));
+  CHECK_FALSE(IsJson(std::string("\0", 1)));
+}
+
+// Texts from pieces of JSON, valid and not, so that most are near misses.
+std::string RandomText(std::mt19937_64& random) {
+  static const std::string kPieces[] = {
+      "{", "}", "[", "]", ",", ":", " ", "\n", "\"", "\"a\"", "\"txid\":", "\\", "\\u", "\\uD83D", "\\uDE00", "00e9",
+      "\\n", "0", "-", "1", "9", ".", "e", "E", "+", "12345678901234567890", "1e400", "true", "false", "null", "nul",
+      "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3", "\xed\xa0\x80", "\x01", "\x7f", "/", "x"};
+  std::string text;
+  const std::size_t length = random() % 16;
+  for (std::size_t i = 0; i < length; ++i) text += kPieces[random() % std::size(kPieces)];
+  return text;
+}
+
+TEST_CASE("random texts are judged as nlohmann judges them") {
+  std::mt19937_64 random(20261204);
+  int accepted = 0;
+  for (int i = 0; i < 200'000; ++i) {
+    std::string text = RandomText(random);
+    // Valid documents too, so that acceptance is exercised as much as refusal.
+    if (i % 4 == 0) text = "{\"k\":[" + text + "]}";
+    if (i % 8 == 1) text = "[\"" + text + "\"]";
+    CAPTURE(text);
+    const bool expected = Accepted(text);
+    REQUIRE(IsJson(text) == expected);
+    accepted += expected;
+  }
+  MESSAGE(accepted << " of 200000 random texts are JSON");
+  CHECK(accepted > 5'000);
+}
+
+}  // namespace
+}  // namespace commitd
