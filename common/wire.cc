@@ -3,6 +3,8 @@
 #include <set>
 #include <string_view>
 
+#include "common/json_text.h"
+
 namespace commitd::wire {
 
 namespace {
@@ -273,6 +275,73 @@ json ToJson(const PrepareRequest& r) {
   if (!r.log_id.empty()) out["log_id"] = r.log_id;  // absent: agents that predate it refuse unknown fields
   if (!r.abort_key.empty()) out["abort_key"] = r.abort_key;
   if (!r.commit_check.empty()) out["commit_check"] = r.commit_check;
+  return out;
+}
+
+namespace {
+
+// `"key":` then the string value.
+void AppendStringMember(std::string* out, std::string_view key, std::string_view value) {
+  AppendJsonString(out, key);
+  out->push_back(':');
+  AppendJsonString(out, value);
+}
+
+}  // namespace
+
+// Members in ToJson's (sorted) key order, as nlohmann's object writes them.
+std::string PrepareRequestText(const PrepareRequest& r) {
+  std::string out;
+  out.reserve(512);
+  out.push_back('{');
+  if (!r.abort_key.empty()) {
+    AppendStringMember(&out, "abort_key", r.abort_key);
+    out.push_back(',');
+  }
+  if (!r.commit_check.empty()) {
+    AppendStringMember(&out, "commit_check", r.commit_check);
+    out.push_back(',');
+  }
+  AppendStringMember(&out, "coordinator", r.coordinator);
+  if (!r.log_id.empty()) {
+    out.push_back(',');
+    AppendStringMember(&out, "log_id", r.log_id);
+  }
+  out += ",\"ops\":[";
+  for (std::size_t i = 0; i < r.ops.size(); ++i) {
+    const Op& op = r.ops[i];
+    if (i > 0) out.push_back(',');
+    if (op.sql.has_value()) {
+      out += "{\"params\":";
+      AppendJson(&out, op.params);
+      out.push_back(',');
+      AppendStringMember(&out, "sql", *op.sql);
+    } else {
+      out += "{\"args\":";
+      AppendJson(&out, op.args);
+      out.push_back(',');
+      AppendStringMember(&out, "procedure", op.procedure.value_or(""));
+    }
+    out.push_back('}');
+  }
+  out += "],";
+  AppendStringMember(&out, "participant", r.participant);
+  out += ",\"participants\":[";
+  for (std::size_t i = 0; i < r.participants.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('{');
+    AppendStringMember(&out, "name", r.participants[i].name);
+    out.push_back(',');
+    AppendStringMember(&out, "url", r.participants[i].url);
+    out.push_back('}');
+  }
+  out += "],";
+  AppendStringMember(&out, "protocol", ProtocolName(r.protocol));
+  out += ",\"timeout_ms\":";
+  out += std::to_string(r.timeout_ms);
+  out.push_back(',');
+  AppendStringMember(&out, "txid", r.txid);
+  out.push_back('}');
   return out;
 }
 

@@ -71,6 +71,9 @@ struct PrepareRequest {
   std::string commit_check;
 };
 nlohmann::json ToJson(const PrepareRequest& r);
+// The text of ToJson(r) as DumpJson writes it, byte for byte, written
+// without building the JSON value (the coordinator sends one per branch).
+std::string PrepareRequestText(const PrepareRequest& r);
 Result<PrepareRequest> ParsePrepareRequest(std::string_view body);
 
 // Why a participant voted no, when it is a class the coordinator counts

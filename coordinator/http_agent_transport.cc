@@ -108,7 +108,7 @@ void HttpAgentTransport::AddTrace(http::ClientRequest& request, const Participan
 void HttpAgentTransport::Prepare(const ParticipantRef& to, const wire::PrepareRequest& request, int64_t timeout_ms,
                                  std::function<void(Result<wire::Vote>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/prepare");
-  cr.body = DumpJson(wire::ToJson(request));
+  cr.body = wire::PrepareRequestText(request);
   cr.timeout = std::chrono::milliseconds(timeout_ms);
   AddTrace(cr, to, AgentCall::kPrepare, request.txid);
   peers_.Send(std::move(cr), Observed(to, AgentCall::kPrepare, Answer<wire::Vote>(std::move(done), VoteOf)));

@@ -36,6 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Result<wire::PrepareRequest> again = wire::ParsePrepareRequest(sent);
     Require(again.ok(), "a serialized prepare parses");
     Require(wire::ToJson(*again).dump() == sent, "a serialized prepare round-trips");
+    Require(wire::PrepareRequestText(*prepare) == sent, "the prepare text is ToJson's, byte for byte");
   }
 
   Result<wire::Vote> vote = wire::ParseVote(text);

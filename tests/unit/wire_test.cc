@@ -2,8 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include <random>
 #include <string>
 #include <vector>
+
+#include "common/json_text.h"
 
 namespace commitd::wire {
 namespace {
@@ -365,3 +368,46 @@ TEST_CASE("commit and precommit bodies: commit_key optional, hex only; prepares 
   p.commit_check.clear();
   CHECK_FALSE(wire::ToJson(p).contains("commit_check"));  // absent, as older coordinators send it
 }
+
+namespace {
+
+// Prepare requests with every optional part present or not, and strings
+// that need escaping, non-ASCII and invalid UTF-8.
+wire::PrepareRequest RandomPrepare(std::mt19937_64& random) {
+  static const std::string kStrings[] = {"", "c1-1-7-ab", "http://127.0.0.1:7000", "é\"q\\\n", "\x01\x7f",
+                                         "\xff\xc3", "😀", std::string(64, 'a')};
+  auto text = [&] { return kStrings[random() % std::size(kStrings)]; };
+  wire::PrepareRequest p;
+  p.txid = text();
+  p.protocol = random() % 2 ? wire::Protocol::k2pc : wire::Protocol::k3pc;
+  p.participant = text();
+  p.coordinator = text();
+  p.timeout_ms = static_cast<int64_t>(random() % 100'000'000);
+  p.log_id = text();
+  p.abort_key = text();
+  p.commit_check = text();
+  for (std::size_t i = random() % 4; i > 0; --i) {
+    wire::Op op;
+    if (random() % 3 == 0) {
+      op.sql = text();
+      op.params = {text(), static_cast<int64_t>(random()), nullptr, 2.5, true};
+    } else {
+      op.procedure = text();
+      op.args = {{text(), static_cast<int64_t>(random() % 1000)}, {"to", text()}, {"ok", false}};
+    }
+    p.ops.push_back(std::move(op));
+  }
+  for (std::size_t i = random() % 4; i > 0; --i) p.participants.push_back({text(), text()});
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a prepare's text is what ToJson's value dumps to, byte for byte") {
+  std::mt19937_64 random(42);
+  for (int i = 0; i < 5'000; ++i) {
+    const wire::PrepareRequest p = RandomPrepare(random);
+    REQUIRE(wire::PrepareRequestText(p) == commitd::DumpJson(wire::ToJson(p)));
+  }
+}
+
