@@ -1,8 +1,13 @@
 #include "common/wire.h"
 
+#include <algorithm>
+#include <charconv>
+#include <optional>
 #include <set>
 #include <string_view>
 
+#include "common/json_scanner.h"
+#include "common/json_syntax.h"
 #include "common/json_text.h"
 
 namespace commitd::wire {
@@ -345,7 +350,7 @@ std::string PrepareRequestText(const PrepareRequest& r) {
   return out;
 }
 
-Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
+Result<PrepareRequest> ParsePrepareRequestTree(std::string_view body) {
   Result<json> parsed = ParseBody(body);
   if (!parsed.ok()) return parsed.status();
   const json& j = *parsed;
@@ -411,6 +416,193 @@ Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
     }
   }
   return r;
+}
+
+namespace {
+
+bool IsKey(std::string_view text) {
+  return !text.empty() && text.size() <= 128 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// A scalar token as the JSON value nlohmann's parser makes of it (an integer
+// keeps nlohmann's type: unsigned unless negative); nullopt for anything
+// else, and for numbers it reads as floating point.
+std::optional<json> ScalarOf(std::string_view token) {
+  const char c = token.front();
+  if (c == '"') return json(JsonScanner::String(token));
+  if (token == "true") return json(true);
+  if (token == "false") return json(false);
+  if (token == "null") return json(nullptr);
+  if (c != '-' && (c < '0' || c > '9')) return std::nullopt;
+  if (token.find_first_of(".eE") != std::string_view::npos) return std::nullopt;
+  const char* end = token.data() + token.size();
+  if (c == '-') {
+    int64_t v = 0;
+    auto [at, error] = std::from_chars(token.data(), end, v);
+    if (error != std::errc() || at != end) return std::nullopt;
+    return json(v);
+  }
+  uint64_t v = 0;
+  auto [at, error] = std::from_chars(token.data(), end, v);
+  if (error != std::errc() || at != end) return std::nullopt;
+  return json(v);
+}
+
+// One op of a prepare, read straight from the text; false: not the common case.
+bool FastOp(JsonScanner& scan, Op* op) {
+  if (scan.Peek() != '{') return false;
+  bool ok = true;
+  bool has_args = false, has_params = false;
+  int members = 0;
+  scan.Object([&](const std::string& key, JsonScanner& s) {
+    ++members;
+    if (ok && key == "args" && !has_args && s.Peek() == '{') {
+      has_args = true;
+      s.Object([&](const std::string& name, JsonScanner& a) {
+        std::optional<json> value = ScalarOf(a.Value());
+        if (!value) ok = false;
+        if (ok) op->args[name] = std::move(*value);
+      });
+      return;
+    }
+    if (ok && key == "params" && !has_params && s.Peek() == '[') {
+      has_params = true;
+      s.Array([&](JsonScanner& a) {
+        std::optional<json> value = ScalarOf(a.Value());
+        if (!value) ok = false;
+        if (ok) op->params.push_back(std::move(*value));
+      });
+      return;
+    }
+    const std::string_view token = s.Value();
+    if (!ok || token.front() != '"') {
+      ok = false;
+    } else if (key == "procedure" && !op->procedure) {
+      op->procedure = JsonScanner::String(token);
+    } else if (key == "sql" && !op->sql) {
+      op->sql = JsonScanner::String(token);
+    } else {
+      ok = false;
+    }
+  });
+  if (!ok) return false;
+  if (op->procedure) return !op->sql && !has_params && !op->procedure->empty();
+  return op->sql && !has_args && !op->sql->empty();
+}
+
+bool FastParticipant(JsonScanner& scan, ParticipantRef* p) {
+  if (scan.Peek() != '{') return false;
+  bool ok = true, has_name = false, has_url = false;
+  scan.Object([&](const std::string& key, JsonScanner& s) {
+    const std::string_view token = s.Value();
+    if (!ok || token.front() != '"') {
+      ok = false;
+    } else if (key == "name" && !has_name) {
+      has_name = true;
+      p->name = JsonScanner::String(token);
+    } else if (key == "url" && !has_url) {
+      has_url = true;
+      p->url = JsonScanner::String(token);
+    } else {
+      ok = false;
+    }
+  });
+  return ok && has_name && has_url && !p->name.empty();
+}
+
+// A prepare as coordinators send it, read straight from the text without
+// building a JSON value. nullopt for anything else: a repeated member, a
+// float, an escaped protocol name, any error. ParsePrepareRequestTree then
+// answers, with its exact message; what this accepts, it accepts too and
+// reads the same (agent_request_fuzz and wire_test compare them).
+std::optional<PrepareRequest> FastPrepare(std::string_view body) {
+  if (!IsJson(body)) return std::nullopt;
+  JsonScanner scan(body);
+  if (scan.Peek() != '{') return std::nullopt;
+  static constexpr std::string_view kMembers[] = {"txid",     "protocol",  "participant",  "coordinator", "log_id",
+                                                   "abort_key", "commit_check", "timeout_ms", "ops",         "participants"};
+  PrepareRequest r;
+  bool ok = true;
+  unsigned seen = 0;  // one bit per member of kMembers
+  bool has_timeout = false, has_participant = false, has_coordinator = false, has_ops = false;
+  scan.Object([&](const std::string& key, JsonScanner& s) {
+    const auto* member = std::find(std::begin(kMembers), std::end(kMembers), key);
+    const unsigned bit = 1u << (member - std::begin(kMembers));
+    if (member == std::end(kMembers) || (seen & bit) != 0) ok = false;
+    seen |= bit;
+    if (ok && key == "ops" && s.Peek() == '[') {
+      has_ops = true;
+      s.Array([&](JsonScanner& a) {
+        if (!ok || !FastOp(a, &r.ops.emplace_back())) {
+          ok = false;
+          a.Value();
+        }
+      });
+      return;
+    }
+    if (ok && key == "participants" && s.Peek() == '[') {
+      s.Array([&](JsonScanner& a) {
+        if (!ok || !FastParticipant(a, &r.participants.emplace_back())) {
+          ok = false;
+          a.Value();
+        }
+      });
+      return;
+    }
+    const std::string_view token = s.Value();
+    if (!ok) return;
+    if (key == "timeout_ms") {
+      const char* end = token.data() + token.size();
+      auto [at, error] = std::from_chars(token.data(), end, r.timeout_ms);
+      ok = error == std::errc() && at == end && token.front() != '-' && r.timeout_ms >= 1 && r.timeout_ms <= kMaxTimeoutMs;
+      has_timeout = true;
+      return;
+    }
+    if (key == "protocol") {
+      ok = token == "\"2pc\"" || token == "\"3pc\"";
+      r.protocol = token == "\"3pc\"" ? Protocol::k3pc : Protocol::k2pc;
+      return;
+    }
+    if (token.front() != '"') {
+      ok = false;
+      return;
+    }
+    std::string value = JsonScanner::String(token);
+    if (key == "txid") {
+      ok = IsValidTxid(value);
+      r.txid = std::move(value);
+    } else if (key == "participant") {
+      ok = !value.empty();
+      has_participant = true;
+      r.participant = std::move(value);
+    } else if (key == "coordinator") {
+      has_coordinator = true;
+      r.coordinator = std::move(value);
+    } else if (key == "log_id") {
+      ok = value.size() <= 64;
+      r.log_id = std::move(value);
+    } else if (key == "abort_key") {
+      ok = IsKey(value);
+      r.abort_key = std::move(value);
+    } else if (key == "commit_check") {
+      ok = IsKey(value);
+      r.commit_check = std::move(value);
+    } else {
+      ok = false;
+    }
+  });
+  if (!ok || r.txid.empty() || !has_participant || !has_coordinator || !has_timeout || !has_ops || r.ops.empty() ||
+      r.ops.size() > kMaxOpsPerBranch) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+}  // namespace
+
+Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
+  if (std::optional<PrepareRequest> fast = FastPrepare(body)) return std::move(*fast);
+  return ParsePrepareRequestTree(body);
 }
 
 json ToJson(const Vote& v) {

@@ -74,7 +74,12 @@ nlohmann::json ToJson(const PrepareRequest& r);
 // The text of ToJson(r) as DumpJson writes it, byte for byte, written
 // without building the JSON value (the coordinator sends one per branch).
 std::string PrepareRequestText(const PrepareRequest& r);
+// A prepare as coordinators write it is read straight from the text; any
+// other (an error, a repeated member, a float) by ParsePrepareRequestTree,
+// which gives the same request and every error message.
 Result<PrepareRequest> ParsePrepareRequest(std::string_view body);
+// Through a parsed JSON value, for every input.
+Result<PrepareRequest> ParsePrepareRequestTree(std::string_view body);
 
 // Why a participant voted no, when it is a class the coordinator counts
 // ("code" in the vote; absent: kOther).

@@ -28,6 +28,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   Result<wire::PrepareRequest> prepare = wire::ParsePrepareRequest(text);
   CheckRefusal(prepare);
+  // The text read straight, as it usually is, agrees with the tree parser in everything.
+  Result<wire::PrepareRequest> tree = wire::ParsePrepareRequestTree(text);
+  Require(prepare.ok() == tree.ok(), "both prepare parsers accept or refuse");
+  Require(prepare.ok() || prepare.status().ToString() == tree.status().ToString(), "with the same error");
+  Require(!prepare.ok() || wire::ToJson(*prepare).dump() == wire::ToJson(*tree).dump(), "and read the same");
   if (prepare.ok()) {
     Require(wire::IsValidTxid(prepare->txid), "a prepare's txid is valid");
     Require(prepare->timeout_ms >= 1 && prepare->timeout_ms <= wire::kMaxTimeoutMs, "timeout in range");

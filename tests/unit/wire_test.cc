@@ -411,3 +411,89 @@ TEST_CASE("a prepare's text is what ToJson's value dumps to, byte for byte") {
   }
 }
 
+namespace {
+
+// Whether two JSON values have the same types all the way down (nlohmann's
+// == takes 1 and 1u, or 1 and 1.0, as equal).
+bool SameTypes(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.type() != b.type() || a.size() != b.size()) return false;
+  if (a.is_object()) {
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      if (!b.contains(it.key()) || !SameTypes(*it, b.at(it.key()))) return false;
+    }
+  }
+  if (a.is_array()) {
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!SameTypes(a[i], b[i])) return false;
+    }
+  }
+  return true;
+}
+
+// A prepare as a coordinator writes it, valid.
+wire::PrepareRequest ValidPrepare(std::mt19937_64& random) {
+  wire::PrepareRequest p = RandomPrepare(random);
+  p.txid = "c1-1-" + std::to_string(random() % 1000) + "-ab";
+  p.participant = random() % 2 ? "bank-a" : "b\u00e9";
+  p.timeout_ms = 1 + static_cast<int64_t>(random() % wire::kMaxTimeoutMs);
+  p.log_id = random() % 2 ? "" : std::string(32, 'f');
+  p.abort_key = random() % 2 ? "" : std::string(64, 'a');
+  p.commit_check = random() % 2 ? "" : std::string(64, 'c');
+  if (p.ops.empty()) p.ops.push_back(wire::Op{"debit"});
+  for (wire::Op& op : p.ops) {
+    if (op.procedure && op.procedure->empty()) op.procedure = "p";
+    if (op.sql && op.sql->empty()) op.sql = "SELECT 1";
+  }
+  for (wire::ParticipantRef& ref : p.participants) {
+    if (ref.name.empty()) ref.name = "n";
+  }
+  return p;
+}
+
+// Small edits a hostile or broken sender might make.
+std::string Mutated(std::string text, std::mt19937_64& random) {
+  static const std::string kInserts[] = {",\"x\":1", "1.5", "-3", "\"\\u0032pc\"", ",\"txid\":\"t2\"", "{}", "[]",
+                                         "null", "\"", "1e3", "18446744073709551616", "-9223372036854775809", " "};
+  switch (random() % 4) {
+    case 0:
+      return text;
+    case 1:
+      text.erase(random() % text.size(), 1 + random() % 3);
+      return text;
+    case 2:
+      text.insert(random() % text.size(), kInserts[random() % std::size(kInserts)]);
+      return text;
+    default: {
+      // A value replaced: the text after a colon up to the next comma or brace.
+      std::size_t colon = text.find(':', random() % text.size());
+      if (colon == std::string::npos) return text;
+      std::size_t end = text.find_first_of(",}]", colon + 1);
+      if (end == std::string::npos) return text;
+      return text.substr(0, colon + 1) + kInserts[random() % std::size(kInserts)] + text.substr(end);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a prepare read straight from its text is what the tree parser reads, or the tree parser answers") {
+  std::mt19937_64 random(7);
+  int accepted = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    const std::string text = Mutated(wire::PrepareRequestText(ValidPrepare(random)), random);
+    CAPTURE(text);
+    commitd::Result<wire::PrepareRequest> read = wire::ParsePrepareRequest(text);
+    commitd::Result<wire::PrepareRequest> tree = wire::ParsePrepareRequestTree(text);
+    REQUIRE(read.ok() == tree.ok());
+    if (!read.ok()) {
+      REQUIRE(read.status().ToString() == tree.status().ToString());
+      continue;
+    }
+    ++accepted;
+    REQUIRE(wire::PrepareRequestText(*read) == wire::PrepareRequestText(*tree));
+    REQUIRE(SameTypes(wire::ToJson(*read), wire::ToJson(*tree)));
+  }
+  MESSAGE(accepted << " of 20000 accepted");
+  CHECK(accepted > 5'000);
+}
+

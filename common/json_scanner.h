@@ -1,0 +1,95 @@
+// JsonScanner: walks JSON text already checked (IsJson, common/json_syntax.h),
+// handing out each value as the text it came in, so that a caller extracts
+// what it needs without building a JSON value. Only for checked text: it
+// does not look for errors. No I/O.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace commitd {
+
+class JsonScanner {
+ public:
+  explicit JsonScanner(std::string_view text) : text_(text) {}
+
+  char Peek() {
+    SkipSpace();
+    return pos_ < text_.size() ? text_[pos_] : '\0';
+  }
+  void Take() { ++pos_; }
+
+  // The value starting here, as text.
+  std::string_view Value() {
+    SkipSpace();
+    const std::size_t start = pos_;
+    const char c = text_[pos_];
+    if (c == '"') {
+      SkipString();
+    } else if (c == '{' || c == '[') {
+      int depth = 0;
+      do {
+        const char d = text_[pos_];
+        if (d == '"') {
+          SkipString();
+          continue;
+        }
+        if (d == '{' || d == '[') ++depth;
+        if (d == '}' || d == ']') --depth;
+        ++pos_;
+      } while (depth > 0);
+    } else {
+      while (pos_ < text_.size() && std::string_view(",}] \t\r\n").find(text_[pos_]) == std::string_view::npos) ++pos_;
+    }
+    return text_.substr(start, pos_ - start);
+  }
+
+  // Calls member(key, *this) for each member of the object starting here;
+  // member must consume the value.
+  template <class Member>
+  void Object(Member&& member) {
+    Take();  // {
+    while (Peek() != '}') {
+      const std::string key = String(Value());
+      Peek();
+      Take();  // :
+      member(key, *this);
+      if (Peek() == ',') Take();
+    }
+    Take();
+  }
+
+  // Calls element(*this) for each element of the array starting here.
+  template <class Element>
+  void Array(Element&& element) {
+    Take();  // [
+    while (Peek() != ']') {
+      element(*this);
+      if (Peek() == ',') Take();
+    }
+    Take();
+  }
+
+  // A JSON string token's value.
+  static std::string String(std::string_view token) {
+    if (token.find('\\') == std::string_view::npos) return std::string(token.substr(1, token.size() - 2));
+    return nlohmann::json::parse(token).get<std::string>();
+  }
+
+ private:
+  void SkipSpace() {
+    while (pos_ < text_.size() && std::string_view(" \t\r\n").find(text_[pos_]) != std::string_view::npos) ++pos_;
+  }
+  void SkipString() {
+    for (++pos_; text_[pos_] != '"'; ++pos_) {
+      if (text_[pos_] == '\\') ++pos_;
+    }
+    ++pos_;
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace commitd
