@@ -245,7 +245,7 @@ Result<TxRequest> ParseTxRequest(const json& body) {
   return req;
 }
 
-Result<TxRequest> ParseTxRequest(std::string_view body) {
+Result<TxRequest> ParseTxRequestTree(std::string_view body) {
   Result<json> j = ParseBody(body);
   if (!j.ok()) return j.status();
   return ParseTxRequest(*j);
@@ -598,7 +598,83 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body) {
   return r;
 }
 
+bool FastBranch(JsonScanner& scan, Branch* b) {
+  if (scan.Peek() != '{') return false;
+  bool ok = true, has_participant = false, has_ops = false;
+  scan.Object([&](const std::string& key, JsonScanner& s) {
+    if (ok && key == "ops" && !has_ops && s.Peek() == '[') {
+      has_ops = true;
+      s.Array([&](JsonScanner& a) {
+        if (!ok || !FastOp(a, &b->ops.emplace_back())) {
+          ok = false;
+          a.Value();
+        }
+      });
+      return;
+    }
+    const std::string_view token = s.Value();
+    if (!ok || key != "participant" || has_participant || token.front() != '"') {
+      ok = false;
+      return;
+    }
+    has_participant = true;
+    b->participant = JsonScanner::String(token);
+  });
+  return ok && has_participant && !b->participant.empty() && has_ops && !b->ops.empty() &&
+         b->ops.size() <= kMaxOpsPerBranch;
+}
+
+// A transaction request as clients usually send it, read straight from the
+// text; nullopt for anything else, as FastPrepare.
+std::optional<TxRequest> FastTx(std::string_view body) {
+  if (!IsJson(body)) return std::nullopt;
+  JsonScanner scan(body);
+  if (scan.Peek() != '{') return std::nullopt;
+  TxRequest req;
+  bool ok = true, has_protocol = false, has_timeout = false, has_branches = false;
+  scan.Object([&](const std::string& key, JsonScanner& s) {
+    if (ok && key == "branches" && !has_branches && s.Peek() == '[') {
+      has_branches = true;
+      s.Array([&](JsonScanner& a) {
+        if (!ok || !FastBranch(a, &req.branches.emplace_back())) {
+          ok = false;
+          a.Value();
+        }
+      });
+      return;
+    }
+    const std::string_view token = s.Value();
+    if (!ok) return;
+    if (key == "protocol" && !has_protocol) {
+      has_protocol = true;
+      ok = token == "\"2pc\"" || token == "\"3pc\"";
+      req.protocol = token == "\"3pc\"" ? Protocol::k3pc : Protocol::k2pc;
+    } else if (key == "timeout_ms" && !has_timeout) {
+      has_timeout = true;
+      const char* end = token.data() + token.size();
+      int64_t timeout = 0;
+      auto [at, error] = std::from_chars(token.data(), end, timeout);
+      ok = error == std::errc() && at == end && token.front() != '-' && timeout >= 1 && timeout <= kMaxTimeoutMs;
+      req.timeout_ms = timeout;
+    } else {
+      ok = false;
+    }
+  });
+  if (!ok || req.branches.empty() || req.branches.size() > kMaxBranches) return std::nullopt;
+  for (std::size_t i = 0; i < req.branches.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (req.branches[i].participant == req.branches[j].participant) return std::nullopt;
+    }
+  }
+  return req;
+}
+
 }  // namespace
+
+Result<TxRequest> ParseTxRequest(std::string_view body) {
+  if (std::optional<TxRequest> fast = FastTx(body)) return std::move(*fast);
+  return ParseTxRequestTree(body);
+}
 
 Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
   if (std::optional<PrepareRequest> fast = FastPrepare(body)) return std::move(*fast);

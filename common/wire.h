@@ -44,7 +44,12 @@ constexpr std::size_t kMaxOpsPerBranch = 1024;
 
 // Errors are InvalidArgument with a message like
 // "branches[1].ops[0].args.amount: must be a string, number, boolean or null".
+// A request as clients usually write it is read straight from the text; any
+// other (an error, a repeated member, a float) by ParseTxRequestTree, which
+// gives the same request and every error message.
 Result<TxRequest> ParseTxRequest(std::string_view body);
+// Through a parsed JSON value, for every input.
+Result<TxRequest> ParseTxRequestTree(std::string_view body);
 Result<TxRequest> ParseTxRequest(const nlohmann::json& body);
 
 nlohmann::json OpToJson(const Op& op);

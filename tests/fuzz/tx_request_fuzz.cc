@@ -1,4 +1,5 @@
-// POST /v1/transactions bodies from clients: wire::ParseTxRequest.
+// POST /v1/transactions bodies from clients: wire::ParseTxRequest, and that
+// its reading straight from the text agrees with ParseTxRequestTree.
 #include <string>
 
 #include "common/wire.h"
@@ -34,6 +35,23 @@ void CheckAccepted(const TxRequest& request) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace commitd;
   Result<wire::TxRequest> request = wire::ParseTxRequest(fuzz::Text(data, size));
+  // The text read straight, as it usually is, agrees with the tree parser in everything.
+  Result<wire::TxRequest> tree = wire::ParseTxRequestTree(fuzz::Text(data, size));
+  fuzz::Require(request.ok() == tree.ok(), "both request parsers accept or refuse");
+  fuzz::Require(request.ok() || request.status().ToString() == tree.status().ToString(), "with the same error");
+  if (request.ok()) {
+    fuzz::Require(request->protocol == tree->protocol && request->timeout_ms == tree->timeout_ms &&
+                      request->branches.size() == tree->branches.size(),
+                  "and read the same request");
+    for (std::size_t b = 0; b < request->branches.size(); ++b) {
+      const wire::Branch& x = request->branches[b];
+      const wire::Branch& y = tree->branches[b];
+      fuzz::Require(x.participant == y.participant && x.ops.size() == y.ops.size(), "and the same branches");
+      for (std::size_t o = 0; o < x.ops.size(); ++o) {
+        fuzz::Require(wire::OpToJson(x.ops[o]).dump() == wire::OpToJson(y.ops[o]).dump(), "and the same ops");
+      }
+    }
+  }
   if (request.ok()) {
     wire::CheckAccepted(*request);
   } else {

@@ -497,3 +497,60 @@ TEST_CASE("a prepare read straight from its text is what the tree parser reads, 
   CHECK(accepted > 5'000);
 }
 
+namespace {
+
+// A transaction request as a client writes it, valid.
+std::string ValidTxText(std::mt19937_64& random) {
+  nlohmann::json branches = nlohmann::json::array();
+  for (std::size_t i = 1 + random() % 3; i > 0; --i) {
+    nlohmann::json ops = nlohmann::json::array();
+    for (const wire::Op& op : ValidPrepare(random).ops) ops.push_back(wire::OpToJson(op));
+    branches.push_back({{"participant", "bank-" + std::to_string(i)}, {"ops", ops}});
+  }
+  nlohmann::json body = {{"branches", branches}};
+  if (random() % 2) body["protocol"] = random() % 2 ? "2pc" : "3pc";
+  if (random() % 2) body["timeout_ms"] = 1 + random() % wire::kMaxTimeoutMs;
+  return commitd::DumpJson(body);
+}
+
+// Everything a TxRequest holds, with the ops' JSON types.
+std::string Described(const wire::TxRequest& r) {
+  nlohmann::json branches = nlohmann::json::array();
+  for (const wire::Branch& b : r.branches) {
+    nlohmann::json ops = nlohmann::json::array();
+    for (const wire::Op& op : b.ops) ops.push_back(wire::OpToJson(op));
+    branches.push_back({{"participant", b.participant}, {"ops", ops}});
+  }
+  return nlohmann::json({{"protocol", wire::ProtocolName(r.protocol)},
+                         {"timeout_ms", r.timeout_ms.value_or(-1)},
+                         {"branches", branches}})
+      .dump();
+}
+
+}  // namespace
+
+TEST_CASE("a transaction request read straight from its text is what the tree parser reads, or the tree parser answers") {
+  std::mt19937_64 random(11);
+  int accepted = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    const std::string text = Mutated(ValidTxText(random), random);
+    CAPTURE(text);
+    commitd::Result<wire::TxRequest> read = wire::ParseTxRequest(std::string_view(text));
+    commitd::Result<wire::TxRequest> tree = wire::ParseTxRequestTree(text);
+    REQUIRE(read.ok() == tree.ok());
+    if (!read.ok()) {
+      REQUIRE(read.status().ToString() == tree.status().ToString());
+      continue;
+    }
+    ++accepted;
+    REQUIRE(Described(*read) == Described(*tree));
+    for (std::size_t b = 0; b < read->branches.size(); ++b) {
+      for (std::size_t o = 0; o < read->branches[b].ops.size(); ++o) {
+        REQUIRE(SameTypes(wire::OpToJson(read->branches[b].ops[o]), wire::OpToJson(tree->branches[b].ops[o])));
+      }
+    }
+  }
+  MESSAGE(accepted << " of 20000 accepted");
+  CHECK(accepted > 5'000);
+}
+
