@@ -46,30 +46,6 @@ std::optional<AgentCallError> ErrorOf(const Result<http::Response>& r, AgentCall
 
 }  // namespace
 
-std::string_view AgentCallName(AgentCall call) {
-  switch (call) {
-    case AgentCall::kPrepare: return "prepare";
-    case AgentCall::kPrecommit: return "precommit";
-    case AgentCall::kCommit: return "commit";
-    case AgentCall::kAbort: return "abort";
-    case AgentCall::kProbe: return "probe";
-    case AgentCall::kListPrepared: return "list_prepared";
-  }
-  return "probe";
-}
-
-std::string_view AgentCallErrorName(AgentCallError error) {
-  switch (error) {
-    case AgentCallError::kTimeout: return "timeout";
-    case AgentCallError::kUnreachable: return "unreachable";
-    case AgentCallError::kRefused: return "refused";
-    case AgentCallError::kOverloaded: return "overloaded";
-    case AgentCallError::kRejected: return "rejected";
-    case AgentCallError::kServerError: return "server_error";
-  }
-  return "unreachable";
-}
-
 std::function<void(Result<http::Response>)> HttpAgentTransport::Observed(
     const ParticipantRef& to, AgentCall call, std::function<void(Result<http::Response>)> handler) const {
   if (observer_ == nullptr) return handler;
