@@ -1,6 +1,7 @@
 // Whether bytes are JSON, checked without building anything: the same text
 // nlohmann::json::accept() takes (RFC 8259, strict UTF-8, no comments), but
-// in one pass that allocates nothing. No I/O.
+// in one pass that builds nothing (it allocates only a stack of the open
+// containers, and a copy of a number too long to be an int64). No I/O.
 #pragma once
 
 #include <string_view>

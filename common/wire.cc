@@ -448,6 +448,21 @@ std::optional<json> ScalarOf(std::string_view token) {
   return json(v);
 }
 
+// Reads each element of the array starting here into a new element of
+// `out`; false once read_one finds one that is not the common case (the rest
+// is skipped). read_one leaves an element whole or untouched.
+template <class T, class ReadOne>
+bool FastArray(JsonScanner& scan, std::vector<T>* out, ReadOne read_one) {
+  bool ok = true;
+  scan.Array([&](JsonScanner& a) {
+    if (!ok || !read_one(a, &out->emplace_back())) {
+      ok = false;
+      a.Value();
+    }
+  });
+  return ok;
+}
+
 // One op of a prepare, read straight from the text; false: not the common case.
 bool FastOp(JsonScanner& scan, Op* op) {
   if (scan.Peek() != '{') return false;
@@ -532,21 +547,11 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body) {
     seen |= bit;
     if (ok && key == "ops" && s.Peek() == '[') {
       has_ops = true;
-      s.Array([&](JsonScanner& a) {
-        if (!ok || !FastOp(a, &r.ops.emplace_back())) {
-          ok = false;
-          a.Value();
-        }
-      });
+      if (!FastArray(s, &r.ops, FastOp)) ok = false;
       return;
     }
     if (ok && key == "participants" && s.Peek() == '[') {
-      s.Array([&](JsonScanner& a) {
-        if (!ok || !FastParticipant(a, &r.participants.emplace_back())) {
-          ok = false;
-          a.Value();
-        }
-      });
+      if (!FastArray(s, &r.participants, FastParticipant)) ok = false;
       return;
     }
     const std::string_view token = s.Value();
@@ -604,12 +609,7 @@ bool FastBranch(JsonScanner& scan, Branch* b) {
   scan.Object([&](const std::string& key, JsonScanner& s) {
     if (ok && key == "ops" && !has_ops && s.Peek() == '[') {
       has_ops = true;
-      s.Array([&](JsonScanner& a) {
-        if (!ok || !FastOp(a, &b->ops.emplace_back())) {
-          ok = false;
-          a.Value();
-        }
-      });
+      if (!FastArray(s, &b->ops, FastOp)) ok = false;
       return;
     }
     const std::string_view token = s.Value();
@@ -635,12 +635,7 @@ std::optional<TxRequest> FastTx(std::string_view body) {
   scan.Object([&](const std::string& key, JsonScanner& s) {
     if (ok && key == "branches" && !has_branches && s.Peek() == '[') {
       has_branches = true;
-      s.Array([&](JsonScanner& a) {
-        if (!ok || !FastBranch(a, &req.branches.emplace_back())) {
-          ok = false;
-          a.Value();
-        }
-      });
+      if (!FastArray(s, &req.branches, FastBranch)) ok = false;
       return;
     }
     const std::string_view token = s.Value();
