@@ -74,6 +74,8 @@ Result<Config> Config::FromJson(const nlohmann::json& value) {
   }
   if (config.retry_initial_ms > config.retry_max_ms)
     return Status::InvalidArgument("config: retry_initial_ms must not exceed retry_max_ms");
+  // On PostgreSQL the memory covers a tombstone still being written on another connection.
+  if (config.outcome_memory_ms < 1'000) return Status::InvalidArgument("config.outcome_memory_ms: must be at least 1000");
   if (config.resolve_initial_ms > config.resolve_max_ms)
     return Status::InvalidArgument("config: resolve_initial_ms must not exceed resolve_max_ms");
   return config;

@@ -93,23 +93,21 @@ void Engine::AnswerFinishedAbort(const std::string& txid, Outcome outcome, Reque
   }
 }
 
-void Engine::OnPreparedFinishedBefore(const std::string& txid, Tx& tx, const Result<Outcome>& finished,
-                                      int64_t now_ms) {
+void Engine::OnPreparedFinishedBefore(const std::string& txid, Tx& tx, Outcome outcome, int64_t now_ms) {
   // Only prepare and abort requests wait on a preparing transaction.
   std::vector<RequestToken> prepares = std::move(tx.prepare_waiters);
   std::vector<RequestToken> aborts = std::move(tx.abort_waiters);
   txs_.erase(txid);
-  if (!finished.ok()) {
-    // Whether it finished, and how, is unknown: nothing is decided or remembered.
-    const nlohmann::json error = AgentError(
-        "storage_error", "the outcomes this agent remembers cannot be read: " + finished.status().message(), txid);
-    for (RequestToken t : prepares) actions_.push_back(action::Reply{t, 503, error});
-    for (RequestToken t : aborts) actions_.push_back(action::Reply{t, 503, error});
-    return;
-  }
-  Remember(txid, *finished, now_ms);
-  for (RequestToken t : prepares) AnswerFinishedPrepare(txid, *finished, t);
-  for (RequestToken t : aborts) AnswerFinishedAbort(txid, *finished, t);
+  Remember(txid, outcome, now_ms);
+  for (RequestToken t : prepares) AnswerFinishedPrepare(txid, outcome, t);
+  for (RequestToken t : aborts) AnswerFinishedAbort(txid, outcome, t);
+}
+
+void Engine::AbandonPrepare(const std::string& txid, Tx& tx, const std::string& why) {
+  const nlohmann::json error = AgentError("storage_error", why, txid);
+  ReplyAll(tx.prepare_waiters, 503, error);
+  ReplyAll(tx.abort_waiters, 503, error);
+  txs_.erase(txid);
 }
 
 void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms,
@@ -126,12 +124,23 @@ void Engine::OnPrepared(const std::string& txid, PrepareResult result, const Sta
   auto it = txs_.find(txid);
   if (it == txs_.end() || it->second.state != State::kPreparing) return;
   Tx& tx = it->second;
-  if (!status.ok()) {
-    VoteNo(txid, tx, "storage error: " + status.message(), now_ms);
-    return;
+  switch (result.earlier.kind) {
+    case EarlierOutcome::Kind::kFound:
+      OnPreparedFinishedBefore(txid, tx, result.earlier.outcome, now_ms);
+      return;
+    case EarlierOutcome::Kind::kUnreadable:
+      AbandonPrepare(txid, tx, "the outcomes this agent remembers cannot be read: " + result.earlier.error.message());
+      return;
+    case EarlierOutcome::Kind::kNotRead:
+      AbandonPrepare(txid, tx,
+                     "storage error before the prepare ran: " + (status.ok() ? std::string("no answer") : status.message()));
+      return;
+    case EarlierOutcome::Kind::kNone:
+      break;
   }
-  if (result.finished_before) {
-    OnPreparedFinishedBefore(txid, tx, *result.finished_before, now_ms);
+  if (!status.ok()) {
+    // Not finished here before, so a no is safe (and so is its tombstone).
+    VoteNo(txid, tx, "storage error: " + status.message(), now_ms);
     return;
   }
   if (!result.yes) {

@@ -262,9 +262,13 @@ class Engine {
   void AnswerFinishedPrepare(const std::string& txid, Outcome outcome, RequestToken token);
   // An abort of a txid that finished here.
   void AnswerFinishedAbort(const std::string& txid, Outcome outcome, RequestToken token);
-  // A prepare's storage job found txid finished before (or could not read
-  // whether it had): no record was written; its waiters are answered.
-  void OnPreparedFinishedBefore(const std::string& txid, Tx& tx, const Result<Outcome>& finished, int64_t now_ms);
+  // A prepare's storage job found txid finished here before: no record was
+  // written; its waiters are answered as for a finished transaction.
+  void OnPreparedFinishedBefore(const std::string& txid, Tx& tx, Outcome outcome, int64_t now_ms);
+  // Whether txid finished here before is unknown (its storage job could not
+  // read it): the waiters are answered 503, and nothing is decided or
+  // remembered, so a retry reads again.
+  void AbandonPrepare(const std::string& txid, Tx& tx, const std::string& why);
   void ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body);
   bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
   // A commit or precommit for a record that voted yes: refused (and answered)

@@ -25,6 +25,8 @@ std::string Reason(const PgResult& r) {
   return pg::Describe(r);
 }
 
+constexpr char kFindOutcomeSql[] = "SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2";
+
 // A JSON arg as a text parameter: PostgreSQL infers its type from the statement.
 Result<std::optional<std::string>> TextOf(const nlohmann::json& v, const std::string& what) {
   if (v.is_null()) return std::optional<std::string>();
@@ -231,21 +233,25 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   auto gid = pg::EncodeGid(options_.agent, record.txid);
   if (!gid.ok()) {
     no.reason = gid.status().message();
+    no.earlier.kind = EarlierOutcome::Kind::kNone;  // never prepared here: a tombstone at most, and this is a no too
     return no;
   }
+  RollBackUncertain(link);
   std::vector<OpStatements> planned;
   for (const wire::Op& op : ops) {
     auto statements = PlanOp(record.txid, op);
     if (!statements.ok()) {
+      // A no only for a txid that did not finish here: that takes a read of its own.
       no.reason = statements.status().message();
+      no.earlier = ReadEarlier(link, record.txid);
       return no;
     }
     planned.push_back(std::move(statements).value());
   }
-  RollBackUncertain(link);
   auto got = link.Get();
   if (!got.ok()) {
-    no.reason = "PostgreSQL unavailable: " + got.status().message();
+    no.earlier = {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted,
+                  Status::Unavailable("PostgreSQL unavailable: " + got.status().message())};
     return no;
   }
   PgConnection& conn = **got;
@@ -264,8 +270,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   // transaction of its own, then the transaction and every op's statements,
   // all before one sync (libpq sends at each sync, PostgreSQL answers at each).
   std::vector<pg::PipelinedStatement> pipeline;
-  pipeline.push_back({"SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2",
-                      {options_.agent, record.txid}, /*reuse_plan=*/true});
+  pipeline.push_back({kFindOutcomeSql, {options_.agent, record.txid}, /*reuse_plan=*/true});
   pipeline.push_back({"BEGIN", {}, /*reuse_plan=*/true});
   pipeline.push_back(
       {"INSERT INTO _commitd_pg_prepared(agent, txid, protocol, coordinator, log_id, participants, created_ms, "
@@ -286,23 +291,20 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     }
   }
   std::vector<PgResult> results = conn.Pipeline(pipeline);
-  for (std::size_t i = 0; i < kFirstOpStatement; ++i) {
+  no.earlier = EarlierFrom(results[0], record.txid);
+  if (no.earlier.kind != EarlierOutcome::Kind::kNone) {
+    link.DropIfBroken(results[0]);
+    return refuse("");  // rolled back, metadata row deleted: nothing of it stays
+  }
+  for (std::size_t i = 1; i < kFirstOpStatement; ++i) {
     if (!results[i].ok()) {
       link.DropIfBroken(results[i]);
       return refuse(Reason(results[i]));
     }
   }
-  if (const PgResult& finished = results[0]; finished.rows() > 0) {
-    const std::string name = finished.value(0, 0);
-    PrepareResult before = refuse("");  // rolled back, metadata row deleted: nothing of it stays
-    std::optional<Outcome> outcome = ParseOutcome(name);
-    before.finished_before = outcome ? Result<Outcome>(*outcome)
-                                     : Result<Outcome>(Status::Corruption("_commitd_pg_finished '" + record.txid +
-                                                                          "': outcome '" + name + "'"));
-    return before;
-  }
   PrepareResult yes;
   yes.yes = true;
+  yes.earlier = no.earlier;
   std::size_t next = kFirstOpStatement;
   for (const OpStatements& op : planned) {
     nlohmann::json rows = nlohmann::json::array();
@@ -349,6 +351,29 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return refuse("PostgreSQL rolled the transaction back instead of preparing it");
   }
   return yes;
+}
+
+EarlierOutcome PostgresStore::EarlierFrom(const PgResult& r, const std::string& txid) {
+  if (!r.ok()) {
+    return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, Status::Unavailable("PostgreSQL: " + Reason(r))};
+  }
+  if (r.rows() == 0) return {EarlierOutcome::Kind::kNone, Outcome::kAborted, Status::Ok()};
+  if (std::optional<Outcome> outcome = ParseOutcome(r.value(0, 0))) {
+    return {EarlierOutcome::Kind::kFound, *outcome, Status::Ok()};
+  }
+  return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted,
+          Status::Corruption("_commitd_pg_finished '" + txid + "': outcome '" + r.value(0, 0) + "'")};
+}
+
+EarlierOutcome PostgresStore::ReadEarlier(PgLink& link, const std::string& txid) {
+  auto got = link.Get();
+  if (!got.ok()) {
+    return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted,
+            Status::Unavailable("PostgreSQL unavailable: " + got.status().message())};
+  }
+  PgResult r = (*got)->Exec(kFindOutcomeSql, {options_.agent, txid});
+  link.DropIfBroken(r);
+  return EarlierFrom(r, txid);
 }
 
 Result<PostgresStore::OpStatements> PostgresStore::PlanOp(const std::string& txid, const wire::Op& op) const {

@@ -95,6 +95,9 @@ class PostgresStore final : public Store {
 
   PrepareResult RunPrepare(pg::PgLink& link, const std::vector<wire::Op>& ops, const PreparedRecord& record,
                            int64_t now_ms);
+  // The txid's row of _commitd_pg_finished as a SELECT of it answered, or read on its own.
+  static EarlierOutcome EarlierFrom(const pg::PgResult& r, const std::string& txid);
+  EarlierOutcome ReadEarlier(pg::PgLink& link, const std::string& txid);
   // An op's statements with their parameters, checked before anything is sent.
   struct OpStatements {
     struct Step {

@@ -153,7 +153,7 @@ Status PreparedRecordStore::MarkConflict(const std::string& txid, const std::str
 Status PreparedRecordStore::RememberOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms) {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
-      "INSERT OR REPLACE INTO _commitd_finished(txid, outcome, finished_ms) VALUES(?1, ?2, ?3)", &error);
+      "INSERT OR IGNORE INTO _commitd_finished(txid, outcome, finished_ms) VALUES(?1, ?2, ?3)", &error);
   if (stmt == nullptr) return error;
   return stmt->Bind(1, txid).Bind(2, outcome).Bind(3, now_ms).Run();
 }

@@ -62,7 +62,8 @@ class PreparedRecordStore {
   // Sets state "conflict" and last_error to `conflict`.
   Status MarkConflict(const std::string& txid, const std::string& conflict);
 
-  // Remembers a finished txid ("committed" | "aborted").
+  // Remembers a finished txid ("committed" | "aborted"). An outcome once
+  // remembered is never changed: another for the same txid is dropped.
   Status RememberOutcome(const std::string& txid, const std::string& outcome, int64_t now_ms);
   // Forgets outcomes older than cutoff_ms, at most kForgetOutcomesBatch of
   // them (oldest first): one bounded job; the engine asks every second.

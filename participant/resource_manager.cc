@@ -84,14 +84,15 @@ void PrepareJob::Durable(ResourceManager& rm) {
   // tombstone) is seen.
   auto earlier = rm.FindOutcome(record.txid);
   if (!earlier.ok()) {
-    result.finished_before = Result<Outcome>(earlier.status());
+    result.earlier = {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, earlier.status()};
     return;
   }
   if (earlier->has_value()) {
-    result.finished_before = Result<Outcome>((*earlier)->outcome);
+    result.earlier = {EarlierOutcome::Kind::kFound, (*earlier)->outcome, Status::Ok()};
     return;
   }
   result = rm.Prepare(record, ops, std::move(execution));
+  result.earlier.kind = EarlierOutcome::Kind::kNone;
 }
 
 PrepareResult ResourceManager::Prepare(PreparedRecord& record, const std::vector<wire::Op>& ops,

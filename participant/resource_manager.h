@@ -17,8 +17,8 @@
 
 #include <map>
 #include <memory>
+#include <cstdint>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +48,20 @@ struct ExecutionResult {
   bool interrupted = false;   // a statement ran past sql_statement_timeout_ms (a no that is not run again)
 };
 
+// What a prepare's storage job found of its txid among the remembered
+// outcomes (_commitd_finished) before it wrote anything.
+struct EarlierOutcome {
+  enum class Kind : uint8_t {
+    kNotRead,     // the job never got to read (its batch failed first): nothing is known
+    kNone,        // a txid not finished here: the prepare went on
+    kFound,       // finished here before, as `outcome`: no record was written, nothing of it stays
+    kUnreadable,  // the row could not be read (`error`): no record was written, nothing of it stays
+  };
+  Kind kind = Kind::kNotRead;
+  Outcome outcome = Outcome::kAborted;
+  Status error;
+};
+
 // What a prepare came to: a yes (the record is durable once the batch
 // commits, its keys are held) or a no and why.
 struct PrepareResult {
@@ -56,9 +70,7 @@ struct PrepareResult {
   bool lock_conflict = false;  // a no because another transaction holds a key
   nlohmann::json results = nlohmann::json::array();
   std::vector<std::string> lock_keys;  // taken (yes only)
-  // Set when the txid finished here before (_commitd_finished): nothing ran
-  // and no record was written. Its outcome, or why it could not be read.
-  std::optional<Result<Outcome>> finished_before;
+  EarlierOutcome earlier;
 };
 
 struct ResourceManagerOptions {

@@ -38,10 +38,12 @@ class Store {
   virtual Status Validate(const std::vector<wire::Op>& ops) const = 0;
   virtual std::vector<std::string> ProcedureNames() const = 0;
 
-  // Runs the ops, takes their keys and writes the prepared record; unless
-  // the txid has a remembered outcome, written before this prepare in
-  // submission order: then nothing runs, and the result's finished_before
-  // says which (or that it could not be read).
+  // First reads the txid's remembered outcome (PrepareResult::earlier), then,
+  // unless there is one or it could not be read, runs the ops, takes their
+  // keys and writes the prepared record; with one, nothing of the prepare
+  // stays. SQLite reads after every job submitted before it; PostgreSQL's
+  // connections run side by side, so an outcome written just before may not
+  // be seen there (the engine's memory of recent outcomes covers that).
   virtual void Prepare(action::Prepare prepare,
                        std::function<void(const std::string& txid, PrepareResult, Status)> done) = 0;
   // Applies the changeset, deletes the record, remembers "committed". Conflict: the record stays.

@@ -66,7 +66,7 @@ def test_repeated_commit_and_abort_are_idempotent():
 
 
 def test_outcomes_past_the_memory_window_are_read_from_postgresql():
-    config = dict(harness.FAST_CONFIG, outcome_memory_ms=200)
+    config = dict(harness.FAST_CONFIG, outcome_memory_ms=1000)
     with PgServer() as pg, PgCluster(pg, banks={"bank-b": "seed-b.sql"}, config=config) as c:
         agent = c.agent("bank-b")
         status, vote = agent_prepare(agent, "tx-mem-1", debit_ops("bob", 5), participant="bank-b")
@@ -75,7 +75,7 @@ def test_outcomes_past_the_memory_window_are_read_from_postgresql():
         assert status == 200 and body["state"] == "committed", (status, body)
         status, body = agent_abort(agent, "tx-mem-2")  # before its prepare: a tombstone
         assert status == 200 and body["state"] == "aborted", (status, body)
-        time.sleep(1.0)  # both leave the agent's memory; PostgreSQL keeps them
+        time.sleep(1.5)  # both leave the agent's memory; PostgreSQL keeps them
 
         # A repeated prepare of the committed one gets its yes and runs nothing again.
         status, vote = agent_prepare(agent, "tx-mem-1", debit_ops("bob", 5), participant="bank-b")
@@ -86,13 +86,13 @@ def test_outcomes_past_the_memory_window_are_read_from_postgresql():
         assert c.balances("bank-b")["bob"] == 45 and c.balances("bank-b")["dave"] == 50
         assert pg.prepared_gids() == []
         assert pg.psql("SELECT count(*) FROM _commitd_pg_prepared", db="bank-b") == [["0"]]
-        time.sleep(1.0)
+        time.sleep(1.5)
         status, body = agent_commit(agent, "tx-mem-1")
         assert status == 200 and body["state"] == "committed", (status, body)
 
         # An outcome row that is neither committed nor aborted: the prepare is
-        # answered 503, nothing runs, and the row is left for the operator.
-        time.sleep(1.0)
+        # answered 503, nothing of it stays, and the row is left for the operator.
+        time.sleep(1.5)
         pg.psql("UPDATE _commitd_pg_finished SET outcome = 'maybe' WHERE txid = 'tx-mem-1'", db="bank-b")
         status, body = agent_prepare(agent, "tx-mem-1", debit_ops("bob", 5), participant="bank-b")
         assert status == 503 and body["error"]["code"] == "storage_error", (status, body)
@@ -217,9 +217,12 @@ def test_statement_plans_follow_table_changes():
             pg.psql("DROP TABLE notes", db="bank")
             pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'commitd:bank'",
                     db="bank")
-            for txid in ("tx-plan-gone-1", "tx-plan-gone-2"):  # the first may meet the ended session
-                status, vote = agent_prepare(agent, txid, note, participant="bank")
-                assert vote["vote"] == "no", vote
+            # The first may meet the ended session: then whether it finished
+            # here before is unknown, and it is answered 503 (retried).
+            status, vote = agent_prepare(agent, "tx-plan-gone-1", note, participant="bank")
+            assert (status, vote.get("vote")) == (200, "no") or (status, vote["error"]["code"]) == (503, "storage_error"), (status, vote)
+            status, vote = agent_prepare(agent, "tx-plan-gone-2", note, participant="bank")
+            assert status == 200 and vote["vote"] == "no", (status, vote)
             assert "notes" in vote["reason"], vote
             pg.psql("CREATE TABLE notes(txid text)", db="bank")
             assert prepare_until_yes(note)[-1]["results"] == [[]]

@@ -38,6 +38,7 @@ wire::PrepareRequest Prepare(const std::string& txid, int64_t timeout_ms = 1000)
 // The resource manager's yes: the record is written and keys are held.
 PrepareResult Yes(std::vector<std::string> keys) {
   PrepareResult r;
+  r.earlier.kind = EarlierOutcome::Kind::kNone;
   r.yes = true;
   r.lock_keys = std::move(keys);
   r.results = nlohmann::json::array({nlohmann::json::array()});
@@ -88,6 +89,7 @@ TEST_CASE("a no from the resource manager votes no with its reason and holds no 
   e.OnPrepare(Prepare("t1"), 1, 0);
   e.TakeActions();
   PrepareResult no;
+  no.earlier.kind = EarlierOutcome::Kind::kNone;
   no.reason = "lock conflict with t0";
   e.OnPrepared("t1", no, Status::Ok(), 0);
   auto a = e.TakeActions();
@@ -327,17 +329,20 @@ TEST_CASE("an outcome learned from the store is remembered for a memory window f
 
 namespace {
 
+EarlierOutcome Found(Outcome outcome) { return {EarlierOutcome::Kind::kFound, outcome, Status::Ok()}; }
+
 // A prepare that is still being written, with a duplicate and an abort
-// waiting on it; its storage job then answers with `finished_before`.
-std::vector<action::Reply> PrepareFoundFinished(Engine& e, Result<Outcome> finished_before, std::vector<Action>* rest) {
+// waiting on it; its storage job then answers with `earlier` (and `status`).
+std::vector<action::Reply> PrepareFoundFinished(Engine& e, EarlierOutcome earlier, std::vector<Action>* rest,
+                                                Status status = Status::Ok()) {
   e.OnPrepare(Prepare("t1"), 1, 0);
   REQUIRE(Only<action::Prepare>(e.TakeActions()).size() == 1);
   e.OnPrepare(Prepare("t1"), 2, 1);
   e.OnAbort("t1", "", 3, 2);  // before a yes vote anyone's abort waits for the prepare
   CHECK(e.TakeActions().empty());
   PrepareResult result;
-  result.finished_before = std::move(finished_before);
-  e.OnPrepared("t1", std::move(result), Status::Ok(), 3);
+  result.earlier = std::move(earlier);
+  e.OnPrepared("t1", std::move(result), status, 3);
   *rest = e.TakeActions();
   auto replies = Only<action::Reply>(*rest);
   REQUIRE(replies.size() == 3);
@@ -350,7 +355,7 @@ std::vector<action::Reply> PrepareFoundFinished(Engine& e, Result<Outcome> finis
 TEST_CASE("a prepare whose storage job finds the txid committed before gets the yes it had, and holds nothing") {
   Engine e = MakeEngine();
   std::vector<Action> rest;
-  auto replies = PrepareFoundFinished(e, Outcome::kCommitted, &rest);
+  auto replies = PrepareFoundFinished(e, Found(Outcome::kCommitted), &rest);
   CHECK(replies[0].body["vote"] == "yes");
   CHECK(replies[0].body["results"].is_null());
   CHECK(replies[1].body["vote"] == "yes");
@@ -365,7 +370,7 @@ TEST_CASE("a prepare whose storage job finds the txid committed before gets the 
 TEST_CASE("a prepare whose storage job finds a tombstone votes no, and the waiting abort is acknowledged") {
   Engine e = MakeEngine();
   std::vector<Action> rest;
-  auto replies = PrepareFoundFinished(e, Outcome::kAborted, &rest);
+  auto replies = PrepareFoundFinished(e, Found(Outcome::kAborted), &rest);
   CHECK(replies[0].body["vote"] == "no");
   CHECK(replies[1].body["vote"] == "no");
   CHECK(replies[2].status == 200);
@@ -374,17 +379,41 @@ TEST_CASE("a prepare whose storage job finds a tombstone votes no, and the waiti
   CHECK(e.StateOf("t1") == "aborted");
 }
 
-TEST_CASE("a prepare whose txid's stored outcome cannot be read is answered 503 and decides nothing") {
+TEST_CASE("a prepare whose txid's stored outcome cannot be read, or was never read, is answered 503 and decides nothing") {
+  struct Case {
+    const char* name;
+    EarlierOutcome earlier;
+    Status status;
+  };
+  const Case cases[] = {
+      {"unreadable row", {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, Status::Corruption("outcome 'maybe'")},
+       Status::Ok()},
+      // A committed txid's duplicate prepare whose batch failed before the job read anything.
+      {"batch failed first", {}, Status::IoError("disk I/O error")},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    Engine e = MakeEngine();
+    std::vector<Action> rest;
+    auto replies = PrepareFoundFinished(e, c.earlier, &rest, c.status);
+    for (const auto& r : replies) {
+      CHECK(r.status == 503);
+      CHECK(r.body["error"]["code"] == "storage_error");
+    }
+    CHECK(Only<action::RememberOutcome>(rest).empty());
+    CHECK_FALSE(e.Knows("t1"));
+    CHECK(e.StateOf("t1") == "unknown");  // never "aborted": a peer would take that as evidence
+    CHECK(e.Held(4).empty());
+  }
+}
+
+TEST_CASE("a failed batch whose prepare found the txid committed answers with that outcome, not a no") {
   Engine e = MakeEngine();
   std::vector<Action> rest;
-  auto replies = PrepareFoundFinished(e, Status::Corruption("_commitd_finished 't1': outcome 'maybe'"), &rest);
-  for (const auto& r : replies) {
-    CHECK(r.status == 503);
-    CHECK(r.body["error"]["code"] == "storage_error");
-  }
+  auto replies = PrepareFoundFinished(e, Found(Outcome::kCommitted), &rest, Status::IoError("disk I/O error"));
+  CHECK(replies[0].body["vote"] == "yes");
   CHECK(Only<action::RememberOutcome>(rest).empty());
-  CHECK_FALSE(e.Knows("t1"));
-  CHECK(e.Held(4).empty());
+  CHECK(e.StateOf("t1") == "committed");
 }
 
 // ---------------------------------------------------------------------------

@@ -46,12 +46,20 @@ class ManualStorageQueue final : public StorageQueue {
   void Submit(Job job) override { queued_.push_back(std::move(job)); }
   void Read(std::function<void(sqlite::Database&)> fn) override { fn(db_); }
   Stats stats() const override { return {}; }
+  // The next batch fails before running any job, as BatchWriter's do once an fsync failed.
+  void FailNextBatch() { fail_next_ = true; }
   bool Sync() {
     if (queued_.empty()) return false;
     std::vector<Job> batch(std::make_move_iterator(queued_.begin()), std::make_move_iterator(queued_.end()));
     queued_.clear();
     bool rolled_back = false;
-    std::vector<Status> results = RunStorageBatch(db_, batch, &rolled_back);
+    std::vector<Status> results;
+    if (fail_next_) {
+      fail_next_ = false;
+      results.assign(batch.size(), Status::IoError("disk I/O error"));
+    } else {
+      results = RunStorageBatch(db_, batch, &rolled_back);
+    }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].done) batch[i].done(results[i]);
     }
@@ -61,6 +69,7 @@ class ManualStorageQueue final : public StorageQueue {
  private:
   sqlite::Database& db_;
   std::deque<Job> queued_;
+  bool fail_next_ = false;
 };
 
 class ManualTimers final : public Timers {
@@ -230,6 +239,7 @@ class Fixture {
   }
 
   void Exec(const std::string& sql) { REQUIRE(db_->Exec(sql).ok()); }
+  void FailNextBatch() { queue_->FailNextBatch(); }
   // Sends a request through `send` (a Node method taking a reply) and settles storage.
   template <typename Send>
   NodeReply Ask(Send send) {
@@ -575,6 +585,27 @@ TEST_CASE("a prepare whose remembered outcome is unreadable is answered 503 and 
   // The row is left as it was for the operator, not overwritten with a guess.
   f.Exec("UPDATE _commitd_finished SET outcome = 'committed' WHERE txid = 't1' AND outcome = 'maybe'");
   CHECK(f.Prepare("t1").body["vote"] == "yes");
+  CHECK(f.Balance() == 70);
+}
+
+TEST_CASE("a duplicate prepare of a committed txid whose batch fails is answered 503 and the txid stays committed") {
+  Fixture f(ShortOutcomeMemory());
+  f.RunFor(20);
+  CHECK(f.Prepare("t1").body["vote"] == "yes");
+  CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
+  f.RunFor(500);  // out of memory; the database has it
+  f.FailNextBatch();
+  NodeReply reply = f.Prepare("t1");
+  CHECK(reply.status == 503);
+  CHECK(reply.body["error"]["code"] == "storage_error");
+  CHECK(f.node().StateOf("t1") == "unknown");  // not "aborted", which a 3PC peer would act on
+  std::optional<Result<std::string>> state;
+  f.node().LookUpState("t1", [&](Result<std::string> s) { state = std::move(s); });
+  f.Settle();
+  REQUIRE(state.has_value());
+  REQUIRE(state->ok());
+  CHECK(**state == "committed");
+  CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
   CHECK(f.Balance() == 70);
 }
 
