@@ -569,12 +569,18 @@ TEST_CASE("past the memory window, duplicates and late prepares are answered fro
   CHECK(f.Balance() == 70);
 }
 
-TEST_CASE("a prepare whose remembered outcome is unreadable is answered 503 and changes nothing") {
-  Fixture f(ShortOutcomeMemory());
+// t1 prepared, committed, and then out of the agent's memory (the database has it).
+void CommitThenForget(Fixture& f) {
   f.RunFor(20);
   CHECK(f.Prepare("t1").body["vote"] == "yes");
   CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
   f.RunFor(500);
+  CHECK(f.node().StateOf("t1") == "unknown");
+}
+
+TEST_CASE("a prepare whose remembered outcome is unreadable is answered 503 and changes nothing") {
+  Fixture f(ShortOutcomeMemory());
+  CommitThenForget(f);
   f.Exec("UPDATE _commitd_finished SET outcome = 'maybe' WHERE txid = 't1'");
   NodeReply reply = f.Prepare("t1");
   CHECK(reply.status == 503);
@@ -590,10 +596,7 @@ TEST_CASE("a prepare whose remembered outcome is unreadable is answered 503 and 
 
 TEST_CASE("a duplicate prepare of a committed txid whose batch fails is answered 503 and the txid stays committed") {
   Fixture f(ShortOutcomeMemory());
-  f.RunFor(20);
-  CHECK(f.Prepare("t1").body["vote"] == "yes");
-  CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
-  f.RunFor(500);  // out of memory; the database has it
+  CommitThenForget(f);
   f.FailNextBatch();
   NodeReply reply = f.Prepare("t1");
   CHECK(reply.status == 503);
