@@ -240,6 +240,15 @@ class Fixture {
 
   void Exec(const std::string& sql) { REQUIRE(db_->Exec(sql).ok()); }
   void FailNextBatch() { queue_->FailNextBatch(); }
+  // What a peer asking about txid is told (LookUpState), storage settled.
+  std::string PeerState(const std::string& txid) {
+    std::optional<Result<std::string>> state;
+    node_->LookUpState(txid, [&](Result<std::string> s) { state = std::move(s); });
+    Settle();
+    REQUIRE(state.has_value());
+    REQUIRE(state->ok());
+    return **state;
+  }
   // Sends a request through `send` (a Node method taking a reply) and settles storage.
   template <typename Send>
   NodeReply Ask(Send send) {
@@ -498,12 +507,7 @@ TEST_CASE("remembered outcomes stay in the store: after a restart duplicates and
   CHECK(f.node().StateOf("t1") == "unknown");
   CHECK(f.node().StateOf("t2") == "unknown");
   // ... but a peer asking learns the outcome from the store.
-  std::optional<Result<std::string>> state;
-  f.node().LookUpState("t1", [&](Result<std::string> s) { state = std::move(s); });
-  f.Settle();
-  REQUIRE(state.has_value());
-  REQUIRE(state->ok());
-  CHECK(**state == "committed");
+  CHECK(f.PeerState("t1") == "committed");
   CHECK(f.node().StateOf("t1") == "committed");  // remembered from now on
   // The late prepare after the tombstone votes no, and runs nothing.
   NodeReply vote = f.Prepare("t2");
@@ -516,11 +520,7 @@ TEST_CASE("remembered outcomes stay in the store: after a restart duplicates and
   CHECK(f.Balance() == 70);
   CHECK(f.Records() == 0);
   // A txid never seen is still unknown.
-  state.reset();
-  f.node().LookUpState("t9", [&](Result<std::string> s) { state = std::move(s); });
-  f.Settle();
-  REQUIRE(state.has_value());
-  CHECK(**state == "unknown");
+  CHECK(f.PeerState("t9") == "unknown");
 }
 
 // An agent that keeps outcomes in memory for 100 ms, and in its database for the default 24 h.
@@ -602,12 +602,7 @@ TEST_CASE("a duplicate prepare of a committed txid whose batch fails is answered
   CHECK(reply.status == 503);
   CHECK(reply.body["error"]["code"] == "storage_error");
   CHECK(f.node().StateOf("t1") == "unknown");  // not "aborted", which a 3PC peer would act on
-  std::optional<Result<std::string>> state;
-  f.node().LookUpState("t1", [&](Result<std::string> s) { state = std::move(s); });
-  f.Settle();
-  REQUIRE(state.has_value());
-  REQUIRE(state->ok());
-  CHECK(**state == "committed");
+  CHECK(f.PeerState("t1") == "committed");
   CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
   CHECK(f.Balance() == 70);
 }
@@ -623,12 +618,7 @@ TEST_CASE("the memory holds only the window: many finished transactions leave no
   f.RunFor(500);
   for (int i = 0; i < 50; ++i) CHECK(f.node().StateOf("a" + std::to_string(i)) == "unknown");
   // ... while the database still has every one.
-  std::optional<Result<std::string>> state;
-  f.node().LookUpState("a49", [&](Result<std::string> s) { state = std::move(s); });
-  f.Settle();
-  REQUIRE(state.has_value());
-  REQUIRE(state->ok());
-  CHECK(**state == "aborted");
+  CHECK(f.PeerState("a49") == "aborted");
 }
 
 // SQLite virtual-machine steps of a store's Load() on a database holding `outcomes` remembered outcomes.
