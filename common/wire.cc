@@ -36,6 +36,11 @@ std::string Index(const std::string& where, std::size_t i) { return where + "[" 
 // Every failure is InvalidArgument: a syntax error (parse_error), and also a
 // number outside double's range such as 1e400 (out_of_range).
 Result<json> ParseBody(std::string_view body) {
+  // nlohmann's reading stops at a NUL byte, which would take "{...}\0junk"
+  // for the object before it.
+  if (body.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("body is not valid JSON: it holds a NUL byte");
+  }
   try {
     return json::parse(body);
   } catch (const json::exception& e) {

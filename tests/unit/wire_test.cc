@@ -554,3 +554,16 @@ TEST_CASE("a transaction request read straight from its text is what the tree pa
   CHECK(accepted > 5'000);
 }
 
+TEST_CASE("a body with a NUL byte is refused, though nlohmann would stop reading there") {
+  const std::string prepare = wire::PrepareRequestText(wire::PrepareRequest{"t1", wire::Protocol::k2pc, "a", "http://c", 100,
+                                                                           {wire::Op{"p"}}, {}});
+  REQUIRE(wire::ParsePrepareRequest(prepare).ok());
+  const std::string with_nul = prepare + std::string("\0junk", 5);
+  CHECK(nlohmann::json::accept(with_nul));
+  for (const auto& status : {wire::ParsePrepareRequest(with_nul).status(), wire::ParsePrepareRequestTree(with_nul).status(),
+                             wire::ParseTxRequest(std::string_view("{\"branches\":[]}\0", 16)).status()}) {
+    CHECK(status.code() == commitd::StatusCode::kInvalidArgument);
+    CHECK(status.message() == "body is not valid JSON: it holds a NUL byte");
+  }
+}
+
