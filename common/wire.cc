@@ -1,6 +1,5 @@
 #include "common/wire.h"
 
-#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <set>
@@ -32,6 +31,8 @@ std::string Field(const std::string& where, std::string_view key) {
 }
 
 std::string Index(const std::string& where, std::size_t i) { return where + "[" + std::to_string(i) + "]"; }
+
+constexpr std::size_t kMaxLogIdSize = 64;
 
 // Every failure is InvalidArgument: a syntax error (parse_error), and also a
 // number outside double's range such as 1e400 (out_of_range).
@@ -257,12 +258,14 @@ Result<TxRequest> ParseTxRequestTree(std::string_view body) {
 }
 
 namespace {
-// A key or check (abort_key, commit_key, commit_check): 1-128 hex digits
-// (common/abort_key.h gives 64).
+// A key or check (abort_key, commit_key, commit_check): 1-128 lower-case hex
+// digits (common/abort_key.h gives 64).
+bool IsKey(std::string_view text) {
+  return !text.empty() && text.size() <= 128 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 Result<std::string> KeyField(const json& value, const char* name) {
-  if (!value.is_string() || value.get_ref<const std::string&>().empty() ||
-      value.get_ref<const std::string&>().size() > 128 ||
-      value.get_ref<const std::string&>().find_first_not_of("0123456789abcdef") != std::string::npos) {
+  if (!value.is_string() || !IsKey(value.get_ref<const std::string&>())) {
     return Status::InvalidArgument(std::string(name) + ": must be a string of 1 to 128 lower-case hex digits");
   }
   return value.get<std::string>();
@@ -381,7 +384,7 @@ Result<PrepareRequest> ParsePrepareRequestTree(std::string_view body) {
   if (!coordinator.ok()) return coordinator.status();
   r.coordinator = std::move(coordinator).value();
   if (auto it = j.find("log_id"); it != j.end()) {
-    if (!it->is_string() || it->get_ref<const std::string&>().size() > 64) {
+    if (!it->is_string() || it->get_ref<const std::string&>().size() > kMaxLogIdSize) {
       return Invalid("log_id", "must be a string of at most 64 characters");
     }
     r.log_id = it->get<std::string>();
@@ -425,10 +428,6 @@ Result<PrepareRequest> ParsePrepareRequestTree(std::string_view body) {
 
 namespace {
 
-bool IsKey(std::string_view text) {
-  return !text.empty() && text.size() <= 128 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
 // A scalar token as the JSON value nlohmann's parser makes of it (an integer
 // keeps nlohmann's type: unsigned unless negative); nullopt for anything
 // else, and for numbers it reads as floating point.
@@ -453,6 +452,21 @@ std::optional<json> ScalarOf(std::string_view token) {
   return json(v);
 }
 
+// A protocol token as coordinators and clients write it ("2pc" or "3pc",
+// unescaped); false for anything else.
+bool FastProtocol(std::string_view token, Protocol* out) {
+  if (token != "\"2pc\"" && token != "\"3pc\"") return false;
+  *out = token == "\"3pc\"" ? Protocol::k3pc : Protocol::k2pc;
+  return true;
+}
+
+// A timeout token: a plain integer within 1..kMaxTimeoutMs; false for anything else.
+bool FastTimeout(std::string_view token, int64_t* out) {
+  const char* end = token.data() + token.size();
+  auto [at, error] = std::from_chars(token.data(), end, *out);
+  return error == std::errc() && at == end && token.front() != '-' && *out >= 1 && *out <= kMaxTimeoutMs;
+}
+
 // Reads each element of the array starting here into a new element of
 // `out`; false once read_one finds one that is not the common case (the rest
 // is skipped). read_one leaves an element whole or untouched.
@@ -473,9 +487,7 @@ bool FastOp(JsonScanner& scan, Op* op) {
   if (scan.Peek() != '{') return false;
   bool ok = true;
   bool has_args = false, has_params = false;
-  int members = 0;
   scan.Object([&](const std::string& key, JsonScanner& s) {
-    ++members;
     if (ok && key == "args" && !has_args && s.Peek() == '{') {
       has_args = true;
       s.Object([&](const std::string& name, JsonScanner& a) {
@@ -530,6 +542,21 @@ bool FastParticipant(JsonScanner& scan, ParticipantRef* p) {
   return ok && has_name && has_url && !p->name.empty();
 }
 
+constexpr std::string_view kPrepareMembers[] = {"txid",      "protocol",     "participant", "coordinator", "log_id",
+                                                "abort_key", "commit_check", "timeout_ms",  "ops",         "participants"};
+
+// A member's bit in a set of kPrepareMembers; 0 for any other name.
+constexpr unsigned PrepareMemberBit(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kPrepareMembers); ++i) {
+    if (kPrepareMembers[i] == name) return 1u << i;
+  }
+  return 0;
+}
+
+constexpr unsigned kRequiredPrepareMembers = PrepareMemberBit("txid") | PrepareMemberBit("participant") |
+                                             PrepareMemberBit("coordinator") | PrepareMemberBit("timeout_ms") |
+                                             PrepareMemberBit("ops");
+
 // A prepare as coordinators send it, read straight from the text without
 // building a JSON value. nullopt for anything else: a repeated member, a
 // float, an escaped protocol name, any error. ParsePrepareRequestTree then
@@ -539,19 +566,14 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body) {
   if (!IsJson(body)) return std::nullopt;
   JsonScanner scan(body);
   if (scan.Peek() != '{') return std::nullopt;
-  static constexpr std::string_view kMembers[] = {"txid",     "protocol",  "participant",  "coordinator", "log_id",
-                                                   "abort_key", "commit_check", "timeout_ms", "ops",         "participants"};
   PrepareRequest r;
   bool ok = true;
-  unsigned seen = 0;  // one bit per member of kMembers
-  bool has_timeout = false, has_participant = false, has_coordinator = false, has_ops = false;
+  unsigned seen = 0;  // PrepareMemberBit of each member read
   scan.Object([&](const std::string& key, JsonScanner& s) {
-    const auto* member = std::find(std::begin(kMembers), std::end(kMembers), key);
-    const unsigned bit = 1u << (member - std::begin(kMembers));
-    if (member == std::end(kMembers) || (seen & bit) != 0) ok = false;
+    const unsigned bit = PrepareMemberBit(key);
+    if (bit == 0 || (seen & bit) != 0) ok = false;
     seen |= bit;
     if (ok && key == "ops" && s.Peek() == '[') {
-      has_ops = true;
       if (!FastArray(s, &r.ops, FastOp)) ok = false;
       return;
     }
@@ -562,15 +584,11 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body) {
     const std::string_view token = s.Value();
     if (!ok) return;
     if (key == "timeout_ms") {
-      const char* end = token.data() + token.size();
-      auto [at, error] = std::from_chars(token.data(), end, r.timeout_ms);
-      ok = error == std::errc() && at == end && token.front() != '-' && r.timeout_ms >= 1 && r.timeout_ms <= kMaxTimeoutMs;
-      has_timeout = true;
+      ok = FastTimeout(token, &r.timeout_ms);
       return;
     }
     if (key == "protocol") {
-      ok = token == "\"2pc\"" || token == "\"3pc\"";
-      r.protocol = token == "\"3pc\"" ? Protocol::k3pc : Protocol::k2pc;
+      ok = FastProtocol(token, &r.protocol);
       return;
     }
     if (token.front() != '"') {
@@ -583,13 +601,11 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body) {
       r.txid = std::move(value);
     } else if (key == "participant") {
       ok = !value.empty();
-      has_participant = true;
       r.participant = std::move(value);
     } else if (key == "coordinator") {
-      has_coordinator = true;
       r.coordinator = std::move(value);
     } else if (key == "log_id") {
-      ok = value.size() <= 64;
+      ok = value.size() <= kMaxLogIdSize;
       r.log_id = std::move(value);
     } else if (key == "abort_key") {
       ok = IsKey(value);
@@ -601,7 +617,7 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body) {
       ok = false;
     }
   });
-  if (!ok || r.txid.empty() || !has_participant || !has_coordinator || !has_timeout || !has_ops || r.ops.empty() ||
+  if (!ok || (seen & kRequiredPrepareMembers) != kRequiredPrepareMembers || r.ops.empty() ||
       r.ops.size() > kMaxOpsPerBranch) {
     return std::nullopt;
   }
@@ -647,14 +663,11 @@ std::optional<TxRequest> FastTx(std::string_view body) {
     if (!ok) return;
     if (key == "protocol" && !has_protocol) {
       has_protocol = true;
-      ok = token == "\"2pc\"" || token == "\"3pc\"";
-      req.protocol = token == "\"3pc\"" ? Protocol::k3pc : Protocol::k2pc;
+      ok = FastProtocol(token, &req.protocol);
     } else if (key == "timeout_ms" && !has_timeout) {
       has_timeout = true;
-      const char* end = token.data() + token.size();
       int64_t timeout = 0;
-      auto [at, error] = std::from_chars(token.data(), end, timeout);
-      ok = error == std::errc() && at == end && token.front() != '-' && timeout >= 1 && timeout <= kMaxTimeoutMs;
+      ok = FastTimeout(token, &timeout);
       req.timeout_ms = timeout;
     } else {
       ok = false;
