@@ -474,27 +474,41 @@ std::string Mutated(std::string text, std::mt19937_64& random) {
   }
 }
 
-}  // namespace
-
-TEST_CASE("a prepare read straight from its text is what the tree parser reads, or the tree parser answers") {
-  std::mt19937_64 random(7);
+// 20,000 mutated texts from make_text, each parsed by `read` (the parser
+// with its fast path) and by `tree`: both accept or both refuse, with the
+// same error; what both accept, `same` compares. Most must be accepted.
+template <class MakeText, class Read, class Tree, class Same>
+void CheckAgainstTree(uint64_t seed, MakeText make_text, Read read_text, Tree tree_text, Same same) {
+  std::mt19937_64 random(seed);
   int accepted = 0;
   for (int i = 0; i < 20'000; ++i) {
-    const std::string text = Mutated(wire::PrepareRequestText(ValidPrepare(random)), random);
+    const std::string text = Mutated(make_text(random), random);
     CAPTURE(text);
-    commitd::Result<wire::PrepareRequest> read = wire::ParsePrepareRequest(text);
-    commitd::Result<wire::PrepareRequest> tree = wire::ParsePrepareRequestTree(text);
+    const auto read = read_text(text);
+    const auto tree = tree_text(text);
     REQUIRE(read.ok() == tree.ok());
     if (!read.ok()) {
       REQUIRE(read.status().ToString() == tree.status().ToString());
       continue;
     }
     ++accepted;
-    REQUIRE(wire::PrepareRequestText(*read) == wire::PrepareRequestText(*tree));
-    REQUIRE(SameTypes(wire::ToJson(*read), wire::ToJson(*tree)));
+    same(*read, *tree);
   }
   MESSAGE(accepted << " of 20000 accepted");
   CHECK(accepted > 5'000);
+}
+
+}  // namespace
+
+TEST_CASE("a prepare read straight from its text is what the tree parser reads, or the tree parser answers") {
+  CheckAgainstTree(
+      7, [](std::mt19937_64& random) { return wire::PrepareRequestText(ValidPrepare(random)); },
+      [](const std::string& text) { return wire::ParsePrepareRequest(text); },
+      [](const std::string& text) { return wire::ParsePrepareRequestTree(text); },
+      [](const wire::PrepareRequest& read, const wire::PrepareRequest& tree) {
+        REQUIRE(wire::PrepareRequestText(read) == wire::PrepareRequestText(tree));
+        REQUIRE(SameTypes(wire::ToJson(read), wire::ToJson(tree)));
+      });
 }
 
 namespace {
@@ -530,28 +544,17 @@ std::string Described(const wire::TxRequest& r) {
 }  // namespace
 
 TEST_CASE("a transaction request read straight from its text is what the tree parser reads, or the tree parser answers") {
-  std::mt19937_64 random(11);
-  int accepted = 0;
-  for (int i = 0; i < 20'000; ++i) {
-    const std::string text = Mutated(ValidTxText(random), random);
-    CAPTURE(text);
-    commitd::Result<wire::TxRequest> read = wire::ParseTxRequest(std::string_view(text));
-    commitd::Result<wire::TxRequest> tree = wire::ParseTxRequestTree(text);
-    REQUIRE(read.ok() == tree.ok());
-    if (!read.ok()) {
-      REQUIRE(read.status().ToString() == tree.status().ToString());
-      continue;
-    }
-    ++accepted;
-    REQUIRE(Described(*read) == Described(*tree));
-    for (std::size_t b = 0; b < read->branches.size(); ++b) {
-      for (std::size_t o = 0; o < read->branches[b].ops.size(); ++o) {
-        REQUIRE(SameTypes(wire::OpToJson(read->branches[b].ops[o]), wire::OpToJson(tree->branches[b].ops[o])));
-      }
-    }
-  }
-  MESSAGE(accepted << " of 20000 accepted");
-  CHECK(accepted > 5'000);
+  CheckAgainstTree(
+      11, ValidTxText, [](const std::string& text) { return wire::ParseTxRequest(std::string_view(text)); },
+      [](const std::string& text) { return wire::ParseTxRequestTree(text); },
+      [](const wire::TxRequest& read, const wire::TxRequest& tree) {
+        REQUIRE(Described(read) == Described(tree));
+        for (std::size_t b = 0; b < read.branches.size(); ++b) {
+          for (std::size_t o = 0; o < read.branches[b].ops.size(); ++o) {
+            REQUIRE(SameTypes(wire::OpToJson(read.branches[b].ops[o]), wire::OpToJson(tree.branches[b].ops[o])));
+          }
+        }
+      });
 }
 
 TEST_CASE("a body with a NUL byte is refused, though nlohmann would stop reading there") {
