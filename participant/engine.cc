@@ -295,12 +295,7 @@ void Engine::Finish(const std::string& txid, Outcome outcome, int64_t now_ms) {
 
 void Engine::Remember(const std::string& txid, Outcome outcome, int64_t now_ms) {
   auto [it, inserted] = finished_.try_emplace(txid, outcome);
-  if (!inserted) {
-    // Its memory still ends a window after the first time: the store answers after that.
-    it->second = outcome;
-    return;
-  }
-  finished_order_.emplace_back(now_ms, &it->first);
+  if (inserted) finished_order_.emplace_back(now_ms, &it->first);
 }
 
 void Engine::ForgetBefore(int64_t cutoff_ms) {

@@ -254,7 +254,9 @@ class Engine {
   void StartCommit(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void StartAbort(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void Finish(const std::string& txid, Outcome outcome, int64_t now_ms);
-  // Remembers txid's outcome in memory from now_ms.
+  // Remembers txid's outcome in memory from now_ms. Every caller has
+  // checked that txid is neither held nor remembered: an outcome is never
+  // remembered twice, nor replaced.
   void Remember(const std::string& txid, Outcome outcome, int64_t now_ms);
   // Forgets from memory what was remembered before cutoff_ms.
   void ForgetBefore(int64_t cutoff_ms);

@@ -3,8 +3,9 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string_view>
+
+#include "common/status.h"
 
 namespace commitd::participant {
 
@@ -12,7 +13,8 @@ enum class Outcome : uint8_t { kCommitted, kAborted };
 
 // "committed" | "aborted": the stored and the wire name.
 const char* OutcomeName(Outcome outcome);
-// nullopt for anything but "committed" or "aborted".
-std::optional<Outcome> ParseOutcome(std::string_view name);
+// An outcome as a store's row holds it: anything but "committed" or
+// "aborted" is Corruption, naming the table and the txid.
+Result<Outcome> ParseStoredOutcome(std::string_view name, std::string_view table, std::string_view txid);
 
 }  // namespace commitd::participant

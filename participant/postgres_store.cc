@@ -358,11 +358,9 @@ EarlierOutcome PostgresStore::EarlierFrom(const PgResult& r, const std::string& 
     return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, Status::Unavailable("PostgreSQL: " + Reason(r))};
   }
   if (r.rows() == 0) return {EarlierOutcome::Kind::kNone, Outcome::kAborted, Status::Ok()};
-  if (std::optional<Outcome> outcome = ParseOutcome(r.value(0, 0))) {
-    return {EarlierOutcome::Kind::kFound, *outcome, Status::Ok()};
-  }
-  return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted,
-          Status::Corruption("_commitd_pg_finished '" + txid + "': outcome '" + r.value(0, 0) + "'")};
+  Result<Outcome> outcome = ParseStoredOutcome(r.value(0, 0), "_commitd_pg_finished", txid);
+  if (!outcome.ok()) return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, outcome.status()};
+  return {EarlierOutcome::Kind::kFound, *outcome, Status::Ok()};
 }
 
 EarlierOutcome PostgresStore::ReadEarlier(PgLink& link, const std::string& txid) {
@@ -546,10 +544,11 @@ void PostgresStore::FindOutcome(const std::string& txid,
         found = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
         link.DropIfBroken(r);
       } else if (r.rows() == 1) {
-        if (std::optional<Outcome> outcome = ParseOutcome(r.value(0, 0))) {
+        Result<Outcome> outcome = ParseStoredOutcome(r.value(0, 0), "_commitd_pg_finished", txid);
+        if (outcome.ok()) {
           found = std::optional<StoredOutcome>{StoredOutcome{*outcome, std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
         } else {
-          found = Status::Corruption("_commitd_pg_finished '" + txid + "': outcome '" + r.value(0, 0) + "'");
+          found = outcome.status();
         }
       }
     }

@@ -224,8 +224,8 @@ Result<std::optional<StoredOutcome>> PreparedRecordStore::FindOutcome(const std:
   stmt->Reset();
   if (!s.ok()) return s;
   if (!name) return std::optional<StoredOutcome>();
-  std::optional<Outcome> outcome = ParseOutcome(*name);
-  if (!outcome) return Status::Corruption("_commitd_finished '" + txid + "': outcome '" + *name + "'");
+  Result<Outcome> outcome = ParseStoredOutcome(*name, "_commitd_finished", txid);
+  if (!outcome.ok()) return outcome.status();
   return std::optional<StoredOutcome>(StoredOutcome{*outcome, finished_ms});
 }
 
