@@ -5,10 +5,12 @@ namespace commitd {
 void AppendHex(std::string* out, const void* data, std::size_t size) {
   static constexpr char kDigits[] = "0123456789abcdef";
   const auto* bytes = static_cast<const unsigned char*>(data);
-  out->reserve(out->size() + 2 * size);
+  const std::size_t start = out->size();
+  out->resize(start + 2 * size);
+  char* digits = out->data() + start;
   for (std::size_t i = 0; i < size; ++i) {
-    out->push_back(kDigits[bytes[i] >> 4]);
-    out->push_back(kDigits[bytes[i] & 0xf]);
+    digits[2 * i] = kDigits[bytes[i] >> 4];
+    digits[2 * i + 1] = kDigits[bytes[i] & 0xf];
   }
 }
 

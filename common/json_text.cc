@@ -25,18 +25,18 @@ const char* EscapeOf(unsigned char c) {
 }
 
 void AppendString(std::string* out, std::string_view text) {
-  for (char c : text) {
-    if (static_cast<unsigned char>(c) >= 0x80) {
-      // Multi-byte characters, valid or not, take nlohmann's UTF-8 handling.
-      out->append(NlohmannDump(json(text)));
-      return;
-    }
-  }
+  const size_t start = out->size();
   out->push_back('"');
   size_t run = 0;  // start of the bytes not yet copied
   for (size_t i = 0; i < text.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) continue;
+    if (c >= 0x80) {
+      // Multi-byte characters, valid or not, take nlohmann's UTF-8 handling.
+      out->resize(start);
+      out->append(NlohmannDump(json(text)));
+      return;
+    }
     out->append(text.data() + run, i - run);
     run = i + 1;
     if (const char* escape = EscapeOf(c)) {

@@ -84,6 +84,10 @@ TEST_CASE("json text appends to what the string holds") {
   std::string out = "prefix:";
   AppendJson(&out, json{{"b", 1}, {"a", {true, nullptr}}});
   CHECK(out == R"(prefix:{"a":[true,null],"b":1})");
+  // A non-ASCII byte after an escape: what was written of the string is taken back.
+  out = "prefix:";
+  AppendJsonString(&out, "quote\" then \xc3\xa9 and \xff");
+  CHECK(out == "prefix:" + Reference(json("quote\" then \xc3\xa9 and \xff")));
 }
 
 }  // namespace
