@@ -93,6 +93,28 @@ void Engine::AnswerFinishedAbort(const std::string& txid, Outcome outcome, Reque
   }
 }
 
+void Engine::WriteTombstone(const std::string& txid, std::vector<RequestToken> aborts) {
+  std::vector<RequestToken>& waiting = tombstones_writing_[txid];
+  waiting.insert(waiting.end(), aborts.begin(), aborts.end());
+  actions_.push_back(action::WriteTombstone{txid});
+}
+
+void Engine::OnTombstoneWritten(const std::string& txid, const Status& status) {
+  auto writing = tombstones_writing_.find(txid);
+  if (writing == tombstones_writing_.end()) return;
+  std::vector<RequestToken> aborts = std::move(writing->second);
+  tombstones_writing_.erase(writing);
+  if (status.ok()) {
+    ReplyAll(aborts, 200, {{"txid", txid}, {"state", "aborted"}});
+    return;
+  }
+  // Still "aborted" in memory, so prepares keep voting no; the abort's retry writes again.
+  if (finished_.count(txid) != 0) tombstones_unwritten_.insert(txid);
+  ReplyAll(aborts, 503,
+           AgentError("storage_error", "the abort of " + txid + " could not be made durable: " + status.message(),
+                      txid));
+}
+
 void Engine::OnPreparedFinishedBefore(const std::string& txid, Tx& tx, Outcome outcome, int64_t now_ms) {
   // Only prepare and abort requests wait on a preparing transaction.
   std::vector<RequestToken> prepares = std::move(tx.prepare_waiters);
@@ -113,11 +135,16 @@ void Engine::AbandonPrepare(const std::string& txid, Tx& tx, const std::string& 
 void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms,
                     wire::VoteNoCode code) {
   ReplyAll(tx.prepare_waiters, 200, VoteBody(txid, false, reason, nlohmann::json::array(), code));
-  ReplyAll(tx.abort_waiters, 200, {{"txid", txid}, {"state", "aborted"}});
   ReplyAll(tx.commit_waiters, 409, AgentError("aborted", "transaction " + txid + " voted no here", txid));
   locks_.Release(txid);
-  actions_.push_back(action::RememberOutcome{txid, Outcome::kAborted});
+  std::vector<RequestToken> aborts = std::move(tx.abort_waiters);
   Finish(txid, Outcome::kAborted, now_ms);
+  if (aborts.empty()) {
+    actions_.push_back(action::RememberOutcome{txid, Outcome::kAborted});
+  } else {
+    // An abort is acknowledged only once its outcome is durable.
+    WriteTombstone(txid, std::move(aborts));
+  }
 }
 
 void Engine::OnPrepared(const std::string& txid, PrepareResult result, const Status& status, int64_t now_ms) {
@@ -239,15 +266,20 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
 
 void Engine::OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    AnswerFinishedAbort(txid, f->second, token);
+    if (auto writing = tombstones_writing_.find(txid); writing != tombstones_writing_.end()) {
+      writing->second.push_back(token);
+    } else if (tombstones_unwritten_.erase(txid) != 0) {
+      WriteTombstone(txid, {token});
+    } else {
+      AnswerFinishedAbort(txid, f->second, token);
+    }
     return;
   }
   auto it = txs_.find(txid);
   if (it == txs_.end()) {
-    // Tombstone: a prepare arriving later must vote no.
-    actions_.push_back(action::RememberOutcome{txid, Outcome::kAborted});
+    // Tombstone: a prepare arriving later must vote no, after a restart too.
     Finish(txid, Outcome::kAborted, now_ms);
-    actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "aborted"}}});
+    WriteTombstone(txid, {token});
     return;
   }
   Tx& tx = it->second;
@@ -300,6 +332,7 @@ void Engine::Remember(const std::string& txid, Outcome outcome, int64_t now_ms) 
 
 void Engine::ForgetBefore(int64_t cutoff_ms) {
   while (!finished_order_.empty() && finished_order_.front().first < cutoff_ms) {
+    if (!tombstones_unwritten_.empty()) tombstones_unwritten_.erase(*finished_order_.front().second);
     finished_.erase(*finished_order_.front().second);
     finished_order_.pop_front();
   }

@@ -53,6 +53,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -83,9 +84,15 @@ struct ApplyCommit {  // ResourceManager::Commit: apply the changeset, delete th
 struct ApplyAbort {   // ResourceManager::Abort: delete the record, remember "aborted"
   std::string txid;
 };
-struct RememberOutcome {  // tombstones and no votes; not waited for
+struct RememberOutcome {  // no votes; not waited for
   std::string txid;
   Outcome outcome = Outcome::kAborted;
+};
+// "aborted" for a txid that holds no record here (an abort before or instead
+// of its prepare): the aborts wait until it is durable (OnTombstoneWritten),
+// so a prepare arriving after a restart still votes no.
+struct WriteTombstone {
+  std::string txid;
 };
 struct ForgetOutcomesBefore {
   int64_t cutoff_ms = 0;
@@ -117,7 +124,7 @@ struct CallPeers {
 }  // namespace action
 
 using Action = std::variant<action::Prepare, action::ApplyCommit, action::ApplyAbort,
-                            action::RememberOutcome, action::ForgetOutcomesBefore, action::Reply,
+                            action::RememberOutcome, action::WriteTombstone, action::ForgetOutcomesBefore, action::Reply,
                             action::QueryDecision, action::PersistPrecommitted, action::CallPeers>;
 
 // A peer's answer in the termination protocol: the state it reports
@@ -172,6 +179,8 @@ class Engine {
   void OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms);
   void OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms);
   void OnAbortApplied(const std::string& txid, const Status& status, int64_t now_ms);
+  // The store's answer to a WriteTombstone.
+  void OnTombstoneWritten(const std::string& txid, const Status& status);
   // 3PC: POST /v1/precommit, from the coordinator or a peer running termination.
   void OnPrecommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms);
   void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
@@ -264,6 +273,8 @@ class Engine {
   void AnswerFinishedPrepare(const std::string& txid, Outcome outcome, RequestToken token);
   // An abort of a txid that finished here.
   void AnswerFinishedAbort(const std::string& txid, Outcome outcome, RequestToken token);
+  // Writes txid's tombstone; `aborts` are answered once it is durable.
+  void WriteTombstone(const std::string& txid, std::vector<RequestToken> aborts);
   // A prepare's storage job found txid finished here before: no record was
   // written; its waiters are answered as for a finished transaction.
   void OnPreparedFinishedBefore(const std::string& txid, Tx& tx, Outcome outcome, int64_t now_ms);
@@ -299,6 +310,12 @@ class Engine {
   // scanning finished_. The key points into finished_'s own node (stable
   // until that element is erased, which only the purge does, with its entry).
   std::deque<std::pair<int64_t, const std::string*>> finished_order_;
+  // Tombstones being written, with the aborts that wait for them. Their
+  // "aborted" is in finished_ already, so prepares vote no meanwhile.
+  std::unordered_map<std::string, std::vector<RequestToken>> tombstones_writing_;
+  // Tombstones whose write failed (their aborts got 503): the next abort of
+  // the txid writes it again. Each is also in finished_ and leaves with it.
+  std::unordered_set<std::string> tombstones_unwritten_;
   LockTable locks_;
   std::vector<Action> actions_;
   int64_t next_forget_ms_ = 0;

@@ -255,7 +255,15 @@ void Node::Execute(Action& a) {
     });
   } else if (auto* ro = std::get_if<action::RememberOutcome>(&a)) {
     if (ro->outcome == Outcome::kAborted) ++counters_.votes_no;
-    store_.RememberOutcome(ro->txid, ro->outcome);
+    store_.RememberOutcome(ro->txid, ro->outcome, nullptr);
+  } else if (auto* wt = std::get_if<action::WriteTombstone>(&a)) {
+    ++counters_.votes_no;
+    store_.RememberOutcome(wt->txid, Outcome::kAborted, [this, alive = alive_, txid = wt->txid](Status s) {
+      if (!*alive) return;
+      if (!s.ok()) Event(log::Level::kError, "tombstone_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+      engine_->OnTombstoneWritten(txid, s);
+      Pump();
+    });
   } else if (auto* fo = std::get_if<action::ForgetOutcomesBefore>(&a)) {
     store_.ForgetOutcomesBefore(fo->cutoff_ms);
   } else if (auto* reply = std::get_if<action::Reply>(&a)) {

@@ -126,6 +126,20 @@ Status CheckStatement(PgConnection& conn, const std::string& where, const pg::Tr
   return status;
 }
 
+// Runs one statement (made for the connection: literals are quoted by it) in
+// a transaction whose COMMIT waits for its WAL flush, which the session's
+// default does not.
+Status ExecFlushed(PgLink& link, const std::function<std::string(PgConnection&)>& statement) {
+  auto got = link.Get();
+  if (!got.ok()) return got.status();
+  PgResult r = (*got)->Exec("BEGIN; SET LOCAL synchronous_commit = on; " + statement(**got) + "; COMMIT");
+  if (r.ok()) return Status::Ok();
+  Status s = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
+  link.DropIfBroken(r);
+  if (auto c = link.Get(); c.ok()) (*c)->Exec("ROLLBACK");
+  return s;
+}
+
 }  // namespace
 
 PostgresStore::PostgresStore(PostgresStoreOptions options, Procedures procedures, std::function<int64_t()> now_ms,
@@ -499,35 +513,35 @@ Status PostgresStore::RunAbort(PgLink& link, const std::string& txid, int64_t no
 void PostgresStore::Precommit(const std::string& txid, std::function<void(Status)> done) {
   precommitted_.insert(txid);
   workers_->Submit([this, txid, done = std::move(done)](PgLink& link) mutable {
-    Status s = Status::Ok();
-    if (auto got = link.Get(); !got.ok()) {
-      s = got.status();
-    } else {
-      PgConnection& conn = **got;
-      PgResult r = conn.Exec("BEGIN; SET LOCAL synchronous_commit = on; "
-                             "INSERT INTO _commitd_pg_precommitted(agent, txid) VALUES (" +
-                             conn.Literal(options_.agent) + ", " + conn.Literal(txid) +
-                             ") ON CONFLICT DO NOTHING; COMMIT");
-      if (!r.ok()) {
-        s = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
-        link.DropIfBroken(r);
-        if (auto c = link.Get(); c.ok()) (*c)->Exec("ROLLBACK");
-      }
-    }
+    Status s = ExecFlushed(link, [&](PgConnection& conn) {
+      return "INSERT INTO _commitd_pg_precommitted(agent, txid) VALUES (" + conn.Literal(options_.agent) + ", " +
+             conn.Literal(txid) + ") ON CONFLICT DO NOTHING";
+    });
     post_([s = std::move(s), done = std::move(done)] { done(s); });
   });
 }
 
-void PostgresStore::RememberOutcome(const std::string& txid, Outcome outcome) {
+void PostgresStore::RememberOutcome(const std::string& txid, Outcome outcome, std::function<void(Status)> durable) {
   const int64_t now = now_ms_();
-  workers_->Submit([this, txid, outcome = std::string(OutcomeName(outcome)), now](PgLink& link) {
-    auto got = link.Get();
-    if (!got.ok()) return;
-    PgResult r = (*got)->Exec(
-        "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (agent, txid) DO NOTHING",
-        {options_.agent, txid, outcome, std::to_string(now)});
-    link.DropIfBroken(r);
+  workers_->Submit([this, txid, outcome = std::string(OutcomeName(outcome)), now,
+                    durable = std::move(durable)](PgLink& link) mutable {
+    if (!durable) {
+      auto got = link.Get();
+      if (!got.ok()) return;
+      PgResult r = (*got)->Exec(
+          "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, $3, $4) "
+          "ON CONFLICT (agent, txid) DO NOTHING",
+          {options_.agent, txid, outcome, std::to_string(now)});
+      link.DropIfBroken(r);
+      return;
+    }
+    // Waited for (a tombstone): flushed before it is answered, as a precommit is.
+    Status s = ExecFlushed(link, [&](PgConnection& conn) {
+      return "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" + conn.Literal(options_.agent) +
+             ", " + conn.Literal(txid) + ", " + conn.Literal(outcome) + ", " + std::to_string(now) +
+             ") ON CONFLICT (agent, txid) DO NOTHING";
+    });
+    post_([s = std::move(s), durable = std::move(durable)] { durable(s); });
   });
 }
 

@@ -16,6 +16,9 @@
 //  - Abort: ROLLBACK PREPARED (a gid already gone is fine unless committed),
 //    then the metadata row goes and "aborted" is remembered.
 //  - Precommit (3PC): a row in _commitd_pg_precommitted, flushed.
+//  - Tombstone (an abort of a txid with no record here): an "aborted" row of
+//    _commitd_pg_finished, flushed before the abort is answered. A no vote's
+//    "aborted" row is committed without waiting.
 //  - Load: the agent's gids in pg_prepared_xacts, each with its metadata row;
 //    a metadata row without a prepared transaction is a prepare that never
 //    completed (or was rolled back): remembered as aborted.
@@ -79,7 +82,7 @@ class PostgresStore final : public Store {
   void Commit(const std::string& txid, std::function<void(Status)> done) override;
   void Abort(const std::string& txid, std::function<void(Status)> done) override;
   void Precommit(const std::string& txid, std::function<void(Status)> done) override;
-  void RememberOutcome(const std::string& txid, Outcome outcome) override;
+  void RememberOutcome(const std::string& txid, Outcome outcome, std::function<void(Status)> durable) override;
   // Jobs run on several connections at once: unlike the SQLite store's, a
   // remembered outcome may still be in flight when a later job reads. The
   // engine's memory of recent outcomes covers that window.

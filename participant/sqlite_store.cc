@@ -48,12 +48,13 @@ void SqliteStore::Precommit(const std::string& txid, std::function<void(Status)>
       {[this, txid](sqlite::Database&) { return rm_.UpdatePrepared(txid, "precommitted", ""); }, std::move(done)});
 }
 
-void SqliteStore::RememberOutcome(const std::string& txid, Outcome outcome) {
+void SqliteStore::RememberOutcome(const std::string& txid, Outcome outcome, std::function<void(Status)> durable) {
+  const Durability durability = durable ? Durability::kSyncNow : Durability::kSyncWithNext;
   queue_.Submit(
       {[this, txid, outcome](sqlite::Database&) {
          return rm_.RememberOutcome(txid, OutcomeName(outcome), timers_.NowMs());
        },
-       nullptr, nullptr, Durability::kSyncWithNext});
+       std::move(durable), nullptr, durability});
 }
 
 void SqliteStore::FindOutcome(const std::string& txid,

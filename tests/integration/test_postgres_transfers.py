@@ -75,6 +75,8 @@ def test_outcomes_past_the_memory_window_are_read_from_postgresql():
         assert status == 200 and body["state"] == "committed", (status, body)
         status, body = agent_abort(agent, "tx-mem-2")  # before its prepare: a tombstone
         assert status == 200 and body["state"] == "aborted", (status, body)
+        # Acknowledged once the tombstone is written.
+        assert pg.psql("SELECT outcome FROM _commitd_pg_finished WHERE txid = 'tx-mem-2'", db="bank-b") == [["aborted"]]
         time.sleep(1.5)  # both leave the agent's memory; PostgreSQL keeps them
 
         # A repeated prepare of the committed one gets its yes and runs nothing again.

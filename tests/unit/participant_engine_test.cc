@@ -163,16 +163,78 @@ TEST_CASE("an abort before its prepare leaves a tombstone: the late prepare vote
   Engine e = MakeEngine();
   e.OnAbort("t1", kKey, 1, 0);
   auto a = e.TakeActions();
-  CHECK(Only<action::RememberOutcome>(a).size() == 1);
-  auto replies = Only<action::Reply>(a);
-  REQUIRE(replies.size() == 1);
-  CHECK(replies[0].status == 200);
+  REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
+  CHECK(Only<action::WriteTombstone>(a)[0].txid == "t1");
+  CHECK(Only<action::Reply>(a).empty());  // answered once the tombstone is durable
+  // Meanwhile a late prepare votes no, and a repeated abort waits too.
   e.OnPrepare(Prepare("t1"), 2, 1);
+  e.OnAbort("t1", kKey, 3, 1);
   a = e.TakeActions();
   CHECK(Only<action::Prepare>(a).empty());
+  CHECK(Only<action::WriteTombstone>(a).empty());
   auto vote = Only<action::Reply>(a);
   REQUIRE(vote.size() == 1);
+  CHECK(vote[0].to == 2);
   CHECK(vote[0].body["vote"] == "no");
+  e.OnTombstoneWritten("t1", Status::Ok());
+  auto acked = Only<action::Reply>(e.TakeActions());
+  REQUIRE(acked.size() == 2);
+  for (const auto& r : acked) {
+    CHECK(r.status == 200);
+    CHECK(r.body["state"] == "aborted");
+  }
+  // Once written, a repeated abort is answered at once.
+  e.OnAbort("t1", kKey, 4, 2);
+  acked = Only<action::Reply>(e.TakeActions());
+  REQUIRE(acked.size() == 1);
+  CHECK(acked[0].status == 200);
+}
+
+TEST_CASE("a tombstone that could not be written answers 503, keeps voting no, and the abort's retry writes it again") {
+  Engine e = MakeEngine();
+  e.OnAbort("t1", kKey, 1, 0);
+  REQUIRE(Only<action::WriteTombstone>(e.TakeActions()).size() == 1);
+  e.OnTombstoneWritten("t1", Status::Unavailable("disk I/O error"));
+  auto failed = Only<action::Reply>(e.TakeActions());
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0].status == 503);
+  CHECK(failed[0].body["error"]["code"] == "storage_error");
+  e.OnPrepare(Prepare("t1"), 2, 1);
+  auto vote = Only<action::Reply>(e.TakeActions());
+  REQUIRE(vote.size() == 1);
+  CHECK(vote[0].body["vote"] == "no");
+  e.OnAbort("t1", kKey, 3, 2);
+  auto a = e.TakeActions();
+  CHECK(Only<action::WriteTombstone>(a).size() == 1);
+  CHECK(Only<action::Reply>(a).empty());
+  e.OnTombstoneWritten("t1", Status::Ok());
+  auto acked = Only<action::Reply>(e.TakeActions());
+  REQUIRE(acked.size() == 1);
+  CHECK(acked[0].to == 3);
+  CHECK(acked[0].status == 200);
+}
+
+TEST_CASE("an abort waiting on a prepare that votes no is answered once the outcome is durable") {
+  Engine e = MakeEngine();
+  e.OnPrepare(Prepare("t1"), 1, 0);
+  e.TakeActions();
+  e.OnAbort("t1", "", 2, 0);
+  PrepareResult no;
+  no.earlier.kind = EarlierOutcome::Kind::kNone;
+  no.reason = "constraint failed";
+  e.OnPrepared("t1", no, Status::Ok(), 1);
+  auto a = e.TakeActions();
+  auto replies = Only<action::Reply>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].to == 1);
+  CHECK(replies[0].body["vote"] == "no");
+  CHECK(Only<action::RememberOutcome>(a).empty());
+  REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
+  e.OnTombstoneWritten("t1", Status::Ok());
+  auto acked = Only<action::Reply>(e.TakeActions());
+  REQUIRE(acked.size() == 1);
+  CHECK(acked[0].to == 2);
+  CHECK(acked[0].body["state"] == "aborted");
 }
 
 TEST_CASE("an abort during prepare: the written record is aborted, the prepare gets a no") {
@@ -277,6 +339,8 @@ Engine TombstoneAtZero(int64_t retention_ms, int64_t memory_ms) {
   Engine e(o);
   e.Tick(0);
   e.OnAbort("t1", kKey, 1, 0);
+  e.TakeActions();
+  e.OnTombstoneWritten("t1", Status::Ok());
   e.TakeActions();
   CHECK(e.OutcomeOf("t1") == std::optional<std::string>("aborted"));
   return e;

@@ -240,6 +240,8 @@ class Fixture {
 
   void Exec(const std::string& sql) { REQUIRE(db_->Exec(sql).ok()); }
   void FailNextBatch() { queue_->FailNextBatch(); }
+  // Runs what is queued now as one batch; whether there was anything.
+  bool RunOneBatch() { return queue_->Sync(); }
   // What a peer asking about txid is told (LookUpState), storage settled.
   std::string PeerState(const std::string& txid) {
     std::optional<Result<std::string>> state;
@@ -605,6 +607,37 @@ TEST_CASE("a duplicate prepare of a committed txid whose batch fails is answered
   CHECK(f.PeerState("t1") == "committed");
   CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
   CHECK(f.Balance() == 70);
+}
+
+TEST_CASE("an abort before its prepare is acknowledged once its tombstone is durable; a failed write answers 503") {
+  Fixture f;
+  std::optional<NodeReply> reply;
+  f.node().Abort(wire::AbortRequest{"t2", ""}, [&](NodeReply r) { reply = std::move(r); });
+  CHECK_FALSE(reply.has_value());  // the tombstone is still queued
+  f.Settle();
+  REQUIRE(reply.has_value());
+  CHECK(reply->status == 200);
+
+  // The abort looks t3 up in the store first; the batch after that, with the tombstone, fails.
+  reply.reset();
+  f.node().Abort(wire::AbortRequest{"t3", ""}, [&](NodeReply r) { reply = std::move(r); });
+  REQUIRE(f.RunOneBatch());
+  CHECK_FALSE(reply.has_value());
+  f.FailNextBatch();
+  f.Settle();
+  REQUIRE(reply.has_value());
+  CHECK(reply->status == 503);
+  CHECK(reply->body["error"]["code"] == "storage_error");
+  CHECK(reply->body["error"]["message"].get<std::string>().find("could not be made durable") != std::string::npos);
+  CHECK(f.Prepare("t3").body["vote"] == "no");  // memory still says aborted
+  CHECK(f.Balance() == 100);
+  // The coordinator's retry writes it; from then on it outlives a restart.
+  CHECK(f.Ask([&](ReplyFn r) { f.node().Abort({"t3", ""}, r); }).status == 200);
+  f.Restart();
+  CHECK(f.Prepare("t2").body["vote"] == "no");
+  CHECK(f.Prepare("t3").body["vote"] == "no");
+  CHECK(f.Balance() == 100);
+  CHECK(f.Records() == 0);
 }
 
 TEST_CASE("the memory holds only the window: many finished transactions leave nothing behind") {
