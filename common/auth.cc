@@ -1,4 +1,5 @@
 #include "common/auth.h"
+#include "common/json_parse.h"
 
 #include <openssl/crypto.h>
 
@@ -131,7 +132,7 @@ Result<AuthTable> AuthTable::Load(const std::string& path) {
 }
 
 Result<AuthTable> AuthTable::Parse(std::string_view text) {
-  nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
+  nlohmann::json value = ParseJson(text);
   if (value.is_discarded()) return Status::InvalidArgument("not valid JSON");
   return FromJson(value);
 }

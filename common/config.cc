@@ -1,4 +1,5 @@
 #include "common/config.h"
+#include "common/json_parse.h"
 
 #include <fstream>
 #include <sstream>
@@ -82,7 +83,7 @@ Result<Config> Config::FromJson(const nlohmann::json& value) {
 }
 
 Result<Config> Config::Parse(std::string_view text, const std::string& source) {
-  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  auto parsed = ParseJson(text);
   if (parsed.is_discarded()) return Status::InvalidArgument(source + " is not valid JSON");
   return FromJson(parsed);
 }

@@ -1,4 +1,5 @@
 #include "common/config_file.h"
+#include "common/json_parse.h"
 
 #include <fstream>
 #include <sstream>
@@ -69,7 +70,7 @@ Result<Config> ApplyConfigFile(Flags* flags, const std::set<std::string>& valued
   if (!in) return Status::InvalidArgument("cannot read config file " + *path);
   std::stringstream text;
   text << in.rdbuf();
-  auto parsed = nlohmann::json::parse(text.str(), nullptr, false);
+  auto parsed = ParseJson(text.str());
   if (parsed.is_discarded()) return Status::InvalidArgument("config file " + *path + " is not valid JSON");
   auto file = ParseConfigFile(parsed, valued, switches);
   if (!file.ok()) return Status::InvalidArgument(*path + ": " + file.status().message());

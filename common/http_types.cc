@@ -1,5 +1,6 @@
 #include "common/http_types.h"
 #include "common/json_text.h"
+#include "common/json_parse.h"
 
 #include <algorithm>
 #include <cctype>
@@ -67,7 +68,7 @@ std::string PercentEncode(std::string_view text) {
 }
 
 std::string ErrorMessageOf(const Response& response) {
-  auto body = nlohmann::json::parse(response.body, nullptr, false);
+  auto body = ParseJson(response.body);
   std::string message;
   if (body.is_object() && body.contains("error")) {
     const auto& error = body["error"];

@@ -37,8 +37,7 @@ constexpr std::size_t kMaxLogIdSize = 64;
 // Every failure is InvalidArgument: a syntax error (parse_error), and also a
 // number outside double's range such as 1e400 (out_of_range).
 Result<json> ParseBody(std::string_view body) {
-  // nlohmann's reading stops at a NUL byte, which would take "{...}\0junk"
-  // for the object before it.
+  // nlohmann takes a NUL byte for the end of the input (common/json_parse.h).
   if (body.find('\0') != std::string_view::npos) {
     return Status::InvalidArgument("body is not valid JSON: it holds a NUL byte");
   }

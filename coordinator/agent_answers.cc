@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/http_types.h"
+#include "common/json_parse.h"
 
 namespace commitd::coordinator {
 namespace {
@@ -18,7 +19,7 @@ std::string MessageOf(int status, std::string_view body) {
 }  // namespace
 
 std::string ErrorCodeOf(std::string_view body) {
-  auto json = nlohmann::json::parse(body, nullptr, false);
+  auto json = ParseJson(body);
   if (!json.is_object() || !json.contains("error")) return "";
   const auto& error = json["error"];
   if (!error.is_object() || !error.contains("code") || !error["code"].is_string()) return "";
@@ -47,7 +48,7 @@ Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body) {
 
 Result<AgentCatalog> CatalogOf(int status, std::string_view body) {
   if (status != 200) return Status::Unavailable("HTTP " + std::to_string(status));
-  auto json = nlohmann::json::parse(body, nullptr, false);
+  auto json = ParseJson(body);
   if (!json.is_object() || !json.contains("procedures") || !json["procedures"].is_array()) {
     return Status::InvalidArgument("catalog: expected {\"procedures\": [...]}");
   }
@@ -62,7 +63,7 @@ Result<AgentCatalog> CatalogOf(int status, std::string_view body) {
 
 Result<std::vector<PreparedAtAgent>> PreparedListOf(int status, std::string_view body) {
   if (status != 200) return Status::Unavailable(MessageOf(status, body));
-  auto json = nlohmann::json::parse(body, nullptr, false);
+  auto json = ParseJson(body);
   if (!json.is_object() || !json.contains("transactions") || !json["transactions"].is_array()) {
     return Status::InvalidArgument("prepared list: expected {\"transactions\": [...]}");
   }

@@ -7,6 +7,7 @@
 #include "common/auth.h"
 #include "coordinator/txid_issuer.h"
 #include "common/json_text.h"
+#include "common/json_parse.h"
 
 namespace commitd::coordinator {
 
@@ -103,7 +104,7 @@ std::string ParticipantsToJson(const std::vector<ParticipantRef>& participants) 
 }
 
 Status ParticipantsFromJson(const std::string& text, std::vector<ParticipantRef>* out) {
-  json j = json::parse(text, nullptr, false);
+  json j = ParseJson(text);
   if (!j.is_array()) return Status::Corruption("participants is not a JSON array: " + text);
   for (const json& p : j) {
     auto name = p.find("name");
@@ -138,7 +139,7 @@ Result<DecisionRecord> ReadRecord(const sqlite::Statement& stmt) {
   r.reason = stmt.Text(4);
   r.idempotency_key = stmt.Text(5);
   std::string reply = stmt.Text(6);
-  r.reply = json::parse(reply, nullptr, false);
+  r.reply = ParseJson(reply);
   if (r.reply.is_discarded()) return Status::Corruption("decision " + r.txid + ": reply is not JSON");
   r.created_ms = stmt.Int(7);
   r.decided_ms = stmt.Int(8);
@@ -355,7 +356,7 @@ Result<std::vector<std::string>> DecisionStore::OwnUrls() {
   Status step = stmt->status();
   stmt->Reset();
   if (!step.ok()) return step;
-  json urls = json::parse(text, nullptr, false);
+  json urls = ParseJson(text);
   if (!urls.is_array()) return Status::Corruption("meta coordinator_urls is not a JSON array");
   std::vector<std::string> out;
   for (const auto& u : urls) {

@@ -4,6 +4,7 @@
 
 #include "common/byte_codec.h"
 #include "common/json_text.h"
+#include "common/json_parse.h"
 
 namespace commitd::coordinator {
 namespace {
@@ -173,7 +174,7 @@ Result<Command> DecodeDecide(bytes::Reader& r) {
   d.idempotency_key = r.Bytes();
   const std::string_view reply = r.BytesView();
   if (!reply.empty()) {
-    d.reply = json::parse(reply, nullptr, false);
+    d.reply = ParseJson(reply);
     if (d.reply.is_discarded()) return Status::Corruption("raft entry: reply is not JSON");
   }
   d.created_ms = r.I64();
@@ -239,7 +240,7 @@ Result<Command> DecodeBinary(bytes::Reader& r) {
 
 // Format 1, as raft.db files written before format 2 hold it.
 Result<Command> DecodeJson(std::string_view data) {
-  json j = json::parse(data, nullptr, false);
+  json j = ParseJson(data);
   if (!j.is_object()) return Status::Corruption("raft entry is not a JSON object");
   try {
     const std::string op = j.at("op").get<std::string>();

@@ -24,6 +24,7 @@
 #include "coordinator/replicated_decision_log.h"
 #include "coordinator/service_metrics.h"
 #include "coordinator/sqlite_decision_log.h"
+#include "common/json_parse.h"
 
 namespace commitd::coordinator {
 namespace {
@@ -279,7 +280,7 @@ void Service::Impl::RegisterRoutes() {
   // {"id": "c4", "url": "http://..."}: a new member (started with --join) joins as a
   // learner and becomes a voter once it has caught up.
   Add("POST", "/v1/cluster/members", GroupAdmin([this](http::Request req, http::Responder r) {
-    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    auto body = ParseJson(req.body);
     if (!body.is_object() || !body.contains("id") || !body["id"].is_string() || body["id"].get<std::string>().empty() ||
         !body.contains("url") || !body["url"].is_string() || !ValidatePeerUrl(body["url"].get<std::string>()).ok()) {
       r(http::ErrorResponse(400, "invalid_request", "body: must be {\"id\":\"c4\",\"url\":\"http(s)://HOST:PORT\"}"));
@@ -305,7 +306,7 @@ void Service::Impl::RegisterRoutes() {
   }));
   // {"to": "c2"}: leadership to member c2 (the group's leader acts; others forward).
   Add("POST", "/v1/cluster/transfer-leader", GroupAdmin([this](http::Request req, http::Responder r) {
-    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    auto body = ParseJson(req.body);
     if (!body.is_object() || !body.contains("to") || !body["to"].is_string()) {
       r(http::ErrorResponse(400, "invalid_request", "body: must be {\"to\":\"<member id>\"}"));
       return;
@@ -499,7 +500,7 @@ void Service::Impl::HandleListParticipants(http::Responder respond) {
 
 void Service::Impl::HandlePutParticipant(http::Request req, http::Responder respond) {
   const std::string name = req.path_params["name"];
-  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  auto body = ParseJson(req.body);
   if (body.is_discarded() || !body.is_object()) {
     respond(http::ErrorResponse(400, "invalid_request", "body: must be a JSON object {\"url\": \"http://...\"}"));
     return;
@@ -542,7 +543,7 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
     respond(http::ErrorResponse(503, "stopping", "coordinator is shutting down"));
     return;
   }
-  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  auto body = ParseJson(req.body);
   if (body.is_discarded() || !body.is_object()) {
     return bad("body: must be a JSON object {\"outcome\":\"commit\"|\"abort\",\"participants\":[{\"name\":...}]}");
   }

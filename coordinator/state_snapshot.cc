@@ -6,6 +6,7 @@
 #include "coordinator/decision_store.h"
 #include "coordinator/raft_codec.h"
 #include "coordinator/group_members.h"
+#include "common/json_parse.h"
 
 namespace commitd::coordinator {
 
@@ -78,7 +79,7 @@ ForgottenState ForgottenFromJson(const nlohmann::json& snapshot) {
 }
 
 Status Restore(sqlite::Database& db, std::string_view snapshot) {
-  auto j = nlohmann::json::parse(snapshot, nullptr, false);
+  auto j = ParseJson(snapshot);
   if (!j.is_object() || !j.contains("version") || j["version"] != 1 || !j.contains("decisions") ||
       !j["decisions"].is_array() || !j.contains("participants") || !j["participants"].is_array()) {
     return Status::Corruption("state machine snapshot: not a version-1 snapshot");

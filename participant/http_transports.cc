@@ -4,6 +4,7 @@
 
 #include "common/failpoint.h"
 #include "common/json_text.h"
+#include "common/json_parse.h"
 
 namespace commitd::participant {
 namespace {
@@ -31,7 +32,7 @@ DecisionAnswer DecisionAnswerOf(const Result<http::Response>& r) {
     answer.error = r.status().message();
     return answer;
   }
-  const auto body = nlohmann::json::parse(r->body, nullptr, false);
+  const auto body = ParseJson(r->body);
   const std::string outcome = StringField(body, "outcome");
   if (r->status == 200) {
     if (outcome == "committed") answer.kind = DecisionAnswer::Kind::kCommitted;
@@ -60,7 +61,7 @@ Result<std::vector<std::string>> GroupMembersOf(const Result<http::Response>& r)
   if (r->status != 200) {
     return Status::Unavailable("GET /v1/cluster: HTTP " + std::to_string(r->status) + ": " + http::ErrorMessageOf(*r));
   }
-  const auto body = nlohmann::json::parse(r->body, nullptr, false);
+  const auto body = ParseJson(r->body);
   if (!body.is_object() || !body.contains("members") || !body["members"].is_array()) {
     return Status::Unavailable("GET /v1/cluster: no members list in the answer");
   }
@@ -78,7 +79,7 @@ PeerReply PeerReplyOf(const Result<http::Response>& r) {
     reply.error = r.status().message();
     return reply;
   }
-  const auto body = nlohmann::json::parse(r->body, nullptr, false);
+  const auto body = ParseJson(r->body);
   const std::string code = ErrorCodeOf(body);
   if (r->status == 200 && body.is_object() && body.contains("state") && body["state"].is_string()) {
     reply.kind = PeerReply::Kind::kState;

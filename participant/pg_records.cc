@@ -4,6 +4,7 @@
 #include <set>
 
 #include "participant/pg_gid.h"
+#include "common/json_parse.h"
 
 namespace commitd::participant::pg {
 namespace {
@@ -72,7 +73,7 @@ Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, co
       r.protocol = meta.value(0, 0);
       r.coordinator = meta.value(0, 1);
       r.log_id = meta.value(0, 2);
-      r.participants = nlohmann::json::parse(meta.value(0, 3), nullptr, false);
+      r.participants = ParseJson(meta.value(0, 3));
       if (r.participants.is_discarded() || !r.participants.is_array()) r.participants = nlohmann::json::array();
       r.created_ms = std::strtoll(meta.value(0, 4).c_str(), nullptr, 10);
       r.deadline_ms = std::strtoll(meta.value(0, 5).c_str(), nullptr, 10);

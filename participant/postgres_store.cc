@@ -6,6 +6,7 @@
 #include "participant/pg_gid.h"
 #include "participant/pg_records.h"
 #include "participant/user_statement.h"
+#include "common/json_parse.h"
 
 namespace commitd::participant {
 namespace {
@@ -44,7 +45,7 @@ nlohmann::json JsonOf(const PgResult& r, int row, int col) {
     case 16:  // bool
       return text == "t";
     case 20: case 21: case 23: case 26: case 700: case 701: case 1700: {  // int8 int2 int4 oid float4 float8 numeric
-      auto parsed = nlohmann::json::parse(text, nullptr, false);
+      auto parsed = ParseJson(text);
       if (!parsed.is_discarded() && parsed.is_number()) return parsed;
       return text;  // NaN, Infinity
     }

@@ -1,4 +1,5 @@
 #include "participant/prepared_record_store.h"
+#include "common/json_parse.h"
 
 #include <utility>
 
@@ -36,7 +37,7 @@ RELEASE commitd_open;
 )sql";
 
 Result<std::vector<std::string>> ParseLockKeys(const std::string& txid, const std::string& text) {
-  json parsed = json::parse(text, nullptr, false);
+  json parsed = ParseJson(text);
   if (parsed.is_discarded() || !parsed.is_array()) {
     return Status::Corruption("_commitd_prepared '" + txid + "': lock_keys is not a JSON array");
   }
@@ -189,7 +190,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
     }
     r.lock_keys = std::move(keys).value();
     r.coordinator = stmt->Text(5);
-    r.participants = json::parse(stmt->Text(6), nullptr, false);
+    r.participants = ParseJson(stmt->Text(6));
     if (r.participants.is_discarded() || !r.participants.is_array()) {
       stmt->Reset();
       return Status::Corruption("_commitd_prepared '" + r.txid + "': participants is not a JSON array");

@@ -63,6 +63,10 @@ Result<Procedure> ParseProcedure(const std::string& name, const json& value) {
 }  // namespace
 
 Result<Procedures> Procedures::Parse(const std::string& json_text) {
+  // nlohmann takes a NUL byte for the end of the input (common/json_parse.h).
+  if (json_text.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("invalid procedures JSON: it holds a NUL byte");
+  }
   json root;
   try {
     root = json::parse(json_text);

@@ -20,6 +20,7 @@
 #include "tools/bench/latency_recorder.h"
 #include "tools/bench/modes.h"
 #include "tools/bench/progress.h"
+#include "common/json_parse.h"
 
 namespace commitd::bench {
 namespace {
@@ -196,7 +197,7 @@ asio::awaitable<void> ClientLoop(http::Client& client, const TransferOptions& o,
       progress.Answered(!error.empty());
     }
     if (error.empty() && reply->status == 409 && tally.first_abort_reason.empty()) {
-      auto body = nlohmann::json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
+      auto body = ParseJson(reply->body);
       tally.first_abort_reason = body.is_object() ? body.value("reason", reply->body) : reply->body;
     }
     if (measured) {

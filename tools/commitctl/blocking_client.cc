@@ -1,4 +1,5 @@
 #include "tools/commitctl/blocking_client.h"
+#include "common/json_parse.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -63,7 +64,7 @@ Result<JsonReply> BlockingClient::Call(const Endpoint& to, const std::string& me
   JsonReply reply;
   reply.status = r.status;
   if (!r.body.empty()) {
-    reply.body = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    reply.body = ParseJson(r.body);
     if (reply.body.is_discarded()) {
       return Status::Internal(to.what + " at " + to.url + " answered " + method + " " + target + " with HTTP " +
                               std::to_string(r.status) + " and a body that is not JSON: " + r.body.substr(0, 200) +
