@@ -23,7 +23,7 @@ TEST_CASE("ParseJson reads JSON and refuses what is not, without throwing") {
 }
 
 TEST_CASE("ParseJson refuses a NUL byte wherever it is, where nlohmann alone stops reading at it") {
-  for (const std::string text : {"{\"a\":1}\0junk"s, "200\0"s, "\0{}"s, "[1,\0 2]"s}) {
+  for (const std::string& text : {"{\"a\":1}\0junk"s, "200\0"s, "\0{}"s, "[1,\0 2]"s}) {
     CHECK(ParseJson(text).is_discarded());
   }
   // What it guards against: nlohmann takes the NUL for the end of the input.
