@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <limits>
 
-#include "common/abort_key.h"
 #include "common/failpoint.h"
 #include "common/log.h"
 
@@ -89,7 +88,7 @@ Status Node::Start() {
     }
     txids_.emplace(options_.id, recovered->incarnation, entropy_);
     log_id_ = recovered->log_id;
-    abort_secret_ = recovered->abort_secret;
+    keys_.SetSecret(recovered->abort_secret);
     options_.engine.log_id = log_id_;
     NewEngine();
     for (const auto& e : options_.participants) {
@@ -178,7 +177,7 @@ void Node::OnLeadership(bool ready) {
     return;
   }
   log_id_ = recovered->log_id;
-  abort_secret_ = recovered->abort_secret;
+  keys_.SetSecret(recovered->abort_secret);
   options_.engine.log_id = log_id_;
   NewEngine();  // empty still: its prepares carry the identity
   for (const auto& e : options_.participants) {
@@ -523,9 +522,9 @@ void Node::Pump() {
 
 void Node::Execute(Action& a) {
   if (auto* p = std::get_if<action::SendPrepare>(&a)) {
-    if (!abort_secret_.empty()) {
-      p->request.abort_key = AbortKey(abort_secret_, p->request.txid);
-      p->request.commit_check = CommitCheck(CommitKey(abort_secret_, p->request.txid));
+    if (keys_.enabled()) {
+      p->request.abort_key = keys_.AbortKeyOf(p->request.txid);
+      p->request.commit_check = keys_.CommitCheckOf(p->request.txid);
     }
     agents_.Prepare(p->to, p->request, p->timeout_ms,
                     [this, txid = p->request.txid, name = p->to.name, epoch = epoch_](Result<wire::Vote> vote) {
@@ -537,9 +536,9 @@ void Node::Execute(Action& a) {
     const bool commit = d->outcome == Outcome::kCommitted;
     if (commit && failpoint::Active("coordinator.skip_commit_delivery")) return;
     ParticipantRef to{d->to.name, DeliveryUrl(d->to)};
-    const std::string key = abort_secret_.empty() ? std::string()
-                            : commit              ? CommitKey(abort_secret_, d->txid)
-                                                  : AbortKey(abort_secret_, d->txid);
+    const std::string key = !keys_.enabled() ? std::string()
+                            : commit         ? keys_.CommitKeyOf(d->txid)
+                                             : keys_.AbortKeyOf(d->txid);
     agents_.Deliver(to, d->txid, d->outcome, key,
                     [this, txid = d->txid, name = d->to.name, commit, epoch = epoch_](Result<DecisionAck> ack) {
                       if (epoch != epoch_) return;
@@ -614,7 +613,7 @@ void Node::Execute(Action& a) {
   } else if (auto* sp = std::get_if<action::SendPrecommit>(&a)) {
     ++metrics_.precommits_sent;
     ParticipantRef to{sp->to.name, DeliveryUrl(sp->to)};
-    agents_.Precommit(to, sp->txid, abort_secret_.empty() ? std::string() : CommitKey(abort_secret_, sp->txid),
+    agents_.Precommit(to, sp->txid, keys_.enabled() ? keys_.CommitKeyOf(sp->txid) : std::string(),
                       [this, txid = sp->txid, name = sp->to.name, epoch = epoch_](Result<PrecommitAnswer> answer) {
                         if (epoch != epoch_) return;
                         if (!answer.ok()) {

@@ -36,6 +36,7 @@
 #include "common/timers.h"
 #include "common/trace_context.h"
 #include "coordinator/txid_issuer.h"
+#include "coordinator/tx_keys.h"
 
 namespace commitd::coordinator {
 
@@ -299,7 +300,7 @@ class Node {
   // term this member leads); nullopt while nothing may be issued.
   std::optional<TxidIssuer> txids_;
   std::string log_id_;  // the log's identity ("" for an older log)
-  std::string abort_secret_;  // the log's, abort keys are derived from ("" for none)
+  TxKeys keys_;  // derived from the log's secret; off for a log without one
   struct ForeignRecord {
     std::string log_id;  // the log the agents' records name
     std::vector<ParticipantRef> holders;
