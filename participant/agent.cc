@@ -359,7 +359,7 @@ void Agent::Impl::HandleHeld(http::Request req, http::Responder respond) {
   nlohmann::json list = nlohmann::json::array();
   // "prepared": everything whose prepared record is durable and not yet resolved.
   for (const auto& v : node->HeldRecords()) {
-    if (state == "conflict" && v.state != "conflict") continue;
+    if (state == "conflict" && v.state != HeldState::kConflict) continue;
     list.push_back(HeldJson(v));
   }
   respond(http::JsonResponse(200, {{"transactions", std::move(list)}}));
@@ -407,7 +407,7 @@ void Agent::Impl::AddNodeMetrics() {
     return static_cast<double>(count);
   };
   registry.AddGaugeFn("commitd_agent_conflicts_held", "Prepared records in state conflict now.", {},
-                      [held] { return held([](const HeldView& v) { return v.state == "conflict"; }); });
+                      [held] { return held([](const HeldView& v) { return v.state == HeldState::kConflict; }); });
   registry.AddGaugeFn("commitd_agent_transactions_held", "Transactions held on this agent, in any state.", {},
                       [held] { return held([](const HeldView&) { return true; }); });
   registry.AddGaugeFn("commitd_agent_prepared_records",

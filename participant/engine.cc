@@ -470,9 +470,9 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
   for (const auto& [txid, tx] : txs_) {
     HeldView v;
     v.txid = txid;
-    v.state = StateName(tx.state);
+    v.state = tx.state;
     v.record_durable = tx.state != State::kPreparing;
-    v.protocol = std::string(wire::ProtocolName(tx.protocol));
+    v.protocol = tx.protocol;
     v.age_ms = now_ms - tx.created_ms;
     v.deadline_ms = tx.deadline_ms;
     v.coordinator = tx.coordinator;
@@ -486,8 +486,8 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
 
 nlohmann::json HeldJson(const HeldView& v) {
   return {{"txid", v.txid},
-          {"state", v.state},
-          {"protocol", v.protocol},
+          {"state", HeldStateName(v.state)},
+          {"protocol", wire::ProtocolName(v.protocol)},
           {"age_ms", v.age_ms},
           {"deadline_ms", v.deadline_ms},
           {"coordinator", v.coordinator},
@@ -511,21 +511,21 @@ std::optional<std::string> Engine::OutcomeOf(const std::string& txid) const {
 
 namespace commitd::participant {
 
-const char* Engine::StateName(State s) {
-  switch (s) {
-    case State::kPreparing: return "preparing";
-    case State::kPrepared: return "prepared";
-    case State::kPrecommitting: return "precommitting";
-    case State::kPrecommitted: return "precommitted";
-    case State::kCommitting: return "committing";
-    case State::kAborting: return "aborting";
-    case State::kConflict: return "conflict";
+std::string_view HeldStateName(HeldState state) {
+  switch (state) {
+    case HeldState::kPreparing: return "preparing";
+    case HeldState::kPrepared: return "prepared";
+    case HeldState::kPrecommitting: return "precommitting";
+    case HeldState::kPrecommitted: return "precommitted";
+    case HeldState::kCommitting: return "committing";
+    case HeldState::kAborting: return "aborting";
+    case HeldState::kConflict: return "conflict";
   }
   return "unknown";
 }
 
 std::string Engine::StateOf(const std::string& txid) const {
-  if (auto it = txs_.find(txid); it != txs_.end()) return StateName(it->second.state);
+  if (auto it = txs_.find(txid); it != txs_.end()) return std::string(HeldStateName(it->second.state));
   if (auto f = finished_.find(txid); f != finished_.end()) return OutcomeName(f->second);
   return "unknown";
 }

@@ -52,6 +52,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <variant>
@@ -148,14 +149,25 @@ struct EngineOptions {
 };
 
 // One transaction held on this agent, for GET /v1/transactions.
+// Where a transaction this agent holds stands.
+enum class HeldState {
+  kPreparing,      // its prepare is being written: no record yet
+  kPrepared,
+  kPrecommitting,  // 3PC: its precommit is being written
+  kPrecommitted,
+  kCommitting,
+  kAborting,
+  kConflict,       // its commit's changeset did not apply cleanly; held until an operator acts
+};
+// "preparing", "prepared", ...: the names GET /v1/transactions and peers use.
+std::string_view HeldStateName(HeldState state);
+
 struct HeldView {
   std::string txid;
-  // "preparing" | "prepared" | "precommitting" | "precommitted" | "committing" | "aborting" |
-  // "conflict"
-  std::string state;
-  // false while the prepare is being written ("preparing"): no record yet.
+  HeldState state = HeldState::kPreparing;
+  // false while the prepare is being written (kPreparing): no record yet.
   bool record_durable = false;
-  std::string protocol;  // "2pc" | "3pc"
+  wire::Protocol protocol = wire::Protocol::k2pc;
   int64_t age_ms = 0;
   int64_t deadline_ms = 0;  // wall clock
   std::string coordinator;
@@ -215,15 +227,7 @@ class Engine {
   uint64_t conflicts() const { return conflicts_; }
 
  private:
-  enum class State {
-    kPreparing,
-    kPrepared,
-    kPrecommitting,
-    kPrecommitted,
-    kCommitting,
-    kAborting,
-    kConflict
-  };
+  using State = HeldState;
   struct Tx {
     State state = State::kPreparing;
     wire::Protocol protocol = wire::Protocol::k2pc;
@@ -297,7 +301,6 @@ class Engine {
   nlohmann::json VoteBody(const std::string& txid, bool yes, const std::string& reason,
                           const nlohmann::json& results, wire::VoteNoCode code = wire::VoteNoCode::kOther) const;
 
-  static const char* StateName(State s);
 
   EngineOptions options_;
   std::unordered_map<std::string, Tx> txs_;

@@ -135,7 +135,7 @@ std::string ParticipantNode::Describe() {
   std::string out = name_ + " up, " + std::to_string(node_->locks().size()) + " lock key(s) held" +
                     (storage_.idle() ? "" : ", storage busy");
   for (const auto& v : node_->Held()) {
-    out += "\n    held: " + v.txid + " " + v.state + " deadline +" + std::to_string(v.deadline_ms - ctx_.now()) +
+    out += "\n    held: " + v.txid + " " + std::string(participant::HeldStateName(v.state)) + " deadline +" + std::to_string(v.deadline_ms - ctx_.now()) +
            " ms, last error: " + v.last_error;
   }
   if (auto records = rm_->LoadPrepared(); records.ok()) {
@@ -148,7 +148,11 @@ std::size_t ParticipantNode::InDoubt() {
   if (!up_) return 0;
   std::size_t n = 0;
   for (const auto& v : node_->Held()) {
-    if (v.state == "prepared" || v.state == "precommitted" || v.state == "precommitting") ++n;
+    using participant::HeldState;
+    if (v.state == HeldState::kPrepared || v.state == HeldState::kPrecommitted ||
+        v.state == HeldState::kPrecommitting) {
+      ++n;
+    }
   }
   return n;
 }

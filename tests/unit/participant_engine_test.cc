@@ -305,7 +305,7 @@ TEST_CASE("a changeset conflict keeps the record and its locks, counted and show
   CHECK(e.conflicts() == 1);
   auto held = e.Held(2);
   REQUIRE(held.size() == 1);
-  CHECK(held[0].state == "conflict");
+  CHECK(held[0].state == HeldState::kConflict);
   CHECK(held[0].last_error == "changeset conflict on accounts");
   CHECK(e.locks().Holder("k").has_value());
 }

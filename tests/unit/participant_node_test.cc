@@ -403,7 +403,7 @@ TEST_CASE("the records an agent lists are those whose prepare is durable, not on
   const auto records = f.node().HeldRecords();
   REQUIRE(records.size() == 1);
   CHECK(records[0].txid == "t1");
-  CHECK(records[0].state == "prepared");
+  CHECK(records[0].state == HeldState::kPrepared);
   CHECK(HeldJson(records[0])["state"] == "prepared");
 }
 
