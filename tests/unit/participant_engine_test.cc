@@ -45,6 +45,14 @@ PrepareResult Yes(std::vector<std::string> keys) {
   return r;
 }
 
+// The resource manager's no: nothing written, nothing held.
+PrepareResult No(std::string reason) {
+  PrepareResult r;
+  r.earlier.kind = EarlierOutcome::Kind::kNone;
+  r.reason = std::move(reason);
+  return r;
+}
+
 Engine MakeEngine() { return Engine(EngineOptions{{"http://other"}, 100, 800, 60'000}); }
 
 // Drives txid to the prepared state holding keys; returns the vote reply.
@@ -88,10 +96,7 @@ TEST_CASE("a no from the resource manager votes no with its reason and holds no 
   Engine e = MakeEngine();
   e.OnPrepare(Prepare("t1"), 1, 0);
   e.TakeActions();
-  PrepareResult no;
-  no.earlier.kind = EarlierOutcome::Kind::kNone;
-  no.reason = "lock conflict with t0";
-  e.OnPrepared("t1", no, Status::Ok(), 0);
+  e.OnPrepared("t1", No("lock conflict with t0"), Status::Ok(), 0);
   auto a = e.TakeActions();
   auto replies = Only<action::Reply>(a);
   REQUIRE(replies.size() == 1);
@@ -219,10 +224,7 @@ TEST_CASE("an abort waiting on a prepare that votes no is answered once the outc
   e.OnPrepare(Prepare("t1"), 1, 0);
   e.TakeActions();
   e.OnAbort("t1", "", 2, 0);
-  PrepareResult no;
-  no.earlier.kind = EarlierOutcome::Kind::kNone;
-  no.reason = "constraint failed";
-  e.OnPrepared("t1", no, Status::Ok(), 1);
+  e.OnPrepared("t1", No("constraint failed"), Status::Ok(), 1);
   auto a = e.TakeActions();
   auto replies = Only<action::Reply>(a);
   REQUIRE(replies.size() == 1);
