@@ -93,26 +93,30 @@ void Engine::AnswerFinishedAbort(const std::string& txid, Outcome outcome, Reque
   }
 }
 
-void Engine::WriteTombstone(const std::string& txid, std::vector<RequestToken> aborts) {
+void Engine::WriteTombstone(const std::string& txid, std::vector<RequestToken> aborts, bool again) {
   std::vector<RequestToken>& waiting = tombstones_writing_[txid];
   waiting.insert(waiting.end(), aborts.begin(), aborts.end());
-  actions_.push_back(action::WriteTombstone{txid});
+  actions_.push_back(action::WriteTombstone{txid, again});
 }
 
-void Engine::OnTombstoneWritten(const std::string& txid, const Status& status) {
+void Engine::OnTombstoneWritten(const std::string& txid, const Result<Outcome>& held) {
   auto writing = tombstones_writing_.find(txid);
   if (writing == tombstones_writing_.end()) return;
   std::vector<RequestToken> aborts = std::move(writing->second);
   tombstones_writing_.erase(writing);
-  if (status.ok()) {
-    ReplyAll(aborts, 200, {{"txid", txid}, {"state", "aborted"}});
+  if (held.ok()) {
+    // Answered with what the store holds: "committed" if the txid committed
+    // here after all (its "aborted" left memory while this was written).
+    for (RequestToken t : aborts) AnswerFinishedAbort(txid, *held, t);
     return;
   }
-  // Still "aborted" in memory, so prepares keep voting no; the abort's retry writes again.
-  if (finished_.count(txid) != 0) tombstones_unwritten_.insert(txid);
+  // Still "aborted" in memory, so prepares keep voting no; the next abort writes again.
+  if (auto f = finished_.find(txid); f != finished_.end() && f->second == Outcome::kAborted) {
+    tombstones_unwritten_.insert(txid);
+  }
   ReplyAll(aborts, 503,
-           AgentError("storage_error", "the abort of " + txid + " could not be made durable: " + status.message(),
-                      txid));
+           AgentError("storage_error",
+                      "the abort of " + txid + " could not be made durable: " + held.status().message(), txid));
 }
 
 void Engine::OnPreparedFinishedBefore(const std::string& txid, Tx& tx, Outcome outcome, int64_t now_ms) {
@@ -139,12 +143,8 @@ void Engine::VoteNo(const std::string& txid, Tx& tx, const std::string& reason, 
   locks_.Release(txid);
   std::vector<RequestToken> aborts = std::move(tx.abort_waiters);
   Finish(txid, Outcome::kAborted, now_ms);
-  if (aborts.empty()) {
-    actions_.push_back(action::RememberOutcome{txid, Outcome::kAborted});
-  } else {
-    // An abort is acknowledged only once its outcome is durable.
-    WriteTombstone(txid, std::move(aborts));
-  }
+  // Aborts, waiting now or coming while it is written, are acknowledged once it is durable.
+  WriteTombstone(txid, std::move(aborts));
 }
 
 void Engine::OnPrepared(const std::string& txid, PrepareResult result, const Status& status, int64_t now_ms) {
@@ -266,13 +266,17 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
 
 void Engine::OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (auto writing = tombstones_writing_.find(txid); writing != tombstones_writing_.end()) {
-      writing->second.push_back(token);
-    } else if (tombstones_unwritten_.erase(txid) != 0) {
-      WriteTombstone(txid, {token});
-    } else {
-      AnswerFinishedAbort(txid, f->second, token);
+    if (f->second == Outcome::kAborted) {
+      if (auto writing = tombstones_writing_.find(txid); writing != tombstones_writing_.end()) {
+        writing->second.push_back(token);
+        return;
+      }
+      if (tombstones_unwritten_.erase(txid) != 0) {
+        WriteTombstone(txid, {token}, /*again=*/true);
+        return;
+      }
     }
+    AnswerFinishedAbort(txid, f->second, token);
     return;
   }
   auto it = txs_.find(txid);

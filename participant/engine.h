@@ -85,15 +85,12 @@ struct ApplyCommit {  // ResourceManager::Commit: apply the changeset, delete th
 struct ApplyAbort {   // ResourceManager::Abort: delete the record, remember "aborted"
   std::string txid;
 };
-struct RememberOutcome {  // no votes; not waited for
-  std::string txid;
-  Outcome outcome = Outcome::kAborted;
-};
-// "aborted" for a txid that holds no record here (an abort before or instead
-// of its prepare): the aborts wait until it is durable (OnTombstoneWritten),
-// so a prepare arriving after a restart still votes no.
+// "aborted" for a txid that holds no record here (a no vote, an abort before
+// its prepare): any abort of it is answered once this is durable
+// (OnTombstoneWritten), so a prepare arriving after a restart still votes no.
 struct WriteTombstone {
   std::string txid;
+  bool again = false;  // a write that failed before, retried: not a new no vote
 };
 struct ForgetOutcomesBefore {
   int64_t cutoff_ms = 0;
@@ -125,7 +122,7 @@ struct CallPeers {
 }  // namespace action
 
 using Action = std::variant<action::Prepare, action::ApplyCommit, action::ApplyAbort,
-                            action::RememberOutcome, action::WriteTombstone, action::ForgetOutcomesBefore, action::Reply,
+                            action::WriteTombstone, action::ForgetOutcomesBefore, action::Reply,
                             action::QueryDecision, action::PersistPrecommitted, action::CallPeers>;
 
 // A peer's answer in the termination protocol: the state it reports
@@ -148,7 +145,6 @@ struct EngineOptions {
   std::string name;  // this participant's name: excluded from a 3PC transaction's peers
 };
 
-// One transaction held on this agent, for GET /v1/transactions.
 // Where a transaction this agent holds stands.
 enum class HeldState {
   kPreparing,      // its prepare is being written: no record yet
@@ -162,6 +158,7 @@ enum class HeldState {
 // "preparing", "prepared", ...: the names GET /v1/transactions and peers use.
 std::string_view HeldStateName(HeldState state);
 
+// One transaction held on this agent, for GET /v1/transactions.
 struct HeldView {
   std::string txid;
   HeldState state = HeldState::kPreparing;
@@ -191,8 +188,8 @@ class Engine {
   void OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms);
   void OnCommitApplied(const std::string& txid, const Status& status, int64_t now_ms);
   void OnAbortApplied(const std::string& txid, const Status& status, int64_t now_ms);
-  // The store's answer to a WriteTombstone.
-  void OnTombstoneWritten(const std::string& txid, const Status& status);
+  // The store's answer to a WriteTombstone: the outcome it holds for txid.
+  void OnTombstoneWritten(const std::string& txid, const Result<Outcome>& held);
   // 3PC: POST /v1/precommit, from the coordinator or a peer running termination.
   void OnPrecommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms);
   void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
@@ -278,7 +275,7 @@ class Engine {
   // An abort of a txid that finished here.
   void AnswerFinishedAbort(const std::string& txid, Outcome outcome, RequestToken token);
   // Writes txid's tombstone; `aborts` are answered once it is durable.
-  void WriteTombstone(const std::string& txid, std::vector<RequestToken> aborts);
+  void WriteTombstone(const std::string& txid, std::vector<RequestToken> aborts, bool again = false);
   // A prepare's storage job found txid finished here before: no record was
   // written; its waiters are answered as for a finished transaction.
   void OnPreparedFinishedBefore(const std::string& txid, Tx& tx, Outcome outcome, int64_t now_ms);

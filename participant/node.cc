@@ -253,15 +253,14 @@ void Node::Execute(Action& a) {
       engine_->OnAbortApplied(txid, s, timers_.NowMs());
       Pump();
     });
-  } else if (auto* ro = std::get_if<action::RememberOutcome>(&a)) {
-    if (ro->outcome == Outcome::kAborted) ++counters_.votes_no;
-    store_.RememberOutcome(ro->txid, ro->outcome, nullptr);
   } else if (auto* wt = std::get_if<action::WriteTombstone>(&a)) {
-    ++counters_.votes_no;
-    store_.RememberOutcome(wt->txid, Outcome::kAborted, [this, alive = alive_, txid = wt->txid](Status s) {
+    if (!wt->again) ++counters_.votes_no;
+    store_.WriteTombstone(wt->txid, [this, alive = alive_, txid = wt->txid](Result<Outcome> held) {
       if (!*alive) return;
-      if (!s.ok()) Event(log::Level::kError, "tombstone_write_failed", {{"txid", txid}, {"error", s.ToString()}});
-      engine_->OnTombstoneWritten(txid, s);
+      if (!held.ok()) {
+        Event(log::Level::kError, "tombstone_write_failed", {{"txid", txid}, {"error", held.status().ToString()}});
+      }
+      engine_->OnTombstoneWritten(txid, held);
       Pump();
     });
   } else if (auto* fo = std::get_if<action::ForgetOutcomesBefore>(&a)) {

@@ -522,51 +522,53 @@ void PostgresStore::Precommit(const std::string& txid, std::function<void(Status
   });
 }
 
-void PostgresStore::RememberOutcome(const std::string& txid, Outcome outcome, std::function<void(Status)> durable) {
+void PostgresStore::WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) {
   const int64_t now = now_ms_();
-  workers_->Submit([this, txid, outcome = std::string(OutcomeName(outcome)), now,
-                    durable = std::move(durable)](PgLink& link) mutable {
-    if (!durable) {
-      auto got = link.Get();
-      if (!got.ok()) return;
-      PgResult r = (*got)->Exec(
-          "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, $3, $4) "
-          "ON CONFLICT (agent, txid) DO NOTHING",
-          {options_.agent, txid, outcome, std::to_string(now)});
-      link.DropIfBroken(r);
-      return;
-    }
-    // Waited for (a tombstone): flushed before it is answered, as a precommit is.
+  workers_->Submit([this, txid, now, done = std::move(done)](PgLink& link) mutable {
+    // A prepare whose PREPARE TRANSACTION lost its connection may hold this
+    // txid's outcome row: roll it back first instead of waiting on it.
+    RollBackUncertain(link);
+    // DO UPDATE rather than DO NOTHING: a commit that writes nothing flushes
+    // nothing, and a row already there may have been committed unflushed.
     Status s = ExecFlushed(link, [&](PgConnection& conn) {
       return "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" + conn.Literal(options_.agent) +
-             ", " + conn.Literal(txid) + ", " + conn.Literal(outcome) + ", " + std::to_string(now) +
-             ") ON CONFLICT (agent, txid) DO NOTHING";
+             ", " + conn.Literal(txid) + ", 'aborted', " + std::to_string(now) +
+             ") ON CONFLICT (agent, txid) DO UPDATE SET at_ms = _commitd_pg_finished.at_ms";
     });
-    post_([s = std::move(s), durable = std::move(durable)] { durable(s); });
+    Result<Outcome> held = s;
+    if (s.ok()) {
+      Result<std::optional<StoredOutcome>> found = ReadOutcome(link, txid);
+      if (!found.ok()) {
+        held = found.status();
+      } else if (!found->has_value()) {
+        held = Status::Internal("the tombstone of " + txid + " was written but cannot be read");
+      } else {
+        held = (*found)->outcome;
+      }
+    }
+    post_([held = std::move(held), done = std::move(done)]() mutable { done(std::move(held)); });
   });
+}
+
+Result<std::optional<StoredOutcome>> PostgresStore::ReadOutcome(PgLink& link, const std::string& txid) {
+  auto got = link.Get();
+  if (!got.ok()) return got.status();
+  PgResult r = (*got)->Exec("SELECT outcome, at_ms FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2",
+                            {options_.agent, txid});
+  if (!r.ok()) {
+    link.DropIfBroken(r);
+    return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
+  }
+  if (r.rows() != 1) return std::optional<StoredOutcome>{};
+  Result<Outcome> outcome = ParseStoredOutcome(r.value(0, 0), "_commitd_pg_finished", txid);
+  if (!outcome.ok()) return outcome.status();
+  return std::optional<StoredOutcome>{StoredOutcome{*outcome, std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
 }
 
 void PostgresStore::FindOutcome(const std::string& txid,
                                 std::function<void(Result<std::optional<StoredOutcome>>)> done) {
   workers_->Submit([this, txid, done = std::move(done)](PgLink& link) mutable {
-    Result<std::optional<StoredOutcome>> found = std::optional<StoredOutcome>{};
-    if (auto got = link.Get(); !got.ok()) {
-      found = got.status();
-    } else {
-      PgResult r = (*got)->Exec("SELECT outcome, at_ms FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2",
-                                {options_.agent, txid});
-      if (!r.ok()) {
-        found = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
-        link.DropIfBroken(r);
-      } else if (r.rows() == 1) {
-        Result<Outcome> outcome = ParseStoredOutcome(r.value(0, 0), "_commitd_pg_finished", txid);
-        if (outcome.ok()) {
-          found = std::optional<StoredOutcome>{StoredOutcome{*outcome, std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
-        } else {
-          found = outcome.status();
-        }
-      }
-    }
+    Result<std::optional<StoredOutcome>> found = ReadOutcome(link, txid);
     post_([found = std::move(found), done = std::move(done)]() mutable { done(std::move(found)); });
   });
 }

@@ -16,9 +16,9 @@
 //  - Abort: ROLLBACK PREPARED (a gid already gone is fine unless committed),
 //    then the metadata row goes and "aborted" is remembered.
 //  - Precommit (3PC): a row in _commitd_pg_precommitted, flushed.
-//  - Tombstone (an abort of a txid with no record here): an "aborted" row of
-//    _commitd_pg_finished, flushed before the abort is answered. A no vote's
-//    "aborted" row is committed without waiting.
+//  - Tombstone (a no vote, an abort of a txid with no record here): an
+//    "aborted" row of _commitd_pg_finished unless one is there, flushed
+//    before its aborts are answered.
 //  - Load: the agent's gids in pg_prepared_xacts, each with its metadata row;
 //    a metadata row without a prepared transaction is a prepare that never
 //    completed (or was rolled back): remembered as aborted.
@@ -82,7 +82,7 @@ class PostgresStore final : public Store {
   void Commit(const std::string& txid, std::function<void(Status)> done) override;
   void Abort(const std::string& txid, std::function<void(Status)> done) override;
   void Precommit(const std::string& txid, std::function<void(Status)> done) override;
-  void RememberOutcome(const std::string& txid, Outcome outcome, std::function<void(Status)> durable) override;
+  void WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) override;
   // Jobs run on several connections at once: unlike the SQLite store's, a
   // remembered outcome may still be in flight when a later job reads. The
   // engine's memory of recent outcomes covers that window.
@@ -121,6 +121,8 @@ class PostgresStore final : public Store {
   Status RunAbort(pg::PgLink& link, const std::string& txid, int64_t now_ms);
   // Gids whose PREPARE TRANSACTION lost its connection: rolled back once PostgreSQL answers.
   void RollBackUncertain(pg::PgLink& link);
+  // txid's row of _commitd_pg_finished (nullopt: none), on link's connection.
+  Result<std::optional<StoredOutcome>> ReadOutcome(pg::PgLink& link, const std::string& txid);
 
   PostgresStoreOptions options_;
   Procedures procedures_;

@@ -48,13 +48,27 @@ void SqliteStore::Precommit(const std::string& txid, std::function<void(Status)>
       {[this, txid](sqlite::Database&) { return rm_.UpdatePrepared(txid, "precommitted", ""); }, std::move(done)});
 }
 
-void SqliteStore::RememberOutcome(const std::string& txid, Outcome outcome, std::function<void(Status)> durable) {
-  const Durability durability = durable ? Durability::kSyncNow : Durability::kSyncWithNext;
-  queue_.Submit(
-      {[this, txid, outcome](sqlite::Database&) {
-         return rm_.RememberOutcome(txid, OutcomeName(outcome), timers_.NowMs());
-       },
-       std::move(durable), nullptr, durability});
+void SqliteStore::WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) {
+  auto held = std::make_shared<Result<Outcome>>(Outcome::kAborted);
+  StorageJob job;
+  job.run = [this, txid, held](sqlite::Database&) {
+    if (Status s = rm_.RememberOutcome(txid, OutcomeName(Outcome::kAborted), timers_.NowMs()); !s.ok()) return s;
+    Result<std::optional<StoredOutcome>> found = rm_.FindOutcome(txid);
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) return Status::Internal("the tombstone of " + txid + " was written but cannot be read");
+    *held = (*found)->outcome;
+    return Status::Ok();
+  };
+  job.done = [held, done = std::move(done)](Status s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    done(std::move(*held));
+  };
+  // Nobody waits for it but its aborts: it rides on the next prepare's fsync.
+  job.durability = Durability::kSyncWithNext;
+  queue_.Submit(std::move(job));
 }
 
 void SqliteStore::FindOutcome(const std::string& txid,

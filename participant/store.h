@@ -52,10 +52,11 @@ class Store {
   virtual void Abort(const std::string& txid, std::function<void(Status)> done) = 0;
   // 3PC: the record's state becomes "precommitted".
   virtual void Precommit(const std::string& txid, std::function<void(Status)> done) = 0;
-  // Writes txid's outcome (if none is written yet). durable: called once it
-  // is durable, or with why it could not be written; null (a no vote's
-  // outcome) when nobody waits for it.
-  virtual void RememberOutcome(const std::string& txid, Outcome outcome, std::function<void(Status)> durable) = 0;
+  // "aborted" for a txid that holds no record here (a no vote, an abort
+  // before its prepare), unless an outcome is written for it already. done
+  // gets the outcome the store then holds for txid, once that is durable, or
+  // why it could not be written.
+  virtual void WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) = 0;
   virtual void ForgetOutcomesBefore(int64_t cutoff_ms) = 0;
   // The outcome remembered for txid (nullopt: none), in order with the jobs
   // submitted before it.

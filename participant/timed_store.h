@@ -36,8 +36,8 @@ class TimedStore final : public Store {
   void Precommit(const std::string& txid, std::function<void(Status)> done) override {
     inner_.Precommit(txid, std::move(done));
   }
-  void RememberOutcome(const std::string& txid, Outcome outcome, std::function<void(Status)> durable) override {
-    inner_.RememberOutcome(txid, outcome, std::move(durable));
+  void WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) override {
+    inner_.WriteTombstone(txid, std::move(done));
   }
   void ForgetOutcomesBefore(int64_t cutoff_ms) override { inner_.ForgetOutcomesBefore(cutoff_ms); }
   void FindOutcome(const std::string& txid,

@@ -103,12 +103,21 @@ TEST_CASE("a no from the resource manager votes no with its reason and holds no 
   CHECK(replies[0].body["vote"] == "no");
   CHECK(replies[0].body["reason"] == "lock conflict with t0");
   CHECK(e.locks().size() == 0);
-  CHECK(Only<action::RememberOutcome>(a).size() == 1);
+  REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
+  CHECK_FALSE(Only<action::WriteTombstone>(a)[0].again);
   // A duplicate prepare gets the same vote.
   e.OnPrepare(Prepare("t1"), 2, 0);
   auto again = Only<action::Reply>(e.TakeActions());
   REQUIRE(again.size() == 1);
   CHECK(again[0].body["vote"] == "no");
+  // The coordinator's abort (it had no vote in time) waits until the "aborted" is durable.
+  e.OnAbort("t1", kKey, 3, 1);
+  CHECK(e.TakeActions().empty());
+  e.OnTombstoneWritten("t1", Outcome::kAborted);
+  auto acked = Only<action::Reply>(e.TakeActions());
+  REQUIRE(acked.size() == 1);
+  CHECK(acked[0].to == 3);
+  CHECK(acked[0].status == 200);
 }
 
 TEST_CASE("a storage batch that failed votes no, even if the resource manager said yes") {
@@ -181,7 +190,7 @@ TEST_CASE("an abort before its prepare leaves a tombstone: the late prepare vote
   REQUIRE(vote.size() == 1);
   CHECK(vote[0].to == 2);
   CHECK(vote[0].body["vote"] == "no");
-  e.OnTombstoneWritten("t1", Status::Ok());
+  e.OnTombstoneWritten("t1", Outcome::kAborted);
   auto acked = Only<action::Reply>(e.TakeActions());
   REQUIRE(acked.size() == 2);
   for (const auto& r : acked) {
@@ -210,13 +219,26 @@ TEST_CASE("a tombstone that could not be written answers 503, keeps voting no, a
   CHECK(vote[0].body["vote"] == "no");
   e.OnAbort("t1", kKey, 3, 2);
   auto a = e.TakeActions();
-  CHECK(Only<action::WriteTombstone>(a).size() == 1);
+  REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
+  CHECK(Only<action::WriteTombstone>(a)[0].again);  // not counted as another no vote
   CHECK(Only<action::Reply>(a).empty());
-  e.OnTombstoneWritten("t1", Status::Ok());
+  e.OnTombstoneWritten("t1", Outcome::kAborted);
   auto acked = Only<action::Reply>(e.TakeActions());
   REQUIRE(acked.size() == 1);
   CHECK(acked[0].to == 3);
   CHECK(acked[0].status == 200);
+}
+
+TEST_CASE("a tombstone's aborts are answered with the outcome the store holds") {
+  Engine e = MakeEngine();
+  e.OnAbort("t1", kKey, 1, 0);
+  REQUIRE(Only<action::WriteTombstone>(e.TakeActions()).size() == 1);
+  // The store already held "committed" for t1 (written before this one).
+  e.OnTombstoneWritten("t1", Outcome::kCommitted);
+  auto replies = Only<action::Reply>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 409);
+  CHECK(replies[0].body["error"]["code"] == "already_committed");
 }
 
 TEST_CASE("an abort waiting on a prepare that votes no is answered once the outcome is durable") {
@@ -230,9 +252,8 @@ TEST_CASE("an abort waiting on a prepare that votes no is answered once the outc
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].to == 1);
   CHECK(replies[0].body["vote"] == "no");
-  CHECK(Only<action::RememberOutcome>(a).empty());
   REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
-  e.OnTombstoneWritten("t1", Status::Ok());
+  e.OnTombstoneWritten("t1", Outcome::kAborted);
   auto acked = Only<action::Reply>(e.TakeActions());
   REQUIRE(acked.size() == 1);
   CHECK(acked[0].to == 2);
@@ -342,7 +363,7 @@ Engine TombstoneAtZero(int64_t retention_ms, int64_t memory_ms) {
   e.Tick(0);
   e.OnAbort("t1", kKey, 1, 0);
   e.TakeActions();
-  e.OnTombstoneWritten("t1", Status::Ok());
+  e.OnTombstoneWritten("t1", Outcome::kAborted);
   e.TakeActions();
   CHECK(e.OutcomeOf("t1") == std::optional<std::string>("aborted"));
   return e;
@@ -427,7 +448,7 @@ TEST_CASE("a prepare whose storage job finds the txid committed before gets the 
   CHECK(replies[1].body["vote"] == "yes");
   CHECK(replies[2].status == 409);
   CHECK(replies[2].body["error"]["code"] == "already_committed");
-  CHECK(Only<action::RememberOutcome>(rest).empty());  // the store has it
+  CHECK(Only<action::WriteTombstone>(rest).empty());  // the store has it
   CHECK(e.StateOf("t1") == "committed");
   CHECK(e.Held(4).empty());
   CHECK(e.locks().size() == 0);
@@ -441,7 +462,7 @@ TEST_CASE("a prepare whose storage job finds a tombstone votes no, and the waiti
   CHECK(replies[1].body["vote"] == "no");
   CHECK(replies[2].status == 200);
   CHECK(replies[2].body["state"] == "aborted");
-  CHECK(Only<action::RememberOutcome>(rest).empty());
+  CHECK(Only<action::WriteTombstone>(rest).empty());
   CHECK(e.StateOf("t1") == "aborted");
 }
 
@@ -466,7 +487,7 @@ TEST_CASE("a prepare whose txid's stored outcome cannot be read, or was never re
       CHECK(r.status == 503);
       CHECK(r.body["error"]["code"] == "storage_error");
     }
-    CHECK(Only<action::RememberOutcome>(rest).empty());
+    CHECK(Only<action::WriteTombstone>(rest).empty());
     CHECK_FALSE(e.Knows("t1"));
     CHECK(e.StateOf("t1") == "unknown");  // never "aborted": a peer would take that as evidence
     CHECK(e.Held(4).empty());
@@ -478,7 +499,7 @@ TEST_CASE("a failed batch whose prepare found the txid committed answers with th
   std::vector<Action> rest;
   auto replies = PrepareFoundFinished(e, Found(Outcome::kCommitted), &rest, Status::IoError("disk I/O error"));
   CHECK(replies[0].body["vote"] == "yes");
-  CHECK(Only<action::RememberOutcome>(rest).empty());
+  CHECK(Only<action::WriteTombstone>(rest).empty());
   CHECK(e.StateOf("t1") == "committed");
 }
 
