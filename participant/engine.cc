@@ -105,8 +105,9 @@ void Engine::OnTombstoneWritten(const std::string& txid, const Result<Outcome>& 
   std::vector<RequestToken> aborts = std::move(writing->second);
   tombstones_writing_.erase(writing);
   if (held.ok()) {
-    // Answered with what the store holds: "committed" if the txid committed
-    // here after all (its "aborted" left memory while this was written).
+    // The store's outcome is the one that lasts: "committed" if the txid
+    // committed here after all.
+    if (auto f = finished_.find(txid); f != finished_.end()) f->second = *held;
     for (RequestToken t : aborts) AnswerFinishedAbort(txid, *held, t);
     return;
   }
@@ -336,6 +337,14 @@ void Engine::Remember(const std::string& txid, Outcome outcome, int64_t now_ms) 
 
 void Engine::ForgetBefore(int64_t cutoff_ms) {
   while (!finished_order_.empty() && finished_order_.front().first < cutoff_ms) {
+    if (!tombstones_writing_.empty() && tombstones_writing_.count(*finished_order_.front().second) != 0) {
+      // Its "aborted" is still being written: kept for another window.
+      auto kept = finished_order_.front();
+      finished_order_.pop_front();
+      kept.first = cutoff_ms;
+      finished_order_.push_back(kept);
+      continue;
+    }
     if (!tombstones_unwritten_.empty()) tombstones_unwritten_.erase(*finished_order_.front().second);
     finished_.erase(*finished_order_.front().second);
     finished_order_.pop_front();

@@ -266,7 +266,8 @@ class Engine {
   void Finish(const std::string& txid, Outcome outcome, int64_t now_ms);
   // Remembers txid's outcome in memory from now_ms. Every caller has
   // checked that txid is neither held nor remembered: an outcome is never
-  // remembered twice, nor replaced.
+  // remembered twice, and replaced only by what the store reports it holds
+  // (OnTombstoneWritten).
   void Remember(const std::string& txid, Outcome outcome, int64_t now_ms);
   // Forgets from memory what was remembered before cutoff_ms.
   void ForgetBefore(int64_t cutoff_ms);
@@ -307,8 +308,9 @@ class Engine {
   std::unordered_map<std::string, Outcome> finished_;
   // One (remembered at, key) entry per finished_ element, in the order they
   // were remembered: the purge pops what is past the memory window instead of
-  // scanning finished_. The key points into finished_'s own node (stable
-  // until that element is erased, which only the purge does, with its entry).
+  // scanning finished_ (a tombstone still being written goes to the back
+  // instead). The key points into finished_'s own node (stable until that
+  // element is erased, which only the purge does, with its entry).
   std::deque<std::pair<int64_t, const std::string*>> finished_order_;
   // Tombstones being written, with the aborts that wait for them. Their
   // "aborted" is in finished_ already, so prepares vote no meanwhile.

@@ -58,9 +58,9 @@ nlohmann::json JsonOf(const PgResult& r, int row, int col) {
 // statement the agent sends: a user statement, and also a metadata row or
 // outcome that would otherwise wait for a row a prepared transaction holds.
 Status SessionSetup(PgConnection& conn, const PostgresStoreOptions& o) {
-  // Only the metadata rows commit without waiting for their flush (see the
-  // header); PREPARE TRANSACTION and COMMIT PREPARED always flush, and a
-  // precommit asks for it.
+  // Statements commit without waiting for their flush unless they ask for
+  // it (ExecFlushed: a precommit, a tombstone); PREPARE TRANSACTION and
+  // COMMIT PREPARED always flush (see the header).
   PgResult r = conn.Exec("SET synchronous_commit = off; SET statement_timeout = " +
                          std::to_string(o.statement_timeout_ms) + "; SET lock_timeout = " +
                          std::to_string(o.lock_timeout_ms));
@@ -94,7 +94,7 @@ Status CheckServer(PgConnection& conn) {
         "NOT EXISTS abort_key text NOT NULL DEFAULT '', ADD COLUMN IF NOT EXISTS commit_check text NOT NULL DEFAULT ''");
   }
   PgResult own = conn.Exec(
-      "SELECT has_table_privilege('_commitd_pg_prepared', 'SELECT,INSERT,DELETE') "
+      "SELECT has_table_privilege('_commitd_pg_prepared', 'SELECT,INSERT,UPDATE,DELETE') "
       "AND has_table_privilege('_commitd_pg_precommitted', 'SELECT,INSERT,DELETE') "
       "AND has_table_privilege('_commitd_pg_finished', 'SELECT,INSERT,DELETE')");
   if (!own.ok() || own.value(0, 0) != "t") {
@@ -525,26 +525,21 @@ void PostgresStore::Precommit(const std::string& txid, std::function<void(Status
 void PostgresStore::WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) {
   const int64_t now = now_ms_();
   workers_->Submit([this, txid, now, done = std::move(done)](PgLink& link) mutable {
-    // A prepare whose PREPARE TRANSACTION lost its connection may hold this
-    // txid's outcome row: roll it back first instead of waiting on it.
-    RollBackUncertain(link);
-    // DO UPDATE rather than DO NOTHING: a commit that writes nothing flushes
-    // nothing, and a row already there may have been committed unflushed.
+    // pg_current_xact_id() gives the transaction an id, so its COMMIT is
+    // written and flushed even when the INSERT finds a row (which may itself
+    // have been committed unflushed) and writes nothing.
     Status s = ExecFlushed(link, [&](PgConnection& conn) {
-      return "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" + conn.Literal(options_.agent) +
-             ", " + conn.Literal(txid) + ", 'aborted', " + std::to_string(now) +
-             ") ON CONFLICT (agent, txid) DO UPDATE SET at_ms = _commitd_pg_finished.at_ms";
+      return "SELECT pg_current_xact_id(); INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" +
+             conn.Literal(options_.agent) + ", " + conn.Literal(txid) + ", 'aborted', " + std::to_string(now) +
+             ") ON CONFLICT (agent, txid) DO NOTHING";
     });
-    Result<Outcome> held = s;
-    if (s.ok()) {
-      Result<std::optional<StoredOutcome>> found = ReadOutcome(link, txid);
-      if (!found.ok()) {
-        held = found.status();
-      } else if (!found->has_value()) {
-        held = Status::Internal("the tombstone of " + txid + " was written but cannot be read");
-      } else {
-        held = (*found)->outcome;
-      }
+    Result<Outcome> held = Status::Internal("the tombstone of " + txid + " was written but cannot be read");
+    if (!s.ok()) {
+      held = s;
+    } else if (Result<std::optional<StoredOutcome>> found = ReadOutcome(link, txid); !found.ok()) {
+      held = found.status();
+    } else if (found->has_value()) {
+      held = (*found)->outcome;
     }
     post_([held = std::move(held), done = std::move(done)]() mutable { done(std::move(held)); });
   });

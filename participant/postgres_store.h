@@ -17,8 +17,8 @@
 //    then the metadata row goes and "aborted" is remembered.
 //  - Precommit (3PC): a row in _commitd_pg_precommitted, flushed.
 //  - Tombstone (a no vote, an abort of a txid with no record here): an
-//    "aborted" row of _commitd_pg_finished unless one is there, flushed
-//    before its aborts are answered.
+//    "aborted" row of _commitd_pg_finished (a row already there is left as
+//    it is), flushed; its aborts are answered with the row's outcome.
 //  - Load: the agent's gids in pg_prepared_xacts, each with its metadata row;
 //    a metadata row without a prepared transaction is a prepare that never
 //    completed (or was rolled back): remembered as aborted.

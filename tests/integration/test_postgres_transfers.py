@@ -77,6 +77,12 @@ def test_outcomes_past_the_memory_window_are_read_from_postgresql():
         assert status == 200 and body["state"] == "aborted", (status, body)
         # Acknowledged once the tombstone is written.
         assert pg.psql("SELECT outcome FROM _commitd_pg_finished WHERE txid = 'tx-mem-2'", db="bank-b") == [["aborted"]]
+        # A no vote leaves the same; the coordinator's abort after it is acknowledged once that is written.
+        status, vote = agent_prepare(agent, "tx-mem-3", debit_ops("bob", 10**6), participant="bank-b")
+        assert status == 200 and vote["vote"] == "no", (status, vote)
+        status, body = agent_abort(agent, "tx-mem-3")
+        assert status == 200 and body["state"] == "aborted", (status, body)
+        assert pg.psql("SELECT outcome FROM _commitd_pg_finished WHERE txid = 'tx-mem-3'", db="bank-b") == [["aborted"]]
         time.sleep(1.5)  # both leave the agent's memory; PostgreSQL keeps them
 
         # A repeated prepare of the committed one gets its yes and runs nothing again.

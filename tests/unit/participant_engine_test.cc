@@ -239,6 +239,24 @@ TEST_CASE("a tombstone's aborts are answered with the outcome the store holds") 
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 409);
   CHECK(replies[0].body["error"]["code"] == "already_committed");
+  CHECK(e.StateOf("t1") == "committed");  // what peers are told from now on
+}
+
+TEST_CASE("a tombstone still being written stays in memory past the memory window") {
+  EngineOptions o{{}, 100, 800, 10'000};
+  o.outcome_memory_ms = 1'000;
+  Engine e(o);
+  e.Tick(0);
+  e.OnAbort("t1", kKey, 1, 0);
+  REQUIRE(Only<action::WriteTombstone>(e.TakeActions()).size() == 1);
+  e.Tick(5'000);
+  e.TakeActions();
+  CHECK(e.StateOf("t1") == "aborted");
+  e.OnTombstoneWritten("t1", Outcome::kAborted);
+  CHECK(Only<action::Reply>(e.TakeActions()).size() == 1);
+  e.Tick(10'000);
+  e.TakeActions();
+  CHECK(e.StateOf("t1") == "unknown");
 }
 
 TEST_CASE("an abort waiting on a prepare that votes no is answered once the outcome is durable") {

@@ -640,6 +640,27 @@ TEST_CASE("an abort before its prepare is acknowledged once its tombstone is dur
   CHECK(f.Records() == 0);
 }
 
+TEST_CASE("after a no vote, the coordinator's abort is acknowledged once the no is durable, and it outlives a restart") {
+  Fixture f;
+  wire::PrepareRequest overdraft = Fixture::DebitRequest("t4");
+  overdraft.ops[0].args["amount"] = 1000;  // more than alice has: expect_changes fails
+  std::optional<NodeReply> vote;
+  f.node().Prepare(overdraft, [&](NodeReply r) { vote = std::move(r); });
+  REQUIRE(f.RunOneBatch());  // the prepare's batch: the vote is no, the "aborted" is queued
+  REQUIRE(vote.has_value());
+  CHECK(vote->body["vote"] == "no");
+  std::optional<NodeReply> abort;
+  f.node().Abort(wire::AbortRequest{"t4", ""}, [&](NodeReply r) { abort = std::move(r); });
+  CHECK_FALSE(abort.has_value());  // its "aborted" is not written yet
+  f.Settle();
+  REQUIRE(abort.has_value());
+  CHECK(abort->status == 200);
+  CHECK(f.node().counters().votes_no == 1);
+  f.Restart();
+  CHECK(f.Prepare("t4").body["vote"] == "no");
+  CHECK(f.Balance() == 100);
+}
+
 TEST_CASE("the memory holds only the window: many finished transactions leave nothing behind") {
   Fixture f(ShortOutcomeMemory());
   f.RunFor(20);
