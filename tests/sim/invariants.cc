@@ -34,6 +34,14 @@ void Checker::OnAborted(const std::string& participant, const std::string& txid)
   Check(txid, f);
 }
 
+void Checker::OnAbortAcknowledged(const std::string& participant, const std::string& txid) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end() || it->second.aborted_at.count(participant) == 0) {
+    Fail("durable acknowledgement", participant + " acknowledged the abort of " + txid +
+                                        " before its aborted outcome was synced there");
+  }
+}
+
 void Checker::OnDecisionDurable(const std::string& txid, bool commit) {
   TxFacts& f = txs_[txid];
   if (f.decision && *f.decision != commit) {

@@ -26,6 +26,8 @@ class Checker {
   void OnBranch(const std::string& txid, const std::string& participant);
   void OnCommitted(const std::string& participant, const std::string& txid);
   void OnAborted(const std::string& participant, const std::string& txid);
+  // A participant answered an abort 200: its "aborted" must be synced there by then.
+  void OnAbortAcknowledged(const std::string& participant, const std::string& txid);
   void OnDecisionDurable(const std::string& txid, bool commit);
   void OnClientAnswer(const std::string& txid, bool committed);
   // A definite outcome told to anyone else (the adversary's callers): it must

@@ -6,6 +6,7 @@ std::optional<Bug> ParseBug(std::string_view name) {
   if (name == "none") return Bug::kNone;
   if (name == "commit-on-timeout") return Bug::kCommitOnTimeout;
   if (name == "ack-before-durable") return Bug::kAckBeforeDurable;
+  if (name == "abort-ack-before-durable") return Bug::kAbortAckBeforeDurable;
   if (name == "forget-decision") return Bug::kForgetDecision;
   if (name == "presume-without-record") return Bug::kPresumeWithoutRecord;
   if (name == "accept-404-from-non-owner") return Bug::kAccept404FromNonOwner;
@@ -39,6 +40,7 @@ std::string_view BugName(Bug bug) {
     case Bug::kNone: return "none";
     case Bug::kCommitOnTimeout: return "commit-on-timeout";
     case Bug::kAckBeforeDurable: return "ack-before-durable";
+    case Bug::kAbortAckBeforeDurable: return "abort-ack-before-durable";
     case Bug::kForgetDecision: return "forget-decision";
     case Bug::kPresumeWithoutRecord: return "presume-without-record";
     case Bug::kAccept404FromNonOwner: return "accept-404-from-non-owner";

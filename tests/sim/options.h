@@ -15,6 +15,7 @@ enum class Bug {
   kNone,
   kCommitOnTimeout,   // a prepared 2PC participant commits by itself at its deadline
   kAckBeforeDurable,  // a participant acks a commit as soon as the apply job is queued
+  kAbortAckBeforeDurable,  // a participant acks an abort of a txid it holds no record of at once
   kForgetDecision,    // the coordinator reports its decision durable without writing it
   kPresumeWithoutRecord,  // a presumed abort told to a participant is not recorded first
   kAccept404FromNonOwner,  // a participant takes any coordinator's "not known here" as proof of abort

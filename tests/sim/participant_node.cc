@@ -236,8 +236,20 @@ void ParticipantNode::Handle(const Request& request, Responder respond) {
   if (abort) {
     auto parsed = wire::ParseAbortRequest(request.body.dump());
     if (!parsed.ok()) return respond(ErrorOf(400, "invalid_request", parsed.status().message()));
-    ctx_.Log(name_, "recv abort " + parsed->txid);
-    return node_->Abort(*parsed, std::move(reply));
+    const std::string txid = parsed->txid;
+    ctx_.Log(name_, "recv abort " + txid);
+    if (ctx_.bug == Bug::kAbortAckBeforeDurable && node_->StateOf(txid) == "unknown") {
+      // The deliberate bug: the abort of a txid held nowhere here is
+      // acknowledged before its tombstone is written; the real answer is dropped.
+      ctx_.Log(name_, "BUG abort-ack-before-durable: acking the abort of " + txid + " before its tombstone is synced");
+      node_->Abort(*parsed, [](participant::NodeReply) {});
+      ctx_.checker.OnAbortAcknowledged(name_, txid);
+      return respond({200, {{"txid", txid}, {"state", "aborted"}}});
+    }
+    return node_->Abort(*parsed, [this, txid, reply](participant::NodeReply r) {
+      if (r.status == 200) ctx_.checker.OnAbortAcknowledged(name_, txid);
+      reply(std::move(r));
+    });
   }
   auto parsed = wire::ParseCommitRequest(request.body.dump());
   if (!parsed.ok()) return respond(ErrorOf(400, "invalid_request", parsed.status().message()));
