@@ -53,6 +53,16 @@ PrepareResult No(std::string reason) {
   return r;
 }
 
+// t1's tombstone is reported durable: the one abort waiting for it, `token`, gets 200.
+void TombstoneWrittenAcks(Engine& e, RequestToken token) {
+  e.OnTombstoneWritten("t1", Outcome::kAborted);
+  auto acked = Only<action::Reply>(e.TakeActions());
+  REQUIRE(acked.size() == 1);
+  CHECK(acked[0].to == token);
+  CHECK(acked[0].status == 200);
+  CHECK(acked[0].body["state"] == "aborted");
+}
+
 Engine MakeEngine() { return Engine(EngineOptions{{"http://other"}, 100, 800, 60'000}); }
 
 // Drives txid to the prepared state holding keys; returns the vote reply.
@@ -113,11 +123,7 @@ TEST_CASE("a no from the resource manager votes no with its reason and holds no 
   // The coordinator's abort (it had no vote in time) waits until the "aborted" is durable.
   e.OnAbort("t1", kKey, 3, 1);
   CHECK(e.TakeActions().empty());
-  e.OnTombstoneWritten("t1", Outcome::kAborted);
-  auto acked = Only<action::Reply>(e.TakeActions());
-  REQUIRE(acked.size() == 1);
-  CHECK(acked[0].to == 3);
-  CHECK(acked[0].status == 200);
+  TombstoneWrittenAcks(e, 3);
 }
 
 TEST_CASE("a storage batch that failed votes no, even if the resource manager said yes") {
@@ -222,11 +228,7 @@ TEST_CASE("a tombstone that could not be written answers 503, keeps voting no, a
   REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
   CHECK(Only<action::WriteTombstone>(a)[0].again);  // not counted as another no vote
   CHECK(Only<action::Reply>(a).empty());
-  e.OnTombstoneWritten("t1", Outcome::kAborted);
-  auto acked = Only<action::Reply>(e.TakeActions());
-  REQUIRE(acked.size() == 1);
-  CHECK(acked[0].to == 3);
-  CHECK(acked[0].status == 200);
+  TombstoneWrittenAcks(e, 3);
 }
 
 TEST_CASE("a tombstone's aborts are answered with the outcome the store holds") {
@@ -271,11 +273,7 @@ TEST_CASE("an abort waiting on a prepare that votes no is answered once the outc
   CHECK(replies[0].to == 1);
   CHECK(replies[0].body["vote"] == "no");
   REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
-  e.OnTombstoneWritten("t1", Outcome::kAborted);
-  auto acked = Only<action::Reply>(e.TakeActions());
-  REQUIRE(acked.size() == 1);
-  CHECK(acked[0].to == 2);
-  CHECK(acked[0].body["state"] == "aborted");
+  TombstoneWrittenAcks(e, 2);
 }
 
 TEST_CASE("an abort during prepare: the written record is aborted, the prepare gets a no") {
