@@ -5,6 +5,7 @@
 #include <set>
 #include <string_view>
 
+#include "common/json_parse.h"
 #include "common/json_scanner.h"
 #include "common/json_syntax.h"
 #include "common/json_text.h"
@@ -37,21 +38,9 @@ constexpr std::size_t kMaxLogIdSize = 64;
 // Every failure is InvalidArgument: a syntax error (parse_error), and also a
 // number outside double's range such as 1e400 (out_of_range).
 Result<json> ParseBody(std::string_view body) {
-  // nlohmann takes a NUL byte for the end of the input (common/json_parse.h).
-  if (body.find('\0') != std::string_view::npos) {
-    return Status::InvalidArgument("body is not valid JSON: it holds a NUL byte");
-  }
-  try {
-    return json::parse(body);
-  } catch (const json::exception& e) {
-    // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
-    std::string_view what = e.what();
-    if (!what.empty() && what.front() == '[') {
-      std::size_t end = what.find("] ");
-      if (end != std::string_view::npos) what.remove_prefix(end + 2);
-    }
-    return Status::InvalidArgument("body is not valid JSON: " + std::string(what));
-  }
+  Result<json> parsed = ParseJsonExplained(body);
+  if (!parsed.ok()) return Status::InvalidArgument("body is not valid JSON: " + parsed.status().message());
+  return parsed;
 }
 
 // `where` names the object in messages; "" for the top level, which is "body".
@@ -384,7 +373,7 @@ Result<PrepareRequest> ParsePrepareRequestTree(std::string_view body) {
   r.coordinator = std::move(coordinator).value();
   if (auto it = j.find("log_id"); it != j.end()) {
     if (!it->is_string() || it->get_ref<const std::string&>().size() > kMaxLogIdSize) {
-      return Invalid("log_id", "must be a string of at most 64 characters");
+      return Invalid("log_id", "must be a string of at most " + std::to_string(kMaxLogIdSize) + " characters");
     }
     r.log_id = it->get<std::string>();
   }

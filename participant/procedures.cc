@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/json_parse.h"
+
 namespace commitd::participant {
 
 namespace {
@@ -14,16 +16,6 @@ namespace {
 using nlohmann::json;
 
 bool IsBlank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
-
-// nlohmann's what() is "[json.exception.parse_error.101] parse error at line 1, column 2: ...".
-std::string ParseErrorText(const json::exception& e) {
-  std::string text = e.what();
-  if (!text.empty() && text[0] == '[') {
-    std::size_t end = text.find("] ");
-    if (end != std::string::npos) text.erase(0, end + 2);
-  }
-  return text;
-}
 
 Result<Procedure> ParseProcedure(const std::string& name, const json& value) {
   const std::string where = "procedures." + name;
@@ -63,16 +55,9 @@ Result<Procedure> ParseProcedure(const std::string& name, const json& value) {
 }  // namespace
 
 Result<Procedures> Procedures::Parse(const std::string& json_text) {
-  // nlohmann takes a NUL byte for the end of the input (common/json_parse.h).
-  if (json_text.find('\0') != std::string::npos) {
-    return Status::InvalidArgument("invalid procedures JSON: it holds a NUL byte");
-  }
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
-    return Status::InvalidArgument("invalid procedures JSON: " + ParseErrorText(e));
-  }
+  Result<json> parsed = ParseJsonExplained(json_text);
+  if (!parsed.ok()) return Status::InvalidArgument("invalid procedures JSON: " + parsed.status().message());
+  const json& root = *parsed;
   if (!root.is_object()) return Status::InvalidArgument("procedures file: must be a JSON object");
   for (const auto& [key, unused] : root.items()) {
     if (key != "procedures") return Status::InvalidArgument(key + ": unknown key (expected 'procedures')");
