@@ -26,7 +26,15 @@ std::string Reason(const PgResult& r) {
   return pg::Describe(r);
 }
 
-constexpr char kFindOutcomeSql[] = "SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2";
+constexpr char kFindOutcomeSql[] = "SELECT outcome, at_ms FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2";
+
+// The row a kFindOutcomeSql that ran found (nullopt: none).
+Result<std::optional<StoredOutcome>> OutcomeRow(const PgResult& r, const std::string& txid) {
+  if (r.rows() == 0) return std::optional<StoredOutcome>{};
+  Result<Outcome> outcome = ParseStoredOutcome(r.value(0, 0), "_commitd_pg_finished", txid);
+  if (!outcome.ok()) return outcome.status();
+  return std::optional<StoredOutcome>{StoredOutcome{*outcome, std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
+}
 
 // A JSON arg as a text parameter: PostgreSQL infers its type from the statement.
 Result<std::optional<std::string>> TextOf(const nlohmann::json& v, const std::string& what) {
@@ -372,10 +380,7 @@ EarlierOutcome PostgresStore::EarlierFrom(const PgResult& r, const std::string& 
   if (!r.ok()) {
     return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, Status::Unavailable("PostgreSQL: " + Reason(r))};
   }
-  if (r.rows() == 0) return {EarlierOutcome::Kind::kNone, Outcome::kAborted, Status::Ok()};
-  Result<Outcome> outcome = ParseStoredOutcome(r.value(0, 0), "_commitd_pg_finished", txid);
-  if (!outcome.ok()) return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, outcome.status()};
-  return {EarlierOutcome::Kind::kFound, *outcome, Status::Ok()};
+  return EarlierOutcome::From(OutcomeRow(r, txid));
 }
 
 EarlierOutcome PostgresStore::ReadEarlier(PgLink& link, const std::string& txid) {
@@ -548,16 +553,12 @@ void PostgresStore::WriteTombstone(const std::string& txid, std::function<void(R
 Result<std::optional<StoredOutcome>> PostgresStore::ReadOutcome(PgLink& link, const std::string& txid) {
   auto got = link.Get();
   if (!got.ok()) return got.status();
-  PgResult r = (*got)->Exec("SELECT outcome, at_ms FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2",
-                            {options_.agent, txid});
+  PgResult r = (*got)->Exec(kFindOutcomeSql, {options_.agent, txid});
   if (!r.ok()) {
     link.DropIfBroken(r);
     return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
   }
-  if (r.rows() != 1) return std::optional<StoredOutcome>{};
-  Result<Outcome> outcome = ParseStoredOutcome(r.value(0, 0), "_commitd_pg_finished", txid);
-  if (!outcome.ok()) return outcome.status();
-  return std::optional<StoredOutcome>{StoredOutcome{*outcome, std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
+  return OutcomeRow(r, txid);
 }
 
 void PostgresStore::FindOutcome(const std::string& txid,

@@ -79,20 +79,22 @@ Status ResourceManager::RebuildLocks() {
 
 void PrepareJob::Scratch(ResourceManager& rm) { execution = rm.Execute(record.txid, ops); }
 
+EarlierOutcome EarlierOutcome::From(const Result<std::optional<StoredOutcome>>& read) {
+  if (!read.ok()) return {Kind::kUnreadable, Outcome::kAborted, read.status()};
+  if (!read->has_value()) return {Kind::kNone, Outcome::kAborted, Status::Ok()};
+  return {Kind::kFound, (*read)->outcome, Status::Ok()};
+}
+
 void PrepareJob::Durable(ResourceManager& rm) {
   // In the durable step, so that an outcome written earlier in this batch (a
   // tombstone) is seen.
-  auto earlier = rm.FindOutcome(record.txid);
-  if (!earlier.ok()) {
-    result.earlier = {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, earlier.status()};
-    return;
-  }
-  if (earlier->has_value()) {
-    result.earlier = {EarlierOutcome::Kind::kFound, (*earlier)->outcome, Status::Ok()};
+  EarlierOutcome earlier = EarlierOutcome::From(rm.FindOutcome(record.txid));
+  if (earlier.kind != EarlierOutcome::Kind::kNone) {
+    result.earlier = std::move(earlier);
     return;
   }
   result = rm.Prepare(record, ops, std::move(execution));
-  result.earlier.kind = EarlierOutcome::Kind::kNone;
+  result.earlier = std::move(earlier);
 }
 
 PrepareResult ResourceManager::Prepare(PreparedRecord& record, const std::vector<wire::Op>& ops,

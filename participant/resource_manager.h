@@ -19,6 +19,7 @@
 #include <memory>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,9 @@ struct EarlierOutcome {
   Kind kind = Kind::kNotRead;
   Outcome outcome = Outcome::kAborted;
   Status error;
+
+  // What a read of the txid's remembered outcome (FindOutcome) found.
+  static EarlierOutcome From(const Result<std::optional<StoredOutcome>>& read);
 };
 
 // What a prepare came to: a yes (the record is durable once the batch
