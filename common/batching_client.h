@@ -23,7 +23,11 @@ namespace commitd::http {
 
 struct BatchingOptions {
   std::string batch_target = "/v1/batch";
-  std::size_t max_in_flight = 8;     // exchanges per peer at once
+  // Exchanges per peer at once. Two keep a peer busy (one being answered,
+  // the next filling); more only split the same messages into more, smaller
+  // exchanges, each with its HTTP and thread hand-off costs on both sides
+  // (docs/benchmarking.md, *What the storage and batching choices are worth*).
+  std::size_t max_in_flight = 2;
   std::size_t max_batch = 256;       // requests per exchange
   // Bytes of request bodies per exchange; keep it below the peer's body limit
   // (max_body_bytes, 1 MiB by default). A single larger request goes alone.

@@ -39,7 +39,9 @@ struct AgentLoadOptions {
   double warmup_s = 1;
   bool json = false;
   bool batched = true;  // coalesce messages into POST /v1/batch exchanges, as the coordinator does
-  std::size_t max_in_flight = http::BatchingOptions{}.max_in_flight;  // batched exchanges at once
+  // Batched exchanges at once: with --max-batch 16, room for every client's
+  // message (64 by default).
+  std::size_t max_in_flight = 8;
   // Messages per exchange. An exchange is answered when its slowest message
   // is, and its callers then send again together: with the coordinator's
   // default (256) the 64 clients ended up in one exchange, moving in lockstep
