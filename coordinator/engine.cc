@@ -222,6 +222,12 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
     b->precommit_backoff_ms = std::min(b->precommit_backoff_ms * 2, options_.retry_max_ms);
     return;
   }
+  if (*answer == PrecommitAnswer::kAborted && tx.commit_retry_ms != 0) {
+    // Commit was decided already (its record is being written again); an
+    // abort here is a mixed outcome for the operator, not a new decision.
+    b->last_error = participant + " refused precommit after commit was decided: it has aborted";
+    return;
+  }
   if (*answer == PrecommitAnswer::kAborted) {
     // It decided abort by itself (termination while this coordinator was away).
     Decide(tx, Outcome::kAborted, participant + " refused precommit: it has aborted", now_ms);
@@ -236,6 +242,12 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
 }
 
 void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
+  if (tx.commit_retry_ms != 0) {
+    if (now_ms < tx.commit_retry_ms) return;
+    tx.commit_retry_ms = 0;
+    Decide(tx, Outcome::kCommitted, "", now_ms);
+    return;
+  }
   if (tx.resumed || now_ms < tx.precommit_deadline_ms) return;
   for (const auto& b : tx.branches) {
     // A participant that acked holds a durable precommit; termination would
@@ -252,6 +264,7 @@ void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
 
 void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms, AbortReason abort_reason) {
   SetPhase(tx, Phase::kDeciding);
+  tx.commit_retry_ms = 0;
   tx.outcome = outcome;
   tx.reason = std::move(reason);
   tx.decided_ms = now_ms;
@@ -292,6 +305,10 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   if (it == txs_.end()) return;
   Tx& tx = it->second;
   if (!status.ok()) {
+    if (tx.outcome == Outcome::kCommitted && tx.protocol == wire::Protocol::k3pc) {
+      RetryCommitLater(tx, status, now_ms);
+      return;
+    }
     if (tx.outcome == Outcome::kCommitted) {
       // Nothing durable says commit, so presumed abort holds: abort instead.
       tx.outcome = Outcome::kAborted;
@@ -325,6 +342,32 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   SendDue(tx, now_ms);
   MaybeFinish(tx, now_ms);
+}
+
+// 3PC decides commit only once a participant has acked its precommit, and
+// precommitted participants commit by termination (as does a coordinator
+// resuming the precommit record), so commit is the only outcome left: the
+// decision is written again later, and the clients waiting are told that the
+// outcome is not known yet (not that it aborted).
+void Engine::RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms) {
+  SetPhase(tx, Phase::kPrecommitted);
+  tx.outcome = Outcome::kPending;
+  tx.decided_ms = 0;
+  ++undecided_;
+  tx.commit_retry_backoff_ms = tx.commit_retry_backoff_ms == 0
+                                   ? options_.retry_initial_ms
+                                   : std::min(tx.commit_retry_backoff_ms * 2, options_.retry_max_ms);
+  tx.commit_retry_ms = now_ms + tx.commit_retry_backoff_ms;
+  const nlohmann::json body = {
+      {"error",
+       {{"code", "storage_error"},
+        {"message", "the commit decision could not be recorded (" + status.message() +
+                        "); every participant may already be precommitted, so the transaction can only commit; "
+                        "the coordinator keeps trying to record it: ask GET /v1/transactions/" +
+                        tx.txid + " or retry with the same Idempotency-Key"}}},
+      {"txid", tx.txid}};
+  for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, 503, body});
+  tx.clients.clear();
 }
 
 bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const std::string& recorded_reason,
@@ -472,7 +515,11 @@ void Engine::RetryNow(int64_t now_ms) {
       }
     }
     if (tx.phase == Phase::kDelivering) SendDue(tx, now_ms);
-    if (tx.phase == Phase::kPrecommitted) SendPrecommitsDue(tx, now_ms);
+    if (tx.phase == Phase::kPrecommitted) {
+      if (tx.commit_retry_ms != 0) tx.commit_retry_ms = now_ms;
+      SendPrecommitsDue(tx, now_ms);
+      PrecommitDeadline(tx, now_ms);
+    }
   }
 }
 

@@ -223,6 +223,10 @@ class Engine {
     int votes_pending = 0;
     int64_t timeout_ms = 0;
     int64_t precommit_deadline_ms = 0;
+    // 3PC: when to write the commit decision again after its write failed
+    // (0: not waiting to), and the wait before that.
+    int64_t commit_retry_ms = 0;
+    int64_t commit_retry_backoff_ms = 0;
     bool resumed = false;  // from the log after a restart
     // Resumed: the reply the log holds (votes and SELECT results are not in
     // the engine any more); used when its outcome is the one being answered.
@@ -234,6 +238,7 @@ class Engine {
   void StartPrecommit(Tx& tx, int64_t now_ms);
   void SendPrecommitsDue(Tx& tx, int64_t now_ms);
   void PrecommitDeadline(Tx& tx, int64_t now_ms);
+  void RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms);
   DecisionRecord RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const;
   void StartDelivery(Tx& tx, Branch& b, int64_t now_ms);
   void SendDue(Tx& tx, int64_t now_ms);

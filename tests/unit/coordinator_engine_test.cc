@@ -423,6 +423,63 @@ TEST_CASE("3pc: lost precommits are retried; at the deadline one ack is enough t
   CHECK(d[0].record.outcome == Outcome::kAborted);
 }
 
+TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no abort is sent, the write is retried") {
+  // Precommitted participants commit by termination, and a restarted
+  // coordinator resumes the precommit record into a commit: an abort here
+  // could be contradicted after the client was told it.
+  Engine e = MakeEngine();
+  StartRequest r = Transfer3("t");
+  r.idempotency_key = "k";
+  e.Start(r, 0);
+  e.TakeActions();
+  e.OnVote("t", "bank-a", Yes("t"), 1);
+  e.OnVote("t", "bank-b", Yes("t"), 2);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Ok(), 10);
+  e.TakeActions();
+  e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
+  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAcked, 12);
+  REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
+
+  e.OnDecisionPersisted("t", Status::IoError("disk full"), 20);
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendDecision>(a).empty());
+  CHECK(Only<action::PersistDecision>(a).empty());
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 503);
+  CHECK(replies[0].body["error"]["code"] == "storage_error");
+  CHECK_FALSE(replies[0].body.contains("outcome"));  // not known to the client yet
+  CHECK(e.Find("t")->outcome == Outcome::kPending);
+  CHECK(e.undecided() == 1);
+  CHECK(e.TxidForIdempotencyKey("k") == std::optional<std::string>("t"));
+
+  e.Tick(69);  // the first retry waits retry_initial_ms (50)
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  e.Tick(70);
+  auto again = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].record.outcome == Outcome::kCommitted);
+  CHECK(e.undecided() == 0);
+  e.OnDecisionPersisted("t", Status::IoError("disk full"), 70);
+  e.TakeActions();
+  e.Tick(169);  // then twice as long
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  CHECK(e.AttachClient("t", 2));  // a retry with the same key waits for the outcome
+  e.Tick(170);
+  REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
+  e.OnDecisionPersisted("t", Status::Ok(), 171);
+  a = e.TakeActions();
+  auto sends = Only<action::SendDecision>(a);
+  REQUIRE(sends.size() == 2);
+  CHECK(sends[0].outcome == Outcome::kCommitted);
+  replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].client == 2);
+  CHECK(replies[0].status == 200);
+  CHECK(replies[0].body["outcome"] == "committed");
+}
+
 TEST_CASE("3pc: a failed precommit record write aborts before anyone is told to precommit") {
   Engine e = MakeEngine();
   e.Start(Transfer3("t"), 0);
