@@ -239,6 +239,14 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
     if (!other.precommit_acked) return;
   }
   Decide(tx, Outcome::kCommitted, "", now_ms);
+  // Every participant holds a durable precommit, and the precommit record is
+  // durable: commit is the only outcome left (termination commits through any
+  // precommitted participant, a coordinator resuming the record commits, and
+  // no operator may force a recorded transaction), so the clients hear it
+  // while the decision is written. Commits are still sent only after that.
+  const nlohmann::json body = ReplyBody(tx);
+  for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, ReplyStatus(tx), body});
+  tx.clients.clear();
 }
 
 void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {

@@ -355,7 +355,7 @@ std::vector<action::SendPrecommit> ToPrecommitted(Engine& e, const std::string& 
 
 }  // namespace
 
-TEST_CASE("3pc: precommit is sent only once the precommit record is durable; all acks -> commit decision") {
+TEST_CASE("3pc: precommit is sent only once the precommit record is durable; all acks -> commit decision, and the client hears it then") {
   Engine e = MakeEngine();
   auto sent = ToPrecommitted(e, "t");
   REQUIRE(sent.size() == 2);
@@ -364,14 +364,38 @@ TEST_CASE("3pc: precommit is sent only once the precommit record is durable; all
   e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
   CHECK(e.TakeActions().empty());
   e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAcked, 12);
-  auto decision = Only<action::PersistDecision>(e.TakeActions());
+  auto a = e.TakeActions();
+  auto decision = Only<action::PersistDecision>(a);
   REQUIRE(decision.size() == 1);
   CHECK(decision[0].record.outcome == Outcome::kCommitted);
   CHECK(decision[0].record.protocol == wire::Protocol::k3pc);
+  // Every participant is durably precommitted: commit is certain before its
+  // record is written, so the client is answered now; no commit is sent yet.
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK(replies[0].body["outcome"] == "committed");
+  CHECK(Only<action::SendDecision>(a).empty());
   e.OnDecisionPersisted("t", Status::Ok(), 13);
-  auto a = e.TakeActions();
-  CHECK(Only<action::ReplyClient>(a).size() == 1);
+  a = e.TakeActions();
+  CHECK(Only<action::ReplyClient>(a).empty());
   CHECK(Only<action::SendDecision>(a).size() == 2);
+}
+
+TEST_CASE("3pc: a commit decided at the deadline with some acks missing is answered only once it is durable") {
+  Engine e = MakeEngine();
+  ToPrecommitted(e, "t", 10);
+  e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
+  e.OnPrecommitAcked("t", "bank-b", Status::Unavailable("refused"), 11);
+  e.TakeActions();
+  e.Tick(1010);
+  auto a = e.TakeActions();
+  REQUIRE(Only<action::PersistDecision>(a).size() == 1);
+  CHECK(Only<action::ReplyClient>(a).empty());
+  e.OnDecisionPersisted("t", Status::Ok(), 1011);
+  auto replies = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].body["outcome"] == "committed");
 }
 
 TEST_CASE("3pc: a participant that aborted meanwhile refuses precommit -> abort to everyone") {
@@ -438,7 +462,9 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   e.OnPrecommitPersisted("t", Status::Ok(), 10);
   e.TakeActions();
   e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
-  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAcked, 12);
+  e.OnPrecommitAcked("t", "bank-b", Status::Unavailable("refused"), 12);
+  e.TakeActions();
+  e.Tick(1010);  // the deadline, with one ack: commit
   REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
 
   e.OnDecisionPersisted("t", Status::IoError("disk full"), 20);
@@ -454,6 +480,11 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   CHECK(e.undecided() == 1);
   CHECK(e.TxidForIdempotencyKey("k") == std::optional<std::string>("t"));
 
+  // bank-b, which never acked, now says it aborted: commit was decided, so
+  // that is its error, not a new decision.
+  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAborted, 30);
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  CHECK(e.Find("t")->branches[1].last_error.find("after commit was decided") != std::string::npos);
   e.Tick(69);  // the first retry waits retry_initial_ms (50)
   CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
   e.Tick(70);
