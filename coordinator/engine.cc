@@ -226,6 +226,8 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
     // Commit was decided already (its record is being written again); an
     // abort here is a mixed outcome for the operator, not a new decision.
     b->last_error = participant + " refused precommit after commit was decided: it has aborted";
+    b->precommit_next_ms = now_ms + b->precommit_backoff_ms;
+    b->precommit_backoff_ms = std::min(b->precommit_backoff_ms * 2, options_.retry_max_ms);
     return;
   }
   if (*answer == PrecommitAnswer::kAborted) {
@@ -277,7 +279,8 @@ void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
   tx.reason = std::move(reason);
   tx.decided_ms = now_ms;
   --undecided_;
-  actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), abort_reason});
+  actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), abort_reason,
+                                             /*again=*/tx.commit_retry_backoff_ms != 0});
   if (outcome == Outcome::kAborted) {
     // Presumed abort: no need to wait for the record before telling participants.
     for (auto& b : tx.branches) {
@@ -312,6 +315,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   auto it = txs_.find(txid);
   if (it == txs_.end()) return;
   Tx& tx = it->second;
+  if (tx.phase != Phase::kDeciding) return;  // a repeated report of the same write
   if (!status.ok()) {
     if (tx.outcome == Outcome::kCommitted && tx.protocol == wire::Protocol::k3pc) {
       RetryCommitLater(tx, status, now_ms);

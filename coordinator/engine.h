@@ -14,14 +14,18 @@
 //
 // 3PC (Skeen; docs/protocol.md): all yes -> PersistPrecommit (a record with
 // outcome pending) -> once durable, precommit to every participant, retried
-// until acked -> all acked -> the commit decision as above. A participant that
+// until acked -> all acked -> the commit decision as above, except that the
+// client is answered at once (every participant holds a durable precommit,
+// so commit is certain) while commits still wait for it. A participant that
 // answers it has aborted -> abort. At the precommit deadline (the
 // transaction's timeout_ms after the record) the engine commits if at least
 // one participant acked (a durable precommitted participant will make the
 // others commit); with no ack it keeps asking, since the participants may
 // have precommitted. Once the precommit record is durable, only a participant
-// answering that it has aborted leads to abort. A transaction resumed from a
-// precommit record after a restart waits for every participant's answer.
+// answering that it has aborted leads to abort, and a commit decision whose
+// write failed is written again, never turned into an abort. A transaction
+// resumed from a precommit record after a restart waits for every
+// participant's answer.
 //
 // Thread: not thread-safe; owned by the io thread of the service.
 #pragma once
@@ -82,6 +86,7 @@ struct SendDecision {
 struct PersistDecision {
   DecisionRecord record;
   AbortReason abort_reason = AbortReason::kVoteNo;  // for an abort: its class
+  bool again = false;  // a 3PC commit written again after its write failed (counted once)
 };
 struct PersistFinished {
   std::string txid;

@@ -309,7 +309,9 @@ void Node::FollowRecordedDecision(const std::string& txid, const Status& conflic
     const int64_t now = timers_.NowMs();
     if (!found.value()) {
       // The conflict was not on the txid (its Idempotency-Key is taken):
-      // nothing durable says commit for this txid, so presumed abort holds.
+      // nothing durable says commit for this txid, so presumed abort holds
+      // (2PC; a 3PC commit has its precommit record, and the engine writes
+      // it again instead).
       log::Warn("decision_not_recorded", {{"txid", txid}, {"error", conflict.ToString()}});
       engine_->OnDecisionPersisted(txid, conflict, now);
       Pump();
@@ -562,7 +564,9 @@ void Node::Execute(Action& a) {
                     });
   } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
     const bool commit = pd->record.outcome == Outcome::kCommitted;
-    if (commit) {
+    if (pd->again) {
+      // Counted when it was first decided.
+    } else if (commit) {
       ++metrics_.committed;
     } else {
       ++metrics_.aborted;

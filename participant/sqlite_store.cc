@@ -29,7 +29,7 @@ void SqliteStore::Prepare(action::Prepare prepare,
 }
 
 // Commits, aborts and remembered outcomes follow a decision that is already
-// durable at the coordinator, which answered its client: they ride on the next
+// durable at the coordinator (or, in 3PC, certain): they ride on the next
 // prepare's fsync instead of holding the storage thread for one of their own.
 // What they release (keys, records) is released in the database at once, and
 // a later prepare that reads it is synced together with it (one WAL).

@@ -465,9 +465,12 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   e.OnPrecommitAcked("t", "bank-b", Status::Unavailable("refused"), 12);
   e.TakeActions();
   e.Tick(1010);  // the deadline, with one ack: commit
-  REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
+  auto first = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(first.size() == 1);
+  CHECK_FALSE(first[0].again);
 
   e.OnDecisionPersisted("t", Status::IoError("disk full"), 20);
+  e.OnDecisionPersisted("t", Status::IoError("disk full"), 20);  // a duplicate changes nothing
   auto a = e.TakeActions();
   CHECK(Only<action::SendDecision>(a).empty());
   CHECK(Only<action::PersistDecision>(a).empty());
@@ -491,6 +494,7 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   auto again = Only<action::PersistDecision>(e.TakeActions());
   REQUIRE(again.size() == 1);
   CHECK(again[0].record.outcome == Outcome::kCommitted);
+  CHECK(again[0].again);  // counted once, when first decided
   CHECK(e.undecided() == 0);
   e.OnDecisionPersisted("t", Status::IoError("disk full"), 70);
   e.TakeActions();
