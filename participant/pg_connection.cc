@@ -104,6 +104,8 @@ PgConnection::~PgConnection() { PQfinish(conn_); }
 
 bool PgConnection::healthy() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
+int PgConnection::backend_pid() const { return PQbackendPID(conn_); }
+
 std::string PgConnection::database() const {
   const char* db = PQdb(conn_);
   return db ? db : "";

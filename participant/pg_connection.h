@@ -89,6 +89,8 @@ class PgConnection {
 
   bool healthy() const;
   std::string database() const;  // the database connected to
+  // The server process serving this session (kept after the connection is lost).
+  int backend_pid() const;
   // A statement without parameters.
   PgResult Exec(const std::string& sql);
   // A statement with text parameters ($1..$n); nullopt is NULL.

@@ -278,6 +278,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return no;
   }
   PgConnection& conn = **got;
+  const int backend_pid = conn.backend_pid();
   // A no: the transaction rolled back and the metadata row deleted, on the
   // same connection unless it broke (then on a new one).
   auto refuse = [&](std::string reason) {
@@ -351,10 +352,12 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   const bool prepare_ran = ended[0].ok();
   PgResult prepared = std::move(ended[prepare_ran ? 1 : 0]);
   if (prepared.connection_lost()) {
-    // It may or may not have been prepared: vote no, and roll it back once PostgreSQL answers.
+    // It may or may not have been prepared, or may still be preparing on a
+    // server process that has not noticed the loss: vote no, and roll it
+    // back once that process is gone.
     {
       std::lock_guard<std::mutex> lock(uncertain_mu_);
-      uncertain_gids_.push_back(*gid);
+      uncertain_gids_.push_back({*gid, backend_pid});
     }
     no.reason = Reason(prepared);
     link.DropIfBroken(prepared);
@@ -363,9 +366,9 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   if (!prepared.ok()) {
     if (prepare_ran && prepared.sqlstate() == pg::sqlstate::kQueryCanceled) {
       // A cancel (its statement timeout) may end PREPARE TRANSACTION after
-      // it took effect: rolled back too once PostgreSQL answers.
+      // it took effect: rolled back too (the statement is over).
       std::lock_guard<std::mutex> lock(uncertain_mu_);
-      uncertain_gids_.push_back(*gid);
+      uncertain_gids_.push_back({*gid, 0});
     }
     link.DropIfBroken(prepared);
     return refuse(Reason(prepared));
@@ -460,27 +463,37 @@ std::string PostgresStore::OpResults(const OpStatements& op, const std::vector<P
 }
 
 void PostgresStore::RollBackUncertain(PgLink& link) {
-  std::vector<std::string> gids;
+  std::vector<UncertainGid> uncertain;
   {
     std::lock_guard<std::mutex> lock(uncertain_mu_);
-    gids.swap(uncertain_gids_);
+    uncertain.swap(uncertain_gids_);
   }
-  std::vector<std::string> left;
-  for (const std::string& gid : gids) {
+  std::vector<UncertainGid> left;
+  for (UncertainGid& u : uncertain) {
     auto got = link.Get();
     if (!got.ok()) {
-      left.push_back(gid);
+      left.push_back(std::move(u));
       continue;
     }
-    PgResult r = (*got)->Exec("ROLLBACK PREPARED " + (*got)->Literal(gid));
+    if (u.backend_pid != 0) {
+      // "Does not exist" is final only once nothing can still prepare it.
+      PgResult running = (*got)->Exec("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {std::to_string(u.backend_pid)});
+      if (!running.ok() || running.rows() > 0) {
+        link.DropIfBroken(running);
+        left.push_back(std::move(u));
+        continue;
+      }
+    }
+    PgResult r = (*got)->Exec("ROLLBACK PREPARED " + (*got)->Literal(u.gid));
     if (!r.ok() && r.sqlstate() != pg::sqlstate::kUndefinedObject) {
       link.DropIfBroken(r);
-      left.push_back(gid);
+      left.push_back(std::move(u));
     }
   }
   if (left.empty()) return;
   std::lock_guard<std::mutex> lock(uncertain_mu_);
-  uncertain_gids_.insert(uncertain_gids_.end(), left.begin(), left.end());
+  uncertain_gids_.insert(uncertain_gids_.end(), std::make_move_iterator(left.begin()),
+                         std::make_move_iterator(left.end()));
 }
 
 void PostgresStore::Commit(const std::string& txid, std::function<void(Status)> done) {
@@ -571,6 +584,7 @@ void PostgresStore::FindOutcome(const std::string& txid,
 
 void PostgresStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
   workers_->Submit([this, cutoff_ms](PgLink& link) {
+    RollBackUncertain(link);  // also when no prepare comes to do it
     auto got = link.Get();
     if (!got.ok()) return;
     PgResult r = (*got)->Exec("DELETE FROM _commitd_pg_finished WHERE agent = $1 AND at_ms < $2",

@@ -119,7 +119,14 @@ class PostgresStore final : public Store {
                         nlohmann::json* rows) const;
   Status RunCommit(pg::PgLink& link, const std::string& txid, bool precommitted);
   Status RunAbort(pg::PgLink& link, const std::string& txid, int64_t now_ms);
-  // Gids whose PREPARE TRANSACTION lost its connection: rolled back once PostgreSQL answers.
+  // A gid whose PREPARE TRANSACTION may have taken effect without this agent
+  // hearing so, and the server process that ran it (0: it has finished).
+  struct UncertainGid {
+    std::string gid;
+    int backend_pid = 0;
+  };
+  // Rolls back the uncertain gids whose server process is gone (until then a
+  // PREPARE TRANSACTION may still be running there and take effect later).
   void RollBackUncertain(pg::PgLink& link);
   // txid's row of _commitd_pg_finished (nullopt: none), on link's connection.
   Result<std::optional<StoredOutcome>> ReadOutcome(pg::PgLink& link, const std::string& txid);
@@ -132,7 +139,7 @@ class PostgresStore final : public Store {
   std::unordered_set<std::string> precommitted_;
   Post post_;
   std::mutex uncertain_mu_;
-  std::vector<std::string> uncertain_gids_;
+  std::vector<UncertainGid> uncertain_gids_;
   std::unique_ptr<pg::PgWorkers> workers_;  // last: its threads end first
 };
 

@@ -18,8 +18,10 @@ import ctypes
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import harness
@@ -245,6 +247,68 @@ class PgCluster(Cluster):
     def pg_prepared(self, name):
         """The gids PostgreSQL holds prepared in bank `name`'s database."""
         return self.pg.prepared_gids(name)
+
+
+class DroppingProxy:
+    """Forwards TCP connections from a port of its own to PostgreSQL's, and
+    drop() cuts every connection it carries at once: the client sees its
+    connection lost, while the server process goes on with the statement it
+    runs until it next reads or writes its socket (what a broken network
+    does). New connections are forwarded as before."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.sockets = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def dsn(self, db, user="postgres"):
+        return f"host=127.0.0.1 port={self.port} dbname={db} user={user}"
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def drop(self):
+        with self.lock:
+            cut, self.sockets = self.sockets, []
+        for s in cut:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.listener.close()
+        self.drop()
 
 
 def agent_argv(name, port, dsn, extra=()):

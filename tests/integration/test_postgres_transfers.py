@@ -239,6 +239,64 @@ def test_statement_plans_follow_table_changes():
             agent.terminate()
 
 
+def test_a_prepare_still_running_when_its_connection_is_lost_is_rolled_back_once_it_ends():
+    """PREPARE TRANSACTION can outlive the agent's connection: PostgreSQL's
+    process finishes it, and notices the loss only when it answers. The agent
+    votes no at once, so the gid must be rolled back once that process is
+    gone, not given up when the first ROLLBACK PREPARED finds nothing yet;
+    else it stays prepared, holding its rows, until the agent restarts."""
+    with PgServer() as pg:
+        pg.make_bank("bank", "seed-b.sql")
+        # A deferred trigger makes one txid's PREPARE TRANSACTION take 3 s.
+        pg.psql("CREATE TABLE slow_txids(txid text PRIMARY KEY); "
+                "CREATE FUNCTION slow_prepare() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF EXISTS (SELECT 1 FROM slow_txids WHERE txid = NEW.txid) THEN PERFORM pg_sleep(3); END IF; "
+                "RETURN NULL; END $$; "
+                "CREATE CONSTRAINT TRIGGER slow_prepare AFTER INSERT ON journal DEFERRABLE INITIALLY DEFERRED "
+                "FOR EACH ROW EXECUTE FUNCTION slow_prepare(); "
+                "INSERT INTO slow_txids VALUES ('tx-slow')", db="bank")
+        proxy = pg_cluster.DroppingProxy(pg.port)
+        config = harness.write_config(os.path.join(pg.dir, "agent.json"),
+                                      {"pg_connections": 1, "sql_statement_timeout_ms": 20000})
+        port = free_port()
+        agent = harness.Process("bank", [harness.bin_path("commit-agent"), "--name", "bank", "--listen",
+                                         f"127.0.0.1:{port}", "--backend", "postgres", "--dsn", proxy.dsn("bank"),
+                                         "--procedures", harness.source_path("examples", "bank", "procedures.json"),
+                                         "--config", config, "--coordinator", harness.UNANSWERED_COORDINATOR],
+                                os.path.join(pg.dir, "agent.log"), f"http://127.0.0.1:{port}")
+        try:
+            agent.start().wait_healthy()
+            vote = {}
+            slow = threading.Thread(target=lambda: vote.update(
+                answer=agent_prepare(agent, "tx-slow", debit_ops("bob", 5), participant="bank")))
+            slow.start()
+            harness.eventually(lambda: pg.psql("SELECT count(*) FROM pg_stat_activity "
+                                               "WHERE query LIKE 'PREPARE TRANSACTION%' AND state = 'active'")
+                               == [["1"]], what="the PREPARE TRANSACTION running")
+            proxy.drop()
+            slow.join(30)
+            status, body = vote["answer"]
+            assert status == 200 and body["vote"] == "no", (status, body)
+            # The coordinator's abort, and the next prepare: both while
+            # PostgreSQL is still preparing the first. Its outcome row is
+            # locked by that PREPARE, so the abort may be answered 503 (the
+            # coordinator retries it) until the gid is rolled back.
+            assert agent_abort(agent, "tx-slow")[0] in (200, 503)
+            status, body = agent_prepare(agent, "tx-next", debit_ops("dave", 5), participant="bank")
+            assert status == 200 and body["vote"] == "yes", (status, body)
+            assert agent_abort(agent, "tx-next")[0] == 200
+            assert pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'PREPARE TRANSACTION%' "
+                           "AND state = 'active'") == [["1"]], "the first PREPARE ended too early for this test"
+            # It ends prepared, and the agent rolls it back; the abort's retries then succeed.
+            harness.eventually(lambda: pg.prepared_gids("bank") == [] and agent_abort(agent, "tx-slow")[0] == 200,
+                               timeout=20, what="the orphaned gid rolled back and the abort answered")
+            assert pg.journal("bank") == []
+            assert pg.balances("bank")["bob"] == 50
+        finally:
+            agent.terminate()
+            proxy.close()
+
+
 def _start_error(argv):
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     return r.returncode, r.stderr.decode(errors="replace")
