@@ -205,6 +205,7 @@ void Engine::StartAbort(const std::string& txid, Tx& tx, std::optional<RequestTo
   if (token) tx.abort_waiters.push_back(*token);
   if (tx.state == State::kAborting) return;
   tx.state = State::kAborting;
+  tx.abort_decided = true;
   actions_.push_back(action::ApplyAbort{txid});
 }
 
@@ -575,6 +576,8 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
       answer(409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid));
       return;
     case State::kPrecommitted:
+      if (tx.abort_decided) break;
+      [[fallthrough]];
     case State::kCommitting:
     case State::kConflict:
       answer(200, {{"txid", txid}, {"state", "precommitted"}});
@@ -583,11 +586,14 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
       tx.precommit_waiters.push_back(token);
       return;
     case State::kPrepared:
+      if (tx.abort_decided) break;
       tx.precommit_waiters.push_back(token);
       tx.state = State::kPrecommitting;
       actions_.push_back(action::PersistPrecommitted{txid});
       return;
   }
+  // Prepared or precommitted again after a decided abort failed to apply.
+  answer(409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid));
 }
 
 void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
@@ -670,6 +676,10 @@ void Engine::DecideTermination(const std::string& txid, Tx& tx, const std::vecto
                                int64_t now_ms) {
   if (tx.state != State::kPrepared && tx.state != State::kPrecommitted) {
     tx.terminating = false;
+    return;
+  }
+  if (tx.abort_decided) {  // decided before, its apply failed: abort again, whatever the peers say
+    Conclude(txid, tx, false, "an abort was decided here before");
     return;
   }
   std::string committed_at, aborted_at;

@@ -253,6 +253,10 @@ class Engine {
     std::string last_error;
     // 3PC.
     bool precommitted = false;       // the record says "precommitted" durably
+    // An abort was decided (by the coordinator, or by termination here) and
+    // its apply failed: the state is back to prepared or precommitted for the
+    // retry, but a precommit is refused and termination aborts.
+    bool abort_decided = false;
     bool recovered = false;          // loaded from the database at startup
     bool terminating = false;        // a termination round is running
     bool precommit_then_push = false;  // termination: once precommitted here, precommit the prepared peers

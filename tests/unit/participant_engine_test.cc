@@ -587,6 +587,35 @@ TEST_CASE("3pc: precommit is acknowledged only once it is durable, and repeats a
   CHECK(replies[0].body["state"] == "precommitted");
 }
 
+TEST_CASE("3pc: once an abort is decided, a precommit is refused even while a failed apply waits to be retried") {
+  // The abort told the peers already (termination) or is the coordinator's
+  // decision: acking a precommit now could let the coordinator commit.
+  for (bool precommitted : {false, true}) {
+    CAPTURE(precommitted);
+    Engine e = MakeEngine3();
+    Prepare3(e, "t");
+    if (precommitted) Precommit(e, "t", 1);
+    e.OnAbort("t", kKey, 4, 2);
+    REQUIRE(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+    e.OnAbortApplied("t", Status::IoError("disk full"), 3);
+    auto r = Only<action::Reply>(e.TakeActions());
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].status == 503);
+    e.OnPrecommit("t", kCommitKey, 5, 4);
+    auto a = e.TakeActions();
+    CHECK(Only<action::PersistPrecommitted>(a).empty());
+    r = Only<action::Reply>(a);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].status == 409);
+    CHECK(r[0].body["error"]["code"] == "already_aborted");
+    // The abort, retried, applies.
+    e.OnAbort("t", kKey, 6, 5);
+    REQUIRE(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+    e.OnAbortApplied("t", Status::Ok(), 6);
+    CHECK(e.StateOf("t") == "aborted");
+  }
+}
+
 TEST_CASE("3pc: precommit of an unknown, aborted or 2pc transaction is refused") {
   Engine e = MakeEngine3();
   e.OnPrecommit("nope", kCommitKey, 1, 0);
