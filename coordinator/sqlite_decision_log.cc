@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <future>
 
+#include "common/failpoint.h"
 #include "coordinator/decision_store.h"
 
 namespace commitd::coordinator {
@@ -120,9 +121,13 @@ Result<RecoveredLog> SqliteDecisionLog::Recover() {
 
 void SqliteDecisionLog::AppendDecision(DecisionRecord record, std::function<void(Status)> done) {
   // Serializing the record happens on the storage thread, off the io thread.
-  queue_->Submit(StorageJob{
-      [record = std::move(record)](sqlite::Database& db) { return DecisionStore(db).InsertDecision(record); },
-      std::move(done)});
+  queue_->Submit(StorageJob{[record = std::move(record)](sqlite::Database& db) {
+                              if (failpoint::Active("decision_log.fail_append")) {
+                                return Status::IoError("failpoint decision_log.fail_append");
+                              }
+                              return DecisionStore(db).InsertDecision(record);
+                            },
+                            std::move(done)});
 }
 
 // A finished mark is written when the agents' acknowledgements arrive, which

@@ -9,6 +9,8 @@ commitd now fails closed:
 - a decisions.db truncated while commitd was stopped never turns a transaction
   whose client was told "committed" into an abort: it is reported in doubt;
 - a damaged decisions.db is refused at start with an error naming the file;
+- a commit or 3PC precommit record that cannot be written stops the
+  coordinator unanswered, instead of an "aborted" a restart could contradict;
 - a JSON number out of double's range is a 400 with a JSON error everywhere;
 - an agent takes a prepare only from a coordinator it knows: one naming any
   other URL is refused and holds no lock;
@@ -25,6 +27,7 @@ commitd now fails closed:
 import os
 import re
 import shutil
+import signal
 import time
 
 import harness
@@ -145,6 +148,32 @@ def test_a_truncated_decision_log_reports_in_doubt_instead_of_presuming_abort():
         assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
         assert c.balances("bank-a")["alice"] == c.seed("bank-a")["alice"]
         assert c.coordinator.alive()
+
+
+def test_a_commit_or_precommit_that_cannot_be_written_stops_the_coordinator_without_an_answer():
+    # A failed write may still have left the record in the WAL, to reappear
+    # after a restart (a 3PC precommit record is then resumed into a commit):
+    # answering "aborted" could be contradicted. The coordinator stops
+    # unanswered; restarted with a working log, each transaction ends one way
+    # everywhere (here: nothing was written, so presumed abort).
+    for protocol in ("2pc", "3pc"):
+        harness.log(f"protocol {protocol}")
+        with Cluster(config={"resolve_initial_ms": 100, "resolve_max_ms": 200},
+                     coordinator_env={FAILPOINTS: "decision_log.fail_append"}) as c:
+            try:
+                status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol=protocol,
+                                          timeout_ms=1000, http_timeout=10)
+                raise AssertionError(f"the coordinator answered instead of stopping: {status} {body}")
+            except OSError:
+                pass
+            assert c.coordinator.wait_exit(10) == -signal.SIGABRT
+            assert "fatal_decision_log_failure" in c.coordinator.log_text()
+            c.coordinator.start(env={})
+            c.wait_coordinator()
+            c.eventually_nothing_prepared(timeout=30)
+            assert c.balances("bank-a") == c.seed("bank-a") and c.balances("bank-b") == c.seed("bank-b")
+            status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol=protocol)
+            assert status == 200 and body["outcome"] == "committed", (status, body)
 
 
 def test_a_damaged_decision_log_is_refused_at_start_naming_the_file():
