@@ -199,10 +199,21 @@ def test_a_member_far_behind_catches_up_from_a_snapshot():
 
 def transfer_through_elections(url, route, key):
     """A transfer retried with its Idempotency-Key while the group answers 503
-    (an election on a loaded machine); the first answer that is not 503."""
+    (an election on a loaded machine); the first answer that is not 503. A
+    transfer aborted on a lock conflict runs again under a new key: the
+    previous transfer's commit, sent after its client was answered, may not
+    have released the same rows yet (a no vote, not a failure)."""
+    keys = (f"{key}-{n}" for n in range(1000))
+    current = [next(keys)]
+
     def answered():
-        status, body = harness.transfer(url, *route, 1, idem_key=key)
-        return (status, body) if status != 503 else None
+        status, body = harness.transfer(url, *route, 1, idem_key=current[0])
+        if status == 503:
+            return None  # the same key again: its outcome may still be settling
+        if status == 409 and "lock conflict" in body.get("reason", ""):
+            current[0] = next(keys)  # aborted, nothing done: again under a new key
+            return None
+        return status, body
     return harness.eventually(answered, timeout=20.0, what=f"transfer {key} answered")
 
 
