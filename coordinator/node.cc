@@ -261,25 +261,39 @@ void Node::SweepUndecided() {
       if (--sweep->pending != 0 || epoch != epoch_ || stopping_) return;
       for (auto& [txid, holders] : sweep->holders) {
         if (txid.empty() || engine_->Find(txid)) continue;
-        const int64_t now = timers_.NowMs();
-        DecisionRecord abort;
-        abort.txid = txid;
-        abort.outcome = Outcome::kAborted;
-        abort.participants = holders;
-        abort.reason = "presumed abort: undecided when coordinator " + options_.id + " took over";
-        abort.reply = {{"txid", txid}, {"outcome", "aborted"}, {"reason", abort.reason}};
-        abort.created_ms = abort.decided_ms = now;
-        ++metrics_.swept;
-        log_.AppendDecision(abort, [this, abort, epoch](Status s) {
-          // Conflict: it was decided meanwhile (or finished just now); nothing to do.
-          if (!s.ok() || epoch != epoch_) return;
-          log::Info("presumed_abort_swept", {{"txid", abort.txid}, {"participants", abort.participants.size()}});
-          engine_->Resume(abort, timers_.NowMs());
-          Pump();
+        // A listing is as old as the slowest agent's answer: the txid may
+        // have finished and been forgotten meanwhile, its record deleted, and
+        // an abort written now would stand beside the commit it was.
+        log_.TxidForgotten(txid, [this, txid, holders, epoch](Result<bool> forgotten) {
+          if (epoch != epoch_ || stopping_) return;
+          if (!forgotten.ok() || *forgotten) {
+            log::Warn("sweep_skipped_forgotten", {{"txid", txid}});
+            return;
+          }
+          PresumeAbortSwept(txid, holders, epoch);
         });
       }
     });
   }
+}
+
+void Node::PresumeAbortSwept(const std::string& txid, const std::vector<ParticipantRef>& holders, uint64_t epoch) {
+  if (engine_->Find(txid)) return;  // started or resumed meanwhile
+  DecisionRecord abort;
+  abort.txid = txid;
+  abort.outcome = Outcome::kAborted;
+  abort.participants = holders;
+  abort.reason = "presumed abort: undecided when coordinator " + options_.id + " took over";
+  abort.reply = {{"txid", txid}, {"outcome", "aborted"}, {"reason", abort.reason}};
+  abort.created_ms = abort.decided_ms = timers_.NowMs();
+  ++metrics_.swept;
+  log_.AppendDecision(abort, [this, abort, epoch](Status s) {
+    // Conflict: it was decided meanwhile (or finished just now); nothing to do.
+    if (!s.ok() || epoch != epoch_) return;
+    log::Info("presumed_abort_swept", {{"txid", abort.txid}, {"participants", abort.participants.size()}});
+    engine_->Resume(abort, timers_.NowMs());
+    Pump();
+  });
 }
 
 TxView Node::ForeignView(const std::string& txid, const ForeignRecord& r) const {

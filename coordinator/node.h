@@ -245,6 +245,8 @@ class Node {
   void OnLeadership(bool ready);
   void DropEngine(const std::string& why);
   void SweepUndecided();
+  // The sweep's presumed abort of txid, which holders hold prepared (not forgotten, not running here).
+  void PresumeAbortSwept(const std::string& txid, const std::vector<ParticipantRef>& holders, uint64_t epoch);
   void Pump();
   void Execute(Action& a);
   void ScheduleTick();

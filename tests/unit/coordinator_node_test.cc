@@ -158,6 +158,13 @@ class Fixture {
     return found.value();
   }
   void Insert(DecisionRecord r) { REQUIRE(DecisionStore(*db_).InsertDecision(r).ok()); }
+  // Finished at 1 ms and forgotten by retention: deleted, and remembered as forgotten.
+  void Forget(const std::string& txid) {
+    REQUIRE(DecisionStore(*db_).MarkFinished(txid, 1).ok());
+    auto forgotten = DecisionStore(*db_).ForgetFinishedBefore(2, 0, 100);
+    REQUIRE(forgotten.ok());
+    REQUIRE(*forgotten == 1);
+  }
   std::string AbortSecret() {
     auto secret = DecisionStore(*db_).AbortSecret();
     REQUIRE(secret.ok());
@@ -274,6 +281,22 @@ TEST_CASE("the takeover sweep records abort for what agents hold prepared for th
   CHECK(f.agents().Count("abort", "orphan") == 2);
   CHECK_FALSE(f.Recorded("elsewhere").has_value());  // another coordinator's: not ours to decide
   CHECK(f.node().metrics().swept == 1);
+}
+
+TEST_CASE("the takeover sweep presumes nothing for a txid forgotten since an agent listed it prepared") {
+  // A listing is as old as the slowest agent's answer: the transaction may
+  // have committed, finished and been forgotten meanwhile. An abort recorded
+  // then would stand beside the commit it was.
+  Fixture f;
+  const std::string txid = "c1-1-4-00000000000000aa";
+  f.Insert(Decided(txid, Outcome::kCommitted));
+  f.Forget(txid);
+  f.agents().prepared["bank-a"] = {{txid, kSelf}};
+  f.Start();
+  f.Store();
+  CHECK_FALSE(f.Recorded(txid).has_value());
+  CHECK(f.agents().Count("abort", txid) == 0);
+  CHECK(f.node().metrics().swept == 0);
 }
 
 TEST_CASE("start resumes every unfinished decision and finishes it once every participant acked") {
