@@ -89,7 +89,8 @@ class PgConnection {
 
   bool healthy() const;
   std::string database() const;  // the database connected to
-  // The server process serving this session (kept after the connection is lost).
+  // The server process serving this session; 0 once the connection is lost,
+  // so read it before a statement whose outcome may be uncertain.
   int backend_pid() const;
   // A statement without parameters.
   PgResult Exec(const std::string& sql);

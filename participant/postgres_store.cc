@@ -475,18 +475,19 @@ void PostgresStore::RollBackUncertain(PgLink& link) {
       left.push_back(std::move(u));
       continue;
     }
-    if (u.backend_pid != 0) {
-      // "Does not exist" is final only once nothing can still prepare it.
-      PgResult running = (*got)->Exec("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {std::to_string(u.backend_pid)});
-      if (!running.ok() || running.rows() > 0) {
-        link.DropIfBroken(running);
-        left.push_back(std::move(u));
-        continue;
-      }
-    }
     PgResult r = (*got)->Exec("ROLLBACK PREPARED " + (*got)->Literal(u.gid));
-    if (!r.ok() && r.sqlstate() != pg::sqlstate::kUndefinedObject) {
+    if (r.ok()) continue;
+    if (r.sqlstate() != pg::sqlstate::kUndefinedObject) {
       link.DropIfBroken(r);
+      left.push_back(std::move(u));
+      continue;
+    }
+    if (u.backend_pid == 0) continue;
+    // "Does not exist" is final only once nothing can still prepare it: the
+    // process that ran the statement may not have finished it yet.
+    PgResult running = (*got)->Exec("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {std::to_string(u.backend_pid)});
+    if (!running.ok() || running.rows() > 0) {
+      link.DropIfBroken(running);
       left.push_back(std::move(u));
     }
   }

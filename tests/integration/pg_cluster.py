@@ -274,7 +274,11 @@ class DroppingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
             with self.lock:
                 self.sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
