@@ -259,6 +259,12 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
       return;
     case State::kPrepared:
     case State::kPrecommitted:
+      if (tx.abort_decided) {
+        actions_.push_back(action::Reply{
+            token, 409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid)});
+        return;
+      }
+      [[fallthrough]];
     case State::kCommitting:
     case State::kConflict:
       StartCommit(txid, tx, token);
@@ -382,6 +388,8 @@ void Engine::OnAbortApplied(const std::string& txid, const Status& status, int64
   if (!status.ok()) {
     tx.state = tx.precommitted ? State::kPrecommitted : State::kPrepared;
     tx.last_error = status.message();
+    tx.next_query_ms = now_ms + tx.query_backoff_ms;  // when Tick applies the abort again
+    tx.query_backoff_ms = std::min(std::max<int64_t>(tx.query_backoff_ms, 1) * 2, options_.resolve_max_ms);
     ReplyAll(tx.abort_waiters, 503, AgentError("storage_error", status.message(), txid));
     return;
   }
@@ -395,7 +403,7 @@ void Engine::OnDecisionAnswer(const std::string& txid, Result<Decision> answer, 
   if (it == txs_.end()) return;
   Tx& tx = it->second;
   tx.querying = false;
-  if (!Resolvable(tx)) return;
+  if (!Resolvable(tx) || tx.abort_decided) return;  // a decided abort is applied again by Tick
   if (answer.ok() && *answer == Decision::kCommit) {
     StartCommit(txid, tx, std::nullopt);
     return;
@@ -456,6 +464,10 @@ void Engine::Recover(std::vector<PreparedRecord> records, int64_t now_ms) {
 void Engine::Tick(int64_t now_ms) {
   for (auto& [txid, tx] : txs_) {
     if (!Resolvable(tx) || tx.querying || tx.terminating || now_ms < tx.next_query_ms) continue;
+    if (tx.abort_decided) {  // its apply failed: nothing to ask, only to do again
+      StartAbort(txid, tx, std::nullopt);
+      continue;
+    }
     tx.querying = true;
     std::vector<std::string> urls;
     if (!tx.coordinator.empty()) urls.push_back(tx.coordinator);
@@ -657,7 +669,7 @@ void Engine::OnPeerAnswers(const std::string& txid, action::PeerCall call, std::
     return;
   }
   if (call != action::PeerCall::kPrecommit) return;
-  if (tx.state != State::kPrecommitted) {
+  if (tx.state != State::kPrecommitted || tx.abort_decided) {
     tx.terminating = false;  // decided meanwhile (a commit or abort arrived)
     return;
   }

@@ -253,9 +253,11 @@ class Engine {
     std::string last_error;
     // 3PC.
     bool precommitted = false;       // the record says "precommitted" durably
-    // An abort was decided (by the coordinator, or by termination here) and
-    // its apply failed: the state is back to prepared or precommitted for the
-    // retry, but a precommit is refused and termination aborts.
+    // Set when an abort starts (every abort here is decided: the
+    // coordinator's, a peer's termination, this agent's own). If its apply
+    // fails the state goes back to prepared or precommitted, but a precommit
+    // or commit is refused and the abort is applied again on a later tick.
+    // Not kept across a restart.
     bool abort_decided = false;
     bool recovered = false;          // loaded from the database at startup
     bool terminating = false;        // a termination round is running

@@ -608,10 +608,22 @@ TEST_CASE("3pc: once an abort is decided, a precommit is refused even while a fa
     REQUIRE(r.size() == 1);
     CHECK(r[0].status == 409);
     CHECK(r[0].body["error"]["code"] == "already_aborted");
-    // The abort, retried, applies.
-    e.OnAbort("t", kKey, 6, 5);
-    REQUIRE(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
-    e.OnAbortApplied("t", Status::Ok(), 6);
+    // A commit is refused too (a coordinator's, or a peer's termination).
+    e.OnCommit("t", kCommitKey, 6, 5);
+    r = Only<action::Reply>(e.TakeActions());
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].status == 409);
+    CHECK(r[0].body["error"]["code"] == "already_aborted");
+    // The agent applies its abort again by itself, after a backoff, without
+    // asking anyone what to do.
+    a = {};
+    for (int64_t now = 6; now < 2'000 && Only<action::ApplyAbort>(a).empty(); now += 10) {
+      e.Tick(now);
+      a = e.TakeActions();
+      CHECK(Only<action::QueryDecision>(a).empty());
+    }
+    REQUIRE(Only<action::ApplyAbort>(a).size() == 1);
+    e.OnAbortApplied("t", Status::Ok(), 2'000);
     CHECK(e.StateOf("t") == "aborted");
   }
 }
