@@ -624,10 +624,11 @@ void Node::Execute(Action& a) {
         DropEngine("the precommit of " + txid + " could not be confirmed: " + s.message());
         return;
       }
-      if (!s.ok()) {
+      if (!s.ok() && s.code() != StatusCode::kConflict) {
         // As for a commit: a failed write may still have left the record in
         // the WAL, and a restart would resume it into a commit, against an
-        // abort told to the client now. Stop; the log says on restart.
+        // abort told to the client now. Stop; the log says on restart. (A
+        // conflict wrote nothing: the engine aborts.)
         FailStop(txid);
       }
       failpoint::CrashIf("coordinator.crash_after_precommit_durable");
