@@ -217,17 +217,13 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
   }
   if (tx.phase != Phase::kPrecommitted) return;
   if (!answer.ok()) {
-    b->last_error = answer.status().message();
-    b->precommit_next_ms = now_ms + b->precommit_backoff_ms;
-    b->precommit_backoff_ms = std::min(b->precommit_backoff_ms * 2, options_.retry_max_ms);
+    PrecommitAgainLater(*b, answer.status().message(), now_ms);
     return;
   }
   if (*answer == PrecommitAnswer::kAborted && tx.commit_retry_ms != 0) {
     // Commit was decided already (its record is being written again); an
     // abort here is a mixed outcome for the operator, not a new decision.
-    b->last_error = participant + " refused precommit after commit was decided: it has aborted";
-    b->precommit_next_ms = now_ms + b->precommit_backoff_ms;
-    b->precommit_backoff_ms = std::min(b->precommit_backoff_ms * 2, options_.retry_max_ms);
+    PrecommitAgainLater(*b, participant + " refused precommit after commit was decided: it has aborted", now_ms);
     return;
   }
   if (*answer == PrecommitAnswer::kAborted) {
@@ -246,8 +242,17 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
   // precommitted participant, a coordinator resuming the record commits, and
   // no operator may force a recorded transaction), so the clients hear it
   // while the decision is written. Commits are still sent only after that.
-  const nlohmann::json body = ReplyBody(tx);
-  for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, ReplyStatus(tx), body});
+  ReplyClients(tx, ReplyStatus(tx), ReplyBody(tx));
+}
+
+void Engine::PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms) {
+  b.last_error = std::move(why);
+  b.precommit_next_ms = now_ms + b.precommit_backoff_ms;
+  b.precommit_backoff_ms = std::min(b.precommit_backoff_ms * 2, options_.retry_max_ms);
+}
+
+void Engine::ReplyClients(Tx& tx, int status, const nlohmann::json& body) {
+  for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, status, body});
   tx.clients.clear();
 }
 
@@ -347,8 +352,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
             {"txid", tx.txid},
             {"outcome", "aborted"}};
   }
-  for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, status_code, body});
-  tx.clients.clear();
+  ReplyClients(tx, status_code, body);
   if (tx.outcome == Outcome::kCommitted) {
     for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
   }
@@ -378,8 +382,7 @@ void Engine::RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms) {
                         "the coordinator keeps trying to record it: ask GET /v1/transactions/" +
                         tx.txid + " or retry with the same Idempotency-Key"}}},
       {"txid", tx.txid}};
-  for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, 503, body});
-  tx.clients.clear();
+  ReplyClients(tx, 503, body);
 }
 
 bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const std::string& recorded_reason,

@@ -244,6 +244,10 @@ class Engine {
   void SendPrecommitsDue(Tx& tx, int64_t now_ms);
   void PrecommitDeadline(Tx& tx, int64_t now_ms);
   void RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms);
+  // A precommit not acked: why, and when it is sent again (capped doubling).
+  void PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms);
+  // Answers every client waiting on tx, and forgets them.
+  void ReplyClients(Tx& tx, int status, const nlohmann::json& body);
   DecisionRecord RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const;
   void StartDelivery(Tx& tx, Branch& b, int64_t now_ms);
   void SendDue(Tx& tx, int64_t now_ms);
