@@ -244,7 +244,7 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
   }
   Tx& tx = it->second;
   if (!CommitKeyAccepted(txid, tx, commit_key, token, now_ms)) return;
-  switch (tx.state) {
+  switch (AnsweredAs(tx)) {
     case State::kPreparing:
       actions_.push_back(action::Reply{
           token, 409, AgentError("not_prepared", "transaction " + txid + " is still preparing here", txid)});
@@ -259,12 +259,6 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
       return;
     case State::kPrepared:
     case State::kPrecommitted:
-      if (tx.abort_decided) {
-        actions_.push_back(action::Reply{
-            token, 409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid)});
-        return;
-      }
-      [[fallthrough]];
     case State::kCommitting:
     case State::kConflict:
       StartCommit(txid, tx, token);
@@ -387,9 +381,7 @@ void Engine::OnAbortApplied(const std::string& txid, const Status& status, int64
   Tx& tx = it->second;
   if (!status.ok()) {
     tx.state = tx.precommitted ? State::kPrecommitted : State::kPrepared;
-    tx.last_error = status.message();
-    tx.next_query_ms = now_ms + tx.query_backoff_ms;  // when Tick applies the abort again
-    tx.query_backoff_ms = std::min(std::max<int64_t>(tx.query_backoff_ms, 1) * 2, options_.resolve_max_ms);
+    WaitLonger(tx, status.message(), now_ms);  // then Tick applies the abort again
     ReplyAll(tx.abort_waiters, 503, AgentError("storage_error", status.message(), txid));
     return;
   }
@@ -425,6 +417,11 @@ void Engine::WaitLonger(Tx& tx, std::string why, int64_t now_ms) {
   tx.last_error = std::move(why);
   tx.next_query_ms = now_ms + tx.query_backoff_ms;
   tx.query_backoff_ms = std::min(tx.query_backoff_ms * 2, options_.resolve_max_ms);
+}
+
+Engine::State Engine::AnsweredAs(const Tx& tx) {
+  const bool abort_waits = tx.abort_decided && (tx.state == State::kPrepared || tx.state == State::kPrecommitted);
+  return abort_waits ? State::kAborting : tx.state;
 }
 
 bool Engine::Resolvable(const Tx& tx) const {
@@ -580,7 +577,7 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
     return;
   }
   if (!CommitKeyAccepted(txid, tx, commit_key, token, now_ms)) return;
-  switch (tx.state) {
+  switch (AnsweredAs(tx)) {
     case State::kPreparing:
       answer(409, AgentError("not_prepared", "transaction " + txid + " is still preparing here", txid));
       return;
@@ -588,8 +585,6 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
       answer(409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid));
       return;
     case State::kPrecommitted:
-      if (tx.abort_decided) break;
-      [[fallthrough]];
     case State::kCommitting:
     case State::kConflict:
       answer(200, {{"txid", txid}, {"state", "precommitted"}});
@@ -598,14 +593,11 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
       tx.precommit_waiters.push_back(token);
       return;
     case State::kPrepared:
-      if (tx.abort_decided) break;
       tx.precommit_waiters.push_back(token);
       tx.state = State::kPrecommitting;
       actions_.push_back(action::PersistPrecommitted{txid});
       return;
   }
-  // Prepared or precommitted again after a decided abort failed to apply.
-  answer(409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid));
 }
 
 void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms) {

@@ -292,6 +292,9 @@ class Engine {
   void AbandonPrepare(const std::string& txid, Tx& tx, const std::string& why);
   void ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body);
   bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
+  // The state a commit or precommit is answered by: a decided abort whose
+  // apply failed (the state back to prepared or precommitted) answers as aborting.
+  static State AnsweredAs(const Tx& tx);
   // A commit or precommit for a record that voted yes: refused (and answered)
   // unless it carries the commit key; returns whether it may go on.
   bool CommitKeyAccepted(const std::string& txid, Tx& tx, const std::string& commit_key, RequestToken token,
