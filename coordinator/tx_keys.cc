@@ -28,10 +28,7 @@ std::string TxKeys::CommitKeyOf(const std::string& txid) {
 
 std::string TxKeys::CommitCheckOf(const std::string& txid) {
   Kept& kept = For(txid);
-  if (kept.commit_check.empty()) {
-    if (kept.commit_key.empty()) kept.commit_key = CommitKey(secret_, txid);
-    kept.commit_check = CommitCheck(kept.commit_key);
-  }
+  if (kept.commit_check.empty()) kept.commit_check = CommitCheck(CommitKeyOf(txid));
   return kept.commit_check;
 }
 
