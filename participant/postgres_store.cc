@@ -475,6 +475,22 @@ void PostgresStore::RollBackUncertain(PgLink& link) {
       left.push_back(std::move(u));
       continue;
     }
+    // "Does not exist" is final only once nothing can still prepare the gid:
+    // the process that ran the statement may not have finished it yet. So
+    // that process is looked for before the rollback; looked for after, it
+    // could finish the PREPARE between the two and be gone, leaving the gid
+    // prepared and forgotten.
+    bool may_still_prepare = false;
+    if (u.backend_pid != 0) {
+      PgResult running =
+          (*got)->Exec("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {std::to_string(u.backend_pid)});
+      if (!running.ok()) {
+        link.DropIfBroken(running);
+        left.push_back(std::move(u));
+        continue;
+      }
+      may_still_prepare = running.rows() > 0;
+    }
     PgResult r = (*got)->Exec("ROLLBACK PREPARED " + (*got)->Literal(u.gid));
     if (r.ok()) continue;
     if (r.sqlstate() != pg::sqlstate::kUndefinedObject) {
@@ -482,14 +498,7 @@ void PostgresStore::RollBackUncertain(PgLink& link) {
       left.push_back(std::move(u));
       continue;
     }
-    if (u.backend_pid == 0) continue;
-    // "Does not exist" is final only once nothing can still prepare it: the
-    // process that ran the statement may not have finished it yet.
-    PgResult running = (*got)->Exec("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {std::to_string(u.backend_pid)});
-    if (!running.ok() || running.rows() > 0) {
-      link.DropIfBroken(running);
-      left.push_back(std::move(u));
-    }
+    if (may_still_prepare) left.push_back(std::move(u));
   }
   if (left.empty()) return;
   std::lock_guard<std::mutex> lock(uncertain_mu_);

@@ -126,8 +126,9 @@ class PostgresStore final : public Store {
     int backend_pid = 0;
   };
   // Rolls back the uncertain gids. One PostgreSQL does not know is kept
-  // while the server process that ran its PREPARE TRANSACTION is alive: the
-  // statement may still be running there and take effect later.
+  // if the server process that ran its PREPARE TRANSACTION was alive just
+  // before the rollback: the statement may still be running there and take
+  // effect later.
   void RollBackUncertain(pg::PgLink& link);
   // txid's row of _commitd_pg_finished (nullopt: none), on link's connection.
   Result<std::optional<StoredOutcome>> ReadOutcome(pg::PgLink& link, const std::string& txid);
