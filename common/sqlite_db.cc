@@ -84,12 +84,26 @@ void Statement::Reset() {
 
 namespace {
 
-// Memory-usage statistics make every SQLite allocation take a global mutex;
-// commitd never reads them. Must run before SQLite initializes (a later call
-// is refused by SQLite and harmless).
+// Must run before SQLite initializes (a later call is refused by SQLite and
+// harmless).
+// - Memory-usage statistics make every SQLite allocation take a global mutex;
+//   commitd never reads them.
+// - A statement journal (what a savepoint or a statement inside a transaction
+//   keeps to roll itself back) stays in memory instead of spilling to a
+//   temporary file past 64 KiB: an agent's batch executes dozens of prepares
+//   in savepoints, and each batch created, wrote page by page and deleted such
+//   a file. In memory it holds one copy of each page changed while a
+//   savepoint is open, and is emptied when the outermost savepoint ends, so
+//   it is bounded by what one transaction changes. (A positive limit would
+//   not do: SQLite allocates the in-memory journal in chunks of that size.)
+constexpr int kStatementJournalNeverSpills = -1;
+
 void ConfigureSqliteOnce() {
   static std::once_flag once;
-  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+  std::call_once(once, [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalNeverSpills);
+  });
 }
 
 }  // namespace

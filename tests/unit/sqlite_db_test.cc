@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 
@@ -49,6 +50,39 @@ TEST_CASE("Open creates the file with WAL and synchronous=FULL") {
   CHECK(PragmaText(*db, "journal_mode") == "wal");
   CHECK(PragmaText(*db, "synchronous") == "2");  // FULL
   CHECK(PragmaText(*db, "foreign_keys") == "1");
+}
+
+// write(2)-family system calls this process has made (/proc/self/io syscw).
+int64_t WriteCalls() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  int64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "syscw:") return value;
+  }
+  FAIL("no syscw in /proc/self/io");
+  return 0;
+}
+
+TEST_CASE("a savepoint's journal stays in memory: nothing is written before COMMIT") {
+  commitd::testing::TempDir dir("sqlite_db_test");
+  auto db = OpenOrDie(dir.File("a.db"));
+  REQUIRE(db->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); "
+                   "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200) "
+                   "INSERT INTO t(v) SELECT randomblob(3000) FROM s")
+              .ok());
+  REQUIRE(db->Begin().ok());
+  const int64_t before = WriteCalls();
+  // 200 pages changed inside savepoints: 800 KB of journal, where SQLite's
+  // default spills to a temporary file past 64 KiB, a write per page.
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(db->Exec("SAVEPOINT s").ok());
+    REQUIRE(db->Exec("UPDATE t SET v = randomblob(3000)").ok());
+    REQUIRE(db->Exec(round == 1 ? "ROLLBACK TO s" : "RELEASE s").ok());
+  }
+  CHECK(WriteCalls() - before == 0);
+  REQUIRE(db->Commit().ok());
+  CHECK(Count(*db, "t") == 200);
 }
 
 TEST_CASE("Open without create fails for a missing file") {
