@@ -354,7 +354,8 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   if (prepared.connection_lost()) {
     // It may or may not have been prepared, or may still be preparing on a
     // server process that has not noticed the loss: vote no, and roll it
-    // back once that process is gone.
+    // back once it exists (RollBackUncertain gives up on it only once that
+    // process is gone).
     {
       std::lock_guard<std::mutex> lock(uncertain_mu_);
       uncertain_gids_.push_back({*gid, backend_pid});
