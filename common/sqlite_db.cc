@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "common/log.h"
 #include "common/sqlite_wal_vfs.h"
 
 namespace commitd::sqlite {
@@ -92,17 +93,23 @@ namespace {
 //   keeps to roll itself back) stays in memory instead of spilling to a
 //   temporary file past 64 KiB: an agent's batch executes dozens of prepares
 //   in savepoints, and each batch created, wrote page by page and deleted such
-//   a file. In memory it holds one copy of each page changed while a
-//   savepoint is open, and is emptied when the outermost savepoint ends, so
-//   it is bounded by what one transaction changes. (A positive limit would
-//   not do: SQLite allocates the in-memory journal in chunks of that size.)
+//   a file. In memory it holds an original copy of each page changed while a
+//   savepoint is open (one per nesting level it is changed at), and is
+//   emptied when the outermost savepoint ends. (A positive limit would not
+//   do: SQLite allocates the in-memory journal in chunks of that size.)
 constexpr int kStatementJournalNeverSpills = -1;
 
 void ConfigureSqliteOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalNeverSpills);
+    // Refused (SQLITE_MISUSE) only if the embedding program started SQLite
+    // first: then SQLite's defaults stay, which costs speed, nothing else.
+    const int memstatus = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    const int spill = sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalNeverSpills);
+    if (memstatus != SQLITE_OK || spill != SQLITE_OK) {
+      log::Warn("sqlite_config_refused",
+                {{"reason", "SQLite was initialized before the first database was opened; its defaults stay"}});
+    }
   });
 }
 
