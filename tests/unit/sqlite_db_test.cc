@@ -3,11 +3,11 @@
 #include <doctest/doctest.h>
 
 #include "tests/unit/support/temp_dir.h"
+#include "tests/unit/support/write_calls.h"
 #include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <string>
 
@@ -15,6 +15,7 @@ namespace commitd::sqlite {
 namespace {
 
 using testing::TempDir;
+using testing::WriteCalls;
 
 std::unique_ptr<Database> OpenOrDie(const std::string& path, OpenOptions options = {}) {
   Result<std::unique_ptr<Database>> db = Database::Open(path, options);
@@ -50,18 +51,6 @@ TEST_CASE("Open creates the file with WAL and synchronous=FULL") {
   CHECK(PragmaText(*db, "journal_mode") == "wal");
   CHECK(PragmaText(*db, "synchronous") == "2");  // FULL
   CHECK(PragmaText(*db, "foreign_keys") == "1");
-}
-
-// write(2)-family system calls this process has made (/proc/self/io syscw).
-int64_t WriteCalls() {
-  std::ifstream io("/proc/self/io");
-  std::string key;
-  int64_t value = 0;
-  while (io >> key >> value) {
-    if (key == "syscw:") return value;
-  }
-  FAIL("no syscw in /proc/self/io");
-  return 0;
 }
 
 TEST_CASE("a savepoint's journal stays in memory: nothing is written before COMMIT") {

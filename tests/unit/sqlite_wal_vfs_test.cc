@@ -8,17 +8,18 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <fstream>
 #include <random>
 #include <string>
 
 #include "common/sqlite_db.h"
 #include "tests/unit/support/temp_dir.h"
+#include "tests/unit/support/write_calls.h"
 
 namespace commitd::sqlite {
 namespace {
 
 using testing::TempDir;
+using testing::WriteCalls;
 
 // A connection of our own on `vfs` (null: SQLite's default), WAL, no
 // automatic checkpoint, so that every frame written stays in the WAL.
@@ -69,18 +70,6 @@ class Connection {
  private:
   sqlite3* db_ = nullptr;
 };
-
-// write(2)-family system calls this process has made (/proc/self/io syscw).
-int64_t WriteCalls() {
-  std::ifstream io("/proc/self/io");
-  std::string key;
-  int64_t value = 0;
-  while (io >> key >> value) {
-    if (key == "syscw:") return value;
-  }
-  FAIL("no syscw in /proc/self/io");
-  return 0;
-}
 
 // Writes 40 transactions of one 3,000-byte row each (a page per row) and
 // returns the write calls they took and the frames they appended.
