@@ -8,6 +8,7 @@
 
 #include "raft/driver.h"
 #include "raft/storage.h"
+#include "tests/unit/support/manual_storage_queue.h"
 #include "tests/unit/support/temp_dir.h"
 
 using namespace commitd;
@@ -28,30 +29,7 @@ class CounterMachine final : public StateMachine {
   Status Restore(sqlite::Database&, std::string_view) override { return Status::Ok(); }
 };
 
-class ManualQueue final : public StorageQueue {
- public:
-  explicit ManualQueue(sqlite::Database& db) : db_(db) {}
-  void Submit(Job job) override { jobs_.push_back(std::move(job)); }
-  void Read(std::function<void(sqlite::Database&)> fn) override { fn(db_); }
-  Stats stats() const override { return stats_; }
-  // Runs everything queued as one batch, then its completions.
-  void Sync() {
-    std::vector<Job> batch(std::make_move_iterator(jobs_.begin()), std::make_move_iterator(jobs_.end()));
-    jobs_.clear();
-    if (batch.empty()) return;
-    bool rolled_back = false;
-    std::vector<Status> results = RunStorageBatch(db_, batch, &rolled_back);
-    ++stats_.batches;
-    stats_.jobs += batch.size();
-    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(results[i]);
-  }
-  std::size_t queued() const { return jobs_.size(); }
-
- private:
-  sqlite::Database& db_;
-  std::deque<Job> jobs_;
-  Stats stats_;
-};
+using ManualQueue = testing::ManualStorageQueue;
 
 struct Cluster;
 
