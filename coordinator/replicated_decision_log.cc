@@ -100,8 +100,7 @@ void ReplicatedDecisionLog::Run(raft::RestoredState restored, StorageQueue& stor
                                                                     : id->second},
                                  {"self", options_.self_id}});
   });
-  // Finished marks gathered while a Ready was being written go in one entry.
-  driver_->set_before_ready([this] { ProposeFinished(); });
+  driver_->set_before_ready([this] { OnBeforeReady(); });
 }
 
 void ReplicatedDecisionLog::SetMemberUrl(const std::string& id, const std::string& url) {
@@ -117,6 +116,7 @@ void ReplicatedDecisionLog::SetMemberUrl(const std::string& id, const std::strin
 }
 
 ReplicatedDecisionLog::~ReplicatedDecisionLog() {
+  *alive_ = false;
   if (snapshot_thread_.joinable()) snapshot_thread_.join();
   // The storage thread drains its queue first: those jobs use machine_.
   writer_.reset();
@@ -241,15 +241,34 @@ void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<
   driver_->Propose(EncodeCommand(command::Decide{std::move(record)}), std::move(done));
 }
 
-// Finished marks are not urgent: those that arrive while a write is in
-// flight go into the log together, as one entry (ProposeFinished).
+namespace {
+// How long finished marks wait for a Ready with entries of its own to ride
+// in. A mark usually arrives with the next transaction's votes, whose
+// decision follows within this; alone, each mark would be a Raft write with
+// an fsync on every member, and the next decision would queue behind it.
+constexpr int64_t kFinishLingerMs = 5;
+}  // namespace
+
+// Finished marks are not urgent (a mark lost in a crash only means the
+// decision is delivered again): they are proposed together, as one entry, in
+// the next Ready that appends anything else, or after kFinishLingerMs.
 void ReplicatedDecisionLog::MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) {
   if (!driver_->leader_ready()) {
     done(Status::Unavailable("not the leader"));
     return;
   }
   finishing_.push_back({command::Finish{std::move(txid), finished_ms}, std::move(done)});
-  if (!driver_->writing()) ProposeFinished();
+  if (finish_linger_armed_) return;
+  finish_linger_armed_ = true;
+  timers_.After(kFinishLingerMs, [this, alive = alive_] {
+    if (!*alive) return;
+    finish_linger_armed_ = false;
+    ProposeFinished();
+  });
+}
+
+void ReplicatedDecisionLog::OnBeforeReady() {
+  if (!finishing_.empty() && driver_->node().HasPendingAppend()) ProposeFinished();
 }
 
 void ReplicatedDecisionLog::ProposeFinished() {

@@ -148,6 +148,9 @@ class ReplicatedDecisionLog final : public DecisionLog {
   template <class T>
   void Read(std::function<Result<T>(sqlite::Database&)> read, std::function<void(Result<T>)> done);
   void ProposeFinished();
+  // Proposes the finished marks held, unless a Ready with entries of its own
+  // is about to be taken (they ride in it) or the linger is still running.
+  void OnBeforeReady();
   void SetMemberUrl(const std::string& id, const std::string& url);
   // The binary's: serializes a snapshot on a thread of its own (raft::DriverOptions::read_snapshot).
   void ReadSnapshotOnThread(std::function<void(Result<sqlite::Database*>)> fn);
@@ -174,6 +177,9 @@ class ReplicatedDecisionLog final : public DecisionLog {
     std::function<void(Status)> done;
   };
   std::vector<FinishWaiter> finishing_;  // coalesced into one entry by ProposeFinished
+  bool finish_linger_armed_ = false;
+  // Timer callbacks check it: they may fire after this object is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::function<void(bool)> on_leadership_;
 };
 

@@ -150,6 +150,8 @@ class Node {
 
   // --- outputs ------------------------------------------------------------
   bool HasReady() const;
+  // Entries appended since the last TakeReady (the next Ready writes them).
+  bool HasPendingAppend() const { return !pending_append_.empty(); }
   Ready TakeReady();
 
   // --- queries ------------------------------------------------------------
