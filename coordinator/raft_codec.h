@@ -37,7 +37,7 @@ struct Finish {
 struct PutParticipant {
   RegistryEntry entry;
 };
-struct FinishMany {  // finished marks coalesced while a write was in flight
+struct FinishMany {  // finished marks held together (ReplicatedDecisionLog::MarkFinished)
   std::vector<Finish> marks;
 };
 struct SetMember {  // a group member's URL, before it is added (empty url: forget it)

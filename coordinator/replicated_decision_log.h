@@ -148,8 +148,9 @@ class ReplicatedDecisionLog final : public DecisionLog {
   template <class T>
   void Read(std::function<Result<T>(sqlite::Database&)> read, std::function<void(Result<T>)> done);
   void ProposeFinished();
-  // Proposes the finished marks held, unless a Ready with entries of its own
-  // is about to be taken (they ride in it) or the linger is still running.
+  // Before each Ready: proposes the finished marks held if the Ready appends
+  // entries anyway, so that they ride in its write; otherwise they wait for
+  // the linger's timer.
   void OnBeforeReady();
   void SetMemberUrl(const std::string& id, const std::string& url);
   // The binary's: serializes a snapshot on a thread of its own (raft::DriverOptions::read_snapshot).
@@ -178,6 +179,7 @@ class ReplicatedDecisionLog final : public DecisionLog {
   };
   std::vector<FinishWaiter> finishing_;  // coalesced into one entry by ProposeFinished
   bool finish_linger_armed_ = false;
+  bool stopped_ = false;
   // Timer callbacks check it: they may fire after this object is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::function<void(bool)> on_leadership_;

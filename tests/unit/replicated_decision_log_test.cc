@@ -126,36 +126,48 @@ TEST_CASE("a finished mark rides in the next decision's write instead of one of 
   f.log->AppendDecision(Committed("t2"), [&](Status s) { second = s; });
   REQUIRE(f.queue->queued() == 1);
   f.queue->Sync();  // one write: the mark and the decision together
-  f.SyncAll();      // their application
+  CHECK(f.LogEntries() == entries_before + 2);
+  f.SyncAll();  // their application
   CHECK(second.ok());
   CHECK(marked.ok());
   CHECK(f.LogEntries() == entries_before + 2);
   CHECK(f.Finished("t1"));
 }
 
-TEST_CASE("a finished mark with nothing to ride in is written after a short linger") {
+TEST_CASE("a finished mark with nothing to ride in is written after a short linger, each time") {
   Fixture f;
   f.DecideT1();
-
-  Status marked = Status::Internal("not called");
-  f.log->MarkFinished("t1", 9, [&](Status s) { marked = s; });
-  f.clock.Advance(1);
-  CHECK(f.queue->queued() == 0);
-  CHECK(marked.code() == StatusCode::kInternal);
-  f.clock.Advance(10);
-  REQUIRE(f.queue->queued() == 1);
+  Status decided = Status::Internal("not called");
+  f.log->AppendDecision(Committed("t2"), [&](Status s) { decided = s; });
   f.SyncAll();
-  CHECK(marked.ok());
-  CHECK(f.Finished("t1"));
+  REQUIRE(decided.ok());
+
+  // Two rounds: the linger's timer must arm again after it fired.
+  for (const char* txid : {"t1", "t2"}) {
+    CAPTURE(txid);
+    Status marked = Status::Internal("not called");
+    f.log->MarkFinished(txid, 9, [&](Status s) { marked = s; });
+    f.clock.Advance(4);
+    CHECK(f.queue->queued() == 0);
+    CHECK(marked.code() == StatusCode::kInternal);
+    f.clock.Advance(2);
+    REQUIRE(f.queue->queued() == 1);
+    f.SyncAll();
+    CHECK(marked.ok());
+    CHECK(f.Finished(txid));
+  }
 }
 
-TEST_CASE("finished marks held when the log stops are failed, and a late linger does nothing") {
+TEST_CASE("finished marks held when the log stops are failed, later ones at once, and a late linger does nothing") {
   Fixture f;
   f.DecideT1();
   Status marked = Status::Internal("not called");
   f.log->MarkFinished("t1", 9, [&](Status s) { marked = s; });
   f.log->Stop();
   CHECK(marked.code() == StatusCode::kUnavailable);
+  Status late = Status::Internal("not called");
+  f.log->MarkFinished("t1", 10, [&](Status s) { late = s; });
+  CHECK(late.code() == StatusCode::kUnavailable);
   f.log.reset();
   f.clock.Advance(50);  // the linger's timer fires after the log is gone
   CHECK(f.queue->queued() == 0);
