@@ -128,7 +128,6 @@ ReplicatedDecisionLog::~ReplicatedDecisionLog() {
 void ReplicatedDecisionLog::Start() { driver_->Start(); }
 
 void ReplicatedDecisionLog::Stop() {
-  stopped_ = true;
   if (http_) http_->Stop();
   auto finishing = std::move(finishing_);
   finishing_.clear();
@@ -254,7 +253,7 @@ constexpr int64_t kFinishLingerMs = 5;
 // decision is delivered again): they are proposed together, as one entry, in
 // the next Ready that appends anything else, or after kFinishLingerMs.
 void ReplicatedDecisionLog::MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) {
-  if (stopped_) {
+  if (driver_->stopped()) {
     done(Status::Unavailable("the coordinator is shutting down"));
     return;
   }

@@ -179,7 +179,6 @@ class ReplicatedDecisionLog final : public DecisionLog {
   };
   std::vector<FinishWaiter> finishing_;  // coalesced into one entry by ProposeFinished
   bool finish_linger_armed_ = false;
-  bool stopped_ = false;
   // Timer callbacks check it: they may fire after this object is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::function<void(bool)> on_leadership_;

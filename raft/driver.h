@@ -104,6 +104,8 @@ class Driver {
   const Node& node() const { return *node_; }
   Index applied() const { return applied_; }
   bool writing() const { return writing_; }
+  // Stop() was called: it proposes nothing more.
+  bool stopped() const { return stopped_; }
   // Proposals and reads not answered yet.
   std::size_t waiting() const { return pending_.size() + reads_.size() + reads_waiting_apply_.size(); }
 

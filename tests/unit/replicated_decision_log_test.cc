@@ -86,14 +86,9 @@ struct Fixture {
     SyncAll();
     REQUIRE(decided.ok());
   }
-  // Runs batches until nothing is queued; returns how many it ran.
-  int SyncAll() {
-    int batches = 0;
-    while (queue->queued() > 0) {
-      queue->Sync();
-      ++batches;
-    }
-    return batches;
+  // Runs batches until nothing is queued.
+  void SyncAll() {
+    while (queue->queued() > 0) queue->Sync();
   }
   int64_t LogEntries() {
     sqlite::Statement* stmt = db->Prepare("SELECT count(*) FROM raft_log");
