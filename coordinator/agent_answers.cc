@@ -40,9 +40,8 @@ Result<DecisionAck> DecisionAckOf(int status, std::string_view body) {
 Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body) {
   if (status == 200) return PrecommitAnswer::kAcked;
   const std::string code = ErrorCodeOf(body);
-  if ((status == 409 && code == "already_aborted") || (status == 404 && code == "unknown_transaction")) {
-    return PrecommitAnswer::kAborted;
-  }
+  if (status == 409 && code == "already_aborted") return PrecommitAnswer::kAborted;
+  if (status == 404 && code == "unknown_transaction") return PrecommitAnswer::kUnknownTransaction;
   return Status::Unavailable(MessageOf(status, body));
 }
 

@@ -220,6 +220,16 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
     PrecommitAgainLater(*b, answer.status().message(), now_ms);
     return;
   }
+  if (*answer == PrecommitAnswer::kUnknownTransaction) {
+    // Neither an ack nor an abort: it may have committed or aborted. The
+    // other participants' answers (or the deadline rule) decide; this one
+    // keeps being asked.
+    PrecommitAgainLater(*b,
+                        participant + " has no record of it (it finished and forgot the outcome after its "
+                                      "outcome_retention_ms, or lost its database): its outcome is in doubt",
+                        now_ms);
+    return;
+  }
   if (*answer == PrecommitAnswer::kAborted && tx.commit_retry_ms != 0) {
     // Commit was decided already (its record is being written again); an
     // abort here is a mixed outcome for the operator, not a new decision.
@@ -536,6 +546,14 @@ void Engine::RetryNow(int64_t now_ms) {
       PrecommitDeadline(tx, now_ms);
     }
   }
+}
+
+std::size_t Engine::undecided_without_record() const {
+  std::size_t n = 0;
+  for (const auto& [txid, tx] : txs_) {
+    if (tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting) ++n;
+  }
+  return n;
 }
 
 std::vector<Action> Engine::TakeActions() {

@@ -111,7 +111,11 @@ using Action = std::variant<action::SendPrepare, action::SendDecision, action::P
                             action::SendPrecommit>;
 
 // A participant's answer to a precommit.
-enum class PrecommitAnswer { kAcked, kAborted };
+enum class PrecommitAnswer {
+  kAcked,
+  kAborted,            // it aborted (termination, or an abort of an earlier run)
+  kUnknownTransaction  // it holds no record and no outcome: finished and forgotten, or never prepared
+};
 
 struct EngineOptions {
   std::string self_url;  // put in prepare requests: where agents ask for decisions
@@ -186,6 +190,11 @@ class Engine {
   std::vector<TxView> List() const;
   std::optional<std::string> TxidForIdempotencyKey(const std::string& key) const;
   std::size_t undecided() const { return undecided_; }
+  // Undecided with nothing durable yet (collecting votes, or writing the 3PC
+  // precommit record): their own deadlines decide them. A 3PC transaction
+  // past its durable precommit record is not counted: it may wait on its
+  // participants indefinitely, and a restart resumes it from the record.
+  std::size_t undecided_without_record() const;
   // Decided transactions whose decision record is not durable yet (their clients wait).
   std::size_t awaiting_record() const { return deciding_; }
   std::size_t active() const { return txs_.size(); }

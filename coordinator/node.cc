@@ -199,6 +199,7 @@ void Node::OnLeadership(bool ready) {
 void Node::DropEngine(const std::string& why) {
   ++epoch_;
   failing_deliveries_.clear();
+  precommit_unknown_logged_.clear();
   auto waiting = std::move(clients_);
   clients_.clear();
   for (auto& [token, done] : waiting) {
@@ -358,11 +359,23 @@ void Node::Shutdown(std::function<void()> done) {
 void Node::MaybeFinishShutdown() {
   if (!stopping_ || !on_stopped_) return;
   // Every client must get its answer: wait (the tick calls again) until no
-  // transaction is undecided or waiting for its decision record, bounded by
-  // the transactions' own deadlines. Then give delivery of the decisions a
+  // transaction is collecting votes or waiting for its decision record,
+  // bounded by the transactions' own deadlines. Then give delivery of the
+  // decisions, and 3PC transactions past their durable precommit record, a
   // short grace, so participants are not left holding locks until a restart.
-  if (engine_->undecided() > 0 || engine_->awaiting_record() > 0 || !clients_.empty()) return;
-  if (engine_->active() > 0 && timers_.NowMs() < delivery_grace_until_) return;
+  // A 3PC transaction still undecided then (its participants do not answer,
+  // or answer in doubt) is resumed from its record on restart: its clients
+  // are told so.
+  if (engine_->undecided_without_record() > 0 || engine_->awaiting_record() > 0) return;
+  if ((engine_->active() > 0 || !clients_.empty()) && timers_.NowMs() < delivery_grace_until_) return;
+  auto waiting = std::move(clients_);
+  clients_.clear();
+  for (auto& [token, done] : waiting) {
+    done(NodeError{NodeErrorKind::kStopping,
+                   "coordinator is shutting down before the outcome was decided; its precommit record is durable and "
+                   "the coordinator resumes it when it starts again: retry with the same Idempotency-Key, or GET the "
+                   "transaction"});
+  }
   *alive_ = false;  // no more ticks or probes
   alive_ = std::make_shared<bool>(false);
   auto done = std::move(on_stopped_);
@@ -645,6 +658,9 @@ void Node::Execute(Action& a) {
                           log::Warn("precommit_delivery_failed",
                                     Traced(txid, {{"txid", txid}, {"participant", name},
                                                   {"error", answer.status().ToString()}}));
+                        } else if (*answer == PrecommitAnswer::kUnknownTransaction &&
+                                   precommit_unknown_logged_[txid].insert(name).second) {
+                          log::Error("precommit_outcome_unknown", Traced(txid, {{"txid", txid}, {"participant", name}}));
                         }
                         engine_->OnPrecommitAcked(txid, name, std::move(answer), timers_.NowMs());
                         Pump();
@@ -653,7 +669,10 @@ void Node::Execute(Action& a) {
     std::string txid = pf->txid;
     log_.MarkFinished(txid, pf->finished_ms, [this, txid, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;
-      if (s.ok()) traces_.erase(txid);
+      if (s.ok()) {
+        traces_.erase(txid);
+        precommit_unknown_logged_.erase(txid);
+      }
       engine_->OnFinishedPersisted(txid, s);
       Pump();
     });

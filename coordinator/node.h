@@ -310,6 +310,8 @@ class Node {
   };
   std::map<std::string, ForeignRecord> foreign_;  // txid -> prepared under another log
   std::unordered_map<std::string, TraceContext> traces_;  // txid -> its trace, until finished
+  // txid -> participants that answered its precommit unknown_transaction (logged once each), until finished.
+  std::unordered_map<std::string, std::set<std::string>> precommit_unknown_logged_;
   static constexpr std::size_t kTracesPruneAt = 4096;
   std::size_t traces_prune_at_ = kTracesPruneAt;
   TxView ForeignView(const std::string& txid, const ForeignRecord& r) const;

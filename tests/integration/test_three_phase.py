@@ -46,10 +46,10 @@ def test_3pc_no_vote_aborts():
         assert c.balances("bank-a") == c.seed("bank-a") and c.balances("bank-b") == c.seed("bank-b")
 
 
-def _kill_coordinator_mid_3pc(failpoint):
+def _kill_coordinator_mid_3pc(failpoint, config=CONFIG):
     """Starts a 3PC transfer whose coordinator SIGKILLs itself at `failpoint`.
     Returns the cluster with the coordinator dead (never restarted)."""
-    c = Cluster(config=CONFIG, coordinator_env={"COMMITD_FAILPOINTS": failpoint})
+    c = Cluster(config=config, coordinator_env={"COMMITD_FAILPOINTS": failpoint})
     try:
         try:
             status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc", http_timeout=10)
@@ -89,6 +89,48 @@ def test_coordinator_killed_after_every_precommit_ack_commits_without_it():
             assert re.search(r"^commitd_agent_precommits_total 1$", text, re.M), text
             decided += int(re.search(r"^commitd_agent_termination_decisions_total (\d+)$", text, re.M).group(1))
         assert decided >= 1, "no agent decided by termination"
+
+
+def test_coordinator_back_after_the_agents_forgot_leaves_the_outcome_in_doubt():
+    # The agents commit by termination and forget the txid after their
+    # outcome retention; the coordinator then returns to its precommit record.
+    # "unknown_transaction" says neither commit nor abort: nothing is decided,
+    # and no abort reaches the agents (an abort of an unknown txid would leave
+    # a tombstone, and a client retrying would hear "aborted").
+    config = dict(CONFIG, outcome_retention_ms=1500, outcome_memory_ms=1000)
+    c = _kill_coordinator_mid_3pc("coordinator.crash_before_3pc_commit_record", config=config)
+    with c:
+        c.eventually_balance("bank-a", "alice", 70, timeout=30)
+        c.eventually_balance("bank-b", "bob", 80, timeout=30)
+        c.eventually_nothing_prepared(timeout=30)
+        txids = _journal_txids(c, "bank-a")
+        assert len(txids) == 1, txids
+        txid = txids[0]
+        for name in ("bank-a", "bank-b"):
+            def forgotten(name=name):
+                status, body = harness.get(c.bank(name).url, f"/v1/transactions/{txid}")
+                return status == 200 and body["state"] == "unknown"
+            eventually(forgotten, timeout=30, what=f"{name} forgot {txid}")
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+
+        def in_doubt():
+            status, tx = c.tx_status(txid)
+            assert status == 200, (status, tx)
+            errors = [b.get("last_error", "") for b in tx.get("branches", [])]
+            return tx["outcome"] == "pending" and all("in doubt" in e for e in errors) and tx
+        eventually(in_doubt, timeout=20, what=f"{txid} reported in doubt")
+        time.sleep(2)  # several precommit rounds later, still undecided
+        status, tx = c.tx_status(txid)
+        assert status == 200 and tx["outcome"] == "pending", (status, tx)
+        assert c.coordinator.log_text().count("precommit_outcome_unknown") == 2, "logged once per participant"
+        for name in ("bank-a", "bank-b"):
+            status, body = harness.get(c.bank(name).url, f"/v1/transactions/{txid}")
+            assert status == 200 and body["state"] == "unknown", (name, body)
+        assert c.balances("bank-a")["alice"] == 70 and c.balances("bank-b")["bob"] == 80
+        # SIGTERM does not wait for it: the record stays for the next start.
+        assert c.coordinator.terminate(timeout=8) == 0, "commitd did not stop cleanly on SIGTERM"
+        assert "shutdown_done" in c.coordinator.log_text()
 
 
 def test_coordinator_killed_before_precommit_aborts_without_it():

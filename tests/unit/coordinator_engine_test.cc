@@ -447,6 +447,53 @@ TEST_CASE("3pc: lost precommits are retried; at the deadline one ack is enough t
   CHECK(d[0].record.outcome == Outcome::kAborted);
 }
 
+TEST_CASE("3pc: a precommit answered unknown_transaction decides nothing: that participant's outcome is in doubt") {
+  // The agent no longer knows the txid: it finished it (by termination, or by
+  // an abort of an earlier run) and forgot it after outcome_retention_ms, or
+  // it lost its database. Either outcome may be what it did.
+  DecisionRecord r;
+  r.txid = "t";
+  r.protocol = wire::Protocol::k3pc;
+  r.outcome = Outcome::kPending;
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  Engine e = MakeEngine();
+  e.Resume(r, 0);
+  REQUIRE(Only<action::SendPrecommit>(e.TakeActions()).size() == 2);
+  e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kUnknownTransaction, 1);
+  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kUnknownTransaction, 1);
+  for (int64_t now = 10; now < 100'000; now += 1000) {
+    e.Tick(now);
+    auto a = e.TakeActions();
+    CHECK(Only<action::PersistDecision>(a).empty());
+    CHECK(Only<action::SendDecision>(a).empty());
+    for (auto& s : Only<action::SendPrecommit>(a)) {
+      e.OnPrecommitAcked("t", s.to.name, PrecommitAnswer::kUnknownTransaction, now);
+    }
+  }
+  auto view = e.Find("t");
+  REQUIRE(view.has_value());
+  CHECK(view->outcome == Outcome::kPending);
+  CHECK(view->branches[0].last_error.find("in doubt") != std::string::npos);
+  // A participant that knows settles it: an abort it remembers is an abort.
+  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAborted, 100'000);
+  auto d = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kAborted);
+
+  // Live, with the other participant's ack: the deadline rule commits as
+  // when the first one is unreachable; before the deadline nothing is decided.
+  Engine f = MakeEngine();
+  ToPrecommitted(f, "u", 10);
+  f.OnPrecommitAcked("u", "bank-a", PrecommitAnswer::kAcked, 11);
+  f.OnPrecommitAcked("u", "bank-b", PrecommitAnswer::kUnknownTransaction, 12);
+  CHECK(Only<action::PersistDecision>(f.TakeActions()).empty());
+  CHECK(f.Find("u")->outcome == Outcome::kPending);
+  f.Tick(1010);
+  auto c = Only<action::PersistDecision>(f.TakeActions());
+  REQUIRE(c.size() == 1);
+  CHECK(c[0].record.outcome == Outcome::kCommitted);
+}
+
 TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no abort is sent, the write is retried") {
   // Precommitted participants commit by termination, and a restarted
   // coordinator resumes the precommit record into a commit: an abort here

@@ -421,6 +421,59 @@ TEST_CASE("a force while the protocol still collects votes is refused") {
   CHECK(std::get<NodeError>(*forced).kind == NodeErrorKind::kUndecided);
 }
 
+TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one its participants leave undecided") {
+  Fixture f;
+  DecisionRecord resumed = Decided("t-pre", Outcome::kPending);
+  resumed.protocol = wire::Protocol::k3pc;
+  f.Insert(resumed);
+  f.Start();
+  f.Store();
+  REQUIRE(f.agents().Count("precommit", "t-pre") == 2);  // never answered in this test
+
+  // A live 3PC transaction: its precommit record is written, its precommits
+  // are never answered, so it stays undecided with its client waiting.
+  wire::TxRequest tx3 = Transfer();
+  tx3.protocol = wire::Protocol::k3pc;
+  std::optional<SubmitResult> client3;
+  f.node().Submit({tx3, ""}, [&](SubmitResult r) { client3 = std::move(r); });
+  const std::string live3 = f.agents().calls.back().txid;
+  wire::Vote yes;
+  yes.txid = live3;
+  yes.yes = true;
+  f.agents().votes[0](yes);
+  f.agents().votes[1](yes);
+  f.Store();
+  REQUIRE(f.agents().Count("precommit", live3) == 2);
+
+  // A 2PC transaction still collecting votes: shutdown waits for its deadline.
+  std::optional<SubmitResult> client2;
+  f.node().Submit({Transfer(), ""}, [&](SubmitResult r) { client2 = std::move(r); });
+
+  bool stopped = false;
+  f.node().Shutdown([&] { stopped = true; });
+  f.timers().Advance(500);
+  f.Store();
+  CHECK_FALSE(stopped);
+  CHECK_FALSE(client2.has_value());
+  f.timers().Advance(1'000);  // past the 2PC deadline: aborted and answered
+  f.Store();
+  REQUIRE(client2.has_value());
+  CHECK(std::get<TxReply>(*client2).status == 409);
+  f.timers().Advance(Config{}.shutdown_grace_ms);
+  f.Store();
+  CHECK(stopped);
+  // The waiting 3PC client is told the outcome is not decided, never a guess.
+  REQUIRE(client3.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*client3));
+  CHECK(std::get<NodeError>(*client3).kind == NodeErrorKind::kStopping);
+  // Both precommit records are still there for the next start.
+  for (const std::string& txid : {std::string("t-pre"), live3}) {
+    auto record = f.Recorded(txid);
+    REQUIRE(record.has_value());
+    CHECK(record->outcome == Outcome::kPending);
+  }
+}
+
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {
   Fixture f(/*max_in_flight=*/1);
   f.Start();

@@ -1,0 +1,56 @@
+// How the coordinator reads an agent's HTTP answers (status + error code)
+// into the typed answers its engine acts on.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "coordinator/agent_answers.h"
+
+using namespace commitd;
+using namespace commitd::coordinator;
+
+namespace {
+
+std::string ErrorBody(const std::string& code) {
+  return R"({"error":{"code":")" + code + R"(","message":"m"}})";
+}
+
+}  // namespace
+
+TEST_CASE("a precommit's answer: ack, abort, or no record of the transaction") {
+  auto acked = PrecommitAnswerOf(200, R"({"txid":"t","state":"precommitted"})");
+  REQUIRE(acked.ok());
+  CHECK(*acked == PrecommitAnswer::kAcked);
+
+  auto aborted = PrecommitAnswerOf(409, ErrorBody("already_aborted"));
+  REQUIRE(aborted.ok());
+  CHECK(*aborted == PrecommitAnswer::kAborted);
+
+  // No record is not an abort: the agent may have committed and forgotten it.
+  auto unknown = PrecommitAnswerOf(404, ErrorBody("unknown_transaction"));
+  REQUIRE(unknown.ok());
+  CHECK(*unknown == PrecommitAnswer::kUnknownTransaction);
+
+  // Anything else says nothing about the outcome: asked again later.
+  for (auto [status, body] : {std::pair{409, ErrorBody("not_prepared")}, std::pair{404, ErrorBody("not_found")},
+                              std::pair{404, std::string("not json")}, std::pair{409, std::string("{}")},
+                              std::pair{503, ErrorBody("storage_error")}, std::pair{100, std::string()}}) {
+    CAPTURE(status);
+    CAPTURE(body);
+    auto answer = PrecommitAnswerOf(status, body);
+    REQUIRE_FALSE(answer.ok());
+    CHECK(answer.status().code() == StatusCode::kUnavailable);
+  }
+}
+
+TEST_CASE("a decision's answer: ack, or no record of the transaction") {
+  auto acked = DecisionAckOf(200, R"({"txid":"t","state":"committed"})");
+  REQUIRE(acked.ok());
+  CHECK(*acked == DecisionAck::kAcked);
+  auto unknown = DecisionAckOf(404, ErrorBody("unknown_transaction"));
+  REQUIRE(unknown.ok());
+  CHECK(*unknown == DecisionAck::kUnknownTransaction);
+  auto refused = DecisionAckOf(409, ErrorBody("already_aborted"));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == StatusCode::kUnavailable);
+}
