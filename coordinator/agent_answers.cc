@@ -38,7 +38,13 @@ Result<DecisionAck> DecisionAckOf(int status, std::string_view body) {
 }
 
 Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body) {
-  if (status == 200) return PrecommitAnswer::kAcked;
+  if (status == 200) {
+    // {"txid","state":"precommitted"}, or "committed" from an agent that finished it.
+    auto json = ParseJson(body);
+    auto state = json.is_object() ? json.find("state") : json.end();
+    const bool committed = state != json.end() && state->is_string() && *state == "committed";
+    return committed ? PrecommitAnswer::kCommitted : PrecommitAnswer::kAcked;
+  }
   const std::string code = ErrorCodeOf(body);
   if (status == 409 && code == "already_aborted") return PrecommitAnswer::kAborted;
   if (status == 404 && code == "unknown_transaction") return PrecommitAnswer::kUnknownTransaction;

@@ -37,6 +37,7 @@ nlohmann::json ViewJson(const TxView& v, int64_t now_ms) {
   if (v.decided_ms != 0) out["timeline"]["decided_ms"] = v.decided_ms;
   if (!v.reason.empty()) out["reason"] = v.reason;
   if (v.heuristic) out["heuristic"] = true;
+  if (v.in_doubt) out["in_doubt"] = true;
   return out;
 }
 

@@ -159,6 +159,7 @@ DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) c
   for (const auto& b : tx.branches) record.participants.push_back(b.participant);
   record.reason = tx.reason;
   record.idempotency_key = tx.idempotency_key;
+  record.heuristic = tx.heuristic;
   // A precommit record keeps the reply a commit would give, results included,
   // so that a leader resuming it can still answer the client in full.
   record.reply = ReplyBody(tx, outcome == Outcome::kPending ? Outcome::kCommitted : outcome);
@@ -221,13 +222,26 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
     return;
   }
   if (*answer == PrecommitAnswer::kUnknownTransaction) {
-    // Neither an ack nor an abort: it may have committed or aborted. The
-    // other participants' answers (or the deadline rule) decide; this one
-    // keeps being asked.
+    // Neither an ack nor an abort: it may have committed or aborted. Only
+    // another participant's proof (committed, or aborted) decides now; the
+    // deadline rule no longer may (the agents' termination counts a peer
+    // that does not know the transaction as aborted, so an ack elsewhere
+    // proves nothing), and an operator may force it.
+    b->precommit_unknown = true;
     PrecommitAgainLater(*b,
                         participant + " has no record of it (it finished and forgot the outcome after its "
-                                      "outcome_retention_ms, or lost its database): its outcome is in doubt",
+                                      "outcome_retention_ms, or lost its database): the outcome is in doubt",
                         now_ms);
+    return;
+  }
+  if (*answer == PrecommitAnswer::kCommitted) {
+    b->precommit_acked = true;
+    b->precommit_unknown = false;
+    b->last_error.clear();
+    if (tx.commit_retry_ms != 0) return;  // commit is decided already; its record is being written again
+    // It committed by termination: commit is the only outcome.
+    Decide(tx, Outcome::kCommitted, "", now_ms);
+    ReplyClients(tx, ReplyStatus(tx), ReplyBody(tx));
     return;
   }
   if (*answer == PrecommitAnswer::kAborted && tx.commit_retry_ms != 0) {
@@ -242,6 +256,7 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
     return;
   }
   b->precommit_acked = true;
+  b->precommit_unknown = false;
   b->last_error.clear();
   for (const auto& other : tx.branches) {
     if (!other.precommit_acked) return;
@@ -274,6 +289,9 @@ void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
     return;
   }
   if (tx.resumed || now_ms < tx.precommit_deadline_ms) return;
+  for (const auto& b : tx.branches) {
+    if (b.precommit_unknown) return;  // in doubt: see OnPrecommitAcked
+  }
   for (const auto& b : tx.branches) {
     // A participant that acked holds a durable precommit; termination would
     // commit through it, so commit is the only outcome left. With no ack the
@@ -548,12 +566,45 @@ void Engine::RetryNow(int64_t now_ms) {
   }
 }
 
-std::size_t Engine::undecided_without_record() const {
+std::size_t Engine::undecided_due_by_deadline(int64_t now_ms) const {
   std::size_t n = 0;
   for (const auto& [txid, tx] : txs_) {
-    if (tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting) ++n;
+    if (tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting) {
+      ++n;
+    } else if (tx.phase == Phase::kPrecommitted && !tx.resumed && tx.commit_retry_ms == 0 &&
+               now_ms < tx.precommit_deadline_ms) {
+      ++n;
+    }
   }
   return n;
+}
+
+bool Engine::ForceInDoubt(const std::string& txid, Outcome outcome, std::string reason, int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end() || outcome == Outcome::kPending) return false;
+  Tx& tx = it->second;
+  if (tx.phase != Phase::kPrecommitted || tx.commit_retry_ms != 0) return false;
+  const bool in_doubt =
+      std::any_of(tx.branches.begin(), tx.branches.end(), [](const Branch& b) { return b.precommit_unknown; });
+  if (!in_doubt) return false;
+  tx.heuristic = true;
+  Decide(tx, outcome, outcome == Outcome::kCommitted ? "" : std::move(reason), now_ms);
+  return true;
+}
+
+void Engine::AnswerClientsAtShutdown() {
+  for (auto& [txid, tx] : txs_) {
+    if (tx.phase != Phase::kPrecommitted || tx.clients.empty()) continue;
+    const nlohmann::json body = {
+        {"error",
+         {{"code", "stopping"},
+          {"message", "the coordinator is shutting down before the outcome of " + tx.txid +
+                          " was decided; its precommit record is durable and the coordinator resumes it when it "
+                          "starts again: ask GET /v1/transactions/" +
+                          tx.txid + " or retry with the same Idempotency-Key"}}},
+        {"txid", tx.txid}};
+    ReplyClients(tx, 503, body);
+  }
 }
 
 std::vector<Action> Engine::TakeActions() {
@@ -620,6 +671,10 @@ TxView Engine::View(const Tx& tx) const {
     vb.participant = b.participant.name;
     vb.state = BranchState(b.acked, tx.outcome, static_cast<int>(b.vote));
     if (!b.acked && b.precommit_acked) vb.state = "precommitted";
+    if (tx.phase == Phase::kPrecommitted && b.precommit_unknown) {
+      vb.state = "unknown";
+      v.in_doubt = true;
+    }
     vb.attempts = b.attempts;
     vb.last_error = b.last_error;
     v.branches.push_back(std::move(vb));

@@ -112,9 +112,10 @@ using Action = std::variant<action::SendPrepare, action::SendDecision, action::P
 
 // A participant's answer to a precommit.
 enum class PrecommitAnswer {
-  kAcked,
+  kAcked,              // it holds a durable precommit
+  kCommitted,          // it committed (termination while the coordinator was away): commit is proven
   kAborted,            // it aborted (termination, or an abort of an earlier run)
-  kUnknownTransaction  // it holds no record and no outcome: finished and forgotten, or never prepared
+  kUnknownTransaction  // no record and no outcome after its yes vote: it finished and forgot, or lost its database
 };
 
 struct EngineOptions {
@@ -141,6 +142,9 @@ struct TxView {
     std::string last_error;
   };
   std::vector<Branch> branches;
+  // 3PC: a participant answered its precommit unknown_transaction, so the
+  // outcome cannot be known from the participants: an operator settles it.
+  bool in_doubt = false;
   int64_t started_ms = 0;
   int64_t decided_ms = 0;  // 0 while undecided
   bool heuristic = false;  // resumed from a decision an operator forced
@@ -180,6 +184,13 @@ class Engine {
   void Tick(int64_t now_ms);
   // Makes every pending redelivery due now (operator "retry now").
   void RetryNow(int64_t now_ms);
+  // An operator's decision for a 3PC transaction left in doubt (a participant
+  // answered its precommit unknown_transaction): decided as forced (heuristic).
+  // False, changing nothing, for any other transaction.
+  bool ForceInDoubt(const std::string& txid, Outcome outcome, std::string reason, int64_t now_ms);
+  // Shutdown: the clients still waiting on 3PC transactions past their
+  // precommit record are answered 503 with the txid (the record resumes them).
+  void AnswerClientsAtShutdown();
 
   // --- outputs ------------------------------------------------------------
   std::vector<Action> TakeActions();
@@ -190,11 +201,12 @@ class Engine {
   std::vector<TxView> List() const;
   std::optional<std::string> TxidForIdempotencyKey(const std::string& key) const;
   std::size_t undecided() const { return undecided_; }
-  // Undecided with nothing durable yet (collecting votes, or writing the 3PC
-  // precommit record): their own deadlines decide them. A 3PC transaction
-  // past its durable precommit record is not counted: it may wait on its
-  // participants indefinitely, and a restart resumes it from the record.
-  std::size_t undecided_without_record() const;
+  // Undecided transactions their own deadline decides: collecting votes,
+  // writing the 3PC precommit record, or live 3PC ones before their
+  // precommit deadline. Not counted: 3PC transactions past that deadline or
+  // resumed (they wait on their participants, however long; a restart
+  // resumes them from the record).
+  std::size_t undecided_due_by_deadline(int64_t now_ms) const;
   // Decided transactions whose decision record is not durable yet (their clients wait).
   std::size_t awaiting_record() const { return deciding_; }
   std::size_t active() const { return txs_.size(); }
@@ -218,6 +230,7 @@ class Engine {
     bool precommit_sending = false;
     int64_t precommit_next_ms = 0;
     int64_t precommit_backoff_ms = 0;
+    bool precommit_unknown = false;  // answered unknown_transaction: its outcome is not known
   };
   struct Tx {
     std::string txid;

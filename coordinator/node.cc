@@ -62,7 +62,10 @@ std::vector<TxView> Node::Transactions() const { return engine_->List(); }
 Node::InDoubt Node::in_doubt() const {
   InDoubt counts;
   for (const TxView& v : engine_->List()) {
-    if (v.outcome == Outcome::kPending) continue;
+    if (v.outcome == Outcome::kPending) {
+      if (v.in_doubt) ++counts.precommit_unknown;
+      continue;
+    }
     if (v.heuristic) {
       ++counts.held;
     } else {
@@ -359,23 +362,19 @@ void Node::Shutdown(std::function<void()> done) {
 void Node::MaybeFinishShutdown() {
   if (!stopping_ || !on_stopped_) return;
   // Every client must get its answer: wait (the tick calls again) until no
-  // transaction is collecting votes or waiting for its decision record,
-  // bounded by the transactions' own deadlines. Then give delivery of the
-  // decisions, and 3PC transactions past their durable precommit record, a
+  // transaction is undecided or waiting for its decision record, bounded by
+  // the transactions' own deadlines. Then give delivery of the decisions a
   // short grace, so participants are not left holding locks until a restart.
-  // A 3PC transaction still undecided then (its participants do not answer,
-  // or answer in doubt) is resumed from its record on restart: its clients
-  // are told so.
-  if (engine_->undecided_without_record() > 0 || engine_->awaiting_record() > 0) return;
+  // Not waited for: a 3PC transaction past its precommit deadline or resumed,
+  // which waits on its participants however long; its clients are told the
+  // outcome is not known yet, and a restart resumes it from its record.
+  if (engine_->undecided_due_by_deadline(timers_.NowMs()) > 0 || engine_->awaiting_record() > 0) return;
   if ((engine_->active() > 0 || !clients_.empty()) && timers_.NowMs() < delivery_grace_until_) return;
-  auto waiting = std::move(clients_);
-  clients_.clear();
-  for (auto& [token, done] : waiting) {
-    done(NodeError{NodeErrorKind::kStopping,
-                   "coordinator is shutting down before the outcome was decided; its precommit record is durable and "
-                   "the coordinator resumes it when it starts again: retry with the same Idempotency-Key, or GET the "
-                   "transaction"});
+  engine_->AnswerClientsAtShutdown();
+  while (engine_->HasActions()) {
+    for (auto& a : engine_->TakeActions()) Execute(a);  // only client answers
   }
+  ++epoch_;  // answers arriving from now on (a late precommit ack) change nothing
   *alive_ = false;  // no more ticks or probes
   alive_ = std::make_shared<bool>(false);
   auto done = std::move(on_stopped_);
@@ -593,6 +592,8 @@ void Node::Execute(Action& a) {
     const bool commit = pd->record.outcome == Outcome::kCommitted;
     if (pd->again) {
       // Counted when it was first decided.
+    } else if (pd->record.heuristic) {
+      ++metrics_.heuristic;  // an operator's, for a transaction left in doubt (Force)
     } else if (commit) {
       ++metrics_.committed;
     } else {
@@ -658,9 +659,12 @@ void Node::Execute(Action& a) {
                           log::Warn("precommit_delivery_failed",
                                     Traced(txid, {{"txid", txid}, {"participant", name},
                                                   {"error", answer.status().ToString()}}));
-                        } else if (*answer == PrecommitAnswer::kUnknownTransaction &&
-                                   precommit_unknown_logged_[txid].insert(name).second) {
-                          log::Error("precommit_outcome_unknown", Traced(txid, {{"txid", txid}, {"participant", name}}));
+                        } else if (*answer == PrecommitAnswer::kUnknownTransaction) {
+                          ++metrics_.precommits_unknown_at_participant;
+                          if (precommit_unknown_logged_[txid].insert(name).second) {
+                            log::Error("precommit_outcome_unknown",
+                                       Traced(txid, {{"txid", txid}, {"participant", name}}));
+                          }
                         }
                         engine_->OnPrecommitAcked(txid, name, std::move(answer), timers_.NowMs());
                         Pump();
@@ -669,10 +673,8 @@ void Node::Execute(Action& a) {
     std::string txid = pf->txid;
     log_.MarkFinished(txid, pf->finished_ms, [this, txid, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;
-      if (s.ok()) {
-        traces_.erase(txid);
-        precommit_unknown_logged_.erase(txid);
-      }
+      if (s.ok()) traces_.erase(txid);
+      precommit_unknown_logged_.erase(txid);  // the engine drops the transaction either way
       engine_->OnFinishedPersisted(txid, s);
       Pump();
     });

@@ -162,6 +162,7 @@ struct NodeMetrics {
   uint64_t heuristic = 0;  // forced decisions in the log (counted from it at start and on leadership)
   uint64_t rejected_overload = 0;
   uint64_t commits_unknown_at_participant = 0;  // commit deliveries answered unknown_transaction
+  uint64_t precommits_unknown_at_participant = 0;  // 3PC precommits answered unknown_transaction
   uint64_t precommits_sent = 0;
   uint64_t swept = 0;  // undecided transactions presumed aborted at takeover
   uint64_t forgotten = 0;  // finished decisions deleted after decision_retention_ms (by this node)
@@ -226,6 +227,8 @@ class Node {
     std::size_t undelivered = 0;  // decided by the protocol, delivery still running
     std::size_t held = 0;         // decided by an operator (forced), delivery still running
     std::size_t foreign_log = 0;  // prepared under another decision log: waiting for an operator
+    // 3PC, undecided: a participant answered its precommit unknown_transaction; waiting for an operator.
+    std::size_t precommit_unknown = 0;
   };
   InDoubt in_doubt() const;
   // Every transaction the engine holds (for diagnostics).

@@ -499,16 +499,40 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
   }
   const std::string txid = request.txid;
   const Outcome wanted = request.outcome;
+  std::string reason = request.reason.empty() ? "heuristic decision forced by an operator" : request.reason;
   if (auto view = engine_->Find(txid)) {
-    if (view->outcome == Outcome::kPending) {
-      done(NodeError{NodeErrorKind::kUndecided, txid + " is still collecting votes here; the protocol decides it "
-                                                       "(abort at its deadline at the latest), not an operator"});
+    if (view->outcome != Outcome::kPending) {
+      done(AnswerDecided(view->outcome, wanted, *view));
       return;
     }
-    done(AnswerDecided(view->outcome, wanted, *view));
+    if (!view->in_doubt) {
+      done(NodeError{NodeErrorKind::kUndecided,
+                     view->protocol == wire::Protocol::k3pc && view->state == "precommitting"
+                         ? txid + " is past its votes and waits for its participants' precommits; the protocol decides "
+                                  "it, not an operator (an operator may only once a participant no longer knows it)"
+                         : txid + " is still collecting votes here; the protocol decides it (abort at its deadline at "
+                                  "the latest), not an operator"});
+      return;
+    }
+    // 3PC, in doubt: a participant no longer knows it, so no answer can settle it.
+    if (!engine_->ForceInDoubt(txid, wanted, reason, timers_.NowMs())) {
+      done(NodeError{NodeErrorKind::kUndecided, txid + " was decided meanwhile; ask again"});
+      return;
+    }
+    if (request.trace) traces_.insert_or_assign(txid, *request.trace);
+    log::Warn("heuristic_decision", Traced(txid, {{"txid", txid},
+                                                  {"outcome", OutcomeName(wanted)},
+                                                  {"participants", view->branches.size()},
+                                                  {"in_doubt", true}}));
+    ForceResult result;
+    result.kind = ForceResult::Kind::kForced;
+    result.outcome = wanted;
+    auto decided = engine_->Find(txid);
+    result.transaction = decided ? *decided : *view;
+    Pump();
+    done(std::move(result));
     return;
   }
-  std::string reason = request.reason.empty() ? "heuristic decision forced by an operator" : request.reason;
   log_.FindDecision(txid, [this, txid, wanted, reason, participants = std::move(participants),
                            trace = std::move(request.trace),
                            done = std::move(done)](Result<std::optional<DecisionRecord>> found) mutable {

@@ -30,10 +30,13 @@ ServiceMetrics::ServiceMetrics(const std::string& version, const std::string& co
       in_doubt_undelivered_(registry_.AddGauge(
           "commitd_transactions_in_doubt",
           "Decided transactions not acknowledged by every participant: undelivered (decided by the protocol), held "
-          "(decided by an operator), foreign_log (prepared under another decision log, waiting for an operator).",
+          "(decided by an operator), foreign_log (prepared under another decision log, waiting for an operator), "
+          "precommit_unknown (3PC, undecided: a participant no longer knows it, waiting for an operator).",
           {{"kind", "undelivered"}})),
       in_doubt_held_(registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "held"}})),
       in_doubt_foreign_log_(registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "foreign_log"}})),
+      in_doubt_precommit_unknown_(
+          registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "precommit_unknown"}})),
       in_flight_(registry_.AddGauge("commitd_transactions_in_flight",
                                     "Transactions the coordinator holds: undecided, or decided and being delivered.")),
       log_batch_size_(registry_.AddHistogram("commitd_decision_log_batch_size",
@@ -83,6 +86,9 @@ void ServiceMetrics::Attach(MetricSources sources) {
       "commitd_commits_unknown_at_participant_total",
       "Commit deliveries a participant answered unknown_transaction (forgotten after retention, or a lost disk).", {},
       [m] { return static_cast<double>(m->commits_unknown_at_participant); });
+  registry_.AddCounterFn("commitd_precommits_unknown_at_participant_total",
+                         "3PC precommits a participant answered unknown_transaction: the outcome is in doubt.", {},
+                         [m] { return static_cast<double>(m->precommits_unknown_at_participant); });
   registry_.AddCounterFn("commitd_precommits_sent_total", "3PC precommit messages sent (retries included).", {},
                          [m] { return static_cast<double>(m->precommits_sent); });
   registry_.AddCounterFn(
@@ -167,6 +173,7 @@ void ServiceMetrics::RefreshFromNode() {
   in_doubt_undelivered_.Set(static_cast<double>(in_doubt.undelivered));
   in_doubt_held_.Set(static_cast<double>(in_doubt.held));
   in_doubt_foreign_log_.Set(static_cast<double>(in_doubt.foreign_log));
+  in_doubt_precommit_unknown_.Set(static_cast<double>(in_doubt.precommit_unknown));
   // Participants: every registered one has series; a removed one loses them.
   std::set<std::string> registered;
   for (const ParticipantStatus& p : node.Participants()) {

@@ -10,6 +10,13 @@ nlohmann::json AgentError(std::string_view code, std::string_view message, const
   return {{"error", {{"code", code}, {"message", message}}}, {"txid", txid}};
 }
 
+namespace {
+std::string UnknownHere(const std::string& txid) {
+  return "transaction " + txid + " is not known here: never prepared, or finished and forgotten after "
+                                 "outcome_retention_ms";
+}
+}  // namespace
+
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
 
 nlohmann::json Engine::VoteBody(const std::string& txid, bool yes, const std::string& reason,
@@ -239,7 +246,7 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
   auto it = txs_.find(txid);
   if (it == txs_.end()) {
     actions_.push_back(action::Reply{
-        token, 404, AgentError("unknown_transaction", "transaction " + txid + " was never prepared here", txid)});
+        token, 404, AgentError("unknown_transaction", UnknownHere(txid), txid)});
     return;
   }
   Tx& tx = it->second;
@@ -568,7 +575,7 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
   }
   auto it = txs_.find(txid);
   if (it == txs_.end()) {
-    answer(404, AgentError("unknown_transaction", "transaction " + txid + " was never prepared here", txid));
+    answer(404, AgentError("unknown_transaction", UnknownHere(txid), txid));
     return;
   }
   Tx& tx = it->second;

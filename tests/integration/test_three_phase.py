@@ -10,6 +10,7 @@ Run one test: python3 test_three_phase.py --bin-dir build/release/bin test_3pc_t
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -128,9 +129,33 @@ def test_coordinator_back_after_the_agents_forgot_leaves_the_outcome_in_doubt():
             status, body = harness.get(c.bank(name).url, f"/v1/transactions/{txid}")
             assert status == 200 and body["state"] == "unknown", (name, body)
         assert c.balances("bank-a")["alice"] == 70 and c.balances("bank-b")["bob"] == 80
+        assert tx.get("in_doubt") is True and [b["state"] for b in tx["branches"]] == ["unknown", "unknown"], tx
+        _, _, metrics, _ = harness.request("GET", c.url, "/metrics")
+        assert re.search(r'^commitd_transactions_in_doubt\{kind="precommit_unknown"\} 1$', metrics, re.M), metrics
+        assert re.search(r"^commitd_precommits_unknown_at_participant_total [1-9]", metrics, re.M), metrics
+
         # SIGTERM does not wait for it: the record stays for the next start.
         assert c.coordinator.terminate(timeout=8) == 0, "commitd did not stop cleanly on SIGTERM"
         assert "shutdown_done" in c.coordinator.log_text()
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+        eventually(in_doubt, timeout=20, what=f"{txid} in doubt again after the restart")
+
+        # The operator compares the data (both banks applied it) and settles it.
+        ctl = [harness.bin_path("commitctl"), "--coordinator", c.url, "resolve", txid, "--force", "commit"]
+        unconfirmed = subprocess.run(ctl, capture_output=True, text=True, timeout=30)
+        assert unconfirmed.returncode == 2 and "nothing changed" in unconfirmed.stdout, unconfirmed
+        assert c.tx_status(txid)[1]["outcome"] == "pending"
+        forced = subprocess.run(ctl + ["--yes"], capture_output=True, text=True, timeout=30)
+        assert forced.returncode == 0, forced
+
+        def settled():
+            status, tx = c.tx_status(txid)
+            return status == 200 and tx["outcome"] == "committed" and tx.get("heuristic") and tx["state"] == "finished"
+        eventually(settled, timeout=20, what=f"{txid} committed by the operator and finished")
+        assert c.balances("bank-a")["alice"] == 70 and c.balances("bank-b")["bob"] == 80
+        _, _, metrics, _ = harness.request("GET", c.url, "/metrics")
+        assert re.search(r'^commitd_transactions_in_doubt\{kind="precommit_unknown"\} 0$', metrics, re.M), metrics
 
 
 def test_coordinator_killed_before_precommit_aborts_without_it():

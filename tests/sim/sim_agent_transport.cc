@@ -72,9 +72,10 @@ void SimAgentTransport::Precommit(const coordinator::ParticipantRef& to, const s
                             [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<PrecommitAnswer> answer) {
                               ctx->Log(from, "precommit answer " + txid + " from " + name + ": " +
                                                   (!answer.ok() ? Describe(answer.status())
-                                                   : *answer == PrecommitAnswer::kAcked   ? "acked"
-                                                   : *answer == PrecommitAnswer::kAborted ? "aborted"
-                                                                                          : "unknown_transaction"));
+                                                   : *answer == PrecommitAnswer::kAcked     ? "acked"
+                                                   : *answer == PrecommitAnswer::kCommitted ? "committed"
+                                                   : *answer == PrecommitAnswer::kAborted   ? "aborted"
+                                                                                            : "unknown_transaction"));
                               done(std::move(answer));
                             });
 }

@@ -22,6 +22,16 @@ TEST_CASE("a precommit's answer: ack, abort, or no record of the transaction") {
   REQUIRE(acked.ok());
   CHECK(*acked == PrecommitAnswer::kAcked);
 
+  // An agent that finished it by committing says so: proof of the outcome.
+  auto committed = PrecommitAnswerOf(200, R"({"txid":"t","state":"committed"})");
+  REQUIRE(committed.ok());
+  CHECK(*committed == PrecommitAnswer::kCommitted);
+  for (const char* body : {R"({"state":7})", "[]", "not json", ""}) {
+    auto odd = PrecommitAnswerOf(200, body);
+    REQUIRE(odd.ok());
+    CHECK(*odd == PrecommitAnswer::kAcked);
+  }
+
   auto aborted = PrecommitAnswerOf(409, ErrorBody("already_aborted"));
   REQUIRE(aborted.ok());
   CHECK(*aborted == PrecommitAnswer::kAborted);

@@ -480,18 +480,64 @@ TEST_CASE("3pc: a precommit answered unknown_transaction decides nothing: that p
   REQUIRE(d.size() == 1);
   CHECK(d[0].record.outcome == Outcome::kAborted);
 
-  // Live, with the other participant's ack: the deadline rule commits as
-  // when the first one is unreachable; before the deadline nothing is decided.
+  // Live, with the other participant's ack: the deadline rule does not
+  // commit, since the agents' termination counts a peer that does not know
+  // the transaction as aborted (it may have aborted alone, then forgotten).
   Engine f = MakeEngine();
   ToPrecommitted(f, "u", 10);
   f.OnPrecommitAcked("u", "bank-a", PrecommitAnswer::kAcked, 11);
   f.OnPrecommitAcked("u", "bank-b", PrecommitAnswer::kUnknownTransaction, 12);
-  CHECK(Only<action::PersistDecision>(f.TakeActions()).empty());
-  CHECK(f.Find("u")->outcome == Outcome::kPending);
-  f.Tick(1010);
-  auto c = Only<action::PersistDecision>(f.TakeActions());
-  REQUIRE(c.size() == 1);
-  CHECK(c[0].record.outcome == Outcome::kCommitted);
+  for (int64_t now = 20; now < 30'000; now += 100) {
+    f.Tick(now);
+    auto a = f.TakeActions();
+    CHECK(Only<action::PersistDecision>(a).empty());
+    for (auto& s : Only<action::SendPrecommit>(a)) {
+      f.OnPrecommitAcked("u", s.to.name, PrecommitAnswer::kUnknownTransaction, now);
+    }
+  }
+  auto live = f.Find("u");
+  REQUIRE(live.has_value());
+  CHECK(live->outcome == Outcome::kPending);
+  CHECK(live->in_doubt);
+  CHECK(live->branches[0].state == "precommitted");
+  CHECK(live->branches[1].state == "unknown");
+  CHECK(f.undecided_due_by_deadline(30'000) == 0);  // a shutdown does not wait for it
+
+  // An operator settles it: a heuristic decision, delivered like any other.
+  CHECK_FALSE(f.ForceInDoubt("u", Outcome::kPending, "", 30'000));
+  REQUIRE(f.ForceInDoubt("u", Outcome::kCommitted, "checked by hand", 30'000));
+  auto forced = Only<action::PersistDecision>(f.TakeActions());
+  REQUIRE(forced.size() == 1);
+  CHECK(forced[0].record.outcome == Outcome::kCommitted);
+  CHECK(forced[0].record.heuristic);
+  CHECK_FALSE(f.ForceInDoubt("u", Outcome::kAborted, "", 30'001));  // decided already
+  f.OnDecisionPersisted("u", Status::Ok(), 30'002);
+  auto delivered = f.TakeActions();
+  CHECK(Only<action::SendDecision>(delivered).size() == 2);
+  CHECK(f.Find("u")->heuristic);
+}
+
+TEST_CASE("3pc: a participant that committed by termination answers its precommit 'committed': that proves commit") {
+  Engine e = MakeEngine();
+  ToPrecommitted(e, "t", 10);
+  e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kUnknownTransaction, 11);
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kCommitted, 12);
+  auto d = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kCommitted);
+  CHECK_FALSE(d[0].record.heuristic);
+}
+
+TEST_CASE("3pc: only a transaction a participant left in doubt may be forced") {
+  Engine e = MakeEngine();
+  ToPrecommitted(e, "t", 10);
+  e.OnPrecommitAcked("t", "bank-a", Status::Unavailable("down"), 11);
+  CHECK_FALSE(e.ForceInDoubt("t", Outcome::kAborted, "", 12));  // unreachable is not in doubt
+  CHECK_FALSE(e.ForceInDoubt("nope", Outcome::kAborted, "", 12));
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  CHECK(e.undecided_due_by_deadline(12) == 1);     // before its precommit deadline a shutdown waits
+  CHECK(e.undecided_due_by_deadline(1'010) == 0);  // after it, no longer
 }
 
 TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no abort is sent, the write is retried") {

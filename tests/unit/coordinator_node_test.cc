@@ -445,27 +445,33 @@ TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one i
   f.Store();
   REQUIRE(f.agents().Count("precommit", live3) == 2);
 
-  // A 2PC transaction still collecting votes: shutdown waits for its deadline.
+  // A 2PC transaction still collecting votes: shutdown waits for its
+  // deadline, here later than the delivery grace.
+  wire::TxRequest slow = Transfer();
+  slow.timeout_ms = 5'000;
   std::optional<SubmitResult> client2;
-  f.node().Submit({Transfer(), ""}, [&](SubmitResult r) { client2 = std::move(r); });
+  f.node().Submit({slow, ""}, [&](SubmitResult r) { client2 = std::move(r); });
 
   bool stopped = false;
   f.node().Shutdown([&] { stopped = true; });
-  f.timers().Advance(500);
+  f.timers().Advance(Config{}.shutdown_grace_ms + 500);  // past the grace and the 3PC precommit deadline
   f.Store();
   CHECK_FALSE(stopped);
   CHECK_FALSE(client2.has_value());
-  f.timers().Advance(1'000);  // past the 2PC deadline: aborted and answered
+  CHECK_FALSE(client3.has_value());
+  f.timers().Advance(5'000);  // past the 2PC deadline: aborted and answered, then the shutdown ends
   f.Store();
   REQUIRE(client2.has_value());
   CHECK(std::get<TxReply>(*client2).status == 409);
-  f.timers().Advance(Config{}.shutdown_grace_ms);
-  f.Store();
   CHECK(stopped);
   // The waiting 3PC client is told the outcome is not decided, never a guess.
   REQUIRE(client3.has_value());
-  REQUIRE(std::holds_alternative<NodeError>(*client3));
-  CHECK(std::get<NodeError>(*client3).kind == NodeErrorKind::kStopping);
+  REQUIRE(std::holds_alternative<TxReply>(*client3));
+  const TxReply& told = std::get<TxReply>(*client3);
+  CHECK(told.status == 503);
+  CHECK(told.body["error"]["code"] == "stopping");
+  CHECK(told.body["txid"] == live3);
+  CHECK_FALSE(told.body.contains("outcome"));
   // Both precommit records are still there for the next start.
   for (const std::string& txid : {std::string("t-pre"), live3}) {
     auto record = f.Recorded(txid);

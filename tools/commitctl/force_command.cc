@@ -99,7 +99,9 @@ int RunForce(Context& ctx) {
 
   auto tx = GetTransaction(ctx, txid);
   if (!tx.ok()) return refuse(tx.status().message(), kExitTrouble);
-  if (tx->status == 200) {
+  const bool in_doubt = tx->status == 200 && Str(tx->body, "outcome") == "pending" &&
+                        tx->body.value("in_doubt", nlohmann::json(false)) == true;
+  if (tx->status == 200 && !in_doubt) {
     const std::string known = Str(tx->body, "outcome");
     report["coordinator_outcome"] = known;
     if (known == "pending") {
@@ -120,6 +122,43 @@ int RunForce(Context& ctx) {
       std::printf("%s is already decided %s by the coordinator; nothing to force. `commitctl resolve %s` pushes it "
                   "to its participants.\n",
                   txid.c_str(), known.c_str(), txid.c_str());
+    }
+    return kExitOk;
+  }
+
+  if (in_doubt) {
+    // 3PC: a participant no longer knows it, so only an operator can settle
+    // it; the coordinator holds its record and its participants.
+    report["coordinator_outcome"] = "pending";
+    report["in_doubt"] = true;
+    report["transaction"] = tx->body;
+    if (!ctx.flags->Has("yes")) {
+      report["refused"] = "not confirmed: --yes missing";
+      if (ctx.json) {
+        PrintJson(report);
+      } else {
+        PrintTransaction(tx->body);
+        std::printf("%s is in doubt: a participant no longer knows it (state unknown), so its outcome cannot be "
+                    "learned from them. Check the participants' data, then run again with --yes to record %s.\n"
+                    "nothing changed\n",
+                    txid.c_str(), force.c_str());
+      }
+      return kExitUsage;
+    }
+    const nlohmann::json body = {{"outcome", force}, {"participants", nlohmann::json::array()}};
+    auto reply = ctx.client->Call(ctx.Coordinator(), "POST",
+                                  "/v1/admin/transactions/" + http::PercentEncode(txid) + "/force", body.dump());
+    if (!reply.ok()) return refuse(reply.status().message(), kExitTrouble);
+    if (reply->status != 200) {
+      return refuse("the coordinator refused: HTTP " + std::to_string(reply->status) + ": " + ErrorMessage(*reply),
+                    kExitTrouble);
+    }
+    report["forced"] = reply->body.value("forced", false);
+    if (ctx.json) {
+      PrintJson(report);
+    } else {
+      std::printf("recorded: %s is %s (heuristic); commitd delivers it. Watch it with `commitctl tx show %s`.\n",
+                  txid.c_str(), wanted.c_str(), txid.c_str());
     }
     return kExitOk;
   }
