@@ -42,8 +42,11 @@ Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body) {
     // {"txid","state":"precommitted"}, or "committed" from an agent that finished it.
     auto json = ParseJson(body);
     auto state = json.is_object() ? json.find("state") : json.end();
-    const bool committed = state != json.end() && state->is_string() && *state == "committed";
-    return committed ? PrecommitAnswer::kCommitted : PrecommitAnswer::kAcked;
+    if (state != json.end() && state->is_string()) {
+      if (*state == "precommitted") return PrecommitAnswer::kAcked;
+      if (*state == "committed") return PrecommitAnswer::kCommitted;
+    }
+    return Status::Unavailable("HTTP 200 without a precommit state: " + std::string(body.substr(0, 200)));
   }
   const std::string code = ErrorCodeOf(body);
   if (status == 409 && code == "already_aborted") return PrecommitAnswer::kAborted;

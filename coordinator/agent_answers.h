@@ -17,7 +17,7 @@ std::string ErrorCodeOf(std::string_view body);
 Result<wire::Vote> VoteOf(int status, std::string_view body);
 // 200: acked; 404 unknown_transaction: unknown; else Unavailable.
 Result<DecisionAck> DecisionAckOf(int status, std::string_view body);
-// 200: acked (committed when the body's state says so); 409 already_aborted: aborted;
+// 200 state precommitted: acked, committed: committed; 409 already_aborted: aborted;
 // 404 unknown_transaction: unknown; else Unavailable.
 Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body);
 // GET /v1/procedures.

@@ -117,7 +117,7 @@ Rendered Error(const NodeError& error) {
 Rendered Submit(const SubmitResult& result) {
   if (const auto* e = std::get_if<NodeError>(&result)) return Error(*e);
   const TxReply& reply = std::get<TxReply>(result);
-  return {reply.status, reply.body};
+  return {reply.status, reply.body, reply.status == 503};  // the outcome is not known yet: ask again later
 }
 
 Rendered Lookup(const TxLookup& lookup, int64_t now_ms) {

@@ -566,13 +566,18 @@ void Engine::RetryNow(int64_t now_ms) {
   }
 }
 
+bool Engine::InDoubt(const Tx& tx) {
+  return tx.phase == Phase::kPrecommitted && tx.commit_retry_ms == 0 &&
+         std::any_of(tx.branches.begin(), tx.branches.end(), [](const Branch& b) { return b.precommit_unknown; });
+}
+
 std::size_t Engine::undecided_due_by_deadline(int64_t now_ms) const {
   std::size_t n = 0;
   for (const auto& [txid, tx] : txs_) {
     if (tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting) {
       ++n;
     } else if (tx.phase == Phase::kPrecommitted && !tx.resumed && tx.commit_retry_ms == 0 &&
-               now_ms < tx.precommit_deadline_ms) {
+               now_ms < tx.precommit_deadline_ms && !InDoubt(tx)) {
       ++n;
     }
   }
@@ -583,10 +588,7 @@ bool Engine::ForceInDoubt(const std::string& txid, Outcome outcome, std::string 
   auto it = txs_.find(txid);
   if (it == txs_.end() || outcome == Outcome::kPending) return false;
   Tx& tx = it->second;
-  if (tx.phase != Phase::kPrecommitted || tx.commit_retry_ms != 0) return false;
-  const bool in_doubt =
-      std::any_of(tx.branches.begin(), tx.branches.end(), [](const Branch& b) { return b.precommit_unknown; });
-  if (!in_doubt) return false;
+  if (!InDoubt(tx)) return false;
   tx.heuristic = true;
   Decide(tx, outcome, outcome == Outcome::kCommitted ? "" : std::move(reason), now_ms);
   return true;
@@ -666,15 +668,13 @@ TxView Engine::View(const Tx& tx) const {
   v.started_ms = tx.started_ms;
   v.decided_ms = tx.durable ? tx.decided_ms : 0;
   v.heuristic = tx.heuristic;
+  v.in_doubt = InDoubt(tx);
   for (const auto& b : tx.branches) {
     TxView::Branch vb;
     vb.participant = b.participant.name;
     vb.state = BranchState(b.acked, tx.outcome, static_cast<int>(b.vote));
     if (!b.acked && b.precommit_acked) vb.state = "precommitted";
-    if (tx.phase == Phase::kPrecommitted && b.precommit_unknown) {
-      vb.state = "unknown";
-      v.in_doubt = true;
-    }
+    if (tx.phase == Phase::kPrecommitted && b.precommit_unknown) vb.state = "unknown";
     vb.attempts = b.attempts;
     vb.last_error = b.last_error;
     v.branches.push_back(std::move(vb));

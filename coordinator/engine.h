@@ -265,6 +265,8 @@ class Engine {
   void StartPrecommit(Tx& tx, int64_t now_ms);
   void SendPrecommitsDue(Tx& tx, int64_t now_ms);
   void PrecommitDeadline(Tx& tx, int64_t now_ms);
+  // 3PC, undecided, and a participant answered its precommit unknown_transaction.
+  static bool InDoubt(const Tx& tx);
   void RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms);
   // A precommit not acked: why, and when it is sent again (capped doubling).
   void PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms);

@@ -199,7 +199,33 @@ void Node::OnLeadership(bool ready) {
   SweepUndecided();
 }
 
+void Node::AnswerForce(const std::string& txid, const Status& written) {
+  auto it = forcing_.find(txid);
+  if (it == forcing_.end()) return;
+  auto done = std::move(it->second);
+  forcing_.erase(it);
+  if (!written.ok()) {
+    done(NodeError{written.code() == StatusCode::kConflict ? NodeErrorKind::kDecisionConflict
+                                                            : NodeErrorKind::kStorage,
+                   "the forced decision of " + txid + " was not recorded: " + written.message()});
+    return;
+  }
+  ++metrics_.heuristic;
+  auto view = engine_->Find(txid);
+  ForceResult result;
+  result.kind = ForceResult::Kind::kForced;
+  result.outcome = view ? view->outcome : Outcome::kPending;
+  if (view) result.transaction = *view;
+  done(std::move(result));
+}
+
 void Node::DropEngine(const std::string& why) {
+  auto forcing = std::move(forcing_);
+  forcing_.clear();
+  for (auto& [txid, done] : forcing) {
+    done(NodeError{NodeErrorKind::kLeadershipLost,
+                   why + "; whether the forced decision of " + txid + " was recorded is unknown here: look it up"});
+  }
   ++epoch_;
   failing_deliveries_.clear();
   precommit_unknown_logged_.clear();
@@ -593,7 +619,7 @@ void Node::Execute(Action& a) {
     if (pd->again) {
       // Counted when it was first decided.
     } else if (pd->record.heuristic) {
-      ++metrics_.heuristic;  // an operator's, for a transaction left in doubt (Force)
+      // An operator's, for a transaction left in doubt (Force): counted once written.
     } else if (commit) {
       ++metrics_.committed;
     } else {
@@ -607,6 +633,7 @@ void Node::Execute(Action& a) {
     log_.AppendDecision(std::move(pd->record), [this, txid, commit, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;  // a group leader that has stepped down since
       if (s.code() == StatusCode::kConflict) {
+        AnswerForce(txid, s);
         FollowRecordedDecision(txid, s);
         return;
       }
@@ -625,6 +652,7 @@ void Node::Execute(Action& a) {
       }
       failpoint::CrashIf("coordinator.crash_after_decision_durable");
       engine_->OnDecisionPersisted(txid, s, timers_.NowMs());
+      AnswerForce(txid, s);
       Pump();
     });
   } else if (auto* pp = std::get_if<action::PersistPrecommit>(&a)) {

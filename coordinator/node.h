@@ -247,6 +247,8 @@ class Node {
   void Resume(RecoveredLog recovered);
   void OnLeadership(bool ready);
   void DropEngine(const std::string& why);
+  // Answers the operator's request that forced txid in doubt (if any), once its record's write is done.
+  void AnswerForce(const std::string& txid, const Status& written);
   void SweepUndecided();
   // The sweep's presumed abort of txid, which holders hold prepared (not forgotten, not running here).
   void PresumeAbortSwept(const std::string& txid, const std::vector<ParticipantRef>& holders, uint64_t epoch);
@@ -313,6 +315,8 @@ class Node {
   };
   std::map<std::string, ForeignRecord> foreign_;  // txid -> prepared under another log
   std::unordered_map<std::string, TraceContext> traces_;  // txid -> its trace, until finished
+  // txid -> the operator's request that forced it while in doubt, answered once its record is written.
+  std::unordered_map<std::string, std::function<void(ForceAnswer)>> forcing_;
   // txid -> participants that answered its precommit unknown_transaction (logged once each), until finished.
   std::unordered_map<std::string, std::set<std::string>> precommit_unknown_logged_;
   static constexpr std::size_t kTracesPruneAt = 4096;

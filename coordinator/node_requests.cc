@@ -344,7 +344,9 @@ void Node::ListTransactions(TxListQuery query, std::function<void(TxList)> done)
     }
     for (auto& v : engine_->List()) {
       const bool pending = v.outcome == Outcome::kPending;
-      if ((query.state == TxListState::kPending) != pending) continue;
+      // In doubt: decided and not delivered yet, or (3PC) undecided until an operator settles it.
+      const bool wanted = query.state == TxListState::kPending ? pending : !pending || v.in_doubt;
+      if (!wanted) continue;
       list.push_back(std::move(v));
       if (list.size() >= query.limit) break;
     }
@@ -507,7 +509,9 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
     }
     if (!view->in_doubt) {
       done(NodeError{NodeErrorKind::kUndecided,
-                     view->protocol == wire::Protocol::k3pc && view->state == "precommitting"
+                     view->state == "deciding"
+                         ? txid + " is being decided (its record is being written): ask again"
+                     : view->protocol == wire::Protocol::k3pc && view->state == "precommitting"
                          ? txid + " is past its votes and waits for its participants' precommits; the protocol decides "
                                   "it, not an operator (an operator may only once a participant no longer knows it)"
                          : txid + " is still collecting votes here; the protocol decides it (abort at its deadline at "
@@ -519,18 +523,13 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
       done(NodeError{NodeErrorKind::kUndecided, txid + " was decided meanwhile; ask again"});
       return;
     }
-    if (request.trace) traces_.insert_or_assign(txid, *request.trace);
+    if (request.trace) traces_.emplace(txid, *request.trace);  // the client's, if known, stays
     log::Warn("heuristic_decision", Traced(txid, {{"txid", txid},
                                                   {"outcome", OutcomeName(wanted)},
                                                   {"participants", view->branches.size()},
                                                   {"in_doubt", true}}));
-    ForceResult result;
-    result.kind = ForceResult::Kind::kForced;
-    result.outcome = wanted;
-    auto decided = engine_->Find(txid);
-    result.transaction = decided ? *decided : *view;
+    forcing_.emplace(txid, std::move(done));  // answered once the record is written (AnswerForce)
     Pump();
-    done(std::move(result));
     return;
   }
   log_.FindDecision(txid, [this, txid, wanted, reason, participants = std::move(participants),

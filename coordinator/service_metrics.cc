@@ -29,7 +29,7 @@ ServiceMetrics::ServiceMetrics(const std::string& version, const std::string& co
       undecided_(registry_.AddGauge("commitd_transactions_undecided", "Transactions waiting for votes.")),
       in_doubt_undelivered_(registry_.AddGauge(
           "commitd_transactions_in_doubt",
-          "Decided transactions not acknowledged by every participant: undelivered (decided by the protocol), held "
+          "Transactions waiting on delivery or an operator: undelivered (decided by the protocol), held "
           "(decided by an operator), foreign_log (prepared under another decision log, waiting for an operator), "
           "precommit_unknown (3PC, undecided: a participant no longer knows it, waiting for an operator).",
           {{"kind", "undelivered"}})),

@@ -26,10 +26,12 @@ TEST_CASE("a precommit's answer: ack, abort, or no record of the transaction") {
   auto committed = PrecommitAnswerOf(200, R"({"txid":"t","state":"committed"})");
   REQUIRE(committed.ok());
   CHECK(*committed == PrecommitAnswer::kCommitted);
-  for (const char* body : {R"({"state":7})", "[]", "not json", ""}) {
+  // A 200 that is not an agent's answer (a proxy's page, say) acks nothing.
+  for (const char* body : {R"({"state":7})", R"({"state":"prepared"})", "[]", "not json", ""}) {
+    CAPTURE(body);
     auto odd = PrecommitAnswerOf(200, body);
-    REQUIRE(odd.ok());
-    CHECK(*odd == PrecommitAnswer::kAcked);
+    REQUIRE_FALSE(odd.ok());
+    CHECK(odd.status().code() == StatusCode::kUnavailable);
   }
 
   auto aborted = PrecommitAnswerOf(409, ErrorBody("already_aborted"));

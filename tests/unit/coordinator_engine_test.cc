@@ -447,29 +447,40 @@ TEST_CASE("3pc: lost precommits are retried; at the deadline one ack is enough t
   CHECK(d[0].record.outcome == Outcome::kAborted);
 }
 
+// A 3PC precommit record (no decision yet) of bank-a and bank-b, as the log holds it.
+DecisionRecord PrecommitRecord(const std::string& txid) {
+  DecisionRecord r;
+  r.txid = txid;
+  r.protocol = wire::Protocol::k3pc;
+  r.outcome = Outcome::kPending;
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  return r;
+}
+
+// Ticks from..until, answering every precommit sent with `answer`; checks
+// that nothing is decided or delivered meanwhile.
+void TickAnsweringPrecommits(Engine& e, const std::string& txid, int64_t from, int64_t until, int64_t step,
+                             PrecommitAnswer answer) {
+  for (int64_t now = from; now < until; now += step) {
+    e.Tick(now);
+    auto a = e.TakeActions();
+    CHECK(Only<action::PersistDecision>(a).empty());
+    CHECK(Only<action::SendDecision>(a).empty());
+    for (auto& s : Only<action::SendPrecommit>(a)) e.OnPrecommitAcked(txid, s.to.name, answer, now);
+  }
+}
+
 TEST_CASE("3pc: a precommit answered unknown_transaction decides nothing: that participant's outcome is in doubt") {
   // The agent no longer knows the txid: it finished it (by termination, or by
   // an abort of an earlier run) and forgot it after outcome_retention_ms, or
   // it lost its database. Either outcome may be what it did.
-  DecisionRecord r;
-  r.txid = "t";
-  r.protocol = wire::Protocol::k3pc;
-  r.outcome = Outcome::kPending;
-  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  DecisionRecord r = PrecommitRecord("t");
   Engine e = MakeEngine();
   e.Resume(r, 0);
   REQUIRE(Only<action::SendPrecommit>(e.TakeActions()).size() == 2);
   e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kUnknownTransaction, 1);
   e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kUnknownTransaction, 1);
-  for (int64_t now = 10; now < 100'000; now += 1000) {
-    e.Tick(now);
-    auto a = e.TakeActions();
-    CHECK(Only<action::PersistDecision>(a).empty());
-    CHECK(Only<action::SendDecision>(a).empty());
-    for (auto& s : Only<action::SendPrecommit>(a)) {
-      e.OnPrecommitAcked("t", s.to.name, PrecommitAnswer::kUnknownTransaction, now);
-    }
-  }
+  TickAnsweringPrecommits(e, "t", 10, 100'000, 1000, PrecommitAnswer::kUnknownTransaction);
   auto view = e.Find("t");
   REQUIRE(view.has_value());
   CHECK(view->outcome == Outcome::kPending);
@@ -487,14 +498,7 @@ TEST_CASE("3pc: a precommit answered unknown_transaction decides nothing: that p
   ToPrecommitted(f, "u", 10);
   f.OnPrecommitAcked("u", "bank-a", PrecommitAnswer::kAcked, 11);
   f.OnPrecommitAcked("u", "bank-b", PrecommitAnswer::kUnknownTransaction, 12);
-  for (int64_t now = 20; now < 30'000; now += 100) {
-    f.Tick(now);
-    auto a = f.TakeActions();
-    CHECK(Only<action::PersistDecision>(a).empty());
-    for (auto& s : Only<action::SendPrecommit>(a)) {
-      f.OnPrecommitAcked("u", s.to.name, PrecommitAnswer::kUnknownTransaction, now);
-    }
-  }
+  TickAnsweringPrecommits(f, "u", 20, 30'000, 100, PrecommitAnswer::kUnknownTransaction);
   auto live = f.Find("u");
   REQUIRE(live.has_value());
   CHECK(live->outcome == Outcome::kPending);
@@ -538,6 +542,23 @@ TEST_CASE("3pc: only a transaction a participant left in doubt may be forced") {
   CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
   CHECK(e.undecided_due_by_deadline(12) == 1);     // before its precommit deadline a shutdown waits
   CHECK(e.undecided_due_by_deadline(1'010) == 0);  // after it, no longer
+
+  // An unknown answer followed by an ack from the same participant (its
+  // database restored, say): the ack proves its precommit; no longer in doubt.
+  Engine f = MakeEngine();
+  ToPrecommitted(f, "u", 10);
+  f.OnPrecommitAcked("u", "bank-a", PrecommitAnswer::kUnknownTransaction, 11);
+  CHECK(f.Find("u")->in_doubt);
+  CHECK(f.undecided_due_by_deadline(12) == 0);  // its deadline would not decide it: a shutdown does not wait
+  f.Tick(200);
+  for (auto& sp : Only<action::SendPrecommit>(f.TakeActions())) {
+    if (sp.to.name == "bank-a") f.OnPrecommitAcked("u", "bank-a", PrecommitAnswer::kAcked, 200);
+  }
+  CHECK_FALSE(f.Find("u")->in_doubt);
+  f.Tick(1'010);  // the deadline rule applies again: one ack, commit
+  auto d = Only<action::PersistDecision>(f.TakeActions());
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kCommitted);
 }
 
 TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no abort is sent, the write is retried") {
@@ -624,11 +645,7 @@ TEST_CASE("3pc: a failed precommit record write aborts before anyone is told to 
 }
 
 TEST_CASE("3pc: resumed from a precommit record, the engine waits for every participant, however long") {
-  DecisionRecord r;
-  r.txid = "t";
-  r.protocol = wire::Protocol::k3pc;
-  r.outcome = Outcome::kPending;
-  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  DecisionRecord r = PrecommitRecord("t");
   r.idempotency_key = "k1";
   Engine e = MakeEngine();
   e.Resume(r, 0);

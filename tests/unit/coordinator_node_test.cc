@@ -101,9 +101,11 @@ class ScriptedTransport final : public AgentTransport {
     abort_keys.push_back(key);
     acks.push_back(std::move(done));
   }
+  std::vector<std::function<void(Result<PrecommitAnswer>)>> precommits;
   void Precommit(const ParticipantRef& to, const std::string& txid, const std::string&,
-                 std::function<void(Result<PrecommitAnswer>)>) override {
+                 std::function<void(Result<PrecommitAnswer>)> done) override {
     calls.push_back({"precommit", to.name, txid});
+    precommits.push_back(std::move(done));
   }
   void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) override {
     done(prepared[to.name]);
@@ -210,6 +212,25 @@ wire::TxRequest Transfer() {
   tx.branches = {{"bank-a", {op}}, {"bank-b", {op}}};
   tx.timeout_ms = 1000;
   return tx;
+}
+
+// A 3PC transfer both agents voted yes on: its precommit record is written
+// and its precommits sent (not answered). Returns its txid.
+std::string Precommitted3pc(Fixture& f, int64_t timeout_ms, std::optional<SubmitResult>* client) {
+  wire::TxRequest tx = Transfer();
+  tx.protocol = wire::Protocol::k3pc;
+  tx.timeout_ms = timeout_ms;
+  f.node().Submit({tx, ""}, [client](SubmitResult r) { *client = std::move(r); });
+  const std::string txid = f.agents().calls.back().txid;
+  wire::Vote yes;
+  yes.txid = txid;
+  yes.yes = true;
+  const std::size_t first = f.agents().votes.size() - 2;
+  f.agents().votes[first](yes);
+  f.agents().votes[first + 1](yes);
+  f.Store();
+  REQUIRE(f.agents().Count("precommit", txid) == 2);
+  return txid;
 }
 
 DecisionRecord Decided(const std::string& txid, Outcome outcome) {
@@ -432,18 +453,8 @@ TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one i
 
   // A live 3PC transaction: its precommit record is written, its precommits
   // are never answered, so it stays undecided with its client waiting.
-  wire::TxRequest tx3 = Transfer();
-  tx3.protocol = wire::Protocol::k3pc;
   std::optional<SubmitResult> client3;
-  f.node().Submit({tx3, ""}, [&](SubmitResult r) { client3 = std::move(r); });
-  const std::string live3 = f.agents().calls.back().txid;
-  wire::Vote yes;
-  yes.txid = live3;
-  yes.yes = true;
-  f.agents().votes[0](yes);
-  f.agents().votes[1](yes);
-  f.Store();
-  REQUIRE(f.agents().Count("precommit", live3) == 2);
+  const std::string live3 = Precommitted3pc(f, 1'000, &client3);
 
   // A 2PC transaction still collecting votes: shutdown waits for its
   // deadline, here later than the delivery grace.
@@ -478,6 +489,65 @@ TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one i
     REQUIRE(record.has_value());
     CHECK(record->outcome == Outcome::kPending);
   }
+}
+
+TEST_CASE("shutdown waits for a live 3PC transaction until its precommit deadline, which decides it") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  std::optional<SubmitResult> client;
+  Precommitted3pc(f, 5'000, &client);  // its deadline is later than the delivery grace
+  REQUIRE(f.agents().precommits.size() == 2);
+  f.agents().precommits[0](PrecommitAnswer::kAcked);  // bank-a acked; bank-b never answers
+  bool stopped = false;
+  f.node().Shutdown([&] { stopped = true; });
+  f.timers().Advance(Config{}.shutdown_grace_ms + 500);
+  f.Store();
+  CHECK_FALSE(stopped);  // its deadline (one ack: commit) is still ahead
+  CHECK_FALSE(client.has_value());
+  f.timers().Advance(5'000);
+  f.Store();
+  REQUIRE(client.has_value());
+  REQUIRE(std::holds_alternative<TxReply>(*client));
+  CHECK(std::get<TxReply>(*client).status == 200);
+  CHECK(stopped);
+}
+
+TEST_CASE("a 3PC transaction left in doubt is forced by an operator; the answer comes once the record is written") {
+  Fixture f;
+  DecisionRecord pre = Decided("t-doubt", Outcome::kPending);
+  pre.protocol = wire::Protocol::k3pc;
+  f.Insert(pre);
+  f.Start();
+  f.Store();
+  REQUIRE(f.agents().precommits.size() == 2);
+  std::optional<ForceAnswer> early;
+  f.node().Force({"t-doubt", Outcome::kCommitted, {}, ""}, [&](ForceAnswer a) { early = std::move(a); });
+  REQUIRE(early.has_value());  // not in doubt yet: the protocol decides it
+  REQUIRE(std::holds_alternative<NodeError>(*early));
+  CHECK(std::get<NodeError>(*early).kind == NodeErrorKind::kUndecided);
+
+  f.agents().precommits[0](PrecommitAnswer::kUnknownTransaction);
+  f.agents().precommits[1](PrecommitAnswer::kUnknownTransaction);
+  CHECK(f.node().metrics().precommits_unknown_at_participant == 2);
+  CHECK(f.node().in_doubt().precommit_unknown == 1);
+
+  std::optional<ForceAnswer> forced;
+  f.node().Force({"t-doubt", Outcome::kCommitted, {}, "checked by hand"}, [&](ForceAnswer a) { forced = std::move(a); });
+  CHECK_FALSE(forced.has_value());  // its record is not written yet
+  f.Store();
+  REQUIRE(forced.has_value());
+  REQUIRE(std::holds_alternative<ForceResult>(*forced));
+  const ForceResult& result = std::get<ForceResult>(*forced);
+  CHECK(result.kind == ForceResult::Kind::kForced);
+  CHECK(result.outcome == Outcome::kCommitted);
+  CHECK(f.node().metrics().heuristic == 1);
+  CHECK(f.node().in_doubt().precommit_unknown == 0);
+  auto record = f.Recorded("t-doubt");
+  REQUIRE(record.has_value());
+  CHECK(record->outcome == Outcome::kCommitted);
+  CHECK(record->heuristic);
+  CHECK(f.agents().Count("commit", "t-doubt") == 2);
 }
 
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {

@@ -44,6 +44,12 @@ void PrintWaiting(double seconds, const std::string& what) {
 
 void PrintJson(const nlohmann::json& value) { std::printf("%s\n", value.dump(2).c_str()); }
 
+bool IsTrue(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return false;
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
 std::string Str(const nlohmann::json& j, const char* key) {
   if (!j.is_object() || !j.contains(key) || j[key].is_null()) return "";
   if (j[key].is_string()) return j[key].get<std::string>();

@@ -46,5 +46,7 @@ void PrintWaiting(double seconds, const std::string& what);
 void PrintJson(const nlohmann::json& value);
 // j[key] as a string, "" when absent; numbers are printed.
 std::string Str(const nlohmann::json& j, const char* key);
+// j[key] when it is the boolean true; false for anything else (absent, another type).
+bool IsTrue(const nlohmann::json& j, const char* key);
 
 }  // namespace commitd::commitctl

@@ -32,7 +32,11 @@ Result<std::vector<Holder>> FindHolders(Context& ctx, const std::string& txid) {
                                  "; every participant must answer before a forced decision is planned (or name "
                                  "exactly the ones to ask with --participant NAME=URL)");
     }
-    for (const auto& t : reply->body.value("transactions", nlohmann::json::array())) {
+    const nlohmann::json& body = reply->body;
+    if (!body.is_object() || !body.contains("transactions") || !body["transactions"].is_array()) {
+      return Status::Unavailable(p.name + ": its list of prepared transactions is not {\"transactions\": [...]}");
+    }
+    for (const auto& t : body["transactions"]) {
       if (Str(t, "txid") == txid) holders.push_back({p, t});
     }
   }
@@ -45,11 +49,15 @@ void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& 
               commit ? "COMMIT" : "ABORT", txid.c_str());
   const int64_t now = WallNowMs();
   for (const Holder& h : holders) {
-    const int64_t deadline = h.held.value("deadline_ms", int64_t{0});
+    auto int_of = [&h](const char* key) {
+      auto it = h.held.is_object() ? h.held.find(key) : h.held.end();
+      return it != h.held.end() && it->is_number_integer() ? it->get<int64_t>() : int64_t{0};
+    };
+    const int64_t deadline = int_of("deadline_ms");
     std::string when = deadline > now ? "deadline in " + FormatAge(deadline - now)
                                       : "deadline passed " + FormatAge(now - deadline) + " ago";
     std::printf("  %-12s %-28s holds it %s (age %s, %s)\n", h.participant.name.c_str(), h.participant.url.c_str(),
-                Str(h.held, "state").c_str(), FormatAge(h.held.value("age_ms", int64_t{0})).c_str(), when.c_str());
+                Str(h.held, "state").c_str(), FormatAge(int_of("age_ms")).c_str(), when.c_str());
   }
   if (commit) {
     std::printf("warning: the coordinator has no record of %s, so it answers \"aborted\" (presumed abort) to every "
@@ -61,10 +69,54 @@ void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& 
   }
 }
 
+// Reports why nothing (more) was done; returns code.
+int Refuse(const Context& ctx, nlohmann::json& report, const std::string& why, int code) {
+  report["refused"] = why;
+  if (ctx.json) {
+    PrintJson(report);
+  } else {
+    PrintError(why);
+  }
+  return code;
+}
+
+// After the coordinator took a forced decision: waits up to wait_s for every
+// participant to acknowledge it, then reports.
+int WaitForDelivery(Context& ctx, const std::string& txid, double wait_s, nlohmann::json& report) {
+  using Clock = std::chrono::steady_clock;
+  auto refuse = [&](const std::string& why, int code) { return Refuse(ctx, report, why, code); };
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait_s));
+  auto tx = GetTransaction(ctx, txid);
+  if (tx.ok() && !IsFinished(*tx) && wait_s > 0) {
+    PrintWaiting(wait_s, "every holder of " + txid + " to acknowledge the forced decision");
+  }
+  while (tx.ok() && !IsFinished(*tx) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    tx = GetTransaction(ctx, txid);
+  }
+  if (!tx.ok()) return refuse(tx.status().message(), kExitTrouble);
+  const bool finished = IsFinished(*tx);
+  report["finished"] = finished;
+  report["transaction"] = tx->body;
+  if (ctx.json) {
+    PrintJson(report);
+  } else {
+    std::printf("recorded: %s is %s (heuristic)%s\n", txid.c_str(), Str(tx->body, "outcome").c_str(),
+                finished ? ", every participant acknowledged it" : "");
+    if (!finished) {
+      PrintTransaction(tx->body);
+      std::printf("next: not every participant acknowledged it yet; commitd keeps delivering. Watch it with "
+                  "`commitctl tx show %s`; a participant that refuses (last_error) needs repair by hand.\n",
+                  txid.c_str());
+    }
+  }
+  return finished ? kExitOk : kExitTrouble;
+}
+
 }  // namespace
 
 int RunForce(Context& ctx) {
-  using Clock = std::chrono::steady_clock;
   if (ctx.args.size() != 1) {
     PrintError("resolve --force needs exactly one TXID (see commitctl resolve --help)");
     return kExitUsage;
@@ -87,20 +139,11 @@ int RunForce(Context& ctx) {
   const bool commit = force == "commit";
   const std::string wanted = commit ? "committed" : "aborted";
   nlohmann::json report = {{"txid", txid}, {"force", force}, {"forced", false}};
-  auto refuse = [&](const std::string& why, int code) {
-    report["refused"] = why;
-    if (ctx.json) {
-      PrintJson(report);
-    } else {
-      PrintError(why);
-    }
-    return code;
-  };
+  auto refuse = [&](const std::string& why, int code) { return Refuse(ctx, report, why, code); };
 
   auto tx = GetTransaction(ctx, txid);
   if (!tx.ok()) return refuse(tx.status().message(), kExitTrouble);
-  const bool in_doubt = tx->status == 200 && Str(tx->body, "outcome") == "pending" &&
-                        tx->body.value("in_doubt", nlohmann::json(false)) == true;
+  const bool in_doubt = tx->status == 200 && Str(tx->body, "outcome") == "pending" && IsTrue(tx->body, "in_doubt");
   if (tx->status == 200 && !in_doubt) {
     const std::string known = Str(tx->body, "outcome");
     report["coordinator_outcome"] = known;
@@ -153,14 +196,8 @@ int RunForce(Context& ctx) {
       return refuse("the coordinator refused: HTTP " + std::to_string(reply->status) + ": " + ErrorMessage(*reply),
                     kExitTrouble);
     }
-    report["forced"] = reply->body.value("forced", false);
-    if (ctx.json) {
-      PrintJson(report);
-    } else {
-      std::printf("recorded: %s is %s (heuristic); commitd delivers it. Watch it with `commitctl tx show %s`.\n",
-                  txid.c_str(), wanted.c_str(), txid.c_str());
-    }
-    return kExitOk;
+    report["forced"] = IsTrue(reply->body, "forced");
+    return WaitForDelivery(ctx, txid, wait_s, report);
   }
 
   auto holders = FindHolders(ctx, txid);
@@ -225,35 +262,8 @@ int RunForce(Context& ctx) {
                       ErrorMessage(*reply),
                   kExitTrouble);
   }
-  report["forced"] = reply->body.value("forced", false);
-
-  const Clock::time_point deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait_s));
-  tx = GetTransaction(ctx, txid);
-  if (tx.ok() && !IsFinished(*tx) && wait_s > 0) {
-    PrintWaiting(wait_s, "every holder of " + txid + " to acknowledge the forced decision");
-  }
-  while (tx.ok() && !IsFinished(*tx) && Clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    tx = GetTransaction(ctx, txid);
-  }
-  if (!tx.ok()) return refuse(tx.status().message(), kExitTrouble);
-  const bool finished = IsFinished(*tx);
-  report["finished"] = finished;
-  report["transaction"] = tx->body;
-  if (ctx.json) {
-    PrintJson(report);
-  } else {
-    std::printf("recorded: %s is %s (heuristic)%s\n", txid.c_str(), Str(tx->body, "outcome").c_str(),
-                finished ? ", every participant acknowledged it" : "");
-    if (!finished) {
-      PrintTransaction(tx->body);
-      std::printf("next: not every participant acknowledged it yet; commitd keeps delivering. Watch it with "
-                  "`commitctl tx show %s`; a participant that refuses (last_error) needs repair by hand.\n",
-                  txid.c_str());
-    }
-  }
-  return finished ? kExitOk : kExitTrouble;
+  report["forced"] = IsTrue(reply->body, "forced");
+  return WaitForDelivery(ctx, txid, wait_s, report);
 }
 
 }  // namespace commitd::commitctl

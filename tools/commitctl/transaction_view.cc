@@ -39,10 +39,17 @@ void PrintTransaction(const nlohmann::json& tx) {
   std::printf("state     %s\n", Str(tx, "state").c_str());
   std::printf("outcome   %s\n", Str(tx, "outcome").c_str());
   if (!Str(tx, "reason").empty()) std::printf("reason    %s\n", Str(tx, "reason").c_str());
-  if (tx.value("heuristic", false)) std::printf("decision  HEURISTIC: forced by an operator, not by the protocol\n");
-  if (tx.contains("age_ms")) std::printf("age       %s\n", FormatAge(tx.value("age_ms", int64_t{0})).c_str());
+  if (IsTrue(tx, "heuristic")) std::printf("decision  HEURISTIC: forced by an operator, not by the protocol\n");
+  if (IsTrue(tx, "in_doubt")) {
+    std::printf("decision  IN DOUBT: a participant no longer knows it (state unknown); an operator settles it "
+                "(commitctl resolve TXID --force)\n");
+  }
+  if (tx.is_object() && tx.contains("age_ms") && tx["age_ms"].is_number_integer()) {
+    std::printf("age       %s\n", FormatAge(tx["age_ms"].get<int64_t>()).c_str());
+  }
 
-  const nlohmann::json branches = tx.value("branches", nlohmann::json::array());
+  const nlohmann::json branches =
+      tx.is_object() && tx.contains("branches") && tx["branches"].is_array() ? tx["branches"] : nlohmann::json::array();
   std::printf("participants (%zu):\n", branches.size());
   for (const auto& b : branches) {
     char head[64];
@@ -55,7 +62,8 @@ void PrintTransaction(const nlohmann::json& tx) {
     std::printf("%s\n", line.c_str());
   }
 
-  const nlohmann::json timeline = tx.value("timeline", nlohmann::json::object());
+  const nlohmann::json timeline =
+      tx.is_object() && tx.contains("timeline") && tx["timeline"].is_object() ? tx["timeline"] : nlohmann::json::object();
   std::vector<std::pair<int64_t, std::string>> events;
   for (const auto& [key, value] : timeline.items()) {
     if (!value.is_number_integer() || value.get<int64_t>() <= 0) continue;
