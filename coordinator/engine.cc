@@ -228,6 +228,7 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
     // that does not know the transaction as aborted, so an ack elsewhere
     // proves nothing), and an operator may force it.
     b->precommit_unknown = true;
+    tx.unknown_seen = true;
     PrecommitAgainLater(*b,
                         participant + " has no record of it (it finished and forgot the outcome after its "
                                       "outcome_retention_ms, or lost its database): the outcome is in doubt",
@@ -289,9 +290,7 @@ void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
     return;
   }
   if (tx.resumed || now_ms < tx.precommit_deadline_ms) return;
-  for (const auto& b : tx.branches) {
-    if (b.precommit_unknown) return;  // in doubt: see OnPrecommitAcked
-  }
+  if (tx.unknown_seen) return;  // see OnPrecommitAcked
   for (const auto& b : tx.branches) {
     // A participant that acked holds a durable precommit; termination would
     // commit through it, so commit is the only outcome left. With no ack the

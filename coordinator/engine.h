@@ -255,6 +255,11 @@ class Engine {
     int64_t commit_retry_ms = 0;
     int64_t commit_retry_backoff_ms = 0;
     bool resumed = false;  // from the log after a restart
+    // 3PC: some participant answered its precommit unknown_transaction. A
+    // peer's termination may have counted that as an abort, so the deadline
+    // rule never commits this transaction (sticky, even after that
+    // participant acks).
+    bool unknown_seen = false;
     // Resumed: the reply the log holds (votes and SELECT results are not in
     // the engine any more); used when its outcome is the one being answered.
     nlohmann::json recorded_reply;

@@ -211,11 +211,15 @@ void Node::AnswerForce(const std::string& txid, const Status& written) {
     return;
   }
   ++metrics_.heuristic;
-  auto view = engine_->Find(txid);
+  auto view = engine_->Find(txid);  // held until PersistFinished, a later step
+  if (!view) {
+    done(NodeError{NodeErrorKind::kStorage, "the forced decision of " + txid + " was recorded; look it up"});
+    return;
+  }
   ForceResult result;
   result.kind = ForceResult::Kind::kForced;
-  result.outcome = view ? view->outcome : Outcome::kPending;
-  if (view) result.transaction = *view;
+  result.outcome = view->outcome;
+  result.transaction = *view;
   done(std::move(result));
 }
 

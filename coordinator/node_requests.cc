@@ -528,7 +528,9 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
                                                   {"outcome", OutcomeName(wanted)},
                                                   {"participants", view->branches.size()},
                                                   {"in_doubt", true}}));
-    forcing_.emplace(txid, std::move(done));  // answered once the record is written (AnswerForce)
+    // Answered once the record is written (AnswerForce); a second force is
+    // refused above meanwhile (the transaction is deciding).
+    forcing_.insert_or_assign(txid, std::move(done));
     Pump();
     return;
   }

@@ -460,7 +460,7 @@ DecisionRecord PrecommitRecord(const std::string& txid) {
 // Ticks from..until, answering every precommit sent with `answer`; checks
 // that nothing is decided or delivered meanwhile.
 void TickAnsweringPrecommits(Engine& e, const std::string& txid, int64_t from, int64_t until, int64_t step,
-                             PrecommitAnswer answer) {
+                             const Result<PrecommitAnswer>& answer) {
   for (int64_t now = from; now < until; now += step) {
     e.Tick(now);
     auto a = e.TakeActions();
@@ -544,18 +544,29 @@ TEST_CASE("3pc: only a transaction a participant left in doubt may be forced") {
   CHECK(e.undecided_due_by_deadline(1'010) == 0);  // after it, no longer
 
   // An unknown answer followed by an ack from the same participant (its
-  // database restored, say): the ack proves its precommit; no longer in doubt.
+  // database restored, say): that branch holds a precommit now, but a peer's
+  // termination may already have counted the unknown answer as an abort, so
+  // the deadline still does not commit; every participant's ack does.
   Engine f = MakeEngine();
   ToPrecommitted(f, "u", 10);
   f.OnPrecommitAcked("u", "bank-a", PrecommitAnswer::kUnknownTransaction, 11);
+  f.OnPrecommitAcked("u", "bank-b", Status::Unavailable("down"), 11);
   CHECK(f.Find("u")->in_doubt);
   CHECK(f.undecided_due_by_deadline(12) == 0);  // its deadline would not decide it: a shutdown does not wait
   f.Tick(200);
   for (auto& sp : Only<action::SendPrecommit>(f.TakeActions())) {
-    if (sp.to.name == "bank-a") f.OnPrecommitAcked("u", "bank-a", PrecommitAnswer::kAcked, 200);
+    f.OnPrecommitAcked("u", sp.to.name,
+                       sp.to.name == "bank-a" ? Result<PrecommitAnswer>(PrecommitAnswer::kAcked)
+                                              : Result<PrecommitAnswer>(Status::Unavailable("down")),
+                       200);
   }
-  CHECK_FALSE(f.Find("u")->in_doubt);
-  f.Tick(1'010);  // the deadline rule applies again: one ack, commit
+  CHECK_FALSE(f.Find("u")->in_doubt);  // no branch is unknown now: nothing for an operator to force
+  // Long past the deadline, bank-b still silent: one ack is not enough any more.
+  TickAnsweringPrecommits(f, "u", 1'000, 5'000, 100, Status::Unavailable("down"));
+  f.RetryNow(5'001);
+  for (auto& sp : Only<action::SendPrecommit>(f.TakeActions())) {
+    if (sp.to.name == "bank-b") f.OnPrecommitAcked("u", "bank-b", PrecommitAnswer::kAcked, 5'002);
+  }
   auto d = Only<action::PersistDecision>(f.TakeActions());
   REQUIRE(d.size() == 1);
   CHECK(d[0].record.outcome == Outcome::kCommitted);

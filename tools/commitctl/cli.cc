@@ -42,7 +42,22 @@ void PrintWaiting(double seconds, const std::string& what) {
   std::fprintf(stderr, "commitctl: waiting up to %g s for %s\n", seconds, what.c_str());
 }
 
-void PrintJson(const nlohmann::json& value) { std::printf("%s\n", value.dump(2).c_str()); }
+// Strings from outside (an error page's excerpt) may not be UTF-8: replaced, never thrown on.
+void PrintJson(const nlohmann::json& value) {
+  std::printf("%s\n", value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
+
+int64_t IntOr(const nlohmann::json& j, const char* key, int64_t fallback) {
+  if (!j.is_object()) return fallback;
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+}
+
+nlohmann::json ArrayOf(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return nlohmann::json::array();
+  auto it = j.find(key);
+  return it != j.end() && it->is_array() ? *it : nlohmann::json::array();
+}
 
 bool IsTrue(const nlohmann::json& j, const char* key) {
   if (!j.is_object()) return false;

@@ -48,5 +48,9 @@ void PrintJson(const nlohmann::json& value);
 std::string Str(const nlohmann::json& j, const char* key);
 // j[key] when it is the boolean true; false for anything else (absent, another type).
 bool IsTrue(const nlohmann::json& j, const char* key);
+// j[key] when it is an integer; fallback for anything else.
+int64_t IntOr(const nlohmann::json& j, const char* key, int64_t fallback);
+// j[key] when it is an array; an empty array for anything else.
+nlohmann::json ArrayOf(const nlohmann::json& j, const char* key);
 
 }  // namespace commitd::commitctl

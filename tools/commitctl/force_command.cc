@@ -32,11 +32,7 @@ Result<std::vector<Holder>> FindHolders(Context& ctx, const std::string& txid) {
                                  "; every participant must answer before a forced decision is planned (or name "
                                  "exactly the ones to ask with --participant NAME=URL)");
     }
-    const nlohmann::json& body = reply->body;
-    if (!body.is_object() || !body.contains("transactions") || !body["transactions"].is_array()) {
-      return Status::Unavailable(p.name + ": its list of prepared transactions is not {\"transactions\": [...]}");
-    }
-    for (const auto& t : body["transactions"]) {
+    for (const auto& t : ArrayOf(reply->body, "transactions")) {
       if (Str(t, "txid") == txid) holders.push_back({p, t});
     }
   }
@@ -49,15 +45,11 @@ void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& 
               commit ? "COMMIT" : "ABORT", txid.c_str());
   const int64_t now = WallNowMs();
   for (const Holder& h : holders) {
-    auto int_of = [&h](const char* key) {
-      auto it = h.held.is_object() ? h.held.find(key) : h.held.end();
-      return it != h.held.end() && it->is_number_integer() ? it->get<int64_t>() : int64_t{0};
-    };
-    const int64_t deadline = int_of("deadline_ms");
+    const int64_t deadline = IntOr(h.held, "deadline_ms", 0);
     std::string when = deadline > now ? "deadline in " + FormatAge(deadline - now)
                                       : "deadline passed " + FormatAge(now - deadline) + " ago";
     std::printf("  %-12s %-28s holds it %s (age %s, %s)\n", h.participant.name.c_str(), h.participant.url.c_str(),
-                Str(h.held, "state").c_str(), FormatAge(int_of("age_ms")).c_str(), when.c_str());
+                Str(h.held, "state").c_str(), FormatAge(IntOr(h.held, "age_ms", 0)).c_str(), when.c_str());
   }
   if (commit) {
     std::printf("warning: the coordinator has no record of %s, so it answers \"aborted\" (presumed abort) to every "
@@ -148,8 +140,13 @@ int RunForce(Context& ctx) {
     const std::string known = Str(tx->body, "outcome");
     report["coordinator_outcome"] = known;
     if (known == "pending") {
-      return refuse(txid + " is not decided yet: the coordinator is collecting its votes and decides it itself "
-                           "(abort at its deadline at the latest); nothing to force",
+      const bool precommitting = Str(tx->body, "protocol") == "3pc" && Str(tx->body, "state") == "precommitting";
+      return refuse(precommitting
+                        ? txid + " is not decided yet: its participants voted yes and the coordinator waits for "
+                                 "their precommits, which decide it; nothing to force (unless a participant no "
+                                 "longer knows it: then `commitctl tx show` says in doubt)"
+                        : txid + " is not decided yet: the coordinator is collecting its votes and decides it itself "
+                                 "(abort at its deadline at the latest); nothing to force",
                     kExitTrouble);
     }
     if (known != wanted) {

@@ -12,8 +12,13 @@ Result<std::vector<Participant>> ParticipantsToAsk(Context& ctx) {
     return Status(reply.status().code(),
                   reply.status().message() + " (or name the agents with --participant NAME=URL)");
   }
+  if (reply->status != 200) {
+    return Status::Unavailable("the coordinator answered GET /v1/participants with HTTP " +
+                               std::to_string(reply->status) + ": " + ErrorMessage(*reply) +
+                               " (or name the agents with --participant NAME=URL)");
+  }
   std::vector<Participant> out;
-  for (const auto& p : reply->body.value("participants", nlohmann::json::array())) {
+  for (const auto& p : ArrayOf(reply->body, "participants")) {
     out.push_back({Str(p, "name"), Str(p, "url")});
   }
   return out;
@@ -57,11 +62,11 @@ int RunInDoubt(Context& ctx) {
                          ErrorMessage(*reply));
       continue;
     }
-    for (const auto& t : reply->body.value("transactions", nlohmann::json::array())) {
+    for (const auto& t : ArrayOf(reply->body, "transactions")) {
       const std::string txid = Str(t, "txid");
       rows.push_back({{"txid", txid},
                       {"participant", p.name},
-                      {"age_ms", t.value("age_ms", int64_t{0})},
+                      {"age_ms", IntOr(t, "age_ms", 0)},
                       {"state", Str(t, "state")},
                       {"coordinator_outcome", CoordinatorOutcome(ctx, txid)},
                       {"last_error", Str(t, "last_error")}});
@@ -80,7 +85,7 @@ int RunInDoubt(Context& ctx) {
                   "LAST ERROR");
       for (const auto& r : rows) {
         std::printf("%-40s %-12s %-8s %-12s %-26s %s\n", Str(r, "txid").c_str(), Str(r, "participant").c_str(),
-                    FormatAge(r.value("age_ms", int64_t{0})).c_str(), Str(r, "state").c_str(),
+                    FormatAge(IntOr(r, "age_ms", 0)).c_str(), Str(r, "state").c_str(),
                     Str(r, "coordinator_outcome").c_str(), Str(r, "last_error").c_str());
       }
       std::printf("%zu prepared transaction(s) held in doubt.\n"

@@ -44,12 +44,9 @@ void PrintTransaction(const nlohmann::json& tx) {
     std::printf("decision  IN DOUBT: a participant no longer knows it (state unknown); an operator settles it "
                 "(commitctl resolve TXID --force)\n");
   }
-  if (tx.is_object() && tx.contains("age_ms") && tx["age_ms"].is_number_integer()) {
-    std::printf("age       %s\n", FormatAge(tx["age_ms"].get<int64_t>()).c_str());
-  }
+  if (tx.is_object() && tx.contains("age_ms")) std::printf("age       %s\n", FormatAge(IntOr(tx, "age_ms", 0)).c_str());
 
-  const nlohmann::json branches =
-      tx.is_object() && tx.contains("branches") && tx["branches"].is_array() ? tx["branches"] : nlohmann::json::array();
+  const nlohmann::json branches = ArrayOf(tx, "branches");
   std::printf("participants (%zu):\n", branches.size());
   for (const auto& b : branches) {
     char head[64];
