@@ -65,11 +65,13 @@ nlohmann::json RecordJson(const DecisionRecord& r, int64_t now_ms) {
 }
 
 nlohmann::json ListEntryJson(const TxView& v, int64_t now_ms) {
-  return {{"txid", v.txid},
-          {"protocol", wire::ProtocolName(v.protocol)},
-          {"state", v.state},
-          {"outcome", OutcomeName(v.outcome)},
-          {"age_ms", now_ms - v.started_ms}};
+  nlohmann::json j = {{"txid", v.txid},
+                      {"protocol", wire::ProtocolName(v.protocol)},
+                      {"state", v.state},
+                      {"outcome", OutcomeName(v.outcome)},
+                      {"age_ms", now_ms - v.started_ms}};
+  if (v.in_doubt) j["in_doubt"] = true;
+  return j;
 }
 
 nlohmann::json ListEntryJson(const DecisionRecord& r, int64_t now_ms) {

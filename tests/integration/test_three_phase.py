@@ -7,6 +7,7 @@ precommit was acknowledged, aborted when it died before sending any.
 Run one test: python3 test_three_phase.py --bin-dir build/release/bin test_3pc_transfer_commits
 """
 
+import json
 import os
 import re
 import signal
@@ -140,6 +141,12 @@ def test_coordinator_back_after_the_agents_forgot_leaves_the_outcome_in_doubt():
         c.coordinator.start(env={})
         c.wait_coordinator()
         eventually(in_doubt, timeout=20, what=f"{txid} in doubt again after the restart")
+
+        status = subprocess.run([harness.bin_path("commitctl"), "--coordinator", c.url, "status", "--json"],
+                                capture_output=True, text=True, timeout=30)
+        assert status.returncode == 1, status  # trouble: a transaction waits for an operator
+        summary = json.loads(status.stdout)
+        assert summary["in_doubt"] == 1 and summary["pending"] == 0, summary
 
         # The operator compares the data (both banks applied it) and settles it.
         ctl = [harness.bin_path("commitctl"), "--coordinator", c.url, "resolve", txid, "--force", "commit"]

@@ -16,7 +16,7 @@ Result<int64_t> RetryNow(Context& ctx) {
     return Status::Unavailable("coordinator refused retry-now (HTTP " + std::to_string(reply->status) +
                                "): " + ErrorMessage(*reply));
   }
-  return reply->body.is_object() ? reply->body.value("active", int64_t{0}) : int64_t{0};
+  return IntOr(reply->body, "active", 0);
 }
 
 }  // namespace

@@ -42,14 +42,15 @@ int RunStatus(Context& ctx) {
     }
   }
 
-  const nlohmann::json parts = participants->value("participants", nlohmann::json::array());
-  const std::size_t n_pending = pending->value("transactions", nlohmann::json::array()).size();
-  const nlohmann::json doubtful = in_doubt->value("transactions", nlohmann::json::array());
+  const nlohmann::json parts = ArrayOf(*participants, "participants");
+  std::size_t n_pending = 0;  // an undecided 3PC transaction in doubt is counted as in doubt only
+  for (const auto& t : ArrayOf(*pending, "transactions")) n_pending += IsTrue(t, "in_doubt") ? 0 : 1;
+  const nlohmann::json doubtful = ArrayOf(*in_doubt, "transactions");
   const std::size_t n_in_doubt = doubtful.size();
   int64_t oldest_in_doubt_ms = 0;
-  for (const auto& t : doubtful) oldest_in_doubt_ms = std::max(oldest_in_doubt_ms, t.value("age_ms", int64_t{0}));
+  for (const auto& t : doubtful) oldest_in_doubt_ms = std::max(oldest_in_doubt_ms, IntOr(t, "age_ms", 0));
   int unhealthy = 0;
-  for (const auto& p : parts) unhealthy += p.value("healthy", false) ? 0 : 1;
+  for (const auto& p : parts) unhealthy += IsTrue(p, "healthy") ? 0 : 1;
   const bool trouble = unhealthy > 0 || n_in_doubt > 0;
 
   if (ctx.json) {
@@ -73,14 +74,15 @@ int RunStatus(Context& ctx) {
   std::printf("participants: %zu registered, %d unhealthy\n", parts.size(), unhealthy);
   const int64_t now = WallNowMs();
   for (const auto& p : parts) {
-    const int64_t seen = p.value("last_seen_ms", int64_t{0});
+    const int64_t seen = IntOr(p, "last_seen_ms", 0);
     std::string when = seen > 0 ? "last seen " + FormatAge(now - seen) + " ago" : "never reached";
-    std::printf("  %-12s %-9s %-28s %s", Str(p, "name").c_str(), p.value("healthy", false) ? "healthy" : "UNHEALTHY",
+    std::printf("  %-12s %-9s %-28s %s", Str(p, "name").c_str(), IsTrue(p, "healthy") ? "healthy" : "UNHEALTHY",
                 Str(p, "url").c_str(), when.c_str());
     if (!Str(p, "last_error").empty()) std::printf("  (%s)", Str(p, "last_error").c_str());
     std::printf("\n");
   }
-  std::printf("transactions: %s pending (not yet decided), %s in doubt (decided, not yet acknowledged by all)",
+  std::printf("transactions: %s pending (not yet decided), %s in doubt (not yet acknowledged by all, or waiting "
+              "for an operator)",
               CountText(n_pending).c_str(), CountText(n_in_doubt).c_str());
   if (n_in_doubt > 0) std::printf(", oldest %s", FormatAge(oldest_in_doubt_ms).c_str());
   std::printf("\n");

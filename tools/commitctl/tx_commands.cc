@@ -28,7 +28,7 @@ int RunTxList(Context& ctx) {
                ErrorMessage(*reply));
     return kExitTrouble;
   }
-  const nlohmann::json list = reply->body.value("transactions", nlohmann::json::array());
+  const nlohmann::json list = ArrayOf(reply->body, "transactions");
   if (ctx.json) {
     PrintJson(reply->body);
     return kExitOk;
@@ -41,7 +41,7 @@ int RunTxList(Context& ctx) {
   std::printf("%-40s %-8s %-12s %-10s %s\n", "TXID", "PROTOCOL", "STATE", "OUTCOME", "AGE");
   for (const auto& t : list) {
     std::printf("%-40s %-8s %-12s %-10s %s\n", Str(t, "txid").c_str(), Str(t, "protocol").c_str(),
-                Str(t, "state").c_str(), Str(t, "outcome").c_str(), FormatAge(t.value("age_ms", int64_t{0})).c_str());
+                Str(t, "state").c_str(), Str(t, "outcome").c_str(), FormatAge(IntOr(t, "age_ms", 0)).c_str());
   }
   std::printf("%zu transaction(s); `commitctl tx show TXID` for details\n", list.size());
   return kExitOk;
