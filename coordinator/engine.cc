@@ -24,6 +24,11 @@ AbortReason VoteFailureClass(const Status& status) {
   }
 }
 
+// A client's error answer: {"error":{"code","message"},"txid"}.
+nlohmann::json ClientError(std::string_view code, const std::string& message, const std::string& txid) {
+  return {{"error", {{"code", code}, {"message", message}}}, {"txid", txid}};
+}
+
 // vote: 0 pending, 1 yes, 2 no, 3 none (Engine::VoteState's order).
 const char* BranchState(bool acked, Outcome outcome, int vote) {
   if (acked) return outcome == Outcome::kCommitted ? "committed" : "aborted";
@@ -54,8 +59,7 @@ void Engine::Start(StartRequest request, int64_t now_ms) {
     if (request.client != 0) {
       actions_.push_back(action::ReplyClient{
           request.client, 409,
-          {{"error", {{"code", "duplicate_txid"}, {"message", "transaction " + request.txid + " is already running"}}},
-           {"txid", request.txid}}});
+          ClientError("duplicate_txid", "transaction " + request.txid + " is already running", request.txid)});
     }
     return;
   }
@@ -235,16 +239,6 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
                         now_ms);
     return;
   }
-  if (*answer == PrecommitAnswer::kCommitted) {
-    b->precommit_acked = true;
-    b->precommit_unknown = false;
-    b->last_error.clear();
-    if (tx.commit_retry_ms != 0) return;  // commit is decided already; its record is being written again
-    // It committed by termination: commit is the only outcome.
-    Decide(tx, Outcome::kCommitted, "", now_ms);
-    ReplyClients(tx, ReplyStatus(tx), ReplyBody(tx));
-    return;
-  }
   if (*answer == PrecommitAnswer::kAborted && tx.commit_retry_ms != 0) {
     // Commit was decided already (its record is being written again); an
     // abort here is a mixed outcome for the operator, not a new decision.
@@ -259,15 +253,21 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
   b->precommit_acked = true;
   b->precommit_unknown = false;
   b->last_error.clear();
-  for (const auto& other : tx.branches) {
-    if (!other.precommit_acked) return;
+  if (*answer == PrecommitAnswer::kCommitted) {
+    // It committed by termination: commit is proven.
+    if (tx.commit_retry_ms != 0) return;  // decided already; its record is being written again
+  } else {
+    for (const auto& other : tx.branches) {
+      if (!other.precommit_acked) return;
+    }
   }
   Decide(tx, Outcome::kCommitted, "", now_ms);
-  // Every participant holds a durable precommit, and the precommit record is
-  // durable: commit is the only outcome left (termination commits through any
-  // precommitted participant, a coordinator resuming the record commits, and
-  // no operator may force a recorded transaction), so the clients hear it
-  // while the decision is written. Commits are still sent only after that.
+  // Every participant holds a durable precommit (or one committed), and the
+  // precommit record is durable: commit is the only outcome left
+  // (termination commits through any precommitted participant, a coordinator
+  // resuming the record commits, and no operator may force a recorded
+  // transaction), so the clients hear it while the decision is written.
+  // Commits are still sent only after that.
   ReplyClients(tx, ReplyStatus(tx), ReplyBody(tx));
 }
 
@@ -371,13 +371,11 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
     // The key was not stored with an answer, so a retry would run the
     // transaction anew: say so instead of giving an answer a replay cannot repeat.
     status_code = 503;
-    body = {{"error",
-             {{"code", "storage_error"},
-              {"message", "the decision could not be recorded (" + status.message() +
-                              "); the transaction did not commit; retrying with the same Idempotency-Key runs it "
-                              "again"}}},
-            {"txid", tx.txid},
-            {"outcome", "aborted"}};
+    body = ClientError("storage_error",
+                       "the decision could not be recorded (" + status.message() +
+                           "); the transaction did not commit; retrying with the same Idempotency-Key runs it again",
+                       tx.txid);
+    body["outcome"] = "aborted";
   }
   ReplyClients(tx, status_code, body);
   if (tx.outcome == Outcome::kCommitted) {
@@ -401,15 +399,13 @@ void Engine::RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms) {
                                    ? options_.retry_initial_ms
                                    : std::min(tx.commit_retry_backoff_ms * 2, options_.retry_max_ms);
   tx.commit_retry_ms = now_ms + tx.commit_retry_backoff_ms;
-  const nlohmann::json body = {
-      {"error",
-       {{"code", "storage_error"},
-        {"message", "the commit decision could not be recorded (" + status.message() +
-                        "); every participant may already be precommitted, so the transaction can only commit; "
-                        "the coordinator keeps trying to record it: ask GET /v1/transactions/" +
-                        tx.txid + " or retry with the same Idempotency-Key"}}},
-      {"txid", tx.txid}};
-  ReplyClients(tx, 503, body);
+  ReplyClients(tx, 503,
+               ClientError("storage_error",
+                           "the commit decision could not be recorded (" + status.message() +
+                               "); every participant may already be precommitted, so the transaction can only "
+                               "commit; the coordinator keeps trying to record it: ask GET /v1/transactions/" +
+                               tx.txid + " or retry with the same Idempotency-Key",
+                           tx.txid));
 }
 
 bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const std::string& recorded_reason,
@@ -596,15 +592,13 @@ bool Engine::ForceInDoubt(const std::string& txid, Outcome outcome, std::string 
 void Engine::AnswerClientsAtShutdown() {
   for (auto& [txid, tx] : txs_) {
     if (tx.phase != Phase::kPrecommitted || tx.clients.empty()) continue;
-    const nlohmann::json body = {
-        {"error",
-         {{"code", "stopping"},
-          {"message", "the coordinator is shutting down before the outcome of " + tx.txid +
-                          " was decided; its precommit record is durable and the coordinator resumes it when it "
-                          "starts again: ask GET /v1/transactions/" +
-                          tx.txid + " or retry with the same Idempotency-Key"}}},
-        {"txid", tx.txid}};
-    ReplyClients(tx, 503, body);
+    ReplyClients(tx, 503,
+                 ClientError("stopping",
+                             "the coordinator is shutting down before the outcome of " + tx.txid +
+                                 " was decided; its precommit record is durable and the coordinator resumes it when "
+                                 "it starts again: ask GET /v1/transactions/" +
+                                 tx.txid + " or retry with the same Idempotency-Key",
+                             tx.txid));
   }
 }
 

@@ -401,9 +401,7 @@ void Node::MaybeFinishShutdown() {
   if (engine_->undecided_due_by_deadline(timers_.NowMs()) > 0 || engine_->awaiting_record() > 0) return;
   if ((engine_->active() > 0 || !clients_.empty()) && timers_.NowMs() < delivery_grace_until_) return;
   engine_->AnswerClientsAtShutdown();
-  while (engine_->HasActions()) {
-    for (auto& a : engine_->TakeActions()) Execute(a);  // only client answers
-  }
+  ExecuteActions();  // only client answers; not Pump, which would come back here
   ++epoch_;  // answers arriving from now on (a late precommit ack) change nothing
   *alive_ = false;  // no more ticks or probes
   alive_ = std::make_shared<bool>(false);
@@ -571,11 +569,15 @@ std::string Node::DeliveryUrl(const ParticipantRef& to) const {
 }
 
 void Node::Pump() {
+  ExecuteActions();
+  MaybeFinishShutdown();
+}
+
+void Node::ExecuteActions() {
   while (engine_->HasActions()) {
     auto actions = engine_->TakeActions();
     for (auto& a : actions) Execute(a);
   }
-  MaybeFinishShutdown();
 }
 
 void Node::Execute(Action& a) {

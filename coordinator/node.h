@@ -253,6 +253,8 @@ class Node {
   // The sweep's presumed abort of txid, which holders hold prepared (not forgotten, not running here).
   void PresumeAbortSwept(const std::string& txid, const std::vector<ParticipantRef>& holders, uint64_t epoch);
   void Pump();
+  // Runs the engine's actions until it has none (Pump without the shutdown check).
+  void ExecuteActions();
   void Execute(Action& a);
   void ScheduleTick();
   void ScheduleHealth();

@@ -106,6 +106,25 @@ int WaitForDelivery(Context& ctx, const std::string& txid, double wait_s, nlohma
   return finished ? kExitOk : kExitTrouble;
 }
 
+// Asks the coordinator to record the forced decision (body), then waits for its delivery.
+int PostForce(Context& ctx, const std::string& txid, const nlohmann::json& body, double wait_s,
+              nlohmann::json& report) {
+  auto reply = ctx.client->Call(ctx.Coordinator(), "POST", "/v1/admin/transactions/" + http::PercentEncode(txid) +
+                                                               "/force", body.dump());
+  if (!reply.ok()) return Refuse(ctx, report, reply.status().message(), kExitTrouble);
+  if (reply->status == 409) {
+    return Refuse(ctx, report, "the coordinator refused: " + ErrorMessage(*reply), kExitTrouble);
+  }
+  if (reply->status != 200) {
+    return Refuse(ctx, report,
+                  "coordinator answered the force with HTTP " + std::to_string(reply->status) + ": " +
+                      ErrorMessage(*reply),
+                  kExitTrouble);
+  }
+  report["forced"] = IsTrue(reply->body, "forced");
+  return WaitForDelivery(ctx, txid, wait_s, report);
+}
+
 }  // namespace
 
 int RunForce(Context& ctx) {
@@ -185,16 +204,7 @@ int RunForce(Context& ctx) {
       }
       return kExitUsage;
     }
-    const nlohmann::json body = {{"outcome", force}, {"participants", nlohmann::json::array()}};
-    auto reply = ctx.client->Call(ctx.Coordinator(), "POST",
-                                  "/v1/admin/transactions/" + http::PercentEncode(txid) + "/force", body.dump());
-    if (!reply.ok()) return refuse(reply.status().message(), kExitTrouble);
-    if (reply->status != 200) {
-      return refuse("the coordinator refused: HTTP " + std::to_string(reply->status) + ": " + ErrorMessage(*reply),
-                    kExitTrouble);
-    }
-    report["forced"] = IsTrue(reply->body, "forced");
-    return WaitForDelivery(ctx, txid, wait_s, report);
+    return PostForce(ctx, txid, {{"outcome", force}, {"participants", nlohmann::json::array()}}, wait_s, report);
   }
 
   auto holders = FindHolders(ctx, txid);
@@ -247,20 +257,7 @@ int RunForce(Context& ctx) {
   }
 
   if (!ctx.json) PrintPlan(txid, commit, *holders);
-  const nlohmann::json body = {{"outcome", force}, {"participants", participants}};
-  auto reply = ctx.client->Call(ctx.Coordinator(), "POST", "/v1/admin/transactions/" + http::PercentEncode(txid) +
-                                                               "/force", body.dump());
-  if (!reply.ok()) return refuse(reply.status().message(), kExitTrouble);
-  if (reply->status == 409) {
-    return refuse("the coordinator refused: " + ErrorMessage(*reply), kExitTrouble);
-  }
-  if (reply->status != 200) {
-    return refuse("coordinator answered the force with HTTP " + std::to_string(reply->status) + ": " +
-                      ErrorMessage(*reply),
-                  kExitTrouble);
-  }
-  report["forced"] = IsTrue(reply->body, "forced");
-  return WaitForDelivery(ctx, txid, wait_s, report);
+  return PostForce(ctx, txid, {{"outcome", force}, {"participants", participants}}, wait_s, report);
 }
 
 }  // namespace commitd::commitctl
