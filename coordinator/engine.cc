@@ -457,15 +457,25 @@ void Engine::MaybeFinish(Tx& tx, int64_t now_ms) {
   actions_.push_back(action::PersistFinished{tx.txid, now_ms});
 }
 
-void Engine::OnFinishedPersisted(const std::string& txid, const Status& status) {
+void Engine::OnFinishedPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
   auto it = txs_.find(txid);
-  if (it == txs_.end()) return;
-  if (!status.ok()) {
-    // Stays unfinished in the log; the next restart redelivers, which participants ack again.
-    SetPhase(it->second, Phase::kDelivering);
+  if (it == txs_.end() || it->second.phase != Phase::kFinishing) return;
+  Tx& tx = it->second;
+  if (!status.ok() && status.code() != StatusCode::kNotFound) {
+    // Still unfinished in the log: it stays here, visible, until a write succeeds.
+    tx.finish_backoff_ms = tx.finish_backoff_ms == 0 ? options_.retry_initial_ms
+                                                     : std::min(tx.finish_backoff_ms * 2, options_.retry_max_ms);
+    tx.finish_retry_ms = now_ms + tx.finish_backoff_ms;
+    return;
   }
-  if (!it->second.idempotency_key.empty()) txid_by_key_.erase(it->second.idempotency_key);
+  if (!tx.idempotency_key.empty()) txid_by_key_.erase(tx.idempotency_key);
   Erase(it);
+}
+
+void Engine::FinishAgainIfDue(Tx& tx, int64_t now_ms) {
+  if (tx.phase != Phase::kFinishing || tx.finish_retry_ms == 0 || now_ms < tx.finish_retry_ms) return;
+  tx.finish_retry_ms = 0;
+  actions_.push_back(action::PersistFinished{tx.txid, now_ms});
 }
 
 void Engine::Resume(DecisionRecord record, int64_t now_ms) {
@@ -537,6 +547,7 @@ void Engine::Tick(int64_t now_ms) {
     if (tx.phase == Phase::kDelivering || (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kAborted)) {
       SendDue(tx, now_ms);
     }
+    FinishAgainIfDue(tx, now_ms);
   }
 }
 
@@ -553,6 +564,10 @@ void Engine::RetryNow(int64_t now_ms) {
       }
     }
     if (tx.phase == Phase::kDelivering) SendDue(tx, now_ms);
+    if (tx.finish_retry_ms != 0) {
+      tx.finish_retry_ms = now_ms;
+      FinishAgainIfDue(tx, now_ms);
+    }
     if (tx.phase == Phase::kPrecommitted) {
       if (tx.commit_retry_ms != 0) tx.commit_retry_ms = now_ms;
       SendPrecommitsDue(tx, now_ms);

@@ -172,7 +172,9 @@ class Engine {
   // The answer to a SendDecision: ok when the participant acknowledged.
   void OnDecisionAcked(const std::string& txid, const std::string& participant, const Status& status,
                        int64_t now_ms);
-  void OnFinishedPersisted(const std::string& txid, const Status& status);
+  // A failed mark is written again later (capped doubling), unless the log
+  // holds no record to mark (NotFound).
+  void OnFinishedPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   // 3PC.
   void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   void OnPrecommitAcked(const std::string& txid, const std::string& participant, Result<PrecommitAnswer> answer,
@@ -254,6 +256,10 @@ class Engine {
     // (0: not waiting to), and the wait before that.
     int64_t commit_retry_ms = 0;
     int64_t commit_retry_backoff_ms = 0;
+    // Every participant acked and the finished mark's write failed: when to
+    // write it again (0: not waiting to), and the wait before that.
+    int64_t finish_retry_ms = 0;
+    int64_t finish_backoff_ms = 0;
     bool resumed = false;  // from the log after a restart
     // 3PC: some participant answered its precommit unknown_transaction. A
     // peer's termination may have counted that as an abort, so the deadline
@@ -281,6 +287,7 @@ class Engine {
   void StartDelivery(Tx& tx, Branch& b, int64_t now_ms);
   void SendDue(Tx& tx, int64_t now_ms);
   void MaybeFinish(Tx& tx, int64_t now_ms);
+  void FinishAgainIfDue(Tx& tx, int64_t now_ms);
   nlohmann::json ReplyBody(const Tx& tx) const;
   nlohmann::json ReplyBody(const Tx& tx, Outcome outcome) const;
   int ReplyStatus(const Tx& tx) const;

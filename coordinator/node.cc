@@ -707,9 +707,15 @@ void Node::Execute(Action& a) {
     std::string txid = pf->txid;
     log_.MarkFinished(txid, pf->finished_ms, [this, txid, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;
-      if (s.ok()) traces_.erase(txid);
-      precommit_unknown_logged_.erase(txid);  // the engine drops the transaction either way
-      engine_->OnFinishedPersisted(txid, s);
+      const bool written_again_later = !s.ok() && s.code() != StatusCode::kNotFound;
+      if (written_again_later) {
+        ++metrics_.finished_mark_failures;
+        log::Warn("finished_mark_failed", Traced(txid, {{"txid", txid}, {"error", s.ToString()}}));
+      } else {
+        traces_.erase(txid);
+        precommit_unknown_logged_.erase(txid);
+      }
+      engine_->OnFinishedPersisted(txid, s, timers_.NowMs());
       Pump();
     });
   } else if (auto* rc = std::get_if<action::ReplyClient>(&a)) {

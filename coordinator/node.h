@@ -166,6 +166,7 @@ struct NodeMetrics {
   uint64_t precommits_sent = 0;
   uint64_t swept = 0;  // undecided transactions presumed aborted at takeover
   uint64_t forgotten = 0;  // finished decisions deleted after decision_retention_ms (by this node)
+  uint64_t finished_mark_failures = 0;  // finished marks whose write failed (each is written again later)
 };
 
 // Retention runs one bounded batch per interval, and the next one at once

@@ -95,6 +95,9 @@ void ServiceMetrics::Attach(MetricSources sources) {
       "commitd_presumed_aborts_swept_total",
       "Prepared transactions of a previous incarnation or leader with no decision, aborted at takeover.", {},
       [m] { return static_cast<double>(m->swept); });
+  registry_.AddCounterFn("commitd_finished_marks_failed_total",
+                         "Finished marks whose write to the decision log failed; each is written again later.", {},
+                         [m] { return static_cast<double>(m->finished_mark_failures); });
   registry_.AddCounterFn("commitd_decisions_forgotten_total",
                          "Finished decisions deleted after decision_retention_ms by this coordinator (as leader, in a group).",
                          {}, [m] { return static_cast<double>(m->forgotten); });

@@ -90,7 +90,7 @@ TEST_CASE("all yes: commit is persisted before the client hears it and before an
   e.OnDecisionAcked("t1", "bank-b", Status::Ok(), 5);
   auto finished = Only<action::PersistFinished>(e.TakeActions());
   REQUIRE(finished.size() == 1);
-  e.OnFinishedPersisted("t1", Status::Ok());
+  e.OnFinishedPersisted("t1", Status::Ok(), 6);
   CHECK(e.active() == 0);
   CHECK_FALSE(e.Find("t1").has_value());
 }
@@ -182,6 +182,71 @@ TEST_CASE("commit delivery is retried with capped exponential backoff until acke
   CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
 }
 
+TEST_CASE("a finished mark whose write failed is written again with capped backoff; the transaction stays visible") {
+  Engine e = MakeEngine();  // initial 50 ms, cap 400 ms
+  e.Start(Transfer("t5f"), 0);
+  e.TakeActions();
+  e.OnVote("t5f", "bank-a", Yes("t5f"), 0);
+  e.OnVote("t5f", "bank-b", Yes("t5f"), 0);
+  e.OnDecisionPersisted("t5f", Status::Ok(), 0);
+  e.TakeActions();
+  e.OnDecisionAcked("t5f", "bank-a", Status::Ok(), 0);
+  e.OnDecisionAcked("t5f", "bank-b", Status::Ok(), 0);
+  REQUIRE(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+
+  int64_t now = 0;
+  int64_t last_write = 0;
+  std::vector<int64_t> gaps;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    e.OnFinishedPersisted("t5f", Status::IoError("disk full"), now);
+    REQUIRE(e.Find("t5f").has_value());
+    CHECK(e.Find("t5f")->state == "finishing");
+    CHECK(e.Find("t5f")->outcome == Outcome::kCommitted);
+    for (;;) {
+      ++now;
+      e.Tick(now);
+      auto a = e.TakeActions();
+      CHECK(Only<action::SendDecision>(a).empty());  // every participant acked: nothing is redelivered
+      auto marks = Only<action::PersistFinished>(a);
+      if (!marks.empty()) {
+        CHECK(marks.size() == 1);
+        CHECK(marks[0].txid == "t5f");
+        gaps.push_back(now - last_write);
+        last_write = now;
+        break;
+      }
+      REQUIRE(now < 10'000);
+    }
+  }
+  CHECK(gaps == std::vector<int64_t>{50, 100, 200, 400, 400});
+
+  // An operator's "retry now" writes it at once.
+  e.OnFinishedPersisted("t5f", Status::Unavailable("leadership is being transferred"), now);
+  e.RetryNow(now + 1);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+
+  e.OnFinishedPersisted("t5f", Status::Ok(), now + 2);
+  CHECK_FALSE(e.Find("t5f").has_value());
+  CHECK(e.active() == 0);
+}
+
+TEST_CASE("a finished mark for a record the log does not hold is not written again") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t5n"), 0);
+  e.TakeActions();
+  e.OnVote("t5n", "bank-a", Yes("t5n"), 0);
+  e.OnVote("t5n", "bank-b", Yes("t5n"), 0);
+  e.OnDecisionPersisted("t5n", Status::Ok(), 0);
+  e.TakeActions();
+  e.OnDecisionAcked("t5n", "bank-a", Status::Ok(), 0);
+  e.OnDecisionAcked("t5n", "bank-b", Status::Ok(), 0);
+  REQUIRE(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+  e.OnFinishedPersisted("t5n", Status::NotFound("no decision recorded for t5n"), 1);
+  CHECK_FALSE(e.Find("t5n").has_value());
+  e.Tick(10'000);
+  CHECK(e.TakeActions().empty());
+}
+
 TEST_CASE("a failed commit write turns into an abort: nothing durable says commit") {
   Engine e = MakeEngine();
   e.Start(Transfer("t6"), 0);
@@ -261,7 +326,7 @@ TEST_CASE("resumed decisions go out at most deliveries_per_participant at a time
     }
     for (const auto& f : Only<action::PersistFinished>(e.TakeActions())) {
       finished.insert(f.txid);
-      e.OnFinishedPersisted(f.txid, Status::Ok());
+      e.OnFinishedPersisted(f.txid, Status::Ok(), 0);
     }
     now += 1000;
     e.Tick(now);

@@ -25,12 +25,29 @@ namespace {
 // Jobs and reads wait until the test runs them (RunStorageBatch, as BatchWriter).
 class ManualQueue final : public StorageQueue {
  public:
-  void Submit(Job job) override { jobs_.push_back(std::move(job)); }
+  void Submit(Job job) override {
+    if (fail_jobs_ > 0 && job.durability == fail_durability_) {
+      --fail_jobs_;
+      failed_.push_back(std::move(job));
+      return;
+    }
+    jobs_.push_back(std::move(job));
+  }
+  // The next `count` jobs of this durability fail with an I/O error at the next Drain, without running.
+  void FailNext(Durability durability, int count) {
+    fail_durability_ = durability;
+    fail_jobs_ = count;
+  }
   void Read(std::function<void(sqlite::Database&)> fn) override { reads_.push_back(std::move(fn)); }
   Stats stats() const override { return {}; }
   bool idle() const { return jobs_.empty() && reads_.empty(); }
   // Until nothing is queued: reads, then one batch with its completions.
   void Drain(sqlite::Database& db) {
+    auto failed = std::move(failed_);
+    failed_.clear();
+    for (auto& job : failed) {
+      if (job.done) job.done(Status::IoError("disk I/O error (injected)"));
+    }
     while (!idle()) {
       auto reads = std::move(reads_);
       reads_.clear();
@@ -49,6 +66,9 @@ class ManualQueue final : public StorageQueue {
  private:
   std::deque<Job> jobs_;
   std::deque<std::function<void(sqlite::Database&)>> reads_;
+  std::vector<Job> failed_;
+  Durability fail_durability_ = Durability::kSyncNow;
+  int fail_jobs_ = 0;
 };
 
 class ManualTimers final : public Timers {
@@ -335,6 +355,40 @@ TEST_CASE("start resumes every unfinished decision and finishes it once every pa
   auto record = f.Recorded("t-commit");
   REQUIRE(record.has_value());
   CHECK(record->finished);
+  CHECK(f.node().active() == 0);
+}
+
+TEST_CASE("a finished mark whose write failed keeps the transaction finishing and is written again") {
+  Fixture f;
+  f.Insert(Decided("t-mark", Outcome::kCommitted));
+  f.Start();
+  f.Store();
+  REQUIRE(f.agents().Count("commit", "t-mark") == 2);
+  f.queue().FailNext(Durability::kSyncWithNext, 2);  // the finished mark is the only job that rides
+  f.agents().acks[0](DecisionAck::kAcked);
+  f.agents().acks[1](DecisionAck::kAcked);
+  f.Store();
+  CHECK(f.node().metrics().finished_mark_failures == 1);
+  CHECK(f.node().active() == 1);
+  CHECK_FALSE(f.Recorded("t-mark")->finished);
+  std::optional<TxLookup> seen;
+  f.node().GetTransaction("t-mark", "", "", [&](TxLookup l) { seen = std::move(l); });
+  f.Store();
+  REQUIRE(seen.has_value());
+  const auto* view = std::get_if<TxView>(&*seen);
+  REQUIRE(view != nullptr);
+  CHECK(view->state == "finishing");
+
+  f.timers().Advance(Config{}.retry_initial_ms);  // written again, fails again
+  f.Store();
+  CHECK(f.node().metrics().finished_mark_failures == 2);
+  CHECK(f.node().active() == 1);
+  CHECK(f.agents().Count("commit", "t-mark") == 2);  // every participant acked: nothing redelivered
+
+  f.timers().Advance(2 * Config{}.retry_initial_ms);
+  f.Store();
+  CHECK(f.node().metrics().finished_mark_failures == 2);
+  CHECK(f.Recorded("t-mark")->finished);
   CHECK(f.node().active() == 0);
 }
 
