@@ -10,7 +10,6 @@ namespace commitd::sim {
 namespace {
 
 constexpr int64_t kCallTimeoutMs = 10'000;
-constexpr int64_t kOperatorPollMs = 500;
 // No force this close to a replaced log: a request delayed (up to 1 s of
 // outlier) or duplicated in the network could reach the new, empty log.
 constexpr int64_t kWipeQuietMs = 1'500;
@@ -370,56 +369,6 @@ void Adversary::OnPresumedAbort(const std::string& participant, const std::strin
   Call(to, Request{"POST", "/v1/admin/transactions/" + txid + "/force",
                    {{"outcome", "commit"}, {"participants", std::move(participants)}}},
        nullptr);
-}
-
-void Adversary::OnHealed() {
-  operator_busy_ = true;
-  OperatorPoll();
-}
-
-// Lists the in-doubt transactions and forces each as the history says.
-void Adversary::OperatorPoll() {
-  const std::string to = targets_.coordinators.front();
-  Call(to, Request{"GET", "/v1/transactions?state=in_doubt", nullptr}, [this, to](const Response& r) {
-    bool any = false;
-    if (r.status == 200 && r.body.is_object() && r.body.contains("transactions")) {
-      for (const auto& t : r.body["transactions"]) {
-        if (t.value("state", "") != "in_doubt") continue;
-        any = true;
-        const std::string txid = t.value("txid", "");
-        auto branches = ctx_.checker.BranchesOf(txid);
-        if (branches.empty()) branches.insert(banks_.begin(), banks_.end());
-        // First what the agents say (a 3PC record precommitted anywhere is
-        // committing by termination), then the history.
-        struct Survey {
-          std::size_t pending = 0;
-          bool commit = false;
-        };
-        auto survey = std::make_shared<Survey>();
-        survey->pending = branches.size();
-        survey->commit = ctx_.checker.ShouldCommit(txid);
-        for (const auto& b : branches) {
-          Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr},
-               [survey](const Response& state) {
-                 const std::string s = state.body.is_object() ? state.body.value("state", "") : "";
-                 if (s == "precommitted" || s == "committing" || s == "committed") survey->commit = true;
-               });
-        }
-        ctx_.scheduler.After(kOperatorPollMs / 2, kNode, [this, to, txid, branches, survey] {
-          nlohmann::json participants = nlohmann::json::array();
-          for (const auto& b : branches) participants.push_back({{"name", b}});
-          const bool commit = survey->commit || ctx_.checker.ShouldCommit(txid);
-          ctx_.Log(kNode, "OPERATOR settles " + txid + ": " + (commit ? "commit" : "abort"));
-          Call(to, Request{"POST", "/v1/admin/transactions/" + txid + "/force",
-                           {{"outcome", commit ? "commit" : "abort"}, {"participants", std::move(participants)},
-                            {"reason", "settled by the operator"}}},
-               nullptr);
-        });
-      }
-    }
-    operator_busy_ = any || r.status != 200;
-  });
-  ctx_.scheduler.After(kOperatorPollMs, kNode, [this] { OperatorPoll(); });
 }
 
 }  // namespace commitd::sim

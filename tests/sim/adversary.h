@@ -1,6 +1,7 @@
 // Adversary (--adversary): hostile and careless callers, active in every
-// seed while the faults last, and an operator who settles, after healing,
-// what only an operator may settle.
+// seed while the faults last. (The operator who settles, after healing, what
+// only an operator may settle is tests/sim/sim_operator.h; in adversary runs
+// its calls come from the adversary's node.)
 //
 // Actors (each acts 1-3 times per seed at random moments; --adversary-only
 // NAME keeps one):
@@ -36,12 +37,7 @@
 // reported committed, a replayed Idempotency-Key answers the first txid, a
 // request naming its own txid is refused, two opposite forces of one txid
 // cannot both win; every definite outcome it is told must hold (the checker).
-//
-// The operator: after healing it lists each coordinator's in-doubt
-// transactions (records prepared under a log that was replaced), asks each
-// branch's agent its state, and forces commit if one is precommitted or
-// committing or the history says commit (Checker::ShouldCommit), abort
-// otherwise, naming every branch.
+
 #pragma once
 
 #include <cstdint>
@@ -74,10 +70,8 @@ class Adversary {
 
   // Schedules this seed's actions in [from_ms, until_ms].
   void Plan(int64_t from_ms, int64_t until_ms);
-  // After healing: the operator starts settling in-doubt records.
-  void OnHealed();
-  // Nothing in flight, and the operator found nothing left in doubt.
-  bool idle() const { return in_flight_ == 0 && !operator_busy_; }
+  // Nothing in flight.
+  bool idle() const { return in_flight_ == 0; }
   uint64_t actions() const { return actions_; }
 
  private:
@@ -102,7 +96,6 @@ class Adversary {
   void ReplayKey();
   void OutsiderPrepare(const std::string& coordinator_url);
   void SendToAgent(const std::string& what, const std::string& txid, const std::string& bank);
-  void OperatorPoll();
 
   Context& ctx_;
   AdversaryTargets targets_;
@@ -117,7 +110,6 @@ class Adversary {
   int64_t wiped_at_ms_ = -1;
   int64_t wipe_planned_ms_ = -1;  // keys replayed before a wipe may start anew
   std::set<std::string> forged_;  // never issued (the random part is ours)
-  bool operator_busy_ = false;
 };
 
 }  // namespace commitd::sim

@@ -19,6 +19,7 @@ enum class Bug {
   kForgetDecision,    // the coordinator reports its decision durable without writing it
   kPresumeWithoutRecord,  // a presumed abort told to a participant is not recorded first
   kAccept404FromNonOwner,  // a participant takes any coordinator's "not known here" as proof of abort
+  kUnknownPrecommitAsAbort,  // the coordinator reads a precommit answered unknown_transaction as "it aborted"
   // Coordinator group (--coordinators 3):
   kGroupNoResume,              // a new leader resumes no unfinished decision from the log
   kGroupStaleRead,             // a follower answers a decision query from its own state machine

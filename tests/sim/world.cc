@@ -13,11 +13,13 @@
 #include "tests/sim/coordinator_node.h"
 #include "tests/sim/group_member_node.h"
 #include "tests/sim/participant_node.h"
+#include "tests/sim/sim_operator.h"
 
 namespace commitd::sim {
 namespace {
 
 constexpr char kCoordinator[] = "c1";
+constexpr char kOperator[] = "operator";
 constexpr char kStranger[] = "c9";  // --adversary: a coordinator the agents know that runs none of their transactions
 constexpr int64_t kSettleProbeMs = 50;
 
@@ -98,6 +100,11 @@ class World {
   bool CoordinatorsSettled();
   std::string Describe();
   bool group() const { return !members_.empty(); }
+  // Coordinator-loss seeds, every other one: the agents' retention is shorter
+  // than the coordinator's absence. By the seed, not drawn: every draw stays.
+  bool AgentsForgetDuringLoss() const {
+    return options_.scenario == Scenario::kCoordinatorLoss && options_.seed % 2 == 1;
+  }
 
   SimOptions options_;
   Random random_;
@@ -114,6 +121,10 @@ class World {
   // know it too), and the adversary.
   std::unique_ptr<CoordinatorNode> stranger_;
   std::unique_ptr<Adversary> adversary_;
+  // Settles what only an operator may, after healing: with the adversary
+  // (its calls come from the adversary's node), and where agents forget
+  // outcomes while the coordinator is away.
+  std::unique_ptr<Operator> operator_;
   RunResult result_;
 
   // This seed's profile.
@@ -154,13 +165,21 @@ void World::DrawProfile() {
   // the database. Chosen by the seed, not drawn: every other draw stays as it was.
   static constexpr int64_t kOutcomeMemoryMs[] = {Config{}.outcome_memory_ms, 30, 300};
   ctx_.config.outcome_memory_ms = kOutcomeMemoryMs[options_.seed % 3];
+  if (AgentsForgetDuringLoss()) {
+    // Shorter than the coordinator's absence: a 3PC coordinator coming back
+    // finds its precommits answered unknown_transaction (in doubt until the
+    // operator settles them), a 2PC one its commits.
+    ctx_.config.outcome_retention_ms = 2'000 + static_cast<int64_t>(options_.seed % 7) * 1'000;
+    ctx_.config.outcome_memory_ms = std::min(ctx_.config.outcome_memory_ms, ctx_.config.outcome_retention_ms);
+  }
   char line[320];
   std::snprintf(line, sizeof line,
                 "drop %.3f dup %.3f outlier %.3f delay 1-%lld ms (+%lld) crash/step %.3f crashes<=%lld down<=%lld ms "
-                "outcome memory %lld ms",
+                "outcome memory %lld ms retention %lld ms",
                 faults_.drop, faults_.duplicate, faults_.delay_outlier, static_cast<long long>(faults_.max_delay_ms),
                 static_cast<long long>(faults_.outlier_max_ms), crash_chance_, static_cast<long long>(crashes_left_),
-                static_cast<long long>(max_down_ms_), static_cast<long long>(ctx_.config.outcome_memory_ms));
+                static_cast<long long>(max_down_ms_), static_cast<long long>(ctx_.config.outcome_memory_ms),
+                static_cast<long long>(ctx_.config.outcome_retention_ms));
   result_.profile = line;
 }
 
@@ -230,6 +249,16 @@ Status World::Build() {
     adversary_ = std::make_unique<Adversary>(ctx_, std::move(targets), options_.adversary_outsider,
                                              options_.adversary_only);
     if (Status s = stranger_->Start(); !s.ok()) return s;
+  }
+  std::vector<std::string> bank_names;
+  for (const auto& [name, ids] : bank.accounts) bank_names.push_back(name);
+  if (adversary_) {
+    operator_ = std::make_unique<Operator>(ctx_, Adversary::kNode, coordinator_names.front(), bank_names);
+  } else if (AgentsForgetDuringLoss()) {
+    ctx_.network.AddNode(kOperator, [](const Request&, Responder respond) {
+      respond({404, {{"error", {{"code", "not_found"}, {"message", "nothing here"}}}}});
+    });
+    operator_ = std::make_unique<Operator>(ctx_, kOperator, coordinator_names.front(), bank_names);
   }
   if (coordinator_) {
     if (Status s = coordinator_->Start(); !s.ok()) return s;
@@ -318,13 +347,13 @@ void World::Heal() {
   for (auto& [name, p] : participants_) {
     if (!p->up()) Restart(name);
   }
-  if (adversary_) adversary_->OnHealed();
+  if (operator_) operator_->OnHealed();
   scheduler_.After(kSettleProbeMs, "", [this] { Probe(); });
 }
 
 void World::Probe() {
   if (checker_.violated()) return;
-  bool settled = CoordinatorsSettled() && (!adversary_ || adversary_->idle());
+  bool settled = CoordinatorsSettled() && (!adversary_ || adversary_->idle()) && (!operator_ || operator_->idle());
   for (auto& [name, p] : participants_) settled = settled && p->Settled();
   if (settled) {
     result_.settle_ms = scheduler_.now() - fault_end_ms_;
@@ -362,7 +391,8 @@ GroupMemberNode* World::ReadyLeader() {
 
 std::string World::Describe() {
   std::string out = client_->idle() ? "" : "client still waits for an answer\n  ";
-  if (adversary_ && !adversary_->idle()) out += "the adversary waits for answers, or the operator still settles\n  ";
+  if (adversary_ && !adversary_->idle()) out += "the adversary waits for answers\n  ";
+  if (operator_ && !operator_->idle()) out += "the operator still settles\n  ";
   if (coordinator_) out += coordinator_->Describe();
   for (auto& [name, m] : members_) out += (name == members_.begin()->first ? "" : "\n  ") + m->Describe();
   for (auto& [name, p] : participants_) out += "\n  " + p->Describe();

@@ -1,0 +1,79 @@
+#include "tests/sim/sim_operator.h"
+
+#include <memory>
+
+namespace commitd::sim {
+namespace {
+
+constexpr int64_t kCallTimeoutMs = 10'000;
+constexpr int64_t kPollMs = 500;
+
+}  // namespace
+
+Operator::Operator(Context& ctx, std::string node, std::string coordinator, std::vector<std::string> banks)
+    : ctx_(ctx), node_(std::move(node)), coordinator_(std::move(coordinator)), banks_(std::move(banks)) {}
+
+void Operator::OnHealed() {
+  busy_ = true;
+  Poll();
+}
+
+void Operator::Call(const std::string& to, Request request, std::function<void(const Response&)> on_answer) {
+  ++in_flight_;
+  const std::string label = request.method + " " + request.target;
+  ctx_.network.Call(node_, to, std::move(request), kCallTimeoutMs,
+                    [this, to, label, on_answer = std::move(on_answer)](Result<Response> r) {
+                      --in_flight_;
+                      if (!r.ok()) {
+                        ctx_.Log(node_, label + " -> " + to + ": " + r.status().message());
+                        return;
+                      }
+                      ctx_.Log(node_, label + " -> " + to + ": " + std::to_string(r->status) + " " +
+                                          (r->body.is_null() ? "" : r->body.dump()));
+                      if (on_answer) on_answer(*r);
+                    });
+}
+
+void Operator::Poll() {
+  Call(coordinator_, Request{"GET", "/v1/transactions?state=in_doubt", nullptr}, [this](const Response& r) {
+    bool any = false;
+    if (r.status == 200 && r.body.is_object() && r.body.contains("transactions")) {
+      for (const auto& t : r.body["transactions"]) {
+        // Decided transactions still being delivered are listed too; the
+        // coordinator settles those itself.
+        if (t.value("state", "") != "in_doubt" && !t.value("in_doubt", false)) continue;
+        any = true;
+        Settle(t.value("txid", ""));
+      }
+    }
+    busy_ = any || r.status != 200;
+  });
+  ctx_.scheduler.After(kPollMs, node_, [this] { Poll(); });
+}
+
+// First what the agents say (a 3PC record precommitted anywhere is
+// committing by termination), then the history.
+void Operator::Settle(const std::string& txid) {
+  auto branches = ctx_.checker.BranchesOf(txid);
+  if (branches.empty()) branches.insert(banks_.begin(), banks_.end());
+  auto commit = std::make_shared<bool>(ctx_.checker.ShouldCommit(txid));
+  for (const auto& b : branches) {
+    Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr}, [commit](const Response& state) {
+      const std::string s = state.body.is_object() ? state.body.value("state", "") : "";
+      if (s == "precommitted" || s == "committing" || s == "committed") *commit = true;
+    });
+  }
+  ctx_.scheduler.After(kPollMs / 2, node_, [this, txid, branches, commit] {
+    nlohmann::json participants = nlohmann::json::array();
+    for (const auto& b : branches) participants.push_back({{"name", b}});
+    const bool forced_commit = *commit || ctx_.checker.ShouldCommit(txid);
+    ctx_.Log(node_, "OPERATOR settles " + txid + ": " + (forced_commit ? "commit" : "abort"));
+    Call(coordinator_, Request{"POST", "/v1/admin/transactions/" + txid + "/force",
+                               {{"outcome", forced_commit ? "commit" : "abort"},
+                                {"participants", std::move(participants)},
+                                {"reason", "settled by the operator"}}},
+         nullptr);
+  });
+}
+
+}  // namespace commitd::sim
