@@ -29,7 +29,7 @@ nlohmann::json ViewJson(const TxView& v, int64_t now_ms) {
   }
   nlohmann::json out = {{"txid", v.txid},
                         {"protocol", wire::ProtocolName(v.protocol)},
-                        {"state", v.state},
+                        {"state", TxStateName(v.state)},
                         {"outcome", OutcomeName(v.outcome)},
                         {"branches", std::move(branches)},
                         {"age_ms", now_ms - v.started_ms},
@@ -67,7 +67,7 @@ nlohmann::json RecordJson(const DecisionRecord& r, int64_t now_ms) {
 nlohmann::json ListEntryJson(const TxView& v, int64_t now_ms) {
   nlohmann::json j = {{"txid", v.txid},
                       {"protocol", wire::ProtocolName(v.protocol)},
-                      {"state", v.state},
+                      {"state", TxStateName(v.state)},
                       {"outcome", OutcomeName(v.outcome)},
                       {"age_ms", now_ms - v.started_ms}};
   if (v.in_doubt) j["in_doubt"] = true;

@@ -38,6 +38,18 @@ const char* BranchState(bool acked, Outcome outcome, int vote) {
 
 }  // namespace
 
+std::string_view TxStateName(TxState s) {
+  switch (s) {
+    case TxState::kPreparing: return "preparing";
+    case TxState::kPrecommitting: return "precommitting";
+    case TxState::kDeciding: return "deciding";
+    case TxState::kDelivering: return "delivering";
+    case TxState::kFinishing: return "finishing";
+    case TxState::kInDoubt: return "in_doubt";
+  }
+  return "unknown";
+}
+
 std::string_view AbortReasonName(AbortReason r) {
   switch (r) {
     case AbortReason::kVoteNo: return "vote_no";
@@ -664,12 +676,12 @@ TxView Engine::View(const Tx& tx) const {
   v.txid = tx.txid;
   v.protocol = tx.protocol;
   switch (tx.phase) {
-    case Phase::kPreparing: v.state = "preparing"; break;
+    case Phase::kPreparing: v.state = TxState::kPreparing; break;
     case Phase::kPrecommitting:
-    case Phase::kPrecommitted: v.state = "precommitting"; break;
-    case Phase::kDeciding: v.state = "deciding"; break;
-    case Phase::kDelivering: v.state = "delivering"; break;
-    case Phase::kFinishing: v.state = "finishing"; break;
+    case Phase::kPrecommitted: v.state = TxState::kPrecommitting; break;
+    case Phase::kDeciding: v.state = TxState::kDeciding; break;
+    case Phase::kDelivering: v.state = TxState::kDelivering; break;
+    case Phase::kFinishing: v.state = TxState::kFinishing; break;
   }
   v.outcome = tx.durable ? tx.outcome : Outcome::kPending;
   v.reason = tx.durable ? tx.reason : "";

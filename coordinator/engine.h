@@ -127,11 +127,22 @@ struct EngineOptions {
   std::string log_id;  // put in prepare requests: the decision log's identity
 };
 
+// Where a transaction the coordinator holds is.
+enum class TxState {
+  kPreparing,      // collecting votes
+  kPrecommitting,  // 3PC: writing the precommit record, or waiting for the precommits' acks
+  kDeciding,       // the decision record is being written
+  kDelivering,     // decided; the decision goes to every participant
+  kFinishing,      // every participant acked; the finished mark is being written
+  kInDoubt,        // prepared under another decision log: only an operator can settle it
+};
+std::string_view TxStateName(TxState s);  // "preparing" | "precommitting" | ... | "in_doubt"
+
 // A read-only picture of a transaction the engine holds, for the API.
 struct TxView {
   std::string txid;
   wire::Protocol protocol = wire::Protocol::k2pc;
-  std::string state;  // "preparing" | "precommitting" | "deciding" | "delivering" | "finishing"
+  TxState state = TxState::kPreparing;
   Outcome outcome = Outcome::kPending;
   std::string reason;
   struct Branch {

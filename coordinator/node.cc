@@ -333,7 +333,7 @@ void Node::PresumeAbortSwept(const std::string& txid, const std::vector<Particip
 TxView Node::ForeignView(const std::string& txid, const ForeignRecord& r) const {
   TxView v;
   v.txid = txid;
-  v.state = "in_doubt";
+  v.state = TxState::kInDoubt;
   v.outcome = Outcome::kPending;
   v.reason = "prepared under decision log " + r.log_id + "; this coordinator's log is " +
              (log_id_.empty() ? std::string("without identity") : log_id_) +

@@ -509,9 +509,9 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
     }
     if (!view->in_doubt) {
       done(NodeError{NodeErrorKind::kUndecided,
-                     view->state == "deciding"
+                     view->state == TxState::kDeciding
                          ? txid + " is being decided (its record is being written): ask again"
-                     : view->protocol == wire::Protocol::k3pc && view->state == "precommitting"
+                     : view->state == TxState::kPrecommitting
                          ? txid + " is past its votes and waits for its participants' precommits; the protocol decides "
                                   "it, not an operator (an operator may only once a participant no longer knows it)"
                          : txid + " is still collecting votes here; the protocol decides it (abort at its deadline at "

@@ -190,7 +190,7 @@ std::string CoordinatorNode::Describe() {
   std::string out = name_ + (up_ ? " up" : " down");
   if (!node_) return out;
   for (const auto& v : node_->Transactions()) {
-    out += "\n    in engine: " + v.txid + " " + v.state + " " + std::string(coordinator::OutcomeName(v.outcome));
+    out += "\n    in engine: " + v.txid + " " + std::string(coordinator::TxStateName(v.state)) + " " + std::string(coordinator::OutcomeName(v.outcome));
     for (const auto& b : v.branches) out += " [" + b.participant + " " + b.state + " " + b.last_error + "]";
   }
   if (auto recovered = coordinator::DecisionStore(*db_).Recover(); recovered.ok()) {

@@ -226,7 +226,7 @@ std::string GroupMemberNode::Describe() const {
          std::to_string(node.commit_index()) + ", applied " + std::to_string(driver.applied()) +
          (storage_.idle() ? "" : ", storage busy");
   for (const auto& v : node_->Transactions()) {
-    out += "\n    in engine: " + v.txid + " " + v.state + " " + std::string(coordinator::OutcomeName(v.outcome));
+    out += "\n    in engine: " + v.txid + " " + std::string(coordinator::TxStateName(v.state)) + " " + std::string(coordinator::OutcomeName(v.outcome));
     for (const auto& b : v.branches) out += " [" + b.participant + " " + b.state + " " + b.last_error + "]";
   }
   auto recovered = coordinator::DecisionStore(*db_).Recover();

@@ -200,7 +200,7 @@ TEST_CASE("a finished mark whose write failed is written again with capped backo
   for (int attempt = 0; attempt < 5; ++attempt) {
     e.OnFinishedPersisted("t5f", Status::IoError("disk full"), now);
     REQUIRE(e.Find("t5f").has_value());
-    CHECK(e.Find("t5f")->state == "finishing");
+    CHECK(e.Find("t5f")->state == TxState::kFinishing);
     CHECK(e.Find("t5f")->outcome == Outcome::kCommitted);
     for (;;) {
       ++now;
@@ -424,7 +424,7 @@ TEST_CASE("3pc: precommit is sent only once the precommit record is durable; all
   Engine e = MakeEngine();
   auto sent = ToPrecommitted(e, "t");
   REQUIRE(sent.size() == 2);
-  CHECK(e.Find("t")->state == "precommitting");
+  CHECK(e.Find("t")->state == TxState::kPrecommitting);
   CHECK(e.Find("t")->outcome == Outcome::kPending);
   e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
   CHECK(e.TakeActions().empty());

@@ -377,7 +377,7 @@ TEST_CASE("a finished mark whose write failed keeps the transaction finishing an
   REQUIRE(seen.has_value());
   const auto* view = std::get_if<TxView>(&*seen);
   REQUIRE(view != nullptr);
-  CHECK(view->state == "finishing");
+  CHECK(view->state == TxState::kFinishing);
 
   f.timers().Advance(Config{}.retry_initial_ms);  // written again, fails again
   f.Store();
@@ -740,7 +740,7 @@ TEST_CASE("records prepared under another decision log are kept in doubt, never 
   const TxView* lost = nullptr;
   for (const auto& v : *views) lost = v.txid == "lost-log" ? &v : lost;
   REQUIRE(lost != nullptr);
-  CHECK(lost->state == "in_doubt");
+  CHECK(lost->state == TxState::kInDoubt);
   CHECK(lost->reason.find("0123456789abcdef0123456789abcdef") != std::string::npos);
 
   SUBCASE("an operator settles it by force") {
