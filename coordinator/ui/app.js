@@ -9,6 +9,7 @@ const RATE_WINDOW_S = 60;      // averages in the summary and per participant
 const DETAIL_LIMIT = 25;       // rows of each table whose branches are fetched
 const RESOLVE_WAIT_MS = 15000;
 const RESOLVE_AFTER_MS = 5000;  // younger in-doubt rows are usually being delivered right now
+const FORCE_REASON = "heuristic decision forced from the dashboard by an operator";
 const TOKEN_KEY = "commitd.token";
 
 const state = {
@@ -16,7 +17,7 @@ const state = {
   admin: null,          // true/false once known, null while unknown
   samples: [],          // [{t: seconds, m: parsed metrics}], oldest first
   refreshing: false,
-  pendingResolve: null, // {txid, outcome} awaiting confirmation
+  pendingAction: null,  // what the confirmation dialog does on "yes"
   inDoubtCount: undefined, // rows of the last in-doubt listing, when no gauge says it
 };
 
@@ -52,6 +53,7 @@ async function api(method, path, body) {
 }
 
 const txPath = (txid) => "/v1/transactions/" + encodeURIComponent(txid);
+const forcePath = (txid) => "/v1/admin/transactions/" + encodeURIComponent(txid) + "/force";
 
 // ---------------------------------------------------------------- DOM helpers
 
@@ -411,14 +413,26 @@ function txLink(txid) {
   return el("button", { class: "link mono", type: "button", onclick: () => search(txid), text: txid });
 }
 
-// Decided, unfinished, and either failing or older than a normal delivery:
-// offered to admin tokens only.
+// What an admin token may do about an unfinished transaction: force a 3PC one
+// left in doubt (undecided), or have a decided one delivered now.
+function settleActions(tx, detail) {
+  if (!state.admin || tx.state === "finished") return null;
+  if (tx.outcome === "pending") return tx.in_doubt ? forceButtons(tx.txid) : null;
+  return resolveButton(tx, detail);
+}
+
+// Offered once a delivery failed or the decision is older than a normal delivery.
 function resolveButton(tx, detail) {
-  if (!state.admin || tx.outcome === "pending" || tx.state === "finished") return null;
   const failing = detail && detail.ok && (detail.json.branches || []).some((b) => b.last_error);
   if (!failing && !(tx.age_ms >= RESOLVE_AFTER_MS)) return null;
   return el("button", { type: "button", class: "danger", "data-resolve": tx.txid,
                         onclick: () => askResolve(tx.txid, tx.outcome), text: "Resolve…" });
+}
+
+function forceButtons(txid) {
+  return el("span", { class: "actions" }, ...["commit", "abort"].map((outcome) =>
+    el("button", { type: "button", class: "danger", "data-force": outcome,
+                   onclick: () => askForce(txid, outcome), text: `Force ${outcome}…` })));
 }
 
 async function renderTransactions(list, kind) {
@@ -429,7 +443,8 @@ async function renderTransactions(list, kind) {
     return;
   }
   showError(name, "");
-  const txs = list.json.transactions;
+  // A 3PC transaction in doubt is undecided too (state=pending lists it): it belongs to the in-doubt table alone.
+  const txs = list.json.transactions.filter((t) => kind === "in_doubt" || !t.in_doubt);
   if (kind === "in_doubt") state.inDoubtCount = txs.length;
   const details = await Promise.all(txs.slice(0, DETAIL_LIMIT).map((t) => api("GET", txPath(t.txid))));
   const rows = txs.map((t, i) => {
@@ -441,7 +456,7 @@ async function renderTransactions(list, kind) {
     cells.push(el("td", { text: detail && detail.state ? detail.state : t.state }),
                el("td", { class: "num", text: formatAge(t.age_ms) }),
                el("td", {}, i < DETAIL_LIMIT ? branchTags(details[i]) : el("span", { class: "muted", text: "search for details" })));
-    if (kind === "in_doubt") cells.push(el("td", {}, resolveButton(t, details[i])));
+    if (kind === "in_doubt") cells.push(el("td", {}, settleActions(t, details[i])));
     return el("tr", { "data-txid": t.txid }, ...cells);
   });
   fill(tbody, rows, kind === "in_doubt" ? 6 : 5, kind === "in_doubt" ? "nothing in doubt" : "nothing in flight");
@@ -487,17 +502,35 @@ async function search(txid) {
   out.replaceChildren(el("div", { "data-search": "found" }, dl,
     tx.reason ? el("p", {}, "reason: ", el("span", { class: "mono", text: tx.reason })) : null,
     el("p", { class: "muted", text: times }), table,
-    el("p", {}, resolveButton(tx, r))));
+    el("p", {}, settleActions(tx, r))));
+}
+
+// Opens the confirmation dialog; `action` runs if the operator confirms.
+function askConfirmation(title, text, yes, action) {
+  state.pendingAction = action;
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = yes;
+  $("confirm").hidden = false;
+  $("confirm-yes").focus();
 }
 
 function askResolve(txid, outcome) {
-  state.pendingResolve = { txid, outcome };
-  $("confirm-text").textContent =
+  askConfirmation("Resolve a transaction",
     `Deliver the recorded decision of ${txid} (${outcome}) to every participant that has not acknowledged it, now, ` +
     "instead of at the next retry (POST /v1/admin/retry-now, as commitctl resolve does). " +
-    "This redelivers every pending decision; it never changes a decision.";
-  $("confirm").hidden = false;
-  $("confirm-yes").focus();
+    "This redelivers every pending decision; it never changes a decision.",
+    "Resolve", () => resolve(txid));
+}
+
+function askForce(txid, outcome) {
+  askConfirmation(`Force ${outcome}: a heuristic decision`,
+    `${txid} is in doubt: a participant no longer knows it, so the coordinator cannot learn whether it committed, ` +
+    `and decides nothing. Forcing ${outcome} is a heuristic decision you take on your own knowledge: check every ` +
+    `participant's database first (did each apply ${txid}, or none?). The ${outcome} is recorded as heuristic and ` +
+    "delivered to every participant; one that forgot the transaction cannot check it, so a wrong decision gives no " +
+    `signal afterwards (POST ${forcePath(txid)}, as commitctl resolve ${txid} --force ${outcome} --yes does).`,
+    `Force ${outcome}`, () => force(txid, outcome));
 }
 
 function setResolveStatus(text, bad) {
@@ -514,6 +547,38 @@ async function resolve(txid) {
     setResolveStatus(`resolve ${txid}: ${r.message}`, true);
     return;
   }
+  await waitUntilSettled(txid);
+}
+
+async function force(txid, outcome) {
+  setResolveStatus(`forcing ${outcome} of ${txid}…`);
+  const answer = forceAnswer(txid, outcome, await api("POST", forcePath(txid), { outcome, reason: FORCE_REASON }));
+  setResolveStatus(answer.text, !answer.stands);
+  if (answer.stands) await waitUntilSettled(txid);
+}
+
+const DECIDED = { commit: "committed", abort: "aborted" };
+
+// The force's answer in words, and whether the decision now stands as asked.
+// Fail closed: only a well-formed 200 stands.
+function forceAnswer(txid, outcome, r) {
+  const body = r.json || {};
+  const asked = r.status === 200 && body.txid === txid && body.outcome === DECIDED[outcome];
+  if (asked && body.forced === true && body.heuristic === true) {
+    return { stands: true, text: `forced: ${outcome} of ${txid} recorded as heuristic; delivering it…` };
+  }
+  if (asked && body.forced === false) {
+    return { stands: true, text: `${txid} was already decided ${body.outcome}: nothing forced; delivering it…` };
+  }
+  const lookUp = "; look the transaction up before trying again";
+  if (r.ok) return { stands: false, text: `force ${outcome} of ${txid}: answer not understood (HTTP ${r.status})${lookUp}` };
+  if (r.status === 0) return { stands: false, text: `force ${outcome} of ${txid}: no answer, recorded or not (${r.message})${lookUp}` };
+  if (r.status < 500) return { stands: false, text: `force ${outcome} of ${txid} refused: ${r.message}` };
+  return { stands: false, text: `force ${outcome} of ${txid} not recorded: ${r.message}${lookUp}` };
+}
+
+// Waits up to RESOLVE_WAIT_MS for every participant to acknowledge txid's decision, and says how it went.
+async function waitUntilSettled(txid) {
   const deadline = Date.now() + RESOLVE_WAIT_MS;
   let tx = null;
   while (Date.now() < deadline) {
@@ -523,7 +588,7 @@ async function resolve(txid) {
     await new Promise((done) => setTimeout(done, 500));
   }
   if (tx && tx.state === "finished") {
-    setResolveStatus(`${txid} settled: ${tx.outcome}, acknowledged by every participant`);
+    setResolveStatus(`${txid} settled: ${tx.outcome}${tx.heuristic ? " (heuristic)" : ""}, acknowledged by every participant`);
   } else {
     const errors = tx ? (tx.branches || []).filter((b) => b.last_error).map((b) => `${b.participant}: ${b.last_error}`) : [];
     setResolveStatus(`${txid} is still ${tx ? tx.state : "unknown"} after ${RESOLVE_WAIT_MS / 1000} s` +
@@ -597,14 +662,14 @@ function start() {
     search($("search-txid").value);
   });
   $("confirm-no").addEventListener("click", () => {
-    state.pendingResolve = null;
+    state.pendingAction = null;
     $("confirm").hidden = true;
   });
   $("confirm-yes").addEventListener("click", () => {
-    const pending = state.pendingResolve;
-    state.pendingResolve = null;
+    const action = state.pendingAction;
+    state.pendingAction = null;
     $("confirm").hidden = true;
-    if (pending) resolve(pending.txid);
+    if (action) action();
   });
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && !$("confirm").hidden) $("confirm-no").click();

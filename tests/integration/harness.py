@@ -207,9 +207,9 @@ def post(url, path, body, headers=None, timeout=30.0):
     return status, (obj if obj is not None else {"_raw": raw})
 
 
-def get(url, path, timeout=10.0):
+def get(url, path, timeout=10.0, headers=None):
     """GET; returns (status, json). A non-JSON reply gives {"_raw": text}."""
-    status, obj, raw, _ = request("GET", url, path, None, None, timeout)
+    status, obj, raw, _ = request("GET", url, path, None, headers, timeout)
     return status, (obj if obj is not None else {"_raw": raw})
 
 
@@ -233,18 +233,20 @@ def transfer_body(src_bank, src, dst_bank, dst, amount, timeout_ms=None, protoco
 
 
 def transfer(coordinator, src_bank, src, dst_bank, dst, amount, idem_key=None,
-             timeout_ms=None, protocol=None, http_timeout=30.0):
+             timeout_ms=None, protocol=None, http_timeout=30.0, headers=None):
     """Moves `amount` from src (in src_bank) to dst (in dst_bank) in one
     distributed transaction. Returns (status, json)."""
-    headers = {"Idempotency-Key": idem_key} if idem_key else None
+    headers = dict(headers or {})
+    if idem_key:
+        headers["Idempotency-Key"] = idem_key
     return post(_url_of(coordinator), "/v1/transactions",
                 transfer_body(src_bank, src, dst_bank, dst, amount, timeout_ms, protocol),
                 headers=headers, timeout=http_timeout)
 
 
-def prepared(agent):
+def prepared(agent, headers=None):
     """The txids an agent holds prepared (in doubt)."""
-    status, body = get(_url_of(agent), "/v1/transactions?state=prepared")
+    status, body = get(_url_of(agent), "/v1/transactions?state=prepared", headers=headers)
     assert status == 200, f"GET prepared on {_url_of(agent)}: {status} {body}"
     return [t["txid"] for t in body.get("transactions", [])]
 
@@ -592,6 +594,10 @@ class Cluster:
         os.makedirs(self.data_dir)
         self.coordinator = None
         self.failed = False
+        # Sent by the shorthands below to the coordinator and to the agents:
+        # bearer tokens when they run with --auth-file.
+        self.client_headers = None
+        self.peer_headers = None
         if start:
             try:
                 self.start()
@@ -664,13 +670,18 @@ class Cluster:
         return self.banks[name].process
 
     def transfer(self, src_bank, src, dst_bank, dst, amount, **kw):
-        return transfer(self.coord_url, src_bank, src, dst_bank, dst, amount, **kw)
+        return transfer(self.coord_url, src_bank, src, dst_bank, dst, amount, headers=self.client_headers, **kw)
 
     def post(self, path, body, headers=None, timeout=30.0):
-        return post(self.coord_url, path, body, headers, timeout)
+        return post(self.coord_url, path, body, dict(self.client_headers or {}, **(headers or {})), timeout)
 
     def get(self, path, timeout=10.0):
-        return get(self.coord_url, path, timeout)
+        return get(self.coord_url, path, timeout, headers=self.client_headers)
+
+    def agent_tx(self, name, txid):
+        """(status, json) of GET /v1/transactions/{txid} on agent `name`."""
+        return get(self.banks[name].url, f"/v1/transactions/{urllib.parse.quote(txid, safe='')}",
+                   headers=self.peer_headers)
 
     def balances(self, name):
         return balances(self.banks[name].db)
@@ -678,11 +689,14 @@ class Cluster:
     def journal(self, name, txid=None):
         return journal(self.banks[name].db, txid)
 
+    def journal_txids(self, name):
+        return sorted({row[0] for row in self.journal(name)})
+
     def seed(self, name):
         return seed_balances(self.bank_seeds[name])
 
     def prepared(self, name):
-        return prepared(self.banks[name].url)
+        return prepared(self.banks[name].url, headers=self.peer_headers)
 
     def eventually_balance(self, name, account, expected, timeout=30.0):
         def check():
@@ -743,6 +757,65 @@ class Cluster:
             self.failed = True
         self.close()
         return False
+
+
+# --------------------------------------------------------------------------
+# A 3PC transaction left in doubt (docs/operations.md, "A 3PC transaction in doubt")
+
+# Short deadlines, so that the agents' termination protocol starts within a few seconds.
+QUICK_3PC_CONFIG = dict(FAST_CONFIG, default_tx_timeout_ms=1500, termination_grace_ms=500, request_timeout_ms=500,
+                        connect_timeout_ms=300)
+# The same, with agents that forget a finished transaction within two seconds.
+FORGETFUL_3PC_CONFIG = dict(QUICK_3PC_CONFIG, outcome_retention_ms=1500, outcome_memory_ms=1000)
+# The coordinator's environment: killed -9 once every precommit is acknowledged, before its commit record.
+CRASH_BEFORE_3PC_COMMIT = {"COMMITD_FAILPOINTS": "coordinator.crash_before_3pc_commit_record"}
+
+
+def crash_coordinator_in_3pc_transfer(c):
+    """Sends a 3PC transfer of 30 from bank-a's alice to bank-b's bob to a
+    coordinator whose failpoint kills it midway; waits until it died of it."""
+    try:
+        status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc", http_timeout=10)
+        raise AssertionError(f"the coordinator answered instead of crashing: {status} {body}")
+    except OSError:
+        pass
+    rc = c.coordinator.wait_exit(10)
+    assert rc == -signal.SIGKILL, f"commitd did not die at {c.coordinator_env}: rc={rc}"
+
+
+def leave_3pc_transfer_in_doubt(c):
+    """With a cluster started with FORGETFUL_3PC_CONFIG and CRASH_BEFORE_3PC_COMMIT:
+    the coordinator dies during a 3PC transfer, the agents commit it by
+    termination and forget it, and the coordinator, started again without its
+    failpoint, finds the transfer's outcome in doubt. Returns its txid."""
+    crash_coordinator_in_3pc_transfer(c)
+    c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"] - 30, timeout=30)
+    c.eventually_balance("bank-b", "bob", c.seed("bank-b")["bob"] + 30, timeout=30)
+    c.eventually_nothing_prepared(timeout=30)
+    txids = c.journal_txids("bank-a")
+    assert len(txids) == 1, txids
+    txid = txids[0]
+    for name in ("bank-a", "bank-b"):
+        def forgotten(name=name):
+            status, body = c.agent_tx(name, txid)
+            return status == 200 and body["state"] == "unknown"
+        eventually(forgotten, timeout=30, what=f"{name} forgot {txid}")
+    restart_coordinator_in_doubt(c, txid)
+    return txid
+
+
+def restart_coordinator_in_doubt(c, txid):
+    """Starts the stopped coordinator without failpoints and waits until it
+    reports the 3PC transaction txid in doubt. Returns the transaction."""
+    c.coordinator.start(env={})
+    c.wait_coordinator()
+
+    def in_doubt():
+        status, tx = c.tx_status(txid)
+        assert status == 200, (status, tx)
+        errors = [b.get("last_error", "") for b in tx.get("branches", [])]
+        return tx["outcome"] == "pending" and all("in doubt" in e for e in errors) and tx
+    return eventually(in_doubt, timeout=20, what=f"{txid} reported in doubt")
 
 
 # --------------------------------------------------------------------------

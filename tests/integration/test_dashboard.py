@@ -3,7 +3,8 @@ headless_chromium.py) against a coordinator and two agents with --auth-file:
 the page asks for a token, shows the participants and a transaction left in
 doubt, hides the resolve action from a read-only token, and resolves the
 in-doubt transaction for an admin token (click, confirm) until the
-coordinator reports it settled. Screenshots go to the test's output
+coordinator reports it settled; a 3PC transaction left undecided in doubt is
+forced the same way, heuristically. Screenshots go to the test's output
 directory (build/release/test-output/test_dashboard, or $COMMITD_TEST_OUTPUT).
 
 Skipped (exit 77) only when chromium is not installed.
@@ -42,10 +43,13 @@ def output_dir():
     return out
 
 
-def secure_cluster(config=CONFIG, agent_env=None, balance=None):
+def secure_cluster(config=CONFIG, agent_env=None, coordinator_env=None, balance=None):
     """bank-a, bank-b and c1 with --auth-file and their peer tokens; every
-    account starts with `balance` if given (else the example's seeds)."""
-    c = Cluster(config=config, agent_env=agent_env, start=False)
+    account starts with `balance` if given (else the example's seeds). The
+    cluster's shorthands call the coordinator as the client, the agents as c1."""
+    c = Cluster(config=config, agent_env=agent_env, coordinator_env=coordinator_env, start=False)
+    c.client_headers = bearer(TOKENS["client"])
+    c.peer_headers = bearer(TOKENS["c1"])
     if balance is not None:
         for name, accounts in (("bank-a", ("alice", "carol", "erin", "grace")), ("bank-b", ("bob", "dave", "frank", "heidi"))):
             seed = os.path.join(c.dir, f"seed-{name}.sql")
@@ -81,8 +85,8 @@ def api_get(c, path):
     return harness.request("GET", c.url, path, headers=bearer(TOKENS["reader"]))[:2]
 
 
-def in_doubt_at_coordinator(c):
-    status, body = api_get(c, "/v1/transactions?state=in_doubt")
+def listed_at_coordinator(c, state):
+    status, body = api_get(c, f"/v1/transactions?state={state}")
     assert status == 200, (status, body)
     return [t["txid"] for t in body["transactions"]]
 
@@ -94,6 +98,16 @@ def use_token(page, token):
 
 def text_of(page, selector):
     return page.evaluate(f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''")
+
+
+def shown(page, selector):
+    return page.evaluate(f"!!document.querySelector({json.dumps(selector)})")
+
+
+def wait_for_next_refresh(page):
+    """Waits until the page has drawn every table once more."""
+    drawn = text_of(page, "#updated")
+    page.wait_for(f"document.getElementById('updated').textContent !== {json.dumps(drawn)}", what="the next refresh")
 
 
 def assert_no_script_errors(page):
@@ -115,7 +129,7 @@ def test_resolve_in_doubt_through_the_page():
                                        headers=bearer(TOKENS["client"])), status, "a bank-a transaction")
         body = expect_status(transfer(c, "alice", "bob", 10, timeout_ms=600000), 200, "transfer left in doubt")
         txid = body["txid"]
-        eventually(lambda: txid in in_doubt_at_coordinator(c), 20, what="the coordinator lists it in doubt")
+        eventually(lambda: txid in listed_at_coordinator(c, "in_doubt"), 20, what="the coordinator lists it in doubt")
         assert txid in harness.prepared_in_db(c.bank("bank-b").db)
 
         page = browser.new_page(1400, 1100)
@@ -168,7 +182,7 @@ def test_resolve_in_doubt_through_the_page():
         c.agent("bank-b").wait_healthy()
         eventually(lambda: txid not in harness.prepared_in_db(c.bank("bank-b").db), 30,
                    what="bank-b applied the commit")
-        assert txid in in_doubt_at_coordinator(c), "settled without the page"
+        assert txid in listed_at_coordinator(c, "in_doubt"), "settled without the page"
 
         # Resolve through the page: click, then confirm.
         page.click(f"[data-resolve=\"{txid}\"]")
@@ -182,11 +196,121 @@ def test_resolve_in_doubt_through_the_page():
 
         code, tx = api_get(c, f"/v1/transactions/{txid}")
         assert code == 200 and tx["state"] == "finished" and tx["outcome"] == "committed", tx
-        assert txid not in in_doubt_at_coordinator(c)
+        assert txid not in listed_at_coordinator(c, "in_doubt")
         assert c.balances("bank-b")["bob"] == c.seed("bank-b")["bob"] + 10
         page.screenshot(os.path.join(out, "dashboard-resolved.png"))
         assert_no_script_errors(page)
         harness.log(f"screenshots in {out}")
+
+
+def test_force_a_3pc_transaction_in_doubt_through_the_page():
+    """A 3PC transfer whose agents committed it by termination and forgot it
+    while the coordinator was down is undecided and in doubt: the page lists
+    it as in doubt only, offers a reader no force, changes nothing when the
+    admin cancels, and forces commit when the admin confirms; the heuristic
+    commit is delivered and the banks keep the transfer."""
+    out = output_dir()
+    c = secure_cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT)
+    with c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        txid = harness.leave_3pc_transfer_in_doubt(c)
+        # Undecided, so the coordinator lists it under both states.
+        assert txid in listed_at_coordinator(c, "in_doubt") and txid in listed_at_coordinator(c, "pending")
+
+        page = browser.new_page(1400, 1100)
+        page.navigate(c.url + "/ui/")
+        page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
+        use_token(page, TOKENS["reader"])
+        page.wait_for("document.getElementById('access').textContent.includes('read-only')", what="read-only access")
+        row = f'#in-doubt tr[data-txid="{txid}"]'
+        page.wait_for(f"document.querySelector({json.dumps(row + ' [data-branch=bank-b]')})", what="the in-doubt row")
+        wait_for_next_refresh(page)
+        assert shown(page, row), "the in-doubt row went away"
+        assert not shown(page, f'#in-flight tr[data-txid="{txid}"]'), text_of(page, "#in-flight")
+        assert "bank-a: unknown" in text_of(page, row) and "bank-b: unknown" in text_of(page, row), text_of(page, row)
+        assert not shown(page, "[data-force]"), "a reader was offered force"
+
+        use_token(page, TOKENS["admin"])
+        page.wait_for("document.getElementById('access').textContent.includes('admin')", what="admin access")
+        page.wait_for(f"document.querySelector({json.dumps(row + ' [data-force=commit]')})", what="the force actions")
+        assert shown(page, row + " [data-force=abort]") and not shown(page, row + " [data-resolve]"), text_of(page, row)
+        page.screenshot(os.path.join(out, "dashboard-3pc-in-doubt.png"))
+
+        for outcome in ("abort", "commit"):
+            page.click(f"{row} [data-force={outcome}]")
+            page.wait_for("!document.getElementById('confirm').hidden", what=f"the confirmation of force {outcome}")
+            text = text_of(page, "#confirm-text")
+            assert txid in text and "heuristic" in text and "every participant's database" in text, text
+            assert text_of(page, "#confirm-yes") == f"Force {outcome}", text_of(page, "#confirm-yes")
+            page.click("#confirm-no")
+            page.wait_for("document.getElementById('confirm').hidden", what="the dialog closed")
+        time.sleep(1)
+        _, tx = api_get(c, f"/v1/transactions/{txid}")
+        assert tx["outcome"] == "pending" and tx.get("in_doubt") is True, tx
+        assert page.evaluate("document.getElementById('resolve-status').hidden"), text_of(page, "#resolve-status")
+        assert "heuristic_decision" not in c.coordinator.log_text()
+
+        # The operator checked both banks (each applied the transfer) and forces commit.
+        page.click(f"{row} [data-force=commit]")
+        page.wait_for("!document.getElementById('confirm').hidden", what="the confirmation")
+        page.screenshot(os.path.join(out, "dashboard-3pc-force-confirmation.png"))
+        page.click("#confirm-yes")
+        status = page.wait_for("(t => t.includes('settled') ? t : '')(document.getElementById('resolve-status').textContent)",
+                               timeout=30, what="the page reporting the transaction settled")
+        assert txid in status and "committed (heuristic)" in status, status
+        assert not page.evaluate("document.getElementById('resolve-status').classList.contains('bad')"), status
+        page.wait_for(f"!document.querySelector({json.dumps(row)})", what="the row leaving the in-doubt table")
+
+        code, tx = api_get(c, f"/v1/transactions/{txid}")
+        assert code == 200 and (tx["state"], tx["outcome"], tx.get("heuristic")) == ("finished", "committed", True), tx
+        assert txid not in listed_at_coordinator(c, "in_doubt") and txid not in listed_at_coordinator(c, "pending")
+        a, b = c.balances("bank-a"), c.balances("bank-b")
+        assert (a["alice"], b["bob"]) == (c.seed("bank-a")["alice"] - 30, c.seed("bank-b")["bob"] + 30), (a, b)
+        assert sum(a.values()) + sum(b.values()) == sum(c.seed("bank-a").values()) + sum(c.seed("bank-b").values())
+        assert c.journal_txids("bank-a") == c.journal_txids("bank-b") == [txid]
+        page.screenshot(os.path.join(out, "dashboard-3pc-forced.png"))
+        assert_no_script_errors(page)
+
+
+def test_force_answers_fail_closed():
+    """The page's reading of a force's answer: only a well-formed 200 for
+    this txid and outcome stands; anything else is reported as refused, not
+    recorded, or not understood."""
+    with Cluster() as c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        page = browser.new_page()
+        page.navigate(c.url + "/ui/")
+        page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
+        answers = {
+            "forced": (200, {"txid": "t1", "outcome": "committed", "forced": True, "heuristic": True}),
+            "already": (200, {"txid": "t1", "outcome": "committed", "forced": False}),
+            "other_outcome": (200, {"txid": "t1", "outcome": "aborted", "forced": True, "heuristic": True}),
+            "other_txid": (200, {"txid": "t2", "outcome": "committed", "forced": True, "heuristic": True}),
+            "not_heuristic": (200, {"txid": "t1", "outcome": "committed", "forced": True}),
+            "not_json": (200, None),
+            "created": (201, {"txid": "t1", "outcome": "committed", "forced": True, "heuristic": True}),
+            "conflict": (409, {"error": {"code": "decision_conflict", "message": "t1 is already decided aborted"}}),
+            "storage": (503, {"error": {"code": "storage_error", "message": "disk full"}}),
+            "unreachable": (0, None),
+        }
+        got = page.evaluate(f"""(() => {{
+            const answers = {json.dumps(answers)};
+            const out = {{}};
+            for (const [name, [status, json]] of Object.entries(answers)) {{
+              const ok = status >= 200 && status < 300;
+              const message = ok ? "" : status ? `${{json.error.code}}: ${{json.error.message}}` : "cannot reach the coordinator";
+              out[name] = forceAnswer("t1", "commit", {{status, ok, json, text: "", message}});
+            }}
+            return out;
+        }})()""")
+        stands = {name for name, answer in got.items() if answer["stands"]}
+        assert stands == {"forced", "already"}, got
+        assert "recorded as heuristic" in got["forced"]["text"], got
+        assert "nothing forced" in got["already"]["text"], got
+        for name in ("other_outcome", "other_txid", "not_heuristic", "not_json", "created"):
+            assert "not understood" in got[name]["text"], (name, got[name])
+        assert "refused: decision_conflict" in got["conflict"]["text"], got
+        assert "not recorded: storage_error" in got["storage"]["text"], got
+        assert "no answer" in got["unreachable"]["text"], got
+        assert_no_script_errors(page)
 
 
 # Two scrapes of the metrics the page reads: between them 60 commits and 10

@@ -17,11 +17,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import FAST_CONFIG, Cluster, eventually, expect_status, reason_of  # noqa: E402
+from harness import Cluster, eventually, expect_status, reason_of  # noqa: E402
 
-# Short deadlines so that termination starts within a few seconds.
-CONFIG = dict(FAST_CONFIG, default_tx_timeout_ms=1500, termination_grace_ms=500, request_timeout_ms=500,
-              connect_timeout_ms=300)
+CONFIG = harness.QUICK_3PC_CONFIG
 
 
 def test_3pc_transfer_commits():
@@ -48,27 +46,17 @@ def test_3pc_no_vote_aborts():
         assert c.balances("bank-a") == c.seed("bank-a") and c.balances("bank-b") == c.seed("bank-b")
 
 
-def _kill_coordinator_mid_3pc(failpoint, config=CONFIG):
+def _kill_coordinator_mid_3pc(failpoint):
     """Starts a 3PC transfer whose coordinator SIGKILLs itself at `failpoint`.
     Returns the cluster with the coordinator dead (never restarted)."""
-    c = Cluster(config=config, coordinator_env={"COMMITD_FAILPOINTS": failpoint})
+    c = Cluster(config=CONFIG, coordinator_env={"COMMITD_FAILPOINTS": failpoint})
     try:
-        try:
-            status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc", http_timeout=10)
-            raise AssertionError(f"the coordinator answered instead of crashing: {status} {body}")
-        except OSError:
-            pass
-        rc = c.coordinator.wait_exit(10)
-        assert rc == -signal.SIGKILL, f"commitd did not die at {failpoint}: rc={rc}"
+        harness.crash_coordinator_in_3pc_transfer(c)
     except BaseException:
         c.failed = True
         c.close()
         raise
     return c
-
-
-def _journal_txids(c, name):
-    return sorted({row[0] for row in c.journal(name)})
 
 
 def test_coordinator_killed_after_every_precommit_ack_commits_without_it():
@@ -80,7 +68,7 @@ def test_coordinator_killed_after_every_precommit_ack_commits_without_it():
         c.eventually_nothing_prepared(timeout=30)
         harness.log(f"both agents committed {time.monotonic() - started:.2f} s after the coordinator died")
         assert not c.coordinator.alive(), "the coordinator was restarted"
-        a, b = _journal_txids(c, "bank-a"), _journal_txids(c, "bank-b")
+        a, b = c.journal_txids("bank-a"), c.journal_txids("bank-b")
         assert len(a) == 1 and a == b, (a, b)
         # The termination protocol decided it: the agents' logs say so.
         logs = c.agent("bank-a").log_text() + c.agent("bank-b").log_text()
@@ -99,35 +87,14 @@ def test_coordinator_back_after_the_agents_forgot_leaves_the_outcome_in_doubt():
     # "unknown_transaction" says neither commit nor abort: nothing is decided,
     # and no abort reaches the agents (an abort of an unknown txid would leave
     # a tombstone, and a client retrying would hear "aborted").
-    config = dict(CONFIG, outcome_retention_ms=1500, outcome_memory_ms=1000)
-    c = _kill_coordinator_mid_3pc("coordinator.crash_before_3pc_commit_record", config=config)
-    with c:
-        c.eventually_balance("bank-a", "alice", 70, timeout=30)
-        c.eventually_balance("bank-b", "bob", 80, timeout=30)
-        c.eventually_nothing_prepared(timeout=30)
-        txids = _journal_txids(c, "bank-a")
-        assert len(txids) == 1, txids
-        txid = txids[0]
-        for name in ("bank-a", "bank-b"):
-            def forgotten(name=name):
-                status, body = harness.get(c.bank(name).url, f"/v1/transactions/{txid}")
-                return status == 200 and body["state"] == "unknown"
-            eventually(forgotten, timeout=30, what=f"{name} forgot {txid}")
-        c.coordinator.start(env={})
-        c.wait_coordinator()
-
-        def in_doubt():
-            status, tx = c.tx_status(txid)
-            assert status == 200, (status, tx)
-            errors = [b.get("last_error", "") for b in tx.get("branches", [])]
-            return tx["outcome"] == "pending" and all("in doubt" in e for e in errors) and tx
-        eventually(in_doubt, timeout=20, what=f"{txid} reported in doubt")
+    with Cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT) as c:
+        txid = harness.leave_3pc_transfer_in_doubt(c)
         time.sleep(2)  # several precommit rounds later, still undecided
         status, tx = c.tx_status(txid)
         assert status == 200 and tx["outcome"] == "pending", (status, tx)
         assert c.coordinator.log_text().count("precommit_outcome_unknown") == 2, "logged once per participant"
         for name in ("bank-a", "bank-b"):
-            status, body = harness.get(c.bank(name).url, f"/v1/transactions/{txid}")
+            status, body = c.agent_tx(name, txid)
             assert status == 200 and body["state"] == "unknown", (name, body)
         assert c.balances("bank-a")["alice"] == 70 and c.balances("bank-b")["bob"] == 80
         assert tx.get("in_doubt") is True and [b["state"] for b in tx["branches"]] == ["unknown", "unknown"], tx
@@ -138,9 +105,7 @@ def test_coordinator_back_after_the_agents_forgot_leaves_the_outcome_in_doubt():
         # SIGTERM does not wait for it: the record stays for the next start.
         assert c.coordinator.terminate(timeout=8) == 0, "commitd did not stop cleanly on SIGTERM"
         assert "shutdown_done" in c.coordinator.log_text()
-        c.coordinator.start(env={})
-        c.wait_coordinator()
-        eventually(in_doubt, timeout=20, what=f"{txid} in doubt again after the restart")
+        harness.restart_coordinator_in_doubt(c, txid)
 
         status = subprocess.run([harness.bin_path("commitctl"), "--coordinator", c.url, "status", "--json"],
                                 capture_output=True, text=True, timeout=30)
