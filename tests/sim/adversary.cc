@@ -9,7 +9,6 @@
 namespace commitd::sim {
 namespace {
 
-constexpr int64_t kCallTimeoutMs = 10'000;
 // No force this close to a replaced log: a request delayed (up to 1 s of
 // outlier) or duplicated in the network could reach the new, empty log.
 constexpr int64_t kWipeQuietMs = 1'500;
@@ -46,7 +45,7 @@ const char* Adversary::NameOf(Actor a) {
 }
 
 Adversary::Adversary(Context& ctx, AdversaryTargets targets, bool outsider, std::string only)
-    : ctx_(ctx), targets_(std::move(targets)), outsider_(outsider), only_(std::move(only)) {
+    : ctx_(ctx), caller_(ctx, kNode), targets_(std::move(targets)), outsider_(outsider), only_(std::move(only)) {
   for (const auto& [bank, ids] : targets_.accounts) banks_.push_back(bank);
   ctx_.network.AddNode(kNode, [](const Request&, Responder respond) {
     respond({404, {{"error", {{"code", "not_found"}, {"message", "nothing here"}}}}});
@@ -88,19 +87,7 @@ void Adversary::Plan(int64_t from_ms, int64_t until_ms) {
 }
 
 void Adversary::Call(const std::string& to, Request request, std::function<void(const Response&)> on_answer) {
-  ++in_flight_;
-  const std::string label = request.method + " " + request.target;
-  ctx_.network.Call(kNode, to, std::move(request), kCallTimeoutMs,
-                    [this, to, label, on_answer = std::move(on_answer)](Result<Response> r) {
-                      --in_flight_;
-                      if (!r.ok()) {
-                        ctx_.Log(kNode, label + " -> " + to + ": " + r.status().message());
-                        return;
-                      }
-                      ctx_.Log(kNode, label + " -> " + to + ": " + std::to_string(r->status) + " " +
-                                          (r->body.is_null() ? "" : r->body.dump()));
-                      if (on_answer) on_answer(*r);
-                    });
+  caller_.Call(to, std::move(request), std::move(on_answer));
 }
 
 std::string Adversary::Pick(const std::vector<std::string>& from) {

@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/sim/api_caller.h"
 #include "tests/sim/context.h"
 
 namespace commitd::sim {
@@ -71,7 +72,7 @@ class Adversary {
   // Schedules this seed's actions in [from_ms, until_ms].
   void Plan(int64_t from_ms, int64_t until_ms);
   // Nothing in flight.
-  bool idle() const { return in_flight_ == 0; }
+  bool idle() const { return caller_.in_flight() == 0; }
   uint64_t actions() const { return actions_; }
 
  private:
@@ -98,11 +99,11 @@ class Adversary {
   void SendToAgent(const std::string& what, const std::string& txid, const std::string& bank);
 
   Context& ctx_;
+  ApiCaller caller_;
   AdversaryTargets targets_;
   bool outsider_;
   std::string only_;
   std::vector<std::string> banks_;
-  uint64_t in_flight_ = 0;
   uint64_t actions_ = 0;
   uint64_t next_key_ = 0;
   uint64_t next_made_up_ = 0;

@@ -5,37 +5,20 @@
 namespace commitd::sim {
 namespace {
 
-constexpr int64_t kCallTimeoutMs = 10'000;
 constexpr int64_t kPollMs = 500;
 
 }  // namespace
 
 Operator::Operator(Context& ctx, std::string node, std::string coordinator, std::vector<std::string> banks)
-    : ctx_(ctx), node_(std::move(node)), coordinator_(std::move(coordinator)), banks_(std::move(banks)) {}
+    : ctx_(ctx), caller_(ctx, std::move(node)), coordinator_(std::move(coordinator)), banks_(std::move(banks)) {}
 
 void Operator::OnHealed() {
   busy_ = true;
   Poll();
 }
 
-void Operator::Call(const std::string& to, Request request, std::function<void(const Response&)> on_answer) {
-  ++in_flight_;
-  const std::string label = request.method + " " + request.target;
-  ctx_.network.Call(node_, to, std::move(request), kCallTimeoutMs,
-                    [this, to, label, on_answer = std::move(on_answer)](Result<Response> r) {
-                      --in_flight_;
-                      if (!r.ok()) {
-                        ctx_.Log(node_, label + " -> " + to + ": " + r.status().message());
-                        return;
-                      }
-                      ctx_.Log(node_, label + " -> " + to + ": " + std::to_string(r->status) + " " +
-                                          (r->body.is_null() ? "" : r->body.dump()));
-                      if (on_answer) on_answer(*r);
-                    });
-}
-
 void Operator::Poll() {
-  Call(coordinator_, Request{"GET", "/v1/transactions?state=in_doubt", nullptr}, [this](const Response& r) {
+  caller_.Call(coordinator_, Request{"GET", "/v1/transactions?state=in_doubt", nullptr}, [this](const Response& r) {
     bool any = false;
     if (r.status == 200 && r.body.is_object() && r.body.contains("transactions")) {
       for (const auto& t : r.body["transactions"]) {
@@ -48,7 +31,7 @@ void Operator::Poll() {
     }
     busy_ = any || r.status != 200;
   });
-  ctx_.scheduler.After(kPollMs, node_, [this] { Poll(); });
+  ctx_.scheduler.After(kPollMs, caller_.node(), [this] { Poll(); });
 }
 
 // First what the agents say (a 3PC record precommitted anywhere is
@@ -58,17 +41,17 @@ void Operator::Settle(const std::string& txid) {
   if (branches.empty()) branches.insert(banks_.begin(), banks_.end());
   auto commit = std::make_shared<bool>(ctx_.checker.ShouldCommit(txid));
   for (const auto& b : branches) {
-    Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr}, [commit](const Response& state) {
+    caller_.Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr}, [commit](const Response& state) {
       const std::string s = state.body.is_object() ? state.body.value("state", "") : "";
       if (s == "precommitted" || s == "committing" || s == "committed") *commit = true;
     });
   }
-  ctx_.scheduler.After(kPollMs / 2, node_, [this, txid, branches, commit] {
+  ctx_.scheduler.After(kPollMs / 2, caller_.node(), [this, txid, branches, commit] {
     nlohmann::json participants = nlohmann::json::array();
     for (const auto& b : branches) participants.push_back({{"name", b}});
     const bool forced_commit = *commit || ctx_.checker.ShouldCommit(txid);
-    ctx_.Log(node_, "OPERATOR settles " + txid + ": " + (forced_commit ? "commit" : "abort"));
-    Call(coordinator_, Request{"POST", "/v1/admin/transactions/" + txid + "/force",
+    ctx_.Log(caller_.node(), "OPERATOR settles " + txid + ": " + (forced_commit ? "commit" : "abort"));
+    caller_.Call(coordinator_, Request{"POST", "/v1/admin/transactions/" + txid + "/force",
                                {{"outcome", forced_commit ? "commit" : "abort"},
                                 {"participants", std::move(participants)},
                                 {"reason", "settled by the operator"}}},

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/sim/api_caller.h"
 #include "tests/sim/context.h"
 
 namespace commitd::sim {
@@ -25,18 +26,16 @@ class Operator {
 
   void OnHealed();
   // Nothing in flight, and the last listing found nothing in doubt.
-  bool idle() const { return in_flight_ == 0 && !busy_; }
+  bool idle() const { return caller_.in_flight() == 0 && !busy_; }
 
  private:
   void Poll();
   void Settle(const std::string& txid);
-  void Call(const std::string& to, Request request, std::function<void(const Response&)> on_answer);
 
   Context& ctx_;
-  std::string node_;
+  ApiCaller caller_;
   std::string coordinator_;
   std::vector<std::string> banks_;
-  uint64_t in_flight_ = 0;
   bool busy_ = false;
 };
 

@@ -48,6 +48,20 @@ wire::Vote No(const std::string& txid, const std::string& reason) {
 
 Engine MakeEngine() { return Engine(EngineOptions{"http://coord", 50, 400}); }
 
+// A transfer decided commit and acked by every participant: its finished mark
+// is the last action taken.
+void CommittedAndAcked(Engine& e, const std::string& txid) {
+  e.Start(Transfer(txid), 0);
+  e.TakeActions();
+  e.OnVote(txid, "bank-a", Yes(txid), 0);
+  e.OnVote(txid, "bank-b", Yes(txid), 0);
+  e.OnDecisionPersisted(txid, Status::Ok(), 0);
+  e.TakeActions();
+  e.OnDecisionAcked(txid, "bank-a", Status::Ok(), 0);
+  e.OnDecisionAcked(txid, "bank-b", Status::Ok(), 0);
+  REQUIRE(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+}
+
 }  // namespace
 
 TEST_CASE("all yes: commit is persisted before the client hears it and before any commit is sent") {
@@ -184,15 +198,7 @@ TEST_CASE("commit delivery is retried with capped exponential backoff until acke
 
 TEST_CASE("a finished mark whose write failed is written again with capped backoff; the transaction stays visible") {
   Engine e = MakeEngine();  // initial 50 ms, cap 400 ms
-  e.Start(Transfer("t5f"), 0);
-  e.TakeActions();
-  e.OnVote("t5f", "bank-a", Yes("t5f"), 0);
-  e.OnVote("t5f", "bank-b", Yes("t5f"), 0);
-  e.OnDecisionPersisted("t5f", Status::Ok(), 0);
-  e.TakeActions();
-  e.OnDecisionAcked("t5f", "bank-a", Status::Ok(), 0);
-  e.OnDecisionAcked("t5f", "bank-b", Status::Ok(), 0);
-  REQUIRE(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+  CommittedAndAcked(e, "t5f");
 
   int64_t now = 0;
   int64_t last_write = 0;
@@ -232,15 +238,7 @@ TEST_CASE("a finished mark whose write failed is written again with capped backo
 
 TEST_CASE("a finished mark for a record the log does not hold is not written again") {
   Engine e = MakeEngine();
-  e.Start(Transfer("t5n"), 0);
-  e.TakeActions();
-  e.OnVote("t5n", "bank-a", Yes("t5n"), 0);
-  e.OnVote("t5n", "bank-b", Yes("t5n"), 0);
-  e.OnDecisionPersisted("t5n", Status::Ok(), 0);
-  e.TakeActions();
-  e.OnDecisionAcked("t5n", "bank-a", Status::Ok(), 0);
-  e.OnDecisionAcked("t5n", "bank-b", Status::Ok(), 0);
-  REQUIRE(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+  CommittedAndAcked(e, "t5n");
   e.OnFinishedPersisted("t5n", Status::NotFound("no decision recorded for t5n"), 1);
   CHECK_FALSE(e.Find("t5n").has_value());
   e.Tick(10'000);
