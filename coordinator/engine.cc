@@ -473,8 +473,10 @@ void Engine::OnFinishedPersisted(const std::string& txid, const Status& status, 
   auto it = txs_.find(txid);
   if (it == txs_.end() || it->second.phase != Phase::kFinishing) return;
   Tx& tx = it->second;
-  if (!status.ok() && status.code() != StatusCode::kNotFound) {
+  const bool room = tx.finish_backoff_ms != 0 || unmarked_ < static_cast<std::size_t>(options_.max_unmarked);
+  if (!status.ok() && status.code() != StatusCode::kNotFound && room) {
     // Still unfinished in the log: it stays here, visible, until a write succeeds.
+    if (tx.finish_backoff_ms == 0) ++unmarked_;
     tx.finish_backoff_ms = tx.finish_backoff_ms == 0 ? options_.retry_initial_ms
                                                      : std::min(tx.finish_backoff_ms * 2, options_.retry_max_ms);
     tx.finish_retry_ms = now_ms + tx.finish_backoff_ms;
@@ -643,6 +645,7 @@ void Engine::SetPhase(Tx& tx, Phase phase) {
 
 void Engine::Erase(std::unordered_map<std::string, Tx>::iterator it) {
   if (it->second.phase == Phase::kDeciding) --deciding_;
+  if (it->second.finish_backoff_ms != 0) --unmarked_;
   for (const Branch& b : it->second.branches) {
     if (b.sending) --sending_to_[b.participant.name];
     if (b.precommit_sending) --sending_to_[b.participant.name];

@@ -125,6 +125,11 @@ struct EngineOptions {
   // Decisions sent to one participant and not answered yet; more wait for a later tick.
   int64_t deliveries_per_participant = Config{}.deliveries_per_participant;
   std::string log_id;  // put in prepare requests: the decision log's identity
+  // Transactions kept to write their finished mark again after it failed;
+  // beyond this many one is let go (its record stays unfinished, and the
+  // next start or leader delivers it again), so a log that refuses every
+  // write cannot grow the engine without bound.
+  int64_t max_unmarked = Config{}.max_in_flight;
 };
 
 // Where a transaction the coordinator holds is.
@@ -184,7 +189,7 @@ class Engine {
   void OnDecisionAcked(const std::string& txid, const std::string& participant, const Status& status,
                        int64_t now_ms);
   // A failed mark is written again later (capped doubling), unless the log
-  // holds no record to mark (NotFound).
+  // holds no record to mark (NotFound) or max_unmarked are waiting already.
   void OnFinishedPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   // 3PC.
   void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
@@ -223,6 +228,9 @@ class Engine {
   // Decided transactions whose decision record is not durable yet (their clients wait).
   std::size_t awaiting_record() const { return deciding_; }
   std::size_t active() const { return txs_.size(); }
+  bool holds(const std::string& txid) const { return txs_.count(txid) != 0; }
+  // Transactions waiting to write their finished mark again.
+  std::size_t unmarked() const { return unmarked_; }
 
  private:
   enum class Phase { kPreparing, kPrecommitting, kPrecommitted, kDeciding, kDelivering, kFinishing };
@@ -312,6 +320,7 @@ class Engine {
   std::unordered_map<std::string, std::string> txid_by_key_;
   std::size_t undecided_ = 0;
   std::size_t deciding_ = 0;  // transactions in Phase::kDeciding
+  std::size_t unmarked_ = 0;  // transactions with finish_backoff_ms != 0
   std::unordered_map<std::string, int64_t> sending_to_;  // participant -> decisions and precommits sent, not answered
   std::vector<Action> actions_;
 };

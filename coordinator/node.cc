@@ -17,6 +17,7 @@ EngineOptions EngineOptionsFor(const Config& config, std::string self_url) {
   eo.retry_initial_ms = config.retry_initial_ms;
   eo.retry_max_ms = config.retry_max_ms;
   eo.deliveries_per_participant = config.deliveries_per_participant;
+  eo.max_unmarked = config.max_in_flight;
   return eo;
 }
 
@@ -66,6 +67,7 @@ Node::InDoubt Node::in_doubt() const {
       if (v.in_doubt) ++counts.precommit_unknown;
       continue;
     }
+    if (v.state == TxState::kFinishing) continue;  // every participant acked; only its mark is missing
     if (v.heuristic) {
       ++counts.held;
     } else {
@@ -233,6 +235,7 @@ void Node::DropEngine(const std::string& why) {
   ++epoch_;
   failing_deliveries_.clear();
   precommit_unknown_logged_.clear();
+  unmarked_.clear();
   auto waiting = std::move(clients_);
   clients_.clear();
   for (auto& [token, done] : waiting) {
@@ -707,15 +710,27 @@ void Node::Execute(Action& a) {
     std::string txid = pf->txid;
     log_.MarkFinished(txid, pf->finished_ms, [this, txid, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;
-      const bool written_again_later = !s.ok() && s.code() != StatusCode::kNotFound;
-      if (written_again_later) {
-        ++metrics_.finished_mark_failures;
-        log::Warn("finished_mark_failed", Traced(txid, {{"txid", txid}, {"error", s.ToString()}}));
+      const bool failed = !s.ok() && s.code() != StatusCode::kNotFound;
+      if (failed) ++metrics_.finished_mark_failures;
+      engine_->OnFinishedPersisted(txid, s, timers_.NowMs());
+      if (failed && engine_->holds(txid)) {
+        if (unmarked_.insert(txid).second) {  // logged once per transaction, and once more when written
+          log::Warn("finished_mark_failed",
+                    Traced(txid, {{"txid", txid}, {"error", s.ToString()}, {"then", "written again with backoff"}}));
+        }
       } else {
+        if (failed) {
+          log::Warn("finished_mark_failed", Traced(txid, {{"txid", txid},
+                                                          {"error", s.ToString()},
+                                                          {"then", "left unfinished in the log: the next start "
+                                                                   "delivers it again"}}));
+        } else if (unmarked_.count(txid) != 0) {
+          log::Info("finished_mark_written", Traced(txid, {{"txid", txid}}));
+        }
+        unmarked_.erase(txid);
         traces_.erase(txid);
         precommit_unknown_logged_.erase(txid);
       }
-      engine_->OnFinishedPersisted(txid, s, timers_.NowMs());
       Pump();
     });
   } else if (auto* rc = std::get_if<action::ReplyClient>(&a)) {

@@ -24,9 +24,10 @@ void Operator::Poll() {
       for (const auto& t : r.body["transactions"]) {
         // Decided transactions still being delivered are listed too; the
         // coordinator settles those itself.
-        if (t.value("state", "") != "in_doubt" && !t.value("in_doubt", false)) continue;
+        const bool foreign = t.value("state", "") == "in_doubt";  // prepared under a replaced log
+        if (!foreign && !t.value("in_doubt", false)) continue;
         any = true;
-        Settle(t.value("txid", ""));
+        Settle(t.value("txid", ""), /*needs_forgotten=*/!foreign);
       }
     }
     busy_ = any || r.status != 200;
@@ -36,20 +37,34 @@ void Operator::Poll() {
 
 // First what the agents say (a 3PC record precommitted anywhere is
 // committing by termination), then the history.
-void Operator::Settle(const std::string& txid) {
+void Operator::Settle(const std::string& txid, bool needs_forgotten) {
   auto branches = ctx_.checker.BranchesOf(txid);
   if (branches.empty()) branches.insert(banks_.begin(), banks_.end());
-  auto commit = std::make_shared<bool>(ctx_.checker.ShouldCommit(txid));
+  struct Survey {
+    bool commit = false;
+    std::size_t answers = 0;
+    bool forgotten = false;  // some agent no longer knows the txid
+  };
+  auto survey = std::make_shared<Survey>();
+  survey->commit = ctx_.checker.ShouldCommit(txid);
   for (const auto& b : branches) {
-    caller_.Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr}, [commit](const Response& state) {
+    caller_.Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr}, [survey](const Response& state) {
+      ++survey->answers;
       const std::string s = state.body.is_object() ? state.body.value("state", "") : "";
-      if (s == "precommitted" || s == "committing" || s == "committed") *commit = true;
+      if (s == "precommitted" || s == "committing" || s == "committed") survey->commit = true;
+      if (s == "unknown") survey->forgotten = true;
     });
   }
-  ctx_.scheduler.After(kPollMs / 2, caller_.node(), [this, txid, branches, commit] {
+  ctx_.scheduler.After(kPollMs / 2, caller_.node(), [this, txid, branches, survey, needs_forgotten] {
+    // A 3PC transaction is in doubt only because a participant forgot it.
+    if (needs_forgotten && survey->answers == branches.size() && !survey->forgotten) {
+      ctx_.checker.Fail("in doubt without cause",
+                        txid + " is reported in doubt, but every participant still knows it");
+      return;
+    }
     nlohmann::json participants = nlohmann::json::array();
     for (const auto& b : branches) participants.push_back({{"name", b}});
-    const bool forced_commit = *commit || ctx_.checker.ShouldCommit(txid);
+    const bool forced_commit = survey->commit || ctx_.checker.ShouldCommit(txid);
     ctx_.Log(caller_.node(), "OPERATOR settles " + txid + ": " + (forced_commit ? "commit" : "abort"));
     caller_.Call(coordinator_, Request{"POST", "/v1/admin/transactions/" + txid + "/force",
                                {{"outcome", forced_commit ? "commit" : "abort"},

@@ -4,7 +4,9 @@
 // unknown_transaction after forgetting them), asks each branch's agent its
 // state, and forces commit if one is precommitted, committing or committed or
 // the history says commit (Checker::ShouldCommit), abort otherwise, naming
-// every branch. It polls until a listing finds nothing left in doubt.
+// every branch. It polls until a listing finds nothing left in doubt. A 3PC
+// transaction reported in doubt while every agent still knows it is a
+// violation ("in doubt without cause").
 #pragma once
 
 #include <cstdint>
@@ -30,7 +32,8 @@ class Operator {
 
  private:
   void Poll();
-  void Settle(const std::string& txid);
+  // needs_forgotten: a 3PC transaction in doubt, which some agent must no longer know.
+  void Settle(const std::string& txid, bool needs_forgotten);
 
   Context& ctx_;
   ApiCaller caller_;

@@ -168,9 +168,16 @@ void World::DrawProfile() {
   if (AgentsForgetDuringLoss()) {
     // Shorter than the coordinator's absence: a 3PC coordinator coming back
     // finds its precommits answered unknown_transaction (in doubt until the
-    // operator settles them), a 2PC one its commits.
+    // operator settles them), a 2PC one its commits. 3PC termination takes a
+    // peer that no longer knows a transaction for one that aborted it, so
+    // the retention must outlast every agent's absence and every message's
+    // delay (a limit of the protocol, not something to find here): this
+    // scenario crashes no agent and bounds delays well under a second.
     ctx_.config.outcome_retention_ms = 2'000 + static_cast<int64_t>(options_.seed % 7) * 1'000;
     ctx_.config.outcome_memory_ms = std::min(ctx_.config.outcome_memory_ms, ctx_.config.outcome_retention_ms);
+    if (crash_chance_ != 0 || 4 * (faults_.max_delay_ms + faults_.outlier_max_ms) > ctx_.config.outcome_retention_ms) {
+      checker_.Fail("simulation profile", "agents forget sooner than the faults allow");
+    }
   }
   char line[320];
   std::snprintf(line, sizeof line,

@@ -236,6 +236,31 @@ TEST_CASE("a finished mark whose write failed is written again with capped backo
   CHECK(e.active() == 0);
 }
 
+TEST_CASE("at most max_unmarked transactions wait to write their finished mark again; the rest are let go") {
+  EngineOptions options{"http://coord", 50, 400};
+  options.max_unmarked = 2;
+  Engine e(options);
+  for (const char* txid : {"m1", "m2", "m3"}) {
+    CommittedAndAcked(e, txid);
+    e.OnFinishedPersisted(txid, Status::IoError("disk full"), 1);
+  }
+  CHECK(e.holds("m1"));
+  CHECK(e.holds("m2"));
+  CHECK_FALSE(e.holds("m3"));  // its record stays unfinished: the next start delivers it again
+  CHECK(e.unmarked() == 2);
+  e.OnFinishedPersisted("m1", Status::IoError("disk full"), 2);  // one already waiting keeps its place
+  CHECK(e.holds("m1"));
+  e.Tick(1'000);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 2);
+  e.OnFinishedPersisted("m1", Status::Ok(), 1'001);
+  e.OnFinishedPersisted("m2", Status::Ok(), 1'001);
+  CHECK(e.unmarked() == 0);
+  CHECK(e.active() == 0);
+  CommittedAndAcked(e, "m4");
+  e.OnFinishedPersisted("m4", Status::IoError("disk full"), 1'002);
+  CHECK(e.holds("m4"));  // room again
+}
+
 TEST_CASE("a finished mark for a record the log does not hold is not written again") {
   Engine e = MakeEngine();
   CommittedAndAcked(e, "t5n");

@@ -378,6 +378,13 @@ TEST_CASE("a finished mark whose write failed keeps the transaction finishing an
   const auto* view = std::get_if<TxView>(&*seen);
   REQUIRE(view != nullptr);
   CHECK(view->state == TxState::kFinishing);
+  // Every participant acked: not in doubt, whatever keeps its mark from the log.
+  CHECK(f.node().in_doubt().undelivered == 0);
+  std::optional<TxList> listed;
+  f.node().ListTransactions({TxListState::kInDoubt, 100}, [&](TxList l) { listed = std::move(l); });
+  REQUIRE(listed.has_value());
+  REQUIRE(std::holds_alternative<std::vector<TxView>>(*listed));
+  CHECK(std::get<std::vector<TxView>>(*listed).empty());
 
   f.timers().Advance(Config{}.retry_initial_ms);  // written again, fails again
   f.Store();
