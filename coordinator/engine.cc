@@ -680,8 +680,10 @@ TxView Engine::View(const Tx& tx) const {
   v.protocol = tx.protocol;
   switch (tx.phase) {
     case Phase::kPreparing: v.state = TxState::kPreparing; break;
-    case Phase::kPrecommitting:
-    case Phase::kPrecommitted: v.state = TxState::kPrecommitting; break;
+    case Phase::kPrecommitting: v.state = TxState::kPrecommitting; break;
+    case Phase::kPrecommitted:  // or commit decided, its record to be written again
+      v.state = tx.commit_retry_ms != 0 ? TxState::kDeciding : TxState::kPrecommitting;
+      break;
     case Phase::kDeciding: v.state = TxState::kDeciding; break;
     case Phase::kDelivering: v.state = TxState::kDelivering; break;
     case Phase::kFinishing: v.state = TxState::kFinishing; break;

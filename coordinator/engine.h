@@ -136,7 +136,7 @@ struct EngineOptions {
 enum class TxState {
   kPreparing,      // collecting votes
   kPrecommitting,  // 3PC: writing the precommit record, or waiting for the precommits' acks
-  kDeciding,       // the decision record is being written
+  kDeciding,       // the decision record is being written (3PC: or written again after it failed)
   kDelivering,     // decided; the decision goes to every participant
   kFinishing,      // every participant acked; the finished mark is being written
   kInDoubt,        // prepared under another decision log: only an operator can settle it

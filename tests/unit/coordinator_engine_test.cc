@@ -693,6 +693,7 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   CHECK(replies[0].body["error"]["code"] == "storage_error");
   CHECK_FALSE(replies[0].body.contains("outcome"));  // not known to the client yet
   CHECK(e.Find("t")->outcome == Outcome::kPending);
+  CHECK(e.Find("t")->state == TxState::kDeciding);  // commit is decided; its record is written again
   CHECK(e.undecided() == 1);
   CHECK(e.TxidForIdempotencyKey("k") == std::optional<std::string>("t"));
 
