@@ -139,6 +139,16 @@ function total(m, name, keep) {
   return sum;
 }
 
+// Undecided transactions, as the in-flight table lists them: a 3PC one left in
+// doubt is counted (and listed) under in doubt instead. A coordinator without
+// the undecided gauge: everything it holds.
+function inFlightCount(m) {
+  const undecided = total(m, "commitd_transactions_undecided");
+  if (undecided === null) return total(m, "commitd_transactions_in_flight");
+  const settledByOperator = total(m, "commitd_transactions_in_doubt", (l) => l.kind === "precommit_unknown") || 0;
+  return Math.max(0, undecided - settledByOperator);
+}
+
 // A counter's increase between two samples (a restart resets it to its new value).
 function increase(before, after) {
   if (before === null || after === null) return null;
@@ -373,8 +383,7 @@ function renderRates(r) {
   const span = t - past.t;
   const cNow = outcomeCounters(m), cPast = outcomeCounters(past.m);
   const perS = (k) => (cNow && cPast && span > 0 ? increase(cPast[k], cNow[k]) / span : null);
-  const inFlight = m.has("commitd_transactions_in_flight") ? total(m, "commitd_transactions_in_flight")
-                                                            : total(m, "commitd_transactions_undecided");
+  const inFlight = inFlightCount(m);
   let inDoubt = total(m, "commitd_transactions_in_doubt");
   if (inDoubt === null) inDoubt = state.inDoubtCount !== undefined ? state.inDoubtCount : null;
   const items = [["committed/s", formatRate(perS("committed")), "committed_per_s"],
