@@ -207,9 +207,16 @@ void Node::AnswerForce(const std::string& txid, const Status& written) {
   auto done = std::move(it->second);
   forcing_.erase(it);
   if (!written.ok()) {
-    done(NodeError{written.code() == StatusCode::kConflict ? NodeErrorKind::kDecisionConflict
-                                                            : NodeErrorKind::kStorage,
-                   "the forced decision of " + txid + " was not recorded: " + written.message()});
+    const bool conflict = written.code() == StatusCode::kConflict;
+    std::string message = "the forced decision of " + txid + " was not recorded: " + written.message();
+    const auto view = conflict ? std::nullopt : engine_->Find(txid);
+    if (view && view->outcome == Outcome::kAborted) {
+      // Presumed abort: the engine delivers an abort whose record failed.
+      message += "; the abort is delivered to the participants anyway (an abort needs no record), and the "
+                 "precommit record stays: a restart resumes it, and participants that remember the abort "
+                 "settle it as aborted";
+    }
+    done(NodeError{conflict ? NodeErrorKind::kDecisionConflict : NodeErrorKind::kStorage, std::move(message)});
     return;
   }
   ++metrics_.heuristic;

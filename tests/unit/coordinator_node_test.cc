@@ -611,6 +611,31 @@ TEST_CASE("a 3PC transaction left in doubt is forced by an operator; the answer 
   CHECK(f.agents().Count("commit", "t-doubt") == 2);
 }
 
+TEST_CASE("a forced abort whose record could not be written is answered as delivered, not recorded") {
+  Fixture f;
+  DecisionRecord pre = Decided("t-doubt", Outcome::kPending);
+  pre.protocol = wire::Protocol::k3pc;
+  f.Insert(pre);
+  f.Start();
+  f.Store();
+  f.agents().precommits[0](PrecommitAnswer::kUnknownTransaction);
+  f.agents().precommits[1](PrecommitAnswer::kUnknownTransaction);
+  REQUIRE(f.node().in_doubt().precommit_unknown == 1);
+
+  f.queue().FailNext(Durability::kSyncNow, 1);
+  std::optional<ForceAnswer> forced;
+  f.node().Force({"t-doubt", Outcome::kAborted, {}, "checked by hand"}, [&](ForceAnswer a) { forced = std::move(a); });
+  f.Store();
+  REQUIRE(forced.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*forced));
+  const NodeError& error = std::get<NodeError>(*forced);
+  CHECK(error.kind == NodeErrorKind::kStorage);
+  CHECK(error.message.find("was not recorded") != std::string::npos);
+  CHECK(error.message.find("delivered to the participants anyway") != std::string::npos);
+  CHECK(f.agents().Count("abort", "t-doubt") == 2);  // presumed abort: delivered without its record
+  CHECK(f.Recorded("t-doubt")->outcome == Outcome::kPending);  // the precommit record stays
+}
+
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {
   Fixture f(/*max_in_flight=*/1);
   f.Start();
