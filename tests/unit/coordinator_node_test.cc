@@ -263,6 +263,15 @@ DecisionRecord Decided(const std::string& txid, Outcome outcome) {
   return r;
 }
 
+// A 3PC precommit record in the log, resumed by Start: its precommits are sent, not answered.
+void StartWithPrecommitRecord(Fixture& f, const std::string& txid) {
+  DecisionRecord pre = Decided(txid, Outcome::kPending);
+  pre.protocol = wire::Protocol::k3pc;
+  f.Insert(pre);
+  f.Start();
+  f.Store();
+}
+
 TEST_CASE("a participant's question about an unknown txid is answered only once the presumed abort is durable") {
   Fixture f;
   f.Start();
@@ -505,11 +514,7 @@ TEST_CASE("a force while the protocol still collects votes is refused") {
 
 TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one its participants leave undecided") {
   Fixture f;
-  DecisionRecord resumed = Decided("t-pre", Outcome::kPending);
-  resumed.protocol = wire::Protocol::k3pc;
-  f.Insert(resumed);
-  f.Start();
-  f.Store();
+  StartWithPrecommitRecord(f, "t-pre");
   REQUIRE(f.agents().Count("precommit", "t-pre") == 2);  // never answered in this test
 
   // A live 3PC transaction: its precommit record is written, its precommits
@@ -576,11 +581,7 @@ TEST_CASE("shutdown waits for a live 3PC transaction until its precommit deadlin
 
 TEST_CASE("a 3PC transaction left in doubt is forced by an operator; the answer comes once the record is written") {
   Fixture f;
-  DecisionRecord pre = Decided("t-doubt", Outcome::kPending);
-  pre.protocol = wire::Protocol::k3pc;
-  f.Insert(pre);
-  f.Start();
-  f.Store();
+  StartWithPrecommitRecord(f, "t-doubt");
   REQUIRE(f.agents().precommits.size() == 2);
   std::optional<ForceAnswer> early;
   f.node().Force({"t-doubt", Outcome::kCommitted, {}, ""}, [&](ForceAnswer a) { early = std::move(a); });
@@ -613,11 +614,7 @@ TEST_CASE("a 3PC transaction left in doubt is forced by an operator; the answer 
 
 TEST_CASE("a forced abort whose record could not be written is answered as delivered, not recorded") {
   Fixture f;
-  DecisionRecord pre = Decided("t-doubt", Outcome::kPending);
-  pre.protocol = wire::Protocol::k3pc;
-  f.Insert(pre);
-  f.Start();
-  f.Store();
+  StartWithPrecommitRecord(f, "t-doubt");
   f.agents().precommits[0](PrecommitAnswer::kUnknownTransaction);
   f.agents().precommits[1](PrecommitAnswer::kUnknownTransaction);
   REQUIRE(f.node().in_doubt().precommit_unknown == 1);
