@@ -26,7 +26,8 @@ ServiceMetrics::ServiceMetrics(const std::string& version, const std::string& co
               "Exchanges with a participant that failed (health probes included), by kind.", {"participant", "kind"}),
       healthy_(registry_, "commitd_participant_healthy",
                "1 if the participant answered a health probe within health_stale_probes intervals.", {"participant"}),
-      undecided_(registry_.AddGauge("commitd_transactions_undecided", "Transactions waiting for votes.")),
+      undecided_(registry_.AddGauge("commitd_transactions_undecided",
+                                     "Transactions not decided yet (collecting votes; 3PC: also waiting for precommits).")),
       in_doubt_undelivered_(registry_.AddGauge(
           "commitd_transactions_in_doubt",
           "Transactions waiting on delivery or an operator: undelivered (decided by the protocol), held "
