@@ -154,6 +154,28 @@ class ScriptedTransport final : public AgentTransport {
 
 constexpr char kSelf[] = "http://127.0.0.1:7000";
 
+// A group member's leadership, switched by the test. The member's log is the
+// fixture's SQLite one (it has its identity already), standing in for the
+// replicated log: what the Node does on a change of leadership is the point.
+class ManualLeadership final : public Leadership {
+ public:
+  bool leader_ready() const override { return ready_; }
+  std::string leader_url() const override { return ready_ ? "http://127.0.0.1:7000" : ""; }
+  void set_on_leadership(std::function<void(bool ready)> fn) override { on_change_ = std::move(fn); }
+  uint64_t term() const override { return term_; }
+  std::vector<std::string> member_urls() const override { return {"http://127.0.0.1:7000"}; }
+  void Set(bool ready) {
+    ready_ = ready;
+    if (ready) ++term_;
+    if (on_change_) on_change_(ready);
+  }
+
+ private:
+  bool ready_ = false;
+  uint64_t term_ = 0;
+  std::function<void(bool)> on_change_;
+};
+
 class Fixture {
  public:
   explicit Fixture(int64_t max_in_flight = 4096) {
@@ -169,8 +191,9 @@ class Fixture {
   }
   ~Fixture() { node_.reset(); }
 
-  void Start() {
-    node_ = std::make_unique<Node>(options_, *log_, agents_, timers_, entropy_, nullptr);
+  // leadership: a group member's view of its group (nullptr: a single coordinator).
+  void Start(Leadership* leadership = nullptr) {
+    node_ = std::make_unique<Node>(options_, *log_, agents_, timers_, entropy_, leadership);
     REQUIRE(node_->Start().ok());
   }
   void Store() { queue_.Drain(*db_); }
@@ -263,12 +286,14 @@ DecisionRecord Decided(const std::string& txid, Outcome outcome) {
   return r;
 }
 
-// A 3PC precommit record in the log, resumed by Start: its precommits are sent, not answered.
-void StartWithPrecommitRecord(Fixture& f, const std::string& txid) {
+// A 3PC precommit record in the log, resumed by Start (a group member: once
+// it leads): its precommits are sent, not answered.
+void StartWithPrecommitRecord(Fixture& f, const std::string& txid, ManualLeadership* leadership = nullptr) {
   DecisionRecord pre = Decided(txid, Outcome::kPending);
   pre.protocol = wire::Protocol::k3pc;
   f.Insert(pre);
-  f.Start();
+  f.Start(leadership);
+  if (leadership != nullptr) leadership->Set(true);
   f.Store();
 }
 
@@ -631,6 +656,32 @@ TEST_CASE("a forced abort whose record could not be written is answered as deliv
   CHECK(error.message.find("delivered to the participants anyway") != std::string::npos);
   CHECK(f.agents().Count("abort", "t-doubt") == 2);  // presumed abort: delivered without its record
   CHECK(f.Recorded("t-doubt")->outcome == Outcome::kPending);  // the precommit record stays
+}
+
+TEST_CASE("a group member that loses leadership while a force waits for its record says the outcome is unknown here") {
+  Fixture f;
+  ManualLeadership leadership;
+  StartWithPrecommitRecord(f, "t-doubt", &leadership);
+  REQUIRE(f.agents().precommits.size() == 2);
+  f.agents().precommits[0](PrecommitAnswer::kUnknownTransaction);
+  f.agents().precommits[1](PrecommitAnswer::kUnknownTransaction);
+  REQUIRE(f.node().in_doubt().precommit_unknown == 1);
+
+  std::optional<ForceAnswer> forced;
+  f.node().Force({"t-doubt", Outcome::kCommitted, {}, "checked by hand"}, [&](ForceAnswer a) { forced = std::move(a); });
+  REQUIRE_FALSE(forced.has_value());  // waits for its record
+  leadership.Set(false);
+  REQUIRE(forced.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*forced));
+  const NodeError& error = std::get<NodeError>(*forced);
+  CHECK(error.kind == NodeErrorKind::kLeadershipLost);
+  CHECK(error.message.find("unknown here: look it up") != std::string::npos);
+  CHECK(f.node().active() == 0);
+
+  f.Store();  // the write lands after all (a group's next leader may have it): nothing here answers twice
+  CHECK(f.Recorded("t-doubt")->outcome == Outcome::kCommitted);
+  CHECK(f.node().metrics().heuristic == 0);  // counted by whoever leads from the log
+  CHECK(f.agents().Count("commit", "t-doubt") == 0);  // delivered by the next leader, not by this member
 }
 
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {
