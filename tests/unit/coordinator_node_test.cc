@@ -684,6 +684,29 @@ TEST_CASE("a group member that loses leadership while a force waits for its reco
   CHECK(f.agents().Count("commit", "t-doubt") == 0);  // delivered by the next leader, not by this member
 }
 
+TEST_CASE("two forces of an unrecorded txid at once: the first recorded wins, the other is answered with it") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  const std::vector<ForcedParticipant> holders = {{"bank-a", std::nullopt}, {"bank-b", std::nullopt}};
+  std::optional<ForceAnswer> commit, abort;
+  f.node().Force({"t-lost", Outcome::kCommitted, holders, ""}, [&](ForceAnswer a) { commit = std::move(a); });
+  f.node().Force({"t-lost", Outcome::kAborted, holders, ""}, [&](ForceAnswer a) { abort = std::move(a); });
+  f.Store();  // both find no record; both appends run, and the log keeps the first
+  REQUIRE(commit.has_value());
+  REQUIRE(abort.has_value());
+  REQUIRE(std::holds_alternative<ForceResult>(*commit));
+  CHECK(std::get<ForceResult>(*commit).kind == ForceResult::Kind::kForced);
+  REQUIRE(std::holds_alternative<ForceResult>(*abort));
+  CHECK(std::get<ForceResult>(*abort).kind == ForceResult::Kind::kConflict);
+  CHECK(std::get<ForceResult>(*abort).outcome == Outcome::kCommitted);
+  auto record = f.Recorded("t-lost");
+  REQUIRE(record.has_value());
+  CHECK(record->outcome == Outcome::kCommitted);
+  CHECK(record->heuristic);
+  CHECK(f.node().metrics().heuristic == 1);
+}
+
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {
   Fixture f(/*max_in_flight=*/1);
   f.Start();
