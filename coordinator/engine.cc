@@ -486,6 +486,11 @@ void Engine::OnFinishedPersisted(const std::string& txid, const Status& status, 
   Erase(it);
 }
 
+bool Engine::awaiting_mark(const std::string& txid) const {
+  auto it = txs_.find(txid);
+  return it != txs_.end() && it->second.finish_backoff_ms != 0;
+}
+
 void Engine::FinishAgainIfDue(Tx& tx, int64_t now_ms) {
   if (tx.phase != Phase::kFinishing || tx.finish_retry_ms == 0 || now_ms < tx.finish_retry_ms) return;
   tx.finish_retry_ms = 0;

@@ -164,6 +164,9 @@ struct TxView {
   int64_t started_ms = 0;
   int64_t decided_ms = 0;  // 0 while undecided
   bool heuristic = false;  // resumed from a decision an operator forced
+  // Decided, and not acknowledged by every participant yet (finishing: every
+  // participant acked; only its finished mark is missing).
+  bool undelivered() const { return outcome != Outcome::kPending && state != TxState::kFinishing; }
 };
 
 class Engine {
@@ -228,7 +231,8 @@ class Engine {
   // Decided transactions whose decision record is not durable yet (their clients wait).
   std::size_t awaiting_record() const { return deciding_; }
   std::size_t active() const { return txs_.size(); }
-  bool holds(const std::string& txid) const { return txs_.count(txid) != 0; }
+  // txid's finished mark failed and waits to be written again.
+  bool awaiting_mark(const std::string& txid) const;
   // Transactions waiting to write their finished mark again.
   std::size_t unmarked() const { return unmarked_; }
 

@@ -67,7 +67,7 @@ Node::InDoubt Node::in_doubt() const {
       if (v.in_doubt) ++counts.precommit_unknown;
       continue;
     }
-    if (v.state == TxState::kFinishing) continue;  // every participant acked; only its mark is missing
+    if (!v.undelivered()) continue;
     if (v.heuristic) {
       ++counts.held;
     } else {
@@ -242,7 +242,6 @@ void Node::DropEngine(const std::string& why) {
   ++epoch_;
   failing_deliveries_.clear();
   precommit_unknown_logged_.clear();
-  unmarked_.clear();
   auto waiting = std::move(clients_);
   clients_.clear();
   for (auto& [token, done] : waiting) {
@@ -719,22 +718,19 @@ void Node::Execute(Action& a) {
       if (epoch != epoch_) return;
       const bool failed = !s.ok() && s.code() != StatusCode::kNotFound;
       if (failed) ++metrics_.finished_mark_failures;
+      const bool was_waiting = engine_->awaiting_mark(txid);
       engine_->OnFinishedPersisted(txid, s, timers_.NowMs());
-      if (failed && engine_->holds(txid)) {
-        if (unmarked_.insert(txid).second) {  // logged once per transaction, and once more when written
-          log::Warn("finished_mark_failed",
-                    Traced(txid, {{"txid", txid}, {"error", s.ToString()}, {"then", "written again with backoff"}}));
-        }
-      } else {
-        if (failed) {
-          log::Warn("finished_mark_failed", Traced(txid, {{"txid", txid},
-                                                          {"error", s.ToString()},
-                                                          {"then", "left unfinished in the log: the next start "
-                                                                   "delivers it again"}}));
-        } else if (unmarked_.count(txid) != 0) {
-          log::Info("finished_mark_written", Traced(txid, {{"txid", txid}}));
-        }
-        unmarked_.erase(txid);
+      const bool waiting = engine_->awaiting_mark(txid);
+      if (failed && !was_waiting) {  // logged once per transaction, and once more when written
+        log::Warn("finished_mark_failed",
+                  Traced(txid, {{"txid", txid},
+                                {"error", s.ToString()},
+                                {"then", waiting ? "written again with backoff"
+                                                 : "left unfinished in the log: the next start delivers it again"}}));
+      } else if (s.ok() && was_waiting) {
+        log::Info("finished_mark_written", Traced(txid, {{"txid", txid}}));
+      }
+      if (!waiting) {
         traces_.erase(txid);
         precommit_unknown_logged_.erase(txid);
       }

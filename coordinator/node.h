@@ -22,7 +22,6 @@
 #include <set>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -321,8 +320,6 @@ class Node {
   std::unordered_map<std::string, TraceContext> traces_;  // txid -> its trace, until finished
   // txid -> the operator's request that forced it while in doubt, answered once its record is written.
   std::unordered_map<std::string, std::function<void(ForceAnswer)>> forcing_;
-  // Transactions whose finished mark failed and is written again (logged once each), until it is written.
-  std::unordered_set<std::string> unmarked_;
   // txid -> participants that answered its precommit unknown_transaction (logged once each), until finished.
   std::unordered_map<std::string, std::set<std::string>> precommit_unknown_logged_;
   static constexpr std::size_t kTracesPruneAt = 4096;

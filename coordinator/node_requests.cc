@@ -345,9 +345,7 @@ void Node::ListTransactions(TxListQuery query, std::function<void(TxList)> done)
     for (auto& v : engine_->List()) {
       const bool pending = v.outcome == Outcome::kPending;
       // In doubt: decided and not delivered yet, or (3PC) undecided until an operator settles it.
-      // Not in doubt: finishing (every participant acked; only its finished mark is missing).
-      const bool undelivered = !pending && v.state != TxState::kFinishing;
-      const bool wanted = query.state == TxListState::kPending ? pending : undelivered || v.in_doubt;
+      const bool wanted = query.state == TxListState::kPending ? pending : v.undelivered() || v.in_doubt;
       if (!wanted) continue;
       list.push_back(std::move(v));
       if (list.size() >= query.limit) break;

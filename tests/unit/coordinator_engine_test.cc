@@ -244,12 +244,12 @@ TEST_CASE("at most max_unmarked transactions wait to write their finished mark a
     CommittedAndAcked(e, txid);
     e.OnFinishedPersisted(txid, Status::IoError("disk full"), 1);
   }
-  CHECK(e.holds("m1"));
-  CHECK(e.holds("m2"));
-  CHECK_FALSE(e.holds("m3"));  // its record stays unfinished: the next start delivers it again
+  CHECK(e.Find("m1").has_value());
+  CHECK(e.Find("m2").has_value());
+  CHECK_FALSE(e.Find("m3").has_value());  // its record stays unfinished: the next start delivers it again
   CHECK(e.unmarked() == 2);
   e.OnFinishedPersisted("m1", Status::IoError("disk full"), 2);  // one already waiting keeps its place
-  CHECK(e.holds("m1"));
+  CHECK(e.Find("m1").has_value());
   e.Tick(1'000);
   CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 2);
   e.OnFinishedPersisted("m1", Status::Ok(), 1'001);
@@ -258,7 +258,7 @@ TEST_CASE("at most max_unmarked transactions wait to write their finished mark a
   CHECK(e.active() == 0);
   CommittedAndAcked(e, "m4");
   e.OnFinishedPersisted("m4", Status::IoError("disk full"), 1'002);
-  CHECK(e.holds("m4"));  // room again
+  CHECK(e.Find("m4").has_value());  // room again
 }
 
 TEST_CASE("a finished mark for a record the log does not hold is not written again") {
