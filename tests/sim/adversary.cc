@@ -47,9 +47,7 @@ const char* Adversary::NameOf(Actor a) {
 Adversary::Adversary(Context& ctx, AdversaryTargets targets, bool outsider, std::string only)
     : ctx_(ctx), caller_(ctx, kNode), targets_(std::move(targets)), outsider_(outsider), only_(std::move(only)) {
   for (const auto& [bank, ids] : targets_.accounts) banks_.push_back(bank);
-  ctx_.network.AddNode(kNode, [](const Request&, Responder respond) {
-    respond({404, {{"error", {{"code", "not_found"}, {"message", "nothing here"}}}}});
-  });
+  ApiCaller::AddCallingNode(ctx_, kNode);
   // The coordinator outsider-prepare-unknown names: no process answers there.
   ctx_.network.AddNode(NodeOf(kNowhere), [](const Request&, Responder) {});
   ctx_.network.Crash(NodeOf(kNowhere));

@@ -7,6 +7,12 @@ constexpr int64_t kCallTimeoutMs = 10'000;
 
 }  // namespace
 
+void ApiCaller::AddCallingNode(Context& ctx, const std::string& node) {
+  ctx.network.AddNode(node, [](const Request&, Responder respond) {
+    respond({404, {{"error", {{"code", "not_found"}, {"message", "nothing here"}}}}});
+  });
+}
+
 void ApiCaller::Call(const std::string& to, Request request, std::function<void(const Response&)> on_answer) {
   ++in_flight_;
   const std::string label = request.method + " " + request.target;

@@ -14,6 +14,9 @@ class ApiCaller {
  public:
   ApiCaller(Context& ctx, std::string node) : ctx_(ctx), node_(std::move(node)) {}
 
+  // Puts a node that only calls out on the network: anything sent to it is answered 404.
+  static void AddCallingNode(Context& ctx, const std::string& node);
+
   // on_answer runs only for an answer (a lost call or a timeout is traced and dropped).
   void Call(const std::string& to, Request request, std::function<void(const Response&)> on_answer);
   uint64_t in_flight() const { return in_flight_; }

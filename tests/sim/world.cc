@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/sim/adversary.h"
+#include "tests/sim/api_caller.h"
 #include "tests/sim/client.h"
 #include "tests/sim/coordinator_node.h"
 #include "tests/sim/group_member_node.h"
@@ -262,9 +263,7 @@ Status World::Build() {
   if (adversary_) {
     operator_ = std::make_unique<Operator>(ctx_, Adversary::kNode, coordinator_names.front(), bank_names);
   } else if (AgentsForgetDuringLoss()) {
-    ctx_.network.AddNode(kOperator, [](const Request&, Responder respond) {
-      respond({404, {{"error", {{"code", "not_found"}, {"message", "nothing here"}}}}});
-    });
+    ApiCaller::AddCallingNode(ctx_, kOperator);
     operator_ = std::make_unique<Operator>(ctx_, kOperator, coordinator_names.front(), bank_names);
   }
   if (coordinator_) {
