@@ -407,9 +407,7 @@ void Engine::RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms) {
   tx.outcome = Outcome::kPending;
   tx.decided_ms = 0;
   ++undecided_;
-  tx.commit_retry_backoff_ms = tx.commit_retry_backoff_ms == 0
-                                   ? options_.retry_initial_ms
-                                   : std::min(tx.commit_retry_backoff_ms * 2, options_.retry_max_ms);
+  tx.commit_retry_backoff_ms = NextBackoff(tx.commit_retry_backoff_ms);
   tx.commit_retry_ms = now_ms + tx.commit_retry_backoff_ms;
   ReplyClients(tx, 503,
                ClientError("storage_error",
@@ -477,13 +475,16 @@ void Engine::OnFinishedPersisted(const std::string& txid, const Status& status, 
   if (!status.ok() && status.code() != StatusCode::kNotFound && room) {
     // Still unfinished in the log: it stays here, visible, until a write succeeds.
     if (tx.finish_backoff_ms == 0) ++unmarked_;
-    tx.finish_backoff_ms = tx.finish_backoff_ms == 0 ? options_.retry_initial_ms
-                                                     : std::min(tx.finish_backoff_ms * 2, options_.retry_max_ms);
+    tx.finish_backoff_ms = NextBackoff(tx.finish_backoff_ms);
     tx.finish_retry_ms = now_ms + tx.finish_backoff_ms;
     return;
   }
   if (!tx.idempotency_key.empty()) txid_by_key_.erase(tx.idempotency_key);
   Erase(it);
+}
+
+int64_t Engine::NextBackoff(int64_t previous_ms) const {
+  return previous_ms == 0 ? options_.retry_initial_ms : std::min(previous_ms * 2, options_.retry_max_ms);
 }
 
 bool Engine::awaiting_mark(const std::string& txid) const {

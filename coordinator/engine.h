@@ -302,6 +302,8 @@ class Engine {
   // 3PC, undecided, and a participant answered its precommit unknown_transaction.
   static bool InDoubt(const Tx& tx);
   void RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms);
+  // The wait before a write is tried again: retry_initial_ms after none (0), then doubled up to retry_max_ms.
+  int64_t NextBackoff(int64_t previous_ms) const;
   // A precommit not acked: why, and when it is sent again (capped doubling).
   void PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms);
   // Answers every client waiting on tx, and forgets them.
