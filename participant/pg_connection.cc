@@ -19,6 +19,17 @@ std::vector<const char*> ParamValues(const std::vector<std::optional<std::string
   return values;
 }
 
+// PostgreSQL's to_char of a backend_start in UTC: "YYYY-MM-DDTHH:MM:SS.ffffffZ", digits elsewhere.
+bool IsBackendStartText(std::string_view t) {
+  constexpr std::string_view kShape = "0000-00-00T00:00:00.000000Z";
+  if (t.size() != kShape.size()) return false;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const bool digit = t[i] >= '0' && t[i] <= '9';
+    if (kShape[i] == '0' ? !digit : t[i] != kShape[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 PgResult::PgResult(PGresult* r, std::string connection_error) : result_(r) {
@@ -104,7 +115,19 @@ PgConnection::~PgConnection() { PQfinish(conn_); }
 
 bool PgConnection::healthy() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
-int PgConnection::backend_pid() const { return PQbackendPID(conn_); }
+Backend PgConnection::backend() const { return {PQbackendPID(conn_), backend_start_}; }
+
+Status PgConnection::ReadBackendStart() {
+  PgResult r = Exec(
+      "SELECT to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+      "FROM pg_stat_activity WHERE pid = pg_backend_pid()");
+  if (r.connection_lost()) return Status::Unavailable("PostgreSQL: " + r.error());
+  backend_start_.reset();
+  if (r.ok() && r.rows() == 1 && !r.is_null(0, 0) && IsBackendStartText(r.value(0, 0))) {
+    backend_start_ = BackendStart{r.value(0, 0)};
+  }
+  return Status::Ok();
+}
 
 std::string PgConnection::database() const {
   const char* db = PQdb(conn_);

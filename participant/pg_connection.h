@@ -67,6 +67,20 @@ class PgResult {
   std::string connection_error_;
 };
 
+// When PostgreSQL started a server process (pg_stat_activity.backend_start),
+// as UTC text in ISO 8601 ("2025-01-02T03:04:05.678901Z"): PostgreSQL reads
+// it back as the same instant whatever a session's DateStyle and TimeZone.
+struct BackendStart {
+  std::string utc;
+};
+
+// A server process. PostgreSQL reuses the pid of one that ended; its start
+// tells a later process with that pid apart (unknown: the pid alone).
+struct Backend {
+  int pid = 0;
+  std::optional<BackendStart> start;
+};
+
 // One statement of a pipeline (PgConnection::Pipeline).
 struct PipelinedStatement {
   std::string sql;
@@ -89,9 +103,14 @@ class PgConnection {
 
   bool healthy() const;
   std::string database() const;  // the database connected to
-  // The server process serving this session; 0 once the connection is lost,
-  // so read it before a statement whose outcome may be uncertain.
-  int backend_pid() const;
+  // The server process serving this session, its start as ReadBackendStart
+  // found it; pid 0 once the connection is lost, so read it before a
+  // statement whose outcome may be uncertain.
+  Backend backend() const;
+  // Reads when PostgreSQL started this session's server process, left
+  // unknown when pg_stat_activity does not tell it; Unavailable when the
+  // connection is lost.
+  Status ReadBackendStart();
   // A statement without parameters.
   PgResult Exec(const std::string& sql);
   // A statement with text parameters ($1..$n); nullopt is NULL.
@@ -116,6 +135,7 @@ class PgConnection {
   std::string PlanName(const std::string& sql, bool* fresh);
   PGconn* conn_;
   bool broken_ = false;  // a pipeline was left unfinished
+  std::optional<BackendStart> backend_start_;
   // sql -> name of its prepared statement on this session (reuse_plan).
   std::unordered_map<std::string, std::string> plans_;
   uint64_t next_plan_ = 0;

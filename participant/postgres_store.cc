@@ -73,7 +73,8 @@ Status SessionSetup(PgConnection& conn, const PostgresStoreOptions& o) {
                          std::to_string(o.statement_timeout_ms) + "; SET lock_timeout = " +
                          std::to_string(o.lock_timeout_ms));
   if (!r.ok()) return Status::Unavailable("PostgreSQL session setup: " + pg::Describe(r));
-  return Status::Ok();
+  // Kept by the session for UncertainGids: read now, not before each prepare.
+  return conn.ReadBackendStart();
 }
 
 Status CheckServer(PgConnection& conn) {
@@ -259,7 +260,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     no.earlier.kind = EarlierOutcome::Kind::kNone;  // never prepared here: a tombstone at most, and this is a no too
     return no;
   }
-  RollBackUncertain(link);
+  uncertain_.RollBack(link);
   std::vector<OpStatements> planned;
   for (const wire::Op& op : ops) {
     auto statements = PlanOp(record.txid, op);
@@ -278,7 +279,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     return no;
   }
   PgConnection& conn = **got;
-  const int backend_pid = conn.backend_pid();
+  const pg::Backend backend = conn.backend();
   // A no: the transaction rolled back and the metadata row deleted, on the
   // same connection unless it broke (then on a new one).
   auto refuse = [&](std::string reason) {
@@ -354,12 +355,9 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
   if (prepared.connection_lost()) {
     // It may or may not have been prepared, or may still be preparing on a
     // server process that has not noticed the loss: vote no, and roll it
-    // back once it exists (RollBackUncertain gives up on it only once that
+    // back once it exists (UncertainGids gives up on it only once that
     // process is gone).
-    {
-      std::lock_guard<std::mutex> lock(uncertain_mu_);
-      uncertain_gids_.push_back({*gid, backend_pid});
-    }
+    uncertain_.Add(*gid, backend);
     no.reason = Reason(prepared);
     link.DropIfBroken(prepared);
     return no;
@@ -368,8 +366,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     if (prepare_ran && prepared.sqlstate() == pg::sqlstate::kQueryCanceled) {
       // A cancel (its statement timeout) may end PREPARE TRANSACTION after
       // it took effect: rolled back too (the statement is over).
-      std::lock_guard<std::mutex> lock(uncertain_mu_);
-      uncertain_gids_.push_back({*gid, 0});
+      uncertain_.Add(*gid, std::nullopt);
     }
     link.DropIfBroken(prepared);
     return refuse(Reason(prepared));
@@ -463,50 +460,6 @@ std::string PostgresStore::OpResults(const OpStatements& op, const std::vector<P
   return "";
 }
 
-void PostgresStore::RollBackUncertain(PgLink& link) {
-  std::vector<UncertainGid> uncertain;
-  {
-    std::lock_guard<std::mutex> lock(uncertain_mu_);
-    uncertain.swap(uncertain_gids_);
-  }
-  std::vector<UncertainGid> left;
-  for (UncertainGid& u : uncertain) {
-    auto got = link.Get();
-    if (!got.ok()) {
-      left.push_back(std::move(u));
-      continue;
-    }
-    // "Does not exist" is final only once nothing can still prepare the gid:
-    // the process that ran the statement may not have finished it yet. So
-    // that process is looked for before the rollback; looked for after, it
-    // could finish the PREPARE between the two and be gone, leaving the gid
-    // prepared and forgotten.
-    bool may_still_prepare = false;
-    if (u.backend_pid != 0) {
-      PgResult running =
-          (*got)->Exec("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {std::to_string(u.backend_pid)});
-      if (!running.ok()) {
-        link.DropIfBroken(running);
-        left.push_back(std::move(u));
-        continue;
-      }
-      may_still_prepare = running.rows() > 0;
-    }
-    PgResult r = (*got)->Exec("ROLLBACK PREPARED " + (*got)->Literal(u.gid));
-    if (r.ok()) continue;
-    if (r.sqlstate() != pg::sqlstate::kUndefinedObject) {
-      link.DropIfBroken(r);
-      left.push_back(std::move(u));
-      continue;
-    }
-    if (may_still_prepare) left.push_back(std::move(u));
-  }
-  if (left.empty()) return;
-  std::lock_guard<std::mutex> lock(uncertain_mu_);
-  uncertain_gids_.insert(uncertain_gids_.end(), std::make_move_iterator(left.begin()),
-                         std::make_move_iterator(left.end()));
-}
-
 void PostgresStore::Commit(const std::string& txid, std::function<void(Status)> done) {
   const bool precommitted = precommitted_.erase(txid) != 0;
   workers_->Submit([this, txid, precommitted, done = std::move(done)](PgLink& link) mutable {
@@ -595,7 +548,7 @@ void PostgresStore::FindOutcome(const std::string& txid,
 
 void PostgresStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
   workers_->Submit([this, cutoff_ms](PgLink& link) {
-    RollBackUncertain(link);  // also when no prepare comes to do it
+    uncertain_.RollBack(link);  // also when no prepare comes to do it
     auto got = link.Get();
     if (!got.ok()) return;
     PgResult r = (*got)->Exec("DELETE FROM _commitd_pg_finished WHERE agent = $1 AND at_ms < $2",

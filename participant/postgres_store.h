@@ -37,13 +37,13 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "common/config.h"
 #include "participant/pg_sql.h"
+#include "participant/pg_uncertain_gids.h"
 #include "participant/pg_workers.h"
 #include "participant/procedures.h"
 #include "participant/store.h"
@@ -119,17 +119,6 @@ class PostgresStore final : public Store {
                         nlohmann::json* rows) const;
   Status RunCommit(pg::PgLink& link, const std::string& txid, bool precommitted);
   Status RunAbort(pg::PgLink& link, const std::string& txid, int64_t now_ms);
-  // A gid whose PREPARE TRANSACTION may have taken effect without this agent
-  // hearing so, and the server process that ran it (0: it has finished).
-  struct UncertainGid {
-    std::string gid;
-    int backend_pid = 0;
-  };
-  // Rolls back the uncertain gids. One PostgreSQL does not know is kept
-  // if the server process that ran its PREPARE TRANSACTION was alive just
-  // before the rollback: the statement may still be running there and take
-  // effect later.
-  void RollBackUncertain(pg::PgLink& link);
   // txid's row of _commitd_pg_finished (nullopt: none), on link's connection.
   Result<std::optional<StoredOutcome>> ReadOutcome(pg::PgLink& link, const std::string& txid);
 
@@ -140,8 +129,7 @@ class PostgresStore final : public Store {
   // 3PC transactions with a _commitd_pg_precommitted row to remove at commit (event thread).
   std::unordered_set<std::string> precommitted_;
   Post post_;
-  std::mutex uncertain_mu_;
-  std::vector<UncertainGid> uncertain_gids_;
+  pg::UncertainGids uncertain_;
   std::unique_ptr<pg::PgWorkers> workers_;  // last: its threads end first
 };
 

@@ -1,0 +1,70 @@
+#include "participant/pg_uncertain_gids.h"
+
+namespace commitd::participant::pg {
+namespace {
+
+// A process with the pid whose start is the one recorded, or unknown here,
+// or hidden from this role (another role's session shows a NULL start).
+constexpr char kMayStillRunSql[] =
+    "SELECT 1 FROM pg_stat_activity WHERE pid = $1 "
+    "AND ($2::timestamptz IS NULL OR backend_start IS NULL OR backend_start = $2::timestamptz)";
+
+}  // namespace
+
+void UncertainGids::Add(std::string gid, std::optional<Backend> running) {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.push_back({std::move(gid), std::move(running)});
+}
+
+std::vector<std::string> UncertainGids::Gids() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> gids;
+  for (const Entry& e : entries_) gids.push_back(e.gid);
+  return gids;
+}
+
+void UncertainGids::RollBack(PgLink& link) {
+  std::vector<Entry> uncertain;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    uncertain.swap(entries_);
+  }
+  std::vector<Entry> left;
+  for (Entry& u : uncertain) {
+    auto got = link.Get();
+    if (!got.ok()) {
+      left.push_back(std::move(u));
+      continue;
+    }
+    // "Does not exist" is final only once nothing can still prepare the gid:
+    // the process that ran the statement may not have finished it yet. So
+    // that process is looked for before the rollback; looked for after, it
+    // could finish the PREPARE between the two and be gone, leaving the gid
+    // prepared and forgotten.
+    bool may_still_prepare = false;
+    if (u.running) {
+      std::optional<std::string> start;
+      if (u.running->start) start = u.running->start->utc;
+      PgResult running = (*got)->Exec(kMayStillRunSql, {std::to_string(u.running->pid), start});
+      if (!running.ok()) {
+        link.DropIfBroken(running);
+        left.push_back(std::move(u));
+        continue;
+      }
+      may_still_prepare = running.rows() > 0;
+    }
+    PgResult r = (*got)->Exec("ROLLBACK PREPARED " + (*got)->Literal(u.gid));
+    if (r.ok()) continue;
+    if (r.sqlstate() != sqlstate::kUndefinedObject) {
+      link.DropIfBroken(r);
+      left.push_back(std::move(u));
+      continue;
+    }
+    if (may_still_prepare) left.push_back(std::move(u));
+  }
+  if (left.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.insert(entries_.end(), std::make_move_iterator(left.begin()), std::make_move_iterator(left.end()));
+}
+
+}  // namespace commitd::participant::pg

@@ -1,0 +1,41 @@
+// UncertainGids: the gids whose PREPARE TRANSACTION may have taken effect
+// without the agent hearing so (the connection was lost, or a cancel ended
+// the statement), each with the server process that ran it, until they are
+// rolled back (docs/participant.md, "The PostgreSQL backend").
+//
+// Thread: any; RollBack runs on a pool worker.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "participant/pg_connection.h"
+#include "participant/pg_workers.h"
+
+namespace commitd::participant::pg {
+
+class UncertainGids {
+ public:
+  // `running`: the server process that ran the statement, if it may still
+  // be running it; nullopt when the statement is known to be over.
+  void Add(std::string gid, std::optional<Backend> running);
+  // Rolls back every gid. One PostgreSQL does not know is kept while the
+  // process that ran its PREPARE TRANSACTION was alive just before the
+  // rollback: the statement may still be running there and take effect
+  // later. A process with that pid but another start is a later one.
+  void RollBack(PgLink& link);
+  // The gids still to roll back.
+  std::vector<std::string> Gids() const;
+
+ private:
+  struct Entry {
+    std::string gid;
+    std::optional<Backend> running;
+  };
+  mutable std::mutex mu_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace commitd::participant::pg

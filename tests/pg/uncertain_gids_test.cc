@@ -1,0 +1,126 @@
+// UncertainGids against a real PostgreSQL server, whose DSNs
+// tests/integration/test_postgres_uncertain_gids.py passes in the
+// environment: COMMITD_TEST_PG_DSN (a superuser) and
+// COMMITD_TEST_PG_DSN_UNPRIVILEGED (a role that cannot see other roles'
+// sessions in full).
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "participant/pg_connection.h"
+#include "participant/pg_uncertain_gids.h"
+#include "participant/pg_workers.h"
+
+using namespace commitd::participant::pg;
+
+namespace {
+
+std::string Dsn(const char* variable) {
+  const char* dsn = std::getenv(variable);
+  REQUIRE_MESSAGE(dsn != nullptr, variable, " is not set: run this through test_postgres_uncertain_gids.py");
+  return dsn;
+}
+
+std::unique_ptr<PgConnection> Session(const std::string& dsn, const std::string& name) {
+  auto conn = PgConnection::Connect(dsn, name);
+  REQUIRE_MESSAGE(conn.ok(), conn.status().message());
+  REQUIRE(conn->get()->ReadBackendStart().ok());
+  return std::move(conn).value();
+}
+
+// One retry, on a worker of a pool of one connection, as the store runs it.
+void RollBackOnce(PgWorkers& pool, UncertainGids& uncertain) {
+  pool.Submit([&uncertain](PgLink& link) { uncertain.RollBack(link); });
+  pool.Drain();
+}
+
+const std::vector<std::string> kGid = {"commitd:test:tx-1"};
+
+// What one retry leaves of kGid recorded as run by `running`, on a pool connected with pool_dsn.
+std::vector<std::string> LeftAfterOneRetry(const std::string& pool_dsn, const Backend& running) {
+  PgWorkers pool(pool_dsn, "commitd-test", 1, nullptr);
+  UncertainGids uncertain;
+  uncertain.Add(kGid[0], running);
+  RollBackOnce(pool, uncertain);
+  return uncertain.Gids();
+}
+
+// A start no process of the server has: the server did not run in 2000.
+const BackendStart kOtherStart{"2000-01-01T00:00:00.000000Z"};
+
+}  // namespace
+
+TEST_CASE("a session's start is read as UTC text that PostgreSQL takes back whatever the session's settings") {
+  auto conn = PgConnection::Connect(Dsn("COMMITD_TEST_PG_DSN"), "commitd-test");
+  REQUIRE(conn.ok());
+  PgConnection& c = **conn;
+  CHECK_FALSE(c.backend().start.has_value());  // not read yet
+  REQUIRE(c.Exec("SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Kolkata'").ok());
+  REQUIRE(c.ReadBackendStart().ok());
+  const Backend own = c.backend();
+  REQUIRE(own.start.has_value());
+  CHECK(own.start->utc.size() == 27);
+  CHECK(own.start->utc.back() == 'Z');
+  PgResult same = c.Exec("SELECT backend_start = $1::timestamptz FROM pg_stat_activity WHERE pid = $2",
+                         {own.start->utc, std::to_string(own.pid)});
+  REQUIRE(same.ok());
+  REQUIRE(same.rows() == 1);
+  CHECK(same.value(0, 0) == "t");
+}
+
+TEST_CASE("a gid PostgreSQL does not know is kept while the process that ran it lives, and given up once it is gone") {
+  const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
+  PgWorkers pool(dsn, "commitd-test", 1, nullptr);
+  auto ran_it = Session(dsn, "commitd-test-prepare");
+  UncertainGids uncertain;
+  uncertain.Add(kGid[0], ran_it->backend());
+  RollBackOnce(pool, uncertain);
+  CHECK(uncertain.Gids() == kGid);
+  RollBackOnce(pool, uncertain);
+  CHECK(uncertain.Gids() == kGid);
+
+  auto admin = Session(dsn, "commitd-test-admin");
+  PgResult ended = admin->Exec("SELECT pg_terminate_backend($1, 10000)", {std::to_string(ran_it->backend().pid)});
+  REQUIRE(ended.ok());
+  REQUIRE(ended.value(0, 0) == "t");
+  RollBackOnce(pool, uncertain);
+  CHECK(uncertain.Gids().empty());
+}
+
+TEST_CASE("a live process with the recorded pid but another start is a later process: the gid is given up") {
+  const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
+  auto later = Session(dsn, "commitd-test-bystander");
+  CHECK(LeftAfterOneRetry(dsn, Backend{later->backend().pid, kOtherStart}).empty());
+}
+
+TEST_CASE("without a recorded start, a live process with the pid keeps the gid") {
+  const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
+  auto live = Session(dsn, "commitd-test-bystander");
+  CHECK(LeftAfterOneRetry(dsn, Backend{live->backend().pid, std::nullopt}) == kGid);
+}
+
+TEST_CASE("a process whose start the role may not see is taken as the one that ran the statement") {
+  auto hidden = Session(Dsn("COMMITD_TEST_PG_DSN"), "commitd-test-bystander");
+  CHECK(LeftAfterOneRetry(Dsn("COMMITD_TEST_PG_DSN_UNPRIVILEGED"), Backend{hidden->backend().pid, kOtherStart}) ==
+        kGid);
+}
+
+TEST_CASE("a prepared uncertain gid is rolled back, its process alive or not") {
+  const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
+  PgWorkers pool(dsn, "commitd-test", 1, nullptr);
+  auto ran_it = Session(dsn, "commitd-test-prepare");
+  REQUIRE(ran_it->Exec("BEGIN; PREPARE TRANSACTION 'commitd:test:tx-1'").ok());
+  REQUIRE(ran_it->Exec("BEGIN; PREPARE TRANSACTION 'commitd:test:tx-2'").ok());
+  UncertainGids uncertain;
+  uncertain.Add("commitd:test:tx-1", ran_it->backend());
+  uncertain.Add("commitd:test:tx-2", std::nullopt);
+  RollBackOnce(pool, uncertain);
+  CHECK(uncertain.Gids().empty());
+  PgResult left = ran_it->Exec("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'commitd:test:%'");
+  REQUIRE(left.ok());
+  CHECK(left.value(0, 0) == "0");
+}
