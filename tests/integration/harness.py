@@ -879,6 +879,13 @@ def held(agent, state="prepared"):
     return {t["txid"]: t for t in body["transactions"]}
 
 
+def ctl(*args, timeout=60):
+    """(exit code, stdout, stderr) of one commitctl run."""
+    p = subprocess.run([bin_path("commitctl"), *args], capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
 def metrics(url):
     """{name: value} of a Prometheus text page (GET /metrics), unlabeled samples only."""
     status, _, raw, _ = request("GET", _url_of(url), "/metrics")

@@ -4,7 +4,9 @@ the page asks for a token, shows the participants and a transaction left in
 doubt, hides the resolve action from a read-only token, and resolves the
 in-doubt transaction for an admin token (click, confirm) until the
 coordinator reports it settled; a 3PC transaction left undecided in doubt is
-forced the same way, heuristically. Screenshots go to the test's output
+forced the same way, heuristically, and a force the coordinator refuses
+(decided meanwhile) or does not answer (stopped) is reported as an error,
+never as done. Screenshots go to the test's output
 directory (build/release/test-output/test_dashboard, or $COMMITD_TEST_OUTPUT).
 
 Skipped (exit 77) only when chromium is not installed.
@@ -96,6 +98,23 @@ def use_token(page, token):
     page.click("#token-form button[type=submit]")
 
 
+def sign_in(page, who):
+    """Uses the token of `who` ("reader" or "admin") and waits until the page knows what it may do."""
+    use_token(page, TOKENS[who])
+    access = {"reader": "read-only", "admin": "admin"}[who]
+    page.wait_for(f"document.getElementById('access').textContent.includes({json.dumps(access)})",
+                  what=f"{access} access")
+
+
+def signed_in_page(c, browser, who):
+    """A new page on the coordinator's dashboard, drawn once, then signed in as `who`."""
+    page = browser.new_page(1400, 1100)
+    page.navigate(c.url + "/ui/")
+    page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
+    sign_in(page, who)
+    return page
+
+
 def text_of(page, selector):
     return page.evaluate(f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''")
 
@@ -113,6 +132,14 @@ def wait_for_next_refresh(page):
 def assert_no_script_errors(page):
     errors = page.console_errors()
     assert not errors, f"the page logged errors: {json.dumps(errors)[:2000]}"
+
+
+def assert_banks_hold_the_commit(c, txid):
+    """Both banks applied txid, the 3PC transfer of 30 from alice to bob, and no other transaction."""
+    a, b = c.balances("bank-a"), c.balances("bank-b")
+    assert (a["alice"], b["bob"]) == (c.seed("bank-a")["alice"] - 30, c.seed("bank-b")["bob"] + 30), (a, b)
+    assert sum(a.values()) + sum(b.values()) == sum(c.seed("bank-a").values()) + sum(c.seed("bank-b").values())
+    assert c.journal_txids("bank-a") == c.journal_txids("bank-b") == [txid]
 
 
 # --------------------------------------------------------------------------
@@ -146,8 +173,7 @@ def test_resolve_in_doubt_through_the_page():
         assert not page.evaluate("!!document.querySelector('[data-resolve]')"), "a reader was offered resolve"
 
         # The admin token, kept in sessionStorage across a reload.
-        use_token(page, TOKENS["admin"])
-        page.wait_for("document.getElementById('access').textContent.includes('admin')", what="admin access")
+        sign_in(page, "admin")
         assert page.evaluate("sessionStorage.getItem('commitd.token')") == TOKENS["admin"]
         page.navigate(c.url + "/ui/")
         page.wait_for("document.getElementById('access').textContent.includes('admin')", what="admin after reload")
@@ -216,11 +242,7 @@ def test_force_a_3pc_transaction_in_doubt_through_the_page():
         # Undecided, so the coordinator lists it under both states.
         assert txid in listed_at_coordinator(c, "in_doubt") and txid in listed_at_coordinator(c, "pending")
 
-        page = browser.new_page(1400, 1100)
-        page.navigate(c.url + "/ui/")
-        page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
-        use_token(page, TOKENS["reader"])
-        page.wait_for("document.getElementById('access').textContent.includes('read-only')", what="read-only access")
+        page = signed_in_page(c, browser, "reader")
         row = f'#in-doubt tr[data-txid="{txid}"]'
         page.wait_for(f"document.querySelector({json.dumps(row + ' [data-branch=bank-b]')})", what="the in-doubt row")
         wait_for_next_refresh(page)
@@ -233,8 +255,7 @@ def test_force_a_3pc_transaction_in_doubt_through_the_page():
         assert "bank-a: unknown" in text_of(page, row) and "bank-b: unknown" in text_of(page, row), text_of(page, row)
         assert not shown(page, "[data-force]"), "a reader was offered force"
 
-        use_token(page, TOKENS["admin"])
-        page.wait_for("document.getElementById('access').textContent.includes('admin')", what="admin access")
+        sign_in(page, "admin")
         page.wait_for(f"document.querySelector({json.dumps(row + ' [data-force=commit]')})", what="the force actions")
         assert shown(page, row + " [data-force=abort]") and not shown(page, row + " [data-resolve]"), text_of(page, row)
         page.screenshot(os.path.join(out, "dashboard-3pc-in-doubt.png"))
@@ -267,11 +288,99 @@ def test_force_a_3pc_transaction_in_doubt_through_the_page():
         code, tx = api_get(c, f"/v1/transactions/{txid}")
         assert code == 200 and (tx["state"], tx["outcome"], tx.get("heuristic")) == ("finished", "committed", True), tx
         assert txid not in listed_at_coordinator(c, "in_doubt") and txid not in listed_at_coordinator(c, "pending")
-        a, b = c.balances("bank-a"), c.balances("bank-b")
-        assert (a["alice"], b["bob"]) == (c.seed("bank-a")["alice"] - 30, c.seed("bank-b")["bob"] + 30), (a, b)
-        assert sum(a.values()) + sum(b.values()) == sum(c.seed("bank-a").values()) + sum(c.seed("bank-b").values())
-        assert c.journal_txids("bank-a") == c.journal_txids("bank-b") == [txid]
+        assert_banks_hold_the_commit(c, txid)
         page.screenshot(os.path.join(out, "dashboard-3pc-forced.png"))
+        assert_no_script_errors(page)
+
+
+def admin_page_on_force_actions(c, browser, txid):
+    """A page signed in with the admin token that shows txid's row in the
+    in-doubt table with its force actions. Returns the page and the row's
+    selector."""
+    page = signed_in_page(c, browser, "admin")
+    row = f'#in-doubt tr[data-txid="{txid}"]'
+    page.wait_for(f"document.querySelector({json.dumps(row + ' [data-force=abort]')})", what="the force actions")
+    return page, row
+
+
+def open_force_dialog(page, row, outcome):
+    page.click(f"{row} [data-force={outcome}]")
+    page.wait_for("!document.getElementById('confirm').hidden", what=f"the confirmation of force {outcome}")
+    assert text_of(page, "#confirm-yes") == f"Force {outcome}", text_of(page, "#confirm-yes")
+
+
+def force_not_standing(page, txid, outcome):
+    """The page's word on a force of txid that did not stand, once it has one:
+    shown as an error (red), never as forced or settled, and not replaced by
+    a success at the next refresh. Returns it."""
+    status = page.wait_for("(t => t && !t.startsWith('forcing') ? t : '')(document.getElementById('resolve-status').textContent)",
+                           timeout=30, what=f"the page's answer to the force {outcome} of {txid}")
+    assert f"force {outcome} of {txid}" in status, status
+    for claim in ("settled", "recorded as heuristic", "delivering it", "nothing forced"):
+        assert claim not in status, status
+    wait_for_next_refresh(page)
+    shown_as = page.evaluate("(p => ({hidden: p.hidden, text: p.textContent, bad: p.classList.contains('bad'),"
+                             " edge: getComputedStyle(p).borderLeftColor}))(document.getElementById('resolve-status'))")
+    # Red: the page's --bad colour, #c62828.
+    assert shown_as == {"hidden": False, "text": status, "bad": True, "edge": "rgb(198, 40, 40)"}, shown_as
+    return status
+
+
+def test_force_of_a_transaction_decided_meanwhile_is_refused_on_the_page():
+    """An admin opens "Force abort…" on a 3PC transaction in doubt; before
+    they confirm, another operator forces commit with commitctl and the page's
+    next refresh takes the row away. Confirming the stale dialog is refused by
+    the coordinator (409 decision_conflict): the page says so in red with the
+    recorded outcome, claims nothing, and the transaction stays committed."""
+    out = output_dir()
+    c = secure_cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT)
+    with c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        txid = harness.leave_3pc_transfer_in_doubt(c)
+        page, row = admin_page_on_force_actions(c, browser, txid)
+        open_force_dialog(page, row, "abort")
+
+        rc, stdout, stderr = harness.ctl("--coordinator", c.url, "--token", TOKENS["admin"],
+                                         "resolve", txid, "--force", "commit", "--yes")
+        assert rc == 0, f"commitctl resolve --force commit --yes: exit {rc}\n{stdout}\n{stderr}"
+        page.wait_for(f"!document.querySelector({json.dumps(row)})", what="the row leaving the in-doubt table")
+        assert not page.evaluate("document.getElementById('confirm').hidden"), "the dialog closed by itself"
+
+        page.click("#confirm-yes")
+        status = force_not_standing(page, txid, "abort")
+        assert "refused: decision_conflict" in status and f"{txid} is already decided committed" in status, status
+        page.screenshot(os.path.join(out, "dashboard-3pc-force-refused.png"))
+
+        code, tx = api_get(c, f"/v1/transactions/{txid}")
+        assert code == 200 and (tx["state"], tx["outcome"], tx.get("heuristic")) == ("finished", "committed", True), tx
+        assert c.coordinator.log_text().count('"heuristic_decision"') == 1, "more than commitctl's force was recorded"
+        assert_banks_hold_the_commit(c, txid)
+        assert_no_script_errors(page)
+
+
+def test_force_without_an_answer_is_not_reported_as_done():
+    """The coordinator stops after the page drew the in-doubt row; the admin
+    forces commit anyway. The page reports that no answer came (recorded or
+    not), in red; started again, the coordinator still holds the transaction
+    in doubt, nothing forced, and the page offers the force again."""
+    c = secure_cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT)
+    with c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        txid = harness.leave_3pc_transfer_in_doubt(c)
+        page, row = admin_page_on_force_actions(c, browser, txid)
+
+        assert c.coordinator.terminate() == 0, "commitd did not stop cleanly on SIGTERM"
+        page.wait_for("document.getElementById('banner').textContent.includes('cannot reach the coordinator')",
+                      what="the page noticing the coordinator is gone")
+        open_force_dialog(page, row, "commit")
+        page.click("#confirm-yes")
+        status = force_not_standing(page, txid, "commit")
+        assert "no answer, recorded or not" in status and "look the transaction up" in status, status
+
+        tx = harness.restart_coordinator_in_doubt(c, txid)
+        assert tx.get("in_doubt") is True and "heuristic" not in tx, tx
+        assert "heuristic_decision" not in c.coordinator.log_text()
+        page.wait_for("document.getElementById('banner').hidden", what="the page reaching the coordinator again")
+        page.wait_for(f"document.querySelector({json.dumps(row + ' [data-force=commit]')})", what="the force actions again")
+        assert_banks_hold_the_commit(c, txid)
         assert_no_script_errors(page)
 
 
@@ -473,11 +582,7 @@ def test_dashboard_under_load():
         for t in threads:
             t.start()
         try:
-            page = browser.new_page(1400, 1100)
-            page.navigate(c.url + "/ui/")
-            page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
-            use_token(page, TOKENS["admin"])
-            page.wait_for("document.getElementById('access').textContent.includes('admin')", what="admin access")
+            page = signed_in_page(c, browser, "admin")
             rate = page.wait_for(
                 "(t => parseFloat(t) > 0 ? t : '')(document.querySelector('[data-stat=\"committed_per_s\"]').textContent)",
                 timeout=60, what="a committed rate above 0")
