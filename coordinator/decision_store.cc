@@ -317,9 +317,15 @@ Status DecisionStore::InsertDecision(const DecisionRecord& r) {
   return Status::Ok();
 }
 
+// A 3PC precommit record (outcome pending) is not a decision, and is never
+// marked finished: a transaction finishes on it only when its abort could not
+// be written (an abort is delivered without its record), and the record stays
+// for the next start to resume, as every unfinished one.
 Status DecisionStore::MarkFinished(const std::string& txid, int64_t finished_ms) {
   sqlite::Statement* stmt;
-  if (Status s = Prepare(db_, "UPDATE decisions SET finished = 1, finished_ms = ?1 WHERE txid = ?2 AND finished = 0",
+  if (Status s = Prepare(db_,
+                         "UPDATE decisions SET finished = 1, finished_ms = ?1 "
+                         "WHERE txid = ?2 AND finished = 0 AND outcome <> 'pending'",
                          &stmt);
       !s.ok())
     return s;
@@ -329,6 +335,9 @@ Status DecisionStore::MarkFinished(const std::string& txid, int64_t finished_ms)
   Result<std::optional<DecisionRecord>> existing = FindByTxid(txid);
   if (!existing.ok()) return existing.status();
   if (!existing->has_value()) return Status::NotFound("no decision recorded for " + txid);
+  if ((*existing)->outcome == Outcome::kPending) {
+    return Status::NotFound("no decision recorded for " + txid + ", only its precommit record");
+  }
   return Status::Ok();
 }
 

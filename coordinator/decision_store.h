@@ -57,7 +57,8 @@ class DecisionStore {
   // aborted) of a 3PC transaction replaces its precommit record (outcome
   // pending); a 2PC decision never does.
   Status InsertDecision(const DecisionRecord& r);
-  // Already finished is fine (the first time stays); NotFound if unknown.
+  // Already finished is fine (the first time stays); NotFound if unknown, or
+  // if only a 3PC precommit record is there (it stays unfinished).
   Status MarkFinished(const std::string& txid, int64_t finished_ms);
   Status PutParticipant(const RegistryEntry& e);  // an empty url deletes the name
   // Adds url to the URLs this coordinator has served under (meta

@@ -783,11 +783,12 @@ def crash_coordinator_in_3pc_transfer(c):
     assert rc == -signal.SIGKILL, f"commitd did not die at {c.coordinator_env}: rc={rc}"
 
 
-def leave_3pc_transfer_in_doubt(c):
+def leave_3pc_transfer_in_doubt(c, restart_env=None):
     """With a cluster started with FORGETFUL_3PC_CONFIG and CRASH_BEFORE_3PC_COMMIT:
     the coordinator dies during a 3PC transfer, the agents commit it by
     termination and forget it, and the coordinator, started again without its
-    failpoint, finds the transfer's outcome in doubt. Returns its txid."""
+    failpoint (with restart_env if given), finds the transfer's outcome in
+    doubt. Returns its txid."""
     crash_coordinator_in_3pc_transfer(c)
     c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"] - 30, timeout=30)
     c.eventually_balance("bank-b", "bob", c.seed("bank-b")["bob"] + 30, timeout=30)
@@ -795,19 +796,26 @@ def leave_3pc_transfer_in_doubt(c):
     txids = c.journal_txids("bank-a")
     assert len(txids) == 1, txids
     txid = txids[0]
-    for name in ("bank-a", "bank-b"):
+    wait_agents_forgot(c, txid)
+    restart_coordinator_in_doubt(c, txid, env=restart_env)
+    return txid
+
+
+def wait_agents_forgot(c, txid):
+    """Waits until every agent of the cluster answers txid "unknown": it no
+    longer remembers the transaction's outcome (FORGETFUL_3PC_CONFIG)."""
+    for name in c.banks:
         def forgotten(name=name):
             status, body = c.agent_tx(name, txid)
             return status == 200 and body["state"] == "unknown"
         eventually(forgotten, timeout=30, what=f"{name} forgot {txid}")
-    restart_coordinator_in_doubt(c, txid)
-    return txid
 
 
-def restart_coordinator_in_doubt(c, txid):
-    """Starts the stopped coordinator without failpoints and waits until it
-    reports the 3PC transaction txid in doubt. Returns the transaction."""
-    c.coordinator.start(env={})
+def restart_coordinator_in_doubt(c, txid, env=None):
+    """Starts the stopped coordinator without failpoints (with env if given)
+    and waits until it reports the 3PC transaction txid in doubt. Returns the
+    transaction."""
+    c.coordinator.start(env=env or {})
     c.wait_coordinator()
 
     def in_doubt():

@@ -5,8 +5,8 @@ doubt, hides the resolve action from a read-only token, and resolves the
 in-doubt transaction for an admin token (click, confirm) until the
 coordinator reports it settled; a 3PC transaction left undecided in doubt is
 forced the same way, heuristically, and a force the coordinator refuses
-(decided meanwhile) or does not answer (stopped) is reported as an error,
-never as done. Screenshots go to the test's output
+(decided meanwhile), does not answer (stopped) or cannot record (its log
+fails) is reported as an error, never as done. Screenshots go to the test's output
 directory (build/release/test-output/test_dashboard, or $COMMITD_TEST_OUTPUT).
 
 Skipped (exit 77) only when chromium is not installed.
@@ -380,6 +380,55 @@ def test_force_without_an_answer_is_not_reported_as_done():
         assert "heuristic_decision" not in c.coordinator.log_text()
         page.wait_for("document.getElementById('banner').hidden", what="the page reaching the coordinator again")
         page.wait_for(f"document.querySelector({json.dumps(row + ' [data-force=commit]')})", what="the force actions again")
+        assert_banks_hold_the_commit(c, txid)
+        assert_no_script_errors(page)
+
+
+# Every write of a decision to the coordinator's log fails as an I/O error would.
+FAIL_DECISION_WRITES = {"COMMITD_FAILPOINTS": "decision_log.fail_append"}
+
+
+def test_force_that_cannot_be_recorded_is_not_reported_as_done():
+    """The coordinator's log refuses every decision: a forced abort is
+    answered 503 storage_error (a forced commit would stop the coordinator,
+    as the protocol's own does). The page reports it not recorded, in red,
+    with the coordinator's word that the abort is delivered anyway. The
+    precommit record stays unfinished after that delivery, so the
+    coordinator, started again with a working log, finds the transaction in
+    doubt, and the page forces commit this time."""
+    c = secure_cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT)
+    with c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        txid = harness.leave_3pc_transfer_in_doubt(c, restart_env=FAIL_DECISION_WRITES)
+        page, row = admin_page_on_force_actions(c, browser, txid)
+        open_force_dialog(page, row, "abort")
+        page.click("#confirm-yes")
+        status = force_not_standing(page, txid, "abort")
+        assert "not recorded: storage_error" in status and "look the transaction up" in status, status
+        assert "delivered to the participants anyway" in status, status
+        assert c.coordinator.alive()
+
+        # Acknowledged by the agents, which had forgotten the transfer (nothing
+        # to undo), the abort leaves the coordinator with the precommit record alone.
+        def let_go():
+            code, tx = api_get(c, f"/v1/transactions/{txid}")
+            return code == 200 and tx["outcome"] == "pending" and "in_doubt" not in tx and tx
+        tx = eventually(let_go, 20, what=f"the coordinator letting go of {txid}")
+        assert tx["state"] == "precommitting" and "finished_ms" not in tx["timeline"], tx
+        assert "heuristic" not in tx, tx
+        assert_banks_hold_the_commit(c, txid)
+
+        # Once the agents forgot the abort as well, a start with a working log resumes the record: in doubt.
+        harness.wait_agents_forgot(c, txid)
+        assert c.coordinator.terminate() == 0, "commitd did not stop cleanly on SIGTERM"
+        harness.restart_coordinator_in_doubt(c, txid)
+        page.wait_for(f"document.querySelector({json.dumps(row + ' [data-force=commit]')})", what="the force actions again")
+        open_force_dialog(page, row, "commit")
+        page.click("#confirm-yes")
+        status = page.wait_for("(t => t.includes('settled') ? t : '')(document.getElementById('resolve-status').textContent)",
+                               timeout=30, what="the page reporting the transaction settled")
+        assert txid in status and "committed (heuristic)" in status, status
+        code, tx = api_get(c, f"/v1/transactions/{txid}")
+        assert code == 200 and (tx["state"], tx["outcome"], tx.get("heuristic")) == ("finished", "committed", True), tx
         assert_banks_hold_the_commit(c, txid)
         assert_no_script_errors(page)
 

@@ -656,6 +656,17 @@ TEST_CASE("a forced abort whose record could not be written is answered as deliv
   CHECK(error.message.find("delivered to the participants anyway") != std::string::npos);
   CHECK(f.agents().Count("abort", "t-doubt") == 2);  // presumed abort: delivered without its record
   CHECK(f.Recorded("t-doubt")->outcome == Outcome::kPending);  // the precommit record stays
+
+  // Acknowledged everywhere, the abort leaves the precommit record unfinished ...
+  f.agents().acks[0](DecisionAck::kAcked);
+  f.agents().acks[1](DecisionAck::kAcked);
+  f.Store();
+  CHECK(f.node().Transactions().empty());
+  CHECK_FALSE(f.Recorded("t-doubt")->finished);
+  // ... and the next start resumes it.
+  f.Restart();
+  f.Store();
+  CHECK(f.agents().Count("precommit", "t-doubt") == 4);
 }
 
 TEST_CASE("a group member that loses leadership while a force waits for its record says the outcome is unknown here") {
@@ -705,6 +716,26 @@ TEST_CASE("two forces of an unrecorded txid at once: the first recorded wins, th
   CHECK(record->outcome == Outcome::kCommitted);
   CHECK(record->heuristic);
   CHECK(f.node().metrics().heuristic == 1);
+}
+
+TEST_CASE("a resumed 3PC transaction aborted by a participant, its abort record not written, is resumed again") {
+  Fixture f;
+  StartWithPrecommitRecord(f, "t-aborted");
+  REQUIRE(f.agents().precommits.size() == 2);
+  f.queue().FailNext(Durability::kSyncNow, 1);
+  f.agents().precommits[0](PrecommitAnswer::kAborted);  // proof: the abort is the outcome
+  f.agents().precommits[1](PrecommitAnswer::kAborted);
+  f.Store();
+  REQUIRE(f.agents().acks.size() == 2);  // delivered without its record
+  for (auto& ack : f.agents().acks) ack(DecisionAck::kAcked);
+  f.Store();
+  CHECK(f.node().Transactions().empty());
+  auto record = f.Recorded("t-aborted");
+  CHECK(record->outcome == Outcome::kPending);
+  CHECK_FALSE(record->finished);
+  f.Restart();
+  f.Store();
+  CHECK(f.agents().Count("precommit", "t-aborted") == 4);
 }
 
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {

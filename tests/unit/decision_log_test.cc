@@ -242,6 +242,27 @@ TEST_CASE("mark finished") {
   CHECK(s.code() == StatusCode::kNotFound);
 }
 
+TEST_CASE("a precommit record is never marked finished: it stays for the next start to resume") {
+  Fixture f;
+  DecisionRecord pre = Record("t1", Outcome::kPending, 1000);
+  pre.protocol = wire::Protocol::k3pc;
+  REQUIRE(f.Append(pre).ok());
+  // An abort delivered although its record could not be written.
+  CHECK(f.Finish("t1", 1500).code() == StatusCode::kNotFound);
+  CHECK_FALSE(f.Find("t1")->finished);
+  RecoveredLog rec = f.log().Recover().value();
+  REQUIRE(rec.unfinished.size() == 1);
+  CHECK(rec.unfinished[0].txid == "t1");
+  CHECK(rec.unfinished[0].outcome == Outcome::kPending);
+
+  // Its decision, once written, is marked as any other.
+  DecisionRecord abort = Record("t1", Outcome::kAborted, 2000);
+  abort.protocol = wire::Protocol::k3pc;
+  REQUIRE(f.Append(abort).ok());
+  REQUIRE(f.Finish("t1", 2500).ok());
+  CHECK(f.Find("t1")->finished_ms == 2500);
+}
+
 TEST_CASE("Recover returns exactly the unfinished decisions and the registry") {
   Fixture f;
   {
