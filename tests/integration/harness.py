@@ -894,6 +894,14 @@ def ctl(*args, timeout=60):
     return p.returncode, p.stdout, p.stderr
 
 
+def participant_flags(cluster):
+    """commitctl's --participant NAME=URL flags for every bank of a Cluster."""
+    flags = []
+    for name, bank in cluster.banks.items():
+        flags += ["--participant", f"{name}={bank.url}"]
+    return flags
+
+
 def metrics(url):
     """{name: value} of a Prometheus text page (GET /metrics), unlabeled samples only."""
     status, _, raw, _ = request("GET", _url_of(url), "/metrics")

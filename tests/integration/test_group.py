@@ -10,7 +10,6 @@ Run one test: python3 test_group.py --bin-dir build/release/bin test_any_member_
 import os
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -18,7 +17,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import FAST_CONFIG, Cluster, Process, bin_path, eventually, free_port  # noqa: E402
+from harness import FAST_CONFIG, Cluster, Process, bin_path, ctl, eventually, free_port  # noqa: E402
 
 GROUP_CONFIG = dict(FAST_CONFIG)
 
@@ -121,10 +120,6 @@ def test_any_member_serves_the_api():
         status, body = harness.get(g.urls[leader], "/v1/transactions/never-ran-1")
         assert status == 200 and body["outcome"] == "aborted", (status, body)
 
-
-def ctl(*args):
-    p = subprocess.run([bin_path("commitctl"), *args], capture_output=True, text=True, timeout=60)
-    return p.returncode, p.stdout, p.stderr
 
 
 def test_commitctl_cluster_status_and_transfer_leader():

@@ -6,28 +6,17 @@ COMMIT PREPARED / ROLLBACK PREPARED."""
 
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import pg_cluster  # noqa: E402
-from harness import eventually  # noqa: E402
+from harness import ctl, eventually, participant_flags  # noqa: E402
 from pg_cluster import PgCluster, PgServer  # noqa: E402
 
 SKIP_DELIVERY = {"COMMITD_FAILPOINTS": "coordinator.skip_commit_delivery"}
 
 
-def ctl(*args, timeout=60):
-    p = subprocess.run([harness.bin_path("commitctl"), *args], capture_output=True, text=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
-
-
-def participant_flags(c):
-    flags = []
-    for name, bank in c.banks.items():
-        flags += ["--participant", f"{name}={bank.url}"]
-    return flags
 
 
 def test_in_doubt_and_resolve():

@@ -10,31 +10,19 @@ import json
 import os
 import random
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Cluster, eventually, expect_status  # noqa: E402
+from harness import Cluster, ctl, eventually, expect_status, participant_flags  # noqa: E402
 
 # Accounts the load moves money between; "grace" and "heidi" are kept for
 # transactions the tests prepare by hand.
 LOAD_ACCOUNTS = {"bank-a": ["alice", "carol", "erin"], "bank-b": ["bob", "dave", "frank"]}
 
 
-def ctl(*args, timeout=60):
-    """(exit code, stdout, stderr) of one commitctl run."""
-    p = subprocess.run([harness.bin_path("commitctl"), *args], capture_output=True, text=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
-
-
-def participant_flags(c):
-    flags = []
-    for name, bank in c.banks.items():
-        flags += ["--participant", f"{name}={bank.url}"]
-    return flags
 
 
 def db_flags(c):

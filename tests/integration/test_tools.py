@@ -13,7 +13,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Cluster, eventually, expect_status  # noqa: E402
+from harness import Cluster, eventually, expect_status, participant_flags  # noqa: E402
 
 
 def run(tool, *args, timeout=60):
@@ -31,12 +31,6 @@ def ctl_json(c, *args, want_rc=0):
     assert rc == want_rc, f"commitctl {args}: exit {rc}, want {want_rc}\n{out}\n{err}"
     return json.loads(out)
 
-
-def participant_flags(c):
-    flags = []
-    for name, bank in c.banks.items():
-        flags += ["--participant", f"{name}={bank.url}"]
-    return flags
 
 
 def test_status_tx_and_retry():
