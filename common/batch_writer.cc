@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "common/batch_sync.h"
 #include "common/failpoint.h"
 #include "common/log.h"
 
@@ -110,17 +111,11 @@ void BatchWriter::Loop() {
 }
 
 void BatchWriter::RunBatch(std::vector<Job>& batch) {
-  auto any = [&](auto pred) { return std::any_of(batch.begin(), batch.end(), pred); };
   const bool full = synchronous_ > 1;
-  const bool any_later = any([](const Job& j) { return j.durability == Durability::kSyncWithNext; });
-  // A done that asks for no sync is not held behind one that waits for it.
-  const bool unsynced_done_would_wait = (any_later || !held_.empty()) && any([](const Job& j) {
-                                          return j.durability == Durability::kNone && j.done;
-                                        });
-  const bool sync = full && (any([](const Job& j) { return j.durability == Durability::kSyncNow; }) ||
-                             unsynced_done_would_wait);
+  const bool was_holding = !held_.empty();
+  const BatchSync plan = PlanBatchSync(batch, full, was_holding);
   // A batch that needs its fsync never commits unless the level is back.
-  Status level = SetSynchronous(full && !sync ? 1 : synchronous_);
+  Status level = SetSynchronous(full && !plan.fsync ? 1 : synchronous_);
   bool rolled_back = false;
   double commit_seconds = 0;
   std::vector<Status> results;
@@ -141,18 +136,19 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
     m = metrics_;
   }
   if (m.batch_size != nullptr) m.batch_size->Observe(static_cast<double>(batch.size()));
-  if (m.fsync_seconds != nullptr && sync && committed) m.fsync_seconds->Observe(commit_seconds);
-  const bool was_holding = !held_.empty();
+  if (m.fsync_seconds != nullptr && plan.fsync && committed) m.fsync_seconds->Observe(commit_seconds);
   for (std::size_t i = 0; i < batch.size(); ++i) held_.emplace_back(std::move(batch[i].done), std::move(results[i]));
-  if (committed && sync) {
-    PostHeld();  // this fsync covered every held job's frames too
-  } else if (committed && full && (any_later || was_holding)) {
-    // Held until a later fsync; the deadline is the first held job's.
-    if (!was_holding) held_deadline_ = std::chrono::steady_clock::now() + sync_linger_;
-  } else if (was_holding) {
-    SyncHeld();  // this batch failed or needs no sync; its dones must not wait behind the held ones
-  } else {
-    PostHeld();
+  switch (AfterBatch(plan, committed, full, was_holding)) {
+    case HeldDones::kDeliver:
+      PostHeld();
+      break;
+    case HeldDones::kHold:
+      // The deadline is the first held job's.
+      if (!was_holding) held_deadline_ = std::chrono::steady_clock::now() + sync_linger_;
+      break;
+    case HeldDones::kSyncWalFirst:
+      SyncHeld();
+      break;
   }
 }
 

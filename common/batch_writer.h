@@ -6,7 +6,8 @@
 // to the io executor after the batch committed (or failed), in submission
 // order. Jobs submitted while a batch is being written form the next batch.
 // Dones of Durability::kSyncWithNext jobs are held until a later batch's fsync
-// or, when the queue stays empty for the linger, an fsync of the WAL alone.
+// or, when the queue stays empty for the linger, an fsync of the WAL alone
+// (the rule, shared with the simulator: common/batch_sync.h).
 // If that fsync fails, what the held jobs wrote may not be on disk while the
 // database shows it: the writer then fails every later job (fail closed) until
 // the process restarts and recovers from what the disk holds.
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/batch_sync.h"
 #include "common/metrics.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
@@ -61,9 +63,9 @@ class BatchWriter final : public StorageQueue {
   // Jobs submitted and not yet taken into a batch.
   std::size_t queue_depth() const;
   // How long a done of a kSyncWithNext job may wait for another batch's fsync
-  // before the WAL is synced for it alone. Set before the first Submit.
+  // before the WAL is synced for it alone (kDefaultSyncLinger, common/batch_sync.h).
+  // Set before the first Submit.
   void set_sync_linger(std::chrono::microseconds linger) { sync_linger_ = linger; }
-  static constexpr std::chrono::microseconds kDefaultSyncLinger{1000};
 
  private:
   void Loop();

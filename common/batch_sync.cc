@@ -1,0 +1,24 @@
+#include "common/batch_sync.h"
+
+#include <algorithm>
+
+namespace commitd {
+
+BatchSync PlanBatchSync(std::span<const StorageJob> batch, bool full, bool holding) {
+  auto any = [&](auto pred) { return std::any_of(batch.begin(), batch.end(), pred); };
+  BatchSync plan;
+  plan.rides = any([](const StorageJob& j) { return j.durability == Durability::kSyncWithNext; });
+  const bool unsynced_done_would_wait =
+      (plan.rides || holding) && any([](const StorageJob& j) { return j.durability == Durability::kNone && j.done; });
+  plan.fsync =
+      full && (any([](const StorageJob& j) { return j.durability == Durability::kSyncNow; }) || unsynced_done_would_wait);
+  return plan;
+}
+
+HeldDones AfterBatch(const BatchSync& plan, bool committed, bool full, bool holding) {
+  if (committed && plan.fsync) return HeldDones::kDeliver;
+  if (committed && full && (plan.rides || holding)) return HeldDones::kHold;
+  return holding ? HeldDones::kSyncWalFirst : HeldDones::kDeliver;
+}
+
+}  // namespace commitd

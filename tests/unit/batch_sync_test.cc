@@ -1,0 +1,87 @@
+#include "common/batch_sync.h"
+
+#include <doctest/doctest.h>
+
+#include <vector>
+
+namespace commitd {
+namespace {
+
+StorageJob Job(Durability durability, bool with_done = true) {
+  StorageJob job;
+  job.run = [](sqlite::Database&) { return Status::Ok(); };
+  if (with_done) job.done = [](Status) {};
+  job.durability = durability;
+  return job;
+}
+
+constexpr bool kFull = true;
+constexpr bool kCommitted = true;
+
+TEST_CASE("a batch with a job that must sync now fsyncs, and every done is delivered") {
+  std::vector<StorageJob> batch;
+  batch.push_back(Job(Durability::kSyncWithNext));
+  batch.push_back(Job(Durability::kSyncNow));
+  for (bool holding : {false, true}) {
+    BatchSync plan = PlanBatchSync(batch, kFull, holding);
+    CHECK(plan.fsync);
+    CHECK(AfterBatch(plan, kCommitted, kFull, holding) == HeldDones::kDeliver);
+  }
+}
+
+TEST_CASE("a riding job commits without fsync and its done is held, behind the ones held before it too") {
+  std::vector<StorageJob> batch;
+  batch.push_back(Job(Durability::kSyncWithNext));
+  for (bool holding : {false, true}) {
+    BatchSync plan = PlanBatchSync(batch, kFull, holding);
+    CHECK_FALSE(plan.fsync);
+    CHECK(plan.rides);
+    CHECK(AfterBatch(plan, kCommitted, kFull, holding) == HeldDones::kHold);
+  }
+}
+
+TEST_CASE("a done that asks for no sync is not held: with dones held, its batch fsyncs") {
+  std::vector<StorageJob> alone;
+  alone.push_back(Job(Durability::kNone));
+  BatchSync plan = PlanBatchSync(alone, kFull, /*holding=*/false);
+  CHECK_FALSE(plan.fsync);
+  CHECK(AfterBatch(plan, kCommitted, kFull, false) == HeldDones::kDeliver);
+
+  plan = PlanBatchSync(alone, kFull, /*holding=*/true);
+  CHECK(plan.fsync);
+  CHECK(AfterBatch(plan, kCommitted, kFull, true) == HeldDones::kDeliver);
+
+  std::vector<StorageJob> beside_a_rider;
+  beside_a_rider.push_back(Job(Durability::kSyncWithNext));
+  beside_a_rider.push_back(Job(Durability::kNone));
+  CHECK(PlanBatchSync(beside_a_rider, kFull, false).fsync);
+}
+
+TEST_CASE("a job without a done that asks for no sync rides along with the held ones") {
+  std::vector<StorageJob> batch;
+  batch.push_back(Job(Durability::kNone, /*with_done=*/false));
+  BatchSync plan = PlanBatchSync(batch, kFull, /*holding=*/true);
+  CHECK_FALSE(plan.fsync);
+  CHECK(AfterBatch(plan, kCommitted, kFull, true) == HeldDones::kHold);
+}
+
+TEST_CASE("a batch that did not commit releases the held dones after an fsync of the WAL alone") {
+  std::vector<StorageJob> batch;
+  batch.push_back(Job(Durability::kSyncWithNext));
+  BatchSync plan = PlanBatchSync(batch, kFull, /*holding=*/true);
+  CHECK(AfterBatch(plan, !kCommitted, kFull, true) == HeldDones::kSyncWalFirst);
+  CHECK(AfterBatch(plan, !kCommitted, kFull, false) == HeldDones::kDeliver);
+}
+
+TEST_CASE("below synchronous=FULL nothing is fsynced and nothing is held") {
+  std::vector<StorageJob> batch;
+  batch.push_back(Job(Durability::kSyncNow));
+  batch.push_back(Job(Durability::kSyncWithNext));
+  batch.push_back(Job(Durability::kNone));
+  BatchSync plan = PlanBatchSync(batch, !kFull, false);
+  CHECK_FALSE(plan.fsync);
+  CHECK(AfterBatch(plan, kCommitted, !kFull, false) == HeldDones::kDeliver);
+}
+
+}  // namespace
+}  // namespace commitd
