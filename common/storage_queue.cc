@@ -21,6 +21,13 @@ void RunScratch(sqlite::Database& db, std::vector<StorageJob>& batch) {
   db.Rollback();
 }
 
+// Pages this connection has written to the database or its WAL so far.
+int PagesWritten(sqlite::Database& db) {
+  int current = 0, highest = 0;
+  sqlite3_db_status(db.handle(), SQLITE_DBSTATUS_CACHE_WRITE, &current, &highest, 0);
+  return current;
+}
+
 std::vector<Status> RunDurable(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back,
                                double* commit_seconds) {
   std::vector<Status> results(batch.size());
@@ -56,10 +63,13 @@ std::vector<Status> RunDurable(sqlite::Database& db, std::vector<StorageJob>& ba
 }  // namespace
 
 std::vector<Status> RunStorageBatch(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back,
-                                    double* commit_seconds) {
+                                    double* commit_seconds, bool* wrote) {
   *rolled_back = false;
   RunScratch(db, batch);
-  return RunDurable(db, batch, rolled_back, commit_seconds);
+  const int pages_before = PagesWritten(db);
+  std::vector<Status> results = RunDurable(db, batch, rolled_back, commit_seconds);
+  if (wrote != nullptr) *wrote = !*rolled_back && PagesWritten(db) != pages_before;
+  return results;
 }
 
 }  // namespace commitd

@@ -76,7 +76,9 @@ class StorageQueue {
 // (then every status is that error). The caller sets PRAGMA synchronous.
 // commit_seconds (optional): how long the COMMIT took (with synchronous=FULL,
 // the fsync), measured on the steady clock; 0 if it was never reached.
+// wrote (optional): the transaction wrote pages. A COMMIT that writes none
+// writes nothing to the WAL, and so does not fsync it, whatever the level.
 std::vector<Status> RunStorageBatch(sqlite::Database& db, std::vector<StorageJob>& batch, bool* rolled_back,
-                                    double* commit_seconds = nullptr);
+                                    double* commit_seconds = nullptr, bool* wrote = nullptr);
 
 }  // namespace commitd
