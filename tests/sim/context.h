@@ -26,6 +26,7 @@ struct Context {
   std::string protocol = "2pc";  // what the client asks for
   bool adversary = false;        // --adversary: hostile callers act (tests/sim/adversary.h)
   bool prepares_without_log = false;  // --prepares-without-log (SimOptions)
+  DiskModel disk = DiskModel::kCommitIsDurable;  // power-loss scenario: kFsyncIsDurable
   // A participant was told "not known here: presumed abort" by a coordinator
   // (its URL). Set by the adversary, which reacts to it.
   std::function<void(const std::string& participant, const std::string& txid, const std::string& coordinator_url)>

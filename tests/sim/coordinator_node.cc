@@ -32,7 +32,8 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   }
   // Then compacts: finished decisions older than kFinishedRetentionMs are
   // deleted, which presumed abort allows. It makes an early ack (a participant
-  // acking before its outcome is durable) observable.
+  // acking before its outcome is durable) observable. Nobody waits for it and
+  // a power loss may take it back (the decisions are deleted again later).
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override {
     store_.MarkFinished(std::move(txid), finished_ms, std::move(done));
     // Under --adversary the log keeps every decision, as commitd's does:
@@ -46,7 +47,7 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
                                      stmt->Bind(1, cutoff);
                                      return stmt->Run();
                                    },
-                                   nullptr});
+                                   nullptr, nullptr, Durability::kNone});
   }
   void PutParticipant(coordinator::RegistryEntry entry, std::function<void(Status)> done) override {
     store_.PutParticipant(std::move(entry), std::move(done));
@@ -84,7 +85,7 @@ CoordinatorNode::CoordinatorNode(std::string name, Context& ctx, std::string db_
       ctx_(ctx),
       db_path_(std::move(db_path)),
       participants_(std::move(participants)),
-      queue_(name_, ctx.scheduler, ctx.random, ctx.trace),
+      queue_(name_, ctx),
       entropy_(ctx.random) {
   ctx_.network.AddNode(name_, [this](const Request& r, Responder respond) { Handle(r, std::move(respond)); });
   ctx_.network.Crash(name_);  // unreachable until Start
@@ -163,6 +164,11 @@ void CoordinatorNode::Crash() {
   queue_.Crash();
   db_.reset();
   appended_.clear();
+}
+
+void CoordinatorNode::PowerLoss() {
+  Crash();
+  queue_.LoseUnsynced();
 }
 
 // Called right after a batch is durable: every decision appended since, now

@@ -81,7 +81,7 @@ GroupMemberNode::GroupMemberNode(GroupMember self, std::vector<GroupMember> memb
       members_(std::move(members)),
       ctx_(ctx),
       db_path_(std::move(db_path)),
-      storage_(self_.name, ctx.scheduler, ctx.random, ctx.trace),
+      storage_(self_.name, ctx),
       participants_(std::move(participants)) {
   RemoveFiles(db_path_);
   ctx_.network.AddNode(self_.name, [this](const Request& r, Responder respond) { Handle(r, std::move(respond)); });
@@ -183,6 +183,11 @@ void GroupMemberNode::Crash() {
   storage_.Crash();
   log_.reset();
   db_.reset();
+}
+
+void GroupMemberNode::PowerLoss() {
+  Crash();
+  storage_.LoseUnsynced();
 }
 
 // Storage thread (here: inside the sync event), as each committed entry is applied.

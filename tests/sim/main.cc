@@ -10,9 +10,9 @@
 //                                             --expect-violation, exit 0 iff caught
 //   --check-determinism                       run every seed twice and compare the traces
 //   --protocol 2pc|3pc                        what the client asks for
-//   --scenario chaos|coordinator-loss|partition   see tests/sim/world.h
+//   --scenario chaos|coordinator-loss|partition|power-loss   see tests/sim/world.h
 //   --coordinators 1|3                        one coordinator (default) or a Raft group of three
-//                                             (chaos only; group bugs: group-no-resume, group-stale-read,
+//                                             (chaos and power-loss only; group bugs: group-no-resume, group-stale-read,
 //                                             group-presume-without-record, group-overwrite-decision,
 //                                             group-send-before-sync, group-reply-before-durable)
 //   --isolate-leader                          group, 3PC: also cut the ready leader off from the other
@@ -54,7 +54,7 @@ using commitd::sim::SimOptions;
 
 constexpr const char* kUsage =
     "usage: commitd-sim (--seed N | --seeds N [--start S] [--soak-seeds M]) [--protocol 2pc|3pc]\n"
-    "                   [--scenario chaos|coordinator-loss|partition] [--expect-blocking]\n"
+    "                   [--scenario chaos|coordinator-loss|partition|power-loss] [--expect-blocking]\n"
     "                   [--bug commit-on-timeout|ack-before-durable|abort-ack-before-durable|forget-decision|\n"
     "                    presume-without-record|unknown-precommit-as-abort (3pc, coordinator-loss)]\n"
     "                   [--expect-violation]\n"
@@ -195,8 +195,9 @@ int main(int argc, char** argv) {
     return Usage("--expect-blocking needs --scenario coordinator-loss");
   }
   if (options.isolate_leader && options.coordinators == 1) return Usage("--isolate-leader needs --coordinators 3");
-  if (options.coordinators > 1 && options.scenario != commitd::sim::Scenario::kChaos) {
-    return Usage("--coordinators 3 runs the chaos scenario only");
+  if (options.coordinators > 1 && options.scenario != commitd::sim::Scenario::kChaos &&
+      options.scenario != commitd::sim::Scenario::kPowerLoss) {
+    return Usage("--coordinators 3 runs the chaos and power-loss scenarios only");
   }
   if (options.adversary && options.scenario != commitd::sim::Scenario::kChaos) {
     return Usage("--adversary runs the chaos scenario only");
@@ -230,7 +231,7 @@ int main(int argc, char** argv) {
   if (options.bug != Bug::kNone) replay_flags += " --bug " + std::string(commitd::sim::BugName(options.bug));
 
   const auto t0 = std::chrono::steady_clock::now();
-  uint64_t ran = 0, transactions = 0, committed = 0, aborted = 0, crashes = 0, events = 0;
+  uint64_t ran = 0, transactions = 0, committed = 0, aborted = 0, crashes = 0, power_losses = 0, events = 0;
   int64_t max_settle = 0;
   uint64_t blocked_seeds = 0, blocked_transactions = 0;
   uint64_t first_blocked_seed = 0;
@@ -245,6 +246,7 @@ int main(int argc, char** argv) {
     committed += r.committed;
     aborted += r.aborted;
     crashes += r.crashes;
+    power_losses += r.power_losses;
     events += r.events;
     if (r.settle_ms > max_settle) max_settle = r.settle_ms;
     if (r.in_doubt_after_loss == 0) decided_after_loss.push_back(r.decided_after_loss_ms);
@@ -299,6 +301,10 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(committed), static_cast<unsigned long long>(aborted),
               static_cast<unsigned long long>(crashes), static_cast<double>(events) / secs,
               static_cast<double>(max_settle) / 1000);
+  if (options.scenario == commitd::sim::Scenario::kPowerLoss) {
+    std::printf("power loss: %llu of the %llu crashes\n", static_cast<unsigned long long>(power_losses),
+                static_cast<unsigned long long>(crashes));
+  }
   if (options.scenario == commitd::sim::Scenario::kCoordinatorLoss) {
     std::printf("coordinator loss (%s): %llu of %llu seed(s) left %llu transaction(s) in doubt %lld ms after the "
                 "coordinator died%s\n",

@@ -24,6 +24,7 @@ std::optional<Scenario> ParseScenario(std::string_view name) {
   if (name == "chaos") return Scenario::kChaos;
   if (name == "coordinator-loss") return Scenario::kCoordinatorLoss;
   if (name == "partition") return Scenario::kPartition;
+  if (name == "power-loss") return Scenario::kPowerLoss;
   return std::nullopt;
 }
 
@@ -32,6 +33,7 @@ std::string_view ScenarioName(Scenario s) {
     case Scenario::kChaos: return "chaos";
     case Scenario::kCoordinatorLoss: return "coordinator-loss";
     case Scenario::kPartition: return "partition";
+    case Scenario::kPowerLoss: return "power-loss";
   }
   return "chaos";
 }

@@ -36,9 +36,16 @@ enum class Scenario {
   kChaos,            // random loss, duplication, reordering, crashes and partitions (3PC: crashes only)
   kCoordinatorLoss,  // crashes only, bounded delays: the coordinator dies mid-load and stays down a while
   kPartition,        // no loss, no crash: one participant at a time is cut off from everyone else
+  kPowerLoss,        // chaos, and a crash may be a power loss: the disk keeps what was synced and a prefix of the rest
 };
 std::optional<Scenario> ParseScenario(std::string_view name);
 std::string_view ScenarioName(Scenario s);
+
+// What a node's storage keeps when it goes down (SimStorageQueue).
+enum class DiskModel {
+  kCommitIsDurable,  // process crashes only: every committed batch survives
+  kFsyncIsDurable,   // power losses too: only what an fsync covered survives for certain
+};
 
 struct SimOptions {
   uint64_t seed = 1;

@@ -34,7 +34,7 @@ ParticipantNode::ParticipantNode(std::string name, Context& ctx, std::string db_
       db_path_(std::move(db_path)),
       procedures_(std::move(procedures)),
       coordinator_urls_(std::move(coordinator_urls)),
-      storage_(name_, ctx.scheduler, ctx.random, ctx.trace),
+      storage_(name_, ctx),
       timers_(ctx.scheduler, name_),
       coordinator_transport_(name_, ctx),
       peer_transport_(name_, ctx) {
@@ -120,6 +120,11 @@ void ParticipantNode::Crash() {
   store_.reset();
   rm_.reset();
   db_.reset();
+}
+
+void ParticipantNode::PowerLoss() {
+  Crash();
+  storage_.LoseUnsynced();
 }
 
 bool ParticipantNode::Settled() {
@@ -294,12 +299,12 @@ void ParticipantNode::ReadNewJournalRows(sqlite::Database& db) {
 }
 
 // Aborts are facts once their outcome row is synced (an abort, a no vote or a
-// tombstone): rows stamped since the last sync (each sync runs at a later
-// virtual millisecond than the one before).
+// tombstone): rows stamped since the last sync, or in its millisecond (an
+// fsync of the WAL alone and a batch may share one). OnAborted takes a fact again as it was.
 void ParticipantNode::ReadNewAborts(sqlite::Database& db) {
   Status error;
   sqlite::Statement* stmt = db.Prepare(
-      "SELECT txid FROM _commitd_finished WHERE outcome = 'aborted' AND finished_ms > ?1 ORDER BY txid", &error);
+      "SELECT txid FROM _commitd_finished WHERE outcome = 'aborted' AND finished_ms >= ?1 ORDER BY txid", &error);
   if (stmt == nullptr) {
     ctx_.checker.Fail("atomicity", name_ + ": cannot read the outcomes: " + error.message());
     return;

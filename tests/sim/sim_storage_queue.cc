@@ -1,10 +1,46 @@
 #include "tests/sim/sim_storage_queue.h"
 
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "common/batch_sync.h"
+
 namespace commitd::sim {
+
+namespace {
+
+// What the simulated linger is in virtual time: BatchWriter's, at least a millisecond.
+int64_t LingerMs() {
+  return std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(kDefaultSyncLinger).count());
+}
+
+}  // namespace
+
+SimStorageQueue::SimStorageQueue(std::string node, Context& ctx)
+    : node_(std::move(node)), ctx_(ctx), disk_(ctx.disk) {}
 
 void SimStorageQueue::Attach(sqlite::Database* db, std::function<void(sqlite::Database&)> after_rollback) {
   db_ = db;
+  path_ = db->path();
   after_rollback_ = std::move(after_rollback);
+  if (disk_ == DiskModel::kFsyncIsDurable) sqlite3_commit_hook(db->handle(), &SimStorageQueue::OnCommit, this);
+  // What a power loss left of the unsynced batches is on the disk now.
+  if (std::exchange(kept_unsynced_, false) && on_synced_) on_synced_(*db_);
+}
+
+// A transaction the node commits itself (opening its database) is synced in
+// the binaries: their connections run at synchronous=FULL outside the queue.
+int SimStorageQueue::OnCommit(void* queue) {
+  auto* self = static_cast<SimStorageQueue*>(queue);
+  if (!self->in_storage_step_ && self->images_.batches() != 0) {
+    self->ctx_.Log(self->node_, "a commit of its own synced " + std::to_string(self->images_.batches()) +
+                                    " batch(es) committed without fsync");
+    self->synced_through_ = self->committed_batches_;
+    self->images_.Clear();
+  }
+  return 0;
 }
 
 void SimStorageQueue::Submit(Job job) {
@@ -20,20 +56,32 @@ void SimStorageQueue::Read(std::function<void(sqlite::Database&)> fn) {
 void SimStorageQueue::ScheduleSync() {
   if (sync_scheduled_) return;
   sync_scheduled_ = true;
-  scheduler_.After(random_.Uniform(1, max_delay_ms_), node_, [this, epoch = epoch_] { Sync(epoch); });
+  ctx_.scheduler.After(ctx_.random.Uniform(1, max_delay_ms_), node_, [this, epoch = epoch_] { Sync(epoch); });
 }
 
 void SimStorageQueue::Crash() {
   ++epoch_;
   if (!queued_.empty()) {
-    trace_.Add(scheduler_.now(), node_, "storage lost " + std::to_string(queued_.size()) + " unsynced job(s)");
+    ctx_.Log(node_, "storage lost " + std::to_string(queued_.size()) + " unsynced job(s)");
   }
   queued_.clear();
   reads_.clear();
   completed_.clear();
+  held_.clear();
   sync_scheduled_ = false;
   delivery_scheduled_ = false;
   db_ = nullptr;
+}
+
+void SimStorageQueue::LoseUnsynced() {
+  const std::size_t unsynced = images_.batches();
+  if (unsynced == 0) return;
+  const auto kept = static_cast<std::size_t>(ctx_.random.Uniform(0, static_cast<int64_t>(unsynced)));
+  ctx_.Log(node_, "power loss: the disk kept " + std::to_string(kept) + " of the " + std::to_string(unsynced) +
+                      " batch(es) committed since the last fsync");
+  if (Status s = images_.Restore(path_, kept); !s.ok()) ctx_.checker.Fail("simulation", node_ + ": " + s.ToString());
+  synced_through_ = committed_batches_;
+  kept_unsynced_ = kept != 0;
 }
 
 void SimStorageQueue::Sync(uint64_t epoch) {
@@ -46,33 +94,96 @@ void SimStorageQueue::Sync(uint64_t epoch) {
   std::vector<Job> batch(std::make_move_iterator(queued_.begin()), std::make_move_iterator(queued_.end()));
   queued_.clear();
   if (batch.empty()) return;
+  const bool holding = !held_.empty();
+  // Without power losses every committed batch is durable: as if each fsynced.
+  const BatchSync plan = disk_ == DiskModel::kCommitIsDurable ? BatchSync{.fsync = true}
+                                                              : PlanBatchSync(batch, /*full=*/true, holding);
+  if (!plan.fsync) {
+    if (Status s = images_.CaptureBefore(*db_); !s.ok()) ctx_.checker.Fail("simulation", node_ + ": " + s.ToString());
+  }
   bool rolled_back = false;
-  std::vector<Status> results = RunStorageBatch(*db_, batch, &rolled_back);
+  bool wrote = false;
+  in_storage_step_ = true;
+  std::vector<Status> results = RunStorageBatch(*db_, batch, &rolled_back, nullptr, &wrote);
   if (rolled_back && after_rollback_) after_rollback_(*db_);
+  in_storage_step_ = false;
+  if (disk_ == DiskModel::kCommitIsDurable) wrote = true;  // "synced" is "committed"
+  if (!plan.fsync && !wrote) images_.DropLast();           // the file did not change
   ++stats_.batches;
   stats_.jobs += batch.size();
+  const uint64_t committed = wrote ? ++committed_batches_ : 0;
+  // SQLite fsyncs at a COMMIT that writes to the WAL, never at one that writes nothing.
+  const bool synced = !rolled_back && plan.fsync && wrote;
   std::size_t failed = 0;
   for (const Status& s : results) failed += s.ok() ? 0 : 1;
-  trace_.Add(scheduler_.now(), node_,
-             "sync " + std::to_string(batch.size()) + " job(s)" +
-                 (failed == 0 ? "" : ", " + std::to_string(failed) + " failed: " + results.back().ToString()));
-  if (on_synced_ && !rolled_back) on_synced_(*db_);
+  ctx_.Log(node_, std::string(synced ? "sync " : plan.fsync ? "commit, nothing written: " : "commit without fsync: ") +
+                      std::to_string(batch.size()) + " job(s)" +
+                      (failed == 0 ? "" : ", " + std::to_string(failed) + " failed: " + results.back().ToString()));
+  const HeldDones next = AfterBatch(plan, !rolled_back, /*full=*/true, holding);
+  if (next == HeldDones::kSyncWalFirst) {
+    SyncWal();
+  } else if (next == HeldDones::kDeliver) {
+    if (synced) Synced();
+    Release();
+  } else if (!holding) {
+    ctx_.scheduler.After(LingerMs(), node_, [this, epoch = epoch_, hold = ++holds_] { LingerOut(epoch, hold); });
+  }
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].done) completed_.emplace_back(std::move(batch[i].done), results[i]);
+    Completion c{std::move(batch[i].done), results[i], batch[i].durability, committed};
+    // Held as BatchWriter holds them, with or without a done: they keep the WAL owing an fsync.
+    if (next == HeldDones::kHold) {
+      held_.push_back(std::move(c));
+    } else if (c.done) {
+      completed_.push_back(std::move(c));
+    }
   }
-  if (!completed_.empty() && !delivery_scheduled_) {
-    delivery_scheduled_ = true;
-    scheduler_.After(random_.Uniform(0, 2), node_, [this, epoch = epoch_] { Deliver(epoch); });
+  ScheduleDelivery();
+}
+
+void SimStorageQueue::LingerOut(uint64_t epoch, uint64_t hold) {
+  if (epoch != epoch_ || db_ == nullptr || held_.empty() || hold != holds_) return;
+  SyncWal();
+  ScheduleDelivery();
+}
+
+void SimStorageQueue::SyncWal() {
+  ctx_.Log(node_, "sync of the WAL for " + std::to_string(held_.size()) + " held job(s)");
+  Synced();
+  Release();
+}
+
+void SimStorageQueue::Synced() {
+  synced_through_ = committed_batches_;
+  images_.Clear();
+  if (on_synced_) on_synced_(*db_);
+}
+
+void SimStorageQueue::Release() {
+  for (auto& c : held_) {
+    if (c.done) completed_.push_back(std::move(c));
   }
+  held_.clear();
+}
+
+void SimStorageQueue::ScheduleDelivery() {
+  if (completed_.empty() || delivery_scheduled_) return;
+  delivery_scheduled_ = true;
+  ctx_.scheduler.After(ctx_.random.Uniform(0, 2), node_, [this, epoch = epoch_] { Deliver(epoch); });
 }
 
 void SimStorageQueue::Deliver(uint64_t epoch) {
   if (epoch != epoch_) return;
   delivery_scheduled_ = false;
   while (!completed_.empty() && epoch == epoch_) {
-    auto [done, status] = std::move(completed_.front());
+    Completion c = std::move(completed_.front());
     completed_.pop_front();
-    done(status);
+    // BatchWriter's promise: a job that asked for an fsync hears of its
+    // success only once its batch is synced; a power loss may take back any later one.
+    if (c.status.ok() && c.durability != Durability::kNone && c.batch > synced_through_) {
+      ctx_.checker.Fail("durable completion", node_ + ": a job that asked for an fsync was told it succeeded while "
+                                                      "its batch was not synced");
+    }
+    c.done(c.status);
   }
 }
 

@@ -2,9 +2,16 @@
 // stand-in for BatchWriter. Jobs wait in FIFO order until a sync runs them as
 // one batch with RunStorageBatch (the same code BatchWriter runs) against the
 // node's real SQLite file; their completions are delivered in order a little
-// later, as separate events (the storage thread posting back). A crash loses
-// every job not yet synced and every completion not yet delivered; what a
-// sync committed stays.
+// later, as separate events (the storage thread posting back).
+//
+// What survives a crash depends on the run's DiskModel:
+// - kCommitIsDurable (process crashes only): every batch is durable once it
+//   committed; a crash loses the queued jobs and the undelivered completions.
+// - kFsyncIsDurable (power losses too): each batch fsyncs or not, and its
+//   dones are held for a later fsync or delivered, by BatchWriter's rule
+//   (common/batch_sync.h), with its linger in virtual time. A power loss
+//   (Crash, then LoseUnsynced) also takes back a suffix, drawn at random, of
+//   the batches committed since the last fsync (UnsyncedImages).
 //
 // The database is the node's: it attaches it after opening and detaches it
 // (Crash) before closing it.
@@ -17,21 +24,21 @@
 #include <vector>
 
 #include "common/storage_queue.h"
-#include "tests/sim/random.h"
-#include "tests/sim/scheduler.h"
-#include "tests/sim/trace.h"
+#include "tests/sim/context.h"
+#include "tests/sim/unsynced_images.h"
 
 namespace commitd::sim {
 
 class SimStorageQueue final : public StorageQueue {
  public:
-  SimStorageQueue(std::string node, Scheduler& scheduler, Random& random, Trace& trace)
-      : node_(std::move(node)), scheduler_(scheduler), random_(random), trace_(trace) {}
+  SimStorageQueue(std::string node, Context& ctx);
 
   // after_rollback: as BatchWriter's (called when a batch's transaction did not commit).
   void Attach(sqlite::Database* db, std::function<void(sqlite::Database&)> after_rollback = {});
-  // Called right after each batch is durable, before any completion is
-  // delivered (the world's checks read the database there).
+  // Called each time what the database holds becomes durable, before any
+  // completion this releases is delivered (the world's checks read the
+  // database there): after every committed batch (kCommitIsDurable), after
+  // every fsync (kFsyncIsDurable).
   void set_on_synced(std::function<void(sqlite::Database&)> fn) { on_synced_ = std::move(fn); }
   void set_max_delay_ms(int64_t ms) { max_delay_ms_ = ms; }
 
@@ -39,29 +46,56 @@ class SimStorageQueue final : public StorageQueue {
   void Read(std::function<void(sqlite::Database&)> fn) override;
   Stats stats() const override { return stats_; }
 
-  // The process died: queued jobs, reads and undelivered completions are gone.
+  // The process died: queued jobs, reads, held and undelivered completions are gone.
   void Crash();
-  bool idle() const { return queued_.empty() && reads_.empty() && completed_.empty(); }
+  // The machine lost power (after Crash, with the database closed): the file
+  // keeps what was synced and a prefix, drawn at random, of what was not.
+  void LoseUnsynced();
+  bool idle() const { return queued_.empty() && reads_.empty() && completed_.empty() && held_.empty(); }
+  // Batches committed since the last fsync (a power loss may lose them).
+  std::size_t unsynced_batches() const { return images_.batches(); }
 
  private:
+  struct Completion {
+    std::function<void(Status)> done;
+    Status status;
+    Durability durability = Durability::kSyncNow;
+    uint64_t batch = 0;  // the committed batch holding its writes; 0: its batch wrote nothing
+  };
+
   void ScheduleSync();
   void Sync(uint64_t epoch);
+  // The held dones' linger ran out: the WAL is synced for them alone.
+  void LingerOut(uint64_t epoch, uint64_t hold);
+  void SyncWal();
+  // Everything committed so far is durable.
+  void Synced();
+  void Release();  // the held completions, delivered next
+  void ScheduleDelivery();
   void Deliver(uint64_t epoch);
+  static int OnCommit(void* queue);
 
   std::string node_;
-  Scheduler& scheduler_;
-  Random& random_;
-  Trace& trace_;
+  Context& ctx_;
+  const DiskModel disk_;
   sqlite::Database* db_ = nullptr;
+  std::string path_;  // of the attached database, kept while it is closed
   std::function<void(sqlite::Database&)> after_rollback_;
   std::function<void(sqlite::Database&)> on_synced_;
   int64_t max_delay_ms_ = 5;
   std::deque<Job> queued_;
   std::deque<std::function<void(sqlite::Database&)>> reads_;
-  std::deque<std::pair<std::function<void(Status)>, Status>> completed_;
+  std::deque<Completion> completed_;
+  std::deque<Completion> held_;  // waiting for an fsync (kFsyncIsDurable)
+  uint64_t holds_ = 0;            // bumped when dones start to be held: a linger of an earlier hold does nothing
   bool sync_scheduled_ = false;
   bool delivery_scheduled_ = false;
-  uint64_t epoch_ = 0;  // bumped by a crash: events scheduled before it do nothing
+  bool in_storage_step_ = false;  // a commit outside it is the node's own, at synchronous=FULL in the binaries
+  uint64_t epoch_ = 0;            // bumped by a crash: events scheduled before it do nothing
+  uint64_t committed_batches_ = 0;
+  uint64_t synced_through_ = 0;  // every committed batch up to this one is durable
+  bool kept_unsynced_ = false;    // a power loss kept some: reported as synced at the next Attach
+  UnsyncedImages images_;
   Stats stats_;
 };
 

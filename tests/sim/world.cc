@@ -75,7 +75,9 @@ class World {
         trace_(kEpochMs, options.trace ? 0 : options.trace_lines, options.trace),
         network_(scheduler_, random_, trace_),
         ctx_{scheduler_, random_, trace_, network_, checker_, options.bug, Config{}, options.protocol,
-             options.adversary, options.prepares_without_log, nullptr} {}
+             options.adversary, options.prepares_without_log,
+             options.scenario == Scenario::kPowerLoss ? DiskModel::kFsyncIsDurable : DiskModel::kCommitIsDurable,
+             nullptr} {}
 
   RunResult Run();
 
@@ -83,7 +85,14 @@ class World {
   void DrawProfile();
   Status Build();
   void AfterEvent(const std::string& node, Scheduler::Kind kind);
+  // fn(node's process object): a GroupMemberNode, the CoordinatorNode or a ParticipantNode.
+  template <typename Fn>
+  auto OnNode(const std::string& node, Fn fn);
   void Crash(const std::string& node);
+  void PowerLoss(const std::string& node);
+  // A crash; in the power-loss scenario, this seed's share of them are power losses.
+  void CrashOrPowerLoss(const std::string& node);
+  std::size_t UnsyncedBatches(const std::string& node);
   void Restart(const std::string& node);
   // The adversary's restart of a coordinator: clock set back, log replaced.
   void AdversaryRestart(const std::string& node, int64_t back_ms, bool wipe, int64_t down_ms);
@@ -101,6 +110,10 @@ class World {
   bool CoordinatorsSettled();
   std::string Describe();
   bool group() const { return !members_.empty(); }
+  // Chaos and power loss draw every fault at random; the other scenarios place their own.
+  bool ChaosProfile() const {
+    return options_.scenario == Scenario::kChaos || options_.scenario == Scenario::kPowerLoss;
+  }
   // Coordinator-loss seeds, every other one: the agents' retention is shorter
   // than the coordinator's absence. By the seed, not drawn: every draw stays.
   bool AgentsForgetDuringLoss() const {
@@ -131,6 +144,10 @@ class World {
   // This seed's profile.
   NetworkFaults faults_;
   double crash_chance_ = 0;  // per step of a node; a twentieth of it per tick
+  // Power-loss scenario: the share of crashes that are power losses, and the
+  // chance of one after a step that leaves batches committed without fsync.
+  double power_loss_share_ = 0;
+  double at_unsynced_ = 0;
   int64_t crashes_left_ = 0;
   int64_t max_down_ms_ = 0;
   int64_t fault_end_ms_ = 0;
@@ -151,15 +168,19 @@ void World::DrawProfile() {
   crashes_left_ = random_.Uniform(0, 6);
   max_down_ms_ = random_.Uniform(1, 3000);
   const bool three_phase = options_.protocol == "3pc";
-  if (three_phase || options_.scenario != Scenario::kChaos) {
+  if (three_phase || !ChaosProfile()) {
     // 3PC's assumptions: no message is lost, every delay is bounded (well
     // under the termination grace). The same for 2PC in the comparison scenarios.
     faults_.drop = 0;
     faults_.outlier_max_ms = std::min<int64_t>(faults_.outlier_max_ms, 300);
   }
-  if (options_.scenario != Scenario::kChaos) {
+  if (!ChaosProfile()) {
     crash_chance_ = 0;  // the scenario places its faults itself
     crashes_left_ = 0;
+  }
+  if (options_.scenario == Scenario::kPowerLoss) {
+    power_loss_share_ = static_cast<double>(random_.Uniform(250, 1000)) / 1000;
+    at_unsynced_ = static_cast<double>(random_.Uniform(0, 100)) / 1000;
   }
   // Two seeds in three keep agents' outcomes in memory for only a few ticks,
   // so that duplicates, late prepares and peers' questions are answered from
@@ -189,6 +210,11 @@ void World::DrawProfile() {
                 static_cast<long long>(max_down_ms_), static_cast<long long>(ctx_.config.outcome_memory_ms),
                 static_cast<long long>(ctx_.config.outcome_retention_ms));
   result_.profile = line;
+  if (options_.scenario == Scenario::kPowerLoss) {
+    std::snprintf(line, sizeof line, " power loss %.2f of crashes, %.3f/step while unsynced", power_loss_share_,
+                  at_unsynced_);
+    result_.profile += line;
+  }
 }
 
 Status World::Build() {
@@ -287,33 +313,57 @@ bool World::IsUp(const std::string& node) const {
 
 void World::AfterEvent(const std::string& node, Scheduler::Kind kind) {
   if (healed_ || crashes_left_ <= 0 || node == "client" || !IsUp(node)) return;
-  if (!random_.Chance(kind == Scheduler::Kind::kTick ? crash_chance_ / 20 : crash_chance_)) return;
+  if (random_.Chance(kind == Scheduler::Kind::kTick ? crash_chance_ / 20 : crash_chance_)) {
+    CrashOrPowerLoss(node);
+  } else if (options_.scenario == Scenario::kPowerLoss && UnsyncedBatches(node) != 0 &&
+             random_.Chance(at_unsynced_)) {
+    // The worst moment: what the disk holds for certain lags behind what the node has seen.
+    PowerLoss(node);
+  } else {
+    return;
+  }
   --crashes_left_;
-  Crash(node);
   scheduler_.After(random_.Uniform(1, max_down_ms_), "", [this, node, epoch = down_epoch_[node]] {
     if (down_epoch_[node] == epoch) Restart(node);
   });
 }
 
+template <typename Fn>
+auto World::OnNode(const std::string& node, Fn fn) {
+  if (auto m = members_.find(node); m != members_.end()) return fn(*m->second);
+  if (node == kCoordinator) return fn(*coordinator_);
+  return fn(*participants_.at(node));
+}
+
 void World::Crash(const std::string& node) {
   ++result_.crashes;
   ++down_epoch_[node];
-  if (auto m = members_.find(node); m != members_.end()) {
-    m->second->Crash();
-  } else if (node == kCoordinator) {
-    coordinator_->Crash();
+  OnNode(node, [](auto& n) { n.Crash(); });
+}
+
+void World::PowerLoss(const std::string& node) {
+  ctx_.Log("world", "POWER LOSS " + node);
+  ++result_.crashes;
+  ++result_.power_losses;
+  ++down_epoch_[node];
+  OnNode(node, [](auto& n) { n.PowerLoss(); });
+}
+
+void World::CrashOrPowerLoss(const std::string& node) {
+  if (options_.scenario == Scenario::kPowerLoss && random_.Chance(power_loss_share_)) {
+    PowerLoss(node);
   } else {
-    participants_.at(node)->Crash();
+    Crash(node);
   }
+}
+
+std::size_t World::UnsyncedBatches(const std::string& node) {
+  return OnNode(node, [](const auto& n) { return n.unsynced_batches(); });
 }
 
 void World::Restart(const std::string& node) {
   ++down_epoch_[node];
-  if (auto m = members_.find(node); m != members_.end()) {
-    if (Status s = m->second->Start(); !s.ok()) checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
-  } else if (node == kCoordinator) {
-    if (Status s = coordinator_->Start(); !s.ok()) checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
-  } else if (Status s = participants_.at(node)->Start(); !s.ok()) {
+  if (Status s = OnNode(node, [](auto& n) { return n.Start(); }); !s.ok()) {
     checker_.Fail("recovery", node + " cannot restart: " + s.ToString());
   }
 }
@@ -443,6 +493,7 @@ RunResult World::Run() {
 
   switch (options_.scenario) {
     case Scenario::kChaos:
+    case Scenario::kPowerLoss:
       if (options_.protocol != "3pc") PlanChaosPartitions();
       if (group()) PlanLeaderFaults();
       break;
@@ -524,7 +575,7 @@ void World::PlanLeaderFaults() {
       if (healed_ || leader == nullptr) return;
       const std::string node = leader->name();
       ctx_.Log("world", "KILL LEADER " + node + " (down for " + std::to_string(down) + " ms)");
-      Crash(node);
+      CrashOrPowerLoss(node);
       scheduler_.After(down, "", [this, node, epoch = down_epoch_[node]] {
         if (down_epoch_[node] == epoch) Restart(node);
       });

@@ -12,9 +12,12 @@
 // no partition); coordinator-loss kills the coordinator mid-load and counts,
 // kNonBlockingBoundMs later, what the participants still hold in doubt (3PC
 // must hold nothing); partition cuts one participant off from everyone else
-// at random times, with no loss and no crash. With a group (chaos only) the
-// ready leader is also killed, and cut off from the other members, at random
-// moments of the load.
+// at random times, with no loss and no crash; power-loss is chaos in which a
+// crash may be a power loss (the node's disk keeps what was synced and a
+// prefix of what was not: SimStorageQueue), most likely right after a step
+// that left batches committed without fsync. With a group (chaos and power
+// loss) the ready leader is also killed, and cut off from the other members,
+// at random moments of the load.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +35,7 @@ struct RunResult {
   uint64_t committed = 0;     // answers the client got
   uint64_t aborted = 0;
   uint64_t crashes = 0;
+  uint64_t power_losses = 0;  // of the crashes
   uint64_t messages = 0;
   uint64_t events = 0;
   int64_t settle_ms = 0;      // from the last fault to everything resolved
