@@ -142,6 +142,10 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, OpenOp
     if (Status s = db->Exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
         !s.ok())
       return s;
+    // Setting journal_mode read the file, which opened its WAL if there is one.
+    if (options.wal && db->WalFile() != nullptr) {
+      if (Status s = db->SyncWal(); !s.ok()) return s;
+    }
   }
   if (Status s = db->Exec("PRAGMA foreign_keys=ON"); !s.ok()) return s;
   return db;
@@ -226,13 +230,19 @@ Status Database::Rollback() {
 }
 bool Database::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
-Status Database::SyncWal() {
+sqlite3_file* Database::WalFile() const {
   sqlite3_file* wal = nullptr;
   // In WAL mode the pager's journal file is the WAL.
   if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK || wal == nullptr ||
       wal->pMethods == nullptr) {
-    return Status::IoError("sync of " + path_ + ": no WAL file is open");
+    return nullptr;
   }
+  return wal;
+}
+
+Status Database::SyncWal() {
+  sqlite3_file* wal = WalFile();
+  if (wal == nullptr) return Status::IoError("sync of " + path_ + ": no WAL file is open");
   // The flags SQLite gives a WAL commit's sync at synchronous=FULL.
   if (int rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL); rc != SQLITE_OK) {
     return Status::IoError("sync of " + path_ + "-wal: " + sqlite3_errstr(rc));

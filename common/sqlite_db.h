@@ -57,7 +57,10 @@ class Statement {
 struct OpenOptions {
   bool create = true;
   bool read_only = false;
-  bool wal = true;              // journal_mode=WAL
+  // journal_mode=WAL. A WAL found at open is fsynced before anything reads
+  // it: a process that crashed may have left frames it committed at
+  // synchronous=NORMAL unsynced, and this one takes them for committed.
+  bool wal = true;
   bool synchronous_full = true; // synchronous=FULL: a commit is on disk when it returns
   int busy_timeout_ms = 5000;
 };
@@ -97,6 +100,7 @@ class Database {
 
  private:
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  sqlite3_file* WalFile() const;  // null when no WAL is open
   sqlite3* db_;
   std::string path_;
   std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>> cache_;

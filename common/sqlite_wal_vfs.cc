@@ -1,5 +1,6 @@
 #include "common/sqlite_wal_vfs.h"
 
+#include <atomic>
 #include <cstring>
 
 namespace commitd::sqlite {
@@ -77,9 +78,13 @@ int Truncate(sqlite3_file* f, sqlite3_int64 size) {
   if (int rc = Release(f); rc != SQLITE_OK) return rc;
   return Inner(f)->pMethods->xTruncate(Inner(f), size);
 }
+std::atomic<uint64_t> wal_syncs{0};
+
 int Sync(sqlite3_file* f, int flags) {
   if (int rc = Release(f); rc != SQLITE_OK) return rc;
-  return Inner(f)->pMethods->xSync(Inner(f), flags);
+  const int rc = Inner(f)->pMethods->xSync(Inner(f), flags);
+  if (rc == SQLITE_OK) wal_syncs.fetch_add(1, std::memory_order_relaxed);
+  return rc;
 }
 int FileSize(sqlite3_file* f, sqlite3_int64* size) {
   if (int rc = Release(f); rc != SQLITE_OK) return rc;
@@ -203,6 +208,8 @@ sqlite3_vfs* RegisterWalJoiningVfs(const char* name, sqlite3_vfs* under) {
   sqlite3_vfs_register(vfs, 0);
   return vfs;
 }
+
+uint64_t WalSyncs() { return wal_syncs.load(std::memory_order_relaxed); }
 
 sqlite3_vfs* WalJoiningVfs() {
   static sqlite3_vfs* const vfs = RegisterWalJoiningVfs("commitd-wal", sqlite3_vfs_find(nullptr));

@@ -17,6 +17,8 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
+
 namespace commitd::sqlite {
 
 // The VFS that Database::Open uses: registered once on first call, over
@@ -27,5 +29,9 @@ sqlite3_vfs* WalJoiningVfs();
 // returns it; for tests that put their own VFS underneath. `name` and `under`
 // must outlive the process's use of it.
 sqlite3_vfs* RegisterWalJoiningVfs(const char* name, sqlite3_vfs* under);
+
+// Successful fsyncs of WAL files through these VFSs since the process
+// started, every connection's: what a power loss can no longer take back.
+uint64_t WalSyncs();
 
 }  // namespace commitd::sqlite

@@ -1,9 +1,6 @@
 #include "tests/sim/sim_storage_queue.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
-#include <utility>
 
 #include "common/batch_sync.h"
 
@@ -25,22 +22,15 @@ void SimStorageQueue::Attach(sqlite::Database* db, std::function<void(sqlite::Da
   db_ = db;
   path_ = db->path();
   after_rollback_ = std::move(after_rollback);
-  if (disk_ == DiskModel::kFsyncIsDurable) sqlite3_commit_hook(db->handle(), &SimStorageQueue::OnCommit, this);
-  // What a power loss left of the unsynced batches is on the disk now.
-  if (std::exchange(kept_unsynced_, false) && on_synced_) on_synced_(*db_);
-}
-
-// A transaction the node commits itself (opening its database) is synced in
-// the binaries: their connections run at synchronous=FULL outside the queue.
-int SimStorageQueue::OnCommit(void* queue) {
-  auto* self = static_cast<SimStorageQueue*>(queue);
-  if (!self->in_storage_step_ && self->images_.batches() != 0) {
-    self->ctx_.Log(self->node_, "a commit of its own synced " + std::to_string(self->images_.batches()) +
-                                    " batch(es) committed without fsync");
-    self->synced_through_ = self->committed_batches_;
-    self->images_.Clear();
+  // The binaries' sqlite::Database::Open fsyncs the WAL it finds: whatever a
+  // crash or a power loss left in the file is durable once the node is back.
+  if (disk_ == DiskModel::kFsyncIsDurable) {
+    if (images_.batches() != 0) {
+      ctx_.Log(node_, "opening the database synced " + std::to_string(images_.batches()) +
+                          " batch(es) committed without fsync");
+    }
+    Synced();
   }
-  return 0;
 }
 
 void SimStorageQueue::Submit(Job job) {
@@ -81,7 +71,6 @@ void SimStorageQueue::LoseUnsynced() {
                       " batch(es) committed since the last fsync");
   if (Status s = images_.Restore(path_, kept); !s.ok()) ctx_.checker.Fail("simulation", node_ + ": " + s.ToString());
   synced_through_ = committed_batches_;
-  kept_unsynced_ = kept != 0;
 }
 
 void SimStorageQueue::Sync(uint64_t epoch) {
@@ -103,10 +92,8 @@ void SimStorageQueue::Sync(uint64_t epoch) {
   }
   bool rolled_back = false;
   bool wrote = false;
-  in_storage_step_ = true;
   std::vector<Status> results = RunStorageBatch(*db_, batch, &rolled_back, nullptr, &wrote);
   if (rolled_back && after_rollback_) after_rollback_(*db_);
-  in_storage_step_ = false;
   if (disk_ == DiskModel::kCommitIsDurable) wrote = true;  // "synced" is "committed"
   if (!plan.fsync && !wrote) images_.DropLast();           // the file did not change
   ++stats_.batches;

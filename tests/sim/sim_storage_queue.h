@@ -34,11 +34,13 @@ class SimStorageQueue final : public StorageQueue {
   SimStorageQueue(std::string node, Context& ctx);
 
   // after_rollback: as BatchWriter's (called when a batch's transaction did not commit).
+  // With kFsyncIsDurable, attaching is a sync: the binaries fsync the WAL
+  // when they open their database.
   void Attach(sqlite::Database* db, std::function<void(sqlite::Database&)> after_rollback = {});
   // Called each time what the database holds becomes durable, before any
   // completion this releases is delivered (the world's checks read the
   // database there): after every committed batch (kCommitIsDurable), after
-  // every fsync (kFsyncIsDurable).
+  // every fsync, and at Attach (kFsyncIsDurable).
   void set_on_synced(std::function<void(sqlite::Database&)> fn) { on_synced_ = std::move(fn); }
   void set_max_delay_ms(int64_t ms) { max_delay_ms_ = ms; }
 
@@ -73,7 +75,6 @@ class SimStorageQueue final : public StorageQueue {
   void Release();  // the held completions, delivered next
   void ScheduleDelivery();
   void Deliver(uint64_t epoch);
-  static int OnCommit(void* queue);
 
   std::string node_;
   Context& ctx_;
@@ -90,11 +91,9 @@ class SimStorageQueue final : public StorageQueue {
   uint64_t holds_ = 0;            // bumped when dones start to be held: a linger of an earlier hold does nothing
   bool sync_scheduled_ = false;
   bool delivery_scheduled_ = false;
-  bool in_storage_step_ = false;  // a commit outside it is the node's own, at synchronous=FULL in the binaries
   uint64_t epoch_ = 0;            // bumped by a crash: events scheduled before it do nothing
   uint64_t committed_batches_ = 0;
   uint64_t synced_through_ = 0;  // every committed batch up to this one is durable
-  bool kept_unsynced_ = false;    // a power loss kept some: reported as synced at the next Attach
   UnsyncedImages images_;
   Stats stats_;
 };

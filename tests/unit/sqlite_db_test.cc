@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "common/sqlite_wal_vfs.h"
 #include "tests/unit/support/temp_dir.h"
 #include "tests/unit/support/write_calls.h"
 #include <stdlib.h>
@@ -51,6 +52,22 @@ TEST_CASE("Open creates the file with WAL and synchronous=FULL") {
   CHECK(PragmaText(*db, "journal_mode") == "wal");
   CHECK(PragmaText(*db, "synchronous") == "2");  // FULL
   CHECK(PragmaText(*db, "foreign_keys") == "1");
+}
+
+TEST_CASE("Open fsyncs the WAL it finds: what it will read as committed is on disk first") {
+  commitd::testing::TempDir dir("sqlite_db_test");
+  const std::string path = dir.File("a.db");
+  auto writer = OpenOrDie(path);
+  REQUIRE(writer->Exec("CREATE TABLE t(v INTEGER)").ok());
+  // Committed without fsync, as a batch that rides on a later one is (what a
+  // process killed before that fsync leaves behind).
+  REQUIRE(writer->Exec("PRAGMA synchronous=NORMAL").ok());
+  const uint64_t syncs_before = WalSyncs();
+  REQUIRE(writer->Exec("INSERT INTO t VALUES (1)").ok());
+  REQUIRE(WalSyncs() == syncs_before);
+  auto reader = OpenOrDie(path);
+  CHECK(WalSyncs() == syncs_before + 1);
+  CHECK(Count(*reader, "t") == 1);
 }
 
 TEST_CASE("a savepoint's journal stays in memory: nothing is written before COMMIT") {
