@@ -2,9 +2,12 @@
 // outlives every node.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <functional>
 #include <string>
 
+#include "common/batch_sync.h"
 #include "common/config.h"
 #include "tests/sim/invariants.h"
 #include "tests/sim/network.h"
@@ -31,6 +34,12 @@ struct Context {
   // (its URL). Set by the adversary, which reacts to it.
   std::function<void(const std::string& participant, const std::string& txid, const std::string& coordinator_url)>
       on_presumed_abort;
+  // How long held dones wait for another batch's fsync before the WAL is
+  // synced for them alone, in virtual ms: BatchWriter's linger, or longer
+  // (the power-loss scenario draws it), so that batches come within it as
+  // they do on a real storage thread, microseconds apart.
+  int64_t sync_linger_ms =
+      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(kDefaultSyncLinger).count());
 
   int64_t now() const { return scheduler.now(); }
   void Log(const std::string& node, const std::string& what) { trace.Add(scheduler.now(), node, what); }

@@ -1,19 +1,9 @@
 #include "tests/sim/sim_storage_queue.h"
 
-#include <algorithm>
 
 #include "common/batch_sync.h"
 
 namespace commitd::sim {
-
-namespace {
-
-// What the simulated linger is in virtual time: BatchWriter's, at least a millisecond.
-int64_t LingerMs() {
-  return std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(kDefaultSyncLinger).count());
-}
-
-}  // namespace
 
 SimStorageQueue::SimStorageQueue(std::string node, Context& ctx)
     : node_(std::move(node)), ctx_(ctx), disk_(ctx.disk) {}
@@ -113,7 +103,7 @@ void SimStorageQueue::Sync(uint64_t epoch) {
     if (synced) Synced();
     Release();
   } else if (!holding) {
-    ctx_.scheduler.After(LingerMs(), node_, [this, epoch = epoch_, hold = ++holds_] { LingerOut(epoch, hold); });
+    ctx_.scheduler.After(ctx_.sync_linger_ms, node_, [this, epoch = epoch_, hold = ++holds_] { LingerOut(epoch, hold); });
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Completion c{std::move(batch[i].done), results[i], batch[i].durability, committed};

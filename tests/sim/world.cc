@@ -181,6 +181,7 @@ void World::DrawProfile() {
   if (options_.scenario == Scenario::kPowerLoss) {
     power_loss_share_ = static_cast<double>(random_.Uniform(250, 1000)) / 1000;
     at_unsynced_ = static_cast<double>(random_.Uniform(0, 100)) / 1000;
+    ctx_.sync_linger_ms = random_.Uniform(ctx_.sync_linger_ms, 5);
   }
   // Two seeds in three keep agents' outcomes in memory for only a few ticks,
   // so that duplicates, late prepares and peers' questions are answered from
@@ -211,8 +212,8 @@ void World::DrawProfile() {
                 static_cast<long long>(ctx_.config.outcome_retention_ms));
   result_.profile = line;
   if (options_.scenario == Scenario::kPowerLoss) {
-    std::snprintf(line, sizeof line, " power loss %.2f of crashes, %.3f/step while unsynced", power_loss_share_,
-                  at_unsynced_);
+    std::snprintf(line, sizeof line, " power loss %.2f of crashes, %.3f/step while unsynced, linger %lld ms",
+                  power_loss_share_, at_unsynced_, static_cast<long long>(ctx_.sync_linger_ms));
     result_.profile += line;
   }
 }
