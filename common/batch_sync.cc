@@ -15,8 +15,8 @@ BatchSync PlanBatchSync(std::span<const StorageJob> batch, bool full, bool holdi
   return plan;
 }
 
-HeldDones AfterBatch(const BatchSync& plan, bool committed, bool full, bool holding) {
-  if (committed && plan.fsync) return HeldDones::kDeliver;
+HeldDones AfterBatch(const BatchSync& plan, bool committed, bool wrote, bool full, bool holding) {
+  if (committed && plan.fsync) return wrote || !holding ? HeldDones::kDeliver : HeldDones::kSyncWalFirst;
   if (committed && full && (plan.rides || holding)) return HeldDones::kHold;
   return holding ? HeldDones::kSyncWalFirst : HeldDones::kDeliver;
 }

@@ -37,7 +37,8 @@ enum class HeldDones {
   kSyncWalFirst,  // an fsync of the WAL alone, then all of them (this batch failed or must not wait)
 };
 
-// committed: the batch's transaction committed.
-HeldDones AfterBatch(const BatchSync& plan, bool committed, bool full, bool holding);
+// committed: the batch's transaction committed; wrote: it wrote pages. A
+// COMMIT that writes nothing does not fsync, so it covers no held done.
+HeldDones AfterBatch(const BatchSync& plan, bool committed, bool wrote, bool full, bool holding);
 
 }  // namespace commitd

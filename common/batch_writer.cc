@@ -117,12 +117,13 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
   // A batch that needs its fsync never commits unless the level is back.
   Status level = SetSynchronous(full && !plan.fsync ? 1 : synchronous_);
   bool rolled_back = false;
+  bool wrote = false;
   double commit_seconds = 0;
   std::vector<Status> results;
   if (!sync_failed_.ok()) {
     results.assign(batch.size(), sync_failed_);
   } else if (level.ok()) {
-    results = RunStorageBatch(db_, batch, &rolled_back, &commit_seconds);
+    results = RunStorageBatch(db_, batch, &rolled_back, &commit_seconds, &wrote);
   } else {
     results.assign(batch.size(), level);
   }
@@ -136,9 +137,9 @@ void BatchWriter::RunBatch(std::vector<Job>& batch) {
     m = metrics_;
   }
   if (m.batch_size != nullptr) m.batch_size->Observe(static_cast<double>(batch.size()));
-  if (m.fsync_seconds != nullptr && plan.fsync && committed) m.fsync_seconds->Observe(commit_seconds);
+  if (m.fsync_seconds != nullptr && plan.fsync && committed && wrote) m.fsync_seconds->Observe(commit_seconds);
   for (std::size_t i = 0; i < batch.size(); ++i) held_.emplace_back(std::move(batch[i].done), std::move(results[i]));
-  switch (AfterBatch(plan, committed, full, was_holding)) {
+  switch (AfterBatch(plan, committed, wrote, full, was_holding)) {
     case HeldDones::kDeliver:
       PostHeld();
       break;

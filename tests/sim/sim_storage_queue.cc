@@ -96,7 +96,7 @@ void SimStorageQueue::Sync(uint64_t epoch) {
   ctx_.Log(node_, std::string(synced ? "sync " : plan.fsync ? "commit, nothing written: " : "commit without fsync: ") +
                       std::to_string(batch.size()) + " job(s)" +
                       (failed == 0 ? "" : ", " + std::to_string(failed) + " failed: " + results.back().ToString()));
-  const HeldDones next = AfterBatch(plan, !rolled_back, /*full=*/true, holding);
+  const HeldDones next = AfterBatch(plan, !rolled_back, wrote, /*full=*/true, holding);
   if (next == HeldDones::kSyncWalFirst) {
     SyncWal();
   } else if (next == HeldDones::kDeliver) {

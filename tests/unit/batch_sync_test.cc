@@ -17,6 +17,7 @@ StorageJob Job(Durability durability, bool with_done = true) {
 
 constexpr bool kFull = true;
 constexpr bool kCommitted = true;
+constexpr bool kWrote = true;
 
 TEST_CASE("a batch with a job that must sync now fsyncs, and every done is delivered") {
   std::vector<StorageJob> batch;
@@ -25,7 +26,7 @@ TEST_CASE("a batch with a job that must sync now fsyncs, and every done is deliv
   for (bool holding : {false, true}) {
     BatchSync plan = PlanBatchSync(batch, kFull, holding);
     CHECK(plan.fsync);
-    CHECK(AfterBatch(plan, kCommitted, kFull, holding) == HeldDones::kDeliver);
+    CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, holding) == HeldDones::kDeliver);
   }
 }
 
@@ -36,7 +37,7 @@ TEST_CASE("a riding job commits without fsync and its done is held, behind the o
     BatchSync plan = PlanBatchSync(batch, kFull, holding);
     CHECK_FALSE(plan.fsync);
     CHECK(plan.rides);
-    CHECK(AfterBatch(plan, kCommitted, kFull, holding) == HeldDones::kHold);
+    CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, holding) == HeldDones::kHold);
   }
 }
 
@@ -45,11 +46,11 @@ TEST_CASE("a done that asks for no sync is not held: with dones held, its batch 
   alone.push_back(Job(Durability::kNone));
   BatchSync plan = PlanBatchSync(alone, kFull, /*holding=*/false);
   CHECK_FALSE(plan.fsync);
-  CHECK(AfterBatch(plan, kCommitted, kFull, false) == HeldDones::kDeliver);
+  CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, false) == HeldDones::kDeliver);
 
   plan = PlanBatchSync(alone, kFull, /*holding=*/true);
   CHECK(plan.fsync);
-  CHECK(AfterBatch(plan, kCommitted, kFull, true) == HeldDones::kDeliver);
+  CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, true) == HeldDones::kDeliver);
 
   std::vector<StorageJob> beside_a_rider;
   beside_a_rider.push_back(Job(Durability::kSyncWithNext));
@@ -57,20 +58,29 @@ TEST_CASE("a done that asks for no sync is not held: with dones held, its batch 
   CHECK(PlanBatchSync(beside_a_rider, kFull, false).fsync);
 }
 
+TEST_CASE("a batch meant to fsync that wrote nothing did not fsync: the held dones get an fsync of the WAL first") {
+  std::vector<StorageJob> read;
+  read.push_back(Job(Durability::kNone));
+  BatchSync plan = PlanBatchSync(read, kFull, /*holding=*/true);
+  REQUIRE(plan.fsync);
+  CHECK(AfterBatch(plan, kCommitted, !kWrote, kFull, true) == HeldDones::kSyncWalFirst);
+  CHECK(AfterBatch(plan, kCommitted, !kWrote, kFull, false) == HeldDones::kDeliver);  // nothing to cover
+}
+
 TEST_CASE("a job without a done that asks for no sync rides along with the held ones") {
   std::vector<StorageJob> batch;
   batch.push_back(Job(Durability::kNone, /*with_done=*/false));
   BatchSync plan = PlanBatchSync(batch, kFull, /*holding=*/true);
   CHECK_FALSE(plan.fsync);
-  CHECK(AfterBatch(plan, kCommitted, kFull, true) == HeldDones::kHold);
+  CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, true) == HeldDones::kHold);
 }
 
 TEST_CASE("a batch that did not commit releases the held dones after an fsync of the WAL alone") {
   std::vector<StorageJob> batch;
   batch.push_back(Job(Durability::kSyncWithNext));
   BatchSync plan = PlanBatchSync(batch, kFull, /*holding=*/true);
-  CHECK(AfterBatch(plan, !kCommitted, kFull, true) == HeldDones::kSyncWalFirst);
-  CHECK(AfterBatch(plan, !kCommitted, kFull, false) == HeldDones::kDeliver);
+  CHECK(AfterBatch(plan, !kCommitted, !kWrote, kFull, true) == HeldDones::kSyncWalFirst);
+  CHECK(AfterBatch(plan, !kCommitted, !kWrote, kFull, false) == HeldDones::kDeliver);
 }
 
 TEST_CASE("below synchronous=FULL nothing is fsynced and nothing is held") {
@@ -80,7 +90,7 @@ TEST_CASE("below synchronous=FULL nothing is fsynced and nothing is held") {
   batch.push_back(Job(Durability::kNone));
   BatchSync plan = PlanBatchSync(batch, !kFull, false);
   CHECK_FALSE(plan.fsync);
-  CHECK(AfterBatch(plan, kCommitted, !kFull, false) == HeldDones::kDeliver);
+  CHECK(AfterBatch(plan, kCommitted, kWrote, !kFull, false) == HeldDones::kDeliver);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "common/failpoint.h"
 #include "common/metrics.h"
+#include "common/sqlite_wal_vfs.h"
 #include "tests/unit/support/temp_dir.h"
 #include <stdlib.h>
 
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -446,22 +448,42 @@ TEST_CASE_FIXTURE(LingeringWriter, "with no batch after it, a job that syncs wit
   CHECK(levels == std::vector<int64_t>{1});
 }
 
-TEST_CASE_FIXTURE(LingeringWriter, "a done that needs no sync is not held behind one that waits for a sync: the batch syncs at once") {
-  writer.set_sync_linger(std::chrono::seconds(30));
-  std::vector<int> answered;
-  writer.Submit(SyncWithNext(1, &levels, [&](Status) { answered.push_back(1); }));
-  RunUntil(io, [] { return false; }, std::chrono::milliseconds(100));
-  BatchWriter::Job read{[&](sqlite::Database& d) {
-                          levels.push_back(QueryInt(d, "PRAGMA synchronous"));
-                          return Status::Ok();
-                        },
-                        [&](Status) { answered.push_back(2); }};
-  read.durability = Durability::kNone;
-  writer.Submit(std::move(read));
-  REQUIRE(RunUntil(io, [&] { return answered.size() == 2; }, std::chrono::seconds(5)));
-  CHECK(answered == std::vector<int>{1, 2});
-  CHECK(levels == std::vector<int64_t>{1, 2});
-  CHECK(fsyncs.count() == 1);
+// A job that asks for no sync, reading (or writing, when `insert_id` is set)
+// at the synchronous level its batch runs at.
+BatchWriter::Job Unsynced(std::optional<int64_t> insert_id, std::vector<int64_t>* levels,
+                          std::function<void(Status)> done) {
+  BatchWriter::Job job{[insert_id, levels](sqlite::Database& db) {
+                         levels->push_back(QueryInt(db, "PRAGMA synchronous"));
+                         if (!insert_id) return Status::Ok();
+                         return db.Exec("INSERT INTO t(id, v) VALUES (" + std::to_string(*insert_id) + ", 'none')");
+                       },
+                       std::move(done)};
+  job.durability = Durability::kNone;
+  return job;
+}
+
+TEST_CASE_FIXTURE(LingeringWriter, "a done that needs no sync is not held behind one that waits for a sync: it comes after an fsync at once, its batch's or, if that wrote nothing, the WAL's alone") {
+  for (bool writes : {true, false}) {
+    CAPTURE(writes);
+    writer.set_sync_linger(std::chrono::seconds(30));
+    std::vector<int> answered;
+    levels.clear();
+    const uint64_t batches = writer.stats().batches;
+    writer.Submit(SyncWithNext(writes ? 1 : 3, &levels, [&](Status) { answered.push_back(1); }));
+    REQUIRE(RunUntil(io, [&] { return writer.stats().batches == batches + 1; }));  // committed, held
+    const uint64_t wal_syncs = sqlite::WalSyncs();
+    const int64_t fsyncs_before = fsyncs.count();
+    writer.Submit(Unsynced(writes ? std::optional<int64_t>(2) : std::nullopt, &levels,
+                           [&](Status s) {
+                             CHECK(s.ok());
+                             answered.push_back(2);
+                           }));
+    REQUIRE(RunUntil(io, [&] { return answered.size() == 2; }, std::chrono::seconds(5)));
+    CHECK(answered == std::vector<int>{1, 2});
+    CHECK(levels == std::vector<int64_t>{1, 2});      // the second batch commits at FULL
+    CHECK(sqlite::WalSyncs() == wal_syncs + 1);        // and one fsync covers both
+    CHECK(fsyncs.count() == fsyncs_before + 1);
+  }
 }
 
 TEST_CASE("Flush and the destructor sync held jobs instead of waiting for the linger") {
