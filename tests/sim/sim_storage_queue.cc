@@ -78,7 +78,7 @@ void SimStorageQueue::Sync(uint64_t epoch) {
   const BatchSync plan = disk_ == DiskModel::kCommitIsDurable ? BatchSync{.fsync = true}
                                                               : PlanBatchSync(batch, /*full=*/true, holding);
   if (!plan.fsync) {
-    if (Status s = images_.CaptureBefore(*db_); !s.ok()) ctx_.checker.Fail("simulation", node_ + ": " + s.ToString());
+    if (Status s = images_.CaptureBefore(path_); !s.ok()) ctx_.checker.Fail("simulation", node_ + ": " + s.ToString());
   }
   bool rolled_back = false;
   bool wrote = false;
