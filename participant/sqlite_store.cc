@@ -35,7 +35,7 @@ void SqliteStore::Prepare(action::Prepare prepare,
 // a later prepare that reads it is synced together with it (one WAL).
 void SqliteStore::Commit(const std::string& txid, std::function<void(Status)> done) {
   queue_.Submit({[this, txid](sqlite::Database&) { return rm_.Commit(txid, timers_.NowMs()); }, std::move(done),
-                 nullptr, Durability::kSyncWithNext});
+                 nullptr, unsafe_commit_without_sync_ ? Durability::kNone : Durability::kSyncWithNext});
 }
 
 void SqliteStore::Abort(const std::string& txid, std::function<void(Status)> done) {

@@ -37,10 +37,16 @@ class SqliteStore final : public Store {
   void FindOutcome(const std::string& txid,
                    std::function<void(Result<std::optional<StoredOutcome>>)> done) override;
 
+  // Test-only fault switch (the simulator's bug commit-without-fsync): a
+  // commit asks for no fsync (Durability::kNone), so its done, and the
+  // agent's ack, may come before anything made it durable.
+  void set_unsafe_commit_without_sync(bool on) { unsafe_commit_without_sync_ = on; }
+
  private:
   ResourceManager& rm_;
   StorageQueue& queue_;
   const Timers& timers_;
+  bool unsafe_commit_without_sync_ = false;
 };
 
 }  // namespace commitd::participant

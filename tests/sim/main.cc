@@ -11,6 +11,7 @@
 //   --check-determinism                       run every seed twice and compare the traces
 //   --protocol 2pc|3pc                        what the client asks for
 //   --scenario chaos|coordinator-loss|partition|power-loss   see tests/sim/world.h
+//                                             (power-loss bug: commit-without-fsync)
 //   --coordinators 1|3                        one coordinator (default) or a Raft group of three
 //                                             (chaos and power-loss only; group bugs: group-no-resume, group-stale-read,
 //                                             group-presume-without-record, group-overwrite-decision,
@@ -64,6 +65,7 @@ constexpr const char* kUsage =
     "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
     "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
     "                   [--bug accept-404-from-non-owner (with --adversary)] [--prepares-without-log]\n"
+    "                   [--bug commit-without-fsync (caught with --scenario power-loss)]\n"
     "                   [--focus NAME]\n"
     "       commitd-sim --version | --help\n"
     "\n"

@@ -27,6 +27,8 @@ enum class Bug {
   kGroupOverwriteDecision,     // applying a decision replaces an earlier decision of its txid
   kGroupSendBeforeSync,        // a member sends a Ready's messages (votes, acks) before it is synced
   kGroupReplyBeforeDurable,    // a decision append completes (the client is answered) before it is committed
+  // Power loss (--scenario power-loss):
+  kCommitWithoutFsync,  // a participant's commit asks for no fsync, so it may ack a commit a power loss takes back
 };
 
 std::optional<Bug> ParseBug(std::string_view name);

@@ -91,6 +91,7 @@ Status ParticipantNode::Start() {
     if (Status s = rm_->RebuildLocks(); !s.ok()) ctx_.checker.Fail("locks", name_ + ": " + s.message());
   });
   store_ = std::make_unique<participant::SqliteStore>(*rm_, storage_, timers_);
+  store_->set_unsafe_commit_without_sync(ctx_.bug == Bug::kCommitWithoutFsync);
   participant::NodeOptions options = participant::NodeOptions::From(ctx_.config, name_, UrlOf(name_), coordinator_urls_);
   options.register_with_coordinators = false;  // the simulated coordinators know every participant's URL
   options.unsafe_accept_not_known_from_any = ctx_.bug == Bug::kAccept404FromNonOwner;
