@@ -20,9 +20,7 @@ constexpr bool kCommitted = true;
 constexpr bool kWrote = true;
 
 TEST_CASE("a batch with a job that must sync now fsyncs, and every done is delivered") {
-  std::vector<StorageJob> batch;
-  batch.push_back(Job(Durability::kSyncWithNext));
-  batch.push_back(Job(Durability::kSyncNow));
+  const std::vector<StorageJob> batch{Job(Durability::kSyncWithNext), Job(Durability::kSyncNow)};
   for (bool holding : {false, true}) {
     BatchSync plan = PlanBatchSync(batch, kFull, holding);
     CHECK(plan.fsync);
@@ -31,8 +29,7 @@ TEST_CASE("a batch with a job that must sync now fsyncs, and every done is deliv
 }
 
 TEST_CASE("a riding job commits without fsync and its done is held, behind the ones held before it too") {
-  std::vector<StorageJob> batch;
-  batch.push_back(Job(Durability::kSyncWithNext));
+  const std::vector<StorageJob> batch{Job(Durability::kSyncWithNext)};
   for (bool holding : {false, true}) {
     BatchSync plan = PlanBatchSync(batch, kFull, holding);
     CHECK_FALSE(plan.fsync);
@@ -42,8 +39,7 @@ TEST_CASE("a riding job commits without fsync and its done is held, behind the o
 }
 
 TEST_CASE("a done that asks for no sync is not held: with dones held, its batch fsyncs") {
-  std::vector<StorageJob> alone;
-  alone.push_back(Job(Durability::kNone));
+  const std::vector<StorageJob> alone{Job(Durability::kNone)};
   BatchSync plan = PlanBatchSync(alone, kFull, /*holding=*/false);
   CHECK_FALSE(plan.fsync);
   CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, false) == HeldDones::kDeliver);
@@ -52,15 +48,12 @@ TEST_CASE("a done that asks for no sync is not held: with dones held, its batch 
   CHECK(plan.fsync);
   CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, true) == HeldDones::kDeliver);
 
-  std::vector<StorageJob> beside_a_rider;
-  beside_a_rider.push_back(Job(Durability::kSyncWithNext));
-  beside_a_rider.push_back(Job(Durability::kNone));
+  const std::vector<StorageJob> beside_a_rider{Job(Durability::kSyncWithNext), Job(Durability::kNone)};
   CHECK(PlanBatchSync(beside_a_rider, kFull, false).fsync);
 }
 
 TEST_CASE("a batch meant to fsync that wrote nothing did not fsync: the held dones get an fsync of the WAL first") {
-  std::vector<StorageJob> read;
-  read.push_back(Job(Durability::kNone));
+  const std::vector<StorageJob> read{Job(Durability::kNone)};
   BatchSync plan = PlanBatchSync(read, kFull, /*holding=*/true);
   REQUIRE(plan.fsync);
   CHECK(AfterBatch(plan, kCommitted, !kWrote, kFull, true) == HeldDones::kSyncWalFirst);
@@ -68,26 +61,21 @@ TEST_CASE("a batch meant to fsync that wrote nothing did not fsync: the held don
 }
 
 TEST_CASE("a job without a done that asks for no sync rides along with the held ones") {
-  std::vector<StorageJob> batch;
-  batch.push_back(Job(Durability::kNone, /*with_done=*/false));
+  const std::vector<StorageJob> batch{Job(Durability::kNone, /*with_done=*/false)};
   BatchSync plan = PlanBatchSync(batch, kFull, /*holding=*/true);
   CHECK_FALSE(plan.fsync);
   CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, true) == HeldDones::kHold);
 }
 
 TEST_CASE("a batch that did not commit releases the held dones after an fsync of the WAL alone") {
-  std::vector<StorageJob> batch;
-  batch.push_back(Job(Durability::kSyncWithNext));
+  const std::vector<StorageJob> batch{Job(Durability::kSyncWithNext)};
   BatchSync plan = PlanBatchSync(batch, kFull, /*holding=*/true);
   CHECK(AfterBatch(plan, !kCommitted, !kWrote, kFull, true) == HeldDones::kSyncWalFirst);
   CHECK(AfterBatch(plan, !kCommitted, !kWrote, kFull, false) == HeldDones::kDeliver);
 }
 
 TEST_CASE("below synchronous=FULL nothing is fsynced and nothing is held") {
-  std::vector<StorageJob> batch;
-  batch.push_back(Job(Durability::kSyncNow));
-  batch.push_back(Job(Durability::kSyncWithNext));
-  batch.push_back(Job(Durability::kNone));
+  const std::vector<StorageJob> batch{Job(Durability::kSyncNow), Job(Durability::kSyncWithNext), Job(Durability::kNone)};
   BatchSync plan = PlanBatchSync(batch, !kFull, false);
   CHECK_FALSE(plan.fsync);
   CHECK(AfterBatch(plan, kCommitted, kWrote, !kFull, false) == HeldDones::kDeliver);
