@@ -301,7 +301,7 @@ void ParticipantNode::ReadNewJournalRows(sqlite::Database& db) {
 
 // Aborts are facts once their outcome row is synced (an abort, a no vote or a
 // tombstone): rows stamped since the last sync, or in its millisecond (an
-// fsync of the WAL alone and a batch may share one). OnAborted takes a fact again as it was.
+// fsync of the WAL alone and a batch may share one; a fact read twice changes nothing).
 void ParticipantNode::ReadNewAborts(sqlite::Database& db) {
   Status error;
   sqlite::Statement* stmt = db.Prepare(

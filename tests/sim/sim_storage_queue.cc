@@ -1,6 +1,5 @@
 #include "tests/sim/sim_storage_queue.h"
 
-
 #include "common/batch_sync.h"
 
 namespace commitd::sim {
@@ -84,8 +83,8 @@ void SimStorageQueue::Sync(uint64_t epoch) {
   bool wrote = false;
   std::vector<Status> results = RunStorageBatch(*db_, batch, &rolled_back, nullptr, &wrote);
   if (rolled_back && after_rollback_) after_rollback_(*db_);
-  if (disk_ == DiskModel::kCommitIsDurable) wrote = true;  // "synced" is "committed"
-  if (!plan.fsync && !wrote) images_.DropLast();           // the file did not change
+  if (disk_ == DiskModel::kCommitIsDurable) wrote = !rolled_back;  // "synced" is "committed"
+  if (!plan.fsync && !wrote) images_.DropLast();  // the file did not change
   ++stats_.batches;
   stats_.jobs += batch.size();
   const uint64_t committed = wrote ? ++committed_batches_ : 0;
@@ -93,8 +92,13 @@ void SimStorageQueue::Sync(uint64_t epoch) {
   const bool synced = !rolled_back && plan.fsync && wrote;
   std::size_t failed = 0;
   for (const Status& s : results) failed += s.ok() ? 0 : 1;
-  ctx_.Log(node_, std::string(synced ? "sync " : plan.fsync ? "commit, nothing written: " : "commit without fsync: ") +
-                      std::to_string(batch.size()) + " job(s)" +
+  std::string what = "sync ";  // a failed batch too: "sync ..., N failed: ..."
+  if (!plan.fsync) {
+    what = "commit without fsync: ";
+  } else if (!wrote && !rolled_back) {
+    what = "commit, nothing written: ";
+  }
+  ctx_.Log(node_, what + std::to_string(batch.size()) + " job(s)" +
                       (failed == 0 ? "" : ", " + std::to_string(failed) + " failed: " + results.back().ToString()));
   const HeldDones next = AfterBatch(plan, !rolled_back, wrote, /*full=*/true, holding);
   if (next == HeldDones::kSyncWalFirst) {
