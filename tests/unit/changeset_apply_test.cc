@@ -222,7 +222,7 @@ TEST_CASE("a changeset with broken framing is corrupt, refused before SQLite rea
   const std::string good = Record(f.db(), "UPDATE accounts SET balance = 1 WHERE id = 'alice'");
   REQUIRE(good.size() > 12);
   // SQLite 3.40's iterator looped forever on a table name without its NUL at the end.
-  CHECK(f.Apply(std::string("T\x04\x01\x02\x00\x00abco\xff\xff\xffuntso", 18)).message() ==
+  CHECK(f.Apply(std::string("T\x04\x01\x02\x00\x00" "abco\xff\xff\xff" "untso", 18)).message() ==
         "the changeset is corrupt");
   // Every prefix is corrupt, except the table header alone (no changes).
   for (std::size_t n = 1; n < good.size(); ++n) {
