@@ -166,11 +166,6 @@ void CoordinatorNode::Crash() {
   appended_.clear();
 }
 
-void CoordinatorNode::PowerLoss() {
-  Crash();
-  queue_.LoseUnsynced();
-}
-
 // Called right after a batch is durable: every decision appended since, now
 // in the database, is reported (a refused duplicate finds the first one).
 void CoordinatorNode::ReportDurable(sqlite::Database& db) {

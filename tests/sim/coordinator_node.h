@@ -35,13 +35,11 @@ class CoordinatorNode {
   // Boots a process: opens the database and starts a Node (which resumes).
   Status Start();
   void Crash();
-  // The machine lost power: a crash, and the log's file keeps what was
-  // synced and a prefix of what was not (kFsyncIsDurable).
-  void PowerLoss();
   bool up() const { return up_; }
   const std::string& name() const { return name_; }
   void set_log_delay_ms(int64_t ms) { queue_.set_max_delay_ms(ms); }
-  std::size_t unsynced_batches() const { return queue_.unsynced_batches(); }
+  // The log's queue: a power loss (World) is Crash(), then storage().LoseUnsynced().
+  SimStorageQueue& storage() { return queue_; }
   // The machine's wall clock minus the virtual clock, from the next Start on
   // (the adversary sets it back).
   void set_clock_offset_ms(int64_t ms) { clock_offset_ms_ = ms; }

@@ -185,11 +185,6 @@ void GroupMemberNode::Crash() {
   db_.reset();
 }
 
-void GroupMemberNode::PowerLoss() {
-  Crash();
-  storage_.LoseUnsynced();
-}
-
 // Storage thread (here: inside the sync event), as each committed entry is applied.
 void GroupMemberNode::ObserveApplied(const raft::Entry& e, const Status& result) {
   if (e.index != last_applied_ + 1) {

@@ -60,13 +60,11 @@ class GroupMemberNode {
   Status Start();
   // The process dies: Raft driver, Node, waiting clients and unsynced writes are gone.
   void Crash();
-  // The machine lost power: a crash, and raft.db keeps what was synced and a
-  // prefix of what was not (kFsyncIsDurable).
-  void PowerLoss();
   bool up() const { return up_; }
   const std::string& name() const { return self_.name; }
   void set_log_delay_ms(int64_t ms) { storage_.set_max_delay_ms(ms); }
-  std::size_t unsynced_batches() const { return storage_.unsynced_batches(); }
+  // raft.db's queue: a power loss (World) is Crash(), then storage().LoseUnsynced().
+  SimStorageQueue& storage() { return storage_; }
   // The other members, for delivering Raft messages; they outlive this one.
   void Connect(std::map<raft::NodeId, GroupMemberNode*> peers) { peers_ = std::move(peers); }
   // A Raft message arrived over the network.

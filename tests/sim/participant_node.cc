@@ -123,11 +123,6 @@ void ParticipantNode::Crash() {
   db_.reset();
 }
 
-void ParticipantNode::PowerLoss() {
-  Crash();
-  storage_.LoseUnsynced();
-}
-
 bool ParticipantNode::Settled() {
   if (!up_ || !storage_.idle() || !node_->Held().empty() || node_->locks().size() != 0 || rm_->locks().size() != 0) {
     return false;

@@ -38,13 +38,11 @@ class ParticipantNode {
   // Boots a process on the existing database file.
   Status Start();
   void Crash();
-  // The machine lost power: a crash, and the database file keeps what was
-  // synced and a prefix of what was not (kFsyncIsDurable).
-  void PowerLoss();
   bool up() const { return up_; }
   const std::string& name() const { return name_; }
   void set_storage_delay_ms(int64_t ms) { storage_.set_max_delay_ms(ms); }
-  std::size_t unsynced_batches() const { return storage_.unsynced_batches(); }
+  // The database's queue: a power loss (World) is Crash(), then storage().LoseUnsynced().
+  SimStorageQueue& storage() { return storage_; }
 
   // Nothing held by the node, no lock, storage idle, no prepared record in the database.
   bool Settled();

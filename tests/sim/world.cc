@@ -342,12 +342,12 @@ void World::Crash(const std::string& node) {
   OnNode(node, [](auto& n) { n.Crash(); });
 }
 
+// A crash, and the node's files keep what was synced and a prefix of what was not.
 void World::PowerLoss(const std::string& node) {
   ctx_.Log("world", "POWER LOSS " + node);
-  ++result_.crashes;
   ++result_.power_losses;
-  ++down_epoch_[node];
-  OnNode(node, [](auto& n) { n.PowerLoss(); });
+  Crash(node);
+  OnNode(node, [](auto& n) { n.storage().LoseUnsynced(); });
 }
 
 void World::CrashOrPowerLoss(const std::string& node) {
@@ -359,7 +359,7 @@ void World::CrashOrPowerLoss(const std::string& node) {
 }
 
 std::size_t World::UnsyncedBatches(const std::string& node) {
-  return OnNode(node, [](const auto& n) { return n.unsynced_batches(); });
+  return OnNode(node, [](auto& n) { return n.storage().unsynced_batches(); });
 }
 
 void World::Restart(const std::string& node) {
