@@ -18,6 +18,7 @@ const state = {
   samples: [],          // [{t: seconds, m: parsed metrics}], oldest first
   refreshing: false,
   pendingAction: null,  // what the confirmation dialog does on "yes"
+  forceOffered: null,   // the txid whose force the confirmation dialog offers
   inDoubtCount: undefined, // rows of the last in-doubt listing, when no gauge says it
 };
 
@@ -517,11 +518,35 @@ async function search(txid) {
 // Opens the confirmation dialog; `action` runs if the operator confirms.
 function askConfirmation(title, text, yes, action) {
   state.pendingAction = action;
+  state.forceOffered = null;
   $("confirm-title").textContent = title;
   $("confirm-text").textContent = text;
   $("confirm-yes").textContent = yes;
+  $("confirm-yes").disabled = false;
+  $("confirm-no").textContent = "Cancel";
+  $("confirm-note").hidden = true;
   $("confirm").hidden = false;
   $("confirm-yes").focus();
+}
+
+// Closes the confirmation dialog; returns what it would have done on "yes".
+function closeConfirmation() {
+  const action = state.pendingAction;
+  state.pendingAction = null;
+  state.forceOffered = null;
+  $("confirm").hidden = true;
+  return action;
+}
+
+// The dialog keeps its text, says why its action no longer applies, and offers only to close.
+function withdrawConfirmation(reason) {
+  state.pendingAction = null;
+  state.forceOffered = null;
+  $("confirm-yes").disabled = true;
+  $("confirm-no").textContent = "Close";
+  $("confirm-note").textContent = reason;
+  $("confirm-note").hidden = false;
+  $("confirm-no").focus();
 }
 
 function askResolve(txid, outcome) {
@@ -540,6 +565,34 @@ function askForce(txid, outcome) {
     "delivered to every participant; one that forgot the transaction cannot check it, so a wrong decision gives no " +
     `signal afterwards (POST ${forcePath(txid)}, as commitctl resolve ${txid} --force ${outcome} --yes does).`,
     `Force ${outcome}`, () => force(txid, outcome));
+  state.forceOffered = txid;
+  recheckOfferedForce();
+}
+
+// Withdraws the force the dialog offers once the transaction is settled,
+// for good: should it come back in doubt, the operator opens the dialog anew.
+async function recheckOfferedForce() {
+  const txid = state.forceOffered;
+  if (!txid) return;
+  const reason = forceWithdrawal(txid, await api("GET", txPath(txid)));
+  if (reason && state.forceOffered === txid) withdrawConfirmation(reason);
+}
+
+const NO_LONGER_APPLIES = " This force no longer applies.";
+
+// Why a force of txid no longer applies, from its record as GET txPath(txid)
+// answered; null while it is undecided in doubt, and while the answer says
+// nothing sure (the coordinator's answer to the force then decides).
+function forceWithdrawal(txid, r) {
+  const tx = (r.ok && r.json) || {};
+  if (r.status === 404) {
+    return `${txid} is no longer in doubt: this coordinator no longer holds it (${r.message}).` + NO_LONGER_APPLIES;
+  }
+  if (Object.values(DECIDED).includes(tx.outcome)) {
+    return `${txid} was settled meanwhile: ${tx.outcome}${tx.heuristic ? " (heuristic)" : ""}.` + NO_LONGER_APPLIES;
+  }
+  if (tx.outcome === "pending" && !tx.in_doubt) return `${txid} is no longer in doubt (now ${tx.state}).` + NO_LONGER_APPLIES;
+  return null;
 }
 
 function setResolveStatus(text, bad) {
@@ -642,6 +695,7 @@ async function refresh() {
     const m = renderRates(metrics);
     renderParticipants(participants, m, before ? before.m : null);
     await Promise.all([renderTransactions(inDoubt, "in_doubt"), renderTransactions(pending, "pending")]);
+    await recheckOfferedForce();
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = "true";
   } finally {
@@ -670,14 +724,9 @@ function start() {
     e.preventDefault();
     search($("search-txid").value);
   });
-  $("confirm-no").addEventListener("click", () => {
-    state.pendingAction = null;
-    $("confirm").hidden = true;
-  });
+  $("confirm-no").addEventListener("click", closeConfirmation);
   $("confirm-yes").addEventListener("click", () => {
-    const action = state.pendingAction;
-    state.pendingAction = null;
-    $("confirm").hidden = true;
+    const action = closeConfirmation();
     if (action) action();
   });
   document.addEventListener("keydown", (e) => {

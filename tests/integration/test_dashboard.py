@@ -4,9 +4,10 @@ the page asks for a token, shows the participants and a transaction left in
 doubt, hides the resolve action from a read-only token, and resolves the
 in-doubt transaction for an admin token (click, confirm) until the
 coordinator reports it settled; a 3PC transaction left undecided in doubt is
-forced the same way, heuristically, and a force the coordinator refuses
-(decided meanwhile), does not answer (stopped) or cannot record (its log
-fails) is reported as an error, never as done. Screenshots go to the test's output
+forced the same way, heuristically; a force dialog whose transaction is
+settled meanwhile stops offering the force, and a force the coordinator
+refuses (decided meanwhile), does not answer (stopped) or cannot record (its
+log fails) is reported as an error, never as done. Screenshots go to the test's output
 directory (build/release/test-output/test_dashboard, or $COMMITD_TEST_OUTPUT).
 
 Skipped (exit 77) only when chromium is not installed.
@@ -19,6 +20,7 @@ import os
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -326,12 +328,49 @@ def force_not_standing(page, txid, outcome):
     return status
 
 
+def force_with_commitctl(c, txid, outcome):
+    """Another operator's force of txid, as commitctl records it."""
+    rc, stdout, stderr = harness.ctl("--coordinator", c.url, "--token", TOKENS["admin"],
+                                     "resolve", txid, "--force", outcome, "--yes")
+    assert rc == 0, f"commitctl resolve --force {outcome} --yes: exit {rc}\n{stdout}\n{stderr}"
+
+
+def confirmation_dialog(page):
+    """What the confirmation dialog shows and offers."""
+    return page.evaluate("""(() => {
+        const $ = (id) => document.getElementById(id);
+        return {open: !$('confirm').hidden, confirm: $('confirm-yes').textContent, confirm_enabled: !$('confirm-yes').disabled,
+                close: $('confirm-no').textContent, note: $('confirm-note') && !$('confirm-note').hidden ? $('confirm-note').textContent : '',
+                focused: document.activeElement && document.activeElement.id};
+    })()""")
+
+
+def watch_requests(page):
+    """From now on the browser reports every request the page sends (see requests_sent)."""
+    page.send("Network.enable")
+
+
+def requests_sent(page):
+    """(method, path) of each request the page sent since watch_requests."""
+    return [(e["params"]["request"]["method"], urllib.parse.unquote(urllib.parse.urlsplit(e["params"]["request"]["url"]).path))
+            for e in page.browser.events
+            if e.get("sessionId") == page.session and e.get("method") == "Network.requestWillBeSent"]
+
+
+def block_transaction_reads(page):
+    """The page's reads of /v1/transactions fail from now on, as behind a proxy
+    that refuses them; its admin requests still pass."""
+    page.send("Network.enable")
+    page.send("Network.setBlockedURLs", {"urls": ["*/v1/transactions*"]})
+
+
 def test_force_of_a_transaction_decided_meanwhile_is_refused_on_the_page():
     """An admin opens "Force abort…" on a 3PC transaction in doubt; before
-    they confirm, another operator forces commit with commitctl and the page's
-    next refresh takes the row away. Confirming the stale dialog is refused by
-    the coordinator (409 decision_conflict): the page says so in red with the
-    recorded outcome, claims nothing, and the transaction stays committed."""
+    they confirm, another operator forces commit with commitctl, and the page
+    cannot read the transactions any more, so nothing tells it: the dialog
+    still offers the force. Confirming it is refused by the coordinator (409
+    decision_conflict): the page says so in red with the recorded outcome,
+    claims nothing, and the transaction stays committed."""
     out = output_dir()
     c = secure_cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT)
     with c, headless_chromium.HeadlessChromium(c.dir) as browser:
@@ -339,16 +378,62 @@ def test_force_of_a_transaction_decided_meanwhile_is_refused_on_the_page():
         page, row = admin_page_on_force_actions(c, browser, txid)
         open_force_dialog(page, row, "abort")
 
-        rc, stdout, stderr = harness.ctl("--coordinator", c.url, "--token", TOKENS["admin"],
-                                         "resolve", txid, "--force", "commit", "--yes")
-        assert rc == 0, f"commitctl resolve --force commit --yes: exit {rc}\n{stdout}\n{stderr}"
-        page.wait_for(f"!document.querySelector({json.dumps(row)})", what="the row leaving the in-doubt table")
-        assert not page.evaluate("document.getElementById('confirm').hidden"), "the dialog closed by itself"
+        block_transaction_reads(page)
+        force_with_commitctl(c, txid, "commit")
+        page.wait_for("!document.querySelector('[data-error=\"in_doubt\"]').hidden", what="the page failing to read")
+        wait_for_next_refresh(page)
+        dialog = confirmation_dialog(page)
+        assert (dialog["open"], dialog["confirm_enabled"], dialog["note"]) == (True, True, ""), dialog
 
         page.click("#confirm-yes")
         status = force_not_standing(page, txid, "abort")
         assert "refused: decision_conflict" in status and f"{txid} is already decided committed" in status, status
         page.screenshot(os.path.join(out, "dashboard-3pc-force-refused.png"))
+
+        code, tx = api_get(c, f"/v1/transactions/{txid}")
+        assert code == 200 and (tx["state"], tx["outcome"], tx.get("heuristic")) == ("finished", "committed", True), tx
+        assert c.coordinator.log_text().count('"heuristic_decision"') == 1, "more than commitctl's force was recorded"
+        assert_banks_hold_the_commit(c, txid)
+        assert_no_script_errors(page)
+
+
+def test_force_dialog_withdraws_a_force_settled_meanwhile():
+    """An admin opens "Force abort…" on a 3PC transaction in doubt; before
+    they confirm, another operator forces commit with commitctl. The page's
+    next refresh takes the row away, and the dialog stops offering the force:
+    its confirm button is disabled, the dialog says the transaction was
+    settled meanwhile and how, Cancel becomes Close and has the focus.
+    Nothing is posted: the recorded outcome is commitctl's."""
+    out = output_dir()
+    c = secure_cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT)
+    with c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        txid = harness.leave_3pc_transfer_in_doubt(c)
+        page, row = admin_page_on_force_actions(c, browser, txid)
+        watch_requests(page)
+        open_force_dialog(page, row, "abort")
+        wait_for_next_refresh(page)
+        dialog = confirmation_dialog(page)
+        assert (dialog["confirm_enabled"], dialog["close"], dialog["note"]) == (True, "Cancel", ""), dialog
+
+        force_with_commitctl(c, txid, "commit")
+        page.wait_for(f"!document.querySelector({json.dumps(row)})", what="the row leaving the in-doubt table")
+        page.wait_for("document.getElementById('confirm-yes').disabled", what="the dialog withdrawing the force")
+        dialog = confirmation_dialog(page)
+        assert dialog["open"] and dialog["confirm"] == "Force abort", dialog
+        assert (dialog["close"], dialog["focused"]) == ("Close", "confirm-no"), dialog
+        assert f"{txid} was settled meanwhile: committed (heuristic)" in dialog["note"], dialog
+        page.screenshot(os.path.join(out, "dashboard-3pc-force-withdrawn.png"))
+
+        page.click("#confirm-yes")  # disabled: nothing happens (but the focus leaves Close, as on any click outside it)
+        wait_for_next_refresh(page)
+        after = confirmation_dialog(page)
+        assert dict(after, focused=None) == dict(dialog, focused=None), after
+        page.click("#confirm-no")
+        page.wait_for("document.getElementById('confirm').hidden", what="the dialog closed")
+        assert page.evaluate("document.getElementById('resolve-status').hidden"), text_of(page, "#resolve-status")
+        sent = requests_sent(page)
+        assert ("GET", f"/v1/transactions/{txid}") in sent, sent  # what the watch sees
+        assert ("POST", f"/v1/admin/transactions/{txid}/force") not in sent, sent
 
         code, tx = api_get(c, f"/v1/transactions/{txid}")
         assert code == 200 and (tx["state"], tx["outcome"], tx.get("heuristic")) == ("finished", "committed", True), tx
@@ -433,6 +518,22 @@ def test_force_that_cannot_be_recorded_is_not_reported_as_done():
         assert_no_script_errors(page)
 
 
+def readings(page, reading, answers):
+    """What the page's function `reading` (JavaScript, given an answer as api()
+    returns it) makes of each of answers {name: (HTTP status, JSON body)}
+    (status 0: no answer)."""
+    return page.evaluate(f"""(() => {{
+        const reading = {reading};
+        const out = {{}};
+        for (const [name, [status, json]] of Object.entries({json.dumps(answers)})) {{
+          const ok = status >= 200 && status < 300;
+          const message = ok ? "" : status ? `${{json.error.code}}: ${{json.error.message}}` : "cannot reach the coordinator";
+          out[name] = reading({{status, ok, json, text: "", message}});
+        }}
+        return out;
+    }})()""")
+
+
 def test_force_answers_fail_closed():
     """The page's reading of a force's answer: only a well-formed 200 for
     this txid and outcome stands; anything else is reported as refused, not
@@ -453,16 +554,7 @@ def test_force_answers_fail_closed():
             "storage": (503, {"error": {"code": "storage_error", "message": "disk full"}}),
             "unreachable": (0, None),
         }
-        got = page.evaluate(f"""(() => {{
-            const answers = {json.dumps(answers)};
-            const out = {{}};
-            for (const [name, [status, json]] of Object.entries(answers)) {{
-              const ok = status >= 200 && status < 300;
-              const message = ok ? "" : status ? `${{json.error.code}}: ${{json.error.message}}` : "cannot reach the coordinator";
-              out[name] = forceAnswer("t1", "commit", {{status, ok, json, text: "", message}});
-            }}
-            return out;
-        }})()""")
+        got = readings(page, '(r) => forceAnswer("t1", "commit", r)', answers)
         stands = {name for name, answer in got.items() if answer["stands"]}
         assert stands == {"forced", "already"}, got
         assert "recorded as heuristic" in got["forced"]["text"], got
@@ -472,6 +564,42 @@ def test_force_answers_fail_closed():
         assert "refused: decision_conflict" in got["conflict"]["text"], got
         assert "not recorded: storage_error" in got["storage"]["text"], got
         assert "no answer" in got["unreachable"]["text"], got
+        assert_no_script_errors(page)
+
+
+def test_force_dialog_reading_of_the_transaction():
+    """The page's reading of the transaction an open force dialog was opened
+    for (GET /v1/transactions/TXID): the force is withdrawn, with the reason,
+    once the transaction is decided, no longer in doubt or no longer held;
+    while it is undecided in doubt, or while the answer says nothing sure,
+    the force stays offered."""
+    with Cluster() as c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        page = browser.new_page()
+        page.navigate(c.url + "/ui/")
+        page.wait_for("document.body.dataset.loaded === 'true'", what="first refresh")
+        tx = {"txid": "t1", "protocol": "3pc", "age_ms": 9000}
+        answers = {
+            "in_doubt": (200, dict(tx, state="precommitting", outcome="pending", in_doubt=True)),
+            "forced_commit": (200, dict(tx, state="delivering", outcome="committed", heuristic=True)),
+            "aborted": (200, dict(tx, state="finished", outcome="aborted")),
+            "let_go": (200, dict(tx, state="precommitting", outcome="pending")),
+            "forgotten": (404, {"error": {"code": "forgotten", "message": "t1 is no longer known"}}),
+            "presumed_aborted": (404, {"error": {"code": "not_found", "message": "no record of t1"}, "outcome": "aborted"}),
+            "other_outcome": (200, dict(tx, state="finished", outcome="mystery")),
+            "not_json": (200, None),
+            "refused": (403, {"error": {"code": "forbidden", "message": "not allowed"}}),
+            "storage": (503, {"error": {"code": "storage_error", "message": "disk full"}}),
+            "unreachable": (0, None),
+        }
+        got = readings(page, '(r) => forceWithdrawal("t1", r)', answers)
+        offered = {name for name, reason in got.items() if reason is None}
+        assert offered == {"in_doubt", "other_outcome", "not_json", "refused", "storage", "unreachable"}, got
+        assert "t1 was settled meanwhile: committed (heuristic)" in got["forced_commit"], got
+        assert "t1 was settled meanwhile: aborted." in got["aborted"], got
+        assert "t1 is no longer in doubt (now precommitting)" in got["let_go"], got
+        for name in ("forgotten", "presumed_aborted"):
+            assert "t1 is no longer in doubt: this coordinator no longer holds it" in got[name], (name, got[name])
+        assert "no record of t1" in got["presumed_aborted"], got
         assert_no_script_errors(page)
 
 
