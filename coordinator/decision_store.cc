@@ -318,9 +318,8 @@ Status DecisionStore::InsertDecision(const DecisionRecord& r) {
 }
 
 // A 3PC precommit record (outcome pending) is not a decision, and is never
-// marked finished: a transaction finishes on it only when its abort could not
-// be written (an abort is delivered without its record), and the record stays
-// for the next start to resume, as every unfinished one.
+// marked finished (NotFound): the coordinator finishes a transaction only once
+// its decision has replaced that record.
 Status DecisionStore::MarkFinished(const std::string& txid, int64_t finished_ms) {
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_,

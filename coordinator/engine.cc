@@ -112,7 +112,7 @@ bool Engine::AttachClient(const std::string& txid, ClientToken client) {
   if (it == txs_.end()) return false;
   Tx& tx = it->second;
   if (tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting || tx.phase == Phase::kPrecommitted ||
-      tx.phase == Phase::kDeciding) {
+      tx.phase == Phase::kDeciding || tx.phase == Phase::kAbortUnrecorded) {
     tx.clients.push_back(client);
   } else {
     actions_.push_back(action::ReplyClient{client, ReplyStatus(tx), ReplyBody(tx)});
@@ -200,6 +200,7 @@ void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status,
     return;
   }
   SetPhase(tx, Phase::kPrecommitted);
+  tx.precommit_durable = true;
   tx.precommit_deadline_ms = now_ms + tx.timeout_ms;
   for (auto& b : tx.branches) {
     b.precommit_next_ms = now_ms;
@@ -251,7 +252,7 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
                         now_ms);
     return;
   }
-  if (*answer == PrecommitAnswer::kAborted && tx.commit_retry_ms != 0) {
+  if (*answer == PrecommitAnswer::kAborted && CommitUnrecorded(tx)) {
     // Commit was decided already (its record is being written again); an
     // abort here is a mixed outcome for the operator, not a new decision.
     PrecommitAgainLater(*b, participant + " refused precommit after commit was decided: it has aborted", now_ms);
@@ -267,7 +268,7 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
   b->last_error.clear();
   if (*answer == PrecommitAnswer::kCommitted) {
     // It committed by termination: commit is proven.
-    if (tx.commit_retry_ms != 0) return;  // decided already; its record is being written again
+    if (CommitUnrecorded(tx)) return;  // decided already; its record is written again
   } else {
     for (const auto& other : tx.branches) {
       if (!other.precommit_acked) return;
@@ -295,9 +296,8 @@ void Engine::ReplyClients(Tx& tx, int status, const nlohmann::json& body) {
 }
 
 void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
-  if (tx.commit_retry_ms != 0) {
-    if (now_ms < tx.commit_retry_ms) return;
-    tx.commit_retry_ms = 0;
+  if (CommitUnrecorded(tx)) {
+    if (now_ms < tx.record_again_ms) return;
     Decide(tx, Outcome::kCommitted, "", now_ms);
     return;
   }
@@ -318,13 +318,13 @@ void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
 
 void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms, AbortReason abort_reason) {
   SetPhase(tx, Phase::kDeciding);
-  tx.commit_retry_ms = 0;
+  tx.record_again_ms = 0;
   tx.outcome = outcome;
   tx.reason = std::move(reason);
   tx.decided_ms = now_ms;
   --undecided_;
   actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), abort_reason,
-                                             /*again=*/tx.commit_retry_backoff_ms != 0});
+                                             /*again=*/tx.record_again_backoff_ms != 0});
   if (outcome == Outcome::kAborted) {
     // Presumed abort: no need to wait for the record before telling participants.
     for (auto& b : tx.branches) {
@@ -361,8 +361,8 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   Tx& tx = it->second;
   if (tx.phase != Phase::kDeciding) return;  // a repeated report of the same write
   if (!status.ok()) {
-    if (tx.outcome == Outcome::kCommitted && tx.protocol == wire::Protocol::k3pc) {
-      RetryCommitLater(tx, status, now_ms);
+    if (tx.precommit_durable) {
+      RecordAgainLater(tx, status, now_ms);
       return;
     }
     if (tx.outcome == Outcome::kCommitted) {
@@ -397,25 +397,51 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   MaybeFinish(tx, now_ms);
 }
 
-// 3PC decides commit only once a participant has acked its precommit, and
-// precommitted participants commit by termination (as does a coordinator
-// resuming the precommit record), so commit is the only outcome left: the
-// decision is written again later, and the clients waiting are told that the
-// outcome is not known yet (not that it aborted).
-void Engine::RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms) {
-  SetPhase(tx, Phase::kPrecommitted);
-  tx.outcome = Outcome::kPending;
-  tx.decided_ms = 0;
-  ++undecided_;
-  tx.commit_retry_backoff_ms = NextBackoff(tx.commit_retry_backoff_ms);
-  tx.commit_retry_ms = now_ms + tx.commit_retry_backoff_ms;
+// The log holds the precommit record, which a restart (or a group's next
+// leader) resumes until a decision replaces it, so the decision is not let go
+// of: it is written again later (capped doubling), and the clients waiting
+// are told that its record is not written yet.
+void Engine::RecordAgainLater(Tx& tx, const Status& status, int64_t now_ms) {
+  tx.record_again_backoff_ms = NextBackoff(tx.record_again_backoff_ms);
+  tx.record_again_ms = now_ms + tx.record_again_backoff_ms;
+  std::string told;
+  if (tx.outcome == Outcome::kCommitted) {
+    // 3PC decides commit only once a participant has acked its precommit,
+    // and precommitted participants commit by termination (as does a
+    // coordinator resuming the precommit record), so commit is the only
+    // outcome left: it waits, undecided, among the precommitted.
+    SetPhase(tx, Phase::kPrecommitted);
+    tx.outcome = Outcome::kPending;
+    tx.decided_ms = 0;
+    ++undecided_;
+    told = "the commit decision could not be recorded (" + status.message() +
+           "); every participant may already be precommitted, so the transaction can only commit";
+  } else {
+    // Delivered already (presumed abort), and the participants' acks count;
+    // only its finished mark waits for the record.
+    SetPhase(tx, Phase::kAbortUnrecorded);
+    told = "the abort decision could not be recorded (" + status.message() +
+           "); the transaction is aborted and the abort is delivered to its participants, but until it is "
+           "recorded the log holds only its precommit record";
+  }
   ReplyClients(tx, 503,
                ClientError("storage_error",
-                           "the commit decision could not be recorded (" + status.message() +
-                               "); every participant may already be precommitted, so the transaction can only "
-                               "commit; the coordinator keeps trying to record it: ask GET /v1/transactions/" +
-                               tx.txid + " or retry with the same Idempotency-Key",
+                           told + "; the coordinator keeps trying to record it: ask GET /v1/transactions/" + tx.txid +
+                               " or retry with the same Idempotency-Key",
                            tx.txid));
+}
+
+void Engine::AbortAgainIfDue(Tx& tx, int64_t now_ms) {
+  if (tx.phase != Phase::kAbortUnrecorded || now_ms < tx.record_again_ms) return;
+  tx.record_again_ms = 0;
+  SetPhase(tx, Phase::kDeciding);
+  actions_.push_back(action::PersistDecision{RecordOf(tx, Outcome::kAborted, tx.decided_ms), AbortReason::kVoteNo,
+                                             /*again=*/true});
+}
+
+bool Engine::Delivers(const Tx& tx) {
+  return tx.phase == Phase::kDelivering || tx.phase == Phase::kAbortUnrecorded ||
+         (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kAborted);
 }
 
 bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const std::string& recorded_reason,
@@ -524,6 +550,7 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   if (precommit_only) {
     SetPhase(tx, Phase::kPrecommitted);
     tx.resumed = true;
+    tx.precommit_durable = true;
     tx.decided_ms = 0;
     tx.durable = false;
     ++undecided_;
@@ -564,9 +591,8 @@ void Engine::Tick(int64_t now_ms) {
       PrecommitDeadline(tx, now_ms);
       continue;
     }
-    if (tx.phase == Phase::kDelivering || (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kAborted)) {
-      SendDue(tx, now_ms);
-    }
+    if (Delivers(tx)) SendDue(tx, now_ms);
+    AbortAgainIfDue(tx, now_ms);
     FinishAgainIfDue(tx, now_ms);
   }
 }
@@ -583,21 +609,29 @@ void Engine::RetryNow(int64_t now_ms) {
         b.precommit_backoff_ms = options_.retry_initial_ms;
       }
     }
-    if (tx.phase == Phase::kDelivering) SendDue(tx, now_ms);
+    if (Delivers(tx)) SendDue(tx, now_ms);
+    if (tx.phase == Phase::kAbortUnrecorded) {
+      tx.record_again_ms = now_ms;
+      AbortAgainIfDue(tx, now_ms);
+    }
     if (tx.finish_retry_ms != 0) {
       tx.finish_retry_ms = now_ms;
       FinishAgainIfDue(tx, now_ms);
     }
     if (tx.phase == Phase::kPrecommitted) {
-      if (tx.commit_retry_ms != 0) tx.commit_retry_ms = now_ms;
+      if (CommitUnrecorded(tx)) tx.record_again_ms = now_ms;
       SendPrecommitsDue(tx, now_ms);
       PrecommitDeadline(tx, now_ms);
     }
   }
 }
 
+bool Engine::CommitUnrecorded(const Tx& tx) {
+  return tx.phase == Phase::kPrecommitted && tx.record_again_ms != 0;
+}
+
 bool Engine::InDoubt(const Tx& tx) {
-  return tx.phase == Phase::kPrecommitted && tx.commit_retry_ms == 0 &&
+  return tx.phase == Phase::kPrecommitted && !CommitUnrecorded(tx) &&
          std::any_of(tx.branches.begin(), tx.branches.end(), [](const Branch& b) { return b.precommit_unknown; });
 }
 
@@ -606,7 +640,7 @@ std::size_t Engine::undecided_due_by_deadline(int64_t now_ms) const {
   for (const auto& [txid, tx] : txs_) {
     if (tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting) {
       ++n;
-    } else if (tx.phase == Phase::kPrecommitted && !tx.resumed && tx.commit_retry_ms == 0 &&
+    } else if (tx.phase == Phase::kPrecommitted && !tx.resumed && !CommitUnrecorded(tx) &&
                now_ms < tx.precommit_deadline_ms && !InDoubt(tx)) {
       ++n;
     }
@@ -626,11 +660,11 @@ bool Engine::ForceInDoubt(const std::string& txid, Outcome outcome, std::string 
 
 void Engine::AnswerClientsAtShutdown() {
   for (auto& [txid, tx] : txs_) {
-    if (tx.phase != Phase::kPrecommitted || tx.clients.empty()) continue;
+    if ((tx.phase != Phase::kPrecommitted && tx.phase != Phase::kAbortUnrecorded) || tx.clients.empty()) continue;
     ReplyClients(tx, 503,
                  ClientError("stopping",
                              "the coordinator is shutting down before the outcome of " + tx.txid +
-                                 " was decided; its precommit record is durable and the coordinator resumes it when "
+                                 " was recorded; its precommit record is durable and the coordinator resumes it when "
                                  "it starts again: ask GET /v1/transactions/" +
                                  tx.txid + " or retry with the same Idempotency-Key",
                              tx.txid));
@@ -688,9 +722,10 @@ TxView Engine::View(const Tx& tx) const {
     case Phase::kPreparing: v.state = TxState::kPreparing; break;
     case Phase::kPrecommitting: v.state = TxState::kPrecommitting; break;
     case Phase::kPrecommitted:  // or commit decided, its record to be written again
-      v.state = tx.commit_retry_ms != 0 ? TxState::kDeciding : TxState::kPrecommitting;
+      v.state = CommitUnrecorded(tx) ? TxState::kDeciding : TxState::kPrecommitting;
       break;
-    case Phase::kDeciding: v.state = TxState::kDeciding; break;
+    case Phase::kDeciding:
+    case Phase::kAbortUnrecorded: v.state = TxState::kDeciding; break;
     case Phase::kDelivering: v.state = TxState::kDelivering; break;
     case Phase::kFinishing: v.state = TxState::kFinishing; break;
   }
@@ -698,7 +733,7 @@ TxView Engine::View(const Tx& tx) const {
   v.reason = tx.durable ? tx.reason : "";
   v.started_ms = tx.started_ms;
   v.decided_ms = tx.durable ? tx.decided_ms : 0;
-  v.heuristic = tx.heuristic;
+  v.heuristic = tx.durable && tx.heuristic;
   v.in_doubt = InDoubt(tx);
   for (const auto& b : tx.branches) {
     TxView::Branch vb;

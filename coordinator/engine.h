@@ -22,8 +22,11 @@
 // one participant acked (a durable precommitted participant will make the
 // others commit); with no ack it keeps asking, since the participants may
 // have precommitted. Once the precommit record is durable, only a participant
-// answering that it has aborted leads to abort, and a commit decision whose
-// write failed is written again, never turned into an abort. A transaction
+// answering that it has aborted leads to abort, and a decision whose write
+// failed is written again until it is durable: a commit is never turned into
+// an abort, and an abort, delivered meanwhile (presumed abort), is not
+// finished before its record replaces the precommit record (until then a
+// restart, or a group's next leader, resumes that record). A transaction
 // resumed from a precommit record after a restart waits for every
 // participant's answer.
 //
@@ -136,7 +139,7 @@ struct EngineOptions {
 enum class TxState {
   kPreparing,      // collecting votes
   kPrecommitting,  // 3PC: writing the precommit record, or waiting for the precommits' acks
-  kDeciding,       // the decision record is being written (3PC: or written again after it failed)
+  kDeciding,       // the decision record is being written (3PC: or waits to be written again after it failed)
   kDelivering,     // decided; the decision goes to every participant
   kFinishing,      // every participant acked; the finished mark is being written
   kInDoubt,        // prepared under another decision log: only an operator can settle it
@@ -163,7 +166,7 @@ struct TxView {
   bool in_doubt = false;
   int64_t started_ms = 0;
   int64_t decided_ms = 0;  // 0 while undecided
-  bool heuristic = false;  // resumed from a decision an operator forced
+  bool heuristic = false;  // decided by an operator (forced), and recorded
   // Decided, and not acknowledged by every participant yet (finishing: every
   // participant acked; only its finished mark is missing).
   bool undelivered() const { return outcome != Outcome::kPending && state != TxState::kFinishing; }
@@ -225,10 +228,11 @@ class Engine {
   // Undecided transactions their own deadline decides: collecting votes,
   // writing the 3PC precommit record, or live 3PC ones before their
   // precommit deadline. Not counted: 3PC transactions past that deadline or
-  // resumed (they wait on their participants, however long; a restart
-  // resumes them from the record).
+  // resumed (they wait on their participants, however long), and 3PC
+  // decisions waiting to be written again (a restart resumes all of these
+  // from the precommit record).
   std::size_t undecided_due_by_deadline(int64_t now_ms) const;
-  // Decided transactions whose decision record is not durable yet (their clients wait).
+  // Decided transactions whose decision record is being written (their clients wait).
   std::size_t awaiting_record() const { return deciding_; }
   std::size_t active() const { return txs_.size(); }
   // txid's finished mark failed and waits to be written again.
@@ -237,7 +241,17 @@ class Engine {
   std::size_t unmarked() const { return unmarked_; }
 
  private:
-  enum class Phase { kPreparing, kPrecommitting, kPrecommitted, kDeciding, kDelivering, kFinishing };
+  enum class Phase {
+    kPreparing,
+    kPrecommitting,
+    kPrecommitted,
+    kDeciding,
+    // 3PC: aborted and delivered, but the abort's write failed and waits to
+    // be written again; the log holds the precommit record meanwhile.
+    kAbortUnrecorded,
+    kDelivering,
+    kFinishing,
+  };
   enum class VoteState { kPending, kYes, kNo, kNone };
   struct Branch {
     ParticipantRef participant;
@@ -275,10 +289,13 @@ class Engine {
     int votes_pending = 0;
     int64_t timeout_ms = 0;
     int64_t precommit_deadline_ms = 0;
-    // 3PC: when to write the commit decision again after its write failed
-    // (0: not waiting to), and the wait before that.
-    int64_t commit_retry_ms = 0;
-    int64_t commit_retry_backoff_ms = 0;
+    // 3PC: the log holds its precommit record (written, or resumed from).
+    bool precommit_durable = false;
+    // 3PC: when to write the decision again after its write failed (0: not
+    // waiting to), and the wait before that. A commit waits in kPrecommitted
+    // (CommitUnrecorded), an abort in kAbortUnrecorded.
+    int64_t record_again_ms = 0;
+    int64_t record_again_backoff_ms = 0;
     // Every participant acked and the finished mark's write failed: when to
     // write it again (0: not waiting to), and the wait before that.
     int64_t finish_retry_ms = 0;
@@ -301,7 +318,13 @@ class Engine {
   void PrecommitDeadline(Tx& tx, int64_t now_ms);
   // 3PC, undecided, and a participant answered its precommit unknown_transaction.
   static bool InDoubt(const Tx& tx);
-  void RetryCommitLater(Tx& tx, const Status& status, int64_t now_ms);
+  // 3PC: commit was decided, and its record waits to be written again.
+  static bool CommitUnrecorded(const Tx& tx);
+  // 3PC: the decision's write failed while the log holds the precommit record.
+  void RecordAgainLater(Tx& tx, const Status& status, int64_t now_ms);
+  void AbortAgainIfDue(Tx& tx, int64_t now_ms);
+  // The decision goes out to the participants that have not acked it.
+  static bool Delivers(const Tx& tx);
   // The wait before a write is tried again: retry_initial_ms after none (0), then doubled up to retry_max_ms.
   int64_t NextBackoff(int64_t previous_ms) const;
   // A precommit not acked: why, and when it is sent again (capped doubling).

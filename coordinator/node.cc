@@ -210,16 +210,15 @@ void Node::AnswerForce(const std::string& txid, const Status& written) {
     const bool conflict = written.code() == StatusCode::kConflict;
     std::string message = "the forced decision of " + txid + " was not recorded: " + written.message();
     const auto view = conflict ? std::nullopt : engine_->Find(txid);
-    if (view && view->outcome == Outcome::kAborted) {
-      // Presumed abort: the engine delivers an abort whose record failed.
-      message += "; the abort is delivered to the participants anyway (an abort needs no record), and the "
-                 "precommit record stays: a restart resumes it, and participants that remember the abort "
-                 "settle it as aborted";
+    if (view && view->state == TxState::kDeciding) {
+      // Only an abort gets here (a commit's failed write stops the process):
+      // the engine delivers it without its record, which it writes again.
+      message += "; the abort is delivered to the participants anyway (an abort needs no record), and its record "
+                 "is written again until it is durable (the transaction is deciding meanwhile)";
     }
     done(NodeError{conflict ? NodeErrorKind::kDecisionConflict : NodeErrorKind::kStorage, std::move(message)});
     return;
   }
-  ++metrics_.heuristic;
   auto view = engine_->Find(txid);  // held until PersistFinished, a later step
   if (!view) {
     done(NodeError{NodeErrorKind::kStorage, "the forced decision of " + txid + " was recorded; look it up"});
@@ -405,8 +404,9 @@ void Node::MaybeFinishShutdown() {
   // the transactions' own deadlines. Then give delivery of the decisions a
   // short grace, so participants are not left holding locks until a restart.
   // Not waited for: a 3PC transaction past its precommit deadline or resumed,
-  // which waits on its participants however long; its clients are told the
-  // outcome is not known yet, and a restart resumes it from its record.
+  // which waits on its participants however long, or whose decision waits to
+  // be written again; its clients are told the outcome is not recorded yet,
+  // and a restart resumes it from its precommit record.
   if (engine_->undecided_due_by_deadline(timers_.NowMs()) > 0 || engine_->awaiting_record() > 0) return;
   if ((engine_->active() > 0 || !clients_.empty()) && timers_.NowMs() < delivery_grace_until_) return;
   engine_->AnswerClientsAtShutdown();
@@ -642,20 +642,29 @@ void Node::Execute(Action& a) {
       ++metrics_.aborts_by_reason[static_cast<std::size_t>(pd->abort_reason)];
     }
     std::string txid = pd->record.txid;
+    const bool again = pd->again;
+    const bool heuristic = pd->record.heuristic;
     // 3PC: every participant acked precommit (or the deadline passed); nothing says commit yet.
     if (commit && pd->record.protocol == wire::Protocol::k3pc)
       failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
-    log_.AppendDecision(std::move(pd->record), [this, txid, commit, epoch = epoch_](Status s) {
+    log_.AppendDecision(std::move(pd->record), [this, txid, commit, again, heuristic, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;  // a group leader that has stepped down since
       if (s.code() == StatusCode::kConflict) {
         AnswerForce(txid, s);
         FollowRecordedDecision(txid, s);
         return;
       }
-      if (!s.ok()) log::Error("decision_write_failed", Traced(txid, {{"txid", txid}, {"error", s.ToString()}}));
+      if (!s.ok()) {
+        // A decision written again after a failure was logged the first time.
+        log::Write(again ? log::Level::kDebug : log::Level::kError, "decision_write_failed",
+                   Traced(txid, {{"txid", txid}, {"error", s.ToString()}}));
+      } else if (again) {
+        log::Info("decision_written", Traced(txid, {{"txid", txid}}));
+      }
       if (!s.ok() && group()) {
         // Only a lost leadership fails a group append, and the entry may still
-        // commit: the next leader resumes it. This engine must not guess.
+        // commit: the next leader resumes it. This engine must not guess, nor
+        // write it again (this member may no longer lead).
         DropEngine("the decision of " + txid + " could not be confirmed: " + s.message());
         return;
       }
@@ -666,6 +675,7 @@ void Node::Execute(Action& a) {
         FailStop(txid);
       }
       failpoint::CrashIf("coordinator.crash_after_decision_durable");
+      if (s.ok() && heuristic) ++metrics_.heuristic;  // an operator's, for a transaction in doubt
       engine_->OnDecisionPersisted(txid, s, timers_.NowMs());
       AnswerForce(txid, s);
       Pump();

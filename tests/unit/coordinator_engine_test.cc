@@ -425,8 +425,11 @@ StartRequest Transfer3(const std::string& txid) {
 }
 
 // All yes and the precommit record durable: returns the precommits sent.
-std::vector<action::SendPrecommit> ToPrecommitted(Engine& e, const std::string& txid, int64_t now = 10) {
-  e.Start(Transfer3(txid), 0);
+std::vector<action::SendPrecommit> ToPrecommitted(Engine& e, const std::string& txid, int64_t now = 10,
+                                                  const std::string& idempotency_key = "") {
+  StartRequest r = Transfer3(txid);
+  r.idempotency_key = idempotency_key;
+  e.Start(r, 0);
   e.TakeActions();
   e.OnVote(txid, "bank-a", Yes(txid), 1);
   e.OnVote(txid, "bank-b", Yes(txid), 2);
@@ -486,12 +489,22 @@ TEST_CASE("3pc: a commit decided at the deadline with some acks missing is answe
   CHECK(replies[0].body["outcome"] == "committed");
 }
 
-TEST_CASE("3pc: a participant that aborted meanwhile refuses precommit -> abort to everyone") {
-  Engine e = MakeEngine();
-  ToPrecommitted(e, "t");
+namespace {
+
+// "t" precommitted; bank-a acks its precommit, bank-b answers that it has
+// aborted. Returns the actions that follow.
+std::vector<Action> RefusedPrecommit(Engine& e, const std::string& idempotency_key = "") {
+  ToPrecommitted(e, "t", 10, idempotency_key);
   e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
   e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAborted, 12);
-  auto a = e.TakeActions();
+  return e.TakeActions();
+}
+
+}  // namespace
+
+TEST_CASE("3pc: a participant that aborted meanwhile refuses precommit -> abort to everyone") {
+  Engine e = MakeEngine();
+  auto a = RefusedPrecommit(e);
   auto decision = Only<action::PersistDecision>(a);
   REQUIRE(decision.size() == 1);
   CHECK(decision[0].record.outcome == Outcome::kAborted);
@@ -660,20 +673,28 @@ TEST_CASE("3pc: only a transaction a participant left in doubt may be forced") {
   CHECK(d[0].record.outcome == Outcome::kCommitted);
 }
 
+namespace {
+
+// A decision whose write failed at 20 is written again retry_initial_ms (50)
+// later, not before: returns that write.
+action::PersistDecision WrittenAgainAfterInitialBackoff(Engine& e) {
+  e.Tick(69);
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  e.Tick(70);
+  auto again = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].again);  // counted once, when first decided
+  return again[0];
+}
+
+}  // namespace
+
 TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no abort is sent, the write is retried") {
   // Precommitted participants commit by termination, and a restarted
   // coordinator resumes the precommit record into a commit: an abort here
   // could be contradicted after the client was told it.
   Engine e = MakeEngine();
-  StartRequest r = Transfer3("t");
-  r.idempotency_key = "k";
-  e.Start(r, 0);
-  e.TakeActions();
-  e.OnVote("t", "bank-a", Yes("t"), 1);
-  e.OnVote("t", "bank-b", Yes("t"), 2);
-  e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Ok(), 10);
-  e.TakeActions();
+  ToPrecommitted(e, "t", 10, "k");
   e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 11);
   e.OnPrecommitAcked("t", "bank-b", Status::Unavailable("refused"), 12);
   e.TakeActions();
@@ -702,13 +723,7 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAborted, 30);
   CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
   CHECK(e.Find("t")->branches[1].last_error.find("after commit was decided") != std::string::npos);
-  e.Tick(69);  // the first retry waits retry_initial_ms (50)
-  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
-  e.Tick(70);
-  auto again = Only<action::PersistDecision>(e.TakeActions());
-  REQUIRE(again.size() == 1);
-  CHECK(again[0].record.outcome == Outcome::kCommitted);
-  CHECK(again[0].again);  // counted once, when first decided
+  CHECK(WrittenAgainAfterInitialBackoff(e).record.outcome == Outcome::kCommitted);
   CHECK(e.undecided() == 0);
   e.OnDecisionPersisted("t", Status::IoError("disk full"), 70);
   e.TakeActions();
@@ -727,6 +742,80 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   CHECK(replies[0].client == 2);
   CHECK(replies[0].status == 200);
   CHECK(replies[0].body["outcome"] == "committed");
+}
+
+TEST_CASE("3pc: an abort whose decision could not be written is delivered, written again, and finished once durable") {
+  // The log holds the precommit record: until the abort replaces it, a
+  // restart would resume the transaction, so the engine keeps it and writes
+  // the abort again instead of letting go once the participants acked.
+  Engine e = MakeEngine();
+  auto a = RefusedPrecommit(e, "k");
+  auto first = Only<action::PersistDecision>(a);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].record.outcome == Outcome::kAborted);
+  CHECK_FALSE(first[0].again);
+  CHECK(Only<action::SendDecision>(a).size() == 2);  // presumed abort: delivered before its record
+
+  e.OnDecisionPersisted("t", Status::IoError("disk full"), 20);
+  e.OnDecisionPersisted("t", Status::IoError("disk full"), 20);  // a duplicate changes nothing
+  a = e.TakeActions();
+  CHECK(Only<action::PersistDecision>(a).empty());
+  CHECK(Only<action::SendDecision>(a).empty());  // sent already
+  CHECK(Only<action::PersistFinished>(a).empty());
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 503);
+  CHECK(replies[0].body["error"]["code"] == "storage_error");
+  CHECK_FALSE(replies[0].body.contains("outcome"));  // not recorded yet
+  CHECK(e.Find("t")->state == TxState::kDeciding);
+  CHECK(e.Find("t")->outcome == Outcome::kPending);
+  CHECK_FALSE(e.Find("t")->in_doubt);
+  CHECK_FALSE(e.ForceInDoubt("t", Outcome::kCommitted, "", 21));
+  CHECK(e.undecided() == 0);
+  CHECK(e.awaiting_record() == 0);  // its clients are answered: a shutdown does not wait for it
+  CHECK(e.TxidForIdempotencyKey("k") == std::optional<std::string>("t"));
+
+  // Every participant acks the abort: not finished while its record is not durable.
+  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 30);
+  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 30);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).empty());
+  CHECK(e.Find("t").has_value());
+  CHECK(WrittenAgainAfterInitialBackoff(e).record.outcome == Outcome::kAborted);
+  CHECK(e.awaiting_record() == 1);
+  e.OnDecisionPersisted("t", Status::IoError("disk full"), 70);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).empty());
+  e.Tick(169);  // then twice as long
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  CHECK(e.AttachClient("t", 2));  // a retry with the same key waits for the recorded outcome
+  e.RetryNow(169);  // an operator's "retry now" writes it at once
+  REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
+  e.OnDecisionPersisted("t", Status::Ok(), 170);
+  a = e.TakeActions();
+  CHECK(Only<action::SendDecision>(a).empty());
+  CHECK(Only<action::PersistFinished>(a).size() == 1);
+  replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].client == 2);
+  CHECK(replies[0].status == 409);
+  CHECK(replies[0].body["outcome"] == "aborted");
+  CHECK(e.Find("t")->state == TxState::kFinishing);
+}
+
+TEST_CASE("3pc: an abort with no precommit record of its own is not written again: nothing would resume it") {
+  Engine e = MakeEngine();
+  e.Start(Transfer3("t"), 0);
+  e.TakeActions();
+  e.OnVote("t", "bank-a", Yes("t"), 1);
+  e.OnVote("t", "bank-b", No("t", "overdraft"), 2);
+  REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
+  e.OnDecisionPersisted("t", Status::IoError("disk full"), 3);
+  auto a = e.TakeActions();
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 409);
+  CHECK(e.Find("t")->state == TxState::kDelivering);
+  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 4);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
 }
 
 TEST_CASE("3pc: a failed precommit record write aborts before anyone is told to precommit") {

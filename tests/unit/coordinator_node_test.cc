@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/failpoint.h"
 #include "common/storage_queue.h"
 #include "coordinator/decision_store.h"
 #include "coordinator/node.h"
@@ -637,12 +638,58 @@ TEST_CASE("a 3PC transaction left in doubt is forced by an operator; the answer 
   CHECK(f.agents().Count("commit", "t-doubt") == 2);
 }
 
-TEST_CASE("a forced abort whose record could not be written is answered as delivered, not recorded") {
-  Fixture f;
-  StartWithPrecommitRecord(f, "t-doubt");
+// A 3PC transaction in doubt, both participants answering its precommit unknown_transaction.
+void InDoubt3pc(Fixture& f, const std::string& txid) {
+  StartWithPrecommitRecord(f, txid);
+  REQUIRE(f.agents().precommits.size() == 2);
   f.agents().precommits[0](PrecommitAnswer::kUnknownTransaction);
   f.agents().precommits[1](PrecommitAnswer::kUnknownTransaction);
   REQUIRE(f.node().in_doubt().precommit_unknown == 1);
+}
+
+// Moves the clock past the longest wait before a decision is written again, and runs storage.
+void NextRetry(Fixture& f) {
+  f.timers().Advance(Config{}.retry_max_ms + Config{}.tick_ms);
+  f.Store();
+}
+
+// txid's precommit record resumed (its precommits sent again, the two sent before
+// unanswered): the participants answer that they aborted, and the abort is recorded.
+void ResumedAndAbortedAgain(Fixture& f, const std::string& txid) {
+  CHECK(f.agents().Count("precommit", txid) == 4);
+  f.agents().precommits[2](PrecommitAnswer::kAborted);
+  f.agents().precommits[3](PrecommitAnswer::kAborted);
+  f.Store();
+  CHECK(f.Recorded(txid)->outcome == Outcome::kAborted);
+}
+
+// Every decision written to the log fails while this lives (decision_log.fail_append).
+class FailingDecisionWrites {
+ public:
+  FailingDecisionWrites() { failpoint::Enable("decision_log.fail_append"); }
+  ~FailingDecisionWrites() { failpoint::Disable("decision_log.fail_append"); }
+  FailingDecisionWrites(const FailingDecisionWrites&) = delete;
+  FailingDecisionWrites& operator=(const FailingDecisionWrites&) = delete;
+};
+
+// txid is held, its abort delivered and acknowledged, waiting for its record.
+void CheckHeldForItsRecord(Fixture& f, const std::string& txid) {
+  auto view = f.node().Transactions();
+  REQUIRE(view.size() == 1);
+  CHECK(view[0].txid == txid);
+  CHECK(view[0].state == TxState::kDeciding);
+  CHECK(view[0].outcome == Outcome::kPending);
+  CHECK_FALSE(view[0].in_doubt);
+  CHECK_FALSE(view[0].heuristic);
+  auto record = f.Recorded(txid);
+  REQUIRE(record.has_value());
+  CHECK(record->outcome == Outcome::kPending);
+  CHECK_FALSE(record->finished);
+}
+
+TEST_CASE("a forced abort whose record could not be written is delivered, written again until durable, then finished") {
+  Fixture f;
+  InDoubt3pc(f, "t-doubt");
 
   f.queue().FailNext(Durability::kSyncNow, 1);
   std::optional<ForceAnswer> forced;
@@ -654,21 +701,55 @@ TEST_CASE("a forced abort whose record could not be written is answered as deliv
   CHECK(error.kind == NodeErrorKind::kStorage);
   CHECK(error.message.find("was not recorded") != std::string::npos);
   CHECK(error.message.find("delivered to the participants anyway") != std::string::npos);
+  CHECK(error.message.find("written again") != std::string::npos);
   CHECK(f.agents().Count("abort", "t-doubt") == 2);  // presumed abort: delivered without its record
-  CHECK(f.Recorded("t-doubt")->outcome == Outcome::kPending);  // the precommit record stays
+  CHECK(f.node().metrics().heuristic == 0);  // not in the log yet
 
-  // Acknowledged everywhere, the abort leaves the precommit record unfinished ...
+  // Meanwhile it is being decided: another force is told to ask again.
+  std::optional<ForceAnswer> second;
+  f.node().Force({"t-doubt", Outcome::kCommitted, {}, ""}, [&](ForceAnswer a) { second = std::move(a); });
+  REQUIRE(second.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*second));
+  CHECK(std::get<NodeError>(*second).kind == NodeErrorKind::kUndecided);
+  CHECK(std::get<NodeError>(*second).message.find("being decided") != std::string::npos);
+
+  // Acknowledged everywhere, it is not finished while the log holds only its precommit record ...
   f.agents().acks[0](DecisionAck::kAcked);
   f.agents().acks[1](DecisionAck::kAcked);
   f.Store();
+  CheckHeldForItsRecord(f, "t-doubt");
+
+  // ... and the abort written again replaces that record, without a restart.
+  NextRetry(f);
+  auto record = f.Recorded("t-doubt");
+  REQUIRE(record.has_value());
+  CHECK(record->outcome == Outcome::kAborted);
+  CHECK(record->heuristic);
+  CHECK(record->finished);
   CHECK(f.node().Transactions().empty());
-  CHECK_FALSE(f.Recorded("t-doubt")->finished);
-  // ... and the next start resumes it.
+  CHECK(f.node().metrics().heuristic == 1);
+  CHECK(f.agents().Count("abort", "t-doubt") == 2);  // acknowledged already: not sent again
+}
+
+TEST_CASE("a forced abort whose record cannot be written at all is held, never finished; a restart resumes it") {
+  Fixture f;
+  InDoubt3pc(f, "t-doubt");
+  std::optional<FailingDecisionWrites> failing(std::in_place);
+  std::optional<ForceAnswer> forced;
+  f.node().Force({"t-doubt", Outcome::kAborted, {}, "checked by hand"}, [&](ForceAnswer a) { forced = std::move(a); });
+  f.Store();
+  REQUIRE(forced.has_value());
+  CHECK(std::get<NodeError>(*forced).kind == NodeErrorKind::kStorage);
+  f.agents().acks[0](DecisionAck::kAcked);
+  f.agents().acks[1](DecisionAck::kAcked);
+  for (int i = 0; i < 10; ++i) NextRetry(f);
+  CheckHeldForItsRecord(f, "t-doubt");
+
+  failing.reset();
   f.Restart();
   f.Store();
   CHECK(f.agents().Count("precommit", "t-doubt") == 4);
 }
-
 TEST_CASE("a group member that loses leadership while a force waits for its record says the outcome is unknown here") {
   Fixture f;
   ManualLeadership leadership;
@@ -718,24 +799,70 @@ TEST_CASE("two forces of an unrecorded txid at once: the first recorded wins, th
   CHECK(f.node().metrics().heuristic == 1);
 }
 
-TEST_CASE("a resumed 3PC transaction aborted by a participant, its abort record not written, is resumed again") {
+TEST_CASE("a 3PC abort a participant proved, its record failing a few times, is finished only once written") {
   Fixture f;
   StartWithPrecommitRecord(f, "t-aborted");
   REQUIRE(f.agents().precommits.size() == 2);
-  f.queue().FailNext(Durability::kSyncNow, 1);
+  std::optional<FailingDecisionWrites> failing(std::in_place);
   f.agents().precommits[0](PrecommitAnswer::kAborted);  // proof: the abort is the outcome
   f.agents().precommits[1](PrecommitAnswer::kAborted);
   f.Store();
   REQUIRE(f.agents().acks.size() == 2);  // delivered without its record
   for (auto& ack : f.agents().acks) ack(DecisionAck::kAcked);
   f.Store();
-  CHECK(f.node().Transactions().empty());
+  CheckHeldForItsRecord(f, "t-aborted");
+  NextRetry(f);
+  NextRetry(f);
+  CheckHeldForItsRecord(f, "t-aborted");  // written three times, in vain
+  failing.reset();
+  NextRetry(f);
   auto record = f.Recorded("t-aborted");
-  CHECK(record->outcome == Outcome::kPending);
-  CHECK_FALSE(record->finished);
+  CHECK(record->outcome == Outcome::kAborted);
+  CHECK(record->finished);
+  CHECK(f.node().Transactions().empty());
+  CHECK(f.node().metrics().aborted == 1);  // counted once, not per write
+  CHECK(f.agents().Count("precommit", "t-aborted") == 2);
+}
+
+TEST_CASE("a 3PC abort a participant proved, its record never written, is held; a restart resumes the precommit record") {
+  Fixture f;
+  StartWithPrecommitRecord(f, "t-aborted");
+  std::optional<FailingDecisionWrites> failing(std::in_place);
+  f.agents().precommits[0](PrecommitAnswer::kAborted);
+  f.agents().precommits[1](PrecommitAnswer::kAborted);
+  f.Store();
+  for (auto& ack : f.agents().acks) ack(DecisionAck::kAcked);
+  for (int i = 0; i < 10; ++i) NextRetry(f);
+  CheckHeldForItsRecord(f, "t-aborted");
+  // A shutdown does not wait for the record: the next start resumes it.
+  bool stopped = false;
+  f.node().Shutdown([&] { stopped = true; });
+  f.timers().Advance(Config{}.shutdown_grace_ms + Config{}.tick_ms);
+  f.Store();
+  CHECK(stopped);
+  failing.reset();
   f.Restart();
   f.Store();
-  CHECK(f.agents().Count("precommit", "t-aborted") == 4);
+  ResumedAndAbortedAgain(f, "t-aborted");
+}
+
+TEST_CASE("a group member whose abort record was not confirmed lets go of it; the next leader resumes the precommit record") {
+  Fixture f;
+  ManualLeadership leadership;
+  StartWithPrecommitRecord(f, "t-aborted", &leadership);
+  REQUIRE(f.agents().precommits.size() == 2);
+  f.queue().FailNext(Durability::kSyncNow, 1);  // a lost leadership, as the replicated log reports it
+  f.agents().precommits[0](PrecommitAnswer::kAborted);
+  f.agents().precommits[1](PrecommitAnswer::kAborted);
+  f.Store();
+  CHECK(f.node().active() == 0);  // the entry may still commit: this member does not guess, nor write again
+  for (int i = 0; i < 3; ++i) NextRetry(f);
+  CHECK(f.Recorded("t-aborted")->outcome == Outcome::kPending);
+
+  leadership.Set(false);
+  leadership.Set(true);  // the next term's leader resumes the record
+  f.Store();
+  ResumedAndAbortedAgain(f, "t-aborted");
 }
 
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {
