@@ -478,7 +478,8 @@ def test_force_that_cannot_be_recorded_is_not_reported_as_done():
     answered 503 storage_error (a forced commit would stop the coordinator,
     as the protocol's own does). The page reports it not recorded, in red,
     with the coordinator's word that the abort is delivered anyway. The
-    precommit record stays unfinished after that delivery, so the
+    coordinator keeps the transaction, deciding, and writes the abort again
+    (in vain here), so the precommit record stays the log's only word: the
     coordinator, started again with a working log, finds the transaction in
     doubt, and the page forces commit this time."""
     c = secure_cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT)
@@ -493,12 +494,12 @@ def test_force_that_cannot_be_recorded_is_not_reported_as_done():
         assert c.coordinator.alive()
 
         # Acknowledged by the agents, which had forgotten the transfer (nothing
-        # to undo), the abort leaves the coordinator with the precommit record alone.
-        def let_go():
+        # to undo), the abort still waits for its record: deciding, not finished.
+        def deciding():
             code, tx = api_get(c, f"/v1/transactions/{txid}")
-            return code == 200 and tx["outcome"] == "pending" and "in_doubt" not in tx and tx
-        tx = eventually(let_go, 20, what=f"the coordinator letting go of {txid}")
-        assert tx["state"] == "precommitting" and "finished_ms" not in tx["timeline"], tx
+            return code == 200 and tx["state"] == "deciding" and "in_doubt" not in tx and tx
+        tx = eventually(deciding, 20, what=f"the coordinator writing the abort of {txid} again")
+        assert tx["outcome"] == "pending" and "finished_ms" not in tx["timeline"], tx
         assert "heuristic" not in tx, tx
         assert_banks_hold_the_commit(c, txid)
 
