@@ -128,11 +128,21 @@ void Driver::Receive(std::vector<Message> messages, Reply reply) {
 }
 
 void Driver::Propose(std::string data, std::function<void(Status)> done) {
+  Append([&] { return node_->Propose(std::move(data), timers_.NowMs()); }, std::move(done));
+}
+
+// Entries are applied in log order, and a pending entry completes with the
+// Ready that applies it: the barrier completes after every earlier one.
+void Driver::Barrier(std::function<void(Status)> done) {
+  Append([&] { return node_->ProposeNoop(timers_.NowMs()); }, std::move(done));
+}
+
+void Driver::Append(const std::function<ProposeResult()>& propose, std::function<void(Status)> done) {
   if (stopped_ || !leader_ready_) {
     done(Status::Unavailable("not the leader"));
     return;
   }
-  ProposeResult r = node_->Propose(std::move(data), timers_.NowMs());
+  ProposeResult r = propose();
   if (r.status != ProposeStatus::kOk) {
     done(Status::Unavailable("cannot append: " + std::string(ProposeStatusName(r.status))));
     return;

@@ -77,9 +77,13 @@ class Driver {
   // carries this member's messages back to it once they may leave.
   void Receive(std::vector<Message> messages, Reply reply = {});
   // Leader-ready only: done gets the entry's apply result once it is applied
-  // here, or Unavailable if this member stopped leading first (the entry may
-  // still commit).
+  // here, or Unavailable: refused (not leader-ready, or a leadership transfer
+  // in progress: nothing was appended), or this member stopped leading first
+  // (the entry may still commit).
   void Propose(std::string data, std::function<void(Status)> done);
+  // As Propose, for an empty entry the state machine ignores: done gets Ok
+  // once every entry this member appended before it is applied here.
+  void Barrier(std::function<void(Status)> done);
   // Leader-ready only: runs fn with the state machine (through the storage
   // queue's Read; fn posts its own result) once a ReadIndex round confirmed
   // leadership and the state machine applied that far; else fail.
@@ -125,6 +129,8 @@ class Driver {
   };
   struct Applied;  // what a Ready's storage job hands back
 
+  // Leader-ready only: appends what propose appends; done as Propose says.
+  void Append(const std::function<ProposeResult()>& propose, std::function<void(Status)> done);
   void Pump();
   void Written(const std::shared_ptr<Ready>& ready, const std::shared_ptr<Applied>& applied,
                std::vector<HeldReply> held);

@@ -139,10 +139,16 @@ void Node::Step(const Message& m, int64_t now_ms) {
 }
 
 ProposeResult Node::Propose(std::string data, int64_t now_ms) {
+  return ProposeEntry(EntryType::kNormal, std::move(data), now_ms);
+}
+
+ProposeResult Node::ProposeNoop(int64_t now_ms) { return ProposeEntry(EntryType::kNoop, "", now_ms); }
+
+ProposeResult Node::ProposeEntry(EntryType type, std::string data, int64_t now_ms) {
   now_ms_ = now_ms;
   if (role_ != Role::kLeader) return {ProposeStatus::kNotLeader, 0, term_, leader_};
   if (transfer_target_ != kNoNode) return {ProposeStatus::kTransferring, 0, term_, leader_};
-  Index index = AppendAsLeader(EntryType::kNormal, std::move(data));
+  Index index = AppendAsLeader(type, std::move(data));
   return {ProposeStatus::kOk, index, term_, leader_};
 }
 

@@ -130,6 +130,9 @@ class Node {
   void Tick(int64_t now_ms);
   void Step(const Message& message, int64_t now_ms);
   ProposeResult Propose(std::string data, int64_t now_ms);
+  // As Propose, for an empty kNoop entry (a barrier): once it is applied,
+  // every entry before it in the log is applied too.
+  ProposeResult ProposeNoop(int64_t now_ms);
   ProposeResult ProposeConfChange(const ConfChange& change, int64_t now_ms);
   // Leader only: hands leadership to a voter once it has caught up (TimeoutNow).
   // Proposals are refused until it is done or an election timeout has passed.
@@ -214,6 +217,7 @@ class Node {
   void ResolveReads();
   void FailReads();
   Index AppendAsLeader(EntryType type, std::string data);
+  ProposeResult ProposeEntry(EntryType type, std::string data, int64_t now_ms);
   // node_replication.cc: follower side
   void HandleAppendEntries(const Message& m, const AppendEntries& ae);
   void HandleInstallSnapshot(const Message& m, const InstallSnapshot& is);

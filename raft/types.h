@@ -14,7 +14,7 @@ using Index = uint64_t;
 enum class EntryType : uint8_t {
   kNormal,  // data is an application command
   kConfig,  // data is an encoded Membership; it takes effect as soon as it is in a log
-  kNoop,    // appended by every new leader so that it can commit earlier terms' entries
+  kNoop,    // appended by every new leader so that it can commit earlier terms' entries, and as a barrier
 };
 
 struct Entry {

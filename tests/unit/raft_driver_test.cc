@@ -240,3 +240,33 @@ TEST_CASE("driver: proposals and reads are refused off the ready leader and fail
   leader.driver->Stop("stopping");
   CHECK(pending.code() == StatusCode::kUnavailable);
 }
+
+TEST_CASE("driver: a barrier completes after every entry proposed before it; a transfer in progress refuses it") {
+  Cluster c;
+  Member& leader = ElectedLeader(c);
+  c.Settle();
+  std::vector<std::string> done;
+  int64_t rows_at_barrier = -1;
+  leader.driver->Propose("2", [&](Status s) {
+    CHECK(s.ok());
+    done.push_back("2");
+  });
+  leader.driver->Barrier([&](Status s) {
+    CHECK(s.ok());
+    done.push_back("barrier");
+    rows_at_barrier = c.Rows(leader);
+  });
+  c.Settle();
+  CHECK(done == std::vector<std::string>{"2", "barrier"});
+  CHECK(rows_at_barrier == 1);
+
+  NodeId to = kNoNode;
+  for (auto& [id, m] : c.members) {
+    if (&m != &leader) to = id;
+  }
+  REQUIRE(leader.driver->TransferLeadership(to) == ProposeStatus::kOk);
+  Status refused;
+  leader.driver->Barrier([&](Status s) { refused = s; });
+  CHECK(refused.code() == StatusCode::kUnavailable);
+  CHECK(refused.message().find("transferring") != std::string::npos);
+}
