@@ -60,6 +60,12 @@ class DecisionLog {
     PutParticipant(RegistryEntry{std::move(name), std::string(), 0}, std::move(done));
   }
 
+  // Completes once every append made before it (finished marks included)
+  // has completed, so that Recover then holds each of them that was
+  // recorded. A group's log appends an empty entry for it, and fails it as it
+  // fails an append.
+  virtual void Barrier(std::function<void(Status)> done) = 0;
+
   // Reads (also finished transactions).
   virtual void FindDecision(std::string txid,
                             std::function<void(Result<std::optional<DecisionRecord>>)> done) = 0;

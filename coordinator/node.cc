@@ -35,6 +35,7 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   o.catalog_timeout_ms = config.connect_timeout_ms;
   o.decision_retention_ms = config.decision_retention_ms;
   o.forgotten_key_retention_ms = config.forgotten_key_retention_ms;
+  o.retake_delay_ms = config.raft_election_timeout_ms;
   o.shutdown_grace_ms = config.shutdown_grace_ms;
   o.engine = EngineOptionsFor(config, std::move(self_url));
   return o;
@@ -198,6 +199,59 @@ void Node::OnLeadership(bool ready) {
   Resume(std::move(recovered).value());
   log::Info("leading", {{"resumed", resumed}, {"participants", registry_.size()}});
   for (const auto& [name, p] : registry_) Probe(name);
+  SweepUndecided();
+}
+
+// A group append failed: lost with the leadership (the entry may still
+// commit), or refused while a leadership transfer runs (it never entered the
+// log). The engine must not guess, nor write it again: it lets go of
+// everything, and whoever leads next resumes from the log. A member that still
+// leads the same term gets no OnLeadership; it takes over again itself.
+void Node::DropUnconfirmed(const std::string& why) {
+  DropEngine(why);
+  if (leadership_->leader_ready()) ScheduleRetake(leadership_->term());
+}
+
+bool Node::StillLeads(uint64_t term, uint64_t epoch) const {
+  return epoch == epoch_ && !stopping_ && leadership_->leader_ready() && leadership_->term() == term;
+}
+
+// Not at once: appends keep failing while a transfer runs. Then a barrier,
+// retried while it fails as the append did.
+void Node::ScheduleRetake(uint64_t term) {
+  timers_.After(options_.retake_delay_ms, [this, alive = alive_, term, epoch = epoch_] {
+    if (!*alive || !StillLeads(term, epoch)) return;
+    log_.Barrier([this, alive, term, epoch](Status s) {
+      if (!*alive || !StillLeads(term, epoch)) return;
+      if (!s.ok()) {
+        log::Warn("leader_retake_deferred", {{"term", term}, {"error", s.ToString()}});
+        ScheduleRetake(term);
+        return;
+      }
+      Retake(term);
+    });
+  });
+}
+
+// Every entry the dropped engine proposed is in the log before the barrier
+// (one refused never entered it), so Recover now holds every record it got
+// recorded; none of them is driven by anyone else (its callbacks are ignored:
+// epoch). Whatever else appends for such a txid meanwhile (a presumed abort
+// answered to an agent, the sweep) conflicts with the record and follows it:
+// the first decision recorded wins. The txid issuer of the term stays: a
+// (member, term) never issues a sequence twice.
+void Node::Retake(uint64_t term) {
+  auto recovered = log_.Recover();
+  if (!recovered.ok()) {
+    log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
+    ScheduleRetake(term);
+    return;
+  }
+  // What this engine took on since the drop stays as it is.
+  std::erase_if(recovered->unfinished, [this](const DecisionRecord& r) { return engine_->Find(r.txid).has_value(); });
+  const std::size_t resumed = recovered->unfinished.size();
+  Resume(std::move(recovered).value());
+  log::Info("leader_retake", {{"term", term}, {"resumed", resumed}});
   SweepUndecided();
 }
 
@@ -662,10 +716,7 @@ void Node::Execute(Action& a) {
         log::Info("decision_written", Traced(txid, {{"txid", txid}}));
       }
       if (!s.ok() && group()) {
-        // Only a lost leadership fails a group append, and the entry may still
-        // commit: the next leader resumes it. This engine must not guess, nor
-        // write it again (this member may no longer lead).
-        DropEngine("the decision of " + txid + " could not be confirmed: " + s.message());
+        DropUnconfirmed("the decision of " + txid + " could not be confirmed: " + s.message());
         return;
       }
       if (!s.ok() && commit) {
@@ -686,9 +737,9 @@ void Node::Execute(Action& a) {
       if (epoch != epoch_) return;
       if (!s.ok()) log::Error("precommit_write_failed", Traced(txid, {{"txid", txid}, {"error", s.ToString()}}));
       if (!s.ok() && group()) {
-        // As for a decision: the precommit record may still commit, and the
-        // next leader then resumes it; aborting here could contradict it.
-        DropEngine("the precommit of " + txid + " could not be confirmed: " + s.message());
+        // As for a decision: the precommit record may still commit, and
+        // aborting here could contradict it.
+        DropUnconfirmed("the precommit of " + txid + " could not be confirmed: " + s.message());
         return;
       }
       if (!s.ok() && s.code() != StatusCode::kConflict) {

@@ -56,6 +56,11 @@ struct NodeOptions {
   int64_t shutdown_grace_ms = Config{}.shutdown_grace_ms;  // how long shutdown waits for decision delivery
   int64_t decision_retention_ms = Config{}.decision_retention_ms;  // finished decisions are deleted after this
   int64_t forgotten_key_retention_ms = Config{}.forgotten_key_retention_ms;  // their keys are refused this much longer
+  // Group: how long a member that let go of its transactions after a failed
+  // append, and still leads the same term, waits before it takes over again
+  // what the log holds unfinished. A leadership transfer refuses appends
+  // until it ends, within an election timeout.
+  int64_t retake_delay_ms = Config{}.raft_election_timeout_ms;
   EngineOptions engine;
   // Test-only fault switch (the simulator's planted bug), never set by the
   // binary: a presumed abort is answered without being recorded first.
@@ -248,6 +253,13 @@ class Node {
   void Resume(RecoveredLog recovered);
   void OnLeadership(bool ready);
   void DropEngine(const std::string& why);
+  // Group: an append this engine could not confirm. Drops the engine; a
+  // member that still leads the term takes over again (ScheduleRetake).
+  void DropUnconfirmed(const std::string& why);
+  void ScheduleRetake(uint64_t term);
+  void Retake(uint64_t term);
+  // Still the ready leader of term, and the engine not dropped since epoch.
+  bool StillLeads(uint64_t term, uint64_t epoch) const;
   // Answers the operator's request that forced txid in doubt (if any), once its record's write is done.
   void AnswerForce(const std::string& txid, const Status& written);
   void SweepUndecided();

@@ -290,6 +290,11 @@ void ReplicatedDecisionLog::PutParticipant(RegistryEntry entry, std::function<vo
   driver_->Propose(EncodeCommand(command::PutParticipant{std::move(entry)}), std::move(done));
 }
 
+void ReplicatedDecisionLog::Barrier(std::function<void(Status)> done) {
+  ProposeFinished();  // finished marks held back were appended before it
+  driver_->Barrier(std::move(done));
+}
+
 void ReplicatedDecisionLog::FindDecision(std::string txid,
                                          std::function<void(Result<std::optional<DecisionRecord>>)> done) {
   Read<std::optional<DecisionRecord>>([txid](sqlite::Database& db) { return DecisionStore(db).FindByTxid(txid); },

@@ -95,6 +95,8 @@ class ReplicatedDecisionLog final : public DecisionLog {
   void AppendDecision(DecisionRecord record, std::function<void(Status)> done) override;
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override;
   void PutParticipant(RegistryEntry entry, std::function<void(Status)> done) override;
+  // An empty Raft entry (raft::Driver::Barrier), after the finished marks held.
+  void Barrier(std::function<void(Status)> done) override;
   void FindDecision(std::string txid, std::function<void(Result<std::optional<DecisionRecord>>)> done) override;
   void FindByIdempotencyKey(std::string key,
                             std::function<void(Result<std::optional<DecisionRecord>>)> done) override;

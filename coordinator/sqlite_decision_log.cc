@@ -146,6 +146,13 @@ void SqliteDecisionLog::PutParticipant(RegistryEntry entry, std::function<void(S
       std::move(done)});
 }
 
+// The queue completes jobs in the order they were submitted: a job that
+// writes nothing completes after every append before it.
+void SqliteDecisionLog::Barrier(std::function<void(Status)> done) {
+  queue_->Submit(StorageJob{[](sqlite::Database&) { return Status::Ok(); }, std::move(done), nullptr,
+                            Durability::kNone});
+}
+
 void SqliteDecisionLog::AddOwnUrl(std::string url, std::function<void(Status)> done) {
   queue_->Submit(StorageJob{
       [url = std::move(url)](sqlite::Database& db) { return DecisionStore(db).AddOwnUrl(url); }, std::move(done)});

@@ -39,6 +39,7 @@ class SqliteDecisionLog final : public DecisionLog {
   void AppendDecision(DecisionRecord record, std::function<void(Status)> done) override;
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override;
   void PutParticipant(RegistryEntry entry, std::function<void(Status)> done) override;
+  void Barrier(std::function<void(Status)> done) override;
   void FindDecision(std::string txid, std::function<void(Result<std::optional<DecisionRecord>>)> done) override;
   void FindByIdempotencyKey(std::string key,
                             std::function<void(Result<std::optional<DecisionRecord>>)> done) override;

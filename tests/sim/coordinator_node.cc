@@ -52,6 +52,7 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   void PutParticipant(coordinator::RegistryEntry entry, std::function<void(Status)> done) override {
     store_.PutParticipant(std::move(entry), std::move(done));
   }
+  void Barrier(std::function<void(Status)> done) override { store_.Barrier(std::move(done)); }
   void FindDecision(std::string txid, std::function<void(Result<std::optional<DecisionRecord>>)> done) override {
     store_.FindDecision(std::move(txid), std::move(done));
   }

@@ -42,13 +42,18 @@ class ManualQueue final : public StorageQueue {
   void Read(std::function<void(sqlite::Database&)> fn) override { reads_.push_back(std::move(fn)); }
   Stats stats() const override { return {}; }
   bool idle() const { return jobs_.empty() && reads_.empty(); }
-  // Until nothing is queued: reads, then one batch with its completions.
-  void Drain(sqlite::Database& db) {
+  // The failed jobs complete now; the others stay queued (a refusal comes
+  // back before earlier appends complete).
+  void CompleteFailed() {
     auto failed = std::move(failed_);
     failed_.clear();
     for (auto& job : failed) {
       if (job.done) job.done(Status::IoError("disk I/O error (injected)"));
     }
+  }
+  // Until nothing is queued: the failed jobs, then reads, then one batch with its completions.
+  void Drain(sqlite::Database& db) {
+    CompleteFailed();
     while (!idle()) {
       auto reads = std::move(reads_);
       reads_.clear();
@@ -256,6 +261,15 @@ wire::TxRequest Transfer() {
   tx.branches = {{"bank-a", {op}}, {"bank-b", {op}}};
   tx.timeout_ms = 1000;
   return tx;
+}
+
+// Submitted with its prepares sent (not answered): its txid.
+std::string Submitted(Fixture& f, std::optional<SubmitResult>* result = nullptr) {
+  f.node().Submit({Transfer(), ""}, [result](SubmitResult r) {
+    if (result != nullptr) *result = std::move(r);
+  });
+  REQUIRE(!f.agents().calls.empty());
+  return f.agents().calls.back().txid;
 }
 
 // A 3PC transfer both agents voted yes on: its precommit record is written
@@ -656,7 +670,7 @@ void NextRetry(Fixture& f) {
 // txid's precommit record resumed (its precommits sent again, the two sent before
 // unanswered): the participants answer that they aborted, and the abort is recorded.
 void ResumedAndAbortedAgain(Fixture& f, const std::string& txid) {
-  CHECK(f.agents().Count("precommit", txid) == 4);
+  REQUIRE(f.agents().Count("precommit", txid) == 4);
   f.agents().precommits[2](PrecommitAnswer::kAborted);
   f.agents().precommits[3](PrecommitAnswer::kAborted);
   f.Store();
@@ -856,13 +870,98 @@ TEST_CASE("a group member whose abort record was not confirmed lets go of it; th
   f.agents().precommits[1](PrecommitAnswer::kAborted);
   f.Store();
   CHECK(f.node().active() == 0);  // the entry may still commit: this member does not guess, nor write again
+  leadership.Set(false);
   for (int i = 0; i < 3; ++i) NextRetry(f);
   CHECK(f.Recorded("t-aborted")->outcome == Outcome::kPending);
 
-  leadership.Set(false);
   leadership.Set(true);  // the next term's leader resumes the record
   f.Store();
   ResumedAndAbortedAgain(f, "t-aborted");
+}
+
+TEST_CASE("a group member whose append was refused while it still leads the term takes the record over again") {
+  Fixture f;
+  ManualLeadership leadership;
+  StartWithPrecommitRecord(f, "t-aborted", &leadership);
+  REQUIRE(f.agents().precommits.size() == 2);
+  std::optional<SubmitResult> dropped;
+  const std::string before = Submitted(f, &dropped);
+  f.queue().FailNext(Durability::kSyncNow, 1);  // refused, as appends are while a leadership transfer runs
+  f.agents().precommits[0](PrecommitAnswer::kAborted);
+  f.agents().precommits[1](PrecommitAnswer::kAborted);
+  f.Store();
+  CHECK(f.node().active() == 0);
+  REQUIRE(dropped.has_value());
+  CHECK(std::get<NodeError>(*dropped).kind == NodeErrorKind::kLeadershipLost);
+
+  f.timers().Advance(f.options().retake_delay_ms - 1);
+  f.Store();
+  CHECK(f.agents().Count("precommit", "t-aborted") == 2);  // not before the delay
+  f.timers().Advance(1);
+  f.Store();
+  ResumedAndAbortedAgain(f, "t-aborted");  // no new term: this member took it over again
+  REQUIRE(f.agents().acks.size() == 4);  // the first two went to the dropped engine
+  f.agents().acks[2](DecisionAck::kAcked);
+  f.agents().acks[3](DecisionAck::kAcked);
+  f.Store();
+  CHECK(f.Recorded("t-aborted")->finished);
+  CHECK(f.node().Transactions().empty());
+
+  // The term's txid issuer stays: what it issues now follows what it issued before.
+  const std::string after = Submitted(f);
+  auto first = ParseTxid(before);
+  auto later = ParseTxid(after);
+  REQUIRE(first.has_value());
+  REQUIRE(later.has_value());
+  CHECK(later->incarnation == first->incarnation);
+  CHECK(later->sequence > first->sequence);
+}
+
+TEST_CASE("a member taking over again waits for what its dropped engine appended before: a late record is resumed") {
+  Fixture f;
+  ManualLeadership leadership;
+  f.Start(&leadership);
+  leadership.Set(true);
+  f.Store();
+  const std::string late = Submitted(f);
+  std::optional<SubmitResult> answer;
+  const std::string refused = Submitted(f, &answer);
+  f.agents().prepared["bank-a"] = {{late, kSelf}, {refused, kSelf}};
+  f.agents().prepared["bank-b"] = {{late, kSelf}, {refused, kSelf}};
+  REQUIRE(f.agents().votes.size() == 4);
+  auto yes = [&](std::size_t i, const std::string& txid) {
+    wire::Vote v;
+    v.txid = txid;
+    v.yes = true;
+    f.agents().votes[i](v);
+  };
+  yes(0, late);
+  yes(1, late);  // its commit record is on its way
+  f.queue().FailNext(Durability::kSyncNow, 1);
+  yes(2, refused);
+  yes(3, refused);
+  f.queue().CompleteFailed();  // the commit of `refused` is refused; the record of `late` is still on its way
+  CHECK(f.node().active() == 0);
+  REQUIRE(answer.has_value());
+  CHECK(std::get<NodeError>(*answer).kind == NodeErrorKind::kLeadershipLost);
+  CHECK_FALSE(f.Recorded(late).has_value());
+
+  f.timers().Advance(f.options().retake_delay_ms);
+  f.Store();  // the record of `late`, then the barrier behind it
+  REQUIRE(f.Recorded(late).has_value());
+  CHECK(f.Recorded(late)->outcome == Outcome::kCommitted);
+  CHECK(f.agents().Count("commit", late) == 2);
+  // Never recorded, so the takeover sweep presumes its abort.
+  auto swept = f.Recorded(refused);
+  REQUIRE(swept.has_value());
+  CHECK(swept->outcome == Outcome::kAborted);
+  CHECK(f.agents().Count("abort", refused) == 2);
+  CHECK(f.agents().Count("commit", refused) == 0);
+  for (std::size_t i = 0, n = f.agents().acks.size(); i < n; ++i) f.agents().acks[i](DecisionAck::kAcked);
+  f.Store();
+  CHECK(f.Recorded(late)->finished);
+  CHECK(f.Recorded(refused)->finished);
+  CHECK(f.node().Transactions().empty());
 }
 
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {
@@ -915,14 +1014,6 @@ TEST_CASE("a transaction whose votes do not come is aborted at its deadline by t
 
 namespace commitd::coordinator {
 namespace {
-
-std::string Submitted(Fixture& f, std::optional<SubmitResult>* result = nullptr) {
-  f.node().Submit({Transfer(), ""}, [result](SubmitResult r) {
-    if (result != nullptr) *result = std::move(r);
-  });
-  REQUIRE(!f.agents().calls.empty());
-  return f.agents().calls.back().txid;
-}
 
 TEST_CASE("txids carry the log's incarnation and a random part: a restart repeats none, whatever the clock") {
   Fixture f;

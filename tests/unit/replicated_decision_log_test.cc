@@ -168,5 +168,23 @@ TEST_CASE("finished marks held when the log stops are failed, later ones at once
   CHECK(f.queue->queued() == 0);
 }
 
+TEST_CASE("a barrier completes after every append made before it, finished marks held back included") {
+  Fixture f;
+  f.DecideT1();
+  Status decided = Status::Internal("not called");
+  Status marked = Status::Internal("not called");
+  Status barrier = Status::Internal("not called");
+  f.log->AppendDecision(Committed("t2"), [&](Status s) { decided = s; });
+  f.log->MarkFinished("t1", 9, [&](Status s) { marked = s; });
+  f.log->Barrier([&](Status s) {
+    barrier = s;
+    CHECK(decided.ok());
+    CHECK(marked.ok());
+    CHECK(f.Finished("t1"));
+  });
+  f.SyncAll();
+  CHECK(barrier.ok());
+}
+
 }  // namespace
 }  // namespace commitd::coordinator
