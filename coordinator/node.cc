@@ -209,7 +209,7 @@ void Node::OnLeadership(bool ready) {
 // leads the same term gets no OnLeadership; it takes over again itself.
 void Node::DropUnconfirmed(const std::string& why) {
   DropEngine(why);
-  if (leadership_->leader_ready()) ScheduleRetake(leadership_->term());
+  if (leadership_->leader_ready() && !options_.unsafe_no_retake) ScheduleRetake(leadership_->term());
 }
 
 bool Node::StillLeads(uint64_t term, uint64_t epoch) const {

@@ -65,6 +65,9 @@ struct NodeOptions {
   // Test-only fault switch (the simulator's planted bug), never set by the
   // binary: a presumed abort is answered without being recorded first.
   bool unsafe_presume_without_record = false;
+  // Likewise: a group member that let go of its transactions after a failed
+  // append takes nothing over again while it leads the same term.
+  bool unsafe_no_retake = false;
 };
 
 // The one place Config becomes Node and Engine options.

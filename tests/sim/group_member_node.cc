@@ -158,6 +158,7 @@ Status GroupMemberNode::Start() {
   for (const auto& p : participants_) no.participants.push_back({p, UrlOf(p), 0});
   no.unsafe_presume_without_record =
       ctx_.bug == Bug::kGroupPresumeWithoutRecord || ctx_.bug == Bug::kGroupStaleRead;
+  no.unsafe_no_retake = ctx_.bug == Bug::kGroupNoRetake;
   node_ = std::make_unique<coordinator::Node>(std::move(no), *log_, *agents_, *node_timers_, entropy_,
                                               leadership_.get());
   if (Status s = node_->Start(); !s.ok()) return s;
@@ -269,6 +270,12 @@ void GroupMemberNode::Forward(const Request& request, Responder respond) {
                       }
                       respond(std::move(r).value());
                     });
+}
+
+void GroupMemberNode::TransferLeadership(const std::string& to) {
+  if (!up_) return;
+  Status s = log_->TransferLeadership(to);
+  ctx_.Log(self_.name, "TRANSFER LEADERSHIP to " + to + (s.ok() ? "" : ": " + s.ToString()));
 }
 
 void GroupMemberNode::Receive(const raft::Message& message) {

@@ -69,6 +69,8 @@ class GroupMemberNode {
   void Connect(std::map<raft::NodeId, GroupMemberNode*> peers) { peers_ = std::move(peers); }
   // A Raft message arrived over the network.
   void Receive(const raft::Message& message);
+  // An operator's transfer-leader (POST /v1/cluster/transfer-leader) to member `to`.
+  void TransferLeadership(const std::string& to);
 
   bool leader_ready() const { return up_ && log_->leader_ready(); }
   // Up, storage idle, no proposal or read waiting, and the Node's engine holds nothing.

@@ -15,9 +15,12 @@
 //   --coordinators 1|3                        one coordinator (default) or a Raft group of three
 //                                             (chaos and power-loss only; group bugs: group-no-resume, group-stale-read,
 //                                             group-presume-without-record, group-overwrite-decision,
-//                                             group-send-before-sync, group-reply-before-durable)
+//                                             group-send-before-sync, group-reply-before-durable;
+//                                             with --transfer-leader: group-no-retake)
 //   --isolate-leader                          group, 3PC: also cut the ready leader off from the other
 //                                             members (2PC always does; participants keep every link)
+//   --transfer-leader                         group: the ready leader hands over its leadership at random
+//                                             moments, half the time to a member cut off from it
 //   --adversary                               hostile callers in every seed (tests/sim/adversary.h);
 //                                             --adversary-outsider adds the agent messages no rule refuses
 //                                             yet; --adversary-only ACTOR keeps one actor
@@ -61,8 +64,8 @@ constexpr const char* kUsage =
     "                   [--expect-violation]\n"
     "                   [--coordinators 1|3] [--bug group-no-resume|group-stale-read|\n"
     "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"
-    "                    group-reply-before-durable]\n"
-    "                   [--isolate-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
+    "                    group-reply-before-durable|group-no-retake (with --transfer-leader)]\n"
+    "                   [--isolate-leader] [--transfer-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
     "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
     "                   [--bug accept-404-from-non-owner (with --adversary)] [--prepares-without-log]\n"
     "                   [--bug commit-without-fsync (caught with --scenario power-loss)]\n"
@@ -171,6 +174,8 @@ int main(int argc, char** argv) {
       options.coordinators = static_cast<int>(n);
     } else if (arg == "--isolate-leader") {
       options.isolate_leader = true;
+    } else if (arg == "--transfer-leader") {
+      options.transfer_leader = true;
     } else if (arg == "--adversary") {
       options.adversary = true;
     } else if (arg == "--adversary-outsider") {
@@ -197,6 +202,7 @@ int main(int argc, char** argv) {
     return Usage("--expect-blocking needs --scenario coordinator-loss");
   }
   if (options.isolate_leader && options.coordinators == 1) return Usage("--isolate-leader needs --coordinators 3");
+  if (options.transfer_leader && options.coordinators == 1) return Usage("--transfer-leader needs --coordinators 3");
   if (options.coordinators > 1 && options.scenario != commitd::sim::Scenario::kChaos &&
       options.scenario != commitd::sim::Scenario::kPowerLoss) {
     return Usage("--coordinators 3 runs the chaos and power-loss scenarios only");
@@ -222,6 +228,7 @@ int main(int argc, char** argv) {
     replay_flags += " --scenario " + std::string(commitd::sim::ScenarioName(options.scenario));
   }
   if (options.isolate_leader) replay_flags += " --isolate-leader";
+  if (options.transfer_leader) replay_flags += " --transfer-leader";
   if (options.coordinators > 1) replay_flags += " --coordinators " + std::to_string(options.coordinators);
   if (options.adversary_outsider) {
     replay_flags += " --adversary-outsider";

@@ -17,6 +17,7 @@ std::optional<Bug> ParseBug(std::string_view name) {
   if (name == "group-overwrite-decision") return Bug::kGroupOverwriteDecision;
   if (name == "group-send-before-sync") return Bug::kGroupSendBeforeSync;
   if (name == "group-reply-before-durable") return Bug::kGroupReplyBeforeDurable;
+  if (name == "group-no-retake") return Bug::kGroupNoRetake;
   if (name == "commit-without-fsync") return Bug::kCommitWithoutFsync;
   return std::nullopt;
 }
@@ -55,6 +56,7 @@ std::string_view BugName(Bug bug) {
     case Bug::kGroupOverwriteDecision: return "group-overwrite-decision";
     case Bug::kGroupSendBeforeSync: return "group-send-before-sync";
     case Bug::kGroupReplyBeforeDurable: return "group-reply-before-durable";
+    case Bug::kGroupNoRetake: return "group-no-retake";
     case Bug::kCommitWithoutFsync: return "commit-without-fsync";
   }
   return "none";

@@ -27,6 +27,9 @@ enum class Bug {
   kGroupOverwriteDecision,     // applying a decision replaces an earlier decision of its txid
   kGroupSendBeforeSync,        // a member sends a Ready's messages (votes, acks) before it is synced
   kGroupReplyBeforeDurable,    // a decision append completes (the client is answered) before it is committed
+  // A member whose append was refused while it kept leading (a transfer that
+  // timed out, --transfer-leader) takes nothing over again until a new term.
+  kGroupNoRetake,
   // Power loss (--scenario power-loss):
   kCommitWithoutFsync,  // a participant's commit asks for no fsync, so it may ack a commit a power loss takes back
 };
@@ -61,6 +64,9 @@ struct SimOptions {
   std::string tmp_dir;             // where the participants' SQLite files live
   int coordinators = 1;            // 1: one CoordinatorNode; 3: a Raft group of GroupMemberNodes
   bool isolate_leader = false;          // --isolate-leader: 3PC too gets group-internal partitions
+  // --transfer-leader: the ready leader is asked to hand over its leadership
+  // at random moments, half the time to a member cut off from it.
+  bool transfer_leader = false;
   bool adversary = false;               // --adversary: hostile callers in every seed (tests/sim/adversary.h)
   // --adversary-outsider: also messages to agents no rule of theirs refuses yet
   // (abort/commit/precommit of running transactions, prepares naming an unknown coordinator).

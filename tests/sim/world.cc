@@ -101,10 +101,13 @@ class World {
   void Probe();
   void FinalChecks();
   void PlanChaosPartitions();
+  // Cuts a | b now, and heals it after length ms (unless healed meanwhile).
+  void CutFor(const std::string& a, const std::string& b, int64_t length);
   void PlanIsolations();
   void PlanCoordinatorLoss(int64_t first_submit_ms, int64_t last_submit_ms);
   void SampleInDoubt(int64_t lost_at_ms, int64_t until_ms);
   void PlanLeaderFaults();
+  void PlanTransfers();
   void IsolateLeader(const std::string& alone, int64_t length);
   GroupMemberNode* ReadyLeader();
   bool CoordinatorsSettled();
@@ -497,6 +500,7 @@ RunResult World::Run() {
     case Scenario::kPowerLoss:
       if (options_.protocol != "3pc") PlanChaosPartitions();
       if (group()) PlanLeaderFaults();
+      if (options_.transfer_leader) PlanTransfers();
       break;
     case Scenario::kPartition:
       PlanIsolations();
@@ -549,17 +553,19 @@ void World::PlanChaosPartitions() {
     while (b == a) b = nodes[static_cast<std::size_t>(random_.Uniform(0, static_cast<int64_t>(nodes.size()) - 1))];
     const int64_t start = random_.Uniform(scheduler_.now(), fault_end_ms_);
     const int64_t length = random_.Uniform(1, 3000);
-    scheduler_.At(start, "", [this, a, b, length] {
-      if (healed_) return;
-      ctx_.Log("world", "PARTITION " + a + " | " + b + " for " + std::to_string(length) + " ms");
-      network_.Cut(a, b);
-      scheduler_.After(length, "", [this, a, b] {
-        if (healed_ || network_.Connected(a, b)) return;
-        ctx_.Log("world", "HEAL " + a + " | " + b);
-        network_.Heal(a, b);
-      });
-    });
+    scheduler_.At(start, "", [this, a, b, length] { CutFor(a, b, length); });
   }
+}
+
+void World::CutFor(const std::string& a, const std::string& b, int64_t length) {
+  if (healed_) return;
+  ctx_.Log("world", "PARTITION " + a + " | " + b + " for " + std::to_string(length) + " ms");
+  network_.Cut(a, b);
+  scheduler_.After(length, "", [this, a, b] {
+    if (healed_ || network_.Connected(a, b)) return;
+    ctx_.Log("world", "HEAL " + a + " | " + b);
+    network_.Heal(a, b);
+  });
 }
 
 // Group: the ready leader is killed (per seed: 0-3 times) at random moments
@@ -604,6 +610,32 @@ void World::PlanLeaderFaults() {
     if (leader == nullptr || leader->name() != from || !random_.Chance(at_append)) return;
     IsolateLeader(from, random_.Uniform(100, 3000));
   });
+}
+
+// --transfer-leader: the ready leader is asked (1-4 times per seed) to hand
+// its leadership to another member. Half the time that member is cut off
+// from it for a while, so the transfer times out and the leader keeps its
+// term, having refused every append meanwhile.
+void World::PlanTransfers() {
+  const int64_t transfers = random_.Uniform(1, 4);
+  for (int64_t i = 0; i < transfers; ++i) {
+    const int64_t at = random_.Uniform(scheduler_.now(), fault_end_ms_);
+    const bool cut = random_.Chance(0.5);
+    const int64_t length = random_.Uniform(100, 3000);
+    scheduler_.At(at, "", [this, cut, length] {
+      GroupMemberNode* leader = ReadyLeader();
+      if (healed_ || leader == nullptr) return;
+      const std::string from = leader->name();
+      std::vector<std::string> others;
+      for (const auto& [name, m] : members_) {
+        if (name != from) others.push_back(name);
+      }
+      const auto pick = random_.Uniform(0, static_cast<int64_t>(others.size()) - 1);
+      const std::string to = others[static_cast<std::size_t>(pick)];
+      if (cut && network_.Connected(from, to)) CutFor(from, to, length);
+      leader->TransferLeadership(to);
+    });
+  }
 }
 
 void World::IsolateLeader(const std::string& alone, int64_t length) {

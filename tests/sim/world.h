@@ -17,7 +17,8 @@
 // prefix of what was not: SimStorageQueue), most likely right after a step
 // that left batches committed without fsync. With a group (chaos and power
 // loss) the ready leader is also killed, and cut off from the other members,
-// at random moments of the load.
+// at random moments of the load; with --transfer-leader it is also asked to
+// hand over its leadership, half the time to a member cut off from it.
 #pragma once
 
 #include <cstdint>
