@@ -860,16 +860,22 @@ TEST_CASE("a 3PC abort a participant proved, its record never written, is held; 
   ResumedAndAbortedAgain(f, "t-aborted");
 }
 
+// Both participants prove abort, and the group append of the abort fails:
+// the member does not guess, nor write it again; it lets go of everything.
+void AbortAppendFails(Fixture& f) {
+  f.queue().FailNext(Durability::kSyncNow, 1);
+  f.agents().precommits[0](PrecommitAnswer::kAborted);
+  f.agents().precommits[1](PrecommitAnswer::kAborted);
+  f.Store();
+  CHECK(f.node().active() == 0);
+}
+
 TEST_CASE("a group member whose abort record was not confirmed lets go of it; the next leader resumes the precommit record") {
   Fixture f;
   ManualLeadership leadership;
   StartWithPrecommitRecord(f, "t-aborted", &leadership);
   REQUIRE(f.agents().precommits.size() == 2);
-  f.queue().FailNext(Durability::kSyncNow, 1);  // a lost leadership, as the replicated log reports it
-  f.agents().precommits[0](PrecommitAnswer::kAborted);
-  f.agents().precommits[1](PrecommitAnswer::kAborted);
-  f.Store();
-  CHECK(f.node().active() == 0);  // the entry may still commit: this member does not guess, nor write again
+  AbortAppendFails(f);  // a lost leadership, as the replicated log reports it: the entry may still commit
   leadership.Set(false);
   for (int i = 0; i < 3; ++i) NextRetry(f);
   CHECK(f.Recorded("t-aborted")->outcome == Outcome::kPending);
@@ -886,11 +892,7 @@ TEST_CASE("a group member whose append was refused while it still leads the term
   REQUIRE(f.agents().precommits.size() == 2);
   std::optional<SubmitResult> dropped;
   const std::string before = Submitted(f, &dropped);
-  f.queue().FailNext(Durability::kSyncNow, 1);  // refused, as appends are while a leadership transfer runs
-  f.agents().precommits[0](PrecommitAnswer::kAborted);
-  f.agents().precommits[1](PrecommitAnswer::kAborted);
-  f.Store();
-  CHECK(f.node().active() == 0);
+  AbortAppendFails(f);  // refused, as appends are while a leadership transfer runs
   REQUIRE(dropped.has_value());
   CHECK(std::get<NodeError>(*dropped).kind == NodeErrorKind::kLeadershipLost);
 
