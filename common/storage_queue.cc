@@ -66,7 +66,7 @@ std::vector<Status> RunStorageBatch(sqlite::Database& db, std::vector<StorageJob
                                     double* commit_seconds, bool* wrote) {
   *rolled_back = false;
   RunScratch(db, batch);
-  const int pages_before = PagesWritten(db);
+  const int pages_before = wrote != nullptr ? PagesWritten(db) : 0;
   std::vector<Status> results = RunDurable(db, batch, rolled_back, commit_seconds);
   if (wrote != nullptr) *wrote = !*rolled_back && PagesWritten(db) != pages_before;
   return results;
