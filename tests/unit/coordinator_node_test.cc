@@ -272,6 +272,13 @@ std::string Submitted(Fixture& f, std::optional<SubmitResult>* result = nullptr)
   return f.agents().calls.back().txid;
 }
 
+wire::Vote YesVote(const std::string& txid) {
+  wire::Vote yes;
+  yes.txid = txid;
+  yes.yes = true;
+  return yes;
+}
+
 // A 3PC transfer both agents voted yes on: its precommit record is written
 // and its precommits sent (not answered). Returns its txid.
 std::string Precommitted3pc(Fixture& f, int64_t timeout_ms, std::optional<SubmitResult>* client) {
@@ -280,9 +287,7 @@ std::string Precommitted3pc(Fixture& f, int64_t timeout_ms, std::optional<Submit
   tx.timeout_ms = timeout_ms;
   f.node().Submit({tx, ""}, [client](SubmitResult r) { *client = std::move(r); });
   const std::string txid = f.agents().calls.back().txid;
-  wire::Vote yes;
-  yes.txid = txid;
-  yes.yes = true;
+  const wire::Vote yes = YesVote(txid);
   const std::size_t first = f.agents().votes.size() - 2;
   f.agents().votes[first](yes);
   f.agents().votes[first + 1](yes);
@@ -494,9 +499,7 @@ TEST_CASE("prepares and the abort carry the transaction's abort key, derived fro
   const std::string key = f.agents().prepare_keys[0];
   CHECK(key == AbortKey(secret, txid));
   CHECK(f.agents().prepare_keys[1] == key);  // one key per transaction, the same for every participant
-  wire::Vote yes;
-  yes.txid = txid;
-  yes.yes = true;
+  const wire::Vote yes = YesVote(txid);
   wire::Vote no = yes;
   no.yes = false;
   f.agents().votes[0](yes);
@@ -526,9 +529,7 @@ TEST_CASE("prepares carry the check of the commit key; the commit carries the ke
   CHECK(f.agents().commit_checks[0] == CommitCheck(commit_key));
   CHECK(f.agents().commit_checks[1] == CommitCheck(commit_key));
   CHECK(f.agents().commit_checks[0] != commit_key);  // the prepare never carries the key itself
-  wire::Vote yes;
-  yes.txid = txid;
-  yes.yes = true;
+  const wire::Vote yes = YesVote(txid);
   f.agents().votes[0](yes);
   f.agents().votes[1](yes);
   f.Store();
@@ -931,17 +932,11 @@ TEST_CASE("a member taking over again waits for what its dropped engine appended
   f.agents().prepared["bank-a"] = {{late, kSelf}, {refused, kSelf}};
   f.agents().prepared["bank-b"] = {{late, kSelf}, {refused, kSelf}};
   REQUIRE(f.agents().votes.size() == 4);
-  auto yes = [&](std::size_t i, const std::string& txid) {
-    wire::Vote v;
-    v.txid = txid;
-    v.yes = true;
-    f.agents().votes[i](v);
-  };
-  yes(0, late);
-  yes(1, late);  // its commit record is on its way
+  f.agents().votes[0](YesVote(late));
+  f.agents().votes[1](YesVote(late));  // its commit record is on its way
   f.queue().FailNext(Durability::kSyncNow, 1);
-  yes(2, refused);
-  yes(3, refused);
+  f.agents().votes[2](YesVote(refused));
+  f.agents().votes[3](YesVote(refused));
   f.queue().CompleteFailed();  // the commit of `refused` is refused; the record of `late` is still on its way
   CHECK(f.node().active() == 0);
   REQUIRE(answer.has_value());
@@ -982,10 +977,7 @@ TEST_CASE("beyond max_in_flight undecided transactions a submission is refused a
 
   // Both vote yes: commit is recorded, then the client hears 200.
   for (auto& vote : f.agents().votes) {
-    wire::Vote yes;
-    yes.txid = f.agents().calls.front().txid;
-    yes.yes = true;
-    vote(yes);
+    vote(YesVote(f.agents().calls.front().txid));
   }
   CHECK_FALSE(first.has_value());  // not before the decision is durable
   f.Store();
@@ -1053,7 +1045,7 @@ TEST_CASE("a commit whose record loses to an abort recorded first ends aborted, 
   f.Store();
   std::optional<SubmitResult> result;
   const std::string txid = Submitted(f, &result);
-  for (auto& vote : f.agents().votes) vote(wire::Vote{txid, true, "", nlohmann::json::array()});
+  for (auto& vote : f.agents().votes) vote(YesVote(txid));
   // The commit record is queued, not written: a presumed abort gets there first.
   DecisionRecord presumed = Decided(txid, Outcome::kAborted);
   presumed.reason = "presumed abort: unknown to the coordinator when bank-a asked";
@@ -1406,9 +1398,7 @@ TEST_CASE("a transaction's calls belong to the client's trace until it is finish
   REQUIRE(f.agents().votes.size() == 2);
   const std::string txid = f.agents().calls.back().txid;
   CHECK(f.node().TraceFor(txid, fresh) == *client);
-  wire::Vote yes;
-  yes.txid = txid;
-  yes.yes = true;
+  const wire::Vote yes = YesVote(txid);
   f.agents().votes[0](yes);
   f.agents().votes[1](yes);
   f.Store();
