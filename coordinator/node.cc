@@ -36,6 +36,7 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   o.decision_retention_ms = config.decision_retention_ms;
   o.forgotten_key_retention_ms = config.forgotten_key_retention_ms;
   o.retake_delay_ms = config.raft_election_timeout_ms;
+  o.let_go_retake_max_ms = kLetGoRetakeMaxFactor * config.retry_max_ms;
   o.shutdown_grace_ms = config.shutdown_grace_ms;
   o.engine = EngineOptionsFor(config, std::move(self_url));
   return o;
@@ -139,8 +140,12 @@ void Node::Resume(RecoveredLog recovered) {
     if (!configured) registry_[e.name].entry = e;
   }
   for (const auto& e : options_.participants) registry_[e.name].entry = e;
+  ResumeRecords(std::move(recovered.unfinished));
+}
+
+void Node::ResumeRecords(std::vector<DecisionRecord> records) {
   const int64_t now = timers_.NowMs();
-  for (auto& record : recovered.unfinished) {
+  for (auto& record : records) {
     // Debug: a restart with thousands to resume would spend its start writing them.
     log::Debug("resume_transaction", {{"txid", record.txid}, {"outcome", OutcomeName(record.outcome)}});
     engine_->Resume(std::move(record), now);
@@ -209,26 +214,50 @@ void Node::OnLeadership(bool ready) {
 // leads the same term gets no OnLeadership; it takes over again itself.
 void Node::DropUnconfirmed(const std::string& why) {
   DropEngine(why);
-  if (leadership_->leader_ready() && !options_.unsafe_no_retake) ScheduleRetake(leadership_->term());
+  if (leadership_->leader_ready() && !options_.unsafe_no_retake) {
+    ScheduleRetake(leadership_->term(), options_.retake_delay_ms, true);
+  }
 }
 
 bool Node::StillLeads(uint64_t term, uint64_t epoch) const {
-  return epoch == epoch_ && !stopping_ && leadership_->leader_ready() && leadership_->term() == term;
+  if (epoch != epoch_ || stopping_) return false;
+  return !group() || (leadership_->leader_ready() && leadership_->term() == term);
 }
 
-// Not at once: appends keep failing while a transfer runs. Then a barrier,
-// retried while it fails as the append did.
-void Node::ScheduleRetake(uint64_t term) {
-  timers_.After(options_.retake_delay_ms, [this, alive = alive_, term, epoch = epoch_] {
+// A group member does it only while it leads; the next leader resumes
+// everything anyway.
+void Node::RetakeLetGo() {
+  if (group() && (!leadership_->leader_ready() || options_.unsafe_no_retake)) return;
+  const int64_t now = timers_.NowMs();
+  // Let go again soon after the last retake: the log still refuses marks.
+  const bool recurring = let_go_retake_ms_ != std::numeric_limits<int64_t>::min() &&
+                         now - let_go_retake_ms_ <= options_.let_go_retake_max_ms;
+  if (!recurring || let_go_delay_ms_ == 0) let_go_delay_ms_ = options_.engine.retry_max_ms;
+  if (retake_epoch_ == epoch_) return;  // one waits already
+  ScheduleRetake(group() ? leadership_->term() : 0, let_go_delay_ms_, false);
+  let_go_delay_ms_ = std::min(2 * let_go_delay_ms_, options_.let_go_retake_max_ms);
+}
+
+// Not at once: appends keep failing while a transfer runs (and marks while
+// the disk refuses them). Then a barrier, retried while it fails as the append did.
+void Node::ScheduleRetake(uint64_t term, int64_t delay_ms, bool sweep) {
+  if (retake_epoch_ == epoch_) {
+    retake_sweep_ = retake_sweep_ || sweep;
+    return;
+  }
+  retake_epoch_ = epoch_;
+  retake_sweep_ = sweep;
+  timers_.After(delay_ms, [this, alive = alive_, term, delay_ms, epoch = epoch_] {
     if (!*alive || !StillLeads(term, epoch)) return;
-    log_.Barrier([this, alive, term, epoch](Status s) {
+    log_.Barrier([this, alive, term, delay_ms, epoch](Status s) {
       if (!*alive || !StillLeads(term, epoch)) return;
       if (!s.ok()) {
         log::Warn("leader_retake_deferred", {{"term", term}, {"error", s.ToString()}});
-        ScheduleRetake(term);
+        retake_epoch_.reset();
+        ScheduleRetake(term, delay_ms, retake_sweep_);
         return;
       }
-      Retake(term);
+      Retake(term, delay_ms);
     });
   });
 }
@@ -239,17 +268,30 @@ void Node::ScheduleRetake(uint64_t term) {
 // epoch). Whatever else appends for such a txid meanwhile (a presumed abort
 // answered to an agent, the sweep) conflicts with the record and follows it:
 // the first decision recorded wins. The txid issuer of the term stays: a
-// (member, term) never issues a sequence twice.
-void Node::Retake(uint64_t term) {
+// (member, term) never issues a sequence twice. A record the engine let go of
+// after its finished mark failed is resumed the same way: every participant
+// gets the decision again and the mark is written again.
+void Node::Retake(uint64_t term, int64_t delay_ms) {
   auto recovered = log_.Recover();
   if (!recovered.ok()) {
     log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
-    ScheduleRetake(term);
+    retake_epoch_.reset();
+    ScheduleRetake(term, delay_ms, retake_sweep_);
     return;
   }
+  const bool sweep = retake_sweep_;
+  retake_epoch_.reset();
+  retake_sweep_ = false;
+  if (!sweep) let_go_retake_ms_ = timers_.NowMs();
   // What this engine took on since the drop stays as it is.
   std::erase_if(recovered->unfinished, [this](const DecisionRecord& r) { return engine_->Find(r.txid).has_value(); });
   const std::size_t resumed = recovered->unfinished.size();
+  if (!sweep) {
+    // The engine was not dropped: what it counted and registered stands.
+    ResumeRecords(std::move(recovered->unfinished));
+    log::Info("let_go_retake", {{"resumed", resumed}});
+    return;
+  }
   Resume(std::move(recovered).value());
   log::Info("leader_retake", {{"term", term}, {"resumed", resumed}});
   SweepUndecided();
@@ -787,7 +829,7 @@ void Node::Execute(Action& a) {
                   Traced(txid, {{"txid", txid},
                                 {"error", s.ToString()},
                                 {"then", waiting ? "written again with backoff"
-                                                 : "left unfinished in the log: the next start delivers it again"}}));
+                                                 : "let go: taken over again from the log later"}}));
       } else if (s.ok() && was_waiting) {
         log::Info("finished_mark_written", Traced(txid, {{"txid", txid}}));
       }
@@ -795,6 +837,7 @@ void Node::Execute(Action& a) {
         traces_.erase(txid);
         precommit_unknown_logged_.erase(txid);
       }
+      if (failed && !waiting) RetakeLetGo();
       Pump();
     });
   } else if (auto* rc = std::get_if<action::ReplyClient>(&a)) {

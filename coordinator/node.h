@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +41,9 @@
 
 namespace commitd::coordinator {
 
+// A let-go retake's delay doubles up to this many times retry_max_ms.
+inline constexpr int64_t kLetGoRetakeMaxFactor = 64;
+
 struct NodeOptions {
   std::string id = "c1";    // txid prefix; named in presumed-abort reasons
   std::string self_url;     // where agents ask for decisions (put in prepares)
@@ -61,6 +65,11 @@ struct NodeOptions {
   // what the log holds unfinished. A leadership transfer refuses appends
   // until it ends, within an election timeout.
   int64_t retake_delay_ms = Config{}.raft_election_timeout_ms;
+  // Records of transactions the engine let go of after their finished marks
+  // failed (beyond engine.max_unmarked) are taken over again engine.retry_max_ms
+  // later, and twice as late as the last time while marks keep being let go,
+  // up to this.
+  int64_t let_go_retake_max_ms = kLetGoRetakeMaxFactor * Config{}.retry_max_ms;
   EngineOptions engine;
   // Test-only fault switch (the simulator's planted bug), never set by the
   // binary: a presumed abort is answered without being recorded first.
@@ -259,10 +268,19 @@ class Node {
   // Group: an append this engine could not confirm. Drops the engine; a
   // member that still leads the term takes over again (ScheduleRetake).
   void DropUnconfirmed(const std::string& why);
-  void ScheduleRetake(uint64_t term);
-  void Retake(uint64_t term);
-  // Still the ready leader of term, and the engine not dropped since epoch.
+  // After delay_ms, takes over every unfinished record the engine does not
+  // hold (Retake), then, if sweep, runs the takeover sweep. One at a time per
+  // engine: a second call while one waits only adds its sweep.
+  void ScheduleRetake(uint64_t term, int64_t delay_ms, bool sweep);
+  void Retake(uint64_t term, int64_t delay_ms);
+  // The engine let go of a transaction whose finished mark failed: its record
+  // stays unfinished; take it over again later (delay doubling while it recurs).
+  void RetakeLetGo();
+  // Still the ready leader of term (a single coordinator: always), and the
+  // engine not dropped since epoch.
   bool StillLeads(uint64_t term, uint64_t epoch) const;
+  // Into the engine, as records of the log: what it holds already stays as it is.
+  void ResumeRecords(std::vector<DecisionRecord> records);
   // Answers the operator's request that forced txid in doubt (if any), once its record's write is done.
   void AnswerForce(const std::string& txid, const Status& written);
   void SweepUndecided();
@@ -342,6 +360,12 @@ class Node {
   TxView ForeignView(const std::string& txid, const ForeignRecord& r) const;
   // Bumped whenever the engine is dropped: callbacks of the old engine's work compare it.
   uint64_t epoch_ = 0;
+  // A retake waits for this epoch's engine (ScheduleRetake), and whether it sweeps.
+  std::optional<uint64_t> retake_epoch_;
+  bool retake_sweep_ = false;
+  // The next let-go retake's delay, and when the last one ran.
+  int64_t let_go_delay_ms_ = 0;
+  int64_t let_go_retake_ms_ = std::numeric_limits<int64_t>::min();
   // Shared with every pending timer and callback; false once the Node is gone or stopped.
   std::shared_ptr<bool> alive_;
   bool stopping_ = false;

@@ -105,8 +105,9 @@ Result<RecoveredLog> SqliteDecisionLog::Recover() {
   if (!post_) {
     recovered = DecisionStore(*db_).Recover();
   } else {
-    // Blocking the io thread is fine here: it runs once, before serving, and
-    // the storage thread never waits for the io thread.
+    // Blocks the io thread for at most the batch in progress: it runs at the
+    // start, and while serving only to take over records the engine let go
+    // of. The storage thread never waits for the io thread.
     std::promise<Result<RecoveredLog>> promise;
     std::future<Result<RecoveredLog>> future = promise.get_future();
     queue_->Read([&promise](sqlite::Database& db) { promise.set_value(DecisionStore(db).Recover()); });

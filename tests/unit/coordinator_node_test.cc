@@ -453,6 +453,127 @@ TEST_CASE("a finished mark whose write failed keeps the transaction finishing an
   CHECK(f.node().active() == 0);
 }
 
+// Acknowledges every decision delivered so far and not acknowledged yet.
+void AckAll(Fixture& f, std::size_t* acked) {
+  for (; *acked < f.agents().acks.size(); ++*acked) f.agents().acks[*acked](DecisionAck::kAcked);
+  f.Store();
+}
+
+TEST_CASE("a transaction let go after its finished mark failed is taken over again from the log, without a restart") {
+  Fixture f;
+  f.options().engine.max_unmarked = 1;  // one waits to be marked again; the next is let go
+  f.Insert(Decided("t-one", Outcome::kCommitted));
+  f.Insert(Decided("t-two", Outcome::kCommitted));
+  f.Start();
+  f.Store();
+  REQUIRE(f.agents().acks.size() == 4);
+  f.queue().FailNext(Durability::kSyncWithNext, 2);
+  std::size_t acked = 0;
+  AckAll(f, &acked);
+  CHECK(f.node().metrics().finished_mark_failures == 2);
+  REQUIRE(f.node().Transactions().size() == 1);  // the other was let go
+  const std::string kept = f.node().Transactions()[0].txid;
+  const std::string let_go = kept == "t-one" ? "t-two" : "t-one";
+  CHECK_FALSE(f.Recorded(let_go)->finished);
+
+  f.timers().Advance(f.options().engine.retry_max_ms - 1);
+  f.Store();
+  CHECK(f.Recorded(kept)->finished);  // its own retry
+  CHECK(f.agents().Count("commit", let_go) == 2);
+  CHECK(f.node().active() == 0);
+
+  f.timers().Advance(1);
+  f.Store();
+  CHECK(f.agents().Count("commit", let_go) == 4);  // delivered again, from its record
+  CHECK(f.agents().Count("commit", kept) == 2);
+  CHECK(f.node().active() == 1);
+  AckAll(f, &acked);
+  CHECK(f.Recorded(let_go)->finished);
+  CHECK(f.node().active() == 0);
+  CHECK(f.node().metrics().finished_mark_failures == 2);
+}
+
+TEST_CASE("while finished marks keep being let go, each take-over waits twice as long as the last, up to the cap") {
+  Fixture f;
+  f.options().engine.max_unmarked = 0;  // every failed mark is let go
+  const int64_t delay = f.options().engine.retry_max_ms;
+  f.options().let_go_retake_max_ms = 4 * delay;
+  f.Insert(Decided("t-mark", Outcome::kCommitted));
+  f.Start();
+  f.Store();
+  f.queue().FailNext(Durability::kSyncWithNext, 1000);
+  std::size_t acked = 0;
+  AckAll(f, &acked);
+  CHECK(f.node().active() == 0);
+  for (int64_t wait : {delay, 2 * delay, 4 * delay, 4 * delay}) {
+    const int delivered = f.agents().Count("commit", "t-mark");
+    f.timers().Advance(wait - 1);
+    f.Store();
+    CHECK(f.agents().Count("commit", "t-mark") == delivered);
+    f.timers().Advance(1);
+    f.Store();
+    CHECK(f.agents().Count("commit", "t-mark") == delivered + 2);
+    AckAll(f, &acked);  // its mark fails again: let go again
+    CHECK(f.node().active() == 0);
+  }
+  CHECK_FALSE(f.Recorded("t-mark")->finished);
+
+  f.queue().FailNext(Durability::kSyncWithNext, 0);  // the disk takes writes again
+  f.timers().Advance(4 * delay);
+  f.Store();
+  AckAll(f, &acked);
+  CHECK(f.Recorded("t-mark")->finished);
+  CHECK(f.node().active() == 0);
+
+  // Long after the last take-over, a let-go mark is taken over after the first delay again.
+  f.timers().Advance(f.options().let_go_retake_max_ms + 1);
+  const std::string later = Submitted(f);
+  const std::size_t votes = f.agents().votes.size();
+  f.agents().votes[votes - 2](YesVote(later));
+  f.agents().votes[votes - 1](YesVote(later));
+  f.Store();
+  REQUIRE(f.agents().Count("commit", later) == 2);
+  f.queue().FailNext(Durability::kSyncWithNext, 1);
+  AckAll(f, &acked);
+  CHECK(f.node().active() == 0);
+  f.timers().Advance(delay);
+  f.Store();
+  CHECK(f.agents().Count("commit", later) == 4);
+  AckAll(f, &acked);
+  CHECK(f.Recorded(later)->finished);
+}
+
+TEST_CASE("a group leader takes over a let-go mark's record in its own term; after losing the lead it leaves it to the next") {
+  Fixture f;
+  f.options().engine.max_unmarked = 0;
+  ManualLeadership leadership;
+  f.Insert(Decided("t-mark", Outcome::kCommitted));
+  f.Start(&leadership);
+  leadership.Set(true);
+  f.Store();
+  REQUIRE(f.agents().Count("commit", "t-mark") == 2);
+  f.queue().FailNext(Durability::kSyncWithNext, 1);
+  std::size_t acked = 0;
+  AckAll(f, &acked);
+  CHECK(f.node().active() == 0);
+  f.timers().Advance(f.options().engine.retry_max_ms);
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-mark") == 4);  // the same term
+  f.queue().FailNext(Durability::kSyncWithNext, 1);
+  AckAll(f, &acked);
+  CHECK(f.node().active() == 0);
+
+  leadership.Set(false);
+  f.timers().Advance(2 * f.options().engine.retry_max_ms);
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-mark") == 4);  // not a leader: nothing taken over
+  leadership.Set(true);
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-mark") == 6);  // the next term resumes it
+  AckAll(f, &acked);
+  CHECK(f.Recorded("t-mark")->finished);
+}
+
 TEST_CASE("a forced decision is recorded as heuristic, then delivered; the same force again changes nothing") {
   Fixture f;
   f.Start();
