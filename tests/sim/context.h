@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/batch_sync.h"
@@ -38,6 +39,10 @@ struct Context {
   // synced for them alone, in virtual ms: BatchWriter's linger, or longer
   // (the power-loss scenario draws it), so that batches come within it as
   // they do on a real storage thread, microseconds apart.
+  // Set: the coordinators' engine option max_unmarked (--transfer-leader:
+  // small, so that finished marks refused during a transfer are let go and
+  // taken over again from the log).
+  std::optional<int64_t> max_unmarked;
   int64_t sync_linger_ms =
       std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(kDefaultSyncLinger).count());
 

@@ -159,6 +159,7 @@ Status GroupMemberNode::Start() {
   no.unsafe_presume_without_record =
       ctx_.bug == Bug::kGroupPresumeWithoutRecord || ctx_.bug == Bug::kGroupStaleRead;
   no.unsafe_no_retake = ctx_.bug == Bug::kGroupNoRetake;
+  if (ctx_.max_unmarked) no.engine.max_unmarked = *ctx_.max_unmarked;
   node_ = std::make_unique<coordinator::Node>(std::move(no), *log_, *agents_, *node_timers_, entropy_,
                                               leadership_.get());
   if (Status s = node_->Start(); !s.ok()) return s;

@@ -191,6 +191,7 @@ void World::DrawProfile() {
   // the database. Chosen by the seed, not drawn: every other draw stays as it was.
   static constexpr int64_t kOutcomeMemoryMs[] = {Config{}.outcome_memory_ms, 30, 300};
   ctx_.config.outcome_memory_ms = kOutcomeMemoryMs[options_.seed % 3];
+  if (options_.transfer_leader) ctx_.max_unmarked = static_cast<int64_t>(options_.seed % 3);
   if (AgentsForgetDuringLoss()) {
     // Shorter than the coordinator's absence: a 3PC coordinator coming back
     // finds its precommits answered unknown_transaction (in doubt until the
