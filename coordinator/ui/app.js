@@ -18,7 +18,7 @@ const state = {
   samples: [],          // [{t: seconds, m: parsed metrics}], oldest first
   refreshing: false,
   pendingAction: null,  // what the confirmation dialog does on "yes"
-  forceOffered: null,   // the txid whose force the confirmation dialog offers
+  forceOffered: null,   // {txid, outcome}: the force the confirmation dialog offers
   inDoubtCount: undefined, // rows of the last in-doubt listing, when no gauge says it
 };
 
@@ -538,10 +538,11 @@ function closeConfirmation() {
   return action;
 }
 
-// The dialog keeps its text, says why its action no longer applies, and offers only to close.
-function withdrawConfirmation(reason) {
+// The dialog says what it offered and why that no longer applies, and offers only to close.
+function withdrawConfirmation(offered, reason) {
   state.pendingAction = null;
   state.forceOffered = null;
+  $("confirm-text").textContent = offered;
   $("confirm-yes").disabled = true;
   $("confirm-no").textContent = "Close";
   $("confirm-note").textContent = reason;
@@ -565,17 +566,20 @@ function askForce(txid, outcome) {
     "delivered to every participant; one that forgot the transaction cannot check it, so a wrong decision gives no " +
     `signal afterwards (POST ${forcePath(txid)}, as commitctl resolve ${txid} --force ${outcome} --yes does).`,
     `Force ${outcome}`, () => force(txid, outcome));
-  state.forceOffered = txid;
+  state.forceOffered = { txid, outcome };
   recheckOfferedForce();
 }
 
 // Withdraws the force the dialog offers once the transaction is settled,
 // for good: should it come back in doubt, the operator opens the dialog anew.
 async function recheckOfferedForce() {
-  const txid = state.forceOffered;
-  if (!txid) return;
+  const offered = state.forceOffered;
+  if (!offered) return;
+  const { txid, outcome } = offered;
   const reason = forceWithdrawal(txid, await api("GET", txPath(txid)));
-  if (reason && state.forceOffered === txid) withdrawConfirmation(reason);
+  if (reason && state.forceOffered === offered) {
+    withdrawConfirmation(`This dialog offered to force ${outcome} of ${txid} while it was in doubt.`, reason);
+  }
 }
 
 const NO_LONGER_APPLIES = " This force no longer applies.";

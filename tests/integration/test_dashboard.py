@@ -340,7 +340,7 @@ def confirmation_dialog(page):
     return page.evaluate("""(() => {
         const $ = (id) => document.getElementById(id);
         return {open: !$('confirm').hidden, confirm: $('confirm-yes').textContent, confirm_enabled: !$('confirm-yes').disabled,
-                close: $('confirm-no').textContent, note: $('confirm-note') && !$('confirm-note').hidden ? $('confirm-note').textContent : '',
+                text: $('confirm-text').textContent, close: $('confirm-no').textContent, note: $('confirm-note') && !$('confirm-note').hidden ? $('confirm-note').textContent : '',
                 focused: document.activeElement && document.activeElement.id};
     })()""")
 
@@ -422,6 +422,7 @@ def test_force_dialog_withdraws_a_force_settled_meanwhile():
         assert dialog["open"] and dialog["confirm"] == "Force abort", dialog
         assert (dialog["close"], dialog["focused"]) == ("Close", "confirm-no"), dialog
         assert f"{txid} was settled meanwhile: committed (heuristic)" in dialog["note"], dialog
+        assert dialog["text"] == f"This dialog offered to force abort of {txid} while it was in doubt.", dialog
         page.screenshot(os.path.join(out, "dashboard-3pc-force-withdrawn.png"))
 
         page.click("#confirm-yes")  # disabled: nothing happens (but the focus leaves Close, as on any click outside it)
