@@ -36,7 +36,10 @@ NodeOptions NodeOptionsFor(const Config& config, std::string id, std::string sel
   o.decision_retention_ms = config.decision_retention_ms;
   o.forgotten_key_retention_ms = config.forgotten_key_retention_ms;
   o.retake_delay_ms = config.raft_election_timeout_ms;
-  o.let_go_retake_max_ms = kLetGoRetakeMaxFactor * config.retry_max_ms;
+  // Retry settings come from a config file: a huge one must not overflow.
+  o.let_go_retake_max_ms = config.retry_max_ms > std::numeric_limits<int64_t>::max() / kLetGoRetakeMaxFactor
+                               ? std::numeric_limits<int64_t>::max()
+                               : kLetGoRetakeMaxFactor * config.retry_max_ms;
   o.shutdown_grace_ms = config.shutdown_grace_ms;
   o.engine = EngineOptionsFor(config, std::move(self_url));
   return o;
@@ -167,7 +170,13 @@ void Node::OnLeadership(bool ready) {
   txids_.emplace(options_.id, leadership_->term(), entropy_);
   auto recovered = log_.Recover();
   if (!recovered.ok()) {
+    // Leading without what the log holds would leave its unfinished records
+    // to no one: not ready (nothing issued yet) until it is read.
     log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
+    txids_.reset();
+    timers_.After(options_.health_interval_ms, [this, alive = alive_, epoch = epoch_] {
+      if (*alive && epoch == epoch_ && leadership_->leader_ready()) OnLeadership(true);
+    });
     return;
   }
   if (recovered->log_id.empty() || recovered->abort_secret.empty()) {
@@ -228,14 +237,15 @@ bool Node::StillLeads(uint64_t term, uint64_t epoch) const {
 // everything anyway.
 void Node::RetakeLetGo() {
   if (group() && (!leadership_->leader_ready() || options_.unsafe_no_retake)) return;
+  if (retake_epoch_ == epoch_) return;  // the one that waits takes this record over too
   const int64_t now = timers_.NowMs();
   // Let go again soon after the last retake: the log still refuses marks.
   const bool recurring = let_go_retake_ms_ != std::numeric_limits<int64_t>::min() &&
                          now - let_go_retake_ms_ <= options_.let_go_retake_max_ms;
   if (!recurring || let_go_delay_ms_ == 0) let_go_delay_ms_ = options_.engine.retry_max_ms;
-  if (retake_epoch_ == epoch_) return;  // one waits already
   ScheduleRetake(group() ? leadership_->term() : 0, let_go_delay_ms_, false);
-  let_go_delay_ms_ = std::min(2 * let_go_delay_ms_, options_.let_go_retake_max_ms);
+  const int64_t cap = options_.let_go_retake_max_ms;
+  let_go_delay_ms_ = let_go_delay_ms_ > cap / 2 ? cap : 2 * let_go_delay_ms_;
 }
 
 // Not at once: appends keep failing while a transfer runs (and marks while
@@ -252,7 +262,11 @@ void Node::ScheduleRetake(uint64_t term, int64_t delay_ms, bool sweep) {
     log_.Barrier([this, alive, term, delay_ms, epoch](Status s) {
       if (!*alive || !StillLeads(term, epoch)) return;
       if (!s.ok()) {
-        log::Warn("leader_retake_deferred", {{"term", term}, {"error", s.ToString()}});
+        if (retake_sweep_) {
+          log::Warn("leader_retake_deferred", {{"term", term}, {"error", s.ToString()}});
+        } else {
+          log::Warn("let_go_retake_deferred", {{"error", s.ToString()}});
+        }
         retake_epoch_.reset();
         ScheduleRetake(term, delay_ms, retake_sweep_);
         return;
@@ -274,7 +288,8 @@ void Node::ScheduleRetake(uint64_t term, int64_t delay_ms, bool sweep) {
 void Node::Retake(uint64_t term, int64_t delay_ms) {
   auto recovered = log_.Recover();
   if (!recovered.ok()) {
-    log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
+    log::Error(retake_sweep_ ? "leader_recover_failed" : "let_go_retake_deferred",
+               {{"error", recovered.status().ToString()}});
     retake_epoch_.reset();
     ScheduleRetake(term, delay_ms, retake_sweep_);
     return;
@@ -335,6 +350,8 @@ void Node::DropEngine(const std::string& why) {
                    why + "; whether the forced decision of " + txid + " was recorded is unknown here: look it up"});
   }
   ++epoch_;
+  let_go_delay_ms_ = 0;
+  let_go_retake_ms_ = std::numeric_limits<int64_t>::min();
   failing_deliveries_.clear();
   precommit_unknown_logged_.clear();
   auto waiting = std::move(clients_);

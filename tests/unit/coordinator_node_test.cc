@@ -237,6 +237,7 @@ class Fixture {
   }
 
   Node& node() { return *node_; }
+  sqlite::Database& db() { return *db_; }
   ScriptedTransport& agents() { return agents_; }
   ManualTimers& timers() { return timers_; }
   ManualQueue& queue() { return queue_; }
@@ -541,6 +542,75 @@ TEST_CASE("while finished marks keep being let go, each take-over waits twice as
   CHECK(f.agents().Count("commit", later) == 4);
   AckAll(f, &acked);
   CHECK(f.Recorded(later)->finished);
+}
+
+TEST_CASE("marks let go while a take-over waits are taken over by it, and the next one waits twice as long") {
+  Fixture f;
+  f.options().engine.max_unmarked = 0;
+  const int64_t delay = f.options().engine.retry_max_ms;
+  f.Insert(Decided("t-one", Outcome::kCommitted));
+  f.Insert(Decided("t-two", Outcome::kCommitted));
+  f.Start();
+  f.Store();
+  REQUIRE(f.agents().acks.size() == 4);
+  std::size_t acked = 0;
+  for (int64_t wait : {delay, 2 * delay}) {
+    f.queue().FailNext(Durability::kSyncWithNext, 2);  // both let go, one after the other
+    AckAll(f, &acked);
+    CHECK(f.node().active() == 0);
+    f.timers().Advance(wait - 1);
+    f.Store();
+    CHECK(f.agents().acks.size() == acked);
+    f.timers().Advance(1);
+    f.Store();
+    CHECK(f.agents().acks.size() == acked + 4);  // one take-over, both records
+  }
+  AckAll(f, &acked);
+  CHECK(f.Recorded("t-one")->finished);
+  CHECK(f.Recorded("t-two")->finished);
+}
+
+TEST_CASE("a take-over whose barrier fails is tried again after the same delay") {
+  Fixture f;
+  f.options().engine.max_unmarked = 0;
+  const int64_t delay = f.options().engine.retry_max_ms;
+  f.Insert(Decided("t-mark", Outcome::kCommitted));
+  f.Start();
+  f.Store();
+  f.queue().FailNext(Durability::kSyncWithNext, 1);
+  std::size_t acked = 0;
+  AckAll(f, &acked);
+  f.queue().FailNext(Durability::kNone, 1);  // the barrier
+  f.timers().Advance(delay);
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-mark") == 2);
+  f.timers().Advance(delay);
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-mark") == 4);
+  AckAll(f, &acked);
+  CHECK(f.Recorded("t-mark")->finished);
+}
+
+TEST_CASE("a leader that cannot read its log serves nothing until it can, then resumes what the log holds") {
+  Fixture f;
+  ManualLeadership leadership;
+  f.Insert(Decided("t-resumed", Outcome::kCommitted));
+  f.Start(&leadership);
+  REQUIRE(f.db().Exec("ALTER TABLE decisions RENAME TO decisions_away").ok());  // every read of it fails
+  leadership.Set(true);
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-resumed") == 0);
+  std::optional<SubmitResult> refused;
+  f.node().Submit({Transfer(), ""}, [&](SubmitResult r) { refused = std::move(r); });
+  REQUIRE(refused.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*refused));
+  CHECK(std::get<NodeError>(*refused).kind == NodeErrorKind::kLeadershipLost);
+
+  REQUIRE(f.db().Exec("ALTER TABLE decisions_away RENAME TO decisions").ok());
+  f.timers().Advance(f.options().health_interval_ms);
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-resumed") == 2);
+  Submitted(f);  // served now
 }
 
 TEST_CASE("a group leader takes over a let-go mark's record in its own term; after losing the lead it leaves it to the next") {
