@@ -494,18 +494,24 @@ TEST_CASE("a transaction let go after its finished mark failed is taken over aga
   CHECK(f.node().metrics().finished_mark_failures == 2);
 }
 
-TEST_CASE("while finished marks keep being let go, each take-over waits twice as long as the last, up to the cap") {
-  Fixture f;
-  f.options().engine.max_unmarked = 0;  // every failed mark is let go
-  const int64_t delay = f.options().engine.retry_max_ms;
-  f.options().let_go_retake_max_ms = 4 * delay;
-  f.Insert(Decided("t-mark", Outcome::kCommitted));
+// A single coordinator resumes txid's commit at start and both agents ack it;
+// every failed mark is let go (max_unmarked 0), and the next `fails` fail.
+void LetGoAtStart(Fixture& f, const std::string& txid, int fails, std::size_t* acked) {
+  f.options().engine.max_unmarked = 0;
+  f.Insert(Decided(txid, Outcome::kCommitted));
   f.Start();
   f.Store();
-  f.queue().FailNext(Durability::kSyncWithNext, 1000);
-  std::size_t acked = 0;
-  AckAll(f, &acked);
+  f.queue().FailNext(Durability::kSyncWithNext, fails);
+  AckAll(f, acked);
   CHECK(f.node().active() == 0);
+}
+
+TEST_CASE("while finished marks keep being let go, each take-over waits twice as long as the last, up to the cap") {
+  Fixture f;
+  const int64_t delay = f.options().engine.retry_max_ms;
+  f.options().let_go_retake_max_ms = 4 * delay;
+  std::size_t acked = 0;
+  LetGoAtStart(f, "t-mark", 1000, &acked);
   for (int64_t wait : {delay, 2 * delay, 4 * delay, 4 * delay}) {
     const int delivered = f.agents().Count("commit", "t-mark");
     f.timers().Advance(wait - 1);
@@ -572,14 +578,9 @@ TEST_CASE("marks let go while a take-over waits are taken over by it, and the ne
 
 TEST_CASE("a take-over whose barrier fails is tried again after the same delay") {
   Fixture f;
-  f.options().engine.max_unmarked = 0;
   const int64_t delay = f.options().engine.retry_max_ms;
-  f.Insert(Decided("t-mark", Outcome::kCommitted));
-  f.Start();
-  f.Store();
-  f.queue().FailNext(Durability::kSyncWithNext, 1);
   std::size_t acked = 0;
-  AckAll(f, &acked);
+  LetGoAtStart(f, "t-mark", 1, &acked);
   f.queue().FailNext(Durability::kNone, 1);  // the barrier
   f.timers().Advance(delay);
   f.Store();
