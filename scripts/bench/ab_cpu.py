@@ -121,6 +121,7 @@ class Cluster:
         participants = ["--participant", f"bank-a=http://127.0.0.1:{pa}", "--participant", f"bank-b=http://127.0.0.1:{pb}"]
         ports = [free_port(taken) for _ in range(3 if group else 1)]
         self.urls = [f"http://127.0.0.1:{p}" for p in ports]
+        self.agent_urls = {"bank-a": f"http://127.0.0.1:{pa}", "bank-b": f"http://127.0.0.1:{pb}"}
         # Agents take prepares only from the coordinators they know.
         for name, port, db in (("bank-a", pa, "a"), ("bank-b", pb, "b")):
             self.start(name, [f"{bin_dir}/commit-agent", "--name", name, "--listen", f"127.0.0.1:{port}", "--db",

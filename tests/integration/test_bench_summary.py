@@ -78,6 +78,35 @@ def test_a_figure_missing_from_a_run_says_so():
     assert lines["transfers 3pc, 1 client: p50 ms"].endswith("(1 of 2 runs)"), lines
 
 
+def test_chain_means_over_the_window():
+    """scripts/bench/chain.py's reading of two /metrics texts: the mean of each
+    histogram over the window (seconds as ms), per label set; a series that did
+    not grow, or has no sum, gives none."""
+    sys.path.insert(0, os.path.join(harness.OPTIONS.source_dir, "scripts", "bench"))
+    import chain  # noqa: E402
+    before = chain.parse_histograms("""# TYPE commitd_x_seconds histogram
+commitd_x_seconds_bucket{le="0.001"} 1
+commitd_x_seconds_sum{phase="prepare"} 0.002
+commitd_x_seconds_count{phase="prepare"} 2
+commitd_idle_seconds_sum 1
+commitd_idle_seconds_count 4
+commitd_things_total 7
+""")
+    after = chain.parse_histograms("""commitd_x_seconds_sum{phase="prepare"} 0.005
+commitd_x_seconds_count{phase="prepare"} 4
+commitd_x_seconds_sum{phase="commit"} 0.004
+commitd_x_seconds_count{phase="commit"} 1
+commitd_batch_size_sum 30
+commitd_batch_size_count 10
+commitd_idle_seconds_sum 1
+commitd_idle_seconds_count 4
+commitd_things_total 9
+""")
+    got = {k: round(v, 6) for k, v in chain.means(before, after).items()}
+    assert got == {'commitd_x_seconds{phase="prepare"} ms': 1.5, 'commitd_x_seconds{phase="commit"} ms': 4.0,
+                   "commitd_batch_size": 3.0}, got
+
+
 def test_no_figures_is_an_error():
     rc, lines, err = summarize("nothing measured here\n")
     assert rc == 1 and "no bench.sh figures" in err, (rc, lines, err)
