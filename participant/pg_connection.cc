@@ -119,13 +119,25 @@ Backend PgConnection::backend() const { return {PQbackendPID(conn_), backend_sta
 
 Status PgConnection::ReadBackendStart() {
   PgResult r = Exec(
-      "SELECT to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
-      "FROM pg_stat_activity WHERE pid = pg_backend_pid()");
+      "SELECT pg_backend_pid(), (SELECT to_char(backend_start AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM pg_stat_activity WHERE pid = pg_backend_pid())");
   if (r.connection_lost()) return Status::Unavailable("PostgreSQL: " + r.error());
-  backend_start_.reset();
-  if (r.ok() && r.rows() == 1 && !r.is_null(0, 0) && IsBackendStartText(r.value(0, 0))) {
-    backend_start_ = BackendStart{r.value(0, 0)};
+  if (!r.ok() || r.rows() != 1) {
+    return Status::Unavailable("PostgreSQL: cannot read the session's server process: " + r.error());
   }
+  // A pooler (PgBouncer) answers the connection with a process id of its
+  // own, and may run each transaction on another server process: a
+  // statement whose outcome is lost could not be traced to its process.
+  const std::string server_pid = r.value(0, 0);
+  if (server_pid != std::to_string(PQbackendPID(conn_))) {
+    return Status::InvalidArgument(
+        "PostgreSQL: this session is served by process " + server_pid + ", but the connection names process " +
+        std::to_string(PQbackendPID(conn_)) +
+        ": a connection pooler (such as PgBouncer) stands between the agent and PostgreSQL. Connect the agent to "
+        "PostgreSQL itself: a prepare whose answer is lost is settled by looking for its server process");
+  }
+  backend_start_.reset();
+  if (!r.is_null(0, 1) && IsBackendStartText(r.value(0, 1))) backend_start_ = BackendStart{r.value(0, 1)};
   return Status::Ok();
 }
 

@@ -109,7 +109,8 @@ class PgConnection {
   Backend backend() const;
   // Reads when PostgreSQL started this session's server process, left
   // unknown when pg_stat_activity does not tell it; Unavailable when the
-  // connection is lost.
+  // connection is lost; InvalidArgument when the process serving the
+  // session is not the one the connection names (a pooler in between).
   Status ReadBackendStart();
   // A statement without parameters.
   PgResult Exec(const std::string& sql);

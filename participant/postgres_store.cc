@@ -78,6 +78,7 @@ Status SessionSetup(PgConnection& conn, const PostgresStoreOptions& o) {
 }
 
 Status CheckServer(PgConnection& conn) {
+  if (Status s = conn.ReadBackendStart(); !s.ok()) return s;
   PgResult r = conn.Exec("SHOW max_prepared_transactions");
   if (!r.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
   if (r.rows() == 1 && r.value(0, 0) == "0") {

@@ -11,6 +11,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   libsqlite3-dev sqlite3
   postgresql libpq-dev  # the PostgreSQL participant (--backend postgres) and its tests
+  pgbouncer  # test_postgres_pooler.py: the agent refuses to run behind a pooler
   nlohmann-json3-dev doctest-dev
   libssl-dev openssl
   libjemalloc-dev  # the allocator of commitd and commit-agent (cmake/allocator.cmake)
