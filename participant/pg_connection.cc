@@ -115,7 +115,7 @@ PgConnection::~PgConnection() { PQfinish(conn_); }
 
 bool PgConnection::healthy() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
-Backend PgConnection::backend() const { return {PQbackendPID(conn_), backend_start_}; }
+Backend PgConnection::backend() const { return {PQbackendPID(conn_), backend_start_, cluster_}; }
 
 Status PgConnection::ReadBackendStart() {
   PgResult r = Exec(
@@ -138,6 +138,12 @@ Status PgConnection::ReadBackendStart() {
   }
   backend_start_.reset();
   if (!r.is_null(0, 1) && IsBackendStartText(r.value(0, 1))) backend_start_ = BackendStart{r.value(0, 1)};
+  // Apart: a role refused the function (not so by default) still serves.
+  PgResult cluster = Exec("SELECT system_identifier::text FROM pg_control_system()");
+  if (cluster.connection_lost()) return Status::Unavailable("PostgreSQL: " + cluster.error());
+  cluster_.reset();
+  if (cluster.ok() && cluster.rows() == 1 && !cluster.is_null(0, 0)) cluster_ = cluster.value(0, 0);
+  backend_read_ = true;
   return Status::Ok();
 }
 

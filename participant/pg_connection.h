@@ -75,10 +75,14 @@ struct BackendStart {
 };
 
 // A server process. PostgreSQL reuses the pid of one that ended; its start
-// tells a later process with that pid apart (unknown: the pid alone).
+// tells a later process with that pid apart (unknown: the pid alone). Its
+// cluster (pg_control_system's system_identifier, which a physical replica
+// shares with its primary) tells whether a session of another connection
+// can look for it at all: a multi-host DSN may connect elsewhere.
 struct Backend {
   int pid = 0;
   std::optional<BackendStart> start;
+  std::optional<std::string> cluster;
 };
 
 // One statement of a pipeline (PgConnection::Pipeline).
@@ -108,10 +112,12 @@ class PgConnection {
   // statement whose outcome may be uncertain.
   Backend backend() const;
   // Reads when PostgreSQL started this session's server process, left
-  // unknown when pg_stat_activity does not tell it; Unavailable when the
-  // connection is lost; InvalidArgument when the process serving the
+  // unknown when pg_stat_activity does not tell it, and the cluster's
+  // identifier, left unknown when the role may not read it; Unavailable when
+  // the connection is lost; InvalidArgument when the process serving the
   // session is not the one the connection names (a pooler in between).
   Status ReadBackendStart();
+  bool backend_read() const { return backend_read_; }
   // A statement without parameters.
   PgResult Exec(const std::string& sql);
   // A statement with text parameters ($1..$n); nullopt is NULL.
@@ -137,6 +143,8 @@ class PgConnection {
   PGconn* conn_;
   bool broken_ = false;  // a pipeline was left unfinished
   std::optional<BackendStart> backend_start_;
+  std::optional<std::string> cluster_;
+  bool backend_read_ = false;
   // sql -> name of its prepared statement on this session (reuse_plan).
   std::unordered_map<std::string, std::string> plans_;
   uint64_t next_plan_ = 0;

@@ -42,7 +42,17 @@ void UncertainGids::RollBack(PgLink& link) {
     // could finish the PREPARE between the two and be gone, leaving the gid
     // prepared and forgotten.
     bool may_still_prepare = false;
-    if (u.running) {
+    if (u.running && u.running->cluster) {
+      // A session of another cluster cannot look for the process.
+      if (!(*got)->backend_read()) {
+        if (Status s = (*got)->ReadBackendStart(); !s.ok()) {
+          left.push_back(std::move(u));
+          continue;
+        }
+      }
+      may_still_prepare = (*got)->backend().cluster != u.running->cluster;
+    }
+    if (u.running && !may_still_prepare) {
       std::optional<std::string> start;
       if (u.running->start) start = u.running->start->utc;
       PgResult running = (*got)->Exec(kMayStillRunSql, {std::to_string(u.running->pid), start});

@@ -124,3 +124,28 @@ TEST_CASE("a prepared uncertain gid is rolled back, its process alive or not") {
   REQUIRE(left.ok());
   CHECK(left.value(0, 0) == "0");
 }
+
+TEST_CASE("a session reads its cluster with its start: the server's system identifier, for any role") {
+  const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
+  auto session = Session(dsn, "commitd-test");
+  REQUIRE(session->backend().cluster.has_value());
+  PgResult id = session->Exec("SELECT system_identifier::text FROM pg_control_system()");
+  REQUIRE(id.ok());
+  CHECK(*session->backend().cluster == id.value(0, 0));
+  auto unprivileged = Session(Dsn("COMMITD_TEST_PG_DSN_UNPRIVILEGED"), "commitd-test");
+  CHECK(unprivileged->backend().cluster == session->backend().cluster);
+}
+
+TEST_CASE("a gid whose statement ran on another cluster is kept: no session here can look for its process") {
+  const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
+  auto ran_it = Session(dsn, "commitd-test-prepare");
+  const Backend here = ran_it->backend();
+  auto admin = Session(dsn, "commitd-test-admin");
+  PgResult ended = admin->Exec("SELECT pg_terminate_backend($1, 10000)", {std::to_string(here.pid)});
+  REQUIRE(ended.ok());
+  REQUIRE(ended.value(0, 0) == "t");
+  Backend elsewhere = here;
+  elsewhere.cluster = "1";  // no cluster's identifier
+  CHECK(LeftAfterOneRetry(dsn, elsewhere) == kGid);
+  CHECK(LeftAfterOneRetry(dsn, here).empty());  // this cluster's, and gone: given up
+}
