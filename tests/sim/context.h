@@ -35,14 +35,14 @@ struct Context {
   // (its URL). Set by the adversary, which reacts to it.
   std::function<void(const std::string& participant, const std::string& txid, const std::string& coordinator_url)>
       on_presumed_abort;
-  // How long held dones wait for another batch's fsync before the WAL is
-  // synced for them alone, in virtual ms: BatchWriter's linger, or longer
-  // (the power-loss scenario draws it), so that batches come within it as
-  // they do on a real storage thread, microseconds apart.
   // Set: the coordinators' engine option max_unmarked (--transfer-leader:
   // small, so that finished marks refused during a transfer are let go and
   // taken over again from the log).
   std::optional<int64_t> max_unmarked;
+  // How long held dones wait for another batch's fsync before the WAL is
+  // synced for them alone, in virtual ms: BatchWriter's linger, or longer
+  // (the power-loss scenario draws it), so that batches come within it as
+  // they do on a real storage thread, microseconds apart.
   int64_t sync_linger_ms =
       std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(kDefaultSyncLinger).count());
 
