@@ -174,9 +174,7 @@ void Node::OnLeadership(bool ready) {
     // to no one: not ready (nothing issued yet) until it is read.
     log::Error("leader_recover_failed", {{"error", recovered.status().ToString()}});
     txids_.reset();
-    timers_.After(options_.health_interval_ms, [this, alive = alive_, epoch = epoch_] {
-      if (*alive && epoch == epoch_ && leadership_->leader_ready()) OnLeadership(true);
-    });
+    LeadAgainLater();
     return;
   }
   if (recovered->log_id.empty() || recovered->abort_secret.empty()) {
@@ -187,9 +185,7 @@ void Node::OnLeadership(bool ready) {
       if (!*alive || epoch != epoch_) return;
       if (!s.ok() && s.code() != StatusCode::kConflict) {
         log::Error("log_identity_failed", {{"error", s.ToString()}});
-        timers_.After(options_.health_interval_ms, [this, alive, epoch] {
-          if (*alive && epoch == epoch_ && leadership_->leader_ready()) OnLeadership(true);
-        });
+        LeadAgainLater();
         return;
       }
       OnLeadership(true);
@@ -214,6 +210,14 @@ void Node::OnLeadership(bool ready) {
   log::Info("leading", {{"resumed", resumed}, {"participants", registry_.size()}});
   for (const auto& [name, p] : registry_) Probe(name);
   SweepUndecided();
+}
+
+// Not ready yet, and nothing issued: OnLeadership(true) again a health
+// interval later, if this engine still leads then.
+void Node::LeadAgainLater() {
+  timers_.After(options_.health_interval_ms, [this, alive = alive_, epoch = epoch_] {
+    if (*alive && epoch == epoch_ && leadership_->leader_ready()) OnLeadership(true);
+  });
 }
 
 // A group append failed: lost with the leadership (the entry may still
@@ -262,13 +266,8 @@ void Node::ScheduleRetake(uint64_t term, int64_t delay_ms, bool sweep) {
     log_.Barrier([this, alive, term, delay_ms, epoch](Status s) {
       if (!*alive || !StillLeads(term, epoch)) return;
       if (!s.ok()) {
-        if (retake_sweep_) {
-          log::Warn("leader_retake_deferred", {{"term", term}, {"error", s.ToString()}});
-        } else {
-          log::Warn("let_go_retake_deferred", {{"error", s.ToString()}});
-        }
-        retake_epoch_.reset();
-        ScheduleRetake(term, delay_ms, retake_sweep_);
+        RetakeLater(term, delay_ms, log::Level::kWarn,
+                    retake_sweep_ ? "leader_retake_deferred" : "let_go_retake_deferred", s);
         return;
       }
       Retake(term, delay_ms);
@@ -288,21 +287,19 @@ void Node::ScheduleRetake(uint64_t term, int64_t delay_ms, bool sweep) {
 void Node::Retake(uint64_t term, int64_t delay_ms) {
   auto recovered = log_.Recover();
   if (!recovered.ok()) {
-    log::Error(retake_sweep_ ? "leader_recover_failed" : "let_go_retake_deferred",
-               {{"error", recovered.status().ToString()}});
-    retake_epoch_.reset();
-    ScheduleRetake(term, delay_ms, retake_sweep_);
+    RetakeLater(term, delay_ms, log::Level::kError, retake_sweep_ ? "leader_recover_failed" : "let_go_retake_deferred",
+                recovered.status());
     return;
   }
   const bool sweep = retake_sweep_;
   retake_epoch_.reset();
   retake_sweep_ = false;
-  if (!sweep) let_go_retake_ms_ = timers_.NowMs();
   // What this engine took on since the drop stays as it is.
   std::erase_if(recovered->unfinished, [this](const DecisionRecord& r) { return engine_->Find(r.txid).has_value(); });
   const std::size_t resumed = recovered->unfinished.size();
   if (!sweep) {
     // The engine was not dropped: what it counted and registered stands.
+    let_go_retake_ms_ = timers_.NowMs();
     ResumeRecords(std::move(recovered->unfinished));
     log::Info("let_go_retake", {{"resumed", resumed}});
     return;
@@ -310,6 +307,17 @@ void Node::Retake(uint64_t term, int64_t delay_ms) {
   Resume(std::move(recovered).value());
   log::Info("leader_retake", {{"term", term}, {"resumed", resumed}});
   SweepUndecided();
+}
+
+// The barrier or the read failed: logged as `event` (with the term when it
+// sweeps, a group's retake), and tried again after the same delay, keeping
+// the sweep it was asked for.
+void Node::RetakeLater(uint64_t term, int64_t delay_ms, log::Level level, const char* event, const Status& why) {
+  nlohmann::json fields = {{"error", why.ToString()}};
+  if (retake_sweep_) fields["term"] = term;
+  log::Write(level, event, fields);
+  retake_epoch_.reset();
+  ScheduleRetake(term, delay_ms, retake_sweep_);
 }
 
 void Node::AnswerForce(const std::string& txid, const Status& written) {

@@ -28,6 +28,7 @@
 
 #include "common/config.h"
 #include "common/entropy.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "common/wire.h"
 #include "coordinator/agent_transport.h"
@@ -273,6 +274,8 @@ class Node {
   // engine: a second call while one waits only adds its sweep.
   void ScheduleRetake(uint64_t term, int64_t delay_ms, bool sweep);
   void Retake(uint64_t term, int64_t delay_ms);
+  void RetakeLater(uint64_t term, int64_t delay_ms, log::Level level, const char* event, const Status& why);
+  void LeadAgainLater();
   // The engine let go of a transaction whose finished mark failed: its record
   // stays unfinished; take it over again later (delay doubling while it recurs).
   void RetakeLetGo();
