@@ -117,7 +117,7 @@ bool PgConnection::healthy() const { return !broken_ && PQstatus(conn_) == CONNE
 
 Backend PgConnection::backend() const { return {PQbackendPID(conn_), backend_start_, cluster_}; }
 
-Status PgConnection::ReadBackendStart() {
+Status PgConnection::ReadBackend() {
   PgResult r = Exec(
       "SELECT pg_backend_pid(), (SELECT to_char(backend_start AT TIME ZONE 'UTC', "
       "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM pg_stat_activity WHERE pid = pg_backend_pid())");
@@ -143,7 +143,7 @@ Status PgConnection::ReadBackendStart() {
   if (cluster.connection_lost()) return Status::Unavailable("PostgreSQL: " + cluster.error());
   cluster_.reset();
   if (cluster.ok() && cluster.rows() == 1 && !cluster.is_null(0, 0)) cluster_ = cluster.value(0, 0);
-  backend_read_ = true;
+  backend_known_ = true;
   return Status::Ok();
 }
 

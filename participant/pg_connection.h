@@ -107,17 +107,18 @@ class PgConnection {
 
   bool healthy() const;
   std::string database() const;  // the database connected to
-  // The server process serving this session, its start as ReadBackendStart
+  // The server process serving this session, its start as ReadBackend
   // found it; pid 0 once the connection is lost, so read it before a
   // statement whose outcome may be uncertain.
   Backend backend() const;
-  // Reads when PostgreSQL started this session's server process, left
-  // unknown when pg_stat_activity does not tell it, and the cluster's
-  // identifier, left unknown when the role may not read it; Unavailable when
-  // the connection is lost; InvalidArgument when the process serving the
-  // session is not the one the connection names (a pooler in between).
-  Status ReadBackendStart();
-  bool backend_read() const { return backend_read_; }
+  // Reads this session's server process for backend(): when PostgreSQL
+  // started it, left unknown when pg_stat_activity does not tell it, and its
+  // cluster's identifier, left unknown when the role may not read it.
+  // Unavailable when the connection is lost; InvalidArgument when the
+  // process serving the session is not the one the connection names (a
+  // pooler in between).
+  Status ReadBackend();
+  bool backend_known() const { return backend_known_; }  // ReadBackend succeeded
   // A statement without parameters.
   PgResult Exec(const std::string& sql);
   // A statement with text parameters ($1..$n); nullopt is NULL.
@@ -144,7 +145,7 @@ class PgConnection {
   bool broken_ = false;  // a pipeline was left unfinished
   std::optional<BackendStart> backend_start_;
   std::optional<std::string> cluster_;
-  bool backend_read_ = false;
+  bool backend_known_ = false;
   // sql -> name of its prepared statement on this session (reuse_plan).
   std::unordered_map<std::string, std::string> plans_;
   uint64_t next_plan_ = 0;

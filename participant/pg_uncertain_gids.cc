@@ -44,8 +44,8 @@ void UncertainGids::RollBack(PgLink& link) {
     bool may_still_prepare = false;
     if (u.running && u.running->cluster) {
       // A session of another cluster cannot look for the process.
-      if (!(*got)->backend_read()) {
-        if (Status s = (*got)->ReadBackendStart(); !s.ok()) {
+      if (!(*got)->backend_known()) {
+        if (Status s = (*got)->ReadBackend(); !s.ok()) {
           left.push_back(std::move(u));
           continue;
         }

@@ -74,11 +74,11 @@ Status SessionSetup(PgConnection& conn, const PostgresStoreOptions& o) {
                          std::to_string(o.lock_timeout_ms));
   if (!r.ok()) return Status::Unavailable("PostgreSQL session setup: " + pg::Describe(r));
   // Kept by the session for UncertainGids: read now, not before each prepare.
-  return conn.ReadBackendStart();
+  return conn.ReadBackend();
 }
 
 Status CheckServer(PgConnection& conn) {
-  if (Status s = conn.ReadBackendStart(); !s.ok()) return s;
+  if (Status s = conn.ReadBackend(); !s.ok()) return s;
   PgResult r = conn.Exec("SHOW max_prepared_transactions");
   if (!r.ok()) return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
   if (r.rows() == 1 && r.value(0, 0) == "0") {

@@ -28,7 +28,7 @@ std::string Dsn(const char* variable) {
 std::unique_ptr<PgConnection> Session(const std::string& dsn, const std::string& name) {
   auto conn = PgConnection::Connect(dsn, name);
   REQUIRE_MESSAGE(conn.ok(), conn.status().message());
-  REQUIRE(conn->get()->ReadBackendStart().ok());
+  REQUIRE(conn->get()->ReadBackend().ok());
   return std::move(conn).value();
 }
 
@@ -60,7 +60,7 @@ TEST_CASE("a session's start is read as UTC text that PostgreSQL takes back what
   PgConnection& c = **conn;
   CHECK_FALSE(c.backend().start.has_value());  // not read yet
   REQUIRE(c.Exec("SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Kolkata'").ok());
-  REQUIRE(c.ReadBackendStart().ok());
+  REQUIRE(c.ReadBackend().ok());
   const Backend own = c.backend();
   REQUIRE(own.start.has_value());
   CHECK(own.start->utc.size() == 27);
