@@ -143,7 +143,6 @@ Status PgConnection::ReadBackend() {
   if (cluster.connection_lost()) return Status::Unavailable("PostgreSQL: " + cluster.error());
   cluster_.reset();
   if (cluster.ok() && cluster.rows() == 1 && !cluster.is_null(0, 0)) cluster_ = cluster.value(0, 0);
-  backend_known_ = true;
   return Status::Ok();
 }
 

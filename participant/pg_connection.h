@@ -118,7 +118,6 @@ class PgConnection {
   // process serving the session is not the one the connection names (a
   // pooler in between).
   Status ReadBackend();
-  bool backend_known() const { return backend_known_; }  // ReadBackend succeeded
   // A statement without parameters.
   PgResult Exec(const std::string& sql);
   // A statement with text parameters ($1..$n); nullopt is NULL.
@@ -145,7 +144,6 @@ class PgConnection {
   bool broken_ = false;  // a pipeline was left unfinished
   std::optional<BackendStart> backend_start_;
   std::optional<std::string> cluster_;
-  bool backend_known_ = false;
   // sql -> name of its prepared statement on this session (reuse_plan).
   std::unordered_map<std::string, std::string> plans_;
   uint64_t next_plan_ = 0;

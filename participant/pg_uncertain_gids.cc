@@ -43,13 +43,8 @@ void UncertainGids::RollBack(PgLink& link) {
     // prepared and forgotten.
     bool may_still_prepare = false;
     if (u.running && u.running->cluster) {
-      // A session of another cluster cannot look for the process.
-      if (!(*got)->backend_known()) {
-        if (Status s = (*got)->ReadBackend(); !s.ok()) {
-          left.push_back(std::move(u));
-          continue;
-        }
-      }
+      // A session of another cluster (or one whose cluster is unknown)
+      // cannot look for the process. The store's sessions read it at setup.
       may_still_prepare = (*got)->backend().cluster != u.running->cluster;
     }
     if (u.running && !may_still_prepare) {

@@ -24,7 +24,10 @@ class UncertainGids {
   // Rolls back every gid. One PostgreSQL does not know is kept while the
   // process that ran its PREPARE TRANSACTION was alive just before the
   // rollback: the statement may still be running there and take effect
-  // later. A process with that pid but another start is a later one.
+  // later. A process with that pid but another start is a later one. A
+  // process recorded on another cluster than the link's session's (or one
+  // the session did not read: PgConnection::ReadBackend) cannot be looked for
+  // from there: its gid is kept.
   void RollBack(PgLink& link);
   // The gids still to roll back.
   std::vector<std::string> Gids() const;

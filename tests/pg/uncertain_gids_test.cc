@@ -32,6 +32,9 @@ std::unique_ptr<PgConnection> Session(const std::string& dsn, const std::string&
   return std::move(conn).value();
 }
 
+// Each session of a pool reads its server process, as the store's do.
+commitd::Status ReadBackend(PgConnection& conn) { return conn.ReadBackend(); }
+
 // One retry, on a worker of a pool of one connection, as the store runs it.
 void RollBackOnce(PgWorkers& pool, UncertainGids& uncertain) {
   pool.Submit([&uncertain](PgLink& link) { uncertain.RollBack(link); });
@@ -42,7 +45,7 @@ const std::vector<std::string> kGid = {"commitd:test:tx-1"};
 
 // What one retry leaves of kGid recorded as run by `running`, on a pool connected with pool_dsn.
 std::vector<std::string> LeftAfterOneRetry(const std::string& pool_dsn, const Backend& running) {
-  PgWorkers pool(pool_dsn, "commitd-test", 1, nullptr);
+  PgWorkers pool(pool_dsn, "commitd-test", 1, ReadBackend);
   UncertainGids uncertain;
   uncertain.Add(kGid[0], running);
   RollBackOnce(pool, uncertain);
@@ -74,7 +77,7 @@ TEST_CASE("a session's start is read as UTC text that PostgreSQL takes back what
 
 TEST_CASE("a gid PostgreSQL does not know is kept while the process that ran it lives, and given up once it is gone") {
   const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
-  PgWorkers pool(dsn, "commitd-test", 1, nullptr);
+  PgWorkers pool(dsn, "commitd-test", 1, ReadBackend);
   auto ran_it = Session(dsn, "commitd-test-prepare");
   UncertainGids uncertain;
   uncertain.Add(kGid[0], ran_it->backend());
@@ -111,7 +114,7 @@ TEST_CASE("a process whose start the role may not see is taken as the one that r
 
 TEST_CASE("a prepared uncertain gid is rolled back, its process alive or not") {
   const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
-  PgWorkers pool(dsn, "commitd-test", 1, nullptr);
+  PgWorkers pool(dsn, "commitd-test", 1, ReadBackend);
   auto ran_it = Session(dsn, "commitd-test-prepare");
   REQUIRE(ran_it->Exec("BEGIN; PREPARE TRANSACTION 'commitd:test:tx-1'").ok());
   REQUIRE(ran_it->Exec("BEGIN; PREPARE TRANSACTION 'commitd:test:tx-2'").ok());
