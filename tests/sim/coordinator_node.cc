@@ -34,12 +34,22 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   // deleted, which presumed abort allows. It makes an early ack (a participant
   // acking before its outcome is durable) observable. Nobody waits for it and
   // a power loss may take it back (the decisions are deleted again later).
+  // The takeover sweep of a start acts on agents' listings once the slowest
+  // has answered, up to request_timeout_ms later, and a listing may show a
+  // transaction prepared that finished since the start: until the sweep is
+  // done with them, decisions finished since the start are kept, as
+  // commitd's retention (days) keeps them.
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override {
     store_.MarkFinished(std::move(txid), finished_ms, std::move(done));
     // Under --adversary the log keeps every decision, as commitd's does:
     // old txids are replayed to it.
     if (node_.ctx_.adversary) return;
-    node_.queue_.Submit(StorageJob{[cutoff = node_.ctx_.now() - kFinishedRetentionMs](sqlite::Database& db) {
+    const int64_t now = node_.ctx_.now();
+    int64_t cutoff = now - kFinishedRetentionMs;
+    if (now <= node_.started_ms_ + node_.ctx_.config.request_timeout_ms + kFinishedRetentionMs) {
+      cutoff = std::min(cutoff, node_.started_ms_ - 1);
+    }
+    node_.queue_.Submit(StorageJob{[cutoff](sqlite::Database& db) {
                                      Status error;
                                      sqlite::Statement* stmt = db.Prepare(
                                          "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1", &error);
@@ -107,6 +117,7 @@ CoordinatorNode::~CoordinatorNode() {
 
 Status CoordinatorNode::Start() {
   ++incarnation_;
+  started_ms_ = ctx_.now();
   // As the participants' files: rollback journal in memory, no fsync (a
   // simulated crash does not kill the process, so a committed SQLite
   // transaction is what "synced" means here).

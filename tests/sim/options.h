@@ -85,7 +85,8 @@ constexpr int64_t kSettleBoundMs = 60'000;       // after the last fault, everyt
 // The simulated log forgets finished decisions after this: longer than any
 // message is in flight (World's delays: at most 40 + 1,000 ms), as commitd's
 // retention is, so that a question an agent sent before its ack never
-// arrives after the decision it asks about was forgotten.
+// arrives after the decision it asks about was forgotten. (After a start,
+// longer: CoordinatorNode keeps what its takeover sweep may still act on.)
 constexpr int64_t kFinishedRetentionMs = 1'500;
 // Coordinator loss: how long after the coordinator's crash every participant
 // must have decided (3PC) — the longest timeout_ms (3 s), the termination
