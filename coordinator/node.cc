@@ -240,7 +240,7 @@ bool Node::StillLeads(uint64_t term, uint64_t epoch) const {
 // A group member does it only while it leads; the next leader resumes
 // everything anyway.
 void Node::RetakeLetGo() {
-  if (group() && (!leadership_->leader_ready() || options_.unsafe_no_retake)) return;
+  if (options_.unsafe_no_retake || (group() && !leadership_->leader_ready())) return;
   if (retake_epoch_ == epoch_) return;  // the one that waits takes this record over too
   const int64_t now = timers_.NowMs();
   // Let go again soon after the last retake: the log still refuses marks.

@@ -76,7 +76,9 @@ struct NodeOptions {
   // binary: a presumed abort is answered without being recorded first.
   bool unsafe_presume_without_record = false;
   // Likewise: a group member that let go of its transactions after a failed
-  // append takes nothing over again while it leads the same term.
+  // append takes nothing over again while it leads the same term, and records
+  // let go of after their finished marks failed are taken over by no one
+  // until the next start (or the next leader).
   bool unsafe_no_retake = false;
 };
 

@@ -39,6 +39,9 @@ struct Context {
   // small, so that finished marks refused during a transfer are let go and
   // taken over again from the log).
   std::optional<int64_t> max_unmarked;
+  // --refuse-marks: the chance that the single coordinator's log refuses a
+  // finished mark; 0 once the faults end.
+  double refuse_marks = 0;
   // How long held dones wait for another batch's fsync before the WAL is
   // synced for them alone, in virtual ms: BatchWriter's linger, or longer
   // (the power-loss scenario draws it), so that batches come within it as

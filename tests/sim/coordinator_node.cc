@@ -40,6 +40,12 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   // done with them, decisions finished since the start are kept, as
   // commitd's retention (days) keeps them.
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override {
+    if (node_.ctx_.refuse_marks > 0 && node_.ctx_.random.Chance(node_.ctx_.refuse_marks)) {
+      node_.ctx_.Log(node_.name_, "MARK REFUSED " + txid);
+      node_.queue_.Submit(StorageJob{[](sqlite::Database&) { return Status::IoError("simulated: mark refused"); },
+                                     std::move(done)});
+      return;
+    }
     store_.MarkFinished(std::move(txid), finished_ms, std::move(done));
     // Under --adversary the log keeps every decision, as commitd's does:
     // old txids are replayed to it.
@@ -140,6 +146,8 @@ Status CoordinatorNode::Start() {
   coordinator::NodeOptions options = coordinator::NodeOptionsFor(ctx_.config, name_, UrlOf(name_));
   for (const auto& p : participants_) options.participants.push_back({p, UrlOf(p), 0});
   options.unsafe_presume_without_record = ctx_.bug == Bug::kPresumeWithoutRecord;
+  options.unsafe_no_retake = ctx_.bug == Bug::kNoLetGoRetake;
+  if (ctx_.max_unmarked) options.engine.max_unmarked = *ctx_.max_unmarked;
   node_ = std::make_unique<coordinator::Node>(std::move(options), *log_, *agents_, *timers_, entropy_, nullptr);
   up_ = true;
   ctx_.network.Restart(name_);

@@ -21,6 +21,9 @@
 //                                             members (2PC always does; participants keep every link)
 //   --transfer-leader                         group: the ready leader hands over its leadership at random
 //                                             moments, half the time to a member cut off from it
+//   --refuse-marks                            single coordinator: its log refuses finished marks until the
+//                                             faults end; records let go of are taken over again
+//                                             (bug: no-let-go-retake)
 //   --adversary                               hostile callers in every seed (tests/sim/adversary.h);
 //                                             --adversary-outsider adds the agent messages no rule refuses
 //                                             yet; --adversary-only ACTOR keeps one actor
@@ -66,6 +69,7 @@ constexpr const char* kUsage =
     "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"
     "                    group-reply-before-durable|group-no-retake (with --transfer-leader)]\n"
     "                   [--isolate-leader] [--transfer-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
+    "                   [--refuse-marks [--bug no-let-go-retake]]\n"
     "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
     "                   [--bug accept-404-from-non-owner (with --adversary)] [--prepares-without-log]\n"
     "                   [--bug commit-without-fsync (caught with --scenario power-loss)]\n"
@@ -176,6 +180,8 @@ int main(int argc, char** argv) {
       options.isolate_leader = true;
     } else if (arg == "--transfer-leader") {
       options.transfer_leader = true;
+    } else if (arg == "--refuse-marks") {
+      options.refuse_marks = true;
     } else if (arg == "--adversary") {
       options.adversary = true;
     } else if (arg == "--adversary-outsider") {
@@ -203,6 +209,14 @@ int main(int argc, char** argv) {
   }
   if (options.isolate_leader && options.coordinators == 1) return Usage("--isolate-leader needs --coordinators 3");
   if (options.transfer_leader && options.coordinators == 1) return Usage("--transfer-leader needs --coordinators 3");
+  if (options.refuse_marks && options.coordinators != 1) return Usage("--refuse-marks needs --coordinators 1");
+  if (options.refuse_marks && options.scenario != commitd::sim::Scenario::kChaos &&
+      options.scenario != commitd::sim::Scenario::kPowerLoss) {
+    return Usage("--refuse-marks runs the chaos and power-loss scenarios only");
+  }
+  if (options.bug == Bug::kNoLetGoRetake && !options.refuse_marks) {
+    return Usage("--bug no-let-go-retake needs --refuse-marks (marks must be let go of first)");
+  }
   if (options.coordinators > 1 && options.scenario != commitd::sim::Scenario::kChaos &&
       options.scenario != commitd::sim::Scenario::kPowerLoss) {
     return Usage("--coordinators 3 runs the chaos and power-loss scenarios only");
@@ -229,6 +243,7 @@ int main(int argc, char** argv) {
   }
   if (options.isolate_leader) replay_flags += " --isolate-leader";
   if (options.transfer_leader) replay_flags += " --transfer-leader";
+  if (options.refuse_marks) replay_flags += " --refuse-marks";
   if (options.coordinators > 1) replay_flags += " --coordinators " + std::to_string(options.coordinators);
   if (options.adversary_outsider) {
     replay_flags += " --adversary-outsider";

@@ -30,6 +30,9 @@ enum class Bug {
   // A member whose append was refused while it kept leading (a transfer that
   // timed out, --transfer-leader) takes nothing over again until a new term.
   kGroupNoRetake,
+  // A single coordinator whose engine let go of records after their finished
+  // marks failed (--refuse-marks) takes none of them over again while it runs.
+  kNoLetGoRetake,
   // Power loss (--scenario power-loss):
   kCommitWithoutFsync,  // a participant's commit asks for no fsync, so it may ack a commit a power loss takes back
 };
@@ -67,6 +70,11 @@ struct SimOptions {
   // --transfer-leader: the ready leader is asked to hand over its leadership
   // at random moments, half the time to a member cut off from it.
   bool transfer_leader = false;
+  // --refuse-marks: single coordinator; until the faults end, its decision log
+  // refuses a share of the finished marks (drawn per seed), as a disk that
+  // fails writes would, and its engine keeps only 0-2 of them to write again:
+  // the rest are let go and must be taken over again from the log.
+  bool refuse_marks = false;
   bool adversary = false;               // --adversary: hostile callers in every seed (tests/sim/adversary.h)
   // --adversary-outsider: also messages to agents no rule of theirs refuses yet
   // (abort/commit/precommit of running transactions, prepares naming an unknown coordinator).

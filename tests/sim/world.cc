@@ -192,6 +192,10 @@ void World::DrawProfile() {
   static constexpr int64_t kOutcomeMemoryMs[] = {Config{}.outcome_memory_ms, 30, 300};
   ctx_.config.outcome_memory_ms = kOutcomeMemoryMs[options_.seed % 3];
   if (options_.transfer_leader) ctx_.max_unmarked = static_cast<int64_t>(options_.seed % 3);
+  if (options_.refuse_marks) {
+    ctx_.max_unmarked = static_cast<int64_t>(options_.seed % 3);
+    ctx_.refuse_marks = static_cast<double>(random_.Uniform(100, 800)) / 1000;
+  }
   if (AgentsForgetDuringLoss()) {
     // Shorter than the coordinator's absence: a 3PC coordinator coming back
     // finds its precommits answered unknown_transaction (in doubt until the
@@ -215,6 +219,11 @@ void World::DrawProfile() {
                 static_cast<long long>(max_down_ms_), static_cast<long long>(ctx_.config.outcome_memory_ms),
                 static_cast<long long>(ctx_.config.outcome_retention_ms));
   result_.profile = line;
+  if (options_.refuse_marks) {
+    std::snprintf(line, sizeof line, " marks refused %.3f, %lld kept", ctx_.refuse_marks,
+                  static_cast<long long>(*ctx_.max_unmarked));
+    result_.profile += line;
+  }
   if (options_.scenario == Scenario::kPowerLoss) {
     std::snprintf(line, sizeof line, " power loss %.2f of crashes, %.3f/step while unsynced, linger %lld ms",
                   power_loss_share_, at_unsynced_, static_cast<long long>(ctx_.sync_linger_ms));
@@ -396,6 +405,7 @@ void World::AdversaryRestart(const std::string& node, int64_t back_ms, bool wipe
 
 void World::Heal() {
   healed_ = true;
+  ctx_.refuse_marks = 0;
   ctx_.Log("world", "HEAL: no more faults; every node up, every link whole");
   NetworkFaults calm;
   calm.max_delay_ms = faults_.max_delay_ms;
