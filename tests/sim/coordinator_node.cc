@@ -34,25 +34,28 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   // deleted, which presumed abort allows. It makes an early ack (a participant
   // acking before its outcome is durable) observable. Nobody waits for it and
   // a power loss may take it back (the decisions are deleted again later).
-  // The takeover sweep of a start acts on agents' listings once the slowest
-  // has answered, up to request_timeout_ms later, and a listing may show a
-  // transaction prepared that finished since the start: until the sweep is
-  // done with them, decisions finished since the start are kept, as
-  // commitd's retention (days) keeps them.
+  // The takeover sweep of a restart acts on agents' listings once the
+  // slowest has answered, up to request_timeout_ms later, and a listing may
+  // show a transaction prepared that finished since the restart: until the
+  // sweep is done with them, decisions finished since the restart are kept,
+  // as commitd's retention (days) keeps them. (The first start's agents hold
+  // nothing yet.) Times are the node's clock, as finished_ms is.
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override {
     if (node_.ctx_.refuse_marks > 0 && node_.ctx_.random.Chance(node_.ctx_.refuse_marks)) {
       node_.ctx_.Log(node_.name_, "MARK REFUSED " + txid);
+      // As the real mark's job: it rides on the next fsync.
       node_.queue_.Submit(StorageJob{[](sqlite::Database&) { return Status::IoError("simulated: mark refused"); },
-                                     std::move(done)});
+                                     std::move(done), nullptr, Durability::kSyncWithNext});
       return;
     }
     store_.MarkFinished(std::move(txid), finished_ms, std::move(done));
     // Under --adversary the log keeps every decision, as commitd's does:
     // old txids are replayed to it.
     if (node_.ctx_.adversary) return;
-    const int64_t now = node_.ctx_.now();
+    const int64_t now = node_.timers_->NowMs();
     int64_t cutoff = now - kFinishedRetentionMs;
-    if (now <= node_.started_ms_ + node_.ctx_.config.request_timeout_ms + kFinishedRetentionMs) {
+    if (node_.incarnation_ > 1 &&
+        now <= node_.started_ms_ + node_.ctx_.config.request_timeout_ms + kFinishedRetentionMs) {
       cutoff = std::min(cutoff, node_.started_ms_ - 1);
     }
     node_.queue_.Submit(StorageJob{[cutoff](sqlite::Database& db) {
@@ -123,7 +126,6 @@ CoordinatorNode::~CoordinatorNode() {
 
 Status CoordinatorNode::Start() {
   ++incarnation_;
-  started_ms_ = ctx_.now();
   // As the participants' files: rollback journal in memory, no fsync (a
   // simulated crash does not kill the process, so a committed SQLite
   // transaction is what "synced" means here).
@@ -143,6 +145,7 @@ Status CoordinatorNode::Start() {
   log_ = std::make_unique<FaultyLog>(*this, *store_);
   agents_ = std::make_unique<SimAgentTransport>(ctx_, name_);
   timers_ = std::make_unique<SimTimers>(ctx_.scheduler, name_, clock_offset_ms_);
+  started_ms_ = timers_->NowMs();
   coordinator::NodeOptions options = coordinator::NodeOptionsFor(ctx_.config, name_, UrlOf(name_));
   for (const auto& p : participants_) options.participants.push_back({p, UrlOf(p), 0});
   options.unsafe_presume_without_record = ctx_.bug == Bug::kPresumeWithoutRecord;

@@ -65,7 +65,7 @@ class CoordinatorNode {
   std::vector<std::string> participants_;
   bool up_ = false;
   uint64_t incarnation_ = 0;
-  int64_t started_ms_ = 0;  // virtual time of the last Start
+  int64_t started_ms_ = 0;  // the node's clock at the last Start
   int64_t clock_offset_ms_ = 0;
   SimStorageQueue queue_;
   std::unique_ptr<sqlite::Database> db_;

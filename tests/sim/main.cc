@@ -214,6 +214,9 @@ int main(int argc, char** argv) {
       options.scenario != commitd::sim::Scenario::kPowerLoss) {
     return Usage("--refuse-marks runs the chaos and power-loss scenarios only");
   }
+  if (options.refuse_marks && options.adversary) {
+    return Usage("--refuse-marks runs without --adversary (its coordinators would refuse marks too)");
+  }
   if (options.bug == Bug::kNoLetGoRetake && !options.refuse_marks) {
     return Usage("--bug no-let-go-retake needs --refuse-marks (marks must be let go of first)");
   }

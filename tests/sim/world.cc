@@ -193,6 +193,9 @@ void World::DrawProfile() {
   ctx_.config.outcome_memory_ms = kOutcomeMemoryMs[options_.seed % 3];
   if (options_.transfer_leader) ctx_.max_unmarked = static_cast<int64_t>(options_.seed % 3);
   if (options_.refuse_marks) {
+    // Marks are refused only until the faults end (at most about 15 s of
+    // load and 3 s more): the take-over that waits then is at most 32 s
+    // away (retry_max_ms doubling from 2 s), within kSettleBoundMs.
     ctx_.max_unmarked = static_cast<int64_t>(options_.seed % 3);
     ctx_.refuse_marks = static_cast<double>(random_.Uniform(100, 800)) / 1000;
   }
