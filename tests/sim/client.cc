@@ -1,5 +1,8 @@
 #include "tests/sim/client.h"
 
+#include <tuple>
+#include <utility>
+
 namespace commitd::sim {
 namespace {
 
@@ -28,6 +31,11 @@ void Client::SubmitAt(int64_t at_ms, int64_t timeout_ms) {
 
 void Client::Submit(int64_t timeout_ms) {
   Random& rng = ctx_.random;
+  // Drawn only with three banks or more: runs of two replay as before.
+  if (banks_.size() >= 3 && rng.Chance(1.0 / 3)) {
+    SubmitSplit(timeout_ms);
+    return;
+  }
   const std::size_t from_index = static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(banks_.size()) - 1));
   std::size_t to_index = static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(banks_.size()) - 2));
   if (to_index >= from_index) ++to_index;
@@ -53,11 +61,49 @@ void Client::Submit(int64_t timeout_ms) {
     branches = {std::move(credit), std::move(debit)};
   }
   const uint64_t n = ++submitted_;
-  const std::string what = "transfer #" + std::to_string(n) + " " + std::to_string(amount) + " " + from_bank + "/" +
-                           from + " -> " + to_bank + "/" + to;
+  Send("transfer #" + std::to_string(n) + " " + std::to_string(amount) + " " + from_bank + "/" + from + " -> " +
+           to_bank + "/" + to,
+       n, timeout_ms, std::move(branches));
+}
+
+// One debit at a bank, credited in two parts at two others: three branches,
+// in a random order.
+void Client::SubmitSplit(int64_t timeout_ms) {
+  Random& rng = ctx_.random;
+  std::vector<std::string> banks = banks_;
+  for (std::size_t i = banks.size() - 1; i > 0; --i) {
+    std::swap(banks[i], banks[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(i)))]);
+  }
+  auto account = [&](const std::string& bank) {
+    const auto& ids = accounts_[bank];
+    return ids[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(ids.size()) - 1))];
+  };
+  const std::string from = account(banks[0]), to1 = account(banks[1]), to2 = account(banks[2]);
+  const int64_t amount = rng.Uniform(2, 80);
+  const int64_t part = rng.Uniform(1, amount - 1);
+  nlohmann::json branches = nlohmann::json::array();
+  branches.push_back({{"participant", banks[0]},
+                      {"ops", {Op("debit", {{"account", from}, {"amount", amount}}),
+                               Op("journal", {{"account", from}, {"delta", -amount}})}}});
+  for (const auto& [bank, to, credit] : {std::tuple{banks[1], to1, part}, std::tuple{banks[2], to2, amount - part}}) {
+    branches.push_back({{"participant", bank},
+                        {"ops", {Op("credit", {{"account", to}, {"amount", credit}}),
+                                 Op("journal", {{"account", to}, {"delta", credit}})}}});
+  }
+  for (std::size_t i = branches.size() - 1; i > 0; --i) {
+    std::swap(branches[i], branches[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(i)))]);
+  }
+  const uint64_t n = ++submitted_;
+  Send("split #" + std::to_string(n) + " " + std::to_string(amount) + " " + banks[0] + "/" + from + " -> " +
+           banks[1] + "/" + to1 + " " + std::to_string(part) + " + " + banks[2] + "/" + to2 + " " +
+           std::to_string(amount - part),
+       n, timeout_ms, std::move(branches));
+}
+
+void Client::Send(std::string what, uint64_t n, int64_t timeout_ms, nlohmann::json branches) {
   ctx_.Log(kClient, "submit " + what);
   auto transfer = std::make_shared<Transfer>();
-  transfer->what = what;
+  transfer->what = std::move(what);
   transfer->request = Request{"POST", "/v1/transactions",
                               {{"protocol", ctx_.protocol}, {"timeout_ms", timeout_ms}, {"branches", std::move(branches)}}};
   for (const auto& b : transfer->request.body["branches"]) transfer->ops_per_branch[b["participant"]] = b["ops"].size();

@@ -44,6 +44,8 @@ class Client {
     int attempts = 0;
   };
   void Submit(int64_t timeout_ms);
+  void SubmitSplit(int64_t timeout_ms);
+  void Send(std::string what, uint64_t n, int64_t timeout_ms, nlohmann::json branches);
   void Attempt(std::shared_ptr<Transfer> transfer);
   // True when the answer is definite (committed or aborted).
   bool OnAnswer(const Transfer& transfer, const Result<Response>& r);

@@ -21,6 +21,8 @@
 //                                             members (2PC always does; participants keep every link)
 //   --transfer-leader                         group: the ready leader hands over its leadership at random
 //                                             moments, half the time to a member cut off from it
+//   --participants 2|3                        banks in the run; with 3, a third of the transfers have three
+//                                             branches (one debit, two credits)
 //   --refuse-marks                            single coordinator: its log refuses finished marks until the
 //                                             faults end; records let go of are taken over again
 //                                             (bug: no-let-go-retake)
@@ -69,7 +71,7 @@ constexpr const char* kUsage =
     "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"
     "                    group-reply-before-durable|group-no-retake (with --transfer-leader)]\n"
     "                   [--isolate-leader] [--transfer-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
-    "                   [--refuse-marks [--bug no-let-go-retake]]\n"
+    "                   [--refuse-marks [--bug no-let-go-retake]] [--participants 2|3]\n"
     "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
     "                   [--bug accept-404-from-non-owner (with --adversary)] [--prepares-without-log]\n"
     "                   [--bug commit-without-fsync (caught with --scenario power-loss)]\n"
@@ -182,6 +184,10 @@ int main(int argc, char** argv) {
       options.transfer_leader = true;
     } else if (arg == "--refuse-marks") {
       options.refuse_marks = true;
+    } else if (arg == "--participants") {
+      uint64_t n = 0;
+      if (!value(&n) || (n != 2 && n != 3)) return Usage("--participants must be 2 or 3");
+      options.participants = static_cast<int>(n);
     } else if (arg == "--adversary") {
       options.adversary = true;
     } else if (arg == "--adversary-outsider") {
@@ -247,6 +253,7 @@ int main(int argc, char** argv) {
   if (options.isolate_leader) replay_flags += " --isolate-leader";
   if (options.transfer_leader) replay_flags += " --transfer-leader";
   if (options.refuse_marks) replay_flags += " --refuse-marks";
+  if (options.participants != 2) replay_flags += " --participants " + std::to_string(options.participants);
   if (options.coordinators > 1) replay_flags += " --coordinators " + std::to_string(options.coordinators);
   if (options.adversary_outsider) {
     replay_flags += " --adversary-outsider";

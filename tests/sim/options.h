@@ -75,6 +75,10 @@ struct SimOptions {
   // fails writes would, and its engine keeps only 0-2 of them to write again:
   // the rest are let go and must be taken over again from the log.
   bool refuse_marks = false;
+  // --participants 3: a third bank (bank-c, the simulator's own seed) joins
+  // bank-a and bank-b, and a third of the transfers split one debit into
+  // credits at both other banks: transactions of three branches.
+  int participants = 2;
   bool adversary = false;               // --adversary: hostile callers in every seed (tests/sim/adversary.h)
   // --adversary-outsider: also messages to agents no rule of theirs refuses yet
   // (abort/commit/precommit of running transactions, prepares naming an unknown coordinator).

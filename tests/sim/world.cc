@@ -60,6 +60,9 @@ const BankFiles& Bank(const std::string& source_dir) {
     f.procedures = ReadFile(dir + "procedures.json");
     f.seeds["bank-a"] = ReadFile(dir + "seed-a.sql");
     f.seeds["bank-b"] = ReadFile(dir + "seed-b.sql");
+    // The simulator's own third bank (--participants 3), with the same schema.
+    f.seeds["bank-c"] =
+        "INSERT INTO accounts(id, balance) VALUES\n  ('ivan', 70),\n  ('judy', 70),\n  ('ken', 70),\n  ('lena', 70);\n";
     for (const auto& [bank, sql] : f.seeds) f.accounts[bank] = AccountsOf(sql);
     return f;
   }();
@@ -235,7 +238,12 @@ void World::DrawProfile() {
 }
 
 Status World::Build() {
-  const BankFiles& bank = Bank(options_.source_dir);
+  // The run's banks: the first options_.participants of them.
+  BankFiles bank = Bank(options_.source_dir);
+  while (bank.seeds.size() > static_cast<std::size_t>(options_.participants)) {
+    bank.accounts.erase(std::prev(bank.accounts.end()));
+    bank.seeds.erase(std::prev(bank.seeds.end()));
+  }
   auto procedures = participant::Procedures::Parse(bank.procedures);
   if (!procedures.ok()) return procedures.status();
   std::vector<std::string> coordinator_names;
