@@ -23,6 +23,8 @@
 //                                             moments, half the time to a member cut off from it
 //   --participants 2|3                        banks in the run; with 3, a third of the transfers have three
 //                                             branches (one debit, two credits)
+//   --connection-resets                       chaos: a crash resets the connections of the requests the node
+//                                             was handling; their callers fail at once instead of timing out
 //   --refuse-marks                            single coordinator: its log refuses finished marks until the
 //                                             faults end; records let go of are taken over again
 //                                             (bug: no-let-go-retake)
@@ -71,7 +73,7 @@ constexpr const char* kUsage =
     "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"
     "                    group-reply-before-durable|group-no-retake (with --transfer-leader)]\n"
     "                   [--isolate-leader] [--transfer-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
-    "                   [--refuse-marks [--bug no-let-go-retake]] [--participants 2|3]\n"
+    "                   [--refuse-marks [--bug no-let-go-retake]] [--participants 2|3] [--connection-resets]\n"
     "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
     "                   [--bug accept-404-from-non-owner (with --adversary)] [--prepares-without-log]\n"
     "                   [--bug commit-without-fsync (caught with --scenario power-loss)]\n"
@@ -184,6 +186,8 @@ int main(int argc, char** argv) {
       options.transfer_leader = true;
     } else if (arg == "--refuse-marks") {
       options.refuse_marks = true;
+    } else if (arg == "--connection-resets") {
+      options.connection_resets = true;
     } else if (arg == "--participants") {
       uint64_t n = 0;
       if (!value(&n) || (n != 2 && n != 3)) return Usage("--participants must be 2 or 3");
@@ -220,6 +224,9 @@ int main(int argc, char** argv) {
       options.scenario != commitd::sim::Scenario::kPowerLoss) {
     return Usage("--refuse-marks runs the chaos and power-loss scenarios only");
   }
+  if (options.connection_resets && options.scenario != commitd::sim::Scenario::kChaos) {
+    return Usage("--connection-resets runs the chaos scenario only (a power loss resets nothing)");
+  }
   if (options.refuse_marks && options.adversary) {
     return Usage("--refuse-marks runs without --adversary (its coordinators would refuse marks too)");
   }
@@ -253,6 +260,7 @@ int main(int argc, char** argv) {
   if (options.isolate_leader) replay_flags += " --isolate-leader";
   if (options.transfer_leader) replay_flags += " --transfer-leader";
   if (options.refuse_marks) replay_flags += " --refuse-marks";
+  if (options.connection_resets) replay_flags += " --connection-resets";
   if (options.participants != 2) replay_flags += " --participants " + std::to_string(options.participants);
   if (options.coordinators > 1) replay_flags += " --coordinators " + std::to_string(options.coordinators);
   if (options.adversary_outsider) {

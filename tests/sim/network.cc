@@ -8,6 +8,17 @@ void Network::Crash(const std::string& name) {
   Node& n = nodes_.at(name);
   n.up = false;
   ++n.incarnation;
+  auto it = handling_.find(name);
+  if (it == handling_.end()) return;
+  std::vector<std::weak_ptr<CallState>> calls = std::move(it->second);
+  handling_.erase(it);
+  for (const auto& weak : calls) {
+    std::shared_ptr<CallState> call = weak.lock();
+    // An answered request's response left before the reset: TCP delivers it first.
+    if (!call || call->done || call->answered || !random_.Chance(faults_.reset_on_crash)) continue;
+    Transmit(name, call->from, "reset " + call->label,
+             [this, call, name] { Finish(call, Status::Unavailable("connection to " + name + " reset")); });
+  }
 }
 
 void Network::Restart(const std::string& name) { nodes_.at(name).up = true; }
@@ -69,8 +80,19 @@ void Network::Call(const std::string& from, const std::string& to, Request reque
       return;
     }
     const uint64_t incarnation = callee.incarnation;
+    if (faults_.reset_on_crash > 0) {
+      auto& handling = handling_[call->to];
+      if (handling.size() >= 64) {
+        std::erase_if(handling, [](const std::weak_ptr<CallState>& w) {
+          auto c = w.lock();
+          return !c || c->done || c->answered;
+        });
+      }
+      handling.push_back(call);
+    }
     callee.handler(request, [this, call, incarnation](Response response) {
       if (nodes_.at(call->to).incarnation != incarnation) return;
+      call->answered = true;
       Transmit(call->to, call->from, "reply " + std::to_string(response.status) + " " + call->label,
                [this, call, response = std::move(response)] { Finish(call, response); });
     });

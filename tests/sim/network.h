@@ -4,8 +4,10 @@
 // each delayed, possibly dropped, duplicated or overtaken by later messages,
 // and lost while its two ends are partitioned. The caller always hears back
 // exactly once: the first response to arrive, "connection refused" when the
-// callee was down, or a timeout — unless the caller itself crashed meanwhile,
-// in which case nothing is delivered (its process and sockets are gone).
+// callee was down, "connection reset" when it crashed while handling the
+// request (with NetworkFaults::reset_on_crash), or a timeout — unless the
+// caller itself crashed meanwhile, in which case nothing is delivered (its
+// process and sockets are gone).
 // A response produced by a callee that has since crashed is never sent.
 #pragma once
 
@@ -17,6 +19,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "tests/sim/random.h"
@@ -48,6 +51,10 @@ struct NetworkFaults {
   int64_t min_delay_ms = 1;
   int64_t max_delay_ms = 5;
   int64_t outlier_max_ms = 300;
+  // Per request a crashing callee was handling: its kernel resets the
+  // connection, and the caller hears "connection reset" (one message's delay
+  // later) instead of waiting for its timeout. 0: never (no draw is made).
+  double reset_on_crash = 0;
 };
 
 class Network {
@@ -92,6 +99,7 @@ class Network {
     std::string label;
     uint64_t from_incarnation = 0;
     bool done = false;
+    bool answered = false;  // the callee's handler produced its response
     ReplyCallback callback;
   };
 
@@ -99,6 +107,8 @@ class Network {
   void Transmit(const std::string& from, const std::string& to, const std::string& label,
                 std::function<void()> arrive);
   void Finish(const std::shared_ptr<CallState>& call, Result<Response> result);
+  // Requests each node's handler has and has not answered yet (only with reset_on_crash).
+  std::map<std::string, std::vector<std::weak_ptr<CallState>>> handling_;
   static std::pair<std::string, std::string> Link(const std::string& a, const std::string& b);
 
   Scheduler& scheduler_;

@@ -79,6 +79,10 @@ struct SimOptions {
   // bank-a and bank-b, and a third of the transfers split one debit into
   // credits at both other banks: transactions of three branches.
   int participants = 2;
+  // --connection-resets (chaos): a crashed process's kernel resets its
+  // connections, so each request it was handling fails at once at the caller
+  // (with a chance drawn per seed) instead of timing out.
+  bool connection_resets = false;
   bool adversary = false;               // --adversary: hostile callers in every seed (tests/sim/adversary.h)
   // --adversary-outsider: also messages to agents no rule of theirs refuses yet
   // (abort/commit/precommit of running transactions, prepares naming an unknown coordinator).

@@ -195,6 +195,7 @@ void World::DrawProfile() {
   static constexpr int64_t kOutcomeMemoryMs[] = {Config{}.outcome_memory_ms, 30, 300};
   ctx_.config.outcome_memory_ms = kOutcomeMemoryMs[options_.seed % 3];
   if (options_.transfer_leader) ctx_.max_unmarked = static_cast<int64_t>(options_.seed % 3);
+  if (options_.connection_resets) faults_.reset_on_crash = static_cast<double>(random_.Uniform(250, 1000)) / 1000;
   if (options_.refuse_marks) {
     // Marks are refused only until the faults end (at most about 15 s of
     // load and 3 s more): the take-over that waits then is at most 32 s
@@ -225,6 +226,10 @@ void World::DrawProfile() {
                 static_cast<long long>(max_down_ms_), static_cast<long long>(ctx_.config.outcome_memory_ms),
                 static_cast<long long>(ctx_.config.outcome_retention_ms));
   result_.profile = line;
+  if (options_.connection_resets) {
+    std::snprintf(line, sizeof line, " resets %.3f of handled requests at a crash", faults_.reset_on_crash);
+    result_.profile += line;
+  }
   if (options_.refuse_marks) {
     std::snprintf(line, sizeof line, " marks refused %.3f, %lld kept", ctx_.refuse_marks,
                   static_cast<long long>(*ctx_.max_unmarked));
