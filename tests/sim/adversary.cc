@@ -135,9 +135,17 @@ std::string Adversary::RunningTxid() {
   return candidates.empty() ? "" : Pick(candidates);
 }
 
-// A transfer between the two banks, as the client sends it.
+// A transfer between two banks, as the client sends it: the first and the
+// last, or with three banks two drawn at random (no draw with two: those runs
+// replay as before).
 nlohmann::json Adversary::Transfer(int64_t amount) {
-  const std::string from_bank = banks_.front(), to_bank = banks_.back();
+  std::string from_bank = banks_.front(), to_bank = banks_.back();
+  if (banks_.size() > 2) {
+    std::vector<std::string> banks = banks_;
+    from_bank = Pick(banks);
+    std::erase(banks, from_bank);
+    to_bank = Pick(banks);
+  }
   const std::string from = Pick(targets_.accounts[from_bank]), to = Pick(targets_.accounts[to_bank]);
   return {{"protocol", ctx_.protocol},
           {"timeout_ms", ctx_.random.Uniform(100, 3000)},

@@ -1,7 +1,8 @@
 // Client: submits bank transfers to the coordinator and records every answer.
 //
-// A transfer debits an account of one bank and credits an account of the
-// other, each with its journal row; amounts are random, so some debits
+// A transfer debits an account of one bank and credits an account of
+// another, each with its journal row (with three banks a third of them
+// credit two accounts at the two others); amounts are random, so some debits
 // overdraw and their bank votes no; half of them read the debited balance
 // back, and a committed answer must carry those rows. The client itself never crashes and is
 // never partitioned from anything but the coordinator.

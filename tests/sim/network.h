@@ -4,8 +4,9 @@
 // each delayed, possibly dropped, duplicated or overtaken by later messages,
 // and lost while its two ends are partitioned. The caller always hears back
 // exactly once: the first response to arrive, "connection refused" when the
-// callee was down, "connection reset" when it crashed while handling the
-// request (with NetworkFaults::reset_on_crash), or a timeout — unless the
+// callee was down, possibly "connection reset" when it crashed while
+// handling the request (NetworkFaults::reset_on_crash), or a timeout (all
+// but the timeout travel as messages, which can be lost) — unless the
 // caller itself crashed meanwhile, in which case nothing is delivered (its
 // process and sockets are gone).
 // A response produced by a callee that has since crashed is never sent.
@@ -100,6 +101,7 @@ class Network {
     uint64_t from_incarnation = 0;
     bool done = false;
     bool answered = false;  // the callee's handler produced its response
+    uint64_t handled_by = 0;  // 1 + the callee incarnation whose handler has it (reset_on_crash); 0: none
     ReplyCallback callback;
   };
 

@@ -1,7 +1,7 @@
 // World: one simulated run of one seed.
 //
-// It builds the nodes (one coordinator or a Raft group of three, two bank
-// participants, a client),
+// It builds the nodes (one coordinator or a Raft group of three, two or
+// three bank participants, a client),
 // draws this seed's fault profile (swarm testing: every seed gets its own
 // rates of loss, duplication, reordering, crashes and partitions), runs the
 // schedule until the last fault, heals everything, and then requires the
