@@ -16,7 +16,10 @@ same disk, the median of 300 fdatasync calls after a 4-KiB pwrite that
 overwrites a block of the file, after one that extends it, and after eight
 WAL-sized frames while 1, 2 or 3 processes fdatasync at the same moment (as
 the two agents' prepares do): the floor under every durable write of the
-chain. Prints the median [min-max] of each figure over the runs.
+chain. And what a bare hop costs with no work attached (`commitd-bench
+hops`): a round trip between two processes over loopback TCP, and between
+two threads through a condition variable; the chain is made of such hops.
+Prints the median [min-max] of each figure over the runs.
 """
 import argparse
 import json
@@ -136,6 +139,17 @@ def concurrent_fdatasync_ms(directory, processes):
     return statistics.median(results.get() for _ in workers)
 
 
+def bare_hops(bin_dir):
+    """Median µs of a bare round trip between two processes and between two threads, and the CPU µs each takes."""
+    out = subprocess.run([os.path.join(bin_dir, "commitd-bench"), "hops", "--json"], check=True,
+                         capture_output=True, text=True).stdout
+    hops = json.loads(out)
+    return {"bare round trip, loopback TCP between two processes us": hops["loopback_rtt_p50_us"],
+            "bare round trip, condition variable between two threads us": hops["thread_rtt_p50_us"],
+            "bare round trip, loopback TCP between two processes, CPU us": hops["loopback_cpu_us_per_round_trip"],
+            "bare round trip, condition variable between two threads, CPU us": hops["thread_cpu_us_per_round_trip"]}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="bin directory of the build")
@@ -156,6 +170,7 @@ def main():
         for processes in (1, 2, 3):
             rows[-1][f"disk fdatasync, 8 WAL frames, {processes} process(es) at once ms"] = \
                 concurrent_fdatasync_ms(args.work_dir, processes)
+        rows[-1].update(bare_hops(args.bin))
     keys = []
     for row in rows:
         keys += [k for k in row if k not in keys]

@@ -124,6 +124,17 @@ def test_bench_modes():
         result = json.loads(out)
         assert result["commits"] == 20 and result["commits_per_s"] > 0, result
 
+    rc, out, err = run("commitd-bench", "hops", "--count", "200", "--json")
+    assert rc == 0, (out, err)
+    result = json.loads(out)
+    assert result["round_trips"] == 200, result
+    for key in ("loopback_rtt_p50_us", "loopback_rtt_p90_us", "thread_rtt_p50_us", "thread_rtt_p90_us",
+                "loopback_cpu_us_per_round_trip", "thread_cpu_us_per_round_trip"):
+        assert 0 < result[key] < 1e6, (key, result)
+    assert result["loopback_rtt_p50_us"] <= result["loopback_rtt_p90_us"], result
+    rc, out, err = run("commitd-bench", "hops", "--count", "0")
+    assert rc == 2 and "--count" in err, (rc, out, err)
+
     # Balances large enough that a fast machine cannot drain them during the run
     # (with the example's 100 each, every transfer after the first ~200 is an overdraft).
     with tempfile.TemporaryDirectory(prefix="commitd-bench-seed-") as seeds:

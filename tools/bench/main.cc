@@ -36,6 +36,10 @@ modes:
                  One-row commits in series, WAL + synchronous=FULL (default --duration-s 5).
   setup-bank     --db FILE [--prefix acct] [--accounts 256] [--balance 1000000000]
                  Creates the example bank schema and accounts PREFIX0..PREFIX{N-1}.
+  hops           [--count 20000] [--json]
+                 What a hand-off costs with no work attached: round trips of one byte to a child
+                 process over loopback TCP (each side sleeps in recv), and to another thread
+                 through a condition variable (as a job goes to a storage thread and back).
 
 transfers and agent print a progress line each second on stderr (committed/s, p50, p99,
 errors) and stop early, exit 1, when nothing has answered for 5 s.
@@ -75,6 +79,8 @@ int main(int argc, char** argv) {
     mode = {RunSqliteCommit, {"db", "count", "duration-s"}, {"json"}};
   } else if (name == "setup-bank") {
     mode = {RunSetupBank, {"db", "prefix", "accounts", "balance"}, {}};
+  } else if (name == "hops") {
+    mode = {RunHops, {"count"}, {"json"}};
   } else {
     return program.UsageError("unknown mode '" + name + "'");
   }

@@ -14,5 +14,8 @@ int RunAgentLoad(const Flags& flags);
 int RunSqliteCommit(const Flags& flags);
 // Creates the example bank schema and N accounts in one database file.
 int RunSetupBank(const Flags& flags);
+// What a bare hand-off costs here: round trips between two processes over
+// loopback TCP, and between two threads through a condition variable.
+int RunHops(const Flags& flags);
 
 }  // namespace commitd::bench
