@@ -39,7 +39,8 @@ modes:
   hops           [--count 20000] [--json]
                  What a hand-off costs with no work attached: round trips of one byte to a child
                  process over loopback TCP (each side sleeps in recv), and to another thread
-                 through a condition variable (as a job goes to a storage thread and back).
+                 through a condition variable (as a job goes to a storage thread and back),
+                 with the CPU time both ends take per round trip.
 
 transfers and agent print a progress line each second on stderr (committed/s, p50, p99,
 errors) and stop early, exit 1, when nothing has answered for 5 s.
