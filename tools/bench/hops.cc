@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -99,17 +100,20 @@ Status LoopbackRoundTrips(int64_t count, LatencyRecorder* latency, int64_t* cpu_
     }
     ::_exit(0);
   }
-  const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  // The child connects at once; if it could not, do not wait for it forever.
+  pollfd ready{listener, POLLIN, 0};
+  const bool connected = ::poll(&ready, 1, 5000) == 1;
+  const int fd = connected ? ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC) : -1;
   ::close(listener);
   Status status;
   if (fd < 0) {
-    status = Status::IoError(Errno("accept"));
+    status = Status::IoError(connected ? Errno("accept") : "the child process did not connect within 5 s");
   } else {
     NoDelay(fd);
     for (int64_t i = 0; i < kWarmup + count && status.ok(); ++i) {
       const Clock::time_point t0 = Clock::now();
       if (!SendByte(fd) || !ReceiveByte(fd)) {
-        status = Status::IoError(Errno("loopback round trip"));
+        status = Status::IoError("loopback round trip failed: the echoing child process is gone or its connection broke");
         break;
       }
       if (i >= kWarmup) latency->Record(Clock::now() - t0);
