@@ -197,7 +197,9 @@ void World::DrawProfile() {
   ctx_.config.outcome_memory_ms = kOutcomeMemoryMs[options_.seed % 3];
   if (options_.transfer_leader) ctx_.max_unmarked = static_cast<int64_t>(options_.seed % 3);
   // Only process crashes reset connections: never with power losses.
-  if (options_.connection_resets && options_.scenario == Scenario::kChaos) faults_.reset_on_crash = static_cast<double>(random_.Uniform(250, 1000)) / 1000;
+  if (options_.connection_resets && options_.scenario == Scenario::kChaos) {
+    faults_.reset_on_crash = static_cast<double>(random_.Uniform(250, 1000)) / 1000;
+  }
   if (options_.refuse_marks) {
     // Marks are refused only until the faults end (at most about 15 s of
     // load and 3 s more): the take-over that waits then is at most 32 s
