@@ -89,7 +89,7 @@ void Adversary::Call(const std::string& to, Request request, std::function<void(
 }
 
 std::string Adversary::Pick(const std::vector<std::string>& from) {
-  return from[static_cast<std::size_t>(ctx_.random.Uniform(0, static_cast<int64_t>(from.size()) - 1))];
+  return from[ctx_.random.Index(from.size())];
 }
 std::string Adversary::Bank() { return Pick(banks_); }
 std::string Adversary::Coordinator() { return Pick(targets_.coordinators); }

@@ -36,15 +36,15 @@ void Client::Submit(int64_t timeout_ms) {
     SubmitSplit(timeout_ms);
     return;
   }
-  const std::size_t from_index = static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(banks_.size()) - 1));
-  std::size_t to_index = static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(banks_.size()) - 2));
+  const std::size_t from_index = rng.Index(banks_.size());
+  std::size_t to_index = rng.Index(banks_.size() - 1);
   if (to_index >= from_index) ++to_index;
   const std::string& from_bank = banks_[from_index];
   const std::string& to_bank = banks_[to_index];
   const auto& from_ids = accounts_[from_bank];
   const auto& to_ids = accounts_[to_bank];
-  const std::string from = from_ids[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(from_ids.size()) - 1))];
-  const std::string to = to_ids[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(to_ids.size()) - 1))];
+  const std::string from = from_ids[rng.Index(from_ids.size())];
+  const std::string to = to_ids[rng.Index(to_ids.size())];
   const int64_t amount = rng.Uniform(1, 80);
 
   nlohmann::json debit = {{"participant", from_bank},
@@ -71,12 +71,10 @@ void Client::Submit(int64_t timeout_ms) {
 void Client::SubmitSplit(int64_t timeout_ms) {
   Random& rng = ctx_.random;
   std::vector<std::string> banks = banks_;
-  for (std::size_t i = banks.size() - 1; i > 0; --i) {
-    std::swap(banks[i], banks[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(i)))]);
-  }
+  rng.Shuffle(banks);
   auto account = [&](const std::string& bank) {
     const auto& ids = accounts_[bank];
-    return ids[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(ids.size()) - 1))];
+    return ids[rng.Index(ids.size())];
   };
   const std::string from = account(banks[0]), to1 = account(banks[1]), to2 = account(banks[2]);
   const int64_t amount = rng.Uniform(2, 80);
@@ -90,9 +88,7 @@ void Client::SubmitSplit(int64_t timeout_ms) {
                         {"ops", {Op("credit", {{"account", to}, {"amount", credit}}),
                                  Op("journal", {{"account", to}, {"delta", credit}})}}});
   }
-  for (std::size_t i = branches.size() - 1; i > 0; --i) {
-    std::swap(branches[i], branches[static_cast<std::size_t>(rng.Uniform(0, static_cast<int64_t>(i)))]);
-  }
+  rng.Shuffle(branches);
   const uint64_t n = ++submitted_;
   Send("split #" + std::to_string(n) + " " + std::to_string(amount) + " " + banks[0] + "/" + from + " -> " +
            banks[1] + "/" + to1 + " " + std::to_string(part) + " + " + banks[2] + "/" + to2 + " " +
@@ -119,8 +115,7 @@ void Client::Attempt(std::shared_ptr<Transfer> transfer) {
   const bool group = coordinators_.size() > 1;
   ++transfer->attempts;
   const std::string to =
-      group ? coordinators_[static_cast<std::size_t>(ctx_.random.Uniform(0, static_cast<int64_t>(coordinators_.size()) - 1))]
-            : coordinators_.front();
+      group ? coordinators_[ctx_.random.Index(coordinators_.size())] : coordinators_.front();
   if (group) ctx_.Log(kClient, "attempt " + std::to_string(transfer->attempts) + " of " + transfer->what + " -> " + to);
   ctx_.network.Call(kClient, to, transfer->request, group ? kGroupClientTimeoutMs : kClientTimeoutMs,
                     [this, transfer, group](Result<Response> r) {

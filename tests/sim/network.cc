@@ -81,8 +81,8 @@ void Network::Call(const std::string& from, const std::string& to, Request reque
     }
     const uint64_t incarnation = callee.incarnation;
     // A duplicated request reaches the handler twice; it is reset at most once.
-    if (faults_.reset_on_crash > 0 && call->handled_by != incarnation + 1) {
-      call->handled_by = incarnation + 1;
+    if (faults_.reset_on_crash > 0 && call->handled_by != incarnation) {
+      call->handled_by = incarnation;
       auto& handling = handling_[call->to];
       if (handling.size() >= 64) {
         std::erase_if(handling, [](const std::weak_ptr<CallState>& w) {

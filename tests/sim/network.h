@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -101,7 +102,7 @@ class Network {
     uint64_t from_incarnation = 0;
     bool done = false;
     bool answered = false;  // the callee's handler produced its response
-    uint64_t handled_by = 0;  // 1 + the callee incarnation whose handler has it (reset_on_crash); 0: none
+    std::optional<uint64_t> handled_by;  // the callee incarnation whose handler has it (reset_on_crash)
     ReplyCallback callback;
   };
 

@@ -5,8 +5,10 @@
 // <random> distributions, whose output differs between standard libraries.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <random>
+#include <utility>
 
 namespace commitd::sim {
 
@@ -19,6 +21,14 @@ class Random {
   int64_t Uniform(int64_t lo, int64_t hi);
   // True with probability p (0 <= p <= 1).
   bool Chance(double p);
+  // An index below size (size > 0): Uniform(0, size - 1).
+  std::size_t Index(std::size_t size) { return static_cast<std::size_t>(Uniform(0, static_cast<int64_t>(size) - 1)); }
+  // A uniform permutation of `items` in place (Fisher-Yates, from the back).
+  template <class Items>
+  void Shuffle(Items& items) {
+    using std::swap;
+    for (std::size_t i = items.size(); i-- > 1;) swap(items[i], items[Index(i + 1)]);
+  }
 
  private:
   std::mt19937_64 gen_;

@@ -579,9 +579,9 @@ void World::PlanChaosPartitions() {
   for (const auto& [name, p] : participants_) nodes.push_back(name);
   const int64_t partitions = random_.Uniform(0, 4);
   for (int64_t i = 0; i < partitions; ++i) {
-    const std::string a = nodes[static_cast<std::size_t>(random_.Uniform(0, static_cast<int64_t>(nodes.size()) - 1))];
+    const std::string a = nodes[random_.Index(nodes.size())];
     std::string b = a;
-    while (b == a) b = nodes[static_cast<std::size_t>(random_.Uniform(0, static_cast<int64_t>(nodes.size()) - 1))];
+    while (b == a) b = nodes[random_.Index(nodes.size())];
     const int64_t start = random_.Uniform(scheduler_.now(), fault_end_ms_);
     const int64_t length = random_.Uniform(1, 3000);
     scheduler_.At(start, "", [this, a, b, length] { CutFor(a, b, length); });
@@ -661,8 +661,7 @@ void World::PlanTransfers() {
       for (const auto& [name, m] : members_) {
         if (name != from) others.push_back(name);
       }
-      const auto pick = random_.Uniform(0, static_cast<int64_t>(others.size()) - 1);
-      const std::string to = others[static_cast<std::size_t>(pick)];
+      const std::string to = others[random_.Index(others.size())];
       if (cut && network_.Connected(from, to)) CutFor(from, to, length);
       leader->TransferLeadership(to);
     });
@@ -714,7 +713,7 @@ void World::PlanIsolations() {
   };
   const int64_t isolations = random_.Uniform(0, 3);
   for (int64_t i = 0; i < isolations; ++i) {
-    const std::string alone = banks[static_cast<std::size_t>(random_.Uniform(0, static_cast<int64_t>(banks.size()) - 1))];
+    const std::string alone = banks[random_.Index(banks.size())];
     const int64_t start = random_.Uniform(scheduler_.now(), fault_end_ms_);
     const int64_t length = random_.Uniform(500, 20000);
     scheduler_.At(start, "", [isolate, alone, length] { isolate(alone, length); });
