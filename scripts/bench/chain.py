@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a transfer's time goes, from the servers' own metrics, and what the disk's fsync costs.
 
-  scripts/bench/chain.py --bin BIN_DIR [--clients 1] [--seconds 5] [--warmup 1] [--runs 3]
+  scripts/bench/chain.py --bin BIN_DIR [--clients 1] [--seconds 5] [--warmup 1] [--runs 3] [--group]
 
 Each run starts fresh databases, two commit-agents and one commitd from BIN_DIR
 (scripts/bench/ab_cpu.py's cluster), runs `commitd-bench transfers`, and over
@@ -11,7 +11,9 @@ figures that make up a transfer's chain are the coordinator's hold
 (commitd_transaction_duration_seconds), the round trip of a prepare and of a
 commit to each agent (commitd_participant_round_trip_seconds), the decision
 log's durable write (commitd_decision_log_fsync_seconds) and the agents'
-(commitd_agent_fsync_seconds: a batch's COMMIT with its fsync). Then, on the
+(commitd_agent_fsync_seconds: a batch's COMMIT with its fsync). With --group
+the coordinator is a group of 3: the same figures of the leader, and of each
+follower its Raft log's durable writes. Then, on the
 same disk, the median of 300 fdatasync calls after a 4-KiB pwrite that
 overwrites a block of the file, after one that extends it, and after eight
 WAL-sized frames while 1, 2 or 3 processes fdatasync at the same moment (as
@@ -69,15 +71,24 @@ def means(before, after):
     return out
 
 
+def servers_read(agent_urls, member_urls, leader, group):
+    """Name -> base URL of every server whose /metrics a run reads: the agents,
+    and the coordinator, or the group's leader and its followers in order."""
+    if not group:
+        return dict(agent_urls, commitd=leader)
+    followers = [url for url in member_urls if url != leader]
+    return dict(agent_urls, leader=leader, **{f"follower{i + 1}": url for i, url in enumerate(followers)})
+
+
 def one_run(args, run_no):
     work = tempfile.mkdtemp(prefix="chain-", dir=args.work_dir)
-    cluster = ab_cpu.Cluster(args.bin, work, False)
+    cluster = ab_cpu.Cluster(args.bin, work, args.group)
     try:
         bench = subprocess.Popen([f"{args.bin}/commitd-bench", "transfers", "--coordinator", cluster.leader,
                                   "--clients", str(args.clients), "--duration-s", str(args.seconds),
                                   "--warmup-s", str(args.warmup), "--account-prefix", "acct", "--accounts", "256",
                                   "--json"], stdout=subprocess.PIPE, text=True)
-        servers = dict(cluster.agent_urls, commitd=cluster.urls[0])
+        servers = servers_read(cluster.agent_urls, cluster.urls, cluster.leader, args.group)
         time.sleep(args.warmup)
         before = {name: histograms(url) for name, url in servers.items()}
         time.sleep(max(1, args.seconds - 1))
@@ -157,6 +168,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--group", action="store_true", help="a coordinator group of 3 instead of one coordinator")
     ap.add_argument("--work-dir", default=os.path.join(ab_cpu.ROOT, "build", "bench"),
                     help="on the disk being measured (not tmpfs)")
     args = ap.parse_args()

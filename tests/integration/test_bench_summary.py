@@ -1,6 +1,8 @@
 """scripts/bench/summarize.py on bench.sh outputs: medians and ranges of each
 figure across runs, ratios taken within each run, the group's leader found
-per run, and a clear failure on a file that holds no figures.
+per run, and a clear failure on a file that holds no figures; and
+scripts/bench/chain.py's means of the servers' histograms and the servers it
+reads.
 
 Run: python3 test_bench_summary.py --source-dir .
 """
@@ -105,6 +107,20 @@ commitd_things_total 9
     got = {k: round(v, 6) for k, v in chain.means(before, after).items()}
     assert got == {'commitd_x_seconds{phase="prepare"} ms': 1.5, 'commitd_x_seconds{phase="commit"} ms': 4.0,
                    "commitd_batch_size": 3.0}, got
+
+
+def test_chain_reads_the_leader_and_each_follower():
+    """scripts/bench/chain.py --group names the leader and the followers it
+    reads by role, whichever member leads; alone, the coordinator."""
+    sys.path.insert(0, os.path.join(harness.OPTIONS.source_dir, "scripts", "bench"))
+    import chain  # noqa: E402
+    agents = {"bank-a": "http://a", "bank-b": "http://b"}
+    members = ["http://g1", "http://g2", "http://g3"]
+    assert chain.servers_read(agents, members, "http://g2", True) == {
+        "bank-a": "http://a", "bank-b": "http://b", "leader": "http://g2", "follower1": "http://g1",
+        "follower2": "http://g3"}
+    assert chain.servers_read(agents, ["http://c1"], "http://c1", False) == {
+        "bank-a": "http://a", "bank-b": "http://b", "commitd": "http://c1"}
 
 
 def test_no_figures_is_an_error():
