@@ -80,6 +80,9 @@ struct NodeOptions {
   // let go of after their finished marks failed are taken over by no one
   // until the next start (or the next leader).
   bool unsafe_no_retake = false;
+  // Likewise: a retry answered from a decision record found by its
+  // Idempotency-Key is told "aborted", whatever the record says.
+  bool unsafe_replay_as_abort = false;
 };
 
 // The one place Config becomes Node and Engine options.

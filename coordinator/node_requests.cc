@@ -94,7 +94,8 @@ void Node::ValidateAndStart(std::shared_ptr<SubmitRequest> request, std::functio
     }
     if (found.value()) {
       const DecisionRecord& r = **found;
-      done(TxReply{r.outcome == Outcome::kCommitted ? 200 : 409, r.reply});
+      const bool committed = r.outcome == Outcome::kCommitted && !options_.unsafe_replay_as_abort;
+      done(TxReply{committed ? 200 : 409, r.reply});
       return;
     }
     log_.KeyForgotten(key, [this, request, key, done = std::move(done), epoch](Result<bool> forgotten) mutable {

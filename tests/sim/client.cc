@@ -8,8 +8,10 @@ namespace {
 
 constexpr char kClient[] = "client";
 constexpr int64_t kClientTimeoutMs = 30'000;
-// Group: a forward to an unreachable leader gives up after request_timeout_ms (5 s).
-constexpr int64_t kGroupClientTimeoutMs = 10'000;
+// A client that retries (a group's, or --client-retries) gives an attempt this
+// long; a group's forward to an unreachable leader gives up after
+// request_timeout_ms (5 s).
+constexpr int64_t kRetryingClientTimeoutMs = 10'000;
 constexpr int kMaxAttempts = 30;
 
 nlohmann::json Op(const std::string& procedure, nlohmann::json args) {
@@ -103,7 +105,7 @@ void Client::Send(std::string what, uint64_t n, int64_t timeout_ms, nlohmann::js
   transfer->request = Request{"POST", "/v1/transactions",
                               {{"protocol", ctx_.protocol}, {"timeout_ms", timeout_ms}, {"branches", std::move(branches)}}};
   for (const auto& b : transfer->request.body["branches"]) transfer->ops_per_branch[b["participant"]] = b["ops"].size();
-  if (coordinators_.size() > 1) {
+  if (Retries()) {
     transfer->key = "transfer-" + std::to_string(n);
     transfer->request.headers["idempotency-key"] = transfer->key;
   }
@@ -111,15 +113,24 @@ void Client::Send(std::string what, uint64_t n, int64_t timeout_ms, nlohmann::js
   Attempt(std::move(transfer));
 }
 
+bool Client::Retries() const { return coordinators_.size() > 1 || ctx_.client_retries; }
+
 void Client::Attempt(std::shared_ptr<Transfer> transfer) {
   const bool group = coordinators_.size() > 1;
+  const bool retries = Retries();
   ++transfer->attempts;
   const std::string to =
       group ? coordinators_[ctx_.random.Index(coordinators_.size())] : coordinators_.front();
-  if (group) ctx_.Log(kClient, "attempt " + std::to_string(transfer->attempts) + " of " + transfer->what + " -> " + to);
-  ctx_.network.Call(kClient, to, transfer->request, group ? kGroupClientTimeoutMs : kClientTimeoutMs,
-                    [this, transfer, group](Result<Response> r) {
-                      if (OnAnswer(*transfer, r) || !group || transfer->attempts >= kMaxAttempts) {
+  if (retries) {
+    ctx_.Log(kClient, "attempt " + std::to_string(transfer->attempts) + " of " + transfer->what + " -> " + to);
+  }
+  ctx_.network.Call(kClient, to, transfer->request, retries ? kRetryingClientTimeoutMs : kClientTimeoutMs,
+                    [this, transfer, retries](Result<Response> r) {
+                      if (r.ok() && ctx_.lost_answer > 0 && ctx_.random.Chance(ctx_.lost_answer)) {
+                        ctx_.Log(kClient, "answer lost for " + transfer->what);
+                        r = Status::Unavailable("the answer was lost on the way");
+                      }
+                      if (OnAnswer(*transfer, r) || !retries || transfer->attempts >= kMaxAttempts) {
                         --in_flight_;
                         return;
                       }

@@ -10,7 +10,8 @@
 // With a coordinator group the client sends each attempt to a random member
 // with an Idempotency-Key of its own per transfer, and retries (same key) on
 // anything but a definite answer — no answer, 503 while there is no leader —
-// up to kMaxAttempts times.
+// up to kMaxAttempts times. With --client-retries it does the same against
+// the single coordinator.
 #pragma once
 
 #include <map>
@@ -37,6 +38,8 @@ class Client {
   bool idle() const { return in_flight_ == 0; }
 
  private:
+  // Keys and retries: with a group, or --client-retries.
+  bool Retries() const;
   struct Transfer {
     std::string what;
     std::string key;  // group only

@@ -42,6 +42,10 @@ struct Context {
   // --refuse-marks: the chance that the single coordinator's log refuses a
   // finished mark; 0 once the faults end.
   double refuse_marks = 0;
+  bool client_retries = false;  // --client-retries (SimOptions)
+  // --client-retries: the chance that an answer of the coordinator is lost on
+  // its way to the client (drawn per seed), which then retries with its key.
+  double lost_answer = 0;
   // How long held dones wait for another batch's fsync before the WAL is
   // synced for them alone, in virtual ms: BatchWriter's linger, or longer
   // (the power-loss scenario draws it), so that batches come within it as

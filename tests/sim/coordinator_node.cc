@@ -28,6 +28,10 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
       return;
     }
     if (decided) node_.appended_.insert(record.txid);
+    // The client's keys (the adversary's are its own business).
+    if (decided && node_.ctx_.client_retries && !record.idempotency_key.empty()) {
+      node_.ctx_.checker.OnIdempotencyKey(record.txid, record.idempotency_key);
+    }
     store_.AppendDecision(std::move(record), std::move(done));
   }
   // Then compacts: finished decisions older than kFinishedRetentionMs are
@@ -39,7 +43,9 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   // show a transaction prepared that finished since the restart: until the
   // sweep is done with them, decisions finished since the restart are kept,
   // as commitd's retention (days) keeps them. (The first start's agents hold
-  // nothing yet.) Times are the node's clock, as finished_ms is.
+  // nothing yet.) Times are the node's clock, as finished_ms is. With
+  // --client-retries a decision with an Idempotency-Key is kept for the whole
+  // run, as commitd keeps it for days: its client may retry it at any time.
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override {
     if (node_.ctx_.refuse_marks > 0 && node_.ctx_.random.Chance(node_.ctx_.refuse_marks)) {
       node_.ctx_.Log(node_.name_, "MARK REFUSED " + txid);
@@ -58,10 +64,14 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
         now <= node_.started_ms_ + node_.ctx_.config.request_timeout_ms + kFinishedRetentionMs) {
       cutoff = std::min(cutoff, node_.started_ms_ - 1);
     }
-    node_.queue_.Submit(StorageJob{[cutoff](sqlite::Database& db) {
+    const bool keep_keyed = node_.ctx_.client_retries;
+    node_.queue_.Submit(StorageJob{[cutoff, keep_keyed](sqlite::Database& db) {
                                      Status error;
                                      sqlite::Statement* stmt = db.Prepare(
-                                         "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1", &error);
+                                         keep_keyed ? "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1 "
+                                                      "AND idempotency_key IS NULL"
+                                                    : "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1",
+                                         &error);
                                      if (stmt == nullptr) return error;
                                      stmt->Bind(1, cutoff);
                                      return stmt->Run();
@@ -150,6 +160,7 @@ Status CoordinatorNode::Start() {
   for (const auto& p : participants_) options.participants.push_back({p, UrlOf(p), 0});
   options.unsafe_presume_without_record = ctx_.bug == Bug::kPresumeWithoutRecord;
   options.unsafe_no_retake = ctx_.bug == Bug::kNoLetGoRetake;
+  options.unsafe_replay_as_abort = ctx_.bug == Bug::kReplayAsAbort;
   if (ctx_.max_unmarked) options.engine.max_unmarked = *ctx_.max_unmarked;
   node_ = std::make_unique<coordinator::Node>(std::move(options), *log_, *agents_, *timers_, entropy_, nullptr);
   up_ = true;

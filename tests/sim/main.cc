@@ -25,6 +25,10 @@
 //                                             branches (one debit, two credits)
 //   --connection-resets                       chaos: a crash resets the connections of the requests the node
 //                                             was handling; their callers fail at once instead of timing out
+//   --client-retries                          single coordinator: each transfer carries an Idempotency-Key and
+//                                             is retried with it on no answer or an error, as with a group;
+//                                             a share of answers (drawn per seed) is lost on its way
+//                                             (bug: replay-as-abort)
 //   --refuse-marks                            single coordinator: its log refuses finished marks until the
 //                                             faults end; records let go of are taken over again
 //                                             (bug: no-let-go-retake)
@@ -74,6 +78,7 @@ constexpr const char* kUsage =
     "                    group-reply-before-durable|group-no-retake (with --transfer-leader)]\n"
     "                   [--isolate-leader] [--transfer-leader] [--trace] [--trace-lines N] [--check-determinism]\n"
     "                   [--refuse-marks [--bug no-let-go-retake]] [--participants 2|3] [--connection-resets]\n"
+    "                   [--client-retries [--bug replay-as-abort]]\n"
     "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
     "                   [--bug accept-404-from-non-owner (with --adversary)] [--prepares-without-log]\n"
     "                   [--bug commit-without-fsync (caught with --scenario power-loss)]\n"
@@ -188,6 +193,8 @@ int main(int argc, char** argv) {
       options.refuse_marks = true;
     } else if (arg == "--connection-resets") {
       options.connection_resets = true;
+    } else if (arg == "--client-retries") {
+      options.client_retries = true;
     } else if (arg == "--participants") {
       uint64_t n = 0;
       if (!value(&n) || (n != 2 && n != 3)) return Usage("--participants must be 2 or 3");
@@ -227,8 +234,21 @@ int main(int argc, char** argv) {
   if (options.connection_resets && options.scenario != commitd::sim::Scenario::kChaos) {
     return Usage("--connection-resets runs the chaos scenario only (a power loss resets nothing)");
   }
+  if (options.client_retries && options.coordinators != 1) {
+    return Usage("--client-retries needs --coordinators 1 (a group's client always retries)");
+  }
+  if (options.client_retries && options.scenario != commitd::sim::Scenario::kChaos &&
+      options.scenario != commitd::sim::Scenario::kPowerLoss) {
+    return Usage("--client-retries runs the chaos and power-loss scenarios only");
+  }
+  if (options.client_retries && options.adversary) {
+    return Usage("--client-retries runs without --adversary");
+  }
   if (options.refuse_marks && options.adversary) {
     return Usage("--refuse-marks runs without --adversary (its coordinators would refuse marks too)");
+  }
+  if (options.bug == Bug::kReplayAsAbort && !options.client_retries) {
+    return Usage("--bug replay-as-abort needs --client-retries (only its client retries a single coordinator)");
   }
   if (options.bug == Bug::kNoLetGoRetake && !options.refuse_marks) {
     return Usage("--bug no-let-go-retake needs --refuse-marks (marks must be let go of first)");
@@ -261,6 +281,7 @@ int main(int argc, char** argv) {
   if (options.transfer_leader) replay_flags += " --transfer-leader";
   if (options.refuse_marks) replay_flags += " --refuse-marks";
   if (options.connection_resets) replay_flags += " --connection-resets";
+  if (options.client_retries) replay_flags += " --client-retries";
   if (options.participants != 2) replay_flags += " --participants " + std::to_string(options.participants);
   if (options.coordinators > 1) replay_flags += " --coordinators " + std::to_string(options.coordinators);
   if (options.adversary_outsider) {

@@ -19,6 +19,7 @@ std::optional<Bug> ParseBug(std::string_view name) {
   if (name == "group-reply-before-durable") return Bug::kGroupReplyBeforeDurable;
   if (name == "group-no-retake") return Bug::kGroupNoRetake;
   if (name == "no-let-go-retake") return Bug::kNoLetGoRetake;
+  if (name == "replay-as-abort") return Bug::kReplayAsAbort;
   if (name == "commit-without-fsync") return Bug::kCommitWithoutFsync;
   return std::nullopt;
 }
@@ -59,6 +60,7 @@ std::string_view BugName(Bug bug) {
     case Bug::kGroupReplyBeforeDurable: return "group-reply-before-durable";
     case Bug::kGroupNoRetake: return "group-no-retake";
     case Bug::kNoLetGoRetake: return "no-let-go-retake";
+    case Bug::kReplayAsAbort: return "replay-as-abort";
     case Bug::kCommitWithoutFsync: return "commit-without-fsync";
   }
   return "none";

@@ -33,6 +33,9 @@ enum class Bug {
   // A single coordinator whose engine let go of records after their finished
   // marks failed (--refuse-marks) takes none of them over again while it runs.
   kNoLetGoRetake,
+  // A single coordinator answers a retry found in its decision log by its
+  // Idempotency-Key "aborted", whatever the record says (--client-retries).
+  kReplayAsAbort,
   // Power loss (--scenario power-loss):
   kCommitWithoutFsync,  // a participant's commit asks for no fsync, so it may ack a commit a power loss takes back
 };
@@ -83,6 +86,9 @@ struct SimOptions {
   // connections, so each request it was handling fails at once at the caller
   // (with a chance drawn per seed) instead of timing out.
   bool connection_resets = false;
+  // --client-retries: single coordinator; the client gives each transfer an
+  // Idempotency-Key and retries it, as it does with a group.
+  bool client_retries = false;
   bool adversary = false;               // --adversary: hostile callers in every seed (tests/sim/adversary.h)
   // --adversary-outsider: also messages to agents no rule of theirs refuses yet
   // (abort/commit/precommit of running transactions, prepares naming an unknown coordinator).

@@ -200,6 +200,8 @@ void World::DrawProfile() {
   if (options_.connection_resets && options_.scenario == Scenario::kChaos) {
     faults_.reset_on_crash = static_cast<double>(random_.Uniform(250, 1000)) / 1000;
   }
+  ctx_.client_retries = options_.client_retries;
+  if (options_.client_retries) ctx_.lost_answer = static_cast<double>(random_.Uniform(50, 300)) / 1000;
   if (options_.refuse_marks) {
     // Marks are refused only until the faults end (at most about 15 s of
     // load and 3 s more): the take-over that waits then is at most 32 s
