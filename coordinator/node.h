@@ -81,7 +81,7 @@ struct NodeOptions {
   // until the next start (or the next leader).
   bool unsafe_no_retake = false;
   // Likewise: a retry answered from a decision record found by its
-  // Idempotency-Key is told "aborted", whatever the record says.
+  // Idempotency-Key is answered 409 (aborted), whatever the record says.
   bool unsafe_replay_as_abort = false;
 };
 

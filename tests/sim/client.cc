@@ -105,7 +105,7 @@ void Client::Send(std::string what, uint64_t n, int64_t timeout_ms, nlohmann::js
   transfer->request = Request{"POST", "/v1/transactions",
                               {{"protocol", ctx_.protocol}, {"timeout_ms", timeout_ms}, {"branches", std::move(branches)}}};
   for (const auto& b : transfer->request.body["branches"]) transfer->ops_per_branch[b["participant"]] = b["ops"].size();
-  if (Retries()) {
+  if (RetriesWithKey()) {
     transfer->key = "transfer-" + std::to_string(n);
     transfer->request.headers["idempotency-key"] = transfer->key;
   }
@@ -113,11 +113,11 @@ void Client::Send(std::string what, uint64_t n, int64_t timeout_ms, nlohmann::js
   Attempt(std::move(transfer));
 }
 
-bool Client::Retries() const { return coordinators_.size() > 1 || ctx_.client_retries; }
+bool Client::RetriesWithKey() const { return coordinators_.size() > 1 || ctx_.client_retries; }
 
 void Client::Attempt(std::shared_ptr<Transfer> transfer) {
   const bool group = coordinators_.size() > 1;
-  const bool retries = Retries();
+  const bool retries = RetriesWithKey();
   ++transfer->attempts;
   const std::string to =
       group ? coordinators_[ctx_.random.Index(coordinators_.size())] : coordinators_.front();
@@ -126,17 +126,25 @@ void Client::Attempt(std::shared_ptr<Transfer> transfer) {
   }
   ctx_.network.Call(kClient, to, transfer->request, retries ? kRetryingClientTimeoutMs : kClientTimeoutMs,
                     [this, transfer, retries](Result<Response> r) {
-                      if (r.ok() && ctx_.lost_answer > 0 && ctx_.random.Chance(ctx_.lost_answer)) {
-                        ctx_.Log(kClient, "answer lost for " + transfer->what);
-                        r = Status::Unavailable("the answer was lost on the way");
-                      }
+                      LoseAnswer(*transfer, r);
                       if (OnAnswer(*transfer, r) || !retries || transfer->attempts >= kMaxAttempts) {
+                        if (retries && transfer->attempts >= kMaxAttempts && !r.ok()) {
+                          ctx_.Log(kClient, "gave up on " + transfer->what);
+                        }
                         --in_flight_;
                         return;
                       }
                       ctx_.scheduler.After(ctx_.random.Uniform(100, 1000), kClient,
                                            [this, transfer] { Attempt(transfer); });
                     });
+}
+
+// --client-retries: the connection fails after the coordinator answered, so
+// the client notices at once and retries with its key.
+void Client::LoseAnswer(const Transfer& transfer, Result<Response>& r) {
+  if (!r.ok() || ctx_.lost_answer <= 0 || !ctx_.random.Chance(ctx_.lost_answer)) return;
+  ctx_.Log(kClient, "answer lost for " + transfer.what);
+  r = Status::Unavailable("the answer was lost on the way");
 }
 
 bool Client::OnAnswer(const Transfer& transfer, const Result<Response>& r) {

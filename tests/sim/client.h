@@ -38,11 +38,9 @@ class Client {
   bool idle() const { return in_flight_ == 0; }
 
  private:
-  // Keys and retries: with a group, or --client-retries.
-  bool Retries() const;
   struct Transfer {
     std::string what;
-    std::string key;  // group only
+    std::string key;  // with RetriesWithKey() only
     Request request;
     std::map<std::string, std::size_t> ops_per_branch;
     int attempts = 0;
@@ -51,6 +49,11 @@ class Client {
   void SubmitSplit(int64_t timeout_ms);
   void Send(std::string what, uint64_t n, int64_t timeout_ms, nlohmann::json branches);
   void Attempt(std::shared_ptr<Transfer> transfer);
+  // Keys and retries: with a group, or --client-retries.
+  bool RetriesWithKey() const;
+  // --client-retries: turns an answer into a failed connection, with the
+  // seed's chance (until the world heals).
+  void LoseAnswer(const Transfer& transfer, Result<Response>& r);
   // True when the answer is definite (committed or aborted).
   bool OnAnswer(const Transfer& transfer, const Result<Response>& r);
   void CheckResults(const std::string& txid, const nlohmann::json& body,

@@ -12,8 +12,17 @@ using coordinator::DecisionRecord;
 using coordinator::Outcome;
 
 // The SqliteDecisionLog with the simulator's storage-side hooks: compaction of
-// finished decisions, and the planted bug forget-decision (a decision
+// finished decisions, the client's Idempotency-Keys reported to the checker
+// (--client-retries), and the planted bug forget-decision (a decision
 // "written" by a job that writes nothing and reports success).
+namespace {
+constexpr char kDeleteFinished[] = "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1";
+// The raw DELETE records no forgotten key, so a retry after it would run the
+// transfer again: with --client-retries, decisions with a key stay.
+constexpr char kDeleteFinishedWithoutKey[] =
+    "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1 AND idempotency_key IS NULL";
+}  // namespace
+
 class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
  public:
   FaultyLog(CoordinatorNode& node, coordinator::SqliteDecisionLog& store) : node_(node), store_(store) {}
@@ -28,7 +37,8 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
       return;
     }
     if (decided) node_.appended_.insert(record.txid);
-    // The client's keys (the adversary's are its own business).
+    // Only the client's keys: an adversary's restart replaces the log, which
+    // forgets its keys legitimately (and runs without the flag stay as they were).
     if (decided && node_.ctx_.client_retries && !record.idempotency_key.empty()) {
       node_.ctx_.checker.OnIdempotencyKey(record.txid, record.idempotency_key);
     }
@@ -64,14 +74,10 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
         now <= node_.started_ms_ + node_.ctx_.config.request_timeout_ms + kFinishedRetentionMs) {
       cutoff = std::min(cutoff, node_.started_ms_ - 1);
     }
-    const bool keep_keyed = node_.ctx_.client_retries;
-    node_.queue_.Submit(StorageJob{[cutoff, keep_keyed](sqlite::Database& db) {
+    const char* compact = node_.ctx_.client_retries ? kDeleteFinishedWithoutKey : kDeleteFinished;
+    node_.queue_.Submit(StorageJob{[compact, cutoff](sqlite::Database& db) {
                                      Status error;
-                                     sqlite::Statement* stmt = db.Prepare(
-                                         keep_keyed ? "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1 "
-                                                      "AND idempotency_key IS NULL"
-                                                    : "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1",
-                                         &error);
+                                     sqlite::Statement* stmt = db.Prepare(compact, &error);
                                      if (stmt == nullptr) return error;
                                      stmt->Bind(1, cutoff);
                                      return stmt->Run();

@@ -3,9 +3,9 @@
 // Facts: which txids a participant has durably committed (read from its
 // journal table) or aborted (its abort or no-vote record synced), which
 // decisions the coordinator's log made durable (in a group: applied by a
-// member), and what the client was told; in a group also who led which term,
-// which entry each member applied at each index, and which txids were
-// started for which Idempotency-Key.
+// member), and what the client was told; in a group also who led which term
+// and which entry each member applied at each index; in a group and with
+// --client-retries, which txids were decided for which Idempotency-Key.
 // Every new fact is checked against the others at once (atomicity, agreement
 // with the client); Final() checks what must hold once everything has healed.
 // The first violation is kept; the world stops the run when there is one.

@@ -242,7 +242,8 @@ int main(int argc, char** argv) {
     return Usage("--client-retries runs the chaos and power-loss scenarios only");
   }
   if (options.client_retries && options.adversary) {
-    return Usage("--client-retries runs without --adversary");
+    return Usage(
+        "--client-retries runs without --adversary (its restarts replace the log, which forgets the client's keys)");
   }
   if (options.refuse_marks && options.adversary) {
     return Usage("--refuse-marks runs without --adversary (its coordinators would refuse marks too)");

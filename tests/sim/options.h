@@ -34,7 +34,7 @@ enum class Bug {
   // marks failed (--refuse-marks) takes none of them over again while it runs.
   kNoLetGoRetake,
   // A single coordinator answers a retry found in its decision log by its
-  // Idempotency-Key "aborted", whatever the record says (--client-retries).
+  // Idempotency-Key 409 (aborted), whatever the record says (--client-retries).
   kReplayAsAbort,
   // Power loss (--scenario power-loss):
   kCommitWithoutFsync,  // a participant's commit asks for no fsync, so it may ack a commit a power loss takes back

@@ -236,6 +236,10 @@ void World::DrawProfile() {
     std::snprintf(line, sizeof line, " resets %.3f of handled requests at a crash", faults_.reset_on_crash);
     result_.profile += line;
   }
+  if (options_.client_retries) {
+    std::snprintf(line, sizeof line, " answers lost %.3f", ctx_.lost_answer);
+    result_.profile += line;
+  }
   if (options_.refuse_marks) {
     std::snprintf(line, sizeof line, " marks refused %.3f, %lld kept", ctx_.refuse_marks,
                   static_cast<long long>(*ctx_.max_unmarked));
@@ -428,6 +432,7 @@ void World::AdversaryRestart(const std::string& node, int64_t back_ms, bool wipe
 void World::Heal() {
   healed_ = true;
   ctx_.refuse_marks = 0;
+  ctx_.lost_answer = 0;
   ctx_.Log("world", "HEAL: no more faults; every node up, every link whole");
   NetworkFaults calm;
   calm.max_delay_ms = faults_.max_delay_ms;
@@ -464,9 +469,10 @@ void World::Probe() {
 
 // A group has settled when every member is up and idle, one is the ready
 // leader, every member has applied the leader's whole log and every record in
-// it is finished, and the client waits for nothing.
+// it is finished, and the client waits for nothing (as a single coordinator's
+// must with --client-retries).
 bool World::CoordinatorsSettled() {
-  if (coordinator_) return coordinator_->Settled();
+  if (coordinator_) return coordinator_->Settled() && (!ctx_.client_retries || client_->idle());
   GroupMemberNode* leader = ReadyLeader();
   if (leader == nullptr || !client_->idle()) return false;
   for (auto& [name, m] : members_) {
