@@ -11,10 +11,6 @@ namespace commitd::sim {
 using coordinator::DecisionRecord;
 using coordinator::Outcome;
 
-// The SqliteDecisionLog with the simulator's storage-side hooks: compaction of
-// finished decisions, the client's Idempotency-Keys reported to the checker
-// (--client-retries), and the planted bug forget-decision (a decision
-// "written" by a job that writes nothing and reports success).
 namespace {
 constexpr char kDeleteFinished[] = "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1";
 // The raw DELETE records no forgotten key, so a retry after it would run the
@@ -23,6 +19,10 @@ constexpr char kDeleteFinishedWithoutKey[] =
     "DELETE FROM decisions WHERE finished = 1 AND finished_ms <= ?1 AND idempotency_key IS NULL";
 }  // namespace
 
+// The SqliteDecisionLog with the simulator's storage-side hooks: compaction of
+// finished decisions, the client's Idempotency-Keys reported to the checker
+// (--client-retries), and the planted bug forget-decision (a decision
+// "written" by a job that writes nothing and reports success).
 class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
  public:
   FaultyLog(CoordinatorNode& node, coordinator::SqliteDecisionLog& store) : node_(node), store_(store) {}
