@@ -141,10 +141,9 @@ std::string Adversary::RunningTxid() {
 nlohmann::json Adversary::Transfer(int64_t amount) {
   std::string from_bank = banks_.front(), to_bank = banks_.back();
   if (banks_.size() > 2) {
-    std::vector<std::string> banks = banks_;
-    from_bank = Pick(banks);
-    std::erase(banks, from_bank);
-    to_bank = Pick(banks);
+    const auto [from_index, to_index] = ctx_.random.DistinctPair(banks_.size());
+    from_bank = banks_[from_index];
+    to_bank = banks_[to_index];
   }
   const std::string from = Pick(targets_.accounts[from_bank]), to = Pick(targets_.accounts[to_bank]);
   return {{"protocol", ctx_.protocol},

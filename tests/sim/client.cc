@@ -38,9 +38,7 @@ void Client::Submit(int64_t timeout_ms) {
     SubmitSplit(timeout_ms);
     return;
   }
-  const std::size_t from_index = rng.Index(banks_.size());
-  std::size_t to_index = rng.Index(banks_.size() - 1);
-  if (to_index >= from_index) ++to_index;
+  const auto [from_index, to_index] = rng.DistinctPair(banks_.size());
   const std::string& from_bank = banks_[from_index];
   const std::string& to_bank = banks_[to_index];
   const auto& from_ids = accounts_[from_bank];

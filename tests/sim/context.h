@@ -30,6 +30,7 @@ struct Context {
   std::string protocol = "2pc";  // what the client asks for
   bool adversary = false;        // --adversary: hostile callers act (tests/sim/adversary.h)
   bool prepares_without_log = false;  // --prepares-without-log (SimOptions)
+  bool client_retries = false;        // --client-retries (SimOptions)
   DiskModel disk = DiskModel::kCommitIsDurable;  // power-loss scenario: kFsyncIsDurable
   // A participant was told "not known here: presumed abort" by a coordinator
   // (its URL). Set by the adversary, which reacts to it.
@@ -42,7 +43,6 @@ struct Context {
   // --refuse-marks: the chance that the single coordinator's log refuses a
   // finished mark; 0 once the faults end.
   double refuse_marks = 0;
-  bool client_retries = false;  // --client-retries (SimOptions)
   // --client-retries: the chance that an answer of the coordinator is lost on
   // its way to the client (drawn per seed), which then retries with its key.
   double lost_answer = 0;

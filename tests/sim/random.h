@@ -23,6 +23,13 @@ class Random {
   bool Chance(double p);
   // An index below size (size > 0): Uniform(0, size - 1).
   std::size_t Index(std::size_t size) { return static_cast<std::size_t>(Uniform(0, static_cast<int64_t>(size) - 1)); }
+  // Two different indices below size (size > 1), each pair equally likely.
+  std::pair<std::size_t, std::size_t> DistinctPair(std::size_t size) {
+    const std::size_t first = Index(size);
+    std::size_t second = Index(size - 1);
+    if (second >= first) ++second;
+    return {first, second};
+  }
   // A uniform permutation of `items` in place (Fisher-Yates, from the back).
   template <class Items>
   void Shuffle(Items& items) {

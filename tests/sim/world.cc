@@ -79,7 +79,7 @@ class World {
         trace_(kEpochMs, options.trace ? 0 : options.trace_lines, options.trace),
         network_(scheduler_, random_, trace_),
         ctx_{scheduler_, random_, trace_, network_, checker_, options.bug, Config{}, options.protocol,
-             options.adversary, options.prepares_without_log,
+             options.adversary, options.prepares_without_log, options.client_retries,
              options.scenario == Scenario::kPowerLoss ? DiskModel::kFsyncIsDurable : DiskModel::kCommitIsDurable,
              nullptr} {}
 
@@ -200,7 +200,6 @@ void World::DrawProfile() {
   if (options_.connection_resets && options_.scenario == Scenario::kChaos) {
     faults_.reset_on_crash = static_cast<double>(random_.Uniform(250, 1000)) / 1000;
   }
-  ctx_.client_retries = options_.client_retries;
   if (options_.client_retries) ctx_.lost_answer = static_cast<double>(random_.Uniform(50, 300)) / 1000;
   if (options_.refuse_marks) {
     // Marks are refused only until the faults end (at most about 15 s of
