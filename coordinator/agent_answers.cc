@@ -54,6 +54,19 @@ Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body) {
   return Status::Unavailable(MessageOf(status, body));
 }
 
+Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body) {
+  if (status == 200) {
+    auto json = ParseJson(body);
+    auto state = json.is_object() ? json.find("state") : json.end();
+    if (state != json.end() && state->is_string() && *state == "aborted") return FenceAnswer::kFenced;
+    return Status::Unavailable("HTTP 200 without state aborted: " + std::string(body.substr(0, 200)));
+  }
+  const std::string code = ErrorCodeOf(body);
+  if (status == 409 && code == "abort_not_from_coordinator") return FenceAnswer::kPrepared;
+  if (status == 409 && (code == "already_committed" || code == "already_committing")) return FenceAnswer::kCommitted;
+  return Status::Unavailable(MessageOf(status, body));
+}
+
 Result<AgentCatalog> CatalogOf(int status, std::string_view body) {
   if (status != 200) return Status::Unavailable("HTTP " + std::to_string(status));
   auto json = ParseJson(body);

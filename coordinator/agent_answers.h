@@ -20,6 +20,10 @@ Result<DecisionAck> DecisionAckOf(int status, std::string_view body);
 // 200 state precommitted: acked, committed: committed; 409 already_aborted: aborted;
 // 404 unknown_transaction: unknown; else Unavailable.
 Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body);
+// A keyless abort: 200 aborted: fenced; 409 abort_not_from_coordinator:
+// prepared (it voted yes); 409 already_committed or already_committing:
+// committed; else Unavailable.
+Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body);
 // GET /v1/procedures.
 Result<AgentCatalog> CatalogOf(int status, std::string_view body);
 // GET /v1/transactions?state=prepared: the entries in state "prepared".

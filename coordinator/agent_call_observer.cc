@@ -8,6 +8,7 @@ std::string_view AgentCallName(AgentCall call) {
     case AgentCall::kPrecommit: return "precommit";
     case AgentCall::kCommit: return "commit";
     case AgentCall::kAbort: return "abort";
+    case AgentCall::kFence: return "fence";
     case AgentCall::kProbe: return "probe";
     case AgentCall::kListPrepared: return "list_prepared";
   }

@@ -10,10 +10,10 @@
 
 namespace commitd::coordinator {
 
-enum class AgentCall { kPrepare, kPrecommit, kCommit, kAbort, kProbe, kListPrepared };
+enum class AgentCall { kPrepare, kPrecommit, kCommit, kAbort, kFence, kProbe, kListPrepared };
 
 // Why an exchange failed. An answer the protocol expects (a no vote, 404
-// unknown_transaction, 409 already_aborted) is not an error.
+// unknown_transaction, 409 already_aborted, a fence's 409) is not an error.
 enum class AgentCallError {
   kTimeout,      // no answer in time
   kUnreachable,  // no connection, or it broke

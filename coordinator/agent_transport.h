@@ -54,6 +54,10 @@ class AgentTransport {
   // commit_key: the transaction's commit key ("" when the log has no secret).
   virtual void Precommit(const ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                          std::function<void(Result<PrecommitAnswer>)> done) = 0;
+  // 2PC recovery of a staging record: a keyless POST /v1/abort, which the
+  // agent takes only if it has not voted yes (FenceAnswer).
+  virtual void Fence(const ParticipantRef& to, const std::string& txid,
+                     std::function<void(Result<FenceAnswer>)> done) = 0;
   // Every transaction the agent holds prepared now (takeover sweep).
   virtual void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) = 0;
   // timeout_ms 0: the transport's usual request timeout.

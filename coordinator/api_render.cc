@@ -9,8 +9,14 @@ nlohmann::json ErrorBody(std::string_view code, std::string_view message) {
   return {{"error", {{"code", code}, {"message", message}}}};
 }
 
+bool Staging(const DecisionRecord& r) {  // 2PC: staging recorded, no decision yet
+  return r.outcome == Outcome::kPending && r.protocol == wire::Protocol::k2pc;
+}
+
 const char* RecordState(const DecisionRecord& r) {
-  return r.finished ? "finished" : r.outcome == Outcome::kPending ? "precommitting" : "delivering";
+  if (r.finished) return "finished";
+  if (Staging(r)) return "preparing";
+  return r.outcome == Outcome::kPending ? "precommitting" : "delivering";
 }
 
 nlohmann::json TransactionJson(const std::variant<TxView, DecisionRecord>& tx, int64_t now_ms) {
@@ -43,9 +49,10 @@ nlohmann::json ViewJson(const TxView& v, int64_t now_ms) {
 
 nlohmann::json RecordJson(const DecisionRecord& r, int64_t now_ms) {
   nlohmann::json branches = nlohmann::json::array();
-  const bool precommit_only = r.outcome == Outcome::kPending;  // 3PC: precommit recorded, no decision yet
+  const bool precommit_only = r.outcome == Outcome::kPending;  // precommit (3PC) or staging (2PC) recorded, no decision yet
   for (const auto& p : r.participants) {
     std::string state = r.finished       ? std::string(OutcomeName(r.outcome))
+                        : Staging(r)     ? "preparing"
                         : precommit_only ? "precommitted"
                                          : "delivering";
     branches.push_back({{"participant", p.name}, {"state", state}});

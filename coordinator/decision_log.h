@@ -51,6 +51,11 @@ class DecisionLog {
   // Makes the decision durable. The first decision for a txid wins: if one is
   // already recorded, done gets Conflict and the stored record is unchanged.
   virtual void AppendDecision(DecisionRecord record, std::function<void(Status)> done) = 0;
+  // As AppendDecision (done still only once durable), for a decision nobody
+  // waits on: it may wait to share the log's next write or sync.
+  virtual void AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) {
+    AppendDecision(std::move(record), std::move(done));
+  }
   // Marks a decided transaction finished (every participant acked).
   virtual void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) = 0;
   // Adds or replaces a registry entry. An entry with an empty url removes the name.

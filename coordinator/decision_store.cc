@@ -266,13 +266,13 @@ Status DecisionStore::ExplainConflict(const DecisionRecord& r) {
   return Status::Internal("decision for " + r.txid + " was not inserted");
 }
 
-// A 3PC precommit record (outcome pending) is not a decision: the decision
-// that follows replaces it in place.
+// A pending record (3PC's precommit record, 2PC's staging record) is not a
+// decision: the decision that follows replaces it in place.
 Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, const std::string& reply, bool* replaced) {
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_,
                          "UPDATE decisions SET outcome = ?1, reason = ?2, reply = ?3, decided_ms = ?4, heuristic = ?5 "
-                         "WHERE txid = ?6 AND outcome = 'pending'",
+                         "WHERE txid = ?6 AND outcome = 'pending' AND protocol = ?7",
                          &stmt);
       !s.ok())
     return s;
@@ -281,7 +281,8 @@ Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, const std::strin
       .Bind(3, reply)
       .Bind(4, r.decided_ms)
       .Bind(5, static_cast<int64_t>(r.heuristic ? 1 : 0))
-      .Bind(6, r.txid);
+      .Bind(6, r.txid)
+      .Bind(7, wire::ProtocolName(r.protocol));
   if (Status s = stmt->Run(); !s.ok()) return s;
   *replaced = sqlite3_changes(db_.handle()) > 0;
   return Status::Ok();
@@ -289,8 +290,7 @@ Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, const std::strin
 
 Status DecisionStore::InsertDecision(const DecisionRecord& r) {
   const std::string reply = DumpJson(r.reply);
-  // Only 3PC records a precommit (outcome pending) before its decision.
-  if (r.protocol == wire::Protocol::k3pc && r.outcome != Outcome::kPending) {
+  if (r.outcome != Outcome::kPending) {
     bool replaced = false;
     if (Status s = ReplacePrecommit(r, reply, &replaced); !s.ok() || replaced) return s;
   }
@@ -317,8 +317,7 @@ Status DecisionStore::InsertDecision(const DecisionRecord& r) {
   return Status::Ok();
 }
 
-// A 3PC precommit record (outcome pending) is not a decision, and is never
-// marked finished (NotFound): the coordinator finishes a transaction only once
+// A pending record is not a decision, and is never marked finished (NotFound): the coordinator finishes a transaction only once
 // its decision has replaced that record.
 Status DecisionStore::MarkFinished(const std::string& txid, int64_t finished_ms) {
   sqlite::Statement* stmt;
@@ -335,7 +334,7 @@ Status DecisionStore::MarkFinished(const std::string& txid, int64_t finished_ms)
   if (!existing.ok()) return existing.status();
   if (!existing->has_value()) return Status::NotFound("no decision recorded for " + txid);
   if ((*existing)->outcome == Outcome::kPending) {
-    return Status::NotFound("no decision recorded for " + txid + ", only its precommit record");
+    return Status::NotFound("no decision recorded for " + txid + ", only its pending record");
   }
   return Status::Ok();
 }

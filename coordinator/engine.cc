@@ -86,10 +86,17 @@ void Engine::Start(StartRequest request, int64_t now_ms) {
   if (request.client != 0) tx.clients.push_back(request.client);
   std::vector<wire::ParticipantRef> everyone;
   for (const auto& p : request.participants) everyone.push_back({p.name, p.url});
-  for (std::size_t i = 0; i < request.participants.size(); ++i) {
+  for (const auto& p : request.participants) {
     Branch b;
-    b.participant = request.participants[i];
+    b.participant = p;
     tx.branches.push_back(std::move(b));
+  }
+  if (tx.protocol == wire::Protocol::k2pc) {
+    // Before the prepares, so that the log has it on its way first.
+    tx.staging = true;
+    actions_.push_back(action::PersistPrecommit{RecordOf(tx, Outcome::kPending, now_ms)});
+  }
+  for (std::size_t i = 0; i < request.participants.size(); ++i) {
     wire::PrepareRequest prepare;
     prepare.txid = request.txid;
     prepare.protocol = request.protocol;
@@ -111,8 +118,8 @@ bool Engine::AttachClient(const std::string& txid, ClientToken client) {
   auto it = txs_.find(txid);
   if (it == txs_.end()) return false;
   Tx& tx = it->second;
-  if (tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting || tx.phase == Phase::kPrecommitted ||
-      tx.phase == Phase::kDeciding || tx.phase == Phase::kAbortUnrecorded) {
+  if (tx.phase == Phase::kPreparing || tx.phase == Phase::kFencing || tx.phase == Phase::kPrecommitting ||
+      tx.phase == Phase::kPrecommitted || tx.phase == Phase::kDeciding || tx.phase == Phase::kAbortUnrecorded) {
     tx.clients.push_back(client);
   } else {
     actions_.push_back(action::ReplyClient{client, ReplyStatus(tx), ReplyBody(tx)});
@@ -162,9 +169,17 @@ void Engine::OnVote(const std::string& txid, const std::string& participant, Res
   if (tx.votes_pending != 0) return;
   if (tx.protocol == wire::Protocol::k3pc) {
     StartPrecommit(tx, now_ms);
-  } else {
-    Decide(tx, Outcome::kCommitted, "", now_ms);
+    return;
   }
+  Decide(tx, Outcome::kCommitted, "", now_ms);
+  if (tx.precommit_durable || (tx.staging && options_.unsafe_answer_before_staging)) AnswerEarly(tx, now_ms);
+}
+
+void Engine::AnswerEarly(Tx& tx, int64_t now_ms) {
+  tx.answered_early = true;
+  ReplyClients(tx, 200, ReplyBody(tx));
+  for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
+  SendDue(tx, now_ms);
 }
 
 DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const {
@@ -176,9 +191,14 @@ DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) c
   record.reason = tx.reason;
   record.idempotency_key = tx.idempotency_key;
   record.heuristic = tx.heuristic;
-  // A precommit record keeps the reply a commit would give, results included,
-  // so that a leader resuming it can still answer the client in full.
-  record.reply = ReplyBody(tx, outcome == Outcome::kPending ? Outcome::kCommitted : outcome);
+  if (outcome == Outcome::kPending && tx.protocol == wire::Protocol::k2pc) {
+    // A staging record, written before any vote: it has no reply to keep.
+    record.reply = nullptr;
+  } else {
+    // A precommit record keeps the reply a commit would give, results
+    // included, so that a leader resuming it can still answer the client in full.
+    record.reply = ReplyBody(tx, outcome == Outcome::kPending ? Outcome::kCommitted : outcome);
+  }
   record.created_ms = tx.created_ms;
   record.decided_ms = now_ms;
   return record;
@@ -191,8 +211,22 @@ void Engine::StartPrecommit(Tx& tx, int64_t now_ms) {
 
 void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
   auto it = txs_.find(txid);
-  if (it == txs_.end() || it->second.phase != Phase::kPrecommitting) return;
+  if (it == txs_.end()) return;
   Tx& tx = it->second;
+  if (tx.staging) {
+    if (!status.ok()) {
+      // Nothing was written (the node stops on any write that may have
+      // been): the decision record alone decides, written before the answer.
+      tx.staging = false;
+      return;
+    }
+    tx.precommit_durable = true;
+    if (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kCommitted && !tx.answered_early) {
+      AnswerEarly(tx, now_ms);
+    }
+    return;
+  }
+  if (tx.phase != Phase::kPrecommitting) return;
   if (!status.ok()) {
     // No participant has been told to precommit, so abort is still open.
     Decide(tx, Outcome::kAborted, "precommit record write failed: " + status.message(), now_ms,
@@ -323,8 +357,11 @@ void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
   tx.reason = std::move(reason);
   tx.decided_ms = now_ms;
   --undecided_;
+  // A 2PC commit with its staging record on the way rides on the log's next
+  // write: the client is answered once that record is durable, not this one.
+  const bool rides = outcome == Outcome::kCommitted && tx.staging;
   actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), abort_reason,
-                                             /*again=*/tx.record_again_backoff_ms != 0});
+                                             /*again=*/tx.record_again_backoff_ms != 0, rides});
   if (outcome == Outcome::kAborted) {
     // Presumed abort: no need to wait for the record before telling participants.
     for (auto& b : tx.branches) {
@@ -361,7 +398,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   Tx& tx = it->second;
   if (tx.phase != Phase::kDeciding) return;  // a repeated report of the same write
   if (!status.ok()) {
-    if (tx.precommit_durable) {
+    if (tx.precommit_durable || tx.answered_early) {
       RecordAgainLater(tx, status, now_ms);
       return;
     }
@@ -390,7 +427,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
     body["outcome"] = "aborted";
   }
   ReplyClients(tx, status_code, body);
-  if (tx.outcome == Outcome::kCommitted) {
+  if (tx.outcome == Outcome::kCommitted && !tx.answered_early) {
     for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
   }
   SendDue(tx, now_ms);
@@ -405,7 +442,13 @@ void Engine::RecordAgainLater(Tx& tx, const Status& status, int64_t now_ms) {
   tx.record_again_backoff_ms = NextBackoff(tx.record_again_backoff_ms);
   tx.record_again_ms = now_ms + tx.record_again_backoff_ms;
   std::string told;
-  if (tx.outcome == Outcome::kCommitted) {
+  if (tx.outcome == Outcome::kCommitted && tx.protocol == wire::Protocol::k2pc) {
+    // Every vote was yes and the staging record is durable: a resumed
+    // record commits too, so it stays decided, waiting to be written again
+    // (its commits go out meanwhile if they did already).
+    told = "the commit decision could not be recorded (" + status.message() +
+           "); every participant voted yes and the transaction's staging record is durable, so it can only commit";
+  } else if (tx.outcome == Outcome::kCommitted) {
     // 3PC decides commit only once a participant has acked its precommit,
     // and precommitted participants commit by termination (as does a
     // coordinator resuming the precommit record), so commit is the only
@@ -439,9 +482,19 @@ void Engine::AbortAgainIfDue(Tx& tx, int64_t now_ms) {
                                              /*again=*/true});
 }
 
+void Engine::CommitAgainIfDue(Tx& tx, int64_t now_ms) {
+  if (tx.phase != Phase::kDeciding || tx.protocol != wire::Protocol::k2pc || tx.record_again_ms == 0 ||
+      now_ms < tx.record_again_ms) {
+    return;
+  }
+  tx.record_again_ms = 0;
+  actions_.push_back(action::PersistDecision{RecordOf(tx, Outcome::kCommitted, tx.decided_ms), AbortReason::kVoteNo,
+                                             /*again=*/true});
+}
+
 bool Engine::Delivers(const Tx& tx) {
   return tx.phase == Phase::kDelivering || tx.phase == Phase::kAbortUnrecorded ||
-         (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kAborted);
+         (tx.phase == Phase::kDeciding && (tx.outcome == Outcome::kAborted || tx.answered_early));
 }
 
 bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const std::string& recorded_reason,
@@ -449,6 +502,8 @@ bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const
   auto it = txs_.find(txid);
   if (it == txs_.end()) return true;
   Tx& tx = it->second;
+  // The client heard commit already: an abort recorded first cannot be followed.
+  if (recorded == Outcome::kAborted && tx.answered_early) return false;
   if (recorded == Outcome::kAborted && tx.outcome == Outcome::kCommitted) {
     tx.outcome = Outcome::kAborted;
     tx.reason = "an abort was recorded first: " + recorded_reason;
@@ -541,6 +596,38 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   tx.recorded_reply = std::move(record.reply);
   const bool precommit_only = record.outcome == Outcome::kPending;
   if (!tx.idempotency_key.empty()) txid_by_key_[tx.idempotency_key] = tx.txid;
+  if (precommit_only && tx.protocol == wire::Protocol::k2pc) {
+    // A staging record: the votes are not known, so every participant is fenced.
+    SetPhase(tx, Phase::kFencing);
+    tx.resumed = true;
+    tx.precommit_durable = true;
+    tx.decided_ms = 0;
+    tx.durable = false;
+    ++undecided_;
+    // Wall clocks: created_ms is the starting coordinator's. Older than
+    // this, every participant may have committed and forgotten the outcome,
+    // and a fence would answer (and record) "aborted" for a commit: not
+    // fenced, not guessed, an operator settles it.
+    const int64_t age_ms = now_ms - tx.created_ms;
+    tx.staging_in_doubt = age_ms >= options_.outcome_retention_ms / 2;
+    for (auto& p : record.participants) {
+      Branch b;
+      b.participant = p;
+      b.results = nullptr;  // the rows a SELECT read went to a client that may be gone
+      b.precommit_next_ms = now_ms;
+      b.precommit_backoff_ms = options_.retry_initial_ms;
+      if (tx.staging_in_doubt) {
+        b.last_error = "the staging record is " + std::to_string(age_ms / 1000) +
+                       " s old, and no decision followed it: " + p.name +
+                       " may have committed and forgotten the outcome; the outcome is in doubt";
+      }
+      tx.branches.push_back(std::move(b));
+    }
+    auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
+    (void)inserted;
+    SendFencesDue(it->second, now_ms);
+    return;
+  }
   for (auto& p : record.participants) {
     Branch b;
     b.participant = p;
@@ -569,8 +656,77 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   SendDue(it->second, now_ms);
 }
 
+void Engine::SendFencesDue(Tx& tx, int64_t now_ms) {
+  if (tx.staging_in_doubt) return;
+  for (auto& b : tx.branches) {
+    if (b.fence || b.precommit_sending || b.precommit_next_ms > now_ms) continue;
+    int64_t& sending = sending_to_[b.participant.name];
+    if (sending >= options_.deliveries_per_participant) continue;
+    ++sending;
+    b.precommit_sending = true;
+    actions_.push_back(action::SendFence{tx.txid, b.participant});
+  }
+}
+
+void Engine::OnFenceAnswer(const std::string& txid, const std::string& participant, Result<FenceAnswer> answer,
+                           int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return;
+  Tx& tx = it->second;
+  Branch* b = FindBranch(tx, participant);
+  if (b == nullptr) return;
+  if (b->precommit_sending) {
+    b->precommit_sending = false;
+    --sending_to_[participant];
+  }
+  if (tx.phase != Phase::kFencing || b->fence) return;
+  if (!answer.ok()) {
+    PrecommitAgainLater(*b, "fence: " + answer.status().message(), now_ms);
+    return;
+  }
+  b->fence = *answer;
+  if (options_.unsafe_fenced_as_prepared && *b->fence == FenceAnswer::kFenced) b->fence = FenceAnswer::kPrepared;
+  b->vote = *answer == FenceAnswer::kFenced ? VoteState::kNone : VoteState::kYes;
+  b->last_error.clear();
+  bool fenced = false;
+  bool committed = false;
+  std::string first_fenced;
+  for (const auto& other : tx.branches) {
+    if (!other.fence) return;  // every answer first: one fenced and one committed is a contradiction to see
+    if (*other.fence == FenceAnswer::kFenced && !fenced) first_fenced = other.participant.name;
+    fenced |= *other.fence == FenceAnswer::kFenced;
+    committed |= *other.fence == FenceAnswer::kCommitted;
+  }
+  if (fenced && committed) {
+    // Only a commit makes a participant commit, and a commit needs every
+    // yes: the fenced one voted yes, committed, and forgot it (after its
+    // outcome_retention_ms), or lost its database. Not guessed: an operator
+    // settles it.
+    tx.staging_in_doubt = true;
+    for (auto& other : tx.branches) {
+      if (*other.fence != FenceAnswer::kFenced) continue;
+      other.last_error = other.participant.name +
+                         " does not know the transaction while another participant committed it: it forgot the "
+                         "outcome or lost its database; the outcome is in doubt";
+    }
+    return;
+  }
+  if (fenced) {
+    Decide(tx, Outcome::kAborted,
+           first_fenced + " had not voted yes when the coordinator recovered the transaction (its staging record "
+                          "had no decision), and is fenced from doing so",
+           now_ms, AbortReason::kTimeout);
+    return;
+  }
+  Decide(tx, Outcome::kCommitted, "", now_ms);
+}
+
 void Engine::Tick(int64_t now_ms) {
   for (auto& [txid, tx] : txs_) {
+    if (tx.phase == Phase::kFencing) {
+      SendFencesDue(tx, now_ms);
+      continue;
+    }
     if (tx.phase == Phase::kPreparing) {
       if (now_ms >= tx.deadline_ms) {
         std::string missing;
@@ -592,6 +748,7 @@ void Engine::Tick(int64_t now_ms) {
       continue;
     }
     if (Delivers(tx)) SendDue(tx, now_ms);
+    CommitAgainIfDue(tx, now_ms);
     AbortAgainIfDue(tx, now_ms);
     FinishAgainIfDue(tx, now_ms);
   }
@@ -604,12 +761,17 @@ void Engine::RetryNow(int64_t now_ms) {
         b.next_send_ms = now_ms;
         b.backoff_ms = options_.retry_initial_ms;
       }
-      if (tx.phase == Phase::kPrecommitted && !b.precommit_acked) {
+      if ((tx.phase == Phase::kPrecommitted && !b.precommit_acked) || (tx.phase == Phase::kFencing && !b.fence)) {
         b.precommit_next_ms = now_ms;
         b.precommit_backoff_ms = options_.retry_initial_ms;
       }
     }
+    if (tx.phase == Phase::kFencing) SendFencesDue(tx, now_ms);
     if (Delivers(tx)) SendDue(tx, now_ms);
+    if (tx.phase == Phase::kDeciding && tx.record_again_ms != 0) {
+      tx.record_again_ms = now_ms;
+      CommitAgainIfDue(tx, now_ms);
+    }
     if (tx.phase == Phase::kAbortUnrecorded) {
       tx.record_again_ms = now_ms;
       AbortAgainIfDue(tx, now_ms);
@@ -631,6 +793,7 @@ bool Engine::CommitUnrecorded(const Tx& tx) {
 }
 
 bool Engine::InDoubt(const Tx& tx) {
+  if (tx.phase == Phase::kFencing) return tx.staging_in_doubt;
   return tx.phase == Phase::kPrecommitted && !CommitUnrecorded(tx) &&
          std::any_of(tx.branches.begin(), tx.branches.end(), [](const Branch& b) { return b.precommit_unknown; });
 }
@@ -660,11 +823,15 @@ bool Engine::ForceInDoubt(const std::string& txid, Outcome outcome, std::string 
 
 void Engine::AnswerClientsAtShutdown() {
   for (auto& [txid, tx] : txs_) {
-    if ((tx.phase != Phase::kPrecommitted && tx.phase != Phase::kAbortUnrecorded) || tx.clients.empty()) continue;
+    if ((tx.phase != Phase::kPrecommitted && tx.phase != Phase::kAbortUnrecorded && tx.phase != Phase::kFencing) ||
+        tx.clients.empty()) {
+      continue;
+    }
     ReplyClients(tx, 503,
                  ClientError("stopping",
                              "the coordinator is shutting down before the outcome of " + tx.txid +
-                                 " was recorded; its precommit record is durable and the coordinator resumes it when "
+                                 " was recorded; its " + (tx.protocol == wire::Protocol::k2pc ? "staging" : "precommit") +
+                                 " record is durable and the coordinator resumes it when "
                                  "it starts again: ask GET /v1/transactions/" +
                                  tx.txid + " or retry with the same Idempotency-Key",
                              tx.txid));
@@ -719,7 +886,8 @@ TxView Engine::View(const Tx& tx) const {
   v.txid = tx.txid;
   v.protocol = tx.protocol;
   switch (tx.phase) {
-    case Phase::kPreparing: v.state = TxState::kPreparing; break;
+    case Phase::kPreparing:
+    case Phase::kFencing: v.state = TxState::kPreparing; break;
     case Phase::kPrecommitting: v.state = TxState::kPrecommitting; break;
     case Phase::kPrecommitted:  // or commit decided, its record to be written again
       v.state = CommitUnrecorded(tx) ? TxState::kDeciding : TxState::kPrecommitting;
@@ -729,10 +897,12 @@ TxView Engine::View(const Tx& tx) const {
     case Phase::kDelivering: v.state = TxState::kDelivering; break;
     case Phase::kFinishing: v.state = TxState::kFinishing; break;
   }
-  v.outcome = tx.durable ? tx.outcome : Outcome::kPending;
+  // A commit answered early is certain before its record is durable.
+  const bool known = tx.durable || tx.answered_early;
+  v.outcome = known ? tx.outcome : Outcome::kPending;
   v.reason = tx.durable ? tx.reason : "";
   v.started_ms = tx.started_ms;
-  v.decided_ms = tx.durable ? tx.decided_ms : 0;
+  v.decided_ms = known ? tx.decided_ms : 0;
   v.heuristic = tx.durable && tx.heuristic;
   v.in_doubt = InDoubt(tx);
   for (const auto& b : tx.branches) {

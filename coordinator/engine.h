@@ -30,6 +30,21 @@
 // resumed from a precommit record after a restart waits for every
 // participant's answer.
 //
+// 2PC parallel commit (docs/protocol.md): Start writes a staging record (a
+// record with outcome pending, no reply) beside the prepares. Once every vote
+// is yes and that record is durable, commit is the only outcome any recovery
+// can reach, so the client is answered and the commits are sent at once; the
+// commit decision is written meanwhile as a write that rides on the next one
+// (PersistDecision::rides_next_write), and the finished mark waits for it.
+// A restart (or a group's next leader) resumes a staging record without a
+// decision by fencing every participant (SendFence: a keyless abort, which an
+// agent takes only if it has not voted yes, and which makes a late prepare
+// vote no): every participant prepared or committed -> commit; every one
+// answered and some fenced -> abort; fenced and committed both -> in doubt
+// (a participant forgot a commit), for an operator. A staging record older
+// than half the agents' outcome retention is not fenced but in doubt: its
+// participants may have committed and forgotten.
+//
 // Thread: not thread-safe; owned by the io thread of the service.
 #pragma once
 
@@ -89,7 +104,11 @@ struct SendDecision {
 struct PersistDecision {
   DecisionRecord record;
   AbortReason abort_reason = AbortReason::kVoteNo;  // for an abort: its class
-  bool again = false;  // a 3PC commit written again after its write failed (counted once)
+  bool again = false;  // a commit written again after its write failed (counted once)
+  // A 2PC commit whose staging record and yes votes already make it certain:
+  // nobody waits on it, so it may ride on the log's next write (still
+  // durable before the engine hears it persisted).
+  bool rides_next_write = false;
 };
 struct PersistFinished {
   std::string txid;
@@ -107,11 +126,16 @@ struct SendPrecommit {
   std::string txid;
   ParticipantRef to;
 };
+// 2PC recovery of a staging record: a keyless abort (see FenceAnswer).
+struct SendFence {
+  std::string txid;
+  ParticipantRef to;
+};
 }  // namespace action
 
 using Action = std::variant<action::SendPrepare, action::SendDecision, action::PersistDecision,
                             action::PersistFinished, action::ReplyClient, action::PersistPrecommit,
-                            action::SendPrecommit>;
+                            action::SendPrecommit, action::SendFence>;
 
 // A participant's answer to a precommit.
 enum class PrecommitAnswer {
@@ -119,6 +143,13 @@ enum class PrecommitAnswer {
   kCommitted,          // it committed (termination while the coordinator was away): commit is proven
   kAborted,            // it aborted (termination, or an abort of an earlier run)
   kUnknownTransaction  // no record and no outcome after its yes vote: it finished and forgot, or lost its database
+};
+
+// A participant's answer to a fence (a keyless POST /v1/abort).
+enum class FenceAnswer {
+  kFenced,     // it had not voted yes: it aborted, or left a tombstone, so it never will
+  kPrepared,   // it voted yes and holds the prepared record (the abort was refused)
+  kCommitted,  // it committed
 };
 
 struct EngineOptions {
@@ -133,6 +164,14 @@ struct EngineOptions {
   // next start or leader delivers it again), so a log that refuses every
   // write cannot grow the engine without bound.
   int64_t max_unmarked = Config{}.max_in_flight;
+  // How long agents remember a finished txid (the coordinator assumes its
+  // own config's value). A 2PC staging record older than half of it when
+  // resumed may have participants that committed and forgot: it is not
+  // fenced, and its outcome is in doubt.
+  int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
+  // Planted bugs for the simulator (tests/sim): never set in a binary.
+  bool unsafe_fenced_as_prepared = false;     // a fenced participant counts as prepared
+  bool unsafe_answer_before_staging = false;  // a 2PC commit is answered before its staging record is durable
 };
 
 // Where a transaction the coordinator holds is.
@@ -201,8 +240,12 @@ class Engine {
   void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   void OnPrecommitAcked(const std::string& txid, const std::string& participant, Result<PrecommitAnswer> answer,
                         int64_t now_ms);
+  // 2PC recovery: the answer to a SendFence.
+  void OnFenceAnswer(const std::string& txid, const std::string& participant, Result<FenceAnswer> answer,
+                     int64_t now_ms);
   // Recovery: a decided transaction from the log that not every participant
-  // acked, or a 3PC precommit record (outcome kPending) without a decision.
+  // acked, or a record with outcome kPending without a decision (a 3PC
+  // precommit record, or a 2PC staging record).
   void Resume(DecisionRecord record, int64_t now_ms);
   // Deadlines and redeliveries due by now_ms.
   void Tick(int64_t now_ms);
@@ -243,6 +286,8 @@ class Engine {
  private:
   enum class Phase {
     kPreparing,
+    // 2PC, resumed from a staging record: fencing the participants.
+    kFencing,
     kPrecommitting,
     kPrecommitted,
     kDeciding,
@@ -264,7 +309,9 @@ class Engine {
     int64_t next_send_ms = 0;
     int64_t backoff_ms = 0;
     std::string last_error;
-    // 3PC precommit delivery.
+    // 2PC recovery: the participant's answer to its fence.
+    std::optional<FenceAnswer> fence;
+    // 3PC precommit delivery; a 2PC fence is sent with the same fields.
     bool precommit_acked = false;
     bool precommit_sending = false;
     int64_t precommit_next_ms = 0;
@@ -289,11 +336,23 @@ class Engine {
     int votes_pending = 0;
     int64_t timeout_ms = 0;
     int64_t precommit_deadline_ms = 0;
-    // 3PC: the log holds its precommit record (written, or resumed from).
+    // The log holds its pending record (written, or resumed from): 3PC's
+    // precommit record, or 2PC's staging record.
     bool precommit_durable = false;
-    // 3PC: when to write the decision again after its write failed (0: not
-    // waiting to), and the wait before that. A commit waits in kPrecommitted
-    // (CommitUnrecorded), an abort in kAbortUnrecorded.
+    // 2PC: its staging record was written beside the prepares (cleared if
+    // that write failed).
+    bool staging = false;
+    // 2PC: the client was answered and the commits sent before the commit
+    // record was durable (the staging record and the yes votes made it certain).
+    bool answered_early = false;
+    // 2PC, resumed from its staging record: its outcome is in doubt (a
+    // participant was fenced and another committed, or the record was too
+    // old to fence), for an operator.
+    bool staging_in_doubt = false;
+    // With a pending record in the log: when to write the decision again
+    // after its write failed (0: not waiting to), and the wait before that.
+    // A 3PC commit waits in kPrecommitted (CommitUnrecorded), a 2PC commit in
+    // kDeciding, an abort in kAbortUnrecorded.
     int64_t record_again_ms = 0;
     int64_t record_again_backoff_ms = 0;
     // Every participant acked and the finished mark's write failed: when to
@@ -314,6 +373,10 @@ class Engine {
   void Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
               AbortReason abort_reason = AbortReason::kVoteNo);
   void StartPrecommit(Tx& tx, int64_t now_ms);
+  // 2PC: every vote yes and the staging record durable.
+  void AnswerEarly(Tx& tx, int64_t now_ms);
+  void SendFencesDue(Tx& tx, int64_t now_ms);
+  void CommitAgainIfDue(Tx& tx, int64_t now_ms);
   void SendPrecommitsDue(Tx& tx, int64_t now_ms);
   void PrecommitDeadline(Tx& tx, int64_t now_ms);
   // 3PC, undecided, and a participant answered its precommit unknown_transaction.

@@ -27,6 +27,7 @@ bool ExpectedStatus(AgentCall call, int status) {
     case AgentCall::kCommit:
     case AgentCall::kAbort: return status == 404;                      // unknown_transaction
     case AgentCall::kPrecommit: return status == 404 || status == 409;  // unknown_transaction, already_aborted
+    case AgentCall::kFence: return status == 409;                       // voted yes, or committed
     default: return false;
   }
 }
@@ -108,6 +109,14 @@ void HttpAgentTransport::Precommit(const ParticipantRef& to, const std::string& 
   AddTrace(cr, to, AgentCall::kPrecommit, txid);
   peers_.Send(std::move(cr),
               Observed(to, AgentCall::kPrecommit, Answer<PrecommitAnswer>(std::move(done), PrecommitAnswerOf)));
+}
+
+void HttpAgentTransport::Fence(const ParticipantRef& to, const std::string& txid,
+                               std::function<void(Result<FenceAnswer>)> done) {
+  http::ClientRequest cr = RequestTo(to, "POST", "/v1/abort");
+  cr.body = DumpJson(wire::ToJson(wire::AbortRequest{txid, std::string()}));
+  AddTrace(cr, to, AgentCall::kFence, txid);
+  peers_.Send(std::move(cr), Observed(to, AgentCall::kFence, Answer<FenceAnswer>(std::move(done), FenceAnswerOf)));
 }
 
 void HttpAgentTransport::ListPrepared(const ParticipantRef& to,

@@ -18,6 +18,7 @@ EngineOptions EngineOptionsFor(const Config& config, std::string self_url) {
   eo.retry_max_ms = config.retry_max_ms;
   eo.deliveries_per_participant = config.deliveries_per_participant;
   eo.max_unmarked = config.max_in_flight;
+  eo.outcome_retention_ms = config.outcome_retention_ms;
   return eo;
 }
 
@@ -69,7 +70,7 @@ Node::InDoubt Node::in_doubt() const {
   InDoubt counts;
   for (const TxView& v : engine_->List()) {
     if (v.outcome == Outcome::kPending) {
-      if (v.in_doubt) ++counts.precommit_unknown;
+      if (v.in_doubt) ++(v.protocol == wire::Protocol::k2pc ? counts.staging_unknown : counts.precommit_unknown);
       continue;
     }
     if (!v.undelivered()) continue;
@@ -487,8 +488,9 @@ void Node::FollowRecordedDecision(const std::string& txid, const Status& conflic
     if (!found.value()) {
       // The conflict was not on the txid (its Idempotency-Key is taken):
       // nothing durable says commit for this txid, so presumed abort holds
-      // (2PC; a 3PC commit has its precommit record, and the engine writes
-      // it again instead).
+      // (2PC: its staging record would have met the same key first; a 3PC
+      // commit has its precommit record, and the engine writes it again
+      // instead).
       log::Warn("decision_not_recorded", {{"txid", txid}, {"error", conflict.ToString()}});
       engine_->OnDecisionPersisted(txid, conflict, now);
       Pump();
@@ -768,7 +770,7 @@ void Node::Execute(Action& a) {
     // 3PC: every participant acked precommit (or the deadline passed); nothing says commit yet.
     if (commit && pd->record.protocol == wire::Protocol::k3pc)
       failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
-    log_.AppendDecision(std::move(pd->record), [this, txid, commit, again, heuristic, epoch = epoch_](Status s) {
+    auto written = [this, txid, commit, again, heuristic, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;  // a group leader that has stepped down since
       if (s.code() == StatusCode::kConflict) {
         AnswerForce(txid, s);
@@ -796,6 +798,26 @@ void Node::Execute(Action& a) {
       if (s.ok() && heuristic) ++metrics_.heuristic;  // an operator's, for a transaction in doubt
       engine_->OnDecisionPersisted(txid, s, timers_.NowMs());
       AnswerForce(txid, s);
+      Pump();
+    };
+    if (pd->rides_next_write) {
+      // The client may have been answered already (the staging record and
+      // the votes make the commit certain); with this failpoint the record is
+      // never written, as if the process died before its write.
+      if (failpoint::Active("coordinator.skip_early_commit_record")) return;
+      log_.AppendDecisionWithNextWrite(std::move(pd->record), std::move(written));
+    } else {
+      log_.AppendDecision(std::move(pd->record), std::move(written));
+    }
+  } else if (auto* sf = std::get_if<action::SendFence>(&a)) {
+    ParticipantRef to{sf->to.name, DeliveryUrl(sf->to)};
+    agents_.Fence(to, sf->txid, [this, txid = sf->txid, name = sf->to.name, epoch = epoch_](Result<FenceAnswer> answer) {
+      if (epoch != epoch_) return;
+      if (!answer.ok()) {
+        log::Warn("fence_failed",
+                  Traced(txid, {{"txid", txid}, {"participant", name}, {"error", answer.status().ToString()}}));
+      }
+      engine_->OnFenceAnswer(txid, name, std::move(answer), timers_.NowMs());
       Pump();
     });
   } else if (auto* pp = std::get_if<action::PersistPrecommit>(&a)) {

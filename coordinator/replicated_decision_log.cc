@@ -129,9 +129,7 @@ void ReplicatedDecisionLog::Start() { driver_->Start(); }
 
 void ReplicatedDecisionLog::Stop() {
   if (http_) http_->Stop();
-  auto finishing = std::move(finishing_);
-  finishing_.clear();
-  for (auto& w : finishing) w.done(Status::Unavailable("the coordinator is shutting down"));
+  FailHeld("the coordinator is shutting down");
   driver_->Stop("the coordinator is shutting down");
   if (writer_) writer_->Flush();
 }
@@ -146,11 +144,7 @@ void ReplicatedDecisionLog::OnRaftMessages(const std::string& body, http::Respon
 
 void ReplicatedDecisionLog::OnLeadership(bool ready) {
   const raft::Node& node = driver_->node();
-  if (!ready) {
-    auto finishing = std::move(finishing_);
-    finishing_.clear();
-    for (auto& w : finishing) w.done(Status::Unavailable("this member is no longer the leader"));
-  }
+  if (!ready) FailHeld("this member is no longer the leader");
   log::Info(ready ? "leader_ready" : "not_leader",
             {{"term", node.term()}, {"commit_index", node.commit_index()}, {"leader", leader_url()}});
   if (on_leadership_) on_leadership_(ready);
@@ -233,7 +227,9 @@ void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<
   // The reply is read back only to answer a retry with the same
   // Idempotency-Key; without one, every member would store it for nothing.
   if (record.idempotency_key.empty()) record.reply = nullptr;
-  if (options_.unsafe_complete_before_commit && record.outcome != Outcome::kPending) {
+  // (A 2PC staging record is answered on, like a decision; a 3PC precommit record is not.)
+  if (options_.unsafe_complete_before_commit &&
+      (record.outcome != Outcome::kPending || record.protocol == wire::Protocol::k2pc)) {
     driver_->Propose(EncodeCommand(command::Decide{std::move(record)}), [](Status) {});
     timers_.Post([done = std::move(done)] { done(Status::Ok()); });
     return;
@@ -241,17 +237,35 @@ void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<
   driver_->Propose(EncodeCommand(command::Decide{std::move(record)}), std::move(done));
 }
 
+// A 2PC commit whose client was answered already (its staging record and
+// the votes make it certain) is not urgent either: it rides in the next Ready
+// that appends, usually the next transaction's staging record.
+void ReplicatedDecisionLog::AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) {
+  if (driver_->stopped()) {
+    done(Status::Unavailable("the coordinator is shutting down"));
+    return;
+  }
+  if (!driver_->leader_ready()) {
+    done(Status::Unavailable("not the leader"));
+    return;
+  }
+  if (record.idempotency_key.empty()) record.reply = nullptr;
+  riding_.push_back({EncodeCommand(command::Decide{std::move(record)}), std::move(done)});
+  ArmHeldLinger();
+}
+
 namespace {
-// How long finished marks wait for a Ready with entries of its own to ride
-// in. A mark usually arrives with the next transaction's votes, whose
-// decision follows within this; alone, each mark would be a Raft write with
-// an fsync on every member, and the next decision would queue behind it.
-constexpr int64_t kFinishLingerMs = 5;
+// How long held writes wait for a Ready with entries of its own to ride in.
+// A finished mark usually arrives with the next transaction's votes, and a
+// held decision with its staging record, both within this; alone, each would
+// be a Raft write with an fsync on every member, and the next transaction's
+// writes would queue behind it.
+constexpr int64_t kHeldLingerMs = 5;
 }  // namespace
 
 // Finished marks are not urgent (a mark lost in a crash only means the
 // decision is delivered again): they are proposed together, as one entry, in
-// the next Ready that appends anything else, or after kFinishLingerMs.
+// the next Ready that appends anything else, or after kHeldLingerMs.
 void ReplicatedDecisionLog::MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) {
   if (driver_->stopped()) {
     done(Status::Unavailable("the coordinator is shutting down"));
@@ -262,20 +276,36 @@ void ReplicatedDecisionLog::MarkFinished(std::string txid, int64_t finished_ms, 
     return;
   }
   finishing_.push_back({command::Finish{std::move(txid), finished_ms}, std::move(done)});
-  if (finish_linger_armed_) return;
-  finish_linger_armed_ = true;
-  timers_.After(kFinishLingerMs, [this, alive = alive_] {
+  ArmHeldLinger();
+}
+
+void ReplicatedDecisionLog::ArmHeldLinger() {
+  if (held_linger_armed_) return;
+  held_linger_armed_ = true;
+  timers_.After(kHeldLingerMs, [this, alive = alive_] {
     if (!*alive) return;
-    finish_linger_armed_ = false;
-    ProposeFinished();
+    held_linger_armed_ = false;
+    ProposeHeld();
   });
 }
 
-void ReplicatedDecisionLog::OnBeforeReady() {
-  if (!finishing_.empty() && driver_->node().HasPendingAppend()) ProposeFinished();
+void ReplicatedDecisionLog::FailHeld(const std::string& why) {
+  auto riding = std::move(riding_);
+  riding_.clear();
+  auto finishing = std::move(finishing_);
+  finishing_.clear();
+  for (auto& d : riding) d.done(Status::Unavailable(why));
+  for (auto& w : finishing) w.done(Status::Unavailable(why));
 }
 
-void ReplicatedDecisionLog::ProposeFinished() {
+void ReplicatedDecisionLog::OnBeforeReady() {
+  if ((!riding_.empty() || !finishing_.empty()) && driver_->node().HasPendingAppend()) ProposeHeld();
+}
+
+void ReplicatedDecisionLog::ProposeHeld() {
+  auto riding = std::move(riding_);
+  riding_.clear();
+  for (auto& d : riding) driver_->Propose(std::move(d.command), std::move(d.done));
   if (finishing_.empty()) return;
   auto batch = std::make_shared<std::vector<FinishWaiter>>(std::move(finishing_));
   finishing_.clear();
@@ -291,7 +321,7 @@ void ReplicatedDecisionLog::PutParticipant(RegistryEntry entry, std::function<vo
 }
 
 void ReplicatedDecisionLog::Barrier(std::function<void(Status)> done) {
-  ProposeFinished();  // finished marks held back were appended before it
+  ProposeHeld();  // the writes held back were appended before it
   driver_->Barrier(std::move(done));
 }
 

@@ -93,6 +93,8 @@ class ReplicatedDecisionLog final : public DecisionLog {
   // The local state machine as it is now (call when leader_ready()).
   Result<RecoveredLog> Recover() override;
   void AppendDecision(DecisionRecord record, std::function<void(Status)> done) override;
+  // Held like finished marks, and proposed before them.
+  void AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) override;
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override;
   void PutParticipant(RegistryEntry entry, std::function<void(Status)> done) override;
   // An empty Raft entry (raft::Driver::Barrier), after the finished marks held.
@@ -149,10 +151,15 @@ class ReplicatedDecisionLog final : public DecisionLog {
   // Runs fn on the storage thread once a ReadIndex round confirms leadership.
   template <class T>
   void Read(std::function<Result<T>(sqlite::Database&)> read, std::function<void(Result<T>)> done);
-  void ProposeFinished();
-  // Before each Ready: proposes the finished marks held if the Ready appends
-  // entries anyway, so that they ride in its write; otherwise they wait for
-  // the linger's timer.
+  // Proposes the decisions and finished marks held.
+  void ProposeHeld();
+  // Held writes are proposed after kHeldLingerMs at the latest.
+  void ArmHeldLinger();
+  // Fails every held write with `why`.
+  void FailHeld(const std::string& why);
+  // Before each Ready: proposes the decisions and finished marks held if the
+  // Ready appends entries anyway, so that they ride in its write; otherwise
+  // they wait for the linger's timer.
   void OnBeforeReady();
   void SetMemberUrl(const std::string& id, const std::string& url);
   // The binary's: serializes a snapshot on a thread of its own (raft::DriverOptions::read_snapshot).
@@ -179,8 +186,13 @@ class ReplicatedDecisionLog final : public DecisionLog {
     command::Finish mark;
     std::function<void(Status)> done;
   };
-  std::vector<FinishWaiter> finishing_;  // coalesced into one entry by ProposeFinished
-  bool finish_linger_armed_ = false;
+  std::vector<FinishWaiter> finishing_;  // coalesced into one entry by ProposeHeld
+  struct HeldDecision {
+    std::string command;  // an encoded command::Decide
+    std::function<void(Status)> done;
+  };
+  std::vector<HeldDecision> riding_;  // proposed, in order, by ProposeHeld
+  bool held_linger_armed_ = false;
   // Timer callbacks check it: they may fire after this object is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::function<void(bool)> on_leadership_;

@@ -7,7 +7,7 @@ namespace commitd::coordinator {
 namespace {
 
 constexpr AgentCall kRoundTripCalls[] = {AgentCall::kPrepare, AgentCall::kPrecommit, AgentCall::kCommit,
-                                         AgentCall::kAbort};
+                                         AgentCall::kAbort, AgentCall::kFence};
 constexpr AgentCallError kErrors[] = {AgentCallError::kTimeout,    AgentCallError::kUnreachable,
                                       AgentCallError::kRefused,    AgentCallError::kOverloaded,
                                       AgentCallError::kRejected,   AgentCallError::kServerError};
@@ -32,12 +32,16 @@ ServiceMetrics::ServiceMetrics(const std::string& version, const std::string& co
           "commitd_transactions_in_doubt",
           "Transactions waiting on delivery or an operator: undelivered (decided by the protocol), held "
           "(decided by an operator), foreign_log (prepared under another decision log, waiting for an operator), "
-          "precommit_unknown (3PC, undecided: a participant no longer knows it, waiting for an operator).",
+          "precommit_unknown (3PC, undecided: a participant no longer knows it, waiting for an operator), "
+          "staging_unknown (2PC, undecided, resumed from its staging record: a participant may have forgotten a "
+          "commit, waiting for an operator).",
           {{"kind", "undelivered"}})),
       in_doubt_held_(registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "held"}})),
       in_doubt_foreign_log_(registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "foreign_log"}})),
       in_doubt_precommit_unknown_(
           registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "precommit_unknown"}})),
+      in_doubt_staging_unknown_(
+          registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "staging_unknown"}})),
       in_flight_(registry_.AddGauge("commitd_transactions_in_flight",
                                     "Transactions the coordinator holds: undecided, or decided and being delivered.")),
       log_batch_size_(registry_.AddHistogram("commitd_decision_log_batch_size",
@@ -178,6 +182,7 @@ void ServiceMetrics::RefreshFromNode() {
   in_doubt_held_.Set(static_cast<double>(in_doubt.held));
   in_doubt_foreign_log_.Set(static_cast<double>(in_doubt.foreign_log));
   in_doubt_precommit_unknown_.Set(static_cast<double>(in_doubt.precommit_unknown));
+  in_doubt_staging_unknown_.Set(static_cast<double>(in_doubt.staging_unknown));
   // Participants: every registered one has series; a removed one loses them.
   std::set<std::string> registered;
   for (const ParticipantStatus& p : node.Participants()) {

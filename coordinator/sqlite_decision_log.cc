@@ -121,6 +121,16 @@ Result<RecoveredLog> SqliteDecisionLog::Recover() {
 }
 
 void SqliteDecisionLog::AppendDecision(DecisionRecord record, std::function<void(Status)> done) {
+  Append(std::move(record), Durability::kSyncNow, std::move(done));
+}
+
+// A 2PC commit whose client was answered already (its staging record and the
+// votes make it certain) rides on the next batch's fsync.
+void SqliteDecisionLog::AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) {
+  Append(std::move(record), Durability::kSyncWithNext, std::move(done));
+}
+
+void SqliteDecisionLog::Append(DecisionRecord record, Durability durability, std::function<void(Status)> done) {
   // Serializing the record happens on the storage thread, off the io thread.
   queue_->Submit(StorageJob{[record = std::move(record)](sqlite::Database& db) {
                               if (failpoint::Active("decision_log.fail_append")) {
@@ -128,7 +138,7 @@ void SqliteDecisionLog::AppendDecision(DecisionRecord record, std::function<void
                               }
                               return DecisionStore(db).InsertDecision(record);
                             },
-                            std::move(done)});
+                            std::move(done), nullptr, durability});
 }
 
 // A finished mark is written when the agents' acknowledgements arrive, which

@@ -37,6 +37,7 @@ class SqliteDecisionLog final : public DecisionLog {
 
   Result<RecoveredLog> Recover() override;
   void AppendDecision(DecisionRecord record, std::function<void(Status)> done) override;
+  void AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) override;
   void MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) override;
   void PutParticipant(RegistryEntry entry, std::function<void(Status)> done) override;
   void Barrier(std::function<void(Status)> done) override;
@@ -59,6 +60,7 @@ class SqliteDecisionLog final : public DecisionLog {
   void AddOwnUrl(std::string url, std::function<void(Status)> done);
 
  private:
+  void Append(DecisionRecord record, Durability durability, std::function<void(Status)> done);
   SqliteDecisionLog(sqlite::Database& db, StorageQueue& queue, Post post) : db_(&db), queue_(&queue), post_(std::move(post)) {}
   template <class T>
   void PostRead(std::function<T(sqlite::Database&)> read, std::function<void(T)> done);

@@ -140,13 +140,15 @@ function total(m, name, keep) {
   return sum;
 }
 
-// Undecided transactions, as the in-flight table lists them: a 3PC one left in
-// doubt is counted (and listed) under in doubt instead. A coordinator without
+// Undecided transactions, as the in-flight table lists them: one left in
+// doubt for an operator (3PC, or 2PC from its staging record) is counted (and
+// listed) under in doubt instead. A coordinator without
 // the undecided gauge: everything it holds.
 function inFlightCount(m) {
   const undecided = total(m, "commitd_transactions_undecided");
   if (undecided === null) return total(m, "commitd_transactions_in_flight");
-  const settledByOperator = total(m, "commitd_transactions_in_doubt", (l) => l.kind === "precommit_unknown") || 0;
+  const settledByOperator =
+    total(m, "commitd_transactions_in_doubt", (l) => l.kind === "precommit_unknown" || l.kind === "staging_unknown") || 0;
   return Math.max(0, undecided - settledByOperator);
 }
 

@@ -9,11 +9,20 @@ Failpoints (environment variable COMMITD_FAILPOINTS, comma-separated names):
   agent.crash_after_prepare_durable  the agent SIGKILLs itself once its
                                      prepared record is durable, before the
                                      vote is sent
+  coordinator.skip_early_commit_record
+                                     a 2PC commit answered on its staging
+                                     record and the votes is never written
+  coordinator.crash_after_precommit_durable
+                                     commitd aborts itself once a pending
+                                     record (2PC staging, 3PC precommit) is
+                                     durable
 
 Every process gets a --config with short timeouts (harness.FAST_CONFIG).
 """
 
 import os
+import signal
+import sqlite3
 import sys
 import time
 
@@ -61,6 +70,85 @@ def test_coordinator_crash_between_decision_and_delivery():
         status, tx = c.tx_status(txid)
         assert status == 200 and tx["outcome"] == "committed", (status, tx)
         assert_applied(c, txid)
+
+
+def recorded_outcome(c, txid):
+    """The outcome the coordinator's decision log holds for txid (None: no record)."""
+    db = sqlite3.connect(os.path.join(c.data_dir, "decisions.db"))
+    try:
+        row = db.execute("SELECT outcome FROM decisions WHERE txid = ?", (txid,)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+def test_coordinator_crash_after_answering_commit_before_its_record():
+    # The client hears commit once every vote is yes and the staging record
+    # is durable; the commit record follows. Killed before it is written (and
+    # before any commit was sent), the restarted coordinator finds only the
+    # staging record, fences both participants, finds both prepared, and
+    # commits: what the client heard holds.
+    env = {FAILPOINTS: "coordinator.skip_early_commit_record,coordinator.skip_commit_delivery"}
+    with Cluster(coordinator_env=env) as c:
+        body = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30, idem_key="early-k",
+                                        timeout_ms=LONG_TX_TIMEOUT_MS), 200, "transfer")
+        assert body["outcome"] == "committed", body
+        txid = body["txid"]
+        assert recorded_outcome(c, txid) == "pending"
+        assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
+
+        c.coordinator.kill9()
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+
+        assert_applied(c, txid)
+        eventually(lambda: recorded_outcome(c, txid) == "committed", timeout=30, what="the commit recorded")
+        status, tx = c.tx_status(txid)
+        assert status == 200 and tx["outcome"] == "committed", (status, tx)
+        # A retry with the key is answered from the record: the same commit,
+        # without the rows a SELECT read (they went to the first answer only).
+        again = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30, idem_key="early-k"), 200,
+                              "same key after recovery")
+        assert again["txid"] == txid and again["outcome"] == "committed", again
+        assert all(b["results"] is None for b in again["branches"]), again
+        assert_applied(c, txid)
+
+
+def test_coordinator_crash_after_staging_record_with_a_prepare_lost():
+    # commitd dies once the staging record is durable; bank-b, frozen, never
+    # read its prepare and dies too. Restarted, the coordinator fences both:
+    # bank-a voted yes (prepared), bank-b leaves a tombstone (fenced), so the
+    # transaction aborts and bank-a's prepared changes are rolled back.
+    with Cluster(coordinator_env={FAILPOINTS: "coordinator.crash_after_precommit_durable"}) as c:
+        c.agent("bank-b").popen.send_signal(signal.SIGSTOP)
+        try:
+            status, _ = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=LONG_TX_TIMEOUT_MS)
+        except Exception as e:  # noqa: BLE001 - the coordinator dies under the request
+            status = repr(e)
+        assert status != 200, status
+        c.coordinator.wait_exit(timeout=10)
+        db = sqlite3.connect(os.path.join(c.data_dir, "decisions.db"))
+        try:
+            pending = [row[0] for row in db.execute("SELECT txid FROM decisions WHERE outcome = 'pending'")]
+        finally:
+            db.close()
+        assert len(pending) == 1, pending
+        txid = pending[0]
+
+        c.agent("bank-b").kill9()
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+        c.agent("bank-b").start(env={}).wait_healthy()
+
+        c.eventually_nothing_prepared(timeout=60)
+        eventually(lambda: recorded_outcome(c, txid) == "aborted", timeout=30, what="the abort recorded")
+        status, tx = c.tx_status(txid)
+        assert status == 200 and tx["outcome"] == "aborted" and "bank-b" in tx.get("reason", ""), (status, tx)
+        assert c.balances("bank-a") == c.seed("bank-a")
+        assert c.balances("bank-b") == c.seed("bank-b")
+        assert c.journal("bank-a") == [] and c.journal("bank-b") == []
+        ok = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30), 200, "transfer after recovery")
+        assert_applied(c, ok["txid"])
 
 
 def test_agent_crash_after_voting_yes():

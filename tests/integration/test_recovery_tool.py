@@ -9,6 +9,7 @@ Run one test: python3 test_recovery_tool.py --bin-dir build/release/bin test_for
 import json
 import os
 import random
+import signal
 import sqlite3
 import sys
 import threading
@@ -163,41 +164,109 @@ def test_offline_recover_after_everything_crashed():
         assert rc == 1 and "plan only" in out and "by-hand-1" in out, (rc, out, err)
 
         rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply", "--json")
-        assert rc == 0, f"recover --apply: exit {rc}\n{out}\n{err}"
         applied = json.loads(out)
-        assert applied["ok"] is True, applied
-        for step in applied["steps"]:
+        # A 2PC transfer the crash caught between its staging record and a
+        # vote is held prepared by some participant only: which database is
+        # the other's cannot be told offline, so only the coordinator, which
+        # fences every participant, decides it.
+        left = [s for s in applied["steps"] if s["action"] == "refuse"]
+        assert all("staging record" in s["why"] and s["result"] == "left in place" for s in left), left
+        assert rc == (1 if left else 0), f"recover --apply: exit {rc}\n{out}\n{err}"
+        assert applied["ok"] is (not left), applied
+        settled_offline = [s for s in applied["steps"] if s["action"] != "refuse"]
+        for step in settled_offline:
             want = "committed" if step["action"] == "commit" else "aborted"
             assert step["result"] == want, step
 
-        assert_nothing_prepared_in_files(c)
+        left_prepared = {(s["txid"], s["database"]) for s in left}
+        for name, bank in c.banks.items():
+            held = {(txid, bank.db) for txid in harness.prepared_in_db(bank.db)}
+            assert held == {p for p in left_prepared if p[1] == bank.db}, (name, held, left_prepared)
         transfers = assert_consistent(c)
-        harness.log(f"{transfers} transfers committed; {len(applied['steps'])} records settled offline")
-        for step in applied["steps"]:
+        harness.log(f"{transfers} transfers committed; {len(settled_offline)} records settled offline, "
+                    f"{len(left)} left for the coordinator")
+        for step in settled_offline:
             bank = [n for n, b in c.banks.items() if b.db == step["database"]][0]
             in_journal = bool(c.journal(bank, step["txid"]))
             assert in_journal == (step["action"] == "commit"), (step, c.journal(bank, step["txid"]))
 
         rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply")
-        assert rc == 0 and "nothing to recover" in out, (rc, out, err)
-        rc, out, err = ctl("inspect", *db_flags(c), "--json")
-        assert rc == 0, (rc, out, err)
-        assert all(not d["prepared"] for d in json.loads(out)["participant_dbs"]), out
+        assert (rc, "nothing to recover" in out) == ((1, False) if left else (0, True)), (rc, out, err)
         rc, out, err = ctl("log", "dump", "--data-dir", c.data_dir)
         assert rc == 0, (rc, out, err)
         lines = [json.loads(line) for line in out.splitlines()]
         assert {line["type"] for line in lines} <= {"decision", "participant"}, lines[:3]
         assert {line["name"] for line in lines if line["type"] == "participant"} == set(c.banks), lines
         committed = {line["txid"] for line in lines if line["type"] == "decision" and line["outcome"] == "committed"}
-        assert {row[0] for row in c.journal("bank-a")} <= committed
+        # A 2PC commit answered on its staging record may have died before its
+        # commit record: the restarted coordinator records it (fencing).
+        staged = {line["txid"] for line in lines if line["type"] == "decision" and line["outcome"] == "pending"}
+        assert {row[0] for row in c.journal("bank-a")} <= committed | staged
 
         settled = snapshot(c)
         c.start_all()
         wait_services_agree(c)
-        assert snapshot(c) == settled, "restarting changed a settled database"
+        if not left:
+            assert snapshot(c) == settled, "restarting changed a settled database"
+        assert_consistent(c)
+        for txid in staged & {row[0] for row in c.journal("bank-a")}:
+            eventually(lambda txid=txid: c.tx_status(txid)[1].get("outcome") == "committed", timeout=30,
+                       what=f"the staged commit {txid} recorded")
         # Between accounts the random load never touched: a load account may be empty by now.
         body = expect_status(c.transfer("bank-a", "grace", "bank-b", "heidi", 1), 200, "transfer after recovery")
         assert body["outcome"] == "committed", body
+
+
+def test_offline_recover_of_a_staging_record_commits_what_every_participant_holds_prepared():
+    # Answered on its staging record and the votes, the commit never reaches
+    # the log or the participants: offline, both hold it prepared, which
+    # proves every yes vote.
+    env = {"COMMITD_FAILPOINTS": "coordinator.skip_early_commit_record,coordinator.skip_commit_delivery"}
+    with Cluster(coordinator_env=env) as c:
+        body = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=60000), 200, "transfer")
+        txid = body["txid"]
+        c.kill9_all()
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply", "--json")
+        assert rc == 0, f"recover --apply: exit {rc}\n{out}\n{err}"
+        steps = json.loads(out)["steps"]
+        assert len(steps) == 2 and all(s["txid"] == txid and s["action"] == "commit" for s in steps), steps
+        assert all("staging record" in s["why"] and "all 2" in s["why"] for s in steps), steps
+        assert all(s["result"] == "committed" for s in steps), steps
+        assert c.balances("bank-a")["alice"] == 70 and c.balances("bank-b")["bob"] == 80
+        c.coordinator.start(env={})  # without the failpoints
+        c.start_all()
+        wait_services_agree(c)
+        eventually(lambda: c.tx_status(txid)[1].get("outcome") == "committed", timeout=30, what="the commit recorded")
+        assert_consistent(c)
+
+
+def test_offline_recover_leaves_a_staging_record_some_participant_never_prepared_to_the_coordinator():
+    # The coordinator dies once the staging record is durable; bank-b, frozen,
+    # never read its prepare. Offline, bank-a's record cannot be settled (the
+    # other database shows nothing, and which participant it is cannot be
+    # told); the restarted coordinator fences both and aborts.
+    with Cluster(coordinator_env={"COMMITD_FAILPOINTS": "coordinator.crash_after_precommit_durable"}) as c:
+        c.agent("bank-b").popen.send_signal(signal.SIGSTOP)
+        try:
+            c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=60000, http_timeout=10)
+        except OSError:
+            pass
+        c.coordinator.wait_exit(timeout=10)
+        c.kill9_all()
+        a_db = c.bank("bank-a").db
+        if not harness.prepared_in_db(a_db):
+            return  # bank-a's prepare did not leave before the crash: nothing prepared anywhere
+        (txid,) = harness.prepared_in_db(a_db)
+        rc, out, err = ctl("recover", "--data-dir", c.data_dir, *db_flags(c), "--apply", "--json")
+        assert rc == 1, f"recover --apply: exit {rc}\n{out}\n{err}"
+        (step,) = json.loads(out)["steps"]
+        assert step["txid"] == txid and step["action"] == "refuse" and "1 of its 2" in step["why"], step
+        assert harness.prepared_in_db(a_db) == {txid: "prepared"}
+        c.start_all()
+        wait_services_agree(c)
+        status, tx = c.tx_status(txid)
+        assert status == 200 and tx["outcome"] == "aborted", (status, tx)
+        assert c.balances("bank-a") == c.seed("bank-a") and c.balances("bank-b") == c.seed("bank-b")
 
 
 def test_offline_recover_commits_undelivered_decisions():

@@ -29,8 +29,16 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
 
   Result<coordinator::RecoveredLog> Recover() override { return store_.Recover(); }
   void AppendDecision(DecisionRecord record, std::function<void(Status)> done) override {
+    Append(std::move(record), std::move(done), /*with_next_write=*/false);
+  }
+  void AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) override {
+    Append(std::move(record), std::move(done), /*with_next_write=*/true);
+  }
+  void Append(DecisionRecord record, std::function<void(Status)> done, bool with_next_write) {
     const bool decided = record.outcome != Outcome::kPending;
-    if (decided && node_.ctx_.bug == Bug::kForgetDecision) {
+    // A 2PC staging record is what a commit answered early stands on: the bug forgets it too.
+    const bool forgettable = decided || record.protocol == wire::Protocol::k2pc;
+    if (forgettable && node_.ctx_.bug == Bug::kForgetDecision) {
       node_.ctx_.Log(node_.name_, "BUG forget-decision: " + record.txid + " " +
                                       std::string(coordinator::OutcomeName(record.outcome)) + " not written");
       node_.queue_.Submit(StorageJob{[](sqlite::Database&) { return Status::Ok(); }, std::move(done)});
@@ -42,7 +50,11 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
     if (decided && node_.ctx_.client_retries && !record.idempotency_key.empty()) {
       node_.ctx_.checker.OnIdempotencyKey(record.txid, record.idempotency_key);
     }
-    store_.AppendDecision(std::move(record), std::move(done));
+    if (with_next_write) {
+      store_.AppendDecisionWithNextWrite(std::move(record), std::move(done));
+    } else {
+      store_.AppendDecision(std::move(record), std::move(done));
+    }
   }
   // Then compacts: finished decisions older than kFinishedRetentionMs are
   // deleted, which presumed abort allows. It makes an early ack (a participant
@@ -167,6 +179,8 @@ Status CoordinatorNode::Start() {
   options.unsafe_presume_without_record = ctx_.bug == Bug::kPresumeWithoutRecord;
   options.unsafe_no_retake = ctx_.bug == Bug::kNoLetGoRetake;
   options.unsafe_replay_as_abort = ctx_.bug == Bug::kReplayAsAbort;
+  options.engine.unsafe_fenced_as_prepared = ctx_.bug == Bug::kFencedAsPrepared;
+  options.engine.unsafe_answer_before_staging = ctx_.bug == Bug::kAnswerBeforeStaging;
   if (ctx_.max_unmarked) options.engine.max_unmarked = *ctx_.max_unmarked;
   node_ = std::make_unique<coordinator::Node>(std::move(options), *log_, *agents_, *timers_, entropy_, nullptr);
   up_ = true;

@@ -20,7 +20,9 @@ std::string DescribeCommand(const raft::Entry& e) {
   auto c = coordinator::DecodeCommand(e.data);
   if (!c.ok()) return "undecodable";
   if (auto* d = std::get_if<command::Decide>(&*c)) {
-    return (d->record.outcome == Outcome::kPending ? "precommit record " : "decision ") + d->record.txid + " " +
+    const bool pending = d->record.outcome == Outcome::kPending;
+    const bool staging = pending && d->record.protocol == wire::Protocol::k2pc;
+    return (staging ? "staging record " : pending ? "precommit record " : "decision ") + d->record.txid + " " +
            std::string(coordinator::OutcomeName(d->record.outcome));
   }
   if (auto* f = std::get_if<command::Finish>(&*c)) return "finished " + f->txid;
@@ -159,6 +161,8 @@ Status GroupMemberNode::Start() {
   no.unsafe_presume_without_record =
       ctx_.bug == Bug::kGroupPresumeWithoutRecord || ctx_.bug == Bug::kGroupStaleRead;
   no.unsafe_no_retake = ctx_.bug == Bug::kGroupNoRetake;
+  no.engine.unsafe_fenced_as_prepared = ctx_.bug == Bug::kFencedAsPrepared;
+  no.engine.unsafe_answer_before_staging = ctx_.bug == Bug::kAnswerBeforeStaging;
   if (ctx_.max_unmarked) no.engine.max_unmarked = *ctx_.max_unmarked;
   node_ = std::make_unique<coordinator::Node>(std::move(no), *log_, *agents_, *node_timers_, entropy_,
                                               leadership_.get());

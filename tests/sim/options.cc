@@ -20,6 +20,8 @@ std::optional<Bug> ParseBug(std::string_view name) {
   if (name == "group-no-retake") return Bug::kGroupNoRetake;
   if (name == "no-let-go-retake") return Bug::kNoLetGoRetake;
   if (name == "replay-as-abort") return Bug::kReplayAsAbort;
+  if (name == "fenced-as-prepared") return Bug::kFencedAsPrepared;
+  if (name == "answer-before-staging") return Bug::kAnswerBeforeStaging;
   if (name == "commit-without-fsync") return Bug::kCommitWithoutFsync;
   return std::nullopt;
 }
@@ -61,6 +63,8 @@ std::string_view BugName(Bug bug) {
     case Bug::kGroupNoRetake: return "group-no-retake";
     case Bug::kNoLetGoRetake: return "no-let-go-retake";
     case Bug::kReplayAsAbort: return "replay-as-abort";
+    case Bug::kFencedAsPrepared: return "fenced-as-prepared";
+    case Bug::kAnswerBeforeStaging: return "answer-before-staging";
     case Bug::kCommitWithoutFsync: return "commit-without-fsync";
   }
   return "none";

@@ -84,6 +84,23 @@ void SimAgentTransport::Precommit(const coordinator::ParticipantRef& to, const s
                             });
 }
 
+void SimAgentTransport::Fence(const coordinator::ParticipantRef& to, const std::string& txid,
+                              std::function<void(Result<coordinator::FenceAnswer>)> done) {
+  using coordinator::FenceAnswer;
+  ctx_.Log(from_, "send fence " + txid + " -> " + to.name);
+  Exchange<FenceAnswer>(ctx_, from_, NodeOf(to.url),
+                        Request{"POST", "/v1/abort", wire::ToJson(wire::AbortRequest{txid, std::string()}), {}},
+                        ctx_.config.request_timeout_ms, coordinator::FenceAnswerOf,
+                        [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<FenceAnswer> answer) {
+                          ctx->Log(from, "fence answer " + txid + " from " + name + ": " +
+                                              (!answer.ok() ? Describe(answer.status())
+                                               : *answer == FenceAnswer::kFenced   ? "fenced"
+                                               : *answer == FenceAnswer::kPrepared ? "prepared"
+                                                                                   : "committed"));
+                          done(std::move(answer));
+                        });
+}
+
 void SimAgentTransport::ListPrepared(const coordinator::ParticipantRef& to,
                                      std::function<void(Result<std::vector<coordinator::PreparedAtAgent>>)> done) {
   Exchange<std::vector<coordinator::PreparedAtAgent>>(

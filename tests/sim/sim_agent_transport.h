@@ -20,6 +20,8 @@ class SimAgentTransport final : public coordinator::AgentTransport {
                std::function<void(Result<wire::Vote>)> done) override;
   void Deliver(const coordinator::ParticipantRef& to, const std::string& txid, coordinator::Outcome outcome,
                const std::string& key, std::function<void(Result<coordinator::DecisionAck>)> done) override;
+  void Fence(const coordinator::ParticipantRef& to, const std::string& txid,
+             std::function<void(Result<coordinator::FenceAnswer>)> done) override;
   void Precommit(const coordinator::ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                  std::function<void(Result<coordinator::PrecommitAnswer>)> done) override;
   void ListPrepared(const coordinator::ParticipantRef& to,

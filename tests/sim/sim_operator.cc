@@ -27,7 +27,10 @@ void Operator::Poll() {
         const bool foreign = t.value("state", "") == "in_doubt";  // prepared under a replaced log
         if (!foreign && !t.value("in_doubt", false)) continue;
         any = true;
-        Settle(t.value("txid", ""), /*needs_forgotten=*/!foreign);
+        // A 2PC staging record is in doubt when it is old enough that its
+        // participants may have forgotten a commit, even if none has yet.
+        const bool staging = t.value("protocol", "") == "2pc";
+        Settle(t.value("txid", ""), /*needs_forgotten=*/!foreign && !staging);
       }
     }
     busy_ = any || r.status != 200;

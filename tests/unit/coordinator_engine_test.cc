@@ -968,3 +968,275 @@ TEST_CASE("a txid is started once: a second start is refused and leaves the firs
   REQUIRE(answers.size() == 1);
   CHECK(answers[0].client == 1);
 }
+
+namespace {
+
+DecisionRecord StagingRecord(const std::string& txid) {
+  DecisionRecord r;
+  r.txid = txid;
+  r.protocol = wire::Protocol::k2pc;
+  r.outcome = Outcome::kPending;
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
+  r.created_ms = 5;
+  return r;
+}
+
+// A transfer started from a staging record resumed after a restart, its fences sent.
+void ResumedFromStaging(Engine& e, const std::string& txid) {
+  e.Resume(StagingRecord(txid), 0);
+  auto fences = Only<action::SendFence>(e.TakeActions());
+  REQUIRE(fences.size() == 2);
+  CHECK(fences[0].to.name == "bank-a");
+  CHECK(e.undecided() == 1);
+  CHECK(e.Find(txid)->outcome == Outcome::kPending);
+}
+
+}  // namespace
+
+TEST_CASE("2pc: the staging record goes out before the prepares, without a reply") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  auto a = e.TakeActions();
+  REQUIRE(a.size() == 3);
+  auto* staging = std::get_if<action::PersistPrecommit>(&a[0]);
+  REQUIRE(staging != nullptr);
+  CHECK(staging->record.outcome == Outcome::kPending);
+  CHECK(staging->record.protocol == wire::Protocol::k2pc);
+  CHECK(staging->record.participants.size() == 2);
+  CHECK(staging->record.reply.is_null());
+  CHECK(Only<action::SendPrepare>(a).size() == 2);
+}
+
+TEST_CASE("2pc: all yes with the staging record durable: the client hears commit and the commits go out at once; "
+          "the finished mark waits for the decision record") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  CHECK(e.TakeActions().empty());
+  e.OnVote("t", "bank-a", Yes("t"), 2);
+  e.OnVote("t", "bank-b", Yes("t"), 3);
+  auto a = e.TakeActions();
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kCommitted);
+  CHECK(persist[0].rides_next_write);
+  CHECK(persist[0].record.reply["outcome"] == "committed");  // the full reply, for a replay
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK(replies[0].body["outcome"] == "committed");
+  auto sends = Only<action::SendDecision>(a);
+  REQUIRE(sends.size() == 2);
+  CHECK(sends[0].outcome == Outcome::kCommitted);
+  CHECK(e.Find("t")->outcome == Outcome::kCommitted);  // certain, so a reader hears it too
+  CHECK(e.undecided() == 0);
+
+  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 4);
+  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 4);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).empty());  // the record is not durable yet
+  e.OnDecisionPersisted("t", Status::Ok(), 5);
+  a = e.TakeActions();
+  CHECK(Only<action::SendDecision>(a).empty());  // not sent again
+  CHECK(Only<action::ReplyClient>(a).empty());   // not answered again
+  REQUIRE(Only<action::PersistFinished>(a).size() == 1);
+}
+
+TEST_CASE("2pc: votes in before the staging record is durable: the client hears commit once it is") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnVote("t", "bank-a", Yes("t"), 1);
+  e.OnVote("t", "bank-b", Yes("t"), 1);
+  auto a = e.TakeActions();
+  REQUIRE(Only<action::PersistDecision>(a).size() == 1);
+  CHECK(Only<action::ReplyClient>(a).empty());
+  CHECK(Only<action::SendDecision>(a).empty());
+  CHECK(e.Find("t")->outcome == Outcome::kPending);
+  e.OnPrecommitPersisted("t", Status::Ok(), 2);
+  a = e.TakeActions();
+  REQUIRE(Only<action::ReplyClient>(a).size() == 1);
+  CHECK(Only<action::SendDecision>(a).size() == 2);
+}
+
+TEST_CASE("2pc: a staging record that could not be written leaves the decision record to decide, before the answer") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Conflict("idempotency key 'k' already used by t0"), 1);
+  e.OnVote("t", "bank-a", Yes("t"), 2);
+  e.OnVote("t", "bank-b", Yes("t"), 2);
+  auto a = e.TakeActions();
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK_FALSE(persist[0].rides_next_write);
+  CHECK(Only<action::ReplyClient>(a).empty());
+  CHECK(Only<action::SendDecision>(a).empty());
+  e.OnDecisionPersisted("t", Status::Ok(), 3);
+  a = e.TakeActions();
+  CHECK(Only<action::ReplyClient>(a).size() == 1);
+  CHECK(Only<action::SendDecision>(a).size() == 2);
+}
+
+TEST_CASE("2pc: a commit answered early whose record could not be written stays a commit and is written again") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnVote("t", "bank-a", Yes("t"), 2);
+  e.OnVote("t", "bank-b", Yes("t"), 2);
+  e.TakeActions();
+  e.OnDecisionPersisted("t", Status::IoError("disk"), 3);
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendDecision>(a).empty());  // no abort: the commits went out already
+  CHECK(e.Find("t")->outcome == Outcome::kCommitted);
+  e.Tick(3 + 50);
+  auto again = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].record.outcome == Outcome::kCommitted);
+  CHECK(again[0].again);
+}
+
+TEST_CASE("2pc: an abort recorded first cannot be followed by a commit the client heard") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnVote("t", "bank-a", Yes("t"), 2);
+  e.OnVote("t", "bank-b", Yes("t"), 2);
+  e.TakeActions();
+  CHECK_FALSE(e.OnDecisionConflict("t", Outcome::kAborted, "presumed", 3));
+  CHECK(Only<action::SendDecision>(e.TakeActions()).empty());
+}
+
+TEST_CASE("2pc: a no vote with the staging record durable aborts, and an abort write that failed is written again") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnVote("t", "bank-a", No("t", "no"), 2);
+  auto a = e.TakeActions();
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kAborted);
+  CHECK_FALSE(persist[0].rides_next_write);
+  e.OnDecisionPersisted("t", Status::IoError("disk"), 3);
+  a = e.TakeActions();
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 503);  // the staging record would be resumed: not a replayable abort yet
+  e.Tick(3 + 50);
+  auto again = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].record.outcome == Outcome::kAborted);
+}
+
+TEST_CASE("2pc resumed from a staging record: every participant prepared or committed -> commit, without results") {
+  Engine e = MakeEngine();
+  ResumedFromStaging(e, "t");
+  CHECK(e.AttachClient("t", 7));
+  e.OnFenceAnswer("t", "bank-a", FenceAnswer::kPrepared, 1);
+  CHECK(e.TakeActions().empty());
+  e.OnFenceAnswer("t", "bank-b", FenceAnswer::kCommitted, 1);
+  auto persist = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kCommitted);
+  CHECK_FALSE(persist[0].rides_next_write);
+  e.OnDecisionPersisted("t", Status::Ok(), 2);
+  auto a = e.TakeActions();
+  auto replies = Only<action::ReplyClient>(a);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK(replies[0].body["branches"][0]["vote"] == "yes");
+  CHECK(replies[0].body["branches"][0]["results"].is_null());
+  CHECK(Only<action::SendDecision>(a).size() == 2);
+}
+
+TEST_CASE("2pc resumed from a staging record: a fenced participant -> abort, delivered to every participant") {
+  Engine e = MakeEngine();
+  ResumedFromStaging(e, "t");
+  e.OnFenceAnswer("t", "bank-a", FenceAnswer::kPrepared, 1);
+  e.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 1);
+  auto a = e.TakeActions();
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kAborted);
+  CHECK(persist[0].record.reason.find("bank-b") != std::string::npos);
+  auto sends = Only<action::SendDecision>(a);
+  REQUIRE(sends.size() == 2);
+  CHECK(sends[0].outcome == Outcome::kAborted);
+}
+
+TEST_CASE("2pc resumed from a staging record: a failed fence is sent again with backoff; the fences wait for all") {
+  Engine e = MakeEngine();
+  ResumedFromStaging(e, "t");
+  e.OnFenceAnswer("t", "bank-a", FenceAnswer::kFenced, 1);
+  e.OnFenceAnswer("t", "bank-b", Status::Unavailable("down"), 1);
+  CHECK(e.TakeActions().empty());  // one fenced is not enough: the other may have committed
+  e.Tick(1 + 49);
+  CHECK(Only<action::SendFence>(e.TakeActions()).empty());
+  e.Tick(1 + 50);
+  auto fences = Only<action::SendFence>(e.TakeActions());
+  REQUIRE(fences.size() == 1);
+  CHECK(fences[0].to.name == "bank-b");
+  CHECK(e.Find("t")->branches[1].last_error.find("down") != std::string::npos);
+  e.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 60);
+  auto persist = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kAborted);
+}
+
+TEST_CASE("2pc resumed from a staging record: fenced and committed both -> in doubt, for an operator") {
+  Engine e = MakeEngine();
+  ResumedFromStaging(e, "t");
+  CHECK_FALSE(e.ForceInDoubt("t", Outcome::kCommitted, "", 1));  // not in doubt yet
+  e.OnFenceAnswer("t", "bank-a", FenceAnswer::kCommitted, 1);
+  e.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 1);
+  CHECK(e.TakeActions().empty());
+  auto v = e.Find("t");
+  CHECK(v->in_doubt);
+  CHECK(v->outcome == Outcome::kPending);
+  CHECK(v->branches[1].last_error.find("forgot") != std::string::npos);
+  e.Tick(100'000);
+  CHECK(e.TakeActions().empty());
+  CHECK(e.ForceInDoubt("t", Outcome::kCommitted, "operator", 2));
+  auto persist = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kCommitted);
+  CHECK(persist[0].record.heuristic);
+}
+
+TEST_CASE("2pc: at shutdown a client waiting on a resumed staging record hears 503 with the txid") {
+  Engine e = MakeEngine();
+  ResumedFromStaging(e, "t");
+  CHECK(e.AttachClient("t", 9));
+  e.AnswerClientsAtShutdown();
+  auto replies = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 503);
+  CHECK(replies[0].body["txid"] == "t");
+}
+
+TEST_CASE("2pc resumed from a staging record older than half the agents' outcome retention: not fenced, in doubt") {
+  EngineOptions options{"http://coord", 50, 400};
+  options.outcome_retention_ms = 10'000;
+  Engine e(options);
+  e.Resume(StagingRecord("t"), 5 + 5'000);  // created_ms 5
+  CHECK(Only<action::SendFence>(e.TakeActions()).empty());
+  e.Tick(100'000);
+  CHECK(e.TakeActions().empty());
+  auto v = e.Find("t");
+  CHECK(v->in_doubt);
+  CHECK(v->outcome == Outcome::kPending);
+  CHECK(v->branches[0].last_error.find("may have committed and forgotten") != std::string::npos);
+  CHECK(e.ForceInDoubt("t", Outcome::kCommitted, "", 100'001));
+  // Younger than that, the same answers abort.
+  Engine young(options);
+  young.Resume(StagingRecord("t"), 5 + 4'000);
+  young.TakeActions();
+  young.OnFenceAnswer("t", "bank-a", FenceAnswer::kFenced, 4'001);
+  young.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 4'001);
+  auto persist = Only<action::PersistDecision>(young.TakeActions());
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kAborted);
+}

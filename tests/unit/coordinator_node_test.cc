@@ -69,6 +69,13 @@ class ManualQueue final : public StorageQueue {
     }
   }
 
+  // A crash: what was queued and not written is lost, and nobody hears of it.
+  void DropQueued() {
+    jobs_.clear();
+    reads_.clear();
+    failed_.clear();
+  }
+
  private:
   std::deque<Job> jobs_;
   std::deque<std::function<void(sqlite::Database&)>> reads_;
@@ -102,7 +109,7 @@ class ManualTimers final : public Timers {
 class ScriptedTransport final : public AgentTransport {
  public:
   struct Call {
-    std::string kind;  // "prepare" | "commit" | "abort" | "precommit"
+    std::string kind;  // "prepare" | "commit" | "abort" | "precommit" | "fence"
     std::string to;
     std::string txid;
   };
@@ -132,6 +139,11 @@ class ScriptedTransport final : public AgentTransport {
                  std::function<void(Result<PrecommitAnswer>)> done) override {
     calls.push_back({"precommit", to.name, txid});
     precommits.push_back(std::move(done));
+  }
+  std::vector<std::function<void(Result<FenceAnswer>)>> fences;
+  void Fence(const ParticipantRef& to, const std::string& txid, std::function<void(Result<FenceAnswer>)> done) override {
+    calls.push_back({"fence", to.name, txid});
+    fences.push_back(std::move(done));
   }
   void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) override {
     done(prepared[to.name]);
@@ -229,6 +241,7 @@ class Fixture {
   // A restart: a new Node on a log opened anew over the same file.
   void Restart() {
     node_.reset();
+    queue_.DropQueued();
     log_.reset();
     auto log = SqliteDecisionLog::Create(*db_, queue_, nullptr, entropy_);
     REQUIRE(log.ok());
@@ -1100,6 +1113,17 @@ TEST_CASE("a group member whose append was refused while it still leads the term
   f.agents().acks[3](DecisionAck::kAcked);
   f.Store();
   CHECK(f.Recorded("t-aborted")->finished);
+  // `before` left its staging record (its votes never came): taken over
+  // too, it is fenced, and aborted.
+  CHECK(f.Recorded(before)->outcome == Outcome::kPending);
+  REQUIRE(f.agents().fences.size() == 2);
+  for (auto& fence : f.agents().fences) fence(FenceAnswer::kFenced);
+  f.Store();
+  CHECK(f.Recorded(before)->outcome == Outcome::kAborted);
+  REQUIRE(f.agents().acks.size() == 6);
+  f.agents().acks[4](DecisionAck::kAcked);
+  f.agents().acks[5](DecisionAck::kAcked);
+  f.Store();
   CHECK(f.node().Transactions().empty());
 
   // The term's txid issuer stays: what it issues now follows what it issued before.
@@ -1126,26 +1150,30 @@ TEST_CASE("a member taking over again waits for what its dropped engine appended
   REQUIRE(f.agents().votes.size() == 4);
   f.agents().votes[0](YesVote(late));
   f.agents().votes[1](YesVote(late));  // its commit record is on its way
-  f.queue().FailNext(Durability::kSyncNow, 1);
+  f.queue().FailNext(Durability::kSyncWithNext, 1);
   f.agents().votes[2](YesVote(refused));
   f.agents().votes[3](YesVote(refused));
-  f.queue().CompleteFailed();  // the commit of `refused` is refused; the record of `late` is still on its way
+  f.queue().CompleteFailed();  // the commit of `refused` is refused; the records of both are still on their way
   CHECK(f.node().active() == 0);
   REQUIRE(answer.has_value());
   CHECK(std::get<NodeError>(*answer).kind == NodeErrorKind::kLeadershipLost);
   CHECK_FALSE(f.Recorded(late).has_value());
 
   f.timers().Advance(f.options().retake_delay_ms);
-  f.Store();  // the record of `late`, then the barrier behind it
+  f.Store();  // the records of `late` and the staging record of `refused`, then the barrier behind them
   REQUIRE(f.Recorded(late).has_value());
   CHECK(f.Recorded(late)->outcome == Outcome::kCommitted);
   CHECK(f.agents().Count("commit", late) == 2);
-  // Never recorded, so the takeover sweep presumes its abort.
-  auto swept = f.Recorded(refused);
-  REQUIRE(swept.has_value());
-  CHECK(swept->outcome == Outcome::kAborted);
-  CHECK(f.agents().Count("abort", refused) == 2);
-  CHECK(f.agents().Count("commit", refused) == 0);
+  // Its commit was never recorded, but its staging record was: it is
+  // resumed, and every participant, fenced, proves its yes vote.
+  REQUIRE(f.Recorded(refused).has_value());
+  CHECK(f.Recorded(refused)->outcome == Outcome::kPending);
+  CHECK(f.agents().Count("fence", refused) == 2);
+  for (auto& fence : f.agents().fences) fence(FenceAnswer::kPrepared);
+  f.Store();
+  CHECK(f.Recorded(refused)->outcome == Outcome::kCommitted);
+  CHECK(f.agents().Count("commit", refused) == 2);
+  CHECK(f.agents().Count("abort", refused) == 0);
   for (std::size_t i = 0, n = f.agents().acks.size(); i < n; ++i) f.agents().acks[i](DecisionAck::kAcked);
   f.Store();
   CHECK(f.Recorded(late)->finished);

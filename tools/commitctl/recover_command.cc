@@ -75,13 +75,48 @@ std::string GroupCannotPresume(const GroupEvidence& g, const std::string& txid) 
          "member's --data-dir, or start a majority of the group (its new leader presumes abort itself)";
 }
 
+// A 2PC staging record without a decision (docs/protocol.md, parallel
+// commit) is decided as the coordinator's recovery would decide it, where the
+// given databases prove the outcome: commit if one committed it, or if every
+// participant holds it prepared (each voted yes). Anything else needs the
+// participants' fences, which only the running coordinator sends.
+Step PlanStaging(const coordinator::DecisionRecord& staging, Step step, bool commit_seen,
+                 std::size_t databases_prepared) {
+  const std::size_t participants = staging.participants.size();
+  if (commit_seen) {
+    step.action = "commit";
+    step.why = "2PC: the log holds its staging record and no decision, and another given database committed it: "
+               "commit";
+  } else if (databases_prepared >= participants) {
+    step.action = "commit";
+    step.why = "2PC: the log holds its staging record and no decision, and all " + std::to_string(participants) +
+               " of its participants hold it prepared here (each voted yes): commit";
+  } else {
+    step.action = "refuse";
+    step.why = "2PC: the log holds its staging record and no decision, and " + std::to_string(databases_prepared) +
+               " of its " + std::to_string(participants) +
+               " participants' databases given hold it prepared: start the coordinator, which asks every "
+               "participant and decides (docs/protocol.md)";
+    step.trouble = true;
+  }
+  return step;
+}
+
 // committed_elsewhere: txids some given database remembers as committed.
+// prepared_in: for each txid, the given databases that hold it prepared.
 // own_urls: the URLs the log's coordinator served under (empty: not recorded).
 // group: set when `log` is a group member's state machine.
 Result<Step> Plan(coordinator::DecisionStore& log, Step step, const std::set<std::string>& committed_elsewhere,
+                  const std::map<std::string, std::set<std::string>>& prepared_in,
                   const std::vector<std::string>& own_urls, const GroupEvidence* group) {
   auto decision = log.FindByTxid(step.record.txid);
   if (!decision.ok()) return decision.status();
+  if (decision->has_value() && (*decision)->outcome == coordinator::Outcome::kPending &&
+      (*decision)->protocol == wire::Protocol::k2pc) {
+    auto in = prepared_in.find(step.record.txid);
+    return PlanStaging(**decision, std::move(step), committed_elsewhere.count(step.record.txid) != 0,
+                       in == prepared_in.end() ? 0 : in->second.size());
+  }
   // 3PC: a decision in the log settles it as in 2PC, and no record at all
   // means nobody was told to precommit, so presumed abort holds too. But a
   // precommit without a decision may still end either way (termination).
@@ -350,7 +385,7 @@ int RunRecover(Context& ctx) {
     PrintError(log_path + ": " + own_urls.status().message());
     return kExitTrouble;
   }
-  std::vector<Step> steps;
+  std::vector<Step> proposed;
   for (ParticipantFile& file : files) {
     auto records = file.rm->LoadPrepared();
     if (!records.ok()) {
@@ -358,16 +393,10 @@ int RunRecover(Context& ctx) {
       return kExitTrouble;
     }
     for (auto& record : *records) {
-      Step proposed;
-      proposed.file = &file;
-      proposed.record = std::move(record);
-      auto step = Plan(log, std::move(proposed), committed_somewhere, *own_urls,
-                       members.empty() ? nullptr : &evidence);
-      if (!step.ok()) {
-        PrintError(log_path + ": " + step.status().message());
-        return kExitTrouble;
-      }
-      steps.push_back(std::move(step).value());
+      Step step;
+      step.file = &file;
+      step.record = std::move(record);
+      proposed.push_back(std::move(step));
     }
   }
   for (PgDatabase& db : pgs) {
@@ -377,18 +406,24 @@ int RunRecover(Context& ctx) {
       return kExitTrouble;
     }
     for (auto& p : *records) {
-      Step proposed;
-      proposed.pg = &db;
-      proposed.agent = p.agent;
-      proposed.record = std::move(p.record);
-      auto step = Plan(log, std::move(proposed), committed_somewhere, *own_urls,
-                       members.empty() ? nullptr : &evidence);
-      if (!step.ok()) {
-        PrintError(log_path + ": " + step.status().message());
-        return kExitTrouble;
-      }
-      steps.push_back(std::move(step).value());
+      Step step;
+      step.pg = &db;
+      step.agent = p.agent;
+      step.record = std::move(p.record);
+      proposed.push_back(std::move(step));
     }
+  }
+  std::map<std::string, std::set<std::string>> prepared_in;
+  for (const Step& step : proposed) prepared_in[step.record.txid].insert(step.database());
+  std::vector<Step> steps;
+  for (Step& one : proposed) {
+    auto step = Plan(log, std::move(one), committed_somewhere, prepared_in, *own_urls,
+                     members.empty() ? nullptr : &evidence);
+    if (!step.ok()) {
+      PrintError(log_path + ": " + step.status().message());
+      return kExitTrouble;
+    }
+    steps.push_back(std::move(step).value());
   }
 
   if (apply) {
