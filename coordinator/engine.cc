@@ -146,7 +146,9 @@ void Engine::OnVote(const std::string& txid, const std::string& participant, Res
     // Decided already (deadline or another no); a late yes still needs the abort.
     if (vote.ok() && vote->yes) {
       b->vote = VoteState::kYes;
-      if (tx.outcome == Outcome::kAborted && !b->needs_decision) StartDelivery(tx, *b, now_ms);
+      if (tx.outcome == Outcome::kAborted && !b->needs_decision && !tx.abort_after_record) {
+        StartDelivery(tx, *b, now_ms);
+      }
     } else {
       b->vote = vote.ok() ? VoteState::kNo : VoteState::kNone;
     }
@@ -256,17 +258,24 @@ void Engine::SendPrecommitsDue(Tx& tx, int64_t now_ms) {
   }
 }
 
-void Engine::OnPrecommitAcked(const std::string& txid, const std::string& participant,
-                              Result<PrecommitAnswer> answer, int64_t now_ms) {
+Engine::Branch* Engine::AnsweredBranch(const std::string& txid, const std::string& participant, Tx** tx) {
   auto it = txs_.find(txid);
-  if (it == txs_.end()) return;
-  Tx& tx = it->second;
-  Branch* b = FindBranch(tx, participant);
-  if (b == nullptr) return;
-  if (b->precommit_sending) {
+  if (it == txs_.end()) return nullptr;
+  *tx = &it->second;
+  Branch* b = FindBranch(**tx, participant);
+  if (b != nullptr && b->precommit_sending) {
     b->precommit_sending = false;
     --sending_to_[participant];
   }
+  return b;
+}
+
+void Engine::OnPrecommitAcked(const std::string& txid, const std::string& participant,
+                              Result<PrecommitAnswer> answer, int64_t now_ms) {
+  Tx* answered = nullptr;
+  Branch* b = AnsweredBranch(txid, participant, &answered);
+  if (b == nullptr) return;
+  Tx& tx = *answered;
   if (tx.phase != Phase::kPrecommitted) return;
   if (!answer.ok()) {
     PrecommitAgainLater(*b, answer.status().message(), now_ms);
@@ -362,13 +371,20 @@ void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
   const bool rides = outcome == Outcome::kCommitted && tx.staging;
   actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), abort_reason,
                                              /*again=*/tx.record_again_backoff_ms != 0, rides});
-  if (outcome == Outcome::kAborted) {
-    // Presumed abort: no need to wait for the record before telling participants.
-    for (auto& b : tx.branches) {
-      if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
-    }
-    SendDue(tx, now_ms);
+  if (outcome != Outcome::kAborted) return;
+  if (tx.protocol == wire::Protocol::k2pc && (tx.staging || tx.precommit_durable)) {
+    // The log holds (or will hold) its staging record until this record
+    // replaces it. An abort sent before could reach a participant after a
+    // restarted coordinator's fence found it prepared, and that coordinator
+    // would commit: it is sent once its record is durable.
+    tx.abort_after_record = true;
+    return;
   }
+  // Presumed abort: no need to wait for the record before telling participants.
+  for (auto& b : tx.branches) {
+    if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
+  }
+  SendDue(tx, now_ms);
 }
 
 void Engine::StartDelivery(Tx& tx, Branch& b, int64_t now_ms) {
@@ -430,6 +446,12 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   if (tx.outcome == Outcome::kCommitted && !tx.answered_early) {
     for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
   }
+  if (tx.outcome == Outcome::kAborted && tx.abort_after_record) {
+    tx.abort_after_record = false;
+    for (auto& b : tx.branches) {
+      if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
+    }
+  }
   SendDue(tx, now_ms);
   MaybeFinish(tx, now_ms);
 }
@@ -459,6 +481,11 @@ void Engine::RecordAgainLater(Tx& tx, const Status& status, int64_t now_ms) {
     ++undecided_;
     told = "the commit decision could not be recorded (" + status.message() +
            "); every participant may already be precommitted, so the transaction can only commit";
+  } else if (tx.abort_after_record) {
+    // 2PC: not delivered until it is recorded (see Decide).
+    SetPhase(tx, Phase::kAbortUnrecorded);
+    told = "the abort decision could not be recorded (" + status.message() +
+           "); until it is, the log holds the transaction's staging record and the participants are not told";
   } else {
     // Delivered already (presumed abort), and the participants' acks count;
     // only its finished mark waits for the record.
@@ -670,15 +697,10 @@ void Engine::SendFencesDue(Tx& tx, int64_t now_ms) {
 
 void Engine::OnFenceAnswer(const std::string& txid, const std::string& participant, Result<FenceAnswer> answer,
                            int64_t now_ms) {
-  auto it = txs_.find(txid);
-  if (it == txs_.end()) return;
-  Tx& tx = it->second;
-  Branch* b = FindBranch(tx, participant);
+  Tx* answered = nullptr;
+  Branch* b = AnsweredBranch(txid, participant, &answered);
   if (b == nullptr) return;
-  if (b->precommit_sending) {
-    b->precommit_sending = false;
-    --sending_to_[participant];
-  }
+  Tx& tx = *answered;
   if (tx.phase != Phase::kFencing || b->fence) return;
   if (!answer.ok()) {
     PrecommitAgainLater(*b, "fence: " + answer.status().message(), now_ms);

@@ -40,7 +40,9 @@
 // decision by fencing every participant (SendFence: a keyless abort, which an
 // agent takes only if it has not voted yes, and which makes a late prepare
 // vote no): every participant prepared or committed -> commit; every one
-// answered and some fenced -> abort; fenced and committed both -> in doubt
+// answered and some fenced -> abort. So an abort of a transaction with a
+// staging record is sent only once its abort record is durable (one sent
+// earlier could reach a participant after a later fence found it prepared); fenced and committed both -> in doubt
 // (a participant forgot a commit), for an operator. A staging record older
 // than half the agents' outcome retention is not fenced but in doubt: its
 // participants may have committed and forgotten.
@@ -345,6 +347,9 @@ class Engine {
     // 2PC: the client was answered and the commits sent before the commit
     // record was durable (the staging record and the yes votes made it certain).
     bool answered_early = false;
+    // 2PC with a staging record: its abort is sent once the abort record is
+    // durable, not at once.
+    bool abort_after_record = false;
     // 2PC, resumed from its staging record: its outcome is in doubt (a
     // participant was fenced and another committed, or the record was too
     // old to fence), for an operator.
@@ -403,6 +408,9 @@ class Engine {
   nlohmann::json ReplyBody(const Tx& tx, Outcome outcome) const;
   int ReplyStatus(const Tx& tx) const;
   Branch* FindBranch(Tx& tx, const std::string& participant);
+  // The branch a precommit's or a fence's answer is for (null: none), no
+  // longer counted as sending; *tx is set when the transaction is held.
+  Branch* AnsweredBranch(const std::string& txid, const std::string& participant, Tx** tx);
   TxView View(const Tx& tx) const;
   void SetPhase(Tx& tx, Phase phase);  // keeps deciding_
   void Erase(std::unordered_map<std::string, Tx>::iterator it);

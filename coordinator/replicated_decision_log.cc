@@ -241,12 +241,8 @@ void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<
 // the votes make it certain) is not urgent either: it rides in the next Ready
 // that appends, usually the next transaction's staging record.
 void ReplicatedDecisionLog::AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) {
-  if (driver_->stopped()) {
-    done(Status::Unavailable("the coordinator is shutting down"));
-    return;
-  }
-  if (!driver_->leader_ready()) {
-    done(Status::Unavailable("not the leader"));
+  if (Status s = CanHold(); !s.ok()) {
+    done(s);
     return;
   }
   if (record.idempotency_key.empty()) record.reply = nullptr;
@@ -267,16 +263,18 @@ constexpr int64_t kHeldLingerMs = 5;
 // decision is delivered again): they are proposed together, as one entry, in
 // the next Ready that appends anything else, or after kHeldLingerMs.
 void ReplicatedDecisionLog::MarkFinished(std::string txid, int64_t finished_ms, std::function<void(Status)> done) {
-  if (driver_->stopped()) {
-    done(Status::Unavailable("the coordinator is shutting down"));
-    return;
-  }
-  if (!driver_->leader_ready()) {
-    done(Status::Unavailable("not the leader"));
+  if (Status s = CanHold(); !s.ok()) {
+    done(s);
     return;
   }
   finishing_.push_back({command::Finish{std::move(txid), finished_ms}, std::move(done)});
   ArmHeldLinger();
+}
+
+Status ReplicatedDecisionLog::CanHold() const {
+  if (driver_->stopped()) return Status::Unavailable("the coordinator is shutting down");
+  if (!driver_->leader_ready()) return Status::Unavailable("not the leader");
+  return Status::Ok();
 }
 
 void ReplicatedDecisionLog::ArmHeldLinger() {

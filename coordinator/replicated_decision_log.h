@@ -153,6 +153,8 @@ class ReplicatedDecisionLog final : public DecisionLog {
   void Read(std::function<Result<T>(sqlite::Database&)> read, std::function<void(Result<T>)> done);
   // Proposes the decisions and finished marks held.
   void ProposeHeld();
+  // Why a write cannot be held for a later Ready now (Ok: it can).
+  Status CanHold() const;
   // Held writes are proposed after kHeldLingerMs at the latest.
   void ArmHeldLinger();
   // Fails every held write with `why`.

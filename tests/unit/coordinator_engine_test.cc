@@ -109,7 +109,7 @@ TEST_CASE("all yes: commit is persisted before the client hears it and before an
   CHECK_FALSE(e.Find("t1").has_value());
 }
 
-TEST_CASE("a no vote aborts at once, names the participant, and skips the abort to the no voter") {
+TEST_CASE("a no vote aborts, names the participant, and skips the abort to the no voter, once the abort is durable") {
   Engine e = MakeEngine();
   e.Start(Transfer("t2"), 0);
   e.TakeActions();
@@ -119,14 +119,16 @@ TEST_CASE("a no vote aborts at once, names the participant, and skips the abort 
   REQUIRE(persist.size() == 1);
   CHECK(persist[0].record.outcome == Outcome::kAborted);
   CHECK(persist[0].record.reason == "bank-a voted no: procedure 'debit' expected 1 changed row, got 0");
+  CHECK(Only<action::SendDecision>(a).empty());  // its staging record is on its way: see the staging tests
+  CHECK(Only<action::ReplyClient>(a).empty());   // answered once the abort is durable
+
+  e.OnDecisionPersisted("t2", Status::Ok(), 2);
+  a = e.TakeActions();
   auto sends = Only<action::SendDecision>(a);
   REQUIRE(sends.size() == 1);  // bank-b may have prepared; bank-a voted no
   CHECK(sends[0].to.name == "bank-b");
   CHECK(sends[0].outcome == Outcome::kAborted);
-  CHECK(Only<action::ReplyClient>(a).empty());  // answered once the abort is durable
-
-  e.OnDecisionPersisted("t2", Status::Ok(), 2);
-  auto replies = Only<action::ReplyClient>(e.TakeActions());
+  auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 409);
   CHECK(replies[0].body["reason"] == "bank-a voted no: procedure 'debit' expected 1 changed row, got 0");
@@ -158,7 +160,19 @@ TEST_CASE("no vote by the deadline aborts with a timeout reason; the silent part
   auto persist = Only<action::PersistDecision>(a);
   REQUIRE(persist.size() == 1);
   CHECK(persist[0].record.reason == "bank-b did not vote within 1000 ms");
-  CHECK(Only<action::SendDecision>(a).size() == 2);
+  e.OnDecisionPersisted("t4", Status::Ok(), 1001);
+  CHECK(Only<action::SendDecision>(e.TakeActions()).size() == 2);
+}
+
+TEST_CASE("2pc without a staging record (its write was refused): presumed abort sends the abort at once") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Conflict("idempotency key 'k' already used by t0"), 1);
+  e.OnVote("t", "bank-a", No("t", "no"), 2);
+  auto sends = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(sends.size() == 1);
+  CHECK(sends[0].to.name == "bank-b");
 }
 
 TEST_CASE("commit delivery is retried with capped exponential backoff until acked") {
@@ -981,6 +995,17 @@ DecisionRecord StagingRecord(const std::string& txid) {
   return r;
 }
 
+// A transfer whose staging record's write reported `staging`, then every
+// vote yes: what the votes produced.
+std::vector<Action> StagedAndVotedYes(Engine& e, const std::string& txid, const Status& staging = Status::Ok()) {
+  e.Start(Transfer(txid), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted(txid, staging, 1);
+  e.OnVote(txid, "bank-a", Yes(txid), 2);
+  e.OnVote(txid, "bank-b", Yes(txid), 2);
+  return e.TakeActions();
+}
+
 // A transfer started from a staging record resumed after a restart, its fences sent.
 void ResumedFromStaging(Engine& e, const std::string& txid) {
   e.Resume(StagingRecord(txid), 0);
@@ -1061,12 +1086,7 @@ TEST_CASE("2pc: votes in before the staging record is durable: the client hears 
 
 TEST_CASE("2pc: a staging record that could not be written leaves the decision record to decide, before the answer") {
   Engine e = MakeEngine();
-  e.Start(Transfer("t"), 0);
-  e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Conflict("idempotency key 'k' already used by t0"), 1);
-  e.OnVote("t", "bank-a", Yes("t"), 2);
-  e.OnVote("t", "bank-b", Yes("t"), 2);
-  auto a = e.TakeActions();
+  auto a = StagedAndVotedYes(e, "t", Status::Conflict("idempotency key 'k' already used by t0"));
   auto persist = Only<action::PersistDecision>(a);
   REQUIRE(persist.size() == 1);
   CHECK_FALSE(persist[0].rides_next_write);
@@ -1080,12 +1100,7 @@ TEST_CASE("2pc: a staging record that could not be written leaves the decision r
 
 TEST_CASE("2pc: a commit answered early whose record could not be written stays a commit and is written again") {
   Engine e = MakeEngine();
-  e.Start(Transfer("t"), 0);
-  e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Ok(), 1);
-  e.OnVote("t", "bank-a", Yes("t"), 2);
-  e.OnVote("t", "bank-b", Yes("t"), 2);
-  e.TakeActions();
+  StagedAndVotedYes(e, "t");
   e.OnDecisionPersisted("t", Status::IoError("disk"), 3);
   auto a = e.TakeActions();
   CHECK(Only<action::SendDecision>(a).empty());  // no abort: the commits went out already
@@ -1099,12 +1114,7 @@ TEST_CASE("2pc: a commit answered early whose record could not be written stays 
 
 TEST_CASE("2pc: an abort recorded first cannot be followed by a commit the client heard") {
   Engine e = MakeEngine();
-  e.Start(Transfer("t"), 0);
-  e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Ok(), 1);
-  e.OnVote("t", "bank-a", Yes("t"), 2);
-  e.OnVote("t", "bank-b", Yes("t"), 2);
-  e.TakeActions();
+  StagedAndVotedYes(e, "t");
   CHECK_FALSE(e.OnDecisionConflict("t", Outcome::kAborted, "presumed", 3));
   CHECK(Only<action::SendDecision>(e.TakeActions()).empty());
 }
@@ -1157,12 +1167,12 @@ TEST_CASE("2pc resumed from a staging record: a fenced participant -> abort, del
   ResumedFromStaging(e, "t");
   e.OnFenceAnswer("t", "bank-a", FenceAnswer::kPrepared, 1);
   e.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 1);
-  auto a = e.TakeActions();
-  auto persist = Only<action::PersistDecision>(a);
+  auto persist = Only<action::PersistDecision>(e.TakeActions());
   REQUIRE(persist.size() == 1);
   CHECK(persist[0].record.outcome == Outcome::kAborted);
   CHECK(persist[0].record.reason.find("bank-b") != std::string::npos);
-  auto sends = Only<action::SendDecision>(a);
+  e.OnDecisionPersisted("t", Status::Ok(), 2);
+  auto sends = Only<action::SendDecision>(e.TakeActions());
   REQUIRE(sends.size() == 2);
   CHECK(sends[0].outcome == Outcome::kAborted);
 }
@@ -1239,4 +1249,61 @@ TEST_CASE("2pc resumed from a staging record older than half the agents' outcome
   auto persist = Only<action::PersistDecision>(young.TakeActions());
   REQUIRE(persist.size() == 1);
   CHECK(persist[0].record.outcome == Outcome::kAborted);
+}
+
+TEST_CASE("2pc with a staging record: an abort goes to the participants only once its record is durable") {
+  // Sent before, it could reach a participant after a restarted coordinator's
+  // fence found it prepared, and that coordinator would then commit.
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnVote("t", "bank-a", Yes("t"), 2);
+  e.Tick(1000);  // bank-b's vote missed the deadline
+  auto a = e.TakeActions();
+  REQUIRE(Only<action::PersistDecision>(a).size() == 1);
+  CHECK(Only<action::PersistDecision>(a)[0].record.outcome == Outcome::kAborted);
+  CHECK(Only<action::SendDecision>(a).empty());
+  e.OnVote("t", "bank-b", Yes("t"), 1001);  // a late yes waits for the record too
+  CHECK(Only<action::SendDecision>(e.TakeActions()).empty());
+  e.OnDecisionPersisted("t", Status::Ok(), 1002);
+  a = e.TakeActions();
+  auto sends = Only<action::SendDecision>(a);
+  REQUIRE(sends.size() == 2);
+  CHECK(sends[0].outcome == Outcome::kAborted);
+  REQUIRE(Only<action::ReplyClient>(a).size() == 1);
+}
+
+TEST_CASE("2pc with a staging record: an abort whose record could not be written is not delivered until it is") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnVote("t", "bank-a", No("t", "no"), 2);
+  e.TakeActions();
+  e.OnDecisionPersisted("t", Status::IoError("disk"), 3);
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendDecision>(a).empty());
+  REQUIRE(Only<action::ReplyClient>(a).size() == 1);
+  CHECK(Only<action::ReplyClient>(a)[0].status == 503);
+  e.Tick(3 + 50);
+  a = e.TakeActions();
+  CHECK(Only<action::SendDecision>(a).empty());
+  REQUIRE(Only<action::PersistDecision>(a).size() == 1);
+  e.OnDecisionPersisted("t", Status::Ok(), 60);
+  auto sends = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(sends.size() == 1);  // bank-a voted no
+  CHECK(sends[0].to.name == "bank-b");
+}
+
+TEST_CASE("2pc resumed from a staging record: the abort the fences led to waits for its record") {
+  Engine e = MakeEngine();
+  ResumedFromStaging(e, "t");
+  e.OnFenceAnswer("t", "bank-a", FenceAnswer::kPrepared, 1);
+  e.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 1);
+  auto a = e.TakeActions();
+  REQUIRE(Only<action::PersistDecision>(a).size() == 1);
+  CHECK(Only<action::SendDecision>(a).empty());
+  e.OnDecisionPersisted("t", Status::Ok(), 2);
+  CHECK(Only<action::SendDecision>(e.TakeActions()).size() == 2);
 }
