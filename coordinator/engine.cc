@@ -179,9 +179,13 @@ void Engine::OnVote(const std::string& txid, const std::string& participant, Res
 
 void Engine::AnswerEarly(Tx& tx, int64_t now_ms) {
   tx.answered_early = true;
-  ReplyClients(tx, 200, ReplyBody(tx));
   for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
   SendDue(tx, now_ms);
+  // The commits leave before the answer, so that they are on their way
+  // before the client can send its next transaction, which may write the
+  // same rows (an agent's prepare that meets them waits for the commit:
+  // docs/protocol.md, Locks).
+  ReplyClients(tx, 200, ReplyBody(tx));
 }
 
 DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const {
@@ -442,7 +446,6 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
                        tx.txid);
     body["outcome"] = "aborted";
   }
-  ReplyClients(tx, status_code, body);
   if (tx.outcome == Outcome::kCommitted && !tx.answered_early) {
     for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
   }
@@ -453,6 +456,8 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
     }
   }
   SendDue(tx, now_ms);
+  // After the decisions (see AnswerEarly).
+  ReplyClients(tx, status_code, body);
   MaybeFinish(tx, now_ms);
 }
 

@@ -11,6 +11,10 @@ nlohmann::json AgentError(std::string_view code, std::string_view message, const
 }
 
 namespace {
+// How long a prepare waits for a transaction that voted yes here and holds a
+// key it needs (Engine::WaitForHolder) before it runs again regardless.
+constexpr int64_t kHolderWaitMs = 20;
+
 std::string UnknownHere(const std::string& txid) {
   return "transaction " + txid + " is not known here: never prepared, or finished and forgotten after "
                                  "outcome_retention_ms";
@@ -179,6 +183,7 @@ void Engine::OnPrepared(const std::string& txid, PrepareResult result, const Sta
     return;
   }
   if (!result.yes) {
+    if (WaitForHolder(txid, tx, result, now_ms)) return;
     VoteNo(txid, tx, result.reason, now_ms,
            result.lock_conflict ? wire::VoteNoCode::kLockConflict : wire::VoteNoCode::kOther);
     return;
@@ -315,6 +320,7 @@ void Engine::OnAbort(const std::string& txid, const std::string& abort_key, Requ
     case State::kPrecommitting:
       tx.abort_requested = true;
       tx.abort_waiters.push_back(token);
+      RunWaitingPrepare(txid, tx);
       return;
     case State::kCommitting:
       actions_.push_back(action::Reply{
@@ -336,6 +342,43 @@ void Engine::OnAbort(const std::string& txid, const std::string& abort_key, Requ
 void Engine::Finish(const std::string& txid, Outcome outcome, int64_t now_ms) {
   txs_.erase(txid);
   Remember(txid, outcome, now_ms);
+  RunWaitingPrepares(txid);
+}
+
+bool Engine::WaitForHolder(const std::string& txid, Tx& tx, PrepareResult& result, int64_t now_ms) {
+  if (!result.lock_conflict || tx.waited || tx.abort_requested || result.record.txid != txid) return false;
+  auto holder = txs_.find(result.lock_holder);
+  // Only one that voted yes is sure to be decided and applied soon; one
+  // still preparing may be the other side of a conflict that waits for us.
+  if (holder == txs_.end() || holder->second.state == State::kPreparing) return false;
+  tx.waited = true;
+  tx.waiting_prepare = action::Prepare{std::move(result.ops), std::move(result.record)};
+  tx.wait_until_ms = now_ms + kHolderWaitMs;
+  tx.waiting_for = result.lock_holder;
+  waiting_for_[result.lock_holder].push_back(txid);
+  return true;
+}
+
+void Engine::RunWaitingPrepares(const std::string& holder) {
+  auto waiting = waiting_for_.find(holder);
+  if (waiting == waiting_for_.end()) return;
+  std::vector<std::string> txids = waiting->second;
+  for (const std::string& txid : txids) {
+    if (auto it = txs_.find(txid); it != txs_.end()) RunWaitingPrepare(txid, it->second);
+  }
+  waiting_for_.erase(holder);
+}
+
+void Engine::RunWaitingPrepare(const std::string& txid, Tx& tx) {
+  if (!tx.waiting_prepare) return;
+  actions_.push_back(std::move(*tx.waiting_prepare));
+  tx.waiting_prepare.reset();
+  if (auto waiting = waiting_for_.find(tx.waiting_for); waiting != waiting_for_.end()) {
+    auto& txids = waiting->second;
+    txids.erase(std::remove(txids.begin(), txids.end(), txid), txids.end());
+    if (txids.empty()) waiting_for_.erase(waiting);
+  }
+  tx.waiting_for.clear();
 }
 
 void Engine::Remember(const std::string& txid, Outcome outcome, int64_t now_ms) {
@@ -467,6 +510,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, int64_t now_ms) {
 
 void Engine::Tick(int64_t now_ms) {
   for (auto& [txid, tx] : txs_) {
+    if (tx.waiting_prepare && now_ms >= tx.wait_until_ms) RunWaitingPrepare(txid, tx);
     if (!Resolvable(tx) || tx.querying || tx.terminating || now_ms < tx.next_query_ms) continue;
     if (tx.abort_decided) {  // its apply failed: nothing to ask, only to do again
       StartAbort(txid, tx, std::nullopt);

@@ -8,7 +8,8 @@
 //  - a yes vote is sent only after the prepared record is durable;
 //  - a commit is acknowledged only after it is applied and durable;
 //  - lock keys are taken by the resource manager as it writes the prepared
-//    record (no waiting: a held key votes no) and released exactly when the
+//    record (a held key votes no; once, briefly, a prepare first waits for a
+//    holder that voted yes here, holding nothing meanwhile) and released exactly when the
 //    commit is applied or the abort done; the engine keeps a copy of the
 //    table, as of the completions it has seen, for listings;
 //  - a prepared transaction past its deadline is never decided alone: the
@@ -245,6 +246,12 @@ class Engine {
     std::vector<RequestToken> commit_waiters;
     std::vector<RequestToken> abort_waiters;
     bool abort_requested = false;
+    // Its prepare met a key held by a transaction that voted yes here: it
+    // waits (once) for that one to be decided and applied, then runs again.
+    std::optional<action::Prepare> waiting_prepare;
+    std::string waiting_for;  // the holder
+    int64_t wait_until_ms = 0;
+    bool waited = false;
     bool conflict_counted = false;
     std::vector<RequestToken> precommit_waiters;
     bool querying = false;
@@ -267,6 +274,15 @@ class Engine {
   };
   void VoteNo(const std::string& txid, Tx& tx, const std::string& reason, int64_t now_ms,
               wire::VoteNoCode code = wire::VoteNoCode::kOther);
+  // A prepare that met a key of `holder`: parks it when holder voted yes here
+  // (its commit or abort usually arrives within a round trip: the
+  // coordinator answers a client as it sends the commits, and the client's
+  // next transaction may reach this agent first). Returns whether it waits.
+  bool WaitForHolder(const std::string& txid, Tx& tx, PrepareResult& result, int64_t now_ms);
+  // Runs the prepares that wait for `holder` again.
+  void RunWaitingPrepares(const std::string& holder);
+  // Runs txid's waiting prepare again now (its holder done, its wait over, or an abort came).
+  void RunWaitingPrepare(const std::string& txid, Tx& tx);
   void StartCommit(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void StartAbort(const std::string& txid, Tx& tx, std::optional<RequestToken> token);
   void Finish(const std::string& txid, Outcome outcome, int64_t now_ms);
@@ -310,6 +326,7 @@ class Engine {
 
 
   EngineOptions options_;
+  std::unordered_map<std::string, std::vector<std::string>> waiting_for_;  // holder -> txids whose prepare waits
   std::unordered_map<std::string, Tx> txs_;
   // The outcomes of the last outcome_memory_ms (the store keeps them for
   // outcome_retention_ms). What each costs is what an agent's memory grows

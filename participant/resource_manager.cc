@@ -111,6 +111,7 @@ PrepareResult ResourceManager::Prepare(PreparedRecord& record, const std::vector
   if (auto holder = locks_.FirstHolder(record.txid, execution.lock_keys)) {
     result.reason = "lock conflict with " + *holder;
     result.lock_conflict = true;
+    result.lock_holder = *holder;
     return result;
   }
   record.changeset = std::move(execution.changeset);

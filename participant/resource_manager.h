@@ -72,6 +72,11 @@ struct PrepareResult {
   bool yes = false;
   std::string reason;
   bool lock_conflict = false;  // a no because another transaction holds a key
+  std::string lock_holder;     // lock_conflict: the transaction that holds the first key met
+  // lock_conflict: the prepare as it came (SqliteStore hands it back), so
+  // that the engine can run it again once the holder is done.
+  std::vector<wire::Op> ops;
+  PreparedRecord record;
   nlohmann::json results = nlohmann::json::array();
   std::vector<std::string> lock_keys;  // taken (yes only)
   EarlierOutcome earlier;

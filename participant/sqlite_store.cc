@@ -24,7 +24,14 @@ void SqliteStore::Prepare(action::Prepare prepare,
     job->Durable(rm_);
     return Status::Ok();
   };
-  sj.done = [job, done = std::move(done)](Status s) { done(job->record.txid, std::move(job->result), s); };
+  sj.done = [job, done = std::move(done)](Status s) {
+    const std::string txid = job->record.txid;
+    if (job->result.lock_conflict) {
+      job->result.ops = std::move(job->ops);
+      job->result.record = std::move(job->record);
+    }
+    done(txid, std::move(job->result), s);
+  };
   queue_.Submit(std::move(sj));
 }
 

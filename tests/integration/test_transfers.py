@@ -52,6 +52,20 @@ def test_transfer_commits_on_both_sides():
         assert status == 404 or (status == 200 and tx.get("outcome") == "aborted"), (status, tx)
 
 
+def test_back_to_back_transfers_over_the_same_rows_all_commit():
+    # A client's next transaction writes the rows its last commit wrote. The
+    # coordinator hands the commits out before it answers, so the agents
+    # release those rows before the next prepare can meet them.
+    with Cluster() as c:
+        for i in range(200):
+            src = ("bank-a", "alice") if i % 2 == 0 else ("bank-b", "bob")
+            dst = ("bank-b", "bob") if i % 2 == 0 else ("bank-a", "alice")
+            body = expect_status(c.transfer(src[0], src[1], dst[0], dst[1], 1), 200, f"transfer {i}")
+            assert body["outcome"] == "committed", body
+        c.eventually_nothing_prepared()
+        assert c.balances("bank-a") == c.seed("bank-a") and c.balances("bank-b") == c.seed("bank-b")
+
+
 def test_select_results_are_returned():
     with Cluster() as c:
         body = expect_status(c.post("/v1/transactions", {"branches": [

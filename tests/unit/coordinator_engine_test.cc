@@ -1307,3 +1307,27 @@ TEST_CASE("2pc resumed from a staging record: the abort the fences led to waits 
   e.OnDecisionPersisted("t", Status::Ok(), 2);
   CHECK(Only<action::SendDecision>(e.TakeActions()).size() == 2);
 }
+
+TEST_CASE("the commits are handed out before the client's answer, so its next write finds the rows released") {
+  for (bool staged_first : {true, false}) {
+    Engine e = MakeEngine();
+    e.Start(Transfer("t"), 0);
+    e.TakeActions();
+    if (staged_first) e.OnPrecommitPersisted("t", Status::Ok(), 1);
+    e.OnVote("t", "bank-a", Yes("t"), 2);
+    e.OnVote("t", "bank-b", Yes("t"), 2);
+    if (!staged_first) {
+      e.TakeActions();
+      e.OnPrecommitPersisted("t", Status::Ok(), 3);
+    }
+    auto a = e.TakeActions();
+    std::size_t last_send = 0, reply = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (std::holds_alternative<action::SendDecision>(a[i])) last_send = i;
+      if (std::holds_alternative<action::ReplyClient>(a[i])) reply = i;
+    }
+    REQUIRE(Only<action::SendDecision>(a).size() == 2);
+    REQUIRE(Only<action::ReplyClient>(a).size() == 1);
+    CHECK(last_send < reply);
+  }
+}

@@ -1033,3 +1033,84 @@ TEST_CASE("a repeated prepare after a restart votes yes with its results unknown
 }
 
 }  // namespace
+
+namespace {
+
+// The resource manager's no for a key t0 holds, with the prepare handed back.
+PrepareResult HeldBy(const std::string& holder, const std::string& txid) {
+  PrepareResult r = No("lock conflict with " + holder);
+  r.lock_conflict = true;
+  r.lock_holder = holder;
+  r.record.txid = txid;
+  r.ops = Prepare(txid).ops;
+  return r;
+}
+
+// t0 voted yes here and holds alice's row; t1's prepare met it.
+void T1MetT0(Engine& e) {
+  e.OnPrepare(Prepare("t0"), 1, 0);
+  e.TakeActions();
+  e.OnPrepared("t0", Yes({"accounts|pk|alice"}), Status::Ok(), 0);
+  e.TakeActions();
+  e.OnPrepare(Prepare("t1"), 2, 1);
+  e.TakeActions();
+  e.OnPrepared("t1", HeldBy("t0", "t1"), Status::Ok(), 2);
+}
+
+}  // namespace
+
+TEST_CASE("a prepare that meets a key of a transaction that voted yes waits for it to be applied, then runs again") {
+  // The coordinator answers a client as it sends the commits, and the
+  // client's next transaction on the same rows may reach this agent first.
+  Engine e = MakeEngine();
+  T1MetT0(e);
+  CHECK(Only<action::Reply>(e.TakeActions()).empty());  // no vote yet
+  e.OnCommit("t0", kCommitKey, 3, 3);
+  REQUIRE(Only<action::ApplyCommit>(e.TakeActions()).size() == 1);
+  e.OnCommitApplied("t0", Status::Ok(), 4);
+  auto a = e.TakeActions();
+  auto again = Only<action::Prepare>(a);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].record.txid == "t1");
+  CHECK(again[0].ops.size() == 1);
+  e.OnPrepared("t1", Yes({"accounts|pk|alice"}), Status::Ok(), 5);
+  auto replies = Only<action::Reply>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].body["vote"] == "yes");
+}
+
+TEST_CASE("a prepare waits once, and at most briefly: then the conflict is a no") {
+  Engine e = MakeEngine();
+  T1MetT0(e);
+  e.TakeActions();
+  e.Tick(2 + 19);
+  CHECK(Only<action::Prepare>(e.TakeActions()).empty());
+  e.Tick(2 + 20);
+  REQUIRE(Only<action::Prepare>(e.TakeActions()).size() == 1);
+  e.OnPrepared("t1", HeldBy("t0", "t1"), Status::Ok(), 23);
+  auto replies = Only<action::Reply>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].body["vote"] == "no");
+  CHECK(replies[0].body["reason"] == "lock conflict with t0");
+  e.OnCommit("t0", kCommitKey, 3, 30);
+  e.TakeActions();
+  e.OnCommitApplied("t0", Status::Ok(), 31);
+  CHECK(Only<action::Prepare>(e.TakeActions()).empty());  // nothing waits any more
+}
+
+TEST_CASE("a prepare does not wait for a holder still preparing, and an abort ends a wait at once") {
+  Engine e = MakeEngine();
+  e.OnPrepare(Prepare("t0"), 1, 0);
+  e.OnPrepare(Prepare("t1"), 2, 0);
+  e.TakeActions();
+  e.OnPrepared("t1", HeldBy("t0", "t1"), Status::Ok(), 1);  // t0 has not voted: the other side of a conflict
+  auto replies = Only<action::Reply>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].body["vote"] == "no");
+
+  Engine w = MakeEngine();
+  T1MetT0(w);
+  w.TakeActions();
+  w.OnAbort("t1", "", 9, 3);
+  REQUIRE(Only<action::Prepare>(w.TakeActions()).size() == 1);  // runs now, and its result answers the abort
+}

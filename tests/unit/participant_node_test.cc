@@ -196,6 +196,8 @@ class Fixture {
     std::optional<NodeReply> reply;
     node_->Prepare(DebitRequest(txid, protocol, coordinator), [&](NodeReply v) { reply = std::move(v); });
     Settle();
+    // A prepare that met a key of one that voted yes waits for it a while.
+    for (int i = 0; i < 10 && !reply.has_value(); ++i) RunFor(10);
     REQUIRE(reply.has_value());
     return *reply;
   }
