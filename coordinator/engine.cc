@@ -249,16 +249,20 @@ void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status,
   SendPrecommitsDue(tx, now_ms);
 }
 
+bool Engine::TakeDeliverySlot(const ParticipantRef& to, bool& sending_flag) {
+  int64_t& sending = sending_to_[to.name];
+  if (sending >= options_.deliveries_per_participant) return false;
+  ++sending;
+  sending_flag = true;
+  return true;
+}
+
 void Engine::SendPrecommitsDue(Tx& tx, int64_t now_ms) {
   for (auto& b : tx.branches) {
     if (b.precommit_acked || b.precommit_sending || b.precommit_next_ms > now_ms) continue;
-    // Shares the participant's bound with decisions: a restart resuming
-    // thousands of precommitted transactions sends them in waves too.
-    int64_t& sending = sending_to_[b.participant.name];
-    if (sending >= options_.deliveries_per_participant) continue;
-    ++sending;
-    b.precommit_sending = true;
-    actions_.push_back(action::SendPrecommit{tx.txid, b.participant});
+    if (TakeDeliverySlot(b.participant, b.precommit_sending)) {
+      actions_.push_back(action::SendPrecommit{tx.txid, b.participant});
+    }
   }
 }
 
@@ -402,11 +406,7 @@ void Engine::StartDelivery(Tx& tx, Branch& b, int64_t now_ms) {
 void Engine::SendDue(Tx& tx, int64_t now_ms) {
   for (auto& b : tx.branches) {
     if (!b.needs_decision || b.acked || b.sending || b.next_send_ms > now_ms) continue;
-    // Bounded per participant: the rest go out on a later tick, as answers come back.
-    int64_t& sending = sending_to_[b.participant.name];
-    if (sending >= options_.deliveries_per_participant) continue;
-    ++sending;
-    b.sending = true;
+    if (!TakeDeliverySlot(b.participant, b.sending)) continue;
     ++b.attempts;
     actions_.push_back(action::SendDecision{tx.txid, b.participant, tx.outcome});
   }
@@ -626,77 +626,67 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   tx.heuristic = record.heuristic;
   tx.idempotency_key = record.idempotency_key;
   tx.recorded_reply = std::move(record.reply);
+  // A record with outcome pending: 3PC's precommit record (every vote was
+  // yes) or 2PC's staging record (the votes are not known: every participant
+  // is fenced).
   const bool precommit_only = record.outcome == Outcome::kPending;
+  const bool staging = precommit_only && tx.protocol == wire::Protocol::k2pc;
   if (!tx.idempotency_key.empty()) txid_by_key_[tx.idempotency_key] = tx.txid;
-  if (precommit_only && tx.protocol == wire::Protocol::k2pc) {
-    // A staging record: the votes are not known, so every participant is fenced.
-    SetPhase(tx, Phase::kFencing);
-    tx.resumed = true;
-    tx.precommit_durable = true;
-    tx.decided_ms = 0;
-    tx.durable = false;
-    ++undecided_;
+  for (auto& p : record.participants) {
+    Branch b;
+    b.participant = p;
+    b.vote = staging ? VoteState::kPending : precommit_only ? VoteState::kYes : VoteState::kNone;
+    if (staging) b.results = nullptr;  // the rows a SELECT read went to a client that may be gone
+    tx.branches.push_back(std::move(b));
+  }
+  if (!precommit_only) {
+    for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
+    auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
+    (void)inserted;
+    SendDue(it->second, now_ms);
+    return;
+  }
+  SetPhase(tx, staging ? Phase::kFencing : Phase::kPrecommitted);
+  tx.resumed = true;
+  tx.precommit_durable = true;
+  tx.decided_ms = 0;
+  tx.durable = false;
+  ++undecided_;
+  for (auto& b : tx.branches) {
+    b.precommit_next_ms = now_ms;
+    b.precommit_backoff_ms = options_.retry_initial_ms;
+  }
+  if (staging) {
     // Wall clocks: created_ms is the starting coordinator's. Older than
     // this, every participant may have committed and forgotten the outcome,
     // and a fence would answer (and record) "aborted" for a commit: not
     // fenced, not guessed, an operator settles it.
     const int64_t age_ms = now_ms - tx.created_ms;
     tx.staging_in_doubt = age_ms >= options_.outcome_retention_ms / 2;
-    for (auto& p : record.participants) {
-      Branch b;
-      b.participant = p;
-      b.results = nullptr;  // the rows a SELECT read went to a client that may be gone
-      b.precommit_next_ms = now_ms;
-      b.precommit_backoff_ms = options_.retry_initial_ms;
-      if (tx.staging_in_doubt) {
+    if (tx.staging_in_doubt) {
+      for (auto& b : tx.branches) {
         b.last_error = "the staging record is " + std::to_string(age_ms / 1000) +
-                       " s old, and no decision followed it: " + p.name +
+                       " s old, and no decision followed it: " + b.participant.name +
                        " may have committed and forgotten the outcome; the outcome is in doubt";
       }
-      tx.branches.push_back(std::move(b));
     }
-    auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
-    (void)inserted;
-    SendFencesDue(it->second, now_ms);
-    return;
   }
-  for (auto& p : record.participants) {
-    Branch b;
-    b.participant = p;
-    b.vote = precommit_only ? VoteState::kYes : VoteState::kNone;  // a precommit record means all voted yes
-    tx.branches.push_back(std::move(b));
-  }
-  if (precommit_only) {
-    SetPhase(tx, Phase::kPrecommitted);
-    tx.resumed = true;
-    tx.precommit_durable = true;
-    tx.decided_ms = 0;
-    tx.durable = false;
-    ++undecided_;
-    for (auto& b : tx.branches) {
-      b.precommit_next_ms = now_ms;
-      b.precommit_backoff_ms = options_.retry_initial_ms;
-    }
-    auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
-    (void)inserted;
-    SendPrecommitsDue(it->second, now_ms);
-    return;
-  }
-  for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
   auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
   (void)inserted;
-  SendDue(it->second, now_ms);
+  if (staging) {
+    SendFencesDue(it->second, now_ms);
+  } else {
+    SendPrecommitsDue(it->second, now_ms);
+  }
 }
 
 void Engine::SendFencesDue(Tx& tx, int64_t now_ms) {
   if (tx.staging_in_doubt) return;
   for (auto& b : tx.branches) {
     if (b.fence || b.precommit_sending || b.precommit_next_ms > now_ms) continue;
-    int64_t& sending = sending_to_[b.participant.name];
-    if (sending >= options_.deliveries_per_participant) continue;
-    ++sending;
-    b.precommit_sending = true;
-    actions_.push_back(action::SendFence{tx.txid, b.participant});
+    if (TakeDeliverySlot(b.participant, b.precommit_sending)) {
+      actions_.push_back(action::SendFence{tx.txid, b.participant});
+    }
   }
 }
 

@@ -382,6 +382,11 @@ class Engine {
   void AnswerEarly(Tx& tx, int64_t now_ms);
   void SendFencesDue(Tx& tx, int64_t now_ms);
   void CommitAgainIfDue(Tx& tx, int64_t now_ms);
+  // Takes one of `to`'s delivery slots (decisions, precommits and fences
+  // share them: a restart resuming thousands of records sends them in waves;
+  // the rest go out on a later tick, as answers come back) and sets
+  // sending_flag. False: none is free.
+  bool TakeDeliverySlot(const ParticipantRef& to, bool& sending_flag);
   void SendPrecommitsDue(Tx& tx, int64_t now_ms);
   void PrecommitDeadline(Tx& tx, int64_t now_ms);
   // 3PC, undecided, and a participant answered its precommit unknown_transaction.

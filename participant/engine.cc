@@ -362,11 +362,11 @@ bool Engine::WaitForHolder(const std::string& txid, Tx& tx, PrepareResult& resul
 void Engine::RunWaitingPrepares(const std::string& holder) {
   auto waiting = waiting_for_.find(holder);
   if (waiting == waiting_for_.end()) return;
-  std::vector<std::string> txids = waiting->second;
+  std::vector<std::string> txids = std::move(waiting->second);
+  waiting_for_.erase(waiting);
   for (const std::string& txid : txids) {
     if (auto it = txs_.find(txid); it != txs_.end()) RunWaitingPrepare(txid, it->second);
   }
-  waiting_for_.erase(holder);
 }
 
 void Engine::RunWaitingPrepare(const std::string& txid, Tx& tx) {

@@ -34,28 +34,6 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   void AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) override {
     Append(std::move(record), std::move(done), /*with_next_write=*/true);
   }
-  void Append(DecisionRecord record, std::function<void(Status)> done, bool with_next_write) {
-    const bool decided = record.outcome != Outcome::kPending;
-    // A 2PC staging record is what a commit answered early stands on: the bug forgets it too.
-    const bool forgettable = decided || record.protocol == wire::Protocol::k2pc;
-    if (forgettable && node_.ctx_.bug == Bug::kForgetDecision) {
-      node_.ctx_.Log(node_.name_, "BUG forget-decision: " + record.txid + " " +
-                                      std::string(coordinator::OutcomeName(record.outcome)) + " not written");
-      node_.queue_.Submit(StorageJob{[](sqlite::Database&) { return Status::Ok(); }, std::move(done)});
-      return;
-    }
-    if (decided) node_.appended_.insert(record.txid);
-    // Only the client's keys: an adversary's restart replaces the log, which
-    // forgets its keys legitimately (and runs without the flag stay as they were).
-    if (decided && node_.ctx_.client_retries && !record.idempotency_key.empty()) {
-      node_.ctx_.checker.OnIdempotencyKey(record.txid, record.idempotency_key);
-    }
-    if (with_next_write) {
-      store_.AppendDecisionWithNextWrite(std::move(record), std::move(done));
-    } else {
-      store_.AppendDecision(std::move(record), std::move(done));
-    }
-  }
   // Then compacts: finished decisions older than kFinishedRetentionMs are
   // deleted, which presumed abort allows. It makes an early ack (a participant
   // acking before its outcome is durable) observable. Nobody waits for it and
@@ -123,6 +101,29 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   }
 
  private:
+  void Append(DecisionRecord record, std::function<void(Status)> done, bool with_next_write) {
+    const bool decided = record.outcome != Outcome::kPending;
+    // A 2PC staging record is what a commit answered early stands on: the bug forgets it too.
+    const bool forgettable = decided || record.protocol == wire::Protocol::k2pc;
+    if (forgettable && node_.ctx_.bug == Bug::kForgetDecision) {
+      node_.ctx_.Log(node_.name_, "BUG forget-decision: " + record.txid + " " +
+                                      std::string(coordinator::OutcomeName(record.outcome)) + " not written");
+      node_.queue_.Submit(StorageJob{[](sqlite::Database&) { return Status::Ok(); }, std::move(done)});
+      return;
+    }
+    if (decided) node_.appended_.insert(record.txid);
+    // Only the client's keys: an adversary's restart replaces the log, which
+    // forgets its keys legitimately (and runs without the flag stay as they were).
+    if (decided && node_.ctx_.client_retries && !record.idempotency_key.empty()) {
+      node_.ctx_.checker.OnIdempotencyKey(record.txid, record.idempotency_key);
+    }
+    if (with_next_write) {
+      store_.AppendDecisionWithNextWrite(std::move(record), std::move(done));
+    } else {
+      store_.AppendDecision(std::move(record), std::move(done));
+    }
+  }
+
   CoordinatorNode& node_;
   coordinator::SqliteDecisionLog& store_;
 };
