@@ -41,6 +41,12 @@ struct ListFilter {
   std::size_t limit = 100;
 };
 
+// A record's reply is read back only to answer a retry with the same
+// Idempotency-Key: a record without a key is stored without it (null).
+inline void DropUnreadReply(DecisionRecord& record) {
+  if (record.idempotency_key.empty()) record.reply = nullptr;
+}
+
 class DecisionLog {
  public:
   virtual ~DecisionLog() = default;

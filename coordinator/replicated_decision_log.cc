@@ -224,9 +224,7 @@ void ReplicatedDecisionLog::Read(std::function<Result<T>(sqlite::Database&)> rea
 }
 
 void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<void(Status)> done) {
-  // The reply is read back only to answer a retry with the same
-  // Idempotency-Key; without one, every member would store it for nothing.
-  if (record.idempotency_key.empty()) record.reply = nullptr;
+  DropUnreadReply(record);
   // (A 2PC staging record is answered on, like a decision; a 3PC precommit record is not.)
   if (options_.unsafe_complete_before_commit &&
       (record.outcome != Outcome::kPending || record.protocol == wire::Protocol::k2pc)) {
@@ -245,7 +243,7 @@ void ReplicatedDecisionLog::AppendDecisionWithNextWrite(DecisionRecord record, s
     done(s);
     return;
   }
-  if (record.idempotency_key.empty()) record.reply = nullptr;
+  DropUnreadReply(record);
   riding_.push_back({EncodeCommand(command::Decide{std::move(record)}), std::move(done)});
   ArmHeldLinger();
 }

@@ -131,6 +131,7 @@ void SqliteDecisionLog::AppendDecisionWithNextWrite(DecisionRecord record, std::
 }
 
 void SqliteDecisionLog::Append(DecisionRecord record, Durability durability, std::function<void(Status)> done) {
+  DropUnreadReply(record);
   // Serializing the record happens on the storage thread, off the io thread.
   queue_->Submit(StorageJob{[record = std::move(record)](sqlite::Database& db) {
                               if (failpoint::Active("decision_log.fail_append")) {

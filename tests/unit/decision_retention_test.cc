@@ -3,6 +3,7 @@
 // state machines, and what a snapshot carries of it.
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -263,8 +264,8 @@ TEST_CASE("keys forgotten before keys had a time are kept a whole window from th
   CHECK(restored->keys[0].forgotten_ms == 700);
 }
 
-// SQLite virtual-machine steps Recover() takes (progress handler every step).
-int64_t RecoverSteps(sqlite::Database& db) {
+// SQLite virtual-machine steps fn takes (progress handler every step).
+int64_t Steps(sqlite::Database& db, const std::function<void()>& fn) {
   int64_t steps = 0;
   sqlite3_progress_handler(
       db.handle(), 1,
@@ -273,11 +274,32 @@ int64_t RecoverSteps(sqlite::Database& db) {
         return 0;
       },
       &steps);
-  auto recovered = DecisionStore(db).Recover();
+  fn();
   sqlite3_progress_handler(db.handle(), 0, nullptr, nullptr);
-  REQUIRE(recovered.ok());
-  CHECK(recovered->unfinished.size() == 3);
   return steps;
+}
+
+int64_t RecoverSteps(sqlite::Database& db) {
+  return Steps(db, [&] {
+    auto recovered = DecisionStore(db).Recover();
+    REQUIRE(recovered.ok());
+    CHECK(recovered->unfinished.size() == 3);
+  });
+}
+
+// Listing the unfinished decisions, newest first, of any outcome and of one.
+int64_t ListUnfinishedSteps(sqlite::Database& db) {
+  return Steps(db, [&] {
+    ListFilter unfinished{.unfinished_only = true};
+    auto any = DecisionStore(db).List(unfinished);
+    REQUIRE(any.ok());
+    REQUIRE(any->size() == 3);
+    for (const DecisionRecord& r : *any) CHECK_FALSE(r.finished);
+    unfinished.outcome = Outcome::kCommitted;
+    auto committed = DecisionStore(db).List(unfinished);
+    REQUIRE(committed.ok());
+    CHECK(committed->size() == 3);
+  });
 }
 
 TEST_CASE("restart work does not grow with finished history: recovery reads the unfinished rows only") {
@@ -302,6 +324,11 @@ TEST_CASE("restart work does not grow with finished history: recovery reads the 
   MESSAGE("recovery steps: " << few << " with 100 finished decisions, " << many << " with 20000");
   // An index search grows with the logarithm of the table; a scan would take 200 times as many.
   CHECK(many < 2 * few + 200);
+  const int64_t listed_few = ListUnfinishedSteps(*small);
+  const int64_t listed_many = ListUnfinishedSteps(*large);
+  MESSAGE("unfinished listing steps: " << listed_few << " with 100 finished decisions, " << listed_many
+                                       << " with 20000");
+  CHECK(listed_many < 2 * listed_few + 200);
 }
 
 // SQLite virtual-machine steps of one retention batch that finds nothing old enough.
