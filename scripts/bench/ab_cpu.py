@@ -10,7 +10,8 @@ one commitd (or, with --group, a 3-member coordinator group) from BIN_DIR,
 then `commitd-bench transfers` against the coordinator (the group's leader).
 Over the measured window (after the warmup) it reads, for every process,
 utime+stime from /proc/PID/stat, the context switches of all its threads
-(/proc/PID/task/*/status) and the growth of its resident memory (VmRSS), and
+(/proc/PID/task/*/status), the growth of its resident memory (VmRSS) and the
+bytes its writes sent to the disk (write_bytes of /proc/PID/io), and
 prints them per committed transfer along with the rate. With --b the runs alternate A, B, B, A, A, B, ... (--pairs pairs)
 and the summary shows the median and [min–max] of each figure per build.
 With --group it also counts leader changes (commitd_raft_leader_changes_total
@@ -88,6 +89,17 @@ def ctx_switches(pid):
         except OSError:
             pass
     return voluntary, involuntary
+
+
+def storage_bytes_written(pid):
+    # write_bytes: what the process's writes sent (or will send) to the disk,
+    # counted when the pages are dirtied; a figure of the work its durable
+    # writes do that the machine's noise hardly moves.
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    return 0
 
 
 def resident_bytes(pid):
@@ -196,6 +208,7 @@ def one_run(args, label, bin_dir, run_no):
         cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items()}
         cs0 = {n: ctx_switches(pid) for n, pid in pids.items()}
         rss0 = {n: resident_bytes(pid) for n, pid in pids.items()}
+        disk0 = {n: storage_bytes_written(pid) for n, pid in pids.items()}
         if args.perf_dir:
             os.makedirs(args.perf_dir, exist_ok=True)
             for name, p in cluster.procs.items():
@@ -207,6 +220,7 @@ def one_run(args, label, bin_dir, run_no):
         cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items()}
         cs1 = {n: ctx_switches(pid) for n, pid in pids.items()}
         rss1 = {n: resident_bytes(pid) for n, pid in pids.items()}
+        disk1 = {n: storage_bytes_written(pid) for n, pid in pids.items()}
         changes = (leader_changes(cluster.urls) - changes_before) if args.group else 0
         out, _ = bench.communicate(timeout=60)
         for p in perf:
@@ -229,6 +243,7 @@ def one_run(args, label, bin_dir, run_no):
         row[f"vcs.{name}"] = (cs1[name][0] - cs0[name][0]) / n
         row[f"ivcs.{name}"] = (cs1[name][1] - cs0[name][1]) / n
         row[f"rss_growth_b.{name}"] = (rss1[name] - rss0[name]) / n
+        row[f"disk_b.{name}"] = (disk1[name] - disk0[name]) / n
     row["cpu_us.total"] = total
     return row
 
