@@ -120,11 +120,21 @@ def leader_changes(urls):
     return total
 
 
+NEEDED_BINARIES = ("commitd", "commit-agent", "commitd-bench", "commitctl")
+
+
 class Cluster:
     def __init__(self, bin_dir, work, group, agent_config=None):
         self.bin = bin_dir
         self.work = work
         self.procs = {}
+        try:
+            self._launch(bin_dir, work, group, agent_config)
+        except BaseException:
+            self.stop()  # what started must not outlive a start that failed
+            raise
+
+    def _launch(self, bin_dir, work, group, agent_config):
         taken = set()
         for db in ("a", "b"):
             subprocess.run([f"{bin_dir}/commitd-bench", "setup-bank", "--db", f"{work}/{db}.db", "--prefix", "acct",
@@ -267,6 +277,10 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
     builds = [("A", os.path.abspath(args.a))] + ([("B", os.path.abspath(args.b))] if args.b else [])
+    for _, bin_dir in builds:
+        missing = [b for b in NEEDED_BINARIES if not os.access(os.path.join(bin_dir, b), os.X_OK)]
+        if missing:
+            sys.exit(f"ab_cpu.py: {bin_dir} lacks {', '.join(missing)}")
     rows = []
     for i in range(args.pairs):
         order = builds if i % 2 == 0 else builds[::-1]
