@@ -658,15 +658,19 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   }
   if (staging) {
     // Wall clocks: created_ms is the starting coordinator's. Older than
-    // this, every participant may have committed and forgotten the outcome,
-    // and a fence would answer (and record) "aborted" for a commit: not
-    // fenced, not guessed, an operator settles it.
+    // the bound, every participant may have committed and forgotten the
+    // outcome, and a fence would answer (and record) "aborted" for a commit:
+    // not fenced, not guessed, an operator settles it. A record dated as far
+    // ahead of this clock says the clock moved back: its age is unknown.
     const int64_t age_ms = now_ms - tx.created_ms;
-    tx.staging_in_doubt = age_ms >= options_.outcome_retention_ms / 2;
+    const int64_t bound_ms = options_.outcome_retention_ms / 2;
+    tx.staging_in_doubt = age_ms >= bound_ms || age_ms <= -bound_ms;
     if (tx.staging_in_doubt) {
+      const std::string age = age_ms >= 0 ? std::to_string(age_ms / 1000) + " s old"
+                                          : "dated " + std::to_string(-age_ms / 1000) +
+                                                " s ahead of this coordinator's clock, which moved back,";
       for (auto& b : tx.branches) {
-        b.last_error = "the staging record is " + std::to_string(age_ms / 1000) +
-                       " s old, and no decision followed it: " + b.participant.name +
+        b.last_error = "the staging record is " + age + " and no decision followed it: " + b.participant.name +
                        " may have committed and forgotten the outcome; the outcome is in doubt";
       }
     }

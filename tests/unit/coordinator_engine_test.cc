@@ -1251,6 +1251,23 @@ TEST_CASE("2pc resumed from a staging record older than half the agents' outcome
   CHECK(persist[0].record.outcome == Outcome::kAborted);
 }
 
+TEST_CASE("2pc resumed from a staging record dated half the outcome retention ahead of the clock: in doubt") {
+  // The clock moved back: how old the record is cannot be told.
+  EngineOptions options{"http://coord", 50, 400};
+  options.outcome_retention_ms = 10'000;
+  Engine e(options);
+  e.Resume(StagingRecord("t"), 5 - 5'000);  // created_ms 5
+  CHECK(Only<action::SendFence>(e.TakeActions()).empty());
+  auto v = e.Find("t");
+  CHECK(v->in_doubt);
+  CHECK(v->branches[0].last_error.find("ahead of this coordinator's clock, which moved back") != std::string::npos);
+  // Within the bound (members' clocks differ a little): fenced as usual.
+  Engine skewed(options);
+  skewed.Resume(StagingRecord("t"), 5 - 4'000);
+  CHECK(Only<action::SendFence>(skewed.TakeActions()).size() == 2);
+  CHECK_FALSE(skewed.Find("t")->in_doubt);
+}
+
 TEST_CASE("2pc with a staging record: an abort goes to the participants only once its record is durable") {
   // Sent before, it could reach a participant after a restarted coordinator's
   // fence found it prepared, and that coordinator would then commit.
