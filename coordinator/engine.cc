@@ -389,9 +389,7 @@ void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
     return;
   }
   // Presumed abort: no need to wait for the record before telling participants.
-  for (auto& b : tx.branches) {
-    if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
-  }
+  StartAbortDeliveries(tx, now_ms);
   SendDue(tx, now_ms);
 }
 
@@ -401,6 +399,12 @@ void Engine::StartDelivery(Tx& tx, Branch& b, int64_t now_ms) {
   b.acked = false;
   b.next_send_ms = now_ms;
   b.backoff_ms = options_.retry_initial_ms;
+}
+
+void Engine::StartAbortDeliveries(Tx& tx, int64_t now_ms) {
+  for (auto& b : tx.branches) {
+    if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
+  }
 }
 
 void Engine::SendDue(Tx& tx, int64_t now_ms) {
@@ -426,9 +430,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
       // Nothing durable says commit, so presumed abort holds: abort instead.
       tx.outcome = Outcome::kAborted;
       tx.reason = "decision log write failed: " + status.message();
-      for (auto& b : tx.branches) {
-        if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
-      }
+      StartAbortDeliveries(tx, now_ms);
     }
     // An abort that is not durable is still an abort; the client hears it.
   }
@@ -451,9 +453,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   if (tx.outcome == Outcome::kAborted && tx.abort_after_record) {
     tx.abort_after_record = false;
-    for (auto& b : tx.branches) {
-      if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
-    }
+    StartAbortDeliveries(tx, now_ms);
   }
   SendDue(tx, now_ms);
   // After the decisions (see AnswerEarly).
@@ -539,9 +539,7 @@ bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const
   if (recorded == Outcome::kAborted && tx.outcome == Outcome::kCommitted) {
     tx.outcome = Outcome::kAborted;
     tx.reason = "an abort was recorded first: " + recorded_reason;
-    for (auto& b : tx.branches) {
-      if (b.vote != VoteState::kNo) StartDelivery(tx, b, now_ms);
-    }
+    StartAbortDeliveries(tx, now_ms);
   } else if (recorded != tx.outcome) {
     return false;
   }

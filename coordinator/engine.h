@@ -406,6 +406,8 @@ class Engine {
   void ReplyClients(Tx& tx, int status, const nlohmann::json& body);
   DecisionRecord RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const;
   void StartDelivery(Tx& tx, Branch& b, int64_t now_ms);
+  // The abort goes to every participant but those that voted no (they aborted already).
+  void StartAbortDeliveries(Tx& tx, int64_t now_ms);
   void SendDue(Tx& tx, int64_t now_ms);
   void MaybeFinish(Tx& tx, int64_t now_ms);
   void FinishAgainIfDue(Tx& tx, int64_t now_ms);

@@ -1227,10 +1227,16 @@ TEST_CASE("2pc: at shutdown a client waiting on a resumed staging record hears 5
   CHECK(replies[0].body["txid"] == "t");
 }
 
-TEST_CASE("2pc resumed from a staging record older than half the agents' outcome retention: not fenced, in doubt") {
+// Agents that remember outcomes 10 s: a staging record resumed 5 s or more
+// from the clock, either way, is not fenced.
+Engine WithTenSecondRetention() {
   EngineOptions options{"http://coord", 50, 400};
   options.outcome_retention_ms = 10'000;
-  Engine e(options);
+  return Engine(options);
+}
+
+TEST_CASE("2pc resumed from a staging record older than half the agents' outcome retention: not fenced, in doubt") {
+  Engine e = WithTenSecondRetention();
   e.Resume(StagingRecord("t"), 5 + 5'000);  // created_ms 5
   CHECK(Only<action::SendFence>(e.TakeActions()).empty());
   e.Tick(100'000);
@@ -1241,7 +1247,7 @@ TEST_CASE("2pc resumed from a staging record older than half the agents' outcome
   CHECK(v->branches[0].last_error.find("may have committed and forgotten") != std::string::npos);
   CHECK(e.ForceInDoubt("t", Outcome::kCommitted, "", 100'001));
   // Younger than that, the same answers abort.
-  Engine young(options);
+  Engine young = WithTenSecondRetention();
   young.Resume(StagingRecord("t"), 5 + 4'000);
   young.TakeActions();
   young.OnFenceAnswer("t", "bank-a", FenceAnswer::kFenced, 4'001);
@@ -1253,16 +1259,14 @@ TEST_CASE("2pc resumed from a staging record older than half the agents' outcome
 
 TEST_CASE("2pc resumed from a staging record dated half the outcome retention ahead of the clock: in doubt") {
   // The clock moved back: how old the record is cannot be told.
-  EngineOptions options{"http://coord", 50, 400};
-  options.outcome_retention_ms = 10'000;
-  Engine e(options);
+  Engine e = WithTenSecondRetention();
   e.Resume(StagingRecord("t"), 5 - 5'000);  // created_ms 5
   CHECK(Only<action::SendFence>(e.TakeActions()).empty());
   auto v = e.Find("t");
   CHECK(v->in_doubt);
   CHECK(v->branches[0].last_error.find("ahead of this coordinator's clock, which moved back") != std::string::npos);
   // Within the bound (members' clocks differ a little): fenced as usual.
-  Engine skewed(options);
+  Engine skewed = WithTenSecondRetention();
   skewed.Resume(StagingRecord("t"), 5 - 4'000);
   CHECK(Only<action::SendFence>(skewed.TakeActions()).size() == 2);
   CHECK_FALSE(skewed.Find("t")->in_doubt);
