@@ -113,9 +113,11 @@ Result<Step> Plan(coordinator::DecisionStore& log, Step step, const std::set<std
   if (!decision.ok()) return decision.status();
   if (decision->has_value() && (*decision)->outcome == coordinator::Outcome::kPending &&
       (*decision)->protocol == wire::Protocol::k2pc) {
+    // Read from step before it is moved into the call: arguments are evaluated in no set order.
+    const bool commit_seen = committed_elsewhere.count(step.record.txid) != 0;
     auto in = prepared_in.find(step.record.txid);
-    return PlanStaging(**decision, std::move(step), committed_elsewhere.count(step.record.txid) != 0,
-                       in == prepared_in.end() ? 0 : in->second.size());
+    const std::size_t prepared = in == prepared_in.end() ? 0 : in->second.size();
+    return PlanStaging(**decision, std::move(step), commit_seen, prepared);
   }
   // 3PC: a decision in the log settles it as in 2PC, and no record at all
   // means nobody was told to precommit, so presumed abort holds too. But a
