@@ -4,14 +4,18 @@
 
 namespace commitd {
 
-BatchSync PlanBatchSync(std::span<const StorageJob> batch, bool full, bool holding) {
+bool StartsBatch(const StorageJob& job, bool defer_riders) {
+  return !defer_riders || job.durability != Durability::kSyncWithNext;
+}
+
+BatchSync PlanBatchSync(std::span<const StorageJob> batch, bool full, bool holding, bool lingered) {
   auto any = [&](auto pred) { return std::any_of(batch.begin(), batch.end(), pred); };
   BatchSync plan;
   plan.rides = any([](const StorageJob& j) { return j.durability == Durability::kSyncWithNext; });
   const bool unsynced_done_would_wait =
       (plan.rides || holding) && any([](const StorageJob& j) { return j.durability == Durability::kNone && j.done; });
-  plan.fsync =
-      full && (any([](const StorageJob& j) { return j.durability == Durability::kSyncNow; }) || unsynced_done_would_wait);
+  plan.fsync = full && (lingered || any([](const StorageJob& j) { return j.durability == Durability::kSyncNow; }) ||
+                        unsynced_done_would_wait);
   return plan;
 }
 

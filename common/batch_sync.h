@@ -25,10 +25,21 @@ struct BatchSync {
   bool rides = false;
 };
 
+// Whether a queued job starts a batch as soon as the queue gets to it. With
+// riders deferred (StorageQueue::DeferRiders), a kSyncWithNext job does not:
+// it waits in the queue for a job that does, for a read, or for the linger
+// since the oldest queued job (then its batch syncs: `lingered` below), so
+// that it is written in the batch whose fsync it rides on instead of in a
+// batch of its own.
+bool StartsBatch(const StorageJob& job, bool defer_riders);
+
 // full: the connection's own level is synchronous=FULL (below it nothing is
 // fsynced and nothing is held). holding: dones of earlier batches are held.
 // A kNone done never waits behind held ones: it makes the batch fsync instead.
-BatchSync PlanBatchSync(std::span<const StorageJob> batch, bool full, bool holding);
+// lingered: deferred riders taken because none of their jobs starts a batch
+// and the linger ran out (or the queue is flushed or stopping): the batch
+// syncs, as nothing later is coming to carry them.
+BatchSync PlanBatchSync(std::span<const StorageJob> batch, bool full, bool holding, bool lingered = false);
 
 // What becomes of the held dones and of this batch's once it ran.
 enum class HeldDones {

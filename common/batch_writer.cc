@@ -32,11 +32,23 @@ BatchWriter::~BatchWriter() {
 }
 
 void BatchWriter::Submit(Job job) {
+  bool wake = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const bool first = queue_.empty();
+    if (first) first_queued_at_ = std::chrono::steady_clock::now();
+    const bool starts = StartsBatch(job, defer_riders_);
+    if (starts) ++starting_queued_;
     queue_.push_back(std::move(job));
+    // A deferred rider behind another waits for the deadline the storage thread has already.
+    wake = starts || first;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
+}
+
+void BatchWriter::DeferRiders() {
+  std::lock_guard<std::mutex> lock(mu_);
+  defer_riders_ = true;
 }
 
 void BatchWriter::Read(std::function<void(sqlite::Database&)> fn) {
@@ -73,30 +85,44 @@ std::size_t BatchWriter::queue_depth() const {
 void BatchWriter::Loop() {
   std::vector<Job> batch;
   std::deque<std::function<void(sqlite::Database&)>> reads;
+  using Clock = std::chrono::steady_clock;
   for (;;) {
     bool sync_held = false;
+    bool lingered = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      auto has_work = [this] { return stop_ || !queue_.empty() || !reads_.empty(); };
-      if (held_.empty()) {
-        busy_ = false;
-        idle_cv_.notify_all();
-        cv_.wait(lock, has_work);
-      } else {
-        // Still busy for Flush(): held dones are not posted yet.
-        cv_.wait_until(lock, held_deadline_, [&] { return has_work() || flushing_ > 0; });
+      for (;;) {
+        if (stop_ || !reads_.empty() || starting_queued_ > 0 || (flushing_ > 0 && !(queue_.empty() && held_.empty()))) {
+          break;
+        }
+        auto deadline = Clock::time_point::max();
+        if (!held_.empty()) deadline = held_deadline_;
+        if (!queue_.empty()) deadline = std::min(deadline, first_queued_at_ + sync_linger_);
+        if (deadline == Clock::time_point::max()) {
+          busy_ = false;
+          idle_cv_.notify_all();
+          cv_.wait(lock);
+          continue;
+        }
+        // Still busy for Flush(): held dones are not posted yet, or riders wait.
+        if (Clock::now() >= deadline) break;
+        cv_.wait_until(lock, deadline);
       }
       if (queue_.empty() && reads_.empty()) {
         if (held_.empty()) return;  // stopping, and nothing left
         sync_held = true;           // the linger ran out, a Flush() waits, or stopping
       } else {
         busy_ = true;
+        // Deferred riders only, taken because their linger ran out, a Flush() waits, or stopping.
+        lingered = starting_queued_ == 0 && reads_.empty();
         std::size_t n = std::min(queue_.size(), max_batch_);
         batch.clear();
         for (std::size_t i = 0; i < n; ++i) {
           batch.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
+        starting_queued_ = 0;
+        for (const Job& j : queue_) starting_queued_ += StartsBatch(j, defer_riders_) ? 1 : 0;
         reads.swap(reads_);
       }
     }
@@ -106,14 +132,14 @@ void BatchWriter::Loop() {
     }
     for (auto& read : reads) read(db_);
     reads.clear();
-    if (!batch.empty()) RunBatch(batch);
+    if (!batch.empty()) RunBatch(batch, lingered);
   }
 }
 
-void BatchWriter::RunBatch(std::vector<Job>& batch) {
+void BatchWriter::RunBatch(std::vector<Job>& batch, bool lingered) {
   const bool full = synchronous_ > 1;
   const bool was_holding = !held_.empty();
-  const BatchSync plan = PlanBatchSync(batch, full, was_holding);
+  const BatchSync plan = PlanBatchSync(batch, full, was_holding, lingered);
   // A batch that needs its fsync never commits unless the level is back.
   Status level = SetSynchronous(full && !plan.fsync ? 1 : synchronous_);
   bool rolled_back = false;

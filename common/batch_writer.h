@@ -7,7 +7,9 @@
 // order. Jobs submitted while a batch is being written form the next batch.
 // Dones of Durability::kSyncWithNext jobs are held until a later batch's fsync
 // or, when the queue stays empty for the linger, an fsync of the WAL alone
-// (the rule, shared with the simulator: common/batch_sync.h).
+// (the rule, shared with the simulator: common/batch_sync.h). With
+// DeferRiders such jobs wait in the queue instead and are written in the
+// batch they ride on.
 // If that fsync fails, what the held jobs wrote may not be on disk while the
 // database shows it: the writer then fails every later job (fail closed) until
 // the process restarts and recovers from what the disk holds.
@@ -54,6 +56,9 @@ class BatchWriter final : public StorageQueue {
   void Submit(Job job) override;
   // fn runs on the storage thread and posts its own result to the io executor.
   void Read(std::function<void(sqlite::Database&)> fn) override;
+  // Deferred riders wait at most the linger, and a Flush() or the destructor
+  // takes them at once.
+  void DeferRiders() override;
   // Blocks until every job submitted so far has run and its done was posted
   // (held dones get their fsync now, without waiting for the linger).
   void Flush();
@@ -69,7 +74,8 @@ class BatchWriter final : public StorageQueue {
 
  private:
   void Loop();
-  void RunBatch(std::vector<Job>& batch);
+  // lingered: deferred riders whose linger ran out (PlanBatchSync).
+  void RunBatch(std::vector<Job>& batch, bool lingered);
   // Syncs the WAL and posts the held dones (with the sync's error if it failed).
   void SyncHeld();
   // Posts the held dones to the io executor, in order, and empties held_.
@@ -95,6 +101,11 @@ class BatchWriter final : public StorageQueue {
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
   std::deque<Job> queue_;
+  // Under mu_: whether riders are deferred, how many queued jobs start a
+  // batch (StartsBatch), and when the oldest queued job was queued.
+  bool defer_riders_ = false;
+  std::size_t starting_queued_ = 0;
+  std::chrono::steady_clock::time_point first_queued_at_;
   std::deque<std::function<void(sqlite::Database&)>> reads_;
   bool busy_ = false;
   bool stop_ = false;

@@ -67,6 +67,14 @@ class StorageQueue {
   // Runs fn against the database between batches (reads); fn delivers its own
   // result to the owner's thread. Not ordered with respect to Submit()ted jobs.
   virtual void Read(std::function<void(sqlite::Database&)> fn) = 0;
+  // From now on a kSyncWithNext job is not written in a batch of its own:
+  // it waits in the queue for the next job that needs a batch, and is
+  // written in that batch, whose fsync it rides on; when none comes within
+  // the linger, its batch syncs (the rule: StartsBatch, common/batch_sync.h).
+  // Its done comes no later than without it; only its write moves. For a
+  // database whose readers need not see a job's writes before its done.
+  // Called by the owner before its first Submit.
+  virtual void DeferRiders() = 0;
   virtual Stats stats() const = 0;
 };
 

@@ -61,7 +61,12 @@ class SqliteDecisionLog final : public DecisionLog {
 
  private:
   void Append(DecisionRecord record, Durability durability, std::function<void(Status)> done);
-  SqliteDecisionLog(sqlite::Database& db, StorageQueue& queue, Post post) : db_(&db), queue_(&queue), post_(std::move(post)) {}
+  // Defers the queue's riders (commit records answered already, finished
+  // marks): nothing reads them before their done, since the engine keeps the
+  // transaction in memory until then.
+  SqliteDecisionLog(sqlite::Database& db, StorageQueue& queue, Post post) : db_(&db), queue_(&queue), post_(std::move(post)) {
+    queue_->DeferRiders();
+  }
   template <class T>
   void PostRead(std::function<T(sqlite::Database&)> read, std::function<void(T)> done);
 

@@ -2,6 +2,8 @@
 
 #include "common/batch_sync.h"
 
+#include <algorithm>
+
 namespace commitd::sim {
 
 SimStorageQueue::SimStorageQueue(std::string node, Context& ctx)
@@ -23,6 +25,7 @@ void SimStorageQueue::Attach(sqlite::Database* db, std::function<void(sqlite::Da
 }
 
 void SimStorageQueue::Submit(Job job) {
+  if (queued_.empty()) first_queued_ms_ = ctx_.now();
   queued_.push_back(std::move(job));
   ScheduleSync();
 }
@@ -48,6 +51,7 @@ void SimStorageQueue::Crash() {
   completed_.clear();
   held_.clear();
   sync_scheduled_ = false;
+  linger_sync_scheduled_ = false;
   delivery_scheduled_ = false;
   db_ = nullptr;
 }
@@ -69,13 +73,29 @@ void SimStorageQueue::Sync(uint64_t epoch) {
   reads_.clear();
   for (auto& read : reads) read(*db_);
   if (epoch != epoch_) return;  // a read's completion crashed the node
+  if (queued_.empty()) return;
+  const bool starts = std::any_of(queued_.begin(), queued_.end(),
+                                  [this](const Job& j) { return StartsBatch(j, defer_riders_); });
+  const int64_t linger_end = first_queued_ms_ + ctx_.sync_linger_ms;
+  if (!starts && reads.empty() && ctx_.now() < linger_end) {
+    if (!linger_sync_scheduled_) {
+      linger_sync_scheduled_ = true;
+      ctx_.scheduler.After(linger_end - ctx_.now(), node_, [this, epoch = epoch_] {
+        if (epoch != epoch_) return;
+        linger_sync_scheduled_ = false;
+        Sync(epoch);
+      });
+    }
+    return;
+  }
+  const bool lingered = !starts && reads.empty();
   std::vector<Job> batch(std::make_move_iterator(queued_.begin()), std::make_move_iterator(queued_.end()));
   queued_.clear();
   if (batch.empty()) return;
   const bool holding = !held_.empty();
   // Without power losses every committed batch is durable: as if each fsynced.
   const BatchSync plan = disk_ == DiskModel::kCommitIsDurable ? BatchSync{.fsync = true}
-                                                              : PlanBatchSync(batch, /*full=*/true, holding);
+                                                              : PlanBatchSync(batch, /*full=*/true, holding, lingered);
   if (!plan.fsync) {
     if (Status s = images_.CaptureBefore(path_); !s.ok()) ctx_.checker.Fail("simulation", node_ + ": " + s.ToString());
   }

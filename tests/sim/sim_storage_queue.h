@@ -46,6 +46,9 @@ class SimStorageQueue final : public StorageQueue {
 
   void Submit(Job job) override;
   void Read(std::function<void(sqlite::Database&)> fn) override;
+  // As BatchWriter's: deferred riders wait for a job that starts a batch, a
+  // read, or the linger (in virtual ms) since the oldest queued job.
+  void DeferRiders() override { defer_riders_ = true; }
   Stats stats() const override { return stats_; }
 
   // The process died: queued jobs, reads, held and undelivered completions are gone.
@@ -90,6 +93,9 @@ class SimStorageQueue final : public StorageQueue {
   std::deque<Completion> held_;  // waiting for an fsync (kFsyncIsDurable)
   uint64_t holds_ = 0;            // bumped when dones start to be held: a linger of an earlier hold does nothing
   bool sync_scheduled_ = false;
+  bool defer_riders_ = false;
+  int64_t first_queued_ms_ = 0;       // when the oldest queued job was queued
+  bool linger_sync_scheduled_ = false;  // a sync at the deferred riders' linger
   bool delivery_scheduled_ = false;
   uint64_t epoch_ = 0;            // bumped by a crash: events scheduled before it do nothing
   uint64_t committed_batches_ = 0;

@@ -74,6 +74,25 @@ TEST_CASE("a batch that did not commit releases the held dones after an fsync of
   CHECK(AfterBatch(plan, !kCommitted, !kWrote, kFull, false) == HeldDones::kDeliver);
 }
 
+TEST_CASE("with riders deferred, only a job that is not a rider starts a batch") {
+  CHECK(StartsBatch(Job(Durability::kSyncNow), /*defer_riders=*/true));
+  CHECK(StartsBatch(Job(Durability::kNone), /*defer_riders=*/true));
+  CHECK_FALSE(StartsBatch(Job(Durability::kSyncWithNext), /*defer_riders=*/true));
+  for (Durability d : {Durability::kSyncNow, Durability::kSyncWithNext, Durability::kNone}) {
+    CHECK(StartsBatch(Job(d), /*defer_riders=*/false));
+  }
+}
+
+TEST_CASE("deferred riders taken at their linger fsync in their own batch, and every done is delivered") {
+  const std::vector<StorageJob> batch{Job(Durability::kSyncWithNext), Job(Durability::kSyncWithNext)};
+  for (bool holding : {false, true}) {
+    BatchSync plan = PlanBatchSync(batch, kFull, holding, /*lingered=*/true);
+    CHECK(plan.fsync);
+    CHECK(AfterBatch(plan, kCommitted, kWrote, kFull, holding) == HeldDones::kDeliver);
+  }
+  CHECK_FALSE(PlanBatchSync(batch, !kFull, false, /*lingered=*/true).fsync);
+}
+
 TEST_CASE("below synchronous=FULL nothing is fsynced and nothing is held") {
   const std::vector<StorageJob> batch{Job(Durability::kSyncNow), Job(Durability::kSyncWithNext), Job(Durability::kNone)};
   BatchSync plan = PlanBatchSync(batch, !kFull, false);

@@ -486,24 +486,92 @@ TEST_CASE_FIXTURE(LingeringWriter, "a done that needs no sync is not held behind
   }
 }
 
-TEST_CASE("Flush and the destructor sync held jobs instead of waiting for the linger") {
-  TempDir dir;
-  auto db = OpenDb(dir);
-  boost::asio::io_context io;
-  std::vector<int64_t> levels;
+TEST_CASE("Flush and the destructor sync held jobs, or write and sync deferred riders, instead of waiting for the linger") {
+  for (bool defer : {false, true}) {
+    CAPTURE(defer);
+    TempDir dir;
+    auto db = OpenDb(dir);
+    boost::asio::io_context io;
+    std::vector<int64_t> levels;
+    int done = 0;
+    {
+      BatchWriter writer(*db, io.get_executor());
+      if (defer) writer.DeferRiders();
+      writer.set_sync_linger(std::chrono::seconds(30));
+      writer.Submit(SyncWithNext(1, &levels, [&](Status s) { done += s.ok() ? 1 : 100; }));
+      const auto start = std::chrono::steady_clock::now();
+      writer.Flush();
+      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+      REQUIRE(RunUntil(io, [&] { return done == 1; }));
+      writer.Submit(SyncWithNext(2, &levels, [&](Status s) { done += s.ok() ? 1 : 100; }));
+    }  // destroyed with the second job's done held, or the job itself queued
+    REQUIRE(RunUntil(io, [&] { return done == 2; }, std::chrono::seconds(5)));
+    CHECK(QueryInt(*db, "SELECT count(*) FROM t") == 2);
+    // Held riders ran without an fsync; deferred ones run in a batch that syncs.
+    CHECK(levels == (defer ? std::vector<int64_t>{2, 2} : std::vector<int64_t>{1, 1}));
+  }
+}
+
+TEST_CASE_FIXTURE(LingeringWriter, "with riders deferred, a rider waits in the queue and is written in the batch of the next job that syncs, with one fsync") {
+  writer.DeferRiders();
+  writer.set_sync_linger(std::chrono::seconds(30));
+  std::vector<int> answered;
+  writer.Submit(SyncWithNext(1, &levels, [&](Status s) {
+    CHECK(s.ok());
+    answered.push_back(1);
+  }));
+  RunUntil(io, [] { return false; }, std::chrono::milliseconds(200));
+  CHECK(writer.stats().batches == 0);  // not run yet
+  CHECK(writer.queue_depth() == 1);
+  CHECK(answered.empty());
+  writer.Submit(Insert(2, "now", [&](Status s) {
+    CHECK(s.ok());
+    answered.push_back(2);
+  }));
+  REQUIRE(RunUntil(io, [&] { return answered.size() == 2; }));
+  CHECK(answered == std::vector<int>{1, 2});
+  CHECK(writer.stats().batches == 1);
+  CHECK(writer.stats().jobs == 2);
+  CHECK(fsyncs.count() == 1);
+  CHECK(levels == std::vector<int64_t>{2});  // the rider ran in the batch that commits at FULL
+}
+
+TEST_CASE_FIXTURE(LingeringWriter, "with riders deferred and nothing after them, the riders are written after their linger in one batch that fsyncs") {
+  writer.DeferRiders();
+  writer.set_sync_linger(std::chrono::milliseconds(150));
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::chrono::steady_clock::duration> took;
+  for (int64_t id : {1, 2}) {
+    writer.Submit(SyncWithNext(id, &levels, [&](Status s) {
+      CHECK(s.ok());
+      took.push_back(std::chrono::steady_clock::now() - start);
+    }));
+  }
+  REQUIRE(RunUntil(io, [&] { return took.size() == 2; }));
+  CHECK(took[0] >= std::chrono::milliseconds(150));
+  CHECK(writer.stats().batches == 1);
+  CHECK(fsyncs.count() == 1);
+  CHECK(levels == std::vector<int64_t>{2, 2});
+  CHECK(Count(*db) == 2);
+}
+
+TEST_CASE_FIXTURE(LingeringWriter, "with riders deferred, a read starts a batch and Flush writes and syncs the riders at once") {
+  writer.DeferRiders();
+  writer.set_sync_linger(std::chrono::seconds(30));
   int done = 0;
-  {
-    BatchWriter writer(*db, io.get_executor());
-    writer.set_sync_linger(std::chrono::seconds(30));
-    writer.Submit(SyncWithNext(1, &levels, [&](Status s) { done += s.ok() ? 1 : 100; }));
-    const auto start = std::chrono::steady_clock::now();
-    writer.Flush();
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-    REQUIRE(RunUntil(io, [&] { return done == 1; }));
-    writer.Submit(SyncWithNext(2, &levels, [&](Status s) { done += s.ok() ? 1 : 100; }));
-  }  // destroyed with the second job's done held
-  REQUIRE(RunUntil(io, [&] { return done == 2; }, std::chrono::seconds(5)));
-  CHECK(QueryInt(*db, "SELECT count(*) FROM t") == 2);
+  writer.Submit(SyncWithNext(1, &levels, [&](Status s) { done += s.ok() ? 1 : 100; }));
+  bool read = false;
+  writer.Read([&](sqlite::Database&) { read = true; });
+  REQUIRE(RunUntil(io, [&] { return writer.stats().batches == 1; }));
+  CHECK(read);
+  CHECK(levels == std::vector<int64_t>{1});  // behind a read it runs as a rider: no fsync, done held
+  writer.Submit(SyncWithNext(2, &levels, [&](Status s) { done += s.ok() ? 1 : 100; }));
+  const auto start = std::chrono::steady_clock::now();
+  writer.Flush();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  REQUIRE(RunUntil(io, [&] { return done == 2; }));
+  CHECK(levels == std::vector<int64_t>{1, 2});
+  CHECK(Count(*db) == 2);
 }
 
 TEST_CASE("when the fsync of held jobs fails, they and every later job fail") {

@@ -40,6 +40,8 @@ class ManualQueue final : public StorageQueue {
     fail_jobs_ = count;
   }
   void Read(std::function<void(sqlite::Database&)> fn) override { reads_.push_back(std::move(fn)); }
+  // Batches run when the test drains them: there is no linger to defer riders by.
+  void DeferRiders() override {}
   Stats stats() const override { return {}; }
   bool idle() const { return jobs_.empty() && reads_.empty(); }
   // The failed jobs complete now; the others stay queued (a refusal comes
