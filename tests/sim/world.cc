@@ -586,9 +586,9 @@ void World::PlanChaosPartitions() {
   for (const auto& [name, p] : participants_) nodes.push_back(name);
   const int64_t partitions = random_.Uniform(0, 4);
   for (int64_t i = 0; i < partitions; ++i) {
-    const std::string a = nodes[random_.Index(nodes.size())];
-    std::string b = a;
-    while (b == a) b = nodes[random_.Index(nodes.size())];
+    const auto [a_index, b_index] = random_.DistinctPair(nodes.size());
+    const std::string a = nodes[a_index];
+    const std::string b = nodes[b_index];
     const int64_t start = random_.Uniform(scheduler_.now(), fault_end_ms_);
     const int64_t length = random_.Uniform(1, 3000);
     scheduler_.At(start, "", [this, a, b, length] { CutFor(a, b, length); });
