@@ -36,7 +36,8 @@ void BatchWriter::Submit(Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const bool first = queue_.empty();
-    if (first) first_queued_at_ = std::chrono::steady_clock::now();
+    // Only deferred riders wait for a deadline from it.
+    if (first && defer_riders_) first_queued_at_ = std::chrono::steady_clock::now();
     const bool starts = StartsBatch(job, defer_riders_);
     if (starts) ++starting_queued_;
     queue_.push_back(std::move(job));

@@ -102,7 +102,8 @@ class BatchWriter final : public StorageQueue {
   std::condition_variable idle_cv_;
   std::deque<Job> queue_;
   // Under mu_: whether riders are deferred, how many queued jobs start a
-  // batch (StartsBatch), and when the oldest queued job was queued.
+  // batch (StartsBatch), and when the oldest queued job was queued (kept
+  // only with riders deferred).
   bool defer_riders_ = false;
   std::size_t starting_queued_ = 0;
   std::chrono::steady_clock::time_point first_queued_at_;

@@ -91,23 +91,24 @@ def ctx_switches(pid):
     return voluntary, involuntary
 
 
-def storage_bytes_written(pid):
-    # write_bytes: what the process's writes sent (or will send) to the disk,
-    # counted when the pages are dirtied; a figure of the work its durable
-    # writes do that the machine's noise hardly moves.
-    with open(f"/proc/{pid}/io") as f:
+def proc_number(path, key):
+    """The first number on the line of `path` that starts with `key` (0 if none)."""
+    with open(path) as f:
         for line in f:
-            if line.startswith("write_bytes:"):
+            if line.startswith(key):
                 return int(line.split()[1])
     return 0
 
 
+def storage_bytes_written(pid):
+    # write_bytes: what the process's writes sent (or will send) to the disk,
+    # counted when the pages are dirtied; a figure of the work its durable
+    # writes do that the machine's noise hardly moves.
+    return proc_number(f"/proc/{pid}/io", "write_bytes:")
+
+
 def resident_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return proc_number(f"/proc/{pid}/status", "VmRSS:") * 1024
 
 
 def leader_changes(urls):

@@ -91,7 +91,6 @@ void SimStorageQueue::Sync(uint64_t epoch) {
   const bool lingered = !starts && reads.empty();
   std::vector<Job> batch(std::make_move_iterator(queued_.begin()), std::make_move_iterator(queued_.end()));
   queued_.clear();
-  if (batch.empty()) return;
   const bool holding = !held_.empty();
   // Without power losses every committed batch is durable: as if each fsynced.
   const BatchSync plan = disk_ == DiskModel::kCommitIsDurable ? BatchSync{.fsync = true}
