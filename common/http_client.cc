@@ -1,6 +1,7 @@
 #include <utility>  // before asio: Boost 1.74's awaitable.hpp uses std::exchange
 
 #include "common/http_client.h"
+#include "common/http_read_buffer.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -43,7 +44,10 @@ namespace {
 // One keep-alive connection with its read buffer (kept across requests to
 // avoid reallocating it).
 struct Connection {
-  explicit Connection(const asio::any_io_executor& executor) : stream(executor) {}
+  // Room for Beast's largest read up front, so that a response of up to
+  // 64 KiB (a batch of votes is several) is read in one piece, with no
+  // separate read of its header.
+  explicit Connection(const asio::any_io_executor& executor) : stream(executor) { buffer.reserve(kMaxReadBytes); }
   beast::tcp_stream stream;
   // https: TLS over `stream`, set up by Connect.
   std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> tls;

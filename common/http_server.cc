@@ -29,6 +29,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "common/http_read_buffer.h"
 #include "common/log.h"
 
 namespace commitd::http {
@@ -385,7 +386,7 @@ asio::awaitable<void> ServeRequests(ImplPtr impl, SessionOn<Stream>& session) {
     session.idle_since = std::chrono::steady_clock::now();
     if (session.buffer.size() == 0) {
       session.tcp().expires_after(first ? options.first_request_timeout : options.idle_timeout);
-      std::size_t n = co_await session.stream.async_read_some(session.buffer.prepare(4096),
+      std::size_t n = co_await session.stream.async_read_some(session.buffer.prepare(kFirstReadBytes),
                                                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
       session.buffer.commit(n);
@@ -409,6 +410,7 @@ asio::awaitable<void> ServeRequests(ImplPtr impl, SessionOn<Stream>& session) {
                                    asio::redirect_error(asio::use_awaitable, ec));
       }
       if (!ec) {
+        ReserveForBody(session.buffer, parser);
         session.tcp().expires_at(read_deadline);
         co_await bhttp::async_read(session.stream, session.buffer, parser,
                                    asio::redirect_error(asio::use_awaitable, ec));

@@ -18,6 +18,10 @@ With --group it also counts leader changes (commitd_raft_leader_changes_total
 summed over the members, before and after the window).
 --perf-dir: `perf record -g` each server process over the window into
 DIR/<run>-<process>.data (one run per build is enough for a profile).
+--syscalls: count each process's system calls over the window (`perf stat`
+on the syscalls tracepoints): sys.<process>.<call> per transfer for the
+calls in SYSCALLS, and sys.<process>.all for every call. Counting costs CPU
+of its own, so compare the CPU figures only between runs that both count.
 --agent-config-b: a --config file for build B's agents only, to measure a
 setting build A does not have.
 
@@ -109,6 +113,30 @@ def storage_bytes_written(pid):
 
 def resident_bytes(pid):
     return proc_number(f"/proc/{pid}/status", "VmRSS:") * 1024
+
+
+# The calls a transfer's path makes (network, wake-ups, the WAL's writes and
+# fsyncs, SQLite's file locks), counted one by one with --syscalls.
+SYSCALLS = ("recvmsg", "sendmsg", "epoll_wait", "futex", "pwrite64", "pread64", "fdatasync", "fcntl")
+
+
+def start_syscall_count(pid, seconds):
+    events = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{name}" for name in SYSCALLS]
+    return subprocess.Popen(["perf", "stat", "-x,", "-e", ",".join(events), "-p", str(pid), "--", "sleep", str(seconds)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def syscall_counts(perf_stat_csv):
+    """{call: count} from `perf stat -x,` output; "all" is raw_syscalls:sys_enter."""
+    counts = {}
+    for line in perf_stat_csv.splitlines():
+        fields = line.split(",")
+        if len(fields) < 3 or not fields[0].strip().isdigit():
+            continue
+        event = fields[2]
+        name = "all" if event == "raw_syscalls:sys_enter" else event.removeprefix("syscalls:sys_enter_")
+        counts[name] = int(fields[0])
+    return counts
 
 
 def leader_changes(urls):
@@ -227,6 +255,9 @@ def one_run(args, label, bin_dir, run_no):
                                               "-o", f"{args.perf_dir}/{label}{run_no}-{name}.data", "-p", str(p.pid),
                                               "--", "sleep", str(max(1, args.seconds - 1))],
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        syscall_counters = {}
+        if args.syscalls:
+            syscall_counters = {n: start_syscall_count(pid, args.seconds) for n, pid in pids.items()}
         time.sleep(args.seconds)
         cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items()}
         cs1 = {n: ctx_switches(pid) for n, pid in pids.items()}
@@ -236,6 +267,7 @@ def one_run(args, label, bin_dir, run_no):
         out, _ = bench.communicate(timeout=60)
         for p in perf:
             p.wait()
+        syscalls = {n: syscall_counts(p.communicate()[1]) for n, p in syscall_counters.items()}
         result = json.loads(out.strip().splitlines()[-1])
     finally:
         cluster.stop()
@@ -255,6 +287,8 @@ def one_run(args, label, bin_dir, run_no):
         row[f"ivcs.{name}"] = (cs1[name][1] - cs0[name][1]) / n
         row[f"rss_growth_b.{name}"] = (rss1[name] - rss0[name]) / n
         row[f"disk_b.{name}"] = (disk1[name] - disk0[name]) / n
+        for call in (("all",) + SYSCALLS) if args.syscalls else ():
+            row[f"sys.{name}.{call}"] = syscalls[name].get(call, 0) / n
     row["cpu_us.total"] = total
     return row
 
@@ -272,6 +306,7 @@ def main():
     ap.add_argument("--perf-dir")
     ap.add_argument("--perf-freq", type=int, default=999, help="perf samples per second")
     ap.add_argument("--call-graph", default="dwarf", help="perf --call-graph mode (dwarf or fp)")
+    ap.add_argument("--syscalls", action="store_true", help="count each process's system calls (perf stat)")
     ap.add_argument("--agent-config-b", help="a --config file for build B's agents (a setting build A lacks)")
     ap.add_argument("--work-dir", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--keep", action="store_true")

@@ -1,8 +1,8 @@
 """scripts/bench/summarize.py on bench.sh outputs: medians and ranges of each
 figure across runs, ratios taken within each run, the group's leader found
-per run, and a clear failure on a file that holds no figures; and
+per run, and a clear failure on a file that holds no figures;
 scripts/bench/chain.py's means of the servers' histograms and the servers it
-reads.
+reads; and scripts/bench/ab_cpu.py's reading of system call counts.
 
 Run: python3 test_bench_summary.py --source-dir .
 """
@@ -121,6 +121,20 @@ def test_chain_reads_the_leader_and_each_follower():
         "follower2": "http://g3"}
     assert chain.servers_read(agents, ["http://c1"], "http://c1", False) == {
         "bank-a": "http://a", "bank-b": "http://b", "commitd": "http://c1"}
+
+
+def test_ab_cpu_reads_system_call_counts():
+    """scripts/bench/ab_cpu.py --syscalls: each call's count from `perf stat -x,`
+    (the total under "all"); lines that are not counts, such as an event perf
+    could not count, are left out."""
+    sys.path.insert(0, os.path.join(harness.OPTIONS.source_dir, "scripts", "bench"))
+    import ab_cpu  # noqa: E402
+    got = ab_cpu.syscall_counts("""12840,,raw_syscalls:sys_enter,5001234567,100.00,,
+5310,,syscalls:sys_enter_recvmsg,5001234567,100.00,,
+2211,,syscalls:sys_enter_sendmsg,5001234567,100.00,,
+<not counted>,,syscalls:sys_enter_fcntl,0,0.00,,
+""")
+    assert got == {"all": 12840, "recvmsg": 5310, "sendmsg": 2211}, got
 
 
 def test_no_figures_is_an_error():

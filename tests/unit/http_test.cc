@@ -13,6 +13,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "common/http_client.h"
+#include "common/http_read_buffer.h"
 #include "common/http_server.h"
 
 namespace commitd::http {
@@ -313,6 +317,87 @@ TEST_CASE("Server answers 413 to a body over the limit and 400 to malformed HTTP
     got = co_await client.Fetch(Post(server.port(), "/echo", "ok"));
     REQUIRE(got.ok());
     CHECK(got->body == "ok");
+  });
+}
+
+TEST_CASE("A read buffer is given room for the announced body, up to one read's worth") {
+  namespace bhttp = boost::beast::http;
+  auto header_parsed = [](const std::string& header) {
+    auto parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
+    parser->body_limit(64u << 20);
+    error_code ec;
+    parser->put(asio::buffer(header), ec);
+    REQUIRE_FALSE(ec);
+    REQUIRE(parser->is_header_done());
+    return parser;
+  };
+
+  boost::beast::flat_buffer buffer;
+  buffer.reserve(kFirstReadBytes);
+  ReserveForBody(buffer, *header_parsed("POST /x HTTP/1.1\r\nContent-Length: 20000\r\n\r\n"));
+  CHECK(buffer.capacity() >= 20000);
+
+  // A length a peer only announces reserves no more than one read takes.
+  boost::beast::flat_buffer capped;
+  ReserveForBody(capped, *header_parsed("POST /x HTTP/1.1\r\nContent-Length: 50000000\r\n\r\n"));
+  CHECK(capped.capacity() >= kMaxReadBytes);
+  CHECK(capped.capacity() < 2 * kMaxReadBytes);
+
+  // No announced length (chunked) and no body leave the buffer as it was.
+  boost::beast::flat_buffer untouched;
+  untouched.reserve(kFirstReadBytes);
+  ReserveForBody(untouched, *header_parsed("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  CHECK(untouched.capacity() == kFirstReadBytes);
+  ReserveForBody(untouched, *header_parsed("POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n"));
+  CHECK(untouched.capacity() == kFirstReadBytes);
+
+  // Bytes already buffered (a pipelined request) are kept.
+  boost::beast::flat_buffer pipelined;
+  const std::string next = "GET /next HTTP/1.1\r\n\r\n";
+  asio::buffer_copy(pipelined.prepare(next.size()), asio::buffer(next));
+  pipelined.commit(next.size());
+  ReserveForBody(pipelined, *header_parsed("POST /x HTTP/1.1\r\nContent-Length: 9000\r\n\r\n"));
+  CHECK(pipelined.capacity() >= 9000);
+  CHECK(boost::beast::buffers_to_string(pipelined.data()) == next);
+}
+
+TEST_CASE("Bodies larger than a read arrive whole, sent at once or in pieces") {
+  asio::io_context io;
+  Router router = EchoRouter();
+  ServerOptions options;
+  options.max_body_bytes = 4u << 20;
+  Server server(io, options, router);
+  REQUIRE(server.Start().ok());
+  Client client(io);
+  RunTest(io, [&]() -> asio::awaitable<void> {
+    for (std::size_t size : {std::size_t{5000}, kFirstReadBytes + 1, kMaxReadBytes + 7, std::size_t{3} << 20}) {
+      std::string body(size, '\0');
+      for (std::size_t i = 0; i < size; ++i) body[i] = static_cast<char>('a' + (i * 7919 + i / 251) % 26);
+      Result<Response> got = co_await client.Fetch(Post(server.port(), "/echo", body));
+      REQUIRE(got.ok());
+      CHECK(got->status == 200);
+      CHECK(got->body.size() == size);
+      CHECK(got->body == body);
+    }
+
+    // The header first, then the body in three writes with pauses between.
+    tcp::socket socket(co_await asio::this_coro::executor);
+    co_await socket.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server.port()),
+                                  asio::use_awaitable);
+    const std::string body(12000, 'p');
+    const std::string header = "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                               std::to_string(body.size()) + "\r\n\r\n";
+    co_await asio::async_write(socket, asio::buffer(header), asio::use_awaitable);
+    for (std::size_t from = 0; from < body.size(); from += 4000) {
+      co_await Sleep(20ms);
+      co_await asio::async_write(socket, asio::buffer(body.data() + from, 4000), asio::use_awaitable);
+    }
+    std::string reply;
+    error_code ec;
+    co_await asio::async_read(socket, asio::dynamic_buffer(reply), asio::redirect_error(asio::use_awaitable, ec));
+    CHECK(reply.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(reply.size() > body.size());
+    CHECK(reply.compare(reply.size() - body.size(), body.size(), body) == 0);
   });
 }
 
