@@ -1,6 +1,7 @@
 #include "common/batching_client.h"
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -20,8 +21,8 @@ bool IsTraceparent(std::string_view name) {
 
 }  // namespace
 
-BatchingClient::BatchingClient(Client& client, BatchingOptions options)
-    : client_(client), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {}
+BatchingClient::BatchingClient(Client& client, boost::asio::io_context& io, BatchingOptions options)
+    : client_(client), io_(io), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {}
 
 BatchingClient::~BatchingClient() { *alive_ = false; }
 
@@ -29,8 +30,16 @@ void BatchingClient::Send(ClientRequest request, std::function<void(Result<Respo
   std::string key = request.base_url;
   while (!key.empty() && key.back() == '/') key.pop_back();
   ++stats_.requests;
-  peers_[key].queue.push_back(Pending{std::move(request), std::move(done)});
-  Flush(key);
+  Peer& peer = peers_[key];
+  peer.queue.push_back(Pending{std::move(request), std::move(done)});
+  if (peer.flush_posted) return;
+  peer.flush_posted = true;
+  boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_), key = std::move(key)] {
+    auto guard = alive.lock();
+    if (!guard || !*guard) return;
+    peers_[key].flush_posted = false;
+    Flush(key);
+  });
 }
 
 void BatchingClient::Flush(const std::string& peer_key) {

@@ -2,14 +2,19 @@
 // one peer that queue up while earlier ones are in flight into a single
 // POST <batch_target> (see common/http_batch.h).
 //
-// With little load every request goes out alone, at once, to its own target;
-// under load a peer gets at most `max_in_flight` exchanges at a time, each
-// carrying everything that queued meanwhile. Each request's callback gets its
+// With little load every request goes out alone to its own target; under
+// load a peer gets at most `max_in_flight` exchanges at a time, each carrying
+// everything that queued meanwhile. Requests sent during one handler of the
+// io thread leave together: Send queues, and the peer's queue is flushed once
+// that handler has returned, so that a burst (the commits of every transfer
+// one answer decided) takes one exchange and not every free one, which would
+// leave the next prepares queued behind it. Each request's callback gets its
 // own sub-response, exactly as if it had been sent alone.
 //
 // Thread: io thread only, like the Client it wraps (which must outlive it).
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -36,7 +41,8 @@ struct BatchingOptions {
 
 class BatchingClient {
  public:
-  BatchingClient(Client& client, BatchingOptions options = {});
+  // io: the io_context client runs on, where the flushes are posted.
+  BatchingClient(Client& client, boost::asio::io_context& io, BatchingOptions options = {});
   ~BatchingClient();
 
   // request.body must be JSON (or empty). request.headers are sent with the
@@ -58,11 +64,13 @@ class BatchingClient {
   struct Peer {
     std::deque<Pending> queue;
     std::size_t in_flight = 0;
+    bool flush_posted = false;
   };
 
   void Flush(const std::string& peer_key);
 
   Client& client_;
+  boost::asio::io_context& io_;
   BatchingOptions options_;
   std::unordered_map<std::string, Peer> peers_;
   Stats stats_;

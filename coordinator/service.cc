@@ -61,7 +61,7 @@ struct Service::Impl {
       : io(io),
         options(std::move(options)),
         client(io, ClientOptions(this->options)),
-        peers(client),
+        peers(client, io),
         agents(client, peers, this->options.peer_token),
         timers(io),
         metrics(this->options.version, this->options.commit) {

@@ -73,7 +73,7 @@ TEST_CASE("one request at a time goes out alone to its own target") {
   boost::asio::io_context io;
   EchoServer server(io);
   Client client(io);
-  BatchingClient batching(client);
+  BatchingClient batching(client, io);
   int answered = 0;
   for (int i = 0; i < 3; ++i) {
     bool got = false;
@@ -90,11 +90,60 @@ TEST_CASE("one request at a time goes out alone to its own target") {
   CHECK(batching.stats().exchanges == 3);
 }
 
+TEST_CASE("requests sent in one handler leave in one exchange, though more are free") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Client client(io);
+  BatchingClient batching(client, io);  // two exchanges in flight allowed
+  std::map<int, int> status_by_id;
+  for (int i : {2, 4, 6}) {
+    batching.Send(Echo(server.server->port(), i), [&, i](Result<Response> r) {
+      REQUIRE(r.ok());
+      CHECK(nlohmann::json::parse(r->body)["id"] == i);
+      status_by_id[i] = r->status;
+    });
+  }
+  CHECK(batching.stats().exchanges == 0);  // nothing leaves before the handler returns
+  RunUntil(io, [&] { return status_by_id.size() == 3; });
+  CHECK(batching.stats().exchanges == 1);
+  CHECK(server.calls == 3);
+  for (int i : {2, 4, 6}) CHECK(status_by_id[i] == 200);
+
+  // A request sent from a callback joins the others sent from it.
+  status_by_id.clear();
+  batching.Send(Echo(server.server->port(), 8), [&](Result<Response> r) {
+    REQUIRE(r.ok());
+    status_by_id[8] = r->status;
+    for (int i : {10, 12}) {
+      batching.Send(Echo(server.server->port(), i), [&, i](Result<Response> r2) {
+        REQUIRE(r2.ok());
+        status_by_id[i] = r2->status;
+      });
+    }
+  });
+  RunUntil(io, [&] { return status_by_id.size() == 3; });
+  CHECK(batching.stats().exchanges == 3);
+}
+
+TEST_CASE("a batching client destroyed before its flush ran sends nothing and calls nothing back") {
+  boost::asio::io_context io;
+  EchoServer server(io);
+  Client client(io);
+  bool called = false;
+  {
+    BatchingClient batching(client, io);
+    batching.Send(Echo(server.server->port(), 2), [&](Result<Response>) { called = true; });
+  }
+  io.run_for(200ms);
+  CHECK_FALSE(called);
+  CHECK(server.calls == 0);
+}
+
 TEST_CASE("requests queued behind in-flight ones share exchanges, and each gets its own answer") {
   boost::asio::io_context io;
   EchoServer server(io);
   Client client(io);
-  BatchingClient batching(client, BatchingOptions{"/v1/batch", 1, 64});
+  BatchingClient batching(client, io, BatchingOptions{"/v1/batch", 1, 64});
   const int n = 300;
   std::map<int, int> status_by_id;
   for (int i = 0; i < n; ++i) {
@@ -110,8 +159,8 @@ TEST_CASE("requests queued behind in-flight ones share exchanges, and each gets 
   CHECK(server.calls == n);
   CHECK(status_by_id[7] == 409);
   CHECK(status_by_id[8] == 200);
-  // One goes alone, the rest in batches of at most 64.
-  CHECK(batching.stats().exchanges <= 1 + (n - 1 + 63) / 64);
+  // All were sent before the io thread ran: batches of at most 64.
+  CHECK(batching.stats().exchanges == (n + 63) / 64);
   CHECK(batching.stats().requests == static_cast<uint64_t>(n));
 }
 
@@ -126,7 +175,7 @@ TEST_CASE("each batched request carries its own traceparent, not the first one's
   boost::asio::io_context io;
   EchoServer server(io);
   Client client(io);
-  BatchingClient batching(client, BatchingOptions{"/v1/batch", 1, 64});
+  BatchingClient batching(client, io, BatchingOptions{"/v1/batch", 1, 64});
   const int n = 100;
   std::map<int, std::string> trace_by_id;
   for (int i = 0; i < n; ++i) {
@@ -274,7 +323,7 @@ TEST_CASE("sub-request paths are taken as given, nesting is refused at any depth
 TEST_CASE("a peer that cannot be reached fails every request of the exchange") {
   boost::asio::io_context io;
   Client client(io);
-  BatchingClient batching(client, BatchingOptions{"/v1/batch", 1, 64});
+  BatchingClient batching(client, io, BatchingOptions{"/v1/batch", 1, 64});
   int failed = 0;
   for (int i = 0; i < 10; ++i) {
     batching.Send(Echo(1, i), [&](Result<Response> r) {
@@ -290,7 +339,7 @@ TEST_CASE("an exchange never carries more request bytes than max_batch_bytes (a 
   boost::asio::io_context io;
   EchoServer server(io);
   Client client(io);
-  BatchingClient batching(client, BatchingOptions{"/v1/batch", 1, 256, 4096});
+  BatchingClient batching(client, io, BatchingOptions{"/v1/batch", 1, 256, 4096});
   int answered = 0;
   for (int i = 0; i < 40; ++i) {
     ClientRequest r = Echo(server.server->port(), i);

@@ -215,7 +215,7 @@ int RunAgentLoad(const Flags& flags) {
   http::BatchingOptions batching_options;
   batching_options.max_in_flight = o.max_in_flight;
   batching_options.max_batch = o.max_batch;
-  http::BatchingClient batching(client, batching_options);
+  http::BatchingClient batching(client, io, batching_options);
   SendFn send = [&](http::ClientRequest request, std::function<void(Result<http::Response>)> done) {
     if (o.batched) {
       batching.Send(std::move(request), std::move(done));
