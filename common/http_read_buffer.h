@@ -26,7 +26,8 @@ void ReserveForBody(boost::beast::flat_buffer& buffer, const Parser& parser) {
   const auto remaining = parser.content_length_remaining();
   if (!remaining || parser.is_done()) return;
   const std::size_t wanted = static_cast<std::size_t>(std::min<std::uint64_t>(*remaining, kMaxReadBytes));
-  if (wanted > buffer.capacity()) buffer.reserve(std::max(wanted, buffer.size()));
+  // flat_buffer::reserve keeps what the buffer holds (a pipelined request's bytes).
+  if (wanted > buffer.capacity()) buffer.reserve(wanted);
 }
 
 }  // namespace commitd::http
