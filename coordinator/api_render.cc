@@ -9,14 +9,13 @@ nlohmann::json ErrorBody(std::string_view code, std::string_view message) {
   return {{"error", {{"code", code}, {"message", message}}}};
 }
 
-bool Staging(const DecisionRecord& r) {  // 2PC: staging recorded, no decision yet
-  return r.outcome == Outcome::kPending && r.protocol == wire::Protocol::k2pc;
+bool Staging(const DecisionRecord& r) {  // staging recorded, no decision yet
+  return r.outcome == Outcome::kPending;
 }
 
 const char* RecordState(const DecisionRecord& r) {
   if (r.finished) return "finished";
-  if (Staging(r)) return "preparing";
-  return r.outcome == Outcome::kPending ? "precommitting" : "delivering";
+  return Staging(r) ? "preparing" : "delivering";
 }
 
 nlohmann::json TransactionJson(const std::variant<TxView, DecisionRecord>& tx, int64_t now_ms) {
@@ -49,12 +48,10 @@ nlohmann::json ViewJson(const TxView& v, int64_t now_ms) {
 
 nlohmann::json RecordJson(const DecisionRecord& r, int64_t now_ms) {
   nlohmann::json branches = nlohmann::json::array();
-  const bool precommit_only = r.outcome == Outcome::kPending;  // precommit (3PC) or staging (2PC) recorded, no decision yet
   for (const auto& p : r.participants) {
-    std::string state = r.finished       ? std::string(OutcomeName(r.outcome))
-                        : Staging(r)     ? "preparing"
-                        : precommit_only ? "precommitted"
-                                         : "delivering";
+    std::string state = r.finished   ? std::string(OutcomeName(r.outcome))
+                        : Staging(r) ? "preparing"
+                                     : "delivering";
     branches.push_back({{"participant", p.name}, {"state", state}});
   }
   nlohmann::json timeline = {{"created_ms", r.created_ms}, {"decided_ms", r.decided_ms}};

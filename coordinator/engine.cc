@@ -91,11 +91,9 @@ void Engine::Start(StartRequest request, int64_t now_ms) {
     b.participant = p;
     tx.branches.push_back(std::move(b));
   }
-  if (tx.protocol == wire::Protocol::k2pc) {
-    // Before the prepares, so that the log has it on its way first.
-    tx.staging = true;
-    actions_.push_back(action::PersistPrecommit{RecordOf(tx, Outcome::kPending, now_ms)});
-  }
+  // Before the prepares, so that the log has it on its way first.
+  tx.staging = true;
+  actions_.push_back(action::PersistPrecommit{RecordOf(tx, Outcome::kPending, now_ms)});
   for (std::size_t i = 0; i < request.participants.size(); ++i) {
     wire::PrepareRequest prepare;
     prepare.txid = request.txid;
@@ -170,7 +168,12 @@ void Engine::OnVote(const std::string& txid, const std::string& participant, Res
   b->results = std::move(vote->results);
   if (tx.votes_pending != 0) return;
   if (tx.protocol == wire::Protocol::k3pc) {
-    StartPrecommit(tx, now_ms);
+    // A staging record that failed to write aborted the transaction already.
+    if (tx.precommit_durable) {
+      EnterPrecommitted(tx, now_ms);
+    } else {
+      SetPhase(tx, Phase::kPrecommitting);  // until the staging record is durable
+    }
     return;
   }
   Decide(tx, Outcome::kCommitted, "", now_ms);
@@ -197,48 +200,43 @@ DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) c
   record.reason = tx.reason;
   record.idempotency_key = tx.idempotency_key;
   record.heuristic = tx.heuristic;
-  if (outcome == Outcome::kPending && tx.protocol == wire::Protocol::k2pc) {
+  if (outcome == Outcome::kPending) {
     // A staging record, written before any vote: it has no reply to keep.
     record.reply = nullptr;
   } else {
-    // A precommit record keeps the reply a commit would give, results
-    // included, so that a leader resuming it can still answer the client in full.
-    record.reply = ReplyBody(tx, outcome == Outcome::kPending ? Outcome::kCommitted : outcome);
+    record.reply = ReplyBody(tx, outcome);
   }
   record.created_ms = tx.created_ms;
   record.decided_ms = now_ms;
   return record;
 }
 
-void Engine::StartPrecommit(Tx& tx, int64_t now_ms) {
-  SetPhase(tx, Phase::kPrecommitting);
-  actions_.push_back(action::PersistPrecommit{RecordOf(tx, Outcome::kPending, now_ms)});
-}
-
 void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
   auto it = txs_.find(txid);
   if (it == txs_.end()) return;
   Tx& tx = it->second;
-  if (tx.staging) {
-    if (!status.ok()) {
-      // Nothing was written (the node stops on any write that may have
-      // been): the decision record alone decides, written before the answer.
-      tx.staging = false;
-      return;
-    }
-    tx.precommit_durable = true;
-    if (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kCommitted && !tx.answered_early) {
-      AnswerEarly(tx, now_ms);
-    }
-    return;
-  }
-  if (tx.phase != Phase::kPrecommitting) return;
+  if (!tx.staging) return;
+  const bool undecided = tx.phase == Phase::kPreparing || tx.phase == Phase::kPrecommitting;
   if (!status.ok()) {
-    // No participant has been told to precommit, so abort is still open.
-    Decide(tx, Outcome::kAborted, "precommit record write failed: " + status.message(), now_ms,
-           AbortReason::kStorage);
+    // Nothing was written (the node stops on any write that may have
+    // been). 2PC: the decision record alone decides, written before the
+    // answer. 3PC: precommits need a durable record first, and no
+    // participant has been told to precommit, so abort is still open.
+    tx.staging = false;
+    if (tx.protocol == wire::Protocol::k3pc && undecided) {
+      Decide(tx, Outcome::kAborted, "staging record write failed: " + status.message(), now_ms,
+             AbortReason::kStorage);
+    }
     return;
   }
+  tx.precommit_durable = true;
+  if (tx.phase == Phase::kDeciding && tx.outcome == Outcome::kCommitted && !tx.answered_early) {
+    AnswerEarly(tx, now_ms);
+  }
+  if (tx.phase == Phase::kPrecommitting) EnterPrecommitted(tx, now_ms);
+}
+
+void Engine::EnterPrecommitted(Tx& tx, int64_t now_ms) {
   SetPhase(tx, Phase::kPrecommitted);
   tx.precommit_durable = true;
   tx.precommit_deadline_ms = now_ms + tx.timeout_ms;
@@ -266,13 +264,14 @@ void Engine::SendPrecommitsDue(Tx& tx, int64_t now_ms) {
   }
 }
 
-Engine::Branch* Engine::AnsweredBranch(const std::string& txid, const std::string& participant, Tx** tx) {
+Engine::Branch* Engine::AnsweredBranch(const std::string& txid, const std::string& participant,
+                                       bool Branch::*sending, Tx** tx) {
   auto it = txs_.find(txid);
   if (it == txs_.end()) return nullptr;
   *tx = &it->second;
   Branch* b = FindBranch(**tx, participant);
-  if (b != nullptr && b->precommit_sending) {
-    b->precommit_sending = false;
+  if (b != nullptr && b->*sending) {
+    b->*sending = false;
     --sending_to_[participant];
   }
   return b;
@@ -281,7 +280,7 @@ Engine::Branch* Engine::AnsweredBranch(const std::string& txid, const std::strin
 void Engine::OnPrecommitAcked(const std::string& txid, const std::string& participant,
                               Result<PrecommitAnswer> answer, int64_t now_ms) {
   Tx* answered = nullptr;
-  Branch* b = AnsweredBranch(txid, participant, &answered);
+  Branch* b = AnsweredBranch(txid, participant, &Branch::precommit_sending, &answered);
   if (b == nullptr) return;
   Tx& tx = *answered;
   if (tx.phase != Phase::kPrecommitted) return;
@@ -327,10 +326,11 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
   }
   Decide(tx, Outcome::kCommitted, "", now_ms);
   // Every participant holds a durable precommit (or one committed), and the
-  // precommit record is durable: commit is the only outcome left
-  // (termination commits through any precommitted participant, a coordinator
-  // resuming the record commits, and no operator may force a recorded
-  // transaction), so the clients hear it while the decision is written.
+  // staging record is durable: commit is the only outcome left (termination
+  // commits through any precommitted participant, a coordinator resuming the
+  // record finds every participant prepared and precommits again, and no
+  // operator may force a recorded transaction), so the clients hear it while
+  // the decision is written.
   // Commits are still sent only after that.
   ReplyClients(tx, ReplyStatus(tx), ReplyBody(tx));
 }
@@ -376,15 +376,19 @@ void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
   --undecided_;
   // A 2PC commit with its staging record on the way rides on the log's next
   // write: the client is answered once that record is durable, not this one.
-  const bool rides = outcome == Outcome::kCommitted && tx.staging;
+  // (A 3PC commit's client was answered already, but its commits wait for
+  // this record.)
+  const bool rides = outcome == Outcome::kCommitted && tx.staging && tx.protocol == wire::Protocol::k2pc;
   actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), abort_reason,
                                              /*again=*/tx.record_again_backoff_ms != 0, rides});
   if (outcome != Outcome::kAborted) return;
-  if (tx.protocol == wire::Protocol::k2pc && (tx.staging || tx.precommit_durable)) {
+  if (tx.staging || tx.precommit_durable) {
     // The log holds (or will hold) its staging record until this record
     // replaces it. An abort sent before could reach a participant after a
     // restarted coordinator's fence found it prepared, and that coordinator
-    // would commit: it is sent once its record is durable.
+    // would commit (2PC) or precommit it (3PC, where a precommitted
+    // participant still takes an abort): it is sent once its record is
+    // durable.
     tx.abort_after_record = true;
     return;
   }
@@ -461,7 +465,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   MaybeFinish(tx, now_ms);
 }
 
-// The log holds the precommit record, which a restart (or a group's next
+// The log holds the staging record, which a restart (or a group's next
 // leader) resumes until a decision replaces it, so the decision is not let go
 // of: it is written again later (capped doubling), and the clients waiting
 // are told that its record is not written yet.
@@ -478,7 +482,7 @@ void Engine::RecordAgainLater(Tx& tx, const Status& status, int64_t now_ms) {
   } else if (tx.outcome == Outcome::kCommitted) {
     // 3PC decides commit only once a participant has acked its precommit,
     // and precommitted participants commit by termination (as does a
-    // coordinator resuming the precommit record), so commit is the only
+    // coordinator resuming the staging record), so commit is the only
     // outcome left: it waits, undecided, among the precommitted.
     SetPhase(tx, Phase::kPrecommitted);
     tx.outcome = Outcome::kPending;
@@ -486,18 +490,11 @@ void Engine::RecordAgainLater(Tx& tx, const Status& status, int64_t now_ms) {
     ++undecided_;
     told = "the commit decision could not be recorded (" + status.message() +
            "); every participant may already be precommitted, so the transaction can only commit";
-  } else if (tx.abort_after_record) {
-    // 2PC: not delivered until it is recorded (see Decide).
+  } else {
+    // An abort over a pending record is not delivered until it is recorded (see Decide).
     SetPhase(tx, Phase::kAbortUnrecorded);
     told = "the abort decision could not be recorded (" + status.message() +
            "); until it is, the log holds the transaction's staging record and the participants are not told";
-  } else {
-    // Delivered already (presumed abort), and the participants' acks count;
-    // only its finished mark waits for the record.
-    SetPhase(tx, Phase::kAbortUnrecorded);
-    told = "the abort decision could not be recorded (" + status.message() +
-           "); the transaction is aborted and the abort is delivered to its participants, but until it is "
-           "recorded the log holds only its precommit record";
   }
   ReplyClients(tx, 503,
                ClientError("storage_error",
@@ -624,27 +621,28 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   tx.heuristic = record.heuristic;
   tx.idempotency_key = record.idempotency_key;
   tx.recorded_reply = std::move(record.reply);
-  // A record with outcome pending: 3PC's precommit record (every vote was
-  // yes) or 2PC's staging record (the votes are not known: every participant
-  // is fenced).
-  const bool precommit_only = record.outcome == Outcome::kPending;
-  const bool staging = precommit_only && tx.protocol == wire::Protocol::k2pc;
+  // A record with outcome pending is a staging record: the votes are not
+  // known, so every participant is fenced. (Logs written before 3PC wrote
+  // staging records may hold a 3PC precommit record, written once every vote
+  // was yes; fencing finds every participant prepared and resumes its
+  // precommit round all the same.)
+  const bool staging = record.outcome == Outcome::kPending;
   if (!tx.idempotency_key.empty()) txid_by_key_[tx.idempotency_key] = tx.txid;
   for (auto& p : record.participants) {
     Branch b;
     b.participant = p;
-    b.vote = staging ? VoteState::kPending : precommit_only ? VoteState::kYes : VoteState::kNone;
-    if (staging) b.results = nullptr;  // the rows a SELECT read went to a client that may be gone
+    b.vote = staging ? VoteState::kPending : VoteState::kNone;
+    b.results = nullptr;  // the rows a SELECT read went to a client that may be gone
     tx.branches.push_back(std::move(b));
   }
-  if (!precommit_only) {
+  if (!staging) {
     for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
     auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
     (void)inserted;
     SendDue(it->second, now_ms);
     return;
   }
-  SetPhase(tx, staging ? Phase::kFencing : Phase::kPrecommitted);
+  SetPhase(tx, Phase::kFencing);
   tx.resumed = true;
   tx.precommit_durable = true;
   tx.decided_ms = 0;
@@ -654,39 +652,33 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
     b.precommit_next_ms = now_ms;
     b.precommit_backoff_ms = options_.retry_initial_ms;
   }
-  if (staging) {
-    // Wall clocks: created_ms is the starting coordinator's. Older than
-    // the bound, every participant may have committed and forgotten the
-    // outcome, and a fence would answer (and record) "aborted" for a commit:
-    // not fenced, not guessed, an operator settles it. A record dated as far
-    // ahead of this clock says the clock moved back: its age is unknown.
-    const int64_t age_ms = now_ms - tx.created_ms;
-    const int64_t bound_ms = options_.outcome_retention_ms / 2;
-    tx.staging_in_doubt = age_ms >= bound_ms || age_ms <= -bound_ms;
-    if (tx.staging_in_doubt) {
-      const std::string age = age_ms >= 0 ? std::to_string(age_ms / 1000) + " s old"
-                                          : "dated " + std::to_string(-age_ms / 1000) +
-                                                " s ahead of this coordinator's clock, which moved back,";
-      for (auto& b : tx.branches) {
-        b.last_error = "the staging record is " + age + " and no decision followed it: " + b.participant.name +
-                       " may have committed and forgotten the outcome; the outcome is in doubt";
-      }
+  // Wall clocks: created_ms is the starting coordinator's. Older than
+  // the bound, every participant may have committed and forgotten the
+  // outcome, and a fence would answer (and record) "aborted" for a commit:
+  // not fenced, not guessed, an operator settles it. A record dated as far
+  // ahead of this clock says the clock moved back: its age is unknown.
+  const int64_t age_ms = now_ms - tx.created_ms;
+  const int64_t bound_ms = options_.outcome_retention_ms / 2;
+  tx.staging_in_doubt = age_ms >= bound_ms || age_ms <= -bound_ms;
+  if (tx.staging_in_doubt) {
+    const std::string age = age_ms >= 0 ? std::to_string(age_ms / 1000) + " s old"
+                                        : "dated " + std::to_string(-age_ms / 1000) +
+                                              " s ahead of this coordinator's clock, which moved back,";
+    for (auto& b : tx.branches) {
+      b.last_error = "the staging record is " + age + " and no decision followed it: " + b.participant.name +
+                     " may have committed and forgotten the outcome; the outcome is in doubt";
     }
   }
   auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
   (void)inserted;
-  if (staging) {
-    SendFencesDue(it->second, now_ms);
-  } else {
-    SendPrecommitsDue(it->second, now_ms);
-  }
+  SendFencesDue(it->second, now_ms);
 }
 
 void Engine::SendFencesDue(Tx& tx, int64_t now_ms) {
   if (tx.staging_in_doubt) return;
   for (auto& b : tx.branches) {
-    if (b.fence || b.precommit_sending || b.precommit_next_ms > now_ms) continue;
-    if (TakeDeliverySlot(b.participant, b.precommit_sending)) {
+    if (b.fence || b.fence_sending || b.precommit_next_ms > now_ms) continue;
+    if (TakeDeliverySlot(b.participant, b.fence_sending)) {
       actions_.push_back(action::SendFence{tx.txid, b.participant});
     }
   }
@@ -695,7 +687,7 @@ void Engine::SendFencesDue(Tx& tx, int64_t now_ms) {
 void Engine::OnFenceAnswer(const std::string& txid, const std::string& participant, Result<FenceAnswer> answer,
                            int64_t now_ms) {
   Tx* answered = nullptr;
-  Branch* b = AnsweredBranch(txid, participant, &answered);
+  Branch* b = AnsweredBranch(txid, participant, &Branch::fence_sending, &answered);
   if (b == nullptr) return;
   Tx& tx = *answered;
   if (tx.phase != Phase::kFencing || b->fence) return;
@@ -735,6 +727,13 @@ void Engine::OnFenceAnswer(const std::string& txid, const std::string& participa
            first_fenced + " had not voted yes when the coordinator recovered the transaction (its staging record "
                           "had no decision), and is fenced from doing so",
            now_ms, AbortReason::kTimeout);
+    return;
+  }
+  if (tx.protocol == wire::Protocol::k3pc && !committed) {
+    // Every participant voted yes, but 3PC commits only through precommits:
+    // the participants' termination aborts a transaction none of them
+    // precommitted. So the precommit round resumes, and decides.
+    EnterPrecommitted(tx, now_ms);
     return;
   }
   Decide(tx, Outcome::kCommitted, "", now_ms);
@@ -849,8 +848,7 @@ void Engine::AnswerClientsAtShutdown() {
     ReplyClients(tx, 503,
                  ClientError("stopping",
                              "the coordinator is shutting down before the outcome of " + tx.txid +
-                                 " was recorded; its " + (tx.protocol == wire::Protocol::k2pc ? "staging" : "precommit") +
-                                 " record is durable and the coordinator resumes it when "
+                                 " was recorded; its staging record is durable and the coordinator resumes it when "
                                  "it starts again: ask GET /v1/transactions/" +
                                  tx.txid + " or retry with the same Idempotency-Key",
                              tx.txid));
@@ -875,6 +873,7 @@ void Engine::Erase(std::unordered_map<std::string, Tx>::iterator it) {
   for (const Branch& b : it->second.branches) {
     if (b.sending) --sending_to_[b.participant.name];
     if (b.precommit_sending) --sending_to_[b.participant.name];
+    if (b.fence_sending) --sending_to_[b.participant.name];
   }
   txs_.erase(it);
 }
@@ -930,6 +929,7 @@ TxView Engine::View(const Tx& tx) const {
     vb.state = BranchState(b.acked, tx.outcome, static_cast<int>(b.vote));
     if (!b.acked && b.precommit_acked) vb.state = "precommitted";
     if (tx.phase == Phase::kPrecommitted && b.precommit_unknown) vb.state = "unknown";
+    if (tx.phase == Phase::kFencing && tx.staging_in_doubt && !b.fence) vb.state = "unknown";  // never asked
     vb.attempts = b.attempts;
     vb.last_error = b.last_error;
     v.branches.push_back(std::move(vb));

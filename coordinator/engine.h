@@ -12,23 +12,22 @@
 // the abort record is persisted, and the client is answered once it is durable
 // (so an Idempotency-Key replay sees the same answer).
 //
-// 3PC (Skeen; docs/protocol.md): all yes -> PersistPrecommit (a record with
-// outcome pending) -> once durable, precommit to every participant, retried
-// until acked -> all acked -> the commit decision as above, except that the
+// 3PC (Skeen; docs/protocol.md): Start writes a staging record (below) beside
+// the prepares; all yes and that record durable -> precommit to every
+// participant, retried until acked -> all acked -> the commit decision as above, except that the
 // client is answered at once (every participant holds a durable precommit,
 // so commit is certain) while commits still wait for it. A participant that
 // answers it has aborted -> abort. At the precommit deadline (the
 // transaction's timeout_ms after the record) the engine commits if at least
 // one participant acked (a durable precommitted participant will make the
 // others commit); with no ack it keeps asking, since the participants may
-// have precommitted. Once the precommit record is durable, only a participant
-// answering that it has aborted leads to abort, and a decision whose write
-// failed is written again until it is durable: a commit is never turned into
-// an abort, and an abort, delivered meanwhile (presumed abort), is not
-// finished before its record replaces the precommit record (until then a
-// restart, or a group's next leader, resumes that record). A transaction
-// resumed from a precommit record after a restart waits for every
-// participant's answer.
+// have precommitted. Once precommits are sent, only a participant answering
+// that it has aborted leads to abort, and a decision whose write failed is
+// written again until it is durable: a commit is never turned into an abort.
+// A transaction resumed from its staging record is fenced as in 2PC (below);
+// every participant prepared -> the precommit round, which then waits for
+// every participant's answer. A staging record that could not be written
+// aborts it (precommits need a durable record).
 //
 // 2PC parallel commit (docs/protocol.md): Start writes a staging record (a
 // record with outcome pending, no reply) beside the prepares. Once every vote
@@ -121,14 +120,14 @@ struct ReplyClient {
   int status = 200;
   nlohmann::json body;
 };
-struct PersistPrecommit {  // 3PC: record.outcome is kPending
+struct PersistPrecommit {  // the staging record: record.outcome is kPending
   DecisionRecord record;
 };
 struct SendPrecommit {
   std::string txid;
   ParticipantRef to;
 };
-// 2PC recovery of a staging record: a keyless abort (see FenceAnswer).
+// Recovery of a staging record: a keyless abort (see FenceAnswer).
 struct SendFence {
   std::string txid;
   ParticipantRef to;
@@ -179,7 +178,7 @@ struct EngineOptions {
 // Where a transaction the coordinator holds is.
 enum class TxState {
   kPreparing,      // collecting votes
-  kPrecommitting,  // 3PC: writing the precommit record, or waiting for the precommits' acks
+  kPrecommitting,  // 3PC: every vote yes; waiting for the staging record, or for the precommits' acks
   kDeciding,       // the decision record is being written (3PC: or waits to be written again after it failed)
   kDelivering,     // decided; the decision goes to every participant
   kFinishing,      // every participant acked; the finished mark is being written
@@ -238,16 +237,15 @@ class Engine {
   // A failed mark is written again later (capped doubling), unless the log
   // holds no record to mark (NotFound) or max_unmarked are waiting already.
   void OnFinishedPersisted(const std::string& txid, const Status& status, int64_t now_ms);
-  // 3PC.
+  // The staging record (both protocols).
   void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   void OnPrecommitAcked(const std::string& txid, const std::string& participant, Result<PrecommitAnswer> answer,
                         int64_t now_ms);
-  // 2PC recovery: the answer to a SendFence.
+  // Recovery of a staging record: the answer to a SendFence.
   void OnFenceAnswer(const std::string& txid, const std::string& participant, Result<FenceAnswer> answer,
                      int64_t now_ms);
   // Recovery: a decided transaction from the log that not every participant
-  // acked, or a record with outcome kPending without a decision (a 3PC
-  // precommit record, or a 2PC staging record).
+  // acked, or a staging record (outcome kPending) without a decision.
   void Resume(DecisionRecord record, int64_t now_ms);
   // Deadlines and redeliveries due by now_ms.
   void Tick(int64_t now_ms);
@@ -257,8 +255,8 @@ class Engine {
   // answered its precommit unknown_transaction): decided as forced (heuristic).
   // False, changing nothing, for any other transaction.
   bool ForceInDoubt(const std::string& txid, Outcome outcome, std::string reason, int64_t now_ms);
-  // Shutdown: the clients still waiting on 3PC transactions past their
-  // precommit record are answered 503 with the txid (the record resumes them).
+  // Shutdown: the clients still waiting on transactions whose staging record
+  // a restart resumes (3PC precommitting, or fencing) are answered 503 with the txid.
   void AnswerClientsAtShutdown();
 
   // --- outputs ------------------------------------------------------------
@@ -271,11 +269,11 @@ class Engine {
   std::optional<std::string> TxidForIdempotencyKey(const std::string& key) const;
   std::size_t undecided() const { return undecided_; }
   // Undecided transactions their own deadline decides: collecting votes,
-  // writing the 3PC precommit record, or live 3PC ones before their
+  // 3PC ones waiting for their staging record, or live 3PC ones before their
   // precommit deadline. Not counted: 3PC transactions past that deadline or
   // resumed (they wait on their participants, however long), and 3PC
   // decisions waiting to be written again (a restart resumes all of these
-  // from the precommit record).
+  // from the staging record).
   std::size_t undecided_due_by_deadline(int64_t now_ms) const;
   // Decided transactions whose decision record is being written (their clients wait).
   std::size_t awaiting_record() const { return deciding_; }
@@ -288,13 +286,14 @@ class Engine {
  private:
   enum class Phase {
     kPreparing,
-    // 2PC, resumed from a staging record: fencing the participants.
+    // Resumed from a staging record: fencing the participants.
     kFencing,
+    // 3PC: every vote yes, waiting for the staging record to be durable.
     kPrecommitting,
     kPrecommitted,
     kDeciding,
-    // 3PC: aborted and delivered, but the abort's write failed and waits to
-    // be written again; the log holds the precommit record meanwhile.
+    // Aborted, but the abort's write failed and waits to be written again;
+    // the log holds the staging record meanwhile, and the abort is not sent.
     kAbortUnrecorded,
     kDelivering,
     kFinishing,
@@ -311,9 +310,10 @@ class Engine {
     int64_t next_send_ms = 0;
     int64_t backoff_ms = 0;
     std::string last_error;
-    // 2PC recovery: the participant's answer to its fence.
+    // Recovery of a staging record: the participant's answer to its fence.
     std::optional<FenceAnswer> fence;
-    // 3PC precommit delivery; a 2PC fence is sent with the same fields.
+    bool fence_sending = false;
+    // 3PC precommit delivery; a fence is retried with the same timing fields.
     bool precommit_acked = false;
     bool precommit_sending = false;
     int64_t precommit_next_ms = 0;
@@ -338,19 +338,18 @@ class Engine {
     int votes_pending = 0;
     int64_t timeout_ms = 0;
     int64_t precommit_deadline_ms = 0;
-    // The log holds its pending record (written, or resumed from): 3PC's
-    // precommit record, or 2PC's staging record.
+    // The log holds its staging record (written, or resumed from).
     bool precommit_durable = false;
-    // 2PC: its staging record was written beside the prepares (cleared if
-    // that write failed).
+    // Its staging record was written beside the prepares (cleared if that
+    // write failed).
     bool staging = false;
     // 2PC: the client was answered and the commits sent before the commit
     // record was durable (the staging record and the yes votes made it certain).
     bool answered_early = false;
-    // 2PC with a staging record: its abort is sent once the abort record is
+    // With a staging record: its abort is sent once the abort record is
     // durable, not at once.
     bool abort_after_record = false;
-    // 2PC, resumed from its staging record: its outcome is in doubt (a
+    // Resumed from its staging record: its outcome is in doubt (a
     // participant was fenced and another committed, or the record was too
     // old to fence), for an operator.
     bool staging_in_doubt = false;
@@ -377,7 +376,8 @@ class Engine {
 
   void Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
               AbortReason abort_reason = AbortReason::kVoteNo);
-  void StartPrecommit(Tx& tx, int64_t now_ms);
+  // 3PC: every vote yes (or fenced prepared) and the staging record durable: precommits go out.
+  void EnterPrecommitted(Tx& tx, int64_t now_ms);
   // 2PC: every vote yes and the staging record durable.
   void AnswerEarly(Tx& tx, int64_t now_ms);
   void SendFencesDue(Tx& tx, int64_t now_ms);
@@ -393,7 +393,7 @@ class Engine {
   static bool InDoubt(const Tx& tx);
   // 3PC: commit was decided, and its record waits to be written again.
   static bool CommitUnrecorded(const Tx& tx);
-  // 3PC: the decision's write failed while the log holds the precommit record.
+  // The decision's write failed while the log holds the staging record.
   void RecordAgainLater(Tx& tx, const Status& status, int64_t now_ms);
   void AbortAgainIfDue(Tx& tx, int64_t now_ms);
   // The decision goes out to the participants that have not acked it.
@@ -416,8 +416,9 @@ class Engine {
   int ReplyStatus(const Tx& tx) const;
   Branch* FindBranch(Tx& tx, const std::string& participant);
   // The branch a precommit's or a fence's answer is for (null: none), no
-  // longer counted as sending; *tx is set when the transaction is held.
-  Branch* AnsweredBranch(const std::string& txid, const std::string& participant, Tx** tx);
+  // longer counted as sending (`sending`: that message's flag); *tx is set
+  // when the transaction is held.
+  Branch* AnsweredBranch(const std::string& txid, const std::string& participant, bool Branch::*sending, Tx** tx);
   TxView View(const Tx& tx) const;
   void SetPhase(Tx& tx, Phase phase);  // keeps deciding_
   void Erase(std::unordered_map<std::string, Tx>::iterator it);

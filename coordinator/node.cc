@@ -70,7 +70,8 @@ Node::InDoubt Node::in_doubt() const {
   InDoubt counts;
   for (const TxView& v : engine_->List()) {
     if (v.outcome == Outcome::kPending) {
-      if (v.in_doubt) ++(v.protocol == wire::Protocol::k2pc ? counts.staging_unknown : counts.precommit_unknown);
+      // Fencing shows as preparing; a precommit answered unknown as precommitting.
+      if (v.in_doubt) ++(v.state == TxState::kPreparing ? counts.staging_unknown : counts.precommit_unknown);
       continue;
     }
     if (!v.undelivered()) continue;
@@ -332,9 +333,9 @@ void Node::AnswerForce(const std::string& txid, const Status& written) {
     const auto view = conflict ? std::nullopt : engine_->Find(txid);
     if (view && view->state == TxState::kDeciding) {
       // Only an abort gets here (a commit's failed write stops the process):
-      // the engine delivers it without its record, which it writes again.
-      message += "; the abort is delivered to the participants anyway (an abort needs no record), and its record "
-                 "is written again until it is durable (the transaction is deciding meanwhile)";
+      // the engine writes its record again, and sends it once that is durable.
+      message += "; its record is written again until it is durable, and the abort is sent to the participants "
+                 "then (the transaction is deciding meanwhile)";
     }
     done(NodeError{conflict ? NodeErrorKind::kDecisionConflict : NodeErrorKind::kStorage, std::move(message)});
     return;
@@ -488,9 +489,7 @@ void Node::FollowRecordedDecision(const std::string& txid, const Status& conflic
     if (!found.value()) {
       // The conflict was not on the txid (its Idempotency-Key is taken):
       // nothing durable says commit for this txid, so presumed abort holds
-      // (2PC: its staging record would have met the same key first; a 3PC
-      // commit has its precommit record, and the engine writes it again
-      // instead).
+      // (its staging record would have met the same key first).
       log::Warn("decision_not_recorded", {{"txid", txid}, {"error", conflict.ToString()}});
       engine_->OnDecisionPersisted(txid, conflict, now);
       Pump();
@@ -843,6 +842,7 @@ void Node::Execute(Action& a) {
       Pump();
     });
   } else if (auto* sp = std::get_if<action::SendPrecommit>(&a)) {
+    failpoint::CrashIf("coordinator.crash_before_precommits");
     ++metrics_.precommits_sent;
     ParticipantRef to{sp->to.name, DeliveryUrl(sp->to)};
     agents_.Precommit(to, sp->txid, keys_.enabled() ? keys_.CommitKeyOf(sp->txid) : std::string(),

@@ -253,7 +253,7 @@ class Node {
     std::size_t foreign_log = 0;  // prepared under another decision log: waiting for an operator
     // 3PC, undecided: a participant answered its precommit unknown_transaction; waiting for an operator.
     std::size_t precommit_unknown = 0;
-    std::size_t staging_unknown = 0;  // 2PC, resumed from its staging record
+    std::size_t staging_unknown = 0;  // undecided, resumed from its staging record (either protocol)
   };
   InDoubt in_doubt() const;
   // Every transaction the engine holds (for diagnostics).

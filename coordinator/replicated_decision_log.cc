@@ -225,9 +225,8 @@ void ReplicatedDecisionLog::Read(std::function<Result<T>(sqlite::Database&)> rea
 
 void ReplicatedDecisionLog::AppendDecision(DecisionRecord record, std::function<void(Status)> done) {
   DropUnreadReply(record);
-  // (A 2PC staging record is answered on, like a decision; a 3PC precommit record is not.)
-  if (options_.unsafe_complete_before_commit &&
-      (record.outcome != Outcome::kPending || record.protocol == wire::Protocol::k2pc)) {
+  // (A staging record is answered on too, like a decision.)
+  if (options_.unsafe_complete_before_commit) {
     driver_->Propose(EncodeCommand(command::Decide{std::move(record)}), [](Status) {});
     timers_.Post([done = std::move(done)] { done(Status::Ok()); });
     return;

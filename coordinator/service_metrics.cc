@@ -33,7 +33,7 @@ ServiceMetrics::ServiceMetrics(const std::string& version, const std::string& co
           "Transactions waiting on delivery or an operator: undelivered (decided by the protocol), held "
           "(decided by an operator), foreign_log (prepared under another decision log, waiting for an operator), "
           "precommit_unknown (3PC, undecided: a participant no longer knows it, waiting for an operator), "
-          "staging_unknown (2PC, undecided, resumed from its staging record: a participant may have forgotten a "
+          "staging_unknown (undecided, resumed from its staging record: a participant may have forgotten a "
           "commit, waiting for an operator).",
           {{"kind", "undelivered"}})),
       in_doubt_held_(registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "held"}})),

@@ -478,9 +478,9 @@ def test_force_that_cannot_be_recorded_is_not_reported_as_done():
     """The coordinator's log refuses every decision: a forced abort is
     answered 503 storage_error (a forced commit would stop the coordinator,
     as the protocol's own does). The page reports it not recorded, in red,
-    with the coordinator's word that the abort is delivered anyway. The
+    with the coordinator's word that the abort is sent once recorded. The
     coordinator keeps the transaction, deciding, and writes the abort again
-    (in vain here), so the precommit record stays the log's only word: the
+    (in vain here), so the staging record stays the log's only word: the
     coordinator, started again with a working log, finds the transaction in
     doubt, and the page forces commit this time."""
     c = secure_cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT)
@@ -491,11 +491,10 @@ def test_force_that_cannot_be_recorded_is_not_reported_as_done():
         page.click("#confirm-yes")
         status = force_not_standing(page, txid, "abort")
         assert "not recorded: storage_error" in status and "look the transaction up" in status, status
-        assert "delivered to the participants anyway" in status, status
+        assert "sent to the participants then" in status, status
         assert c.coordinator.alive()
 
-        # Acknowledged by the agents, which had forgotten the transfer (nothing
-        # to undo), the abort still waits for its record: deciding, not finished.
+        # The abort waits for its record, unsent: deciding, not finished.
         def deciding():
             code, tx = api_get(c, f"/v1/transactions/{txid}")
             return code == 200 and tx["state"] == "deciding" and "in_doubt" not in tx and tx
@@ -504,7 +503,8 @@ def test_force_that_cannot_be_recorded_is_not_reported_as_done():
         assert "heuristic" not in tx, tx
         assert_banks_hold_the_commit(c, txid)
 
-        # Once the agents forgot the abort as well, a start with a working log resumes the record: in doubt.
+        # The abort never left (the agents know nothing of the transfer, not
+        # even a tombstone); a start with a working log resumes the record: in doubt.
         harness.wait_agents_forgot(c, txid)
         assert c.coordinator.terminate() == 0, "commitd did not stop cleanly on SIGTERM"
         harness.restart_coordinator_in_doubt(c, txid)

@@ -258,8 +258,9 @@ def test_replace_a_member_add_then_remove():
 
 
 def test_3pc_leader_killed_after_precommit_the_group_commits_it():
-    # With a group, the agents ask the group first: a new leader
-    # resumes the precommit record and commits; termination is only the fallback.
+    # With a group, the agents ask the group first: a new leader resumes the
+    # staging record (its fences find every agent prepared, and it precommits
+    # them again) and commits; termination is only the fallback.
     with Group() as g:
         leader = g.leader()
         target = next(n for n in g.urls if n != leader)

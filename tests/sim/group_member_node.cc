@@ -20,9 +20,8 @@ std::string DescribeCommand(const raft::Entry& e) {
   auto c = coordinator::DecodeCommand(e.data);
   if (!c.ok()) return "undecodable";
   if (auto* d = std::get_if<command::Decide>(&*c)) {
-    const bool pending = d->record.outcome == Outcome::kPending;
-    const bool staging = pending && d->record.protocol == wire::Protocol::k2pc;
-    return (staging ? "staging record " : pending ? "precommit record " : "decision ") + d->record.txid + " " +
+    const bool staging = d->record.outcome == Outcome::kPending;
+    return (staging ? "staging record " : "decision ") + d->record.txid + " " +
            std::string(coordinator::OutcomeName(d->record.outcome));
   }
   if (auto* f = std::get_if<command::Finish>(&*c)) return "finished " + f->txid;

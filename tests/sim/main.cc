@@ -5,8 +5,7 @@
 //   commitd-sim --seeds N --soak-seeds M      M seeds instead when COMMITD_SOAK=1
 //   --bug NAME                                a deliberate bug (commit-on-timeout, ack-before-durable,
 //                                             abort-ack-before-durable, forget-decision,
-//                                             presume-without-record; 3PC coordinator-loss:
-//                                             unknown-precommit-as-abort); with
+//                                             presume-without-record); with
 //                                             --expect-violation, exit 0 iff caught
 //   --check-determinism                       run every seed twice and compare the traces
 //   --protocol 2pc|3pc                        what the client asks for
@@ -71,7 +70,7 @@ constexpr const char* kUsage =
     "usage: commitd-sim (--seed N | --seeds N [--start S] [--soak-seeds M]) [--protocol 2pc|3pc]\n"
     "                   [--scenario chaos|coordinator-loss|partition|power-loss] [--expect-blocking]\n"
     "                   [--bug commit-on-timeout|ack-before-durable|abort-ack-before-durable|forget-decision|\n"
-    "                    presume-without-record|unknown-precommit-as-abort (3pc, coordinator-loss)]\n"
+    "                    presume-without-record]\n"
     "                   [--expect-violation]\n"
     "                   [--coordinators 1|3] [--bug group-no-resume|group-stale-read|\n"
     "                    group-presume-without-record|group-overwrite-decision|group-send-before-sync|\n"

@@ -10,7 +10,6 @@ std::optional<Bug> ParseBug(std::string_view name) {
   if (name == "forget-decision") return Bug::kForgetDecision;
   if (name == "presume-without-record") return Bug::kPresumeWithoutRecord;
   if (name == "accept-404-from-non-owner") return Bug::kAccept404FromNonOwner;
-  if (name == "unknown-precommit-as-abort") return Bug::kUnknownPrecommitAsAbort;
   if (name == "group-no-resume") return Bug::kGroupNoResume;
   if (name == "group-stale-read") return Bug::kGroupStaleRead;
   if (name == "group-presume-without-record") return Bug::kGroupPresumeWithoutRecord;
@@ -53,7 +52,6 @@ std::string_view BugName(Bug bug) {
     case Bug::kForgetDecision: return "forget-decision";
     case Bug::kPresumeWithoutRecord: return "presume-without-record";
     case Bug::kAccept404FromNonOwner: return "accept-404-from-non-owner";
-    case Bug::kUnknownPrecommitAsAbort: return "unknown-precommit-as-abort";
     case Bug::kGroupNoResume: return "group-no-resume";
     case Bug::kGroupStaleRead: return "group-stale-read";
     case Bug::kGroupPresumeWithoutRecord: return "group-presume-without-record";

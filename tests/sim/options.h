@@ -19,7 +19,6 @@ enum class Bug {
   kForgetDecision,    // the coordinator reports its decision durable without writing it
   kPresumeWithoutRecord,  // a presumed abort told to a participant is not recorded first
   kAccept404FromNonOwner,  // a participant takes any coordinator's "not known here" as proof of abort
-  kUnknownPrecommitAsAbort,  // the coordinator reads a precommit answered unknown_transaction as "it aborted"
   kFencedAsPrepared,  // recovering a 2PC staging record, the coordinator reads a fenced participant as prepared
   kAnswerBeforeStaging,  // a 2PC commit is answered (and sent) on the votes alone, before its staging record is durable
   // Coordinator group (--coordinators 3):

@@ -70,10 +70,6 @@ void SimAgentTransport::Precommit(const coordinator::ParticipantRef& to, const s
                             Request{"POST", "/v1/precommit", wire::ToJson(wire::CommitRequest{txid, commit_key}), {}},
                             ctx_.config.request_timeout_ms, coordinator::PrecommitAnswerOf,
                             [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<PrecommitAnswer> answer) {
-                              if (ctx->bug == Bug::kUnknownPrecommitAsAbort && answer.ok() &&
-                                  *answer == PrecommitAnswer::kUnknownTransaction) {
-                                answer = PrecommitAnswer::kAborted;  // how the answer was once read
-                              }
                               ctx->Log(from, "precommit answer " + txid + " from " + name + ": " +
                                                   (!answer.ok() ? Describe(answer.status())
                                                    : *answer == PrecommitAnswer::kAcked     ? "acked"

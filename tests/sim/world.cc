@@ -635,14 +635,13 @@ void World::PlanLeaderFaults() {
       if (GroupMemberNode* leader = ReadyLeader()) IsolateLeader(leader->name(), length);
     });
   }
-  // The worst moment: as the leader replicates a decision, a precommit
-  // record or a staging record (a follower may hold it, the leader has not
-  // committed it yet).
+  // The worst moment: as the leader replicates a decision or a staging
+  // record (a follower may hold it, the leader has not committed it yet).
   const double at_append = static_cast<double>(random_.Uniform(0, 200)) / 1000;
   network_.set_send_hook([this, at_append](const std::string& from, const std::string&, const std::string& label) {
     if (label.rfind("raft ", 0) != 0 || label.find("AppendEntries") == std::string::npos) return;
     bool carries_record = false;
-    for (const char* kind : {"decision ", "precommit record ", "staging record "}) {
+    for (const char* kind : {"decision ", "staging record "}) {
       carries_record |= label.find(std::string("[") + kind) != std::string::npos ||
                         label.find(std::string(", ") + kind) != std::string::npos;
     }

@@ -438,29 +438,61 @@ StartRequest Transfer3(const std::string& txid) {
   return r;
 }
 
-// All yes and the precommit record durable: returns the precommits sent.
+// All yes, then the staging record durable: returns the precommits sent.
 std::vector<action::SendPrecommit> ToPrecommitted(Engine& e, const std::string& txid, int64_t now = 10,
                                                   const std::string& idempotency_key = "") {
   StartRequest r = Transfer3(txid);
   r.idempotency_key = idempotency_key;
   e.Start(r, 0);
-  e.TakeActions();
+  auto started = e.TakeActions();
+  auto staging = Only<action::PersistPrecommit>(started);
+  REQUIRE(staging.size() == 1);
+  CHECK(staging[0].record.outcome == Outcome::kPending);
+  CHECK(staging[0].record.protocol == wire::Protocol::k3pc);
+  CHECK(staging[0].record.participants.size() == 2);
+  CHECK(staging[0].record.reply.is_null());  // written before any vote
+  CHECK(Only<action::SendPrepare>(started).size() == 2);
   e.OnVote(txid, "bank-a", Yes(txid), 1);
   e.OnVote(txid, "bank-b", Yes(txid), 2);
   auto a = e.TakeActions();
-  auto pre = Only<action::PersistPrecommit>(a);
-  REQUIRE(pre.size() == 1);
-  CHECK(pre[0].record.outcome == Outcome::kPending);
-  CHECK(pre[0].record.participants.size() == 2);
-  CHECK(Only<action::PersistDecision>(a).empty());
-  CHECK(Only<action::ReplyClient>(a).empty());
+  CHECK(a.empty());  // nobody is told to precommit before the staging record is durable
+  CHECK(e.Find(txid)->state == TxState::kPrecommitting);
   e.OnPrecommitPersisted(txid, Status::Ok(), now);
   return Only<action::SendPrecommit>(e.TakeActions());
 }
 
+// A staging record of a 3PC transfer between bank-a and bank-b, resumed and
+// every participant fenced with `answer`: returns the actions that follow.
+std::vector<Action> ResumedAndFenced(Engine& e, const DecisionRecord& r, FenceAnswer answer, int64_t now = 0) {
+  e.Resume(r, now);
+  auto fences = Only<action::SendFence>(e.TakeActions());
+  REQUIRE(fences.size() == 2);
+  CHECK(Only<action::SendPrecommit>(e.TakeActions()).empty());
+  for (auto& f : fences) e.OnFenceAnswer(r.txid, f.to.name, answer, now + 1);
+  return e.TakeActions();
+}
+
 }  // namespace
 
-TEST_CASE("3pc: precommit is sent only once the precommit record is durable; all acks -> commit decision, and the client hears it then") {
+TEST_CASE("3pc: a staging record durable before the votes lets the precommits leave with the last yes") {
+  Engine e = MakeEngine();
+  e.Start(Transfer3("t"), 0);
+  REQUIRE(Only<action::PersistPrecommit>(e.TakeActions()).size() == 1);
+  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  CHECK(e.TakeActions().empty());
+  CHECK(e.Find("t")->state == TxState::kPreparing);
+  e.OnVote("t", "bank-a", Yes("t"), 2);
+  CHECK(e.TakeActions().empty());
+  e.OnVote("t", "bank-b", Yes("t"), 3);
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendPrecommit>(a).size() == 2);
+  CHECK(Only<action::PersistPrecommit>(a).empty());  // no record of its own on the path
+  CHECK(Only<action::PersistDecision>(a).empty());
+  CHECK(Only<action::ReplyClient>(a).empty());
+  CHECK(e.Find("t")->state == TxState::kPrecommitting);
+}
+
+TEST_CASE("3pc: precommit is sent only once the staging record is durable; all acks -> commit decision, and the client hears it then") {
   Engine e = MakeEngine();
   auto sent = ToPrecommitted(e, "t");
   REQUIRE(sent.size() == 2);
@@ -523,7 +555,9 @@ TEST_CASE("3pc: a participant that aborted meanwhile refuses precommit -> abort 
   REQUIRE(decision.size() == 1);
   CHECK(decision[0].record.outcome == Outcome::kAborted);
   CHECK(decision[0].record.reason.find("bank-b refused precommit") != std::string::npos);
-  CHECK(Only<action::SendDecision>(a).size() == 2);
+  CHECK(Only<action::SendDecision>(a).empty());  // once recorded (the log holds the staging record)
+  e.OnDecisionPersisted("t", Status::Ok(), 13);
+  CHECK(Only<action::SendDecision>(e.TakeActions()).size() == 2);
 }
 
 TEST_CASE("3pc: lost precommits are retried; at the deadline one ack is enough to commit, none keeps asking") {
@@ -562,8 +596,8 @@ TEST_CASE("3pc: lost precommits are retried; at the deadline one ack is enough t
   CHECK(d[0].record.outcome == Outcome::kAborted);
 }
 
-// A 3PC precommit record (no decision yet) of bank-a and bank-b, as the log holds it.
-DecisionRecord PrecommitRecord(const std::string& txid) {
+// A 3PC staging record (no decision yet) of bank-a and bank-b, as the log holds it.
+DecisionRecord StagingRecord3(const std::string& txid) {
   DecisionRecord r;
   r.txid = txid;
   r.protocol = wire::Protocol::k3pc;
@@ -589,10 +623,9 @@ TEST_CASE("3pc: a precommit answered unknown_transaction decides nothing: that p
   // The agent no longer knows the txid: it finished it (by termination, or by
   // an abort of an earlier run) and forgot it after outcome_retention_ms, or
   // it lost its database. Either outcome may be what it did.
-  DecisionRecord r = PrecommitRecord("t");
+  DecisionRecord r = StagingRecord3("t");
   Engine e = MakeEngine();
-  e.Resume(r, 0);
-  REQUIRE(Only<action::SendPrecommit>(e.TakeActions()).size() == 2);
+  REQUIRE(Only<action::SendPrecommit>(ResumedAndFenced(e, r, FenceAnswer::kPrepared)).size() == 2);
   e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kUnknownTransaction, 1);
   e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kUnknownTransaction, 1);
   TickAnsweringPrecommits(e, "t", 10, 100'000, 1000, PrecommitAnswer::kUnknownTransaction);
@@ -705,7 +738,7 @@ action::PersistDecision WrittenAgainAfterInitialBackoff(Engine& e) {
 
 TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no abort is sent, the write is retried") {
   // Precommitted participants commit by termination, and a restarted
-  // coordinator resumes the precommit record into a commit: an abort here
+  // coordinator resumes the staging record into a commit: an abort here
   // could be contradicted after the client was told it.
   Engine e = MakeEngine();
   ToPrecommitted(e, "t", 10, "k");
@@ -758,23 +791,24 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   CHECK(replies[0].body["outcome"] == "committed");
 }
 
-TEST_CASE("3pc: an abort whose decision could not be written is delivered, written again, and finished once durable") {
-  // The log holds the precommit record: until the abort replaces it, a
-  // restart would resume the transaction, so the engine keeps it and writes
-  // the abort again instead of letting go once the participants acked.
+TEST_CASE("3pc: an abort whose decision could not be written is not sent, but written again, then sent and finished") {
+  // The log holds the staging record: until the abort replaces it, a
+  // restart would resume the transaction (fence every participant, find
+  // them prepared, precommit them), and an abort already on its way could
+  // reach a participant after that: so it is sent only once recorded.
   Engine e = MakeEngine();
   auto a = RefusedPrecommit(e, "k");
   auto first = Only<action::PersistDecision>(a);
   REQUIRE(first.size() == 1);
   CHECK(first[0].record.outcome == Outcome::kAborted);
   CHECK_FALSE(first[0].again);
-  CHECK(Only<action::SendDecision>(a).size() == 2);  // presumed abort: delivered before its record
+  CHECK(Only<action::SendDecision>(a).empty());  // not before its record
 
   e.OnDecisionPersisted("t", Status::IoError("disk full"), 20);
   e.OnDecisionPersisted("t", Status::IoError("disk full"), 20);  // a duplicate changes nothing
   a = e.TakeActions();
   CHECK(Only<action::PersistDecision>(a).empty());
-  CHECK(Only<action::SendDecision>(a).empty());  // sent already
+  CHECK(Only<action::SendDecision>(a).empty());  // not recorded: still not sent
   CHECK(Only<action::PersistFinished>(a).empty());
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
@@ -789,11 +823,8 @@ TEST_CASE("3pc: an abort whose decision could not be written is delivered, writt
   CHECK(e.awaiting_record() == 0);  // its clients are answered: a shutdown does not wait for it
   CHECK(e.TxidForIdempotencyKey("k") == std::optional<std::string>("t"));
 
-  // Every participant acks the abort: not finished while its record is not durable.
-  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 30);
-  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 30);
-  CHECK(Only<action::PersistFinished>(e.TakeActions()).empty());
-  CHECK(e.Find("t").has_value());
+  e.Tick(30);
+  CHECK(Only<action::SendDecision>(e.TakeActions()).empty());
   CHECK(WrittenAgainAfterInitialBackoff(e).record.outcome == Outcome::kAborted);
   CHECK(e.awaiting_record() == 1);
   e.OnDecisionPersisted("t", Status::IoError("disk full"), 70);
@@ -805,23 +836,52 @@ TEST_CASE("3pc: an abort whose decision could not be written is delivered, writt
   REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
   e.OnDecisionPersisted("t", Status::Ok(), 170);
   a = e.TakeActions();
-  CHECK(Only<action::SendDecision>(a).empty());
-  CHECK(Only<action::PersistFinished>(a).size() == 1);
+  auto sends = Only<action::SendDecision>(a);
+  REQUIRE(sends.size() == 2);  // recorded: now the abort goes out
+  CHECK(sends[0].outcome == Outcome::kAborted);
   replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].client == 2);
   CHECK(replies[0].status == 409);
   CHECK(replies[0].body["outcome"] == "aborted");
+  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 171);
+  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 171);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
   CHECK(e.Find("t")->state == TxState::kFinishing);
 }
 
-TEST_CASE("3pc: an abort with no precommit record of its own is not written again: nothing would resume it") {
+TEST_CASE("3pc: a vote no over a staging record: the abort is sent once its record is durable") {
+  Engine e = MakeEngine();
+  e.Start(Transfer3("t"), 0);
+  e.TakeActions();
+  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnVote("t", "bank-a", Yes("t"), 2);
+  e.OnVote("t", "bank-b", No("t", "overdraft"), 3);
+  auto a = e.TakeActions();
+  REQUIRE(Only<action::PersistDecision>(a).size() == 1);
+  CHECK(Only<action::SendDecision>(a).empty());
+  e.OnDecisionPersisted("t", Status::Ok(), 4);
+  auto sends = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(sends.size() == 1);  // bank-b voted no: it aborted already
+  CHECK(sends[0].to.name == "bank-a");
+}
+
+TEST_CASE("3pc: a staging record that could not be written aborts at once; that abort is not written again") {
+  // Nothing durable would resume the transaction, so presumed abort holds:
+  // the abort goes out before its record, and a failed write of it is let go.
   Engine e = MakeEngine();
   e.Start(Transfer3("t"), 0);
   e.TakeActions();
   e.OnVote("t", "bank-a", Yes("t"), 1);
-  e.OnVote("t", "bank-b", No("t", "overdraft"), 2);
-  REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
+  e.OnPrecommitPersisted("t", Status::Conflict("idempotency key taken"), 2);
+  auto aborted = e.TakeActions();
+  auto d = Only<action::PersistDecision>(aborted);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kAborted);
+  CHECK(d[0].record.reason.find("staging record write failed") != std::string::npos);
+  CHECK(Only<action::SendDecision>(aborted).size() == 2);  // bank-b may still prepare: it gets the abort too
+  e.OnVote("t", "bank-b", Yes("t"), 2);  // a late yes changes nothing
+  CHECK(Only<action::SendPrecommit>(e.TakeActions()).empty());
   e.OnDecisionPersisted("t", Status::IoError("disk full"), 3);
   auto a = e.TakeActions();
   auto replies = Only<action::ReplyClient>(a);
@@ -829,16 +889,17 @@ TEST_CASE("3pc: an abort with no precommit record of its own is not written agai
   CHECK(replies[0].status == 409);
   CHECK(e.Find("t")->state == TxState::kDelivering);
   e.OnDecisionAcked("t", "bank-a", Status::Ok(), 4);
+  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 4);
   CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
 }
 
-TEST_CASE("3pc: a failed precommit record write aborts before anyone is told to precommit") {
+TEST_CASE("3pc: a failed staging record write after every yes aborts before anyone is told to precommit") {
   Engine e = MakeEngine();
   e.Start(Transfer3("t"), 0);
   e.TakeActions();
   e.OnVote("t", "bank-a", Yes("t"), 1);
   e.OnVote("t", "bank-b", Yes("t"), 2);
-  e.TakeActions();
+  CHECK(e.TakeActions().empty());
   e.OnPrecommitPersisted("t", Status::IoError("disk full"), 3);
   auto a = e.TakeActions();
   CHECK(Only<action::SendPrecommit>(a).empty());
@@ -847,12 +908,11 @@ TEST_CASE("3pc: a failed precommit record write aborts before anyone is told to 
   CHECK(d[0].record.outcome == Outcome::kAborted);
 }
 
-TEST_CASE("3pc: resumed from a precommit record, the engine waits for every participant, however long") {
-  DecisionRecord r = PrecommitRecord("t");
+TEST_CASE("3pc: resumed from a staging record with every participant prepared, the precommit round waits for every one, however long") {
+  DecisionRecord r = StagingRecord3("t");
   r.idempotency_key = "k1";
   Engine e = MakeEngine();
-  e.Resume(r, 0);
-  REQUIRE(Only<action::SendPrecommit>(e.TakeActions()).size() == 2);
+  REQUIRE(Only<action::SendPrecommit>(ResumedAndFenced(e, r, FenceAnswer::kPrepared)).size() == 2);
   CHECK(e.TxidForIdempotencyKey("k1") == std::optional<std::string>("t"));
   CHECK(e.undecided() == 1);
   e.OnPrecommitAcked("t", "bank-a", PrecommitAnswer::kAcked, 1);
@@ -873,7 +933,7 @@ TEST_CASE("3pc: resumed from a precommit record, the engine waits for every part
   CHECK(d[0].record.outcome == Outcome::kCommitted);
 }
 
-TEST_CASE("3pc: resumed precommits share the participant's bound with decisions") {
+TEST_CASE("3pc: resumed fences and precommits share the participant's bound with decisions") {
   EngineOptions o{"http://coord", 50, 400};
   o.deliveries_per_participant = 3;
   Engine e(o);
@@ -891,23 +951,54 @@ TEST_CASE("3pc: resumed precommits share the participant's bound with decisions"
   d.participants = {{"bank-a", "http://a"}};
   e.Resume(d, 100);
   auto first = e.TakeActions();
-  CHECK(Only<action::SendPrecommit>(first).size() == 3);
+  CHECK(Only<action::SendFence>(first).size() == 3);
   CHECK(Only<action::SendDecision>(first).empty());  // every slot is taken
   e.Tick(101);
   CHECK(e.TakeActions().empty());
-  // An answer, failed or not, frees its slot for the next message.
-  const auto sent = Only<action::SendPrecommit>(first);
-  e.OnPrecommitAcked(sent[0].txid, "bank-a", Status::Unavailable("refused"), 102);
-  e.OnPrecommitAcked(sent[1].txid, "bank-a", PrecommitAnswer::kAcked, 102);
+  // An answer, failed or not, frees its slot for the next message; a
+  // prepared one's precommit takes a slot like any other.
+  const auto sent = Only<action::SendFence>(first);
+  e.OnFenceAnswer(sent[0].txid, "bank-a", Status::Unavailable("refused"), 102);
+  e.OnFenceAnswer(sent[1].txid, "bank-a", FenceAnswer::kPrepared, 102);
+  auto precommit = Only<action::SendPrecommit>(e.TakeActions());
+  REQUIRE(precommit.size() == 1);
+  CHECK(precommit[0].txid == sent[1].txid);
   e.Tick(103);
   auto next = e.TakeActions();
-  CHECK(Only<action::SendPrecommit>(next).size() + Only<action::SendDecision>(next).size() == 2);
+  CHECK(Only<action::SendFence>(next).size() + Only<action::SendDecision>(next).size() == 1);
   // A late duplicate answer frees nothing twice.
-  e.OnPrecommitAcked(sent[1].txid, "bank-a", PrecommitAnswer::kAcked, 104);
+  e.OnFenceAnswer(sent[1].txid, "bank-a", FenceAnswer::kPrepared, 104);
   e.Tick(105);
   auto after = e.TakeActions();
+  CHECK(Only<action::SendFence>(after).empty());
   CHECK(Only<action::SendPrecommit>(after).empty());
   CHECK(Only<action::SendDecision>(after).empty());
+}
+
+TEST_CASE("3pc: resumed from a staging record: a fenced participant -> abort, one committed by termination -> commit") {
+  Engine e = MakeEngine();
+  DecisionRecord r = StagingRecord3("t");
+  e.Resume(r, 0);
+  e.TakeActions();
+  e.OnFenceAnswer("t", "bank-a", FenceAnswer::kPrepared, 1);
+  e.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 1);
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendPrecommit>(a).empty());
+  auto d = Only<action::PersistDecision>(a);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kAborted);
+  CHECK(Only<action::SendDecision>(a).empty());  // once its record replaces the staging record
+
+  Engine f = MakeEngine();
+  f.Resume(StagingRecord3("u"), 0);
+  f.TakeActions();
+  f.OnFenceAnswer("u", "bank-a", FenceAnswer::kPrepared, 1);
+  f.OnFenceAnswer("u", "bank-b", FenceAnswer::kCommitted, 1);
+  a = f.TakeActions();
+  CHECK(Only<action::SendPrecommit>(a).empty());
+  d = Only<action::PersistDecision>(a);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].record.outcome == Outcome::kCommitted);
 }
 
 TEST_CASE("a resumed transaction answers a client from the recorded reply, SELECT results included") {
@@ -931,27 +1022,23 @@ TEST_CASE("a resumed transaction answers a client from the recorded reply, SELEC
   CHECK(replies[0].body == r.reply);
 }
 
-TEST_CASE("3pc: the precommit record carries the commit reply, so a resumed precommit answers in full") {
-  Engine e = MakeEngine();
-  e.Start(Transfer3("t"), 0);
-  e.TakeActions();
-  wire::Vote yes = Yes("t");
-  yes.results = nlohmann::json::array({nlohmann::json::array({{{"balance", 70}}})});
-  e.OnVote("t", "bank-a", yes, 1);
-  e.OnVote("t", "bank-b", Yes("t"), 2);
-  auto pre = Only<action::PersistPrecommit>(e.TakeActions());
-  REQUIRE(pre.size() == 1);
-  CHECK(pre[0].record.reply["outcome"] == "committed");
-  CHECK(pre[0].record.reply["branches"][0]["results"] == yes.results);
-
+TEST_CASE("3pc: a precommit record from an older log, reply included, is fenced, precommitted and answered in full") {
+  // Before 3PC wrote staging records, it wrote a pending record carrying the
+  // commit reply once every vote was yes. Such a record resumes as a staging
+  // record does; its reply still answers.
+  DecisionRecord r = StagingRecord3("t");
+  r.idempotency_key = "k";
+  r.reply = {{"txid", "t"},
+             {"outcome", "committed"},
+             {"branches", {{{"participant", "bank-a"}, {"vote", "yes"}, {"results", {{{{"balance", 70}}}}}}}}};
   Engine f = MakeEngine();  // the next leader
-  f.Resume(pre[0].record, 10);
-  for (auto& s : Only<action::SendPrecommit>(f.TakeActions())) {
-    f.OnPrecommitAcked("t", s.to.name, PrecommitAnswer::kAcked, 11);
-  }
+  auto precommits = Only<action::SendPrecommit>(ResumedAndFenced(f, r, FenceAnswer::kPrepared, 10));
+  REQUIRE(precommits.size() == 2);
+  for (auto& s : precommits) f.OnPrecommitAcked("t", s.to.name, PrecommitAnswer::kAcked, 11);
   auto d = Only<action::PersistDecision>(f.TakeActions());
   REQUIRE(d.size() == 1);
-  CHECK(d[0].record.reply == pre[0].record.reply);
+  CHECK(d[0].record.outcome == Outcome::kCommitted);
+  CHECK(d[0].record.reply == r.reply);
 }
 
 TEST_CASE("a txid is started once: a second start is refused and leaves the first untouched") {
@@ -1235,26 +1322,33 @@ Engine WithTenSecondRetention() {
   return Engine(options);
 }
 
-TEST_CASE("2pc resumed from a staging record older than half the agents' outcome retention: not fenced, in doubt") {
-  Engine e = WithTenSecondRetention();
-  e.Resume(StagingRecord("t"), 5 + 5'000);  // created_ms 5
-  CHECK(Only<action::SendFence>(e.TakeActions()).empty());
-  e.Tick(100'000);
-  CHECK(e.TakeActions().empty());
-  auto v = e.Find("t");
-  CHECK(v->in_doubt);
-  CHECK(v->outcome == Outcome::kPending);
-  CHECK(v->branches[0].last_error.find("may have committed and forgotten") != std::string::npos);
-  CHECK(e.ForceInDoubt("t", Outcome::kCommitted, "", 100'001));
-  // Younger than that, the same answers abort.
-  Engine young = WithTenSecondRetention();
-  young.Resume(StagingRecord("t"), 5 + 4'000);
-  young.TakeActions();
-  young.OnFenceAnswer("t", "bank-a", FenceAnswer::kFenced, 4'001);
-  young.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 4'001);
-  auto persist = Only<action::PersistDecision>(young.TakeActions());
-  REQUIRE(persist.size() == 1);
-  CHECK(persist[0].record.outcome == Outcome::kAborted);
+TEST_CASE("resumed from a staging record older than half the agents' outcome retention: not fenced, in doubt (either protocol)") {
+  for (wire::Protocol protocol : {wire::Protocol::k2pc, wire::Protocol::k3pc}) {
+    CAPTURE(wire::ProtocolName(protocol));
+    DecisionRecord r = StagingRecord("t");
+    r.protocol = protocol;
+    Engine e = WithTenSecondRetention();
+    e.Resume(r, 5 + 5'000);  // created_ms 5
+    CHECK(Only<action::SendFence>(e.TakeActions()).empty());
+    e.Tick(100'000);
+    CHECK(e.TakeActions().empty());
+    auto v = e.Find("t");
+    CHECK(v->in_doubt);
+    CHECK(v->outcome == Outcome::kPending);
+    CHECK(v->branches[0].last_error.find("may have committed and forgotten") != std::string::npos);
+    CHECK(v->branches[0].state == "unknown");  // never asked
+    CHECK(v->branches[1].state == "unknown");
+    CHECK(e.ForceInDoubt("t", Outcome::kCommitted, "", 100'001));
+    // Younger than that, the same answers abort.
+    Engine young = WithTenSecondRetention();
+    young.Resume(r, 5 + 4'000);
+    young.TakeActions();
+    young.OnFenceAnswer("t", "bank-a", FenceAnswer::kFenced, 4'001);
+    young.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 4'001);
+    auto persist = Only<action::PersistDecision>(young.TakeActions());
+    REQUIRE(persist.size() == 1);
+    CHECK(persist[0].record.outcome == Outcome::kAborted);
+  }
 }
 
 TEST_CASE("2pc resumed from a staging record dated half the outcome retention ahead of the clock: in doubt") {

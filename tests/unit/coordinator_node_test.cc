@@ -295,7 +295,7 @@ wire::Vote YesVote(const std::string& txid) {
   return yes;
 }
 
-// A 3PC transfer both agents voted yes on: its precommit record is written
+// A 3PC transfer both agents voted yes on: its staging record is written
 // and its precommits sent (not answered). Returns its txid.
 std::string Precommitted3pc(Fixture& f, int64_t timeout_ms, std::optional<SubmitResult>* client) {
   wire::TxRequest tx = Transfer();
@@ -322,14 +322,22 @@ DecisionRecord Decided(const std::string& txid, Outcome outcome) {
   return r;
 }
 
-// A 3PC precommit record in the log, resumed by Start (a group member: once
-// it leads): its precommits are sent, not answered.
-void StartWithPrecommitRecord(Fixture& f, const std::string& txid, ManualLeadership* leadership = nullptr) {
-  DecisionRecord pre = Decided(txid, Outcome::kPending);
-  pre.protocol = wire::Protocol::k3pc;
-  f.Insert(pre);
+// A 3PC staging record in the log, resumed by Start (a group member: once
+// it leads): every participant's fence finds it prepared, and its precommits
+// are sent, not answered.
+void StartWithStagingRecord3(Fixture& f, const std::string& txid, ManualLeadership* leadership = nullptr) {
+  DecisionRecord staging = Decided(txid, Outcome::kPending);
+  staging.protocol = wire::Protocol::k3pc;
+  staging.reply = nullptr;
+  f.Insert(staging);
   f.Start(leadership);
   if (leadership != nullptr) leadership->Set(true);
+  f.Store();
+  REQUIRE(f.agents().Count("fence", txid) == 2);
+  CHECK(f.agents().Count("precommit", txid) == 0);
+  const std::size_t first = f.agents().fences.size() - 2;
+  f.agents().fences[first](FenceAnswer::kPrepared);
+  f.agents().fences[first + 1](FenceAnswer::kPrepared);
   f.Store();
 }
 
@@ -762,10 +770,10 @@ TEST_CASE("a force while the protocol still collects votes is refused") {
 
 TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one its participants leave undecided") {
   Fixture f;
-  StartWithPrecommitRecord(f, "t-pre");
+  StartWithStagingRecord3(f, "t-pre");
   REQUIRE(f.agents().Count("precommit", "t-pre") == 2);  // never answered in this test
 
-  // A live 3PC transaction: its precommit record is written, its precommits
+  // A live 3PC transaction: its staging record is written, its precommits
   // are never answered, so it stays undecided with its client waiting.
   std::optional<SubmitResult> client3;
   const std::string live3 = Precommitted3pc(f, 1'000, &client3);
@@ -797,7 +805,7 @@ TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one i
   CHECK(told.body["error"]["code"] == "stopping");
   CHECK(told.body["txid"] == live3);
   CHECK_FALSE(told.body.contains("outcome"));
-  // Both precommit records are still there for the next start.
+  // Both staging records are still there for the next start.
   for (const std::string& txid : {std::string("t-pre"), live3}) {
     auto record = f.Recorded(txid);
     REQUIRE(record.has_value());
@@ -829,7 +837,7 @@ TEST_CASE("shutdown waits for a live 3PC transaction until its precommit deadlin
 
 TEST_CASE("a 3PC transaction left in doubt is forced by an operator; the answer comes once the record is written") {
   Fixture f;
-  StartWithPrecommitRecord(f, "t-doubt");
+  StartWithStagingRecord3(f, "t-doubt");
   REQUIRE(f.agents().precommits.size() == 2);
   std::optional<ForceAnswer> early;
   f.node().Force({"t-doubt", Outcome::kCommitted, {}, ""}, [&](ForceAnswer a) { early = std::move(a); });
@@ -862,7 +870,7 @@ TEST_CASE("a 3PC transaction left in doubt is forced by an operator; the answer 
 
 // A 3PC transaction in doubt, both participants answering its precommit unknown_transaction.
 void InDoubt3pc(Fixture& f, const std::string& txid) {
-  StartWithPrecommitRecord(f, txid);
+  StartWithStagingRecord3(f, txid);
   REQUIRE(f.agents().precommits.size() == 2);
   f.agents().precommits[0](PrecommitAnswer::kUnknownTransaction);
   f.agents().precommits[1](PrecommitAnswer::kUnknownTransaction);
@@ -875,12 +883,24 @@ void NextRetry(Fixture& f) {
   f.Store();
 }
 
-// txid's precommit record resumed (its precommits sent again, the two sent before
-// unanswered): the participants answer that they aborted, and the abort is recorded.
+// Answers the fences sent for txid, but the first `skip` of them.
+void AnswerFences(Fixture& f, const std::string& txid, FenceAnswer answer, int skip) {
+  std::vector<std::size_t> mine;
+  std::size_t fence = 0;
+  for (const auto& c : f.agents().calls) {
+    if (c.kind != "fence") continue;
+    if (c.txid == txid) mine.push_back(fence);
+    ++fence;
+  }
+  for (std::size_t i = static_cast<std::size_t>(skip); i < mine.size(); ++i) f.agents().fences[mine[i]](answer);
+}
+
+// txid's staging record resumed (its participants fenced again, the two
+// fences sent before answered): the participants answer that they aborted,
+// and the abort is recorded.
 void ResumedAndAbortedAgain(Fixture& f, const std::string& txid) {
-  REQUIRE(f.agents().Count("precommit", txid) == 4);
-  f.agents().precommits[2](PrecommitAnswer::kAborted);
-  f.agents().precommits[3](PrecommitAnswer::kAborted);
+  REQUIRE(f.agents().Count("fence", txid) == 4);
+  AnswerFences(f, txid, FenceAnswer::kFenced, 2);
   f.Store();
   CHECK(f.Recorded(txid)->outcome == Outcome::kAborted);
 }
@@ -894,7 +914,7 @@ class FailingDecisionWrites {
   FailingDecisionWrites& operator=(const FailingDecisionWrites&) = delete;
 };
 
-// txid is held, its abort delivered and acknowledged, waiting for its record.
+// txid is held, its abort not sent, waiting for its record.
 void CheckHeldForItsRecord(Fixture& f, const std::string& txid) {
   auto view = f.node().Transactions();
   REQUIRE(view.size() == 1);
@@ -909,7 +929,7 @@ void CheckHeldForItsRecord(Fixture& f, const std::string& txid) {
   CHECK_FALSE(record->finished);
 }
 
-TEST_CASE("a forced abort whose record could not be written is delivered, written again until durable, then finished") {
+TEST_CASE("a forced abort whose record could not be written is written again until durable, then sent and finished") {
   Fixture f;
   InDoubt3pc(f, "t-doubt");
 
@@ -922,9 +942,11 @@ TEST_CASE("a forced abort whose record could not be written is delivered, writte
   const NodeError& error = std::get<NodeError>(*forced);
   CHECK(error.kind == NodeErrorKind::kStorage);
   CHECK(error.message.find("was not recorded") != std::string::npos);
-  CHECK(error.message.find("delivered to the participants anyway") != std::string::npos);
   CHECK(error.message.find("written again") != std::string::npos);
-  CHECK(f.agents().Count("abort", "t-doubt") == 2);  // presumed abort: delivered without its record
+  CHECK(error.message.find("sent to the participants then") != std::string::npos);
+  // The log holds the staging record: an abort sent before its record could
+  // reach a participant after a restart's fence found it prepared.
+  CHECK(f.agents().Count("abort", "t-doubt") == 0);
   CHECK(f.node().metrics().heuristic == 0);  // not in the log yet
 
   // Meanwhile it is being decided: another force is told to ask again.
@@ -935,22 +957,23 @@ TEST_CASE("a forced abort whose record could not be written is delivered, writte
   CHECK(std::get<NodeError>(*second).kind == NodeErrorKind::kUndecided);
   CHECK(std::get<NodeError>(*second).message.find("being decided") != std::string::npos);
 
-  // Acknowledged everywhere, it is not finished while the log holds only its precommit record ...
-  f.agents().acks[0](DecisionAck::kAcked);
-  f.agents().acks[1](DecisionAck::kAcked);
   f.Store();
   CheckHeldForItsRecord(f, "t-doubt");
 
-  // ... and the abort written again replaces that record, without a restart.
+  // The abort written again replaces that record, without a restart; then it is sent.
   NextRetry(f);
   auto record = f.Recorded("t-doubt");
   REQUIRE(record.has_value());
   CHECK(record->outcome == Outcome::kAborted);
   CHECK(record->heuristic);
-  CHECK(record->finished);
-  CHECK(f.node().Transactions().empty());
+  CHECK_FALSE(record->finished);
   CHECK(f.node().metrics().heuristic == 1);
-  CHECK(f.agents().Count("abort", "t-doubt") == 2);  // acknowledged already: not sent again
+  REQUIRE(f.agents().Count("abort", "t-doubt") == 2);
+  f.agents().acks[0](DecisionAck::kAcked);
+  f.agents().acks[1](DecisionAck::kAcked);
+  f.Store();
+  CHECK(f.Recorded("t-doubt")->finished);
+  CHECK(f.node().Transactions().empty());
 }
 
 TEST_CASE("a forced abort whose record cannot be written at all is held, never finished; a restart resumes it") {
@@ -962,20 +985,19 @@ TEST_CASE("a forced abort whose record cannot be written at all is held, never f
   f.Store();
   REQUIRE(forced.has_value());
   CHECK(std::get<NodeError>(*forced).kind == NodeErrorKind::kStorage);
-  f.agents().acks[0](DecisionAck::kAcked);
-  f.agents().acks[1](DecisionAck::kAcked);
   for (int i = 0; i < 10; ++i) NextRetry(f);
   CheckHeldForItsRecord(f, "t-doubt");
+  CHECK(f.agents().Count("abort", "t-doubt") == 0);
 
   failing.reset();
   f.Restart();
   f.Store();
-  CHECK(f.agents().Count("precommit", "t-doubt") == 4);
+  CHECK(f.agents().Count("fence", "t-doubt") == 4);  // resumed from its staging record
 }
 TEST_CASE("a group member that loses leadership while a force waits for its record says the outcome is unknown here") {
   Fixture f;
   ManualLeadership leadership;
-  StartWithPrecommitRecord(f, "t-doubt", &leadership);
+  StartWithStagingRecord3(f, "t-doubt", &leadership);
   REQUIRE(f.agents().precommits.size() == 2);
   f.agents().precommits[0](PrecommitAnswer::kUnknownTransaction);
   f.agents().precommits[1](PrecommitAnswer::kUnknownTransaction);
@@ -1023,21 +1045,22 @@ TEST_CASE("two forces of an unrecorded txid at once: the first recorded wins, th
 
 TEST_CASE("a 3PC abort a participant proved, its record failing a few times, is finished only once written") {
   Fixture f;
-  StartWithPrecommitRecord(f, "t-aborted");
+  StartWithStagingRecord3(f, "t-aborted");
   REQUIRE(f.agents().precommits.size() == 2);
   std::optional<FailingDecisionWrites> failing(std::in_place);
   f.agents().precommits[0](PrecommitAnswer::kAborted);  // proof: the abort is the outcome
   f.agents().precommits[1](PrecommitAnswer::kAborted);
   f.Store();
-  REQUIRE(f.agents().acks.size() == 2);  // delivered without its record
-  for (auto& ack : f.agents().acks) ack(DecisionAck::kAcked);
-  f.Store();
+  CHECK(f.agents().acks.empty());  // not sent before its record
   CheckHeldForItsRecord(f, "t-aborted");
   NextRetry(f);
   NextRetry(f);
   CheckHeldForItsRecord(f, "t-aborted");  // written three times, in vain
   failing.reset();
   NextRetry(f);
+  REQUIRE(f.agents().acks.size() == 2);
+  for (auto& ack : f.agents().acks) ack(DecisionAck::kAcked);
+  f.Store();
   auto record = f.Recorded("t-aborted");
   CHECK(record->outcome == Outcome::kAborted);
   CHECK(record->finished);
@@ -1046,14 +1069,14 @@ TEST_CASE("a 3PC abort a participant proved, its record failing a few times, is 
   CHECK(f.agents().Count("precommit", "t-aborted") == 2);
 }
 
-TEST_CASE("a 3PC abort a participant proved, its record never written, is held; a restart resumes the precommit record") {
+TEST_CASE("a 3PC abort a participant proved, its record never written, is held; a restart resumes the staging record") {
   Fixture f;
-  StartWithPrecommitRecord(f, "t-aborted");
+  StartWithStagingRecord3(f, "t-aborted");
   std::optional<FailingDecisionWrites> failing(std::in_place);
   f.agents().precommits[0](PrecommitAnswer::kAborted);
   f.agents().precommits[1](PrecommitAnswer::kAborted);
   f.Store();
-  for (auto& ack : f.agents().acks) ack(DecisionAck::kAcked);
+  CHECK(f.agents().acks.empty());
   for (int i = 0; i < 10; ++i) NextRetry(f);
   CheckHeldForItsRecord(f, "t-aborted");
   // A shutdown does not wait for the record: the next start resumes it.
@@ -1078,10 +1101,10 @@ void AbortAppendFails(Fixture& f) {
   CHECK(f.node().active() == 0);
 }
 
-TEST_CASE("a group member whose abort record was not confirmed lets go of it; the next leader resumes the precommit record") {
+TEST_CASE("a group member whose abort record was not confirmed lets go of it; the next leader resumes the staging record") {
   Fixture f;
   ManualLeadership leadership;
-  StartWithPrecommitRecord(f, "t-aborted", &leadership);
+  StartWithStagingRecord3(f, "t-aborted", &leadership);
   REQUIRE(f.agents().precommits.size() == 2);
   AbortAppendFails(f);  // a lost leadership, as the replicated log reports it: the entry may still commit
   leadership.Set(false);
@@ -1096,7 +1119,7 @@ TEST_CASE("a group member whose abort record was not confirmed lets go of it; th
 TEST_CASE("a group member whose append was refused while it still leads the term takes the record over again") {
   Fixture f;
   ManualLeadership leadership;
-  StartWithPrecommitRecord(f, "t-aborted", &leadership);
+  StartWithStagingRecord3(f, "t-aborted", &leadership);
   REQUIRE(f.agents().precommits.size() == 2);
   std::optional<SubmitResult> dropped;
   const std::string before = Submitted(f, &dropped);
@@ -1110,21 +1133,21 @@ TEST_CASE("a group member whose append was refused while it still leads the term
   f.timers().Advance(1);
   f.Store();
   ResumedAndAbortedAgain(f, "t-aborted");  // no new term: this member took it over again
-  REQUIRE(f.agents().acks.size() == 4);  // the first two went to the dropped engine
-  f.agents().acks[2](DecisionAck::kAcked);
-  f.agents().acks[3](DecisionAck::kAcked);
+  REQUIRE(f.agents().acks.size() == 2);  // the dropped engine sent none: its abort was never recorded
+  f.agents().acks[0](DecisionAck::kAcked);
+  f.agents().acks[1](DecisionAck::kAcked);
   f.Store();
   CHECK(f.Recorded("t-aborted")->finished);
   // `before` left its staging record (its votes never came): taken over
   // too, it is fenced, and aborted.
   CHECK(f.Recorded(before)->outcome == Outcome::kPending);
-  REQUIRE(f.agents().fences.size() == 2);
-  for (auto& fence : f.agents().fences) fence(FenceAnswer::kFenced);
+  REQUIRE(f.agents().Count("fence", before) == 2);
+  AnswerFences(f, before, FenceAnswer::kFenced, 0);
   f.Store();
   CHECK(f.Recorded(before)->outcome == Outcome::kAborted);
-  REQUIRE(f.agents().acks.size() == 6);
-  f.agents().acks[4](DecisionAck::kAcked);
-  f.agents().acks[5](DecisionAck::kAcked);
+  REQUIRE(f.agents().acks.size() == 4);
+  f.agents().acks[2](DecisionAck::kAcked);
+  f.agents().acks[3](DecisionAck::kAcked);
   f.Store();
   CHECK(f.node().Transactions().empty());
 
