@@ -273,9 +273,10 @@ Status DecisionStore::ExplainConflict(const DecisionRecord& r) {
   return Status::Internal("decision for " + r.txid + " was not inserted");
 }
 
-// A pending record (3PC's precommit record, 2PC's staging record) is not a
-// decision: the decision that follows replaces it in place.
-Status DecisionStore::ReplacePrecommit(const DecisionRecord& r, const std::string& reply, bool* replaced) {
+// A pending record (a staging record; in logs of older builds also a 3PC
+// precommit record) is not a decision: the decision that follows replaces it
+// in place.
+Status DecisionStore::ReplacePending(const DecisionRecord& r, const std::string& reply, bool* replaced) {
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_,
                          "UPDATE decisions SET outcome = ?1, reason = ?2, reply = ?3, decided_ms = ?4, heuristic = ?5 "
@@ -299,7 +300,7 @@ Status DecisionStore::InsertDecision(const DecisionRecord& r) {
   const std::string reply = DumpJson(r.reply);
   if (r.outcome != Outcome::kPending) {
     bool replaced = false;
-    if (Status s = ReplacePrecommit(r, reply, &replaced); !s.ok() || replaced) return s;
+    if (Status s = ReplacePending(r, reply, &replaced); !s.ok() || replaced) return s;
   }
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_, kInsertDecision, &stmt); !s.ok()) return s;

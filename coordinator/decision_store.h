@@ -54,11 +54,11 @@ class DecisionStore {
 
   // InsertDecision: Conflict if the txid (or its idempotency key) is taken;
   // the stored record is unchanged then. Exception: a decision (committed or
-  // aborted) of a 3PC transaction replaces its precommit record (outcome
-  // pending); a 2PC decision never does.
+  // aborted) replaces its transaction's staging record (outcome pending, same
+  // protocol).
   Status InsertDecision(const DecisionRecord& r);
   // Already finished is fine (the first time stays); NotFound if unknown, or
-  // if only a 3PC precommit record is there (it stays unfinished).
+  // if only a staging record is there (it stays unfinished).
   Status MarkFinished(const std::string& txid, int64_t finished_ms);
   Status PutParticipant(const RegistryEntry& e);  // an empty url deletes the name
   // Adds url to the URLs this coordinator has served under (meta
@@ -126,7 +126,7 @@ class DecisionStore {
   Result<std::optional<DecisionRecord>> FindOne(const std::string& sql, const std::string& key);
   Status ExplainConflict(const DecisionRecord& r);
   // reply: r.reply as stored.
-  Status ReplacePrecommit(const DecisionRecord& r, const std::string& reply, bool* replaced);
+  Status ReplacePending(const DecisionRecord& r, const std::string& reply, bool* replaced);
 
   sqlite::Database& db_;
 };

@@ -93,7 +93,7 @@ void Engine::Start(StartRequest request, int64_t now_ms) {
   }
   // Before the prepares, so that the log has it on its way first.
   tx.staging = true;
-  actions_.push_back(action::PersistPrecommit{RecordOf(tx, Outcome::kPending, now_ms)});
+  actions_.push_back(action::PersistStaging{RecordOf(tx, Outcome::kPending, now_ms)});
   for (std::size_t i = 0; i < request.participants.size(); ++i) {
     wire::PrepareRequest prepare;
     prepare.txid = request.txid;
@@ -211,7 +211,7 @@ DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) c
   return record;
 }
 
-void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
+void Engine::OnStagingPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
   auto it = txs_.find(txid);
   if (it == txs_.end()) return;
   Tx& tx = it->second;

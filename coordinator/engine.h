@@ -120,7 +120,7 @@ struct ReplyClient {
   int status = 200;
   nlohmann::json body;
 };
-struct PersistPrecommit {  // the staging record: record.outcome is kPending
+struct PersistStaging {  // record.outcome is kPending
   DecisionRecord record;
 };
 struct SendPrecommit {
@@ -135,7 +135,7 @@ struct SendFence {
 }  // namespace action
 
 using Action = std::variant<action::SendPrepare, action::SendDecision, action::PersistDecision,
-                            action::PersistFinished, action::ReplyClient, action::PersistPrecommit,
+                            action::PersistFinished, action::ReplyClient, action::PersistStaging,
                             action::SendPrecommit, action::SendFence>;
 
 // A participant's answer to a precommit.
@@ -238,7 +238,7 @@ class Engine {
   // holds no record to mark (NotFound) or max_unmarked are waiting already.
   void OnFinishedPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   // The staging record (both protocols).
-  void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
+  void OnStagingPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   void OnPrecommitAcked(const std::string& txid, const std::string& participant, Result<PrecommitAnswer> answer,
                         int64_t now_ms);
   // Recovery of a staging record: the answer to a SendFence.

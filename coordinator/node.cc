@@ -528,7 +528,7 @@ void Node::MaybeFinishShutdown() {
   // Not waited for: a 3PC transaction past its precommit deadline or resumed,
   // which waits on its participants however long, or whose decision waits to
   // be written again; its clients are told the outcome is not recorded yet,
-  // and a restart resumes it from its precommit record.
+  // and a restart resumes it from its staging record.
   if (engine_->undecided_due_by_deadline(timers_.NowMs()) > 0 || engine_->awaiting_record() > 0) return;
   if ((engine_->active() > 0 || !clients_.empty()) && timers_.NowMs() < delivery_grace_until_) return;
   engine_->AnswerClientsAtShutdown();
@@ -819,14 +819,14 @@ void Node::Execute(Action& a) {
       engine_->OnFenceAnswer(txid, name, std::move(answer), timers_.NowMs());
       Pump();
     });
-  } else if (auto* pp = std::get_if<action::PersistPrecommit>(&a)) {
+  } else if (auto* pp = std::get_if<action::PersistStaging>(&a)) {
     std::string txid = pp->record.txid;
     log_.AppendDecision(std::move(pp->record), [this, txid, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;
       if (!s.ok()) log::Error("precommit_write_failed", Traced(txid, {{"txid", txid}, {"error", s.ToString()}}));
       if (!s.ok() && group()) {
-        // As for a decision: the precommit record may still commit, and
-        // aborting here could contradict it.
+        // As for a decision: the staging record may still commit, and
+        // acting on its failure here could contradict it.
         DropUnconfirmed("the precommit of " + txid + " could not be confirmed: " + s.message());
         return;
       }
@@ -838,7 +838,7 @@ void Node::Execute(Action& a) {
         FailStop(txid);
       }
       failpoint::CrashIf("coordinator.crash_after_precommit_durable");
-      engine_->OnPrecommitPersisted(txid, s, timers_.NowMs());
+      engine_->OnStagingPersisted(txid, s, timers_.NowMs());
       Pump();
     });
   } else if (auto* sp = std::get_if<action::SendPrecommit>(&a)) {

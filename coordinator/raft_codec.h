@@ -27,7 +27,7 @@ Result<DecisionRecord> RecordFromJson(const nlohmann::json& j);
 Result<RegistryEntry> RegistryEntryFromJson(const nlohmann::json& j);
 
 namespace command {
-struct Decide {  // also a 3PC precommit record (outcome pending)
+struct Decide {  // also a staging record (outcome pending)
   DecisionRecord record;
 };
 struct Finish {

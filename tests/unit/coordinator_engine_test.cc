@@ -168,7 +168,7 @@ TEST_CASE("2pc without a staging record (its write was refused): presumed abort 
   Engine e = MakeEngine();
   e.Start(Transfer("t"), 0);
   e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Conflict("idempotency key 'k' already used by t0"), 1);
+  e.OnStagingPersisted("t", Status::Conflict("idempotency key 'k' already used by t0"), 1);
   e.OnVote("t", "bank-a", No("t", "no"), 2);
   auto sends = Only<action::SendDecision>(e.TakeActions());
   REQUIRE(sends.size() == 1);
@@ -445,7 +445,7 @@ std::vector<action::SendPrecommit> ToPrecommitted(Engine& e, const std::string& 
   r.idempotency_key = idempotency_key;
   e.Start(r, 0);
   auto started = e.TakeActions();
-  auto staging = Only<action::PersistPrecommit>(started);
+  auto staging = Only<action::PersistStaging>(started);
   REQUIRE(staging.size() == 1);
   CHECK(staging[0].record.outcome == Outcome::kPending);
   CHECK(staging[0].record.protocol == wire::Protocol::k3pc);
@@ -457,7 +457,7 @@ std::vector<action::SendPrecommit> ToPrecommitted(Engine& e, const std::string& 
   auto a = e.TakeActions();
   CHECK(a.empty());  // nobody is told to precommit before the staging record is durable
   CHECK(e.Find(txid)->state == TxState::kPrecommitting);
-  e.OnPrecommitPersisted(txid, Status::Ok(), now);
+  e.OnStagingPersisted(txid, Status::Ok(), now);
   return Only<action::SendPrecommit>(e.TakeActions());
 }
 
@@ -477,8 +477,8 @@ std::vector<Action> ResumedAndFenced(Engine& e, const DecisionRecord& r, FenceAn
 TEST_CASE("3pc: a staging record durable before the votes lets the precommits leave with the last yes") {
   Engine e = MakeEngine();
   e.Start(Transfer3("t"), 0);
-  REQUIRE(Only<action::PersistPrecommit>(e.TakeActions()).size() == 1);
-  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  REQUIRE(Only<action::PersistStaging>(e.TakeActions()).size() == 1);
+  e.OnStagingPersisted("t", Status::Ok(), 1);
   CHECK(e.TakeActions().empty());
   CHECK(e.Find("t")->state == TxState::kPreparing);
   e.OnVote("t", "bank-a", Yes("t"), 2);
@@ -486,7 +486,7 @@ TEST_CASE("3pc: a staging record durable before the votes lets the precommits le
   e.OnVote("t", "bank-b", Yes("t"), 3);
   auto a = e.TakeActions();
   CHECK(Only<action::SendPrecommit>(a).size() == 2);
-  CHECK(Only<action::PersistPrecommit>(a).empty());  // no record of its own on the path
+  CHECK(Only<action::PersistStaging>(a).empty());  // no record of its own on the path
   CHECK(Only<action::PersistDecision>(a).empty());
   CHECK(Only<action::ReplyClient>(a).empty());
   CHECK(e.Find("t")->state == TxState::kPrecommitting);
@@ -854,7 +854,7 @@ TEST_CASE("3pc: a vote no over a staging record: the abort is sent once its reco
   Engine e = MakeEngine();
   e.Start(Transfer3("t"), 0);
   e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnStagingPersisted("t", Status::Ok(), 1);
   e.OnVote("t", "bank-a", Yes("t"), 2);
   e.OnVote("t", "bank-b", No("t", "overdraft"), 3);
   auto a = e.TakeActions();
@@ -873,7 +873,7 @@ TEST_CASE("3pc: a staging record that could not be written aborts at once; that 
   e.Start(Transfer3("t"), 0);
   e.TakeActions();
   e.OnVote("t", "bank-a", Yes("t"), 1);
-  e.OnPrecommitPersisted("t", Status::Conflict("idempotency key taken"), 2);
+  e.OnStagingPersisted("t", Status::Conflict("idempotency key taken"), 2);
   auto aborted = e.TakeActions();
   auto d = Only<action::PersistDecision>(aborted);
   REQUIRE(d.size() == 1);
@@ -900,7 +900,7 @@ TEST_CASE("3pc: a failed staging record write after every yes aborts before anyo
   e.OnVote("t", "bank-a", Yes("t"), 1);
   e.OnVote("t", "bank-b", Yes("t"), 2);
   CHECK(e.TakeActions().empty());
-  e.OnPrecommitPersisted("t", Status::IoError("disk full"), 3);
+  e.OnStagingPersisted("t", Status::IoError("disk full"), 3);
   auto a = e.TakeActions();
   CHECK(Only<action::SendPrecommit>(a).empty());
   auto d = Only<action::PersistDecision>(a);
@@ -1087,7 +1087,7 @@ DecisionRecord StagingRecord(const std::string& txid) {
 std::vector<Action> StagedAndVotedYes(Engine& e, const std::string& txid, const Status& staging = Status::Ok()) {
   e.Start(Transfer(txid), 0);
   e.TakeActions();
-  e.OnPrecommitPersisted(txid, staging, 1);
+  e.OnStagingPersisted(txid, staging, 1);
   e.OnVote(txid, "bank-a", Yes(txid), 2);
   e.OnVote(txid, "bank-b", Yes(txid), 2);
   return e.TakeActions();
@@ -1110,7 +1110,7 @@ TEST_CASE("2pc: the staging record goes out before the prepares, without a reply
   e.Start(Transfer("t"), 0);
   auto a = e.TakeActions();
   REQUIRE(a.size() == 3);
-  auto* staging = std::get_if<action::PersistPrecommit>(&a[0]);
+  auto* staging = std::get_if<action::PersistStaging>(&a[0]);
   REQUIRE(staging != nullptr);
   CHECK(staging->record.outcome == Outcome::kPending);
   CHECK(staging->record.protocol == wire::Protocol::k2pc);
@@ -1124,7 +1124,7 @@ TEST_CASE("2pc: all yes with the staging record durable: the client hears commit
   Engine e = MakeEngine();
   e.Start(Transfer("t"), 0);
   e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnStagingPersisted("t", Status::Ok(), 1);
   CHECK(e.TakeActions().empty());
   e.OnVote("t", "bank-a", Yes("t"), 2);
   e.OnVote("t", "bank-b", Yes("t"), 3);
@@ -1165,7 +1165,7 @@ TEST_CASE("2pc: votes in before the staging record is durable: the client hears 
   CHECK(Only<action::ReplyClient>(a).empty());
   CHECK(Only<action::SendDecision>(a).empty());
   CHECK(e.Find("t")->outcome == Outcome::kPending);
-  e.OnPrecommitPersisted("t", Status::Ok(), 2);
+  e.OnStagingPersisted("t", Status::Ok(), 2);
   a = e.TakeActions();
   REQUIRE(Only<action::ReplyClient>(a).size() == 1);
   CHECK(Only<action::SendDecision>(a).size() == 2);
@@ -1210,7 +1210,7 @@ TEST_CASE("2pc: a no vote with the staging record durable aborts, and an abort w
   Engine e = MakeEngine();
   e.Start(Transfer("t"), 0);
   e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnStagingPersisted("t", Status::Ok(), 1);
   e.OnVote("t", "bank-a", No("t", "no"), 2);
   auto a = e.TakeActions();
   auto persist = Only<action::PersistDecision>(a);
@@ -1372,7 +1372,7 @@ TEST_CASE("2pc with a staging record: an abort goes to the participants only onc
   Engine e = MakeEngine();
   e.Start(Transfer("t"), 0);
   e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnStagingPersisted("t", Status::Ok(), 1);
   e.OnVote("t", "bank-a", Yes("t"), 2);
   e.Tick(1000);  // bank-b's vote missed the deadline
   auto a = e.TakeActions();
@@ -1393,7 +1393,7 @@ TEST_CASE("2pc with a staging record: an abort whose record could not be written
   Engine e = MakeEngine();
   e.Start(Transfer("t"), 0);
   e.TakeActions();
-  e.OnPrecommitPersisted("t", Status::Ok(), 1);
+  e.OnStagingPersisted("t", Status::Ok(), 1);
   e.OnVote("t", "bank-a", No("t", "no"), 2);
   e.TakeActions();
   e.OnDecisionPersisted("t", Status::IoError("disk"), 3);
@@ -1428,12 +1428,12 @@ TEST_CASE("the commits are handed out before the client's answer, so its next wr
     Engine e = MakeEngine();
     e.Start(Transfer("t"), 0);
     e.TakeActions();
-    if (staged_first) e.OnPrecommitPersisted("t", Status::Ok(), 1);
+    if (staged_first) e.OnStagingPersisted("t", Status::Ok(), 1);
     e.OnVote("t", "bank-a", Yes("t"), 2);
     e.OnVote("t", "bank-b", Yes("t"), 2);
     if (!staged_first) {
       e.TakeActions();
-      e.OnPrecommitPersisted("t", Status::Ok(), 3);
+      e.OnStagingPersisted("t", Status::Ok(), 3);
     }
     auto a = e.TakeActions();
     std::size_t last_send = 0, reply = 0;
