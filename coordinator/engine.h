@@ -8,9 +8,11 @@
 // (commit) -> once durable, reply to the client and send commit to every
 // participant, retried with capped exponential backoff until acked -> all
 // acked -> PersistFinished. Any no vote, failed prepare or missed deadline ->
-// abort: abort is sent at once to every participant that might have prepared,
-// the abort record is persisted, and the client is answered once it is durable
-// (so an Idempotency-Key replay sees the same answer).
+// abort: the abort record is persisted, and once it is durable the abort goes
+// to every participant that might have prepared and the client is answered
+// (so an Idempotency-Key replay sees the same answer). Only a transaction
+// whose staging record could not be written sends its abort at once (presumed
+// abort: nothing would resume it).
 //
 // 3PC (Skeen; docs/protocol.md): Start writes a staging record (below) beside
 // the prepares; all yes and that record durable -> precommit to every
@@ -18,7 +20,7 @@
 // client is answered at once (every participant holds a durable precommit,
 // so commit is certain) while commits still wait for it. A participant that
 // answers it has aborted -> abort. At the precommit deadline (the
-// transaction's timeout_ms after the record) the engine commits if at least
+// transaction's timeout_ms after the precommits first leave) the engine commits if at least
 // one participant acked (a durable precommitted participant will make the
 // others commit); with no ack it keeps asking, since the participants may
 // have precommitted. Once precommits are sent, only a participant answering
@@ -86,7 +88,7 @@ enum class AbortReason {
   kTimeout,       // a vote did not come before the transaction's deadline
   kUnreachable,   // a participant could not be reached for its vote
   kOverload,      // refused at admission: too many transactions in flight (counted by the Node)
-  kStorage,       // the decision log could not record the precommit
+  kStorage,       // the decision log could not record a 3PC transaction's staging record
 };
 inline constexpr std::size_t kAbortReasonCount = 6;
 std::string_view AbortReasonName(AbortReason r);  // "vote_no" | "lock_conflict" | ...
@@ -166,7 +168,7 @@ struct EngineOptions {
   // write cannot grow the engine without bound.
   int64_t max_unmarked = Config{}.max_in_flight;
   // How long agents remember a finished txid (the coordinator assumes its
-  // own config's value). A 2PC staging record older than half of it when
+  // own config's value). A staging record older than half of it when
   // resumed may have participants that committed and forgot: it is not
   // fenced, and its outcome is in doubt.
   int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
@@ -268,9 +270,9 @@ class Engine {
   std::vector<TxView> List() const;
   std::optional<std::string> TxidForIdempotencyKey(const std::string& key) const;
   std::size_t undecided() const { return undecided_; }
-  // Undecided transactions their own deadline decides: collecting votes,
-  // 3PC ones waiting for their staging record, or live 3PC ones before their
-  // precommit deadline. Not counted: 3PC transactions past that deadline or
+  // Undecided transactions a shutdown waits for: collecting votes (their
+  // deadline decides them), 3PC ones waiting for their staging record (its
+  // write ends that wait), or live 3PC ones before their precommit deadline. Not counted: 3PC transactions past that deadline or
   // resumed (they wait on their participants, however long), and 3PC
   // decisions waiting to be written again (a restart resumes all of these
   // from the staging record).

@@ -827,7 +827,7 @@ void Node::Execute(Action& a) {
       if (!s.ok() && group()) {
         // As for a decision: the staging record may still commit, and
         // acting on its failure here could contradict it.
-        DropUnconfirmed("the precommit of " + txid + " could not be confirmed: " + s.message());
+        DropUnconfirmed("the staging record of " + txid + " could not be confirmed: " + s.message());
         return;
       }
       if (!s.ok() && s.code() != StatusCode::kConflict) {

@@ -87,7 +87,7 @@ void Node::ValidateAndStart(std::shared_ptr<SubmitRequest> request, std::functio
       return;
     }
     if (found.value() && (*found)->outcome == Outcome::kPending) {
-      // A resumed 3PC transaction the engine has not registered the key for: it is still running.
+      // A staging record the engine has not registered the key for: it is still running.
       done(NodeError{NodeErrorKind::kInProgress,
                      "transaction " + (*found)->txid + " for this Idempotency-Key is still running"});
       return;
@@ -515,8 +515,8 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
                      : view->state == TxState::kPrecommitting
                          ? txid + " is past its votes and waits for its participants' precommits; the protocol decides "
                                   "it, not an operator (an operator may only once a participant no longer knows it)"
-                         : txid + " is still collecting votes here; the protocol decides it (abort at its deadline at "
-                                  "the latest), not an operator"});
+                         : txid + " is still collecting votes here, or, resumed from its staging record, fencing its "
+                                  "participants; the protocol decides it, not an operator"});
       return;
     }
     // 3PC, in doubt: a participant no longer knows it, so no answer can settle it.

@@ -164,8 +164,8 @@ int RunForce(Context& ctx) {
                         ? txid + " is not decided yet: its participants voted yes and the coordinator waits for "
                                  "their precommits, which decide it; nothing to force (unless a participant no "
                                  "longer knows it: then `commitctl tx show` says in doubt)"
-                        : txid + " is not decided yet: the coordinator is collecting its votes and decides it itself "
-                                 "(abort at its deadline at the latest); nothing to force",
+                        : txid + " is not decided yet: the coordinator is collecting its votes (or, after a restart, "
+                                 "fencing its participants) and decides it itself; nothing to force",
                     kExitTrouble);
     }
     if (known != wanted) {
