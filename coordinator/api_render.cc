@@ -114,6 +114,8 @@ Rendered Error(const NodeError& error) {
       return {409, ErrorBody("participant_in_use", error.message)};
     case NodeErrorKind::kForgotten:
       return {404, ErrorBody("forgotten", error.message)};
+    case NodeErrorKind::kRecovering:
+      return {503, ErrorBody("recovering", error.message), true};
     case NodeErrorKind::kKeyForgotten:
       return {409, ErrorBody("forgotten", error.message)};
   }

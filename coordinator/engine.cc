@@ -923,6 +923,8 @@ TxView Engine::View(const Tx& tx) const {
   v.decided_ms = known ? tx.decided_ms : 0;
   v.heuristic = tx.durable && tx.heuristic;
   v.in_doubt = InDoubt(tx);
+  v.participants_may_terminate = tx.protocol == wire::Protocol::k3pc && tx.resumed &&
+                                 (tx.phase == Phase::kFencing || (tx.phase == Phase::kPrecommitted && !CommitUnrecorded(tx)));
   for (const auto& b : tx.branches) {
     TxView::Branch vb;
     vb.participant = b.participant.name;

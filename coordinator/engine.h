@@ -209,6 +209,13 @@ struct TxView {
   int64_t started_ms = 0;
   int64_t decided_ms = 0;  // 0 while undecided
   bool heuristic = false;  // decided by an operator (forced), and recorded
+  // 3PC, resumed after a restart and undecided: the engine waits for every
+  // participant's answer (fence or precommit), however long. Its
+  // participants are not told "pending", which would hold them all while one
+  // is unreachable: they may decide among themselves (termination), and the
+  // engine follows what they did (a fence answered aborted, a precommit
+  // refused, a participant committed).
+  bool participants_may_terminate = false;
   // Decided, and not acknowledged by every participant yet (finishing: every
   // participant acked; only its finished mark is missing).
   bool undelivered() const { return outcome != Outcome::kPending && state != TxState::kFinishing; }

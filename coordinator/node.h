@@ -103,6 +103,9 @@ enum class NodeErrorKind {
   kParticipantInUse,  // the participant holds undecided or undelivered transactions, or is configured
   kForgotten,         // the txid's record was deleted after decision_retention_ms: its outcome is not known here
   kKeyForgotten,      // the Idempotency-Key's decision was deleted after retention: not run again
+  // A participant's question about a 3PC transaction resumed after a restart
+  // and not decided yet (TxView::participants_may_terminate): no answer.
+  kRecovering,
 };
 struct NodeError {
   NodeErrorKind kind;

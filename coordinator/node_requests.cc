@@ -170,6 +170,14 @@ void Node::StartTransaction(std::shared_ptr<SubmitRequest> request, std::functio
 void Node::GetTransaction(const std::string& txid, const std::string& asker, const std::string& asker_log_id,
                           std::function<void(TxLookup)> done) {
   if (auto view = engine_->Find(txid)) {
+    if (!asker.empty() && view->participants_may_terminate) {
+      // Answered like a coordinator that is down: "pending" would keep every
+      // participant waiting while one of them cannot be reached.
+      done(NodeError{NodeErrorKind::kRecovering,
+                     txid + " (3PC) was resumed after a restart and is not decided yet: this coordinator waits for "
+                            "every participant's answer, and its participants may decide it among themselves"});
+      return;
+    }
     done(*view);
     return;
   }

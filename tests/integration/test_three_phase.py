@@ -175,6 +175,40 @@ def test_coordinator_killed_before_its_precommits_resumes_them_and_commits():
             assert re.search(r"^commitd_agent_termination_decisions_total 0$", text, re.M), text
 
 
+def test_restarted_coordinator_does_not_hold_the_participants_while_one_is_unreachable():
+    # The coordinator dies as its precommits are about to leave and comes
+    # back at once, while bank-b is frozen: its fence to bank-b goes
+    # unanswered. It does not tell bank-a "pending" (which would hold bank-a
+    # until bank-b returns): bank-a decides by termination (bank-b silent,
+    # itself merely prepared: abort), as it would with the coordinator down.
+    # Thawed, bank-b ends aborted too, and so does the coordinator.
+    with Cluster(config=CONFIG, coordinator_env={"COMMITD_FAILPOINTS": "coordinator.crash_before_precommits"}) as c:
+        try:
+            status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc", idem_key="k-frozen",
+                                      http_timeout=10)
+            raise AssertionError(f"the coordinator answered instead of crashing: {status} {body}")
+        except OSError:
+            pass
+        assert c.coordinator.wait_exit(10) == -signal.SIGKILL
+        (txid,) = harness.prepared_in_db(c.bank("bank-a").db)
+        c.agent("bank-b").popen.send_signal(signal.SIGSTOP)
+        try:
+            c.coordinator.start(env={})
+            c.wait_coordinator()
+            c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"], timeout=20)
+            eventually(lambda: not harness.prepared_in_db(c.bank("bank-a").db), timeout=20,
+                       what="bank-a deciding while bank-b is frozen")
+            status, tx = c.tx_status(txid)
+            assert status == 200 and tx["outcome"] == "pending", (status, tx)  # bank-b's fence still unanswered
+            assert "termination_call" in c.agent("bank-a").log_text()
+        finally:
+            c.agent("bank-b").popen.send_signal(signal.SIGCONT)
+        c.eventually_nothing_prepared(timeout=30)
+        assert c.balances("bank-a") == c.seed("bank-a") and c.balances("bank-b") == c.seed("bank-b")
+        status, body = c.transfer("bank-a", "alice", "bank-b", "bob", 30, protocol="3pc", idem_key="k-frozen")
+        assert status == 409 and body["txid"] == txid and body["outcome"] == "aborted", (status, body)
+
+
 def test_agent_killed_after_precommit_durable_converges_on_commit():
     # bank-b dies with its precommit durable and unacknowledged; bank-a's ack is
     # enough for the coordinator to commit at the precommit deadline.

@@ -768,6 +768,57 @@ TEST_CASE("a force while the protocol still collects votes is refused") {
   CHECK(std::get<NodeError>(*forced).kind == NodeErrorKind::kUndecided);
 }
 
+TEST_CASE("a participant asking about a resumed, undecided 3PC transaction gets no pending: it may terminate") {
+  Fixture f;
+  DecisionRecord staging = Decided("t-3pc", Outcome::kPending);
+  staging.protocol = wire::Protocol::k3pc;
+  staging.reply = nullptr;
+  f.Insert(staging);
+  DecisionRecord staging2 = Decided("t-2pc", Outcome::kPending);
+  staging2.reply = nullptr;
+  f.Insert(staging2);
+  f.Start();
+  f.Store();
+  auto ask = [&](const std::string& txid, const std::string& asker) {
+    std::optional<TxLookup> answer;
+    f.node().GetTransaction(txid, asker, f.LogId(), [&](TxLookup l) { answer = std::move(l); });
+    f.Store();
+    REQUIRE(answer.has_value());
+    return *answer;
+  };
+  // Fencing: a participant hears "recovering", as from a coordinator that is
+  // down; anyone else (a client, an operator) sees the transaction pending.
+  TxLookup fencing = ask("t-3pc", "bank-a");
+  REQUIRE(std::holds_alternative<NodeError>(fencing));
+  CHECK(std::get<NodeError>(fencing).kind == NodeErrorKind::kRecovering);
+  CHECK(std::get<TxView>(ask("t-3pc", "")).outcome == Outcome::kPending);
+  // 2PC participants never decide by themselves: they hear pending.
+  CHECK(std::get<TxView>(ask("t-2pc", "bank-a")).outcome == Outcome::kPending);
+
+  // Every fence answered prepared: the precommit round, still no pending.
+  std::vector<std::size_t> mine;
+  std::size_t fence = 0;
+  for (const auto& c : f.agents().calls) {
+    if (c.kind != "fence") continue;
+    if (c.txid == "t-3pc") mine.push_back(fence);
+    ++fence;
+  }
+  REQUIRE(mine.size() == 2);
+  for (std::size_t i : mine) f.agents().fences[i](FenceAnswer::kPrepared);
+  f.Store();
+  REQUIRE(f.agents().Count("precommit", "t-3pc") == 2);
+  TxLookup precommitting = ask("t-3pc", "bank-b");
+  REQUIRE(std::holds_alternative<NodeError>(precommitting));
+  CHECK(std::get<NodeError>(precommitting).kind == NodeErrorKind::kRecovering);
+
+  // Decided: the participants hear the outcome again.
+  for (auto& p : f.agents().precommits) p(PrecommitAnswer::kAcked);
+  f.Store();
+  TxLookup decided = ask("t-3pc", "bank-a");
+  REQUIRE(std::holds_alternative<TxView>(decided));
+  CHECK(std::get<TxView>(decided).outcome == Outcome::kCommitted);
+}
+
 TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one its participants leave undecided") {
   Fixture f;
   StartWithStagingRecord3(f, "t-pre");
