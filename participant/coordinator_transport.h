@@ -38,6 +38,9 @@ struct DecisionAnswer {
     // window: every participant had acknowledged it, so a record still
     // prepared here contradicts its log. No proof either way: in doubt.
     kForgotten,
+    // It resumed the (3PC) transaction after a restart and has not decided it;
+    // it waits for every participant, so this counts as no answer.
+    kRecovering,
     kError,     // no answer: unreachable, timeout, an answer of no known form
   };
   Kind kind = Kind::kError;

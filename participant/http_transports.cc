@@ -40,6 +40,8 @@ DecisionAnswer DecisionAnswerOf(const Result<http::Response>& r) {
     if (outcome == "pending") answer.kind = DecisionAnswer::Kind::kPending;
   } else if (r->status == 404 && ErrorCodeOf(body) == "unknown_log") {
     answer.kind = DecisionAnswer::Kind::kUnknownLog;
+  } else if (r->status == 503 && ErrorCodeOf(body) == "recovering") {
+    answer.kind = DecisionAnswer::Kind::kRecovering;
   } else if (r->status == 404 && ErrorCodeOf(body) == "forgotten") {
     answer.kind = DecisionAnswer::Kind::kForgotten;
   } else if (r->status == 404 && ErrorCodeOf(body) == "not_found" && outcome == "aborted") {

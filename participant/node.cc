@@ -362,6 +362,10 @@ void Node::OnDecisionAnswer(const std::string& txid, const std::string& log_id,
                            "resolves it"}});
       }
       break;
+    case Kind::kRecovering:
+      error = urls[index] + ": it resumed the transaction after a restart and has not decided it (no answer: "
+                            "the participants may decide it among themselves)";
+      break;
     case Kind::kError:
       error = urls[index] + ": " + answer.error;
       break;

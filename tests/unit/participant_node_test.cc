@@ -440,6 +440,25 @@ TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof
   CHECK(f.Records() == 0);
 }
 
+TEST_CASE("a coordinator recovering the transaction is no answer: the question goes on to the next one") {
+  Fixture f;
+  f.Restart({kOwner, kOther});
+  f.Prepare("t1");
+  f.RunFor(kTimeoutMs + 50);
+  auto owner = f.coordinators().Next();
+  CHECK(owner.query.coordinator_url == kOwner);
+  owner.done(Answer(DecisionAnswer::Kind::kRecovering));
+  auto other = f.coordinators().Next();
+  CHECK(other.query.coordinator_url == kOther);
+  other.done(Answer(DecisionAnswer::Kind::kError));
+  f.Settle();
+  CHECK(f.node().StateOf("t1") == "prepared");  // 2PC: it waits, whatever it hears
+  const auto held = f.node().Held();
+  REQUIRE(held.size() == 1);
+  CHECK(held[0].last_error.find("resumed the transaction after a restart and has not decided it") !=
+        std::string::npos);
+}
+
 TEST_CASE("a 404 from a group that lists the transaction's coordinator is proof of abort") {
   Fixture f;
   f.coordinators().members[kOther] = {kOther, kOwner};
