@@ -124,10 +124,10 @@ Result<Step> Plan(coordinator::DecisionStore& log, Step step, const std::set<std
   // staging record without a decision may still end either way: every
   // participant prepared is no proof of commit (termination aborts a
   // transaction nobody precommitted).
-  const bool precommit_only = decision->has_value() && (*decision)->outcome == coordinator::Outcome::kPending;
-  if (precommit_only || (!decision->has_value() && step.record.state == "precommitted")) {
+  const bool staging_only = decision->has_value() && (*decision)->outcome == coordinator::Outcome::kPending;
+  if (staging_only || (!decision->has_value() && step.record.state == "precommitted")) {
     step.action = "refuse";
-    step.why = precommit_only
+    step.why = staging_only
                    ? "3PC: the log holds its staging record but no decision; restart the coordinator or the agents: the "
                      "coordinator or the agents' termination protocol decides it (docs/protocol.md)"
                    : "3PC: precommitted here, yet this log has no record of it: this --data-dir is not the "
