@@ -322,22 +322,37 @@ DecisionRecord Decided(const std::string& txid, Outcome outcome) {
   return r;
 }
 
+// Answers the fences sent for txid, but the first `skip` of them.
+void AnswerFences(Fixture& f, const std::string& txid, FenceAnswer answer, int skip) {
+  std::vector<std::size_t> mine;
+  std::size_t fence = 0;
+  for (const auto& c : f.agents().calls) {
+    if (c.kind != "fence") continue;
+    if (c.txid == txid) mine.push_back(fence);
+    ++fence;
+  }
+  for (std::size_t i = static_cast<std::size_t>(skip); i < mine.size(); ++i) f.agents().fences[mine[i]](answer);
+}
+
+// A 3PC staging record of bank-a and bank-b, as the log holds it.
+DecisionRecord StagingRecord3(const std::string& txid) {
+  DecisionRecord staging = Decided(txid, Outcome::kPending);
+  staging.protocol = wire::Protocol::k3pc;
+  staging.reply = nullptr;
+  return staging;
+}
+
 // A 3PC staging record in the log, resumed by Start (a group member: once
 // it leads): every participant's fence finds it prepared, and its precommits
 // are sent, not answered.
 void StartWithStagingRecord3(Fixture& f, const std::string& txid, ManualLeadership* leadership = nullptr) {
-  DecisionRecord staging = Decided(txid, Outcome::kPending);
-  staging.protocol = wire::Protocol::k3pc;
-  staging.reply = nullptr;
-  f.Insert(staging);
+  f.Insert(StagingRecord3(txid));
   f.Start(leadership);
   if (leadership != nullptr) leadership->Set(true);
   f.Store();
   REQUIRE(f.agents().Count("fence", txid) == 2);
   CHECK(f.agents().Count("precommit", txid) == 0);
-  const std::size_t first = f.agents().fences.size() - 2;
-  f.agents().fences[first](FenceAnswer::kPrepared);
-  f.agents().fences[first + 1](FenceAnswer::kPrepared);
+  AnswerFences(f, txid, FenceAnswer::kPrepared, 0);
   f.Store();
 }
 
@@ -770,10 +785,7 @@ TEST_CASE("a force while the protocol still collects votes is refused") {
 
 TEST_CASE("a participant asking about a resumed, undecided 3PC transaction gets no pending: it may terminate") {
   Fixture f;
-  DecisionRecord staging = Decided("t-3pc", Outcome::kPending);
-  staging.protocol = wire::Protocol::k3pc;
-  staging.reply = nullptr;
-  f.Insert(staging);
+  f.Insert(StagingRecord3("t-3pc"));
   DecisionRecord staging2 = Decided("t-2pc", Outcome::kPending);
   staging2.reply = nullptr;
   f.Insert(staging2);
@@ -796,15 +808,8 @@ TEST_CASE("a participant asking about a resumed, undecided 3PC transaction gets 
   CHECK(std::get<TxView>(ask("t-2pc", "bank-a")).outcome == Outcome::kPending);
 
   // Every fence answered prepared: the precommit round, still no pending.
-  std::vector<std::size_t> mine;
-  std::size_t fence = 0;
-  for (const auto& c : f.agents().calls) {
-    if (c.kind != "fence") continue;
-    if (c.txid == "t-3pc") mine.push_back(fence);
-    ++fence;
-  }
-  REQUIRE(mine.size() == 2);
-  for (std::size_t i : mine) f.agents().fences[i](FenceAnswer::kPrepared);
+  REQUIRE(f.agents().Count("fence", "t-3pc") == 2);
+  AnswerFences(f, "t-3pc", FenceAnswer::kPrepared, 0);
   f.Store();
   REQUIRE(f.agents().Count("precommit", "t-3pc") == 2);
   TxLookup precommitting = ask("t-3pc", "bank-b");
@@ -932,18 +937,6 @@ void InDoubt3pc(Fixture& f, const std::string& txid) {
 void NextRetry(Fixture& f) {
   f.timers().Advance(Config{}.retry_max_ms + Config{}.tick_ms);
   f.Store();
-}
-
-// Answers the fences sent for txid, but the first `skip` of them.
-void AnswerFences(Fixture& f, const std::string& txid, FenceAnswer answer, int skip) {
-  std::vector<std::size_t> mine;
-  std::size_t fence = 0;
-  for (const auto& c : f.agents().calls) {
-    if (c.kind != "fence") continue;
-    if (c.txid == txid) mine.push_back(fence);
-    ++fence;
-  }
-  for (std::size_t i = static_cast<std::size_t>(skip); i < mine.size(); ++i) f.agents().fences[mine[i]](answer);
 }
 
 // txid's staging record resumed (its participants fenced again, the two

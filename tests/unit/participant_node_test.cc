@@ -411,16 +411,23 @@ TEST_CASE("the records an agent lists are those whose prepare is durable, not on
   CHECK(HeldJson(records[0])["state"] == "prepared");
 }
 
-TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof of abort") {
-  Fixture f;
+// t1 prepared with coordinators kOwner and kOther, past its deadline: kOwner
+// is asked first and answers `owner_answer`; returns the question then put to kOther.
+FakeCoordinators::Asked AskedOtherAfterOwner(Fixture& f, DecisionAnswer::Kind owner_answer) {
   f.Restart({kOwner, kOther});
   f.Prepare("t1");
   f.RunFor(kTimeoutMs + 50);
   auto owner = f.coordinators().Next();
   CHECK(owner.query.coordinator_url == kOwner);
-  owner.done(Answer(DecisionAnswer::Kind::kError));
+  owner.done(Answer(owner_answer));
   auto other = f.coordinators().Next();
   CHECK(other.query.coordinator_url == kOther);
+  return other;
+}
+
+TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof of abort") {
+  Fixture f;
+  auto other = AskedOtherAfterOwner(f, DecisionAnswer::Kind::kError);
   CHECK(other.query.asking_participant.empty());  // only the owner may record a presumed abort
   other.done(Answer(DecisionAnswer::Kind::kNotKnown, {kOther, "http://c3"}));
   f.Settle();
@@ -442,15 +449,7 @@ TEST_CASE("a 404 from a coordinator that did not run the transaction is no proof
 
 TEST_CASE("a coordinator recovering the transaction is no answer: the question goes on to the next one") {
   Fixture f;
-  f.Restart({kOwner, kOther});
-  f.Prepare("t1");
-  f.RunFor(kTimeoutMs + 50);
-  auto owner = f.coordinators().Next();
-  CHECK(owner.query.coordinator_url == kOwner);
-  owner.done(Answer(DecisionAnswer::Kind::kRecovering));
-  auto other = f.coordinators().Next();
-  CHECK(other.query.coordinator_url == kOther);
-  other.done(Answer(DecisionAnswer::Kind::kError));
+  AskedOtherAfterOwner(f, DecisionAnswer::Kind::kRecovering).done(Answer(DecisionAnswer::Kind::kError));
   f.Settle();
   CHECK(f.node().StateOf("t1") == "prepared");  // 2PC: it waits, whatever it hears
   const auto held = f.node().Held();
