@@ -67,6 +67,24 @@ Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body) {
   return Status::Unavailable(MessageOf(status, body));
 }
 
+Result<StateAnswer> StateAnswerOf(int status, std::string_view body) {
+  if (status != 200) return Status::Unavailable(MessageOf(status, body));
+  auto json = ParseJson(body);
+  auto state = json.is_object() ? json.find("state") : json.end();
+  if (state == json.end() || !state->is_string()) {
+    return Status::Unavailable("HTTP 200 without a state: " + std::string(body.substr(0, 200)));
+  }
+  const std::string& name = state->get_ref<const std::string&>();
+  if (name == "preparing" || name == "prepared" || name == "precommitting" || name == "precommitted") {
+    return StateAnswer::kHolds;
+  }
+  // conflict: its commit's changeset did not apply cleanly, so it got a commit.
+  if (name == "committed" || name == "committing" || name == "conflict") return StateAnswer::kCommitted;
+  if (name == "aborted" || name == "aborting") return StateAnswer::kAborted;
+  if (name == "unknown") return StateAnswer::kUnknown;
+  return Status::Unavailable("unexpected transaction state '" + name.substr(0, 40) + "'");
+}
+
 Result<AgentCatalog> CatalogOf(int status, std::string_view body) {
   if (status != 200) return Status::Unavailable("HTTP " + std::to_string(status));
   auto json = ParseJson(body);

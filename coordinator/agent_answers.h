@@ -24,6 +24,8 @@ Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body);
 // prepared (it voted yes); 409 already_committed or already_committing:
 // committed; else Unavailable.
 Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body);
+// GET /v1/transactions/{txid} at the agent: {"txid","state"}.
+Result<StateAnswer> StateAnswerOf(int status, std::string_view body);
 // GET /v1/procedures.
 Result<AgentCatalog> CatalogOf(int status, std::string_view body);
 // GET /v1/transactions?state=prepared: the entries in state "prepared".

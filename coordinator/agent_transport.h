@@ -58,6 +58,10 @@ class AgentTransport {
   // agent takes only if it has not voted yes (FenceAnswer).
   virtual void Fence(const ParticipantRef& to, const std::string& txid,
                      std::function<void(Result<FenceAnswer>)> done) = 0;
+  // Recovery of a staging record too old to fence: what the agent knows of
+  // txid (GET /v1/transactions/{txid}), which changes nothing there.
+  virtual void QueryState(const ParticipantRef& to, const std::string& txid,
+                          std::function<void(Result<StateAnswer>)> done) = 0;
   // Every transaction the agent holds prepared now (takeover sweep).
   virtual void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) = 0;
   // timeout_ms 0: the transport's usual request timeout.

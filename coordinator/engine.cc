@@ -653,20 +653,20 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
     b.precommit_backoff_ms = options_.retry_initial_ms;
   }
   // Wall clocks: created_ms is the starting coordinator's. Older than
-  // the bound, every participant may have committed and forgotten the
-  // outcome, and a fence would answer (and record) "aborted" for a commit:
-  // not fenced, not guessed, an operator settles it. A record dated as far
-  // ahead of this clock says the clock moved back: its age is unknown.
+  // the bound, a participant may have committed and forgotten the outcome,
+  // and a fence would answer (and record) "aborted" for a commit: every
+  // participant is asked first what it knows. A record dated as far ahead of
+  // this clock says the clock moved back: its age is unknown, so the same.
   const int64_t age_ms = now_ms - tx.created_ms;
   const int64_t bound_ms = options_.outcome_retention_ms / 2;
-  tx.staging_in_doubt = age_ms >= bound_ms || age_ms <= -bound_ms;
-  if (tx.staging_in_doubt) {
+  tx.too_old_to_fence = age_ms >= bound_ms || age_ms <= -bound_ms;
+  if (tx.too_old_to_fence) {
     const std::string age = age_ms >= 0 ? std::to_string(age_ms / 1000) + " s old"
                                         : "dated " + std::to_string(-age_ms / 1000) +
                                               " s ahead of this coordinator's clock, which moved back,";
     for (auto& b : tx.branches) {
       b.last_error = "the staging record is " + age + " and no decision followed it: " + b.participant.name +
-                     " may have committed and forgotten the outcome; the outcome is in doubt";
+                     " may have committed and forgotten the outcome, so it is asked what it knows before any fence";
     }
   }
   auto [it, inserted] = txs_.emplace(tx.txid, std::move(tx));
@@ -677,11 +677,92 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
 void Engine::SendFencesDue(Tx& tx, int64_t now_ms) {
   if (tx.staging_in_doubt) return;
   for (auto& b : tx.branches) {
-    if (b.fence || b.fence_sending || b.precommit_next_ms > now_ms) continue;
+    if (b.precommit_next_ms > now_ms) continue;
+    if (tx.too_old_to_fence) {
+      if (b.state || b.state_query_sending) continue;
+      if (TakeDeliverySlot(b.participant, b.state_query_sending)) {
+        actions_.push_back(action::SendStateQuery{tx.txid, b.participant});
+      }
+      continue;
+    }
+    if (b.fence || b.fence_sending) continue;
     if (TakeDeliverySlot(b.participant, b.fence_sending)) {
       actions_.push_back(action::SendFence{tx.txid, b.participant});
     }
   }
+}
+
+void Engine::OnStateAnswer(const std::string& txid, const std::string& participant, Result<StateAnswer> answer,
+                           int64_t now_ms) {
+  Tx* answered = nullptr;
+  Branch* b = AnsweredBranch(txid, participant, &Branch::state_query_sending, &answered);
+  if (b == nullptr) return;
+  Tx& tx = *answered;
+  if (tx.phase != Phase::kFencing || !tx.too_old_to_fence || b->state) return;
+  if (!answer.ok()) {
+    PrecommitAgainLater(*b, "state query: " + answer.status().message(), now_ms);
+    return;
+  }
+  b->state = *answer;
+  b->last_error = *answer == StateAnswer::kUnknown
+                      ? participant + " does not know the transaction: it never prepared it, or finished it and "
+                                      "forgot the outcome, or lost its database"
+                      : "";
+  bool committed = false;
+  bool aborted = false;
+  bool unknown = false;
+  std::string first_aborted;
+  for (const auto& other : tx.branches) {
+    if (!other.state) return;  // every answer first: a contradiction is for an operator to see
+    if (*other.state == StateAnswer::kAborted && !aborted) first_aborted = other.participant.name;
+    committed |= *other.state == StateAnswer::kCommitted;
+    aborted |= *other.state == StateAnswer::kAborted;
+    unknown |= *other.state == StateAnswer::kUnknown;
+  }
+  if (committed && aborted) {
+    // A commit needs every yes, and a participant aborts only without its
+    // own yes or with an abort: one of them lost its database or was settled
+    // by hand. Not guessed.
+    tx.staging_in_doubt = true;
+    for (auto& other : tx.branches) {
+      if (*other.state == StateAnswer::kAborted) {
+        other.last_error = other.participant.name + " aborted the transaction while another participant committed "
+                                                    "it; the outcome is in doubt";
+      }
+    }
+    return;
+  }
+  if (committed) {
+    // Only a commit makes a participant commit, and a commit needs every
+    // yes: commit is proven, and so is every vote.
+    for (auto& other : tx.branches) other.vote = VoteState::kYes;
+    Decide(tx, Outcome::kCommitted, "", now_ms);
+    return;
+  }
+  if (aborted) {
+    // It never voted yes, or it took an abort: commit cannot have happened.
+    Decide(tx, Outcome::kAborted,
+           first_aborted + " had aborted the transaction when the coordinator recovered its staging record", now_ms,
+           AbortReason::kTimeout);
+    return;
+  }
+  if (unknown) {
+    // Nobody proves an outcome, and a participant that does not know the
+    // transaction may have committed it: not guessed, an operator settles it.
+    tx.staging_in_doubt = true;
+    for (auto& other : tx.branches) {
+      if (*other.state == StateAnswer::kUnknown) other.last_error += "; the outcome is in doubt";
+    }
+    return;
+  }
+  // Every participant still holds the transaction, so none committed and
+  // forgot: fencing is safe again.
+  tx.too_old_to_fence = false;
+  for (auto& other : tx.branches) {
+    other.precommit_next_ms = now_ms;
+    other.precommit_backoff_ms = options_.retry_initial_ms;
+  }
+  SendFencesDue(tx, now_ms);
 }
 
 void Engine::OnFenceAnswer(const std::string& txid, const std::string& participant, Result<FenceAnswer> answer,
@@ -779,7 +860,8 @@ void Engine::RetryNow(int64_t now_ms) {
         b.next_send_ms = now_ms;
         b.backoff_ms = options_.retry_initial_ms;
       }
-      if ((tx.phase == Phase::kPrecommitted && !b.precommit_acked) || (tx.phase == Phase::kFencing && !b.fence)) {
+      if ((tx.phase == Phase::kPrecommitted && !b.precommit_acked) ||
+          (tx.phase == Phase::kFencing && (tx.too_old_to_fence ? !b.state : !b.fence))) {
         b.precommit_next_ms = now_ms;
         b.precommit_backoff_ms = options_.retry_initial_ms;
       }
@@ -874,6 +956,7 @@ void Engine::Erase(std::unordered_map<std::string, Tx>::iterator it) {
     if (b.sending) --sending_to_[b.participant.name];
     if (b.precommit_sending) --sending_to_[b.participant.name];
     if (b.fence_sending) --sending_to_[b.participant.name];
+    if (b.state_query_sending) --sending_to_[b.participant.name];
   }
   txs_.erase(it);
 }
@@ -931,7 +1014,9 @@ TxView Engine::View(const Tx& tx) const {
     vb.state = BranchState(b.acked, tx.outcome, static_cast<int>(b.vote));
     if (!b.acked && b.precommit_acked) vb.state = "precommitted";
     if (tx.phase == Phase::kPrecommitted && b.precommit_unknown) vb.state = "unknown";
-    if (tx.phase == Phase::kFencing && tx.staging_in_doubt && !b.fence) vb.state = "unknown";  // never asked
+    if (tx.phase == Phase::kFencing && (tx.staging_in_doubt || tx.too_old_to_fence) && !b.fence) {
+      vb.state = "unknown";  // never fenced
+    }
     vb.attempts = b.attempts;
     vb.last_error = b.last_error;
     v.branches.push_back(std::move(vb));

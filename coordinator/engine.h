@@ -45,8 +45,12 @@
 // staging record is sent only once its abort record is durable (one sent
 // earlier could reach a participant after a later fence found it prepared); fenced and committed both -> in doubt
 // (a participant forgot a commit), for an operator. A staging record older
-// than half the agents' outcome retention is not fenced but in doubt: its
-// participants may have committed and forgotten.
+// than half the agents' outcome retention is not fenced at once: its
+// participants may have committed and forgotten, and a fence would record
+// abort over such a commit. Every participant is asked first, read-only
+// (SendStateQuery): one committed -> commit; one aborted -> abort; every one
+// still holding it -> fenced as above (none forgot anything); otherwise in
+// doubt, for an operator.
 //
 // Thread: not thread-safe; owned by the io thread of the service.
 #pragma once
@@ -134,11 +138,17 @@ struct SendFence {
   std::string txid;
   ParticipantRef to;
 };
+// Recovery of a staging record too old to fence: what the participant knows
+// of txid, read-only (see StateAnswer).
+struct SendStateQuery {
+  std::string txid;
+  ParticipantRef to;
+};
 }  // namespace action
 
 using Action = std::variant<action::SendPrepare, action::SendDecision, action::PersistDecision,
                             action::PersistFinished, action::ReplyClient, action::PersistStaging,
-                            action::SendPrecommit, action::SendFence>;
+                            action::SendPrecommit, action::SendFence, action::SendStateQuery>;
 
 // A participant's answer to a precommit.
 enum class PrecommitAnswer {
@@ -155,6 +165,15 @@ enum class FenceAnswer {
   kCommitted,  // it committed
 };
 
+// A participant's answer to a state query (GET /v1/transactions/{txid} at
+// the agent), which changes nothing there.
+enum class StateAnswer {
+  kHolds,      // it holds the transaction, undecided (preparing, prepared, precommitted)
+  kCommitted,  // it committed, or is committing
+  kAborted,    // it aborted, or is aborting
+  kUnknown,    // no record and no outcome: never prepared, forgot, or lost its database
+};
+
 struct EngineOptions {
   std::string self_url;  // put in prepare requests: where agents ask for decisions
   int64_t retry_initial_ms = Config{}.retry_initial_ms;  // decision redelivery backoff
@@ -169,8 +188,8 @@ struct EngineOptions {
   int64_t max_unmarked = Config{}.max_in_flight;
   // How long agents remember a finished txid (the coordinator assumes its
   // own config's value). A staging record older than half of it when
-  // resumed may have participants that committed and forgot: it is not
-  // fenced, and its outcome is in doubt.
+  // resumed may have participants that committed and forgot: they are
+  // asked what they know before any is fenced.
   int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
   // Planted bugs for the simulator (tests/sim): never set in a binary.
   bool unsafe_fenced_as_prepared = false;     // a fenced participant counts as prepared
@@ -253,6 +272,9 @@ class Engine {
   // Recovery of a staging record: the answer to a SendFence.
   void OnFenceAnswer(const std::string& txid, const std::string& participant, Result<FenceAnswer> answer,
                      int64_t now_ms);
+  // Recovery of a staging record too old to fence: the answer to a SendStateQuery.
+  void OnStateAnswer(const std::string& txid, const std::string& participant, Result<StateAnswer> answer,
+                     int64_t now_ms);
   // Recovery: a decided transaction from the log that not every participant
   // acked, or a staging record (outcome kPending) without a decision.
   void Resume(DecisionRecord record, int64_t now_ms);
@@ -322,6 +344,9 @@ class Engine {
     // Recovery of a staging record: the participant's answer to its fence.
     std::optional<FenceAnswer> fence;
     bool fence_sending = false;
+    // Recovery of a staging record too old to fence: its answer to the state query.
+    std::optional<StateAnswer> state;
+    bool state_query_sending = false;
     // 3PC precommit delivery; a fence is retried with the same timing fields.
     bool precommit_acked = false;
     bool precommit_sending = false;
@@ -360,8 +385,11 @@ class Engine {
     bool abort_after_record = false;
     // Resumed from its staging record: its outcome is in doubt (a
     // participant was fenced and another committed, or the record was too
-    // old to fence), for an operator.
+    // old to fence and a participant no longer knows it), for an operator.
     bool staging_in_doubt = false;
+    // Resumed from a staging record too old to fence: the participants are
+    // asked what they know (read-only) before any fence.
+    bool too_old_to_fence = false;
     // With a pending record in the log: when to write the decision again
     // after its write failed (0: not waiting to), and the wait before that.
     // A 3PC commit waits in kPrecommitted (CommitUnrecorded), a 2PC commit in
@@ -389,6 +417,7 @@ class Engine {
   void EnterPrecommitted(Tx& tx, int64_t now_ms);
   // 2PC: every vote yes and the staging record durable.
   void AnswerEarly(Tx& tx, int64_t now_ms);
+  // Fences, or state queries first for a record too old to fence.
   void SendFencesDue(Tx& tx, int64_t now_ms);
   void CommitAgainIfDue(Tx& tx, int64_t now_ms);
   // Takes one of `to`'s delivery slots (decisions, precommits and fences

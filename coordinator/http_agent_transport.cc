@@ -119,6 +119,14 @@ void HttpAgentTransport::Fence(const ParticipantRef& to, const std::string& txid
   peers_.Send(std::move(cr), Observed(to, AgentCall::kFence, Answer<FenceAnswer>(std::move(done), FenceAnswerOf)));
 }
 
+void HttpAgentTransport::QueryState(const ParticipantRef& to, const std::string& txid,
+                                    std::function<void(Result<StateAnswer>)> done) {
+  http::ClientRequest cr = RequestTo(to, "GET", "/v1/transactions/" + txid);
+  AddTrace(cr, to, AgentCall::kStateQuery, txid);
+  client_.Send(std::move(cr),
+               Observed(to, AgentCall::kStateQuery, Answer<StateAnswer>(std::move(done), StateAnswerOf)));
+}
+
 void HttpAgentTransport::ListPrepared(const ParticipantRef& to,
                                       std::function<void(Result<std::vector<PreparedAtAgent>>)> done) {
   client_.Send(RequestTo(to, "GET", "/v1/transactions?state=prepared"),

@@ -819,6 +819,19 @@ void Node::Execute(Action& a) {
       engine_->OnFenceAnswer(txid, name, std::move(answer), timers_.NowMs());
       Pump();
     });
+  } else if (auto* sq = std::get_if<action::SendStateQuery>(&a)) {
+    ParticipantRef to{sq->to.name, DeliveryUrl(sq->to)};
+    agents_.QueryState(to, sq->txid,
+                       [this, txid = sq->txid, name = sq->to.name, epoch = epoch_](Result<StateAnswer> answer) {
+                         if (epoch != epoch_) return;
+                         if (!answer.ok()) {
+                           log::Warn("state_query_failed", Traced(txid, {{"txid", txid},
+                                                                         {"participant", name},
+                                                                         {"error", answer.status().ToString()}}));
+                         }
+                         engine_->OnStateAnswer(txid, name, std::move(answer), timers_.NowMs());
+                         Pump();
+                       });
   } else if (auto* pp = std::get_if<action::PersistStaging>(&a)) {
     std::string txid = pp->record.txid;
     log_.AppendDecision(std::move(pp->record), [this, txid, epoch = epoch_](Status s) {

@@ -523,8 +523,8 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
                      : view->state == TxState::kPrecommitting
                          ? txid + " is past its votes and waits for its participants' precommits; the protocol decides "
                                   "it, not an operator (an operator may only once a participant no longer knows it)"
-                         : txid + " is still collecting votes here, or, resumed from its staging record, fencing its "
-                                  "participants; the protocol decides it, not an operator"});
+                         : txid + " is still collecting votes here, or, resumed from its staging record, asking or "
+                                  "fencing its participants; the protocol decides it, not an operator"});
       return;
     }
     // 3PC, in doubt: a participant no longer knows it, so no answer can settle it.

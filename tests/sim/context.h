@@ -40,6 +40,9 @@ struct Context {
   // small, so that finished marks refused during a transfer are let go and
   // taken over again from the log).
   std::optional<int64_t> max_unmarked;
+  // Set: the agents' outcome retention the coordinators assume (their engine
+  // option outcome_retention_ms), instead of the agents' own.
+  std::optional<int64_t> coordinator_assumed_retention_ms;
   // --refuse-marks: the chance that the single coordinator's log refuses a
   // finished mark; 0 once the faults end.
   double refuse_marks = 0;

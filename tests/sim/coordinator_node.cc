@@ -183,6 +183,9 @@ Status CoordinatorNode::Start() {
   options.engine.unsafe_fenced_as_prepared = ctx_.bug == Bug::kFencedAsPrepared;
   options.engine.unsafe_answer_before_staging = ctx_.bug == Bug::kAnswerBeforeStaging;
   if (ctx_.max_unmarked) options.engine.max_unmarked = *ctx_.max_unmarked;
+  if (ctx_.coordinator_assumed_retention_ms) {
+    options.engine.outcome_retention_ms = *ctx_.coordinator_assumed_retention_ms;
+  }
   node_ = std::make_unique<coordinator::Node>(std::move(options), *log_, *agents_, *timers_, entropy_, nullptr);
   up_ = true;
   ctx_.network.Restart(name_);

@@ -163,6 +163,7 @@ Status GroupMemberNode::Start() {
   no.engine.unsafe_fenced_as_prepared = ctx_.bug == Bug::kFencedAsPrepared;
   no.engine.unsafe_answer_before_staging = ctx_.bug == Bug::kAnswerBeforeStaging;
   if (ctx_.max_unmarked) no.engine.max_unmarked = *ctx_.max_unmarked;
+  if (ctx_.coordinator_assumed_retention_ms) no.engine.outcome_retention_ms = *ctx_.coordinator_assumed_retention_ms;
   node_ = std::make_unique<coordinator::Node>(std::move(no), *log_, *agents_, *node_timers_, entropy_,
                                               leadership_.get());
   if (Status s = node_->Start(); !s.ok()) return s;

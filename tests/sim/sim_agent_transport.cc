@@ -97,6 +97,23 @@ void SimAgentTransport::Fence(const coordinator::ParticipantRef& to, const std::
                         });
 }
 
+void SimAgentTransport::QueryState(const coordinator::ParticipantRef& to, const std::string& txid,
+                                   std::function<void(Result<coordinator::StateAnswer>)> done) {
+  using coordinator::StateAnswer;
+  ctx_.Log(from_, "send state query " + txid + " -> " + to.name);
+  Exchange<StateAnswer>(ctx_, from_, NodeOf(to.url), Request{"GET", "/v1/transactions/" + txid, nullptr, {}},
+                        ctx_.config.request_timeout_ms, coordinator::StateAnswerOf,
+                        [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<StateAnswer> answer) {
+                          ctx->Log(from, "state answer " + txid + " from " + name + ": " +
+                                              (!answer.ok() ? Describe(answer.status())
+                                               : *answer == StateAnswer::kHolds     ? "holds"
+                                               : *answer == StateAnswer::kCommitted ? "committed"
+                                               : *answer == StateAnswer::kAborted   ? "aborted"
+                                                                                    : "unknown"));
+                          done(std::move(answer));
+                        });
+}
+
 void SimAgentTransport::ListPrepared(const coordinator::ParticipantRef& to,
                                      std::function<void(Result<std::vector<coordinator::PreparedAtAgent>>)> done) {
   Exchange<std::vector<coordinator::PreparedAtAgent>>(

@@ -24,6 +24,8 @@ class SimAgentTransport final : public coordinator::AgentTransport {
              std::function<void(Result<coordinator::FenceAnswer>)> done) override;
   void Precommit(const coordinator::ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                  std::function<void(Result<coordinator::PrecommitAnswer>)> done) override;
+  void QueryState(const coordinator::ParticipantRef& to, const std::string& txid,
+                  std::function<void(Result<coordinator::StateAnswer>)> done) override;
   void ListPrepared(const coordinator::ParticipantRef& to,
                     std::function<void(Result<std::vector<coordinator::PreparedAtAgent>>)> done) override;
   void FetchCatalog(const coordinator::ParticipantRef& to, int64_t timeout_ms,

@@ -126,6 +126,12 @@ class World {
   bool AgentsForgetDuringLoss() const {
     return options_.scenario == Scenario::kCoordinatorLoss && options_.seed % 2 == 1;
   }
+  // The agents remember as long as usual, but the coordinator assumes they
+  // forget within seconds: every staging record it comes back to is too old
+  // to fence, and the agents' answers to its state queries settle it.
+  bool CoordinatorAssumesShortRetention() const {
+    return options_.scenario == Scenario::kCoordinatorLoss && options_.seed % 4 == 2;
+  }
 
   SimOptions options_;
   Random random_;
@@ -222,6 +228,9 @@ void World::DrawProfile() {
       checker_.Fail("simulation profile", "agents forget sooner than the faults allow");
     }
   }
+  if (CoordinatorAssumesShortRetention()) {
+    ctx_.coordinator_assumed_retention_ms = 2'000 + static_cast<int64_t>(options_.seed % 7) * 1'000;
+  }
   char line[320];
   std::snprintf(line, sizeof line,
                 "drop %.3f dup %.3f outlier %.3f delay 1-%lld ms (+%lld) crash/step %.3f crashes<=%lld down<=%lld ms "
@@ -231,6 +240,11 @@ void World::DrawProfile() {
                 static_cast<long long>(max_down_ms_), static_cast<long long>(ctx_.config.outcome_memory_ms),
                 static_cast<long long>(ctx_.config.outcome_retention_ms));
   result_.profile = line;
+  if (ctx_.coordinator_assumed_retention_ms) {
+    std::snprintf(line, sizeof line, " (the coordinator assumes %lld ms)",
+                  static_cast<long long>(*ctx_.coordinator_assumed_retention_ms));
+    result_.profile += line;
+  }
   if (options_.connection_resets) {
     std::snprintf(line, sizeof line, " resets %.3f of handled requests at a crash", faults_.reset_on_crash);
     result_.profile += line;
@@ -327,7 +341,9 @@ Status World::Build() {
   for (const auto& [name, ids] : bank.accounts) bank_names.push_back(name);
   if (adversary_) {
     operator_ = std::make_unique<Operator>(ctx_, Adversary::kNode, coordinator_names.front(), bank_names);
-  } else if (AgentsForgetDuringLoss()) {
+  } else if (AgentsForgetDuringLoss() || CoordinatorAssumesShortRetention()) {
+    // A participant that never got its prepare also answers a state query
+    // "unknown": such a record is in doubt, for the operator.
     ApiCaller::AddCallingNode(ctx_, kOperator);
     operator_ = std::make_unique<Operator>(ctx_, kOperator, coordinator_names.front(), bank_names);
   }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "coordinator/agent_answers.h"
+#include "participant/engine.h"
 
 using namespace commitd;
 using namespace commitd::coordinator;
@@ -65,4 +66,39 @@ TEST_CASE("a decision's answer: ack, or no record of the transaction") {
   auto refused = DecisionAckOf(409, ErrorBody("already_aborted"));
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == StatusCode::kUnavailable);
+}
+
+TEST_CASE("a state query's answer: every state an agent names reads as holding, committed, aborted or unknown") {
+  using participant::HeldState;
+  auto read = [](std::string_view state) {
+    return StateAnswerOf(200, R"({"txid":"t","state":")" + std::string(state) + R"("})");
+  };
+  for (HeldState held : {HeldState::kPreparing, HeldState::kPrepared, HeldState::kPrecommitting,
+                         HeldState::kPrecommitted}) {
+    auto answer = read(participant::HeldStateName(held));
+    REQUIRE(answer.ok());
+    CHECK(*answer == StateAnswer::kHolds);
+  }
+  // A commit's changeset that did not apply cleanly (conflict) was a commit all the same.
+  for (HeldState held : {HeldState::kCommitting, HeldState::kConflict}) {
+    auto answer = read(participant::HeldStateName(held));
+    REQUIRE(answer.ok());
+    CHECK(*answer == StateAnswer::kCommitted);
+  }
+  auto aborting = read(participant::HeldStateName(HeldState::kAborting));
+  REQUIRE(aborting.ok());
+  CHECK(*aborting == StateAnswer::kAborted);
+  CHECK(*read("committed") == StateAnswer::kCommitted);
+  CHECK(*read("aborted") == StateAnswer::kAborted);
+  CHECK(*read("unknown") == StateAnswer::kUnknown);
+  // Anything else proves nothing: asked again later.
+  for (auto [status, body] : {std::pair{200, std::string(R"({"state":"maybe"})")}, std::pair{200, std::string("{}")},
+                              std::pair{200, std::string(R"({"state":1})")}, std::pair{200, std::string("not json")},
+                              std::pair{404, ErrorBody("not_found")}, std::pair{503, ErrorBody("storage_error")}}) {
+    CAPTURE(status);
+    CAPTURE(body);
+    auto answer = StateAnswerOf(status, body);
+    REQUIRE_FALSE(answer.ok());
+    CHECK(answer.status().code() == StatusCode::kUnavailable);
+  }
 }

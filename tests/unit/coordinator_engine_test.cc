@@ -1322,42 +1322,160 @@ Engine WithTenSecondRetention() {
   return Engine(options);
 }
 
-TEST_CASE("resumed from a staging record older than half the agents' outcome retention: not fenced, in doubt (either protocol)") {
-  for (wire::Protocol protocol : {wire::Protocol::k2pc, wire::Protocol::k3pc}) {
+// A staging record of `protocol` resumed 5 s after it was written, with the
+// state queries it sent taken.
+Engine ResumedTooOldToFence(wire::Protocol protocol) {
+  DecisionRecord r = StagingRecord("t");
+  r.protocol = protocol;
+  Engine e = WithTenSecondRetention();
+  e.Resume(r, 5 + 5'000);  // created_ms 5
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendFence>(a).empty());
+  CHECK(Only<action::SendStateQuery>(a).size() == 2);
+  return e;
+}
+
+// The same, with bank-a's and bank-b's answers given.
+Engine AnsweredWhenTooOldToFence(wire::Protocol protocol, StateAnswer bank_a, StateAnswer bank_b) {
+  Engine e = ResumedTooOldToFence(protocol);
+  e.OnStateAnswer("t", "bank-a", bank_a, 5'001);
+  e.OnStateAnswer("t", "bank-b", bank_b, 5'001);
+  return e;
+}
+
+constexpr wire::Protocol kBothProtocols[] = {wire::Protocol::k2pc, wire::Protocol::k3pc};
+
+TEST_CASE("resumed from a staging record older than half the agents' outcome retention: asked first, never fenced; "
+          "a participant that does not know it -> in doubt (either protocol)") {
+  for (wire::Protocol protocol : kBothProtocols) {
     CAPTURE(wire::ProtocolName(protocol));
-    DecisionRecord r = StagingRecord("t");
-    r.protocol = protocol;
-    Engine e = WithTenSecondRetention();
-    e.Resume(r, 5 + 5'000);  // created_ms 5
-    CHECK(Only<action::SendFence>(e.TakeActions()).empty());
-    e.Tick(100'000);
-    CHECK(e.TakeActions().empty());
+    Engine e = ResumedTooOldToFence(protocol);
     auto v = e.Find("t");
+    CHECK_FALSE(v->in_doubt);  // being asked
+    CHECK(v->branches[0].last_error.find("may have committed and forgotten") != std::string::npos);
+    CHECK(v->branches[0].state == "unknown");  // never fenced
+    e.OnStateAnswer("t", "bank-a", StateAnswer::kHolds, 5'001);
+    CHECK(e.TakeActions().empty());  // every answer first
+    e.OnStateAnswer("t", "bank-b", StateAnswer::kUnknown, 5'001);
+    CHECK(e.TakeActions().empty());
+    e.Tick(100'000);
+    CHECK(e.TakeActions().empty());  // no fence, no second question
+    v = e.Find("t");
     CHECK(v->in_doubt);
     CHECK(v->outcome == Outcome::kPending);
-    CHECK(v->branches[0].last_error.find("may have committed and forgotten") != std::string::npos);
-    CHECK(v->branches[0].state == "unknown");  // never asked
+    CHECK(v->branches[0].last_error.empty());
+    CHECK(v->branches[1].last_error.find("does not know the transaction") != std::string::npos);
+    CHECK(v->branches[1].last_error.find("in doubt") != std::string::npos);
     CHECK(v->branches[1].state == "unknown");
     CHECK(e.ForceInDoubt("t", Outcome::kCommitted, "", 100'001));
-    // Younger than that, the same answers abort.
+    // Younger than that, the participants are fenced at once.
     Engine young = WithTenSecondRetention();
+    DecisionRecord r = StagingRecord("t");
+    r.protocol = protocol;
     young.Resume(r, 5 + 4'000);
-    young.TakeActions();
-    young.OnFenceAnswer("t", "bank-a", FenceAnswer::kFenced, 4'001);
-    young.OnFenceAnswer("t", "bank-b", FenceAnswer::kFenced, 4'001);
-    auto persist = Only<action::PersistDecision>(young.TakeActions());
-    REQUIRE(persist.size() == 1);
-    CHECK(persist[0].record.outcome == Outcome::kAborted);
+    auto a = young.TakeActions();
+    CHECK(Only<action::SendStateQuery>(a).empty());
+    CHECK(Only<action::SendFence>(a).size() == 2);
   }
 }
 
-TEST_CASE("2pc resumed from a staging record dated half the outcome retention ahead of the clock: in doubt") {
+TEST_CASE("too old to fence: a participant that committed proves commit, delivered to every participant (either protocol)") {
+  for (wire::Protocol protocol : kBothProtocols) {
+    CAPTURE(wire::ProtocolName(protocol));
+    Engine e = ResumedTooOldToFence(protocol);
+    CHECK(e.AttachClient("t", 7));  // a retry with the transaction's Idempotency-Key
+    e.OnStateAnswer("t", "bank-a", StateAnswer::kCommitted, 5'001);
+    CHECK(e.TakeActions().empty());
+    e.OnStateAnswer("t", "bank-b", StateAnswer::kUnknown, 5'001);  // committed and forgot
+    auto persist = Only<action::PersistDecision>(e.TakeActions());
+    REQUIRE(persist.size() == 1);
+    CHECK(persist[0].record.outcome == Outcome::kCommitted);
+    e.OnDecisionPersisted("t", Status::Ok(), 5'002);
+    auto a = e.TakeActions();
+    auto replies = Only<action::ReplyClient>(a);
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].status == 200);
+    CHECK(replies[0].body["branches"][0]["vote"] == "yes");  // a commit proves every yes
+    CHECK(replies[0].body["branches"][1]["vote"] == "yes");
+    auto sends = Only<action::SendDecision>(a);
+    REQUIRE(sends.size() == 2);
+    CHECK(sends[0].outcome == Outcome::kCommitted);
+    CHECK(sends[1].outcome == Outcome::kCommitted);
+  }
+}
+
+TEST_CASE("too old to fence: a participant that aborted proves abort, sent once its record is durable (either protocol)") {
+  for (wire::Protocol protocol : kBothProtocols) {
+    CAPTURE(wire::ProtocolName(protocol));
+    Engine e = AnsweredWhenTooOldToFence(protocol, StateAnswer::kUnknown, StateAnswer::kAborted);
+    auto a = e.TakeActions();
+    CHECK(Only<action::SendDecision>(a).empty());
+    auto persist = Only<action::PersistDecision>(a);
+    REQUIRE(persist.size() == 1);
+    CHECK(persist[0].record.outcome == Outcome::kAborted);
+    CHECK(persist[0].record.reason.find("bank-b had aborted") != std::string::npos);
+    e.OnDecisionPersisted("t", Status::Ok(), 5'002);
+    auto sends = Only<action::SendDecision>(e.TakeActions());
+    REQUIRE(sends.size() == 2);
+    CHECK(sends[0].outcome == Outcome::kAborted);
+  }
+}
+
+TEST_CASE("too old to fence: committed at one participant and aborted at another -> in doubt") {
+  Engine e = AnsweredWhenTooOldToFence(wire::Protocol::k2pc, StateAnswer::kCommitted, StateAnswer::kAborted);
+  CHECK(e.TakeActions().empty());
+  auto v = e.Find("t");
+  CHECK(v->in_doubt);
+  CHECK(v->branches[1].last_error.find("bank-b aborted the transaction while another participant committed it") !=
+        std::string::npos);
+}
+
+TEST_CASE("too old to fence: every participant still holding it is fenced as usual (2pc commits, 3pc precommits)") {
+  for (wire::Protocol protocol : kBothProtocols) {
+    CAPTURE(wire::ProtocolName(protocol));
+    Engine e = AnsweredWhenTooOldToFence(protocol, StateAnswer::kHolds, StateAnswer::kHolds);
+    auto fences = Only<action::SendFence>(e.TakeActions());
+    REQUIRE(fences.size() == 2);
+    CHECK(e.Find("t")->branches[0].last_error.empty());
+    e.OnFenceAnswer("t", "bank-a", FenceAnswer::kPrepared, 5'002);
+    e.OnFenceAnswer("t", "bank-b", FenceAnswer::kPrepared, 5'002);
+    auto a = e.TakeActions();
+    if (protocol == wire::Protocol::k2pc) {
+      auto persist = Only<action::PersistDecision>(a);
+      REQUIRE(persist.size() == 1);
+      CHECK(persist[0].record.outcome == Outcome::kCommitted);
+    } else {
+      CHECK(Only<action::SendPrecommit>(a).size() == 2);
+    }
+  }
+}
+
+TEST_CASE("too old to fence: a failed state query is sent again with backoff; a late duplicate answer is ignored") {
+  Engine e = ResumedTooOldToFence(wire::Protocol::k2pc);
+  e.OnStateAnswer("t", "bank-a", StateAnswer::kHolds, 5'001);
+  e.OnStateAnswer("t", "bank-b", Status::Unavailable("down"), 5'001);
+  CHECK(e.TakeActions().empty());
+  CHECK(e.Find("t")->branches[1].last_error.find("state query: down") != std::string::npos);
+  e.Tick(5'001 + 49);
+  CHECK(e.TakeActions().empty());
+  e.Tick(5'001 + 50);
+  auto queries = Only<action::SendStateQuery>(e.TakeActions());
+  REQUIRE(queries.size() == 1);
+  CHECK(queries[0].to.name == "bank-b");
+  e.OnStateAnswer("t", "bank-a", StateAnswer::kUnknown, 5'060);  // a duplicate: changes nothing
+  CHECK(e.TakeActions().empty());
+  e.OnStateAnswer("t", "bank-b", StateAnswer::kHolds, 5'060);
+  CHECK(Only<action::SendFence>(e.TakeActions()).size() == 2);
+}
+
+TEST_CASE("2pc resumed from a staging record dated half the outcome retention ahead of the clock: asked first") {
   // The clock moved back: how old the record is cannot be told.
   Engine e = WithTenSecondRetention();
   e.Resume(StagingRecord("t"), 5 - 5'000);  // created_ms 5
-  CHECK(Only<action::SendFence>(e.TakeActions()).empty());
+  auto a = e.TakeActions();
+  CHECK(Only<action::SendFence>(a).empty());
+  CHECK(Only<action::SendStateQuery>(a).size() == 2);
   auto v = e.Find("t");
-  CHECK(v->in_doubt);
   CHECK(v->branches[0].last_error.find("ahead of this coordinator's clock, which moved back") != std::string::npos);
   // Within the bound (members' clocks differ a little): fenced as usual.
   Engine skewed = WithTenSecondRetention();

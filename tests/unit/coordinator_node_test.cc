@@ -111,7 +111,7 @@ class ManualTimers final : public Timers {
 class ScriptedTransport final : public AgentTransport {
  public:
   struct Call {
-    std::string kind;  // "prepare" | "commit" | "abort" | "precommit" | "fence"
+    std::string kind;  // "prepare" | "commit" | "abort" | "precommit" | "fence" | "state"
     std::string to;
     std::string txid;
   };
@@ -146,6 +146,12 @@ class ScriptedTransport final : public AgentTransport {
   void Fence(const ParticipantRef& to, const std::string& txid, std::function<void(Result<FenceAnswer>)> done) override {
     calls.push_back({"fence", to.name, txid});
     fences.push_back(std::move(done));
+  }
+  std::vector<std::function<void(Result<StateAnswer>)>> state_queries;
+  void QueryState(const ParticipantRef& to, const std::string& txid,
+                  std::function<void(Result<StateAnswer>)> done) override {
+    calls.push_back({"state", to.name, txid});
+    state_queries.push_back(std::move(done));
   }
   void ListPrepared(const ParticipantRef& to, std::function<void(Result<std::vector<PreparedAtAgent>>)> done) override {
     done(prepared[to.name]);
@@ -822,6 +828,25 @@ TEST_CASE("a participant asking about a resumed, undecided 3PC transaction gets 
   TxLookup decided = ask("t-3pc", "bank-a");
   REQUIRE(std::holds_alternative<TxView>(decided));
   CHECK(std::get<TxView>(decided).outcome == Outcome::kCommitted);
+}
+
+TEST_CASE("a staging record too old to fence is asked about read-only; an agent that committed proves commit") {
+  Fixture f;
+  f.options().engine.outcome_retention_ms = 1'000;  // the clock is at 1,000 s: a record of 1 ms is far older than half
+  f.Insert(StagingRecord3("t-old"));
+  f.Start();
+  f.Store();
+  CHECK(f.agents().Count("fence", "t-old") == 0);
+  REQUIRE(f.agents().Count("state", "t-old") == 2);
+  f.agents().state_queries[0](StateAnswer::kUnknown);  // committed and forgot
+  f.agents().state_queries[1](StateAnswer::kCommitted);
+  f.Store();
+  CHECK(f.agents().Count("fence", "t-old") == 0);
+  CHECK(f.agents().Count("commit", "t-old") == 2);
+  auto recorded = f.Recorded("t-old");
+  REQUIRE(recorded.has_value());
+  CHECK(recorded->outcome == Outcome::kCommitted);
+  CHECK_FALSE(recorded->heuristic);
 }
 
 TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one its participants leave undecided") {
