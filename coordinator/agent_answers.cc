@@ -97,6 +97,12 @@ Result<AgentCatalog> CatalogOf(int status, std::string_view body) {
   }
   const auto raw = json.find("allow_raw_sql");
   catalog.allow_raw_sql = raw != json.end() && raw->is_boolean() && raw->get<bool>();
+  const auto retention = json.find("outcome_retention_ms");
+  if (retention != json.end() && retention->is_number_unsigned()) {
+    // A value too large for int64_t is as long as any: nothing to warn of.
+    const uint64_t ms = retention->get<uint64_t>();
+    catalog.outcome_retention_ms = ms > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(ms);
+  }
   return catalog;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,6 +32,8 @@ enum class DecisionAck {
 struct AgentCatalog {
   std::set<std::string> procedures;
   bool allow_raw_sql = false;
+  // How long the agent remembers a finished txid; nullopt from an older agent.
+  std::optional<int64_t> outcome_retention_ms;
 };
 
 // A transaction an agent holds prepared, and the coordinator URL it will ask.

@@ -646,9 +646,23 @@ void Node::NoteDelivery(const std::string& participant, const std::string& txid,
 void Node::LearnCatalog(const std::string& name, const AgentCatalog& catalog) {
   auto it = registry_.find(name);
   if (it == registry_.end()) return;
-  it->second.procedures = catalog.procedures;
-  it->second.allow_raw_sql = catalog.allow_raw_sql;
-  it->second.catalog_known = true;
+  ParticipantStatus& p = it->second;
+  p.procedures = catalog.procedures;
+  p.allow_raw_sql = catalog.allow_raw_sql;
+  p.catalog_known = true;
+  const int64_t assumed_ms = options_.engine.outcome_retention_ms;
+  if (catalog.outcome_retention_ms && *catalog.outcome_retention_ms < assumed_ms &&
+      p.outcome_retention_ms != catalog.outcome_retention_ms) {
+    // Once per value: the probe asks every health_interval_ms.
+    log::Warn("participant_outcome_retention_short",
+              {{"participant", name},
+               {"agent_outcome_retention_ms", *catalog.outcome_retention_ms},
+               {"outcome_retention_ms", assumed_ms},
+               {"error", "the agent forgets finished transactions sooner than this coordinator assumes: a staging "
+                         "record resumed after that long could be fenced where the agent committed and forgot; "
+                         "give every process the same outcome_retention_ms"}});
+  }
+  p.outcome_retention_ms = catalog.outcome_retention_ms;
 }
 
 void Node::Probe(const std::string& name, bool force) {

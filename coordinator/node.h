@@ -151,6 +151,10 @@ struct ParticipantStatus {
   bool catalog_known = false;
   std::set<std::string> procedures;
   bool allow_raw_sql = false;
+  // What the agent's catalog says it remembers finished txids for (nullopt:
+  // not known). Shorter than this coordinator's outcome_retention_ms, a
+  // staging record may be fenced after the agent forgot a commit.
+  std::optional<int64_t> outcome_retention_ms;
   bool healthy = false;
   int64_t last_seen_ms = 0;
   std::string last_error;

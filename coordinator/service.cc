@@ -492,6 +492,7 @@ void Service::Impl::HandleListParticipants(http::Responder respond) {
     nlohmann::json j = {{"name", p.entry.name}, {"url", p.entry.url}, {"healthy", p.healthy},
                         {"last_seen_ms", p.last_seen_ms}, {"allow_raw_sql", p.allow_raw_sql},
                         {"procedures", p.procedures}};
+    if (p.outcome_retention_ms) j["outcome_retention_ms"] = *p.outcome_retention_ms;
     if (!p.last_error.empty()) j["last_error"] = p.last_error;
     list.push_back(std::move(j));
   }

@@ -321,8 +321,10 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
     HandleHeld(std::move(req), std::move(r));
   }));
   Add(router, "GET", "/v1/procedures", Guarded([this](http::Request, http::Responder r) {
-    r(http::JsonResponse(200, {{"name", options.name}, {"procedures", node->ProcedureNames()},
-                               {"allow_raw_sql", options.allow_raw_sql}}));
+    r(http::JsonResponse(200, {{"name", options.name},
+                               {"procedures", node->ProcedureNames()},
+                               {"allow_raw_sql", options.allow_raw_sql},
+                               {"outcome_retention_ms", options.config.outcome_retention_ms}}));
   }));
   Add(router, "GET", "/v1/locks", Guarded([this](http::Request, http::Responder r) { HandleLocks(std::move(r)); }));
   if (!with_health) return;

@@ -115,5 +115,21 @@ def test_agent_readyz_and_why_registration_fails():
         assert reasons.count("wrong_token") == 1, reasons
 
 
+def test_an_agent_that_forgets_sooner_than_the_coordinator_assumes_is_reported():
+    # bank-b remembers finished transactions 60 s, the coordinator (like
+    # bank-a) assumes the default: the probe's catalog tells, once.
+    with Cluster(config=CONFIG, start=False) as c:
+        c.agent_args = {"bank-b": ["--config", harness.write_config(os.path.join(c.dir, "bank-b.json"),
+                                                                     dict(CONFIG, outcome_retention_ms=60000))]}
+        c.start()
+        eventually(lambda: participant(c, "bank-b").get("outcome_retention_ms") == 60000,
+                   what="bank-b's retention in the registry")
+        assert participant(c, "bank-a")["outcome_retention_ms"] == 86400000
+        time.sleep(3 * INTERVAL_MS / 1000)  # more probes: still reported once
+        short = log_events(c.coordinator, "participant_outcome_retention_short")
+        assert [e["participant"] for e in short] == ["bank-b"], short
+        assert short[0]["agent_outcome_retention_ms"] == 60000 and short[0]["outcome_retention_ms"] == 86400000, short
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -212,7 +212,11 @@ void ParticipantNode::Handle(const Request& request, Responder respond) {
     return;
   }
   if (request.method == "GET" && request.target == "/v1/procedures") {
-    respond({200, {{"name", name_}, {"procedures", node_->ProcedureNames()}, {"allow_raw_sql", false}}});
+    respond({200,
+             {{"name", name_},
+              {"procedures", node_->ProcedureNames()},
+              {"allow_raw_sql", false},
+              {"outcome_retention_ms", ctx_.config.outcome_retention_ms}}});
     return;
   }
   if (request.method == "GET" && request.target.rfind("/v1/transactions/", 0) == 0) {

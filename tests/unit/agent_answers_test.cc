@@ -2,6 +2,8 @@
 // into the typed answers its engine acts on.
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <set>
 #include <string>
 
 #include "coordinator/agent_answers.h"
@@ -101,4 +103,23 @@ TEST_CASE("a state query's answer: every state an agent names reads as holding, 
     REQUIRE_FALSE(answer.ok());
     CHECK(answer.status().code() == StatusCode::kUnavailable);
   }
+}
+
+TEST_CASE("a catalog's outcome retention: a non-negative integer, or not known") {
+  auto with = CatalogOf(200, R"({"name":"a","procedures":["debit"],"allow_raw_sql":false,"outcome_retention_ms":60000})");
+  REQUIRE(with.ok());
+  REQUIRE(with->outcome_retention_ms.has_value());
+  CHECK(*with->outcome_retention_ms == 60000);
+  CHECK(with->procedures == std::set<std::string>{"debit"});
+  for (const char* odd : {R"({"procedures":[]})", R"({"procedures":[],"outcome_retention_ms":-1})",
+                          R"({"procedures":[],"outcome_retention_ms":"60000"})",
+                          R"({"procedures":[],"outcome_retention_ms":1.5})"}) {
+    CAPTURE(odd);
+    auto catalog = CatalogOf(200, odd);
+    REQUIRE(catalog.ok());
+    CHECK_FALSE(catalog->outcome_retention_ms.has_value());
+  }
+  auto huge = CatalogOf(200, R"({"procedures":[],"outcome_retention_ms":18446744073709551615})");
+  REQUIRE(huge.ok());
+  CHECK(*huge->outcome_retention_ms == INT64_MAX);
 }

@@ -157,6 +157,7 @@ class ScriptedTransport final : public AgentTransport {
     done(prepared[to.name]);
   }
   // Health probes: answered unreachable unless the test says otherwise.
+  AgentCatalog catalog;  // what a probe answered kAnswer gets
   enum class Probe { kUnreachable, kAnswer, kHang };
   Probe probe = Probe::kUnreachable;
   std::map<std::string, int> probes;  // participant -> probes sent
@@ -164,7 +165,7 @@ class ScriptedTransport final : public AgentTransport {
   void FetchCatalog(const ParticipantRef& to, int64_t, std::function<void(Result<AgentCatalog>)> done) override {
     ++probes[to.name];
     if (probe == Probe::kAnswer) {
-      done(AgentCatalog{});
+      done(catalog);
     } else if (probe == Probe::kHang) {
       hanging.push_back(std::move(done));
     } else {
@@ -1600,6 +1601,22 @@ TEST_CASE("a participant is healthy only while it answers probes; a silent one t
   f.agents().probe = ScriptedTransport::Probe::kAnswer;
   for (auto& done : f.agents().hanging) done(AgentCatalog{});
   CHECK(Healthy(f, "bank-a"));
+}
+
+TEST_CASE("the registry keeps what each agent's catalog says it remembers, for the participants' view") {
+  Fixture f;
+  f.agents().probe = ScriptedTransport::Probe::kAnswer;
+  f.agents().catalog.outcome_retention_ms = 60'000;
+  f.Start();
+  f.Store();
+  for (const auto& p : f.node().Participants()) {
+    REQUIRE(p.outcome_retention_ms.has_value());
+    CHECK(*p.outcome_retention_ms == 60'000);
+  }
+  // An older agent does not say: not known, and nothing is assumed.
+  f.agents().catalog.outcome_retention_ms.reset();
+  f.timers().Advance(1'100);
+  for (const auto& p : f.node().Participants()) CHECK_FALSE(p.outcome_retention_ms.has_value());
 }
 
 TEST_CASE("probes of an unreachable participant back off exponentially up to the cap") {
