@@ -740,7 +740,8 @@ void Engine::OnStateAnswer(const std::string& txid, const std::string& participa
     return;
   }
   if (aborted) {
-    // It never voted yes, or it took an abort: commit cannot have happened.
+    // It never voted yes, took an abort, or aborted by 3PC termination:
+    // none of them comes after a commit.
     Decide(tx, Outcome::kAborted,
            first_aborted + " had aborted the transaction when the coordinator recovered its staging record", now_ms,
            AbortReason::kTimeout);
