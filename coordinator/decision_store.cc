@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "common/auth.h"
+#include "common/wire.h"
 #include "coordinator/txid_issuer.h"
 #include "common/json_text.h"
 #include "common/json_parse.h"
@@ -128,6 +129,9 @@ Status ParticipantsFromJson(const std::string& text, std::vector<ParticipantRef>
 Result<DecisionRecord> ReadRecord(const sqlite::Statement& stmt) {
   DecisionRecord r;
   r.txid = stmt.Text(0);
+  // It goes into agents' URLs (a state query's path): a file edited behind
+  // the log's back must not send a question about another transaction.
+  if (!wire::IsValidTxid(r.txid)) return Status::Corruption("decision with an invalid txid '" + r.txid.substr(0, 160) + "'");
   std::string protocol = stmt.Text(1);
   if (protocol == "2pc") {
     r.protocol = wire::Protocol::k2pc;

@@ -1,4 +1,6 @@
 #include "participant/prepared_record_store.h"
+
+#include "common/wire.h"
 #include "common/json_parse.h"
 
 #include <utility>
@@ -180,6 +182,11 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
   while (stmt->Step()) {
     PreparedRecord r;
     r.txid = stmt->Text(0);
+    if (!wire::IsValidTxid(r.txid)) {
+      // It goes into the coordinator's URL when the agent asks for the decision.
+      stmt->Reset();
+      return Status::Corruption("_commitd_prepared holds an invalid txid '" + r.txid.substr(0, 160) + "'");
+    }
     r.protocol = stmt->Text(1);
     r.state = stmt->Text(2);
     r.changeset = stmt->Blob(3);

@@ -361,6 +361,23 @@ TEST_CASE("heuristic decisions are kept and counted") {
   CHECK(rec->unfinished[0].heuristic);
 }
 
+TEST_CASE("a record whose txid is not a txid is a damaged file, not a transaction to recover") {
+  Fixture f;
+  REQUIRE(f.Append(Record("t1", Outcome::kCommitted, 1000)).ok());
+  f.Close();
+  {
+    auto db = sqlite::Database::Open(f.path());
+    REQUIRE(db.ok());
+    // It would ask an agent about t1 (GET /v1/transactions/t1?state=prepared).
+    REQUIRE((*db)->Exec("UPDATE decisions SET txid = 't1?state=prepared'").ok());
+  }
+  f.Open();
+  Result<RecoveredLog> recovered = f.log().Recover();
+  REQUIRE_FALSE(recovered.ok());
+  CHECK(recovered.status().code() == StatusCode::kCorruption);
+  CHECK(recovered.status().message().find("invalid txid 't1?state=prepared'") != std::string::npos);
+}
+
 TEST_CASE("a version-1 file gets the heuristic column and the forgotten keys' time on open") {
   Fixture f;
   f.Close();

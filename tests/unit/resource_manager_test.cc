@@ -583,6 +583,18 @@ TEST_CASE("LoadPrepared reports a corrupt record") {
   CHECK(records.status().code() == StatusCode::kCorruption);
 }
 
+TEST_CASE("LoadPrepared reports a record whose txid is not a txid (it would go into the coordinator's URL)") {
+  Fixture f;
+  REQUIRE(f.db()
+              .Exec("INSERT INTO _commitd_prepared VALUES('t1?log_id=x', '2pc', 'prepared', x'', '[]', '', '[]', 0, 0, "
+                    "'', '', '', '')")
+              .ok());
+  auto records = f.rm().LoadPrepared();
+  REQUIRE_FALSE(records.ok());
+  CHECK(records.status().code() == StatusCode::kCorruption);
+  CHECK(records.status().message().find("invalid txid 't1?log_id=x'") != std::string::npos);
+}
+
 
 // Regressions found in review.
 TEST_CASE("a deferred foreign key left violated by the ops votes no, and the batch still commits") {
