@@ -44,6 +44,8 @@ Result<DecisionRecord> RecordFromJson(const json& j) {
   try {
     DecisionRecord r;
     r.txid = j.at("txid").get<std::string>();
+    // The log refuses to read back a record with any other txid (see DecisionStore).
+    if (!wire::IsValidTxid(r.txid)) return Status::InvalidArgument("record with an invalid txid");
     r.protocol = j.at("protocol").get<std::string>() == "3pc" ? wire::Protocol::k3pc : wire::Protocol::k2pc;
     auto outcome = ParseOutcome(j.at("outcome").get<std::string>());
     if (!outcome) return Status::InvalidArgument("record " + r.txid + ": bad outcome");
@@ -154,6 +156,7 @@ struct CommandWriter {
 Result<Command> DecodeDecide(bytes::Reader& r) {
   DecisionRecord d;
   d.txid = r.Bytes();
+  if (r.ok() && !wire::IsValidTxid(d.txid)) return Status::Corruption("raft entry: invalid txid");
   const uint8_t protocol = r.U8();
   if (protocol > 1) return Status::Corruption("raft entry: bad protocol");
   d.protocol = protocol == 1 ? wire::Protocol::k3pc : wire::Protocol::k2pc;

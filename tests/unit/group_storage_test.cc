@@ -155,6 +155,20 @@ TEST_CASE("state machine snapshot: restore reproduces every decision and the reg
   CHECK(RestoreStateMachine(*b, "{}").code() == StatusCode::kCorruption);
 }
 
+TEST_CASE("state machine snapshot: a decision whose txid is not a txid is refused, as the log would refuse to read it") {
+  testing::TempDir dir;
+  auto a = OpenDb(dir.File("a.db"));
+  REQUIRE(DecisionStore(*a).InsertDecision(Decided("c1-2", Outcome::kCommitted)).ok());
+  auto snapshot = SnapshotStateMachine(*a);
+  REQUIRE(snapshot.ok());
+  auto j = nlohmann::json::parse(*snapshot);
+  j["decisions"][0]["txid"] = "c1-]";  // found by the state_snapshot fuzz target
+  auto b = OpenDb(dir.File("b.db"));
+  const Status s = RestoreStateMachine(*b, j.dump());
+  CHECK(s.code() == StatusCode::kCorruption);
+  CHECK(s.message().find("invalid txid") != std::string::npos);
+}
+
 TEST_CASE("state machine snapshot: bytes from another member that are not a snapshot fail with Corruption, never throw") {
   testing::TempDir dir;
   auto b = OpenDb(dir.File("b.db"));
@@ -246,6 +260,14 @@ TEST_CASE("codecs: raft messages and log commands round-trip") {
   CHECK(std::get<command::Decide>(*decoded_no_reply).record.reply.is_null());
   for (std::size_t n = 0; n < encoded.size(); ++n) CHECK_FALSE(DecodeCommand(encoded.substr(0, n)).ok());
   CHECK_FALSE(DecodeCommand(encoded + "x").ok());
+  // A decision whose txid is not a txid, from a peer: refused, in either format.
+  DecisionRecord bad_txid = Decided("t9?state=prepared", Outcome::kCommitted);
+  CHECK(DecodeCommand(EncodeCommand(command::Decide{bad_txid})).status().code() == StatusCode::kCorruption);
+  CHECK(DecodeCommand("{\"op\":\"decide\",\"record\":{\"txid\":\"t1/x\",\"protocol\":\"2pc\",\"outcome\":"
+                      "\"committed\",\"participants\":[],\"reason\":\"\",\"idempotency_key\":\"\",\"reply\":{},"
+                      "\"created_ms\":1,\"decided_ms\":2,\"finished\":false,\"finished_ms\":0,\"heuristic\":false}}")
+            .status()
+            .code() == StatusCode::kCorruption);
   // Format 1 (JSON), as raft.db files written before hold it, still decodes.
   auto legacy = DecodeCommand(
       "{\"op\":\"decide\",\"record\":{\"txid\":\"t1\",\"protocol\":\"2pc\",\"outcome\":\"committed\","
