@@ -68,6 +68,9 @@ Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body) {
 }
 
 Result<StateAnswer> StateAnswerOf(int status, std::string_view body) {
+  // An agent without the route (older than 3PC) cannot tell: for the rule
+  // that reads these answers, not knowing is what unknown means.
+  if (status == 404 && ErrorCodeOf(body) == "not_found") return StateAnswer::kUnknown;
   if (status != 200) return Status::Unavailable(MessageOf(status, body));
   auto json = ParseJson(body);
   auto state = json.is_object() ? json.find("state") : json.end();
@@ -75,7 +78,9 @@ Result<StateAnswer> StateAnswerOf(int status, std::string_view body) {
     return Status::Unavailable("HTTP 200 without a state: " + std::string(body.substr(0, 200)));
   }
   const std::string& name = state->get_ref<const std::string&>();
-  if (name == "preparing" || name == "prepared" || name == "precommitting" || name == "precommitted") {
+  // executing, persisting: how agents before "preparing" name it.
+  if (name == "preparing" || name == "prepared" || name == "precommitting" || name == "precommitted" ||
+      name == "executing" || name == "persisting") {
     return StateAnswer::kHolds;
   }
   // conflict: its commit's changeset did not apply cleanly, so it got a commit.

@@ -24,7 +24,9 @@ Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body);
 // prepared (it voted yes); 409 already_committed or already_committing:
 // committed; else Unavailable.
 Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body);
-// GET /v1/transactions/{txid} at the agent: {"txid","state"}.
+// GET /v1/transactions/{txid} at the agent: 200 {"txid","state"} by the
+// state's name; 404 not_found (an agent without the route): unknown; else
+// Unavailable.
 Result<StateAnswer> StateAnswerOf(int status, std::string_view body);
 // GET /v1/procedures.
 Result<AgentCatalog> CatalogOf(int status, std::string_view body);

@@ -308,6 +308,16 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
     PrecommitAgainLater(*b, participant + " refused precommit after commit was decided: it has aborted", now_ms);
     return;
   }
+  if (*answer == PrecommitAnswer::kAborted && tx.unknown_seen) {
+    // Its termination may have counted the participant that no longer
+    // knows the transaction as having aborted, though it committed and
+    // forgot: no proof of abort. Still in doubt, for an operator.
+    PrecommitAgainLater(*b,
+                        participant + " refused precommit: it has aborted, perhaps by a termination that counted a "
+                                      "participant that forgot a commit as having aborted; the outcome is in doubt",
+                        now_ms);
+    return;
+  }
   if (*answer == PrecommitAnswer::kAborted) {
     // It decided abort by itself (termination while this coordinator was away).
     Decide(tx, Outcome::kAborted, participant + " refused precommit: it has aborted", now_ms);
@@ -708,42 +718,45 @@ void Engine::OnStateAnswer(const std::string& txid, const std::string& participa
                       ? participant + " does not know the transaction: it never prepared it, or finished it and "
                                       "forgot the outcome, or lost its database"
                       : "";
-  bool committed = false;
-  bool aborted = false;
+  std::string committed_at;
+  std::string aborted_at;
   bool unknown = false;
-  std::string first_aborted;
   for (const auto& other : tx.branches) {
     if (!other.state) return;  // every answer first: a contradiction is for an operator to see
-    if (*other.state == StateAnswer::kAborted && !aborted) first_aborted = other.participant.name;
-    committed |= *other.state == StateAnswer::kCommitted;
-    aborted |= *other.state == StateAnswer::kAborted;
+    if (*other.state == StateAnswer::kCommitted && committed_at.empty()) committed_at = other.participant.name;
+    if (*other.state == StateAnswer::kAborted && aborted_at.empty()) aborted_at = other.participant.name;
     unknown |= *other.state == StateAnswer::kUnknown;
   }
-  if (committed && aborted) {
+  // 3PC termination counts a peer that no longer knows the transaction as
+  // having aborted it, also when the peer committed and forgot: beside an
+  // unknown, a 3PC abort proves nothing.
+  const bool abort_proven = !aborted_at.empty() && (tx.protocol == wire::Protocol::k2pc || !unknown);
+  if (!committed_at.empty() && !aborted_at.empty()) {
     // A commit needs every yes, and a participant aborts only without its
-    // own yes or with an abort: one of them lost its database or was settled
-    // by hand. Not guessed.
+    // own yes, with an abort or by termination: one of them lost its
+    // database or was settled by hand. Not guessed.
     tx.staging_in_doubt = true;
     for (auto& other : tx.branches) {
       if (*other.state == StateAnswer::kAborted) {
-        other.last_error = other.participant.name + " aborted the transaction while another participant committed "
-                                                    "it; the outcome is in doubt";
+        other.last_error = other.participant.name + " aborted the transaction while " + committed_at +
+                           " committed it; the outcome is in doubt";
       }
     }
     return;
   }
-  if (committed) {
+  if (!committed_at.empty()) {
     // Only a commit makes a participant commit, and a commit needs every
     // yes: commit is proven, and so is every vote.
     for (auto& other : tx.branches) other.vote = VoteState::kYes;
     Decide(tx, Outcome::kCommitted, "", now_ms);
     return;
   }
-  if (aborted) {
-    // It never voted yes, took an abort, or aborted by 3PC termination:
-    // none of them comes after a commit.
+  if (abort_proven) {
+    // It never voted yes, took an abort (sent only once recorded, which
+    // would have replaced the staging record), or aborted by 3PC
+    // termination while every peer still knew the transaction.
     Decide(tx, Outcome::kAborted,
-           first_aborted + " had aborted the transaction when the coordinator recovered its staging record", now_ms,
+           aborted_at + " had aborted the transaction when the coordinator recovered its staging record", now_ms,
            AbortReason::kTimeout);
     return;
   }
@@ -753,6 +766,11 @@ void Engine::OnStateAnswer(const std::string& txid, const std::string& participa
     tx.staging_in_doubt = true;
     for (auto& other : tx.branches) {
       if (*other.state == StateAnswer::kUnknown) other.last_error += "; the outcome is in doubt";
+      if (*other.state == StateAnswer::kAborted) {
+        other.last_error = other.participant.name +
+                           " aborted the transaction, perhaps by a termination that counted a participant that "
+                           "forgot a commit as having aborted; the outcome is in doubt";
+      }
     }
     return;
   }
@@ -894,7 +912,15 @@ bool Engine::CommitUnrecorded(const Tx& tx) {
 }
 
 bool Engine::InDoubt(const Tx& tx) {
-  if (tx.phase == Phase::kFencing) return tx.staging_in_doubt;
+  if (tx.phase == Phase::kFencing) {
+    // Too old to fence and a participant answered unknown: only an answer
+    // still to come proving commit (or, in 2PC, abort) can settle it, and
+    // an operator may settle it first.
+    return tx.staging_in_doubt ||
+           (tx.too_old_to_fence && std::any_of(tx.branches.begin(), tx.branches.end(), [](const Branch& b) {
+              return b.state == StateAnswer::kUnknown;
+            }));
+  }
   return tx.phase == Phase::kPrecommitted && !CommitUnrecorded(tx) &&
          std::any_of(tx.branches.begin(), tx.branches.end(), [](const Branch& b) { return b.precommit_unknown; });
 }
@@ -1015,7 +1041,13 @@ TxView Engine::View(const Tx& tx) const {
     vb.state = BranchState(b.acked, tx.outcome, static_cast<int>(b.vote));
     if (!b.acked && b.precommit_acked) vb.state = "precommitted";
     if (tx.phase == Phase::kPrecommitted && b.precommit_unknown) vb.state = "unknown";
-    if (tx.phase == Phase::kFencing && (tx.staging_in_doubt || tx.too_old_to_fence) && !b.fence) {
+    if (tx.phase == Phase::kFencing && tx.too_old_to_fence) {
+      vb.state = !b.state                                ? "unknown"
+                 : *b.state == StateAnswer::kHolds     ? "prepared"
+                 : *b.state == StateAnswer::kCommitted ? "committed"
+                 : *b.state == StateAnswer::kAborted   ? "aborted"
+                                                       : "unknown";
+    } else if (tx.phase == Phase::kFencing && tx.staging_in_doubt && !b.fence) {
       vb.state = "unknown";  // never fenced
     }
     vb.attempts = b.attempts;

@@ -27,8 +27,9 @@ void Operator::Poll() {
         const bool foreign = t.value("state", "") == "in_doubt";  // prepared under a replaced log
         if (!foreign && !t.value("in_doubt", false)) continue;
         any = true;
-        // A 2PC staging record is in doubt when it is old enough that its
-        // participants may have forgotten a commit, even if none has yet.
+        // A 2PC staging record is also in doubt when a fence found a
+        // participant that committed and forgot (its tombstone then answers
+        // aborted, not unknown).
         const bool staging = t.value("protocol", "") == "2pc";
         Settle(t.value("txid", ""), /*needs_forgotten=*/!foreign && !staging);
       }

@@ -90,13 +90,19 @@ TEST_CASE("a state query's answer: every state an agent names reads as holding, 
   auto aborting = read(participant::HeldStateName(HeldState::kAborting));
   REQUIRE(aborting.ok());
   CHECK(*aborting == StateAnswer::kAborted);
+  CHECK(*read("executing") == StateAnswer::kHolds);  // how agents before "preparing" name it
+  CHECK(*read("persisting") == StateAnswer::kHolds);
+  // An agent older than the route cannot tell, which the rule reads as unknown.
+  auto no_route = StateAnswerOf(404, ErrorBody("not_found"));
+  REQUIRE(no_route.ok());
+  CHECK(*no_route == StateAnswer::kUnknown);
   CHECK(*read("committed") == StateAnswer::kCommitted);
   CHECK(*read("aborted") == StateAnswer::kAborted);
   CHECK(*read("unknown") == StateAnswer::kUnknown);
   // Anything else proves nothing: asked again later.
   for (auto [status, body] : {std::pair{200, std::string(R"({"state":"maybe"})")}, std::pair{200, std::string("{}")},
                               std::pair{200, std::string(R"({"state":1})")}, std::pair{200, std::string("not json")},
-                              std::pair{404, ErrorBody("not_found")}, std::pair{503, ErrorBody("storage_error")}}) {
+                              std::pair{404, std::string("{}")}, std::pair{503, ErrorBody("storage_error")}}) {
     CAPTURE(status);
     CAPTURE(body);
     auto answer = StateAnswerOf(status, body);

@@ -633,11 +633,14 @@ TEST_CASE("3pc: a precommit answered unknown_transaction decides nothing: that p
   REQUIRE(view.has_value());
   CHECK(view->outcome == Outcome::kPending);
   CHECK(view->branches[0].last_error.find("in doubt") != std::string::npos);
-  // A participant that knows settles it: an abort it remembers is an abort.
+  // An abort a participant remembers proves nothing beside one that no
+  // longer knows the transaction: the agents' termination counts such a
+  // peer as having aborted, also when it committed and forgot.
   e.OnPrecommitAcked("t", "bank-b", PrecommitAnswer::kAborted, 100'000);
-  auto d = Only<action::PersistDecision>(e.TakeActions());
-  REQUIRE(d.size() == 1);
-  CHECK(d[0].record.outcome == Outcome::kAborted);
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  view = e.Find("t");
+  CHECK(view->in_doubt);
+  CHECK(view->branches[1].last_error.find("perhaps by a termination") != std::string::npos);
 
   // Live, with the other participant's ack: the deadline rule does not
   // commit, since the agents' termination counts a peer that does not know
@@ -1364,6 +1367,7 @@ TEST_CASE("resumed from a staging record older than half the agents' outcome ret
     CHECK(v->in_doubt);
     CHECK(v->outcome == Outcome::kPending);
     CHECK(v->branches[0].last_error.empty());
+    CHECK(v->branches[0].state == "prepared");  // what it answered: it holds the transaction (and its locks)
     CHECK(v->branches[1].last_error.find("does not know the transaction") != std::string::npos);
     CHECK(v->branches[1].last_error.find("in doubt") != std::string::npos);
     CHECK(v->branches[1].state == "unknown");
@@ -1404,10 +1408,16 @@ TEST_CASE("too old to fence: a participant that committed proves commit, deliver
   }
 }
 
-TEST_CASE("too old to fence: a participant that aborted proves abort, sent once its record is durable (either protocol)") {
-  for (wire::Protocol protocol : kBothProtocols) {
+TEST_CASE("too old to fence: a participant that aborted proves abort, sent once its record is durable") {
+  // 2PC: an aborted participant never voted yes, or took an abort sent only
+  // once recorded (which would have replaced the staging record): abort,
+  // whatever the others answer. 3PC: so too while every other one still
+  // knows the transaction.
+  for (auto [protocol, other] : {std::pair{wire::Protocol::k2pc, StateAnswer::kUnknown},
+                                 std::pair{wire::Protocol::k2pc, StateAnswer::kHolds},
+                                 std::pair{wire::Protocol::k3pc, StateAnswer::kHolds}}) {
     CAPTURE(wire::ProtocolName(protocol));
-    Engine e = AnsweredWhenTooOldToFence(protocol, StateAnswer::kUnknown, StateAnswer::kAborted);
+    Engine e = AnsweredWhenTooOldToFence(protocol, other, StateAnswer::kAborted);
     auto a = e.TakeActions();
     CHECK(Only<action::SendDecision>(a).empty());
     auto persist = Only<action::PersistDecision>(a);
@@ -1421,13 +1431,54 @@ TEST_CASE("too old to fence: a participant that aborted proves abort, sent once 
   }
 }
 
+TEST_CASE("too old to fence, 3pc: aborted beside a participant that no longer knows it proves nothing -> in doubt") {
+  // bank-a committed by termination and forgot; bank-b, precommitted and
+  // back from a crash, terminated while the coordinator was asking, and its
+  // termination counted bank-a's unknown as an abort.
+  Engine e = AnsweredWhenTooOldToFence(wire::Protocol::k3pc, StateAnswer::kUnknown, StateAnswer::kAborted);
+  CHECK(e.TakeActions().empty());
+  auto v = e.Find("t");
+  CHECK(v->in_doubt);
+  CHECK(v->outcome == Outcome::kPending);
+  CHECK(v->branches[1].state == "aborted");
+  CHECK(v->branches[1].last_error.find("perhaps by a termination") != std::string::npos);
+  e.Tick(100'000);
+  CHECK(e.TakeActions().empty());
+}
+
+TEST_CASE("too old to fence: a participant that does not know it makes it in doubt at once; a later proof still settles it") {
+  Engine e = ResumedTooOldToFence(wire::Protocol::k2pc);
+  e.OnStateAnswer("t", "bank-a", StateAnswer::kUnknown, 5'001);
+  e.OnStateAnswer("t", "bank-b", Status::Unavailable("down"), 5'001);
+  auto v = e.Find("t");
+  CHECK(v->in_doubt);  // an operator may settle it while bank-b is away
+  e.Tick(5'001 + 50);
+  REQUIRE(Only<action::SendStateQuery>(e.TakeActions()).size() == 1);  // still asked
+  e.OnStateAnswer("t", "bank-b", StateAnswer::kCommitted, 5'060);
+  auto persist = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kCommitted);
+  CHECK_FALSE(persist[0].record.heuristic);
+  // Or the operator first: the later answer changes nothing.
+  Engine forced = ResumedTooOldToFence(wire::Protocol::k2pc);
+  forced.OnStateAnswer("t", "bank-a", StateAnswer::kUnknown, 5'001);
+  CHECK(forced.ForceInDoubt("t", Outcome::kAborted, "operator", 5'002));
+  auto by_operator = Only<action::PersistDecision>(forced.TakeActions());
+  REQUIRE(by_operator.size() == 1);
+  CHECK(by_operator[0].record.outcome == Outcome::kAborted);
+  CHECK(by_operator[0].record.heuristic);
+  forced.OnStateAnswer("t", "bank-b", StateAnswer::kCommitted, 5'003);
+  CHECK(forced.TakeActions().empty());
+}
+
 TEST_CASE("too old to fence: committed at one participant and aborted at another -> in doubt") {
   Engine e = AnsweredWhenTooOldToFence(wire::Protocol::k2pc, StateAnswer::kCommitted, StateAnswer::kAborted);
   CHECK(e.TakeActions().empty());
   auto v = e.Find("t");
   CHECK(v->in_doubt);
-  CHECK(v->branches[1].last_error.find("bank-b aborted the transaction while another participant committed it") !=
-        std::string::npos);
+  CHECK(v->branches[1].last_error.find("bank-b aborted the transaction while bank-a committed it") != std::string::npos);
+  CHECK(v->branches[0].state == "committed");
+  CHECK(v->branches[1].state == "aborted");
 }
 
 TEST_CASE("too old to fence: every participant still holding it is fenced as usual (2pc commits, 3pc precommits)") {
