@@ -1355,6 +1355,7 @@ TEST_CASE("resumed from a staging record older than half the agents' outcome ret
     Engine e = ResumedTooOldToFence(protocol);
     auto v = e.Find("t");
     CHECK_FALSE(v->in_doubt);  // being asked
+    CHECK_FALSE(e.ForceInDoubt("t", Outcome::kAborted, "", 5'000));  // the answers may settle it: not yet an operator's
     CHECK(v->branches[0].last_error.find("may have committed and forgotten") != std::string::npos);
     CHECK(v->branches[0].state == "unknown");  // never fenced
     e.OnStateAnswer("t", "bank-a", StateAnswer::kHolds, 5'001);
@@ -1511,6 +1512,12 @@ TEST_CASE("too old to fence: a failed state query is sent again with backoff; a 
   CHECK(e.TakeActions().empty());
   e.Tick(5'001 + 50);
   auto queries = Only<action::SendStateQuery>(e.TakeActions());
+  REQUIRE(queries.size() == 1);
+  CHECK(queries[0].to.name == "bank-b");
+  // An operator's "retry now" asks again at once, only the one not answered.
+  e.OnStateAnswer("t", "bank-b", Status::Unavailable("down"), 5'052);
+  e.RetryNow(5'053);
+  queries = Only<action::SendStateQuery>(e.TakeActions());
   REQUIRE(queries.size() == 1);
   CHECK(queries[0].to.name == "bank-b");
   e.OnStateAnswer("t", "bank-a", StateAnswer::kUnknown, 5'060);  // a duplicate: changes nothing
