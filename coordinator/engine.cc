@@ -710,6 +710,7 @@ void Engine::OnStateAnswer(const std::string& txid, const std::string& participa
   Tx& tx = *answered;
   if (tx.phase != Phase::kFencing || !tx.too_old_to_fence || b->state) return;
   if (!answer.ok()) {
+    ++b->state_queries_failed;
     PrecommitAgainLater(*b, "state query: " + answer.status().message(), now_ms);
     return;
   }
@@ -913,12 +914,14 @@ bool Engine::CommitUnrecorded(const Tx& tx) {
 
 bool Engine::InDoubt(const Tx& tx) {
   if (tx.phase == Phase::kFencing) {
-    // Too old to fence and a participant answered unknown: only an answer
-    // still to come proving commit (or, in 2PC, abort) can settle it, and
-    // an operator may settle it first.
+    // Too old to fence, and a participant answered unknown (only an answer
+    // still to come proving commit, or in 2PC abort, can settle it) or does
+    // not answer at all (a machine gone for good would hold it forever): an
+    // operator may settle it first. The questions go on meanwhile.
+    constexpr int kFailedQueriesBeforeInDoubt = 3;
     return tx.staging_in_doubt ||
            (tx.too_old_to_fence && std::any_of(tx.branches.begin(), tx.branches.end(), [](const Branch& b) {
-              return b.state == StateAnswer::kUnknown;
+              return b.state == StateAnswer::kUnknown || (!b.state && b.state_queries_failed >= kFailedQueriesBeforeInDoubt);
             }));
   }
   return tx.phase == Phase::kPrecommitted && !CommitUnrecorded(tx) &&

@@ -347,6 +347,7 @@ class Engine {
     // Recovery of a staging record too old to fence: its answer to the state query.
     std::optional<StateAnswer> state;
     bool state_query_sending = false;
+    int state_queries_failed = 0;  // in a row
     // 3PC precommit delivery; a fence is retried with the same timing fields.
     bool precommit_acked = false;
     bool precommit_sending = false;

@@ -1516,10 +1516,17 @@ TEST_CASE("too old to fence: a failed state query is sent again with backoff; a 
   CHECK(queries[0].to.name == "bank-b");
   // An operator's "retry now" asks again at once, only the one not answered.
   e.OnStateAnswer("t", "bank-b", Status::Unavailable("down"), 5'052);
+  CHECK_FALSE(e.Find("t")->in_doubt);  // two failures: still the protocol's to settle
   e.RetryNow(5'053);
   queries = Only<action::SendStateQuery>(e.TakeActions());
   REQUIRE(queries.size() == 1);
   CHECK(queries[0].to.name == "bank-b");
+  // A third failure in a row: bank-b may be gone for good, so an operator
+  // may settle it; it is still asked.
+  e.OnStateAnswer("t", "bank-b", Status::Unavailable("down"), 5'054);
+  CHECK(e.Find("t")->in_doubt);
+  e.RetryNow(5'055);
+  REQUIRE(Only<action::SendStateQuery>(e.TakeActions()).size() == 1);
   e.OnStateAnswer("t", "bank-a", StateAnswer::kUnknown, 5'060);  // a duplicate: changes nothing
   CHECK(e.TakeActions().empty());
   e.OnStateAnswer("t", "bank-b", StateAnswer::kHolds, 5'060);
