@@ -669,7 +669,7 @@ void Engine::Resume(DecisionRecord record, int64_t now_ms) {
   // this clock says the clock moved back: its age is unknown, so the same.
   const int64_t age_ms = now_ms - tx.created_ms;
   const int64_t bound_ms = options_.outcome_retention_ms / 2;
-  tx.too_old_to_fence = age_ms >= bound_ms || age_ms <= -bound_ms;
+  tx.too_old_to_fence = (age_ms >= bound_ms || age_ms <= -bound_ms) && !options_.unsafe_fence_too_old;
   if (tx.too_old_to_fence) {
     const std::string age = age_ms >= 0 ? std::to_string(age_ms / 1000) + " s old"
                                         : "dated " + std::to_string(-age_ms / 1000) +

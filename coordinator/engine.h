@@ -193,6 +193,7 @@ struct EngineOptions {
   int64_t outcome_retention_ms = Config{}.outcome_retention_ms;
   // Planted bugs for the simulator (tests/sim): never set in a binary.
   bool unsafe_fenced_as_prepared = false;     // a fenced participant counts as prepared
+  bool unsafe_fence_too_old = false;          // a staging record too old to fence is fenced without asking
   bool unsafe_answer_before_staging = false;  // a 2PC commit is answered before its staging record is durable
 };
 

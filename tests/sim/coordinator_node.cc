@@ -181,6 +181,7 @@ Status CoordinatorNode::Start() {
   options.unsafe_no_retake = ctx_.bug == Bug::kNoLetGoRetake;
   options.unsafe_replay_as_abort = ctx_.bug == Bug::kReplayAsAbort;
   options.engine.unsafe_fenced_as_prepared = ctx_.bug == Bug::kFencedAsPrepared;
+  options.engine.unsafe_fence_too_old = ctx_.bug == Bug::kFenceTooOld;
   options.engine.unsafe_answer_before_staging = ctx_.bug == Bug::kAnswerBeforeStaging;
   if (ctx_.max_unmarked) options.engine.max_unmarked = *ctx_.max_unmarked;
   if (ctx_.coordinator_assumed_retention_ms) {

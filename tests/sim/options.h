@@ -20,6 +20,7 @@ enum class Bug {
   kPresumeWithoutRecord,  // a presumed abort told to a participant is not recorded first
   kAccept404FromNonOwner,  // a participant takes any coordinator's "not known here" as proof of abort
   kFencedAsPrepared,  // recovering a 2PC staging record, the coordinator reads a fenced participant as prepared
+  kFenceTooOld,       // a staging record too old to fence is fenced without asking the participants first
   kAnswerBeforeStaging,  // a 2PC commit is answered (and sent) on the votes alone, before its staging record is durable
   // Coordinator group (--coordinators 3):
   kGroupNoResume,              // a new leader resumes no unfinished decision from the log
