@@ -291,9 +291,10 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
   if (*answer == PrecommitAnswer::kUnknownTransaction) {
     // Neither an ack nor an abort: it may have committed or aborted. Only
     // another participant's proof (committed, or aborted) decides now; the
-    // deadline rule no longer may (the agents' termination counts a peer
-    // that does not know the transaction as aborted, so an ack elsewhere
-    // proves nothing), and an operator may force it.
+    // deadline rule no longer may (an agent's termination that sees nobody
+    // precommitted counts a peer that does not know the transaction as
+    // aborted, so an ack elsewhere proves nothing), and an operator may
+    // force it.
     b->precommit_unknown = true;
     tx.unknown_seen = true;
     PrecommitAgainLater(*b,
@@ -728,9 +729,10 @@ void Engine::OnStateAnswer(const std::string& txid, const std::string& participa
     if (*other.state == StateAnswer::kAborted && aborted_at.empty()) aborted_at = other.participant.name;
     unknown |= *other.state == StateAnswer::kUnknown;
   }
-  // 3PC termination counts a peer that no longer knows the transaction as
-  // having aborted it, also when the peer committed and forgot: beside an
-  // unknown, a 3PC abort proves nothing.
+  // A 3PC termination that sees nobody precommitted counts a peer that no
+  // longer knows the transaction as having aborted it, also when that peer
+  // was the precommitted one and committed and forgot: beside an unknown, a
+  // 3PC abort proves nothing.
   const bool abort_proven = !aborted_at.empty() && (tx.protocol == wire::Protocol::k2pc || !unknown);
   if (!committed_at.empty() && !aborted_at.empty()) {
     // A commit needs every yes, and a participant aborts only without its

@@ -717,8 +717,21 @@ void Engine::OnPeerAnswers(const std::string& txid, action::PeerCall call, std::
     return;
   }
   for (const auto& a : answers) {
-    if (a.state.ok() && (*a.state == "aborted" || *a.state == "aborting" || *a.state == "unknown")) {
+    if (a.state.ok() && (*a.state == "aborted" || *a.state == "aborting")) {
       Conclude(txid, tx, false, a.name + " refused precommit: " + *a.state);
+      return;
+    }
+  }
+  for (const auto& a : answers) {
+    if (a.state.ok() && *a.state == "unknown") {
+      // It said prepared a moment ago; precommitted here, every participant
+      // voted yes: it finished and forgot, or lost its database. Not guessed.
+      tx.terminating = false;
+      WaitLonger(tx,
+                 "termination: " + a.name +
+                     " no longer knows the transaction it said was prepared: waiting for the coordinator or an "
+                     "operator",
+                 now_ms);
       return;
     }
   }
@@ -737,7 +750,7 @@ void Engine::DecideTermination(const std::string& txid, Tx& tx, const std::vecto
     Conclude(txid, tx, false, "an abort was decided here before");
     return;
   }
-  std::string committed_at, aborted_at;
+  std::string committed_at, aborted_at, unknown_at;
   bool any_precommitted = tx.state == State::kPrecommitted;
   std::size_t answered = 0;
   tx.prepared_peers.clear();
@@ -751,9 +764,11 @@ void Engine::DecideTermination(const std::string& txid, Tx& tx, const std::vecto
     const std::string& st = *a.state;
     if (st == "committed" || st == "committing" || st == "conflict") {
       committed_at = a.name;
-    } else if (st == "aborted" || st == "aborting" || st == "unknown" || st == "preparing" ||
-               st == "executing" || st == "persisting") {  // the last two: how agents before "preparing" name it
+    } else if (st == "aborted" || st == "aborting" || st == "preparing" || st == "executing" ||
+               st == "persisting") {  // the last two: how agents before "preparing" name it
       aborted_at = a.name + " (" + st + ")";
+    } else if (st == "unknown") {
+      unknown_at = a.name;
     } else if (st == "precommitted" || st == "precommitting") {
       any_precommitted = true;
     } else if (st == "prepared") {
@@ -769,6 +784,22 @@ void Engine::DecideTermination(const std::string& txid, Tx& tx, const std::vecto
   }
   if (!aborted_at.empty()) {
     Conclude(txid, tx, false, aborted_at + " has not prepared or has aborted");
+    return;
+  }
+  if (!unknown_at.empty() && any_precommitted) {
+    // Someone is precommitted, so every participant voted yes: one that no
+    // longer knows the transaction finished it (either way) and forgot, or
+    // lost its database. Not guessed: the coordinator or an operator decides.
+    tx.terminating = false;
+    WaitLonger(tx,
+               "termination: " + unknown_at +
+                   " no longer knows the transaction though every participant voted yes (it finished it and forgot "
+                   "the outcome, or lost its database): waiting for the coordinator or an operator",
+               now_ms);
+    return;
+  }
+  if (!unknown_at.empty()) {
+    Conclude(txid, tx, false, unknown_at + " (unknown) has not prepared or has aborted");
     return;
   }
   if (tx.recovered && !everyone_answered) {

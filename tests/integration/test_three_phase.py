@@ -275,6 +275,52 @@ def test_restarted_coordinator_does_not_hold_the_participants_while_one_is_unrea
         assert status == 409 and body["txid"] == txid and body["outcome"] == "aborted", (status, body)
 
 
+def test_a_precommitted_agent_does_not_take_a_forgetful_peer_for_an_abort():
+    # Every precommit acked, the coordinator dies, and so does bank-a
+    # (precommitted). bank-b, precommitted and alone, commits by termination
+    # and, with a 1.5-s retention, forgets it. bank-a restarts, asks bank-b
+    # and hears "unknown": every participant voted yes, so bank-b finished
+    # the transaction either way and forgot. bank-a decides nothing (aborting
+    # here would undo half of a transfer bank-b applied) and waits for the
+    # coordinator, which, back and unable to learn the outcome, leaves it to
+    # the operator.
+    with Cluster(config=harness.FORGETFUL_3PC_CONFIG, coordinator_env=harness.CRASH_BEFORE_3PC_COMMIT) as c:
+        harness.crash_coordinator_in_3pc_transfer(c)
+        c.agent("bank-a").kill9()
+        (txid,) = harness.prepared_in_db(c.bank("bank-a").db)
+        c.eventually_balance("bank-b", "bob", c.seed("bank-b")["bob"] + 30, timeout=30)
+        eventually(lambda: c.agent_tx("bank-b", txid) == (200, {"txid": txid, "state": "unknown"}), timeout=30,
+                   what="bank-b forgetting the transaction it committed")
+        c.agent("bank-a").restart()
+        c.agent("bank-a").wait_healthy()
+
+        def waiting():
+            _, held = harness.get(c.bank("bank-a").url, "/v1/transactions?state=prepared")
+            mine = [t for t in held.get("transactions", []) if t["txid"] == txid]
+            assert mine and "bank-b no longer knows the transaction" in mine[0]["last_error"], held
+            return mine[0]
+        held = eventually(waiting, timeout=30, what="bank-a waiting instead of aborting")
+        assert held["state"] == "precommitted", held
+        time.sleep(2)  # more termination rounds: still nothing decided
+        assert harness.prepared_in_db(c.bank("bank-a").db) == {txid: "precommitted"}
+        assert c.balances("bank-a") == c.seed("bank-a"), "bank-a applied or undid something"
+
+        # The coordinator comes back: its staging record is too old to fence,
+        # bank-a holds it and bank-b no longer knows it: in doubt, for the
+        # operator, who sees bank-b's journal row and commits.
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+        tx = eventually(lambda: c.tx_status(txid)[1].get("in_doubt") and c.tx_status(txid)[1], timeout=20,
+                        what=f"{txid} in doubt")
+        assert tx["outcome"] == "pending", tx
+        assert [b["state"] for b in tx["branches"]] == ["prepared", "unknown"], tx
+        forced = subprocess.run([harness.bin_path("commitctl"), "--coordinator", c.url, "resolve", txid, "--force",
+                                 "commit", "--yes"], capture_output=True, text=True, timeout=30)
+        assert forced.returncode == 0, forced
+        c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"] - 30, timeout=30)
+        assert c.balances("bank-b")["bob"] == c.seed("bank-b")["bob"] + 30
+
+
 def test_agent_killed_after_precommit_durable_converges_on_commit():
     # bank-b dies with its precommit durable and unacknowledged; bank-a's ack is
     # enough for the coordinator to commit at the precommit deadline.

@@ -217,8 +217,9 @@ void World::DrawProfile() {
   if (AgentsForgetDuringLoss()) {
     // Shorter than the coordinator's absence: a 3PC coordinator coming back
     // finds its precommits answered unknown_transaction (in doubt until the
-    // operator settles them), a 2PC one its commits. 3PC termination takes a
-    // peer that no longer knows a transaction for one that aborted it, so
+    // operator settles them), a 2PC one its commits. A 3PC termination that
+    // sees nobody precommitted takes a peer that no longer knows a
+    // transaction for one that aborted it, so
     // the retention must outlast every agent's absence and every message's
     // delay (a limit of the protocol, not something to find here): this
     // scenario crashes no agent and bounds delays well under a second.

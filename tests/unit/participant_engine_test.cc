@@ -710,8 +710,8 @@ TEST_CASE("3pc termination: any committed peer -> commit here and tell the other
   CHECK(push[0].call == action::PeerCall::kCommit);
 }
 
-TEST_CASE("3pc termination: any aborted or unknown peer -> abort, even when precommitted here") {
-  for (const char* st : {"aborted", "unknown", "preparing", "executing"}) {
+TEST_CASE("3pc termination: any aborted peer (or one that never voted yes) -> abort, even when precommitted here") {
+  for (const char* st : {"aborted", "aborting", "preparing", "executing"}) {
     Engine e = Terminating(true);
     e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string(st)), Peer("bank-c", std::string("precommitted"))}, 2000);
     auto a = e.TakeActions();
@@ -721,6 +721,45 @@ TEST_CASE("3pc termination: any aborted or unknown peer -> abort, even when prec
     CHECK(push[0].call == action::PeerCall::kAbort);
     CHECK(push[0].abort_key == kKey);  // the peers take the abort with the transaction's key
   }
+}
+
+TEST_CASE("3pc termination: a peer that no longer knows it -> abort while nobody is precommitted; with someone "
+          "precommitted, wait") {
+  // Nobody precommitted: it may never have got its prepare.
+  Engine e = Terminating(false);
+  e.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string("unknown")), Peer("bank-c", std::string("prepared"))}, 2000);
+  CHECK(Only<action::ApplyAbort>(e.TakeActions()).size() == 1);
+  // Precommitted here, or at a peer: every participant voted yes, so it
+  // finished the transaction (either way) and forgot, or lost its database.
+  for (bool here : {true, false}) {
+    CAPTURE(here);
+    Engine f = Terminating(here);
+    f.OnPeerAnswers("t", action::PeerCall::kState,
+                    {Peer("bank-b", std::string("unknown")),
+                     Peer("bank-c", std::string(here ? "prepared" : "precommitted"))},
+                    2000);
+    auto a = f.TakeActions();
+    CHECK(Only<action::ApplyAbort>(a).empty());
+    CHECK(Only<action::ApplyCommit>(a).empty());
+    CHECK(Only<action::PersistPrecommitted>(a).empty());
+    CHECK(f.StateOf("t") == (here ? "precommitted" : "prepared"));
+    CHECK(f.Held(2000)[0].last_error.find("bank-b no longer knows the transaction") != std::string::npos);
+    // It keeps asking the coordinator, which settles it.
+    f.Tick(60'000);
+    auto queries = Only<action::QueryDecision>(f.TakeActions());
+    REQUIRE(queries.size() == 1);
+    f.OnDecisionAnswer("t", Decision::kCommit, 60'001);
+    CHECK(Only<action::ApplyCommit>(f.TakeActions()).size() == 1);
+  }
+  // A precommit pushed in termination answered unknown: the same.
+  Engine g = Terminating(true);
+  g.OnPeerAnswers("t", action::PeerCall::kState, {Peer("bank-b", std::string("prepared")), Peer("bank-c", std::string("prepared"))}, 2000);
+  REQUIRE(Only<action::CallPeers>(g.TakeActions()).size() == 1);
+  g.OnPeerAnswers("t", action::PeerCall::kPrecommit, {Peer("bank-b", std::string("precommitted")), Peer("bank-c", std::string("unknown"))}, 2001);
+  auto a = g.TakeActions();
+  CHECK(Only<action::ApplyAbort>(a).empty());
+  CHECK(Only<action::ApplyCommit>(a).empty());
+  CHECK(g.StateOf("t") == "precommitted");
 }
 
 TEST_CASE("3pc termination: all merely prepared -> abort") {
