@@ -86,14 +86,49 @@ def log(msg):
 
 _ports_lock = threading.Lock()
 _ports_given = set()
+# Test processes that ctest runs side by side claim their ports here, one
+# file per port (created exclusively), so that two of them never hand out the
+# same port between choosing it and the server binding it. A claim older
+# than _PORT_CLAIM_STALE_S was left by a process that died without cleaning up.
+_PORT_CLAIMS = os.path.join(tempfile.gettempdir(), f"commitd-it-ports-{os.getuid()}")
+_PORT_CLAIM_STALE_S = 3600
+_ports_claimed = []
+
+
+def _claim_port(port):
+    os.makedirs(_PORT_CLAIMS, exist_ok=True)
+    path = os.path.join(_PORT_CLAIMS, str(port))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        try:
+            if time.time() - os.stat(path).st_mtime < _PORT_CLAIM_STALE_S:
+                return False
+            os.utime(path)  # stale: taken over
+        except OSError:
+            return False
+    _ports_claimed.append(path)
+    return True
+
+
+def _release_ports():
+    for path in _ports_claimed:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+atexit.register(_release_ports)
 
 
 def free_port():
     """A loopback TCP port that is free now.
 
     Taken from below Linux's ephemeral range (32768-60999) so that it does not
-    collide with the local ports of outgoing connections, and never handed out
-    twice by this process.
+    collide with the local ports of outgoing connections, never handed out
+    twice by this process, and claimed against the other test processes
+    running at the same time (released when this one exits).
     """
     with _ports_lock:
         for _ in range(1000):
@@ -107,6 +142,8 @@ def free_port():
                 continue
             finally:
                 s.close()
+            if not _claim_port(port):
+                continue
             _ports_given.add(port)
             return port
     raise RuntimeError("no free port found")
