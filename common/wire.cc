@@ -143,6 +143,16 @@ Result<std::vector<Op>> ParseOps(const json& ops, const std::string& where) {
 
 std::string_view ProtocolName(Protocol p) { return p == Protocol::k3pc ? "3pc" : "2pc"; }
 
+std::optional<AgentTxState> ParseAgentTxState(std::string_view name) {
+  if (name == "preparing" || name == "executing" || name == "persisting") return AgentTxState::kPreparing;
+  if (name == "prepared") return AgentTxState::kPrepared;
+  if (name == "precommitting" || name == "precommitted") return AgentTxState::kPrecommitted;
+  if (name == "committed" || name == "committing" || name == "conflict") return AgentTxState::kCommitted;
+  if (name == "aborted" || name == "aborting") return AgentTxState::kAborted;
+  if (name == "unknown") return AgentTxState::kUnknown;
+  return std::nullopt;
+}
+
 bool IsValidTxid(std::string_view txid) {
   if (txid.empty() || txid.size() > 128) return false;
   for (char c : txid) {

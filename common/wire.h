@@ -126,4 +126,17 @@ Result<AbortRequest> ParseAbortRequest(std::string_view body);
 // A txid is 1..128 characters of [A-Za-z0-9._:-].
 bool IsValidTxid(std::string_view txid);
 
+// A transaction's state as an agent names it to whoever asks
+// (GET /v1/transactions/{txid}: a 3PC peer, or a recovering coordinator).
+enum class AgentTxState {
+  kPreparing,     // preparing (executing, persisting in older agents): it has not voted yes
+  kPrepared,
+  kPrecommitted,  // precommitting, precommitted
+  kCommitted,     // committed, committing, conflict (its commit did not apply cleanly: it got a commit)
+  kAborted,       // aborted, aborting
+  kUnknown,       // no record and no outcome
+};
+// nullopt: a name no agent uses.
+std::optional<AgentTxState> ParseAgentTxState(std::string_view name);
+
 }  // namespace commitd::wire

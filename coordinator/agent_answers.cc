@@ -78,16 +78,17 @@ Result<StateAnswer> StateAnswerOf(int status, std::string_view body) {
     return Status::Unavailable("HTTP 200 without a state: " + std::string(body.substr(0, 200)));
   }
   const std::string& name = state->get_ref<const std::string&>();
-  // executing, persisting: how agents before "preparing" name it.
-  if (name == "preparing" || name == "prepared" || name == "precommitting" || name == "precommitted" ||
-      name == "executing" || name == "persisting") {
-    return StateAnswer::kHolds;
+  const std::optional<wire::AgentTxState> parsed = wire::ParseAgentTxState(name);
+  if (!parsed) return Status::Unavailable("unexpected transaction state '" + name.substr(0, 40) + "'");
+  switch (*parsed) {
+    case wire::AgentTxState::kPreparing:
+    case wire::AgentTxState::kPrepared:
+    case wire::AgentTxState::kPrecommitted: return StateAnswer::kHolds;
+    case wire::AgentTxState::kCommitted: return StateAnswer::kCommitted;
+    case wire::AgentTxState::kAborted: return StateAnswer::kAborted;
+    case wire::AgentTxState::kUnknown: return StateAnswer::kUnknown;
   }
-  // conflict: its commit's changeset did not apply cleanly, so it got a commit.
-  if (name == "committed" || name == "committing" || name == "conflict") return StateAnswer::kCommitted;
-  if (name == "aborted" || name == "aborting") return StateAnswer::kAborted;
-  if (name == "unknown") return StateAnswer::kUnknown;
-  return Status::Unavailable("unexpected transaction state '" + name.substr(0, 40) + "'");
+  return StateAnswer::kUnknown;
 }
 
 Result<AgentCatalog> CatalogOf(int status, std::string_view body) {

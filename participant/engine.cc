@@ -716,14 +716,17 @@ void Engine::OnPeerAnswers(const std::string& txid, action::PeerCall call, std::
     tx.terminating = false;  // decided meanwhile (a commit or abort arrived)
     return;
   }
+  auto answered_as = [](const PeerAnswer& a, wire::AgentTxState state) {
+    return a.state.ok() && wire::ParseAgentTxState(*a.state) == state;
+  };
   for (const auto& a : answers) {
-    if (a.state.ok() && (*a.state == "aborted" || *a.state == "aborting")) {
+    if (answered_as(a, wire::AgentTxState::kAborted)) {
       Conclude(txid, tx, false, a.name + " refused precommit: " + *a.state);
       return;
     }
   }
   for (const auto& a : answers) {
-    if (a.state.ok() && *a.state == "unknown") {
+    if (answered_as(a, wire::AgentTxState::kUnknown)) {
       // It said prepared a moment ago; precommitted here, every participant
       // voted yes: it finished and forgot, or lost its database. Not guessed.
       tx.terminating = false;
@@ -762,19 +765,19 @@ void Engine::DecideTermination(const std::string& txid, Tx& tx, const std::vecto
     }
     ++answered;
     const std::string& st = *a.state;
-    if (st == "committed" || st == "committing" || st == "conflict") {
-      committed_at = a.name;
-    } else if (st == "aborted" || st == "aborting" || st == "preparing" || st == "executing" ||
-               st == "persisting") {  // the last two: how agents before "preparing" name it
-      aborted_at = a.name + " (" + st + ")";
-    } else if (st == "unknown") {
-      unknown_at = a.name;
-    } else if (st == "precommitted" || st == "precommitting") {
-      any_precommitted = true;
-    } else if (st == "prepared") {
-      for (const auto& p : tx.participants) {
-        if (p.name == a.name) tx.prepared_peers.push_back(p);
-      }
+    const std::optional<wire::AgentTxState> parsed = wire::ParseAgentTxState(st);
+    if (!parsed) continue;  // a name no agent uses: answered, and proves nothing
+    switch (*parsed) {
+      case wire::AgentTxState::kCommitted: committed_at = a.name; break;
+      case wire::AgentTxState::kAborted:
+      case wire::AgentTxState::kPreparing: aborted_at = a.name + " (" + st + ")"; break;
+      case wire::AgentTxState::kUnknown: unknown_at = a.name; break;
+      case wire::AgentTxState::kPrecommitted: any_precommitted = true; break;
+      case wire::AgentTxState::kPrepared:
+        for (const auto& p : tx.participants) {
+          if (p.name == a.name) tx.prepared_peers.push_back(p);
+        }
+        break;
     }
   }
   const bool everyone_answered = answered == Peers(tx).size();

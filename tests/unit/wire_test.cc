@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/json_text.h"
+#include "participant/engine.h"
 
 namespace commitd::wire {
 namespace {
@@ -570,3 +571,23 @@ TEST_CASE("a body with a NUL byte is refused, though nlohmann would stop reading
   }
 }
 
+
+TEST_CASE("an agent's state names parse to what they say, older agents' names included") {
+  using commitd::wire::AgentTxState;
+  using commitd::wire::ParseAgentTxState;
+  for (auto held : {commitd::participant::HeldState::kPreparing, commitd::participant::HeldState::kPrepared,
+                    commitd::participant::HeldState::kPrecommitting, commitd::participant::HeldState::kPrecommitted,
+                    commitd::participant::HeldState::kCommitting, commitd::participant::HeldState::kAborting,
+                    commitd::participant::HeldState::kConflict}) {
+    CAPTURE(commitd::participant::HeldStateName(held));
+    CHECK(ParseAgentTxState(commitd::participant::HeldStateName(held)).has_value());
+  }
+  CHECK(ParseAgentTxState("executing") == AgentTxState::kPreparing);
+  CHECK(ParseAgentTxState("persisting") == AgentTxState::kPreparing);
+  CHECK(ParseAgentTxState("precommitting") == AgentTxState::kPrecommitted);
+  CHECK(ParseAgentTxState("conflict") == AgentTxState::kCommitted);
+  CHECK(ParseAgentTxState("aborting") == AgentTxState::kAborted);
+  CHECK(ParseAgentTxState("unknown") == AgentTxState::kUnknown);
+  CHECK_FALSE(ParseAgentTxState("Committed").has_value());
+  CHECK_FALSE(ParseAgentTxState("").has_value());
+}
