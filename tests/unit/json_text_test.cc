@@ -80,6 +80,23 @@ TEST_CASE("json text of the edge values") {
   CHECK(DumpJson(json("bad \xff byte")) == "\"bad \xef\xbf\xbd byte\"");
 }
 
+TEST_CASE("json text of long strings with one byte that needs care anywhere in them") {
+  // Plain text is copied eight bytes at a time: every position of the odd
+  // byte, and every length around a multiple of eight, against nlohmann.
+  const std::string kOdd[] = {"\"", "\\", std::string(1, '\0'), "\x1f", "\x20", "\x7f", "\x80", "\xff", "\xc3\xa9",
+                              "!",  "#",  "[",                      "]",    "\x21", "\x5b", "\x5d"};
+  for (size_t length = 0; length <= 40; ++length) {
+    const std::string plain(length, 'x');
+    CHECK(DumpJson(json(plain)) == Reference(json(plain)));
+    for (size_t at = 0; at <= length; ++at) {
+      for (const std::string& odd : kOdd) {
+        const std::string text = plain.substr(0, at) + odd + plain.substr(at);
+        REQUIRE_MESSAGE(DumpJson(json(text)) == Reference(json(text)), Reference(json(text)));
+      }
+    }
+  }
+}
+
 TEST_CASE("json text appends to what the string holds") {
   std::string out = "prefix:";
   AppendJson(&out, json{{"b", 1}, {"a", {true, nullptr}}});
