@@ -451,9 +451,11 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   tx.durable = true;
   SetPhase(tx, Phase::kDelivering);
-  int status_code = ReplyStatus(tx);
-  nlohmann::json body = ReplyBody(tx);
-  if (!status.ok() && !tx.idempotency_key.empty()) {
+  // A commit answered early has no client left waiting: no body to build.
+  const bool answering = !tx.clients.empty();
+  int status_code = answering ? ReplyStatus(tx) : 0;
+  nlohmann::json body = answering ? ReplyBody(tx) : nlohmann::json();
+  if (answering && !status.ok() && !tx.idempotency_key.empty()) {
     // The key was not stored with an answer, so a retry would run the
     // transaction anew: say so instead of giving an answer a replay cannot repeat.
     status_code = 503;
@@ -472,7 +474,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   SendDue(tx, now_ms);
   // After the decisions (see AnswerEarly).
-  ReplyClients(tx, status_code, body);
+  if (answering) ReplyClients(tx, status_code, body);
   MaybeFinish(tx, now_ms);
 }
 
@@ -1001,16 +1003,19 @@ nlohmann::json Engine::ReplyBody(const Tx& tx, Outcome outcome) const {
   if (tx.recorded_reply.is_object() && tx.recorded_reply.value("outcome", "") == OutcomeName(outcome)) {
     return tx.recorded_reply;
   }
-  nlohmann::json body = {{"txid", tx.txid}, {"outcome", OutcomeName(outcome)}};
+  // Member by member: nlohmann's initializer lists copy every value once more.
+  nlohmann::json body(nlohmann::json::value_t::object);
+  body["txid"] = tx.txid;
+  body["outcome"] = OutcomeName(outcome);
   if (outcome != Outcome::kCommitted) body["reason"] = tx.reason;
-  nlohmann::json branches = nlohmann::json::array();
+  nlohmann::json& branches = body["branches"] = nlohmann::json::array();
+  branches.get_ref<nlohmann::json::array_t&>().reserve(tx.branches.size());
   for (const auto& b : tx.branches) {
-    const char* vote = b.vote == VoteState::kYes ? "yes" : b.vote == VoteState::kNo ? "no" : "none";
-    nlohmann::json branch = {{"participant", b.participant.name}, {"vote", vote}};
+    nlohmann::json& branch = branches.emplace_back(nlohmann::json::value_t::object);
+    branch["participant"] = b.participant.name;
+    branch["vote"] = b.vote == VoteState::kYes ? "yes" : b.vote == VoteState::kNo ? "no" : "none";
     if (outcome == Outcome::kCommitted) branch["results"] = b.results;
-    branches.push_back(std::move(branch));
   }
-  body["branches"] = std::move(branches);
   return body;
 }
 
