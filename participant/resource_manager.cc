@@ -140,15 +140,25 @@ Status InSavepoint(sqlite::Database& db, Steps&& steps) {
 }  // namespace
 
 Status ResourceManager::Commit(const std::string& txid, int64_t now_ms) {
-  Status s = InSavepoint(db_, [&] {
-    Status applied = ApplyCommit(txid);
-    // A conflict is kept (the record is marked); anything else failing undoes both steps.
-    if (applied.code() == StatusCode::kConflict) return std::pair{applied, true};
-    if (applied.ok()) applied = RememberOutcome(txid, "committed", now_ms);
-    return std::pair{applied, applied.ok()};
-  });
-  if (s.ok()) locks_.Release(txid);
-  return s;
+  // One savepoint for every step (ApplyCommit's own is not nested in it): a
+  // conflict undoes the changeset and keeps the record, marked; anything
+  // else failing undoes it all.
+  if (Status s = ExecOrIo(db_, "SAVEPOINT commitd_commit"); !s.ok()) return s;
+  std::string conflict;
+  Status result = ApplyAndDelete(txid, &conflict);
+  if (result.ok() && conflict.empty()) result = RememberOutcome(txid, "committed", now_ms);
+  if (result.ok() && conflict.empty()) {
+    if (Status s = ExecOrIo(db_, "RELEASE commitd_commit"); !s.ok()) return s;
+    locks_.Release(txid);
+    return result;
+  }
+  if (Status s = ExecOrIo(db_, "ROLLBACK TO commitd_commit"); !s.ok()) return s;
+  if (!conflict.empty()) {
+    result = store_.MarkConflict(txid, conflict);
+    if (result.ok()) result = Status::Conflict(conflict);
+  }
+  if (Status s = ExecOrIo(db_, "RELEASE commitd_commit"); !s.ok()) return s;
+  return result;
 }
 
 Status ResourceManager::Abort(const std::string& txid, int64_t now_ms) {
@@ -299,22 +309,23 @@ Status ResourceManager::UpdatePrepared(const std::string& txid, const std::strin
   return store_.Update(txid, state, last_error);
 }
 
-Status ResourceManager::ApplyCommit(const std::string& txid) {
+Status ResourceManager::ApplyAndDelete(const std::string& txid, std::string* conflict) {
   Result<std::string> changeset = store_.Changeset(txid);
   if (!changeset.ok()) return changeset.status();
+  if (Status applied = applier_->Apply(*changeset); applied.code() == StatusCode::kConflict) {
+    *conflict = applied.message();
+    return Status::Ok();
+  } else if (!applied.ok()) {
+    return Status::IoError("apply changeset of '" + txid + "': " + applied.message());
+  }
+  return store_.Delete(txid);
+}
 
+Status ResourceManager::ApplyCommit(const std::string& txid) {
   if (Status s = ExecOrIo(db_, "SAVEPOINT commitd_apply"); !s.ok()) return s;
   std::string conflict;
-  Status failure;
-  if (Status applied = applier_->Apply(*changeset); applied.code() == StatusCode::kConflict) {
-    conflict = applied.message();
-  } else if (!applied.ok()) {
-    failure = Status::IoError("apply changeset of '" + txid + "': " + applied.message());
-  }
-  if (conflict.empty() && failure.ok()) {
-    failure = store_.Delete(txid);
-    if (failure.ok()) return ExecOrIo(db_, "RELEASE commitd_apply");
-  }
+  Status failure = ApplyAndDelete(txid, &conflict);
+  if (failure.ok() && conflict.empty()) return ExecOrIo(db_, "RELEASE commitd_apply");
   if (Status s = ExecOrIo(db_, "ROLLBACK TO commitd_apply"); !s.ok()) return s;
   if (Status s = ExecOrIo(db_, "RELEASE commitd_apply"); !s.ok()) return s;
   if (!failure.ok()) return failure;

@@ -129,8 +129,8 @@ class ResourceManager {
   // interrupted at sql_statement_timeout_ms is not run again). A key still held is a no
   // ("lock conflict with <txid>"); nothing is written or taken then.
   PrepareResult Prepare(PreparedRecord& record, const std::vector<wire::Op>& ops, ExecutionResult execution);
-  // Commit: ApplyCommit and RememberOutcome in one savepoint, then the
-  // record's keys are released. A conflict keeps the record and its keys.
+  // Commit: ApplyCommit's steps and RememberOutcome in one savepoint, then
+  // the record's keys are released. A conflict keeps the record and its keys.
   Status Commit(const std::string& txid, int64_t now_ms);
   // Abort: DiscardPrepared and RememberOutcome in one savepoint, then the keys are released.
   Status Abort(const std::string& txid, int64_t now_ms);
@@ -166,6 +166,10 @@ class ResourceManager {
 
  private:
   ResourceManager(sqlite::Database& db, Procedures procedures, ResourceManagerOptions options);
+  // ApplyCommit's steps without its savepoint: the changeset, then the
+  // record deleted. A conflict is Ok with *conflict set, and leaves what the
+  // changeset wrote for the caller's savepoint to undo.
+  Status ApplyAndDelete(const std::string& txid, std::string* conflict);
 
   sqlite::Database& db_;
   Procedures procedures_;

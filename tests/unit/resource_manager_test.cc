@@ -438,6 +438,60 @@ TEST_CASE("a child row locks the parent row its foreign key refers to") {
   CHECK(r.lock_keys == Keys{"accounts|pk|t5:alice", "orders|pk|t2:o1"});
 }
 
+TEST_CASE("Commit applies, deletes the record, remembers the outcome and frees the keys; a conflict changes nothing but the mark") {
+  Fixture f;
+  auto prepare = [&](const std::string& txid, std::vector<wire::Op> ops) {
+    sqlite::Transaction tx(f.db());
+    PreparedRecord record;
+    record.txid = txid;
+    record.protocol = "2pc";
+    record.state = "prepared";
+    PrepareResult p = f.rm().Prepare(record, ops, ExecutionResult{});
+    REQUIRE(tx.Commit().ok());
+    REQUIRE_MESSAGE(p.yes, p.reason);
+    REQUIRE(!p.lock_keys.empty());
+    return p.lock_keys;
+  };
+  auto commit = [&](const std::string& txid) {
+    sqlite::Transaction tx(f.db());
+    Status s = f.rm().Commit(txid, 1'000);
+    CHECK(f.db().InTransaction());
+    REQUIRE(tx.Commit().ok());
+    return s;
+  };
+  auto outcome = [&](const std::string& txid) {
+    auto found = f.rm().FindOutcome(txid);
+    REQUIRE(found.ok());
+    return *found;
+  };
+  const std::vector<std::string> t1_keys = prepare("t1", {Proc("debit", {{"account", "alice"}, {"amount", 30}})});
+  const std::vector<std::string> t2_keys = prepare("t2", {Proc("credit", {{"account", "bob"}, {"amount", 5}})});
+
+  REQUIRE(commit("t1").ok());
+  CHECK(f.Balance("alice") == 70);
+  REQUIRE(outcome("t1").has_value());
+  CHECK(outcome("t1")->outcome == Outcome::kCommitted);
+  CHECK(f.rm().locks().Holder(t1_keys.front()) == std::nullopt);
+
+  REQUIRE(f.db().Exec("UPDATE accounts SET balance = 7 WHERE id = 'bob'").ok());
+  Status conflict = commit("t2");
+  CHECK(conflict.code() == StatusCode::kConflict);
+  CHECK(f.Balance("bob") == 7);
+  CHECK(!outcome("t2").has_value());
+  CHECK(f.rm().locks().Holder(t2_keys.front()) == std::optional<std::string>("t2"));
+  auto records = f.rm().LoadPrepared();
+  REQUIRE(records.ok());
+  REQUIRE(records->size() == 1);
+  CHECK(records->at(0).txid == "t2");
+  CHECK(records->at(0).state == "conflict");
+  CHECK(records->at(0).last_error == conflict.message());
+
+  // Neither a second commit of t1 (its record is gone) nor its failure leaves anything behind.
+  CHECK(commit("t1").code() == StatusCode::kNotFound);
+  CHECK(f.Balance("alice") == 70);
+  CHECK(outcome("t1")->outcome == Outcome::kCommitted);
+}
+
 TEST_CASE("ApplyCommit refuses a changeset whose rows changed behind the agent's back") {
   Fixture f;
   ExecutionResult r = f.Execute("tx1", {Proc("debit", {{"account", "alice"}, {"amount", 30}}),
