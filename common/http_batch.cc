@@ -121,7 +121,10 @@ void AddBatchRoute(Router& router, boost::asio::io_context& io, const std::strin
                                         "].target: must be a plain path (no %-escapes, empty or dot segments)"));
         continue;
       }
-      if (item.body) sub.body = std::string(*item.body);
+      if (item.body) {
+        sub.body = std::string(*item.body);
+        sub.body_checked_json = true;
+      }
       Response error;
       const Handler* handler = self->Match(sub, &error);
       if (handler == nullptr) {

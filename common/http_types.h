@@ -20,6 +20,9 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
   bool batched = false;  // a sub-request of a batch (http_batch.h), never a batch itself
+  // The body is one JSON value whose syntax was checked already (a batch's
+  // sub-request: the batch was checked whole), so a reader may skip IsJson.
+  bool body_checked_json = false;
 
   // Header value by case-insensitive name, or nullopt.
   std::optional<std::string> Header(std::string_view name) const;

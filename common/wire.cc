@@ -560,8 +560,8 @@ constexpr unsigned kRequiredPrepareMembers = PrepareMemberBit("txid") | PrepareM
 // float, an escaped protocol name, any error. ParsePrepareRequestTree then
 // answers, with its exact message; what this accepts, it accepts too and
 // reads the same (agent_request_fuzz and wire_test compare them).
-std::optional<PrepareRequest> FastPrepare(std::string_view body) {
-  if (!IsJson(body)) return std::nullopt;
+std::optional<PrepareRequest> FastPrepare(std::string_view body, BodySyntax syntax) {
+  if (syntax == BodySyntax::kUnchecked && !IsJson(body)) return std::nullopt;
   JsonScanner scan(body);
   if (scan.Peek() != '{') return std::nullopt;
   PrepareRequest r;
@@ -687,8 +687,8 @@ Result<TxRequest> ParseTxRequest(std::string_view body) {
   return ParseTxRequestTree(body);
 }
 
-Result<PrepareRequest> ParsePrepareRequest(std::string_view body) {
-  if (std::optional<PrepareRequest> fast = FastPrepare(body)) return std::move(*fast);
+Result<PrepareRequest> ParsePrepareRequest(std::string_view body, BodySyntax syntax) {
+  if (std::optional<PrepareRequest> fast = FastPrepare(body, syntax)) return std::move(*fast);
   return ParsePrepareRequestTree(body);
 }
 
@@ -698,8 +698,91 @@ json ToJson(const Vote& v) {
   return j;
 }
 
-// Unknown fields are ignored: a vote is a reply, and newer agents may add to it.
+namespace {
+
+constexpr std::string_view kVoteMembers[] = {"txid", "vote", "reason", "results", "code"};
+
+constexpr unsigned VoteMemberBit(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kVoteMembers); ++i) {
+    if (kVoteMembers[i] == name) return 1u << i;
+  }
+  return 0;
+}
+
+// A vote's results as agents write them: an array with one array of rows per
+// op, most often empty ("[[]]"); anything with rows goes through nlohmann.
+json ResultsOf(std::string_view token) {
+  json results = json::array();
+  JsonScanner scan(token);
+  bool rows = false;
+  scan.Array([&](JsonScanner& op) {
+    const std::string_view element = op.Value();
+    if (element == "[]") {
+      results.push_back(json::array());
+    } else {
+      rows = true;
+    }
+  });
+  return rows ? json::parse(token) : results;
+}
+
+// A vote as agents write it, read straight from the text without building a
+// JSON value. nullopt for anything else (a member it does not know, a
+// repeated one, an error): ParseVoteTree then answers, with its exact
+// message; what this accepts, it accepts too and reads the same
+// (agent_request_fuzz and wire_test compare them).
+std::optional<Vote> FastVote(std::string_view body) {
+  if (!IsJson(body)) return std::nullopt;
+  JsonScanner scan(body);
+  if (scan.Peek() != '{') return std::nullopt;
+  Vote v;
+  bool ok = true;
+  bool lock_conflict = false;
+  unsigned seen = 0;  // VoteMemberBit of each member read
+  scan.Object([&](const std::string& key, JsonScanner& s) {
+    const std::string_view token = s.Value();
+    const unsigned bit = VoteMemberBit(key);
+    if (!ok || bit == 0 || (seen & bit) != 0) {
+      ok = false;
+      return;
+    }
+    seen |= bit;
+    if (key == "vote") {
+      ok = token == "\"yes\"" || token == "\"no\"";
+      v.yes = token == "\"yes\"";
+    } else if (key == "results") {
+      if (token.front() == '[') {
+        v.results = ResultsOf(token);
+      } else {
+        ok = token == "null";
+        v.results = nullptr;
+      }
+    } else if (token.front() != '"') {
+      ok = key == "reason" && token == "null";
+    } else if (key == "txid") {
+      v.txid = JsonScanner::String(token);
+      ok = IsValidTxid(v.txid);
+    } else if (key == "reason") {
+      v.reason = JsonScanner::String(token);
+    } else {  // code
+      lock_conflict = JsonScanner::String(token) == "lock_conflict";
+    }
+  });
+  constexpr unsigned kRequired = VoteMemberBit("txid") | VoteMemberBit("vote");
+  if (!ok || (seen & kRequired) != kRequired) return std::nullopt;
+  if (lock_conflict && !v.yes) v.no_code = VoteNoCode::kLockConflict;
+  return v;
+}
+
+}  // namespace
+
 Result<Vote> ParseVote(std::string_view body) {
+  if (std::optional<Vote> fast = FastVote(body)) return std::move(*fast);
+  return ParseVoteTree(body);
+}
+
+// Unknown fields are ignored: a vote is a reply, and newer agents may add to it.
+Result<Vote> ParseVoteTree(std::string_view body) {
   Result<json> parsed = ParseBody(body);
   if (!parsed.ok()) return parsed.status();
   const json& j = *parsed;
@@ -772,7 +855,44 @@ json ToJson(const CommitRequest& r) {
   return out;
 }
 
-Result<CommitRequest> ParseCommitRequest(std::string_view body) {
+namespace {
+
+// A commit (or precommit) as coordinators write it, read straight from the
+// text; nullopt for anything else, as FastVote.
+std::optional<CommitRequest> FastCommit(std::string_view body, BodySyntax syntax) {
+  if (syntax == BodySyntax::kUnchecked && !IsJson(body)) return std::nullopt;
+  JsonScanner scan(body);
+  if (scan.Peek() != '{') return std::nullopt;
+  CommitRequest r;
+  bool ok = true, has_txid = false, has_key = false;
+  scan.Object([&](const std::string& key, JsonScanner& s) {
+    const std::string_view token = s.Value();
+    if (!ok || token.front() != '"') {
+      ok = false;
+    } else if (key == "txid" && !has_txid) {
+      has_txid = true;
+      r.txid = JsonScanner::String(token);
+      ok = IsValidTxid(r.txid);
+    } else if (key == "commit_key" && !has_key) {
+      has_key = true;
+      r.commit_key = JsonScanner::String(token);
+      ok = IsKey(r.commit_key);
+    } else {
+      ok = false;
+    }
+  });
+  if (!ok || !has_txid) return std::nullopt;
+  return r;
+}
+
+}  // namespace
+
+Result<CommitRequest> ParseCommitRequest(std::string_view body, BodySyntax syntax) {
+  if (std::optional<CommitRequest> fast = FastCommit(body, syntax)) return std::move(*fast);
+  return ParseCommitRequestTree(body);
+}
+
+Result<CommitRequest> ParseCommitRequestTree(std::string_view body) {
   Result<json> parsed = ParseBody(body);
   if (!parsed.ok()) return parsed.status();
   const json& j = *parsed;

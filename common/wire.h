@@ -79,10 +79,14 @@ nlohmann::json ToJson(const PrepareRequest& r);
 // The text of ToJson(r) as DumpJson writes it, byte for byte, written
 // without building the JSON value (the coordinator sends one per branch).
 std::string PrepareRequestText(const PrepareRequest& r);
+// Whether a body's JSON syntax is still to be checked, or was checked
+// already (a batch's sub-request, http::Request::body_checked_json).
+enum class BodySyntax { kUnchecked, kChecked };
+
 // A prepare as coordinators write it is read straight from the text; any
 // other (an error, a repeated member, a float) by ParsePrepareRequestTree,
 // which gives the same request and every error message.
-Result<PrepareRequest> ParsePrepareRequest(std::string_view body);
+Result<PrepareRequest> ParsePrepareRequest(std::string_view body, BodySyntax syntax = BodySyntax::kUnchecked);
 // Through a parsed JSON value, for every input.
 Result<PrepareRequest> ParsePrepareRequestTree(std::string_view body);
 
@@ -101,7 +105,12 @@ struct Vote {
   VoteNoCode no_code = VoteNoCode::kOther;          // "code": "lock_conflict"
 };
 nlohmann::json ToJson(const Vote& v);
+// A vote as agents write it is read straight from the text; any other (an
+// error, a member it does not know, a repeated one) by ParseVoteTree, which
+// gives the same vote and every error message.
 Result<Vote> ParseVote(std::string_view body);
+// Through a parsed JSON value, for every input.
+Result<Vote> ParseVoteTree(std::string_view body);
 
 // {"txid": "..."} alone.
 Result<std::string> ParseTxidBody(std::string_view body);
@@ -113,7 +122,12 @@ struct CommitRequest {
   std::string commit_key;
 };
 nlohmann::json ToJson(const CommitRequest& r);
-Result<CommitRequest> ParseCommitRequest(std::string_view body);
+// A body as coordinators write it is read straight from the text; any other
+// (an error, a repeated member) by ParseCommitRequestTree, which gives the
+// same request and every error message.
+Result<CommitRequest> ParseCommitRequest(std::string_view body, BodySyntax syntax = BodySyntax::kUnchecked);
+// Through a parsed JSON value, for every input.
+Result<CommitRequest> ParseCommitRequestTree(std::string_view body);
 
 // POST /v1/abort: {"txid": "...", "abort_key": "..."}; abort_key is "" when absent.
 struct AbortRequest {

@@ -99,6 +99,10 @@ namespace {
 
 using auth::Permission;
 
+wire::BodySyntax SyntaxOf(const http::Request& req) {
+  return req.body_checked_json ? wire::BodySyntax::kChecked : wire::BodySyntax::kUnchecked;
+}
+
 // Every route but /healthz and /readyz, and who may call it (docs/security.md).
 // POST /v1/batch needs Permission::kProtocol, and each of its sub-requests its own.
 constexpr auth::RouteRule kRoutes[] = {
@@ -265,7 +269,7 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
     return options.guard.Admit(req, Permission::kProtocol, r);
   });
   Add(router, "POST", "/v1/prepare", Guarded([this](http::Request req, http::Responder r) {
-    auto parsed = wire::ParsePrepareRequest(req.body);
+    auto parsed = wire::ParsePrepareRequest(req.body, SyntaxOf(req));
     if (!parsed.ok()) {
       r(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
       return;
@@ -276,7 +280,7 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
   // POST /v1/commit, /v1/precommit: {"txid": ..., "commit_key": ...}.
   auto txid_route = [this](void (Node::*call)(const wire::CommitRequest&, ReplyFn), std::string_view name) {
     return Guarded([this, call, name](http::Request req, http::Responder r) {
-      auto txid = wire::ParseCommitRequest(req.body);
+      auto txid = wire::ParseCommitRequest(req.body, SyntaxOf(req));
       if (!txid.ok()) {
         r(http::ErrorResponse(400, "invalid_request", txid.status().message()));
         return;

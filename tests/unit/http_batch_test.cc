@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/batching_client.h"
 #include "common/http_batch.h"
@@ -359,4 +360,38 @@ TEST_CASE("an exchange never carries more request bytes than max_batch_bytes (a 
   });
   RunUntil(io, [&] { return answered == 41; });
   CHECK(batching.stats().exchanges >= 11);  // 40 padded requests, at most 4 per exchange, plus the big one
+}
+
+TEST_CASE("a sub-request with a body says its JSON was checked; one without, and a plain request, do not") {
+  boost::asio::io_context io;
+  Router router;
+  std::vector<std::pair<std::string, bool>> seen;  // body, body_checked_json
+  router.Add("POST", "/note", [&](Request req, Responder respond) {
+    seen.emplace_back(req.body, req.body_checked_json);
+    respond(JsonResponse(200, nlohmann::json::object()));
+  });
+  AddBatchRoute(router, io, "/v1/batch");
+  Server server(io, ServerOptions{}, router);
+  REQUIRE(server.Start().ok());
+  Client client(io);
+  auto post = [&](std::string target, std::string body) {
+    ClientRequest r;
+    r.base_url = "http://127.0.0.1:" + std::to_string(server.port());
+    r.method = "POST";
+    r.target = std::move(target);
+    r.body = std::move(body);
+    bool done = false;
+    client.Send(r, [&](Result<Response> resp) {
+      REQUIRE(resp.ok());
+      CHECK(resp->status == 200);
+      done = true;
+    });
+    RunUntil(io, [&] { return done; });
+  };
+  post("/v1/batch", R"({"requests":[{"target":"/note","body":{"a":[1,"x"]}},{"target":"/note"}]})");
+  post("/note", R"({"a":1})");
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0] == std::pair<std::string, bool>{R"({"a":[1,"x"]})", true});
+  CHECK(seen[1] == std::pair<std::string, bool>{"", false});
+  CHECK(seen[2] == std::pair<std::string, bool>{R"({"a":1})", false});
 }
