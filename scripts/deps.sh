@@ -27,6 +27,7 @@ PACKAGES=(
   # The benchmark's reference runs (scripts/bench.sh BENCH_ETCD=1): a 3-member
   # etcd cluster loaded through its JSON gateway with wrk.
   etcd-server wrk
+  valgrind  # scripts/bench/ab_cpu.py --instructions counts instructions under callgrind
 )
 if [[ -n "${COMMITD_EXTRA_PACKAGES:-}" ]]; then
   read -r -a extra <<<"${COMMITD_EXTRA_PACKAGES}"
