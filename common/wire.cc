@@ -540,16 +540,20 @@ bool FastParticipant(JsonScanner& scan, ParticipantRef* p) {
   return ok && has_name && has_url && !p->name.empty();
 }
 
-constexpr std::string_view kPrepareMembers[] = {"txid",      "protocol",     "participant", "coordinator", "log_id",
-                                                "abort_key", "commit_check", "timeout_ms",  "ops",         "participants"};
-
-// A member's bit in a set of kPrepareMembers; 0 for any other name.
-constexpr unsigned PrepareMemberBit(std::string_view name) {
-  for (std::size_t i = 0; i < std::size(kPrepareMembers); ++i) {
-    if (kPrepareMembers[i] == name) return 1u << i;
+// A member's bit in a set of the object's `members`; 0 for any other name.
+template <std::size_t N>
+constexpr unsigned MemberBit(const std::string_view (&members)[N], std::string_view name) {
+  static_assert(N <= 32, "one bit per member in an unsigned");
+  for (std::size_t i = 0; i < N; ++i) {
+    if (members[i] == name) return 1u << i;
   }
   return 0;
 }
+
+constexpr std::string_view kPrepareMembers[] = {"txid",      "protocol",     "participant", "coordinator", "log_id",
+                                                "abort_key", "commit_check", "timeout_ms",  "ops",         "participants"};
+
+constexpr unsigned PrepareMemberBit(std::string_view name) { return MemberBit(kPrepareMembers, name); }
 
 constexpr unsigned kRequiredPrepareMembers = PrepareMemberBit("txid") | PrepareMemberBit("participant") |
                                              PrepareMemberBit("coordinator") | PrepareMemberBit("timeout_ms") |
@@ -702,12 +706,7 @@ namespace {
 
 constexpr std::string_view kVoteMembers[] = {"txid", "vote", "reason", "results", "code"};
 
-constexpr unsigned VoteMemberBit(std::string_view name) {
-  for (std::size_t i = 0; i < std::size(kVoteMembers); ++i) {
-    if (kVoteMembers[i] == name) return 1u << i;
-  }
-  return 0;
-}
+constexpr unsigned VoteMemberBit(std::string_view name) { return MemberBit(kVoteMembers, name); }
 
 // A vote's results as agents write them: an array with one array of rows per
 // op, most often empty ("[[]]"); anything with rows goes through nlohmann.
