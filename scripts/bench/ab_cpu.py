@@ -148,14 +148,18 @@ def syscall_counts(perf_stat_csv):
     return counts
 
 
-def leader_changes(urls):
+def counter_total(urls, name):
+    """The counter `name` on every server's /metrics, summed over its labels and the servers."""
     total = 0
     for url in urls:
-        status, body = http_get(url + "/metrics")
-        for line in body.splitlines():
-            if line.startswith("commitd_raft_leader_changes_total"):
+        for line in http_get(url + "/metrics")[1].splitlines():
+            if line.startswith(name):
                 total += int(float(line.split()[-1]))
     return total
+
+
+def leader_changes(urls):
+    return counter_total(urls, "commitd_raft_leader_changes_total")
 
 
 NEEDED_BINARIES = ("commitd", "commit-agent", "commitd-bench", "commitctl")
@@ -184,12 +188,7 @@ def callgrind_totals(out_file):
 
 
 def transactions_decided(url):
-    """commitd_transactions_total summed over its outcomes."""
-    total = 0
-    for line in http_get(url + "/metrics")[1].splitlines():
-        if line.startswith("commitd_transactions_total"):
-            total += int(float(line.split()[-1]))
-    return total
+    return counter_total([url], "commitd_transactions_total")
 
 
 class Cluster:
