@@ -1,5 +1,6 @@
 #include "participant/resource_manager.h"
 
+#include <functional>
 #include <set>
 #include <utility>
 
@@ -140,25 +141,9 @@ Status InSavepoint(sqlite::Database& db, Steps&& steps) {
 }  // namespace
 
 Status ResourceManager::Commit(const std::string& txid, int64_t now_ms) {
-  // One savepoint for every step (ApplyCommit's own is not nested in it): a
-  // conflict undoes the changeset and keeps the record, marked; anything
-  // else failing undoes it all.
-  if (Status s = ExecOrIo(db_, "SAVEPOINT commitd_commit"); !s.ok()) return s;
-  std::string conflict;
-  Status result = ApplyAndDelete(txid, &conflict);
-  if (result.ok() && conflict.empty()) result = RememberOutcome(txid, "committed", now_ms);
-  if (result.ok() && conflict.empty()) {
-    if (Status s = ExecOrIo(db_, "RELEASE commitd_commit"); !s.ok()) return s;
-    locks_.Release(txid);
-    return result;
-  }
-  if (Status s = ExecOrIo(db_, "ROLLBACK TO commitd_commit"); !s.ok()) return s;
-  if (!conflict.empty()) {
-    result = store_.MarkConflict(txid, conflict);
-    if (result.ok()) result = Status::Conflict(conflict);
-  }
-  if (Status s = ExecOrIo(db_, "RELEASE commitd_commit"); !s.ok()) return s;
-  return result;
+  Status s = ApplyInSavepoint(txid, [&] { return RememberOutcome(txid, "committed", now_ms); });
+  if (s.ok()) locks_.Release(txid);
+  return s;
 }
 
 Status ResourceManager::Abort(const std::string& txid, int64_t now_ms) {
@@ -309,29 +294,31 @@ Status ResourceManager::UpdatePrepared(const std::string& txid, const std::strin
   return store_.Update(txid, state, last_error);
 }
 
-Status ResourceManager::ApplyAndDelete(const std::string& txid, std::string* conflict) {
-  Result<std::string> changeset = store_.Changeset(txid);
-  if (!changeset.ok()) return changeset.status();
-  if (Status applied = applier_->Apply(*changeset); applied.code() == StatusCode::kConflict) {
-    *conflict = applied.message();
-    return Status::Ok();
-  } else if (!applied.ok()) {
-    return Status::IoError("apply changeset of '" + txid + "': " + applied.message());
-  }
-  return store_.Delete(txid);
-}
-
-Status ResourceManager::ApplyCommit(const std::string& txid) {
+Status ResourceManager::ApplyInSavepoint(const std::string& txid, const std::function<Status()>& then) {
   if (Status s = ExecOrIo(db_, "SAVEPOINT commitd_apply"); !s.ok()) return s;
   std::string conflict;
-  Status failure = ApplyAndDelete(txid, &conflict);
-  if (failure.ok() && conflict.empty()) return ExecOrIo(db_, "RELEASE commitd_apply");
+  Status result;
+  if (Result<std::string> changeset = store_.Changeset(txid); !changeset.ok()) {
+    result = changeset.status();
+  } else if (Status applied = applier_->Apply(*changeset); applied.code() == StatusCode::kConflict) {
+    conflict = applied.message();
+  } else if (!applied.ok()) {
+    result = Status::IoError("apply changeset of '" + txid + "': " + applied.message());
+  } else {
+    result = store_.Delete(txid);
+  }
+  if (result.ok() && conflict.empty() && then) result = then();
+  if (result.ok() && conflict.empty()) return ExecOrIo(db_, "RELEASE commitd_apply");
   if (Status s = ExecOrIo(db_, "ROLLBACK TO commitd_apply"); !s.ok()) return s;
+  if (!conflict.empty()) {
+    result = store_.MarkConflict(txid, conflict);
+    if (result.ok()) result = Status::Conflict(conflict);
+  }
   if (Status s = ExecOrIo(db_, "RELEASE commitd_apply"); !s.ok()) return s;
-  if (!failure.ok()) return failure;
-  if (Status s = store_.MarkConflict(txid, conflict); !s.ok()) return s;
-  return Status::Conflict(conflict);
+  return result;
 }
+
+Status ResourceManager::ApplyCommit(const std::string& txid) { return ApplyInSavepoint(txid, nullptr); }
 
 Status ResourceManager::DiscardPrepared(const std::string& txid) { return store_.Delete(txid); }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <map>
+#include <functional>
 #include <memory>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -166,10 +167,10 @@ class ResourceManager {
 
  private:
   ResourceManager(sqlite::Database& db, Procedures procedures, ResourceManagerOptions options);
-  // ApplyCommit's steps without its savepoint: the changeset, then the
-  // record deleted. A conflict is Ok with *conflict set, and leaves what the
-  // changeset wrote for the caller's savepoint to undo.
-  Status ApplyAndDelete(const std::string& txid, std::string* conflict);
+  // In one savepoint: the record's changeset applied, the record deleted,
+  // then `then` (if set). A conflict undoes the changeset and marks the
+  // record (Conflict); anything else failing undoes every step.
+  Status ApplyInSavepoint(const std::string& txid, const std::function<Status()>& then);
 
   sqlite::Database& db_;
   Procedures procedures_;
