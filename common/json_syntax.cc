@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/utf8.h"
+
 namespace commitd {
 namespace {
 
@@ -142,30 +144,9 @@ class Checker {
     return low >= 0xDC00 && low <= 0xDFFF;
   }
 
-  // One UTF-8 sequence starting with a byte >= 0x80 (RFC 3629: shortest
-  // form, no surrogates, at most U+10FFFF).
+  // One UTF-8 sequence starting with a byte >= 0x80.
   bool Utf8() {
-    const auto byte = [&](std::size_t k) { return static_cast<uint8_t>(s_[i_ + k]); };
-    const auto tail = [&](std::size_t k, uint8_t lo = 0x80, uint8_t hi = 0xBF) {
-      return i_ + k < s_.size() && byte(k) >= lo && byte(k) <= hi;
-    };
-    const uint8_t b = byte(0);
-    std::size_t n = 0;
-    if (b >= 0xC2 && b <= 0xDF) {
-      n = tail(1) ? 2 : 0;
-    } else if (b == 0xE0) {
-      n = tail(1, 0xA0) && tail(2) ? 3 : 0;
-    } else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) {
-      n = tail(1) && tail(2) ? 3 : 0;
-    } else if (b == 0xED) {
-      n = tail(1, 0x80, 0x9F) && tail(2) ? 3 : 0;
-    } else if (b == 0xF0) {
-      n = tail(1, 0x90) && tail(2) && tail(3) ? 4 : 0;
-    } else if (b >= 0xF1 && b <= 0xF3) {
-      n = tail(1) && tail(2) && tail(3) ? 4 : 0;
-    } else if (b == 0xF4) {
-      n = tail(1, 0x80, 0x8F) && tail(2) && tail(3) ? 4 : 0;
-    }
+    const std::size_t n = Utf8SequenceLength(s_, i_);
     i_ += n;
     return n != 0;
   }

@@ -274,15 +274,13 @@ Result<std::string> AbortKeyField(const json& value) { return KeyField(value, "a
 json ToJson(const PrepareRequest& r) {
   json ops = json::array();
   for (const Op& op : r.ops) ops.push_back(OpToJson(op));
-  json participants = json::array();
-  for (const ParticipantRef& p : r.participants) participants.push_back({{"name", p.name}, {"url", p.url}});
   json out = {{"txid", r.txid},
               {"protocol", ProtocolName(r.protocol)},
               {"participant", r.participant},
               {"coordinator", r.coordinator},
               {"timeout_ms", r.timeout_ms},
               {"ops", std::move(ops)},
-              {"participants", std::move(participants)}};
+              {"participants", r.participants}};
   if (!r.log_id.empty()) out["log_id"] = r.log_id;  // absent: agents that predate it refuse unknown fields
   if (!r.abort_key.empty()) out["abort_key"] = r.abort_key;
   if (!r.commit_check.empty()) out["commit_check"] = r.commit_check;
@@ -298,7 +296,59 @@ void AppendStringMember(std::string* out, std::string_view key, std::string_view
   AppendJsonString(out, value);
 }
 
+// {"<key_name>": key, "txid": txid}, the key left out when "": commits,
+// precommits and aborts, in nlohmann's (sorted) member order.
+std::string KeyAndTxidText(std::string_view key_name, std::string_view key, std::string_view txid) {
+  std::string out = "{";
+  if (!key.empty()) {
+    AppendStringMember(&out, key_name, key);
+    out.push_back(',');
+  }
+  AppendStringMember(&out, "txid", txid);
+  out.push_back('}');
+  return out;
+}
+
 }  // namespace
+
+void to_json(json& j, const ParticipantRef& p) { j = {{"name", p.name}, {"url", p.url}}; }
+
+void AppendParticipants(std::string* out, const std::vector<ParticipantRef>& participants) {
+  out->push_back('[');
+  for (std::size_t i = 0; i < participants.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    out->push_back('{');
+    AppendStringMember(out, "name", participants[i].name);
+    out->push_back(',');
+    AppendStringMember(out, "url", participants[i].url);
+    out->push_back('}');
+  }
+  out->push_back(']');
+}
+
+std::string ParticipantsText(const std::vector<ParticipantRef>& participants) {
+  std::string out;
+  AppendParticipants(&out, participants);
+  return out;
+}
+
+Result<std::vector<ParticipantRef>> ParseParticipants(std::string_view text) {
+  const json j = ParseJson(text);
+  if (j.is_discarded()) return Status::InvalidArgument("participants: not JSON");
+  if (!j.is_array()) return Status::InvalidArgument("participants: not an array");
+  std::vector<ParticipantRef> out;
+  out.reserve(j.size());
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const json& p = j[i];
+    const auto name = p.is_object() ? p.find("name") : p.end();
+    const auto url = p.is_object() ? p.find("url") : p.end();
+    if (!p.is_object() || name == p.end() || url == p.end() || !name->is_string() || !url->is_string()) {
+      return Status::InvalidArgument(Index("participants", i) + ": not an object with a string name and url");
+    }
+    out.push_back(ParticipantRef{name->get<std::string>(), url->get<std::string>()});
+  }
+  return out;
+}
 
 // Members in ToJson's (sorted) key order, as nlohmann's object writes them.
 std::string PrepareRequestText(const PrepareRequest& r) {
@@ -337,16 +387,9 @@ std::string PrepareRequestText(const PrepareRequest& r) {
   }
   out += "],";
   AppendStringMember(&out, "participant", r.participant);
-  out += ",\"participants\":[";
-  for (std::size_t i = 0; i < r.participants.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out.push_back('{');
-    AppendStringMember(&out, "name", r.participants[i].name);
-    out.push_back(',');
-    AppendStringMember(&out, "url", r.participants[i].url);
-    out.push_back('}');
-  }
-  out += "],";
+  out += ",\"participants\":";
+  AppendParticipants(&out, r.participants);
+  out.push_back(',');
   AppendStringMember(&out, "protocol", ProtocolName(r.protocol));
   out += ",\"timeout_ms\":";
   out += std::to_string(r.timeout_ms);
@@ -821,6 +864,8 @@ json ToJson(const AbortRequest& r) {
   return out;
 }
 
+std::string AbortRequestText(const AbortRequest& r) { return KeyAndTxidText("abort_key", r.abort_key, r.txid); }
+
 Result<AbortRequest> ParseAbortRequest(std::string_view body) {
   Result<json> parsed = ParseBody(body);
   if (!parsed.ok()) return parsed.status();
@@ -853,6 +898,8 @@ json ToJson(const CommitRequest& r) {
   if (!r.commit_key.empty()) out["commit_key"] = r.commit_key;
   return out;
 }
+
+std::string CommitRequestText(const CommitRequest& r) { return KeyAndTxidText("commit_key", r.commit_key, r.txid); }
 
 namespace {
 

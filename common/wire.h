@@ -58,7 +58,18 @@ Result<Op> ParseOp(const nlohmann::json& value, const std::string& where);
 struct ParticipantRef {
   std::string name;
   std::string url;
+  bool operator==(const ParticipantRef&) const = default;
 };
+// {"name": ..., "url": ...}: nlohmann::json(participants) is their array.
+void to_json(nlohmann::json& j, const ParticipantRef& p);
+// [{"name": ..., "url": ...}, ...], as nlohmann's dump of that array writes
+// it, byte for byte; the form prepares, prepared records and decision
+// records hold the participant list in.
+void AppendParticipants(std::string* out, const std::vector<ParticipantRef>& participants);
+std::string ParticipantsText(const std::vector<ParticipantRef>& participants);
+// That text read back: InvalidArgument for anything but an array of objects
+// with a string "name" and a string "url".
+Result<std::vector<ParticipantRef>> ParseParticipants(std::string_view text);
 
 // POST /v1/prepare (coordinator -> agent)
 struct PrepareRequest {
@@ -122,6 +133,8 @@ struct CommitRequest {
   std::string commit_key;
 };
 nlohmann::json ToJson(const CommitRequest& r);
+// The text of ToJson(r) as DumpJson writes it, byte for byte.
+std::string CommitRequestText(const CommitRequest& r);
 // A body as coordinators write it is read straight from the text; any other
 // (an error, a repeated member) by ParseCommitRequestTree, which gives the
 // same request and every error message.
@@ -135,6 +148,8 @@ struct AbortRequest {
   std::string abort_key;
 };
 nlohmann::json ToJson(const AbortRequest& r);
+// The text of ToJson(r) as DumpJson writes it, byte for byte.
+std::string AbortRequestText(const AbortRequest& r);
 Result<AbortRequest> ParseAbortRequest(std::string_view body);
 
 // A txid is 1..128 characters of [A-Za-z0-9._:-].

@@ -105,26 +105,6 @@ Status Prepare(sqlite::Database& db, const std::string& sql, sqlite::Statement**
   return Status::Ok();
 }
 
-std::string ParticipantsToJson(const std::vector<ParticipantRef>& participants) {
-  json j = json::array();
-  for (const ParticipantRef& p : participants) j.push_back({{"name", p.name}, {"url", p.url}});
-  return j.dump();
-}
-
-Status ParticipantsFromJson(const std::string& text, std::vector<ParticipantRef>* out) {
-  json j = ParseJson(text);
-  if (!j.is_array()) return Status::Corruption("participants is not a JSON array: " + text);
-  for (const json& p : j) {
-    auto name = p.find("name");
-    auto url = p.find("url");
-    if (!p.is_object() || name == p.end() || url == p.end() || !name->is_string() || !url->is_string()) {
-      return Status::Corruption("bad participant entry: " + p.dump());
-    }
-    out->push_back(ParticipantRef{name->get<std::string>(), url->get<std::string>()});
-  }
-  return Status::Ok();
-}
-
 // The current row of a statement selecting kColumns.
 Result<DecisionRecord> ReadRecord(const sqlite::Statement& stmt) {
   DecisionRecord r;
@@ -144,9 +124,9 @@ Result<DecisionRecord> ReadRecord(const sqlite::Statement& stmt) {
   std::optional<Outcome> o = ParseOutcome(outcome);
   if (!o) return Status::Corruption("decision " + r.txid + ": unknown outcome '" + outcome + "'");
   r.outcome = *o;
-  if (Status s = ParticipantsFromJson(stmt.Text(3), &r.participants); !s.ok()) {
-    return Status::Corruption("decision " + r.txid + ": " + s.message());
-  }
+  Result<std::vector<ParticipantRef>> participants = wire::ParseParticipants(stmt.Text(3));
+  if (!participants.ok()) return Status::Corruption("decision " + r.txid + ": " + participants.status().message());
+  r.participants = std::move(participants).value();
   r.reason = stmt.Text(4);
   r.idempotency_key = stmt.Text(5);
   std::string reply = stmt.Text(6);
@@ -311,7 +291,7 @@ Status DecisionStore::InsertDecision(const DecisionRecord& r) {
   stmt->Bind(1, r.txid)
       .Bind(2, wire::ProtocolName(r.protocol))
       .Bind(3, OutcomeName(r.outcome))
-      .Bind(4, ParticipantsToJson(r.participants))
+      .Bind(4, wire::ParticipantsText(r.participants))
       .Bind(5, r.reason);
   if (r.idempotency_key.empty()) {
     stmt->BindNull(6);

@@ -84,8 +84,7 @@ void Engine::Start(StartRequest request, int64_t now_ms) {
   tx.deadline_ms = now_ms + request.timeout_ms;
   tx.timeout_ms = request.timeout_ms;
   if (request.client != 0) tx.clients.push_back(request.client);
-  std::vector<wire::ParticipantRef> everyone;
-  for (const auto& p : request.participants) everyone.push_back({p.name, p.url});
+  const std::vector<ParticipantRef>& everyone = request.participants;
   for (const auto& p : request.participants) {
     Branch b;
     b.participant = p;

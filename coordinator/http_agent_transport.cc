@@ -4,7 +4,6 @@
 
 #include "common/log.h"
 #include "coordinator/agent_answers.h"
-#include "common/json_text.h"
 
 namespace commitd::coordinator {
 namespace {
@@ -95,8 +94,8 @@ void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& tx
                                  const std::string& key, std::function<void(Result<DecisionAck>)> done) {
   const bool commit = outcome == Outcome::kCommitted;
   http::ClientRequest cr = RequestTo(to, "POST", commit ? "/v1/commit" : "/v1/abort");
-  cr.body = commit ? DumpJson(wire::ToJson(wire::CommitRequest{txid, key}))
-                   : DumpJson(wire::ToJson(wire::AbortRequest{txid, key}));
+  cr.body = commit ? wire::CommitRequestText(wire::CommitRequest{txid, key})
+                   : wire::AbortRequestText(wire::AbortRequest{txid, key});
   AddTrace(cr, to, commit ? AgentCall::kCommit : AgentCall::kAbort, txid);
   peers_.Send(std::move(cr), Observed(to, commit ? AgentCall::kCommit : AgentCall::kAbort,
                                       Answer<DecisionAck>(std::move(done), DecisionAckOf)));
@@ -105,7 +104,7 @@ void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& tx
 void HttpAgentTransport::Precommit(const ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                                    std::function<void(Result<PrecommitAnswer>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/precommit");
-  cr.body = DumpJson(wire::ToJson(wire::CommitRequest{txid, commit_key}));
+  cr.body = wire::CommitRequestText(wire::CommitRequest{txid, commit_key});
   AddTrace(cr, to, AgentCall::kPrecommit, txid);
   peers_.Send(std::move(cr),
               Observed(to, AgentCall::kPrecommit, Answer<PrecommitAnswer>(std::move(done), PrecommitAnswerOf)));
@@ -114,7 +113,7 @@ void HttpAgentTransport::Precommit(const ParticipantRef& to, const std::string& 
 void HttpAgentTransport::Fence(const ParticipantRef& to, const std::string& txid,
                                std::function<void(Result<FenceAnswer>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/abort");
-  cr.body = DumpJson(wire::ToJson(wire::AbortRequest{txid, std::string()}));
+  cr.body = wire::AbortRequestText(wire::AbortRequest{txid, std::string()});
   AddTrace(cr, to, AgentCall::kFence, txid);
   peers_.Send(std::move(cr), Observed(to, AgentCall::kFence, Answer<FenceAnswer>(std::move(done), FenceAnswerOf)));
 }

@@ -24,12 +24,10 @@ int64_t IntegerAt(const json& object, const char* key) {
 }  // namespace
 
 json RecordToJson(const DecisionRecord& r) {
-  json participants = json::array();
-  for (const auto& p : r.participants) participants.push_back({{"name", p.name}, {"url", p.url}});
   return {{"txid", r.txid},
           {"protocol", wire::ProtocolName(r.protocol)},
           {"outcome", OutcomeName(r.outcome)},
-          {"participants", std::move(participants)},
+          {"participants", r.participants},
           {"reason", r.reason},
           {"idempotency_key", r.idempotency_key},
           {"reply", r.reply},

@@ -16,10 +16,7 @@ enum class Outcome { kPending, kCommitted, kAborted };
 std::string_view OutcomeName(Outcome o);  // "pending" | "committed" | "aborted"
 std::optional<Outcome> ParseOutcome(std::string_view name);
 
-struct ParticipantRef {
-  std::string name;
-  std::string url;
-};
+using wire::ParticipantRef;
 
 // What the decision log keeps about one decided transaction. Every record
 // carries the participant list, so whoever holds the log can finish it.

@@ -80,7 +80,7 @@ void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t
   record.log_id = tx.log_id;
   record.abort_key = tx.abort_key;
   record.commit_check = tx.commit_check;
-  for (const auto& p : tx.participants) record.participants.push_back({{"name", p.name}, {"url", p.url}});
+  record.participants = tx.participants;
   record.created_ms = tx.created_ms;
   record.deadline_ms = tx.deadline_ms;
   txs_.emplace(txid, std::move(tx));
@@ -492,9 +492,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, int64_t now_ms) {
     tx.log_id = r.log_id;
     tx.abort_key = r.abort_key;
     tx.commit_check = r.commit_check;
-    for (const auto& p : r.participants) {
-      tx.participants.push_back({p.value("name", ""), p.value("url", "")});
-    }
+    tx.participants = r.participants;
     tx.created_ms = r.created_ms;
     tx.deadline_ms = r.deadline_ms;
     tx.timeout_ms = std::max<int64_t>(0, r.deadline_ms - r.created_ms);

@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/failpoint.h"
-#include "common/json_text.h"
 #include "common/json_parse.h"
 
 namespace commitd::participant {
@@ -158,8 +157,8 @@ void HttpPeerTransport::Call(const wire::ParticipantRef& peer, action::PeerCall 
     cr.target = call == action::PeerCall::kPrecommit ? "/v1/precommit"
                 : call == action::PeerCall::kCommit  ? "/v1/commit"
                                                      : "/v1/abort";
-    cr.body = call == action::PeerCall::kAbort ? DumpJson(wire::ToJson(wire::AbortRequest{txid, key}))
-                                               : DumpJson(wire::ToJson(wire::CommitRequest{txid, key}));
+    cr.body = call == action::PeerCall::kAbort ? wire::AbortRequestText(wire::AbortRequest{txid, key})
+                                               : wire::CommitRequestText(wire::CommitRequest{txid, key});
   }
   AddToken(cr, token_);
   client_.Send(std::move(cr), [done = std::move(done)](Result<http::Response> r) { done(PeerReplyOf(r)); });

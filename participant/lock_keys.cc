@@ -3,16 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
 
 #include "common/hex.h"
+#include "common/utf8.h"
 
 namespace commitd::participant {
 namespace {
-
-using nlohmann::json;
 
 // Lock keys: "<table>|pk|<values>" and "<table>|unique:<index>|<values>", with
 // '|' and '\' escaped in names and every value typed and length-prefixed, so
@@ -33,20 +31,10 @@ std::string UniquePrefix(const std::string& table, const std::string& index) {
   return EscapeName(table) + "|unique:" + EscapeName(index) + "|";
 }
 
-// Exactly what nlohmann::json accepts as a string when it dumps one.
-bool IsUtf8(const char* data, std::size_t size) {
-  try {
-    (void)json(std::string(data, size)).dump();
-    return true;
-  } catch (const json::type_error&) {
-    return false;
-  }
-}
-
 // Keys are stored as JSON strings, which must be UTF-8: text that is not, and
 // every blob, is written in hex under its own tag so that encodings stay distinct.
 void AppendText(std::string* out, char tag, const char* data, std::size_t size) {
-  const bool hex = tag == 'b' || !IsUtf8(data, size);
+  const bool hex = tag == 'b' || !IsUtf8(std::string_view(data, size));
   *out += hex ? static_cast<char>(tag == 'b' ? 'b' : 'u') : tag;
   *out += std::to_string(size);
   *out += ':';

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "participant/pg_gid.h"
-#include "common/json_parse.h"
+#include "common/wire.h"
 
 namespace commitd::participant::pg {
 namespace {
@@ -73,8 +73,14 @@ Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, co
       r.protocol = meta.value(0, 0);
       r.coordinator = meta.value(0, 1);
       r.log_id = meta.value(0, 2);
-      r.participants = ParseJson(meta.value(0, 3));
-      if (r.participants.is_discarded() || !r.participants.is_array()) r.participants = nlohmann::json::array();
+      // Unreadable, it leaves the transaction to the coordinator alone, as a
+      // missing metadata row does, and says so.
+      Result<std::vector<wire::ParticipantRef>> participants = wire::ParseParticipants(meta.value(0, 3));
+      if (participants.ok()) {
+        r.participants = std::move(participants).value();
+      } else {
+        r.last_error = "unreadable in _commitd_pg_prepared: " + participants.status().message();
+      }
       r.created_ms = std::strtoll(meta.value(0, 4).c_str(), nullptr, 10);
       r.deadline_ms = std::strtoll(meta.value(0, 5).c_str(), nullptr, 10);
       r.state = meta.value(0, 6) == "t" ? "precommitted" : "prepared";

@@ -304,7 +304,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
        "ON CONFLICT (agent, txid) DO UPDATE SET protocol = EXCLUDED.protocol, coordinator = EXCLUDED.coordinator, "
        "log_id = EXCLUDED.log_id, participants = EXCLUDED.participants, created_ms = EXCLUDED.created_ms, "
        "deadline_ms = EXCLUDED.deadline_ms, abort_key = EXCLUDED.abort_key, commit_check = EXCLUDED.commit_check",
-       {options_.agent, record.txid, record.protocol, record.coordinator, record.log_id, record.participants.dump(),
+       {options_.agent, record.txid, record.protocol, record.coordinator, record.log_id, wire::ParticipantsText(record.participants),
         std::to_string(record.created_ms), std::to_string(record.deadline_ms), record.abort_key,
         record.commit_check},
        /*reuse_plan=*/true});

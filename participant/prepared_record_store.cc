@@ -1,7 +1,8 @@
 #include "participant/prepared_record_store.h"
 
-#include "common/wire.h"
 #include "common/json_parse.h"
+#include "common/json_text.h"
+#include "common/wire.h"
 
 #include <utility>
 
@@ -51,6 +52,17 @@ Result<std::vector<std::string>> ParseLockKeys(const std::string& txid, const st
   return keys;
 }
 
+// The JSON array of the keys, as nlohmann's dump of it writes it.
+std::string LockKeysText(const std::vector<std::string>& keys) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendJsonString(&out, keys[i]);
+  }
+  out.push_back(']');
+  return out;
+}
+
 }  // namespace
 
 Status PreparedRecordStore::CreateTables() {
@@ -92,14 +104,13 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
       &error);
   if (stmt == nullptr) return error;
-  json keys = record.lock_keys;
   stmt->Bind(1, record.txid)
       .Bind(2, record.protocol)
       .Bind(3, record.state)
       .BindBlob(4, record.changeset)
-      .Bind(5, keys.dump())
+      .Bind(5, LockKeysText(record.lock_keys))
       .Bind(6, record.coordinator)
-      .Bind(7, record.participants.dump())
+      .Bind(7, wire::ParticipantsText(record.participants))
       .Bind(8, record.created_ms)
       .Bind(9, record.deadline_ms)
       .Bind(10, record.last_error)
@@ -197,11 +208,12 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
     }
     r.lock_keys = std::move(keys).value();
     r.coordinator = stmt->Text(5);
-    r.participants = ParseJson(stmt->Text(6));
-    if (r.participants.is_discarded() || !r.participants.is_array()) {
+    Result<std::vector<wire::ParticipantRef>> participants = wire::ParseParticipants(stmt->Text(6));
+    if (!participants.ok()) {
       stmt->Reset();
-      return Status::Corruption("_commitd_prepared '" + r.txid + "': participants is not a JSON array");
+      return Status::Corruption("_commitd_prepared '" + r.txid + "': " + participants.status().message());
     }
+    r.participants = std::move(participants).value();
     r.created_ms = stmt->Int(7);
     r.deadline_ms = stmt->Int(8);
     r.last_error = stmt->Text(9);

@@ -10,12 +10,12 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "common/sqlite_db.h"
 #include "common/status.h"
+#include "common/wire.h"
 #include "participant/outcome.h"
 
 namespace commitd::participant {
@@ -36,7 +36,7 @@ struct PreparedRecord {
   std::string log_id;         // the coordinator's decision log identity ("" if the prepare named none)
   std::string abort_key;      // the transaction's abort capability ("" if the prepare carried none)
   std::string commit_check;   // SHA-256 of its commit capability, hex ("" if the prepare carried none)
-  nlohmann::json participants = nlohmann::json::array();  // [{"name","url"}]
+  std::vector<wire::ParticipantRef> participants;
   int64_t created_ms = 0;     // wall clock
   int64_t deadline_ms = 0;    // wall clock
   std::string last_error;

@@ -828,7 +828,7 @@ TEST_CASE("3pc: a participant restarted from disk never decides alone, but does 
   r.state = "precommitted";
   r.lock_keys = {"k"};
   r.coordinator = "http://coord";
-  r.participants = nlohmann::json::array({{{"name", "bank-a"}, {"url", "http://a"}}, {{"name", "bank-b"}, {"url", "http://b"}}});
+  r.participants = {{"bank-a", "http://a"}, {"bank-b", "http://b"}};
   r.created_ms = 0;
   r.deadline_ms = 1000;
   Engine e = MakeEngine3(0);

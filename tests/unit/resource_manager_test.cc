@@ -554,7 +554,7 @@ TEST_CASE("prepared records round-trip, update, discard and survive a reopen") {
   record.changeset = std::string("\x12\x00\xff binary", 10);
   record.lock_keys = {"accounts|pk|t5:alice", "accounts|pk|t3:bob"};
   record.coordinator = "http://127.0.0.1:7000";
-  record.participants = json::parse(R"([{"name": "bank-a", "url": "http://127.0.0.1:7101"}])");
+  record.participants = {{"bank-a", "http://127.0.0.1:7101"}};
   record.created_ms = 1700000000123;
   record.deadline_ms = 1700000005123;
   record.last_error = "coordinator unreachable";
@@ -635,6 +635,22 @@ TEST_CASE("LoadPrepared reports a corrupt record") {
   auto records = f.rm().LoadPrepared();
   REQUIRE_FALSE(records.ok());
   CHECK(records.status().code() == StatusCode::kCorruption);
+}
+
+TEST_CASE("LoadPrepared reports a record whose participant list is not one, instead of handing it on") {
+  for (const char* participants : {"[1]", R"([{"name": "bank-a"}])", R"({"name": "bank-a", "url": "u"})"}) {
+    CAPTURE(participants);
+    Fixture f;
+    sqlite::Statement* insert = f.db().Prepare(
+        "INSERT INTO _commitd_prepared VALUES('t1', '2pc', 'prepared', x'', '[]', '', ?1, 0, 0, '', '', '', '')");
+    REQUIRE(insert != nullptr);
+    insert->Bind(1, std::string(participants));
+    REQUIRE(insert->Run().ok());
+    auto records = f.rm().LoadPrepared();
+    REQUIRE_FALSE(records.ok());
+    CHECK(records.status().code() == StatusCode::kCorruption);
+    CHECK(records.status().message().find("_commitd_prepared 't1': participants") != std::string::npos);
+  }
 }
 
 TEST_CASE("LoadPrepared reports a record whose txid is not a txid (it would go into the coordinator's URL)") {

@@ -413,6 +413,44 @@ TEST_CASE("a prepare's text is what ToJson's value dumps to, byte for byte") {
   }
 }
 
+TEST_CASE("commit, precommit and abort texts are what ToJson's values dump to, byte for byte") {
+  std::mt19937_64 random(43);
+  for (int i = 0; i < 2'000; ++i) {
+    const wire::PrepareRequest p = RandomPrepare(random);  // its strings, odd ones included
+    const wire::CommitRequest commit{p.txid, i % 3 == 0 ? std::string() : p.abort_key};
+    const wire::AbortRequest abort{p.txid, i % 3 == 1 ? std::string() : p.commit_check};
+    REQUIRE(wire::CommitRequestText(commit) == commitd::DumpJson(wire::ToJson(commit)));
+    REQUIRE(wire::AbortRequestText(abort) == commitd::DumpJson(wire::ToJson(abort)));
+  }
+}
+
+TEST_CASE("a participant list's text is nlohmann's, reads back as the list, and anything else is refused") {
+  std::mt19937_64 random(44);
+  for (int i = 0; i < 2'000; ++i) {
+    const wire::PrepareRequest p = RandomPrepare(random);
+    const std::string text = wire::ParticipantsText(p.participants);
+    REQUIRE(text == commitd::DumpJson(nlohmann::json(p.participants)));
+    commitd::Result<std::vector<wire::ParticipantRef>> back = wire::ParseParticipants(text);
+    REQUIRE(back.ok());
+    REQUIRE(wire::ParticipantsText(*back) == text);  // invalid UTF-8 was written as U+FFFD, and stays so
+  }
+  const std::vector<wire::ParticipantRef> list = {{"bank-a", "http://a"}, {"é", ""}};
+  commitd::Result<std::vector<wire::ParticipantRef>> back = wire::ParseParticipants(wire::ParticipantsText(list));
+  REQUIRE(back.ok());
+  CHECK(*back == list);
+  CHECK(wire::ParseParticipants("[]")->empty());
+  for (const char* bad : {"", "not json", "{}", "null", "[1]", "[null]", "[[]]", R"([{"name": "a"}])",
+                          R"([{"url": "u"}])", R"([{"name": 1, "url": "u"}])", R"([{"name": "a", "url": null}])",
+                          R"([{"name": "a", "url": "u"}, 2])"}) {
+    CAPTURE(bad);
+    commitd::Result<std::vector<wire::ParticipantRef>> read = wire::ParseParticipants(bad);
+    REQUIRE_FALSE(read.ok());
+    CHECK(read.status().code() == commitd::StatusCode::kInvalidArgument);
+  }
+  CHECK(wire::ParseParticipants(R"([{"name": "a", "url": "u"}, 2])").status().message() ==
+        "participants[1]: not an object with a string name and url");
+}
+
 namespace {
 
 // Whether two JSON values have the same types all the way down (nlohmann's

@@ -78,12 +78,10 @@ Result<ParticipantFile> OpenParticipantDb(const std::string& path) {
 }
 
 nlohmann::json DecisionToJson(const coordinator::DecisionRecord& r) {
-  nlohmann::json participants = nlohmann::json::array();
-  for (const auto& p : r.participants) participants.push_back({{"name", p.name}, {"url", p.url}});
   nlohmann::json j = {{"txid", r.txid},
                       {"protocol", wire::ProtocolName(r.protocol)},
                       {"outcome", coordinator::OutcomeName(r.outcome)},
-                      {"participants", std::move(participants)},
+                      {"participants", r.participants},
                       {"created_ms", r.created_ms},
                       {"decided_ms", r.decided_ms},
                       {"finished", r.finished},
