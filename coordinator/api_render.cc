@@ -122,13 +122,13 @@ Rendered Error(const NodeError& error) {
   return {500, ErrorBody("internal", error.message)};
 }
 
-Rendered Submit(const SubmitResult& result) {
+Rendered Submit(SubmitResult result) {
   if (const auto* e = std::get_if<NodeError>(&result)) return Error(*e);
-  const TxReply& reply = std::get<TxReply>(result);
+  TxReply& reply = std::get<TxReply>(result);
   // A 503 without an outcome: not known yet, ask again later. With one (an
   // abort that could not be recorded) a retry would run the transaction anew.
   const bool retry_later = reply.status == 503 && !(reply.body.is_object() && reply.body.contains("outcome"));
-  return {reply.status, reply.body, retry_later};
+  return {reply.status, std::move(reply.body), retry_later};
 }
 
 Rendered Lookup(const TxLookup& lookup, int64_t now_ms) {

@@ -23,7 +23,7 @@ nlohmann::json ListEntryJson(const TxView& v, int64_t now_ms);
 nlohmann::json ListEntryJson(const DecisionRecord& r, int64_t now_ms);
 
 Rendered Error(const NodeError& error);
-Rendered Submit(const SubmitResult& result);
+Rendered Submit(SubmitResult result);
 Rendered Lookup(const TxLookup& lookup, int64_t now_ms);
 Rendered List(const TxList& list, int64_t now_ms);
 Rendered Force(const std::string& txid, const ForceAnswer& answer, int64_t now_ms);

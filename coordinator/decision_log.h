@@ -41,10 +41,9 @@ struct ListFilter {
   std::size_t limit = 100;
 };
 
-// A record's reply is read back only to answer a retry with the same
-// Idempotency-Key: a record without a key is stored without it (null).
+// A record without an Idempotency-Key is stored without its reply (null).
 inline void DropUnreadReply(DecisionRecord& record) {
-  if (record.idempotency_key.empty()) record.reply = nullptr;
+  if (!ReplyIsRead(record)) record.reply = nullptr;
 }
 
 class DecisionLog {

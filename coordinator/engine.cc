@@ -199,12 +199,8 @@ DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) c
   record.reason = tx.reason;
   record.idempotency_key = tx.idempotency_key;
   record.heuristic = tx.heuristic;
-  if (outcome == Outcome::kPending) {
-    // A staging record, written before any vote: it has no reply to keep.
-    record.reply = nullptr;
-  } else {
-    record.reply = ReplyBody(tx, outcome);
-  }
+  // A staging record, written before any vote, has no reply to keep.
+  if (outcome != Outcome::kPending && ReplyIsRead(record)) record.reply = ReplyBody(tx, outcome);
   record.created_ms = tx.created_ms;
   record.decided_ms = now_ms;
   return record;
@@ -351,8 +347,11 @@ void Engine::PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms) {
   b.precommit_backoff_ms = std::min(b.precommit_backoff_ms * 2, options_.retry_max_ms);
 }
 
-void Engine::ReplyClients(Tx& tx, int status, const nlohmann::json& body) {
-  for (ClientToken c : tx.clients) actions_.push_back(action::ReplyClient{c, status, body});
+void Engine::ReplyClients(Tx& tx, int status, nlohmann::json body) {
+  for (std::size_t i = 0; i + 1 < tx.clients.size(); ++i) {
+    actions_.push_back(action::ReplyClient{tx.clients[i], status, body});
+  }
+  if (!tx.clients.empty()) actions_.push_back(action::ReplyClient{tx.clients.back(), status, std::move(body)});
   tx.clients.clear();
 }
 
@@ -473,7 +472,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   SendDue(tx, now_ms);
   // After the decisions (see AnswerEarly).
-  if (answering) ReplyClients(tx, status_code, body);
+  if (answering) ReplyClients(tx, status_code, std::move(body));
   MaybeFinish(tx, now_ms);
 }
 

@@ -443,7 +443,7 @@ class Engine {
   // A precommit not acked: why, and when it is sent again (capped doubling).
   void PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms);
   // Answers every client waiting on tx, and forgets them.
-  void ReplyClients(Tx& tx, int status, const nlohmann::json& body);
+  void ReplyClients(Tx& tx, int status, nlohmann::json body);
   DecisionRecord RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const;
   void StartDelivery(Tx& tx, Branch& b, int64_t now_ms);
   // The abort goes to every participant but those that voted no (they aborted already).

@@ -436,7 +436,7 @@ void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
                    }
                  }
-                 Respond(respond, api::Submit(result));
+                 Respond(respond, api::Submit(std::move(result)));
                });
 }
 

@@ -36,6 +36,9 @@ struct DecisionRecord {
   // the protocol, typically because the original decision log was lost.
   bool heuristic = false;
 };
+// A record's reply is read back only to answer a retry with the same
+// Idempotency-Key.
+inline bool ReplyIsRead(const DecisionRecord& record) { return !record.idempotency_key.empty(); }
 
 // A participant known to the coordinator (PUT /v1/participants/{name} or --participant).
 struct RegistryEntry {

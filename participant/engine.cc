@@ -34,8 +34,9 @@ nlohmann::json Engine::VoteBody(const std::string& txid, bool yes, const std::st
   return wire::ToJson(v);
 }
 
-void Engine::ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body) {
-  for (RequestToken t : waiters) actions_.push_back(action::Reply{t, status, body});
+void Engine::ReplyAll(std::vector<RequestToken>& waiters, int status, nlohmann::json body) {
+  for (std::size_t i = 0; i + 1 < waiters.size(); ++i) actions_.push_back(action::Reply{waiters[i], status, body});
+  if (!waiters.empty()) actions_.push_back(action::Reply{waiters.back(), status, std::move(body)});
   waiters.clear();
 }
 

@@ -306,7 +306,7 @@ class Engine {
   // read it): the waiters are answered 503, and nothing is decided or
   // remembered, so a retry reads again.
   void AbandonPrepare(const std::string& txid, Tx& tx, const std::string& why);
-  void ReplyAll(std::vector<RequestToken>& waiters, int status, const nlohmann::json& body);
+  void ReplyAll(std::vector<RequestToken>& waiters, int status, nlohmann::json body);
   bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
   // The state a commit or precommit is answered by: a decided abort whose
   // apply failed (the state back to prepared or precommitted) answers as aborting.

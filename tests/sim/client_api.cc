@@ -39,7 +39,7 @@ void ServeClientApi(Context& ctx, const std::string& from, coordinator::Node& no
     auto key = request.headers.find("idempotency-key");
     coordinator::SubmitRequest submit{std::move(parsed).value(), key != request.headers.end() ? key->second : ""};
     node.Submit(std::move(submit), [&ctx, from, respond = std::move(respond)](coordinator::SubmitResult result) {
-      coordinator::api::Rendered r = coordinator::api::Submit(result);
+      coordinator::api::Rendered r = coordinator::api::Submit(std::move(result));
       ctx.Log(from, "reply client: " + std::to_string(r.status) + " " +
                         (r.body.is_object() ? r.body.value("txid", "") + " " + r.body.value("outcome", "") : ""));
       respond(Response{r.status, std::move(r.body)});
