@@ -745,6 +745,19 @@ json ToJson(const Vote& v) {
   return j;
 }
 
+// Members in ToJson's (sorted) key order.
+std::string VoteText(const Vote& v) {
+  std::string out = "{";
+  if (!v.yes && v.no_code == VoteNoCode::kLockConflict) out += "\"code\":\"lock_conflict\",";
+  AppendStringMember(&out, "reason", v.reason);
+  out += ",\"results\":";
+  AppendJson(&out, v.results);
+  out.push_back(',');
+  AppendStringMember(&out, "txid", v.txid);
+  out += v.yes ? ",\"vote\":\"yes\"}" : ",\"vote\":\"no\"}";
+  return out;
+}
+
 namespace {
 
 constexpr std::string_view kVoteMembers[] = {"txid", "vote", "reason", "results", "code"};

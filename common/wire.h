@@ -116,6 +116,9 @@ struct Vote {
   VoteNoCode no_code = VoteNoCode::kOther;          // "code": "lock_conflict"
 };
 nlohmann::json ToJson(const Vote& v);
+// The text of ToJson(v) as DumpJson writes it, byte for byte, written
+// without building the JSON value (an agent sends one per prepare).
+std::string VoteText(const Vote& v);
 // A vote as agents write it is read straight from the text; any other (an
 // error, a member it does not know, a repeated one) by ParseVoteTree, which
 // gives the same vote and every error message.

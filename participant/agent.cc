@@ -118,7 +118,16 @@ constexpr auth::RouteRule kRoutes[] = {
 };
 
 ReplyFn Render(http::Responder respond) {
-  return [respond = std::move(respond)](NodeReply reply) { respond(http::JsonResponse(reply.status, reply.body)); };
+  return [respond = std::move(respond)](NodeReply reply) {
+    if (const auto* vote = std::get_if<wire::Vote>(&reply.body)) {
+      http::Response response;
+      response.status = reply.status;
+      response.body = wire::VoteText(*vote);
+      respond(std::move(response));
+      return;
+    }
+    respond(http::JsonResponse(reply.status, std::get<nlohmann::json>(reply.body)));
+  };
 }
 }  // namespace
 

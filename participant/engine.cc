@@ -23,18 +23,30 @@ std::string UnknownHere(const std::string& txid) {
 
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
 
-nlohmann::json Engine::VoteBody(const std::string& txid, bool yes, const std::string& reason,
-                                const nlohmann::json& results, wire::VoteNoCode code) const {
+namespace {
+
+// {"txid": ..., "state": ...}: a commit, precommit or abort acknowledged.
+nlohmann::json StateBody(const std::string& txid, const char* state) { return {{"txid", txid}, {"state", state}}; }
+
+}  // namespace
+
+nlohmann::json JsonOf(const ReplyBody& body) {
+  if (const auto* vote = std::get_if<wire::Vote>(&body)) return wire::ToJson(*vote);
+  return std::get<nlohmann::json>(body);
+}
+
+wire::Vote Engine::VoteBody(const std::string& txid, bool yes, const std::string& reason,
+                            const nlohmann::json& results, wire::VoteNoCode code) const {
   wire::Vote v;
   v.txid = txid;
   v.yes = yes;
   v.reason = reason;
   v.no_code = code;
   v.results = results;
-  return wire::ToJson(v);
+  return v;
 }
 
-void Engine::ReplyAll(std::vector<RequestToken>& waiters, int status, nlohmann::json body) {
+void Engine::ReplyAll(std::vector<RequestToken>& waiters, int status, ReplyBody body) {
   for (std::size_t i = 0; i + 1 < waiters.size(); ++i) actions_.push_back(action::Reply{waiters[i], status, body});
   if (!waiters.empty()) actions_.push_back(action::Reply{waiters.back(), status, std::move(body)});
   waiters.clear();
@@ -98,7 +110,7 @@ void Engine::AnswerFinishedPrepare(const std::string& txid, Outcome outcome, Req
 
 void Engine::AnswerFinishedAbort(const std::string& txid, Outcome outcome, RequestToken token) {
   if (outcome == Outcome::kAborted) {
-    actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "aborted"}}});
+    actions_.push_back(action::Reply{token, 200, StateBody(txid, "aborted")});
   } else {
     actions_.push_back(action::Reply{
         token, 409, AgentError("already_committed", "transaction " + txid + " was committed here", txid)});
@@ -242,7 +254,7 @@ bool Engine::CommitKeyAccepted(const std::string& txid, Tx& tx, const std::strin
 void Engine::OnCommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms) {
   if (auto f = finished_.find(txid); f != finished_.end()) {
     if (f->second == Outcome::kCommitted) {
-      actions_.push_back(action::Reply{token, 200, {{"txid", txid}, {"state", "committed"}}});
+      actions_.push_back(action::Reply{token, 200, StateBody(txid, "committed")});
     } else {
       actions_.push_back(action::Reply{
           token, 409, AgentError("already_aborted", "transaction " + txid + " was aborted here", txid)});
@@ -409,7 +421,7 @@ void Engine::OnCommitApplied(const std::string& txid, const Status& status, int6
   Tx& tx = it->second;
   if (status.ok()) {
     locks_.Release(txid);
-    ReplyAll(tx.commit_waiters, 200, {{"txid", txid}, {"state", "committed"}});
+    ReplyAll(tx.commit_waiters, 200, StateBody(txid, "committed"));
     Finish(txid, Outcome::kCommitted, now_ms);
     return;
   }
@@ -437,7 +449,7 @@ void Engine::OnAbortApplied(const std::string& txid, const Status& status, int64
     return;
   }
   locks_.Release(txid);
-  ReplyAll(tx.abort_waiters, 200, {{"txid", txid}, {"state", "aborted"}});
+  ReplyAll(tx.abort_waiters, 200, StateBody(txid, "aborted"));
   Finish(txid, Outcome::kAborted, now_ms);
 }
 
@@ -610,7 +622,7 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
   };
   if (auto f = finished_.find(txid); f != finished_.end()) {
     if (f->second == Outcome::kCommitted) {
-      answer(200, {{"txid", txid}, {"state", "committed"}});
+      answer(200, StateBody(txid, "committed"));
     } else {
       answer(409, AgentError("already_aborted", "transaction " + txid + " was aborted here", txid));
     }
@@ -637,7 +649,7 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
     case State::kPrecommitted:
     case State::kCommitting:
     case State::kConflict:
-      answer(200, {{"txid", txid}, {"state", "precommitted"}});
+      answer(200, StateBody(txid, "precommitted"));
       return;
     case State::kPrecommitting:
       tx.precommit_waiters.push_back(token);
@@ -667,7 +679,7 @@ void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status,
   }
   tx.state = State::kPrecommitted;
   tx.precommitted = true;
-  ReplyAll(tx.precommit_waiters, 200, {{"txid", txid}, {"state", "precommitted"}});
+  ReplyAll(tx.precommit_waiters, 200, StateBody(txid, "precommitted"));
   // The commit should follow at once; ask (and terminate) only if it does not.
   tx.query_backoff_ms = options_.resolve_initial_ms;
   tx.next_query_ms = now_ms + tx.timeout_ms;

@@ -72,6 +72,12 @@ using RequestToken = uint64_t;
 
 enum class Decision { kPending, kCommit, kAbort };
 
+// A reply's body. A vote stays typed until it leaves the agent, which writes
+// it with wire::VoteText; any other reply is a JSON value.
+using ReplyBody = std::variant<nlohmann::json, wire::Vote>;
+// The body as a JSON value (a vote's through wire::ToJson).
+nlohmann::json JsonOf(const ReplyBody& body);
+
 namespace action {
 // Execute the ops, take their lock keys and write the prepared record: one
 // storage job (ResourceManager::Execute, then ResourceManager::Prepare),
@@ -99,7 +105,7 @@ struct ForgetOutcomesBefore {
 struct Reply {
   RequestToken to = 0;
   int status = 200;
-  nlohmann::json body;
+  ReplyBody body;
 };
 struct QueryDecision {
   std::string txid;
@@ -306,7 +312,7 @@ class Engine {
   // read it): the waiters are answered 503, and nothing is decided or
   // remembered, so a retry reads again.
   void AbandonPrepare(const std::string& txid, Tx& tx, const std::string& why);
-  void ReplyAll(std::vector<RequestToken>& waiters, int status, nlohmann::json body);
+  void ReplyAll(std::vector<RequestToken>& waiters, int status, ReplyBody body);
   bool Resolvable(const Tx& tx) const;  // waiting for a decision it may ask about
   // The state a commit or precommit is answered by: a decided abort whose
   // apply failed (the state back to prepared or precommitted) answers as aborting.
@@ -321,8 +327,8 @@ class Engine {
   void PushPrecommit(const std::string& txid, Tx& tx, int64_t now_ms);
   void Conclude(const std::string& txid, Tx& tx, bool commit, const std::string& why);
   std::vector<wire::ParticipantRef> Peers(const Tx& tx) const;
-  nlohmann::json VoteBody(const std::string& txid, bool yes, const std::string& reason,
-                          const nlohmann::json& results, wire::VoteNoCode code = wire::VoteNoCode::kOther) const;
+  wire::Vote VoteBody(const std::string& txid, bool yes, const std::string& reason, const nlohmann::json& results,
+                      wire::VoteNoCode code = wire::VoteNoCode::kOther) const;
 
 
   EngineOptions options_;

@@ -150,7 +150,7 @@ void Node::AcceptPrepare(wire::PrepareRequest request, ReplyFn reply) {
     no.txid = request.txid;
     no.reason = v.message();
     ++counters_.votes_no;
-    reply({200, wire::ToJson(no)});
+    reply({200, std::move(no)});
     return;
   }
   // No lookup first: the prepare's own storage job reads the txid's remembered outcome.

@@ -79,7 +79,7 @@ struct NodeOptions {
 // (docs/protocol.md, agent API).
 struct NodeReply {
   int status = 200;
-  nlohmann::json body;
+  ReplyBody body;
 };
 using ReplyFn = std::function<void(NodeReply)>;
 

@@ -16,14 +16,15 @@ ReplyFn RequestTraces::Track(std::string_view call, const std::string& txid, con
           reply = std::move(reply)](NodeReply answer) {
     if (log::Enabled(log::Level::kDebug)) {
       nlohmann::json fields = {{"call", call}, {"txid", txid}, {"status", answer.status}};
-      if (answer.body.is_object() && answer.body.contains("vote")) fields["vote"] = answer.body["vote"];
+      if (const auto* vote = std::get_if<wire::Vote>(&answer.body)) fields["vote"] = vote->yes ? "yes" : "no";
       if (trace) {
         fields["trace_id"] = trace->trace_id();
         fields["span_id"] = trace->span_id();
       }
       log::Debug("protocol_request", fields);
     }
-    const bool voted_yes = answer.status == 200 && answer.body.is_object() && answer.body.value("vote", "") == "yes";
+    const auto* vote = std::get_if<wire::Vote>(&answer.body);
+    const bool voted_yes = answer.status == 200 && vote != nullptr && vote->yes;
     const bool held = call == "prepare" ? voted_yes : call == "precommit" && answer.status == 200;
     if (!held) traces_.erase(txid);
     reply(std::move(answer));

@@ -193,8 +193,9 @@ Response ErrorOf(int status, const std::string& code, const std::string& message
 // parsed by the same wire:: parsers as the HTTP adapter's) as Node calls.
 void ParticipantNode::Handle(const Request& request, Responder respond) {
   auto reply = [this, respond](participant::NodeReply r) {
-    ctx_.Log(name_, "reply " + std::to_string(r.status) + " " + r.body.dump());
-    respond({r.status, std::move(r.body)});
+    nlohmann::json body = participant::JsonOf(r.body);
+    ctx_.Log(name_, "reply " + std::to_string(r.status) + " " + body.dump());
+    respond({r.status, std::move(body)});
   };
   if (request.method == "POST" && request.target == "/v1/prepare") {
     auto parsed = wire::ParsePrepareRequest(request.body.dump());

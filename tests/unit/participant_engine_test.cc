@@ -60,7 +60,7 @@ void TombstoneWrittenAcks(Engine& e, RequestToken token) {
   REQUIRE(acked.size() == 1);
   CHECK(acked[0].to == token);
   CHECK(acked[0].status == 200);
-  CHECK(acked[0].body["state"] == "aborted");
+  CHECK(JsonOf(acked[0].body)["state"] == "aborted");
 }
 
 Engine MakeEngine() { return Engine(EngineOptions{{"http://other"}, 100, 800, 60'000}); }
@@ -97,8 +97,8 @@ TEST_CASE("the yes vote is sent only after the prepared record is durable") {
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 2);
   CHECK(replies[0].to == 7);
-  CHECK(replies[0].body["vote"] == "yes");
-  CHECK(replies[1].body["vote"] == "yes");
+  CHECK(JsonOf(replies[0].body)["vote"] == "yes");
+  CHECK(JsonOf(replies[1].body)["vote"] == "yes");
   CHECK(e.locks().Holder("accounts|pk|alice") == std::optional<std::string>("t1"));
 }
 
@@ -110,8 +110,8 @@ TEST_CASE("a no from the resource manager votes no with its reason and holds no 
   auto a = e.TakeActions();
   auto replies = Only<action::Reply>(a);
   REQUIRE(replies.size() == 1);
-  CHECK(replies[0].body["vote"] == "no");
-  CHECK(replies[0].body["reason"] == "lock conflict with t0");
+  CHECK(JsonOf(replies[0].body)["vote"] == "no");
+  CHECK(JsonOf(replies[0].body)["reason"] == "lock conflict with t0");
   CHECK(e.locks().size() == 0);
   REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
   CHECK_FALSE(Only<action::WriteTombstone>(a)[0].again);
@@ -119,7 +119,7 @@ TEST_CASE("a no from the resource manager votes no with its reason and holds no 
   e.OnPrepare(Prepare("t1"), 2, 0);
   auto again = Only<action::Reply>(e.TakeActions());
   REQUIRE(again.size() == 1);
-  CHECK(again[0].body["vote"] == "no");
+  CHECK(JsonOf(again[0].body)["vote"] == "no");
   // The coordinator's abort (it had no vote in time) waits until the "aborted" is durable.
   e.OnAbort("t1", kKey, 3, 1);
   CHECK(e.TakeActions().empty());
@@ -133,8 +133,8 @@ TEST_CASE("a storage batch that failed votes no, even if the resource manager sa
   e.OnPrepared("t1", Yes({"k"}), Status::IoError("disk I/O error"), 0);
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
-  CHECK(replies[0].body["vote"] == "no");
-  CHECK(replies[0].body["reason"] == "storage error: disk I/O error");
+  CHECK(JsonOf(replies[0].body)["vote"] == "no");
+  CHECK(JsonOf(replies[0].body)["reason"] == "storage error: disk I/O error");
   CHECK(e.locks().size() == 0);
   CHECK(e.OutcomeOf("t1") == std::optional<std::string>("aborted"));
 }
@@ -152,7 +152,7 @@ TEST_CASE("commit is acknowledged only after it is applied, and releases the loc
   e.OnCommitApplied("t1", Status::Ok(), 12);
   auto replies = Only<action::Reply>(e.TakeActions());
   CHECK(replies.size() == 2);
-  CHECK(replies[0].body["state"] == "committed");
+  CHECK(JsonOf(replies[0].body)["state"] == "committed");
   CHECK(e.locks().size() == 0);
   // Repeated commit after the fact: acked again. Duplicate prepare: same (yes) vote.
   e.OnCommit("t1", kCommitKey, 4, 13);
@@ -162,7 +162,7 @@ TEST_CASE("commit is acknowledged only after it is applied, and releases the loc
   e.OnPrepare(Prepare("t1"), 5, 14);
   auto dup = Only<action::Reply>(e.TakeActions());
   REQUIRE(dup.size() == 1);
-  CHECK(dup[0].body["vote"] == "yes");
+  CHECK(JsonOf(dup[0].body)["vote"] == "yes");
   // Abort after commit is refused.
   e.OnAbort("t1", kKey, 6, 15);
   auto ab = Only<action::Reply>(e.TakeActions());
@@ -176,7 +176,7 @@ TEST_CASE("a commit for a txid never prepared is an error, never a silent ack") 
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 404);
-  CHECK(replies[0].body["error"]["code"] == "unknown_transaction");
+  CHECK(JsonOf(replies[0].body)["error"]["code"] == "unknown_transaction");
 }
 
 TEST_CASE("an abort before its prepare leaves a tombstone: the late prepare votes no") {
@@ -195,13 +195,13 @@ TEST_CASE("an abort before its prepare leaves a tombstone: the late prepare vote
   auto vote = Only<action::Reply>(a);
   REQUIRE(vote.size() == 1);
   CHECK(vote[0].to == 2);
-  CHECK(vote[0].body["vote"] == "no");
+  CHECK(JsonOf(vote[0].body)["vote"] == "no");
   e.OnTombstoneWritten("t1", Outcome::kAborted);
   auto acked = Only<action::Reply>(e.TakeActions());
   REQUIRE(acked.size() == 2);
   for (const auto& r : acked) {
     CHECK(r.status == 200);
-    CHECK(r.body["state"] == "aborted");
+    CHECK(JsonOf(r.body)["state"] == "aborted");
   }
   // Once written, a repeated abort is answered at once.
   e.OnAbort("t1", kKey, 4, 2);
@@ -218,11 +218,11 @@ TEST_CASE("a tombstone that could not be written answers 503, keeps voting no, a
   auto failed = Only<action::Reply>(e.TakeActions());
   REQUIRE(failed.size() == 1);
   CHECK(failed[0].status == 503);
-  CHECK(failed[0].body["error"]["code"] == "storage_error");
+  CHECK(JsonOf(failed[0].body)["error"]["code"] == "storage_error");
   e.OnPrepare(Prepare("t1"), 2, 1);
   auto vote = Only<action::Reply>(e.TakeActions());
   REQUIRE(vote.size() == 1);
-  CHECK(vote[0].body["vote"] == "no");
+  CHECK(JsonOf(vote[0].body)["vote"] == "no");
   e.OnAbort("t1", kKey, 3, 2);
   auto a = e.TakeActions();
   REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
@@ -240,7 +240,7 @@ TEST_CASE("a tombstone's aborts are answered with the outcome the store holds") 
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 409);
-  CHECK(replies[0].body["error"]["code"] == "already_committed");
+  CHECK(JsonOf(replies[0].body)["error"]["code"] == "already_committed");
   CHECK(e.StateOf("t1") == "committed");  // what peers are told from now on
 }
 
@@ -271,7 +271,7 @@ TEST_CASE("an abort waiting on a prepare that votes no is answered once the outc
   auto replies = Only<action::Reply>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].to == 1);
-  CHECK(replies[0].body["vote"] == "no");
+  CHECK(JsonOf(replies[0].body)["vote"] == "no");
   REQUIRE(Only<action::WriteTombstone>(a).size() == 1);
   TombstoneWrittenAcks(e, 2);
 }
@@ -287,13 +287,13 @@ TEST_CASE("an abort during prepare: the written record is aborted, the prepare g
   auto vote = Only<action::Reply>(a);
   REQUIRE(vote.size() == 1);
   CHECK(vote[0].to == 1);
-  CHECK(vote[0].body["vote"] == "no");
+  CHECK(JsonOf(vote[0].body)["vote"] == "no");
   REQUIRE(Only<action::ApplyAbort>(a).size() == 1);
   e.OnAbortApplied("t1", Status::Ok(), 2);
   auto acked = Only<action::Reply>(e.TakeActions());
   REQUIRE(acked.size() == 1);
   CHECK(acked[0].to == 2);
-  CHECK(acked[0].body["state"] == "aborted");
+  CHECK(JsonOf(acked[0].body)["state"] == "aborted");
   CHECK(e.locks().size() == 0);
   CHECK(e.OutcomeOf("t1") == std::optional<std::string>("aborted"));
 }
@@ -340,7 +340,7 @@ TEST_CASE("a changeset conflict keeps the record and its locks, counted and show
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 409);
-  CHECK(replies[0].body["error"]["code"] == "apply_conflict");
+  CHECK(JsonOf(replies[0].body)["error"]["code"] == "apply_conflict");
   CHECK(e.conflicts() == 1);
   auto held = e.Held(2);
   REQUIRE(held.size() == 1);
@@ -459,11 +459,11 @@ TEST_CASE("a prepare whose storage job finds the txid committed before gets the 
   Engine e = MakeEngine();
   std::vector<Action> rest;
   auto replies = PrepareFoundFinished(e, Found(Outcome::kCommitted), &rest);
-  CHECK(replies[0].body["vote"] == "yes");
-  CHECK(replies[0].body["results"].is_null());
-  CHECK(replies[1].body["vote"] == "yes");
+  CHECK(JsonOf(replies[0].body)["vote"] == "yes");
+  CHECK(JsonOf(replies[0].body)["results"].is_null());
+  CHECK(JsonOf(replies[1].body)["vote"] == "yes");
   CHECK(replies[2].status == 409);
-  CHECK(replies[2].body["error"]["code"] == "already_committed");
+  CHECK(JsonOf(replies[2].body)["error"]["code"] == "already_committed");
   CHECK(Only<action::WriteTombstone>(rest).empty());  // the store has it
   CHECK(e.StateOf("t1") == "committed");
   CHECK(e.Held(4).empty());
@@ -474,10 +474,10 @@ TEST_CASE("a prepare whose storage job finds a tombstone votes no, and the waiti
   Engine e = MakeEngine();
   std::vector<Action> rest;
   auto replies = PrepareFoundFinished(e, Found(Outcome::kAborted), &rest);
-  CHECK(replies[0].body["vote"] == "no");
-  CHECK(replies[1].body["vote"] == "no");
+  CHECK(JsonOf(replies[0].body)["vote"] == "no");
+  CHECK(JsonOf(replies[1].body)["vote"] == "no");
   CHECK(replies[2].status == 200);
-  CHECK(replies[2].body["state"] == "aborted");
+  CHECK(JsonOf(replies[2].body)["state"] == "aborted");
   CHECK(Only<action::WriteTombstone>(rest).empty());
   CHECK(e.StateOf("t1") == "aborted");
 }
@@ -501,7 +501,7 @@ TEST_CASE("a prepare whose txid's stored outcome cannot be read, or was never re
     auto replies = PrepareFoundFinished(e, c.earlier, &rest, c.status);
     for (const auto& r : replies) {
       CHECK(r.status == 503);
-      CHECK(r.body["error"]["code"] == "storage_error");
+      CHECK(JsonOf(r.body)["error"]["code"] == "storage_error");
     }
     CHECK(Only<action::WriteTombstone>(rest).empty());
     CHECK_FALSE(e.Knows("t1"));
@@ -514,7 +514,7 @@ TEST_CASE("a failed batch whose prepare found the txid committed answers with th
   Engine e = MakeEngine();
   std::vector<Action> rest;
   auto replies = PrepareFoundFinished(e, Found(Outcome::kCommitted), &rest, Status::IoError("disk I/O error"));
-  CHECK(replies[0].body["vote"] == "yes");
+  CHECK(JsonOf(replies[0].body)["vote"] == "yes");
   CHECK(Only<action::WriteTombstone>(rest).empty());
   CHECK(e.StateOf("t1") == "committed");
 }
@@ -551,7 +551,7 @@ void Precommit(Engine& e, const std::string& txid, int64_t now) {
   e.OnPrecommitPersisted(txid, Status::Ok(), now);
   auto r = Only<action::Reply>(e.TakeActions());
   REQUIRE(r.size() == 1);
-  REQUIRE(r[0].body["state"] == "precommitted");
+  REQUIRE(JsonOf(r[0].body)["state"] == "precommitted");
 }
 
 // Ticks until the engine asks the coordinator, and answers "unreachable".
@@ -584,7 +584,7 @@ TEST_CASE("3pc: precommit is acknowledged only once it is durable, and repeats a
   e.OnPrecommit("t", kCommitKey, 7, 13);
   replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
-  CHECK(replies[0].body["state"] == "precommitted");
+  CHECK(JsonOf(replies[0].body)["state"] == "precommitted");
 }
 
 TEST_CASE("3pc: once an abort is decided, a precommit is refused even while a failed apply waits to be retried") {
@@ -607,13 +607,13 @@ TEST_CASE("3pc: once an abort is decided, a precommit is refused even while a fa
     r = Only<action::Reply>(a);
     REQUIRE(r.size() == 1);
     CHECK(r[0].status == 409);
-    CHECK(r[0].body["error"]["code"] == "already_aborted");
+    CHECK(JsonOf(r[0].body)["error"]["code"] == "already_aborted");
     // A commit is refused too (a coordinator's, or a peer's termination).
     e.OnCommit("t", kCommitKey, 6, 5);
     r = Only<action::Reply>(e.TakeActions());
     REQUIRE(r.size() == 1);
     CHECK(r[0].status == 409);
-    CHECK(r[0].body["error"]["code"] == "already_aborted");
+    CHECK(JsonOf(r[0].body)["error"]["code"] == "already_aborted");
     // The agent applies its abort again by itself, after a backoff, without
     // asking anyone what to do.
     a = {};
@@ -638,7 +638,7 @@ TEST_CASE("3pc: precommit of an unknown, aborted or 2pc transaction is refused")
   e.OnPrecommit("two", kCommitKey, 3, 0);
   r = Only<action::Reply>(e.TakeActions());
   CHECK(r[0].status == 409);
-  CHECK(r[0].body["error"]["code"] == "not_3pc");
+  CHECK(JsonOf(r[0].body)["error"]["code"] == "not_3pc");
   Prepare3(e, "t");
   e.OnAbort("t", kKey, 4, 0);
   e.TakeActions();
@@ -647,7 +647,7 @@ TEST_CASE("3pc: precommit of an unknown, aborted or 2pc transaction is refused")
   e.OnPrecommit("t", kCommitKey, 5, 0);
   r = Only<action::Reply>(e.TakeActions());
   CHECK(r[0].status == 409);
-  CHECK(r[0].body["error"]["code"] == "already_aborted");
+  CHECK(JsonOf(r[0].body)["error"]["code"] == "already_aborted");
   CHECK(e.StateOf("t") == "aborted");
 }
 
@@ -889,7 +889,7 @@ TEST_CASE("an abort of a record that voted yes needs its key; otherwise refused,
     auto refused = Only<action::Reply>(a);
     REQUIRE(refused.size() == 1);
     CHECK(refused[0].status == 409);
-    CHECK(refused[0].body["error"]["code"] == "abort_not_from_coordinator");
+    CHECK(JsonOf(refused[0].body)["error"]["code"] == "abort_not_from_coordinator");
   }
   CHECK(e.StateOf("t1") == "prepared");
   CHECK(e.locks().size() == 1);
@@ -916,7 +916,7 @@ TEST_CASE("a record prepared without a key is aborted only by its coordinator's 
   e.OnAbort("old", kKey, 2, 5);
   auto refused = Only<action::Reply>(e.TakeActions());
   REQUIRE(refused.size() == 1);
-  CHECK(refused[0].body["error"]["code"] == "abort_not_from_coordinator");
+  CHECK(JsonOf(refused[0].body)["error"]["code"] == "abort_not_from_coordinator");
   e.Tick(10);
   REQUIRE(Only<action::QueryDecision>(e.TakeActions()).size() == 1);
   e.OnDecisionAnswer("old", Decision::kAbort, 15);
@@ -932,7 +932,7 @@ TEST_CASE("before its yes vote an abort needs no key: the coordinator cannot hav
   auto a = e.TakeActions();
   auto vote = Only<action::Reply>(a);
   REQUIRE(vote.size() == 1);
-  CHECK(vote[0].body["vote"] == "no");
+  CHECK(JsonOf(vote[0].body)["vote"] == "no");
   CHECK(Only<action::ApplyAbort>(a).size() == 1);
 }
 
@@ -956,7 +956,7 @@ TEST_CASE("a commit or precommit of a record that voted yes needs its commit key
       REQUIRE(refused.size() == (three_pc ? 2u : 1u));
       for (const auto& r : refused) {
         CHECK(r.status == 409);
-        CHECK(r.body["error"]["code"] == "commit_not_from_coordinator");
+        CHECK(JsonOf(r.body)["error"]["code"] == "commit_not_from_coordinator");
       }
     }
     CHECK(e.StateOf("t1") == "prepared");
@@ -1025,7 +1025,7 @@ TEST_CASE("the commit check is kept with the record and survives a restart") {
   restarted.OnCommit("t1", std::string(64, 'b'), 2, 1);
   auto refused = Only<action::Reply>(restarted.TakeActions());
   REQUIRE(refused.size() == 1);
-  CHECK(refused[0].body["error"]["code"] == "commit_not_from_coordinator");
+  CHECK(JsonOf(refused[0].body)["error"]["code"] == "commit_not_from_coordinator");
   restarted.OnCommit("t1", kCommitKey, 3, 2);
   CHECK(Only<action::ApplyCommit>(restarted.TakeActions()).size() == 1);
 }
@@ -1038,12 +1038,12 @@ namespace {
 TEST_CASE("a repeated prepare after a restart votes yes with its results unknown, not empty") {
   Engine e = MakeEngine();
   action::Reply first = PrepareFully(e, "t1", {"k"}, 1);
-  CHECK(first.body["vote"] == "yes");
-  CHECK(first.body["results"].is_array());
+  CHECK(JsonOf(first.body)["vote"] == "yes");
+  CHECK(JsonOf(first.body)["results"].is_array());
   e.OnPrepare(Prepare("t1"), 2, 1);  // before a restart the rows are still known
   auto again = Only<action::Reply>(e.TakeActions());
   REQUIRE(again.size() == 1);
-  CHECK(again[0].body["results"] == first.body["results"]);
+  CHECK(JsonOf(again[0].body)["results"] == JsonOf(first.body)["results"]);
 
   PreparedRecord record;
   record.txid = "t1";
@@ -1058,17 +1058,17 @@ TEST_CASE("a repeated prepare after a restart votes yes with its results unknown
   restarted.OnPrepare(Prepare("t1"), 3, 11);
   auto vote = Only<action::Reply>(restarted.TakeActions());
   REQUIRE(vote.size() == 1);
-  CHECK(vote[0].body["vote"] == "yes");
-  CHECK(vote[0].body["results"].is_null());
-  auto parsed = wire::ParseVote(vote[0].body.dump());
+  CHECK(JsonOf(vote[0].body)["vote"] == "yes");
+  CHECK(JsonOf(vote[0].body)["results"].is_null());
+  auto parsed = wire::ParseVote(JsonOf(vote[0].body).dump());
   REQUIRE(parsed.ok());
   CHECK(parsed->results.is_null());
   // Finished and committed: also unknown.
   restarted.OnPrepare(Prepare("t0"), 4, 12);
   auto finished = Only<action::Reply>(restarted.TakeActions());
   REQUIRE(finished.size() == 1);
-  CHECK(finished[0].body["vote"] == "yes");
-  CHECK(finished[0].body["results"].is_null());
+  CHECK(JsonOf(finished[0].body)["vote"] == "yes");
+  CHECK(JsonOf(finished[0].body)["results"].is_null());
 }
 
 }  // namespace
@@ -1115,7 +1115,7 @@ TEST_CASE("a prepare that meets a key of a transaction that voted yes waits for 
   e.OnPrepared("t1", Yes({"accounts|pk|alice"}), Status::Ok(), 5);
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
-  CHECK(replies[0].body["vote"] == "yes");
+  CHECK(JsonOf(replies[0].body)["vote"] == "yes");
 }
 
 TEST_CASE("a prepare waits once, and at most briefly: then the conflict is a no") {
@@ -1129,8 +1129,8 @@ TEST_CASE("a prepare waits once, and at most briefly: then the conflict is a no"
   e.OnPrepared("t1", HeldBy("t0", "t1"), Status::Ok(), 23);
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
-  CHECK(replies[0].body["vote"] == "no");
-  CHECK(replies[0].body["reason"] == "lock conflict with t0");
+  CHECK(JsonOf(replies[0].body)["vote"] == "no");
+  CHECK(JsonOf(replies[0].body)["reason"] == "lock conflict with t0");
   e.OnCommit("t0", kCommitKey, 3, 30);
   e.TakeActions();
   e.OnCommitApplied("t0", Status::Ok(), 31);
@@ -1145,7 +1145,7 @@ TEST_CASE("a prepare does not wait for a holder still preparing, and an abort en
   e.OnPrepared("t1", HeldBy("t0", "t1"), Status::Ok(), 1);  // t0 has not voted: the other side of a conflict
   auto replies = Only<action::Reply>(e.TakeActions());
   REQUIRE(replies.size() == 1);
-  CHECK(replies[0].body["vote"] == "no");
+  CHECK(JsonOf(replies[0].body)["vote"] == "no");
 
   Engine w = MakeEngine();
   T1MetT0(w);

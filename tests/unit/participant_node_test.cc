@@ -292,11 +292,11 @@ TEST_CASE("a prepare for another participant is refused; a yes vote comes once t
   f.node().Prepare(r, [&](NodeReply v) { reply = std::move(v); });
   REQUIRE(reply.has_value());
   CHECK(reply->status == 400);
-  CHECK(reply->body["error"]["code"] == "wrong_participant");
+  CHECK(JsonOf(reply->body)["error"]["code"] == "wrong_participant");
 
   NodeReply vote = f.Prepare("t1");
   CHECK(vote.status == 200);
-  CHECK(vote.body["vote"] == "yes");
+  CHECK(JsonOf(vote.body)["vote"] == "yes");
   CHECK(f.Records() == 1);
   CHECK(f.node().StateOf("t1") == "prepared");
   CHECK(f.node().locks().size() > 0);
@@ -307,7 +307,7 @@ TEST_CASE("a prepare naming a coordinator this agent does not know is refused: n
   f.coordinators().members[kOwner] = {kOwner};
   NodeReply refused = f.Prepare("t1", wire::Protocol::k2pc, "http://127.0.0.1:1");
   CHECK(refused.status == 403);
-  CHECK(refused.body["error"]["code"] == "unknown_coordinator");
+  CHECK(JsonOf(refused.body)["error"]["code"] == "unknown_coordinator");
   CHECK(f.coordinators().members_asked == std::vector<std::string>{kOwner});
   CHECK(f.Records() == 0);
   CHECK(f.node().locks().size() == 0);
@@ -316,14 +316,14 @@ TEST_CASE("a prepare naming a coordinator this agent does not know is refused: n
   // Nothing remembered either: the same txid from the real coordinator prepares.
   NodeReply vote = f.Prepare("t1", wire::Protocol::k2pc, "HTTP://C1:7000/");
   CHECK(vote.status == 200);
-  CHECK(vote.body["vote"] == "yes");
+  CHECK(JsonOf(vote.body)["vote"] == "yes");
   CHECK(f.Records() == 1);
 }
 
 TEST_CASE("a member of a known coordinator's group is learned once and then trusted") {
   Fixture f;
   f.coordinators().members[kOwner] = {kOwner, "http://c4:7000"};
-  CHECK(f.Prepare("t1", wire::Protocol::k2pc, "http://c4:7000").body["vote"] == "yes");
+  CHECK(JsonOf(f.Prepare("t1", wire::Protocol::k2pc, "http://c4:7000").body)["vote"] == "yes");
   CHECK(f.Prepare("t2", wire::Protocol::k2pc, "http://c4:7000").status == 200);
   CHECK(f.coordinators().members_asked.size() == 1);
   // An unreachable coordinator teaches nothing: fail closed.
@@ -336,7 +336,7 @@ TEST_CASE("an agent without a configured coordinator refuses every prepare") {
   f.Restart({});
   NodeReply refused = f.Prepare("t1");
   CHECK(refused.status == 403);
-  CHECK(refused.body["error"]["code"] == "unknown_coordinator");
+  CHECK(JsonOf(refused.body)["error"]["code"] == "unknown_coordinator");
   CHECK(f.coordinators().members_asked.empty());
   CHECK(f.Records() == 0);
 }
@@ -535,12 +535,12 @@ TEST_CASE("remembered outcomes stay in the store: after a restart duplicates and
   CHECK(f.node().StateOf("t1") == "committed");  // remembered from now on
   // The late prepare after the tombstone votes no, and runs nothing.
   NodeReply vote = f.Prepare("t2");
-  CHECK(vote.body["vote"] == "no");
+  CHECK(JsonOf(vote.body)["vote"] == "no");
   CHECK(f.Balance() == 70);
   CHECK(f.Records() == 0);
   // A repeated prepare of the committed one gets its yes, and runs nothing again.
   vote = f.Prepare("t1");
-  CHECK(vote.body["vote"] == "yes");
+  CHECK(JsonOf(vote.body)["vote"] == "yes");
   CHECK(f.Balance() == 70);
   CHECK(f.Records() == 0);
   // A txid never seen is still unknown.
@@ -557,7 +557,7 @@ Config ShortOutcomeMemory() {
 TEST_CASE("past the memory window, duplicates and late prepares are answered from the database without a restart") {
   Fixture f(ShortOutcomeMemory());
   f.RunFor(20);
-  CHECK(f.Prepare("t1").body["vote"] == "yes");
+  CHECK(JsonOf(f.Prepare("t1").body)["vote"] == "yes");
   CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
   CHECK(f.Ask([&](ReplyFn r) { f.node().Abort({"t2", ""}, r); }).status == 200);  // a tombstone
   CHECK(f.Balance() == 70);
@@ -569,8 +569,8 @@ TEST_CASE("past the memory window, duplicates and late prepares are answered fro
   // A repeated prepare of the committed one gets its yes from its own
   // storage job, and runs nothing again.
   NodeReply vote = f.Prepare("t1");
-  CHECK(vote.body["vote"] == "yes");
-  CHECK(vote.body["results"].is_null());
+  CHECK(JsonOf(vote.body)["vote"] == "yes");
+  CHECK(JsonOf(vote.body)["results"].is_null());
   CHECK(f.Balance() == 70);
   CHECK(f.Records() == 0);
   CHECK(f.node().locks().size() == 0);
@@ -578,7 +578,7 @@ TEST_CASE("past the memory window, duplicates and late prepares are answered fro
 
   // The late prepare after the tombstone votes no and runs nothing.
   vote = f.Prepare("t2");
-  CHECK(vote.body["vote"] == "no");
+  CHECK(JsonOf(vote.body)["vote"] == "no");
   CHECK(f.Balance() == 70);
   CHECK(f.Records() == 0);
 
@@ -589,14 +589,14 @@ TEST_CASE("past the memory window, duplicates and late prepares are answered fro
   f.RunFor(500);
   NodeReply refused = f.Ask([&](ReplyFn r) { f.node().Abort({"t1", ""}, r); });
   CHECK(refused.status == 409);
-  CHECK(refused.body["error"]["code"] == "already_committed");
+  CHECK(JsonOf(refused.body)["error"]["code"] == "already_committed");
   CHECK(f.Balance() == 70);
 }
 
 // t1 prepared, committed, and then out of the agent's memory (the database has it).
 void CommitThenForget(Fixture& f) {
   f.RunFor(20);
-  CHECK(f.Prepare("t1").body["vote"] == "yes");
+  CHECK(JsonOf(f.Prepare("t1").body)["vote"] == "yes");
   CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
   f.RunFor(500);
   CHECK(f.node().StateOf("t1") == "unknown");
@@ -608,13 +608,13 @@ TEST_CASE("a prepare whose remembered outcome is unreadable is answered 503 and 
   f.Exec("UPDATE _commitd_finished SET outcome = 'maybe' WHERE txid = 't1'");
   NodeReply reply = f.Prepare("t1");
   CHECK(reply.status == 503);
-  CHECK(reply.body["error"]["code"] == "storage_error");
+  CHECK(JsonOf(reply.body)["error"]["code"] == "storage_error");
   CHECK(f.Balance() == 70);
   CHECK(f.Records() == 0);
   CHECK(f.node().StateOf("t1") == "unknown");
   // The row is left as it was for the operator, not overwritten with a guess.
   f.Exec("UPDATE _commitd_finished SET outcome = 'committed' WHERE txid = 't1' AND outcome = 'maybe'");
-  CHECK(f.Prepare("t1").body["vote"] == "yes");
+  CHECK(JsonOf(f.Prepare("t1").body)["vote"] == "yes");
   CHECK(f.Balance() == 70);
 }
 
@@ -624,7 +624,7 @@ TEST_CASE("a duplicate prepare of a committed txid whose batch fails is answered
   f.FailNextBatch();
   NodeReply reply = f.Prepare("t1");
   CHECK(reply.status == 503);
-  CHECK(reply.body["error"]["code"] == "storage_error");
+  CHECK(JsonOf(reply.body)["error"]["code"] == "storage_error");
   CHECK(f.node().StateOf("t1") == "unknown");  // not "aborted", which a 3PC peer would act on
   CHECK(f.PeerState("t1") == "committed");
   CHECK(f.Ask([&](ReplyFn r) { f.node().Commit({"t1", ""}, r); }).status == 200);
@@ -649,15 +649,15 @@ TEST_CASE("an abort before its prepare is acknowledged once its tombstone is dur
   f.Settle();
   REQUIRE(reply.has_value());
   CHECK(reply->status == 503);
-  CHECK(reply->body["error"]["code"] == "storage_error");
-  CHECK(reply->body["error"]["message"].get<std::string>().find("could not be made durable") != std::string::npos);
-  CHECK(f.Prepare("t3").body["vote"] == "no");  // memory still says aborted
+  CHECK(JsonOf(reply->body)["error"]["code"] == "storage_error");
+  CHECK(JsonOf(reply->body)["error"]["message"].get<std::string>().find("could not be made durable") != std::string::npos);
+  CHECK(JsonOf(f.Prepare("t3").body)["vote"] == "no");  // memory still says aborted
   CHECK(f.Balance() == 100);
   // The coordinator's retry writes it; from then on it outlives a restart.
   CHECK(f.Ask([&](ReplyFn r) { f.node().Abort({"t3", ""}, r); }).status == 200);
   f.Restart();
-  CHECK(f.Prepare("t2").body["vote"] == "no");
-  CHECK(f.Prepare("t3").body["vote"] == "no");
+  CHECK(JsonOf(f.Prepare("t2").body)["vote"] == "no");
+  CHECK(JsonOf(f.Prepare("t3").body)["vote"] == "no");
   CHECK(f.Balance() == 100);
   CHECK(f.Records() == 0);
 }
@@ -670,7 +670,7 @@ TEST_CASE("after a no vote, the coordinator's abort is acknowledged once the no 
   f.node().Prepare(overdraft, [&](NodeReply r) { vote = std::move(r); });
   REQUIRE(f.RunOneBatch());  // the prepare's batch: the vote is no, the "aborted" is queued
   REQUIRE(vote.has_value());
-  CHECK(vote->body["vote"] == "no");
+  CHECK(JsonOf(vote->body)["vote"] == "no");
   std::optional<NodeReply> abort;
   f.node().Abort(wire::AbortRequest{"t4", ""}, [&](NodeReply r) { abort = std::move(r); });
   CHECK_FALSE(abort.has_value());  // its "aborted" is not written yet
@@ -679,7 +679,7 @@ TEST_CASE("after a no vote, the coordinator's abort is acknowledged once the no 
   CHECK(abort->status == 200);
   CHECK(f.node().counters().votes_no == 1);
   f.Restart();
-  CHECK(f.Prepare("t4").body["vote"] == "no");
+  CHECK(JsonOf(f.Prepare("t4").body)["vote"] == "no");
   CHECK(f.Balance() == 100);
 }
 

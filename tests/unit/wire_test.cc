@@ -413,6 +413,26 @@ TEST_CASE("a prepare's text is what ToJson's value dumps to, byte for byte") {
   }
 }
 
+TEST_CASE("a vote's text is what ToJson's value dumps to, byte for byte") {
+  std::mt19937_64 random(45);
+  for (int i = 0; i < 5'000; ++i) {
+    const wire::PrepareRequest p = RandomPrepare(random);  // its strings, odd ones included
+    wire::Vote v;
+    v.txid = p.txid;
+    v.yes = random() % 2 == 0;
+    v.reason = p.coordinator;
+    v.no_code = random() % 2 ? wire::VoteNoCode::kLockConflict : wire::VoteNoCode::kOther;
+    if (random() % 5 == 0) {
+      v.results = nullptr;
+    } else {
+      for (const wire::Op& op : p.ops) {
+        v.results.push_back(op.args.is_object() ? nlohmann::json::array({op.args}) : nlohmann::json::array());
+      }
+    }
+    REQUIRE(wire::VoteText(v) == commitd::DumpJson(wire::ToJson(v)));
+  }
+}
+
 TEST_CASE("commit, precommit and abort texts are what ToJson's values dump to, byte for byte") {
   std::mt19937_64 random(43);
   for (int i = 0; i < 2'000; ++i) {
