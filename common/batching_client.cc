@@ -134,7 +134,10 @@ void BatchingClient::Flush(const std::string& peer_key) {
         Response sub;
         sub.status = 500;
         if (part.status) std::from_chars(part.status->data(), part.status->data() + part.status->size(), sub.status);
-        if (part.body) sub.body = std::string(*part.body);
+        if (part.body) {
+          sub.body = std::string(*part.body);
+          sub.body_checked_json = true;
+        }
         results.emplace_back(std::move(sub));
       }
     }

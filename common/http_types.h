@@ -33,6 +33,9 @@ struct Response {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, e.g. Retry-After
+  // The body is one JSON value whose syntax was checked already (a batch's
+  // sub-response: the batch was checked whole), so a reader may skip IsJson.
+  bool body_checked_json = false;
 
   std::optional<std::string> Header(std::string_view name) const;
 };

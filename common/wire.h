@@ -122,7 +122,7 @@ std::string VoteText(const Vote& v);
 // A vote as agents write it is read straight from the text; any other (an
 // error, a member it does not know, a repeated one) by ParseVoteTree, which
 // gives the same vote and every error message.
-Result<Vote> ParseVote(std::string_view body);
+Result<Vote> ParseVote(std::string_view body, BodySyntax syntax = BodySyntax::kUnchecked);
 // Through a parsed JSON value, for every input.
 Result<Vote> ParseVoteTree(std::string_view body);
 

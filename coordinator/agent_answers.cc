@@ -26,9 +26,9 @@ std::string ErrorCodeOf(std::string_view body) {
   return error["code"].get<std::string>();
 }
 
-Result<wire::Vote> VoteOf(int status, std::string_view body) {
+Result<wire::Vote> VoteOf(int status, std::string_view body, wire::BodySyntax syntax) {
   if (status != 200) return Status::InvalidArgument(MessageOf(status, body));
-  return wire::ParseVote(body);
+  return wire::ParseVote(body, syntax);
 }
 
 Result<DecisionAck> DecisionAckOf(int status, std::string_view body) {

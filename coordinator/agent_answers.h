@@ -14,7 +14,9 @@ namespace commitd::coordinator {
 std::string ErrorCodeOf(std::string_view body);
 
 // 200: the vote in the body; anything else: InvalidArgument("HTTP n: message").
-Result<wire::Vote> VoteOf(int status, std::string_view body);
+// `syntax`: whether the body's JSON syntax was checked already (a batch's
+// sub-response).
+Result<wire::Vote> VoteOf(int status, std::string_view body, wire::BodySyntax syntax);
 // 200: acked; 404 unknown_transaction: unknown; else Unavailable.
 Result<DecisionAck> DecisionAckOf(int status, std::string_view body);
 // 200 state precommitted: acked, committed: committed; 409 already_aborted: aborted;

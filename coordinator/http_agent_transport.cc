@@ -1,6 +1,7 @@
 #include "coordinator/http_agent_transport.h"
 
 #include <chrono>
+#include <type_traits>
 
 #include "common/log.h"
 #include "coordinator/agent_answers.h"
@@ -8,7 +9,8 @@
 namespace commitd::coordinator {
 namespace {
 
-// The answer of one exchange, mapped by `map` (status, body) when it arrived.
+// The answer of one exchange, mapped by `map` (status, body; or the whole
+// response) when it arrived.
 template <class T, class Map>
 std::function<void(Result<http::Response>)> Answer(std::function<void(Result<T>)> done, Map map) {
   return [done = std::move(done), map](Result<http::Response> r) {
@@ -16,7 +18,11 @@ std::function<void(Result<http::Response>)> Answer(std::function<void(Result<T>)
       done(r.status());
       return;
     }
-    done(map(r->status, r->body));
+    if constexpr (std::is_invocable_v<Map, const http::Response&>) {
+      done(map(*r));
+    } else {
+      done(map(r->status, r->body));
+    }
   };
 }
 
@@ -87,7 +93,10 @@ void HttpAgentTransport::Prepare(const ParticipantRef& to, const wire::PrepareRe
   cr.body = wire::PrepareRequestText(request);
   cr.timeout = std::chrono::milliseconds(timeout_ms);
   AddTrace(cr, to, AgentCall::kPrepare, request.txid);
-  peers_.Send(std::move(cr), Observed(to, AgentCall::kPrepare, Answer<wire::Vote>(std::move(done), VoteOf)));
+  auto vote_of = [](const http::Response& r) {
+    return VoteOf(r.status, r.body, r.body_checked_json ? wire::BodySyntax::kChecked : wire::BodySyntax::kUnchecked);
+  };
+  peers_.Send(std::move(cr), Observed(to, AgentCall::kPrepare, Answer<wire::Vote>(std::move(done), vote_of)));
 }
 
 void HttpAgentTransport::Deliver(const ParticipantRef& to, const std::string& txid, Outcome outcome,

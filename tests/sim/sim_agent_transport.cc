@@ -34,7 +34,10 @@ void SimAgentTransport::Prepare(const coordinator::ParticipantRef& to, const wir
   nlohmann::json body = wire::ToJson(request);
   if (ctx_.prepares_without_log) body.erase("log_id");
   Exchange<wire::Vote>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/prepare", std::move(body), {}},
-                       timeout_ms, coordinator::VoteOf,
+                       timeout_ms,
+                       [](int status, std::string_view body) {
+                         return coordinator::VoteOf(status, body, wire::BodySyntax::kUnchecked);
+                       },
                        [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<wire::Vote> vote) {
                          ctx->Log(from, "vote " + txid + " from " + name + ": " +
                                              (!vote.ok() ? Describe(vote.status())

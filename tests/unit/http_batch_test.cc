@@ -82,6 +82,7 @@ TEST_CASE("one request at a time goes out alone to its own target") {
       REQUIRE(r.ok());
       CHECK(r->status == 200);
       CHECK(nlohmann::json::parse(r->body)["id"] == 2 * i + 2);
+      CHECK_FALSE(r->body_checked_json);  // not a batch's sub-response: its reader checks it
       got = true;
       ++answered;
     });
@@ -101,6 +102,7 @@ TEST_CASE("requests sent in one handler leave in one exchange, though more are f
     batching.Send(Echo(server.server->port(), i), [&, i](Result<Response> r) {
       REQUIRE(r.ok());
       CHECK(nlohmann::json::parse(r->body)["id"] == i);
+      CHECK(r->body_checked_json);  // a sub-response of a batch checked whole
       status_by_id[i] = r->status;
     });
   }
