@@ -127,7 +127,7 @@ Rendered Submit(SubmitResult result) {
   TxReply& reply = std::get<TxReply>(result);
   // A 503 without an outcome: not known yet, ask again later. With one (an
   // abort that could not be recorded) a retry would run the transaction anew.
-  const bool retry_later = reply.status == 503 && !(reply.body.is_object() && reply.body.contains("outcome"));
+  const bool retry_later = reply.status == 503 && !reply.outcome;
   return {reply.status, std::move(reply.body), retry_later};
 }
 
@@ -152,7 +152,7 @@ Rendered List(const TxList& list, int64_t now_ms) {
   } else {
     for (const auto& r : std::get<std::vector<DecisionRecord>>(list)) out.push_back(ListEntryJson(r, now_ms));
   }
-  return {200, {{"transactions", std::move(out)}}};
+  return {200, nlohmann::json{{"transactions", std::move(out)}}};
 }
 
 Rendered Force(const std::string& txid, const ForceAnswer& answer, int64_t now_ms) {
@@ -161,14 +161,16 @@ Rendered Force(const std::string& txid, const ForceAnswer& answer, int64_t now_m
   nlohmann::json tx = TransactionJson(r.transaction, now_ms);
   switch (r.kind) {
     case ForceResult::Kind::kForced:
-      return {200, {{"txid", tx["txid"]},
-                    {"outcome", tx["outcome"]},
-                    {"forced", true},
-                    {"heuristic", true},
-                    {"transaction", std::move(tx)}}};
+      return {200, nlohmann::json{{"txid", tx["txid"]},
+                                  {"outcome", tx["outcome"]},
+                                  {"forced", true},
+                                  {"heuristic", true},
+                                  {"transaction", std::move(tx)}}};
     case ForceResult::Kind::kAlreadyDecided:
-      return {200,
-              {{"txid", txid}, {"outcome", OutcomeName(r.outcome)}, {"forced", false}, {"transaction", std::move(tx)}}};
+      return {200, nlohmann::json{{"txid", txid},
+                                  {"outcome", OutcomeName(r.outcome)},
+                                  {"forced", false},
+                                  {"transaction", std::move(tx)}}};
     case ForceResult::Kind::kConflict:
       break;
   }

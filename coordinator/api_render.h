@@ -6,13 +6,14 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
+#include "coordinator/client_body.h"
 #include "coordinator/node.h"
 
 namespace commitd::coordinator::api {
 
 struct Rendered {
   int status = 200;
-  nlohmann::json body;
+  ClientBody body;
   bool retry_after = false;  // send Retry-After (Config::retry_after_s)
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/json_text.h"
+
 namespace commitd::coordinator {
 namespace {
 
@@ -119,7 +121,7 @@ bool Engine::AttachClient(const std::string& txid, ClientToken client) {
       tx.phase == Phase::kPrecommitted || tx.phase == Phase::kDeciding || tx.phase == Phase::kAbortUnrecorded) {
     tx.clients.push_back(client);
   } else {
-    actions_.push_back(action::ReplyClient{client, ReplyStatus(tx), ReplyBody(tx)});
+    actions_.push_back(action::ReplyClient{client, ReplyStatus(tx), ReplyText(tx), tx.outcome});
   }
   return true;
 }
@@ -187,7 +189,7 @@ void Engine::AnswerEarly(Tx& tx, int64_t now_ms) {
   // before the client can send its next transaction, which may write the
   // same rows (an agent's prepare that meets them waits for the commit:
   // docs/protocol.md, Locks).
-  ReplyClients(tx, 200, ReplyBody(tx));
+  AnswerClients(tx);
 }
 
 DecisionRecord Engine::RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const {
@@ -338,7 +340,7 @@ void Engine::OnPrecommitAcked(const std::string& txid, const std::string& partic
   // operator may force a recorded transaction), so the clients hear it while
   // the decision is written.
   // Commits are still sent only after that.
-  ReplyClients(tx, ReplyStatus(tx), ReplyBody(tx));
+  AnswerClients(tx);
 }
 
 void Engine::PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms) {
@@ -347,13 +349,17 @@ void Engine::PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms) {
   b.precommit_backoff_ms = std::min(b.precommit_backoff_ms * 2, options_.retry_max_ms);
 }
 
-void Engine::ReplyClients(Tx& tx, int status, nlohmann::json body) {
+void Engine::ReplyClients(Tx& tx, int status, ClientBody body, std::optional<Outcome> outcome) {
   for (std::size_t i = 0; i + 1 < tx.clients.size(); ++i) {
-    actions_.push_back(action::ReplyClient{tx.clients[i], status, body});
+    actions_.push_back(action::ReplyClient{tx.clients[i], status, body, outcome});
   }
-  if (!tx.clients.empty()) actions_.push_back(action::ReplyClient{tx.clients.back(), status, std::move(body)});
+  if (!tx.clients.empty()) {
+    actions_.push_back(action::ReplyClient{tx.clients.back(), status, std::move(body), outcome});
+  }
   tx.clients.clear();
 }
+
+void Engine::AnswerClients(Tx& tx) { ReplyClients(tx, ReplyStatus(tx), ReplyText(tx), tx.outcome); }
 
 void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
   if (CommitUnrecorded(tx)) {
@@ -452,16 +458,18 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   // A commit answered early has no client left waiting: no body to build.
   const bool answering = !tx.clients.empty();
   int status_code = answering ? ReplyStatus(tx) : 0;
-  nlohmann::json body = answering ? ReplyBody(tx) : nlohmann::json();
+  ClientBody body = answering ? ClientBody(ReplyText(tx)) : ClientBody();
   if (answering && !status.ok() && !tx.idempotency_key.empty()) {
     // The key was not stored with an answer, so a retry would run the
     // transaction anew: say so instead of giving an answer a replay cannot repeat.
     status_code = 503;
-    body = ClientError("storage_error",
-                       "the decision could not be recorded (" + status.message() +
-                           "); the transaction did not commit; retrying with the same Idempotency-Key runs it again",
-                       tx.txid);
-    body["outcome"] = "aborted";
+    nlohmann::json error =
+        ClientError("storage_error",
+                    "the decision could not be recorded (" + status.message() +
+                        "); the transaction did not commit; retrying with the same Idempotency-Key runs it again",
+                    tx.txid);
+    error["outcome"] = OutcomeName(Outcome::kAborted);
+    body = std::move(error);
   }
   if (tx.outcome == Outcome::kCommitted && !tx.answered_early) {
     for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
@@ -472,7 +480,7 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   SendDue(tx, now_ms);
   // After the decisions (see AnswerEarly).
-  if (answering) ReplyClients(tx, status_code, std::move(body));
+  if (answering) ReplyClients(tx, status_code, std::move(body), tx.outcome);
   MaybeFinish(tx, now_ms);
 }
 
@@ -511,7 +519,8 @@ void Engine::RecordAgainLater(Tx& tx, const Status& status, int64_t now_ms) {
                ClientError("storage_error",
                            told + "; the coordinator keeps trying to record it: ask GET /v1/transactions/" + tx.txid +
                                " or retry with the same Idempotency-Key",
-                           tx.txid));
+                           tx.txid),
+               std::nullopt);
 }
 
 void Engine::AbortAgainIfDue(Tx& tx, int64_t now_ms) {
@@ -965,7 +974,8 @@ void Engine::AnswerClientsAtShutdown() {
                                  " was recorded; its staging record is durable and the coordinator resumes it when "
                                  "it starts again: ask GET /v1/transactions/" +
                                  tx.txid + " or retry with the same Idempotency-Key",
-                             tx.txid));
+                             tx.txid),
+                 std::nullopt);
   }
 }
 
@@ -995,12 +1005,22 @@ void Engine::Erase(std::unordered_map<std::string, Tx>::iterator it) {
 
 int Engine::ReplyStatus(const Tx& tx) const { return tx.outcome == Outcome::kCommitted ? 200 : 409; }
 
-nlohmann::json Engine::ReplyBody(const Tx& tx) const { return ReplyBody(tx, tx.outcome); }
+std::string_view Engine::VoteName(VoteState vote) {
+  switch (vote) {
+    case VoteState::kYes: return "yes";
+    case VoteState::kNo: return "no";
+    case VoteState::kPending:
+    case VoteState::kNone: return "none";
+  }
+  return "none";
+}
+
+bool Engine::RepliesAsRecorded(const Tx& tx, Outcome outcome) {
+  return tx.recorded_reply.is_object() && tx.recorded_reply.value("outcome", "") == OutcomeName(outcome);
+}
 
 nlohmann::json Engine::ReplyBody(const Tx& tx, Outcome outcome) const {
-  if (tx.recorded_reply.is_object() && tx.recorded_reply.value("outcome", "") == OutcomeName(outcome)) {
-    return tx.recorded_reply;
-  }
+  if (RepliesAsRecorded(tx, outcome)) return tx.recorded_reply;
   // Member by member: nlohmann's initializer lists copy every value once more.
   nlohmann::json body(nlohmann::json::value_t::object);
   body["txid"] = tx.txid;
@@ -1011,10 +1031,44 @@ nlohmann::json Engine::ReplyBody(const Tx& tx, Outcome outcome) const {
   for (const auto& b : tx.branches) {
     nlohmann::json& branch = branches.emplace_back(nlohmann::json::value_t::object);
     branch["participant"] = b.participant.name;
-    branch["vote"] = b.vote == VoteState::kYes ? "yes" : b.vote == VoteState::kNo ? "no" : "none";
+    branch["vote"] = VoteName(b.vote);
     if (outcome == Outcome::kCommitted) branch["results"] = b.results;
   }
   return body;
+}
+
+JsonText Engine::ReplyText(const Tx& tx) const {
+  if (RepliesAsRecorded(tx, tx.outcome)) return {DumpJson(tx.recorded_reply)};
+  // The bytes DumpJson(ReplyBody(tx, tx.outcome)) writes, members in its
+  // sorted order, without building that value.
+  const bool committed = tx.outcome == Outcome::kCommitted;
+  std::string out;
+  out.reserve(96 + tx.txid.size() + tx.reason.size() + 64 * tx.branches.size());
+  out += R"({"branches":[)";
+  for (std::size_t i = 0; i < tx.branches.size(); ++i) {
+    const Branch& b = tx.branches[i];
+    if (i > 0) out += ',';
+    out += R"({"participant":)";
+    AppendJsonString(&out, b.participant.name);
+    if (committed) {
+      out += R"(,"results":)";
+      AppendJson(&out, b.results);
+    }
+    out += R"(,"vote":")";
+    out += VoteName(b.vote);
+    out += R"("})";
+  }
+  out += R"(],"outcome":")";
+  out += OutcomeName(tx.outcome);
+  out += '"';
+  if (!committed) {
+    out += R"(,"reason":)";
+    AppendJsonString(&out, tx.reason);
+  }
+  out += R"(,"txid":)";
+  AppendJsonString(&out, tx.txid);
+  out += '}';
+  return {std::move(out)};
 }
 
 TxView Engine::View(const Tx& tx) const {

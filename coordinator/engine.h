@@ -67,6 +67,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "common/wire.h"
+#include "coordinator/client_body.h"
 #include "coordinator/types.h"
 
 namespace commitd::coordinator {
@@ -124,7 +125,10 @@ struct PersistFinished {
 struct ReplyClient {
   ClientToken client = 0;
   int status = 200;
-  nlohmann::json body;
+  ClientBody body;
+  // The transaction's outcome the answer tells (committed or aborted);
+  // nullopt: it tells none (an error, or an outcome not known yet).
+  std::optional<Outcome> outcome;
 };
 struct PersistStaging {  // record.outcome is kPending
   DecisionRecord record;
@@ -443,7 +447,9 @@ class Engine {
   // A precommit not acked: why, and when it is sent again (capped doubling).
   void PrecommitAgainLater(Branch& b, std::string why, int64_t now_ms);
   // Answers every client waiting on tx, and forgets them.
-  void ReplyClients(Tx& tx, int status, nlohmann::json body);
+  void ReplyClients(Tx& tx, int status, ClientBody body, std::optional<Outcome> outcome);
+  // ReplyClients with the transaction's answer (its outcome decided).
+  void AnswerClients(Tx& tx);
   DecisionRecord RecordOf(const Tx& tx, Outcome outcome, int64_t now_ms) const;
   void StartDelivery(Tx& tx, Branch& b, int64_t now_ms);
   // The abort goes to every participant but those that voted no (they aborted already).
@@ -451,8 +457,14 @@ class Engine {
   void SendDue(Tx& tx, int64_t now_ms);
   void MaybeFinish(Tx& tx, int64_t now_ms);
   void FinishAgainIfDue(Tx& tx, int64_t now_ms);
-  nlohmann::json ReplyBody(const Tx& tx) const;
+  // The client's answer for the outcome, as a value (what a decision record
+  // keeps for a replay) and as the text ReplyBody(tx, tx.outcome) dumps to.
   nlohmann::json ReplyBody(const Tx& tx, Outcome outcome) const;
+  JsonText ReplyText(const Tx& tx) const;
+  // A resumed transaction answers with the reply its record keeps, when that
+  // reply is for this outcome.
+  static bool RepliesAsRecorded(const Tx& tx, Outcome outcome);
+  static std::string_view VoteName(VoteState vote);  // "yes" | "no" | "none"
   int ReplyStatus(const Tx& tx) const;
   Branch* FindBranch(Tx& tx, const std::string& participant);
   // The branch a precommit's or a fence's answer is for (null: none), no

@@ -919,7 +919,7 @@ void Node::Execute(Action& a) {
     if (it == clients_.end()) return;
     auto done = std::move(it->second);
     clients_.erase(it);
-    done(TxReply{rc->status, std::move(rc->body)});
+    done(TxReply{rc->status, std::move(rc->body), rc->outcome});
   }
 }
 

@@ -32,6 +32,7 @@
 #include "common/status.h"
 #include "common/wire.h"
 #include "coordinator/agent_transport.h"
+#include "coordinator/client_body.h"
 #include "coordinator/decision_log.h"
 #include "coordinator/engine.h"
 #include "coordinator/leadership.h"
@@ -116,7 +117,10 @@ struct NodeError {
 // what an Idempotency-Key replay finds in the log), or an error.
 struct TxReply {
   int status = 200;
-  nlohmann::json body;
+  ClientBody body;
+  // The transaction's outcome the body tells; nullopt: none (an error, or
+  // not known yet).
+  std::optional<Outcome> outcome;
 };
 using SubmitResult = std::variant<TxReply, NodeError>;
 

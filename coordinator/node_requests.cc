@@ -95,7 +95,7 @@ void Node::ValidateAndStart(std::shared_ptr<SubmitRequest> request, std::functio
     if (found.value()) {
       const DecisionRecord& r = **found;
       const bool committed = r.outcome == Outcome::kCommitted && !options_.unsafe_replay_as_abort;
-      done(TxReply{committed ? 200 : 409, r.reply});
+      done(TxReply{committed ? 200 : 409, r.reply, r.outcome});
       return;
     }
     log_.KeyForgotten(key, [this, request, key, done = std::move(done), epoch](Result<bool> forgotten) mutable {

@@ -98,7 +98,7 @@ struct Service::Impl {
   void RegisterRoutes();
   // router.Add with the route's access rule (kRoutes) checked first.
   void Add(const std::string& method, const std::string& pattern, http::Handler handler);
-  void Respond(const http::Responder& respond, const api::Rendered& rendered);
+  void Respond(const http::Responder& respond, api::Rendered rendered);
   // The coordinator's span for a client request: a child of the request's
   // valid traceparent, else a new trace; every answer carries it back.
   TraceContext TraceOf(const http::Request& req);
@@ -149,8 +149,10 @@ http::Responder Service::Impl::Traced(http::Responder respond, const TraceContex
   });
 }
 
-void Service::Impl::Respond(const http::Responder& respond, const api::Rendered& rendered) {
-  http::Response r = http::JsonResponse(rendered.status, rendered.body);
+void Service::Impl::Respond(const http::Responder& respond, api::Rendered rendered) {
+  http::Response r;
+  r.status = rendered.status;
+  r.body = TextOf(std::move(rendered.body));
   if (rendered.retry_after) r.headers.emplace_back("Retry-After", std::to_string(options.config.retry_after_s));
   respond(std::move(r));
 }
@@ -425,16 +427,10 @@ void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
   node->Submit({std::move(parsed).value(), std::move(key), trace},
                [this, protocol, start = std::chrono::steady_clock::now(),
                 respond = std::move(respond)](SubmitResult result) {
-                 if (const auto* reply = std::get_if<TxReply>(&result)) {
-                   const auto outcome = reply->body.is_object() && reply->body.contains("outcome") &&
-                                                reply->body["outcome"].is_string()
-                                            ? ParseOutcome(reply->body["outcome"].get<std::string>())
-                                            : std::nullopt;
-                   if (outcome) {
-                     metrics.ObserveTransaction(
-                         protocol, *outcome,
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-                   }
+                 if (const auto* reply = std::get_if<TxReply>(&result); reply != nullptr && reply->outcome) {
+                   metrics.ObserveTransaction(
+                       protocol, *reply->outcome,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
                  }
                  Respond(respond, api::Submit(std::move(result)));
                });

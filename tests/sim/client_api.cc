@@ -40,9 +40,10 @@ void ServeClientApi(Context& ctx, const std::string& from, coordinator::Node& no
     coordinator::SubmitRequest submit{std::move(parsed).value(), key != request.headers.end() ? key->second : ""};
     node.Submit(std::move(submit), [&ctx, from, respond = std::move(respond)](coordinator::SubmitResult result) {
       coordinator::api::Rendered r = coordinator::api::Submit(std::move(result));
+      nlohmann::json body = coordinator::JsonOf(r.body);
       ctx.Log(from, "reply client: " + std::to_string(r.status) + " " +
-                        (r.body.is_object() ? r.body.value("txid", "") + " " + r.body.value("outcome", "") : ""));
-      respond(Response{r.status, std::move(r.body)});
+                        (body.is_object() ? body.value("txid", "") + " " + body.value("outcome", "") : ""));
+      respond(Response{r.status, std::move(body)});
     });
     return;
   }
@@ -58,7 +59,7 @@ void ServeClientApi(Context& ctx, const std::string& from, coordinator::Node& no
     if (state == "pending") list.state = coordinator::TxListState::kPending;
     node.ListTransactions(list, [now, respond = std::move(respond)](coordinator::TxList result) {
       coordinator::api::Rendered r = coordinator::api::List(result, now);
-      respond(Response{r.status, std::move(r.body)});
+      respond(Response{r.status, coordinator::JsonOf(r.body)});
     });
     return;
   }
@@ -67,9 +68,10 @@ void ServeClientApi(Context& ctx, const std::string& from, coordinator::Node& no
     node.GetTransaction(txid, param("participant"), param("log_id"),
                         [&ctx, from, txid, now, respond = std::move(respond)](coordinator::TxLookup lookup) {
       coordinator::api::Rendered r = coordinator::api::Lookup(lookup, now);
+      nlohmann::json body = coordinator::JsonOf(r.body);
       ctx.Log(from, "answer " + txid + ": " + std::to_string(r.status) + " " +
-                        (r.body.is_object() ? r.body.value("outcome", "") : ""));
-      respond(Response{r.status, std::move(r.body)});
+                        (body.is_object() ? body.value("outcome", "") : ""));
+      respond(Response{r.status, std::move(body)});
     });
     return;
   }
@@ -87,8 +89,9 @@ void ServeClientApi(Context& ctx, const std::string& from, coordinator::Node& no
     ctx.Log(from, "force " + outcome + " " + txid);
     node.Force(std::move(force), [&ctx, from, txid, now, respond = std::move(respond)](coordinator::ForceAnswer answer) {
       coordinator::api::Rendered r = coordinator::api::Force(txid, answer, now);
-      ctx.Log(from, "force " + txid + ": " + std::to_string(r.status) + " " + (r.body.is_object() ? r.body.dump() : ""));
-      respond(Response{r.status, std::move(r.body)});
+      nlohmann::json body = coordinator::JsonOf(r.body);
+      ctx.Log(from, "force " + txid + ": " + std::to_string(r.status) + " " + (body.is_object() ? body.dump() : ""));
+      respond(Response{r.status, std::move(body)});
     });
     return;
   }

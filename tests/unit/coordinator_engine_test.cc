@@ -2,10 +2,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <random>
 #include <set>
 
 #include "tests/unit/support/actions.h"
 
+#include "common/json_text.h"
 #include "coordinator/engine.h"
 
 using namespace commitd;
@@ -94,7 +96,8 @@ TEST_CASE("all yes: commit is persisted before the client hears it and before an
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 200);
-  CHECK(replies[0].body["outcome"] == "committed");
+  CHECK(JsonOf(replies[0].body)["outcome"] == "committed");
+  CHECK(replies[0].outcome == Outcome::kCommitted);
   auto sends = Only<action::SendDecision>(a);
   REQUIRE(sends.size() == 2);
   CHECK(sends[0].outcome == Outcome::kCommitted);
@@ -131,7 +134,8 @@ TEST_CASE("a no vote aborts, names the participant, and skips the abort to the n
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 409);
-  CHECK(replies[0].body["reason"] == "bank-a voted no: procedure 'debit' expected 1 changed row, got 0");
+  CHECK(JsonOf(replies[0].body)["reason"] == "bank-a voted no: procedure 'debit' expected 1 changed row, got 0");
+  CHECK(replies[0].outcome == Outcome::kAborted);
   // A late yes from bank-b changes nothing.
   e.OnVote("t2", "bank-b", Yes("t2"), 3);
   e.OnDecisionAcked("t2", "bank-b", Status::Ok(), 4);
@@ -390,13 +394,13 @@ TEST_CASE("a second client with the same idempotency key gets the same answer") 
   e.OnDecisionPersisted("t8", Status::Ok(), 1);
   auto replies = Only<action::ReplyClient>(e.TakeActions());
   REQUIRE(replies.size() == 2);
-  CHECK(replies[0].body == replies[1].body);
+  CHECK(JsonOf(replies[0].body) == JsonOf(replies[1].body));
   // Attaching after the answer replies at once.
   CHECK(e.AttachClient("t8", 3));
   auto late = Only<action::ReplyClient>(e.TakeActions());
   REQUIRE(late.size() == 1);
   CHECK(late[0].client == 3);
-  CHECK(late[0].body["txid"] == "t8");
+  CHECK(JsonOf(late[0].body)["txid"] == "t8");
 }
 
 TEST_CASE("votes for unknown transactions and duplicate votes are ignored") {
@@ -423,8 +427,9 @@ TEST_CASE("an abort that could not be recorded is not answered as a replayable 4
   auto replies = Only<action::ReplyClient>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 503);
-  CHECK(replies[0].body["outcome"] == "aborted");
-  CHECK(replies[0].body["error"]["code"] == "storage_error");
+  CHECK(JsonOf(replies[0].body)["outcome"] == "aborted");
+  CHECK(JsonOf(replies[0].body)["error"]["code"] == "storage_error");
+  CHECK(replies[0].outcome == Outcome::kAborted);  // told: a retry runs it anew, so no Retry-After
 }
 
 // ---------------------------------------------------------------------------
@@ -511,7 +516,7 @@ TEST_CASE("3pc: precommit is sent only once the staging record is durable; all a
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 200);
-  CHECK(replies[0].body["outcome"] == "committed");
+  CHECK(JsonOf(replies[0].body)["outcome"] == "committed");
   CHECK(Only<action::SendDecision>(a).empty());
   e.OnDecisionPersisted("t", Status::Ok(), 13);
   a = e.TakeActions();
@@ -532,7 +537,7 @@ TEST_CASE("3pc: a commit decided at the deadline with some acks missing is answe
   e.OnDecisionPersisted("t", Status::Ok(), 1011);
   auto replies = Only<action::ReplyClient>(e.TakeActions());
   REQUIRE(replies.size() == 1);
-  CHECK(replies[0].body["outcome"] == "committed");
+  CHECK(JsonOf(replies[0].body)["outcome"] == "committed");
 }
 
 namespace {
@@ -761,8 +766,9 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 503);
-  CHECK(replies[0].body["error"]["code"] == "storage_error");
-  CHECK_FALSE(replies[0].body.contains("outcome"));  // not known to the client yet
+  CHECK(JsonOf(replies[0].body)["error"]["code"] == "storage_error");
+  CHECK_FALSE(JsonOf(replies[0].body).contains("outcome"));  // not known to the client yet
+  CHECK_FALSE(replies[0].outcome.has_value());
   CHECK(e.Find("t")->outcome == Outcome::kPending);
   CHECK(e.Find("t")->state == TxState::kDeciding);  // commit is decided; its record is written again
   CHECK(e.undecided() == 1);
@@ -791,7 +797,7 @@ TEST_CASE("3pc: a commit whose decision could not be written stays a commit: no 
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].client == 2);
   CHECK(replies[0].status == 200);
-  CHECK(replies[0].body["outcome"] == "committed");
+  CHECK(JsonOf(replies[0].body)["outcome"] == "committed");
 }
 
 TEST_CASE("3pc: an abort whose decision could not be written is not sent, but written again, then sent and finished") {
@@ -816,8 +822,9 @@ TEST_CASE("3pc: an abort whose decision could not be written is not sent, but wr
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 503);
-  CHECK(replies[0].body["error"]["code"] == "storage_error");
-  CHECK_FALSE(replies[0].body.contains("outcome"));  // not recorded yet
+  CHECK(JsonOf(replies[0].body)["error"]["code"] == "storage_error");
+  CHECK_FALSE(JsonOf(replies[0].body).contains("outcome"));  // not recorded yet
+  CHECK_FALSE(replies[0].outcome.has_value());
   CHECK(e.Find("t")->state == TxState::kDeciding);
   CHECK(e.Find("t")->outcome == Outcome::kPending);
   CHECK_FALSE(e.Find("t")->in_doubt);
@@ -846,7 +853,7 @@ TEST_CASE("3pc: an abort whose decision could not be written is not sent, but wr
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].client == 2);
   CHECK(replies[0].status == 409);
-  CHECK(replies[0].body["outcome"] == "aborted");
+  CHECK(JsonOf(replies[0].body)["outcome"] == "aborted");
   e.OnDecisionAcked("t", "bank-a", Status::Ok(), 171);
   e.OnDecisionAcked("t", "bank-b", Status::Ok(), 171);
   CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
@@ -1022,7 +1029,7 @@ TEST_CASE("a resumed transaction answers a client from the recorded reply, SELEC
   auto replies = Only<action::ReplyClient>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 200);
-  CHECK(replies[0].body == r.reply);
+  CHECK(JsonOf(replies[0].body) == r.reply);
 }
 
 TEST_CASE("3pc: a precommit record from an older log, reply included, is fenced, precommitted and answered in full") {
@@ -1058,6 +1065,7 @@ TEST_CASE("a txid is started once: a second start is refused and leaves the firs
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].client == 2);
   CHECK(replies[0].status == 409);
+  CHECK_FALSE(replies[0].outcome.has_value());  // the running transaction's outcome is not this answer's
   CHECK(e.undecided() == 1);
   auto view = e.Find("t1");
   REQUIRE(view.has_value());
@@ -1142,7 +1150,7 @@ TEST_CASE("2pc: all yes with the staging record durable: the client hears commit
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 200);
-  CHECK(replies[0].body["outcome"] == "committed");
+  CHECK(JsonOf(replies[0].body)["outcome"] == "committed");
   auto sends = Only<action::SendDecision>(a);
   REQUIRE(sends.size() == 2);
   CHECK(sends[0].outcome == Outcome::kCommitted);
@@ -1249,8 +1257,8 @@ TEST_CASE("2pc resumed from a staging record: every participant prepared or comm
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 200);
-  CHECK(replies[0].body["branches"][0]["vote"] == "yes");
-  CHECK(replies[0].body["branches"][0]["results"].is_null());
+  CHECK(JsonOf(replies[0].body)["branches"][0]["vote"] == "yes");
+  CHECK(JsonOf(replies[0].body)["branches"][0]["results"].is_null());
   CHECK(Only<action::SendDecision>(a).size() == 2);
 }
 
@@ -1316,7 +1324,7 @@ TEST_CASE("2pc: at shutdown a client waiting on a resumed staging record hears 5
   auto replies = Only<action::ReplyClient>(e.TakeActions());
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 503);
-  CHECK(replies[0].body["txid"] == "t");
+  CHECK(JsonOf(replies[0].body)["txid"] == "t");
 }
 
 // Agents that remember outcomes 10 s: a staging record resumed 5 s or more
@@ -1402,8 +1410,8 @@ TEST_CASE("too old to fence: a participant that committed proves commit, deliver
     auto replies = Only<action::ReplyClient>(a);
     REQUIRE(replies.size() == 1);
     CHECK(replies[0].status == 200);
-    CHECK(replies[0].body["branches"][0]["vote"] == "yes");  // a commit proves every yes
-    CHECK(replies[0].body["branches"][1]["vote"] == "yes");
+    CHECK(JsonOf(replies[0].body)["branches"][0]["vote"] == "yes");  // a commit proves every yes
+    CHECK(JsonOf(replies[0].body)["branches"][1]["vote"] == "yes");
     auto sends = Only<action::SendDecision>(a);
     REQUIRE(sends.size() == 2);
     CHECK(sends[0].outcome == Outcome::kCommitted);
@@ -1630,4 +1638,80 @@ TEST_CASE("the commits are handed out before the client's answer, so its next wr
     REQUIRE(Only<action::ReplyClient>(a).size() == 1);
     CHECK(last_send < reply);
   }
+}
+
+namespace {
+
+// Strings that need escaping, non-ASCII and invalid UTF-8.
+std::string OddText(std::mt19937_64& random) {
+  static const std::string kStrings[] = {"", "bank-a", "é\"q\\\n", "\x01\x7f", "\xff\xc3", "😀", std::string(40, 'z')};
+  return kStrings[random() % std::size(kStrings)];
+}
+
+nlohmann::json RandomResults(std::mt19937_64& random) {
+  nlohmann::json results = nlohmann::json::array();
+  for (std::size_t op = random() % 3; op > 0; --op) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (std::size_t row = random() % 3; row > 0; --row) {
+      rows.push_back({{OddText(random), static_cast<int64_t>(random() % 2000) - 1000},
+                      {"f", 0.1 * static_cast<double>(random() % 100)},
+                      {"s", OddText(random)},
+                      {"n", nullptr}});
+    }
+    results.push_back(std::move(rows));
+  }
+  return random() % 5 == 0 ? nlohmann::json() : results;
+}
+
+}  // namespace
+
+TEST_CASE("a client's answer is written as the text of the reply its decision record keeps, byte for byte") {
+  std::mt19937_64 random(46);
+  int committed = 0;
+  int aborted = 0;
+  for (int i = 0; i < 2'000; ++i) {
+    Engine e = MakeEngine();
+    StartRequest r;
+    r.txid = "t-" + OddText(random) + std::to_string(i);
+    r.timeout_ms = 1000;
+    r.idempotency_key = "k" + std::to_string(i);  // so that the record keeps its reply
+    r.client = 1;
+    const std::size_t count = 1 + random() % 4;
+    for (std::size_t p = 0; p < count; ++p) {
+      r.participants.push_back({OddText(random) + std::to_string(p), "http://p"});
+      r.ops.push_back({});
+    }
+    const std::vector<ParticipantRef> participants = r.participants;
+    e.Start(std::move(r), 0);
+    const std::vector<Action> started = e.TakeActions();
+    REQUIRE(Only<action::SendPrepare>(started).size() == count);
+    const std::string id = Only<action::SendPrepare>(started)[0].request.txid;
+    if (random() % 2 == 0) e.OnStagingPersisted(id, Status::Ok(), 1);  // a commit then answers early
+    std::vector<action::PersistDecision> decided;
+    std::vector<action::ReplyClient> replies;
+    for (std::size_t p = 0; p < count && decided.empty(); ++p) {
+      wire::Vote vote = random() % 6 == 0 ? No(id, OddText(random)) : Yes(id);
+      if (vote.yes) vote.results = RandomResults(random);
+      e.OnVote(id, participants[p].name, vote, 2);
+      const std::vector<Action> a = e.TakeActions();
+      decided = Only<action::PersistDecision>(a);
+      replies = Only<action::ReplyClient>(a);
+    }
+    REQUIRE(decided.size() == 1);
+    const DecisionRecord& record = decided[0].record;
+    REQUIRE(record.reply.is_object());
+    if (replies.empty()) {
+      e.OnDecisionPersisted(id, Status::Ok(), 3);
+      replies = Only<action::ReplyClient>(e.TakeActions());
+    }
+    REQUIRE(replies.size() == 1);
+    const auto* text = std::get_if<JsonText>(&replies[0].body);
+    REQUIRE(text != nullptr);
+    CHECK(text->text == DumpJson(record.reply));
+    CHECK(replies[0].outcome == record.outcome);
+    CHECK(replies[0].status == (record.outcome == Outcome::kCommitted ? 200 : 409));
+    (record.outcome == Outcome::kCommitted ? committed : aborted)++;
+  }
+  CHECK(committed > 500);
+  CHECK(aborted > 300);
 }

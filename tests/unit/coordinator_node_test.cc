@@ -15,6 +15,7 @@
 
 #include "common/failpoint.h"
 #include "common/storage_queue.h"
+#include "coordinator/api_render.h"
 #include "coordinator/decision_store.h"
 #include "coordinator/node.h"
 #include "coordinator/sqlite_decision_log.h"
@@ -884,9 +885,10 @@ TEST_CASE("shutdown waits for transactions collecting votes, not for a 3PC one i
   REQUIRE(std::holds_alternative<TxReply>(*client3));
   const TxReply& told = std::get<TxReply>(*client3);
   CHECK(told.status == 503);
-  CHECK(told.body["error"]["code"] == "stopping");
-  CHECK(told.body["txid"] == live3);
-  CHECK_FALSE(told.body.contains("outcome"));
+  CHECK(JsonOf(told.body)["error"]["code"] == "stopping");
+  CHECK(JsonOf(told.body)["txid"] == live3);
+  CHECK_FALSE(JsonOf(told.body).contains("outcome"));
+  CHECK_FALSE(told.outcome.has_value());  // and so is sent Retry-After
   // Both staging records are still there for the next start.
   for (const std::string& txid : {std::string("t-pre"), live3}) {
     auto record = f.Recorded(txid);
@@ -1370,7 +1372,8 @@ TEST_CASE("a commit whose record loses to an abort recorded first ends aborted, 
   const auto* reply = std::get_if<TxReply>(&*result);
   REQUIRE(reply != nullptr);
   CHECK(reply->status == 409);
-  CHECK(reply->body["outcome"] == "aborted");
+  CHECK(JsonOf(reply->body)["outcome"] == "aborted");
+  CHECK(reply->outcome == Outcome::kAborted);
   CHECK(f.agents().Count("commit", txid) == 0);
   CHECK(f.agents().Count("abort", txid) == 2);
   auto record = f.Recorded(txid);
@@ -1534,7 +1537,8 @@ TEST_CASE("retention deletes old finished decisions; their txids and keys are an
   CHECK(std::get<NodeError>(forgotten).kind == NodeErrorKind::kKeyForgotten);
   SubmitResult replayed = submit("key-recent");
   REQUIRE(std::get_if<TxReply>(&replayed) != nullptr);
-  CHECK(std::get<TxReply>(replayed).body == recent.reply);
+  CHECK(JsonOf(std::get<TxReply>(replayed).body) == recent.reply);
+  CHECK(std::get<TxReply>(replayed).outcome == recent.outcome);
   CHECK(f.agents().calls.size() == calls_before);  // nothing prepared for either
 
   SUBCASE("the recent one goes once it is old enough") {
@@ -1759,4 +1763,27 @@ TEST_CASE("a transaction's calls belong to the client's trace until it is finish
 }
 
 }  // namespace
+}  // namespace commitd::coordinator
+
+namespace commitd::coordinator {
+
+TEST_CASE("a submit's answer: Retry-After only when the outcome is not known, and the text sent as written") {
+  using api::Rendered;
+  const std::string text = R"({"branches":[],"outcome":"committed","txid":"t"})";
+  Rendered committed = api::Submit(TxReply{200, JsonText{text}, Outcome::kCommitted});
+  CHECK(committed.status == 200);
+  CHECK_FALSE(committed.retry_after);
+  CHECK(TextOf(std::move(committed.body)) == text);
+  // Not recorded yet: ask again later.
+  Rendered unknown = api::Submit(TxReply{503, nlohmann::json{{"error", {{"code", "storage_error"}}}}, std::nullopt});
+  CHECK(unknown.retry_after);
+  // An abort that could not be recorded: a retry runs the transaction anew, so no Retry-After.
+  Rendered unrecorded = api::Submit(TxReply{503, nlohmann::json{{"outcome", "aborted"}}, Outcome::kAborted});
+  CHECK_FALSE(unrecorded.retry_after);
+  CHECK(JsonOf(unrecorded.body)["outcome"] == "aborted");
+  Rendered stopping = api::Submit(NodeError{NodeErrorKind::kStopping, "stopping"});
+  CHECK(stopping.status == 503);
+  CHECK(stopping.retry_after);
+}
+
 }  // namespace commitd::coordinator
