@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/json_plain_run.h"
+
 namespace commitd {
 
 class JsonScanner {
@@ -40,7 +42,7 @@ class JsonScanner {
         ++pos_;
       } while (depth > 0);
     } else {
-      while (pos_ < text_.size() && std::string_view(",}] \t\r\n").find(text_[pos_]) == std::string_view::npos) ++pos_;
+      while (pos_ < text_.size() && !EndsScalar(text_[pos_])) ++pos_;
     }
     return text_.substr(start, pos_ - start);
   }
@@ -78,12 +80,19 @@ class JsonScanner {
   }
 
  private:
+  static bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+  static bool EndsScalar(char c) { return c == ',' || c == '}' || c == ']' || IsSpace(c); }
   void SkipSpace() {
-    while (pos_ < text_.size() && std::string_view(" \t\r\n").find(text_[pos_]) != std::string_view::npos) ++pos_;
+    while (pos_ < text_.size() && IsSpace(text_[pos_])) ++pos_;
   }
+  // Checked text: the string ends, and a backslash has a character after it.
   void SkipString() {
-    for (++pos_; text_[pos_] != '"'; ++pos_) {
-      if (text_[pos_] == '\\') ++pos_;
+    ++pos_;
+    for (;;) {
+      pos_ += PlainJsonRun(text_.substr(pos_));
+      const char c = text_[pos_];
+      if (c == '"') break;
+      pos_ += c == '\\' ? 2 : 1;
     }
     ++pos_;
   }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/json_plain_run.h"
 #include "common/utf8.h"
 
 namespace commitd {
@@ -154,6 +155,8 @@ class Checker {
   bool String() {
     ++i_;  // "
     while (i_ < s_.size()) {
+      i_ += PlainJsonRun(s_.substr(i_));
+      if (i_ >= s_.size()) break;
       const auto c = static_cast<uint8_t>(s_[i_]);
       if (c == '"') {
         ++i_;

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/json_plain_run.h"
+
 namespace commitd {
 namespace {
 
@@ -26,36 +28,14 @@ const char* EscapeOf(unsigned char c) {
   }
 }
 
-bool IsPlain(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\' && c < 0x80; }
-
-// Whether all eight bytes of `word` are IsPlain: no high bit, none below 0x20,
-// none equal to '"' or '\\' (the exact "has a byte less than n" test of
-// bit-twiddling, n <= 0x80, and "has a zero byte" for the two equalities).
-bool AllPlain(uint64_t word) {
-  constexpr uint64_t kOnes = ~uint64_t{0} / 0xFF;
-  constexpr uint64_t kHigh = kOnes * 0x80;
-  auto has_less = [](uint64_t x, uint64_t n) { return (x - kOnes * n) & ~x & kHigh; };
-  return ((word & kHigh) | has_less(word, 0x20) | has_less(word ^ (kOnes * '"'), 1) |
-          has_less(word ^ (kOnes * '\\'), 1)) == 0;
-}
-
-// How many bytes from the start of `text` need no escape, eight at a time.
-size_t PlainPrefix(std::string_view text) {
-  size_t i = 0;
-  for (; i + 8 <= text.size(); i += 8) {
-    uint64_t word;
-    std::memcpy(&word, text.data() + i, sizeof word);
-    if (!AllPlain(word)) break;
-  }
-  while (i < text.size() && IsPlain(static_cast<unsigned char>(text[i]))) ++i;
-  return i;
-}
-
 void AppendString(std::string* out, std::string_view text) {
-  if (PlainPrefix(text) == text.size()) {  // the common case: nothing to escape
-    out->push_back('"');
-    out->append(text);
-    out->push_back('"');
+  if (PlainJsonRun(text) == text.size()) {  // the common case: nothing to escape
+    const std::size_t at = out->size();
+    out->resize(at + text.size() + 2);
+    char* quoted = out->data() + at;
+    quoted[0] = '"';
+    std::memcpy(quoted + 1, text.data(), text.size());
+    quoted[text.size() + 1] = '"';
     return;
   }
   const size_t start = out->size();
@@ -63,7 +43,7 @@ void AppendString(std::string* out, std::string_view text) {
   size_t run = 0;  // start of the bytes not yet copied
   for (size_t i = 0; i < text.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(text[i]);
-    if (IsPlain(c)) continue;
+    if (IsPlainJsonByte(c)) continue;
     if (c >= 0x80) {
       // Multi-byte characters, valid or not, take nlohmann's UTF-8 handling.
       out->resize(start);

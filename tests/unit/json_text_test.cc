@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "common/json_plain_run.h"
+
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -109,3 +111,33 @@ TEST_CASE("json text appends to what the string holds") {
 
 }  // namespace
 }  // namespace commitd
+
+TEST_CASE("the plain run of a JSON string: sixteen bytes at a time, the same as byte by byte") {
+  auto byte_by_byte = [](std::string_view text) {
+    std::size_t i = 0;
+    while (i < text.size() && commitd::IsPlainJsonByte(static_cast<unsigned char>(text[i]))) ++i;
+    return i;
+  };
+  for (int c = 0; c < 256; ++c) {
+    const bool plain = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+    CHECK(commitd::IsPlainJsonByte(static_cast<unsigned char>(c)) == plain);
+  }
+  // Every byte value at every position of texts up to 40 bytes long, so
+  // that each lands in the first, a middle and the last lane of a block,
+  // and in the tail after the blocks.
+  for (std::size_t length = 0; length <= 40; ++length) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int c = 0; c < 256; ++c) {
+        std::string text(length, 'a');
+        text[at] = static_cast<char>(c);
+        CHECK(commitd::PlainJsonRun(text) == byte_by_byte(text));
+      }
+    }
+  }
+  std::mt19937_64 random(47);
+  for (int i = 0; i < 20'000; ++i) {
+    std::string text(random() % 70, 'x');
+    for (char& c : text) c = static_cast<char>(random() % 8 == 0 ? random() % 256 : 0x20 + random() % 0x5F);
+    CHECK(commitd::PlainJsonRun(text) == byte_by_byte(text));
+  }
+}
