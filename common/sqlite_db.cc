@@ -152,9 +152,13 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, OpenOp
 }
 
 Database::~Database() {
-  wrappers_.clear();
   cache_.clear();
   sqlite3_close_v2(db_);
+}
+
+std::size_t Database::CacheKeyHash::operator()(CacheKeyView key) const noexcept {
+  const std::size_t sql = std::hash<std::string_view>{}(key.sql);
+  return key.group.empty() ? sql : sql ^ (std::hash<std::string_view>{}(key.group) * 0x9e3779b97f4a7c15ULL);
 }
 
 Status Database::Exec(std::string_view sql) {
@@ -179,25 +183,11 @@ Status Database::Exec(std::string_view sql) {
 }
 
 Statement* Database::Prepare(const std::string& sql, Status* error, std::string_view cache_group) {
-  std::string grouped;
-  if (!cache_group.empty()) {
-    grouped.reserve(cache_group.size() + 1 + sql.size());
-    grouped.append(cache_group).append(1, '\x1f').append(sql);
-  }
-  const std::string& key = cache_group.empty() ? sql : grouped;
-  auto it = cache_.find(key);
+  auto it = cache_.find(CacheKeyView{cache_group, sql});
   if (it == cache_.end() && !cache_group.empty()) {
     std::size_t& size = group_sizes_[std::string(cache_group)];
     if (size >= kMaxGroupStatements) {
-      const std::string prefix = std::string(cache_group) + '\x1f';
-      for (auto entry = cache_.begin(); entry != cache_.end();) {
-        if (entry->first.compare(0, prefix.size(), prefix) == 0) {
-          wrappers_.erase(entry->second.get());
-          entry = cache_.erase(entry);
-        } else {
-          ++entry;
-        }
-      }
+      std::erase_if(cache_, [&](const auto& entry) { return entry.first.group == cache_group; });
       size = 0;
     }
     ++size;  // counted even if preparing fails below: an overestimate only empties the group sooner
@@ -214,10 +204,11 @@ Statement* Database::Prepare(const std::string& sql, Status* error, std::string_
       if (error != nullptr) *error = Status::InvalidArgument("empty SQL statement");
       return nullptr;
     }
-    it = cache_.emplace(key, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(raw, sqlite3_finalize)).first;
-    wrappers_.emplace(raw, std::make_unique<Statement>(raw));
+    CachedStatement cached{std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(raw, sqlite3_finalize),
+                           std::make_unique<Statement>(raw)};
+    it = cache_.emplace(CacheKey{std::string(cache_group), sql}, std::move(cached)).first;
   }
-  Statement* stmt = wrappers_.at(it->second.get()).get();
+  Statement* stmt = it->second.statement.get();
   stmt->Reset();
   return stmt;
 }

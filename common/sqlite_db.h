@@ -103,8 +103,35 @@ class Database {
   sqlite3_file* WalFile() const;  // null when no WAL is open
   sqlite3* db_;
   std::string path_;
-  std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>> cache_;
-  std::unordered_map<sqlite3_stmt*, std::unique_ptr<Statement>> wrappers_;
+  // The statement cache, keyed by (cache group, SQL) and looked up without
+  // building either string.
+  struct CacheKey {
+    std::string group;
+    std::string sql;
+  };
+  struct CacheKeyView {
+    std::string_view group;
+    std::string_view sql;
+  };
+  struct CacheKeyHash {
+    using is_transparent = void;
+    std::size_t operator()(CacheKeyView key) const noexcept;
+    std::size_t operator()(const CacheKey& key) const noexcept { return (*this)(CacheKeyView{key.group, key.sql}); }
+  };
+  struct CacheKeyEqual {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return a.sql == b.sql && a.group == b.group;
+    }
+  };
+  // A prepared statement and the wrapper Prepare hands out for it; the
+  // wrapper goes first.
+  struct CachedStatement {
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> raw;
+    std::unique_ptr<Statement> statement;
+  };
+  std::unordered_map<CacheKey, CachedStatement, CacheKeyHash, CacheKeyEqual> cache_;
   std::unordered_map<std::string, std::size_t> group_sizes_;
 };
 

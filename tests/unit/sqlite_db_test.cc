@@ -278,5 +278,15 @@ TEST_CASE("a named statement group is bounded; the unnamed cache is not affected
     }
     // The internal statement survived every eviction of the "ops" group.
     CHECK((*db)->Prepare("SELECT 1") == internal);
+    // The same SQL in another group is another statement; asked for again, the same one.
+    commitd::sqlite::Statement* grouped = (*db)->Prepare("SELECT 1", nullptr, "ops");
+    REQUIRE(grouped != nullptr);
+    CHECK(grouped != internal);
+    CHECK((*db)->Prepare("SELECT 1", nullptr, "ops") == grouped);
+    commitd::sqlite::Statement* other = (*db)->Prepare("SELECT 1", nullptr, "other");
+    REQUIRE(other != nullptr);
+    CHECK(other != grouped);
+    CHECK(other != internal);
+    CHECK((*db)->Prepare("SELECT 1") == internal);
   }
 }
