@@ -1,7 +1,6 @@
 #include "common/json_text.h"
 
 #include <charconv>
-#include <cstdint>
 #include <cstring>
 #include <string_view>
 

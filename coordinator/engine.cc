@@ -359,7 +359,12 @@ void Engine::ReplyClients(Tx& tx, int status, ClientBody body, std::optional<Out
   tx.clients.clear();
 }
 
-void Engine::AnswerClients(Tx& tx) { ReplyClients(tx, ReplyStatus(tx), ReplyText(tx), tx.outcome); }
+void Engine::AnswerClients(Tx& tx) {
+  // A commit answered early, or a resumed transaction, may have no client
+  // waiting: then no answer is written.
+  if (tx.clients.empty()) return;
+  ReplyClients(tx, ReplyStatus(tx), ReplyText(tx), tx.outcome);
+}
 
 void Engine::PrecommitDeadline(Tx& tx, int64_t now_ms) {
   if (CommitUnrecorded(tx)) {
@@ -455,22 +460,6 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   tx.durable = true;
   SetPhase(tx, Phase::kDelivering);
-  // A commit answered early has no client left waiting: no body to build.
-  const bool answering = !tx.clients.empty();
-  int status_code = answering ? ReplyStatus(tx) : 0;
-  ClientBody body = answering ? ClientBody(ReplyText(tx)) : ClientBody();
-  if (answering && !status.ok() && !tx.idempotency_key.empty()) {
-    // The key was not stored with an answer, so a retry would run the
-    // transaction anew: say so instead of giving an answer a replay cannot repeat.
-    status_code = 503;
-    nlohmann::json error =
-        ClientError("storage_error",
-                    "the decision could not be recorded (" + status.message() +
-                        "); the transaction did not commit; retrying with the same Idempotency-Key runs it again",
-                    tx.txid);
-    error["outcome"] = OutcomeName(Outcome::kAborted);
-    body = std::move(error);
-  }
   if (tx.outcome == Outcome::kCommitted && !tx.answered_early) {
     for (auto& b : tx.branches) StartDelivery(tx, b, now_ms);
   }
@@ -480,7 +469,19 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
   }
   SendDue(tx, now_ms);
   // After the decisions (see AnswerEarly).
-  if (answering) ReplyClients(tx, status_code, std::move(body), tx.outcome);
+  if (!tx.clients.empty() && !status.ok() && !tx.idempotency_key.empty()) {
+    // The key was not stored with an answer, so a retry would run the
+    // transaction anew: say so instead of giving an answer a replay cannot repeat.
+    nlohmann::json error =
+        ClientError("storage_error",
+                    "the decision could not be recorded (" + status.message() +
+                        "); the transaction did not commit; retrying with the same Idempotency-Key runs it again",
+                    tx.txid);
+    error["outcome"] = OutcomeName(Outcome::kAborted);
+    ReplyClients(tx, 503, std::move(error), Outcome::kAborted);
+  } else {
+    AnswerClients(tx);
+  }
   MaybeFinish(tx, now_ms);
 }
 
