@@ -10,13 +10,6 @@ constexpr std::size_t kSpanIdHex = 16;
 // "00-" + trace-id + "-" + span-id + "-" + flags
 constexpr std::size_t kHeaderSize = 3 + kTraceIdHex + 1 + kSpanIdHex + 1 + 2;
 
-bool IsLowerHex(std::string_view text) {
-  for (char c : text) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 bool IsAllZero(std::string_view text) { return text.find_first_not_of('0') == std::string_view::npos; }
 
 int HexDigit(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }

@@ -5,6 +5,7 @@
 #include <set>
 #include <string_view>
 
+#include "common/hex.h"
 #include "common/json_parse.h"
 #include "common/json_scanner.h"
 #include "common/json_syntax.h"
@@ -259,7 +260,7 @@ namespace {
 // A key or check (abort_key, commit_key, commit_check): 1-128 lower-case hex
 // digits (common/abort_key.h gives 64).
 bool IsKey(std::string_view text) {
-  return !text.empty() && text.size() <= 128 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  return !text.empty() && text.size() <= 128 && IsLowerHex(text);
 }
 
 Result<std::string> KeyField(const json& value, const char* name) {

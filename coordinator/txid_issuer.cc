@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/hex.h"
+
 namespace commitd::coordinator {
 namespace {
 
@@ -27,10 +29,7 @@ std::optional<TxidParts> ParseTxid(std::string_view txid) {
   std::size_t random_dash = txid.rfind('-');
   if (random_dash == std::string_view::npos) return std::nullopt;
   std::string_view random = txid.substr(random_dash + 1);
-  if (random.size() != 2 * kRandomBytes) return std::nullopt;
-  for (char c : random) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
-  }
+  if (random.size() != 2 * kRandomBytes || !IsLowerHex(random)) return std::nullopt;
   std::string_view rest = txid.substr(0, random_dash);
   std::size_t sequence_dash = rest.rfind('-');
   if (sequence_dash == std::string_view::npos) return std::nullopt;
