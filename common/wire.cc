@@ -290,10 +290,12 @@ json ToJson(const PrepareRequest& r) {
 
 namespace {
 
-// `"key":` then the string value.
+// `"key":` then the string value. key: a member name of this protocol, which
+// never needs escaping.
 void AppendStringMember(std::string* out, std::string_view key, std::string_view value) {
-  AppendJsonString(out, key);
-  out->push_back(':');
+  out->push_back('"');
+  out->append(key);
+  out->append("\":", 2);
   AppendJsonString(out, value);
 }
 
