@@ -10,7 +10,7 @@ std::optional<std::vector<BatchPart>> ParseBatch(const std::string& text, std::s
   JsonScanner scan(text);
   if (scan.Peek() != '{') return std::nullopt;
   std::optional<std::vector<BatchPart>> parts;
-  scan.Object([&](const std::string& name, JsonScanner& s) {
+  scan.Object([&](std::string_view name, JsonScanner& s) {
     if (name != key || s.Peek() != '[') {
       s.Value();
       if (name == key) parts.reset();  // the last of repeated keys counts, as in a parsed object
@@ -24,7 +24,7 @@ std::optional<std::vector<BatchPart>> ParseBatch(const std::string& text, std::s
         return;
       }
       part.object = true;
-      a.Object([&](const std::string& field, JsonScanner& o) {
+      a.Object([&](std::string_view field, JsonScanner& o) {
         std::string_view value = o.Value();
         if (field == "method") part.method = value;
         if (field == "target") part.target = value;

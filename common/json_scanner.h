@@ -48,12 +48,20 @@ class JsonScanner {
   }
 
   // Calls member(key, *this) for each member of the object starting here;
-  // member must consume the value.
+  // member must consume the value. key (a std::string_view) is valid during
+  // the call only: a view of the text, or of the key decoded when it holds
+  // escapes.
   template <class Member>
   void Object(Member&& member) {
     Take();  // {
+    std::string decoded;
     while (Peek() != '}') {
-      const std::string key = String(Value());
+      const std::string_view token = Value();
+      std::string_view key = token.substr(1, token.size() - 2);
+      if (key.find('\\') != std::string_view::npos) {
+        decoded = String(token);
+        key = decoded;
+      }
       Peek();
       Take();  // :
       member(key, *this);

@@ -531,13 +531,13 @@ bool FastOp(JsonScanner& scan, Op* op) {
   if (scan.Peek() != '{') return false;
   bool ok = true;
   bool has_args = false, has_params = false;
-  scan.Object([&](const std::string& key, JsonScanner& s) {
+  scan.Object([&](std::string_view key, JsonScanner& s) {
     if (ok && key == "args" && !has_args && s.Peek() == '{') {
       has_args = true;
-      s.Object([&](const std::string& name, JsonScanner& a) {
+      s.Object([&](std::string_view name, JsonScanner& a) {
         std::optional<json> value = ScalarOf(a.Value());
         if (!value) ok = false;
-        if (ok) op->args[name] = std::move(*value);
+        if (ok) op->args[std::string(name)] = std::move(*value);
       });
       return;
     }
@@ -569,7 +569,7 @@ bool FastOp(JsonScanner& scan, Op* op) {
 bool FastParticipant(JsonScanner& scan, ParticipantRef* p) {
   if (scan.Peek() != '{') return false;
   bool ok = true, has_name = false, has_url = false;
-  scan.Object([&](const std::string& key, JsonScanner& s) {
+  scan.Object([&](std::string_view key, JsonScanner& s) {
     const std::string_view token = s.Value();
     if (!ok || token.front() != '"') {
       ok = false;
@@ -617,7 +617,7 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body, BodySyntax synt
   PrepareRequest r;
   bool ok = true;
   unsigned seen = 0;  // PrepareMemberBit of each member read
-  scan.Object([&](const std::string& key, JsonScanner& s) {
+  scan.Object([&](std::string_view key, JsonScanner& s) {
     const unsigned bit = PrepareMemberBit(key);
     if (bit == 0 || (seen & bit) != 0) ok = false;
     seen |= bit;
@@ -675,7 +675,7 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body, BodySyntax synt
 bool FastBranch(JsonScanner& scan, Branch* b) {
   if (scan.Peek() != '{') return false;
   bool ok = true, has_participant = false, has_ops = false;
-  scan.Object([&](const std::string& key, JsonScanner& s) {
+  scan.Object([&](std::string_view key, JsonScanner& s) {
     if (ok && key == "ops" && !has_ops && s.Peek() == '[') {
       has_ops = true;
       if (!FastArray(s, &b->ops, FastOp)) ok = false;
@@ -701,7 +701,7 @@ std::optional<TxRequest> FastTx(std::string_view body) {
   if (scan.Peek() != '{') return std::nullopt;
   TxRequest req;
   bool ok = true, has_protocol = false, has_timeout = false, has_branches = false;
-  scan.Object([&](const std::string& key, JsonScanner& s) {
+  scan.Object([&](std::string_view key, JsonScanner& s) {
     if (ok && key == "branches" && !has_branches && s.Peek() == '[') {
       has_branches = true;
       if (!FastArray(s, &req.branches, FastBranch)) ok = false;
@@ -797,7 +797,7 @@ std::optional<Vote> FastVote(std::string_view body, BodySyntax syntax) {
   bool ok = true;
   bool lock_conflict = false;
   unsigned seen = 0;  // VoteMemberBit of each member read
-  scan.Object([&](const std::string& key, JsonScanner& s) {
+  scan.Object([&](std::string_view key, JsonScanner& s) {
     const std::string_view token = s.Value();
     const unsigned bit = VoteMemberBit(key);
     if (!ok || bit == 0 || (seen & bit) != 0) {
@@ -927,7 +927,7 @@ std::optional<CommitRequest> FastCommit(std::string_view body, BodySyntax syntax
   if (scan.Peek() != '{') return std::nullopt;
   CommitRequest r;
   bool ok = true, has_txid = false, has_key = false;
-  scan.Object([&](const std::string& key, JsonScanner& s) {
+  scan.Object([&](std::string_view key, JsonScanner& s) {
     const std::string_view token = s.Value();
     if (!ok || token.front() != '"') {
       ok = false;
