@@ -101,3 +101,23 @@ TEST_CASE("strings with one byte that needs a look anywhere in them are judged a
     }
   }
 }
+
+TEST_CASE("JsonScanner hands out member names decoded, plain ones as views of the text") {
+  const std::string text = R"({"plain":1,"t\u0078id":"a","q\"uote":[1,{"in\\ner":2}],"":null,"last":"x"})";
+  REQUIRE(commitd::IsJson(text));
+  commitd::JsonScanner scan(text);
+  std::vector<std::string> names;
+  std::vector<std::string> values;
+  std::vector<bool> views_of_text;
+  scan.Object([&](std::string_view name, commitd::JsonScanner& s) {
+    names.emplace_back(name);
+    views_of_text.push_back(name.data() >= text.data() && name.data() <= text.data() + text.size());
+    values.emplace_back(s.Value());
+  });
+  CHECK(names == std::vector<std::string>{"plain", "txid", "q\"uote", "", "last"});
+  CHECK(values == std::vector<std::string>{"1", "\"a\"", R"([1,{"in\\ner":2}])", "null", "\"x\""});
+  CHECK(views_of_text == std::vector<bool>{true, false, false, true, true});
+  // Every name as nlohmann reads it.
+  const nlohmann::json parsed = nlohmann::json::parse(text);
+  for (const std::string& name : names) CHECK(parsed.contains(name));
+}
