@@ -19,13 +19,13 @@ std::optional<std::string> Node::CheckOps(const wire::TxRequest& tx) const {
     if (!p.catalog_known) continue;  // unreachable so far: the prepare will say so
     for (std::size_t j = 0; j < b.ops.size(); ++j) {
       const auto& op = b.ops[j];
-      std::string where = "branches[" + std::to_string(i) + "].ops[" + std::to_string(j) + "]";
+      const auto where = [&] { return "branches[" + std::to_string(i) + "].ops[" + std::to_string(j) + "]"; };
       if (op.is_raw() && !p.allow_raw_sql) {
-        return where + ": raw SQL is not allowed on participant '" + b.participant +
+        return where() + ": raw SQL is not allowed on participant '" + b.participant +
                "' (start its agent with --allow-raw-sql)";
       }
       if (op.procedure && p.procedures.count(*op.procedure) == 0) {
-        return where + ".procedure: participant '" + b.participant + "' has no procedure '" + *op.procedure + "'";
+        return where() + ".procedure: participant '" + b.participant + "' has no procedure '" + *op.procedure + "'";
       }
     }
   }

@@ -1278,6 +1278,35 @@ TEST_CASE("a member taking over again waits for what its dropped engine appended
   CHECK(f.node().Transactions().empty());
 }
 
+TEST_CASE("an op an agent's catalog refuses is answered before anything starts, naming the op") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  f.agents().probe = ScriptedTransport::Probe::kAnswer;
+  f.agents().catalog.procedures = {"debit"};
+  const auto refused = [&](wire::TxRequest tx) {
+    std::optional<SubmitResult> result;
+    f.node().Submit({std::move(tx), ""}, [&](SubmitResult r) { result = std::move(r); });
+    REQUIRE(result.has_value());
+    REQUIRE(std::holds_alternative<NodeError>(*result));
+    CHECK(std::get<NodeError>(*result).kind == NodeErrorKind::kInvalidRequest);
+    return std::get<NodeError>(*result).message;
+  };
+  wire::TxRequest unknown = Transfer();
+  wire::Op credit;
+  credit.procedure = "credit";
+  unknown.branches[1].ops.push_back(credit);
+  CHECK(refused(unknown) == "branches[1].ops[1].procedure: participant 'bank-b' has no procedure 'credit'");
+  wire::TxRequest raw = Transfer();
+  wire::Op sql;
+  sql.sql = "UPDATE accounts SET balance = 0";
+  raw.branches[0].ops.insert(raw.branches[0].ops.begin(), sql);
+  CHECK(refused(raw) ==
+        "branches[0].ops[0]: raw SQL is not allowed on participant 'bank-a' (start its agent with --allow-raw-sql)");
+  CHECK(f.agents().calls.empty());  // nothing was prepared
+  CHECK(f.node().metrics().started == 0);
+}
+
 TEST_CASE("beyond max_in_flight undecided transactions a submission is refused as overloaded") {
   Fixture f(/*max_in_flight=*/1);
   f.Start();
