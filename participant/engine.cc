@@ -54,8 +54,8 @@ void Engine::ReplyAll(std::vector<RequestToken>& waiters, int status, ReplyBody 
 
 void Engine::OnPrepare(wire::PrepareRequest request, RequestToken token, int64_t now_ms) {
   const std::string txid = request.txid;
-  if (auto f = finished_.find(txid); f != finished_.end()) {
-    AnswerFinishedPrepare(txid, f->second, token);
+  if (const Outcome* f = finished_.Find(txid)) {
+    AnswerFinishedPrepare(txid, *f, token);
     return;
   }
   if (auto it = txs_.find(txid); it != txs_.end()) {
@@ -131,12 +131,12 @@ void Engine::OnTombstoneWritten(const std::string& txid, const Result<Outcome>& 
   if (held.ok()) {
     // The store's outcome is the one that lasts: "committed" if the txid
     // committed here after all.
-    if (auto f = finished_.find(txid); f != finished_.end()) f->second = *held;
+    if (Outcome* f = finished_.Find(txid)) *f = *held;
     for (RequestToken t : aborts) AnswerFinishedAbort(txid, *held, t);
     return;
   }
   // Still "aborted" in memory, so prepares keep voting no; the next abort writes again.
-  if (auto f = finished_.find(txid); f != finished_.end() && f->second == Outcome::kAborted) {
+  if (const Outcome* f = finished_.Find(txid); f != nullptr && *f == Outcome::kAborted) {
     tombstones_unwritten_.insert(txid);
   }
   ReplyAll(aborts, 503,
@@ -252,8 +252,8 @@ bool Engine::CommitKeyAccepted(const std::string& txid, Tx& tx, const std::strin
 }
 
 void Engine::OnCommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms) {
-  if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second == Outcome::kCommitted) {
+  if (const Outcome* f = finished_.Find(txid)) {
+    if (*f == Outcome::kCommitted) {
       actions_.push_back(action::Reply{token, 200, StateBody(txid, "committed")});
     } else {
       actions_.push_back(action::Reply{
@@ -292,8 +292,8 @@ void Engine::OnCommit(const std::string& txid, const std::string& commit_key, Re
 }
 
 void Engine::OnAbort(const std::string& txid, const std::string& abort_key, RequestToken token, int64_t now_ms) {
-  if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second == Outcome::kAborted) {
+  if (const Outcome* f = finished_.Find(txid)) {
+    if (*f == Outcome::kAborted) {
       if (auto writing = tombstones_writing_.find(txid); writing != tombstones_writing_.end()) {
         writing->second.push_back(token);
         return;
@@ -303,7 +303,7 @@ void Engine::OnAbort(const std::string& txid, const std::string& abort_key, Requ
         return;
       }
     }
-    AnswerFinishedAbort(txid, f->second, token);
+    AnswerFinishedAbort(txid, *f, token);
     return;
   }
   auto it = txs_.find(txid);
@@ -395,23 +395,18 @@ void Engine::RunWaitingPrepare(const std::string& txid, Tx& tx) {
 }
 
 void Engine::Remember(const std::string& txid, Outcome outcome, int64_t now_ms) {
-  auto [it, inserted] = finished_.try_emplace(txid, outcome);
-  if (inserted) finished_order_.emplace_back(now_ms, &it->first);
+  finished_.Add(txid, outcome, now_ms);
 }
 
 void Engine::ForgetBefore(int64_t cutoff_ms) {
-  while (!finished_order_.empty() && finished_order_.front().first < cutoff_ms) {
-    if (!tombstones_writing_.empty() && tombstones_writing_.count(*finished_order_.front().second) != 0) {
+  while (!finished_.empty() && finished_.oldest_at_ms() < cutoff_ms) {
+    if (!tombstones_writing_.empty() && tombstones_writing_.count(finished_.oldest_txid()) != 0) {
       // Its "aborted" is still being written: kept for another window.
-      auto kept = finished_order_.front();
-      finished_order_.pop_front();
-      kept.first = cutoff_ms;
-      finished_order_.push_back(kept);
+      finished_.RequeueOldest(cutoff_ms);
       continue;
     }
-    if (!tombstones_unwritten_.empty()) tombstones_unwritten_.erase(*finished_order_.front().second);
-    finished_.erase(*finished_order_.front().second);
-    finished_order_.pop_front();
+    if (!tombstones_unwritten_.empty()) tombstones_unwritten_.erase(finished_.oldest_txid());
+    finished_.ForgetOldest();
   }
 }
 
@@ -580,16 +575,16 @@ nlohmann::json HeldJson(const HeldView& v) {
           {"last_error", v.last_error}};
 }
 
-bool Engine::Knows(const std::string& txid) const { return txs_.count(txid) != 0 || finished_.count(txid) != 0; }
+bool Engine::Knows(const std::string& txid) const { return txs_.count(txid) != 0 || finished_.Find(txid) != nullptr; }
 
 void Engine::LearnOutcome(const std::string& txid, Outcome outcome, int64_t now_ms) {
   if (!Knows(txid)) Remember(txid, outcome, now_ms);
 }
 
 std::optional<std::string> Engine::OutcomeOf(const std::string& txid) const {
-  auto it = finished_.find(txid);
-  if (it == finished_.end()) return std::nullopt;
-  return std::string(OutcomeName(it->second));
+  const Outcome* f = finished_.Find(txid);
+  if (f == nullptr) return std::nullopt;
+  return std::string(OutcomeName(*f));
 }
 
 }  // namespace commitd::participant
@@ -611,7 +606,7 @@ std::string_view HeldStateName(HeldState state) {
 
 std::string Engine::StateOf(const std::string& txid) const {
   if (auto it = txs_.find(txid); it != txs_.end()) return std::string(HeldStateName(it->second.state));
-  if (auto f = finished_.find(txid); f != finished_.end()) return OutcomeName(f->second);
+  if (const Outcome* f = finished_.Find(txid)) return OutcomeName(*f);
   return "unknown";
 }
 
@@ -620,8 +615,8 @@ void Engine::OnPrecommit(const std::string& txid, const std::string& commit_key,
   auto answer = [&](int status, nlohmann::json body) {
     actions_.push_back(action::Reply{token, status, std::move(body)});
   };
-  if (auto f = finished_.find(txid); f != finished_.end()) {
-    if (f->second == Outcome::kCommitted) {
+  if (const Outcome* f = finished_.Find(txid)) {
+    if (*f == Outcome::kCommitted) {
       answer(200, StateBody(txid, "committed"));
     } else {
       answer(409, AgentError("already_aborted", "transaction " + txid + " was aborted here", txid));

@@ -63,6 +63,7 @@
 #include "common/status.h"
 #include "common/wire.h"
 #include "participant/lock_table.h"
+#include "participant/remembered_outcomes.h"
 #include "participant/outcome.h"
 #include "participant/resource_manager.h"
 
@@ -335,15 +336,11 @@ class Engine {
   std::unordered_map<std::string, std::vector<std::string>> waiting_for_;  // holder -> txids whose prepare waits
   std::unordered_map<std::string, Tx> txs_;
   // The outcomes of the last outcome_memory_ms (the store keeps them for
-  // outcome_retention_ms). What each costs is what an agent's memory grows
-  // by at a steady rate (docs/operations.md): keep it small.
-  std::unordered_map<std::string, Outcome> finished_;
-  // One (remembered at, key) entry per finished_ element, in the order they
-  // were remembered: the purge pops what is past the memory window instead of
-  // scanning finished_ (a tombstone still being written goes to the back
-  // instead). The key points into finished_'s own node (stable until that
-  // element is erased, which only the purge does, with its entry).
-  std::deque<std::pair<int64_t, const std::string*>> finished_order_;
+  // outcome_retention_ms), oldest first: the purge pops what is past the
+  // memory window (a tombstone still being written goes to the back
+  // instead). What each costs is what an agent's memory grows by at a steady
+  // rate (docs/operations.md): keep it small.
+  RememberedOutcomes finished_;
   // Tombstones being written, with the aborts that wait for them. Their
   // "aborted" is in finished_ already, so prepares vote no meanwhile.
   std::unordered_map<std::string, std::vector<RequestToken>> tombstones_writing_;
