@@ -259,11 +259,13 @@ Status DecisionStore::ExplainConflict(const DecisionRecord& r) {
 
 // A pending record (a staging record; in logs of older builds also a 3PC
 // precommit record) is not a decision: the decision that follows replaces it
-// in place.
+// in place, finished already when every participant acked before it was
+// written.
 Status DecisionStore::ReplacePending(const DecisionRecord& r, const std::string& reply, bool* replaced) {
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_,
-                         "UPDATE decisions SET outcome = ?1, reason = ?2, reply = ?3, decided_ms = ?4, heuristic = ?5 "
+                         "UPDATE decisions SET outcome = ?1, reason = ?2, reply = ?3, decided_ms = ?4, heuristic = ?5, "
+                         "finished = ?8, finished_ms = ?9 "
                          "WHERE txid = ?6 AND outcome = 'pending' AND protocol = ?7",
                          &stmt);
       !s.ok())
@@ -274,7 +276,9 @@ Status DecisionStore::ReplacePending(const DecisionRecord& r, const std::string&
       .Bind(4, r.decided_ms)
       .Bind(5, static_cast<int64_t>(r.heuristic ? 1 : 0))
       .Bind(6, r.txid)
-      .Bind(7, wire::ProtocolName(r.protocol));
+      .Bind(7, wire::ProtocolName(r.protocol))
+      .Bind(8, static_cast<int64_t>(r.finished ? 1 : 0))
+      .Bind(9, r.finished_ms);
   if (Status s = stmt->Run(); !s.ok()) return s;
   *replaced = sqlite3_changes(db_.handle()) > 0;
   return Status::Ok();

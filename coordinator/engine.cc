@@ -117,8 +117,12 @@ bool Engine::AttachClient(const std::string& txid, ClientToken client) {
   auto it = txs_.find(txid);
   if (it == txs_.end()) return false;
   Tx& tx = it->second;
-  if (tx.phase == Phase::kPreparing || tx.phase == Phase::kFencing || tx.phase == Phase::kPrecommitting ||
-      tx.phase == Phase::kPrecommitted || tx.phase == Phase::kDeciding || tx.phase == Phase::kAbortUnrecorded) {
+  // A commit answered early is answered so again at once (its record may
+  // wait for the acks); anything else undecided or unrecorded waits.
+  const bool waits = tx.phase == Phase::kPreparing || tx.phase == Phase::kFencing ||
+                     tx.phase == Phase::kPrecommitting || tx.phase == Phase::kPrecommitted ||
+                     (tx.phase == Phase::kDeciding && !tx.answered_early) || tx.phase == Phase::kAbortUnrecorded;
+  if (waits) {
     tx.clients.push_back(client);
   } else {
     actions_.push_back(action::ReplyClient{client, ReplyStatus(tx), ReplyText(tx), tx.outcome});
@@ -220,6 +224,12 @@ void Engine::OnStagingPersisted(const std::string& txid, const Status& status, i
     // answer. 3PC: precommits need a durable record first, and no
     // participant has been told to precommit, so abort is still open.
     tx.staging = false;
+    if (tx.commit_record_held) {
+      // The commit record alone decides now, and the client waits for it.
+      tx.commit_record_held = false;
+      actions_.push_back(
+          action::PersistDecision{RecordOf(tx, Outcome::kCommitted, tx.decided_ms)});
+    }
     if (tx.protocol == wire::Protocol::k3pc && undecided) {
       Decide(tx, Outcome::kAborted, "staging record write failed: " + status.message(), now_ms,
              AbortReason::kStorage);
@@ -394,13 +404,20 @@ void Engine::Decide(Tx& tx, Outcome outcome, std::string reason, int64_t now_ms,
   tx.reason = std::move(reason);
   tx.decided_ms = now_ms;
   --undecided_;
-  // A 2PC commit with its staging record on the way rides on the log's next
-  // write: the client is answered once that record is durable, not this one.
-  // (A 3PC commit's client was answered already, but its commits wait for
+  const bool again = tx.record_again_backoff_ms != 0;
+  if (!again && !tx.heuristic) actions_.push_back(action::Decided{tx.txid, outcome, abort_reason});
+  // A 2PC commit with its staging record on the way is answered once that
+  // record is durable, not this one, which nobody waits for: it waits for
+  // the participants' acks (at most until the first redelivery would be
+  // due), to be written once with its finished mark instead of twice. (A
+  // 3PC commit's client was answered already, but its commits wait for
   // this record.)
-  const bool rides = outcome == Outcome::kCommitted && tx.staging && tx.protocol == wire::Protocol::k2pc;
-  actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), abort_reason,
-                                             /*again=*/tx.record_again_backoff_ms != 0, rides});
+  if (outcome == Outcome::kCommitted && tx.staging && tx.protocol == wire::Protocol::k2pc) {
+    tx.commit_record_held = true;
+    tx.commit_record_due_ms = now_ms + options_.retry_initial_ms;
+    return;
+  }
+  actions_.push_back(action::PersistDecision{RecordOf(tx, outcome, now_ms), again});
   if (outcome != Outcome::kAborted) return;
   if (tx.staging || tx.precommit_durable) {
     // The log holds (or will hold) its staging record until this record
@@ -457,6 +474,13 @@ void Engine::OnDecisionPersisted(const std::string& txid, const Status& status, 
       StartAbortDeliveries(tx, now_ms);
     }
     // An abort that is not durable is still an abort; the client hears it.
+  }
+  if (status.ok() && tx.record_finishes) {
+    // Written with its finished mark: every participant acked, nothing is left.
+    AnswerClients(tx);
+    if (!tx.idempotency_key.empty()) txid_by_key_.erase(tx.idempotency_key);
+    Erase(it);
+    return;
   }
   tx.durable = true;
   SetPhase(tx, Phase::kDelivering);
@@ -528,18 +552,46 @@ void Engine::AbortAgainIfDue(Tx& tx, int64_t now_ms) {
   if (tx.phase != Phase::kAbortUnrecorded || now_ms < tx.record_again_ms) return;
   tx.record_again_ms = 0;
   SetPhase(tx, Phase::kDeciding);
-  actions_.push_back(action::PersistDecision{RecordOf(tx, Outcome::kAborted, tx.decided_ms), AbortReason::kVoteNo,
+  actions_.push_back(action::PersistDecision{RecordOf(tx, Outcome::kAborted, tx.decided_ms),
                                              /*again=*/true});
 }
 
 void Engine::CommitAgainIfDue(Tx& tx, int64_t now_ms) {
-  if (tx.phase != Phase::kDeciding || tx.protocol != wire::Protocol::k2pc || tx.record_again_ms == 0 ||
-      now_ms < tx.record_again_ms) {
+  if (tx.phase != Phase::kDeciding || tx.protocol != wire::Protocol::k2pc) return;
+  if (tx.commit_record_held) {
+    if (now_ms >= tx.commit_record_due_ms) WriteCommitRecord(tx, /*again=*/false, now_ms);
     return;
   }
+  if (tx.record_again_ms == 0 || now_ms < tx.record_again_ms) return;
   tx.record_again_ms = 0;
-  actions_.push_back(action::PersistDecision{RecordOf(tx, Outcome::kCommitted, tx.decided_ms), AbortReason::kVoteNo,
+  if (tx.answered_early) {
+    WriteCommitRecord(tx, /*again=*/true, now_ms);
+    return;
+  }
+  actions_.push_back(action::PersistDecision{RecordOf(tx, Outcome::kCommitted, tx.decided_ms),
                                              /*again=*/true});
+}
+
+void Engine::WriteCommitRecord(Tx& tx, bool again, int64_t now_ms) {
+  tx.commit_record_held = false;
+  DecisionRecord record = RecordOf(tx, Outcome::kCommitted, tx.decided_ms);
+  tx.record_finishes = AllAcked(tx);
+  if (tx.record_finishes) {
+    record.finished = true;
+    record.finished_ms = now_ms;
+  }
+  actions_.push_back(action::PersistDecision{std::move(record), again,
+                                             /*rides_next_write=*/true});
+}
+
+bool Engine::AllAcked(const Tx& tx) {
+  if (!tx.answered_early && tx.phase != Phase::kDelivering) return false;
+  for (const auto& b : tx.branches) {
+    // A participant that has not voted yet got the abort too; its agent keeps a
+    // tombstone, so a late prepare there votes no.
+    if (b.needs_decision && !b.acked) return false;
+  }
+  return true;
 }
 
 bool Engine::Delivers(const Tx& tx) {
@@ -554,6 +606,8 @@ bool Engine::OnDecisionConflict(const std::string& txid, Outcome recorded, const
   Tx& tx = it->second;
   // The client heard commit already: an abort recorded first cannot be followed.
   if (recorded == Outcome::kAborted && tx.answered_early) return false;
+  // The log's record is not finished: the mark follows as a write of its own.
+  tx.record_finishes = false;
   if (recorded == Outcome::kAborted && tx.outcome == Outcome::kCommitted) {
     tx.outcome = Outcome::kAborted;
     tx.reason = "an abort was recorded first: " + recorded_reason;
@@ -586,12 +640,11 @@ void Engine::OnDecisionAcked(const std::string& txid, const std::string& partici
 }
 
 void Engine::MaybeFinish(Tx& tx, int64_t now_ms) {
-  if (tx.phase != Phase::kDelivering || !tx.durable) return;
-  for (const auto& b : tx.branches) {
-    // A participant that has not voted yet got the abort too; its agent keeps a
-    // tombstone, so a late prepare there votes no.
-    if (b.needs_decision && !b.acked) return;
+  if (tx.commit_record_held) {
+    if (AllAcked(tx)) WriteCommitRecord(tx, /*again=*/false, now_ms);
+    return;
   }
+  if (tx.phase != Phase::kDelivering || !tx.durable || !AllAcked(tx)) return;
   SetPhase(tx, Phase::kFinishing);
   actions_.push_back(action::PersistFinished{tx.txid, now_ms});
 }
@@ -1083,7 +1136,9 @@ TxView Engine::View(const Tx& tx) const {
     case Phase::kPrecommitted:  // or commit decided, its record to be written again
       v.state = CommitUnrecorded(tx) ? TxState::kDeciding : TxState::kPrecommitting;
       break;
-    case Phase::kDeciding:
+    case Phase::kDeciding:  // a 2PC commit answered early delivers while its record waits
+      v.state = tx.answered_early ? TxState::kDelivering : TxState::kDeciding;
+      break;
     case Phase::kAbortUnrecorded: v.state = TxState::kDeciding; break;
     case Phase::kDelivering: v.state = TxState::kDelivering; break;
     case Phase::kFinishing: v.state = TxState::kFinishing; break;

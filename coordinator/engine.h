@@ -34,9 +34,12 @@
 // 2PC parallel commit (docs/protocol.md): Start writes a staging record (a
 // record with outcome pending, no reply) beside the prepares. Once every vote
 // is yes and that record is durable, commit is the only outcome any recovery
-// can reach, so the client is answered and the commits are sent at once; the
-// commit decision is written meanwhile as a write that rides on the next one
-// (PersistDecision::rides_next_write), and the finished mark waits for it.
+// can reach, so the client is answered and the commits are sent at once. The
+// commit record, which nobody waits for, waits for the participants' acks and
+// is then written once with its finished mark; when an ack is still missing
+// retry_initial_ms after the decision it is written alone, and the finished
+// mark follows. Either rides on the log's next write
+// (PersistDecision::rides_next_write).
 // A restart (or a group's next leader) resumes a staging record without a
 // decision by fencing every participant (SendFence: a keyless abort, which an
 // agent takes only if it has not voted yes, and which makes a late prepare
@@ -109,10 +112,17 @@ struct SendDecision {
   ParticipantRef to;
   Outcome outcome = Outcome::kAborted;
 };
+// A transaction was decided (once per transaction: not when a decision is
+// written again, nor an operator's, counted once recorded), for counting.
+// Its record may be written later (a 2PC commit answered early).
+struct Decided {
+  std::string txid;
+  Outcome outcome = Outcome::kAborted;
+  AbortReason abort_reason = AbortReason::kVoteNo;  // for an abort: its class
+};
 struct PersistDecision {
   DecisionRecord record;
-  AbortReason abort_reason = AbortReason::kVoteNo;  // for an abort: its class
-  bool again = false;  // a commit written again after its write failed (counted once)
+  bool again = false;  // written again after its write failed (logged once)
   // A 2PC commit whose staging record and yes votes already make it certain:
   // nobody waits on it, so it may ride on the log's next write (still
   // durable before the engine hears it persisted).
@@ -152,7 +162,7 @@ struct SendStateQuery {
 
 using Action = std::variant<action::SendPrepare, action::SendDecision, action::PersistDecision,
                             action::PersistFinished, action::ReplyClient, action::PersistStaging,
-                            action::SendPrecommit, action::SendFence, action::SendStateQuery>;
+                            action::SendPrecommit, action::SendFence, action::SendStateQuery, action::Decided>;
 
 // A participant's answer to a precommit.
 enum class PrecommitAnswer {
@@ -206,7 +216,7 @@ enum class TxState {
   kPreparing,      // collecting votes
   kPrecommitting,  // 3PC: every vote yes; waiting for the staging record, or for the precommits' acks
   kDeciding,       // the decision record is being written (3PC: or waits to be written again after it failed)
-  kDelivering,     // decided; the decision goes to every participant
+  kDelivering,     // decided; the decision goes to every participant (2PC: its commit record may wait for the acks)
   kFinishing,      // every participant acked; the finished mark is being written
   kInDoubt,        // prepared under another decision log: only an operator can settle it
 };
@@ -311,7 +321,8 @@ class Engine {
   // decisions waiting to be written again (a restart resumes all of these
   // from the staging record).
   std::size_t undecided_due_by_deadline(int64_t now_ms) const;
-  // Decided transactions whose decision record is being written (their clients wait).
+  // Decided transactions whose decision record is being written (their
+  // clients wait), or waits for the acks (a 2PC commit answered early).
   std::size_t awaiting_record() const { return deciding_; }
   std::size_t active() const { return txs_.size(); }
   // txid's finished mark failed and waits to be written again.
@@ -386,6 +397,13 @@ class Engine {
     // 2PC: the client was answered and the commits sent before the commit
     // record was durable (the staging record and the yes votes made it certain).
     bool answered_early = false;
+    // 2PC parallel commit: the commit record is not written yet. It waits
+    // for every participant's ack, to be written once with its finished
+    // mark, until commit_record_due_ms at the latest.
+    bool commit_record_held = false;
+    int64_t commit_record_due_ms = 0;
+    // The decision record being written carries the finished mark too.
+    bool record_finishes = false;
     // With a staging record: its abort is sent once the abort record is
     // durable, not at once.
     bool abort_after_record = false;
@@ -426,6 +444,12 @@ class Engine {
   // Fences, or state queries first for a record too old to fence.
   void SendFencesDue(Tx& tx, int64_t now_ms);
   void CommitAgainIfDue(Tx& tx, int64_t now_ms);
+  // The 2PC commit record of a transaction answered early (its first write,
+  // or again after a failed one), riding on the log's next write; with its
+  // finished mark when every participant acked already.
+  void WriteCommitRecord(Tx& tx, bool again, int64_t now_ms);
+  // Deliveries started, and every participant that needs the decision acked it.
+  static bool AllAcked(const Tx& tx);
   // Takes one of `to`'s delivery slots (decisions, precommits and fences
   // share them: a restart resuming thousands of records sends them in waves;
   // the rest go out on a later tick, as answers come back) and sets

@@ -765,25 +765,23 @@ void Node::Execute(Action& a) {
                       engine_->OnDecisionAcked(txid, name, s, timers_.NowMs());
                       Pump();
                     });
-  } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
-    const bool commit = pd->record.outcome == Outcome::kCommitted;
-    if (pd->again) {
-      // Counted when it was first decided.
-    } else if (pd->record.heuristic) {
-      // An operator's, for a transaction left in doubt (Force): counted once written.
-    } else if (commit) {
+  } else if (auto* decided = std::get_if<action::Decided>(&a)) {
+    if (decided->outcome == Outcome::kCommitted) {
       ++metrics_.committed;
     } else {
       ++metrics_.aborted;
-      ++metrics_.aborts_by_reason[static_cast<std::size_t>(pd->abort_reason)];
+      ++metrics_.aborts_by_reason[static_cast<std::size_t>(decided->abort_reason)];
     }
+  } else if (auto* pd = std::get_if<action::PersistDecision>(&a)) {
+    const bool commit = pd->record.outcome == Outcome::kCommitted;
     std::string txid = pd->record.txid;
     const bool again = pd->again;
     const bool heuristic = pd->record.heuristic;
+    const bool finishes = pd->record.finished;
     // 3PC: every participant acked precommit (or the deadline passed); nothing says commit yet.
     if (commit && pd->record.protocol == wire::Protocol::k3pc)
       failpoint::CrashIf("coordinator.crash_before_3pc_commit_record");
-    auto written = [this, txid, commit, again, heuristic, epoch = epoch_](Status s) {
+    auto written = [this, txid, commit, again, heuristic, finishes, epoch = epoch_](Status s) {
       if (epoch != epoch_) return;  // a group leader that has stepped down since
       if (s.code() == StatusCode::kConflict) {
         AnswerForce(txid, s);
@@ -811,6 +809,11 @@ void Node::Execute(Action& a) {
       if (s.ok() && heuristic) ++metrics_.heuristic;  // an operator's, for a transaction in doubt
       engine_->OnDecisionPersisted(txid, s, timers_.NowMs());
       AnswerForce(txid, s);
+      if (s.ok() && finishes && !engine_->Find(txid)) {
+        // Written with its finished mark: the transaction ended here.
+        traces_.erase(txid);
+        precommit_unknown_logged_.erase(txid);
+      }
       Pump();
     };
     if (pd->rides_next_write) {

@@ -44,7 +44,7 @@ struct Context {
   // option outcome_retention_ms), instead of the agents' own.
   std::optional<int64_t> coordinator_assumed_retention_ms;
   // --refuse-marks: the chance that the single coordinator's log refuses a
-  // finished mark; 0 once the faults end.
+  // finished mark written on its own; 0 once the faults end.
   double refuse_marks = 0;
   // --client-retries: the chance that an answer of the coordinator is lost on
   // its way to the client (drawn per seed), which then retries with its key.

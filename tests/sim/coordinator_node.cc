@@ -34,7 +34,8 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   void AppendDecisionWithNextWrite(DecisionRecord record, std::function<void(Status)> done) override {
     Append(std::move(record), std::move(done), /*with_next_write=*/true);
   }
-  // Then compacts: finished decisions older than kFinishedRetentionMs are
+  // Then compacts (as does a commit record written with its finished mark,
+  // Append): finished decisions older than kFinishedRetentionMs are
   // deleted, which presumed abort allows. It makes an early ack (a participant
   // acking before its outcome is durable) observable. Nobody waits for it and
   // a power loss may take it back (the decisions are deleted again later).
@@ -55,24 +56,7 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
       return;
     }
     store_.MarkFinished(std::move(txid), finished_ms, std::move(done));
-    // Under --adversary the log keeps every decision, as commitd's does:
-    // old txids are replayed to it.
-    if (node_.ctx_.adversary) return;
-    const int64_t now = node_.timers_->NowMs();
-    int64_t cutoff = now - kFinishedRetentionMs;
-    if (node_.incarnation_ > 1 &&
-        now <= node_.started_ms_ + node_.ctx_.config.request_timeout_ms + kFinishedRetentionMs) {
-      cutoff = std::min(cutoff, node_.started_ms_ - 1);
-    }
-    const char* compact = node_.ctx_.client_retries ? kDeleteFinishedWithoutKey : kDeleteFinished;
-    node_.queue_.Submit(StorageJob{[compact, cutoff](sqlite::Database& db) {
-                                     Status error;
-                                     sqlite::Statement* stmt = db.Prepare(compact, &error);
-                                     if (stmt == nullptr) return error;
-                                     stmt->Bind(1, cutoff);
-                                     return stmt->Run();
-                                   },
-                                   nullptr, nullptr, Durability::kNone});
+    Compact();
   }
   void PutParticipant(coordinator::RegistryEntry entry, std::function<void(Status)> done) override {
     store_.PutParticipant(std::move(entry), std::move(done));
@@ -101,6 +85,28 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
   }
 
  private:
+  // Deletes the finished decisions older than kFinishedRetentionMs (see MarkFinished).
+  void Compact() {
+    // Under --adversary the log keeps every decision, as commitd's does:
+    // old txids are replayed to it.
+    if (node_.ctx_.adversary) return;
+    const int64_t now = node_.timers_->NowMs();
+    int64_t cutoff = now - kFinishedRetentionMs;
+    if (node_.incarnation_ > 1 &&
+        now <= node_.started_ms_ + node_.ctx_.config.request_timeout_ms + kFinishedRetentionMs) {
+      cutoff = std::min(cutoff, node_.started_ms_ - 1);
+    }
+    const char* compact = node_.ctx_.client_retries ? kDeleteFinishedWithoutKey : kDeleteFinished;
+    node_.queue_.Submit(StorageJob{[compact, cutoff](sqlite::Database& db) {
+                                     Status error;
+                                     sqlite::Statement* stmt = db.Prepare(compact, &error);
+                                     if (stmt == nullptr) return error;
+                                     stmt->Bind(1, cutoff);
+                                     return stmt->Run();
+                                   },
+                                   nullptr, nullptr, Durability::kNone});
+  }
+
   void Append(DecisionRecord record, std::function<void(Status)> done, bool with_next_write) {
     const bool decided = record.outcome != Outcome::kPending;
     // A 2PC staging record is what a commit answered early stands on: the bug forgets it too.
@@ -117,11 +123,13 @@ class CoordinatorNode::FaultyLog final : public coordinator::DecisionLog {
     if (decided && node_.ctx_.client_retries && !record.idempotency_key.empty()) {
       node_.ctx_.checker.OnIdempotencyKey(record.txid, record.idempotency_key);
     }
+    const bool finished = record.finished;  // a commit record written with its finished mark
     if (with_next_write) {
       store_.AppendDecisionWithNextWrite(std::move(record), std::move(done));
     } else {
       store_.AppendDecision(std::move(record), std::move(done));
     }
+    if (finished) Compact();
   }
 
   CoordinatorNode& node_;

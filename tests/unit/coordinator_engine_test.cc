@@ -50,11 +50,19 @@ wire::Vote No(const std::string& txid, const std::string& reason) {
 
 Engine MakeEngine() { return Engine(EngineOptions{"http://coord", 50, 400}); }
 
+// txid's staging record could not be written (its Idempotency-Key was taken):
+// its commit record alone decides, written before the answer.
+void StagingRefused(Engine& e, const std::string& txid) {
+  e.OnStagingPersisted(txid, Status::Conflict("idempotency key taken"), 0);
+  CHECK(e.TakeActions().empty());
+}
+
 // A transfer decided commit and acked by every participant: its finished mark
 // is the last action taken.
 void CommittedAndAcked(Engine& e, const std::string& txid) {
   e.Start(Transfer(txid), 0);
   e.TakeActions();
+  StagingRefused(e, txid);
   e.OnVote(txid, "bank-a", Yes(txid), 0);
   e.OnVote(txid, "bank-b", Yes(txid), 0);
   e.OnDecisionPersisted(txid, Status::Ok(), 0);
@@ -66,7 +74,8 @@ void CommittedAndAcked(Engine& e, const std::string& txid) {
 
 }  // namespace
 
-TEST_CASE("all yes: commit is persisted before the client hears it and before any commit is sent") {
+TEST_CASE("all yes without a staging record: commit is persisted before the client hears it and before any commit "
+          "is sent") {
   Engine e = MakeEngine();
   e.Start(Transfer("t1"), 0);
   auto a = e.TakeActions();
@@ -78,14 +87,21 @@ TEST_CASE("all yes: commit is persisted before the client hears it and before an
   CHECK(prepares[0].request.participants.size() == 2);
   CHECK(prepares[0].request.ops.size() == 1);
   CHECK(e.undecided() == 1);
+  StagingRefused(e, "t1");
 
   e.OnVote("t1", "bank-a", Yes("t1"), 1);
   CHECK(e.TakeActions().empty());
   e.OnVote("t1", "bank-b", Yes("t1"), 2);
   a = e.TakeActions();
-  REQUIRE(a.size() == 1);
+  REQUIRE(a.size() == 2);
+  auto decided = Only<action::Decided>(a);
+  REQUIRE(decided.size() == 1);
+  CHECK(decided[0].txid == "t1");
+  CHECK(decided[0].outcome == Outcome::kCommitted);
   auto persist = Only<action::PersistDecision>(a);
   REQUIRE(persist.size() == 1);
+  CHECK_FALSE(persist[0].rides_next_write);
+  CHECK_FALSE(persist[0].record.finished);
   CHECK(persist[0].record.outcome == Outcome::kCommitted);
   CHECK(persist[0].record.participants.size() == 2);
   CHECK(persist[0].record.reply.is_null());  // no Idempotency-Key: nobody can ask for it again
@@ -183,6 +199,7 @@ TEST_CASE("commit delivery is retried with capped exponential backoff until acke
   Engine e = MakeEngine();  // initial 50 ms, cap 400 ms
   e.Start(Transfer("t5"), 0);
   e.TakeActions();
+  StagingRefused(e, "t5");
   e.OnVote("t5", "bank-a", Yes("t5"), 0);
   e.OnVote("t5", "bank-b", Yes("t5"), 0);
   e.OnDecisionPersisted("t5", Status::Ok(), 0);
@@ -384,6 +401,7 @@ TEST_CASE("a second client with the same idempotency key gets the same answer") 
   r.idempotency_key = "k1";
   e.Start(r, 0);
   e.TakeActions();
+  StagingRefused(e, "t8");
   REQUIRE(e.TxidForIdempotencyKey("k1") == std::optional<std::string>("t8"));
   CHECK(e.AttachClient("t8", 2));
   e.OnVote("t8", "bank-a", Yes("t8"), 0);
@@ -1131,7 +1149,7 @@ TEST_CASE("2pc: the staging record goes out before the prepares, without a reply
 }
 
 TEST_CASE("2pc: all yes with the staging record durable: the client hears commit and the commits go out at once; "
-          "the finished mark waits for the decision record") {
+          "the commit record waits for the acks and is written once, finished") {
   Engine e = MakeEngine();
   StartRequest start = Transfer("t");
   start.idempotency_key = "k";
@@ -1142,11 +1160,8 @@ TEST_CASE("2pc: all yes with the staging record durable: the client hears commit
   e.OnVote("t", "bank-a", Yes("t"), 2);
   e.OnVote("t", "bank-b", Yes("t"), 3);
   auto a = e.TakeActions();
-  auto persist = Only<action::PersistDecision>(a);
-  REQUIRE(persist.size() == 1);
-  CHECK(persist[0].record.outcome == Outcome::kCommitted);
-  CHECK(persist[0].rides_next_write);
-  CHECK(persist[0].record.reply["outcome"] == "committed");  // the full reply, for a replay
+  CHECK(Only<action::PersistDecision>(a).empty());  // nobody waits for it
+  CHECK(Only<action::Decided>(a).size() == 1);      // decided, and counted, now
   auto replies = Only<action::ReplyClient>(a);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 200);
@@ -1155,16 +1170,86 @@ TEST_CASE("2pc: all yes with the staging record durable: the client hears commit
   REQUIRE(sends.size() == 2);
   CHECK(sends[0].outcome == Outcome::kCommitted);
   CHECK(e.Find("t")->outcome == Outcome::kCommitted);  // certain, so a reader hears it too
+  CHECK(e.Find("t")->state == TxState::kDelivering);
   CHECK(e.undecided() == 0);
+  CHECK(e.awaiting_record() == 1);  // a shutdown waits for it
 
   e.OnDecisionAcked("t", "bank-a", Status::Ok(), 4);
-  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 4);
-  CHECK(Only<action::PersistFinished>(e.TakeActions()).empty());  // the record is not durable yet
-  e.OnDecisionPersisted("t", Status::Ok(), 5);
+  CHECK(e.TakeActions().empty());
+  e.Tick(4);
+  CHECK(e.TakeActions().empty());  // not due yet
+  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 5);
+  a = e.TakeActions();
+  CHECK(Only<action::PersistFinished>(a).empty());
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.outcome == Outcome::kCommitted);
+  CHECK(persist[0].rides_next_write);
+  CHECK_FALSE(persist[0].again);
+  CHECK(persist[0].record.finished);  // with its finished mark: one write instead of two
+  CHECK(Only<action::Decided>(a).empty());  // counted once
+  CHECK(persist[0].record.finished_ms == 5);
+  CHECK(persist[0].record.decided_ms == 3);  // when it was decided, not when written
+  CHECK(persist[0].record.reply["outcome"] == "committed");  // the full reply, for a replay
+  e.OnDecisionPersisted("t", Status::Ok(), 6);
   a = e.TakeActions();
   CHECK(Only<action::SendDecision>(a).empty());  // not sent again
   CHECK(Only<action::ReplyClient>(a).empty());   // not answered again
-  REQUIRE(Only<action::PersistFinished>(a).size() == 1);
+  CHECK(Only<action::PersistFinished>(a).empty());
+  CHECK_FALSE(e.Find("t").has_value());  // ended: the log answers for it now
+  CHECK_FALSE(e.TxidForIdempotencyKey("k").has_value());
+  CHECK(e.awaiting_record() == 0);
+  CHECK(e.active() == 0);
+}
+
+TEST_CASE("2pc: a replay that comes while the commit record waits for the acks is answered commit at once") {
+  Engine e = MakeEngine();
+  StartRequest start = Transfer("t", 1);
+  start.idempotency_key = "k";
+  e.Start(start, 0);
+  e.TakeActions();
+  e.OnStagingPersisted("t", Status::Ok(), 1);
+  e.OnVote("t", "bank-a", Yes("t"), 2);
+  e.OnVote("t", "bank-b", Yes("t"), 2);
+  auto first = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(first.size() == 1);
+  REQUIRE(e.TxidForIdempotencyKey("k") == std::optional<std::string>("t"));
+  CHECK(e.AttachClient("t", 2));
+  auto again = Only<action::ReplyClient>(e.TakeActions());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].client == 2);
+  CHECK(again[0].status == 200);
+  CHECK(JsonOf(again[0].body) == JsonOf(first[0].body));
+}
+
+TEST_CASE("2pc: a held commit record whose acks are late is written alone when due; the finished mark follows") {
+  Engine e = MakeEngine();  // first redelivery after 50 ms
+  StagedAndVotedYes(e, "t");  // decided at 2
+  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 3);
+  e.OnDecisionAcked("t", "bank-b", Status::Unavailable("down"), 3);
+  e.Tick(51);
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  e.Tick(52);
+  auto a = e.TakeActions();
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].rides_next_write);
+  CHECK_FALSE(persist[0].record.finished);
+  CHECK(persist[0].record.decided_ms == 2);
+  auto resend = Only<action::SendDecision>(a);  // bank-b's redelivery, due at 53, is not yet
+  CHECK(resend.empty());
+  e.OnDecisionPersisted("t", Status::Ok(), 53);
+  CHECK(e.Find("t")->state == TxState::kDelivering);
+  e.Tick(53);
+  resend = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(resend.size() == 1);
+  CHECK(resend[0].to.name == "bank-b");
+  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 54);
+  auto marks = Only<action::PersistFinished>(e.TakeActions());
+  REQUIRE(marks.size() == 1);
+  CHECK(marks[0].txid == "t");
+  e.OnFinishedPersisted("t", Status::Ok(), 55);
+  CHECK(e.active() == 0);
 }
 
 TEST_CASE("2pc: votes in before the staging record is durable: the client hears commit once it is") {
@@ -1174,13 +1259,42 @@ TEST_CASE("2pc: votes in before the staging record is durable: the client hears 
   e.OnVote("t", "bank-a", Yes("t"), 1);
   e.OnVote("t", "bank-b", Yes("t"), 1);
   auto a = e.TakeActions();
-  REQUIRE(Only<action::PersistDecision>(a).size() == 1);
+  CHECK(Only<action::PersistDecision>(a).empty());  // held: the staging record comes first in the log anyway
   CHECK(Only<action::ReplyClient>(a).empty());
   CHECK(Only<action::SendDecision>(a).empty());
   CHECK(e.Find("t")->outcome == Outcome::kPending);
   e.OnStagingPersisted("t", Status::Ok(), 2);
   a = e.TakeActions();
   REQUIRE(Only<action::ReplyClient>(a).size() == 1);
+  CHECK(Only<action::SendDecision>(a).size() == 2);
+  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 3);
+  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 3);
+  auto persist = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(persist.size() == 1);
+  CHECK(persist[0].record.finished);
+}
+
+TEST_CASE("2pc: a held commit record is written at once when the staging record turns out unwritten; the client "
+          "waits for it") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("t"), 0);
+  e.TakeActions();
+  e.OnVote("t", "bank-a", Yes("t"), 1);
+  e.OnVote("t", "bank-b", Yes("t"), 1);
+  CHECK(Only<action::Decided>(e.TakeActions()).size() == 1);  // and nothing else
+  e.OnStagingPersisted("t", Status::Conflict("idempotency key 'k' already used by t0"), 2);
+  auto a = e.TakeActions();
+  auto persist = Only<action::PersistDecision>(a);
+  REQUIRE(persist.size() == 1);
+  CHECK_FALSE(persist[0].rides_next_write);
+  CHECK_FALSE(persist[0].record.finished);
+  CHECK(Only<action::ReplyClient>(a).empty());
+  CHECK(Only<action::SendDecision>(a).empty());
+  e.Tick(100);
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());  // written once
+  e.OnDecisionPersisted("t", Status::Ok(), 101);
+  a = e.TakeActions();
+  CHECK(Only<action::ReplyClient>(a).size() == 1);
   CHECK(Only<action::SendDecision>(a).size() == 2);
 }
 
@@ -1201,6 +1315,9 @@ TEST_CASE("2pc: a staging record that could not be written leaves the decision r
 TEST_CASE("2pc: a commit answered early whose record could not be written stays a commit and is written again") {
   Engine e = MakeEngine();
   StagedAndVotedYes(e, "t");
+  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 3);
+  e.OnDecisionAcked("t", "bank-b", Status::Ok(), 3);
+  REQUIRE(Only<action::PersistDecision>(e.TakeActions()).size() == 1);
   e.OnDecisionPersisted("t", Status::IoError("disk"), 3);
   auto a = e.TakeActions();
   CHECK(Only<action::SendDecision>(a).empty());  // no abort: the commits went out already
@@ -1209,7 +1326,11 @@ TEST_CASE("2pc: a commit answered early whose record could not be written stays 
   auto again = Only<action::PersistDecision>(e.TakeActions());
   REQUIRE(again.size() == 1);
   CHECK(again[0].record.outcome == Outcome::kCommitted);
+  CHECK(again[0].record.finished);  // every participant acked: still with its finished mark
   CHECK(again[0].again);
+  e.OnDecisionPersisted("t", Status::Ok(), 54);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).empty());
+  CHECK(e.active() == 0);
 }
 
 TEST_CASE("2pc: an abort recorded first cannot be followed by a commit the client heard") {
@@ -1696,6 +1817,15 @@ TEST_CASE("a client's answer is written as the text of the reply its decision re
       const std::vector<Action> a = e.TakeActions();
       decided = Only<action::PersistDecision>(a);
       replies = Only<action::ReplyClient>(a);
+    }
+    if (decided.empty()) {
+      // A commit, held for the acks: answered once its staging record is durable.
+      if (replies.empty()) {
+        e.OnStagingPersisted(id, Status::Ok(), 3);
+        replies = Only<action::ReplyClient>(e.TakeActions());
+      }
+      for (const ParticipantRef& p : participants) e.OnDecisionAcked(id, p.name, Status::Ok(), 4);
+      decided = Only<action::PersistDecision>(e.TakeActions());
     }
     REQUIRE(decided.size() == 1);
     const DecisionRecord& record = decided[0].record;

@@ -586,6 +586,12 @@ TEST_CASE("while finished marks keep being let go, each take-over waits twice as
   f.agents().votes[votes - 1](YesVote(later));
   f.Store();
   REQUIRE(f.agents().Count("commit", later) == 2);
+  // Its acks come after its commit record's wait: the record is written
+  // alone, and the finished mark after the acks.
+  f.timers().Advance(Config{}.retry_initial_ms + Config{}.tick_ms);
+  f.Store();
+  REQUIRE(f.Recorded(later)->outcome == Outcome::kCommitted);
+  REQUIRE_FALSE(f.Recorded(later)->finished);
   f.queue().FailNext(Durability::kSyncWithNext, 1);
   AckAll(f, &acked);
   CHECK(f.node().active() == 0);
@@ -1246,21 +1252,29 @@ TEST_CASE("a member taking over again waits for what its dropped engine appended
   f.agents().prepared["bank-b"] = {{late, kSelf}, {refused, kSelf}};
   REQUIRE(f.agents().votes.size() == 4);
   f.agents().votes[0](YesVote(late));
-  f.agents().votes[1](YesVote(late));  // its commit record is on its way
-  f.queue().FailNext(Durability::kSyncWithNext, 1);
+  f.agents().votes[1](YesVote(late));
+  f.timers().Advance(2 * Config{}.tick_ms);
   f.agents().votes[2](YesVote(refused));
   f.agents().votes[3](YesVote(refused));
-  f.queue().CompleteFailed();  // the commit of `refused` is refused; the records of both are still on their way
-  CHECK(f.node().active() == 0);
+  f.Store();  // both staging records: both answered, their commits sent, their commit records held for the acks
   REQUIRE(answer.has_value());
-  CHECK(std::get<NodeError>(*answer).kind == NodeErrorKind::kLeadershipLost);
-  CHECK_FALSE(f.Recorded(late).has_value());
+  CHECK(std::holds_alternative<TxReply>(*answer));
+  CHECK(f.agents().Count("commit", late) == 2);
+  CHECK(f.agents().Count("commit", refused) == 2);
+  // No ack comes: each commit record goes out alone when due, the first on
+  // its way, the second refused.
+  f.timers().Advance(Config{}.retry_initial_ms - Config{}.tick_ms);
+  f.queue().FailNext(Durability::kSyncWithNext, 1);
+  f.timers().Advance(2 * Config{}.tick_ms);
+  f.queue().CompleteFailed();  // the commit record of `refused` is refused; that of `late` is still on its way
+  CHECK(f.node().active() == 0);
+  CHECK(f.Recorded(late)->outcome == Outcome::kPending);
 
   f.timers().Advance(f.options().retake_delay_ms);
-  f.Store();  // the records of `late` and the staging record of `refused`, then the barrier behind them
+  f.Store();  // the commit record of `late`, then the barrier behind it
   REQUIRE(f.Recorded(late).has_value());
   CHECK(f.Recorded(late)->outcome == Outcome::kCommitted);
-  CHECK(f.agents().Count("commit", late) == 2);
+  CHECK(f.agents().Count("commit", late) == 4);  // resumed from its record
   // Its commit was never recorded, but its staging record was: it is
   // resumed, and every participant, fenced, proves its yes vote.
   REQUIRE(f.Recorded(refused).has_value());
@@ -1269,7 +1283,7 @@ TEST_CASE("a member taking over again waits for what its dropped engine appended
   for (auto& fence : f.agents().fences) fence(FenceAnswer::kPrepared);
   f.Store();
   CHECK(f.Recorded(refused)->outcome == Outcome::kCommitted);
-  CHECK(f.agents().Count("commit", refused) == 2);
+  CHECK(f.agents().Count("commit", refused) == 4);
   CHECK(f.agents().Count("abort", refused) == 0);
   for (std::size_t i = 0, n = f.agents().acks.size(); i < n; ++i) f.agents().acks[i](DecisionAck::kAcked);
   f.Store();
