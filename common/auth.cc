@@ -1,4 +1,5 @@
 #include "common/auth.h"
+#include "common/hex.h"
 #include "common/json_parse.h"
 
 #include <openssl/crypto.h>
@@ -14,14 +15,8 @@ constexpr std::string_view kBearer = "Bearer ";
 Result<Digest> DigestFromHex(std::string_view hex, const std::string& where) {
   Digest out{};
   if (hex.size() != 2 * out.size()) return Status::InvalidArgument(where + ": must be 64 hex digits");
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    const int hi = HexDigitValue(hex[2 * i]), lo = HexDigitValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return Status::InvalidArgument(where + ": must be 64 hex digits");
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }

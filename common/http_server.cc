@@ -29,6 +29,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "common/hex.h"
 #include "common/http_read_buffer.h"
 #include "common/log.h"
 
@@ -42,13 +43,6 @@ using boost::system::error_code;
 
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Decodes %XX escapes (malformed ones are kept as they are); '+' becomes a
 // space only in query strings.
 std::string PercentDecode(std::string_view in, bool plus_is_space) {
@@ -56,8 +50,8 @@ std::string PercentDecode(std::string_view in, bool plus_is_space) {
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
-    if (c == '%' && i + 2 < in.size() && HexValue(in[i + 1]) >= 0 && HexValue(in[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2])));
+    if (c == '%' && i + 2 < in.size() && HexDigitValue(in[i + 1]) >= 0 && HexDigitValue(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexDigitValue(in[i + 1]) * 16 + HexDigitValue(in[i + 2])));
       i += 2;
     } else if (c == '+' && plus_is_space) {
       out.push_back(' ');

@@ -12,8 +12,6 @@ constexpr std::size_t kHeaderSize = 3 + kTraceIdHex + 1 + kSpanIdHex + 1 + 2;
 
 bool IsAllZero(std::string_view text) { return text.find_first_not_of('0') == std::string_view::npos; }
 
-int HexDigit(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
-
 // A random id of `bytes` bytes that is not all zero (the format forbids it).
 std::string RandomId(Entropy& entropy, std::size_t bytes) {
   std::string id = entropy.Hex(bytes);
@@ -34,7 +32,7 @@ std::optional<TraceContext> TraceContext::Parse(std::string_view header) {
   if (!IsLowerHex(trace_id) || !IsLowerHex(span_id) || !IsLowerHex(flags)) return std::nullopt;
   if (IsAllZero(trace_id) || IsAllZero(span_id)) return std::nullopt;
   return TraceContext(std::string(trace_id), std::string(span_id),
-                      static_cast<uint8_t>(HexDigit(flags[0]) * 16 + HexDigit(flags[1])));
+                      static_cast<uint8_t>(HexDigitValue(flags[0]) * 16 + HexDigitValue(flags[1])));
 }
 
 TraceContext TraceContext::Generate(Entropy& entropy) {

@@ -29,5 +29,20 @@ TEST_CASE("IsLowerHex takes exactly the digits Hex writes") {
   CHECK_FALSE(IsLowerHex("00AB"));
 }
 
+TEST_CASE("HexDigitValue reads a digit of either case and refuses every other byte") {
+  for (int c = 0; c < 256; ++c) {
+    int expected = -1;
+    if (c >= '0' && c <= '9') expected = c - '0';
+    if (c >= 'a' && c <= 'f') expected = c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') expected = c - 'A' + 10;
+    CHECK_MESSAGE(HexDigitValue(static_cast<char>(c)) == expected, "byte ", c);
+  }
+  const unsigned char bytes[] = {0x00, 0x9a, 0xf0, 0xff};
+  const std::string hex = Hex(bytes, sizeof bytes);
+  for (std::size_t i = 0; i < sizeof bytes; ++i) {
+    CHECK(HexDigitValue(hex[2 * i]) * 16 + HexDigitValue(hex[2 * i + 1]) == bytes[i]);
+  }
+}
+
 }  // namespace
 }  // namespace commitd
