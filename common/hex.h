@@ -1,4 +1,4 @@
-// Bytes as lower-case hex digits, two per byte.
+// Hex digits: bytes written as lower-case hex (two digits per byte), and digits checked and read.
 #pragma once
 
 #include <cstddef>
