@@ -29,7 +29,7 @@ struct Config {
 
   // Coordinator.
   int64_t default_tx_timeout_ms = 5'000;     // prepare deadline when the request has no timeout_ms
-  int64_t retry_initial_ms = 50;             // first redelivery delay of commit/abort
+  int64_t retry_initial_ms = 50;             // first redelivery delay of commit/abort; the longest a 2PC commit record answered early waits for the acks
   int64_t retry_max_ms = 2'000;              // cap of the exponential redelivery backoff
   int64_t deliveries_per_participant = 256;  // decisions and 3PC precommits sent to one participant and not answered yet; more wait
   int64_t shutdown_grace_ms = 2'000;         // how long shutdown waits for the delivery of decisions
