@@ -352,6 +352,11 @@ void Node::AnswerForce(const std::string& txid, const Status& written) {
   done(std::move(result));
 }
 
+void Node::ForgetEnded(const std::string& txid) {
+  traces_.erase(txid);
+  precommit_unknown_logged_.erase(txid);
+}
+
 void Node::DropEngine(const std::string& why) {
   auto forcing = std::move(forcing_);
   forcing_.clear();
@@ -809,11 +814,7 @@ void Node::Execute(Action& a) {
       if (s.ok() && heuristic) ++metrics_.heuristic;  // an operator's, for a transaction in doubt
       engine_->OnDecisionPersisted(txid, s, timers_.NowMs());
       AnswerForce(txid, s);
-      if (s.ok() && finishes && !engine_->Find(txid)) {
-        // Written with its finished mark: the transaction ended here.
-        traces_.erase(txid);
-        precommit_unknown_logged_.erase(txid);
-      }
+      if (s.ok() && finishes && !engine_->Find(txid)) ForgetEnded(txid);  // written with its finished mark
       Pump();
     };
     if (pd->rides_next_write) {
@@ -910,10 +911,7 @@ void Node::Execute(Action& a) {
       } else if (s.ok() && was_waiting) {
         log::Info("finished_mark_written", Traced(txid, {{"txid", txid}}));
       }
-      if (!waiting) {
-        traces_.erase(txid);
-        precommit_unknown_logged_.erase(txid);
-      }
+      if (!waiting) ForgetEnded(txid);
       if (failed && !waiting) RetakeLetGo();
       Pump();
     });

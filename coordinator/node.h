@@ -375,6 +375,8 @@ class Node {
   std::unordered_map<std::string, std::function<void(ForceAnswer)>> forcing_;
   // txid -> participants that answered its precommit unknown_transaction (logged once each), until finished.
   std::unordered_map<std::string, std::set<std::string>> precommit_unknown_logged_;
+  // What the node keeps of txid until it ends here (its trace, its logged unknowns).
+  void ForgetEnded(const std::string& txid);
   static constexpr std::size_t kTracesPruneAt = 4096;
   std::size_t traces_prune_at_ = kTracesPruneAt;
   TxView ForeignView(const std::string& txid, const ForeignRecord& r) const;

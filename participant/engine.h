@@ -48,7 +48,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -63,8 +62,8 @@
 #include "common/status.h"
 #include "common/wire.h"
 #include "participant/lock_table.h"
-#include "participant/remembered_outcomes.h"
 #include "participant/outcome.h"
+#include "participant/remembered_outcomes.h"
 #include "participant/resource_manager.h"
 
 namespace commitd::participant {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <utility>
 
 namespace commitd::participant {
 namespace {
@@ -28,14 +29,14 @@ std::size_t RememberedOutcomes::SlotOf(uint64_t hash, uint64_t id) const {
   return i;
 }
 
-Outcome* RememberedOutcomes::Find(std::string_view txid) {
+const Outcome* RememberedOutcomes::Find(std::string_view txid) const {
   if (entries_.empty()) return nullptr;
   const Slot& slot = slots_[Locate(txid, HashOf(txid))];
-  return slot.id == 0 ? nullptr : &entries_[slot.id - 1 - first_id_].outcome;
+  return slot.id == 0 ? nullptr : &EntryOf(slot.id).outcome;
 }
 
-const Outcome* RememberedOutcomes::Find(std::string_view txid) const {
-  return const_cast<RememberedOutcomes*>(this)->Find(txid);
+Outcome* RememberedOutcomes::Find(std::string_view txid) {
+  return const_cast<Outcome*>(std::as_const(*this).Find(txid));
 }
 
 bool RememberedOutcomes::Add(std::string_view txid, Outcome outcome, int64_t at_ms) {

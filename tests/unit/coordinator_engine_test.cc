@@ -1111,10 +1111,13 @@ DecisionRecord StagingRecord(const std::string& txid) {
   return r;
 }
 
-// A transfer whose staging record's write reported `staging`, then every
-// vote yes: what the votes produced.
-std::vector<Action> StagedAndVotedYes(Engine& e, const std::string& txid, const Status& staging = Status::Ok()) {
-  e.Start(Transfer(txid), 0);
+// A transfer (with idempotency_key, if any) whose staging record's write
+// reported `staging`, then every vote yes: what the votes produced.
+std::vector<Action> StagedAndVotedYes(Engine& e, const std::string& txid, const Status& staging = Status::Ok(),
+                                      const std::string& idempotency_key = "") {
+  StartRequest start = Transfer(txid);
+  start.idempotency_key = idempotency_key;
+  e.Start(start, 0);
   e.TakeActions();
   e.OnStagingPersisted(txid, staging, 1);
   e.OnVote(txid, "bank-a", Yes(txid), 2);
@@ -1204,14 +1207,7 @@ TEST_CASE("2pc: all yes with the staging record durable: the client hears commit
 
 TEST_CASE("2pc: a replay that comes while the commit record waits for the acks is answered commit at once") {
   Engine e = MakeEngine();
-  StartRequest start = Transfer("t", 1);
-  start.idempotency_key = "k";
-  e.Start(start, 0);
-  e.TakeActions();
-  e.OnStagingPersisted("t", Status::Ok(), 1);
-  e.OnVote("t", "bank-a", Yes("t"), 2);
-  e.OnVote("t", "bank-b", Yes("t"), 2);
-  auto first = Only<action::ReplyClient>(e.TakeActions());
+  auto first = Only<action::ReplyClient>(StagedAndVotedYes(e, "t", Status::Ok(), "k"));
   REQUIRE(first.size() == 1);
   REQUIRE(e.TxidForIdempotencyKey("k") == std::optional<std::string>("t"));
   CHECK(e.AttachClient("t", 2));
