@@ -204,12 +204,15 @@ Result<Op> ParseOp(const json& value, const std::string& where) {
 
 json OpToJson(const Op& op) {
   json j = json::object();
+  // values_text is checked JSON whenever it is set: parsed without exceptions all the same.
+  json values = op.values_text.empty() ? json(op.sql ? op.params : op.args)
+                                       : json::parse(op.values_text, nullptr, /*allow_exceptions=*/false);
   if (op.sql.has_value()) {
     j["sql"] = *op.sql;
-    j["params"] = op.params;
+    j["params"] = std::move(values);
   } else {
     j["procedure"] = op.procedure.value_or("");
-    j["args"] = op.args;
+    j["args"] = std::move(values);
   }
   return j;
 }
@@ -377,12 +380,20 @@ std::string PrepareRequestText(const PrepareRequest& r) {
     if (i > 0) out.push_back(',');
     if (op.sql.has_value()) {
       out += "{\"params\":";
-      AppendJson(&out, op.params);
+      if (op.values_text.empty()) {
+        AppendJson(&out, op.params);
+      } else {
+        out += op.values_text;
+      }
       out.push_back(',');
       AppendStringMember(&out, "sql", *op.sql);
     } else {
       out += "{\"args\":";
-      AppendJson(&out, op.args);
+      if (op.values_text.empty()) {
+        AppendJson(&out, op.args);
+      } else {
+        out += op.values_text;
+      }
       out.push_back(',');
       AppendStringMember(&out, "procedure", op.procedure.value_or(""));
     }
@@ -472,28 +483,51 @@ Result<PrepareRequest> ParsePrepareRequestTree(std::string_view body) {
 
 namespace {
 
-// A scalar token as the JSON value nlohmann's parser makes of it (an integer
-// keeps nlohmann's type: unsigned unless negative); nullopt for anything
-// else, and for numbers it reads as floating point.
-std::optional<json> ScalarOf(std::string_view token) {
+// What a scalar token of checked text is, as the fast readers take it.
+enum class ScalarToken { kString, kTrue, kFalse, kNull, kSigned, kUnsigned, kOther };
+
+// kSigned: a negative integer that fits int64; kUnsigned: a non-negative one
+// that fits uint64 (nlohmann's types for them); kOther for any other number,
+// which the tree parsers read.
+ScalarToken ClassifyScalar(std::string_view token, int64_t* as_signed = nullptr, uint64_t* as_unsigned = nullptr) {
   const char c = token.front();
-  if (c == '"') return json(JsonScanner::String(token));
-  if (token == "true") return json(true);
-  if (token == "false") return json(false);
-  if (token == "null") return json(nullptr);
-  if (c != '-' && (c < '0' || c > '9')) return std::nullopt;
-  if (token.find_first_of(".eE") != std::string_view::npos) return std::nullopt;
+  if (c == '"') return ScalarToken::kString;
+  if (token == "true") return ScalarToken::kTrue;
+  if (token == "false") return ScalarToken::kFalse;
+  if (token == "null") return ScalarToken::kNull;
+  if (c != '-' && (c < '0' || c > '9')) return ScalarToken::kOther;
+  if (token.find_first_of(".eE") != std::string_view::npos) return ScalarToken::kOther;
   const char* end = token.data() + token.size();
   if (c == '-') {
     int64_t v = 0;
     auto [at, error] = std::from_chars(token.data(), end, v);
-    if (error != std::errc() || at != end) return std::nullopt;
-    return json(v);
+    if (error != std::errc() || at != end) return ScalarToken::kOther;
+    if (as_signed != nullptr) *as_signed = v;
+    return ScalarToken::kSigned;
   }
   uint64_t v = 0;
   auto [at, error] = std::from_chars(token.data(), end, v);
-  if (error != std::errc() || at != end) return std::nullopt;
-  return json(v);
+  if (error != std::errc() || at != end) return ScalarToken::kOther;
+  if (as_unsigned != nullptr) *as_unsigned = v;
+  return ScalarToken::kUnsigned;
+}
+
+// A scalar token as the JSON value nlohmann's parser makes of it (an integer
+// keeps nlohmann's type: unsigned unless negative); nullopt for anything
+// else, and for numbers it reads as floating point.
+std::optional<json> ScalarOf(std::string_view token) {
+  int64_t as_signed = 0;
+  uint64_t as_unsigned = 0;
+  switch (ClassifyScalar(token, &as_signed, &as_unsigned)) {
+    case ScalarToken::kString: return json(JsonScanner::String(token));
+    case ScalarToken::kTrue: return json(true);
+    case ScalarToken::kFalse: return json(false);
+    case ScalarToken::kNull: return json(nullptr);
+    case ScalarToken::kSigned: return json(as_signed);
+    case ScalarToken::kUnsigned: return json(as_unsigned);
+    case ScalarToken::kOther: return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 // A protocol token as coordinators and clients write it ("2pc" or "3pc",
@@ -526,28 +560,57 @@ bool FastArray(JsonScanner& scan, std::vector<T>* out, ReadOne read_one) {
   return ok;
 }
 
-// One op of a prepare, read straight from the text; false: not the common case.
-bool FastOp(JsonScanner& scan, Op* op) {
+// How a fast reader takes an op's args or params.
+enum class OpValues {
+  kRead,    // into Op::args or Op::params (an agent, which runs the op)
+  kAsText,  // into Op::values_text (the coordinator, which passes them on)
+};
+
+// One op read straight from the text; false: not the common case.
+bool FastOp(JsonScanner& scan, Op* op, OpValues values) {
   if (scan.Peek() != '{') return false;
   bool ok = true;
   bool has_args = false, has_params = false;
+  std::string* text = values == OpValues::kAsText ? &op->values_text : nullptr;
   scan.Object([&](std::string_view key, JsonScanner& s) {
     if (ok && key == "args" && !has_args && s.Peek() == '{') {
       has_args = true;
+      if (text != nullptr) text->push_back('{');
       s.Object([&](std::string_view name, JsonScanner& a) {
-        std::optional<json> value = ScalarOf(a.Value());
-        if (!value) ok = false;
-        if (ok) op->args[std::string(name)] = std::move(*value);
+        const std::string_view token = a.Value();
+        if (!ok) return;
+        if (text == nullptr) {
+          std::optional<json> value = ScalarOf(token);
+          ok = value.has_value();
+          if (ok) op->args[std::string(name)] = std::move(*value);
+          return;
+        }
+        ok = ClassifyScalar(token) != ScalarToken::kOther;
+        if (text->size() > 1) text->push_back(',');
+        AppendJsonString(text, name);
+        text->push_back(':');
+        text->append(token);
       });
+      if (text != nullptr) text->push_back('}');
       return;
     }
     if (ok && key == "params" && !has_params && s.Peek() == '[') {
       has_params = true;
+      if (text != nullptr) text->push_back('[');
       s.Array([&](JsonScanner& a) {
-        std::optional<json> value = ScalarOf(a.Value());
-        if (!value) ok = false;
-        if (ok) op->params.push_back(std::move(*value));
+        const std::string_view token = a.Value();
+        if (!ok) return;
+        if (text == nullptr) {
+          std::optional<json> value = ScalarOf(token);
+          ok = value.has_value();
+          if (ok) op->params.push_back(std::move(*value));
+          return;
+        }
+        ok = ClassifyScalar(token) != ScalarToken::kOther;
+        if (text->size() > 1) text->push_back(',');
+        text->append(token);
       });
+      if (text != nullptr) text->push_back(']');
       return;
     }
     const std::string_view token = s.Value();
@@ -622,7 +685,7 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body, BodySyntax synt
     if (bit == 0 || (seen & bit) != 0) ok = false;
     seen |= bit;
     if (ok && key == "ops" && s.Peek() == '[') {
-      if (!FastArray(s, &r.ops, FastOp)) ok = false;
+      if (!FastArray(s, &r.ops, [](JsonScanner& o, Op* op) { return FastOp(o, op, OpValues::kRead); })) ok = false;
       return;
     }
     if (ok && key == "participants" && s.Peek() == '[') {
@@ -678,7 +741,7 @@ bool FastBranch(JsonScanner& scan, Branch* b) {
   scan.Object([&](std::string_view key, JsonScanner& s) {
     if (ok && key == "ops" && !has_ops && s.Peek() == '[') {
       has_ops = true;
-      if (!FastArray(s, &b->ops, FastOp)) ok = false;
+      if (!FastArray(s, &b->ops, [](JsonScanner& o, Op* op) { return FastOp(o, op, OpValues::kAsText); })) ok = false;
       return;
     }
     const std::string_view token = s.Value();

@@ -23,6 +23,13 @@ struct Op {
   nlohmann::json args = nlohmann::json::object();  // scalar values only
   std::optional<std::string> sql;
   nlohmann::json params = nlohmann::json::array();  // scalar values only
+  // Set in place of args or params when a client's request is read straight
+  // from its text: the args object or the params array as compact JSON text,
+  // each value a string, a boolean, null or an integer that fits 64 bits,
+  // names in the client's order. The coordinator passes a client's values on
+  // without reading them; the agent reads them from this text as from args or
+  // params (a name given twice: the last one counts, as in nlohmann's parser).
+  std::string values_text;
   bool is_raw() const { return sql.has_value(); }
 };
 
@@ -44,14 +51,17 @@ constexpr std::size_t kMaxOpsPerBranch = 1024;
 
 // Errors are InvalidArgument with a message like
 // "branches[1].ops[0].args.amount: must be a string, number, boolean or null".
-// A request as clients usually write it is read straight from the text; any
-// other (an error, a repeated member, a float) by ParseTxRequestTree, which
-// gives the same request and every error message.
+// A request as clients usually write it is read straight from the text, its
+// ops' values kept as text (Op::values_text); any other (an error, a
+// repeated member, a float) by ParseTxRequestTree, which gives the same
+// request, its values read, and every error message.
 Result<TxRequest> ParseTxRequest(std::string_view body);
 // Through a parsed JSON value, for every input.
 Result<TxRequest> ParseTxRequestTree(std::string_view body);
 Result<TxRequest> ParseTxRequest(const nlohmann::json& body);
 
+// {"procedure": ..., "args": ...} or {"sql": ..., "params": ...}; the values
+// read from values_text when it is set.
 nlohmann::json OpToJson(const Op& op);
 Result<Op> ParseOp(const nlohmann::json& value, const std::string& where);
 
@@ -87,8 +97,9 @@ struct PrepareRequest {
   std::string commit_check;
 };
 nlohmann::json ToJson(const PrepareRequest& r);
-// The text of ToJson(r) as DumpJson writes it, byte for byte, written
-// without building the JSON value (the coordinator sends one per branch).
+// The text of ToJson(r) as DumpJson writes it, byte for byte (but an op's
+// values_text as it is), written without building the JSON value (the
+// coordinator sends one per branch).
 std::string PrepareRequestText(const PrepareRequest& r);
 // Whether a body's JSON syntax is still to be checked, or was checked
 // already (a batch's sub-request, http::Request::body_checked_json).

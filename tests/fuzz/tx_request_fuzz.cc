@@ -18,13 +18,12 @@ void CheckAccepted(const TxRequest& request) {
     Require(!branch.ops.empty() && branch.ops.size() <= kMaxOpsPerBranch, "op count within limits");
     for (const Op& op : branch.ops) {
       Require(op.procedure.has_value() != op.sql.has_value(), "an op is a procedure or SQL");
-      // What the coordinator forwards to agents parses back to the same op.
-      nlohmann::json forwarded = nlohmann::json::parse(OpToJson(op).dump());
-      Result<Op> again = ParseOp(forwarded, "op");
-      Require(again.ok(), "a forwarded op parses");
-      Require(again->procedure == op.procedure && again->sql == op.sql && again->args == op.args &&
-                  again->params == op.params,
-              "a forwarded op is unchanged");
+      // What the coordinator forwards to an agent, the agent reads as the same op.
+      const PrepareRequest prepare{"t1", Protocol::k2pc, branch.participant, "http://c", 100, {op}, {}};
+      Result<PrepareRequest> read = ParsePrepareRequest(PrepareRequestText(prepare));
+      Require(read.ok() && read->ops.size() == 1, "a forwarded op parses");
+      Require(read->ops[0].values_text.empty(), "an agent reads the values");
+      Require(OpToJson(read->ops[0]) == OpToJson(op), "a forwarded op is unchanged");
     }
   }
 }

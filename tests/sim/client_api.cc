@@ -1,8 +1,10 @@
 #include "tests/sim/client_api.h"
 
 #include <map>
+#include <string_view>
 #include <utility>
 
+#include "common/json_text.h"
 #include "coordinator/api_render.h"
 
 namespace commitd::sim {
@@ -31,7 +33,8 @@ void ServeClientApi(Context& ctx, const std::string& from, coordinator::Node& no
                     Responder respond) {
   const int64_t now = ctx.now();
   if (request.method == "POST" && request.target == "/v1/transactions") {
-    auto parsed = wire::ParseTxRequest(request.body);
+    // From the text, as a coordinator reads it.
+    auto parsed = wire::ParseTxRequest(std::string_view(DumpJson(request.body)));
     if (!parsed.ok()) {
       respond(Response{400, {{"error", {{"code", "invalid_request"}, {"message", parsed.status().message()}}}}});
       return;

@@ -31,7 +31,7 @@ void SimAgentTransport::Prepare(const coordinator::ParticipantRef& to, const wir
   const std::string txid = request.txid;
   ctx_.checker.OnBranch(txid, to.name);
   ctx_.Log(from_, "send prepare " + txid + " -> " + to.name);
-  nlohmann::json body = wire::ToJson(request);
+  nlohmann::json body = nlohmann::json::parse(wire::PrepareRequestText(request));  // the text an agent is sent
   if (ctx_.prepares_without_log) body.erase("log_id");
   Exchange<wire::Vote>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/prepare", std::move(body), {}},
                        timeout_ms,

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -577,6 +578,23 @@ TEST_CASE("a prepare read straight from its text is what the tree parser reads, 
 
 namespace {
 
+// The op a coordinator read (values as text or as values) is the op an agent
+// reads from the prepare it is sent in, with the tree parser's values.
+void RequireAgentReadsAlike(const wire::Op& read, const wire::Op& tree) {
+  wire::PrepareRequest prepare{"t1", wire::Protocol::k2pc, "a", "http://c", 100, {read}, {}};
+  commitd::Result<wire::PrepareRequest> agent = wire::ParsePrepareRequest(wire::PrepareRequestText(prepare));
+  REQUIRE(agent.ok());
+  REQUIRE(agent->ops.size() == 1);
+  const wire::Op& got = agent->ops[0];
+  REQUIRE(got.values_text.empty());
+  REQUIRE(got.procedure == tree.procedure);
+  REQUIRE(got.sql == tree.sql);
+  REQUIRE(got.args == tree.args);
+  REQUIRE(SameTypes(got.args, tree.args));
+  REQUIRE(got.params == tree.params);
+  REQUIRE(SameTypes(got.params, tree.params));
+}
+
 // A transaction request as a client writes it, valid.
 std::string ValidTxText(std::mt19937_64& random) {
   nlohmann::json branches = nlohmann::json::array();
@@ -616,9 +634,42 @@ TEST_CASE("a transaction request read straight from its text is what the tree pa
         for (std::size_t b = 0; b < read.branches.size(); ++b) {
           for (std::size_t o = 0; o < read.branches[b].ops.size(); ++o) {
             REQUIRE(SameTypes(wire::OpToJson(read.branches[b].ops[o]), wire::OpToJson(tree.branches[b].ops[o])));
+            RequireAgentReadsAlike(read.branches[b].ops[o], tree.branches[b].ops[o]);
           }
         }
       });
+}
+
+TEST_CASE("a client's op values are passed on as compact text, which an agent reads as the tree parser reads them") {
+  const std::string body = R"({"branches":[
+    {"participant":"a","ops":[{"procedure":"p","args":{ "z" : 1 ,
+       "a\u0062" : "x\"y\u00e9" , "n" : null, "dup": 1, "dup": -9223372036854775808,
+       "u": 18446744073709551615, "t": true }}, {"procedure":"q"}]},
+    {"participant":"b","ops":[{"params":[ 1 , "é", false ], "sql":"SELECT ?1"}]}]})";
+  commitd::Result<wire::TxRequest> read = wire::ParseTxRequest(std::string_view(body));
+  commitd::Result<wire::TxRequest> tree = wire::ParseTxRequestTree(body);
+  REQUIRE(read.ok());
+  REQUIRE(tree.ok());
+  const wire::Op& args = read->branches[0].ops[0];
+  // Names in the client's order, whitespace gone, escapes of a name written as AppendJsonString writes them.
+  CHECK(args.values_text ==
+        R"({"z":1,"ab":"x\"y\u00e9","n":null,"dup":1,"dup":-9223372036854775808,"u":18446744073709551615,"t":true})");
+  CHECK(args.args == nlohmann::json::object());
+  CHECK(read->branches[0].ops[1].values_text.empty());  // no args: written as {}
+  CHECK(read->branches[1].ops[0].values_text == "[1,\"é\",false]");
+  for (std::size_t b = 0; b < 2; ++b) {
+    for (std::size_t o = 0; o < read->branches[b].ops.size(); ++o) {
+      RequireAgentReadsAlike(read->branches[b].ops[o], tree->branches[b].ops[o]);
+    }
+  }
+  // A name given twice: the last one counts, on both paths.
+  CHECK(tree->branches[0].ops[0].args["dup"] == std::numeric_limits<int64_t>::min());
+  // A value the fast reader does not take (a float) sends the whole request to the tree parser.
+  commitd::Result<wire::TxRequest> with_float =
+      wire::ParseTxRequest(std::string_view(R"({"branches":[{"participant":"a","ops":[{"procedure":"p","args":{"x":1.5}}]}]})"));
+  REQUIRE(with_float.ok());
+  CHECK(with_float->branches[0].ops[0].values_text.empty());
+  CHECK(with_float->branches[0].ops[0].args["x"] == 1.5);
 }
 
 TEST_CASE("a body with a NUL byte is refused, though nlohmann would stop reading there") {
