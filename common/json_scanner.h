@@ -47,6 +47,16 @@ class JsonScanner {
     return text_.substr(start, pos_ - start);
   }
 
+  // Calls walk(*this), which must consume the value starting here, and
+  // returns that value's text.
+  template <class Walk>
+  std::string_view Walked(Walk&& walk) {
+    SkipSpace();
+    const std::size_t start = pos_;
+    walk(*this);
+    return text_.substr(start, pos_ - start);
+  }
+
   // Calls member(key, *this) for each member of the object starting here;
   // member must consume the value. key (a std::string_view) is valid during
   // the call only: a view of the text, or of the key decoded when it holds

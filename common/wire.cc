@@ -571,46 +571,36 @@ bool FastOp(JsonScanner& scan, Op* op, OpValues values) {
   if (scan.Peek() != '{') return false;
   bool ok = true;
   bool has_args = false, has_params = false;
-  std::string* text = values == OpValues::kAsText ? &op->values_text : nullptr;
+  // Each value checked; read into a JSON value unless kept as text.
+  const auto read_value = [&](std::string_view token, auto&& take) {
+    if (!ok) return;
+    if (values == OpValues::kAsText) {
+      ok = ClassifyScalar(token) != ScalarToken::kOther;
+      return;
+    }
+    std::optional<json> value = ScalarOf(token);
+    ok = value.has_value();
+    if (ok) take(std::move(*value));
+  };
   scan.Object([&](std::string_view key, JsonScanner& s) {
     if (ok && key == "args" && !has_args && s.Peek() == '{') {
       has_args = true;
-      if (text != nullptr) text->push_back('{');
-      s.Object([&](std::string_view name, JsonScanner& a) {
-        const std::string_view token = a.Value();
-        if (!ok) return;
-        if (text == nullptr) {
-          std::optional<json> value = ScalarOf(token);
-          ok = value.has_value();
-          if (ok) op->args[std::string(name)] = std::move(*value);
-          return;
-        }
-        ok = ClassifyScalar(token) != ScalarToken::kOther;
-        if (text->size() > 1) text->push_back(',');
-        AppendJsonString(text, name);
-        text->push_back(':');
-        text->append(token);
+      const std::string_view text = s.Walked([&](JsonScanner& object) {
+        object.Object([&](std::string_view name, JsonScanner& a) {
+          read_value(a.Value(), [&](json value) { op->args[std::string(name)] = std::move(value); });
+        });
       });
-      if (text != nullptr) text->push_back('}');
+      if (values == OpValues::kAsText) op->values_text = text;
       return;
     }
     if (ok && key == "params" && !has_params && s.Peek() == '[') {
       has_params = true;
-      if (text != nullptr) text->push_back('[');
-      s.Array([&](JsonScanner& a) {
-        const std::string_view token = a.Value();
-        if (!ok) return;
-        if (text == nullptr) {
-          std::optional<json> value = ScalarOf(token);
-          ok = value.has_value();
-          if (ok) op->params.push_back(std::move(*value));
-          return;
-        }
-        ok = ClassifyScalar(token) != ScalarToken::kOther;
-        if (text->size() > 1) text->push_back(',');
-        text->append(token);
+      const std::string_view text = s.Walked([&](JsonScanner& array) {
+        array.Array([&](JsonScanner& a) {
+          read_value(a.Value(), [&](json value) { op->params.push_back(std::move(value)); });
+        });
       });
-      if (text != nullptr) text->push_back(']');
+      if (values == OpValues::kAsText) op->values_text = text;
       return;
     }
     const std::string_view token = s.Value();

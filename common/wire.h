@@ -24,11 +24,11 @@ struct Op {
   std::optional<std::string> sql;
   nlohmann::json params = nlohmann::json::array();  // scalar values only
   // Set in place of args or params when a client's request is read straight
-  // from its text: the args object or the params array as compact JSON text,
-  // each value a string, a boolean, null or an integer that fits 64 bits,
-  // names in the client's order. The coordinator passes a client's values on
-  // without reading them; the agent reads them from this text as from args or
-  // params (a name given twice: the last one counts, as in nlohmann's parser).
+  // from its text: the args object or the params array as the client wrote
+  // it, each value checked to be a string, a boolean, null or an integer
+  // that fits 64 bits. The coordinator passes a client's values on without
+  // reading them; the agent reads them from this text as from args or params
+  // (a name given twice: the last one counts, as in nlohmann's parser).
   std::string values_text;
   bool is_raw() const { return sql.has_value(); }
 };
