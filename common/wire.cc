@@ -725,12 +725,17 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body, BodySyntax synt
   return r;
 }
 
+// Room for a branch's ops as clients usually send them, so that reading
+// them does not move each op as the vector grows.
+constexpr std::size_t kOpsReserved = 4;
+
 bool FastBranch(JsonScanner& scan, Branch* b) {
   if (scan.Peek() != '{') return false;
   bool ok = true, has_participant = false, has_ops = false;
   scan.Object([&](std::string_view key, JsonScanner& s) {
     if (ok && key == "ops" && !has_ops && s.Peek() == '[') {
       has_ops = true;
+      b->ops.reserve(kOpsReserved);
       if (!FastArray(s, &b->ops, [](JsonScanner& o, Op* op) { return FastOp(o, op, OpValues::kAsText); })) ok = false;
       return;
     }
