@@ -166,7 +166,7 @@ Status Database::Exec(std::string_view sql) {
   // the statement cache instead of being parsed again.
   if (sql.find(';') == std::string_view::npos) {
     Status error;
-    if (Statement* stmt = Prepare(std::string(sql), &error)) {
+    if (Statement* stmt = Prepare(sql, &error)) {
       Status s = stmt->Run();
       return s.ok() ? s : Status::IoError(s.message());
     }
@@ -182,7 +182,17 @@ Status Database::Exec(std::string_view sql) {
   return Status::Ok();
 }
 
-Statement* Database::Prepare(const std::string& sql, Status* error, std::string_view cache_group) {
+Statement* Database::Prepare(std::string_view sql, Status* error, std::string_view cache_group) {
+  AddressSlot* slot = nullptr;
+  if (cache_group.empty()) {
+    const auto address = reinterpret_cast<std::uintptr_t>(sql.data());
+    slot = &by_address_[(address * 0x9e3779b97f4a7c15ULL) >> (64 - kAddressSlotBits)];
+    if (slot->entry != nullptr && slot->sql == sql.data() && slot->entry->first.sql == sql) {
+      Statement* stmt = slot->entry->second.statement.get();
+      stmt->Reset();
+      return stmt;
+    }
+  }
   auto it = cache_.find(CacheKeyView{cache_group, sql});
   if (it == cache_.end() && !cache_group.empty()) {
     std::size_t& size = group_sizes_[std::string(cache_group)];
@@ -194,7 +204,7 @@ Statement* Database::Prepare(const std::string& sql, Status* error, std::string_
   }
   if (it == cache_.end()) {
     sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &raw,
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &raw,
                                 nullptr);
     if (rc != SQLITE_OK) {
       if (error != nullptr) *error = Status::InvalidArgument(ErrorText(db_, rc));
@@ -206,8 +216,9 @@ Statement* Database::Prepare(const std::string& sql, Status* error, std::string_
     }
     CachedStatement cached{std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(raw, sqlite3_finalize),
                            std::make_unique<Statement>(raw)};
-    it = cache_.emplace(CacheKey{std::string(cache_group), sql}, std::move(cached)).first;
+    it = cache_.emplace(CacheKey{std::string(cache_group), std::string(sql)}, std::move(cached)).first;
   }
+  if (slot != nullptr) *slot = AddressSlot{sql.data(), &*it};
   Statement* stmt = it->second.statement.get();
   stmt->Reset();
   return stmt;

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -83,7 +84,7 @@ class Database {
   // A named group holds at most kMaxGroupStatements; when full it is emptied
   // (so user SQL with inline literals cannot grow the cache without bound), which
   // invalidates that group's earlier Statement pointers.
-  Statement* Prepare(const std::string& sql, Status* error = nullptr, std::string_view cache_group = {});
+  Statement* Prepare(std::string_view sql, Status* error = nullptr, std::string_view cache_group = {});
   static constexpr std::size_t kMaxGroupStatements = 512;
 
   Status Begin();           // BEGIN IMMEDIATE
@@ -131,8 +132,19 @@ class Database {
     std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> raw;
     std::unique_ptr<Statement> statement;
   };
-  std::unordered_map<CacheKey, CachedStatement, CacheKeyHash, CacheKeyEqual> cache_;
+  using Cache = std::unordered_map<CacheKey, CachedStatement, CacheKeyHash, CacheKeyEqual>;
+  Cache cache_;
   std::unordered_map<std::string, std::size_t> group_sizes_;
+  // Ungrouped entries (never erased before the cache itself) by the address
+  // of the SQL text last asked for with it, in a direct-mapped table: the
+  // program's own statements are fixed strings, found here without hashing
+  // their text. A slot counts only if the text there is still the entry's.
+  struct AddressSlot {
+    const char* sql = nullptr;
+    Cache::value_type* entry = nullptr;
+  };
+  static constexpr std::size_t kAddressSlotBits = 6;
+  std::array<AddressSlot, std::size_t{1} << kAddressSlotBits> by_address_{};
 };
 
 // Rolls back on destruction unless Commit() succeeded.

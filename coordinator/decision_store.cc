@@ -98,10 +98,10 @@ const std::string kSelectUnfinished =
     std::string("SELECT ") + kColumns + kUnfinishedRows + " ORDER BY decided_ms, txid";
 const std::string kSelectAll = std::string("SELECT ") + kColumns + " FROM decisions ORDER BY decided_ms, txid";
 
-Status Prepare(sqlite::Database& db, const std::string& sql, sqlite::Statement** stmt) {
+Status Prepare(sqlite::Database& db, std::string_view sql, sqlite::Statement** stmt) {
   Status error;
   *stmt = db.Prepare(sql, &error);
-  if (*stmt == nullptr) return Status::Internal("prepare " + sql + ": " + error.message());
+  if (*stmt == nullptr) return Status::Internal("prepare " + std::string(sql) + ": " + error.message());
   return Status::Ok();
 }
 

@@ -143,6 +143,44 @@ TEST_CASE("Prepare caches statements and hands them out reset and unbound") {
   CHECK(error.message().find("syntax error") != std::string::npos);
 }
 
+TEST_CASE("a statement is found by its text, wherever that text lives and whatever was there before") {
+  commitd::testing::TempDir dir("sqlite_db_test");
+  auto db = OpenOrDie(dir.File("a.db"));
+  REQUIRE(db->Exec("CREATE TABLE t(v INTEGER)").ok());
+  REQUIRE(db->Exec("INSERT INTO t VALUES (7)").ok());
+
+  // The same text at two addresses: one statement.
+  const std::string first = "SELECT v + 1 FROM t";
+  const std::string copy = first;
+  Statement* a = db->Prepare(first);
+  REQUIRE(a != nullptr);
+  CHECK(db->Prepare(copy) == a);
+  CHECK(db->Prepare(first) == a);
+
+  // Other text written over the same buffer: that text's statement, not the
+  // one last found at this address.
+  std::string buffer = "SELECT v + 1 FROM t";
+  Statement* plus_one = db->Prepare(buffer);
+  CHECK(plus_one == a);
+  buffer[11] = '2';  // "SELECT v + 2 FROM t", same length, same address
+  REQUIRE(buffer == "SELECT v + 2 FROM t");
+  Statement* plus_two = db->Prepare(buffer);
+  REQUIRE(plus_two != nullptr);
+  CHECK(plus_two != plus_one);
+  REQUIRE(plus_two->Step());
+  CHECK(plus_two->Int(0) == 9);
+  plus_two->Reset();
+  buffer[11] = '1';
+  CHECK(db->Prepare(buffer) == a);
+
+  // A grouped statement never answers for an ungrouped one at the same address.
+  Statement* grouped = db->Prepare(first, nullptr, "user");
+  REQUIRE(grouped != nullptr);
+  CHECK(grouped != a);
+  CHECK(db->Prepare(first) == a);
+  CHECK(db->Prepare(first, nullptr, "user") == grouped);
+}
+
 TEST_CASE("binds of every type round-trip") {
   commitd::testing::TempDir dir("sqlite_db_test");
   auto db = OpenOrDie(dir.File("a.db"));
