@@ -109,6 +109,14 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
   route.method = std::move(method);
   for (std::string_view segment : SplitPath(pattern)) route.segments.emplace_back(segment);
   route.handler = std::move(handler);
+  if (std::none_of(route.segments.begin(), route.segments.end(), IsParamSegment)) {
+    std::string path;
+    for (std::size_t i = 0; i < route.segments.size(); ++i) {
+      if (i > 0) path += '/';
+      path += route.segments[i];
+    }
+    exact_routes_[std::move(path)].push_back(routes_.size());
+  }
   routes_.push_back(std::move(route));
 }
 
@@ -118,6 +126,18 @@ const Handler* Router::Match(Request& request, Response* error) const {
   std::string_view raw_path = request.path;
   if (!request.target.empty() && request.target.front() == '/') {
     raw_path = std::string_view(request.target).substr(0, request.target.find('?'));
+  }
+  if (raw_path.find('%') == std::string_view::npos) {
+    std::string_view path = raw_path;
+    if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+    if (auto exact = exact_routes_.find(path); exact != exact_routes_.end()) {
+      for (std::size_t index : exact->second) {
+        if (routes_[index].method == request.method) {
+          request.path_params.clear();
+          return &routes_[index].handler;
+        }
+      }
+    }
   }
   std::vector<std::string_view> raw_segments = SplitPath(raw_path);
   std::vector<std::string> segments;

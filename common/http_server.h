@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/http_types.h"
@@ -53,6 +54,15 @@ class Router {
     Handler handler;
   };
   std::vector<Route> routes_;
+  struct PathHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view path) const noexcept { return std::hash<std::string_view>{}(path); }
+  };
+  // Indexes into routes_ of the routes without a parameter, by their path
+  // (its segments joined by '/'), in the order they were added: a request
+  // whose path has no %-escape finds such a route here, as the general rule
+  // (fewest parameters, then the first added) would.
+  std::unordered_map<std::string, std::vector<std::size_t>, PathHash, std::equal_to<>> exact_routes_;
 };
 
 struct ServerOptions {

@@ -18,8 +18,10 @@
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <exception>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/http_client.h"
@@ -198,6 +200,48 @@ TEST_CASE("Router: exact routes beat patterns, path params, 404 and 405") {
   CHECK(router.Match(request, &error) == nullptr);
   CHECK(error.status == 404);
   CHECK(ErrorCode(error) == "not_found");
+}
+
+TEST_CASE("Router: a path without parameters is found by its text, as the general rule would find it") {
+  Router router;
+  int hit = 0;
+  router.Add("GET", "/v1/items/{id}", [&](Request, Responder) { hit = 1; });
+  router.Add("GET", "/v1/items/all", [&](Request, Responder) { hit = 2; });
+  router.Add("POST", "/v1/items/all", [&](Request, Responder) { hit = 3; });
+  router.Add("GET", "/v1/items/all", [&](Request, Responder) { hit = 4; });  // added later: never chosen
+  router.Add("GET", "/v1/items/all/", [&](Request, Responder) { hit = 5; });
+
+  const auto match = [&](const std::string& method, const std::string& target, const std::string& path) {
+    Request request;
+    request.method = method;
+    request.target = target;
+    request.path = path;
+    request.path_params["stale"] = "x";
+    Response error;
+    hit = 0;
+    const Handler* handler = router.Match(request, &error);
+    if (handler != nullptr) (*handler)(request, Responder(nullptr));
+    return std::make_tuple(hit, error.status, request.path_params);
+  };
+  using Params = std::map<std::string, std::string>;
+  CHECK(match("GET", "/v1/items/all", "/v1/items/all") == std::make_tuple(2, 200, Params{}));
+  CHECK(match("POST", "/v1/items/all?x=1", "/v1/items/all") == std::make_tuple(3, 200, Params{}));
+  CHECK(match("GET", "/v1/items/all/", "/v1/items/all/") == std::make_tuple(5, 200, Params{}));
+  CHECK(match("GET", "/v1/items/a11", "/v1/items/a11") == std::make_tuple(1, 200, Params{{"id", "a11"}}));
+  // An escaped path takes the general rule and finds the same routes.
+  CHECK(match("GET", "/v1/items/al%6C", "/v1/items/all") == std::make_tuple(2, 200, Params{}));
+  CHECK(match("GET", "/v1/items/a%2Fb", "/v1/items/a/b") == std::make_tuple(1, 200, Params{{"id", "a/b"}}));
+  // Another method: 405, naming every method the path has.
+  Request put;
+  put.method = "PUT";
+  put.target = put.path = "/v1/items/all";
+  Response error;
+  CHECK(router.Match(put, &error) == nullptr);
+  CHECK(error.status == 405);
+  CHECK(error.Header("allow") == "GET, POST");
+  put.target = put.path = "/v1/items/all/more";
+  CHECK(router.Match(put, &error) == nullptr);
+  CHECK(error.status == 404);
 }
 
 TEST_CASE("ParseHostPort") {
