@@ -50,8 +50,10 @@ std::string PercentDecode(std::string_view in, bool plus_is_space) {
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
-    if (c == '%' && i + 2 < in.size() && HexDigitValue(in[i + 1]) >= 0 && HexDigitValue(in[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexDigitValue(in[i + 1]) * 16 + HexDigitValue(in[i + 2])));
+    const int high = c == '%' && i + 2 < in.size() ? HexDigitValue(in[i + 1]) : -1;
+    const int low = high >= 0 ? HexDigitValue(in[i + 2]) : -1;
+    if (low >= 0) {
+      out.push_back(static_cast<char>(high * 16 + low));
       i += 2;
     } else if (c == '+' && plus_is_space) {
       out.push_back(' ');

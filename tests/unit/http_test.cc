@@ -231,6 +231,9 @@ TEST_CASE("Router: a path without parameters is found by its text, as the genera
   // An escaped path takes the general rule and finds the same routes.
   CHECK(match("GET", "/v1/items/al%6C", "/v1/items/all") == std::make_tuple(2, 200, Params{}));
   CHECK(match("GET", "/v1/items/a%2Fb", "/v1/items/a/b") == std::make_tuple(1, 200, Params{{"id", "a/b"}}));
+  // A broken escape stays as it is: a bad second digit, a missing one.
+  CHECK(match("GET", "/v1/items/%4g", "/v1/items/%4g") == std::make_tuple(1, 200, Params{{"id", "%4g"}}));
+  CHECK(match("GET", "/v1/items/a%4", "/v1/items/a%4") == std::make_tuple(1, 200, Params{{"id", "a%4"}}));
   // Another method: 405, naming every method the path has.
   Request put;
   put.method = "PUT";
