@@ -78,10 +78,17 @@ void ParseQuery(std::string_view query, std::map<std::string, std::string>* out)
   }
 }
 
+// The path without its leading '/' (optional), which SplitPath splits: the
+// key of Router's exact routes.
+std::string_view PathKey(std::string_view path) {
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  return path;
+}
+
 // "/a/b" -> {"a","b"}; "/" -> {""}. The leading '/' is optional.
 std::vector<std::string_view> SplitPath(std::string_view path) {
   std::vector<std::string_view> segments;
-  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  path = PathKey(path);
   while (true) {
     std::size_t slash = path.find('/');
     segments.push_back(path.substr(0, slash));
@@ -112,12 +119,7 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
   for (std::string_view segment : SplitPath(pattern)) route.segments.emplace_back(segment);
   route.handler = std::move(handler);
   if (std::none_of(route.segments.begin(), route.segments.end(), IsParamSegment)) {
-    std::string path;
-    for (std::size_t i = 0; i < route.segments.size(); ++i) {
-      if (i > 0) path += '/';
-      path += route.segments[i];
-    }
-    exact_routes_[std::move(path)].push_back(routes_.size());
+    exact_routes_[std::string(PathKey(pattern))].push_back(routes_.size());
   }
   routes_.push_back(std::move(route));
 }
@@ -130,9 +132,7 @@ const Handler* Router::Match(Request& request, Response* error) const {
     raw_path = std::string_view(request.target).substr(0, request.target.find('?'));
   }
   if (raw_path.find('%') == std::string_view::npos) {
-    std::string_view path = raw_path;
-    if (!path.empty() && path.front() == '/') path.remove_prefix(1);
-    if (auto exact = exact_routes_.find(path); exact != exact_routes_.end()) {
+    if (auto exact = exact_routes_.find(PathKey(raw_path)); exact != exact_routes_.end()) {
       for (std::size_t index : exact->second) {
         if (routes_[index].method == request.method) {
           request.path_params.clear();

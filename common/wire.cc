@@ -315,6 +315,15 @@ std::string KeyAndTxidText(std::string_view key_name, std::string_view key, std:
   return out;
 }
 
+// An op's args (a procedure) or params (SQL): its values_text when set.
+void AppendOpValues(std::string* out, const Op& op) {
+  if (!op.values_text.empty()) {
+    *out += op.values_text;
+  } else {
+    AppendJson(out, op.sql ? op.params : op.args);
+  }
+}
+
 }  // namespace
 
 void to_json(json& j, const ParticipantRef& p) { j = {{"name", p.name}, {"url", p.url}}; }
@@ -380,20 +389,12 @@ std::string PrepareRequestText(const PrepareRequest& r) {
     if (i > 0) out.push_back(',');
     if (op.sql.has_value()) {
       out += "{\"params\":";
-      if (op.values_text.empty()) {
-        AppendJson(&out, op.params);
-      } else {
-        out += op.values_text;
-      }
+      AppendOpValues(&out, op);
       out.push_back(',');
       AppendStringMember(&out, "sql", *op.sql);
     } else {
       out += "{\"args\":";
-      if (op.values_text.empty()) {
-        AppendJson(&out, op.args);
-      } else {
-        out += op.values_text;
-      }
+      AppendOpValues(&out, op);
       out.push_back(',');
       AppendStringMember(&out, "procedure", op.procedure.value_or(""));
     }
