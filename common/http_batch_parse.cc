@@ -1,12 +1,10 @@
 #include "common/http_batch_parse.h"
 
 #include "common/json_scanner.h"
-#include "common/json_syntax.h"
 
 namespace commitd::http {
 
 std::optional<std::vector<BatchPart>> ParseBatch(const std::string& text, std::string_view key) {
-  if (!IsJson(text)) return std::nullopt;
   JsonScanner scan(text);
   if (scan.Peek() != '{') return std::nullopt;
   std::optional<std::vector<BatchPart>> parts;
@@ -34,6 +32,7 @@ std::optional<std::vector<BatchPart>> ParseBatch(const std::string& text, std::s
       });
     });
   });
+  if (!scan.Finished()) return std::nullopt;
   return parts;
 }
 

@@ -21,7 +21,7 @@ struct Request {
   std::string body;
   bool batched = false;  // a sub-request of a batch (http_batch.h), never a batch itself
   // The body is one JSON value whose syntax was checked already (a batch's
-  // sub-request: the batch was checked whole), so a reader may skip IsJson.
+  // sub-request: ParseBatch checked the batch whole), so a reader need not check it again.
   bool body_checked_json = false;
 
   // Header value by case-insensitive name, or nullopt.
@@ -34,7 +34,7 @@ struct Response {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, e.g. Retry-After
   // The body is one JSON value whose syntax was checked already (a batch's
-  // sub-response: the batch was checked whole), so a reader may skip IsJson.
+  // sub-response: ParseBatch checked the batch whole), so a reader need not check it again.
   bool body_checked_json = false;
 
   std::optional<std::string> Header(std::string_view name) const;

@@ -12,13 +12,44 @@
 namespace commitd {
 namespace {
 
+// The containers open at a point of a walk, innermost last: true for an
+// object. The first 64 levels in a word, deeper ones (hostile text) in a vector.
+class OpenContainers {
+ public:
+  bool empty() const { return depth_ == 0; }
+  void push(bool object) {
+    if (depth_ < 64) {
+      bits_ = (bits_ & ~(uint64_t{1} << depth_)) | (uint64_t{object} << depth_);
+    } else {
+      deeper_.push_back(object);
+    }
+    ++depth_;
+  }
+  bool back() const { return depth_ <= 64 ? ((bits_ >> (depth_ - 1)) & 1) != 0 : deeper_.back(); }
+  void pop() {
+    if (depth_ > 64) deeper_.pop_back();
+    --depth_;
+  }
+
+ private:
+  uint64_t bits_ = 0;
+  std::size_t depth_ = 0;
+  std::vector<bool> deeper_;
+};
+
 class Checker {
  public:
-  explicit Checker(std::string_view text) : s_(text) {}
+  Checker(std::string_view text, std::size_t at) : s_(text), i_(at) {}
 
   bool Document() {
-    // Containers open at this point, innermost last: true for an object.
-    std::vector<bool> open;
+    if (!Value()) return false;
+    SkipSpace();
+    return i_ == s_.size();
+  }
+
+  // One value, after any whitespace; leaves end() just past it.
+  bool Value() {
+    OpenContainers open;
     for (;;) {
       SkipSpace();
       if (At('{') || At('[')) {
@@ -28,7 +59,7 @@ class Checker {
         if (At(object ? '}' : ']')) {
           ++i_;
         } else {
-          open.push_back(object);
+          open.push(object);
           if (object && !Key()) return false;
           continue;  // the first value
         }
@@ -37,8 +68,8 @@ class Checker {
       }
       // A value ended: close what ends here, or go on to the next element.
       for (;;) {
+        if (open.empty()) return true;
         SkipSpace();
-        if (open.empty()) return i_ == s_.size();
         if (At(',')) {
           ++i_;
           if (open.back() && !Key()) return false;
@@ -46,10 +77,12 @@ class Checker {
         }
         if (!At(open.back() ? '}' : ']')) return false;
         ++i_;
-        open.pop_back();
+        open.pop();
       }
     }
   }
+
+  std::size_t end() const { return i_; }
 
  private:
   bool At(char c) const { return i_ < s_.size() && s_[i_] == c; }
@@ -176,11 +209,16 @@ class Checker {
   }
 
   std::string_view s_;
-  std::size_t i_ = 0;
+  std::size_t i_;
 };
 
 }  // namespace
 
-bool IsJson(std::string_view text) { return Checker(text).Document(); }
+bool IsJson(std::string_view text) { return Checker(text, 0).Document(); }
+
+std::size_t JsonValueEnd(std::string_view text, std::size_t at) {
+  Checker checker(text, at);
+  return checker.Value() ? checker.end() : std::string_view::npos;
+}
 
 }  // namespace commitd

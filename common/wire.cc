@@ -665,8 +665,7 @@ constexpr unsigned kRequiredPrepareMembers = PrepareMemberBit("txid") | PrepareM
 // answers, with its exact message; what this accepts, it accepts too and
 // reads the same (agent_request_fuzz and wire_test compare them).
 std::optional<PrepareRequest> FastPrepare(std::string_view body, BodySyntax syntax) {
-  if (syntax == BodySyntax::kUnchecked && !IsJson(body)) return std::nullopt;
-  JsonScanner scan(body);
+  JsonScanner scan(body, syntax);
   if (scan.Peek() != '{') return std::nullopt;
   PrepareRequest r;
   bool ok = true;
@@ -719,7 +718,7 @@ std::optional<PrepareRequest> FastPrepare(std::string_view body, BodySyntax synt
       ok = false;
     }
   });
-  if (!ok || (seen & kRequiredPrepareMembers) != kRequiredPrepareMembers || r.ops.empty() ||
+  if (!scan.Finished() || !ok || (seen & kRequiredPrepareMembers) != kRequiredPrepareMembers || r.ops.empty() ||
       r.ops.size() > kMaxOpsPerBranch) {
     return std::nullopt;
   }
@@ -755,7 +754,6 @@ bool FastBranch(JsonScanner& scan, Branch* b) {
 // A transaction request as clients usually send it, read straight from the
 // text; nullopt for anything else, as FastPrepare.
 std::optional<TxRequest> FastTx(std::string_view body) {
-  if (!IsJson(body)) return std::nullopt;
   JsonScanner scan(body);
   if (scan.Peek() != '{') return std::nullopt;
   TxRequest req;
@@ -780,7 +778,7 @@ std::optional<TxRequest> FastTx(std::string_view body) {
       ok = false;
     }
   });
-  if (!ok || req.branches.empty() || req.branches.size() > kMaxBranches) return std::nullopt;
+  if (!scan.Finished() || !ok || req.branches.empty() || req.branches.size() > kMaxBranches) return std::nullopt;
   for (std::size_t i = 0; i < req.branches.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       if (req.branches[i].participant == req.branches[j].participant) return std::nullopt;
@@ -830,7 +828,7 @@ constexpr unsigned VoteMemberBit(std::string_view name) { return MemberBit(kVote
 // op, most often empty ("[[]]"); anything with rows goes through nlohmann.
 json ResultsOf(std::string_view token) {
   json results = json::array();
-  JsonScanner scan(token);
+  JsonScanner scan(token, JsonSyntax::kChecked);
   bool rows = false;
   scan.Array([&](JsonScanner& op) {
     const std::string_view element = op.Value();
@@ -849,8 +847,7 @@ json ResultsOf(std::string_view token) {
 // message; what this accepts, it accepts too and reads the same
 // (agent_request_fuzz and wire_test compare them).
 std::optional<Vote> FastVote(std::string_view body, BodySyntax syntax) {
-  if (syntax == BodySyntax::kUnchecked && !IsJson(body)) return std::nullopt;
-  JsonScanner scan(body);
+  JsonScanner scan(body, syntax);
   if (scan.Peek() != '{') return std::nullopt;
   Vote v;
   bool ok = true;
@@ -886,7 +883,7 @@ std::optional<Vote> FastVote(std::string_view body, BodySyntax syntax) {
     }
   });
   constexpr unsigned kRequired = VoteMemberBit("txid") | VoteMemberBit("vote");
-  if (!ok || (seen & kRequired) != kRequired) return std::nullopt;
+  if (!scan.Finished() || !ok || (seen & kRequired) != kRequired) return std::nullopt;
   if (lock_conflict && !v.yes) v.no_code = VoteNoCode::kLockConflict;
   return v;
 }
@@ -981,8 +978,7 @@ namespace {
 // A commit (or precommit) as coordinators write it, read straight from the
 // text; nullopt for anything else, as FastVote.
 std::optional<CommitRequest> FastCommit(std::string_view body, BodySyntax syntax) {
-  if (syntax == BodySyntax::kUnchecked && !IsJson(body)) return std::nullopt;
-  JsonScanner scan(body);
+  JsonScanner scan(body, syntax);
   if (scan.Peek() != '{') return std::nullopt;
   CommitRequest r;
   bool ok = true, has_txid = false, has_key = false;
@@ -1002,7 +998,7 @@ std::optional<CommitRequest> FastCommit(std::string_view body, BodySyntax syntax
       ok = false;
     }
   });
-  if (!ok || !has_txid) return std::nullopt;
+  if (!scan.Finished() || !ok || !has_txid) return std::nullopt;
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_syntax.h"
 #include "common/status.h"
 
 namespace commitd::wire {
@@ -103,7 +104,7 @@ nlohmann::json ToJson(const PrepareRequest& r);
 std::string PrepareRequestText(const PrepareRequest& r);
 // Whether a body's JSON syntax is still to be checked, or was checked
 // already (a batch's sub-request, http::Request::body_checked_json).
-enum class BodySyntax { kUnchecked, kChecked };
+using BodySyntax = JsonSyntax;
 
 // A prepare as coordinators write it is read straight from the text; any
 // other (an error, a repeated member, a float) by ParsePrepareRequestTree,

@@ -1,7 +1,7 @@
 // Batch bodies (common/http_batch_parse.h): {"requests":[...]} as a server
 // receives it and {"responses":[...]} as a client receives it, read the way
-// AddBatchRoute and BatchingClient read them; and the syntax check they rely
-// on (common/json_syntax.h) against nlohmann's.
+// AddBatchRoute and BatchingClient read them, checking their syntax as they
+// walk; and that syntax check (common/json_syntax.h) against nlohmann's.
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -42,6 +42,7 @@ void Read(const std::string& text, std::string_view key) {
     return;
   }
   // A batch is also JSON a DOM parser accepts, with `key` an array of as many elements.
+  Require(commitd::IsJson(text), "an accepted batch passes the syntax check");
   const nlohmann::json parsed = nlohmann::json::parse(text);
   Require(parsed.is_object() && parsed.contains(key) && parsed.at(std::string(key)).is_array(),
           "an accepted batch has the array");

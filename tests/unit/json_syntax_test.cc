@@ -1,5 +1,6 @@
 // IsJson against nlohmann::json::accept, the parser whose text it stands in
-// for: chosen cases, then random texts built from JSON's own pieces.
+// for: chosen cases, then random texts built from JSON's own pieces; and
+// JsonScanner's walks against IsJson.
 #include "common/json_syntax.h"
 
 #include "common/json_scanner.h"
@@ -73,6 +74,99 @@ TEST_CASE("random texts are judged as nlohmann judges them") {
   }
   MESSAGE(accepted << " of 200000 random texts are JSON");
   CHECK(accepted > 5'000);
+}
+
+// Walks a value as the fast readers do: objects member by member, arrays
+// element by element, scalars by Value().
+void Walk(JsonScanner& scan) {
+  const char c = scan.Peek();
+  if (c == '{') {
+    scan.Object([](std::string_view, JsonScanner& member) { Walk(member); });
+  } else if (c == '[') {
+    scan.Array([](JsonScanner& element) { Walk(element); });
+  } else {
+    scan.Value();
+  }
+}
+
+TEST_CASE("a scanner's walk finishes exactly on the texts IsJson accepts") {
+  std::mt19937_64 random(20261207);
+  int accepted = 0;
+  for (int i = 0; i < 200'000; ++i) {
+    std::string text = RandomText(random);
+    if (i % 4 == 0) text = "{\"k\":[" + text + "]}";
+    if (i % 8 == 1) text = "[\"" + text + "\"]";
+    if (i % 8 == 3) text = "{\"a\":" + text + ",\"b\":[" + text + "]}";
+    CAPTURE(text);
+    const bool json = IsJson(text);
+    JsonScanner whole(text);
+    whole.Value();
+    REQUIRE(whole.Finished() == json);
+    JsonScanner walked(text);
+    Walk(walked);
+    REQUIRE(walked.Finished() == json);
+    accepted += json;
+  }
+  CHECK(accepted > 5'000);
+}
+
+TEST_CASE("JsonValueEnd follows containers nested deeper than 64 levels") {
+  for (std::size_t depth : {1, 63, 64, 65, 66, 200}) {
+    CAPTURE(depth);
+    std::string open, close;
+    for (std::size_t d = 0; d < depth; ++d) {
+      open += d % 2 == 0 ? "{\"k\":[" : "[";
+      close = (d % 2 == 0 ? "]}" : "]") + close;
+    }
+    const std::string text = open + "1" + close;
+    CHECK(JsonValueEnd(text + " ,x", 0) == text.size());
+    CHECK(IsJson(text));
+    // Each closing character swapped for the other kind, at the innermost,
+    // around the 64th and the outermost level.
+    for (std::size_t at : {std::size_t{0}, std::size_t{63}, std::size_t{64}, depth - 1}) {
+      if (at >= depth) continue;
+      std::string wrong = text;
+      std::size_t pos = open.size() + 1;  // first closing character of the innermost level
+      for (std::size_t d = depth - 1; d > depth - 1 - at; --d) pos += d % 2 == 0 ? 2 : 1;
+      wrong[pos] = wrong[pos] == ']' ? '}' : ']';
+      CAPTURE(at);
+      CHECK(JsonValueEnd(wrong, 0) == std::string_view::npos);
+      CHECK(IsJson(wrong) == Accepted(wrong));
+    }
+  }
+  CHECK(JsonValueEnd("  1 , 2", 0) == 3);
+  CHECK(JsonValueEnd("\"a\"x", 0) == 3);
+  CHECK(JsonValueEnd("[1,2] ", 0) == 5);
+  CHECK(JsonValueEnd("[1,2", 0) == std::string_view::npos);
+  CHECK(JsonValueEnd("", 0) == std::string_view::npos);
+  CHECK(JsonValueEnd("1", 1) == std::string_view::npos);
+}
+
+TEST_CASE("after an error a scanner reads nothing more") {
+  for (const std::string text : {R"({"a":1 "b":2})", R"({"a":1,})", R"({"a" 1})", R"({"a":1,"b":[1 2]})"}) {
+    CAPTURE(text);
+    JsonScanner scan(text);
+    std::vector<std::string> names;
+    scan.Object([&](std::string_view name, JsonScanner& s) {
+      names.emplace_back(name);
+      Walk(s);
+    });
+    CHECK(names.size() <= 2);
+    CHECK_FALSE(scan.ok());
+    CHECK(scan.Peek() == '\0');
+    CHECK(scan.Value() == "null");
+    bool called = false;
+    scan.Array([&](JsonScanner&) { called = true; });
+    scan.Object([&](std::string_view, JsonScanner&) { called = true; });
+    CHECK_FALSE(called);
+    CHECK_FALSE(scan.Finished());
+  }
+  // Checked text is walked without checking again.
+  JsonScanner checked(R"({"a":[1,{"b":"c"}]})", JsonSyntax::kChecked);
+  std::string value;
+  checked.Object([&](std::string_view, JsonScanner& s) { value = s.Value(); });
+  CHECK(value == R"([1,{"b":"c"}])");
+  CHECK(checked.Finished());
 }
 
 }  // namespace
