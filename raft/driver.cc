@@ -2,20 +2,14 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
+#include <utility>
 
 #include "common/log.h"
 #include "raft/storage.h"
 
 namespace commitd::raft {
 namespace {
-
-// A statement without parameters or results, from the connection's cache.
-Status RunCached(sqlite::Database& db, const char* sql) {
-  Status error;
-  sqlite::Statement* stmt = db.Prepare(sql, &error);
-  if (stmt == nullptr) return error;
-  return stmt->Run();
-}
 
 // A leader's Ready that changes no term, vote, snapshot or truncation and
 // whose messages are all appends, snapshot chunks or TimeoutNow to followers.
@@ -46,20 +40,8 @@ Status WriteReady(sqlite::Database& db, StateMachine& machine, const Ready& read
   if (!ready.append.empty()) {
     if (Status s = storage.Append(ready.append); !s.ok()) return s;
   }
-  results->reserve(ready.committed.size());
-  for (const auto& e : ready.committed) {
-    // Each entry in its own savepoint: a refused command changes nothing.
-    if (Status s = RunCached(db, "SAVEPOINT apply_entry"); !s.ok()) return s;
-    Status r = machine.Apply(db, e);
-    // A failed disk is not a refusal every member would repeat: stop rather
-    // than advance the applied index past an entry not applied.
-    if (r.code() == StatusCode::kIoError) return r;
-    if (!r.ok()) {
-      if (Status s = RunCached(db, "ROLLBACK TO apply_entry"); !s.ok()) return s;
-    }
-    if (Status s = RunCached(db, "RELEASE apply_entry"); !s.ok()) return s;
-    results->push_back(r);
-  }
+  if (Status s = machine.ApplyAll(db, ready.committed, results); !s.ok()) return s;
+  if (results->size() != ready.committed.size()) return Status::Internal("the state machine gave a result per entry");
   if (!ready.committed.empty()) return storage.SetApplied(ready.committed.back().index);
   return Status::Ok();
 }
@@ -184,7 +166,7 @@ ProposeResult Driver::ProposeConfChange(const ConfChange& change) {
 void Driver::Pump() {
   if (stopped_ || !started_) return;
   if (!writing_ && before_ready_) before_ready_();
-  if (writing_ || !node_->HasReady()) {
+  if (writing_ || (!node_->HasReady() && !DeferredDue())) {
     if (!writing_ && !held_.empty()) {  // no Ready to wait for: nothing to reply
       auto held = std::move(held_);
       held_.clear();
@@ -196,6 +178,7 @@ void Driver::Pump() {
   }
   writing_ = true;
   auto ready = std::make_shared<Ready>(node_->TakeReady());
+  TakeApplies(*ready);
   if (on_ready_) on_ready_(*ready);
   std::vector<HeldReply> held = std::move(held_);
   held_.clear();
@@ -241,6 +224,33 @@ void Driver::Pump() {
                         ready->truncate_from.has_value() || !ready->append.empty();
   job.durability = persists ? Durability::kSyncNow : Durability::kNone;
   storage_.Submit(std::move(job));
+}
+
+// A follower applies committed entries follower_apply_lag_ms after the
+// first of them came, all at once: a transaction's records (staging, commit
+// record, finished mark) usually commit within that time of each other, and
+// a state machine may then write them as one (StateMachine::ApplyAll). Safe
+// because applying is not what a follower promises: the entries are durable
+// in its log, it acknowledged them as appended, and nothing reads a
+// follower's state machine. Anyone else applies at once: a candidate or
+// leader must have applied everything committed before it serves.
+bool Driver::DeferredDue() const {
+  if (deferred_.empty()) return false;
+  if (node_->role() != Role::kFollower || options_.follower_apply_lag_ms <= 0) return true;
+  return deferred_.size() >= kMaxDeferredEntries || timers_.NowMs() - deferred_since_ms_ >= options_.follower_apply_lag_ms;
+}
+
+void Driver::TakeApplies(Ready& ready) {
+  if (ready.snapshot) {
+    // The snapshot holds every entry up to its index applied.
+    const Index base = ready.snapshot->meta.index;
+    std::erase_if(deferred_, [base](const Entry& e) { return e.index <= base; });
+  }
+  if (ready.committed.empty() && deferred_.empty()) return;
+  if (deferred_.empty()) deferred_since_ms_ = timers_.NowMs();
+  std::move(ready.committed.begin(), ready.committed.end(), std::back_inserter(deferred_));
+  ready.committed.clear();
+  if (DeferredDue()) ready.committed = std::exchange(deferred_, {});
 }
 
 void Driver::Written(const std::shared_ptr<Ready>& ready, const std::shared_ptr<Applied>& applied,

@@ -8,9 +8,10 @@
 //   - a Transport and Timers (raft/transport.h).
 //
 // One Ready at a time: made durable in one storage job (hard state, snapshot,
-// truncation, appended entries, and the committed entries applied, each in
-// its own savepoint, with the applied index) before its messages leave and
-// its proposals complete. Two exceptions keep a leader fast and stay safe
+// truncation, appended entries, and the committed entries applied, with the
+// applied index) before its messages leave and its proposals complete. A
+// follower applies its committed entries a little later, together
+// (DriverOptions::follower_apply_lag_ms). Two exceptions keep a leader fast and stay safe
 // (docs/raft.md "The Ready contract"): a leader's appends leave while its own
 // write runs, and a Ready that only applies committed entries skips the fsync.
 //
@@ -50,6 +51,9 @@ struct DriverOptions {
   // Deliberately wrong, only for proving that the simulator's checker catches
   // it: a Ready's messages (votes, acknowledgements) leave before it is durable.
   bool unsafe_send_before_durable = false;
+  // A follower applies committed entries this long after the first of them
+  // came, together (Driver::DeferredDue); 0: at once, as everyone else does.
+  int64_t follower_apply_lag_ms = 50;
 };
 
 // What the driver counted since it started (metrics).
@@ -142,6 +146,10 @@ class Driver {
   void NoteLeader();
   void FailWaiting(const std::string& why);
   void AfterApply();
+  // Moves the Ready's committed entries behind those deferred, and gives it
+  // back all of them once they are due.
+  void TakeApplies(Ready& ready);
+  bool DeferredDue() const;
   void PromoteCaughtUpLearners();
   // driver_snapshot.cc
   void MaybeSnapshot();
@@ -165,6 +173,10 @@ class Driver {
   std::multimap<Index, ReadWaiter> reads_waiting_apply_;
   uint64_t next_read_ = 1;
   Index applied_ = 0;
+  // Committed entries a follower applies later, in order (TakeApplies).
+  static constexpr std::size_t kMaxDeferredEntries = 4096;
+  std::vector<Entry> deferred_;
+  int64_t deferred_since_ms_ = 0;  // when the first of them came
   Index snapshot_index_ = 0;  // the log's base on disk
   bool snapshotting_ = false;  // a compaction or a serialization is under way
   int64_t next_promotion_ms_ = 0;

@@ -270,3 +270,53 @@ TEST_CASE("driver: a barrier completes after every entry proposed before it; a t
   CHECK(refused.code() == StatusCode::kUnavailable);
   CHECK(refused.message().find("transferring") != std::string::npos);
 }
+
+TEST_CASE("driver: a follower applies committed entries together, a lag after the first; a new leader first applies them all") {
+  Cluster c;
+  Member& leader = ElectedLeader(c);
+  c.Advance(200);
+  for (auto& [id, m] : c.members) REQUIRE(m.driver->applied() == leader.driver->applied());
+  leader.driver->Propose("2", [](Status) {});
+  c.Settle();
+  leader.driver->Propose("4", [](Status) {});  // its append carries the commit of "2"
+  c.Settle();
+  CHECK(c.Rows(leader) == 2);
+  std::vector<Member*> followers;
+  for (auto& [id, m] : c.members) {
+    if (&m != &leader) followers.push_back(&m);
+  }
+  for (Member* f : followers) {
+    CHECK(f->driver->node().commit_index() > f->driver->applied());  // committed, deferred
+    CHECK(c.Rows(*f) == 0);
+  }
+  c.Advance(DriverOptions{}.follower_apply_lag_ms + 20);
+  for (Member* f : followers) {
+    CHECK(f->driver->applied() == f->driver->node().commit_index());
+    CHECK(c.Rows(*f) == 2);  // both, in one storage job
+  }
+
+  // Deferred entries on the followers, then the leader goes: whoever leads
+  // next has applied every committed entry before it is ready.
+  leader.driver->Propose("6", [](Status) {});
+  c.Settle();
+  leader.driver->Propose("8", [](Status) {});
+  c.Settle();
+  for (Member* f : followers) REQUIRE(c.Rows(*f) == 2);
+  leader.driver->Stop("gone");
+  Member* next = nullptr;
+  for (int i = 0; i < 100 && next == nullptr; ++i) {
+    c.Advance(10);
+    for (Member* f : followers) {
+      if (f->driver->leader_ready()) next = f;
+    }
+    if (next == nullptr) {
+      for (Member* f : followers) {
+        // Not ready yet: still a follower (deferring), or everything committed applied.
+        if (f->driver->node().role() != Role::kFollower) CHECK(f->driver->applied() == f->driver->node().commit_index());
+      }
+    }
+  }
+  REQUIRE(next != nullptr);
+  CHECK(c.Rows(*next) == 4);  // "6" was committed; "8", in its log, with its noop
+  CHECK(next->driver->applied() == next->driver->node().commit_index());
+}
