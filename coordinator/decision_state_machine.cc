@@ -1,6 +1,7 @@
 #include "coordinator/decision_state_machine.h"
 
 #include "coordinator/decision_store.h"
+#include "coordinator/staging_folds.h"
 #include "coordinator/group_members.h"
 #include "coordinator/state_snapshot.h"
 
@@ -21,8 +22,72 @@ Status DecisionStateMachine::ApplyCommand(sqlite::Database& db, const raft::Entr
   if (e.type != raft::EntryType::kNormal) return Status::Ok();
   auto command = DecodeCommand(e.data);
   if (!command.ok()) return command.status();
+  return ApplyDecoded(db, *command);
+}
+
+namespace {
+
+// A record or a single finished mark: one statement that writes, or none,
+// whatever the result, so a refusal leaves nothing to roll back and it needs
+// no savepoint of its own.
+bool WritesOnce(const Command& command) {
+  return std::holds_alternative<command::Decide>(command) || std::holds_alternative<command::Finish>(command);
+}
+
+}  // namespace
+
+Status DecisionStateMachine::ApplyAll(sqlite::Database& db, const std::vector<raft::Entry>& entries,
+                                      std::vector<Status>* results) {
+  if (overwrite_decisions_) return raft::ApplyEach(db, *this, entries, results);
+  std::vector<std::optional<Command>> commands(entries.size());
+  std::vector<bool> undecodable(entries.size(), false);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].type != raft::EntryType::kNormal) continue;
+    Result<Command> command = DecodeCommand(entries[i].data);
+    if (command.ok()) {
+      commands[i] = std::move(command).value();
+    } else {
+      undecodable[i] = true;
+    }
+  }
+  std::map<std::size_t, StagingFold> folds = PlanStagingFolds(commands, undecodable);
+  std::vector<bool> written_with_staging(entries.size(), false);
+  results->reserve(results->size() + entries.size());
   DecisionStore store(db);
-  if (auto* d = std::get_if<command::Decide>(&*command)) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const raft::Entry& e = entries[i];
+    Status result;
+    if (written_with_staging[i]) {
+      result = Status::Ok();
+    } else if (auto fold = folds.find(i); fold != folds.end()) {
+      // One statement: nothing to roll back if it is refused.
+      bool inserted = false;
+      if (Status s = store.InsertNew(fold->second.row, &inserted); !s.ok()) return s;
+      if (inserted) {
+        written_with_staging[fold->second.decision] = true;
+      } else {  // the txid or key was taken before this batch: as one by one
+        if (Status s = raft::ApplyInSavepoint(db, [&] { return ApplyDecoded(db, *commands[i]); }, &result); !s.ok()) {
+          return s;
+        }
+      }
+    } else if (!commands[i]) {
+      result = undecodable[i] ? ApplyCommand(db, e) : Status::Ok();
+    } else if (WritesOnce(*commands[i])) {
+      result = ApplyDecoded(db, *commands[i]);
+      if (result.code() == StatusCode::kIoError) return result;
+    } else if (Status s = raft::ApplyInSavepoint(db, [&] { return ApplyDecoded(db, *commands[i]); }, &result);
+               !s.ok()) {
+      return s;
+    }
+    if (observer_) observer_(e, result);
+    results->push_back(std::move(result));
+  }
+  return Status::Ok();
+}
+
+Status DecisionStateMachine::ApplyDecoded(sqlite::Database& db, const Command& command) {
+  DecisionStore store(db);
+  if (auto* d = std::get_if<command::Decide>(&command)) {
     if (overwrite_decisions_ && d->record.outcome != Outcome::kPending) {
       Status error;
       sqlite::Statement* erase = db.Prepare("DELETE FROM decisions WHERE txid = ?1", &error);
@@ -32,25 +97,25 @@ Status DecisionStateMachine::ApplyCommand(sqlite::Database& db, const raft::Entr
     }
     return store.InsertDecision(d->record);
   }
-  if (auto* f = std::get_if<command::Finish>(&*command)) return store.MarkFinished(f->txid, f->finished_ms);
-  if (auto* p = std::get_if<command::PutParticipant>(&*command)) return store.PutParticipant(p->entry);
-  if (auto* m = std::get_if<command::SetMember>(&*command)) {
+  if (auto* f = std::get_if<command::Finish>(&command)) return store.MarkFinished(f->txid, f->finished_ms);
+  if (auto* p = std::get_if<command::PutParticipant>(&command)) return store.PutParticipant(p->entry);
+  if (auto* m = std::get_if<command::SetMember>(&command)) {
     Status s = GroupMembersTable(db).SetUrl(m->id, m->url);
     if (s.ok()) {
       std::lock_guard lock(mu_);
-      member_urls_.push_back(std::move(*m));
+      member_urls_.push_back(*m);
     }
     return s;
   }
-  if (auto* id = std::get_if<command::SetIdentity>(&*command)) return store.SetIdentity(id->log_id, id->abort_secret);
-  if (auto* many = std::get_if<command::FinishMany>(&*command)) {
+  if (auto* id = std::get_if<command::SetIdentity>(&command)) return store.SetIdentity(id->log_id, id->abort_secret);
+  if (auto* many = std::get_if<command::FinishMany>(&command)) {
     for (const auto& f : many->marks) {
       Status s = store.MarkFinished(f.txid, f.finished_ms);
       if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
     }
     return Status::Ok();
   }
-  if (auto* forget = std::get_if<command::ForgetFinished>(&*command)) {
+  if (auto* forget = std::get_if<command::ForgetFinished>(&command)) {
     auto n = store.ForgetFinishedBefore(forget->cutoff_ms, forget->keys_cutoff_ms, forget->limit);
     if (!n.ok()) return n.status();
     last_forgotten_ = *n;

@@ -29,6 +29,12 @@ class DecisionStateMachine final : public raft::StateMachine {
   static Status CreateSchema(sqlite::Database& db);
 
   Status Apply(sqlite::Database& db, const raft::Entry& entry) override;
+  // As Apply one by one in savepoints, but a staging record and its decision
+  // in the same batch (staging_folds.h) are written as one row, once, and a
+  // record or a single finished mark, which writes in one statement or not
+  // at all, takes no savepoint.
+  Status ApplyAll(sqlite::Database& db, const std::vector<raft::Entry>& entries,
+                  std::vector<Status>* results) override;
   Result<std::string> Snapshot(sqlite::Database& db) override;
   Status Restore(sqlite::Database& db, std::string_view snapshot) override;
   void AfterDurable(const std::vector<raft::Entry>& entries, bool restored) override;
@@ -44,6 +50,7 @@ class DecisionStateMachine final : public raft::StateMachine {
 
  private:
   Status ApplyCommand(sqlite::Database& db, const raft::Entry& entry);
+  Status ApplyDecoded(sqlite::Database& db, const Command& command);
 
   const bool overwrite_decisions_;
   std::function<void(const raft::Entry&, const Status&)> observer_;

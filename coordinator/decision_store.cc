@@ -285,11 +285,16 @@ Status DecisionStore::ReplacePending(const DecisionRecord& r, const std::string&
 }
 
 Status DecisionStore::InsertDecision(const DecisionRecord& r) {
-  const std::string reply = DumpJson(r.reply);
   if (r.outcome != Outcome::kPending) {
     bool replaced = false;
-    if (Status s = ReplacePending(r, reply, &replaced); !s.ok() || replaced) return s;
+    if (Status s = ReplacePending(r, DumpJson(r.reply), &replaced); !s.ok() || replaced) return s;
   }
+  bool inserted = false;
+  if (Status s = InsertNew(r, &inserted); !s.ok()) return s;
+  return inserted ? Status::Ok() : ExplainConflict(r);
+}
+
+Status DecisionStore::InsertNew(const DecisionRecord& r, bool* inserted) {
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_, kInsertDecision, &stmt); !s.ok()) return s;
   stmt->Bind(1, r.txid)
@@ -302,14 +307,14 @@ Status DecisionStore::InsertDecision(const DecisionRecord& r) {
   } else {
     stmt->Bind(6, r.idempotency_key);
   }
-  stmt->Bind(7, reply)
+  stmt->Bind(7, DumpJson(r.reply))
       .Bind(8, r.created_ms)
       .Bind(9, r.decided_ms)
       .Bind(10, static_cast<int64_t>(r.finished ? 1 : 0))
       .Bind(11, r.finished_ms)
       .Bind(12, static_cast<int64_t>(r.heuristic ? 1 : 0));
   if (Status s = stmt->Run(); !s.ok()) return s;
-  if (sqlite3_changes(db_.handle()) == 0) return ExplainConflict(r);
+  *inserted = sqlite3_changes(db_.handle()) > 0;
   return Status::Ok();
 }
 

@@ -57,6 +57,10 @@ class DecisionStore {
   // aborted) replaces its transaction's staging record (outcome pending, same
   // protocol).
   Status InsertDecision(const DecisionRecord& r);
+  // Inserts r as a new row; *inserted false (and nothing changed) when its
+  // txid or idempotency key is taken, where InsertDecision would explain the
+  // conflict or replace a staging record.
+  Status InsertNew(const DecisionRecord& r, bool* inserted);
   // Already finished is fine (the first time stays); NotFound if unknown, or
   // if only a staging record is there (it stays unfinished).
   Status MarkFinished(const std::string& txid, int64_t finished_ms);
