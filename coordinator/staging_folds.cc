@@ -39,7 +39,9 @@ std::map<std::size_t, StagingFold> PlanStagingFolds(const std::vector<std::optio
     auto it = open.find(txid);
     // Before its decision, a mark meets the staging record (NotFound) where a
     // folded row would take it.
-    if (it != open.end() && it->second.stage == Candidate::Stage::kStaged) it->second.stage = Candidate::Stage::kBlocked;
+    if (it != open.end() && it->second.stage == Candidate::Stage::kStaged) {
+      it->second.stage = Candidate::Stage::kBlocked;
+    }
   };
   for (std::size_t i = 0; i < commands.size(); ++i) {
     if (undecodable[i]) {

@@ -237,7 +237,8 @@ void Driver::Pump() {
 bool Driver::DeferredDue() const {
   if (deferred_.empty()) return false;
   if (node_->role() != Role::kFollower || options_.follower_apply_lag_ms <= 0) return true;
-  return deferred_.size() >= kMaxDeferredEntries || timers_.NowMs() - deferred_since_ms_ >= options_.follower_apply_lag_ms;
+  return deferred_.size() >= kMaxDeferredEntries ||
+         timers_.NowMs() - deferred_since_ms_ >= options_.follower_apply_lag_ms;
 }
 
 void Driver::TakeApplies(Ready& ready) {

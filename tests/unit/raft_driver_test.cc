@@ -271,7 +271,8 @@ TEST_CASE("driver: a barrier completes after every entry proposed before it; a t
   CHECK(refused.message().find("transferring") != std::string::npos);
 }
 
-TEST_CASE("driver: a follower applies committed entries together, a lag after the first; a new leader first applies them all") {
+TEST_CASE("driver: a follower applies committed entries together, a lag after the first; a new leader "
+          "first applies them all") {
   Cluster c;
   Member& leader = ElectedLeader(c);
   c.Advance(200);
@@ -312,7 +313,9 @@ TEST_CASE("driver: a follower applies committed entries together, a lag after th
     if (next == nullptr) {
       for (Member* f : followers) {
         // Not ready yet: still a follower (deferring), or everything committed applied.
-        if (f->driver->node().role() != Role::kFollower) CHECK(f->driver->applied() == f->driver->node().commit_index());
+        if (f->driver->node().role() != Role::kFollower) {
+          CHECK(f->driver->applied() == f->driver->node().commit_index());
+        }
       }
     }
   }

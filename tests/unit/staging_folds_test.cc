@@ -192,7 +192,8 @@ TEST_CASE("records applied in batches come out as applied one by one") {
     std::vector<std::optional<Command>> commands;
     std::vector<bool> undecodable;
     for (const raft::Entry& e : entries) {
-      auto c = e.type == raft::EntryType::kNormal ? std::optional<Result<Command>>(DecodeCommand(e.data)) : std::nullopt;
+      auto c = e.type == raft::EntryType::kNormal ? std::optional<Result<Command>>(DecodeCommand(e.data))
+                                                  : std::nullopt;
       undecodable.push_back(c && !c->ok());
       commands.push_back(c && c->ok() ? std::optional<Command>(**c) : std::nullopt);
     }
