@@ -59,14 +59,21 @@ std::string RandomText(std::mt19937_64& random) {
   return text;
 }
 
+// The i-th random case: a RandomText, every so often inside a valid
+// document, so that acceptance is exercised as much as refusal.
+std::string RandomCase(std::mt19937_64& random, int i) {
+  std::string text = RandomText(random);
+  if (i % 4 == 0) text = "{\"k\":[" + text + "]}";
+  if (i % 8 == 1) text = "[\"" + text + "\"]";
+  if (i % 8 == 3) text = "{\"a\":" + text + ",\"b\":[" + text + "]}";
+  return text;
+}
+
 TEST_CASE("random texts are judged as nlohmann judges them") {
   std::mt19937_64 random(20261204);
   int accepted = 0;
   for (int i = 0; i < 200'000; ++i) {
-    std::string text = RandomText(random);
-    // Valid documents too, so that acceptance is exercised as much as refusal.
-    if (i % 4 == 0) text = "{\"k\":[" + text + "]}";
-    if (i % 8 == 1) text = "[\"" + text + "\"]";
+    const std::string text = RandomCase(random, i);
     CAPTURE(text);
     const bool expected = Accepted(text);
     REQUIRE(IsJson(text) == expected);
@@ -93,10 +100,7 @@ TEST_CASE("a scanner's walk finishes exactly on the texts IsJson accepts") {
   std::mt19937_64 random(20261207);
   int accepted = 0;
   for (int i = 0; i < 200'000; ++i) {
-    std::string text = RandomText(random);
-    if (i % 4 == 0) text = "{\"k\":[" + text + "]}";
-    if (i % 8 == 1) text = "[\"" + text + "\"]";
-    if (i % 8 == 3) text = "{\"a\":" + text + ",\"b\":[" + text + "]}";
+    const std::string text = RandomCase(random, i);
     CAPTURE(text);
     const bool json = IsJson(text);
     JsonScanner whole(text);
