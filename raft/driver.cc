@@ -237,8 +237,9 @@ void Driver::Pump() {
 bool Driver::DeferredDue() const {
   if (deferred_.empty()) return false;
   if (node_->role() != Role::kFollower || options_.follower_apply_lag_ms <= 0) return true;
-  return deferred_.size() >= kMaxDeferredEntries ||
-         timers_.NowMs() - deferred_since_ms_ >= options_.follower_apply_lag_ms;
+  // A clock that went back (waited < 0) does not hold them any longer.
+  const int64_t waited = timers_.NowMs() - deferred_since_ms_;
+  return deferred_.size() >= kMaxDeferredEntries || waited >= options_.follower_apply_lag_ms || waited < 0;
 }
 
 void Driver::TakeApplies(Ready& ready) {

@@ -323,3 +323,25 @@ TEST_CASE("driver: a follower applies committed entries together, a lag after th
   CHECK(c.Rows(*next) == 4);  // "6" was committed; "8", in its log, with its noop
   CHECK(next->driver->applied() == next->driver->node().commit_index());
 }
+
+TEST_CASE("driver: a follower's clock that went back does not hold its committed entries") {
+  Cluster c;
+  Member& leader = ElectedLeader(c);
+  c.Advance(200);
+  leader.driver->Propose("2", [](Status) {});
+  c.Settle();
+  leader.driver->Propose("4", [](Status) {});
+  c.Settle();
+  std::vector<Member*> followers;
+  for (auto& [id, m] : c.members) {
+    if (&m != &leader) followers.push_back(&m);
+  }
+  for (Member* f : followers) REQUIRE(c.Rows(*f) == 0);  // "2" committed, held
+  c.clock.now -= 10'000;
+  leader.driver->Propose("6", [](Status) {});  // its append carries the commit of "4"
+  c.Settle();
+  for (Member* f : followers) {
+    CHECK(c.Rows(*f) == 2);
+    CHECK(f->driver->applied() == f->driver->node().commit_index());
+  }
+}
