@@ -51,33 +51,33 @@ Status DecisionStateMachine::ApplyAll(sqlite::Database& db, const std::vector<ra
     }
   }
   std::map<std::size_t, StagingFold> folds = PlanStagingFolds(commands, undecodable);
+  // Entry i alone, as Apply gives it, without a savepoint where it writes at most once.
+  const auto apply_alone = [&](std::size_t i, Status* result) -> Status {
+    if (!commands[i]) {
+      *result = undecodable[i] ? ApplyCommand(db, entries[i]) : Status::Ok();
+      return Status::Ok();
+    }
+    if (!WritesOnce(*commands[i])) {
+      return raft::ApplyInSavepoint(db, [&] { return ApplyDecoded(db, *commands[i]); }, result);
+    }
+    *result = ApplyDecoded(db, *commands[i]);
+    return result->code() == StatusCode::kIoError ? *result : Status::Ok();
+  };
   std::vector<bool> written_with_staging(entries.size(), false);
   results->reserve(results->size() + entries.size());
   DecisionStore store(db);
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const raft::Entry& e = entries[i];
     Status result;
-    if (written_with_staging[i]) {
-      result = Status::Ok();
-    } else if (auto fold = folds.find(i); fold != folds.end()) {
-      // One statement: nothing to roll back if it is refused.
-      bool inserted = false;
-      if (Status s = store.InsertNew(fold->second.row, &inserted); !s.ok()) return s;
-      if (inserted) {
-        written_with_staging[fold->second.decision] = true;
-      } else {  // the txid or key was taken before this batch: as one by one
-        if (Status s = raft::ApplyInSavepoint(db, [&] { return ApplyDecoded(db, *commands[i]); }, &result); !s.ok()) {
-          return s;
-        }
-      }
-    } else if (!commands[i]) {
-      result = undecodable[i] ? ApplyCommand(db, e) : Status::Ok();
-    } else if (WritesOnce(*commands[i])) {
-      result = ApplyDecoded(db, *commands[i]);
-      if (result.code() == StatusCode::kIoError) return result;
-    } else if (Status s = raft::ApplyInSavepoint(db, [&] { return ApplyDecoded(db, *commands[i]); }, &result);
-               !s.ok()) {
-      return s;
+    bool written = written_with_staging[i];
+    if (auto fold = folds.find(i); !written && fold != folds.end()) {
+      // One statement; refused (the txid or key was taken before this batch),
+      // it changed nothing and the entries apply one by one.
+      if (Status s = store.InsertNew(fold->second.row, &written); !s.ok()) return s;
+      if (written) written_with_staging[fold->second.decision] = true;
+    }
+    if (!written) {
+      if (Status s = apply_alone(i, &result); !s.ok()) return s;
     }
     if (observer_) observer_(e, result);
     results->push_back(std::move(result));

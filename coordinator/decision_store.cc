@@ -285,16 +285,21 @@ Status DecisionStore::ReplacePending(const DecisionRecord& r, const std::string&
 }
 
 Status DecisionStore::InsertDecision(const DecisionRecord& r) {
+  const std::string reply = DumpJson(r.reply);
   if (r.outcome != Outcome::kPending) {
     bool replaced = false;
-    if (Status s = ReplacePending(r, DumpJson(r.reply), &replaced); !s.ok() || replaced) return s;
+    if (Status s = ReplacePending(r, reply, &replaced); !s.ok() || replaced) return s;
   }
   bool inserted = false;
-  if (Status s = InsertNew(r, &inserted); !s.ok()) return s;
+  if (Status s = InsertRow(r, reply, &inserted); !s.ok()) return s;
   return inserted ? Status::Ok() : ExplainConflict(r);
 }
 
 Status DecisionStore::InsertNew(const DecisionRecord& r, bool* inserted) {
+  return InsertRow(r, DumpJson(r.reply), inserted);
+}
+
+Status DecisionStore::InsertRow(const DecisionRecord& r, const std::string& reply, bool* inserted) {
   sqlite::Statement* stmt;
   if (Status s = Prepare(db_, kInsertDecision, &stmt); !s.ok()) return s;
   stmt->Bind(1, r.txid)
@@ -307,7 +312,7 @@ Status DecisionStore::InsertNew(const DecisionRecord& r, bool* inserted) {
   } else {
     stmt->Bind(6, r.idempotency_key);
   }
-  stmt->Bind(7, DumpJson(r.reply))
+  stmt->Bind(7, reply)
       .Bind(8, r.created_ms)
       .Bind(9, r.decided_ms)
       .Bind(10, static_cast<int64_t>(r.finished ? 1 : 0))

@@ -131,6 +131,8 @@ class DecisionStore {
   Status ExplainConflict(const DecisionRecord& r);
   // reply: r.reply as stored.
   Status ReplacePending(const DecisionRecord& r, const std::string& reply, bool* replaced);
+  // InsertNew, with r.reply as stored.
+  Status InsertRow(const DecisionRecord& r, const std::string& reply, bool* inserted);
 
   sqlite::Database& db_;
 };

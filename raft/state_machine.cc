@@ -1,28 +1,17 @@
 #include "raft/state_machine.h"
 
 namespace commitd::raft {
-namespace {
-
-// A statement without parameters or results, from the connection's cache.
-Status RunCached(sqlite::Database& db, const char* sql) {
-  Status error;
-  sqlite::Statement* stmt = db.Prepare(sql, &error);
-  if (stmt == nullptr) return error;
-  return stmt->Run();
-}
-
-}  // namespace
 
 Status ApplyInSavepoint(sqlite::Database& db, const std::function<Status()>& apply, Status* result) {
-  if (Status s = RunCached(db, "SAVEPOINT apply_entry"); !s.ok()) return s;
+  if (Status s = db.Exec("SAVEPOINT apply_entry"); !s.ok()) return s;
   *result = apply();
   // A failed disk is not a refusal every member would repeat: stop rather
   // than advance the applied index past an entry not applied.
   if (result->code() == StatusCode::kIoError) return *result;
   if (!result->ok()) {
-    if (Status s = RunCached(db, "ROLLBACK TO apply_entry"); !s.ok()) return s;
+    if (Status s = db.Exec("ROLLBACK TO apply_entry"); !s.ok()) return s;
   }
-  return RunCached(db, "RELEASE apply_entry");
+  return db.Exec("RELEASE apply_entry");
 }
 
 Status ApplyEach(sqlite::Database& db, StateMachine& machine, const std::vector<Entry>& entries,
