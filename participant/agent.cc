@@ -159,9 +159,13 @@ void Agent::Shutdown(std::function<void()> done) {
   s.timers.Cancel();
   s.client.CloseIdle();
   if (s.writer) s.writer->Flush();
-  if (s.pg_store) s.pg_store->Drain();
   // Flush posted the last completions; let them run before reporting done.
-  boost::asio::post(s.io, [done = std::move(done)] { done(); });
+  auto finished = [&s, done = std::move(done)]() mutable { boost::asio::post(s.io, std::move(done)); };
+  if (s.pg_store) {
+    s.pg_store->WhenIdle(std::move(finished));
+  } else {
+    finished();
+  }
 }
 
 Status Agent::Impl::Start() {
@@ -193,7 +197,7 @@ Status Agent::Impl::Start() {
                             options.config.pg_lock_timeout_ms, options.config.sql_statement_timeout_ms};
     auto opened = PostgresStore::Open(
         std::move(po), std::move(procedures), [this] { return timers.NowMs(); },
-        [this](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); });
+        io.get_executor());
     if (!opened.ok()) return opened.status();
     pg_store = opened->get();
     backend_store = std::move(opened).value();

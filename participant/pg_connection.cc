@@ -1,6 +1,15 @@
 #include "participant/pg_connection.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <memory>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 
 namespace commitd::participant::pg {
 namespace {
@@ -111,7 +120,10 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& d
   return std::unique_ptr<PgConnection>(new PgConnection(conn));
 }
 
-PgConnection::~PgConnection() { PQfinish(conn_); }
+PgConnection::~PgConnection() {
+  socket_.reset();  // the duplicate: libpq closes its own
+  PQfinish(conn_);
+}
 
 bool PgConnection::healthy() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
@@ -170,6 +182,129 @@ std::string PgConnection::PlanName(const std::string& sql, bool* fresh) {
 }
 
 std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatement>& statements) {
+  return Wait(PipelineAsync(statements));
+}
+
+bool PgConnection::WatchSocket(const boost::asio::any_io_executor& executor) {
+  if (socket_ && socket_->get_executor() == executor) return true;
+  socket_.reset();
+  if (PQsetnonblocking(conn_, 1) != 0) return false;
+  const int fd = PQsocket(conn_);
+  const int watched = fd < 0 ? -1 : ::dup(fd);
+  if (watched < 0) return false;
+  socket_.emplace(executor, watched);
+  return true;
+}
+
+namespace {
+
+// Waits until the socket is ready for `wait`; false when the wait failed.
+Awaitable<bool> Ready(boost::asio::posix::stream_descriptor& socket,
+                      boost::asio::posix::stream_descriptor::wait_type wait) {
+  boost::system::error_code error;
+  co_await socket.async_wait(wait, boost::asio::redirect_error(boost::asio::use_awaitable, error));
+  co_return !error;
+}
+
+// Waits until the socket can be read or written, whichever comes first.
+Awaitable<bool> ReadableOrWritable(boost::asio::posix::stream_descriptor& socket) {
+  using Socket = boost::asio::posix::stream_descriptor;
+  // The first wait to end answers and cancels the other; the other's end
+  // then finds the handler gone (and touches only the race).
+  auto wait_both = [&socket](auto handler) {
+    using Handler = decltype(handler);
+    auto race = std::make_shared<std::optional<Handler>>(std::move(handler));
+    auto finish = [race, &socket](const boost::system::error_code& error) {
+      if (!*race) return;
+      Handler answer = std::move(**race);
+      race->reset();
+      boost::system::error_code ignored;
+      socket.cancel(ignored);
+      std::move(answer)(!error);
+    };
+    socket.async_wait(Socket::wait_read, finish);
+    socket.async_wait(Socket::wait_write, finish);
+  };
+  // Named, not a temporary of the co_await expression: g++ 12 destroys a closure there twice.
+  const bool ready =
+      co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(bool)>(wait_both,
+                                                                                           boost::asio::use_awaitable);
+  co_return ready;
+}
+
+}  // namespace
+
+Awaitable<bool> PgConnection::Flush() {
+  for (;;) {
+    const int left = PQflush(conn_);
+    if (left == 0) co_return true;
+    if (left < 0) co_return false;
+    // The server may be waiting for its answers to be read before it reads
+    // more: whatever comes is taken in, so that neither side waits on the other.
+    const bool ready = co_await ReadableOrWritable(*socket_);
+    if (!ready) co_return false;
+    if (PQconsumeInput(conn_) == 0) co_return false;
+  }
+}
+
+Awaitable<PGresult*> PgConnection::NextResult() {
+  while (PQisBusy(conn_)) {
+    const bool ready = co_await Ready(*socket_, boost::asio::posix::stream_descriptor::wait_read);
+    if (!ready || PQconsumeInput(conn_) == 0) {
+      broken_ = true;
+      co_return nullptr;
+    }
+  }
+  co_return PQgetResult(conn_);
+}
+
+Awaitable<PgResult> PgConnection::Collect() {
+  const bool flushed = co_await Flush();
+  if (!flushed) {
+    broken_ = true;
+    co_return Wrap(nullptr);
+  }
+  PgResult answer;
+  bool any = false;
+  for (;;) {
+    PGresult* r = co_await NextResult();
+    if (!r) break;
+    PgResult result = Wrap(r);
+    // The first failure stands: later statements of the string did not run.
+    if (!any || answer.ok()) answer = std::move(result);
+    any = true;
+  }
+  // Lost before the last result: what ran of the string is unknown.
+  if (!any || broken_ || PQstatus(conn_) != CONNECTION_OK) {
+    broken_ = true;
+    co_return Wrap(nullptr);
+  }
+  co_return answer;
+}
+
+Awaitable<PgResult> PgConnection::ExecAsync(const std::string& sql) {
+  const boost::asio::any_io_executor executor = co_await boost::asio::this_coro::executor;
+  if (!WatchSocket(executor) || PQsendQuery(conn_, sql.c_str()) != 1) {
+    broken_ = true;
+    co_return Wrap(nullptr);
+  }
+  co_return co_await Collect();
+}
+
+Awaitable<PgResult> PgConnection::ExecAsync(const std::string& sql,
+                                            const std::vector<std::optional<std::string>>& params) {
+  const std::vector<const char*> values = ParamValues(params);
+  const boost::asio::any_io_executor executor = co_await boost::asio::this_coro::executor;
+  if (!WatchSocket(executor) ||
+      PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                        nullptr, 0) != 1) {
+    broken_ = true;
+    co_return Wrap(nullptr);
+  }
+  co_return co_await Collect();
+}
+
+Awaitable<std::vector<PgResult>> PgConnection::PipelineAsync(const std::vector<PipelinedStatement>& statements) {
   std::vector<PgResult> out;
   out.reserve(statements.size());
   auto lost = [&] {
@@ -181,7 +316,9 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
   };
   // Whether statement i was sent with its plan first.
   std::vector<bool> planned(statements.size(), false);
-  if (PQenterPipelineMode(conn_) != 1) return lost();
+  const boost::asio::any_io_executor executor = co_await boost::asio::this_coro::executor;
+  if (!WatchSocket(executor)) co_return lost();
+  if (PQenterPipelineMode(conn_) != 1) co_return lost();
   for (std::size_t i = 0; i < statements.size(); ++i) {
     const PipelinedStatement& s = statements[i];
     const std::vector<const char*> values = ParamValues(s.params);
@@ -191,28 +328,38 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
       bool fresh = false;
       const std::string name = PlanName(s.sql, &fresh);
       planned[i] = fresh;
-      if (fresh && PQsendPrepare(conn_, name.c_str(), s.sql.c_str(), 0, nullptr) != 1) return lost();
+      if (fresh && PQsendPrepare(conn_, name.c_str(), s.sql.c_str(), 0, nullptr) != 1) co_return lost();
       sent = PQsendQueryPrepared(conn_, name.c_str(), n, values.data(), nullptr, nullptr, 0);
     } else {
       sent = PQsendQueryParams(conn_, s.sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
     }
-    if (sent != 1) return lost();
+    if (sent != 1) co_return lost();
   }
-  if (PQpipelineSync(conn_) != 1) return lost();
+  if (PQpipelineSync(conn_) != 1) co_return lost();
+  const bool flushed = co_await Flush();
+  if (!flushed) co_return lost();
   // Each statement: its plan's result and a null if sent with it, then its
   // result and a null; then the sync's PGRES_PIPELINE_SYNC result.
   for (std::size_t i = 0; i < statements.size(); ++i) {
     PgResult plan;
     if (planned[i]) {
-      PGresult* p = PQgetResult(conn_);
-      if (!p) return lost();
+      PGresult* p = co_await NextResult();
+      if (!p) co_return lost();
       plan = Wrap(p);
-      if (PQgetResult(conn_) != nullptr) return lost();
+      PGresult* end = co_await NextResult();
+      if (end) {
+        PQclear(end);
+        co_return lost();
+      }
     }
-    PGresult* r = PQgetResult(conn_);
-    if (!r) return lost();
+    PGresult* r = co_await NextResult();
+    if (!r) co_return lost();
     PgResult result = Wrap(r);
-    if (PQgetResult(conn_) != nullptr) return lost();
+    PGresult* end = co_await NextResult();
+    if (end) {
+      PQclear(end);
+      co_return lost();
+    }
     if (planned[i] && !plan.ok()) {
       // Not planned (a bad statement, or an earlier statement failed): planned again on next use.
       plans_.erase(statements[i].sql);
@@ -223,12 +370,12 @@ std::vector<PgResult> PgConnection::Pipeline(const std::vector<PipelinedStatemen
     }
     out.push_back(std::move(result));
   }
-  PGresult* sync = PQgetResult(conn_);
+  PGresult* sync = co_await NextResult();
   const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
   PQclear(sync);
-  if (!synced) return lost();
+  if (!synced) co_return lost();
   if (PQexitPipelineMode(conn_) != 1) broken_ = true;
-  return out;
+  co_return out;
 }
 
 PgResult PgConnection::Prepare(const std::string& name, const std::string& sql) {

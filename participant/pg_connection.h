@@ -1,11 +1,19 @@
 // A small RAII wrapper of libpq: one connection (PgConnection) and one
 // result (PgResult). Statements run with text parameters and text results.
+// A connection runs statements blocking (Exec, Pipeline: at start, offline
+// tools) or as coroutines on an Asio executor (ExecAsync, PipelineAsync:
+// the agent's pool, which must not block its event thread).
 //
-// Thread: a connection is used by one thread at a time (its pool worker, or
-// the thread that opened it at start).
+// Thread: a connection is used by one thread at a time (the agent's event
+// thread, or the thread that opened it), and by one operation at a time.
 #pragma once
 
 #include <libpq-fe.h>
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -15,9 +23,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/run_blocking.h"
 #include "common/status.h"
 
 namespace commitd::participant::pg {
+
+template <typename T>
+using Awaitable = boost::asio::awaitable<T>;
 
 // Some SQLSTATEs the participant tells apart (PostgreSQL, Appendix A).
 namespace sqlstate {
@@ -129,6 +141,19 @@ class PgConnection {
   // transaction.
   // A pipeline that cannot be finished leaves the connection unhealthy.
   std::vector<PgResult> Pipeline(const std::vector<PipelinedStatement>& statements);
+
+  // The same without blocking: the awaiting coroutine's thread goes on with
+  // other work while PostgreSQL answers. Arguments are read until the
+  // operation ends. ExecAsync(sql) runs several statements separated by ';'
+  // (the simple protocol) and answers the first failure or else the last
+  // result, as Exec does.
+  Awaitable<PgResult> ExecAsync(const std::string& sql);
+  Awaitable<PgResult> ExecAsync(const std::string& sql, const std::vector<std::optional<std::string>>& params);
+  Awaitable<std::vector<PgResult>> PipelineAsync(const std::vector<PipelinedStatement>& statements);
+  // Runs an operation of this connection to its end, blocking, on an event
+  // loop of the connection's own (offline tools: commitctl).
+  template <typename T>
+  T Wait(Awaitable<T> operation);
   // Parses and plans sql as the prepared statement `name` (checks tables and columns); outside Pipeline's plans.
   PgResult Prepare(const std::string& name, const std::string& sql);
   // A string as a SQL literal ('it''s').
@@ -137,6 +162,14 @@ class PgConnection {
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   PgResult Wrap(PGresult* r);
+  // Non-blocking I/O on the awaiting coroutine's executor. Each false: the
+  // connection is lost (and marked broken).
+  bool WatchSocket(const boost::asio::any_io_executor& executor);
+  Awaitable<bool> Flush();
+  // The next result once libpq has it whole (null: none left, or lost).
+  Awaitable<PGresult*> NextResult();
+  // The results of a statement sent with PQsendQuery*, until libpq's null.
+  Awaitable<PgResult> Collect();
   // The name of sql's prepared statement on this session; `fresh` when it
   // must be sent first.
   std::string PlanName(const std::string& sql, bool* fresh);
@@ -147,7 +180,18 @@ class PgConnection {
   // sql -> name of its prepared statement on this session (reuse_plan).
   std::unordered_map<std::string, std::string> plans_;
   uint64_t next_plan_ = 0;
+  // Wait's event loop, made on first use. Before socket_: the socket may be bound to it.
+  std::unique_ptr<boost::asio::io_context> own_io_;
+  // A duplicate of libpq's socket, watched by Asio: libpq may close its own
+  // when the connection drops, and a number it frees can be reused at once.
+  std::optional<boost::asio::posix::stream_descriptor> socket_;
 };
+
+template <typename T>
+T PgConnection::Wait(Awaitable<T> operation) {
+  if (!own_io_) own_io_ = std::make_unique<boost::asio::io_context>();
+  return RunBlocking(*own_io_, std::move(operation));
+}
 
 // "SQLSTATE: message" of a failed result, for reasons and logs.
 std::string Describe(const PgResult& r);

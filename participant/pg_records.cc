@@ -16,6 +16,8 @@ constexpr const char* kAbortCleanup =
     "p AS (DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2) "
     "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'aborted', $3) "
     "ON CONFLICT (agent, txid) DO NOTHING";
+constexpr const char* kOutcomeSql = "SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2";
+constexpr const char* kPrecommittedCleanup = "DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2";
 
 Status Failed(const PgResult& r, const std::string& what) {
   if (r.connection_lost()) return Status::Unavailable("PostgreSQL unavailable: " + r.error());
@@ -116,41 +118,46 @@ Status SettleOrphanMetadata(PgConnection& conn, const std::string& agent, int64_
   return Status::Ok();
 }
 
-Status CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, bool precommitted) {
+Awaitable<Status> CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid,
+                                 bool precommitted) {
   auto gid = EncodeGid(agent, txid);
-  if (!gid.ok()) return gid.status();
-  PgResult r = conn.Exec("COMMIT PREPARED " + conn.Literal(*gid));
+  if (!gid.ok()) co_return gid.status();
+  PgResult r = co_await conn.ExecAsync("COMMIT PREPARED " + conn.Literal(*gid));
+  const Params params{agent, txid};
   if (!r.ok()) {
-    if (r.sqlstate() != sqlstate::kUndefinedObject) return Failed(r, "COMMIT PREPARED");
+    if (r.sqlstate() != sqlstate::kUndefinedObject) co_return Failed(r, "COMMIT PREPARED");
     // Gone: committed before (a repeated commit) only if the outcome row says so.
-    PgResult o = conn.Exec("SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2", {agent, txid});
-    if (!o.ok()) return Failed(o, "reading _commitd_pg_finished");
+    PgResult o = co_await conn.ExecAsync(kOutcomeSql, params);
+    if (!o.ok()) co_return Failed(o, "reading _commitd_pg_finished");
     if (o.rows() != 1 || o.value(0, 0) != "committed") {
-      return Status::Internal("PostgreSQL holds no prepared transaction " + *gid +
-                              " and no committed outcome for it (was it rolled back by hand?)");
+      co_return Status::Internal("PostgreSQL holds no prepared transaction " + *gid +
+                                 " and no committed outcome for it (was it rolled back by hand?)");
     }
   }
   if (precommitted) {
-    conn.Exec("DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2", {agent, txid});
+    co_await conn.ExecAsync(kPrecommittedCleanup, params);
   }
-  return Status::Ok();
+  co_return Status::Ok();
 }
 
-Status RollBackPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, int64_t now_ms) {
+Awaitable<Status> RollBackPrepared(PgConnection& conn, const std::string& agent, const std::string& txid,
+                                   int64_t now_ms) {
   auto gid = EncodeGid(agent, txid);
-  if (!gid.ok()) return gid.status();
-  PgResult r = conn.Exec("ROLLBACK PREPARED " + conn.Literal(*gid));
+  if (!gid.ok()) co_return gid.status();
+  PgResult r = co_await conn.ExecAsync("ROLLBACK PREPARED " + conn.Literal(*gid));
   if (!r.ok()) {
-    if (r.sqlstate() != sqlstate::kUndefinedObject) return Failed(r, "ROLLBACK PREPARED");
-    PgResult o = conn.Exec("SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2", {agent, txid});
-    if (!o.ok()) return Failed(o, "reading _commitd_pg_finished");
+    if (r.sqlstate() != sqlstate::kUndefinedObject) co_return Failed(r, "ROLLBACK PREPARED");
+    const Params params{agent, txid};
+    PgResult o = co_await conn.ExecAsync(kOutcomeSql, params);
+    if (!o.ok()) co_return Failed(o, "reading _commitd_pg_finished");
     if (o.rows() == 1 && o.value(0, 0) == "committed") {
-      return Status::Internal("transaction " + txid + " was committed in PostgreSQL; it cannot be aborted");
+      co_return Status::Internal("transaction " + txid + " was committed in PostgreSQL; it cannot be aborted");
     }
   }
-  PgResult cleanup = conn.Exec(kAbortCleanup, {agent, txid, std::to_string(now_ms)});
-  if (!cleanup.ok()) return Failed(cleanup, "remembering the abort");
-  return Status::Ok();
+  const Params cleanup_params{agent, txid, std::to_string(now_ms)};
+  PgResult cleanup = co_await conn.ExecAsync(kAbortCleanup, cleanup_params);
+  if (!cleanup.ok()) co_return Failed(cleanup, "remembering the abort");
+  co_return Status::Ok();
 }
 
 }  // namespace commitd::participant::pg

@@ -39,9 +39,12 @@ Status SettleOrphanMetadata(PgConnection& conn, const std::string& agent, int64_
 // COMMIT PREPARED; Ok too when the gid is gone and the outcome row says
 // committed (a repeated commit). Unavailable when the connection broke.
 // precommitted: also remove its _commitd_pg_precommitted row (3PC).
-Status CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, bool precommitted);
+// Arguments are read until the coroutine ends (RunBlocking runs it offline).
+Awaitable<Status> CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid,
+                                 bool precommitted);
 // ROLLBACK PREPARED (Ok when already gone, unless committed), then the
 // metadata rows go and "aborted" is remembered.
-Status RollBackPrepared(PgConnection& conn, const std::string& agent, const std::string& txid, int64_t now_ms);
+Awaitable<Status> RollBackPrepared(PgConnection& conn, const std::string& agent, const std::string& txid,
+                                   int64_t now_ms);
 
 }  // namespace commitd::participant::pg

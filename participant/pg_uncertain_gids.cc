@@ -23,7 +23,7 @@ std::vector<std::string> UncertainGids::Gids() const {
   return gids;
 }
 
-void UncertainGids::RollBack(PgLink& link) {
+Awaitable<void> UncertainGids::RollBack(PgLink& link) {
   std::vector<Entry> uncertain;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -31,7 +31,7 @@ void UncertainGids::RollBack(PgLink& link) {
   }
   std::vector<Entry> left;
   for (Entry& u : uncertain) {
-    auto got = link.Get();
+    Result<PgConnection*> got = co_await link.Get();
     if (!got.ok()) {
       left.push_back(std::move(u));
       continue;
@@ -50,7 +50,8 @@ void UncertainGids::RollBack(PgLink& link) {
     if (u.running && !may_still_prepare) {
       std::optional<std::string> start;
       if (u.running->start) start = u.running->start->utc;
-      PgResult running = (*got)->Exec(kMayStillRunSql, {std::to_string(u.running->pid), start});
+      const std::vector<std::optional<std::string>> params{std::to_string(u.running->pid), start};
+      PgResult running = co_await (*got)->ExecAsync(kMayStillRunSql, params);
       if (!running.ok()) {
         link.DropIfBroken(running);
         left.push_back(std::move(u));
@@ -58,7 +59,7 @@ void UncertainGids::RollBack(PgLink& link) {
       }
       may_still_prepare = running.rows() > 0;
     }
-    PgResult r = (*got)->Exec("ROLLBACK PREPARED " + (*got)->Literal(u.gid));
+    PgResult r = co_await (*got)->ExecAsync("ROLLBACK PREPARED " + (*got)->Literal(u.gid));
     if (r.ok()) continue;
     if (r.sqlstate() != sqlstate::kUndefinedObject) {
       link.DropIfBroken(r);
@@ -67,7 +68,7 @@ void UncertainGids::RollBack(PgLink& link) {
     }
     if (may_still_prepare) left.push_back(std::move(u));
   }
-  if (left.empty()) return;
+  if (left.empty()) co_return;
   std::lock_guard<std::mutex> lock(mu_);
   entries_.insert(entries_.end(), std::make_move_iterator(left.begin()), std::make_move_iterator(left.end()));
 }

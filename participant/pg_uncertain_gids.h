@@ -3,7 +3,7 @@
 // the statement), each with the server process that ran it, until they are
 // rolled back (docs/participant.md, "The PostgreSQL backend").
 //
-// Thread: any; RollBack runs on a pool worker.
+// Thread: any; RollBack runs on the pool's thread.
 #pragma once
 
 #include <mutex>
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "participant/pg_connection.h"
-#include "participant/pg_workers.h"
+#include "participant/pg_pool.h"
 
 namespace commitd::participant::pg {
 
@@ -28,7 +28,7 @@ class UncertainGids {
   // process recorded on another cluster than the link's session's (or one
   // the session did not read: PgConnection::ReadBackend) cannot be looked for
   // from there: its gid is kept.
-  void RollBack(PgLink& link);
+  Awaitable<void> RollBack(PgLink& link);
   // The gids still to roll back.
   std::vector<std::string> Gids() const;
 

@@ -1,12 +1,15 @@
 #include "participant/postgres_store.h"
 
-
 #include "common/failpoint.h"
 #include "common/log.h"
 #include "participant/pg_gid.h"
 #include "participant/pg_records.h"
 #include "participant/user_statement.h"
 #include "common/json_parse.h"
+
+// g++ 12 reports -Wmismatched-new-delete for Asio's recycled coroutine frames
+// (common/http_client.cc says why it is a false positive).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace commitd::participant {
 namespace {
@@ -140,34 +143,33 @@ Status CheckStatement(PgConnection& conn, const std::string& where, const pg::Tr
 // Runs one statement (made for the connection: literals are quoted by it) in
 // a transaction whose COMMIT waits for its WAL flush, which the session's
 // default does not.
-Status ExecFlushed(PgLink& link, const std::function<std::string(PgConnection&)>& statement) {
-  auto got = link.Get();
-  if (!got.ok()) return got.status();
-  PgResult r = (*got)->Exec("BEGIN; SET LOCAL synchronous_commit = on; " + statement(**got) + "; COMMIT");
-  if (r.ok()) return Status::Ok();
+pg::Awaitable<Status> ExecFlushed(PgLink& link, std::function<std::string(PgConnection&)> statement) {
+  Result<PgConnection*> got = co_await link.Get();
+  if (!got.ok()) co_return got.status();
+  PgResult r =
+      co_await (*got)->ExecAsync("BEGIN; SET LOCAL synchronous_commit = on; " + statement(**got) + "; COMMIT");
+  if (r.ok()) co_return Status::Ok();
   Status s = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
   link.DropIfBroken(r);
-  if (auto c = link.Get(); c.ok()) (*c)->Exec("ROLLBACK");
-  return s;
+  Result<PgConnection*> again = co_await link.Get();
+  if (again.ok()) co_await (*again)->ExecAsync("ROLLBACK");
+  co_return s;
 }
 
 }  // namespace
 
-PostgresStore::PostgresStore(PostgresStoreOptions options, Procedures procedures, std::function<int64_t()> now_ms,
-                             Post post)
-    : options_(std::move(options)),
-      procedures_(std::move(procedures)),
-      now_ms_(std::move(now_ms)),
-      post_(std::move(post)) {}
+PostgresStore::PostgresStore(PostgresStoreOptions options, Procedures procedures, std::function<int64_t()> now_ms)
+    : options_(std::move(options)), procedures_(std::move(procedures)), now_ms_(std::move(now_ms)) {}
 
-PostgresStore::~PostgresStore() { workers_.reset(); }
+PostgresStore::~PostgresStore() { pool_.reset(); }
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions options, Procedures procedures,
-                                                           std::function<int64_t()> now_ms, Post post) {
+                                                           std::function<int64_t()> now_ms,
+                                                           boost::asio::any_io_executor events) {
   if (Status s = pg::ValidateAgentName(options.agent); !s.ok()) return s;
   if (options.dsn.empty()) return Status::InvalidArgument("the PostgreSQL DSN is empty");
   std::unique_ptr<PostgresStore> store(
-      new PostgresStore(std::move(options), std::move(procedures), std::move(now_ms), std::move(post)));
+      new PostgresStore(std::move(options), std::move(procedures), std::move(now_ms)));
   const PostgresStoreOptions& o = store->options_;
   for (const std::string& name : store->procedures_.Names()) {
     const Procedure* proc = store->procedures_.Find(name);
@@ -194,9 +196,9 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions 
       if (Status s = CheckStatement(**conn, where, statements[i]); !s.ok()) return s;
     }
   }
-  store->workers_ = std::make_unique<pg::PgWorkers>(o.dsn, "commitd:" + o.agent,
-                                                    static_cast<std::size_t>(o.connections),
-                                                    [&o](PgConnection& conn) { return SessionSetup(conn, o); });
+  store->pool_ = std::make_unique<pg::PgPool>(std::move(events), o.dsn, "commitd:" + o.agent,
+                                              static_cast<std::size_t>(o.connections),
+                                              [&o](PgConnection& conn) { return SessionSetup(conn, o); });
   return store;
 }
 
@@ -244,53 +246,56 @@ void PostgresStore::Prepare(action::Prepare prepare,
                             std::function<void(const std::string& txid, PrepareResult, Status)> done) {
   auto job = std::make_shared<action::Prepare>(std::move(prepare));
   const int64_t now = now_ms_();
-  workers_->Submit([this, job, now, done = std::move(done)](PgLink& link) mutable {
-    PrepareResult result = RunPrepare(link, job->ops, job->record, now);
-    post_([txid = job->record.txid, result = std::move(result), done = std::move(done)]() mutable {
-      done(txid, std::move(result), Status::Ok());
-    });
-  });
+  pool_->Submit([this, job, now, done = std::move(done)](PgLink& link) { return PrepareJob(link, job, now, done); });
 }
 
-PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op>& ops,
-                                        const PreparedRecord& record, int64_t now_ms) {
+pg::Awaitable<void> PostgresStore::PrepareJob(PgLink& link, std::shared_ptr<action::Prepare> prepare, int64_t now_ms,
+                                              PrepareDone done) {
+  PrepareResult result = co_await RunPrepare(link, prepare->ops, prepare->record, now_ms);
+  done(prepare->record.txid, std::move(result), Status::Ok());
+}
+
+pg::Awaitable<PrepareResult> PostgresStore::Refuse(PgLink& link, const std::string& txid, PrepareResult no,
+                                                   std::string reason) {
+  no.reason = std::move(reason);
+  Result<PgConnection*> c = co_await link.Get();
+  if (c.ok()) {
+    co_await (*c)->ExecAsync("ROLLBACK");
+    const Params params{options_.agent, txid};
+    co_await (*c)->ExecAsync("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", params);
+  }
+  co_return no;
+}
+
+pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op>& ops,
+                                                       const PreparedRecord& record, int64_t now_ms) {
   PrepareResult no;
   auto gid = pg::EncodeGid(options_.agent, record.txid);
   if (!gid.ok()) {
     no.reason = gid.status().message();
     no.earlier.kind = EarlierOutcome::Kind::kNone;  // never prepared here: a tombstone at most, and this is a no too
-    return no;
+    co_return no;
   }
-  uncertain_.RollBack(link);
+  co_await uncertain_.RollBack(link);
   std::vector<OpStatements> planned;
   for (const wire::Op& op : ops) {
     auto statements = PlanOp(record.txid, op);
     if (!statements.ok()) {
       // A no only for a txid that did not finish here: that takes a read of its own.
       no.reason = statements.status().message();
-      no.earlier = ReadEarlier(link, record.txid);
-      return no;
+      no.earlier = co_await ReadEarlier(link, record.txid);
+      co_return no;
     }
     planned.push_back(std::move(statements).value());
   }
-  auto got = link.Get();
+  Result<PgConnection*> got = co_await link.Get();
   if (!got.ok()) {
     no.earlier = {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted,
                   Status::Unavailable("PostgreSQL unavailable: " + got.status().message())};
-    return no;
+    co_return no;
   }
   PgConnection& conn = **got;
   const pg::Backend backend = conn.backend();
-  // A no: the transaction rolled back and the metadata row deleted, on the
-  // same connection unless it broke (then on a new one).
-  auto refuse = [&](std::string reason) {
-    no.reason = std::move(reason);
-    if (auto c = link.Get(); c.ok()) {
-      (*c)->Exec("ROLLBACK");
-      (*c)->Exec("DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2", {options_.agent, record.txid});
-    }
-    return no;
-  };
 
   // One round trip: the txid's remembered outcome, the metadata row in a
   // transaction of its own, then the transaction and every op's statements,
@@ -316,16 +321,16 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
       pipeline.push_back({step.sql->sql, step.params, /*reuse_plan=*/!op.raw});
     }
   }
-  std::vector<PgResult> results = conn.Pipeline(pipeline);
+  std::vector<PgResult> results = co_await conn.PipelineAsync(pipeline);
   no.earlier = EarlierFrom(results[0], record.txid);
   if (no.earlier.kind != EarlierOutcome::Kind::kNone) {
     link.DropIfBroken(results[0]);
-    return refuse("");  // rolled back, metadata row deleted: nothing of it stays
+    co_return co_await Refuse(link, record.txid, std::move(no), "");  // rolled back, metadata row deleted
   }
   for (std::size_t i = 1; i < kFirstOpStatement; ++i) {
     if (!results[i].ok()) {
       link.DropIfBroken(results[i]);
-      return refuse(Reason(results[i]));
+      co_return co_await Refuse(link, record.txid, std::move(no), Reason(results[i]));
     }
   }
   PrepareResult yes;
@@ -338,18 +343,19 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     next += op.steps.size();
     if (!reason.empty()) {
       for (const PgResult& r : results) link.DropIfBroken(r);
-      return refuse(std::move(reason));
+      co_return co_await Refuse(link, record.txid, std::move(no), std::move(reason));
     }
     yes.results.push_back(std::move(rows));
   }
   failpoint::CrashIf("agent.crash_before_prepare_durable");
   // The end of the metadata row and the "committed" outcome, taking effect
   // only if this transaction commits, then PREPARE TRANSACTION: one round trip.
-  std::vector<PgResult> ended = conn.Pipeline(
-      {{"WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2) "
-        "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'committed', $3)",
-        {options_.agent, record.txid, std::to_string(now_ms)}, /*reuse_plan=*/true},
-       {"PREPARE TRANSACTION " + conn.Literal(*gid), {}}});
+  const std::vector<pg::PipelinedStatement> ending{
+      {"WITH m AS (DELETE FROM _commitd_pg_prepared WHERE agent = $1 AND txid = $2) "
+       "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'committed', $3)",
+       {options_.agent, record.txid, std::to_string(now_ms)}, /*reuse_plan=*/true},
+      {"PREPARE TRANSACTION " + conn.Literal(*gid), {}}};
+  std::vector<PgResult> ended = co_await conn.PipelineAsync(ending);
   // The outcome row's failure, or else PREPARE TRANSACTION's result.
   const bool prepare_ran = ended[0].ok();
   PgResult prepared = std::move(ended[prepare_ran ? 1 : 0]);
@@ -361,7 +367,7 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
     uncertain_.Add(*gid, backend);
     no.reason = Reason(prepared);
     link.DropIfBroken(prepared);
-    return no;
+    co_return no;
   }
   if (!prepared.ok()) {
     if (prepare_ran && prepared.sqlstate() == pg::sqlstate::kQueryCanceled) {
@@ -370,12 +376,13 @@ PrepareResult PostgresStore::RunPrepare(PgLink& link, const std::vector<wire::Op
       uncertain_.Add(*gid, std::nullopt);
     }
     link.DropIfBroken(prepared);
-    return refuse(Reason(prepared));
+    co_return co_await Refuse(link, record.txid, std::move(no), Reason(prepared));
   }
   if (prepared.command() != "PREPARE") {  // the transaction had failed: PostgreSQL rolled it back
-    return refuse("PostgreSQL rolled the transaction back instead of preparing it");
+    co_return co_await Refuse(link, record.txid, std::move(no),
+                              "PostgreSQL rolled the transaction back instead of preparing it");
   }
-  return yes;
+  co_return yes;
 }
 
 EarlierOutcome PostgresStore::EarlierFrom(const PgResult& r, const std::string& txid) {
@@ -385,15 +392,16 @@ EarlierOutcome PostgresStore::EarlierFrom(const PgResult& r, const std::string& 
   return EarlierOutcome::From(OutcomeRow(r, txid));
 }
 
-EarlierOutcome PostgresStore::ReadEarlier(PgLink& link, const std::string& txid) {
-  auto got = link.Get();
+pg::Awaitable<EarlierOutcome> PostgresStore::ReadEarlier(PgLink& link, const std::string& txid) {
+  Result<PgConnection*> got = co_await link.Get();
   if (!got.ok()) {
-    return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted,
-            Status::Unavailable("PostgreSQL unavailable: " + got.status().message())};
+    co_return EarlierOutcome{EarlierOutcome::Kind::kUnreadable, Outcome::kAborted,
+                             Status::Unavailable("PostgreSQL unavailable: " + got.status().message())};
   }
-  PgResult r = (*got)->Exec(kFindOutcomeSql, {options_.agent, txid});
+  const Params params{options_.agent, txid};
+  PgResult r = co_await (*got)->ExecAsync(kFindOutcomeSql, params);
   link.DropIfBroken(r);
-  return EarlierFrom(r, txid);
+  co_return EarlierFrom(r, txid);
 }
 
 Result<PostgresStore::OpStatements> PostgresStore::PlanOp(const std::string& txid, const wire::Op& op) const {
@@ -463,101 +471,121 @@ std::string PostgresStore::OpResults(const OpStatements& op, const std::vector<P
 
 void PostgresStore::Commit(const std::string& txid, std::function<void(Status)> done) {
   const bool precommitted = precommitted_.erase(txid) != 0;
-  workers_->Submit([this, txid, precommitted, done = std::move(done)](PgLink& link) mutable {
-    Status s = RunCommit(link, txid, precommitted);
-    post_([s = std::move(s), done = std::move(done)] { done(s); });
+  pool_->Submit([this, txid, precommitted, done = std::move(done)](PgLink& link) {
+    return CommitJob(link, txid, precommitted, done);
   });
 }
 
-Status PostgresStore::RunCommit(PgLink& link, const std::string& txid, bool precommitted) {
-  auto got = link.Get();
-  if (!got.ok()) return got.status();
-  Status s = pg::CommitPrepared(**got, options_.agent, txid, precommitted);
-  link.DropIfBroken();
-  return s;
+pg::Awaitable<void> PostgresStore::CommitJob(PgLink& link, std::string txid, bool precommitted,
+                                             std::function<void(Status)> done) {
+  Result<PgConnection*> got = co_await link.Get();
+  Status s = got.status();
+  if (got.ok()) {
+    s = co_await pg::CommitPrepared(**got, options_.agent, txid, precommitted);
+    link.DropIfBroken();
+  }
+  done(s);
 }
 
 void PostgresStore::Abort(const std::string& txid, std::function<void(Status)> done) {
   const int64_t now = now_ms_();
   precommitted_.erase(txid);
-  workers_->Submit([this, txid, now, done = std::move(done)](PgLink& link) mutable {
-    Status s = RunAbort(link, txid, now);
-    post_([s = std::move(s), done = std::move(done)] { done(s); });
-  });
+  pool_->Submit([this, txid, now, done = std::move(done)](PgLink& link) { return AbortJob(link, txid, now, done); });
 }
 
-Status PostgresStore::RunAbort(PgLink& link, const std::string& txid, int64_t now_ms) {
-  auto got = link.Get();
-  if (!got.ok()) return got.status();
-  Status s = pg::RollBackPrepared(**got, options_.agent, txid, now_ms);
-  link.DropIfBroken();
-  return s;
+pg::Awaitable<void> PostgresStore::AbortJob(PgLink& link, std::string txid, int64_t now_ms,
+                                            std::function<void(Status)> done) {
+  Result<PgConnection*> got = co_await link.Get();
+  Status s = got.status();
+  if (got.ok()) {
+    s = co_await pg::RollBackPrepared(**got, options_.agent, txid, now_ms);
+    link.DropIfBroken();
+  }
+  done(s);
 }
 
 void PostgresStore::Precommit(const std::string& txid, std::function<void(Status)> done) {
   precommitted_.insert(txid);
-  workers_->Submit([this, txid, done = std::move(done)](PgLink& link) mutable {
-    Status s = ExecFlushed(link, [&](PgConnection& conn) {
-      return "INSERT INTO _commitd_pg_precommitted(agent, txid) VALUES (" + conn.Literal(options_.agent) + ", " +
-             conn.Literal(txid) + ") ON CONFLICT DO NOTHING";
-    });
-    post_([s = std::move(s), done = std::move(done)] { done(s); });
-  });
+  pool_->Submit([this, txid, done = std::move(done)](PgLink& link) { return PrecommitJob(link, txid, done); });
+}
+
+pg::Awaitable<void> PostgresStore::PrecommitJob(PgLink& link, std::string txid, std::function<void(Status)> done) {
+  auto statement = [&](PgConnection& conn) {
+    return "INSERT INTO _commitd_pg_precommitted(agent, txid) VALUES (" + conn.Literal(options_.agent) + ", " +
+           conn.Literal(txid) + ") ON CONFLICT DO NOTHING";
+  };
+  Status s = co_await ExecFlushed(link, statement);
+  done(s);
 }
 
 void PostgresStore::WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) {
   const int64_t now = now_ms_();
-  workers_->Submit([this, txid, now, done = std::move(done)](PgLink& link) mutable {
-    // pg_current_xact_id() gives the transaction an id, so its COMMIT is
-    // written and flushed even when the INSERT finds a row (which may itself
-    // have been committed unflushed) and writes nothing.
-    Status s = ExecFlushed(link, [&](PgConnection& conn) {
-      return "SELECT pg_current_xact_id(); INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" +
-             conn.Literal(options_.agent) + ", " + conn.Literal(txid) + ", 'aborted', " + std::to_string(now) +
-             ") ON CONFLICT (agent, txid) DO NOTHING";
-    });
-    Result<Outcome> held = Status::Internal("the tombstone of " + txid + " was written but cannot be read");
-    if (!s.ok()) {
-      held = s;
-    } else if (Result<std::optional<StoredOutcome>> found = ReadOutcome(link, txid); !found.ok()) {
-      held = found.status();
-    } else if (found->has_value()) {
-      held = (*found)->outcome;
-    }
-    post_([held = std::move(held), done = std::move(done)]() mutable { done(std::move(held)); });
-  });
+  pool_->Submit(
+      [this, txid, now, done = std::move(done)](PgLink& link) { return TombstoneJob(link, txid, now, done); });
 }
 
-Result<std::optional<StoredOutcome>> PostgresStore::ReadOutcome(PgLink& link, const std::string& txid) {
-  auto got = link.Get();
-  if (!got.ok()) return got.status();
-  PgResult r = (*got)->Exec(kFindOutcomeSql, {options_.agent, txid});
+pg::Awaitable<void> PostgresStore::TombstoneJob(PgLink& link, std::string txid, int64_t now_ms,
+                                                std::function<void(Result<Outcome>)> done) {
+  // pg_current_xact_id() gives the transaction an id, so its COMMIT is
+  // written and flushed even when the INSERT finds a row (which may itself
+  // have been committed unflushed) and writes nothing.
+  auto statement = [&](PgConnection& conn) {
+    return "SELECT pg_current_xact_id(); INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES (" +
+           conn.Literal(options_.agent) + ", " + conn.Literal(txid) + ", 'aborted', " + std::to_string(now_ms) +
+           ") ON CONFLICT (agent, txid) DO NOTHING";
+  };
+  Status s = co_await ExecFlushed(link, statement);
+  if (!s.ok()) {
+    done(s);
+    co_return;
+  }
+  Result<std::optional<StoredOutcome>> found = co_await ReadOutcome(link, txid);
+  Result<Outcome> held = Status::Internal("the tombstone of " + txid + " was written but cannot be read");
+  if (!found.ok()) {
+    held = found.status();
+  } else if (found->has_value()) {
+    held = (*found)->outcome;
+  }
+  done(std::move(held));
+}
+
+pg::Awaitable<Result<std::optional<StoredOutcome>>> PostgresStore::ReadOutcome(PgLink& link,
+                                                                              const std::string& txid) {
+  Result<PgConnection*> got = co_await link.Get();
+  if (!got.ok()) co_return got.status();
+  const Params params{options_.agent, txid};
+  PgResult r = co_await (*got)->ExecAsync(kFindOutcomeSql, params);
   if (!r.ok()) {
     link.DropIfBroken(r);
-    return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
+    co_return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
   }
-  return OutcomeRow(r, txid);
+  co_return OutcomeRow(r, txid);
 }
 
 void PostgresStore::FindOutcome(const std::string& txid,
                                 std::function<void(Result<std::optional<StoredOutcome>>)> done) {
-  workers_->Submit([this, txid, done = std::move(done)](PgLink& link) mutable {
-    Result<std::optional<StoredOutcome>> found = ReadOutcome(link, txid);
-    post_([found = std::move(found), done = std::move(done)]() mutable { done(std::move(found)); });
-  });
+  pool_->Submit([this, txid, done = std::move(done)](PgLink& link) { return FindOutcomeJob(link, txid, done); });
+}
+
+pg::Awaitable<void> PostgresStore::FindOutcomeJob(PgLink& link, std::string txid,
+                                                  std::function<void(Result<std::optional<StoredOutcome>>)> done) {
+  done(co_await ReadOutcome(link, txid));
 }
 
 void PostgresStore::ForgetOutcomesBefore(int64_t cutoff_ms) {
-  workers_->Submit([this, cutoff_ms](PgLink& link) {
-    uncertain_.RollBack(link);  // also when no prepare comes to do it
-    auto got = link.Get();
-    if (!got.ok()) return;
-    PgResult r = (*got)->Exec("DELETE FROM _commitd_pg_finished WHERE agent = $1 AND at_ms < $2",
-                              {options_.agent, std::to_string(cutoff_ms)});
-    link.DropIfBroken(r);
-  });
+  pool_->Submit([this, cutoff_ms](PgLink& link) { return ForgetOutcomesJob(link, cutoff_ms); });
 }
 
-void PostgresStore::Drain() { workers_->Drain(); }
+pg::Awaitable<void> PostgresStore::ForgetOutcomesJob(PgLink& link, int64_t cutoff_ms) {
+  co_await uncertain_.RollBack(link);  // also when no prepare comes to do it
+  Result<PgConnection*> got = co_await link.Get();
+  if (!got.ok()) co_return;
+  const Params params{options_.agent, std::to_string(cutoff_ms)};
+  PgResult r =
+      co_await (*got)->ExecAsync("DELETE FROM _commitd_pg_finished WHERE agent = $1 AND at_ms < $2", params);
+  link.DropIfBroken(r);
+}
+
+void PostgresStore::WhenIdle(std::function<void()> idle) { pool_->WhenIdle(std::move(idle)); }
 
 }  // namespace commitd::participant

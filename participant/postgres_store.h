@@ -28,15 +28,18 @@
 // votes no); a deadlock or serialization failure is a no too. The
 // engine's lock table stays empty (PrepareResult::lock_keys).
 //
-// Thread: the Node's event thread calls every method; statements run on
-// PgWorkers' threads, and each `done` is handed to `post` to run on the event
-// thread. Completions of different transactions may arrive in any order: the
+// Thread: the Node's event thread calls every method and runs every job:
+// PgPool drives the connections without blocking, and each `done` runs on
+// that thread once its job ends (never within the call that submitted it).
+// Completions of different transactions may arrive in any order: the
 // engine orders only the work of one transaction, and that it never submits
 // twice at once.
 #pragma once
 
 #include <functional>
 #include <memory>
+
+#include <boost/asio/any_io_executor.hpp>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -44,7 +47,7 @@
 #include "common/config.h"
 #include "participant/pg_sql.h"
 #include "participant/pg_uncertain_gids.h"
-#include "participant/pg_workers.h"
+#include "participant/pg_pool.h"
 #include "participant/procedures.h"
 #include "participant/store.h"
 
@@ -61,16 +64,15 @@ struct PostgresStoreOptions {
 
 class PostgresStore final : public Store {
  public:
-  using Post = std::function<void(std::function<void()>)>;
-
   // Connects and checks what an operator can get wrong, naming the cause:
   // a DSN that does not connect, max_prepared_transactions = 0, a role that
   // cannot create the agent's tables, a procedure statement whose table or
   // column is missing or that the role may not run. Creates the _commitd_pg_*
-  // tables. `now_ms` stamps outcomes (event thread); `post` runs a completion
-  // on the event thread.
+  // tables. `now_ms` stamps outcomes; `events` is the event thread's executor,
+  // where the jobs run.
   static Result<std::unique_ptr<PostgresStore>> Open(PostgresStoreOptions options, Procedures procedures,
-                                                     std::function<int64_t()> now_ms, Post post);
+                                                     std::function<int64_t()> now_ms,
+                                                     boost::asio::any_io_executor events);
   ~PostgresStore() override;
 
   Result<Contents> Load() override;
@@ -90,17 +92,37 @@ class PostgresStore final : public Store {
                    std::function<void(Result<std::optional<StoredOutcome>>)> done) override;
   void ForgetOutcomesBefore(int64_t cutoff_ms) override;
 
-  // Blocks until every submitted job has run (its completion is posted).
-  void Drain();
+  // Runs `idle` on the event thread once every job submitted so far has
+  // ended (its `done` has run). The store may go only then.
+  void WhenIdle(std::function<void()> idle);
 
  private:
-  PostgresStore(PostgresStoreOptions options, Procedures procedures, std::function<int64_t()> now_ms, Post post);
+  using PrepareDone = std::function<void(const std::string& txid, PrepareResult, Status)>;
+  template <typename T>
+  using Awaitable = pg::Awaitable<T>;
 
-  PrepareResult RunPrepare(pg::PgLink& link, const std::vector<wire::Op>& ops, const PreparedRecord& record,
-                           int64_t now_ms);
+  PostgresStore(PostgresStoreOptions options, Procedures procedures, std::function<int64_t()> now_ms);
+
+  // The pool's jobs: each owns its arguments and answers `done`.
+  Awaitable<void> PrepareJob(pg::PgLink& link, std::shared_ptr<action::Prepare> prepare, int64_t now_ms,
+                             PrepareDone done);
+  Awaitable<void> CommitJob(pg::PgLink& link, std::string txid, bool precommitted, std::function<void(Status)> done);
+  Awaitable<void> AbortJob(pg::PgLink& link, std::string txid, int64_t now_ms, std::function<void(Status)> done);
+  Awaitable<void> PrecommitJob(pg::PgLink& link, std::string txid, std::function<void(Status)> done);
+  Awaitable<void> TombstoneJob(pg::PgLink& link, std::string txid, int64_t now_ms,
+                               std::function<void(Result<Outcome>)> done);
+  Awaitable<void> FindOutcomeJob(pg::PgLink& link, std::string txid,
+                                 std::function<void(Result<std::optional<StoredOutcome>>)> done);
+  Awaitable<void> ForgetOutcomesJob(pg::PgLink& link, int64_t cutoff_ms);
+
+  Awaitable<PrepareResult> RunPrepare(pg::PgLink& link, const std::vector<wire::Op>& ops,
+                                      const PreparedRecord& record, int64_t now_ms);
+  // A no: the transaction rolled back and the metadata row deleted, on the
+  // same connection unless it broke (then on a new one).
+  Awaitable<PrepareResult> Refuse(pg::PgLink& link, const std::string& txid, PrepareResult no, std::string reason);
   // The txid's row of _commitd_pg_finished as a SELECT of it answered, or read on its own.
   static EarlierOutcome EarlierFrom(const pg::PgResult& r, const std::string& txid);
-  EarlierOutcome ReadEarlier(pg::PgLink& link, const std::string& txid);
+  Awaitable<EarlierOutcome> ReadEarlier(pg::PgLink& link, const std::string& txid);
   // An op's statements with their parameters, checked before anything is sent.
   struct OpStatements {
     struct Step {
@@ -117,10 +139,8 @@ class PostgresStore final : public Store {
   // a non-empty return is the reason for a no.
   std::string OpResults(const OpStatements& op, const std::vector<pg::PgResult>& results, std::size_t first,
                         nlohmann::json* rows) const;
-  Status RunCommit(pg::PgLink& link, const std::string& txid, bool precommitted);
-  Status RunAbort(pg::PgLink& link, const std::string& txid, int64_t now_ms);
   // txid's row of _commitd_pg_finished (nullopt: none), on link's connection.
-  Result<std::optional<StoredOutcome>> ReadOutcome(pg::PgLink& link, const std::string& txid);
+  Awaitable<Result<std::optional<StoredOutcome>>> ReadOutcome(pg::PgLink& link, const std::string& txid);
 
   PostgresStoreOptions options_;
   Procedures procedures_;
@@ -128,9 +148,8 @@ class PostgresStore final : public Store {
   std::function<int64_t()> now_ms_;
   // 3PC transactions with a _commitd_pg_precommitted row to remove at commit (event thread).
   std::unordered_set<std::string> precommitted_;
-  Post post_;
   pg::UncertainGids uncertain_;
-  std::unique_ptr<pg::PgWorkers> workers_;  // last: its threads end first
+  std::unique_ptr<pg::PgPool> pool_;  // last: its connecting thread ends first
 };
 
 }  // namespace commitd::participant

@@ -13,7 +13,9 @@
 
 #include "participant/pg_connection.h"
 #include "participant/pg_uncertain_gids.h"
-#include "participant/pg_workers.h"
+#include "participant/pg_pool.h"
+
+#include <boost/asio/io_context.hpp>
 
 using namespace commitd::participant::pg;
 
@@ -35,17 +37,28 @@ std::unique_ptr<PgConnection> Session(const std::string& dsn, const std::string&
 // Each session of a pool reads its server process, as the store's do.
 commitd::Status ReadBackend(PgConnection& conn) { return conn.ReadBackend(); }
 
-// One retry, on a worker of a pool of one connection, as the store runs it.
-void RollBackOnce(PgWorkers& pool, UncertainGids& uncertain) {
-  pool.Submit([&uncertain](PgLink& link) { uncertain.RollBack(link); });
-  pool.Drain();
+// A pool of one connection, as the store runs it, on an event loop of the test's own.
+struct OnePool {
+  explicit OnePool(const std::string& dsn) : pool(io.get_executor(), dsn, "commitd-test", 1, ReadBackend) {}
+  boost::asio::io_context io;
+  PgPool pool;
+};
+
+// One retry on the pool's connection.
+void RollBackOnce(OnePool& one, UncertainGids& uncertain) {
+  one.pool.Submit([&uncertain](PgLink& link) { return uncertain.RollBack(link); });
+  bool idle = false;
+  one.pool.WhenIdle([&idle] { idle = true; });
+  one.io.restart();
+  one.io.run();
+  REQUIRE(idle);
 }
 
 const std::vector<std::string> kGid = {"commitd:test:tx-1"};
 
 // What one retry leaves of kGid recorded as run by `running`, on a pool connected with pool_dsn.
 std::vector<std::string> LeftAfterOneRetry(const std::string& pool_dsn, const Backend& running) {
-  PgWorkers pool(pool_dsn, "commitd-test", 1, ReadBackend);
+  OnePool pool(pool_dsn);
   UncertainGids uncertain;
   uncertain.Add(kGid[0], running);
   RollBackOnce(pool, uncertain);
@@ -77,7 +90,7 @@ TEST_CASE("a session's start is read as UTC text that PostgreSQL takes back what
 
 TEST_CASE("a gid PostgreSQL does not know is kept while the process that ran it lives, and given up once it is gone") {
   const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
-  PgWorkers pool(dsn, "commitd-test", 1, ReadBackend);
+  OnePool pool(dsn);
   auto ran_it = Session(dsn, "commitd-test-prepare");
   UncertainGids uncertain;
   uncertain.Add(kGid[0], ran_it->backend());
@@ -114,7 +127,7 @@ TEST_CASE("a process whose start the role may not see is taken as the one that r
 
 TEST_CASE("a prepared uncertain gid is rolled back, its process alive or not") {
   const std::string dsn = Dsn("COMMITD_TEST_PG_DSN");
-  PgWorkers pool(dsn, "commitd-test", 1, ReadBackend);
+  OnePool pool(dsn);
   auto ran_it = Session(dsn, "commitd-test-prepare");
   REQUIRE(ran_it->Exec("BEGIN; PREPARE TRANSACTION 'commitd:test:tx-1'").ok());
   REQUIRE(ran_it->Exec("BEGIN; PREPARE TRANSACTION 'commitd:test:tx-2'").ok());

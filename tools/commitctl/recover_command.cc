@@ -205,10 +205,10 @@ void Apply(Step& step) {
   if (step.pg) {
     // COMMIT PREPARED or ROLLBACK PREPARED, as the agent does it.
     participant::pg::PgConnection& conn = *step.pg->conn;
-    Status s = step.action == "commit" ? participant::pg::CommitPrepared(conn, step.agent, step.record.txid,
-                                                                                       /*precommitted=*/true)
-                                       : participant::pg::RollBackPrepared(conn, step.agent, step.record.txid,
-                                                                           WallNowMs());
+    Status s = conn.Wait(step.action == "commit"
+                             ? participant::pg::CommitPrepared(conn, step.agent, step.record.txid,
+                                                               /*precommitted=*/true)
+                             : participant::pg::RollBackPrepared(conn, step.agent, step.record.txid, WallNowMs()));
     step.trouble = !s.ok();
     step.result = s.ok() ? (step.action == "commit" ? "committed" : "aborted") : "failed: " + s.message();
     return;

@@ -1,0 +1,191 @@
+// PgPool and PgConnection's non-blocking operations against a real
+// PostgreSQL server, whose DSN tests/integration/test_postgres_pool.py passes
+// in the environment (COMMITD_TEST_PG_DSN, a superuser).
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "participant/pg_connection.h"
+#include "participant/pg_pool.h"
+
+// g++ 12 reports -Wmismatched-new-delete for Asio's recycled coroutine frames
+// (common/http_client.cc says why it is a false positive).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+using namespace commitd::participant::pg;
+using commitd::Result;
+using commitd::Status;
+
+namespace {
+
+std::string Dsn() {
+  const char* dsn = std::getenv("COMMITD_TEST_PG_DSN");
+  REQUIRE_MESSAGE(dsn != nullptr, "COMMITD_TEST_PG_DSN is not set: run this through test_postgres_pool.py");
+  return dsn;
+}
+
+// A pool on an event loop of the test's own; Run() turns the loop until
+// every job has ended, failing the test if that takes longer than 60 s.
+struct Loop {
+  explicit Loop(const std::string& dsn, std::size_t connections = 1)
+      : pool(io.get_executor(), dsn, "commitd-test", connections, nullptr) {}
+  void Run() {
+    bool idle = false;
+    pool.WhenIdle([&idle] { idle = true; });
+    boost::asio::steady_timer guard(io, std::chrono::seconds(60));
+    guard.async_wait([this](const boost::system::error_code& e) {
+      if (!e) io.stop();
+    });
+    io.restart();
+    while (!idle && !io.stopped()) io.run_one();
+    guard.cancel();
+    REQUIRE_MESSAGE(idle, "the pool's jobs did not end within 60 s");
+  }
+  boost::asio::io_context io;
+  PgPool pool;
+};
+
+// One statement on the job's connection: its result (or why there was none)
+// goes to *out. A coroutine taking its arguments by value, as jobs must be.
+Awaitable<void> RunStatement(PgLink& link, std::string sql, std::optional<PgResult>* out, std::string* failed) {
+  Result<PgConnection*> got = co_await link.Get();
+  if (!got.ok()) {
+    *failed = got.status().message();
+    co_return;
+  }
+  PgResult r = co_await (*got)->ExecAsync(sql);
+  link.DropIfBroken(r);
+  out->emplace(std::move(r));
+}
+
+Awaitable<void> RunPipeline(PgLink& link, std::vector<PipelinedStatement> statements,
+                            std::vector<PgResult>* out) {
+  Result<PgConnection*> got = co_await link.Get();
+  REQUIRE(got.ok());
+  *out = co_await (*got)->PipelineAsync(statements);
+}
+
+}  // namespace
+
+TEST_CASE("a statement PostgreSQL takes long to answer does not hold up the event loop") {
+  Loop loop(Dsn());
+  std::optional<PgResult> slept;
+  std::string failed;
+  loop.pool.Submit([&](PgLink& link) { return RunStatement(link, "SELECT pg_sleep(0.5)", &slept, &failed); });
+  // Fires while the statement runs only if the loop is free meanwhile.
+  bool fired_while_sleeping = false;
+  boost::asio::steady_timer tick(loop.io, std::chrono::milliseconds(10));
+  tick.async_wait([&](const boost::system::error_code& e) { fired_while_sleeping = !e && !slept.has_value(); });
+  loop.Run();
+  REQUIRE_MESSAGE(slept.has_value(), failed);
+  CHECK(slept->ok());
+  CHECK(fired_while_sleeping);
+}
+
+TEST_CASE("jobs run on several connections at once, and queue for one when all are busy") {
+  Loop loop(Dsn(), 2);
+  // Each statement reports its server process and takes 0.2 s: two
+  // connections, three jobs.
+  std::vector<std::optional<PgResult>> results(3);
+  std::vector<std::string> failures(3);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    loop.pool.Submit([&, i](PgLink& link) {
+      return RunStatement(link, "SELECT pg_backend_pid(), pg_sleep(0.2)", &results[i], &failures[i]);
+    });
+  }
+  const auto start = std::chrono::steady_clock::now();
+  loop.Run();
+  const auto took = std::chrono::steady_clock::now() - start;
+  std::vector<std::string> pids;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE_MESSAGE(results[i].has_value(), failures[i]);
+    REQUIRE(results[i]->ok());
+    pids.push_back(results[i]->value(0, 0));
+  }
+  CHECK(pids[0] != pids[1]);                           // two connections at once
+  CHECK((pids[2] == pids[0] || pids[2] == pids[1]));  // the third waited for one of them
+  CHECK(took >= std::chrono::milliseconds(400));       // two rounds of 0.2 s, not three at once
+}
+
+TEST_CASE("a connection the server ended is reported lost, and the next job opens another") {
+  const std::string dsn = Dsn();
+  Loop loop(dsn);
+  std::optional<PgResult> first;
+  std::string failed;
+  loop.pool.Submit([&](PgLink& link) { return RunStatement(link, "SELECT pg_backend_pid()", &first, &failed); });
+  loop.Run();
+  REQUIRE_MESSAGE(first.has_value(), failed);
+  const std::string pid = first->value(0, 0);
+
+  auto admin = PgConnection::Connect(dsn, "commitd-test-admin");
+  REQUIRE(admin.ok());
+  PgResult ended = (*admin)->Exec("SELECT pg_terminate_backend($1, 10000)", {pid});
+  REQUIRE(ended.ok());
+  REQUIRE(ended.value(0, 0) == "t");
+
+  std::optional<PgResult> lost;
+  loop.pool.Submit([&](PgLink& link) { return RunStatement(link, "SELECT 1", &lost, &failed); });
+  loop.Run();
+  REQUIRE(lost.has_value());
+  CHECK(lost->connection_lost());
+
+  std::optional<PgResult> again;
+  loop.pool.Submit([&](PgLink& link) { return RunStatement(link, "SELECT pg_backend_pid()", &again, &failed); });
+  loop.Run();
+  REQUIRE_MESSAGE(again.has_value(), failed);
+  REQUIRE(again->ok());
+  CHECK(again->value(0, 0) != pid);
+}
+
+TEST_CASE("a server that cannot be reached fails the job with the reason, and the loop runs on") {
+  // Port 1 on loopback: nothing listens there.
+  Loop loop("host=127.0.0.1 port=1 dbname=none connect_timeout=2");
+  std::optional<PgResult> never;
+  std::string failed;
+  loop.pool.Submit([&](PgLink& link) { return RunStatement(link, "SELECT 1", &never, &failed); });
+  loop.Run();
+  CHECK_FALSE(never.has_value());
+  CHECK(failed.find("cannot connect to PostgreSQL") != std::string::npos);
+}
+
+TEST_CASE("a pipeline sending more than the socket holds while the answers fill the other way ends") {
+  // The first statement's answer (16 MB) fills the socket towards the agent
+  // while the second's parameter (16 MB) is still being sent: each side
+  // must take in what the other sends.
+  Loop loop(Dsn());
+  const std::string big(16 << 20, 'x');
+  std::vector<PgResult> results;
+  std::vector<PipelinedStatement> statements{
+      {"SELECT repeat('y', 16 << 20)", {}},
+      {"SELECT length($1)", {big}},
+  };
+  loop.pool.Submit([&](PgLink& link) { return RunPipeline(link, statements, &results); });
+  loop.Run();
+  REQUIRE(results.size() == 2);
+  REQUIRE(results[0].ok());
+  CHECK(results[0].value(0, 0).size() == (16u << 20));
+  REQUIRE(results[1].ok());
+  CHECK(results[1].value(0, 0) == std::to_string(big.size()));
+}
+
+TEST_CASE("the blocking forms run the same operations on the connection's own loop, again and again") {
+  auto conn = PgConnection::Connect(Dsn(), "commitd-test");
+  REQUIRE(conn.ok());
+  for (int i = 0; i < 3; ++i) {
+    std::vector<PgResult> r = (*conn)->Pipeline({{"SELECT $1::int + 1", {std::to_string(i)}, true}});
+    REQUIRE(r.size() == 1);
+    REQUIRE(r[0].ok());
+    CHECK(r[0].value(0, 0) == std::to_string(i + 1));
+    PgResult waited = (*conn)->Wait((*conn)->ExecAsync("SELECT 7; SELECT 8"));
+    REQUIRE(waited.ok());
+    CHECK(waited.value(0, 0) == "8");  // the last result, as Exec answers
+  }
+}
