@@ -15,7 +15,9 @@ bytes its writes sent to the disk (write_bytes of /proc/PID/io), and
 prints them per committed transfer along with the rate. With --b the runs alternate A, B, B, A, A, B, ... (--pairs pairs)
 and the summary shows the median and [min–max] of each figure per build.
 With --group it also counts leader changes (commitd_raft_leader_changes_total
-summed over the members, before and after the window).
+summed over the members, before and after the window), and names each member
+by its role in the run: "leader" (the member the load went to), then
+"follower1" (the follower that used more CPU) and "follower2".
 --perf-dir: `perf record -g` each server process over the window into
 DIR/<run>-<process>.data (one run per build is enough for a profile).
 --syscalls: count each process's system calls over the window (`perf stat`
@@ -213,6 +215,7 @@ class Cluster:
         participants = ["--participant", f"bank-a=http://127.0.0.1:{pa}", "--participant", f"bank-b=http://127.0.0.1:{pb}"]
         ports = [free_port(taken) for _ in range(3 if group else 1)]
         self.urls = [f"http://127.0.0.1:{p}" for p in ports]
+        self.member_urls = {f"g{i + 1}": url for i, url in enumerate(self.urls)} if group else {"commitd": self.urls[0]}
         self.agent_urls = {"bank-a": f"http://127.0.0.1:{pa}", "bank-b": f"http://127.0.0.1:{pb}"}
         # Agents take prepares only from the coordinators they know.
         for name, port, db in (("bank-a", pa, "a"), ("bank-b", pb, "b")):
@@ -351,7 +354,32 @@ def one_run(args, label, bin_dir, run_no):
         row[f"ir.{name}"] = thousands
     if instructions:
         row["ir.total"] = sum(instructions.values())
+    if args.group:
+        row = by_role(row, cluster.member_urls, cluster.leader)
     return row
+
+
+def by_role(row, member_urls, leader_url):
+    """The row with each group member's figures under its role: "leader",
+    then "follower1" for the follower that used more CPU, "follower2"."""
+    followers = sorted((name for name, url in member_urls.items() if url != leader_url),
+                       key=lambda name: row.get(f"cpu_us.{name}", 0.0), reverse=True)
+    role = {name: "leader" for name, url in member_urls.items() if url == leader_url}
+    role.update({name: f"follower{i + 1}" for i, name in enumerate(followers)})
+    ranks = {"leader": 0, "follower1": 1, "follower2": 2}
+    renamed = []
+    first_place = {}  # figure (and call) -> where its first member stood
+    for place, (key, value) in enumerate(row.items()):
+        figure, _, process = key.partition(".")
+        name, _, call = process.partition(".")  # sys.<process>.<call>
+        rank = 0
+        if name in role:
+            rank = ranks[role[name]]
+            place = first_place.setdefault((figure, call), place)
+            key = f"{figure}.{role[name]}" + (f".{call}" if call else "")
+        renamed.append((place, rank, key, value))
+    # Each figure's members in role order, where the first of them stood.
+    return {key: value for _, _, key, value in sorted(renamed)}
 
 
 def main():

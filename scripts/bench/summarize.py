@@ -55,19 +55,12 @@ def figures(text):
     for i, section in enumerate(sections):
         end = sections[i + 1].start() if i + 1 < len(sections) else len(text)
         prefix = f"ab_cpu {section.group('args')}"
-        members = []
         for line in text[section.end():end].splitlines():
             m = CPU_FIGURE.match(line)
             if not m or m.group(1) == "load1" or (m.group(1) == "leader_changes" and "--group" not in prefix):
                 continue
+            # A group's members are named by role (ab_cpu.py): leader, follower1 (the busier), follower2.
             out[f"{prefix}: {m.group(1)}"] = float(m.group(2))
-            if re.fullmatch(r"cpu_us\.g\d+", m.group(1)):
-                members.append(float(m.group(2)))
-        if len(members) > 1:
-            # Which member leads differs from run to run: the leader is the one that costs most.
-            members.sort()
-            out[f"{prefix}: cpu_us of the leader"] = members[-1]
-            out[f"{prefix}: cpu_us of each follower (highest)"] = members[-2]
     return out
 
 
