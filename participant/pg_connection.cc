@@ -1,5 +1,7 @@
 #include "participant/pg_connection.h"
 
+#include <fcntl.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -104,10 +106,15 @@ int64_t PgResult::affected() const {
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,
                                                             const std::string& application_name) {
-  // expand_dbname=1: the dsn's keys replace connect_timeout (before it); application_name and
-  // client_encoding (after it) replace the dsn's.
-  const char* keys[] = {"connect_timeout", "dbname", "application_name", "client_encoding", nullptr};
-  const char* values[] = {"5", dsn.c_str(), application_name.c_str(), "UTF8", nullptr};
+  // expand_dbname=1: the dsn's keys replace those before it (defaults: a
+  // connection to a server that went silent, without a reset, is found dead
+  // by its keepalives within about 25 s); those after it replace the dsn's.
+  // GSSAPI encryption is off: libpq may hold decrypted bytes of it that the
+  // socket does not show, and the pool waits on the socket (TLS is fine:
+  // what OpenSSL holds is asked for, NextResult).
+  const char* keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "dbname",
+                        "application_name", "client_encoding", "gssencmode", nullptr};
+  const char* values[] = {"5", "10", "5", "3", dsn.c_str(), application_name.c_str(), "UTF8", "disable", nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, 1);
   if (!conn) return Status::Unavailable("PostgreSQL: out of memory creating a connection");
   if (PQstatus(conn) != CONNECTION_OK) {
@@ -190,10 +197,24 @@ bool PgConnection::WatchSocket(const boost::asio::any_io_executor& executor) {
   socket_.reset();
   if (PQsetnonblocking(conn_, 1) != 0) return false;
   const int fd = PQsocket(conn_);
-  const int watched = fd < 0 ? -1 : ::dup(fd);
+  // Close-on-exec as libpq's own: a process embedding the agent may start others.
+  const int watched = fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (watched < 0) return false;
-  socket_.emplace(executor, watched);
+  socket_.emplace(executor);
+  boost::system::error_code error;
+  socket_->assign(watched, error);
+  if (error) {
+    ::close(watched);
+    socket_.reset();
+    return false;
+  }
   return true;
+}
+
+bool PgConnection::TlsHoldsInput() const {
+  if (!PQsslInUse(conn_)) return false;
+  auto* tls = static_cast<SSL*>(PQsslStruct(conn_, "OpenSSL"));
+  return tls != nullptr && SSL_pending(tls) > 0;
 }
 
 namespace {
@@ -249,7 +270,10 @@ Awaitable<bool> PgConnection::Flush() {
 
 Awaitable<PGresult*> PgConnection::NextResult() {
   while (PQisBusy(conn_)) {
-    const bool ready = co_await Ready(*socket_, boost::asio::posix::stream_descriptor::wait_read);
+    // Bytes OpenSSL has read off the socket but libpq has not taken make no
+    // readiness of their own.
+    bool ready = TlsHoldsInput();
+    if (!ready) ready = co_await Ready(*socket_, boost::asio::posix::stream_descriptor::wait_read);
     if (!ready || PQconsumeInput(conn_) == 0) {
       broken_ = true;
       co_return nullptr;

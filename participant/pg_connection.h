@@ -166,6 +166,8 @@ class PgConnection {
   // connection is lost (and marked broken).
   bool WatchSocket(const boost::asio::any_io_executor& executor);
   Awaitable<bool> Flush();
+  // TLS has decrypted bytes libpq has not taken in yet.
+  bool TlsHoldsInput() const;
   // The next result once libpq has it whole (null: none left, or lost).
   Awaitable<PGresult*> NextResult();
   // The results of a statement sent with PQsendQuery*, until libpq's null.

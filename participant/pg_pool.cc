@@ -1,5 +1,6 @@
 #include "participant/pg_pool.h"
 
+#include <algorithm>
 #include <optional>
 
 #include <boost/asio/async_result.hpp>
@@ -34,7 +35,8 @@ PgPool::PgPool(boost::asio::any_io_executor executor, std::string dsn, std::stri
     : executor_(std::move(executor)),
       dsn_(std::move(dsn)),
       application_name_(std::move(application_name)),
-      setup_(std::move(setup)) {
+      setup_(std::move(setup)),
+      connecting_(std::max<std::size_t>(connections, 1)) {
   if (connections == 0) connections = 1;
   for (std::size_t i = 0; i < connections; ++i) {
     links_.push_back(std::unique_ptr<PgLink>(new PgLink(*this)));
@@ -60,11 +62,12 @@ void PgPool::WhenIdle(std::function<void()> idle) {
 void PgPool::StartJobs() {
   while (!queue_.empty() && !free_.empty()) {
     PgLink* link = free_.back();
+    // Made before the books change: making it may throw (its frame).
+    Awaitable<void> started = queue_.front()(*link);
     free_.pop_back();
-    Job job = std::move(queue_.front());
     queue_.pop_front();
     ++running_;
-    boost::asio::co_spawn(executor_, job(*link), [this, link](std::exception_ptr failed) {
+    boost::asio::co_spawn(executor_, std::move(started), [this, link](std::exception_ptr failed) {
       JobEnded(*link);
       // A job answers its caller itself; one that threw left its caller
       // without an answer, which nothing here can give.
@@ -77,6 +80,9 @@ void PgPool::StartJobs() {
 }
 
 void PgPool::JobEnded(PgLink& link) {
+  // A connection a job left broken goes now, not at its next use: the
+  // server then sees it close and ends what its session held.
+  link.DropIfBroken();
   --running_;
   free_.push_back(&link);
   StartJobs();
@@ -88,12 +94,12 @@ void PgPool::JobEnded(PgLink& link) {
 }
 
 Awaitable<Result<std::unique_ptr<PgConnection>>> PgPool::Open() {
-  // Filled on the connecting thread, read here once its handler is posted back.
+  // Filled on a connecting thread, read here once its handler is posted back.
   auto opened = std::make_shared<std::optional<Result<std::unique_ptr<PgConnection>>>>();
   // Named, not a temporary of the co_await expression: g++ 12 destroys a
   // closure there twice, and this one holds a reference count.
   auto open_elsewhere = [this, opened](auto handler) {
-    // The work guard keeps the executor's run() going while only the connecting thread has work.
+    // The work guard keeps the executor's run() going while only a connecting thread has work.
     boost::asio::post(connecting_, [this, opened, handler = std::move(handler),
                                     work = boost::asio::make_work_guard(executor_)]() mutable {
       auto conn = PgConnection::Connect(dsn_, application_name_);

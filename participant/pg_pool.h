@@ -4,10 +4,12 @@
 // several at once. A job's connection is opened on first use and opened
 // again after it broke, so PostgreSQL restarting costs the jobs that ran
 // while it was down, not the agent. Opening one blocks (libpq's connect
-// and the session's setup), so it runs on a thread of the pool's own.
+// and the session's setup), so it runs on threads of the pool's own, one
+// per connection: a server that does not answer delays each job by one
+// connect timeout, not by one per job queued before it.
 //
 // Thread: Submit() and WhenIdle() on the executor's thread, where the jobs
-// run; the connecting thread only opens connections and hands them over.
+// run; the connecting threads only open connections and hand them over.
 #pragma once
 
 #include <cstddef>
@@ -50,7 +52,7 @@ class PgPool {
   // taking its arguments by value; not a lambda coroutine with captures,
   // which would outlive the lambda).
   using Job = std::function<Awaitable<void>(PgLink&)>;
-  // Runs on every new connection (session settings), on the connecting
+  // Runs on every new connection (session settings), on a connecting
   // thread; a failure closes it.
   using Setup = std::function<Status(PgConnection&)>;
 
@@ -69,7 +71,7 @@ class PgPool {
   friend class PgLink;
   void StartJobs();
   void JobEnded(PgLink& link);
-  // Opens a connection and runs the setup on the connecting thread.
+  // Opens a connection and runs the setup on a connecting thread.
   Awaitable<Result<std::unique_ptr<PgConnection>>> Open();
 
   boost::asio::any_io_executor executor_;
@@ -81,7 +83,7 @@ class PgPool {
   std::vector<PgLink*> free_;
   std::size_t running_ = 0;
   std::vector<std::function<void()>> idle_waiters_;
-  boost::asio::thread_pool connecting_{1};  // last: joined first
+  boost::asio::thread_pool connecting_;  // last: joined first
 };
 
 }  // namespace commitd::participant::pg

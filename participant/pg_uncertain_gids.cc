@@ -30,9 +30,13 @@ Awaitable<void> UncertainGids::RollBack(PgLink& link) {
     uncertain.swap(entries_);
   }
   std::vector<Entry> left;
+  bool reachable = true;
   for (Entry& u : uncertain) {
-    Result<PgConnection*> got = co_await link.Get();
+    // Once PostgreSQL cannot be reached, the rest wait for the next retry.
+    Result<PgConnection*> got = Status::Unavailable("not tried");
+    if (reachable) got = co_await link.Get();
     if (!got.ok()) {
+      reachable = false;
       left.push_back(std::move(u));
       continue;
     }

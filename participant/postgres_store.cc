@@ -149,11 +149,10 @@ pg::Awaitable<Status> ExecFlushed(PgLink& link, std::function<std::string(PgConn
   PgResult r =
       co_await (*got)->ExecAsync("BEGIN; SET LOCAL synchronous_commit = on; " + statement(**got) + "; COMMIT");
   if (r.ok()) co_return Status::Ok();
-  Status s = Status::Unavailable("PostgreSQL: " + pg::Describe(r));
+  // The transaction may still be open on this session; a new one has none.
+  if (!r.connection_lost() && (*got)->healthy()) co_await (*got)->ExecAsync("ROLLBACK");
   link.DropIfBroken(r);
-  Result<PgConnection*> again = co_await link.Get();
-  if (again.ok()) co_await (*again)->ExecAsync("ROLLBACK");
-  co_return s;
+  co_return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
 }
 
 }  // namespace

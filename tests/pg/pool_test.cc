@@ -10,7 +10,12 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+
+#include <filesystem>
+
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "participant/pg_connection.h"
@@ -154,6 +159,51 @@ TEST_CASE("a server that cannot be reached fails the job with the reason, and th
   loop.Run();
   CHECK_FALSE(never.has_value());
   CHECK(failed.find("cannot connect to PostgreSQL") != std::string::npos);
+}
+
+TEST_CASE("a server that never answers delays each job by one connect timeout, not one per job before it") {
+  // Listens and never answers: the kernel takes each connection, libpq
+  // waits for the server's reply until connect_timeout (2 s).
+  boost::asio::io_context silent_io;
+  boost::asio::ip::tcp::acceptor silent(silent_io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const std::string dsn = "host=127.0.0.1 port=" + std::to_string(silent.local_endpoint().port()) +
+                          " dbname=none connect_timeout=2";
+  Loop loop(dsn, 3);
+  std::vector<std::optional<PgResult>> results(3);
+  std::vector<std::string> failures(3);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    loop.pool.Submit([&, i](PgLink& link) { return RunStatement(link, "SELECT 1", &results[i], &failures[i]); });
+  }
+  const auto start = std::chrono::steady_clock::now();
+  loop.Run();
+  const auto took = std::chrono::steady_clock::now() - start;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    CHECK_FALSE(results[i].has_value());
+    CHECK(failures[i].find("cannot connect to PostgreSQL") != std::string::npos);
+  }
+  CHECK(took >= std::chrono::seconds(2));
+  CHECK(took < std::chrono::seconds(5));  // in parallel: one timeout, not three in a row
+}
+
+TEST_CASE("a pooled connection leaves no descriptor a started program would inherit") {
+  auto inheritable = [] {
+    int count = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+      const int fd = std::stoi(entry.path().filename().string());
+      const int flags = ::fcntl(fd, F_GETFD);
+      if (fd > 2 && flags >= 0 && (flags & FD_CLOEXEC) == 0) ++count;
+    }
+    return count;
+  };
+  const int before = inheritable();
+  Loop loop(Dsn());
+  std::optional<PgResult> result;
+  std::string failed;
+  loop.pool.Submit([&](PgLink& link) { return RunStatement(link, "SELECT 1", &result, &failed); });
+  loop.Run();
+  REQUIRE_MESSAGE(result.has_value(), failed);
+  REQUIRE(result->ok());
+  CHECK(inheritable() == before);
 }
 
 TEST_CASE("a pipeline sending more than the socket holds while the answers fill the other way ends") {
