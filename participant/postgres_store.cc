@@ -471,34 +471,26 @@ std::string PostgresStore::OpResults(const OpStatements& op, const std::vector<P
 void PostgresStore::Commit(const std::string& txid, std::function<void(Status)> done) {
   const bool precommitted = precommitted_.erase(txid) != 0;
   pool_->Submit([this, txid, precommitted, done = std::move(done)](PgLink& link) {
-    return CommitJob(link, txid, precommitted, done);
+    return SettleJob(link, txid, Outcome::kCommitted, precommitted, 0, done);
   });
-}
-
-pg::Awaitable<void> PostgresStore::CommitJob(PgLink& link, std::string txid, bool precommitted,
-                                             std::function<void(Status)> done) {
-  Result<PgConnection*> got = co_await link.Get();
-  Status s = got.status();
-  if (got.ok()) {
-    s = co_await pg::CommitPrepared(**got, options_.agent, txid, precommitted);
-    link.DropIfBroken();
-  }
-  done(s);
 }
 
 void PostgresStore::Abort(const std::string& txid, std::function<void(Status)> done) {
   const int64_t now = now_ms_();
   precommitted_.erase(txid);
-  pool_->Submit([this, txid, now, done = std::move(done)](PgLink& link) { return AbortJob(link, txid, now, done); });
+  pool_->Submit([this, txid, now, done = std::move(done)](PgLink& link) {
+    return SettleJob(link, txid, Outcome::kAborted, false, now, done);
+  });
 }
 
-pg::Awaitable<void> PostgresStore::AbortJob(PgLink& link, std::string txid, int64_t now_ms,
-                                            std::function<void(Status)> done) {
+pg::Awaitable<void> PostgresStore::SettleJob(PgLink& link, std::string txid, Outcome outcome, bool precommitted,
+                                             int64_t now_ms, std::function<void(Status)> done) {
   Result<PgConnection*> got = co_await link.Get();
   Status s = got.status();
-  if (got.ok()) {
+  if (got.ok() && outcome == Outcome::kCommitted) {
+    s = co_await pg::CommitPrepared(**got, options_.agent, txid, precommitted);
+  } else if (got.ok()) {
     s = co_await pg::RollBackPrepared(**got, options_.agent, txid, now_ms);
-    link.DropIfBroken();
   }
   done(s);
 }

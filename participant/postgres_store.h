@@ -106,8 +106,9 @@ class PostgresStore final : public Store {
   // The pool's jobs: each owns its arguments and answers `done`.
   Awaitable<void> PrepareJob(pg::PgLink& link, std::shared_ptr<action::Prepare> prepare, int64_t now_ms,
                              PrepareDone done);
-  Awaitable<void> CommitJob(pg::PgLink& link, std::string txid, bool precommitted, std::function<void(Status)> done);
-  Awaitable<void> AbortJob(pg::PgLink& link, std::string txid, int64_t now_ms, std::function<void(Status)> done);
+  // COMMIT PREPARED (precommitted: a 3PC row to remove too) or ROLLBACK PREPARED (remembered at now_ms).
+  Awaitable<void> SettleJob(pg::PgLink& link, std::string txid, Outcome outcome, bool precommitted, int64_t now_ms,
+                            std::function<void(Status)> done);
   Awaitable<void> PrecommitJob(pg::PgLink& link, std::string txid, std::function<void(Status)> done);
   Awaitable<void> TombstoneJob(pg::PgLink& link, std::string txid, int64_t now_ms,
                                std::function<void(Result<Outcome>)> done);

@@ -318,3 +318,26 @@ class DroppingProxy:
 def agent_argv(name, port, dsn, extra=()):
     return [bin_path("commit-agent"), "--name", name, "--listen", f"127.0.0.1:{port}", "--backend", "postgres",
             "--dsn", dsn, "--procedures", source_path("examples", "bank", "procedures.json"), *extra]
+
+
+def run_cases(env_var, dsns, timeout=180):
+    """Runs a doctest executable of tests/pg (its path in the environment
+    variable `env_var`, which ctest sets) against a private server: `dsns(pg)`
+    prepares the server and returns the DSNs to hand it, as environment
+    variables. The executable's output is printed; it must exit 0."""
+    cases = os.environ.get(env_var, "")
+    assert os.path.exists(cases), f"{env_var}={cases!r}: run this test through ctest"
+    with PgServer() as pg:
+        env = dict(os.environ, **dsns(pg))
+        r = subprocess.run([cases], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout)
+        print(r.stdout.decode(errors="replace"))
+        assert r.returncode == 0, f"{cases} exited {r.returncode}"
+
+
+def main_for_cases(module_globals):
+    """The __main__ of a test that runs C++ cases: skips without PostgreSQL."""
+    if not available():
+        print("SKIP: PostgreSQL binaries not found in " + PG_BIN + " (install postgresql)")
+        raise SystemExit(77)
+    harness.main(module_globals)
