@@ -1,8 +1,9 @@
 """scripts/bench/summarize.py on bench.sh outputs: medians and ranges of each
-figure across runs, ratios taken within each run, the group's leader found
-per run, and a clear failure on a file that holds no figures;
+figure across runs, ratios taken within each run, the group's members by
+role, and a clear failure on a file that holds no figures;
 scripts/bench/chain.py's means of the servers' histograms and the servers it
-reads; and scripts/bench/ab_cpu.py's reading of system call counts.
+reads; and scripts/bench/ab_cpu.py's reading of system call counts and its
+naming of a group's members by role.
 
 Run: python3 test_bench_summary.py --source-dir .
 """
@@ -16,9 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-def bench_output(sqlite_rate, transfers_rate, ratio, p50_2pc, p50_3pc, leader_member, leader_us):
-    members = {f"g{i}": 35.0 for i in (1, 2, 3)}
-    members[leader_member] = leader_us
+def bench_output(sqlite_rate, transfers_rate, ratio, p50_2pc, p50_3pc, leader_us):
+    members = {"leader": leader_us, "follower1": 36.0, "follower2": 35.0}
     member_lines = "\n".join(f"cpu_us.{name}  {us:.2f} [{us:.2f}-{us:.2f}]" for name, us in members.items())
     return f"""transfers     1s: 10 committed/s, p50 1.00 ms, p99 2.00 ms, 0 errors
 measurement                           per second    p50 ms    p90 ms    p99 ms  aborts  errors  ÷ sqlite
@@ -57,25 +57,26 @@ def summarize(*texts):
 
 
 def test_medians_and_ranges_of_figures_taken_within_each_run():
-    rc, lines, err = summarize(bench_output(7000, 5000, 0.71, 1.20, 1.80, "g1", 120.0),
-                               bench_output(6000, 5400, 0.90, 1.30, 2.60, "g2", 130.0),
-                               bench_output(8000, 4800, 0.60, 1.00, 1.60, "g3", 110.0))
+    rc, lines, err = summarize(bench_output(7000, 5000, 0.71, 1.20, 1.80, 120.0),
+                               bench_output(6000, 5400, 0.90, 1.30, 2.60, 130.0),
+                               bench_output(8000, 4800, 0.60, 1.00, 1.60, 110.0))
     assert rc == 0, err
     assert lines["sqlite one-row commit: per second"] == "7,000 [6,000–8,000]", lines
     assert lines["transfers 2pc, 64 clients: ÷ sqlite"] == "0.71 [0.60–0.90]", lines
     # 1.80/1.20 = 1.50, 2.60/1.30 = 2.00, 1.60/1.00 = 1.60: the median of the runs' own ratios.
     assert lines["3pc p50 ÷ 2pc p50, 1 client"] == "1.60 [1.50–2.00]", lines
     assert lines["group ÷ etcd, 64 clients"] == "0.58 [0.58–0.58]", lines
-    # A different member led each run; the leader's cost is still one figure.
-    assert lines["ab_cpu --clients 64 --group: cpu_us of the leader"] == "120 [110–130]", lines
+    # ab_cpu.py names the members by role, whichever of them led a run.
+    assert lines["ab_cpu --clients 64 --group: cpu_us.leader"] == "120 [110–130]", lines
+    assert lines["ab_cpu --clients 64 --group: cpu_us.follower1"] == "36.00 [36.00–36.00]", lines
     assert lines["ab_cpu --clients 64 --group: cpu_us.total"] == "400 [400–400]", lines
     assert not any(name.endswith("load1") for name in lines), lines
 
 
 def test_a_figure_missing_from_a_run_says_so():
-    partial = bench_output(7000, 5000, 0.71, 1.20, 1.80, "g1", 120.0).replace(
+    partial = bench_output(7000, 5000, 0.71, 1.20, 1.80, 120.0).replace(
         "transfers 3pc, 1 client ", "transfers 3pc, 1 clientX")
-    rc, lines, err = summarize(bench_output(7000, 5000, 0.71, 1.20, 1.80, "g1", 120.0), partial)
+    rc, lines, err = summarize(bench_output(7000, 5000, 0.71, 1.20, 1.80, 120.0), partial)
     assert rc == 0, err
     assert lines["transfers 3pc, 1 client: p50 ms"].endswith("(1 of 2 runs)"), lines
 
@@ -135,6 +136,21 @@ def test_ab_cpu_reads_system_call_counts():
 <not counted>,,syscalls:sys_enter_fcntl,0,0.00,,
 """)
     assert got == {"all": 12840, "recvmsg": 5310, "sendmsg": 2211}, got
+
+
+def test_ab_cpu_names_a_groups_members_by_role():
+    """ab_cpu.py --group: the member the load went to is "leader", the
+    follower that used more CPU "follower1", each figure's members in that
+    order; other processes keep their names."""
+    sys.path.insert(0, os.path.join(harness.OPTIONS.source_dir, "scripts", "bench"))
+    import ab_cpu  # noqa: E402
+    row = {"rate": 4000.0, "cpu_us.g1": 30.0, "cpu_us.g2": 110.0, "cpu_us.g3": 35.0, "vcs.g1": 1.0, "vcs.g2": 2.0,
+           "vcs.g3": 3.0, "sys.g3.sendmsg": 4.0, "cpu_us.bank-a": 80.0}
+    got = ab_cpu.by_role(row, {"g1": "http://1", "g2": "http://2", "g3": "http://3"}, "http://2")
+    assert list(got.items()) == [
+        ("rate", 4000.0), ("cpu_us.leader", 110.0), ("cpu_us.follower1", 35.0), ("cpu_us.follower2", 30.0),
+        ("vcs.leader", 2.0), ("vcs.follower1", 3.0), ("vcs.follower2", 1.0), ("sys.follower1.sendmsg", 4.0),
+        ("cpu_us.bank-a", 80.0)], got
 
 
 def test_no_figures_is_an_error():
