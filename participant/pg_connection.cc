@@ -12,7 +12,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-
 namespace commitd::participant::pg {
 namespace {
 
@@ -282,6 +281,18 @@ Awaitable<PGresult*> PgConnection::NextResult() {
   co_return PQgetResult(conn_);
 }
 
+Awaitable<PGresult*> PgConnection::StatementResult() {
+  PGresult* r = co_await NextResult();
+  if (!r) co_return nullptr;
+  PGresult* end = co_await NextResult();
+  if (end) {
+    PQclear(end);
+    PQclear(r);
+    co_return nullptr;
+  }
+  co_return r;
+}
+
 Awaitable<PgResult> PgConnection::Collect() {
   const bool flushed = co_await Flush();
   if (!flushed) {
@@ -367,23 +378,13 @@ Awaitable<std::vector<PgResult>> PgConnection::PipelineAsync(const std::vector<P
   for (std::size_t i = 0; i < statements.size(); ++i) {
     PgResult plan;
     if (planned[i]) {
-      PGresult* p = co_await NextResult();
+      PGresult* p = co_await StatementResult();
       if (!p) co_return lost();
       plan = Wrap(p);
-      PGresult* end = co_await NextResult();
-      if (end) {
-        PQclear(end);
-        co_return lost();
-      }
     }
-    PGresult* r = co_await NextResult();
+    PGresult* r = co_await StatementResult();
     if (!r) co_return lost();
     PgResult result = Wrap(r);
-    PGresult* end = co_await NextResult();
-    if (end) {
-      PQclear(end);
-      co_return lost();
-    }
     if (planned[i] && !plan.ok()) {
       // Not planned (a bad statement, or an earlier statement failed): planned again on next use.
       plans_.erase(statements[i].sql);

@@ -170,6 +170,9 @@ class PgConnection {
   bool TlsHoldsInput() const;
   // The next result once libpq has it whole (null: none left, or lost).
   Awaitable<PGresult*> NextResult();
+  // In pipeline mode, one statement's result and the null that ends it
+  // (null: either is missing, the connection lost or out of step).
+  Awaitable<PGresult*> StatementResult();
   // The results of a statement sent with PQsendQuery*, until libpq's null.
   Awaitable<PgResult> Collect();
   // The name of sql's prepared statement on this session; `fresh` when it

@@ -16,7 +16,6 @@ constexpr const char* kAbortCleanup =
     "p AS (DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2) "
     "INSERT INTO _commitd_pg_finished(agent, txid, outcome, at_ms) VALUES ($1, $2, 'aborted', $3) "
     "ON CONFLICT (agent, txid) DO NOTHING";
-constexpr const char* kOutcomeSql = "SELECT outcome FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2";
 constexpr const char* kPrecommittedCleanup = "DELETE FROM _commitd_pg_precommitted WHERE agent = $1 AND txid = $2";
 
 Status Failed(const PgResult& r, const std::string& what) {
@@ -37,6 +36,9 @@ std::optional<std::pair<std::string, std::string>> SplitGid(const std::string& g
 }
 
 }  // namespace
+
+const char* const kFindOutcomeSql =
+    "SELECT outcome, at_ms FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2";
 
 const char* const kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS _commitd_pg_prepared (
@@ -127,7 +129,7 @@ Awaitable<Status> CommitPrepared(PgConnection& conn, const std::string& agent, c
   if (!r.ok()) {
     if (r.sqlstate() != sqlstate::kUndefinedObject) co_return Failed(r, "COMMIT PREPARED");
     // Gone: committed before (a repeated commit) only if the outcome row says so.
-    PgResult o = co_await conn.ExecAsync(kOutcomeSql, params);
+    PgResult o = co_await conn.ExecAsync(kFindOutcomeSql, params);
     if (!o.ok()) co_return Failed(o, "reading _commitd_pg_finished");
     if (o.rows() != 1 || o.value(0, 0) != "committed") {
       co_return Status::Internal("PostgreSQL holds no prepared transaction " + *gid +
@@ -148,7 +150,7 @@ Awaitable<Status> RollBackPrepared(PgConnection& conn, const std::string& agent,
   if (!r.ok()) {
     if (r.sqlstate() != sqlstate::kUndefinedObject) co_return Failed(r, "ROLLBACK PREPARED");
     const Params params{agent, txid};
-    PgResult o = co_await conn.ExecAsync(kOutcomeSql, params);
+    PgResult o = co_await conn.ExecAsync(kFindOutcomeSql, params);
     if (!o.ok()) co_return Failed(o, "reading _commitd_pg_finished");
     if (o.rows() == 1 && o.value(0, 0) == "committed") {
       co_return Status::Internal("transaction " + txid + " was committed in PostgreSQL; it cannot be aborted");

@@ -20,6 +20,8 @@ namespace commitd::participant::pg {
 
 // The agent's tables, created if missing.
 extern const char* const kSchema;
+// A txid's row of _commitd_pg_finished: outcome, at_ms ($1 the agent, $2 the txid).
+extern const char* const kFindOutcomeSql;
 
 struct PgPreparedRecord {
   std::string agent;

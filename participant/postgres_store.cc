@@ -29,9 +29,8 @@ std::string Reason(const PgResult& r) {
   return pg::Describe(r);
 }
 
-constexpr char kFindOutcomeSql[] = "SELECT outcome, at_ms FROM _commitd_pg_finished WHERE agent = $1 AND txid = $2";
 
-// The row a kFindOutcomeSql that ran found (nullopt: none).
+// The row a pg::kFindOutcomeSql that ran found (nullopt: none).
 Result<std::optional<StoredOutcome>> OutcomeRow(const PgResult& r, const std::string& txid) {
   if (r.rows() == 0) return std::optional<StoredOutcome>{};
   Result<Outcome> outcome = ParseStoredOutcome(r.value(0, 0), "_commitd_pg_finished", txid);
@@ -300,7 +299,7 @@ pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::
   // transaction of its own, then the transaction and every op's statements,
   // all before one sync (libpq sends at each sync, PostgreSQL answers at each).
   std::vector<pg::PipelinedStatement> pipeline;
-  pipeline.push_back({kFindOutcomeSql, {options_.agent, record.txid}, /*reuse_plan=*/true});
+  pipeline.push_back({pg::kFindOutcomeSql, {options_.agent, record.txid}, /*reuse_plan=*/true});
   pipeline.push_back({"BEGIN", {}, /*reuse_plan=*/true});
   pipeline.push_back(
       {"INSERT INTO _commitd_pg_prepared(agent, txid, protocol, coordinator, log_id, participants, created_ms, "
@@ -398,7 +397,7 @@ pg::Awaitable<EarlierOutcome> PostgresStore::ReadEarlier(PgLink& link, const std
                              Status::Unavailable("PostgreSQL unavailable: " + got.status().message())};
   }
   const Params params{options_.agent, txid};
-  PgResult r = co_await (*got)->ExecAsync(kFindOutcomeSql, params);
+  PgResult r = co_await (*got)->ExecAsync(pg::kFindOutcomeSql, params);
   link.DropIfBroken(r);
   co_return EarlierFrom(r, txid);
 }
@@ -545,7 +544,7 @@ pg::Awaitable<Result<std::optional<StoredOutcome>>> PostgresStore::ReadOutcome(P
   Result<PgConnection*> got = co_await link.Get();
   if (!got.ok()) co_return got.status();
   const Params params{options_.agent, txid};
-  PgResult r = co_await (*got)->ExecAsync(kFindOutcomeSql, params);
+  PgResult r = co_await (*got)->ExecAsync(pg::kFindOutcomeSql, params);
   if (!r.ok()) {
     link.DropIfBroken(r);
     co_return Status::Unavailable("PostgreSQL: " + pg::Describe(r));

@@ -38,11 +38,11 @@
 
 #include <functional>
 #include <memory>
-
-#include <boost/asio/any_io_executor.hpp>
 #include <string>
 #include <unordered_set>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include "common/config.h"
 #include "participant/pg_sql.h"
@@ -150,7 +150,7 @@ class PostgresStore final : public Store {
   // 3PC transactions with a _commitd_pg_precommitted row to remove at commit (event thread).
   std::unordered_set<std::string> precommitted_;
   pg::UncertainGids uncertain_;
-  std::unique_ptr<pg::PgPool> pool_;  // last: its connecting thread ends first
+  std::unique_ptr<pg::PgPool> pool_;  // last: its connecting threads end first
 };
 
 }  // namespace commitd::participant
