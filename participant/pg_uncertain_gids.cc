@@ -1,5 +1,7 @@
 #include "participant/pg_uncertain_gids.h"
 
+#include <algorithm>
+
 namespace commitd::participant::pg {
 namespace {
 
@@ -13,7 +15,12 @@ constexpr char kMayStillRunSql[] =
 
 void UncertainGids::Add(std::string gid, std::optional<Backend> running) {
   std::lock_guard<std::mutex> lock(mu_);
-  entries_.push_back({std::move(gid), std::move(running)});
+  entries_.push_back({next_id_++, std::move(gid), std::move(running)});
+}
+
+bool UncertainGids::Contains(const std::string& gid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::any_of(entries_.begin(), entries_.end(), [&gid](const Entry& e) { return e.gid == gid; });
 }
 
 std::vector<std::string> UncertainGids::Gids() const {
@@ -27,9 +34,13 @@ Awaitable<void> UncertainGids::RollBack(PgLink& link) {
   std::vector<Entry> uncertain;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    uncertain.swap(entries_);
+    for (Entry& e : entries_) {
+      if (e.in_retry) continue;
+      e.in_retry = true;
+      uncertain.push_back(e);
+    }
   }
-  std::vector<Entry> left;
+  std::vector<uint64_t> settled;
   bool reachable = true;
   for (Entry& u : uncertain) {
     // Once PostgreSQL cannot be reached, the rest wait for the next retry.
@@ -37,7 +48,6 @@ Awaitable<void> UncertainGids::RollBack(PgLink& link) {
     if (reachable) got = co_await link.Get();
     if (!got.ok()) {
       reachable = false;
-      left.push_back(std::move(u));
       continue;
     }
     // "Does not exist" is final only once nothing can still prepare the gid:
@@ -58,23 +68,28 @@ Awaitable<void> UncertainGids::RollBack(PgLink& link) {
       PgResult running = co_await (*got)->ExecAsync(kMayStillRunSql, params);
       if (!running.ok()) {
         link.DropIfBroken(running);
-        left.push_back(std::move(u));
         continue;
       }
       may_still_prepare = running.rows() > 0;
     }
     PgResult r = co_await (*got)->ExecAsync("ROLLBACK PREPARED " + (*got)->Literal(u.gid));
-    if (r.ok()) continue;
-    if (r.sqlstate() != sqlstate::kUndefinedObject) {
+    if (r.ok()) {
+      settled.push_back(u.id);
+    } else if (r.sqlstate() != sqlstate::kUndefinedObject) {
       link.DropIfBroken(r);
-      left.push_back(std::move(u));
-      continue;
+    } else if (!may_still_prepare) {
+      settled.push_back(u.id);
     }
-    if (may_still_prepare) left.push_back(std::move(u));
   }
-  if (left.empty()) co_return;
   std::lock_guard<std::mutex> lock(mu_);
-  entries_.insert(entries_.end(), std::make_move_iterator(left.begin()), std::make_move_iterator(left.end()));
+  std::erase_if(entries_, [&settled](const Entry& e) {
+    return std::find(settled.begin(), settled.end(), e.id) != settled.end();
+  });
+  for (Entry& e : entries_) {
+    if (std::any_of(uncertain.begin(), uncertain.end(), [&e](const Entry& u) { return u.id == e.id; })) {
+      e.in_retry = false;
+    }
+  }
 }
 
 }  // namespace commitd::participant::pg

@@ -6,6 +6,7 @@
 // Thread: any; RollBack runs on the pool's thread.
 #pragma once
 
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -28,16 +29,24 @@ class UncertainGids {
   // process recorded on another cluster than the link's session's (or one
   // the session did not read: PgConnection::ReadBackend) cannot be looked for
   // from there: its gid is kept.
+  // A gid stays listed while a retry works on it, and a retry running at
+  // the same time leaves it to that one.
   Awaitable<void> RollBack(PgLink& link);
   // The gids still to roll back.
   std::vector<std::string> Gids() const;
+  // gid is still to roll back: a PREPARE TRANSACTION of it now could be
+  // rolled back by a retry meant for the earlier one.
+  bool Contains(const std::string& gid) const;
 
  private:
   struct Entry {
+    uint64_t id = 0;  // tells apart two entries of one gid
     std::string gid;
     std::optional<Backend> running;
+    bool in_retry = false;
   };
   mutable std::mutex mu_;
+  uint64_t next_id_ = 0;
   std::vector<Entry> entries_;
 };
 

@@ -275,6 +275,14 @@ pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::
     co_return no;
   }
   co_await uncertain_.RollBack(link);
+  if (uncertain_.Contains(*gid)) {
+    // An earlier prepare of this txid lost its answer and may still take
+    // effect: the retry that rolls it back would roll back this one too.
+    no.reason = "an earlier PREPARE TRANSACTION of " + record.txid +
+                " lost its answer and may still take effect; it is rolled back first";
+    no.earlier = co_await ReadEarlier(link, record.txid);
+    co_return no;
+  }
   std::vector<OpStatements> planned;
   for (const wire::Op& op : ops) {
     auto statements = PlanOp(record.txid, op);

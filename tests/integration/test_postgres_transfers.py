@@ -257,7 +257,8 @@ def test_a_prepare_still_running_when_its_connection_is_lost_is_rolled_back_once
                 "INSERT INTO slow_txids VALUES ('tx-slow')", db="bank")
         proxy = pg_cluster.DroppingProxy(pg.port)
         config = harness.write_config(os.path.join(pg.dir, "agent.json"),
-                                      {"pg_connections": 1, "sql_statement_timeout_ms": 20000})
+                                      {"pg_connections": 1, "sql_statement_timeout_ms": 20000,
+                                       "outcome_memory_ms": 1000})
         port = free_port()
         agent = harness.Process("bank", [harness.bin_path("commit-agent"), "--name", "bank", "--listen",
                                          f"127.0.0.1:{port}", "--backend", "postgres", "--dsn", proxy.dsn("bank"),
@@ -277,6 +278,15 @@ def test_a_prepare_still_running_when_its_connection_is_lost_is_rolled_back_once
             slow.join(30)
             status, body = vote["answer"]
             assert status == 200 and body["vote"] == "no", (status, body)
+            # Its tombstone cannot be written while the PREPARE holds the
+            # outcome row, so once the agent's memory of the no has passed, a
+            # prepare of the same txid reaches PostgreSQL again: it is a no
+            # of its own, not a PREPARE that the rollback meant for the
+            # first would undo.
+            time.sleep(2.5)
+            status, body = agent_prepare(agent, "tx-slow", debit_ops("bob", 5), participant="bank")
+            assert status == 200 and body["vote"] == "no", (status, body)
+            assert "may still take effect" in body["reason"], body
             # The coordinator's abort, and the next prepare: both while
             # PostgreSQL is still preparing the first. Its outcome row is
             # locked by that PREPARE, so the abort may be answered 503 (the

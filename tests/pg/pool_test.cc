@@ -5,12 +5,17 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -30,6 +35,44 @@ using commitd::Result;
 using commitd::Status;
 
 namespace {
+
+// The TCP keepalive settings of each TCP socket this process has open, by descriptor.
+struct Keepalive {
+  int on = 0;
+  int idle_s = 0;
+  int interval_s = 0;
+  int count = 0;
+};
+std::map<int, Keepalive> OpenTcpKeepalives() {
+  std::map<int, Keepalive> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(entry.path().filename().string());
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof(addr);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0 || addr.ss_family != AF_INET) continue;
+    Keepalive& k = found[fd];
+    len = sizeof(int);
+    ::getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &k.on, &len);
+    ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &k.idle_s, &len);
+    ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &k.interval_s, &len);
+    ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &k.count, &len);
+  }
+  return found;
+}
+
+// The settings of the TCP sockets opened since `before` was taken.
+std::vector<Keepalive> NewTcpKeepalives(const std::map<int, Keepalive>& before) {
+  std::vector<Keepalive> opened;
+  for (const auto& [fd, k] : OpenTcpKeepalives()) {
+    if (!before.contains(fd)) opened.push_back(k);
+  }
+  return opened;
+}
 
 std::string Dsn() {
   const char* dsn = std::getenv("COMMITD_TEST_PG_DSN");
@@ -204,6 +247,32 @@ TEST_CASE("a pooled connection leaves no descriptor a started program would inhe
   REQUIRE_MESSAGE(result.has_value(), failed);
   REQUIRE(result->ok());
   CHECK(inheritable() == before);
+}
+
+TEST_CASE("a connection probes a silent server with TCP keepalives, and the DSN may set its own") {
+  const std::map<int, Keepalive> before = OpenTcpKeepalives();
+  {
+    auto conn = PgConnection::Connect(Dsn(), "commitd-test");
+    REQUIRE(conn.ok());
+    std::vector<Keepalive> sockets = NewTcpKeepalives(before);
+    REQUIRE(sockets.size() == 1);  // libpq's
+    for (const Keepalive& k : sockets) {
+      CHECK(k.on == 1);
+      CHECK(k.idle_s == 10);
+      CHECK(k.interval_s == 5);
+      CHECK(k.count == 3);
+    }
+  }
+  auto conn = PgConnection::Connect(Dsn() + " keepalives_idle=30 keepalives_count=7", "commitd-test");
+  REQUIRE(conn.ok());
+  std::vector<Keepalive> sockets = NewTcpKeepalives(before);
+  REQUIRE(sockets.size() == 1);
+  for (const Keepalive& k : sockets) {
+    CHECK(k.on == 1);
+    CHECK(k.idle_s == 30);
+    CHECK(k.interval_s == 5);
+    CHECK(k.count == 7);
+  }
 }
 
 TEST_CASE("a pipeline sending more than the socket holds while the answers fill the other way ends") {
