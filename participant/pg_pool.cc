@@ -37,8 +37,7 @@ PgPool::PgPool(boost::asio::any_io_executor executor, std::string dsn, std::stri
       application_name_(std::move(application_name)),
       setup_(std::move(setup)),
       connecting_(std::max<std::size_t>(connections, 1)) {
-  if (connections == 0) connections = 1;
-  for (std::size_t i = 0; i < connections; ++i) {
+  for (std::size_t i = 0; i < std::max<std::size_t>(connections, 1); ++i) {
     links_.push_back(std::unique_ptr<PgLink>(new PgLink(*this)));
     free_.push_back(links_.back().get());
   }

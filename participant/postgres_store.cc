@@ -38,6 +38,12 @@ Result<std::optional<StoredOutcome>> OutcomeRow(const PgResult& r, const std::st
   return std::optional<StoredOutcome>{StoredOutcome{*outcome, std::strtoll(r.value(0, 1).c_str(), nullptr, 10)}};
 }
 
+// What a pg::kFindOutcomeSql answered: its row, or why it could not be read.
+Result<std::optional<StoredOutcome>> OutcomeFrom(const PgResult& r, const std::string& txid) {
+  if (!r.ok()) return Status::Unavailable(r.connection_lost() ? Reason(r) : "PostgreSQL: " + Reason(r));
+  return OutcomeRow(r, txid);
+}
+
 // A JSON arg as a text parameter: PostgreSQL infers its type from the statement.
 Result<std::optional<std::string>> TextOf(const nlohmann::json& v, const std::string& what) {
   if (v.is_null()) return std::optional<std::string>();
@@ -280,7 +286,8 @@ pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::
     // effect: the retry that rolls it back would roll back this one too.
     no.reason = "an earlier PREPARE TRANSACTION of " + record.txid +
                 " lost its answer and may still take effect; it is rolled back first";
-    no.earlier = co_await ReadEarlier(link, record.txid);
+    Result<std::optional<StoredOutcome>> earlier = co_await ReadOutcome(link, record.txid);
+    no.earlier = EarlierOutcome::From(earlier);
     co_return no;
   }
   std::vector<OpStatements> planned;
@@ -289,7 +296,8 @@ pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::
     if (!statements.ok()) {
       // A no only for a txid that did not finish here: that takes a read of its own.
       no.reason = statements.status().message();
-      no.earlier = co_await ReadEarlier(link, record.txid);
+      Result<std::optional<StoredOutcome>> earlier = co_await ReadOutcome(link, record.txid);
+      no.earlier = EarlierOutcome::From(earlier);
       co_return no;
     }
     planned.push_back(std::move(statements).value());
@@ -328,7 +336,7 @@ pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::
     }
   }
   std::vector<PgResult> results = co_await conn.PipelineAsync(pipeline);
-  no.earlier = EarlierFrom(results[0], record.txid);
+  no.earlier = EarlierOutcome::From(OutcomeFrom(results[0], record.txid));
   if (no.earlier.kind != EarlierOutcome::Kind::kNone) {
     link.DropIfBroken(results[0]);
     co_return co_await Refuse(link, record.txid, std::move(no), "");  // rolled back, metadata row deleted
@@ -389,25 +397,6 @@ pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::
                               "PostgreSQL rolled the transaction back instead of preparing it");
   }
   co_return yes;
-}
-
-EarlierOutcome PostgresStore::EarlierFrom(const PgResult& r, const std::string& txid) {
-  if (!r.ok()) {
-    return {EarlierOutcome::Kind::kUnreadable, Outcome::kAborted, Status::Unavailable("PostgreSQL: " + Reason(r))};
-  }
-  return EarlierOutcome::From(OutcomeRow(r, txid));
-}
-
-pg::Awaitable<EarlierOutcome> PostgresStore::ReadEarlier(PgLink& link, const std::string& txid) {
-  Result<PgConnection*> got = co_await link.Get();
-  if (!got.ok()) {
-    co_return EarlierOutcome{EarlierOutcome::Kind::kUnreadable, Outcome::kAborted,
-                             Status::Unavailable("PostgreSQL unavailable: " + got.status().message())};
-  }
-  const Params params{options_.agent, txid};
-  PgResult r = co_await (*got)->ExecAsync(pg::kFindOutcomeSql, params);
-  link.DropIfBroken(r);
-  co_return EarlierFrom(r, txid);
 }
 
 Result<PostgresStore::OpStatements> PostgresStore::PlanOp(const std::string& txid, const wire::Op& op) const {
@@ -550,14 +539,11 @@ pg::Awaitable<void> PostgresStore::TombstoneJob(PgLink& link, std::string txid, 
 pg::Awaitable<Result<std::optional<StoredOutcome>>> PostgresStore::ReadOutcome(PgLink& link,
                                                                               const std::string& txid) {
   Result<PgConnection*> got = co_await link.Get();
-  if (!got.ok()) co_return got.status();
+  if (!got.ok()) co_return Status::Unavailable("PostgreSQL unavailable: " + got.status().message());
   const Params params{options_.agent, txid};
   PgResult r = co_await (*got)->ExecAsync(pg::kFindOutcomeSql, params);
-  if (!r.ok()) {
-    link.DropIfBroken(r);
-    co_return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
-  }
-  co_return OutcomeRow(r, txid);
+  link.DropIfBroken(r);
+  co_return OutcomeFrom(r, txid);
 }
 
 void PostgresStore::FindOutcome(const std::string& txid,

@@ -121,9 +121,6 @@ class PostgresStore final : public Store {
   // A no: the transaction rolled back and the metadata row deleted, on the
   // same connection unless it broke (then on a new one).
   Awaitable<PrepareResult> Refuse(pg::PgLink& link, const std::string& txid, PrepareResult no, std::string reason);
-  // The txid's row of _commitd_pg_finished as a SELECT of it answered, or read on its own.
-  static EarlierOutcome EarlierFrom(const pg::PgResult& r, const std::string& txid);
-  Awaitable<EarlierOutcome> ReadEarlier(pg::PgLink& link, const std::string& txid);
   // An op's statements with their parameters, checked before anything is sent.
   struct OpStatements {
     struct Step {
