@@ -247,10 +247,10 @@ def test_a_prepare_still_running_when_its_connection_is_lost_is_rolled_back_once
     else it stays prepared, holding its rows, until the agent restarts."""
     with PgServer() as pg:
         pg.make_bank("bank", "seed-b.sql")
-        # A deferred trigger makes one txid's PREPARE TRANSACTION take 6 s.
+        # A deferred trigger makes one txid's PREPARE TRANSACTION take 10 s.
         pg.psql("CREATE TABLE slow_txids(txid text PRIMARY KEY); "
                 "CREATE FUNCTION slow_prepare() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF EXISTS (SELECT 1 FROM slow_txids WHERE txid = NEW.txid) THEN PERFORM pg_sleep(6); END IF; "
+                "IF EXISTS (SELECT 1 FROM slow_txids WHERE txid = NEW.txid) THEN PERFORM pg_sleep(10); END IF; "
                 "RETURN NULL; END $$; "
                 "CREATE CONSTRAINT TRIGGER slow_prepare AFTER INSERT ON journal DEFERRABLE INITIALLY DEFERRED "
                 "FOR EACH ROW EXECUTE FUNCTION slow_prepare(); "
