@@ -1,6 +1,7 @@
 #include <utility>  // before asio: Boost 1.74's awaitable.hpp uses std::exchange
 
 #include "common/http_client.h"
+#include "common/http_head.h"
 #include "common/http_read_buffer.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -10,6 +11,7 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -19,7 +21,6 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <charconv>
 #include <string_view>
 #include <unordered_map>
@@ -254,23 +255,13 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
   const std::chrono::milliseconds timeout =
       request.timeout.count() > 0 ? request.timeout : impl->options.request_timeout;
 
-  bhttp::request<bhttp::string_body> req;
-  req.version(11);
-  const bhttp::verb verb = bhttp::string_to_verb(request.method);
-  if (verb == bhttp::verb::unknown) {
-    req.method_string(request.method);
-  } else {
-    req.method(verb);
-  }
-  if (url.path_prefix.empty()) {
-    req.target(request.target.empty() ? "/" : request.target);
-  } else {
-    req.target(url.path_prefix + request.target);
-  }
-  req.set(bhttp::field::host, url.authority);
-  for (const auto& [name, value] : request.headers) req.set(name, value);
-  req.body() = std::move(request.body);
-  req.prepare_payload();
+  const std::string target =
+      url.path_prefix.empty() && request.target.empty() ? std::string("/") : url.path_prefix + request.target;
+  Result<std::string> head = RequestHead(request.method, target, url.authority, request.headers, request.body.size());
+  if (!head.ok()) co_return head.status();
+  const bool is_head = request.method == "HEAD";
+  // A vector, as the server writes (common/http_server.cc says why).
+  const std::vector<asio::const_buffer> message{asio::buffer(*head), asio::buffer(request.body)};
 
   error_code ec;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -287,18 +278,18 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
 
     conn->stream.expires_at(deadline);
     if (conn->tls) {
-      co_await bhttp::async_write(*conn->tls, req, asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(*conn->tls, message, asio::redirect_error(asio::use_awaitable, ec));
     } else {
-      co_await bhttp::async_write(conn->stream, req, asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(conn->stream, message, asio::redirect_error(asio::use_awaitable, ec));
     }
     if (ec) {
       if (reused && ec != beast::error::timeout && !impl->destroyed) continue;
-      co_return RequestError(impl, ec, url, std::string_view(req.target().data(), req.target().size()), timeout);
+      co_return RequestError(impl, ec, url, target, timeout);
     }
 
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(impl->options.max_response_bytes);
-    if (verb == bhttp::verb::head) parser.skip(true);
+    if (is_head) parser.skip(true);
     conn->stream.expires_at(deadline);
     if (conn->tls) {
       co_await bhttp::async_read(*conn->tls, conn->buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
@@ -308,7 +299,7 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
     if (ec) {
       const bool nothing_received = !parser.got_some() && conn->buffer.size() == 0;
       if (reused && nothing_received && ec != beast::error::timeout && !impl->destroyed) continue;
-      co_return RequestError(impl, ec, url, std::string_view(req.target().data(), req.target().size()), timeout);
+      co_return RequestError(impl, ec, url, target, timeout);
     }
 
     bhttp::response<bhttp::string_body>& msg = parser.get();
@@ -321,7 +312,7 @@ asio::awaitable<Result<Response>> FetchWith(ImplPtr impl, ClientRequest request)
     }
     co_return response;
   }
-  co_return RequestError(impl, ec, url, std::string_view(req.target().data(), req.target().size()), timeout);
+  co_return RequestError(impl, ec, url, target, timeout);
 }
 
 asio::awaitable<void> SendWith(ImplPtr impl, ClientRequest request, std::function<void(Result<Response>)> done) {

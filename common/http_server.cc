@@ -20,7 +20,6 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -28,9 +27,11 @@
 #include <charconv>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include "common/hex.h"
 #include "common/http_read_buffer.h"
+#include "common/http_head.h"
 #include "common/log.h"
 
 namespace commitd::http {
@@ -303,16 +304,17 @@ struct ServerState {
 
 using ImplPtr = std::shared_ptr<ServerState>;
 
-bhttp::response<bhttp::string_body> ToBeastResponse(Response response, unsigned version, bool keep_alive) {
-  bhttp::response<bhttp::string_body> res;
-  res.version(version);
-  res.result(static_cast<unsigned>(response.status));
-  if (!response.content_type.empty()) res.set(bhttp::field::content_type, response.content_type);
-  for (auto& [name, value] : response.headers) res.set(name, value);
-  res.keep_alive(keep_alive);
-  res.body() = std::move(response.body);
-  res.prepare_payload();
-  return res;
+// Writes a response's head and body, in one system call where the socket takes both.
+template <class Stream>
+asio::awaitable<void> WriteResponse(SessionOn<Stream>& session, const Response& response, unsigned version,
+                                    bool keep_alive, std::chrono::milliseconds timeout, error_code& ec) {
+  const std::string head = ResponseHead(response, version, keep_alive);
+  // A vector, not a std::array: for a two-buffer std::array whose first
+  // buffer is used up, Beast's flat_stream (under ssl_stream) writes nothing,
+  // which ends asio::async_write before the body.
+  const std::vector<asio::const_buffer> buffers{asio::buffer(head), asio::buffer(response.body)};
+  session.tcp().expires_after(timeout);
+  co_await asio::async_write(session.stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
 }
 
 Request ToRequest(bhttp::request<bhttp::string_body>&& msg) {
@@ -443,9 +445,7 @@ asio::awaitable<void> ServeRequests(ImplPtr impl, SessionOn<Stream>& session) {
       } else {
         break;  // timeout, reset, eof: nobody to answer
       }
-      auto res = ToBeastResponse(std::move(error), 11, false);
-      session.tcp().expires_after(options.write_timeout);
-      co_await bhttp::async_write(session.stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      co_await WriteResponse(session, error, 11, false, options.write_timeout, ec);
       if (!ec) co_await LingeringClose(session);
       co_return;
     }
@@ -460,9 +460,7 @@ asio::awaitable<void> ServeRequests(ImplPtr impl, SessionOn<Stream>& session) {
     if (handler != nullptr) response = co_await CallHandler(impl, *handler, std::move(request));
 
     const bool keep_alive = client_keep_alive && !impl->stopping;
-    auto res = ToBeastResponse(std::move(response), version, keep_alive);
-    session.tcp().expires_after(options.write_timeout);
-    co_await bhttp::async_write(session.stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    co_await WriteResponse(session, response, version, keep_alive, options.write_timeout, ec);
     if (ec || !keep_alive) break;
   }
   if constexpr (std::is_same_v<Stream, TlsStream>) {
