@@ -2,6 +2,7 @@
 
 #include <boost/beast/http/status.hpp>
 
+#include <cctype>
 #include <string_view>
 
 namespace commitd::http {
@@ -27,8 +28,29 @@ bool SafeToken(std::string_view text) {
   return true;
 }
 
+bool SameName(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// A field given again later is replaced by the later one.
+bool GivenAgain(std::string_view name, const Fields& fields, std::size_t after) {
+  for (std::size_t i = after; i < fields.size(); ++i) {
+    if (SameName(name, fields[i].first)) return true;
+  }
+  return false;
+}
+
+// The body's framing: only the writer's own length is written.
+bool Framing(std::string_view name) { return SameName(name, "Content-Length") || SameName(name, "Transfer-Encoding"); }
+
 void AppendField(std::string* head, std::string_view name, std::string_view value) {
-  if (!SafeName(name) || !SafeValue(value)) return;
+  if (!SafeName(name) || !SafeValue(value) || Framing(name)) return;
   head->append(name);
   head->append(": ");
   head->append(value);
@@ -48,8 +70,14 @@ std::string ResponseHead(const Response& response, unsigned version, bool keep_a
   const boost::beast::string_view reason = bhttp::obsolete_reason(bhttp::int_to_status(status));
   head.append(reason.data(), reason.size());
   head.append("\r\n");
-  if (!response.content_type.empty()) AppendField(&head, "Content-Type", response.content_type);
-  for (const auto& [name, value] : response.headers) AppendField(&head, name, value);
+  if (!response.content_type.empty() && !GivenAgain("Content-Type", response.headers, 0)) {
+    AppendField(&head, "Content-Type", response.content_type);
+  }
+  for (std::size_t i = 0; i < response.headers.size(); ++i) {
+    const auto& [name, value] = response.headers[i];
+    // Whether the connection stays is keep_alive's to say.
+    if (!GivenAgain(name, response.headers, i + 1) && !SameName(name, "Connection")) AppendField(&head, name, value);
+  }
   if (version >= 11 && !keep_alive) head.append("Connection: close\r\n");
   if (version < 11 && keep_alive) head.append("Connection: keep-alive\r\n");
   head.append("Content-Length: ");
@@ -79,8 +107,11 @@ Result<std::string> RequestHead(std::string_view method, std::string_view target
   head.push_back(' ');
   head.append(target);
   head.append(" HTTP/1.1\r\n");
-  AppendField(&head, "Host", host);
-  for (const auto& [name, value] : headers) AppendField(&head, name, value);
+  if (!GivenAgain("Host", headers, 0)) AppendField(&head, "Host", host);
+  for (std::size_t i = 0; i < headers.size(); ++i) {
+    const auto& [name, value] = headers[i];
+    if (!GivenAgain(name, headers, i + 1)) AppendField(&head, name, value);
+  }
   if (body_size > 0 || method == "POST" || method == "PUT" || method == "OPTIONS") {
     head.append("Content-Length: ");
     head.append(std::to_string(body_size));

@@ -18,11 +18,16 @@ namespace commitd::http {
 // "Connection: keep-alive" for HTTP/1.0 when it does). A header field whose
 // name or value could end the field early (CR, LF or NUL; a name with a
 // colon or space, or empty) is left out: it would let the rest of it be read
-// as fields or a body of its own.
+// as fields or a body of its own. A field given twice (names compared
+// without case) is written once, with the later value. Content-Length,
+// Transfer-Encoding and Connection are the writer's own: given ones are
+// left out.
 std::string ResponseHead(const Response& response, unsigned version, bool keep_alive);
 
-// An HTTP/1.1 request's head: Host, then the given fields, then the body's
-// length (left out for an empty body, except for POST, PUT and OPTIONS).
+// An HTTP/1.1 request's head: Host, then the given fields (a later one
+// replaces an earlier of the same name, Host included; a given
+// Content-Length or Transfer-Encoding is left out), then the body's length
+// (left out for an empty body, except for POST, PUT and OPTIONS).
 // InvalidArgument when the method, target, host or a field would not stay
 // within its place in the head (a space or line break, an empty method).
 Result<std::string> RequestHead(std::string_view method, std::string_view target, std::string_view host,

@@ -66,3 +66,25 @@ TEST_CASE("a request whose head would not keep its shape is refused, not sent") 
   CHECK(RequestHead("GET", "/", "h", {{"Bad Name", "x"}}, 0).status().code() ==
         commitd::StatusCode::kInvalidArgument);
 }
+
+TEST_CASE("a field given twice is written once, with its later value") {
+  Response r;
+  r.headers = {{"Retry-After", "1"}, {"content-type", "text/plain"}, {"retry-after", "2"}};
+  CHECK(ResponseHead(r, 11, true) ==
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nretry-after: 2\r\nContent-Length: 0\r\n\r\n");
+  auto request = commitd::http::RequestHead("GET", "/", "h", {{"host", "other"}, {"A", "1"}, {"a", "2"}}, 0);
+  REQUIRE(request.ok());
+  CHECK(*request == "GET / HTTP/1.1\r\nhost: other\r\na: 2\r\n\r\n");
+}
+
+TEST_CASE("the framing fields are the writer's own") {
+  Response r;
+  r.body = "abc";
+  r.headers = {{"Content-Length", "1"}, {"transfer-encoding", "chunked"}, {"Connection", "upgrade"}};
+  CHECK(ResponseHead(r, 11, false) ==
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 3\r\n\r\n");
+  // A request may ask the server to close; its length is the writer's.
+  auto request = commitd::http::RequestHead("POST", "/", "h", {{"content-length", "0"}, {"Connection", "close"}}, 2);
+  REQUIRE(request.ok());
+  CHECK(*request == "POST / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: 2\r\n\r\n");
+}
