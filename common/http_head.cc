@@ -2,7 +2,6 @@
 
 #include <boost/beast/http/status.hpp>
 
-#include <cctype>
 #include <string_view>
 
 namespace commitd::http {
@@ -28,26 +27,20 @@ bool SafeToken(std::string_view text) {
   return true;
 }
 
-bool SameName(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
-
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
 // A field given again later is replaced by the later one.
 bool GivenAgain(std::string_view name, const Fields& fields, std::size_t after) {
   for (std::size_t i = after; i < fields.size(); ++i) {
-    if (SameName(name, fields[i].first)) return true;
+    if (EqualsIgnoreCase(name, fields[i].first)) return true;
   }
   return false;
 }
 
 // The body's framing: only the writer's own length is written.
-bool Framing(std::string_view name) { return SameName(name, "Content-Length") || SameName(name, "Transfer-Encoding"); }
+bool Framing(std::string_view name) {
+  return EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding");
+}
 
 void AppendField(std::string* head, std::string_view name, std::string_view value) {
   if (!SafeName(name) || !SafeValue(value) || Framing(name)) return;
@@ -76,7 +69,9 @@ std::string ResponseHead(const Response& response, unsigned version, bool keep_a
   for (std::size_t i = 0; i < response.headers.size(); ++i) {
     const auto& [name, value] = response.headers[i];
     // Whether the connection stays is keep_alive's to say.
-    if (!GivenAgain(name, response.headers, i + 1) && !SameName(name, "Connection")) AppendField(&head, name, value);
+    if (!GivenAgain(name, response.headers, i + 1) && !EqualsIgnoreCase(name, "Connection")) {
+      AppendField(&head, name, value);
+    }
   }
   if (version >= 11 && !keep_alive) head.append("Connection: close\r\n");
   if (version < 11 && keep_alive) head.append("Connection: keep-alive\r\n");

@@ -7,14 +7,14 @@
 
 namespace commitd::http {
 
-namespace {
-
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
          });
 }
+
+namespace {
 
 std::optional<std::string> FindHeader(const std::vector<std::pair<std::string, std::string>>& headers,
                                       std::string_view name) {

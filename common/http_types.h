@@ -11,6 +11,9 @@
 
 namespace commitd::http {
 
+// Header field names compare without case.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
 struct Request {
   std::string method;                              // "GET", "POST", ...
   std::string target;                              // raw target, e.g. "/v1/transactions?state=pending"

@@ -12,6 +12,12 @@
 #include "common/log.h"
 
 namespace commitd::participant::pg {
+namespace {
+
+// A pool has at least one connection, whatever it is asked for.
+std::size_t PoolSize(std::size_t asked) { return std::max<std::size_t>(asked, 1); }
+
+}  // namespace
 
 Awaitable<Result<PgConnection*>> PgLink::Get() {
   if (conn_ && conn_->healthy()) co_return conn_.get();
@@ -36,8 +42,8 @@ PgPool::PgPool(boost::asio::any_io_executor executor, std::string dsn, std::stri
       dsn_(std::move(dsn)),
       application_name_(std::move(application_name)),
       setup_(std::move(setup)),
-      connecting_(std::max<std::size_t>(connections, 1)) {
-  for (std::size_t i = 0; i < std::max<std::size_t>(connections, 1); ++i) {
+      connecting_(PoolSize(connections)) {
+  for (std::size_t i = 0; i < PoolSize(connections); ++i) {
     links_.push_back(std::unique_ptr<PgLink>(new PgLink(*this)));
     free_.push_back(links_.back().get());
   }

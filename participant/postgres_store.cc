@@ -29,7 +29,6 @@ std::string Reason(const PgResult& r) {
   return pg::Describe(r);
 }
 
-
 // The row a pg::kFindOutcomeSql that ran found (nullopt: none).
 Result<std::optional<StoredOutcome>> OutcomeRow(const PgResult& r, const std::string& txid) {
   if (r.rows() == 0) return std::optional<StoredOutcome>{};
@@ -286,8 +285,7 @@ pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::
     // effect: the retry that rolls it back would roll back this one too.
     no.reason = "an earlier PREPARE TRANSACTION of " + record.txid +
                 " lost its answer and may still take effect; it is rolled back first";
-    Result<std::optional<StoredOutcome>> earlier = co_await ReadOutcome(link, record.txid);
-    no.earlier = EarlierOutcome::From(earlier);
+    no.earlier = co_await ReadEarlier(link, record.txid);
     co_return no;
   }
   std::vector<OpStatements> planned;
@@ -296,8 +294,7 @@ pg::Awaitable<PrepareResult> PostgresStore::RunPrepare(PgLink& link, const std::
     if (!statements.ok()) {
       // A no only for a txid that did not finish here: that takes a read of its own.
       no.reason = statements.status().message();
-      Result<std::optional<StoredOutcome>> earlier = co_await ReadOutcome(link, record.txid);
-      no.earlier = EarlierOutcome::From(earlier);
+      no.earlier = co_await ReadEarlier(link, record.txid);
       co_return no;
     }
     planned.push_back(std::move(statements).value());
@@ -544,6 +541,11 @@ pg::Awaitable<Result<std::optional<StoredOutcome>>> PostgresStore::ReadOutcome(P
   PgResult r = co_await (*got)->ExecAsync(pg::kFindOutcomeSql, params);
   link.DropIfBroken(r);
   co_return OutcomeFrom(r, txid);
+}
+
+pg::Awaitable<EarlierOutcome> PostgresStore::ReadEarlier(PgLink& link, const std::string& txid) {
+  Result<std::optional<StoredOutcome>> read = co_await ReadOutcome(link, txid);
+  co_return EarlierOutcome::From(read);
 }
 
 void PostgresStore::FindOutcome(const std::string& txid,

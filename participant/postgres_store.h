@@ -139,6 +139,8 @@ class PostgresStore final : public Store {
                         nlohmann::json* rows) const;
   // txid's row of _commitd_pg_finished (nullopt: none), on link's connection.
   Awaitable<Result<std::optional<StoredOutcome>>> ReadOutcome(pg::PgLink& link, const std::string& txid);
+  // The same, as a prepare's earlier outcome.
+  Awaitable<EarlierOutcome> ReadEarlier(pg::PgLink& link, const std::string& txid);
 
   PostgresStoreOptions options_;
   Procedures procedures_;
