@@ -59,7 +59,11 @@ def _as_server_user():
 
 
 class PgServer:
-    def __init__(self, fsync=False, settings=None, start=True):
+    """tls=True: the server also takes TLS sessions, with a certificate for
+    127.0.0.1 from a CA of its own (tls_dsn() verifies it); dsn() stays on
+    plain TCP."""
+
+    def __init__(self, fsync=False, settings=None, start=True, tls=False):
         require()
         self.dir = tempfile.mkdtemp(prefix="commitd-pg-")
         os.chmod(self.dir, 0o755)
@@ -67,6 +71,7 @@ class PgServer:
         self.log_path = os.path.join(self.dir, "postgres.log")
         self.port = free_port()
         self.popen = None
+        self.tls = tls
         if os.getuid() == 0:
             os.chown(self.dir, _NOBODY, _NOBODY)
         self._run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", "postgres", "--auth=trust",
@@ -80,6 +85,8 @@ class PgServer:
             "fsync": "on" if fsync else "off",
             "shared_buffers": "64MB",
         }
+        if tls:
+            conf.update(self._install_certificate())
         conf.update(settings or {})
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             for k, v in conf.items():
@@ -90,6 +97,21 @@ class PgServer:
             except BaseException:
                 self.close()
                 raise
+
+    def _install_certificate(self):
+        """The server's certificate and key in its data directory; the CA's
+        stays outside, for tls_dsn(). Returns the settings that use them."""
+        pki_dir = os.path.join(self.dir, "pki")
+        os.mkdir(pki_dir)
+        made = harness.make_pki(pki_dir)
+        self.ca_file = made["ca"][0]
+        for name, source in (("server.crt", made["server"][0]), ("server.key", made["server"][1])):
+            target = os.path.join(self.data, name)
+            shutil.copyfile(source, target)
+            os.chmod(target, 0o600)  # postgres refuses a key others may read
+            if os.getuid() == 0:
+                os.chown(target, _NOBODY, _NOBODY)
+        return {"ssl": "on", "ssl_cert_file": "'server.crt'", "ssl_key_file": "'server.key'"}
 
     def _run(self, argv):
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -160,7 +182,15 @@ class PgServer:
 
     # -- SQL through psql
     def dsn(self, db, user="postgres"):
-        return f"host=127.0.0.1 port={self.port} dbname={db} user={user}"
+        plain = f"host=127.0.0.1 port={self.port} dbname={db} user={user}"
+        # libpq's default (sslmode=prefer) would take TLS wherever the server offers it.
+        return plain + " sslmode=disable" if self.tls else plain
+
+    def tls_dsn(self, db, user="postgres"):
+        """A session over TLS that checks the server's certificate and name."""
+        assert self.tls, "PgServer(tls=True) serves TLS"
+        return (f"host=127.0.0.1 port={self.port} dbname={db} user={user} "
+                f"sslmode=verify-full sslrootcert={self.ca_file}")
 
     def psql(self, sql, db="postgres", user="postgres", check=True):
         """Runs sql; returns [[column text...]] of its rows (unaligned, '|' separated)."""
@@ -320,14 +350,15 @@ def agent_argv(name, port, dsn, extra=()):
             "--dsn", dsn, "--procedures", source_path("examples", "bank", "procedures.json"), *extra]
 
 
-def run_cases(env_var, dsns, timeout=180):
+def run_cases(env_var, dsns, timeout=180, tls=False):
     """Runs a doctest executable of tests/pg (its path in the environment
-    variable `env_var`, which ctest sets) against a private server: `dsns(pg)`
-    prepares the server and returns the DSNs to hand it, as environment
-    variables. The executable's output is printed; it must exit 0."""
+    variable `env_var`, which ctest sets) against a private server (tls: one
+    that also serves TLS): `dsns(pg)` prepares the server and returns the
+    DSNs to hand it, as environment variables. The executable's output is
+    printed; it must exit 0."""
     cases = os.environ.get(env_var, "")
     assert os.path.exists(cases), f"{env_var}={cases!r}: run this test through ctest"
-    with PgServer() as pg:
+    with PgServer(tls=tls) as pg:
         env = dict(os.environ, **dsns(pg))
         r = subprocess.run([cases], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=timeout)

@@ -1,6 +1,7 @@
 """The PostgreSQL participant's connection pool and non-blocking statements
 (participant/pg_pool.h, participant/pg_connection.h) against a private
-PostgreSQL server: runs the C++ cases of tests/pg/pool_test.cc with its DSN."""
+PostgreSQL server that also serves TLS: runs the C++ cases of
+tests/pg/pool_test.cc with two DSNs, one on plain TCP and one over TLS."""
 
 import os
 import sys
@@ -11,11 +12,11 @@ import pg_cluster  # noqa: E402
 
 def server_with_a_database(pg):
     pg.psql('CREATE DATABASE "store"')
-    return {"COMMITD_TEST_PG_DSN": pg.dsn("store")}
+    return {"COMMITD_TEST_PG_DSN": pg.dsn("store"), "COMMITD_TEST_PG_TLS_DSN": pg.tls_dsn("store")}
 
 
 def test_pool_cases():
-    pg_cluster.run_cases("COMMITD_PG_POOL_TEST", server_with_a_database)
+    pg_cluster.run_cases("COMMITD_PG_POOL_TEST", server_with_a_database, tls=True)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,12 @@ std::string Dsn() {
   return dsn;
 }
 
+std::string TlsDsn() {
+  const char* dsn = std::getenv("COMMITD_TEST_PG_TLS_DSN");
+  REQUIRE_MESSAGE(dsn != nullptr, "COMMITD_TEST_PG_TLS_DSN is not set: run this through test_postgres_pool.py");
+  return dsn;
+}
+
 // A pool on an event loop of the test's own; Run() turns the loop until
 // every job has ended, failing the test if that takes longer than 60 s.
 struct Loop {
@@ -112,6 +118,38 @@ Awaitable<void> RunStatement(PgLink& link, std::string sql, std::optional<PgResu
   PgResult r = co_await (*got)->ExecAsync(sql);
   link.DropIfBroken(r);
   out->emplace(std::move(r));
+}
+
+// Answers of one row from 1 byte to 1 MiB, and of 2 to 40 rows of 100 bytes
+// to 10 KB each, one after another on the loop's connection.
+void CheckAnswersOfEverySize(Loop& loop) {
+  struct Shape {
+    std::size_t width;
+    std::size_t rows;
+  };
+  std::vector<Shape> shapes;
+  for (std::size_t width = 1; width < (1u << 20); width = width * 5 / 4 + 1) shapes.push_back({width, 1});
+  for (std::size_t width : {100u, 999u, 4000u, 6100u, 10000u}) {
+    for (std::size_t rows = 2; rows <= 40; ++rows) shapes.push_back({width, rows});
+  }
+  std::vector<std::optional<PgResult>> answers(shapes.size());
+  std::string failed;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const std::string sql = "SELECT repeat('x', " + std::to_string(shapes[i].width) + ") FROM generate_series(1, " +
+                            std::to_string(shapes[i].rows) + ")";
+    loop.pool.Submit(
+        [&answers, &failed, i, sql](PgLink& link) { return RunStatement(link, sql, &answers[i], &failed); });
+  }
+  loop.Run();
+  CHECK(failed.empty());
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    CAPTURE(shapes[i].width);
+    CAPTURE(shapes[i].rows);
+    REQUIRE(answers[i].has_value());
+    REQUIRE(answers[i]->ok());
+    REQUIRE(answers[i]->rows() == static_cast<int>(shapes[i].rows));
+    CHECK(answers[i]->value(static_cast<int>(shapes[i].rows) - 1, 0).size() == shapes[i].width);
+  }
 }
 
 Awaitable<void> RunPipeline(PgLink& link, std::vector<PipelinedStatement> statements,
@@ -293,6 +331,20 @@ TEST_CASE("a pipeline sending more than the socket holds while the answers fill 
   CHECK(results[0].value(0, 0).size() == (16u << 20));
   REQUIRE(results[1].ok());
   CHECK(results[1].value(0, 0) == std::to_string(big.size()));
+}
+
+TEST_CASE("a session over TLS to the server itself: its answers of every size arrive") {
+  Loop loop(TlsDsn());
+  std::optional<PgResult> session;
+  std::string failed;
+  loop.pool.Submit([&](PgLink& link) {
+    return RunStatement(link, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &session, &failed);
+  });
+  loop.Run();
+  REQUIRE_MESSAGE(session.has_value(), failed);
+  REQUIRE(session->ok());
+  REQUIRE(session->value(0, 0) == "true");
+  CheckAnswersOfEverySize(loop);
 }
 
 TEST_CASE("the blocking forms run the same operations on the connection's own loop, again and again") {
