@@ -17,7 +17,10 @@ and the summary shows the median and [min–max] of each figure per build.
 With --group it also counts leader changes (commitd_raft_leader_changes_total
 summed over the members, before and after the window), and names each member
 by its role in the run: "leader" (the member the load went to), then
-"follower1" (the follower that used more CPU) and "follower2".
+"follower1" (the follower that used more CPU) and "follower2". A group run
+that saw a leader change or an error keeps its directory (logs, databases)
+and prints the members' leadership events and the bench's error kinds to
+stderr.
 --perf-dir: `perf record -g` each server process over the window into
 DIR/<run>-<process>.data (one run per build is enough for a profile).
 --syscalls: count each process's system calls over the window (`perf stat`
@@ -42,6 +45,7 @@ build/bench), which must be on the disk being measured (not tmpfs).
 """
 
 import argparse
+import glob
 import json
 import os
 import random
@@ -57,6 +61,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# A group member's log events about who leads.
+LEADERSHIP_EVENTS = ("leader_changed", "leading", "leader_retake", "leader_recover_failed",
+                     "fatal_raft_storage_failure")
 
 
 def free_port(taken):
@@ -278,10 +285,24 @@ class Cluster:
                 p.wait()
 
 
+def report_disturbance(work, changes, result):
+    """A leader change or an error is rare and worth a look: the run's
+    directory stays, and its members' leadership events go to stderr."""
+    print(f"ab_cpu: {changes} leader change(s), {result['errors'] if result else '?'} error(s) "
+          f"{json.dumps(result.get('error_kinds', {})) if result else ''}; kept {work}", file=sys.stderr)
+    for log in sorted(glob.glob(f"{work}/g*.log")):
+        with open(log, errors="replace") as f:
+            for line in f:
+                if any(f'"event":"{e}"' in line for e in LEADERSHIP_EVENTS):
+                    print(f"  {os.path.basename(log)}: {line.rstrip()}", file=sys.stderr)
+
+
 def one_run(args, label, bin_dir, run_no):
     work = tempfile.mkdtemp(prefix=f"ab-{label}-", dir=args.work_dir)
     cluster = Cluster(bin_dir, work, args.group, args.agent_config_b if label == "B" else None, args.instructions)
     perf = []
+    changes = 0
+    result = None
     try:
         bench = subprocess.Popen([f"{bin_dir}/commitd-bench", "transfers", "--coordinator", cluster.leader, "--clients",
                                   str(args.clients), "--duration-s", str(args.seconds), "--warmup-s", str(args.warmup),
@@ -331,7 +352,10 @@ def one_run(args, label, bin_dir, run_no):
         result = json.loads(out.strip().splitlines()[-1])
     finally:
         cluster.stop()
-        if not args.keep:
+        disturbed = changes > 0 or result is None or result["errors"] > 0
+        if args.group and disturbed:
+            report_disturbance(work, changes, result)
+        elif not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     n = max(1, result["committed"] + result["aborted"])
     if result["committed"] == 0:
