@@ -35,6 +35,7 @@ void ForEachField(Config& c, Fn&& fn) {
   fn("raft_election_timeout_ms", c.raft_election_timeout_ms);
   fn("raft_heartbeat_ms", c.raft_heartbeat_ms);
   fn("raft_snapshot_entries", c.raft_snapshot_entries);
+  fn("raft_log_keep_entries", c.raft_log_keep_entries);
   fn("decision_retention_ms", c.decision_retention_ms);
   fn("forgotten_key_retention_ms", c.forgotten_key_retention_ms);
   fn("termination_grace_ms", c.termination_grace_ms);

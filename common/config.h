@@ -43,6 +43,7 @@ struct Config {
   int64_t raft_election_timeout_ms = 1'000;  // coordinator group: followers campaign after 1-2x this without a leader
   int64_t raft_heartbeat_ms = 100;           // coordinator group: leader heartbeat interval
   int64_t raft_snapshot_entries = 10'000;    // coordinator group: snapshot (and truncate the log) every this many entries
+  int64_t raft_log_keep_entries = 200'000;   // coordinator group: a leader keeps up to this many entries for a member behind
   int64_t decision_retention_ms = 604'800'000; // finished decisions (and their Idempotency-Keys' answers) are deleted after this (7 days)
   int64_t forgotten_key_retention_ms = 2'592'000'000; // a deleted decision's Idempotency-Key is refused this much longer, then free again (30 days)
 

@@ -88,6 +88,7 @@ void ReplicatedDecisionLog::Run(raft::RestoredState restored, StorageQueue& stor
                     : o.node.id ^ static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   o.tick_ms = options_.tick_ms;
   o.snapshot_entries = options_.snapshot_entries;
+  o.log_keep_entries = options_.log_keep_entries;
   o.read_snapshot = std::move(read_snapshot);
   o.unsafe_send_before_durable = options_.unsafe_send_before_durable;
   driver_ = std::make_unique<raft::Driver>(std::move(o), std::move(restored), machine_, storage, transport, timers_);

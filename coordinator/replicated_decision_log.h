@@ -63,6 +63,8 @@ struct ReplicatedLogOptions {
   // The log is compacted every this many applied entries, keeping the last
   // snapshot_entries / 2 (the state machine tables are the snapshot).
   raft::Index snapshot_entries = static_cast<raft::Index>(Config{}.raft_snapshot_entries);
+  // raft::DriverOptions::log_keep_entries.
+  raft::Index log_keep_entries = static_cast<raft::Index>(Config{}.raft_log_keep_entries);
   uint64_t seed = 0;  // for the election timeouts; 0: from the clock
   // Deliberately wrong, for the simulator's checker (raft::DriverOptions,
   // DecisionStateMachine).

@@ -169,6 +169,7 @@ Status Service::Impl::OpenGroupLog() {
   ro.tick_ms = std::min<int64_t>(options.config.tick_ms, options.config.raft_heartbeat_ms);
   ro.max_batch = static_cast<std::size_t>(options.config.max_batch);
   ro.snapshot_entries = static_cast<raft::Index>(std::max<int64_t>(1, options.config.raft_snapshot_entries));
+  ro.log_keep_entries = static_cast<raft::Index>(std::max<int64_t>(0, options.config.raft_log_keep_entries));
   auto opened = ReplicatedDecisionLog::Open(options.data_dir + "/raft.db", io, ro);
   if (!opened.ok()) return opened.status();
   group_log = std::move(opened).value();

@@ -42,6 +42,9 @@ struct DriverOptions {
   // The log is compacted every this many applied entries, keeping the last
   // snapshot_entries / 2 (the state machine's tables are the snapshot).
   Index snapshot_entries = static_cast<Index>(Config{}.raft_snapshot_entries);
+  // A leader compacts no further than the entries a member behind still
+  // needs, but keeps at most this many behind its applied index for it.
+  Index log_keep_entries = static_cast<Index>(Config{}.raft_log_keep_entries);
   // Runs fn with a connection to the database (or the error opening one); fn
   // serializes the state machine in a read transaction there and posts its
   // own result. Unset: through the storage queue's Read. The binary gives a

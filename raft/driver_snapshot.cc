@@ -2,7 +2,9 @@
 // they have applied, are a durable snapshot at every moment, so compacting
 // the log only records its new base and deletes the entries up to it: every
 // snapshot_entries applied entries, keeping the last snapshot_entries / 2 so
-// that a follower a little behind still catches up from the log. The bytes a
+// that a follower a little behind still catches up from the log. A leader
+// also keeps what any member behind still needs, up to log_keep_entries
+// behind its applied index. The bytes a
 // follower behind the base needs are serialized only when the leader's core
 // asks for them (snapshot_wanted): a copy of the whole state costs CPU in
 // proportion to it, which taking it at every compaction spent on every member
@@ -23,7 +25,16 @@ void Driver::MaybeSnapshot() {
   }
   const Index keep = options_.snapshot_entries / 2;
   if (applied_ < snapshot_index_ + options_.snapshot_entries + keep) return;
-  CompactLog(applied_ - keep);
+  Index upto = applied_ - keep;
+  if (std::optional<Index> needed = node_->IndexNeededByMembers()) {
+    // A member that paused for a few seconds then catches up from the log,
+    // not from a copy of the whole state (which costs in proportion to it).
+    const Index floor = applied_ > options_.log_keep_entries ? applied_ - options_.log_keep_entries : 0;
+    upto = std::min(upto, std::max(*needed - 1, floor));
+    // Held back: compacted again once half a step more is free.
+    if (upto < snapshot_index_ + keep) return;
+  }
+  CompactLog(upto);
 }
 
 void Driver::CompactLog(Index index) {

@@ -52,6 +52,17 @@ Index Node::MatchIndex(NodeId peer) const {
   return it == progress_.end() ? 0 : it->second.match;
 }
 
+std::optional<Index> Node::IndexNeededByMembers() const {
+  if (role_ != Role::kLeader) return std::nullopt;
+  std::optional<Index> lowest;
+  for (const auto& [id, p] : progress_) {
+    Index needed = p.match + 1;
+    if (p.mode == ReplicationMode::kSnapshot) needed = std::max(needed, p.snapshot_meta.index + 1);
+    if (!lowest || needed < *lowest) lowest = needed;
+  }
+  return lowest;
+}
+
 void Node::Tick(int64_t now_ms) {
   now_ms_ = now_ms;
   if (role_ != Role::kLeader) {

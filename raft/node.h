@@ -173,6 +173,10 @@ class Node {
   NodeId transfer_target() const { return transfer_target_; }
   // Leader only: the highest index known to match on `peer` (0 if unknown).
   Index MatchIndex(NodeId peer) const;
+  // Leader: the lowest index another member still needs from this log (the
+  // one after its match, or after the snapshot being sent to it); nullopt off
+  // the leader or with no other member.
+  std::optional<Index> IndexNeededByMembers() const;
 
  private:
   enum class ReplicationMode { kProbe, kReplicate, kSnapshot };

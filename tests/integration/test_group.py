@@ -7,8 +7,10 @@ lost or changed, and nothing stays in doubt.
 Run one test: python3 test_group.py --bin-dir build/release/bin test_any_member_serves_the_api
 """
 
+import json
 import os
 import random
+import signal
 import statistics
 import sys
 import threading
@@ -164,7 +166,8 @@ def test_a_transaction_of_a_dead_member_is_presumed_aborted_by_the_group():
 
 
 def test_a_member_far_behind_catches_up_from_a_snapshot():
-    with Group(config=dict(GROUP_CONFIG, raft_snapshot_entries=40)) as g:
+    # The leader keeps at most 40 entries behind for it, so it compacts past them.
+    with Group(config=dict(GROUP_CONFIG, raft_snapshot_entries=40, raft_log_keep_entries=40)) as g:
         leader = g.leader()
         behind = next(n for n in g.urls if n != leader)
         g.nodes[behind].kill9()
@@ -190,6 +193,46 @@ def test_a_member_far_behind_catches_up_from_a_snapshot():
         g.wait_leader()
         status, body = harness.transfer(g.urls[behind], "bank-a", "alice", "bank-b", "bob", 1)
         assert status == 200, (status, body)
+
+
+def compactions(node):
+    """The log indexes a node's log was compacted to, from its log file."""
+    with open(node.log_path) as f:
+        return [json.loads(line)["index"] for line in f if '"event":"snapshot_taken"' in line]
+
+
+def test_a_member_that_paused_catches_up_from_the_log_not_a_snapshot():
+    """The leader keeps the entries a member behind still needs (up to
+    raft_log_keep_entries): a member stopped while the log moved on by many
+    compactions takes them from the log when it resumes, and nobody copies
+    the whole state for it."""
+    with Group(config=dict(GROUP_CONFIG, raft_snapshot_entries=40)) as g:
+        leader = g.leader()
+        paused, running = [n for n in g.urls if n != leader]
+        g.nodes[paused].popen.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(0.2)  # whatever it was acknowledging is in
+            stopped_at = g.cluster(leader)["last_index"]
+            for i in range(60):  # a decision and a finished mark each: several compactions' worth
+                route = ("bank-a", "alice", "bank-b", "bob") if i % 2 == 0 else ("bank-b", "bob", "bank-a", "alice")
+                status, body = harness.transfer(g.urls[leader], *route, 1)
+                assert status in (200, 409), (status, body)
+            eventually(lambda: max(compactions(g.nodes[running]), default=0) > stopped_at + 40, 10,
+                       what=f"{running} compacting its log past where {paused} stopped")
+            assert max(compactions(g.nodes[leader]), default=0) <= stopped_at, "the leader kept what it needs"
+        finally:
+            g.nodes[paused].popen.send_signal(signal.SIGCONT)
+        commit = g.cluster(leader)["commit_index"]
+        eventually(lambda: g.cluster(paused)["applied_index"] >= commit, 30, what=f"{paused} catching up")
+        assert "snapshot_installed" not in open(g.nodes[paused].log_path).read()
+        assert "snapshot_serialized" not in open(g.nodes[leader].log_path).read()
+        # Caught up, it holds nothing back: the leader compacts past where it stopped.
+        for i in range(40):
+            route = ("bank-a", "alice", "bank-b", "bob") if i % 2 == 0 else ("bank-b", "bob", "bank-a", "alice")
+            status, body = harness.transfer(g.urls[leader], *route, 1)
+            assert status in (200, 409), (status, body)
+        eventually(lambda: max(compactions(g.nodes[leader]), default=0) > stopped_at, 10,
+                   what="the leader compacting again")
 
 
 def transfer_through_elections(url, route, key):

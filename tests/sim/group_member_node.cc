@@ -118,6 +118,7 @@ Status GroupMemberNode::Start() {
   o.heartbeat_ms = ctx_.config.raft_heartbeat_ms;
   o.tick_ms = std::min<int64_t>(ctx_.config.tick_ms, ctx_.config.raft_heartbeat_ms);
   o.snapshot_entries = static_cast<raft::Index>(std::max<int64_t>(1, ctx_.config.raft_snapshot_entries));
+  o.log_keep_entries = static_cast<raft::Index>(std::max<int64_t>(0, ctx_.config.raft_log_keep_entries));
   o.seed = ctx_.random.Next() | 1;
   o.unsafe_send_before_durable = ctx_.bug == Bug::kGroupSendBeforeSync;
   o.unsafe_overwrite_decisions = ctx_.bug == Bug::kGroupOverwriteDecision;

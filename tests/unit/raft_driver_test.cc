@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <deque>
+#include <functional>
 #include <map>
+#include <set>
 
 #include "raft/driver.h"
 #include "raft/storage.h"
@@ -66,8 +68,9 @@ struct Cluster {
   Clock clock;
   std::map<NodeId, Member> members;
   std::deque<Message> wire;
+  std::set<NodeId> cut;  // what they send and what is sent to them is lost
 
-  Cluster() {
+  explicit Cluster(const std::function<void(DriverOptions&)>& tune = {}) {
     Membership boot{{1, 2, 3}, {}};
     for (NodeId id = 1; id <= 3; ++id) {
       Member& m = members[id];
@@ -83,6 +86,7 @@ struct Cluster {
       DriverOptions o;
       o.node.id = id;
       o.node.seed = id;
+      if (tune) tune(o);
       m.driver = std::make_unique<Driver>(o, std::move(restored).value(), m.machine, *m.queue, *m.net, clock);
       m.driver->Start();
     }
@@ -139,6 +143,7 @@ struct Cluster {
 };
 
 void Net::Send(NodeId to, std::vector<Message> messages) {
+  if (cluster_.cut.contains(to) || cluster_.cut.contains(self_)) return;
   for (auto& m : messages) {
     CHECK(m.from == self_);
     CHECK(m.to == to);
@@ -343,5 +348,57 @@ TEST_CASE("driver: a follower's clock that went back does not hold its committed
   for (Member* f : followers) {
     CHECK(c.Rows(*f) == 2);
     CHECK(f->driver->applied() == f->driver->node().commit_index());
+  }
+}
+
+TEST_CASE("driver: a leader keeps the entries a member behind needs, up to log_keep_entries; past them it sends a "
+          "snapshot") {
+  for (const bool past_the_cap : {false, true}) {
+    CAPTURE(past_the_cap);
+    Cluster c([](DriverOptions& o) {
+      o.snapshot_entries = 10;
+      o.log_keep_entries = 100;
+    });
+    Member& leader = ElectedLeader(c);
+    c.Advance(200);
+    NodeId behind = 0;
+    NodeId other = 0;
+    for (auto& [id, m] : c.members) {
+      if (&m == &leader) continue;
+      (behind == 0 ? behind : other) = id;
+    }
+    const Index match_before = leader.driver->node().MatchIndex(behind);
+    c.cut.insert(behind);
+    const int entries = past_the_cap ? 150 : 60;
+    for (int i = 0; i < entries; ++i) {
+      leader.driver->Propose(std::to_string(2 * i), [](Status) {});
+      c.Settle();
+    }
+    c.Advance(200);
+    REQUIRE(leader.driver->node().MatchIndex(behind) == match_before);
+    // The member that kept up is no reason to keep anything: it compacts as before.
+    CHECK(c.members.at(other).driver->counters().snapshots_taken > 0);
+    const Index base = leader.driver->node().log().base().index;
+    if (past_the_cap) {
+      CHECK(base > match_before);
+      CHECK(base + 10 >= leader.driver->applied() - 100);  // within a compaction step of the cap
+    } else {
+      CHECK(base <= match_before);
+    }
+
+    c.cut.clear();
+    Member& late = c.members.at(behind);
+    for (int i = 0; i < 100 && late.driver->applied() < leader.driver->applied(); ++i) c.Advance(100);
+    CHECK(late.driver->applied() == leader.driver->applied());
+    CHECK(late.driver->counters().snapshots_installed == (past_the_cap ? 1u : 0u));
+    if (!past_the_cap) CHECK(c.Rows(late) == entries);  // every entry applied from the log
+
+    // Caught up, it holds nothing back: the leader compacts again.
+    for (int i = 0; i < 40; ++i) {
+      leader.driver->Propose(std::to_string(1000 + 2 * i), [](Status) {});
+      c.Settle();
+    }
+    c.Advance(200);
+    CHECK(leader.driver->node().log().base().index > match_before + entries / 2);
   }
 }

@@ -221,3 +221,21 @@ TEST_CASE("a log compacted without snapshot bytes: the leader asks the driver fo
     CHECK(net.node(1).snapshot_wanted());
   }
 }
+
+TEST_CASE("the leader names the lowest index another member needs: the one after its match, or after the snapshot "
+          "it is being sent") {
+  std::string data(100, 's');
+  auto net = LaggingBehindSnapshot(data);
+  // Node 3 matched only the leader's first entry; node 2 has everything.
+  CHECK(net->node(1).IndexNeededByMembers() == net->node(1).MatchIndex(3) + 1);
+  CHECK(net->node(1).MatchIndex(3) < 21);
+  CHECK_FALSE(net->node(2).IndexNeededByMembers().has_value());  // a follower names none
+  net->Heal();
+  // Its first chunk is never acknowledged: the transfer stays under way.
+  net->DropIf([](const Message& m) { return std::holds_alternative<InstallSnapshotResponse>(m.body); });
+  net->Advance(50);
+  net->DeliverAll();
+  REQUIRE(CountLines(net->transcript(), "1->3 t1 InstallSnapshot 21/1") >= 1);
+  // The snapshot (base 21) is on its way: node 3 will need the entries after it.
+  CHECK(net->node(1).IndexNeededByMembers() == 22);
+}
