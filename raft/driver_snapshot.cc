@@ -34,7 +34,10 @@ void Driver::MaybeSnapshot() {
     // Held back: compacted again once half a step more is free.
     if (upto < snapshot_index_ + keep) return;
   }
-  CompactLog(upto);
+  // Once a member behind catches up, what was kept goes a step at a time: one
+  // storage job deleting a few hundred thousand entries would hold up the
+  // Readies (and the heartbeats) behind it.
+  CompactLog(std::min(upto, snapshot_index_ + options_.snapshot_entries + keep));
 }
 
 void Driver::CompactLog(Index index) {

@@ -402,3 +402,32 @@ TEST_CASE("driver: a leader keeps the entries a member behind needs, up to log_k
     CHECK(leader.driver->node().log().base().index > match_before + entries / 2);
   }
 }
+
+TEST_CASE("driver: what a leader kept for a member goes a step at a time once no member needs it") {
+  Cluster c([](DriverOptions& o) {
+    o.snapshot_entries = 10;
+    o.log_keep_entries = 1000;
+  });
+  Member& leader = ElectedLeader(c);
+  c.Advance(200);
+  NodeId behind = 0;
+  for (auto& [id, m] : c.members) {
+    if (&m != &leader) behind = id;
+  }
+  c.cut.insert(behind);
+  for (int i = 0; i < 100; ++i) {
+    leader.driver->Propose(std::to_string(2 * i), [](Status) {});
+    c.Settle();
+  }
+  const Index base_before = leader.driver->node().log().base().index;
+  REQUIRE(base_before <= leader.driver->node().MatchIndex(behind));
+  const uint64_t taken_before = leader.driver->counters().snapshots_taken;
+
+  // Removed, it needs nothing: about 90 entries go, 15 at most in each storage job.
+  REQUIRE(leader.driver->ProposeConfChange({ConfChangeType::kRemove, behind}).status == ProposeStatus::kOk);
+  c.Settle();
+  c.Advance(200);
+  const Index base_after = leader.driver->node().log().base().index;
+  CHECK(base_after >= base_before + 80);
+  CHECK(leader.driver->counters().snapshots_taken - taken_before >= (base_after - base_before + 14) / 15);
+}
