@@ -157,6 +157,23 @@ Member& ElectedLeader(Cluster& c) {
   return *c.Leader();
 }
 
+// Compaction every 10 applied entries, and at most `keep` kept for a member behind.
+std::function<void(DriverOptions&)> CompactingEvery10Keeping(Index keep) {
+  return [keep](DriverOptions& o) {
+    o.snapshot_entries = 10;
+    o.log_keep_entries = keep;
+  };
+}
+
+std::pair<NodeId, NodeId> Followers(Cluster& c, const Member& leader) {
+  std::vector<NodeId> ids;
+  for (auto& [id, m] : c.members) {
+    if (&m != &leader) ids.push_back(id);
+  }
+  REQUIRE(ids.size() == 2);
+  return {ids[0], ids[1]};
+}
+
 }  // namespace
 
 TEST_CASE("driver: a proposal completes with its apply result on every member; a refusal changes nothing") {
@@ -355,18 +372,10 @@ TEST_CASE("driver: a leader keeps the entries a member behind needs, up to log_k
           "snapshot") {
   for (const bool past_the_cap : {false, true}) {
     CAPTURE(past_the_cap);
-    Cluster c([](DriverOptions& o) {
-      o.snapshot_entries = 10;
-      o.log_keep_entries = 100;
-    });
+    Cluster c(CompactingEvery10Keeping(100));
     Member& leader = ElectedLeader(c);
     c.Advance(200);
-    NodeId behind = 0;
-    NodeId other = 0;
-    for (auto& [id, m] : c.members) {
-      if (&m == &leader) continue;
-      (behind == 0 ? behind : other) = id;
-    }
+    const auto [behind, other] = Followers(c, leader);
     const Index match_before = leader.driver->node().MatchIndex(behind);
     c.cut.insert(behind);
     const int entries = past_the_cap ? 150 : 60;
@@ -404,16 +413,10 @@ TEST_CASE("driver: a leader keeps the entries a member behind needs, up to log_k
 }
 
 TEST_CASE("driver: what a leader kept for a member goes a step at a time once no member needs it") {
-  Cluster c([](DriverOptions& o) {
-    o.snapshot_entries = 10;
-    o.log_keep_entries = 1000;
-  });
+  Cluster c(CompactingEvery10Keeping(1000));
   Member& leader = ElectedLeader(c);
   c.Advance(200);
-  NodeId behind = 0;
-  for (auto& [id, m] : c.members) {
-    if (&m != &leader) behind = id;
-  }
+  const NodeId behind = Followers(c, leader).first;
   c.cut.insert(behind);
   for (int i = 0; i < 100; ++i) {
     leader.driver->Propose(std::to_string(2 * i), [](Status) {});
