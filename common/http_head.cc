@@ -42,8 +42,12 @@ bool Framing(std::string_view name) {
   return EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding");
 }
 
+// A given field an answer may carry: one that stays in its place and is not the writer's own framing.
+bool Writable(std::string_view name, std::string_view value) {
+  return SafeName(name) && SafeValue(value) && !Framing(name);
+}
+
 void AppendField(std::string* head, std::string_view name, std::string_view value) {
-  if (!SafeName(name) || !SafeValue(value) || Framing(name)) return;
   head->append(name);
   head->append(": ");
   head->append(value);
@@ -63,13 +67,14 @@ std::string ResponseHead(const Response& response, unsigned version, bool keep_a
   const boost::beast::string_view reason = bhttp::obsolete_reason(bhttp::int_to_status(status));
   head.append(reason.data(), reason.size());
   head.append("\r\n");
-  if (!response.content_type.empty() && !GivenAgain("Content-Type", response.headers, 0)) {
+  if (!response.content_type.empty() && SafeValue(response.content_type) &&
+      !GivenAgain("Content-Type", response.headers, 0)) {
     AppendField(&head, "Content-Type", response.content_type);
   }
   for (std::size_t i = 0; i < response.headers.size(); ++i) {
     const auto& [name, value] = response.headers[i];
     // Whether the connection stays is keep_alive's to say.
-    if (!GivenAgain(name, response.headers, i + 1) && !EqualsIgnoreCase(name, "Connection")) {
+    if (Writable(name, value) && !GivenAgain(name, response.headers, i + 1) && !EqualsIgnoreCase(name, "Connection")) {
       AppendField(&head, name, value);
     }
   }
@@ -102,10 +107,11 @@ Result<std::string> RequestHead(std::string_view method, std::string_view target
   head.push_back(' ');
   head.append(target);
   head.append(" HTTP/1.1\r\n");
+  // Every given field was found safe above.
   if (!GivenAgain("Host", headers, 0)) AppendField(&head, "Host", host);
   for (std::size_t i = 0; i < headers.size(); ++i) {
     const auto& [name, value] = headers[i];
-    if (!GivenAgain(name, headers, i + 1)) AppendField(&head, name, value);
+    if (!Framing(name) && !GivenAgain(name, headers, i + 1)) AppendField(&head, name, value);
   }
   if (body_size > 0 || method == "POST" || method == "PUT" || method == "OPTIONS") {
     head.append("Content-Length: ");
