@@ -956,6 +956,36 @@ Result<AbortRequest> ParseAbortRequest(std::string_view body) {
   return r;
 }
 
+json ToJson(const AdoptRequest& r) {
+  return {{"txid", r.txid}, {"log_id", r.log_id}, {"abort_key", r.abort_key}, {"commit_check", r.commit_check}};
+}
+
+Result<AdoptRequest> ParseAdoptRequest(std::string_view body) {
+  Result<json> parsed = ParseBody(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  if (Status s = CheckObject(j, ""); !s.ok()) return s;
+  if (Status s = CheckKnownFields(j, "", {"txid", "log_id", "abort_key", "commit_check"}); !s.ok()) return s;
+  AdoptRequest r;
+  Result<std::string> txid = RequiredTxid(j, "");
+  if (!txid.ok()) return txid.status();
+  r.txid = std::move(txid).value();
+  auto log_id = j.find("log_id");
+  if (log_id == j.end() || !log_id->is_string() || log_id->get_ref<const std::string&>().empty() ||
+      log_id->get_ref<const std::string&>().size() > kMaxLogIdSize) {
+    return Invalid("log_id", "required, a string of 1 to " + std::to_string(kMaxLogIdSize) + " characters");
+  }
+  r.log_id = log_id->get<std::string>();
+  for (auto [name, field] : {std::pair{"abort_key", &r.abort_key}, std::pair{"commit_check", &r.commit_check}}) {
+    auto it = j.find(name);
+    if (it == j.end()) return Invalid(name, "required");
+    Result<std::string> key = KeyField(*it, name);
+    if (!key.ok()) return key.status();
+    *field = std::move(key).value();
+  }
+  return r;
+}
+
 Result<std::string> ParseTxidBody(std::string_view body) {
   Result<json> parsed = ParseBody(body);
   if (!parsed.ok()) return parsed.status();

@@ -167,6 +167,20 @@ nlohmann::json ToJson(const AbortRequest& r);
 std::string AbortRequestText(const AbortRequest& r);
 Result<AbortRequest> ParseAbortRequest(std::string_view body);
 
+// POST /v1/adopt: a coordinator whose decision log is not the one a record
+// was prepared under (that log was lost or replaced) takes the record over
+// before an operator's forced decision: the record's keys become this log's,
+// so the lost log's decisions still in the network are refused. Every field
+// is required.
+struct AdoptRequest {
+  std::string txid;
+  std::string log_id;        // the adopting coordinator's decision log
+  std::string abort_key;     // that log's abort key for txid
+  std::string commit_check;  // and its commit check
+};
+nlohmann::json ToJson(const AdoptRequest& r);
+Result<AdoptRequest> ParseAdoptRequest(std::string_view body);
+
 // A txid is 1..128 characters of [A-Za-z0-9._:-].
 bool IsValidTxid(std::string_view txid);
 

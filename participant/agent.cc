@@ -110,6 +110,7 @@ constexpr auth::RouteRule kRoutes[] = {
     {"POST", "/v1/precommit", Permission::kProtocol},
     {"POST", "/v1/commit", Permission::kProtocol},
     {"POST", "/v1/abort", Permission::kProtocol},
+    {"POST", "/v1/adopt", Permission::kProtocol},
     {"GET", "/v1/transactions/{txid}", Permission::kProtocol},
     {"GET", "/v1/transactions", Permission::kProtocol},
     {"GET", "/v1/procedures", Permission::kProtocol},
@@ -333,6 +334,15 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
       return;
     }
     node->Abort(*parsed, traces.Track("abort", parsed->txid, req, Render(std::move(r))));
+  }));
+  // A coordinator whose decision log replaced the record's takes it over (Engine::OnAdopt).
+  Add(router, "POST", "/v1/adopt", Guarded([this](http::Request req, http::Responder r) {
+    auto parsed = wire::ParseAdoptRequest(req.body);
+    if (!parsed.ok()) {
+      r(http::ErrorResponse(400, "invalid_request", parsed.status().message()));
+      return;
+    }
+    node->Adopt(*parsed, traces.Track("adopt", parsed->txid, req, Render(std::move(r))));
   }));
   Add(router, "GET", "/v1/transactions", Guarded([this](http::Request req, http::Responder r) {
     HandleHeld(std::move(req), std::move(r));

@@ -498,6 +498,7 @@ void Engine::Recover(std::vector<PreparedRecord> records, int64_t now_ms) {
     tx.protocol = r.protocol == "3pc" ? wire::Protocol::k3pc : wire::Protocol::k2pc;
     tx.coordinator = r.coordinator;
     tx.log_id = r.log_id;
+    tx.adopted_by = r.adopted_by;
     tx.abort_key = r.abort_key;
     tx.commit_check = r.commit_check;
     tx.participants = r.participants;
@@ -557,6 +558,7 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
     v.deadline_ms = tx.deadline_ms;
     v.coordinator = tx.coordinator;
     v.log_id = tx.log_id;
+    v.adopted_by = tx.adopted_by;
     v.last_error = tx.last_error;
     out.push_back(std::move(v));
   }
@@ -565,14 +567,16 @@ std::vector<HeldView> Engine::Held(int64_t now_ms) const {
 }
 
 nlohmann::json HeldJson(const HeldView& v) {
-  return {{"txid", v.txid},
-          {"state", HeldStateName(v.state)},
-          {"protocol", wire::ProtocolName(v.protocol)},
-          {"age_ms", v.age_ms},
-          {"deadline_ms", v.deadline_ms},
-          {"coordinator", v.coordinator},
-          {"log_id", v.log_id},
-          {"last_error", v.last_error}};
+  nlohmann::json j = {{"txid", v.txid},
+                      {"state", HeldStateName(v.state)},
+                      {"protocol", wire::ProtocolName(v.protocol)},
+                      {"age_ms", v.age_ms},
+                      {"deadline_ms", v.deadline_ms},
+                      {"coordinator", v.coordinator},
+                      {"log_id", v.log_id},
+                      {"last_error", v.last_error}};
+  if (!v.adopted_by.empty()) j["adopted_by"] = v.adopted_by;
+  return j;
 }
 
 bool Engine::Knows(const std::string& txid) const { return txs_.count(txid) != 0 || finished_.Find(txid) != nullptr; }
@@ -690,6 +694,93 @@ void Engine::OnPrecommitPersisted(const std::string& txid, const Status& status,
   }
 }
 
+void Engine::OnAdopt(const wire::AdoptRequest& request, RequestToken token, int64_t now_ms) {
+  (void)now_ms;
+  const std::string& txid = request.txid;
+  auto answer = [&](int status, nlohmann::json body) {
+    actions_.push_back(action::Reply{token, status, std::move(body)});
+  };
+  if (const Outcome* f = finished_.Find(txid)) {
+    answer(409, *f == Outcome::kCommitted
+                    ? AgentError("already_committed", "transaction " + txid + " was committed here", txid)
+                    : AgentError("already_aborted", "transaction " + txid + " was aborted here", txid));
+    return;
+  }
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) {
+    answer(404, AgentError("unknown_transaction", UnknownHere(txid), txid));
+    return;
+  }
+  Tx& tx = it->second;
+  switch (AnsweredAs(tx)) {
+    case State::kPreparing:
+    case State::kPrecommitting:
+      answer(409, AgentError("not_prepared",
+                             "transaction " + txid + " is being written here (" +
+                                 std::string(HeldStateName(tx.state)) + "): ask again",
+                             txid));
+      return;
+    case State::kAborting:
+      answer(409, AgentError("already_aborted", "transaction " + txid + " is being aborted here", txid));
+      return;
+    case State::kCommitting:
+    case State::kConflict:
+      answer(409, AgentError("already_committing", "transaction " + txid + " is being committed here", txid));
+      return;
+    case State::kPrepared:
+    case State::kPrecommitted:
+      break;
+  }
+  const bool same_keys = tx.adopted_by == request.log_id && tx.abort_key == request.abort_key &&
+                         tx.commit_check == request.commit_check;
+  if (tx.replaced_keys) {  // an adoption is being written
+    if (same_keys) {
+      tx.adopt_waiters.push_back(token);
+    } else {
+      answer(409, AgentError("adoption_in_progress",
+                             "transaction " + txid + " is being adopted by decision log " + tx.adopted_by +
+                                 ": ask again",
+                             txid));
+    }
+    return;
+  }
+  if (same_keys) {
+    answer(200, AdoptedBody(txid, tx));
+    return;
+  }
+  tx.replaced_keys = Adoption{tx.adopted_by, tx.abort_key, tx.commit_check};
+  tx.adopted_by = request.log_id;
+  tx.abort_key = request.abort_key;
+  tx.commit_check = request.commit_check;
+  tx.commit_key.clear();  // the lost log's, if a commit or precommit brought it
+  // A termination round running now concludes nothing: its answers are dropped.
+  tx.terminating = false;
+  tx.precommit_then_push = false;
+  tx.adopt_waiters.push_back(token);
+  actions_.push_back(action::PersistAdoption{txid, Adoption{request.log_id, request.abort_key, request.commit_check}});
+}
+
+void Engine::OnAdoptionPersisted(const std::string& txid, const Status& status, int64_t now_ms) {
+  (void)now_ms;
+  auto it = txs_.find(txid);
+  if (it == txs_.end() || !it->second.replaced_keys) return;
+  Tx& tx = it->second;
+  if (!status.ok()) {
+    tx.adopted_by = tx.replaced_keys->log_id;
+    tx.abort_key = tx.replaced_keys->abort_key;
+    tx.commit_check = tx.replaced_keys->commit_check;
+    tx.replaced_keys.reset();
+    ReplyAll(tx.adopt_waiters, 503, AgentError("storage_error", status.message(), txid));
+    return;
+  }
+  tx.replaced_keys.reset();
+  ReplyAll(tx.adopt_waiters, 200, AdoptedBody(txid, tx));
+}
+
+nlohmann::json Engine::AdoptedBody(const std::string& txid, const Tx& tx) {
+  return {{"txid", txid}, {"state", HeldStateName(tx.state)}, {"adopted_by", tx.adopted_by}};
+}
+
 std::vector<wire::ParticipantRef> Engine::Peers(const Tx& tx) const {
   std::vector<wire::ParticipantRef> peers;
   for (const auto& p : tx.participants) {
@@ -699,6 +790,10 @@ std::vector<wire::ParticipantRef> Engine::Peers(const Tx& tx) const {
 }
 
 void Engine::StartTermination(const std::string& txid, Tx& tx, int64_t now_ms) {
+  if (!tx.adopted_by.empty()) {  // only the adopting log decides it
+    WaitLonger(tx, "adopted by decision log " + tx.adopted_by + ": waiting for its decision", now_ms);
+    return;
+  }
   tx.terminating = true;
   std::vector<wire::ParticipantRef> peers = Peers(tx);
   if (peers.empty()) {

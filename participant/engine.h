@@ -115,6 +115,11 @@ struct QueryDecision {
 struct PersistPrecommitted {  // the record's state becomes "precommitted"
   std::string txid;
 };
+// Store::Adopt, answered through OnAdoptionPersisted.
+struct PersistAdoption {
+  std::string txid;
+  Adoption adoption;
+};
 enum class PeerCall { kState, kPrecommit, kCommit, kAbort };
 // 3PC termination: one request to each peer (GET /v1/transactions/{txid},
 // POST /v1/precommit, /v1/commit, /v1/abort). kState and kPrecommit are
@@ -130,7 +135,8 @@ struct CallPeers {
 
 using Action = std::variant<action::Prepare, action::ApplyCommit, action::ApplyAbort,
                             action::WriteTombstone, action::ForgetOutcomesBefore, action::Reply,
-                            action::QueryDecision, action::PersistPrecommitted, action::CallPeers>;
+                            action::QueryDecision, action::PersistPrecommitted, action::PersistAdoption,
+                            action::CallPeers>;
 
 // A peer's answer in the termination protocol: the state it reports
 // (StateOf's names), or why it did not answer.
@@ -176,6 +182,7 @@ struct HeldView {
   int64_t deadline_ms = 0;  // wall clock
   std::string coordinator;
   std::string log_id;  // the coordinator's decision log ("" if the prepare named none)
+  std::string adopted_by;  // the decision log that adopted the record ("" if none)
   std::string last_error;
 };
 // A held transaction as GET /v1/transactions lists it (docs/participant.md).
@@ -200,6 +207,15 @@ class Engine {
   // 3PC: POST /v1/precommit, from the coordinator or a peer running termination.
   void OnPrecommit(const std::string& txid, const std::string& commit_key, RequestToken token, int64_t now_ms);
   void OnPrecommitPersisted(const std::string& txid, const Status& status, int64_t now_ms);
+  // POST /v1/adopt: a coordinator whose log is not the record's (that one was
+  // lost or replaced) takes over a record that voted yes and is undecided:
+  // from now on only the adopting log's keys decide it, so decisions of the
+  // lost log still in the network are refused, and it no longer runs 3PC
+  // termination (the adopter's forced decision settles it). Answered 200
+  // once durable; a record that is deciding, or decided, says so (409), one
+  // not known here 404 unknown_transaction, one still preparing 409 not_prepared.
+  void OnAdopt(const wire::AdoptRequest& request, RequestToken token, int64_t now_ms);
+  void OnAdoptionPersisted(const std::string& txid, const Status& status, int64_t now_ms);
   // The answers to a CallPeers of kind kState or kPrecommit, one per peer.
   void OnPeerAnswers(const std::string& txid, action::PeerCall call, std::vector<PeerAnswer> answers,
                      int64_t now_ms);
@@ -273,6 +289,11 @@ class Engine {
     // Not kept across a restart.
     bool abort_decided = false;
     bool recovered = false;          // loaded from the database at startup
+    std::string adopted_by;          // the adopting decision log (PreparedRecord::adopted_by)
+    // An adoption being written: its waiters, and the keys it replaced
+    // (restored if the write fails). The new keys are in force meanwhile.
+    std::vector<RequestToken> adopt_waiters;
+    std::optional<Adoption> replaced_keys;
     bool terminating = false;        // a termination round is running
     bool precommit_then_push = false;  // termination: once precommitted here, precommit the prepared peers
     std::vector<wire::ParticipantRef> prepared_peers;  // termination: peers that answered "prepared"
@@ -322,6 +343,8 @@ class Engine {
   bool CommitKeyAccepted(const std::string& txid, Tx& tx, const std::string& commit_key, RequestToken token,
                          int64_t now_ms);
   void WaitLonger(Tx& tx, std::string why, int64_t now_ms);
+  // 200 to an adoption: {"txid", "state", "adopted_by"}.
+  static nlohmann::json AdoptedBody(const std::string& txid, const Tx& tx);
   void StartTermination(const std::string& txid, Tx& tx, int64_t now_ms);
   void DecideTermination(const std::string& txid, Tx& tx, const std::vector<PeerAnswer>& answers, int64_t now_ms);
   void PushPrecommit(const std::string& txid, Tx& tx, int64_t now_ms);

@@ -179,6 +179,13 @@ void Node::Precommit(const wire::CommitRequest& request, ReplyFn reply) {
   });
 }
 
+void Node::Adopt(const wire::AdoptRequest& request, ReplyFn reply) {
+  WithStoredOutcome(request.txid, reply, [this, request, reply] {
+    engine_->OnAdopt(request, Track(reply), timers_.NowMs());
+    Pump();
+  });
+}
+
 void Node::LookUpState(const std::string& txid, std::function<void(Result<std::string>)> done) {
   WithStoredOutcome(
       txid, [this, txid, done] { done(engine_->StateOf(txid)); }, [done](const Status& s) { done(s); });
@@ -281,6 +288,18 @@ void Node::Execute(Action& a) {
       engine_->OnPrecommitPersisted(txid, s, timers_.NowMs());
       Pump();
     });
+  } else if (auto* pa = std::get_if<action::PersistAdoption>(&a)) {
+    store_.Adopt(pa->txid, pa->adoption,
+                 [this, alive = alive_, txid = pa->txid, log_id = pa->adoption.log_id](Status s) {
+                   if (!*alive) return;
+                   if (s.ok()) {
+                     Event(log::Level::kWarn, "transaction_adopted", {{"txid", txid}, {"adopted_by", log_id}});
+                   } else {
+                     Event(log::Level::kError, "adoption_write_failed", {{"txid", txid}, {"error", s.ToString()}});
+                   }
+                   engine_->OnAdoptionPersisted(txid, s, timers_.NowMs());
+                   Pump();
+                 });
   } else if (auto* cp = std::get_if<action::CallPeers>(&a)) {
     CallPeers(std::move(*cp));
   } else if (auto* q = std::get_if<action::QueryDecision>(&a)) {

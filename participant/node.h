@@ -126,6 +126,8 @@ class Node {
   // transaction's (engine.h: when a key is needed).
   void Abort(const wire::AbortRequest& request, ReplyFn reply);
   void Precommit(const wire::CommitRequest& request, ReplyFn reply);
+  // Engine::OnAdopt.
+  void Adopt(const wire::AdoptRequest& request, ReplyFn reply);
 
   // --- queries -------------------------------------------------------------
   // What a peer asking about txid is told (Engine::StateOf), once the store

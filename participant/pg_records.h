@@ -30,8 +30,9 @@ struct PgPreparedRecord {
 
 // Prepared transactions of `agent` (every commitd agent's when nullopt) in
 // the connection's database, with their metadata; state "precommitted" when
-// _commitd_pg_precommitted says so. A gid without a metadata row gets a
-// record naming no coordinator, with last_error saying so.
+// _commitd_pg_precommitted says so; adopted_by, abort_key and commit_check
+// from _commitd_pg_adopted when it holds the txid. A gid without a metadata
+// row gets a record naming no coordinator, with last_error saying so.
 Result<std::vector<PgPreparedRecord>> LoadPreparedRecords(PgConnection& conn, const std::optional<std::string>& agent,
                                                           int64_t now_ms);
 // Metadata rows of `agent` without a prepared transaction (never prepared,
@@ -40,10 +41,11 @@ Status SettleOrphanMetadata(PgConnection& conn, const std::string& agent, int64_
 
 // COMMIT PREPARED; Ok too when the gid is gone and the outcome row says
 // committed (a repeated commit). Unavailable when the connection broke.
-// precommitted: also remove its _commitd_pg_precommitted row (3PC).
+// side_rows: also remove its _commitd_pg_precommitted (3PC) and
+// _commitd_pg_adopted rows.
 // Arguments are read until the coroutine ends (RunBlocking runs it offline).
 Awaitable<Status> CommitPrepared(PgConnection& conn, const std::string& agent, const std::string& txid,
-                                 bool precommitted);
+                                 bool side_rows);
 // ROLLBACK PREPARED (Ok when already gone, unless committed), then the
 // metadata rows go and "aborted" is remembered.
 Awaitable<Status> RollBackPrepared(PgConnection& conn, const std::string& agent, const std::string& txid,

@@ -113,6 +113,7 @@ Status CheckServer(PgConnection& conn) {
   PgResult own = conn.Exec(
       "SELECT has_table_privilege('_commitd_pg_prepared', 'SELECT,INSERT,UPDATE,DELETE') "
       "AND has_table_privilege('_commitd_pg_precommitted', 'SELECT,INSERT,DELETE') "
+      "AND has_table_privilege('_commitd_pg_adopted', 'SELECT,INSERT,UPDATE,DELETE') "
       "AND has_table_privilege('_commitd_pg_finished', 'SELECT,INSERT,DELETE')");
   if (!own.ok() || own.value(0, 0) != "t") {
     return Status::InvalidArgument("PostgreSQL: the role may not read and write the agent's tables (_commitd_pg_*)");
@@ -158,6 +159,34 @@ pg::Awaitable<Status> ExecFlushed(PgLink& link, std::function<std::string(PgConn
   link.DropIfBroken(r);
   co_return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
 }
+
+// ExecFlushed for a statement with parameters, in one round trip: the rows it changed.
+pg::Awaitable<Result<int64_t>> ExecFlushedCounting(PgLink& link, pg::PipelinedStatement statement) {
+  Result<PgConnection*> got = co_await link.Get();
+  if (!got.ok()) co_return got.status();
+  constexpr std::size_t kStatement = 2;
+  const std::vector<pg::PipelinedStatement> steps{{"BEGIN", {}, /*reuse_plan=*/true},
+                                                  {"SET LOCAL synchronous_commit = on", {}, /*reuse_plan=*/true},
+                                                  std::move(statement),
+                                                  {"COMMIT", {}, /*reuse_plan=*/true}};
+  std::vector<PgResult> results = co_await (*got)->PipelineAsync(steps);
+  for (const PgResult& r : results) {
+    if (r.ok()) continue;
+    if (!r.connection_lost() && (*got)->healthy()) co_await (*got)->ExecAsync("ROLLBACK");
+    link.DropIfBroken(r);
+    co_return Status::Unavailable("PostgreSQL: " + pg::Describe(r));
+  }
+  co_return results[kStatement].affected();
+}
+
+// The adoption of a prepared transaction ($6 its gid); nothing when
+// PostgreSQL holds no such gid.
+constexpr const char* kAdoptSql =
+    "INSERT INTO _commitd_pg_adopted(agent, txid, log_id, abort_key, commit_check) "
+    "SELECT $1, $2, $3, $4, $5 WHERE EXISTS "
+    "(SELECT 1 FROM pg_prepared_xacts WHERE database = current_database() AND gid = $6) "
+    "ON CONFLICT (agent, txid) DO UPDATE SET log_id = EXCLUDED.log_id, abort_key = EXCLUDED.abort_key, "
+    "commit_check = EXCLUDED.commit_check";
 
 }  // namespace
 
@@ -239,7 +268,7 @@ Result<Store::Contents> PostgresStore::Load() {
       // of --coordinator are asked, never decided alone.
       log::Error("pg_prepared_without_metadata", {{"txid", p.record.txid}, {"error", p.record.last_error}});
     }
-    if (p.record.state == "precommitted") precommitted_.insert(p.record.txid);
+    if (p.record.state == "precommitted" || !p.record.adopted_by.empty()) side_rows_.insert(p.record.txid);
     contents.records.push_back(std::move(p.record));
   }
   return contents;
@@ -462,26 +491,26 @@ std::string PostgresStore::OpResults(const OpStatements& op, const std::vector<P
 }
 
 void PostgresStore::Commit(const std::string& txid, std::function<void(Status)> done) {
-  const bool precommitted = precommitted_.erase(txid) != 0;
-  pool_->Submit([this, txid, precommitted, done = std::move(done)](PgLink& link) {
-    return SettleJob(link, txid, Outcome::kCommitted, precommitted, 0, done);
+  const bool side_rows = side_rows_.erase(txid) != 0;
+  pool_->Submit([this, txid, side_rows, done = std::move(done)](PgLink& link) {
+    return SettleJob(link, txid, Outcome::kCommitted, side_rows, 0, done);
   });
 }
 
 void PostgresStore::Abort(const std::string& txid, std::function<void(Status)> done) {
   const int64_t now = now_ms_();
-  precommitted_.erase(txid);
+  side_rows_.erase(txid);
   pool_->Submit([this, txid, now, done = std::move(done)](PgLink& link) {
     return SettleJob(link, txid, Outcome::kAborted, false, now, done);
   });
 }
 
-pg::Awaitable<void> PostgresStore::SettleJob(PgLink& link, std::string txid, Outcome outcome, bool precommitted,
+pg::Awaitable<void> PostgresStore::SettleJob(PgLink& link, std::string txid, Outcome outcome, bool side_rows,
                                              int64_t now_ms, std::function<void(Status)> done) {
   Result<PgConnection*> got = co_await link.Get();
   Status s = got.status();
   if (got.ok() && outcome == Outcome::kCommitted) {
-    s = co_await pg::CommitPrepared(**got, options_.agent, txid, precommitted);
+    s = co_await pg::CommitPrepared(**got, options_.agent, txid, side_rows);
   } else if (got.ok()) {
     s = co_await pg::RollBackPrepared(**got, options_.agent, txid, now_ms);
   }
@@ -489,7 +518,7 @@ pg::Awaitable<void> PostgresStore::SettleJob(PgLink& link, std::string txid, Out
 }
 
 void PostgresStore::Precommit(const std::string& txid, std::function<void(Status)> done) {
-  precommitted_.insert(txid);
+  side_rows_.insert(txid);
   pool_->Submit([this, txid, done = std::move(done)](PgLink& link) { return PrecommitJob(link, txid, done); });
 }
 
@@ -500,6 +529,28 @@ pg::Awaitable<void> PostgresStore::PrecommitJob(PgLink& link, std::string txid, 
   };
   Status s = co_await ExecFlushed(link, statement);
   done(s);
+}
+
+void PostgresStore::Adopt(const std::string& txid, const Adoption& adoption, std::function<void(Status)> done) {
+  side_rows_.insert(txid);
+  pool_->Submit([this, txid, adoption, done = std::move(done)](PgLink& link) {
+    return AdoptJob(link, txid, adoption, done);
+  });
+}
+
+pg::Awaitable<void> PostgresStore::AdoptJob(PgLink& link, std::string txid, Adoption adoption,
+                                            std::function<void(Status)> done) {
+  const Status absent = Status::NotFound("no prepared transaction '" + txid + "'");
+  Result<std::string> gid = pg::EncodeGid(options_.agent, txid);
+  if (!gid.ok()) {
+    done(absent);  // a txid no gid can name was never prepared here
+    co_return;
+  }
+  pg::PipelinedStatement upsert{
+      kAdoptSql, {options_.agent, txid, adoption.log_id, adoption.abort_key, adoption.commit_check, *gid},
+      /*reuse_plan=*/true};
+  Result<int64_t> changed = co_await ExecFlushedCounting(link, std::move(upsert));
+  done(changed.ok() && *changed == 0 ? absent : changed.status());
 }
 
 void PostgresStore::WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) {

@@ -16,6 +16,9 @@
 //  - Abort: ROLLBACK PREPARED (a gid already gone is fine unless committed),
 //    then the metadata row goes and "aborted" is remembered.
 //  - Precommit (3PC): a row in _commitd_pg_precommitted, flushed.
+//  - Adopt: a row in _commitd_pg_adopted with the adopting log and its
+//    keys, flushed; Load takes the keys from it. (The metadata row cannot
+//    be updated: the prepared transaction deleted it and holds its lock.)
 //  - Tombstone (a no vote, an abort of a txid with no record here): an
 //    "aborted" row of _commitd_pg_finished (a row already there is left as
 //    it is), flushed; its aborts are answered with the row's outcome.
@@ -84,6 +87,7 @@ class PostgresStore final : public Store {
   void Commit(const std::string& txid, std::function<void(Status)> done) override;
   void Abort(const std::string& txid, std::function<void(Status)> done) override;
   void Precommit(const std::string& txid, std::function<void(Status)> done) override;
+  void Adopt(const std::string& txid, const Adoption& adoption, std::function<void(Status)> done) override;
   void WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) override;
   // Jobs run on several connections at once: unlike the SQLite store's, a
   // remembered outcome may still be in flight when a later job reads. The
@@ -106,10 +110,11 @@ class PostgresStore final : public Store {
   // The pool's jobs: each owns its arguments and answers `done`.
   Awaitable<void> PrepareJob(pg::PgLink& link, std::shared_ptr<action::Prepare> prepare, int64_t now_ms,
                              PrepareDone done);
-  // COMMIT PREPARED (precommitted: a 3PC row to remove too) or ROLLBACK PREPARED (remembered at now_ms).
-  Awaitable<void> SettleJob(pg::PgLink& link, std::string txid, Outcome outcome, bool precommitted, int64_t now_ms,
+  // COMMIT PREPARED (side_rows: a 3PC or adoption row to remove too) or ROLLBACK PREPARED (remembered at now_ms).
+  Awaitable<void> SettleJob(pg::PgLink& link, std::string txid, Outcome outcome, bool side_rows, int64_t now_ms,
                             std::function<void(Status)> done);
   Awaitable<void> PrecommitJob(pg::PgLink& link, std::string txid, std::function<void(Status)> done);
+  Awaitable<void> AdoptJob(pg::PgLink& link, std::string txid, Adoption adoption, std::function<void(Status)> done);
   Awaitable<void> TombstoneJob(pg::PgLink& link, std::string txid, int64_t now_ms,
                                std::function<void(Result<Outcome>)> done);
   Awaitable<void> FindOutcomeJob(pg::PgLink& link, std::string txid,
@@ -146,8 +151,8 @@ class PostgresStore final : public Store {
   Procedures procedures_;
   std::map<std::string, std::vector<pg::TranslatedSql>> translated_;  // procedure name -> statements
   std::function<int64_t()> now_ms_;
-  // 3PC transactions with a _commitd_pg_precommitted row to remove at commit (event thread).
-  std::unordered_set<std::string> precommitted_;
+  // Transactions with a _commitd_pg_precommitted or _commitd_pg_adopted row to remove at commit (event thread).
+  std::unordered_set<std::string> side_rows_;
   pg::UncertainGids uncertain_;
   std::unique_ptr<pg::PgPool> pool_;  // last: its connecting threads end first
 };

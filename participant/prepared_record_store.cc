@@ -4,6 +4,7 @@
 #include "common/json_text.h"
 #include "common/wire.h"
 
+#include <set>
 #include <utility>
 
 namespace commitd::participant {
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS _commitd_prepared(
   last_error TEXT NOT NULL DEFAULT '',
   log_id TEXT NOT NULL DEFAULT '',
   abort_key TEXT NOT NULL DEFAULT '',
-  commit_check TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+  commit_check TEXT NOT NULL DEFAULT '',
+  adopted_by TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _commitd_finished(
   txid TEXT PRIMARY KEY,
   outcome TEXT NOT NULL,
@@ -63,6 +65,19 @@ std::string LockKeysText(const std::vector<std::string>& keys) {
   return out;
 }
 
+// The names of _commitd_prepared's columns.
+Result<std::set<std::string>> PreparedColumns(sqlite::Database& db) {
+  Status error;
+  sqlite::Statement* columns = db.Prepare("SELECT name FROM pragma_table_info('_commitd_prepared')", &error);
+  if (columns == nullptr) return error;
+  std::set<std::string> names;
+  while (columns->Step()) names.insert(columns->Text(0));
+  Status listed = columns->status();
+  columns->Reset();
+  if (!listed.ok()) return listed;
+  return names;
+}
+
 }  // namespace
 
 Status PreparedRecordStore::CreateTables() {
@@ -70,27 +85,13 @@ Status PreparedRecordStore::CreateTables() {
     db_.Exec("ROLLBACK TO commitd_open; RELEASE commitd_open");
     return Status::IoError("create _commitd_ tables in " + db_.path() + ": " + s.message());
   }
-  Status error;
-  sqlite::Statement* columns = db_.Prepare("SELECT name FROM pragma_table_info('_commitd_prepared')", &error);
-  if (columns == nullptr) return error;
-  bool has_log_id = false;
-  bool has_abort_key = false;
-  bool has_commit_check = false;
-  while (columns->Step()) {
-    has_log_id = has_log_id || columns->Text(0) == "log_id";
-    has_abort_key = has_abort_key || columns->Text(0) == "abort_key";
-    has_commit_check = has_commit_check || columns->Text(0) == "commit_check";
-  }
-  Status listed = columns->status();
-  columns->Reset();
-  if (!listed.ok()) return listed;
-  for (auto [present, column] : {std::pair{has_log_id, "log_id"}, std::pair{has_abort_key, "abort_key"},
-                                 std::pair{has_commit_check, "commit_check"}}) {
-    if (present) continue;
-    const std::string name = column;
-    if (Status s = db_.Exec("ALTER TABLE _commitd_prepared ADD COLUMN " + name + " TEXT NOT NULL DEFAULT ''");
+  Result<std::set<std::string>> present = PreparedColumns(db_);
+  if (!present.ok()) return present.status();
+  for (const std::string column : {"log_id", "abort_key", "commit_check", "adopted_by"}) {
+    if (present->count(column) != 0) continue;
+    if (Status s = db_.Exec("ALTER TABLE _commitd_prepared ADD COLUMN " + column + " TEXT NOT NULL DEFAULT ''");
         !s.ok()) {
-      return Status::IoError("add _commitd_prepared." + name + " in " + db_.path() + ": " + s.message());
+      return Status::IoError("add _commitd_prepared." + column + " in " + db_.path() + ": " + s.message());
     }
   }
   return Status::Ok();
@@ -100,8 +101,8 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
       "INSERT OR REPLACE INTO _commitd_prepared(txid, protocol, state, changeset, lock_keys, coordinator, "
-      "participants, created_ms, deadline_ms, last_error, log_id, abort_key, commit_check) "
-      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+      "participants, created_ms, deadline_ms, last_error, log_id, abort_key, commit_check, adopted_by) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
       &error);
   if (stmt == nullptr) return error;
   stmt->Bind(1, record.txid)
@@ -116,7 +117,8 @@ Status PreparedRecordStore::Persist(const PreparedRecord& record) {
       .Bind(10, record.last_error)
       .Bind(11, record.log_id)
       .Bind(12, record.abort_key)
-      .Bind(13, record.commit_check);
+      .Bind(13, record.commit_check)
+      .Bind(14, record.adopted_by);
   return stmt->Run();
 }
 
@@ -129,6 +131,17 @@ Status PreparedRecordStore::Update(const std::string& txid, const std::string& s
       &error);
   if (stmt == nullptr) return error;
   stmt->Bind(1, txid).Bind(2, state).Bind(3, last_error);
+  if (Status s = stmt->Run(); !s.ok()) return s;
+  if (sqlite3_changes(db_.handle()) == 0) return Status::NotFound("no prepared transaction '" + txid + "'");
+  return Status::Ok();
+}
+
+Status PreparedRecordStore::Adopt(const std::string& txid, const Adoption& adoption) {
+  Status error;
+  sqlite::Statement* stmt = db_.Prepare(
+      "UPDATE _commitd_prepared SET abort_key = ?2, commit_check = ?3, adopted_by = ?4 WHERE txid = ?1", &error);
+  if (stmt == nullptr) return error;
+  stmt->Bind(1, txid).Bind(2, adoption.abort_key).Bind(3, adoption.commit_check).Bind(4, adoption.log_id);
   if (Status s = stmt->Run(); !s.ok()) return s;
   if (sqlite3_changes(db_.handle()) == 0) return Status::NotFound("no prepared transaction '" + txid + "'");
   return Status::Ok();
@@ -186,7 +199,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
   Status error;
   sqlite::Statement* stmt = db_.Prepare(
       "SELECT txid, protocol, state, changeset, lock_keys, coordinator, participants, created_ms, deadline_ms, "
-      "last_error, log_id, abort_key, commit_check FROM _commitd_prepared ORDER BY created_ms, txid",
+      "last_error, log_id, abort_key, commit_check, adopted_by FROM _commitd_prepared ORDER BY created_ms, txid",
       &error);
   if (stmt == nullptr) return error;
   std::vector<PreparedRecord> records;
@@ -220,6 +233,7 @@ Result<std::vector<PreparedRecord>> PreparedRecordStore::LoadPrepared() {
     r.log_id = stmt->Text(10);
     r.abort_key = stmt->Text(11);
     r.commit_check = stmt->Text(12);
+    r.adopted_by = stmt->Text(13);
     records.push_back(std::move(r));
   }
   Status s = stmt->status();

@@ -40,6 +40,17 @@ struct PreparedRecord {
   int64_t created_ms = 0;     // wall clock
   int64_t deadline_ms = 0;    // wall clock
   std::string last_error;
+  // The decision log that adopted the record (wire::AdoptRequest), "" if
+  // none: abort_key and commit_check are then that log's, and the record
+  // waits for that log's decision (no 3PC termination).
+  std::string adopted_by;
+};
+
+// What an adoption writes into a record.
+struct Adoption {
+  std::string log_id;  // -> adopted_by
+  std::string abort_key;
+  std::string commit_check;
 };
 
 class PreparedRecordStore {
@@ -47,14 +58,17 @@ class PreparedRecordStore {
   explicit PreparedRecordStore(sqlite::Database& db) : db_(db) {}
 
   // Creates the _commitd_* tables if needed, and adds the log_id,
-  // abort_key and commit_check columns to a _commitd_prepared table made
-  // before they existed (its records get "").
+  // abort_key, commit_check and adopted_by columns to a _commitd_prepared
+  // table made before they existed (its records get "").
   Status CreateTables();
 
   // INSERT OR REPLACE.
   Status Persist(const PreparedRecord& record);
   // Updates state (unless empty) and last_error; NotFound if there is no such record.
   Status Update(const std::string& txid, const std::string& state, const std::string& last_error);
+  // Sets abort_key, commit_check and adopted_by (the adoption's log_id);
+  // NotFound if there is no such record.
+  Status Adopt(const std::string& txid, const Adoption& adoption);
   // The record's changeset; NotFound if there is no such record.
   Result<std::string> Changeset(const std::string& txid);
   // Deletes the record. Ok if absent.

@@ -294,6 +294,10 @@ Status ResourceManager::UpdatePrepared(const std::string& txid, const std::strin
   return store_.Update(txid, state, last_error);
 }
 
+Status ResourceManager::AdoptPrepared(const std::string& txid, const Adoption& adoption) {
+  return store_.Adopt(txid, adoption);
+}
+
 Status ResourceManager::ApplyInSavepoint(const std::string& txid, const std::function<Status()>& then) {
   if (Status s = ExecOrIo(db_, "SAVEPOINT commitd_apply"); !s.ok()) return s;
   std::string conflict;

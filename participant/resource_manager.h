@@ -144,6 +144,9 @@ class ResourceManager {
   Status PersistPrepared(const PreparedRecord& record);
   // Updates state (e.g. "precommitted") and/or last_error of a record.
   Status UpdatePrepared(const std::string& txid, const std::string& state, const std::string& last_error);
+  // The record's abort_key, commit_check and adopted_by become the
+  // adoption's. NotFound if there is no such record.
+  Status AdoptPrepared(const std::string& txid, const Adoption& adoption);
   // Applies the record's changeset and deletes the record, in a savepoint. If
   // the changeset does not apply cleanly nothing changes except that the record
   // gets state "conflict" and last_error describing the conflict; returns Conflict.

@@ -55,6 +55,11 @@ void SqliteStore::Precommit(const std::string& txid, std::function<void(Status)>
       {[this, txid](sqlite::Database&) { return rm_.UpdatePrepared(txid, "precommitted", ""); }, std::move(done)});
 }
 
+void SqliteStore::Adopt(const std::string& txid, const Adoption& adoption, std::function<void(Status)> done) {
+  queue_.Submit(
+      {[this, txid, adoption](sqlite::Database&) { return rm_.AdoptPrepared(txid, adoption); }, std::move(done)});
+}
+
 void SqliteStore::WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) {
   auto held = std::make_shared<Result<Outcome>>(Outcome::kAborted);
   StorageJob job;

@@ -32,6 +32,7 @@ class SqliteStore final : public Store {
   void Commit(const std::string& txid, std::function<void(Status)> done) override;
   void Abort(const std::string& txid, std::function<void(Status)> done) override;
   void Precommit(const std::string& txid, std::function<void(Status)> done) override;
+  void Adopt(const std::string& txid, const Adoption& adoption, std::function<void(Status)> done) override;
   void WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) override;
   void ForgetOutcomesBefore(int64_t cutoff_ms) override;
   void FindOutcome(const std::string& txid,

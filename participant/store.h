@@ -52,6 +52,10 @@ class Store {
   virtual void Abort(const std::string& txid, std::function<void(Status)> done) = 0;
   // 3PC: the record's state becomes "precommitted".
   virtual void Precommit(const std::string& txid, std::function<void(Status)> done) = 0;
+  // The record is adopted by another decision log: its abort_key and
+  // commit_check become the adoption's, and adopted_by its log_id, durably
+  // before done. NotFound if there is no such record.
+  virtual void Adopt(const std::string& txid, const Adoption& adoption, std::function<void(Status)> done) = 0;
   // "aborted" for a txid that holds no record here (a no vote, an abort
   // before its prepare), unless an outcome is written for it already. done
   // gets the outcome the store then holds for txid, once that is durable, or

@@ -36,6 +36,9 @@ class TimedStore final : public Store {
   void Precommit(const std::string& txid, std::function<void(Status)> done) override {
     inner_.Precommit(txid, std::move(done));
   }
+  void Adopt(const std::string& txid, const Adoption& adoption, std::function<void(Status)> done) override {
+    inner_.Adopt(txid, adoption, std::move(done));
+  }
   void WriteTombstone(const std::string& txid, std::function<void(Result<Outcome>)> done) override {
     inner_.WriteTombstone(txid, std::move(done));
   }

@@ -232,6 +232,12 @@ void ParticipantNode::Handle(const Request& request, Responder respond) {
     });
     return;
   }
+  if (request.method == "POST" && request.target == "/v1/adopt") {
+    auto parsed = wire::ParseAdoptRequest(request.body.dump());
+    if (!parsed.ok()) return respond(ErrorOf(400, "invalid_request", parsed.status().message()));
+    ctx_.Log(name_, "recv adopt " + parsed->txid + " by log " + parsed->log_id);
+    return node_->Adopt(*parsed, std::move(reply));
+  }
   const bool commit = request.target == "/v1/commit";
   const bool abort = request.target == "/v1/abort";
   const bool precommit = request.target == "/v1/precommit";

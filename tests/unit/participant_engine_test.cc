@@ -1153,3 +1153,198 @@ TEST_CASE("a prepare does not wait for a holder still preparing, and an abort en
   w.OnAbort("t1", "", 9, 3);
   REQUIRE(Only<action::Prepare>(w.TakeActions()).size() == 1);  // runs now, and its result answers the abort
 }
+
+namespace {
+
+// The keys of the log that adopts a record after the one it was prepared under was lost.
+const std::string kNewAbortKey(64, 'd');
+const std::string kNewCommitKey(64, 'e');
+
+wire::AdoptRequest AdoptBy(const std::string& txid, const std::string& log_id = "log-2") {
+  return wire::AdoptRequest{txid, log_id, kNewAbortKey, CommitCheck(kNewCommitKey)};
+}
+
+// Adopts txid and reports the write durable; returns the 200.
+action::Reply AdoptFully(Engine& e, const std::string& txid, RequestToken token, int64_t now) {
+  e.OnAdopt(AdoptBy(txid), token, now);
+  auto writes = Only<action::PersistAdoption>(e.TakeActions());
+  REQUIRE(writes.size() == 1);
+  e.OnAdoptionPersisted(txid, Status::Ok(), now);
+  auto replies = Only<action::Reply>(e.TakeActions());
+  REQUIRE(replies.size() == 1);
+  return replies[0];
+}
+
+std::string ErrorCode(const action::Reply& r) { return JsonOf(r.body)["error"]["code"].get<std::string>(); }
+
+}  // namespace
+
+TEST_CASE("an adopted record refuses the lost log's commit and abort, from the moment the adoption arrives") {
+  Engine e = MakeEngine();
+  PrepareFully(e, "t1", {"k1"}, 1);
+  e.OnAdopt(AdoptBy("t1"), 2, 10);
+  auto a = e.TakeActions();
+  CHECK(Only<action::Reply>(a).empty());  // answered once durable
+  auto writes = Only<action::PersistAdoption>(a);
+  REQUIRE(writes.size() == 1);
+  CHECK(writes[0].adoption.log_id == "log-2");
+  CHECK(writes[0].adoption.abort_key == kNewAbortKey);
+  CHECK(writes[0].adoption.commit_check == CommitCheck(kNewCommitKey));
+  // The lost log's commit, still in the network, arrives while the adoption is written.
+  e.OnCommit("t1", kCommitKey, 3, 11);
+  auto refused = Only<action::Reply>(e.TakeActions());
+  REQUIRE(refused.size() == 1);
+  CHECK(ErrorCode(refused[0]) == "commit_not_from_coordinator");
+  e.OnAdoptionPersisted("t1", Status::Ok(), 12);
+  auto adopted = Only<action::Reply>(e.TakeActions());
+  REQUIRE(adopted.size() == 1);
+  CHECK(adopted[0].to == 2);
+  CHECK(adopted[0].status == 200);
+  CHECK(JsonOf(adopted[0].body)["adopted_by"] == "log-2");
+  CHECK(JsonOf(adopted[0].body)["state"] == "prepared");
+  e.OnAbort("t1", kKey, 4, 13);
+  refused = Only<action::Reply>(e.TakeActions());
+  REQUIRE(refused.size() == 1);
+  CHECK(ErrorCode(refused[0]) == "abort_not_from_coordinator");
+  CHECK(e.StateOf("t1") == "prepared");
+  auto held = e.Held(14);
+  REQUIRE(held.size() == 1);
+  CHECK(held[0].adopted_by == "log-2");
+  CHECK(HeldJson(held[0])["adopted_by"] == "log-2");
+  CHECK(held[0].log_id == "");  // still asks as the record it was prepared as
+  // The adopting log's decision settles it.
+  e.OnCommit("t1", kNewCommitKey, 5, 15);
+  CHECK(Only<action::ApplyCommit>(e.TakeActions()).size() == 1);
+
+  Engine f = MakeEngine();
+  PrepareFully(f, "t1", {"k1"}, 1);
+  AdoptFully(f, "t1", 2, 10);
+  f.OnAbort("t1", kNewAbortKey, 3, 11);
+  CHECK(Only<action::ApplyAbort>(f.TakeActions()).size() == 1);
+}
+
+TEST_CASE("an adoption whose write failed gives the record its keys back and answers 503") {
+  Engine e = MakeEngine();
+  PrepareFully(e, "t1", {"k1"}, 1);
+  e.OnAdopt(AdoptBy("t1"), 2, 10);
+  e.TakeActions();
+  e.OnAdoptionPersisted("t1", Status::Unavailable("disk full"), 11);
+  auto failed = Only<action::Reply>(e.TakeActions());
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0].status == 503);
+  CHECK(e.Held(12)[0].adopted_by.empty());
+  e.OnCommit("t1", kCommitKey, 3, 12);
+  CHECK(Only<action::ApplyCommit>(e.TakeActions()).size() == 1);
+}
+
+TEST_CASE("an adoption is answered with what the participant did, or asked again while it is being written") {
+  Engine e = MakeEngine();
+  auto answer = [&e](const std::string& txid, RequestToken token) {
+    e.OnAdopt(AdoptBy(txid), token, 20);
+    auto r = Only<action::Reply>(e.TakeActions());
+    REQUIRE(r.size() == 1);
+    return r[0];
+  };
+  // Committed and remembered; being committed; aborted; being aborted; never seen.
+  PrepareFully(e, "done", {"k1"}, 1);
+  e.OnCommit("done", kCommitKey, 2, 1);
+  e.TakeActions();
+  e.OnCommitApplied("done", Status::Ok(), 2);
+  e.TakeActions();
+  CHECK(ErrorCode(answer("done", 3)) == "already_committed");
+  PrepareFully(e, "committing", {"k2"}, 4);
+  e.OnCommit("committing", kCommitKey, 5, 2);
+  e.TakeActions();
+  CHECK(ErrorCode(answer("committing", 6)) == "already_committing");
+  PrepareFully(e, "aborting", {"k3"}, 7);
+  e.OnAbort("aborting", kKey, 8, 3);
+  e.TakeActions();
+  CHECK(ErrorCode(answer("aborting", 9)) == "already_aborted");
+  const action::Reply unknown = answer("never", 10);
+  CHECK(unknown.status == 404);
+  CHECK(ErrorCode(unknown) == "unknown_transaction");
+  CHECK(!e.Knows("never"));  // nothing written for it
+  // Still preparing: ask again.
+  e.OnPrepare(Prepare("preparing"), 11, 4);
+  e.TakeActions();
+  CHECK(ErrorCode(answer("preparing", 12)) == "not_prepared");
+  // A repeated adoption waits for the write under way, then is answered with it;
+  // another log's meanwhile is asked to come again; once durable, a repeat is answered at once.
+  PrepareFully(e, "t", {"k4"}, 13);
+  e.OnAdopt(AdoptBy("t"), 14, 30);
+  REQUIRE(Only<action::PersistAdoption>(e.TakeActions()).size() == 1);
+  e.OnAdopt(AdoptBy("t"), 15, 31);
+  CHECK(e.TakeActions().empty());
+  e.OnAdopt(AdoptBy("t", "log-3"), 0, 31);
+  auto other = Only<action::Reply>(e.TakeActions());
+  REQUIRE(other.size() == 1);
+  CHECK(ErrorCode(other[0]) == "adoption_in_progress");
+  e.OnAdoptionPersisted("t", Status::Ok(), 32);
+  auto both = Only<action::Reply>(e.TakeActions());
+  REQUIRE(both.size() == 2);
+  CHECK(both[0].status == 200);
+  CHECK(both[1].status == 200);
+  CHECK(answer("t", 16).status == 200);
+}
+
+TEST_CASE("3pc: an adopted record never runs termination, and a round under way concludes nothing") {
+  // Adopted, then its coordinator falls silent past the grace: it keeps asking, nothing else.
+  Engine e = MakeEngine3(0);
+  Prepare3(e, "t");
+  AdoptFully(e, "t", 2, 10);
+  for (int64_t now = 1000; now < 5000; now += 100) {
+    e.Tick(now);
+    for (auto& q : Only<action::QueryDecision>(e.TakeActions())) {
+      e.OnDecisionAnswer(q.txid, Status::Unavailable("refused"), now);
+      CHECK(Only<action::CallPeers>(e.TakeActions()).empty());
+    }
+  }
+  CHECK(e.StateOf("t") == "prepared");
+
+  // A round was asking the peers when the adoption came: their answers decide nothing.
+  Engine t = Terminating(true);
+  AdoptFully(t, "t", 3, 1500);
+  t.OnPeerAnswers("t", action::PeerCall::kState,
+                  {Peer("bank-b", std::string("committed")), Peer("bank-c", std::string("prepared"))}, 2000);
+  auto a = t.TakeActions();
+  CHECK(Only<action::ApplyCommit>(a).empty());
+  CHECK(Only<action::CallPeers>(a).empty());
+  CHECK(t.StateOf("t") == "precommitted");
+}
+
+TEST_CASE("an adoption is kept with the record: after a restart the lost log's keys are still refused") {
+  Engine e = MakeEngine3(0);
+  e.OnPrepare([] {
+    wire::PrepareRequest r = Prepare("t");
+    r.protocol = wire::Protocol::k3pc;
+    r.participants = kThree;
+    return r;
+  }(), 1, 0);
+  auto prepares = Only<action::Prepare>(e.TakeActions());
+  REQUIRE(prepares.size() == 1);
+  PreparedRecord record = prepares[0].record;
+  record.lock_keys = {"k"};
+  record.adopted_by = "log-2";
+  record.abort_key = kNewAbortKey;
+  record.commit_check = CommitCheck(kNewCommitKey);
+  Engine restarted = MakeEngine3(0);
+  restarted.Recover({record}, 0);
+  restarted.TakeActions();
+  restarted.OnCommit("t", kCommitKey, 2, 1);
+  restarted.OnAbort("t", kKey, 3, 1);
+  auto refused = Only<action::Reply>(restarted.TakeActions());
+  REQUIRE(refused.size() == 2);
+  CHECK(ErrorCode(refused[0]) == "commit_not_from_coordinator");
+  CHECK(ErrorCode(refused[1]) == "abort_not_from_coordinator");
+  // Silent coordinator, restarted: still no termination.
+  for (int64_t now = 10; now < 3000; now += 100) {
+    restarted.Tick(now);
+    for (auto& q : Only<action::QueryDecision>(restarted.TakeActions())) {
+      restarted.OnDecisionAnswer(q.txid, Status::Unavailable("refused"), now);
+      CHECK(Only<action::CallPeers>(restarted.TakeActions()).empty());
+    }
+  }
+  CHECK(restarted.Held(3000)[0].adopted_by == "log-2");
+  restarted.OnAbort("t", kNewAbortKey, 4, 3001);
+  CHECK(Only<action::ApplyAbort>(restarted.TakeActions()).size() == 1);
+}

@@ -2,6 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include "common/storage_queue.h"
+#include "common/timers.h"
+#include "participant/sqlite_store.h"
+#include "tests/unit/support/temp_dir.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -601,6 +606,128 @@ TEST_CASE("prepared records round-trip, update, discard and survive a reopen") {
   CHECK(records->at(0).txid == "tx-43");
 }
 
+PreparedRecord KeyedRecord(const std::string& txid) {
+  PreparedRecord record;
+  record.txid = txid;
+  record.protocol = "2pc";
+  record.state = "prepared";
+  record.coordinator = "http://127.0.0.1:7000";
+  record.log_id = "old-log";
+  record.abort_key = std::string(64, 'a');
+  record.commit_check = std::string(64, 'b');
+  return record;
+}
+
+const Adoption kAdoption{"new-log", std::string(64, 'c'), std::string(64, 'd')};
+
+TEST_CASE("an adoption replaces a record's keys and names the adopting log, across a reopen; an unknown txid is "
+          "NotFound") {
+  Fixture f;
+  {
+    sqlite::Transaction tx(f.db());
+    REQUIRE(f.rm().PersistPrepared(KeyedRecord("tx-7")).ok());
+    REQUIRE(f.rm().AdoptPrepared("tx-7", kAdoption).ok());
+    CHECK(f.rm().AdoptPrepared("missing", kAdoption).code() == StatusCode::kNotFound);
+    REQUIRE(tx.Commit().ok());
+  }
+  f.Reopen();
+  auto records = f.rm().LoadPrepared();
+  REQUIRE(records.ok());
+  REQUIRE(records->size() == 1);
+  const PreparedRecord& got = records->at(0);
+  CHECK(got.adopted_by == "new-log");
+  CHECK(got.abort_key == kAdoption.abort_key);
+  CHECK(got.commit_check == kAdoption.commit_check);
+  CHECK(got.log_id == "old-log");  // the prepare's, kept
+  CHECK(got.state == "prepared");
+}
+
+TEST_CASE("a persisted record's adopted_by round-trips") {
+  Fixture f;
+  PreparedRecord record = KeyedRecord("tx-8");
+  record.adopted_by = "new-log";
+  {
+    sqlite::Transaction tx(f.db());
+    REQUIRE(f.rm().PersistPrepared(record).ok());
+    REQUIRE(tx.Commit().ok());
+  }
+  auto records = f.rm().LoadPrepared();
+  REQUIRE(records.ok());
+  REQUIRE(records->size() == 1);
+  CHECK(records->at(0).adopted_by == "new-log");
+}
+
+// Keeps the jobs submitted to it, for the test to look at and run.
+class HeldJobs final : public StorageQueue {
+ public:
+  void Submit(Job job) override { jobs.push_back(std::move(job)); }
+  void Read(std::function<void(sqlite::Database&)>) override {}
+  void DeferRiders() override {}
+  Stats stats() const override { return {}; }
+  std::vector<Job> jobs;
+};
+
+class StoppedClock final : public Timers {
+ public:
+  int64_t NowMs() const override { return 1'000; }
+  void After(int64_t, std::function<void()>) override {}
+};
+
+TEST_CASE("SqliteStore::Adopt is one storage job, synced before its done") {
+  Fixture f;
+  {
+    sqlite::Transaction tx(f.db());
+    REQUIRE(f.rm().PersistPrepared(KeyedRecord("tx-9")).ok());
+    REQUIRE(tx.Commit().ok());
+  }
+  HeldJobs queue;
+  StoppedClock clock;
+  SqliteStore store(f.rm(), queue, clock);
+  std::vector<Status> done;
+  store.Adopt("tx-9", kAdoption, [&](Status s) { done.push_back(s); });
+  store.Adopt("missing", kAdoption, [&](Status s) { done.push_back(s); });
+  REQUIRE(queue.jobs.size() == 2);
+  CHECK(queue.jobs[0].durability == Durability::kSyncNow);
+  bool rolled_back = false;
+  std::vector<Status> results = RunStorageBatch(f.db(), queue.jobs, &rolled_back);
+  for (std::size_t i = 0; i < results.size(); ++i) queue.jobs[i].done(results[i]);
+  REQUIRE(done.size() == 2);
+  CHECK(done[0].ok());
+  CHECK(done[1].code() == StatusCode::kNotFound);
+  auto records = f.rm().LoadPrepared();
+  REQUIRE(records.ok());
+  REQUIRE(records->size() == 1);
+  CHECK(records->at(0).adopted_by == "new-log");
+  CHECK(records->at(0).abort_key == kAdoption.abort_key);
+}
+
+TEST_CASE("a _commitd_prepared table without adopted_by gets it; its records were adopted by none") {
+  testing::TempDir dir;
+  auto db = sqlite::Database::Open(dir.File("old.db"));
+  REQUIRE(db.ok());
+  REQUIRE((*db)->Exec(R"sql(
+    CREATE TABLE _commitd_prepared(txid TEXT PRIMARY KEY, protocol TEXT NOT NULL, state TEXT NOT NULL,
+      changeset BLOB NOT NULL, lock_keys TEXT NOT NULL, coordinator TEXT NOT NULL, participants TEXT NOT NULL,
+      created_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL, last_error TEXT NOT NULL DEFAULT '',
+      log_id TEXT NOT NULL DEFAULT '', abort_key TEXT NOT NULL DEFAULT '',
+      commit_check TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+    INSERT INTO _commitd_prepared VALUES('old-1', '2pc', 'prepared', x'', '[]', 'http://c1:7000', '[]', 1, 2, '',
+      'old-log', 'abcd', 'ef01');
+  )sql").ok());
+  PreparedRecordStore store(**db);
+  REQUIRE(store.CreateTables().ok());
+  REQUIRE(store.CreateTables().ok());  // again: nothing to add
+  auto loaded = store.LoadPrepared();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->size() == 1);
+  CHECK(loaded->at(0).adopted_by.empty());
+  CHECK(loaded->at(0).abort_key == "abcd");
+  REQUIRE(store.Adopt("old-1", kAdoption).ok());
+  loaded = store.LoadPrepared();
+  REQUIRE(loaded.ok());
+  CHECK(loaded->at(0).adopted_by == "new-log");
+}
+
 TEST_CASE("a prepared transaction commits after a reopen") {
   Fixture f;
   ExecutionResult r = f.Execute("tx1", {Proc("debit", {{"account", "alice"}, {"amount", 30}})});
@@ -630,7 +757,8 @@ TEST_CASE("outcomes are remembered, forgotten by age and survive a reopen") {
 TEST_CASE("LoadPrepared reports a corrupt record") {
   Fixture f;
   REQUIRE(f.db()
-              .Exec("INSERT INTO _commitd_prepared VALUES('bad', '2pc', 'prepared', x'', 'not json', '', '[]', 0, 0, '', '', '', '')")
+              .Exec("INSERT INTO _commitd_prepared VALUES('bad', '2pc', 'prepared', x'', 'not json', '', '[]', 0, 0, "
+                    "'', '', '', '', '')")
               .ok());
   auto records = f.rm().LoadPrepared();
   REQUIRE_FALSE(records.ok());
@@ -642,7 +770,7 @@ TEST_CASE("LoadPrepared reports a record whose participant list is not one, inst
     CAPTURE(participants);
     Fixture f;
     sqlite::Statement* insert = f.db().Prepare(
-        "INSERT INTO _commitd_prepared VALUES('t1', '2pc', 'prepared', x'', '[]', '', ?1, 0, 0, '', '', '', '')");
+        "INSERT INTO _commitd_prepared VALUES('t1', '2pc', 'prepared', x'', '[]', '', ?1, 0, 0, '', '', '', '', '')");
     REQUIRE(insert != nullptr);
     insert->Bind(1, std::string(participants));
     REQUIRE(insert->Run().ok());
@@ -657,7 +785,7 @@ TEST_CASE("LoadPrepared reports a record whose txid is not a txid (it would go i
   Fixture f;
   REQUIRE(f.db()
               .Exec("INSERT INTO _commitd_prepared VALUES('t1?log_id=x', '2pc', 'prepared', x'', '[]', '', '[]', 0, 0, "
-                    "'', '', '', '')")
+                    "'', '', '', '', '')")
               .ok());
   auto records = f.rm().LoadPrepared();
   REQUIRE_FALSE(records.ok());

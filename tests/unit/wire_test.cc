@@ -307,6 +307,33 @@ TEST_CASE("ParseTxidBody") {
   CHECK(ParseTxidBody("").status().code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("an adoption needs every field: the adopting log and its keys for the txid") {
+  const AdoptRequest r{"t-1", "log-2", std::string(64, 'a'), std::string(64, 'b')};
+  auto back = ParseAdoptRequest(ToJson(r).dump());
+  REQUIRE(back.ok());
+  CHECK(back->txid == "t-1");
+  CHECK(back->log_id == "log-2");
+  CHECK(back->abort_key == r.abort_key);
+  CHECK(back->commit_check == r.commit_check);
+  for (const char* field : {"txid", "log_id", "abort_key", "commit_check"}) {
+    nlohmann::json j = ToJson(r);
+    j.erase(field);
+    auto missing = ParseAdoptRequest(j.dump());
+    CHECK(missing.status().code() == StatusCode::kInvalidArgument);
+    CHECK(missing.status().message().find(field) != std::string::npos);
+  }
+  nlohmann::json upper = ToJson(r);
+  upper["abort_key"] = std::string(64, 'A');
+  CHECK(ParseAdoptRequest(upper.dump()).status().message() ==
+        "abort_key: must be a string of 1 to 128 lower-case hex digits");
+  nlohmann::json empty_log = ToJson(r);
+  empty_log["log_id"] = "";
+  CHECK(!ParseAdoptRequest(empty_log.dump()).ok());
+  nlohmann::json extra = ToJson(r);
+  extra["outcome"] = "commit";
+  CHECK(ParseAdoptRequest(extra.dump()).status().message() == "body: unknown field \"outcome\"");
+}
+
 TEST_CASE("a number outside double's range is a clean InvalidArgument from every parser") {
   // nlohmann throws out_of_range (not parse_error) for these while parsing.
   const std::vector<Status> statuses = {

@@ -207,7 +207,7 @@ void Apply(Step& step) {
     participant::pg::PgConnection& conn = *step.pg->conn;
     Status s = conn.Wait(step.action == "commit"
                              ? participant::pg::CommitPrepared(conn, step.agent, step.record.txid,
-                                                               /*precommitted=*/true)
+                                                               /*side_rows=*/true)
                              : participant::pg::RollBackPrepared(conn, step.agent, step.record.txid, WallNowMs()));
     step.trouble = !s.ok();
     step.result = s.ok() ? (step.action == "commit" ? "committed" : "aborted") : "failed: " + s.message();
