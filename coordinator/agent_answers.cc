@@ -67,6 +67,15 @@ Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body) {
   return Status::Unavailable(MessageOf(status, body));
 }
 
+Result<AdoptAnswer> AdoptAnswerOf(int status, std::string_view body) {
+  if (status == 200) return AdoptAnswer::kAdopted;
+  const std::string code = ErrorCodeOf(body);
+  if (status == 409 && (code == "already_committed" || code == "already_committing")) return AdoptAnswer::kCommitted;
+  if (status == 409 && code == "already_aborted") return AdoptAnswer::kAborted;
+  if (status == 404 && code == "unknown_transaction") return AdoptAnswer::kUnknown;
+  return Status::Unavailable(MessageOf(status, body));
+}
+
 Result<StateAnswer> StateAnswerOf(int status, std::string_view body) {
   // An agent without the route (older than 3PC) cannot tell: for the rule
   // that reads these answers, not knowing is what unknown means.

@@ -9,6 +9,7 @@ std::string_view AgentCallName(AgentCall call) {
     case AgentCall::kCommit: return "commit";
     case AgentCall::kAbort: return "abort";
     case AgentCall::kFence: return "fence";
+    case AgentCall::kAdopt: return "adopt";
     case AgentCall::kStateQuery: return "state_query";
     case AgentCall::kProbe: return "probe";
     case AgentCall::kListPrepared: return "list_prepared";

@@ -10,7 +10,7 @@
 
 namespace commitd::coordinator {
 
-enum class AgentCall { kPrepare, kPrecommit, kCommit, kAbort, kFence, kStateQuery, kProbe, kListPrepared };
+enum class AgentCall { kPrepare, kPrecommit, kCommit, kAbort, kFence, kStateQuery, kProbe, kListPrepared, kAdopt };
 
 // Why an exchange failed. An answer the protocol expects (a no vote, 404
 // unknown_transaction, 409 already_aborted, a fence's 409) is not an error.

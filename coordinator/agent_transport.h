@@ -28,6 +28,14 @@ enum class DecisionAck {
   kUnknownTransaction,
 };
 
+// A participant's answer to an adoption (POST /v1/adopt).
+enum class AdoptAnswer {
+  kAdopted,    // it holds the record undecided, and from now on answers only to this log's keys
+  kCommitted,  // it committed, or is committing
+  kAborted,    // it aborted, or is aborting
+  kUnknown,    // no record and no outcome: it never prepared the transaction, or forgot it
+};
+
 // What an agent can run: GET /v1/procedures.
 struct AgentCatalog {
   std::set<std::string> procedures;
@@ -61,6 +69,10 @@ class AgentTransport {
   // agent takes only if it has not voted yes (FenceAnswer).
   virtual void Fence(const ParticipantRef& to, const std::string& txid,
                      std::function<void(Result<FenceAnswer>)> done) = 0;
+  // A forced decision for a record prepared under another decision log: the
+  // agent takes this log's keys for it (wire::AdoptRequest; request.txid names it).
+  virtual void Adopt(const ParticipantRef& to, const wire::AdoptRequest& request,
+                     std::function<void(Result<AdoptAnswer>)> done) = 0;
   // Recovery of a staging record too old to fence: what the agent knows of
   // txid (GET /v1/transactions/{txid}), which changes nothing there.
   virtual void QueryState(const ParticipantRef& to, const std::string& txid,

@@ -118,6 +118,8 @@ Rendered Error(const NodeError& error) {
       return {503, ErrorBody("recovering", error.message), true};
     case NodeErrorKind::kKeyForgotten:
       return {409, ErrorBody("forgotten", error.message)};
+    case NodeErrorKind::kParticipantUnavailable:
+      return {503, ErrorBody("participant_unavailable", error.message), true};
   }
   return {500, ErrorBody("internal", error.message)};
 }
@@ -173,6 +175,17 @@ Rendered Force(const std::string& txid, const ForceAnswer& answer, int64_t now_m
                                   {"transaction", std::move(tx)}}};
     case ForceResult::Kind::kConflict:
       break;
+    case ForceResult::Kind::kParticipantDecided: {
+      const std::string did(OutcomeName(r.outcome));
+      nlohmann::json body = ErrorBody("participant_decided",
+                                      r.participant + " " + did + " " + txid + " already: nothing was recorded; force " +
+                                          (r.outcome == Outcome::kCommitted ? "commit" : "abort") + " to finish it");
+      body["txid"] = txid;
+      body["outcome"] = did;
+      body["participant"] = r.participant;
+      body["transaction"] = std::move(tx);
+      return {409, std::move(body)};
+    }
   }
   nlohmann::json body =
       ErrorBody("decision_conflict", txid + " is already decided " + std::string(OutcomeName(r.outcome)) +

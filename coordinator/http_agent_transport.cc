@@ -33,6 +33,7 @@ bool ExpectedStatus(AgentCall call, int status) {
     case AgentCall::kAbort: return status == 404;                      // unknown_transaction
     case AgentCall::kPrecommit: return status == 404 || status == 409;  // unknown_transaction, already_aborted
     case AgentCall::kFence: return status == 409;                       // voted yes, or committed
+    case AgentCall::kAdopt: return status == 404 || status == 409;      // unknown, or decided there
     default: return false;
   }
 }
@@ -125,6 +126,14 @@ void HttpAgentTransport::Fence(const ParticipantRef& to, const std::string& txid
   cr.body = wire::AbortRequestText(wire::AbortRequest{txid, std::string()});
   AddTrace(cr, to, AgentCall::kFence, txid);
   peers_.Send(std::move(cr), Observed(to, AgentCall::kFence, Answer<FenceAnswer>(std::move(done), FenceAnswerOf)));
+}
+
+void HttpAgentTransport::Adopt(const ParticipantRef& to, const wire::AdoptRequest& request,
+                               std::function<void(Result<AdoptAnswer>)> done) {
+  http::ClientRequest cr = RequestTo(to, "POST", "/v1/adopt");
+  cr.body = wire::ToJson(request).dump();
+  AddTrace(cr, to, AgentCall::kAdopt, request.txid);
+  client_.Send(std::move(cr), Observed(to, AgentCall::kAdopt, Answer<AdoptAnswer>(std::move(done), AdoptAnswerOf)));
 }
 
 void HttpAgentTransport::QueryState(const ParticipantRef& to, const std::string& txid,

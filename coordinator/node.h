@@ -81,6 +81,10 @@ struct NodeOptions {
   // let go of after their finished marks failed are taken over by no one
   // until the next start (or the next leader).
   bool unsafe_no_retake = false;
+  // Likewise: an operator's forced decision for a transaction this
+  // coordinator holds no record of is recorded without adopting it at its
+  // participants first.
+  bool unsafe_force_without_adoption = false;
   // Likewise: a retry answered from a decision record found by its
   // Idempotency-Key is answered 409 (aborted), whatever the record says.
   bool unsafe_replay_as_abort = false;
@@ -107,6 +111,8 @@ enum class NodeErrorKind {
   // A participant's question about a 3PC transaction resumed after a restart
   // and not decided yet (TxView::participants_may_terminate): no answer.
   kRecovering,
+  // force: a participant did not answer its adoption; nothing was recorded
+  kParticipantUnavailable,
 };
 struct NodeError {
   NodeErrorKind kind;
@@ -180,9 +186,13 @@ struct ForceResult {
     kForced,          // recorded as a heuristic decision and being delivered
     kAlreadyDecided,  // decided the same way: nothing changed
     kConflict,        // decided the other way: refused
+    // Held under another log, and `participant` did the other outcome
+    // (`outcome`): refused, nothing recorded.
+    kParticipantDecided,
   };
   Kind kind = Kind::kForced;
   Outcome outcome = Outcome::kAborted;  // the decision that stands
+  std::string participant;  // kParticipantDecided
   std::variant<TxView, DecisionRecord> transaction;
 };
 using ForceAnswer = std::variant<ForceResult, NodeError>;
@@ -245,7 +255,10 @@ class Node {
   // Removes the entry durably; refused while a transaction this coordinator
   // holds (undecided, being delivered, or in doubt under another log) names it.
   void RemoveParticipant(const std::string& name, std::function<void(std::optional<NodeError>)> done);
-  // In a group, only a leader whose log has its identity records one.
+  // In a group, only a leader whose log has its identity records one. A
+  // transaction neither held here nor in the log is adopted at every named
+  // participant first (AdoptionVerdict): the decision is recorded only if
+  // what they answer allows it.
   void Force(ForceRequest request, std::function<void(ForceAnswer)> done);
   // Every pending redelivery due now; returns the transactions not finished.
   std::size_t RetryNow();
@@ -326,6 +339,10 @@ class Node {
   void StartTransaction(std::shared_ptr<SubmitRequest> request, std::function<void(SubmitResult)> done);
   void AttachClient(const std::string& txid, std::function<void(SubmitResult)> done);
   void RecordHeuristic(DecisionRecord record, std::optional<TraceContext> trace,
+                       std::function<void(ForceAnswer)> done);
+  // Adopts record.txid at each of record.participants, then records it if
+  // their answers allow (JudgeAdoptions).
+  void AdoptThenRecord(DecisionRecord record, std::optional<TraceContext> trace,
                        std::function<void(ForceAnswer)> done);
   // fields, with the transaction's trace_id when it has one here.
   nlohmann::json Traced(const std::string& txid, nlohmann::json fields) const;

@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/peer_url.h"
+#include "coordinator/adoption_verdict.h"
 #include "coordinator/node.h"
 
 namespace commitd::coordinator {
@@ -569,8 +570,101 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
     record.created_ms = record.decided_ms = timers_.NowMs();
     record.heuristic = true;
     record.reply = {{"txid", txid}, {"outcome", OutcomeName(wanted)}, {"heuristic", true}, {"reason", reason}};
-    RecordHeuristic(std::move(record), std::move(trace), std::move(done));
+    AdoptThenRecord(std::move(record), std::move(trace), std::move(done));
   });
+}
+
+namespace {
+
+std::string_view AdoptAnswerName(const Result<AdoptAnswer>& answer) {
+  if (!answer.ok()) return "no_answer";
+  switch (*answer) {
+    case AdoptAnswer::kAdopted: return "adopted";
+    case AdoptAnswer::kCommitted: return "committed";
+    case AdoptAnswer::kAborted: return "aborted";
+    case AdoptAnswer::kUnknown: return "unknown";
+  }
+  return "no_answer";
+}
+
+}  // namespace
+
+void Node::AdoptThenRecord(DecisionRecord record, std::optional<TraceContext> trace,
+                           std::function<void(ForceAnswer)> done) {
+  if (options_.unsafe_force_without_adoption) {
+    RecordHeuristic(std::move(record), std::move(trace), std::move(done));
+    return;
+  }
+  if (!keys_.enabled()) {
+    done(NodeError{NodeErrorKind::kStorage,
+                   "this coordinator's decision log has no secret, so its participants cannot adopt " + record.txid});
+    return;
+  }
+  struct Round {
+    DecisionRecord record;
+    std::optional<TraceContext> trace;
+    std::function<void(ForceAnswer)> done;
+    AdoptionAnswers answers;
+    std::size_t pending = 0;
+  };
+  auto round = std::make_shared<Round>();
+  round->pending = record.participants.size();
+  for (const auto& p : record.participants) round->answers.emplace_back(p.name, Status::Unavailable("no answer"));
+  const wire::AdoptRequest request{record.txid, log_id_, keys_.AbortKeyOf(record.txid),
+                                   keys_.CommitCheckOf(record.txid)};
+  const std::vector<ParticipantRef> participants = record.participants;
+  round->record = std::move(record);
+  round->trace = std::move(trace);
+  round->done = std::move(done);
+  for (std::size_t i = 0; i < participants.size(); ++i) {
+    agents_.Adopt(participants[i], request, [this, round, i, alive = std::weak_ptr<bool>(alive_),
+                                             epoch = epoch_](Result<AdoptAnswer> answer) {
+      auto a = alive.lock();
+      if (!a || !*a) return;
+      round->answers[i].second = std::move(answer);
+      if (--round->pending != 0) return;
+      const std::string& txid = round->record.txid;
+      nlohmann::json answers = nlohmann::json::object();
+      for (const auto& [name, got] : round->answers) answers[name] = AdoptAnswerName(got);
+      log::Warn("force_adoptions", Traced(txid, {{"txid", txid}, {"answers", answers}}));
+      if (epoch != epoch_) {
+        round->done(NodeError{NodeErrorKind::kLeadershipLost,
+                              "this coordinator stopped leading while " + txid + " was adopted: retry"});
+        return;
+      }
+      const AdoptionVerdict verdict = JudgeAdoptions(round->record.outcome, round->answers);
+      switch (verdict.kind) {
+        case AdoptionVerdict::Kind::kRecord:
+          RecordHeuristic(std::move(round->record), std::move(round->trace), std::move(round->done));
+          return;
+        case AdoptionVerdict::Kind::kUnavailable:
+          round->done(NodeError{NodeErrorKind::kParticipantUnavailable,
+                                verdict.participant + " did not answer the adoption of " + txid + " (" +
+                                    verdict.reason + "); nothing was recorded: force again once it answers"});
+          return;
+        case AdoptionVerdict::Kind::kImpossible:
+          round->done(NodeError{NodeErrorKind::kDecisionConflict, txid + ": " + verdict.reason});
+          return;
+        case AdoptionVerdict::Kind::kContradicted: {
+          TxView view;
+          view.txid = txid;
+          view.protocol = round->record.protocol;
+          view.state = TxState::kInDoubt;
+          view.started_ms = round->record.created_ms;
+          for (const auto& [name, got] : round->answers) {
+            view.branches.push_back(TxView::Branch{name, std::string(AdoptAnswerName(got)), 0, ""});
+          }
+          ForceResult r;
+          r.kind = ForceResult::Kind::kParticipantDecided;
+          r.outcome = verdict.done;
+          r.participant = verdict.participant;
+          r.transaction = std::move(view);
+          round->done(std::move(r));
+          return;
+        }
+      }
+    });
+  }
 }
 
 void Node::RecordHeuristic(DecisionRecord record, std::optional<TraceContext> trace,

@@ -21,13 +21,20 @@ commitd now fails closed:
   key: an outsider's commit while the coordinator that decided abort is down
   is refused, and the restarted coordinator's abort still goes through;
 - a coordinator group's log has an identity too: a group re-bootstrapped from
-  empty directories never presumes abort for a record of the old group's log.
+  empty directories never presumes abort for a record of the old group's log;
+- an operator's forced decision under a replaced log adopts the records
+  first: a commit of the lost log that reached a participant makes a forced
+  abort refused, and an adopted record refuses the lost log's keys, also
+  after a kill -9.
 """
 
+import hashlib
+import hmac
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import time
 
 import harness
@@ -93,7 +100,9 @@ def test_forced_decisions_for_guessed_txids_collide_with_nothing():
         for guess in guesses(reply["txid"]):
             status, body = post(c.url, f"/v1/admin/transactions/{guess}/force",
                                 {"outcome": "commit", "participants": [{"name": "ghost", "url": dead}]})
-            assert status in (200, 400, 404, 409), (guess, status, body)
+            # 503: the participant named cannot adopt it (nothing is recorded).
+            assert status in (200, 400, 404, 409, 503), (guess, status, body)
+            assert status != 503 or body["error"]["code"] == "participant_unavailable", body
         assert_transfers_commit(c)
         eventually(lambda: metric(c.url, "commitd_transactions_undecided") == 0, what="nothing undecided")
         assert c.coordinator.alive()
@@ -280,6 +289,71 @@ def test_a_commit_without_the_coordinators_key_is_refused_while_abort_was_decide
         assert c.balances("bank-b")["bob"] == c.seed("bank-b")["bob"]
         assert c.balances("bank-a")["alice"] == c.seed("bank-a")["alice"]
         assert c.journal("bank-b") == []
+
+
+def lost_log_keys(data_dir, txid):
+    """(log_id, abort key, commit key) the coordinator's decisions.db gives txid
+    (common/abort_key.h), read before the log is replaced."""
+    db = sqlite3.connect(os.path.join(data_dir, "decisions.db"))
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        db.close()
+    secret = meta["abort_secret"].encode()
+    abort_key = hmac.new(secret, txid.encode(), hashlib.sha256).hexdigest()
+    commit_key = hmac.new(secret, b"commit\0" + txid.encode(), hashlib.sha256).hexdigest()
+    return meta["log_id"], abort_key, commit_key
+
+
+def test_a_forced_decision_under_a_replaced_log_adopts_the_records_first():
+    with Cluster(coordinator_env={FAILPOINTS: "coordinator.skip_commit_delivery"}) as c:
+        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
+        assert status == 200 and reply["outcome"] == "committed", reply
+        txid = reply["txid"]
+        assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
+        lost_log_id, abort_key, commit_key = lost_log_keys(c.data_dir, txid)
+        c.coordinator.kill9()
+        for suffix in ("", "-wal", "-shm"):
+            path = os.path.join(c.data_dir, "decisions.db" + suffix)
+            if os.path.exists(path):
+                open(path, "w").close()
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+
+        def listed_in_doubt():
+            status, body = c.get("/v1/transactions?state=in_doubt")
+            assert status == 200, body
+            return txid in [t["txid"] for t in body["transactions"]]
+        eventually(listed_in_doubt, timeout=10.0, what="the transaction listed in doubt")
+        # The lost log's commit, late in the network, reaches bank-b.
+        status, body = post(c.bank("bank-b").url, "/v1/commit", {"txid": txid, "commit_key": commit_key})
+        assert status == 200, body
+        participants = [{"name": "bank-a"}, {"name": "bank-b"}]
+        # The operator saw both prepared a moment ago and forces abort: refused, nothing recorded.
+        status, body = c.post(f"/v1/admin/transactions/{txid}/force", {"outcome": "abort", "participants": participants})
+        assert status == 409, body
+        assert body["error"]["code"] == "participant_decided", body
+        assert (body["outcome"], body["participant"]) == ("committed", "bank-b"), body
+        status, body = c.get(f"/v1/transactions/{txid}")
+        assert body.get("outcome") != "aborted", body
+        # bank-a adopted it: the lost log's keys no longer move it, also after a crash.
+        adopted_by = harness.held(c.bank("bank-a").url)[txid].get("adopted_by")
+        assert adopted_by and adopted_by != lost_log_id, adopted_by
+        c.agent("bank-a").kill9()
+        c.agent("bank-a").start(env={}).wait_healthy()
+        assert harness.held(c.bank("bank-a").url)[txid]["adopted_by"] == adopted_by
+        status, body = post(c.bank("bank-a").url, "/v1/commit", {"txid": txid, "commit_key": commit_key})
+        assert status == 409 and body["error"]["code"] == "commit_not_from_coordinator", (status, body)
+        status, body = harness.agent_abort(c.bank("bank-a").url, txid, abort_key=abort_key)
+        assert status == 409 and body["error"]["code"] == "abort_not_from_coordinator", (status, body)
+        assert txid in c.prepared("bank-a")
+        # What the participants did decides: forced commit finishes it.
+        status, body = c.post(f"/v1/admin/transactions/{txid}/force",
+                              {"outcome": "commit", "participants": participants})
+        assert status == 200 and body["forced"] and body["outcome"] == "committed", (status, body)
+        c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"] - 30)
+        c.eventually_balance("bank-b", "bob", c.seed("bank-b")["bob"] + 30)
+        c.eventually_nothing_prepared()
 
 
 def test_a_rebootstrapped_group_reports_the_old_groups_records_in_doubt():

@@ -186,6 +186,11 @@ Status CoordinatorNode::Start() {
   coordinator::NodeOptions options = coordinator::NodeOptionsFor(ctx_.config, name_, UrlOf(name_));
   for (const auto& p : participants_) options.participants.push_back({p, UrlOf(p), 0});
   options.unsafe_presume_without_record = ctx_.bug == Bug::kPresumeWithoutRecord;
+  // An unrecorded presumed abort shows when a forced commit is recorded over
+  // it; adoption refuses that force (the participant answers aborted), so
+  // that bug is planted with adoption off.
+  options.unsafe_force_without_adoption =
+      ctx_.bug == Bug::kForceWithoutAdoption || ctx_.bug == Bug::kPresumeWithoutRecord;
   options.unsafe_no_retake = ctx_.bug == Bug::kNoLetGoRetake;
   options.unsafe_replay_as_abort = ctx_.bug == Bug::kReplayAsAbort;
   options.engine.unsafe_fenced_as_prepared = ctx_.bug == Bug::kFencedAsPrepared;

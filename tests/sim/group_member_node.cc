@@ -161,6 +161,11 @@ Status GroupMemberNode::Start() {
   no.unsafe_presume_without_record =
       ctx_.bug == Bug::kGroupPresumeWithoutRecord || ctx_.bug == Bug::kGroupStaleRead;
   no.unsafe_no_retake = ctx_.bug == Bug::kGroupNoRetake;
+  // As for a single coordinator (coordinator_node.cc): these bugs show when a
+  // forced decision is recorded over them, which adoption would refuse.
+  no.unsafe_force_without_adoption = ctx_.bug == Bug::kForceWithoutAdoption ||
+                                     ctx_.bug == Bug::kGroupPresumeWithoutRecord ||
+                                     ctx_.bug == Bug::kGroupOverwriteDecision;
   no.engine.unsafe_fenced_as_prepared = ctx_.bug == Bug::kFencedAsPrepared;
   no.engine.unsafe_answer_before_staging = ctx_.bug == Bug::kAnswerBeforeStaging;
   if (ctx_.max_unmarked) no.engine.max_unmarked = *ctx_.max_unmarked;

@@ -81,7 +81,7 @@ constexpr const char* kUsage =
     "                   [--adversary [--adversary-outsider] [--adversary-only ACTOR]]\n"
     "                   [--bug accept-404-from-non-owner (with --adversary)] [--prepares-without-log]\n"
     "                   [--bug commit-without-fsync (caught with --scenario power-loss)]\n"
-    "                   [--bug fenced-as-prepared|answer-before-staging]\n"
+    "                   [--bug fenced-as-prepared|answer-before-staging|force-without-adoption]\n"
     "                   [--bug fence-too-old (caught with --scenario coordinator-loss)]\n"
     "                   [--focus NAME]\n"
     "       commitd-sim --version | --help\n"

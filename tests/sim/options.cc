@@ -21,6 +21,7 @@ std::optional<Bug> ParseBug(std::string_view name) {
   if (name == "replay-as-abort") return Bug::kReplayAsAbort;
   if (name == "fenced-as-prepared") return Bug::kFencedAsPrepared;
   if (name == "fence-too-old") return Bug::kFenceTooOld;
+  if (name == "force-without-adoption") return Bug::kForceWithoutAdoption;
   if (name == "answer-before-staging") return Bug::kAnswerBeforeStaging;
   if (name == "commit-without-fsync") return Bug::kCommitWithoutFsync;
   return std::nullopt;
@@ -64,6 +65,7 @@ std::string_view BugName(Bug bug) {
     case Bug::kReplayAsAbort: return "replay-as-abort";
     case Bug::kFencedAsPrepared: return "fenced-as-prepared";
     case Bug::kFenceTooOld: return "fence-too-old";
+    case Bug::kForceWithoutAdoption: return "force-without-adoption";
     case Bug::kAnswerBeforeStaging: return "answer-before-staging";
     case Bug::kCommitWithoutFsync: return "commit-without-fsync";
   }

@@ -22,6 +22,7 @@ enum class Bug {
   kFencedAsPrepared,  // recovering a 2PC staging record, the coordinator reads a fenced participant as prepared
   kFenceTooOld,       // a staging record too old to fence is fenced without asking the participants first
   kAnswerBeforeStaging,  // a 2PC commit is answered (and sent) on the votes alone, before its staging record is durable
+  kForceWithoutAdoption,  // an operator's force of a txid without a record is recorded without adopting it first
   // Coordinator group (--coordinators 3):
   kGroupNoResume,              // a new leader resumes no unfinished decision from the log
   kGroupStaleRead,             // a follower answers a decision query from its own state machine

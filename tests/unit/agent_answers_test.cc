@@ -70,6 +70,21 @@ TEST_CASE("a decision's answer: ack, or no record of the transaction") {
   CHECK(refused.status().code() == StatusCode::kUnavailable);
 }
 
+TEST_CASE("an adoption's answer: adopted, what the participant did, or ask again") {
+  CHECK(*AdoptAnswerOf(200, R"({"txid":"t","state":"prepared","adopted_by":"l"})") == AdoptAnswer::kAdopted);
+  CHECK(*AdoptAnswerOf(409, ErrorBody("already_committed")) == AdoptAnswer::kCommitted);
+  CHECK(*AdoptAnswerOf(409, ErrorBody("already_committing")) == AdoptAnswer::kCommitted);
+  CHECK(*AdoptAnswerOf(409, ErrorBody("already_aborted")) == AdoptAnswer::kAborted);
+  CHECK(*AdoptAnswerOf(404, ErrorBody("unknown_transaction")) == AdoptAnswer::kUnknown);
+  // Still being written, another adoption running, an agent without the route, an error.
+  for (auto [status, code] : {std::pair{409, "not_prepared"}, std::pair{409, "adoption_in_progress"},
+                              std::pair{404, "not_found"}, std::pair{503, "storage_error"}}) {
+    auto answer = AdoptAnswerOf(status, ErrorBody(code));
+    REQUIRE_FALSE(answer.ok());
+    CHECK(answer.status().code() == StatusCode::kUnavailable);
+  }
+}
+
 TEST_CASE("a state query's answer: every state an agent names reads as holding, committed, aborted or unknown") {
   using participant::HeldState;
   auto read = [](std::string_view state) {

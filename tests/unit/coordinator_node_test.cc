@@ -112,7 +112,7 @@ class ManualTimers final : public Timers {
 class ScriptedTransport final : public AgentTransport {
  public:
   struct Call {
-    std::string kind;  // "prepare" | "commit" | "abort" | "precommit" | "fence" | "state"
+    std::string kind;  // "prepare" | "commit" | "abort" | "precommit" | "fence" | "adopt" | "state"
     std::string to;
     std::string txid;
   };
@@ -147,6 +147,23 @@ class ScriptedTransport final : public AgentTransport {
   void Fence(const ParticipantRef& to, const std::string& txid, std::function<void(Result<FenceAnswer>)> done) override {
     calls.push_back({"fence", to.name, txid});
     fences.push_back(std::move(done));
+  }
+  // Adoptions: answered at once with adopt_answers[participant] (adopted if
+  // none is set), or held in `adoptions` while hold_adoptions.
+  std::vector<wire::AdoptRequest> adopt_requests;
+  std::map<std::string, AdoptAnswer> adopt_answers;
+  bool hold_adoptions = false;
+  std::vector<std::function<void(Result<AdoptAnswer>)>> adoptions;
+  void Adopt(const ParticipantRef& to, const wire::AdoptRequest& request,
+             std::function<void(Result<AdoptAnswer>)> done) override {
+    calls.push_back({"adopt", to.name, request.txid});
+    adopt_requests.push_back(request);
+    if (hold_adoptions) {
+      adoptions.push_back(std::move(done));
+      return;
+    }
+    auto it = adopt_answers.find(to.name);
+    done(it == adopt_answers.end() ? AdoptAnswer::kAdopted : it->second);
   }
   std::vector<std::function<void(Result<StateAnswer>)>> state_queries;
   void QueryState(const ParticipantRef& to, const std::string& txid,
@@ -729,6 +746,113 @@ TEST_CASE("a forced decision is recorded as heuristic, then delivered; the same 
   REQUIRE(unknown.has_value());
   REQUIRE(std::holds_alternative<NodeError>(*unknown));
   CHECK(std::get<NodeError>(*unknown).kind == NodeErrorKind::kInvalidRequest);
+}
+
+TEST_CASE("a force of a txid without a record adopts it at every participant with this log's keys, then records") {
+  Fixture f;
+  f.Start();
+  f.Store();
+  f.agents().hold_adoptions = true;
+  std::optional<ForceAnswer> forced;
+  f.node().Force({"lost", Outcome::kAborted, {{"bank-a", std::nullopt}, {"bank-b", std::nullopt}}, ""},
+                 [&](ForceAnswer a) { forced = std::move(a); });
+  f.Store();
+  REQUIRE(f.agents().adopt_requests.size() == 2);
+  for (const auto& r : f.agents().adopt_requests) {
+    CHECK(r.txid == "lost");
+    CHECK(r.log_id == f.LogId());
+    CHECK(r.abort_key == AbortKey(f.AbortSecret(), "lost"));
+    CHECK(r.commit_check == CommitCheck(CommitKey(f.AbortSecret(), "lost")));
+  }
+  f.agents().adoptions[0](AdoptAnswer::kAdopted);
+  f.Store();
+  CHECK(!forced.has_value());  // one participant still to answer: nothing recorded
+  CHECK(!f.Recorded("lost").has_value());
+  f.agents().adoptions[1](AdoptAnswer::kUnknown);  // never got its prepare: abort allowed
+  f.Store();
+  REQUIRE(forced.has_value());
+  REQUIRE(std::holds_alternative<ForceResult>(*forced));
+  CHECK(std::get<ForceResult>(*forced).kind == ForceResult::Kind::kForced);
+  REQUIRE(f.Recorded("lost").has_value());
+  CHECK(f.Recorded("lost")->outcome == Outcome::kAborted);
+  CHECK(f.agents().Count("abort", "lost") == 2);
+  CHECK(f.agents().abort_keys.back() == AbortKey(f.AbortSecret(), "lost"));  // the key the agents adopted
+}
+
+TEST_CASE("a force that a participant's adoption contradicts, or that one did not answer, records nothing") {
+  struct Case {
+    Outcome wanted;
+    std::map<std::string, AdoptAnswer> answers;
+    bool unreachable_b;
+    std::optional<NodeErrorKind> error;  // nullopt: kParticipantDecided
+    Outcome done;
+  };
+  const Case cases[] = {
+      {Outcome::kAborted, {{"bank-b", AdoptAnswer::kCommitted}}, false, std::nullopt, Outcome::kCommitted},
+      {Outcome::kCommitted, {{"bank-a", AdoptAnswer::kAborted}}, false, std::nullopt, Outcome::kAborted},
+      {Outcome::kCommitted, {{"bank-b", AdoptAnswer::kUnknown}}, false, NodeErrorKind::kDecisionConflict, {}},
+      {Outcome::kAborted,
+       {{"bank-a", AdoptAnswer::kAborted}, {"bank-b", AdoptAnswer::kCommitted}}, false,
+       NodeErrorKind::kDecisionConflict, {}},
+      {Outcome::kAborted, {}, true, NodeErrorKind::kParticipantUnavailable, {}},
+  };
+  for (const Case& c : cases) {
+    Fixture f;
+    f.Start();
+    f.Store();
+    f.agents().adopt_answers = c.answers;
+    if (c.unreachable_b) f.agents().hold_adoptions = true;
+    std::optional<ForceAnswer> forced;
+    f.node().Force({"lost", c.wanted, {{"bank-a", std::nullopt}, {"bank-b", std::nullopt}}, ""},
+                   [&](ForceAnswer a) { forced = std::move(a); });
+    f.Store();
+    if (c.unreachable_b) {
+      REQUIRE(f.agents().adoptions.size() == 2);
+      f.agents().adoptions[0](AdoptAnswer::kAdopted);
+      f.agents().adoptions[1](Status::Timeout("no answer"));
+    }
+    f.Store();
+    REQUIRE(forced.has_value());
+    CHECK(!f.Recorded("lost").has_value());
+    CHECK(f.agents().Count("commit", "lost") + f.agents().Count("abort", "lost") == 0);
+    if (c.error) {
+      REQUIRE(std::holds_alternative<NodeError>(*forced));
+      CHECK(std::get<NodeError>(*forced).kind == *c.error);
+      continue;
+    }
+    REQUIRE(std::holds_alternative<ForceResult>(*forced));
+    const ForceResult& r = std::get<ForceResult>(*forced);
+    CHECK(r.kind == ForceResult::Kind::kParticipantDecided);
+    CHECK(r.outcome == c.done);
+    CHECK(r.participant == c.answers.begin()->first);
+    const auto rendered = api::Force("lost", *forced, 0);
+    CHECK(rendered.status == 409);
+    const auto* body = std::get_if<nlohmann::json>(&rendered.body);
+    REQUIRE(body != nullptr);
+    CHECK((*body)["error"]["code"] == "participant_decided");
+    CHECK((*body)["outcome"] == OutcomeName(c.done));
+  }
+}
+
+TEST_CASE("a force whose adoptions end after leadership was lost records nothing") {
+  Fixture f;
+  ManualLeadership leadership;
+  f.Start(&leadership);
+  leadership.Set(true);
+  f.Store();
+  f.agents().hold_adoptions = true;
+  std::optional<ForceAnswer> forced;
+  f.node().Force({"lost", Outcome::kAborted, {{"bank-a", std::nullopt}}, ""},
+                 [&](ForceAnswer a) { forced = std::move(a); });
+  f.Store();
+  REQUIRE(f.agents().adoptions.size() == 1);
+  leadership.Set(false);
+  f.agents().adoptions[0](AdoptAnswer::kAdopted);
+  f.Store();
+  REQUIRE(forced.has_value());
+  REQUIRE(std::holds_alternative<NodeError>(*forced));
+  CHECK(std::get<NodeError>(*forced).kind == NodeErrorKind::kLeadershipLost);
+  CHECK(!f.Recorded("lost").has_value());
 }
 
 TEST_CASE("prepares and the abort carry the transaction's abort key, derived from the log's secret") {

@@ -40,9 +40,12 @@ Result<std::vector<Holder>> FindHolders(Context& ctx, const std::string& txid) {
 }
 
 void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& holders) {
-  std::printf("plan: record a heuristic %s of %s in the coordinator's decision log, marked heuristic (`commitctl tx "
-              "show` and the metric commitd_transactions_heuristic_total keep showing it), then deliver it to:\n",
-              commit ? "COMMIT" : "ABORT", txid.c_str());
+  std::printf("plan: have each participant below adopt %s (from then on it refuses the decisions of the log it was "
+              "prepared under), then record a heuristic %s in the coordinator's decision log, marked heuristic "
+              "(`commitctl tx show` and the metric commitd_transactions_heuristic_total keep showing it), and "
+              "deliver it. If a participant does not answer, or already did the other outcome, nothing is recorded "
+              "and the coordinator says which:\n",
+              txid.c_str(), commit ? "COMMIT" : "ABORT");
   const int64_t now = WallNowMs();
   for (const Holder& h : holders) {
     const int64_t deadline = IntOr(h.held, "deadline_ms", 0);
@@ -52,11 +55,11 @@ void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& 
                 Str(h.held, "state").c_str(), FormatAge(IntOr(h.held, "age_ms", 0)).c_str(), when.c_str());
   }
   if (commit) {
-    std::printf("warning: the coordinator has no record of %s, so it answers \"aborted\" (presumed abort) to every "
-                "participant that asks, and a participant past its deadline asks. Force commit only if you know "
-                "every participant of %s voted yes and none has aborted it (e.g. the coordinator lost its decision "
-                "log after deciding commit). A participant that already aborted it refuses the commit, which then "
-                "stays in doubt: atomicity is lost and must be repaired by hand.\n",
+    std::printf("warning: the coordinator has no record of %s, so it answers \"aborted\" (presumed abort) to a "
+                "participant that asks about it, unless that participant prepared it under another decision log. "
+                "Force commit only if you know every participant of %s voted yes (e.g. the coordinator lost its "
+                "decision log after deciding commit). A participant that already aborted it makes the force "
+                "refused; one left out of the list above is not asked.\n",
                 txid.c_str(), txid.c_str());
   }
 }

@@ -1,0 +1,50 @@
+#include "coordinator/adoption_verdict.h"
+
+namespace commitd::coordinator {
+
+AdoptionVerdict JudgeAdoptions(Outcome wanted, const AdoptionAnswers& answers) {
+  AdoptionVerdict v;
+  const std::string* committed = nullptr;
+  const std::string* aborted = nullptr;
+  const std::string* unknown = nullptr;
+  for (const auto& [name, answer] : answers) {
+    if (!answer.ok()) {
+      v.kind = AdoptionVerdict::Kind::kUnavailable;
+      v.participant = name;
+      v.reason = answer.status().message();
+      return v;
+    }
+    switch (*answer) {
+      case AdoptAnswer::kAdopted: break;
+      case AdoptAnswer::kCommitted: committed = &name; break;
+      case AdoptAnswer::kAborted: aborted = &name; break;
+      case AdoptAnswer::kUnknown: unknown = &name; break;
+    }
+  }
+  if (committed != nullptr && aborted != nullptr) {
+    v.kind = AdoptionVerdict::Kind::kImpossible;
+    v.reason = *committed + " committed it and " + *aborted + " aborted it: no outcome can be forced";
+    return v;
+  }
+  if (wanted == Outcome::kAborted && committed != nullptr) {
+    v.kind = AdoptionVerdict::Kind::kContradicted;
+    v.participant = *committed;
+    v.done = Outcome::kCommitted;
+    return v;
+  }
+  if (wanted == Outcome::kCommitted && aborted != nullptr) {
+    v.kind = AdoptionVerdict::Kind::kContradicted;
+    v.participant = *aborted;
+    v.done = Outcome::kAborted;
+    return v;
+  }
+  if (wanted == Outcome::kCommitted && committed == nullptr && unknown != nullptr) {
+    v.kind = AdoptionVerdict::Kind::kImpossible;
+    v.reason = *unknown + " holds no record of it (it never prepared it, or forgot it) and no participant "
+                          "committed it: a commit cannot be forced";
+    return v;
+  }
+  return v;
+}
+
+}  // namespace commitd::coordinator
