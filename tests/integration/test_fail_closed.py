@@ -133,25 +133,50 @@ def test_restart_with_the_clock_at_an_earlier_instant_repeats_no_txid():
         assert '"ts":"2024-01-01T00:00:00.000Z"' in c.coordinator.log_text()
 
 
+def lost_log_keys(data_dir, txid):
+    """(log_id, abort key, commit key) the coordinator's decisions.db gives txid
+    (common/abort_key.h)."""
+    db = sqlite3.connect(os.path.join(data_dir, "decisions.db"))
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        db.close()
+    secret = meta["abort_secret"].encode()
+    abort_key = hmac.new(secret, txid.encode(), hashlib.sha256).hexdigest()
+    commit_key = hmac.new(secret, b"commit\0" + txid.encode(), hashlib.sha256).hexdigest()
+    return meta["log_id"], abort_key, commit_key
+
+
+def commit_then_lose_the_log(c):
+    """A transfer decided commit whose commits were never delivered (the
+    coordinator runs with coordinator.skip_commit_delivery), then the
+    coordinator killed, its decisions.db emptied, and started again until it
+    lists the transaction in doubt. Returns the txid and the lost log's keys
+    for it (lost_log_keys)."""
+    status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
+    assert status == 200 and reply["outcome"] == "committed", reply
+    txid = reply["txid"]
+    assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
+    keys = lost_log_keys(c.data_dir, txid)
+    c.coordinator.kill9()
+    for suffix in ("", "-wal", "-shm"):
+        path = os.path.join(c.data_dir, "decisions.db" + suffix)
+        if os.path.exists(path):
+            open(path, "w").close()
+    c.coordinator.start(env={})
+    c.wait_coordinator()
+
+    def listed_in_doubt():
+        status, body = c.get("/v1/transactions?state=in_doubt")
+        assert status == 200, body
+        return txid in [t["txid"] for t in body["transactions"]]
+    eventually(listed_in_doubt, timeout=10.0, what="the transaction listed in doubt")
+    return txid, keys
+
+
 def test_a_truncated_decision_log_reports_in_doubt_instead_of_presuming_abort():
     with Cluster(coordinator_env={FAILPOINTS: "coordinator.skip_commit_delivery"}) as c:
-        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
-        assert status == 200 and reply["outcome"] == "committed", reply
-        txid = reply["txid"]
-        assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
-        c.coordinator.kill9()
-        for suffix in ("", "-wal", "-shm"):
-            path = os.path.join(c.data_dir, "decisions.db" + suffix)
-            if os.path.exists(path):
-                open(path, "w").close()
-        c.coordinator.start(env={})
-        c.wait_coordinator()
-
-        def listed_in_doubt():
-            status, body = c.get("/v1/transactions?state=in_doubt")
-            assert status == 200, body
-            return txid in [t["txid"] for t in body["transactions"]]
-        eventually(listed_in_doubt, timeout=10.0, what="the transaction listed in doubt")
+        txid, _ = commit_then_lose_the_log(c)
         time.sleep(2.0)  # sweeps and agents' questions have run by now
         # The client was told "committed": nobody may abort it.
         assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
@@ -291,40 +316,9 @@ def test_a_commit_without_the_coordinators_key_is_refused_while_abort_was_decide
         assert c.journal("bank-b") == []
 
 
-def lost_log_keys(data_dir, txid):
-    """(log_id, abort key, commit key) the coordinator's decisions.db gives txid
-    (common/abort_key.h), read before the log is replaced."""
-    db = sqlite3.connect(os.path.join(data_dir, "decisions.db"))
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    finally:
-        db.close()
-    secret = meta["abort_secret"].encode()
-    abort_key = hmac.new(secret, txid.encode(), hashlib.sha256).hexdigest()
-    commit_key = hmac.new(secret, b"commit\0" + txid.encode(), hashlib.sha256).hexdigest()
-    return meta["log_id"], abort_key, commit_key
-
-
 def test_a_forced_decision_under_a_replaced_log_adopts_the_records_first():
     with Cluster(coordinator_env={FAILPOINTS: "coordinator.skip_commit_delivery"}) as c:
-        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
-        assert status == 200 and reply["outcome"] == "committed", reply
-        txid = reply["txid"]
-        assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
-        lost_log_id, abort_key, commit_key = lost_log_keys(c.data_dir, txid)
-        c.coordinator.kill9()
-        for suffix in ("", "-wal", "-shm"):
-            path = os.path.join(c.data_dir, "decisions.db" + suffix)
-            if os.path.exists(path):
-                open(path, "w").close()
-        c.coordinator.start(env={})
-        c.wait_coordinator()
-
-        def listed_in_doubt():
-            status, body = c.get("/v1/transactions?state=in_doubt")
-            assert status == 200, body
-            return txid in [t["txid"] for t in body["transactions"]]
-        eventually(listed_in_doubt, timeout=10.0, what="the transaction listed in doubt")
+        txid, (lost_log_id, abort_key, commit_key) = commit_then_lose_the_log(c)
         # The lost log's commit, late in the network, reaches bank-b.
         status, body = post(c.bank("bank-b").url, "/v1/commit", {"txid": txid, "commit_key": commit_key})
         assert status == 200, body
