@@ -67,12 +67,24 @@ Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body) {
   return Status::Unavailable(MessageOf(status, body));
 }
 
-Result<AdoptAnswer> AdoptAnswerOf(int status, std::string_view body) {
-  if (status == 200) return AdoptAnswer::kAdopted;
+Result<AdoptReply> AdoptAnswerOf(int status, std::string_view body) {
+  if (status == 200) {
+    auto json = ParseJson(body);
+    auto listed = json.is_object() ? json.find("participants") : json.end();
+    if (listed == json.end()) return AdoptReply{};
+    auto participants = wire::ParseParticipants(listed->dump());
+    if (!participants.ok()) {
+      return Status::Unavailable("HTTP 200 with unreadable participants: " + participants.status().message());
+    }
+    return AdoptReply{AdoptAnswer::kAdopted, std::move(participants).value()};
+  }
   const std::string code = ErrorCodeOf(body);
-  if (status == 409 && (code == "already_committed" || code == "already_committing")) return AdoptAnswer::kCommitted;
-  if (status == 409 && code == "already_aborted") return AdoptAnswer::kAborted;
-  if (status == 404 && code == "unknown_transaction") return AdoptAnswer::kUnknown;
+  auto answer = [](AdoptAnswer a) { return AdoptReply{a, {}}; };
+  if (status == 409 && (code == "already_committed" || code == "already_committing")) {
+    return answer(AdoptAnswer::kCommitted);
+  }
+  if (status == 409 && code == "already_aborted") return answer(AdoptAnswer::kAborted);
+  if (status == 404 && code == "unknown_transaction") return answer(AdoptAnswer::kUnknown);
   return Status::Unavailable(MessageOf(status, body));
 }
 

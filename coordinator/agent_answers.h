@@ -26,11 +26,11 @@ Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body);
 // prepared (it voted yes); 409 already_committed or already_committing:
 // committed; else Unavailable.
 Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body);
-// 200: adopted; 409 already_committed or already_committing: committed; 409
+// 200: adopted, with the record's participants; 409 already_committed or already_committing: committed; 409
 // already_aborted: aborted; 404 unknown_transaction: unknown; else
 // Unavailable (a record still being written, another adoption running, an
 // agent without the route).
-Result<AdoptAnswer> AdoptAnswerOf(int status, std::string_view body);
+Result<AdoptReply> AdoptAnswerOf(int status, std::string_view body);
 // GET /v1/transactions/{txid} at the agent: 200 {"txid","state"} by the
 // state's name; 404 not_found (an agent without the route): unknown; else
 // Unavailable.

@@ -35,6 +35,12 @@ enum class AdoptAnswer {
   kAborted,    // it aborted, or is aborting
   kUnknown,    // no record and no outcome: it never prepared the transaction, or forgot it
 };
+struct AdoptReply {
+  AdoptAnswer answer = AdoptAnswer::kAdopted;
+  // kAdopted: every participant of the transaction as the record's prepare
+  // named them (empty from a record that kept none).
+  std::vector<ParticipantRef> participants;
+};
 
 // What an agent can run: GET /v1/procedures.
 struct AgentCatalog {
@@ -72,7 +78,7 @@ class AgentTransport {
   // A forced decision for a record prepared under another decision log: the
   // agent takes this log's keys for it (wire::AdoptRequest; request.txid names it).
   virtual void Adopt(const ParticipantRef& to, const wire::AdoptRequest& request,
-                     std::function<void(Result<AdoptAnswer>)> done) = 0;
+                     std::function<void(Result<AdoptReply>)> done) = 0;
   // Recovery of a staging record too old to fence: what the agent knows of
   // txid (GET /v1/transactions/{txid}), which changes nothing there.
   virtual void QueryState(const ParticipantRef& to, const std::string& txid,

@@ -129,11 +129,11 @@ void HttpAgentTransport::Fence(const ParticipantRef& to, const std::string& txid
 }
 
 void HttpAgentTransport::Adopt(const ParticipantRef& to, const wire::AdoptRequest& request,
-                               std::function<void(Result<AdoptAnswer>)> done) {
+                               std::function<void(Result<AdoptReply>)> done) {
   http::ClientRequest cr = RequestTo(to, "POST", "/v1/adopt");
   cr.body = wire::ToJson(request).dump();
   AddTrace(cr, to, AgentCall::kAdopt, request.txid);
-  client_.Send(std::move(cr), Observed(to, AgentCall::kAdopt, Answer<AdoptAnswer>(std::move(done), AdoptAnswerOf)));
+  client_.Send(std::move(cr), Observed(to, AgentCall::kAdopt, Answer<AdoptReply>(std::move(done), AdoptAnswerOf)));
 }
 
 void HttpAgentTransport::QueryState(const ParticipantRef& to, const std::string& txid,

@@ -36,7 +36,7 @@ class HttpAgentTransport final : public AgentTransport {
                std::function<void(Result<DecisionAck>)> done) override;
   void Fence(const ParticipantRef& to, const std::string& txid, std::function<void(Result<FenceAnswer>)> done) override;
   void Adopt(const ParticipantRef& to, const wire::AdoptRequest& request,
-             std::function<void(Result<AdoptAnswer>)> done) override;
+             std::function<void(Result<AdoptReply>)> done) override;
   void QueryState(const ParticipantRef& to, const std::string& txid,
                   std::function<void(Result<StateAnswer>)> done) override;
   void Precommit(const ParticipantRef& to, const std::string& txid, const std::string& commit_key,

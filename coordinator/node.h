@@ -180,6 +180,9 @@ struct ForceRequest {
   std::vector<ForcedParticipant> participants;
   std::string reason;  // "" for the default
   std::optional<TraceContext> trace;  // as SubmitRequest::trace, for the forced decision's delivery
+  // Participants gone for good: a force of a txid without a record asks
+  // every participant an adopted record names, but these.
+  std::vector<std::string> skip_participants;
 };
 struct ForceResult {
   enum class Kind {
@@ -340,10 +343,16 @@ class Node {
   void AttachClient(const std::string& txid, std::function<void(SubmitResult)> done);
   void RecordHeuristic(DecisionRecord record, std::optional<TraceContext> trace,
                        std::function<void(ForceAnswer)> done);
-  // Adopts record.txid at each of record.participants, then records it if
-  // their answers allow (JudgeAdoptions).
-  void AdoptThenRecord(DecisionRecord record, std::optional<TraceContext> trace,
+  // Adopts record.txid at each of record.participants, and at every other
+  // participant an adopted record names but `skip`, then records it if their
+  // answers allow (JudgeAdoptions).
+  struct AdoptionRound;
+  void AdoptThenRecord(DecisionRecord record, std::optional<TraceContext> trace, std::set<std::string> skip,
                        std::function<void(ForceAnswer)> done);
+  void Adopt(const std::shared_ptr<AdoptionRound>& round, ParticipantRef to);
+  // Adopt, unless `named` was asked already or is skipped (the registry's URL when it is registered).
+  void AdoptIfNew(const std::shared_ptr<AdoptionRound>& round, const ParticipantRef& named);
+  void JudgeAdoptionRound(AdoptionRound& round);
   // fields, with the transaction's trace_id when it has one here.
   nlohmann::json Traced(const std::string& txid, nlohmann::json fields) const;
   void MaybeFinishShutdown();

@@ -1,6 +1,7 @@
 // Node: what clients and operators ask (submit, look up, list, register,
 // force).
 #include <memory>
+#include <set>
 
 #include "common/log.h"
 #include "common/peer_url.h"
@@ -544,8 +545,9 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
     Pump();
     return;
   }
+  std::set<std::string> skip(request.skip_participants.begin(), request.skip_participants.end());
   log_.FindDecision(txid, [this, txid, wanted, reason, participants = std::move(participants),
-                           trace = std::move(request.trace),
+                           trace = std::move(request.trace), skip = std::move(skip),
                            done = std::move(done)](Result<std::optional<DecisionRecord>> found) mutable {
     if (!found.ok()) {
       done(NodeError{NodeErrorKind::kStorage, found.status().message()});
@@ -570,7 +572,7 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
     record.created_ms = record.decided_ms = timers_.NowMs();
     record.heuristic = true;
     record.reply = {{"txid", txid}, {"outcome", OutcomeName(wanted)}, {"heuristic", true}, {"reason", reason}};
-    AdoptThenRecord(std::move(record), std::move(trace), std::move(done));
+    AdoptThenRecord(std::move(record), std::move(trace), std::move(skip), std::move(done));
   });
 }
 
@@ -589,7 +591,19 @@ std::string_view AdoptAnswerName(const Result<AdoptAnswer>& answer) {
 
 }  // namespace
 
-void Node::AdoptThenRecord(DecisionRecord record, std::optional<TraceContext> trace,
+// One force's adoptions: every participant asked, and what each answered.
+struct Node::AdoptionRound {
+  DecisionRecord record;  // its participants: every one asked so far
+  std::optional<TraceContext> trace;
+  std::function<void(ForceAnswer)> done;
+  std::set<std::string> skip;  // named gone for good by the operator: never asked
+  wire::AdoptRequest request;
+  AdoptionAnswers answers;  // by record.participants' order
+  std::size_t pending = 0;
+  uint64_t epoch = 0;
+};
+
+void Node::AdoptThenRecord(DecisionRecord record, std::optional<TraceContext> trace, std::set<std::string> skip,
                            std::function<void(ForceAnswer)> done) {
   if (options_.unsafe_force_without_adoption) {
     RecordHeuristic(std::move(record), std::move(trace), std::move(done));
@@ -600,70 +614,90 @@ void Node::AdoptThenRecord(DecisionRecord record, std::optional<TraceContext> tr
                    "this coordinator's decision log has no secret, so its participants cannot adopt " + record.txid});
     return;
   }
-  struct Round {
-    DecisionRecord record;
-    std::optional<TraceContext> trace;
-    std::function<void(ForceAnswer)> done;
-    AdoptionAnswers answers;
-    std::size_t pending = 0;
-  };
-  auto round = std::make_shared<Round>();
-  round->pending = record.participants.size();
-  for (const auto& p : record.participants) round->answers.emplace_back(p.name, Status::Unavailable("no answer"));
-  const wire::AdoptRequest request{record.txid, log_id_, keys_.AbortKeyOf(record.txid),
-                                   keys_.CommitCheckOf(record.txid)};
-  const std::vector<ParticipantRef> participants = record.participants;
+  auto round = std::make_shared<AdoptionRound>();
+  round->request = {record.txid, log_id_, keys_.AbortKeyOf(record.txid), keys_.CommitCheckOf(record.txid)};
+  round->skip = std::move(skip);
+  round->epoch = epoch_;
+  const std::vector<ParticipantRef> named = std::move(record.participants);
   round->record = std::move(record);
   round->trace = std::move(trace);
   round->done = std::move(done);
-  for (std::size_t i = 0; i < participants.size(); ++i) {
-    agents_.Adopt(participants[i], request, [this, round, i, alive = std::weak_ptr<bool>(alive_),
-                                             epoch = epoch_](Result<AdoptAnswer> answer) {
-      auto a = alive.lock();
-      if (!a || !*a) return;
-      round->answers[i].second = std::move(answer);
-      if (--round->pending != 0) return;
-      const std::string& txid = round->record.txid;
-      nlohmann::json answers = nlohmann::json::object();
-      for (const auto& [name, got] : round->answers) answers[name] = AdoptAnswerName(got);
-      log::Warn("force_adoptions", Traced(txid, {{"txid", txid}, {"answers", answers}}));
-      if (epoch != epoch_) {
-        round->done(NodeError{NodeErrorKind::kLeadershipLost,
-                              "this coordinator stopped leading while " + txid + " was adopted: retry"});
-        return;
+  round->pending = 1;  // judged once every adoption answered, however they come back
+  for (const auto& p : named) Adopt(round, p);
+  if (--round->pending == 0) JudgeAdoptionRound(*round);
+}
+
+void Node::Adopt(const std::shared_ptr<AdoptionRound>& round, ParticipantRef to) {
+  const std::size_t i = round->answers.size();
+  round->answers.emplace_back(to.name, Status::Unavailable("no answer"));
+  round->record.participants.push_back(to);
+  ++round->pending;
+  agents_.Adopt(to, round->request, [this, round, i, alive = std::weak_ptr<bool>(alive_)](Result<AdoptReply> reply) {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    if (reply.ok()) {
+      round->answers[i].second = reply->answer;
+      // The record names every participant of the transaction: one the
+      // operator left out is asked too, or the lost log's commit could still
+      // land there after the force.
+      for (const auto& p : reply->participants) AdoptIfNew(round, p);
+    } else {
+      round->answers[i].second = reply.status();
+    }
+    if (--round->pending == 0) JudgeAdoptionRound(*round);
+  });
+}
+
+void Node::AdoptIfNew(const std::shared_ptr<AdoptionRound>& round, const ParticipantRef& named) {
+  if (round->skip.count(named.name) != 0) return;
+  for (const auto& p : round->record.participants) {
+    if (p.name == named.name) return;
+  }
+  auto registered = registry_.find(named.name);
+  Adopt(round, registered != registry_.end() ? ParticipantRef{named.name, registered->second.entry.url} : named);
+}
+
+void Node::JudgeAdoptionRound(AdoptionRound& round) {
+  const std::string& txid = round.record.txid;
+  nlohmann::json answers = nlohmann::json::object();
+  for (const auto& [name, got] : round.answers) answers[name] = AdoptAnswerName(got);
+  log::Warn("force_adoptions", Traced(txid, {{"txid", txid}, {"answers", answers}}));
+  if (round.epoch != epoch_) {
+    round.done(NodeError{NodeErrorKind::kLeadershipLost,
+                         "this coordinator stopped leading while " + txid + " was adopted: retry"});
+    return;
+  }
+  const AdoptionVerdict verdict = JudgeAdoptions(round.record.outcome, round.answers);
+  switch (verdict.kind) {
+    case AdoptionVerdict::Kind::kRecord:
+      RecordHeuristic(std::move(round.record), std::move(round.trace), std::move(round.done));
+      return;
+    case AdoptionVerdict::Kind::kUnavailable:
+      round.done(NodeError{NodeErrorKind::kParticipantUnavailable,
+                           verdict.participant + " did not answer the adoption of " + txid + " (" + verdict.reason +
+                               "); nothing was recorded: force again once it answers, or name it in "
+                               "skip_participants if it is gone for good"});
+      return;
+    case AdoptionVerdict::Kind::kImpossible:
+      round.done(NodeError{NodeErrorKind::kDecisionConflict, txid + ": " + verdict.reason});
+      return;
+    case AdoptionVerdict::Kind::kContradicted: {
+      TxView view;
+      view.txid = txid;
+      view.protocol = round.record.protocol;
+      view.state = TxState::kInDoubt;
+      view.started_ms = round.record.created_ms;
+      for (const auto& [name, got] : round.answers) {
+        view.branches.push_back(TxView::Branch{name, std::string(AdoptAnswerName(got)), 0, ""});
       }
-      const AdoptionVerdict verdict = JudgeAdoptions(round->record.outcome, round->answers);
-      switch (verdict.kind) {
-        case AdoptionVerdict::Kind::kRecord:
-          RecordHeuristic(std::move(round->record), std::move(round->trace), std::move(round->done));
-          return;
-        case AdoptionVerdict::Kind::kUnavailable:
-          round->done(NodeError{NodeErrorKind::kParticipantUnavailable,
-                                verdict.participant + " did not answer the adoption of " + txid + " (" +
-                                    verdict.reason + "); nothing was recorded: force again once it answers"});
-          return;
-        case AdoptionVerdict::Kind::kImpossible:
-          round->done(NodeError{NodeErrorKind::kDecisionConflict, txid + ": " + verdict.reason});
-          return;
-        case AdoptionVerdict::Kind::kContradicted: {
-          TxView view;
-          view.txid = txid;
-          view.protocol = round->record.protocol;
-          view.state = TxState::kInDoubt;
-          view.started_ms = round->record.created_ms;
-          for (const auto& [name, got] : round->answers) {
-            view.branches.push_back(TxView::Branch{name, std::string(AdoptAnswerName(got)), 0, ""});
-          }
-          ForceResult r;
-          r.kind = ForceResult::Kind::kParticipantDecided;
-          r.outcome = verdict.done;
-          r.participant = verdict.participant;
-          r.transaction = std::move(view);
-          round->done(std::move(r));
-          return;
-        }
-      }
-    });
+      ForceResult r;
+      r.kind = ForceResult::Kind::kParticipantDecided;
+      r.outcome = verdict.done;
+      r.participant = verdict.participant;
+      r.transaction = std::move(view);
+      round.done(std::move(r));
+      return;
+    }
   }
 }
 

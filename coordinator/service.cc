@@ -528,7 +528,7 @@ void Service::Impl::HandlePutParticipant(http::Request req, http::Responder resp
 }
 
 // POST /v1/admin/transactions/{txid}/force
-//   {"outcome": "commit"|"abort", "participants": [{"name", "url"?}], "reason"?}
+//   {"outcome": "commit"|"abort", "participants": [{"name", "url"?}], "reason"?, "skip_participants"?: [name]}
 void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
   const TraceContext trace = TraceOf(req);
   respond = Traced(std::move(respond), trace, io);
@@ -546,7 +546,8 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
     return bad("body: must be a JSON object {\"outcome\":\"commit\"|\"abort\",\"participants\":[{\"name\":...}]}");
   }
   for (auto it = body.begin(); it != body.end(); ++it) {
-    if (it.key() != "outcome" && it.key() != "participants" && it.key() != "reason") {
+    if (it.key() != "outcome" && it.key() != "participants" && it.key() != "reason" &&
+        it.key() != "skip_participants") {
       return bad("unknown field \"" + it.key() + "\"");
     }
   }
@@ -582,6 +583,18 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
       fp.url = std::move(url).value();
     }
     force.participants.push_back(std::move(fp));
+  }
+  const nlohmann::json skip = body.value("skip_participants", nlohmann::json::array());
+  if (!skip.is_array()) return bad("skip_participants: must be an array of participant names");
+  for (std::size_t i = 0; i < skip.size(); ++i) {
+    if (!skip[i].is_string() || skip[i].get<std::string>().empty()) {
+      return bad("skip_participants[" + std::to_string(i) + "]: must be a participant's name");
+    }
+    const std::string name = skip[i].get<std::string>();
+    for (const auto& p : force.participants) {
+      if (p.name == name) return bad("skip_participants[" + std::to_string(i) + "]: " + name + " is in participants too");
+    }
+    force.skip_participants.push_back(name);
   }
   node->Force(std::move(force), [this, txid, respond = std::move(respond)](ForceAnswer answer) {
     Respond(respond, api::Force(txid, answer, timers.NowMs()));

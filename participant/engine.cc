@@ -778,7 +778,10 @@ void Engine::OnAdoptionPersisted(const std::string& txid, const Status& status, 
 }
 
 nlohmann::json Engine::AdoptedBody(const std::string& txid, const Tx& tx) {
-  return {{"txid", txid}, {"state", HeldStateName(tx.state)}, {"adopted_by", tx.adopted_by}};
+  return {{"txid", txid},
+          {"state", HeldStateName(tx.state)},
+          {"adopted_by", tx.adopted_by},
+          {"participants", tx.participants}};
 }
 
 std::vector<wire::ParticipantRef> Engine::Peers(const Tx& tx) const {

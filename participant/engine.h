@@ -343,7 +343,8 @@ class Engine {
   bool CommitKeyAccepted(const std::string& txid, Tx& tx, const std::string& commit_key, RequestToken token,
                          int64_t now_ms);
   void WaitLonger(Tx& tx, std::string why, int64_t now_ms);
-  // 200 to an adoption: {"txid", "state", "adopted_by"}.
+  // 200 to an adoption: {"txid", "state", "adopted_by", "participants"} (the
+  // transaction's participants as its prepare named them).
   static nlohmann::json AdoptedBody(const std::string& txid, const Tx& tx);
   void StartTermination(const std::string& txid, Tx& tx, int64_t now_ms);
   void DecideTermination(const std::string& txid, Tx& tx, const std::vector<PeerAnswer>& answers, int64_t now_ms);

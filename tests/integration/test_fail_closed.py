@@ -322,8 +322,11 @@ def test_a_forced_decision_under_a_replaced_log_adopts_the_records_first():
         # The lost log's commit, late in the network, reaches bank-b.
         status, body = post(c.bank("bank-b").url, "/v1/commit", {"txid": txid, "commit_key": commit_key})
         assert status == 200, body
-        participants = [{"name": "bank-a"}, {"name": "bank-b"}]
-        # The operator saw both prepared a moment ago and forces abort: refused, nothing recorded.
+        # The operator names the participant still holding it, as commitctl does;
+        # bank-a's record names bank-b too, which is asked as well. Forced abort:
+        # refused, nothing recorded.
+        participants = [{"name": "bank-a"}]
+        assert txid not in c.prepared("bank-b")
         status, body = c.post(f"/v1/admin/transactions/{txid}/force", {"outcome": "abort", "participants": participants})
         assert status == 409, body
         assert body["error"]["code"] == "participant_decided", body
@@ -341,6 +344,9 @@ def test_a_forced_decision_under_a_replaced_log_adopts_the_records_first():
         status, body = harness.agent_abort(c.bank("bank-a").url, txid, abort_key=abort_key)
         assert status == 409 and body["error"]["code"] == "abort_not_from_coordinator", (status, body)
         assert txid in c.prepared("bank-a")
+        status, body = c.post(f"/v1/admin/transactions/{txid}/force",
+                              {"outcome": "commit", "participants": participants, "skip_participants": ["bank-a"]})
+        assert status == 400 and "skip_participants[0]" in body["error"]["message"], (status, body)
         # What the participants did decides: forced commit finishes it.
         status, body = c.post(f"/v1/admin/transactions/{txid}/force",
                               {"outcome": "commit", "participants": participants})

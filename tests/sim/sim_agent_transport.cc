@@ -101,21 +101,22 @@ void SimAgentTransport::Fence(const coordinator::ParticipantRef& to, const std::
 }
 
 void SimAgentTransport::Adopt(const coordinator::ParticipantRef& to, const wire::AdoptRequest& request,
-                              std::function<void(Result<coordinator::AdoptAnswer>)> done) {
+                              std::function<void(Result<coordinator::AdoptReply>)> done) {
   using coordinator::AdoptAnswer;
+  using coordinator::AdoptReply;
   const std::string txid = request.txid;
   ctx_.Log(from_, "send adopt " + txid + " -> " + to.name);
-  Exchange<AdoptAnswer>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/adopt", wire::ToJson(request), {}},
-                        ctx_.config.request_timeout_ms, coordinator::AdoptAnswerOf,
-                        [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<AdoptAnswer> answer) {
-                          ctx->Log(from, "adopt answer " + txid + " from " + name + ": " +
-                                              (!answer.ok() ? Describe(answer.status())
-                                               : *answer == AdoptAnswer::kAdopted   ? "adopted"
-                                               : *answer == AdoptAnswer::kCommitted ? "committed"
-                                               : *answer == AdoptAnswer::kAborted   ? "aborted"
-                                                                                    : "unknown"));
-                          done(std::move(answer));
-                        });
+  Exchange<AdoptReply>(ctx_, from_, NodeOf(to.url), Request{"POST", "/v1/adopt", wire::ToJson(request), {}},
+                       ctx_.config.request_timeout_ms, coordinator::AdoptAnswerOf,
+                       [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<AdoptReply> reply) {
+                         ctx->Log(from, "adopt answer " + txid + " from " + name + ": " +
+                                             (!reply.ok() ? Describe(reply.status())
+                                              : reply->answer == AdoptAnswer::kAdopted   ? "adopted"
+                                              : reply->answer == AdoptAnswer::kCommitted ? "committed"
+                                              : reply->answer == AdoptAnswer::kAborted   ? "aborted"
+                                                                                         : "unknown"));
+                         done(std::move(reply));
+                       });
 }
 
 void SimAgentTransport::QueryState(const coordinator::ParticipantRef& to, const std::string& txid,

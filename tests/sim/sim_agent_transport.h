@@ -23,7 +23,7 @@ class SimAgentTransport final : public coordinator::AgentTransport {
   void Fence(const coordinator::ParticipantRef& to, const std::string& txid,
              std::function<void(Result<coordinator::FenceAnswer>)> done) override;
   void Adopt(const coordinator::ParticipantRef& to, const wire::AdoptRequest& request,
-             std::function<void(Result<coordinator::AdoptAnswer>)> done) override;
+             std::function<void(Result<coordinator::AdoptReply>)> done) override;
   void Precommit(const coordinator::ParticipantRef& to, const std::string& txid, const std::string& commit_key,
                  std::function<void(Result<coordinator::PrecommitAnswer>)> done) override;
   void QueryState(const coordinator::ParticipantRef& to, const std::string& txid,

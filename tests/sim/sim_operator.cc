@@ -48,15 +48,17 @@ void Operator::Settle(const std::string& txid, bool needs_forgotten) {
     bool commit = false;
     std::size_t answers = 0;
     bool forgotten = false;  // some agent no longer knows the txid
+    std::vector<std::string> holders;  // the agents holding it undecided: whom the force names, as commitctl does
   };
   auto survey = std::make_shared<Survey>();
   survey->commit = ctx_.checker.ShouldCommit(txid);
   for (const auto& b : branches) {
-    caller_.Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr}, [survey](const Response& state) {
+    caller_.Call(b, Request{"GET", "/v1/transactions/" + txid, nullptr}, [survey, b](const Response& state) {
       ++survey->answers;
       const std::string s = state.body.is_object() ? state.body.value("state", "") : "";
       if (s == "precommitted" || s == "committing" || s == "committed") survey->commit = true;
       if (s == "unknown") survey->forgotten = true;
+      if (s == "prepared" || s == "precommitted") survey->holders.push_back(b);
     });
   }
   ctx_.scheduler.After(kPollMs / 2, caller_.node(), [this, txid, branches, survey, needs_forgotten] {
@@ -67,7 +69,10 @@ void Operator::Settle(const std::string& txid, bool needs_forgotten) {
       return;
     }
     nlohmann::json participants = nlohmann::json::array();
-    for (const auto& b : branches) participants.push_back({{"name", b}});
+    for (const auto& b : survey->holders.empty() ? std::vector<std::string>(branches.begin(), branches.end())
+                                                 : survey->holders) {
+      participants.push_back({{"name", b}});
+    }
     const bool forced_commit = survey->commit || ctx_.checker.ShouldCommit(txid);
     ctx_.Log(caller_.node(), "OPERATOR settles " + txid + ": " + (forced_commit ? "commit" : "abort"));
     caller_.Call(coordinator_, Request{"POST", "/v1/admin/transactions/" + txid + "/force",

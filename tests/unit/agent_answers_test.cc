@@ -71,11 +71,20 @@ TEST_CASE("a decision's answer: ack, or no record of the transaction") {
 }
 
 TEST_CASE("an adoption's answer: adopted, what the participant did, or ask again") {
-  CHECK(*AdoptAnswerOf(200, R"({"txid":"t","state":"prepared","adopted_by":"l"})") == AdoptAnswer::kAdopted);
-  CHECK(*AdoptAnswerOf(409, ErrorBody("already_committed")) == AdoptAnswer::kCommitted);
-  CHECK(*AdoptAnswerOf(409, ErrorBody("already_committing")) == AdoptAnswer::kCommitted);
-  CHECK(*AdoptAnswerOf(409, ErrorBody("already_aborted")) == AdoptAnswer::kAborted);
-  CHECK(*AdoptAnswerOf(404, ErrorBody("unknown_transaction")) == AdoptAnswer::kUnknown);
+  auto adopted = AdoptAnswerOf(
+      200, R"({"txid":"t","state":"prepared","adopted_by":"l","participants":[{"name":"bank-a","url":"http://a:1"},)"
+           R"({"name":"bank-c","url":"http://c:3"}]})");
+  REQUIRE(adopted.ok());
+  CHECK(adopted->answer == AdoptAnswer::kAdopted);
+  REQUIRE(adopted->participants.size() == 2);
+  CHECK(adopted->participants[1].name == "bank-c");
+  CHECK(adopted->participants[1].url == "http://c:3");
+  CHECK(AdoptAnswerOf(200, R"({"txid":"t","state":"prepared"})")->participants.empty());  // a record that kept none
+  CHECK(!AdoptAnswerOf(200, R"({"txid":"t","participants":[{"name":1}]})").ok());  // unreadable: no answer
+  CHECK(AdoptAnswerOf(409, ErrorBody("already_committed"))->answer == AdoptAnswer::kCommitted);
+  CHECK(AdoptAnswerOf(409, ErrorBody("already_committing"))->answer == AdoptAnswer::kCommitted);
+  CHECK(AdoptAnswerOf(409, ErrorBody("already_aborted"))->answer == AdoptAnswer::kAborted);
+  CHECK(AdoptAnswerOf(404, ErrorBody("unknown_transaction"))->answer == AdoptAnswer::kUnknown);
   // Still being written, another adoption running, an agent without the route, an error.
   for (auto [status, code] : {std::pair{409, "not_prepared"}, std::pair{409, "adoption_in_progress"},
                               std::pair{404, "not_found"}, std::pair{503, "storage_error"}}) {

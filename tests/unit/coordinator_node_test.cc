@@ -149,21 +149,29 @@ class ScriptedTransport final : public AgentTransport {
     fences.push_back(std::move(done));
   }
   // Adoptions: answered at once with adopt_answers[participant] (adopted if
-  // none is set), or held in `adoptions` while hold_adoptions.
+  // none is set, naming adopt_names as the transaction's participants), or
+  // held in `adoptions` while hold_adoptions.
   std::vector<wire::AdoptRequest> adopt_requests;
+  std::vector<ParticipantRef> adopt_targets;
   std::map<std::string, AdoptAnswer> adopt_answers;
+  std::vector<ParticipantRef> adopt_names;
   bool hold_adoptions = false;
-  std::vector<std::function<void(Result<AdoptAnswer>)>> adoptions;
+  std::vector<std::function<void(Result<AdoptReply>)>> adoptions;
   void Adopt(const ParticipantRef& to, const wire::AdoptRequest& request,
-             std::function<void(Result<AdoptAnswer>)> done) override {
+             std::function<void(Result<AdoptReply>)> done) override {
     calls.push_back({"adopt", to.name, request.txid});
     adopt_requests.push_back(request);
+    adopt_targets.push_back(to);
     if (hold_adoptions) {
       adoptions.push_back(std::move(done));
       return;
     }
     auto it = adopt_answers.find(to.name);
-    done(it == adopt_answers.end() ? AdoptAnswer::kAdopted : it->second);
+    if (it == adopt_answers.end()) {
+      done(AdoptReply{AdoptAnswer::kAdopted, adopt_names});
+    } else {
+      done(AdoptReply{it->second, {}});
+    }
   }
   std::vector<std::function<void(Result<StateAnswer>)>> state_queries;
   void QueryState(const ParticipantRef& to, const std::string& txid,
@@ -764,11 +772,11 @@ TEST_CASE("a force of a txid without a record adopts it at every participant wit
     CHECK(r.abort_key == AbortKey(f.AbortSecret(), "lost"));
     CHECK(r.commit_check == CommitCheck(CommitKey(f.AbortSecret(), "lost")));
   }
-  f.agents().adoptions[0](AdoptAnswer::kAdopted);
+  f.agents().adoptions[0](AdoptReply{AdoptAnswer::kAdopted, {}});
   f.Store();
   CHECK(!forced.has_value());  // one participant still to answer: nothing recorded
   CHECK(!f.Recorded("lost").has_value());
-  f.agents().adoptions[1](AdoptAnswer::kUnknown);  // never got its prepare: abort allowed
+  f.agents().adoptions[1](AdoptReply{AdoptAnswer::kUnknown, {}});  // never got its prepare: abort allowed
   f.Store();
   REQUIRE(forced.has_value());
   REQUIRE(std::holds_alternative<ForceResult>(*forced));
@@ -808,7 +816,7 @@ TEST_CASE("a force that a participant's adoption contradicts, or that one did no
     f.Store();
     if (c.unreachable_b) {
       REQUIRE(f.agents().adoptions.size() == 2);
-      f.agents().adoptions[0](AdoptAnswer::kAdopted);
+      f.agents().adoptions[0](AdoptReply{AdoptAnswer::kAdopted, {}});
       f.agents().adoptions[1](Status::Timeout("no answer"));
     }
     f.Store();
@@ -834,6 +842,45 @@ TEST_CASE("a force that a participant's adoption contradicts, or that one did no
   }
 }
 
+TEST_CASE("a force adopts every participant an adopted record names, but those skipped as gone for good") {
+  // The operator named only bank-a (the one still holding it); its record
+  // names bank-b and bank-c too. bank-c committed: the abort is refused.
+  for (bool skip_c : {false, true}) {
+    Fixture f;
+    f.Start();
+    f.Store();
+    f.agents().adopt_names = {{"bank-a", "http://127.0.0.1:7101"},
+                              {"bank-b", "http://stale-url:1"},
+                              {"bank-c", "http://127.0.0.1:7103"}};
+    f.agents().adopt_answers = {{"bank-c", AdoptAnswer::kCommitted}};
+    ForceRequest request{"lost", Outcome::kAborted, {{"bank-a", std::nullopt}}, ""};
+    if (skip_c) request.skip_participants = {"bank-c"};
+    std::optional<ForceAnswer> forced;
+    f.node().Force(request, [&](ForceAnswer a) { forced = std::move(a); });
+    f.Store();
+    REQUIRE(forced.has_value());
+    std::map<std::string, std::string> asked;  // name -> URL
+    for (const auto& t : f.agents().adopt_targets) asked[t.name] = t.url;
+    CHECK(asked.size() == (skip_c ? 2u : 3u));
+    CHECK(asked["bank-b"] == "http://127.0.0.1:7102");  // registered: the registry's URL, not the record's
+    if (!skip_c) {
+      CHECK(asked["bank-c"] == "http://127.0.0.1:7103");  // not registered: the record's URL
+      REQUIRE(std::holds_alternative<ForceResult>(*forced));
+      CHECK(std::get<ForceResult>(*forced).kind == ForceResult::Kind::kParticipantDecided);
+      CHECK(std::get<ForceResult>(*forced).participant == "bank-c");
+      CHECK(!f.Recorded("lost").has_value());
+      continue;
+    }
+    CHECK(asked.count("bank-c") == 0);
+    REQUIRE(std::holds_alternative<ForceResult>(*forced));
+    CHECK(std::get<ForceResult>(*forced).kind == ForceResult::Kind::kForced);
+    auto record = f.Recorded("lost");
+    REQUIRE(record.has_value());
+    REQUIRE(record->participants.size() == 2);  // delivered to every participant asked
+    CHECK(f.agents().Count("abort", "lost") == 2);
+  }
+}
+
 TEST_CASE("a force whose adoptions end after leadership was lost records nothing") {
   Fixture f;
   ManualLeadership leadership;
@@ -847,7 +894,7 @@ TEST_CASE("a force whose adoptions end after leadership was lost records nothing
   f.Store();
   REQUIRE(f.agents().adoptions.size() == 1);
   leadership.Set(false);
-  f.agents().adoptions[0](AdoptAnswer::kAdopted);
+  f.agents().adoptions[0](AdoptReply{AdoptAnswer::kAdopted, {}});
   f.Store();
   REQUIRE(forced.has_value());
   REQUIRE(std::holds_alternative<NodeError>(*forced));

@@ -43,8 +43,9 @@ void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& 
   std::printf("plan: have each participant below adopt %s (from then on it refuses the decisions of the log it was "
               "prepared under), then record a heuristic %s in the coordinator's decision log, marked heuristic "
               "(`commitctl tx show` and the metric commitd_transactions_heuristic_total keep showing it), and "
-              "deliver it. If a participant does not answer, or already did the other outcome, nothing is recorded "
-              "and the coordinator says which:\n",
+              "deliver it. The participants their records name are asked too (one that already committed holds "
+              "nothing, so it is not listed). If a participant does not answer, or already did the other outcome, "
+              "nothing is recorded and the coordinator says which:\n",
               txid.c_str(), commit ? "COMMIT" : "ABORT");
   const int64_t now = WallNowMs();
   for (const Holder& h : holders) {
@@ -59,7 +60,7 @@ void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& 
                 "participant that asks about it, unless that participant prepared it under another decision log. "
                 "Force commit only if you know every participant of %s voted yes (e.g. the coordinator lost its "
                 "decision log after deciding commit). A participant that already aborted it makes the force "
-                "refused; one left out of the list above is not asked.\n",
+                "refused.\n",
                 txid.c_str(), txid.c_str());
   }
 }
