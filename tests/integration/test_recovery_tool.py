@@ -405,6 +405,42 @@ def test_force_decision():
         assert harness.metrics(c.url)["commitd_transactions_heuristic_total"] == 1
 
 
+def test_force_asks_every_participant_the_records_name_unless_skipped():
+    with Cluster() as c:
+        coordinator = ["--coordinator", c.url]
+        # Prepared by hand at both banks, whose records name a third
+        # participant that is gone for good (nothing listens at its URL).
+        txid = "lost-log-2"
+        dead = {"name": "bank-z", "url": f"http://127.0.0.1:{harness.free_port()}"}
+        participants = [{"name": n, "url": b.url} for n, b in c.banks.items()] + [dead]
+        for bank, ops in (("bank-a", harness.debit_ops("grace", 5)), ("bank-b", credit_ops("heidi", 5))):
+            status, vote = harness.agent_prepare(c.bank(bank).url, txid, ops, participant=bank, coordinator=c.url,
+                                                 participants=participants)
+            assert status == 200 and vote["vote"] == "yes", (status, vote)
+
+        # bank-z cannot adopt it: nothing is recorded.
+        rc, out, err = ctl(*coordinator, "resolve", txid, "--force", "abort", "--yes")
+        assert rc == 1 and "bank-z did not answer" in err and "skip_participants" in err, (rc, out, err)
+        assert c.tx_status(txid)[0] == 404, "a force that a participant did not adopt was recorded"
+        assert set(harness.held(c.bank("bank-a").url)) == {txid}
+
+        rc, out, err = ctl(*coordinator, "resolve", txid, "--force", "abort", "--skip-participants", "bank-z")
+        assert rc == 2 and "bank-z" in out and "gone for good" in out, (rc, out, err)
+        rc, out, err = ctl(*coordinator, "resolve", txid, "--force", "abort", "--skip-participants", "bank-z,",
+                           "--yes")
+        assert rc == 2 and "--skip-participants" in err, (rc, out, err)
+        rc, out, err = ctl(*coordinator, "resolve", txid, "--force", "abort", "--skip-participants", "bank-z",
+                           "--yes", "--json")
+        assert rc == 0, f"exit {rc}\n{out}\n{err}"
+        result = json.loads(out)
+        assert result["forced"] is True and result["finished"] is True, result
+        c.eventually_nothing_prepared()
+        assert c.balances("bank-a")["grace"] == 100 and c.balances("bank-b")["heidi"] == 50
+        shown = json.loads(ctl(*coordinator, "tx", "show", txid, "--json")[1])
+        assert shown["outcome"] == "aborted" and shown["heuristic"] is True, shown
+        assert sorted(b["participant"] for b in shown["branches"]) == ["bank-a", "bank-b"], shown
+
+
 def test_offline_commands_refuse_beside_live_services():
     with Cluster() as c:
         expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 10), 200, "transfer")

@@ -39,7 +39,7 @@ Result<std::vector<Holder>> FindHolders(Context& ctx, const std::string& txid) {
   return holders;
 }
 
-void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& holders) {
+void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& holders, const nlohmann::json& skip) {
   std::printf("plan: have each participant below adopt %s (from then on it refuses the decisions of the log it was "
               "prepared under), then record a heuristic %s in the coordinator's decision log, marked heuristic "
               "(`commitctl tx show` and the metric commitd_transactions_heuristic_total keep showing it), and "
@@ -54,6 +54,10 @@ void PrintPlan(const std::string& txid, bool commit, const std::vector<Holder>& 
                                       : "deadline passed " + FormatAge(now - deadline) + " ago";
     std::printf("  %-12s %-28s holds it %s (age %s, %s)\n", h.participant.name.c_str(), h.participant.url.c_str(),
                 Str(h.held, "state").c_str(), FormatAge(IntOr(h.held, "age_ms", 0)).c_str(), when.c_str());
+  }
+  for (const auto& name : skip) {
+    std::printf("  %-12s not asked, not sent the decision (--skip-participants: gone for good)\n",
+                name.get<std::string>().c_str());
   }
   if (commit) {
     std::printf("warning: the coordinator has no record of %s, so it answers \"aborted\" (presumed abort) to a "
@@ -150,6 +154,20 @@ int RunForce(Context& ctx) {
       return kExitUsage;
     }
   }
+  // Participants gone for good: the coordinator asks every participant the
+  // holders' records name, but these.
+  nlohmann::json skip = nlohmann::json::array();
+  if (auto text = ctx.flags->Get("skip-participants")) {
+    for (std::size_t start = 0; start <= text->size();) {
+      const std::size_t comma = std::min(text->find(',', start), text->size());
+      if (comma == start) {
+        PrintError("--skip-participants: expected NAME[,NAME...], got '" + *text + "'");
+        return kExitUsage;
+      }
+      skip.push_back(text->substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
   const std::string& txid = ctx.args[0];
   const bool commit = force == "commit";
   const std::string wanted = commit ? "committed" : "aborted";
@@ -220,6 +238,7 @@ int RunForce(Context& ctx) {
     participants.push_back({{"name", h.participant.name}, {"url", h.participant.url}});
   }
   report["plan"] = plan;
+  if (!skip.empty()) report["skip_participants"] = skip;
   if (holders->empty()) {
     if (!commit) {
       report["coordinator_outcome"] = "aborted";
@@ -254,14 +273,15 @@ int RunForce(Context& ctx) {
     if (ctx.json) {
       PrintJson(report);
     } else {
-      PrintPlan(txid, commit, *holders);
+      PrintPlan(txid, commit, *holders, skip);
       std::printf("nothing changed: run again with --yes to do it\n");
     }
     return kExitUsage;
   }
 
-  if (!ctx.json) PrintPlan(txid, commit, *holders);
-  return PostForce(ctx, txid, {{"outcome", force}, {"participants", participants}}, wait_s, report);
+  if (!ctx.json) PrintPlan(txid, commit, *holders, skip);
+  return PostForce(ctx, txid, {{"outcome", force}, {"participants", participants}, {"skip_participants", skip}},
+                   wait_s, report);
 }
 
 }  // namespace commitd::commitctl

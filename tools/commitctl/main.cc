@@ -119,9 +119,10 @@ const std::vector<Command>& Commands() {
        "usage: commitctl retry-now [--json]\n\n"
        "POST /v1/admin/retry-now: the coordinator retries every unfinished commit/abort delivery\n"
        "at once instead of waiting for its backoff. Prints how many transactions are active.\n"},
-      {{"resolve"}, RunResolve, {"wait-s", "force"}, {"yes"},
+      {{"resolve"}, RunResolve, {"wait-s", "force", "skip-participants"}, {"yes"},
        "usage: commitctl resolve TXID [--wait-s 10] [--json]\n"
-       "       commitctl resolve TXID --force commit|abort [--yes] [--participant N=URL]... [--wait-s 10] [--json]\n\n"
+       "       commitctl resolve TXID --force commit|abort [--yes] [--participant N=URL]...\n"
+       "                 [--skip-participants NAME[,NAME...]] [--wait-s 10] [--json]\n\n"
        "Looks the transaction up; if it is not finished, asks the coordinator to retry now and\n"
        "polls until it finishes or --wait-s passes. Exit 0 when finished (or unknown: presumed\n"
        "aborted), 1 when still unfinished at the deadline.\n\n"
@@ -130,9 +131,12 @@ const std::vector<Command>& Commands() {
        "has not decided yet; a no-op (exit 0) when it knows the same one. Otherwise it finds the\n"
        "participants holding TXID prepared (the --participant flags, else every registered one:\n"
        "each must answer), prints the plan and, without --yes, stops there (exit 2, nothing\n"
-       "changed). With --yes the coordinator records the decision marked heuristic (tx show and\n"
-       "commitd_transactions_heuristic_total keep showing it) and delivers it; exit 0 once every\n"
-       "holder acknowledged. Forcing commit is dangerous: see docs/operations.md first.\n"},
+       "changed). With --yes the coordinator has every holder, and every participant their records\n"
+       "name, adopt TXID (they refuse the lost log's decisions from then on), then records the\n"
+       "decision marked heuristic (tx show and commitd_transactions_heuristic_total keep showing\n"
+       "it) and delivers it; exit 0 once every participant acknowledged. Nothing is recorded when\n"
+       "one of them does not answer or did the other outcome. --skip-participants: participants\n"
+       "gone for good, not asked. Forcing commit is dangerous: see docs/operations.md first.\n"},
       {{"inspect"}, RunInspect, {"data-dir", "participant-db", "limit"}, {},
        "usage: commitctl inspect [--data-dir DIR] [--participant-db FILE]... [--limit 20] [--json]\n\n"
        "Offline: reads a stopped coordinator's DIR/decisions.db, or a group member's DIR/raft.db (its\n"
