@@ -7,12 +7,12 @@ AdoptionVerdict JudgeAdoptions(Outcome wanted, const AdoptionAnswers& answers) {
   const std::string* committed = nullptr;
   const std::string* aborted = nullptr;
   const std::string* unknown = nullptr;
-  for (const auto& [name, answer] : answers) {
+  const std::pair<std::string, Result<AdoptAnswer>>* silent = nullptr;
+  for (const auto& entry : answers) {
+    const auto& [name, answer] = entry;
     if (!answer.ok()) {
-      v.kind = AdoptionVerdict::Kind::kUnavailable;
-      v.participant = name;
-      v.reason = answer.status().message();
-      return v;
+      if (silent == nullptr) silent = &entry;
+      continue;
     }
     switch (*answer) {
       case AdoptAnswer::kAdopted: break;
@@ -36,6 +36,13 @@ AdoptionVerdict JudgeAdoptions(Outcome wanted, const AdoptionAnswers& answers) {
     v.kind = AdoptionVerdict::Kind::kContradicted;
     v.participant = *aborted;
     v.done = Outcome::kAborted;
+    return v;
+  }
+  // What a participant did refuses the force whatever the silent ones did; only then does silence.
+  if (silent != nullptr) {
+    v.kind = AdoptionVerdict::Kind::kUnavailable;
+    v.participant = silent->first;
+    v.reason = silent->second.status().message();
     return v;
   }
   if (wanted == Outcome::kCommitted && committed == nullptr && unknown != nullptr) {

@@ -33,7 +33,9 @@ struct AdoptionVerdict {
 
 using AdoptionAnswers = std::vector<std::pair<std::string, Result<AdoptAnswer>>>;  // participant, answer
 
-// `wanted`: committed or aborted. A participant that no longer knows the
+// `wanted`: committed or aborted. What a participant did (committed, aborted)
+// is judged before silence: it refuses the force whatever the silent ones did.
+// A participant that no longer knows the
 // transaction never prepared it, or finished it and forgot: that allows
 // abort, and commit only when another participant committed (so every one
 // voted yes and the forgotten one committed too).

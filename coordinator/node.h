@@ -350,7 +350,8 @@ class Node {
   void AdoptThenRecord(DecisionRecord record, std::optional<TraceContext> trace, std::set<std::string> skip,
                        std::function<void(ForceAnswer)> done);
   void Adopt(const std::shared_ptr<AdoptionRound>& round, ParticipantRef to);
-  // Adopt, unless `named` was asked already or is skipped (the registry's URL when it is registered).
+  // Adopt at the registry's URL, unless `named` was asked already or is
+  // skipped; one not registered counts as not answering.
   void AdoptIfNew(const std::shared_ptr<AdoptionRound>& round, const ParticipantRef& named);
   void JudgeAdoptionRound(AdoptionRound& round);
   // fields, with the transaction's trace_id when it has one here.

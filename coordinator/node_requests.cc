@@ -654,7 +654,15 @@ void Node::AdoptIfNew(const std::shared_ptr<AdoptionRound>& round, const Partici
     if (p.name == named.name) return;
   }
   auto registered = registry_.find(named.name);
-  Adopt(round, registered != registry_.end() ? ParticipantRef{named.name, registered->second.entry.url} : named);
+  if (registered == registry_.end()) {
+    // The URL in a record is the record's word: this coordinator's token is
+    // sent only to participants an operator registered.
+    round->answers.emplace_back(named.name, Status::Unavailable("named by a record of the transaction, and not "
+                                                                "registered here: register it, or skip it"));
+    round->record.participants.push_back(named);
+    return;
+  }
+  Adopt(round, ParticipantRef{named.name, registered->second.entry.url});
 }
 
 void Node::JudgeAdoptionRound(AdoptionRound& round) {

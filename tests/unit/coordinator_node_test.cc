@@ -844,40 +844,47 @@ TEST_CASE("a force that a participant's adoption contradicts, or that one did no
 
 TEST_CASE("a force adopts every participant an adopted record names, but those skipped as gone for good") {
   // The operator named only bank-a (the one still holding it); its record
-  // names bank-b and bank-c too. bank-c committed: the abort is refused.
-  for (bool skip_c : {false, true}) {
+  // names bank-b, at a stale URL, and bank-c, which is not registered here.
+  struct Case {
+    std::vector<std::string> skip;
+    std::map<std::string, AdoptAnswer> answers;
+  };
+  for (const Case& c : {Case{{}, {{"bank-b", AdoptAnswer::kCommitted}}}, Case{{}, {}}, Case{{"bank-c"}, {}}}) {
     Fixture f;
     f.Start();
     f.Store();
     f.agents().adopt_names = {{"bank-a", "http://127.0.0.1:7101"},
                               {"bank-b", "http://stale-url:1"},
                               {"bank-c", "http://127.0.0.1:7103"}};
-    f.agents().adopt_answers = {{"bank-c", AdoptAnswer::kCommitted}};
+    f.agents().adopt_answers = c.answers;
     ForceRequest request{"lost", Outcome::kAborted, {{"bank-a", std::nullopt}}, ""};
-    if (skip_c) request.skip_participants = {"bank-c"};
+    request.skip_participants = c.skip;
     std::optional<ForceAnswer> forced;
     f.node().Force(request, [&](ForceAnswer a) { forced = std::move(a); });
     f.Store();
     REQUIRE(forced.has_value());
     std::map<std::string, std::string> asked;  // name -> URL
     for (const auto& t : f.agents().adopt_targets) asked[t.name] = t.url;
-    CHECK(asked.size() == (skip_c ? 2u : 3u));
-    CHECK(asked["bank-b"] == "http://127.0.0.1:7102");  // registered: the registry's URL, not the record's
-    if (!skip_c) {
-      CHECK(asked["bank-c"] == "http://127.0.0.1:7103");  // not registered: the record's URL
+    CHECK(asked.size() == 2);  // bank-c, unregistered, is never sent this coordinator's token
+    CHECK(asked["bank-b"] == "http://127.0.0.1:7102");  // the registry's URL, not the record's
+    if (!c.answers.empty()) {  // bank-b committed: the abort is refused
       REQUIRE(std::holds_alternative<ForceResult>(*forced));
       CHECK(std::get<ForceResult>(*forced).kind == ForceResult::Kind::kParticipantDecided);
-      CHECK(std::get<ForceResult>(*forced).participant == "bank-c");
+      CHECK(std::get<ForceResult>(*forced).participant == "bank-b");
       CHECK(!f.Recorded("lost").has_value());
-      continue;
+    } else if (c.skip.empty()) {  // bank-c could not be asked: nothing recorded
+      REQUIRE(std::holds_alternative<NodeError>(*forced));
+      CHECK(std::get<NodeError>(*forced).kind == NodeErrorKind::kParticipantUnavailable);
+      CHECK(std::get<NodeError>(*forced).message.find("bank-c") != std::string::npos);
+      CHECK(!f.Recorded("lost").has_value());
+    } else {
+      REQUIRE(std::holds_alternative<ForceResult>(*forced));
+      CHECK(std::get<ForceResult>(*forced).kind == ForceResult::Kind::kForced);
+      auto record = f.Recorded("lost");
+      REQUIRE(record.has_value());
+      CHECK(record->participants.size() == 2);  // delivered to every participant asked
+      CHECK(f.agents().Count("abort", "lost") == 2);
     }
-    CHECK(asked.count("bank-c") == 0);
-    REQUIRE(std::holds_alternative<ForceResult>(*forced));
-    CHECK(std::get<ForceResult>(*forced).kind == ForceResult::Kind::kForced);
-    auto record = f.Recorded("lost");
-    REQUIRE(record.has_value());
-    REQUIRE(record->participants.size() == 2);  // delivered to every participant asked
-    CHECK(f.agents().Count("abort", "lost") == 2);
   }
 }
 
