@@ -273,6 +273,14 @@ Result<std::string> KeyField(const json& value, const char* name) {
   return value.get<std::string>();
 }
 Result<std::string> AbortKeyField(const json& value) { return KeyField(value, "abort_key"); }
+
+// A decision log's identity: a string of at most kMaxLogIdSize characters.
+Result<std::string> LogIdField(const json& value) {
+  if (!value.is_string() || value.get_ref<const std::string&>().size() > kMaxLogIdSize) {
+    return Invalid("log_id", "must be a string of at most " + std::to_string(kMaxLogIdSize) + " characters");
+  }
+  return value.get<std::string>();
+}
 }  // namespace
 
 json ToJson(const PrepareRequest& r) {
@@ -350,6 +358,10 @@ std::string ParticipantsText(const std::vector<ParticipantRef>& participants) {
 Result<std::vector<ParticipantRef>> ParseParticipants(std::string_view text) {
   const json j = ParseJson(text);
   if (j.is_discarded()) return Status::InvalidArgument("participants: not JSON");
+  return ParticipantsOf(j);
+}
+
+Result<std::vector<ParticipantRef>> ParticipantsOf(const json& j) {
   if (!j.is_array()) return Status::InvalidArgument("participants: not an array");
   std::vector<ParticipantRef> out;
   out.reserve(j.size());
@@ -440,10 +452,9 @@ Result<PrepareRequest> ParsePrepareRequestTree(std::string_view body) {
   if (!coordinator.ok()) return coordinator.status();
   r.coordinator = std::move(coordinator).value();
   if (auto it = j.find("log_id"); it != j.end()) {
-    if (!it->is_string() || it->get_ref<const std::string&>().size() > kMaxLogIdSize) {
-      return Invalid("log_id", "must be a string of at most " + std::to_string(kMaxLogIdSize) + " characters");
-    }
-    r.log_id = it->get<std::string>();
+    Result<std::string> log_id = LogIdField(*it);
+    if (!log_id.ok()) return log_id.status();
+    r.log_id = std::move(log_id).value();
   }
   if (auto it = j.find("abort_key"); it != j.end()) {
     Result<std::string> key = AbortKeyField(*it);
@@ -970,12 +981,12 @@ Result<AdoptRequest> ParseAdoptRequest(std::string_view body) {
   Result<std::string> txid = RequiredTxid(j, "");
   if (!txid.ok()) return txid.status();
   r.txid = std::move(txid).value();
-  auto log_id = j.find("log_id");
-  if (log_id == j.end() || !log_id->is_string() || log_id->get_ref<const std::string&>().empty() ||
-      log_id->get_ref<const std::string&>().size() > kMaxLogIdSize) {
-    return Invalid("log_id", "required, a string of 1 to " + std::to_string(kMaxLogIdSize) + " characters");
-  }
-  r.log_id = log_id->get<std::string>();
+  auto given = j.find("log_id");
+  Result<std::string> log_id =
+      given == j.end() ? Result<std::string>(Invalid("log_id", "required")) : LogIdField(*given);
+  if (!log_id.ok()) return log_id.status();
+  if (log_id->empty()) return Invalid("log_id", "must not be empty");
+  r.log_id = std::move(log_id).value();
   for (auto [name, field] : {std::pair{"abort_key", &r.abort_key}, std::pair{"commit_check", &r.commit_check}}) {
     auto it = j.find(name);
     if (it == j.end()) return Invalid(name, "required");

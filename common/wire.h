@@ -81,6 +81,8 @@ std::string ParticipantsText(const std::vector<ParticipantRef>& participants);
 // That text read back: InvalidArgument for anything but an array of objects
 // with a string "name" and a string "url".
 Result<std::vector<ParticipantRef>> ParseParticipants(std::string_view text);
+// The same from a value already parsed.
+Result<std::vector<ParticipantRef>> ParticipantsOf(const nlohmann::json& list);
 
 // POST /v1/prepare (coordinator -> agent)
 struct PrepareRequest {

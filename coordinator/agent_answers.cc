@@ -72,7 +72,7 @@ Result<AdoptReply> AdoptAnswerOf(int status, std::string_view body) {
     auto json = ParseJson(body);
     auto listed = json.is_object() ? json.find("participants") : json.end();
     if (listed == json.end()) return AdoptReply{};
-    auto participants = wire::ParseParticipants(listed->dump());
+    auto participants = wire::ParticipantsOf(*listed);
     if (!participants.ok()) {
       return Status::Unavailable("HTTP 200 with unreadable participants: " + participants.status().message());
     }
@@ -86,6 +86,16 @@ Result<AdoptReply> AdoptAnswerOf(int status, std::string_view body) {
   if (status == 409 && code == "already_aborted") return answer(AdoptAnswer::kAborted);
   if (status == 404 && code == "unknown_transaction") return answer(AdoptAnswer::kUnknown);
   return Status::Unavailable(MessageOf(status, body));
+}
+
+std::string_view AdoptAnswerName(AdoptAnswer answer) {
+  switch (answer) {
+    case AdoptAnswer::kAdopted: return "adopted";
+    case AdoptAnswer::kCommitted: return "committed";
+    case AdoptAnswer::kAborted: return "aborted";
+    case AdoptAnswer::kUnknown: return "unknown";
+  }
+  return "unknown";
 }
 
 Result<StateAnswer> StateAnswerOf(int status, std::string_view body) {

@@ -31,6 +31,8 @@ Result<FenceAnswer> FenceAnswerOf(int status, std::string_view body);
 // Unavailable (a record still being written, another adoption running, an
 // agent without the route).
 Result<AdoptReply> AdoptAnswerOf(int status, std::string_view body);
+// "adopted" | "committed" | "aborted" | "unknown".
+std::string_view AdoptAnswerName(AdoptAnswer answer);
 // GET /v1/transactions/{txid} at the agent: 200 {"txid","state"} by the
 // state's name; 404 not_found (an agent without the route): unknown; else
 // Unavailable.

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/peer_url.h"
 #include "coordinator/adoption_verdict.h"
+#include "coordinator/agent_answers.h"
 #include "coordinator/node.h"
 
 namespace commitd::coordinator {
@@ -578,15 +579,9 @@ void Node::Force(ForceRequest request, std::function<void(ForceAnswer)> done) {
 
 namespace {
 
-std::string_view AdoptAnswerName(const Result<AdoptAnswer>& answer) {
-  if (!answer.ok()) return "no_answer";
-  switch (*answer) {
-    case AdoptAnswer::kAdopted: return "adopted";
-    case AdoptAnswer::kCommitted: return "committed";
-    case AdoptAnswer::kAborted: return "aborted";
-    case AdoptAnswer::kUnknown: return "unknown";
-  }
-  return "no_answer";
+// An adoption's answer as the log line and a refused force's branches show it.
+std::string_view AnswerName(const Result<AdoptAnswer>& answer) {
+  return answer.ok() ? AdoptAnswerName(*answer) : "no_answer";
 }
 
 }  // namespace
@@ -668,7 +663,7 @@ void Node::AdoptIfNew(const std::shared_ptr<AdoptionRound>& round, const Partici
 void Node::JudgeAdoptionRound(AdoptionRound& round) {
   const std::string& txid = round.record.txid;
   nlohmann::json answers = nlohmann::json::object();
-  for (const auto& [name, got] : round.answers) answers[name] = AdoptAnswerName(got);
+  for (const auto& [name, got] : round.answers) answers[name] = AnswerName(got);
   log::Warn("force_adoptions", Traced(txid, {{"txid", txid}, {"answers", answers}}));
   if (round.epoch != epoch_) {
     round.done(NodeError{NodeErrorKind::kLeadershipLost,
@@ -696,7 +691,7 @@ void Node::JudgeAdoptionRound(AdoptionRound& round) {
       view.state = TxState::kInDoubt;
       view.started_ms = round.record.created_ms;
       for (const auto& [name, got] : round.answers) {
-        view.branches.push_back(TxView::Branch{name, std::string(AdoptAnswerName(got)), 0, ""});
+        view.branches.push_back(TxView::Branch{name, std::string(AnswerName(got)), 0, ""});
       }
       ForceResult r;
       r.kind = ForceResult::Kind::kParticipantDecided;

@@ -102,7 +102,6 @@ void SimAgentTransport::Fence(const coordinator::ParticipantRef& to, const std::
 
 void SimAgentTransport::Adopt(const coordinator::ParticipantRef& to, const wire::AdoptRequest& request,
                               std::function<void(Result<coordinator::AdoptReply>)> done) {
-  using coordinator::AdoptAnswer;
   using coordinator::AdoptReply;
   const std::string txid = request.txid;
   ctx_.Log(from_, "send adopt " + txid + " -> " + to.name);
@@ -111,10 +110,7 @@ void SimAgentTransport::Adopt(const coordinator::ParticipantRef& to, const wire:
                        [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<AdoptReply> reply) {
                          ctx->Log(from, "adopt answer " + txid + " from " + name + ": " +
                                              (!reply.ok() ? Describe(reply.status())
-                                              : reply->answer == AdoptAnswer::kAdopted   ? "adopted"
-                                              : reply->answer == AdoptAnswer::kCommitted ? "committed"
-                                              : reply->answer == AdoptAnswer::kAborted   ? "aborted"
-                                                                                         : "unknown"));
+                                                          : std::string(coordinator::AdoptAnswerName(reply->answer))));
                          done(std::move(reply));
                        });
 }
