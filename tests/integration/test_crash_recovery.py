@@ -12,10 +12,6 @@ Failpoints (environment variable COMMITD_FAILPOINTS, comma-separated names):
   coordinator.skip_early_commit_record
                                      a 2PC commit answered on its staging
                                      record and the votes is never written
-  coordinator.crash_after_precommit_durable
-                                     commitd aborts itself once a pending
-                                     record (2PC staging, 3PC precommit) is
-                                     durable
 
 Every process gets a --config with short timeouts (harness.FAST_CONFIG).
 """
@@ -24,6 +20,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -115,25 +112,26 @@ def test_coordinator_crash_after_answering_commit_before_its_record():
 
 
 def test_coordinator_crash_after_staging_record_with_a_prepare_lost():
-    # commitd dies once the staging record is durable; bank-b, frozen, never
-    # read its prepare and dies too. Restarted, the coordinator fences both:
-    # bank-a voted yes (prepared), bank-b leaves a tombstone (fenced), so the
-    # transaction aborts and bank-a's prepared changes are rolled back.
-    with Cluster(coordinator_env={FAILPOINTS: "coordinator.crash_after_precommit_durable"}) as c:
+    # commitd is killed once the staging record is durable and bank-a has
+    # voted yes; bank-b, frozen, never read its prepare and dies too.
+    # Restarted, the coordinator fences both: bank-a is prepared, bank-b
+    # leaves a tombstone (fenced), so the transaction aborts on bank-b's
+    # account and bank-a's prepared changes are rolled back.
+    with Cluster() as c:
         c.agent("bank-b").popen.send_signal(signal.SIGSTOP)
-        try:
-            status, _ = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=LONG_TX_TIMEOUT_MS)
-        except Exception as e:  # noqa: BLE001 - the coordinator dies under the request
-            status = repr(e)
-        assert status != 200, status
-        c.coordinator.wait_exit(timeout=10)
-        db = sqlite3.connect(os.path.join(c.data_dir, "decisions.db"))
-        try:
-            pending = [row[0] for row in db.execute("SELECT txid FROM decisions WHERE outcome = 'pending'")]
-        finally:
-            db.close()
-        assert len(pending) == 1, pending
-        txid = pending[0]
+        replies = []
+        client = threading.Thread(target=lambda: replies.append(_transfer_or_error(c)), daemon=True)
+        client.start()
+
+        def staged_and_voted():
+            pending = pending_txids(c)
+            assert len(pending) == 1, pending
+            assert pending[0] in c.prepared("bank-a"), c.prepared("bank-a")
+            return pending[0]
+        txid = eventually(staged_and_voted, timeout=10, what="the staging record durable and bank-a prepared")
+        c.coordinator.kill9()
+        client.join(timeout=30)
+        assert replies and replies[0] != 200, replies
 
         c.agent("bank-b").kill9()
         c.coordinator.start(env={})
@@ -149,6 +147,22 @@ def test_coordinator_crash_after_staging_record_with_a_prepare_lost():
         assert c.journal("bank-a") == [] and c.journal("bank-b") == []
         ok = expect_status(c.transfer("bank-a", "alice", "bank-b", "bob", 30), 200, "transfer after recovery")
         assert_applied(c, ok["txid"])
+
+
+def _transfer_or_error(c):
+    try:
+        status, _ = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=LONG_TX_TIMEOUT_MS)
+        return status
+    except Exception as e:  # noqa: BLE001 - the coordinator dies under the request
+        return repr(e)
+
+
+def pending_txids(c):
+    db = sqlite3.connect(os.path.join(c.data_dir, "decisions.db"))
+    try:
+        return [row[0] for row in db.execute("SELECT txid FROM decisions WHERE outcome = 'pending'")]
+    finally:
+        db.close()
 
 
 def test_agent_crash_after_voting_yes():
