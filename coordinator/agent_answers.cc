@@ -33,8 +33,23 @@ Result<wire::Vote> VoteOf(int status, std::string_view body, wire::BodySyntax sy
 
 Result<DecisionAck> DecisionAckOf(int status, std::string_view body) {
   if (status == 200) return DecisionAck::kAcked;
-  if (status == 404 && ErrorCodeOf(body) == "unknown_transaction") return DecisionAck::kUnknownTransaction;
+  const std::string code = ErrorCodeOf(body);
+  if (status == 404 && code == "unknown_transaction") return DecisionAck::kUnknownTransaction;
+  if (status == 409 && (code == "already_committed" || code == "already_committing")) {
+    return DecisionAck::kFoundCommitted;
+  }
+  if (status == 409 && code == "already_aborted") return DecisionAck::kFoundAborted;
   return Status::Unavailable(MessageOf(status, body));
+}
+
+std::string_view DecisionAckName(DecisionAck ack) {
+  switch (ack) {
+    case DecisionAck::kAcked: return "acked";
+    case DecisionAck::kUnknownTransaction: return "unknown_transaction";
+    case DecisionAck::kFoundCommitted: return "found_committed";
+    case DecisionAck::kFoundAborted: return "found_aborted";
+  }
+  return "unknown_transaction";
 }
 
 Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body) {

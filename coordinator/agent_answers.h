@@ -17,8 +17,12 @@ std::string ErrorCodeOf(std::string_view body);
 // `syntax`: whether the body's JSON syntax was checked already (a batch's
 // sub-response).
 Result<wire::Vote> VoteOf(int status, std::string_view body, wire::BodySyntax syntax);
-// 200: acked; 404 unknown_transaction: unknown; else Unavailable.
+// 200: acked; 404 unknown_transaction: unknown; 409 already_committed or
+// already_committing: found committed; 409 already_aborted: found aborted;
+// else Unavailable.
 Result<DecisionAck> DecisionAckOf(int status, std::string_view body);
+// "acked" | "unknown_transaction" | "found_committed" | "found_aborted".
+std::string_view DecisionAckName(DecisionAck ack);
 // 200 state precommitted: acked, committed: committed; 409 already_aborted: aborted;
 // 404 unknown_transaction: unknown; else Unavailable.
 Result<PrecommitAnswer> PrecommitAnswerOf(int status, std::string_view body);

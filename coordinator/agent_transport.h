@@ -26,6 +26,10 @@ enum class DecisionAck {
   // The agent does not know the txid (forgotten after its retention window,
   // or a lost database).
   kUnknownTransaction,
+  // The agent finished the transaction already (409 already_committed or
+  // already_committing; 409 already_aborted): what it did, whatever was sent.
+  kFoundCommitted,
+  kFoundAborted,
 };
 
 // A participant's answer to an adoption (POST /v1/adopt).

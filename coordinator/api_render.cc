@@ -120,6 +120,10 @@ Rendered Error(const NodeError& error) {
       return {409, ErrorBody("forgotten", error.message)};
     case NodeErrorKind::kParticipantUnavailable:
       return {503, ErrorBody("participant_unavailable", error.message), true};
+    case NodeErrorKind::kNotContradicted:
+      return {409, ErrorBody("not_contradicted", error.message)};
+    case NodeErrorKind::kStillDelivering:
+      return {409, ErrorBody("still_delivering", error.message)};
   }
   return {500, ErrorBody("internal", error.message)};
 }

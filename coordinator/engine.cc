@@ -52,6 +52,7 @@ std::string_view TxStateName(TxState s) {
     case TxState::kDelivering: return "delivering";
     case TxState::kFinishing: return "finishing";
     case TxState::kInDoubt: return "in_doubt";
+    case TxState::kContradicted: return "contradicted";
   }
   return "unknown";
 }
@@ -442,6 +443,7 @@ void Engine::StartDelivery(Tx& tx, Branch& b, int64_t now_ms) {
   (void)tx;
   b.needs_decision = true;
   b.acked = false;
+  b.contradiction.reset();
   b.next_send_ms = now_ms;
   b.backoff_ms = options_.retry_initial_ms;
 }
@@ -454,7 +456,7 @@ void Engine::StartAbortDeliveries(Tx& tx, int64_t now_ms) {
 
 void Engine::SendDue(Tx& tx, int64_t now_ms) {
   for (auto& b : tx.branches) {
-    if (!b.needs_decision || b.acked || b.sending || b.next_send_ms > now_ms) continue;
+    if (!b.needs_decision || b.acked || b.contradiction || b.sending || b.next_send_ms > now_ms) continue;
     if (!TakeDeliverySlot(b.participant, b.sending)) continue;
     ++b.attempts;
     actions_.push_back(action::SendDecision{tx.txid, b.participant, tx.outcome});
@@ -641,6 +643,45 @@ void Engine::OnDecisionAcked(const std::string& txid, const std::string& partici
   b->last_error = status.message();
   b->next_send_ms = now_ms + b->backoff_ms;
   b->backoff_ms = std::min(b->backoff_ms * 2, options_.retry_max_ms);
+}
+
+void Engine::OnDecisionFoundDone(const std::string& txid, const std::string& participant, Outcome done,
+                                 int64_t now_ms) {
+  if (done == Outcome::kPending) return;
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return;
+  Tx& tx = it->second;
+  if (done == tx.outcome) {
+    OnDecisionAcked(txid, participant, Status::Ok(), now_ms);
+    return;
+  }
+  Branch* b = FindBranch(tx, participant);
+  if (b == nullptr || !b->sending) return;
+  b->sending = false;
+  --sending_to_[participant];
+  b->contradiction = done;
+  b->last_error = "it " + std::string(OutcomeName(done)) + " the transaction, against the decision to " +
+                  (tx.outcome == Outcome::kCommitted ? "commit" : "abort") +
+                  ": reconcile its data by hand, then close the transaction";
+  // A 2PC commit record held for the acks waits for its due time instead.
+}
+
+Engine::CloseResult Engine::CloseContradicted(const std::string& txid, int64_t now_ms) {
+  auto it = txs_.find(txid);
+  if (it == txs_.end()) return CloseResult::kNotHeld;
+  Tx& tx = it->second;
+  if (tx.phase == Phase::kFinishing) return CloseResult::kFinishing;
+  if (std::none_of(tx.branches.begin(), tx.branches.end(),
+                   [](const Branch& b) { return b.contradiction.has_value(); })) {
+    return CloseResult::kNotContradicted;
+  }
+  if (tx.phase != Phase::kDelivering || !tx.durable) return CloseResult::kNotRecorded;
+  for (const auto& b : tx.branches) {
+    if (b.needs_decision && !b.acked && !b.contradiction) return CloseResult::kStillDelivering;
+  }
+  SetPhase(tx, Phase::kFinishing);
+  actions_.push_back(action::PersistFinished{tx.txid, now_ms});
+  return CloseResult::kClosing;
 }
 
 void Engine::MaybeFinish(Tx& tx, int64_t now_ms) {
@@ -945,7 +986,7 @@ void Engine::Tick(int64_t now_ms) {
 void Engine::RetryNow(int64_t now_ms) {
   for (auto& [txid, tx] : txs_) {
     for (auto& b : tx.branches) {
-      if (b.needs_decision && !b.acked) {
+      if (b.needs_decision && !b.acked && !b.contradiction) {
         b.next_send_ms = now_ms;
         b.backoff_ms = options_.retry_initial_ms;
       }
@@ -1160,6 +1201,11 @@ TxView Engine::View(const Tx& tx) const {
   v.in_doubt = InDoubt(tx);
   v.participants_may_terminate = tx.protocol == wire::Protocol::k3pc && tx.resumed &&
                                  (tx.phase == Phase::kFencing || (tx.phase == Phase::kPrecommitted && !CommitUnrecorded(tx)));
+  if (tx.phase != Phase::kFinishing &&
+      std::any_of(tx.branches.begin(), tx.branches.end(),
+                  [](const Branch& b) { return b.contradiction.has_value(); })) {
+    v.state = TxState::kContradicted;
+  }
   for (const auto& b : tx.branches) {
     TxView::Branch vb;
     vb.participant = b.participant.name;
@@ -1175,6 +1221,7 @@ TxView Engine::View(const Tx& tx) const {
     } else if (tx.phase == Phase::kFencing && tx.staging_in_doubt && !b.fence) {
       vb.state = "unknown";  // never fenced
     }
+    if (b.contradiction) vb.state = OutcomeName(*b.contradiction);
     vb.attempts = b.attempts;
     vb.last_error = b.last_error;
     v.branches.push_back(std::move(vb));

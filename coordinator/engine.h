@@ -219,6 +219,10 @@ enum class TxState {
   kDelivering,     // decided; the decision goes to every participant (2PC: its commit record may wait for the acks)
   kFinishing,      // every participant acked; the finished mark is being written
   kInDoubt,        // prepared under another decision log: only an operator can settle it
+  // Decided, and a participant did the other outcome (a forced decision
+  // against what it did): not sent there again; an operator reconciles the
+  // data and closes it (Engine::CloseContradicted).
+  kContradicted,
 };
 std::string_view TxStateName(TxState s);  // "preparing" | "precommitting" | ... | "in_doubt"
 
@@ -277,6 +281,11 @@ class Engine {
   // The answer to a SendDecision: ok when the participant acknowledged.
   void OnDecisionAcked(const std::string& txid, const std::string& participant, const Status& status,
                        int64_t now_ms);
+  // The answer to a SendDecision from a participant that had finished the
+  // transaction already, as `done`. The decision's own outcome is an ack;
+  // the other contradicts the decision, and nothing is sent there again:
+  // the transaction stays (kContradicted) until an operator closes it.
+  void OnDecisionFoundDone(const std::string& txid, const std::string& participant, Outcome done, int64_t now_ms);
   // A failed mark is written again later (capped doubling), unless the log
   // holds no record to mark (NotFound) or max_unmarked are waiting already.
   void OnFinishedPersisted(const std::string& txid, const Status& status, int64_t now_ms);
@@ -301,6 +310,18 @@ class Engine {
   // answered its precommit unknown_transaction): decided as forced (heuristic).
   // False, changing nothing, for any other transaction.
   bool ForceInDoubt(const std::string& txid, Outcome outcome, std::string reason, int64_t now_ms);
+  // An operator's acknowledgment of a contradicted decision, once every
+  // participant acked it or contradicted it: its finished mark is written
+  // (PersistFinished) and the engine lets it go.
+  enum class CloseResult {
+    kClosing,           // the finished mark is being written
+    kNotHeld,           // no such transaction here (unknown, or finished)
+    kNotContradicted,   // no participant contradicted its decision
+    kFinishing,         // its finished mark is being written already
+    kStillDelivering,   // a participant has neither acked nor contradicted it yet
+    kNotRecorded,       // its decision record is not durable yet: ask again
+  };
+  CloseResult CloseContradicted(const std::string& txid, int64_t now_ms);
   // Shutdown: the clients still waiting on transactions whose staging record
   // a restart resumes (3PC precommitting, or fencing) are answered 503 with the txid.
   void AnswerClientsAtShutdown();
@@ -352,6 +373,8 @@ class Engine {
     nlohmann::json results = nlohmann::json::array();
     bool needs_decision = false;  // must get the decision and ack it
     bool acked = false;
+    // It had done this instead of the decision: not sent again.
+    std::optional<Outcome> contradiction;
     bool sending = false;
     int attempts = 0;
     int64_t next_send_ms = 0;

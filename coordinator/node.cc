@@ -75,7 +75,9 @@ Node::InDoubt Node::in_doubt() const {
       continue;
     }
     if (!v.undelivered()) continue;
-    if (v.heuristic) {
+    if (v.state == TxState::kContradicted) {
+      ++counts.contradicted;
+    } else if (v.heuristic) {
       ++counts.held;
     } else {
       ++counts.undelivered;
@@ -357,12 +359,32 @@ void Node::ForgetEnded(const std::string& txid) {
   precommit_unknown_logged_.erase(txid);
 }
 
+void Node::AnswerClose(const std::string& txid, const Status& marked) {
+  auto it = closing_.find(txid);
+  if (it == closing_.end()) return;
+  Closing closing = std::move(it->second);
+  closing_.erase(it);
+  if (!marked.ok() && marked.code() != StatusCode::kNotFound) {
+    closing.done(NodeError{NodeErrorKind::kStorage, "the finished mark of " + txid + " could not be written (" +
+                                                        marked.message() + "); it is written again later"});
+    return;
+  }
+  log::Warn("contradiction_closed", Traced(txid, {{"txid", txid}, {"outcome", OutcomeName(closing.view.outcome)}}));
+  closing.done(std::move(closing.view));
+}
+
 void Node::DropEngine(const std::string& why) {
   auto forcing = std::move(forcing_);
   forcing_.clear();
   for (auto& [txid, done] : forcing) {
     done(NodeError{NodeErrorKind::kLeadershipLost,
                    why + "; whether the forced decision of " + txid + " was recorded is unknown here: look it up"});
+  }
+  auto closing = std::move(closing_);
+  closing_.clear();
+  for (auto& [txid, c] : closing) {
+    c.done(NodeError{NodeErrorKind::kLeadershipLost,
+                     why + "; whether " + txid + " was closed is unknown here: look it up"});
   }
   ++epoch_;
   let_go_delay_ms_ = 0;
@@ -753,6 +775,25 @@ void Node::Execute(Action& a) {
                     [this, txid = d->txid, name = d->to.name, commit, epoch = epoch_](Result<DecisionAck> ack) {
                       if (epoch != epoch_) return;
                       Status s = ack.status();
+                      if (ack.ok() && (*ack == DecisionAck::kFoundCommitted || *ack == DecisionAck::kFoundAborted)) {
+                        const Outcome done = *ack == DecisionAck::kFoundCommitted ? Outcome::kCommitted
+                                                                                  : Outcome::kAborted;
+                        if (done != (commit ? Outcome::kCommitted : Outcome::kAborted)) {
+                          ++metrics_.decisions_contradicted;
+                          log::Error("decision_contradicted",
+                                     Traced(txid, {{"txid", txid},
+                                                   {"participant", name},
+                                                   {"decision", commit ? "committed" : "aborted"},
+                                                   {"participant_outcome", OutcomeName(done)},
+                                                   {"message", "the participant finished the transaction the other "
+                                                               "way; the decision is not sent there again. Reconcile "
+                                                               "the data, then close the transaction"}}));
+                        }
+                        NoteDelivery(name, txid, Status::Ok());
+                        engine_->OnDecisionFoundDone(txid, name, done, timers_.NowMs());
+                        Pump();
+                        return;
+                      }
                       if (ack.ok() && *ack == DecisionAck::kUnknownTransaction) {
                         if (commit) {
                           // Every participant of a commit voted yes, so one that no longer
@@ -901,6 +942,7 @@ void Node::Execute(Action& a) {
       if (failed) ++metrics_.finished_mark_failures;
       const bool was_waiting = engine_->awaiting_mark(txid);
       engine_->OnFinishedPersisted(txid, s, timers_.NowMs());
+      AnswerClose(txid, s);
       const bool waiting = engine_->awaiting_mark(txid);
       if (failed && !was_waiting) {  // logged once per transaction, and once more when written
         log::Warn("finished_mark_failed",

@@ -113,6 +113,8 @@ enum class NodeErrorKind {
   kRecovering,
   // force: a participant did not answer its adoption; nothing was recorded
   kParticipantUnavailable,
+  kNotContradicted,  // close: no participant contradicted the decision
+  kStillDelivering,  // close: a participant has not answered the decision yet
 };
 struct NodeError {
   NodeErrorKind kind;
@@ -209,6 +211,8 @@ struct NodeMetrics {
   uint64_t heuristic = 0;  // forced decisions in the log (counted from it at start and on leadership)
   uint64_t rejected_overload = 0;
   uint64_t commits_unknown_at_participant = 0;  // commit deliveries answered unknown_transaction
+  // Decision deliveries a participant answered with the other outcome (it had finished the transaction so).
+  uint64_t decisions_contradicted = 0;
   uint64_t precommits_unknown_at_participant = 0;  // 3PC precommits answered unknown_transaction
   uint64_t precommits_sent = 0;
   uint64_t swept = 0;  // undecided transactions presumed aborted at takeover
@@ -265,6 +269,10 @@ class Node {
   void Force(ForceRequest request, std::function<void(ForceAnswer)> done);
   // Every pending redelivery due now; returns the transactions not finished.
   std::size_t RetryNow();
+  // An operator's word that the data of a contradicted transaction
+  // (TxState::kContradicted) was reconciled by hand: it is marked finished.
+  // Answers once the mark is durable, with the transaction as it was.
+  void CloseContradicted(const std::string& txid, std::function<void(std::variant<TxView, NodeError>)> done);
 
   const NodeMetrics& metrics() const { return metrics_; }
   std::size_t undecided() const;
@@ -281,6 +289,8 @@ class Node {
     // 3PC, undecided: a participant answered its precommit unknown_transaction; waiting for an operator.
     std::size_t precommit_unknown = 0;
     std::size_t staging_unknown = 0;  // undecided, resumed from its staging record (either protocol)
+    // Decided, and a participant did the other outcome: waiting for an operator to close it.
+    std::size_t contradicted = 0;
   };
   InDoubt in_doubt() const;
   // Every transaction the engine holds (for diagnostics).
@@ -400,6 +410,13 @@ class Node {
   std::unordered_map<std::string, TraceContext> traces_;  // txid -> its trace, until finished
   // txid -> the operator's request that forced it while in doubt, answered once its record is written.
   std::unordered_map<std::string, std::function<void(ForceAnswer)>> forcing_;
+  // Contradicted transactions being closed: answered once the finished mark was written.
+  struct Closing {
+    TxView view;
+    std::function<void(std::variant<TxView, NodeError>)> done;
+  };
+  std::unordered_map<std::string, Closing> closing_;
+  void AnswerClose(const std::string& txid, const Status& marked);
   // txid -> participants that answered its precommit unknown_transaction (logged once each), until finished.
   std::unordered_map<std::string, std::set<std::string>> precommit_unknown_logged_;
   // What the node keeps of txid until it ends here (its trace, its logged unknowns).

@@ -466,6 +466,40 @@ std::size_t Node::RetryNow() {
   return engine_->active();
 }
 
+void Node::CloseContradicted(const std::string& txid, std::function<void(std::variant<TxView, NodeError>)> done) {
+  if (stopping_) {
+    done(NodeError{NodeErrorKind::kStopping, "coordinator is shutting down"});
+    return;
+  }
+  std::optional<TxView> view = engine_->Find(txid);
+  using R = Engine::CloseResult;
+  switch (engine_->CloseContradicted(txid, timers_.NowMs())) {
+    case R::kClosing:
+      closing_.insert_or_assign(txid, Closing{std::move(*view), std::move(done)});
+      Pump();
+      return;
+    case R::kNotHeld:
+      done(NodeError{NodeErrorKind::kNotFound,
+                     "this coordinator delivers no transaction " + txid + ": unknown here, or finished already"});
+      return;
+    case R::kNotContradicted:
+      done(NodeError{NodeErrorKind::kNotContradicted,
+                     "no participant contradicted the decision of " + txid + ": the protocol finishes it"});
+      return;
+    case R::kFinishing:
+      done(NodeError{NodeErrorKind::kNotContradicted, txid + " is being marked finished already: look it up"});
+      return;
+    case R::kStillDelivering:
+      done(NodeError{NodeErrorKind::kStillDelivering,
+                     "a participant of " + txid + " has not answered its decision yet: it is still delivered "
+                     "(commitctl retry-now), and can be closed once every participant answered"});
+      return;
+    case R::kNotRecorded:
+      done(NodeError{NodeErrorKind::kUndecided, "the decision record of " + txid + " is being written: ask again"});
+      return;
+  }
+}
+
 namespace {
 
 // A force for a transaction already decided: the same outcome is a no-op, a

@@ -45,6 +45,7 @@ constexpr auth::RouteRule kRoutes[] = {
     {"DELETE", "/v1/participants/{name}", Permission::kAdminister},
     {"POST", "/v1/admin/retry-now", Permission::kAdminister},
     {"POST", "/v1/admin/transactions/{txid}/force", Permission::kAdminister},
+    {"POST", "/v1/admin/transactions/{txid}/close", Permission::kAdminister},
     // Agents read the members' URLs: prepares are taken from them.
     {"GET", "/v1/cluster", Permission::kReadCluster, PeerSelf::kAnyPeer},
     {"POST", "/v1/cluster/members", Permission::kAdminister},
@@ -279,6 +280,21 @@ void Service::Impl::RegisterRoutes() {
   }));
   Add("POST", "/v1/admin/transactions/{txid}/force", Leading([this](http::Request req, http::Responder r) {
     HandleForce(std::move(req), std::move(r));
+  }));
+  // A contradicted transaction whose data an operator reconciled: marked finished.
+  Add("POST", "/v1/admin/transactions/{txid}/close", Leading([this](http::Request req, http::Responder r) {
+    const std::string txid = req.path_params["txid"];
+    if (!wire::IsValidTxid(txid)) {
+      r(http::ErrorResponse(400, "invalid_request", "txid: must be 1-128 characters of [A-Za-z0-9._:-]"));
+      return;
+    }
+    node->CloseContradicted(txid, [this, r](std::variant<TxView, NodeError> closed) {
+      if (const auto* e = std::get_if<NodeError>(&closed)) {
+        Respond(r, api::Error(*e));
+        return;
+      }
+      Respond(r, {200, api::ViewJson(std::get<TxView>(closed), timers.NowMs())});
+    });
   }));
   // {"id": "c4", "url": "http://..."}: a new member (started with --join) joins as a
   // learner and becomes a voter once it has caught up.

@@ -34,7 +34,8 @@ ServiceMetrics::ServiceMetrics(const std::string& version, const std::string& co
           "(decided by an operator), foreign_log (prepared under another decision log, waiting for an operator), "
           "precommit_unknown (3PC, undecided: a participant no longer knows it, waiting for an operator), "
           "staging_unknown (undecided, resumed from its staging record: a participant may have forgotten a "
-          "commit, waiting for an operator).",
+          "commit, waiting for an operator), contradicted (decided, and a participant did the other outcome: "
+          "waiting for an operator to reconcile the data and close it).",
           {{"kind", "undelivered"}})),
       in_doubt_held_(registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "held"}})),
       in_doubt_foreign_log_(registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "foreign_log"}})),
@@ -42,6 +43,7 @@ ServiceMetrics::ServiceMetrics(const std::string& version, const std::string& co
           registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "precommit_unknown"}})),
       in_doubt_staging_unknown_(
           registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "staging_unknown"}})),
+      in_doubt_contradicted_(registry_.AddGauge("commitd_transactions_in_doubt", "", {{"kind", "contradicted"}})),
       in_flight_(registry_.AddGauge("commitd_transactions_in_flight",
                                     "Transactions the coordinator holds: undecided, or decided and being delivered.")),
       log_batch_size_(registry_.AddHistogram("commitd_decision_log_batch_size",
@@ -91,6 +93,10 @@ void ServiceMetrics::Attach(MetricSources sources) {
       "commitd_commits_unknown_at_participant_total",
       "Commit deliveries a participant answered unknown_transaction (forgotten after retention, or a lost disk).", {},
       [m] { return static_cast<double>(m->commits_unknown_at_participant); });
+  registry_.AddCounterFn("commitd_decisions_contradicted_total",
+                         "Decision deliveries a participant answered with the other outcome (it had finished the "
+                         "transaction so): the data disagrees until an operator reconciles it.",
+                         {}, [m] { return static_cast<double>(m->decisions_contradicted); });
   registry_.AddCounterFn("commitd_precommits_unknown_at_participant_total",
                          "3PC precommits a participant answered unknown_transaction: the outcome is in doubt.", {},
                          [m] { return static_cast<double>(m->precommits_unknown_at_participant); });
@@ -183,6 +189,7 @@ void ServiceMetrics::RefreshFromNode() {
   in_doubt_foreign_log_.Set(static_cast<double>(in_doubt.foreign_log));
   in_doubt_precommit_unknown_.Set(static_cast<double>(in_doubt.precommit_unknown));
   in_doubt_staging_unknown_.Set(static_cast<double>(in_doubt.staging_unknown));
+  in_doubt_contradicted_.Set(static_cast<double>(in_doubt.contradicted));
   // Participants: every registered one has series; a removed one loses them.
   std::set<std::string> registered;
   for (const ParticipantStatus& p : node.Participants()) {

@@ -79,6 +79,7 @@ class ServiceMetrics final : public AgentCallObserver {
   metrics::Gauge& in_doubt_foreign_log_;
   metrics::Gauge& in_doubt_precommit_unknown_;
   metrics::Gauge& in_doubt_staging_unknown_;
+  metrics::Gauge& in_doubt_contradicted_;
   metrics::Gauge& in_flight_;
   metrics::Histogram& log_batch_size_;
   metrics::Histogram& log_fsync_seconds_;

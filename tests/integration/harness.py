@@ -29,6 +29,7 @@ import argparse
 import atexit
 import ctypes
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -875,6 +876,30 @@ def test_abort_key(txid):
     """The abort key a test playing the coordinator gives txid (a real
     coordinator derives it from its log's secret)."""
     return hashlib.sha256(f"test coordinator:{txid}".encode()).hexdigest()
+
+
+def recorded_outcome(cluster, txid):
+    """The outcome a single coordinator's decision log holds for txid (None: no record)."""
+    db = sqlite3.connect(os.path.join(cluster.data_dir, "decisions.db"))
+    try:
+        row = db.execute("SELECT outcome FROM decisions WHERE txid = ?", (txid,)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+def decision_log_keys(data_dir, txid):
+    """(log_id, abort key, commit key) the coordinator's decisions.db in
+    data_dir gives txid (common/abort_key.h)."""
+    db = sqlite3.connect(os.path.join(data_dir, "decisions.db"))
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        db.close()
+    secret = meta["abort_secret"].encode()
+    abort_key = hmac.new(secret, txid.encode(), hashlib.sha256).hexdigest()
+    commit_key = hmac.new(secret, b"commit\0" + txid.encode(), hashlib.sha256).hexdigest()
+    return meta["log_id"], abort_key, commit_key
 
 
 def prepare_body(txid, participant, ops, coordinator=UNANSWERED_COORDINATOR, timeout_ms=60000,

@@ -69,16 +69,6 @@ def test_coordinator_crash_between_decision_and_delivery():
         assert_applied(c, txid)
 
 
-def recorded_outcome(c, txid):
-    """The outcome the coordinator's decision log holds for txid (None: no record)."""
-    db = sqlite3.connect(os.path.join(c.data_dir, "decisions.db"))
-    try:
-        row = db.execute("SELECT outcome FROM decisions WHERE txid = ?", (txid,)).fetchone()
-    finally:
-        db.close()
-    return row[0] if row else None
-
-
 def test_coordinator_crash_after_answering_commit_before_its_record():
     # The client hears commit once every vote is yes and the staging record
     # is durable; the commit record follows. Killed before it is written (and
@@ -91,7 +81,7 @@ def test_coordinator_crash_after_answering_commit_before_its_record():
                                         timeout_ms=LONG_TX_TIMEOUT_MS), 200, "transfer")
         assert body["outcome"] == "committed", body
         txid = body["txid"]
-        assert recorded_outcome(c, txid) == "pending"
+        assert harness.recorded_outcome(c, txid) == "pending"
         assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
 
         c.coordinator.kill9()
@@ -99,7 +89,7 @@ def test_coordinator_crash_after_answering_commit_before_its_record():
         c.wait_coordinator()
 
         assert_applied(c, txid)
-        eventually(lambda: recorded_outcome(c, txid) == "committed", timeout=30, what="the commit recorded")
+        eventually(lambda: harness.recorded_outcome(c, txid) == "committed", timeout=30, what="the commit recorded")
         status, tx = c.tx_status(txid)
         assert status == 200 and tx["outcome"] == "committed", (status, tx)
         # A retry with the key is answered from the record: the same commit,
@@ -139,7 +129,7 @@ def test_coordinator_crash_after_staging_record_with_a_prepare_lost():
         c.agent("bank-b").start(env={}).wait_healthy()
 
         c.eventually_nothing_prepared(timeout=60)
-        eventually(lambda: recorded_outcome(c, txid) == "aborted", timeout=30, what="the abort recorded")
+        eventually(lambda: harness.recorded_outcome(c, txid) == "aborted", timeout=30, what="the abort recorded")
         status, tx = c.tx_status(txid)
         assert status == 200 and tx["outcome"] == "aborted" and "bank-b" in tx.get("reason", ""), (status, tx)
         assert c.balances("bank-a") == c.seed("bank-a")

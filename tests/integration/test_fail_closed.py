@@ -28,8 +28,6 @@ commitd now fails closed:
   after a kill -9.
 """
 
-import hashlib
-import hmac
 import os
 import re
 import shutil
@@ -133,31 +131,17 @@ def test_restart_with_the_clock_at_an_earlier_instant_repeats_no_txid():
         assert '"ts":"2024-01-01T00:00:00.000Z"' in c.coordinator.log_text()
 
 
-def lost_log_keys(data_dir, txid):
-    """(log_id, abort key, commit key) the coordinator's decisions.db gives txid
-    (common/abort_key.h)."""
-    db = sqlite3.connect(os.path.join(data_dir, "decisions.db"))
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    finally:
-        db.close()
-    secret = meta["abort_secret"].encode()
-    abort_key = hmac.new(secret, txid.encode(), hashlib.sha256).hexdigest()
-    commit_key = hmac.new(secret, b"commit\0" + txid.encode(), hashlib.sha256).hexdigest()
-    return meta["log_id"], abort_key, commit_key
-
-
 def commit_then_lose_the_log(c):
     """A transfer decided commit whose commits were never delivered (the
     coordinator runs with coordinator.skip_commit_delivery), then the
     coordinator killed, its decisions.db emptied, and started again until it
     lists the transaction in doubt. Returns the txid and the lost log's keys
-    for it (lost_log_keys)."""
+    for it (harness.decision_log_keys)."""
     status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
     assert status == 200 and reply["outcome"] == "committed", reply
     txid = reply["txid"]
     assert txid in c.prepared("bank-a") and txid in c.prepared("bank-b")
-    keys = lost_log_keys(c.data_dir, txid)
+    keys = harness.decision_log_keys(c.data_dir, txid)
     c.coordinator.kill9()
     for suffix in ("", "-wal", "-shm"):
         path = os.path.join(c.data_dir, "decisions.db" + suffix)

@@ -531,5 +531,83 @@ def test_recover_presumes_abort_only_for_its_own_coordinator():
         assert "mine-1" not in harness.prepared_in_db(c.bank("bank-a").db)
 
 
+def test_a_participant_that_aborted_a_committed_transaction_is_closed_by_an_operator():
+    # The commit is decided and not delivered; bank-b is then aborted with the
+    # coordinator's real abort key (as a buggy or compromised holder of the
+    # key would). The restarted coordinator delivers the commit: bank-a
+    # applies it, bank-b answers it had aborted. That contradiction is not
+    # sent again; it waits for an operator, who reconciles and closes it.
+    with Cluster(coordinator_env={"COMMITD_FAILPOINTS": "coordinator.skip_commit_delivery"}) as c:
+        status, reply = c.transfer("bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
+        assert status == 200 and reply["outcome"] == "committed", reply
+        txid = reply["txid"]
+        eventually(lambda: harness.recorded_outcome(c, txid) == "committed", timeout=10, what="the commit record")
+        _, abort_key, _ = harness.decision_log_keys(c.data_dir, txid)
+        status, body = harness.agent_abort(c.bank("bank-b").url, txid, abort_key=abort_key)
+        assert status == 200 and body["state"] == "aborted", (status, body)
+        c.coordinator.kill9()
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+
+        def contradicted():
+            status, tx = c.tx_status(txid)
+            assert status == 200 and tx["state"] == "contradicted", (status, tx)
+            return tx
+        tx = eventually(contradicted, timeout=20, what="the commit contradicted by bank-b")
+        branches = {b["participant"]: b for b in tx["branches"]}
+        assert tx["outcome"] == "committed", tx
+        assert branches["bank-a"]["state"] == "committed", tx
+        assert branches["bank-b"]["state"] == "aborted" and "reconcile" in branches["bank-b"]["last_error"], tx
+        c.eventually_balance("bank-a", "alice", c.seed("bank-a")["alice"] - 30)
+        assert c.balances("bank-b") == c.seed("bank-b")
+        values = harness.metrics(c.url)
+        assert values['commitd_transactions_in_doubt{kind="contradicted"}'] == 1, values
+        assert values["commitd_decisions_contradicted_total"] == 1, values
+
+        # Never sent again, retry-now included.
+        attempts = branches["bank-b"]["attempts"]
+        rc, out, err = ctl("--coordinator", c.url, "retry-now")
+        assert rc == 0, (out, err)
+        time.sleep(1.0)
+        status, tx = c.tx_status(txid)
+        assert {b["participant"]: b for b in tx["branches"]}["bank-b"]["attempts"] == attempts, tx
+
+        rc, out, err = ctl("--coordinator", c.url, "status")
+        assert rc == 1 and "commitctl close TXID --yes" in out, (rc, out, err)
+        rc, out, err = ctl("--coordinator", c.url, "status", "--json")
+        assert rc == 1 and json.loads(out)["contradicted"] == 1, (rc, out, err)
+        for command in (["tx", "show", txid], ["resolve", txid, "--wait-s", "30"]):
+            started = time.monotonic()
+            rc, out, err = ctl("--coordinator", c.url, *command)
+            assert f"commitctl close {txid} --yes" in out, (command, rc, out, err)
+            assert time.monotonic() - started < 10, "resolve waited for a transaction no retry ends"
+        assert rc == 1, (rc, out, err)
+        rc, out, err = ctl("--coordinator", c.url, "close", txid)
+        assert rc == 2 and "nothing changed" in out and "the data disagrees" in out, (rc, out, err)
+        assert c.tx_status(txid)[1]["state"] == "contradicted"
+
+        # The operator reconciled bank-b by hand (here: bob is credited directly).
+        conn = sqlite3.connect(c.bank("bank-b").db, timeout=10)
+        conn.execute("UPDATE accounts SET balance = balance + 30 WHERE id = 'bob'")
+        conn.commit()
+        conn.close()
+        rc, out, err = ctl("--coordinator", c.url, "close", txid, "--yes")
+        assert rc == 0 and "closed" in out, (rc, out, err)
+        status, tx = c.tx_status(txid)
+        assert status == 200 and tx["state"] == "finished" and tx["outcome"] == "committed", tx
+        assert harness.metrics(c.url)['commitd_transactions_in_doubt{kind="contradicted"}'] == 0
+        rc, out, err = ctl("--coordinator", c.url, "close", txid, "--yes")
+        assert rc == 1 and "finished" in err, (rc, out, err)
+
+        # Closed for good: a restart does not deliver it again.
+        c.coordinator.kill9()
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+        status, tx = c.tx_status(txid)
+        assert status == 200 and tx["state"] == "finished", tx
+        rc, out, err = ctl("--coordinator", c.url, "status")
+        assert rc == 0, (rc, out, err)
+
+
 if __name__ == "__main__":
     harness.main(globals())

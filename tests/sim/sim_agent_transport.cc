@@ -60,8 +60,7 @@ void SimAgentTransport::Deliver(const coordinator::ParticipantRef& to, const std
                         [ctx = &ctx_, from = from_, txid, name = to.name, done = std::move(done)](Result<DecisionAck> ack) {
                           ctx->Log(from, "ack " + txid + " from " + name + ": " +
                                               (!ack.ok() ? Describe(ack.status())
-                                               : *ack == DecisionAck::kAcked ? "acked"
-                                                                             : "unknown_transaction"));
+                                                         : std::string(coordinator::DecisionAckName(*ack))));
                           done(std::move(ack));
                         });
 }

@@ -58,16 +58,30 @@ TEST_CASE("a precommit's answer: ack, abort, or no record of the transaction") {
   }
 }
 
-TEST_CASE("a decision's answer: ack, or no record of the transaction") {
+TEST_CASE("a decision's answer: ack, no record of the transaction, or finished there already") {
   auto acked = DecisionAckOf(200, R"({"txid":"t","state":"committed"})");
   REQUIRE(acked.ok());
   CHECK(*acked == DecisionAck::kAcked);
   auto unknown = DecisionAckOf(404, ErrorBody("unknown_transaction"));
   REQUIRE(unknown.ok());
   CHECK(*unknown == DecisionAck::kUnknownTransaction);
-  auto refused = DecisionAckOf(409, ErrorBody("already_aborted"));
-  REQUIRE_FALSE(refused.ok());
-  CHECK(refused.status().code() == StatusCode::kUnavailable);
+  auto aborted = DecisionAckOf(409, ErrorBody("already_aborted"));
+  REQUIRE(aborted.ok());
+  CHECK(*aborted == DecisionAck::kFoundAborted);
+  for (const char* code : {"already_committed", "already_committing"}) {
+    auto committed = DecisionAckOf(409, ErrorBody(code));
+    REQUIRE(committed.ok());
+    CHECK(*committed == DecisionAck::kFoundCommitted);
+  }
+  // Not finished there: tried again later.
+  for (const char* code : {"not_prepared", "commit_not_from_coordinator", "abort_not_from_coordinator"}) {
+    auto refused = DecisionAckOf(409, ErrorBody(code));
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().code() == StatusCode::kUnavailable);
+  }
+  auto unavailable = DecisionAckOf(503, ErrorBody("stopping"));
+  REQUIRE_FALSE(unavailable.ok());
+  CHECK(DecisionAckName(DecisionAck::kFoundAborted) == "found_aborted");
 }
 
 TEST_CASE("an adoption's answer: adopted, what the participant did, or ask again") {

@@ -1841,3 +1841,118 @@ TEST_CASE("a client's answer is written as the text of the reply its decision re
   CHECK(committed > 500);
   CHECK(aborted > 300);
 }
+
+namespace {
+
+// t committed and durable, bank-a acked, bank-b's delivery out: bank-b
+// answers that it had aborted the transaction.
+void CommitContradictedByBankB(Engine& e, const std::string& txid) {
+  e.Start(Transfer(txid), 0);
+  e.TakeActions();
+  StagingRefused(e, txid);
+  e.OnVote(txid, "bank-a", Yes(txid), 0);
+  e.OnVote(txid, "bank-b", Yes(txid), 0);
+  e.OnDecisionPersisted(txid, Status::Ok(), 0);
+  REQUIRE(Only<action::SendDecision>(e.TakeActions()).size() == 2);
+  e.OnDecisionAcked(txid, "bank-a", Status::Ok(), 1);
+  e.OnDecisionFoundDone(txid, "bank-b", Outcome::kAborted, 1);
+}
+
+}  // namespace
+
+TEST_CASE("a participant that finished the transaction the other way is never sent the decision again") {
+  Engine e = MakeEngine();
+  CommitContradictedByBankB(e, "tc");
+  CHECK(e.TakeActions().empty());  // no finished mark: the data disagrees
+  auto view = e.Find("tc");
+  REQUIRE(view);
+  CHECK(view->state == TxState::kContradicted);
+  CHECK(view->outcome == Outcome::kCommitted);
+  CHECK(view->undelivered());
+  CHECK(view->branches[0].state == "committed");
+  CHECK(view->branches[1].state == "aborted");
+  CHECK(view->branches[1].last_error.find("aborted the transaction, against the decision to commit") !=
+        std::string::npos);
+  for (int64_t now = 2; now < 5'000; now += 50) e.Tick(now);
+  e.RetryNow(5'000);
+  CHECK(Only<action::SendDecision>(e.TakeActions()).empty());
+  CHECK(e.Find("tc")->state == TxState::kContradicted);
+}
+
+TEST_CASE("an operator closes a contradicted transaction once every participant answered its decision") {
+  Engine e = MakeEngine();
+  CHECK(e.CloseContradicted("nope", 0) == Engine::CloseResult::kNotHeld);
+
+  e.Start(Transfer("tc"), 0);
+  e.TakeActions();
+  StagingRefused(e, "tc");
+  e.OnVote("tc", "bank-a", Yes("tc"), 0);
+  e.OnVote("tc", "bank-b", Yes("tc"), 0);
+  e.OnDecisionPersisted("tc", Status::Ok(), 0);
+  e.TakeActions();
+  CHECK(e.CloseContradicted("tc", 1) == Engine::CloseResult::kNotContradicted);
+
+  e.OnDecisionFoundDone("tc", "bank-a", Outcome::kAborted, 1);
+  e.OnDecisionAcked("tc", "bank-b", Status::Unavailable("down"), 1);
+  CHECK(e.CloseContradicted("tc", 2) == Engine::CloseResult::kStillDelivering);
+  CHECK(e.TakeActions().empty());
+
+  e.Tick(100);  // bank-b's redelivery, and only bank-b's
+  auto sends = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(sends.size() == 1);
+  CHECK(sends[0].to.name == "bank-b");
+  e.OnDecisionAcked("tc", "bank-b", Status::Ok(), 100);
+  CHECK(e.TakeActions().empty());  // not finished by the protocol
+  CHECK(e.Find("tc")->state == TxState::kContradicted);
+
+  CHECK(e.CloseContradicted("tc", 200) == Engine::CloseResult::kClosing);
+  auto marks = Only<action::PersistFinished>(e.TakeActions());
+  REQUIRE(marks.size() == 1);
+  CHECK(marks[0].txid == "tc");
+  CHECK(e.Find("tc")->state == TxState::kFinishing);
+  CHECK(e.CloseContradicted("tc", 201) == Engine::CloseResult::kFinishing);  // no second mark
+  e.OnFinishedPersisted("tc", Status::Ok(), 202);
+  CHECK(!e.Find("tc"));
+}
+
+TEST_CASE("a participant that finished the transaction as decided counts as acked") {
+  Engine e = MakeEngine();
+  e.Start(Transfer("ta"), 0);
+  e.TakeActions();
+  StagingRefused(e, "ta");
+  e.OnVote("ta", "bank-a", No("ta", "insufficient funds"), 0);  // presumed abort: sent at once
+  auto sends = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(sends.size() == 1);
+  CHECK(sends[0].to.name == "bank-b");
+  CHECK(sends[0].outcome == Outcome::kAborted);
+  e.OnDecisionPersisted("ta", Status::Ok(), 0);
+  e.TakeActions();
+  e.OnDecisionFoundDone("ta", "bank-b", Outcome::kAborted, 1);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+  CHECK(e.Find("ta")->state == TxState::kFinishing);
+}
+
+TEST_CASE("a commit answered early and contradicted writes its commit record when due, then can be closed") {
+  Engine e = MakeEngine();  // retry_initial_ms 50: the held commit record's due time
+  e.Start(Transfer("tp"), 0);
+  e.TakeActions();
+  e.OnStagingPersisted("tp", Status::Ok(), 0);
+  e.OnVote("tp", "bank-a", Yes("tp"), 0);
+  e.OnVote("tp", "bank-b", Yes("tp"), 0);
+  REQUIRE(Only<action::SendDecision>(e.TakeActions()).size() == 2);
+  e.OnDecisionAcked("tp", "bank-a", Status::Ok(), 1);
+  e.OnDecisionFoundDone("tp", "bank-b", Outcome::kAborted, 1);
+  CHECK(Only<action::PersistDecision>(e.TakeActions()).empty());
+  CHECK(e.Find("tp")->state == TxState::kContradicted);
+  CHECK(e.CloseContradicted("tp", 2) == Engine::CloseResult::kNotRecorded);
+
+  e.Tick(60);
+  auto records = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].record.outcome == Outcome::kCommitted);
+  CHECK(!records[0].record.finished);
+  e.OnDecisionPersisted("tp", Status::Ok(), 61);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).empty());
+  CHECK(e.CloseContradicted("tp", 62) == Engine::CloseResult::kClosing);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+}

@@ -484,6 +484,46 @@ TEST_CASE("start resumes every unfinished decision and finishes it once every pa
   CHECK(f.node().active() == 0);
 }
 
+TEST_CASE("a commit a participant had aborted is not sent there again and waits for an operator to close it") {
+  Fixture f;
+  f.Insert(Decided("t-mixed", Outcome::kCommitted));
+  f.Start();
+  f.Store();
+  REQUIRE(f.agents().Count("commit", "t-mixed") == 2);
+  std::optional<std::variant<TxView, NodeError>> early;
+  f.node().CloseContradicted("t-mixed", [&](std::variant<TxView, NodeError> r) { early = std::move(r); });
+  REQUIRE(early);
+  CHECK(std::get<NodeError>(*early).kind == NodeErrorKind::kNotContradicted);
+
+  f.agents().acks[0](DecisionAck::kAcked);
+  f.agents().acks[1](DecisionAck::kFoundAborted);
+  f.Store();
+  CHECK(f.node().metrics().decisions_contradicted == 1);
+  CHECK(f.node().in_doubt().contradicted == 1);
+  CHECK(f.node().in_doubt().undelivered == 0);
+  CHECK_FALSE(f.Recorded("t-mixed")->finished);
+  f.node().RetryNow();
+  f.Store();
+  CHECK(f.agents().Count("commit", "t-mixed") == 2);  // not sent again
+
+  std::optional<std::variant<TxView, NodeError>> closed;
+  f.node().CloseContradicted("t-mixed", [&](std::variant<TxView, NodeError> r) { closed = std::move(r); });
+  CHECK_FALSE(closed);  // answered once the mark is durable
+  f.Store();
+  REQUIRE(closed);
+  const TxView& view = std::get<TxView>(*closed);
+  CHECK(view.state == TxState::kContradicted);
+  CHECK(view.branches[1].state == "aborted");
+  CHECK(f.Recorded("t-mixed")->finished);
+  CHECK(f.node().active() == 0);
+  CHECK(f.node().in_doubt().contradicted == 0);
+
+  std::optional<std::variant<TxView, NodeError>> again;
+  f.node().CloseContradicted("t-mixed", [&](std::variant<TxView, NodeError> r) { again = std::move(r); });
+  REQUIRE(again);
+  CHECK(std::get<NodeError>(*again).kind == NodeErrorKind::kNotFound);
+}
+
 TEST_CASE("a finished mark whose write failed keeps the transaction finishing and is written again") {
   Fixture f;
   f.Insert(Decided("t-mark", Outcome::kCommitted));

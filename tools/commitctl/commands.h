@@ -12,6 +12,7 @@ int RunInDoubt(Context& ctx);
 int RunRetryNow(Context& ctx);
 int RunResolve(Context& ctx);
 int RunForce(Context& ctx);  // resolve TXID --force commit|abort
+int RunClose(Context& ctx);
 int RunInspect(Context& ctx);
 int RunRecover(Context& ctx);
 int RunLogDump(Context& ctx);

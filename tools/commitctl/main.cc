@@ -29,6 +29,7 @@ commands:
   resolve TXID        push one transaction to its end and wait for it [--wait-s 10]
   resolve TXID --force commit|abort [--yes]
                       heuristic decision for a transaction whose decision was lost
+  close TXID [--yes]  mark finished a transaction a participant contradicted, once its data is reconciled
   cluster status      every member of the coordinator group: role, term, leader, commit and applied index
   cluster transfer-leader --to ID
                       hand leadership to another member and wait until it leads
@@ -137,6 +138,15 @@ const std::vector<Command>& Commands() {
        "it) and delivers it; exit 0 once every participant acknowledged. Nothing is recorded when\n"
        "one of them does not answer or did the other outcome. --skip-participants: participants\n"
        "gone for good, not asked. Forcing commit is dangerous: see docs/operations.md first.\n"},
+      {{"close"}, RunClose, {}, {"yes"},
+       "usage: commitctl close TXID [--yes] [--json]\n\n"
+       "For a transaction in state \"contradicted\": decided, and a participant answered its decision\n"
+       "that it had finished the transaction the other way (e.g. a forced commit where that\n"
+       "participant had aborted). The coordinator does not send it the decision again, and keeps the\n"
+       "transaction in doubt (commitd_transactions_in_doubt{kind=\"contradicted\"}) until an operator\n"
+       "reconciles the data by hand and closes it. Prints the transaction; without --yes stops\n"
+       "there (exit 2, nothing changed). With --yes the coordinator marks it finished (POST\n"
+       "/v1/admin/transactions/TXID/close); exit 0 once that is durable, 1 when refused.\n"},
       {{"inspect"}, RunInspect, {"data-dir", "participant-db", "limit"}, {},
        "usage: commitctl inspect [--data-dir DIR] [--participant-db FILE]... [--limit 20] [--json]\n\n"
        "Offline: reads a stopped coordinator's DIR/decisions.db, or a group member's DIR/raft.db (its\n"

@@ -72,7 +72,7 @@ int RunResolve(Context& ctx) {
   }
   const bool was_finished = IsFinished(*tx);
   bool pushed = false;
-  if (!was_finished) {
+  if (!was_finished && !IsContradicted(*tx)) {  // no retry ends a contradicted one
     auto active = RetryNow(ctx);
     if (!active.ok()) {
       PrintError(active.status().message());
@@ -116,6 +116,8 @@ int RunResolve(Context& ctx) {
                 outcome.c_str(), waited);
     if (outcome == "pending") {
       std::printf("next: it is not decided yet; it aborts by itself at its prepare deadline, then try again\n");
+    } else if (IsContradicted(*tx)) {
+      PrintContradictedNext(txid);
     } else {
       std::printf("next: check each participant above (last_error), that its agent is up "
                   "(`commitctl status`), and what it holds (`commitctl in-doubt`); commitd keeps retrying\n");

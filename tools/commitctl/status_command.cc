@@ -49,6 +49,8 @@ int RunStatus(Context& ctx) {
   const std::size_t n_in_doubt = doubtful.size();
   int64_t oldest_in_doubt_ms = 0;
   for (const auto& t : doubtful) oldest_in_doubt_ms = std::max(oldest_in_doubt_ms, IntOr(t, "age_ms", 0));
+  const auto contradicted = std::count_if(doubtful.begin(), doubtful.end(),
+                                          [](const nlohmann::json& t) { return Str(t, "state") == "contradicted"; });
   int unhealthy = 0;
   for (const auto& p : parts) unhealthy += IsTrue(p, "healthy") ? 0 : 1;
   const bool trouble = unhealthy > 0 || n_in_doubt > 0;
@@ -58,6 +60,7 @@ int RunStatus(Context& ctx) {
                {"participants", parts},
                {"pending", n_pending},
                {"in_doubt", n_in_doubt},
+               {"contradicted", contradicted},
                {"oldest_in_doubt_ms", oldest_in_doubt_ms},
                {"ok", !trouble}});
     return trouble ? kExitTrouble : kExitOk;
@@ -93,6 +96,11 @@ int RunStatus(Context& ctx) {
   if (n_in_doubt > 0) {
     std::printf("next: `commitctl tx list --state in_doubt` to see them, `commitctl retry-now` to push the "
                 "decisions, `commitctl in-doubt --participant NAME=URL` to see the agents' side\n");
+  }
+  if (contradicted > 0) {
+    std::printf("next: %lld transaction(s) contradicted by a participant (state contradicted): the data disagrees; "
+                "reconcile it by hand, then `commitctl close TXID --yes`\n",
+                static_cast<long long>(contradicted));
   }
   if (!trouble) std::printf("ok: nothing in doubt, every participant healthy\n");
   return trouble ? kExitTrouble : kExitOk;

@@ -33,6 +33,14 @@ Result<JsonReply> GetTransaction(Context& ctx, const std::string& txid) {
 
 bool IsFinished(const JsonReply& tx) { return tx.status == 404 || Str(tx.body, "state") == "finished"; }
 
+bool IsContradicted(const JsonReply& tx) { return tx.status == 200 && Str(tx.body, "state") == "contradicted"; }
+
+void PrintContradictedNext(const std::string& txid) {
+  std::printf("next: a participant had finished %s the other way (its state above differs from the outcome), so "
+              "the decision is not sent there again: reconcile the data by hand, then `commitctl close %s --yes`\n",
+              txid.c_str(), txid.c_str());
+}
+
 void PrintTransaction(const nlohmann::json& tx) {
   std::printf("txid      %s\n", Str(tx, "txid").c_str());
   std::printf("protocol  %s\n", Str(tx, "protocol").c_str());

@@ -15,6 +15,12 @@ Result<JsonReply> GetTransaction(Context& ctx, const std::string& txid);
 // "finished", or it has no record (presumed abort).
 bool IsFinished(const JsonReply& tx);
 
+// A participant had done the other outcome (state "contradicted"): only an
+// operator ends it (commitctl close).
+bool IsContradicted(const JsonReply& tx);
+// The "next:" line for a contradicted transaction.
+void PrintContradictedNext(const std::string& txid);
+
 // Decision, reason, each participant's state and the timeline.
 void PrintTransaction(const nlohmann::json& tx);
 

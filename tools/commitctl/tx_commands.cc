@@ -68,6 +68,8 @@ int RunTxShow(Context& ctx) {
     PrintTransaction(tx->body);
     if (Str(tx->body, "outcome") == "pending") {
       std::printf("next: not decided yet; it aborts by itself at its prepare deadline\n");
+    } else if (IsContradicted(*tx)) {
+      PrintContradictedNext(txid);
     } else if (!IsFinished(*tx)) {
       std::printf("next: decided, still being delivered; `commitctl resolve %s` pushes it\n", txid.c_str());
     }
