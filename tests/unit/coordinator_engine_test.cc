@@ -1609,6 +1609,28 @@ TEST_CASE("too old to fence: committed at one participant and aborted at another
   CHECK(v->branches[1].state == "aborted");
 }
 
+TEST_CASE("too old to fence, committed at one and aborted at another: a forced commit ends contradicted, then closed") {
+  Engine e = AnsweredWhenTooOldToFence(wire::Protocol::k2pc, StateAnswer::kCommitted, StateAnswer::kAborted);
+  e.TakeActions();
+  REQUIRE(e.ForceInDoubt("t", Outcome::kCommitted, "bank-a applied it", 5'010));
+  auto records = Only<action::PersistDecision>(e.TakeActions());
+  REQUIRE(records.size() == 1);
+  e.OnDecisionPersisted("t", Status::Ok(), 5'011);
+  auto sends = Only<action::SendDecision>(e.TakeActions());
+  REQUIRE(sends.size() == 2);
+  e.OnDecisionAcked("t", "bank-a", Status::Ok(), 5'012);
+  e.OnDecisionFoundDone("t", "bank-b", Outcome::kAborted, 5'012);
+  CHECK(e.TakeActions().empty());
+  auto v = e.Find("t");
+  CHECK(v->state == TxState::kContradicted);
+  CHECK(v->heuristic);
+  CHECK(v->branches[1].state == "aborted");
+  e.Tick(60'000);
+  CHECK(Only<action::SendDecision>(e.TakeActions()).empty());
+  CHECK(e.CloseContradicted("t", 60'001) == Engine::CloseResult::kClosing);
+  CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
+}
+
 TEST_CASE("too old to fence: every participant still holding it is fenced as usual (2pc commits, 3pc precommits)") {
   for (wire::Protocol protocol : kBothProtocols) {
     CAPTURE(wire::ProtocolName(protocol));
