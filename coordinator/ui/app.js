@@ -55,6 +55,7 @@ async function api(method, path, body) {
 
 const txPath = (txid) => "/v1/transactions/" + encodeURIComponent(txid);
 const forcePath = (txid) => "/v1/admin/transactions/" + encodeURIComponent(txid) + "/force";
+const closePath = (txid) => "/v1/admin/transactions/" + encodeURIComponent(txid) + "/close";
 
 // ---------------------------------------------------------------- DOM helpers
 
@@ -426,10 +427,15 @@ function txLink(txid) {
 }
 
 // What an admin token may do about an unfinished transaction: force a 3PC one
-// left in doubt (undecided), or have a decided one delivered now.
+// left in doubt (undecided), close one a participant contradicted, or have a
+// decided one delivered now.
 function settleActions(tx, detail) {
   if (!state.admin || tx.state === "finished") return null;
   if (tx.outcome === "pending") return tx.in_doubt ? forceButtons(tx.txid) : null;
+  if (tx.state === "contradicted") {
+    return el("button", { type: "button", class: "danger", "data-close": tx.txid,
+                          onclick: () => askClose(tx.txid, tx.outcome), text: "Close…" });
+  }
   return resolveButton(tx, detail);
 }
 
@@ -560,6 +566,15 @@ function askResolve(txid, outcome) {
     "Resolve", () => resolve(txid));
 }
 
+function askClose(txid, outcome) {
+  askConfirmation("Close a contradicted transaction",
+    `${txid} was decided ${outcome}, and a participant answered that it had done the other outcome: the data ` +
+    "disagrees, and no delivery can change that (the search shows each participant's state). Reconcile the data " +
+    `by hand first (e.g. a compensating transaction). Closing marks ${txid} finished and the coordinator stops ` +
+    `tracking it (POST ${closePath(txid)}, as commitctl close ${txid} --yes does).`,
+    "Close", () => closeContradicted(txid));
+}
+
 function askForce(txid, outcome) {
   askConfirmation(`Force ${outcome}: a heuristic decision`,
     `${txid} is in doubt: a participant no longer knows it, so the coordinator cannot learn whether it committed, ` +
@@ -623,6 +638,18 @@ async function force(txid, outcome) {
   const answer = forceAnswer(txid, outcome, await api("POST", forcePath(txid), { outcome, reason: FORCE_REASON }));
   setResolveStatus(answer.text, !answer.stands);
   if (answer.stands) await waitUntilSettled(txid);
+}
+
+async function closeContradicted(txid) {
+  setResolveStatus(`closing ${txid}…`);
+  const r = await api("POST", closePath(txid), {});
+  if (r.status === 200 && r.json && r.json.txid === txid) {
+    setResolveStatus(`closed: ${txid} is marked finished`);
+  } else {
+    setResolveStatus(`close ${txid}: ${r.ok ? `answer not understood (HTTP ${r.status})` : r.message}`, true);
+  }
+  await refresh();
+  if ($("search-txid").value.trim() === txid) await search(txid);
 }
 
 const DECIDED = { commit: "committed", abort: "aborted" };

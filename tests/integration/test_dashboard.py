@@ -7,7 +7,8 @@ coordinator reports it settled; a 3PC transaction left undecided in doubt is
 forced the same way, heuristically; a force dialog whose transaction is
 settled meanwhile stops offering the force, and a force the coordinator
 refuses (decided meanwhile), does not answer (stopped) or cannot record (its
-log fails) is reported as an error, never as done. Screenshots go to the test's output
+log fails) is reported as an error, never as done; a transaction a
+participant contradicted is offered a close, not a resolve. Screenshots go to the test's output
 directory (build/release/test-output/test_dashboard, or $COMMITD_TEST_OUTPUT).
 
 Skipped (exit 77) only when chromium is not installed.
@@ -229,6 +230,59 @@ def test_resolve_in_doubt_through_the_page():
         page.screenshot(os.path.join(out, "dashboard-resolved.png"))
         assert_no_script_errors(page)
         harness.log(f"screenshots in {out}")
+
+
+def test_close_a_contradicted_transaction_through_the_page():
+    """A commit bank-b answers it had aborted (aborted behind the coordinator's
+    back, with its abort key) is shown contradicted: the page offers to close
+    it, not to resolve it, and closes it once the admin confirms."""
+    out = output_dir()
+    # The commit record, held for the acks that never come, is written after retry_initial_ms.
+    c = secure_cluster(config=harness.FAST_CONFIG,
+                       coordinator_env={"COMMITD_FAILPOINTS": "coordinator.skip_commit_delivery"})
+    with c, headless_chromium.HeadlessChromium(c.dir) as browser:
+        body = expect_status(transfer(c, "alice", "bob", 10, timeout_ms=600000), 200, "a commit not delivered")
+        txid = body["txid"]
+        eventually(lambda: harness.recorded_outcome(c, txid) == "committed", 10, what="the commit record")
+        _, abort_key, _ = harness.decision_log_keys(c.data_dir, txid)
+        expect_status(harness.post(c.bank("bank-b").url, "/v1/abort", {"txid": txid, "abort_key": abort_key},
+                                   headers=bearer(TOKENS["c1"])), 200, "bank-b aborted behind the coordinator")
+        c.coordinator.kill9()
+        c.coordinator.start(env={})
+        c.wait_coordinator()
+
+        def contradicted():
+            code, tx = api_get(c, f"/v1/transactions/{txid}")
+            return code == 200 and tx["state"] == "contradicted"
+        eventually(contradicted, 20, what="the commit contradicted by bank-b")
+
+        page = signed_in_page(c, browser, "reader")
+        row = f'#in-doubt tr[data-txid="{txid}"]'
+        page.wait_for(f"document.querySelector({json.dumps(row + ' [data-branch=bank-b]')})", what="the in-doubt row")
+        assert "bank-b: aborted" in text_of(page, row) and "bank-a: committed" in text_of(page, row), text_of(page, row)
+        assert not shown(page, "[data-close]"), "a reader was offered close"
+
+        sign_in(page, "admin")
+        page.wait_for(f"document.querySelector({json.dumps(row + ' [data-close]')})", what="the close action")
+        assert not shown(page, row + " [data-resolve]"), text_of(page, row)
+        page.click(f'{row} [data-close]')
+        page.wait_for("!document.getElementById('confirm').hidden", what="the confirmation")
+        assert txid in text_of(page, "#confirm-text") and "Reconcile" in text_of(page, "#confirm-text")
+        page.screenshot(os.path.join(out, "dashboard-close.png"))
+        page.click("#confirm-no")
+        wait_for_next_refresh(page)
+        assert api_get(c, f"/v1/transactions/{txid}")[1]["state"] == "contradicted", "cancel closed it"
+
+        page.click(f'{row} [data-close]')
+        page.wait_for("!document.getElementById('confirm').hidden", what="the confirmation again")
+        page.click("#confirm-yes")
+        status = page.wait_for("(t => t.includes('closed') ? t : '')(document.getElementById('resolve-status').textContent)",
+                               timeout=30, what="the page reporting the transaction closed")
+        assert txid in status, status
+        page.wait_for(f"!document.querySelector({json.dumps(row)})", what="the row leaving the in-doubt table")
+        code, tx = api_get(c, f"/v1/transactions/{txid}")
+        assert code == 200 and tx["state"] == "finished" and tx["outcome"] == "committed", tx
+        assert_no_script_errors(page)
 
 
 def test_force_a_3pc_transaction_in_doubt_through_the_page():
