@@ -1,6 +1,7 @@
 #include "coordinator/state_snapshot.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/json_text.h"
 #include "coordinator/decision_store.h"
@@ -10,14 +11,13 @@
 
 namespace commitd::coordinator {
 
-Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
+namespace {
+
+constexpr int kLineVersion = 2;
+
+// Everything but the decisions: the header line of version 2, the whole of version 1 with them added.
+Result<nlohmann::json> StateWithoutDecisions(sqlite::Database& db, int version) {
   DecisionStore store(db);
-  nlohmann::json decisions = nlohmann::json::array();
-  Status s = store.ForEach([&decisions](const DecisionRecord& r) {
-    decisions.push_back(RecordToJson(r));
-    return Status::Ok();
-  });
-  if (!s.ok()) return s;
   auto registry = store.Registry();
   if (!registry.ok()) return registry.status();
   nlohmann::json participants = nlohmann::json::array();
@@ -41,8 +41,7 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   for (const auto& i : forgotten->txids) issuers.push_back({i.coordinator, i.incarnation, i.max_sequence});
   nlohmann::json keys = nlohmann::json::array();
   for (const auto& k : forgotten->keys) keys.push_back({k.hash, k.forgotten_ms});
-  nlohmann::json out = {{"version", 1},
-                        {"decisions", std::move(decisions)},
+  nlohmann::json out = {{"version", version},
                         {"participants", std::move(participants)},
                         {"members", std::move(members)},
                         {"forgotten",
@@ -52,7 +51,40 @@ Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
   // Absent from snapshots of a group without identity (and older ones).
   if (!log_id->empty()) out["log_id"] = *log_id;
   if (!abort_secret->empty()) out["abort_secret"] = *abort_secret;
-  return DumpJson(out);
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> SnapshotStateMachine(sqlite::Database& db) {
+  auto header = StateWithoutDecisions(db, kLineVersion);
+  if (!header.ok()) return header.status();
+  std::string out = DumpJson(*header);
+  out += '\n';
+  int64_t count = 0;
+  Status s = DecisionStore(db).ForEach([&out, &count](const DecisionRecord& r) {
+    AppendJson(&out, RecordToJson(r));  // JSON text holds no raw newline
+    out += '\n';
+    ++count;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  AppendJson(&out, nlohmann::json{{"end", {{"decisions", count}}}});
+  out += '\n';
+  return out;
+}
+
+Result<std::string> SnapshotStateMachineAsOneDocument(sqlite::Database& db) {
+  auto out = StateWithoutDecisions(db, 1);
+  if (!out.ok()) return out.status();
+  nlohmann::json decisions = nlohmann::json::array();
+  Status s = DecisionStore(db).ForEach([&decisions](const DecisionRecord& r) {
+    decisions.push_back(RecordToJson(r));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  (*out)["decisions"] = std::move(decisions);
+  return DumpJson(*out);
 }
 
 namespace {
@@ -78,11 +110,12 @@ ForgottenState ForgottenFromJson(const nlohmann::json& snapshot) {
   return out;
 }
 
-Status Restore(sqlite::Database& db, std::string_view snapshot) {
-  auto j = ParseJson(snapshot);
-  if (!j.is_object() || !j.contains("version") || j["version"] != 1 || !j.contains("decisions") ||
-      !j["decisions"].is_array() || !j.contains("participants") || !j["participants"].is_array()) {
-    return Status::Corruption("state machine snapshot: not a version-1 snapshot");
+// The parts both versions share, from the header (version 2) or the whole
+// document (version 1): the identity first (a snapshot of another group's log
+// is never taken in), then the tables emptied and the members' URLs.
+Status RestoreHeader(sqlite::Database& db, const nlohmann::json& j) {
+  if (!j.contains("participants") || !j["participants"].is_array()) {
+    return Status::Corruption("state machine snapshot: no participants");
   }
   DecisionStore store(db);
   if (j.contains("log_id") || j.contains("abort_secret")) {
@@ -90,7 +123,6 @@ Status Restore(sqlite::Database& db, std::string_view snapshot) {
         !j["abort_secret"].is_string()) {
       return Status::Corruption("state machine snapshot: bad log identity");
     }
-    // The snapshot of another group's log is never taken in.
     Status s = store.SetIdentity(j["log_id"].get<std::string>(), j["abort_secret"].get<std::string>());
     if (s.code() == StatusCode::kConflict || s.code() == StatusCode::kInvalidArgument) {
       return Status::Corruption("state machine snapshot: " + s.message());
@@ -105,17 +137,78 @@ Status Restore(sqlite::Database& db, std::string_view snapshot) {
       if (Status s = GroupMembersTable(db).SetUrl(id, url.get<std::string>()); !s.ok()) return s;
     }
   }
-  for (const auto& d : j["decisions"]) {
-    auto r = RecordFromJson(d);
-    if (!r.ok()) return Status::Corruption("state machine snapshot: " + r.status().message());
-    if (Status s = store.InsertDecision(*r); !s.ok()) return s;
-  }
+  return Status::Ok();
+}
+
+Status RestoreDecision(DecisionStore& store, const nlohmann::json& d) {
+  auto r = RecordFromJson(d);
+  if (!r.ok()) return Status::Corruption("state machine snapshot: " + r.status().message());
+  return store.InsertDecision(*r);
+}
+
+Status RestoreRegistryAndForgotten(sqlite::Database& db, const nlohmann::json& j) {
+  DecisionStore store(db);
   for (const auto& p : j["participants"]) {
     auto e = RegistryEntryFromJson(p);
     if (!e.ok()) return Status::Corruption("state machine snapshot: " + e.status().message());
     if (Status s = store.PutParticipant(*e); !s.ok()) return s;
   }
   return store.RestoreForgotten(ForgottenFromJson(j));
+}
+
+Status RestoreOneDocument(sqlite::Database& db, const nlohmann::json& j) {
+  if (!j.contains("decisions") || !j["decisions"].is_array()) {
+    return Status::Corruption("state machine snapshot: not a version-1 snapshot");
+  }
+  if (Status s = RestoreHeader(db, j); !s.ok()) return s;
+  DecisionStore store(db);
+  for (const auto& d : j["decisions"]) {
+    if (Status s = RestoreDecision(store, d); !s.ok()) return s;
+  }
+  return RestoreRegistryAndForgotten(db, j);
+}
+
+// The next line of *rest without its newline; nullopt when none is left.
+std::optional<std::string_view> NextLine(std::string_view* rest) {
+  if (rest->empty()) return std::nullopt;
+  const std::size_t end = rest->find('\n');
+  std::string_view line = rest->substr(0, end);
+  rest->remove_prefix(end == std::string_view::npos ? rest->size() : end + 1);
+  return line;
+}
+
+// Version 2, a line at a time: only one record's JSON is parsed at once.
+Status RestoreLines(sqlite::Database& db, const nlohmann::json& header, std::string_view rest) {
+  if (Status s = RestoreHeader(db, header); !s.ok()) return s;
+  DecisionStore store(db);
+  int64_t count = 0;
+  while (std::optional<std::string_view> line = NextLine(&rest)) {
+    const nlohmann::json j = ParseJson(*line);
+    if (!j.is_object()) return Status::Corruption("state machine snapshot: a line is not a JSON object");
+    auto end = j.find("end");
+    if (end == j.end()) {
+      if (Status s = RestoreDecision(store, j); !s.ok()) return s;
+      ++count;
+      continue;
+    }
+    if (!end->is_object() || end->value("decisions", int64_t{-1}) != count || !rest.empty()) {
+      return Status::Corruption("state machine snapshot: its end does not match the " + std::to_string(count) +
+                                " decisions read");
+    }
+    return RestoreRegistryAndForgotten(db, header);
+  }
+  return Status::Corruption("state machine snapshot: truncated after " + std::to_string(count) + " decisions");
+}
+
+Status Restore(sqlite::Database& db, std::string_view snapshot) {
+  std::string_view rest = snapshot;
+  const nlohmann::json first = ParseJson(NextLine(&rest).value_or(""));
+  if (!first.is_object() || !first.contains("version")) {
+    return Status::Corruption("state machine snapshot: no version");
+  }
+  if (first["version"] == 1 && rest.empty()) return RestoreOneDocument(db, first);
+  if (first["version"] == kLineVersion) return RestoreLines(db, first, rest);
+  return Status::Corruption("state machine snapshot: not a version-1 or version-2 snapshot");
 }
 
 }  // namespace

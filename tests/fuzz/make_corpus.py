@@ -175,6 +175,14 @@ write("state_snapshot", "group", dumps({
     "participants": [{"name": "bank-a", "url": "http://127.0.0.1:7101", "updated_ms": 3}],
     "members": {"c1": "http://127.0.0.1:7001", "c2": "http://127.0.0.1:7002"}}))
 write("state_snapshot", "empty", dumps({"version": 1, "decisions": [], "participants": [], "members": {}}))
+# Version 2: a header line, a line per decision, an end line that counts them.
+write("state_snapshot", "lines", "".join(line + "\n" for line in [
+    dumps({"version": 2, "participants": [{"name": "bank-a", "url": "http://127.0.0.1:7101", "updated_ms": 3}],
+           "members": {"c1": "http://127.0.0.1:7001", "c2": "http://127.0.0.1:7002"},
+           "forgotten": {"txids": [["c1", 1, 4]], "keys": [[77, 5]], "before_ms": 5}}),
+    dumps(dict(RECORD, txid="c1-1")),
+    dumps(dict(RECORD, txid="c1-2", outcome="committed", reason="", finished=True, finished_ms=9)),
+    dumps({"end": {"decisions": 2}})]).encode())
 
 # --- procedures and config ---------------------------------------------------
 with open(os.path.join(ROOT, "examples", "bank", "procedures.json"), "rb") as f:

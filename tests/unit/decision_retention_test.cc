@@ -252,7 +252,7 @@ TEST_CASE("keys forgotten before keys had a time are kept a whole window from th
   CHECK_FALSE(*store.KeyForgotten("old-key"));
 
   // A snapshot taken before keys had a time lists bare hashes: they count as forgotten at its before_ms.
-  auto snapshot = nlohmann::json::parse(*SnapshotStateMachine(*db));
+  auto snapshot = nlohmann::json::parse(*SnapshotStateMachineAsOneDocument(*db));
   snapshot["forgotten"]["keys"] = nlohmann::json::array({KeyHash("snapshot-key")});
   snapshot["forgotten"]["before_ms"] = 700;
   auto c = OpenDb(dir.File("c.db"));

@@ -159,14 +159,84 @@ TEST_CASE("state machine snapshot: a decision whose txid is not a txid is refuse
   testing::TempDir dir;
   auto a = OpenDb(dir.File("a.db"));
   REQUIRE(DecisionStore(*a).InsertDecision(Decided("c1-2", Outcome::kCommitted)).ok());
-  auto snapshot = SnapshotStateMachine(*a);
-  REQUIRE(snapshot.ok());
-  auto j = nlohmann::json::parse(*snapshot);
-  j["decisions"][0]["txid"] = "c1-]";  // found by the state_snapshot fuzz target
   auto b = OpenDb(dir.File("b.db"));
-  const Status s = RestoreStateMachine(*b, j.dump());
+  // Version 1, one document.
+  auto document = SnapshotStateMachineAsOneDocument(*a);
+  REQUIRE(document.ok());
+  auto j = nlohmann::json::parse(*document);
+  j["decisions"][0]["txid"] = "c1-]";  // found by the state_snapshot fuzz target
+  Status s = RestoreStateMachine(*b, j.dump());
   CHECK(s.code() == StatusCode::kCorruption);
   CHECK(s.message().find("invalid txid") != std::string::npos);
+  // Version 2, a line per decision.
+  auto lines = SnapshotStateMachine(*a);
+  REQUIRE(lines.ok());
+  const std::string bad = std::string(*lines).replace(lines->rfind("\"c1-2\""), 6, "\"c1-]\"");  // the record's own txid
+  s = RestoreStateMachine(*b, bad);
+  CHECK(s.code() == StatusCode::kCorruption);
+  CHECK(s.message().find("invalid txid") != std::string::npos);
+}
+
+TEST_CASE("state machine snapshot: one line per decision, between a header and an end that counts them") {
+  testing::TempDir dir;
+  auto a = OpenDb(dir.File("a.db"));
+  DecisionStore sa(*a);
+  for (const char* txid : {"t1", "t2", "t3"}) REQUIRE(sa.InsertDecision(Decided(txid, Outcome::kCommitted)).ok());
+  REQUIRE(sa.PutParticipant({"bank-a", "http://a", 3}).ok());
+  auto snapshot = SnapshotStateMachine(*a);
+  REQUIRE(snapshot.ok());
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < snapshot->size();) {
+    const std::size_t end = snapshot->find('\n', at);
+    REQUIRE(end != std::string::npos);  // every line ends with a newline
+    lines.push_back(snapshot->substr(at, end - at));
+    at = end + 1;
+  }
+  REQUIRE(lines.size() == 5);
+  CHECK(nlohmann::json::parse(lines[0])["version"] == 2);
+  CHECK(nlohmann::json::parse(lines[1])["txid"] == "t1");
+  CHECK(lines[4] == R"({"end":{"decisions":3}})");
+
+  auto b = OpenDb(dir.File("b.db"));
+  DecisionStore sb(*b);
+  REQUIRE(RestoreStateMachine(*b, *snapshot).ok());
+  CHECK(sb.FindByTxid("t3")->has_value());
+  CHECK(sb.Registry()->size() == 1);
+  CHECK(*SnapshotStateMachine(*b) == *snapshot);
+
+  auto joined = [&lines](std::vector<std::string> parts) {
+    std::string out;
+    for (const auto& p : parts) out += p + "\n";
+    return out;
+  };
+  for (const std::string& broken : {
+           joined({lines[0], lines[1], lines[2], lines[3]}),            // the end line cut off
+           joined({lines[0], lines[1], lines[2], lines[3], lines[4]}).substr(0, snapshot->size() - 9),
+           joined({lines[0], lines[1], lines[3], lines[4]}),            // a decision missing
+           joined({lines[0], lines[1], lines[2], lines[3], lines[4], lines[1]}),  // something after the end
+           joined({lines[0], lines[1], "", lines[2], lines[3], lines[4]}),
+           joined({lines[1], lines[2], lines[3], lines[4]}),            // no header
+       }) {
+    CAPTURE(broken);
+    Status s;
+    CHECK_NOTHROW(s = RestoreStateMachine(*b, broken));
+    CHECK(s.code() == StatusCode::kCorruption);
+  }
+}
+
+TEST_CASE("state machine snapshot: a version-1 document, as older members sent it, restores the same state") {
+  testing::TempDir dir;
+  auto a = OpenDb(dir.File("a.db"));
+  DecisionStore sa(*a);
+  REQUIRE(sa.InsertDecision(Decided("t1", Outcome::kCommitted)).ok());
+  REQUIRE(sa.InsertDecision(Decided("t2", Outcome::kAborted)).ok());
+  REQUIRE(sa.PutParticipant({"bank-a", "http://a", 3}).ok());
+  auto document = SnapshotStateMachineAsOneDocument(*a);
+  REQUIRE(document.ok());
+  CHECK(document->find('\n') == std::string::npos);
+  auto b = OpenDb(dir.File("b.db"));
+  REQUIRE(RestoreStateMachine(*b, *document).ok());
+  CHECK(*SnapshotStateMachine(*b) == *SnapshotStateMachine(*a));
 }
 
 TEST_CASE("state machine snapshot: bytes from another member that are not a snapshot fail with Corruption, never throw") {

@@ -42,6 +42,13 @@ modes:
                  through a condition variable (as a job goes to a storage thread and back),
                  with the CPU time both ends take per round trip.
 
+  snapshot       --dir DIR [--decisions 100000] [--format lines|document] [--json]
+                 A coordinator group's state machine snapshot (what a leader sends a member
+                 behind its log's base): fills DIR/leader.db with N finished transfers, serializes
+                 the snapshot, restores it into DIR/member.db, and prints its bytes and each
+                 step's time and peak resident memory. --format document: the version-1
+                 snapshot (one JSON document) older members sent, for comparison.
+
 transfers and agent print a progress line each second on stderr (committed/s, p50, p99,
 errors) and stop early, exit 1, when nothing has answered for 5 s.
 
@@ -82,6 +89,8 @@ int main(int argc, char** argv) {
     mode = {RunSetupBank, {"db", "prefix", "accounts", "balance"}, {}};
   } else if (name == "hops") {
     mode = {RunHops, {"count"}, {"json"}};
+  } else if (name == "snapshot") {
+    mode = {RunStateSnapshot, {"decisions", "dir", "format"}, {"json"}};
   } else {
     return program.UsageError("unknown mode '" + name + "'");
   }

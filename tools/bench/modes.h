@@ -17,5 +17,8 @@ int RunSetupBank(const Flags& flags);
 // What a bare hand-off costs here: round trips between two processes over
 // loopback TCP, and between two threads through a condition variable.
 int RunHops(const Flags& flags);
+// A coordinator group's state machine snapshot: its size, and the time and
+// peak memory of serializing and restoring it.
+int RunStateSnapshot(const Flags& flags);
 
 }  // namespace commitd::bench
