@@ -30,7 +30,7 @@ std::function<void(Result<http::Response>)> Answer(std::function<void(Result<T>)
 bool ExpectedStatus(AgentCall call, int status) {
   switch (call) {
     case AgentCall::kCommit:
-    case AgentCall::kAbort: return status == 404 || status == 409;      // unknown_transaction, finished there
+    case AgentCall::kAbort: return status == 404;                      // unknown_transaction (a 409 counts)
     case AgentCall::kPrecommit: return status == 404 || status == 409;  // unknown_transaction, already_aborted
     case AgentCall::kFence: return status == 409;                       // voted yes, or committed
     case AgentCall::kAdopt: return status == 404 || status == 409;      // unknown, or decided there
