@@ -878,9 +878,10 @@ def test_abort_key(txid):
     return hashlib.sha256(f"test coordinator:{txid}".encode()).hexdigest()
 
 
-def recorded_outcome(cluster, txid):
-    """The outcome a single coordinator's decision log holds for txid (None: no record)."""
-    db = sqlite3.connect(os.path.join(cluster.data_dir, "decisions.db"))
+def recorded_outcome(cluster, txid, db_path=None):
+    """The outcome a single coordinator's decision log (or the group member's
+    raft.db at db_path) holds for txid (None: no record)."""
+    db = sqlite3.connect(db_path or os.path.join(cluster.data_dir, "decisions.db"))
     try:
         row = db.execute("SELECT outcome FROM decisions WHERE txid = ?", (txid,)).fetchone()
     finally:
@@ -888,10 +889,11 @@ def recorded_outcome(cluster, txid):
     return row[0] if row else None
 
 
-def decision_log_keys(data_dir, txid):
+def decision_log_keys(data_dir, txid, file_name="decisions.db"):
     """(log_id, abort key, commit key) the coordinator's decisions.db in
-    data_dir gives txid (common/abort_key.h)."""
-    db = sqlite3.connect(os.path.join(data_dir, "decisions.db"))
+    data_dir (a group member's raft.db with file_name) gives txid
+    (common/abort_key.h)."""
+    db = sqlite3.connect(os.path.join(data_dir, file_name))
     try:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     finally:

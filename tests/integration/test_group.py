@@ -332,6 +332,52 @@ def test_3pc_leader_killed_after_precommit_the_group_commits_it():
             assert "termination_call" not in g.c.agent(name).log_text(), name
 
 
+def test_a_contradicted_decision_is_shown_by_every_member_and_closed_through_a_follower():
+    # The commit is decided by a leader that never delivers it; bank-b is
+    # then aborted with the group's real abort key, behind its back. The next
+    # leader delivers the commit: bank-b contradicts it, and an operator
+    # closes it through a follower.
+    with Group() as g:
+        leader = g.leader()
+        target = next(n for n in g.urls if n != leader)
+        g.nodes[target].kill9()
+        g.nodes[target].start(env={"COMMITD_FAILPOINTS": "coordinator.skip_commit_delivery"})
+        g.nodes[target].wait_healthy()
+        eventually(lambda: g.cluster(target)["applied_index"] >= g.cluster(leader)["commit_index"], 10,
+                   what="the restarted member catching up")
+        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader", "--to", target)
+        assert rc == 0, (rc, out, err)
+        status, body = harness.transfer(g.urls[target], "bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
+        assert status == 200 and body["outcome"] == "committed", (status, body)
+        txid = body["txid"]
+        data_dir = os.path.join(g.c.dir, f"{target}-data")
+        eventually(lambda: harness.recorded_outcome(g.c, txid, os.path.join(data_dir, "raft.db")) == "committed",
+                   10, what="the commit record")
+        _, abort_key, _ = harness.decision_log_keys(data_dir, txid, "raft.db")
+        status, body = harness.agent_abort(g.c.bank("bank-b").url, txid, abort_key=abort_key)
+        assert status == 200 and body["state"] == "aborted", (status, body)
+        g.nodes[target].kill9()
+        new_leader = g.wait_leader()
+        follower = next(n for n in g.urls if n not in (new_leader, target))
+
+        def contradicted():
+            status, tx = harness.get(g.urls[follower], f"/v1/transactions/{txid}")
+            assert status == 200 and tx["state"] == "contradicted", (status, tx)
+            return tx
+        tx = eventually(contradicted, 20, what="the commit contradicted, seen through a follower")
+        assert {b["participant"]: b["state"] for b in tx["branches"]} == {"bank-a": "committed", "bank-b": "aborted"}
+        rc, out, err = ctl("--coordinator", g.urls[follower], "close", txid, "--yes")
+        assert rc == 0 and "closed" in out, (rc, out, err)
+        for node_id in (new_leader, follower):
+            eventually(lambda: harness.get(g.urls[node_id], f"/v1/transactions/{txid}")[1]["state"] == "finished",
+                       10, what=f"{txid} finished on {node_id}")
+        g.nodes[target].start(env={})  # the old leader learns the finished mark too
+        g.nodes[target].wait_healthy()
+        eventually(lambda: harness.recorded_outcome(g.c, txid, os.path.join(data_dir, "raft.db")) == "committed" and
+                   harness.get(g.urls[target], f"/v1/transactions/{txid}")[1]["state"] == "finished",
+                   20, what=f"{txid} finished on {target}")
+
+
 class Load:
     """Client threads doing transfers with Idempotency-Keys against random
     live nodes, retrying a request (same key) until it gets an answer."""
