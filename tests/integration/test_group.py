@@ -300,20 +300,27 @@ def test_replace_a_member_add_then_remove():
         assert status == 200 and body["outcome"] == "committed", (status, body)
 
 
+def lead_with_failpoint(g, failpoint):
+    """Restarts a follower with `failpoint`, lets it catch up and hands it the
+    leadership; returns its id."""
+    leader = g.leader()
+    target = next(n for n in g.urls if n != leader)
+    g.nodes[target].kill9()
+    g.nodes[target].start(env={"COMMITD_FAILPOINTS": failpoint})
+    g.nodes[target].wait_healthy()
+    eventually(lambda: g.cluster(target)["applied_index"] >= g.cluster(leader)["commit_index"], 10,
+               what="the restarted member catching up")
+    rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader", "--to", target)
+    assert rc == 0, (rc, out, err)
+    return target
+
+
 def test_3pc_leader_killed_after_precommit_the_group_commits_it():
     # With a group, the agents ask the group first: a new leader resumes the
     # staging record (its fences find every agent prepared, and it precommits
     # them again) and commits; termination is only the fallback.
     with Group() as g:
-        leader = g.leader()
-        target = next(n for n in g.urls if n != leader)
-        g.nodes[target].kill9()
-        g.nodes[target].start(env={"COMMITD_FAILPOINTS": "coordinator.crash_before_3pc_commit_record"})
-        g.nodes[target].wait_healthy()
-        eventually(lambda: g.cluster(target)["applied_index"] >= g.cluster(leader)["commit_index"], 10,
-                   what="the restarted member catching up")
-        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader", "--to", target)
-        assert rc == 0, (rc, out, err)
+        target = lead_with_failpoint(g, "coordinator.crash_before_3pc_commit_record")
         try:
             status, body = harness.transfer(g.urls[target], "bank-a", "alice", "bank-b", "bob", 30, protocol="3pc",
                                             http_timeout=10)
@@ -338,15 +345,7 @@ def test_a_contradicted_decision_is_shown_by_every_member_and_closed_through_a_f
     # leader delivers the commit: bank-b contradicts it, and an operator
     # closes it through a follower.
     with Group() as g:
-        leader = g.leader()
-        target = next(n for n in g.urls if n != leader)
-        g.nodes[target].kill9()
-        g.nodes[target].start(env={"COMMITD_FAILPOINTS": "coordinator.skip_commit_delivery"})
-        g.nodes[target].wait_healthy()
-        eventually(lambda: g.cluster(target)["applied_index"] >= g.cluster(leader)["commit_index"], 10,
-                   what="the restarted member catching up")
-        rc, out, err = ctl("--coordinator", g.urls[leader], "cluster", "transfer-leader", "--to", target)
-        assert rc == 0, (rc, out, err)
+        target = lead_with_failpoint(g, "coordinator.skip_commit_delivery")
         status, body = harness.transfer(g.urls[target], "bank-a", "alice", "bank-b", "bob", 30, timeout_ms=15000)
         assert status == 200 and body["outcome"] == "committed", (status, body)
         txid = body["txid"]

@@ -57,16 +57,22 @@ void StagingRefused(Engine& e, const std::string& txid) {
   CHECK(e.TakeActions().empty());
 }
 
-// A transfer decided commit and acked by every participant: its finished mark
-// is the last action taken.
-void CommittedAndAcked(Engine& e, const std::string& txid) {
+// A transfer decided commit, its record durable (no staging record): the
+// commit is on its way to both participants.
+void CommitDelivering(Engine& e, const std::string& txid) {
   e.Start(Transfer(txid), 0);
   e.TakeActions();
   StagingRefused(e, txid);
   e.OnVote(txid, "bank-a", Yes(txid), 0);
   e.OnVote(txid, "bank-b", Yes(txid), 0);
   e.OnDecisionPersisted(txid, Status::Ok(), 0);
-  e.TakeActions();
+  REQUIRE(Only<action::SendDecision>(e.TakeActions()).size() == 2);
+}
+
+// A transfer decided commit and acked by every participant: its finished mark
+// is the last action taken.
+void CommittedAndAcked(Engine& e, const std::string& txid) {
+  CommitDelivering(e, txid);
   e.OnDecisionAcked(txid, "bank-a", Status::Ok(), 0);
   e.OnDecisionAcked(txid, "bank-b", Status::Ok(), 0);
   REQUIRE(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
@@ -1869,13 +1875,7 @@ namespace {
 // t committed and durable, bank-a acked, bank-b's delivery out: bank-b
 // answers that it had aborted the transaction.
 void CommitContradictedByBankB(Engine& e, const std::string& txid) {
-  e.Start(Transfer(txid), 0);
-  e.TakeActions();
-  StagingRefused(e, txid);
-  e.OnVote(txid, "bank-a", Yes(txid), 0);
-  e.OnVote(txid, "bank-b", Yes(txid), 0);
-  e.OnDecisionPersisted(txid, Status::Ok(), 0);
-  REQUIRE(Only<action::SendDecision>(e.TakeActions()).size() == 2);
+  CommitDelivering(e, txid);
   e.OnDecisionAcked(txid, "bank-a", Status::Ok(), 1);
   e.OnDecisionFoundDone(txid, "bank-b", Outcome::kAborted, 1);
 }
@@ -1905,13 +1905,7 @@ TEST_CASE("an operator closes a contradicted transaction once every participant 
   Engine e = MakeEngine();
   CHECK(e.CloseContradicted("nope", 0) == Engine::CloseResult::kNotHeld);
 
-  e.Start(Transfer("tc"), 0);
-  e.TakeActions();
-  StagingRefused(e, "tc");
-  e.OnVote("tc", "bank-a", Yes("tc"), 0);
-  e.OnVote("tc", "bank-b", Yes("tc"), 0);
-  e.OnDecisionPersisted("tc", Status::Ok(), 0);
-  e.TakeActions();
+  CommitDelivering(e, "tc");
   CHECK(e.CloseContradicted("tc", 1) == Engine::CloseResult::kNotContradicted);
 
   e.OnDecisionFoundDone("tc", "bank-a", Outcome::kAborted, 1);
