@@ -57,6 +57,8 @@ Driver::Driver(DriverOptions options, RestoredState restored, StateMachine& mach
     : options_(std::move(options)), machine_(machine), storage_(storage), transport_(transport), timers_(timers) {
   applied_ = restored.applied;
   snapshot_index_ = restored.snapshot.index;
+  // Its state machine is durable: a snapshot's bytes are serialized when a follower needs them, not kept.
+  options_.node.keep_snapshot_bytes = false;
   node_ = std::make_unique<Node>(options_.node, std::move(restored), timers_.NowMs());
 }
 

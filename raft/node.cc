@@ -311,7 +311,7 @@ void Node::InstallSnapshotLocally(SnapshotMeta meta, std::shared_ptr<const std::
   std::erase_if(pending_append_, [&](const Entry& e) { return !kept || e.index <= index; });
   if (!kept) pending_truncate_from_ = std::min(pending_truncate_from_.value_or(index + 1), index + 1);
   snapshot_meta_ = meta;
-  snapshot_data_ = data;
+  if (options_.keep_snapshot_bytes) snapshot_data_ = data;
   pending_snapshot_ = SnapshotInstall{std::move(meta), std::move(data)};
   commit_ = std::max(commit_, index);
   applied_ = index;

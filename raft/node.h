@@ -45,6 +45,11 @@ struct NodeOptions {
   int64_t heartbeat_interval_ms = 50;
   std::size_t max_entries_per_append = 64;
   std::size_t snapshot_chunk_bytes = 64 * 1024;
+  // false, for a driver that serializes its state machine when a follower
+  // needs it (snapshot_wanted): a leader lets go of a snapshot's bytes once
+  // no follower is being sent them, and no member keeps the bytes it
+  // installed, instead of holding them until the next compaction.
+  bool keep_snapshot_bytes = true;
   // A learner may be promoted once its match index is within this many entries of the leader's last index.
   Index promotion_margin = 8;
   uint64_t seed = 1;  // for the election timeouts
@@ -170,6 +175,8 @@ class Node {
   // Leader: a follower needs entries before the log's base and no snapshot
   // bytes are held; the driver should call ProvideSnapshot.
   bool snapshot_wanted() const { return role_ == Role::kLeader && snapshot_wanted_; }
+  // Whether this node holds a snapshot's bytes (to send them, or kept).
+  bool holds_snapshot_bytes() const { return snapshot_data_ != nullptr; }
   NodeId transfer_target() const { return transfer_target_; }
   // Leader only: the highest index known to match on `peer` (0 if unknown).
   Index MatchIndex(NodeId peer) const;
@@ -212,6 +219,8 @@ class Node {
   void SyncProgress();
   void SendAppend(NodeId peer, bool heartbeat);
   void SendSnapshotChunk(NodeId peer, Progress& p);
+  // Without keep_snapshot_bytes: drops the leader's bytes once no follower is sent them.
+  void LetGoOfSnapshotBytesIfUnsent();
   void BroadcastAppend(bool heartbeat);
   void HandleAppendResponse(const Message& m, const AppendEntriesResponse& r);
   void HandleSnapshotResponse(const Message& m, const InstallSnapshotResponse& r);

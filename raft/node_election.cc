@@ -26,6 +26,7 @@ void Node::BecomeFollower(Term term, NodeId leader) {
   leader_ = leader;
   if (leader != kNoNode) last_leader_contact_ms_ = now_ms_;
   progress_.clear();
+  if (!options_.keep_snapshot_bytes) snapshot_data_.reset();
   transfer_target_ = kNoNode;
   votes_granted_.clear();
   votes_rejected_.clear();

@@ -141,6 +141,7 @@ void Node::HandleSnapshotResponse(const Message& m, const InstallSnapshotRespons
     p.mode = ReplicationMode::kProbe;
     p.probe_sent = false;
     p.snapshot_data.reset();
+    LetGoOfSnapshotBytesIfUnsent();
     MaybeCommit();
     if (role_ != Role::kLeader) return;
     MaybeSendTimeoutNow();
@@ -311,6 +312,14 @@ void Node::HandleInstallSnapshot(const Message& m, const InstallSnapshot& is) {
     r.done = true;
   }
   Send(m.from, r);
+}
+
+void Node::LetGoOfSnapshotBytesIfUnsent() {
+  if (options_.keep_snapshot_bytes || !snapshot_data_) return;
+  for (const auto& [peer, p] : progress_) {
+    if (p.mode == ReplicationMode::kSnapshot) return;
+  }
+  snapshot_data_.reset();
 }
 
 }  // namespace commitd::raft

@@ -222,6 +222,49 @@ TEST_CASE("a log compacted without snapshot bytes: the leader asks the driver fo
   }
 }
 
+TEST_CASE("without keep_snapshot_bytes the bytes live only while a follower is sent them, and are asked for again") {
+  NodeOptions tuning;
+  tuning.snapshot_chunk_bytes = 16;
+  tuning.keep_snapshot_bytes = false;
+  StepNetwork net(3, tuning);
+  net.Campaign(1);
+  net.DeliverAll();
+  // A follower (isolated) misses entries the leader then compacts away; the
+  // driver serializes when asked. Returns once it installed the snapshot.
+  auto behind_then_caught_up = [&net](NodeId follower, const std::string& value) {
+    net.Isolate(follower);
+    for (int i = 0; i < 20; ++i) net.Propose(1, value + std::to_string(i));
+    net.DeliverAll();
+    net.With(1, [](Node& n, int64_t) {
+      n.CompactLog(n.applied(), nullptr);
+      return 0;
+    });
+    net.Heal();
+    for (int i = 0; i < 3 && !net.node(1).snapshot_wanted(); ++i) {
+      net.Advance(50);
+      net.DeliverAll();
+    }
+    REQUIRE(net.node(1).snapshot_wanted());
+    const Index at = net.node(1).applied();
+    net.With(1, [at](Node& n, int64_t) {
+      n.ProvideSnapshot(at, std::make_shared<const std::string>(40, 's'));
+      return 0;
+    });
+    CHECK(net.node(1).holds_snapshot_bytes());
+    for (int i = 0; i < 10; ++i) {
+      net.Advance(50);
+      net.DeliverAll();
+    }
+    REQUIRE(net.storage(follower).snapshot.index == at);
+  };
+  behind_then_caught_up(3, "a");
+  CHECK_FALSE(net.node(1).holds_snapshot_bytes());  // sent: let go
+  CHECK_FALSE(net.node(3).holds_snapshot_bytes());  // installed: not kept
+  behind_then_caught_up(2, "b");                      // asked for again, and sent
+  CHECK_FALSE(net.node(1).holds_snapshot_bytes());
+  CHECK(net.node(2).commit_index() == net.node(1).commit_index());
+}
+
 TEST_CASE("the leader names the lowest index another member needs: the one after its match, or after the snapshot "
           "it is being sent") {
   std::string data(100, 's');
