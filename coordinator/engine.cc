@@ -645,18 +645,18 @@ void Engine::OnDecisionAcked(const std::string& txid, const std::string& partici
   b->backoff_ms = std::min(b->backoff_ms * 2, options_.retry_max_ms);
 }
 
-void Engine::OnDecisionFoundDone(const std::string& txid, const std::string& participant, Outcome done,
+bool Engine::OnDecisionFoundDone(const std::string& txid, const std::string& participant, Outcome done,
                                  int64_t now_ms) {
-  if (done == Outcome::kPending) return;
+  if (done == Outcome::kPending) return false;
   auto it = txs_.find(txid);
-  if (it == txs_.end()) return;
+  if (it == txs_.end()) return false;
   Tx& tx = it->second;
   if (done == tx.outcome) {
     OnDecisionAcked(txid, participant, Status::Ok(), now_ms);
-    return;
+    return false;
   }
   Branch* b = FindBranch(tx, participant);
-  if (b == nullptr || !b->sending) return;
+  if (b == nullptr || !b->sending) return false;
   b->sending = false;
   --sending_to_[participant];
   b->contradiction = done;
@@ -664,6 +664,7 @@ void Engine::OnDecisionFoundDone(const std::string& txid, const std::string& par
                   (tx.outcome == Outcome::kCommitted ? "commit" : "abort") +
                   ": reconcile its data by hand, then close the transaction";
   // A 2PC commit record held for the acks waits for its due time instead.
+  return true;
 }
 
 Engine::CloseResult Engine::CloseContradicted(const std::string& txid, int64_t now_ms) {

@@ -285,7 +285,8 @@ class Engine {
   // transaction already, as `done`. The decision's own outcome is an ack;
   // the other contradicts the decision, and nothing is sent there again:
   // the transaction stays (kContradicted) until an operator closes it.
-  void OnDecisionFoundDone(const std::string& txid, const std::string& participant, Outcome done, int64_t now_ms);
+  // True when this answer contradicted the decision (not for a stale answer).
+  bool OnDecisionFoundDone(const std::string& txid, const std::string& participant, Outcome done, int64_t now_ms);
   // A failed mark is written again later (capped doubling), unless the log
   // holds no record to mark (NotFound) or max_unmarked are waiting already.
   void OnFinishedPersisted(const std::string& txid, const Status& status, int64_t now_ms);

@@ -778,7 +778,8 @@ void Node::Execute(Action& a) {
                       if (ack.ok() && (*ack == DecisionAck::kFoundCommitted || *ack == DecisionAck::kFoundAborted)) {
                         const Outcome done = *ack == DecisionAck::kFoundCommitted ? Outcome::kCommitted
                                                                                   : Outcome::kAborted;
-                        if (done != (commit ? Outcome::kCommitted : Outcome::kAborted)) {
+                        NoteDelivery(name, txid, Status::Ok());
+                        if (engine_->OnDecisionFoundDone(txid, name, done, timers_.NowMs())) {
                           ++metrics_.decisions_contradicted;
                           log::Error("decision_contradicted",
                                      Traced(txid, {{"txid", txid},
@@ -789,8 +790,6 @@ void Node::Execute(Action& a) {
                                                                "way; the decision is not sent there again. Reconcile "
                                                                "the data, then close the transaction"}}));
                         }
-                        NoteDelivery(name, txid, Status::Ok());
-                        engine_->OnDecisionFoundDone(txid, name, done, timers_.NowMs());
                         Pump();
                         return;
                       }

@@ -1877,7 +1877,7 @@ namespace {
 void CommitContradictedByBankB(Engine& e, const std::string& txid) {
   CommitDelivering(e, txid);
   e.OnDecisionAcked(txid, "bank-a", Status::Ok(), 1);
-  e.OnDecisionFoundDone(txid, "bank-b", Outcome::kAborted, 1);
+  REQUIRE(e.OnDecisionFoundDone(txid, "bank-b", Outcome::kAborted, 1));
 }
 
 }  // namespace
@@ -1886,6 +1886,7 @@ TEST_CASE("a participant that finished the transaction the other way is never se
   Engine e = MakeEngine();
   CommitContradictedByBankB(e, "tc");
   CHECK(e.TakeActions().empty());  // no finished mark: the data disagrees
+  CHECK_FALSE(e.OnDecisionFoundDone("tc", "bank-b", Outcome::kAborted, 2));  // the same answer again: stale
   auto view = e.Find("tc");
   REQUIRE(view);
   CHECK(view->state == TxState::kContradicted);
@@ -1943,7 +1944,7 @@ TEST_CASE("a participant that finished the transaction as decided counts as acke
   CHECK(sends[0].outcome == Outcome::kAborted);
   e.OnDecisionPersisted("ta", Status::Ok(), 0);
   e.TakeActions();
-  e.OnDecisionFoundDone("ta", "bank-b", Outcome::kAborted, 1);
+  CHECK_FALSE(e.OnDecisionFoundDone("ta", "bank-b", Outcome::kAborted, 1));  // an ack, not a contradiction
   CHECK(Only<action::PersistFinished>(e.TakeActions()).size() == 1);
   CHECK(e.Find("ta")->state == TxState::kFinishing);
 }
