@@ -185,6 +185,8 @@ Result<AdoptRequest> ParseAdoptRequest(std::string_view body);
 
 // A txid is 1..128 characters of [A-Za-z0-9._:-].
 bool IsValidTxid(std::string_view txid);
+// What a route with {txid} in its path answers one that is not.
+inline constexpr std::string_view kInvalidTxidMessage = "txid: must be 1-128 characters of [A-Za-z0-9._:-]";
 
 // A transaction's state as an agent names it to whoever asks
 // (GET /v1/transactions/{txid}: a 3PC peer, or a recovering coordinator).

@@ -285,7 +285,7 @@ void Service::Impl::RegisterRoutes() {
   Add("POST", "/v1/admin/transactions/{txid}/close", Leading([this](http::Request req, http::Responder r) {
     const std::string txid = req.path_params["txid"];
     if (!wire::IsValidTxid(txid)) {
-      r(http::ErrorResponse(400, "invalid_request", "txid: must be 1-128 characters of [A-Za-z0-9._:-]"));
+      r(http::ErrorResponse(400, "invalid_request", wire::kInvalidTxidMessage));
       return;
     }
     node->CloseContradicted(txid, [this, r](std::variant<TxView, NodeError> closed) {
@@ -456,7 +456,7 @@ void Service::Impl::HandleSubmit(http::Request req, http::Responder respond) {
 void Service::Impl::HandleGetTransaction(http::Request req, http::Responder respond) {
   const std::string txid = req.path_params["txid"];
   if (!wire::IsValidTxid(txid)) {
-    respond(http::ErrorResponse(400, "invalid_request", "txid: must be 1-128 characters of [A-Za-z0-9._:-]"));
+    respond(http::ErrorResponse(400, "invalid_request", wire::kInvalidTxidMessage));
     return;
   }
   // A participant resolving an in-doubt record says who it is (?participant=NAME).
@@ -552,7 +552,7 @@ void Service::Impl::HandleForce(http::Request req, http::Responder respond) {
   auto bad = [&respond](const std::string& message) {
     respond(http::ErrorResponse(400, "invalid_request", message));
   };
-  if (!wire::IsValidTxid(txid)) return bad("txid: must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (!wire::IsValidTxid(txid)) return bad(std::string(wire::kInvalidTxidMessage));
   if (node->stopping()) {
     respond(http::ErrorResponse(503, "stopping", "coordinator is shutting down"));
     return;

@@ -311,7 +311,7 @@ void Agent::Impl::RegisterRoutes(http::Router& router, bool with_health) {
   Add(router, "GET", "/v1/transactions/{txid}", Guarded([this](http::Request req, http::Responder r) {
     const std::string txid = req.path_params["txid"];
     if (!wire::IsValidTxid(txid)) {
-      r(http::ErrorResponse(400, "invalid_request", "txid: must be 1-128 characters of [A-Za-z0-9._:-]"));
+      r(http::ErrorResponse(400, "invalid_request", wire::kInvalidTxidMessage));
       return;
     }
     node->LookUpState(txid, [txid, r = std::move(r)](Result<std::string> state) {

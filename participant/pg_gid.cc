@@ -38,7 +38,7 @@ std::string GidPrefix(std::string_view agent) {
 Result<std::string> EncodeGid(std::string_view agent, std::string_view txid) {
   if (Status s = ValidateAgentName(agent); !s.ok()) return s;
   if (!wire::IsValidTxid(std::string(txid))) {
-    return Status::InvalidArgument("txid: must be 1-128 characters of [A-Za-z0-9._:-]");
+    return Status::InvalidArgument(std::string(wire::kInvalidTxidMessage));
   }
   return GidPrefix(agent) + std::string(txid);
 }
