@@ -672,10 +672,7 @@ Engine::CloseResult Engine::CloseContradicted(const std::string& txid, int64_t n
   if (it == txs_.end()) return CloseResult::kNotHeld;
   Tx& tx = it->second;
   if (tx.phase == Phase::kFinishing) return CloseResult::kFinishing;
-  if (std::none_of(tx.branches.begin(), tx.branches.end(),
-                   [](const Branch& b) { return b.contradiction.has_value(); })) {
-    return CloseResult::kNotContradicted;
-  }
+  if (!Contradicted(tx)) return CloseResult::kNotContradicted;
   if (tx.phase != Phase::kDelivering || !tx.durable) return CloseResult::kNotRecorded;
   for (const auto& b : tx.branches) {
     if (b.needs_decision && !b.acked && !b.contradiction) return CloseResult::kStillDelivering;
@@ -1023,6 +1020,11 @@ bool Engine::CommitUnrecorded(const Tx& tx) {
   return tx.phase == Phase::kPrecommitted && tx.record_again_ms != 0;
 }
 
+bool Engine::Contradicted(const Tx& tx) {
+  return std::any_of(tx.branches.begin(), tx.branches.end(),
+                     [](const Branch& b) { return b.contradiction.has_value(); });
+}
+
 bool Engine::InDoubt(const Tx& tx) {
   if (tx.phase == Phase::kFencing) {
     // Too old to fence, and a participant answered unknown (only an answer
@@ -1202,11 +1204,7 @@ TxView Engine::View(const Tx& tx) const {
   v.in_doubt = InDoubt(tx);
   v.participants_may_terminate = tx.protocol == wire::Protocol::k3pc && tx.resumed &&
                                  (tx.phase == Phase::kFencing || (tx.phase == Phase::kPrecommitted && !CommitUnrecorded(tx)));
-  if (tx.phase != Phase::kFinishing &&
-      std::any_of(tx.branches.begin(), tx.branches.end(),
-                  [](const Branch& b) { return b.contradiction.has_value(); })) {
-    v.state = TxState::kContradicted;
-  }
+  if (tx.phase != Phase::kFinishing && Contradicted(tx)) v.state = TxState::kContradicted;
   for (const auto& b : tx.branches) {
     TxView::Branch vb;
     vb.participant = b.participant.name;

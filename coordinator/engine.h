@@ -483,6 +483,8 @@ class Engine {
   void PrecommitDeadline(Tx& tx, int64_t now_ms);
   // 3PC, undecided, and a participant answered its precommit unknown_transaction.
   static bool InDoubt(const Tx& tx);
+  // A participant answered the decision that it had done the other outcome.
+  static bool Contradicted(const Tx& tx);
   // 3PC: commit was decided, and its record waits to be written again.
   static bool CommitUnrecorded(const Tx& tx);
   // The decision's write failed while the log holds the staging record.
