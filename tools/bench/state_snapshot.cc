@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/sqlite_db.h"
+#include "coordinator/decision_state_machine.h"
 #include "coordinator/decision_store.h"
-#include "coordinator/group_members.h"
 #include "coordinator/state_snapshot.h"
 #include "raft/storage.h"
 #include "tools/bench/flag_values.h"
@@ -33,11 +33,11 @@ int64_t PeakRssKibAndReset() {
 Result<std::unique_ptr<sqlite::Database>> OpenStore(const std::string& path) {
   auto db = sqlite::Database::Open(path, {.wal = true, .synchronous_full = false});
   if (!db.ok()) return db.status();
-  if (Status s = coordinator::DecisionStore(**db).CreateSchema(); !s.ok()) return s;
+  // The tables of a group member's raft.db: the state machine's and the log's.
+  if (Status s = coordinator::DecisionStateMachine::CreateSchema(**db); !s.ok()) return s;
   raft::Membership bootstrap;
   bootstrap.voters.insert(1);
   if (Status s = raft::Storage(**db).Init(bootstrap); !s.ok()) return s;
-  if (Status s = coordinator::GroupMembersTable(**db).CreateSchema(); !s.ok()) return s;
   return db;
 }
 
