@@ -1,5 +1,7 @@
 #include "common/flags.h"
 
+#include <algorithm>
+
 namespace commitd {
 
 Result<Flags> Flags::Parse(int argc, char** argv, const std::set<std::string>& valued,
@@ -53,6 +55,22 @@ void Flags::AddMissing(const Flags& other) {
   for (const auto& [name, values] : other.values_) {
     if (values_.count(name) == 0) values_[name] = values;
   }
+}
+
+std::vector<std::string> CommaItems(std::string_view list) {
+  std::vector<std::string> items;
+  for (std::size_t start = 0; start <= list.size();) {
+    const std::size_t comma = std::min(list.find(',', start), list.size());
+    items.emplace_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+std::vector<std::string> SplitCommas(std::string_view list) {
+  std::vector<std::string> items = CommaItems(list);
+  std::erase(items, "");
+  return items;
 }
 
 }  // namespace commitd

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -33,5 +34,11 @@ class Flags {
   std::map<std::string, std::vector<std::string>> values_;
   std::vector<std::string> positional_;
 };
+
+// The items of a comma-separated flag value, in order, empty ones included
+// ("a,,b" has three items, "" one).
+std::vector<std::string> CommaItems(std::string_view list);
+// The same without the empty items.
+std::vector<std::string> SplitCommas(std::string_view list);
 
 }  // namespace commitd

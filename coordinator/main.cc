@@ -79,11 +79,7 @@ int main(int argc, char** argv) {
   if (auto peers = flags->Get("peers")) {
     std::set<std::string> ids;
     bool self_listed = false;
-    std::size_t start = 0;
-    while (start <= peers->size()) {
-      std::size_t comma = peers->find(',', start);
-      std::string item = peers->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      start = comma == std::string::npos ? peers->size() + 1 : comma + 1;
+    for (const std::string& item : CommaItems(*peers)) {
       auto eq = item.find('=');
       auto url = eq == std::string::npos ? Result<std::string>(Status::InvalidArgument("no '='"))
                                          : ValidatePeerUrl(item.substr(eq + 1));

@@ -132,17 +132,10 @@ int main(int argc, char** argv) {
   options.advertise_url = flags->Get("advertise-url").value_or("");
   if (options.listen.empty()) return UsageError("--listen must not be empty");
   for (const auto& list : flags->GetAll("coordinator")) {
-    std::size_t start = 0;
-    while (start <= list.size()) {
-      std::size_t comma = list.find(',', start);
-      if (comma == std::string::npos) comma = list.size();
-      std::string url = list.substr(start, comma - start);
-      if (!url.empty()) {
-        auto valid = ValidatePeerUrl(url);
-        if (!valid.ok()) return UsageError("--coordinator " + valid.status().message());
-        options.coordinators.push_back(*valid);
-      }
-      start = comma + 1;
+    for (const std::string& url : SplitCommas(list)) {
+      auto valid = ValidatePeerUrl(url);
+      if (!valid.ok()) return UsageError("--coordinator " + valid.status().message());
+      options.coordinators.push_back(*valid);
     }
   }
   auto access = AccessSetupFromFlags(*flags, options.listen);

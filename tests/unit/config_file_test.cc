@@ -34,6 +34,16 @@ TEST_CASE("flags: -h is --help, any other single-dash flag is unknown") {
   CHECK(value->Get("id") == "-5");
 }
 
+TEST_CASE("flags: a comma-separated value's items, with and without the empty ones") {
+  using Items = std::vector<std::string>;
+  CHECK(CommaItems("a,b") == Items{"a", "b"});
+  CHECK(CommaItems("a,,b,") == Items{"a", "", "b", ""});
+  CHECK(CommaItems("") == Items{""});
+  CHECK(SplitCommas("a,,b,") == Items{"a", "b"});
+  CHECK(SplitCommas(",") == Items{});
+  CHECK(SplitCommas("http://x:1") == Items{"http://x:1"});
+}
+
 TEST_CASE("config file: flags by their names with '_', timeouts beside them") {
   auto file = ParseConfigFile(nlohmann::json::parse(R"({"id": "c2", "data_dir": "/var/lib/commitd",
       "participant": ["a=http://127.0.0.1:1", "b=http://127.0.0.1:2"], "join": true, "retry_max_ms": 900})"),

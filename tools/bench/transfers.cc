@@ -56,18 +56,6 @@ struct Tally {
   std::string first_abort_reason;
 };
 
-std::vector<std::string> SplitCommas(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t begin = 0;
-  while (begin <= text.size()) {
-    std::size_t end = text.find(',', begin);
-    if (end == std::string::npos) end = text.size();
-    if (end > begin) out.push_back(text.substr(begin, end - begin));
-    begin = end + 1;
-  }
-  return out;
-}
-
 Result<TransferOptions> ReadOptions(const Flags& flags) {
   TransferOptions o;
   auto coordinator = flags.Get("coordinator");

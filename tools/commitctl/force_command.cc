@@ -158,14 +158,12 @@ int RunForce(Context& ctx) {
   // holders' records name, but these.
   nlohmann::json skip = nlohmann::json::array();
   if (auto text = ctx.flags->Get("skip-participants")) {
-    for (std::size_t start = 0; start <= text->size();) {
-      const std::size_t comma = std::min(text->find(',', start), text->size());
-      if (comma == start) {
+    for (std::string& name : CommaItems(*text)) {
+      if (name.empty()) {
         PrintError("--skip-participants: expected NAME[,NAME...], got '" + *text + "'");
         return kExitUsage;
       }
-      skip.push_back(text->substr(start, comma - start));
-      start = comma + 1;
+      skip.push_back(std::move(name));
     }
   }
   const std::string& txid = ctx.args[0];

@@ -223,18 +223,6 @@ const Command* FindCommand(const std::vector<std::string>& words) {
 
 int Usage(const std::string& message) { return kProgram.UsageError(message); }
 
-std::vector<std::string> SplitCommas(const std::string& list) {
-  std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    std::size_t comma = list.find(',', start);
-    if (comma == std::string::npos) comma = list.size();
-    if (comma > start) items.push_back(list.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return items;
-}
-
 // The first endpoint that answers /healthz, else the first one (whose error
 // the command then reports).
 std::string FirstAnswering(const std::vector<std::string>& urls, BlockingClient& client) {
@@ -290,7 +278,7 @@ int main(int argc, char** argv) {
   Context ctx;
   const std::string endpoints =
       flags->Get("coordinator").value_or(Environment("COMMITD_ENDPOINTS").value_or("http://127.0.0.1:7000"));
-  const std::vector<std::string> urls = SplitCommas(endpoints);
+  const std::vector<std::string> urls = commitd::SplitCommas(endpoints);
   if (urls.empty()) return Usage("--coordinator (or COMMITD_ENDPOINTS) names no URL");
   for (const std::string& spec : flags->GetAll("participant")) {
     const auto eq = spec.find('=');
